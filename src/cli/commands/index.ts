@@ -1,0 +1,12 @@
+import type { Command } from 'commander';
+
+/** Each command module registers its subcommands on the root program. */
+export type CommandRegistrar = (program: Command) => void;
+
+// Order here is the order `--help` lists them.
+export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
+  const mods = await Promise.all([
+    // ADD COMMAND MODULES BELOW (one line each)
+  ]);
+  return mods.map((m: { register: CommandRegistrar }) => m.register);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { loadCommandRegistrars } from './commands/index.js';
+import { UserError } from './errors.js';
+import { VERSION } from '../version.js';
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('egress-triage')
+    .description(
+      'Triage anomalous CI egress: ingest process-attributed network telemetry, learn per-job baselines,\n' +
+        'analyse detections by calling process, suppress VPN noise safely, and serve it all over MCP.',
+    )
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of await loadCommandRegistrars()) register(program);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version surface as "errors" with exit code 0.
+      return err.exitCode;
+    }
+    if (err instanceof UserError) {
+      process.stderr.write(`egress-triage: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`egress-triage: internal error: ${(err as Error).stack ?? String(err)}\n`);
+    return 70;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`egress-triage: ${String(err)}\n`);
+    process.exitCode = 70;
+  },
+);

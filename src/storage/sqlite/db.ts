@@ -1,0 +1,67 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type SqliteDatabase = Database.Database;
+
+/** A versioned schema change. Versions 1-99 belong to the core store, 100-199 to policy state. */
+export interface Migration {
+  version: number;
+  name: string;
+  up: string | ((db: SqliteDatabase) => void);
+}
+
+export interface OpenOptions {
+  readonly?: boolean;
+  /** ms to wait on a lock held by another process before failing. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens a SQLite file in WAL mode so one writer and many readers (CLI ingest + MCP server)
+ * can share it across processes. synchronous=NORMAL is durable against process crashes,
+ * which is the failure mode we promise to survive; power loss may drop the last commits.
+ */
+export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { readonly: opts.readonly ?? false });
+  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 15000}`);
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+  }
+  db.pragma('foreign_keys = ON');
+  db.pragma('cache_size = -65536'); // 64 MiB page cache
+  db.pragma('temp_store = MEMORY');
+  return db;
+}
+
+/**
+ * Applies pending migrations, each in its own IMMEDIATE transaction so two processes
+ * starting at once cannot both apply the same version.
+ */
+export function migrate(db: SqliteDatabase, migrations: readonly Migration[]): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const applied: number[] = [];
+  const sorted = [...migrations].sort((a, b) => a.version - b.version);
+  for (const m of sorted) {
+    const run = db.transaction(() => {
+      const done = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').get(m.version);
+      if (done) return false;
+      if (typeof m.up === 'string') db.exec(m.up);
+      else m.up(db);
+      db.prepare('INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
+      return true;
+    });
+    if (run.immediate()) applied.push(m.version);
+  }
+  return applied;
+}
