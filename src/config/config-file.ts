@@ -1,0 +1,40 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseDocument, LineCounter } from 'yaml';
+import { z } from 'zod';
+
+/** egress-triage.yaml: settings shared by every command. All keys are optional. */
+export const ConfigSchema = z
+  .object({
+    learning_runs: z.number().int().min(0).max(10_000).optional(),
+    promote_after_runs: z.number().int().min(1).max(10_000).optional(),
+    allowed_endpoints: z.union([z.string(), z.array(z.string())]).optional(),
+    risky_destinations: z.array(z.string()).optional(),
+    dashboard_url: z.string().url().optional(),
+  })
+  .strict();
+export type ConfigFile = z.infer<typeof ConfigSchema>;
+
+export const DEFAULT_CONFIG_NAME = 'egress-triage.yaml';
+
+/** --config, then EGRESS_TRIAGE_CONFIG, then ./egress-triage.yaml when present. */
+export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env): { path: string | null; config: ConfigFile } {
+  const path = flag ?? env.EGRESS_TRIAGE_CONFIG ?? (existsSync(DEFAULT_CONFIG_NAME) ? DEFAULT_CONFIG_NAME : null);
+  if (!path) return { path: null, config: {} };
+  if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
+  const text = readFileSync(path, 'utf8');
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const pos = lc.linePos(e.pos[0]);
+    throw new Error(`${path}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`);
+  }
+  const parsed = ConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
+    const line = node?.range ? `:${lc.linePos(node.range[0]).line}` : '';
+    throw new Error(`${path}${line}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return { path, config: parsed.data };
+}

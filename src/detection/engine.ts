@@ -1,0 +1,316 @@
+import { endpointOf, splitEndpoint } from '../domain/endpoint.js';
+import { normalizeProcessName, parentChain } from '../domain/process-name.js';
+import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
+import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
+import type { BaselineEntry, IngestSession, JobRow, ProcessVariant } from '../storage/store.js';
+import { observationKey, processVariantKey } from '../storage/sqlite/ingest-session.js';
+import { AllowedEndpoints } from './allowed-endpoints.js';
+
+/**
+ * Baseline policy (documented in docs/baselines.md):
+ * - A job learns until it has `learningRuns` completed runs; runs that start while it learns raise
+ *   no New-Outbound-Network-Call detections, and every endpoint they call joins the baseline when
+ *   the run completes.
+ * - After learning, an endpoint joins the baseline once it has been called in `promoteAfterRuns`
+ *   completed runs (or is marked expected). Until then each run that calls it raises a detection.
+ * - A run completes when the next run of the same job starts arriving. Runs are evaluated in the
+ *   order they arrive, which makes the outcome a pure function of the input order.
+ */
+export interface EngineConfig {
+  learningRuns: number;
+  promoteAfterRuns: number;
+  allowed: AllowedEndpoints;
+  expectedSampleSize: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  learningRuns: 5,
+  promoteAfterRuns: 3,
+  allowed: new AllowedEndpoints([]),
+  expectedSampleSize: 20,
+};
+
+interface RunState {
+  ref: number;
+  runId: string;
+  attempt: number;
+  learning: boolean;
+  completed: boolean;
+  lastTs: number;
+  firstTs: number;
+  keys: Set<string>;
+  /** endpoints of allowed calls, for baseline promotion on completion */
+  endpoints: Set<string>;
+  expected: string[];
+}
+
+interface JobState {
+  row: JobRow;
+  baseline: Map<string, BaselineEntry>;
+  open: RunState | null;
+}
+
+export interface EngineCounters {
+  accepted: number;
+  duplicates: number;
+  detections: number;
+  suppressedOnIngest: number;
+  runsCreated: number;
+  detectionsByType: Record<string, number>;
+}
+
+export function toVariant(p: ProcessInfo): ProcessVariant {
+  const name = p.name;
+  return {
+    name,
+    normName: normalizeProcessName(name),
+    path: p.path ?? null,
+    sha256: p.sha256 && p.sha256 !== 'Unknown' ? p.sha256.toLowerCase() : null,
+    parentChain: parentChain(p),
+  };
+}
+
+export class DetectionEngine {
+  private readonly jobs = new Map<string, JobState>();
+  /** completed runs receiving late events; small, because late events are rare */
+  private readonly lateRuns = new Map<number, RunState>();
+  readonly counters: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
+  private suppressor: Suppressor = NO_SUPPRESSION;
+  private rulesVersion = -1;
+
+  constructor(
+    private readonly session: IngestSession,
+    private readonly cfg: EngineConfig,
+    private readonly loadSuppressor: (() => Suppressor) | null = null,
+  ) {}
+
+  /** Call at the start of every batch transaction: picks up rules created by other processes. */
+  beginBatch(): void {
+    if (!this.loadSuppressor) return;
+    const v = this.session.rulesVersion();
+    if (v !== this.rulesVersion) {
+      this.suppressor = this.loadSuppressor();
+      this.rulesVersion = v;
+    }
+  }
+
+  /** Forget in-memory state (after a rolled-back batch), so it is reloaded from the store. */
+  reset(): void {
+    this.jobs.clear();
+    this.lateRuns.clear();
+    this.session.resetCaches();
+    this.rulesVersion = -1;
+  }
+
+  private job(owner: string, repo: string, workflow: string, job: string): JobState {
+    const key = `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+    let st = this.jobs.get(key);
+    if (st) return st;
+    const row = this.session.getJob(owner, repo, workflow, job);
+    st = { row, baseline: this.session.loadBaseline(row.ref), open: null };
+    if (row.openRun !== null) st.open = this.loadRun(row.openRun, false);
+    this.jobs.set(key, st);
+    return st;
+  }
+
+  private loadRun(ref: number, completed: boolean, meta?: { runId: string; attempt: number; learning: boolean; firstTs: number; lastTs: number }): RunState {
+    const { keys, endpoints } = this.session.runObservationKeys(ref);
+    const r = meta ? null : this.session.findRunByRef(ref);
+    const m = meta ?? (r ? { runId: r.runId, attempt: r.runAttempt, learning: r.learning, firstTs: r.firstTs, lastTs: r.lastTs } : undefined);
+    return {
+      ref,
+      runId: m?.runId ?? '',
+      attempt: m?.attempt ?? 1,
+      learning: m?.learning ?? false,
+      completed,
+      firstTs: m?.firstTs ?? 0,
+      lastTs: m?.lastTs ?? 0,
+      keys,
+      endpoints,
+      expected: [],
+    };
+  }
+
+  private completeRun(st: JobState, run: RunState): void {
+    for (const endpoint of run.endpoints) this.promote(st, endpoint, run.learning, run.lastTs);
+    run.completed = true;
+    this.session.completeRun(run.ref);
+    st.row.completedRuns += 1;
+  }
+
+  private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
+    const prev = st.baseline.get(endpoint);
+    const runsSeen = (prev?.runsSeen ?? 0) + 1;
+    const entry: BaselineEntry = {
+      runsSeen,
+      inBaseline: prev?.inBaseline === true || learning || runsSeen >= this.cfg.promoteAfterRuns,
+      source: prev?.source ?? 'learned',
+    };
+    st.baseline.set(endpoint, entry);
+    this.session.upsertBaseline(st.row.ref, endpoint, entry, ts);
+  }
+
+  private expectedSample(st: JobState): string[] {
+    const out: string[] = [];
+    for (const [endpoint, e] of st.baseline) if (e.inBaseline) out.push(endpoint);
+    out.sort();
+    return out.slice(0, this.cfg.expectedSampleSize);
+  }
+
+  /** Resolves the run an event belongs to, opening a new run (and completing the previous) as needed. */
+  private runFor(st: JobState, runId: string, attempt: number, ghJobId: string | undefined, ts: number): RunState {
+    const open = st.open;
+    if (open && open.runId === runId && open.attempt === attempt) return open;
+    const existing = this.session.findRun(st.row.ref, runId, attempt);
+    if (existing) {
+      if (open && existing.ref === open.ref) {
+        open.runId = runId;
+        open.attempt = attempt;
+        return open;
+      }
+      let late = this.lateRuns.get(existing.ref);
+      if (!late) {
+        late = this.loadRun(existing.ref, true, {
+          runId, attempt, learning: existing.learning, firstTs: existing.firstTs, lastTs: existing.lastTs,
+        });
+        if (this.lateRuns.size >= 64) this.lateRuns.delete(this.lateRuns.keys().next().value!);
+        this.lateRuns.set(existing.ref, late);
+      }
+      return late;
+    }
+    if (open) this.completeRun(st, open);
+    const learning = st.row.completedRuns < this.cfg.learningRuns;
+    const expected = learning ? [] : this.expectedSample(st);
+    const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, learning, expected);
+    this.counters.runsCreated++;
+    const run: RunState = {
+      ref, runId, attempt, learning, completed: false, firstTs: ts, lastTs: ts,
+      keys: new Set(), endpoints: new Set(), expected,
+    };
+    st.open = run;
+    this.session.setJobState(st.row.ref, st.row.completedRuns, ref);
+    return run;
+  }
+
+  handleCall(ev: NetworkCallEvent): void {
+    const c = ev.ctx;
+    const st = this.job(c.owner, c.repo, c.workflow, c.job);
+    const run = this.runFor(st, c.runId, c.runAttempt, c.jobId, ev.timestamp);
+    const endpoint = endpointOf(ev.domain, ev.ip, ev.port);
+    const variant = toVariant(ev.process);
+    const vkey = processVariantKey(variant);
+    const blocked = ev.status === 'blocked';
+    const okey = observationKey(endpoint, vkey, blocked);
+    this.counters.accepted++;
+    if (run.keys.has(okey)) {
+      this.counters.duplicates++;
+      return;
+    }
+    run.keys.add(okey);
+    const ip = ev.ip ?? null;
+    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp)) {
+      this.counters.duplicates++;
+      return;
+    }
+    if (ev.timestamp > run.lastTs || ev.timestamp < run.firstTs) {
+      run.lastTs = Math.max(run.lastTs, ev.timestamp);
+      run.firstTs = Math.min(run.firstTs, ev.timestamp);
+      this.session.touchRun(run.ref, ev.timestamp);
+    }
+    if (!blocked && !run.endpoints.has(endpoint)) {
+      run.endpoints.add(endpoint);
+      // A late event of an already completed run counts towards the baseline straight away.
+      if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);
+    }
+    let type: string | null = null;
+    if (blocked) type = DOMAIN_BLOCKED;
+    else if (!run.learning && st.baseline.get(endpoint)?.inBaseline !== true) {
+      const host = ev.domain ?? ev.ip ?? '';
+      if (!this.cfg.allowed.matches(host, ev.port)) type = NEW_OUTBOUND;
+    }
+    if (!type) return;
+    const subject: DetectionSubject = {
+      type,
+      owner: c.owner,
+      repo: c.repo,
+      workflow: c.workflow,
+      job: c.job,
+      endpoint,
+      host: ev.domain ?? ev.ip ?? '',
+      port: ev.port,
+      ip,
+      process: variant.normName,
+      processSha256: variant.sha256,
+      processPath: variant.path,
+    };
+    const ruleRef = this.suppressor.match(subject);
+    const inserted = this.session.insertDetection({
+      type,
+      jobRef: st.row.ref,
+      runRef: run.ref,
+      endpoint,
+      ip,
+      directIp: !ev.domain,
+      port: ev.port,
+      protocol: ev.protocol ?? null,
+      process: variant,
+      ts: ev.timestamp,
+      status: ruleRef ? 'suppressed' : 'new',
+      ruleRef,
+      externalId: '',
+    });
+    if (inserted) this.countDetection(type, ruleRef);
+  }
+
+  private countDetection(type: string, ruleRef: number): void {
+    this.counters.detections++;
+    this.counters.detectionsByType[type] = (this.counters.detectionsByType[type] ?? 0) + 1;
+    if (ruleRef) this.counters.suppressedOnIngest++;
+  }
+
+  /** StepSecurity exports: stored as detections as they are; runs are recorded but not evaluated. */
+  handleImported(d: ImportedDetection): void {
+    const c = d.ctx;
+    this.counters.accepted++;
+    const row = this.session.getJob(c.owner, c.repo, c.workflow, c.job);
+    let run = this.session.findRun(row.ref, c.runId, c.runAttempt);
+    let runRef: number;
+    if (run) {
+      runRef = run.ref;
+      this.session.touchRun(runRef, d.timestamp);
+    } else {
+      runRef = this.session.createRun(row.ref, c.runId, c.runAttempt, c.jobId ?? null, d.timestamp, false, d.expected);
+      this.session.completeRun(runRef);
+      this.counters.runsCreated++;
+    }
+    const { host, port } = splitEndpoint(d.endpoint);
+    const variant = toVariant(d.process);
+    let status = d.status;
+    let ruleRef = 0;
+    if (status === 'new') {
+      ruleRef = this.suppressor.match({
+        type: d.type, owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job,
+        endpoint: d.endpoint, host: d.host ?? host, port: d.port ?? port, ip: d.ip ?? d.directIp ?? null,
+        process: variant.normName, processSha256: variant.sha256, processPath: variant.path,
+      });
+      if (ruleRef) status = 'suppressed';
+    }
+    const inserted = this.session.insertDetection({
+      type: d.type,
+      jobRef: row.ref,
+      runRef,
+      endpoint: d.endpoint,
+      ip: d.ip ?? d.directIp ?? null,
+      directIp: Boolean(d.directIp),
+      port: d.port ?? port,
+      protocol: d.protocol ?? null,
+      process: variant,
+      ts: d.timestamp,
+      status,
+      ruleRef,
+      externalId: d.externalId,
+    });
+    if (inserted) this.countDetection(d.type, ruleRef);
+    else this.counters.duplicates++;
+  }
+}

@@ -1,0 +1,166 @@
+import type { Migration } from './db.js';
+
+/**
+ * Core schema. Value dictionaries (endpoints, ips, processes, detection types) are shared by all
+ * tenants because they hold no tenant data; every table holding facts carries a tenant, directly
+ * or through its job, and every query filters on it.
+ *
+ * detection_rollup is kept in step with `detections` by the repositories (insert and status moves).
+ * Its key contains every dimension a suppression condition can test, so a rule always matches a
+ * whole rollup row or none of it: that keeps analysis and rule impact exact without rescanning rows.
+ */
+export const CORE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'core schema',
+    up: `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tenants (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  owner TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  workflow TEXT NOT NULL,
+  job TEXT NOT NULL,
+  completed_runs INTEGER NOT NULL DEFAULT 0,
+  open_run INTEGER,
+  UNIQUE (tenant_id, owner, repo, workflow, job)
+);
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  job_ref INTEGER NOT NULL REFERENCES jobs(id),
+  run_id TEXT NOT NULL,
+  run_attempt INTEGER NOT NULL,
+  gh_job_id TEXT,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  completed INTEGER NOT NULL DEFAULT 0,
+  learning INTEGER NOT NULL DEFAULT 0,
+  expected_sample TEXT NOT NULL DEFAULT '[]',
+  UNIQUE (job_ref, run_id, run_attempt)
+);
+CREATE INDEX runs_by_time ON runs (job_ref, first_ts);
+CREATE TABLE endpoints (
+  id INTEGER PRIMARY KEY,
+  endpoint TEXT NOT NULL UNIQUE,
+  host TEXT NOT NULL,
+  port INTEGER,
+  is_ip INTEGER NOT NULL
+);
+CREATE TABLE ips (id INTEGER PRIMARY KEY, ip TEXT NOT NULL UNIQUE);
+CREATE TABLE processes (
+  id INTEGER PRIMARY KEY,
+  variant_key TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  norm_name TEXT NOT NULL,
+  path TEXT,
+  sha256 TEXT,
+  parent_chain TEXT NOT NULL
+);
+CREATE INDEX processes_by_norm ON processes (norm_name);
+CREATE TABLE detection_types (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE observations (
+  run_ref INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  blocked INTEGER NOT NULL,
+  ip_id INTEGER,
+  protocol TEXT,
+  first_ts INTEGER NOT NULL,
+  PRIMARY KEY (run_ref, endpoint_id, process_id, blocked)
+) WITHOUT ROWID;
+CREATE INDEX observations_by_endpoint ON observations (endpoint_id);
+CREATE TABLE baseline (
+  job_ref INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  runs_seen INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  in_baseline INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  PRIMARY KEY (job_ref, endpoint_id)
+) WITHOUT ROWID;
+CREATE TABLE detections (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  job_ref INTEGER NOT NULL,
+  run_ref INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  ip_id INTEGER NOT NULL DEFAULT 0,
+  direct_ip INTEGER NOT NULL,
+  port INTEGER,
+  protocol TEXT,
+  process_id INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  rule_id INTEGER NOT NULL DEFAULT 0,
+  ext TEXT NOT NULL DEFAULT '',
+  UNIQUE (run_ref, type_id, endpoint_id, process_id, ext)
+);
+CREATE INDEX detections_by_time ON detections (tenant_id, ts);
+CREATE INDEX detections_by_process ON detections (tenant_id, process_id, ts);
+CREATE INDEX detections_by_endpoint ON detections (tenant_id, endpoint_id);
+CREATE INDEX detections_by_rule ON detections (rule_id) WHERE rule_id <> 0;
+CREATE TABLE detection_rollup (
+  tenant_id INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  rule_id INTEGER NOT NULL,
+  day INTEGER NOT NULL,
+  job_ref INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  ip_id INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id)
+) WITHOUT ROWID;
+CREATE TABLE rules (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+  rule_uid TEXT NOT NULL UNIQUE,
+  detection_type TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  conditions TEXT NOT NULL,
+  severity_action TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_on TEXT NOT NULL,
+  updated_on TEXT NOT NULL,
+  deleted_on TEXT
+);
+CREATE INDEX rules_by_tenant ON rules (tenant_id, deleted_on);
+CREATE TABLE rule_audit (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL,
+  rule_uid TEXT NOT NULL,
+  action TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  at TEXT NOT NULL,
+  before_json TEXT,
+  after_json TEXT,
+  affected INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE ingest_sources (
+  id INTEGER PRIMARY KEY,
+  tenant_id INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  format TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  lines_read INTEGER NOT NULL DEFAULT 0,
+  accepted INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0,
+  detections INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO meta (key, value) VALUES ('rules_version', '0');
+`,
+  },
+];

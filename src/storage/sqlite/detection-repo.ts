@@ -1,0 +1,260 @@
+import type { SqliteDatabase } from './db.js';
+import {
+  STATUS_CODE,
+  STATUS_NAME,
+  type BaselineView,
+  type DetectionFilter,
+  type DetectionPage,
+  type DetectionRepository,
+  type TenantStats,
+} from '../store.js';
+import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
+
+const DETECTION_SELECT = `
+SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
+       d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
+       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext
+FROM detections d
+JOIN detection_types t ON t.id = d.type_id
+JOIN jobs j ON j.id = d.job_ref
+JOIN runs r ON r.id = d.run_ref
+JOIN endpoints e ON e.id = d.endpoint_id
+JOIN processes p ON p.id = d.process_id
+LEFT JOIN ips i ON i.id = d.ip_id
+LEFT JOIN rules ru ON ru.id = d.rule_id`;
+
+export interface DetectionRowRaw {
+  id: number;
+  type: string;
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  run_id: string;
+  run_attempt: number;
+  gh_job_id: string | null;
+  expected_sample: string;
+  ts: number;
+  endpoint: string;
+  host: string;
+  is_ip: number;
+  ip: string | null;
+  direct_ip: number;
+  port: number | null;
+  protocol: string | null;
+  pname: string;
+  norm_name: string;
+  path: string | null;
+  sha256: string | null;
+  parent_chain: string;
+  status: number;
+  rule_uid: string | null;
+  ext: string;
+}
+
+export function rowToDetection(tenant: string, r: DetectionRowRaw): Detection {
+  const status = STATUS_NAME[r.status] as DetectionStatus;
+  return {
+    id: String(r.id),
+    tenant,
+    detection_id: r.type,
+    owner: r.owner,
+    repo: r.repo,
+    workflow_path: r.workflow,
+    job: r.job,
+    job_id: r.gh_job_id,
+    run_id: r.run_id,
+    run_attempt: r.run_attempt,
+    timestamp: new Date(r.ts).toISOString(),
+    endpoint: r.endpoint,
+    host: r.is_ip ? null : r.host,
+    ip_address: r.ip,
+    direct_ip_address: r.direct_ip ? (r.ip ?? r.host) : null,
+    port: r.port,
+    protocol: (r.protocol as Protocol | null) ?? null,
+    tool: {
+      name: r.pname,
+      normalized_name: r.norm_name,
+      path: r.path,
+      sha256: r.sha256,
+      parent: JSON.parse(r.parent_chain) as ParentLink[],
+    },
+    expected_outbound_connections: JSON.parse(r.expected_sample) as string[],
+    status,
+    is_resolved: status === 'resolved',
+    is_suppressed: status === 'suppressed',
+    suppress_rule_id: r.rule_uid,
+    external_id: r.ext === '' ? null : r.ext,
+  };
+}
+
+function encodeCursor(ts: number, id: number): string {
+  return Buffer.from(`d1:${ts}:${id}`).toString('base64url');
+}
+
+export class CursorError extends Error {}
+
+function decodeCursor(c: string): { ts: number; id: number } {
+  const m = /^d1:(-?\d+):(\d+)$/.exec(Buffer.from(c, 'base64url').toString('utf8'));
+  if (!m) throw new CursorError(`invalid cursor "${c}": pass the next_cursor value returned by the previous page`);
+  return { ts: Number(m[1]), id: Number(m[2]) };
+}
+
+export class SqliteDetectionRepository implements DetectionRepository {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  tenantId(tenant: string): number | undefined {
+    return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
+  }
+
+  /** Builds the WHERE clause shared by list and count. Table alias d (+ j, r, p via subqueries). */
+  private where(tenantId: number, f: DetectionFilter): { sql: string; params: unknown[] } {
+    const parts = ['d.tenant_id = ?'];
+    const params: unknown[] = [tenantId];
+    if (f.types?.length) {
+      parts.push(`d.type_id IN (SELECT id FROM detection_types WHERE name IN (${f.types.map(() => '?').join(',')}))`);
+      params.push(...f.types);
+    }
+    if (f.statuses?.length) {
+      parts.push(`d.status IN (${f.statuses.map(() => '?').join(',')})`);
+      params.push(...f.statuses.map((s) => STATUS_CODE[s]));
+    }
+    const jobConds: string[] = [];
+    for (const [col, v] of [['owner', f.owner], ['repo', f.repo], ['workflow', f.workflow], ['job', f.job]] as const) {
+      if (v !== undefined) {
+        jobConds.push(`${col} = ?`);
+        params.push(v);
+      }
+    }
+    if (jobConds.length) parts.push(`d.job_ref IN (SELECT id FROM jobs WHERE tenant_id = ${tenantId} AND ${jobConds.join(' AND ')})`);
+    if (f.runId !== undefined) {
+      parts.push('d.run_ref IN (SELECT id FROM runs WHERE run_id = ?)');
+      params.push(f.runId);
+    }
+    if (f.process !== undefined) {
+      parts.push('d.process_id IN (SELECT id FROM processes WHERE norm_name = ?)');
+      params.push(f.process.toLowerCase());
+    }
+    if (f.endpoint !== undefined) {
+      parts.push('d.endpoint_id IN (SELECT id FROM endpoints WHERE endpoint = ?)');
+      params.push(f.endpoint.toLowerCase());
+    }
+    if (f.since !== undefined) {
+      parts.push('d.ts >= ?');
+      params.push(f.since);
+    }
+    if (f.until !== undefined) {
+      parts.push('d.ts < ?');
+      params.push(f.until);
+    }
+    return { sql: parts.join(' AND '), params };
+  }
+
+  async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null): Promise<DetectionPage> {
+    const tid = this.tenantId(tenant);
+    const cur = cursor ? decodeCursor(cursor) : null;
+    if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
+    const w = this.where(tid, f);
+    const total = this.db.prepare(`SELECT count(*) FROM detections d WHERE ${w.sql}`).pluck().get(...w.params) as number;
+    let sql = `${DETECTION_SELECT} WHERE ${w.sql}`;
+    const params = [...w.params];
+    if (cur) {
+      sql += ' AND (d.ts < ? OR (d.ts = ? AND d.id < ?))';
+      params.push(cur.ts, cur.ts, cur.id);
+    }
+    sql += ' ORDER BY d.ts DESC, d.id DESC LIMIT ?';
+    params.push(limit + 1);
+    const rows = this.db.prepare(sql).all(...params) as DetectionRowRaw[];
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      detections: page.map((r) => rowToDetection(tenant, r)),
+      total,
+      nextCursor: rows.length > limit && last ? encodeCursor(last.ts, last.id) : null,
+    };
+  }
+
+  async get(tenant: string, id: string): Promise<Detection | null> {
+    const tid = this.tenantId(tenant);
+    if (tid === undefined || !/^\d+$/.test(id)) return null;
+    const r = this.db.prepare(`${DETECTION_SELECT} WHERE d.tenant_id = ? AND d.id = ?`).get(tid, Number(id)) as DetectionRowRaw | undefined;
+    return r ? rowToDetection(tenant, r) : null;
+  }
+
+  async stats(tenant: string): Promise<TenantStats> {
+    const tid = this.tenantId(tenant) ?? -1;
+    const one = (sql: string) => (this.db.prepare(sql).pluck().get(tid) as number) ?? 0;
+    const detections = (
+      this.db
+        .prepare(
+          `SELECT t.name AS type, r.status, sum(r.n) AS count FROM detection_rollup r JOIN detection_types t ON t.id = r.type_id
+           WHERE r.tenant_id = ? GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name, r.status`,
+        )
+        .all(tid) as { type: string; status: number; count: number }[]
+    ).map((r) => ({ type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, count: r.count }));
+    return {
+      tenant,
+      jobs: one('SELECT count(*) FROM jobs WHERE tenant_id = ?'),
+      runs: one('SELECT count(*) FROM runs WHERE job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?)'),
+      observations: one(
+        'SELECT count(*) FROM observations WHERE run_ref IN (SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE j.tenant_id = ?)',
+      ),
+      baselineEndpoints: one(
+        'SELECT count(*) FROM baseline WHERE in_baseline = 1 AND job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?)',
+      ),
+      learningJobs: this.db
+        .prepare('SELECT count(*) FROM jobs WHERE tenant_id = ? AND completed_runs < ?')
+        .pluck()
+        .get(tid, Number(this.meta('learning_runs') ?? 5)) as number,
+      detections,
+      rules: one('SELECT count(*) FROM rules WHERE tenant_id = ? AND deleted_on IS NULL'),
+    };
+  }
+
+  meta(key: string): string | undefined {
+    return this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined;
+  }
+
+  async baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]> {
+    const tid = this.tenantId(tenant);
+    if (tid === undefined) return [];
+    const conds = ['tenant_id = ?'];
+    const params: unknown[] = [tid];
+    for (const [col, v] of [['owner', q.owner], ['repo', q.repo], ['workflow', q.workflow], ['job', q.job]] as const) {
+      if (v !== undefined) {
+        conds.push(`${col} = ?`);
+        params.push(v);
+      }
+    }
+    const jobs = this.db
+      .prepare(`SELECT id, owner, repo, workflow, job, completed_runs FROM jobs WHERE ${conds.join(' AND ')} ORDER BY owner, repo, workflow, job`)
+      .all(...params) as { id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number }[];
+    const learningRuns = Number(this.meta('learning_runs') ?? 5);
+    const entries = this.db.prepare(
+      `SELECT e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts FROM baseline b
+       JOIN endpoints e ON e.id = b.endpoint_id WHERE b.job_ref = ? ORDER BY b.in_baseline DESC, e.endpoint`,
+    );
+    return jobs.map((j) => ({
+      owner: j.owner,
+      repo: j.repo,
+      workflow: j.workflow,
+      job: j.job,
+      completedRuns: j.completed_runs,
+      learning: j.completed_runs < learningRuns,
+      endpoints: (entries.all(j.id) as { endpoint: string; runs_seen: number; in_baseline: number; source: string; first_ts: number; last_ts: number }[]).map(
+        (e) => ({
+          endpoint: e.endpoint,
+          runsSeen: e.runs_seen,
+          inBaseline: e.in_baseline === 1,
+          source: e.source,
+          firstSeen: new Date(e.first_ts).toISOString(),
+          lastSeen: new Date(e.last_ts).toISOString(),
+        }),
+      ),
+    }));
+  }
+
+  async tenants(): Promise<string[]> {
+    return this.db.prepare('SELECT name FROM tenants ORDER BY name').pluck().all() as string[];
+  }
+}

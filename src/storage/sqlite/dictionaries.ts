@@ -1,0 +1,97 @@
+import type { SqliteDatabase } from './db.js';
+import type { ProcessVariant } from '../store.js';
+import { splitEndpoint, isIpLiteral } from '../../domain/endpoint.js';
+import type { Statement } from 'better-sqlite3';
+
+/** The stable key of a process variant; also its identity in observations and detections. */
+export function processVariantKey(p: ProcessVariant): string {
+  let chain = '';
+  for (const l of p.parentChain) chain += `${l.name}|${l.path ?? ''}|${l.sha256 ?? ''};`;
+  return `${p.name}\u0001${p.path ?? ''}\u0001${p.sha256 ?? ''}\u0001${chain}`;
+}
+
+/**
+ * Get-or-create id caches for value dictionaries. Ids never change once committed, but a rolled
+ * back transaction can hand out ids that vanish, so callers reset after a rollback.
+ */
+export class Dictionaries {
+  private endpoints = new Map<string, number>();
+  private ips = new Map<string, number>();
+  private processes = new Map<string, number>();
+  private types = new Map<string, number>();
+  private readonly sel: Record<string, Statement>;
+  private readonly ins: Record<string, Statement>;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.sel = {
+      endpoint: db.prepare('SELECT id FROM endpoints WHERE endpoint = ?').pluck(),
+      ip: db.prepare('SELECT id FROM ips WHERE ip = ?').pluck(),
+      process: db.prepare('SELECT id FROM processes WHERE variant_key = ?').pluck(),
+      type: db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck(),
+    };
+    this.ins = {
+      endpoint: db.prepare('INSERT INTO endpoints (endpoint, host, port, is_ip) VALUES (?, ?, ?, ?)'),
+      ip: db.prepare('INSERT INTO ips (ip) VALUES (?)'),
+      process: db.prepare(
+        'INSERT INTO processes (variant_key, name, norm_name, path, sha256, parent_chain) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      type: db.prepare('INSERT INTO detection_types (name) VALUES (?)'),
+    };
+  }
+
+  reset(): void {
+    this.endpoints.clear();
+    this.ips.clear();
+    this.processes.clear();
+    this.types.clear();
+  }
+
+  endpointId(endpoint: string): number {
+    let id = this.endpoints.get(endpoint);
+    if (id !== undefined) return id;
+    id = this.sel.endpoint!.get(endpoint) as number | undefined;
+    if (id === undefined) {
+      const { host, port } = splitEndpoint(endpoint);
+      id = Number(this.ins.endpoint!.run(endpoint, host, port, isIpLiteral(host) ? 1 : 0).lastInsertRowid);
+    }
+    this.endpoints.set(endpoint, id);
+    return id;
+  }
+
+  ipId(ip: string | null): number {
+    if (!ip) return 0;
+    let id = this.ips.get(ip);
+    if (id !== undefined) return id;
+    id = this.sel.ip!.get(ip) as number | undefined;
+    if (id === undefined) id = Number(this.ins.ip!.run(ip).lastInsertRowid);
+    this.ips.set(ip, id);
+    return id;
+  }
+
+  processId(p: ProcessVariant, key = processVariantKey(p)): number {
+    let id = this.processes.get(key);
+    if (id !== undefined) return id;
+    id = this.sel.process!.get(key) as number | undefined;
+    if (id === undefined) {
+      id = Number(
+        this.ins.process!.run(key, p.name, p.normName, p.path, p.sha256, JSON.stringify(p.parentChain)).lastInsertRowid,
+      );
+    }
+    this.processes.set(key, id);
+    return id;
+  }
+
+  typeId(name: string): number {
+    let id = this.types.get(name);
+    if (id !== undefined) return id;
+    id = this.sel.type!.get(name) as number | undefined;
+    if (id === undefined) id = Number(this.ins.type!.run(name).lastInsertRowid);
+    this.types.set(name, id);
+    return id;
+  }
+
+  /** Read-only lookup; undefined when the type was never stored. */
+  findTypeId(name: string): number | undefined {
+    return this.types.get(name) ?? (this.sel.type!.get(name) as number | undefined);
+  }
+}

@@ -1,0 +1,249 @@
+import type { Statement } from 'better-sqlite3';
+import type { SqliteDatabase } from './db.js';
+import { Dictionaries, processVariantKey } from './dictionaries.js';
+import {
+  STATUS_CODE,
+  type BaselineEntry,
+  type IngestSession,
+  type JobRow,
+  type NewDetection,
+  type ProcessVariant,
+  type RunRow,
+} from '../store.js';
+import type { Protocol } from '../../domain/types.js';
+
+export const DAY_MS = 86_400_000;
+
+export function ensureTenant(db: SqliteDatabase, tenant: string): number {
+  const row = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
+  if (row !== undefined) return row;
+  db.prepare('INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)').run(tenant, Date.now());
+  return db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number;
+}
+
+/** Adds `n` detections with the given key to the rollup. Shared by ingest and status moves. */
+export const ROLLUP_UPSERT = `
+INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
+  n = n + excluded.n,
+  first_ts = min(first_ts, excluded.first_ts),
+  last_ts = max(last_ts, excluded.last_ts)`;
+
+interface Stmts {
+  jobSel: Statement;
+  jobIns: Statement;
+  jobSet: Statement;
+  runSel: Statement;
+  runIns: Statement;
+  runTouch: Statement;
+  runComplete: Statement;
+  obsKeys: Statement;
+  obsAllowedEndpoints: Statement;
+  baseSel: Statement;
+  baseUpsert: Statement;
+  obsIns: Statement;
+  detIns: Statement;
+  rollup: Statement;
+  rulesVersion: Statement;
+  sourceIns: Statement;
+}
+
+export class SqliteIngestSession implements IngestSession {
+  readonly tenantId: number;
+  private readonly dict: Dictionaries;
+  private readonly s: Stmts;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    readonly tenant: string,
+  ) {
+    this.tenantId = ensureTenant(db, tenant);
+    this.dict = new Dictionaries(db);
+    this.s = {
+      jobSel: db.prepare(
+        'SELECT id, completed_runs, open_run FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?',
+      ),
+      jobIns: db.prepare('INSERT INTO jobs (tenant_id, owner, repo, workflow, job) VALUES (?, ?, ?, ?, ?)'),
+      jobSet: db.prepare('UPDATE jobs SET completed_runs = ?, open_run = ? WHERE id = ?'),
+      runSel: db.prepare(
+        'SELECT id, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE job_ref = ? AND run_id = ? AND run_attempt = ?',
+      ),
+      runIns: db.prepare(
+        'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, expected_sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      runTouch: db.prepare('UPDATE runs SET first_ts = min(first_ts, ?), last_ts = max(last_ts, ?) WHERE id = ?'),
+      runComplete: db.prepare('UPDATE runs SET completed = 1 WHERE id = ?'),
+      obsKeys: db.prepare(
+        `SELECT e.endpoint, p.variant_key, o.blocked FROM observations o
+         JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id WHERE o.run_ref = ?`,
+      ),
+      obsAllowedEndpoints: db.prepare(
+        `SELECT DISTINCT e.endpoint FROM observations o JOIN endpoints e ON e.id = o.endpoint_id
+         WHERE o.run_ref = ? AND o.blocked = 0`,
+      ),
+      baseSel: db.prepare(
+        `SELECT e.endpoint, b.runs_seen, b.in_baseline, b.source FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE b.job_ref = ?`,
+      ),
+      baseUpsert: db.prepare(
+        `INSERT INTO baseline (job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (job_ref, endpoint_id) DO UPDATE SET runs_seen = excluded.runs_seen,
+           last_ts = max(last_ts, excluded.last_ts), in_baseline = excluded.in_baseline, source = excluded.source`,
+      ),
+      obsIns: db.prepare(
+        'INSERT OR IGNORE INTO observations (run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      detIns: db.prepare(
+        `INSERT OR IGNORE INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      rollup: db.prepare(ROLLUP_UPSERT),
+      rulesVersion: db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck(),
+      sourceIns: db.prepare(
+        `INSERT INTO ingest_sources (tenant_id, source, format, started_at, finished_at, lines_read, accepted, rejected, detections)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+    };
+  }
+
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      this.dict.reset();
+      throw err;
+    }
+  }
+
+  resetCaches(): void {
+    this.dict.reset();
+  }
+
+  getJob(owner: string, repo: string, workflow: string, job: string): JobRow {
+    let row = this.s.jobSel.get(this.tenantId, owner, repo, workflow, job) as
+      | { id: number; completed_runs: number; open_run: number | null }
+      | undefined;
+    if (!row) {
+      const id = Number(this.s.jobIns.run(this.tenantId, owner, repo, workflow, job).lastInsertRowid);
+      row = { id, completed_runs: 0, open_run: null };
+    }
+    return { ref: row.id, owner, repo, workflow, job, completedRuns: row.completed_runs, openRun: row.open_run };
+  }
+
+  setJobState(jobRef: number, completedRuns: number, openRun: number | null): void {
+    this.s.jobSet.run(completedRuns, openRun, jobRef);
+  }
+
+  findRun(jobRef: number, runId: string, runAttempt: number): RunRow | null {
+    const r = this.s.runSel.get(jobRef, runId, runAttempt) as
+      | { id: number; gh_job_id: string | null; first_ts: number; last_ts: number; completed: number; learning: number }
+      | undefined;
+    if (!r) return null;
+    return {
+      ref: r.id,
+      jobRef,
+      runId,
+      runAttempt,
+      ghJobId: r.gh_job_id,
+      firstTs: r.first_ts,
+      lastTs: r.last_ts,
+      completed: r.completed === 1,
+      learning: r.learning === 1,
+    };
+  }
+
+  findRunByRef(runRef: number): RunRow | null {
+    const r = this.db
+      .prepare('SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE id = ?')
+      .get(runRef) as
+      | { id: number; job_ref: number; run_id: string; run_attempt: number; gh_job_id: string | null; first_ts: number; last_ts: number; completed: number; learning: number }
+      | undefined;
+    if (!r) return null;
+    return {
+      ref: r.id, jobRef: r.job_ref, runId: r.run_id, runAttempt: r.run_attempt, ghJobId: r.gh_job_id,
+      firstTs: r.first_ts, lastTs: r.last_ts, completed: r.completed === 1, learning: r.learning === 1,
+    };
+  }
+
+  createRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null, ts: number, learning: boolean, expected: string[]): number {
+    return Number(
+      this.s.runIns.run(jobRef, runId, runAttempt, ghJobId, ts, ts, learning ? 1 : 0, JSON.stringify(expected)).lastInsertRowid,
+    );
+  }
+
+  touchRun(runRef: number, ts: number): void {
+    this.s.runTouch.run(ts, ts, runRef);
+  }
+
+  completeRun(runRef: number): void {
+    this.s.runComplete.run(runRef);
+  }
+
+  runObservationKeys(runRef: number): { keys: Set<string>; endpoints: Set<string> } {
+    const keys = new Set<string>();
+    const endpoints = new Set<string>();
+    for (const r of this.s.obsKeys.iterate(runRef) as Iterable<{ endpoint: string; variant_key: string; blocked: number }>) {
+      keys.add(observationKey(r.endpoint, r.variant_key, r.blocked === 1));
+      if (r.blocked === 0) endpoints.add(r.endpoint);
+    }
+    return { keys, endpoints };
+  }
+
+  runEndpointsAllowed(runRef: number): string[] {
+    return this.s.obsAllowedEndpoints.pluck().all(runRef) as string[];
+  }
+
+  loadBaseline(jobRef: number): Map<string, BaselineEntry> {
+    const m = new Map<string, BaselineEntry>();
+    for (const r of this.s.baseSel.iterate(jobRef) as Iterable<{ endpoint: string; runs_seen: number; in_baseline: number; source: string }>) {
+      m.set(r.endpoint, { runsSeen: r.runs_seen, inBaseline: r.in_baseline === 1, source: r.source as BaselineEntry['source'] });
+    }
+    return m;
+  }
+
+  upsertBaseline(jobRef: number, endpoint: string, e: BaselineEntry, ts: number): void {
+    this.s.baseUpsert.run(jobRef, this.dict.endpointId(endpoint), e.runsSeen, ts, ts, e.inBaseline ? 1 : 0, e.source);
+  }
+
+  insertObservation(runRef: number, endpoint: string, ip: string | null, p: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number): boolean {
+    const r = this.s.obsIns.run(
+      runRef,
+      this.dict.endpointId(endpoint),
+      this.dict.processId(p),
+      blocked ? 1 : 0,
+      ip ? this.dict.ipId(ip) : null,
+      protocol,
+      ts,
+    );
+    return r.changes === 1;
+  }
+
+  insertDetection(d: NewDetection): boolean {
+    const typeId = this.dict.typeId(d.type);
+    const endpointId = this.dict.endpointId(d.endpoint);
+    const ipId = this.dict.ipId(d.ip);
+    const processId = this.dict.processId(d.process);
+    const status = STATUS_CODE[d.status];
+    const r = this.s.detIns.run(
+      this.tenantId, typeId, d.jobRef, d.runRef, endpointId, ipId, d.directIp ? 1 : 0, d.port, d.protocol,
+      processId, d.ts, status, d.ruleRef, d.externalId,
+    );
+    if (r.changes !== 1) return false;
+    this.s.rollup.run(this.tenantId, typeId, status, d.ruleRef, Math.floor(d.ts / DAY_MS), d.jobRef, processId, endpointId, ipId, 1, d.ts, d.ts);
+    return true;
+  }
+
+  rulesVersion(): number {
+    return Number(this.s.rulesVersion.get() ?? 0);
+  }
+
+  recordSource(source: string, format: string, st: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void {
+    this.s.sourceIns.run(this.tenantId, source, format, startedAt, new Date().toISOString(), st.lines, st.accepted, st.rejected, st.detections);
+  }
+}
+
+export function observationKey(endpoint: string, variantKey: string, blocked: boolean): string {
+  return `${endpoint}\u0002${variantKey}\u0002${blocked ? 1 : 0}`;
+}
+
+export { processVariantKey };

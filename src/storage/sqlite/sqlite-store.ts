@@ -1,0 +1,35 @@
+import { openSqlite, migrate, type SqliteDatabase } from './db.js';
+import { CORE_MIGRATIONS } from './core-migrations.js';
+import { SqliteIngestSession } from './ingest-session.js';
+import { SqliteDetectionRepository } from './detection-repo.js';
+import type { IngestSession } from '../store.js';
+
+/** The embedded default store: one SQLite file shared safely by several processes (WAL). */
+export class SqliteStore {
+  readonly detections: SqliteDetectionRepository;
+
+  private constructor(
+    readonly db: SqliteDatabase,
+    readonly path: string,
+  ) {
+    this.detections = new SqliteDetectionRepository(db);
+  }
+
+  static open(path: string): SqliteStore {
+    const db = openSqlite(path);
+    migrate(db, CORE_MIGRATIONS);
+    return new SqliteStore(db, path);
+  }
+
+  openIngestSession(tenant: string): IngestSession {
+    return new SqliteIngestSession(this.db, tenant);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
