@@ -1,0 +1,102 @@
+import type { DetectionStatus } from '../domain/types.js';
+import type { RuleConditions } from '../rules/types.js';
+
+/** Input of analyzeAnomalousCallsByProcess (library, CLI `analyze`, MCP tool). */
+export interface AnalyzeInput {
+  tenant: string;
+  /** default ['New-Outbound-Network-Call'] */
+  detectionTypes?: string[];
+  /** default 'new' */
+  status?: DetectionStatus | 'all';
+  /** RFC 3339 or epoch ms; inclusive */
+  since?: string | number;
+  /** exclusive */
+  until?: string | number;
+  owner?: string;
+  repo?: string;
+  /** default 2 */
+  minCount?: number;
+  /** process groups per page, default 50 */
+  limit?: number;
+  cursor?: string | null;
+  /** sample detections per process, default 5 */
+  samples?: number;
+  /** base URL for dashboard_url, default resolveDashboardUrl() */
+  dashboardUrl?: string;
+  /** extra risky destination patterns from config */
+  extraRiskyDestinations?: string[];
+}
+
+export interface SampleDetection {
+  id: string;
+  owner: string;
+  repo: string;
+  workflow: string;
+  run_id: string;
+  job: string;
+  endpoint: string;
+  direct_ip: string | null;
+  timestamp: string;
+  process_sha256: string | null;
+  dashboard_url: string;
+}
+
+export interface SuggestedRule {
+  /** the detection type the rule applies to (StepSecurity's field name) */
+  detection_id: string;
+  conditions: RuleConditions;
+  severity_action: { type: 'ignore' };
+  rationale: string;
+  /** null when the rule is safe to create; otherwise why it must not be (and conditions are then advisory) */
+  blocked_reason: string | null;
+  impact: {
+    /** exact number of currently-new detections this rule would suppress */
+    would_suppress: number;
+    /** of those, how many go to risky destinations (always 0 for a suggestion that is not blocked) */
+    risky: number;
+  };
+}
+
+export interface VpnEvidence {
+  name_match: boolean;
+  daemon: string | null;
+  supporting: string[];
+  contradicting: string[];
+}
+
+export interface ProcessGroup {
+  process: string;
+  count: number;
+  distinct_endpoints: number;
+  distinct_direct_ips: number;
+  is_vpn_process_candidate: boolean;
+  name_impersonation_suspected: boolean;
+  endpoints_sample: string[];
+  direct_ips_sample: string[];
+  risky_destinations_suppressed_by_process_rule: number;
+  risky_destination_samples: string[];
+  suggested_rule: SuggestedRule | null;
+  sample_detections: SampleDetection[];
+  distinct_repos: number;
+  distinct_owners: number;
+  first_seen: string;
+  last_seen: string;
+  binaries: { sha256: string | null; path: string | null; count: number; genuine: boolean | null }[];
+  parents: { chain: string; count: number }[];
+  vpn_evidence: VpnEvidence;
+  /** for non-VPN processes: per-destination review notes */
+  review: { endpoint: string; count: number; rationale: string }[];
+  warnings: string[];
+}
+
+export interface AnalyzeResult {
+  tenant: string;
+  detection_id: string;
+  total_anomalies_scanned: number;
+  processes_returned: number;
+  min_count_filter: number;
+  note: string;
+  processes: ProcessGroup[];
+  window: { since: string | null; until: string | null };
+  next_cursor: string | null;
+}

@@ -1,0 +1,52 @@
+/** Condition keys a suppression rule may use. Absent key = wildcard. */
+export const SCOPE_KEYS = ['owner', 'repo', 'workflow', 'job'] as const;
+export const TYPE_KEYS = [
+  'endpoint', 'ip_address', 'process', 'process_sha256', 'host', 'file', 'file_path', 'secret_type', 'action',
+] as const;
+export const CONDITION_KEYS = [...SCOPE_KEYS, ...TYPE_KEYS] as const;
+export type ConditionKey = (typeof CONDITION_KEYS)[number];
+export type RuleConditions = Partial<Record<ConditionKey, string>>;
+
+export interface SuppressionRule {
+  rule_id: string;
+  /** detection type the rule applies to (StepSecurity's field name) */
+  id: string;
+  name: string;
+  description: string;
+  conditions: RuleConditions;
+  severity_action: { type: 'ignore' };
+  created_by: string;
+  created_on: string;
+  updated_on: string;
+}
+
+export interface RuleInput {
+  detection_id: string;
+  conditions: RuleConditions;
+  name?: string;
+  description?: string;
+}
+
+export interface RulePreview {
+  detection_id: string;
+  conditions: RuleConditions;
+  /** exact count of currently-new detections the rule would suppress */
+  would_suppress: number;
+  /** of those, risky destinations (a non-zero value means create will refuse) */
+  risky_matches: number;
+  risky_samples: { endpoint: string; process: string; count: number }[];
+  by_process: { process: string; count: number }[];
+  by_repo: { owner: string; repo: string; count: number }[];
+  sample_detection_ids: string[];
+  warnings: string[];
+  /** null when create would accept the rule */
+  refused_reason: string | null;
+}
+
+export interface RuleChangeResult {
+  rule: SuppressionRule;
+  /** detections moved new -> suppressed */
+  suppressed: number;
+  /** detections moved suppressed -> new */
+  restored: number;
+}
