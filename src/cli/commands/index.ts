@@ -6,6 +6,10 @@ export type CommandRegistrar = (program: Command) => void;
 // Order here is the order `--help` lists them.
 export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
   const mods = await Promise.all([
+    import('./ingest.js'),
+    import('./detections.js'),
+    import('./baseline.js'),
+    import('./stats.js'),
     // ADD COMMAND MODULES BELOW (one line each)
   ]);
   return mods.map((m: { register: CommandRegistrar }) => m.register);

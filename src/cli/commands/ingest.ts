@@ -1,0 +1,176 @@
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { withStore, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions } from '../common.js';
+import { UserError } from '../errors.js';
+import { IngestPipeline, type SourceSummary } from '../../ingest/pipeline.js';
+import { INGEST_FORMATS, type IngestFormat } from '../../ingest/adapters/types.js';
+import { AllowedEndpoints, parseAllowedEndpoints } from '../../detection/allowed-endpoints.js';
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine.js';
+import type { ConfigFile } from '../../config/config-file.js';
+import type { JobContext } from '../../domain/types.js';
+import { suppressorFor } from '../../rules/suppressor.js';
+import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
+import { existsSync } from 'node:fs';
+
+interface IngestOpts extends StoreOptions {
+  format: IngestFormat | 'auto';
+  strict?: boolean;
+  owner?: string;
+  repo?: string;
+  workflow?: string;
+  job?: string;
+  runId?: string;
+  runAttempt?: number;
+  jobId?: string;
+  learningRuns?: number;
+  promoteAfter?: number;
+  allowedEndpoints?: string;
+}
+
+/** Flags override the config file, which overrides the built-in defaults. */
+export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: number; allowedEndpoints?: string }, config: ConfigFile): EngineConfig {
+  let allowed;
+  try {
+    allowed = parseAllowedEndpoints(opts.allowedEndpoints ?? config.allowed_endpoints, opts.allowedEndpoints ? '--allowed-endpoints' : 'allowed_endpoints');
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  return {
+    ...DEFAULT_ENGINE_CONFIG,
+    learningRuns: opts.learningRuns ?? config.learning_runs ?? DEFAULT_ENGINE_CONFIG.learningRuns,
+    promoteAfterRuns: opts.promoteAfter ?? config.promote_after_runs ?? DEFAULT_ENGINE_CONFIG.promoteAfterRuns,
+    allowed: new AllowedEndpoints(allowed),
+  };
+}
+
+export interface IngestRunResult {
+  sources: SourceSummary[];
+  totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; elapsedMs: number; eventsPerSecond: number };
+}
+
+/** Shared by `ingest` and `demo`. Shows a progress bar on a TTY. */
+export async function runIngest(
+  store: SqliteStore,
+  files: string[],
+  o: { tenant: string; format: IngestFormat | 'auto'; strict: boolean; defaults: Partial<JobContext>; engine: EngineConfig; progress: boolean },
+): Promise<IngestRunResult> {
+  store.setMeta('learning_runs', String(o.engine.learningRuns));
+  const bar = o.progress
+    ? new cliProgress.SingleBar(
+        {
+          format: ' {source} |{bar}| {percentage}% | {value}/{total} MiB | {records} records | {rate} rec/s | ETA {eta_formatted}',
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: true,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  const started = Date.now();
+  let lastRecords = 0;
+  const pipeline = new IngestPipeline(store, {
+    tenant: o.tenant,
+    format: o.format,
+    strict: o.strict,
+    defaults: o.defaults,
+    engine: o.engine,
+    suppressorFor,
+    onProgress: bar
+      ? (p) => {
+          const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+          const secs = Math.max(0.001, (Date.now() - started) / 1000);
+          lastRecords = p.records;
+          if (bar.getTotal() !== mib(p.size ?? 0)) bar.setTotal(mib(p.size ?? 0));
+          bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
+        }
+      : undefined,
+  });
+  const sources: SourceSummary[] = [];
+  for (const f of files) {
+    if (f !== '-' && !existsSync(f)) throw new UserError(`${f}: no such file`);
+    bar?.start(0, 0, { source: f, records: 0, rate: 0 });
+    try {
+      sources.push(await pipeline.ingest(f));
+    } finally {
+      bar?.stop();
+    }
+  }
+  const elapsedMs = Date.now() - started;
+  const sum = (k: 'records' | 'accepted' | 'duplicates' | 'rejected' | 'detections' | 'suppressedOnIngest') =>
+    sources.reduce((a, s) => a + s[k], 0);
+  const accepted = sum('accepted');
+  return {
+    sources,
+    totals: {
+      records: sum('records'),
+      accepted,
+      duplicates: sum('duplicates'),
+      rejected: sum('rejected'),
+      detections: sum('detections'),
+      suppressedOnIngest: sum('suppressedOnIngest'),
+      elapsedMs,
+      eventsPerSecond: Math.round(accepted / Math.max(0.001, elapsedMs / 1000)),
+    },
+  };
+}
+
+export function renderIngestSummary(r: IngestRunResult): string {
+  const out: string[] = [];
+  for (const s of r.sources) {
+    const status = s.stored ? '' : '  (--strict: nothing stored from this source)';
+    out.push(`${s.source} [${s.format ?? 'unknown'}]${status}`);
+    out.push(`  records read      ${s.records}`);
+    out.push(`  events accepted   ${s.accepted}  (${s.duplicates} already stored)`);
+    out.push(`  rejected          ${s.rejected}${s.rejected ? '  ' + Object.entries(s.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(' ') : ''}`);
+    const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
+    out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
+    for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field ? e.field + ': ' : ''}${e.message}`);
+    if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
+  }
+  const t = r.totals;
+  out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${t.detections} new detections, ${t.rejected} rejected`);
+  return out.join('\n');
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('ingest')
+    .description('Ingest process-attributed network telemetry (NDJSON or JSON, optionally gzipped) and raise detections')
+    .argument('[files...]', 'input files, or - for stdin (default: stdin)')
+    .addOption(new Option('--format <format>', 'input format').choices(['auto', ...INGEST_FORMATS]).default('auto'))
+    .option('--strict', 'reject a whole source if any record is bad (nothing from it is stored)')
+    .option('--owner <owner>', 'job context for records that lack it (harden-runner, ecs)')
+    .option('--repo <repo>', 'job context: repository')
+    .option('--workflow <path>', 'job context: workflow path, e.g. .github/workflows/ci.yml')
+    .option('--job <job>', 'job context: job name')
+    .option('--run-id <id>', 'job context: run id')
+    .option('--run-attempt <n>', 'job context: run attempt', parseIntOption('--run-attempt', 1))
+    .option('--job-id <id>', 'job context: GitHub job id')
+    .option('--learning-runs <n>', `completed runs a job learns before raising detections (default ${DEFAULT_ENGINE_CONFIG.learningRuns})`, parseIntOption('--learning-runs', 0))
+    .option('--promote-after <n>', `completed runs after which a new endpoint joins the baseline (default ${DEFAULT_ENGINE_CONFIG.promoteAfterRuns})`, parseIntOption('--promote-after', 1))
+    .option('--allowed-endpoints <list>', 'Harden-Runner allowed endpoints, e.g. "github.com:443 *.npmjs.org"');
+  withStoreOptions(cmd).action(async (files: string[], opts: IngestOpts) => {
+    await withStore(opts, async ({ store, tenant, config, json }) => {
+      const defaults: Partial<JobContext> = {};
+      if (opts.owner) defaults.owner = opts.owner;
+      if (opts.repo) defaults.repo = opts.repo;
+      if (opts.workflow) defaults.workflow = opts.workflow;
+      if (opts.job) defaults.job = opts.job;
+      if (opts.runId) defaults.runId = opts.runId;
+      if (opts.runAttempt) defaults.runAttempt = opts.runAttempt;
+      if (opts.jobId) defaults.jobId = opts.jobId;
+      const result = await runIngest(store, files.length ? files : ['-'], {
+        tenant,
+        format: opts.format,
+        strict: Boolean(opts.strict),
+        defaults,
+        engine: engineConfigFrom(opts, config),
+        progress: wantsProgress(json),
+      });
+      if (json) printJson(result);
+      else process.stdout.write(renderIngestSummary(result) + '\n');
+      if (result.sources.some((s) => !s.stored || (opts.strict && s.rejected > 0))) process.exitCode = 1;
+      else if (result.totals.rejected > 0) process.exitCode = 0;
+    });
+  });
+}

@@ -1,0 +1,18 @@
+import { Command } from 'commander';
+import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
+
+export function register(program: Command): void {
+  const cmd = program.command('stats').description('Summarise what the store holds for a tenant');
+  withStoreOptions(cmd).action(async (opts: StoreOptions) => {
+    await withStore(opts, async ({ store, tenant, json, dbPath }) => {
+      const s = await store.detections.stats(tenant);
+      if (json) return printJson({ db: dbPath, ...s });
+      process.stdout.write(
+        `tenant ${s.tenant} (${dbPath})\n` +
+          `  jobs ${s.jobs} (${s.learningJobs} still learning), runs ${s.runs}, distinct calls ${s.observations}, ` +
+          `baseline endpoints ${s.baselineEndpoints}, active rules ${s.rules}\n\n`,
+      );
+      process.stdout.write(formatTable(['detection type', 'status', 'count'], s.detections.map((d) => [d.type, d.status, d.count])) + '\n');
+    });
+  });
+}

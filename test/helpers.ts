@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+
+export const CLI = resolve('dist/src/cli/main.js');
+
+export function tempDir(prefix = 'egress-triage-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Runs the built CLI synchronously with a clean environment (no inherited store/tenant). */
+export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
+  const env: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...opts.env };
+  for (const k of Object.keys(env)) if (env[k] === '') delete env[k];
+  return spawnSync(process.execPath, [CLI, ...args], { input: opts.input, env, cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+export function runCliAsync(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export interface EventSpec {
+  tenant?: string;
+  owner?: string;
+  repo?: string;
+  workflow?: string;
+  job?: string;
+  run: number;
+  attempt?: number;
+  domain?: string;
+  ip?: string;
+  port?: number;
+  protocol?: 'tcp' | 'udp';
+  process?: string;
+  sha256?: string;
+  parent?: string;
+  status?: 'allowed' | 'blocked';
+  t?: number;
+}
+
+/** One native NDJSON record; run N of a job starts at day N so runs are time-ordered. */
+export function nativeEvent(s: EventSpec): Record<string, unknown> {
+  const base = Date.UTC(2026, 9, 1) + s.run * 3_600_000 + (s.t ?? 0) * 1000;
+  const ev: Record<string, unknown> = {
+    owner: s.owner ?? 'acme',
+    repo: s.repo ?? 'api',
+    workflow: s.workflow ?? '.github/workflows/ci.yml',
+    job: s.job ?? 'build',
+    run_id: String(1000 + s.run),
+    run_attempt: s.attempt ?? 1,
+    job_id: String(5000 + s.run),
+    timestamp: new Date(base).toISOString(),
+    port: s.port ?? 443,
+    protocol: s.protocol ?? 'tcp',
+    process: {
+      name: s.process ?? 'curl',
+      path: `/usr/bin/${s.process ?? 'curl'}`,
+      sha256: s.sha256 ?? `sha-${s.process ?? 'curl'}`,
+      parent: { name: s.parent ?? 'bash', path: '/usr/bin/bash' },
+    },
+    status: s.status ?? 'allowed',
+  };
+  if (s.tenant) ev.tenant = s.tenant;
+  if (s.domain) ev.domain = s.domain;
+  if (s.ip) ev.ip = s.ip;
+  if (!s.domain && !s.ip) ev.domain = 'github.com';
+  return ev;
+}
+
+export function ndjson(events: Record<string, unknown>[]): string {
+  return events.map((e) => JSON.stringify(e)).join('\n') + '\n';
+}
+
+export function cleanupLater(fn: () => void): void {
+  process.on('exit', fn);
+}
+
+export { spawnSync };
