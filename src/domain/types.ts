@@ -122,4 +122,6 @@ export interface ImportedDetection {
   process: ProcessInfo;
   expected: string[];
   status: DetectionStatus;
+  /** StepSecurity's suppress_rule_id, when the export carries one */
+  suppressRuleId?: string;
 }

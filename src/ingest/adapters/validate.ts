@@ -1,0 +1,598 @@
+/**
+ * Shared, allocation-light field readers for the record adapters.
+ *
+ * Every reader takes the raw value plus the dotted path of the field (a string literal at the call
+ * site, so no allocation on the happy path) and throws a `RecordError` on bad input. Reason categories:
+ * - "missing-field":   a required field is absent, null or an empty string
+ * - "wrong-type":      the field has the wrong JSON type
+ * - "invalid-value":   right type, unacceptable value (bad timestamp, ip, port, domain, enum value...)
+ * - "missing-context": a CI job-context field is absent from the record AND from rc.defaults
+ *
+ * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
+ */
+import { isValidIp } from '../../domain/endpoint.js';
+import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
+import { RecordError } from './types.js';
+
+export type Obj = Record<string, unknown>;
+
+export function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+export function fail(reason: string, field: string | null, message: string): never {
+  throw new RecordError(reason, field, field ? `${field}: ${message}` : message);
+}
+
+export function missing(field: string): never {
+  return fail('missing-field', field, 'required field is missing');
+}
+
+export function wrongType(field: string | null, expected: string, value: unknown): never {
+  return fail('wrong-type', field, `expected ${expected}, got ${typeName(value)}`);
+}
+
+export function invalid(field: string | null, message: string): never {
+  return fail('invalid-value', field, message);
+}
+
+/** The record itself must be a JSON object. */
+export function requireRecord(record: unknown): Obj {
+  if (isObject(record)) return record;
+  return fail('wrong-type', null, `record must be a JSON object, got ${typeName(record)}`);
+}
+
+/** True for undefined, null and "" (all treated as "absent"). */
+export function isAbsent(value: unknown): value is undefined | null | '' {
+  return value === undefined || value === null || value === '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+export function readString(value: unknown, field: string): string {
+  if (typeof value === 'string') {
+    if (value === '') return missing(field);
+    return value;
+  }
+  if (value === undefined || value === null) return missing(field);
+  return wrongType(field, 'a string', value);
+}
+
+/** Optional string: undefined/null/"" → undefined. */
+export function optString(value: unknown, field: string): string | undefined {
+  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (value === undefined || value === null) return undefined;
+  return wrongType(field, 'a string', value);
+}
+
+/** Optional non-negative integer (number, or a string of digits). */
+export function optNonNegInt(value: unknown, field: string): number | undefined {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0) return value;
+    return invalid(field, `expected a non-negative integer, got ${value}`);
+  }
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'string') {
+    if (/^\d{1,15}$/.test(value)) return Number(value);
+    return invalid(field, `expected a non-negative integer, got "${clip(value)}"`);
+  }
+  return wrongType(field, 'an integer', value);
+}
+
+/** Port: integer 0-65535, or a string like "443" / "443(https)". */
+export function readPort(value: unknown, field: string): number {
+  if (typeof value === 'number') {
+    if ((value | 0) === value && value >= 0 && value <= 65535) return value;
+    return invalid(field, `port must be an integer 0-65535, got ${value}`);
+  }
+  if (typeof value === 'string') {
+    if (value === '') return missing(field);
+    const n = parsePortFast(value);
+    if (n >= 0) return n;
+    return invalid(field, `port must be an integer 0-65535 or like "443(https)", got "${clip(value)}"`);
+  }
+  if (value === undefined || value === null) return missing(field);
+  return wrongType(field, 'a number or string', value);
+}
+
+/** "443" or "443(https)" (optionally with spaces) → 443; -1 when invalid. */
+function parsePortFast(s: string): number {
+  const len = s.length;
+  let i = 0;
+  while (i < len && s.charCodeAt(i) === 32) i++;
+  let n = 0;
+  const start = i;
+  while (i < len) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    n = n * 10 + c;
+    i++;
+  }
+  const digits = i - start;
+  if (digits === 0 || digits > 5 || n > 65535) return -1;
+  while (i < len && s.charCodeAt(i) === 32) i++;
+  if (i === len) return n;
+  if (s.charCodeAt(i) !== 40 /* ( */) return -1;
+  const close = s.indexOf(')', i + 1);
+  if (close < 0) return -1;
+  i = close + 1;
+  while (i < len && s.charCodeAt(i) === 32) i++;
+  return i === len ? n : -1;
+}
+
+export function optProtocol(value: unknown, field: string): Protocol | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') return wrongType(field, 'a string', value);
+  if (value === 'tcp' || value === 'udp') return value;
+  const v = value.toLowerCase();
+  if (v === 'tcp' || v === 'udp') return v;
+  return invalid(field, `protocol must be "tcp" or "udp", got "${clip(value)}"`);
+}
+
+/** native status: allowed | blocked (case-insensitive), default allowed. */
+export function optStatus(value: unknown, field: string): CallStatus {
+  if (value === undefined || value === null || value === '' || value === 'allowed') return 'allowed';
+  if (value === 'blocked') return 'blocked';
+  if (typeof value !== 'string') return wrongType(field, 'a string', value);
+  const v = value.toLowerCase();
+  if (v === 'allowed') return 'allowed';
+  if (v === 'blocked') return 'blocked';
+  return invalid(field, `status must be "allowed" or "blocked", got "${clip(value)}"`);
+}
+
+/** Identifier that may be a JSON number or string (run_id, job_id, detection id) → string. */
+export function optIdString(value: unknown, field: string): string | undefined {
+  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0) return String(value);
+    return invalid(field, `expected a non-negative integer id, got ${value}`);
+  }
+  if (value === undefined || value === null) return undefined;
+  return wrongType(field, 'a string or number', value);
+}
+
+const TENANT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+let lastTenant = '';
+
+/** Same pattern as resolveTenant() in src/config/paths.ts. */
+export function readTenant(value: unknown, field: string, fallback: string): string {
+  if (value === undefined || value === null || value === '') return fallback;
+  if (typeof value !== 'string') return wrongType(field, 'a string', value);
+  if (value === lastTenant) return lastTenant;
+  if (!TENANT_RE.test(value)) {
+    return invalid(field, `invalid tenant "${clip(value)}": use letters, digits, ".", "_" or "-" (max 128 chars)`);
+  }
+  lastTenant = value;
+  return value;
+}
+
+export function clip(s: string, max = 60): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timestamps
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/** Milliseconds in 400 Gregorian years (146097 days); used to dodge Date.UTC's 0-99 → 19xx quirk. */
+const MS_400Y = 146097 * 86_400_000;
+
+function dig(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1000;
+}
+
+/**
+ * Strict RFC 3339 date-time → epoch ms, NaN when invalid.
+ * `YYYY-MM-DD(T|t| )HH:MM:SS[.frac](Z|z|±HH:MM|±HHMM)`; fractions beyond milliseconds are truncated.
+ * A time zone is required (a zone-less time is ambiguous).
+ */
+export function parseRfc3339(s: string): number {
+  const len = s.length;
+  if (len < 20 || len > 40) return NaN;
+  const y = dig(s, 0) * 1000 + dig(s, 1) * 100 + dig(s, 2) * 10 + dig(s, 3);
+  const mo = dig(s, 5) * 10 + dig(s, 6);
+  const d = dig(s, 8) * 10 + dig(s, 9);
+  const h = dig(s, 11) * 10 + dig(s, 12);
+  const mi = dig(s, 14) * 10 + dig(s, 15);
+  const sec = dig(s, 17) * 10 + dig(s, 18);
+  if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60) return NaN;
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return NaN;
+  const sep = s.charCodeAt(10);
+  if (sep !== 84 /* T */ && sep !== 116 /* t */ && sep !== 32 /* space */) return NaN;
+  const dim = mo === 2 && (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)) ? 29 : DAYS_IN_MONTH[mo - 1]!;
+  if (d > dim) return NaN;
+  let i = 19;
+  let ms = 0;
+  let c = s.charCodeAt(i);
+  if (c === 46 /* . */ || c === 44 /* , */) {
+    i++;
+    let nd = 0;
+    for (;;) {
+      const v = dig(s, i);
+      if (v < 0) break;
+      if (nd < 3) ms = ms * 10 + v;
+      nd++;
+      i++;
+    }
+    if (nd === 0) return NaN;
+    if (nd === 1) ms *= 100;
+    else if (nd === 2) ms *= 10;
+    c = s.charCodeAt(i);
+  }
+  let offsetMin = 0;
+  if (c === 90 /* Z */ || c === 122 /* z */) {
+    i++;
+  } else if (c === 43 /* + */ || c === 45 /* - */) {
+    const oh = dig(s, i + 1) * 10 + dig(s, i + 2);
+    let om: number;
+    if (s.charCodeAt(i + 3) === 58) {
+      om = dig(s, i + 4) * 10 + dig(s, i + 5);
+      i += 6;
+    } else {
+      om = dig(s, i + 3) * 10 + dig(s, i + 4);
+      i += 5;
+    }
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return NaN;
+    offsetMin = (c === 43 ? 1 : -1) * (oh * 60 + om);
+  } else {
+    return NaN;
+  }
+  if (i !== len) return NaN;
+  let t: number;
+  if (y >= 100) t = Date.UTC(y, mo - 1, d, h, mi, sec, ms);
+  else t = Date.UTC(y + 400, mo - 1, d, h, mi, sec, ms) - MS_400Y;
+  return t - offsetMin * 60_000;
+}
+
+/**
+ * Epoch number → ms, guessing the unit from the magnitude:
+ * < 1e11 seconds, < 1e14 milliseconds, < 1e17 microseconds, else nanoseconds.
+ */
+export function epochToMs(n: number): number {
+  if (!Number.isFinite(n) || n < 0) return NaN;
+  if (n < 1e11) return Math.round(n * 1000);
+  if (n < 1e14) return Math.round(n);
+  if (n < 1e17) return Math.round(n / 1000);
+  return Math.round(n / 1e6);
+}
+
+/** Strict: an RFC 3339 string only (native format). */
+export function readRfc3339(value: unknown, field: string): number {
+  if (typeof value === 'string') {
+    if (value === '') return missing(field);
+    const t = parseRfc3339(value);
+    if (t === t) return t; // not NaN
+    return invalid(field, `not an RFC 3339 timestamp with time zone: "${clip(value)}"`);
+  }
+  if (value === undefined || value === null) return missing(field);
+  return wrongType(field, 'an RFC 3339 string', value);
+}
+
+/** Lenient: RFC 3339 string, or epoch number / digit string (s, ms, µs or ns by magnitude). */
+export function readTimestamp(value: unknown, field: string): number {
+  if (typeof value === 'string') {
+    if (value === '') return missing(field);
+    let t = parseRfc3339(value);
+    if (t !== t && /^\d+(?:\.\d+)?$/.test(value)) t = epochToMs(Number(value));
+    if (t === t) return t;
+    return invalid(field, `not an RFC 3339 timestamp or epoch number: "${clip(value)}"`);
+  }
+  if (typeof value === 'number') {
+    const t = epochToMs(value);
+    if (t === t) return t;
+    return invalid(field, `not a valid epoch timestamp: ${value}`);
+  }
+  if (value === undefined || value === null) return missing(field);
+  return wrongType(field, 'an RFC 3339 string or epoch number', value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPs and domains
+
+/** Canonical dotted-quad IPv4 (no leading zeros), without allocating. */
+export function isDottedQuad(s: string): boolean {
+  const len = s.length;
+  if (len < 7 || len > 15) return false;
+  let parts = 0;
+  let i = 0;
+  while (i <= len) {
+    let n = 0;
+    let nd = 0;
+    const start = i;
+    while (i < len) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+      nd++;
+      i++;
+    }
+    if (nd === 0 || nd > 3 || n > 255 || (nd > 1 && s.charCodeAt(start) === 48)) return false;
+    parts++;
+    if (i === len) break;
+    if (s.charCodeAt(i) !== 46 || parts === 4) return false;
+    i++;
+  }
+  return parts === 4;
+}
+
+/**
+ * Validated IP → normalised string. IPv4 must be four-part decimal (ipaddr.js would also accept
+ * "127.1", "0x7f.0.0.1" or "3232235777", which are too ambiguous for telemetry); IPv6 goes through
+ * ipaddr.js (isValidIp) and is lower-cased.
+ */
+export function normalizeIp(s: string): string | null {
+  if (isDottedQuad(s)) return s;
+  if (s.indexOf(':') >= 0 && isValidIp(s)) return s.toLowerCase();
+  return null;
+}
+
+export function optIp(value: unknown, field: string): string | undefined {
+  if (typeof value === 'string') {
+    if (value === '') return undefined;
+    const ip = normalizeIp(value);
+    if (ip !== null) return ip;
+    return invalid(field, `not a valid IP address: "${clip(value)}"`);
+  }
+  if (value === undefined || value === null) return undefined;
+  return wrongType(field, 'a string', value);
+}
+
+const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/;
+const HAS_UPPER = /[A-Z]/;
+
+/**
+ * Domain → lower case, trailing dot stripped, checked for DNS-ish characters.
+ * Returns null when invalid. (An IP literal in a domain field is handled by `readHost`.)
+ */
+export function normalizeDomain(s: string): string | null {
+  let d = s;
+  if (d.charCodeAt(d.length - 1) === 46) d = d.slice(0, -1);
+  if (HAS_UPPER.test(d)) d = d.toLowerCase();
+  if (!DOMAIN_RE.test(d) || d.indexOf('..') >= 0) return null;
+  return d;
+}
+
+/** Result slots for readHost (module-level to avoid allocating a tuple per record). */
+export const hostOut: { domain: string | undefined; ip: string | undefined } = { domain: undefined, ip: undefined };
+
+/**
+ * Reads a domain and an ip field into `hostOut`; at least one must be present.
+ * An IP literal found in the domain field is treated as the ip (a direct-IP call).
+ * `eitherField` names the pair in the "neither present" error, e.g. "domain|ip".
+ */
+export function readHost(
+  domainValue: unknown,
+  domainField: string,
+  ipValue: unknown,
+  ipField: string,
+  eitherField: string,
+): void {
+  let domain: string | undefined;
+  let ip = optIp(ipValue, ipField);
+  if (typeof domainValue === 'string') {
+    if (domainValue !== '') {
+      const last = domainValue.charCodeAt(domainValue.length - 1);
+      if (last >= 48 && last <= 57 && isDottedQuad(domainValue)) {
+        ip ??= domainValue;
+      } else {
+        const d = normalizeDomain(domainValue);
+        if (d !== null) domain = d;
+        else {
+          const asIp = domainValue.indexOf(':') >= 0 ? normalizeIp(domainValue) : null;
+          if (asIp === null) invalid(domainField, `not a valid domain name: "${clip(domainValue)}"`);
+          ip ??= asIp;
+        }
+      }
+    }
+  } else if (domainValue !== undefined && domainValue !== null) {
+    wrongType(domainField, 'a string', domainValue);
+  }
+  if (domain === undefined && ip === undefined) {
+    fail('missing-field', eitherField, 'at least one of the domain and the ip must be present');
+  }
+  hostOut.domain = domain;
+  hostOut.ip = ip;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+export const MAX_PARENT_DEPTH = 32;
+
+/** "process" + ".parent" × depth (only built on the error path). */
+export function parentPath(root: string, depth: number): string {
+  return root + '.parent'.repeat(depth);
+}
+
+export function makeProcess(
+  name: string,
+  path: string | undefined,
+  sha256: string | undefined,
+  pid: number | undefined,
+  parent: ProcessInfo | null,
+): ProcessInfo {
+  // Fixed shape (all keys present) keeps these objects monomorphic on the hot path.
+  return { name, path, sha256, pid, parent };
+}
+
+/** Basename of an executable path, for when only the path is known. */
+export function basename(p: string): string {
+  const slash = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
+  return slash >= 0 ? p.slice(slash + 1) : p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job context
+
+/** Context fields as the record carries them (raw), before fallback to rc.defaults. */
+export interface RawContext {
+  owner: unknown;
+  repo: unknown;
+  workflow: unknown;
+  job: unknown;
+  runId: unknown;
+  runAttempt: unknown;
+  jobId: unknown;
+}
+
+export interface ContextFieldNames {
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  runId: string;
+  runAttempt: string;
+  jobId: string;
+}
+
+export const SNAKE_FIELDS: ContextFieldNames = {
+  owner: 'owner',
+  repo: 'repo',
+  workflow: 'workflow',
+  job: 'job',
+  runId: 'run_id',
+  runAttempt: 'run_attempt',
+  jobId: 'job_id',
+};
+
+function ctxString(value: unknown, field: string, fallback: string | undefined): string {
+  if (typeof value === 'string' && value !== '') return value;
+  if (value === undefined || value === null || value === '') {
+    if (fallback !== undefined && fallback !== '') return fallback;
+    return fail('missing-context', field, 'CI context field is missing (set it in the record, a context line or a flag)');
+  }
+  return wrongType(field, 'a string', value);
+}
+
+function ctxAttempt(value: unknown, field: string, fallback: number | undefined): number {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 1) return value;
+    return invalid(field, `run attempt must be an integer >= 1, got ${value}`);
+  }
+  if (value === undefined || value === null || value === '') return fallback ?? 1;
+  if (typeof value === 'string') {
+    if (/^[1-9]\d{0,8}$/.test(value)) return Number(value);
+    return invalid(field, `run attempt must be an integer >= 1, got "${clip(value)}"`);
+  }
+  return wrongType(field, 'an integer', value);
+}
+
+/**
+ * Builds JobContext objects, reusing the previous object when a record carries the same context
+ * (consecutive events of one job are the norm). Returned contexts are shared: treat them as immutable.
+ */
+export class ContextBuilder {
+  private last: JobContext | null = null;
+  private lastRunIdRaw: unknown = undefined;
+  private lastJobIdRaw: unknown = undefined;
+
+  build(
+    owner: unknown,
+    repo: unknown,
+    workflow: unknown,
+    job: unknown,
+    runId: unknown,
+    runAttempt: unknown,
+    jobId: unknown,
+    defaults: Partial<JobContext>,
+    f: ContextFieldNames = SNAKE_FIELDS,
+  ): JobContext {
+    let o: string;
+    let r = ctxString(repo, f.repo, defaults.repo);
+    if (isAbsent(owner) && defaults.owner === undefined && r.indexOf('/') > 0) {
+      // repo given as "owner/repo" and no owner anywhere: split it
+      const slash = r.indexOf('/');
+      o = r.slice(0, slash);
+      r = r.slice(slash + 1);
+    } else {
+      o = ctxString(owner, f.owner, defaults.owner);
+      if (r.length > o.length && r.charCodeAt(o.length) === 47 && r.startsWith(o)) r = r.slice(o.length + 1);
+    }
+    const w = ctxString(workflow, f.workflow, defaults.workflow);
+    const j = ctxString(job, f.job, defaults.job);
+    const last = this.last;
+    let rid: string;
+    if (last !== null && runId === this.lastRunIdRaw && runId !== undefined && runId !== null) rid = last.runId;
+    else {
+      const v = optIdString(runId, f.runId) ?? defaults.runId;
+      if (v === undefined || v === '') {
+        return fail('missing-context', f.runId, 'CI context field is missing (set it in the record, a context line or a flag)');
+      }
+      rid = v;
+    }
+    const att = ctxAttempt(runAttempt, f.runAttempt, defaults.runAttempt);
+    let jid: string | undefined;
+    if (last !== null && jobId === this.lastJobIdRaw && jobId !== undefined && jobId !== null) jid = last.jobId;
+    else jid = optIdString(jobId, f.jobId) ?? (defaults.jobId === '' ? undefined : defaults.jobId);
+    if (
+      last !== null &&
+      last.owner === o &&
+      last.repo === r &&
+      last.workflow === w &&
+      last.job === j &&
+      last.runId === rid &&
+      last.runAttempt === att &&
+      last.jobId === jid
+    ) {
+      return last;
+    }
+    const ctx: JobContext = { owner: o, repo: r, workflow: w, job: j, runId: rid, runAttempt: att, jobId: jid };
+    this.last = ctx;
+    this.lastRunIdRaw = runId;
+    this.lastJobIdRaw = jobId;
+    return ctx;
+  }
+}
+
+/**
+ * The leading context line (accepted by the harden-runner, native and ecs adapters):
+ *
+ *   {"context": {"owner": "acme", "repo": "api", "workflow": ".github/workflows/ci.yml", "job": "build",
+ *                "run_id": 123456789, "run_attempt": 1, "job_id": 987654321}}
+ *
+ * Every key is optional; camelCase (`runId`, `runAttempt`, `jobId`) is accepted too, and
+ * `repository: "owner/repo"` may replace owner + repo. run_id / job_id may be numbers or strings.
+ * The result is returned as `{kind: 'context'}`; the pipeline merges it over the flag defaults for the
+ * records that follow (fields it lacks keep the flag values). A later context line replaces it.
+ */
+export function parseContextLine(value: unknown): Partial<JobContext> {
+  if (!isObject(value)) return wrongType('context', 'an object', value);
+  const out: Partial<JobContext> = {};
+  const owner = optString(value.owner, 'context.owner');
+  let repo = optString(value.repo, 'context.repo');
+  const repository = optString(value.repository, 'context.repository');
+  let o = owner;
+  if (repository !== undefined) {
+    const slash = repository.indexOf('/');
+    if (slash <= 0 || slash === repository.length - 1) return invalid('context.repository', 'expected "owner/repo"');
+    o ??= repository.slice(0, slash);
+    repo ??= repository.slice(slash + 1);
+  }
+  if (repo !== undefined && o !== undefined && repo.startsWith(`${o}/`)) repo = repo.slice(o.length + 1);
+  if (o !== undefined) out.owner = o;
+  if (repo !== undefined) out.repo = repo;
+  const workflow = optString(value.workflow ?? value.workflow_path, 'context.workflow');
+  if (workflow !== undefined) out.workflow = workflow;
+  const job = optString(value.job, 'context.job');
+  if (job !== undefined) out.job = job;
+  const runId = optIdString(value.run_id ?? value.runId, 'context.run_id');
+  if (runId !== undefined) out.runId = runId;
+  const ra = value.run_attempt ?? value.runAttempt;
+  if (!isAbsent(ra)) out.runAttempt = ctxAttempt(ra, 'context.run_attempt', 1);
+  const jobId = optIdString(value.job_id ?? value.jobId, 'context.job_id');
+  if (jobId !== undefined) out.jobId = jobId;
+  return out;
+}
+
+/** True when a record is a context line rather than an event. */
+export function isContextLine(r: Obj): boolean {
+  return r.context !== undefined && isObject(r.context);
+}
