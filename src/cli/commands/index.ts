@@ -11,6 +11,8 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./baseline.js'),
     import('./stats.js'),
     // ADD COMMAND MODULES BELOW (one line each)
+    import('./policy.js'),
+    import('./gateway.js'),
   ]);
   return mods.map((m: { register: CommandRegistrar }) => m.register);
 }

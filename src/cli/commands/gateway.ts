@@ -1,0 +1,112 @@
+import type { Command } from 'commander';
+import { resolveDbPath } from '../../config/paths.js';
+import { UserError } from '../errors.js';
+import { PolicyLoadError } from '../../policy/load.js';
+import { runStdioGateway } from '../../gateway/stdio.js';
+import { startHttpGateway } from '../../gateway/http.js';
+import { loadGrants, type Grant } from '../../gateway/grants.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+export function parseHeader(h: string): [string, string] {
+  const i = h.indexOf(':');
+  if (i <= 0) throw new UserError(`--upstream-header "${h}": expected "Name: value"`);
+  return [h.slice(0, i).trim(), h.slice(i + 1).trim()];
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s) ?? /^()()(\d+)$/.exec(s);
+  if (!m) throw new UserError(`--listen "${s}": expected HOST:PORT (e.g. 127.0.0.1:8787)`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UserError(`--listen "${s}": bad port`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+interface GatewayOpts {
+  policy: string;
+  db?: string;
+  auditFile?: string;
+  upstream?: string;
+  listen?: string;
+  grants?: string;
+  upstreamHeader: string[];
+  upstreamTokenEnv?: string;
+  identity?: string;
+  sessionId?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('gateway')
+    .description(
+      'Enforce a policy on every MCP tool call in front of any MCP server.\n' +
+        '  stdio:  egress-triage gateway --policy FILE -- <command> [args...]\n' +
+        '  HTTP:   egress-triage gateway --policy FILE --upstream URL [--listen 127.0.0.1:PORT]',
+    )
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON); reloaded when it changes')
+    .option('--db <path>', 'state DB for approvals and audit (default: $EGRESS_TRIAGE_DB or ./.egress-triage/egress.db)')
+    .option('--audit-file <path>', 'JSONL audit file (default: policy-audit.jsonl next to the DB)')
+    .option('--upstream <url>', 'Streamable HTTP upstream MCP endpoint')
+    .option('--listen <host:port>', 'where the HTTP gateway listens', '127.0.0.1:8787')
+    .option('--grants <file>', 'bearer tokens mapping to identities (and optional per-identity policies)')
+    .option('--upstream-header <header>', 'header sent to the upstream, "Name: value" (repeatable)', collect, [])
+    .option('--upstream-token-env <var>', 'send "Authorization: Bearer $VAR" to the upstream')
+    .option('--identity <name>', 'stdio mode: identity for the "client" scope and the audit log')
+    .option('--session-id <id>', 'stdio mode: stable session key, so approvals filed before a restart still bind')
+    .argument('[command...]', 'stdio upstream command after "--"')
+    .action(async (command: string[], opts: GatewayOpts) => {
+      const dbPath = resolveDbPath(opts.db);
+      const auditFile = opts.auditFile;
+      try {
+        if (opts.upstream) {
+          if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
+          const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
+          let grants: Grant[] = [];
+          if (opts.grants) {
+            try {
+              grants = loadGrants(opts.grants);
+            } catch (e) {
+              throw new UserError((e as Error).message);
+            }
+          }
+          const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));
+          if (opts.upstreamTokenEnv) {
+            const t = process.env[opts.upstreamTokenEnv];
+            if (!t) throw new UserError(`--upstream-token-env: ${opts.upstreamTokenEnv} is not set`);
+            headers.Authorization = `Bearer ${t}`;
+          }
+          let gw;
+          try {
+            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, upstreamHeaders: headers });
+          } catch (e) {
+            if (e instanceof PolicyLoadError) throw e;
+            throw new UserError((e as Error).message);
+          }
+          process.stderr.write(`egress-triage gateway: listening on ${gw.url} -> ${opts.upstream}\n`);
+          await new Promise<void>((resolve) => {
+            const stop = () => resolve();
+            process.once('SIGINT', stop);
+            process.once('SIGTERM', stop);
+          });
+          await gw.close();
+          return;
+        }
+        if (command.length === 0) throw new UserError('give an upstream: --upstream URL or "-- <command> [args...]"');
+        const code = await runStdioGateway({
+          policyPath: opts.policy,
+          dbPath,
+          auditFile,
+          command: command[0]!,
+          args: command.slice(1),
+          identity: opts.identity,
+          sessionId: opts.sessionId,
+        });
+        process.exitCode = code;
+      } catch (e) {
+        if (e instanceof PolicyLoadError) throw new UserError(e.message, 1);
+        throw e;
+      }
+    });
+}

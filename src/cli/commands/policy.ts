@@ -1,0 +1,191 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { resolveDbPath } from '../../config/paths.js';
+import { UserError } from '../errors.js';
+import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
+import { starterPolicy } from '../../policy/init.js';
+import { PolicyState } from '../../policy/state.js';
+import { queryAudit } from '../../policy/audit.js';
+import type { ApprovalRow } from '../../policy/approvals.js';
+import { listUpstreamTools } from '../../gateway/connect.js';
+import { parseHeader } from './gateway.js';
+
+function loadOrFail(file: string) {
+  try {
+    return loadPolicyFile(file);
+  } catch (e) {
+    if (e instanceof PolicyLoadError) {
+      throw new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, 1);
+    }
+    throw e;
+  }
+}
+
+/** "2h", "30m", "7d", "45s" or an ISO timestamp -> ISO timestamp. */
+export function parseSince(s: string, now = Date.now()): string {
+  const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(s.trim());
+  if (m) {
+    const mult = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(now - Number(m[1]) * mult).toISOString();
+  }
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new UserError(`--since "${s}": use an ISO time or a duration like 30m, 2h, 7d`);
+  return new Date(t).toISOString();
+}
+
+function openState(db?: string): PolicyState {
+  // The audit JSONL file is only written by gateways; the CLI reads the table.
+  return new PolicyState({ dbPath: resolveDbPath(db), auditFile: false });
+}
+
+function fmtApproval(r: ApprovalRow): string {
+  const exp = new Date(r.expires_at).toISOString();
+  return `${r.id}  ${r.status.padEnd(8)}  ${r.tool}  identity=${r.identity} session=${r.session}  expires=${exp}\n    args: ${r.args_preview}${r.reason ? `\n    reason: ${r.reason}` : ''}`;
+}
+
+export function register(program: Command): void {
+  const policy = program.command('policy').description('Policy files for MCP tool calls: validate, explain, generate');
+
+  policy
+    .command('validate')
+    .description('Check a policy file; every error is reported with its path and line (exit 1 if any)')
+    .argument('<file>')
+    .action((file: string) => {
+      const p = loadOrFail(file);
+      const f = p.engine.file;
+      process.stdout.write(
+        `${file}: ok (default ${p.engine.default}, ${Object.keys(f.tools ?? {}).length} tool entries, ${(f.hide ?? []).length} hidden)\n`,
+      );
+    });
+
+  policy
+    .command('explain')
+    .description('Print the decision for one call and the rule behind it')
+    .argument('<file>')
+    .requiredOption('--tool <name>', 'tool name')
+    .option('--args <json>', 'arguments as a JSON object', '{}')
+    .option('--json', 'machine-readable output')
+    .action((file: string, o: { tool: string; args: string; json?: boolean }) => {
+      const p = loadOrFail(file);
+      let args: unknown;
+      try {
+        args = JSON.parse(o.args);
+      } catch (e) {
+        throw new UserError(`--args is not valid JSON: ${(e as Error).message}`);
+      }
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UserError('--args must be a JSON object');
+      const d = p.engine.decide(o.tool, args);
+      if (o.json) {
+        process.stdout.write(
+          JSON.stringify({ tool: o.tool, action: d.action, rule: d.rule, line: d.line ?? null, reason: d.reason ?? null,
+            approval_timeout: d.action === 'require_approval' ? d.approvalTimeoutMs / 1000 : null,
+            rate_limits: d.limits.map((l) => ({ rule: l.rule, line: l.line ?? null, max: l.max, window: l.windowMs / 1000, scope: l.scope, cost_from: l.costPath ? `args.${l.costPath.join('.')}` : null })) }, null, 2) + '\n',
+        );
+        return;
+      }
+      const lines = [`decision: ${d.action}`, `rule:     ${d.rule}${d.line ? ` (${file}:${d.line})` : ''}`];
+      if (d.reason) lines.push(`reason:   ${d.reason}`);
+      if (d.action === 'require_approval') lines.push(`approval: waits up to ${d.approvalTimeoutMs / 1000}s for a human, then denies`);
+      for (const l of d.action === 'deny' ? [] : d.limits) {
+        lines.push(`limit:    max ${l.max} per ${l.windowMs / 1000}s, scope ${l.scope}${l.costPath ? `, cost from args.${l.costPath.join('.')}` : ''}  (${l.rule}${l.line ? `, ${file}:${l.line}` : ''})`);
+      }
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+
+  policy
+    .command('init')
+    .description('Connect to an MCP server, list its tools and write a starter policy from their annotations')
+    .option('--upstream <url>', 'Streamable HTTP MCP endpoint')
+    .option('--upstream-header <header>', 'header for the upstream, "Name: value" (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('-o, --out <file>', 'write here instead of stdout')
+    .option('--force', 'overwrite --out if it exists')
+    .argument('[command...]', 'stdio server command after "--"')
+    .action(async (command: string[], o: { upstream?: string; upstreamHeader: string[]; out?: string; force?: boolean }) => {
+      if (!o.upstream && command.length === 0) throw new UserError('give --upstream URL or "-- <command> [args...]"');
+      if (o.upstream && command.length) throw new UserError('give either --upstream or a command, not both');
+      if (o.out && existsSync(o.out) && !o.force) throw new UserError(`${o.out} exists (use --force to overwrite)`);
+      let tools;
+      try {
+        tools = await listUpstreamTools(
+          o.upstream
+            ? { url: o.upstream, headers: Object.fromEntries(o.upstreamHeader.map(parseHeader)) }
+            : { command: command[0]!, args: command.slice(1) },
+        );
+      } catch (e) {
+        throw new UserError(`cannot list tools from the server: ${(e as Error).message}`);
+      }
+      const text = starterPolicy(tools, o.upstream ?? command.join(' '));
+      if (o.out) {
+        writeFileSync(o.out, text);
+        process.stderr.write(`wrote ${o.out} (${tools.length} tools)\n`);
+      } else process.stdout.write(text);
+    });
+
+  const approvals = program.command('approvals').description('Human decisions on tool calls held by require_approval');
+  approvals
+    .command('list')
+    .description('Pending approvals (or all recent ones with --all)')
+    .option('--db <path>', 'state DB')
+    .option('--all', 'include decided, expired and used approvals')
+    .option('--json', 'machine-readable output')
+    .action((o: { db?: string; all?: boolean; json?: boolean }) => {
+      const st = openState(o.db);
+      try {
+        const rows = st.approvals.list({ status: o.all ? 'all' : 'pending' });
+        if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        else process.stdout.write(rows.length ? rows.map(fmtApproval).join('\n') + '\n' : 'no pending approvals\n');
+      } finally {
+        st.close();
+      }
+    });
+  for (const verb of ['approve', 'deny'] as const) {
+    approvals
+      .command(verb)
+      .description(verb === 'approve' ? 'Let the held call through (once)' : 'Refuse the held call')
+      .argument('<id>')
+      .option('--db <path>', 'state DB')
+      .option('--reason <text>', 'shown to the agent (deny) and recorded')
+      .action((id: string, o: { db?: string; reason?: string }) => {
+        const st = openState(o.db);
+        try {
+          const by = `cli:${process.env.USER ?? 'unknown'}`;
+          const row = st.approvals.decide(id, verb === 'approve' ? 'approved' : 'denied', by, o.reason);
+          process.stdout.write(`${row.id} ${row.status} (${row.tool})\n`);
+        } catch (e) {
+          throw new UserError((e as Error).message, 1);
+        } finally {
+          st.close();
+        }
+      });
+  }
+
+  program
+    .command('audit')
+    .description('Query the policy audit log (every tool-call decision)')
+    .option('--db <path>', 'state DB')
+    .option('--since <when>', 'ISO time or duration (30m, 2h, 7d)')
+    .option('--tool <name>', 'only this tool')
+    .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled')
+    .option('--session <id>', 'only this session')
+    .option('--limit <n>', 'most recent N records', '1000')
+    .option('--json', 'JSON lines output')
+    .action((o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; limit: string; json?: boolean }) => {
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit <= 0) throw new UserError('--limit must be a positive integer');
+      const st = openState(o.db);
+      try {
+        const rows = queryAudit(st.db, { since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
+        if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+        else {
+          for (const r of rows) {
+            process.stdout.write(
+              `${r.ts}  ${r.decision.padEnd(16)} ${r.tool}  upstream=${r.upstream} ${r.latency_ms}ms  identity=${r.identity} session=${r.session}  rule=${r.rule}${r.reason ? `  reason=${JSON.stringify(r.reason)}` : ''}\n`,
+            );
+          }
+          if (!rows.length) process.stdout.write('no audit records\n');
+        }
+      } finally {
+        st.close();
+      }
+    });
+}

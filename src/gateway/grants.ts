@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+
+/** A bearer token and what it grants. Only the token's SHA-256 is kept in memory. */
+export interface Grant {
+  identity: string;
+  tokenSha256: string;
+  /** Policy file for this identity instead of the gateway's default one. */
+  policy?: string;
+  /** May decide approvals through the HTTP approvals API. */
+  admin: boolean;
+}
+
+const grantSchema = z
+  .strictObject({
+    identity: z.string().min(1),
+    token: z.string().min(16).optional(),
+    token_env: z.string().min(1).optional(),
+    token_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    policy: z.string().min(1).optional(),
+    admin: z.boolean().optional(),
+  })
+  .refine((g) => [g.token, g.token_env, g.token_sha256].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of token, token_env or token_sha256',
+  });
+const fileSchema = z.strictObject({ grants: z.array(grantSchema).min(1) });
+
+export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Grants file (YAML/JSON):
+ *   grants:
+ *     - { identity: ci-agent, token_env: CI_AGENT_TOKEN, policy: ./ci-policy.yaml }
+ *     - { identity: alice, token_sha256: <hex>, admin: true }
+ */
+export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): Grant[] {
+  const raw = parse(readFileSync(path, 'utf8'));
+  const res = fileSchema.safeParse(raw);
+  if (!res.success) {
+    throw new Error(`${path}: invalid grants file: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const seen = new Set<string>();
+  return res.data.grants.map((g, i) => {
+    let hash = g.token_sha256;
+    if (g.token !== undefined) hash = sha256Hex(g.token);
+    if (g.token_env !== undefined) {
+      const v = env[g.token_env];
+      if (!v || v.length < 16) throw new Error(`${path}: grants[${i}]: environment variable ${g.token_env} is unset or shorter than 16 characters`);
+      hash = sha256Hex(v);
+    }
+    if (seen.has(hash!)) throw new Error(`${path}: grants[${i}]: duplicate token`);
+    seen.add(hash!);
+    return {
+      identity: g.identity,
+      tokenSha256: hash!,
+      policy: g.policy ? resolve(dirname(path), g.policy) : undefined,
+      admin: g.admin ?? false,
+    };
+  });
+}

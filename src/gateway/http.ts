@@ -1,0 +1,235 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { PolicyHolder } from '../policy/holder.js';
+import { PolicyState } from '../policy/state.js';
+import { formatIssue, type PolicyLoadError } from '../policy/load.js';
+import { PolicyProxy } from './proxy.js';
+import { sha256Hex, type Grant } from './grants.js';
+
+export interface HttpGatewayOptions {
+  policyPath: string;
+  dbPath: string;
+  auditFile?: string | false;
+  upstreamUrl: string;
+  host?: string;
+  port?: number;
+  /** Bearer tokens. Without any, only loopback listening is allowed and everyone is "anonymous". */
+  grants?: Grant[];
+  /** Credentials for the upstream come from here, never from the agent's request. */
+  upstreamHeaders?: Record<string, string>;
+  /** Path the MCP endpoint is served on (default /mcp). */
+  path?: string;
+  log?: (line: string) => void;
+  watch?: boolean;
+}
+
+export interface HttpGateway {
+  url: string;
+  port: number;
+  sessions(): number;
+  close(): Promise<void>;
+  state: PolicyState;
+  holders: Map<string, PolicyHolder>;
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  proxy: PolicyProxy;
+  identity: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
+const MAX_BODY = 4 * 1024 * 1024;
+
+export function isLoopbackHost(h: string): boolean {
+  return LOOPBACK.has(h) || /^127\./.test(h);
+}
+
+/** Streamable HTTP in, Streamable HTTP out: one upstream MCP session per downstream session. */
+export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGateway> {
+  const host = o.host ?? '127.0.0.1';
+  const grants = o.grants ?? [];
+  if (!isLoopbackHost(host) && grants.length === 0) {
+    throw new Error(`refusing to listen on non-loopback address ${host} without bearer tokens (--grants)`);
+  }
+  const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
+  // Load every policy up front: any invalid one refuses to start.
+  const holders = new Map<string, PolicyHolder>();
+  const holderFor = (p: string) => {
+    const abs = resolve(p);
+    let h = holders.get(abs);
+    if (!h) {
+      h = new PolicyHolder(abs);
+      h.on('invalid', (e: PolicyLoadError) =>
+        log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`),
+      );
+      h.on('reload', () => log(`policy ${abs} reloaded`));
+      if (o.watch !== false) h.watch();
+      holders.set(abs, h);
+    }
+    return h;
+  };
+  const defaultHolder = holderFor(o.policyPath);
+  for (const g of grants) if (g.policy) holderFor(g.policy);
+  const state = new PolicyState({ dbPath: o.dbPath, auditFile: o.auditFile });
+  const byToken = new Map(grants.map((g) => [g.tokenSha256, g]));
+  const sessions = new Map<string, Session>();
+  const endpoint = o.path ?? '/mcp';
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+  const rpcError = (res: ServerResponse, status: number, code: number, message: string) =>
+    json(res, status, { jsonrpc: '2.0', id: null, error: { code, message } });
+
+  const authenticate = (req: IncomingMessage): Grant | null | undefined => {
+    if (grants.length === 0) return undefined; // open (loopback only)
+    const h = req.headers.authorization;
+    const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+    if (!m) return null;
+    return byToken.get(sha256Hex(m[1]!)) ?? null;
+  };
+
+  const readBody = (req: IncomingMessage) =>
+    new Promise<string | null>((resolveBody, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) {
+          resolveBody(null);
+          req.destroy();
+        } else chunks.push(c);
+      });
+      req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
+
+  const newSession = async (identity: string, holder: PolicyHolder): Promise<Session> => {
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => void sessions.set(id, s),
+    });
+    const upstream = new StreamableHTTPClientTransport(new URL(o.upstreamUrl), {
+      requestInit: { headers: { ...(o.upstreamHeaders ?? {}) } },
+    });
+    const proxy = new PolicyProxy({
+      downstream: transport,
+      upstream,
+      holder,
+      state,
+      session: () => transport.sessionId ?? 'uninitialized',
+      identity,
+      relateDownstream: true,
+      log,
+      closeUpstream: async () => {
+        await upstream.terminateSession().catch(() => undefined);
+        await upstream.close();
+      },
+      onClose: () => {
+        if (transport.sessionId) sessions.delete(transport.sessionId);
+      },
+    });
+    const s: Session = { transport, proxy, identity };
+    await proxy.start();
+    return s;
+  };
+
+  const approvalsApi = async (grant: Grant | undefined, req: IncomingMessage, res: ServerResponse, url: URL) => {
+    // Agents must not approve their own calls: the API needs a token marked admin.
+    if (!grant?.admin) return json(res, 403, { error: 'the approvals API needs an admin bearer token' });
+    const parts = url.pathname.split('/').filter(Boolean); // policy, approvals, [id, action]
+    if (req.method === 'GET' && parts.length === 2) {
+      return json(res, 200, { approvals: state.approvals.list({ status: (url.searchParams.get('status') as 'pending') ?? 'pending' }) });
+    }
+    if (req.method === 'POST' && parts.length === 4 && (parts[3] === 'approve' || parts[3] === 'deny')) {
+      const body = await readBody(req);
+      let reason: string | undefined;
+      try {
+        const b = body ? JSON.parse(body) : {};
+        reason = typeof b.reason === 'string' ? b.reason : undefined;
+      } catch {
+        return json(res, 400, { error: 'body must be JSON' });
+      }
+      try {
+        const row = state.approvals.decide(parts[2]!, parts[3] === 'approve' ? 'approved' : 'denied', `http:${grant.identity}`, reason);
+        return json(res, 200, { approval: row });
+      } catch (e) {
+        return json(res, 409, { error: (e as Error).message });
+      }
+    }
+    return json(res, 404, { error: 'not found' });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const grant = authenticate(req);
+    if (grant === null) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return json(res, 401, { error: 'missing or unknown bearer token' });
+    }
+    if (url.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
+    if (url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
+    const identity = grant?.identity ?? 'anonymous';
+    // The agent's credentials stop here; the upstream only ever sees the gateway's own headers.
+    delete req.headers.authorization;
+    let body: unknown;
+    if (req.method === 'POST') {
+      const text = await readBody(req);
+      if (text === null) return rpcError(res, 413, -32600, 'Request body too large');
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return rpcError(res, 400, -32700, 'Parse error');
+      }
+      if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    }
+    const sid = req.headers['mcp-session-id'];
+    if (typeof sid === 'string') {
+      const s = sessions.get(sid);
+      if (!s) return rpcError(res, 404, -32001, 'Session not found');
+      // A session belongs to the token that opened it.
+      if (s.identity !== identity) return rpcError(res, 403, -32600, 'Session belongs to another identity');
+      return s.transport.handleRequest(req, res, body);
+    }
+    const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
+    if (!isInit) return rpcError(res, 400, -32000, 'Bad Request: No valid session ID provided');
+    const holder = grant?.policy ? holders.get(grant.policy)! : defaultHolder;
+    const s = await newSession(identity, holder);
+    return s.transport.handleRequest(req, res, body);
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: Error) => {
+      log(`request failed: ${e.message}`);
+      if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error');
+      else res.end();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(o.port ?? 0, host, () => res());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const hostForUrl = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${hostForUrl}:${port}${endpoint}`,
+    port,
+    sessions: () => sessions.size,
+    state,
+    holders,
+    async close() {
+      await Promise.all([...sessions.values()].map((s) => s.proxy.close().catch(() => undefined)));
+      sessions.clear();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      for (const h of holders.values()) h.close();
+      state.close();
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Built-in policy mode for egress-triage's own MCP server (`egress-triage mcp|serve --policy FILE`).
+ *
+ *   createPolicyGatewayForServer(opts: {
+ *     policyPath: string;                 // YAML/JSON policy; an invalid file throws PolicyLoadError
+ *     dbPath: string;                     // state DB (approvals + audit); ':memory:' allowed
+ *     server: { connect(transport: Transport): Promise<void> };  // an McpServer or Server, not yet connected
+ *     clientTransport: Transport;         // the real agent-facing transport (stdio, or one HTTP session's)
+ *     identity?: string;                  // "client" rate-limit scope + audit identity (default "local")
+ *     sessionId?: string;                 // session key; default clientTransport.sessionId, else random
+ *     auditFile?: string | false;         // default <dbdir>/policy-audit.jsonl
+ *     runtime?: PolicyRuntime;            // share one loaded policy/state across many HTTP sessions
+ *     relateDownstream?: boolean;         // true for Streamable HTTP client transports (default: auto)
+ *   }): Promise<{ proxy: PolicyProxy; runtime: PolicyRuntime; close(): Promise<void> }>
+ *
+ * The server is connected to one end of an InMemoryTransport pair and the policy proxy sits between
+ * the other end and `clientTransport`. Do not call `clientTransport.start()` yourself; close() closes
+ * both sides and (unless a shared runtime was passed in) the policy state.
+ */
+import { randomUUID } from 'node:crypto';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { PolicyProxy } from './proxy.js';
+import { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
+
+export interface InProcessGatewayOptions {
+  policyPath: string;
+  dbPath: string;
+  server: { connect(transport: Transport): Promise<void> };
+  clientTransport: Transport;
+  identity?: string;
+  sessionId?: string;
+  auditFile?: string | false;
+  runtime?: PolicyRuntime;
+  relateDownstream?: boolean;
+}
+
+export interface InProcessGateway {
+  proxy: PolicyProxy;
+  runtime: PolicyRuntime;
+  close(): Promise<void>;
+}
+
+export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions): Promise<InProcessGateway> {
+  const ownRuntime = !opts.runtime;
+  const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile });
+  const [gatewaySide, serverSide] = InMemoryTransport.createLinkedPair();
+  const fallbackSession = `inproc-${randomUUID()}`;
+  let closed = false;
+  const proxy = new PolicyProxy({
+    downstream: opts.clientTransport,
+    upstream: gatewaySide,
+    holder: runtime.holder,
+    state: runtime.state,
+    session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
+    identity: opts.identity ?? 'local',
+    relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
+    log: (l) => process.stderr.write(`egress-triage policy: ${l}\n`),
+    onClose: () => {
+      if (closed) return;
+      closed = true;
+      if (ownRuntime) runtime.close();
+    },
+  });
+  try {
+    await opts.server.connect(serverSide);
+    await proxy.start();
+  } catch (e) {
+    if (ownRuntime) runtime.close();
+    throw e;
+  }
+  return {
+    proxy,
+    runtime,
+    close: () => proxy.close(),
+  };
+}

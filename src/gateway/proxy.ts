@@ -1,0 +1,505 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { getPath, type Decision } from '../policy/engine.js';
+import { hashArgs } from '../policy/canonical.js';
+import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
+import type { PolicyState } from '../policy/state.js';
+import type { AuditDecision, UpstreamOutcome } from '../policy/audit.js';
+import type { LimitRequest, Reservation } from '../policy/rate-limiter.js';
+import type { ApprovalOutcome } from '../policy/approvals.js';
+
+/**
+ * A policy-enforcing MCP proxy at the JSON-RPC message level.
+ *
+ * `downstream` faces the agent (we play server), `upstream` faces the real server (we play client).
+ * Only `tools/call` requests and `tools/list` responses are touched; every other message is passed
+ * through as the same object in both directions, ids included. Nothing here awaits one call before
+ * handling the next message, so a slow call or an elicitation in the middle of a call never blocks
+ * other traffic.
+ */
+
+type Id = string | number;
+type Msg = Record<string, unknown> & { jsonrpc?: string; id?: Id | null; method?: string; params?: unknown };
+
+export const DENIED_PREFIX = '[POLICY DENIED]';
+
+export interface ProxyOptions {
+  downstream: Transport;
+  upstream: Transport;
+  holder: PolicyHolder;
+  state: PolicyState;
+  /** Rate-limit "session" scope key; called lazily because HTTP session ids appear after initialize. */
+  session: () => string;
+  /** Rate-limit "client" scope key: the authenticated identity. */
+  identity: string;
+  /**
+   * HTTP server transports route a server->client message by the request it relates to; stdio ignores it.
+   */
+  relateDownstream?: boolean;
+  /** Replaces `upstream.close()` on shutdown, e.g. to end the upstream HTTP session first. */
+  closeUpstream?: () => Promise<void>;
+  /** Called once when either side closes; the proxy has already closed the other side. */
+  onClose?: () => void;
+  log?: (line: string) => void;
+}
+
+interface Call {
+  id: Id;
+  msg: Msg;
+  tool: string;
+  args: Record<string, unknown>;
+  argsHash: string;
+  decision: Decision;
+  policyHash: string;
+  reservation?: Reservation;
+  t0: number;
+  forwarded: boolean;
+  done: boolean;
+  timer?: NodeJS.Timeout;
+  abort: AbortController;
+  auditDecision: AuditDecision;
+  approvalId?: string;
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export class PolicyProxy {
+  private readonly calls = new Map<Id, Call>();
+  /** Ids of downstream requests forwarded and not yet answered (besides tools/call), for routing. */
+  private readonly openRequests = new Map<Id, string>();
+  private readonly listIds = new Set<Id>();
+  private readonly droppedIds = new Set<Id>();
+  private readonly ownRequests = new Map<Id, (m: Msg) => void>();
+  private clientCaps: Record<string, unknown> = {};
+  private initialized = false;
+  private closed = false;
+  private readonly onReload = (ev: ReloadEvent) => {
+    if (ev.hiddenChanged && this.initialized) {
+      this.sendDown({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+    }
+  };
+
+  constructor(private readonly o: ProxyOptions) {}
+
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  async start(): Promise<void> {
+    const { downstream, upstream } = this.o;
+    downstream.onmessage = (m) => this.fromDown(m as unknown as Msg);
+    upstream.onmessage = (m) => this.fromUp(m as unknown as Msg);
+    downstream.onclose = () => void this.shutdown('downstream');
+    upstream.onclose = () => void this.shutdown('upstream');
+    downstream.onerror = (e) => this.o.log?.(`downstream error: ${e.message}`);
+    upstream.onerror = (e) => this.o.log?.(`upstream error: ${e.message}`);
+    this.o.holder.on('reload', this.onReload);
+    await upstream.start();
+    await downstream.start();
+  }
+
+  async close(): Promise<void> {
+    await this.shutdown('local');
+  }
+
+  // ---------------------------------------------------------------- agent -> server
+
+  private fromDown(m: Msg): void {
+    if (Array.isArray(m)) {
+      // Transports below us should already refuse batches; refuse again so nothing slips past policy.
+      this.sendDown({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request: JSON-RPC batches are not supported' } });
+      return;
+    }
+    const method = m.method;
+    if (typeof method === 'string' && m.id !== undefined && m.id !== null) {
+      if (method === 'tools/call') return this.handleCall(m);
+      if (method === 'tools/list') this.listIds.add(m.id);
+      if (method === 'initialize' && isObj(m.params) && isObj(m.params.capabilities)) this.clientCaps = m.params.capabilities;
+      this.openRequests.set(m.id, method);
+      this.sendUp(m, m.id);
+      return;
+    }
+    if (typeof method === 'string') {
+      if (method === 'notifications/initialized') this.initialized = true;
+      if (method === 'notifications/cancelled' && isObj(m.params)) {
+        const rid = m.params.requestId as Id;
+        const call = this.calls.get(rid);
+        if (call) {
+          const wasForwarded = call.forwarded;
+          this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
+          this.droppedIds.add(rid);
+          if (!wasForwarded) return; // the upstream never saw this call
+        }
+      }
+      this.sendUp(m);
+      return;
+    }
+    // A response from the client: to one of our own requests (approval elicitation) or the upstream's.
+    if (m.id !== undefined && m.id !== null && this.ownRequests.has(m.id)) {
+      const fn = this.ownRequests.get(m.id)!;
+      this.ownRequests.delete(m.id);
+      fn(m);
+      return;
+    }
+    this.sendUp(m);
+  }
+
+  private handleCall(m: Msg): void {
+    const t0 = performance.now();
+    const id = m.id as Id;
+    const loaded = this.o.holder.current;
+    const p = m.params;
+    const name = isObj(p) ? p.name : undefined;
+    const rawArgs = isObj(p) ? p.arguments : undefined;
+    if (typeof name !== 'string' || name.length === 0 || (rawArgs !== undefined && !isObj(rawArgs))) {
+      this.deny(m, t0, typeof name === 'string' ? name : '<invalid>', {}, 'invalid_params', 'deny', 'tools/call params are invalid (need a string "name" and an object "arguments")', loaded.hash);
+      return;
+    }
+    const args = (rawArgs ?? {}) as Record<string, unknown>;
+    let decision: Decision;
+    let argsHash: string;
+    try {
+      decision = loaded.engine.decide(name, args);
+      argsHash = hashArgs(this.o.state.hashKey, args);
+    } catch (e) {
+      this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash);
+      return;
+    }
+    if (decision.action === 'deny') {
+      this.deny(m, t0, name, args, decision.rule, 'deny', decision.reason ?? 'denied by policy', loaded.hash, argsHash, decision);
+      return;
+    }
+    // Reserve quota before forwarding (or before asking a human): all limits or none.
+    let reservation: Reservation | undefined;
+    if (decision.limits.length) {
+      const reqs: LimitRequest[] = [];
+      for (const l of decision.limits) {
+        let cost = 1;
+        if (l.costPath) {
+          const v = getPath(args, l.costPath).value;
+          if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+            this.deny(m, t0, name, args, l.rule, 'deny', `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`, loaded.hash, argsHash, decision);
+            return;
+          }
+          cost = v;
+        }
+        const scopeKey = l.scope === 'global' ? 'g' : l.scope === 'client' ? `c:${this.o.identity}` : `s:${this.o.session()}`;
+        reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });
+      }
+      let r;
+      try {
+        r = this.o.holder.limiter.reserve(reqs);
+      } catch (e) {
+        this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, argsHash, decision);
+        return;
+      }
+      if (!r.ok) {
+        const lim = decision.limits[reqs.findIndex((q) => q.key === r.key)]!;
+        const retry = Number.isFinite(r.retryAfterMs) ? `retry after ${Math.ceil(r.retryAfterMs / 1000)}s` : 'this call costs more than the limit allows and can never succeed';
+        this.deny(
+          m, t0, name, args, lim.rule, 'rate_limited',
+          `rate limit exceeded for "${name}": max ${lim.max} per ${lim.windowMs / 1000}s (scope ${lim.scope}); ${retry}`,
+          loaded.hash, argsHash, decision,
+        );
+        return;
+      }
+      reservation = r.reservation;
+    }
+    const call: Call = {
+      id, msg: m, tool: name, args, argsHash, decision, policyHash: loaded.hash, reservation, t0,
+      forwarded: false, done: false, abort: new AbortController(), auditDecision: 'allow',
+    };
+    this.calls.set(id, call);
+    if (decision.action === 'require_approval') void this.awaitApproval(call);
+    else this.forward(call);
+  }
+
+  private forward(call: Call): void {
+    call.forwarded = true;
+    const timeoutMs = this.o.holder.current.engine.callTimeoutMs;
+    call.timer = setTimeout(() => {
+      if (call.done) return;
+      this.sendUp({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.id, reason: 'policy gateway timeout' } });
+      this.droppedIds.add(call.id);
+      this.failCall(call, 'timeout', -32001, `upstream did not answer tools/call within ${timeoutMs / 1000}s`);
+    }, timeoutMs);
+    call.timer.unref?.();
+    this.sendUp(call.msg, call.id);
+  }
+
+  private async awaitApproval(call: Call): Promise<void> {
+    const st = this.o.state.approvals;
+    let req;
+    try {
+      req = st.request({
+        session: this.o.session(),
+        identity: this.o.identity,
+        tool: call.tool,
+        argsHash: call.argsHash,
+        argsPreview: preview(call.args),
+        rule: call.decision.rule,
+        timeoutMs: call.decision.approvalTimeoutMs,
+      });
+    } catch (e) {
+      return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
+    }
+    call.approvalId = req.row.id;
+    let outcome: ApprovalOutcome;
+    if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
+    else {
+      const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, call.abort.signal)];
+      if (this.o.holder.current.engine.elicitation && isObj(this.clientCaps.elicitation)) {
+        waits.push(this.elicit(call, req.row.id, req.row.expires_at));
+      }
+      outcome = await Promise.race(waits);
+    }
+    if (call.done) return; // cancelled while waiting
+    if (outcome.status === 'approved') {
+      let used = false;
+      try {
+        used = st.consume(req.row.id);
+      } catch (e) {
+        return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
+      }
+      if (!used) return this.denyCall(call, 'approval_denied', `approval ${req.row.id} was already used by another call`);
+      call.abort.abort(); // stop the elicitation / poll
+      call.auditDecision = 'approved';
+      this.forward(call);
+      return;
+    }
+    call.abort.abort();
+    if (outcome.status === 'denied') {
+      this.denyCall(call, 'approval_denied', `approval ${req.row.id} was denied${outcome.decidedBy ? ` by ${outcome.decidedBy}` : ''}${outcome.reason ? `: ${outcome.reason}` : ''}`);
+    } else if (outcome.status === 'expired') {
+      this.denyCall(call, 'approval_expired', `approval ${req.row.id} expired without a decision (timeout ${call.decision.approvalTimeoutMs / 1000}s)`);
+    }
+  }
+
+  /** Asks the human through the agent's client (MCP elicitation). Resolves only with a decision. */
+  private elicit(call: Call, approvalId: string, expiresAt: number): Promise<ApprovalOutcome> {
+    return new Promise((resolve) => {
+      const rid = `policy-approval-${randomUUID()}`;
+      const onAbort = () => {
+        if (this.ownRequests.delete(rid)) {
+          this.sendDown({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: rid, reason: 'decided elsewhere' } });
+        }
+      };
+      call.abort.signal.addEventListener('abort', onAbort, { once: true });
+      this.ownRequests.set(rid, (resp) => {
+        call.abort.signal.removeEventListener('abort', onAbort);
+        const result = isObj(resp.result) ? resp.result : undefined;
+        const content = result && isObj(result.content) ? result.content : {};
+        if (result?.action === 'accept' && content.approve === true) {
+          this.recordDecision(approvalId, 'approved', content.reason, resolve);
+        } else if (result?.action === 'decline' || (result?.action === 'accept' && content.approve !== true)) {
+          this.recordDecision(approvalId, 'denied', content.reason ?? 'declined in the client', resolve);
+        }
+        // "cancel" or an error (client could not ask): leave it to the CLI / HTTP API / timeout.
+      });
+      const secs = Math.max(1, Math.round((expiresAt - Date.now()) / 1000));
+      this.sendDown(
+        {
+          jsonrpc: '2.0',
+          id: rid,
+          method: 'elicitation/create',
+          params: {
+            mode: 'form',
+            message:
+              `Policy requires approval for tool "${call.tool}" with arguments ${preview(call.args, 2000)}.\n` +
+              `Approval ${approvalId} (rule ${call.decision.rule}); it is denied automatically in ${secs}s.`,
+            requestedSchema: {
+              type: 'object',
+              properties: {
+                approve: { type: 'boolean', title: 'Approve this call', default: false },
+                reason: { type: 'string', title: 'Reason (optional)' },
+              },
+              required: ['approve'],
+            },
+          },
+        },
+        call.id,
+      );
+    });
+  }
+
+  private recordDecision(id: string, d: 'approved' | 'denied', reason: unknown, resolve: (o: ApprovalOutcome) => void): void {
+    try {
+      this.o.state.approvals.decide(id, d, 'elicitation', typeof reason === 'string' ? reason : undefined);
+      resolve({ status: d, decidedBy: 'elicitation', reason: typeof reason === 'string' ? reason : undefined });
+    } catch {
+      // Already decided through another channel: that decision reaches the waiter via the store.
+    }
+  }
+
+  // ---------------------------------------------------------------- server -> agent
+
+  private fromUp(m: Msg): void {
+    const id = m.id;
+    const isResponse = m.method === undefined && id !== undefined && id !== null;
+    if (isResponse) {
+      const call = this.calls.get(id);
+      if (call) {
+        const isErr = m.error !== undefined;
+        const res = isObj(m.result) ? m.result : undefined;
+        this.finish(call, call.auditDecision, isErr ? 'rpc_error' : res?.isError === true ? 'tool_error' : 'ok', undefined);
+        this.sendDown(m);
+        return;
+      }
+      if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
+      this.openRequests.delete(id);
+      if (this.listIds.delete(id) && isObj(m.result) && Array.isArray(m.result.tools)) {
+        const engine = this.o.holder.current.engine;
+        const tools = m.result.tools as { name?: unknown }[];
+        if (tools.some((t) => typeof t.name === 'string' && engine.isHidden(t.name))) {
+          m = { ...m, result: { ...m.result, tools: tools.filter((t) => !(typeof t.name === 'string' && engine.isHidden(t.name))) } };
+        }
+      }
+      this.sendDown(m);
+      return;
+    }
+    // Requests and notifications from the server. Relate them to the downstream request they belong to
+    // so an HTTP client sees them on that request's stream: progress names its request via the token.
+    let related: Id | undefined;
+    if (this.o.relateDownstream) {
+      const params = isObj(m.params) ? m.params : undefined;
+      const token = params && m.method === 'notifications/progress' ? (params.progressToken as Id) : undefined;
+      if (token !== undefined && (this.calls.has(token) || this.openRequests.has(token))) related = token;
+      else if (this.calls.size === 1) related = this.calls.keys().next().value;
+    }
+    this.sendDown(m, related);
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private deny(
+    m: Msg, t0: number, tool: string, args: Record<string, unknown>, rule: string, decision: AuditDecision,
+    reason: string, policyHash: string, argsHash?: string, d?: Decision,
+  ): void {
+    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: deniedResult(reason) });
+    this.audit({
+      tool, args, argsHash: argsHash ?? safeHash(this.o.state.hashKey, args), decision, rule: d && rule === d.rule && d.line ? `${rule} (line ${d.line})` : rule,
+      reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: d?.auditArgs ?? 'hash',
+    });
+  }
+
+  private denyCall(call: Call, decision: AuditDecision, reason: string): void {
+    if (call.done) return;
+    this.sendDown({ jsonrpc: '2.0', id: call.id, result: deniedResult(reason) });
+    this.finish(call, decision, 'not_forwarded', reason);
+  }
+
+  private failCall(call: Call, outcome: UpstreamOutcome, code: number, message: string): void {
+    if (call.done) return;
+    this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code, message: `${message} (quota returned)` } });
+    this.finish(call, call.auditDecision, outcome, message);
+  }
+
+  /** Ends a call exactly once: timers, quota (given back unless the upstream produced a result), audit. */
+  private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined): void {
+    if (call.done) return;
+    call.done = true;
+    if (call.timer) clearTimeout(call.timer);
+    call.abort.abort();
+    this.calls.delete(call.id);
+    if (call.reservation && upstream !== 'ok' && upstream !== 'tool_error') this.o.holder.limiter.rollback(call.reservation);
+    this.audit({
+      tool: call.tool, args: call.args, argsHash: call.argsHash, decision,
+      rule: call.decision.line ? `${call.decision.rule} (line ${call.decision.line})` : call.decision.rule,
+      reason, t0: call.t0, upstream, policyHash: call.policyHash, auditArgs: call.decision.auditArgs, approvalId: call.approvalId,
+    });
+  }
+
+  private audit(a: {
+    tool: string; args: Record<string, unknown>; argsHash: string; decision: AuditDecision; rule: string; reason?: string;
+    t0: number; upstream: UpstreamOutcome; policyHash: string; auditArgs: 'hash' | 'plain'; approvalId?: string;
+  }): void {
+    try {
+      this.o.state.audit.append({
+        ts: new Date().toISOString(),
+        session: this.o.session(),
+        identity: this.o.identity,
+        tool: a.tool,
+        args_hash: a.argsHash,
+        ...(a.auditArgs === 'plain' ? { args: a.args } : {}),
+        decision: a.decision,
+        rule: a.rule,
+        ...(a.reason ? { reason: a.reason } : {}),
+        latency_ms: Math.round((performance.now() - a.t0) * 1000) / 1000,
+        upstream: a.upstream,
+        policy_hash: a.policyHash.slice(0, 16),
+        ...(a.approvalId ? { approval_id: a.approvalId } : {}),
+      });
+    } catch (e) {
+      this.o.log?.(`audit failed: ${(e as Error).message}`);
+    }
+  }
+
+  private sendUp(m: Msg, requestId?: Id): void {
+    if (this.closed) {
+      if (requestId !== undefined) this.answerUnreachable(requestId, 'gateway is closing');
+      return;
+    }
+    this.o.upstream.send(m as unknown as JSONRPCMessage).catch((e: Error) => {
+      if (requestId === undefined) return this.o.log?.(`upstream send failed: ${e.message}`);
+      this.answerUnreachable(requestId, `upstream unreachable: ${e.message}`);
+    });
+  }
+
+  private answerUnreachable(requestId: Id, message: string): void {
+    const call = this.calls.get(requestId);
+    if (call) return this.failCall(call, 'unreachable', -32603, message);
+    this.openRequests.delete(requestId);
+    this.listIds.delete(requestId);
+    this.sendDown({ jsonrpc: '2.0', id: requestId, error: { code: -32603, message } });
+  }
+
+  private sendDown(m: Msg, relatedRequestId?: Id): void {
+    const opts = this.o.relateDownstream && relatedRequestId !== undefined ? { relatedRequestId } : undefined;
+    try {
+      this.o.downstream.send(m as unknown as JSONRPCMessage, opts).catch((e: Error) => this.o.log?.(`downstream send failed: ${e.message}`));
+    } catch (e) {
+      this.o.log?.(`downstream send failed: ${(e as Error).message}`);
+    }
+  }
+
+  private async shutdown(side: 'upstream' | 'downstream' | 'local'): Promise<void> {
+    if (this.closed) return;
+    // Fail what is in flight first, while the downstream can still receive the answers.
+    for (const call of [...this.calls.values()]) {
+      if (side === 'downstream') this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', 'client disconnected');
+      else this.failCall(call, side === 'upstream' ? 'crashed' : 'cancelled', -32603, side === 'upstream' ? 'upstream closed or crashed before answering' : 'gateway shutting down');
+    }
+    for (const id of this.openRequests.keys()) {
+      if (side !== 'downstream') this.sendDown({ jsonrpc: '2.0', id, error: { code: -32603, message: 'upstream closed or crashed before answering' } });
+    }
+    this.openRequests.clear();
+    this.closed = true;
+    this.o.holder.off('reload', this.onReload);
+    this.o.state.audit.flush();
+    const { downstream, upstream } = this.o;
+    if (side !== 'upstream') await (this.o.closeUpstream ?? (() => upstream.close()))().catch(() => undefined);
+    if (side !== 'downstream') await downstream.close().catch(() => undefined);
+    this.o.onClose?.();
+  }
+}
+
+export function deniedResult(reason: string): { content: { type: 'text'; text: string }[]; isError: true } {
+  return { content: [{ type: 'text', text: `${DENIED_PREFIX} ${reason}` }], isError: true };
+}
+
+function preview(args: unknown, max = 4000): string {
+  const s = JSON.stringify(args ?? {});
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+function safeHash(key: Buffer, args: unknown): string {
+  try {
+    return hashArgs(key, args);
+  } catch {
+    return 'unhashable';
+  }
+}

@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import type { SqliteDatabase } from '../storage/sqlite/db.js';
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
+
+export interface ApprovalRow {
+  id: string;
+  created_at: number;
+  expires_at: number;
+  status: ApprovalStatus;
+  session: string;
+  identity: string;
+  tool: string;
+  args_hash: string;
+  args_preview: string;
+  rule: string;
+  decided_at: number | null;
+  decided_by: string | null;
+  reason: string | null;
+}
+
+export interface ApprovalBinding {
+  session: string;
+  identity: string;
+  tool: string;
+  argsHash: string;
+  /** What the human is shown. Kept in the local state DB only, never in the audit log. */
+  argsPreview: string;
+  rule: string;
+  timeoutMs: number;
+}
+
+export interface ApprovalOutcome {
+  status: 'approved' | 'denied' | 'expired' | 'cancelled';
+  reason?: string;
+  decidedBy?: string;
+}
+
+/** How long an approved-but-not-yet-used approval stays usable (e.g. across a gateway restart). */
+const APPROVED_GRACE_MS = 10 * 60_000;
+const POLL_MS = 200;
+
+/**
+ * Approvals live in SQLite so that a CLI in another process can decide them and so that pending
+ * ones survive a gateway restart. An approval binds session + tool + argument hash: approving one
+ * call never lets a different call (or the same call from another session) through.
+ */
+export class ApprovalStore {
+  private readonly waiters = new Map<string, Set<(o: ApprovalOutcome) => void>>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Finds a usable approval for this exact binding (approved and unused, or still pending) or
+   * files a new pending one. `state` says which.
+   */
+  request(b: ApprovalBinding): { row: ApprovalRow; state: 'approved' | 'pending' | 'new' } {
+    const tx = this.db.transaction(() => {
+      const now = this.now();
+      this.expireStale(now);
+      const existing = this.db
+        .prepare(
+          `SELECT * FROM policy_approvals WHERE session = ? AND tool = ? AND args_hash = ?
+             AND status IN ('approved','pending') AND expires_at > ? ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
+        )
+        .get(b.session, b.tool, b.argsHash, now) as ApprovalRow | undefined;
+      if (existing) return { row: existing, state: existing.status as 'approved' | 'pending' };
+      const row: ApprovalRow = {
+        id: `apr_${randomBytes(6).toString('hex')}`,
+        created_at: now,
+        expires_at: now + b.timeoutMs,
+        status: 'pending',
+        session: b.session,
+        identity: b.identity,
+        tool: b.tool,
+        args_hash: b.argsHash,
+        args_preview: b.argsPreview,
+        rule: b.rule,
+        decided_at: null,
+        decided_by: null,
+        reason: null,
+      };
+      this.db
+        .prepare(
+          `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
+           VALUES (@id, @created_at, @expires_at, @status, @session, @identity, @tool, @args_hash, @args_preview, @rule)`,
+        )
+        .run(row);
+      return { row, state: 'new' as const };
+    });
+    return tx.immediate();
+  }
+
+  private expireStale(now: number): void {
+    this.db
+      .prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE status IN ('pending','approved') AND expires_at <= ?`)
+      .run(now, now);
+  }
+
+  get(id: string): ApprovalRow | undefined {
+    return this.db.prepare('SELECT * FROM policy_approvals WHERE id = ?').get(id) as ApprovalRow | undefined;
+  }
+
+  list(opts: { status?: ApprovalStatus | 'all' } = {}): ApprovalRow[] {
+    const now = this.now();
+    this.db.transaction(() => this.expireStale(now)).immediate();
+    const status = opts.status ?? 'pending';
+    return (
+      status === 'all'
+        ? this.db.prepare('SELECT * FROM policy_approvals ORDER BY created_at DESC LIMIT 500').all()
+        : this.db.prepare('SELECT * FROM policy_approvals WHERE status = ? ORDER BY created_at DESC LIMIT 500').all(status)
+    ) as ApprovalRow[];
+  }
+
+  /** A human decision. Throws with a readable message when the approval is unknown or no longer pending. */
+  decide(id: string, decision: 'approved' | 'denied', by: string, reason?: string): ApprovalRow {
+    const tx = this.db.transaction(() => {
+      const now = this.now();
+      this.expireStale(now);
+      const row = this.get(id);
+      if (!row) throw new Error(`no approval with id ${id}`);
+      if (row.status !== 'pending') throw new Error(`approval ${id} is ${row.status}, not pending`);
+      const expires = decision === 'approved' ? Math.max(row.expires_at, now + APPROVED_GRACE_MS) : row.expires_at;
+      this.db
+        .prepare(`UPDATE policy_approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, expires_at = ? WHERE id = ? AND status = 'pending'`)
+        .run(decision, now, by, reason ?? null, expires, id);
+      return this.get(id)!;
+    });
+    const row = tx.immediate();
+    this.notify(id, { status: decision, reason: reason ?? undefined, decidedBy: by });
+    return row;
+  }
+
+  /** Marks an approved approval as used; false when it was not (or no longer) approved. */
+  consume(id: string): boolean {
+    return this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved'`).run(id).changes === 1;
+  }
+
+  /** Waits until the approval leaves "pending" (decided here, by another process, or expired). */
+  wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome> {
+    return new Promise((resolve) => {
+      const row = this.get(id);
+      if (!row) return resolve({ status: 'expired', reason: 'approval record disappeared' });
+      const settle = (o: ApprovalOutcome) => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.get(id)?.delete(settle);
+        if (this.waiters.get(id)?.size === 0) this.waiters.delete(id);
+        if (this.waiters.size === 0) this.stop();
+        resolve(o);
+      };
+      const onAbort = () => settle({ status: 'cancelled' });
+      const t = setTimeout(() => {
+        this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'`).run(this.now(), id);
+        this.check(id);
+      }, Math.max(0, row.expires_at - this.now()));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      set.add(settle);
+      if (!this.timer) {
+        this.timer = setInterval(() => {
+          for (const wid of [...this.waiters.keys()]) this.check(wid);
+        }, POLL_MS);
+        this.timer.unref();
+      }
+      this.check(id);
+    });
+  }
+
+  private check(id: string): void {
+    let row: ApprovalRow | undefined;
+    try {
+      row = this.get(id);
+    } catch (e) {
+      // Fail closed: if the store cannot be read, the call is not approved.
+      this.notify(id, { status: 'denied', reason: `policy state error: ${(e as Error).message}` });
+      return;
+    }
+    if (!row) return this.notify(id, { status: 'expired', reason: 'approval record disappeared' });
+    if (row.status === 'pending') return;
+    if (row.status === 'approved' || row.status === 'consumed') {
+      this.notify(id, { status: 'approved', decidedBy: row.decided_by ?? undefined });
+    } else if (row.status === 'denied') {
+      this.notify(id, { status: 'denied', reason: row.reason ?? undefined, decidedBy: row.decided_by ?? undefined });
+    } else this.notify(id, { status: 'expired' });
+  }
+
+  private notify(id: string, o: ApprovalOutcome): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    for (const fn of [...set]) fn(o);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

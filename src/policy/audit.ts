@@ -1,0 +1,165 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { SqliteDatabase } from '../storage/sqlite/db.js';
+
+export type AuditDecision =
+  | 'allow'
+  | 'deny'
+  | 'rate_limited'
+  | 'approved'
+  | 'approval_denied'
+  | 'approval_expired'
+  | 'approval_cancelled';
+
+export type UpstreamOutcome =
+  | 'ok'
+  | 'tool_error'
+  | 'rpc_error'
+  | 'unreachable'
+  | 'crashed'
+  | 'timeout'
+  | 'cancelled'
+  | 'not_forwarded';
+
+export interface AuditRecord {
+  ts: string;
+  session: string;
+  identity: string;
+  tool: string;
+  args_hash: string;
+  /** Only present when the policy opts in with `audit_args: plain`. */
+  args?: unknown;
+  decision: AuditDecision;
+  rule: string;
+  reason?: string;
+  /** Time from receiving the call to its final answer (or to the denial). */
+  latency_ms: number;
+  upstream: UpstreamOutcome;
+  policy_hash?: string;
+  approval_id?: string;
+}
+
+const FLUSH_MS = 50;
+const FLUSH_AT = 256;
+
+/**
+ * Appends decisions to SQLite and a JSONL file. Writes are batched (one transaction and one file
+ * append per ~50 ms) so auditing does not dominate the per-call cost at thousands of calls/s.
+ */
+export class AuditLog {
+  private buf: AuditRecord[] = [];
+  private timer?: NodeJS.Timeout;
+  private readonly insert;
+  onError: (e: Error) => void = (e) => process.stderr.write(`egress-triage: audit write failed: ${e.message}\n`);
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    readonly file?: string,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO policy_audit(ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id)
+       VALUES (@ts, @session, @identity, @tool, @args_hash, @args, @decision, @rule, @reason, @latency_ms, @upstream, @policy_hash, @approval_id)`,
+    );
+    if (file) mkdirSync(dirname(file), { recursive: true });
+  }
+
+  append(r: AuditRecord): void {
+    this.buf.push(r);
+    if (this.buf.length >= FLUSH_AT) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.buf.length === 0) return;
+    const batch = this.buf;
+    this.buf = [];
+    try {
+      if (this.file) appendFileSync(this.file, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    } catch (e) {
+      this.onError(e as Error);
+    }
+    try {
+      if (!this.db.open) return;
+      this.db.transaction(() => {
+        for (const r of batch) {
+          this.insert.run({
+            ts: r.ts,
+            session: r.session,
+            identity: r.identity,
+            tool: r.tool,
+            args_hash: r.args_hash,
+            args: r.args === undefined ? null : JSON.stringify(r.args),
+            decision: r.decision,
+            rule: r.rule,
+            reason: r.reason ?? null,
+            latency_ms: r.latency_ms,
+            upstream: r.upstream,
+            policy_hash: r.policy_hash ?? null,
+            approval_id: r.approval_id ?? null,
+          });
+        }
+      })();
+    } catch (e) {
+      this.onError(e as Error);
+    }
+  }
+
+  close(): void {
+    this.flush();
+  }
+}
+
+export interface AuditQuery {
+  since?: string;
+  tool?: string;
+  decision?: string;
+  session?: string;
+  limit?: number;
+}
+
+export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.since) {
+    where.push('ts >= ?');
+    params.push(q.since);
+  }
+  if (q.tool) {
+    where.push('tool = ?');
+    params.push(q.tool);
+  }
+  if (q.decision) {
+    where.push('decision = ?');
+    params.push(q.decision);
+  }
+  if (q.session) {
+    where.push('session = ?');
+    params.push(q.session);
+  }
+  const sql = `SELECT * FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+  params.push(q.limit ?? 1000);
+  const rows = db.prepare(sql).all(...params) as (Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null })[];
+  return rows.reverse().map((r) => {
+    const out: AuditRecord = {
+      ts: r.ts,
+      session: r.session,
+      identity: r.identity,
+      tool: r.tool,
+      args_hash: r.args_hash,
+      decision: r.decision,
+      rule: r.rule,
+      latency_ms: r.latency_ms,
+      upstream: r.upstream,
+    };
+    if (r.args !== null) out.args = JSON.parse(r.args);
+    if (r.reason !== null) out.reason = r.reason;
+    if (r.policy_hash !== null) out.policy_hash = r.policy_hash;
+    if (r.approval_id !== null) out.approval_id = r.approval_id;
+    return out;
+  });
+}

@@ -1,0 +1,271 @@
+import picomatch from 'picomatch';
+import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
+import { deepEqual } from './canonical.js';
+
+/** Where a rule came from, for explain output and audit records. */
+export interface RuleRef {
+  rule: string;
+  line?: number;
+}
+
+export interface CompiledLimit extends RuleRef {
+  max: number;
+  windowMs: number;
+  scope: Scope;
+  costPath?: string[];
+}
+
+interface CompiledCondition extends RuleRef {
+  path: string[];
+  op: Op;
+  test: (present: boolean, v: unknown) => boolean;
+  action: Action;
+  reason?: string;
+  approvalTimeoutMs?: number;
+}
+
+interface CompiledEntry extends RuleRef {
+  key: string;
+  action?: Action;
+  reason?: string;
+  approvalTimeoutMs?: number;
+  when: CompiledCondition[];
+  limits: CompiledLimit[];
+  auditArgs?: 'hash' | 'plain';
+}
+
+export interface Decision extends RuleRef {
+  action: Action;
+  reason?: string;
+  /** Set for require_approval. */
+  approvalTimeoutMs: number;
+  /** Every rate limit that applies to this tool (specific entry, matching globs and "*"). */
+  limits: readonly CompiledLimit[];
+  auditArgs: 'hash' | 'plain';
+  hidden: boolean;
+}
+
+interface Resolved {
+  hidden: boolean;
+  chain: CompiledEntry[];
+  limits: CompiledLimit[];
+  auditArgs: 'hash' | 'plain';
+}
+
+/** Maps a dotted rule path ("tools.x.when[0]") to its 1-based line in the policy file. */
+export type LineLookup = (path: (string | number)[]) => number | undefined;
+
+const isGlob = (s: string) => /[*?[\]{}!]/.test(s);
+
+export function getPath(args: unknown, path: readonly string[]): { present: boolean; value: unknown } {
+  let cur: unknown = args;
+  for (const seg of path) {
+    if (cur === null || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, seg)) {
+      return { present: false, value: undefined };
+    }
+    cur = (cur as Record<string, unknown>)[seg];
+  }
+  return { present: cur !== undefined, value: cur };
+}
+
+function compileTest(op: Op, value: unknown): (present: boolean, v: unknown) => boolean {
+  switch (op) {
+    case 'eq':
+      return typeof value === 'object' && value !== null
+        ? (p, v) => p && deepEqual(v, value)
+        : (p, v) => p && v === value;
+    case 'neq':
+      return typeof value === 'object' && value !== null
+        ? (p, v) => !p || !deepEqual(v, value)
+        : (p, v) => !p || v !== value;
+    case 'in': {
+      const list = value as unknown[];
+      const prim = new Set(list.filter((x) => typeof x !== 'object' || x === null));
+      const objs = list.filter((x) => typeof x === 'object' && x !== null);
+      return (p, v) => p && (prim.has(v) || objs.some((o) => deepEqual(o, v)));
+    }
+    case 'not_in': {
+      const t = compileTest('in', value);
+      return (p, v) => !t(p, v);
+    }
+    case 'lt':
+      return (p, v) => p && typeof v === 'number' && v < (value as number);
+    case 'lte':
+      return (p, v) => p && typeof v === 'number' && v <= (value as number);
+    case 'gt':
+      return (p, v) => p && typeof v === 'number' && v > (value as number);
+    case 'gte':
+      return (p, v) => p && typeof v === 'number' && v >= (value as number);
+    case 'regex': {
+      const re = new RegExp(value as string, 'u');
+      return (p, v) => p && typeof v === 'string' && re.test(v);
+    }
+    case 'contains':
+      return (p, v) => {
+        if (!p) return false;
+        if (typeof v === 'string') return typeof value === 'string' && v.includes(value);
+        if (Array.isArray(v)) return v.some((x) => deepEqual(x, value));
+        return false;
+      };
+    case 'exists': {
+      const want = value === undefined ? true : Boolean(value);
+      return (p) => p === want;
+    }
+  }
+}
+
+const splitArgsPath = (p: string) => p.split('.').slice(1);
+
+export class PolicyEngine {
+  readonly default: 'allow' | 'deny';
+  readonly callTimeoutMs: number;
+  readonly approvalDefaultTimeoutMs: number;
+  readonly elicitation: boolean;
+  private readonly exact = new Map<string, CompiledEntry>();
+  private readonly globs: { match: (s: string) => boolean; entry: CompiledEntry }[] = [];
+  private star?: CompiledEntry;
+  private readonly hiddenExact = new Set<string>();
+  private readonly hiddenGlobs: ((s: string) => boolean)[] = [];
+  private readonly cache = new Map<string, Resolved>();
+
+  constructor(
+    readonly file: PolicyFile,
+    lineOf: LineLookup = () => undefined,
+  ) {
+    this.default = file.default ?? 'allow';
+    this.callTimeoutMs = (file.call_timeout ?? 300) * 1000;
+    this.approvalDefaultTimeoutMs = (file.approvals?.default_timeout ?? 600) * 1000;
+    this.elicitation = file.approvals?.elicitation ?? true;
+    for (const h of file.hide ?? []) {
+      if (isGlob(h)) this.hiddenGlobs.push(picomatch(h, { dot: true }));
+      else this.hiddenExact.add(h);
+    }
+    for (const [key, t] of Object.entries(file.tools ?? {})) {
+      const entry = this.compileEntry(key, t, lineOf);
+      if (key === "*") this.star = entry;
+      else if (isGlob(key)) this.globs.push({ match: picomatch(key, { dot: true }), entry });
+      else this.exact.set(key, entry);
+    }
+  }
+
+  private compileEntry(key: string, t: ToolEntry, lineOf: LineLookup): CompiledEntry {
+    const base = ['tools', key];
+    const rule = /^[A-Za-z_][\w-]*$/.test(key) ? `tools.${key}` : `tools[${JSON.stringify(key)}]`;
+    const limitsRaw = t.rate_limit === undefined ? [] : Array.isArray(t.rate_limit) ? t.rate_limit : [t.rate_limit];
+    const limits = limitsRaw.map((l, i): CompiledLimit => {
+      const p = Array.isArray(t.rate_limit) ? [...base, 'rate_limit', i] : [...base, 'rate_limit'];
+      return {
+        rule: Array.isArray(t.rate_limit) ? `${rule}.rate_limit[${i}]` : `${rule}.rate_limit`,
+        line: lineOf(p),
+        max: l.max,
+        windowMs: l.window * 1000,
+        scope: l.scope ?? 'session',
+        costPath: l.cost_from ? splitArgsPath(l.cost_from) : undefined,
+      };
+    });
+    const when = (t.when ?? []).map(
+      (c, i): CompiledCondition => ({
+        rule: `${rule}.when[${i}]`,
+        line: lineOf([...base, 'when', i]),
+        path: splitArgsPath(c.path),
+        op: c.op,
+        test: compileTest(c.op, c.value),
+        action: c.action,
+        reason: c.reason,
+        approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
+      }),
+    );
+    return {
+      key,
+      rule,
+      line: lineOf(base),
+      action: t.action,
+      reason: t.reason,
+      approvalTimeoutMs: t.approval_timeout !== undefined ? t.approval_timeout * 1000 : undefined,
+      when,
+      limits,
+      auditArgs: t.audit_args,
+    };
+  }
+
+  isHidden(tool: string): boolean {
+    return this.resolve(tool).hidden;
+  }
+
+  /** Names in `hide` plus a fingerprint of hide globs: used to notice hidden-set changes on reload. */
+  hiddenFingerprint(): string {
+    return JSON.stringify([...(this.file.hide ?? [])].sort());
+  }
+
+  private resolve(tool: string): Resolved {
+    const hit = this.cache.get(tool);
+    if (hit) return hit;
+    const chain: CompiledEntry[] = [];
+    const ex = this.exact.get(tool);
+    if (ex) chain.push(ex);
+    for (const g of this.globs) if (g.match(tool)) chain.push(g.entry);
+    if (this.star) chain.push(this.star);
+    const hidden = this.hiddenExact.has(tool) || this.hiddenGlobs.some((m) => m(tool));
+    const limits = chain.flatMap((e) => e.limits);
+    const auditArgs = chain.find((e) => e.auditArgs)?.auditArgs ?? 'hash';
+    const r: Resolved = { hidden, chain, limits, auditArgs };
+    // Tool names come from clients: bound the cache so junk names cannot grow it forever.
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(tool, r);
+    return r;
+  }
+
+  /** Pure decision for one call. Rate limits are reported, not applied: the limiter does that. */
+  decide(tool: string, args: unknown): Decision {
+    const r = this.resolve(tool);
+    if (r.hidden) {
+      return {
+        action: 'deny',
+        rule: 'hide',
+        line: undefined,
+        reason: `tool "${tool}" is not available (hidden by policy)`,
+        approvalTimeoutMs: 0,
+        limits: [],
+        auditArgs: r.auditArgs,
+        hidden: true,
+      };
+    }
+    for (const e of r.chain) {
+      for (const c of e.when) {
+        const { present, value } = getPath(args, c.path);
+        if (c.test(present, value)) {
+          return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool);
+        }
+      }
+      if (e.action) return this.make(e.action, e, e.reason, e.approvalTimeoutMs, r, tool);
+    }
+    return this.make(
+      this.default,
+      { rule: 'default' },
+      this.default === 'deny' ? `tool "${tool}" is not allowed by policy (default: deny)` : undefined,
+      undefined,
+      r,
+      tool,
+    );
+  }
+
+  private make(
+    action: Action,
+    ref: RuleRef,
+    reason: string | undefined,
+    timeoutMs: number | undefined,
+    r: Resolved,
+    tool: string,
+  ): Decision {
+    return {
+      action,
+      rule: ref.rule,
+      line: ref.line,
+      reason: reason ?? (action === 'deny' ? `tool "${tool}" is denied by policy` : undefined),
+      approvalTimeoutMs: timeoutMs ?? this.approvalDefaultTimeoutMs,
+      limits: r.limits,
+      auditArgs: r.auditArgs,
+      hidden: false,
+    };
+  }
+}

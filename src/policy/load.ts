@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { policyFileSchema } from './schema.js';
+import { PolicyEngine } from './engine.js';
+
+export interface PolicyIssue {
+  /** Dotted path inside the document, e.g. "tools.create_rule.when[0].op". */
+  path: string;
+  line?: number;
+  col?: number;
+  message: string;
+}
+
+export class PolicyLoadError extends Error {
+  constructor(
+    readonly file: string,
+    readonly issues: PolicyIssue[],
+  ) {
+    super(`${file}: invalid policy:\n${issues.map((i) => `  ${formatIssue(file, i)}`).join('\n')}`);
+    this.name = 'PolicyLoadError';
+  }
+}
+
+export function formatIssue(file: string, i: PolicyIssue): string {
+  const loc = i.line ? `${file}:${i.line}${i.col ? `:${i.col}` : ''}` : file;
+  return `${loc}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else {
+      const k = String(p);
+      s += /^[A-Za-z_][\w-]*$/.test(k) ? (s ? `.${k}` : k) : `[${JSON.stringify(k)}]`;
+    }
+  }
+  return s;
+}
+
+export interface LoadedPolicy {
+  engine: PolicyEngine;
+  /** sha256 of the file bytes, for audit records and change detection. */
+  hash: string;
+  path: string;
+}
+
+/** Parses and validates policy text; throws PolicyLoadError listing every problem with its line. */
+export function parsePolicy(text: string, file = '<policy>'): LoadedPolicy {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const issues: PolicyIssue[] = [];
+  for (const e of doc.errors) {
+    const pos = lc.linePos(e.pos[0]);
+    issues.push({ path: '', line: pos.line, col: pos.col, message: e.message.split('\n')[0] });
+  }
+  if (issues.length) throw new PolicyLoadError(file, issues);
+  const data = doc.toJS({ maxAliasCount: 100 });
+  const lineOf = (path: readonly PropertyKey[]) => nodeLine(doc, lc, path);
+  const res = policyFileSchema.safeParse(data ?? {});
+  if (!res.success) {
+    for (const iss of res.error.issues) {
+      const keys = iss.code === 'unrecognized_keys' ? iss.keys : [undefined];
+      for (const k of keys) {
+        const p = k === undefined ? iss.path : [...iss.path, k];
+        const pos = lineOf(p);
+        issues.push({
+          path: formatPath(p),
+          line: pos?.line,
+          col: pos?.col,
+          message: iss.code === 'unrecognized_keys' ? `unknown key "${String(k)}"` : iss.message,
+        });
+      }
+    }
+    issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new PolicyLoadError(file, issues);
+  }
+  const engine = new PolicyEngine(res.data, (p) => lineOf(p)?.line);
+  return { engine, hash: createHash('sha256').update(text).digest('hex'), path: file };
+}
+
+export function loadPolicyFile(path: string): LoadedPolicy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new PolicyLoadError(path, [{ path: '', message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parsePolicy(text, path);
+}
+
+/** Finds the YAML node at `path` (or its nearest existing parent) and returns its position. */
+function nodeLine(doc: Document, lc: LineCounter, path: readonly PropertyKey[]): { line: number; col: number } | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n) as (string | number)[];
+    const node = sub.length === 0 ? doc.contents : doc.getIn(sub, true);
+    if (isNode(node) && node.range) {
+      // For an unknown or misspelled key, point at the key rather than the value.
+      const keyPos = n > 0 ? keyRange(doc, sub) : undefined;
+      return lc.linePos(keyPos ?? node.range[0]);
+    }
+  }
+  return undefined;
+}
+
+function keyRange(doc: Document, path: (string | number)[]): number | undefined {
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  const last = path[path.length - 1];
+  const items = (parent as { items?: unknown[] } | null)?.items;
+  if (!Array.isArray(items)) return undefined;
+  for (const it of items) {
+    const key = (it as { key?: { value?: unknown; range?: [number, number, number] } }).key;
+    if (key && key.value === last && key.range) return key.range[0];
+  }
+  return undefined;
+}

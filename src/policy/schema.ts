@@ -1,0 +1,115 @@
+import { z } from 'zod';
+
+/**
+ * The policy file format (YAML or JSON). See docs/policy.md for the reference.
+ * Objects are strict so a typo ("rate_limt") is an error instead of a silently ignored rule.
+ */
+
+export const ACTIONS = ['allow', 'deny', 'require_approval'] as const;
+export const OPS = ['eq', 'neq', 'in', 'not_in', 'lt', 'lte', 'gt', 'gte', 'regex', 'contains', 'exists'] as const;
+export const SCOPES = ['session', 'client', 'global'] as const;
+
+export type Action = (typeof ACTIONS)[number];
+export type Op = (typeof OPS)[number];
+export type Scope = (typeof SCOPES)[number];
+
+/** `args.a.b.0` style paths into the call's arguments. */
+const argsPath = z
+  .string()
+  .regex(/^args(\.[^.\s]+)+$/, 'must be a path into the arguments like "args.owner" or "args.conditions.owner"');
+
+const seconds = z.number().positive().finite();
+
+const rateLimitSchema = z.strictObject({
+  max: z.number().positive().finite(),
+  window: seconds,
+  scope: z.enum(SCOPES).optional(),
+  cost_from: argsPath.optional(),
+});
+
+const conditionSchema = z
+  .strictObject({
+    path: argsPath,
+    op: z.enum(OPS),
+    value: z.unknown().optional(),
+    action: z.enum(ACTIONS),
+    reason: z.string().min(1).optional(),
+    approval_timeout: seconds.optional(),
+  })
+  .superRefine((c, ctx) => {
+    const v = c.value;
+    switch (c.op) {
+      case 'in':
+      case 'not_in':
+        if (!Array.isArray(v)) ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a list value` });
+        break;
+      case 'lt':
+      case 'lte':
+      case 'gt':
+      case 'gte':
+        if (typeof v !== 'number' || !Number.isFinite(v))
+          ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a number value` });
+        break;
+      case 'regex':
+        if (typeof v !== 'string') ctx.addIssue({ code: 'custom', path: ['value'], message: 'op "regex" needs a string value' });
+        else {
+          try {
+            new RegExp(v, 'u');
+          } catch (e) {
+            ctx.addIssue({ code: 'custom', path: ['value'], message: `invalid regex: ${(e as Error).message}` });
+          }
+        }
+        break;
+      case 'contains':
+        if (v === undefined) ctx.addIssue({ code: 'custom', path: ['value'], message: 'op "contains" needs a value' });
+        break;
+      case 'exists':
+        if (v !== undefined && typeof v !== 'boolean')
+          ctx.addIssue({ code: 'custom', path: ['value'], message: 'op "exists" takes true/false (default true)' });
+        break;
+      case 'eq':
+      case 'neq':
+        if (v === undefined) ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a value` });
+        break;
+    }
+    if (c.action === 'deny' && !c.reason) {
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'a deny condition needs a reason (the agent is shown it)' });
+    }
+  });
+
+const toolSchema = z
+  .strictObject({
+    action: z.enum(ACTIONS).optional(),
+    reason: z.string().min(1).optional(),
+    approval_timeout: seconds.optional(),
+    rate_limit: z.union([rateLimitSchema, z.array(rateLimitSchema).min(1)]).optional(),
+    when: z.array(conditionSchema).optional(),
+    /** Opt in to writing argument values into the audit log (they are HMAC-hashed otherwise). */
+    audit_args: z.enum(['hash', 'plain']).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.action === 'deny' && !t.reason) {
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'action "deny" needs a reason (the agent is shown it)' });
+    }
+  });
+
+export const policyFileSchema = z.strictObject({
+  version: z.literal(1),
+  default: z.enum(['allow', 'deny']).optional(),
+  hide: z.array(z.string().min(1)).optional(),
+  /** Seconds to wait for the upstream's answer to a forwarded tools/call before giving quota back and failing it. */
+  call_timeout: seconds.optional(),
+  approvals: z
+    .strictObject({
+      /** Ask the client via MCP elicitation when it supports it (default true). */
+      elicitation: z.boolean().optional(),
+      default_timeout: seconds.optional(),
+    })
+    .optional(),
+  tools: z.record(z.string().min(1), toolSchema).optional(),
+});
+
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+export type ToolEntry = z.infer<typeof toolSchema>;
+export type RateLimitEntry = z.infer<typeof rateLimitSchema>;
+export type ConditionEntry = z.infer<typeof conditionSchema>;

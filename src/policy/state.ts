@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { migrate, openSqlite, type Migration, type SqliteDatabase } from '../storage/sqlite/db.js';
+import { ApprovalStore } from './approvals.js';
+import { AuditLog } from './audit.js';
+
+/** Policy-layer tables. Versions 100-199 are reserved for this module. */
+export const POLICY_MIGRATIONS: Migration[] = [
+  {
+    version: 100,
+    name: 'policy_state',
+    up: `
+      CREATE TABLE policy_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+      CREATE TABLE policy_approvals (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','expired','consumed')),
+        session TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        args_hash TEXT NOT NULL,
+        args_preview TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        decided_at INTEGER,
+        decided_by TEXT,
+        reason TEXT
+      );
+      CREATE INDEX policy_approvals_binding ON policy_approvals(session, tool, args_hash, status);
+      CREATE INDEX policy_approvals_status ON policy_approvals(status, expires_at);
+      CREATE TABLE policy_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        session TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        args_hash TEXT NOT NULL,
+        args TEXT,
+        decision TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        reason TEXT,
+        latency_ms REAL NOT NULL,
+        upstream TEXT NOT NULL,
+        policy_hash TEXT,
+        approval_id TEXT
+      );
+      CREATE INDEX policy_audit_ts ON policy_audit(ts);
+      CREATE INDEX policy_audit_tool ON policy_audit(tool, ts);
+    `,
+  },
+];
+
+export interface PolicyStateOptions {
+  dbPath: string;
+  /** JSONL audit file; default `<dbdir>/policy-audit.jsonl`; `false` disables the file. */
+  auditFile?: string | false;
+}
+
+export function defaultAuditFile(dbPath: string): string | false {
+  return dbPath === ':memory:' ? false : join(dirname(dbPath), 'policy-audit.jsonl');
+}
+
+/** Everything persistent the policy layer owns: approvals, audit, the argument-hash key. */
+export class PolicyState {
+  readonly db: SqliteDatabase;
+  readonly approvals: ApprovalStore;
+  readonly audit: AuditLog;
+  readonly hashKey: Buffer;
+
+  constructor(opts: PolicyStateOptions) {
+    this.db = openSqlite(opts.dbPath);
+    migrate(this.db, POLICY_MIGRATIONS);
+    this.hashKey = loadOrCreateKey(this.db);
+    this.approvals = new ApprovalStore(this.db);
+    const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
+    this.audit = new AuditLog(this.db, file || undefined);
+  }
+
+  close(): void {
+    this.approvals.stop();
+    this.audit.close();
+    if (this.db.open) this.db.close();
+  }
+}
+
+function loadOrCreateKey(db: SqliteDatabase): Buffer {
+  const tx = db.transaction(() => {
+    const row = db.prepare(`SELECT value FROM policy_meta WHERE key = 'args_hmac_key'`).get() as { value: Buffer } | undefined;
+    if (row) return row.value;
+    const k = randomBytes(32);
+    db.prepare(`INSERT INTO policy_meta(key, value) VALUES ('args_hmac_key', ?)`).run(k);
+    return k;
+  });
+  return tx.immediate();
+}
