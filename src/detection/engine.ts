@@ -3,7 +3,7 @@ import { normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
 import type { BaselineEntry, IngestSession, JobRow, ProcessVariant } from '../storage/store.js';
-import { observationKey, processVariantKey } from '../storage/sqlite/ingest-session.js';
+import { observationKey } from '../storage/sqlite/ingest-session.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
 
 /**
@@ -70,12 +70,29 @@ export function toVariant(p: ProcessInfo): ProcessVariant {
   };
 }
 
+/**
+ * The same string as processVariantKey(toVariant(p)), built without allocating the variant:
+ * most events are repeats, and this key is all that is needed to recognise them.
+ */
+export function variantKeyOf(p: ProcessInfo): string {
+  const sha = p.sha256 && p.sha256 !== 'Unknown' ? p.sha256.toLowerCase() : '';
+  let chain = '';
+  let q = p.parent ?? null;
+  for (let depth = 0; q && depth < 16; depth++) {
+    chain += `${q.name}|${q.path ?? ''}|${q.sha256 ?? ''};`;
+    q = q.parent ?? null;
+  }
+  return `${p.name}\u0001${p.path ?? ''}\u0001${sha}\u0001${chain}`;
+}
+
 export class DetectionEngine {
   private readonly jobs = new Map<string, JobState>();
   /** completed runs receiving late events; small, because late events are rare */
   private readonly lateRuns = new Map<number, RunState>();
   readonly counters: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
   private suppressor: Suppressor = NO_SUPPRESSION;
+  /** runs whose time span grew in this batch; written once per batch instead of per event */
+  private readonly dirtyRuns = new Set<RunState>();
   private rulesVersion = -1;
 
   constructor(
@@ -94,10 +111,17 @@ export class DetectionEngine {
     }
   }
 
+  /** Call at the end of every batch transaction. */
+  endBatch(): void {
+    for (const r of this.dirtyRuns) this.session.touchRun(r.ref, r.firstTs, r.lastTs);
+    this.dirtyRuns.clear();
+  }
+
   /** Forget in-memory state (after a rolled-back batch), so it is reloaded from the store. */
   reset(): void {
     this.jobs.clear();
     this.lateRuns.clear();
+    this.dirtyRuns.clear();
     this.session.resetCaches();
     this.rulesVersion = -1;
   }
@@ -197,8 +221,7 @@ export class DetectionEngine {
     const st = this.job(c.owner, c.repo, c.workflow, c.job);
     const run = this.runFor(st, c.runId, c.runAttempt, c.jobId, ev.timestamp);
     const endpoint = endpointOf(ev.domain, ev.ip, ev.port);
-    const variant = toVariant(ev.process);
-    const vkey = processVariantKey(variant);
+    const vkey = variantKeyOf(ev.process);
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
     this.counters.accepted++;
@@ -207,6 +230,7 @@ export class DetectionEngine {
       return;
     }
     run.keys.add(okey);
+    const variant = toVariant(ev.process);
     const ip = ev.ip ?? null;
     if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp)) {
       this.counters.duplicates++;
@@ -215,7 +239,7 @@ export class DetectionEngine {
     if (ev.timestamp > run.lastTs || ev.timestamp < run.firstTs) {
       run.lastTs = Math.max(run.lastTs, ev.timestamp);
       run.firstTs = Math.min(run.firstTs, ev.timestamp);
-      this.session.touchRun(run.ref, ev.timestamp);
+      this.dirtyRuns.add(run);
     }
     if (!blocked && !run.endpoints.has(endpoint)) {
       run.endpoints.add(endpoint);

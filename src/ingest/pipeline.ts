@@ -200,17 +200,26 @@ export class IngestPipeline {
       }
     };
 
+    const endBatch = () => {
+      for (const p of this.tenants.values()) p.engine.endBatch();
+    };
+
     const rollbackState = () => {
       for (const p of this.tenants.values()) p.engine.reset();
     };
 
     try {
       if (strict) db.exec('BEGIN IMMEDIATE');
-      for await (const batch of readRecords(input.stream, this.opts.batchSize ?? 2000)) {
-        if (strict) processBatch(batch);
-        else {
+      for await (const batch of readRecords(input.stream, this.opts.batchSize ?? 10_000)) {
+        if (strict) {
+          processBatch(batch);
+          endBatch();
+        } else {
           try {
-            db.transaction(() => processBatch(batch)).immediate();
+            db.transaction(() => {
+              processBatch(batch);
+              endBatch();
+            }).immediate();
           } catch (err) {
             rollbackState();
             throw err;

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { isAscii } from 'node:buffer';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
@@ -101,12 +102,19 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
   for (;;) {
     const n = await it.next();
     if (n.done) break;
-    yield* take(decoder.write(n.value as Buffer));
+    const buf = n.value as Buffer;
+    // Pure-ASCII chunks (the common case) skip UTF-8 decoding: latin1 makes compact one-byte strings.
+    yield* take(isAscii(buf) && !decoderHasPending(decoder) ? buf.toString('latin1') : decoder.write(buf));
   }
   const tail = decoder.end();
   yield* take(tail + '\n');
   if (carry) batch.push(carry);
   yield* flushBatch();
+}
+
+/** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */
+function decoderHasPending(d: StringDecoder): boolean {
+  return (d as unknown as { lastNeed?: number }).lastNeed ? true : false;
 }
 
 async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 'envelope', batchSize: number): AsyncGenerator<RecordBatch> {

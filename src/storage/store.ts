@@ -79,7 +79,8 @@ export interface IngestSession {
   findRun(jobRef: number, runId: string, runAttempt: number): RunRow | null;
   findRunByRef(runRef: number): RunRow | null;
   createRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null, ts: number, learning: boolean, expected: string[]): number;
-  touchRun(runRef: number, ts: number): void;
+  /** widens the run's time span to include [minTs, maxTs] */
+  touchRun(runRef: number, minTs: number, maxTs?: number): void;
   completeRun(runRef: number): void;
   runObservationKeys(runRef: number): { keys: Set<string>; endpoints: Set<string> };
   runEndpointsAllowed(runRef: number): string[];

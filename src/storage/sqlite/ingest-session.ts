@@ -171,8 +171,8 @@ export class SqliteIngestSession implements IngestSession {
     );
   }
 
-  touchRun(runRef: number, ts: number): void {
-    this.s.runTouch.run(ts, ts, runRef);
+  touchRun(runRef: number, minTs: number, maxTs = minTs): void {
+    this.s.runTouch.run(minTs, maxTs, runRef);
   }
 
   completeRun(runRef: number): void {

@@ -1,0 +1,449 @@
+import ipaddr from 'ipaddr.js';
+import type { SqliteDatabase } from './db.js';
+import { globMatcher, isGlob } from '../../domain/glob.js';
+
+/**
+ * Read-only inventory queries used by the MCP server (IOC lookups, endpoint usage, orgs, runs).
+ * Every method is tenant-scoped: the endpoint/ip/process dictionaries are shared, but every fact
+ * (observation, baseline entry, run) is reached through a job of the requested tenant only.
+ */
+
+export class InventoryError extends Error {}
+
+/** How an indicator is matched against stored endpoints. */
+export type IndicatorKind = 'ip' | 'cidr' | 'domain' | 'endpoint' | 'glob' | 'substring';
+
+export interface EndpointMatcher {
+  indicator: string;
+  kind: IndicatorKind;
+  /** matching endpoint dictionary ids (capped) */
+  endpointIds: number[];
+  /** true when more endpoints matched than the cap */
+  truncated: boolean;
+}
+
+interface EndpointRow {
+  id: number;
+  endpoint: string;
+  host: string;
+  port: number | null;
+  is_ip: number;
+}
+
+const MAX_ENDPOINT_IDS = 2000;
+
+function parseCidr(value: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  try {
+    return ipaddr.parseCIDR(value);
+  } catch {
+    throw new InventoryError(
+      `malformed CIDR "${value}": use an address and prefix length such as 100.64.0.0/10 or 2001:db8::/32`,
+    );
+  }
+}
+
+/** Classifies an indicator and returns a predicate over endpoint rows. */
+export function classifyIndicator(raw: string): { kind: IndicatorKind; test: (e: EndpointRow) => boolean; norm: string } {
+  const v = raw.trim().toLowerCase();
+  if (v === '') throw new InventoryError('empty indicator: pass a domain, IP, CIDR, host:port or a substring');
+  if (v.length > 253 + 8) throw new InventoryError('indicator too long: pass at most 261 characters');
+  if (v.includes('/')) {
+    const [net, bits] = parseCidr(v);
+    return {
+      kind: 'cidr',
+      norm: v,
+      test: (e) => {
+        if (!e.is_ip) return false;
+        try {
+          const a = ipaddr.parse(e.host);
+          return a.kind() === net.kind() && a.match(net, bits);
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+  if (ipaddr.isValid(v)) {
+    const canon = ipaddr.parse(v).toString();
+    return { kind: 'ip', norm: canon, test: (e) => e.is_ip === 1 && (e.host === canon || e.host === v) };
+  }
+  if (isGlob(v)) {
+    const m = globMatcher(v);
+    const hm = globMatcher(v.replace(/:\d+$/, ''));
+    return { kind: 'glob', norm: v, test: (e) => m(e.endpoint) || hm(e.host) };
+  }
+  if (/^[a-z0-9.-]+:\d{1,5}$/.test(v) || /^\[[0-9a-f:.]+\]:\d{1,5}$/.test(v)) {
+    return { kind: 'endpoint', norm: v, test: (e) => e.endpoint === v };
+  }
+  if (/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(v)) {
+    // A domain covers itself and its subdomains, on any port.
+    return { kind: 'domain', norm: v, test: (e) => !e.is_ip && (e.host === v || e.host.endsWith(`.${v}`)) };
+  }
+  return { kind: 'substring', norm: v, test: (e) => e.endpoint.includes(v) };
+}
+
+export interface BaselineMatch {
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  endpoint: string;
+  runs_seen: number;
+  in_baseline: boolean;
+  source: string;
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface CallSummary {
+  endpoint: string;
+  owner: string;
+  repo: string;
+  runs: number;
+  blocked_runs: number;
+  processes: string[];
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface EndpointCall {
+  endpoint: string;
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  run_id: string;
+  run_attempt: number;
+  job_id: string | null;
+  process: string;
+  process_sha256: string | null;
+  blocked: boolean;
+  timestamp: string;
+}
+
+export interface RepoUsage {
+  owner: string;
+  repo: string;
+  matched_endpoints: string[];
+  runs: number;
+  jobs: number;
+  workflows: string[];
+  processes: string[];
+  in_baseline_jobs: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface OrgSummary {
+  owner: string;
+  repos: number;
+  jobs: number;
+  runs: number;
+  last_run: string | null;
+}
+
+export interface RunSummary {
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  run_id: string;
+  run_attempt: number;
+  job_id: string | null;
+  started_at: string;
+  ended_at: string;
+  completed: boolean;
+  learning: boolean;
+  detections: number;
+  new_detections: number;
+}
+
+function encodeCursor(parts: (string | number)[]): string {
+  return Buffer.from(`i1:${JSON.stringify(parts)}`).toString('base64url');
+}
+
+function decodeCursor(c: string, arity: number): (string | number)[] {
+  const s = Buffer.from(c, 'base64url').toString('utf8');
+  if (s.startsWith('i1:')) {
+    try {
+      const v = JSON.parse(s.slice(3)) as unknown;
+      if (Array.isArray(v) && v.length === arity && v.every((x) => typeof x === 'number' || typeof x === 'string')) return v;
+    } catch {
+      /* fall through */
+    }
+  }
+  throw new InventoryError(`invalid cursor "${c}": pass the next_cursor value returned by the previous page, or omit it to start over`);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class SqliteInventoryRepository {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  tenantId(tenant: string): number | undefined {
+    return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
+  }
+
+  /** Resolves an indicator to endpoint dictionary ids that this tenant actually observed or baselined. */
+  matchEndpoints(tenant: string, indicator: string): EndpointMatcher {
+    const c = classifyIndicator(indicator);
+    const tid = this.tenantId(tenant);
+    if (tid === undefined) return { indicator: c.norm, kind: c.kind, endpointIds: [], truncated: false };
+    let rows: EndpointRow[];
+    if (c.kind === 'endpoint') {
+      rows = this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints WHERE endpoint = ?').all(c.norm) as EndpointRow[];
+    } else if (c.kind === 'ip') {
+      rows = this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints WHERE is_ip = 1 AND host = ?').all(c.norm) as EndpointRow[];
+    } else if (c.kind === 'domain') {
+      rows = this.db
+        .prepare("SELECT id, endpoint, host, port, is_ip FROM endpoints WHERE is_ip = 0 AND (host = ? OR host LIKE ? ESCAPE '\\')")
+        .all(c.norm, `%.${c.norm.replace(/[%_\\]/g, '\\$&')}`) as EndpointRow[];
+    } else if (c.kind === 'substring') {
+      rows = this.db
+        .prepare("SELECT id, endpoint, host, port, is_ip FROM endpoints WHERE endpoint LIKE ? ESCAPE '\\'")
+        .all(`%${c.norm.replace(/[%_\\]/g, '\\$&')}%`) as EndpointRow[];
+    } else {
+      rows = (this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints').all() as EndpointRow[]).filter(c.test);
+    }
+    const ids = rows.filter(c.test).map((r) => r.id);
+    return { indicator: c.norm, kind: c.kind, endpointIds: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
+  }
+
+  private idList(ids: number[]): string {
+    return ids.length ? ids.join(',') : '-1';
+  }
+
+  /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
+  checkIocInBaseline(
+    tenant: string,
+    q: { indicator: string; owner?: string; limit: number },
+  ): { kind: IndicatorKind; truncated: boolean; baseline: BaselineMatch[]; baseline_total: number; calls: CallSummary[]; calls_total: number; detections: { new: number; suppressed: number; resolved: number } } {
+    const m = this.matchEndpoints(tenant, q.indicator);
+    const tid = this.tenantId(tenant) ?? -1;
+    const ids = this.idList(m.endpointIds);
+    const ownerCond = q.owner !== undefined ? 'AND j.owner = ?' : '';
+    const ownerParams = q.owner !== undefined ? [q.owner] : [];
+    const baselineRows = this.db
+      .prepare(
+        `SELECT j.owner, j.repo, j.workflow, j.job, e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts
+         FROM baseline b JOIN jobs j ON j.id = b.job_ref JOIN endpoints e ON e.id = b.endpoint_id
+         WHERE j.tenant_id = ? ${ownerCond} AND b.endpoint_id IN (${ids})
+         ORDER BY b.in_baseline DESC, b.runs_seen DESC, j.owner, j.repo, j.workflow, j.job, e.endpoint`,
+      )
+      .all(tid, ...ownerParams) as { owner: string; repo: string; workflow: string; job: string; endpoint: string; runs_seen: number; in_baseline: number; source: string; first_ts: number; last_ts: number }[];
+    const callRows = this.db
+      .prepare(
+        `SELECT e.endpoint, j.owner, j.repo, count(DISTINCT o.run_ref) AS runs,
+                count(DISTINCT CASE WHEN o.blocked = 1 THEN o.run_ref END) AS blocked_runs,
+                group_concat(DISTINCT p.name) AS processes, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
+         FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
+         JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
+         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}
+         GROUP BY e.endpoint, j.owner, j.repo ORDER BY runs DESC, e.endpoint, j.owner, j.repo`,
+      )
+      .all(tid, ...ownerParams) as { endpoint: string; owner: string; repo: string; runs: number; blocked_runs: number; processes: string; first_ts: number; last_ts: number }[];
+    const det = this.db
+      .prepare(
+        `SELECT d.status, count(*) AS n FROM detections d ${q.owner !== undefined ? 'JOIN jobs j ON j.id = d.job_ref' : ''}
+         WHERE d.tenant_id = ? AND d.endpoint_id IN (${ids}) ${ownerCond} GROUP BY d.status`,
+      )
+      .all(tid, ...ownerParams) as { status: number; n: number }[];
+    const counts = { new: 0, suppressed: 0, resolved: 0 };
+    for (const r of det) counts[(['new', 'suppressed', 'resolved'] as const)[r.status] ?? 'new'] += r.n;
+    return {
+      kind: m.kind,
+      truncated: m.truncated,
+      baseline_total: baselineRows.length,
+      baseline: baselineRows.slice(0, q.limit).map((r) => ({
+        owner: r.owner,
+        repo: r.repo,
+        workflow: r.workflow,
+        job: r.job,
+        endpoint: r.endpoint,
+        runs_seen: r.runs_seen,
+        in_baseline: r.in_baseline === 1,
+        source: r.source,
+        first_seen: iso(r.first_ts),
+        last_seen: iso(r.last_ts),
+      })),
+      calls_total: callRows.length,
+      calls: callRows.slice(0, q.limit).map((r) => ({
+        endpoint: r.endpoint,
+        owner: r.owner,
+        repo: r.repo,
+        runs: r.runs,
+        blocked_runs: r.blocked_runs,
+        processes: (r.processes ?? '').split(',').filter(Boolean).sort(),
+        first_seen: iso(r.first_ts),
+        last_seen: iso(r.last_ts),
+      })),
+      detections: counts,
+    };
+  }
+
+  /** Every (run, endpoint, process) observation of an endpoint tenant-wide, newest first, paged. */
+  findEndpointCalls(
+    tenant: string,
+    q: { endpoint: string; owner?: string; limit: number; cursor?: string | null },
+  ): { kind: IndicatorKind; truncated: boolean; total: number; distinct_runs: number; calls: EndpointCall[]; next_cursor: string | null } {
+    const cur = q.cursor ? decodeCursor(q.cursor, 4) : null;
+    const m = this.matchEndpoints(tenant, q.endpoint);
+    const tid = this.tenantId(tenant) ?? -1;
+    const ids = this.idList(m.endpointIds);
+    const ownerCond = q.owner !== undefined ? 'AND j.owner = ?' : '';
+    const ownerParams = q.owner !== undefined ? [q.owner] : [];
+    const base = `FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
+      WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}`;
+    const agg = this.db.prepare(`SELECT count(*) AS n, count(DISTINCT o.run_ref) AS runs ${base}`).get(tid, ...ownerParams) as { n: number; runs: number };
+    let pageCond = '';
+    const pageParams: (string | number)[] = [];
+    if (cur) {
+      // keyset on (first_ts DESC, run_ref DESC, endpoint_id DESC, process_id DESC)
+      pageCond = 'AND (o.first_ts, o.run_ref, o.endpoint_id, o.process_id) < (?, ?, ?, ?)';
+      pageParams.push(...(cur as number[]));
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT o.first_ts, o.run_ref, o.endpoint_id, o.process_id, o.blocked, e.endpoint, j.owner, j.repo, j.workflow, j.job,
+                r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256
+         FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
+         JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
+         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond} ${pageCond}
+         ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC LIMIT ?`,
+      )
+      .all(tid, ...ownerParams, ...pageParams, q.limit + 1) as {
+      first_ts: number; run_ref: number; endpoint_id: number; process_id: number; blocked: number; endpoint: string; owner: string; repo: string;
+      workflow: string; job: string; run_id: string; run_attempt: number; gh_job_id: string | null; pname: string; sha256: string | null;
+    }[];
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      kind: m.kind,
+      truncated: m.truncated,
+      total: agg.n,
+      distinct_runs: agg.runs,
+      calls: page.map((r) => ({
+        endpoint: r.endpoint,
+        owner: r.owner,
+        repo: r.repo,
+        workflow: r.workflow,
+        job: r.job,
+        run_id: r.run_id,
+        run_attempt: r.run_attempt,
+        job_id: r.gh_job_id,
+        process: r.pname,
+        process_sha256: r.sha256,
+        blocked: r.blocked === 1,
+        timestamp: iso(r.first_ts),
+      })),
+      next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.run_ref, last.endpoint_id, last.process_id]) : null,
+    };
+  }
+
+  /** Per-repo inventory of an endpoint within one owner (org). */
+  findReposUsingEndpoint(tenant: string, q: { owner: string; endpoint: string }): { kind: IndicatorKind; truncated: boolean; repos: RepoUsage[] } {
+    const m = this.matchEndpoints(tenant, q.endpoint);
+    const tid = this.tenantId(tenant) ?? -1;
+    const ids = this.idList(m.endpointIds);
+    const rows = this.db
+      .prepare(
+        `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs,
+                group_concat(DISTINCT j.workflow) AS workflows, group_concat(DISTINCT p.name) AS processes,
+                group_concat(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
+         FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
+         JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
+         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? AND j.owner = ?
+         GROUP BY j.repo ORDER BY runs DESC, j.repo`,
+      )
+      .all(tid, q.owner) as { repo: string; runs: number; jobs: number; workflows: string; processes: string; endpoints: string; first_ts: number; last_ts: number }[];
+    const inBaseline = this.db.prepare(
+      `SELECT count(DISTINCT b.job_ref) FROM baseline b JOIN jobs j ON j.id = b.job_ref
+       WHERE j.tenant_id = ? AND j.owner = ? AND j.repo = ? AND b.in_baseline = 1 AND b.endpoint_id IN (${ids})`,
+    );
+    const split = (s: string | null) => (s ?? '').split(',').filter(Boolean).sort();
+    return {
+      kind: m.kind,
+      truncated: m.truncated,
+      repos: rows.map((r) => ({
+        owner: q.owner,
+        repo: r.repo,
+        matched_endpoints: split(r.endpoints),
+        runs: r.runs,
+        jobs: r.jobs,
+        workflows: split(r.workflows),
+        processes: split(r.processes),
+        in_baseline_jobs: inBaseline.pluck().get(tid, q.owner, r.repo) as number,
+        first_seen: iso(r.first_ts),
+        last_seen: iso(r.last_ts),
+      })),
+    };
+  }
+
+  listOrgs(tenant: string): OrgSummary[] {
+    const tid = this.tenantId(tenant) ?? -1;
+    const rows = this.db
+      .prepare(
+        `SELECT j.owner, count(DISTINCT j.repo) AS repos, count(DISTINCT j.id) AS jobs,
+                (SELECT count(*) FROM runs r2 JOIN jobs j2 ON j2.id = r2.job_ref WHERE j2.tenant_id = j.tenant_id AND j2.owner = j.owner) AS runs,
+                (SELECT max(r3.last_ts) FROM runs r3 JOIN jobs j3 ON j3.id = r3.job_ref WHERE j3.tenant_id = j.tenant_id AND j3.owner = j.owner) AS last_ts
+         FROM jobs j WHERE j.tenant_id = ? GROUP BY j.owner ORDER BY j.owner`,
+      )
+      .all(tid) as { owner: string; repos: number; jobs: number; runs: number; last_ts: number | null }[];
+    return rows.map((r) => ({ owner: r.owner, repos: r.repos, jobs: r.jobs, runs: r.runs, last_run: r.last_ts === null ? null : iso(r.last_ts) }));
+  }
+
+  /** Job runs of an owner (optionally one repo), newest first, paged. */
+  listRecentRuns(
+    tenant: string,
+    q: { owner: string; repo?: string; limit: number; cursor?: string | null },
+  ): { total: number; runs: RunSummary[]; next_cursor: string | null } {
+    const cur = q.cursor ? decodeCursor(q.cursor, 2) : null;
+    const tid = this.tenantId(tenant) ?? -1;
+    const conds = ['j.tenant_id = ?', 'j.owner = ?'];
+    const params: (string | number)[] = [tid, q.owner];
+    if (q.repo !== undefined) {
+      conds.push('j.repo = ?');
+      params.push(q.repo);
+    }
+    const total = this.db.prepare(`SELECT count(*) FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE ${conds.join(' AND ')}`).pluck().get(...params) as number;
+    const pageParams: number[] = [];
+    let pageCond = '';
+    if (cur) {
+      pageCond = 'AND (r.first_ts, r.id) < (?, ?)';
+      pageParams.push(Number(cur[0]), Number(cur[1]));
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT r.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.first_ts, r.last_ts, r.completed, r.learning,
+                (SELECT count(*) FROM detections d WHERE d.run_ref = r.id) AS detections,
+                (SELECT count(*) FROM detections d WHERE d.run_ref = r.id AND d.status = 0) AS new_detections
+         FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE ${conds.join(' AND ')} ${pageCond}
+         ORDER BY r.first_ts DESC, r.id DESC LIMIT ?`,
+      )
+      .all(...params, ...pageParams, q.limit + 1) as {
+      id: number; owner: string; repo: string; workflow: string; job: string; run_id: string; run_attempt: number; gh_job_id: string | null;
+      first_ts: number; last_ts: number; completed: number; learning: number; detections: number; new_detections: number;
+    }[];
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      total,
+      runs: page.map((r) => ({
+        owner: r.owner,
+        repo: r.repo,
+        workflow: r.workflow,
+        job: r.job,
+        run_id: r.run_id,
+        run_attempt: r.run_attempt,
+        job_id: r.gh_job_id,
+        started_at: iso(r.first_ts),
+        ended_at: iso(r.last_ts),
+        completed: r.completed === 1,
+        learning: r.learning === 1,
+        detections: r.detections,
+        new_detections: r.new_detections,
+      })),
+      next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.id]) : null,
+    };
+  }
+}

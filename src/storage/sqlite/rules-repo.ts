@@ -1,0 +1,314 @@
+import type { SqliteDatabase } from './db.js';
+import { ROLLUP_UPSERT } from './ingest-session.js';
+import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
+import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
+
+/**
+ * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
+ * tenant's jobs, and the shared endpoint / ip / process dictionaries) to get id sets, which go into
+ * TEMP tables; counting and status moves are then plain SQL over `detection_rollup` and
+ * `detections` with the same predicate. Because the rollup key holds every dimension a condition can
+ * test, a rule matches whole rollup rows, so moving rollup rows and updating detections with the same
+ * predicate keeps both in step.
+ */
+
+export interface RuleRow {
+  id: number;
+  tenant_id: number;
+  rule_uid: string;
+  detection_type: string;
+  name: string;
+  description: string;
+  conditions: string;
+  severity_action: string;
+  created_by: string;
+  created_on: string;
+  updated_on: string;
+  deleted_on: string | null;
+}
+
+export interface MatchPredicate {
+  /** false when some dimension matched no dictionary row: the rule matches nothing */
+  possible: boolean;
+  /** SQL over columns shared by detections and detection_rollup (no alias) */
+  sql: string;
+  params: unknown[];
+}
+
+export interface PreviewCounts {
+  total: number;
+  risky: number;
+  byProcess: { process: string; count: number }[];
+  byRepo: { owner: string; repo: string; count: number }[];
+  riskySamples: { endpoint: string; process: string; count: number }[];
+  sampleIds: number[];
+}
+
+const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky'] as const;
+type Temp = (typeof TEMPS)[number];
+
+/** Risky endpoint ids, computed incrementally over the shared (append-only) endpoint dictionary. */
+class RiskyEndpointIndex {
+  private maxId = 0;
+  readonly ids = new Set<number>();
+  constructor(private readonly risky: RiskyDestinations) {}
+  refresh(db: SqliteDatabase): Set<number> {
+    const rows = db.prepare('SELECT id, host FROM endpoints WHERE id > ? ORDER BY id').raw().all(this.maxId) as [number, string][];
+    for (const [id, host] of rows) {
+      if (this.risky.matchHost(host)) this.ids.add(id);
+      this.maxId = id;
+    }
+    return this.ids;
+  }
+}
+
+export class SqliteRulesRepo {
+  private tempsReady = false;
+  private readonly riskyIndex: RiskyEndpointIndex;
+
+  constructor(
+    readonly db: SqliteDatabase,
+    readonly risky: RiskyDestinations,
+  ) {
+    this.riskyIndex = new RiskyEndpointIndex(risky);
+  }
+
+  tenantId(tenant: string): number | undefined {
+    return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
+  }
+
+  typeId(type: string): number | undefined {
+    return this.db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(type) as number | undefined;
+  }
+
+  ensureType(type: string): number {
+    const id = this.typeId(type);
+    if (id !== undefined) return id;
+    return Number(this.db.prepare('INSERT INTO detection_types (name) VALUES (?)').run(type).lastInsertRowid);
+  }
+
+  private ensureTemps(): void {
+    if (this.tempsReady) return;
+    for (const t of TEMPS) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (id INTEGER PRIMARY KEY)`);
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_moved (
+      tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER,
+      endpoint_id INTEGER, ip_id INTEGER, n INTEGER, first_ts INTEGER, last_ts INTEGER)`);
+    this.tempsReady = true;
+  }
+
+  private fill(table: Temp, ids: Iterable<number>): number {
+    this.db.prepare(`DELETE FROM temp.${table}`).run();
+    const ins = this.db.prepare(`INSERT OR IGNORE INTO temp.${table} (id) VALUES (?)`);
+    let n = 0;
+    for (const id of ids) {
+      ins.run(id);
+      n++;
+    }
+    return n;
+  }
+
+  /** Loads the risky endpoint ids into temp.rm_risky and returns them. */
+  loadRisky(): Set<number> {
+    this.ensureTemps();
+    const ids = this.riskyIndex.refresh(this.db);
+    this.fill('rm_risky', ids);
+    return ids;
+  }
+
+  riskyEndpointIds(): Set<number> {
+    return this.riskyIndex.refresh(this.db);
+  }
+
+  /**
+   * Evaluates the rule over the dictionaries and fills the TEMP id tables. Returns the predicate on
+   * (tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id), shared by rollup and detections.
+   */
+  buildPredicate(tenantId: number, typeId: number | undefined, r: CompiledRule): MatchPredicate {
+    this.ensureTemps();
+    const none: MatchPredicate = { possible: false, sql: '0', params: [] };
+    if (typeId === undefined || r.impossible !== null) return none;
+    const parts = ['tenant_id = ?', 'type_id = ?'];
+    const params: unknown[] = [tenantId, typeId];
+    if (r.hasScope) {
+      const ids: number[] = [];
+      for (const [id, owner, repo, workflow, job] of this.db
+        .prepare('SELECT id, owner, repo, workflow, job FROM jobs WHERE tenant_id = ?')
+        .raw()
+        .iterate(tenantId) as Iterable<[number, string, string, string, string]>) {
+        if (matchJob(r, owner, repo, workflow, job)) ids.push(id);
+      }
+      if (this.fill('rm_jobs', ids) === 0) return none;
+      parts.push('job_ref IN (SELECT id FROM temp.rm_jobs)');
+    }
+    if (r.hasProcess) {
+      const ids: number[] = [];
+      for (const [id, norm, sha] of this.db.prepare('SELECT id, norm_name, sha256 FROM processes').raw().iterate() as Iterable<
+        [number, string, string | null]
+      >) {
+        if (matchProcess(r, norm, sha)) ids.push(id);
+      }
+      if (this.fill('rm_procs', ids) === 0) return none;
+      parts.push('process_id IN (SELECT id FROM temp.rm_procs)');
+    }
+    if (r.hasEndpoint) {
+      const ids: number[] = [];
+      for (const [id, endpoint] of this.db.prepare('SELECT id, endpoint FROM endpoints').raw().iterate() as Iterable<[number, string]>) {
+        if (matchEndpoint(r, endpoint)) ids.push(id);
+      }
+      if (this.fill('rm_eps', ids) === 0) return none;
+      parts.push('endpoint_id IN (SELECT id FROM temp.rm_eps)');
+    }
+    if (r.hasIp) {
+      const ids: number[] = [];
+      for (const [id, ip] of this.db.prepare('SELECT id, ip FROM ips').raw().iterate() as Iterable<[number, string]>) {
+        if (matchIp(r, ip)) ids.push(id);
+      }
+      if (this.fill('rm_ips', ids) === 0) return none;
+      parts.push('ip_id IN (SELECT id FROM temp.rm_ips)');
+    }
+    return { possible: true, sql: parts.join(' AND '), params };
+  }
+
+  /** Exact counts of currently-new detections matching the predicate (rollup only). */
+  previewCounts(pred: MatchPredicate, sampleLimit = 10): PreviewCounts {
+    const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
+    if (!pred.possible) return out;
+    this.loadRisky();
+    const where = `${pred.sql} AND status = 0 AND rule_id = 0`;
+    const rows = this.db
+      .prepare(
+        `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
+         FROM detection_rollup WHERE ${where} GROUP BY job_ref, process_id, risky`,
+      )
+      .raw()
+      .all(...pred.params) as [number, number, number, number][];
+    if (rows.length === 0) return out;
+    const jobs = new Map<number, { owner: string; repo: string }>();
+    const procs = new Map<number, string>();
+    const jobStmt = this.db.prepare('SELECT owner, repo FROM jobs WHERE id = ?');
+    const procStmt = this.db.prepare('SELECT norm_name FROM processes WHERE id = ?').pluck();
+    const byProc = new Map<string, number>();
+    const byRepo = new Map<string, { owner: string; repo: string; count: number }>();
+    for (const [jobRef, pid, risky, n] of rows) {
+      out.total += n;
+      if (risky) out.risky += n;
+      let j = jobs.get(jobRef);
+      if (!j) {
+        j = jobStmt.get(jobRef) as { owner: string; repo: string };
+        jobs.set(jobRef, j);
+      }
+      let p = procs.get(pid);
+      if (p === undefined) {
+        p = procStmt.get(pid) as string;
+        procs.set(pid, p);
+      }
+      byProc.set(p, (byProc.get(p) ?? 0) + n);
+      const rk = `${j.owner}/${j.repo}`;
+      const e = byRepo.get(rk) ?? { owner: j.owner, repo: j.repo, count: 0 };
+      e.count += n;
+      byRepo.set(rk, e);
+    }
+    out.byProcess = [...byProc].map(([process, count]) => ({ process, count })).sort((a, b) => b.count - a.count || cmp(a.process, b.process));
+    out.byRepo = [...byRepo.values()].sort((a, b) => b.count - a.count || cmp(`${a.owner}/${a.repo}`, `${b.owner}/${b.repo}`));
+    if (out.risky > 0) {
+      out.riskySamples = (
+        this.db
+          .prepare(
+            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM detection_rollup r
+             JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
+             WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}
+               AND r.endpoint_id IN (SELECT id FROM temp.rm_risky)
+             GROUP BY e.endpoint, p.norm_name ORDER BY count DESC, e.endpoint LIMIT 20`,
+          )
+          .all(...pred.params) as { endpoint: string; process: string; count: number }[]
+      );
+    }
+    if (sampleLimit > 0) {
+      out.sampleIds = this.db
+        .prepare(`SELECT id FROM detections WHERE ${where} LIMIT ?`)
+        .pluck()
+        .all(...pred.params, sampleLimit) as number[];
+    }
+    return out;
+  }
+
+  /**
+   * Moves matching rollup rows from (fromStatus, fromRule) to (toStatus, toRule) and updates the same
+   * detections. Returns the number of detections moved; throws if rollup and detections disagree.
+   * Must run inside a transaction.
+   */
+  move(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }): number {
+    if (!pred.possible) return 0;
+    this.ensureTemps();
+    const where = `${pred.sql} AND status = ? AND rule_id = ?`;
+    const params = [...pred.params, from.status, from.rule];
+    this.db.prepare('DELETE FROM temp.rm_moved').run();
+    this.db
+      .prepare(
+        `INSERT INTO temp.rm_moved SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
+         FROM detection_rollup WHERE ${where}`,
+      )
+      .run(...params);
+    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
+    if (expected === 0) return 0;
+    this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params);
+    const upsertSelect = ROLLUP_UPSERT.replace(
+      /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
+      `SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
+       FROM temp.rm_moved WHERE true`,
+    );
+    this.db.prepare(upsertSelect).run();
+    const changed = this.db
+      .prepare(`UPDATE detections SET status = ?, rule_id = ? WHERE ${where}`)
+      .run(to.status, to.rule, ...params).changes;
+    if (changed !== expected) {
+      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} rows updated; transaction rolled back`);
+    }
+    return changed;
+  }
+
+  /** Predicate for "suppressed by this rule" (restore on delete). */
+  rulePredicate(tenantId: number): MatchPredicate {
+    return { possible: true, sql: 'tenant_id = ?', params: [tenantId] };
+  }
+
+  activeRules(tenantId: number): RuleRow[] {
+    return this.db
+      .prepare('SELECT * FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
+      .all(tenantId) as RuleRow[];
+  }
+
+  ruleByUid(tenantId: number, uid: string): RuleRow | undefined {
+    return this.db.prepare('SELECT * FROM rules WHERE tenant_id = ? AND rule_uid = ? AND deleted_on IS NULL').get(tenantId, uid) as RuleRow | undefined;
+  }
+
+  bumpRulesVersion(): void {
+    this.db
+      .prepare(
+        `INSERT INTO meta (key, value) VALUES ('rules_version', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`,
+      )
+      .run();
+  }
+
+  audit(tenantId: number, uid: string, action: string, actor: string, before: unknown, after: unknown, affected: number): void {
+    this.db
+      .prepare(
+        'INSERT INTO rule_audit (tenant_id, rule_uid, action, actor, at, before_json, after_json, affected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        tenantId,
+        uid,
+        action,
+        actor,
+        new Date().toISOString(),
+        before === null ? null : JSON.stringify(before),
+        after === null ? null : JSON.stringify(after),
+        affected,
+      );
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
