@@ -60,8 +60,8 @@ export function parsePolicy(text: string, file = '<policy>'): LoadedPolicy {
   const lineOf = (path: readonly PropertyKey[]) => nodeLine(doc, lc, path);
   const res = policyFileSchema.safeParse(data ?? {});
   if (!res.success) {
-    for (const iss of res.error.issues) {
-      const keys = iss.code === 'unrecognized_keys' ? iss.keys : [undefined];
+    for (const iss of flattenUnions(res.error.issues)) {
+      const keys: (string | undefined)[] = iss.code === 'unrecognized_keys' ? iss.keys : [undefined];
       for (const k of keys) {
         const p = k === undefined ? iss.path : [...iss.path, k];
         const pos = lineOf(p);
@@ -88,6 +88,27 @@ export function loadPolicyFile(path: string): LoadedPolicy {
     throw new PolicyLoadError(path, [{ path: '', message: `cannot read: ${(e as Error).message}` }]);
   }
   return parsePolicy(text, path);
+}
+
+type ZIssue = { code: string; path: PropertyKey[]; message: string; keys?: string[]; errors?: ZIssue[][] };
+
+/**
+ * A union ("rate_limit: {..} | [..]") fails as one vague issue; report the issues of the branch that
+ * matched the value's shape instead, so a bad "max" is reported at its own line.
+ */
+function flattenUnions<T>(issues: readonly T[]): (T & { keys: string[] })[] {
+  const out: ZIssue[] = [];
+  for (const i of issues as unknown as ZIssue[]) {
+    if (i.code === 'invalid_union' && Array.isArray(i.errors) && i.errors.length) {
+      const branch = i.errors.find((b) => b.length > 0 && b.every((x) => x.path.length > 0 || x.code !== 'invalid_type'));
+      if (branch) {
+        out.push(...flattenUnions(branch.map((x) => ({ ...x, path: [...i.path, ...x.path] }))));
+        continue;
+      }
+    }
+    out.push(i);
+  }
+  return out as unknown as (T & { keys: string[] })[];
 }
 
 /** Finds the YAML node at `path` (or its nearest existing parent) and returns its position. */

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SlidingWindowLimiter } from '../../src/policy/rate-limiter.js';
+
+function fakeClock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+test('sliding window: admits max, refuses the next, frees slots one by one as they age out', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 3, windowMs: 60_000, cost: 1 }];
+  assert.ok(l.reserve(req).ok);
+  c.advance(10_000);
+  assert.ok(l.reserve(req).ok);
+  c.advance(10_000);
+  assert.ok(l.reserve(req).ok);
+  const r = l.reserve(req);
+  assert.ok(!r.ok);
+  // the oldest call (t=0) leaves the window at t=60s; we are at t=20s
+  assert.equal(r.retryAfterMs, 40_000);
+  c.advance(39_999);
+  assert.ok(!l.reserve(req).ok);
+  c.advance(1);
+  assert.ok(l.reserve(req).ok, 'not calendar aligned: one slot frees exactly one window after it was used');
+  assert.ok(!l.reserve(req).ok);
+  c.advance(10_000);
+  assert.ok(l.reserve(req).ok);
+});
+
+test('windows reset on their own after a full window of silence', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 2, windowMs: 1000, cost: 1 }];
+  l.reserve(req);
+  l.reserve(req);
+  assert.ok(!l.reserve(req).ok);
+  c.advance(1000);
+  assert.equal(l.used('k', 1000), 0);
+  assert.ok(l.reserve(req).ok);
+});
+
+test('rollback gives quota back, once', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 1, windowMs: 60_000, cost: 1 }];
+  const r = l.reserve(req);
+  assert.ok(r.ok);
+  assert.ok(!l.reserve(req).ok);
+  l.rollback(r.reservation);
+  l.rollback(r.reservation);
+  assert.equal(l.used('k', 60_000), 0);
+  assert.ok(l.reserve(req).ok);
+  assert.ok(!l.reserve(req).ok, 'a double rollback must not create extra quota');
+});
+
+test('multi-limit reservation is all-or-nothing', () => {
+  const l = new SlidingWindowLimiter(fakeClock().now);
+  const a = { key: 'a', max: 5, windowMs: 1000, cost: 1 };
+  const b = { key: 'b', max: 1, windowMs: 1000, cost: 1 };
+  assert.ok(l.reserve([a, b]).ok);
+  const r = l.reserve([a, b]);
+  assert.ok(!r.ok);
+  assert.equal(r.key, 'b');
+  assert.equal(l.used('a', 1000), 1, 'a must not be charged when b refuses');
+});
+
+test('cost counts a numeric amount; a cost above max can never pass', () => {
+  const l = new SlidingWindowLimiter(fakeClock().now);
+  assert.ok(l.reserve([{ key: 'k', max: 10, windowMs: 1000, cost: 7 }]).ok);
+  assert.ok(!l.reserve([{ key: 'k', max: 10, windowMs: 1000, cost: 4 }]).ok);
+  assert.ok(l.reserve([{ key: 'k', max: 10, windowMs: 1000, cost: 3 }]).ok);
+  const huge = l.reserve([{ key: 'z', max: 10, windowMs: 1000, cost: 11 }]);
+  assert.ok(!huge.ok && huge.retryAfterMs === Infinity);
+});
+
+test('keys are independent (session A never affects session B)', () => {
+  const l = new SlidingWindowLimiter(fakeClock().now);
+  for (let i = 0; i < 3; i++) assert.ok(l.reserve([{ key: 'r|s:A', max: 3, windowMs: 1000, cost: 1 }]).ok);
+  assert.ok(!l.reserve([{ key: 'r|s:A', max: 3, windowMs: 1000, cost: 1 }]).ok);
+  assert.ok(l.reserve([{ key: 'r|s:B', max: 3, windowMs: 1000, cost: 1 }]).ok);
+});
+
+test('N interleaved reservations never over-admit', async () => {
+  const l = new SlidingWindowLimiter();
+  const req = [{ key: 'k', max: 7, windowMs: 60_000, cost: 1 }];
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => new Promise<boolean>((res) => setTimeout(() => res(l.reserve(req).ok), i % 3))),
+  );
+  assert.equal(results.filter(Boolean).length, 7);
+});

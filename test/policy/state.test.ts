@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PolicyState } from '../../src/policy/state.js';
+import { ApprovalStore } from '../../src/policy/approvals.js';
+import { queryAudit } from '../../src/policy/audit.js';
+import { hashArgs } from '../../src/policy/canonical.js';
+
+function tmp() {
+  const dir = mkdtempSync(join(tmpdir(), 'policy-state-'));
+  return { dir, db: join(dir, 'state.db'), done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const binding = (over: Partial<Parameters<ApprovalStore['request']>[0]> = {}) => ({
+  session: 's1', identity: 'alice', tool: 'write', argsHash: 'h1', argsPreview: '{"a":1}', rule: 'tools.write', timeoutMs: 60_000, ...over,
+});
+
+test('approvals bind session + tool + args, are single-use, and survive reopening the DB', () => {
+  const t = tmp();
+  try {
+    let st = new PolicyState({ dbPath: t.db });
+    const a = st.approvals.request(binding());
+    assert.equal(a.state, 'new');
+    // The identical call attaches to the same pending approval; a different session or args do not.
+    assert.equal(st.approvals.request(binding()).row.id, a.row.id);
+    assert.notEqual(st.approvals.request(binding({ session: 's2' })).row.id, a.row.id);
+    assert.notEqual(st.approvals.request(binding({ argsHash: 'h2' })).row.id, a.row.id);
+    const key = st.hashKey;
+    st.close();
+
+    st = new PolicyState({ dbPath: t.db }); // "restart"
+    assert.deepEqual(st.hashKey, key, 'the argument-hash key persists');
+    assert.ok(st.approvals.list().some((r) => r.id === a.row.id && r.status === 'pending'));
+    st.approvals.decide(a.row.id, 'approved', 'cli:test');
+    assert.throws(() => st.approvals.decide(a.row.id, 'denied', 'cli:test'), /approved, not pending/);
+    const again = st.approvals.request(binding());
+    assert.equal(again.state, 'approved');
+    assert.ok(st.approvals.consume(again.row.id));
+    assert.ok(!st.approvals.consume(again.row.id), 'an approval lets exactly one call through');
+    assert.equal(st.approvals.request(binding()).state, 'new');
+    st.close();
+  } finally {
+    t.done();
+  }
+});
+
+test('approval wait resolves on a decision from another connection, and expires', async () => {
+  const t = tmp();
+  try {
+    const st = new PolicyState({ dbPath: t.db });
+    const other = new PolicyState({ dbPath: t.db }); // stands in for the CLI process
+    const a = st.approvals.request(binding());
+    const w = st.approvals.wait(a.row.id);
+    other.approvals.decide(a.row.id, 'denied', 'cli:bob', 'not today');
+    const o = await w;
+    assert.equal(o.status, 'denied');
+    assert.equal(o.reason, 'not today');
+
+    const b = st.approvals.request(binding({ argsHash: 'h3', timeoutMs: 150 }));
+    const t0 = Date.now();
+    assert.equal((await st.approvals.wait(b.row.id)).status, 'expired');
+    assert.ok(Date.now() - t0 >= 100);
+    assert.equal(st.approvals.get(b.row.id)!.status, 'expired');
+    assert.throws(() => other.approvals.decide(b.row.id, 'approved', 'late'), /expired/);
+
+    const c = st.approvals.request(binding({ argsHash: 'h4' }));
+    const ac = new AbortController();
+    const wc = st.approvals.wait(c.row.id, ac.signal);
+    ac.abort();
+    assert.equal((await wc).status, 'cancelled');
+    st.close();
+    other.close();
+  } finally {
+    t.done();
+  }
+});
+
+test('audit goes to the table and the JSONL file; argument values are keyed hashes', () => {
+  const t = tmp();
+  try {
+    const st = new PolicyState({ dbPath: t.db });
+    const h = hashArgs(st.hashKey, { password: 'hunter2' });
+    assert.equal(h, hashArgs(st.hashKey, { password: 'hunter2' }));
+    assert.notEqual(h, hashArgs(Buffer.alloc(32), { password: 'hunter2' }), 'hash depends on the install key');
+    st.audit.append({ ts: new Date().toISOString(), session: 's', identity: 'i', tool: 'secret_tool', args_hash: h, decision: 'deny', rule: 'r', latency_ms: 0.1, upstream: 'not_forwarded' });
+    st.audit.append({ ts: new Date().toISOString(), session: 's', identity: 'i', tool: 'echo', args_hash: 'x', args: { text: 'shown' }, decision: 'allow', rule: 'r', latency_ms: 0.1, upstream: 'ok' });
+    st.audit.flush();
+    const rows = queryAudit(st.db, { decision: 'deny' });
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]!.tool, 'secret_tool');
+    assert.equal(queryAudit(st.db, { tool: 'echo' })[0]!.args!.toString(), { text: 'shown' }.toString());
+    const file = readFileSync(join(t.dir, 'policy-audit.jsonl'), 'utf8');
+    assert.equal(file.trim().split('\n').length, 2);
+    assert.ok(!file.includes('hunter2'));
+    st.close();
+  } finally {
+    t.done();
+  }
+});
