@@ -88,7 +88,7 @@ export function variantKeyOf(p: ProcessInfo): string {
 export class DetectionEngine {
   private readonly jobs = new Map<string, JobState>();
   /** completed runs receiving late events; small, because late events are rare */
-  private readonly lateRuns = new Map<number, RunState>();
+  private readonly lateRuns = new Map<string, RunState>();
   readonly counters: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
   private suppressor: Suppressor = NO_SUPPRESSION;
   /** runs whose time span grew in this batch; written once per batch instead of per event */
@@ -185,6 +185,9 @@ export class DetectionEngine {
   private runFor(st: JobState, runId: string, attempt: number, ghJobId: string | undefined, ts: number): RunState {
     const open = st.open;
     if (open && open.runId === runId && open.attempt === attempt) return open;
+    const lateKey = `${st.row.ref}\u0001${runId}\u0001${attempt}`;
+    const cached = this.lateRuns.get(lateKey);
+    if (cached) return cached;
     const existing = this.session.findRun(st.row.ref, runId, attempt);
     if (existing) {
       if (open && existing.ref === open.ref) {
@@ -192,14 +195,11 @@ export class DetectionEngine {
         open.attempt = attempt;
         return open;
       }
-      let late = this.lateRuns.get(existing.ref);
-      if (!late) {
-        late = this.loadRun(existing.ref, true, {
-          runId, attempt, learning: existing.learning, firstTs: existing.firstTs, lastTs: existing.lastTs,
-        });
-        if (this.lateRuns.size >= 64) this.lateRuns.delete(this.lateRuns.keys().next().value!);
-        this.lateRuns.set(existing.ref, late);
-      }
+      const late = this.loadRun(existing.ref, true, {
+        runId, attempt, learning: existing.learning, firstTs: existing.firstTs, lastTs: existing.lastTs,
+      });
+      if (this.lateRuns.size >= 256) this.lateRuns.delete(this.lateRuns.keys().next().value!);
+      this.lateRuns.set(lateKey, late);
       return late;
     }
     if (open) this.completeRun(st, open);

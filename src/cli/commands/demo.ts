@@ -1,0 +1,69 @@
+import { Command } from 'commander';
+import { rmSync, mkdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { withStore, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
+import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
+import { writeTenant } from '../../generate/index.js';
+import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
+import { renderAnalysisTable } from '../../analysis/render.js';
+import { resolveDashboardUrl } from '../../domain/dashboard.js';
+
+export const DEFAULT_DEMO_DB = './.egress-triage/demo.db';
+
+interface DemoOpts {
+  db?: string;
+  runs: number;
+  seed: number;
+  events: number;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('Generate a realistic sample tenant, ingest it into a fresh demo store and show what it found')
+    .option('--db <path>', 'demo store file (recreated)', DEFAULT_DEMO_DB)
+    .option('--runs <n>', 'runs per job', parseIntOption('--runs', 6, 10_000), 20)
+    .option('--seed <n>', 'random seed', parseIntOption('--seed', 0), 1)
+    .option('--events <n>', 'approximate number of events', parseIntOption('--events', 1_000, 10_000_000), 120_000)
+    .option('--json', 'print the ingest summary and analysis as JSON')
+    .action(async (opts: DemoOpts) => {
+      const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
+      for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
+      mkdirSync(dirname(db), { recursive: true });
+      const events = join(dirname(db), 'demo-events.ndjson.gz');
+      const log = (s: string) => {
+        if (!opts.json) process.stdout.write(s + '\n');
+      };
+      log(`Generating a sample tenant (${opts.runs} runs per job, seed ${opts.seed}, ~${opts.events} events) ...`);
+      const gen = await writeTenant({ runs: opts.runs, seed: opts.seed, events: opts.events }, events);
+      log(`  ${gen.events} events, ${gen.runs} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
+      await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
+        log('Ingesting into the embedded store ...');
+        const ingest = await runIngest(store, [events], {
+          tenant, format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, config), progress: wantsProgress(opts.json),
+        });
+        const analysis = await analyzeAnomalousCallsByProcess(store, {
+          tenant, limit: 15, dashboardUrl: resolveDashboardUrl(undefined), extraRiskyDestinations: config.risky_destinations,
+        });
+        if (opts.json) return printJson({ db, generated: gen, ingest, analysis });
+        log(renderIngestSummary(ingest) + '\n');
+        const stats = await store.detections.stats(tenant);
+        log(formatTable(['detection type', 'status', 'count'], stats.detections.map((d) => [d.type, d.status, d.count])) + '\n');
+        log(`Anomalous calls by process (new New-Outbound-Network-Call detections, ${analysis.total_anomalies_scanned} in all):\n`);
+        log(renderAnalysisTable(analysis) + '\n');
+        const rel = relative(process.cwd(), db) || db;
+        const vpn = analysis.processes.find((p) => p.is_vpn_process_candidate && p.suggested_rule && !p.suggested_rule.blocked_reason);
+        log('Try next:');
+        log(`  export EGRESS_TRIAGE_DB=${rel}`);
+        log('  egress-triage analyze --json | less                     # the full analysis, with evidence and samples');
+        if (vpn?.suggested_rule) {
+          const conds = Object.entries(vpn.suggested_rule.conditions).filter(([, v]) => v !== '*').map(([k, v]) => `--condition ${k}=${v}`).join(' ');
+          log(`  egress-triage rules preview ${conds}`);
+          log(`  egress-triage rules create ${conds} --name "${vpn.process} mesh traffic" --yes`);
+        }
+        log('  egress-triage detections list --process tailscaled --status new');
+        log('  egress-triage serve                                       # MCP over HTTP + dashboard on http://127.0.0.1:8787');
+      });
+    });
+}
