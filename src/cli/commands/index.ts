@@ -11,6 +11,7 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./baseline.js'),
     import('./stats.js'),
     // ADD COMMAND MODULES BELOW (one line each)
+    import('./generate.js'),
     import('./policy.js'),
     import('./gateway.js'),
   ]);
