@@ -10,8 +10,10 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./detections.js'),
     import('./baseline.js'),
     import('./stats.js'),
+    import('./demo.js'),
     // ADD COMMAND MODULES BELOW (one line each)
     import('./generate.js'),
+    import('./mcp.js'),
     import('./policy.js'),
     import('./gateway.js'),
   ]);

@@ -1,0 +1,113 @@
+import { Command, Option } from 'commander';
+import { withStore, withStoreOptions, type StoreOptions } from '../common.js';
+import { UserError } from '../errors.js';
+import { resolveDashboardUrl } from '../../domain/dashboard.js';
+import type { ConfigFile } from '../../config/config-file.js';
+
+interface McpCliOptions extends StoreOptions {
+  dashboardUrl?: string;
+  listen?: string;
+  policy?: string;
+  auditFile?: string;
+  identity?: string;
+  actor?: string;
+}
+
+function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
+  return resolveDashboardUrl(opts.dashboardUrl ?? process.env.EGRESS_TRIAGE_DASHBOARD_URL ?? config.dashboard_url);
+}
+
+function common(cmd: Command): Command {
+  withStoreOptions(cmd, { json: false });
+  return cmd
+    .addOption(new Option('--dashboard-url <url>', 'base URL of every dashboard_url (env EGRESS_TRIAGE_DASHBOARD_URL, default http://127.0.0.1:8787)'))
+    .addOption(new Option('--policy <file>', 'enforce this policy (YAML/JSON) on every tools/call through the built-in gateway'))
+    .addOption(new Option('--audit-file <path>', 'with --policy: JSONL audit file (default policy-audit.jsonl next to the DB)'))
+    .addOption(new Option('--identity <name>', 'with --policy: identity for rate limits and the audit log (default "local")'))
+    .addOption(new Option('--actor <name>', 'recorded as created_by of rules written through MCP (default "mcp")'));
+}
+
+function policyOptions(opts: McpCliOptions, dbPath: string) {
+  if (!opts.policy) return undefined;
+  return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity };
+}
+
+async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
+      throw new UserError(`--policy: ${(e as Error).message}`);
+    }
+    if ((e as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new UserError(`--listen: address already in use (${(e as Error).message})`);
+    if ((e as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL' || (e as NodeJS.ErrnoException)?.code === 'EACCES') {
+      throw new UserError(`--listen: ${(e as Error).message}`);
+    }
+    throw e;
+  }
+}
+
+export function register(program: Command): void {
+  const mcp = program
+    .command('mcp')
+    .description('Serve the triage tools to an AI agent over MCP stdio (stdout carries only JSON-RPC; logs go to stderr)');
+  common(mcp).action(async (opts: McpCliOptions) => {
+    await withStore(opts, async ({ store, tenant, dbPath, config }) => {
+      const { runStdioServer } = await import('../../mcp/stdio.js');
+      const handle = await wrapPolicyErrors(() =>
+        runStdioServer({
+          store,
+          tenant,
+          dashboardUrl: dashboardBase(opts, config),
+          actor: opts.actor,
+          riskyDestinations: config.risky_destinations,
+          policy: policyOptions(opts, dbPath),
+        }),
+      );
+      const stop = () => void handle.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await handle.closed;
+      await handle.close();
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    });
+  });
+
+  const serve = program
+    .command('serve')
+    .description('Serve MCP over Streamable HTTP with stateful sessions at /mcp (binds 127.0.0.1:8787 by default)');
+  common(serve)
+    .addOption(new Option('--listen <host:port>', 'address to listen on; port 0 picks a free port (printed to stderr)').default('127.0.0.1:8787'))
+    .action(async (opts: McpCliOptions) => {
+      await withStore(opts, async ({ store, tenant, dbPath, config }) => {
+        const { startHttpServer, parseListen } = await import('../../mcp/http.js');
+        let addr: { host: string; port: number };
+        try {
+          addr = parseListen(opts.listen ?? '127.0.0.1:8787');
+        } catch (e) {
+          throw new UserError((e as Error).message);
+        }
+        const app = await wrapPolicyErrors(() =>
+          startHttpServer({
+            store,
+            tenant,
+            dashboardUrl: dashboardBase(opts, config),
+            actor: opts.actor,
+            riskyDestinations: config.risky_destinations,
+            policy: policyOptions(opts, dbPath),
+            host: addr.host,
+            port: addr.port,
+          }),
+        );
+        await new Promise<void>((resolve) => {
+          const stop = (sig: string) => {
+            process.stderr.write(`egress-triage serve: ${sig}, shutting down\n`);
+            void app.close().then(resolve, resolve);
+          };
+          process.once('SIGINT', () => stop('SIGINT'));
+          process.once('SIGTERM', () => stop('SIGTERM'));
+        });
+      });
+    });
+}

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import { SqliteInventoryRepository } from '../storage/sqlite/inventory-repo.js';
+
+/** Everything a tool module needs. One per McpServer instance (i.e. per session). */
+export interface ToolContext {
+  store: SqliteStore;
+  tenant: string;
+  dashboardUrl: string;
+  actor: string;
+  riskyDestinations: string[];
+  inventory: SqliteInventoryRepository;
+  server: McpServer;
+}
+
+export function makeContext(server: McpServer, opts: { store: SqliteStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[] }): ToolContext {
+  return {
+    store: opts.store,
+    tenant: opts.tenant,
+    dashboardUrl: opts.dashboardUrl.replace(/\/+$/, ''),
+    actor: opts.actor ?? 'mcp',
+    riskyDestinations: opts.riskyDestinations ?? [],
+    inventory: new SqliteInventoryRepository(opts.store.db),
+    server,
+  };
+}
+
+/** An error whose message is shown to the agent verbatim as an `isError` tool result. */
+export class ToolInputError extends Error {}
+
+/** Success: structuredContent plus a JSON text copy (for clients that ignore structured output). */
+export function ok<T extends Record<string, unknown>>(data: T): CallToolResult {
+  return { content: [{ type: 'text', text: JSON.stringify(data) }], structuredContent: data };
+}
+
+/** Failure: an `isError` result whose text tells the agent what to change. Nothing was modified. */
+export function fail(message: string): CallToolResult {
+  return { content: [{ type: 'text', text: message }], isError: true };
+}
+
+export const READ_ONLY: ToolAnnotations = { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false };
+export const WRITE_ADDITIVE: ToolAnnotations = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false };
+export const WRITE_DESTRUCTIVE: ToolAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false };
+
+/** Known error classes (by name, so we need not import every module) become isError results. */
+const USER_ERROR_NAMES = new Set(['ToolInputError', 'CursorError', 'InventoryError', 'AnalysisError', 'RuleError', 'UserError']);
+
+export function isUserError(e: unknown): e is Error {
+  if (!(e instanceof Error)) return false;
+  let proto: object | null = Object.getPrototypeOf(e) as object | null;
+  while (proto && proto !== Error.prototype) {
+    const name = (proto as { constructor?: { name?: string } }).constructor?.name;
+    if (name && USER_ERROR_NAMES.has(name)) return true;
+    proto = Object.getPrototypeOf(proto) as object | null;
+  }
+  return USER_ERROR_NAMES.has(e.name);
+}
+
+/**
+ * Wraps a tool handler: user errors become isError results with their message; anything else is
+ * logged to stderr and reported as an internal error without a stack trace. Never throws.
+ */
+export function guard<A>(name: string, fn: (args: A, extra: ToolExtra) => Promise<CallToolResult>): (args: A, extra: ToolExtra) => Promise<CallToolResult> {
+  return async (args, extra) => {
+    try {
+      return await fn(args, extra);
+    } catch (e) {
+      if (isUserError(e)) return fail(e.message);
+      process.stderr.write(`egress-triage mcp: ${name} failed: ${(e as Error)?.stack ?? String(e)}\n`);
+      return fail(`${name} failed with an internal error (${(e as Error)?.message ?? String(e)}). Nothing was changed; retry, or report this if it persists.`);
+    }
+  };
+}
+
+/** The handler "extra" argument of a tool callback. */
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+// ----- shared zod fields -----
+
+export const customerField = z
+  .string()
+  .optional()
+  .describe(
+    'Tenant (StepSecurity "customer") identifier. Optional: this server is bound to one tenant and uses it when omitted; passing a different tenant is an error.',
+  );
+
+/** Resolves the `customer` argument against the server's tenant. */
+export function tenantOf(ctx: ToolContext, customer: string | undefined): string {
+  if (customer === undefined || customer === '' || customer === ctx.tenant) return ctx.tenant;
+  throw new ToolInputError(
+    `unknown tenant "${customer}": this server serves tenant "${ctx.tenant}" only. Omit \`customer\` (or pass "${ctx.tenant}"); start another server with --tenant to reach a different tenant.`,
+  );
+}
+
+/** RFC 3339 or epoch ms to epoch ms; a clear error otherwise. */
+export function parseTime(field: string, v: string | number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ToolInputError(`${field}: not a finite number; pass epoch milliseconds or an RFC 3339 timestamp`);
+    return v;
+  }
+  if (/^\d+$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new ToolInputError(`${field}: "${v}" is not a timestamp; pass RFC 3339 (e.g. 2026-11-01T00:00:00Z) or epoch milliseconds`);
+  return t;
+}
+
+export const timeField = (what: string) =>
+  z.union([z.string(), z.number()]).optional().describe(`${what}: RFC 3339 timestamp (e.g. 2026-11-01T00:00:00Z) or epoch milliseconds.`);
+
+export const cursorField = z
+  .string()
+  .nullable()
+  .optional()
+  .describe('Opaque paging cursor: pass the `next_cursor` from the previous page; omit for the first page.');
+
+export type AnyServer = McpServer;

@@ -1,0 +1,337 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
+import type { PolicyOptions } from './stdio.js';
+
+/** A route handler mounted next to /mcp. Return true when it handled (answered) the request. */
+export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+
+export interface HttpAppOptions extends EgressTriageServerOptions {
+  /** default 127.0.0.1 */
+  host?: string;
+  /** default 8787; 0 picks a free port */
+  port?: number;
+  /** MCP endpoint path, default /mcp */
+  path?: string;
+  /** request bodies above this are answered 413 (default 1 MiB) */
+  maxBodyBytes?: number;
+  /** at most this many live sessions (default 1000); more initialize requests get 503 */
+  maxSessions?: number;
+  /** sessions idle longer than this are closed (default 30 min) */
+  sessionIdleMs?: number;
+  /** dashboard, approvals API, ... mounted later on the same server; tried before the 404 */
+  extraRoutes?: ExtraRoutes;
+  /** route every session through the in-process policy gateway (one shared policy runtime) */
+  policy?: PolicyOptions;
+  log?: (line: string) => void;
+}
+
+export interface HttpApp {
+  readonly server: Server;
+  /** starts listening; resolves to the MCP endpoint URL, e.g. http://127.0.0.1:8787/mcp */
+  listen(): Promise<string>;
+  /** the MCP endpoint URL once listening */
+  readonly url: string | null;
+  sessionCount(): number;
+  /** closes every session, then the listener */
+  close(): Promise<void>;
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  lastSeen: number;
+  closeGateway?: () => Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > max) {
+        done = true;
+        reject(new BodyTooLarge());
+        // stop reading; let the response close the connection
+        req.pause();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) {
+        done = true;
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      }
+    });
+    req.on('error', (e) => {
+      if (!done) {
+        done = true;
+        reject(e);
+      }
+    });
+  });
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+function isLoopback(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+}
+
+/** "127.0.0.1:8787", "[::1]:0", ":8787", "8787" -> host and port. */
+export function parseListen(value: string): { host: string; port: number } {
+  const v = value.trim();
+  let host = '127.0.0.1';
+  let portStr: string;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(v);
+  if (v6) {
+    host = v6[1]!;
+    portStr = v6[2]!;
+  } else if (/^\d+$/.test(v)) {
+    portStr = v;
+  } else {
+    const i = v.lastIndexOf(':');
+    if (i < 0) throw new Error(`--listen "${value}": use host:port, e.g. 127.0.0.1:8787 (port 0 picks a free port)`);
+    host = v.slice(0, i) || '127.0.0.1';
+    portStr = v.slice(i + 1);
+  }
+  const port = Number(portStr);
+  if (!/^\d+$/.test(portStr) || port > 65535) throw new Error(`--listen "${value}": port must be 0-65535`);
+  return { host, port };
+}
+
+/**
+ * The Streamable HTTP MCP server: stateful sessions at /mcp (Mcp-Session-Id), one McpServer per
+ * session over a shared store. Bodies are read here with a hard cap (413 above it), Host and Origin
+ * are checked against loopback names when bound to loopback (DNS-rebinding defence), and
+ * `extraRoutes` lets later features (dashboard, approvals API) share the listener.
+ */
+export function createHttpApp(opts: HttpAppOptions): HttpApp {
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 8787;
+  const mcpPath = opts.path ?? '/mcp';
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxSessions = opts.maxSessions ?? 1000;
+  const idleMs = opts.sessionIdleMs ?? 30 * 60_000;
+  const log = opts.log ?? ((l: string) => process.stderr.write(`egress-triage serve: ${l}\n`));
+  const sessions = new Map<string, Session>();
+  const pending = new Set<Session>();
+  const loopbackOnly = isLoopback(host);
+  let url: string | null = null;
+  let closing = false;
+  let policyRuntime: import('../gateway/runtime.js').PolicyRuntime | undefined;
+
+  const hostAllowed = (req: IncomingMessage): boolean => {
+    if (!loopbackOnly) return true;
+    const h = req.headers.host;
+    if (!h) return false;
+    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
+    if (!isLoopback(name)) return false;
+    const origin = req.headers.origin;
+    if (origin && origin !== 'null') {
+      try {
+        const o = new URL(origin);
+        if (!isLoopback(o.hostname)) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
+  };
+
+  async function openSession(): Promise<Session> {
+    const server = createEgressTriageServer(opts);
+    let entry!: Session;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        pending.delete(entry);
+        sessions.set(id, entry);
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+      },
+      maxRequestBodySize: maxBody,
+    });
+    entry = { transport, server, lastSeen: Date.now() };
+    pending.add(entry);
+    server.server.onclose = () => {
+      pending.delete(entry);
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    if (opts.policy) {
+      const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
+      if (!policyRuntime) {
+        const { createPolicyRuntime } = await import('../gateway/runtime.js');
+        policyRuntime = createPolicyRuntime({ policyPath: opts.policy.policyPath, dbPath: opts.policy.dbPath, auditFile: opts.policy.auditFile, log });
+      }
+      const gw = await createPolicyGatewayForServer({
+        policyPath: opts.policy.policyPath,
+        dbPath: opts.policy.dbPath,
+        server,
+        clientTransport: transport,
+        identity: opts.policy.identity,
+        runtime: policyRuntime,
+        relateDownstream: true,
+      });
+      entry.closeGateway = () => gw.close();
+    } else {
+      await server.connect(transport);
+    }
+    return entry;
+  }
+
+  async function closeSession(s: Session): Promise<void> {
+    try {
+      if (s.closeGateway) await s.closeGateway();
+      await s.transport.close();
+      await s.server.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!hostAllowed(req)) return jsonRpcError(res, 403, -32000, 'Forbidden: Host or Origin is not a loopback name (DNS-rebinding protection)');
+    const sid = req.headers['mcp-session-id'];
+    const sessionId = Array.isArray(sid) ? sid[0] : sid;
+    const method = req.method ?? 'GET';
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      return jsonRpcError(res, 405, -32000, 'Method not allowed: use POST, GET or DELETE', { allow: 'POST, GET, DELETE' });
+    }
+    let body: unknown;
+    if (method === 'POST') {
+      const declared = Number(req.headers['content-length'] ?? NaN);
+      if (Number.isFinite(declared) && declared > maxBody) {
+        return jsonRpcError(res, 413, -32600, `Request body too large: limit is ${maxBody} bytes`, { connection: 'close' });
+      }
+      let text: string;
+      try {
+        text = await readBody(req, maxBody);
+      } catch (e) {
+        if (e instanceof BodyTooLarge) return jsonRpcError(res, 413, -32600, `Request body too large: limit is ${maxBody} bytes`, { connection: 'close' });
+        return jsonRpcError(res, 400, -32700, 'Could not read the request body');
+      }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
+      }
+    }
+    if (sessionId) {
+      const s = sessions.get(sessionId);
+      if (!s) return jsonRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new session');
+      s.lastSeen = Date.now();
+      await s.transport.handleRequest(req, res, body);
+      return;
+    }
+    if (method === 'POST' && isInitializeRequest(body)) {
+      if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down');
+      if (sessions.size + pending.size >= maxSessions) return jsonRpcError(res, 503, -32000, `Too many sessions (limit ${maxSessions}); close one with DELETE`);
+      const s = await openSession();
+      await s.transport.handleRequest(req, res, body);
+      if (!s.transport.sessionId) {
+        // initialize failed (e.g. bad protocol version): do not keep a half-open session
+        pending.delete(s);
+        await closeSession(s);
+      }
+      return;
+    }
+    return jsonRpcError(res, 400, -32000, 'Bad Request: missing Mcp-Session-Id header (send initialize first)');
+  }
+
+  const server = createServer((req, res) => {
+    void (async () => {
+      try {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path === mcpPath) return await handleMcp(req, res);
+        if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return;
+        if (path === '/healthz') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ ok: true, sessions: sessions.size }));
+          return;
+        }
+        jsonRpcError(res, 404, -32000, `Not found: the MCP endpoint is ${mcpPath}`);
+      } catch (e) {
+        log(`request failed: ${(e as Error).stack ?? String(e)}`);
+        jsonRpcError(res, 500, -32603, 'Internal error');
+      }
+    })();
+  });
+  server.on('clientError', (_e, socket) => socket.destroy());
+
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - idleMs;
+    for (const [id, s] of sessions) {
+      if (s.lastSeen < cutoff) {
+        sessions.delete(id);
+        void closeSession(s);
+      }
+    }
+  }, Math.min(60_000, Math.max(1000, idleMs / 2)));
+  sweeper.unref();
+
+  return {
+    server,
+    get url() {
+      return url;
+    },
+    sessionCount: () => sessions.size,
+    listen() {
+      return new Promise<string>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const a = server.address() as AddressInfo;
+          const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
+          url = `http://${h}:${a.port}${mcpPath}`;
+          if (!loopbackOnly) log(`WARNING: listening on ${host}, which is not loopback; the MCP endpoint has no authentication`);
+          resolve(url);
+        });
+      });
+    },
+    async close() {
+      closing = true;
+      clearInterval(sweeper);
+      const all = [...sessions.values(), ...pending];
+      sessions.clear();
+      pending.clear();
+      await Promise.all(all.map(closeSession));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+      policyRuntime?.close();
+    },
+  };
+}
+
+/** Creates the app and starts listening; logs the bound URL to stderr. */
+export async function startHttpServer(opts: HttpAppOptions): Promise<HttpApp> {
+  const app = createHttpApp(opts);
+  const url = await app.listen();
+  (opts.log ?? ((l: string) => process.stderr.write(`egress-triage serve: ${l}\n`)))(`listening on ${url} (tenant "${opts.tenant}")`);
+  return app;
+}

@@ -1,0 +1,62 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
+
+export interface PolicyOptions {
+  /** policy file (YAML/JSON); an invalid file refuses to start */
+  policyPath: string;
+  /** state DB for approvals, counters and audit (the store file is fine: separate tables) */
+  dbPath: string;
+  auditFile?: string | false;
+  identity?: string;
+}
+
+export interface StdioHandle {
+  /** resolves when the client closes stdin or close() is called */
+  closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+const log = (l: string) => process.stderr.write(`egress-triage mcp: ${l}\n`);
+
+/**
+ * Serves MCP over stdio. stdout carries nothing but JSON-RPC; every log line goes to stderr.
+ * With `policy`, every tools/call passes the in-process policy gateway first.
+ */
+export async function runStdioServer(opts: EgressTriageServerOptions & { policy?: PolicyOptions }): Promise<StdioHandle> {
+  const server = createEgressTriageServer(opts);
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  let close: () => Promise<void>;
+  if (opts.policy) {
+    const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
+    const { LineStdioServerTransport } = await import('../gateway/stdio-transport.js');
+    const transport = new LineStdioServerTransport(process.stdin, process.stdout);
+    const gw = await createPolicyGatewayForServer({
+      policyPath: opts.policy.policyPath,
+      dbPath: opts.policy.dbPath,
+      auditFile: opts.policy.auditFile,
+      identity: opts.policy.identity,
+      server,
+      clientTransport: transport,
+    });
+    // The proxy owns the transport callbacks; watch stdin directly for the end of the session.
+    process.stdin.once('end', () => resolveClosed());
+    close = async () => {
+      await gw.close();
+      resolveClosed();
+    };
+    log(`serving tenant "${opts.tenant}" over stdio with policy ${opts.policy.policyPath}`);
+  } else {
+    const transport = new StdioServerTransport();
+    transport.onclose = () => resolveClosed();
+    server.server.onclose = () => resolveClosed();
+    await server.connect(transport);
+    process.stdin.once('end', () => resolveClosed());
+    close = async () => {
+      await server.close();
+      resolveClosed();
+    };
+    log(`serving tenant "${opts.tenant}" over stdio`);
+  }
+  return { closed, close };
+}

@@ -1,0 +1,367 @@
+import { z } from 'zod';
+import { DETECTION_TYPES, NEW_OUTBOUND } from '../../domain/types.js';
+import { CONDITION_KEYS, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
+import {
+  READ_ONLY,
+  WRITE_ADDITIVE,
+  WRITE_DESTRUCTIVE,
+  ToolInputError,
+  customerField,
+  fail,
+  guard,
+  ok,
+  tenantOf,
+  type ToolContext,
+  type ToolExtra,
+} from '../context.js';
+import { confirmWithUser } from '../confirm.js';
+import { rulesService } from '../services.js';
+import { presentDetection } from './detections.js';
+
+const ruleSchema = z.looseObject({
+  rule_id: z.string(),
+  id: z.string().describe('Detection type the rule applies to'),
+  name: z.string(),
+  description: z.string(),
+  conditions: z.record(z.string(), z.string()),
+  severity_action: z.object({ type: z.string() }),
+  created_by: z.string(),
+  created_on: z.string(),
+});
+
+const conditionsField = z
+  .record(z.string(), z.string())
+  .describe(
+    `Match conditions; an absent key (or "*") is a wildcard. Scope keys: owner, repo, workflow, job. Type keys: endpoint ("host:port"), ip_address (IP or CIDR), process (basename), process_sha256, host, file, file_path, secret_type, action. Values accept "*" wildcards, e.g. {"process": "tailscaled"} or {"endpoint": "*.amazonaws.com:443", "owner": "acme-corp"}.`,
+  );
+
+const detectionIdField = z
+  .string()
+  .optional()
+  .describe(`Detection type the rule targets (becomes the rule's \`id\`). Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`);
+
+const ruleIdField = z.string().min(1).describe('Rule id (rule_id from list_suppression_rules), e.g. "r_3f9c..."');
+
+const confirmField = z
+  .boolean()
+  .optional()
+  .describe(
+    'Must be true to perform the write. Set it only after you have shown the user the preview_suppression_rule impact and the user explicitly approved. Omitted or false: nothing is changed.',
+  );
+
+/** The rule, or null when the tenant has no active rule with that id. */
+async function findRule(ctx: ToolContext, tenant: string, ruleId: string): Promise<SuppressionRule | null> {
+  try {
+    return await (await rulesService(ctx.store, ctx.riskyDestinations)).get(tenant, ruleId);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'not_found') return null;
+    throw e;
+  }
+}
+
+function detectionType(v: string | undefined): string {
+  if (v === undefined || v === '') return NEW_OUTBOUND;
+  const t = DETECTION_TYPES.find((x) => x.toLowerCase() === v.toLowerCase());
+  if (!t) throw new ToolInputError(`unknown detection_id "${v}": use one of ${DETECTION_TYPES.join(', ')}`);
+  return t;
+}
+
+/** Rejects unknown condition keys (and empty values) with a message listing the valid keys. */
+export function checkConditions(raw: Record<string, string>): RuleConditions {
+  const out: RuleConditions = {};
+  const unknown = Object.keys(raw).filter((k) => !(CONDITION_KEYS as readonly string[]).includes(k));
+  if (unknown.length) {
+    throw new ToolInputError(
+      `unknown condition key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: use only ${CONDITION_KEYS.join(', ')} (absent key = wildcard)`,
+    );
+  }
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string' || v.trim() === '') throw new ToolInputError(`condition "${k}" is empty: give a value, "*" for any, or leave the key out`);
+    out[k as keyof RuleConditions] = v.trim();
+  }
+  return out;
+}
+
+async function previewWithLinks(ctx: ToolContext, tenant: string, p: RulePreview) {
+  const samples = [];
+  for (const id of p.sample_detection_ids.slice(0, 10)) {
+    const d = await ctx.store.detections.get(tenant, id);
+    if (d) {
+      const x = presentDetection(ctx, d);
+      samples.push({ id: x.id, owner: x.owner, repo: x.repo, workflow: x.workflow, run_id: x.run_id, endpoint: x.endpoint, process: x.process, dashboard_url: x.dashboard_url });
+    }
+  }
+  return samples;
+}
+
+function impactText(p: RulePreview): string {
+  const procs = p.by_process.slice(0, 5).map((x) => `${x.process} (${x.count})`).join(', ');
+  const repos = p.by_repo.length;
+  let s = `${p.would_suppress} open detection(s) would be suppressed across ${repos} repo(s)`;
+  if (procs) s += `; processes: ${procs}`;
+  if (p.warnings.length) s += `. Warnings: ${p.warnings.join(' | ')}`;
+  return s;
+}
+
+function describeRule(detectionId: string, c: RuleConditions): string {
+  const parts = Object.entries(c).map(([k, v]) => `${k}=${v}`);
+  return `${detectionId} where ${parts.length ? parts.join(', ') : '(everything)'}`;
+}
+
+const NOT_CONFIRMED = (tool: string) =>
+  `${tool} requires confirm: true. Nothing was changed. First call preview_suppression_rule with the same detection_id and conditions, show the user the exact impact (would_suppress, by_process, by_repo, warnings, with dashboard_url links), ask for explicit approval, and only then call ${tool} again with confirm: true.`;
+
+const changeOutput = {
+  tenant: z.string(),
+  action: z.enum(['created', 'updated', 'deleted']),
+  rule: ruleSchema,
+  suppressed: z.number().describe('Detections moved from new to suppressed by this write (exact)'),
+  restored: z.number().describe('Detections moved from suppressed back to new by this write (exact)'),
+  confirmed_via: z.enum(['confirm-flag', 'elicitation']).describe('How the write was confirmed'),
+  note: z.string(),
+};
+
+export function registerRuleTools(ctx: ToolContext): void {
+  const s = ctx.server;
+
+  s.registerTool(
+    'list_suppression_rules',
+    {
+      title: 'List suppression rules',
+      description:
+        'List every active suppression rule of the tenant (rule_id, detection type, name, conditions, creator, dates). Call it before creating a rule to spot duplicates or overlaps. Read-only.',
+      inputSchema: { customer: customerField },
+      outputSchema: { tenant: z.string(), count: z.number(), rules: z.array(ruleSchema) },
+      annotations: READ_ONLY,
+    },
+    guard('list_suppression_rules', async (a: { customer?: string }) => {
+      const tenant = tenantOf(ctx, a.customer);
+      const rules = await (await rulesService(ctx.store, ctx.riskyDestinations)).list(tenant);
+      return ok({ tenant, count: rules.length, rules: rules as unknown as Record<string, unknown>[] });
+    }),
+  );
+
+  s.registerTool(
+    'get_suppression_rule',
+    {
+      title: 'Get a suppression rule',
+      description: 'Get one suppression rule by its rule_id, with its conditions and audit dates. Read-only.',
+      inputSchema: { customer: customerField, ruleId: ruleIdField },
+      outputSchema: { tenant: z.string(), rule: ruleSchema },
+      annotations: READ_ONLY,
+    },
+    guard('get_suppression_rule', async (a: { customer?: string; ruleId: string }) => {
+      const tenant = tenantOf(ctx, a.customer);
+      const rule = await findRule(ctx, tenant, a.ruleId);
+      if (!rule) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values`);
+      return ok({ tenant, rule: rule as unknown as Record<string, unknown> });
+    }),
+  );
+
+  s.registerTool(
+    'preview_suppression_rule',
+    {
+      title: 'Preview a suppression rule (exact)',
+      description:
+        'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
+      inputSchema: { customer: customerField, detectionId: detectionIdField, conditions: conditionsField },
+      outputSchema: {
+        tenant: z.string(),
+        detection_id: z.string(),
+        conditions: z.record(z.string(), z.string()),
+        would_suppress: z.number(),
+        risky_matches: z.number(),
+        risky_samples: z.array(z.object({ endpoint: z.string(), process: z.string(), count: z.number() })),
+        by_process: z.array(z.object({ process: z.string(), count: z.number() })),
+        by_repo: z.array(z.object({ owner: z.string(), repo: z.string(), count: z.number() })),
+        sample_detections: z.array(z.looseObject({ id: z.string(), dashboard_url: z.string() })),
+        warnings: z.array(z.string()),
+        refused_reason: z.string().nullable(),
+        can_create: z.boolean(),
+      },
+      annotations: READ_ONLY,
+    },
+    guard('preview_suppression_rule', async (a: { customer?: string; detectionId?: string; conditions: Record<string, string> }) => {
+      const tenant = tenantOf(ctx, a.customer);
+      const input: RuleInput = { detection_id: detectionType(a.detectionId), conditions: checkConditions(a.conditions) };
+      const p = await (await rulesService(ctx.store, ctx.riskyDestinations)).preview(tenant, input);
+      return ok({
+        tenant,
+        detection_id: p.detection_id,
+        conditions: p.conditions as Record<string, string>,
+        would_suppress: p.would_suppress,
+        risky_matches: p.risky_matches,
+        risky_samples: p.risky_samples,
+        by_process: p.by_process,
+        by_repo: p.by_repo,
+        sample_detections: await previewWithLinks(ctx, tenant, p),
+        warnings: p.warnings,
+        refused_reason: p.refused_reason,
+        can_create: p.refused_reason === null,
+      });
+    }),
+  );
+
+  s.registerTool(
+    'create_suppression_rule',
+    {
+      title: 'Create a suppression rule (write)',
+      description:
+        'Create a suppression rule. WRITE: requires confirm: true, which you may set only after calling preview_suppression_rule with the same detection_id and conditions, showing the user the impact and getting explicit approval. When the client supports elicitation the server also asks the user directly. Creating a rule retroactively suppresses matching open detections; the result reports exactly how many. Rules that target or would also silence risky destinations are refused.',
+      inputSchema: {
+        customer: customerField,
+        detectionId: detectionIdField,
+        name: z.string().min(1).max(200).describe('Short human-readable rule name, e.g. "Tailscale daemon (genuine)".'),
+        description: z.string().max(2000).optional().describe('Why this rule is safe: the evidence the user approved.'),
+        conditions: conditionsField,
+        confirm: confirmField,
+      },
+      outputSchema: changeOutput,
+      annotations: WRITE_ADDITIVE,
+    },
+    guard(
+      'create_suppression_rule',
+      async (a: { customer?: string; detectionId?: string; name: string; description?: string; conditions: Record<string, string>; confirm?: boolean }, extra: ToolExtra) => {
+        const tenant = tenantOf(ctx, a.customer);
+        const input: RuleInput = { detection_id: detectionType(a.detectionId), conditions: checkConditions(a.conditions), name: a.name };
+        if (a.description !== undefined) input.description = a.description;
+        if (a.confirm !== true) return fail(NOT_CONFIRMED('create_suppression_rule'));
+        const svc = await rulesService(ctx.store, ctx.riskyDestinations);
+        const p = await svc.preview(tenant, input);
+        if (p.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
+        const answer = await confirmWithUser(
+          ctx,
+          extra,
+          `Create suppression rule "${a.name}" in tenant ${tenant}: ${describeRule(input.detection_id, input.conditions)}. ${impactText(p)}.`,
+        );
+        if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed. Ask the user what to do instead.`);
+        const r = await svc.create(tenant, input, ctx.actor);
+        return ok({
+          tenant,
+          action: 'created' as const,
+          rule: r.rule as unknown as Record<string, unknown>,
+          suppressed: r.suppressed,
+          restored: r.restored,
+          confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
+          note: `Rule ${r.rule.rule_id} created; ${r.suppressed} open detection(s) moved to suppressed. New matching detections will be suppressed on ingest.`,
+        });
+      },
+    ),
+  );
+
+  s.registerTool(
+    'update_suppression_rule',
+    {
+      title: 'Update a suppression rule (write)',
+      description:
+        'Change an existing suppression rule: name, description, detection type and/or conditions (conditions replace the old ones entirely). WRITE: requires confirm: true after previewing the new conditions with preview_suppression_rule and getting user approval; elicitation is used when available. Past detections are re-evaluated: the result reports exactly how many were newly suppressed and how many restored to new.',
+      inputSchema: {
+        customer: customerField,
+        ruleId: ruleIdField,
+        detectionId: detectionIdField,
+        name: z.string().min(1).max(200).optional().describe('New name; omit to keep.'),
+        description: z.string().max(2000).optional().describe('New description; omit to keep.'),
+        conditions: conditionsField.optional(),
+        confirm: confirmField,
+      },
+      outputSchema: changeOutput,
+      annotations: WRITE_DESTRUCTIVE,
+    },
+    guard(
+      'update_suppression_rule',
+      async (
+        a: { customer?: string; ruleId: string; detectionId?: string; name?: string; description?: string; conditions?: Record<string, string>; confirm?: boolean },
+        extra: ToolExtra,
+      ) => {
+        const tenant = tenantOf(ctx, a.customer);
+        const conditions = a.conditions !== undefined ? checkConditions(a.conditions) : undefined;
+        const detId = a.detectionId !== undefined ? detectionType(a.detectionId) : undefined;
+        if (conditions === undefined && detId === undefined && a.name === undefined && a.description === undefined) {
+          return fail('update_suppression_rule: nothing to change. Pass at least one of name, description, detectionId or conditions. Nothing was changed.');
+        }
+        if (a.confirm !== true) return fail(NOT_CONFIRMED('update_suppression_rule'));
+        const svc = await rulesService(ctx.store, ctx.riskyDestinations);
+        const current = await findRule(ctx, tenant, a.ruleId);
+        if (!current) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values. Nothing was changed.`);
+        const input: RuleInput = {
+          detection_id: detId ?? current.id,
+          conditions: conditions ?? current.conditions,
+          name: a.name ?? current.name,
+          description: a.description ?? current.description,
+        };
+        const p = await svc.preview(tenant, input);
+        if (p.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
+        const answer = await confirmWithUser(
+          ctx,
+          extra,
+          `Update suppression rule ${current.rule_id} ("${current.name}") in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. With the new conditions, ${impactText(p)}.`,
+        );
+        if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed.`);
+        const patch: Partial<RuleInput> = {};
+        if (detId !== undefined) patch.detection_id = detId;
+        if (conditions !== undefined) patch.conditions = conditions;
+        if (a.name !== undefined) patch.name = a.name;
+        if (a.description !== undefined) patch.description = a.description;
+        const r = await svc.update(tenant, a.ruleId, patch, ctx.actor);
+        return ok({
+          tenant,
+          action: 'updated' as const,
+          rule: r.rule as unknown as Record<string, unknown>,
+          suppressed: r.suppressed,
+          restored: r.restored,
+          confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
+          note: `Rule ${r.rule.rule_id} updated; ${r.suppressed} detection(s) newly suppressed, ${r.restored} restored to new.`,
+        });
+      },
+    ),
+  );
+
+  s.registerTool(
+    'delete_suppression_rule',
+    {
+      title: 'Delete a suppression rule (write)',
+      description:
+        'Delete a suppression rule. WRITE: requires confirm: true after confirming the rule_id with the user; elicitation is used when available. By default (StepSecurity semantics) detections it already suppressed stay suppressed; pass restore: true to move them back to new. The result reports exactly how many were restored.',
+      inputSchema: {
+        customer: customerField,
+        ruleId: ruleIdField,
+        restore: z.boolean().optional().describe('true: move the detections this rule suppressed back to new. Default false (they stay suppressed).'),
+        confirm: confirmField,
+      },
+      outputSchema: changeOutput,
+      annotations: WRITE_DESTRUCTIVE,
+    },
+    guard('delete_suppression_rule', async (a: { customer?: string; ruleId: string; restore?: boolean; confirm?: boolean }, extra: ToolExtra) => {
+      const tenant = tenantOf(ctx, a.customer);
+      if (a.confirm !== true) {
+        return fail(
+          'delete_suppression_rule requires confirm: true. Nothing was changed. Show the user the rule (get_suppression_rule) and whether its detections will be restored, ask for explicit approval, then call again with confirm: true.',
+        );
+      }
+      const svc = await rulesService(ctx.store, ctx.riskyDestinations);
+      const current = await findRule(ctx, tenant, a.ruleId);
+      if (!current) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values. Nothing was changed.`);
+      const restore = a.restore === true;
+      const answer = await confirmWithUser(
+        ctx,
+        extra,
+        `Delete suppression rule ${current.rule_id} ("${current.name}": ${describeRule(current.id, current.conditions)}) in tenant ${tenant}. ${
+          restore ? 'Detections it suppressed will be restored to new.' : 'Detections it suppressed stay suppressed.'
+        }`,
+      );
+      if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed.`);
+      const r = await svc.delete(tenant, a.ruleId, { restore }, ctx.actor);
+      return ok({
+        tenant,
+        action: 'deleted' as const,
+        rule: r.rule as unknown as Record<string, unknown>,
+        suppressed: r.suppressed,
+        restored: r.restored,
+        confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
+        note: restore
+          ? `Rule ${r.rule.rule_id} deleted; ${r.restored} detection(s) restored to new.`
+          : `Rule ${r.rule.rule_id} deleted; the detections it suppressed stay suppressed (pass restore: true to restore them).`,
+      });
+    }),
+  );
+}

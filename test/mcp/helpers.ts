@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { makeSuppressorFor } from '../../src/rules/suppressor.js';
+import { writeTenant } from '../../src/generate/index.js';
+import { CLI } from '../helpers.js';
+
+export const TENANT = 'demo';
+
+/** Generates a small demo tenant to a temp file and ingests it into `<dir>/egress.db`. */
+export async function buildDemoDb(dir: string, opts: { events?: number; runs?: number } = {}): Promise<string> {
+  const dbPath = join(dir, 'egress.db');
+  const file = join(dir, 'demo.ndjson');
+  await writeTenant({ seed: 1, events: opts.events ?? 12_000, runs: opts.runs ?? 12 }, file);
+  const store = SqliteStore.open(dbPath);
+  try {
+    const pipe = new IngestPipeline(store, {
+      tenant: TENANT,
+      format: 'auto',
+      strict: false,
+      defaults: {},
+      engine: DEFAULT_ENGINE_CONFIG,
+      suppressorFor: makeSuppressorFor(),
+    });
+    await pipe.ingest(file);
+  } finally {
+    store.close();
+  }
+  return dbPath;
+}
+
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('EGRESS_TRIAGE_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** A real SDK client over stdio, spawning the built CLI. */
+export async function stdioClient(
+  dbPath: string,
+  opts: { tenant?: string; elicitation?: boolean; extraArgs?: string[] } = {},
+): Promise<{ client: Client; transport: StdioClientTransport; stderr: () => string }> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI, 'mcp', '--db', dbPath, '--tenant', opts.tenant ?? TENANT, '--dashboard-url', 'https://dash.example', ...(opts.extraArgs ?? [])],
+    env: cleanEnv(),
+    stderr: 'pipe',
+  });
+  let err = '';
+  transport.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const client = new Client({ name: 'egress-triage-test', version: '1.0.0' }, { capabilities: opts.elicitation ? { elicitation: { form: {} } } : {} });
+  await client.connect(transport);
+  return { client, transport, stderr: () => err };
+}
+
+/** Starts `serve --listen 127.0.0.1:0` as a child process and resolves the URL it prints to stderr. */
+export async function startServe(dbPath: string, extraArgs: string[] = []): Promise<{ child: ChildProcessWithoutNullStreams; url: URL; stderr: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--db', dbPath, '--tenant', TENANT, '--listen', '127.0.0.1:0', '--dashboard-url', 'https://dash.example', ...extraArgs],
+    { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let err = '';
+  const url = await new Promise<URL>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`serve did not print its URL: ${err}`)), 15_000);
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(t);
+        resolve(new URL(m[1]!));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`serve exited with ${code}: ${err}`));
+    });
+  });
+  return { child, url, stderr: () => err };
+}
+
+export async function httpClient(url: URL, opts: { elicitation?: boolean } = {}): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(url);
+  const client = new Client({ name: 'egress-triage-http-test', version: '1.0.0' }, { capabilities: opts.elicitation ? { elicitation: { form: {} } } : {} });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallToolResult> {
+  return (await client.callTool({ name, arguments: args })) as CallToolResult;
+}
+
+/** structuredContent of a successful call; fails loudly with the error text otherwise. */
+export async function callOk<T = Record<string, any>>(client: Client, name: string, args: Record<string, unknown> = {}): Promise<T> {
+  const r = await call(client, name, args);
+  if (r.isError) throw new Error(`${name} returned isError: ${textOf(r)}`);
+  return r.structuredContent as T;
+}
+
+export function textOf(r: CallToolResult): string {
+  return r.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+}
+
+export function killChild(child: ChildProcessWithoutNullStreams): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
