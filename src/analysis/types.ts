@@ -57,11 +57,24 @@ export interface SuggestedRule {
   };
 }
 
+/** Evidence about one binary (sha256, or path when the hash is unknown) of a VPN-named process. */
+export interface BinaryVerdict {
+  sha256: string | null;
+  path: string | null;
+  count: number;
+  /** genuine: signature traffic and no contradiction; impostor: any contradiction; unverified: neither */
+  verdict: 'genuine' | 'impostor' | 'unverified';
+  supporting: string[];
+  contradicting: string[];
+}
+
 export interface VpnEvidence {
   name_match: boolean;
   daemon: string | null;
   supporting: string[];
   contradicting: string[];
+  /** per-binary verdicts (empty for non-VPN names) */
+  binaries: BinaryVerdict[];
 }
 
 export interface ProcessGroup {
@@ -87,6 +100,8 @@ export interface ProcessGroup {
   /** for non-VPN processes: per-destination review notes */
   review: { endpoint: string; count: number; rationale: string }[];
   warnings: string[];
+  /** why suggested_rule is null or blocked, in one sentence (null when a safe suggestion exists) */
+  no_suggestion_reason: string | null;
 }
 
 export interface AnalyzeResult {

@@ -1,0 +1,156 @@
+import ipaddr from 'ipaddr.js';
+import { splitEndpoint } from '../domain/endpoint.js';
+
+/**
+ * Destinations that must never be silenced by a suppression rule: payload staging and exfiltration
+ * endpoints seen in real CI supply-chain attacks (tj-actions/changed-files used
+ * gist.githubusercontent.com, the Shai-Hulud worm used webhook.site), request catchers used by
+ * OAST tooling, tunnels, paste sites and chat webhooks (Datadog GuardDog's exfiltration list).
+ *
+ * Every entry matches the host itself and all of its subdomains; a leading "*." is accepted and means
+ * the same. Telemetry carries no URL path, so discord.com/api/webhooks is covered by listing
+ * discord.com and discordapp.com as a whole. Config entries may also be IPs or CIDR ranges, matched
+ * against direct-IP endpoints.
+ */
+export const BUILTIN_RISKY_DESTINATIONS: readonly string[] = [
+  // GitHub-hosted payload staging
+  'gist.github.com',
+  'gist.githubusercontent.com',
+  // request catchers / OAST
+  'webhook.site',
+  'webhook.cool',
+  'oastify.com',
+  'oast.fun',
+  'oast.pro',
+  'oast.live',
+  'oast.site',
+  'oast.online',
+  'oast.me',
+  'interact.sh',
+  'burpcollaborator.net',
+  'pipedream.net',
+  'm.pipedream.net',
+  'beeceptor.com',
+  'requestbin.net',
+  'requestcatcher.com',
+  'canarytokens.com',
+  // tunnels
+  'ngrok.io',
+  'ngrok.app',
+  'ngrok-free.app',
+  'ngrok-free.dev',
+  'trycloudflare.com',
+  'localhost.run',
+  'serveo.net',
+  'loca.lt',
+  'bore.pub',
+  // paste / file drops
+  'pastebin.com',
+  'hastebin.com',
+  'paste.ee',
+  'rentry.co',
+  'termbin.com',
+  'transfer.sh',
+  'filetransfer.io',
+  'file.io',
+  'temp.sh',
+  // chat webhooks used as exfiltration channels
+  'api.telegram.org',
+  'discord.com',
+  'discordapp.com',
+  // public-IP discovery, typical first step of a dropper (flagged by StepSecurity)
+  'api.ipify.org',
+];
+
+interface CidrEntry {
+  source: string;
+  range: [ipaddr.IPv4 | ipaddr.IPv6, number];
+}
+
+/** Compiled risky list: hosts (suffix match) plus optional IPs / CIDR ranges from config. */
+export class RiskyDestinations {
+  private readonly hosts: Set<string>;
+  private readonly cidrs: CidrEntry[] = [];
+  private readonly cache = new Map<string, string | null>();
+  readonly entries: readonly string[];
+
+  constructor(extra: readonly string[] = []) {
+    const all = [...BUILTIN_RISKY_DESTINATIONS, ...extra];
+    this.entries = all;
+    this.hosts = new Set();
+    for (const raw of all) {
+      const e = raw.trim().toLowerCase();
+      if (!e) continue;
+      if (e.includes('/') && !/^[a-z0-9.-]+\/[a-z]/.test(e)) {
+        try {
+          this.cidrs.push({ source: e, range: ipaddr.parseCIDR(e) });
+          continue;
+        } catch {
+          throw new Error(`risky_destinations: "${raw}" is neither a host nor a valid CIDR range`);
+        }
+      }
+      if (ipaddr.isValid(e)) {
+        const addr = ipaddr.parse(e);
+        this.cidrs.push({ source: e, range: [addr, addr.kind() === 'ipv4' ? 32 : 128] });
+        continue;
+      }
+      // "discord.com/api/webhooks" style entries: the path is invisible in telemetry, keep the host.
+      const host = e.replace(/^\*\./, '').replace(/\/.*$/, '').replace(/:\d+$/, '');
+      if (!/^[a-z0-9_.-]+$/.test(host)) throw new Error(`risky_destinations: "${raw}" is not a host name, IP or CIDR range`);
+      this.hosts.add(host);
+    }
+  }
+
+  /** The list entry a host (domain or IP literal) falls under, or null. */
+  matchHost(rawHost: string): string | null {
+    const cached = this.cache.get(rawHost);
+    if (cached !== undefined) return cached;
+    let out: string | null = null;
+    const host = rawHost.toLowerCase().replace(/\.$/, '');
+    if (ipaddr.isValid(host)) {
+      if (this.cidrs.length) {
+        const addr = ipaddr.process(host);
+        for (const c of this.cidrs) {
+          if (addr.kind() === c.range[0].kind() && addr.match(c.range)) {
+            out = c.source;
+            break;
+          }
+        }
+      }
+    } else {
+      let h = host;
+      for (;;) {
+        if (this.hosts.has(h)) {
+          out = h;
+          break;
+        }
+        const dot = h.indexOf('.');
+        if (dot < 0) break;
+        h = h.slice(dot + 1);
+      }
+    }
+    if (this.cache.size > 100_000) this.cache.clear();
+    this.cache.set(rawHost, out);
+    return out;
+  }
+
+  /** Risky entry for an "host:port" / "ip:port" endpoint, or null. */
+  matchEndpoint(endpoint: string): string | null {
+    return this.matchHost(splitEndpoint(endpoint).host);
+  }
+
+  /** Host names of the list (for "does this pattern target a risky destination" checks). */
+  hostEntries(): string[] {
+    return [...this.hosts];
+  }
+
+  cidrEntries(): string[] {
+    return this.cidrs.map((c) => c.source);
+  }
+}
+
+const defaultInstance = new RiskyDestinations();
+
+export function riskyDestinations(extra?: readonly string[]): RiskyDestinations {
+  return extra && extra.length ? new RiskyDestinations(extra) : defaultInstance;
+}

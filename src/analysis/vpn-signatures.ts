@@ -1,0 +1,162 @@
+import ipaddr from 'ipaddr.js';
+import { globMatcher } from '../domain/glob.js';
+import { normalizeProcessName } from '../domain/process-name.js';
+
+/**
+ * Known VPN / mesh daemons and the network signature of each (DOMAIN.md, "VPN / mesh daemons").
+ * A name match alone proves nothing: the agent records the executable's basename only, so the
+ * evidence is the binary's destinations and parent chain (see docs/analysis.md).
+ */
+export interface VpnSignature {
+  daemon: string;
+  /** normalised process names (basename, lower case, .exe stripped) */
+  names: string[];
+  /** host globs of the daemon's control plane / relays */
+  domains: string[];
+  /** ports used by the daemon's own protocols (peer, STUN, tunnel) */
+  ports: number[];
+  portRanges: [number, number][];
+  /** address ranges of peers / anycast front ends */
+  cidrs: string[];
+}
+
+export const VPN_SIGNATURES: readonly VpnSignature[] = [
+  {
+    daemon: 'tailscale',
+    names: ['tailscaled', 'tailscale', 'tailscale-ipn', 'ipnextension'],
+    domains: ['tailscale.com', '*.tailscale.com', 'tailscale.io', '*.tailscale.io'],
+    ports: [41641, 3478],
+    portRanges: [],
+    cidrs: ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'],
+  },
+  {
+    daemon: 'twingate',
+    names: ['twingated', 'twingate', 'twingate-connector', 'twingate-client', 'twingate.service'],
+    domains: ['twingate.com', '*.twingate.com'],
+    ports: [],
+    portRanges: [[30000, 31000]],
+    cidrs: [],
+  },
+  {
+    daemon: 'zerotier',
+    names: ['zerotier-one', 'zerotier', 'zerotier-one_x64'],
+    domains: ['zerotier.com', '*.zerotier.com'],
+    ports: [9993],
+    portRanges: [],
+    cidrs: [],
+  },
+  {
+    daemon: 'netbird',
+    names: ['netbird'],
+    domains: ['netbird.io', '*.netbird.io'],
+    ports: [3478, 51820],
+    portRanges: [],
+    cidrs: ['100.64.0.0/10'],
+  },
+  {
+    daemon: 'cloudflared',
+    names: ['cloudflared'],
+    domains: ['*.argotunnel.com', 'argotunnel.com', 'api.cloudflare.com', '*.cftunnel.com'],
+    ports: [7844],
+    portRanges: [],
+    cidrs: ['198.41.192.0/24', '198.41.200.0/24'],
+  },
+  {
+    daemon: 'cloudflare-warp',
+    names: ['warp-svc'],
+    domains: ['*.cloudflareclient.com', 'cloudflareclient.com', 'cloudflare-dns.com', '*.cloudflare-gateway.com'],
+    ports: [2408, 500, 1701, 4500],
+    portRanges: [],
+    cidrs: ['162.159.193.0/24', '162.159.36.1/32', '162.159.46.1/32'],
+  },
+  {
+    daemon: 'openvpn',
+    names: ['openvpn'],
+    domains: [],
+    ports: [1194],
+    portRanges: [],
+    cidrs: [],
+  },
+  {
+    daemon: 'wireguard',
+    names: ['wireguard', 'wireguard-go', 'wg-quick'],
+    domains: [],
+    ports: [51820],
+    portRanges: [],
+    cidrs: [],
+  },
+];
+
+/** Every normalised VPN daemon name (the issue's list plus the Windows/macOS forms). */
+export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) => s.names);
+
+const byName = new Map<string, VpnSignature>();
+for (const s of VPN_SIGNATURES) for (const n of s.names) byName.set(n, s);
+
+export function vpnSignatureFor(processName: string): VpnSignature | null {
+  return byName.get(normalizeProcessName(processName)) ?? null;
+}
+
+interface CompiledSignature {
+  sig: VpnSignature;
+  domains: { glob: string; m: (v: string) => boolean }[];
+  cidrs: { source: string; range: [ipaddr.IPv4 | ipaddr.IPv6, number] }[];
+}
+
+const compiled = new Map<string, CompiledSignature>();
+function compile(sig: VpnSignature): CompiledSignature {
+  let c = compiled.get(sig.daemon);
+  if (!c) {
+    c = {
+      sig,
+      domains: sig.domains.map((g) => ({ glob: g, m: globMatcher(g) })),
+      cidrs: sig.cidrs.map((s) => ({ source: s, range: ipaddr.parseCIDR(s) })),
+    };
+    compiled.set(sig.daemon, c);
+  }
+  return c;
+}
+
+/** What a destination says about a daemon claim: the signals it supports, or null. */
+export function signatureSignals(sig: VpnSignature, host: string, port: number | null, isIp: boolean): string[] {
+  const c = compile(sig);
+  const out: string[] = [];
+  if (!isIp) {
+    const d = c.domains.find((x) => x.m(host));
+    if (d) out.push(`${sig.daemon} domain ${d.glob}`);
+  } else if (c.cidrs.length && ipaddr.isValid(host)) {
+    const addr = ipaddr.process(host);
+    const r = c.cidrs.find((x) => x.range[0].kind() === addr.kind() && addr.match(x.range));
+    if (r) out.push(`${sig.daemon} address range ${r.source}`);
+  }
+  if (port !== null) {
+    if (sig.ports.includes(port)) out.push(`${sig.daemon} port ${port}`);
+    const range = sig.portRanges.find(([a, b]) => port >= a && port <= b);
+    if (range) out.push(`${sig.daemon} port range ${range[0]}-${range[1]}`);
+  }
+  return out;
+}
+
+const PACKAGE_MANAGERS = new Set([
+  'npm', 'npx', 'yarn', 'pnpm', 'pnpx', 'bun', 'bunx', 'pip', 'pip3', 'pipx', 'poetry', 'uv', 'gem', 'bundle', 'bundler', 'composer', 'cargo',
+]);
+const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*|pythonw?|ruby|perl|php[0-9.]*)$/;
+
+/**
+ * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how
+ * CI actions start VPN daemons: it is how a postinstall script or a dropped payload runs. The runner's
+ * own bundled node (`.../actions-runner/.../externals/node*`), which runs JavaScript actions such as
+ * OpenVPN connect actions, is not counted.
+ */
+export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
+  for (const link of chain) {
+    const n = normalizeProcessName(link.name);
+    if (PACKAGE_MANAGERS.has(n)) return n;
+    if (INTERPRETER.test(n)) {
+      const p = (link.path ?? '').replace(/\\/g, '/').toLowerCase();
+      if (p.includes('/actions-runner/') || p.includes('/externals/node')) continue;
+      return n;
+    }
+  }
+  return null;
+}

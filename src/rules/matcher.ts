@@ -1,0 +1,291 @@
+import ipaddr from 'ipaddr.js';
+import picomatch from 'picomatch';
+import { globMatcher, globPathMatcher, isGlob } from '../domain/glob.js';
+import { splitEndpoint } from '../domain/endpoint.js';
+import type { DetectionSubject } from '../domain/subject.js';
+import { isDetectionType, DETECTION_TYPES } from '../domain/types.js';
+import { CONDITION_KEYS, type ConditionKey, type RuleConditions } from './types.js';
+
+/**
+ * The one matcher. A rule's conditions compile into per-dimension predicates over plain values.
+ * The same compiled rule is used
+ *  - at ingest, on a DetectionSubject (`matchSubject`), and
+ *  - in preview / create, evaluated once per dictionary row (jobs, processes, endpoints, ips) to get
+ *    id sets that SQL then counts or updates.
+ * `matchSubject` is literally the conjunction of the dimension predicates, so both paths agree.
+ */
+
+export type RuleErrorCode =
+  | 'unknown_condition'
+  | 'invalid_condition'
+  | 'invalid_detection_type'
+  | 'too_broad'
+  | 'refused_risky'
+  | 'not_found'
+  | 'invalid_input';
+
+export class RuleError extends Error {
+  constructor(
+    readonly code: RuleErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RuleError';
+  }
+}
+
+type Pred = (v: string) => boolean;
+
+export interface CompiledRule {
+  /** detection type the rule applies to */
+  type: string;
+  conditions: RuleConditions;
+  /** scope predicates; null = wildcard */
+  owner: Pred | null;
+  repo: Pred | null;
+  workflow: Pred | null;
+  job: Pred | null;
+  /** glob over "host:port" (or over the host alone when the pattern has no port) */
+  endpoint: Pred | null;
+  host: Pred | null;
+  /** exact / glob / CIDR over the connection IP; null ip never matches a non-wildcard pattern */
+  ip: Pred | null;
+  /** glob over the normalised process name */
+  process: Pred | null;
+  sha256: Pred | null;
+  /** a condition on a fact network detections do not carry (file, secret_type, ...): matches nothing */
+  impossible: string | null;
+  hasScope: boolean;
+  hasEndpoint: boolean;
+  hasProcess: boolean;
+  hasIp: boolean;
+}
+
+const HOSTLIKE = /^[A-Za-z0-9._*?\-\[\]%]+$/;
+const PORTLIKE = /^(\*|\d{1,5}|[\d*?]+)$/;
+
+function invalid(key: string, value: string, why: string): never {
+  throw new RuleError('invalid_condition', `condition ${key}="${value}": ${why}`);
+}
+
+function checkGlob(key: string, value: string): void {
+  if (!isGlob(value)) return;
+  if (/\*\*\*/.test(value)) invalid(key, value, 'bad glob: "***" is not a pattern; use "*"');
+  const open = (value.match(/\[/g) ?? []).length;
+  const close = (value.match(/\]/g) ?? []).length;
+  if (open !== close) invalid(key, value, 'bad glob: unbalanced "[" / "]"');
+  try {
+    picomatch.makeRe(value, { nocase: true });
+  } catch (err) {
+    invalid(key, value, `bad glob: ${(err as Error).message}`);
+  }
+}
+
+/** Case-insensitive exact-or-glob predicate for scope values (workflow paths may contain "/"). */
+function scopePred(key: string, value: string): Pred | null {
+  if (value === '*') return null;
+  checkGlob(key, value);
+  if (!isGlob(value)) {
+    const v = value.toLowerCase();
+    return (x) => x.toLowerCase() === v;
+  }
+  return value.includes('/') || key === 'workflow' ? globPathMatcher(value) : globMatcher(value);
+}
+
+function hostPred(key: string, value: string): Pred {
+  if (!HOSTLIKE.test(value)) invalid(key, value, 'expected a host name or a glob such as *.example.com');
+  checkGlob(key, value);
+  return globMatcher(value);
+}
+
+function endpointPred(value: string): Pred {
+  const key = 'endpoint';
+  const v6 = /^\[([^\]]+)\](?::(.+))?$/.exec(value);
+  let hostPart: string;
+  let portPart: string | null;
+  if (v6) {
+    hostPart = v6[1]!;
+    portPart = v6[2] ?? null;
+  } else {
+    const i = value.lastIndexOf(':');
+    if (i >= 0 && value.indexOf(':') !== i) invalid(key, value, 'IPv6 endpoints must be written as [addr]:port');
+    hostPart = i >= 0 ? value.slice(0, i) : value;
+    portPart = i >= 0 ? value.slice(i + 1) : null;
+  }
+  if (hostPart === '') invalid(key, value, 'missing host before ":"');
+  if (!v6 && !HOSTLIKE.test(hostPart)) invalid(key, value, 'expected host:port, e.g. *.twingate.com:443');
+  if (portPart !== null && !PORTLIKE.test(portPart)) invalid(key, value, `port "${portPart}" is not a number or glob`);
+  if (portPart !== null && /^\d+$/.test(portPart) && Number(portPart) > 65535) invalid(key, value, `port ${portPart} is out of range`);
+  checkGlob(key, value);
+  if (portPart === null) {
+    // No port in the pattern: compare the host only (any port).
+    const m = globMatcher(hostPart);
+    return (ep) => m(splitEndpoint(ep).host);
+  }
+  if (v6) {
+    const hm = globMatcher(hostPart);
+    const pm = globMatcher(portPart);
+    return (ep) => {
+      const s = splitEndpoint(ep);
+      return hm(s.host) && s.port !== null && pm(String(s.port));
+    };
+  }
+  return globMatcher(value);
+}
+
+function ipPred(value: string): Pred {
+  const key = 'ip_address';
+  if (value.includes('/')) {
+    let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
+    try {
+      range = ipaddr.parseCIDR(value);
+    } catch {
+      invalid(key, value, 'malformed CIDR range (expected e.g. 100.64.0.0/10, prefix 0-32 for IPv4, 0-128 for IPv6)');
+    }
+    const [base, bits] = range;
+    return (ip) => {
+      if (!ipaddr.isValid(ip)) return false;
+      const a = ipaddr.process(ip);
+      if (a.kind() !== base.kind()) return false;
+      return a.match(base, bits);
+    };
+  }
+  if (ipaddr.isValid(value)) {
+    const norm = ipaddr.process(value).toString();
+    return (ip) => ipaddr.isValid(ip) && ipaddr.process(ip).toString() === norm;
+  }
+  if (!/^[0-9a-fA-F.:*?]+$/.test(value) || !isGlob(value)) {
+    invalid(key, value, 'expected an IP address, a CIDR range (100.64.0.0/10) or a glob (192.168.*.1)');
+  }
+  checkGlob(key, value);
+  return globMatcher(value);
+}
+
+function processPred(value: string): Pred {
+  let v = value.trim();
+  if (/\.exe$/i.test(v)) v = v.slice(0, -4);
+  if (/[\\/]/.test(v)) invalid('process', value, 'expected a process name (basename), not a path');
+  checkGlob('process', v);
+  return globMatcher(v);
+}
+
+function shaPred(value: string): Pred {
+  if (!/^[A-Za-z0-9:_.+-]+$/.test(value)) invalid('process_sha256', value, 'expected a hex sha256 digest');
+  const v = value.toLowerCase();
+  return (x) => x.toLowerCase() === v;
+}
+
+/** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */
+export function validateConditions(raw: unknown): RuleConditions {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new RuleError('invalid_input', 'conditions must be an object of key: value strings');
+  }
+  const out: RuleConditions = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(CONDITION_KEYS as readonly string[]).includes(k)) {
+      throw new RuleError(
+        'unknown_condition',
+        `unknown condition key "${k}": use one of ${CONDITION_KEYS.join(', ')}`,
+      );
+    }
+    if (typeof v !== 'string') throw new RuleError('invalid_condition', `condition ${k}: value must be a string`);
+    const value = v.trim();
+    if (value === '') throw new RuleError('invalid_condition', `condition ${k}: value is empty; use "*" for any value or drop the key`);
+    if (value.length > 512) throw new RuleError('invalid_condition', `condition ${k}: value is longer than 512 characters`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f\s]/.test(value)) throw new RuleError('invalid_condition', `condition ${k}="${value}": whitespace and control characters are not allowed`);
+    out[k as ConditionKey] = value;
+  }
+  return out;
+}
+
+export function validateDetectionType(type: unknown): string {
+  if (typeof type !== 'string' || !isDetectionType(type)) {
+    throw new RuleError(
+      'invalid_detection_type',
+      `unknown detection type "${String(type)}": use one of ${DETECTION_TYPES.join(', ')}`,
+    );
+  }
+  return type;
+}
+
+/** Compiles validated conditions. Throws RuleError naming the key on any malformed value. */
+export function compileRule(type: string, rawConditions: RuleConditions | Record<string, unknown>): CompiledRule {
+  const conditions = validateConditions(rawConditions);
+  const c = conditions;
+  const w = (v: string | undefined) => v === undefined || v === '*';
+  const owner = c.owner === undefined ? null : scopePred('owner', c.owner);
+  const repo = c.repo === undefined ? null : scopePred('repo', c.repo);
+  const workflow = c.workflow === undefined ? null : scopePred('workflow', c.workflow);
+  const job = c.job === undefined ? null : scopePred('job', c.job);
+  const endpoint = w(c.endpoint) ? null : endpointPred(c.endpoint!);
+  const host = w(c.host) ? null : hostPred('host', c.host!);
+  const ip = w(c.ip_address) ? null : ipPred(c.ip_address!);
+  const process = w(c.process) ? null : processPred(c.process!);
+  const sha256 = w(c.process_sha256) ? null : shaPred(c.process_sha256!);
+  let impossible: string | null = null;
+  for (const k of ['file', 'file_path', 'secret_type', 'action'] as const) {
+    const v = c[k];
+    if (v === undefined) continue;
+    if (k === 'file_path') checkGlob(k, v);
+    if (v !== '*' && impossible === null) impossible = k;
+  }
+  return {
+    type,
+    conditions,
+    owner,
+    repo,
+    workflow,
+    job,
+    endpoint,
+    host,
+    ip,
+    process,
+    sha256,
+    impossible,
+    hasScope: Boolean(owner || repo || workflow || job),
+    hasEndpoint: Boolean(endpoint || host),
+    hasProcess: Boolean(process || sha256),
+    hasIp: Boolean(ip),
+  };
+}
+
+// ---- dimension predicates (used over dictionary rows and by matchSubject) ----
+
+export function matchJob(r: CompiledRule, owner: string, repo: string, workflow: string, job: string): boolean {
+  return (!r.owner || r.owner(owner)) && (!r.repo || r.repo(repo)) && (!r.workflow || r.workflow(workflow)) && (!r.job || r.job(job));
+}
+
+/** `endpoint` is the stored "host:port" string; the host is derived from it, never passed separately. */
+export function matchEndpoint(r: CompiledRule, endpoint: string): boolean {
+  if (r.endpoint && !r.endpoint(endpoint)) return false;
+  if (r.host && !r.host(splitEndpoint(endpoint).host)) return false;
+  return true;
+}
+
+export function matchIp(r: CompiledRule, ip: string | null): boolean {
+  if (!r.ip) return true;
+  return ip !== null && ip !== '' && r.ip(ip);
+}
+
+export function matchProcess(r: CompiledRule, normName: string, sha256: string | null): boolean {
+  if (r.process && !r.process(normName)) return false;
+  if (r.sha256 && (sha256 === null || !r.sha256(sha256))) return false;
+  return true;
+}
+
+export function matchSubject(r: CompiledRule, s: DetectionSubject): boolean {
+  return (
+    r.impossible === null &&
+    s.type === r.type &&
+    matchJob(r, s.owner, s.repo, s.workflow, s.job) &&
+    matchEndpoint(r, s.endpoint) &&
+    matchIp(r, s.ip) &&
+    matchProcess(r, s.process, s.processSha256)
+  );
+}
+
+/** True when the rule has at least one condition that is not a wildcard. */
+export function hasEffectiveCondition(c: RuleConditions): boolean {
+  return Object.values(c).some((v) => v !== undefined && v !== '*');
+}

@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto';
+import { userInfo } from 'node:os';
+import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import { ensureTenant } from '../storage/sqlite/ingest-session.js';
+import { SqliteRulesRepo, type RuleRow } from '../storage/sqlite/rules-repo.js';
+import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
+import { globMatcher } from '../domain/glob.js';
+import { splitEndpoint } from '../domain/endpoint.js';
+import {
+  RuleError,
+  compileRule,
+  hasEffectiveCondition,
+  validateConditions,
+  validateDetectionType,
+  type CompiledRule,
+} from './matcher.js';
+import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
+
+export { RuleError } from './matcher.js';
+
+export interface RulesServiceOptions {
+  /** extra risky destinations (egress-triage.yaml `risky_destinations`) */
+  extraRiskyDestinations?: string[];
+}
+
+export interface DeleteOptions {
+  /** turn the detections this rule suppressed back into `new` (default false: keep them suppressed) */
+  restore?: boolean;
+}
+
+export function defaultActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
+  }
+}
+
+const NEW = { status: 0, rule: 0 };
+
+/**
+ * Suppression rules for one store. Every write runs in one IMMEDIATE transaction: validation, the
+ * never-suppress check, the rule row, the retroactive status move (rollup + detections), the audit
+ * row and the rules_version bump commit together or not at all.
+ */
+export class RulesService {
+  readonly repo: SqliteRulesRepo;
+  readonly risky: RiskyDestinations;
+
+  constructor(
+    readonly store: SqliteStore,
+    opts: RulesServiceOptions = {},
+  ) {
+    this.risky = riskyDestinations(opts.extraRiskyDestinations);
+    this.repo = new SqliteRulesRepo(store.db, this.risky);
+  }
+
+  async list(tenant: string): Promise<SuppressionRule[]> {
+    const tid = this.repo.tenantId(tenant);
+    if (tid === undefined) return [];
+    return this.repo.activeRules(tid).map(toRule);
+  }
+
+  async get(tenant: string, ruleId: string): Promise<SuppressionRule> {
+    return toRule(this.mustFind(tenant, ruleId));
+  }
+
+  async preview(tenant: string, input: RuleInput): Promise<RulePreview> {
+    const { type, rule } = this.compileInput(input);
+    return this.previewCompiled(tenant, type, rule);
+  }
+
+  /** Synchronous preview of an already compiled rule (used by analysis for suggestion impact). */
+  previewCompiled(tenant: string, type: string, rule: CompiledRule, sampleLimit = 10): RulePreview {
+    const targeted = this.targetsRisky(rule);
+    const tid = this.repo.tenantId(tenant);
+    const warnings: string[] = [];
+    let counts = { total: 0, risky: 0, byProcess: [] as RulePreview['by_process'], byRepo: [] as RulePreview['by_repo'], riskySamples: [] as RulePreview['risky_samples'], sampleIds: [] as number[] };
+    if (tid !== undefined) {
+      const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
+      counts = this.repo.previewCounts(pred, sampleLimit);
+    }
+    let refused: string | null = null;
+    if (!hasEffectiveCondition(rule.conditions)) {
+      refused = 'the rule has no condition other than "*": it would silence every detection of this type; add a process, process_sha256, endpoint, host, ip_address or scope condition';
+    } else if (targeted) {
+      refused = targeted;
+    } else if (counts.risky > 0) {
+      const hosts = [...new Set(counts.riskySamples.map((s) => s.endpoint))].slice(0, 5).join(', ');
+      refused =
+        `the rule would also suppress ${counts.risky} detection(s) to risky destinations (${hosts}); ` +
+        'narrow it (e.g. add process_sha256, owner/repo, or an endpoint/host condition) so that it excludes them';
+    }
+    if (counts.risky > 0) warnings.push(`${counts.risky} matching detection(s) go to risky destinations and must stay visible`);
+    if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
+    if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
+    if (counts.total === 0 && tid !== undefined) warnings.push('the rule matches no current new detection');
+    return {
+      detection_id: type,
+      conditions: rule.conditions,
+      would_suppress: counts.total,
+      risky_matches: counts.risky,
+      risky_samples: counts.riskySamples,
+      by_process: counts.byProcess,
+      by_repo: counts.byRepo,
+      sample_detection_ids: counts.sampleIds.map(String),
+      warnings,
+      refused_reason: refused,
+    };
+  }
+
+  async create(tenant: string, input: RuleInput, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    const { type, rule } = this.compileInput(input);
+    const name = cleanText('name', input.name) ?? defaultName(rule.conditions);
+    const description = cleanText('description', input.description) ?? '';
+    const db = this.store.db;
+    return db.transaction(() => {
+      const tid = ensureTenant(db, tenant);
+      const preview = this.previewCompiled(tenant, type, rule, 0);
+      if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
+      const now = new Date().toISOString();
+      const uid = randomUUID();
+      const id = Number(
+        db
+          .prepare(
+            `INSERT INTO rules (tenant_id, rule_uid, detection_type, name, description, conditions, severity_action, created_by, created_on, updated_on)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(tid, uid, type, name, description, JSON.stringify(rule.conditions), JSON.stringify({ type: 'ignore' }), actor, now, now).lastInsertRowid,
+      );
+      const typeId = this.repo.ensureType(type);
+      const pred = this.repo.buildPredicate(tid, typeId, rule);
+      const suppressed = this.repo.move(pred, NEW, { status: 1, rule: id });
+      if (suppressed !== preview.would_suppress) {
+        throw new Error(`internal: preview counted ${preview.would_suppress} but create suppressed ${suppressed}; rolled back`);
+      }
+      const created = toRule(this.repo.ruleByUid(tid, uid)!);
+      this.repo.audit(tid, uid, 'create', actor, null, created, suppressed);
+      this.repo.bumpRulesVersion();
+      return { rule: created, suppressed, restored: 0 };
+    }).immediate();
+  }
+
+  /**
+   * Changes a rule. Name/description changes move nothing. New conditions are validated and checked
+   * like a create, then applied retroactively to current new detections; detections the rule already
+   * suppressed stay suppressed.
+   */
+  async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    const db = this.store.db;
+    const current = this.mustFind(tenant, ruleId);
+    const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detection_type;
+    const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : (JSON.parse(current.conditions) as RuleConditions);
+    const rule = compileRule(type, conditions);
+    const name = cleanText('name', input.name);
+    const description = cleanText('description', input.description);
+    return db.transaction(() => {
+      const row = this.mustFind(tenant, ruleId);
+      const before = toRule(row);
+      const matchChanged = type !== row.detection_type || JSON.stringify(rule.conditions) !== JSON.stringify(JSON.parse(row.conditions));
+      let suppressed = 0;
+      if (matchChanged) {
+        const preview = this.previewCompiled(tenant, type, rule, 0);
+        if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
+      }
+      db.prepare('UPDATE rules SET detection_type = ?, name = ?, description = ?, conditions = ?, updated_on = ? WHERE id = ?').run(
+        type,
+        name ?? row.name,
+        description ?? row.description,
+        JSON.stringify(rule.conditions),
+        new Date().toISOString(),
+        row.id,
+      );
+      if (matchChanged) {
+        const pred = this.repo.buildPredicate(row.tenant_id, this.repo.ensureType(type), rule);
+        suppressed = this.repo.move(pred, NEW, { status: 1, rule: row.id });
+      }
+      const after = toRule(this.repo.ruleByUid(row.tenant_id, row.rule_uid)!);
+      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, suppressed);
+      this.repo.bumpRulesVersion();
+      return { rule: after, suppressed, restored: 0 };
+    }).immediate();
+  }
+
+  /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */
+  async delete(tenant: string, ruleId: string, opts: DeleteOptions = {}, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    const db = this.store.db;
+    this.mustFind(tenant, ruleId);
+    return db.transaction(() => {
+      const row = this.mustFind(tenant, ruleId);
+      const before = toRule(row);
+      let restored = 0;
+      if (opts.restore) restored = this.repo.move(this.repo.rulePredicate(row.tenant_id), { status: 1, rule: row.id }, NEW);
+      db.prepare('UPDATE rules SET deleted_on = ?, updated_on = ? WHERE id = ?').run(new Date().toISOString(), new Date().toISOString(), row.id);
+      this.repo.audit(row.tenant_id, row.rule_uid, opts.restore ? 'delete+restore' : 'delete', actor, before, null, restored);
+      this.repo.bumpRulesVersion();
+      return { rule: before, suppressed: 0, restored };
+    }).immediate();
+  }
+
+  /** Audit trail of a tenant's rule changes, newest first. */
+  async audit(tenant: string, ruleId?: string): Promise<{ rule_id: string; action: string; actor: string; at: string; before: unknown; after: unknown; affected: number }[]> {
+    const tid = this.repo.tenantId(tenant);
+    if (tid === undefined) return [];
+    const rows = this.store.db
+      .prepare(
+        `SELECT rule_uid, action, actor, at, before_json, after_json, affected FROM rule_audit
+         WHERE tenant_id = ? ${ruleId ? 'AND rule_uid = ?' : ''} ORDER BY id DESC`,
+      )
+      .all(...(ruleId ? [tid, ruleId] : [tid])) as { rule_uid: string; action: string; actor: string; at: string; before_json: string | null; after_json: string | null; affected: number }[];
+    return rows.map((r) => ({
+      rule_id: r.rule_uid,
+      action: r.action,
+      actor: r.actor,
+      at: r.at,
+      before: r.before_json ? JSON.parse(r.before_json) : null,
+      after: r.after_json ? JSON.parse(r.after_json) : null,
+      affected: r.affected,
+    }));
+  }
+
+  compileInput(input: RuleInput): { type: string; rule: CompiledRule } {
+    if (!input || typeof input !== 'object') throw new RuleError('invalid_input', 'rule input must be an object');
+    const type = validateDetectionType(input.detection_id);
+    return { type, rule: compileRule(type, input.conditions ?? {}) };
+  }
+
+  /**
+   * A rule whose endpoint / host / ip_address pattern names or covers a risky destination is refused
+   * outright, whatever the current data. Returns the reason, or null.
+   */
+  targetsRisky(rule: CompiledRule): string | null {
+    const c = rule.conditions;
+    const hostEntries = this.risky.hostEntries();
+    for (const key of ['endpoint', 'host'] as const) {
+      const v = c[key];
+      if (v === undefined || v === '*') continue;
+      const literal = v.toLowerCase().replace(/[*?]/g, '');
+      const host = key === 'endpoint' ? splitEndpoint(v).host : v;
+      const m = globMatcher(host);
+      for (const e of hostEntries) {
+        if (literal.includes(e) || m(e) || m(`x.${e}`)) {
+          return `${key}="${v}" covers the never-suppress destination ${e}: payload staging / exfiltration hosts must stay visible`;
+        }
+      }
+      const direct = this.risky.matchHost(host.replace(/^[*?.]+/, ''));
+      if (direct) return `${key}="${v}" covers the never-suppress destination ${direct}`;
+    }
+    if (c.ip_address !== undefined && c.ip_address !== '*' && rule.ip) {
+      for (const e of this.risky.cidrEntries()) {
+        const base = e.split('/')[0]!;
+        if (rule.ip(base)) return `ip_address="${c.ip_address}" covers the never-suppress range ${e}`;
+      }
+    }
+    return null;
+  }
+
+  private refusalCode(p: RulePreview): 'too_broad' | 'refused_risky' {
+    return hasEffectiveCondition(p.conditions) ? 'refused_risky' : 'too_broad';
+  }
+
+  private mustFind(tenant: string, ruleId: string): RuleRow {
+    const tid = this.repo.tenantId(tenant);
+    const row = tid === undefined ? undefined : this.repo.ruleByUid(tid, ruleId);
+    if (!row) throw new RuleError('not_found', `no active rule "${ruleId}" in tenant "${tenant}": run \`rules list\` to see rule ids`);
+    return row;
+  }
+}
+
+function cleanText(field: string, v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new RuleError('invalid_input', `${field} must be a string`);
+  const t = v.trim();
+  if (t.length > 500) throw new RuleError('invalid_input', `${field} is longer than 500 characters`);
+  return t;
+}
+
+function defaultName(c: RuleConditions): string {
+  const parts = Object.entries(c)
+    .filter(([, v]) => v !== '*')
+    .map(([k, v]) => `${k}=${k === 'process_sha256' ? v!.slice(0, 12) : v}`);
+  return `suppress ${parts.join(' ')}`.slice(0, 200);
+}
+
+export function toRule(r: RuleRow): SuppressionRule {
+  return {
+    rule_id: r.rule_uid,
+    id: r.detection_type,
+    name: r.name,
+    description: r.description,
+    conditions: JSON.parse(r.conditions) as RuleConditions,
+    severity_action: { type: 'ignore' },
+    created_by: r.created_by,
+    created_on: r.created_on,
+    updated_on: r.updated_on,
+  };
+}

@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { DetectionEngine, DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { suppressorFor } from '../../src/rules/suppressor.js';
+import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
+
+export function tmpStore(): { store: SqliteStore; dir: string; path: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'et-analysis-'));
+  const path = join(dir, 'egress.db');
+  const store = SqliteStore.open(path);
+  return {
+    store,
+    dir,
+    path,
+    cleanup: () => {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Drives the real detection engine with learning off: every non-baseline call raises a detection. */
+export function ingest(store: SqliteStore, tenant: string, events: NetworkCallEvent[]): { detections: number; suppressedOnIngest: number } {
+  const s = store.openIngestSession(tenant);
+  const e = new DetectionEngine(s, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 }, () => suppressorFor(store, tenant));
+  s.transaction(() => {
+    e.beginBatch();
+    for (const ev of events) e.handleCall(ev);
+  });
+  return { detections: e.counters.detections, suppressedOnIngest: e.counters.suppressedOnIngest };
+}
+
+export const TS0 = Date.parse('2026-11-01T00:00:00Z');
+
+export const GENUINE_SHA = 'a'.repeat(64);
+export const IMPOSTOR_SHA = 'b'.repeat(64);
+
+export function tailscaled(genuine: boolean): ProcessInfo {
+  return genuine
+    ? {
+        name: 'tailscaled',
+        path: '/usr/sbin/tailscaled',
+        sha256: GENUINE_SHA,
+        parent: { name: 'sudo', path: '/usr/bin/sudo', parent: { name: 'bash', path: '/usr/bin/bash', parent: { name: 'Runner.Worker' } } },
+      }
+    : {
+        name: 'tailscaled',
+        path: '/tmp/.cache/tailscaled',
+        sha256: IMPOSTOR_SHA,
+        parent: { name: 'node', path: '/opt/hostedtoolcache/node/20/bin/node', parent: { name: 'npm', parent: { name: 'bash', parent: { name: 'Runner.Worker' } } } },
+      };
+}
+
+export function proc(name: string, sha?: string): ProcessInfo {
+  return { name, path: `/usr/bin/${name}`, sha256: sha ?? name.padEnd(64, '0').slice(0, 64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+}
+
+export function call(
+  tenant: string,
+  repo: string,
+  runId: number,
+  ts: number,
+  process: ProcessInfo,
+  dest: { domain?: string; ip?: string; port: number },
+  owner = 'acme',
+  job = 'build',
+): NetworkCallEvent {
+  return {
+    tenant,
+    ctx: { owner, repo, workflow: '.github/workflows/ci.yml', job, runId: String(runId), runAttempt: 1, jobId: String(runId * 10) },
+    timestamp: ts,
+    domain: dest.domain,
+    ip: dest.ip ?? (dest.domain ? '203.0.113.7' : undefined),
+    port: dest.port,
+    process,
+    status: 'allowed',
+  };
+}
+
+/** The rollup must equal a GROUP BY of detections, row for row. */
+export function rollupMismatches(store: SqliteStore): number {
+  const q = `
+    WITH g AS (SELECT tenant_id, type_id, status, rule_id, ts / 86400000 AS day, job_ref, process_id, endpoint_id, ip_id,
+                      count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
+               FROM detections GROUP BY 1,2,3,4,5,6,7,8,9)
+    SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM detection_rollup))
+         + (SELECT count(*) FROM (SELECT * FROM detection_rollup EXCEPT SELECT * FROM g))`;
+  return store.db.prepare(q).pluck().get() as number;
+}

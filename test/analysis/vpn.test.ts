@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
+import { RulesService, RuleError } from '../../src/rules/service.js';
+import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+
+const T = 'vpn';
+
+function fixture(): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  let run = 100;
+  for (let i = 0; i < 6; i++) {
+    const ts = TS0 + i * 3_600_000;
+    const repo = i % 2 ? 'api' : 'web';
+    run++;
+    evs.push(call(T, repo, run, ts, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
+    evs.push(call(T, repo, run, ts + 1, tailscaled(true), { domain: `derp${i}.tailscale.com`, port: 443 }));
+    evs.push(call(T, repo, run, ts + 2, tailscaled(true), { ip: `100.64.0.${i + 1}`, port: 41641 }));
+    evs.push(call(T, repo, run, ts + 3, tailscaled(true), { ip: `100.100.${i}.9`, port: 41641 }));
+    evs.push(call(T, repo, run, ts + 4, proc('curl'), { domain: `api${i % 3}.example.com`, port: 443 }));
+  }
+  for (let i = 0; i < 3; i++) {
+    const ts = TS0 + 10 * 3_600_000 + i * 3_600_000;
+    run++;
+    evs.push(call(T, 'lib', run, ts, tailscaled(false), { domain: 'gist.githubusercontent.com', port: 443 }));
+    evs.push(call(T, 'lib', run, ts + 1, tailscaled(false), { ip: '45.61.136.14', port: 443 }));
+  }
+  // a binary named like a VPN daemon with no signature traffic at all
+  run++;
+  evs.push(call(T, 'lib', run, TS0 + 20 * 3_600_000, proc('zerotier-one'), { domain: 'downloads.example.org', port: 443 }));
+  evs.push(call(T, 'lib', run, TS0 + 20 * 3_600_000 + 1, proc('zerotier-one'), { domain: 'cdn.example.org', port: 443 }));
+  return evs;
+}
+
+test('genuine tailscaled is a candidate, the impostor is split off and stays visible', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
+    assert.equal(res.total_anomalies_scanned, 6 * 5 + 3 * 2 + 2);
+    const ts = res.processes.find((p) => p.process === 'tailscaled')!;
+    assert.ok(ts);
+    assert.equal(ts.count, 24 + 6);
+    assert.equal(ts.is_vpn_process_candidate, true);
+    assert.equal(ts.name_impersonation_suspected, true);
+    assert.ok(ts.warnings.some((w) => w.includes('impersonation')));
+    const gen = ts.vpn_evidence.binaries.find((b) => b.sha256 === GENUINE_SHA)!;
+    const imp = ts.vpn_evidence.binaries.find((b) => b.sha256 === IMPOSTOR_SHA)!;
+    assert.equal(gen.verdict, 'genuine');
+    assert.equal(imp.verdict, 'impostor');
+    assert.ok(imp.contradicting.some((c) => c.includes('gist.githubusercontent.com')));
+    assert.ok(imp.contradicting.some((c) => c.includes('npm')));
+    assert.deepEqual(
+      ts.binaries.map((b) => [b.sha256, b.genuine]),
+      [
+        [GENUINE_SHA, true],
+        [IMPOSTOR_SHA, false],
+      ],
+    );
+    assert.equal(ts.risky_destinations_suppressed_by_process_rule, 3);
+    assert.deepEqual(ts.risky_destination_samples, ['gist.githubusercontent.com:443']);
+    const s = ts.suggested_rule!;
+    assert.ok(s);
+    assert.equal(s.blocked_reason, null);
+    assert.equal(s.conditions.process, 'tailscaled');
+    assert.equal(s.conditions.process_sha256, GENUINE_SHA);
+    assert.deepEqual(s.impact, { would_suppress: 24, risky: 0 });
+    // impostor sample is shown
+    assert.ok(ts.sample_detections.some((d) => d.process_sha256 === IMPOSTOR_SHA));
+    assert.match(ts.sample_detections[0]!.dashboard_url, /\/github\/acme\/[a-z]+\/actions\/runs\/\d+\?jobId=\d+&tab=network-events$/);
+
+    // the name-only rule the reference tool would suggest is refused (it covers the gist traffic)
+    const nameOnly = await rules.preview(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled' } });
+    assert.equal(nameOnly.risky_matches, 3);
+    assert.ok(nameOnly.refused_reason);
+    await assert.rejects(
+      rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled' } }, 'test'),
+      (e: unknown) => e instanceof RuleError && e.code === 'refused_risky',
+    );
+
+    // apply the suggestion: exactly its impact is suppressed; the impostor stays new
+    const created = await rules.create(T, { detection_id: s.detection_id, conditions: s.conditions }, 'test');
+    assert.equal(created.suppressed, s.impact.would_suppress);
+    assert.equal(rollupMismatches(store), 0);
+    const impostorNew = store.db
+      .prepare(
+        `SELECT count(*) FROM detections d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
+         WHERE p.sha256 = ? AND d.status = 0 AND e.host = 'gist.githubusercontent.com'`,
+      )
+      .pluck()
+      .get(IMPOSTOR_SHA);
+    assert.equal(impostorNew, 3);
+
+    const after = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
+    const ts2 = after.processes.find((p) => p.process === 'tailscaled')!;
+    assert.equal(ts2.count, 6);
+    assert.equal(ts2.is_vpn_process_candidate, false);
+    assert.equal(ts2.name_impersonation_suspected, true);
+    assert.equal(ts2.suggested_rule, null);
+    assert.ok(ts2.no_suggestion_reason);
+
+    // non-VPN processes: no process-wide suggestion, per-destination review
+    const curl = after.processes.find((p) => p.process === 'curl')!;
+    assert.equal(curl.suggested_rule, null);
+    assert.equal(curl.is_vpn_process_candidate, false);
+    assert.equal(curl.review.length, 3);
+    assert.ok(curl.review.every((r) => r.rationale.length > 20));
+
+    // a VPN name with no signature traffic is not a candidate (unverified, not impersonation)
+    const zt = after.processes.find((p) => p.process === 'zerotier-one')!;
+    assert.equal(zt.is_vpn_process_candidate, false);
+    assert.equal(zt.suggested_rule, null);
+  } finally {
+    cleanup();
+  }
+});
+
+test('unknown tenant returns an empty result; bad inputs raise AnalysisError', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const r = await analyzeAnomalousCallsByProcess(store, { tenant: 'nobody' });
+    assert.equal(r.total_anomalies_scanned, 0);
+    assert.equal(r.processes.length, 0);
+    await assert.rejects(analyzeAnomalousCallsByProcess(store, { tenant: T, cursor: 'garbage' }), /invalid cursor/);
+    await assert.rejects(analyzeAnomalousCallsByProcess(store, { tenant: T, since: 'yesterday' }), /since/);
+    await assert.rejects(analyzeAnomalousCallsByProcess(store, { tenant: T, detectionTypes: ['Nope'] }), /unknown detection type/);
+    const p1 = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 1 });
+    assert.ok(p1.next_cursor);
+    await assert.rejects(analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 1, minCount: 3, cursor: p1.next_cursor }), /different query/);
+  } finally {
+    cleanup();
+  }
+});
