@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+/** The real CLI; EGRESS_TRIAGE_TEST_CLI can point elsewhere while another module breaks main.js. */
+export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const FIXTURE = fileURLToPath(new URL('./fixtures/echo-server.js', import.meta.url));
+
+export function tmpDir(prefix = 'gw-'): { dir: string; db: string; file: (name: string, text: string) => string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    db: join(dir, 'state.db'),
+    file: (name, text) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+const childEnv = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+
+/** A real SDK client talking to `egress-triage gateway ... -- node echo-server.js` over stdio. */
+export async function stdioGatewayClient(
+  policy: string,
+  db: string,
+  opts: { extraArgs?: string[]; capabilities?: Record<string, unknown>; onStderr?: (s: string) => void } = {},
+): Promise<{ client: Client; transport: StdioClientTransport; stderr: () => string }> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI, 'gateway', '--policy', policy, '--db', db, ...(opts.extraArgs ?? []), '--', process.execPath, FIXTURE],
+    env: childEnv(),
+    stderr: 'pipe',
+  });
+  let err = '';
+  transport.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+    opts.onStderr?.(d.toString());
+  });
+  const client = new Client({ name: 'gw-test', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
+  await client.connect(transport);
+  return { client, transport, stderr: () => err };
+}
+
+export const run = promisify(execFile);
+
+export async function cli(args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const r = await run(process.execPath, [CLI, ...args], { env: childEnv() });
+    return { stdout: r.stdout, stderr: r.stderr, code: 0 };
+  } catch (e) {
+    const x = e as { stdout: string; stderr: string; code: number };
+    return { stdout: x.stdout, stderr: x.stderr, code: x.code };
+  }
+}
+
+export function text(r: unknown): string {
+  const c = (r as { content?: { type: string; text?: string }[] }).content ?? [];
+  return c.map((x) => x.text ?? '').join('');
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, stepMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== null && v !== false) return v as T;
+    if (Date.now() > end) throw new Error('waitFor timed out');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/** Spawns a process and resolves once a line on stdout/stderr matches; returns the match and the child. */
+export function spawnUntil(cmd: string, args: string[], re: RegExp, timeoutMs = 15_000): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    let out = '';
+    const t = setTimeout(() => {
+      child.kill();
+      reject(new Error(`timed out waiting for ${re} in: ${out}`));
+    }, timeoutMs);
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, match: m, output: () => out });
+      }
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`exited ${code} before ${re}: ${out}`));
+    });
+  });
+}
+
+export function kill(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
