@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
+
+const TOK = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdefgh', admin: 'admin-token-0123456789abcdef' };
+
+async function connect(url: string, token?: string): Promise<Client> {
+  const client = new Client({ name: 'http-test', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined));
+  return client;
+}
+
+test('HTTP gateway: tokens, identity and session scopes, no Authorization forwarding, batches, approvals API, many sessions', async () => {
+  const t = tmpDir();
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+default: allow
+hide: [delete_thing]
+tools:
+  echo: { rate_limit: { max: 2, window: 60 } }
+  add: { rate_limit: { max: 3, window: 60, scope: client } }
+  write_thing: { action: require_approval, approval_timeout: 30 }
+`,
+  );
+  const grants = t.file(
+    'grants.yaml',
+    `grants:
+  - { identity: alice, token: ${TOK.alice} }
+  - { identity: bob, token: ${TOK.bob} }
+  - { identity: ops, token: ${TOK.admin}, admin: true }
+`,
+  );
+  const up = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
+  const upstreamUrl = `http://127.0.0.1:${up.match[1]}/mcp`;
+  const gw = await spawnUntil(
+    process.execPath,
+    [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', upstreamUrl, '--listen', '127.0.0.1:0', '--grants', grants, '--upstream-header', 'Authorization: Bearer upstream-secret'],
+    /listening on (http:\/\/\S+)/,
+  );
+  const url = gw.match[1]!;
+  const base = url.replace(/\/mcp$/, '');
+  const clients: Client[] = [];
+  try {
+    await assert.rejects(connect(url), /401|Unauthorized|bearer/i);
+    await assert.rejects(connect(url, 'wrong-token-000000000000'), /401|Unauthorized|bearer/i);
+
+    const a1 = await connect(url, TOK.alice);
+    const a2 = await connect(url, TOK.alice);
+    const b1 = await connect(url, TOK.bob);
+    clients.push(a1, a2, b1);
+
+    // The upstream sees the gateway's credentials, never the agent's.
+    assert.deepEqual(JSON.parse(text(await a1.callTool({ name: 'whoami', arguments: {} }))), { authorization: 'Bearer upstream-secret' });
+
+    // session scope: a1's quota does not touch a2's.
+    for (let i = 0; i < 2; i++) assert.equal(text(await a1.callTool({ name: 'echo', arguments: { text: 'x' } })), 'x');
+    assert.match(text(await a1.callTool({ name: 'echo', arguments: { text: 'x' } })), /^\[POLICY DENIED\] rate limit/);
+    assert.equal(text(await a2.callTool({ name: 'echo', arguments: { text: 'y' } })), 'y');
+
+    // client scope: alice's two sessions share 3; bob has his own 3.
+    await a1.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+    await a2.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+    await a2.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+    assert.match(text(await a1.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), /scope client/);
+    assert.equal(text(await b1.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2');
+
+    assert.ok(!(await a1.listTools()).tools.some((x) => x.name === 'delete_thing'));
+
+    // Batch POST is refused before it reaches any session.
+    const sid = (a1 as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
+    const batch = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOK.alice}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'echo', arguments: { text: 'smuggled' } } }]),
+    });
+    assert.equal(batch.status, 400);
+    assert.equal(((await batch.json()) as { error: { code: number } }).error.code, -32600);
+    // Bob cannot ride alice's session.
+    const hijack = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOK.bob}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 100, method: 'tools/list' }),
+    });
+    assert.equal(hijack.status, 403);
+
+    // Approvals over the HTTP API: only an admin token may decide.
+    const pendingCall = a1.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 30_000 });
+    const list = await waitFor(async () => {
+      const r = await fetch(`${base}/policy/approvals`, { headers: { authorization: `Bearer ${TOK.admin}` } });
+      const j = (await r.json()) as { approvals: { id: string; identity: string }[] };
+      return j.approvals[0];
+    });
+    assert.equal(list.identity, 'alice');
+    const agentTry = await fetch(`${base}/policy/approvals/${list.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOK.alice}` } });
+    assert.equal(agentTry.status, 403, 'an agent cannot approve its own call');
+    const ok = await fetch(`${base}/policy/approvals/${list.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOK.admin}` }, body: '{}' });
+    assert.equal(ok.status, 200);
+    assert.equal(text(await pendingCall), 'write_thing ok {"owner":"acme"}');
+
+    // Many sessions in parallel: every response comes back to the session and call that asked.
+    const many = await Promise.all(Array.from({ length: 20 }, () => connect(url, TOK.bob)));
+    clients.push(...many);
+    const answers = await Promise.all(
+      many.flatMap((c, i) => Array.from({ length: 2 }, (_, j) => c.callTool({ name: 'echo', arguments: { text: `s${i}-c${j}` } }).then((r) => [`s${i}-c${j}`, text(r)]))),
+    );
+    for (const [want, got] of answers) assert.equal(got, want);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+    await kill(up.child);
+  }
+  const audit = (await cli(['audit', '--db', t.db, '--json', '--tool', 'add'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(audit.map((a) => a.identity))].sort(), ['alice', 'bob']);
+  t.cleanup();
+});
+
+test('HTTP gateway refuses a non-loopback listen address without tokens', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\n');
+  const r = await cli(['gateway', '--policy', policy, '--db', t.db, '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '0.0.0.0:0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /refusing to listen on non-loopback address 0\.0\.0\.0 without bearer tokens/);
+  t.cleanup();
+});

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
+import { text, tmpDir } from './helpers.js';
+
+function makeServer(onSlow: { release?: () => void }) {
+  const server = new McpServer({ name: 'inproc', version: '1' });
+  server.registerTool('hello', { inputSchema: { name: z.string() } }, async ({ name }) => ({ content: [{ type: 'text', text: `hello ${name}` }] }));
+  server.registerTool('drop_all', { annotations: { destructiveHint: true } }, async () => ({ content: [{ type: 'text', text: 'dropped' }] }));
+  server.registerTool('hang', {}, () => new Promise((resolve) => (onSlow.release = () => resolve({ content: [{ type: 'text', text: 'late' }] }))));
+  return server;
+}
+
+test('in-process mode: policy between an McpServer and its client transport; quota returned when the server goes away mid-call', async () => {
+  const t = tmpDir();
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+hide: [drop_all]
+tools:
+  hello: { rate_limit: { max: 2, window: 60 } }
+  hang: { rate_limit: { max: 1, window: 60, scope: global } }
+`,
+  );
+  const hooks: { release?: () => void } = {};
+  const server = makeServer(hooks);
+  const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'tester' });
+  const client = new Client({ name: 'c', version: '1' });
+  await client.connect(clientSide);
+  try {
+    assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['hang', 'hello']);
+    assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'a' } })), 'hello a');
+    assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'b' } })), 'hello b');
+    const third = await client.callTool({ name: 'hello', arguments: { name: 'c' } });
+    assert.equal(third.isError, true);
+    assert.match(text(third), /^\[POLICY DENIED\] rate limit exceeded/);
+    assert.match(text(await client.callTool({ name: 'drop_all', arguments: {} })), /^\[POLICY DENIED\]/);
+
+    const limiter = gw.runtime.holder.limiter;
+    const key = 'tools.hang.rate_limit\u0000g';
+    const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(limiter.used(key, 60_000), 1);
+    await server.close(); // the upstream goes away with the call in flight
+    await assert.rejects(p, /upstream closed or crashed/);
+    assert.equal(limiter.used(key, 60_000), 0, 'quota is given back on an upstream crash');
+  } finally {
+    await client.close().catch(() => undefined);
+    await gw.close();
+    t.cleanup();
+  }
+});
