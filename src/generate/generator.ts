@@ -388,6 +388,9 @@ export function* jobRunBatches(plan: TenantPlan, stats: GenerateSummary): Genera
   const tenantPart = plan.tenant === undefined ? '' : `"tenant":${JSON.stringify(plan.tenant)},`;
   const size = Math.max(0.1, Math.min(3, plan.eventsPerJobRun / SCENARIO.defaults.eventsPerJobRun));
   const keepEndpoints = Math.max(3, Math.floor(plan.eventsPerJobRun * 0.5));
+  // Tiny tenants (few jobs carry every scenario, or small per-run budgets) cap anomaly volume per run.
+  const anomalyCap =
+    plan.eventsPerJobRun < 30 || plan.jobs.length < 20 ? Math.max(4, Math.floor(plan.eventsPerJobRun * 0.6)) : Infinity;
   const run = new JobRun();
   const batch: RunBatch = { head: '', count: 0, ms: [], bodies: [] };
   const order: number[] = [];
@@ -418,9 +421,14 @@ export function* jobRunBatches(plan: TenantPlan, stats: GenerateSummary): Genera
         run.reset(rng, t, dur);
         t += dur + Math.min(rng.int(2_000, 20_000), jobCap / 10);
 
-        for (const a of job.scenarios) {
+        // Tiny per-run budgets cap anomaly volume (a scenario's first run always fires).
+        const nScen = job.scenarios.length;
+        for (let q = 0; q < nScen; q++) {
+          const a = job.scenarios[(q + r) % nScen]!;
           if (r < a.startRun) continue;
-          if (r === a.startRun || rng.chance(a.perRun)) SCENARIO_FNS[a.name](run, job, plan, size);
+          const first = r === a.startRun;
+          if (!first && run.ts.length >= anomalyCap) continue;
+          if (first || rng.chance(a.perRun)) SCENARIO_FNS[a.name](run, job, plan, size);
         }
         const anomalies = run.ts.length;
         const target = Math.round(plan.eventsPerJobRun * (0.75 + 0.5 * rng.next()));

@@ -106,6 +106,7 @@ const REPO_POOL: ReadonlyArray<readonly [string, Stack]> = [
   ['desktop-client', 'dotnet'], ['notification-service', 'node'], ['infra-tools', 'go'], ['risk-engine', 'python'],
 ];
 
+const STACKS: readonly Stack[] = ['node', 'python', 'go', 'java', 'dotnet'];
 const CI = SCENARIO.workflows[0];
 const RELEASE = SCENARIO.workflows[1];
 const NIGHTLY = SCENARIO.workflows[2];
@@ -243,7 +244,7 @@ export function planTenant(opts: GenerateOptions = {}): TenantPlan {
 
   const perRunDefault = SCENARIO.defaults.eventsPerJobRun;
   const jobTarget =
-    opts.events === undefined ? SCENARIO.defaults.jobs : Math.max(2, Math.round(opts.events / (runs * perRunDefault)));
+    opts.events === undefined ? SCENARIO.defaults.jobs : Math.max(1, Math.round(opts.events / (runs * perRunDefault)));
   const orgCount = jobTarget <= 80 ? 4 : clampInt(Math.sqrt(jobTarget) / 3, 4, 500);
   const orgs = Array.from({ length: orgCount }, (_, i) => orgName(i));
   const orgPerm = orgs.map((_, i) => shuffled(REPO_POOL.map((_, k) => k), new Rng(derive(seedKey, 2, i))));
@@ -256,12 +257,20 @@ export function planTenant(opts: GenerateOptions = {}): TenantPlan {
     const o = r % orgCount;
     const owner = orgs[o]!;
     const c = orgRepoCount[o]!++;
-    const [base, stack] = REPO_POOL[orgPerm[o]![c % REPO_POOL.length]!]!;
+    const perm = orgPerm[o]!;
+    if (r < STACKS.length && c < REPO_POOL.length) {
+      // The first repos cover every stack, so even small tenants show every registry.
+      const want = STACKS[r]!;
+      const at = perm.findIndex((k, pos) => pos >= c && REPO_POOL[k]![1] === want);
+      if (at >= 0) [perm[c], perm[at]] = [perm[at]!, perm[c]!];
+    }
+    const [base, stack] = REPO_POOL[perm[c % REPO_POOL.length]!]!;
     const suffix = c >= REPO_POOL.length ? `-${Math.floor(c / REPO_POOL.length) + 1}` : '';
     const repo: PlannedRepo = { owner, name: base + suffix, stack, docker: rng.chance(stack === 'go' || stack === 'java' ? 0.7 : 0.4) };
     repos.push(repo);
     const byWorkflow = new Map<string, PlannedWorkflow>();
     for (const spec of workflowsFor(repo, rng)) {
+      if (jobs.length >= jobTarget && byWorkflow.size > 0) break; // tiny tenants: stop at the target
       let wf = byWorkflow.get(spec.workflow);
       if (!wf) {
         wf = { owner, repo: repo.name, workflow: spec.workflow, jobs: [] };
@@ -330,7 +339,8 @@ function assignScenarios(jobs: PlannedJob[], repos: PlannedRepo[], runs: number,
       const rng = new Rng(derive(seedKey, 4, job.index, k));
       const share = !prefer || prefer.includes(job.job) ? rule.share : rule.share / 3;
       if (job.index === anchor) {
-        job.scenarios.push({ name, startRun: learningRuns, perRun: rule.perRun });
+        // Guaranteed first firing; anchors are staggered so tiny tenants do not pile them into one run.
+        job.scenarios.push({ name, startRun: learningRuns + (k % Math.min(post, 4)), perRun: rule.perRun });
       } else if (rng.chance(share)) {
         job.scenarios.push({ name, startRun: learningRuns + rng.int(0, spread - 1), perRun: rule.perRun });
       }
@@ -348,7 +358,7 @@ function assignScenarios(jobs: PlannedJob[], repos: PlannedRepo[], runs: number,
   const npmJobs = new Set(['build', 'test', 'e2e', 'lint']);
   for (const job of jobs) {
     const inRepo = (r: PlannedRepo): boolean => r.owner === job.owner && r.name === job.repo;
-    if (impostorRepos.some(inRepo) && npmJobs.has(job.job) && job.job !== 'lint') {
+    if (impostorRepos.some(inRepo) && npmJobs.has(job.job)) {
       job.scenarios.push({ name: 'impostor', startRun: learningRuns + rng.int(0, Math.min(2, post - 1)), perRun: IMPOSTOR_PER_RUN });
     }
     if (inRepo(postinstallRepo) && npmJobs.has(job.job)) {
