@@ -69,11 +69,11 @@ function invalid(key: string, value: string, why: string): never {
 }
 
 function checkGlob(key: string, value: string): void {
-  if (!isGlob(value)) return;
-  if (/\*\*\*/.test(value)) invalid(key, value, 'bad glob: "***" is not a pattern; use "*"');
   const open = (value.match(/\[/g) ?? []).length;
   const close = (value.match(/\]/g) ?? []).length;
   if (open !== close) invalid(key, value, 'bad glob: unbalanced "[" / "]"');
+  if (!isGlob(value)) return;
+  if (/\*\*\*/.test(value)) invalid(key, value, 'bad glob: "***" is not a pattern; use "*"');
   try {
     picomatch.makeRe(value, { nocase: true });
   } catch (err) {

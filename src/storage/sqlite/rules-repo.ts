@@ -63,7 +63,6 @@ class RiskyEndpointIndex {
 }
 
 export class SqliteRulesRepo {
-  private tempsReady = false;
   private readonly riskyIndex: RiskyEndpointIndex;
 
   constructor(
@@ -87,13 +86,12 @@ export class SqliteRulesRepo {
     return Number(this.db.prepare('INSERT INTO detection_types (name) VALUES (?)').run(type).lastInsertRowid);
   }
 
+  /** Temp tables are re-checked each time: a rolled-back transaction drops ones created inside it. */
   private ensureTemps(): void {
-    if (this.tempsReady) return;
     for (const t of TEMPS) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (id INTEGER PRIMARY KEY)`);
     this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_moved (
       tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER,
       endpoint_id INTEGER, ip_id INTEGER, n INTEGER, first_ts INTEGER, last_ts INTEGER)`);
-    this.tempsReady = true;
   }
 
   private fill(table: Temp, ids: Iterable<number>): number {

@@ -1,0 +1,205 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RulesService, RuleError } from '../../src/rules/service.js';
+import { compileRule, matchSubject } from '../../src/rules/matcher.js';
+import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+import type { DetectionSubject } from '../../src/domain/subject.js';
+
+const T = 'rules';
+const NOC = 'New-Outbound-Network-Call';
+
+function subject(over: Partial<DetectionSubject>): DetectionSubject {
+  return {
+    type: NOC, owner: 'acme', repo: 'web', workflow: '.github/workflows/ci.yml', job: 'build',
+    endpoint: 'relay.twingate.com:443', host: 'relay.twingate.com', port: 443, ip: '203.0.113.7',
+    process: 'twingated', processSha256: 'c'.repeat(64), processPath: '/usr/bin/twingated', ...over,
+  };
+}
+
+test('matcher: globs, CIDR, normalised process names, validation errors', () => {
+  const m = (c: Record<string, string>, s: Partial<DetectionSubject> = {}) => matchSubject(compileRule(NOC, c), subject(s));
+  assert.equal(m({ endpoint: '*.twingate.com:443' }), true);
+  assert.equal(m({ endpoint: '*.twingate.com:443' }, { endpoint: 'relay.twingate.com:30001' }), false);
+  assert.equal(m({ endpoint: '*.twingate.com' }, { endpoint: 'relay.twingate.com:30001' }), true, 'no port in pattern = any port');
+  assert.equal(m({ endpoint: '*.TWINGATE.com:*' }), true);
+  assert.equal(m({ host: '*.twingate.com' }), true);
+  assert.equal(m({ host: 'twingate.com' }), false);
+  assert.equal(m({ process: '*twingate*' }), true);
+  assert.equal(m({ process: 'TwinGated.exe' }), true);
+  assert.equal(m({ process: 'tailscaled' }), false);
+  assert.equal(m({ process_sha256: 'C'.repeat(64) }), true);
+  assert.equal(m({ process_sha256: 'd'.repeat(64) }), false);
+  assert.equal(m({ ip_address: '100.64.0.0/10' }, { ip: '100.127.255.1' }), true);
+  assert.equal(m({ ip_address: '100.64.0.0/10' }, { ip: '100.128.0.1' }), false);
+  assert.equal(m({ ip_address: '100.64.0.0/10' }, { ip: null }), false);
+  assert.equal(m({ ip_address: '192.168.*.1' }, { ip: '192.168.7.1' }), true);
+  assert.equal(m({ ip_address: '2001:db8::/32' }, { ip: '2001:db8::5' }), true);
+  assert.equal(m({ endpoint: '192.168.*.1:443' }, { endpoint: '192.168.3.1:443' }), true);
+  assert.equal(m({ owner: 'ACME', repo: 'w*', workflow: '.github/workflows/*' }), true);
+  assert.equal(m({ repo: 'api' }), false);
+  assert.equal(m({ file: 'x' }), false, 'file never matches a network detection');
+  assert.equal(m({ process: 'twingated' }, { type: 'Domain-Blocked' }), false);
+  const err = (c: Record<string, string>, re: RegExp, code?: string) =>
+    assert.throws(() => compileRule(NOC, c), (e: unknown) => e instanceof RuleError && re.test(e.message) && (!code || e.code === code));
+  err({ proces: 'x' }, /unknown condition key "proces"/, 'unknown_condition');
+  err({ ip_address: '100.64.0.0/33' }, /ip_address="100.64.0.0\/33": malformed CIDR/, 'invalid_condition');
+  err({ host: '' }, /host: value is empty/);
+  err({ endpoint: 'a b:443' }, /whitespace/);
+  err({ host: 'foo[bar' }, /host="foo\[bar": bad glob/);
+  err({ endpoint: 'x.com:99999' }, /out of range/);
+  err({ process: '/usr/bin/curl' }, /not a path/);
+});
+
+function fixture(): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  for (let i = 0; i < 8; i++) {
+    const ts = TS0 + i * 7_200_000;
+    const repo = ['web', 'api', 'lib'][i % 3]!;
+    evs.push(call(T, repo, 500 + i, ts, tailscaled(true), { ip: `100.64.1.${i}`, port: 41641 }));
+    evs.push(call(T, repo, 500 + i, ts + 1, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
+    evs.push(call(T, repo, 500 + i, ts + 2, proc('curl'), { domain: 'api.example.com', port: 443 }));
+    evs.push(call(T, repo, 500 + i, ts + 3, proc('node'), { domain: i % 4 === 0 ? 'webhook.site' : 'registry.example.com', port: 443 }));
+  }
+  return evs;
+}
+
+function statusCounts(store: import('../../src/storage/sqlite/sqlite-store.js').SqliteStore): Record<string, number> {
+  const rows = store.db.prepare('SELECT status, rule_id <> 0 AS r, count(*) AS n FROM detections GROUP BY 1, 2').all() as { status: number; r: number; n: number }[];
+  return Object.fromEntries(rows.map((x) => [`${x.status}/${x.r}`, x.n]));
+}
+
+test('preview == create, delete with and without restore, audit, rollup in step', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const svc = new RulesService(store);
+    const input = { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } };
+    const p = await svc.preview(T, input);
+    assert.equal(p.would_suppress, 8);
+    assert.equal(p.risky_matches, 0);
+    assert.equal(p.refused_reason, null);
+    assert.deepEqual(p.by_process, [{ process: 'tailscaled', count: 8 }]);
+    const v0 = Number(store.detections.meta('rules_version'));
+    const c = await svc.create(T, { ...input, name: 'ts peers' }, 'tester');
+    assert.equal(c.suppressed, p.would_suppress);
+    assert.equal(Number(store.detections.meta('rules_version')), v0 + 1);
+    assert.equal(rollupMismatches(store), 0);
+    assert.equal((await svc.preview(T, input)).would_suppress, 0);
+    const list = await svc.list(T);
+    assert.equal(list.length, 1);
+    assert.equal(list[0]!.created_by, 'tester');
+    assert.equal((await svc.get(T, c.rule.rule_id)).name, 'ts peers');
+
+    // the second rule (glob endpoint) suppresses only what is still new
+    const c2in = { detection_id: NOC, conditions: { endpoint: '*.tailscale.com:443', repo: 'web' } };
+    const p2 = await svc.preview(T, c2in);
+    const c2 = await svc.create(T, c2in, 'tester');
+    assert.equal(c2.suppressed, p2.would_suppress);
+    assert.equal(c2.suppressed, 3);
+    assert.equal(rollupMismatches(store), 0);
+
+    // delete without restore keeps past suppressions
+    const before = statusCounts(store);
+    const d1 = await svc.delete(T, c2.rule.rule_id, {}, 'tester');
+    assert.equal(d1.restored, 0);
+    assert.deepEqual(statusCounts(store), before);
+    // delete with restore turns them back into new
+    const d2 = await svc.delete(T, c.rule.rule_id, { restore: true }, 'tester');
+    assert.equal(d2.restored, 8);
+    assert.equal(rollupMismatches(store), 0);
+    assert.equal(statusCounts(store)['1/1'], 3);
+    assert.equal((await svc.list(T)).length, 0);
+    await assert.rejects(svc.get(T, c.rule.rule_id), (e: unknown) => e instanceof RuleError && e.code === 'not_found');
+
+    const audit = await svc.audit(T);
+    assert.deepEqual(audit.map((a) => a.action), ['delete+restore', 'delete', 'create', 'create']);
+    assert.ok(audit.every((a) => a.actor === 'tester'));
+    assert.equal(audit[0]!.affected, 8);
+    assert.equal((audit[3]!.after as { name: string }).name, 'ts peers');
+    assert.equal(audit[0]!.after, null);
+
+    // update: new conditions apply retroactively
+    const c3 = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl', repo: 'web' } }, 'tester');
+    assert.equal(c3.suppressed, 3);
+    const u = await svc.update(T, c3.rule.rule_id, { conditions: { process: 'curl' } }, 'tester');
+    assert.equal(u.suppressed, 5);
+    assert.equal(rollupMismatches(store), 0);
+  } finally {
+    cleanup();
+  }
+});
+
+test('never-suppress: rules targeting or covering risky destinations are refused; nothing changes', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const svc = new RulesService(store);
+    const snapshot = statusCounts(store);
+    for (const conditions of [
+      { host: 'gist.githubusercontent.com' },
+      { endpoint: '*.webhook.site:443' },
+      { host: 'webhook.site', repo: 'web' },
+      { endpoint: 'x.oastify.com:443' },
+      { process: 'node' },
+      { endpoint: '*:443' },
+    ]) {
+      await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky', JSON.stringify(conditions));
+    }
+    await assert.rejects(svc.create(T, { detection_id: NOC, conditions: { owner: '*' } }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'too_broad');
+    await assert.rejects(svc.create(T, { detection_id: 'Nope', conditions: { process: 'x' } }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_detection_type');
+    const p = await svc.preview(T, { detection_id: NOC, conditions: { process: 'node' } });
+    assert.equal(p.risky_matches, 2);
+    assert.deepEqual(p.risky_samples, [{ endpoint: 'webhook.site:443', process: 'node', count: 2 }]);
+    assert.ok(p.warnings.some((w) => w.includes('risky')));
+    assert.deepEqual(statusCounts(store), snapshot);
+    assert.equal((await svc.list(T)).length, 0);
+    assert.equal(store.db.prepare('SELECT count(*) FROM rule_audit').pluck().get(), 0);
+    // narrowed so that it excludes the risky host: accepted
+    const ok = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', host: 'registry.example.com' } }, 't');
+    assert.equal(ok.suppressed, 6);
+  } finally {
+    cleanup();
+  }
+});
+
+test('newly ingested detections matching a rule are stored suppressed; risky ones never', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const svc = new RulesService(store);
+    const r = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    const more: NetworkCallEvent[] = [
+      call(T, 'web', 900, TS0 + 86_400_000 * 2, proc('curl'), { domain: 'api.example.com', port: 443 }),
+      call(T, 'web', 900, TS0 + 86_400_000 * 2 + 5, proc('curl'), { domain: 'other.example.com', port: 8443 }),
+      call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('curl'), { domain: 'webhook.site', port: 443 }),
+      call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('wget'), { domain: 'api.example.com', port: 443 }),
+    ];
+    const res = ingest(store, T, more);
+    assert.equal(res.detections, 4);
+    assert.equal(res.suppressedOnIngest, 2);
+    const rows = store.db
+      .prepare(
+        `SELECT e.endpoint, p.norm_name, d.status, ru.rule_uid FROM detections d JOIN endpoints e ON e.id = d.endpoint_id
+         JOIN processes p ON p.id = d.process_id LEFT JOIN rules ru ON ru.id = d.rule_id JOIN runs r ON r.id = d.run_ref
+         WHERE r.run_id = '900' ORDER BY e.endpoint, p.norm_name`,
+      )
+      .all() as { endpoint: string; norm_name: string; status: number; rule_uid: string | null }[];
+    assert.deepEqual(
+      rows.map((x) => [x.endpoint, x.norm_name, x.status, x.rule_uid]),
+      [
+        ['api.example.com:443', 'curl', 1, r.rule.rule_id],
+        ['api.example.com:443', 'wget', 0, null],
+        ['other.example.com:8443', 'curl', 1, r.rule.rule_id],
+        ['webhook.site:443', 'curl', 0, null],
+      ],
+    );
+    assert.equal(rollupMismatches(store), 0);
+    // restore also moves ingest-time suppressions back
+    const d = await svc.delete(T, r.rule.rule_id, { restore: true }, 't');
+    assert.equal(d.restored, 8 + 2);
+    assert.equal(rollupMismatches(store), 0);
+  } finally {
+    cleanup();
+  }
+});
