@@ -321,7 +321,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
+        setTimeout(() => server.closeAllConnections(), 500).unref();
       });
       policyRuntime?.close();
     },
