@@ -1,0 +1,157 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
+import { RulesService } from '../../src/rules/service.js';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
+import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0 } from './helpers.js';
+import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
+import type { AnalyzeInput, ProcessGroup } from '../../src/analysis/types.js';
+import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+
+const T = 'rand';
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomTenant(seed: number): NetworkCallEvent[] {
+  const r = prng(seed);
+  const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
+  const procs: ProcessInfo[] = [
+    tailscaled(true), tailscaled(false), proc('curl'), proc('curl', 'e'.repeat(64)), proc('node'), proc('dockerd'),
+    proc('twingated'), proc('containerd'), proc('python3'), proc('wget'), proc('rare-tool'),
+  ];
+  const domains = ['a.example.com', 'b.example.com', 'controlplane.tailscale.com', 'derp3.tailscale.com', 'webhook.site', 'gist.githubusercontent.com', 'x.twingate.com', 'quay.io', 'registry.npmjs.org'];
+  const evs: NetworkCallEvent[] = [];
+  const runsByJob = new Map<string, number>();
+  let run = 1000;
+  // events in time order across ~12 days, so runs of a job are contiguous
+  let ts = TS0 + 5 * 3_600_000 + 123;
+  for (let i = 0; i < 3000; i++) {
+    ts += Math.floor(r() * 6 * 60_000);
+    const owner = pick(['acme', 'globex', 'initech']);
+    const repo = pick(['web', 'api', 'lib', 'infra']);
+    const job = pick(['build', 'test']);
+    const jk = `${owner}/${repo}/${job}`;
+    let rid = runsByJob.get(jk) ?? run++;
+    if (r() < 0.15) rid = run++;
+    runsByJob.set(jk, rid);
+    const p = pick(procs);
+    const dest = r() < 0.3 ? { ip: r() < 0.5 ? `100.64.${Math.floor(r() * 4)}.${Math.floor(r() * 9)}` : `198.51.100.${Math.floor(r() * 20)}`, port: pick([443, 41641, 3478]) } : { domain: pick(domains), port: pick([443, 443, 8443]) };
+    evs.push(call(T, repo, rid, ts, p, dest, owner, job));
+  }
+  return evs;
+}
+
+interface Row {
+  type: string; status: number; owner: string; repo: string; norm: string; sha: string | null; path: string | null;
+  endpoint: string; host: string; is_ip: number; ts: number;
+}
+
+function brute(store: SqliteStore, input: AnalyzeInput): { total: number; groups: Partial<ProcessGroup>[] } {
+  const rows = store.db
+    .prepare(
+      `SELECT t.name AS type, d.status, j.owner, j.repo, p.norm_name AS norm, p.sha256 AS sha, p.path, e.endpoint, e.host, e.is_ip, d.ts
+       FROM detections d JOIN detection_types t ON t.id = d.type_id JOIN jobs j ON j.id = d.job_ref JOIN processes p ON p.id = d.process_id
+       JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants tn ON tn.id = d.tenant_id WHERE tn.name = ?`,
+    )
+    .all(input.tenant) as Row[];
+  const status = input.status ?? 'new';
+  const since = input.since === undefined ? -Infinity : Date.parse(String(input.since));
+  const until = input.until === undefined ? Infinity : Date.parse(String(input.until));
+  const risky = riskyDestinations();
+  const sel = rows.filter(
+    (x) =>
+      x.type === 'New-Outbound-Network-Call' &&
+      (status === 'all' || x.status === { new: 0, suppressed: 1, resolved: 2 }[status]) &&
+      x.ts >= since && x.ts < until &&
+      (!input.owner || x.owner === input.owner) && (!input.repo || x.repo === input.repo),
+  );
+  const by = new Map<string, Row[]>();
+  for (const x of sel) by.set(x.norm, [...(by.get(x.norm) ?? []), x]);
+  const groups = [...by].map(([name, xs]) => {
+    const epCount = new Map<string, number>();
+    for (const x of xs) epCount.set(x.endpoint, (epCount.get(x.endpoint) ?? 0) + 1);
+    const bins = new Map<string, number>();
+    for (const x of xs) { const k = x.sha ?? `path:${x.path}`; bins.set(k, (bins.get(k) ?? 0) + 1); }
+    return {
+      process: name,
+      count: xs.length,
+      distinct_endpoints: epCount.size,
+      distinct_direct_ips: new Set(xs.filter((x) => x.is_ip).map((x) => x.host)).size,
+      distinct_repos: new Set(xs.map((x) => `${x.owner}/${x.repo}`)).size,
+      distinct_owners: new Set(xs.map((x) => x.owner)).size,
+      first_seen: new Date(Math.min(...xs.map((x) => x.ts))).toISOString(),
+      last_seen: new Date(Math.max(...xs.map((x) => x.ts))).toISOString(),
+      risky_destinations_suppressed_by_process_rule: xs.filter((x) => risky.matchHost(x.host)).length,
+      endpoints_sample: [...epCount].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 10).map(([e]) => e),
+      binaries: [...bins].map(([k, count]) => ({ k, count })).sort((a, b) => b.count - a.count || (a.k < b.k ? -1 : 1)).map((b) => b.count),
+    } as unknown as Partial<ProcessGroup>;
+  });
+  const min = input.minCount ?? 2;
+  return {
+    total: sel.length,
+    groups: groups.filter((g) => g.count! >= min).sort((a, b) => b.count! - a.count! || (a.process! < b.process! ? -1 : 1)),
+  };
+}
+
+function project(g: ProcessGroup): Partial<ProcessGroup> {
+  return {
+    process: g.process, count: g.count, distinct_endpoints: g.distinct_endpoints, distinct_direct_ips: g.distinct_direct_ips,
+    distinct_repos: g.distinct_repos, distinct_owners: g.distinct_owners, first_seen: g.first_seen, last_seen: g.last_seen,
+    risky_destinations_suppressed_by_process_rule: g.risky_destinations_suppressed_by_process_rule, endpoints_sample: g.endpoints_sample,
+    binaries: g.binaries.map((b) => b.count) as unknown as ProcessGroup['binaries'],
+  };
+}
+
+async function all(store: SqliteStore, input: AnalyzeInput): Promise<{ total: number; groups: Partial<ProcessGroup>[] }> {
+  const groups: Partial<ProcessGroup>[] = [];
+  let cursor: string | null = null;
+  let total = -1;
+  do {
+    const res = await analyzeAnomalousCallsByProcess(store, { ...input, limit: 3, cursor });
+    if (total >= 0) assert.equal(res.total_anomalies_scanned, total);
+    total = res.total_anomalies_scanned;
+    groups.push(...res.processes.map(project));
+    cursor = res.next_cursor;
+  } while (cursor);
+  return { total, groups };
+}
+
+test('analysis is exact against a brute-force reference (windows, filters, statuses, paging)', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, randomTenant(42));
+    ingest(store, 'other', randomTenant(7).map((e) => ({ ...e, tenant: 'other' })));
+    const rules = new RulesService(store);
+    await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'dockerd', host: '*.example.com' } }, 't');
+    await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { ip_address: '100.64.0.0/10', repo: 'api' } }, 't');
+    assert.equal(rollupMismatches(store), 0);
+    const inputs: AnalyzeInput[] = [
+      { tenant: T },
+      { tenant: T, status: 'all', minCount: 1 },
+      { tenant: T, status: 'suppressed' },
+      { tenant: T, since: '2026-11-03T07:13:00.000Z', until: '2026-11-08T17:45:30.000Z' },
+      { tenant: T, since: '2026-11-04T01:00:00.000Z', until: '2026-11-04T23:00:00.000Z', status: 'all' },
+      { tenant: T, since: '2026-11-05T00:00:00.000Z' },
+      { tenant: T, until: '2026-11-06T12:00:00.000Z', owner: 'globex' },
+      { tenant: T, owner: 'acme', repo: 'web', minCount: 3 },
+    ];
+    for (const input of inputs) {
+      const got = await all(store, input);
+      const want = brute(store, input);
+      assert.equal(got.total, want.total, JSON.stringify(input));
+      assert.deepEqual(got.groups, want.groups, JSON.stringify(input));
+      assert.ok(want.groups.length > 0, JSON.stringify(input));
+    }
+  } finally {
+    cleanup();
+  }
+});
