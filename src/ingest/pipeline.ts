@@ -3,10 +3,12 @@ import type { Suppressor } from '../domain/subject.js';
 import { DetectionEngine, type EngineConfig, type EngineCounters } from '../detection/engine.js';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { IngestSession } from '../storage/store.js';
-import { adapterFor, detectFormat } from './adapters/detect-format.js';
-import { RecordError, type IngestFormat, type RecordAdapter, type RecordContext } from './adapters/types.js';
+import { Worker } from 'node:worker_threads';
+import type { IngestFormat } from './adapters/types.js';
 import { openInput } from './input.js';
-import { readRecords, type RecordBatch } from './records.js';
+import { readRecords } from './records.js';
+import { RecordParser, type ParseError, type ParsedBatch } from './record-parser.js';
+import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 
 export interface IngestOptions {
   tenant: string;
@@ -17,16 +19,21 @@ export interface IngestOptions {
   /** builds the suppressor from the active rules of a tenant (same matcher as preview/create) */
   suppressorFor?: (store: SqliteStore, tenant: string) => Suppressor;
   batchSize?: number;
+  /** parse in this thread instead of a worker (stdin always is) */
+  inThread?: boolean;
   /** how many individual errors to keep per file (all are counted) */
   maxErrors?: number;
   onProgress?: (p: { source: string; bytes: number; size: number | null; records: number }) => void;
 }
 
-export interface IngestError {
-  location: string;
-  reason: string;
-  field: string | null;
-  message: string;
+export type IngestError = ParseError;
+
+interface SourceBatch {
+  batch: ParsedBatch;
+  bytes: number;
+  size: number | null;
+  name: string;
+  ack: () => void;
 }
 
 export interface SourceSummary {
@@ -96,111 +103,71 @@ export class IngestPipeline {
     return t;
   }
 
+  /** Parsed batches of one source: from a worker thread for files, in this thread for stdin. */
+  private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
+    const batchSize = this.opts.batchSize ?? 10_000;
+    if (path === '-' || this.opts.inThread) {
+      const input = await openInput(path, stdin as never);
+      const parser = new RecordParser(this.opts.format, input.name, this.opts.tenant, this.opts.defaults);
+      for await (const records of readRecords(input.stream, batchSize)) {
+        yield { batch: parser.parseBatch(records), bytes: input.bytesRead(), size: input.size, name: input.name, ack: () => undefined };
+      }
+      return;
+    }
+    const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 4 };
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data });
+    const queue: WorkerMessage[] = [];
+    let notify: (() => void) | null = null;
+    let failure: Error | null = null;
+    worker.on('message', (m: WorkerMessage) => {
+      queue.push(m);
+      notify?.();
+    });
+    worker.on('error', (err) => {
+      failure = err;
+      notify?.();
+    });
+    worker.on('exit', () => {
+      queue.push({ type: 'done' });
+      notify?.();
+    });
+    try {
+      for (;;) {
+        while (queue.length === 0 && !failure) await new Promise<void>((r) => (notify = r));
+        notify = null;
+        if (failure) throw failure;
+        const m = queue.shift()!;
+        if (m.type === 'done') return;
+        if (m.type === 'error') throw new Error(`${path}: ${m.message}`);
+        yield { batch: m.batch, bytes: m.bytes, size: m.size, name: m.name, ack: () => worker.postMessage({ type: 'ack' }) };
+      }
+    } finally {
+      await worker.terminate();
+    }
+  }
+
   async ingest(path: string, stdin?: NodeJS.ReadableStream): Promise<SourceSummary> {
     const started = Date.now();
     const startedIso = new Date(started).toISOString();
-    const input = await openInput(path, stdin as never);
     const db = this.store.db;
     const strict = this.opts.strict;
     const maxErrors = this.opts.maxErrors ?? 50;
     const before = snapshot(this.totals());
     const summary: SourceSummary = {
-      source: input.name, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
+      source: path === '-' ? '<stdin>' : path, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
       duplicates: 0, rejected: 0, rejectedByReason: {}, errors: [], detections: 0, detectionsByType: {},
       suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
     };
-    let adapter: RecordAdapter | null = this.opts.format === 'auto' ? null : adapterFor(this.opts.format);
-    const rc: RecordContext = { source: input.name, line: 0, tenant: this.opts.tenant, defaults: { ...this.opts.defaults } };
-    let fatal = false;
+    let repeats = 0;
 
-    const reject = (location: string, e: RecordError) => {
-      summary.rejected++;
-      summary.rejectedByReason[e.reason] = (summary.rejectedByReason[e.reason] ?? 0) + 1;
-      if (summary.errors.length < maxErrors) summary.errors.push({ location, reason: e.reason, field: e.field, message: e.message });
-    };
-
-    const handle = (value: unknown, location: string) => {
-      if (!adapter) {
-        const f = detectFormat(value);
-        if (!f) {
-          reject(location, new RecordError('unknown-format', null, 'cannot tell the format from the first record; pass --format native|harden-runner|ecs|stepsecurity'));
-          fatal = true;
-          return;
-        }
-        summary.format = f;
-        adapter = adapterFor(f);
-      }
-      const a = adapter as RecordAdapter;
-      // A whole {"data":{"detections":[...]}} envelope on one line.
-      const env = (value as { data?: { detections?: unknown } } | null)?.data?.detections;
-      if (a.format === 'stepsecurity' && Array.isArray(env)) {
-        env.forEach((d, i) => handle(d, `${location}: data.detections[${i}]`));
-        return;
-      }
-      let out;
-      try {
-        out = a.parse(value, rc);
-      } catch (err) {
-        if (err instanceof RecordError) return reject(location, err);
-        throw err;
-      }
-      switch (out.kind) {
-        case 'call':
-          this.pipe(out.event.tenant).engine.handleCall(out.event);
-          break;
-        case 'detection':
-          this.pipe(out.detection.tenant).engine.handleImported(out.detection);
-          break;
-        case 'context':
-          rc.defaults = { ...this.opts.defaults, ...out.ctx };
-          break;
-        case 'skip':
-          break;
-      }
-    };
-
-    const beginBatch = () => {
+    const apply = (b: ParsedBatch) => {
       for (const p of this.tenants.values()) p.engine.beginBatch();
       // make sure the default tenant's rules are loaded before its first event
       this.pipe(this.opts.tenant).engine.beginBatch();
-    };
-
-    const processBatch = (batch: RecordBatch) => {
-      if (batch.kind === 'error') {
-        summary.records++;
-        reject(`${input.name}:${batch.line}`, batch.error);
-        if (batch.error.reason === 'binary-input') fatal = true;
-        return;
+      for (const out of b.outputs) {
+        if (out.kind === 'call') this.pipe(out.event.tenant).engine.handleCall(out.event);
+        else if (out.kind === 'detection') this.pipe(out.detection.tenant).engine.handleImported(out.detection);
       }
-      beginBatch();
-      if (batch.kind === 'lines') {
-        const { lines, firstLine } = batch;
-        for (let i = 0; i < lines.length && !fatal; i++) {
-          const text = lines[i]!;
-          const lineNo = firstLine + i;
-          summary.records++;
-          if (text.length === 0 || text.trim() === '') continue;
-          let value: unknown;
-          try {
-            value = JSON.parse(text);
-          } catch (err) {
-            reject(`${input.name}:${lineNo}`, new RecordError('malformed-json', null, `malformed JSON: ${(err as Error).message}`));
-            continue;
-          }
-          rc.line = lineNo;
-          handle(value, `${input.name}:${lineNo}`);
-        }
-      } else {
-        for (let i = 0; i < batch.values.length && !fatal; i++) {
-          summary.records++;
-          const idx = batch.firstIndex + i;
-          rc.line = idx;
-          handle(batch.values[i], `${input.name}: ${batch.path ? batch.path : ''}[${idx}]`);
-        }
-      }
-    };
-
-    const endBatch = () => {
       for (const p of this.tenants.values()) p.engine.endBatch();
     };
 
@@ -210,27 +177,34 @@ export class IngestPipeline {
 
     try {
       if (strict) db.exec('BEGIN IMMEDIATE');
-      for await (const batch of readRecords(input.stream, this.opts.batchSize ?? 10_000)) {
+      for await (const sb of this.parsedBatches(path, stdin)) {
+        const b = sb.batch;
+        summary.source = sb.name;
+        summary.records += b.records;
+        if (b.format) summary.format = b.format;
+        repeats += b.repeats;
+        for (const e of b.errors) {
+          summary.rejected++;
+          summary.rejectedByReason[e.reason] = (summary.rejectedByReason[e.reason] ?? 0) + 1;
+          if (summary.errors.length < maxErrors) summary.errors.push(e);
+        }
         if (strict) {
-          processBatch(batch);
-          endBatch();
+          if (summary.rejected === 0) apply(b);
         } else {
           try {
-            db.transaction(() => {
-              processBatch(batch);
-              endBatch();
-            }).immediate();
+            db.transaction(() => apply(b)).immediate();
           } catch (err) {
             rollbackState();
             throw err;
           }
         }
-        this.opts.onProgress?.({ source: input.name, bytes: input.bytesRead(), size: input.size, records: summary.records });
-        if (fatal || (strict && summary.rejected > 0)) break;
+        sb.ack();
+        this.opts.onProgress?.({ source: sb.name, bytes: sb.bytes, size: sb.size, records: summary.records });
+        if (b.fatal || (strict && summary.rejected > 0)) break;
       }
       const after = this.totals();
-      summary.accepted = after.accepted - before.accepted;
-      summary.duplicates = after.duplicates - before.duplicates;
+      summary.accepted = after.accepted - before.accepted + repeats;
+      summary.duplicates = after.duplicates - before.duplicates + repeats;
       summary.detections = after.detections - before.detections;
       summary.suppressedOnIngest = after.suppressedOnIngest - before.suppressedOnIngest;
       summary.runsCreated = after.runsCreated - before.runsCreated;
@@ -246,7 +220,7 @@ export class IngestPipeline {
       } else {
         const rec = () =>
           this.pipe(this.opts.tenant).session.recordSource(
-            input.name, summary.format ?? 'unknown',
+            summary.source, summary.format ?? 'unknown',
             { lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections },
             startedIso,
           );

@@ -37,7 +37,7 @@ export function register(program: Command): void {
       };
       log(`Generating a sample tenant (${opts.runs} runs per job, seed ${opts.seed}, ~${opts.events} events) ...`);
       const gen = await writeTenant({ runs: opts.runs, seed: opts.seed, events: opts.events }, events);
-      log(`  ${gen.events} events, ${gen.runs} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
+      log(`  ${gen.events} events, ${gen.jobRuns} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
       await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
         log('Ingesting into the embedded store ...');
         const ingest = await runIngest(store, [events], {

@@ -45,7 +45,7 @@ export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: n
 
 export interface IngestRunResult {
   sources: SourceSummary[];
-  totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; elapsedMs: number; eventsPerSecond: number };
+  totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; elapsedMs: number; eventsPerSecond: number; peakRssMiB: number };
 }
 
 /** Shared by `ingest` and `demo`. Shows a progress bar on a TTY. */
@@ -110,6 +110,7 @@ export async function runIngest(
       suppressedOnIngest: sum('suppressedOnIngest'),
       elapsedMs,
       eventsPerSecond: Math.round(accepted / Math.max(0.001, elapsedMs / 1000)),
+      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     },
   };
 }

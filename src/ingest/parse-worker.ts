@@ -1,0 +1,55 @@
+/**
+ * Worker thread: reads, decompresses, splits and parses one file, posting ParsedBatch messages.
+ * The main thread owns the database; this thread keeps JSON parsing and validation off it.
+ * At most `window` batches are in flight; the main thread acks each one it has applied.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openInput } from './input.js';
+import { readRecords } from './records.js';
+import { RecordParser } from './record-parser.js';
+import type { IngestFormat } from './adapters/types.js';
+import type { JobContext } from '../domain/types.js';
+
+export interface WorkerInput {
+  path: string;
+  format: IngestFormat | 'auto';
+  tenant: string;
+  defaults: Partial<JobContext>;
+  batchSize: number;
+  window: number;
+}
+
+export type WorkerMessage =
+  | { type: 'batch'; batch: import('./record-parser.js').ParsedBatch; bytes: number; size: number | null; name: string }
+  | { type: 'done' }
+  | { type: 'error'; message: string };
+
+async function main(): Promise<void> {
+  const port = parentPort!;
+  const w = workerData as WorkerInput;
+  let inFlight = 0;
+  let wake: (() => void) | null = null;
+  port.on('message', (m: { type: string }) => {
+    if (m.type === 'ack') {
+      inFlight--;
+      wake?.();
+      wake = null;
+    }
+  });
+  const input = await openInput(w.path);
+  const parser = new RecordParser(w.format, input.name, w.tenant, w.defaults);
+  for await (const records of readRecords(input.stream, w.batchSize)) {
+    const batch = parser.parseBatch(records);
+    while (inFlight >= w.window) await new Promise<void>((r) => (wake = r));
+    inFlight++;
+    port.postMessage({ type: 'batch', batch, bytes: input.bytesRead(), size: input.size, name: input.name } satisfies WorkerMessage);
+    if (batch.fatal) break;
+  }
+  port.postMessage({ type: 'done' } satisfies WorkerMessage);
+  port.close();
+}
+
+main().catch((err: Error) => {
+  parentPort!.postMessage({ type: 'error', message: err.message } satisfies WorkerMessage);
+  parentPort!.close();
+});
