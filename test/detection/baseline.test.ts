@@ -146,3 +146,14 @@ test('tenants never mix', async () => {
   store.close();
 });
 
+
+test('an endpoint marked expected joins the baseline at once', async () => {
+  const { store } = await ingest(normalRuns(0, 3), { learningRuns: 2 });
+  const r = store.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'api.partner.io:443');
+  assert.deepEqual(r.jobs, [{ workflow: '.github/workflows/ci.yml', job: 'build' }]);
+  await ingest([{ run: 3, domain: 'api.partner.io', process: 'node' }, { run: 3, domain: 'other.partner.io', process: 'node' }], { learningRuns: 2 }, store);
+  assert.deepEqual((await detections(store)).map((d) => d.endpoint), ['other.partner.io:443']);
+  const v = await store.detections.baselines('default', { owner: 'acme', repo: 'api' });
+  assert.equal(v[0]!.endpoints.find((e) => e.endpoint === 'api.partner.io:443')!.source, 'expected');
+  store.close();
+});

@@ -10,6 +10,14 @@ interface ShowOpts extends StoreOptions {
   all?: boolean;
 }
 
+interface ExpectOpts extends StoreOptions {
+  owner: string;
+  repo: string;
+  workflow?: string;
+  job?: string;
+  endpoint: string;
+}
+
 export function register(program: Command): void {
   const base = program.command('baseline').description('Inspect learned per-job baselines');
   const show = base
@@ -32,6 +40,25 @@ export function register(program: Command): void {
         const rows = eps.map((e) => [e.endpoint, e.runsSeen, e.inBaseline ? e.source : 'pending', e.lastSeen.slice(0, 10)]);
         process.stdout.write(formatTable(['endpoint', 'runs', 'state', 'last seen'], rows).replace(/^/gm, '  ') + '\n\n');
       }
+    });
+  });
+  const expect = base
+    .command('expect')
+    .description('Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once')
+    .requiredOption('--owner <owner>', 'GitHub org / owner')
+    .requiredOption('--repo <repo>', 'repository name')
+    .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
+    .option('--workflow <path>', 'only this workflow')
+    .option('--job <job>', 'only this job');
+  withStoreOptions(expect).action(async (opts: ExpectOpts) => {
+    if (!/^[^\s:]+:\d{1,5}$/.test(opts.endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(opts.endpoint)) {
+      throw new UserError(`--endpoint: expected host:port (e.g. api.example.com:443), got "${opts.endpoint}"`);
+    }
+    await withStore(opts, async ({ store, tenant, json }) => {
+      const r = store.baselines.markExpected(tenant, opts, opts.endpoint);
+      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo}${opts.workflow ? ' ' + opts.workflow : ''}${opts.job ? ' job ' + opts.job : ''} in tenant "${tenant}"`, 1);
+      if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
+      process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
   });
 }

@@ -2,17 +2,20 @@ import { openSqlite, migrate, type SqliteDatabase } from './db.js';
 import { CORE_MIGRATIONS } from './core-migrations.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
+import { SqliteBaselineRepository } from './baseline-repo.js';
 import type { IngestSession } from '../store.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
 export class SqliteStore {
   readonly detections: SqliteDetectionRepository;
+  readonly baselines: SqliteBaselineRepository;
 
   private constructor(
     readonly db: SqliteDatabase,
     readonly path: string,
   ) {
     this.detections = new SqliteDetectionRepository(db);
+    this.baselines = new SqliteBaselineRepository(db);
   }
 
   static open(path: string): SqliteStore {
