@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { createEgressTriageServer } from '../../src/mcp/server.js';
+import { text, tmpDir } from './helpers.js';
+
+test("policy in front of egress-triage's own MCP server (built-in mode, shared state DB)", async () => {
+  const t = tmpDir();
+  const store = SqliteStore.open(t.db);
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+default: allow
+hide: [delete_suppression_rule]
+tools:
+  ping: { rate_limit: { max: 1, window: 60 } }
+  create_suppression_rule:
+    action: require_approval
+    approval_timeout: 30
+    when:
+      - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "Tenant-wide rules need a human in the dashboard" }
+`,
+  );
+  const server = createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' });
+  const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'agent-1' });
+  const client = new Client({ name: 'own', version: '1' });
+  await client.connect(clientSide);
+  try {
+    const names = (await client.listTools()).tools.map((x) => x.name);
+    assert.ok(names.includes('ping') && names.includes('create_suppression_rule'));
+    assert.ok(!names.includes('delete_suppression_rule'));
+    const first = await client.callTool({ name: 'ping', arguments: {} });
+    assert.notEqual(first.isError, true, text(first));
+    assert.match(text(await client.callTool({ name: 'ping', arguments: {} })), /^\[POLICY DENIED\] rate limit exceeded .*retry after/);
+    const wide = await client.callTool({
+      name: 'create_suppression_rule',
+      arguments: { detection_id: 'New-Outbound-Network-Call', conditions: { owner: '*', process: 'tailscaled' } },
+    });
+    assert.equal(text(wide), '[POLICY DENIED] Tenant-wide rules need a human in the dashboard');
+    assert.match(text(await client.callTool({ name: 'delete_suppression_rule', arguments: { rule_id: 'x' } })), /hidden by policy/);
+  } finally {
+    await client.close().catch(() => undefined);
+    await gw.close();
+    store.close();
+    t.cleanup();
+  }
+});
