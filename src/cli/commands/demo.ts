@@ -63,7 +63,7 @@ export function register(program: Command): void {
           log(`  egress-triage rules create ${conds} --name "${vpn.process} mesh traffic" --yes`);
         }
         log('  egress-triage detections list --process tailscaled --status new');
-        log('  egress-triage serve                                       # MCP over HTTP + dashboard on http://127.0.0.1:8787');
+        log('  egress-triage serve                                       # MCP over Streamable HTTP on http://127.0.0.1:8787/mcp');
       });
     });
 }

@@ -121,7 +121,7 @@ export function renderIngestSummary(r: IngestRunResult): string {
     const status = s.stored ? '' : '  (--strict: nothing stored from this source)';
     out.push(`${s.source} [${s.format ?? 'unknown'}]${status}`);
     out.push(`  records read      ${s.records}`);
-    out.push(`  events accepted   ${s.accepted}  (${s.duplicates} already stored)`);
+    out.push(`  events accepted   ${s.accepted}  (${s.duplicates} repeat a call already stored for the same run)`);
     out.push(`  rejected          ${s.rejected}${s.rejected ? '  ' + Object.entries(s.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(' ') : ''}`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
