@@ -12,6 +12,7 @@ function makeServer(onSlow: { release?: () => void }) {
   const server = new McpServer({ name: 'inproc', version: '1' });
   server.registerTool('hello', { inputSchema: { name: z.string() } }, async ({ name }) => ({ content: [{ type: 'text', text: `hello ${name}` }] }));
   server.registerTool('drop_all', { annotations: { destructiveHint: true } }, async () => ({ content: [{ type: 'text', text: 'dropped' }] }));
+  server.registerTool('tick', {}, async () => ({ content: [{ type: 'text', text: 'tock' }] }));
   server.registerTool('hang', {}, () => new Promise((resolve) => (onSlow.release = () => resolve({ content: [{ type: 'text', text: 'late' }] }))));
   return server;
 }
@@ -25,6 +26,7 @@ hide: [drop_all]
 tools:
   hello: { rate_limit: { max: 2, window: 60 } }
   hang: { rate_limit: { max: 1, window: 60, scope: global } }
+  tick: { rate_limit: { max: 1, window: 0.6 } }
 `,
   );
   const hooks: { release?: () => void } = {};
@@ -34,7 +36,7 @@ tools:
   const client = new Client({ name: 'c', version: '1' });
   await client.connect(clientSide);
   try {
-    assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['hang', 'hello']);
+    assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['hang', 'hello', 'tick']);
     assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'a' } })), 'hello a');
     assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'b' } })), 'hello b');
     const third = await client.callTool({ name: 'hello', arguments: { name: 'c' } });
@@ -42,6 +44,11 @@ tools:
     assert.match(text(third), /^\[POLICY DENIED\] rate limit exceeded/);
     assert.match(text(await client.callTool({ name: 'drop_all', arguments: {} })), /^\[POLICY DENIED\]/);
 
+    // Real time: the window slides and frees the slot on its own.
+    assert.equal(text(await client.callTool({ name: 'tick', arguments: {} })), 'tock');
+    assert.match(text(await client.callTool({ name: 'tick', arguments: {} })), /^\[POLICY DENIED\] rate limit .*retry after 1s/);
+    await new Promise((r) => setTimeout(r, 650));
+    assert.equal(text(await client.callTool({ name: 'tick', arguments: {} })), 'tock');
     const limiter = gw.runtime.holder.limiter;
     const key = 'tools.hang.rate_limit\u0000g';
     const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
