@@ -1,0 +1,240 @@
+/**
+ * MCP benchmarks:
+ *  - analyze_anomalous_calls_by_process on a tenant with ~1M open detections: the library call vs the
+ *    same call as an MCP tool call (in-process InMemoryTransport, and the real CLI over stdio and
+ *    Streamable HTTP), p50 / p99 end-to-end latency; the difference is the protocol overhead.
+ *  - ping and a small read tool (list_suppression_rules) throughput over stdio and HTTP,
+ *    one client, sequential calls.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { ProcessVariant } from '../src/storage/store.js';
+import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
+import { RulesService } from '../src/rules/service.js';
+import { createEgressTriageServer } from '../src/mcp/server.js';
+import { Rng } from '../src/generate/prng.js';
+import { SCENARIO } from '../src/generate/scenarios.js';
+
+const CLI = resolve('dist/src/cli/main.js');
+const TENANT = 'bench';
+
+/** Loads `total` open New-Outbound-Network-Call detections straight through the ingest session (rollup kept exact). */
+export function loadBulkDetections(dbPath: string, total = 1_000_000): { detections: number; ms: number } {
+  const t0 = performance.now();
+  for (const s of ['', '-wal', '-shm']) rmSync(dbPath + s, { force: true });
+  const store = SqliteStore.open(dbPath);
+  const session = store.openIngestSession(TENANT);
+  const rng = new Rng(7);
+  const procs: { p: ProcessVariant; weight: number; dest: () => { endpoint: string; ip: string | null; direct: boolean; port: number } }[] = [
+    {
+      p: { name: 'tailscaled', normName: 'tailscaled', path: SCENARIO.tailscale.path, sha256: SCENARIO.tailscale.sha256, parentChain: [{ name: 'sudo' }, { name: 'bash' }, { name: 'Runner.Worker' }] },
+      weight: 45,
+      dest: () => {
+        const ip = `100.${64 + rng.int(0, 7)}.${rng.int(0, 15)}.${rng.int(1, 30)}`; // ~3.7k peers
+        return { endpoint: `${ip}:41641`, ip, direct: true, port: 41641 };
+      },
+    },
+    {
+      p: { name: 'twingated', normName: 'twingated', path: SCENARIO.twingate.path, sha256: SCENARIO.twingate.sha256, parentChain: [{ name: 'systemd' }] },
+      weight: 15,
+      dest: () => ({ endpoint: `relay-${rng.int(0, 40)}.twingate.com:443`, ip: null, direct: false, port: 443 }),
+    },
+    {
+      p: { name: 'curl', normName: 'curl', path: '/usr/bin/curl', sha256: 'c'.repeat(64), parentChain: [{ name: 'bash' }, { name: 'Runner.Worker' }] },
+      weight: 20,
+      dest: () => ({ endpoint: `api${rng.int(0, 300)}.example-cdn.com:443`, ip: null, direct: false, port: 443 }),
+    },
+    {
+      p: { name: 'dockerd', normName: 'dockerd', path: '/usr/bin/dockerd', sha256: 'd'.repeat(64), parentChain: [{ name: 'systemd' }] },
+      weight: 19,
+      dest: () => ({ endpoint: `registry-${rng.int(0, 60)}.quay.io:443`, ip: null, direct: false, port: 443 }),
+    },
+    {
+      p: { name: 'tailscaled', normName: 'tailscaled', path: SCENARIO.impostor.path, sha256: SCENARIO.impostor.sha256, parentChain: [{ name: 'node' }, { name: 'npm' }] },
+      weight: 1,
+      dest: () => ({ endpoint: 'gist.githubusercontent.com:443', ip: null, direct: false, port: 443 }),
+    },
+  ];
+  const totalWeight = procs.reduce((n, p) => n + p.weight, 0);
+  const pick = () => {
+    let x = rng.int(0, totalWeight - 1);
+    for (const p of procs) if ((x -= p.weight) < 0) return p;
+    return procs[0]!;
+  };
+  const jobs: number[] = [];
+  session.transaction(() => {
+    for (let o = 0; o < 4; o++)
+      for (let r = 0; r < 10; r++)
+        for (const j of ['build', 'test', 'e2e', 'deploy', 'lint']) jobs.push(session.getJob(`org-${o}`, `repo-${r}`, '.github/workflows/ci.yml', j).ref);
+  });
+  const runsPerJob = 50;
+  const perRun = Math.ceil(total / (jobs.length * runsPerJob));
+  const start = Date.parse('2026-10-01T00:00:00Z');
+  let n = 0;
+  let runNo = 0;
+  for (let r = 0; r < runsPerJob && n < total; r++) {
+    session.transaction(() => {
+      for (const jobRef of jobs) {
+        if (n >= total) break;
+        const ts0 = start + r * 3_600_000 + runNo;
+        const runRef = session.createRun(jobRef, String(10_000_000 + runNo), 1, String(20_000_000 + runNo), ts0, false, []);
+        runNo++;
+        for (let k = 0; k < perRun && n < total; k++) {
+          const p = pick();
+          const d = p.dest();
+          const inserted = session.insertDetection({
+            type: 'New-Outbound-Network-Call', jobRef, runRef, endpoint: d.endpoint, ip: d.ip, directIp: d.direct, port: d.port,
+            protocol: d.direct ? 'udp' : 'tcp', process: p.p, ts: ts0 + k, status: 'new', ruleRef: 0, externalId: '',
+          });
+          if (inserted) n++;
+        }
+      }
+    });
+  }
+  store.close();
+  return { detections: n, ms: Math.round(performance.now() - t0) };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! * 100) / 100;
+}
+
+function stats(xs: number[]) {
+  return { n: xs.length, p50_ms: pct(xs, 50), p99_ms: pct(xs, 99), min_ms: pct(xs, 0) };
+}
+
+async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+async function throughput(ms: number, fn: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 50; i++) await fn(); // warm-up
+  const end = performance.now() + ms;
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() < end) {
+    await fn();
+    n++;
+  }
+  return Math.round(n / ((performance.now() - t0) / 1000));
+}
+
+function mustOk(r: unknown): void {
+  if ((r as { isError?: boolean }).isError) throw new Error(`tool call failed: ${JSON.stringify(r).slice(0, 500)}`);
+}
+
+async function startServe(db: string): Promise<{ child: ChildProcessWithoutNullStreams; url: URL }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--db', db, '--tenant', TENANT, '--listen', '127.0.0.1:0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  const url = await new Promise<URL>((res, rej) => {
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) res(new URL(m[1]!));
+    });
+    child.once('exit', (code) => rej(new Error(`serve exited ${code}: ${err}`)));
+  });
+  return { child, url };
+}
+
+export async function runMcpBench(opts: { detections?: number; dir?: string; iterations?: number; throughputMs?: number } = {}): Promise<Record<string, unknown>> {
+  const dir = resolve(opts.dir ?? 'bench/out');
+  mkdirSync(dir, { recursive: true });
+  const total = opts.detections ?? 1_000_000;
+  const iterations = opts.iterations ?? 15;
+  const tpMs = opts.throughputMs ?? 3000;
+  const db = join(dir, `mcp-${total}.db`);
+  let load: { detections: number; ms: number } | null = null;
+  if (!existsSync(db)) {
+    process.stderr.write(`loading ${total} detections into ${db}\n`);
+    load = loadBulkDetections(db, total);
+  }
+  const input = { tenant: TENANT, limit: 50 };
+  const args = { limit: 50 };
+  const out: Record<string, unknown> = { detections: total, load_ms: load?.ms ?? 'cached' };
+
+  // 1. library call
+  const store = SqliteStore.open(db);
+  const rules = new RulesService(store);
+  const first = await analyzeAnomalousCallsByProcess(store, input, { rules });
+  out.total_anomalies_scanned = first.total_anomalies_scanned;
+  out.processes = first.processes.length;
+  const lib = await timeIt(iterations, () => analyzeAnomalousCallsByProcess(store, input, { rules }));
+  out.analyze_library = stats(lib);
+
+  // 2. same call through MCP in-process (InMemoryTransport: JSON-RPC, zod validation, output schema check)
+  const server = createEgressTriageServer({ store, tenant: TENANT, dashboardUrl: 'http://127.0.0.1:8787' });
+  const [st, ct] = InMemoryTransport.createLinkedPair();
+  await server.connect(st);
+  const mem = new Client({ name: 'bench', version: '1' });
+  await mem.connect(ct);
+  mustOk(await mem.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  const inMem = await timeIt(iterations, () => mem.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  out.analyze_mcp_in_memory = stats(inMem);
+  await mem.close();
+  store.close();
+
+  // 3. over stdio (real CLI child process) and 4. over Streamable HTTP (serve child process)
+  const stdio = new Client({ name: 'bench', version: '1' });
+  await stdio.connect(new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--db', db, '--tenant', TENANT], stderr: 'ignore' }));
+  mustOk(await stdio.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  const viaStdio = await timeIt(iterations, () => stdio.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  out.analyze_mcp_stdio = stats(viaStdio);
+
+  const { child, url } = await startServe(db);
+  const http = new Client({ name: 'bench', version: '1' });
+  const httpT = new StreamableHTTPClientTransport(url);
+  await http.connect(httpT);
+  mustOk(await http.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  const viaHttp = await timeIt(iterations, () => http.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }));
+  out.analyze_mcp_http = stats(viaHttp);
+
+  const libP50 = pct(lib, 50);
+  out.protocol_overhead_p50_ms = {
+    in_memory: Math.round((pct(inMem, 50) - libP50) * 100) / 100,
+    stdio: Math.round((pct(viaStdio, 50) - libP50) * 100) / 100,
+    http: Math.round((pct(viaHttp, 50) - libP50) * 100) / 100,
+  };
+
+  // 5. throughput, one client, sequential
+  const small = { name: 'list_suppression_rules', arguments: {} };
+  mustOk(await stdio.callTool(small));
+  out.throughput_calls_per_s = {
+    stdio_ping: await throughput(tpMs, () => stdio.callTool({ name: 'ping', arguments: {} })),
+    stdio_small_read: await throughput(tpMs, () => stdio.callTool(small)),
+    http_ping: await throughput(tpMs, () => http.callTool({ name: 'ping', arguments: {} })),
+    http_small_read: await throughput(tpMs, () => http.callTool(small)),
+    small_read_tool: 'list_suppression_rules',
+  };
+  await stdio.close();
+  await httpT.terminateSession().catch(() => undefined);
+  await http.close();
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return out;
+}
+
+// `node dist/bench/mcp.js [detections]` runs this suite alone.
+if (process.argv[1] && resolve(process.argv[1]) === resolve('dist/bench/mcp.js')) {
+  runMcpBench({ detections: process.argv[2] ? Number(process.argv[2]) : undefined }).then(
+    (r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'),
+    (e) => {
+      process.stderr.write(`${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
