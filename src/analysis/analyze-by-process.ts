@@ -519,11 +519,11 @@ function evaluateBinary(
     const bad = suspiciousParent(chain);
     if (bad) addCount(contra, `started through ${bad}: ${name} < ${formatChain(chain)}`, acc.get(pid)!.n);
   }
-  if (contra.size > 0 && support.size === 0) {
-    addCount(contra, `binary ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : 'with unknown hash'} is seen only with contradicting traffic`, b.count);
-  }
   v.supporting = topN(support, 10, (k) => k).map(([s, n]) => `${s} (${n})`);
   v.contradicting = topN(contra, 10, (k) => k).map(([s, n]) => `${s} (${n})`);
+  if (contra.size > 0 && support.size === 0) {
+    v.contradicting.push(`binary ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : 'with unknown hash'} is seen only with such traffic (${b.count})`);
+  }
   v.verdict = contra.size > 0 ? 'impostor' : support.size > 0 ? 'genuine' : 'unverified';
 }
 

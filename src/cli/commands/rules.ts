@@ -1,0 +1,209 @@
+import { Command } from 'commander';
+import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions, type CliContext } from '../common.js';
+import { UserError } from '../errors.js';
+import { RulesService, RuleError, defaultActor } from '../../rules/service.js';
+import { NEW_OUTBOUND } from '../../domain/types.js';
+import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
+
+interface RuleOpts extends StoreOptions {
+  detectionId?: string;
+  condition?: string[];
+  name?: string;
+  description?: string;
+  yes?: boolean;
+  restore?: boolean;
+  actor?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseConditions(list: string[] | undefined): RuleConditions {
+  const out: Record<string, string> = {};
+  for (const raw of list ?? []) {
+    const i = raw.indexOf('=');
+    if (i <= 0) throw new UserError(`--condition "${raw}": expected key=value, e.g. --condition process=tailscaled`);
+    const k = raw.slice(0, i).trim();
+    if (k in out) throw new UserError(`--condition: key "${k}" given twice`);
+    out[k] = raw.slice(i + 1);
+  }
+  return out as RuleConditions;
+}
+
+function service(ctx: CliContext): RulesService {
+  try {
+    return new RulesService(ctx.store, { extraRiskyDestinations: ctx.config.risky_destinations });
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+}
+
+async function run<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RuleError) throw new UserError(err.message, err.code === 'not_found' ? 1 : 2);
+    throw err;
+  }
+}
+
+function conditionsText(c: RuleConditions): string {
+  return Object.entries(c)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+function printRule(r: SuppressionRule): void {
+  process.stdout.write(
+    [
+      `rule_id:     ${r.rule_id}`,
+      `detection:   ${r.id}`,
+      `name:        ${r.name}`,
+      `description: ${r.description}`,
+      `conditions:  ${conditionsText(r.conditions)}`,
+      `created:     ${r.created_on} by ${r.created_by}`,
+      `updated:     ${r.updated_on}`,
+    ].join('\n') + '\n',
+  );
+}
+
+function printPreview(p: RulePreview): void {
+  const out = [
+    `detection:      ${p.detection_id}`,
+    `conditions:     ${conditionsText(p.conditions)}`,
+    `would suppress: ${p.would_suppress} new detection(s) (exact; same matcher as create and ingest)`,
+    `risky matches:  ${p.risky_matches}`,
+  ];
+  if (p.by_process.length) out.push('', formatTable(['process', 'count'], p.by_process.slice(0, 15).map((x) => [x.process, x.count])));
+  if (p.by_repo.length) out.push('', formatTable(['repo', 'count'], p.by_repo.slice(0, 15).map((x) => [`${x.owner}/${x.repo}`, x.count])));
+  if (p.risky_samples.length) out.push('', 'RISKY detections this rule would hide:', formatTable(['endpoint', 'process', 'count'], p.risky_samples.map((x) => [x.endpoint, x.process, x.count])));
+  for (const w of p.warnings) out.push(`warning: ${w}`);
+  out.push(p.refused_reason ? `REFUSED: ${p.refused_reason}` : 'create would accept this rule');
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function requireYes(opts: RuleOpts, what: string): void {
+  if (!opts.yes) throw new UserError(`${what} changes stored detections: re-run with --yes to confirm (nothing was changed)`);
+}
+
+function writeOptions(cmd: Command): Command {
+  return cmd
+    .option('--yes', 'confirm the write')
+    .option('--actor <who>', 'who is making the change, for the audit log (default cli:<os user>)');
+}
+
+export function register(program: Command): void {
+  const rules = program.command('rules').description('Suppression rules: list, preview, create, update, delete (audited)');
+
+  withStoreOptions(rules.command('list').description('List active rules')).action(async (opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const list = await run(() => service(ctx).list(ctx.tenant));
+      if (ctx.json) return printJson({ tenant: ctx.tenant, rules: list });
+      if (list.length === 0) return void process.stdout.write(`no rules in tenant "${ctx.tenant}"\n`);
+      process.stdout.write(formatTable(['rule_id', 'detection', 'name', 'conditions', 'created'], list.map((r) => [r.rule_id, r.id, r.name, conditionsText(r.conditions), r.created_on.slice(0, 19)])) + '\n');
+    });
+  });
+
+  withStoreOptions(rules.command('get').argument('<rule-id>').description('Show one rule')).action(async (id: string, opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const r = await run(() => service(ctx).get(ctx.tenant, id));
+      if (ctx.json) return printJson(r);
+      printRule(r);
+    });
+  });
+
+  const conditionOpts = (cmd: Command) =>
+    cmd
+      .option('--detection-id <type>', 'detection type the rule applies to', NEW_OUTBOUND)
+      .option('--condition <key=value>', 'condition (repeatable): owner, repo, workflow, job, endpoint, ip_address, process, process_sha256, host, ...', collect);
+
+  withStoreOptions(conditionOpts(rules.command('preview').description('Exact impact of a rule, without changing anything'))).action(async (opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const p = await run(() => service(ctx).preview(ctx.tenant, { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition) }));
+      if (ctx.json) return printJson(p);
+      printPreview(p);
+    });
+  });
+
+  withStoreOptions(
+    writeOptions(conditionOpts(rules.command('create').description('Create a rule; suppresses matching new detections retroactively')))
+      .option('--name <name>', 'rule name')
+      .option('--description <text>', 'rule description'),
+  ).action(async (opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const svc = service(ctx);
+      const input = { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition), name: opts.name, description: opts.description };
+      if (!opts.yes) {
+        const p = await run(() => svc.preview(ctx.tenant, input));
+        if (p.refused_reason) throw new UserError(`rule refused: ${p.refused_reason}`);
+        requireYes(opts, `this rule would suppress ${p.would_suppress} detection(s); it`);
+      }
+      const r = await run(() => svc.create(ctx.tenant, input, opts.actor ?? defaultActor()));
+      if (ctx.json) return printJson(r);
+      printRule(r.rule);
+      process.stdout.write(`suppressed ${r.suppressed} detection(s)\n`);
+    });
+  });
+
+  withStoreOptions(
+    writeOptions(
+      rules
+        .command('update')
+        .argument('<rule-id>')
+        .description('Change a rule; new conditions apply retroactively to new detections')
+        .option('--detection-id <type>', 'detection type')
+        .option('--condition <key=value>', 'replace the conditions (repeatable)', collect),
+    )
+      .option('--name <name>', 'rule name')
+      .option('--description <text>', 'rule description'),
+  ).action(async (id: string, opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const svc = service(ctx);
+      const input = {
+        detection_id: opts.detectionId,
+        conditions: opts.condition ? parseConditions(opts.condition) : undefined,
+        name: opts.name,
+        description: opts.description,
+      };
+      if (!opts.yes) {
+        const cur = await run(() => svc.get(ctx.tenant, id));
+        if (input.conditions) await run(() => svc.preview(ctx.tenant, { detection_id: input.detection_id ?? cur.id, conditions: input.conditions! }));
+        requireYes(opts, 'update');
+      }
+      const r = await run(() => svc.update(ctx.tenant, id, input, opts.actor ?? defaultActor()));
+      if (ctx.json) return printJson(r);
+      printRule(r.rule);
+      process.stdout.write(`suppressed ${r.suppressed} more detection(s)\n`);
+    });
+  });
+
+  withStoreOptions(
+    writeOptions(
+      rules
+        .command('delete')
+        .argument('<rule-id>')
+        .description('Delete a rule; past suppressions stay unless --restore')
+        .option('--restore', 'turn the detections this rule suppressed back into new'),
+    ),
+  ).action(async (id: string, opts: RuleOpts) => {
+    await withStore(opts, async (ctx) => {
+      const svc = service(ctx);
+      if (!opts.yes) {
+        await run(() => svc.get(ctx.tenant, id));
+        requireYes(opts, 'delete');
+      }
+      const r = await run(() => svc.delete(ctx.tenant, id, { restore: Boolean(opts.restore) }, opts.actor ?? defaultActor()));
+      if (ctx.json) return printJson(r);
+      process.stdout.write(`deleted rule ${r.rule.rule_id}${opts.restore ? `; restored ${r.restored} detection(s) to new` : '; past suppressions kept'}\n`);
+    });
+  });
+
+  withStoreOptions(rules.command('audit').argument('[rule-id]').description('Audit log of rule changes (who, when, before/after)')).action(
+    async (id: string | undefined, opts: RuleOpts) => {
+      await withStore(opts, async (ctx) => {
+        const rows = await run(() => service(ctx).audit(ctx.tenant, id));
+        if (ctx.json) return printJson({ tenant: ctx.tenant, audit: rows });
+        process.stdout.write(formatTable(['at', 'action', 'rule_id', 'actor', 'affected'], rows.map((a) => [a.at.slice(0, 19), a.action, a.rule_id, a.actor, a.affected])) + '\n');
+      });
+    },
+  );
+}

@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { call, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
+
+const CLI = 'dist/src/cli/main.js';
+
+function cli(args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function state(path: string): string {
+  const s = SqliteStore.open(path);
+  try {
+    return JSON.stringify([
+      s.db.prepare('SELECT status, rule_id, count(*) FROM detections GROUP BY 1, 2').raw().all(),
+      s.db.prepare('SELECT count(*) FROM rules').pluck().get(),
+      s.db.prepare('SELECT count(*) FROM rule_audit').pluck().get(),
+      s.db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck().get(),
+    ]);
+  } finally {
+    s.close();
+  }
+}
+
+test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; good input works', () => {
+  const { store, path, cleanup } = tmpStore();
+  try {
+    ingest(store, 'default', [
+      call('default', 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 }),
+      call('default', 'web', 1, TS0 + 1, tailscaled(true), { ip: '100.64.0.2', port: 41641 }),
+      call('default', 'web', 1, TS0 + 2, proc('curl'), { domain: 'webhook.site', port: 443 }),
+    ]);
+    store.close();
+    const base = ['--db', path, '--tenant', 'default'];
+    const s0 = state(path);
+    const cases: [string[], RegExp][] = [
+      [['rules', 'create', ...base, '--condition', 'proces=tailscaled', '--yes'], /unknown condition key "proces"/],
+      [['rules', 'create', ...base, '--condition', 'ip_address=100.64.0.0/33', '--yes'], /ip_address="100.64.0.0\/33": malformed CIDR/],
+      [['rules', 'create', ...base, '--condition', 'process=tailscaled'], /--yes/],
+      [['rules', 'create', ...base, '--condition', 'host=webhook.site', '--yes'], /refused.*webhook\.site/],
+      [['analyze', ...base, '--since', 'last tuesday'], /--since/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli(args);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.err, re, args.join(' '));
+      assert.doesNotMatch(r.err, /internal error|\n\s+at /, args.join(' '));
+      assert.equal(state(path), s0, `unchanged after ${args.join(' ')}`);
+    }
+    const prev = cli(['rules', 'preview', ...base, '--condition', 'process=tailscaled', '--condition', 'ip_address=100.64.0.0/10', '--json']);
+    assert.equal(prev.code, 0, prev.err);
+    assert.equal(JSON.parse(prev.out).would_suppress, 2);
+    const created = cli(['rules', 'create', ...base, '--condition', 'process=tailscaled', '--condition', 'ip_address=100.64.0.0/10', '--yes', '--json']);
+    assert.equal(created.code, 0, created.err);
+    const c = JSON.parse(created.out);
+    assert.equal(c.suppressed, 2);
+    const an = cli(['analyze', ...base, '--status', 'all', '--min-count', '1']);
+    assert.equal(an.code, 0, an.err);
+    assert.match(an.out, /tailscaled/);
+    assert.match(an.out, /process\s+count\s+endpoints\s+direct IPs\s+repos\s+VPN verdict/);
+    const del = cli(['rules', 'delete', ...base, c.rule.rule_id, '--restore', '--yes']);
+    assert.equal(del.code, 0, del.err);
+    assert.match(del.out, /restored 2/);
+  } finally {
+    cleanup();
+  }
+});
