@@ -12,6 +12,8 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./stats.js'),
     import('./demo.js'),
     // ADD COMMAND MODULES BELOW (one line each)
+    import('./analyze.js'),
+    import('./rules.js'),
     import('./generate.js'),
     import('./mcp.js'),
     import('./policy.js'),
