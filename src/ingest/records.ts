@@ -107,8 +107,11 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     yield* take(isAscii(buf) && !decoderHasPending(decoder) ? buf.toString('latin1') : decoder.write(buf));
   }
   const tail = decoder.end();
-  yield* take(tail + '\n');
-  if (carry) batch.push(carry);
+  if (tail) yield* take(tail);
+  if (carry && !skippingLongLine) {
+    lineNo++;
+    batch.push(carry);
+  }
   yield* flushBatch();
 }
 

@@ -125,7 +125,7 @@ export function renderIngestSummary(r: IngestRunResult): string {
     out.push(`  rejected          ${s.rejected}${s.rejected ? '  ' + Object.entries(s.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(' ') : ''}`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
-    for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field ? e.field + ': ' : ''}${e.message}`);
+    for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`);
     if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
   }
   const t = r.totals;

@@ -1,0 +1,111 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const db = join(tmp.dir, 'cli.db');
+
+function events(): EventSpec[] {
+  const evs: EventSpec[] = [];
+  for (let r = 0; r < 4; r++) {
+    evs.push({ run: r, domain: 'github.com', process: 'git' });
+    if (r >= 2) evs.push({ run: r, ip: `100.64.3.${r}`, port: 41641, protocol: 'udp', process: 'tailscaled' });
+  }
+  return evs;
+}
+
+test('every command has --help', () => {
+  const top = runCli(['--help']);
+  assert.equal(top.status, 0);
+  for (const cmd of ['ingest', 'detections', 'baseline', 'stats', 'demo', 'generate', 'analyze', 'rules', 'mcp', 'serve']) {
+    assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`), `${cmd} listed in --help`);
+    const r = runCli([cmd, '--help']);
+    assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
+    assert.match(r.stdout, /Usage:/);
+  }
+  assert.match(runCli(['--version']).stdout, /^\d+\.\d+\.\d+/);
+});
+
+test('ingest from stdin with --json, quiet stderr when piped', () => {
+  const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '2', '--json'], { input: ndjson(events().map(nativeEvent)) });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.sources[0].source, '<stdin>');
+  assert.equal(out.sources[0].format, 'native');
+  assert.equal(out.totals.accepted, 6);
+  assert.equal(out.totals.detections, 2);
+});
+
+test('detections list, stats and baseline show read the store', () => {
+  const list = runCli(['detections', 'list', '--db', db, '--json', '--process', 'tailscaled']);
+  assert.equal(list.status, 0, list.stderr);
+  const page = JSON.parse(list.stdout);
+  assert.equal(page.total, 2);
+  assert.match(page.detections[0].dashboard_url, /\/github\/acme\/api\/actions\/runs\/100[23]\?jobId=500[23]&tab=network-events$/);
+  const human = runCli(['detections', 'list', '--db', db]);
+  assert.match(human.stdout, /100\.64\.3\.3:41641/);
+  const stats = JSON.parse(runCli(['stats', '--db', db, '--json']).stdout);
+  assert.equal(stats.runs, 4);
+  assert.deepEqual(stats.detections, [{ type: 'New-Outbound-Network-Call', status: 'new', count: 2 }]);
+  const base = runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--json']);
+  assert.equal(JSON.parse(base.stdout).jobs[0].endpoints[0].endpoint, 'github.com:443');
+  const other = runCli(['stats', '--db', db, '--tenant', 'nobody', '--json']);
+  assert.equal(JSON.parse(other.stdout).runs, 0);
+});
+
+test('bad input gets a clear error and a non-zero exit', () => {
+  const missing = runCli(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', db]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /nope\.ndjson: no such file/);
+  const badFormat = runCli(['ingest', '--format', 'xml', '--db', db], { input: '' });
+  assert.notEqual(badFormat.status, 0);
+  assert.match(badFormat.stderr, /xml/);
+  const badTenant = runCli(['stats', '--db', db, '--tenant', 'a b']);
+  assert.equal(badTenant.status, 2);
+  assert.match(badTenant.stderr, /--tenant/);
+  const badCursor = runCli(['detections', 'list', '--db', db, '--cursor', 'zzz']);
+  assert.equal(badCursor.status, 2);
+  assert.match(badCursor.stderr, /--cursor: invalid cursor/);
+  const badSince = runCli(['detections', 'list', '--db', db, '--since', 'yesterday-ish']);
+  assert.equal(badSince.status, 2);
+  assert.match(badSince.stderr, /--since/);
+  const f = join(tmp.dir, 'strict.ndjson');
+  writeFileSync(f, ndjson(events().map(nativeEvent)) + '{"owner": 1}\n');
+  const strict = runCli(['ingest', f, '--db', db, '--strict']);
+  assert.equal(strict.status, 1);
+  assert.match(strict.stdout, /strict\.ndjson:7: repo: /);
+  assert.match(strict.stdout, /nothing stored/);
+});
+
+test('the store location comes from --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db', () => {
+  const envDb = join(tmp.dir, 'env.db');
+  const r = runCli(['ingest', '-', '--json'], { input: ndjson(events().map(nativeEvent)), env: { EGRESS_TRIAGE_DB: envDb } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(runCli(['stats', '--json'], { env: { EGRESS_TRIAGE_DB: envDb } }).stdout).runs, 4);
+  const cwd = tempDir();
+  try {
+    runCli(['ingest', '-'], { input: ndjson(events().map(nativeEvent)), cwd: cwd.dir });
+    const s = JSON.parse(runCli(['stats', '--json'], { cwd: cwd.dir }).stdout);
+    assert.equal(s.db, join(cwd.dir, '.egress-triage', 'egress.db'));
+    assert.equal(s.runs, 4);
+  } finally {
+    cwd.cleanup();
+  }
+});
+
+test('demo generates, ingests and analyses a sample tenant', () => {
+  const demoDb = join(tmp.dir, 'demo.db');
+  const r = runCli(['demo', '--db', demoDb, '--events', '20000', '--runs', '12']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /New-Outbound-Network-Call/);
+  assert.match(r.stdout, /tailscaled/);
+  assert.match(r.stdout, /Try next:/);
+  const j = runCli(['demo', '--db', demoDb, '--events', '20000', '--runs', '12', '--json']);
+  const out = JSON.parse(j.stdout);
+  assert.ok(out.analysis.total_anomalies_scanned > 0);
+  assert.equal(out.ingest.totals.rejected, 0);
+});
