@@ -5,6 +5,7 @@ import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domai
 import type { BaselineEntry, IngestSession, JobRow, ProcessVariant } from '../storage/store.js';
 import { observationKey } from '../storage/sqlite/ingest-session.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
+import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
  * Baseline policy (documented in docs/baselines.md):
@@ -21,6 +22,11 @@ export interface EngineConfig {
   promoteAfterRuns: number;
   allowed: AllowedEndpoints;
   expectedSampleSize: number;
+  /**
+   * Hosts that never join a baseline however often they are called: exfiltration and payload
+   * staging destinations must keep raising detections (the never-suppress list).
+   */
+  neverBaseline: (host: string) => boolean;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -28,6 +34,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   promoteAfterRuns: 3,
   allowed: new AllowedEndpoints([]),
   expectedSampleSize: 20,
+  neverBaseline: (host) => riskyDestinations().matchHost(host) !== null,
 };
 
 interface RunState {
@@ -163,6 +170,7 @@ export class DetectionEngine {
   }
 
   private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
+    if (this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
     const prev = st.baseline.get(endpoint);
     const runsSeen = (prev?.runsSeen ?? 0) + 1;
     const entry: BaselineEntry = {

@@ -157,3 +157,14 @@ test('an endpoint marked expected joins the baseline at once', async () => {
   assert.equal(v[0]!.endpoints.find((e) => e.endpoint === 'api.partner.io:443')!.source, 'expected');
   store.close();
 });
+
+test('risky destinations never join a baseline, not even while learning', async () => {
+  const evs = normalRuns(0, 8);
+  for (let r = 0; r < 8; r++) evs.push({ run: r, domain: 'webhook.site', process: 'node', parent: 'sh' });
+  const { store } = await ingest(evs, { learningRuns: 2, promoteAfterRuns: 1 });
+  const runs = (await detections(store)).filter((d) => d.endpoint === 'webhook.site:443').map((d) => d.run_id);
+  assert.equal(runs.length, 6);
+  const v = await store.detections.baselines('default', { owner: 'acme', repo: 'api' });
+  assert.equal(v[0]!.endpoints.some((e) => e.endpoint === 'webhook.site:443'), false);
+  store.close();
+});

@@ -42,6 +42,7 @@ export function register(program: Command): void {
         log('Ingesting into the embedded store ...');
         const ingest = await runIngest(store, [events], {
           tenant, format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, config), progress: wantsProgress(opts.json),
+          riskyDestinations: config.risky_destinations,
         });
         const analysis = await analyzeAnomalousCallsByProcess(store, {
           tenant, limit: 15, dashboardUrl: resolveDashboardUrl(undefined), extraRiskyDestinations: config.risky_destinations,

@@ -8,7 +8,8 @@ import { AllowedEndpoints, parseAllowedEndpoints } from '../../detection/allowed
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { JobContext } from '../../domain/types.js';
-import { suppressorFor } from '../../rules/suppressor.js';
+import { makeSuppressorFor } from '../../rules/suppressor.js';
+import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 import { existsSync } from 'node:fs';
 
@@ -35,11 +36,18 @@ export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: n
   } catch (err) {
     throw new UserError((err as Error).message);
   }
+  let risky;
+  try {
+    risky = riskyDestinations(config.risky_destinations);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
   return {
     ...DEFAULT_ENGINE_CONFIG,
     learningRuns: opts.learningRuns ?? config.learning_runs ?? DEFAULT_ENGINE_CONFIG.learningRuns,
     promoteAfterRuns: opts.promoteAfter ?? config.promote_after_runs ?? DEFAULT_ENGINE_CONFIG.promoteAfterRuns,
     allowed: new AllowedEndpoints(allowed),
+    neverBaseline: (host) => risky.matchHost(host) !== null,
   };
 }
 
@@ -52,7 +60,7 @@ export interface IngestRunResult {
 export async function runIngest(
   store: SqliteStore,
   files: string[],
-  o: { tenant: string; format: IngestFormat | 'auto'; strict: boolean; defaults: Partial<JobContext>; engine: EngineConfig; progress: boolean },
+  o: { tenant: string; format: IngestFormat | 'auto'; strict: boolean; defaults: Partial<JobContext>; engine: EngineConfig; progress: boolean; riskyDestinations?: string[] },
 ): Promise<IngestRunResult> {
   store.setMeta('learning_runs', String(o.engine.learningRuns));
   const bar = o.progress
@@ -74,7 +82,7 @@ export async function runIngest(
     strict: o.strict,
     defaults: o.defaults,
     engine: o.engine,
-    suppressorFor,
+    suppressorFor: makeSuppressorFor(o.riskyDestinations),
     onProgress: bar
       ? (p) => {
           const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
@@ -167,6 +175,7 @@ export function register(program: Command): void {
         defaults,
         engine: engineConfigFrom(opts, config),
         progress: wantsProgress(json),
+        riskyDestinations: config.risky_destinations,
       });
       if (json) printJson(result);
       else process.stdout.write(renderIngestSummary(result) + '\n');
