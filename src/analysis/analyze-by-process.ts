@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { scanDetections, type ScanFilter } from '../storage/sqlite/analysis-repo.js';
+import { endpointDict, processDict, type EndpointDict } from '../storage/sqlite/dictionary-cache.js';
 import { DETECTION_STATUSES, DETECTION_TYPES, NEW_OUTBOUND, isDetectionType, type DetectionStatus, type ParentLink } from '../domain/types.js';
 import { STATUS_CODE } from '../storage/store.js';
 import { dashboardUrl, resolveDashboardUrl } from '../domain/dashboard.js';
@@ -54,14 +55,6 @@ interface ProcRow {
   path: string | null;
   sha256: string | null;
   parent_chain: string;
-}
-
-interface EndpointRow {
-  id: number;
-  endpoint: string;
-  host: string;
-  port: number | null;
-  is_ip: number;
 }
 
 type ProcessGroupExt = ProcessGroup;
@@ -191,30 +184,32 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     filter.jobFilterSql = { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params };
   }
   const acc = new Map<number, VariantAcc>();
-  let lastPid = -1;
-  let cur: VariantAcc | undefined;
-  scanDetections(db, filter, (r) => {
-    const pid = r[0];
-    if (pid !== lastPid) {
-      cur = acc.get(pid);
-      if (!cur) {
-        cur = { n: 0, first: Infinity, last: -Infinity, eps: new Map(), jobs: new Set() };
-        acc.set(pid, cur);
+  const byPid: (VariantAcc | undefined)[] = [];
+  scanDetections(db, filter, (rows) => {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const pid = r[0];
+      let a = byPid[pid];
+      if (!a) {
+        a = { n: 0, first: Infinity, last: -Infinity, eps: new Map(), jobs: new Set() };
+        byPid[pid] = a;
+        acc.set(pid, a);
       }
-      lastPid = pid;
+      const n = r[3];
+      a.n += n;
+      if (r[4] < a.first) a.first = r[4];
+      if (r[5] > a.last) a.last = r[5];
+      a.eps.set(r[1], (a.eps.get(r[1]) ?? 0) + n);
+      a.jobs.add(r[2]);
     }
-    const a = cur!;
-    const n = r[3];
-    a.n += n;
-    if (r[4] < a.first) a.first = r[4];
-    if (r[5] > a.last) a.last = r[5];
-    a.eps.set(r[1], (a.eps.get(r[1]) ?? 0) + n);
-    a.jobs.add(r[2]);
   });
 
   // ---- 2. group by normalised name ----
-  const procRows = loadByIds<ProcRow>(db, 'SELECT id, name, norm_name, path, sha256, parent_chain FROM processes', [...acc.keys()]);
-  const procById = new Map(procRows.map((p) => [p.id, p]));
+  const pd = processDict(db);
+  const procById = new Map<number, ProcRow>();
+  for (const id of acc.keys()) {
+    procById.set(id, { id, name: pd.name[id]!, norm_name: pd.norm[id]!, path: pd.path[id] ?? null, sha256: pd.sha256[id] ?? null, parent_chain: pd.chain[id]! });
+  }
   const groups = new Map<string, { name: string; count: number; pids: number[] }>();
   for (const [pid, a] of acc) {
     const p = procById.get(pid)!;
@@ -241,14 +236,13 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
   }
 
   // ---- 3. details for the page ----
-  const epIds = new Set<number>();
-  for (const g of page) for (const pid of g.pids) for (const id of acc.get(pid)!.eps.keys()) epIds.add(id);
-  const epById = new Map(loadByIds<EndpointRow>(db, 'SELECT id, endpoint, host, port, is_ip FROM endpoints', [...epIds]).map((e) => [e.id, e]));
+  const epById = endpointDict(db);
+  const riskyIds = rules.repo.riskyEndpointIds();
   const jobMeta = new Map<number, { owner: string; repo: string }>();
   for (const j of db.prepare('SELECT id, owner, repo FROM jobs WHERE tenant_id = ?').all(tenantId) as { id: number; owner: string; repo: string }[]) {
     jobMeta.set(j.id, j);
   }
-  const ctx: DetailCtx = { store, rules, risky, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base, primaryType: types[0]!, owner, repo };
+  const ctx: DetailCtx = { store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base, primaryType: types[0]!, owner, repo };
   for (const g of page) {
     result.processes.push(buildGroup(ctx, g, acc, procById, epById, jobMeta));
   }
@@ -268,6 +262,7 @@ interface DetailCtx {
   store: SqliteStore;
   rules: RulesService;
   risky: RiskyDestinations;
+  riskyIds: Set<number>;
   tenant: string;
   tenantId: number;
   typeIds: number[];
@@ -282,13 +277,21 @@ interface DetailCtx {
   repo?: string;
 }
 
-function loadByIds<T>(db: SqliteStore['db'], select: string, ids: number[]): T[] {
-  if (ids.length === 0) return [];
-  return db.prepare(`${select} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(ids)) as T[];
-}
-
+/** The n largest entries by count, ties by key ascending; one pass, without sorting the whole map. */
 function topN<K>(m: Map<K, number>, n: number, key: (k: K) => string): [K, number][] {
-  return [...m].sort((a, b) => b[1] - a[1] || cmp(key(a[0]), key(b[0]))).slice(0, n);
+  const better = (a: [K, number], b: [K, number]) => a[1] > b[1] || (a[1] === b[1] && cmp(key(a[0]), key(b[0])) < 0);
+  const top: [K, number][] = [];
+  for (const e of m) {
+    if (top.length === n) {
+      const worst = top[n - 1]!;
+      if (e[1] < worst[1] || !better(e, worst)) continue;
+      top.pop();
+    }
+    let i = top.length;
+    while (i > 0 && better(e, top[i - 1]!)) i--;
+    top.splice(i, 0, e);
+  }
+  return top;
 }
 
 function addCount<K>(m: Map<K, number>, k: K, n: number): void {
@@ -300,17 +303,20 @@ function buildGroup(
   g: { name: string; count: number; pids: number[] },
   acc: Map<number, VariantAcc>,
   procById: Map<number, ProcRow>,
-  epById: Map<number, EndpointRow>,
+  epById: EndpointDict,
   jobMeta: Map<number, { owner: string; repo: string }>,
 ): ProcessGroupExt {
-  const eps = new Map<number, number>();
-  const jobs = new Set<number>();
+  const single = g.pids.length === 1 ? acc.get(g.pids[0]!)! : null;
+  const eps = single ? single.eps : new Map<number, number>();
+  const jobs = single ? single.jobs : new Set<number>();
   let first = Infinity;
   let last = -Infinity;
   for (const pid of g.pids) {
     const a = acc.get(pid)!;
-    for (const [id, n] of a.eps) addCount(eps, id, n);
-    for (const j of a.jobs) jobs.add(j);
+    if (!single) {
+      for (const [id, n] of a.eps) addCount(eps, id, n);
+      for (const j of a.jobs) jobs.add(j);
+    }
     if (a.first < first) first = a.first;
     if (a.last > last) last = a.last;
   }
@@ -326,14 +332,13 @@ function buildGroup(
   const riskyEps = new Map<string, number>();
   let riskyCount = 0;
   for (const [id, n] of eps) {
-    const e = epById.get(id)!;
-    if (e.is_ip) addCount(directIps, e.host, n);
-    if (ctx.risky.matchHost(e.host)) {
+    if (epById.isIp[id]) addCount(directIps, epById.host[id]!, n);
+    if (ctx.riskyIds.has(id)) {
       riskyCount += n;
-      addCount(riskyEps, e.endpoint, n);
+      addCount(riskyEps, epById.endpoint[id]!, n);
     }
   }
-  const epName = (id: number) => epById.get(id)!.endpoint;
+  const epName = (id: number) => epById.endpoint[id]!;
 
   // binaries: sha256 when known, else path
   const binaries = new Map<string, { sha256: string | null; paths: Map<string | null, number>; pids: number[]; count: number }>();
@@ -416,7 +421,7 @@ function buildGroup(
     } else if (!main.sha256) {
       blocked = `the binary has no sha256: a name-only rule would also silence any future binary named ${g.name}; suppress by endpoint or scope instead`;
     }
-    const preview = ctx.rules.previewCompiled(ctx.tenant, ctx.primaryType, compileRule(ctx.primaryType, conditions), 0);
+    const preview = ctx.rules.previewCompiled(ctx.tenant, ctx.primaryType, compileRule(ctx.primaryType, conditions), 0, { countsOnly: true });
     if (!blocked && preview.refused_reason) blocked = preview.refused_reason;
     suggested = {
       detection_id: ctx.primaryType,
@@ -432,7 +437,7 @@ function buildGroup(
   const review: ProcessGroup['review'] = [];
   if (!candidate) {
     for (const [id, n] of topN(eps, 20, epName)) {
-      const e = epById.get(id)!;
+      const e = { endpoint: epById.endpoint[id]!, host: epById.host[id]!, is_ip: epById.isIp[id]! };
       const r = ctx.risky.matchHost(e.host);
       let rationale: string;
       if (r) rationale = `RISKY: ${r} is a known payload-staging / exfiltration destination; investigate the runs, never suppress`;
@@ -496,22 +501,25 @@ function evaluateBinary(
   v: BinaryVerdict,
   acc: Map<number, VariantAcc>,
   procById: Map<number, ProcRow>,
-  epById: Map<number, EndpointRow>,
+  epById: EndpointDict,
 ): void {
   const support = new Map<string, number>();
   const contra = new Map<string, number>();
-  const eps = new Map<number, number>();
-  for (const pid of b.pids) for (const [id, n] of acc.get(pid)!.eps) addCount(eps, id, n);
+  let eps: Map<number, number>;
+  if (b.pids.length === 1) eps = acc.get(b.pids[0]!)!.eps;
+  else {
+    eps = new Map<number, number>();
+    for (const pid of b.pids) for (const [id, n] of acc.get(pid)!.eps) addCount(eps, id, n);
+  }
   for (const [id, n] of eps) {
-    const e = epById.get(id)!;
-    const r = ctx.risky.matchHost(e.host);
-    if (r) {
-      addCount(contra, `risky destination ${e.endpoint}`, n);
+    if (ctx.riskyIds.has(id)) {
+      addCount(contra, `risky destination ${epById.endpoint[id]}`, n);
       continue;
     }
-    const signals = signatureSignals(sig, e.host, e.port, e.is_ip === 1);
+    const isIp = epById.isIp[id] === 1;
+    const signals = signatureSignals(sig, epById.host[id]!, epById.port[id] ?? null, isIp);
     for (const s of signals) addCount(support, s, n);
-    if (signals.length === 0 && !e.is_ip) addCount(contra, `domain outside ${sig.daemon}'s signature: ${e.endpoint}`, n);
+    if (signals.length === 0 && !isIp) addCount(contra, `domain outside ${sig.daemon}'s signature: ${epById.endpoint[id]}`, n);
   }
   for (const pid of b.pids) {
     const p = procById.get(pid)!;

@@ -71,14 +71,14 @@ export class RulesService {
   }
 
   /** Synchronous preview of an already compiled rule (used by analysis for suggestion impact). */
-  previewCompiled(tenant: string, type: string, rule: CompiledRule, sampleLimit = 10): RulePreview {
+  previewCompiled(tenant: string, type: string, rule: CompiledRule, sampleLimit = 10, opts: { countsOnly?: boolean } = {}): RulePreview {
     const targeted = this.targetsRisky(rule);
     const tid = this.repo.tenantId(tenant);
     const warnings: string[] = [];
     let counts = { total: 0, risky: 0, byProcess: [] as RulePreview['by_process'], byRepo: [] as RulePreview['by_repo'], riskySamples: [] as RulePreview['risky_samples'], sampleIds: [] as number[] };
     if (tid !== undefined) {
       const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
-      counts = this.repo.previewCounts(pred, sampleLimit);
+      counts = this.repo.previewCounts(pred, sampleLimit, opts.countsOnly ?? false);
     }
     let refused: string | null = null;
     if (!hasEffectiveCondition(rule.conditions)) {

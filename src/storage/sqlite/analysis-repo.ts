@@ -44,28 +44,47 @@ function inList(col: string, values: number[]): string {
   return values.length === 1 ? `${col} = ${values[0]}` : `${col} IN (${values.map(Number).join(',')})`;
 }
 
-/** Streams the aggregated rows of the filter; `onRow` is called once per rollup row / raw detection. */
-export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRow: (r: ScanRow) => void): void {
+/**
+ * Streams the aggregated rows of the filter in chunks. Rollup rows are read one
+ * (type, status, rule, day) key prefix at a time, so every query is a primary-key range seek and
+ * each chunk is small (one day); raw edge-day detections come from the detections_by_time index.
+ */
+export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows: ScanRow[]) => void): void {
   if (f.typeIds.length === 0 || f.statuses.length === 0) return;
   const slices = timeSlices(f.since, f.until);
-  const common = `tenant_id = ? AND ${inList('type_id', f.typeIds)} AND ${inList('status', f.statuses)}`;
   const jobSql = f.jobFilterSql ? ` AND job_ref IN (${f.jobFilterSql.sql})` : '';
   const jobParams = f.jobFilterSql?.params ?? [];
   if (slices.rollup) {
-    const parts = [common];
-    const params: unknown[] = [f.tenantId];
-    if (slices.rollup.fromDay !== null) {
-      parts.push('day >= ?');
-      params.push(slices.rollup.fromDay);
-    }
-    if (slices.rollup.toDay !== null) {
-      parts.push('day < ?');
-      params.push(slices.rollup.toDay);
-    }
-    const stmt = db
-      .prepare(`SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts FROM detection_rollup WHERE ${parts.join(' AND ')}${jobSql}`)
+    const nextRule = db
+      .prepare('SELECT rule_id FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id > ? ORDER BY rule_id LIMIT 1')
+      .pluck();
+    const dayRange = db.prepare(
+      'SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ?',
+    ).raw();
+    const chunk = db
+      .prepare(
+        `SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts FROM detection_rollup
+         WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND day = ?${jobSql}`,
+      )
       .raw();
-    for (const row of stmt.iterate(...params, ...jobParams) as Iterable<ScanRow>) onRow(row);
+    for (const typeId of f.typeIds) {
+      for (const status of f.statuses) {
+        let rule = -1;
+        for (;;) {
+          const r = nextRule.get(f.tenantId, typeId, status, rule) as number | undefined;
+          if (r === undefined) break;
+          rule = r;
+          const [lo, hi] = dayRange.get(f.tenantId, typeId, status, rule) as [number | null, number | null];
+          if (lo === null || hi === null) continue;
+          const from = Math.max(lo, slices.rollup.fromDay ?? lo);
+          const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
+          for (let day = from; day < to; day++) {
+            const rows = chunk.all(f.tenantId, typeId, status, rule, day, ...jobParams) as ScanRow[];
+            if (rows.length) onRows(rows);
+          }
+        }
+      }
+    }
   }
   for (const [from, to] of slices.raw) {
     const stmt = db
@@ -74,6 +93,14 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRow: (r: Sca
          WHERE tenant_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', f.typeIds)} AND ${inList('status', f.statuses)}${jobSql}`,
       )
       .raw();
-    for (const row of stmt.iterate(f.tenantId, from, to, ...jobParams) as Iterable<ScanRow>) onRow(row);
+    let buf: ScanRow[] = [];
+    for (const row of stmt.iterate(f.tenantId, from, to, ...jobParams) as Iterable<ScanRow>) {
+      buf.push(row);
+      if (buf.length === 50_000) {
+        onRows(buf);
+        buf = [];
+      }
+    }
+    if (buf.length) onRows(buf);
   }
 }

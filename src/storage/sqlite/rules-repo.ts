@@ -168,11 +168,25 @@ export class SqliteRulesRepo {
   }
 
   /** Exact counts of currently-new detections matching the predicate (rollup only). */
-  previewCounts(pred: MatchPredicate, sampleLimit = 10): PreviewCounts {
+  previewCounts(pred: MatchPredicate, sampleLimit = 10, countsOnly = false): PreviewCounts {
     const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
     if (!pred.possible) return out;
     this.loadRisky();
     const where = `${pred.sql} AND status = 0 AND rule_id = 0`;
+    if (countsOnly) {
+      // Same predicate, totals only (used for suggestion impact): no grouping, no sort.
+      const [total, risky] = this.db
+        .prepare(
+          `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
+           FROM detection_rollup WHERE ${where}`,
+        )
+        .raw()
+        .get(...pred.params) as [number, number];
+      out.total = total;
+      out.risky = risky;
+      if (risky === 0) return out;
+      sampleLimit = 0;
+    }
     const rows = this.db
       .prepare(
         `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
