@@ -179,3 +179,27 @@ test('StepSecurity exports are imported as detections, envelope or array, idempo
   assert.deepEqual(d1.expected_outbound_connections, ['github.com:443']);
   store.close();
 });
+
+test('list totals from the rollup equal exact counts of detections', async () => {
+  const store = SqliteStore.open(join(tmp.dir, 'totals.db'));
+  const evs: EventSpec[] = [];
+  for (let r = 0; r < 8; r++) {
+    for (const job of ['build', 'test']) {
+      evs.push({ run: r, job, domain: 'github.com', process: 'git' });
+      if (r >= 2) evs.push({ run: r, job, ip: `100.64.1.${r}`, port: 41641, process: 'tailscaled' }, { run: r, job, domain: `n${r % 3}.example.com`, process: 'curl', repo: r % 2 ? 'api' : 'web' });
+      if (r === 5) evs.push({ run: r, job, domain: 'pastebin.com', status: 'blocked' });
+    }
+  }
+  await pipeline(store).ingest(fileOf(ndjson(evs.map(nativeEvent))));
+  const filters = [
+    {}, { types: ['Domain-Blocked'] }, { statuses: ['new' as const] }, { repo: 'web' }, { job: 'test', process: 'tailscaled' },
+    { endpoint: 'n1.example.com:443' }, { owner: 'acme', types: ['New-Outbound-Network-Call'] },
+  ];
+  for (const f of filters) {
+    const fast = await store.detections.list('default', f, 1);
+    const exact = await store.detections.list('default', { ...f, since: 0 }, 1);
+    assert.equal(fast.total, exact.total, JSON.stringify(f));
+  }
+  assert.ok((await store.detections.list('default', {}, 1)).total > 10);
+  store.close();
+});

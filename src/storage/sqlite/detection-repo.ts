@@ -107,6 +107,19 @@ export class SqliteDetectionRepository implements DetectionRepository {
     return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
   }
 
+  /**
+   * Exact total for a filter. The rollup holds every dimension except run and exact time, so when
+   * neither is filtered the total is a sum over far fewer rows than a count of detections.
+   */
+  private total(tenantId: number, f: DetectionFilter): number {
+    const w = this.where(tenantId, f);
+    if (f.runId === undefined && f.since === undefined && f.until === undefined) {
+      const sql = w.sql.replace(/\bd\.(tenant_id|type_id|status|job_ref|process_id|endpoint_id)\b/g, 'r.$1');
+      return (this.db.prepare(`SELECT coalesce(sum(r.n), 0) FROM detection_rollup r WHERE ${sql}`).pluck().get(...w.params) as number) ?? 0;
+    }
+    return this.db.prepare(`SELECT count(*) FROM detections d WHERE ${w.sql}`).pluck().get(...w.params) as number;
+  }
+
   /** Builds the WHERE clause shared by list and count. Table alias d (+ j, r, p via subqueries). */
   private where(tenantId: number, f: DetectionFilter): { sql: string; params: unknown[] } {
     const parts = ['d.tenant_id = ?'];
@@ -155,7 +168,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     const cur = cursor ? decodeCursor(cursor) : null;
     if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
     const w = this.where(tid, f);
-    const total = this.db.prepare(`SELECT count(*) FROM detections d WHERE ${w.sql}`).pluck().get(...w.params) as number;
+    const total = this.total(tid, f);
     let sql = `${DETECTION_SELECT} WHERE ${w.sql}`;
     const params = [...w.params];
     if (cur) {
