@@ -8,6 +8,7 @@ import { PolicyState } from '../policy/state.js';
 import { formatIssue, type PolicyLoadError } from '../policy/load.js';
 import { PolicyProxy } from './proxy.js';
 import { sha256Hex, type Grant } from './grants.js';
+import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 
 export interface HttpGatewayOptions {
   policyPath: string;
@@ -37,6 +38,7 @@ export interface HttpGateway {
 
 interface Session {
   transport: StreamableHTTPServerTransport;
+  fast: FastServerTransport;
   proxy: PolicyProxy;
   identity: string;
 }
@@ -78,6 +80,10 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const byToken = new Map(grants.map((g) => [g.tokenSha256, g]));
   const sessions = new Map<string, Session>();
   const endpoint = o.path ?? '/mcp';
+  // Every upstream session shares one keep-alive agent: no new connection per call.
+  const upHttp = upstreamHttp(o.upstreamUrl, { ...(o.upstreamHeaders ?? {}) });
+  defaultHolder.setMaxListeners(0);
+  for (const h of holders.values()) h.setMaxListeners(0); // one reload listener per session
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -113,11 +119,15 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, s),
     });
-    const upstream = new StreamableHTTPClientTransport(new URL(o.upstreamUrl), {
-      requestInit: { headers: { ...(o.upstreamHeaders ?? {}) } },
-    });
+    const upstream = new FastClientTransport(
+      new StreamableHTTPClientTransport(new URL(o.upstreamUrl), {
+        requestInit: { headers: { ...(o.upstreamHeaders ?? {}) } },
+      }),
+      upHttp,
+    );
+    const fast = new FastServerTransport(transport);
     const proxy = new PolicyProxy({
-      downstream: transport,
+      downstream: fast,
       upstream,
       holder,
       state,
@@ -133,7 +143,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         if (transport.sessionId) sessions.delete(transport.sessionId);
       },
     });
-    const s: Session = { transport, proxy, identity };
+    const s: Session = { transport, fast, proxy, identity };
     await proxy.start();
     return s;
   };
@@ -165,14 +175,15 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://gateway');
+    // The common case (the MCP endpoint, no query) skips URL parsing.
+    const url = req.url === endpoint ? undefined : new URL(req.url ?? '/', 'http://gateway');
     const grant = authenticate(req);
     if (grant === null) {
       res.setHeader('www-authenticate', 'Bearer');
       return json(res, 401, { error: 'missing or unknown bearer token' });
     }
-    if (url.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
-    if (url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
+    if (url?.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
+    if (url && url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
     const identity = grant?.identity ?? 'anonymous';
     // The agent's credentials stop here; the upstream only ever sees the gateway's own headers.
     delete req.headers.authorization;
@@ -193,6 +204,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       if (!s) return rpcError(res, 404, -32001, 'Session not found');
       // A session belongs to the token that opened it.
       if (s.identity !== identity) return rpcError(res, 403, -32600, 'Session belongs to another identity');
+      // One JSON-RPC request: answered as plain JSON without the SDK's Web-standard adapter.
+      if (req.method === 'POST' && s.fast.tryHandle(req, res, body)) return;
       return s.transport.handleRequest(req, res, body);
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
@@ -229,6 +242,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       for (const h of holders.values()) h.close();
+      upHttp.agent.destroy();
       state.close();
     },
   };

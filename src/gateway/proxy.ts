@@ -6,7 +6,7 @@ import { getPath, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
 import type { PolicyState } from '../policy/state.js';
-import type { AuditDecision, UpstreamOutcome } from '../policy/audit.js';
+import type { AuditDecision, AuditRecord, UpstreamOutcome } from '../policy/audit.js';
 import type { LimitRequest, Reservation } from '../policy/rate-limiter.js';
 import type { ApprovalOutcome } from '../policy/approvals.js';
 
@@ -58,7 +58,8 @@ interface Call {
   forwarded: boolean;
   done: boolean;
   timer?: NodeJS.Timeout;
-  abort: AbortController;
+  /** Only calls that wait for approval need one (it stops the elicitation and the store poll). */
+  abort?: AbortController;
   auditDecision: AuditDecision;
   approvalId?: string;
 }
@@ -211,7 +212,7 @@ export class PolicyProxy {
     }
     const call: Call = {
       id, msg: m, tool: name, args, argsHash, decision, policyHash: loaded.hash, reservation, t0,
-      forwarded: false, done: false, abort: new AbortController(), auditDecision: 'allow',
+      forwarded: false, done: false, auditDecision: 'allow',
     };
     this.calls.set(id, call);
     if (decision.action === 'require_approval') void this.awaitApproval(call);
@@ -232,6 +233,7 @@ export class PolicyProxy {
   }
 
   private async awaitApproval(call: Call): Promise<void> {
+    const abort = (call.abort = new AbortController());
     const st = this.o.state.approvals;
     let req;
     try {
@@ -251,7 +253,7 @@ export class PolicyProxy {
     let outcome: ApprovalOutcome;
     if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
     else {
-      const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, call.abort.signal)];
+      const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, abort.signal)];
       if (this.o.holder.current.engine.elicitation && isObj(this.clientCaps.elicitation)) {
         waits.push(this.elicit(call, req.row.id, req.row.expires_at));
       }
@@ -266,12 +268,12 @@ export class PolicyProxy {
         return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
       }
       if (!used) return this.denyCall(call, 'approval_denied', `approval ${req.row.id} was already used by another call`);
-      call.abort.abort(); // stop the elicitation / poll
+      abort.abort(); // stop the elicitation / poll
       call.auditDecision = 'approved';
       this.forward(call);
       return;
     }
-    call.abort.abort();
+    abort.abort();
     if (outcome.status === 'denied') {
       this.denyCall(call, 'approval_denied', `approval ${req.row.id} was denied${outcome.decidedBy ? ` by ${outcome.decidedBy}` : ''}${outcome.reason ? `: ${outcome.reason}` : ''}`);
     } else if (outcome.status === 'expired') {
@@ -288,9 +290,10 @@ export class PolicyProxy {
           this.sendDown({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: rid, reason: 'decided elsewhere' } });
         }
       };
-      call.abort.signal.addEventListener('abort', onAbort, { once: true });
+      const signal = call.abort!.signal;
+      signal.addEventListener('abort', onAbort, { once: true });
       this.ownRequests.set(rid, (resp) => {
-        call.abort.signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onAbort);
         const result = isObj(resp.result) ? resp.result : undefined;
         const content = result && isObj(result.content) ? result.content : {};
         if (result?.action === 'accept' && content.approve === true) {
@@ -403,7 +406,7 @@ export class PolicyProxy {
     if (call.done) return;
     call.done = true;
     if (call.timer) clearTimeout(call.timer);
-    call.abort.abort();
+    call.abort?.abort();
     this.calls.delete(call.id);
     if (call.reservation && upstream !== 'ok' && upstream !== 'tool_error') this.o.holder.limiter.rollback(call.reservation);
     this.audit({
@@ -418,21 +421,23 @@ export class PolicyProxy {
     t0: number; upstream: UpstreamOutcome; policyHash: string; auditArgs: 'hash' | 'plain'; approvalId?: string;
   }): void {
     try {
-      this.o.state.audit.append({
+      // Same key order as before; undefined fields are left out of the JSONL line and stored as NULL.
+      const r: AuditRecord = {
         ts: new Date().toISOString(),
         session: this.o.session(),
         identity: this.o.identity,
         tool: a.tool,
         args_hash: a.argsHash,
-        ...(a.auditArgs === 'plain' ? { args: a.args } : {}),
+        args: a.auditArgs === 'plain' ? a.args : undefined,
         decision: a.decision,
         rule: a.rule,
-        ...(a.reason ? { reason: a.reason } : {}),
+        reason: a.reason || undefined,
         latency_ms: Math.round((performance.now() - a.t0) * 1000) / 1000,
         upstream: a.upstream,
         policy_hash: a.policyHash.slice(0, 16),
-        ...(a.approvalId ? { approval_id: a.approvalId } : {}),
-      });
+        approval_id: a.approvalId || undefined,
+      };
+      this.o.state.audit.append(r);
     } catch (e) {
       this.o.log?.(`audit failed: ${(e as Error).message}`);
     }

@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
 const TOK = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdefgh', admin: 'admin-token-0123456789abcdef' };
 
-async function connect(url: string, token?: string): Promise<Client> {
-  const client = new Client({ name: 'http-test', version: '1' });
+async function connect(url: string, token?: string, capabilities: Record<string, unknown> = {}): Promise<Client> {
+  const client = new Client({ name: 'http-test', version: '1' }, { capabilities });
   await client.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined));
   return client;
 }
@@ -124,5 +124,77 @@ test('HTTP gateway refuses a non-loopback listen address without tokens', async 
   const r = await cli(['gateway', '--policy', policy, '--db', t.db, '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '0.0.0.0:0']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /refusing to listen on non-loopback address 0\.0\.0\.0 without bearer tokens/);
+  t.cleanup();
+});
+
+test('HTTP gateway: answers are plain JSON, and switch to a stream when a call elicits mid-way (policy and upstream)', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  write_thing: { action: require_approval, approval_timeout: 30 }\n');
+  // The SSE upstream can elicit in the middle of a call; the JSON one answers every POST with one JSON body.
+  const up = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
+  const upJson = await spawnUntil(process.execPath, [FIXTURE, '--http', '--json'], /LISTENING (\d+)/);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', `http://127.0.0.1:${up.match[1]}/mcp`, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
+  const gwJson = await spawnUntil(
+    process.execPath,
+    [CLI, 'gateway', '--policy', policy, '--db', t.file('j.db', ''), '--upstream', `http://127.0.0.1:${upJson.match[1]}/mcp`, '--listen', '127.0.0.1:0'],
+    /listening on (http:\/\/\S+)/,
+  );
+  const clients: Client[] = [];
+  try {
+    for (const url of [gw.match[1]!, gwJson.match[1]!]) {
+      // A raw POST on an established session gets one application/json answer with the same id.
+      const c = await connect(url);
+      clients.push(c);
+      const sid = (c as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
+      const r = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'raw-1', method: 'tools/call', params: { name: 'echo', arguments: { text: 'plain' } } }),
+      });
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+      assert.equal(r.headers.get('mcp-session-id'), sid);
+      const j = (await r.json()) as { id: string; result: unknown };
+      assert.equal(j.id, 'raw-1');
+      assert.equal(text(j.result), 'plain');
+      // Bad requests still get the SDK's errors.
+      const noAccept = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', 'mcp-session-id': sid },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'raw-2', method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
+      });
+      assert.equal(noAccept.status, 406);
+      const badVersion = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'raw-3', method: 'tools/call', params: { name: 'echo', arguments: { text: 'x' } } }),
+      });
+      assert.equal(badVersion.status, 400);
+      // Many calls at once on one session: each answer comes back to its own call.
+      const got = await Promise.all(Array.from({ length: 40 }, (_, i) => c.callTool({ name: 'echo', arguments: { text: `m${i}` } }).then(text)));
+      assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => `m${i}`));
+    }
+
+    // Elicitation in the middle of a call: the policy's approval question and the upstream's own one.
+    const seen: string[] = [];
+    const c = await connect(gw.match[1]!, undefined, { elicitation: {} });
+    clients.push(c);
+    c.setRequestHandler(ElicitRequestSchema, async (req) => {
+      seen.push(req.params.message);
+      if (req.params.message.includes('Policy requires approval')) return { action: 'accept', content: { approve: true } };
+      return { action: 'accept', content: { value: 'v7' } };
+    });
+    assert.equal(text(await c.callTool({ name: 'write_thing', arguments: { owner: 'acme' } })), 'write_thing ok {"owner":"acme"}');
+    assert.equal(text(await c.callTool({ name: 'ask', arguments: {} })), 'got accept:v7');
+    assert.equal(seen.length, 2);
+    // Failures upstream still come back as errors with the call's id.
+    await assert.rejects(c.callTool({ name: 'fail_rpc', arguments: {} }), /fixture failure/);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+    await kill(gwJson.child);
+    await kill(up.child);
+    await kill(upJson.child);
+  }
   t.cleanup();
 });

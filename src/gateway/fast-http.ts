@@ -1,0 +1,370 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+
+/**
+ * The per-call hot path of the HTTP gateway, kept off the SDK's Web-standard adapters.
+ *
+ * Downstream (`FastServerTransport`): a POST that carries one JSON-RPC request on an established
+ * session is handled here. Its answer is written as one `application/json` response (one write).
+ * Only when the upstream sends something related to that request before the answer (progress, an
+ * elicitation, a log line) does the response switch to an SSE stream, so nothing is lost. Everything
+ * else (initialize, notifications, client responses, GET streams, DELETE, malformed or unusual
+ * requests) goes to the SDK's StreamableHTTPServerTransport, which also answers every error case.
+ *
+ * Upstream (`FastClientTransport`): once the upstream session is initialized, JSON-RPC requests are
+ * POSTed with `http.request` over a shared keep-alive agent, and JSON or SSE answers are parsed here.
+ * initialize, notifications, responses to the server, the GET stream and DELETE stay with the SDK's
+ * StreamableHTTPClientTransport, which owns the session id.
+ */
+
+type Id = string | number;
+type Msg = Record<string, unknown> & { id?: Id | null; method?: string };
+
+interface Pending {
+  res: ServerResponse;
+  sse: boolean;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isResponse = (m: Msg) => m.method === undefined && m.id !== undefined && m.id !== null && ('result' in m || 'error' in m);
+const sseEvent = (m: unknown) => `event: message\ndata: ${JSON.stringify(m)}\n\n`;
+
+function mediaType(h: string | undefined): string {
+  if (!h) return '';
+  const i = h.indexOf(';');
+  return (i < 0 ? h : h.slice(0, i)).trim().toLowerCase();
+}
+
+export class FastServerTransport implements Transport {
+  private readonly pending = new Map<Id, Pending>();
+  private userOnClose?: () => void;
+
+  constructor(readonly inner: StreamableHTTPServerTransport) {
+    inner.onclose = () => {
+      try {
+        this.userOnClose?.();
+      } finally {
+        this.endAll();
+      }
+    };
+  }
+
+  get sessionId(): string | undefined {
+    return this.inner.sessionId;
+  }
+  set onmessage(h: Transport['onmessage']) {
+    this.inner.onmessage = h;
+  }
+  get onmessage(): Transport['onmessage'] {
+    return this.inner.onmessage;
+  }
+  set onerror(h: Transport['onerror']) {
+    this.inner.onerror = h;
+  }
+  get onerror(): Transport['onerror'] {
+    return this.inner.onerror;
+  }
+  set onclose(h: (() => void) | undefined) {
+    this.userOnClose = h;
+  }
+  get onclose(): (() => void) | undefined {
+    return this.userOnClose;
+  }
+
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+    this.endAll();
+  }
+
+  /**
+   * Takes a POST whose body is one JSON-RPC request on this (already initialized) session. Returns false
+   * when the request needs the SDK's handling, for example to produce an error response.
+   */
+  tryHandle(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
+    if (!isObj(body) || body.jsonrpc !== '2.0' || typeof body.method !== 'string' || body.method === 'initialize') return false;
+    const id = body.id;
+    if (typeof id !== 'string' && (typeof id !== 'number' || !Number.isFinite(id))) return false;
+    if (body.params !== undefined && !isObj(body.params)) return false;
+    const sid = this.inner.sessionId;
+    if (sid === undefined || req.headers['mcp-session-id'] !== sid || this.pending.has(id)) return false;
+    const accept = req.headers.accept;
+    if (!accept || !accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
+    if (mediaType(req.headers['content-type']) !== 'application/json') return false;
+    const pv = req.headers['mcp-protocol-version'];
+    if (pv !== undefined && (typeof pv !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(pv))) return false;
+    const onmessage = this.inner.onmessage;
+    if (!onmessage) return false;
+    const p: Pending = { res, sse: false };
+    this.pending.set(id, p);
+    res.once('close', () => {
+      if (this.pending.get(id) === p) this.pending.delete(id);
+    });
+    onmessage(body as unknown as JSONRPCMessage);
+    return true;
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as unknown as Msg;
+    const answer = isResponse(m);
+    const key = answer ? (m.id as Id) : options?.relatedRequestId;
+    const p = key === undefined ? undefined : this.pending.get(key as Id);
+    if (!p) return this.inner.send(message, options);
+    const { res } = p;
+    if (answer) {
+      this.pending.delete(key as Id);
+      if (p.sse) res.end(sseEvent(m));
+      else {
+        const text = JSON.stringify(m);
+        res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.inner.sessionId ?? '' }).end(text);
+      }
+      return;
+    }
+    // Something for the client before the answer: stream this response from here on.
+    if (!p.sse) {
+      p.sse = true;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'mcp-session-id': this.inner.sessionId ?? '',
+      });
+    }
+    res.write(sseEvent(m));
+  }
+
+  /** The session ended: answer whatever is still open so no client waits forever. */
+  private endAll(): void {
+    for (const [id, p] of this.pending) {
+      if (p.res.headersSent) p.res.end();
+      else {
+        p.res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32001, message: 'Session closed' } }));
+      }
+    }
+    this.pending.clear();
+  }
+}
+
+export interface UpstreamHttp {
+  url: URL;
+  agent: HttpAgent;
+  request: typeof httpRequest;
+  headers: Record<string, string>;
+}
+
+/** One keep-alive agent per gateway, shared by every upstream session. */
+export function upstreamHttp(url: string, headers: Record<string, string>): UpstreamHttp {
+  const u = new URL(url);
+  const https = u.protocol === 'https:';
+  const agent = https
+    ? new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 })
+    : new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
+  return { url: u, agent, request: (https ? httpsRequest : httpRequest) as typeof httpRequest, headers };
+}
+
+export class UpstreamHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class FastClientTransport implements Transport {
+  onmessage?: Transport['onmessage'];
+  onerror?: Transport['onerror'];
+  onclose?: () => void;
+  private initId?: Id;
+  private ready = false;
+  private closed = false;
+  private readonly inflight = new Set<import('node:http').ClientRequest>();
+
+  constructor(
+    readonly inner: StreamableHTTPClientTransport,
+    private readonly up: UpstreamHttp,
+  ) {
+    inner.onmessage = (m) => this.deliver(m as unknown as Msg);
+    // After close() the SDK reports its own aborted GET stream as an error: not worth a log line.
+    inner.onerror = (e) => {
+      if (!this.closed) this.onerror?.(e);
+    };
+    inner.onclose = () => this.onclose?.();
+  }
+
+  get sessionId(): string | undefined {
+    return this.inner.sessionId;
+  }
+
+  start(): Promise<void> {
+    return this.inner.start();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const r of this.inflight) r.destroy(new Error('upstream transport closed'));
+    this.inflight.clear();
+    await this.inner.close();
+  }
+
+  terminateSession(): Promise<void> {
+    return this.inner.terminateSession();
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const m = message as unknown as Msg;
+    const isRequest = typeof m.method === 'string' && m.id !== undefined && m.id !== null;
+    if (isRequest && m.method === 'initialize') this.initId = m.id as Id;
+    if (!isRequest || !this.ready || this.closed || options?.resumptionToken) {
+      await this.inner.send(message, options);
+      if (m.method === 'notifications/initialized') this.ready = true;
+      return;
+    }
+    return this.post(JSON.stringify(m), true);
+  }
+
+  private deliver(m: Msg): void {
+    if (this.initId !== undefined && m.id === this.initId && isResponse(m)) {
+      this.initId = undefined;
+      const v = isObj(m.result) ? m.result.protocolVersion : undefined;
+      if (typeof v === 'string') this.inner.setProtocolVersion(v);
+    }
+    this.onmessage?.(m as unknown as JSONRPCMessage);
+  }
+
+  private post(body: string, retry: boolean): Promise<void> {
+    const { url, agent, request } = this.up;
+    const headers: Record<string, string | number> = {
+      ...this.up.headers,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'content-length': Buffer.byteLength(body),
+    };
+    const sid = this.inner.sessionId;
+    if (sid) headers['mcp-session-id'] = sid;
+    const pv = this.inner.protocolVersion;
+    if (pv) headers['mcp-protocol-version'] = pv;
+    return new Promise<void>((resolve, reject) => {
+      let answered = false;
+      const req = request({ agent, protocol: url.protocol, hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers }, (res) => {
+        answered = true;
+        const status = res.statusCode ?? 0;
+        const type = mediaType(res.headers['content-type'] as string | undefined);
+        if (status < 200 || status >= 300) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            this.inflight.delete(req);
+            reject(new UpstreamHttpError(status, `Streamable HTTP error: Error POSTing to endpoint: ${Buffer.concat(chunks).toString('utf8')}`));
+          });
+          res.on('error', reject);
+          return;
+        }
+        if (status === 202) {
+          res.resume();
+          res.on('end', () => this.inflight.delete(req));
+          resolve();
+          return;
+        }
+        if (type === 'text/event-stream') {
+          // Answers and mid-call messages arrive as events; deliver each one as soon as it is complete.
+          resolve();
+          res.setEncoding('utf8');
+          let buf = '';
+          res.on('data', (c: string) => {
+            buf += c;
+            let i: number;
+            while ((i = eventEnd(buf)) >= 0) {
+              const ev = buf.slice(0, i);
+              buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
+              this.sseEvent(ev);
+            }
+          });
+          res.on('end', () => {
+            this.inflight.delete(req);
+            if (buf.trim()) this.sseEvent(buf);
+          });
+          res.on('error', (e) => this.onerror?.(e));
+          return;
+        }
+        if (type !== 'application/json') {
+          res.resume();
+          this.inflight.delete(req);
+          reject(new UpstreamHttpError(-1, `Streamable HTTP error: Unexpected content type: ${String(res.headers['content-type'])}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          this.inflight.delete(req);
+          let data: unknown;
+          try {
+            data = JSON.parse(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+          } catch (e) {
+            reject(new Error(`upstream sent invalid JSON: ${(e as Error).message}`));
+            return;
+          }
+          resolve();
+          for (const msg of Array.isArray(data) ? data : [data]) this.receive(msg);
+        });
+        res.on('error', (e) => {
+          this.inflight.delete(req);
+          reject(e);
+        });
+      });
+      this.inflight.add(req);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        this.inflight.delete(req);
+        if (answered) return this.onerror?.(e);
+        // A kept-alive socket the server closed just as we reused it: the request never got there.
+        if (retry && req.reusedSocket && e.code === 'ECONNRESET' && !this.closed) {
+          this.post(body, false).then(resolve, reject);
+          return;
+        }
+        reject(e);
+      });
+      req.end(body);
+    });
+  }
+
+  private sseEvent(ev: string): void {
+    let event = 'message';
+    let data = '';
+    for (const line of ev.split(/\r\n|\r|\n/)) {
+      if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(line[5] === ' ' ? 6 : 5);
+      else if (line.startsWith('event:')) event = line.slice(6).trim();
+    }
+    if (!data || event !== 'message') return;
+    try {
+      this.receive(JSON.parse(data));
+    } catch (e) {
+      this.onerror?.(new Error(`upstream sent an invalid SSE event: ${(e as Error).message}`));
+    }
+  }
+
+  private receive(msg: unknown): void {
+    if (!isObj(msg) || msg.jsonrpc !== '2.0') {
+      this.onerror?.(new Error('upstream sent a message that is not JSON-RPC 2.0'));
+      return;
+    }
+    this.deliver(msg as Msg);
+  }
+}
+
+/** Index just past the end of the first complete SSE event in buf (before its blank line), or -1. */
+function eventEnd(buf: string): number {
+  const a = buf.indexOf('\n\n');
+  const b = buf.indexOf('\r\n\r\n');
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return Math.min(a, b);
+}
