@@ -76,7 +76,7 @@ test('bad input gets a clear error and a non-zero exit', () => {
   const f = join(tmp.dir, 'strict.ndjson');
   writeFileSync(f, ndjson(events().map(nativeEvent)) + '{"owner": 1}\n');
   const strict = runCli(['ingest', f, '--db', db, '--strict']);
-  assert.equal(strict.status, 1);
+  assert.equal(strict.status, 1, strict.stderr);
   assert.match(strict.stdout, /strict\.ndjson:7: repo: /);
   assert.match(strict.stdout, /nothing stored/);
 });
