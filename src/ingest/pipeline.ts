@@ -115,7 +115,8 @@ export class IngestPipeline {
       return;
     }
     const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 4 };
-    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data });
+    // A larger young generation: parsing makes short-lived garbage, and small semi-spaces scavenge constantly.
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     const queue: WorkerMessage[] = [];
     let notify: (() => void) | null = null;
     let failure: Error | null = null;
