@@ -188,6 +188,12 @@ export class FastClientTransport implements Transport {
   private ready = false;
   private closed = false;
   private readonly inflight = new Set<import('node:http').ClientRequest>();
+  /**
+   * While a message that arrived on the SSE answer to one of our POSTs is being delivered, the id of the
+   * request that POST carried: the message belongs to that call, so the proxy can put it on that call's
+   * downstream stream even when several calls are in flight.
+   */
+  currentRequestId?: Id;
 
   constructor(
     readonly inner: StreamableHTTPClientTransport,
@@ -229,7 +235,7 @@ export class FastClientTransport implements Transport {
       if (m.method === 'notifications/initialized') this.ready = true;
       return;
     }
-    return this.post(JSON.stringify(m), true);
+    return this.post(JSON.stringify(m), m.id as Id, true);
   }
 
   private deliver(m: Msg): void {
@@ -241,7 +247,7 @@ export class FastClientTransport implements Transport {
     this.onmessage?.(m as unknown as JSONRPCMessage);
   }
 
-  private post(body: string, retry: boolean): Promise<void> {
+  private post(body: string, requestId: Id, retry: boolean): Promise<void> {
     const { url, agent, request } = this.up;
     const headers: Record<string, string | number> = {
       ...this.up.headers,
@@ -286,12 +292,12 @@ export class FastClientTransport implements Transport {
             while ((i = eventEnd(buf)) >= 0) {
               const ev = buf.slice(0, i);
               buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
-              this.sseEvent(ev);
+              this.sseEvent(ev, requestId);
             }
           });
           res.on('end', () => {
             this.inflight.delete(req);
-            if (buf.trim()) this.sseEvent(buf);
+            if (buf.trim()) this.sseEvent(buf, requestId);
           });
           res.on('error', (e) => this.onerror?.(e));
           return;
@@ -327,7 +333,7 @@ export class FastClientTransport implements Transport {
         if (answered) return this.onerror?.(e);
         // A kept-alive socket the server closed just as we reused it: the request never got there.
         if (retry && req.reusedSocket && e.code === 'ECONNRESET' && !this.closed) {
-          this.post(body, false).then(resolve, reject);
+          this.post(body, requestId, false).then(resolve, reject);
           return;
         }
         reject(e);
@@ -336,7 +342,7 @@ export class FastClientTransport implements Transport {
     });
   }
 
-  private sseEvent(ev: string): void {
+  private sseEvent(ev: string, requestId: Id): void {
     let event = 'message';
     let data = '';
     for (const line of ev.split(/\r\n|\r|\n/)) {
@@ -344,10 +350,18 @@ export class FastClientTransport implements Transport {
       else if (line.startsWith('event:')) event = line.slice(6).trim();
     }
     if (!data || event !== 'message') return;
+    let msg: unknown;
     try {
-      this.receive(JSON.parse(data));
+      msg = JSON.parse(data);
     } catch (e) {
       this.onerror?.(new Error(`upstream sent an invalid SSE event: ${(e as Error).message}`));
+      return;
+    }
+    this.currentRequestId = requestId;
+    try {
+      this.receive(msg);
+    } finally {
+      this.currentRequestId = undefined;
     }
   }
 

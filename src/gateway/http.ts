@@ -134,6 +134,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       session: () => transport.sessionId ?? 'uninitialized',
       identity,
       relateDownstream: true,
+      upstreamRelated: () => upstream.currentRequestId,
       log,
       closeUpstream: async () => {
         await upstream.terminateSession().catch(() => undefined);

@@ -38,6 +38,11 @@ export interface ProxyOptions {
    * HTTP server transports route a server->client message by the request it relates to; stdio ignores it.
    */
   relateDownstream?: boolean;
+  /**
+   * The request whose upstream stream the message being delivered arrived on, when the upstream
+   * transport knows it (the HTTP gateway's does); used to route server->client messages.
+   */
+  upstreamRelated?: () => Id | undefined;
   /** Replaces `upstream.close()` on shutdown, e.g. to end the upstream HTTP session first. */
   closeUpstream?: () => Promise<void>;
   /** Called once when either side closes; the proxy has already closed the other side. */
@@ -370,7 +375,9 @@ export class PolicyProxy {
     if (this.o.relateDownstream) {
       const params = isObj(m.params) ? m.params : undefined;
       const token = params && m.method === 'notifications/progress' ? (params.progressToken as Id) : undefined;
+      const via = this.o.upstreamRelated?.();
       if (token !== undefined && (this.calls.has(token) || this.openRequests.has(token))) related = token;
+      else if (via !== undefined && (this.calls.has(via) || this.openRequests.has(via))) related = via;
       else if (this.calls.size === 1) related = this.calls.keys().next().value;
     }
     this.sendDown(m, related);

@@ -186,7 +186,13 @@ test('HTTP gateway: answers are plain JSON, and switch to a stream when a call e
     });
     assert.equal(text(await c.callTool({ name: 'write_thing', arguments: { owner: 'acme' } })), 'write_thing ok {"owner":"acme"}');
     assert.equal(text(await c.callTool({ name: 'ask', arguments: {} })), 'got accept:v7');
-    assert.equal(seen.length, 2);
+    // With another call in flight, the upstream's elicitation still reaches the client mid-call.
+    const [slow, ask] = await Promise.all([
+      c.callTool({ name: 'slow', arguments: { ms: 400 } }).then(text),
+      c.callTool({ name: 'ask', arguments: {} }).then(text),
+    ]);
+    assert.deepEqual([slow, ask], ['slept 400', 'got accept:v7']);
+    assert.equal(seen.length, 3);
     // Failures upstream still come back as errors with the call's id.
     await assert.rejects(c.callTool({ name: 'fail_rpc', arguments: {} }), /fixture failure/);
   } finally {
