@@ -40,7 +40,7 @@ export function register(program: Command): void {
       log(`  ${gen.events} events, ${gen.jobRuns} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
       await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
         log('Ingesting into the embedded store ...');
-        const ingest = await runIngest(store, [events], {
+        const ingest = await runIngest(store, [relative(process.cwd(), events) || events], {
           tenant, format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, config), progress: wantsProgress(opts.json),
           riskyDestinations: config.risky_destinations,
         });
