@@ -224,7 +224,8 @@ interface LoadResult {
  * then notifications/initialized, keeping the Mcp-Session-Id), then `tools/call` requests are sent as raw
  * keep-alive POSTs. Each answer is checked: it must carry the id that was sent, the session that sent it,
  * and the text that call asked to echo. A wrong id, session or text counts as misrouted; an HTTP error,
- * a socket error, a timeout or a missing answer counts as lost.
+ * a socket error, a timeout or a missing answer counts as lost. Every call of the run is checked; only
+ * those answered inside the measured window count towards calls/s and latency.
  */
 async function loadGenerator(url: string, sessions: number, seconds: number, loops: number, warmupS: number, watch: Record<string, number>): Promise<LoadResult> {
   const { Agent, request } = await import('node:http');
@@ -300,12 +301,11 @@ async function loadGenerator(url: string, sessions: number, seconds: number, loo
     try {
       r = await post(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { text: want } } }), sess[s]!.headers);
     } catch (e) {
-      if (measuring) lost++;
+      lost++;
       errors.add((e as Error).message);
       return;
     }
     const dt = performance.now() - t0;
-    if (!measuring) return;
     if (r.status !== 200) {
       lost++;
       errors.add(`HTTP ${r.status}: ${r.body.slice(0, 120)}`);
@@ -331,7 +331,7 @@ async function loadGenerator(url: string, sessions: number, seconds: number, loo
       return;
     }
     ok++;
-    lat.push(dt);
+    if (measuring) lat.push(dt);
   };
   // A few client loops drive all sessions: each loop owns sessions/loops sessions, one call in flight per session.
   const loop = async (l: number) => {
@@ -343,12 +343,14 @@ async function loadGenerator(url: string, sessions: number, seconds: number, loo
   const runs = Array.from({ length: loops }, (_, l) => loop(l));
   await new Promise((r) => setTimeout(r, warmupS * 1000));
   measuring = true;
+  const ok0 = ok;
   const cpu0 = Object.fromEntries(Object.entries(watch).map(([k, pid]) => [k, procCpuMs(pid)]));
   const self0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const elapsed = (performance.now() - t0) / 1000;
-  const counted = ok;
+  const counted = ok - ok0;
+  measuring = false;
   const selfCpu = process.cpuUsage(self0);
   // CPU time each process spent per call during the window (Linux /proc; the load generator's own from cpuUsage).
   const cpu: Record<string, number | null> = { load_generator: r3((selfCpu.user + selfCpu.system) / 1000 / Math.max(1, counted)) };
@@ -358,8 +360,7 @@ async function loadGenerator(url: string, sessions: number, seconds: number, loo
     cpu[k] = a === null || b === null || a === undefined ? null : r3((b - a) / Math.max(1, counted));
   }
   stop = true;
-  measuring = true; // calls that straddle the end are still checked
-  await Promise.all(runs);
+  await Promise.all(runs); // every call, warm-up and tail included, is checked for lost and misrouted
   // Close the sessions politely.
   await Promise.all(
     sess.map(
