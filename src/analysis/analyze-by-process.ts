@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import { scanDetections, type ScanFilter } from '../storage/sqlite/analysis-repo.js';
-import { endpointDict, processDict, type EndpointDict } from '../storage/sqlite/dictionary-cache.js';
+import { coarseKeys, coarseVariantRows, coarseVariantTotals, scanDetections, variantFirstLast, type ScanFilter } from '../storage/sqlite/analysis-repo.js';
+import { endpointDict, jobDict, processDict, type EndpointDict, type JobDict } from '../storage/sqlite/dictionary-cache.js';
+import type { SqliteDatabase } from '../storage/sqlite/db.js';
 import { DETECTION_STATUSES, DETECTION_TYPES, NEW_OUTBOUND, isDetectionType, type DetectionStatus, type ParentLink } from '../domain/types.js';
 import { STATUS_CODE } from '../storage/store.js';
 import { dashboardUrl, resolveDashboardUrl } from '../domain/dashboard.js';
@@ -16,11 +17,15 @@ import type { AnalyzeInput, AnalyzeResult, BinaryVerdict, ProcessGroup, SampleDe
 /**
  * analyze_anomalous_calls_by_process, exact and evidence-based (docs/analysis.md).
  *
- * 1. One streaming pass over the matching rollup rows (plus raw detections for partial edge days)
- *    accumulates, per process variant: count, first/last seen, per-endpoint counts and job set.
+ * 1. Per process variant, exact counts. Without since/until/owner/repo (the default) they come from
+ *    the coarse rollups (rollup_process_day); otherwise one streaming pass over the matching fine
+ *    rollup rows (plus raw detections for partial edge days) accumulates, per variant: count,
+ *    first/last seen, per-endpoint counts and job set.
  * 2. Variants are grouped by normalised process name; totals are exact; groups are sorted by count
  *    descending then name, filtered by minCount and paged with an opaque cursor.
- * 3. Only the page's groups get details: samples, binaries, parents, VPN evidence per binary,
+ * 3. Only the page's groups get details (on the default path read now, per variant, from
+ *    rollup_process_endpoint / rollup_process_job, first/last seen probed in detections_by_process
+ *    on the first/last day): samples, binaries, parents, VPN evidence per binary,
  *    risky destinations, review notes and a suggested rule whose impact comes from the same preview
  *    function `rules preview` uses.
  */
@@ -40,12 +45,75 @@ export interface AnalyzeOptions {
   rules?: RulesService;
 }
 
+/** Exact counts per id, ids unique: parallel typed arrays. */
+interface Counts {
+  ids: Int32Array;
+  n: Float64Array;
+}
+
 interface VariantAcc {
   n: number;
+  /** exact once `detail` ran (filtered path: from the scan) */
   first: number;
   last: number;
-  eps: Map<number, number>;
-  jobs: Set<number>;
+  /** coarse path: first / last day with a match */
+  minDay: number;
+  maxDay: number;
+  /** filtered path accumulators (integer-keyed), turned into Counts on demand */
+  epMap: Map<number, number> | null;
+  jobSet: Set<number> | null;
+  eps: Counts | null;
+  jobs: Int32Array | null;
+}
+
+/**
+ * Scratch counter over dense integer ids: a Float64Array indexed by id plus the list of touched ids,
+ * so merging per-variant counts allocates nothing per row and `take()` resets only what it touched.
+ */
+class IdCounter {
+  private v: Float64Array;
+  private touched: Int32Array;
+  private len = 0;
+  constructor(size: number) {
+    this.v = new Float64Array(Math.max(16, size));
+    this.touched = new Int32Array(256);
+  }
+  add(id: number, n: number): void {
+    if (n === 0) return;
+    if (id >= this.v.length) {
+      const v = new Float64Array(Math.max(id + 1, this.v.length * 2));
+      v.set(this.v);
+      this.v = v;
+    }
+    if (this.v[id] === 0) {
+      if (this.len === this.touched.length) {
+        const t = new Int32Array(this.len * 2);
+        t.set(this.touched);
+        this.touched = t;
+      }
+      this.touched[this.len++] = id;
+    }
+    this.v[id] += n;
+  }
+  addAll(c: Counts): void {
+    for (let i = 0; i < c.ids.length; i++) this.add(c.ids[i]!, c.n[i]!);
+  }
+  take(): Counts {
+    const ids = this.touched.slice(0, this.len);
+    const n = new Float64Array(this.len);
+    for (let i = 0; i < ids.length; i++) {
+      n[i] = this.v[ids[i]!]!;
+      this.v[ids[i]!] = 0;
+    }
+    this.len = 0;
+    return { ids, n };
+  }
+}
+
+function mergeCounts(parts: Counts[], scratch: IdCounter): Counts {
+  if (parts.length === 1) return parts[0]!;
+  for (const c of parts) scratch.addAll(c);
+  return scratch.take();
 }
 
 interface ProcRow {
@@ -184,25 +252,39 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     filter.jobFilterSql = { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params };
   }
   const acc = new Map<number, VariantAcc>();
-  const byPid: (VariantAcc | undefined)[] = [];
-  scanDetections(db, filter, (rows) => {
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const pid = r[0];
-      let a = byPid[pid];
-      if (!a) {
-        a = { n: 0, first: Infinity, last: -Infinity, eps: new Map(), jobs: new Set() };
-        byPid[pid] = a;
-        acc.set(pid, a);
-      }
-      const n = r[3];
-      a.n += n;
-      if (r[4] < a.first) a.first = r[4];
-      if (r[5] > a.last) a.last = r[5];
-      a.eps.set(r[1], (a.eps.get(r[1]) ?? 0) + n);
-      a.jobs.add(r[2]);
+  const coarse = since === undefined && until === undefined && !owner && !repo;
+  const newAcc = (n: number): VariantAcc => ({ n, first: Infinity, last: -Infinity, minDay: 0, maxDay: 0, epMap: null, jobSet: null, eps: null, jobs: null });
+  if (coarse) {
+    for (const [pid, n, minDay, maxDay] of coarseVariantTotals(db, tenantId, typeIds, statuses)) {
+      if (n <= 0) continue;
+      const a = newAcc(n);
+      a.minDay = minDay;
+      a.maxDay = maxDay;
+      acc.set(pid, a);
     }
-  });
+  } else {
+    const byPid: (VariantAcc | undefined)[] = [];
+    scanDetections(db, filter, (rows) => {
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]!;
+        const pid = r[0];
+        let a = byPid[pid];
+        if (!a) {
+          a = newAcc(0);
+          a.epMap = new Map();
+          a.jobSet = new Set();
+          byPid[pid] = a;
+          acc.set(pid, a);
+        }
+        const n = r[3];
+        a.n += n;
+        if (r[4] < a.first) a.first = r[4];
+        if (r[5] > a.last) a.last = r[5];
+        a.epMap!.set(r[1], (a.epMap!.get(r[1]) ?? 0) + n);
+        a.jobSet!.add(r[2]);
+      }
+    });
+  }
 
   // ---- 2. group by normalised name ----
   const pd = processDict(db);
@@ -238,13 +320,34 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
   // ---- 3. details for the page ----
   const epById = endpointDict(db);
   const riskyIds = rules.repo.riskyEndpointIds();
-  const jobMeta = new Map<number, { owner: string; repo: string }>();
-  for (const j of db.prepare('SELECT id, owner, repo FROM jobs WHERE tenant_id = ?').all(tenantId) as { id: number; owner: string; repo: string }[]) {
-    jobMeta.set(j.id, j);
-  }
-  const ctx: DetailCtx = { store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base, primaryType: types[0]!, owner, repo };
+  const jobs = jobDict(db, tenantId);
+  const keys = coarse ? coarseKeys(db, tenantId, typeIds, statuses) : [];
+  const epScratch = new IdCounter(epById.maxId + 1);
+  const jobScratch = new IdCounter(jobs.maxId + 1);
+  /** Per-variant details, loaded for the page's variants only. */
+  const detail = (pid: number): VariantAcc => {
+    const a = acc.get(pid)!;
+    if (a.eps) return a;
+    if (coarse) {
+      coarseVariantRows(db, 'endpoint', tenantId, keys, pid, (id, n) => epScratch.add(id, n));
+      coarseVariantRows(db, 'job', tenantId, keys, pid, (id, n) => jobScratch.add(id, n));
+      [a.first, a.last] = variantFirstLast(db, tenantId, pid, typeIds, statuses, a.minDay, a.maxDay);
+    } else {
+      for (const [id, n] of a.epMap!) epScratch.add(id, n);
+      for (const j of a.jobSet!) jobScratch.add(j, 1);
+      a.epMap = null;
+      a.jobSet = null;
+    }
+    a.eps = epScratch.take();
+    a.jobs = jobScratch.take().ids;
+    return a;
+  };
+  const ctx: DetailCtx = {
+    store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
+    primaryType: types[0]!, owner, repo, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
+  };
   for (const g of page) {
-    result.processes.push(buildGroup(ctx, g, acc, procById, epById, jobMeta));
+    result.processes.push(buildGroup(ctx, g, procById, epById));
   }
   result.processes_returned = result.processes.length;
   const omitted = all.length - kept.length;
@@ -275,6 +378,10 @@ interface DetailCtx {
   primaryType: string;
   owner?: string;
   repo?: string;
+  detail: (pid: number) => VariantAcc;
+  epScratch: IdCounter;
+  hostScratch: IdCounter;
+  jobs: JobDict;
 }
 
 /** The n largest entries by count, ties by key ascending; one pass, without sorting the whole map. */
@@ -294,6 +401,30 @@ function topN<K>(m: Map<K, number>, n: number, key: (k: K) => string): [K, numbe
   return top;
 }
 
+/** topN over Counts: the n largest (id, count) pairs, ties by key ascending. */
+function topCounts(c: Counts, n: number, key: (id: number) => string): [number, number][] {
+  const better = (a: [number, number], b: [number, number]) => a[1] > b[1] || (a[1] === b[1] && cmp(key(a[0]), key(b[0])) < 0);
+  const top: [number, number][] = [];
+  for (let i = 0; i < c.ids.length; i++) {
+    const cnt = c.n[i]!;
+    if (top.length === n) {
+      const worst = top[n - 1]!;
+      if (cnt < worst[1]) continue;
+      const e: [number, number] = [c.ids[i]!, cnt];
+      if (!better(e, worst)) continue;
+      top.pop();
+      insertSorted(top, e, better);
+    } else insertSorted(top, [c.ids[i]!, cnt], better);
+  }
+  return top;
+}
+
+function insertSorted<T>(top: T[], e: T, better: (a: T, b: T) => boolean): void {
+  let i = top.length;
+  while (i > 0 && better(e, top[i - 1]!)) i--;
+  top.splice(i, 0, e);
+}
+
 function addCount<K>(m: Map<K, number>, k: K, n: number): void {
   m.set(k, (m.get(k) ?? 0) + n);
 }
@@ -301,44 +432,50 @@ function addCount<K>(m: Map<K, number>, k: K, n: number): void {
 function buildGroup(
   ctx: DetailCtx,
   g: { name: string; count: number; pids: number[] },
-  acc: Map<number, VariantAcc>,
   procById: Map<number, ProcRow>,
   epById: EndpointDict,
-  jobMeta: Map<number, { owner: string; repo: string }>,
 ): ProcessGroupExt {
-  const single = g.pids.length === 1 ? acc.get(g.pids[0]!)! : null;
-  const eps = single ? single.eps : new Map<number, number>();
-  const jobs = single ? single.jobs : new Set<number>();
+  const variants = g.pids.map(ctx.detail);
+  const eps = mergeCounts(variants.map((v) => v.eps!), ctx.epScratch);
   let first = Infinity;
   let last = -Infinity;
-  for (const pid of g.pids) {
-    const a = acc.get(pid)!;
-    if (!single) {
-      for (const [id, n] of a.eps) addCount(eps, id, n);
-      for (const j of a.jobs) jobs.add(j);
+  const repoSeen = new Uint8Array(ctx.jobs.repos);
+  const ownerSeen = new Uint8Array(ctx.jobs.owners);
+  let repos = 0;
+  let owners = 0;
+  for (const v of variants) {
+    if (v.first < first) first = v.first;
+    if (v.last > last) last = v.last;
+    const js = v.jobs!;
+    for (let i = 0; i < js.length; i++) {
+      const r = ctx.jobs.repoIdx[js[i]!];
+      if (r === undefined) continue;
+      if (!repoSeen[r]) {
+        repoSeen[r] = 1;
+        repos++;
+      }
+      const o = ctx.jobs.ownerIdx[js[i]!]!;
+      if (!ownerSeen[o]) {
+        ownerSeen[o] = 1;
+        owners++;
+      }
     }
-    if (a.first < first) first = a.first;
-    if (a.last > last) last = a.last;
   }
-  const repos = new Set<string>();
-  const owners = new Set<string>();
-  for (const j of jobs) {
-    const m = jobMeta.get(j);
-    if (!m) continue;
-    repos.add(`${m.owner}/${m.repo}`);
-    owners.add(m.owner);
-  }
-  const directIps = new Map<string, number>();
   const riskyEps = new Map<string, number>();
   let riskyCount = 0;
-  for (const [id, n] of eps) {
-    if (epById.isIp[id]) addCount(directIps, epById.host[id]!, n);
+  const hosts = ctx.hostScratch;
+  for (let i = 0; i < eps.ids.length; i++) {
+    const id = eps.ids[i]!;
+    const n = eps.n[i]!;
+    if (epById.isIp[id]) hosts.add(epById.hostId[id]!, n);
     if (ctx.riskyIds.has(id)) {
       riskyCount += n;
       addCount(riskyEps, epById.endpoint[id]!, n);
     }
   }
+  const directIps = hosts.take();
   const epName = (id: number) => epById.endpoint[id]!;
+  const acc = new Map<number, VariantAcc>(g.pids.map((pid, i) => [pid, variants[i]!]));
 
   // binaries: sha256 when known, else path
   const binaries = new Map<string, { sha256: string | null; paths: Map<string | null, number>; pids: number[]; count: number }>();
@@ -384,7 +521,7 @@ function buildGroup(
   }
   if (riskyCount > 0) {
     warnings.push(
-      `${riskyCount} detection(s) go to risky destinations (${[...riskyEps.keys()].slice(0, 5).join(', ')}): investigate, they can never be suppressed`,
+      `${riskyCount} detection(s) go to risky destinations (${topN(riskyEps, 5, (k) => k).map(([e]) => e).join(', ')}): investigate, they can never be suppressed`,
     );
   }
 
@@ -436,7 +573,7 @@ function buildGroup(
 
   const review: ProcessGroup['review'] = [];
   if (!candidate) {
-    for (const [id, n] of topN(eps, 20, epName)) {
+    for (const [id, n] of topCounts(eps, 20, epName)) {
       const e = { endpoint: epById.endpoint[id]!, host: epById.host[id]!, is_ip: epById.isIp[id]! };
       const r = ctx.risky.matchHost(e.host);
       let rationale: string;
@@ -460,18 +597,18 @@ function buildGroup(
   return {
     process: g.name,
     count: g.count,
-    distinct_endpoints: eps.size,
-    distinct_direct_ips: directIps.size,
+    distinct_endpoints: eps.ids.length,
+    distinct_direct_ips: directIps.ids.length,
     is_vpn_process_candidate: candidate,
     name_impersonation_suspected: impersonation,
-    endpoints_sample: topN(eps, 10, epName).map(([id]) => epName(id)),
-    direct_ips_sample: topN(directIps, 10, (k) => k).map(([ip]) => ip),
+    endpoints_sample: topCounts(eps, 10, epName).map(([id]) => epName(id)),
+    direct_ips_sample: topCounts(directIps, 10, (h) => epById.hostName[h]!).map(([h]) => epById.hostName[h]!),
     risky_destinations_suppressed_by_process_rule: riskyCount,
     risky_destination_samples: topN(riskyEps, 10, (k) => k).map(([e]) => e),
     suggested_rule: suggested,
     sample_detections: loadSamples(ctx, g.pids, impostors.map((v) => v.key), procById),
-    distinct_repos: repos.size,
-    distinct_owners: owners.size,
+    distinct_repos: repos,
+    distinct_owners: owners,
     first_seen: new Date(first).toISOString(),
     last_seen: new Date(last).toISOString(),
     binaries: verdicts.map((v) => ({ sha256: v.sha256, path: v.path, count: v.count, genuine: isVpnName ? v.verdict === 'genuine' : null })),
@@ -480,6 +617,36 @@ function buildGroup(
     review,
     warnings,
     no_suggestion_reason: noSuggestion,
+  };
+}
+
+const NO_SIGNALS: readonly string[] = Object.freeze([]);
+const signalCaches = new WeakMap<SqliteDatabase, Map<VpnSignature, (readonly string[])[]>>();
+
+/**
+ * signatureSignals per (daemon, endpoint id), cached per connection: endpoints are append-only and
+ * immutable and the signatures are built in, so an entry never goes stale.
+ */
+function signalCache(db: SqliteDatabase, sig: VpnSignature, epById: EndpointDict): (id: number) => readonly string[] {
+  let byDaemon = signalCaches.get(db);
+  if (!byDaemon) {
+    byDaemon = new Map();
+    signalCaches.set(db, byDaemon);
+  }
+  let arr = byDaemon.get(sig);
+  if (!arr) {
+    arr = [];
+    byDaemon.set(sig, arr);
+  }
+  const cache = arr;
+  return (id) => {
+    let s = cache[id];
+    if (s === undefined) {
+      const got = signatureSignals(sig, epById.host[id]!, epById.port[id] ?? null, epById.isIp[id] === 1);
+      s = got.length ? got : NO_SIGNALS;
+      cache[id] = s;
+    }
+    return s;
   };
 }
 
@@ -505,21 +672,18 @@ function evaluateBinary(
 ): void {
   const support = new Map<string, number>();
   const contra = new Map<string, number>();
-  let eps: Map<number, number>;
-  if (b.pids.length === 1) eps = acc.get(b.pids[0]!)!.eps;
-  else {
-    eps = new Map<number, number>();
-    for (const pid of b.pids) for (const [id, n] of acc.get(pid)!.eps) addCount(eps, id, n);
-  }
-  for (const [id, n] of eps) {
+  const eps = mergeCounts(b.pids.map((pid) => acc.get(pid)!.eps!), ctx.epScratch);
+  const signals = signalCache(ctx.store.db, sig, epById);
+  for (let i = 0; i < eps.ids.length; i++) {
+    const id = eps.ids[i]!;
+    const n = eps.n[i]!;
     if (ctx.riskyIds.has(id)) {
       addCount(contra, `risky destination ${epById.endpoint[id]}`, n);
       continue;
     }
-    const isIp = epById.isIp[id] === 1;
-    const signals = signatureSignals(sig, epById.host[id]!, epById.port[id] ?? null, isIp);
-    for (const s of signals) addCount(support, s, n);
-    if (signals.length === 0 && !isIp) addCount(contra, `domain outside ${sig.daemon}'s signature: ${epById.endpoint[id]}`, n);
+    const s = signals(id);
+    for (let k = 0; k < s.length; k++) addCount(support, s[k]!, n);
+    if (s.length === 0 && epById.isIp[id] !== 1) addCount(contra, `domain outside ${sig.daemon}'s signature: ${epById.endpoint[id]}`, n);
   }
   for (const pid of b.pids) {
     const p = procById.get(pid)!;

@@ -151,6 +151,16 @@ test('analysis is exact against a brute-force reference (windows, filters, statu
       assert.deepEqual(got.groups, want.groups, JSON.stringify(input));
       assert.ok(want.groups.length > 0, JSON.stringify(input));
     }
+    // The default query (no since/until/owner/repo) reads the coarse rollups; the same query with an
+    // all-time `since` takes the fine-rollup path. Every field must agree, samples and impact included.
+    for (const status of ['new', 'suppressed', 'all'] as const) {
+      const coarse = await analyzeAnomalousCallsByProcess(store, { tenant: T, status, minCount: 1, limit: 100 }, { rules });
+      const fine = await analyzeAnomalousCallsByProcess(store, { tenant: T, status, minCount: 1, limit: 100, since: '1970-01-01T00:00:00.000Z' }, { rules });
+      assert.equal(coarse.total_anomalies_scanned, fine.total_anomalies_scanned, status);
+      assert.ok(coarse.processes.length > 0, status);
+      assert.deepEqual(coarse.processes, fine.processes, status);
+      assert.equal(coarse.total_anomalies_scanned, brute(store, { tenant: T, status, minCount: 1 }).total, status);
+    }
   } finally {
     cleanup();
   }

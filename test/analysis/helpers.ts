@@ -79,7 +79,7 @@ export function call(
   };
 }
 
-/** The rollup must equal a GROUP BY of detections, row for row. */
+/** The rollup (and the coarse rollups, see coarseMismatches) must equal GROUP BYs of detections, row for row. */
 export function rollupMismatches(store: SqliteStore): number {
   const q = `
     WITH g AS (SELECT tenant_id, type_id, status, rule_id, ts / 86400000 AS day, job_ref, process_id, endpoint_id, ip_id,
@@ -87,5 +87,22 @@ export function rollupMismatches(store: SqliteStore): number {
                FROM detections GROUP BY 1,2,3,4,5,6,7,8,9)
     SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM detection_rollup))
          + (SELECT count(*) FROM (SELECT * FROM detection_rollup EXCEPT SELECT * FROM g))`;
-  return store.db.prepare(q).pluck().get() as number;
+  return (store.db.prepare(q).pluck().get() as number) + coarseMismatches(store);
+}
+
+/** Each coarse rollup must equal a GROUP BY of detections (rows with n = 0 must not exist). */
+export function coarseMismatches(store: SqliteStore): number {
+  let bad = 0;
+  for (const [table, col] of [
+    ['rollup_process_endpoint', 'endpoint_id'],
+    ['rollup_process_job', 'job_ref'],
+    ['rollup_process_day', 'ts / 86400000'],
+  ] as const) {
+    const q = `
+      WITH g AS (SELECT tenant_id, type_id, status, rule_id, process_id, ${col} AS k, count(*) AS n FROM detections GROUP BY 1,2,3,4,5,6)
+      SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM ${table}))
+           + (SELECT count(*) FROM (SELECT * FROM ${table} EXCEPT SELECT * FROM g))`;
+    bad += store.db.prepare(q).pluck().get() as number;
+  }
+  return bad;
 }

@@ -104,3 +104,82 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
     if (buf.length) onRows(buf);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Coarse path: queries without since/until/owner/repo read the coarse rollups (migration 2), which
+// drop the day and job dimensions (or the endpoint one) and so hold far fewer rows.
+
+/** Per process variant: exact count and the first / last day it has a matching detection. */
+export type VariantTotal = [processId: number, n: number, minDay: number, maxDay: number];
+
+export function coarseVariantTotals(db: SqliteDatabase, tenantId: number, typeIds: number[], statuses: number[]): VariantTotal[] {
+  if (typeIds.length === 0 || statuses.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT process_id, sum(n), min(day), max(day) FROM rollup_process_day
+       WHERE tenant_id = ? AND ${inList('type_id', typeIds)} AND ${inList('status', statuses)} GROUP BY process_id`,
+    )
+    .raw()
+    .all(tenantId) as VariantTotal[];
+}
+
+/** The (type, status, rule) key prefixes present for the filter: each coarse read is then a PK range. */
+export function coarseKeys(db: SqliteDatabase, tenantId: number, typeIds: number[], statuses: number[]): [number, number, number][] {
+  if (typeIds.length === 0 || statuses.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT DISTINCT type_id, status, rule_id FROM rollup_process_day
+       WHERE tenant_id = ? AND ${inList('type_id', typeIds)} AND ${inList('status', statuses)}`,
+    )
+    .raw()
+    .all(tenantId) as [number, number, number][];
+}
+
+/**
+ * Calls onRow(id, n) for each (endpoint | job) row of one process variant over the given key
+ * prefixes; an id appears once per key prefix.
+ */
+export function coarseVariantRows(
+  db: SqliteDatabase,
+  dim: 'endpoint' | 'job',
+  tenantId: number,
+  keys: [number, number, number][],
+  processId: number,
+  onRow: (id: number, n: number) => void,
+): void {
+  const stmt =
+    dim === 'endpoint'
+      ? db.prepare('SELECT endpoint_id, n FROM rollup_process_endpoint WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND process_id = ?')
+      : db.prepare('SELECT job_ref, n FROM rollup_process_job WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND process_id = ?');
+  stmt.raw();
+  for (const [t, s, r] of keys) {
+    for (const row of stmt.iterate(tenantId, t, s, r, processId) as Iterable<[number, number]>) onRow(row[0], row[1]);
+  }
+}
+
+/**
+ * Exact first and last timestamps of a variant's matching detections. The coarse day table gives
+ * the first and last day with a match, so each probe walks detections_by_process inside one day
+ * only, and stops at the first match.
+ */
+export function variantFirstLast(
+  db: SqliteDatabase,
+  tenantId: number,
+  processId: number,
+  typeIds: number[],
+  statuses: number[],
+  minDay: number,
+  maxDay: number,
+): [number, number] {
+  const where = `tenant_id = ? AND process_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', typeIds)} AND ${inList('status', statuses)}`;
+  const first = db
+    .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts LIMIT 1`)
+    .pluck()
+    .get(tenantId, processId, minDay * DAY_MS, (minDay + 1) * DAY_MS) as number | undefined;
+  const last = db
+    .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts DESC LIMIT 1`)
+    .pluck()
+    .get(tenantId, processId, maxDay * DAY_MS, (maxDay + 1) * DAY_MS) as number | undefined;
+  if (first === undefined || last === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no detection on its first/last day`);
+  return [first, last];
+}

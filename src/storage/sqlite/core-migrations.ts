@@ -163,4 +163,102 @@ CREATE TABLE ingest_sources (
 INSERT INTO meta (key, value) VALUES ('rules_version', '0');
 `,
   },
+  {
+    version: 2,
+    name: 'coarse rollups by process (endpoint, job, day), kept exact by triggers',
+    up: (db) => db.exec(coarseRollupsSql()),
+  },
 ];
+
+const COARSE_KEYS: Record<string, string> = {
+  rollup_process_endpoint: 'endpoint_id',
+  rollup_process_job: 'job_ref',
+  rollup_process_day: 'day',
+};
+
+function coarseTable(table: string, col: string): string {
+  return `
+CREATE TABLE ${table} (
+  tenant_id INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  rule_id INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  ${col} INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, status, rule_id, process_id, ${col})
+) WITHOUT ROWID;
+INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n)
+  SELECT tenant_id, type_id, status, rule_id, process_id, ${col}, sum(n) FROM detection_rollup
+  GROUP BY tenant_id, type_id, status, rule_id, process_id, ${col} HAVING sum(n) <> 0;`;
+}
+
+/** Statements adding (sign +) or removing (sign -) one fine rollup row (alias R = NEW or OLD) to the coarse tables. */
+function coarseDelta(r: 'NEW' | 'OLD', sign: '+' | '-'): string {
+  return Object.entries(COARSE_KEYS)
+    .map(([table, col]) =>
+      sign === '+'
+        ? `  INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n)
+    VALUES (${r}.tenant_id, ${r}.type_id, ${r}.status, ${r}.rule_id, ${r}.process_id, ${r}.${col}, ${r}.n)
+    ON CONFLICT (tenant_id, type_id, status, rule_id, process_id, ${col}) DO UPDATE SET n = n + excluded.n;`
+        : `  UPDATE ${table} SET n = n - ${r}.n WHERE tenant_id = ${r}.tenant_id AND type_id = ${r}.type_id AND status = ${r}.status
+    AND rule_id = ${r}.rule_id AND process_id = ${r}.process_id AND ${col} = ${r}.${col};
+  DELETE FROM ${table} WHERE tenant_id = ${r}.tenant_id AND type_id = ${r}.type_id AND status = ${r}.status
+    AND rule_id = ${r}.rule_id AND process_id = ${r}.process_id AND ${col} = ${r}.${col} AND n = 0;`,
+    )
+    .join('\n');
+}
+
+const SAME_KEY = ['tenant_id', 'type_id', 'status', 'rule_id', 'day', 'job_ref', 'process_id', 'endpoint_id', 'ip_id']
+  .map((c) => `NEW.${c} = OLD.${c}`)
+  .join(' AND ');
+
+/**
+ * Version 2: coarse rollups, marginals of detection_rollup that drop the dimensions the default
+ * (unwindowed, unscoped) analysis does not need:
+ *  - rollup_process_endpoint: counts, distinct endpoints / direct IPs, risky counts, VPN evidence;
+ *  - rollup_process_job: distinct repos / owners;
+ *  - rollup_process_day: totals per variant and the first / last day seen (the exact first/last
+ *    timestamps are then probed in that day only, through detections_by_process).
+ * They hold sums only (sums stay exact under deltas; min/max would not under status moves). SQLite
+ * triggers on detection_rollup apply every insert / n change / key change / delete as a delta and
+ * drop coarse rows whose n reaches 0, so every write path (ingest upserts, rule moves, restores)
+ * keeps them equal to GROUP BYs of detections. A bulk writer may instead maintain them set-based:
+ * while the meta row 'coarse_rollup_bulk' exists (inside its own transaction only) the triggers
+ * do nothing.
+ */
+function coarseRollupsSql(): string {
+  return `
+${Object.entries(COARSE_KEYS)
+  .map(([t, c]) => coarseTable(t, c))
+  .join('\n')}
+CREATE TRIGGER detection_rollup_coarse_ins AFTER INSERT ON detection_rollup
+WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'coarse_rollup_bulk')
+BEGIN
+${coarseDelta('NEW', '+')}
+END;
+CREATE TRIGGER detection_rollup_coarse_n AFTER UPDATE OF n ON detection_rollup
+WHEN ${SAME_KEY} AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'coarse_rollup_bulk')
+BEGIN
+${Object.entries(COARSE_KEYS)
+  .map(
+    ([table, col]) => `  UPDATE ${table} SET n = n + (NEW.n - OLD.n) WHERE tenant_id = NEW.tenant_id AND type_id = NEW.type_id
+    AND status = NEW.status AND rule_id = NEW.rule_id AND process_id = NEW.process_id AND ${col} = NEW.${col};
+  DELETE FROM ${table} WHERE NEW.n < OLD.n AND tenant_id = NEW.tenant_id AND type_id = NEW.type_id AND status = NEW.status
+    AND rule_id = NEW.rule_id AND process_id = NEW.process_id AND ${col} = NEW.${col} AND n = 0;`,
+  )
+  .join('\n')}
+END;
+CREATE TRIGGER detection_rollup_coarse_key AFTER UPDATE ON detection_rollup
+WHEN NOT (${SAME_KEY}) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'coarse_rollup_bulk')
+BEGIN
+${coarseDelta('OLD', '-')}
+${coarseDelta('NEW', '+')}
+END;
+CREATE TRIGGER detection_rollup_coarse_del AFTER DELETE ON detection_rollup
+WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'coarse_rollup_bulk')
+BEGIN
+${coarseDelta('OLD', '-')}
+END;
+`;
+}

@@ -8,8 +8,30 @@ import type { SqliteDatabase } from './db.js';
 export interface EndpointDict {
   endpoint: string[];
   host: string[];
+  /** interned host: endpoints with the same host share an id (dense, from 0) */
+  hostId: number[];
+  /** host of each host id */
+  hostName: string[];
   port: (number | null)[];
   isIp: number[];
+  /** highest endpoint id loaded */
+  maxId: number;
+  /** number of distinct hosts (hostId < hostCount) */
+  hostCount: number;
+}
+
+/**
+ * A tenant's jobs. Rows are append-only and owner/repo never change, so the cache is incremental too.
+ * ownerIdx / repoIdx are dense per-tenant ids of the owner and the owner/repo pair.
+ */
+export interface JobDict {
+  owner: string[];
+  repo: string[];
+  ownerIdx: number[];
+  repoIdx: number[];
+  owners: number;
+  repos: number;
+  maxId: number;
 }
 
 export interface ProcessDict {
@@ -23,6 +45,8 @@ export interface ProcessDict {
 interface Cache {
   ep: EndpointDict;
   epMax: number;
+  hosts: Map<string, number>;
+  jobs: Map<number, JobDict & { ownerMap: Map<string, number>; repoMap: Map<string, number> }>;
   proc: ProcessDict;
   procMax: number;
 }
@@ -33,8 +57,10 @@ function cacheFor(db: SqliteDatabase): Cache {
   let c = caches.get(db);
   if (!c) {
     c = {
-      ep: { endpoint: [], host: [], port: [], isIp: [] },
+      ep: { endpoint: [], host: [], hostId: [], hostName: [], port: [], isIp: [], maxId: 0, hostCount: 0 },
       epMax: 0,
+      hosts: new Map(),
+      jobs: new Map(),
       proc: { name: [], norm: [], path: [], sha256: [], chain: [] },
       procMax: 0,
     };
@@ -49,10 +75,19 @@ export function endpointDict(db: SqliteDatabase): EndpointDict {
   for (const [id, endpoint, host, port, isIp] of rows) {
     c.ep.endpoint[id] = endpoint;
     c.ep.host[id] = host;
+    let h = c.hosts.get(host);
+    if (h === undefined) {
+      h = c.hosts.size;
+      c.hosts.set(host, h);
+      c.ep.hostName[h] = host;
+    }
+    c.ep.hostId[id] = h;
     c.ep.port[id] = port;
     c.ep.isIp[id] = isIp;
     c.epMax = id;
   }
+  c.ep.maxId = c.epMax;
+  c.ep.hostCount = c.hosts.size;
   return c.ep;
 }
 
@@ -70,4 +105,35 @@ export function processDict(db: SqliteDatabase): ProcessDict {
     c.procMax = id;
   }
   return c.proc;
+}
+
+export function jobDict(db: SqliteDatabase, tenantId: number): JobDict {
+  const c = cacheFor(db);
+  let j = c.jobs.get(tenantId);
+  if (!j) {
+    j = { owner: [], repo: [], ownerIdx: [], repoIdx: [], owners: 0, repos: 0, maxId: 0, ownerMap: new Map(), repoMap: new Map() };
+    c.jobs.set(tenantId, j);
+  }
+  const rows = db.prepare('SELECT id, owner, repo FROM jobs WHERE tenant_id = ? AND id > ? ORDER BY id').raw().all(tenantId, j.maxId) as [number, string, string][];
+  for (const [id, owner, repo] of rows) {
+    j.owner[id] = owner;
+    j.repo[id] = repo;
+    let o = j.ownerMap.get(owner);
+    if (o === undefined) {
+      o = j.ownerMap.size;
+      j.ownerMap.set(owner, o);
+    }
+    const rk = `${owner}/${repo}`;
+    let r = j.repoMap.get(rk);
+    if (r === undefined) {
+      r = j.repoMap.size;
+      j.repoMap.set(rk, r);
+    }
+    j.ownerIdx[id] = o;
+    j.repoIdx[id] = r;
+    j.maxId = id;
+  }
+  j.owners = j.ownerMap.size;
+  j.repos = j.repoMap.size;
+  return j;
 }

@@ -33,7 +33,11 @@ export interface MatchPredicate {
   /** SQL over columns shared by detections and detection_rollup (no alias) */
   sql: string;
   params: unknown[];
+  /** which dimensions the predicate tests (beyond tenant and type) */
+  dims: { job: boolean; process: boolean; endpoint: boolean; ip: boolean };
 }
+
+const NO_DIMS = { job: false, process: false, endpoint: false, ip: false };
 
 export interface PreviewCounts {
   total: number;
@@ -123,7 +127,7 @@ export class SqliteRulesRepo {
    */
   buildPredicate(tenantId: number, typeId: number | undefined, r: CompiledRule): MatchPredicate {
     this.ensureTemps();
-    const none: MatchPredicate = { possible: false, sql: '0', params: [] };
+    const none: MatchPredicate = { possible: false, sql: '0', params: [], dims: NO_DIMS };
     if (typeId === undefined || r.impossible !== null) return none;
     const parts = ['tenant_id = ?', 'type_id = ?'];
     const params: unknown[] = [tenantId, typeId];
@@ -164,36 +168,58 @@ export class SqliteRulesRepo {
       if (this.fill('rm_ips', ids) === 0) return none;
       parts.push('ip_id IN (SELECT id FROM temp.rm_ips)');
     }
-    return { possible: true, sql: parts.join(' AND '), params };
+    return { possible: true, sql: parts.join(' AND '), params, dims: { job: r.hasScope, process: r.hasProcess, endpoint: r.hasEndpoint, ip: r.hasIp } };
   }
 
-  /** Exact counts of currently-new detections matching the predicate (rollup only). */
+  /**
+   * Exact counts of currently-new detections matching the predicate (rollups only). The coarse
+   * rollups are marginals of detection_rollup, so when the predicate tests no dimension a coarse
+   * table lacks, it gives the same sums over far fewer rows: rollup_process_endpoint when it tests
+   * neither job scope nor ip, rollup_process_job (by job/process) when it tests neither endpoint nor
+   * ip. Otherwise the fine rollup.
+   */
   previewCounts(pred: MatchPredicate, sampleLimit = 10, countsOnly = false): PreviewCounts {
     const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
     if (!pred.possible) return out;
     this.loadRisky();
     const where = `${pred.sql} AND status = 0 AND rule_id = 0`;
-    if (countsOnly) {
-      // Same predicate, totals only (used for suggestion impact): no grouping, no sort.
-      const [total, risky] = this.db
+    const byEndpoint = !pred.dims.job && !pred.dims.ip;
+    const byJob = !pred.dims.endpoint && !pred.dims.ip;
+    const riskyTable = byEndpoint ? 'rollup_process_endpoint' : 'detection_rollup';
+    const totals = (): [number, number] =>
+      this.db
         .prepare(
           `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
-           FROM detection_rollup WHERE ${where}`,
+           FROM ${riskyTable} WHERE ${where}`,
         )
         .raw()
         .get(...pred.params) as [number, number];
-      out.total = total;
-      out.risky = risky;
-      if (risky === 0) return out;
+    if (countsOnly) {
+      // Same predicate, totals only (used for suggestion impact): no grouping, no sort.
+      [out.total, out.risky] = totals();
+      if (out.risky === 0) return out;
       sampleLimit = 0;
     }
-    const rows = this.db
-      .prepare(
-        `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
-         FROM detection_rollup WHERE ${where} GROUP BY job_ref, process_id, risky`,
-      )
-      .raw()
-      .all(...pred.params) as [number, number, number, number][];
+    let rows: [number, number, number, number][];
+    if (byJob) {
+      // (job, process) sums from the job rollup; the risky share from the endpoint rollup.
+      rows = this.db
+        .prepare(`SELECT job_ref, process_id, 0, sum(n) FROM rollup_process_job WHERE ${where} GROUP BY job_ref, process_id`)
+        .raw()
+        .all(...pred.params) as [number, number, number, number][];
+      out.risky = countsOnly ? out.risky : totals()[1];
+      out.total = 0;
+    } else {
+      rows = this.db
+        .prepare(
+          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
+           FROM detection_rollup WHERE ${where} GROUP BY job_ref, process_id, risky`,
+        )
+        .raw()
+        .all(...pred.params) as [number, number, number, number][];
+      out.total = 0;
+      out.risky = 0;
+    }
     if (rows.length === 0) return out;
     const jobs = new Map<number, { owner: string; repo: string }>();
     const procs = new Map<number, string>();
@@ -226,7 +252,7 @@ export class SqliteRulesRepo {
       out.riskySamples = (
         this.db
           .prepare(
-            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM detection_rollup r
+            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM ${riskyTable} r
              JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
              WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}
                AND r.endpoint_id IN (SELECT id FROM temp.rm_risky)
@@ -281,7 +307,7 @@ export class SqliteRulesRepo {
 
   /** Predicate for "suppressed by this rule" (restore on delete). */
   rulePredicate(tenantId: number): MatchPredicate {
-    return { possible: true, sql: 'tenant_id = ?', params: [tenantId] };
+    return { possible: true, sql: 'tenant_id = ?', params: [tenantId], dims: NO_DIMS };
   }
 
   activeRules(tenantId: number): RuleRow[] {

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import { rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { RulesService } from '../../src/rules/service.js';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { openSqlite, migrate } from '../../src/storage/sqlite/db.js';
+import { CORE_MIGRATIONS } from '../../src/storage/sqlite/core-migrations.js';
+import { call, coarseMismatches, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+
+const T = 'coarse';
+const NOC = 'New-Outbound-Network-Call';
+
+function events(tenant: string, offset = 0): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  for (let i = 0; i < 40; i++) {
+    const ts = TS0 + offset + i * 5_400_000;
+    const repo = ['web', 'api', 'lib'][i % 3]!;
+    const run = 900 + i + offset;
+    evs.push(call(tenant, repo, run, ts, tailscaled(true), { ip: `100.64.1.${i % 7}`, port: 41641 }, i % 2 ? 'acme' : 'globex'));
+    evs.push(call(tenant, repo, run, ts + 1, tailscaled(false), { domain: 'gist.githubusercontent.com', port: 443 }));
+    evs.push(call(tenant, repo, run, ts + 2, proc('curl'), { domain: `api${i % 4}.example.com`, port: 443 }, 'acme', i % 2 ? 'build' : 'test'));
+  }
+  return evs;
+}
+
+test('coarse rollups equal GROUP BYs of detections after ingest, create, update, delete, delete --restore', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, events(T));
+    ingest(store, 'other', events('other'));
+    assert.equal(coarseMismatches(store), 0, 'after ingest');
+    const svc = new RulesService(store);
+    const a = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: 'a'.repeat(64), repo: 'web' } }, 't');
+    assert.ok(a.suppressed > 0);
+    assert.equal(coarseMismatches(store), 0, 'after create');
+    const b = await svc.create(T, { detection_id: NOC, conditions: { endpoint: 'api1.example.com:443' } }, 't');
+    assert.ok(b.suppressed > 0);
+    assert.equal(coarseMismatches(store), 0, 'after second create');
+    const u = await svc.update(T, a.rule.rule_id, { conditions: { process: 'tailscaled', process_sha256: 'a'.repeat(64) } }, 't');
+    assert.ok(u.suppressed > 0);
+    assert.equal(coarseMismatches(store), 0, 'after update');
+    // new detections matching a rule are suppressed at ingest: coarse rows follow the upserts
+    const later = ingest(store, T, events(T, 3 * 86_400_000));
+    assert.ok(later.suppressedOnIngest > 0);
+    assert.equal(coarseMismatches(store), 0, 'after ingest with active rules');
+    await svc.delete(T, b.rule.rule_id, {}, 't');
+    assert.equal(coarseMismatches(store), 0, 'after delete');
+    const r = await svc.delete(T, a.rule.rule_id, { restore: true }, 't');
+    assert.ok(r.restored > 0);
+    assert.equal(coarseMismatches(store), 0, 'after delete --restore');
+    assert.equal(store.db.prepare('SELECT count(*) FROM rollup_process_endpoint WHERE n <= 0').pluck().get(), 0);
+    assert.equal(store.db.prepare("SELECT count(*) FROM meta WHERE key = 'coarse_rollup_bulk'").pluck().get(), 0);
+  } finally {
+    cleanup();
+  }
+});
+
+test('migration 2 backfills the coarse rollups of an existing store', () => {
+  const { store, path, cleanup } = tmpStore();
+  try {
+    store.close();
+    // a version-1 store with data
+    for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+    const db = openSqlite(path);
+    migrate(db, CORE_MIGRATIONS.filter((m) => m.version === 1));
+    db.close();
+    const v1 = SqliteStoreV1(path);
+    ingest(v1, T, events(T));
+    v1.close();
+    const s2 = SqliteStore.open(path);
+    try {
+      assert.ok((s2.db.prepare('SELECT count(*) FROM rollup_process_endpoint').pluck().get() as number) > 0);
+      assert.equal(coarseMismatches(s2), 0);
+    } finally {
+      s2.close();
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+/** A store over a file migrated to version 1 only (the private constructor runs no migration). */
+function SqliteStoreV1(path: string): SqliteStore {
+  const Ctor = SqliteStore as unknown as new (db: ReturnType<typeof openSqlite>, path: string) => SqliteStore;
+  return new Ctor(openSqlite(path), path);
+}
