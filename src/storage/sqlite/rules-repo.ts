@@ -48,6 +48,13 @@ export interface PreviewCounts {
   sampleIds: number[];
 }
 
+/** Coarse rollups (migration 2) and the fine-rollup column each keeps. */
+const COARSE_TABLES: [string, string][] = [
+  ['rollup_process_endpoint', 'endpoint_id'],
+  ['rollup_process_job', 'job_ref'],
+  ['rollup_process_day', 'day'],
+];
+
 const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky'] as const;
 type Temp = (typeof TEMPS)[number];
 
@@ -289,6 +296,10 @@ export class SqliteRulesRepo {
       .run(...params);
     const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
     if (expected === 0) return 0;
+    // The coarse rollups are maintained set-based here: the per-row triggers are switched off for
+    // this transaction only (the meta flag is never committed), then the moved sums are applied as
+    // one delta per coarse key.
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
     this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params);
     const upsertSelect = ROLLUP_UPSERT.replace(
       /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
@@ -296,6 +307,8 @@ export class SqliteRulesRepo {
        FROM temp.rm_moved WHERE true`,
     );
     this.db.prepare(upsertSelect).run();
+    for (const [table, col] of COARSE_TABLES) this.moveCoarse(table, col, from, to);
+    this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
     const changed = this.db
       .prepare(`UPDATE detections SET status = ?, rule_id = ? WHERE ${where}`)
       .run(to.status, to.rule, ...params).changes;
@@ -303,6 +316,26 @@ export class SqliteRulesRepo {
       throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} rows updated; transaction rolled back`);
     }
     return changed;
+  }
+
+  /** Applies the moved sums (temp.rm_moved) to one coarse rollup: minus at `from`, plus at `to`. */
+  private moveCoarse(table: string, col: string, from: { status: number; rule: number }, to: { status: number; rule: number }): void {
+    const db = this.db;
+    db.exec(`DROP TABLE IF EXISTS temp.rm_delta; CREATE TEMP TABLE rm_delta (
+      tenant_id INTEGER, type_id INTEGER, process_id INTEGER, k INTEGER, n INTEGER,
+      PRIMARY KEY (tenant_id, type_id, process_id, k)) WITHOUT ROWID`);
+    db.prepare(
+      `INSERT INTO temp.rm_delta SELECT tenant_id, type_id, process_id, ${col}, sum(n) FROM temp.rm_moved GROUP BY tenant_id, type_id, process_id, ${col}`,
+    ).run();
+    const key = `t.tenant_id = d.tenant_id AND t.type_id = d.type_id AND t.status = ${Number(from.status)} AND t.rule_id = ${Number(from.rule)}
+      AND t.process_id = d.process_id AND t.${col} = d.k`;
+    db.prepare(`UPDATE ${table} AS t SET n = t.n - d.n FROM temp.rm_delta AS d WHERE ${key}`).run();
+    db.prepare(`DELETE FROM ${table} AS t WHERE t.n = 0 AND EXISTS (SELECT 1 FROM temp.rm_delta AS d WHERE ${key})`).run();
+    db.prepare(
+      `INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n)
+       SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, process_id, k, n FROM temp.rm_delta WHERE true
+       ON CONFLICT (tenant_id, type_id, status, rule_id, process_id, ${col}) DO UPDATE SET n = n + excluded.n`,
+    ).run();
   }
 
   /** Predicate for "suppressed by this rule" (restore on delete). */
