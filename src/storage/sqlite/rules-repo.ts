@@ -288,19 +288,44 @@ export class SqliteRulesRepo {
     const where = `${pred.sql} AND status = ? AND rule_id = ?`;
     const params = [...pred.params, from.status, from.rule];
     this.db.prepare('DELETE FROM temp.rm_moved').run();
-    this.db
-      .prepare(
-        `INSERT INTO temp.rm_moved SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
-         FROM detection_rollup WHERE ${where}`,
-      )
-      .run(...params);
+    const cols = 'tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts';
+    if (pred.dims.process || pred.dims.job) {
+      // Seek instead of scanning the whole (tenant, type, status, rule) range: the coarse rollups list
+      // the days and jobs the matched processes / jobs have rows in, and the fine key is
+      // (..., day, job_ref, process_id, ...), so each (day, job[, process]) is a primary-key prefix.
+      const tenantId = Number(pred.params[0]);
+      const typeId = Number(pred.params[1]);
+      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`;
+      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
+      this.db
+        .prepare(
+          `INSERT INTO temp.rm_moved SELECT ${cols.replace(/(\w+)/g, 'r.$1')}
+           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
+           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
+           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
+           CROSS JOIN detection_rollup AS r
+           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId} AND r.status = ${Number(from.status)} AND r.rule_id = ${Number(from.rule)}
+             AND r.day = dd.dday AND r.job_ref = jj.jref${pred.dims.process ? ' AND r.process_id = pp.pid' : ''}
+             AND ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}`,
+        )
+        .run(...params);
+    } else {
+      this.db.prepare(`INSERT INTO temp.rm_moved SELECT ${cols} FROM detection_rollup WHERE ${where}`).run(...params);
+    }
     const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
     if (expected === 0) return 0;
     // The coarse rollups are maintained set-based here: the per-row triggers are switched off for
     // this transaction only (the meta flag is never committed), then the moved sums are applied as
     // one delta per coarse key.
     this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params);
+    // delete exactly the moved rows, by primary key
+    this.db
+      .prepare(
+        `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
+         (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
+      )
+      .run();
     const upsertSelect = ROLLUP_UPSERT.replace(
       /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
       `SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
@@ -309,13 +334,62 @@ export class SqliteRulesRepo {
     this.db.prepare(upsertSelect).run();
     for (const [table, col] of COARSE_TABLES) this.moveCoarse(table, col, from, to);
     this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
-    const changed = this.db
-      .prepare(`UPDATE detections SET status = ?, rule_id = ? WHERE ${where}`)
-      .run(to.status, to.rule, ...params).changes;
+    const changed = this.updateDetections(pred, where, params, from, to);
     if (changed !== expected) {
       throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} rows updated; transaction rolled back`);
     }
     return changed;
+  }
+
+  /**
+   * Updates the matching detections through the cheapest access path. The coarse rollups give the
+   * exact number of rows each candidate index would visit (all statuses): by process
+   * (detections_by_process), by job (the runs of the matched jobs, through the (run_ref, ...) unique
+   * index), by endpoint (detections_by_endpoint), by rule (the partial detections_by_rule index, for
+   * restores), or a plain scan of the table. The predicate itself is unchanged, so the rows updated
+   * are the same whatever the path.
+   */
+  private updateDetections(
+    pred: MatchPredicate,
+    where: string,
+    params: unknown[],
+    from: { status: number; rule: number },
+    to: { status: number; rule: number },
+  ): number {
+    const tenantId = pred.params[0];
+    const sum = (sql: string) => (this.db.prepare(sql).pluck().get(tenantId) as number | null) ?? 0;
+    const total = sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ?');
+    // a sequential scan visits every row but costs less per row than an index walk
+    let best = { cost: total / 3, sql: `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE ${where}` };
+    const consider = (cost: number, sql: string) => {
+      if (cost < best.cost) best = { cost, sql };
+    };
+    if (from.rule !== 0) {
+      consider(
+        sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND rule_id = ${Number(from.rule)}`),
+        `UPDATE detections INDEXED BY detections_by_rule SET status = ?, rule_id = ? WHERE ${where} AND rule_id <> 0`,
+      );
+    }
+    if (pred.dims.process) {
+      consider(
+        sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
+        `UPDATE detections INDEXED BY detections_by_process SET status = ?, rule_id = ? WHERE ${where}`,
+      );
+    }
+    if (pred.dims.job) {
+      consider(
+        sum('SELECT sum(n) FROM rollup_process_job WHERE tenant_id = ? AND job_ref IN (SELECT id FROM temp.rm_jobs)'),
+        `UPDATE detections INDEXED BY sqlite_autoindex_detections_1 SET status = ?, rule_id = ?
+         WHERE run_ref IN (SELECT id FROM runs WHERE job_ref IN (SELECT id FROM temp.rm_jobs)) AND ${where}`,
+      );
+    }
+    if (pred.dims.endpoint) {
+      consider(
+        sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
+        `UPDATE detections INDEXED BY detections_by_endpoint SET status = ?, rule_id = ? WHERE ${where}`,
+      );
+    }
+    return this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
   }
 
   /** Applies the moved sums (temp.rm_moved) to one coarse rollup: minus at `from`, plus at `to`. */
