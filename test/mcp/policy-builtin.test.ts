@@ -1,0 +1,59 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { tempDir } from '../helpers.js';
+import { buildDemoDb, call, callOk, httpClient, killChild, startServe, stdioClient, textOf } from './helpers.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+const POLICY = `version: 1
+default: allow
+hide: [delete_suppression_rule]
+tools:
+  ping:
+    rate_limit: { max: 1, window: 60 }
+  create_suppression_rule:
+    action: deny
+    reason: "Rules are created by people in this test"
+`;
+
+test('serve --policy: per-session rate limits, hidden tools, denials before the tools run', async () => {
+  const db = await buildDemoDb(tmp.dir, { events: 4000, runs: 8 });
+  const policy = join(tmp.dir, 'policy.yaml');
+  writeFileSync(policy, POLICY);
+  const { child, url } = await startServe(db, ['--policy', policy]);
+  try {
+    const a = await httpClient(url);
+    const b = await httpClient(url);
+    const names = (await a.client.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('analyze_anomalous_calls_by_process'));
+    assert.ok(!names.includes('delete_suppression_rule'));
+    await callOk(a.client, 'ping');
+    const limited = await call(a.client, 'ping');
+    assert.equal(limited.isError, true);
+    assert.match(textOf(limited), /^\[POLICY DENIED\] rate limit exceeded for "ping".*retry after/);
+    await callOk(b.client, 'ping'); // session B has its own quota
+    const hidden = await call(a.client, 'delete_suppression_rule', { ruleId: 'x', confirm: true });
+    assert.match(textOf(hidden), /^\[POLICY DENIED\] .*hidden by policy/);
+    const before = await callOk(a.client, 'list_suppression_rules');
+    const denied = await call(a.client, 'create_suppression_rule', {
+      detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: 'a'.repeat(64) }, confirm: true,
+    });
+    assert.equal(denied.isError, true);
+    assert.equal(textOf(denied), '[POLICY DENIED] Rules are created by people in this test');
+    assert.deepEqual(await callOk(a.client, 'list_suppression_rules'), before);
+    await a.client.close();
+    await b.client.close();
+  } finally {
+    await killChild(child);
+  }
+});
+
+test('mcp --policy on stdio refuses to start with an invalid policy', async () => {
+  const db = join(tmp.dir, 'empty.db');
+  const bad = join(tmp.dir, 'bad.yaml');
+  writeFileSync(bad, 'version: 1\ndefault: sometimes\n');
+  await assert.rejects(stdioClient(db, { extraArgs: ['--policy', bad] }));
+});
