@@ -45,9 +45,14 @@ interface RunState {
   completed: boolean;
   lastTs: number;
   firstTs: number;
-  keys: Set<string>;
+  /**
+   * Observation keys and allowed endpoints of the run. Only the most recently used runs keep them in
+   * memory (null otherwise, reloaded from the store on demand), so memory does not grow with the
+   * number of jobs whose runs are open.
+   */
+  keys: Set<string> | null;
   /** endpoints of allowed calls, for baseline promotion on completion */
-  endpoints: Set<string>;
+  endpoints: Set<string> | null;
   expected: string[];
 }
 
@@ -92,10 +97,15 @@ export function variantKeyOf(p: ProcessInfo): string {
   return `${p.name}\u0001${p.path ?? ''}\u0001${sha}\u0001${chain}`;
 }
 
+/** How many runs keep their observation keys in memory. */
+const HOT_RUNS = 256;
+
 export class DetectionEngine {
   private readonly jobs = new Map<string, JobState>();
   /** completed runs receiving late events; small, because late events are rare */
   private readonly lateRuns = new Map<string, RunState>();
+  /** runs whose key sets are in memory, least recently used first */
+  private readonly hot = new Set<RunState>();
   readonly counters: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
   private suppressor: Suppressor = NO_SUPPRESSION;
   /** runs whose time span grew in this batch; written once per batch instead of per event */
@@ -129,6 +139,7 @@ export class DetectionEngine {
     this.jobs.clear();
     this.lateRuns.clear();
     this.dirtyRuns.clear();
+    this.hot.clear();
     this.session.resetCaches();
     this.rulesVersion = -1;
   }
@@ -145,7 +156,6 @@ export class DetectionEngine {
   }
 
   private loadRun(ref: number, completed: boolean, meta?: { runId: string; attempt: number; learning: boolean; firstTs: number; lastTs: number }): RunState {
-    const { keys, endpoints } = this.session.runObservationKeys(ref);
     const r = meta ? null : this.session.findRunByRef(ref);
     const m = meta ?? (r ? { runId: r.runId, attempt: r.runAttempt, learning: r.learning, firstTs: r.firstTs, lastTs: r.lastTs } : undefined);
     return {
@@ -156,14 +166,40 @@ export class DetectionEngine {
       completed,
       firstTs: m?.firstTs ?? 0,
       lastTs: m?.lastTs ?? 0,
-      keys,
-      endpoints,
+      keys: null,
+      endpoints: null,
       expected: [],
     };
   }
 
+  /** Makes the run's key sets resident, evicting the least recently used run's sets if needed. */
+  private resident(run: RunState): { keys: Set<string>; endpoints: Set<string> } {
+    if (this.hot.has(run)) {
+      this.hot.delete(run);
+      this.hot.add(run);
+    } else {
+      if (!run.keys || !run.endpoints) {
+        const loaded = this.session.runObservationKeys(run.ref);
+        run.keys = loaded.keys;
+        run.endpoints = loaded.endpoints;
+      }
+      this.hot.add(run);
+      if (this.hot.size > HOT_RUNS) {
+        const cold = this.hot.values().next().value!;
+        this.hot.delete(cold);
+        cold.keys = null;
+        cold.endpoints = null;
+      }
+    }
+    return { keys: run.keys!, endpoints: run.endpoints! };
+  }
+
   private completeRun(st: JobState, run: RunState): void {
-    for (const endpoint of run.endpoints) this.promote(st, endpoint, run.learning, run.lastTs);
+    const endpoints = run.endpoints ?? new Set(this.session.runEndpointsAllowed(run.ref));
+    this.hot.delete(run);
+    run.keys = null;
+    run.endpoints = null;
+    for (const endpoint of endpoints) this.promote(st, endpoint, run.learning, run.lastTs);
     run.completed = true;
     this.session.completeRun(run.ref);
     st.row.completedRuns += 1;
@@ -233,11 +269,12 @@ export class DetectionEngine {
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
     this.counters.accepted++;
-    if (run.keys.has(okey)) {
+    const sets = this.resident(run);
+    if (sets.keys.has(okey)) {
       this.counters.duplicates++;
       return;
     }
-    run.keys.add(okey);
+    sets.keys.add(okey);
     const variant = toVariant(ev.process);
     const ip = ev.ip ?? null;
     if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp)) {
@@ -249,8 +286,8 @@ export class DetectionEngine {
       run.firstTs = Math.min(run.firstTs, ev.timestamp);
       this.dirtyRuns.add(run);
     }
-    if (!blocked && !run.endpoints.has(endpoint)) {
-      run.endpoints.add(endpoint);
+    if (!blocked && !sets.endpoints.has(endpoint)) {
+      sets.endpoints.add(endpoint);
       // A late event of an already completed run counts towards the baseline straight away.
       if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);
     }

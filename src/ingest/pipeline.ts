@@ -105,7 +105,7 @@ export class IngestPipeline {
 
   /** Parsed batches of one source: from a worker thread for files, in this thread for stdin. */
   private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
-    const batchSize = this.opts.batchSize ?? 10_000;
+    const batchSize = this.opts.batchSize ?? 5_000;
     if (path === '-' || this.opts.inThread) {
       const input = await openInput(path, stdin as never);
       const parser = new RecordParser(this.opts.format, input.name, this.opts.tenant, this.opts.defaults);
@@ -114,9 +114,9 @@ export class IngestPipeline {
       }
       return;
     }
-    const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 4 };
+    const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 2 };
     // A larger young generation: parsing makes short-lived garbage, and small semi-spaces scavenge constantly.
-    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
+    const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 16 } });
     const queue: WorkerMessage[] = [];
     let notify: (() => void) | null = null;
     let failure: Error | null = null;

@@ -30,6 +30,9 @@ export interface ParsedBatch {
  * would discard them anyway, and most telemetry is repeats, so this halves the main thread's work.
  * Only the current run of each job is remembered, which keeps memory flat.
  */
+/** Jobs whose current run's calls are remembered for repeat detection (least recently used evicted). */
+const RECENT_JOBS = 256;
+
 export class RecordParser {
   private adapter: RecordAdapter | null;
   private readonly rc: RecordContext;
@@ -125,11 +128,10 @@ export class RecordParser {
       const job = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}`;
       const run = `${c.runId}\u0001${c.runAttempt}`;
       let st = this.seen.get(job);
-      if (!st || st.run !== run) {
-        if (this.seen.size > 50_000) this.seen.clear();
-        st = { run, keys: new Set() };
-        this.seen.set(job, st);
-      }
+      if (st) this.seen.delete(job); // re-inserted below: Map order is least recently used first
+      if (!st || st.run !== run) st = { run, keys: new Set() };
+      this.seen.set(job, st);
+      if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${variantKeyOf(ev.process)}\u0002${ev.status}`;
       if (st.keys.has(key)) {
         out.repeats++;
