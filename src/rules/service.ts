@@ -190,7 +190,11 @@ export class RulesService {
       const row = this.mustFind(tenant, ruleId);
       const before = toRule(row);
       let restored = 0;
-      if (opts.restore) restored = this.repo.move(this.repo.rulePredicate(row.tenant_id), { status: 1, rule: row.id }, NEW);
+      if (opts.restore) {
+        for (const typeId of this.repo.ruleTypes(row.tenant_id, row.id)) {
+          restored += this.repo.move(this.repo.rulePredicate(row.tenant_id, typeId), { status: 1, rule: row.id }, NEW);
+        }
+      }
       db.prepare('UPDATE rules SET deleted_on = ?, updated_on = ? WHERE id = ?').run(new Date().toISOString(), new Date().toISOString(), row.id);
       this.repo.audit(row.tenant_id, row.rule_uid, opts.restore ? 'delete+restore' : 'delete', actor, before, null, restored);
       this.repo.bumpRulesVersion();

@@ -319,7 +319,7 @@ export class SqliteRulesRepo {
     // this transaction only (the meta flag is never committed), then the moved sums are applied as
     // one delta per coarse key.
     this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    // delete exactly the moved rows, by primary key
+    // delete exactly the moved rows, by primary key, and add them to the destination rows
     this.db
       .prepare(
         `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
@@ -332,7 +332,7 @@ export class SqliteRulesRepo {
        FROM temp.rm_moved WHERE true`,
     );
     this.db.prepare(upsertSelect).run();
-    for (const [table, col] of COARSE_TABLES) this.moveCoarse(table, col, from, to);
+    this.moveCoarse(from, to);
     this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
     const changed = this.updateDetections(pred, where, params, from, to);
     if (changed !== expected) {
@@ -392,29 +392,69 @@ export class SqliteRulesRepo {
     return this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
   }
 
-  /** Applies the moved sums (temp.rm_moved) to one coarse rollup: minus at `from`, plus at `to`. */
-  private moveCoarse(table: string, col: string, from: { status: number; rule: number }, to: { status: number; rule: number }): void {
+  /**
+   * Applies the moved sums (temp.rm_moved) to the coarse rollups: minus at `from`, plus at `to`. One
+   * pass over the moved rows aggregates the three marginals in integer-keyed maps (no SQL sort), then
+   * each coarse table gets its deltas set-based.
+   */
+  private moveCoarse(from: { status: number; rule: number }, to: { status: number; rule: number }): void {
     const db = this.db;
-    db.exec(`DROP TABLE IF EXISTS temp.rm_delta; CREATE TEMP TABLE rm_delta (
+    const sums = COARSE_TABLES.map(() => new Map<string, Map<number, number>>());
+    const add = (m: Map<string, Map<number, number>>, outer: string, k: number, n: number) => {
+      let inner = m.get(outer);
+      if (!inner) {
+        inner = new Map();
+        m.set(outer, inner);
+      }
+      inner.set(k, (inner.get(k) ?? 0) + n);
+    };
+    const [epSums, jobSums, daySums] = sums as [Map<string, Map<number, number>>, Map<string, Map<number, number>>, Map<string, Map<number, number>>];
+    for (const [tenant, type, proc, endpoint, job, day, n] of db
+      .prepare('SELECT tenant_id, type_id, process_id, endpoint_id, job_ref, day, n FROM temp.rm_moved')
+      .raw()
+      .iterate() as Iterable<[number, number, number, number, number, number, number]>) {
+      const outer = `${tenant}/${type}/${proc}`;
+      add(epSums, outer, endpoint, n);
+      add(jobSums, outer, job, n);
+      add(daySums, outer, day, n);
+    }
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_delta (
       tenant_id INTEGER, type_id INTEGER, process_id INTEGER, k INTEGER, n INTEGER,
       PRIMARY KEY (tenant_id, type_id, process_id, k)) WITHOUT ROWID`);
-    db.prepare(
-      `INSERT INTO temp.rm_delta SELECT tenant_id, type_id, process_id, ${col}, sum(n) FROM temp.rm_moved GROUP BY tenant_id, type_id, process_id, ${col}`,
-    ).run();
-    const key = `t.tenant_id = d.tenant_id AND t.type_id = d.type_id AND t.status = ${Number(from.status)} AND t.rule_id = ${Number(from.rule)}
-      AND t.process_id = d.process_id AND t.${col} = d.k`;
-    db.prepare(`UPDATE ${table} AS t SET n = t.n - d.n FROM temp.rm_delta AS d WHERE ${key}`).run();
-    db.prepare(`DELETE FROM ${table} AS t WHERE t.n = 0 AND EXISTS (SELECT 1 FROM temp.rm_delta AS d WHERE ${key})`).run();
-    db.prepare(
-      `INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n)
-       SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, process_id, k, n FROM temp.rm_delta WHERE true
-       ON CONFLICT (tenant_id, type_id, status, rule_id, process_id, ${col}) DO UPDATE SET n = n + excluded.n`,
-    ).run();
+    const ins = db.prepare('INSERT INTO temp.rm_delta (tenant_id, type_id, process_id, k, n) VALUES (?, ?, ?, ?, ?)');
+    COARSE_TABLES.forEach(([table, col], i) => {
+      db.prepare('DELETE FROM temp.rm_delta').run();
+      for (const [outer, inner] of sums[i]!) {
+        const [tenant, type, proc] = outer.split('/').map(Number) as [number, number, number];
+        for (const [k, n] of inner) ins.run(tenant, type, proc, k, n);
+      }
+      const key = `t.tenant_id = d.tenant_id AND t.type_id = d.type_id AND t.status = ${Number(from.status)} AND t.rule_id = ${Number(from.rule)}
+        AND t.process_id = d.process_id AND t.${col} = d.k`;
+      db.prepare(`UPDATE ${table} AS t SET n = t.n - d.n FROM temp.rm_delta AS d WHERE ${key}`).run();
+      db.prepare(`DELETE FROM ${table} AS t WHERE t.n = 0 AND EXISTS (SELECT 1 FROM temp.rm_delta AS d WHERE ${key})`).run();
+      db.prepare(
+        `INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n)
+         SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, process_id, k, n FROM temp.rm_delta WHERE true
+         ON CONFLICT (tenant_id, type_id, status, rule_id, process_id, ${col}) DO UPDATE SET n = n + excluded.n`,
+      ).run();
+    });
   }
 
-  /** Predicate for "suppressed by this rule" (restore on delete). */
-  rulePredicate(tenantId: number): MatchPredicate {
-    return { possible: true, sql: 'tenant_id = ?', params: [tenantId], dims: NO_DIMS };
+  /**
+   * Predicate for "suppressed by this rule" (restore on delete), one detection type at a time so the
+   * rollup reads are primary-key ranges (tenant, type, status, rule). A rule's type can change
+   * through update, so restore covers every type the rule has suppressions in (ruleTypes).
+   */
+  rulePredicate(tenantId: number, typeId: number): MatchPredicate {
+    return { possible: true, sql: 'tenant_id = ? AND type_id = ?', params: [tenantId, typeId], dims: NO_DIMS };
+  }
+
+  /** Detection types that have detections suppressed by this rule. */
+  ruleTypes(tenantId: number, ruleId: number): number[] {
+    return this.db
+      .prepare('SELECT DISTINCT type_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id = ? ORDER BY type_id')
+      .pluck()
+      .all(tenantId, ruleId) as number[];
   }
 
   activeRules(tenantId: number): RuleRow[] {
