@@ -3,6 +3,7 @@ import { withStore, withStoreOptions, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
+import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -32,6 +33,18 @@ function policyOptions(opts: McpCliOptions, dbPath: string) {
   return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity };
 }
 
+/** Options shared by the stdio and HTTP servers. */
+function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: string; dbPath: string; config: ConfigFile }) {
+  return {
+    store: ctx.store,
+    tenant: ctx.tenant,
+    dashboardUrl: dashboardBase(opts, ctx.config),
+    actor: opts.actor,
+    riskyDestinations: ctx.config.risky_destinations,
+    policy: policyOptions(opts, ctx.dbPath),
+  };
+}
+
 async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -52,18 +65,9 @@ export function register(program: Command): void {
     .command('mcp')
     .description('Serve the triage tools to an AI agent over MCP stdio (stdout carries only JSON-RPC; logs go to stderr)');
   common(mcp).action(async (opts: McpCliOptions) => {
-    await withStore(opts, async ({ store, tenant, dbPath, config }) => {
+    await withStore(opts, async (ctx) => {
       const { runStdioServer } = await import('../../mcp/stdio.js');
-      const handle = await wrapPolicyErrors(() =>
-        runStdioServer({
-          store,
-          tenant,
-          dashboardUrl: dashboardBase(opts, config),
-          actor: opts.actor,
-          riskyDestinations: config.risky_destinations,
-          policy: policyOptions(opts, dbPath),
-        }),
-      );
+      const handle = await wrapPolicyErrors(() => runStdioServer(serverOptions(opts, ctx)));
       const stop = () => void handle.close();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
@@ -80,7 +84,7 @@ export function register(program: Command): void {
   common(serve)
     .addOption(new Option('--listen <host:port>', 'address to listen on; port 0 picks a free port (printed to stderr)').default('127.0.0.1:8787'))
     .action(async (opts: McpCliOptions) => {
-      await withStore(opts, async ({ store, tenant, dbPath, config }) => {
+      await withStore(opts, async (ctx) => {
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
         let addr: { host: string; port: number };
         try {
@@ -90,12 +94,7 @@ export function register(program: Command): void {
         }
         const app = await wrapPolicyErrors(() =>
           startHttpServer({
-            store,
-            tenant,
-            dashboardUrl: dashboardBase(opts, config),
-            actor: opts.actor,
-            riskyDestinations: config.risky_destinations,
-            policy: policyOptions(opts, dbPath),
+            ...serverOptions(opts, ctx),
             host: addr.host,
             port: addr.port,
           }),
