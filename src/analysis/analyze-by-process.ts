@@ -227,138 +227,146 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     next_cursor: null,
   };
   const db = store.db;
-  const tenantId = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(input.tenant) as number | undefined;
-  const typeIds = types
-    .map((t) => db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(t) as number | undefined)
-    .filter((x): x is number => x !== undefined);
-  if (tenantId === undefined || typeIds.length === 0) {
-    result.note = tenantId === undefined ? `tenant "${input.tenant}" has no data` : 'no detections of the requested types';
+  // One read snapshot (a deferred transaction: WAL readers never block the writer) so totals, coarse
+  // rows and timestamp probes all see the same committed state even while another process ingests
+  // or moves detections. Temp-table writes (suggestion impact) need no lock on the store.
+  if (db.inTransaction) return analyzeIn(db);
+  return db.transaction(() => analyzeIn(db))();
+
+  function analyzeIn(db: SqliteDatabase): AnalyzeResult {
+    const tenantId = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(input.tenant) as number | undefined;
+    const typeIds = types
+      .map((t) => db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(t) as number | undefined)
+      .filter((x): x is number => x !== undefined);
+    if (tenantId === undefined || typeIds.length === 0) {
+      result.note = tenantId === undefined ? `tenant "${input.tenant}" has no data` : 'no detections of the requested types';
+      return result;
+    }
+
+    // ---- 1. one pass over rollup (+ raw edge days) ----
+    const filter: ScanFilter = { tenantId, typeIds, statuses, since, until };
+    if (owner || repo) {
+      const conds = ['tenant_id = ?'];
+      const params: unknown[] = [tenantId];
+      if (owner) {
+        conds.push('owner = ? COLLATE NOCASE');
+        params.push(owner);
+      }
+      if (repo) {
+        conds.push('repo = ? COLLATE NOCASE');
+        params.push(repo);
+      }
+      filter.jobFilterSql = { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params };
+    }
+    const acc = new Map<number, VariantAcc>();
+    const coarse = since === undefined && until === undefined && !owner && !repo;
+    const newAcc = (n: number): VariantAcc => ({ n, first: Infinity, last: -Infinity, minDay: 0, maxDay: 0, epMap: null, jobSet: null, eps: null, jobs: null });
+    if (coarse) {
+      for (const [pid, n, minDay, maxDay] of coarseVariantTotals(db, tenantId, typeIds, statuses)) {
+        if (n <= 0) continue;
+        const a = newAcc(n);
+        a.minDay = minDay;
+        a.maxDay = maxDay;
+        acc.set(pid, a);
+      }
+    } else {
+      const byPid: (VariantAcc | undefined)[] = [];
+      scanDetections(db, filter, (rows) => {
+        for (let i = 0; i < rows.length; i++) {
+          const r = rows[i]!;
+          const pid = r[0];
+          let a = byPid[pid];
+          if (!a) {
+            a = newAcc(0);
+            a.epMap = new Map();
+            a.jobSet = new Set();
+            byPid[pid] = a;
+            acc.set(pid, a);
+          }
+          const n = r[3];
+          a.n += n;
+          if (r[4] < a.first) a.first = r[4];
+          if (r[5] > a.last) a.last = r[5];
+          a.epMap!.set(r[1], (a.epMap!.get(r[1]) ?? 0) + n);
+          a.jobSet!.add(r[2]);
+        }
+      });
+    }
+
+    // ---- 2. group by normalised name ----
+    const pd = processDict(db);
+    const procById = new Map<number, ProcRow>();
+    for (const id of acc.keys()) {
+      procById.set(id, { id, name: pd.name[id]!, norm_name: pd.norm[id]!, path: pd.path[id] ?? null, sha256: pd.sha256[id] ?? null, parent_chain: pd.chain[id]! });
+    }
+    const groups = new Map<string, { name: string; count: number; pids: number[] }>();
+    for (const [pid, a] of acc) {
+      const p = procById.get(pid)!;
+      let g = groups.get(p.norm_name);
+      if (!g) {
+        g = { name: p.norm_name, count: 0, pids: [] };
+        groups.set(p.norm_name, g);
+      }
+      g.count += a.n;
+      g.pids.push(pid);
+      result.total_anomalies_scanned += a.n;
+    }
+    const all = [...groups.values()].sort((a, b) => b.count - a.count || cmp(a.name, b.name));
+    const kept = all.filter((g) => g.count >= minCount);
+    let start = 0;
+    if (cursor) {
+      start = kept.findIndex((g) => g.count < cursor.c || (g.count === cursor.c && g.name > cursor.p));
+      if (start < 0) start = kept.length;
+    }
+    const page = kept.slice(start, start + limit);
+    if (start + limit < kept.length) {
+      const last = page[page.length - 1]!;
+      result.next_cursor = encodeCursor({ c: last.count, p: last.name, f: fingerprint });
+    }
+
+    // ---- 3. details for the page ----
+    const epById = endpointDict(db);
+    const riskyIds = rules.repo.riskyEndpointIds();
+    const jobs = jobDict(db, tenantId);
+    const keys = coarse ? coarseKeys(db, tenantId, typeIds, statuses) : [];
+    const epScratch = new IdCounter(epById.maxId + 1);
+    const jobScratch = new IdCounter(jobs.maxId + 1);
+    /** Per-variant details, loaded for the page's variants only. */
+    const detail = (pid: number): VariantAcc => {
+      const a = acc.get(pid)!;
+      if (a.eps) return a;
+      if (coarse) {
+        coarseVariantRows(db, 'endpoint', tenantId, keys, pid, (id, n) => epScratch.add(id, n));
+        coarseVariantRows(db, 'job', tenantId, keys, pid, (id, n) => jobScratch.add(id, n));
+        [a.first, a.last] = variantFirstLast(db, tenantId, pid, typeIds, statuses, a.minDay, a.maxDay);
+      } else {
+        for (const [id, n] of a.epMap!) epScratch.add(id, n);
+        for (const j of a.jobSet!) jobScratch.add(j, 1);
+        a.epMap = null;
+        a.jobSet = null;
+      }
+      a.eps = epScratch.take();
+      a.jobs = jobScratch.take().ids;
+      return a;
+    };
+    const ctx: DetailCtx = {
+      store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
+      primaryType: types[0]!, owner, repo, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
+    };
+    for (const g of page) {
+      result.processes.push(buildGroup(ctx, g, procById, epById));
+    }
+    result.processes_returned = result.processes.length;
+    const omitted = all.length - kept.length;
+    const omittedCount = all.filter((g) => g.count < minCount).reduce((s, g) => s + g.count, 0);
+    result.note =
+      `Exact counts over all ${result.total_anomalies_scanned} matching detection(s) in ${all.length} process group(s), not a sample. ` +
+      (omitted ? `${omitted} group(s) with fewer than ${minCount} detection(s) (${omittedCount} detection(s)) are omitted. ` : '') +
+      'VPN verdicts are evidence-based per binary (sha256/path): destinations and parent chain, never the name alone. ' +
+      'suggested_rule.impact is computed by the same matcher as rules preview/create.' +
+      (result.next_cursor ? ' More groups: pass next_cursor.' : '');
     return result;
   }
-
-  // ---- 1. one pass over rollup (+ raw edge days) ----
-  const filter: ScanFilter = { tenantId, typeIds, statuses, since, until };
-  if (owner || repo) {
-    const conds = ['tenant_id = ?'];
-    const params: unknown[] = [tenantId];
-    if (owner) {
-      conds.push('owner = ? COLLATE NOCASE');
-      params.push(owner);
-    }
-    if (repo) {
-      conds.push('repo = ? COLLATE NOCASE');
-      params.push(repo);
-    }
-    filter.jobFilterSql = { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params };
-  }
-  const acc = new Map<number, VariantAcc>();
-  const coarse = since === undefined && until === undefined && !owner && !repo;
-  const newAcc = (n: number): VariantAcc => ({ n, first: Infinity, last: -Infinity, minDay: 0, maxDay: 0, epMap: null, jobSet: null, eps: null, jobs: null });
-  if (coarse) {
-    for (const [pid, n, minDay, maxDay] of coarseVariantTotals(db, tenantId, typeIds, statuses)) {
-      if (n <= 0) continue;
-      const a = newAcc(n);
-      a.minDay = minDay;
-      a.maxDay = maxDay;
-      acc.set(pid, a);
-    }
-  } else {
-    const byPid: (VariantAcc | undefined)[] = [];
-    scanDetections(db, filter, (rows) => {
-      for (let i = 0; i < rows.length; i++) {
-        const r = rows[i]!;
-        const pid = r[0];
-        let a = byPid[pid];
-        if (!a) {
-          a = newAcc(0);
-          a.epMap = new Map();
-          a.jobSet = new Set();
-          byPid[pid] = a;
-          acc.set(pid, a);
-        }
-        const n = r[3];
-        a.n += n;
-        if (r[4] < a.first) a.first = r[4];
-        if (r[5] > a.last) a.last = r[5];
-        a.epMap!.set(r[1], (a.epMap!.get(r[1]) ?? 0) + n);
-        a.jobSet!.add(r[2]);
-      }
-    });
-  }
-
-  // ---- 2. group by normalised name ----
-  const pd = processDict(db);
-  const procById = new Map<number, ProcRow>();
-  for (const id of acc.keys()) {
-    procById.set(id, { id, name: pd.name[id]!, norm_name: pd.norm[id]!, path: pd.path[id] ?? null, sha256: pd.sha256[id] ?? null, parent_chain: pd.chain[id]! });
-  }
-  const groups = new Map<string, { name: string; count: number; pids: number[] }>();
-  for (const [pid, a] of acc) {
-    const p = procById.get(pid)!;
-    let g = groups.get(p.norm_name);
-    if (!g) {
-      g = { name: p.norm_name, count: 0, pids: [] };
-      groups.set(p.norm_name, g);
-    }
-    g.count += a.n;
-    g.pids.push(pid);
-    result.total_anomalies_scanned += a.n;
-  }
-  const all = [...groups.values()].sort((a, b) => b.count - a.count || cmp(a.name, b.name));
-  const kept = all.filter((g) => g.count >= minCount);
-  let start = 0;
-  if (cursor) {
-    start = kept.findIndex((g) => g.count < cursor.c || (g.count === cursor.c && g.name > cursor.p));
-    if (start < 0) start = kept.length;
-  }
-  const page = kept.slice(start, start + limit);
-  if (start + limit < kept.length) {
-    const last = page[page.length - 1]!;
-    result.next_cursor = encodeCursor({ c: last.count, p: last.name, f: fingerprint });
-  }
-
-  // ---- 3. details for the page ----
-  const epById = endpointDict(db);
-  const riskyIds = rules.repo.riskyEndpointIds();
-  const jobs = jobDict(db, tenantId);
-  const keys = coarse ? coarseKeys(db, tenantId, typeIds, statuses) : [];
-  const epScratch = new IdCounter(epById.maxId + 1);
-  const jobScratch = new IdCounter(jobs.maxId + 1);
-  /** Per-variant details, loaded for the page's variants only. */
-  const detail = (pid: number): VariantAcc => {
-    const a = acc.get(pid)!;
-    if (a.eps) return a;
-    if (coarse) {
-      coarseVariantRows(db, 'endpoint', tenantId, keys, pid, (id, n) => epScratch.add(id, n));
-      coarseVariantRows(db, 'job', tenantId, keys, pid, (id, n) => jobScratch.add(id, n));
-      [a.first, a.last] = variantFirstLast(db, tenantId, pid, typeIds, statuses, a.minDay, a.maxDay);
-    } else {
-      for (const [id, n] of a.epMap!) epScratch.add(id, n);
-      for (const j of a.jobSet!) jobScratch.add(j, 1);
-      a.epMap = null;
-      a.jobSet = null;
-    }
-    a.eps = epScratch.take();
-    a.jobs = jobScratch.take().ids;
-    return a;
-  };
-  const ctx: DetailCtx = {
-    store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
-    primaryType: types[0]!, owner, repo, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
-  };
-  for (const g of page) {
-    result.processes.push(buildGroup(ctx, g, procById, epById));
-  }
-  result.processes_returned = result.processes.length;
-  const omitted = all.length - kept.length;
-  const omittedCount = all.filter((g) => g.count < minCount).reduce((s, g) => s + g.count, 0);
-  result.note =
-    `Exact counts over all ${result.total_anomalies_scanned} matching detection(s) in ${all.length} process group(s), not a sample. ` +
-    (omitted ? `${omitted} group(s) with fewer than ${minCount} detection(s) (${omittedCount} detection(s)) are omitted. ` : '') +
-    'VPN verdicts are evidence-based per binary (sha256/path): destinations and parent chain, never the name alone. ' +
-    'suggested_rule.impact is computed by the same matcher as rules preview/create.' +
-    (result.next_cursor ? ' More groups: pass next_cursor.' : '');
-  return result;
 }
 
 interface DetailCtx {

@@ -319,20 +319,33 @@ export class SqliteRulesRepo {
     // this transaction only (the meta flag is never committed), then the moved sums are applied as
     // one delta per coarse key.
     this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    // delete exactly the moved rows, by primary key, and add them to the destination rows
-    this.db
-      .prepare(
-        `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
-         (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
-      )
-      .run();
+    // Delete exactly the moved rows: by primary key when they are a small share of the source range,
+    // else with one pass over the range (the same predicate). Then add them to the destination rows.
+    const sourceTotal =
+      (this.db
+        .prepare(
+          `SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`,
+        )
+        .pluck()
+        .get(pred.params[0], pred.params[1]) as number | null) ?? 0;
+    const deleted =
+      expected * 4 < sourceTotal
+        ? this.db
+            .prepare(
+              `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
+               (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
+            )
+            .run().changes
+        : this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params).changes;
+    const movedRows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
+    if (deleted !== movedRows) throw new Error(`rollup move: ${movedRows} rows selected, ${deleted} deleted; transaction rolled back`);
     const upsertSelect = ROLLUP_UPSERT.replace(
       /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
       `SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
        FROM temp.rm_moved WHERE true`,
     );
     this.db.prepare(upsertSelect).run();
-    this.moveCoarse(from, to);
+    this.moveCoarse(pred, where, params, from, to);
     this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
     const changed = this.updateDetections(pred, where, params, from, to);
     if (changed !== expected) {
@@ -393,40 +406,55 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Applies the moved sums (temp.rm_moved) to the coarse rollups: minus at `from`, plus at `to`. One
-   * pass over the moved rows aggregates the three marginals in integer-keyed maps (no SQL sort), then
-   * each coarse table gets its deltas set-based.
+   * Applies the moved sums to the coarse rollups: minus at `from`, plus at `to`, set-based. When the
+   * predicate tests only dimensions a coarse table has, that table's own matching rows are exactly
+   * the moved marginal; otherwise one pass over temp.rm_moved aggregates it in integer-keyed maps.
    */
-  private moveCoarse(from: { status: number; rule: number }, to: { status: number; rule: number }): void {
+  private moveCoarse(
+    pred: MatchPredicate,
+    where: string,
+    params: unknown[],
+    from: { status: number; rule: number },
+    to: { status: number; rule: number },
+  ): void {
     const db = this.db;
-    const sums = COARSE_TABLES.map(() => new Map<string, Map<number, number>>());
-    const add = (m: Map<string, Map<number, number>>, outer: string, k: number, n: number) => {
-      let inner = m.get(outer);
-      if (!inner) {
-        inner = new Map();
-        m.set(outer, inner);
+    const d = pred.dims;
+    const self = (col: string) =>
+      !d.ip && (col === 'endpoint_id' ? !d.job : col === 'job_ref' ? !d.endpoint : !d.job && !d.endpoint);
+    const fromMoved = COARSE_TABLES.filter(([, col]) => !self(col));
+    const sums = new Map<string, Map<string, Map<number, number>>>();
+    if (fromMoved.length) {
+      for (const [, col] of fromMoved) sums.set(col, new Map());
+      const targets = fromMoved.map(([, col]) => [col, sums.get(col)!] as const);
+      for (const row of db
+        .prepare('SELECT tenant_id, type_id, process_id, endpoint_id, job_ref, day, n FROM temp.rm_moved')
+        .iterate() as Iterable<{ tenant_id: number; type_id: number; process_id: number; endpoint_id: number; job_ref: number; day: number; n: number }>) {
+        const outer = `${row.tenant_id}/${row.type_id}/${row.process_id}`;
+        for (const [col, m] of targets) {
+          let inner = m.get(outer);
+          if (!inner) {
+            inner = new Map();
+            m.set(outer, inner);
+          }
+          const k = row[col as 'endpoint_id' | 'job_ref' | 'day'];
+          inner.set(k, (inner.get(k) ?? 0) + row.n);
+        }
       }
-      inner.set(k, (inner.get(k) ?? 0) + n);
-    };
-    const [epSums, jobSums, daySums] = sums as [Map<string, Map<number, number>>, Map<string, Map<number, number>>, Map<string, Map<number, number>>];
-    for (const [tenant, type, proc, endpoint, job, day, n] of db
-      .prepare('SELECT tenant_id, type_id, process_id, endpoint_id, job_ref, day, n FROM temp.rm_moved')
-      .raw()
-      .iterate() as Iterable<[number, number, number, number, number, number, number]>) {
-      const outer = `${tenant}/${type}/${proc}`;
-      add(epSums, outer, endpoint, n);
-      add(jobSums, outer, job, n);
-      add(daySums, outer, day, n);
     }
     db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_delta (
       tenant_id INTEGER, type_id INTEGER, process_id INTEGER, k INTEGER, n INTEGER,
       PRIMARY KEY (tenant_id, type_id, process_id, k)) WITHOUT ROWID`);
     const ins = db.prepare('INSERT INTO temp.rm_delta (tenant_id, type_id, process_id, k, n) VALUES (?, ?, ?, ?, ?)');
-    COARSE_TABLES.forEach(([table, col], i) => {
+    for (const [table, col] of COARSE_TABLES) {
       db.prepare('DELETE FROM temp.rm_delta').run();
-      for (const [outer, inner] of sums[i]!) {
-        const [tenant, type, proc] = outer.split('/').map(Number) as [number, number, number];
-        for (const [k, n] of inner) ins.run(tenant, type, proc, k, n);
+      const m = sums.get(col);
+      if (m) {
+        for (const [outer, inner] of m) {
+          const [tenant, type, proc] = outer.split('/').map(Number) as [number, number, number];
+          for (const [k, n] of inner) ins.run(tenant, type, proc, k, n);
+        }
+      } else {
+        db.prepare(`INSERT INTO temp.rm_delta SELECT tenant_id, type_id, process_id, ${col}, n FROM ${table} WHERE ${where}`).run(...params);
       }
       const key = `t.tenant_id = d.tenant_id AND t.type_id = d.type_id AND t.status = ${Number(from.status)} AND t.rule_id = ${Number(from.rule)}
         AND t.process_id = d.process_id AND t.${col} = d.k`;
@@ -437,7 +465,7 @@ export class SqliteRulesRepo {
          SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, process_id, k, n FROM temp.rm_delta WHERE true
          ON CONFLICT (tenant_id, type_id, status, rule_id, process_id, ${col}) DO UPDATE SET n = n + excluded.n`,
       ).run();
-    });
+    }
   }
 
   /**
