@@ -319,8 +319,9 @@ export class SqliteRulesRepo {
     // this transaction only (the meta flag is never committed), then the moved sums are applied as
     // one delta per coarse key.
     this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    // Delete exactly the moved rows: by primary key when they are a small share of the source range,
-    // else with one pass over the range (the same predicate). Then add them to the destination rows.
+    // Delete exactly the moved rows: by primary key when they are a small share of the source range
+    // (fewer rows than 1/16 of its detections, which bound its rollup rows), else with one pass over the
+    // range (the same predicate). Then add them to the destination rows.
     const sourceTotal =
       (this.db
         .prepare(
@@ -328,8 +329,9 @@ export class SqliteRulesRepo {
         )
         .pluck()
         .get(pred.params[0], pred.params[1]) as number | null) ?? 0;
+    const movedRows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
     const deleted =
-      expected * 4 < sourceTotal
+      movedRows * 16 < sourceTotal
         ? this.db
             .prepare(
               `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
@@ -337,7 +339,6 @@ export class SqliteRulesRepo {
             )
             .run().changes
         : this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params).changes;
-    const movedRows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
     if (deleted !== movedRows) throw new Error(`rollup move: ${movedRows} rows selected, ${deleted} deleted; transaction rolled back`);
     const upsertSelect = ROLLUP_UPSERT.replace(
       /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
