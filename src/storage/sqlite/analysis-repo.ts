@@ -180,6 +180,15 @@ export function variantFirstLast(
     .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts DESC LIMIT 1`)
     .pluck()
     .get(tenantId, processId, maxDay * DAY_MS, (maxDay + 1) * DAY_MS) as number | undefined;
-  if (first === undefined || last === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no detection on its first/last day`);
-  return [first, last];
+  if (first !== undefined && last !== undefined) return [first, last];
+  // Not expected (the coarse day rows follow detections exactly): fall back to unbounded probes.
+  const any = (dir: string) =>
+    db
+      .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts ${dir} LIMIT 1`)
+      .pluck()
+      .get(tenantId, processId, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) as number | undefined;
+  const f = first ?? any('ASC');
+  const l = last ?? any('DESC');
+  if (f === undefined || l === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no matching detection`);
+  return [f, l];
 }
