@@ -181,14 +181,14 @@ export class DetectionEngine {
       if (!run.keys || !run.endpoints) {
         const loaded = this.session.runObservationKeys(run.ref);
         run.keys = loaded.keys;
-        run.endpoints = loaded.endpoints;
+        run.endpoints ??= loaded.endpoints;
       }
       this.hot.add(run);
       if (this.hot.size > HOT_RUNS) {
+        // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
         const cold = this.hot.values().next().value!;
         this.hot.delete(cold);
         cold.keys = null;
-        cold.endpoints = null;
       }
     }
     return { keys: run.keys!, endpoints: run.endpoints! };
@@ -277,7 +277,7 @@ export class DetectionEngine {
     sets.keys.add(okey);
     const variant = toVariant(ev.process);
     const ip = ev.ip ?? null;
-    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp)) {
+    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp, vkey)) {
       this.counters.duplicates++;
       return;
     }

@@ -205,11 +205,11 @@ export class SqliteIngestSession implements IngestSession {
     this.s.baseUpsert.run(jobRef, this.dict.endpointId(endpoint), e.runsSeen, ts, ts, e.inBaseline ? 1 : 0, e.source);
   }
 
-  insertObservation(runRef: number, endpoint: string, ip: string | null, p: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number): boolean {
+  insertObservation(runRef: number, endpoint: string, ip: string | null, p: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string): boolean {
     const r = this.s.obsIns.run(
       runRef,
       this.dict.endpointId(endpoint),
-      this.dict.processId(p),
+      this.dict.processId(p, variantKey),
       blocked ? 1 : 0,
       ip ? this.dict.ipId(ip) : null,
       protocol,
