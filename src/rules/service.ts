@@ -196,10 +196,28 @@ export class RulesService {
         }
       }
       db.prepare('UPDATE rules SET deleted_on = ?, updated_on = ? WHERE id = ?').run(new Date().toISOString(), new Date().toISOString(), row.id);
+      // A restored detection that another active rule matches belongs to that rule, exactly as if it
+      // were ingested now: re-apply the remaining rules in creation order.
+      if (restored > 0) restored -= this.reapplyActiveRules(row.tenant_id);
       this.repo.audit(row.tenant_id, row.rule_uid, opts.restore ? 'delete+restore' : 'delete', actor, before, null, restored);
       this.repo.bumpRulesVersion();
       return { rule: before, suppressed: 0, restored };
     }).immediate();
+  }
+
+  /** Suppresses new detections matched by the tenant's active rules; returns how many moved. */
+  private reapplyActiveRules(tenantId: number): number {
+    const rows = this.store.db
+      .prepare('SELECT id, detection_type, conditions FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
+      .all(tenantId) as { id: number; detection_type: string; conditions: string }[];
+    let moved = 0;
+    for (const r of rows) {
+      const compiled = compileRule(r.detection_type, JSON.parse(r.conditions) as RuleConditions);
+      const pred = this.repo.buildPredicate(tenantId, this.repo.ensureType(r.detection_type), compiled);
+      // As at ingest, never-suppress destinations stay new even under an older rule.
+      moved += this.repo.move(this.repo.excludeRisky(pred), NEW, { status: 1, rule: r.id });
+    }
+    return moved;
   }
 
   /** Audit trail of a tenant's rule changes, newest first. */

@@ -203,3 +203,31 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
     cleanup();
   }
 });
+
+test('delete --restore hands restored detections to other active rules, never risky ones', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, fixture());
+    const svc = new RulesService(store);
+    // A: tailscaled peers everywhere; B (created later, so it suppresses nothing at first): tailscaled in repo web
+    const a = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } });
+    assert.equal(a.suppressed, 8);
+    const b = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', repo: 'web' } });
+    assert.equal(b.suppressed, 3, 'controlplane calls in web');
+    const c = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', repo: 'lib' } });
+    // risky webhook.site detections of node in lib arrive later and stay new at ingest
+    ingest(store, T, [call(T, 'lib', 900, TS0 + 90 * 7_200_000, proc('node'), { domain: 'webhook.site', port: 443 })]);
+    const del = await svc.delete(T, a.rule.rule_id, { restore: true });
+    // 8 restored; the 3 in repo web are taken over by B: 5 end up new
+    assert.equal(del.restored, 5);
+    const byRule = store.db.prepare('SELECT rule_id, count(*) AS n FROM detections WHERE status = 1 GROUP BY rule_id ORDER BY rule_id').all() as { rule_id: number; n: number }[];
+    const ruleId = (uid: string) => store.db.prepare('SELECT id FROM rules WHERE rule_uid = ?').pluck().get(uid) as number;
+    assert.deepEqual(byRule.find((r) => r.rule_id === ruleId(b.rule.rule_id))?.n, 6);
+    const risky = store.db.prepare("SELECT d.status FROM detections d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.endpoint = 'webhook.site:443' AND d.job_ref IN (SELECT id FROM jobs WHERE repo = 'lib')").pluck().all() as number[];
+    assert.ok(risky.length > 0 && risky.every((s) => s === 0), 'risky detections stay new');
+    assert.equal(c.suppressed, 2);
+    assert.equal(rollupMismatches(store), 0);
+  } finally {
+    cleanup();
+  }
+});

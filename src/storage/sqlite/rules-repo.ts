@@ -179,6 +179,25 @@ export class SqliteRulesRepo {
   }
 
   /**
+   * The same predicate minus never-suppress destinations, expressed through temp.rm_eps so every
+   * path of `move` (coarse tables, index choice) sees a consistent endpoint dimension.
+   */
+  excludeRisky(pred: MatchPredicate): MatchPredicate {
+    if (!pred.possible) return pred;
+    const risky = this.riskyEndpointIds();
+    if (risky.size === 0) return pred;
+    let ids: number[];
+    if (pred.dims.endpoint) {
+      ids = (this.db.prepare('SELECT id FROM temp.rm_eps').pluck().all() as number[]).filter((id) => !risky.has(id));
+    } else {
+      ids = (this.db.prepare('SELECT id FROM endpoints').pluck().all() as number[]).filter((id) => !risky.has(id));
+    }
+    if (this.fill('rm_eps', ids) === 0) return { ...pred, possible: false, sql: '0', params: [] };
+    const sql = pred.dims.endpoint ? pred.sql : `${pred.sql} AND endpoint_id IN (SELECT id FROM temp.rm_eps)`;
+    return { ...pred, sql, dims: { ...pred.dims, endpoint: true } };
+  }
+
+  /**
    * Exact counts of currently-new detections matching the predicate (rollups only). The coarse
    * rollups are marginals of detection_rollup, so when the predicate tests no dimension a coarse
    * table lacks, it gives the same sums over far fewer rows: rollup_process_endpoint when it tests
