@@ -206,8 +206,9 @@ export class DetectionEngine {
   }
 
   private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
-    if (this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
     const prev = st.baseline.get(endpoint);
+    // An endpoint already in the baseline passed this check when it joined.
+    if (prev?.inBaseline !== true && this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
     const runsSeen = (prev?.runsSeen ?? 0) + 1;
     const entry: BaselineEntry = {
       runsSeen,
