@@ -4,9 +4,7 @@
  * At most `window` batches are in flight; the main thread acks each one it has applied.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openInput } from './input.js';
-import { readRecords } from './records.js';
-import { RecordParser } from './record-parser.js';
+import { parseSource, type SourceChunk } from './record-parser.js';
 import type { IngestFormat } from './adapters/types.js';
 import type { JobContext } from '../domain/types.js';
 
@@ -20,7 +18,7 @@ export interface WorkerInput {
 }
 
 export type WorkerMessage =
-  | { type: 'batch'; batch: import('./record-parser.js').ParsedBatch; bytes: number; size: number | null; name: string }
+  | ({ type: 'batch' } & SourceChunk)
   | { type: 'done' }
   | { type: 'error'; message: string };
 
@@ -36,14 +34,10 @@ async function main(): Promise<void> {
       wake = null;
     }
   });
-  const input = await openInput(w.path);
-  const parser = new RecordParser(w.format, input.name, w.tenant, w.defaults);
-  for await (const records of readRecords(input.stream, w.batchSize)) {
-    const batch = parser.parseBatch(records);
+  for await (const chunk of parseSource(w.path, w)) {
     while (inFlight >= w.window) await new Promise<void>((r) => (wake = r));
     inFlight++;
-    port.postMessage({ type: 'batch', batch, bytes: input.bytesRead(), size: input.size, name: input.name } satisfies WorkerMessage);
-    if (batch.fatal) break;
+    port.postMessage({ type: 'batch', ...chunk } satisfies WorkerMessage);
   }
   port.postMessage({ type: 'done' } satisfies WorkerMessage);
   port.close();

@@ -5,9 +5,7 @@ import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { IngestSession } from '../storage/store.js';
 import { Worker } from 'node:worker_threads';
 import type { IngestFormat } from './adapters/types.js';
-import { openInput } from './input.js';
-import { readRecords } from './records.js';
-import { RecordParser, type ParseError, type ParsedBatch } from './record-parser.js';
+import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 
 export interface IngestOptions {
@@ -32,11 +30,8 @@ export type IngestError = ParseError;
 const COMMIT_BATCHES = 8;
 const COMMIT_MS = 500;
 
-interface SourceBatch {
-  batch: ParsedBatch;
-  bytes: number;
-  size: number | null;
-  name: string;
+interface SourceBatch extends SourceChunk {
+  /** tells the producer the batch is applied (flow control for the worker) */
   ack: () => void;
 }
 
@@ -111,15 +106,12 @@ export class IngestPipeline {
   private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
     const batchSize = this.opts.batchSize ?? 5_000;
     if (path === '-' || this.opts.inThread) {
-      const input = await openInput(path, stdin as never);
-      const parser = new RecordParser(this.opts.format, input.name, this.opts.tenant, this.opts.defaults);
-      for await (const records of readRecords(input.stream, batchSize)) {
-        yield { batch: parser.parseBatch(records), bytes: input.bytesRead(), size: input.size, name: input.name, ack: () => undefined };
-      }
+      const o = { format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin };
+      for await (const chunk of parseSource(path, o)) yield { ...chunk, ack: () => undefined };
       return;
     }
     const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 2 };
-    // A larger young generation: parsing makes short-lived garbage, and small semi-spaces scavenge constantly.
+    // A capped young generation keeps the parser's heap small next to the main thread's (peak RSS budget).
     const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 16 } });
     const queue: WorkerMessage[] = [];
     let notify: (() => void) | null = null;

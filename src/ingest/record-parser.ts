@@ -3,7 +3,8 @@ import type { JobContext } from '../domain/types.js';
 import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext } from './adapters/types.js';
-import type { RecordBatch } from './records.js';
+import { readRecords, type RecordBatch } from './records.js';
+import { openInput } from './input.js';
 
 export interface ParseError {
   location: string;
@@ -145,4 +146,28 @@ export class RecordParser {
 
 function toError(location: string, e: RecordError): ParseError {
   return { location, reason: e.reason, field: e.field, message: e.message };
+}
+
+/** One parsed batch of a source, with read progress. */
+export interface SourceChunk {
+  batch: ParsedBatch;
+  /** raw bytes read so far */
+  bytes: number;
+  /** raw size when known (files) */
+  size: number | null;
+  name: string;
+}
+
+/** Reads and parses a whole source (file path or "-" for stdin). Used in the worker and in-thread. */
+export async function* parseSource(
+  path: string,
+  o: { format: IngestFormat | 'auto'; tenant: string; defaults: Partial<JobContext>; batchSize: number; stdin?: NodeJS.ReadableStream },
+): AsyncGenerator<SourceChunk> {
+  const input = await openInput(path, o.stdin as never);
+  const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults);
+  for await (const records of readRecords(input.stream, o.batchSize)) {
+    const batch = parser.parseBatch(records);
+    yield { batch, bytes: input.bytesRead(), size: input.size, name: input.name };
+    if (batch.fatal) return;
+  }
 }
