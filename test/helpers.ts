@@ -73,8 +73,3 @@ export function ndjson(events: Record<string, unknown>[]): string {
   return events.map((e) => JSON.stringify(e)).join('\n') + '\n';
 }
 
-export function cleanupLater(fn: () => void): void {
-  process.on('exit', fn);
-}
-
-export { spawnSync };

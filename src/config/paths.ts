@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 
 export const DEFAULT_DB_PATH = './.egress-triage/egress.db';
 export const DEFAULT_TENANT = 'default';
+/** Tenant names: letters, digits, ".", "_" or "-", at most 128 characters. */
+export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db */
 export function resolveDbPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -12,7 +14,7 @@ export function resolveDbPath(flag?: string, env: NodeJS.ProcessEnv = process.en
 /** --tenant, then EGRESS_TRIAGE_TENANT, then "default" */
 export function resolveTenant(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   const t = (flag ?? env.EGRESS_TRIAGE_TENANT ?? DEFAULT_TENANT).trim();
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(t)) {
+  if (!TENANT_PATTERN.test(t)) {
     throw new Error(`invalid tenant "${t}": use letters, digits, ".", "_" or "-" (max 128 chars)`);
   }
   return t;

@@ -1,9 +1,12 @@
+/** Last component of a POSIX or Windows path. */
+export function basenameOf(path: string): string {
+  const slash = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
+  return slash >= 0 ? path.slice(slash + 1) : path;
+}
+
 /** Process-name normalisation used for grouping: basename, `.exe` stripped, lower case. */
 export function normalizeProcessName(raw: string): string {
-  let name = raw.trim();
-  const slash = Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\'));
-  if (slash >= 0) name = name.slice(slash + 1);
-  name = name.toLowerCase();
+  let name = basenameOf(raw.trim()).toLowerCase();
   if (name.endsWith('.exe')) name = name.slice(0, -4);
   return name === '' ? 'unknown' : name;
 }

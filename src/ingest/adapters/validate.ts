@@ -10,6 +10,8 @@
  *
  * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
  */
+import { basenameOf } from '../../domain/process-name.js';
+import { TENANT_PATTERN } from '../../config/paths.js';
 import { isValidIp } from '../../domain/endpoint.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import { RecordError } from './types.js';
@@ -158,15 +160,14 @@ export function optIdString(value: unknown, field: string): string | undefined {
   return wrongType(field, 'a string or number', value);
 }
 
-const TENANT_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 let lastTenant = '';
 
-/** Same pattern as resolveTenant() in src/config/paths.ts. */
+/** The pattern resolveTenant() in src/config/paths.ts enforces. */
 export function readTenant(value: unknown, field: string, fallback: string): string {
   if (value === undefined || value === null || value === '') return fallback;
   if (typeof value !== 'string') return wrongType(field, 'a string', value);
   if (value === lastTenant) return lastTenant;
-  if (!TENANT_RE.test(value)) {
+  if (!TENANT_PATTERN.test(value)) {
     return invalid(field, `invalid tenant "${clip(value)}": use letters, digits, ".", "_" or "-" (max 128 chars)`);
   }
   lastTenant = value;
@@ -424,10 +425,7 @@ export function makeProcess(
 }
 
 /** Basename of an executable path, for when only the path is known. */
-export function basename(p: string): string {
-  const slash = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
-  return slash >= 0 ? p.slice(slash + 1) : p;
-}
+export const basename = basenameOf;
 
 // ---------------------------------------------------------------------------------------------
 // Job context

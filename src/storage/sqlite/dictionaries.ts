@@ -89,9 +89,4 @@ export class Dictionaries {
     this.types.set(name, id);
     return id;
   }
-
-  /** Read-only lookup; undefined when the type was never stored. */
-  findTypeId(name: string): number | undefined {
-    return this.types.get(name) ?? (this.sel.type!.get(name) as number | undefined);
-  }
 }

@@ -35,6 +35,7 @@ interface Stmts {
   jobIns: Statement;
   jobSet: Statement;
   runSel: Statement;
+  runByRef: Statement;
   runIns: Statement;
   runTouch: Statement;
   runComplete: Statement;
@@ -69,6 +70,7 @@ export class SqliteIngestSession implements IngestSession {
       runSel: db.prepare(
         'SELECT id, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE job_ref = ? AND run_id = ? AND run_attempt = ?',
       ),
+      runByRef: db.prepare('SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE id = ?'),
       runIns: db.prepare(
         'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, expected_sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -153,9 +155,7 @@ export class SqliteIngestSession implements IngestSession {
   }
 
   findRunByRef(runRef: number): RunRow | null {
-    const r = this.db
-      .prepare('SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE id = ?')
-      .get(runRef) as
+    const r = this.s.runByRef.get(runRef) as
       | { id: number; job_ref: number; run_id: string; run_attempt: number; gh_job_id: string | null; first_ts: number; last_ts: number; completed: number; learning: number }
       | undefined;
     if (!r) return null;
