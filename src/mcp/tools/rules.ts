@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DETECTION_TYPES, NEW_OUTBOUND } from '../../domain/types.js';
-import { CONDITION_KEYS, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
+import { CONDITION_KEYS, type RuleChangeResult, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
 import {
   READ_ONLY,
   WRITE_ADDITIVE,
@@ -101,6 +101,19 @@ function impactText(p: RulePreview): string {
   if (procs) s += `; processes: ${procs}`;
   if (p.warnings.length) s += `. Warnings: ${p.warnings.join(' | ')}`;
   return s;
+}
+
+/** The structured result shared by the three write tools. */
+function writeResult(tenant: string, action: 'created' | 'updated' | 'deleted', r: RuleChangeResult, answer: { kind: string }, note: string) {
+  return ok({
+    tenant,
+    action,
+    rule: r.rule as unknown as Record<string, unknown>,
+    suppressed: r.suppressed,
+    restored: r.restored,
+    confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
+    note,
+  });
 }
 
 function describeRule(detectionId: string, c: RuleConditions): string {
@@ -236,15 +249,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         );
         if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed. Ask the user what to do instead.`);
         const r = await svc.create(tenant, input, ctx.actor);
-        return ok({
-          tenant,
-          action: 'created' as const,
-          rule: r.rule as unknown as Record<string, unknown>,
-          suppressed: r.suppressed,
-          restored: r.restored,
-          confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
-          note: `Rule ${r.rule.rule_id} created; ${r.suppressed} open detection(s) moved to suppressed. New matching detections will be suppressed on ingest.`,
-        });
+        return writeResult(tenant, 'created', r, answer, `Rule ${r.rule.rule_id} created; ${r.suppressed} open detection(s) moved to suppressed. New matching detections will be suppressed on ingest.`);
       },
     ),
   );
@@ -303,15 +308,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         if (a.name !== undefined) patch.name = a.name;
         if (a.description !== undefined) patch.description = a.description;
         const r = await svc.update(tenant, a.ruleId, patch, ctx.actor);
-        return ok({
-          tenant,
-          action: 'updated' as const,
-          rule: r.rule as unknown as Record<string, unknown>,
-          suppressed: r.suppressed,
-          restored: r.restored,
-          confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
-          note: `Rule ${r.rule.rule_id} updated; ${r.suppressed} detection(s) newly suppressed, ${r.restored} restored to new.`,
-        });
+        return writeResult(tenant, 'updated', r, answer, `Rule ${r.rule.rule_id} updated; ${r.suppressed} detection(s) newly suppressed, ${r.restored} restored to new.`);
       },
     ),
   );
@@ -351,17 +348,10 @@ export function registerRuleTools(ctx: ToolContext): void {
       );
       if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed.`);
       const r = await svc.delete(tenant, a.ruleId, { restore }, ctx.actor);
-      return ok({
-        tenant,
-        action: 'deleted' as const,
-        rule: r.rule as unknown as Record<string, unknown>,
-        suppressed: r.suppressed,
-        restored: r.restored,
-        confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
-        note: restore
-          ? `Rule ${r.rule.rule_id} deleted; ${r.restored} detection(s) restored to new.`
-          : `Rule ${r.rule.rule_id} deleted; the detections it suppressed stay suppressed (pass restore: true to restore them).`,
-      });
+      const note = restore
+        ? `Rule ${r.rule.rule_id} deleted; ${r.restored} detection(s) restored to new.`
+        : `Rule ${r.rule.rule_id} deleted; the detections it suppressed stay suppressed (pass restore: true to restore them).`;
+      return writeResult(tenant, 'deleted', r, answer, note);
     }),
   );
 }
