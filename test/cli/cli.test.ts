@@ -81,6 +81,22 @@ test('bad input gets a clear error and a non-zero exit', () => {
   assert.match(strict.stdout, /nothing stored/);
 });
 
+test('baseline expect: bad input is refused and changes nothing; good input joins the baseline', () => {
+  const show = () => runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--all', '--json']).stdout;
+  const before = show();
+  const noPort = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io']);
+  assert.equal(noPort.status, 2);
+  assert.match(noPort.stderr, /--endpoint: expected host:port/);
+  const noRepo = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'nope', '--endpoint', 'api.partner.io:443']);
+  assert.equal(noRepo.status, 1);
+  assert.match(noRepo.stderr, /no jobs found for acme\/nope/);
+  assert.equal(show(), before);
+  const ok = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io:443', '--json']);
+  assert.equal(ok.status, 0, ok.stderr);
+  const after = JSON.parse(show()).jobs[0].endpoints.find((e: { endpoint: string }) => e.endpoint === 'api.partner.io:443');
+  assert.equal(after.source, 'expected');
+});
+
 test('the store location comes from --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db', () => {
   const envDb = join(tmp.dir, 'env.db');
   const r = runCli(['ingest', '-', '--json'], { input: ndjson(events().map(nativeEvent)), env: { EGRESS_TRIAGE_DB: envDb } });
