@@ -63,8 +63,9 @@ function snapshot(c: EngineCounters): EngineCounters {
 }
 
 /**
- * Streams one source into the store. Each batch of records is parsed, evaluated and written in one
- * transaction, so a killed process leaves whole batches and a consistent baseline; re-running is
+ * Streams one source into the store. Records are parsed in batches and evaluated and written in
+ * transactions of up to COMMIT_BATCHES batches (at most COMMIT_MS open), so a killed process leaves
+ * whole committed transactions and a consistent baseline; re-running is
  * idempotent because observations and detections have natural unique keys. --strict wraps the whole
  * source in a single transaction instead, so a bad record stores nothing from that source.
  */
