@@ -1,0 +1,174 @@
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const CHECKOUT = resolve('.');
+/** What a fresh checkout holds besides node_modules (linked) and dist (copied, so a rebuild stays inside). */
+const COPIED = ['src', 'test', 'bench', 'scripts', 'docs', 'dist', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json'];
+
+export interface RunResult {
+  command: string;
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A throwaway copy of the checkout in which documentation snippets run exactly as written:
+ * `egress-triage` is on PATH (as `npm link` would put it), `export` lines carry over to later commands,
+ * and fixed loopback ports in the docs are mapped to free ones so parallel runs never collide.
+ */
+export class DocSandbox {
+  readonly dir: string;
+  private readonly ports = new Map<string, string>();
+  private readonly servers: ChildProcess[] = [];
+  /** HTTP servers already started, by the command that started them, so two configs can share one. */
+  private readonly started = new Map<string, Promise<string>>();
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  static create(): DocSandbox {
+    const dir = mkdtempSync(join(tmpdir(), 'egress-triage-docs-'));
+    for (const name of COPIED) if (existsSync(join(CHECKOUT, name))) cpSync(join(CHECKOUT, name), join(dir, name), { recursive: true });
+    symlinkSync(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+    mkdirSync(join(dir, '.bin'));
+    const shim = join(dir, '.bin', 'egress-triage');
+    writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${join(dir, 'dist/src/cli/main.js')}" "$@"\n`);
+    chmodSync(shim, 0o755);
+    writeFileSync(join(dir, '.env'), '');
+    return new DocSandbox(dir);
+  }
+
+  /** The environment a reader's shell has: no egress-triage settings inherited, the CLI on PATH. */
+  env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('EGRESS_TRIAGE_') && k !== 'NODE_OPTIONS') env[k] = v;
+    env.PATH = `${join(this.dir, '.bin')}:${process.env.PATH ?? ''}`;
+    return env;
+  }
+
+  /** The environment after the `export` lines run so far, as a later command would see it. */
+  shellEnv(): NodeJS.ProcessEnv {
+    const res = spawnSync('bash', ['-c', 'source ./.env; env -0'], { cwd: this.dir, env: this.env(), encoding: 'utf8' });
+    const env: NodeJS.ProcessEnv = {};
+    for (const kv of res.stdout.split('\0')) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return env;
+  }
+
+  /** Replaces the docs' placeholders and fixed ports with this sandbox's values. */
+  async localise(text: string): Promise<string> {
+    let out = text.replaceAll('/abs/path/', `${this.dir}/`).replaceAll('${workspaceFolder}', this.dir);
+    for (const m of out.matchAll(/(127\.0\.0\.1|localhost):(\d{2,5})\b/g)) {
+      const key = m[0];
+      if (m[2] === '0' || this.ports.has(key)) continue;
+      this.ports.set(key, `127.0.0.1:${await freePort()}`);
+    }
+    for (const [from, to] of this.ports) out = out.replaceAll(from, to);
+    return out;
+  }
+
+  /** Runs one command line through bash from the sandbox root; `export` lines persist. */
+  run(command: string, timeoutMs = 180_000): RunResult {
+    const res = spawnSync('bash', ['-o', 'pipefail', '-c', `source ./.env\n${command}`], {
+      cwd: this.dir,
+      env: this.env(),
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      maxBuffer: 256 << 20,
+    });
+    if (res.status === 0 && /^export\s/.test(command)) writeFileSync(join(this.dir, '.env'), `${command}\n`, { flag: 'a' });
+    return { command, status: res.status, stdout: res.stdout ?? '', stderr: (res.stderr ?? '') + (res.error ? String(res.error) : '') };
+  }
+
+  /** Starts a long-running HTTP server command and resolves the URL it announces on stderr. */
+  startHttpServer(command: string): Promise<string> {
+    let url = this.started.get(command);
+    if (!url) this.started.set(command, (url = this.spawnHttpServer(command)));
+    return url;
+  }
+
+  private async spawnHttpServer(command: string): Promise<string> {
+    const child = spawn('bash', ['-c', `source ./.env\nexec ${command}`], { cwd: this.dir, env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.servers.push(child);
+    let err = '';
+    return await new Promise<string>((resolveUrl, reject) => {
+      const timer = setTimeout(() => reject(new Error(`"${command}" announced no URL within 30 s:\n${err}`)), 30_000);
+      child.stderr!.on('data', (c: Buffer) => {
+        err += c.toString();
+        const m = /listening on (https?:\/\/\S+)/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          resolveUrl(m[1]!);
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`"${command}" exited with ${code} before listening:\n${err}`));
+      });
+    });
+  }
+
+  /** Connects a real SDK client to a stdio server command and lists its tools. */
+  async listToolsOverStdio(command: string, args: string[], extraEnv: Record<string, string> = {}): Promise<string[]> {
+    const env = { ...this.env(), ...extraEnv } as Record<string, string>;
+    const transport = new StdioClientTransport({ command, args, env, cwd: this.dir, stderr: 'pipe' });
+    let err = '';
+    transport.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const client = new Client({ name: 'docs-snippets', version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      return (await client.listTools()).tools.map((t) => t.name);
+    } catch (e) {
+      throw new Error(`${command} ${args.join(' ')}: ${(e as Error).message}\n${err}`);
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }
+
+  /** Connects a real SDK client over Streamable HTTP and lists the tools. */
+  async listToolsOverHttp(url: string): Promise<string[]> {
+    const client = new Client({ name: 'docs-snippets', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    try {
+      return (await client.listTools()).tools.map((t) => t.name);
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+          }),
+      ),
+    );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
+}
