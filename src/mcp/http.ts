@@ -6,6 +6,8 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 import type { PolicyOptions } from './stdio.js';
+import { createPolicyGatewayForServer } from '../gateway/in-process.js';
+import { createPolicyRuntime, type PolicyRuntime } from '../gateway/runtime.js';
 
 /** A route handler mounted next to /mcp. Return true when it handled (answered) the request. */
 export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -140,7 +142,12 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const loopbackOnly = isLoopback(host);
   let url: string | null = null;
   let closing = false;
-  let policyRuntime: import('../gateway/runtime.js').PolicyRuntime | undefined;
+  // ONE runtime (policy, limiter counters, approvals, audit) for the whole process, created before the
+  // first request: sessions that connect at the same moment must all charge the same counters. An
+  // invalid policy throws here, so the server refuses to start.
+  const policyRuntime: PolicyRuntime | undefined = opts.policy
+    ? createPolicyRuntime({ policyPath: opts.policy.policyPath, dbPath: opts.policy.dbPath, auditFile: opts.policy.auditFile, log })
+    : undefined;
 
   const hostAllowed = (req: IncomingMessage): boolean => {
     if (!loopbackOnly) return true;
@@ -180,12 +187,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       pending.delete(entry);
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
-    if (opts.policy) {
-      const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
-      if (!policyRuntime) {
-        const { createPolicyRuntime } = await import('../gateway/runtime.js');
-        policyRuntime = createPolicyRuntime({ policyPath: opts.policy.policyPath, dbPath: opts.policy.dbPath, auditFile: opts.policy.auditFile, log });
-      }
+    if (opts.policy && policyRuntime) {
       const gw = await createPolicyGatewayForServer({
         policyPath: opts.policy.policyPath,
         dbPath: opts.policy.dbPath,
