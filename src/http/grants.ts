@@ -61,3 +61,22 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
     };
   });
 }
+
+export type AuthResult =
+  | { kind: 'open' } // no grants configured: only allowed on loopback (see listenDecision)
+  | { kind: 'granted'; grant: Grant }
+  | { kind: 'denied'; message: string };
+
+/** Looks up the bearer token of an `Authorization` header. With grants configured, no token is a denial. */
+export function authenticate(authorization: string | undefined, grants: ReadonlyMap<string, Grant>): AuthResult {
+  if (grants.size === 0) return { kind: 'open' };
+  const m = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+  if (!m) return { kind: 'denied', message: 'missing bearer token' };
+  const grant = grants.get(sha256Hex(m[1]!));
+  return grant ? { kind: 'granted', grant } : { kind: 'denied', message: 'unknown bearer token' };
+}
+
+/** Grants keyed by token hash, for authenticate(). */
+export function indexGrants(grants: readonly Grant[]): Map<string, Grant> {
+  return new Map(grants.map((g) => [g.tokenSha256, g]));
+}
