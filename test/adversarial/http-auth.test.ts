@@ -135,3 +135,34 @@ test('HTTP gateway: unauthenticated and wrongly authenticated writes reach no up
     await stop(upstream);
   }
 });
+
+test("serve without --policy: a grant's own policy polices that identity only, in one shared runtime", async () => {
+  const db = emptyStore('grant-policy.db');
+  const bobPolicy = join(tmp.dir, 'bob-policy.yaml');
+  writeFileSync(bobPolicy, 'version: 1\ndefault: allow\ntools:\n  create_suppression_rule:\n    action: deny\n    reason: "bob only reads"\n');
+  const grants = join(tmp.dir, 'grants-with-policy.yaml');
+  writeFileSync(grants, 'grants:\n  - { identity: alice, token_env: ALICE_TOKEN }\n  - { identity: bob, token_env: BOB_TOKEN, policy: ./bob-policy.yaml }\n');
+  let serve: Proc | undefined;
+  try {
+    serve = await startServe(db, ['--grants', grants], ENV);
+    const create = async (token: string, name: string) => {
+      const s = await openSession(serve!.port, bearer(token));
+      assert.ok(s.sessionId);
+      const r = await callTool(serve!.port, s.sessionId!, 1, 'create_suppression_rule', { name, conditions: { process: 'vendor-agent', repo: `acme/${name}` }, confirm: true }, bearer(token));
+      return r.messages.at(-1)!.result;
+    };
+    const bob = await create(BOB, 'bob');
+    assert.equal(bob.isError, true);
+    assert.equal(bob.content[0].text, '[POLICY DENIED] bob only reads');
+    assert.notEqual((await create(ALICE, 'alice')).isError, true);
+    const audit = JSON.parse((await runCli(['rules', 'audit', '--db', db, '--tenant', 'demo', '--json'])).stdout).audit as { actor: string }[];
+    assert.deepEqual(audit.map((a) => a.actor), ['mcp:alice']);
+    const rows = await eventually(async () => {
+      const r = await policyAudit(db);
+      return r.length >= 1 ? r : undefined;
+    }, 'the policy audit record');
+    assert.deepEqual(rows.map((r) => [r.identity, r.tool, r.decision]), [['bob', 'create_suppression_rule', 'deny']]);
+  } finally {
+    await stop(serve);
+  }
+});
