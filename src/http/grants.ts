@@ -37,7 +37,13 @@ export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('h
  *     - { identity: alice, token_sha256: <hex>, admin: true }
  */
 export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): Grant[] {
-  const raw = parse(readFileSync(path, 'utf8'));
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`);
+  }
   const res = fileSchema.safeParse(raw);
   if (!res.success) {
     throw new Error(`${path}: invalid grants file: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isLoopbackAddress, listenDecision, parseListen } from '../../src/http/listen.js';
-import { authenticate, indexGrants, sha256Hex, type Grant } from '../../src/http/grants.js';
+import { authenticate, indexGrants, loadGrants, sha256Hex, type Grant } from '../../src/http/grants.js';
 import { allowedHostNames } from '../../src/http/host-origin.js';
 import { guardRequest } from '../../src/http/guard.js';
 
@@ -51,4 +51,8 @@ test('guard: Host/Origin is checked before the token (403 before 401)', () => {
   assert.equal(r({ host: '127.0.0.1:1', authorization: 'Bearer nope-nope-nope-nope' }), 401);
   assert.equal(r({ host: '127.0.0.1:1', authorization: 'Bearer alice-token-0123456789' }), 'ok:alice');
   assert.equal(r({ host: '127.0.0.1:1', origin: 'http://evil.example', authorization: 'Bearer alice-token-0123456789' }), 403);
+});
+
+test('loadGrants: an unreadable file is a one-line error naming it', () => {
+  assert.throws(() => loadGrants('/nonexistent/grants.yaml'), /^Error: \/nonexistent\/grants\.yaml: cannot read the grants file: ENOENT$/);
 });

@@ -71,7 +71,7 @@ export function register(program: Command): void {
             try {
               grants = loadGrants(opts.grants);
             } catch (e) {
-              throw new UserError((e as Error).message);
+              throw new UserError(`--grants ${(e as Error).message}`);
             }
           }
           const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));

@@ -48,6 +48,14 @@ function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: s
   };
 }
 
+function prefixed<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
+  }
+}
+
 async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -103,7 +111,7 @@ export function register(program: Command): void {
         try {
           addr = parseListen(opts.listen ?? '127.0.0.1:8787');
           allowedHostNames(addr.host, opts.allowedHost ?? []);
-          if (opts.grants) grants = loadGrants(opts.grants);
+          if (opts.grants) grants = prefixed('--grants', () => loadGrants(opts.grants!));
         } catch (e) {
           throw new UserError((e as Error).message);
         }
