@@ -1,11 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { PolicyHolder } from '../policy/holder.js';
-import { PolicyState } from '../policy/state.js';
-import { formatIssue, type PolicyLoadError } from '../policy/load.js';
+import type { PolicyHolder } from '../policy/holder.js';
+import type { PolicyState } from '../policy/state.js';
+import { createPolicyRuntimeSet } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import { indexGrants, type Grant } from '../http/grants.js';
 import { allowedHostNames } from '../http/host-origin.js';
@@ -38,7 +37,6 @@ export interface HttpGateway {
   sessions(): number;
   close(): Promise<void>;
   state: PolicyState;
-  holders: Map<string, PolicyHolder>;
 }
 
 interface Session {
@@ -58,31 +56,20 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   if (!decision.ok) throw new Error(decision.message);
   const guard = { allowedHosts: allowedHostNames(host, o.allowedHosts), grants: indexGrants(grants) };
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
-  // Load every policy up front: any invalid one refuses to start.
-  const holders = new Map<string, PolicyHolder>();
-  const holderFor = (p: string) => {
-    const abs = resolve(p);
-    let h = holders.get(abs);
-    if (!h) {
-      h = new PolicyHolder(abs);
-      h.on('invalid', (e: PolicyLoadError) =>
-        log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`),
-      );
-      h.on('reload', () => log(`policy ${abs} reloaded`));
-      if (o.watch !== false) h.watch();
-      holders.set(abs, h);
-    }
-    return h;
-  };
-  const defaultHolder = holderFor(o.policyPath);
-  for (const g of grants) if (g.policy) holderFor(g.policy);
-  const state = new PolicyState({ dbPath: o.dbPath, auditFile: o.auditFile });
+  // Load every policy up front (any invalid one refuses to start): one runtime per file, one state DB.
+  const runtimes = createPolicyRuntimeSet({
+    policyPaths: [o.policyPath, ...grants.flatMap((g) => (g.policy ? [g.policy] : []))],
+    dbPath: o.dbPath,
+    auditFile: o.auditFile,
+    watch: o.watch,
+    log,
+  });
+  const holderFor = (grant: Grant | undefined): PolicyHolder => runtimes.runtimeFor(grant?.policy ?? o.policyPath).holder;
+  const state = runtimes.runtimeFor(o.policyPath).state;
   const sessions = new Map<string, Session>();
   const endpoint = o.path ?? '/mcp';
   // Every upstream session shares one keep-alive agent: no new connection per call.
   const upHttp = upstreamHttp(o.upstreamUrl, { ...(o.upstreamHeaders ?? {}) });
-  defaultHolder.setMaxListeners(0);
-  for (const h of holders.values()) h.setMaxListeners(0); // one reload listener per session
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -201,8 +188,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
     if (!isInit) return rpcError(res, 400, -32000, 'Bad Request: No valid session ID provided');
-    const holder = grant?.policy ? holders.get(grant.policy)! : defaultHolder;
-    const s = await newSession(identity, holder);
+    const s = await newSession(identity, holderFor(grant));
     return s.transport.handleRequest(req, res, body);
   };
 
@@ -226,15 +212,13 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     port,
     sessions: () => sessions.size,
     state,
-    holders,
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.proxy.close().catch(() => undefined)));
       sessions.clear();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      for (const h of holders.values()) h.close();
       upHttp.agent.destroy();
-      state.close();
+      runtimes.close();
     },
   };
 }
