@@ -1,13 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { PolicyHolder } from '../policy/holder.js';
-import { PolicyState } from '../policy/state.js';
-import { formatIssue, type PolicyLoadError } from '../policy/load.js';
+import type { PolicyHolder } from '../policy/holder.js';
+import type { PolicyState } from '../policy/state.js';
+import { createPolicyRuntimeSet } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
-import { sha256Hex, type Grant } from './grants.js';
+import { indexGrants, type Grant } from '../http/grants.js';
+import { allowedHostNames } from '../http/host-origin.js';
+import { guardRequest, writeRefusal } from '../http/guard.js';
+import { listenDecision } from '../http/listen.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 
 export interface HttpGatewayOptions {
@@ -19,6 +21,8 @@ export interface HttpGatewayOptions {
   port?: number;
   /** Bearer tokens. Without any, only loopback listening is allowed and everyone is "anonymous". */
   grants?: Grant[];
+  /** Host names accepted in Host/Origin besides loopback names and the listen address (--allowed-host). */
+  allowedHosts?: string[];
   /** Credentials for the upstream come from here, never from the agent's request. */
   upstreamHeaders?: Record<string, string>;
   /** Path the MCP endpoint is served on (default /mcp). */
@@ -33,7 +37,6 @@ export interface HttpGateway {
   sessions(): number;
   close(): Promise<void>;
   state: PolicyState;
-  holders: Map<string, PolicyHolder>;
 }
 
 interface Session {
@@ -43,61 +46,36 @@ interface Session {
   identity: string;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 const MAX_BODY = 4 * 1024 * 1024;
-
-export function isLoopbackHost(h: string): boolean {
-  return LOOPBACK.has(h) || /^127\./.test(h);
-}
 
 /** Streamable HTTP in, Streamable HTTP out: one upstream MCP session per downstream session. */
 export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGateway> {
   const host = o.host ?? '127.0.0.1';
   const grants = o.grants ?? [];
-  if (!isLoopbackHost(host) && grants.length === 0) {
-    throw new Error(`refusing to listen on non-loopback address ${host} without bearer tokens (--grants)`);
-  }
+  const decision = listenDecision(host, grants.length);
+  if (!decision.ok) throw new Error(decision.message);
+  const guard = { allowedHosts: allowedHostNames(host, o.allowedHosts), grants: indexGrants(grants) };
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
-  // Load every policy up front: any invalid one refuses to start.
-  const holders = new Map<string, PolicyHolder>();
-  const holderFor = (p: string) => {
-    const abs = resolve(p);
-    let h = holders.get(abs);
-    if (!h) {
-      h = new PolicyHolder(abs);
-      h.on('invalid', (e: PolicyLoadError) =>
-        log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`),
-      );
-      h.on('reload', () => log(`policy ${abs} reloaded`));
-      if (o.watch !== false) h.watch();
-      holders.set(abs, h);
-    }
-    return h;
-  };
-  const defaultHolder = holderFor(o.policyPath);
-  for (const g of grants) if (g.policy) holderFor(g.policy);
-  const state = new PolicyState({ dbPath: o.dbPath, auditFile: o.auditFile });
-  const byToken = new Map(grants.map((g) => [g.tokenSha256, g]));
+  // Load every policy up front (any invalid one refuses to start): one runtime per file, one state DB.
+  const runtimes = createPolicyRuntimeSet({
+    policyPaths: [o.policyPath, ...grants.flatMap((g) => (g.policy ? [g.policy] : []))],
+    dbPath: o.dbPath,
+    auditFile: o.auditFile,
+    watch: o.watch,
+    log,
+  });
+  const holderFor = (grant: Grant | undefined): PolicyHolder => runtimes.runtimeFor(grant?.policy ?? o.policyPath).holder;
+  const state = runtimes.runtimeFor(o.policyPath).state;
   const sessions = new Map<string, Session>();
   const endpoint = o.path ?? '/mcp';
   // Every upstream session shares one keep-alive agent: no new connection per call.
   const upHttp = upstreamHttp(o.upstreamUrl, { ...(o.upstreamHeaders ?? {}) });
-  defaultHolder.setMaxListeners(0);
-  for (const h of holders.values()) h.setMaxListeners(0); // one reload listener per session
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   const rpcError = (res: ServerResponse, status: number, code: number, message: string) =>
     json(res, status, { jsonrpc: '2.0', id: null, error: { code, message } });
-
-  const authenticate = (req: IncomingMessage): Grant | null | undefined => {
-    if (grants.length === 0) return undefined; // open (loopback only)
-    const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-    if (!m) return null;
-    return byToken.get(sha256Hex(m[1]!)) ?? null;
-  };
 
   const readBody = (req: IncomingMessage) =>
     new Promise<string | null>((resolveBody, reject) => {
@@ -178,11 +156,10 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     // The common case (the MCP endpoint, no query) skips URL parsing.
     const url = req.url === endpoint ? undefined : new URL(req.url ?? '/', 'http://gateway');
-    const grant = authenticate(req);
-    if (grant === null) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return json(res, 401, { error: 'missing or unknown bearer token' });
-    }
+    // Host/Origin (DNS rebinding) and bearer token: the same checks as `serve`, before any route.
+    const verdict = guardRequest(req, guard);
+    if (!verdict.ok) return writeRefusal(res, verdict);
+    const grant = verdict.grant;
     if (url?.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
     if (url && url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
     const identity = grant?.identity ?? 'anonymous';
@@ -211,8 +188,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
     if (!isInit) return rpcError(res, 400, -32000, 'Bad Request: No valid session ID provided');
-    const holder = grant?.policy ? holders.get(grant.policy)! : defaultHolder;
-    const s = await newSession(identity, holder);
+    const s = await newSession(identity, holderFor(grant));
     return s.transport.handleRequest(req, res, body);
   };
 
@@ -236,15 +212,13 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     port,
     sessions: () => sessions.size,
     state,
-    holders,
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.proxy.close().catch(() => undefined)));
       sessions.clear();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      for (const h of holders.values()) h.close();
       upHttp.agent.destroy();
-      state.close();
+      runtimes.close();
     },
   };
 }

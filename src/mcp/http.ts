@@ -6,6 +6,14 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 import type { PolicyOptions } from './stdio.js';
+import { createPolicyGatewayForServer } from '../gateway/in-process.js';
+import { createPolicyRuntimeSet, type PolicyRuntime, type PolicyRuntimeSet } from '../gateway/runtime.js';
+import { indexGrants, type Grant } from '../http/grants.js';
+import { allowedHostNames } from '../http/host-origin.js';
+import { guardRequest, writeRefusal } from '../http/guard.js';
+import { isLoopbackAddress, listenDecision } from '../http/listen.js';
+
+export { parseListen } from '../http/listen.js';
 
 /** A route handler mounted next to /mcp. Return true when it handled (answered) the request. */
 export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -27,6 +35,16 @@ export interface HttpAppOptions extends EgressTriageServerOptions {
   extraRoutes?: ExtraRoutes;
   /** route every session through the in-process policy gateway (one shared policy runtime) */
   policy?: PolicyOptions;
+  /**
+   * Bearer tokens (the gateway's grants file). Required to listen on a non-loopback address. A session
+   * belongs to the token that opened it; its identity is the rule-audit actor (`mcp:<identity>`) and
+   * the policy identity, and a grant's own `policy` replaces `policy` for it.
+   */
+  grants?: Grant[];
+  /** state DB for a grant's own policy when `policy` is not set */
+  policyDbPath?: string;
+  /** host names accepted in Host/Origin besides loopback names and the listen address */
+  allowedHosts?: string[];
   log?: (line: string) => void;
 }
 
@@ -44,6 +62,8 @@ export interface HttpApp {
 interface Session {
   transport: StreamableHTTPServerTransport;
   server: McpServer;
+  /** grant identity that opened the session; undefined when serving without grants */
+  identity: string | undefined;
   lastSeen: number;
   closeGateway?: () => Promise<void>;
 }
@@ -93,39 +113,12 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   });
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
-
-function isLoopback(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
-}
-
-/** "127.0.0.1:8787", "[::1]:0", ":8787", "8787" -> host and port. */
-export function parseListen(value: string): { host: string; port: number } {
-  const v = value.trim();
-  let host = '127.0.0.1';
-  let portStr: string;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(v);
-  if (v6) {
-    host = v6[1]!;
-    portStr = v6[2]!;
-  } else if (/^\d+$/.test(v)) {
-    portStr = v;
-  } else {
-    const i = v.lastIndexOf(':');
-    if (i < 0) throw new Error(`--listen "${value}": use host:port, e.g. 127.0.0.1:8787 (port 0 picks a free port)`);
-    host = v.slice(0, i) || '127.0.0.1';
-    portStr = v.slice(i + 1);
-  }
-  const port = Number(portStr);
-  if (!/^\d+$/.test(portStr) || port > 65535) throw new Error(`--listen "${value}": port must be 0-65535`);
-  return { host, port };
-}
-
 /**
  * The Streamable HTTP MCP server: stateful sessions at /mcp (Mcp-Session-Id), one McpServer per
- * session over a shared store. Bodies are read here with a hard cap (413 above it), Host and Origin
- * are checked against loopback names when bound to loopback (DNS-rebinding defence), and
- * `extraRoutes` lets later features (dashboard, approvals API) share the listener.
+ * session over a shared store. Bodies are read here with a hard cap (413 above it). Every request
+ * first passes the shared guard (src/http/guard.ts): Host and Origin must name this server
+ * (DNS-rebinding defence) and, with grants, a known bearer token is required. `extraRoutes` lets
+ * later features (dashboard, approvals API) share the listener behind the same guard.
  */
 export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const host = opts.host ?? '127.0.0.1';
@@ -137,31 +130,28 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const log = opts.log ?? ((l: string) => process.stderr.write(`egress-triage serve: ${l}\n`));
   const sessions = new Map<string, Session>();
   const pending = new Set<Session>();
-  const loopbackOnly = isLoopback(host);
+  const grants = opts.grants ?? [];
+  const decision = listenDecision(host, grants.length);
+  if (!decision.ok) throw new Error(decision.message);
+  const guard = { allowedHosts: allowedHostNames(host, opts.allowedHosts), grants: indexGrants(grants) };
   let url: string | null = null;
   let closing = false;
-  let policyRuntime: import('../gateway/runtime.js').PolicyRuntime | undefined;
-
-  const hostAllowed = (req: IncomingMessage): boolean => {
-    if (!loopbackOnly) return true;
-    const h = req.headers.host;
-    if (!h) return false;
-    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
-    if (!isLoopback(name)) return false;
-    const origin = req.headers.origin;
-    if (origin && origin !== 'null') {
-      try {
-        const o = new URL(origin);
-        if (!isLoopback(o.hostname)) return false;
-      } catch {
-        return false;
-      }
-    }
-    return true;
+  // ONE runtime (policy, limiter counters, approvals, audit) for the whole process, created before the
+  // first request: sessions that connect at the same moment must all charge the same counters. An
+  // invalid policy throws here, so the server refuses to start.
+  const policyPaths = [...(opts.policy ? [opts.policy.policyPath] : []), ...grants.flatMap((g) => (g.policy ? [g.policy] : []))];
+  const policyDbPath = opts.policy?.dbPath ?? opts.policyDbPath;
+  if (policyPaths.length > 0 && !policyDbPath) throw new Error('a grant names a policy, but no policy state DB was given');
+  const runtimes: PolicyRuntimeSet | undefined =
+    policyPaths.length > 0 ? createPolicyRuntimeSet({ policyPaths, dbPath: policyDbPath!, auditFile: opts.policy?.auditFile, log }) : undefined;
+  const runtimeFor = (grant: Grant | undefined): PolicyRuntime | undefined => {
+    const path = grant?.policy ?? opts.policy?.policyPath;
+    return path ? runtimes!.runtimeFor(path) : undefined;
   };
 
-  async function openSession(): Promise<Session> {
-    const server = createEgressTriageServer(opts);
+  async function openSession(grant: Grant | undefined): Promise<Session> {
+    // The authenticated identity, not a flag, is who wrote a rule.
+    const server = createEgressTriageServer(grant ? { ...opts, actor: `mcp:${grant.identity}` } : opts);
     let entry!: Session;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -174,25 +164,21 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       },
       maxRequestBodySize: maxBody,
     });
-    entry = { transport, server, lastSeen: Date.now() };
+    entry = { transport, server, identity: grant?.identity, lastSeen: Date.now() };
     pending.add(entry);
     server.server.onclose = () => {
       pending.delete(entry);
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
-    if (opts.policy) {
-      const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
-      if (!policyRuntime) {
-        const { createPolicyRuntime } = await import('../gateway/runtime.js');
-        policyRuntime = createPolicyRuntime({ policyPath: opts.policy.policyPath, dbPath: opts.policy.dbPath, auditFile: opts.policy.auditFile, log });
-      }
+    const runtime = runtimeFor(grant);
+    if (runtime) {
       const gw = await createPolicyGatewayForServer({
-        policyPath: opts.policy.policyPath,
-        dbPath: opts.policy.dbPath,
+        policyPath: runtime.holder.path,
+        dbPath: policyDbPath!,
         server,
         clientTransport: transport,
-        identity: opts.policy.identity,
-        runtime: policyRuntime,
+        identity: grant?.identity ?? opts.policy?.identity,
+        runtime,
         relateDownstream: true,
       });
       entry.closeGateway = () => gw.close();
@@ -212,8 +198,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     }
   }
 
-  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hostAllowed(req)) return jsonRpcError(res, 403, -32000, 'Forbidden: Host or Origin is not a loopback name (DNS-rebinding protection)');
+  async function handleMcp(req: IncomingMessage, res: ServerResponse, grant: Grant | undefined): Promise<void> {
     const sid = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sid) ? sid[0] : sid;
     const method = req.method ?? 'GET';
@@ -242,6 +227,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     if (sessionId) {
       const s = sessions.get(sessionId);
       if (!s) return jsonRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new session');
+      // A session belongs to the token that opened it.
+      if (s.identity !== grant?.identity) return jsonRpcError(res, 403, -32000, 'Forbidden: the session belongs to another identity');
       s.lastSeen = Date.now();
       await s.transport.handleRequest(req, res, body);
       return;
@@ -249,7 +236,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     if (method === 'POST' && isInitializeRequest(body)) {
       if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down');
       if (sessions.size + pending.size >= maxSessions) return jsonRpcError(res, 503, -32000, `Too many sessions (limit ${maxSessions}); close one with DELETE`);
-      const s = await openSession();
+      const s = await openSession(grant);
       await s.transport.handleRequest(req, res, body);
       if (!s.transport.sessionId) {
         // initialize failed (e.g. bad protocol version): do not keep a half-open session
@@ -264,8 +251,13 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const server = createServer((req, res) => {
     void (async () => {
       try {
+        // Host/Origin and bearer token, the same checks as the HTTP gateway, before any route.
+        const verdict = guardRequest(req, guard);
+        if (!verdict.ok) return writeRefusal(res, verdict);
+        // The agent's token stops here: no tool or route below ever sees it.
+        delete req.headers.authorization;
         const path = (req.url ?? '/').split('?')[0];
-        if (path === mcpPath) return await handleMcp(req, res);
+        if (path === mcpPath) return await handleMcp(req, res, verdict.grant);
         if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return;
         if (path === '/healthz') {
           res.writeHead(200, { 'content-type': 'application/json' });
@@ -306,7 +298,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
           const a = server.address() as AddressInfo;
           const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
           url = `http://${h}:${a.port}${mcpPath}`;
-          if (!loopbackOnly) log(`WARNING: listening on ${host}, which is not loopback; the MCP endpoint has no authentication`);
+          if (!isLoopbackAddress(host)) log(`listening on ${host}, which is not loopback: every request needs a bearer token; put TLS in front, tokens travel in plain text`);
           resolve(url);
         });
       });
@@ -323,7 +315,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 500).unref();
       });
-      policyRuntime?.close();
+      runtimes?.close();
     },
   };
 }

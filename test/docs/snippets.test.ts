@@ -123,7 +123,7 @@ async function runYaml(sb: DocSandbox, f: Fence): Promise<void> {
     return;
   }
   if (doc && 'grants' in doc) {
-    const { loadGrants } = (await import(join(sb.dir, 'dist/src/gateway/grants.js'))) as { loadGrants: (p: string, env: NodeJS.ProcessEnv) => unknown };
+    const { loadGrants } = (await import(join(sb.dir, 'dist/src/http/grants.js'))) as { loadGrants: (p: string, env: NodeJS.ProcessEnv) => unknown };
     loadGrants(join(sb.dir, file), sb.shellEnv());
     return;
   }

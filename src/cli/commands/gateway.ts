@@ -4,7 +4,8 @@ import { UserError } from '../errors.js';
 import { PolicyLoadError } from '../../policy/load.js';
 import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
-import { loadGrants, type Grant } from '../../gateway/grants.js';
+import { loadGrants, type Grant } from '../../http/grants.js';
+import { parseListen as parseListenAddress } from '../../http/listen.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -17,11 +18,11 @@ export function parseHeader(h: string): [string, string] {
 }
 
 export function parseListen(s: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(s) ?? /^()()(\d+)$/.exec(s);
-  if (!m) throw new UserError(`--listen "${s}": expected HOST:PORT (e.g. 127.0.0.1:8787)`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new UserError(`--listen "${s}": bad port`);
-  return { host: m[1] || m[2] || '127.0.0.1', port };
+  try {
+    return parseListenAddress(s);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
 }
 
 interface GatewayOpts {
@@ -31,6 +32,7 @@ interface GatewayOpts {
   upstream?: string;
   listen?: string;
   grants?: string;
+  allowedHost: string[];
   upstreamHeader: string[];
   upstreamTokenEnv?: string;
   identity?: string;
@@ -51,6 +53,7 @@ export function register(program: Command): void {
     .option('--upstream <url>', 'Streamable HTTP upstream MCP endpoint')
     .option('--listen <host:port>', 'where the HTTP gateway listens', '127.0.0.1:8787')
     .option('--grants <file>', 'bearer tokens mapping to identities (and optional per-identity policies)')
+    .option('--allowed-host <name>', 'HTTP: host name clients may use in Host/Origin besides loopback names and the listen address (repeatable)', collect, [])
     .option('--upstream-header <header>', 'header sent to the upstream, "Name: value" (repeatable)', collect, [])
     .option('--upstream-token-env <var>', 'send "Authorization: Bearer $VAR" to the upstream')
     .option('--identity <name>', 'stdio mode: identity for the "client" scope and the audit log')
@@ -68,7 +71,7 @@ export function register(program: Command): void {
             try {
               grants = loadGrants(opts.grants);
             } catch (e) {
-              throw new UserError((e as Error).message);
+              throw new UserError(`--grants ${(e as Error).message}`);
             }
           }
           const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));
@@ -79,7 +82,7 @@ export function register(program: Command): void {
           }
           let gw;
           try {
-            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, upstreamHeaders: headers });
+            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
             if (e instanceof PolicyLoadError) throw e;
             throw new UserError((e as Error).message);

@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
+import type { Grant } from '../../http/grants.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -12,6 +13,8 @@ interface McpCliOptions extends StoreOptions {
   auditFile?: string;
   identity?: string;
   actor?: string;
+  grants?: string;
+  allowedHost?: string[];
 }
 
 function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
@@ -43,6 +46,14 @@ function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: s
     riskyDestinations: ctx.config.risky_destinations,
     policy: policyOptions(opts, ctx.dbPath),
   };
+}
+
+function prefixed<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new Error(`${flag} ${(e as Error).message}`);
+  }
 }
 
 async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
@@ -83,20 +94,39 @@ export function register(program: Command): void {
     .description('Serve MCP over Streamable HTTP with stateful sessions at /mcp (binds 127.0.0.1:8787 by default)');
   common(serve)
     .addOption(new Option('--listen <host:port>', 'address to listen on; port 0 picks a free port (printed to stderr)').default('127.0.0.1:8787'))
+    .addOption(new Option('--grants <file>', 'bearer tokens mapping to identities (same file as gateway --grants); required for a non-loopback --listen'))
+    .addOption(
+      new Option('--allowed-host <name>', 'host name clients may use in Host/Origin besides loopback names and the listen address (repeatable)').argParser(
+        (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+      ),
+    )
     .action(async (opts: McpCliOptions) => {
       await withStore(opts, async (ctx) => {
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
+        const { listenDecision } = await import('../../http/listen.js');
+        const { allowedHostNames } = await import('../../http/host-origin.js');
+        const { loadGrants } = await import('../../http/grants.js');
         let addr: { host: string; port: number };
+        let grants: Grant[] = [];
         try {
           addr = parseListen(opts.listen ?? '127.0.0.1:8787');
+          allowedHostNames(addr.host, opts.allowedHost ?? []);
+          if (opts.grants) grants = prefixed('--grants', () => loadGrants(opts.grants!));
         } catch (e) {
           throw new UserError((e as Error).message);
         }
+        if (grants.length > 0 && opts.actor) throw new UserError('--actor cannot be combined with --grants: rule changes are recorded as mcp:<identity> of the bearer token');
+        if (grants.length > 0 && opts.identity) throw new UserError('--identity cannot be combined with --grants: the bearer token names the identity');
+        const decision = listenDecision(addr.host, grants.length);
+        if (!decision.ok) throw new UserError(`--listen: ${decision.message}`);
         const app = await wrapPolicyErrors(() =>
           startHttpServer({
             ...serverOptions(opts, ctx),
             host: addr.host,
             port: addr.port,
+            grants,
+            policyDbPath: ctx.dbPath,
+            allowedHosts: opts.allowedHost ?? [],
           }),
         );
         await new Promise<void>((resolve) => {

@@ -37,7 +37,13 @@ export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('h
  *     - { identity: alice, token_sha256: <hex>, admin: true }
  */
 export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): Grant[] {
-  const raw = parse(readFileSync(path, 'utf8'));
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`);
+  }
   const res = fileSchema.safeParse(raw);
   if (!res.success) {
     throw new Error(`${path}: invalid grants file: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -60,4 +66,23 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
       admin: g.admin ?? false,
     };
   });
+}
+
+export type AuthResult =
+  | { kind: 'open' } // no grants configured: only allowed on loopback (see listenDecision)
+  | { kind: 'granted'; grant: Grant }
+  | { kind: 'denied'; message: string };
+
+/** Looks up the bearer token of an `Authorization` header. With grants configured, no token is a denial. */
+export function authenticate(authorization: string | undefined, grants: ReadonlyMap<string, Grant>): AuthResult {
+  if (grants.size === 0) return { kind: 'open' };
+  const m = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+  if (!m) return { kind: 'denied', message: 'missing bearer token' };
+  const grant = grants.get(sha256Hex(m[1]!));
+  return grant ? { kind: 'granted', grant } : { kind: 'denied', message: 'unknown bearer token' };
+}
+
+/** Grants keyed by token hash, for authenticate(). */
+export function indexGrants(grants: readonly Grant[]): Map<string, Grant> {
+  return new Map(grants.map((g) => [g.tokenSha256, g]));
 }

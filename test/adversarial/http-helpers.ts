@@ -1,0 +1,212 @@
+/**
+ * Raw-HTTP drivers for the adversarial suite: real `serve` and `gateway` child processes, a recording
+ * upstream (test/gateway/fixtures/echo-server.ts counts every tools/call that reaches it), and
+ * node:http requests whose headers (Host included) are exactly what the test says.
+ */
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
+
+export const CLI = GATEWAY_CLI;
+
+const childEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('EGRESS_TRIAGE_')) env[k] = v;
+  return env;
+};
+
+export interface Proc {
+  child: ChildProcessWithoutNullStreams;
+  /** port the process printed; tests always TALK to 127.0.0.1 on it */
+  port: number;
+  output: () => string;
+}
+
+/** Spawns and resolves once `re` (whose group 1 is the port) appears on stdout/stderr. */
+function spawnListening(args: string[], re: RegExp, env: Record<string, string> = {}): Promise<Proc> {
+  const child = spawn(process.execPath, args, { env: { ...childEnv(), ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no listening line within 20 s: ${out}`));
+    }, 20_000);
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = re.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, port: Number(m[1]), output: () => out });
+      }
+    };
+    child.stdout.on('data', on);
+    child.stderr.on('data', on);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`exited ${code} before listening: ${out}`));
+    });
+  });
+}
+
+/** The recording upstream: an MCP server over Streamable HTTP (JSON answers) on 127.0.0.1. */
+export function startUpstream(): Promise<Proc> {
+  return spawnListening([FIXTURE, '--http', '--json'], /LISTENING (\d+)/);
+}
+
+export function startServe(db: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
+  const args = [CLI, 'serve', '--db', db, '--tenant', 'demo', '--dashboard-url', 'https://dash.example'];
+  if (!extra.includes('--listen')) args.push('--listen', '127.0.0.1:0');
+  return spawnListening([...args, ...extra], /listening on http:\/\/\S+?:(\d+)\/mcp/, env);
+}
+
+export function startGateway(policy: string, db: string, upstreamPort: number, extra: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
+  const args = [CLI, 'gateway', '--policy', policy, '--db', db, '--upstream', `http://127.0.0.1:${upstreamPort}/mcp`];
+  if (!extra.includes('--listen')) args.push('--listen', '127.0.0.1:0');
+  return spawnListening([...args, ...extra], /listening on http:\/\/\S+?:(\d+)\/mcp/, env);
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...childEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export function stop(p: Proc | undefined): Promise<void> {
+  if (!p) return Promise.resolve();
+  const { child } = p;
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export interface RawReply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  /** JSON-RPC messages in the body (plain JSON or SSE `data:` lines) */
+  messages: Record<string, any>[];
+}
+
+/**
+ * One POST with exactly these headers. `host: null` sends no Host header at all; otherwise the given
+ * value replaces the one node would send. The socket always goes to 127.0.0.1:port.
+ */
+export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}): Promise<RawReply> {
+  const { host, ...rest } = headers;
+  const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  for (const [k, v] of Object.entries(rest)) if (v !== null) h[k] = v;
+  if (typeof host === 'string') h.host = host;
+  const payload = typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: h, setHost: host !== null, agent: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, messages: parseMessages(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function parseMessages(text: string): Record<string, any>[] {
+  const t = text.trim();
+  if (!t) return [];
+  if (t.startsWith('{') || t.startsWith('[')) {
+    try {
+      const v = JSON.parse(t);
+      return Array.isArray(v) ? v : [v];
+    } catch {
+      return [];
+    }
+  }
+  const out: Record<string, any>[] = [];
+  for (const line of t.split(/\r?\n/)) if (line.startsWith('data:')) out.push(JSON.parse(line.slice(5).trim()));
+  return out;
+}
+
+export const INIT = {
+  jsonrpc: '2.0',
+  id: 0,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'adversary', version: '0' } },
+};
+
+/** initialize + notifications/initialized with these headers; returns the session id (or the refusal). */
+export async function openSession(port: number, headers: Record<string, string | null> = {}): Promise<{ sessionId?: string; reply: RawReply }> {
+  const reply = await rawPost(port, INIT, headers);
+  const sid = reply.headers['mcp-session-id'];
+  if (reply.status !== 200 || typeof sid !== 'string') return { reply };
+  const ack = await rawPost(port, { jsonrpc: '2.0', method: 'notifications/initialized' }, { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' });
+  if (ack.status >= 300) throw new Error(`notifications/initialized got ${ack.status}: ${ack.text}`);
+  return { sessionId: sid, reply };
+}
+
+export function callTool(port: number, sessionId: string, id: number, name: string, args: Record<string, unknown>, headers: Record<string, string | null> = {}): Promise<RawReply> {
+  return rawPost(port, { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }, { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' });
+}
+
+/** What reached the recording upstream: its per-tool call counts (`stats` itself left out). */
+export async function upstreamCounts(upstreamPort: number): Promise<Record<string, number>> {
+  const { sessionId } = await openSession(upstreamPort);
+  if (!sessionId) throw new Error('could not open a session on the upstream fixture');
+  const r = await callTool(upstreamPort, sessionId, 1, 'stats', {});
+  const counts = JSON.parse(r.messages[0]!.result.content[0].text) as Record<string, number>;
+  delete counts.stats;
+  return counts;
+}
+
+/** Policy audit records of a state DB (`egress-triage audit --json`). */
+export async function policyAudit(db: string): Promise<Record<string, any>[]> {
+  const r = await runCli(['audit', '--db', db, '--json']);
+  if (r.code !== 0) throw new Error(`audit failed: ${r.stderr}`);
+  return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : [];
+}
+
+/** Polls until `fn` returns a value (audit writes are batched); fails after a bounded deadline. */
+export async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** An HTTP/1.0 POST written by hand, without a Host header; resolves to the whole raw response. */
+export function rawHttp10(port: number, body: unknown, sessionId: string): Promise<string> {
+  const payload = Buffer.from(JSON.stringify(body));
+  const head = [
+    'POST /mcp HTTP/1.0',
+    'content-type: application/json',
+    'accept: application/json, text/event-stream',
+    `mcp-session-id: ${sessionId}`,
+    'mcp-protocol-version: 2025-06-18',
+    `content-length: ${payload.length}`,
+  ].join('\r\n');
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => sock.end(Buffer.concat([Buffer.from(`${head}\r\n\r\n`), payload])));
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => (out += c));
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+  });
+}
