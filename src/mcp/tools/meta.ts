@@ -3,6 +3,7 @@ import { VERSION } from '../../version.js';
 import { DETECTION_TYPES } from '../../domain/types.js';
 import { CONDITION_KEYS, SCOPE_KEYS, TYPE_KEYS } from '../../rules/types.js';
 import { READ_ONLY, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { strictInput } from '../args.js';
 
 export const SERVER_NAME = 'egress-triage';
 
@@ -49,7 +50,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       title: 'Get my tenant',
       description:
         'Return the tenant this server is bound to, whether it has any data yet, and its counts: jobs, runs, observations, baseline endpoints, jobs still learning, detections by type and status, active rules. Read-only.',
-      inputSchema: { customer: customerField },
+      inputSchema: strictInput({ customer: customerField }),
       outputSchema: {
         tenant: z.string(),
         exists: z.boolean().describe('False when nothing has been ingested for this tenant yet'),
