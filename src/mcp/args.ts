@@ -38,7 +38,7 @@ export function strictInput<S extends Shape>(shape: S, aliases: Record<string, s
     .strictObject(full, {
       error: (iss) =>
         iss.code === 'unrecognized_keys'
-          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}: this tool accepts only ${valid.join(', ')}`
+          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}: ${valid.length ? `this tool accepts only ${valid.join(', ')}` : 'this tool takes no arguments'}`
           : undefined,
     })
     .superRefine((v, ctx) => {

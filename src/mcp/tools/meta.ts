@@ -37,7 +37,7 @@ export function registerMetaTools(ctx: ToolContext): void {
     {
       title: 'Ping',
       description: 'Liveness check: returns ok, the server name and version, the tenant and the server time. No side effects.',
-      inputSchema: z.strictObject({}),
+      inputSchema: strictInput({}),
       outputSchema: { ok: z.boolean(), server: z.string(), version: z.string(), tenant: z.string(), time: z.string() },
       annotations: READ_ONLY,
     },
@@ -96,7 +96,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       title: 'Describe capabilities',
       description:
         'Describe what this server can do: every tool (read or write), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
-      inputSchema: z.strictObject({}),
+      inputSchema: strictInput({}),
       outputSchema: {
         server: z.string(),
         version: z.string(),
