@@ -6,7 +6,7 @@
  * - an RFC 3339 / ISO 8601 date or date-time: `2026-11-01`, `2026-11-01T08:00:00Z`,
  *   `2026-11-01T10:00:00+02:00`; a date-time without an offset is read as UTC (never as the
  *   machine's local zone, so the same argument means the same instant everywhere);
- * - a relative age counted back from `now`: `30s`, `15m`, `24h`, `7d`, `2w`.
+ * - a relative age counted back from `now`: `30s`, `15m`, `1.5h`, `24h`, `7d`, `2w`.
  * Anything else (including `Date.parse` leniencies such as "Nov 1" or "2026-02-31") is refused.
  */
 
@@ -18,7 +18,7 @@ export class TimeParseError extends Error {
 }
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
-const RELATIVE = /^(\d{1,9})([smhdw])$/;
+const RELATIVE = /^(\d{1,9}(?:\.\d{1,6})?)([smhdw])$/;
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$/;
 
 export const TIME_FORMS = 'an RFC 3339 time (2026-11-01T00:00:00Z), a date (2026-11-01), epoch milliseconds, or a relative age (30m, 24h, 7d, 2w)';
@@ -34,7 +34,7 @@ export function parseInstant(value: string | number | undefined | null, now: num
   const v = value.trim();
   if (/^\d{1,16}$/.test(v)) return Number(v);
   const rel = RELATIVE.exec(v);
-  if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS];
+  if (rel) return now - Math.round(Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]);
   const m = ISO.exec(v);
   if (m) {
     const [, y, mo, d, hh, mi, ss, zone] = m;

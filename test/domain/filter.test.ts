@@ -87,3 +87,10 @@ test('property: any path, case or .exe spelling of a process normalises to the s
     }),
   );
 });
+
+test('the audit --since option uses the same time parser (no Date.parse leniency)', async () => {
+  const { parseSince } = await import('../../src/cli/commands/policy.js');
+  assert.equal(parseSince('1.5h', NOW), new Date(NOW - 5_400_000).toISOString());
+  assert.equal(parseSince('2026-11-01T10:00:00', NOW), '2026-11-01T10:00:00.000Z');
+  assert.throws(() => parseSince('Nov 1', NOW), /--since: "Nov 1" is not a time/);
+});
