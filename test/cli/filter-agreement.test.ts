@@ -99,6 +99,26 @@ describe('the same filter means the same thing in the CLI, the MCP tools and the
     assert.ok((await pair({ endpoint: '138.11.160.18:443' })) < anyPort);
   });
 
+  it('inventory tools and rule suggestions treat owner the same way', async () => {
+    const runs = async (owner: string, repo?: string) =>
+      (await callOk(client, 'list_recent_workflow_runs', { owner, ...(repo ? { repo } : {}), limit: 1 })).total_runs as number;
+    const lower = await runs('globex');
+    assert.ok(lower > 0);
+    assert.equal(await runs('GLOBEX'), lower);
+    assert.equal(await runs('GLOBEX', 'Scraper'), lower);
+    const conflict = await call(client, 'list_recent_workflow_runs', { owner: 'acme-corp', repo: 'globex/scraper' });
+    assert.equal(conflict.isError, true);
+    assert.match(textOf(conflict), /^repo: "globex\/scraper" belongs to owner "globex", which conflicts with owner "acme-corp"/);
+    const ioc = async (owner: string) => (await callOk(client, 'check_ioc_in_baseline', { indicator: 'tailscale.com', owner })).calls_total as number;
+    assert.ok((await ioc('globex')) > 0);
+    assert.equal(await ioc('GLOBEX'), await ioc('globex'));
+    // a suggestion scoped by a differently-cased owner uses the stored spelling (rule conditions are exact)
+    const a = await callOk(client, 'analyze_anomalous_calls_by_process', { owner: 'GLOBEX', minCount: 1, samples: 0, limit: 50 });
+    const scoped = a.processes.map((p: Record<string, any>) => p.suggested_rule).filter((r: unknown) => r !== null);
+    assert.ok(scoped.length > 0, 'some process gets a suggestion');
+    for (const r of scoped) assert.equal(r.conditions.owner, 'globex');
+  });
+
   it('bad filters are refused by every face, naming the argument', async () => {
     const cases: [Filter, RegExp, RegExp][] = [
       [{ type: 'Foo' }, /unknown detection type "Foo": use one of New-Outbound-Network-Call/, /^(--type|--detection-id|detection_id)$/],
