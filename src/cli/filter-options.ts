@@ -41,6 +41,18 @@ const HELP: Record<FilterOption, string> = {
   until: `to (exclusive): ${TIME_FORMS}`,
 };
 
+const PLACEHOLDER: Record<Exclude<FilterOption, 'type' | 'status'>, string> = {
+  owner: 'owner',
+  repo: 'repo',
+  workflow: 'path',
+  job: 'name',
+  'run-id': 'id',
+  process: 'name',
+  endpoint: 'endpoint',
+  since: 'time',
+  until: 'time',
+};
+
 const NAMES: Record<FilterField, string> = {
   types: '--type',
   status: '--status',
@@ -59,7 +71,7 @@ export function addFilterOptions(cmd: Command, which: FilterOption[], defaults: 
   for (const o of which) {
     if (o === 'type') cmd.option('--type <type...>', HELP.type);
     else if (o === 'status') cmd.option('--status <status>', `${HELP.status} (default: ${defaults.status})`);
-    else cmd.option(`--${o} <value>`, HELP[o]);
+    else cmd.option(`--${o} <${PLACEHOLDER[o]}>`, HELP[o]);
   }
   return cmd;
 }
