@@ -29,7 +29,7 @@ export function strictInput<S extends Shape>(shape: S, aliases: Record<string, s
     const field = shape[canonical as keyof S] as unknown as z.ZodType;
     if (!field.safeParse(undefined).success) {
       required.push(canonical);
-      full[canonical] = field.optional();
+      full[canonical] = field.optional().describe(`${field.description ?? ''} Required: give it here or as \`${alias}\`.`.trim());
     }
     full[alias] = field.optional().describe(`Alias of \`${canonical}\` (StepSecurity MCP compatibility).`);
   }

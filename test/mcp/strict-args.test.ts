@@ -95,6 +95,9 @@ describe('MCP tool arguments are strict; StepSecurity names are honoured aliases
     assert.equal((await callOk(client, 'get_suppression_rule', { rule_id: id })).rule.rule_id, id);
     assert.equal((await callOk(client, 'get_suppression_rule', { ruleId: id })).rule.rule_id, id);
     await refused('get_suppression_rule', {}, /"ruleId" is required \(or its alias "rule_id"\)/);
+    const { tools } = await client.listTools();
+    const get = tools.find((t) => t.name === 'get_suppression_rule')!.inputSchema as Any;
+    assert.match(get.properties.ruleId.description, /Required: give it here or as `rule_id`/, 'the schema says the id is needed in one spelling');
     await refused('get_suppression_rule', { ruleId: id, rule_id: 'r_other' }, /"rule_id" is an alias of "ruleId" and the two disagree/);
     await refused('delete_suppression_rule', { rule_id: id, confirm: true, restor: true }, /unknown argument "restor"/);
     assert.equal((await callOk(client, 'list_suppression_rules')).count, 1, 'the refused delete changed nothing');
