@@ -3,7 +3,8 @@ import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { coarseKeys, coarseVariantRows, coarseVariantTotals, scanDetections, variantFirstLast, type ScanFilter } from '../storage/sqlite/analysis-repo.js';
 import { endpointDict, jobDict, processDict, type EndpointDict, type JobDict } from '../storage/sqlite/dictionary-cache.js';
 import type { SqliteDatabase } from '../storage/sqlite/db.js';
-import { DETECTION_STATUSES, DETECTION_TYPES, NEW_OUTBOUND, isDetectionType, type DetectionStatus, type ParentLink } from '../domain/types.js';
+import { NEW_OUTBOUND, type ParentLink } from '../domain/types.js';
+import { FilterError, parseDetectionFilter, type DetectionFilter } from '../domain/filter.js';
 import { STATUS_CODE } from '../storage/store.js';
 import { dashboardUrl, resolveDashboardUrl } from '../domain/dashboard.js';
 import { formatChain } from '../domain/process-name.js';
@@ -129,18 +130,38 @@ type ProcessGroupExt = ProcessGroup;
 
 const DEFAULTS = { minCount: 2, limit: 50, samples: 5 };
 
-function parseTime(name: string, v: string | number | undefined): number | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new AnalysisError('invalid_time', `${name}: not a finite epoch-ms number`);
-    return Math.trunc(v);
+/**
+ * The analysis filter, from the one parser (domain/filter.ts): a pre-parsed `input.filter` from a face
+ * that named its own arguments, or the raw library fields. Filters the analysis cannot apply
+ * (process, endpoint, run) are refused rather than ignored.
+ */
+function analysisFilter(input: AnalyzeInput): DetectionFilter {
+  let f: DetectionFilter;
+  const raw = { detectionTypes: input.detectionTypes, status: input.status, since: input.since, until: input.until, owner: input.owner, repo: input.repo };
+  const given = Object.entries(raw).filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (input.filter && given.length) throw new AnalysisError('invalid_input', `pass either filter or ${given.join(', ')}, not both`);
+  try {
+    f = input.filter
+      ? { ...input.filter }
+      : parseDetectionFilter(
+          { types: input.detectionTypes, status: input.status, since: input.since, until: input.until, owner: input.owner, repo: input.repo },
+          { names: { types: 'detectionTypes' }, defaultStatus: 'new', now: input.now ?? Date.now() },
+        );
+  } catch (e) {
+    if (e instanceof FilterError) throw new AnalysisError(e.kind === 'invalid' ? 'invalid_input' : e.kind, e.message);
+    throw e;
   }
-  if (/^\d{10,}$/.test(v)) return Number(v);
-  const t = Date.parse(v);
-  if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    throw new AnalysisError('invalid_time', `${name}: "${v}" is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z) or epoch milliseconds`);
+  if (!f.types || f.types.length === 0) f.types = [NEW_OUTBOUND];
+  for (const [k, v] of [['process', f.process], ['endpoint', f.host], ['run id', f.runId]] as const) {
+    if (v !== undefined) throw new AnalysisError('invalid_input', `the analysis cannot filter by ${k}; it groups by process over owner, repo, workflow, job and time`);
   }
-  return t;
+  return f;
+}
+
+/** The stored spelling of an owner or repo matched case-insensitively, when it is unique. */
+function storedSpelling(db: SqliteDatabase, tenantId: number, col: 'owner' | 'repo', value: string): string {
+  const found = db.prepare(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = ? AND ${col} = ? COLLATE NOCASE LIMIT 2`).pluck().all(tenantId, value) as string[];
+  return found.length === 1 ? found[0]! : value;
 }
 
 function intIn(name: string, v: unknown, def: number, min: number, max: number): number {
@@ -177,43 +198,30 @@ function decodeCursor(raw: string, fingerprint: string): Cursor {
   }
   const o = c as Partial<Cursor>;
   if (!o || typeof o !== 'object' || typeof o.c !== 'number' || typeof o.p !== 'string' || typeof o.f !== 'string') throw bad('malformed');
-  if (o.f !== fingerprint) throw bad('it was issued for a different query (tenant, types, status, window, owner/repo or minCount differ)');
+  if (o.f !== fingerprint) throw bad('it was issued for a different query (tenant, types, status, window, owner/repo/workflow/job or minCount differ)');
   return o as Cursor;
 }
 
 export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: AnalyzeInput, opts: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   if (!input || typeof input.tenant !== 'string' || input.tenant === '') throw new AnalysisError('invalid_input', 'tenant is required');
-  const types = input.detectionTypes && input.detectionTypes.length ? [...new Set(input.detectionTypes)] : [NEW_OUTBOUND];
-  for (const t of types) {
-    if (!isDetectionType(t)) throw new AnalysisError('unknown_type', `unknown detection type "${t}": use one of ${DETECTION_TYPES.join(', ')}`);
-  }
-  const status = input.status ?? 'new';
-  if (status !== 'all' && !DETECTION_STATUSES.includes(status as DetectionStatus)) {
-    throw new AnalysisError('invalid_input', `status: expected new, suppressed, resolved or all, got "${String(status)}"`);
-  }
-  const statuses = status === 'all' ? [0, 1, 2] : [STATUS_CODE[status as DetectionStatus]];
-  const since = parseTime('since', input.since);
-  const until = parseTime('until', input.until);
-  if (since !== undefined && until !== undefined && since >= until) throw new AnalysisError('invalid_time', 'since must be earlier than until');
+  const f = analysisFilter(input);
+  const types = f.types!;
+  const status = f.statuses ? f.statuses[0]! : 'all';
+  const statuses = f.statuses ? f.statuses.map((x) => STATUS_CODE[x]) : [0, 1, 2];
+  const { since, until } = f;
   const minCount = intIn('minCount', input.minCount, DEFAULTS.minCount, 1, Number.MAX_SAFE_INTEGER);
   const limit = intIn('limit', input.limit, DEFAULTS.limit, 1, 1000);
   const samples = intIn('samples', input.samples, DEFAULTS.samples, 0, 100);
-  let owner = input.owner?.trim() || undefined;
-  let repo = input.repo?.trim() || undefined;
-  if (repo && repo.includes('/')) {
-    const [o, r] = repo.split('/', 2) as [string, string];
-    if (owner && owner.toLowerCase() !== o.toLowerCase()) throw new AnalysisError('invalid_input', `repo "${repo}" is not in owner "${owner}"`);
-    owner = o;
-    repo = r;
-  }
   const base = resolveDashboardUrl(input.dashboardUrl);
   const rules = opts.rules ?? new RulesService(store, { extraRiskyDestinations: input.extraRiskyDestinations });
   const risky = rules.risky;
   const fingerprint = createHash('sha256')
-    .update(JSON.stringify([input.tenant, types, status, since ?? null, until ?? null, owner ?? null, repo ?? null, minCount]))
+    .update(JSON.stringify([input.tenant, types, status, since ?? null, until ?? null, f.owner ?? null, f.repo ?? null, f.workflow ?? null, f.job ?? null, minCount]))
     .digest('base64url')
     .slice(0, 16);
   const cursor = input.cursor ? decodeCursor(input.cursor, fingerprint) : null;
+  const pageNo = input.page === undefined ? undefined : intIn('page', input.page, 1, 1, Number.MAX_SAFE_INTEGER);
+  if (pageNo !== undefined && cursor) throw new AnalysisError('invalid_input', 'page and cursor are two ways to choose a page: pass only one of them');
 
   const result: AnalyzeResult = {
     tenant: input.tenant,
@@ -245,21 +253,23 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
 
     // ---- 1. one pass over rollup (+ raw edge days) ----
     const filter: ScanFilter = { tenantId, typeIds, statuses, since, until };
-    if (owner || repo) {
+    const scoped = f.owner !== undefined || f.repo !== undefined || f.workflow !== undefined || f.job !== undefined;
+    if (scoped) {
+      // owner and repo compare case-insensitively, workflow and job exactly (domain/filter.ts)
       const conds = ['tenant_id = ?'];
       const params: unknown[] = [tenantId];
-      if (owner) {
-        conds.push('owner = ? COLLATE NOCASE');
-        params.push(owner);
-      }
-      if (repo) {
-        conds.push('repo = ? COLLATE NOCASE');
-        params.push(repo);
+      for (const [col, v, nocase] of [['owner', f.owner, true], ['repo', f.repo, true], ['workflow', f.workflow, false], ['job', f.job, false]] as const) {
+        if (v === undefined) continue;
+        conds.push(nocase ? `${col} = ? COLLATE NOCASE` : `${col} = ?`);
+        params.push(v);
       }
       filter.jobFilterSql = { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params };
     }
+    // A suggested rule scoped like the query uses the names as stored (rule conditions are exact).
+    const owner = f.owner === undefined ? undefined : storedSpelling(db, tenantId, 'owner', f.owner);
+    const repo = f.repo === undefined ? undefined : storedSpelling(db, tenantId, 'repo', f.repo);
     const acc = new Map<number, VariantAcc>();
-    const coarse = since === undefined && until === undefined && !owner && !repo;
+    const coarse = since === undefined && until === undefined && !scoped;
     const newAcc = (n: number): VariantAcc => ({ n, first: Infinity, last: -Infinity, minDay: 0, maxDay: 0, epMap: null, jobSet: null, eps: null, jobs: null });
     if (coarse) {
       for (const [pid, n, minDay, maxDay] of coarseVariantTotals(db, tenantId, typeIds, statuses)) {
@@ -314,6 +324,12 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     const all = [...groups.values()].sort((a, b) => b.count - a.count || cmp(a.name, b.name));
     const kept = all.filter((g) => g.count >= minCount);
     let start = 0;
+    if (pageNo !== undefined) {
+      start = (pageNo - 1) * limit;
+      if (start > 0 && start >= kept.length) {
+        throw new AnalysisError('invalid_input', `page ${pageNo} is past the end: ${kept.length} process group(s) make ${Math.ceil(kept.length / limit)} page(s) of ${limit}`);
+      }
+    }
     if (cursor) {
       start = kept.findIndex((g) => g.count < cursor.c || (g.count === cursor.c && g.name > cursor.p));
       if (start < 0) start = kept.length;
@@ -351,7 +367,7 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     };
     const ctx: DetailCtx = {
       store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
-      primaryType: types[0]!, owner, repo, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
+      primaryType: types[0]!, owner, repo, workflow: f.workflow, job: f.job, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
     };
     for (const g of page) {
       result.processes.push(buildGroup(ctx, g, procById, epById));
@@ -386,6 +402,8 @@ interface DetailCtx {
   primaryType: string;
   owner?: string;
   repo?: string;
+  workflow?: string | undefined;
+  job?: string | undefined;
   detail: (pid: number) => VariantAcc;
   epScratch: IdCounter;
   hostScratch: IdCounter;
@@ -547,8 +565,8 @@ function buildGroup(
     if (main.sha256) conditions.process_sha256 = main.sha256;
     conditions.owner = ctx.owner ?? '*';
     conditions.repo = ctx.repo ?? '*';
-    conditions.workflow = '*';
-    conditions.job = '*';
+    conditions.workflow = ctx.workflow ?? '*';
+    conditions.job = ctx.job ?? '*';
     const others = genuine.slice(1);
     const excluded = [...impostors, ...unverified];
     const rationale =

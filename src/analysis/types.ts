@@ -1,4 +1,5 @@
 import type { DetectionStatus } from '../domain/types.js';
+import type { DetectionFilter } from '../domain/filter.js';
 import type { RuleConditions } from '../rules/types.js';
 
 /** Input of analyzeAnomalousCallsByProcess (library, CLI `analyze`, MCP tool). */
@@ -8,17 +9,28 @@ export interface AnalyzeInput {
   detectionTypes?: string[];
   /** default 'new' */
   status?: DetectionStatus | 'all';
-  /** RFC 3339 or epoch ms; inclusive */
+  /** RFC 3339, epoch ms or a relative age (domain/time.ts); inclusive */
   since?: string | number;
   /** exclusive */
   until?: string | number;
+  /** case-insensitive */
   owner?: string;
+  /** "name" or "owner/name", case-insensitive */
   repo?: string;
+  /**
+   * Already parsed by domain/filter.ts (faces do this so errors name their own arguments). When set,
+   * detectionTypes, status, since, until, owner and repo must be left out.
+   */
+  filter?: DetectionFilter;
+  /** clock for relative times ("24h") in the raw fields; default Date.now() */
+  now?: number;
   /** default 2 */
   minCount?: number;
   /** process groups per page, default 50 */
   limit?: number;
   cursor?: string | null;
+  /** 1-based page of process groups (page size `limit`); an alternative to cursor */
+  page?: number;
   /** sample detections per process, default 5 */
   samples?: number;
   /** base URL for dashboard_url, default resolveDashboardUrl() */

@@ -3,6 +3,7 @@ import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { resolveDbPath, resolveTenant } from '../config/paths.js';
 import { loadConfig, type ConfigFile } from '../config/config-file.js';
 import { UserError } from './errors.js';
+import { parseInstant } from '../domain/time.js';
 
 export interface StoreOptions {
   db?: string;
@@ -85,17 +86,14 @@ export function parseIntOption(name: string, min = 0, max = Number.MAX_SAFE_INTE
   };
 }
 
-/** Accepts RFC 3339 / ISO dates, or relative "24h", "7d", "30m". Returns epoch ms. */
+/** A time option through the one time parser (domain/time.ts). Returns epoch ms. */
 export function parseTimeOption(name: string) {
   return (value: string): number => {
-    const rel = /^(\d+)([smhd])$/.exec(value);
-    if (rel) {
-      const unit = { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as 's' | 'm' | 'h' | 'd'];
-      return Date.now() - Number(rel[1]) * unit;
+    try {
+      return parseInstant(value, Date.now())!;
+    } catch (e) {
+      throw new UserError(`${name}: ${(e as Error).message}`);
     }
-    const t = Date.parse(value);
-    if (Number.isNaN(t)) throw new UserError(`${name}: expected an RFC 3339 time (2026-11-01T00:00:00Z) or a relative age (24h, 7d), got "${value}"`);
-    return t;
   };
 }
 

@@ -4,6 +4,7 @@ import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { SqliteInventoryRepository } from '../storage/sqlite/inventory-repo.js';
+import { TIME_FORMS } from '../domain/time.js';
 
 /** Everything a tool module needs. One per McpServer instance (i.e. per session). */
 export interface ToolContext {
@@ -46,7 +47,7 @@ export const WRITE_ADDITIVE: ToolAnnotations = { readOnlyHint: false, destructiv
 export const WRITE_DESTRUCTIVE: ToolAnnotations = { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false };
 
 /** Known error classes (by name, so we need not import every module) become isError results. */
-const USER_ERROR_NAMES = new Set(['ToolInputError', 'CursorError', 'InventoryError', 'AnalysisError', 'RuleError', 'UserError']);
+const USER_ERROR_NAMES = new Set(['ToolInputError', 'CursorError', 'InventoryError', 'AnalysisError', 'RuleError', 'UserError', 'FilterError']);
 
 export function isUserError(e: unknown): e is Error {
   if (!(e instanceof Error)) return false;
@@ -95,21 +96,8 @@ export function tenantOf(ctx: ToolContext, customer: string | undefined): string
   );
 }
 
-/** RFC 3339 or epoch ms to epoch ms; a clear error otherwise. */
-export function parseTime(field: string, v: string | number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new ToolInputError(`${field}: not a finite number; pass epoch milliseconds or an RFC 3339 timestamp`);
-    return v;
-  }
-  if (/^\d+$/.test(v)) return Number(v);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new ToolInputError(`${field}: "${v}" is not a timestamp; pass RFC 3339 (e.g. 2026-11-01T00:00:00Z) or epoch milliseconds`);
-  return t;
-}
-
 export const timeField = (what: string) =>
-  z.union([z.string(), z.number()]).optional().describe(`${what}: RFC 3339 timestamp (e.g. 2026-11-01T00:00:00Z) or epoch milliseconds.`);
+  z.union([z.string(), z.number()]).optional().describe(`${what}: ${TIME_FORMS}.`);
 
 export const cursorField = z
   .string()

@@ -1,4 +1,5 @@
 import type { Detection, DetectionStatus, ParentLink, Protocol } from '../domain/types.js';
+import type { DetectionFilter } from '../domain/filter.js';
 
 /**
  * Storage interfaces. The SQLite implementation is the embedded default; a PostgreSQL backend
@@ -95,22 +96,8 @@ export interface IngestSession {
   recordSource(source: string, format: string, stats: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void;
 }
 
-export interface DetectionFilter {
-  types?: string[];
-  statuses?: DetectionStatus[];
-  owner?: string;
-  repo?: string;
-  workflow?: string;
-  job?: string;
-  runId?: string;
-  /** normalised process name */
-  process?: string;
-  endpoint?: string;
-  /** epoch ms, inclusive */
-  since?: number;
-  /** epoch ms, exclusive */
-  until?: number;
-}
+/** Storage receives filters already validated and normalised by domain/filter.ts (the one parser). */
+export type { DetectionFilter } from '../domain/filter.js';
 
 export interface DetectionPage {
   detections: Detection[];
@@ -140,7 +127,8 @@ export interface BaselineView {
 }
 
 export interface DetectionRepository {
-  list(tenant: string, filter: DetectionFilter, limit: number, cursor?: string | null): Promise<DetectionPage>;
+  /** newest first; `offset` skips rows after the cursor position (1-based page numbers) */
+  list(tenant: string, filter: DetectionFilter, limit: number, cursor?: string | null, offset?: number): Promise<DetectionPage>;
   get(tenant: string, id: string): Promise<Detection | null>;
   stats(tenant: string): Promise<TenantStats>;
   baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]>;

@@ -193,7 +193,7 @@ test('list totals from the rollup equal exact counts of detections', async () =>
   await pipeline(store).ingest(fileOf(ndjson(evs.map(nativeEvent))));
   const filters = [
     {}, { types: ['Domain-Blocked'] }, { statuses: ['new' as const] }, { repo: 'web' }, { job: 'test', process: 'tailscaled' },
-    { endpoint: 'n1.example.com:443' }, { owner: 'acme', types: ['New-Outbound-Network-Call'] },
+    { host: 'n1.example.com', port: 443 }, { host: 'n1.example.com' }, { owner: 'acme', types: ['New-Outbound-Network-Call'] },
   ];
   for (const f of filters) {
     const fast = await store.detections.list('default', f, 1);

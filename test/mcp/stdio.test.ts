@@ -162,7 +162,7 @@ describe('MCP over stdio (built binary)', () => {
       ['analyze_anomalous_calls_by_process', { minCount: 0 }, /minCount/],
       ['list_anomalous_network_calls', { cursor: 'garbage' }, /invalid cursor/],
       ['list_blocked_domain_calls', { limit: 5000 }, /limit/],
-      ['list_detections', { detection_id: 'No-Such-Type' }, /unknown detection_id "No-Such-Type": use one of/],
+      ['list_detections', { detection_id: 'No-Such-Type' }, /detection_id: unknown detection type "No-Such-Type": use one of/],
       ['list_detections', { since: 'yesterday-ish' }, /RFC 3339/],
       ['list_suppression_rules', { customer: 'someone-else' }, /unknown tenant "someone-else"/],
       ['get_suppression_rule', { ruleId: 'r_missing' }, /list_suppression_rules/],

@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { resolveDbPath } from '../../config/paths.js';
 import { UserError } from '../errors.js';
+import { parseInstant } from '../../domain/time.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
 import { starterPolicy } from '../../policy/init.js';
 import { PolicyState } from '../../policy/state.js';
@@ -21,16 +22,15 @@ function loadOrFail(file: string) {
   }
 }
 
-/** "2h", "30m", "7d", "45s" or an ISO timestamp -> ISO timestamp. */
+/** "2h", "30m", "7d", "45s" or an ISO timestamp -> ISO timestamp, via the one time parser (domain/time.ts). */
 export function parseSince(s: string, now = Date.now()): string {
-  const m = /^(\d+(?:\.\d+)?)([smhd])$/.exec(s.trim());
-  if (m) {
-    const mult = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd'];
-    return new Date(now - Number(m[1]) * mult).toISOString();
+  try {
+    const t = parseInstant(s, now);
+    if (t === undefined) throw new Error('is empty; give a time or a duration like 30m, 2h, 7d');
+    return new Date(t).toISOString();
+  } catch (e) {
+    throw new UserError(`--since: ${(e as Error).message}`);
   }
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new UserError(`--since "${s}": use an ISO time or a duration like 30m, 2h, 7d`);
-  return new Date(t).toISOString();
 }
 
 function openState(db?: string): PolicyState {

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { DETECTION_TYPES, NEW_OUTBOUND, type DetectionStatus } from '../../domain/types.js';
 import type { AnalyzeInput } from '../../analysis/types.js';
-import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, parseTime, tenantOf, timeField, type ToolContext } from '../context.js';
+import { parseDetectionFilter } from '../../domain/filter.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, type ToolContext } from '../context.js';
+import { pageField, strictInput } from '../args.js';
 import { analyze } from '../services.js';
 
 const processSchema = z.looseObject({
@@ -34,22 +36,28 @@ export function registerAnalysisTools(ctx: ToolContext): void {
       title: 'Analyse anomalous calls by calling process',
       description:
         'Group ALL open anomalous network-call detections of the tenant (not just one page) by calling process, largest first, paged with `cursor`. Per process: count, distinct endpoints and direct IPs, samples, VPN / mesh-daemon evidence (hash, parent chain, destinations; `is_vpn_process_candidate`), `name_impersonation_suspected` when a binary uses a VPN daemon name but its hash, path or parent chain do not fit, risky destinations a process-wide rule would silence, and a `suggested_rule` with its exact impact (`blocked_reason` non-null: do NOT propose it). Only propose process-wide rules for genuine VPN daemons; other processes need per-destination review. Next step: preview_suppression_rule with suggested_rule.conditions. Sample detections carry `dashboard_url` links: show them. Read-only.',
-      inputSchema: {
-        customer: customerField,
-        minCount: z.number().int().min(1).optional().describe('Hide processes with fewer than this many detections. Defaults to 2.'),
-        detection_id: z
-          .string()
-          .optional()
-          .describe(`Detection type to analyse. Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`),
-        status: z.enum(['new', 'suppressed', 'resolved', 'all']).optional().describe("Detection status to analyse. Defaults to 'new'."),
-        owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization).'),
-        repo: z.string().min(1).optional().describe('Restrict to one repository name (without owner).'),
-        since: timeField('Only detections at or after this time'),
-        until: timeField('Only detections before this time'),
-        limit: z.number().int().min(1).max(200).optional().describe('Process groups per page, 1-200. Defaults to 50.'),
-        cursor: cursorField,
-        samples: z.number().int().min(0).max(20).optional().describe('Sample detections per process, 0-20. Defaults to 5.'),
-      },
+      inputSchema: strictInput(
+        {
+          customer: customerField,
+          minCount: z.number().int().min(1).optional().describe('Hide processes with fewer than this many detections. Defaults to 2.'),
+          detection_id: z
+            .string()
+            .optional()
+            .describe(`Detection type to analyse (case-insensitive). Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`),
+          status: z.enum(['new', 'suppressed', 'resolved', 'all']).optional().describe("Detection status to analyse. Defaults to 'new'."),
+          owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization), case-insensitive.'),
+          repo: z.string().min(1).optional().describe('Restrict to one repository, "name" or "owner/name", case-insensitive.'),
+          workflow: z.string().min(1).optional().describe('Restrict to one workflow path, exact.'),
+          job: z.string().min(1).optional().describe('Restrict to one job name, exact.'),
+          since: timeField('Only detections at or after this time'),
+          until: timeField('Only detections before this time'),
+          limit: z.number().int().min(1).max(200).optional().describe('Process groups per page, 1-200. Defaults to 50.'),
+          cursor: cursorField,
+          page: pageField,
+          samples: z.number().int().min(0).max(20).optional().describe('Sample detections per process, 0-20. Defaults to 5.'),
+        },
+        { detectionId: 'detection_id', orgScope: 'owner' },
+      ),
       outputSchema: {
         tenant: z.string(),
         detection_id: z.string(),
@@ -72,30 +80,27 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         status?: DetectionStatus | 'all';
         owner?: string;
         repo?: string;
+        workflow?: string;
+        job?: string;
         since?: string | number;
         until?: string | number;
         limit?: number;
         cursor?: string | null;
+        page?: number;
         samples?: number;
       }) => {
         const tenant = tenantOf(ctx, a.customer);
-        const input: AnalyzeInput = { tenant, dashboardUrl: ctx.dashboardUrl };
+        const filter = parseDetectionFilter(
+          { types: a.detection_id, status: a.status, owner: a.owner, repo: a.repo, workflow: a.workflow, job: a.job, since: a.since, until: a.until },
+          { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [NEW_OUTBOUND], now: Date.now() },
+        );
+        if (a.page !== undefined && a.cursor) throw new ToolInputError('`page` and `cursor` are two ways to choose a page: pass only one of them');
+        const input: AnalyzeInput = { tenant, filter, dashboardUrl: ctx.dashboardUrl };
         if (ctx.riskyDestinations.length) input.extraRiskyDestinations = ctx.riskyDestinations;
-        if (a.detection_id !== undefined && a.detection_id !== '') {
-          const t = DETECTION_TYPES.find((x) => x.toLowerCase() === a.detection_id!.toLowerCase());
-          if (!t) throw new ToolInputError(`unknown detection_id "${a.detection_id}": use one of ${DETECTION_TYPES.join(', ')}`);
-          input.detectionTypes = [t];
-        }
-        if (a.status !== undefined) input.status = a.status;
-        if (a.owner !== undefined) input.owner = a.owner;
-        if (a.repo !== undefined) input.repo = a.repo;
-        const since = parseTime('since', a.since);
-        const until = parseTime('until', a.until);
-        if (since !== undefined) input.since = since;
-        if (until !== undefined) input.until = until;
         if (a.minCount !== undefined) input.minCount = a.minCount;
         if (a.limit !== undefined) input.limit = a.limit;
         if (a.cursor) input.cursor = a.cursor;
+        if (a.page !== undefined) input.page = a.page;
         if (a.samples !== undefined) input.samples = a.samples;
         const r = await analyze(ctx.store, input, ctx.riskyDestinations);
         return ok(r as unknown as Record<string, unknown>);

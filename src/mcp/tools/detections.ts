@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { dashboardUrl } from '../../domain/dashboard.js';
 import { DETECTION_TYPES, DOMAIN_BLOCKED, NEW_OUTBOUND, type Detection, type DetectionStatus } from '../../domain/types.js';
-import type { DetectionFilter } from '../../storage/store.js';
-import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, parseTime, tenantOf, timeField, type ToolContext } from '../context.js';
+import { parseDetectionFilter, type DetectionFilter } from '../../domain/filter.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, type ToolContext } from '../context.js';
+import { pageField, strictInput } from '../args.js';
 
 /** A detection as returned by every list tool: the stored detection plus StepSecurity's compact aliases. */
 export function presentDetection(ctx: ToolContext, d: Detection) {
@@ -55,25 +56,41 @@ const filterFields = {
     .enum(['new', 'suppressed', 'resolved', 'all'])
     .optional()
     .describe("Detection status filter. Defaults to 'new' (open detections); 'all' returns every status."),
-  owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization or user), e.g. "acme-corp".'),
-  orgScope: z.string().min(1).optional().describe('Alias of `owner` (StepSecurity MCP compatibility).'),
-  repo: z.string().min(1).optional().describe('Restrict to one repository name (without owner), e.g. "api".'),
-  workflow: z.string().min(1).optional().describe('Restrict to one workflow path, e.g. ".github/workflows/ci.yml".'),
-  job: z.string().min(1).optional().describe('Restrict to one job name, e.g. "deploy".'),
+  owner: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Restrict to one GitHub owner (organization or user), case-insensitive, e.g. "acme-corp". With tenantWide: true it is read as the tenant instead (StepSecurity semantics).'),
+  tenantWide: z
+    .boolean()
+    .optional()
+    .describe('StepSecurity MCP compatibility. true: whole-tenant scope, and `owner` (if given) must name this tenant; false: owner scope, `owner` required. Omit it to scope by `owner` when given.'),
+  repo: z.string().min(1).optional().describe('Restrict to one repository, "name" or "owner/name", case-insensitive, e.g. "api" or "acme-corp/api".'),
+  workflow: z.string().min(1).optional().describe('Restrict to one workflow path, exact, e.g. ".github/workflows/ci.yml".'),
+  job: z.string().min(1).optional().describe('Restrict to one job name, exact, e.g. "deploy".'),
   run_id: z.string().min(1).optional().describe('Restrict to one workflow run id.'),
-  process: z.string().min(1).optional().describe('Restrict to one calling process (basename, case-insensitive), e.g. "tailscaled".'),
-  endpoint: z.string().min(1).optional().describe('Restrict to one exact endpoint "host:port" or "ip:port", e.g. "webhook.site:443".'),
+  process: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Restrict to one calling process; normalised like stored names (basename, ".exe" stripped, case-insensitive), e.g. "tailscaled".'),
+  endpoint: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Restrict to one endpoint: "host:port", "[ipv6]:port", or a bare host or IP for any port, e.g. "webhook.site:443" or "webhook.site".'),
   since: timeField('Only detections at or after this time'),
   until: timeField('Only detections before this time'),
   limit: z.number().int().min(1).max(200).optional().describe('Page size, 1-200. Defaults to 50.'),
   cursor: cursorField,
+  page: pageField,
 };
 
 type FilterArgs = {
   customer?: string;
   status?: DetectionStatus | 'all';
   owner?: string;
-  orgScope?: string;
+  tenantWide?: boolean;
   repo?: string;
   workflow?: string;
   job?: string;
@@ -84,35 +101,60 @@ type FilterArgs = {
   until?: string | number;
   limit?: number;
   cursor?: string | null;
+  page?: number;
 };
 
-async function listPage(ctx: ToolContext, types: string[] | null, a: FilterArgs) {
-  const tenant = tenantOf(ctx, a.customer);
-  if (a.owner && a.orgScope && a.owner !== a.orgScope) throw new ToolInputError('`owner` and `orgScope` disagree: pass only one of them');
-  const owner = a.owner ?? a.orgScope;
-  const status = a.status ?? 'new';
-  const f: DetectionFilter = {};
-  if (types) f.types = types;
-  if (status !== 'all') f.statuses = [status];
-  if (owner !== undefined) f.owner = owner;
-  if (a.repo !== undefined) f.repo = a.repo;
-  if (a.workflow !== undefined) f.workflow = a.workflow;
-  if (a.job !== undefined) f.job = a.job;
-  if (a.run_id !== undefined) f.runId = a.run_id;
-  if (a.process !== undefined) f.process = a.process;
-  if (a.endpoint !== undefined) f.endpoint = a.endpoint;
-  const since = parseTime('since', a.since);
-  const until = parseTime('until', a.until);
-  if (since !== undefined) f.since = since;
-  if (until !== undefined) f.until = until;
-  if (since !== undefined && until !== undefined && since >= until) throw new ToolInputError('`since` must be earlier than `until`');
-  const page = await ctx.store.detections.list(tenant, f, a.limit ?? 50, a.cursor ?? null);
+/** Tenant and owner scope from customer / owner / tenantWide (StepSecurity's list_detections semantics). */
+function scopeOf(ctx: ToolContext, a: FilterArgs): { tenant: string; owner: string | undefined } {
+  if (a.tenantWide === true) {
+    // StepSecurity reads `owner` as the customer when tenantWide is set; here it must name this tenant.
+    if (a.owner !== undefined && a.customer !== undefined && a.owner !== a.customer) {
+      throw new ToolInputError('`tenantWide: true` reads `owner` as the tenant, and it disagrees with `customer`: pass only one of them');
+    }
+    return { tenant: tenantOf(ctx, a.owner ?? a.customer), owner: undefined };
+  }
+  if (a.tenantWide === false && a.owner === undefined) throw new ToolInputError('`tenantWide: false` asks for owner scope: pass `owner` as well, or omit tenantWide');
+  return { tenant: tenantOf(ctx, a.customer), owner: a.owner };
+}
+
+/** Parses the filter arguments with the one filter parser (domain/filter.ts); errors name the argument. */
+export function toolFilter(a: FilterArgs & { detection_id?: string }, owner: string | undefined, fixedType: string | null, now: number): DetectionFilter {
+  return parseDetectionFilter(
+    {
+      types: fixedType ?? a.detection_id,
+      status: a.status,
+      owner,
+      repo: a.repo,
+      workflow: a.workflow,
+      job: a.job,
+      runId: a.run_id,
+      process: a.process,
+      endpoint: a.endpoint,
+      since: a.since,
+      until: a.until,
+    },
+    { names: MCP_FILTER_NAMES, defaultStatus: 'new', now },
+  );
+}
+
+export const MCP_FILTER_NAMES = { types: 'detection_id', runId: 'run_id' } as const;
+
+async function listPage(ctx: ToolContext, fixedType: string | null, a: FilterArgs & { detection_id?: string }) {
+  const { tenant, owner } = scopeOf(ctx, a);
+  const f = toolFilter(a, owner, fixedType, Date.now());
+  if (a.page !== undefined && a.cursor) throw new ToolInputError('`page` and `cursor` are two ways to choose a page: pass only one of them');
+  const limit = a.limit ?? 50;
+  const offset = a.page !== undefined ? (a.page - 1) * limit : 0;
+  const page = await ctx.store.detections.list(tenant, f, limit, a.cursor ?? null, offset);
+  if (offset > 0 && page.detections.length === 0) {
+    throw new ToolInputError(`page ${a.page} is past the end: ${page.total} detection(s) make ${Math.ceil(page.total / limit)} page(s) of ${limit}`);
+  }
   const detections = page.detections.map((d) => presentDetection(ctx, d));
   return ok({
     tenant,
-    scope: owner ? `org:${owner}` : `tenant:${tenant}`,
-    detection_id: types && types.length === 1 ? types[0]! : null,
-    status,
+    scope: f.owner ? `org:${f.owner}` : `tenant:${tenant}`,
+    detection_id: f.types && f.types.length === 1 ? f.types[0]! : null,
+    status: f.statuses ? f.statuses[0]! : 'all',
     count: detections.length,
     total: page.total,
     has_more: page.nextCursor !== null,
@@ -120,6 +162,8 @@ async function listPage(ctx: ToolContext, types: string[] | null, a: FilterArgs)
     detections,
   });
 }
+
+const LIST_ALIASES = { orgScope: 'owner' } as const;
 
 const LINK_NOTE =
   ' Every detection has a `dashboard_url`: when you present detections to the user, include a clickable link for each one, not just the first.';
@@ -133,11 +177,11 @@ export function registerDetectionTools(ctx: ToolContext): void {
       description:
         "List New-Outbound-Network-Call detections: a CI job called an endpoint that is not in that job's learned baseline (a common sign of supply-chain exfiltration, or of VPN / mesh daemons). Newest first, paged with `cursor`; filters by status, owner, repo, workflow, job, run, process, endpoint and time. Read-only." +
         LINK_NOTE,
-      inputSchema: filterFields,
+      inputSchema: strictInput(filterFields, LIST_ALIASES),
       outputSchema: detectionPageSchema,
       annotations: READ_ONLY,
     },
-    guard('list_anomalous_network_calls', (a: FilterArgs) => listPage(ctx, [NEW_OUTBOUND], a)),
+    guard('list_anomalous_network_calls', (a: FilterArgs) => listPage(ctx, NEW_OUTBOUND, a)),
   );
   s.registerTool(
     'list_blocked_domain_calls',
@@ -146,11 +190,11 @@ export function registerDetectionTools(ctx: ToolContext): void {
       description:
         'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`, same filters as list_anomalous_network_calls. Read-only.' +
         LINK_NOTE,
-      inputSchema: filterFields,
+      inputSchema: strictInput(filterFields, LIST_ALIASES),
       outputSchema: detectionPageSchema,
       annotations: READ_ONLY,
     },
-    guard('list_blocked_domain_calls', (a: FilterArgs) => listPage(ctx, [DOMAIN_BLOCKED], a)),
+    guard('list_blocked_domain_calls', (a: FilterArgs) => listPage(ctx, DOMAIN_BLOCKED, a)),
   );
   s.registerTool(
     'list_detections',
@@ -159,24 +203,19 @@ export function registerDetectionTools(ctx: ToolContext): void {
       description:
         `List detections of any type (or one type via \`detection_id\`), newest first, paged with \`cursor\`. Types: ${DETECTION_TYPES.join(', ')}. Filters: status (default new), owner, repo, workflow, job, run_id, process, endpoint, since, until. Read-only.` +
         LINK_NOTE,
-      inputSchema: {
-        detection_id: z
-          .string()
-          .optional()
-          .describe(`Detection type to list, e.g. "New-Outbound-Network-Call". Omit for all types. One of: ${DETECTION_TYPES.join(', ')}.`),
-        ...filterFields,
-      },
+      inputSchema: strictInput(
+        {
+          detection_id: z
+            .string()
+            .optional()
+            .describe(`Detection type to list (case-insensitive), e.g. "New-Outbound-Network-Call". Omit for all types. One of: ${DETECTION_TYPES.join(', ')}.`),
+          ...filterFields,
+        },
+        { ...LIST_ALIASES, detectionId: 'detection_id' },
+      ),
       outputSchema: detectionPageSchema,
       annotations: READ_ONLY,
     },
-    guard('list_detections', (a: FilterArgs & { detection_id?: string }) => {
-      let types: string[] | null = null;
-      if (a.detection_id !== undefined && a.detection_id !== '') {
-        const t = DETECTION_TYPES.find((x) => x.toLowerCase() === a.detection_id!.toLowerCase());
-        if (!t) throw new ToolInputError(`unknown detection_id "${a.detection_id}": use one of ${DETECTION_TYPES.join(', ')}, or omit it for all types`);
-        types = [t];
-      }
-      return listPage(ctx, types, a);
-    }),
+    guard('list_detections', (a: FilterArgs & { detection_id?: string }) => listPage(ctx, null, a)),
   );
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { dashboardUrl } from '../../domain/dashboard.js';
-import { READ_ONLY, cursorField, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { parseDetectionFilter } from '../../domain/filter.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { pageField, strictInput, walkToPage } from '../args.js';
 
 const indicatorKind = z.enum(['ip', 'cidr', 'domain', 'endpoint', 'glob', 'substring']).describe('How the indicator was interpreted');
 
@@ -20,6 +22,17 @@ const callItem = z.object({
   dashboard_url: z.string(),
 });
 
+/** owner / repo through the one filter parser: trimmed, "owner/name" split, conflicts refused. */
+function scopeFilter(a: { owner?: string; repo?: string }): { owner?: string; repo?: string } {
+  const f = parseDetectionFilter({ owner: a.owner, repo: a.repo }, { now: 0 });
+  return { ...(f.owner !== undefined ? { owner: f.owner } : {}), ...(f.repo !== undefined ? { repo: f.repo } : {}) };
+}
+
+function onePageSource(a: { page?: number; cursor?: string | null }): number {
+  if (a.cursor) throw new ToolInputError('`page` and `cursor` are two ways to choose a page: pass only one of them');
+  return a.page!;
+}
+
 export function registerInventoryTools(ctx: ToolContext): void {
   const s = ctx.server;
   const inv = ctx.inventory;
@@ -30,7 +43,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       title: 'Check an indicator of compromise against baselines and calls',
       description:
         "Check whether an indicator (domain, IP, CIDR, host:port, `*` glob or plain substring) appears in any job's learned baseline or in any recorded call of this tenant, optionally within one owner. A domain matches itself and its subdomains on any port; an IP or CIDR matches direct-IP endpoints. Returns baseline entries (in_baseline=true means the job treats it as normal!), per-repo call summaries and detection counts by status. Read-only.",
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization); omit for the whole tenant.'),
         indicator: z
@@ -39,7 +52,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
           .max(261)
           .describe('Indicator to look for: "webhook.site", "45.61.136.14", "100.64.0.0/10", "gist.githubusercontent.com:443", "*.oast.fun" or a substring such as "ngrok".'),
         limit: z.number().int().min(1).max(500).optional().describe('Max baseline entries and max call summaries returned, 1-500. Defaults to 100.'),
-      },
+      }),
       outputSchema: {
         tenant: z.string(),
         owner: z.string().nullable(),
@@ -68,10 +81,11 @@ export function registerInventoryTools(ctx: ToolContext): void {
     },
     guard('check_ioc_in_baseline', async (a: { customer?: string; owner?: string; indicator: string; limit?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const r = inv.checkIocInBaseline(tenant, { indicator: a.indicator, owner: a.owner, limit: a.limit ?? 100 });
+      const { owner } = scopeFilter(a);
+      const r = inv.checkIocInBaseline(tenant, { indicator: a.indicator, owner, limit: a.limit ?? 100 });
       return ok({
         tenant,
-        owner: a.owner ?? null,
+        owner: owner ?? null,
         indicator: a.indicator,
         kind: r.kind,
         found: r.baseline_total > 0 || r.calls_total > 0,
@@ -92,13 +106,14 @@ export function registerInventoryTools(ctx: ToolContext): void {
       title: 'Find every run that called an endpoint',
       description:
         'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process), newest first, paged with `cursor`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         endpoint: z.string().min(1).max(261).describe('Endpoint to search for, e.g. "webhook.site", "registry.npmjs.org:443", "8.8.8.8", "198.41.192.0/24".'),
         owner: z.string().min(1).optional().describe('Restrict to one GitHub owner; omit for the whole tenant.'),
         limit: z.number().int().min(1).max(500).optional().describe('Page size, 1-500. Defaults to 100.'),
         cursor: cursorField,
-      },
+        page: pageField,
+      }),
       outputSchema: {
         tenant: z.string(),
         endpoint: z.string(),
@@ -112,9 +127,11 @@ export function registerInventoryTools(ctx: ToolContext): void {
       },
       annotations: READ_ONLY,
     },
-    guard('find_endpoint_calls_in_tenant', async (a: { customer?: string; endpoint: string; owner?: string; limit?: number; cursor?: string | null }) => {
+    guard('find_endpoint_calls_in_tenant', async (a: { customer?: string; endpoint: string; owner?: string; limit?: number; cursor?: string | null; page?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const r = inv.findEndpointCalls(tenant, { endpoint: a.endpoint, owner: a.owner, limit: a.limit ?? 100, cursor: a.cursor ?? null });
+      const { owner } = scopeFilter(a);
+      const fetch = (cursor: string | null) => inv.findEndpointCalls(tenant, { endpoint: a.endpoint, owner, limit: a.limit ?? 100, cursor });
+      const r = a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null);
       const observations = r.calls.map((c) => ({ ...c, dashboard_url: dashboardUrl(ctx.dashboardUrl, c) }));
       return ok({
         tenant,
@@ -136,11 +153,11 @@ export function registerInventoryTools(ctx: ToolContext): void {
       title: 'Find repositories of an owner that use an endpoint',
       description:
         'Per-repository inventory of an endpoint within one owner (organization): which repos called it, in how many runs and jobs, from which workflows and processes, and in how many jobs it is part of the learned baseline. Endpoint syntax as in find_endpoint_calls_in_tenant. For a tenant-wide sweep call list_tenant_github_orgs first, then this per owner. Read-only.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).describe('GitHub owner (organization), e.g. "acme-corp".'),
         endpoint: z.string().min(1).max(261).describe('Endpoint to search for, e.g. "bun.sh:443", "registry.npmjs.org", "8.8.8.8".'),
-      },
+      }),
       outputSchema: {
         tenant: z.string(),
         owner: z.string(),
@@ -160,7 +177,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     },
     guard('find_repos_using_endpoint', async (a: { customer?: string; owner: string; endpoint: string }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const r = inv.findReposUsingEndpoint(tenant, { owner: a.owner, endpoint: a.endpoint });
+      const r = inv.findReposUsingEndpoint(tenant, { owner: scopeFilter(a).owner!, endpoint: a.endpoint });
       const repos = r.repos.map((x) => ({
         ...x,
         baseline_url: `${ctx.dashboardUrl}/github/${encodeURIComponent(x.owner)}/actions/baseline?tab=repositories&repository=${encodeURIComponent(x.repo)}`,
@@ -175,7 +192,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       title: 'List GitHub owners of the tenant',
       description:
         'List every GitHub owner (organization or user) with recorded CI jobs in this tenant, with repo, job and run counts and the last run time. Call it first for tenant-wide questions, then fan out per-owner tools. Each owner has a `dashboard_url`. Read-only.',
-      inputSchema: { customer: customerField },
+      inputSchema: strictInput({ customer: customerField }),
       outputSchema: {
         tenant: z.string(),
         org_count: z.number(),
@@ -205,13 +222,14 @@ export function registerInventoryTools(ctx: ToolContext): void {
       title: 'List recent workflow runs',
       description:
         'List the most recent monitored job runs of an owner, optionally one repository, newest first and paged with `cursor`: workflow, job, run id, attempt, start/end, whether it was a baseline-learning run, and detection counts. Use it to find a run id when the user names a run loosely. Each run has a `dashboard_url`; show one link per run. Read-only.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).describe('GitHub owner (organization), e.g. "acme-corp".'),
         repo: z.string().min(1).optional().describe('Repository name (without owner); omit for every repo of the owner.'),
         limit: z.number().int().min(1).max(200).optional().describe('Page size, 1-200. Defaults to 50.'),
         cursor: cursorField,
-      },
+        page: pageField,
+      }),
       outputSchema: {
         tenant: z.string(),
         owner: z.string(),
@@ -229,11 +247,13 @@ export function registerInventoryTools(ctx: ToolContext): void {
       },
       annotations: READ_ONLY,
     },
-    guard('list_recent_workflow_runs', async (a: { customer?: string; owner: string; repo?: string; limit?: number; cursor?: string | null }) => {
+    guard('list_recent_workflow_runs', async (a: { customer?: string; owner: string; repo?: string; limit?: number; cursor?: string | null; page?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const r = inv.listRecentRuns(tenant, { owner: a.owner, repo: a.repo, limit: a.limit ?? 50, cursor: a.cursor ?? null });
+      const { owner, repo } = scopeFilter(a);
+      const fetch = (cursor: string | null) => inv.listRecentRuns(tenant, { owner: owner!, repo, limit: a.limit ?? 50, cursor });
+      const r = a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null);
       const runs = r.runs.map((x) => ({ ...x, dashboard_url: dashboardUrl(ctx.dashboardUrl, x) }));
-      return ok({ tenant, owner: a.owner, repo: a.repo ?? null, total_runs: r.total, count: runs.length, next_cursor: r.next_cursor, runs });
+      return ok({ tenant, owner: owner!, repo: repo ?? null, total_runs: r.total, count: runs.length, next_cursor: r.next_cursor, runs });
     }),
   );
 }

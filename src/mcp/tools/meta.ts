@@ -3,6 +3,7 @@ import { VERSION } from '../../version.js';
 import { DETECTION_TYPES } from '../../domain/types.js';
 import { CONDITION_KEYS, SCOPE_KEYS, TYPE_KEYS } from '../../rules/types.js';
 import { READ_ONLY, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { strictInput } from '../args.js';
 
 export const SERVER_NAME = 'egress-triage';
 
@@ -36,7 +37,7 @@ export function registerMetaTools(ctx: ToolContext): void {
     {
       title: 'Ping',
       description: 'Liveness check: returns ok, the server name and version, the tenant and the server time. No side effects.',
-      inputSchema: z.strictObject({}),
+      inputSchema: strictInput({}),
       outputSchema: { ok: z.boolean(), server: z.string(), version: z.string(), tenant: z.string(), time: z.string() },
       annotations: READ_ONLY,
     },
@@ -49,7 +50,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       title: 'Get my tenant',
       description:
         'Return the tenant this server is bound to, whether it has any data yet, and its counts: jobs, runs, observations, baseline endpoints, jobs still learning, detections by type and status, active rules. Read-only.',
-      inputSchema: { customer: customerField },
+      inputSchema: strictInput({ customer: customerField }),
       outputSchema: {
         tenant: z.string(),
         exists: z.boolean().describe('False when nothing has been ingested for this tenant yet'),
@@ -95,7 +96,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       title: 'Describe capabilities',
       description:
         'Describe what this server can do: every tool (read or write), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
-      inputSchema: z.strictObject({}),
+      inputSchema: strictInput({}),
       outputSchema: {
         server: z.string(),
         version: z.string(),

@@ -15,6 +15,7 @@ import {
   type ToolExtra,
 } from '../context.js';
 import { confirmWithUser } from '../confirm.js';
+import { strictInput } from '../args.js';
 import { rulesService } from '../services.js';
 import { presentDetection } from './detections.js';
 
@@ -41,6 +42,9 @@ const detectionIdField = z
   .describe(`Detection type the rule targets (becomes the rule's \`id\`). Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`);
 
 const ruleIdField = z.string().min(1).describe('Rule id (rule_id from list_suppression_rules), e.g. "r_3f9c..."');
+
+/** StepSecurity's tools say ruleId / detectionId; our results say rule_id / detection_id: accept both. */
+const RULE_ALIASES = { rule_id: 'ruleId', detection_id: 'detectionId' } as const;
 
 const confirmField = z
   .boolean()
@@ -143,7 +147,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'List suppression rules',
       description:
         'List every active suppression rule of the tenant (rule_id, detection type, name, conditions, creator, dates). Call it before creating a rule to spot duplicates or overlaps. Read-only.',
-      inputSchema: { customer: customerField },
+      inputSchema: strictInput({ customer: customerField }),
       outputSchema: { tenant: z.string(), count: z.number(), rules: z.array(ruleSchema) },
       annotations: READ_ONLY,
     },
@@ -159,7 +163,7 @@ export function registerRuleTools(ctx: ToolContext): void {
     {
       title: 'Get a suppression rule',
       description: 'Get one suppression rule by its rule_id, with its conditions and audit dates. Read-only.',
-      inputSchema: { customer: customerField, ruleId: ruleIdField },
+      inputSchema: strictInput({ customer: customerField, ruleId: ruleIdField }, RULE_ALIASES),
       outputSchema: { tenant: z.string(), rule: ruleSchema },
       annotations: READ_ONLY,
     },
@@ -177,7 +181,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Preview a suppression rule (exact)',
       description:
         'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
-      inputSchema: { customer: customerField, detectionId: detectionIdField, conditions: conditionsField },
+      inputSchema: strictInput({ customer: customerField, detectionId: detectionIdField, conditions: conditionsField }, RULE_ALIASES),
       outputSchema: {
         tenant: z.string(),
         detection_id: z.string(),
@@ -221,14 +225,14 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Create a suppression rule (write)',
       description:
         'Create a suppression rule. WRITE: requires confirm: true, which you may set only after calling preview_suppression_rule with the same detection_id and conditions, showing the user the impact and getting explicit approval. When the client supports elicitation the server also asks the user directly. Creating a rule retroactively suppresses matching open detections; the result reports exactly how many. Rules that target or would also silence risky destinations are refused.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         detectionId: detectionIdField,
         name: z.string().min(1).max(200).describe('Short human-readable rule name, e.g. "Tailscale daemon (genuine)".'),
         description: z.string().max(2000).optional().describe('Why this rule is safe: the evidence the user approved.'),
         conditions: conditionsField,
         confirm: confirmField,
-      },
+      }, RULE_ALIASES),
       outputSchema: changeOutput,
       annotations: WRITE_ADDITIVE,
     },
@@ -260,7 +264,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Update a suppression rule (write)',
       description:
         'Change an existing suppression rule: name, description, detection type and/or conditions (conditions replace the old ones entirely). WRITE: requires confirm: true after previewing the new conditions with preview_suppression_rule and getting user approval; elicitation is used when available. Past detections are re-evaluated: the result reports exactly how many were newly suppressed and how many restored to new.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         ruleId: ruleIdField,
         detectionId: detectionIdField,
@@ -268,7 +272,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         description: z.string().max(2000).optional().describe('New description; omit to keep.'),
         conditions: conditionsField.optional(),
         confirm: confirmField,
-      },
+      }, RULE_ALIASES),
       outputSchema: changeOutput,
       annotations: WRITE_DESTRUCTIVE,
     },
@@ -319,12 +323,12 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Delete a suppression rule (write)',
       description:
         'Delete a suppression rule. WRITE: requires confirm: true after confirming the rule_id with the user; elicitation is used when available. By default (StepSecurity semantics) detections it already suppressed stay suppressed; pass restore: true to move them back to new. The result reports exactly how many were restored.',
-      inputSchema: {
+      inputSchema: strictInput({
         customer: customerField,
         ruleId: ruleIdField,
         restore: z.boolean().optional().describe('true: move the detections this rule suppressed back to new. Default false (they stay suppressed).'),
         confirm: confirmField,
-      },
+      }, RULE_ALIASES),
       outputSchema: changeOutput,
       annotations: WRITE_DESTRUCTIVE,
     },

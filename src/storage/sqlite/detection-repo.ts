@@ -132,10 +132,11 @@ export class SqliteDetectionRepository implements DetectionRepository {
       parts.push(`d.status IN (${f.statuses.map(() => '?').join(',')})`);
       params.push(...f.statuses.map((s) => STATUS_CODE[s]));
     }
+    // owner and repo compare case-insensitively (GitHub names are); workflow and job exactly.
     const jobConds: string[] = [];
-    for (const [col, v] of [['owner', f.owner], ['repo', f.repo], ['workflow', f.workflow], ['job', f.job]] as const) {
+    for (const [col, v, nocase] of [['owner', f.owner, true], ['repo', f.repo, true], ['workflow', f.workflow, false], ['job', f.job, false]] as const) {
       if (v !== undefined) {
-        jobConds.push(`${col} = ?`);
+        jobConds.push(nocase ? `${col} = ? COLLATE NOCASE` : `${col} = ?`);
         params.push(v);
       }
     }
@@ -146,11 +147,13 @@ export class SqliteDetectionRepository implements DetectionRepository {
     }
     if (f.process !== undefined) {
       parts.push('d.process_id IN (SELECT id FROM processes WHERE norm_name = ?)');
-      params.push(f.process.toLowerCase());
+      params.push(f.process);
     }
-    if (f.endpoint !== undefined) {
-      parts.push('d.endpoint_id IN (SELECT id FROM endpoints WHERE endpoint = ?)');
-      params.push(f.endpoint.toLowerCase());
+    if (f.host !== undefined) {
+      // a host without a port matches every port of that host (domain/filter.ts)
+      parts.push(`d.endpoint_id IN (SELECT id FROM endpoints WHERE host = ?${f.port !== undefined ? ' AND port = ?' : ''})`);
+      params.push(f.host);
+      if (f.port !== undefined) params.push(f.port);
     }
     if (f.since !== undefined) {
       parts.push('d.ts >= ?');
@@ -163,7 +166,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     return { sql: parts.join(' AND '), params };
   }
 
-  async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null): Promise<DetectionPage> {
+  async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null, offset = 0): Promise<DetectionPage> {
     const tid = this.tenantId(tenant);
     const cur = cursor ? decodeCursor(cursor) : null;
     if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
@@ -175,8 +178,8 @@ export class SqliteDetectionRepository implements DetectionRepository {
       sql += ' AND (d.ts < ? OR (d.ts = ? AND d.id < ?))';
       params.push(cur.ts, cur.ts, cur.id);
     }
-    sql += ' ORDER BY d.ts DESC, d.id DESC LIMIT ?';
-    params.push(limit + 1);
+    sql += ' ORDER BY d.ts DESC, d.id DESC LIMIT ? OFFSET ?';
+    params.push(limit + 1, offset);
     const rows = this.db.prepare(sql).all(...params) as DetectionRowRaw[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
@@ -235,7 +238,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     const params: unknown[] = [tid];
     for (const [col, v] of [['owner', q.owner], ['repo', q.repo], ['workflow', q.workflow], ['job', q.job]] as const) {
       if (v !== undefined) {
-        conds.push(`${col} = ?`);
+        conds.push(col === 'owner' || col === 'repo' ? `${col} = ? COLLATE NOCASE` : `${col} = ?`);
         params.push(v);
       }
     }

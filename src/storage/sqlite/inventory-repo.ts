@@ -221,7 +221,7 @@ export class SqliteInventoryRepository {
     const m = this.matchEndpoints(tenant, q.indicator);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
-    const ownerCond = q.owner !== undefined ? 'AND j.owner = ?' : '';
+    const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const baselineRows = this.db
       .prepare(
@@ -290,7 +290,7 @@ export class SqliteInventoryRepository {
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
-    const ownerCond = q.owner !== undefined ? 'AND j.owner = ?' : '';
+    const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const base = `FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
       WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}`;
@@ -352,13 +352,13 @@ export class SqliteInventoryRepository {
                 group_concat(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? AND j.owner = ?
+         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
          GROUP BY j.repo ORDER BY runs DESC, j.repo`,
       )
       .all(tid, q.owner) as { repo: string; runs: number; jobs: number; workflows: string; processes: string; endpoints: string; first_ts: number; last_ts: number }[];
     const inBaseline = this.db.prepare(
       `SELECT count(DISTINCT b.job_ref) FROM baseline b JOIN jobs j ON j.id = b.job_ref
-       WHERE j.tenant_id = ? AND j.owner = ? AND j.repo = ? AND b.in_baseline = 1 AND b.endpoint_id IN (${ids})`,
+       WHERE j.tenant_id = ? AND j.owner = ? COLLATE NOCASE AND j.repo = ? AND b.in_baseline = 1 AND b.endpoint_id IN (${ids})`,
     );
     const split = (s: string | null) => (s ?? '').split(',').filter(Boolean).sort();
     return {
@@ -399,10 +399,10 @@ export class SqliteInventoryRepository {
   ): { total: number; runs: RunSummary[]; next_cursor: string | null } {
     const cur = q.cursor ? decodeCursor(q.cursor, 2) : null;
     const tid = this.tenantId(tenant) ?? -1;
-    const conds = ['j.tenant_id = ?', 'j.owner = ?'];
+    const conds = ['j.tenant_id = ?', 'j.owner = ? COLLATE NOCASE'];
     const params: (string | number)[] = [tid, q.owner];
     if (q.repo !== undefined) {
-      conds.push('j.repo = ?');
+      conds.push('j.repo = ? COLLATE NOCASE');
       params.push(q.repo);
     }
     const total = this.db.prepare(`SELECT count(*) FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE ${conds.join(' AND ')}`).pluck().get(...params) as number;
