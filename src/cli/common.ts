@@ -36,7 +36,9 @@ export function loadCliConfig(opts: StoreOptions): ConfigFile {
   try {
     return loadConfig(opts.config).config;
   } catch (err) {
-    throw new UserError((err as Error).message);
+    // Like a policy file: a config that exists but is invalid is rejected input.
+    const msg = (err as Error).message;
+    throw new UserError(msg, / does not exist$/.test(msg) ? EXIT.NOT_FOUND : EXIT.REJECTED);
   }
 }
 

@@ -57,6 +57,9 @@ test('1: ingest rejected some records, all of them, or binary garbage', () => {
   const bin = expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, garbage);
   assert.match(bin.stdout, /binary/);
   expectExit(['ingest', '-', '--db', db, '--strict'], EXIT.REJECTED, null, good + 'not json\n');
+  const badConfig = join(tmp.dir, 'bad-config.yaml');
+  writeFileSync(badConfig, 'learning_runs: [\n');
+  expectExit(['stats', '--db', db, '--config', badConfig], EXIT.REJECTED, /bad-config\.yaml:\d+:\d+/);
 });
 
 test('2: usage errors, commander parse errors included', () => {
@@ -85,6 +88,7 @@ test('3: a missing store, input file, rule or repository; no store is created', 
   assert.match(env.stderr, /from EGRESS_TRIAGE_DB/);
   expectExit(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', missing], EXIT.NOT_FOUND, /nope\.ndjson: no such file/);
   assert.equal(existsSync(missing), false, 'a mistyped input file must not create a store');
+  expectExit(['stats', '--db', db, '--config', join(tmp.dir, 'no-config.yaml')], EXIT.NOT_FOUND, /no-config\.yaml does not exist/);
   expectExit(['rules', 'get', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no active rule "no-such-rule"/);
   expectExit(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'nope'], EXIT.NOT_FOUND, /no jobs found/);
 });
