@@ -109,7 +109,7 @@ test('5: the file system refused: a directory, a file that is not a store', () =
   assert.equal(readFileSync(notStore, 'utf8'), good, 'the file is left as it was');
 });
 
-test('5: a read-only store is reported, not a crash', (t) => {
+test('5: a read-only store and an unreadable input are reported, not a crash', (t) => {
   const dir = join(tmp.dir, 'ro');
   mkdirSync(dir);
   const ro = join(dir, 'ro.db');
@@ -126,6 +126,15 @@ test('5: a read-only store is reported, not a crash', (t) => {
   assert.equal(ing.status, EXIT.IO, ing.stderr);
   assert.doesNotMatch(ing.stderr, /^\s+at /m);
   assert.match(ing.stderr, /store .*ro\.db.*read-only.*permissions/);
+  // An input file the user may not read is refused before any store is created.
+  const secret = join(dir, 'secret.ndjson');
+  writeFileSync(secret, good, { mode: 0o000 });
+  const fresh = join(dir, 'fresh.db');
+  const denied = spawnSync(process.execPath, [CLI, 'ingest', secret, '--db', fresh], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+  assert.equal(denied.status, EXIT.IO, denied.stderr);
+  assert.match(denied.stderr, /cannot read .*secret\.ndjson: EACCES/);
+  assert.doesNotMatch(denied.stderr, /^\s+at /m);
+  assert.equal(existsSync(fresh), false);
 });
 
 test('70: anything unexpected is an internal error with a message, its stack only on request', () => {

@@ -14,14 +14,15 @@ import type { JobContext } from '../../domain/types.js';
 import { makeSuppressorFor } from '../../rules/suppressor.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 
-/** Refuses a path that cannot be a source before anything is stored: missing, or a directory. */
+/** Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory. */
 function checkSource(f: string): void {
   if (f === '-') return;
   let st;
   try {
     st = statSync(f);
+    accessSync(f, constants.R_OK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`${f}: no such file`, EXIT.NOT_FOUND);
     throw new UserError(`cannot read ${f}: ${(err as Error).message}`, EXIT.IO);
