@@ -2,8 +2,11 @@ import { Option, type Command } from 'commander';
 import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { resolveDbPath, resolveTenant } from '../config/paths.js';
 import { loadConfig, type ConfigFile } from '../config/config-file.js';
-import { UserError } from './errors.js';
 import { parseInstant } from '../domain/time.js';
+import { existsSync } from 'node:fs';
+import { UserError, storeProblem } from './errors.js';
+import { EXIT } from './exit-codes.js';
+import { out } from './output.js';
 
 export interface StoreOptions {
   db?: string;
@@ -34,12 +37,45 @@ export function loadCliConfig(opts: StoreOptions): ConfigFile {
   try {
     return loadConfig(opts.config).config;
   } catch (err) {
-    throw new UserError((err as Error).message);
+    // Like a policy file: a config that exists but is invalid is rejected input.
+    const msg = (err as Error).message;
+    throw new UserError(msg, / does not exist$/.test(msg) ? EXIT.NOT_FOUND : EXIT.REJECTED);
   }
 }
 
+/**
+ * How a command treats a store that does not exist yet. Only commands that put data in (`ingest`,
+ * `demo`) may create one: anything else on a missing store is almost always a mistyped --db, and
+ * answering "0 detections" from a fresh empty file would hide that.
+ */
+export type StoreMode = 'read' | 'create';
+
+/** Where the store path came from, so a "no store" message can say what to fix. */
+function dbSource(opts: StoreOptions): string {
+  if (opts.db !== undefined) return '--db';
+  if (process.env.EGRESS_TRIAGE_DB) return 'EGRESS_TRIAGE_DB';
+  return 'the default location';
+}
+
+/** A store path that must already exist: a clear NOT_FOUND error naming it and how to create one. */
+export function requireExistingStore(dbPath: string, from: string): void {
+  if (dbPath === ':memory:' || existsSync(dbPath)) return;
+  throw new UserError(
+    `no store at ${dbPath} (from ${from}): check the path, or create one with "egress-triage ingest FILE --db ${dbPath}" ` +
+      '(or "egress-triage demo" for a sample)',
+    EXIT.NOT_FOUND,
+  );
+}
+
+/** --db / EGRESS_TRIAGE_DB / default, resolved, for a command that only reads an existing store. */
+export function existingStorePath(db?: string): string {
+  const path = resolveDbPath(db);
+  requireExistingStore(path, dbSource({ db }));
+  return path;
+}
+
 /** Opens the store for a command and closes it afterwards, whatever happens. */
-export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => Promise<T> | T): Promise<T> {
+export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => Promise<T> | T, mode: StoreMode = 'read'): Promise<T> {
   let tenant: string;
   try {
     tenant = resolveTenant(opts.tenant);
@@ -48,21 +84,26 @@ export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => 
   }
   const config = loadCliConfig(opts);
   const dbPath = resolveDbPath(opts.db);
+  if (mode === 'read') requireExistingStore(dbPath, dbSource(opts));
   let store: SqliteStore;
   try {
     store = SqliteStore.open(dbPath);
   } catch (err) {
-    throw new UserError(`cannot open store ${dbPath}: ${(err as Error).message}`);
+    throw new UserError(`cannot open store ${dbPath}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
   }
   try {
     return await fn({ store, tenant, dbPath, config, json: Boolean(opts.json) });
+  } catch (err) {
+    const problem = storeProblem(err);
+    if (problem) throw new UserError(`store ${dbPath}: ${problem}`, EXIT.IO);
+    throw err;
   } finally {
     store.close();
   }
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  out(JSON.stringify(value, null, 2) + '\n');
 }
 
 /** Plain aligned table; numbers right-aligned. */

@@ -1,13 +1,23 @@
 #!/usr/bin/env node
 import v8 from 'node:v8';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { loadCommandRegistrars } from './commands/index.js';
-import { UserError } from './errors.js';
+import { failureOf } from './errors.js';
+import { EXIT } from './exit-codes.js';
+import { guardOutput, outputFailure } from './output.js';
 import { VERSION } from '../version.js';
 
 // Ingest allocates many short-lived objects: 16 MiB semi-spaces cut young-generation scavenges
 // markedly while keeping the peak RSS of a 5M-event ingest under 500 MiB.
 v8.setFlagsFromString('--max-semi-space-size=16');
+
+const debug = Boolean(process.env.EGRESS_TRIAGE_DEBUG);
+
+function report(err: unknown): number {
+  const f = failureOf(err, debug);
+  if (f.message !== null) process.stderr.write(`egress-triage: ${f.message}\n`);
+  return f.code;
+}
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -19,31 +29,32 @@ async function main(argv: string[]): Promise<number> {
     )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    // Parse errors (unknown option, missing argument) become CommanderErrors mapped to EXIT.USAGE;
+    // subcommands inherit both settings.
+    .exitOverride()
+    .configureOutput({ outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`) })
+    .addHelpText('after', '\nExit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I/O, 70 internal (see README).\n');
   for (const register of await loadCommandRegistrars()) register(program);
   try {
     await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version surface as "errors" with exit code 0.
-      return err.exitCode;
-    }
-    if (err instanceof UserError) {
-      process.stderr.write(`egress-triage: ${err.message}\n`);
-      return err.exitCode;
-    }
-    process.stderr.write(`egress-triage: internal error: ${(err as Error).stack ?? String(err)}\n`);
-    return 70;
+    return report(err);
   }
+  const outErr = outputFailure();
+  if (outErr) return report(Object.assign(new Error(`cannot write output: ${outErr.message}`), { code: (outErr as NodeJS.ErrnoException).code ?? 'EIO' }));
+  return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
 }
+
+guardOutput();
+// Errors thrown outside a command's promise (an event handler, a timer) still get a message and code.
+process.on('uncaughtException', (err) => process.exit(report(err)));
+process.on('unhandledRejection', (err) => process.exit(report(err)));
 
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
   },
   (err) => {
-    process.stderr.write(`egress-triage: ${String(err)}\n`);
-    process.exitCode = 70;
+    process.exitCode = report(err);
   },
 );

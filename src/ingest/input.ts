@@ -2,6 +2,38 @@ import { createReadStream, statSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 
+/**
+ * A source could not be read to its end: it could not be opened, a read failed, or its gzip data is
+ * truncated or corrupt. `byte` is how many raw (on-disk, possibly compressed) bytes were read before.
+ */
+export class SourceReadError extends Error {
+  constructor(
+    readonly source: string,
+    readonly reason: 'unreadable' | 'truncated-input' | 'corrupt-input',
+    readonly byte: number,
+    readonly detail: string,
+  ) {
+    super(`${source}: ${SourceReadError.describe(reason, byte, detail)}`);
+    this.name = 'SourceReadError';
+  }
+
+  static describe(reason: SourceReadError['reason'], byte: number, detail: string): string {
+    if (reason === 'truncated-input') return `input ends early: gzip data is cut off at byte ${byte} (${detail})`;
+    if (reason === 'corrupt-input') return `corrupt gzip data before byte ${byte} (${detail})`;
+    return `cannot read it at byte ${byte} (${detail})`;
+  }
+}
+
+/** Classifies a read or gunzip failure; zlib reports a cut-off stream as Z_BUF_ERROR "unexpected end of file". */
+function readFailure(source: string, err: unknown, byte: number, gz: boolean): SourceReadError {
+  if (err instanceof SourceReadError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const detail = e?.message ?? String(err);
+  if (gz && e?.code === 'Z_BUF_ERROR') return new SourceReadError(source, 'truncated-input', byte, detail);
+  if (gz && typeof e?.code === 'string' && e.code.startsWith('Z_')) return new SourceReadError(source, 'corrupt-input', byte, detail);
+  return new SourceReadError(source, 'unreadable', byte, detail);
+}
+
 export interface InputSource {
   name: string;
   /** compressed or raw byte size when known (files), for progress */
@@ -17,11 +49,20 @@ export interface InputSource {
  * bytes, not by the file name, so piped `.gz` data works too.
  */
 export async function openInput(path: string, stdin: Readable = process.stdin): Promise<InputSource> {
-  const raw: Readable = path === '-' ? stdin : createReadStream(path, { highWaterMark: 1 << 20 });
-  const size = path === '-' ? null : statSync(path).size;
+  const name = path === '-' ? '<stdin>' : path;
   let consumed = 0;
-  const iter = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await iter.next();
+  let raw: Readable;
+  let size: number | null;
+  let first: IteratorResult<Buffer>;
+  let iter: AsyncIterator<Buffer>;
+  try {
+    raw = path === '-' ? stdin : createReadStream(path, { highWaterMark: 1 << 20 });
+    size = path === '-' ? null : statSync(path).size;
+    iter = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    first = await iter.next();
+  } catch (err) {
+    throw readFailure(name, err, 0, false);
+  }
   const head: Buffer | null = first.done ? null : (first.value as Buffer);
   async function* replay(): AsyncGenerator<Buffer> {
     if (head) {
@@ -29,7 +70,12 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
       yield head;
     }
     for (;;) {
-      const n = await iter.next();
+      let n: IteratorResult<Buffer>;
+      try {
+        n = await iter.next();
+      } catch (err) {
+        throw readFailure(name, err, consumed, false);
+      }
       if (n.done) return;
       consumed += (n.value as Buffer).length;
       yield n.value as Buffer;
@@ -48,9 +94,15 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
         gunzip.destroy(err as Error);
       }
     })();
-    stream = gunzip;
+    stream = (async function* () {
+      try {
+        for await (const chunk of gunzip) yield chunk as Buffer;
+      } catch (err) {
+        throw readFailure(name, err, consumed, true);
+      }
+    })();
   }
-  return { name: path === '-' ? '<stdin>' : path, size, bytesRead: () => consumed, stream };
+  return { name, size, bytesRead: () => consumed, stream };
 }
 
 /** Looks like binary (non-text) data: NUL bytes in the first 8 KiB. */

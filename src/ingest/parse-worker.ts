@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { parseSource, type SourceChunk } from './record-parser.js';
+import { SourceReadError } from './input.js';
 import type { IngestFormat } from './adapters/types.js';
 import type { JobContext } from '../domain/types.js';
 
@@ -20,7 +21,7 @@ export interface WorkerInput {
 export type WorkerMessage =
   | ({ type: 'batch' } & SourceChunk)
   | { type: 'done' }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string; read?: { source: string; reason: SourceReadError['reason']; byte: number; detail: string } };
 
 async function main(): Promise<void> {
   const port = parentPort!;
@@ -44,6 +45,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  parentPort!.postMessage({ type: 'error', message: err.message } satisfies WorkerMessage);
+  // A source that cannot be opened keeps its type across the thread boundary, so the CLI can explain it.
+  const read = err instanceof SourceReadError ? { source: err.source, reason: err.reason, byte: err.byte, detail: err.detail } : undefined;
+  parentPort!.postMessage({ type: 'error', message: err.message, read } satisfies WorkerMessage);
   parentPort!.close();
 });

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { IngestFormat } from './adapters/types.js';
 import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
+import { SourceReadError } from './input.js';
 
 export interface IngestOptions {
   tenant: string;
@@ -136,7 +137,10 @@ export class IngestPipeline {
         if (failure) throw failure;
         const m = queue.shift()!;
         if (m.type === 'done') return;
-        if (m.type === 'error') throw new Error(`${path}: ${m.message}`);
+        if (m.type === 'error') {
+          if (m.read) throw new SourceReadError(m.read.source, m.read.reason, m.read.byte, m.read.detail);
+          throw new Error(`${path}: ${m.message}`);
+        }
         yield { batch: m.batch, bytes: m.bytes, size: m.size, name: m.name, ack: () => worker.postMessage({ type: 'ack' }) };
       }
     } finally {

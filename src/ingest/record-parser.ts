@@ -13,6 +13,9 @@ export interface ParseError {
   message: string;
 }
 
+/** Errors after which nothing more of the source can be read. */
+const FATAL_REASONS = new Set(['binary-input', 'truncated-input', 'corrupt-input', 'unreadable']);
+
 /** The result of parsing one batch: store-ready outputs plus what was rejected or repeated. */
 export interface ParsedBatch {
   outputs: AdapterOutput[];
@@ -59,7 +62,7 @@ export class RecordParser {
     if (batch.kind === 'error') {
       out.records = 1;
       out.errors.push(toError(`${src}:${batch.line}`, batch.error));
-      out.fatal = batch.error.reason === 'binary-input';
+      out.fatal = FATAL_REASONS.has(batch.error.reason);
     } else if (batch.kind === 'lines') {
       const { lines, firstLine } = batch;
       for (let i = 0; i < lines.length && !out.fatal; i++) {

@@ -3,7 +3,7 @@ import { isAscii } from 'node:buffer';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
-import { looksBinary } from './input.js';
+import { looksBinary, SourceReadError } from './input.js';
 
 const require = createRequire(import.meta.url);
 // stream-json is CommonJS; these are its documented entry points.
@@ -28,8 +28,14 @@ export type RecordBatch =
 export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 2000): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   const decoder = new StringDecoder('utf8');
-  let first = await it.next();
-  while (!first.done && first.value.length === 0) first = await it.next();
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await it.next();
+    while (!first.done && first.value.length === 0) first = await it.next();
+  } catch (err) {
+    yield readFailed(err, 1);
+    return;
+  }
   if (first.done) return;
   const head = first.value as Buffer;
   if (looksBinary(head)) {
@@ -100,7 +106,15 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
   };
   yield* take(headText);
   for (;;) {
-    const n = await it.next();
+    let n: IteratorResult<Buffer>;
+    try {
+      n = await it.next();
+    } catch (err) {
+      // Keep the complete lines read so far; the cut-off line and the rest are lost.
+      yield* flushBatch();
+      yield readFailed(err, lineNo + 1);
+      return;
+    }
     if (n.done) break;
     const buf = n.value as Buffer;
     // Pure-ASCII chunks (the common case) skip UTF-8 decoding: latin1 makes compact one-byte strings.
@@ -115,6 +129,13 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
   yield* flushBatch();
 }
 
+/** A source that stops mid-way (truncated or corrupt gzip, a failed read) ends as one fatal rejected record. */
+function readFailed(err: unknown, line: number): RecordBatch {
+  if (!(err instanceof SourceReadError)) throw err;
+  const message = `${SourceReadError.describe(err.reason, err.byte, err.detail)}; nothing after it was read`;
+  return { kind: 'error', line, error: new RecordError(err.reason, null, message) };
+}
+
 /** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */
 function decoderHasPending(d: StringDecoder): boolean {
   return (d as unknown as { lastNeed?: number }).lastNeed ? true : false;
@@ -127,6 +148,8 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   let pipeline: NodeJS.ReadableStream = src.pipe(p);
   if (kind === 'envelope') pipeline = pipeline.pipe(pick({ filter: 'data.detections' }));
   const arr = pipeline.pipe(streamArray()) as unknown as AsyncIterable<{ key: number; value: unknown }>;
+  // pipe() does not forward a read failure: hand it to the loop below instead of crashing.
+  src.once('error', (err) => (arr as unknown as Readable).destroy(err));
   let values: unknown[] = [];
   let firstIndex = 0;
   try {
@@ -141,6 +164,10 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   } catch (err) {
     if (values.length) yield { kind: 'values', firstIndex, values, path };
     values = [];
+    if (err instanceof SourceReadError) {
+      yield readFailed(err, firstIndex);
+      return;
+    }
     yield {
       kind: 'error',
       line: firstIndex,

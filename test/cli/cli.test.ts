@@ -59,7 +59,7 @@ test('detections list, stats and baseline show read the store', () => {
 
 test('bad input gets a clear error and a non-zero exit', () => {
   const missing = runCli(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', db]);
-  assert.equal(missing.status, 2);
+  assert.equal(missing.status, 3);
   assert.match(missing.stderr, /nope\.ndjson: no such file/);
   const badFormat = runCli(['ingest', '--format', 'xml', '--db', db], { input: '' });
   assert.notEqual(badFormat.status, 0);
@@ -88,7 +88,7 @@ test('baseline expect: bad input is refused and changes nothing; good input join
   assert.equal(noPort.status, 2);
   assert.match(noPort.stderr, /--endpoint: expected host:port/);
   const noRepo = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'nope', '--endpoint', 'api.partner.io:443']);
-  assert.equal(noRepo.status, 1);
+  assert.equal(noRepo.status, 3);
   assert.match(noRepo.stderr, /no jobs found for acme\/nope/);
   assert.equal(show(), before);
   const ok = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io:443', '--json']);

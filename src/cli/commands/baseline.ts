@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 
 interface ShowOpts extends StoreOptions {
   owner: string;
@@ -31,7 +32,7 @@ export function register(program: Command): void {
   withStoreOptions(show).action(async (opts: ShowOpts) => {
     await withStore(opts, async ({ store, tenant, json }) => {
       const views = await store.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
-      if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, 1);
+      if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, jobs: views });
       for (const v of views) {
         const state = v.learning ? `learning (${v.completedRuns} completed runs)` : `${v.completedRuns} completed runs`;
@@ -56,7 +57,7 @@ export function register(program: Command): void {
     }
     await withStore(opts, async ({ store, tenant, json }) => {
       const r = store.baselines.markExpected(tenant, opts, opts.endpoint);
-      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo}${opts.workflow ? ' ' + opts.workflow : ''}${opts.job ? ' job ' + opts.job : ''} in tenant "${tenant}"`, 1);
+      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo}${opts.workflow ? ' ' + opts.workflow : ''}${opts.job ? ' job ' + opts.job : ''} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });

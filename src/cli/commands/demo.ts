@@ -1,7 +1,11 @@
 import { Command } from 'commander';
-import { rmSync, mkdirSync } from 'node:fs';
+import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { withStore, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
+import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
+import { out } from '../output.js';
+import { openSqlite } from '../../storage/sqlite/db.js';
 import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
@@ -9,6 +13,21 @@ import { renderAnalysisTable } from '../../analysis/render.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 
 export const DEFAULT_DEMO_DB = './.egress-triage/demo.db';
+/** meta row that marks a store as demo's own, so a later demo may replace it without asking */
+const DEMO_MARK = 'demo_store';
+
+/** True only for a readable store that demo created; anything else (another store, any other file) is not. */
+function isDemoStore(path: string): boolean {
+  let db;
+  try {
+    db = openSqlite(path, { readonly: true, busyTimeoutMs: 1000 });
+    return db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(DEMO_MARK) === '1';
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
+}
 
 interface DemoOpts {
   db?: string;
@@ -16,29 +35,38 @@ interface DemoOpts {
   seed: number;
   events: number;
   json?: boolean;
+  force?: boolean;
 }
 
 export function register(program: Command): void {
   program
     .command('demo')
     .description('Generate a realistic sample tenant, ingest it into a fresh demo store and show what it found')
-    .option('--db <path>', 'demo store file (recreated)', DEFAULT_DEMO_DB)
+    .option('--db <path>', 'demo store file (recreated if demo created it)', DEFAULT_DEMO_DB)
     .option('--runs <n>', 'runs per job', parseIntOption('--runs', 6, 10_000), 20)
     .option('--seed <n>', 'random seed', parseIntOption('--seed', 0), 1)
     .option('--events <n>', 'approximate number of events', parseIntOption('--events', 1_000, 10_000_000), 120_000)
     .option('--json', 'print the ingest summary and analysis as JSON')
+    .option('--force', 'replace --db even if demo did not create it (its data is deleted)')
     .action(async (opts: DemoOpts) => {
       const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
+      if (existsSync(db) && !opts.force && !isDemoStore(db)) {
+        throw new UserError(
+          `${db} exists and was not created by demo: refusing to delete it. Give another --db, or --force to replace it`,
+          EXIT.REFUSED,
+        );
+      }
       for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
       mkdirSync(dirname(db), { recursive: true });
       const events = join(dirname(db), 'demo-events.ndjson.gz');
       const log = (s: string) => {
-        if (!opts.json) process.stdout.write(s + '\n');
+        if (!opts.json) out(s + '\n');
       };
       log(`Generating a sample tenant (${opts.runs} runs per job, seed ${opts.seed}, ~${opts.events} events) ...`);
       const gen = await writeTenant({ runs: opts.runs, seed: opts.seed, events: opts.events }, events);
       log(`  ${gen.events} events, ${gen.jobRuns} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
       await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
+        store.setMeta(DEMO_MARK, '1');
         log('Ingesting into the embedded store ...');
         const ingest = await runIngest(store, [relative(process.cwd(), events) || events], {
           tenant, format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, config), progress: wantsProgress(opts.json),
@@ -65,6 +93,6 @@ export function register(program: Command): void {
         }
         log('  egress-triage detections list --process tailscaled --status new');
         log('  egress-triage serve                                       # MCP over Streamable HTTP on http://127.0.0.1:8787/mcp');
-      });
+      }, 'create');
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolveDbPath } from '../../config/paths.js';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { PolicyLoadError } from '../../policy/load.js';
 import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
@@ -85,7 +86,8 @@ export function register(program: Command): void {
             gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
             if (e instanceof PolicyLoadError) throw e;
-            throw new UserError((e as Error).message);
+            const errno = (e as NodeJS.ErrnoException).code;
+            throw new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
           }
           process.stderr.write(`egress-triage gateway: listening on ${gw.url} -> ${opts.upstream}\n`);
           await new Promise<void>((resolve) => {
@@ -108,7 +110,7 @@ export function register(program: Command): void {
         });
         process.exitCode = code;
       } catch (e) {
-        if (e instanceof PolicyLoadError) throw new UserError(e.message, 1);
+        if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
         throw e;
       }
     });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { planTenant, writeTenant, SCENARIO, type GenerateSummary } from '../../generate/index.js';
 
 interface GenerateFlags {
@@ -88,7 +89,7 @@ export function register(program: Command): void {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EPIPE') return; // downstream closed (e.g. `| head`): not an error
         if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') {
-          throw new UserError(`cannot write ${flags.out}: ${(err as Error).message}`);
+          throw new UserError(`cannot write ${flags.out}: ${(err as Error).message}`, EXIT.IO);
         }
         throw err;
       }

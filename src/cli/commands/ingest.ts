@@ -1,8 +1,11 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { withStore, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions } from '../common.js';
+import { withStore, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions, type CliContext } from '../common.js';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
+import { out } from '../output.js';
 import { IngestPipeline, type SourceSummary } from '../../ingest/pipeline.js';
+import { SourceReadError } from '../../ingest/input.js';
 import { INGEST_FORMATS, type IngestFormat } from '../../ingest/adapters/types.js';
 import { AllowedEndpoints, parseAllowedEndpoints } from '../../detection/allowed-endpoints.js';
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine.js';
@@ -11,7 +14,21 @@ import type { JobContext } from '../../domain/types.js';
 import { makeSuppressorFor } from '../../rules/suppressor.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
+
+/** Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory. */
+function checkSource(f: string): void {
+  if (f === '-') return;
+  let st;
+  try {
+    st = statSync(f);
+    accessSync(f, constants.R_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`${f}: no such file`, EXIT.NOT_FOUND);
+    throw new UserError(`cannot read ${f}: ${(err as Error).message}`, EXIT.IO);
+  }
+  if (st.isDirectory()) throw new UserError(`cannot read ${f}: it is a directory; give the files in it (e.g. ${f}/*.ndjson.gz)`, EXIT.IO);
+}
 
 interface IngestOpts extends StoreOptions {
   format: IngestFormat | 'auto';
@@ -94,11 +111,15 @@ export async function runIngest(
       : undefined,
   });
   const sources: SourceSummary[] = [];
+  for (const f of files) checkSource(f);
   for (const f of files) {
-    if (f !== '-' && !existsSync(f)) throw new UserError(`${f}: no such file`);
     bar?.start(0, 0, { source: f, records: 0, rate: 0 });
     try {
       sources.push(await pipeline.ingest(f));
+    } catch (err) {
+      // Only a source that cannot be opened at all gets here; one that fails mid-way is in its summary.
+      if (err instanceof SourceReadError) throw new UserError(err.message, EXIT.IO);
+      throw err;
     } finally {
       bar?.stop();
     }
@@ -123,6 +144,11 @@ export async function runIngest(
   };
 }
 
+/** EXIT.OK only when every record of every source was accepted (an empty source rejects nothing). */
+export function ingestExitCode(r: IngestRunResult): number {
+  return r.sources.some((s) => s.rejected > 0 || !s.stored) ? EXIT.REJECTED : EXIT.OK;
+}
+
 export function renderIngestSummary(r: IngestRunResult): string {
   const out: string[] = [];
   for (const s of r.sources) {
@@ -139,6 +165,31 @@ export function renderIngestSummary(r: IngestRunResult): string {
   const t = r.totals;
   out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${t.detections} new detections, ${t.rejected} rejected`);
   return out.join('\n');
+}
+
+async function ingestCommand(files: string[], opts: IngestOpts, { store, tenant, config, json }: CliContext): Promise<void> {
+  const defaults: Partial<JobContext> = {};
+  if (opts.owner) defaults.owner = opts.owner;
+  if (opts.repo) defaults.repo = opts.repo;
+  if (opts.workflow) defaults.workflow = opts.workflow;
+  if (opts.job) defaults.job = opts.job;
+  if (opts.runId) defaults.runId = opts.runId;
+  if (opts.runAttempt) defaults.runAttempt = opts.runAttempt;
+  if (opts.jobId) defaults.jobId = opts.jobId;
+  const result = await runIngest(store, files, {
+    tenant,
+    format: opts.format,
+    strict: Boolean(opts.strict),
+    defaults,
+    engine: engineConfigFrom(opts, config),
+    progress: wantsProgress(json),
+    riskyDestinations: config.risky_destinations,
+  });
+  if (json) printJson(result);
+  else out(renderIngestSummary(result) + '\n');
+  // Scripts must be able to tell "all accepted" from "something was rejected" (skipped without
+  // --strict, or the whole source with it); the summary says which and where.
+  process.exitCode = ingestExitCode(result);
 }
 
 export function register(program: Command): void {
@@ -159,28 +210,9 @@ export function register(program: Command): void {
     .option('--promote-after <n>', `completed runs after which a new endpoint joins the baseline (default ${DEFAULT_ENGINE_CONFIG.promoteAfterRuns})`, parseIntOption('--promote-after', 1))
     .option('--allowed-endpoints <list>', 'Harden-Runner allowed endpoints, e.g. "github.com:443 *.npmjs.org"');
   withStoreOptions(cmd).action(async (files: string[], opts: IngestOpts) => {
-    await withStore(opts, async ({ store, tenant, config, json }) => {
-      const defaults: Partial<JobContext> = {};
-      if (opts.owner) defaults.owner = opts.owner;
-      if (opts.repo) defaults.repo = opts.repo;
-      if (opts.workflow) defaults.workflow = opts.workflow;
-      if (opts.job) defaults.job = opts.job;
-      if (opts.runId) defaults.runId = opts.runId;
-      if (opts.runAttempt) defaults.runAttempt = opts.runAttempt;
-      if (opts.jobId) defaults.jobId = opts.jobId;
-      const result = await runIngest(store, files.length ? files : ['-'], {
-        tenant,
-        format: opts.format,
-        strict: Boolean(opts.strict),
-        defaults,
-        engine: engineConfigFrom(opts, config),
-        progress: wantsProgress(json),
-        riskyDestinations: config.risky_destinations,
-      });
-      if (json) printJson(result);
-      else process.stdout.write(renderIngestSummary(result) + '\n');
-      // Without --strict, skipped records are reported in the summary and the ingest still succeeds.
-      if (result.sources.some((s) => !s.stored)) process.exitCode = 1;
-    });
+    const sources = files.length ? files : ['-'];
+    // Before the store is opened: a mistyped input path must not create an empty store.
+    for (const f of sources) checkSource(f);
+    await withStore(opts, (ctx) => ingestCommand(sources, opts, ctx), 'create');
   });
 }

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { withStore, withStoreOptions, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
@@ -61,11 +62,11 @@ async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
-      throw new UserError(`--policy: ${(e as Error).message}`);
+      throw new UserError(`--policy: ${(e as Error).message}`, EXIT.REJECTED);
     }
-    if ((e as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new UserError(`--listen: address already in use (${(e as Error).message})`);
+    if ((e as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new UserError(`--listen: address already in use (${(e as Error).message})`, EXIT.IO);
     if ((e as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL' || (e as NodeJS.ErrnoException)?.code === 'EACCES') {
-      throw new UserError(`--listen: ${(e as Error).message}`);
+      throw new UserError(`--listen: ${(e as Error).message}`, EXIT.IO);
     }
     throw e;
   }

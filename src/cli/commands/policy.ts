@@ -1,8 +1,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { resolveDbPath } from '../../config/paths.js';
 import { UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
+import { EXIT } from '../exit-codes.js';
+import { existingStorePath } from '../common.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
 import { starterPolicy } from '../../policy/init.js';
 import { PolicyState } from '../../policy/state.js';
@@ -35,7 +36,8 @@ export function parseSince(s: string, now = Date.now()): string {
 
 function openState(db?: string): PolicyState {
   // The audit JSONL file is only written by gateways; the CLI reads the table.
-  return new PolicyState({ dbPath: resolveDbPath(db), auditFile: false });
+  // Only gateways create the state; a missing store here is a mistyped --db.
+  return new PolicyState({ dbPath: existingStorePath(db), auditFile: false });
 }
 
 function fmtApproval(r: ApprovalRow): string {
@@ -152,7 +154,7 @@ export function register(program: Command): void {
           const row = st.approvals.decide(id, verb === 'approve' ? 'approved' : 'denied', by, o.reason);
           process.stdout.write(`${row.id} ${row.status} (${row.tool})\n`);
         } catch (e) {
-          throw new UserError((e as Error).message, 1);
+          throw new UserError((e as Error).message, /^no approval/.test((e as Error).message) ? EXIT.NOT_FOUND : EXIT.USAGE);
         } finally {
           st.close();
         }

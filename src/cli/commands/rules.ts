@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions, type CliContext } from '../common.js';
 import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { RulesService, RuleError, defaultActor } from '../../rules/service.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
@@ -41,9 +42,15 @@ async function run<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof RuleError) throw new UserError(err.message, err.code === 'not_found' ? 1 : 2);
+    if (err instanceof RuleError) throw new UserError(err.message, ruleExitCode(err.code));
     throw err;
   }
+}
+
+function ruleExitCode(code: RuleError['code']): number {
+  if (code === 'not_found') return EXIT.NOT_FOUND;
+  if (code === 'too_broad' || code === 'refused_risky') return EXIT.REFUSED;
+  return EXIT.USAGE;
 }
 
 function conditionsText(c: RuleConditions): string {
@@ -134,7 +141,7 @@ export function register(program: Command): void {
       const input = { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition), name: opts.name, description: opts.description };
       if (!opts.yes) {
         const p = await run(() => svc.preview(ctx.tenant, input));
-        if (p.refused_reason) throw new UserError(`rule refused: ${p.refused_reason}`);
+        if (p.refused_reason) throw new UserError(`rule refused: ${p.refused_reason}`, EXIT.REFUSED);
         requireYes(opts, `this rule would suppress ${p.would_suppress} detection(s); it`);
       }
       const r = await run(() => svc.create(ctx.tenant, input, opts.actor ?? defaultActor()));

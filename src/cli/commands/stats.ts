@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { out } from '../output.js';
 import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 
 export function register(program: Command): void {
@@ -7,12 +8,12 @@ export function register(program: Command): void {
     await withStore(opts, async ({ store, tenant, json, dbPath }) => {
       const s = await store.detections.stats(tenant);
       if (json) return printJson({ db: dbPath, ...s });
-      process.stdout.write(
+      out(
         `tenant ${s.tenant} (${dbPath})\n` +
           `  jobs ${s.jobs} (${s.learningJobs} still learning), runs ${s.runs}, distinct calls ${s.observations}, ` +
           `baseline endpoints ${s.baselineEndpoints}, active rules ${s.rules}\n\n`,
       );
-      process.stdout.write(formatTable(['detection type', 'status', 'count'], s.detections.map((d) => [d.type, d.status, d.count])) + '\n');
+      out(formatTable(['detection type', 'status', 'count'], s.detections.map((d) => [d.type, d.status, d.count])) + '\n');
     });
   });
 }

@@ -1,0 +1,74 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { runCli, tempDir } from '../helpers.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+/** Subcommand names listed under "Commands:" in a --help text. */
+function subcommands(help: string): string[] {
+  const i = help.indexOf('\nCommands:\n');
+  if (i < 0) return [];
+  return help
+    .slice(i + 11)
+    .split('\n')
+    .map((l) => /^ {2}([a-z][\w-]*)/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined && n !== 'help');
+}
+
+/** The --help text of every command path, nested ones included, found by walking --help itself. */
+function allHelp(prefix: string[] = [], into = new Map<string, string>()): Map<string, string> {
+  const r = runCli([...prefix, '--help']);
+  assert.equal(r.status, EXIT.OK, `${prefix.join(' ')} --help: ${r.stderr}`);
+  assert.match(r.stdout, /^Usage: egress-triage/m, prefix.join(' '));
+  into.set(prefix.join(' '), r.stdout);
+  for (const c of subcommands(r.stdout)) allHelp([...prefix, c], into);
+  return into;
+}
+
+// Commands whose output is data a script might read.
+const DATA_COMMANDS = [
+  'ingest', 'detections list', 'baseline show', 'baseline expect', 'stats', 'demo', 'generate', 'analyze',
+  'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit',
+  'policy explain', 'approvals list', 'audit',
+];
+
+test('every command and subcommand has --help; every data command has --json', () => {
+  const help = allHelp();
+  for (const c of DATA_COMMANDS) assert.match(help.get(c) ?? '', /--json\b/, `${c} is a command with --json`);
+  for (const c of ['mcp', 'serve', 'gateway', 'policy validate', 'approvals approve']) assert.ok(help.has(c), c);
+  assert.match(help.get('')!, /Exit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I\/O, 70 internal/);
+});
+
+test('demo replaces only a store it created; --force replaces any other', () => {
+  const own = join(tmp.dir, 'own.db');
+  const args = ['--events', '1000', '--runs', '6', '--json'];
+  const first = runCli(['demo', '--db', own, ...args]);
+  assert.equal(first.status, EXIT.OK, first.stderr);
+  const again = runCli(['demo', '--db', own, ...args]);
+  assert.equal(again.status, EXIT.OK, `demo replaces its own store: ${again.stderr}`);
+
+  const mine = join(tmp.dir, 'mine.db');
+  const ing = runCli(['ingest', '-', '--db', mine], { input: readFileSync(join(tmp.dir, 'demo-events.ndjson.gz')) });
+  assert.equal(ing.status, EXIT.OK, ing.stderr);
+  const before = readFileSync(mine);
+  const mtime = statSync(mine).mtimeMs;
+  const refused = runCli(['demo', '--db', mine, ...args]);
+  assert.equal(refused.status, EXIT.REFUSED);
+  assert.match(refused.stderr, /mine\.db exists and was not created by demo: refusing to delete it.*--force/);
+  assert.ok(readFileSync(mine).equals(before), 'the store is untouched');
+  assert.equal(statSync(mine).mtimeMs, mtime);
+
+  const other = join(tmp.dir, 'notes.txt');
+  writeFileSync(other, 'not a store');
+  assert.equal(runCli(['demo', '--db', other, ...args]).status, EXIT.REFUSED, 'any other file is refused too');
+  assert.equal(readFileSync(other, 'utf8'), 'not a store');
+
+  const forced = runCli(['demo', '--db', mine, '--force', ...args]);
+  assert.equal(forced.status, EXIT.OK, forced.stderr);
+  assert.ok(JSON.parse(forced.stdout).ingest.totals.accepted > 0);
+  assert.equal(runCli(['demo', '--db', mine, ...args]).status, EXIT.OK, 'after --force it is a demo store');
+});

@@ -1,0 +1,184 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CommanderError } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
+import { failureOf, UserError } from '../../src/cli/errors.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const db = join(tmp.dir, 'store.db');
+const missing = join(tmp.dir, 'typo.db');
+
+function events(): EventSpec[] {
+  const evs: EventSpec[] = [];
+  for (let r = 0; r < 4; r++) {
+    evs.push({ run: r, domain: 'github.com', process: 'git' });
+    if (r >= 2) evs.push({ run: r, domain: 'webhook.site', process: 'curl' });
+  }
+  return evs;
+}
+const good = ndjson(events().map(nativeEvent));
+
+/** Runs the real CLI and checks the exit code, and that stderr is a message, never a stack trace. */
+function expectExit(args: string[], code: number, stderr: RegExp | null, input?: string | Buffer) {
+  const r = runCli(args, { input });
+  const what = `${args.join(' ')} -> ${r.status}\n${r.stderr}`;
+  assert.equal(r.status, code, what);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `stack trace in stderr: ${what}`);
+  assert.doesNotMatch(r.stderr, /internal error/, what);
+  if (stderr) assert.match(r.stderr, stderr, what);
+  return r;
+}
+
+test('setup: a store with data', () => {
+  expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
+});
+
+test('0: every record accepted; --help and --version', () => {
+  expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
+  expectExit(['ingest', '-', '--db', db], EXIT.OK, null, ''); // an empty source rejects nothing
+  expectExit(['--help'], EXIT.OK, null);
+  expectExit(['rules', 'list', '--help'], EXIT.OK, null);
+  expectExit(['--version'], EXIT.OK, null);
+});
+
+test('1: ingest rejected some records, all of them, or binary garbage', () => {
+  const some = expectExit(['ingest', '-', '--db', db, '--json'], EXIT.REJECTED, null, good + '{"owner": 1}\n');
+  assert.equal(JSON.parse(some.stdout).totals.rejected, 1);
+  assert.ok(JSON.parse(some.stdout).totals.accepted > 0);
+  expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, '{"nope": true}\n{"nope": 2}\n');
+  const garbage = Buffer.alloc(4096);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) % 256;
+  const bin = expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, garbage);
+  assert.match(bin.stdout, /binary/);
+  expectExit(['ingest', '-', '--db', db, '--strict'], EXIT.REJECTED, null, good + 'not json\n');
+  const badConfig = join(tmp.dir, 'bad-config.yaml');
+  writeFileSync(badConfig, 'learning_runs: [\n');
+  expectExit(['stats', '--db', db, '--config', badConfig], EXIT.REJECTED, /bad-config\.yaml:\d+:\d+/);
+});
+
+test('2: usage errors, commander parse errors included', () => {
+  expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
+  expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
+  expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
+  expectExit([], EXIT.USAGE, null);
+  expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
+  expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
+  expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
+  expectExit(['rules', 'create', '--db', db, '--condition', 'process=git', '--condition', 'owner=acme'], EXIT.USAGE, /--yes/);
+});
+
+test('3: a missing store, input file, rule or repository; no store is created', () => {
+  const readers = [
+    ['stats'], ['analyze', '--json'], ['detections', 'list'], ['rules', 'list'], ['rules', 'get', 'r1'], ['rules', 'audit'],
+    ['rules', 'preview', '--condition', 'process=git'], ['baseline', 'show', '--owner', 'acme', '--repo', 'api'],
+    ['approvals', 'list'], ['audit'], ['mcp'],
+  ];
+  for (const cmd of readers) {
+    expectExit([...cmd, '--db', missing], EXIT.NOT_FOUND, new RegExp(`no store at ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(from --db\\).*egress-triage ingest`));
+    assert.equal(existsSync(missing), false, `${cmd.join(' ')} created ${missing}`);
+  }
+  const env = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: missing } });
+  assert.equal(env.status, EXIT.NOT_FOUND);
+  assert.match(env.stderr, /from EGRESS_TRIAGE_DB/);
+  expectExit(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', missing], EXIT.NOT_FOUND, /nope\.ndjson: no such file/);
+  assert.equal(existsSync(missing), false, 'a mistyped input file must not create a store');
+  expectExit(['stats', '--db', db, '--config', join(tmp.dir, 'no-config.yaml')], EXIT.NOT_FOUND, /no-config\.yaml does not exist/);
+  expectExit(['rules', 'get', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no active rule "no-such-rule"/);
+  expectExit(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'nope'], EXIT.NOT_FOUND, /no jobs found/);
+});
+
+test('4: refused by a safety guard', () => {
+  expectExit(['rules', 'create', '--db', db, '--condition', 'owner=acme', '--yes'], EXIT.REFUSED, /rule refused: .*risky/);
+  expectExit(['rules', 'create', '--db', db, '--yes'], EXIT.REFUSED, /rule refused/);
+  expectExit(['demo', '--db', db, '--events', '1000', '--runs', '6'], EXIT.REFUSED, /not created by demo/);
+});
+
+test('5: the file system refused: a directory, a file that is not a store', () => {
+  const dir = join(tmp.dir, 'a-directory');
+  mkdirSync(dir);
+  expectExit(['ingest', dir, '--db', db], EXIT.IO, /cannot read .*a-directory: it is a directory/);
+  const notStore = join(tmp.dir, 'events.ndjson');
+  writeFileSync(notStore, good);
+  expectExit(['stats', '--db', notStore], EXIT.IO, /cannot open store .*events\.ndjson: .*not an intact egress-triage store/);
+  assert.equal(readFileSync(notStore, 'utf8'), good, 'the file is left as it was');
+});
+
+test('5: a read-only store and an unreadable input are reported, not a crash', (t) => {
+  const dir = join(tmp.dir, 'ro');
+  mkdirSync(dir);
+  const ro = join(dir, 'ro.db');
+  expectExit(['ingest', '-', '--db', ro], EXIT.OK, null, good);
+  chmodSync(ro, 0o444);
+  chmodSync(dir, 0o755);
+  // root ignores file modes, so as root the CLI runs as "nobody" to meet a real permission check.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) chmodSync(tmp.dir, 0o755);
+  const ing = spawnSync(process.execPath, [CLI, 'ingest', '-', '--db', ro], {
+    input: good, encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+  });
+  if (ing.error) return t.skip(`cannot run as another user here: ${ing.error.message}`);
+  assert.equal(ing.status, EXIT.IO, ing.stderr);
+  assert.doesNotMatch(ing.stderr, /^\s+at /m);
+  assert.match(ing.stderr, /store .*ro\.db.*read-only.*permissions/);
+  // An input file the user may not read is refused before any store is created.
+  const secret = join(dir, 'secret.ndjson');
+  writeFileSync(secret, good, { mode: 0o000 });
+  const fresh = join(dir, 'fresh.db');
+  const denied = spawnSync(process.execPath, [CLI, 'ingest', secret, '--db', fresh], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+  assert.equal(denied.status, EXIT.IO, denied.stderr);
+  assert.match(denied.stderr, /cannot read .*secret\.ndjson: EACCES/);
+  assert.doesNotMatch(denied.stderr, /^\s+at /m);
+  assert.equal(existsSync(fresh), false);
+});
+
+test('70: anything unexpected is an internal error with a message, its stack only on request', () => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'x')");
+  const plain = failureOf(bug);
+  assert.equal(plain.code, EXIT.INTERNAL);
+  assert.match(plain.message!, /^internal error: Cannot read properties.*EGRESS_TRIAGE_DEBUG=1/);
+  assert.doesNotMatch(plain.message!, /\n\s+at /);
+  assert.match(failureOf(bug, true).message!, /\n\s+at /);
+  assert.deepEqual(failureOf(new UserError('x', EXIT.NOT_FOUND)), { code: EXIT.NOT_FOUND, message: 'x' });
+  assert.deepEqual(failureOf(new CommanderError(1, 'commander.unknownOption', 'error: unknown option')), { code: EXIT.USAGE, message: null });
+  assert.deepEqual(failureOf(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)')), { code: EXIT.OK, message: null });
+  assert.equal(failureOf(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' })).code, EXIT.IO);
+  const locked = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
+  assert.equal(failureOf(locked).code, EXIT.IO);
+  // A SQL bug is not an environment problem.
+  const sqlBug = Object.assign(new Error('no such column: x'), { name: 'SqliteError', code: 'SQLITE_ERROR' });
+  assert.equal(failureOf(sqlBug).code, EXIT.INTERNAL);
+});
+
+test('every exit code is documented in the README table, with the same number', () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('## Exit codes'));
+  assert.ok(readme.includes('## Exit codes'));
+  for (const [name, code] of Object.entries(EXIT)) assert.match(section, new RegExp(`^\\| ${code} \\| \`${name}\` \\|`, 'm'), name);
+});
+
+test('gzip data cut off mid-way: file and byte reported, earlier records kept, nothing stored under --strict', () => {
+  const big: EventSpec[] = [];
+  for (let r = 0; r < 6; r++) for (let i = 0; i < 400; i++) big.push({ run: r, domain: `h${i}.example.com`, process: 'node' });
+  const gz = gzipSync(ndjson(big.map(nativeEvent)));
+  const cut = join(tmp.dir, 'cut.ndjson.gz');
+  writeFileSync(cut, gz.subarray(0, Math.floor(gz.length * 0.6)));
+  const strictDb = join(tmp.dir, 'strict.db');
+  const strict = expectExit(['ingest', cut, '--db', strictDb, '--strict', '--json'], EXIT.REJECTED, null);
+  const s = JSON.parse(strict.stdout).sources[0];
+  assert.equal(s.stored, false);
+  assert.equal(s.errors[0].reason, 'truncated-input');
+  assert.match(s.errors[0].message, new RegExp(`cut off at byte ${Math.floor(gz.length * 0.6)}\\b`));
+  assert.equal(JSON.parse(runCli(['stats', '--db', strictDb, '--json']).stdout).runs, 0, '--strict stores nothing');
+  const lenientDb = join(tmp.dir, 'lenient.db');
+  const lenient = expectExit(['ingest', cut, '--db', lenientDb], EXIT.REJECTED, null);
+  assert.match(lenient.stdout, /cut\.ndjson\.gz:\d+: input ends early: gzip data is cut off at byte \d+/);
+  assert.match(lenient.stdout, /truncated-input=1/);
+  const stats = JSON.parse(runCli(['stats', '--db', lenientDb, '--json']).stdout);
+  assert.ok(stats.runs > 0, 'records before the cut are stored');
+});
