@@ -54,7 +54,10 @@ export class SlidingWindowLimiter {
     const cutoff = now - windowMs;
     const es = w.entries;
     while (w.head < es.length && es[w.head]!.t <= cutoff) {
-      w.sum -= es[w.head]!.cost;
+      const e = es[w.head]!;
+      w.sum -= e.cost;
+      // A later rollback of this reservation must not subtract it a second time.
+      e.cost = 0;
       w.head++;
     }
     // Compact occasionally so the array does not grow without bound.

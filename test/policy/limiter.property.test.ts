@@ -98,6 +98,6 @@ test('the limiter admits exactly what a brute-force model admits, so never more 
         }
       }
     }),
-    { numRuns: 300 },
+    { numRuns: 1000 },
   );
 });

@@ -131,3 +131,16 @@ test('commit makes a reservation final: a later rollback gives nothing back', ()
   assert.equal(l.used('k', 60_000), 1);
   assert.ok(!l.reserve(req).ok);
 });
+
+test('rolling back a reservation that has already left its window gives nothing extra back', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 1, windowMs: 1000, cost: 1 }];
+  const old = l.reserve(req);
+  assert.ok(old.ok);
+  c.advance(1000);
+  assert.ok(l.reserve(req).ok);
+  l.rollback(old.reservation); // e.g. the upstream's late error for a call from the previous window
+  assert.equal(l.used('k', 1000), 1);
+  assert.ok(!l.reserve(req).ok, 'the current window is still full');
+});
