@@ -1,6 +1,6 @@
-import picomatch from 'picomatch';
 import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
 import { deepEqual } from './canonical.js';
+import { isCanonicalToolName, isToolNameGlob, toolNameKey, toolNameMatcher } from '../domain/glob.js';
 
 /** Where a rule came from, for explain output and audit records. */
 export interface RuleRef {
@@ -46,6 +46,8 @@ export interface Decision extends RuleRef {
 }
 
 interface Resolved {
+  /** False for names an upstream could read more than one way: refused whatever the policy says. */
+  canonical: boolean;
   hidden: boolean;
   chain: CompiledEntry[];
   limits: CompiledLimit[];
@@ -54,8 +56,6 @@ interface Resolved {
 
 /** Maps a dotted rule path ("tools.x.when[0]") to its 1-based line in the policy file. */
 export type LineLookup = (path: (string | number)[]) => number | undefined;
-
-const isGlob = (s: string) => /[*?[\]{}!]/.test(s);
 
 export function getPath(args: unknown, path: readonly string[]): { present: boolean; value: unknown } {
   let cur: unknown = args;
@@ -136,15 +136,16 @@ export class PolicyEngine {
     this.callTimeoutMs = (file.call_timeout ?? 300) * 1000;
     this.approvalDefaultTimeoutMs = (file.approvals?.default_timeout ?? 600) * 1000;
     this.elicitation = file.approvals?.elicitation ?? true;
+    // Tool names are matched by their folded key (src/domain/glob.ts says why and how).
     for (const h of file.hide ?? []) {
-      if (isGlob(h)) this.hiddenGlobs.push(picomatch(h, { dot: true }));
-      else this.hiddenExact.add(h);
+      if (isToolNameGlob(h)) this.hiddenGlobs.push(toolNameMatcher(h));
+      else this.hiddenExact.add(toolNameKey(h));
     }
     for (const [key, t] of Object.entries(file.tools ?? {})) {
       const entry = this.compileEntry(key, t, lineOf);
-      if (key === "*") this.star = entry;
-      else if (isGlob(key)) this.globs.push({ match: picomatch(key, { dot: true }), entry });
-      else this.exact.set(key, entry);
+      if (key === '*') this.star = entry;
+      else if (isToolNameGlob(key)) this.globs.push({ match: toolNameMatcher(key), entry });
+      else this.exact.set(toolNameKey(key), entry);
     }
   }
 
@@ -200,15 +201,17 @@ export class PolicyEngine {
   private resolve(tool: string): Resolved {
     const hit = this.cache.get(tool);
     if (hit) return hit;
+    const canonical = isCanonicalToolName(tool);
+    const key = toolNameKey(tool);
     const chain: CompiledEntry[] = [];
-    const ex = this.exact.get(tool);
+    const ex = this.exact.get(key);
     if (ex) chain.push(ex);
     for (const g of this.globs) if (g.match(tool)) chain.push(g.entry);
     if (this.star) chain.push(this.star);
-    const hidden = this.hiddenExact.has(tool) || this.hiddenGlobs.some((m) => m(tool));
+    const hidden = !canonical || this.hiddenExact.has(key) || this.hiddenGlobs.some((m) => m(tool));
     const limits = chain.flatMap((e) => e.limits);
     const auditArgs = chain.find((e) => e.auditArgs)?.auditArgs ?? 'hash';
-    const r: Resolved = { hidden, chain, limits, auditArgs };
+    const r: Resolved = { canonical, hidden, chain, limits, auditArgs };
     // Tool names come from clients: bound the cache so junk names cannot grow it forever.
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(tool, r);
@@ -218,6 +221,18 @@ export class PolicyEngine {
   /** Pure decision for one call. Rate limits are reported, not applied: the limiter does that. */
   decide(tool: string, args: unknown): Decision {
     const r = this.resolve(tool);
+    if (!r.canonical) {
+      return {
+        action: 'deny',
+        rule: 'tool_name',
+        line: undefined,
+        reason: `tool name ${JSON.stringify(tool)} contains whitespace, invisible or non-NFKC characters; call the tool by its exact listed name`,
+        approvalTimeoutMs: 0,
+        limits: [],
+        auditArgs: r.auditArgs,
+        hidden: true,
+      };
+    }
     if (r.hidden) {
       return {
         action: 'deny',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCanonicalToolName, toolNameKey } from '../domain/glob.js';
 
 /**
  * The policy file format (YAML or JSON). See docs/policy.md for the reference.
@@ -93,6 +94,13 @@ const toolSchema = z
     }
   });
 
+/** Why a `hide` entry or `tools` key cannot be used as a tool-name pattern, or undefined when it can. */
+function toolPatternProblem(p: string): string | undefined {
+  if (/[[\]{}]/.test(p)) return 'tool-name patterns support only "*" and "?" as wildcards; list each name instead of [..] or {..}';
+  if (!isCanonicalToolName(p)) return 'tool name contains whitespace, invisible or non-NFKC characters; write the name exactly as the server lists it';
+  return undefined;
+}
+
 export const policyFileSchema = z.strictObject({
   version: z.literal(1),
   default: z.enum(['allow', 'deny']).optional(),
@@ -107,6 +115,23 @@ export const policyFileSchema = z.strictObject({
     })
     .optional(),
   tools: z.record(z.string().min(1), toolSchema).optional(),
+}).superRefine((f, ctx) => {
+  (f.hide ?? []).forEach((h, i) => {
+    const problem = toolPatternProblem(h);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['hide', i], message: problem });
+  });
+  // Matching ignores case and compatibility forms, so two keys with the same folded form would be one
+  // entry with two contradicting bodies.
+  const seen = new Map<string, string>();
+  for (const key of Object.keys(f.tools ?? {})) {
+    const problem = toolPatternProblem(key);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['tools', key], message: problem });
+    const folded = toolNameKey(key);
+    const first = seen.get(folded);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tools', key], message: `"${key}" and "${first}" name the same tool (names match ignoring case and width); merge them` });
+    } else seen.set(folded, key);
+  }
 });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
