@@ -1,5 +1,5 @@
 import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
-import { deepEqual } from './canonical.js';
+import { compileCondition, resolvePath, type ConditionTest } from './conditions.js';
 import { isCanonicalToolName, isToolNameGlob, toolNameKey, toolNameMatcher } from '../domain/glob.js';
 
 /** Where a rule came from, for explain output and audit records. */
@@ -18,7 +18,7 @@ export interface CompiledLimit extends RuleRef {
 interface CompiledCondition extends RuleRef {
   path: string[];
   op: Op;
-  test: (present: boolean, v: unknown) => boolean;
+  test: ConditionTest;
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
@@ -66,52 +66,6 @@ export function getPath(args: unknown, path: readonly string[]): { present: bool
     cur = (cur as Record<string, unknown>)[seg];
   }
   return { present: cur !== undefined, value: cur };
-}
-
-function compileTest(op: Op, value: unknown): (present: boolean, v: unknown) => boolean {
-  switch (op) {
-    case 'eq':
-      return typeof value === 'object' && value !== null
-        ? (p, v) => p && deepEqual(v, value)
-        : (p, v) => p && v === value;
-    case 'neq':
-      return typeof value === 'object' && value !== null
-        ? (p, v) => !p || !deepEqual(v, value)
-        : (p, v) => !p || v !== value;
-    case 'in': {
-      const list = value as unknown[];
-      const prim = new Set(list.filter((x) => typeof x !== 'object' || x === null));
-      const objs = list.filter((x) => typeof x === 'object' && x !== null);
-      return (p, v) => p && (prim.has(v) || objs.some((o) => deepEqual(o, v)));
-    }
-    case 'not_in': {
-      const t = compileTest('in', value);
-      return (p, v) => !t(p, v);
-    }
-    case 'lt':
-      return (p, v) => p && typeof v === 'number' && v < (value as number);
-    case 'lte':
-      return (p, v) => p && typeof v === 'number' && v <= (value as number);
-    case 'gt':
-      return (p, v) => p && typeof v === 'number' && v > (value as number);
-    case 'gte':
-      return (p, v) => p && typeof v === 'number' && v >= (value as number);
-    case 'regex': {
-      const re = new RegExp(value as string, 'u');
-      return (p, v) => p && typeof v === 'string' && re.test(v);
-    }
-    case 'contains':
-      return (p, v) => {
-        if (!p) return false;
-        if (typeof v === 'string') return typeof value === 'string' && v.includes(value);
-        if (Array.isArray(v)) return v.some((x) => deepEqual(x, value));
-        return false;
-      };
-    case 'exists': {
-      const want = value === undefined ? true : Boolean(value);
-      return (p) => p === want;
-    }
-  }
 }
 
 const splitArgsPath = (p: string) => p.split('.').slice(1);
@@ -170,7 +124,7 @@ export class PolicyEngine {
         line: lineOf([...base, 'when', i]),
         path: splitArgsPath(c.path),
         op: c.op,
-        test: compileTest(c.op, c.value),
+        test: compileCondition(c.op, c.value),
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
@@ -247,8 +201,21 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
-        const { present, value } = getPath(args, c.path);
-        if (c.test(present, value)) {
+        const verdict = c.test(resolvePath(args, c.path));
+        if (typeof verdict === 'object') {
+          // Fail closed: a value of a type the condition does not test could still be read by the
+          // upstream as one it does (see conditions.ts).
+          const where = `args.${c.path.join('.')}`;
+          return this.make(
+            'deny',
+            c,
+            `argument ${where} is ${verdict.got}, but ${c.rule} tests ${verdict.expected}; the call is denied because the condition cannot be checked`,
+            undefined,
+            r,
+            tool,
+          );
+        }
+        if (verdict) {
           return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool);
         }
       }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isCanonicalToolName, toolNameKey } from '../domain/glob.js';
+import { jsonType } from './conditions.js';
 
 /**
  * The policy file format (YAML or JSON). See docs/policy.md for the reference.
@@ -43,6 +44,9 @@ const conditionSchema = z
       case 'in':
       case 'not_in':
         if (!Array.isArray(v)) ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a list value` });
+        // One type per list: an argument of another type is then refused, never compared loosely.
+        else if (new Set(v.map(jsonType)).size > 1)
+          ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a list of one type (all strings, all numbers, ...); write one condition per type` });
         break;
       case 'lt':
       case 'lte':
