@@ -22,6 +22,7 @@ interface CompiledCondition extends RuleRef {
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
+  approvalElicitation?: boolean;
 }
 
 interface CompiledEntry extends RuleRef {
@@ -29,6 +30,7 @@ interface CompiledEntry extends RuleRef {
   action?: Action;
   reason?: string;
   approvalTimeoutMs?: number;
+  approvalElicitation?: boolean;
   when: CompiledCondition[];
   limits: CompiledLimit[];
   auditArgs?: 'hash' | 'plain';
@@ -39,6 +41,11 @@ export interface Decision extends RuleRef {
   reason?: string;
   /** Set for require_approval. */
   approvalTimeoutMs: number;
+  /**
+   * require_approval only: the agent's own client may be asked (MCP elicitation). The client that
+   * asked for the call answers, so this never proves a human looked: off unless the policy opts in.
+   */
+  elicitation: boolean;
   /** Every rate limit that applies to this tool (specific entry, matching globs and "*"). */
   limits: readonly CompiledLimit[];
   auditArgs: 'hash' | 'plain';
@@ -74,7 +81,8 @@ export class PolicyEngine {
   readonly default: 'allow' | 'deny';
   readonly callTimeoutMs: number;
   readonly approvalDefaultTimeoutMs: number;
-  readonly elicitation: boolean;
+  /** `approvals.elicitation: false` vetoes every per-tool opt-in. */
+  readonly elicitationAllowed: boolean;
   private readonly exact = new Map<string, CompiledEntry>();
   private readonly globs: { match: (s: string) => boolean; entry: CompiledEntry }[] = [];
   private star?: CompiledEntry;
@@ -89,7 +97,7 @@ export class PolicyEngine {
     this.default = file.default ?? 'allow';
     this.callTimeoutMs = (file.call_timeout ?? 300) * 1000;
     this.approvalDefaultTimeoutMs = (file.approvals?.default_timeout ?? 600) * 1000;
-    this.elicitation = file.approvals?.elicitation ?? true;
+    this.elicitationAllowed = file.approvals?.elicitation !== false;
     // Tool names are matched by their folded key (src/domain/glob.ts says why and how).
     for (const h of file.hide ?? []) {
       if (isToolNameGlob(h)) this.hiddenGlobs.push(toolNameMatcher(h));
@@ -128,6 +136,7 @@ export class PolicyEngine {
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
+        approvalElicitation: c.approval_elicitation,
       }),
     );
     return {
@@ -137,6 +146,7 @@ export class PolicyEngine {
       action: t.action,
       reason: t.reason,
       approvalTimeoutMs: t.approval_timeout !== undefined ? t.approval_timeout * 1000 : undefined,
+      approvalElicitation: t.approval_elicitation,
       when,
       limits,
       auditArgs: t.audit_args,
@@ -182,6 +192,7 @@ export class PolicyEngine {
         line: undefined,
         reason: `tool name ${JSON.stringify(tool)} contains whitespace, invisible or non-NFKC characters; call the tool by its exact listed name`,
         approvalTimeoutMs: 0,
+        elicitation: false,
         limits: [],
         auditArgs: r.auditArgs,
         hidden: true,
@@ -194,6 +205,7 @@ export class PolicyEngine {
         line: undefined,
         reason: `tool "${tool}" is not available (hidden by policy)`,
         approvalTimeoutMs: 0,
+        elicitation: false,
         limits: [],
         auditArgs: r.auditArgs,
         hidden: true,
@@ -216,10 +228,10 @@ export class PolicyEngine {
           );
         }
         if (verdict) {
-          return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool);
+          return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool, c.approvalElicitation ?? e.approvalElicitation);
         }
       }
-      if (e.action) return this.make(e.action, e, e.reason, e.approvalTimeoutMs, r, tool);
+      if (e.action) return this.make(e.action, e, e.reason, e.approvalTimeoutMs, r, tool, e.approvalElicitation);
     }
     return this.make(
       this.default,
@@ -238,9 +250,11 @@ export class PolicyEngine {
     timeoutMs: number | undefined,
     r: Resolved,
     tool: string,
+    elicitation?: boolean,
   ): Decision {
     return {
       action,
+      elicitation: action === 'require_approval' && elicitation === true && this.elicitationAllowed,
       rule: ref.rule,
       line: ref.line,
       reason: reason ?? (action === 'deny' ? `tool "${tool}" is denied by policy` : undefined),

@@ -37,6 +37,8 @@ const conditionSchema = z
     action: z.enum(ACTIONS),
     reason: z.string().min(1).optional(),
     approval_timeout: seconds.optional(),
+    /** Let the agent's own client approve (MCP elicitation). Off unless set; see docs/policy.md. */
+    approval_elicitation: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const v = c.value;
@@ -87,6 +89,8 @@ const toolSchema = z
     action: z.enum(ACTIONS).optional(),
     reason: z.string().min(1).optional(),
     approval_timeout: seconds.optional(),
+    /** Let the agent's own client approve (MCP elicitation). Off unless set; see docs/policy.md. */
+    approval_elicitation: z.boolean().optional(),
     rate_limit: z.union([rateLimitSchema, z.array(rateLimitSchema).min(1)]).optional(),
     when: z.array(conditionSchema).optional(),
     /** Opt in to writing argument values into the audit log (they are HMAC-hashed otherwise). */
@@ -113,7 +117,10 @@ export const policyFileSchema = z.strictObject({
   call_timeout: seconds.optional(),
   approvals: z
     .strictObject({
-      /** Ask the client via MCP elicitation when it supports it (default true). */
+      /**
+       * `false` turns elicitation approval off everywhere, whatever the tools say. It is never on by
+       * default: each tool or condition opts in with `approval_elicitation: true`.
+       */
       elicitation: z.boolean().optional(),
       default_timeout: seconds.optional(),
     })

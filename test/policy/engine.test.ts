@@ -192,3 +192,24 @@ test('decision p99 stays in the microsecond range with 50 tools / 200 rules', ()
   const perCallUs = Number(process.hrtime.bigint() - t0) / 20000 / 1000;
   assert.ok(perCallUs < 50, `mean decision ${perCallUs}µs`);
 });
+
+test('elicitation approval is off unless the deciding entry or condition opts in; approvals.elicitation: false vetoes it', () => {
+  const text = (veto: string) => `version: 1
+${veto}tools:
+  a: { action: require_approval }
+  b: { action: require_approval, approval_elicitation: true }
+  c:
+    action: require_approval
+    approval_elicitation: true
+    when:
+      - { path: args.x, op: eq, value: 1, action: require_approval, approval_elicitation: false }
+  "*": { approval_elicitation: true }
+`;
+  const { engine } = parsePolicy(text(''));
+  assert.equal(engine.decide('a', {}).elicitation, false, 'off by default, even with "*" opted in: only the deciding entry counts');
+  assert.equal(engine.decide('b', {}).elicitation, true);
+  assert.equal(engine.decide('c', {}).elicitation, true);
+  assert.equal(engine.decide('c', { x: 1 }).elicitation, false, 'a condition can opt out of its entry');
+  const vetoed = parsePolicy(text('approvals: { elicitation: false }\n')).engine;
+  assert.equal(vetoed.decide('b', {}).elicitation, false);
+});
