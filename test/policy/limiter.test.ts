@@ -83,7 +83,7 @@ test('keys are independent (session A never affects session B)', () => {
 });
 
 test('N interleaved reservations never over-admit', async () => {
-  const l = new SlidingWindowLimiter();
+  const l = new SlidingWindowLimiter(fakeClock().now);
   const req = [{ key: 'k', max: 7, windowMs: 60_000, cost: 1 }];
   const results = await Promise.all(
     Array.from({ length: 100 }, (_, i) => new Promise<boolean>((res) => setTimeout(() => res(l.reserve(req).ok), i % 3))),
