@@ -25,3 +25,74 @@ export function globPathMatcher(pattern: string): (value: string) => boolean {
 export function isGlob(pattern: string): boolean {
   return pattern.includes('*') || pattern.includes('?');
 }
+
+/**
+ * Tool names (MCP `tools/call` name, policy `hide` and `tools` keys).
+ *
+ * Semantics, chosen so that a deny or hide cannot be dodged by spelling:
+ * - `*` matches any run of characters, empty included, and crosses `/`, `.` and every other character
+ *   (namespaced names like `admin_users/delete` are common behind aggregating upstreams).
+ * - `?` matches exactly one character (one Unicode code point). Nothing else is special: `[`, `{`,
+ *   `!` are literal (the policy schema refuses them in patterns so a reader never mistakes them).
+ * - Matching ignores case and compatibility forms: both sides go through NFKC and a full case fold.
+ *   MCP names are case-sensitive, but an upstream may resolve names loosely; matching loosely means a
+ *   deny, hide, approval or limit on `delete_repo` also covers `Delete_Repo` and `ｄｅｌｅｔｅ_repo`.
+ *   The price: one policy cannot treat two tools that differ only in case differently.
+ * Names that are not canonical (see isCanonicalToolName) are refused by the policy engine outright,
+ * because no matcher can know how an upstream would read them.
+ */
+export function toolNameKey(name: string): string {
+  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+}
+
+/**
+ * True for a name an upstream can only read one way: non-empty, NFKC-stable, and free of whitespace,
+ * control, format, surrogate and default-ignorable characters (zero-width joiners, variation
+ * selectors, soft hyphens). `" delete"`, `"delete\u200b"` and `"ｄelete"` are not canonical.
+ */
+export function isCanonicalToolName(name: string): boolean {
+  return (
+    name.length > 0 &&
+    name === name.normalize('NFKC') &&
+    !/[\p{White_Space}\p{Cc}\p{Cf}\p{Cs}\p{Default_Ignorable_Code_Point}]/u.test(name)
+  );
+}
+
+/** Wildcards in a tool-name pattern: `*` and `?` only. */
+export function isToolNameGlob(pattern: string): boolean {
+  return pattern.includes('*') || pattern.includes('?');
+}
+
+/** Matcher for one tool-name pattern (exact name or glob), with the semantics above. */
+export function toolNameMatcher(pattern: string): (name: string) => boolean {
+  const p = toolNameKey(pattern);
+  if (!isToolNameGlob(p)) return (name) => toolNameKey(name) === p;
+  const pat = [...p];
+  return (name) => wildcardMatch(pat, [...toolNameKey(name)]);
+}
+
+/**
+ * `*` / `?` matching over code points. Greedy with one backtrack point (the last `*`), so it runs in
+ * O(pattern x name) whatever the input: a regex here would backtrack exponentially on names an
+ * agent chooses.
+ */
+function wildcardMatch(p: readonly string[], s: readonly string[]): boolean {
+  let pi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (pi < p.length && (p[pi] === '?' || (p[pi] !== '*' && p[pi] === s[si]))) {
+      pi++;
+      si++;
+    } else if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      mark = si;
+    } else if (star >= 0) {
+      pi = star + 1;
+      si = ++mark;
+    } else return false;
+  }
+  while (pi < p.length && p[pi] === '*') pi++;
+  return pi === p.length;
+}

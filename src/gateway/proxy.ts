@@ -259,7 +259,8 @@ export class PolicyProxy {
     if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
     else {
       const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, abort.signal)];
-      if (this.o.holder.current.engine.elicitation && isObj(this.clientCaps.elicitation)) {
+      // Only where the policy opts in: the client that asked for the call is the one that answers.
+      if (call.decision.elicitation && isObj(this.clientCaps.elicitation)) {
         waits.push(this.elicit(call, req.row.id, req.row.expires_at));
       }
       outcome = await Promise.race(waits);

@@ -182,6 +182,15 @@ export class ApprovalStore {
       return;
     }
     if (!row) return this.notify(id, { status: 'expired', reason: 'approval record disappeared' });
+    if (row.status === 'pending' && row.expires_at <= this.now()) {
+      // The poll also enforces the deadline by the injected clock, not only the timer.
+      try {
+        this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'`).run(this.now(), id);
+      } catch {
+        // Fail closed below: an expired pending row is never approved.
+      }
+      return this.notify(id, { status: 'expired' });
+    }
     if (row.status === 'pending') return;
     if (row.status === 'approved' || row.status === 'consumed') {
       this.notify(id, { status: 'approved', decidedBy: row.decided_by ?? undefined });

@@ -1,6 +1,6 @@
-import picomatch from 'picomatch';
 import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
-import { deepEqual } from './canonical.js';
+import { compileCondition, resolvePath, type ConditionTest } from './conditions.js';
+import { isCanonicalToolName, isToolNameGlob, toolNameKey, toolNameMatcher } from '../domain/glob.js';
 
 /** Where a rule came from, for explain output and audit records. */
 export interface RuleRef {
@@ -18,10 +18,11 @@ export interface CompiledLimit extends RuleRef {
 interface CompiledCondition extends RuleRef {
   path: string[];
   op: Op;
-  test: (present: boolean, v: unknown) => boolean;
+  test: ConditionTest;
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
+  approvalElicitation?: boolean;
 }
 
 interface CompiledEntry extends RuleRef {
@@ -29,6 +30,7 @@ interface CompiledEntry extends RuleRef {
   action?: Action;
   reason?: string;
   approvalTimeoutMs?: number;
+  approvalElicitation?: boolean;
   when: CompiledCondition[];
   limits: CompiledLimit[];
   auditArgs?: 'hash' | 'plain';
@@ -39,6 +41,11 @@ export interface Decision extends RuleRef {
   reason?: string;
   /** Set for require_approval. */
   approvalTimeoutMs: number;
+  /**
+   * require_approval only: the agent's own client may be asked (MCP elicitation). The client that
+   * asked for the call answers, so this never proves a human looked: off unless the policy opts in.
+   */
+  elicitation: boolean;
   /** Every rate limit that applies to this tool (specific entry, matching globs and "*"). */
   limits: readonly CompiledLimit[];
   auditArgs: 'hash' | 'plain';
@@ -46,6 +53,8 @@ export interface Decision extends RuleRef {
 }
 
 interface Resolved {
+  /** False for names an upstream could read more than one way: refused whatever the policy says. */
+  canonical: boolean;
   hidden: boolean;
   chain: CompiledEntry[];
   limits: CompiledLimit[];
@@ -54,8 +63,6 @@ interface Resolved {
 
 /** Maps a dotted rule path ("tools.x.when[0]") to its 1-based line in the policy file. */
 export type LineLookup = (path: (string | number)[]) => number | undefined;
-
-const isGlob = (s: string) => /[*?[\]{}!]/.test(s);
 
 export function getPath(args: unknown, path: readonly string[]): { present: boolean; value: unknown } {
   let cur: unknown = args;
@@ -68,59 +75,14 @@ export function getPath(args: unknown, path: readonly string[]): { present: bool
   return { present: cur !== undefined, value: cur };
 }
 
-function compileTest(op: Op, value: unknown): (present: boolean, v: unknown) => boolean {
-  switch (op) {
-    case 'eq':
-      return typeof value === 'object' && value !== null
-        ? (p, v) => p && deepEqual(v, value)
-        : (p, v) => p && v === value;
-    case 'neq':
-      return typeof value === 'object' && value !== null
-        ? (p, v) => !p || !deepEqual(v, value)
-        : (p, v) => !p || v !== value;
-    case 'in': {
-      const list = value as unknown[];
-      const prim = new Set(list.filter((x) => typeof x !== 'object' || x === null));
-      const objs = list.filter((x) => typeof x === 'object' && x !== null);
-      return (p, v) => p && (prim.has(v) || objs.some((o) => deepEqual(o, v)));
-    }
-    case 'not_in': {
-      const t = compileTest('in', value);
-      return (p, v) => !t(p, v);
-    }
-    case 'lt':
-      return (p, v) => p && typeof v === 'number' && v < (value as number);
-    case 'lte':
-      return (p, v) => p && typeof v === 'number' && v <= (value as number);
-    case 'gt':
-      return (p, v) => p && typeof v === 'number' && v > (value as number);
-    case 'gte':
-      return (p, v) => p && typeof v === 'number' && v >= (value as number);
-    case 'regex': {
-      const re = new RegExp(value as string, 'u');
-      return (p, v) => p && typeof v === 'string' && re.test(v);
-    }
-    case 'contains':
-      return (p, v) => {
-        if (!p) return false;
-        if (typeof v === 'string') return typeof value === 'string' && v.includes(value);
-        if (Array.isArray(v)) return v.some((x) => deepEqual(x, value));
-        return false;
-      };
-    case 'exists': {
-      const want = value === undefined ? true : Boolean(value);
-      return (p) => p === want;
-    }
-  }
-}
-
 const splitArgsPath = (p: string) => p.split('.').slice(1);
 
 export class PolicyEngine {
   readonly default: 'allow' | 'deny';
   readonly callTimeoutMs: number;
   readonly approvalDefaultTimeoutMs: number;
-  readonly elicitation: boolean;
+  /** `approvals.elicitation: false` vetoes every per-tool opt-in. */
+  readonly elicitationAllowed: boolean;
   private readonly exact = new Map<string, CompiledEntry>();
   private readonly globs: { match: (s: string) => boolean; entry: CompiledEntry }[] = [];
   private star?: CompiledEntry;
@@ -135,16 +97,17 @@ export class PolicyEngine {
     this.default = file.default ?? 'allow';
     this.callTimeoutMs = (file.call_timeout ?? 300) * 1000;
     this.approvalDefaultTimeoutMs = (file.approvals?.default_timeout ?? 600) * 1000;
-    this.elicitation = file.approvals?.elicitation ?? true;
+    this.elicitationAllowed = file.approvals?.elicitation !== false;
+    // Tool names are matched by their folded key (src/domain/glob.ts says why and how).
     for (const h of file.hide ?? []) {
-      if (isGlob(h)) this.hiddenGlobs.push(picomatch(h, { dot: true }));
-      else this.hiddenExact.add(h);
+      if (isToolNameGlob(h)) this.hiddenGlobs.push(toolNameMatcher(h));
+      else this.hiddenExact.add(toolNameKey(h));
     }
     for (const [key, t] of Object.entries(file.tools ?? {})) {
       const entry = this.compileEntry(key, t, lineOf);
-      if (key === "*") this.star = entry;
-      else if (isGlob(key)) this.globs.push({ match: picomatch(key, { dot: true }), entry });
-      else this.exact.set(key, entry);
+      if (key === '*') this.star = entry;
+      else if (isToolNameGlob(key)) this.globs.push({ match: toolNameMatcher(key), entry });
+      else this.exact.set(toolNameKey(key), entry);
     }
   }
 
@@ -169,10 +132,11 @@ export class PolicyEngine {
         line: lineOf([...base, 'when', i]),
         path: splitArgsPath(c.path),
         op: c.op,
-        test: compileTest(c.op, c.value),
+        test: compileCondition(c.op, c.value),
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
+        approvalElicitation: c.approval_elicitation,
       }),
     );
     return {
@@ -182,6 +146,7 @@ export class PolicyEngine {
       action: t.action,
       reason: t.reason,
       approvalTimeoutMs: t.approval_timeout !== undefined ? t.approval_timeout * 1000 : undefined,
+      approvalElicitation: t.approval_elicitation,
       when,
       limits,
       auditArgs: t.audit_args,
@@ -200,15 +165,17 @@ export class PolicyEngine {
   private resolve(tool: string): Resolved {
     const hit = this.cache.get(tool);
     if (hit) return hit;
+    const canonical = isCanonicalToolName(tool);
+    const key = toolNameKey(tool);
     const chain: CompiledEntry[] = [];
-    const ex = this.exact.get(tool);
+    const ex = this.exact.get(key);
     if (ex) chain.push(ex);
     for (const g of this.globs) if (g.match(tool)) chain.push(g.entry);
     if (this.star) chain.push(this.star);
-    const hidden = this.hiddenExact.has(tool) || this.hiddenGlobs.some((m) => m(tool));
+    const hidden = !canonical || this.hiddenExact.has(key) || this.hiddenGlobs.some((m) => m(tool));
     const limits = chain.flatMap((e) => e.limits);
     const auditArgs = chain.find((e) => e.auditArgs)?.auditArgs ?? 'hash';
-    const r: Resolved = { hidden, chain, limits, auditArgs };
+    const r: Resolved = { canonical, hidden, chain, limits, auditArgs };
     // Tool names come from clients: bound the cache so junk names cannot grow it forever.
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(tool, r);
@@ -218,6 +185,19 @@ export class PolicyEngine {
   /** Pure decision for one call. Rate limits are reported, not applied: the limiter does that. */
   decide(tool: string, args: unknown): Decision {
     const r = this.resolve(tool);
+    if (!r.canonical) {
+      return {
+        action: 'deny',
+        rule: 'tool_name',
+        line: undefined,
+        reason: `tool name ${JSON.stringify(tool)} contains whitespace, invisible or non-NFKC characters; call the tool by its exact listed name`,
+        approvalTimeoutMs: 0,
+        elicitation: false,
+        limits: [],
+        auditArgs: r.auditArgs,
+        hidden: true,
+      };
+    }
     if (r.hidden) {
       return {
         action: 'deny',
@@ -225,6 +205,7 @@ export class PolicyEngine {
         line: undefined,
         reason: `tool "${tool}" is not available (hidden by policy)`,
         approvalTimeoutMs: 0,
+        elicitation: false,
         limits: [],
         auditArgs: r.auditArgs,
         hidden: true,
@@ -232,12 +213,25 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
-        const { present, value } = getPath(args, c.path);
-        if (c.test(present, value)) {
-          return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool);
+        const verdict = c.test(resolvePath(args, c.path));
+        if (typeof verdict === 'object') {
+          // Fail closed: a value of a type the condition does not test could still be read by the
+          // upstream as one it does (see conditions.ts).
+          const where = `args.${c.path.join('.')}`;
+          return this.make(
+            'deny',
+            c,
+            `argument ${where} is ${verdict.got}, but ${c.rule} tests ${verdict.expected}; the call is denied because the condition cannot be checked`,
+            undefined,
+            r,
+            tool,
+          );
+        }
+        if (verdict) {
+          return this.make(c.action, c, c.reason ?? e.reason, c.approvalTimeoutMs ?? e.approvalTimeoutMs, r, tool, c.approvalElicitation ?? e.approvalElicitation);
         }
       }
-      if (e.action) return this.make(e.action, e, e.reason, e.approvalTimeoutMs, r, tool);
+      if (e.action) return this.make(e.action, e, e.reason, e.approvalTimeoutMs, r, tool, e.approvalElicitation);
     }
     return this.make(
       this.default,
@@ -256,9 +250,11 @@ export class PolicyEngine {
     timeoutMs: number | undefined,
     r: Resolved,
     tool: string,
+    elicitation?: boolean,
   ): Decision {
     return {
       action,
+      elicitation: action === 'require_approval' && elicitation === true && this.elicitationAllowed,
       rule: ref.rule,
       line: ref.line,
       reason: reason ?? (action === 'deny' ? `tool "${tool}" is denied by policy` : undefined),

@@ -1,4 +1,5 @@
 /** Builds a starter policy from a server's tools and their MCP annotations. */
+import { isCanonicalToolName, isToolNameGlob, toolNameKey } from '../domain/glob.js';
 
 export interface ToolInfo {
   name: string;
@@ -18,7 +19,15 @@ export function starterPolicy(tools: readonly ToolInfo[], source: string, now = 
     'tools:',
   ];
   const sorted = [...tools].sort((a, b) => a.name.localeCompare(b.name));
+  const seen = new Set<string>();
   for (const t of sorted) {
+    // A name that cannot be a policy key is left out: `default: deny` refuses it, which is the safe side.
+    const unusable = keyProblem(t.name, seen);
+    if (unusable) {
+      out.push(`  # ${JSON.stringify(t.name)} is left out (${unusable}); default: deny refuses it.`);
+      continue;
+    }
+    seen.add(toolNameKey(t.name));
     const a = t.annotations ?? {};
     const desc = t.description ? ` (${t.description.split('\n')[0]!.slice(0, 80)})` : '';
     if (a.readOnlyHint === true) {
@@ -39,4 +48,11 @@ export function starterPolicy(tools: readonly ToolInfo[], source: string, now = 
   out.push('  # A global ceiling across every tool and session of this gateway.');
   out.push('  "*":', '    rate_limit: { max: 600, window: 60, scope: global }');
   return out.join('\n') + '\n';
+}
+
+function keyProblem(name: string, seen: ReadonlySet<string>): string | undefined {
+  if (!isCanonicalToolName(name)) return 'whitespace, invisible or non-NFKC characters';
+  if (isToolNameGlob(name) || /[[\]{}]/.test(name)) return 'wildcard characters in the name';
+  if (seen.has(toolNameKey(name))) return 'differs from another tool only in case or width';
+  return undefined;
 }

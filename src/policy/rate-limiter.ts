@@ -5,7 +5,11 @@
  * cost admitted in the last `windowMs` plus its own cost stays <= max. Nothing is calendar aligned, so
  * a burst at the end of one minute cannot be followed by a second burst at the start of the next.
  * Reservation is synchronous (single JS thread), so concurrent calls can never over-admit; rollback
- * gives the quota back when the upstream never produced a result.
+ * gives the quota back when the upstream never produced a result, and commit makes a charge final.
+ *
+ * Housekeeping forgets a key only once its newest entry is older than that key's own window, so a
+ * weekly window holds for the whole week however quiet it is. Counters live in this process's memory:
+ * a restart starts every window afresh.
  */
 
 export type Clock = () => number;
@@ -26,10 +30,13 @@ interface Window {
   entries: Entry[];
   head: number;
   sum: number;
+  /** The window length this key was last charged under (a reload may change it). */
+  windowMs: number;
 }
 
 export interface Reservation {
   readonly parts: { w: Window; e: Entry }[];
+  /** Rolled back or committed: either way, no later rollback may change the counters. */
   released: boolean;
 }
 
@@ -47,7 +54,10 @@ export class SlidingWindowLimiter {
     const cutoff = now - windowMs;
     const es = w.entries;
     while (w.head < es.length && es[w.head]!.t <= cutoff) {
-      w.sum -= es[w.head]!.cost;
+      const e = es[w.head]!;
+      w.sum -= e.cost;
+      // A later rollback of this reservation must not subtract it a second time.
+      e.cost = 0;
       w.head++;
     }
     // Compact occasionally so the array does not grow without bound.
@@ -65,9 +75,10 @@ export class SlidingWindowLimiter {
     for (const r of reqs) {
       let w = this.windows.get(r.key);
       if (!w) {
-        w = { entries: [], head: 0, sum: 0 };
+        w = { entries: [], head: 0, sum: 0, windowMs: r.windowMs };
         this.windows.set(r.key, w);
       }
+      w.windowMs = r.windowMs;
       this.prune(w, now, r.windowMs);
       if (w.sum + r.cost > r.max + 1e-9) {
         return { ok: false, key: r.key, max: r.max, windowMs: r.windowMs, used: w.sum, retryAfterMs: retryAfter(w, r, now) };
@@ -95,6 +106,11 @@ export class SlidingWindowLimiter {
     }
   }
 
+  /** The call reached the upstream: its charge stays whatever happens next. Idempotent. */
+  commit(res: Reservation): void {
+    res.released = true;
+  }
+
   /** Current usage for a key (after pruning), for tests and explain. */
   used(key: string, windowMs: number): number {
     const w = this.windows.get(key);
@@ -103,12 +119,15 @@ export class SlidingWindowLimiter {
     return w.sum;
   }
 
-  /** Drops windows that are empty, e.g. those of ended sessions. */
+  /** Drops every key with nothing left inside its own window (e.g. those of ended sessions). */
+  forgetExpired(): void {
+    this.sweep(this.now());
+  }
+
   private sweep(now: number): void {
     for (const [k, w] of this.windows) {
-      const last = w.entries[w.entries.length - 1];
-      // Without the window length here, an entry older than a day is certainly stale for any sane window.
-      if (w.sum <= 0 || (last && now - last.t > 86_400_000)) this.windows.delete(k);
+      this.prune(w, now, w.windowMs);
+      if (w.sum <= 0) this.windows.delete(k);
     }
   }
 

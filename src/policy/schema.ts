@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { isCanonicalToolName, toolNameKey } from '../domain/glob.js';
+import { jsonType } from './conditions.js';
 
 /**
  * The policy file format (YAML or JSON). See docs/policy.md for the reference.
@@ -35,6 +37,8 @@ const conditionSchema = z
     action: z.enum(ACTIONS),
     reason: z.string().min(1).optional(),
     approval_timeout: seconds.optional(),
+    /** Let the agent's own client approve (MCP elicitation). Off unless set; see docs/policy.md. */
+    approval_elicitation: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const v = c.value;
@@ -42,6 +46,9 @@ const conditionSchema = z
       case 'in':
       case 'not_in':
         if (!Array.isArray(v)) ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a list value` });
+        // One type per list: an argument of another type is then refused, never compared loosely.
+        else if (new Set(v.map(jsonType)).size > 1)
+          ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${c.op}" needs a list of one type (all strings, all numbers, ...); write one condition per type` });
         break;
       case 'lt':
       case 'lte':
@@ -82,6 +89,8 @@ const toolSchema = z
     action: z.enum(ACTIONS).optional(),
     reason: z.string().min(1).optional(),
     approval_timeout: seconds.optional(),
+    /** Let the agent's own client approve (MCP elicitation). Off unless set; see docs/policy.md. */
+    approval_elicitation: z.boolean().optional(),
     rate_limit: z.union([rateLimitSchema, z.array(rateLimitSchema).min(1)]).optional(),
     when: z.array(conditionSchema).optional(),
     /** Opt in to writing argument values into the audit log (they are HMAC-hashed otherwise). */
@@ -93,6 +102,13 @@ const toolSchema = z
     }
   });
 
+/** Why a `hide` entry or `tools` key cannot be used as a tool-name pattern, or undefined when it can. */
+function toolPatternProblem(p: string): string | undefined {
+  if (/[[\]{}]/.test(p)) return 'tool-name patterns support only "*" and "?" as wildcards; list each name instead of [..] or {..}';
+  if (!isCanonicalToolName(p)) return 'tool name contains whitespace, invisible or non-NFKC characters; write the name exactly as the server lists it';
+  return undefined;
+}
+
 export const policyFileSchema = z.strictObject({
   version: z.literal(1),
   default: z.enum(['allow', 'deny']).optional(),
@@ -101,12 +117,32 @@ export const policyFileSchema = z.strictObject({
   call_timeout: seconds.optional(),
   approvals: z
     .strictObject({
-      /** Ask the client via MCP elicitation when it supports it (default true). */
+      /**
+       * `false` turns elicitation approval off everywhere, whatever the tools say. It is never on by
+       * default: each tool or condition opts in with `approval_elicitation: true`.
+       */
       elicitation: z.boolean().optional(),
       default_timeout: seconds.optional(),
     })
     .optional(),
   tools: z.record(z.string().min(1), toolSchema).optional(),
+}).superRefine((f, ctx) => {
+  (f.hide ?? []).forEach((h, i) => {
+    const problem = toolPatternProblem(h);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['hide', i], message: problem });
+  });
+  // Matching ignores case and compatibility forms, so two keys with the same folded form would be one
+  // entry with two contradicting bodies.
+  const seen = new Map<string, string>();
+  for (const key of Object.keys(f.tools ?? {})) {
+    const problem = toolPatternProblem(key);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['tools', key], message: problem });
+    const folded = toolNameKey(key);
+    const first = seen.get(folded);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tools', key], message: `"${key}" and "${first}" name the same tool (names match ignoring case and width); merge them` });
+    } else seen.set(folded, key);
+  }
 });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;

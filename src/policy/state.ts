@@ -54,6 +54,8 @@ export interface PolicyStateOptions {
   dbPath: string;
   /** JSONL audit file; default `<dbdir>/policy-audit.jsonl`; `false` disables the file. */
   auditFile?: string | false;
+  /** Milliseconds since the epoch; tests inject a fake one. */
+  clock?: () => number;
 }
 
 export function defaultAuditFile(dbPath: string): string | false {
@@ -71,7 +73,7 @@ export class PolicyState {
     this.db = openSqlite(opts.dbPath);
     migrate(this.db, POLICY_MIGRATIONS);
     this.hashKey = loadOrCreateKey(this.db);
-    this.approvals = new ApprovalStore(this.db);
+    this.approvals = new ApprovalStore(this.db, opts.clock);
     const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
     this.audit = new AuditLog(this.db, file || undefined);
   }

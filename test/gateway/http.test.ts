@@ -129,7 +129,7 @@ test('HTTP gateway refuses a non-loopback listen address without tokens', async 
 
 test('HTTP gateway: answers are plain JSON, and switch to a stream when a call elicits mid-way (policy and upstream)', async () => {
   const t = tmpDir();
-  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  write_thing: { action: require_approval, approval_timeout: 30 }\n');
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  write_thing: { action: require_approval, approval_timeout: 30, approval_elicitation: true }\n');
   // The SSE upstream can elicit in the middle of a call; the JSON one answers every POST with one JSON body.
   const up = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
   const upJson = await spawnUntil(process.execPath, [FIXTURE, '--http', '--json'], /LISTENING (\d+)/);

@@ -6,7 +6,9 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
-import { text, tmpDir } from './helpers.js';
+import { PolicyHolder } from '../../src/policy/holder.js';
+import { PolicyState } from '../../src/policy/state.js';
+import { text, tmpDir, waitFor } from './helpers.js';
 
 function makeServer(onSlow: { release?: () => void }) {
   const server = new McpServer({ name: 'inproc', version: '1' });
@@ -32,7 +34,12 @@ tools:
   const hooks: { release?: () => void } = {};
   const server = makeServer(hooks);
   const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
-  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'tester' });
+  // Time comes from an injected clock: the test moves it instead of sleeping.
+  let now = Date.now();
+  const holder = new PolicyHolder(policy, undefined, () => now);
+  const state = new PolicyState({ dbPath: t.db, clock: () => now });
+  const runtime = { holder, state, close: () => (holder.close(), state.close()) };
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'tester', runtime });
   const client = new Client({ name: 'c', version: '1' });
   await client.connect(clientSide);
   try {
@@ -44,15 +51,17 @@ tools:
     assert.match(text(third), /^\[POLICY DENIED\] rate limit exceeded/);
     assert.match(text(await client.callTool({ name: 'drop_all', arguments: {} })), /^\[POLICY DENIED\]/);
 
-    // Real time: the window slides and frees the slot on its own.
+    // The window slides and frees the slot on its own, exactly one window after it was used.
     assert.equal(text(await client.callTool({ name: 'tick', arguments: {} })), 'tock');
     assert.match(text(await client.callTool({ name: 'tick', arguments: {} })), /^\[POLICY DENIED\] rate limit .*retry after 1s/);
-    await new Promise((r) => setTimeout(r, 650));
+    now += 599;
+    assert.match(text(await client.callTool({ name: 'tick', arguments: {} })), /^\[POLICY DENIED\] rate limit/);
+    now += 1;
     assert.equal(text(await client.callTool({ name: 'tick', arguments: {} })), 'tock');
     const limiter = gw.runtime.holder.limiter;
     const key = 'tools.hang.rate_limit\u0000g';
     const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => (hooks.release ? true : undefined)); // the call reached the server
     assert.equal(limiter.used(key, 60_000), 1);
     await server.close(); // the upstream goes away with the call in flight
     await assert.rejects(p, /upstream closed or crashed/);
@@ -60,6 +69,7 @@ tools:
   } finally {
     await client.close().catch(() => undefined);
     await gw.close();
+    runtime.close();
     t.cleanup();
   }
 });

@@ -213,7 +213,7 @@ test('stdio gateway: approvals by CLI (approve, deny), timeout, elicitation, ups
     'p.yaml',
     `version: 1
 tools:
-  write_thing: { action: require_approval, approval_timeout: 30 }
+  write_thing: { action: require_approval, approval_timeout: 30, approval_elicitation: true }
   delete_thing: { action: require_approval, approval_timeout: 1 }
   add: { action: require_approval, approval_timeout: 30 }
 `,

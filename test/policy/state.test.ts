@@ -13,6 +13,12 @@ function tmp() {
   return { dir, db: join(dir, 'state.db'), done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** Starts well after the real clock so stores on the real clock never see its rows as stale. */
+function fakeClock(start = Date.now() + 10 * 86_400_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
 const binding = (over: Partial<Parameters<ApprovalStore['request']>[0]> = {}) => ({
   session: 's1', identity: 'alice', tool: 'write', argsHash: 'h1', argsPreview: '{"a":1}', rule: 'tools.write', timeoutMs: 60_000, ...over,
 });
@@ -51,6 +57,8 @@ test('approval wait resolves on a decision from another connection, and expires'
   try {
     const st = new PolicyState({ dbPath: t.db });
     const other = new PolicyState({ dbPath: t.db }); // stands in for the CLI process
+    const clock = fakeClock();
+    const clocked = new PolicyState({ dbPath: t.db, clock: clock.now });
     const a = st.approvals.request(binding());
     const w = st.approvals.wait(a.row.id);
     other.approvals.decide(a.row.id, 'denied', 'cli:bob', 'not today');
@@ -58,10 +66,16 @@ test('approval wait resolves on a decision from another connection, and expires'
     assert.equal(o.status, 'denied');
     assert.equal(o.reason, 'not today');
 
-    const b = st.approvals.request(binding({ argsHash: 'h3', timeoutMs: 150 }));
-    const t0 = Date.now();
-    assert.equal((await st.approvals.wait(b.row.id)).status, 'expired');
-    assert.ok(Date.now() - t0 >= 100);
+    const b = clocked.approvals.request(binding({ argsHash: 'h3', timeoutMs: 60_000 }));
+    const wb = clocked.approvals.wait(b.row.id);
+    let settled = false;
+    void wb.then(() => (settled = true));
+    clock.advance(59_999);
+    clocked.approvals.list(); // runs the expiry sweep at the injected time
+    assert.equal(clocked.approvals.get(b.row.id)!.status, 'pending', 'still pending 1 ms before its deadline');
+    assert.equal(settled, false);
+    clock.advance(1);
+    assert.equal((await wb).status, 'expired');
     assert.equal(st.approvals.get(b.row.id)!.status, 'expired');
     assert.throws(() => other.approvals.decide(b.row.id, 'approved', 'late'), /expired/);
 
@@ -72,6 +86,7 @@ test('approval wait resolves on a decision from another connection, and expires'
     assert.equal((await wc).status, 'cancelled');
     st.close();
     other.close();
+    clocked.close();
   } finally {
     t.done();
   }

@@ -81,13 +81,21 @@ export function register(program: Command): void {
         process.stdout.write(
           JSON.stringify({ tool: o.tool, action: d.action, rule: d.rule, line: d.line ?? null, reason: d.reason ?? null,
             approval_timeout: d.action === 'require_approval' ? d.approvalTimeoutMs / 1000 : null,
+            approval_elicitation: d.action === 'require_approval' ? d.elicitation : null,
             rate_limits: d.limits.map((l) => ({ rule: l.rule, line: l.line ?? null, max: l.max, window: l.windowMs / 1000, scope: l.scope, cost_from: l.costPath ? `args.${l.costPath.join('.')}` : null })) }, null, 2) + '\n',
         );
         return;
       }
       const lines = [`decision: ${d.action}`, `rule:     ${d.rule}${d.line ? ` (${file}:${d.line})` : ''}`];
       if (d.reason) lines.push(`reason:   ${d.reason}`);
-      if (d.action === 'require_approval') lines.push(`approval: waits up to ${d.approvalTimeoutMs / 1000}s for a human, then denies`);
+      if (d.action === 'require_approval') {
+        lines.push(`approval: waits up to ${d.approvalTimeoutMs / 1000}s for a human, then denies`);
+        lines.push(
+          d.elicitation
+            ? "approver: a human outside the agent, or the agent's own client (approval_elicitation: true)"
+            : 'approver: a human outside the agent (approvals approve, or the HTTP approvals API)',
+        );
+      }
       for (const l of d.action === 'deny' ? [] : d.limits) {
         lines.push(`limit:    max ${l.max} per ${l.windowMs / 1000}s, scope ${l.scope}${l.costPath ? `, cost from args.${l.costPath.join('.')}` : ''}  (${l.rule}${l.line ? `, ${file}:${l.line}` : ''})`);
       }

@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parsePolicy, PolicyLoadError } from '../../src/policy/load.js';
+
+function engineWith(cond: Record<string, unknown>, action: 'deny' | 'allow' = 'deny', toolAction = 'allow') {
+  const c = { path: 'args.text', action, ...(action === 'deny' ? { reason: 'matched' } : {}), ...cond };
+  return parsePolicy(
+    JSON.stringify({ version: 1, tools: { t: { action: toolAction, ...(toolAction === 'deny' ? { reason: 'tool' } : {}), when: [c] } } }),
+  ).engine;
+}
+
+test('the issue repro: a deny on args.text ~ ^rm cannot be passed by wrapping the string in a list', () => {
+  const e = engineWith({ op: 'regex', value: '^rm' });
+  assert.equal(e.decide('t', { text: 'rm -rf /' }).action, 'deny');
+  const wrapped = e.decide('t', { text: ['rm -rf /'] });
+  assert.equal(wrapped.action, 'deny');
+  assert.equal(wrapped.rule, 'tools.t.when[0]');
+  assert.match(wrapped.reason!, /args\.text is an array, but tools\.t\.when\[0\] tests a string/);
+  for (const text of [{ cmd: 'rm' }, 5, true]) assert.equal(e.decide('t', { text }).action, 'deny', JSON.stringify(text));
+  assert.equal(e.decide('t', { text: 'ls' }).action, 'allow');
+  assert.equal(e.decide('t', {}).action, 'allow', 'a missing argument is not a type mismatch');
+  assert.equal(e.decide('t', { text: null }).action, 'allow', 'null is an absent optional argument');
+});
+
+test('numbers sent as strings (and the reverse) are refused, for every comparing op', () => {
+  const cases: [string, unknown, unknown][] = [
+    ['gt', 100, '1000'], ['gte', 100, '100'], ['lt', 5, '-1'], ['lte', 5, [1]],
+    ['eq', 5, '5'], ['neq', 5, '5'], ['in', [1, 2], '1'], ['not_in', [1, 2], '3'],
+    ['eq', 'prod', ['prod']], ['in', ['prod'], { env: 'prod' }], ['eq', true, 'true'], ['eq', { a: 1 }, '{"a":1}'],
+    ['contains', 'rm', { 0: 'rm' }], ['contains', 'rm', ['x', 5]], ['contains', 5, '5'], ['contains', 5, [5, '5']],
+  ];
+  for (const [op, value, text] of cases) {
+    // Even a condition whose own action is "allow" denies when it cannot be decided.
+    for (const action of ['deny', 'allow'] as const) {
+      const d = engineWith({ op, value }, action, 'require_approval').decide('t', { text });
+      assert.equal(d.action, 'deny', `${op} ${JSON.stringify(value)} on ${JSON.stringify(text)} (${action})`);
+    }
+  }
+});
+
+test('well-typed values are decided exactly as the op says', () => {
+  const cases: [string, unknown, unknown, boolean][] = [
+    ['eq', 5, 5, true], ['eq', 5, 6, false], ['neq', 5, 6, true], ['neq', 5, 5, false],
+    ['in', ['a', 'b'], 'a', true], ['not_in', ['a', 'b'], 'a', false], ['in', [], 'a', false], ['not_in', [], 'a', true],
+    ['contains', 'rm', ['ls', 'sudo rm -rf'], true], ['contains', 'rm', ['ls'], false], ['contains', 'rm', 'farm', true],
+    ['contains', 5, [4, 5], true], ['contains', 5, [4], false],
+    ['eq', null, null, true], ['neq', null, null, false], ['eq', null, 'x', true /* type mismatch: denied */],
+    ['eq', [1, 2], [1, 2], true], ['eq', { a: { b: 1 } }, { a: { b: 1 } }, true], ['eq', { a: 1 }, { a: 1, b: 2 }, false],
+    ['exists', true, null, true], ['exists', false, null, false],
+  ];
+  for (const [op, value, text, denied] of cases) {
+    const d = engineWith({ op, value }).decide('t', { text });
+    assert.equal(d.action === 'deny', denied, `${op} ${JSON.stringify(value)} on ${JSON.stringify(text)}`);
+  }
+});
+
+test('paths: through arrays only by index, never through strings or by name into a list', () => {
+  const e = parsePolicy(`version: 1
+tools:
+  t:
+    action: allow
+    when:
+      - { path: args.file.path, op: regex, value: "^/etc", action: deny, reason: "no /etc" }
+      - { path: args.cmds.0, op: regex, value: "^rm", action: deny, reason: "no rm" }
+`).engine;
+  assert.equal(e.decide('t', { file: { path: '/etc/passwd' } }).action, 'deny');
+  assert.equal(e.decide('t', { file: [{ path: '/etc/passwd' }] }).action, 'deny', 'a list where an object is expected');
+  assert.match(e.decide('t', { file: '/etc/passwd' }).reason!, /tests an object at args\.file/);
+  assert.equal(e.decide('t', { file: { path: '/tmp/x' } }).action, 'allow');
+  assert.equal(e.decide('t', { file: null }).action, 'allow', 'null on the way is an absent argument');
+  assert.equal(e.decide('t', { cmds: ['rm -rf /'] }).action, 'deny');
+  assert.equal(e.decide('t', { cmds: { 0: 'rm -rf /' } }).action, 'deny', 'an object keyed "0" is read the same');
+  assert.equal(e.decide('t', { cmds: ['ls', 'rm'] }).action, 'allow');
+});
+
+test('__proto__ and constructor are ordinary own keys; inherited properties are never read', () => {
+  const e = parsePolicy(`version: 1
+tools:
+  t:
+    action: allow
+    when:
+      - { path: args.__proto__.x, op: eq, value: 1, action: deny, reason: "proto" }
+      - { path: args.constructor, op: exists, action: deny, reason: "ctor" }
+`).engine;
+  assert.equal(e.decide('t', JSON.parse('{"__proto__":{"x":1}}')).reason, 'proto');
+  assert.equal(e.decide('t', {}).action, 'allow', 'Object.prototype.constructor is not an argument');
+  assert.equal(e.decide('t', JSON.parse('{"constructor":"x"}')).reason, 'ctor');
+  assert.equal(e.decide('t', JSON.parse('{"\\u0078":"unicode escapes are decoded before the check"}')).action, 'allow');
+});
+
+test('a list of mixed types in in/not_in is refused when the policy loads', () => {
+  assert.throws(
+    () => parsePolicy(JSON.stringify({ version: 1, tools: { t: { when: [{ path: 'args.n', op: 'in', value: [1, '1'], action: 'deny', reason: 'r' }] } } })),
+    (e: PolicyLoadError) => e.issues.some((i) => i.path === 'tools.t.when[0].value' && /one type/.test(i.message)),
+  );
+});
