@@ -4,8 +4,6 @@ import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { ensureTenant } from '../storage/sqlite/ingest-session.js';
 import { SqliteRulesRepo, type RuleRow } from '../storage/sqlite/rules-repo.js';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
-import { globMatcher } from '../domain/glob.js';
-import { splitEndpoint } from '../domain/endpoint.js';
 import {
   RuleError,
   compileRule,
@@ -253,20 +251,18 @@ export class RulesService {
    */
   targetsRisky(rule: CompiledRule): string | null {
     const c = rule.conditions;
-    const hostEntries = this.risky.hostEntries();
     for (const key of ['endpoint', 'host'] as const) {
       const v = c[key];
       if (v === undefined || v === '*') continue;
-      const literal = v.toLowerCase().replace(/[*?]/g, '');
-      const host = key === 'endpoint' ? splitEndpoint(v).host : v;
-      const m = globMatcher(host);
-      for (const e of hostEntries) {
-        if (literal.includes(e) || m(e) || m(`x.${e}`)) {
-          return `${key}="${v}" covers the never-suppress destination ${e}: payload staging / exfiltration hosts must stay visible`;
-        }
+      const host = key === 'endpoint' ? endpointHostPattern(v) : v;
+      // A literal that contains a risky host (webhook.site.evil.example) is refused as well: it reads
+      // as targeting the risky host, and refusing it costs nothing.
+      const literal = host.toLowerCase().replace(/[*?]/g, '');
+      const named = this.risky.hostEntries().find((e) => literal.includes(e));
+      const covered = named ?? this.risky.coveredBy(host);
+      if (covered) {
+        return `${key}="${v}" covers the never-suppress destination ${covered}: payload staging / exfiltration hosts must stay visible`;
       }
-      const direct = this.risky.matchHost(host.replace(/^[*?.]+/, ''));
-      if (direct) return `${key}="${v}" covers the never-suppress destination ${direct}`;
     }
     if (c.ip_address !== undefined && c.ip_address !== '*' && rule.ip) {
       for (const e of this.risky.cidrEntries()) {
@@ -287,6 +283,14 @@ export class RulesService {
     if (!row) throw new RuleError('not_found', `no active rule "${ruleId}" in tenant "${tenant}": run \`rules list\` to see rule ids`);
     return row;
   }
+}
+
+/** The host part of an endpoint condition ("*.site:4*" -> "*.site", "[::1]:443" -> "::1"). */
+function endpointHostPattern(v: string): string {
+  const v6 = /^\[([^\]]+)\]/.exec(v);
+  if (v6) return v6[1]!;
+  const i = v.lastIndexOf(':');
+  return i >= 0 ? v.slice(0, i) : v;
 }
 
 function cleanText(field: string, v: unknown): string | undefined {
