@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { ensureTenant } from '../storage/sqlite/ingest-session.js';
-import { SqliteRulesRepo, type RuleRow } from '../storage/sqlite/rules-repo.js';
+import { SqliteRulesRepo, type MatchPredicate, type RuleRow } from '../storage/sqlite/rules-repo.js';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
 import {
   RuleError,
@@ -141,8 +141,12 @@ export class RulesService {
 
   /**
    * Changes a rule. Name/description changes move nothing. New conditions are validated and checked
-   * like a create, then applied retroactively to current new detections; detections the rule already
-   * suppressed stay suppressed.
+   * like a create, then the rule keeps exactly what they match:
+   *  - its former suppressions that the new conditions still match stay suppressed by it (`kept`);
+   *  - the others go to the first other active rule (creation order) that matches them
+   *    (`handed_to_other_rules`), or back to `new` (`restored`); risky destinations and suspected
+   *    impostors always go back to `new`;
+   *  - current new detections the new conditions match are suppressed (`suppressed`).
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
     const db = this.store.db;
@@ -156,10 +160,11 @@ export class RulesService {
       const row = this.mustFind(tenant, ruleId);
       const before = toRule(row);
       const matchChanged = type !== row.detection_type || JSON.stringify(rule.conditions) !== JSON.stringify(JSON.parse(row.conditions));
-      let suppressed = 0;
+      let expected = 0;
       if (matchChanged) {
         const preview = this.previewCompiled(tenant, type, rule, 0);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
+        expected = preview.would_suppress;
       }
       db.prepare('UPDATE rules SET detection_type = ?, name = ?, description = ?, conditions = ?, updated_on = ? WHERE id = ?').run(
         type,
@@ -169,15 +174,49 @@ export class RulesService {
         new Date().toISOString(),
         row.id,
       );
-      if (matchChanged) {
-        const pred = this.repo.buildPredicate(row.tenant_id, this.repo.ensureType(type), rule);
-        suppressed = this.repo.move(pred, NEW, { status: 1, rule: row.id });
-      }
+      const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
+      if (matchChanged) Object.assign(moved, this.reevaluate(row, type, rule, expected));
       const after = toRule(this.repo.ruleByUid(row.tenant_id, row.rule_uid)!);
-      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, suppressed);
+      const handedTotal = moved.handed.reduce((a, h) => a + h.count, 0);
+      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, moved.suppressed + moved.restored + handedTotal);
       this.repo.bumpRulesVersion();
-      return { rule: after, suppressed, restored: 0 };
+      return { rule: after, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed };
     }).immediate();
+  }
+
+  /**
+   * Re-evaluates a rule's detections after its conditions changed (inside update's transaction). Its
+   * former suppressions are first parked under a marker (status suppressed, rule_id = -id) so that
+   * each following step moves an exact, disjoint set, and rollups and detections move together.
+   */
+  private reevaluate(row: RuleRow, type: string, rule: CompiledRule, expected: number) {
+    const tid = row.tenant_id;
+    const own = { status: 1, rule: row.id };
+    const parked = { status: 1, rule: -row.id };
+    for (const typeId of this.repo.ruleTypes(tid, row.id)) this.repo.move(this.repo.rulePredicate(tid, typeId), own, parked);
+    const typeId = this.repo.ensureType(type);
+    const kept = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), parked, own);
+    const handed: { rule_id: string; count: number }[] = [];
+    for (const other of this.repo.activeRules(tid)) {
+      if (other.id === row.id) continue;
+      if (this.repo.ruleTypes(tid, -row.id).length === 0) break;
+      const compiled = compileRule(other.detection_type, JSON.parse(other.conditions) as RuleConditions);
+      const pred = this.guarded(tid, this.repo.buildPredicate(tid, this.repo.ensureType(other.detection_type), compiled));
+      const n = this.repo.move(pred, parked, { status: 1, rule: other.id });
+      if (n > 0) handed.push({ rule_id: other.rule_uid, count: n });
+    }
+    let restored = 0;
+    for (const t of this.repo.ruleTypes(tid, -row.id)) restored += this.repo.move(this.repo.rulePredicate(tid, t), parked, NEW);
+    const suppressed = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), NEW, own);
+    if (suppressed !== expected) {
+      throw new Error(`internal: preview counted ${expected} but update suppressed ${suppressed}; rolled back`);
+    }
+    return { suppressed, kept, restored, handed };
+  }
+
+  /** The predicate minus detections that must never be suppressed (risky destinations). */
+  private guarded(_tenantId: number, pred: MatchPredicate): MatchPredicate {
+    return this.repo.excludeRisky(pred);
   }
 
   /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */

@@ -49,4 +49,11 @@ export interface RuleChangeResult {
   suppressed: number;
   /** detections moved suppressed -> new */
   restored: number;
+  /**
+   * update only: detections this rule suppressed before the change and still matches (they stay
+   * suppressed by it), and those it no longer matches that another active rule covers (moved to that
+   * rule). The rest of its former suppressions are in `restored`.
+   */
+  kept?: number;
+  handed_to_other_rules?: { rule_id: string; count: number }[];
 }

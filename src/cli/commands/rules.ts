@@ -172,7 +172,11 @@ export function register(program: Command): void {
       const r = await run(() => svc.update(ctx.tenant, id, input, opts.actor ?? defaultActor()));
       if (ctx.json) return printJson(r);
       printRule(r.rule);
-      process.stdout.write(`suppressed ${r.suppressed} more detection(s)\n`);
+      const handed = r.handed_to_other_rules ?? [];
+      process.stdout.write(
+        `suppressed ${r.suppressed} more detection(s); kept ${r.kept ?? 0}; released ${r.restored} to new` +
+          `; handed ${handed.reduce((a, h) => a + h.count, 0)} to other rules${handed.length ? ` (${handed.map((h) => `${h.rule_id}: ${h.count}`).join(', ')})` : ''}\n`,
+      );
     });
   });
 
