@@ -287,7 +287,13 @@ export class DetectionEngine {
       run.firstTs = Math.min(run.firstTs, ev.timestamp);
       this.dirtyRuns.add(run);
     }
-    if (!blocked && !sets.endpoints.has(endpoint)) {
+    // A suspected impostor's calls never teach the baseline (its detections stay visible too).
+    const suspect =
+      this.suppressor.observe?.({
+        process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
+        host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain,
+      }) ?? false;
+    if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
       // A late event of an already completed run counts towards the baseline straight away.
       if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);

@@ -13,6 +13,8 @@ import {
   type CompiledRule,
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
+import { describeBinary } from '../analysis/impostor.js';
+import { ImpostorSet } from './guards.js';
 
 export { RuleError } from './matcher.js';
 
@@ -74,10 +76,18 @@ export class RulesService {
     const tid = this.repo.tenantId(tenant);
     const warnings: string[] = [];
     let counts = { total: 0, risky: 0, byProcess: [] as RulePreview['by_process'], byRepo: [] as RulePreview['by_repo'], riskySamples: [] as RulePreview['risky_samples'], sampleIds: [] as number[] };
+    const impostorHits: { binary: string; reason: string; count: number }[] = [];
     if (tid !== undefined) {
       const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
       counts = this.repo.previewCounts(pred, sampleLimit, opts.countsOnly ?? false);
+      // Same single matcher, then the impostor guard over the ids it matched.
+      const { set } = this.repo.impostors(tid);
+      for (const b of set.list()) {
+        const n = [...this.repo.newCountsOf(pred, this.repo.processIdsOf(new ImpostorSet([b]))).values()].reduce((a, x) => a + x, 0);
+        if (n > 0) impostorHits.push({ binary: describeBinary(b), reason: b.reason, count: n });
+      }
     }
+    const impostorCount = impostorHits.reduce((a, h) => a + h.count, 0);
     let refused: string | null = null;
     if (!hasEffectiveCondition(rule.conditions)) {
       refused = 'the rule has no condition other than "*": it would silence every detection of this type; add a process, process_sha256, endpoint, host, ip_address or scope condition';
@@ -89,6 +99,13 @@ export class RulesService {
         `the rule would also suppress ${counts.risky} detection(s) to risky destinations (${hosts}); ` +
         'narrow it (e.g. add process_sha256, owner/repo, or an endpoint/host condition) so that it excludes them';
     }
+    if (impostorCount > 0 && hasEffectiveCondition(rule.conditions) && !targeted) {
+      refused = (refused ? `${refused}. Also: ` : '') +
+        `the rule would suppress ${impostorCount} detection(s) of suspected impostor binaries (` +
+        impostorHits.map((h) => `${h.binary}: ${h.count}, ${h.reason}`).join('; ') +
+        '); a binary that impersonates a VPN daemon must stay visible whatever the rule\'s conditions: narrow it with process_sha256 of the genuine binary';
+    }
+    if (impostorCount > 0) warnings.push(`${impostorCount} matching detection(s) come from suspected impostor binaries and must stay visible`);
     if (counts.risky > 0) warnings.push(`${counts.risky} matching detection(s) go to risky destinations and must stay visible`);
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
     if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
@@ -98,6 +115,7 @@ export class RulesService {
       conditions: rule.conditions,
       would_suppress: counts.total,
       risky_matches: counts.risky,
+      impostor_matches: impostorCount,
       risky_samples: counts.riskySamples,
       by_process: counts.byProcess,
       by_repo: counts.byRepo,
@@ -214,9 +232,39 @@ export class RulesService {
     return { suppressed, kept, restored, handed };
   }
 
-  /** The predicate minus detections that must never be suppressed (risky destinations). */
-  private guarded(_tenantId: number, pred: MatchPredicate): MatchPredicate {
-    return this.repo.excludeRisky(pred);
+  /** The predicate minus detections that must never be suppressed (risky destinations, suspected impostors). */
+  private guarded(tenantId: number, pred: MatchPredicate): MatchPredicate {
+    if (!pred.possible) return pred;
+    const ids = this.repo.impostors(tenantId).processIds;
+    return this.repo.excludeProcesses(this.repo.excludeRisky(pred), ids);
+  }
+
+  /**
+   * Moves every suppressed detection of these binaries (process ids) back to `new`, whichever rule
+   * suppressed it: used when ingest first sees a binary contradict the daemon it is named after.
+   * Must run inside a write transaction. Returns how many moved.
+   */
+  releaseProcesses(tenantId: number, processIds: number[]): number {
+    if (processIds.length === 0) return 0;
+    const rows = this.store.db
+      .prepare(
+        `SELECT DISTINCT type_id, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id <> 0
+         AND process_id IN (${processIds.map(Number).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, number][];
+    let moved = 0;
+    for (const [typeId, ruleId] of rows) {
+      this.repo.fillProcesses(processIds);
+      const pred: MatchPredicate = {
+        possible: true,
+        sql: 'tenant_id = ? AND type_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
+        params: [tenantId, typeId],
+        dims: { job: false, process: true, endpoint: false, ip: false },
+      };
+      moved += this.repo.move(pred, { status: 1, rule: ruleId }, NEW);
+    }
+    return moved;
   }
 
   /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */
@@ -251,8 +299,8 @@ export class RulesService {
     for (const r of rows) {
       const compiled = compileRule(r.detection_type, JSON.parse(r.conditions) as RuleConditions);
       const pred = this.repo.buildPredicate(tenantId, this.repo.ensureType(r.detection_type), compiled);
-      // As at ingest, never-suppress destinations stay new even under an older rule.
-      moved += this.repo.move(this.repo.excludeRisky(pred), NEW, { status: 1, rule: r.id });
+      // As at ingest, never-suppress destinations and suspected impostors stay new even under an older rule.
+      moved += this.repo.move(this.guarded(tenantId, pred), NEW, { status: 1, rule: r.id });
     }
     return moved;
   }

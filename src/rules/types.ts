@@ -34,6 +34,8 @@ export interface RulePreview {
   would_suppress: number;
   /** of those, risky destinations (a non-zero value means create will refuse) */
   risky_matches: number;
+  /** of those, detections of suspected impostor binaries (a non-zero value means create will refuse) */
+  impostor_matches: number;
   risky_samples: { endpoint: string; process: string; count: number }[];
   by_process: { process: string; count: number }[];
   by_repo: { owner: string; repo: string; count: number }[];
