@@ -41,7 +41,7 @@ export function binaryKey(b: BinaryRef): string {
 export function callContradiction(c: CallEvidence): string | null {
   const sig = vpnSignatureFor(c.process);
   if (!sig) return null;
-  if (c.risky) return `risky destination ${c.host} (${c.risky})`;
+  if (c.risky) return `risky destination ${c.host}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
   if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
