@@ -360,8 +360,9 @@ export class RulesService {
     return null;
   }
 
-  private refusalCode(p: RulePreview): 'too_broad' | 'refused_risky' {
-    return hasEffectiveCondition(p.conditions) ? 'refused_risky' : 'too_broad';
+  private refusalCode(p: RulePreview): 'too_broad' | 'refused_risky' | 'refused_impostor' {
+    if (!hasEffectiveCondition(p.conditions)) return 'too_broad';
+    return p.risky_matches === 0 && p.impostor_matches > 0 ? 'refused_impostor' : 'refused_risky';
   }
 
   private mustFind(tenant: string, ruleId: string): RuleRow {

@@ -72,6 +72,7 @@ function printPreview(p: RulePreview): void {
     `conditions:     ${conditionsText(p.conditions)}`,
     `would suppress: ${p.would_suppress} new detection(s) (exact; same matcher as create and ingest)`,
     `risky matches:  ${p.risky_matches}`,
+    `impostor hits:  ${p.impostor_matches}`,
   ];
   if (p.by_process.length) out.push('', formatTable(['process', 'count'], p.by_process.slice(0, 15).map((x) => [x.process, x.count])));
   if (p.by_repo.length) out.push('', formatTable(['repo', 'count'], p.by_repo.slice(0, 15).map((x) => [`${x.owner}/${x.repo}`, x.count])));
