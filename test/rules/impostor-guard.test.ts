@@ -33,6 +33,7 @@ test('demo tenant: no rule can hide the tailscaled impostor, whatever its condit
     const p = await rules.preview('default', { detection_id: NOC, conditions: byIp });
     assert.ok(p.impostor_matches > 0);
     assert.match(p.refused_reason ?? '', new RegExp(`suspected impostor binaries \\(tailscaled sha256 ${imp.slice(0, 12)}`));
+    await assert.rejects(rules.create('default', { detection_id: NOC, conditions: byIp }, 't'), (e: { code?: string }) => e.code === 'refused_impostor');
     for (const conditions of [byIp, { process: 'tailscaled' }, { process: 'tailscale*', repo: '*' }, { ip_address: '45.61.136.14' }, { process_sha256: imp }]) {
       await assert.rejects(rules.create('default', { detection_id: NOC, conditions }, 't'), /suspected impostor/, JSON.stringify(conditions));
     }
