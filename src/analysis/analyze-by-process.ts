@@ -13,6 +13,7 @@ import { signatureSignals, suspiciousParent, vpnSignatureFor, type VpnSignature 
 import { RulesService } from '../rules/service.js';
 import { compileRule } from '../rules/matcher.js';
 import type { RuleConditions } from '../rules/types.js';
+import type { ImpostorSet } from '../rules/guards.js';
 import type { AnalyzeInput, AnalyzeResult, BinaryVerdict, ProcessGroup, SampleDetection, SuggestedRule } from './types.js';
 
 /**
@@ -368,6 +369,8 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
     const ctx: DetailCtx = {
       store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
       primaryType: types[0]!, owner, repo, workflow: f.workflow, job: f.job, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
+      // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
+      impostors: rules.repo.impostors(tenantId).set,
     };
     for (const g of page) {
       result.processes.push(buildGroup(ctx, g, procById, epById));
@@ -408,6 +411,7 @@ interface DetailCtx {
   epScratch: IdCounter;
   hostScratch: IdCounter;
   jobs: JobDict;
+  impostors: ImpostorSet;
 }
 
 /** The n largest entries by count, ties by key ascending; one pass, without sorting the whole map. */
@@ -526,7 +530,16 @@ function buildGroup(
   for (const [key, b] of binaries) {
     const path = topN(b.paths, 1, (k) => k ?? '')[0]?.[0] ?? null;
     const v: BinaryVerdict & { key: string } = { key, sha256: b.sha256, path, count: b.count, verdict: 'unverified', supporting: [], contradicting: [] };
-    if (sig) evaluateBinary(ctx, sig, g.name, b, v, acc, procById, epById);
+    if (sig) {
+      evaluateBinary(ctx, sig, g.name, b, v, acc, procById, epById);
+      // Evidence outside this view (another status, window or repo, or a call seen at ingest that left
+      // no detection) flags the binary here too, so the analysis and the rule guards always agree.
+      const flagged = ctx.impostors.get({ process: g.name, sha256: b.sha256, path });
+      if (flagged && v.verdict !== 'impostor') {
+        v.verdict = 'impostor';
+        v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
+      }
+    }
     verdicts.push(v);
   }
   verdicts.sort((a, b) => b.count - a.count || cmp(a.key, b.key));

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { splitEndpoint } from '../domain/endpoint.js';
+import { globMatcher, isGlob } from '../domain/glob.js';
 
 /**
  * Destinations that must never be silenced by a suppression rule: payload staging and exfiltration
@@ -137,6 +138,35 @@ export class RiskyDestinations {
   /** Risky entry for an "host:port" / "ip:port" endpoint, or null. */
   matchEndpoint(endpoint: string): string | null {
     return this.matchHost(splitEndpoint(endpoint).host);
+  }
+
+  /**
+   * The list entry that some host matched by `pattern` (an exact host / IP, or a `*` / `?` glob such
+   * as `*.githubusercontent.com`, `*.site` or `*`) falls under, or null. Used wherever a pattern
+   * would make calls unflagged or suppressed (allowed endpoints, expected endpoints, rules), so a
+   * pattern that would cover a risky destination is refused.
+   *
+   * A glob covers an entry E when it matches E, a subdomain of E, or a host built from the pattern
+   * itself with each wildcard filled by E (so `abc*.webhook.site` and `gist.*` are caught). The check
+   * errs towards refusing: a refused pattern can always be narrowed.
+   */
+  coveredBy(pattern: string): string | null {
+    const p = pattern.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+    if (p === '') return null;
+    if (!isGlob(p)) return this.matchHost(p);
+    const m = globMatcher(p);
+    for (const e of this.hosts) {
+      if (m(e) || m(`x.${e}`)) return e;
+      for (const fill of ['', 'x', e, `.${e}`, `x.${e}`]) {
+        const candidate = p.replace(/\*/g, fill).replace(/\?/g, 'x');
+        if (m(candidate) && this.matchHost(candidate)) return this.matchHost(candidate);
+      }
+    }
+    for (const c of this.cidrs) {
+      const base = c.range[0].toString();
+      if (m(base)) return c.source;
+    }
+    return null;
   }
 
   /** Host names of the list (for "does this pattern target a risky destination" checks). */

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDocument, LineCounter } from 'yaml';
 import { z } from 'zod';
+import { parseAllowedEndpoints } from '../detection/allowed-endpoints.js';
+import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /** egress-triage.yaml: settings shared by every command. All keys are optional. */
 export const ConfigSchema = z
@@ -35,6 +37,23 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
     const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
     const line = node?.range ? `:${lc.linePos(node.range[0]).line}` : '';
     throw new Error(`${path}${line}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  // Checked here, not only at ingest, so a config that would allow a risky destination fails every
+  // command that reads it, with its line.
+  const at = (key: string) => {
+    const node = doc.get(key, true) as { range?: [number, number, number] } | undefined;
+    return node?.range ? `:${lc.linePos(node.range[0]).line}` : '';
+  };
+  let risky;
+  try {
+    risky = riskyDestinations(parsed.data.risky_destinations);
+  } catch (err) {
+    throw new Error(`${path}${at('risky_destinations')}: ${(err as Error).message}`);
+  }
+  try {
+    parseAllowedEndpoints(parsed.data.allowed_endpoints, 'allowed_endpoints', risky);
+  } catch (err) {
+    throw new Error(`${path}${at('allowed_endpoints')}: ${(err as Error).message}`);
   }
   return { path, config: parsed.data };
 }

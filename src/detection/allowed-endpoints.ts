@@ -1,5 +1,6 @@
 import { globMatcher } from '../domain/glob.js';
 import { splitEndpoint } from '../domain/endpoint.js';
+import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
  * Harden-Runner's allowed-endpoints syntax: space/comma/newline separated `host[:port]`,
@@ -11,7 +12,16 @@ export interface AllowedEndpoint {
   port: number | '*';
 }
 
-export function parseAllowedEndpoints(spec: string | string[] | undefined, where = 'allowed endpoints'): AllowedEndpoint[] {
+/**
+ * Parses an allowed-endpoints list. An entry that names or would cover a risky destination
+ * (webhook.site:443, *.githubusercontent.com, *.site, *) is refused: allowing it would stop calls to
+ * payload-staging / exfiltration hosts from raising detections.
+ */
+export function parseAllowedEndpoints(
+  spec: string | string[] | undefined,
+  where = 'allowed endpoints',
+  risky: RiskyDestinations = riskyDestinations(),
+): AllowedEndpoint[] {
   if (!spec) return [];
   const items = (Array.isArray(spec) ? spec : [spec]).flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
   return items.map((raw) => {
@@ -20,6 +30,12 @@ export function parseAllowedEndpoints(spec: string | string[] | undefined, where
     const hostPart = raw.endsWith(':*') ? raw.slice(0, -2) : host;
     if (!/^[A-Za-z0-9*?.\-_:\[\]]+$/.test(hostPart) || hostPart === '') {
       throw new Error(`${where}: invalid entry "${raw}" (expected host[:port], e.g. *.github.com:443)`);
+    }
+    const covered = risky.coveredBy(hostPart);
+    if (covered) {
+      throw new Error(
+        `${where}: entry "${raw}" covers the risky destination ${covered}; payload-staging / exfiltration hosts can never be allowed (narrow the entry so it excludes ${covered})`,
+      );
     }
     return { raw, host: globMatcher(hostPart.replace(/^\[|\]$/g, '')), port: portPart ?? 443 };
   });

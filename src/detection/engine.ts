@@ -207,8 +207,8 @@ export class DetectionEngine {
 
   private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
     const prev = st.baseline.get(endpoint);
-    // An endpoint already in the baseline passed this check when it joined.
-    if (prev?.inBaseline !== true && this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
+    // Risky destinations never join a baseline, whatever a store written before this check holds.
+    if (this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
     const runsSeen = (prev?.runsSeen ?? 0) + 1;
     const entry: BaselineEntry = {
       runsSeen,
@@ -287,15 +287,25 @@ export class DetectionEngine {
       run.firstTs = Math.min(run.firstTs, ev.timestamp);
       this.dirtyRuns.add(run);
     }
-    if (!blocked && !sets.endpoints.has(endpoint)) {
+    // A suspected impostor's calls never teach the baseline (its detections stay visible too).
+    const suspect =
+      this.suppressor.observe?.({
+        process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
+        host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain,
+      }) ?? false;
+    if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
       // A late event of an already completed run counts towards the baseline straight away.
       if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);
     }
     let type: string | null = null;
+    const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
-    else if (!run.learning && st.baseline.get(endpoint)?.inBaseline !== true) {
-      const host = ev.domain ?? ev.ip ?? '';
+    else if (this.cfg.neverBaseline(host)) {
+      // Defence in depth: a risky destination raises a detection even while the job learns, and even
+      // if a store or an allowed-endpoints list from before this check lets it in.
+      type = NEW_OUTBOUND;
+    } else if (!run.learning && st.baseline.get(endpoint)?.inBaseline !== true) {
       if (!this.cfg.allowed.matches(host, ev.port)) type = NEW_OUTBOUND;
     }
     if (!type) return;
@@ -306,7 +316,7 @@ export class DetectionEngine {
       workflow: c.workflow,
       job: c.job,
       endpoint,
-      host: ev.domain ?? ev.ip ?? '',
+      host,
       port: ev.port,
       ip,
       process: variant.normName,
@@ -356,6 +366,8 @@ export class DetectionEngine {
     const { host, port } = splitEndpoint(d.endpoint);
     const variant = toVariant(d.process);
     let status = d.status;
+    // An export may carry a suppression made upstream; a risky destination is never silenced here.
+    if (status === 'suppressed' && this.cfg.neverBaseline(d.host ?? host)) status = 'new';
     let ruleRef = 0;
     if (status === 'new') {
       ruleRef = this.suppressor.match({

@@ -20,9 +20,25 @@ export interface DetectionSubject {
   processPath: string | null;
 }
 
+/** What ingest knows about one call's binary and destination (for the suspected-impostor verdict). */
+export interface CallFacts {
+  process: string;
+  processSha256: string | null;
+  processPath: string | null;
+  parentChain: readonly { name: string; path?: string | null }[];
+  host: string;
+  port: number | null;
+  isIp: boolean;
+}
+
 /** Returns the internal id of the first active rule that suppresses the subject, or 0. */
 export interface Suppressor {
   match(subject: DetectionSubject): number;
+  /**
+   * Sees every new call before it is evaluated. Returns true when the call's binary is a suspected
+   * impostor: such a call never teaches the baseline, and its detections are never suppressed.
+   */
+  observe?(call: CallFacts): boolean;
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

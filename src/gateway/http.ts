@@ -9,7 +9,7 @@ import { PolicyProxy } from './proxy.js';
 import { indexGrants, type Grant } from '../http/grants.js';
 import { allowedHostNames } from '../http/host-origin.js';
 import { guardRequest, writeRefusal } from '../http/guard.js';
-import { listenDecision } from '../http/listen.js';
+import { listenDecision, ListenRefusedError } from '../http/listen.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 
 export interface HttpGatewayOptions {
@@ -53,7 +53,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const host = o.host ?? '127.0.0.1';
   const grants = o.grants ?? [];
   const decision = listenDecision(host, grants.length);
-  if (!decision.ok) throw new Error(decision.message);
+  if (!decision.ok) throw new ListenRefusedError(decision.message);
   const guard = { allowedHosts: allowedHostNames(host, o.allowedHosts), grants: indexGrants(grants) };
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   // Load every policy up front (any invalid one refuses to start): one runtime per file, one state DB.

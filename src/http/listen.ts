@@ -19,6 +19,11 @@ export function isLoopbackAddress(host: string): boolean {
   return a.range() === 'loopback';
 }
 
+/** Thrown when a server would listen where it must not; the CLI reports it as a safety refusal. */
+export class ListenRefusedError extends Error {
+  override readonly name = 'ListenRefusedError';
+}
+
 export type ListenDecision = { ok: true; authenticated: boolean } | { ok: false; message: string };
 
 /**

@@ -21,6 +21,7 @@ export type RuleErrorCode =
   | 'invalid_detection_type'
   | 'too_broad'
   | 'refused_risky'
+  | 'refused_impostor'
   | 'not_found'
   | 'invalid_input';
 

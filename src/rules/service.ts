@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { ensureTenant } from '../storage/sqlite/ingest-session.js';
-import { SqliteRulesRepo, type RuleRow } from '../storage/sqlite/rules-repo.js';
+import { SqliteRulesRepo, type MatchPredicate, type RuleRow } from '../storage/sqlite/rules-repo.js';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
-import { globMatcher } from '../domain/glob.js';
-import { splitEndpoint } from '../domain/endpoint.js';
 import {
   RuleError,
   compileRule,
@@ -15,6 +13,8 @@ import {
   type CompiledRule,
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
+import { describeBinary } from '../analysis/impostor.js';
+import { ImpostorSet } from './guards.js';
 
 export { RuleError } from './matcher.js';
 
@@ -76,10 +76,18 @@ export class RulesService {
     const tid = this.repo.tenantId(tenant);
     const warnings: string[] = [];
     let counts = { total: 0, risky: 0, byProcess: [] as RulePreview['by_process'], byRepo: [] as RulePreview['by_repo'], riskySamples: [] as RulePreview['risky_samples'], sampleIds: [] as number[] };
+    const impostorHits: { binary: string; reason: string; count: number }[] = [];
     if (tid !== undefined) {
       const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
       counts = this.repo.previewCounts(pred, sampleLimit, opts.countsOnly ?? false);
+      // Same single matcher, then the impostor guard over the ids it matched.
+      const { set } = this.repo.impostors(tid);
+      for (const b of set.list()) {
+        const n = [...this.repo.newCountsOf(pred, this.repo.processIdsOf(new ImpostorSet([b]))).values()].reduce((a, x) => a + x, 0);
+        if (n > 0) impostorHits.push({ binary: describeBinary(b), reason: b.reason, count: n });
+      }
     }
+    const impostorCount = impostorHits.reduce((a, h) => a + h.count, 0);
     let refused: string | null = null;
     if (!hasEffectiveCondition(rule.conditions)) {
       refused = 'the rule has no condition other than "*": it would silence every detection of this type; add a process, process_sha256, endpoint, host, ip_address or scope condition';
@@ -91,6 +99,13 @@ export class RulesService {
         `the rule would also suppress ${counts.risky} detection(s) to risky destinations (${hosts}); ` +
         'narrow it (e.g. add process_sha256, owner/repo, or an endpoint/host condition) so that it excludes them';
     }
+    if (impostorCount > 0 && hasEffectiveCondition(rule.conditions) && !targeted) {
+      refused = (refused ? `${refused}. Also: ` : '') +
+        `the rule would suppress ${impostorCount} detection(s) of suspected impostor binaries (` +
+        impostorHits.map((h) => `${h.binary}: ${h.count}, ${h.reason}`).join('; ') +
+        '); a binary that impersonates a VPN daemon must stay visible whatever the rule\'s conditions: narrow it with process_sha256 of the genuine binary';
+    }
+    if (impostorCount > 0) warnings.push(`${impostorCount} matching detection(s) come from suspected impostor binaries and must stay visible`);
     if (counts.risky > 0) warnings.push(`${counts.risky} matching detection(s) go to risky destinations and must stay visible`);
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
     if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
@@ -100,6 +115,7 @@ export class RulesService {
       conditions: rule.conditions,
       would_suppress: counts.total,
       risky_matches: counts.risky,
+      impostor_matches: impostorCount,
       risky_samples: counts.riskySamples,
       by_process: counts.byProcess,
       by_repo: counts.byRepo,
@@ -143,8 +159,12 @@ export class RulesService {
 
   /**
    * Changes a rule. Name/description changes move nothing. New conditions are validated and checked
-   * like a create, then applied retroactively to current new detections; detections the rule already
-   * suppressed stay suppressed.
+   * like a create, then the rule keeps exactly what they match:
+   *  - its former suppressions that the new conditions still match stay suppressed by it (`kept`);
+   *  - the others go to the first other active rule (creation order) that matches them
+   *    (`handed_to_other_rules`), or back to `new` (`restored`); risky destinations and suspected
+   *    impostors always go back to `new`;
+   *  - current new detections the new conditions match are suppressed (`suppressed`).
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
     const db = this.store.db;
@@ -158,10 +178,11 @@ export class RulesService {
       const row = this.mustFind(tenant, ruleId);
       const before = toRule(row);
       const matchChanged = type !== row.detection_type || JSON.stringify(rule.conditions) !== JSON.stringify(JSON.parse(row.conditions));
-      let suppressed = 0;
+      let expected = 0;
       if (matchChanged) {
         const preview = this.previewCompiled(tenant, type, rule, 0);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
+        expected = preview.would_suppress;
       }
       db.prepare('UPDATE rules SET detection_type = ?, name = ?, description = ?, conditions = ?, updated_on = ? WHERE id = ?').run(
         type,
@@ -171,15 +192,79 @@ export class RulesService {
         new Date().toISOString(),
         row.id,
       );
-      if (matchChanged) {
-        const pred = this.repo.buildPredicate(row.tenant_id, this.repo.ensureType(type), rule);
-        suppressed = this.repo.move(pred, NEW, { status: 1, rule: row.id });
-      }
+      const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
+      if (matchChanged) Object.assign(moved, this.reevaluate(row, type, rule, expected));
       const after = toRule(this.repo.ruleByUid(row.tenant_id, row.rule_uid)!);
-      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, suppressed);
+      const handedTotal = moved.handed.reduce((a, h) => a + h.count, 0);
+      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, moved.suppressed + moved.restored + handedTotal);
       this.repo.bumpRulesVersion();
-      return { rule: after, suppressed, restored: 0 };
+      return { rule: after, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed };
     }).immediate();
+  }
+
+  /**
+   * Re-evaluates a rule's detections after its conditions changed (inside update's transaction). Its
+   * former suppressions are first parked under a marker (status suppressed, rule_id = -id) so that
+   * each following step moves an exact, disjoint set, and rollups and detections move together.
+   */
+  private reevaluate(row: RuleRow, type: string, rule: CompiledRule, expected: number) {
+    const tid = row.tenant_id;
+    const own = { status: 1, rule: row.id };
+    const parked = { status: 1, rule: -row.id };
+    for (const typeId of this.repo.ruleTypes(tid, row.id)) this.repo.move(this.repo.rulePredicate(tid, typeId), own, parked);
+    const typeId = this.repo.ensureType(type);
+    const kept = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), parked, own);
+    const handed: { rule_id: string; count: number }[] = [];
+    for (const other of this.repo.activeRules(tid)) {
+      if (other.id === row.id) continue;
+      if (this.repo.ruleTypes(tid, -row.id).length === 0) break;
+      const compiled = compileRule(other.detection_type, JSON.parse(other.conditions) as RuleConditions);
+      const pred = this.guarded(tid, this.repo.buildPredicate(tid, this.repo.ensureType(other.detection_type), compiled));
+      const n = this.repo.move(pred, parked, { status: 1, rule: other.id });
+      if (n > 0) handed.push({ rule_id: other.rule_uid, count: n });
+    }
+    let restored = 0;
+    for (const t of this.repo.ruleTypes(tid, -row.id)) restored += this.repo.move(this.repo.rulePredicate(tid, t), parked, NEW);
+    const suppressed = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), NEW, own);
+    if (suppressed !== expected) {
+      throw new Error(`internal: preview counted ${expected} but update suppressed ${suppressed}; rolled back`);
+    }
+    return { suppressed, kept, restored, handed };
+  }
+
+  /** The predicate minus detections that must never be suppressed (risky destinations, suspected impostors). */
+  private guarded(tenantId: number, pred: MatchPredicate): MatchPredicate {
+    if (!pred.possible) return pred;
+    const ids = this.repo.impostors(tenantId).processIds;
+    return this.repo.excludeProcesses(this.repo.excludeRisky(pred), ids);
+  }
+
+  /**
+   * Moves every suppressed detection of these binaries (process ids) back to `new`, whichever rule
+   * suppressed it: used when ingest first sees a binary contradict the daemon it is named after.
+   * Must run inside a write transaction. Returns how many moved.
+   */
+  releaseProcesses(tenantId: number, processIds: number[]): number {
+    if (processIds.length === 0) return 0;
+    const rows = this.store.db
+      .prepare(
+        `SELECT DISTINCT type_id, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id <> 0
+         AND process_id IN (${processIds.map(Number).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, number][];
+    let moved = 0;
+    for (const [typeId, ruleId] of rows) {
+      this.repo.fillProcesses(processIds);
+      const pred: MatchPredicate = {
+        possible: true,
+        sql: 'tenant_id = ? AND type_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
+        params: [tenantId, typeId],
+        dims: { job: false, process: true, endpoint: false, ip: false },
+      };
+      moved += this.repo.move(pred, { status: 1, rule: ruleId }, NEW);
+    }
+    return moved;
   }
 
   /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */
@@ -214,8 +299,8 @@ export class RulesService {
     for (const r of rows) {
       const compiled = compileRule(r.detection_type, JSON.parse(r.conditions) as RuleConditions);
       const pred = this.repo.buildPredicate(tenantId, this.repo.ensureType(r.detection_type), compiled);
-      // As at ingest, never-suppress destinations stay new even under an older rule.
-      moved += this.repo.move(this.repo.excludeRisky(pred), NEW, { status: 1, rule: r.id });
+      // As at ingest, never-suppress destinations and suspected impostors stay new even under an older rule.
+      moved += this.repo.move(this.guarded(tenantId, pred), NEW, { status: 1, rule: r.id });
     }
     return moved;
   }
@@ -253,20 +338,18 @@ export class RulesService {
    */
   targetsRisky(rule: CompiledRule): string | null {
     const c = rule.conditions;
-    const hostEntries = this.risky.hostEntries();
     for (const key of ['endpoint', 'host'] as const) {
       const v = c[key];
       if (v === undefined || v === '*') continue;
-      const literal = v.toLowerCase().replace(/[*?]/g, '');
-      const host = key === 'endpoint' ? splitEndpoint(v).host : v;
-      const m = globMatcher(host);
-      for (const e of hostEntries) {
-        if (literal.includes(e) || m(e) || m(`x.${e}`)) {
-          return `${key}="${v}" covers the never-suppress destination ${e}: payload staging / exfiltration hosts must stay visible`;
-        }
+      const host = key === 'endpoint' ? endpointHostPattern(v) : v;
+      // A literal that contains a risky host (webhook.site.evil.example) is refused as well: it reads
+      // as targeting the risky host, and refusing it costs nothing.
+      const literal = host.toLowerCase().replace(/[*?]/g, '');
+      const named = this.risky.hostEntries().find((e) => literal.includes(e));
+      const covered = named ?? this.risky.coveredBy(host);
+      if (covered) {
+        return `${key}="${v}" covers the never-suppress destination ${covered}: payload staging / exfiltration hosts must stay visible`;
       }
-      const direct = this.risky.matchHost(host.replace(/^[*?.]+/, ''));
-      if (direct) return `${key}="${v}" covers the never-suppress destination ${direct}`;
     }
     if (c.ip_address !== undefined && c.ip_address !== '*' && rule.ip) {
       for (const e of this.risky.cidrEntries()) {
@@ -277,8 +360,9 @@ export class RulesService {
     return null;
   }
 
-  private refusalCode(p: RulePreview): 'too_broad' | 'refused_risky' {
-    return hasEffectiveCondition(p.conditions) ? 'refused_risky' : 'too_broad';
+  private refusalCode(p: RulePreview): 'too_broad' | 'refused_risky' | 'refused_impostor' {
+    if (!hasEffectiveCondition(p.conditions)) return 'too_broad';
+    return p.risky_matches === 0 && p.impostor_matches > 0 ? 'refused_impostor' : 'refused_risky';
   }
 
   private mustFind(tenant: string, ruleId: string): RuleRow {
@@ -287,6 +371,14 @@ export class RulesService {
     if (!row) throw new RuleError('not_found', `no active rule "${ruleId}" in tenant "${tenant}": run \`rules list\` to see rule ids`);
     return row;
   }
+}
+
+/** The host part of an endpoint condition ("*.site:4*" -> "*.site", "[::1]:443" -> "::1"). */
+function endpointHostPattern(v: string): string {
+  const v6 = /^\[([^\]]+)\]/.exec(v);
+  if (v6) return v6[1]!;
+  const i = v.lastIndexOf(':');
+  return i >= 0 ? v.slice(0, i) : v;
 }
 
 function cleanText(field: string, v: unknown): string | undefined {

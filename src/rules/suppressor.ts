@@ -1,24 +1,34 @@
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import type { DetectionSubject, Suppressor } from '../domain/subject.js';
-import { NO_SUPPRESSION } from '../domain/subject.js';
+import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
 import { compileRule, matchSubject, type CompiledRule } from './matcher.js';
-import { riskyDestinations } from '../analysis/risky-destinations.js';
+import { RulesService } from './service.js';
+import { callContradiction } from '../analysis/impostor.js';
+import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
+import { ImpostorSet, neverSuppress } from './guards.js';
 import type { RuleConditions } from './types.js';
 
 /**
  * Builds the ingest-time suppressor of a tenant from its active rules, with the same compiled
  * matcher preview and create use. Rules are tried in creation order; the first match wins.
- * Never-suppress guard: a detection to a risky destination is never suppressed at ingest, even by a
- * rule created before that destination appeared (create refuses rules covering existing ones).
+ * Never-suppress guard (guards.ts): a detection to a risky destination, or of a suspected impostor
+ * binary, is never suppressed at ingest, even by a rule created before the evidence appeared.
+ *
+ * The impostor set starts from the store's evidence and grows as calls arrive (`observe`). When a
+ * binary is first flagged mid-stream, the detections of it that rules suppressed earlier are moved
+ * back to `new` in the same transaction, so the verdict also applies to the past.
  */
 export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDestinations?: string[]): Suppressor {
   const db = store.db;
   const tid = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
-  if (tid === undefined) return NO_SUPPRESSION;
-  const rows = db
-    .prepare('SELECT id, detection_type, conditions FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
-    .all(tid) as { id: number; detection_type: string; conditions: string }[];
-  if (rows.length === 0) return NO_SUPPRESSION;
+  const service = new RulesService(store, { extraRiskyDestinations });
+  const risky = service.risky;
+  const impostors = tid === undefined ? new ImpostorSet() : service.repo.impostors(tid).set;
+  const rows =
+    tid === undefined
+      ? []
+      : (db
+          .prepare('SELECT id, detection_type, conditions FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
+          .all(tid) as { id: number; detection_type: string; conditions: string }[]);
   const rules: { id: number; rule: CompiledRule }[] = [];
   for (const r of rows) {
     try {
@@ -27,13 +37,30 @@ export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDest
       // A stored rule that no longer compiles matches nothing rather than everything.
     }
   }
-  const risky = riskyDestinations(extraRiskyDestinations);
+  const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
   return {
     match(subject: DetectionSubject): number {
+      if (rules.length === 0) return 0;
+      if (neverSuppress({ ...facts(subject), endpoint: subject.endpoint }, risky, impostors)) return 0;
       for (const { id, rule } of rules) {
-        if (matchSubject(rule, subject)) return risky.matchEndpoint(subject.endpoint) ? 0 : id;
+        if (matchSubject(rule, subject)) return id;
       }
       return 0;
+    },
+    observe(call: CallFacts): boolean {
+      if (!vpnSignatureFor(call.process)) return false;
+      const b = facts(call);
+      if (impostors.get(b)) return true;
+      const reason = callContradiction({ ...b, parentChain: call.parentChain, host: call.host, port: call.port, isIp: call.isIp, risky: risky.matchHost(call.host) });
+      if (!reason) return false;
+      const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
+      impostors.add(flagged);
+      const t = tid ?? (db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined);
+      if (t !== undefined) {
+        service.repo.flagImpostor(t, flagged);
+        service.releaseProcesses(t, service.repo.processIdsOf(new ImpostorSet([flagged])));
+      }
+      return true;
     },
   };
 }

@@ -34,6 +34,8 @@ export interface RulePreview {
   would_suppress: number;
   /** of those, risky destinations (a non-zero value means create will refuse) */
   risky_matches: number;
+  /** of those, detections of suspected impostor binaries (a non-zero value means create will refuse) */
+  impostor_matches: number;
   risky_samples: { endpoint: string; process: string; count: number }[];
   by_process: { process: string; count: number }[];
   by_repo: { owner: string; repo: string; count: number }[];
@@ -49,4 +51,11 @@ export interface RuleChangeResult {
   suppressed: number;
   /** detections moved suppressed -> new */
   restored: number;
+  /**
+   * update only: detections this rule suppressed before the change and still matches (they stay
+   * suppressed by it), and those it no longer matches that another active rule covers (moved to that
+   * rule). The rest of its former suppressions are in `restored`.
+   */
+  kept?: number;
+  handed_to_other_rules?: { rule_id: string; count: number }[];
 }

@@ -45,11 +45,11 @@ function exitOf(args: string[]): Promise<{ code: number | null; stderr: string }
   });
 }
 
-test('serve refuses a non-loopback address without grants: exit 2, a clear message, no stack', async () => {
+test('serve refuses a non-loopback address without grants: exit 4 (refused), a clear message, no stack', async () => {
   const db = emptyStore('refuse.db');
   for (const listen of ['0.0.0.0:0', '[::]:0']) {
     const r = await exitOf(['serve', '--db', db, '--tenant', 'demo', '--listen', listen]);
-    assert.equal(r.code, 2, `${listen}: ${r.stderr}`);
+    assert.equal(r.code, 4, `${listen}: ${r.stderr}`);
     assert.match(r.stderr, /refusing to listen on non-loopback address .* without bearer tokens: give --grants FILE/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }

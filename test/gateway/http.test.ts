@@ -122,7 +122,7 @@ test('HTTP gateway refuses a non-loopback listen address without tokens', async 
   const t = tmpDir();
   const policy = t.file('p.yaml', 'version: 1\n');
   const r = await cli(['gateway', '--policy', policy, '--db', t.db, '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '0.0.0.0:0']);
-  assert.notEqual(r.code, 0);
+  assert.equal(r.code, 4, r.stderr);
   assert.match(r.stderr, /refusing to listen on non-loopback address 0\.0\.0\.0 without bearer tokens/);
   t.cleanup();
 });

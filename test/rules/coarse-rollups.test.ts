@@ -7,6 +7,7 @@ import { openSqlite, migrate } from '../../src/storage/sqlite/db.js';
 import { CORE_MIGRATIONS } from '../../src/storage/sqlite/core-migrations.js';
 import { call, coarseMismatches, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
+import { DetectionEngine, DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 
 const T = 'coarse';
 const NOC = 'New-Outbound-Network-Call';
@@ -66,7 +67,13 @@ test('migration 2 backfills the coarse rollups of an existing store', () => {
     migrate(db, CORE_MIGRATIONS.filter((m) => m.version === 1));
     db.close();
     const v1 = SqliteStoreV1(path);
-    ingest(v1, T, events(T));
+    // a version-1 store had no rules and no impostor table: ingest without a suppressor
+    const session = v1.openIngestSession(T);
+    const engine = new DetectionEngine(session, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 });
+    session.transaction(() => {
+      engine.beginBatch();
+      for (const ev of events(T)) engine.handleCall(ev);
+    });
     v1.close();
     const s2 = SqliteStore.open(path);
     try {

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
+import { BaselineError } from '../../storage/sqlite/baseline-repo.js';
+import { riskyDestinations } from '../../analysis/risky-destinations.js';
 
 interface ShowOpts extends StoreOptions {
   owner: string;
@@ -45,21 +47,60 @@ export function register(program: Command): void {
   });
   const expect = base
     .command('expect')
-    .description('Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once')
+    .description('Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)')
     .requiredOption('--owner <owner>', 'GitHub org / owner')
     .requiredOption('--repo <repo>', 'repository name')
     .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
     .option('--workflow <path>', 'only this workflow')
     .option('--job <job>', 'only this job');
   withStoreOptions(expect).action(async (opts: ExpectOpts) => {
-    if (!/^[^\s:]+:\d{1,5}$/.test(opts.endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(opts.endpoint)) {
-      throw new UserError(`--endpoint: expected host:port (e.g. api.example.com:443), got "${opts.endpoint}"`);
-    }
-    await withStore(opts, async ({ store, tenant, json }) => {
-      const r = store.baselines.markExpected(tenant, opts, opts.endpoint);
-      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo}${opts.workflow ? ' ' + opts.workflow : ''}${opts.job ? ' job ' + opts.job : ''} in tenant "${tenant}"`, EXIT.NOT_FOUND);
+    checkEndpoint(opts.endpoint);
+    await withStore(opts, async ({ store, tenant, json, config }) => {
+      let r;
+      try {
+        r = store.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
+      } catch (err) {
+        if (err instanceof BaselineError) throw new UserError(`--endpoint: ${err.message}`, EXIT.REFUSED);
+        throw err;
+      }
+      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
   });
+  const unexpect = base
+    .command('unexpect')
+    .description('Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned')
+    .requiredOption('--owner <owner>', 'GitHub org / owner')
+    .requiredOption('--repo <repo>', 'repository name')
+    .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
+    .option('--workflow <path>', 'only this workflow')
+    .option('--job <job>', 'only this job');
+  withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
+    checkEndpoint(opts.endpoint);
+    await withStore(opts, async ({ store, tenant, json }) => {
+      const r = store.baselines.unmarkExpected(tenant, opts, opts.endpoint);
+      if (r.jobs.length === 0) throw new UserError(`${opts.endpoint} is not expected in any job of ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
+      if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
+      process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
+    });
+  });
+}
+
+function checkEndpoint(endpoint: string): void {
+  if (!/^[^\s:]+:\d{1,5}$/.test(endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(endpoint)) {
+    throw new UserError(`--endpoint: expected host:port (e.g. api.example.com:443), got "${endpoint}"`);
+  }
+}
+
+function where(o: ExpectOpts): string {
+  return `${o.owner}/${o.repo}${o.workflow ? ' ' + o.workflow : ''}${o.job ? ' job ' + o.job : ''}`;
+}
+
+function riskyOf(extra: string[] | undefined) {
+  try {
+    return riskyDestinations(extra);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
 }

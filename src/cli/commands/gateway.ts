@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { resolveDbPath } from '../../config/paths.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
+import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
 import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
@@ -86,6 +87,7 @@ export function register(program: Command): void {
             gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
             if (e instanceof PolicyLoadError) throw e;
+            if (e instanceof ListenRefusedError) throw new UserError(e.message, EXIT.REFUSED);
             const errno = (e as NodeJS.ErrnoException).code;
             throw new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
           }

@@ -47,15 +47,15 @@ interface IngestOpts extends StoreOptions {
 
 /** Flags override the config file, which overrides the built-in defaults. */
 export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: number; allowedEndpoints?: string }, config: ConfigFile): EngineConfig {
-  let allowed;
-  try {
-    allowed = parseAllowedEndpoints(opts.allowedEndpoints ?? config.allowed_endpoints, opts.allowedEndpoints ? '--allowed-endpoints' : 'allowed_endpoints');
-  } catch (err) {
-    throw new UserError((err as Error).message);
-  }
   let risky;
   try {
     risky = riskyDestinations(config.risky_destinations);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  let allowed;
+  try {
+    allowed = parseAllowedEndpoints(opts.allowedEndpoints ?? config.allowed_endpoints, opts.allowedEndpoints ? '--allowed-endpoints' : 'allowed_endpoints', risky);
   } catch (err) {
     throw new UserError((err as Error).message);
   }

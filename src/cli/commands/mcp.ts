@@ -119,7 +119,7 @@ export function register(program: Command): void {
         if (grants.length > 0 && opts.actor) throw new UserError('--actor cannot be combined with --grants: rule changes are recorded as mcp:<identity> of the bearer token');
         if (grants.length > 0 && opts.identity) throw new UserError('--identity cannot be combined with --grants: the bearer token names the identity');
         const decision = listenDecision(addr.host, grants.length);
-        if (!decision.ok) throw new UserError(`--listen: ${decision.message}`);
+        if (!decision.ok) throw new UserError(`--listen: ${decision.message}`, EXIT.REFUSED);
         const app = await wrapPolicyErrors(() =>
           startHttpServer({
             ...serverOptions(opts, ctx),

@@ -49,7 +49,7 @@ async function run<T>(fn: () => Promise<T>): Promise<T> {
 
 function ruleExitCode(code: RuleError['code']): number {
   if (code === 'not_found') return EXIT.NOT_FOUND;
-  if (code === 'too_broad' || code === 'refused_risky') return EXIT.REFUSED;
+  if (code === 'too_broad' || code === 'refused_risky' || code === 'refused_impostor') return EXIT.REFUSED;
   return EXIT.USAGE;
 }
 
@@ -79,6 +79,7 @@ function printPreview(p: RulePreview): void {
     `conditions:     ${conditionsText(p.conditions)}`,
     `would suppress: ${p.would_suppress} new detection(s) (exact; same matcher as create and ingest)`,
     `risky matches:  ${p.risky_matches}`,
+    `impostor hits:  ${p.impostor_matches}`,
   ];
   if (p.by_process.length) out.push('', formatTable(['process', 'count'], p.by_process.slice(0, 15).map((x) => [x.process, x.count])));
   if (p.by_repo.length) out.push('', formatTable(['repo', 'count'], p.by_repo.slice(0, 15).map((x) => [`${x.owner}/${x.repo}`, x.count])));
@@ -179,7 +180,11 @@ export function register(program: Command): void {
       const r = await run(() => svc.update(ctx.tenant, id, input, opts.actor ?? defaultActor()));
       if (ctx.json) return printJson(r);
       printRule(r.rule);
-      process.stdout.write(`suppressed ${r.suppressed} more detection(s)\n`);
+      const handed = r.handed_to_other_rules ?? [];
+      process.stdout.write(
+        `suppressed ${r.suppressed} more detection(s); kept ${r.kept ?? 0}; released ${r.restored} to new` +
+          `; handed ${handed.reduce((a, h) => a + h.count, 0)} to other rules${handed.length ? ` (${handed.map((h) => `${h.rule_id}: ${h.count}`).join(', ')})` : ''}\n`,
+      );
     });
   });
 

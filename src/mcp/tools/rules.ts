@@ -115,6 +115,7 @@ function writeResult(tenant: string, action: 'created' | 'updated' | 'deleted', 
     rule: r.rule as unknown as Record<string, unknown>,
     suppressed: r.suppressed,
     restored: r.restored,
+    ...(r.kept !== undefined ? { kept: r.kept, handed_to_other_rules: r.handed_to_other_rules ?? [] } : {}),
     confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
     note,
   });
@@ -134,6 +135,11 @@ const changeOutput = {
   rule: ruleSchema,
   suppressed: z.number().describe('Detections moved from new to suppressed by this write (exact)'),
   restored: z.number().describe('Detections moved from suppressed back to new by this write (exact)'),
+  kept: z.number().optional().describe('update only: detections the rule suppressed before and still matches (stay suppressed)'),
+  handed_to_other_rules: z
+    .array(z.object({ rule_id: z.string(), count: z.number() }))
+    .optional()
+    .describe('update only: former suppressions the rule no longer matches that another active rule covers, per rule'),
   confirmed_via: z.enum(['confirm-flag', 'elicitation']).describe('How the write was confirmed'),
   note: z.string(),
 };
@@ -312,7 +318,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         if (a.name !== undefined) patch.name = a.name;
         if (a.description !== undefined) patch.description = a.description;
         const r = await svc.update(tenant, a.ruleId, patch, ctx.actor);
-        return writeResult(tenant, 'updated', r, answer, `Rule ${r.rule.rule_id} updated; ${r.suppressed} detection(s) newly suppressed, ${r.restored} restored to new.`);
+        return writeResult(tenant, 'updated', r, answer, `Rule ${r.rule.rule_id} updated; ${r.suppressed} detection(s) newly suppressed, ${r.kept ?? 0} kept, ${r.restored} released to new, ${(r.handed_to_other_rules ?? []).reduce((a, h) => a + h.count, 0)} handed to other rules.`);
       },
     ),
   );

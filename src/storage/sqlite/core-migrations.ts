@@ -168,6 +168,22 @@ INSERT INTO meta (key, value) VALUES ('rules_version', '0');
     name: 'coarse rollups by process (endpoint, job, day), kept exact by triggers',
     up: (db) => db.exec(coarseRollupsSql()),
   },
+  {
+    version: 3,
+    name: 'suspected impostor binaries flagged at ingest',
+    // Evidence seen at ingest that may leave no detection behind (a learning run, a call already in
+    // the baseline); the rest of the verdict is recomputed from detections. Binary = sha256, else path.
+    up: `
+CREATE TABLE suspected_impostors (
+  tenant_id INTEGER NOT NULL,
+  process TEXT NOT NULL,
+  binary TEXT NOT NULL,
+  sha256 TEXT,
+  path TEXT,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, process, binary)
+) WITHOUT ROWID;`,
+  },
 ];
 
 const COARSE_KEYS: Record<string, string> = {

@@ -2,6 +2,9 @@ import type { SqliteDatabase } from './db.js';
 import { ROLLUP_UPSERT } from './ingest-session.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
+import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { ImpostorSet } from '../../rules/guards.js';
 
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
@@ -55,7 +58,7 @@ const COARSE_TABLES: [string, string][] = [
   ['rollup_process_day', 'day'],
 ];
 
-const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky'] as const;
+const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_impostors'] as const;
 type Temp = (typeof TEMPS)[number];
 
 /** Risky endpoint ids, computed incrementally over the shared (append-only) endpoint dictionary. */
@@ -195,6 +198,92 @@ export class SqliteRulesRepo {
     if (this.fill('rm_eps', ids) === 0) return { ...pred, possible: false, sql: '0', params: [] };
     const sql = pred.dims.endpoint ? pred.sql : `${pred.sql} AND endpoint_id IN (SELECT id FROM temp.rm_eps)`;
     return { ...pred, sql, dims: { ...pred.dims, endpoint: true } };
+  }
+
+  /**
+   * The tenant's suspected impostors and every process id that is one of their binaries. Evidence:
+   * each (VPN-named process variant, endpoint) pair of the tenant's detections, of any type, status
+   * or rule (so suppressing or resolving detections never hides evidence), judged by the same pure
+   * verdict the analysis uses.
+   */
+  impostors(tenantId: number): { set: ImpostorSet; processIds: number[] } {
+    const names = VPN_PROCESS_NAMES.map(() => '?').join(',');
+    const procs = this.db
+      .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${names})`)
+      .all(...VPN_PROCESS_NAMES) as { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[];
+    const set = new ImpostorSet();
+    for (const b of this.db
+      .prepare('SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = ? ORDER BY process, binary')
+      .all(tenantId) as SuspectedImpostor[]) {
+      set.add(b);
+    }
+    if (procs.length === 0) return { set, processIds: [] };
+    const byId = new Map(procs.map((p) => [p.id, p]));
+    const pairs = this.db
+      .prepare(
+        `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
+         WHERE r.tenant_id = ? AND r.process_id IN (${procs.map((p) => p.id).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, string, number | null, number][];
+    const evidence: CallEvidence[] = pairs.map(([pid, host, port, isIp]) => {
+      const p = byId.get(pid)!;
+      return {
+        process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: JSON.parse(p.parent_chain) as { name: string }[],
+        host, port, isIp: isIp === 1, risky: this.risky.matchHost(host),
+      };
+    });
+    for (const b of suspectedImpostors(evidence)) set.add(b);
+    return { set, processIds: this.processIdsOf(set, procs) };
+  }
+
+  /** Records a binary flagged at ingest (idempotent). */
+  flagImpostor(tenantId: number, b: SuspectedImpostor): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO suspected_impostors (tenant_id, process, binary, sha256, path, reason) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(tenantId, b.process, binaryKey(b), b.sha256, b.path, b.reason);
+  }
+
+  /** Process ids (of the shared dictionary) that are binaries of the set. */
+  processIdsOf(set: ImpostorSet, procs?: { id: number; norm_name: string; path: string | null; sha256: string | null }[]): number[] {
+    if (set.size === 0) return [];
+    const rows =
+      procs ??
+      (this.db
+        .prepare(`SELECT id, norm_name, path, sha256 FROM processes WHERE norm_name IN (${set.list().map(() => '?').join(',')})`)
+        .all(...set.list().map((b) => b.process)) as { id: number; norm_name: string; path: string | null; sha256: string | null }[]);
+    const keys = new Set(set.list().map(binaryKey));
+    return rows.filter((p) => keys.has(binaryKey({ process: p.norm_name, sha256: p.sha256, path: p.path }))).map((p) => p.id);
+  }
+
+  /** Puts these process ids in temp.rm_procs (for a hand-built predicate with dims.process). */
+  fillProcesses(ids: number[]): void {
+    this.ensureTemps();
+    this.fill('rm_procs', ids);
+  }
+
+  /** The same predicate minus detections of these process ids (suspected impostors). */
+  excludeProcesses(pred: MatchPredicate, ids: number[]): MatchPredicate {
+    if (!pred.possible || ids.length === 0) return pred;
+    this.ensureTemps();
+    this.fill('rm_impostors', ids);
+    return { ...pred, sql: `${pred.sql} AND process_id NOT IN (SELECT id FROM temp.rm_impostors)` };
+  }
+
+  /** Currently-new detections matching the predicate, per process id among `ids`. */
+  newCountsOf(pred: MatchPredicate, ids: number[]): Map<number, number> {
+    const out = new Map<number, number>();
+    if (!pred.possible || ids.length === 0) return out;
+    this.ensureTemps();
+    this.fill('rm_impostors', ids);
+    const table = pred.dims.ip ? 'detection_rollup' : pred.dims.endpoint ? (pred.dims.job ? 'detection_rollup' : 'rollup_process_endpoint') : 'rollup_process_job';
+    for (const [pid, n] of this.db
+      .prepare(`SELECT process_id, sum(n) FROM ${table} WHERE ${pred.sql} AND status = 0 AND rule_id = 0 AND process_id IN (SELECT id FROM temp.rm_impostors) GROUP BY process_id`)
+      .raw()
+      .all(...pred.params) as [number, number][]) {
+      out.set(pid, n);
+    }
+    return out;
   }
 
   /**

@@ -1,0 +1,65 @@
+import { signatureSignals, suspiciousParent, vpnSignatureFor } from './vpn-signatures.js';
+
+/**
+ * The suspected-impostor verdict as pure functions over plain data. The analysis, the rule guards
+ * (create, update, preview, restore) and ingest (suppression and baseline learning) all use these,
+ * so they agree on which binaries are suspected impostors.
+ *
+ * A binary is one executable claiming a process name: its sha256, or its path when the hash is
+ * unknown (the analysis groups binaries the same way). It is a suspected impostor when its name is a
+ * known VPN / mesh daemon and ANY of its calls contradicts that daemon: a risky destination, a
+ * domain outside the daemon's signature, or a parent chain through a package manager or interpreter.
+ * The verdict is monotone: more evidence can flag a binary, never clear it.
+ */
+
+export interface BinaryRef {
+  /** normalised process name */
+  process: string;
+  sha256: string | null;
+  path: string | null;
+}
+
+export interface CallEvidence extends BinaryRef {
+  parentChain: readonly { name: string; path?: string | null }[];
+  host: string;
+  port: number | null;
+  isIp: boolean;
+  /** the risky-list entry the destination falls under, or null */
+  risky: string | null;
+}
+
+export interface SuspectedImpostor extends BinaryRef {
+  /** the first contradiction found */
+  reason: string;
+}
+
+export function binaryKey(b: BinaryRef): string {
+  return `${b.process}\u0001${b.sha256 ? `sha:${b.sha256.toLowerCase()}` : `path:${b.path ?? ''}`}`;
+}
+
+/** Why this call contradicts the daemon its binary is named after; null when it does not (or the name is no daemon's). */
+export function callContradiction(c: CallEvidence): string | null {
+  const sig = vpnSignatureFor(c.process);
+  if (!sig) return null;
+  if (c.risky) return `risky destination ${c.host}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
+  if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
+  const parent = suspiciousParent([...c.parentChain]);
+  if (parent) return `started through ${parent}`;
+  return null;
+}
+
+/** The suspected impostors among the binaries of these calls. */
+export function suspectedImpostors(calls: Iterable<CallEvidence>): SuspectedImpostor[] {
+  const out = new Map<string, SuspectedImpostor>();
+  for (const c of calls) {
+    const k = binaryKey(c);
+    if (out.has(k)) continue;
+    const reason = callContradiction(c);
+    if (reason) out.set(k, { process: c.process, sha256: c.sha256, path: c.sha256 ? null : c.path, reason });
+  }
+  return [...out.values()];
+}
+
+export function describeBinary(b: BinaryRef): string {
+  return `${b.process} ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : `at ${b.path ?? 'an unknown path'}`}`;
+}

@@ -1,0 +1,46 @@
+import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } from '../analysis/impostor.js';
+
+/**
+ * The never-suppress guard as one pure decision: a detection to a risky destination, or of a
+ * binary suspected of being an impostor, is never suppressed by any rule. The SQL side (preview,
+ * create, update, restore) excludes the same endpoint and process ids, computed with the same
+ * functions; ingest calls this directly.
+ */
+
+export interface GuardFacts extends BinaryRef {
+  /** "host:port" */
+  endpoint: string;
+}
+
+export type GuardRefusal = { kind: 'risky'; entry: string; reason: string } | { kind: 'impostor'; binary: SuspectedImpostor; reason: string };
+
+export class ImpostorSet {
+  private readonly byKey = new Map<string, SuspectedImpostor>();
+  constructor(binaries: Iterable<SuspectedImpostor> = []) {
+    for (const b of binaries) this.add(b);
+  }
+  /** true when the binary was not in the set before */
+  add(b: SuspectedImpostor): boolean {
+    const k = binaryKey(b);
+    if (this.byKey.has(k)) return false;
+    this.byKey.set(k, b);
+    return true;
+  }
+  get(b: BinaryRef): SuspectedImpostor | null {
+    return this.byKey.get(binaryKey(b)) ?? null;
+  }
+  get size(): number {
+    return this.byKey.size;
+  }
+  list(): SuspectedImpostor[] {
+    return [...this.byKey.values()];
+  }
+}
+
+export function neverSuppress(f: GuardFacts, risky: { matchEndpoint(endpoint: string): string | null }, impostors: ImpostorSet): GuardRefusal | null {
+  const entry = risky.matchEndpoint(f.endpoint);
+  if (entry) return { kind: 'risky', entry, reason: `${f.endpoint} is the risky destination ${entry}` };
+  const b = impostors.get(f);
+  if (b) return { kind: 'impostor', binary: b, reason: `${describeBinary(b)} is a suspected impostor (${b.reason})` };
+  return null;
+}

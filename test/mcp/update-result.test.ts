@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RulesService } from '../../src/rules/service.js';
+import { call as event, ingest, proc, tmpStore, TS0 } from '../analysis/helpers.js';
+import { callOk, stdioClient } from './helpers.js';
+
+test('MCP update_suppression_rule reports kept, released and handed-over counts of a narrowed rule', async () => {
+  const { store, path, cleanup } = tmpStore();
+  const T = 'mcpnarrow';
+  try {
+    const evs = [];
+    for (let i = 0; i < 12; i++) evs.push(event(T, 'api', 100 + i, TS0 + i * 1000, proc('curl'), { domain: `h${i % 2}.example.com`, port: 443 }, i % 3 ? 'acme-corp' : 'globex'));
+    ingest(store, T, evs);
+    const svc = new RulesService(store);
+    const wide = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'curl' } }, 't');
+    const h1 = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { endpoint: 'h1.example.com:443' } }, 't');
+    store.close();
+    const { client } = await stdioClient(path, { tenant: T });
+    try {
+      const r = await callOk(client, 'update_suppression_rule', { ruleId: wide.rule.rule_id, conditions: { process: 'curl', owner: 'acme-corp' }, confirm: true });
+      // globex: i = 0, 3, 6, 9 -> h0, h1, h0, h1: two go to the h1 rule, two back to new
+      assert.equal(r.kept, 8);
+      assert.deepEqual(r.handed_to_other_rules, [{ rule_id: h1.rule.rule_id, count: 2 }]);
+      assert.equal(r.restored, 2);
+      assert.equal(r.suppressed, 0);
+      assert.match(r.note, /8 kept, 2 released to new, 2 handed to other rules/);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    cleanup();
+  }
+});
