@@ -12,6 +12,11 @@ export interface AllowedEndpoint {
   port: number | '*';
 }
 
+/** An allowed-endpoints entry that would let a risky destination in: a safety refusal, not a typo. */
+export class RiskyCoverageError extends Error {
+  override readonly name = 'RiskyCoverageError';
+}
+
 /**
  * Parses an allowed-endpoints list. An entry that names or would cover a risky destination
  * (webhook.site:443, *.githubusercontent.com, *.site, *) is refused: allowing it would stop calls to
@@ -33,7 +38,7 @@ export function parseAllowedEndpoints(
     }
     const covered = risky.coveredBy(hostPart);
     if (covered) {
-      throw new Error(
+      throw new RiskyCoverageError(
         `${where}: entry "${raw}" covers the risky destination ${covered}; payload-staging / exfiltration hosts can never be allowed (narrow the entry so it excludes ${covered})`,
       );
     }

@@ -7,7 +7,7 @@ import { out } from '../output.js';
 import { IngestPipeline, type SourceSummary } from '../../ingest/pipeline.js';
 import { SourceReadError } from '../../ingest/input.js';
 import { INGEST_FORMATS, type IngestFormat } from '../../ingest/adapters/types.js';
-import { AllowedEndpoints, parseAllowedEndpoints } from '../../detection/allowed-endpoints.js';
+import { AllowedEndpoints, parseAllowedEndpoints, RiskyCoverageError } from '../../detection/allowed-endpoints.js';
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { JobContext } from '../../domain/types.js';
@@ -57,7 +57,7 @@ export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: n
   try {
     allowed = parseAllowedEndpoints(opts.allowedEndpoints ?? config.allowed_endpoints, opts.allowedEndpoints ? '--allowed-endpoints' : 'allowed_endpoints', risky);
   } catch (err) {
-    throw new UserError((err as Error).message);
+    throw new UserError((err as Error).message, err instanceof RiskyCoverageError ? EXIT.REFUSED : EXIT.USAGE);
   }
   return {
     ...DEFAULT_ENGINE_CONFIG,
