@@ -6,7 +6,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
-import { text, tmpDir } from './helpers.js';
+import { text, tmpDir, waitFor } from './helpers.js';
 
 function makeServer(onSlow: { release?: () => void }) {
   const server = new McpServer({ name: 'inproc', version: '1' });
@@ -17,7 +17,7 @@ function makeServer(onSlow: { release?: () => void }) {
   return server;
 }
 
-test('in-process mode: policy between an McpServer and its client transport; quota returned when the server goes away mid-call', async () => {
+test('in-process mode: policy between an McpServer and its client transport; a crash after the call was sent keeps its quota', async () => {
   const t = tmpDir();
   const policy = t.file(
     'p.yaml',
@@ -52,11 +52,10 @@ tools:
     const limiter = gw.runtime.holder.limiter;
     const key = 'tools.hang.rate_limit\u0000g';
     const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(limiter.used(key, 60_000), 1);
+    await waitFor(() => limiter.used(key, 60_000) === 1 || undefined, 5000);
     await server.close(); // the upstream goes away with the call in flight
-    await assert.rejects(p, /upstream closed or crashed/);
-    assert.equal(limiter.used(key, 60_000), 0, 'quota is given back on an upstream crash');
+    await assert.rejects(p, /upstream closed or crashed.*counts against its rate limit/);
+    assert.equal(limiter.used(key, 60_000), 1, 'the server had the call: a crash does not give the quota back');
   } finally {
     await client.close().catch(() => undefined);
     await gw.close();

@@ -5,6 +5,7 @@ import { PolicyLoadError } from '../../policy/load.js';
 import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
 import { loadGrants, type Grant } from '../../gateway/grants.js';
+import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -35,6 +36,7 @@ interface GatewayOpts {
   upstreamTokenEnv?: string;
   identity?: string;
   sessionId?: string;
+  maxMessageBytes?: string;
 }
 
 export function register(program: Command): void {
@@ -55,6 +57,7 @@ export function register(program: Command): void {
     .option('--upstream-token-env <var>', 'send "Authorization: Bearer $VAR" to the upstream')
     .option('--identity <name>', 'stdio mode: identity for the "client" scope and the audit log')
     .option('--session-id <id>', 'stdio mode: stable session key, so approvals filed before a restart still bind')
+    .option('--max-message-bytes <size>', 'stdio mode: largest JSON-RPC message in either direction, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)')
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       const dbPath = resolveDbPath(opts.db);
@@ -94,6 +97,12 @@ export function register(program: Command): void {
           return;
         }
         if (command.length === 0) throw new UserError('give an upstream: --upstream URL or "-- <command> [args...]"');
+        let maxMessageBytes: number;
+        try {
+          maxMessageBytes = resolveMaxMessageBytes(opts.maxMessageBytes);
+        } catch (e) {
+          throw new UserError((e as Error).message);
+        }
         const code = await runStdioGateway({
           policyPath: opts.policy,
           dbPath,
@@ -102,6 +111,7 @@ export function register(program: Command): void {
           args: command.slice(1),
           identity: opts.identity,
           sessionId: opts.sessionId,
+          maxMessageBytes,
         });
         process.exitCode = code;
       } catch (e) {
