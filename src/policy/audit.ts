@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SqliteDatabase } from '../storage/sqlite/db.js';
 
@@ -55,6 +55,8 @@ export class AuditLog {
   private buf: AuditRecord[] = [];
   private timer?: NodeJS.Timeout;
   private readonly insert;
+  /** Opened once in append mode: a write per record costs one syscall, not open/write/close. */
+  private fd?: number;
   onError: (e: Error) => void = (e) => process.stderr.write(`egress-triage: audit write failed: ${e.message}\n`);
 
   constructor(
@@ -85,7 +87,10 @@ export class AuditLog {
     const batch = this.buf;
     this.buf = [];
     try {
-      if (this.file) appendFileSync(this.file, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      if (this.file) {
+        this.fd ??= openSync(this.file, 'a');
+        writeSync(this.fd, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      }
     } catch (e) {
       this.onError(e as Error);
     }
@@ -117,6 +122,8 @@ export class AuditLog {
 
   close(): void {
     this.flush();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 
