@@ -135,8 +135,9 @@ export class PolicyProxy {
       case 'call':
       case 'request':
         // A second request under an id still in flight would take over the first one's answer (and
-        // leave the first call unaudited): refuse it.
-        if (this.calls.has(c.id) || this.openRequests.has(c.id)) {
+        // leave the first call unaudited), and one under the id of a call that was cancelled or timed
+        // out could be handed that call's late answer: refuse both.
+        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id)) {
           return this.refuse(m, c.id, -32600, `Invalid Request: id ${JSON.stringify(c.id)} is already in use by a request in flight`, m.method);
         }
         if (c.kind === 'call') return this.handleCall(m);

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SqliteDatabase } from '../storage/sqlite/db.js';
 
@@ -55,8 +55,6 @@ export class AuditLog {
   private buf: AuditRecord[] = [];
   private timer?: NodeJS.Timeout;
   private readonly insert;
-  /** Opened once in append mode: a write per record costs one syscall, not open/write/close. */
-  private fd?: number;
   onError: (e: Error) => void = (e) => process.stderr.write(`egress-triage: audit write failed: ${e.message}\n`);
 
   constructor(
@@ -87,10 +85,8 @@ export class AuditLog {
     const batch = this.buf;
     this.buf = [];
     try {
-      if (this.file) {
-        this.fd ??= openSync(this.file, 'a');
-        writeSync(this.fd, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
-      }
+      // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
+      if (this.file) appendFileSync(this.file, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
     } catch (e) {
       this.onError(e as Error);
     }
@@ -122,8 +118,6 @@ export class AuditLog {
 
   close(): void {
     this.flush();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
   }
 }
 

@@ -21,8 +21,11 @@ tools:
     const after = await g.reply('after');
     assert.match(resultText(after), /^\[POLICY DENIED\] rate limit exceeded/, 'both slots were used by cancelled calls the upstream had');
     assert.equal(g.upstreamCalls().length, 2);
+    // The id of a cancelled call may still get a late answer from the upstream: it cannot be reused.
+    g.send(call('c0', 'echo', { text: 'reuse' }));
+    assert.match((await g.reply('c0')).error?.message ?? '', /already in use/);
     // The two forwarded calls get no answer once cancelled (MCP); the other eight were denied at once.
-    const answered = g.out.filter((m) => typeof m.id === 'string' && /^c\d$/.test(m.id));
+    const answered = g.out.filter((m) => typeof m.id === 'string' && /^c\d$/.test(m.id) && m.result);
     assert.equal(answered.length, 8);
     for (const m of answered) assert.match(resultText(m), /^\[POLICY DENIED\] rate limit exceeded/);
     const recs = g.auditFile().filter((r) => r.tool === 'slow');
