@@ -185,8 +185,8 @@ export class PolicyProxy {
    */
   private refuse(m: Msg, reply: Id | null | undefined, code: number, message: string, method: string | undefined): void {
     const t0 = performance.now();
-    if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: { code, message } }, reply ?? undefined);
-    if (method === undefined && !(isObj(m) && 'method' in m) && reply === undefined) return this.o.log?.(message);
+    const strayResponse = reply === undefined && !(isObj(m) && 'method' in m);
+    if (strayResponse) return this.o.log?.(message);
     const p = isObj(m) ? m.params : undefined;
     const name = method === 'tools/call' && isObj(p) && typeof p.name === 'string' ? p.name : undefined;
     const args = method === 'tools/call' && isObj(p) && isObj(p.arguments) ? p.arguments : {};
@@ -195,6 +195,7 @@ export class PolicyProxy {
       tool: name ?? label, args, argsHash: safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'protocol',
       reason: message, t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
     });
+    if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: { code, message } }, reply ?? undefined);
   }
 
   private handleCall(m: Msg): void {
