@@ -395,13 +395,15 @@ export class PolicyProxy {
     if (isResponse) {
       const call = this.calls.get(id);
       if (call) {
-        const err = isObj(m.error) ? m.error : undefined;
+        const isErr = m.error !== undefined;
+        const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
         const res = isObj(m.result) ? m.result : undefined;
-        // Audit first: with `audit.sync` the record is written before the agent can see the answer.
+        // Audit first: with `audit.sync` the record is written before the agent can see the answer. Only
+        // the code is recorded: an upstream's error text may quote argument values the audit keeps hashed.
         this.finish(
-          call, call.auditDecision, err ? 'rpc_error' : res?.isError === true ? 'tool_error' : 'ok',
-          err && typeof err.message === 'string' ? `upstream error ${String(err.code)}: ${err.message}` : undefined,
-          err && typeof err.code === 'number' ? err.code : undefined,
+          call, call.auditDecision, isErr ? 'rpc_error' : res?.isError === true ? 'tool_error' : 'ok',
+          isErr ? `upstream error ${code ?? '(no code)'}` : undefined,
+          code,
         );
         this.sendDown(m);
         return;

@@ -116,6 +116,10 @@ export function register(program: Command): void {
         process.exitCode = code;
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, 1);
+        const err = e as NodeJS.ErrnoException;
+        if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
+          throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`);
+        }
         throw e;
       }
     });
