@@ -19,7 +19,10 @@ import { hashArgs } from '../src/policy/canonical.js';
 
 const CLI = process.env.EGRESS_TRIAGE_BENCH_CLI ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-const BENCH_HTTP_POLICY = 'version: 1\ndefault: allow\ntools:\n  echo: { rate_limit: { max: 1000000000, window: 60 } }\n  "*": { rate_limit: { max: 1000000000, window: 60, scope: global } }\n';
+// POLICY_BENCH_AUDIT_SYNC=false measures batched audit writes instead of the default write-before-answer.
+const BENCH_HTTP_POLICY =
+  'version: 1\ndefault: allow\ntools:\n  echo: { rate_limit: { max: 1000000000, window: 60 } }\n  "*": { rate_limit: { max: 1000000000, window: 60, scope: global } }\n' +
+  (process.env.POLICY_BENCH_AUDIT_SYNC ? `audit: { sync: ${process.env.POLICY_BENCH_AUDIT_SYNC === 'false' ? 'false' : 'true'} }\n` : '');
 const FIXTURE = fileURLToPath(new URL('../test/gateway/fixtures/echo-server.js', import.meta.url));
 const env = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
 
@@ -443,6 +446,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
         process.exit(1);
       },
     );
+  } else if (a[0] === '--stdio-only') {
+    const dir = mkdtempSync(join(tmpdir(), 'policy-bench-'));
+    const policy = join(dir, 'p.yaml');
+    writeFileSync(policy, BENCH_HTTP_POLICY);
+    stdioBench(dir, policy)
+      .then((r) => console.log(JSON.stringify(r, null, 2)))
+      .finally(() => rmSync(dir, { recursive: true, force: true }));
   } else if (a[0] === '--http-only') {
     const dir = mkdtempSync(join(tmpdir(), 'policy-bench-'));
     const policy = join(dir, 'p.yaml');

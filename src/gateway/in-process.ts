@@ -54,6 +54,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     state: runtime.state,
     session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
     identity: opts.identity ?? 'local',
+    // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
+    passMethods: ['prompts/get'],
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
     log: (l) => process.stderr.write(`egress-triage policy: ${l}\n`),
     onClose: () => {

@@ -9,15 +9,18 @@ import type { PolicyState } from '../policy/state.js';
 import type { AuditDecision, AuditRecord, UpstreamOutcome } from '../policy/audit.js';
 import type { LimitRequest, Reservation } from '../policy/rate-limiter.js';
 import type { ApprovalOutcome } from '../policy/approvals.js';
+import { classifyInbound } from './methods.js';
+import { quotaComesBack } from './quota.js';
 
 /**
  * A policy-enforcing MCP proxy at the JSON-RPC message level.
  *
  * `downstream` faces the agent (we play server), `upstream` faces the real server (we play client).
- * Only `tools/call` requests and `tools/list` responses are touched; every other message is passed
- * through as the same object in both directions, ids included. Nothing here awaits one call before
- * handling the next message, so a slow call or an elicitation in the middle of a call never blocks
- * other traffic.
+ * From the agent, only allow-listed methods pass (src/gateway/methods.ts); `tools/call` is decided by
+ * the policy and everything else is refused and audited. `tools/list` responses lose hidden tools.
+ * Whatever passes is forwarded as the same object in both directions, ids included. Nothing here awaits
+ * one call before handling the next message, so a slow call or an elicitation in the middle of a call
+ * never blocks other traffic.
  */
 
 type Id = string | number;
@@ -45,6 +48,11 @@ export interface ProxyOptions {
   upstreamRelated?: () => Id | undefined;
   /** Replaces `upstream.close()` on shutdown, e.g. to end the upstream HTTP session first. */
   closeUpstream?: () => Promise<void>;
+  /**
+   * Methods beyond the default allow-list that this upstream is known to serve safely (the built-in
+   * mode passes its own server's prompts).
+   */
+  passMethods?: readonly string[];
   /** Called once when either side closes; the proxy has already closed the other side. */
   onClose?: () => void;
   log?: (line: string) => void;
@@ -80,6 +88,9 @@ export class PolicyProxy {
   private readonly listIds = new Set<Id>();
   private readonly droppedIds = new Set<Id>();
   private readonly ownRequests = new Map<Id, (m: Msg) => void>();
+  /** Requests the upstream sent to the client and not yet answered: the only responses forwarded up. */
+  private readonly upstreamRequests = new Set<Id>();
+  private readonly passMethods: ReadonlySet<string>;
   private clientCaps: Record<string, unknown> = {};
   private initialized = false;
   private closed = false;
@@ -89,7 +100,9 @@ export class PolicyProxy {
     }
   };
 
-  constructor(private readonly o: ProxyOptions) {}
+  constructor(private readonly o: ProxyOptions) {
+    this.passMethods = new Set(o.passMethods ?? []);
+  }
 
   get inFlight(): number {
     return this.calls.size;
@@ -115,43 +128,74 @@ export class PolicyProxy {
   // ---------------------------------------------------------------- agent -> server
 
   private fromDown(m: Msg): void {
-    if (Array.isArray(m)) {
-      // Transports below us should already refuse batches; refuse again so nothing slips past policy.
-      this.sendDown({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request: JSON-RPC batches are not supported' } });
-      return;
-    }
-    const method = m.method;
-    if (typeof method === 'string' && m.id !== undefined && m.id !== null) {
-      if (method === 'tools/call') return this.handleCall(m);
-      if (method === 'tools/list') this.listIds.add(m.id);
-      if (method === 'initialize' && isObj(m.params) && isObj(m.params.capabilities)) this.clientCaps = m.params.capabilities;
-      this.openRequests.set(m.id, method);
-      this.sendUp(m, m.id);
-      return;
-    }
-    if (typeof method === 'string') {
-      if (method === 'notifications/initialized') this.initialized = true;
-      if (method === 'notifications/cancelled' && isObj(m.params)) {
-        const rid = m.params.requestId as Id;
-        const call = this.calls.get(rid);
-        if (call) {
-          const wasForwarded = call.forwarded;
-          this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
-          this.droppedIds.add(rid);
-          if (!wasForwarded) return; // the upstream never saw this call
+    const c = classifyInbound(m, this.passMethods);
+    switch (c.kind) {
+      case 'refuse':
+        return this.refuse(m, c.reply, c.code, c.message, c.method);
+      case 'call':
+      case 'request':
+        // A second request under an id still in flight would take over the first one's answer (and
+        // leave the first call unaudited), and one under the id of a call that was cancelled or timed
+        // out could be handed that call's late answer: refuse both.
+        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id)) {
+          return this.refuse(m, c.id, -32600, `Invalid Request: id ${JSON.stringify(c.id)} is already in use by a request in flight`, m.method);
         }
+        if (c.kind === 'call') return this.handleCall(m);
+        if (c.method === 'tools/list') this.listIds.add(c.id);
+        if (c.method === 'initialize' && isObj(m.params) && isObj(m.params.capabilities)) this.clientCaps = m.params.capabilities;
+        this.openRequests.set(c.id, c.method);
+        this.sendUp(m, c.id);
+        return;
+      case 'notification':
+        if (c.method === 'notifications/initialized') this.initialized = true;
+        if (c.method === 'notifications/cancelled' && isObj(m.params)) {
+          const rid = m.params.requestId as Id;
+          const call = this.calls.get(rid);
+          if (call) {
+            const wasForwarded = call.forwarded;
+            this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
+            this.droppedIds.add(rid);
+            if (!wasForwarded) return; // the upstream never saw this call
+          }
+        }
+        this.sendUp(m);
+        return;
+      case 'response': {
+        // A response from the client: to one of our own requests (approval elicitation) or the upstream's.
+        const own = this.ownRequests.get(c.id);
+        if (own) {
+          this.ownRequests.delete(c.id);
+          own(m);
+          return;
+        }
+        if (!this.upstreamRequests.delete(c.id)) {
+          this.o.log?.(`dropped a response from the client to ${JSON.stringify(c.id)}: no such request from the upstream is open`);
+          return;
+        }
+        this.sendUp(m);
+        return;
       }
-      this.sendUp(m);
-      return;
     }
-    // A response from the client: to one of our own requests (approval elicitation) or the upstream's.
-    if (m.id !== undefined && m.id !== null && this.ownRequests.has(m.id)) {
-      const fn = this.ownRequests.get(m.id)!;
-      this.ownRequests.delete(m.id);
-      fn(m);
-      return;
-    }
-    this.sendUp(m);
+  }
+
+  /**
+   * A message the gateway will not forward: answered with a JSON-RPC error when it has a usable id (or
+   * null when the id is the problem), dropped when it is a notification. Audited unless it is a stray
+   * response, since a refused message may be an attempt to get a call past the policy.
+   */
+  private refuse(m: Msg, reply: Id | null | undefined, code: number, message: string, method: string | undefined): void {
+    const t0 = performance.now();
+    const strayResponse = reply === undefined && !(isObj(m) && 'method' in m);
+    if (strayResponse) return this.o.log?.(message);
+    const p = isObj(m) ? m.params : undefined;
+    const name = method === 'tools/call' && isObj(p) && typeof p.name === 'string' ? p.name : undefined;
+    const args = method === 'tools/call' && isObj(p) && isObj(p.arguments) ? p.arguments : {};
+    const label = method === undefined ? '<invalid message>' : `method:${method.length > 200 ? `${method.slice(0, 200)}…` : method}`;
+    this.audit({
+      tool: name ?? label, args, argsHash: safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'protocol',
+      reason: message, t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
+    });
+    if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: { code, message } }, reply ?? undefined);
   }
 
   private handleCall(m: Msg): void {
@@ -353,8 +397,15 @@ export class PolicyProxy {
       const call = this.calls.get(id);
       if (call) {
         const isErr = m.error !== undefined;
+        const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
         const res = isObj(m.result) ? m.result : undefined;
-        this.finish(call, call.auditDecision, isErr ? 'rpc_error' : res?.isError === true ? 'tool_error' : 'ok', undefined);
+        // Audit first: with `audit.sync` the record is written before the agent can see the answer. Only
+        // the code is recorded: an upstream's error text may quote argument values the audit keeps hashed.
+        this.finish(
+          call, call.auditDecision, isErr ? 'rpc_error' : res?.isError === true ? 'tool_error' : 'ok',
+          isErr ? `upstream error ${code ?? '(no code)'}` : undefined,
+          code,
+        );
         this.sendDown(m);
         return;
       }
@@ -370,6 +421,7 @@ export class PolicyProxy {
       this.sendDown(m);
       return;
     }
+    if (m.method !== undefined && id !== undefined && id !== null) this.upstreamRequests.add(id);
     // Requests and notifications from the server. Relate them to the downstream request they belong to
     // so an HTTP client sees them on that request's stream: progress names its request via the token.
     let related: Id | undefined;
@@ -390,38 +442,44 @@ export class PolicyProxy {
     m: Msg, t0: number, tool: string, args: Record<string, unknown>, rule: string, decision: AuditDecision,
     reason: string, policyHash: string, argsHash?: string, d?: Decision,
   ): void {
-    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: deniedResult(reason) });
     this.audit({
       tool, args, argsHash: argsHash ?? safeHash(this.o.state.hashKey, args), decision, rule: d && rule === d.rule && d.line ? `${rule} (line ${d.line})` : rule,
       reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: d?.auditArgs ?? 'hash',
     });
+    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: deniedResult(reason) });
   }
 
   private denyCall(call: Call, decision: AuditDecision, reason: string): void {
     if (call.done) return;
-    this.sendDown({ jsonrpc: '2.0', id: call.id, result: deniedResult(reason) });
     this.finish(call, decision, 'not_forwarded', reason);
+    this.sendDown({ jsonrpc: '2.0', id: call.id, result: deniedResult(reason) });
   }
 
   private failCall(call: Call, outcome: UpstreamOutcome, code: number, message: string): void {
     if (call.done) return;
-    this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code, message: `${message} (quota returned)` } });
-    this.finish(call, call.auditDecision, outcome, message);
+    const returned = this.finish(call, call.auditDecision, outcome, message);
+    const note = !call.reservation ? '' : returned ? ' (quota returned)' : ' (the call counts against its rate limit: the upstream may have run it)';
+    this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code, message: `${message}${note}` } });
   }
 
-  /** Ends a call exactly once: timers, quota (given back unless the upstream produced a result), audit. */
-  private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined): void {
-    if (call.done) return;
+  /**
+   * Ends a call exactly once: timers, quota (given back only where the upstream provably did not run
+   * the call, see quota.ts), audit. Returns whether the quota came back.
+   */
+  private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined, rpcErrorCode?: number): boolean {
+    if (call.done) return false;
     call.done = true;
     if (call.timer) clearTimeout(call.timer);
     call.abort?.abort();
     this.calls.delete(call.id);
-    if (call.reservation && upstream !== 'ok' && upstream !== 'tool_error') this.o.holder.limiter.rollback(call.reservation);
+    const back = quotaComesBack({ forwarded: call.forwarded, upstream, rpcErrorCode });
+    if (call.reservation && back) this.o.holder.limiter.rollback(call.reservation);
     this.audit({
       tool: call.tool, args: call.args, argsHash: call.argsHash, decision,
       rule: call.decision.line ? `${call.decision.rule} (line ${call.decision.line})` : call.decision.rule,
       reason, t0: call.t0, upstream, policyHash: call.policyHash, auditArgs: call.decision.auditArgs, approvalId: call.approvalId,
     });
+    return back;
   }
 
   private audit(a: {
@@ -445,7 +503,7 @@ export class PolicyProxy {
         policy_hash: a.policyHash.slice(0, 16),
         approval_id: a.approvalId || undefined,
       };
-      this.o.state.audit.append(r);
+      this.o.state.audit.append(r, this.o.holder.current.engine.file.audit?.sync ?? true);
     } catch (e) {
       this.o.log?.(`audit failed: ${(e as Error).message}`);
     }

@@ -1,41 +1,51 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../mcp/message-limit.js';
+import { isValidId, JsonLineReader, recoverEnvelope, type OversizeLine, type RpcId } from './json-lines.js';
 
-const MAX_LINE = 16 * 1024 * 1024;
+export interface LineStdioOptions {
+  /** Largest message accepted, in bytes (see src/mcp/message-limit.ts). */
+  maxMessageBytes?: number;
+  /**
+   * Refuse messages that are not valid MCP JSON-RPC (the SDK's schema) with -32600 here. Off for the
+   * policy proxy, which sees every message so it can audit a malformed tools/call; on for a plain server.
+   */
+  validate?: boolean;
+}
 
 /**
  * Server-side stdio transport that reads lines itself instead of using the SDK's, because the SDK's
- * ReadBuffer hands parsed values straight to the schema: a JSON array (batch) must be refused here
- * with -32600 before anything could treat its members as individual messages.
+ * ReadBuffer hands parsed values straight to the schema (a JSON array must be refused here with
+ * -32600 before anything could treat its members as individual messages), has no limit one can share
+ * with the other direction, and answers nothing for an oversize message.
  */
 export class LineStdioServerTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
-  private buf = '';
   private closed = false;
+  private readonly reader: JsonLineReader;
+  private readonly validate: boolean;
 
   constructor(
     private readonly input: Readable,
     private readonly output: Writable,
-  ) {}
+    opts: LineStdioOptions = {},
+  ) {
+    const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.validate = opts.validate ?? false;
+    this.reader = new JsonLineReader(max, (l) => this.handleLine(l), (o) => this.oversize(o, max));
+  }
 
-  private readonly onData = (chunk: Buffer | string) => {
-    this.buf += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) !== -1) {
-      const line = this.buf.slice(0, nl).replace(/\r$/, '');
-      this.buf = this.buf.slice(nl + 1);
-      if (line.trim()) this.handleLine(line);
-    }
-    if (this.buf.length > MAX_LINE) {
-      this.buf = '';
-      this.reject(null, -32600, 'Invalid Request: message too large');
-    }
-  };
+  private readonly onData = (chunk: Buffer | string) => this.reader.push(chunk);
   private readonly onEnd = () => void this.close();
   private readonly onErr = (e: Error) => this.onerror?.(e);
+
+  private oversize(o: OversizeLine, max: number): void {
+    const { id } = recoverEnvelope(o);
+    this.reject(id ?? null, -32600, `Invalid Request: message of ${o.bytes} bytes exceeds the limit of ${max} bytes`);
+  }
 
   private handleLine(line: string): void {
     let v: unknown;
@@ -45,9 +55,12 @@ export class LineStdioServerTransport implements Transport {
       return this.reject(null, -32700, 'Parse error');
     }
     if (Array.isArray(v)) return this.reject(null, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    const id = typeof v === 'object' && v !== null ? (v as { id?: unknown }).id : undefined;
     if (typeof v !== 'object' || v === null || (v as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
-      const id = typeof v === 'object' && v !== null ? ((v as { id?: unknown }).id ?? null) : null;
-      return this.reject(typeof id === 'string' || typeof id === 'number' ? id : null, -32600, 'Invalid Request');
+      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request');
+    }
+    if (this.validate && !JSONRPCMessageSchema.safeParse(v).success) {
+      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request: not a valid JSON-RPC message');
     }
     try {
       this.onmessage?.(v as JSONRPCMessage);
@@ -56,7 +69,7 @@ export class LineStdioServerTransport implements Transport {
     }
   }
 
-  private reject(id: string | number | null, code: number, message: string): void {
+  private reject(id: RpcId | null, code: number, message: string): void {
     void this.send({ jsonrpc: '2.0', id, error: { code, message } } as unknown as JSONRPCMessage);
   }
 

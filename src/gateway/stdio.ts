@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { LineStdioServerTransport } from './stdio-transport.js';
+import { StdioUpstreamTransport } from './stdio-upstream.js';
 import { PolicyProxy } from './proxy.js';
 import { createPolicyRuntime } from './runtime.js';
 
@@ -18,9 +18,18 @@ export interface StdioGatewayOptions {
    * agent restarted with the same value pick up approvals filed before a gateway restart.
    */
   sessionId?: string;
+  /** Largest JSON-RPC message in either direction (src/mcp/message-limit.ts). */
+  maxMessageBytes?: number;
   input?: NodeJS.ReadableStream;
   output?: NodeJS.WritableStream;
+  /**
+   * End the session cleanly on SIGTERM/SIGINT (default true): in-flight calls are answered, every audit
+   * record is written, then the returned promise resolves with 0.
+   */
+  handleSignals?: boolean;
 }
+
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 /** Runs one stdio session: our stdin/stdout <-> policy <-> a spawned child. Resolves with an exit code. */
 export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
@@ -34,18 +43,19 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
       identity = 'local';
     }
   }
-  const upstream = new StdioClientTransport({
+  const upstream = new StdioUpstreamTransport({
     command: o.command,
     args: o.args,
     // A transparent wrapper: the server sees the environment it would see without us.
     env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string')),
-    stderr: 'inherit',
+    maxMessageBytes: o.maxMessageBytes,
   });
   const downstream = new LineStdioServerTransport(
     (o.input ?? process.stdin) as import('node:stream').Readable,
     (o.output ?? process.stdout) as import('node:stream').Writable,
+    { maxMessageBytes: o.maxMessageBytes },
   );
-  let closedBy: 'upstream' | 'downstream' | undefined;
+  let closedBy: 'upstream' | 'downstream' | 'signal' | undefined;
   return new Promise<number>((resolve, reject) => {
     const proxy = new PolicyProxy({
       downstream,
@@ -56,10 +66,18 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
       identity: identity!,
       log: (l) => process.stderr.write(`egress-triage gateway: ${l}\n`),
       onClose: () => {
+        for (const sig of SIGNALS) process.off(sig, onSignal);
+        // Closing the runtime flushes whatever audit records are still buffered.
         runtime.close();
         resolve(closedBy === 'upstream' ? 1 : 0);
       },
     });
+    // Without this the default action kills the process with records of answered calls still in memory.
+    const onSignal = () => {
+      closedBy ??= 'signal';
+      void proxy.close();
+    };
+    if (o.handleSignals !== false) for (const sig of SIGNALS) process.once(sig, onSignal);
     proxy.start().then(
       () => {
         // Remember which side ended the session for the exit code.
@@ -75,6 +93,7 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
         };
       },
       (e) => {
+        for (const sig of SIGNALS) process.off(sig, onSignal);
         runtime.close();
         reject(e);
       },

@@ -1,4 +1,4 @@
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { LineStdioServerTransport } from '../gateway/stdio-transport.js';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 
 export interface PolicyOptions {
@@ -22,15 +22,16 @@ const log = (l: string) => process.stderr.write(`egress-triage mcp: ${l}\n`);
  * Serves MCP over stdio. stdout carries nothing but JSON-RPC; every log line goes to stderr.
  * With `policy`, every tools/call passes the in-process policy gateway first.
  */
-export async function runStdioServer(opts: EgressTriageServerOptions & { policy?: PolicyOptions }): Promise<StdioHandle> {
+export async function runStdioServer(
+  opts: EgressTriageServerOptions & { policy?: PolicyOptions; /** see src/mcp/message-limit.ts */ maxMessageBytes?: number },
+): Promise<StdioHandle> {
   const server = createEgressTriageServer(opts);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
   let close: () => Promise<void>;
   if (opts.policy) {
     const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
-    const { LineStdioServerTransport } = await import('../gateway/stdio-transport.js');
-    const transport = new LineStdioServerTransport(process.stdin, process.stdout);
+    const transport = new LineStdioServerTransport(process.stdin, process.stdout, { maxMessageBytes: opts.maxMessageBytes });
     const gw = await createPolicyGatewayForServer({
       policyPath: opts.policy.policyPath,
       dbPath: opts.policy.dbPath,
@@ -47,7 +48,8 @@ export async function runStdioServer(opts: EgressTriageServerOptions & { policy?
     };
     log(`serving tenant "${opts.tenant}" over stdio with policy ${opts.policy.policyPath}`);
   } else {
-    const transport = new StdioServerTransport();
+    // Our own reader rather than the SDK's StdioServerTransport: the SDK's has no size cap on stdin.
+    const transport = new LineStdioServerTransport(process.stdin, process.stdout, { maxMessageBytes: opts.maxMessageBytes, validate: true });
     transport.onclose = () => resolveClosed();
     server.server.onclose = () => resolveClosed();
     await server.connect(transport);

@@ -43,8 +43,13 @@ const FLUSH_MS = 50;
 const FLUSH_AT = 256;
 
 /**
- * Appends decisions to SQLite and a JSONL file. Writes are batched (one transaction and one file
- * append per ~50 ms) so auditing does not dominate the per-call cost at thousands of calls/s.
+ * Appends decisions to SQLite and a JSONL file.
+ *
+ * `append(r, true)` (the policy's `audit.sync`, the default) writes the record before returning, so a
+ * caller that audits before answering never answers a call whose record could still be lost: the
+ * file append and the row are in the OS (they survive the process being killed, not a power cut).
+ * `append(r)` batches (one transaction and one file append per ~50 ms or 256 records) for the last
+ * few microseconds per call; `flush()` (called on close and on a signal) writes what is pending.
  */
 export class AuditLog {
   private buf: AuditRecord[] = [];
@@ -63,8 +68,9 @@ export class AuditLog {
     if (file) mkdirSync(dirname(file), { recursive: true });
   }
 
-  append(r: AuditRecord): void {
+  append(r: AuditRecord, sync = false): void {
     this.buf.push(r);
+    if (sync) return this.flush();
     if (this.buf.length >= FLUSH_AT) this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.flush(), FLUSH_MS);
@@ -79,6 +85,7 @@ export class AuditLog {
     const batch = this.buf;
     this.buf = [];
     try {
+      // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
       if (this.file) appendFileSync(this.file, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
     } catch (e) {
       this.onError(e as Error);

@@ -126,6 +126,15 @@ export const policyFileSchema = z.strictObject({
     })
     .optional(),
   tools: z.record(z.string().min(1), toolSchema).optional(),
+  audit: z
+    .strictObject({
+      /**
+       * Write each call's audit record (JSONL and table) before its answer is sent (default true).
+       * false: records are batched every 50 ms; a signal still flushes them, a SIGKILL may lose them.
+       */
+      sync: z.boolean().optional(),
+    })
+    .optional(),
 }).superRefine((f, ctx) => {
   (f.hide ?? []).forEach((h, i) => {
     const problem = toolPatternProblem(h);

@@ -8,6 +8,7 @@ import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
 import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
+import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -39,6 +40,7 @@ interface GatewayOpts {
   upstreamTokenEnv?: string;
   identity?: string;
   sessionId?: string;
+  maxMessageBytes?: string;
 }
 
 export function register(program: Command): void {
@@ -60,6 +62,7 @@ export function register(program: Command): void {
     .option('--upstream-token-env <var>', 'send "Authorization: Bearer $VAR" to the upstream')
     .option('--identity <name>', 'stdio mode: identity for the "client" scope and the audit log')
     .option('--session-id <id>', 'stdio mode: stable session key, so approvals filed before a restart still bind')
+    .option('--max-message-bytes <size>', 'stdio mode: largest JSON-RPC message in either direction, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)')
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       const dbPath = resolveDbPath(opts.db);
@@ -101,6 +104,12 @@ export function register(program: Command): void {
           return;
         }
         if (command.length === 0) throw new UserError('give an upstream: --upstream URL or "-- <command> [args...]"');
+        let maxMessageBytes: number;
+        try {
+          maxMessageBytes = resolveMaxMessageBytes(opts.maxMessageBytes);
+        } catch (e) {
+          throw new UserError((e as Error).message);
+        }
         const code = await runStdioGateway({
           policyPath: opts.policy,
           dbPath,
@@ -109,10 +118,15 @@ export function register(program: Command): void {
           args: command.slice(1),
           identity: opts.identity,
           sessionId: opts.sessionId,
+          maxMessageBytes,
         });
         process.exitCode = code;
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
+        const err = e as NodeJS.ErrnoException;
+        if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
+          throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`, err.code === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);
+        }
         throw e;
       }
     });

@@ -16,6 +16,7 @@ interface McpCliOptions extends StoreOptions {
   actor?: string;
   grants?: string;
   allowedHost?: string[];
+  maxMessageBytes?: string;
 }
 
 function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
@@ -76,19 +77,28 @@ export function register(program: Command): void {
   const mcp = program
     .command('mcp')
     .description('Serve the triage tools to an AI agent over MCP stdio (stdout carries only JSON-RPC; logs go to stderr)');
-  common(mcp).action(async (opts: McpCliOptions) => {
-    await withStore(opts, async (ctx) => {
-      const { runStdioServer } = await import('../../mcp/stdio.js');
-      const handle = await wrapPolicyErrors(() => runStdioServer(serverOptions(opts, ctx)));
-      const stop = () => void handle.close();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await handle.closed;
-      await handle.close();
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+  common(mcp)
+    .addOption(new Option('--max-message-bytes <size>', 'largest JSON-RPC message read from stdin, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)'))
+    .action(async (opts: McpCliOptions) => {
+      const { resolveMaxMessageBytes } = await import('../../mcp/message-limit.js');
+      let maxMessageBytes: number;
+      try {
+        maxMessageBytes = resolveMaxMessageBytes(opts.maxMessageBytes);
+      } catch (e) {
+        throw new UserError((e as Error).message);
+      }
+      await withStore(opts, async (ctx) => {
+        const { runStdioServer } = await import('../../mcp/stdio.js');
+        const handle = await wrapPolicyErrors(() => runStdioServer({ ...serverOptions(opts, ctx), maxMessageBytes }));
+        const stop = () => void handle.close();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await handle.closed;
+        await handle.close();
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      });
     });
-  });
 
   const serve = program
     .command('serve')
