@@ -12,6 +12,8 @@ import { makeSuppressorFor } from '../../rules/suppressor.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 import { existsSync } from 'node:fs';
+import { IngestLeaseError } from '../../storage/store.js';
+import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 
 interface IngestOpts extends StoreOptions {
   format: IngestFormat | 'auto';
@@ -83,6 +85,8 @@ export async function runIngest(
     defaults: o.defaults,
     engine: o.engine,
     suppressorFor: makeSuppressorFor(o.riskyDestinations),
+    leaseTtlMs: ingestLeaseTtlMs(process.env),
+    onLeaseEvent: reportLeaseEvent,
     onProgress: bar
       ? (p) => {
           const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
@@ -99,6 +103,9 @@ export async function runIngest(
     bar?.start(0, 0, { source: f, records: 0, rate: 0 });
     try {
       sources.push(await pipeline.ingest(f));
+    } catch (err) {
+      if (err instanceof IngestLeaseError) throw new UserError(err.message);
+      throw err;
     } finally {
       bar?.stop();
     }
