@@ -45,3 +45,28 @@ export function describeLeaseEvent(e: IngestLeaseEvent): string {
   const p = e.previous;
   return `tenant "${p.tenant}": took over from ${who(p)}, writing since ${iso(p.since)}, whose lease expired at ${iso(p.expiresAt)} without being released (the process was probably killed)`;
 }
+
+/**
+ * Follows "tenant -> its holder -> the tenant that holder waits for -> ..." from the tenant `me`
+ * wants. Returns the holders on the way when the chain comes back to `me` (waiting would never
+ * end), else null. Holders are compared by key (host/pid); a chain longer than `limit` is no cycle.
+ */
+export function waitCycle<T>(
+  wanted: T,
+  me: string,
+  holderOf: (tenant: T) => string | null,
+  waitingFor: (holder: string) => T | null,
+  limit = 64,
+): string[] | null {
+  const chain: string[] = [];
+  let t: T | null = wanted;
+  for (let i = 0; t !== null && i < limit; i++) {
+    const h = holderOf(t);
+    if (h === null) return null;
+    if (h === me) return chain;
+    if (chain.includes(h)) return null; // a cycle among others: theirs to break
+    chain.push(h);
+    t = waitingFor(h);
+  }
+  return null;
+}

@@ -173,6 +173,9 @@ export interface DetectionRepository {
  *   writes are one transaction, and a takeover is itself a write to the lease row, so the backend's
  *   own serialisation (SQLite's single writer; a row lock in PostgreSQL) orders them: no write of an
  *   old holder can commit after a takeover.
+ * - No endless wait: a holder of one tenant that waits for another tenant whose holder waits, directly
+ *   or not, for the first one would wait forever; acquireIngestLease() detects the cycle and fails
+ *   one waiter of it with IngestLeaseDeadlockError.
  * - Expiry is judged by one clock per store (the writers' machine for SQLite, the server's for a
  *   networked store), never by comparing clocks of different machines.
  *
@@ -240,6 +243,15 @@ export const DEFAULT_INGEST_LEASE_TTL_MS = 30_000;
 
 /** A failure to hold an ingest lease: the message says which tenant and which writer has it. */
 export class IngestLeaseError extends Error {}
+
+/**
+ * Holding one tenant's lease and waiting for another's could wait forever if the other holder waits
+ * for ours (two multi-tenant sources meeting the tenants in opposite orders). The waiter that detects
+ * such a cycle and is the greatest (host, pid) in it gets this error instead; the others keep waiting.
+ */
+export class IngestLeaseDeadlockError extends IngestLeaseError {
+  override name = 'IngestLeaseDeadlockError';
+}
 
 /** --strict found a tenant held by another writer in the middle of its single transaction. */
 export class IngestLeaseBusyError extends IngestLeaseError {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { SqliteIngestLeases, type LeaseClock } from '../../src/storage/sqlite/ingest-leases.js';
-import { describeLeaseEvent, leaseDecision, nextPollMs } from '../../src/storage/ingest-lease.js';
-import { IngestLeaseLostError, type IngestLeaseEvent } from '../../src/storage/store.js';
+import { describeLeaseEvent, leaseDecision, nextPollMs, waitCycle } from '../../src/storage/ingest-lease.js';
+import { IngestLeaseDeadlockError, IngestLeaseLostError, type IngestLeaseEvent } from '../../src/storage/store.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -127,5 +127,35 @@ test('waiting stops when the signal aborts', async () => {
     ac.abort(new Error('gave up'));
   };
   await assert.rejects(w.b.acquireIngestLease('acme', HOLDER_B, { ttlMs: 60_000, signal: ac.signal }), /gave up/);
+  w.close();
+});
+
+test('waitCycle follows tenant -> holder -> awaited tenant, and finds only cycles through the caller', () => {
+  const holders: Record<string, string> = { x: 'h/1', y: 'h/2', z: 'h/3' };
+  const waits: Record<string, string> = { 'h/2': 'z', 'h/3': 'x' };
+  const holderOf = (t: string) => holders[t] ?? null;
+  const waitingFor = (h: string) => waits[h] ?? null;
+  assert.deepEqual(waitCycle('y', 'h/1', holderOf, waitingFor), ['h/2', 'h/3']);
+  assert.equal(waitCycle('y', 'h/9', holderOf, waitingFor), null, 'the chain never comes back to h/9');
+  assert.equal(waitCycle('free', 'h/1', holderOf, waitingFor), null);
+  assert.equal(waitCycle('y', 'h/1', holderOf, (h) => (h === 'h/2' ? 'y' : null)), null, 'a loop among others is not ours');
+});
+
+test('two writers each holding a tenant the other waits for: the greater gives up with an error, the other gets both', async () => {
+  const clock = new FakeClock();
+  const w = twoWriters(clock);
+  const ttlMs = 1_000_000_000; // nobody expires here: this is about waiting, not takeover
+  const ax = await w.a.acquireIngestLease('x', HOLDER_A, { ttlMs });
+  const by = await w.b.acquireIngestLease('y', HOLDER_B, { ttlMs });
+  const aWantsY = w.a.acquireIngestLease('y', HOLDER_A, { ttlMs });
+  const bWantsX = w.b.acquireIngestLease('x', HOLDER_B, { ttlMs });
+  // B ("ci-2/202") is the greater holder: it gives up; its source then ends and releases y.
+  await assert.rejects(bWantsX, (err: unknown) => err instanceof IngestLeaseDeadlockError && /waiting for a\.ndjson \(pid 101 on ci-1\) would never end/.test(err.message));
+  by.release();
+  const ay = await aWantsY;
+  assert.equal(ay.tenant, 'y');
+  assert.equal(w.dbA.prepare('SELECT count(*) FROM ingest_leases WHERE waiting_for IS NOT NULL').pluck().get(), 0);
+  ax.release();
+  ay.release();
   w.close();
 });

@@ -178,7 +178,8 @@ INSERT INTO meta (key, value) VALUES ('rules_version', '0');
 /**
  * Version 3: concurrent writers (contract in ../store.ts).
  * - ingest_leases: at most one ingest writes a tenant at a time; a row is the current lease, deleted
- *   on release; expires_at (epoch ms) lets a writer take over from a killed holder.
+ *   on release; expires_at (epoch ms) lets a writer take over from a killed holder; waiting_for lets
+ *   a holder of several tenants see that waiting would close a cycle.
  * - tenants.job_state_version: bumped when job or baseline state changes outside the ingest lease, so
  *   an ingest drops its cached job state. The only such writer is `baseline expect` (an endpoint
  *   becomes expected); triggers catch it whichever code path writes it. An ingest never turns a row
@@ -195,7 +196,9 @@ CREATE TABLE ingest_leases (
   pid INTEGER NOT NULL,
   host TEXT NOT NULL,
   since INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  -- set on every lease of a holder (pid, host) while it waits for another tenant: deadlock detection
+  waiting_for INTEGER
 );
 ALTER TABLE tenants ADD COLUMN job_state_version INTEGER NOT NULL DEFAULT 0;
 CREATE TRIGGER baseline_expected_ins AFTER INSERT ON baseline WHEN NEW.source = 'expected'

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SqliteDatabase } from './db.js';
 import { ensureTenant } from './ingest-session.js';
-import { leaseDecision, nextPollMs } from '../ingest-lease.js';
+import { leaseDecision, nextPollMs, waitCycle } from '../ingest-lease.js';
 import {
   DEFAULT_INGEST_LEASE_TTL_MS,
+  IngestLeaseDeadlockError,
   IngestLeaseLostError,
   type AcquireIngestLeaseOptions,
   type IngestLease,
@@ -60,44 +61,76 @@ export class SqliteIngestLeases implements IngestLeases {
        ON CONFLICT (tenant_id) DO UPDATE SET token = excluded.token, source = excluded.source, pid = excluded.pid,
          host = excluded.host, since = excluded.since, expires_at = excluded.expires_at`,
     );
+    // A holder is one process: its leases of several tenants share (host, pid).
+    const me = `${holder.host}/${holder.pid}`;
+    const markWaiting = this.db.prepare('UPDATE ingest_leases SET waiting_for = ? WHERE host = ? AND pid = ?');
+    const holderOf = this.db.prepare("SELECT host || '/' || pid FROM ingest_leases WHERE tenant_id = ?").pluck();
+    const waitingOf = this.db.prepare("SELECT waiting_for FROM ingest_leases WHERE host || '/' || pid = ? AND waiting_for IS NOT NULL LIMIT 1").pluck();
+    const setWaiting = (t: number | null) => {
+      try {
+        this.db.transaction(() => markWaiting.run(t, holder.host, holder.pid)).immediate();
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      }
+    };
     const state = (r: Row): IngestLeaseState => ({
       tenant, holder: { source: r.source, pid: r.pid, host: r.host }, since: r.since, expiresAt: r.expires_at,
     });
     let announced: string | null = null;
-    for (;;) {
-      opts.signal?.throwIfAborted();
-      let current = (select.get(tenantId) as Row | undefined) ?? null;
-      if (leaseDecision(current && { token: current.token, expiresAt: current.expires_at }, this.clock.now()) !== 'held') {
-        const token = randomUUID();
-        let outcome: { took: true; previous: Row | null } | { took: false; current: Row };
-        try {
-          outcome = this.db.transaction(() => {
-            // Decide again under the write lock: another waiter may have taken it since the read.
-            const now = this.clock.now();
-            const prev = (select.get(tenantId) as Row | undefined) ?? null;
-            const d = leaseDecision(prev && { token: prev.token, expiresAt: prev.expires_at }, now);
-            if (d === 'held') return { took: false as const, current: prev! };
-            take.run(tenantId, token, holder.source, holder.pid, holder.host, now, now + ttlMs);
-            return { took: true as const, previous: d === 'expired' ? prev : null };
-          }).immediate();
-        } catch (err) {
-          // Another writer kept the file locked past busy_timeout: look again.
-          if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-          continue;
+    let marked = false;
+    let took = false;
+    try {
+      for (;;) {
+        opts.signal?.throwIfAborted();
+        let current = (select.get(tenantId) as Row | undefined) ?? null;
+        if (leaseDecision(current && { token: current.token, expiresAt: current.expires_at }, this.clock.now()) !== 'held') {
+          const token = randomUUID();
+          let outcome: { took: true; previous: Row | null } | { took: false; current: Row };
+          try {
+            outcome = this.db.transaction(() => {
+              // Decide again under the write lock: another waiter may have taken it since the read.
+              const now = this.clock.now();
+              const prev = (select.get(tenantId) as Row | undefined) ?? null;
+              const d = leaseDecision(prev && { token: prev.token, expiresAt: prev.expires_at }, now);
+              if (d === 'held') return { took: false as const, current: prev! };
+              take.run(tenantId, token, holder.source, holder.pid, holder.host, now, now + ttlMs);
+              markWaiting.run(null, holder.host, holder.pid);
+              return { took: true as const, previous: d === 'expired' ? prev : null };
+            }).immediate();
+          } catch (err) {
+            // Another writer kept the file locked past busy_timeout: look again.
+            if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+            continue;
+          }
+          if (outcome.took) {
+            took = true;
+            if (outcome.previous) opts.onWait?.({ kind: 'takeover', previous: state(outcome.previous), now: this.clock.now() });
+            return new SqliteIngestLease(this.db, tenant, tenantId, token, ttlMs, this.clock);
+          }
+          current = outcome.current;
         }
-        if (outcome.took) {
-          if (outcome.previous) opts.onWait?.({ kind: 'takeover', previous: state(outcome.previous), now: this.clock.now() });
-          return new SqliteIngestLease(this.db, tenant, tenantId, token, ttlMs, this.clock);
+        const held = current!;
+        if (announced !== held.token) {
+          announced = held.token;
+          opts.onWait?.({ kind: 'waiting', current: state(held), now: this.clock.now() });
         }
-        current = outcome.current;
+        if (opts.wait === false) return null;
+        // Only a holder of other tenants can be part of a cycle; it says whom it waits for first.
+        if (!marked) setWaiting(tenantId);
+        marked = true;
+        const cycle = waitCycle(tenantId, me, (t) => (holderOf.get(t) as string | undefined) ?? null, (h) => (waitingOf.get(h) as number | undefined) ?? null);
+        // Everyone in the cycle sees it; only the greatest gives up, so the others can go on.
+        if (cycle && cycle.length > 0 && cycle.every((h) => h < me)) {
+          throw new IngestLeaseDeadlockError(
+            `tenant "${tenant}": waiting for ${state(held).holder.source} (pid ${held.pid} on ${held.host}) would never end: ` +
+              `it waits for a tenant this ingest of ${holder.source} holds; ingest sources with records of several tenants one at a time`,
+          );
+        }
+        await this.clock.sleep(nextPollMs({ token: held.token, expiresAt: held.expires_at }, this.clock.now(), this.pollMs), opts.signal);
       }
-      const held = current!;
-      if (announced !== held.token) {
-        announced = held.token;
-        opts.onWait?.({ kind: 'waiting', current: state(held), now: this.clock.now() });
-      }
-      if (opts.wait === false) return null;
-      await this.clock.sleep(nextPollMs({ token: held.token, expiresAt: held.expires_at }, this.clock.now(), this.pollMs), opts.signal);
+    } finally {
+      // Given up (deadlock, abort, error): no longer waiting. Taking the lease cleared it already.
+      if (marked && !took) setWaiting(null);
     }
   }
 }
