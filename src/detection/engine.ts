@@ -111,6 +111,7 @@ export class DetectionEngine {
   /** runs whose time span grew in this batch; written once per batch instead of per event */
   private readonly dirtyRuns = new Set<RunState>();
   private rulesVersion = -1;
+  private jobStateVersion = -1;
 
   constructor(
     private readonly session: IngestSession,
@@ -118,8 +119,16 @@ export class DetectionEngine {
     private readonly loadSuppressor: (() => Suppressor) | null = null,
   ) {}
 
-  /** Call at the start of every batch transaction: picks up rules created by other processes. */
+  /**
+   * Call at the start of every batch transaction: picks up rules created by other processes, and
+   * drops cached job state that a write outside the ingest lease (baseline expect) made stale.
+   */
   beginBatch(): void {
+    const jv = this.session.jobStateVersion();
+    if (jv !== this.jobStateVersion) {
+      this.forgetJobState();
+      this.jobStateVersion = jv;
+    }
     if (!this.loadSuppressor) return;
     const v = this.session.rulesVersion();
     if (v !== this.rulesVersion) {
@@ -134,14 +143,22 @@ export class DetectionEngine {
     this.dirtyRuns.clear();
   }
 
-  /** Forget in-memory state (after a rolled-back batch), so it is reloaded from the store. */
+  /**
+   * Forget in-memory state (after a rolled-back batch, or on acquiring the ingest lease, when other
+   * writers may have changed the tenant), so it is reloaded from the store.
+   */
   reset(): void {
-    this.jobs.clear();
-    this.lateRuns.clear();
+    this.forgetJobState();
     this.dirtyRuns.clear();
-    this.hot.clear();
     this.session.resetCaches();
     this.rulesVersion = -1;
+    this.jobStateVersion = -1;
+  }
+
+  private forgetJobState(): void {
+    this.jobs.clear();
+    this.lateRuns.clear();
+    this.hot.clear();
   }
 
   private job(owner: string, repo: string, workflow: string, job: string): JobState {

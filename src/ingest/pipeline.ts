@@ -2,8 +2,9 @@ import type { JobContext } from '../domain/types.js';
 import type { Suppressor } from '../domain/subject.js';
 import { DetectionEngine, type EngineConfig, type EngineCounters } from '../detection/engine.js';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import type { IngestSession } from '../storage/store.js';
+import { DEFAULT_INGEST_LEASE_TTL_MS, IngestLeaseBusyError, type IngestLease, type IngestLeaseEvent, type IngestSession } from '../storage/store.js';
 import { Worker } from 'node:worker_threads';
+import { hostname } from 'node:os';
 import type { IngestFormat } from './adapters/types.js';
 import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
@@ -23,6 +24,10 @@ export interface IngestOptions {
   /** how many individual errors to keep per file (all are counted) */
   maxErrors?: number;
   onProgress?: (p: { source: string; bytes: number; size: number | null; records: number }) => void;
+  /** told when this ingest waits for another writer of a tenant, or takes over from a dead one */
+  onLeaseEvent?: (e: IngestLeaseEvent) => void;
+  /** lifetime of the per-tenant ingest lease (default DEFAULT_INGEST_LEASE_TTL_MS) */
+  leaseTtlMs?: number;
 }
 
 export type IngestError = ParseError;
@@ -164,6 +169,55 @@ export class IngestPipeline {
     let txStarted = 0;
     let txBatches = 0;
 
+    // Concurrent writers (contract in storage/store.ts): this source is written under the ingest
+    // lease of every tenant it touches, taken before the first write for that tenant and released
+    // at the end, so concurrent ingests apply whole sources one after the other.
+    const leases = new Map<string, IngestLease>();
+    const ttlMs = this.opts.leaseTtlMs ?? DEFAULT_INGEST_LEASE_TTL_MS;
+    const holder = { source: summary.source, pid: process.pid, host: hostname() };
+    const hold = async (tenant: string): Promise<void> => {
+      let waited: IngestLeaseEvent | null = null;
+      const lease = await this.store.leases.acquireIngestLease(tenant, holder, {
+        ttlMs,
+        // --strict cannot wait in the middle of its one transaction: the holder needs the file to finish.
+        wait: !(strict && db.inTransaction),
+        onWait: (e) => {
+          waited = e;
+          this.opts.onLeaseEvent?.(e);
+        },
+      });
+      if (!lease) {
+        const e = waited as IngestLeaseEvent | null;
+        const by = e?.kind === 'waiting' ? ` by the ingest of ${e.current.holder.source} (pid ${e.current.holder.pid} on ${e.current.holder.host})` : '';
+        throw new IngestLeaseBusyError(`tenant "${tenant}" is being written${by}: --strict cannot wait for it in the middle of ${summary.source}; nothing from it was stored`);
+      }
+      leases.set(tenant, lease);
+      // Other writers may have changed the tenant since this process last held it: no stale cache.
+      this.pipe(tenant).engine.reset();
+    };
+    const holdAll = async (b: ParsedBatch): Promise<void> => {
+      for (const out of b.outputs) {
+        const t = out.kind === 'call' ? out.event.tenant : out.kind === 'detection' ? out.detection.tenant : null;
+        if (t === null || leases.has(t)) continue;
+        // Never wait while holding the write lock: the holder we wait for needs it to finish.
+        if (!strict && db.inTransaction) db.exec('COMMIT');
+        await hold(t);
+      }
+    };
+    const fence = () => {
+      for (const l of leases.values()) l.fence();
+    };
+    const heartbeat = setInterval(() => {
+      for (const l of leases.values()) {
+        try {
+          l.renew();
+        } catch {
+          // a lost lease is caught by the fence of the next write transaction
+        }
+      }
+    }, Math.max(1, Math.floor(ttlMs / 3)));
+    heartbeat.unref();
+
     const apply = (b: ParsedBatch) => {
       for (const p of this.tenants.values()) p.engine.beginBatch();
       // make sure the default tenant's rules are loaded before its first event
@@ -180,7 +234,11 @@ export class IngestPipeline {
     };
 
     try {
-      if (strict) db.exec('BEGIN IMMEDIATE');
+      await hold(this.opts.tenant);
+      if (strict) {
+        db.exec('BEGIN IMMEDIATE');
+        fence();
+      }
       for await (const sb of this.parsedBatches(path, stdin)) {
         const b = sb.batch;
         summary.source = sb.name;
@@ -193,12 +251,17 @@ export class IngestPipeline {
           if (summary.errors.length < maxErrors) summary.errors.push(e);
         }
         if (strict) {
-          if (summary.rejected === 0) apply(b);
+          if (summary.rejected === 0) {
+            await holdAll(b);
+            apply(b);
+          }
         } else {
+          await holdAll(b);
           // Several parsed batches share one transaction (committed at least every COMMIT_MS):
           // fewer commits write each hot page fewer times. A crash loses only the open transaction.
           if (!db.inTransaction) {
             db.exec('BEGIN IMMEDIATE');
+            fence();
             txStarted = Date.now();
             txBatches = 0;
           }
@@ -226,12 +289,14 @@ export class IngestPipeline {
         rollbackState();
         summary.stored = false;
       } else {
-        const rec = () =>
+        const rec = () => {
+          fence();
           this.pipe(this.opts.tenant).session.recordSource(
             summary.source, summary.format ?? 'unknown',
             { lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections },
             startedIso,
           );
+        };
         if (strict) {
           rec();
           db.exec('COMMIT');
@@ -241,6 +306,15 @@ export class IngestPipeline {
       if (db.inTransaction) db.exec('ROLLBACK');
       rollbackState();
       throw err;
+    } finally {
+      clearInterval(heartbeat);
+      for (const l of leases.values()) {
+        try {
+          l.release();
+        } catch {
+          // the lease then ends by expiry; the source itself is committed or rolled back already
+        }
+      }
     }
     summary.elapsedMs = Date.now() - started;
     return summary;

@@ -93,6 +93,12 @@ export interface IngestSession {
   insertDetection(d: NewDetection): boolean;
   /** rules version counter, bumped by every rule change; lets ingest reload rules mid-stream */
   rulesVersion(): number;
+  /**
+   * The tenant's job-state version: bumped by every write to its job or baseline state made outside
+   * the ingest lease (e.g. `baseline expect`). An engine that sees it change drops its cached job
+   * state, so a small concurrent edit is never overwritten from a stale cache.
+   */
+  jobStateVersion(): number;
   recordSource(source: string, format: string, stats: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void;
 }
 
@@ -133,4 +139,124 @@ export interface DetectionRepository {
   stats(tenant: string): Promise<TenantStats>;
   baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]>;
   tenants(): Promise<string[]>;
+}
+
+/*
+ * Concurrent writers.
+ *
+ * Contract: concurrent ingests into one store give exactly the result of ingesting the same sources
+ * one after the other, in some order. Every backend meets it with a per-tenant ingest lease:
+ *
+ * - Exclusive: at most one holder per tenant. An ingest holds the lease of every tenant it writes
+ *   for the whole of one source, and caches job state (completed runs, open run, baseline) only
+ *   while it holds it: it re-reads that state after every acquisition.
+ * - Waiting is visible: acquireIngestLease() calls onWait with the current holder (which source,
+ *   which process on which host, since when) when it has to wait, and again on a takeover.
+ * - Expiry: a lease lives ttlMs after its last renewal. A holder renews it (heartbeat) at least every
+ *   ttlMs / 3; a holder that died (kill -9, lost machine) stops renewing, and after expiry the next
+ *   writer takes the lease over instead of waiting forever.
+ * - Fencing: an expired holder may still be alive (stopped, swapped out). It must not keep writing:
+ *   fence() is called inside every write transaction of the holder, before its writes, and throws
+ *   IngestLeaseLostError unless the lease row still carries this holder's token. The check and the
+ *   writes are one transaction, and a takeover is itself a write to the lease row, so the backend's
+ *   own serialisation (SQLite's single writer; a row lock in PostgreSQL) orders them: no write of an
+ *   old holder can commit after a takeover.
+ * - No endless wait: a holder of one tenant that waits for another tenant whose holder waits, directly
+ *   or not, for the first one would wait forever; acquireIngestLease() detects the cycle and fails
+ *   one waiter of it with IngestLeaseDeadlockError.
+ * - Expiry is judged by one clock per store (the writers' machine for SQLite, the server's for a
+ *   networked store), never by comparing clocks of different machines.
+ *
+ * Writes to job or baseline state that are not ingests (baseline expect) are single short
+ * transactions; they do not take the lease but bump jobStateVersion(), which every ingest checks
+ * at the start of every write transaction. Rule changes bump rulesVersion() the same way.
+ */
+
+/** Who holds (or wants) a tenant's ingest lease; shown to the writers that wait for it. */
+export interface IngestLeaseHolder {
+  /** the source being ingested: a file path, or <stdin> */
+  source: string;
+  pid: number;
+  host: string;
+}
+
+/** A lease as another writer sees it. Times are epoch ms on the store's clock. */
+export interface IngestLeaseState {
+  tenant: string;
+  holder: IngestLeaseHolder;
+  since: number;
+  expiresAt: number;
+}
+
+export type IngestLeaseEvent =
+  /** another live holder has the lease: the caller waits */
+  | { kind: 'waiting'; current: IngestLeaseState; now: number }
+  /** the previous holder's lease expired without release: the caller took it over */
+  | { kind: 'takeover'; previous: IngestLeaseState; now: number };
+
+export interface AcquireIngestLeaseOptions {
+  /** lease lifetime after each renewal (default DEFAULT_INGEST_LEASE_TTL_MS) */
+  ttlMs?: number;
+  onWait?: (e: IngestLeaseEvent) => void;
+  /** stops waiting: acquireIngestLease() then rejects with the signal's reason */
+  signal?: AbortSignal;
+  /** false: return null at once (after onWait) instead of waiting when another live holder has the lease */
+  wait?: boolean;
+}
+
+export interface IngestLease {
+  readonly tenant: string;
+  /** unique per acquisition; a takeover gives a new token */
+  readonly token: string;
+  readonly ttlMs: number;
+  /** Heartbeat: extends the lease by ttlMs. Throws IngestLeaseLostError if it was taken over. */
+  renew(): void;
+  /**
+   * Must be called inside every write transaction of the holder, before its writes: throws
+   * IngestLeaseLostError (so the transaction rolls back) unless this holder still has the lease,
+   * and extends it otherwise.
+   */
+  fence(): void;
+  /** Gives the lease up (no-op if it was lost). */
+  release(): void;
+}
+
+export interface IngestLeases {
+  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts?: AcquireIngestLeaseOptions & { wait?: true }): Promise<IngestLease>;
+  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions): Promise<IngestLease | null>;
+}
+
+/** Long enough that a busy but live holder never loses it; short enough that a killed one frees the tenant soon. */
+export const DEFAULT_INGEST_LEASE_TTL_MS = 30_000;
+
+/** A failure to hold an ingest lease: the message says which tenant and which writer has it. */
+export class IngestLeaseError extends Error {}
+
+/**
+ * Holding one tenant's lease and waiting for another's could wait forever if the other holder waits
+ * for ours (two multi-tenant sources meeting the tenants in opposite orders). The waiter that detects
+ * such a cycle and is the greatest (host, pid) in it gets this error instead; the others keep waiting.
+ */
+export class IngestLeaseDeadlockError extends IngestLeaseError {
+  override name = 'IngestLeaseDeadlockError';
+}
+
+/** --strict found a tenant held by another writer in the middle of its single transaction. */
+export class IngestLeaseBusyError extends IngestLeaseError {
+  override name = 'IngestLeaseBusyError';
+}
+
+export class IngestLeaseLostError extends IngestLeaseError {
+  constructor(
+    readonly tenant: string,
+    readonly current: IngestLeaseState | null,
+  ) {
+    super(
+      `lost the ingest lease of tenant "${tenant}"` +
+        (current ? ` to the ingest of ${current.holder.source} (pid ${current.holder.pid} on ${current.holder.host})` : '') +
+        ': this process stopped renewing it for longer than the lease lifetime; the open transaction was rolled back ' +
+        '(committed batches stay, and re-running the ingest stores nothing twice)',
+    );
+    this.name = 'IngestLeaseLostError';
+  }
 }

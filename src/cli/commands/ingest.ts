@@ -29,6 +29,9 @@ function checkSource(f: string): void {
   }
   if (st.isDirectory()) throw new UserError(`cannot read ${f}: it is a directory; give the files in it (e.g. ${f}/*.ndjson.gz)`, EXIT.IO);
 }
+import { existsSync } from 'node:fs';
+import { IngestLeaseError } from '../../storage/store.js';
+import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 
 interface IngestOpts extends StoreOptions {
   format: IngestFormat | 'auto';
@@ -100,6 +103,8 @@ export async function runIngest(
     defaults: o.defaults,
     engine: o.engine,
     suppressorFor: makeSuppressorFor(o.riskyDestinations),
+    leaseTtlMs: ingestLeaseTtlMs(process.env),
+    onLeaseEvent: reportLeaseEvent,
     onProgress: bar
       ? (p) => {
           const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
@@ -119,6 +124,7 @@ export async function runIngest(
     } catch (err) {
       // Only a source that cannot be opened at all gets here; one that fails mid-way is in its summary.
       if (err instanceof SourceReadError) throw new UserError(err.message, EXIT.IO);
+      if (err instanceof IngestLeaseError) throw new UserError(err.message, EXIT.IO);
       throw err;
     } finally {
       bar?.stop();

@@ -184,7 +184,57 @@ CREATE TABLE suspected_impostors (
   PRIMARY KEY (tenant_id, process, binary)
 ) WITHOUT ROWID;`,
   },
+  {
+    version: 4,
+    name: 'ingest leases and job-state versions (concurrent writers)',
+    up: (db) => db.exec(ingestLeasesSql()),
+  },
 ];
+
+/**
+ * Version 4: concurrent writers (contract in ../store.ts).
+ * - ingest_leases: at most one ingest writes a tenant at a time; a row is the current lease, deleted
+ *   on release; expires_at (epoch ms) lets a writer take over from a killed holder; waiting_for lets
+ *   a holder of several tenants see that waiting would close a cycle.
+ * - tenants.job_state_version: bumped when job or baseline state changes outside the ingest lease, so
+ *   an ingest drops its cached job state. The only such writers are `baseline expect` and
+ *   `baseline unexpect` (an endpoint becomes, or stops being, expected); triggers catch them whichever
+ *   code path writes them. An ingest never turns a row
+ *   into 'expected' itself, so its own writes do not bump the version.
+ */
+function ingestLeasesSql(): string {
+  const bumpJobState = `UPDATE tenants SET job_state_version = job_state_version + 1
+    WHERE id = (SELECT tenant_id FROM jobs WHERE id = NEW.job_ref);`;
+  return `
+CREATE TABLE ingest_leases (
+  tenant_id INTEGER PRIMARY KEY REFERENCES tenants(id),
+  token TEXT NOT NULL,
+  source TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  -- set on every lease of a holder (pid, host) while it waits for another tenant: deadlock detection
+  waiting_for INTEGER
+);
+ALTER TABLE tenants ADD COLUMN job_state_version INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER baseline_expected_ins AFTER INSERT ON baseline WHEN NEW.source = 'expected'
+BEGIN
+  ${bumpJobState}
+END;
+CREATE TRIGGER baseline_expected_upd AFTER UPDATE ON baseline
+WHEN NEW.source = 'expected' AND (OLD.source <> 'expected' OR OLD.in_baseline <> NEW.in_baseline)
+BEGIN
+  ${bumpJobState}
+END;
+-- baseline unexpect: an ingest holding the endpoint as expected in its cache must drop it
+CREATE TRIGGER baseline_unexpected_upd AFTER UPDATE ON baseline
+WHEN OLD.source = 'expected' AND NEW.source <> 'expected'
+BEGIN
+  ${bumpJobState}
+END;
+`;
+}
 
 const COARSE_KEYS: Record<string, string> = {
   rollup_process_endpoint: 'endpoint_id',

@@ -47,6 +47,7 @@ interface Stmts {
   detIns: Statement;
   rollup: Statement;
   rulesVersion: Statement;
+  jobStateVersion: Statement;
   sourceIns: Statement;
 }
 
@@ -101,6 +102,7 @@ export class SqliteIngestSession implements IngestSession {
       ),
       rollup: db.prepare(ROLLUP_UPSERT),
       rulesVersion: db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck(),
+      jobStateVersion: db.prepare('SELECT job_state_version FROM tenants WHERE id = ?').pluck(),
       sourceIns: db.prepare(
         `INSERT INTO ingest_sources (tenant_id, source, format, started_at, finished_at, lines_read, accepted, rejected, detections)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -235,6 +237,10 @@ export class SqliteIngestSession implements IngestSession {
 
   rulesVersion(): number {
     return Number(this.s.rulesVersion.get() ?? 0);
+  }
+
+  jobStateVersion(): number {
+    return Number(this.s.jobStateVersion.get(this.tenantId) ?? 0);
   }
 
   recordSource(source: string, format: string, st: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void {

@@ -3,12 +3,15 @@ import { CORE_MIGRATIONS } from './core-migrations.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
+import { SqliteIngestLeases } from './ingest-leases.js';
 import type { IngestSession } from '../store.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
 export class SqliteStore {
   readonly detections: SqliteDetectionRepository;
   readonly baselines: SqliteBaselineRepository;
+  /** per-tenant writer lease: concurrent ingests are serialised per tenant (contract in store.ts) */
+  readonly leases: SqliteIngestLeases;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -16,6 +19,7 @@ export class SqliteStore {
   ) {
     this.detections = new SqliteDetectionRepository(db);
     this.baselines = new SqliteBaselineRepository(db);
+    this.leases = new SqliteIngestLeases(db);
   }
 
   static open(path: string): SqliteStore {
