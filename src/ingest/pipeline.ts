@@ -43,6 +43,12 @@ export interface SourceSummary {
   duplicates: number;
   rejected: number;
   rejectedByReason: Record<string, number>;
+  /**
+   * Records read but not stored as calls, or stored with a caveat, by kind: dns-records,
+   * named-by-dns, skipped-not-egress, skipped-no-destination, skipped-not-network, process-events,
+   * hash-not-a-hash, zero-time-took-previous, dns-unusable (docs/ingest-and-baselines.md).
+   */
+  notes: Record<string, number>;
   errors: IngestError[];
   detections: number;
   detectionsByType: Record<string, number>;
@@ -153,7 +159,7 @@ export class IngestPipeline {
     const before = snapshot(this.totals());
     const summary: SourceSummary = {
       source: path === '-' ? '<stdin>' : path, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
-      duplicates: 0, rejected: 0, rejectedByReason: {}, errors: [], detections: 0, detectionsByType: {},
+      duplicates: 0, rejected: 0, rejectedByReason: {}, notes: {}, errors: [], detections: 0, detectionsByType: {},
       suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
     };
     let repeats = 0;
@@ -183,6 +189,7 @@ export class IngestPipeline {
         summary.records += b.records;
         if (b.format) summary.format = b.format;
         repeats += b.repeats;
+        for (const [k, v] of Object.entries(b.notes)) summary.notes[k] = (summary.notes[k] ?? 0) + v;
         for (const e of b.errors) {
           summary.rejected++;
           summary.rejectedByReason[e.reason] = (summary.rejectedByReason[e.reason] ?? 0) + 1;

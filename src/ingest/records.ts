@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { isAscii } from 'node:buffer';
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
 import { looksBinary } from './input.js';
@@ -19,37 +19,32 @@ export type RecordBatch =
   | { kind: 'lines'; firstLine: number; lines: string[] }
   /** a JSON document (array or {"data":{"detections":[...]}}): already parsed elements */
   | { kind: 'values'; firstIndex: number; values: unknown[]; path: string }
-  | { kind: 'error'; line: number; error: RecordError };
+  /** `at`: where, when more precise than a line ("3:17" line:column, or "byte 123") */
+  | { kind: 'error'; line: number; at?: string; error: RecordError };
 
 /**
  * Splits decoded input into record batches without ever holding more than one chunk plus one
  * line in memory. Recognises NDJSON vs a JSON document from the first bytes.
  */
-export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 2000): AsyncGenerator<RecordBatch> {
+export async function* readRecords(
+  stream: AsyncIterable<Buffer>,
+  batchSize = 2000,
+  maxLineBytes = MAX_LINE_BYTES,
+): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   const decoder = new StringDecoder('utf8');
   let first = await it.next();
   while (!first.done && first.value.length === 0) first = await it.next();
   if (first.done) return;
-  const head = first.value as Buffer;
+  let head = first.value as Buffer;
+  // A UTF-8 byte order mark (Windows editors write one) is not part of the first record.
+  if (head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) head = head.subarray(3);
   if (looksBinary(head)) {
     yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is binary, not NDJSON or JSON text') };
     return;
   }
   const headText = decoder.write(head);
-  const trimmed = headText.replace(/^\uFEFF/, '').trimStart();
-  let jsonDoc: 'array' | 'envelope' | null = null;
-  if (trimmed.startsWith('[')) jsonDoc = 'array';
-  else if (trimmed.startsWith('{')) {
-    const nl = trimmed.indexOf('\n');
-    const firstLine = nl === -1 ? trimmed : trimmed.slice(0, nl);
-    try {
-      JSON.parse(firstLine);
-    } catch {
-      // A multi-line document whose first line is not a whole object: a pretty-printed envelope.
-      if (nl !== -1) jsonDoc = 'envelope';
-    }
-  }
+  const jsonDoc = documentKind(headText);
   async function* rest(): AsyncGenerator<Buffer> {
     yield head;
     for (;;) {
@@ -73,6 +68,11 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     batch = [];
     batchStart = lineNo + 1;
   };
+  const tooLong = (line: number): RecordBatch => ({
+    kind: 'error',
+    line,
+    error: new RecordError('line-too-long', null, `line longer than ${maxLineBytes} bytes`),
+  });
   const take = function* (text: string): Generator<RecordBatch> {
     const parts = text.split('\n');
     parts[0] = carry + parts[0];
@@ -80,23 +80,29 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     for (const p of parts) {
       lineNo++;
       if (skippingLongLine) {
+        // the end of a line already reported as too long
         skippingLongLine = false;
+        batchStart = lineNo + 1;
+        continue;
+      }
+      if (overLimit(p, maxLineBytes)) {
+        // a whole over-long line inside the chunks read so far: the carry check did not see it
         yield* flushBatch();
+        yield tooLong(lineNo);
+        batchStart = lineNo + 1;
         continue;
       }
       batch.push(p);
       if (batch.length >= batchSize) yield* flushBatch();
     }
-    if (carry.length > MAX_LINE_BYTES) {
-      lineNo++;
+    if (!skippingLongLine && overLimit(carry, maxLineBytes)) {
+      // An unfinished line already over the limit: report it now and drop the rest of it up to its
+      // newline, so it is never buffered whole.
       yield* flushBatch();
-      yield { kind: 'error', line: lineNo, error: new RecordError('line-too-long', null, `line longer than ${MAX_LINE_BYTES} bytes`) };
-      carry = '';
-      batchStart = lineNo + 1;
-      // the rest of this over-long line is dropped up to its newline
+      yield tooLong(lineNo + 1);
       skippingLongLine = true;
-      lineNo--;
     }
+    if (skippingLongLine) carry = '';
   };
   yield* take(headText);
   for (;;) {
@@ -115,24 +121,78 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
   yield* flushBatch();
 }
 
+/** True when a line is longer than `max` bytes in UTF-8 (cheap: the byte count only when it can matter). */
+function overLimit(line: string, max: number): boolean {
+  if (line.length > max) return true;
+  // a UTF-16 unit is at most 3 UTF-8 bytes
+  return line.length * 3 > max && Buffer.byteLength(line, 'utf8') > max;
+}
+
+/**
+ * A JSON document (an array, or a pretty-printed envelope) rather than NDJSON, judged from the first
+ * chunk: the first line does not hold a whole JSON value by itself. An NDJSON file whose lines are
+ * arrays stays NDJSON; a first line that starts an array or object and does not end it opens a
+ * document (and a broken one gets a clear error with its position).
+ */
+function documentKind(headText: string): 'array' | 'envelope' | null {
+  const trimmed = headText.trimStart();
+  const c = trimmed.charCodeAt(0);
+  if (c !== 91 /* [ */ && c !== 123 /* { */) return null;
+  const nl = trimmed.indexOf('\n');
+  const firstLine = nl === -1 ? trimmed : trimmed.slice(0, nl);
+  if (nl !== -1 || c === 91) {
+    try {
+      JSON.parse(firstLine);
+      // a whole value on the first line: NDJSON, unless it is the whole input and an array
+      return nl === -1 || trimmed.slice(nl + 1).trim() === '' ? (c === 91 ? 'array' : null) : null;
+    } catch {
+      return c === 91 ? 'array' : nl !== -1 ? 'envelope' : null;
+    }
+  }
+  return null;
+}
+
 /** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */
 function decoderHasPending(d: StringDecoder): boolean {
   return (d as unknown as { lastNeed?: number }).lastNeed ? true : false;
 }
 
+/** Documents up to this size are kept whole while streaming, so a syntax error gets an exact line:column. */
+const EXACT_POSITION_CHARS = 16 * 1024 * 1024;
+
 async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 'envelope', batchSize: number): AsyncGenerator<RecordBatch> {
   const path = kind === 'array' ? '' : 'data.detections';
-  const src = Readable.from(stream);
-  const p = parser();
-  let pipeline: NodeJS.ReadableStream = src.pipe(p);
-  if (kind === 'envelope') pipeline = pipeline.pipe(pick({ filter: 'data.detections' }));
-  const arr = pipeline.pipe(streamArray()) as unknown as AsyncIterable<{ key: number; value: unknown }>;
+  let fed = 0;
+  let kept: string[] | null = [];
+  let keptChars = 0;
+  const decoder = new StringDecoder('utf8');
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const b of stream) {
+      fed += b.length;
+      if (kept !== null) {
+        const t = decoder.write(b);
+        keptChars += t.length;
+        if (keptChars > EXACT_POSITION_CHARS) kept = null;
+        else kept.push(t);
+      }
+      yield b;
+    }
+  }
+  // pipeline() (not pipe()) so an error in any stage ends the iteration below instead of being
+  // thrown as an unhandled 'error' event.
+  const stages: NodeJS.ReadWriteStream[] = [parser()];
+  if (kind === 'envelope') stages.push(pick({ filter: 'data.detections' }));
+  stages.push(streamArray());
+  const last = (pipeline as unknown as (...s: unknown[]) => NodeJS.ReadableStream)(Readable.from(counted()), ...stages, () => undefined);
+  const arr = last as unknown as AsyncIterable<{ key: number; value: unknown }>;
   let values: unknown[] = [];
   let firstIndex = 0;
+  let next = 0;
   try {
     for await (const { key, value } of arr) {
       if (values.length === 0) firstIndex = key;
       values.push(value);
+      next = key + 1;
       if (values.length >= batchSize) {
         yield { kind: 'values', firstIndex, values, path };
         values = [];
@@ -141,12 +201,42 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   } catch (err) {
     if (values.length) yield { kind: 'values', firstIndex, values, path };
     values = [];
+    const where = kept !== null ? syntaxPosition(kept.join('') + decoder.end()) : null;
+    const at = where ?? `byte ${fed}`;
+    const what = where ? 'malformed JSON document' : `malformed JSON document (at or before byte ${fed})`;
+    const read = next === 0 ? 'no element was read' : `the ${next} element(s) before it were read`;
     yield {
       kind: 'error',
-      line: firstIndex,
-      error: new RecordError('malformed-json', null, `malformed JSON document: ${(err as Error).message}`),
+      line: next,
+      at,
+      error: new RecordError('malformed-json', null, `${what}: ${errorText(err)}; ${read}`),
     };
     return;
   }
   if (values.length) yield { kind: 'values', firstIndex, values, path };
+}
+
+function errorText(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/^Parser cannot parse input: /, '');
+}
+
+/** "line:column" (1-based) of the first JSON syntax error in `text`, or null when it parses. */
+export function syntaxPosition(text: string): string | null {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    const msg = (err as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    // V8 says "Unexpected end of JSON input" with no position when the text stops early.
+    const pos = m ? Number(m[1]) : text.length;
+    let line = 1;
+    let lineStart = 0;
+    for (let i = text.indexOf('\n'); i !== -1 && i < pos; i = text.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = i + 1;
+    }
+    return `${line}:${pos - lineStart + 1}`;
+  }
 }

@@ -87,7 +87,7 @@ export interface IngestSession {
   loadBaseline(jobRef: number): Map<string, BaselineEntry>;
   upsertBaseline(jobRef: number, endpoint: string, entry: BaselineEntry, ts: number): void;
   /** returns true when the observation was not stored before */
-  insertObservation(runRef: number, endpoint: string, ip: string | null, process: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string): boolean;
+  insertObservation(runRef: number, endpoint: string, ip: string | null, process: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string, verdict?: CallVerdict): boolean;
   /** returns true when inserted, false when an identical detection already existed */
   insertDetection(d: NewDetection): boolean;
   /** rules version counter, bumped by every rule change; lets ingest reload rules mid-stream */
@@ -145,4 +145,10 @@ export interface DetectionRepository {
   stats(tenant: string): Promise<TenantStats>;
   baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]>;
   tenants(): Promise<string[]>;
+}
+
+/** The producer's own policy verdict on a call (Harden-Runner `matched_policy`, `reason`). */
+export interface CallVerdict {
+  matchedPolicy?: string;
+  reason?: string;
 }

@@ -168,6 +168,23 @@ INSERT INTO meta (key, value) VALUES ('rules_version', '0');
     name: 'coarse rollups by process (endpoint, job, day), kept exact by triggers',
     up: (db) => db.exec(coarseRollupsSql()),
   },
+  {
+    version: 3,
+    name: 'producer policy verdicts on calls',
+    // Harden-Runner says why it dropped (or allowed) a call: `matched_policy` and `reason`. Kept in a
+    // side table, one row per stored call that carries them, so calls without them cost nothing.
+    up: `
+CREATE TABLE call_verdicts (
+  run_ref INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  blocked INTEGER NOT NULL,
+  matched_policy TEXT,
+  reason TEXT,
+  PRIMARY KEY (run_ref, endpoint_id, process_id, blocked)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 const COARSE_KEYS: Record<string, string> = {
