@@ -216,15 +216,17 @@ export class EcsAdapter implements RecordAdapter {
 
   private process(doc: Obj, blocked: boolean, rc: RecordContext): ProcessInfo {
     const { name: procName, exe } = nameOf(F.procName.get(doc), F.procExe.get(doc), 'process');
-    const entityId = optString(F.entityId.get(doc), 'process.entity_id');
+    const ownSha = readSha256(F.procSha.get(doc), 'process.hash.sha256', rc);
+    // Defend gives no hash on network events: look the process up only when something is missing.
+    const entityId = procName !== undefined && ownSha !== undefined ? undefined : optString(F.entityId.get(doc), 'process.entity_id');
     const known = entityId === undefined ? undefined : this.processes.get(entityId);
-    let name = procName ?? known?.name;
+    const name = procName ?? known?.name;
     if (name === undefined) {
       // A firewall log knows the packet, not the process: the agent's Unknown tool.
       if (blocked) return makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
       return missing('process.name');
     }
-    const sha = readSha256(F.procSha.get(doc), 'process.hash.sha256', rc) ?? known?.sha256;
+    const sha = ownSha ?? known?.sha256;
     const pid = optNonNegInt(F.procPid.get(doc), 'process.pid') ?? known?.pid;
     let parent: ProcessInfo | null = null;
     const p = nameOf(F.parentName.get(doc), F.parentExe.get(doc), 'process.parent');
@@ -242,10 +244,12 @@ export class EcsAdapter implements RecordAdapter {
       if (ancestry !== undefined && ancestry !== null && !Array.isArray(ancestry)) {
         return wrongType('process.Ext.ancestry', 'an array of entity ids', ancestry);
       }
+      const selfId = entityId ?? optString(F.entityId.get(doc), 'process.entity_id');
       const ids: string[] = [];
-      if (Array.isArray(ancestry)) for (const a of ancestry) if (typeof a === 'string' && a !== '' && a !== entityId) ids.push(a);
-      if (parentId !== undefined && parentId !== entityId && ids[0] !== parentId) ids.unshift(parentId);
-      if (ids.length === 0 && known?.parentId !== undefined) ids.push(known.parentId);
+      if (Array.isArray(ancestry)) for (const a of ancestry) if (typeof a === 'string' && a !== '' && a !== selfId) ids.push(a);
+      if (parentId !== undefined && parentId !== selfId && ids[0] !== parentId) ids.unshift(parentId);
+      const self = known ?? (selfId === undefined ? undefined : this.processes.get(selfId));
+      if (ids.length === 0 && self?.parentId !== undefined) ids.push(self.parentId);
       if (ids.length > 0) parent = this.processes.chain(ids);
     }
     return makeProcess(name, exe ?? known?.executable, sha, pid, parent);

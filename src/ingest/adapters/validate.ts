@@ -423,10 +423,20 @@ const SHA256_RE = /^(?:sha256:)?([0-9a-fA-F]{64})$/;
 export function readSha256(value: unknown, field: string, rc: RecordContext): string | undefined {
   if (value === undefined || value === null || value === '' || value === 'Unknown' || value === 'unknown') return undefined;
   if (typeof value !== 'string') return wrongType(field, 'a string', value);
+  // hot path: a lower-case hex digest is returned as is, without a regex or a copy
+  if (value.length === 64 && isLowerHex(value)) return value;
   const m = SHA256_RE.exec(value);
   if (m) return m[1]!.toLowerCase();
   noteOf(rc, 'hash-not-a-hash');
   return undefined;
+}
+
+function isLowerHex(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }
 
 /** Counts something read but not stored as given (shown in the ingest summary under "notes"). */
