@@ -202,6 +202,16 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
     if (values.length) yield { kind: 'values', firstIndex, values, path };
     values = [];
     const where = kept !== null ? syntaxPosition(kept.join('') + decoder.end()) : null;
+    if (kept !== null && where === null) {
+      // valid JSON, wrong shape (e.g. an object without data.detections)
+      yield {
+        kind: 'error',
+        line: next,
+        at: `byte ${fed}`,
+        error: new RecordError('unknown-format', null, WRONG_SHAPE),
+      };
+      return;
+    }
     const at = where ?? `byte ${fed}`;
     const what = where ? 'malformed JSON document' : `malformed JSON document (at or before byte ${fed})`;
     const read = next === 0 ? 'no element was read' : `the ${next} element(s) before it were read`;
@@ -214,6 +224,21 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
     return;
   }
   if (values.length) yield { kind: 'values', firstIndex, values, path };
+  else if (next === 0 && kind === 'envelope' && kept !== null && !hasDetections(kept.join('') + decoder.end())) {
+    // the envelope filter found nothing: say so rather than read an empty source
+    yield { kind: 'error', line: 0, at: `byte ${fed}`, error: new RecordError('unknown-format', null, WRONG_SHAPE) };
+  }
+}
+
+const WRONG_SHAPE = 'the document is JSON but neither an array of records nor a {"data":{"detections":[...]}} envelope';
+
+function hasDetections(text: string): boolean {
+  try {
+    const d = (JSON.parse(text) as { data?: { detections?: unknown } } | null)?.data?.detections;
+    return Array.isArray(d);
+  } catch {
+    return true; // not ours to judge here: a syntax error was already reported
+  }
 }
 
 function errorText(err: unknown): string {

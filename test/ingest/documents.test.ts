@@ -41,6 +41,13 @@ test('a truncated JSON array is a clear error at its position, and the files aft
   assert.equal(g!.rejected, 0);
 });
 
+test('a JSON document of the wrong shape says so, without calling it malformed', () => {
+  const f = file('{"data":\n  {"items": []}}\n');
+  const s = ingest([f]).out.sources[0]!;
+  assert.deepEqual(s.rejectedByReason, { 'unknown-format': 1 });
+  assert.match(s.errors[0]!.message, /neither an array of records nor a \{"data":\{"detections"/);
+});
+
 test('the text summary is printed for a broken document too', () => {
   const bad = file('[{"id":"a"');
   const res = runCli(['ingest', bad, '--db', join(tmp.dir, 'text.db')]);
