@@ -103,6 +103,7 @@ function measure(format: IngestFormat, records: unknown[], n: number, withJson: 
     line: 0,
     tenant: 'default',
     defaults: { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', runId: '1', runAttempt: 1 },
+    notes: {},
   };
   const lines = withJson ? records.map((r) => JSON.stringify(r)) : [];
   const m = records.length;

@@ -295,7 +295,8 @@ export class DetectionEngine {
     sets.keys.add(okey);
     const variant = toVariant(ev.process);
     const ip = ev.ip ?? null;
-    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp, vkey)) {
+    const verdict = ev.matchedPolicy === undefined && ev.reason === undefined ? undefined : { matchedPolicy: ev.matchedPolicy, reason: ev.reason };
+    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp, vkey, verdict)) {
       this.counters.duplicates++;
       return;
     }

@@ -1,14 +1,18 @@
-import ipaddr from 'ipaddr.js';
+import { canonicalIp, isIp } from './ip.js';
 
-/** `domain:port` when there is a domain, else `ip:port` (IPv6 in brackets). */
+/**
+ * `domain:port` when there is a domain, else `ip:port` (IPv6 in brackets). The IP is put in its
+ * canonical form here too, so no spelling of an address can make a second key.
+ */
 export function endpointOf(domain: string | undefined, ip: string | undefined, port: number): string {
   if (domain) return `${domain.toLowerCase()}:${port}`;
-  if (ip && ip.includes(':')) return `[${ip}]:${port}`;
-  return `${ip}:${port}`;
+  const c = ip === undefined ? ip : (canonicalIp(ip) ?? ip);
+  if (c && c.includes(':')) return `[${c}]:${port}`;
+  return `${c}:${port}`;
 }
 
 export function isValidIp(value: string): boolean {
-  return ipaddr.isValid(value);
+  return isIp(value);
 }
 
 /** Splits "host:port" / "[v6]:port" / "host" into parts. Port is null when absent. */
@@ -23,7 +27,7 @@ export function splitEndpoint(endpoint: string): { host: string; port: number | 
 }
 
 export function isIpLiteral(host: string): boolean {
-  return ipaddr.isValid(host);
+  return isIp(host);
 }
 
 /** Harden-Runner ports look like "443" or "443(https)". */

@@ -60,6 +60,9 @@ export interface NetworkCallEvent {
   protocol?: Protocol;
   process: ProcessInfo;
   status: CallStatus;
+  /** the producer's policy verdict, when it gives one (Harden-Runner `matched_policy`, `reason`) */
+  matchedPolicy?: string;
+  reason?: string;
 }
 
 /** One entry of a process's parent chain, nearest parent first. */
@@ -104,6 +107,9 @@ export interface Detection {
   is_suppressed: boolean;
   suppress_rule_id: string | null;
   external_id: string | null;
+  /** the producer's policy verdict on the call, when it gave one (Harden-Runner) */
+  matched_policy?: string;
+  reason?: string;
 }
 
 /** A detection imported as-is from a StepSecurity export. */

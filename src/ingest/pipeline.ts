@@ -49,6 +49,12 @@ export interface SourceSummary {
   duplicates: number;
   rejected: number;
   rejectedByReason: Record<string, number>;
+  /**
+   * Records read but not stored as calls, or stored with a caveat, by kind: dns-records,
+   * named-by-dns, skipped-not-egress, skipped-no-destination, skipped-not-network, process-events,
+   * hash-not-a-hash, zero-time-took-previous, dns-unusable (docs/ingest-and-baselines.md).
+   */
+  notes: Record<string, number>;
   errors: IngestError[];
   detections: number;
   detectionsByType: Record<string, number>;
@@ -162,12 +168,13 @@ export class IngestPipeline {
     const before = snapshot(this.totals());
     const summary: SourceSummary = {
       source: path === '-' ? '<stdin>' : path, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
-      duplicates: 0, rejected: 0, rejectedByReason: {}, errors: [], detections: 0, detectionsByType: {},
+      duplicates: 0, rejected: 0, rejectedByReason: {}, notes: {}, errors: [], detections: 0, detectionsByType: {},
       suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
     };
     let repeats = 0;
     let txStarted = 0;
     let txBatches = 0;
+    let idleCommit: NodeJS.Timeout | undefined;
 
     // Concurrent writers (contract in storage/store.ts): this source is written under the ingest
     // lease of every tenant it touches, taken before the first write for that tenant and released
@@ -240,11 +247,13 @@ export class IngestPipeline {
         fence();
       }
       for await (const sb of this.parsedBatches(path, stdin)) {
+        clearTimeout(idleCommit);
         const b = sb.batch;
         summary.source = sb.name;
         summary.records += b.records;
         if (b.format) summary.format = b.format;
         repeats += b.repeats;
+        for (const [k, v] of Object.entries(b.notes)) summary.notes[k] = (summary.notes[k] ?? 0) + v;
         for (const e of b.errors) {
           summary.rejected++;
           summary.rejectedByReason[e.reason] = (summary.rejectedByReason[e.reason] ?? 0) + 1;
@@ -267,6 +276,9 @@ export class IngestPipeline {
           }
           apply(b);
           if (++txBatches >= COMMIT_BATCHES || Date.now() - txStarted >= COMMIT_MS) db.exec('COMMIT');
+          // A source that goes quiet (a pipe, `tail -f | ingest -`) must not keep what it sent
+          // uncommitted, nor hold the write lock that other writers wait for: commit once idle.
+          else idleCommit = setTimeout(() => db.inTransaction && db.exec('COMMIT'), COMMIT_MS);
         }
         sb.ack();
         this.opts.onProgress?.({ source: sb.name, bytes: sb.bytes, size: sb.size, records: summary.records });
@@ -307,6 +319,7 @@ export class IngestPipeline {
       rollbackState();
       throw err;
     } finally {
+      clearTimeout(idleCommit);
       clearInterval(heartbeat);
       for (const l of leases.values()) {
         try {

@@ -2,7 +2,7 @@ import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext } from '../domain/types.js';
 import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
-import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext } from './adapters/types.js';
+import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { readRecords, type RecordBatch } from './records.js';
 import { openInput } from './input.js';
 
@@ -26,6 +26,8 @@ export interface ParsedBatch {
   /** the source cannot be read further (binary data, unknown format) */
   fatal: boolean;
   format: IngestFormat | null;
+  /** records read but not stored as calls, or stored with a caveat, by kind (see RecordContext.notes) */
+  notes: Record<string, number>;
 }
 
 /**
@@ -36,11 +38,16 @@ export interface ParsedBatch {
  */
 /** Jobs whose current run's calls are remembered for repeat detection (least recently used evicted). */
 const RECENT_JOBS = 256;
+/** Job runs whose DNS answers are remembered, and IPs remembered per run (oldest evicted first). */
+const DNS_RUNS = 256;
+const DNS_IPS_PER_RUN = 4_096;
 
 export class RecordParser {
   private adapter: RecordAdapter | null;
   private readonly rc: RecordContext;
   private readonly seen = new Map<string, { run: string; keys: Set<string> }>();
+  /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
+  private readonly dns = new Map<string, Map<string, string>>();
 
   constructor(
     format: IngestFormat | 'auto',
@@ -49,7 +56,7 @@ export class RecordParser {
     private readonly defaults: Partial<JobContext>,
   ) {
     this.adapter = format === 'auto' ? null : adapterFor(format);
-    this.rc = { source, line: 0, tenant, defaults: { ...defaults } };
+    this.rc = { source, line: 0, tenant, defaults: { ...defaults }, notes: {} };
   }
 
   get format(): IngestFormat | null {
@@ -57,11 +64,12 @@ export class RecordParser {
   }
 
   parseBatch(batch: RecordBatch): ParsedBatch {
-    const out: ParsedBatch = { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null };
+    const out: ParsedBatch = { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null, notes: {} };
+    this.rc.notes = out.notes;
     const src = this.rc.source;
     if (batch.kind === 'error') {
       out.records = 1;
-      out.errors.push(toError(`${src}:${batch.line}`, batch.error));
+      out.errors.push(toError(`${src}:${batch.at ?? batch.line}`, batch.error));
       out.fatal = FATAL_REASONS.has(batch.error.reason);
     } else if (batch.kind === 'lines') {
       const { lines, firstLine } = batch;
@@ -116,18 +124,32 @@ export class RecordParser {
     try {
       res = a.parse(value, this.rc);
     } catch (err) {
-      if (err instanceof RecordError) {
-        out.errors.push(toError(location, err));
-        return;
-      }
-      throw err;
+      // A record that breaks an adapter in an unforeseen way is rejected like any bad record: one
+      // record must not end the source, nor the files after it. The fuzz tests assert none occur.
+      const e = err instanceof RecordError ? err : new RecordError('internal-error', null, `could not read the record: ${String((err as Error)?.message ?? err)}`);
+      out.errors.push(toError(location, e));
+      return;
     }
     if (res.kind === 'context') {
       this.rc.defaults = { ...this.defaults, ...res.ctx };
       return;
     }
+    if (res.kind === 'dns') {
+      this.remember(res.names);
+      out.notes['dns-records'] = (out.notes['dns-records'] ?? 0) + 1;
+      return;
+    }
     if (res.kind === 'call') {
-      const ev = res.event;
+      if (res.names) this.remember(res.names);
+      let ev = res.event;
+      if (ev.domain === undefined && ev.ip !== undefined) {
+        const named = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip);
+        if (named !== undefined) {
+          ev = { ...ev, domain: named };
+          res = { kind: 'call', event: ev };
+          out.notes['named-by-dns'] = (out.notes['named-by-dns'] ?? 0) + 1;
+        }
+      }
       const c = ev.ctx;
       const job = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}`;
       const run = `${c.runId}\u0001${c.runAttempt}`;
@@ -145,6 +167,26 @@ export class RecordParser {
     }
     if (res.kind !== 'skip') out.outputs.push(res);
   }
+
+  /** Records DNS answers for the job run they belong to (bounded: DNS_RUNS × DNS_IPS_PER_RUN). */
+  private remember(n: ResolvedNames): void {
+    const key = runKey(n.tenant, n.ctx);
+    let ips = this.dns.get(key);
+    if (ips) this.dns.delete(key); // re-inserted below: least recently used first
+    else ips = new Map();
+    this.dns.set(key, ips);
+    if (this.dns.size > DNS_RUNS) this.dns.delete(this.dns.keys().next().value!);
+    for (const ip of n.ips) {
+      ips.delete(ip); // the last answer for an IP wins, and is the newest
+      ips.set(ip, n.domain);
+      if (ips.size > DNS_IPS_PER_RUN) ips.delete(ips.keys().next().value!);
+    }
+  }
+}
+
+/** One job run: DNS answers name IPs only within the run they were seen in. */
+function runKey(tenant: string, c: JobContext): string {
+  return `${tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.runId}\u0001${c.runAttempt}\u0001${c.jobId ?? ''}`;
 }
 
 function toError(location: string, e: RecordError): ParseError {

@@ -1,6 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import { isAscii } from 'node:buffer';
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
 import { looksBinary, SourceReadError } from './input.js';
@@ -19,13 +19,18 @@ export type RecordBatch =
   | { kind: 'lines'; firstLine: number; lines: string[] }
   /** a JSON document (array or {"data":{"detections":[...]}}): already parsed elements */
   | { kind: 'values'; firstIndex: number; values: unknown[]; path: string }
-  | { kind: 'error'; line: number; error: RecordError };
+  /** `at`: where, when more precise than a line ("3:17" line:column, or "byte 123") */
+  | { kind: 'error'; line: number; at?: string; error: RecordError };
 
 /**
  * Splits decoded input into record batches without ever holding more than one chunk plus one
  * line in memory. Recognises NDJSON vs a JSON document from the first bytes.
  */
-export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 2000): AsyncGenerator<RecordBatch> {
+export async function* readRecords(
+  stream: AsyncIterable<Buffer>,
+  batchSize = 2000,
+  maxLineBytes = MAX_LINE_BYTES,
+): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   const decoder = new StringDecoder('utf8');
   let first: IteratorResult<Buffer>;
@@ -37,25 +42,15 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     return;
   }
   if (first.done) return;
-  const head = first.value as Buffer;
+  let head = first.value as Buffer;
+  // A UTF-8 byte order mark (Windows editors write one) is not part of the first record.
+  if (head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) head = head.subarray(3);
   if (looksBinary(head)) {
     yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is binary, not NDJSON or JSON text') };
     return;
   }
   const headText = decoder.write(head);
-  const trimmed = headText.replace(/^\uFEFF/, '').trimStart();
-  let jsonDoc: 'array' | 'envelope' | null = null;
-  if (trimmed.startsWith('[')) jsonDoc = 'array';
-  else if (trimmed.startsWith('{')) {
-    const nl = trimmed.indexOf('\n');
-    const firstLine = nl === -1 ? trimmed : trimmed.slice(0, nl);
-    try {
-      JSON.parse(firstLine);
-    } catch {
-      // A multi-line document whose first line is not a whole object: a pretty-printed envelope.
-      if (nl !== -1) jsonDoc = 'envelope';
-    }
-  }
+  const jsonDoc = documentKind(headText);
   async function* rest(): AsyncGenerator<Buffer> {
     yield head;
     for (;;) {
@@ -79,6 +74,11 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     batch = [];
     batchStart = lineNo + 1;
   };
+  const tooLong = (line: number): RecordBatch => ({
+    kind: 'error',
+    line,
+    error: new RecordError('line-too-long', null, `line longer than ${maxLineBytes} bytes`),
+  });
   const take = function* (text: string): Generator<RecordBatch> {
     const parts = text.split('\n');
     parts[0] = carry + parts[0];
@@ -86,29 +86,47 @@ export async function* readRecords(stream: AsyncIterable<Buffer>, batchSize = 20
     for (const p of parts) {
       lineNo++;
       if (skippingLongLine) {
+        // the end of a line already reported as too long
         skippingLongLine = false;
+        batchStart = lineNo + 1;
+        continue;
+      }
+      if (overLimit(p, maxLineBytes)) {
+        // a whole over-long line inside the chunks read so far: the carry check did not see it
         yield* flushBatch();
+        yield tooLong(lineNo);
+        batchStart = lineNo + 1;
         continue;
       }
       batch.push(p);
       if (batch.length >= batchSize) yield* flushBatch();
     }
-    if (carry.length > MAX_LINE_BYTES) {
-      lineNo++;
+    if (!skippingLongLine && overLimit(carry, maxLineBytes)) {
+      // An unfinished line already over the limit: report it now and drop the rest of it up to its
+      // newline, so it is never buffered whole.
       yield* flushBatch();
-      yield { kind: 'error', line: lineNo, error: new RecordError('line-too-long', null, `line longer than ${MAX_LINE_BYTES} bytes`) };
-      carry = '';
-      batchStart = lineNo + 1;
-      // the rest of this over-long line is dropped up to its newline
+      yield tooLong(lineNo + 1);
       skippingLongLine = true;
-      lineNo--;
     }
+    if (skippingLongLine) carry = '';
   };
   yield* take(headText);
   for (;;) {
     let n: IteratorResult<Buffer>;
     try {
-      n = await it.next();
+      const next = it.next();
+      // A quiet input (a pipe, `tail -f | ingest -`) must not hold complete lines back until a whole
+      // batch arrives: hand them on once no more input has come for IDLE_FLUSH_MS. Files never wait
+      // that long between chunks, so their batches stay whole.
+      let timer: NodeJS.Timeout | undefined;
+      const first = batch.length
+        ? await Promise.race([next, new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, IDLE_FLUSH_MS, IDLE)))])
+        : await next;
+      clearTimeout(timer);
+      if (first === IDLE) {
+        yield* flushBatch();
+        n = await next;
+      } else n = first;
     } catch (err) {
       // Keep the complete lines read so far; the cut-off line and the rest are lost.
       yield* flushBatch();
@@ -136,26 +154,81 @@ function readFailed(err: unknown, line: number): RecordBatch {
   return { kind: 'error', line, error: new RecordError(err.reason, null, message) };
 }
 
+/** True when a line is longer than `max` bytes in UTF-8 (cheap: the byte count only when it can matter). */
+function overLimit(line: string, max: number): boolean {
+  if (line.length > max) return true;
+  // a UTF-16 unit is at most 3 UTF-8 bytes
+  return line.length * 3 > max && Buffer.byteLength(line, 'utf8') > max;
+}
+
+/**
+ * A JSON document (an array, or a pretty-printed envelope) rather than NDJSON, judged from the first
+ * chunk: the first line does not hold a whole JSON value by itself. An NDJSON file whose lines are
+ * arrays stays NDJSON; a first line that starts an array or object and does not end it opens a
+ * document (and a broken one gets a clear error with its position).
+ */
+function documentKind(headText: string): 'array' | 'envelope' | null {
+  const trimmed = headText.trimStart();
+  const c = trimmed.charCodeAt(0);
+  if (c !== 91 /* [ */ && c !== 123 /* { */) return null;
+  const nl = trimmed.indexOf('\n');
+  const firstLine = nl === -1 ? trimmed : trimmed.slice(0, nl);
+  if (nl !== -1 || c === 91) {
+    try {
+      JSON.parse(firstLine);
+      // a whole value on the first line: NDJSON, unless it is the whole input and an array
+      return nl === -1 || trimmed.slice(nl + 1).trim() === '' ? (c === 91 ? 'array' : null) : null;
+    } catch {
+      return c === 91 ? 'array' : nl !== -1 ? 'envelope' : null;
+    }
+  }
+  return null;
+}
+
+const IDLE_FLUSH_MS = 200;
+const IDLE = Symbol('idle');
+
 /** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */
 function decoderHasPending(d: StringDecoder): boolean {
   return (d as unknown as { lastNeed?: number }).lastNeed ? true : false;
 }
 
+/** Documents up to this size are kept whole while streaming, so a syntax error gets an exact line:column. */
+const EXACT_POSITION_CHARS = 16 * 1024 * 1024;
+
 async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 'envelope', batchSize: number): AsyncGenerator<RecordBatch> {
   const path = kind === 'array' ? '' : 'data.detections';
-  const src = Readable.from(stream);
-  const p = parser();
-  let pipeline: NodeJS.ReadableStream = src.pipe(p);
-  if (kind === 'envelope') pipeline = pipeline.pipe(pick({ filter: 'data.detections' }));
-  const arr = pipeline.pipe(streamArray()) as unknown as AsyncIterable<{ key: number; value: unknown }>;
-  // pipe() does not forward a read failure: hand it to the loop below instead of crashing.
-  src.once('error', (err) => (arr as unknown as Readable).destroy(err));
+  let fed = 0;
+  let kept: string[] | null = [];
+  let keptChars = 0;
+  const decoder = new StringDecoder('utf8');
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const b of stream) {
+      fed += b.length;
+      if (kept !== null) {
+        const t = decoder.write(b);
+        keptChars += t.length;
+        if (keptChars > EXACT_POSITION_CHARS) kept = null;
+        else kept.push(t);
+      }
+      yield b;
+    }
+  }
+  // pipeline() (not pipe()) so an error in any stage ends the iteration below instead of being
+  // thrown as an unhandled 'error' event.
+  const stages: NodeJS.ReadWriteStream[] = [parser()];
+  if (kind === 'envelope') stages.push(pick({ filter: 'data.detections' }));
+  stages.push(streamArray());
+  const last = (pipeline as unknown as (...s: unknown[]) => NodeJS.ReadableStream)(Readable.from(counted()), ...stages, () => undefined);
+  const arr = last as unknown as AsyncIterable<{ key: number; value: unknown }>;
   let values: unknown[] = [];
   let firstIndex = 0;
+  let next = 0;
   try {
     for await (const { key, value } of arr) {
       if (values.length === 0) firstIndex = key;
       values.push(value);
+      next = key + 1;
       if (values.length >= batchSize) {
         yield { kind: 'values', firstIndex, values, path };
         values = [];
@@ -165,15 +238,70 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
     if (values.length) yield { kind: 'values', firstIndex, values, path };
     values = [];
     if (err instanceof SourceReadError) {
-      yield readFailed(err, firstIndex);
+      yield readFailed(err, next);
       return;
     }
+    const where = kept !== null ? syntaxPosition(kept.join('') + decoder.end()) : null;
+    if (kept !== null && where === null) {
+      // valid JSON, wrong shape (e.g. an object without data.detections)
+      yield {
+        kind: 'error',
+        line: next,
+        at: `byte ${fed}`,
+        error: new RecordError('unknown-format', null, WRONG_SHAPE),
+      };
+      return;
+    }
+    const at = where ?? `byte ${fed}`;
+    const what = where ? 'malformed JSON document' : `malformed JSON document (at or before byte ${fed})`;
+    const read = next === 0 ? 'no element was read' : `the ${next} element(s) before it were read`;
     yield {
       kind: 'error',
-      line: firstIndex,
-      error: new RecordError('malformed-json', null, `malformed JSON document: ${(err as Error).message}`),
+      line: next,
+      at,
+      error: new RecordError('malformed-json', null, `${what}: ${errorText(err)}; ${read}`),
     };
     return;
   }
   if (values.length) yield { kind: 'values', firstIndex, values, path };
+  else if (next === 0 && kind === 'envelope' && kept !== null && !hasDetections(kept.join('') + decoder.end())) {
+    // the envelope filter found nothing: say so rather than read an empty source
+    yield { kind: 'error', line: 0, at: `byte ${fed}`, error: new RecordError('unknown-format', null, WRONG_SHAPE) };
+  }
+}
+
+const WRONG_SHAPE = 'the document is JSON but neither an array of records nor a {"data":{"detections":[...]}} envelope';
+
+function hasDetections(text: string): boolean {
+  try {
+    const d = (JSON.parse(text) as { data?: { detections?: unknown } } | null)?.data?.detections;
+    return Array.isArray(d);
+  } catch {
+    return true; // not ours to judge here: a syntax error was already reported
+  }
+}
+
+function errorText(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/^Parser cannot parse input: /, '');
+}
+
+/** "line:column" (1-based) of the first JSON syntax error in `text`, or null when it parses. */
+export function syntaxPosition(text: string): string | null {
+  try {
+    JSON.parse(text);
+    return null;
+  } catch (err) {
+    const msg = (err as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    // V8 says "Unexpected end of JSON input" with no position when the text stops early.
+    const pos = m ? Number(m[1]) : text.length;
+    let line = 1;
+    let lineStart = 0;
+    for (let i = text.indexOf('\n'); i !== -1 && i < pos; i = text.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = i + 1;
+    }
+    return `${line}:${pos - lineStart + 1}`;
+  }
 }

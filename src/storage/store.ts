@@ -88,7 +88,7 @@ export interface IngestSession {
   loadBaseline(jobRef: number): Map<string, BaselineEntry>;
   upsertBaseline(jobRef: number, endpoint: string, entry: BaselineEntry, ts: number): void;
   /** returns true when the observation was not stored before */
-  insertObservation(runRef: number, endpoint: string, ip: string | null, process: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string): boolean;
+  insertObservation(runRef: number, endpoint: string, ip: string | null, process: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string, verdict?: CallVerdict): boolean;
   /** returns true when inserted, false when an identical detection already existed */
   insertDetection(d: NewDetection): boolean;
   /** rules version counter, bumped by every rule change; lets ingest reload rules mid-stream */
@@ -259,4 +259,10 @@ export class IngestLeaseLostError extends IngestLeaseError {
     );
     this.name = 'IngestLeaseLostError';
   }
+}
+
+/** The producer's own policy verdict on a call (Harden-Runner `matched_policy`, `reason`). */
+export interface CallVerdict {
+  matchedPolicy?: string;
+  reason?: string;
 }

@@ -18,7 +18,7 @@ const SHA_CURL = '4f2a0c8e6a1b5d3c9e7f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c
 const SHA_BASH = '9c1b7e5d3f0a2c4e6b8d0f1e3a5c7b9d2f4e6a8c0b1d3f5e7a9c2b4d6f8e0a1c';
 
 function rc(defaults: Partial<JobContext> = {}, tenant = 'default'): RecordContext {
-  return { source: 'test.ndjson', line: 1, tenant, defaults };
+  return { source: 'test.ndjson', line: 1, tenant, defaults, notes: {} };
 }
 
 function call(out: AdapterOutput): NetworkCallEvent {
@@ -287,9 +287,12 @@ test('harden-runner: "Unknown" tool is kept, Dropped is blocked, empty domain is
 
 test('harden-runner: container tool and epoch timestamps', () => {
   const a = new HardenRunnerAdapter();
-  const ev = call(a.parse(hrRecord({ tool: { name: 'ghcr.io/acme/builder:1.2', sha256: 'ghcr.io/acme/builder:1.2', parent: null }, timestamp: 1741946400 }), rc(HR_CTX)));
+  const r = rc(HR_CTX);
+  const ev = call(a.parse(hrRecord({ tool: { name: 'ghcr.io/acme/builder:1.2', sha256: 'ghcr.io/acme/builder:1.2', parent: null }, timestamp: 1741946400 }), r));
   assert.equal(ev.process.name, 'ghcr.io/acme/builder:1.2');
-  assert.equal(ev.process.sha256, 'ghcr.io/acme/builder:1.2');
+  // the image name the agent puts in sha256 for a container is no hash: unknown, and counted
+  assert.equal(ev.process.sha256, undefined);
+  assert.deepEqual(r.notes, { 'hash-not-a-hash': 1 });
   assert.equal(ev.timestamp, 1741946400000);
   assert.equal(call(a.parse(hrRecord({ timestamp: 1741946400123 }), rc(HR_CTX))).timestamp, 1741946400123);
   assert.equal(call(a.parse(hrRecord({ timestamp: '1741946400' }), rc(HR_CTX))).timestamp, 1741946400000);
@@ -316,8 +319,10 @@ test('harden-runner: bad input', () => {
   const a = new HardenRunnerAdapter();
   const c = rc(HR_CTX);
   rejects(a, hrRecord({ tool: undefined }), 'missing-field', 'tool', c);
-  rejects(a, hrRecord({ tool: { sha256: 'x' } }), 'missing-field', 'tool.name', c);
-  rejects(a, hrRecord({ tool: { name: 'curl', parent: { sha256: 'x' } } }), 'missing-field', 'tool.parent.name', c);
+  // a tool without a name is the agent's zero Tool: Unknown, as {"name":"","sha256":""} is
+  assert.equal(call(a.parse(hrRecord({ tool: { sha256: 'x' } }), c)).process.name, 'Unknown');
+  assert.equal(call(a.parse(hrRecord({ tool: { name: 'curl', parent: { sha256: 'x' } } }), c)).process.parent?.name, 'Unknown');
+  rejects(a, hrRecord({ tool: { name: 5 } }), 'wrong-type', 'tool.name', c);
   rejects(a, hrRecord({ tool: { name: 'curl', parent: 5 } }), 'wrong-type', 'tool.parent', c);
   rejects(a, hrRecord({ port: undefined }), 'missing-field', 'port', c);
   rejects(a, hrRecord({ port: '65536' }), 'invalid-value', 'port', c);
@@ -430,7 +435,9 @@ test('ecs: non-network event is skipped; bad input', () => {
   rejects(a, { ...ECS_NESTED, process: { pid: 3 } }, 'missing-field', 'process.name');
   rejects(a, { ...ECS_NESTED, process: { name: 5 } }, 'wrong-type', 'process.name');
   rejects(a, { ...ECS_NESTED, process: { name: 'curl', parent: { name: {} } } }, 'wrong-type', 'process.parent.name');
-  rejects(a, { ...ECS_NESTED, destination: { port: 443 } }, 'missing-field', 'destination.domain|destination.ip');
+  // a network event with no destination is skipped (and counted), not rejected
+  assert.deepEqual(a.parse({ ...ECS_NESTED, destination: { port: 443 } }, rc(HR_CTX)), { kind: 'skip' });
+  rejects(a, { ...ECS_NESTED, event: undefined, destination: { port: 443 } }, 'missing-field', 'destination.domain|destination.ip');
   rejects(a, { ...ECS_NESTED, destination: { ip: '1.2.3', port: 443 } }, 'invalid-value', 'destination.ip');
   rejects(a, { ...ECS_NESTED, destination: { ip: '1.2.3.4' } }, 'missing-field', 'destination.port');
   rejects(a, { ...ECS_NESTED, destination: { ip: '1.2.3.4', port: 99999 } }, 'invalid-value', 'destination.port');
@@ -531,7 +538,7 @@ test('stepsecurity: bad input', () => {
   rejects(a, { ...SS_DETECTION, timestamp: 'soon' }, 'invalid-value', 'timestamp');
   rejects(a, { ...SS_DETECTION, direct_ip_address: 'not-an-ip' }, 'invalid-value', 'direct_ip_address');
   rejects(a, { ...SS_DETECTION, tool: { name: 'node', parent: 7 } }, 'wrong-type', 'tool.parent');
-  rejects(a, { ...SS_DETECTION, tool: { sha256: SHA_CURL } }, 'missing-field', 'tool.name');
+  assert.equal((a.parse({ ...SS_DETECTION, tool: { sha256: SHA_CURL } }, rc()) as { detection: ImportedDetection }).detection.process.name, 'Unknown');
   rejects(a, { ...SS_DETECTION, expected_outbound_connections: 'github.com:443' }, 'wrong-type', 'expected_outbound_connections');
   rejects(a, { ...SS_DETECTION, expected_outbound_connections: ['a:1', 5] }, 'wrong-type', 'expected_outbound_connections.1');
   rejects(a, { ...SS_DETECTION, is_suppressed: 'yes' }, 'wrong-type', 'is_suppressed');

@@ -163,6 +163,8 @@ export function renderIngestSummary(r: IngestRunResult): string {
     out.push(`  records read      ${s.records}`);
     out.push(`  events accepted   ${s.accepted}  (${s.duplicates} repeat a call already stored for the same run)`);
     out.push(`  rejected          ${s.rejected}${s.rejected ? '  ' + Object.entries(s.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(' ') : ''}`);
+    const notes = Object.entries(s.notes ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+    if (notes) out.push(`  notes             ${notes}`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
     for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`);

@@ -25,7 +25,8 @@ function has(o: Record<string, unknown>, key: string): boolean {
  */
 export function detectFormat(firstRecord: unknown): IngestFormat | null {
   if (Array.isArray(firstRecord)) {
-    if (firstRecord.length === 0) return null;
+    // One level only: an array of arrays tells nothing, and deep nesting must not recurse.
+    if (firstRecord.length === 0 || Array.isArray(firstRecord[0])) return null;
     const f = detectFormat(firstRecord[0]);
     return f === null && isObject(firstRecord[0]) && has(firstRecord[0], 'id') ? 'stepsecurity' : f;
   }

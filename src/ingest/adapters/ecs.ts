@@ -1,25 +1,47 @@
 /**
- * ecs format: Elastic Common Schema network events, one document per NDJSON line.
+ * ecs format: Elastic Common Schema network events, one document per NDJSON line. Shapes checked
+ * against Auditbeat system/socket, Elastic Defend network events (endpoint-package) and the Sysmon
+ * samples of the `windows` integration; see test/fixtures/README.md for the sources.
  *
  * Fields read (nested objects, dotted flat keys like `"process.name": "curl"`, or any mix of the two):
  *   @timestamp (RFC 3339 or epoch millis)          → timestamp
  *   process.name | basename(process.executable)    → process.name
  *   process.executable, process.hash.sha256, process.pid
  *   process.parent.{name, executable, hash.sha256, pid}
+ *   process.entity_id, process.parent.entity_id, process.Ext.ancestry (Elastic Defend: ids, no names)
  *   destination.domain, destination.ip (fallback: destination.address, IP or domain)
  *   destination.port (number or string)
  *   network.transport (tcp/udp; other transports leave protocol unset)
+ *   network.direction: only egress / outbound are calls
+ *   dns.question.name + dns.resolved_ip            → names the IPs of later connections of the job
  *   event.type containing "denied", or event.outcome / event.action mentioning
  *     deny/denied/block/blocked/drop/reject                  → status blocked
  *   labels.tenant                                  → tenant (else rc.tenant)
  *   labels.{owner, repo, workflow, job, run_id, run_attempt, job_id}, or the GitHub-style
  *     labels.{github_repository ("owner/repo"), github_repository_owner, github_workflow, github_job,
  *     github_run_id, github_run_attempt, github_job_id}; missing ones fall back to rc.defaults.
- * A document with no destination whose event.category excludes "network" (e.g. a process event in
- * a mixed export) is skipped. A `{"context": {...}}` line is accepted as in the harden-runner format.
+ *
+ * What is kept, skipped and counted (the counts appear under "notes" in the ingest summary):
+ * - `network.direction` other than egress / outbound (an Auditbeat inbound sshd socket, `ingress`,
+ *   `internal`...) and Defend's `connection_accepted` are not calls: skipped, `skipped-not-egress`.
+ *   A document without network.direction is taken as a call.
+ * - A DNS document (dns.question.name + dns.resolved_ip, e.g. Sysmon event 22, Packetbeat, Defend
+ *   lookups) yields `{kind: 'dns'}`: the parser names the IPs for later connections of the same job.
+ *   When the same document also has a destination, it is both a call and DNS answers.
+ * - A document with no destination in the network category (auditd `config_change`, a DNS event
+ *   with no answer) is skipped, `skipped-no-destination`; one of another category, `skipped-not-network`.
+ *   One with no destination and no event.category is rejected as missing its destination.
+ * - Process events (event.category process, not network) are remembered by process.entity_id, so a
+ *   Defend network event's process.parent.entity_id / process.Ext.ancestry resolve to names, paths
+ *   and hashes (`process-events`). An ancestor not seen before in the source is stored as one
+ *   "Unknown" link: the chain is unknown, not empty.
+ * - A denied event with no process (a firewall log) is kept with the Unknown tool, as Harden-Runner
+ *   does for packets only its firewall saw.
+ * - A `{"context": {...}}` line is accepted as in the harden-runner format.
  */
-import type { CallStatus, ProcessInfo, Protocol } from '../../domain/types.js';
-import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
+import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
+import type { AdapterOutput, RecordAdapter, RecordContext, ResolvedNames } from './types.js';
+import { ProcessTable } from './ecs-processes.js';
 import {
   ContextBuilder,
   basename,
@@ -28,15 +50,19 @@ import {
   isObject,
   makeProcess,
   missing,
+  noteOf,
+  normalizeDomain,
   normalizeIp,
   optNonNegInt,
   optString,
   parseContextLine,
   readHost,
   readPort,
+  readSha256,
   readTenant,
   readTimestamp,
   typeName,
+  UNKNOWN_TOOL,
   wrongType,
   type ContextFieldNames,
   type Obj,
@@ -81,7 +107,7 @@ class EcsPath {
 }
 
 const P = (name: string) => new EcsPath(name);
-const F = {
+export const F = {
   timestamp: P('@timestamp'),
   procName: P('process.name'),
   procExe: P('process.executable'),
@@ -96,6 +122,12 @@ const F = {
   dstAddress: P('destination.address'),
   dstPort: P('destination.port'),
   transport: P('network.transport'),
+  direction: P('network.direction'),
+  dnsName: P('dns.question.name'),
+  dnsIps: P('dns.resolved_ip'),
+  entityId: P('process.entity_id'),
+  parentEntityId: P('process.parent.entity_id'),
+  ancestry: P('process.Ext.ancestry'),
   outcome: P('event.outcome'),
   action: P('event.action'),
   type: P('event.type'),
@@ -155,32 +187,91 @@ function first(doc: Obj, primary: EcsPath, fallback: EcsPath): unknown {
   return a === undefined || a === null || a === '' ? fallback.get(doc) : a;
 }
 
-function ecsProcess(doc: Obj): ProcessInfo {
-  const exe = optString(F.procExe.get(doc), 'process.executable');
-  let name = optString(F.procName.get(doc), 'process.name');
+function hasValue(field: unknown, value: string): boolean {
+  return field === value || (Array.isArray(field) && field.includes(value));
+}
+
+/** network.direction: true for egress / outbound, false for any other value, null when absent. */
+function isEgress(doc: Obj): boolean | null {
+  const d = F.direction.get(doc);
+  if (d === undefined || d === null || d === '') return null;
+  if (typeof d !== 'string') return wrongType('network.direction', 'a string', d);
+  const v = d.toLowerCase();
+  return v === 'egress' || v === 'outbound';
+}
+
+/** process.name, or the basename of process.executable. */
+function nameOf(nameRaw: unknown, exeRaw: unknown, prefix: string): { name: string | undefined; exe: string | undefined } {
+  const exe = optString(exeRaw, `${prefix}.executable`);
+  let name = optString(nameRaw, `${prefix}.name`);
   if (name === undefined && exe !== undefined) name = basename(exe) || undefined;
-  if (name === undefined) return missing('process.name');
-  const sha = optString(F.procSha.get(doc), 'process.hash.sha256');
-  const pid = optNonNegInt(F.procPid.get(doc), 'process.pid');
-  let parent: ProcessInfo | null = null;
-  const pExe = optString(F.parentExe.get(doc), 'process.parent.executable');
-  let pName = optString(F.parentName.get(doc), 'process.parent.name');
-  if (pName === undefined && pExe !== undefined) pName = basename(pExe) || undefined;
-  if (pName !== undefined) {
-    parent = makeProcess(
-      pName,
-      pExe,
-      optString(F.parentSha.get(doc), 'process.parent.hash.sha256'),
-      optNonNegInt(F.parentPid.get(doc), 'process.parent.pid'),
-      null,
-    );
-  }
-  return makeProcess(name, exe, sha, pid, parent);
+  return { name, exe };
 }
 
 export class EcsAdapter implements RecordAdapter {
   readonly format = 'ecs' as const;
   private readonly ctx = new ContextBuilder();
+  /** process events seen earlier in this source, for Defend's parent references */
+  private readonly processes = new ProcessTable();
+
+  private process(doc: Obj, blocked: boolean, rc: RecordContext): ProcessInfo {
+    const { name: procName, exe } = nameOf(F.procName.get(doc), F.procExe.get(doc), 'process');
+    const ownSha = readSha256(F.procSha.get(doc), 'process.hash.sha256', rc);
+    // Defend gives no hash on network events: look the process up only when something is missing.
+    const entityId = procName !== undefined && ownSha !== undefined ? undefined : optString(F.entityId.get(doc), 'process.entity_id');
+    const known = entityId === undefined ? undefined : this.processes.get(entityId);
+    const name = procName ?? known?.name;
+    if (name === undefined) {
+      // A firewall log knows the packet, not the process: the agent's Unknown tool.
+      if (blocked) return makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
+      return missing('process.name');
+    }
+    const sha = ownSha ?? known?.sha256;
+    const pid = optNonNegInt(F.procPid.get(doc), 'process.pid') ?? known?.pid;
+    let parent: ProcessInfo | null = null;
+    const p = nameOf(F.parentName.get(doc), F.parentExe.get(doc), 'process.parent');
+    if (p.name !== undefined) {
+      parent = makeProcess(
+        p.name,
+        p.exe,
+        readSha256(F.parentSha.get(doc), 'process.parent.hash.sha256', rc),
+        optNonNegInt(F.parentPid.get(doc), 'process.parent.pid'),
+        null,
+      );
+    } else {
+      const parentId = optString(F.parentEntityId.get(doc), 'process.parent.entity_id');
+      const ancestry = F.ancestry.get(doc);
+      if (ancestry !== undefined && ancestry !== null && !Array.isArray(ancestry)) {
+        return wrongType('process.Ext.ancestry', 'an array of entity ids', ancestry);
+      }
+      const selfId = entityId ?? optString(F.entityId.get(doc), 'process.entity_id');
+      const ids: string[] = [];
+      if (Array.isArray(ancestry)) for (const a of ancestry) if (typeof a === 'string' && a !== '' && a !== selfId) ids.push(a);
+      if (parentId !== undefined && parentId !== selfId && ids[0] !== parentId) ids.unshift(parentId);
+      const self = known ?? (selfId === undefined ? undefined : this.processes.get(selfId));
+      if (ids.length === 0 && self?.parentId !== undefined) ids.push(self.parentId);
+      if (ids.length > 0) parent = this.processes.chain(ids);
+    }
+    return makeProcess(name, exe ?? known?.executable, sha, pid, parent);
+  }
+
+  /** DNS answers in the document, or null (a name that is no DNS name, or no IP, names nothing). */
+  private names(doc: Obj, tenant: string, ctx: JobContext, rc: RecordContext): ResolvedNames | null {
+    const q = F.dnsName.get(doc);
+    const raw = F.dnsIps.get(doc);
+    if (typeof q !== 'string' || q === '' || raw === undefined || raw === null) return null;
+    const domain = normalizeDomain(q);
+    const ips: string[] = [];
+    for (const v of Array.isArray(raw) ? raw : [raw]) {
+      const ip = typeof v === 'string' ? normalizeIp(v) : null;
+      if (ip !== null) ips.push(ip);
+    }
+    if (domain === null || ips.length === 0) {
+      noteOf(rc, 'dns-unusable');
+      return null;
+    }
+    return { tenant, ctx, domain, ips };
+  }
 
   parse(record: unknown, rc: RecordContext): AdapterOutput {
     if (!isObject(record)) return fail('wrong-type', null, `record must be a JSON object, got ${typeName(record)}`);
@@ -188,22 +279,34 @@ export class EcsAdapter implements RecordAdapter {
     if (doc.context !== undefined && doc['@timestamp'] === undefined) {
       return { kind: 'context', ctx: parseContextLine(doc.context) };
     }
+    const category = F.category.get(doc);
+    const network = hasValue(category, 'network');
+    if (hasValue(category, 'process') && !network) {
+      this.processes.remember(doc, F, rc);
+      noteOf(rc, 'process-events');
+      return { kind: 'skip' };
+    }
+    if (isEgress(doc) === false || F.action.get(doc) === 'connection_accepted') {
+      noteOf(rc, 'skipped-not-egress');
+      return { kind: 'skip' };
+    }
 
     let domainRaw = F.dstDomain.get(doc);
     let ipRaw = F.dstIp.get(doc);
+    let destination = true;
     if ((domainRaw === undefined || domainRaw === null) && (ipRaw === undefined || ipRaw === null)) {
       const address = F.dstAddress.get(doc);
       if (typeof address === 'string' && address !== '') {
         if (normalizeIp(address) !== null) ipRaw = address;
         else domainRaw = address;
       } else {
-        const category = F.category.get(doc);
-        const isNetwork =
-          category === undefined ||
-          category === 'network' ||
-          (Array.isArray(category) && category.includes('network'));
-        if (!isNetwork) return { kind: 'skip' };
+        destination = false;
       }
+    }
+    const isDns = F.dnsName.get(doc) !== undefined;
+    if (!destination && !isDns && category !== undefined) {
+      noteOf(rc, network ? 'skipped-no-destination' : 'skipped-not-network');
+      return { kind: 'skip' };
     }
 
     const labelsTenant = F.tenant.get(doc);
@@ -219,18 +322,22 @@ export class EcsAdapter implements RecordAdapter {
       rc.defaults,
       ECS_FIELDS,
     );
+    const names = isDns ? this.names(doc, tenant, ctx, rc) : null;
+    if (!destination && isDns) {
+      if (names !== null) return { kind: 'dns', names };
+      noteOf(rc, 'skipped-no-destination');
+      return { kind: 'skip' };
+    }
     const timestamp = readTimestamp(F.timestamp.get(doc), '@timestamp');
     readHost(domainRaw, 'destination.domain', ipRaw, 'destination.ip', 'destination.domain|destination.ip');
     const domain = hostOut.domain;
     const ip = hostOut.ip;
     const port = readPort(F.dstPort.get(doc), 'destination.port');
     const protocol = ecsProtocol(F.transport.get(doc));
-    const process = ecsProcess(doc);
     const status = ecsStatus(doc);
-    return {
-      kind: 'call',
-      event: { tenant, ctx, timestamp, domain, ip, port, protocol, process, status },
-    };
+    const process = this.process(doc, status === 'blocked', rc);
+    const event = { tenant, ctx, timestamp, domain, ip, port, protocol, process, status };
+    return names === null ? { kind: 'call', event } : { kind: 'call', event, names };
   }
 }
 

@@ -1,10 +1,15 @@
 /**
- * harden-runner format: the Harden-Runner agent's NetworkConnection records, one per NDJSON line.
+ * harden-runner format: the Harden-Runner agent's records, one per NDJSON line. Shapes from
+ * step-security/agent apiclient.go (NetworkConnection, DNSRecord, Tool) and eventhandler.go.
  *
+ *   NetworkConnection:
  *   {"ipAddress": "140.82.112.3", "port": "443(https)", "domainName": "github.com.",
  *    "timestamp": "2025-03-14T10:00:00.123456789Z", "status": "Allowed" | "Dropped",
  *    "tool": {"name": "curl", "sha256": "…", "parent": {"name": "bash", "sha256": "…", "parent": null}},
  *    "matched_policy": "…", "reason": "…"}
+ *
+ *   DNSRecord (no port, no tool):
+ *   {"domainName": "github.com.", "ipAddress": "140.82.112.3", "timestamp": "…"}
  *
  * - The records carry no job context. It comes from rc.defaults: the CLI flags, merged by the
  *   pipeline with the last context line seen. The context line shape (any position, any number):
@@ -14,14 +19,23 @@
  *
  *   (keys optional; camelCase and `repository: "owner/repo"` also accepted; see parseContextLine).
  *   It yields `{kind: 'context'}`. Records may also carry the same snake_case context keys inline.
- * - `status` "Dropped" (or "Blocked") → blocked; absent → allowed.
- * - `tool.name` "Unknown" (firewall-only packets) is kept as a process named "Unknown";
- *   a sha256 of "Unknown" is treated as absent. Container tools `{name: image, sha256: image}` pass as is.
+ * - A DNSRecord yields `{kind: 'dns'}`: the parser uses it to name the IP for later connections of
+ *   the same job that have no domain, as the agent's DNS proxy does. A connection whose IP no DNS
+ *   answer named stays a direct-IP call.
+ * - `status` "Dropped" (or "Blocked") → blocked; absent → allowed. `matched_policy` and `reason`
+ *   are kept on the call.
+ * - `tool.name` "Unknown" (firewall-only packets) is kept as a process named "Unknown"; so is the
+ *   zero Tool `{"name": "", "sha256": ""}` the agent sends when it knows no executable.
+ *   A sha256 that is not 64 hex digits (Go's error text when hashing failed, a container image
+ *   name) is no hash: kept as unknown and counted (see readSha256).
  * - Empty `domainName` → a direct-IP call. `port` is "443" or "443(https)" (numbers accepted too).
- * - `timestamp` may be RFC 3339 or an epoch number (s / ms / µs / ns, by magnitude).
+ * - `timestamp` may be RFC 3339 or an epoch number (s / ms / µs / ns, by magnitude). Go's zero time
+ *   `0001-01-01T00:00:00Z` (and anything before 1970) is no time: the record takes the timestamp
+ *   of the record before it in the same source (its position), counted as `zero-time-took-previous`;
+ *   with no earlier record it is rejected (`zero-time`).
  * - The agent reports no protocol; an optional `protocol` field is honoured if present.
  */
-import type { CallStatus, ProcessInfo } from '../../domain/types.js';
+import type { CallStatus, JobContext, ProcessInfo } from '../../domain/types.js';
 import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
@@ -37,36 +51,32 @@ import {
   optProtocol,
   optString,
   parentPath,
+  noteOf,
   parseContextLine,
   readHost,
+  readSha256,
+  UNKNOWN_TOOL,
   readPort,
   readTenant,
   readTimestamp,
   typeName,
   wrongType,
+  type Obj,
 } from './validate.js';
-
-/** sha256 of a Harden-Runner tool: "Unknown" / "" → absent. */
-function toolSha(value: unknown, field: string): string | undefined {
-  if (value === 'Unknown' || value === 'unknown') return undefined;
-  return optString(value, field);
-}
 
 /**
  * Reads a Harden-Runner / StepSecurity `tool` object (recursive `parent`). A string parent is taken
- * as the parent's name. `root` is the field path of the tool ("tool").
+ * as the parent's name. `root` is the field path of the tool ("tool"). The agent's zero Tool
+ * (`name: ""`) is its Unknown tool.
  */
-export function readTool(value: unknown, root: string, depth: number): ProcessInfo {
+export function readTool(value: unknown, root: string, depth: number, rc: RecordContext): ProcessInfo {
   const here = parentPath(root, depth);
   if (!isObject(value)) {
     if (value === undefined || value === null) return missing(here);
     return wrongType(here, 'an object', value);
   }
   const name = value.name;
-  if (typeof name !== 'string' || name === '') {
-    if (name === undefined || name === null || name === '') return missing(`${here}.name`);
-    return wrongType(`${here}.name`, 'a string', name);
-  }
+  if (typeof name !== 'string' && name !== undefined && name !== null) return wrongType(`${here}.name`, 'a string', name);
   const parentRaw = value.parent;
   let parent: ProcessInfo | null = null;
   if (typeof parentRaw === 'string') {
@@ -74,14 +84,14 @@ export function readTool(value: unknown, root: string, depth: number): ProcessIn
   } else if (parentRaw !== undefined && parentRaw !== null) {
     if (depth >= MAX_PARENT_DEPTH) return invalid(`${here}.parent`, `parent chain deeper than ${MAX_PARENT_DEPTH}`);
     if (!isObject(parentRaw)) return wrongType(`${here}.parent`, 'an object, a string or null', parentRaw);
-    parent = readTool(parentRaw, root, depth + 1);
+    parent = readTool(parentRaw, root, depth + 1, rc);
   }
   const path = value.path;
   const pid = value.pid;
   return makeProcess(
-    name,
+    typeof name === 'string' && name !== '' ? name : UNKNOWN_TOOL,
     path === undefined ? undefined : optString(path, `${here}.path`),
-    toolSha(value.sha256, `${here}.sha256`),
+    readSha256(value.sha256, `${here}.sha256`, rc),
     pid === undefined ? undefined : optNonNegInt(pid, `${here}.pid`),
     parent,
   );
@@ -97,9 +107,29 @@ function hrStatus(value: unknown): CallStatus {
   return invalid('status', `status must be "Allowed" or "Dropped", got "${clip(value)}"`);
 }
 
+/** Before 1970: Go's zero time `0001-01-01T00:00:00Z` or an unset epoch, i.e. no time at all. */
+function isNoTime(t: number): boolean {
+  return t <= 0;
+}
+
 export class HardenRunnerAdapter implements RecordAdapter {
   readonly format = 'harden-runner' as const;
   private readonly ctx = new ContextBuilder();
+  /** timestamp of the last record with a real one, for records that carry Go's zero time */
+  private lastTime: number | null = null;
+
+  private time(value: unknown, rc: RecordContext): number {
+    const t = readTimestamp(value, 'timestamp');
+    if (!isNoTime(t)) {
+      this.lastTime = t;
+      return t;
+    }
+    if (this.lastTime === null) {
+      return fail('zero-time', 'timestamp', `no time ("${typeof value === 'string' ? clip(value) : String(value)}", Go's zero time) and no earlier record to take the position of`);
+    }
+    noteOf(rc, 'zero-time-took-previous');
+    return this.lastTime;
+  }
 
   parse(record: unknown, rc: RecordContext): AdapterOutput {
     if (!isObject(record)) return fail('wrong-type', null, `record must be a JSON object, got ${typeName(record)}`);
@@ -109,18 +139,33 @@ export class HardenRunnerAdapter implements RecordAdapter {
     }
     const tenant = r.tenant === undefined ? rc.tenant : readTenant(r.tenant, 'tenant', rc.tenant);
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
-    const timestamp = readTimestamp(r.timestamp, 'timestamp');
+    if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx);
+    const timestamp = this.time(r.timestamp, rc);
     readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
     const domain = hostOut.domain;
     const ip = hostOut.ip;
     const port = readPort(r.port, 'port');
     const protocol = r.protocol === undefined ? undefined : optProtocol(r.protocol, 'protocol');
-    const process = readTool(r.tool, 'tool', 0);
+    const process = readTool(r.tool, 'tool', 0, rc);
     const status = hrStatus(r.status);
+    const matchedPolicy = optString(r.matched_policy, 'matched_policy');
+    const reason = optString(r.reason, 'reason');
     return {
       kind: 'call',
-      event: { tenant, ctx, timestamp, domain, ip, port, protocol, process, status },
+      event: { tenant, ctx, timestamp, domain, ip, port, protocol, process, status, matchedPolicy, reason },
     };
+  }
+
+  /** A DNSRecord: `domainName` resolved to `ipAddress`; both are required. */
+  private dnsRecord(r: Obj, tenant: string, ctx: JobContext): AdapterOutput {
+    const t = readTimestamp(r.timestamp, 'timestamp');
+    if (!isNoTime(t)) this.lastTime = t;
+    readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
+    const domain = hostOut.domain;
+    const ip = hostOut.ip;
+    if (domain === undefined) return missing('domainName');
+    if (ip === undefined) return missing('ipAddress');
+    return { kind: 'dns', names: { tenant, ctx, domain, ips: [ip] } };
   }
 }
 

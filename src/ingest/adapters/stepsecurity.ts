@@ -159,7 +159,7 @@ export class StepSecurityAdapter implements RecordAdapter {
 
     const protocol = r.protocol === undefined ? undefined : optProtocol(r.protocol, 'protocol');
     const process: ProcessInfo =
-      r.tool === undefined || r.tool === null ? makeProcess('Unknown', undefined, undefined, undefined, null) : readTool(r.tool, 'tool', 0);
+      r.tool === undefined || r.tool === null ? makeProcess('Unknown', undefined, undefined, undefined, null) : readTool(r.tool, 'tool', 0, rc);
     const expected = readExpected(r.expected_outbound_connections);
 
     let status: DetectionStatus = 'new';

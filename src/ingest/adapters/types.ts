@@ -13,6 +13,11 @@ export interface RecordContext {
   tenant: string;
   /** job context from CLI flags (--owner --repo --workflow --job --run-id) or a context line */
   defaults: Partial<JobContext>;
+  /**
+   * Counts of things read but not stored as a call, or stored with a caveat (DNS records, inbound
+   * sockets skipped, hashes that are not hashes...). The parser moves them into the ingest summary.
+   */
+  notes: Record<string, number>;
 }
 
 /**
@@ -32,11 +37,25 @@ export class RecordError extends Error {
 }
 
 export type AdapterOutput =
-  | { kind: 'call'; event: NetworkCallEvent }
+  /** `names`: DNS answers carried by the same document (an ECS event may hold both) */
+  | { kind: 'call'; event: NetworkCallEvent; names?: ResolvedNames }
   | { kind: 'detection'; detection: ImportedDetection }
   /** a leading context line: sets job context for the records after it */
   | { kind: 'context'; ctx: Partial<JobContext> }
+  /**
+   * A DNS answer (Harden-Runner DNSRecord, ECS dns.question.name + dns.resolved_ip): names the IPs
+   * that later connections of the same job go to. Not a call.
+   */
+  | { kind: 'dns'; names: ResolvedNames }
   | { kind: 'skip' };
+
+/** IPs (canonical) that `domain` resolved to, within one job run of one source. */
+export interface ResolvedNames {
+  tenant: string;
+  ctx: JobContext;
+  domain: string;
+  ips: string[];
+}
 
 /** Converts one already-JSON-parsed record. Throws RecordError on bad input. */
 export interface RecordAdapter {

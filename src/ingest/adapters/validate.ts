@@ -12,9 +12,9 @@
  */
 import { basenameOf } from '../../domain/process-name.js';
 import { TENANT_PATTERN } from '../../config/paths.js';
-import { isValidIp } from '../../domain/endpoint.js';
+import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
-import { RecordError } from './types.js';
+import { RecordError, type RecordContext } from './types.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -298,41 +298,11 @@ export function readTimestamp(value: unknown, field: string): number {
 // ---------------------------------------------------------------------------------------------
 // IPs and domains
 
-/** Canonical dotted-quad IPv4 (no leading zeros), without allocating. */
-export function isDottedQuad(s: string): boolean {
-  const len = s.length;
-  if (len < 7 || len > 15) return false;
-  let parts = 0;
-  let i = 0;
-  while (i <= len) {
-    let n = 0;
-    let nd = 0;
-    const start = i;
-    while (i < len) {
-      const c = s.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) break;
-      n = n * 10 + c;
-      nd++;
-      i++;
-    }
-    if (nd === 0 || nd > 3 || n > 255 || (nd > 1 && s.charCodeAt(start) === 48)) return false;
-    parts++;
-    if (i === len) break;
-    if (s.charCodeAt(i) !== 46 || parts === 4) return false;
-    i++;
-  }
-  return parts === 4;
-}
+export { isDottedQuad };
 
-/**
- * Validated IP → normalised string. IPv4 must be four-part decimal (ipaddr.js would also accept
- * "127.1", "0x7f.0.0.1" or "3232235777", which are too ambiguous for telemetry); IPv6 goes through
- * ipaddr.js (isValidIp) and is lower-cased.
- */
+/** Validated IP → its canonical form (src/domain/ip.ts owns the rules), or null. */
 export function normalizeIp(s: string): string | null {
-  if (isDottedQuad(s)) return s;
-  if (s.indexOf(':') >= 0 && isValidIp(s)) return s.toLowerCase();
-  return null;
+  return canonicalIp(s);
 }
 
 export function optIp(value: unknown, field: string): string | undefined {
@@ -350,15 +320,27 @@ const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/;
 const HAS_UPPER = /[A-Z]/;
 
 /**
- * Domain → lower case, trailing dot stripped, checked for DNS-ish characters.
+ * Domain → lower case, trailing dot stripped, checked for DNS-ish characters and label lengths.
  * Returns null when invalid. (An IP literal in a domain field is handled by `readHost`.)
  */
 export function normalizeDomain(s: string): string | null {
   let d = s;
   if (d.charCodeAt(d.length - 1) === 46) d = d.slice(0, -1);
   if (HAS_UPPER.test(d)) d = d.toLowerCase();
-  if (!DOMAIN_RE.test(d) || d.indexOf('..') >= 0) return null;
+  if (!DOMAIN_RE.test(d) || d.indexOf('..') >= 0 || !labelsFit(d)) return null;
   return d;
+}
+
+/** RFC 1035: every label of a DNS name is at most 63 octets (the whole name at most 253). */
+function labelsFit(d: string): boolean {
+  let start = 0;
+  for (;;) {
+    const dot = d.indexOf('.', start);
+    const end = dot < 0 ? d.length : dot;
+    if (end - start > 63) return false;
+    if (dot < 0) return true;
+    start = dot + 1;
+  }
 }
 
 /** Result slots for readHost (module-level to avoid allocating a tuple per record). */
@@ -421,7 +403,45 @@ export function makeProcess(
   parent: ProcessInfo | null,
 ): ProcessInfo {
   // Fixed shape (all keys present) keeps these objects monomorphic on the hot path.
-  return { name, path, sha256, pid, parent };
+  // A name of blanks names nothing: it is the agent's Unknown tool.
+  const n = name.charCodeAt(0) <= 32 || name.charCodeAt(name.length - 1) <= 32 ? (name.trim() === '' ? UNKNOWN_TOOL : name) : name;
+  return { name: n, path, sha256, pid, parent };
+}
+
+/** The Harden-Runner agent's name for a tool it could not attribute (firewall-only packets). */
+export const UNKNOWN_TOOL = 'Unknown';
+
+const SHA256_RE = /^(?:sha256:)?([0-9a-fA-F]{64})$/;
+
+/**
+ * An executable hash: 64 hex digits (a `sha256:` prefix, as on container image ids, is allowed),
+ * returned in lower case. Anything else is no hash: the Harden-Runner agent puts Go's error text
+ * there when it cannot read the binary ("open /usr/bin/pip: no such file or directory"), and
+ * container tools carry the image name. Those are kept as unknown and counted as `hash-not-a-hash`.
+ * "Unknown" and "" mean absent and are not counted.
+ */
+export function readSha256(value: unknown, field: string, rc: RecordContext): string | undefined {
+  if (value === undefined || value === null || value === '' || value === 'Unknown' || value === 'unknown') return undefined;
+  if (typeof value !== 'string') return wrongType(field, 'a string', value);
+  // hot path: a lower-case hex digest is returned as is, without a regex or a copy
+  if (value.length === 64 && isLowerHex(value)) return value;
+  const m = SHA256_RE.exec(value);
+  if (m) return m[1]!.toLowerCase();
+  noteOf(rc, 'hash-not-a-hash');
+  return undefined;
+}
+
+function isLowerHex(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+/** Counts something read but not stored as given (shown in the ingest summary under "notes"). */
+export function noteOf(rc: RecordContext, key: string): void {
+  rc.notes[key] = (rc.notes[key] ?? 0) + 1;
 }
 
 /** Basename of an executable path, for when only the path is known. */

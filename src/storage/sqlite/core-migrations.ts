@@ -189,6 +189,23 @@ CREATE TABLE suspected_impostors (
     name: 'ingest leases and job-state versions (concurrent writers)',
     up: (db) => db.exec(ingestLeasesSql()),
   },
+  {
+    version: 5,
+    name: 'producer policy verdicts on calls',
+    // Harden-Runner says why it dropped (or allowed) a call: `matched_policy` and `reason`. Kept in a
+    // side table, one row per stored call that carries them, so calls without them cost nothing.
+    up: `
+CREATE TABLE call_verdicts (
+  run_ref INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  blocked INTEGER NOT NULL,
+  matched_policy TEXT,
+  reason TEXT,
+  PRIMARY KEY (run_ref, endpoint_id, process_id, blocked)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 /**

@@ -13,7 +13,8 @@ import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../dom
 const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
-       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext
+       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext,
+       cv.matched_policy, cv.reason
 FROM detections d
 JOIN detection_types t ON t.id = d.type_id
 JOIN jobs j ON j.id = d.job_ref
@@ -21,7 +22,9 @@ JOIN runs r ON r.id = d.run_ref
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN processes p ON p.id = d.process_id
 LEFT JOIN ips i ON i.id = d.ip_id
-LEFT JOIN rules ru ON ru.id = d.rule_id`;
+LEFT JOIN rules ru ON ru.id = d.rule_id
+LEFT JOIN call_verdicts cv ON cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id AND cv.process_id = d.process_id
+  AND cv.blocked = (t.name = 'Domain-Blocked')`;
 
 export interface DetectionRowRaw {
   id: number;
@@ -50,6 +53,8 @@ export interface DetectionRowRaw {
   status: number;
   rule_uid: string | null;
   ext: string;
+  matched_policy?: string | null;
+  reason?: string | null;
 }
 
 export function rowToDetection(tenant: string, r: DetectionRowRaw): Detection {
@@ -85,6 +90,9 @@ export function rowToDetection(tenant: string, r: DetectionRowRaw): Detection {
     is_suppressed: status === 'suppressed',
     suppress_rule_id: r.rule_uid,
     external_id: r.ext === '' ? null : r.ext,
+    // present only when the producer gave a verdict, so a blocked call can show why
+    ...(r.matched_policy != null ? { matched_policy: r.matched_policy } : {}),
+    ...(r.reason != null ? { reason: r.reason } : {}),
   };
 }
 

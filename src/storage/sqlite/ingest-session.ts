@@ -4,6 +4,7 @@ import { Dictionaries, processVariantKey } from './dictionaries.js';
 import {
   STATUS_CODE,
   type BaselineEntry,
+  type CallVerdict,
   type IngestSession,
   type JobRow,
   type NewDetection,
@@ -55,6 +56,7 @@ export class SqliteIngestSession implements IngestSession {
   readonly tenantId: number;
   private readonly dict: Dictionaries;
   private readonly s: Stmts;
+  private verdictIns: Statement | null = null;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -207,16 +209,17 @@ export class SqliteIngestSession implements IngestSession {
     this.s.baseUpsert.run(jobRef, this.dict.endpointId(endpoint), e.runsSeen, ts, ts, e.inBaseline ? 1 : 0, e.source);
   }
 
-  insertObservation(runRef: number, endpoint: string, ip: string | null, p: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string): boolean {
-    const r = this.s.obsIns.run(
-      runRef,
-      this.dict.endpointId(endpoint),
-      this.dict.processId(p, variantKey),
-      blocked ? 1 : 0,
-      ip ? this.dict.ipId(ip) : null,
-      protocol,
-      ts,
-    );
+  insertObservation(runRef: number, endpoint: string, ip: string | null, p: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string, verdict?: CallVerdict): boolean {
+    const endpointId = this.dict.endpointId(endpoint);
+    const processId = this.dict.processId(p, variantKey);
+    const r = this.s.obsIns.run(runRef, endpointId, processId, blocked ? 1 : 0, ip ? this.dict.ipId(ip) : null, protocol, ts);
+    if (r.changes === 1 && verdict) {
+      // prepared on first use: most sources carry no verdicts
+      this.verdictIns ??= this.db.prepare(
+        'INSERT OR IGNORE INTO call_verdicts (run_ref, endpoint_id, process_id, blocked, matched_policy, reason) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      this.verdictIns.run(runRef, endpointId, processId, blocked ? 1 : 0, verdict.matchedPolicy ?? null, verdict.reason ?? null);
+    }
     return r.changes === 1;
   }
 

@@ -1,0 +1,51 @@
+/**
+ * The one owner of IP canonicalisation. Every key built from an IP (endpoint, observation,
+ * detection, baseline) uses the form returned here, so spellings of one address never look like
+ * two destinations:
+ * - IPv4: four decimal parts without leading zeros. Shorthands that ipaddr.js would also accept
+ *   ("127.1", "0x7f.0.0.1", "3232235777") are refused: too ambiguous for telemetry.
+ * - IPv6: RFC 5952 text (lower case, longest zero run compressed), so `2001:DB8:0:0::1`,
+ *   `2001:db8::1` and `2001:0db8:0000:0000:0000:0000:0000:0001` are one address. A zone id is kept.
+ * - IPv4-mapped IPv6 (`::ffff:140.82.112.9`) is the IPv4 address it maps.
+ */
+import ipaddr from 'ipaddr.js';
+
+/** Canonical dotted-quad IPv4 (no leading zeros), checked without allocating (ingest hot path). */
+export function isDottedQuad(s: string): boolean {
+  const len = s.length;
+  if (len < 7 || len > 15) return false;
+  let parts = 0;
+  let i = 0;
+  while (i <= len) {
+    let n = 0;
+    let nd = 0;
+    const start = i;
+    while (i < len) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) break;
+      n = n * 10 + c;
+      nd++;
+      i++;
+    }
+    if (nd === 0 || nd > 3 || n > 255 || (nd > 1 && s.charCodeAt(start) === 48)) return false;
+    parts++;
+    if (i === len) break;
+    if (s.charCodeAt(i) !== 46 || parts === 4) return false;
+    i++;
+  }
+  return parts === 4;
+}
+
+/** The canonical text of an IP address, or null when `s` is not one (see the module comment). */
+export function canonicalIp(s: string): string | null {
+  if (isDottedQuad(s)) return s;
+  if (s.indexOf(':') < 0 || !ipaddr.IPv6.isValid(s)) return null;
+  const a = ipaddr.IPv6.parse(s);
+  if (a.isIPv4MappedAddress()) return a.toIPv4Address().toString();
+  return a.toRFC5952String();
+}
+
+/** True when `s` is an IP address in any form canonicalIp accepts. */
+export function isIp(s: string): boolean {
+  return canonicalIp(s) !== null;
+}

@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { canonicalIp } from '../../src/domain/ip.js';
+import { endpointOf } from '../../src/domain/endpoint.js';
+import { normalizeProcessName } from '../../src/domain/process-name.js';
+import { HardenRunnerAdapter } from '../../src/ingest/adapters/harden-runner.js';
+import { NativeAdapter } from '../../src/ingest/adapters/native.js';
+import { StepSecurityAdapter } from '../../src/ingest/adapters/stepsecurity.js';
+import { RecordError, type AdapterOutput, type RecordContext } from '../../src/ingest/adapters/types.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+
+const CTX = { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', runId: '1', runAttempt: 1 };
+const rc = (): RecordContext => ({ source: 't', line: 1, tenant: 'default', defaults: CTX, notes: {} });
+const call = (o: AdapterOutput): NetworkCallEvent => {
+  assert.equal(o.kind, 'call');
+  return (o as { event: NetworkCallEvent }).event;
+};
+const hr = (ipAddress: string, extra: Record<string, unknown> = {}) =>
+  call(new HardenRunnerAdapter().parse({ ipAddress, port: '443', timestamp: '2026-11-02T10:00:00Z', tool: { name: 'curl', sha256: '' }, ...extra }, rc()));
+
+test('one IPv6 address has one canonical form, whatever its spelling', () => {
+  const spellings = ['2001:DB8:0:0::1', '2001:db8::1', '2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8:0:0:0:0:0:1'];
+  for (const s of spellings) assert.equal(canonicalIp(s), '2001:db8::1', s);
+  assert.equal(canonicalIp('::ffff:140.82.112.9'), '140.82.112.9');
+  assert.equal(canonicalIp('::FFFF:8c52:7009'), '140.82.112.9');
+  assert.equal(canonicalIp('140.82.112.9'), '140.82.112.9');
+  for (const bad of ['127.1', '0x7f.0.0.1', '3232235777', '010.0.0.1', 'github.com', '2001:db8::g']) assert.equal(canonicalIp(bad), null, bad);
+});
+
+test('every spelling of an address makes the same endpoint key, through every adapter and endpointOf', () => {
+  const keys = new Set<string>();
+  for (const s of ['2001:DB8:0:0::1', '2001:db8::1', '2001:0db8:0000:0000:0000:0000:0000:0001']) {
+    const ev = hr(s);
+    keys.add(endpointOf(ev.domain, ev.ip, ev.port));
+    const native = call(new NativeAdapter().parse({ ...nativeBase(), ip: s }, rc()));
+    keys.add(endpointOf(native.domain, native.ip, native.port));
+    const det = new StepSecurityAdapter().parse({ id: 'x', endpoint: `[${s}]:443`, timestamp: '2026-11-02T10:00:00Z' }, rc());
+    assert.equal(det.kind, 'detection');
+    if (det.kind === 'detection') keys.add(endpointOf(undefined, det.detection.ip, 443));
+    keys.add(endpointOf(undefined, s, 443));
+  }
+  assert.deepEqual([...keys], ['[2001:db8::1]:443']);
+  assert.equal(hr('::ffff:140.82.112.9').ip, '140.82.112.9');
+  assert.equal(endpointOf(undefined, '::ffff:140.82.112.9', 443), '140.82.112.9:443');
+});
+
+function nativeBase() {
+  return { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: '1', timestamp: '2026-11-02T10:00:00Z', port: 443, process: { name: 'curl' } };
+}
+
+test('DNS names are checked per label: 63 characters at most', () => {
+  const ok = `${'a'.repeat(63)}.example.com`;
+  assert.equal(hr('140.82.112.9', { domainName: `${ok}.` }).domain, ok);
+  assert.throws(
+    () => hr('140.82.112.9', { domainName: `${'a'.repeat(64)}.example.com` }),
+    (e: unknown) => e instanceof RecordError && e.reason === 'invalid-value' && e.field === 'domainName',
+  );
+  assert.throws(() => call(new NativeAdapter().parse({ ...nativeBase(), domain: `x.${'b'.repeat(64)}` }, rc())), RecordError);
+});
+
+test('a process name of blanks is the Unknown tool', () => {
+  assert.equal(hr('140.82.112.9', { tool: { name: '   ', sha256: '' } }).process.name, 'Unknown');
+  assert.equal(call(new NativeAdapter().parse({ ...nativeBase(), ip: '140.82.112.9', process: { name: ' \t ' } }, rc())).process.name, 'Unknown');
+  assert.equal(normalizeProcessName('   '), 'unknown');
+});

@@ -1,0 +1,204 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { readRecords, type RecordBatch } from '../../src/ingest/records.js';
+import { RecordParser } from '../../src/ingest/record-parser.js';
+import { runCli, tempDir, nativeEvent } from '../helpers.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+let n = 0;
+function file(content: string | Buffer, ext = '.json'): string {
+  const f = join(tmp.dir, `d${n++}${ext}`);
+  writeFileSync(f, content);
+  return f;
+}
+
+const STACK = /\n\s+at .+:\d+:\d+/;
+const HR_CTX = ['--owner', 'acme', '--repo', 'api', '--workflow', 'ci.yml', '--job', 'build', '--run-id', '1'];
+
+interface Summary { sources: { source: string; accepted: number; rejected: number; rejectedByReason: Record<string, number>; errors: { location: string; message: string }[] }[] }
+
+function ingest(files: string[], extra: string[] = []) {
+  const res = runCli(['ingest', ...files, '--db', join(tmp.dir, `s${n++}.db`), '--json', ...extra]);
+  assert.notEqual(res.status, 70, `internal error: ${res.stderr}`);
+  assert.doesNotMatch(res.stderr, STACK);
+  return { res, out: JSON.parse(res.stdout) as Summary };
+}
+
+test('a truncated JSON array is a clear error at its position, and the files after it still ingest', () => {
+  const bad = file('[{"id":"a"');
+  const good = file(readFileSync('test/fixtures/harden-runner/agent.log'), '.log');
+  const { out } = ingest([bad, good], HR_CTX);
+  const [b, g] = out.sources;
+  assert.equal(b!.rejected, 1);
+  assert.equal(b!.rejectedByReason['malformed-json'], 1);
+  assert.equal(b!.errors[0]!.location, `${bad}:1:11`);
+  assert.match(b!.errors[0]!.message, /malformed JSON document/);
+  assert.equal(g!.accepted, 3);
+  assert.equal(g!.rejected, 0);
+});
+
+test('a JSON document of the wrong shape says so, without calling it malformed', () => {
+  const f = file('{"data":\n  {"items": []}}\n');
+  const s = ingest([f]).out.sources[0]!;
+  assert.deepEqual(s.rejectedByReason, { 'unknown-format': 1 });
+  assert.match(s.errors[0]!.message, /neither an array of records nor a \{"data":\{"detections"/);
+});
+
+test('the text summary is printed for a broken document too', () => {
+  const bad = file('[{"id":"a"');
+  const res = runCli(['ingest', bad, '--db', join(tmp.dir, 'text.db')]);
+  assert.notEqual(res.status, 70, res.stderr);
+  assert.doesNotMatch(res.stderr, STACK);
+  assert.match(res.stdout, new RegExp(`! ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:11: malformed JSON document`));
+  assert.match(res.stdout, /^total: /m);
+});
+
+test('an NDJSON file whose first line starts with "[" gets a clear error, not a crash', () => {
+  const f = file('[1,2\n{"ipAddress":"140.82.112.3","port":"443","timestamp":"2026-11-02T10:00:00Z","tool":{"name":"git","sha256":""}}\n', '.ndjson');
+  const { out } = ingest([f], HR_CTX);
+  assert.equal(out.sources[0]!.errors[0]!.location, `${f}:2:1`);
+  // NDJSON whose lines are whole arrays stays NDJSON: each line is a record
+  const lines = file('[1]\n[2]\n', '.ndjson');
+  const r2 = ingest([lines], HR_CTX).out.sources[0]!;
+  assert.equal(r2.errors.length, 1);
+  assert.match(r2.errors[0]!.message, /cannot tell the format/);
+});
+
+test('a UTF-8 byte order mark before the first record is accepted (NDJSON and document)', () => {
+  const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+  const nd = file(Buffer.concat([bom, readFileSync('test/fixtures/harden-runner/agent.log')]), '.log');
+  const doc = file(Buffer.concat([bom, readFileSync('test/fixtures/stepsecurity/detections.json')]));
+  const { out } = ingest([nd, doc], HR_CTX);
+  assert.deepEqual(out.sources.map((s) => s.rejected), [0, 0]);
+  assert.equal(out.sources[0]!.accepted, 3);
+  assert.ok(out.sources[1]!.accepted > 0);
+});
+
+async function* chunked(text: string, cuts: number[]): AsyncGenerator<Buffer> {
+  const buf = Buffer.from(text);
+  let at = 0;
+  for (const c of [...cuts].sort((a, b) => a - b)) {
+    if (c > at && c < buf.length) {
+      yield buf.subarray(at, c);
+      at = c;
+    }
+  }
+  yield buf.subarray(at);
+}
+
+async function collect(it: AsyncIterable<RecordBatch>) {
+  const lines = new Map<number, string>();
+  const tooLong: number[] = [];
+  for await (const b of it) {
+    if (b.kind === 'lines') b.lines.forEach((l, i) => lines.set(b.firstLine + i, l));
+    else if (b.kind === 'error') tooLong.push(b.line);
+  }
+  return { lines, tooLong };
+}
+
+test('the line-length limit holds at every length and every chunking', async () => {
+  const LIMIT = 64;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 0, max: 3 * LIMIT }), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.nat(), { maxLength: 12 }),
+      fc.boolean(),
+      async (lengths, cutSeeds, multiByte) => {
+        // "é" is two UTF-8 bytes: the limit is in bytes, not characters
+        const lineOf = (i: number, len: number) => (multiByte ? 'é'.repeat(len >> 1) + 'x'.repeat(len & 1) : String.fromCharCode(97 + (i % 26)).repeat(len));
+        const ls = lengths.map((len, i) => lineOf(i, len));
+        const text = ls.join('\n') + '\n';
+        const cuts = cutSeeds.map((s) => s % (Buffer.byteLength(text) + 1));
+        const { lines, tooLong } = await collect(readRecords(chunked(text, cuts), 3, LIMIT));
+        ls.forEach((l, i) => {
+          const over = Buffer.byteLength(l) > LIMIT;
+          assert.equal(tooLong.includes(i + 1), over, `line ${i + 1} (${Buffer.byteLength(l)} bytes)`);
+          if (!over) assert.equal(lines.get(i + 1), l, `line ${i + 1}`);
+          else assert.equal(lines.has(i + 1), false);
+        });
+      },
+    ),
+    { numRuns: 400, seed: 20261201 },
+  );
+});
+
+test('a 5 MB line is rejected as too long, and the lines around it still ingest', () => {
+  const ev = (run: number, pad = '') => JSON.stringify({ ...nativeEvent({ run, domain: 'github.com', process: 'git' }), ...(pad ? { pad } : {}) });
+  const f = file([ev(0), ev(1, 'x'.repeat(5_000_000)), ev(2)].join('\n') + '\n', '.ndjson');
+  const { out } = ingest([f]);
+  const s = out.sources[0]!;
+  assert.equal(s.rejectedByReason['line-too-long'], 1);
+  assert.equal(s.errors[0]!.location, `${f}:2`);
+  assert.equal(s.accepted, 2);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fuzz: mutated JSON documents never crash the reader or an adapter.
+
+const BASES = [
+  readFileSync('test/fixtures/stepsecurity/detections.json', 'utf8'),
+  JSON.stringify(JSON.parse(readFileSync('test/fixtures/stepsecurity/detections.json', 'utf8')).data.detections),
+  JSON.stringify(readFileSync('test/fixtures/harden-runner/agent-records.log', 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l)), null, 2),
+];
+const NOISE = ['{', '}', '[', ']', '"', ',', ':', '\\', '\n', '\uFEFF', 'null', '-1e999', '"\\u0000"', '[[[[[[', '{"data":', 'ÿ', '\u2028', '0'];
+
+/** A seeded mutation of a document: truncation, deletion, insertion, duplication or a swap. */
+function mutate(doc: string, rnd: () => number): string {
+  let s = doc;
+  const ops = 1 + Math.floor(rnd() * 3);
+  for (let k = 0; k < ops; k++) {
+    const at = Math.floor(rnd() * (s.length + 1));
+    const len = 1 + Math.floor(rnd() * 20);
+    switch (Math.floor(rnd() * 5)) {
+      case 0: s = s.slice(0, at); break;
+      case 1: s = s.slice(0, at) + s.slice(at + len); break;
+      case 2: s = s.slice(0, at) + NOISE[Math.floor(rnd() * NOISE.length)] + s.slice(at); break;
+      case 3: s = s.slice(0, at) + s.slice(at, at + len) + s.slice(at); break;
+      default: { const b = Math.floor(rnd() * s.length); s = s.slice(0, at) + s.charAt(b) + s.slice(at + 1); }
+    }
+  }
+  return s;
+}
+
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+async function parseInProcess(text: string) {
+  const parser = new RecordParser('auto', 'fuzz.json', 'default', { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', runId: '1' });
+  const errors: { location: string; reason: string }[] = [];
+  for await (const batch of readRecords(chunked(text, [7, 100, 1000]), 17)) {
+    const b = parser.parseBatch(batch);
+    errors.push(...b.errors);
+    if (b.fatal) break;
+  }
+  return errors;
+}
+
+test('fuzz: 600 mutated JSON documents parse in-process with no exception and no internal error', async () => {
+  const rnd = lcg(20261201);
+  let malformed = 0;
+  for (let i = 0; i < 600; i++) {
+    const doc = mutate(BASES[i % BASES.length]!, rnd);
+    const errors = await parseInProcess(doc);
+    assert.deepEqual(errors.filter((e) => e.reason === 'internal-error'), [], `document ${i}: ${JSON.stringify(doc.slice(0, 200))}`);
+    for (const e of errors) if (e.reason === 'malformed-json') {
+      malformed++;
+      assert.match(e.location, /^fuzz\.json:(\d+(:\d+)?|byte \d+|.*\[\d+\])/, e.location);
+    }
+  }
+  assert.ok(malformed > 100, `the mutations reach the malformed-document path (${malformed})`);
+});
+
+test('fuzz: a sample of mutated documents through the real CLI, all in one run: no crash, every file summarised', () => {
+  const rnd = lcg(7);
+  const files: string[] = [];
+  for (let i = 0; i < 24; i++) files.push(file(mutate(BASES[i % BASES.length]!, rnd)));
+  const { out } = ingest(files, HR_CTX);
+  assert.deepEqual(out.sources.map((s) => s.source), files);
+});

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseFile } from './parse-helper.js';
+import type { ProcessInfo } from '../../src/domain/types.js';
+
+// Shapes: elastic/endpoint-package network sample_event.json (Defend), elastic/beats auditbeat
+// system/socket _meta/data.json, elastic/integrations windows sysmon_operational pipeline tests.
+// See test/fixtures/README.md.
+
+function chain(p: ProcessInfo): string[] {
+  const out: string[] = [];
+  for (let q = p.parent ?? null; q; q = q.parent ?? null) out.push(q.name);
+  return out;
+}
+
+test('Elastic Defend: parents resolved from earlier process events, unknown ones stored as Unknown; DNS names the IP; inbound skipped', async () => {
+  const r = await parseFile('test/fixtures/ecs/defend-network.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'process-events': 2, 'dns-records': 1, 'named-by-dns': 1, 'skipped-not-egress': 1 });
+  assert.equal(r.calls.length, 3);
+  const [curl, node, firewall] = r.calls;
+  assert.equal(curl!.domain, 'downloads.example-cdn.net');
+  assert.equal(curl!.ip, '203.0.113.51');
+  assert.equal(curl!.process.name, 'curl');
+  // the process event gave curl's hash, which the network event lacks
+  assert.equal(curl!.process.sha256, '4f2a0c8e6a1b5d3c9e7f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d');
+  assert.deepEqual(chain(curl!.process), ['bash', 'Unknown']);
+  assert.equal(curl!.process.parent!.path, '/usr/bin/bash');
+  assert.equal(curl!.process.parent!.sha256, '9c1b7e5d3f0a2c4e6b8d0f1e3a5c7b9d2f4e6a8c0b1d3f5e7a9c2b4d6f8e0a1c');
+  // no process event for node's parent: the chain is unknown, not empty
+  assert.equal(node!.process.name, 'node');
+  assert.deepEqual(chain(node!.process), ['Unknown']);
+  assert.equal(node!.domain, undefined);
+  // a firewall drop with no process keeps the Unknown tool
+  assert.equal(firewall!.process.name, 'Unknown');
+  assert.equal(firewall!.status, 'blocked');
+  assert.equal(firewall!.port, 4444);
+  assert.ok(r.calls.every((c) => c.process.name !== 'sshd'), 'connection_accepted is not a call');
+});
+
+test('Auditbeat system/socket: only egress sockets are calls; a network event with no destination is skipped, not rejected', async () => {
+  const r = await parseFile('test/fixtures/ecs/auditbeat-socket.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'skipped-not-egress': 1, 'skipped-no-destination': 1 });
+  assert.deepEqual(r.calls.map((c) => [c.process.name, c.ip, c.port]), [['git-remote-https', '140.82.112.3', 443]]);
+});
+
+test('Sysmon: event 22 names the IPs (any IPv6 spelling) of the later event 3 connection; a query with no answer is skipped', async () => {
+  const r = await parseFile('test/fixtures/ecs/sysmon-dns.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'dns-records': 1, 'named-by-dns': 1, 'skipped-no-destination': 1 });
+  assert.equal(r.calls.length, 1);
+  const c = r.calls[0]!;
+  assert.equal(c.ip, '2001:db8::80');
+  assert.equal(c.domain, 'update.example-tools.io');
+  assert.equal(c.process.name, 'python.exe');
+  assert.equal(c.ctx.jobId, '77');
+});
+
+test('the existing Auditbeat egress fixture still reads as two calls', async () => {
+  const r = await parseFile('test/fixtures/ecs/auditbeat-egress.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.calls.length, 2);
+});
