@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, cli } from '../gateway/helpers.js';
 import { call, resultText, startGateway, type Msg } from './stdio-helpers.js';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 
 const MiB = 1024 * 1024;
 
@@ -95,6 +96,7 @@ test('size setting: the environment variable applies, a bad value is a usage err
 
 test('plain `egress-triage mcp` on stdio has the same cap: error with the id, still serving', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'adv-mcp-'));
+  SqliteStore.open(join(dir, 's.db')).close(); // mcp serves existing stores only
   const child = spawn(process.execPath, [CLI, 'mcp', '--db', join(dir, 's.db'), '--max-message-bytes', '1MiB'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let buf = '';
   const out: Msg[] = [];

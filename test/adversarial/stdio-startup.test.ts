@@ -6,7 +6,7 @@ test('stdio gateway: an upstream command that cannot start is a clear error, not
   const t = tmpDir('adv-start-');
   try {
     const r = await cli(['gateway', '--policy', t.file('p.yaml', 'version: 1\n'), '--db', t.db, '--', '/nonexistent/mcp-server']);
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 3, r.stderr); // NOT_FOUND: the command named does not exist
     assert.match(r.stderr, /cannot start the upstream command "\/nonexistent\/mcp-server": ENOENT/);
     assert.ok(!/\n\s+at /.test(r.stderr), r.stderr);
   } finally {

@@ -51,15 +51,18 @@ export function shellCommands(text: string): string[] {
   return out;
 }
 
-/** `$ command` lines of a transcript (a ```text block), each with the first line of output after it. */
-export function transcriptCommands(text: string): { command: string; firstOutput: string }[] {
+/** `$ command` lines of a transcript (a ```text block), each with the output shown after it. */
+export function transcriptCommands(text: string): { command: string; firstOutput: string; output: string }[] {
   const lines = text.split('\n');
-  const out: { command: string; firstOutput: string }[] = [];
+  const out: { command: string; firstOutput: string; output: string }[] = [];
   for (let i = 0; i < lines.length; i++) {
     const m = /^\$ (.*)$/.exec(lines[i]!);
     if (!m) continue;
     const command = m[1]!.replace(/\s{2,}#.*$/, '').trim();
-    out.push({ command, firstOutput: lines[i + 1] ?? '' });
+    let j = i + 1;
+    while (j < lines.length && !/^\$ /.test(lines[j]!)) j++;
+    const output = lines.slice(i + 1, j).join('\n').trimEnd();
+    out.push({ command, firstOutput: lines[i + 1] ?? '', output });
   }
   return out;
 }

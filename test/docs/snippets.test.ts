@@ -12,7 +12,8 @@ import { DocSandbox, type RunResult } from './sandbox.js';
  * - sh: each command runs in a copy of the checkout, in order; servers (mcp, serve, gateway) are started
  *   and a real SDK client lists their tools.
  * - text: `$ command` lines are transcripts; the command runs, and fails exactly when the transcript
- *   shows the CLI's error line ("egress-triage: ...") right after it.
+ *   shows the CLI's error line ("egress-triage: ...") right after it. In a "```text exact" block the
+ *   output shown must be the command's real output, to the byte.
  * - json: MCP client configs are started the way a client would and listed; "```json output" blocks are
  *   sample output and must parse; any other JSON is a record and must ingest with --strict.
  * - yaml: a block whose first line is "# NAME.yaml" is written to that file for later commands; policies
@@ -45,7 +46,7 @@ function elided(command: string): boolean {
   return command.includes('…') || /\.\.\.(?!\/)/.test(command);
 }
 
-async function runCommand(sb: DocSandbox, f: Fence, raw: string, expectFailure = false): Promise<void> {
+async function runCommand(sb: DocSandbox, f: Fence, raw: string, expectFailure = false, shownOutput?: string): Promise<void> {
   const parts = raw.split(/\s+&&\s+/).filter((part) => {
     const exempt = PROVEN_ELSEWHERE.find((e) => e.pattern.test(part.trim()));
     if (exempt) exempt.used = true;
@@ -60,6 +61,10 @@ async function runCommand(sb: DocSandbox, f: Fence, raw: string, expectFailure =
   if (expectFailure) assert.ok(r.status !== 0 && r.status !== null, `${where(f)}: the transcript shows an error, but the command succeeded\n${describeRun(r)}`);
   else assert.equal(r.status, 0, `${where(f)}: command failed\n${describeRun(r)}`);
   assert.ok(!/\n\s+at .+:\d+:\d+\)?\n/.test(r.stderr), `${where(f)}: a stack trace reached the user\n${describeRun(r)}`);
+  if (shownOutput !== undefined) {
+    // "```text exact": the transcript is the real output, stdout then stderr as a terminal shows them
+    assert.equal((r.stdout + r.stderr).trimEnd(), shownOutput, `${where(f)}: "${raw}" no longer prints what the docs show`);
+  }
 }
 
 async function runServer(sb: DocSandbox, f: Fence, command: string, kind: string): Promise<void> {
@@ -137,7 +142,11 @@ for (const file of DOCS) {
     try {
       for (const f of readFences(file)) {
         if (['sh', 'bash', 'shell'].includes(f.lang)) for (const c of shellCommands(f.text)) await runCommand(sb, f, c);
-        else if (f.lang === 'text') for (const t of transcriptCommands(f.text)) await runCommand(sb, f, t.command, /^egress-triage: /.test(t.firstOutput));
+        else if (f.lang === 'text') {
+          for (const t of transcriptCommands(f.text)) {
+            await runCommand(sb, f, t.command, /^egress-triage: /.test(t.firstOutput), f.flags.includes('exact') ? t.output : undefined);
+          }
+        }
         else if (f.lang === 'json') await runJson(sb, f);
         else if (f.lang === 'yaml' || f.lang === 'yml') await runYaml(sb, f);
         else if (f.lang === 'js') {
