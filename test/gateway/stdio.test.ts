@@ -242,16 +242,22 @@ tools:
     assert.equal(r2.isError, true);
     assert.match(text(r2), /^\[POLICY DENIED\] approval apr_\w+ was denied by cli:\S+: not this owner/);
 
-    const t0 = Date.now();
     const r3 = await a.client.callTool({ name: 'delete_thing', arguments: { id: '1' } });
     assert.match(text(r3), /^\[POLICY DENIED\] approval .* expired/);
-    assert.ok(Date.now() - t0 >= 900);
+    // It expired by the gateway's own clock, no earlier than its approval_timeout (1 s) after it was filed.
+    const expired = (JSON.parse((await cli(['approvals', 'list', '--db', t.db, '--json', '--all'])).stdout) as Record<string, unknown>[]).find(
+      (x) => x.tool === 'delete_thing',
+    )!;
+    assert.equal(expired.status, 'expired', JSON.stringify(expired));
+    assert.equal((expired.expires_at as number) - (expired.created_at as number), 1000, JSON.stringify(expired));
+    assert.ok((expired.decided_at as number) >= (expired.expires_at as number), JSON.stringify(expired));
 
     // Restart survival: file an approval, kill the gateway, approve while it is down, restart, retry.
     void a.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } }, CallToolResultSchema, { timeout: 30_000 }).catch(() => undefined);
     const row4 = await pending('add');
+    const gatewayPid = a.transport.pid;
     await a.client.close();
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => (gatewayPid === null || !isAlive(gatewayPid) ? true : undefined)); // the gateway is gone
     assert.ok((await pending('add')).id === row4.id, 'still pending after the gateway is gone');
     await cli(['approvals', 'approve', row4.id, '--db', t.db]);
   } finally {
@@ -348,3 +354,12 @@ test('CLI: policy validate exit codes, explain, init from annotations', async ()
   assert.equal((await cli(['policy', 'validate', out])).code, 0, 'the starter policy is valid');
   t.cleanup();
 });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
