@@ -15,10 +15,11 @@ after(() => tmp.cleanup());
  * started afterwards would: no detection for the now expected endpoint, and its cached "pending"
  * baseline entry must not overwrite the expected one.
  */
-test('an endpoint marked expected while an ingest is running is honoured by that ingest', () => {
-  const path = join(tmp.dir, 'expect.db');
+/** An ingest (engine + session on one connection) and a second connection, as the CLI process would be. */
+function twoWriters(name: string) {
+  const path = join(tmp.dir, name);
   const ingestStore = SqliteStore.open(path);
-  const cliStore = SqliteStore.open(path); // the `baseline expect` process
+  const cliStore = SqliteStore.open(path);
   const session = ingestStore.openIngestSession('acme');
   const engine = new DetectionEngine(session, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 });
   const git = proc('git');
@@ -28,12 +29,22 @@ test('an endpoint marked expected while an ingest is running is honoured by that
       for (const [i, d] of domains.entries()) engine.handleCall(call('acme', 'api', run, TS0 + run * 3_600_000 + i, git, { domain: d, port: 443 }));
       engine.endBatch();
     });
-  const newOutbound = (run: number) =>
+  const flagged = (run: number) =>
     ingestStore.db
       .prepare(`SELECT count(*) FROM detections d JOIN runs r ON r.id = d.run_ref JOIN endpoints e ON e.id = d.endpoint_id
                 WHERE r.run_id = ? AND e.endpoint = 'new.example.com:443'`)
       .pluck()
       .get(String(run)) as number;
+  const close = () => {
+    ingestStore.close();
+    cliStore.close();
+  };
+  return { ingestStore, cliStore, session, batch, flagged, close };
+}
+
+test('an endpoint marked expected while an ingest is running is honoured by that ingest', () => {
+  // cliStore is the `baseline expect` process
+  const { ingestStore, cliStore, session, batch, flagged: newOutbound, close } = twoWriters('expect.db');
 
   batch(1, ['github.com']); // learning run
   batch(2, ['github.com', 'new.example.com']); // new.example.com raises a detection
@@ -53,29 +64,12 @@ test('an endpoint marked expected while an ingest is running is honoured by that
     .get();
   assert.deepEqual(row, { in_baseline: 1, source: 'expected' });
   assert.equal(session.jobStateVersion(), versionBefore + 1, "the ingest's own baseline writes do not bump the version");
-  ingestStore.close();
-  cliStore.close();
+  close();
 });
 
 test('an endpoint un-expected while an ingest is running is flagged again by that ingest', () => {
-  const path = join(tmp.dir, 'unexpect.db');
-  const ingestStore = SqliteStore.open(path);
-  const cliStore = SqliteStore.open(path); // the `baseline unexpect` process
-  const session = ingestStore.openIngestSession('acme');
-  const engine = new DetectionEngine(session, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 });
-  const git = proc('git');
-  const batch = (run: number, domains: string[]) =>
-    session.transaction(() => {
-      engine.beginBatch();
-      for (const [i, d] of domains.entries()) engine.handleCall(call('acme', 'api', run, TS0 + run * 3_600_000 + i, git, { domain: d, port: 443 }));
-      engine.endBatch();
-    });
-  const flagged = (run: number) =>
-    ingestStore.db
-      .prepare(`SELECT count(*) FROM detections d JOIN runs r ON r.id = d.run_ref JOIN endpoints e ON e.id = d.endpoint_id
-                WHERE r.run_id = ? AND e.endpoint = 'new.example.com:443'`)
-      .pluck()
-      .get(String(run)) as number;
+  // cliStore is the `baseline unexpect` process
+  const { cliStore, session, batch, flagged, close } = twoWriters('unexpect.db');
 
   batch(1, ['github.com']); // learning run
   cliStore.baselines.markExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
@@ -89,6 +83,5 @@ test('an endpoint un-expected while an ingest is running is flagged again by tha
 
   batch(3, ['github.com', 'new.example.com']); // the same ingest, next transaction: the cache must not keep it expected
   assert.equal(flagged(3), 1, 'no longer expected: flagged again');
-  ingestStore.close();
-  cliStore.close();
+  close();
 });

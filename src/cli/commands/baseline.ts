@@ -45,14 +45,11 @@ export function register(program: Command): void {
       }
     });
   });
-  const expect = base
-    .command('expect')
-    .description('Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)')
-    .requiredOption('--owner <owner>', 'GitHub org / owner')
-    .requiredOption('--repo <repo>', 'repository name')
-    .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
-    .option('--workflow <path>', 'only this workflow')
-    .option('--job <job>', 'only this job');
+  const expect = endpointCommand(
+    base,
+    'expect',
+    'Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)',
+  );
   withStoreOptions(expect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withStore(opts, async ({ store, tenant, json, config }) => {
@@ -68,14 +65,11 @@ export function register(program: Command): void {
       process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
   });
-  const unexpect = base
-    .command('unexpect')
-    .description('Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned')
-    .requiredOption('--owner <owner>', 'GitHub org / owner')
-    .requiredOption('--repo <repo>', 'repository name')
-    .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
-    .option('--workflow <path>', 'only this workflow')
-    .option('--job <job>', 'only this job');
+  const unexpect = endpointCommand(
+    base,
+    'unexpect',
+    'Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned',
+  );
   withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withStore(opts, async ({ store, tenant, json }) => {
@@ -85,6 +79,18 @@ export function register(program: Command): void {
       process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
   });
+}
+
+/** expect and unexpect name the same target: one endpoint in the jobs of one repository. */
+function endpointCommand(base: Command, name: string, description: string): Command {
+  return base
+    .command(name)
+    .description(description)
+    .requiredOption('--owner <owner>', 'GitHub org / owner')
+    .requiredOption('--repo <repo>', 'repository name')
+    .requiredOption('--endpoint <host:port>', 'endpoint, e.g. api.example.com:443 (port required)')
+    .option('--workflow <path>', 'only this workflow')
+    .option('--job <job>', 'only this job');
 }
 
 function checkEndpoint(endpoint: string): void {
