@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
+import { killChild } from '../mcp/helpers.js';
 
 export const CLI = GATEWAY_CLI;
 
@@ -79,17 +80,7 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
 }
 
 export function stop(p: Proc | undefined): Promise<void> {
-  if (!p) return Promise.resolve();
-  const { child } = p;
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return p ? killChild(p.child) : Promise.resolve();
 }
 
 export interface RawReply {
