@@ -493,14 +493,13 @@ export class SqliteRulesRepo {
     if (from.rule !== 0) {
       consider(
         sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND rule_id = ${Number(from.rule)}`),
-        `rule_id = ${Number(from.rule)} AND rule_id <> 0`,
-        'detections_by_rule',
+        `UPDATE detections INDEXED BY detections_by_rule SET status = ?, rule_id = ? WHERE ${where} AND rule_id <> 0`,
       );
     }
     if (pred.dims.process) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
-        `tenant_id = ${Number(tenantId)} AND process_id IN (SELECT id FROM temp.rm_procs)`,
+        'process_id IN (SELECT id FROM temp.rm_procs)',
         'detections_by_process',
       );
     }
@@ -514,7 +513,7 @@ export class SqliteRulesRepo {
     if (pred.dims.endpoint) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
-        `tenant_id = ${Number(tenantId)} AND endpoint_id IN (SELECT id FROM temp.rm_eps)`,
+        'endpoint_id IN (SELECT id FROM temp.rm_eps)',
         'detections_by_endpoint',
       );
     }
@@ -523,13 +522,12 @@ export class SqliteRulesRepo {
       // are updated in id order, so each table page is read and rewritten once. Walking the index
       // straight into the table visits rows in (process|endpoint, ts) order, which revisits pages
       // all over the table after they left the cache: a thin match then rewrote the same pages
-      // several times. (The rule index is already in id order, but walking it while the update
-      // removes its entries costs more than reading it once up front.)
+      // several times.
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
       this.db.prepare('DELETE FROM temp.rm_rows').run();
       this.db
-        .prepare(`INSERT INTO temp.rm_rows SELECT id FROM detections INDEXED BY ${best.index} WHERE ${best.sql}`)
-        .run();
+        .prepare(`INSERT INTO temp.rm_rows SELECT id FROM detections INDEXED BY ${best.index} WHERE tenant_id = ? AND ${best.sql}`)
+        .run(tenantId);
       best.sql = `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE id IN (SELECT id FROM temp.rm_rows) AND ${where}`;
     }
     const changed = this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
