@@ -482,9 +482,13 @@ export class SqliteRulesRepo {
     const sum = (sql: string) => (this.db.prepare(sql).pluck().get(tenantId) as number | null) ?? 0;
     const total = sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ?');
     // a sequential scan visits every row but costs less per row than an index walk
-    let best = { cost: total / 3, sql: `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE ${where}` };
-    const consider = (cost: number, sql: string) => {
-      if (cost < best.cost) best = { cost, sql };
+    let best: { cost: number; sql: string; index?: string } = {
+      cost: total / 3,
+      sql: `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE ${where}`,
+    };
+    /** `index` set: `sql` is the candidate condition on that index's columns (see below). */
+    const consider = (cost: number, sql: string, index?: string) => {
+      if (cost < best.cost) best = { cost, sql, index };
     };
     if (from.rule !== 0) {
       consider(
@@ -495,7 +499,8 @@ export class SqliteRulesRepo {
     if (pred.dims.process) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
-        `UPDATE detections INDEXED BY detections_by_process SET status = ?, rule_id = ? WHERE ${where}`,
+        'process_id IN (SELECT id FROM temp.rm_procs)',
+        'detections_by_process',
       );
     }
     if (pred.dims.job) {
@@ -508,10 +513,26 @@ export class SqliteRulesRepo {
     if (pred.dims.endpoint) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
-        `UPDATE detections INDEXED BY detections_by_endpoint SET status = ?, rule_id = ? WHERE ${where}`,
+        'endpoint_id IN (SELECT id FROM temp.rm_eps)',
+        'detections_by_endpoint',
       );
     }
-    return this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
+    if (best.index) {
+      // Two phases: the index gives the candidate row ids (index only, no table read), then the rows
+      // are updated in id order, so each table page is read and rewritten once. Walking the index
+      // straight into the table visits rows in (process|endpoint, ts) order, which revisits pages
+      // all over the table after they left the cache: a thin match then rewrote the same pages
+      // several times.
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
+      this.db.prepare('DELETE FROM temp.rm_rows').run();
+      this.db
+        .prepare(`INSERT INTO temp.rm_rows SELECT id FROM detections INDEXED BY ${best.index} WHERE tenant_id = ? AND ${best.sql}`)
+        .run(tenantId);
+      best.sql = `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE id IN (SELECT id FROM temp.rm_rows) AND ${where}`;
+    }
+    const changed = this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
+    if (best.index) this.db.prepare('DELETE FROM temp.rm_rows').run();
+    return changed;
   }
 
   /**

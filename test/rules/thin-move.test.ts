@@ -1,0 +1,118 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RulesService } from '../../src/rules/service.js';
+import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { call, coarseMismatches, ingest, proc, rollupMismatches, tmpStore, TS0 } from '../analysis/helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+
+const T = 'thin';
+const NOC = 'New-Outbound-Network-Call';
+
+/**
+ * One "curl" call in five, spread over the whole table, with timestamps shuffled against insertion
+ * order: walking detections_by_process (tenant, process, ts) visits the curl rows in an order
+ * unrelated to their ids, i.e. to the table pages they live on.
+ */
+function events(): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  let s = 7;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < 1500; i++) {
+    const ts = TS0 + Math.floor(rnd() * 20 * 86_400_000);
+    const run = 100 + (i % 60);
+    const repo = ['web', 'api', 'lib'][i % 3]!;
+    if (i % 5 === 0) evs.push(call(T, repo, run, ts, proc('curl'), { domain: `api${i % 17}.example.com`, port: 443 }));
+    else evs.push(call(T, repo, run, ts, proc(`tool${i % 9}`), { domain: `h${i % 211}.example.org`, port: 443 }));
+  }
+  return evs;
+}
+
+/** Records every UPDATE of detections with its arguments, to read the plan SQLite chose for it. */
+function recordDetectionUpdates(store: SqliteStore): { sql: string; args: unknown[] }[] {
+  const seen: { sql: string; args: unknown[] }[] = [];
+  const db = store.db;
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    const st = prepare(sql);
+    if (/^\s*UPDATE detections\b/.test(sql)) {
+      const run = st.run.bind(st);
+      st.run = ((...args: unknown[]) => {
+        seen.push({ sql, args });
+        return run(...(args as []));
+      }) as typeof st.run;
+    }
+    return st;
+  }) as typeof db.prepare;
+  return seen;
+}
+
+function state(store: SqliteStore): string[] {
+  return (
+    store.db
+      .prepare('SELECT d.id, p.norm_name, d.status, d.rule_id FROM detections d JOIN processes p ON p.id = d.process_id ORDER BY d.id')
+      .raw()
+      .all() as [number, string, number, number][]
+  ).map((r) => r.join('|'));
+}
+
+test('a thin process rule updates detections in id order (one pass over the table), exactly the matched rows', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, events());
+    const before = state(store);
+    const curl = before.filter((r) => r.split('|')[1] === 'curl').length;
+    assert.ok(curl > 200 && curl * 4 < before.length, 'a thin share of the store');
+    const updates = recordDetectionUpdates(store);
+    const svc = new RulesService(store);
+    const created = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    assert.equal(created.suppressed, curl);
+    assert.equal(updates.length, 1);
+    const plan = (store.db.prepare(`EXPLAIN QUERY PLAN ${updates[0]!.sql}`).all(...updates[0]!.args) as { detail: string }[])
+      .map((r) => r.detail)
+      .join('\n');
+    // the table is searched by id (from the sorted candidate set), not walked through the process index
+    assert.match(plan, /SEARCH detections USING INTEGER PRIMARY KEY \(rowid=\?\)/, plan);
+    assert.doesNotMatch(plan, /detections_by_process/, plan);
+    // exactly the curl rows moved, to this rule; every other row is untouched
+    const after = state(store);
+    const id = store.db.prepare('SELECT id FROM rules WHERE rule_uid = ?').pluck().get(created.rule.rule_id) as number;
+    for (let i = 0; i < before.length; i++) {
+      const [rowId, name, status, rule] = before[i]!.split('|');
+      const expected = name === 'curl' ? [rowId, name, '1', String(id)] : [rowId, name, status, rule];
+      assert.equal(after[i], expected.join('|'));
+    }
+    assert.equal(rollupMismatches(store), 0);
+    assert.equal(coarseMismatches(store), 0);
+    const restored = await svc.delete(T, created.rule.rule_id, { restore: true }, 't');
+    assert.equal(restored.restored, curl);
+    assert.deepEqual(state(store), before);
+    assert.equal(rollupMismatches(store), 0);
+    assert.equal(coarseMismatches(store), 0);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a thin endpoint rule takes the same id-ordered path and moves exactly its rows', async () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    ingest(store, T, events());
+    const before = state(store);
+    const updates = recordDetectionUpdates(store);
+    const svc = new RulesService(store);
+    const created = await svc.create(T, { detection_id: NOC, conditions: { endpoint: 'api3.example.com:443' } }, 't');
+    assert.ok(created.suppressed > 0);
+    const plan = (store.db.prepare(`EXPLAIN QUERY PLAN ${updates[0]!.sql}`).all(...updates[0]!.args) as { detail: string }[])
+      .map((r) => r.detail)
+      .join('\n');
+    assert.match(plan, /SEARCH detections USING INTEGER PRIMARY KEY \(rowid=\?\)/, plan);
+    const moved = state(store).filter((r, i) => r !== before[i]);
+    assert.equal(moved.length, created.suppressed);
+    assert.equal(rollupMismatches(store), 0);
+    assert.equal(coarseMismatches(store), 0);
+    await svc.delete(T, created.rule.rule_id, { restore: true }, 't');
+    assert.deepEqual(state(store), before);
+  } finally {
+    cleanup();
+  }
+});
