@@ -8,7 +8,7 @@ import { AllowedEndpoints } from './allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
- * Baseline policy (documented in docs/baselines.md):
+ * Baseline policy (documented in docs/ingest-and-baselines.md):
  * - A job learns until it has `learningRuns` completed runs; runs that start while it learns raise
  *   no New-Outbound-Network-Call detections, and every endpoint they call joins the baseline when
  *   the run completes.
@@ -16,6 +16,7 @@ import { riskyDestinations } from '../analysis/risky-destinations.js';
  *   completed runs (or is marked expected). Until then each run that calls it raises a detection.
  * - A run completes when the next run of the same job starts arriving. Runs are evaluated in the
  *   order they arrive, which makes the outcome a pure function of the input order.
+ * - A late event (of an already completed run) is evaluated first, then counted towards the baseline.
  */
 export interface EngineConfig {
   learningRuns: number;
@@ -311,11 +312,20 @@ export class DetectionEngine {
         process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
         host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain,
       }) ?? false;
+    // A late event of an already completed run counts towards the baseline straight away, but only
+    // after it has been evaluated: counted first, it could promote itself and raise nothing.
+    let countLate = false;
     if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
-      // A late event of an already completed run counts towards the baseline straight away.
-      if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);
+      countLate = run.completed;
     }
+    this.evaluate(st, run, ev, endpoint, variant, blocked);
+    if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
+  }
+
+  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean): void {
+    const c = ev.ctx;
+    const ip = ev.ip ?? null;
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
