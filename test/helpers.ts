@@ -29,6 +29,8 @@ export interface EventSpec {
   job?: string;
   run: number;
   attempt?: number;
+  /** GitHub job id (a matrix job's legs share run and attempt, not this); default 5000 + run */
+  jobId?: string;
   domain?: string;
   ip?: string;
   port?: number;
@@ -50,7 +52,7 @@ export function nativeEvent(s: EventSpec): Record<string, unknown> {
     job: s.job ?? 'build',
     run_id: String(1000 + s.run),
     run_attempt: s.attempt ?? 1,
-    job_id: String(5000 + s.run),
+    job_id: s.jobId ?? String(5000 + s.run),
     timestamp: new Date(base).toISOString(),
     port: s.port ?? 443,
     protocol: s.protocol ?? 'tcp',

@@ -130,6 +130,8 @@ interface ProcRow {
 type ProcessGroupExt = ProcessGroup;
 
 const DEFAULTS = { minCount: 2, limit: 50, samples: 5 };
+/** Hashes one process_sha256 condition can list: 7 digests and their separators fit its 512 characters. */
+const MAX_RULE_HASHES = 7;
 
 /**
  * The analysis filter, from the one parser (domain/filter.ts): a pre-parsed `input.filter` from a face
@@ -573,28 +575,35 @@ function buildGroup(
       ? `every binary named ${g.name} contradicts ${sig!.daemon}'s signature: name impersonation suspected, no rule is suggested`
       : `no binary named ${g.name} shows ${sig!.daemon}'s network signature (ports, control-plane domains, peer ranges): the name alone proves nothing`;
   } else {
-    const main = genuine[0]!;
+    // Every genuine binary with a hash goes into one rule (an upgraded daemon has one per version);
+    // a condition value holds at most MAX_RULE_HASHES of them, the most frequent first.
+    const hashed = genuine.filter((v) => v.sha256 !== null);
+    const covered = hashed.slice(0, MAX_RULE_HASHES);
+    const main = covered[0] ?? genuine[0]!;
     const conditions: RuleConditions = { process: g.name };
-    if (main.sha256) conditions.process_sha256 = main.sha256;
+    if (covered.length) conditions.process_sha256 = covered.map((v) => v.sha256!).join('|');
     conditions.owner = ctx.owner ?? '*';
     conditions.repo = ctx.repo ?? '*';
     conditions.workflow = ctx.workflow ?? '*';
     conditions.job = ctx.job ?? '*';
-    const others = genuine.slice(1);
+    const others = genuine.filter((v) => !covered.includes(v));
     const excluded = [...impostors, ...unverified];
+    const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
     const rationale =
-      `${g.name} binary sha256 ${short(main.sha256)} (${main.path ?? 'unknown path'}) matches ${sig!.daemon}'s signature ` +
-      `(${main.supporting.slice(0, 4).join('; ')}) and nothing contradicts it` +
-      (main.sha256 ? '; the rule is narrowed to this hash so any other binary using the name stays visible' : '') +
+      (covered.length > 1
+        ? `${covered.length} ${g.name} binaries (${covered.map(describe).join(', ')}: one per installed version) match ${sig!.daemon}'s signature `
+        : `${g.name} binary ${describe(main)} matches ${sig!.daemon}'s signature `) +
+      `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
+      (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
       (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
       (others.length
-        ? `; other genuine binaries need their own rule: ${others.map((v) => `process_sha256=${v.sha256 ?? '?'} (${v.count})`).join(', ')}`
+        ? `; other genuine binaries need their own rule: ${others.map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
         : '') +
       '.';
     let blocked: string | null = null;
-    if (!main.sha256 && excluded.length) {
+    if (!covered.length && excluded.length) {
       blocked = `the genuine binary has no sha256, so a rule cannot exclude the other binaries named ${g.name}`;
-    } else if (!main.sha256) {
+    } else if (!covered.length) {
       blocked = `the binary has no sha256: a name-only rule would also silence any future binary named ${g.name}; suppress by endpoint or scope instead`;
     }
     const preview = ctx.rules.previewCompiled(ctx.tenant, ctx.primaryType, compileRule(ctx.primaryType, conditions), 0, { countsOnly: true });

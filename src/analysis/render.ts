@@ -16,7 +16,7 @@ export function suggestionLabel(p: ProcessGroup): string {
   if (s && !s.blocked_reason) {
     const conds = Object.entries(s.conditions)
       .filter(([, v]) => v !== '*')
-      .map(([k, v]) => `${k}=${k === 'process_sha256' ? v!.slice(0, 12) + '…' : v}`)
+      .map(([k, v]) => `${k}=${k === 'process_sha256' ? v!.split('|').map((h) => h.slice(0, 12) + '…').join('|') : v}`)
       .join(' ');
     return `${conds} (suppresses ${s.impact.would_suppress})`;
   }

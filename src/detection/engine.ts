@@ -2,13 +2,13 @@ import { endpointOf, splitEndpoint } from '../domain/endpoint.js';
 import { normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
-import type { BaselineEntry, IngestSession, JobRow, ProcessVariant } from '../storage/store.js';
+import type { BaselineEntry, IngestSession, JobRow, ProcessVariant, RunRow } from '../storage/store.js';
 import { observationKey } from '../storage/sqlite/ingest-session.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
- * Baseline policy (documented in docs/baselines.md):
+ * Baseline policy (documented in docs/ingest-and-baselines.md):
  * - A job learns until it has `learningRuns` completed runs; runs that start while it learns raise
  *   no New-Outbound-Network-Call detections, and every endpoint they call joins the baseline when
  *   the run completes.
@@ -16,6 +16,7 @@ import { riskyDestinations } from '../analysis/risky-destinations.js';
  *   completed runs (or is marked expected). Until then each run that calls it raises a detection.
  * - A run completes when the next run of the same job starts arriving. Runs are evaluated in the
  *   order they arrive, which makes the outcome a pure function of the input order.
+ * - A late event (of an already completed run) is evaluated first, then counted towards the baseline.
  */
 export interface EngineConfig {
   learningRuns: number;
@@ -37,10 +38,12 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   neverBaseline: (host) => riskyDestinations().matchHost(host) !== null,
 };
 
+/** One leg of a job run (a matrix job has several, one per GitHub job id; '' when unknown). */
 interface RunState {
   ref: number;
   runId: string;
   attempt: number;
+  leg: string;
   learning: boolean;
   completed: boolean;
   lastTs: number;
@@ -51,15 +54,21 @@ interface RunState {
    * number of jobs whose runs are open.
    */
   keys: Set<string> | null;
-  /** endpoints of allowed calls, for baseline promotion on completion */
+  /**
+   * Endpoints of allowed calls, for baseline promotion on completion. For a late leg of a completed
+   * run: the endpoints of all its legs, shared, so the run counts each endpoint once.
+   */
   endpoints: Set<string> | null;
-  expected: string[];
+  /** expected sample stored with the run; null when the run was reloaded from the store */
+  expected: string[] | null;
 }
 
 interface JobState {
   row: JobRow;
   baseline: Map<string, BaselineEntry>;
+  /** the job's open run: its legs by GitHub job id (the first leg is the one jobs.open_run names) */
   open: RunState | null;
+  legs: Map<string, RunState>;
 }
 
 export interface EngineCounters {
@@ -166,26 +175,32 @@ export class DetectionEngine {
     let st = this.jobs.get(key);
     if (st) return st;
     const row = this.session.getJob(owner, repo, workflow, job);
-    st = { row, baseline: this.session.loadBaseline(row.ref), open: null };
-    if (row.openRun !== null) st.open = this.loadRun(row.openRun, false);
+    st = { row, baseline: this.session.loadBaseline(row.ref), open: null, legs: new Map() };
+    const open = row.openRun === null ? null : this.session.findRunByRef(row.openRun);
+    if (open) {
+      st.open = this.loadRun(open, false);
+      st.legs.set(st.open.leg, st.open);
+      for (const leg of this.session.runLegs(row.ref, open.runId, open.runAttempt)) {
+        if (!leg.completed && leg.ref !== open.ref) st.legs.set(leg.ghJobId ?? '', this.loadRun(leg, false));
+      }
+    }
     this.jobs.set(key, st);
     return st;
   }
 
-  private loadRun(ref: number, completed: boolean, meta?: { runId: string; attempt: number; learning: boolean; firstTs: number; lastTs: number }): RunState {
-    const r = meta ? null : this.session.findRunByRef(ref);
-    const m = meta ?? (r ? { runId: r.runId, attempt: r.runAttempt, learning: r.learning, firstTs: r.firstTs, lastTs: r.lastTs } : undefined);
+  private loadRun(r: RunRow, completed: boolean): RunState {
     return {
-      ref,
-      runId: m?.runId ?? '',
-      attempt: m?.attempt ?? 1,
-      learning: m?.learning ?? false,
+      ref: r.ref,
+      runId: r.runId,
+      attempt: r.runAttempt,
+      leg: r.ghJobId ?? '',
+      learning: r.learning,
       completed,
-      firstTs: m?.firstTs ?? 0,
-      lastTs: m?.lastTs ?? 0,
+      firstTs: r.firstTs,
+      lastTs: r.lastTs,
       keys: null,
       endpoints: null,
-      expected: [],
+      expected: null,
     };
   }
 
@@ -211,15 +226,28 @@ export class DetectionEngine {
     return { keys: run.keys!, endpoints: run.endpoints! };
   }
 
-  private completeRun(st: JobState, run: RunState): void {
-    const endpoints = run.endpoints ?? new Set(this.session.runEndpointsAllowed(run.ref));
-    this.hot.delete(run);
-    run.keys = null;
-    run.endpoints = null;
-    for (const endpoint of endpoints) this.promote(st, endpoint, run.learning, run.lastTs);
-    run.completed = true;
-    this.session.completeRun(run.ref);
+  /**
+   * Completes the job's open run, all its legs at once: the legs of a matrix job ran in parallel in
+   * one workflow run attempt, so together they are one run of the job for the baseline (an endpoint
+   * called by every leg counts once, and the run counts once towards learning).
+   */
+  private completeOpenRun(st: JobState): void {
+    const open = st.open!;
+    const endpoints = new Set<string>();
+    let lastTs = open.lastTs;
+    for (const leg of st.legs.values()) {
+      for (const e of leg.endpoints ?? this.session.runEndpointsAllowed(leg.ref)) endpoints.add(e);
+      this.hot.delete(leg);
+      leg.keys = null;
+      leg.endpoints = null;
+      leg.completed = true;
+      lastTs = Math.max(lastTs, leg.lastTs);
+      this.session.completeRun(leg.ref);
+    }
+    for (const endpoint of endpoints) this.promote(st, endpoint, open.learning, lastTs);
     st.row.completedRuns += 1;
+    st.open = null;
+    st.legs.clear();
   }
 
   private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
@@ -243,39 +271,67 @@ export class DetectionEngine {
     return out.slice(0, this.cfg.expectedSampleSize);
   }
 
-  /** Resolves the run an event belongs to, opening a new run (and completing the previous) as needed. */
+  /**
+   * Resolves the run leg an event belongs to, opening a new run (and completing the previous) as
+   * needed. A new GitHub job id within the open run is a new leg of it (a matrix job), not a new run.
+   */
   private runFor(st: JobState, runId: string, attempt: number, ghJobId: string | undefined, ts: number): RunState {
+    const leg = ghJobId ?? '';
     const open = st.open;
-    if (open && open.runId === runId && open.attempt === attempt) return open;
-    const lateKey = `${st.row.ref}\u0001${runId}\u0001${attempt}`;
+    if (open && open.runId === runId && open.attempt === attempt) {
+      const known = st.legs.get(leg);
+      if (known) return known;
+      const expected = open.learning ? [] : open.expected ?? this.expectedSample(st);
+      const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, open.learning, expected);
+      this.counters.runsCreated++;
+      const run: RunState = {
+        ref, runId, attempt, leg, learning: open.learning, completed: false, firstTs: ts, lastTs: ts,
+        keys: new Set(), endpoints: new Set(), expected,
+      };
+      st.legs.set(leg, run);
+      return run;
+    }
+    const lateKey = `${st.row.ref}\u0001${runId}\u0001${attempt}\u0001${leg}`;
     const cached = this.lateRuns.get(lateKey);
     if (cached) return cached;
-    const existing = this.session.findRun(st.row.ref, runId, attempt);
-    if (existing) {
-      if (open && existing.ref === open.ref) {
-        open.runId = runId;
-        open.attempt = attempt;
-        return open;
+    const legs = this.session.runLegs(st.row.ref, runId, attempt);
+    if (legs.length > 0) {
+      // A late event of an earlier run; possibly of a leg not seen before, stored as completed at once.
+      let row = legs.find((l) => (l.ghJobId ?? '') === leg);
+      if (!row) {
+        const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, legs[0]!.learning, []);
+        this.session.completeRun(ref);
+        this.counters.runsCreated++;
+        row = { ...legs[0]!, ref, ghJobId: ghJobId ?? null, firstTs: ts, lastTs: ts, completed: true };
       }
-      const late = this.loadRun(existing.ref, true, {
-        runId, attempt, learning: existing.learning, firstTs: existing.firstTs, lastTs: existing.lastTs,
-      });
+      const late = this.loadRun(row, true);
+      late.endpoints = this.lateRunEndpoints(st, runId, attempt, legs);
       if (this.lateRuns.size >= 256) this.lateRuns.delete(this.lateRuns.keys().next().value!);
       this.lateRuns.set(lateKey, late);
       return late;
     }
-    if (open) this.completeRun(st, open);
+    if (open) this.completeOpenRun(st);
     const learning = st.row.completedRuns < this.cfg.learningRuns;
     const expected = learning ? [] : this.expectedSample(st);
     const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, learning, expected);
     this.counters.runsCreated++;
     const run: RunState = {
-      ref, runId, attempt, learning, completed: false, firstTs: ts, lastTs: ts,
+      ref, runId, attempt, leg, learning, completed: false, firstTs: ts, lastTs: ts,
       keys: new Set(), endpoints: new Set(), expected,
     };
     st.open = run;
+    st.legs.set(leg, run);
     this.session.setJobState(st.row.ref, st.row.completedRuns, ref);
     return run;
+  }
+
+  /** The allowed endpoints of every leg of a completed run, one set shared by its late legs. */
+  private lateRunEndpoints(st: JobState, runId: string, attempt: number, legs: RunRow[]): Set<string> {
+    const prefix = `${st.row.ref}\u0001${runId}\u0001${attempt}\u0001`;
+    for (const [k, r] of this.lateRuns) if (k.startsWith(prefix) && r.endpoints) return r.endpoints;
+    const out = new Set<string>();
+    for (const l of legs) for (const e of this.session.runEndpointsAllowed(l.ref)) out.add(e);
+    return out;
   }
 
   handleCall(ev: NetworkCallEvent): void {
@@ -311,11 +367,20 @@ export class DetectionEngine {
         process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
         host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain,
       }) ?? false;
+    // A late event of an already completed run counts towards the baseline straight away, but only
+    // after it has been evaluated: counted first, it could promote itself and raise nothing.
+    let countLate = false;
     if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
-      // A late event of an already completed run counts towards the baseline straight away.
-      if (run.completed) this.promote(st, endpoint, run.learning, ev.timestamp);
+      countLate = run.completed;
     }
+    this.evaluate(st, run, ev, endpoint, variant, blocked);
+    if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
+  }
+
+  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean): void {
+    const c = ev.ctx;
+    const ip = ev.ip ?? null;
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
@@ -371,7 +436,7 @@ export class DetectionEngine {
     const c = d.ctx;
     this.counters.accepted++;
     const row = this.session.getJob(c.owner, c.repo, c.workflow, c.job);
-    let run = this.session.findRun(row.ref, c.runId, c.runAttempt);
+    let run = this.session.findRun(row.ref, c.runId, c.runAttempt, c.jobId ?? null);
     let runRef: number;
     if (run) {
       runRef = run.ref;

@@ -151,7 +151,8 @@ export class RecordParser {
         }
       }
       const c = ev.ctx;
-      const job = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}`;
+      // per leg: the legs of a matrix job (same job and run, own GitHub job id) each keep their calls
+      const job = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.jobId ?? ''}`;
       const run = `${c.runId}\u0001${c.runAttempt}`;
       let st = this.seen.get(job);
       if (st) this.seen.delete(job); // re-inserted below: Map order is least recently used first

@@ -170,10 +170,19 @@ function processPred(value: string): Pred {
   return globMatcher(v);
 }
 
+/**
+ * process_sha256 is one digest or an "any of" set written `a|b|c`: a daemon that upgraded has one
+ * genuine binary per version, and one rule must cover them all while naming each exactly.
+ */
 function shaPred(value: string): Pred {
-  if (!/^[A-Za-z0-9:_.+-]+$/.test(value)) invalid('process_sha256', value, 'expected a hex sha256 digest');
-  const v = value.toLowerCase();
-  return (x) => x.toLowerCase() === v;
+  const parts = value.split('|');
+  for (const part of parts) {
+    if (!/^[A-Za-z0-9:_.+-]+$/.test(part)) {
+      invalid('process_sha256', value, 'expected a hex sha256 digest, or several separated by "|" (any of them)');
+    }
+  }
+  const set = new Set(parts.map((p) => p.toLowerCase()));
+  return (x) => set.has(x.toLowerCase());
 }
 
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */

@@ -392,7 +392,7 @@ function cleanText(field: string, v: unknown): string | undefined {
 function defaultName(c: RuleConditions): string {
   const parts = Object.entries(c)
     .filter(([, v]) => v !== '*')
-    .map(([k, v]) => `${k}=${k === 'process_sha256' ? v!.slice(0, 12) : v}`);
+    .map(([k, v]) => `${k}=${k === 'process_sha256' ? v!.split('|').map((h) => h.slice(0, 12)).join('|') : v}`);
   return `suppress ${parts.join(' ')}`.slice(0, 200);
 }
 

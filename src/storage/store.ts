@@ -77,7 +77,13 @@ export interface IngestSession {
   resetCaches(): void;
   getJob(owner: string, repo: string, workflow: string, job: string): JobRow;
   setJobState(jobRef: number, completedRuns: number, openRun: number | null): void;
-  findRun(jobRef: number, runId: string, runAttempt: number): RunRow | null;
+  /**
+   * A run row is one leg of a job run: the legs of a matrix job share job, run id and attempt and
+   * differ by GitHub job id (null: the leg with no job id).
+   */
+  findRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null): RunRow | null;
+  /** Every leg of one job run (run id and attempt), oldest first. */
+  runLegs(jobRef: number, runId: string, runAttempt: number): RunRow[];
   findRunByRef(runRef: number): RunRow | null;
   createRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null, ts: number, learning: boolean, expected: string[]): number;
   /** widens the run's time span to include [minTs, maxTs] */

@@ -33,7 +33,7 @@ const ruleSchema = z.looseObject({
 const conditionsField = z
   .record(z.string(), z.string())
   .describe(
-    `Match conditions; an absent key (or "*") is a wildcard. Scope keys: owner, repo, workflow, job. Type keys: endpoint ("host:port"), ip_address (IP or CIDR), process (basename), process_sha256, host, file, file_path, secret_type, action. Values accept "*" wildcards, e.g. {"process": "tailscaled"} or {"endpoint": "*.amazonaws.com:443", "owner": "acme-corp"}.`,
+    `Match conditions; an absent key (or "*") is a wildcard. Scope keys: owner, repo, workflow, job. Type keys: endpoint ("host:port"), ip_address (IP or CIDR), process (basename), process_sha256 (a digest, or several as "a|b": any of them), host, file, file_path, secret_type, action. Values accept "*" wildcards, e.g. {"process": "tailscaled"} or {"endpoint": "*.amazonaws.com:443", "owner": "acme-corp"}.`,
   );
 
 const detectionIdField = z

@@ -206,6 +206,33 @@ CREATE TABLE call_verdicts (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 6,
+    name: 'one run row per matrix leg (GitHub job id)',
+    // The legs of a matrix job share job key, run id and attempt but each has its own GitHub job id:
+    // a run row is one leg, so each leg's calls and detections keep their job id. A missing job id is
+    // the leg ''. SQLite cannot change a UNIQUE constraint in place, hence the rebuild (runs is small:
+    // one row per job run).
+    up: `
+CREATE TABLE runs_v6 (
+  id INTEGER PRIMARY KEY,
+  job_ref INTEGER NOT NULL REFERENCES jobs(id),
+  run_id TEXT NOT NULL,
+  run_attempt INTEGER NOT NULL,
+  gh_job_id TEXT,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  completed INTEGER NOT NULL DEFAULT 0,
+  learning INTEGER NOT NULL DEFAULT 0,
+  expected_sample TEXT NOT NULL DEFAULT '[]'
+);
+INSERT INTO runs_v6 SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_sample FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v6 RENAME TO runs;
+CREATE INDEX runs_by_time ON runs (job_ref, first_ts);
+CREATE UNIQUE INDEX runs_by_leg ON runs (job_ref, run_id, run_attempt, coalesce(gh_job_id, ''));
+`,
+  },
 ];
 
 /**

@@ -36,6 +36,7 @@ interface Stmts {
   jobIns: Statement;
   jobSet: Statement;
   runSel: Statement;
+  runLegs: Statement;
   runByRef: Statement;
   runIns: Statement;
   runTouch: Statement;
@@ -70,8 +71,13 @@ export class SqliteIngestSession implements IngestSession {
       ),
       jobIns: db.prepare('INSERT INTO jobs (tenant_id, owner, repo, workflow, job) VALUES (?, ?, ?, ?, ?)'),
       jobSet: db.prepare('UPDATE jobs SET completed_runs = ?, open_run = ? WHERE id = ?'),
+      // a run row is one leg of a matrix job: keyed by the GitHub job id too ('' when unknown)
       runSel: db.prepare(
-        'SELECT id, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE job_ref = ? AND run_id = ? AND run_attempt = ?',
+        `SELECT id, gh_job_id, first_ts, last_ts, completed, learning FROM runs
+         WHERE job_ref = ? AND run_id = ? AND run_attempt = ? AND coalesce(gh_job_id, '') = ?`,
+      ),
+      runLegs: db.prepare(
+        'SELECT id, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE job_ref = ? AND run_id = ? AND run_attempt = ? ORDER BY id',
       ),
       runByRef: db.prepare('SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE id = ?'),
       runIns: db.prepare(
@@ -140,22 +146,13 @@ export class SqliteIngestSession implements IngestSession {
     this.s.jobSet.run(completedRuns, openRun, jobRef);
   }
 
-  findRun(jobRef: number, runId: string, runAttempt: number): RunRow | null {
-    const r = this.s.runSel.get(jobRef, runId, runAttempt) as
-      | { id: number; gh_job_id: string | null; first_ts: number; last_ts: number; completed: number; learning: number }
-      | undefined;
-    if (!r) return null;
-    return {
-      ref: r.id,
-      jobRef,
-      runId,
-      runAttempt,
-      ghJobId: r.gh_job_id,
-      firstTs: r.first_ts,
-      lastTs: r.last_ts,
-      completed: r.completed === 1,
-      learning: r.learning === 1,
-    };
+  findRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null): RunRow | null {
+    const r = this.s.runSel.get(jobRef, runId, runAttempt, ghJobId ?? '') as RunRecord | undefined;
+    return r ? runRow(jobRef, runId, runAttempt, r) : null;
+  }
+
+  runLegs(jobRef: number, runId: string, runAttempt: number): RunRow[] {
+    return (this.s.runLegs.all(jobRef, runId, runAttempt) as RunRecord[]).map((r) => runRow(jobRef, runId, runAttempt, r));
   }
 
   findRunByRef(runRef: number): RunRow | null {
@@ -249,6 +246,22 @@ export class SqliteIngestSession implements IngestSession {
   recordSource(source: string, format: string, st: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void {
     this.s.sourceIns.run(this.tenantId, source, format, startedAt, new Date().toISOString(), st.lines, st.accepted, st.rejected, st.detections);
   }
+}
+
+interface RunRecord {
+  id: number;
+  gh_job_id: string | null;
+  first_ts: number;
+  last_ts: number;
+  completed: number;
+  learning: number;
+}
+
+function runRow(jobRef: number, runId: string, runAttempt: number, r: RunRecord): RunRow {
+  return {
+    ref: r.id, jobRef, runId, runAttempt, ghJobId: r.gh_job_id,
+    firstTs: r.first_ts, lastTs: r.last_ts, completed: r.completed === 1, learning: r.learning === 1,
+  };
 }
 
 export function observationKey(endpoint: string, variantKey: string, blocked: boolean): string {
