@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import { canonicalIp, parseIpRange, type IpRange } from '../domain/ip.js';
 import { splitEndpoint } from '../domain/endpoint.js';
 import { globMatcher, isGlob } from '../domain/glob.js';
 
@@ -63,15 +63,10 @@ export const BUILTIN_RISKY_DESTINATIONS: readonly string[] = [
   'api.ipify.org',
 ];
 
-interface CidrEntry {
-  source: string;
-  range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-}
-
 /** Compiled risky list: hosts (suffix match) plus optional IPs / CIDR ranges from config. */
 export class RiskyDestinations {
   private readonly hosts: Set<string>;
-  private readonly cidrs: CidrEntry[] = [];
+  private readonly cidrs: IpRange[] = [];
   private readonly cache = new Map<string, string | null>();
   readonly entries: readonly string[];
 
@@ -83,16 +78,14 @@ export class RiskyDestinations {
       const e = raw.trim().toLowerCase();
       if (!e) continue;
       if (e.includes('/') && !/^[a-z0-9.-]+\/[a-z]/.test(e)) {
-        try {
-          this.cidrs.push({ source: e, range: ipaddr.parseCIDR(e) });
-          continue;
-        } catch {
-          throw new Error(`risky_destinations: "${raw}" is neither a host nor a valid CIDR range`);
-        }
+        const range = parseIpRange(e);
+        if (!range) throw new Error(`risky_destinations: "${raw}" is neither a host nor a valid CIDR range`);
+        this.cidrs.push(range);
+        continue;
       }
-      if (ipaddr.isValid(e)) {
-        const addr = ipaddr.parse(e);
-        this.cidrs.push({ source: e, range: [addr, addr.kind() === 'ipv4' ? 32 : 128] });
+      const single = canonicalIp(e) !== null ? parseIpRange(e) : null;
+      if (single) {
+        this.cidrs.push(single);
         continue;
       }
       // "discord.com/api/webhooks" style entries: the path is invisible in telemetry, keep the host.
@@ -108,16 +101,8 @@ export class RiskyDestinations {
     if (cached !== undefined) return cached;
     let out: string | null = null;
     const host = rawHost.toLowerCase().replace(/\.$/, '');
-    if (ipaddr.isValid(host)) {
-      if (this.cidrs.length) {
-        const addr = ipaddr.process(host);
-        for (const c of this.cidrs) {
-          if (addr.kind() === c.range[0].kind() && addr.match(c.range)) {
-            out = c.source;
-            break;
-          }
-        }
-      }
+    if (canonicalIp(host) !== null) {
+      out = this.cidrs.find((c) => c.contains(host))?.source ?? null;
     } else {
       let h = host;
       for (;;) {
@@ -162,10 +147,7 @@ export class RiskyDestinations {
         if (m(candidate) && this.matchHost(candidate)) return this.matchHost(candidate);
       }
     }
-    for (const c of this.cidrs) {
-      const base = c.range[0].toString();
-      if (m(base)) return c.source;
-    }
+    for (const c of this.cidrs) if (m(c.base)) return c.source;
     return null;
   }
 

@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import { parseIpRange, type IpRange } from '../domain/ip.js';
 import { globMatcher } from '../domain/glob.js';
 import { normalizeProcessName } from '../domain/process-name.js';
 
@@ -100,7 +100,7 @@ export function vpnSignatureFor(processName: string): VpnSignature | null {
 interface CompiledSignature {
   sig: VpnSignature;
   domains: { glob: string; m: (v: string) => boolean }[];
-  cidrs: { source: string; range: [ipaddr.IPv4 | ipaddr.IPv6, number] }[];
+  cidrs: IpRange[];
 }
 
 const compiled = new Map<string, CompiledSignature>();
@@ -110,7 +110,7 @@ function compile(sig: VpnSignature): CompiledSignature {
     c = {
       sig,
       domains: sig.domains.map((g) => ({ glob: g, m: globMatcher(g) })),
-      cidrs: sig.cidrs.map((s) => ({ source: s, range: ipaddr.parseCIDR(s) })),
+      cidrs: sig.cidrs.map((s) => parseIpRange(s)!),
     };
     compiled.set(sig.daemon, c);
   }
@@ -124,9 +124,8 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
   if (!isIp) {
     const d = c.domains.find((x) => x.m(host));
     if (d) out.push(`${sig.daemon} domain ${d.glob}`);
-  } else if (c.cidrs.length && ipaddr.isValid(host)) {
-    const addr = ipaddr.process(host);
-    const r = c.cidrs.find((x) => x.range[0].kind() === addr.kind() && addr.match(x.range));
+  } else if (c.cidrs.length) {
+    const r = c.cidrs.find((x) => x.contains(host));
     if (r) out.push(`${sig.daemon} address range ${r.source}`);
   }
   if (port !== null) {

@@ -49,3 +49,49 @@ export function canonicalIp(s: string): string | null {
 export function isIp(s: string): boolean {
   return canonicalIp(s) !== null;
 }
+
+/** An address range parsed once: a CIDR (`100.64.0.0/10`) or a single address (its full-length prefix). */
+export interface IpRange {
+  /** as written */
+  readonly source: string;
+  /** the canonical text of the range's first address */
+  readonly base: string;
+  /** true when `ip`, in any spelling canonicalIp accepts, lies in the range */
+  contains(ip: string): boolean;
+}
+
+/** Parses a CIDR range or a single address, or returns null when `source` is neither. */
+export function parseIpRange(source: string): IpRange | null {
+  let net: ipaddr.IPv4 | ipaddr.IPv6;
+  let bits: number;
+  const slash = source.indexOf('/');
+  if (slash >= 0) {
+    const base = canonicalIp(source.slice(0, slash));
+    const prefix = source.slice(slash + 1);
+    if (base === null || !/^\d{1,3}$/.test(prefix)) return null;
+    net = ipaddr.parse(base);
+    bits = Number(prefix);
+    if (bits > (net.kind() === 'ipv4' ? 32 : 128)) return null;
+  } else {
+    const base = canonicalIp(source);
+    if (base === null) return null;
+    net = ipaddr.parse(base);
+    bits = net.kind() === 'ipv4' ? 32 : 128;
+  }
+  return {
+    source,
+    base: net.kind() === 'ipv6' ? (net as ipaddr.IPv6).toRFC5952String() : net.toString(),
+    contains(ip: string): boolean {
+      const c = canonicalIp(ip);
+      if (c === null) return false;
+      const a = ipaddr.parse(c);
+      return a.kind() === net.kind() && a.match(net, bits);
+    },
+  };
+}
+
+/** True for loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback). */
+export function isLoopbackIp(s: string): boolean {
+  const c = canonicalIp(s);
+  return c !== null && ipaddr.parse(c).range() === 'loopback';
+}

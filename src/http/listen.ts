@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import { isLoopbackIp } from '../domain/ip.js';
 
 /** "127.0.0.1:8787", "[::1]:0", "localhost:8787", ":8787", "8787" -> host and port (default host 127.0.0.1). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -14,9 +14,7 @@ export function parseListen(value: string): { host: string; port: number } {
 export function isLoopbackAddress(host: string): boolean {
   const h = host.replace(/^\[(.*)\]$/, '$1');
   if (h.toLowerCase() === 'localhost') return true;
-  if (!ipaddr.isValid(h)) return false;
-  const a = ipaddr.process(h);
-  return a.range() === 'loopback';
+  return isLoopbackIp(h);
 }
 
 /** Thrown when a server would listen where it must not; the CLI reports it as a safety refusal. */

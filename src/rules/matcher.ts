@@ -1,10 +1,10 @@
-import ipaddr from 'ipaddr.js';
 import picomatch from 'picomatch';
 import { globMatcher, globPathMatcher, isGlob } from '../domain/glob.js';
 import { splitEndpoint } from '../domain/endpoint.js';
 import type { DetectionSubject } from '../domain/subject.js';
 import { isDetectionType, DETECTION_TYPES } from '../domain/types.js';
 import { CONDITION_KEYS, type ConditionKey, type RuleConditions } from './types.js';
+import { canonicalIp, parseIpRange } from '../domain/ip.js';
 
 /**
  * The one matcher. A rule's conditions compile into per-dimension predicates over plain values.
@@ -137,24 +137,12 @@ function endpointPred(value: string): Pred {
 function ipPred(value: string): Pred {
   const key = 'ip_address';
   if (value.includes('/')) {
-    let range: [ipaddr.IPv4 | ipaddr.IPv6, number];
-    try {
-      range = ipaddr.parseCIDR(value);
-    } catch {
-      invalid(key, value, 'malformed CIDR range (expected e.g. 100.64.0.0/10, prefix 0-32 for IPv4, 0-128 for IPv6)');
-    }
-    const [base, bits] = range;
-    return (ip) => {
-      if (!ipaddr.isValid(ip)) return false;
-      const a = ipaddr.process(ip);
-      if (a.kind() !== base.kind()) return false;
-      return a.match(base, bits);
-    };
+    const range = parseIpRange(value);
+    if (!range) invalid(key, value, 'malformed CIDR range (expected e.g. 100.64.0.0/10, prefix 0-32 for IPv4, 0-128 for IPv6)');
+    return (ip) => range.contains(ip);
   }
-  if (ipaddr.isValid(value)) {
-    const norm = ipaddr.process(value).toString();
-    return (ip) => ipaddr.isValid(ip) && ipaddr.process(ip).toString() === norm;
-  }
+  const norm = canonicalIp(value);
+  if (norm !== null) return (ip) => canonicalIp(ip) === norm;
   if (!/^[0-9a-fA-F.:*?]+$/.test(value) || !isGlob(value)) {
     invalid(key, value, 'expected an IP address, a CIDR range (100.64.0.0/10) or a glob (192.168.*.1)');
   }

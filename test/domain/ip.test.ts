@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp } from '../../src/domain/ip.js';
+import { canonicalIp, isLoopbackIp, parseIpRange } from '../../src/domain/ip.js';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { endpointOf } from '../../src/domain/endpoint.js';
 import { normalizeProcessName } from '../../src/domain/process-name.js';
 import { HardenRunnerAdapter } from '../../src/ingest/adapters/harden-runner.js';
@@ -62,4 +64,38 @@ test('a process name of blanks is the Unknown tool', () => {
   assert.equal(hr('140.82.112.9', { tool: { name: '   ', sha256: '' } }).process.name, 'Unknown');
   assert.equal(call(new NativeAdapter().parse({ ...nativeBase(), ip: '140.82.112.9', process: { name: ' \t ' } }, rc())).process.name, 'Unknown');
   assert.equal(normalizeProcessName('   '), 'unknown');
+});
+
+test('parseIpRange: CIDR and single addresses, matched in any accepted spelling', () => {
+  const overlay = parseIpRange('100.64.0.0/10')!;
+  assert.equal(overlay.base, '100.64.0.0');
+  assert.ok(overlay.contains('100.100.1.2'));
+  assert.ok(overlay.contains('::ffff:100.100.1.2'), 'an IPv4-mapped spelling is the IPv4 address');
+  assert.ok(!overlay.contains('100.128.0.1'));
+  assert.ok(!overlay.contains('not-an-ip'));
+  const v6 = parseIpRange('FD7A:115C:A1E0::/48')!;
+  assert.equal(v6.base, 'fd7a:115c:a1e0::');
+  assert.ok(v6.contains('fd7a:115c:a1e0:0:0:0:0:1'));
+  assert.ok(!v6.contains('100.100.1.2'), 'families never match each other');
+  const one = parseIpRange('140.82.112.9')!;
+  assert.ok(one.contains('140.82.112.9') && !one.contains('140.82.112.10'));
+  for (const bad of ['100.64.0.0/33', '::/129', '100.64/10', '127.1', '1.2.3.4/x', '1.2.3.4/', 'x/8']) assert.equal(parseIpRange(bad), null, bad);
+});
+
+test('isLoopbackIp: 127.0.0.0/8, ::1 and their mapped forms only', () => {
+  for (const ok of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopbackIp(ok), ok);
+  for (const no of ['0.0.0.0', '::', '10.0.0.1', 'localhost', '127.1']) assert.ok(!isLoopbackIp(no), no);
+});
+
+test('one owner of IP parsing: no module outside src/domain/ip.ts imports ipaddr.js', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (p.endsWith('.ts') && p !== join('src', 'domain', 'ip.ts') && /from 'ipaddr\.js'/.test(readFileSync(p, 'utf8'))) offenders.push(p);
+    }
+  };
+  walk('src');
+  assert.deepEqual(offenders, []);
 });

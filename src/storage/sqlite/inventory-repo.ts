@@ -1,4 +1,4 @@
-import ipaddr from 'ipaddr.js';
+import { canonicalIp, parseIpRange, type IpRange } from '../../domain/ip.js';
 import type { SqliteDatabase } from './db.js';
 import { globMatcher, isGlob } from '../../domain/glob.js';
 
@@ -32,14 +32,14 @@ interface EndpointRow {
 
 const MAX_ENDPOINT_IDS = 2000;
 
-function parseCidr(value: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
-  try {
-    return ipaddr.parseCIDR(value);
-  } catch {
+function parseCidr(value: string): IpRange {
+  const range = parseIpRange(value);
+  if (!range) {
     throw new InventoryError(
       `malformed CIDR "${value}": use an address and prefix length such as 100.64.0.0/10 or 2001:db8::/32`,
     );
   }
+  return range;
 }
 
 /** Classifies an indicator and returns a predicate over endpoint rows. */
@@ -48,24 +48,13 @@ export function classifyIndicator(raw: string): { kind: IndicatorKind; test: (e:
   if (v === '') throw new InventoryError('empty indicator: pass a domain, IP, CIDR, host:port or a substring');
   if (v.length > 253 + 8) throw new InventoryError('indicator too long: pass at most 261 characters');
   if (v.includes('/')) {
-    const [net, bits] = parseCidr(v);
-    return {
-      kind: 'cidr',
-      norm: v,
-      test: (e) => {
-        if (!e.is_ip) return false;
-        try {
-          const a = ipaddr.parse(e.host);
-          return a.kind() === net.kind() && a.match(net, bits);
-        } catch {
-          return false;
-        }
-      },
-    };
+    const range = parseCidr(v);
+    return { kind: 'cidr', norm: v, test: (e) => e.is_ip === 1 && range.contains(e.host) };
   }
-  if (ipaddr.isValid(v)) {
-    const canon = ipaddr.parse(v).toString();
-    return { kind: 'ip', norm: canon, test: (e) => e.is_ip === 1 && (e.host === canon || e.host === v) };
+  const canon = canonicalIp(v);
+  if (canon !== null) {
+    // stored hosts are canonical (src/domain/ip.ts), so one comparison covers every spelling
+    return { kind: 'ip', norm: canon, test: (e) => e.is_ip === 1 && e.host === canon };
   }
   if (isGlob(v)) {
     const m = globMatcher(v);
