@@ -97,6 +97,9 @@ function hashAround(text: string, start: number, end: number): number {
   return h;
 }
 
+/** A flat copy; one byte per character when the text allows (most telemetry is ASCII). */
 function copy(s: string): string {
-  return Buffer.from(s, 'utf16le').toString('utf16le');
+  return NOT_LATIN1.test(s) ? Buffer.from(s, 'utf16le').toString('utf16le') : Buffer.from(s, 'latin1').toString('latin1');
 }
+
+const NOT_LATIN1 = /[^\u0000-\u00ff]/;

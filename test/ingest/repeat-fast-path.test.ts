@@ -41,6 +41,9 @@ async function tenantWithRepeats(): Promise<{ file: string; bad: number[]; repea
     [withTs(later).replace('"status":"allowed"', '"status":"maybe"'), true],
     ['{"timestamp":"bad",' + withTs(later).slice(1), false], // duplicate key: JSON keeps the last
     [withTs(later.replace('Z', '+00:00')), false],
+    // a job name beyond Latin-1, then its repeat
+    [withTs(later).replace('"job":"', '"job":"名'), false],
+    [withTs(new Date(Date.parse(ts) + 2000).toISOString()).replace('"job":"', '"job":"名'), false],
   ];
   const bad: number[] = [];
   const out = [...lines.slice(0, k + 1)];
