@@ -16,6 +16,7 @@ export interface WorkerInput {
   defaults: Partial<JobContext>;
   batchSize: number;
   window: number;
+  repeatFastPath?: boolean;
 }
 
 export type WorkerMessage =

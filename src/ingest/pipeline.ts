@@ -28,6 +28,8 @@ export interface IngestOptions {
   onLeaseEvent?: (e: IngestLeaseEvent) => void;
   /** lifetime of the per-tenant ingest lease (default DEFAULT_INGEST_LEASE_TTL_MS) */
   leaseTtlMs?: number;
+  /** skip known repeats by their text before JSON.parse (default true; false only to compare) */
+  repeatFastPath?: boolean;
 }
 
 export type IngestError = ParseError;
@@ -119,11 +121,14 @@ export class IngestPipeline {
   private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
     const batchSize = this.opts.batchSize ?? 5_000;
     if (path === '-' || this.opts.inThread) {
-      const o = { format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin };
+      const o = { format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin, repeatFastPath: this.opts.repeatFastPath };
       for await (const chunk of parseSource(path, o)) yield { ...chunk, ack: () => undefined };
       return;
     }
-    const data: WorkerInput = { path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 2 };
+    const data: WorkerInput = {
+      path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 2,
+      repeatFastPath: this.opts.repeatFastPath,
+    };
     // A capped young generation keeps the parser's heap small next to the main thread's (peak RSS budget).
     const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 16 } });
     const queue: WorkerMessage[] = [];

@@ -2,8 +2,10 @@ import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext } from '../domain/types.js';
 import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
+import { parseRfc3339 } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { readRecords, type RecordBatch } from './records.js';
+import { LineTemplates } from './line-templates.js';
 import { openInput } from './input.js';
 
 export interface ParseError {
@@ -41,11 +43,34 @@ const RECENT_JOBS = 256;
 /** Job runs whose DNS answers are remembered, and IPs remembered per run (oldest evicted first). */
 const DNS_RUNS = 256;
 const DNS_IPS_PER_RUN = 4_096;
+/** Lines per generation remembered for the repeat fast path (LineTemplates). */
+const TEMPLATES = 4_096;
+
+interface SeenRun {
+  run: string;
+  keys: Set<string>;
+}
+
+/** A native line already fully validated and found to be this call of this job run. */
+interface LineTemplate {
+  job: string;
+  st: SeenRun;
+  key: string;
+}
 
 export class RecordParser {
   private adapter: RecordAdapter | null;
   private readonly rc: RecordContext;
-  private readonly seen = new Map<string, { run: string; keys: Set<string> }>();
+  private readonly seen = new Map<string, SeenRun>();
+  /**
+   * Native lines with their timestamp value cut out → what the full path made of them. Most
+   * telemetry repeats a call with only a new timestamp; such a line is skipped without JSON.parse.
+   */
+  private readonly templates = new LineTemplates<LineTemplate>(TEMPLATES);
+  /** the native line being handled by the full path, remembered as a template if it is a call */
+  private pending: string | null = null;
+  /** repeats recognised by the fast path (also counted in ParsedBatch.repeats) */
+  fastRepeats = 0;
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
 
@@ -54,6 +79,8 @@ export class RecordParser {
     source: string,
     tenant: string,
     private readonly defaults: Partial<JobContext>,
+    /** recognise repeats by their text before JSON.parse (off only to check it changes nothing) */
+    private readonly repeatFastPath = true,
   ) {
     this.adapter = format === 'auto' ? null : adapterFor(format);
     this.rc = { source, line: 0, tenant, defaults: { ...defaults }, notes: {} };
@@ -76,7 +103,12 @@ export class RecordParser {
       for (let i = 0; i < lines.length && !out.fatal; i++) {
         const text = lines[i]!;
         out.records++;
+        this.pending = null;
         if (text.length === 0 || text.trim() === '') continue;
+        if (this.repeatFastPath && this.adapter?.format === 'native' && this.knownRepeat(text)) {
+          out.repeats++;
+          continue;
+        }
         const lineNo = firstLine + i;
         let value: unknown;
         try {
@@ -87,6 +119,7 @@ export class RecordParser {
         }
         this.rc.line = lineNo;
         this.handle(value, `${src}:${lineNo}`, out);
+        this.pending = null;
       }
     } else {
       for (let i = 0; i < batch.values.length && !out.fatal; i++) {
@@ -121,6 +154,8 @@ export class RecordParser {
       return;
     }
     let res: AdapterOutput;
+    // a line is a template only if reading it noted nothing (notes count every record, repeats too)
+    const notesBefore = this.pending === null ? 0 : noteTotal(out.notes);
     try {
       res = a.parse(value, this.rc);
     } catch (err) {
@@ -131,6 +166,8 @@ export class RecordParser {
       return;
     }
     if (res.kind === 'context') {
+      // New defaults can give the same line another job: what the templates say no longer holds.
+      this.templates.clear();
       this.rc.defaults = { ...this.defaults, ...res.ctx };
       return;
     }
@@ -142,8 +179,10 @@ export class RecordParser {
     if (res.kind === 'call') {
       if (res.names) this.remember(res.names);
       let ev = res.event;
-      if (ev.domain === undefined && ev.ip !== undefined) {
-        const named = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip);
+      // A call named by a DNS answer depends on what was read before it, not on its line alone.
+      const byDns = ev.domain === undefined && ev.ip !== undefined;
+      if (byDns) {
+        const named = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!);
         if (named !== undefined) {
           ev = { ...ev, domain: named };
           res = { kind: 'call', event: ev };
@@ -160,6 +199,9 @@ export class RecordParser {
       this.seen.set(job, st);
       if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${variantKeyOf(ev.process)}\u0002${ev.status}`;
+      if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
+        this.templates.remember(this.pending, { job, st, key });
+      }
       if (st.keys.has(key)) {
         out.repeats++;
         return;
@@ -167,6 +209,29 @@ export class RecordParser {
       st.keys.add(key);
     }
     if (res.kind !== 'skip') out.outputs.push(res);
+  }
+
+  /**
+   * True when `text` is a repeat that the full path would drop: it equals a line already validated
+   * (same job run, same call) except for a plain timestamp value, that value is a valid RFC 3339
+   * time, and that job run is still the one remembered for the job. The cut-out span is always the
+   * whole content of one JSON string value (the template parsed as JSON, and the value holds no
+   * quote or backslash), so the line parses to the template's record with that one string changed;
+   * the native adapter reads nothing else from it. Anything else takes the full path, which reports
+   * errors with their line. Also notes the line's template for handle() (this.pending).
+   */
+  private knownRepeat(text: string): boolean {
+    this.pending = text;
+    const t = this.templates.match(text);
+    if (t === undefined || this.seen.get(t.job) !== t.st || !t.st.keys.has(t.key) || Number.isNaN(parseRfc3339(this.templates.value()))) {
+      return false;
+    }
+    this.pending = null;
+    this.fastRepeats++;
+    // the same bookkeeping as the full path: this job is now the most recently used
+    this.seen.delete(t.job);
+    this.seen.set(t.job, t.st);
+    return true;
   }
 
   /** Records DNS answers for the job run they belong to (bounded: DNS_RUNS × DNS_IPS_PER_RUN). */
@@ -190,6 +255,12 @@ function runKey(tenant: string, c: JobContext): string {
   return `${tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.runId}\u0001${c.runAttempt}\u0001${c.jobId ?? ''}`;
 }
 
+function noteTotal(notes: Record<string, number>): number {
+  let n = 0;
+  for (const k in notes) n += notes[k]!;
+  return n;
+}
+
 function toError(location: string, e: RecordError): ParseError {
   return { location, reason: e.reason, field: e.field, message: e.message };
 }
@@ -207,10 +278,17 @@ export interface SourceChunk {
 /** Reads and parses a whole source (file path or "-" for stdin). Used in the worker and in-thread. */
 export async function* parseSource(
   path: string,
-  o: { format: IngestFormat | 'auto'; tenant: string; defaults: Partial<JobContext>; batchSize: number; stdin?: NodeJS.ReadableStream },
+  o: {
+    format: IngestFormat | 'auto';
+    tenant: string;
+    defaults: Partial<JobContext>;
+    batchSize: number;
+    stdin?: NodeJS.ReadableStream;
+    repeatFastPath?: boolean;
+  },
 ): AsyncGenerator<SourceChunk> {
   const input = await openInput(path, o.stdin as never);
-  const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults);
+  const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true);
   for await (const records of readRecords(input.stream, o.batchSize)) {
     const batch = parser.parseBatch(records);
     yield { batch, bytes: input.bytesRead(), size: input.size, name: input.name };

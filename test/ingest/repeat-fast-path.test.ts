@@ -1,0 +1,100 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { IngestPipeline, type SourceSummary } from '../../src/ingest/pipeline.js';
+import { RecordParser } from '../../src/ingest/record-parser.js';
+import { readRecords } from '../../src/ingest/records.js';
+import { openInput } from '../../src/ingest/input.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { writeTenant } from '../../src/generate/index.js';
+import { tempDir } from '../helpers.js';
+import { storeState } from './store-state.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+/**
+ * A generated tenant with, right after one of its calls, lines that repeat that call's key:
+ * an exact copy, copies with a new valid or invalid timestamp, and copies that differ elsewhere.
+ * Returns the file and the 1-based line numbers of the copies that must be rejected.
+ */
+async function tenantWithRepeats(): Promise<{ file: string; bad: number[]; repeatOf: string }> {
+  const gen = join(tmp.dir, 'gen.ndjson');
+  await writeTenant({ runs: 8, seed: 11, events: 30_000 }, gen);
+  const lines = readFileSync(gen, 'utf8').split('\n').filter((l) => l !== '');
+  const k = lines.findIndex((l, i) => i > 50 && l.includes('"timestamp":"') && l.includes('"port":443') && l.includes('"status":"allowed"'));
+  assert.ok(k > 0, 'the generated tenant has an allowed call on port 443');
+  const good = lines[k]!;
+  const ts = /"timestamp":"([^"]*)"/.exec(good)![1]!;
+  const withTs = (v: string) => good.replace(`"timestamp":"${ts}"`, `"timestamp":"${v}"`);
+  const later = new Date(Date.parse(ts) + 1000).toISOString();
+  const copies: [string, boolean][] = [
+    [good, false], // byte-identical
+    [withTs(later), false], // only the time differs
+    [withTs('2026-13-45T00:00:00Z'), true], // a bad time on a known line
+    [withTs('yesterday'), true],
+    [withTs(''), true],
+    [withTs(later.replace('-', '\\u002d')), false], // an escape: the full path reads it
+    [withTs(later).replace('"port":443', '"port":-1'), true], // same key fields but a bad port
+    [withTs(later).replace('"status":"allowed"', '"status":"maybe"'), true],
+    ['{"timestamp":"bad",' + withTs(later).slice(1), false], // duplicate key: JSON keeps the last
+    [withTs(later.replace('Z', '+00:00')), false],
+    // a job name beyond Latin-1, then its repeat
+    [withTs(later).replace('"job":"', '"job":"名'), false],
+    [withTs(new Date(Date.parse(ts) + 2000).toISOString()).replace('"job":"', '"job":"名'), false],
+  ];
+  const bad: number[] = [];
+  const out = [...lines.slice(0, k + 1)];
+  for (const [line, isBad] of copies) {
+    out.push(line);
+    if (isBad) bad.push(out.length);
+  }
+  out.push(...lines.slice(k + 1));
+  const file = join(tmp.dir, 'repeats.ndjson');
+  writeFileSync(file, out.join('\n') + '\n');
+  return { file, bad, repeatOf: good };
+}
+
+async function parseAll(file: string, fast: boolean) {
+  const input = await openInput(file);
+  const p = new RecordParser('auto', input.name, 'default', {}, fast);
+  const batches = [];
+  for await (const rb of readRecords(input.stream, 1000)) batches.push(p.parseBatch(rb));
+  return { batches, fastRepeats: p.fastRepeats };
+}
+
+test('the repeat fast path parses a source exactly as the full path does', async () => {
+  const { file, bad } = await tenantWithRepeats();
+  const fast = await parseAll(file, true);
+  const full = await parseAll(file, false);
+  assert.deepEqual(fast.batches, full.batches);
+  assert.equal(full.fastRepeats, 0);
+  const repeats = full.batches.reduce((n, b) => n + b.repeats, 0);
+  // most repeats are recognised without JSON.parse, or the fast path is not doing its job
+  assert.ok(fast.fastRepeats > repeats * 0.9, `${fast.fastRepeats} of ${repeats} repeats took the fast path`);
+  const locations = full.batches.flatMap((b) => b.errors.map((e) => e.location));
+  assert.deepEqual(locations, bad.map((n) => `${file}:${n}`));
+});
+
+function ingestInto(db: string, file: string, fast: boolean): Promise<SourceSummary> {
+  const store = SqliteStore.open(db);
+  const p = new IngestPipeline(store, {
+    tenant: 'default', format: 'auto', strict: false, defaults: {},
+    engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 3 }, repeatFastPath: fast,
+  });
+  return p.ingest(file).finally(() => store.close());
+}
+
+test('a store ingested with the repeat fast path equals one ingested without it', async () => {
+  const { file, bad } = await tenantWithRepeats();
+  const a = await ingestInto(join(tmp.dir, 'fast.db'), file, true);
+  const b = await ingestInto(join(tmp.dir, 'full.db'), file, false);
+  const comparable = (s: SourceSummary) => ({ ...s, elapsedMs: 0 });
+  assert.deepEqual(comparable(a), comparable(b));
+  assert.ok(a.detections > 0 && a.duplicates > a.accepted / 2, 'the tenant has detections and mostly repeats');
+  assert.equal(a.rejected, bad.length);
+  assert.deepEqual(a.errors.map((e) => e.location), bad.map((n) => `${file}:${n}`));
+  assert.deepEqual(storeState(join(tmp.dir, 'fast.db')), storeState(join(tmp.dir, 'full.db')));
+});
