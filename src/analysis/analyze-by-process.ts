@@ -242,9 +242,10 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
   // rows and timestamp probes all see the same committed state even while another process ingests
   // or moves detections. Temp-table writes (suggestion impact) need no lock on the store.
   if (db.inTransaction) return analyzeIn(db);
-  return db.transaction(() => analyzeIn(db))();
+  const stamp = rules.repo.commitStamp(); // taken before the snapshot opens (see impostors())
+  return db.transaction(() => analyzeIn(db, stamp))();
 
-  function analyzeIn(db: SqliteDatabase): AnalyzeResult {
+  function analyzeIn(db: SqliteDatabase, stamp?: number | null): AnalyzeResult {
     const tenantId = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(input.tenant) as number | undefined;
     const typeIds = types
       .map((t) => db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(t) as number | undefined)
@@ -372,7 +373,7 @@ export async function analyzeAnomalousCallsByProcess(store: SqliteStore, input: 
       store, rules, risky, riskyIds, tenant: input.tenant, tenantId, typeIds, statuses, since, until, filter, samples, base,
       primaryType: types[0]!, owner, repo, workflow: f.workflow, job: f.job, detail, epScratch, hostScratch: new IdCounter(epById.hostCount), jobs,
       // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
-      impostors: rules.repo.impostors(tenantId).set,
+      impostors: rules.repo.impostors(tenantId, stamp).set,
     };
     for (const g of page) {
       result.processes.push(buildGroup(ctx, g, procById, epById));
@@ -606,7 +607,7 @@ function buildGroup(
     } else if (!covered.length) {
       blocked = `the binary has no sha256: a name-only rule would also silence any future binary named ${g.name}; suppress by endpoint or scope instead`;
     }
-    const preview = ctx.rules.previewCompiled(ctx.tenant, ctx.primaryType, compileRule(ctx.primaryType, conditions), 0, { countsOnly: true });
+    const preview = ctx.rules.previewCompiled(ctx.tenant, ctx.primaryType, compileRule(ctx.primaryType, conditions), 0, { countsOnly: true, impostors: ctx.impostors });
     if (!blocked && preview.refused_reason) blocked = preview.refused_reason;
     suggested = {
       detection_id: ctx.primaryType,

@@ -70,8 +70,17 @@ export class RulesService {
     return this.previewCompiled(tenant, type, rule);
   }
 
-  /** Synchronous preview of an already compiled rule (used by analysis for suggestion impact). */
-  previewCompiled(tenant: string, type: string, rule: CompiledRule, sampleLimit = 10, opts: { countsOnly?: boolean } = {}): RulePreview {
+  /**
+   * Synchronous preview of an already compiled rule (used by analysis for suggestion impact). The
+   * analysis passes the impostor set it already holds for the same snapshot.
+   */
+  previewCompiled(
+    tenant: string,
+    type: string,
+    rule: CompiledRule,
+    sampleLimit = 10,
+    opts: { countsOnly?: boolean; impostors?: ImpostorSet } = {},
+  ): RulePreview {
     const targeted = this.targetsRisky(rule);
     const tid = this.repo.tenantId(tenant);
     const warnings: string[] = [];
@@ -81,7 +90,7 @@ export class RulesService {
       const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
       counts = this.repo.previewCounts(pred, sampleLimit, opts.countsOnly ?? false);
       // Same single matcher, then the impostor guard over the ids it matched.
-      const { set } = this.repo.impostors(tid);
+      const set = opts.impostors ?? this.repo.impostors(tid).set;
       for (const b of set.list()) {
         const n = [...this.repo.newCountsOf(pred, this.repo.processIdsOf(new ImpostorSet([b]))).values()].reduce((a, x) => a + x, 0);
         if (n > 0) impostorHits.push({ binary: describeBinary(b), reason: b.reason, count: n });

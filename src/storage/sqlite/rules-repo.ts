@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
 import { ROLLUP_UPSERT } from './ingest-session.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
@@ -76,14 +77,38 @@ class RiskyEndpointIndex {
   }
 }
 
+/** Impostor verdicts by connection and tenant, with the commit stamp they were computed at. */
+const IMPOSTOR_CACHES = new WeakMap<SqliteDatabase, Map<number, { key: number; value: { set: ImpostorSet; processIds: number[] } }>>();
+const WATCHERS = new WeakMap<SqliteDatabase, SqliteDatabase>();
+
+/**
+ * A number that changes whenever any connection, this one included, commits to the store; null when
+ * it cannot be known (in a transaction, or an in-memory store). A second, read-only connection's
+ * data_version does this: it moves on every commit that is not its own, and it never writes.
+ * (This connection's own data_version ignores its own commits, and total_changes() also counts the
+ * temp tables the analysis fills, so neither serves.)
+ */
+function committedStamp(db: SqliteDatabase): number | null {
+  if (db.inTransaction || db.memory) return null;
+  let w = WATCHERS.get(db);
+  if (!w) WATCHERS.set(db, (w = new Database(db.name, { readonly: true, fileMustExist: true })));
+  return w.pragma('data_version', { simple: true }) as number;
+}
+
 export class SqliteRulesRepo {
   private readonly riskyIndex: RiskyEndpointIndex;
+
+  private readonly impostorCache: Map<number, { key: number; value: { set: ImpostorSet; processIds: number[] } }>;
 
   constructor(
     readonly db: SqliteDatabase,
     readonly risky: RiskyDestinations,
   ) {
     this.riskyIndex = new RiskyEndpointIndex(risky);
+    // per connection, not per repository: services are built per call (analyze, each MCP tool call)
+    let cache = IMPOSTOR_CACHES.get(db);
+    if (!cache) IMPOSTOR_CACHES.set(db, (cache = new Map()));
+    this.impostorCache = cache;
   }
 
   tenantId(tenant: string): number | undefined {
@@ -206,7 +231,28 @@ export class SqliteRulesRepo {
    * or rule (so suppressing or resolving detections never hides evidence), judged by the same pure
    * verdict the analysis uses.
    */
-  impostors(tenantId: number): { set: ImpostorSet; processIds: number[] } {
+  /** The commit stamp to pass to impostors() from inside a read-only snapshot opened after this call. */
+  commitStamp(): number | null {
+    return committedStamp(this.db);
+  }
+
+  /**
+   * The tenant's suspected impostors. The verdict is a pure function of the committed rows, and every
+   * analyze, preview and create needs it: it is reused while no commit has happened since. Inside a
+   * transaction (whose own uncommitted writes may flag a binary) it is computed afresh, unless the
+   * caller opened a read-only snapshot and passes the stamp it took just before: the snapshot then sees
+   * at least that state, and a later commit changes the stamp, so a reused verdict is never stale.
+   */
+  impostors(tenantId: number, stampBeforeSnapshot?: number | null): { set: ImpostorSet; processIds: number[] } {
+    const stamp = stampBeforeSnapshot !== undefined ? stampBeforeSnapshot : committedStamp(this.db);
+    const hit = this.impostorCache.get(tenantId);
+    if (stamp !== null && hit && hit.key === stamp) return { set: new ImpostorSet(hit.value.set.list()), processIds: [...hit.value.processIds] };
+    const value = this.computeImpostors(tenantId);
+    if (stamp !== null) this.impostorCache.set(tenantId, { key: stamp, value: { set: new ImpostorSet(value.set.list()), processIds: [...value.processIds] } });
+    return value;
+  }
+
+  private computeImpostors(tenantId: number): { set: ImpostorSet; processIds: number[] } {
     const names = VPN_PROCESS_NAMES.map(() => '?').join(',');
     const procs = this.db
       .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${names})`)
@@ -218,7 +264,8 @@ export class SqliteRulesRepo {
       set.add(b);
     }
     if (procs.length === 0) return { set, processIds: [] };
-    const byId = new Map(procs.map((p) => [p.id, p]));
+    // One parse per binary, not per destination: a mesh daemon has thousands of peers.
+    const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
     const pairs = this.db
       .prepare(
         `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
@@ -229,7 +276,7 @@ export class SqliteRulesRepo {
     const evidence: CallEvidence[] = pairs.map(([pid, host, port, isIp]) => {
       const p = byId.get(pid)!;
       return {
-        process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: JSON.parse(p.parent_chain) as { name: string }[],
+        process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain,
         host, port, isIp: isIp === 1, risky: this.risky.matchHost(host),
       };
     });
