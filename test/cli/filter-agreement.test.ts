@@ -1,8 +1,7 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { runCli, tempDir } from '../helpers.js';
-import { TENANT, buildDemoDb, call, callOk, stdioClient, textOf } from '../mcp/helpers.js';
+import { runCli } from '../helpers.js';
+import { TENANT, call, callOk, textOf, useDemoClient } from '../mcp/helpers.js';
 
 /**
  * One filter, four faces: `detections list`, `analyze` (CLI) and list_detections,
@@ -12,32 +11,18 @@ import { TENANT, buildDemoDb, call, callOk, stdioClient, textOf } from '../mcp/h
 type Filter = { owner?: string; repo?: string; status?: string; type?: string; since?: string; until?: string; process?: string; endpoint?: string };
 
 describe('the same filter means the same thing in the CLI, the MCP tools and the analysis', () => {
-  const tmp = tempDir('egress-filter-agree-');
-  let db: string;
-  let client: Client;
-  let close: () => Promise<void>;
-
-  before(async () => {
-    db = await buildDemoDb(tmp.dir);
-    const c = await stdioClient(db);
-    client = c.client;
-    close = () => c.client.close();
-  });
-  after(async () => {
-    await close?.().catch(() => undefined);
-    tmp.cleanup();
-  });
+  const fx = useDemoClient('egress-filter-agree-');
 
   const cliArgs = (f: Filter, typeFlag: string) =>
     Object.entries(f).flatMap(([k, v]) => (v === undefined ? [] : [k === 'type' ? typeFlag : `--${k}`, v]));
 
   function cliList(f: Filter): number {
-    const r = runCli(['detections', 'list', '--db', db, '--tenant', TENANT, '--json', '--limit', '1', ...cliArgs(f, '--type')]);
+    const r = runCli(['detections', 'list', '--db', fx.db, '--tenant', TENANT, '--json', '--limit', '1', ...cliArgs(f, '--type')]);
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout).total;
   }
   function cliAnalyze(f: Filter): number {
-    const r = runCli(['analyze', '--db', db, '--tenant', TENANT, '--json', '--min-count', '1', ...cliArgs(f, '--detection-id')]);
+    const r = runCli(['analyze', '--db', fx.db, '--tenant', TENANT, '--json', '--min-count', '1', ...cliArgs(f, '--detection-id')]);
     assert.equal(r.status, 0, r.stderr);
     return JSON.parse(r.stdout).total_anomalies_scanned;
   }
@@ -49,8 +34,8 @@ describe('the same filter means the same thing in the CLI, the MCP tools and the
     }
     return a;
   };
-  const mcpList = async (f: Filter) => (await callOk(client, 'list_detections', { ...mcpArgs(f), limit: 1 })).total as number;
-  const mcpAnalyze = async (f: Filter) => (await callOk(client, 'analyze_anomalous_calls_by_process', { ...mcpArgs(f), minCount: 1, limit: 1, samples: 0 })).total_anomalies_scanned as number;
+  const mcpList = async (f: Filter) => (await callOk(fx.client, 'list_detections', { ...mcpArgs(f), limit: 1 })).total as number;
+  const mcpAnalyze = async (f: Filter) => (await callOk(fx.client, 'analyze_anomalous_calls_by_process', { ...mcpArgs(f), minCount: 1, limit: 1, samples: 0 })).total_anomalies_scanned as number;
 
   async function allFour(f: Filter): Promise<number> {
     const full: Filter = { status: 'new', type: 'New-Outbound-Network-Call', ...f };
@@ -101,19 +86,19 @@ describe('the same filter means the same thing in the CLI, the MCP tools and the
 
   it('inventory tools and rule suggestions treat owner the same way', async () => {
     const runs = async (owner: string, repo?: string) =>
-      (await callOk(client, 'list_recent_workflow_runs', { owner, ...(repo ? { repo } : {}), limit: 1 })).total_runs as number;
+      (await callOk(fx.client, 'list_recent_workflow_runs', { owner, ...(repo ? { repo } : {}), limit: 1 })).total_runs as number;
     const lower = await runs('globex');
     assert.ok(lower > 0);
     assert.equal(await runs('GLOBEX'), lower);
     assert.equal(await runs('GLOBEX', 'Scraper'), lower);
-    const conflict = await call(client, 'list_recent_workflow_runs', { owner: 'acme-corp', repo: 'globex/scraper' });
+    const conflict = await call(fx.client, 'list_recent_workflow_runs', { owner: 'acme-corp', repo: 'globex/scraper' });
     assert.equal(conflict.isError, true);
     assert.match(textOf(conflict), /^repo: "globex\/scraper" belongs to owner "globex", which conflicts with owner "acme-corp"/);
-    const ioc = async (owner: string) => (await callOk(client, 'check_ioc_in_baseline', { indicator: 'tailscale.com', owner })).calls_total as number;
+    const ioc = async (owner: string) => (await callOk(fx.client, 'check_ioc_in_baseline', { indicator: 'tailscale.com', owner })).calls_total as number;
     assert.ok((await ioc('globex')) > 0);
     assert.equal(await ioc('GLOBEX'), await ioc('globex'));
     // a suggestion scoped by a differently-cased owner uses the stored spelling (rule conditions are exact)
-    const a = await callOk(client, 'analyze_anomalous_calls_by_process', { owner: 'GLOBEX', minCount: 1, samples: 0, limit: 50 });
+    const a = await callOk(fx.client, 'analyze_anomalous_calls_by_process', { owner: 'GLOBEX', minCount: 1, samples: 0, limit: 50 });
     const scoped = a.processes.map((p: Record<string, any>) => p.suggested_rule).filter((r: unknown) => r !== null);
     assert.ok(scoped.length > 0, 'some process gets a suggestion');
     for (const r of scoped) assert.equal(r.conditions.owner, 'globex');
@@ -129,18 +114,18 @@ describe('the same filter means the same thing in the CLI, the MCP tools and the
     ];
     for (const [f, why, arg] of cases) {
       const faces: [string, string][] = [];
-      const list = runCli(['detections', 'list', '--db', db, '--tenant', TENANT, ...cliArgs(f, '--type')]);
+      const list = runCli(['detections', 'list', '--db', fx.db, '--tenant', TENANT, ...cliArgs(f, '--type')]);
       assert.equal(list.status, 2, `detections list ${JSON.stringify(f)}: ${list.stderr}`);
       faces.push(['cli list', list.stderr]);
       if (f.endpoint === undefined) {
-        const an = runCli(['analyze', '--db', db, '--tenant', TENANT, ...cliArgs(f, '--detection-id')]);
+        const an = runCli(['analyze', '--db', fx.db, '--tenant', TENANT, ...cliArgs(f, '--detection-id')]);
         assert.equal(an.status, 2, `analyze ${JSON.stringify(f)}: ${an.stderr}`);
         faces.push(['cli analyze', an.stderr]);
-        const r = await call(client, 'analyze_anomalous_calls_by_process', mcpArgs(f));
+        const r = await call(fx.client, 'analyze_anomalous_calls_by_process', mcpArgs(f));
         assert.equal(r.isError, true);
         faces.push(['mcp analyze', textOf(r)]);
       }
-      const r = await call(client, 'list_detections', mcpArgs(f));
+      const r = await call(fx.client, 'list_detections', mcpArgs(f));
       assert.equal(r.isError, true);
       faces.push(['mcp list', textOf(r)]);
       for (const [face, msg] of faces) {

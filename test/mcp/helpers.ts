@@ -9,7 +9,8 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { makeSuppressorFor } from '../../src/rules/suppressor.js';
 import { writeTenant } from '../../src/generate/index.js';
-import { CLI } from '../helpers.js';
+import { CLI, tempDir } from '../helpers.js';
+import { before, after } from 'node:test';
 
 export const TENANT = 'demo';
 
@@ -117,4 +118,24 @@ export function killChild(child: ChildProcessWithoutNullStreams): Promise<void> 
     });
     child.kill('SIGTERM');
   });
+}
+
+/**
+ * A demo store and a real SDK client over stdio on it, for the tests of one describe block: built in
+ * its before hook, closed in its after hook. Call it inside the describe callback.
+ */
+export function useDemoClient(prefix: string): { readonly db: string; readonly client: Client } {
+  const tmp = tempDir(prefix);
+  const fx = {} as { db: string; client: Client; close?: () => Promise<void> };
+  before(async () => {
+    fx.db = await buildDemoDb(tmp.dir);
+    const c = await stdioClient(fx.db);
+    fx.client = c.client;
+    fx.close = () => c.client.close();
+  });
+  after(async () => {
+    await fx.close?.().catch(() => undefined);
+    tmp.cleanup();
+  });
+  return fx;
 }

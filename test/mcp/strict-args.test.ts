@@ -1,35 +1,20 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { tempDir } from '../helpers.js';
-import { TENANT, buildDemoDb, call, callOk, stdioClient, textOf } from './helpers.js';
+import { TENANT, call, callOk, textOf, useDemoClient } from './helpers.js';
 
 type Any = Record<string, any>;
 
-describe('MCP tool arguments are strict; StepSecurity names are honoured aliases (real SDK client)', () => {
-  const tmp = tempDir('egress-mcp-strict-');
-  let client: Client;
-  let close: () => Promise<void>;
-
-  before(async () => {
-    const db = await buildDemoDb(tmp.dir);
-    const c = await stdioClient(db);
-    client = c.client;
-    close = () => c.client.close();
-  });
-  after(async () => {
-    await close?.().catch(() => undefined);
-    tmp.cleanup();
-  });
+describe('MCP tool arguments are strict; StepSecurity names are honoured aliases (real SDK fx.client)', () => {
+  const fx = useDemoClient('egress-mcp-strict-');
 
   async function refused(tool: string, args: Any, why: RegExp): Promise<void> {
-    const r = await call(client, tool, args);
+    const r = await call(fx.client, tool, args);
     assert.equal(r.isError, true, `${tool} ${JSON.stringify(args)} must fail, got ${textOf(r).slice(0, 200)}`);
     assert.match(textOf(r), why, tool);
   }
 
   it('every tool declares additionalProperties: false and refuses an unknown argument by name', async () => {
-    const { tools } = await client.listTools();
+    const { tools } = await fx.client.listTools();
     for (const t of tools) {
       assert.equal((t.inputSchema as Any).additionalProperties, false, `${t.name} input schema is strict`);
       await refused(t.name, { detectionld: 'x' }, /unknown argument "detectionld": (this tool accepts only [a-zA-Z_, ]+|this tool takes no arguments)$/m);
@@ -38,25 +23,25 @@ describe('MCP tool arguments are strict; StepSecurity names are honoured aliases
   });
 
   it('detectionId is honoured: list_detections returns only that type', async () => {
-    const r = await callOk(client, 'list_detections', { detectionId: 'Domain-Blocked', status: 'all', limit: 200 });
+    const r = await callOk(fx.client, 'list_detections', { detectionId: 'Domain-Blocked', status: 'all', limit: 200 });
     assert.ok(r.total > 0, 'the demo tenant has blocked calls');
     assert.equal(r.detection_id, 'Domain-Blocked');
     assert.ok(r.detections.every((d: Any) => d.detection_id === 'Domain-Blocked'));
-    const canonical = await callOk(client, 'list_detections', { detection_id: 'Domain-Blocked', status: 'all', limit: 200 });
+    const canonical = await callOk(fx.client, 'list_detections', { detection_id: 'Domain-Blocked', status: 'all', limit: 200 });
     assert.deepEqual(r, canonical);
     await refused('list_detections', { detectionId: 'Domain-Blocked', detection_id: 'New-Outbound-Network-Call' }, /"detectionId" is an alias of "detection_id" and the two disagree/);
-    const a = await callOk(client, 'analyze_anomalous_calls_by_process', { detectionId: 'Domain-Blocked', status: 'all', minCount: 1 });
+    const a = await callOk(fx.client, 'analyze_anomalous_calls_by_process', { detectionId: 'Domain-Blocked', status: 'all', minCount: 1 });
     assert.equal(a.detection_id, 'Domain-Blocked');
     assert.equal(a.total_anomalies_scanned, r.total);
   });
 
   it('page is honoured, 1-based with limit as page size, on every paged tool', async () => {
     const byCursor = async (tool: string, args: Any, listKey: string) => {
-      const p1 = await callOk(client, tool, args);
+      const p1 = await callOk(fx.client, tool, args);
       assert.ok(p1.next_cursor, `${tool}: there is a second page`);
-      const p2 = await callOk(client, tool, { ...args, cursor: p1.next_cursor });
-      const viaPage1 = await callOk(client, tool, { ...args, page: 1 });
-      const viaPage2 = await callOk(client, tool, { ...args, page: 2 });
+      const p2 = await callOk(fx.client, tool, { ...args, cursor: p1.next_cursor });
+      const viaPage1 = await callOk(fx.client, tool, { ...args, page: 1 });
+      const viaPage2 = await callOk(fx.client, tool, { ...args, page: 2 });
       assert.deepEqual(viaPage1[listKey], p1[listKey], `${tool} page 1`);
       assert.deepEqual(viaPage2[listKey], p2[listKey], `${tool} page 2`);
       assert.notDeepEqual(viaPage2[listKey], viaPage1[listKey]);
@@ -72,36 +57,36 @@ describe('MCP tool arguments are strict; StepSecurity names are honoured aliases
   });
 
   it('tenantWide follows StepSecurity: true reads owner as the tenant, false needs an owner', async () => {
-    const tenantWide = await callOk(client, 'list_detections', { tenantWide: true, owner: TENANT, status: 'all', limit: 1 });
-    const whole = await callOk(client, 'list_detections', { status: 'all', limit: 1 });
+    const tenantWide = await callOk(fx.client, 'list_detections', { tenantWide: true, owner: TENANT, status: 'all', limit: 1 });
+    const whole = await callOk(fx.client, 'list_detections', { status: 'all', limit: 1 });
     assert.equal(tenantWide.total, whole.total);
     assert.equal(tenantWide.scope, `tenant:${TENANT}`);
     await refused('list_detections', { tenantWide: true, owner: 'globex' }, /unknown tenant "globex"/);
     await refused('list_detections', { tenantWide: false }, /`tenantWide: false` asks for owner scope: pass `owner`/);
-    const org = await callOk(client, 'list_detections', { tenantWide: false, owner: 'GLOBEX', status: 'all', limit: 1 });
+    const org = await callOk(fx.client, 'list_detections', { tenantWide: false, owner: 'GLOBEX', status: 'all', limit: 1 });
     assert.ok(org.total > 0 && org.total < whole.total);
-    assert.equal(org.total, (await callOk(client, 'list_detections', { orgScope: 'globex', status: 'all', limit: 1 })).total, 'orgScope is owner');
+    assert.equal(org.total, (await callOk(fx.client, 'list_detections', { orgScope: 'globex', status: 'all', limit: 1 })).total, 'orgScope is owner');
     await refused('list_detections', { orgScope: 'globex', owner: 'initech' }, /"orgScope" is an alias of "owner" and the two disagree/);
   });
 
   it('ruleId and rule_id, detectionId and detection_id both work on the rule tools', async () => {
-    const p = await callOk(client, 'preview_suppression_rule', { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
-    const q = await callOk(client, 'preview_suppression_rule', { detectionId: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
+    const p = await callOk(fx.client, 'preview_suppression_rule', { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
+    const q = await callOk(fx.client, 'preview_suppression_rule', { detectionId: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
     assert.equal(p.would_suppress, q.would_suppress);
-    const created = await callOk(client, 'create_suppression_rule', {
+    const created = await callOk(fx.client, 'create_suppression_rule', {
       detection_id: 'New-Outbound-Network-Call', name: 'netbird', conditions: { process: 'netbird', owner: 'initech' }, confirm: true,
     });
     const id = created.rule.rule_id as string;
-    assert.equal((await callOk(client, 'get_suppression_rule', { rule_id: id })).rule.rule_id, id);
-    assert.equal((await callOk(client, 'get_suppression_rule', { ruleId: id })).rule.rule_id, id);
+    assert.equal((await callOk(fx.client, 'get_suppression_rule', { rule_id: id })).rule.rule_id, id);
+    assert.equal((await callOk(fx.client, 'get_suppression_rule', { ruleId: id })).rule.rule_id, id);
     await refused('get_suppression_rule', {}, /"ruleId" is required \(or its alias "rule_id"\)/);
-    const { tools } = await client.listTools();
+    const { tools } = await fx.client.listTools();
     const get = tools.find((t) => t.name === 'get_suppression_rule')!.inputSchema as Any;
     assert.match(get.properties.ruleId.description, /Required: give it here or as `rule_id`/, 'the schema says the id is needed in one spelling');
     await refused('get_suppression_rule', { ruleId: id, rule_id: 'r_other' }, /"rule_id" is an alias of "ruleId" and the two disagree/);
     await refused('delete_suppression_rule', { rule_id: id, confirm: true, restor: true }, /unknown argument "restor"/);
-    assert.equal((await callOk(client, 'list_suppression_rules')).count, 1, 'the refused delete changed nothing');
-    const del = await callOk(client, 'delete_suppression_rule', { rule_id: id, restore: true, confirm: true });
+    assert.equal((await callOk(fx.client, 'list_suppression_rules')).count, 1, 'the refused delete changed nothing');
+    const del = await callOk(fx.client, 'delete_suppression_rule', { rule_id: id, restore: true, confirm: true });
     assert.equal(del.action, 'deleted');
     assert.equal(del.restored, created.suppressed);
   });
