@@ -85,11 +85,11 @@ export const pageField = z
  * Reaches page `page` of a cursor-paged query by following next_cursor from the first page. Used where
  * the store pages by cursor only; the work is bounded by page x limit rows.
  */
-export function walkToPage<R extends { next_cursor: string | null }>(page: number, fetch: (cursor: string | null) => R): R {
-  let r = fetch(null);
+export async function walkToPage<R extends { next_cursor: string | null }>(page: number, fetch: (cursor: string | null) => Promise<R>): Promise<R> {
+  let r = await fetch(null);
   for (let p = 2; p <= page; p++) {
     if (r.next_cursor === null) throw new ToolInputError(`page ${page} is past the end: there are ${p - 1} page(s) at this limit`);
-    r = fetch(r.next_cursor);
+    r = await fetch(r.next_cursor);
   }
   return r;
 }

@@ -3,7 +3,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import { SqliteInventoryRepository } from '../storage/sqlite/inventory-repo.js';
+import type { InventoryRepository } from '../storage/inventory-port.js';
 import { TIME_FORMS } from '../domain/time.js';
 
 /** Everything a tool module needs. One per McpServer instance (i.e. per session). */
@@ -13,7 +13,7 @@ export interface ToolContext {
   dashboardUrl: string;
   actor: string;
   riskyDestinations: string[];
-  inventory: SqliteInventoryRepository;
+  inventory: InventoryRepository;
   server: McpServer;
 }
 
@@ -24,7 +24,7 @@ export function makeContext(server: McpServer, opts: { store: SqliteStore; tenan
     dashboardUrl: opts.dashboardUrl.replace(/\/+$/, ''),
     actor: opts.actor ?? 'mcp',
     riskyDestinations: opts.riskyDestinations ?? [],
-    inventory: new SqliteInventoryRepository(opts.store.db),
+    inventory: opts.store.inventory,
     server,
   };
 }

@@ -150,7 +150,7 @@ test('tenants never mix', async () => {
 
 test('an endpoint marked expected joins the baseline at once', async () => {
   const { store } = await ingest(normalRuns(0, 3), { learningRuns: 2 });
-  const r = store.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'api.partner.io:443');
+  const r = await store.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'api.partner.io:443');
   assert.deepEqual(r.jobs, [{ workflow: '.github/workflows/ci.yml', job: 'build' }]);
   await ingest([{ run: 3, domain: 'api.partner.io', process: 'node' }, { run: 3, domain: 'other.partner.io', process: 'node' }], { learningRuns: 2 }, store);
   assert.deepEqual((await detections(store)).map((d) => d.endpoint), ['other.partner.io:443']);
@@ -166,6 +166,17 @@ test('risky destinations never join a baseline, not even while learning', async 
   const runs = (await detections(store)).filter((d) => d.endpoint === 'webhook.site:443').map((d) => d.run_id);
   // every run, the two learning runs included: a risky call is flagged even while the job learns
   assert.equal(runs.length, 8);
+  const v = await store.detections.baselines('default', { owner: 'acme', repo: 'api' });
+  assert.equal(v[0]!.endpoints.some((e) => e.endpoint === 'webhook.site:443'), false);
+  store.close();
+});
+
+test('the baseline store itself refuses a risky destination, even when the caller passes no risky list', async () => {
+  const { store } = await ingest(normalRuns(0, 3), { learningRuns: 2 });
+  await assert.rejects(
+    store.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'webhook.site:443'),
+    (e: Error) => e.name === 'BaselineError' && /risky destination/.test(e.message),
+  );
   const v = await store.detections.baselines('default', { owner: 'acme', repo: 'api' });
   assert.equal(v[0]!.endpoints.some((e) => e.endpoint === 'webhook.site:443'), false);
   store.close();

@@ -42,7 +42,7 @@ function twoWriters(name: string) {
   return { ingestStore, cliStore, session, batch, flagged, close };
 }
 
-test('an endpoint marked expected while an ingest is running is honoured by that ingest', () => {
+test('an endpoint marked expected while an ingest is running is honoured by that ingest', async () => {
   // cliStore is the `baseline expect` process
   const { ingestStore, cliStore, session, batch, flagged: newOutbound, close } = twoWriters('expect.db');
 
@@ -52,7 +52,7 @@ test('an endpoint marked expected while an ingest is running is honoured by that
   assert.equal(newOutbound(2), 1);
   const versionBefore = session.jobStateVersion();
 
-  const marked = cliStore.baselines.markExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
+  const marked = await cliStore.baselines.markExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
   assert.equal(marked.jobs.length, 1);
   assert.equal(session.jobStateVersion(), versionBefore + 1, 'the edit bumped the tenant job-state version');
 
@@ -67,17 +67,17 @@ test('an endpoint marked expected while an ingest is running is honoured by that
   close();
 });
 
-test('an endpoint un-expected while an ingest is running is flagged again by that ingest', () => {
+test('an endpoint un-expected while an ingest is running is flagged again by that ingest', async () => {
   // cliStore is the `baseline unexpect` process
   const { cliStore, session, batch, flagged, close } = twoWriters('unexpect.db');
 
   batch(1, ['github.com']); // learning run
-  cliStore.baselines.markExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
+  await cliStore.baselines.markExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
   batch(2, ['github.com', 'new.example.com']); // expected: nothing raised, and the engine caches it as in the baseline
   assert.equal(flagged(2), 0);
   const versionBefore = session.jobStateVersion();
 
-  const removed = cliStore.baselines.unmarkExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
+  const removed = await cliStore.baselines.unmarkExpected('acme', { owner: 'acme', repo: 'api' }, 'new.example.com:443');
   assert.equal(removed.jobs.length, 1);
   assert.equal(session.jobStateVersion(), versionBefore + 1, 'un-expecting bumped the tenant job-state version');
 

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { BaselineError } from '../../storage/sqlite/baseline-repo.js';
+import { BaselineError } from '../../storage/baseline-port.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 
 interface ShowOpts extends StoreOptions {
@@ -55,7 +55,7 @@ export function register(program: Command): void {
     await withStore(opts, async ({ store, tenant, json, config }) => {
       let r;
       try {
-        r = store.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
+        r = await store.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
       } catch (err) {
         if (err instanceof BaselineError) throw new UserError(`--endpoint: ${err.message}`, EXIT.REFUSED);
         throw err;
@@ -73,7 +73,7 @@ export function register(program: Command): void {
   withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withStore(opts, async ({ store, tenant, json }) => {
-      const r = store.baselines.unmarkExpected(tenant, opts, opts.endpoint);
+      const r = await store.baselines.unmarkExpected(tenant, opts, opts.endpoint);
       if (r.jobs.length === 0) throw new UserError(`${opts.endpoint} is not expected in any job of ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);

@@ -82,7 +82,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     guard('check_ioc_in_baseline', async (a: { customer?: string; owner?: string; indicator: string; limit?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
       const { owner } = scopeFilter(a);
-      const r = inv.checkIocInBaseline(tenant, { indicator: a.indicator, owner, limit: a.limit ?? 100 });
+      const r = await inv.checkIocInBaseline(tenant, { indicator: a.indicator, owner, limit: a.limit ?? 100 });
       return ok({
         tenant,
         owner: owner ?? null,
@@ -131,7 +131,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       const tenant = tenantOf(ctx, a.customer);
       const { owner } = scopeFilter(a);
       const fetch = (cursor: string | null) => inv.findEndpointCalls(tenant, { endpoint: a.endpoint, owner, limit: a.limit ?? 100, cursor });
-      const r = a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null);
+      const r = await (a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null));
       const observations = r.calls.map((c) => ({ ...c, dashboard_url: dashboardUrl(ctx.dashboardUrl, c) }));
       return ok({
         tenant,
@@ -177,7 +177,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     },
     guard('find_repos_using_endpoint', async (a: { customer?: string; owner: string; endpoint: string }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const r = inv.findReposUsingEndpoint(tenant, { owner: scopeFilter(a).owner!, endpoint: a.endpoint });
+      const r = await inv.findReposUsingEndpoint(tenant, { owner: scopeFilter(a).owner!, endpoint: a.endpoint });
       const repos = r.repos.map((x) => ({
         ...x,
         baseline_url: `${ctx.dashboardUrl}/github/${encodeURIComponent(x.owner)}/actions/baseline?tab=repositories&repository=${encodeURIComponent(x.repo)}`,
@@ -204,7 +204,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     },
     guard('list_tenant_github_orgs', async (a: { customer?: string }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const orgs = inv.listOrgs(tenant).map((o) => ({
+      const orgs = (await inv.listOrgs(tenant)).map((o) => ({
         org: o.owner,
         repos: o.repos,
         jobs: o.jobs,
@@ -251,7 +251,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       const tenant = tenantOf(ctx, a.customer);
       const { owner, repo } = scopeFilter(a);
       const fetch = (cursor: string | null) => inv.listRecentRuns(tenant, { owner: owner!, repo, limit: a.limit ?? 50, cursor });
-      const r = a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null);
+      const r = await (a.page !== undefined ? walkToPage(onePageSource(a), fetch) : fetch(a.cursor ?? null));
       const runs = r.runs.map((x) => ({ ...x, dashboard_url: dashboardUrl(ctx.dashboardUrl, x) }));
       return ok({ tenant, owner: owner!, repo: repo ?? null, total_runs: r.total, count: runs.length, next_cursor: r.next_cursor, runs });
     }),

@@ -1,28 +1,11 @@
 import type { SqliteDatabase } from './db.js';
 import { Dictionaries } from './dictionaries.js';
-import { splitEndpoint } from '../../domain/endpoint.js';
-import { riskyDestinations, type RiskyDestinations } from '../../analysis/risky-destinations.js';
+import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
+import { assertExpectable } from '../../detection/baseline-guard.js';
+import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../baseline-port.js';
 
-export interface ExpectTarget {
-  owner: string;
-  repo: string;
-  workflow?: string;
-  job?: string;
-}
-
-/** A baseline write that is refused (a risky destination) or names nothing. */
-export class BaselineError extends Error {
-  constructor(
-    readonly code: 'refused_risky' | 'not_expected',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'BaselineError';
-  }
-}
-
-/** Writes to baselines made by people rather than learned from runs. */
-export class SqliteBaselineRepository {
+/** The baseline-edit port (storage/baseline-port.ts) on SQLite. */
+export class SqliteBaselineRepository implements BaselineEditor {
   constructor(private readonly db: SqliteDatabase) {}
 
   private jobsOf(tenant: string, t: ExpectTarget): { id: number; workflow: string; job: string }[] {
@@ -41,19 +24,8 @@ export class SqliteBaselineRepository {
     return this.db.prepare(`SELECT id, workflow, job FROM jobs WHERE ${conds.join(' AND ')}`).all(...params) as { id: number; workflow: string; job: string }[];
   }
 
-  /**
-   * Marks an endpoint as expected for every matching job: it joins the baseline at once, so later
-   * runs do not flag it. Returns the jobs changed. Past detections are left as they are.
-   * A risky destination is refused before anything is written: it must keep raising detections.
-   */
-  markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky: RiskyDestinations = riskyDestinations()): { jobs: { workflow: string; job: string }[] } {
-    const covered = risky.coveredBy(splitEndpoint(endpoint).host);
-    if (covered) {
-      throw new BaselineError(
-        'refused_risky',
-        `${endpoint} is the risky destination ${covered} (payload staging / exfiltration): it can never be expected or join a baseline`,
-      );
-    }
+  async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<BaselineEditResult> {
+    assertExpectable(endpoint, risky);
     return this.db.transaction(() => {
       const jobs = this.jobsOf(tenant, t);
       if (jobs.length === 0) return { jobs: [] };
@@ -68,13 +40,7 @@ export class SqliteBaselineRepository {
     }).immediate();
   }
 
-  /**
-   * Undoes `markExpected`: in every matching job where the endpoint is expected, it leaves the
-   * baseline and its run count restarts at 0, so it raises detections again until it is learned anew
-   * (promote_after_runs completed runs) or expected again. Learned entries are not touched.
-   * Returns the jobs changed (empty when the endpoint was expected in none of them).
-   */
-  unmarkExpected(tenant: string, t: ExpectTarget, endpoint: string): { jobs: { workflow: string; job: string }[] } {
+  async unmarkExpected(tenant: string, t: ExpectTarget, endpoint: string): Promise<BaselineEditResult> {
     return this.db.transaction(() => {
       const jobs = this.jobsOf(tenant, t);
       const endpointId = this.db.prepare('SELECT id FROM endpoints WHERE endpoint = ?').pluck().get(endpoint.toLowerCase()) as number | undefined;

@@ -1,19 +1,16 @@
-import { canonicalIp, parseIpRange, type IpRange } from '../../domain/ip.js';
+import { classifyIndicator, InventoryError, type IndicatorKind } from '../../domain/indicator.js';
+import type {
+  EndpointCallsPage, InventoryRepository, IocReport, OrgSummary, RepoUsageReport, RunsPage,
+} from '../inventory-port.js';
 import type { SqliteDatabase } from './db.js';
-import { globMatcher, isGlob } from '../../domain/glob.js';
 
 /**
- * Read-only inventory queries used by the MCP server (IOC lookups, endpoint usage, orgs, runs).
- * Every method is tenant-scoped: the endpoint/ip/process dictionaries are shared, but every fact
- * (observation, baseline entry, run) is reached through a job of the requested tenant only.
+ * The inventory port (storage/inventory-port.ts) on SQLite. The endpoint/ip/process dictionaries
+ * are shared by tenants, but every fact (observation, baseline entry, run) is reached through a job
+ * of the requested tenant only.
  */
 
-export class InventoryError extends Error {}
-
-/** How an indicator is matched against stored endpoints. */
-export type IndicatorKind = 'ip' | 'cidr' | 'domain' | 'endpoint' | 'glob' | 'substring';
-
-export interface EndpointMatcher {
+interface EndpointMatcher {
   indicator: string;
   kind: IndicatorKind;
   /** matching endpoint dictionary ids (capped) */
@@ -31,121 +28,6 @@ interface EndpointRow {
 }
 
 const MAX_ENDPOINT_IDS = 2000;
-
-function parseCidr(value: string): IpRange {
-  const range = parseIpRange(value);
-  if (!range) {
-    throw new InventoryError(
-      `malformed CIDR "${value}": use an address and prefix length such as 100.64.0.0/10 or 2001:db8::/32`,
-    );
-  }
-  return range;
-}
-
-/** Classifies an indicator and returns a predicate over endpoint rows. */
-export function classifyIndicator(raw: string): { kind: IndicatorKind; test: (e: EndpointRow) => boolean; norm: string } {
-  const v = raw.trim().toLowerCase();
-  if (v === '') throw new InventoryError('empty indicator: pass a domain, IP, CIDR, host:port or a substring');
-  if (v.length > 253 + 8) throw new InventoryError('indicator too long: pass at most 261 characters');
-  if (v.includes('/')) {
-    const range = parseCidr(v);
-    return { kind: 'cidr', norm: v, test: (e) => e.is_ip === 1 && range.contains(e.host) };
-  }
-  const canon = canonicalIp(v);
-  if (canon !== null) {
-    // stored hosts are canonical (src/domain/ip.ts), so one comparison covers every spelling
-    return { kind: 'ip', norm: canon, test: (e) => e.is_ip === 1 && e.host === canon };
-  }
-  if (isGlob(v)) {
-    const m = globMatcher(v);
-    const hm = globMatcher(v.replace(/:\d+$/, ''));
-    return { kind: 'glob', norm: v, test: (e) => m(e.endpoint) || hm(e.host) };
-  }
-  if (/^[a-z0-9.-]+:\d{1,5}$/.test(v) || /^\[[0-9a-f:.]+\]:\d{1,5}$/.test(v)) {
-    return { kind: 'endpoint', norm: v, test: (e) => e.endpoint === v };
-  }
-  if (/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(v)) {
-    // A domain covers itself and its subdomains, on any port.
-    return { kind: 'domain', norm: v, test: (e) => !e.is_ip && (e.host === v || e.host.endsWith(`.${v}`)) };
-  }
-  return { kind: 'substring', norm: v, test: (e) => e.endpoint.includes(v) };
-}
-
-export interface BaselineMatch {
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  endpoint: string;
-  runs_seen: number;
-  in_baseline: boolean;
-  source: string;
-  first_seen: string;
-  last_seen: string;
-}
-
-export interface CallSummary {
-  endpoint: string;
-  owner: string;
-  repo: string;
-  runs: number;
-  blocked_runs: number;
-  processes: string[];
-  first_seen: string;
-  last_seen: string;
-}
-
-export interface EndpointCall {
-  endpoint: string;
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  run_id: string;
-  run_attempt: number;
-  job_id: string | null;
-  process: string;
-  process_sha256: string | null;
-  blocked: boolean;
-  timestamp: string;
-}
-
-export interface RepoUsage {
-  owner: string;
-  repo: string;
-  matched_endpoints: string[];
-  runs: number;
-  jobs: number;
-  workflows: string[];
-  processes: string[];
-  in_baseline_jobs: number;
-  first_seen: string;
-  last_seen: string;
-}
-
-export interface OrgSummary {
-  owner: string;
-  repos: number;
-  jobs: number;
-  runs: number;
-  last_run: string | null;
-}
-
-export interface RunSummary {
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  run_id: string;
-  run_attempt: number;
-  job_id: string | null;
-  started_at: string;
-  ended_at: string;
-  completed: boolean;
-  learning: boolean;
-  detections: number;
-  new_detections: number;
-}
 
 function encodeCursor(parts: (string | number)[]): string {
   return Buffer.from(`i1:${JSON.stringify(parts)}`).toString('base64url');
@@ -166,15 +48,15 @@ function decodeCursor(c: string, arity: number): (string | number)[] {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export class SqliteInventoryRepository {
+export class SqliteInventoryRepository implements InventoryRepository {
   constructor(private readonly db: SqliteDatabase) {}
 
-  tenantId(tenant: string): number | undefined {
+  private tenantId(tenant: string): number | undefined {
     return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
   }
 
   /** Resolves an indicator to endpoint dictionary ids that this tenant actually observed or baselined. */
-  matchEndpoints(tenant: string, indicator: string): EndpointMatcher {
+  private matchEndpoints(tenant: string, indicator: string): EndpointMatcher {
     const c = classifyIndicator(indicator);
     const tid = this.tenantId(tenant);
     if (tid === undefined) return { indicator: c.norm, kind: c.kind, endpointIds: [], truncated: false };
@@ -192,9 +74,9 @@ export class SqliteInventoryRepository {
         .prepare("SELECT id, endpoint, host, port, is_ip FROM endpoints WHERE endpoint LIKE ? ESCAPE '\\'")
         .all(`%${c.norm.replace(/[%_\\]/g, '\\$&')}%`) as EndpointRow[];
     } else {
-      rows = (this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints').all() as EndpointRow[]).filter(c.test);
+      rows = this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints').all() as EndpointRow[];
     }
-    const ids = rows.filter(c.test).map((r) => r.id);
+    const ids = rows.filter((r) => c.test({ endpoint: r.endpoint, host: r.host, isIp: r.is_ip === 1 })).map((r) => r.id);
     return { indicator: c.norm, kind: c.kind, endpointIds: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 
@@ -203,10 +85,7 @@ export class SqliteInventoryRepository {
   }
 
   /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
-  checkIocInBaseline(
-    tenant: string,
-    q: { indicator: string; owner?: string; limit: number },
-  ): { kind: IndicatorKind; truncated: boolean; baseline: BaselineMatch[]; baseline_total: number; calls: CallSummary[]; calls_total: number; detections: { new: number; suppressed: number; resolved: number } } {
+  async checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport> {
     const m = this.matchEndpoints(tenant, q.indicator);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
@@ -271,10 +150,7 @@ export class SqliteInventoryRepository {
   }
 
   /** Every (run, endpoint, process) observation of an endpoint tenant-wide, newest first, paged. */
-  findEndpointCalls(
-    tenant: string,
-    q: { endpoint: string; owner?: string; limit: number; cursor?: string | null },
-  ): { kind: IndicatorKind; truncated: boolean; total: number; distinct_runs: number; calls: EndpointCall[]; next_cursor: string | null } {
+  async findEndpointCalls(tenant: string, q: { endpoint: string; owner?: string; limit: number; cursor?: string | null }): Promise<EndpointCallsPage> {
     const cur = q.cursor ? decodeCursor(q.cursor, 4) : null;
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
@@ -330,7 +206,7 @@ export class SqliteInventoryRepository {
   }
 
   /** Per-repo inventory of an endpoint within one owner (org). */
-  findReposUsingEndpoint(tenant: string, q: { owner: string; endpoint: string }): { kind: IndicatorKind; truncated: boolean; repos: RepoUsage[] } {
+  async findReposUsingEndpoint(tenant: string, q: { owner: string; endpoint: string }): Promise<RepoUsageReport> {
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
@@ -368,7 +244,7 @@ export class SqliteInventoryRepository {
     };
   }
 
-  listOrgs(tenant: string): OrgSummary[] {
+  async listOrgs(tenant: string): Promise<OrgSummary[]> {
     const tid = this.tenantId(tenant) ?? -1;
     const rows = this.db
       .prepare(
@@ -382,10 +258,7 @@ export class SqliteInventoryRepository {
   }
 
   /** Job runs of an owner (optionally one repo), newest first, paged. */
-  listRecentRuns(
-    tenant: string,
-    q: { owner: string; repo?: string; limit: number; cursor?: string | null },
-  ): { total: number; runs: RunSummary[]; next_cursor: string | null } {
+  async listRecentRuns(tenant: string, q: { owner: string; repo?: string; limit: number; cursor?: string | null }): Promise<RunsPage> {
     const cur = q.cursor ? decodeCursor(q.cursor, 2) : null;
     const tid = this.tenantId(tenant) ?? -1;
     const conds = ['j.tenant_id = ?', 'j.owner = ? COLLATE NOCASE'];

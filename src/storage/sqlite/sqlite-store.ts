@@ -3,6 +3,7 @@ import { CORE_MIGRATIONS } from './core-migrations.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
+import { SqliteInventoryRepository } from './inventory-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
 import type { IngestSession } from '../store.js';
 
@@ -10,6 +11,7 @@ import type { IngestSession } from '../store.js';
 export class SqliteStore {
   readonly detections: SqliteDetectionRepository;
   readonly baselines: SqliteBaselineRepository;
+  readonly inventory: SqliteInventoryRepository;
   /** per-tenant writer lease: concurrent ingests are serialised per tenant (contract in store.ts) */
   readonly leases: SqliteIngestLeases;
 
@@ -19,6 +21,7 @@ export class SqliteStore {
   ) {
     this.detections = new SqliteDetectionRepository(db);
     this.baselines = new SqliteBaselineRepository(db);
+    this.inventory = new SqliteInventoryRepository(db);
     this.leases = new SqliteIngestLeases(db);
   }
 
