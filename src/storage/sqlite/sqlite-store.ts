@@ -4,6 +4,7 @@ import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
+import { SqliteAnalysisStore } from './analysis-store.js';
 import type { IngestSession } from '../store.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
@@ -12,6 +13,8 @@ export class SqliteStore {
   readonly baselines: SqliteBaselineRepository;
   /** per-tenant writer lease: concurrent ingests are serialised per tenant (contract in store.ts) */
   readonly leases: SqliteIngestLeases;
+  /** the analysis-aggregates port (storage/analysis-port.ts) */
+  readonly analysis: SqliteAnalysisStore;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -20,6 +23,7 @@ export class SqliteStore {
     this.detections = new SqliteDetectionRepository(db);
     this.baselines = new SqliteBaselineRepository(db);
     this.leases = new SqliteIngestLeases(db);
+    this.analysis = new SqliteAnalysisStore(db);
   }
 
   static open(path: string): SqliteStore {
