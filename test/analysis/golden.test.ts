@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { writeTenant } from '../../src/generate/index.js';
@@ -16,9 +16,14 @@ import { tmpStore } from './helpers.js';
  * analysis moved onto the analysis-aggregates port (test/fixtures/analysis-golden.json.gz): the demo
  * tenant unfiltered, filtered, paged by page number and by cursor, and after a rule suppressed part
  * of it. A difference is written to the temp folder for inspection before the test fails.
+ *
+ * When the output is meant to change (an intended analysis change, or ingest or the generator now
+ * storing different detections), re-capture with ANALYSIS_GOLDEN_UPDATE=1 and review the diff.
  */
+const FIXTURE = 'test/fixtures/analysis-golden.json.gz';
+
 test('analyze output is unchanged: golden JSON of the demo tenant, filtered and cursor-paged calls', async () => {
-  const golden = JSON.parse(gunzipSync(readFileSync('test/fixtures/analysis-golden.json.gz')).toString('utf8')) as Record<string, string>;
+  const golden = JSON.parse(gunzipSync(readFileSync(FIXTURE)).toString('utf8')) as Record<string, string>;
   const { store, dir, cleanup } = tmpStore();
   try {
     const file = join(dir, 'events.ndjson.gz');
@@ -31,6 +36,7 @@ test('analyze output is unchanged: golden JSON of the demo tenant, filtered and 
         await rules.create('default', { detection_id: 'New-Outbound-Network-Call', conditions }, 'golden');
       },
     );
+    if (process.env.ANALYSIS_GOLDEN_UPDATE) writeFileSync(FIXTURE, gzipSync(JSON.stringify(Object.fromEntries(outs), null, 1) + '\n', { level: 9 }));
     assert.deepEqual([...outs.keys()].sort(), Object.keys(golden).sort());
     for (const [name, json] of outs) {
       if (json === golden[name]) continue;
