@@ -46,6 +46,10 @@ export function typeIdOf(db: SqliteDatabase, type: string): number | undefined {
   return db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(type) as number | undefined;
 }
 
+export function allTypeIds(db: SqliteDatabase): number[] {
+  return db.prepare('SELECT id FROM detection_types ORDER BY id').pluck().all() as number[];
+}
+
 /** The stored spelling of an owner or repo matched case-insensitively, when it is unique. */
 export function storedSpelling(db: SqliteDatabase, tenantId: number, col: 'owner' | 'repo', value: string): string {
   const found = db.prepare(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = ? AND ${col} = ? COLLATE NOCASE LIMIT 2`).pluck().all(tenantId, value) as string[];

@@ -17,6 +17,7 @@ import {
   coarseKeys,
   coarseVariantRows,
   coarseVariantTotals,
+  allTypeIds,
   jobScopeSql,
   sampleReader,
   scanDetections,
@@ -74,7 +75,8 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
 
   scope(tenant: string, filter: DetectionFilter): ScopeResult {
     const tenantId = tenantIdOf(this.db, tenant);
-    const typeIds = (filter.types ?? []).map((t) => typeIdOf(this.db, t)).filter((x): x is number => x !== undefined);
+    // absent types = every type (DetectionFilter); named types the store has never seen match nothing
+    const typeIds = filter.types ? filter.types.map((t) => typeIdOf(this.db, t)).filter((x): x is number => x !== undefined) : allTypeIds(this.db);
     if (tenantId === undefined) return { ok: false, missing: 'tenant' };
     if (typeIds.length === 0) return { ok: false, missing: 'types' };
     const statuses = filter.statuses ? filter.statuses.map((x) => STATUS_CODE[x]) : [0, 1, 2];
