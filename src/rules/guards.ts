@@ -44,3 +44,26 @@ export function neverSuppress(f: GuardFacts, risky: { matchEndpoint(endpoint: st
   if (b) return { kind: 'impostor', binary: b, reason: `${describeBinary(b)} is a suspected impostor (${b.reason})` };
   return null;
 }
+
+/** A binary a suppression rule would cover, with the risky destinations it is known to call. */
+export interface CoveredBinary extends BinaryRef {
+  /** "host:port" of every risky destination the binary called */
+  riskyCalls: readonly string[];
+}
+
+/**
+ * The never-suppress guard for a whole rule: the first reason a rule covering these binaries would
+ * silence a detection that must stay visible (a risky destination one of them calls, or a binary
+ * suspected of being an impostor), or null. A destination flagged risky that the list does not
+ * confirm is still refused: the guard fails closed.
+ */
+export function coverageRefusal(covered: readonly CoveredBinary[], risky: { matchEndpoint(endpoint: string): string | null }, impostors: ImpostorSet): GuardRefusal | null {
+  for (const b of covered) {
+    for (const endpoint of b.riskyCalls) {
+      return neverSuppress({ ...b, endpoint }, risky, impostors) ?? { kind: 'risky', entry: endpoint, reason: `${endpoint} is a risky destination` };
+    }
+    const imp = impostors.get(b);
+    if (imp) return { kind: 'impostor', binary: imp, reason: `${describeBinary(imp)} is a suspected impostor (${imp.reason})` };
+  }
+  return null;
+}

@@ -2,10 +2,19 @@ import type { SqliteDatabase } from './db.js';
 import { DAY_MS } from './ingest-session.js';
 
 /**
- * Read side of the per-process analysis. Whole days come from `detection_rollup`; the partial days at
- * the edges of a since/until window come from raw `detections` (detections_by_time index), so every
- * count is exact for any window.
+ * Read side of the per-process analysis (behind the analysis-aggregates port, analysis-store.ts).
+ * Whole days come from `detection_rollup`; the partial days at the edges of a since/until window come
+ * from raw `detections` (detections_by_time index), so every count is exact for any window. Every
+ * statement the analysis runs is built in this file.
  */
+
+/** owner / repo compare case-insensitively, workflow / job exactly (domain/filter.ts) */
+export interface JobScope {
+  owner?: string;
+  repo?: string;
+  workflow?: string;
+  job?: string;
+}
 
 export interface ScanFilter {
   tenantId: number;
@@ -13,8 +22,38 @@ export interface ScanFilter {
   statuses: number[];
   since?: number;
   until?: number;
-  /** restrict to these jobs (owner / repo filter); undefined = all */
+  /** restrict to these jobs (the sub-select of jobScopeSql); undefined = all */
   jobFilterSql?: { sql: string; params: unknown[] };
+}
+
+/** The tenant's jobs matching a scope, as a sub-select; undefined when the scope names nothing. */
+export function jobScopeSql(tenantId: number, scope: JobScope): { sql: string; params: unknown[] } | undefined {
+  const conds = ['tenant_id = ?'];
+  const params: unknown[] = [tenantId];
+  for (const [col, v, nocase] of [['owner', scope.owner, true], ['repo', scope.repo, true], ['workflow', scope.workflow, false], ['job', scope.job, false]] as const) {
+    if (v === undefined) continue;
+    conds.push(nocase ? `${col} = ? COLLATE NOCASE` : `${col} = ?`);
+    params.push(v);
+  }
+  return params.length > 1 ? { sql: `SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params } : undefined;
+}
+
+export function tenantIdOf(db: SqliteDatabase, tenant: string): number | undefined {
+  return db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
+}
+
+export function typeIdOf(db: SqliteDatabase, type: string): number | undefined {
+  return db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck().get(type) as number | undefined;
+}
+
+export function allTypeIds(db: SqliteDatabase): number[] {
+  return db.prepare('SELECT id FROM detection_types ORDER BY id').pluck().all() as number[];
+}
+
+/** The stored spelling of an owner or repo matched case-insensitively, when it is unique. */
+export function storedSpelling(db: SqliteDatabase, tenantId: number, col: 'owner' | 'repo', value: string): string {
+  const found = db.prepare(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = ? AND ${col} = ? COLLATE NOCASE LIMIT 2`).pluck().all(tenantId, value) as string[];
+  return found.length === 1 ? found[0]! : value;
 }
 
 /** One aggregated row: process variant, endpoint, job, count, first/last ts. */
@@ -191,4 +230,49 @@ export function variantFirstLast(
   const l = last ?? any('DESC');
   if (f === undefined || l === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no matching detection`);
   return [f, l];
+}
+
+export interface SampleRow {
+  id: number;
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  run_id: string;
+  gh_job_id: string | null;
+  endpoint: string;
+  host: string;
+  is_ip: number;
+  ip: string | null;
+  direct_ip: number;
+  ts: number;
+  sha256: string | null;
+  process_id: number;
+}
+
+/** A reader of the newest `limit` detections of one process variant matching the filter, newest first. */
+export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: number, limit: number) => SampleRow[] {
+  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${f.typeIds.join(',')})`, `d.status IN (${f.statuses.join(',')})`];
+  const params: unknown[] = [];
+  if (f.since !== undefined) {
+    parts.push('d.ts >= ?');
+    params.push(f.since);
+  }
+  if (f.until !== undefined) {
+    parts.push('d.ts < ?');
+    params.push(f.until);
+  }
+  let jobParams: unknown[] = [];
+  if (f.jobFilterSql) {
+    parts.push(`d.job_ref IN (${f.jobFilterSql.sql})`);
+    jobParams = f.jobFilterSql.params;
+  }
+  const stmt = db.prepare(
+    `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id
+       FROM detections d INDEXED BY detections_by_process
+       JOIN jobs j ON j.id = d.job_ref JOIN runs r ON r.id = d.run_ref JOIN endpoints e ON e.id = d.endpoint_id
+       JOIN processes p ON p.id = d.process_id LEFT JOIN ips i ON i.id = d.ip_id
+       WHERE ${parts.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT ?`,
+  );
+  return (processId, limit) => stmt.all(f.tenantId, processId, ...params, ...jobParams, limit) as SampleRow[];
 }

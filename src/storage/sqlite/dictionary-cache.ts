@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from './db.js';
+import type { ParentLink } from '../../domain/types.js';
 
 /**
  * In-process read cache of the shared value dictionaries (endpoints, processes). They are
@@ -40,6 +41,8 @@ export interface ProcessDict {
   path: (string | null)[];
   sha256: (string | null)[];
   chain: string[];
+  /** parent_chain parsed once per variant: the analysis reads it for every variant of a page */
+  parents: ParentLink[][];
 }
 
 interface Cache {
@@ -61,7 +64,7 @@ function cacheFor(db: SqliteDatabase): Cache {
       epMax: 0,
       hosts: new Map(),
       jobs: new Map(),
-      proc: { name: [], norm: [], path: [], sha256: [], chain: [] },
+      proc: { name: [], norm: [], path: [], sha256: [], chain: [], parents: [] },
       procMax: 0,
     };
     caches.set(db, c);
@@ -102,6 +105,7 @@ export function processDict(db: SqliteDatabase): ProcessDict {
     c.proc.path[id] = path;
     c.proc.sha256[id] = sha;
     c.proc.chain[id] = chain;
+    c.proc.parents[id] = JSON.parse(chain) as ParentLink[];
     c.procMax = id;
   }
   return c.proc;

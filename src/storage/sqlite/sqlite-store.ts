@@ -5,6 +5,7 @@ import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
 import { SqliteInventoryRepository } from './inventory-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
+import { SqliteAnalysisStore } from './analysis-store.js';
 import type { IngestSession } from '../store.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
@@ -14,6 +15,8 @@ export class SqliteStore {
   readonly inventory: SqliteInventoryRepository;
   /** per-tenant writer lease: concurrent ingests are serialised per tenant (contract in store.ts) */
   readonly leases: SqliteIngestLeases;
+  /** the analysis-aggregates port (storage/analysis-port.ts) */
+  readonly analysis: SqliteAnalysisStore;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -23,6 +26,7 @@ export class SqliteStore {
     this.baselines = new SqliteBaselineRepository(db);
     this.inventory = new SqliteInventoryRepository(db);
     this.leases = new SqliteIngestLeases(db);
+    this.analysis = new SqliteAnalysisStore(db);
   }
 
   static open(path: string): SqliteStore {

@@ -1,0 +1,162 @@
+import type { JobDictionary, SampleRecord } from '../storage/analysis-port.js';
+import { formatChain } from '../domain/process-name.js';
+import type { ImpostorSet } from '../rules/guards.js';
+import type { RuleConditions } from '../rules/types.js';
+import { addCount, mergeCounts, topCounts, topN, type IdCounter } from './counts.js';
+import type { EndpointFacts } from './endpoint-facts.js';
+import { pickSamples, sampleDetection } from './samples.js';
+import { buildSuggestion, type RuleImpact } from './suggestion.js';
+import type { ProcessGroup } from './types.js';
+import { binaryKeyOf, judgeGroup, vpnEvidence, type VariantEvidence } from './verdict.js';
+
+/**
+ * One process group of the result, composed from plain data: its variants' details, the verdicts,
+ * the suggestion, review notes for non-daemons, warnings and samples. No storage access.
+ */
+
+export interface GroupVariant extends VariantEvidence {
+  first: number;
+  last: number;
+  /** distinct jobs */
+  jobs: Int32Array;
+}
+
+export interface GroupContext {
+  facts: EndpointFacts;
+  jobs: JobDictionary;
+  impostors: ImpostorSet;
+  detectionType: string;
+  scope: { owner?: string; repo?: string; workflow?: string; job?: string };
+  impact: (conditions: RuleConditions) => RuleImpact;
+  samples: number;
+  dashboardBase: string;
+  /** scratch counters over endpoint refs and host ids */
+  epScratch: IdCounter;
+  hostScratch: IdCounter;
+}
+
+export function buildGroup(ctx: GroupContext, name: string, count: number, variants: GroupVariant[], sampleRows: SampleRecord[]): ProcessGroup {
+  const { facts } = ctx;
+  const dict = facts.dict;
+  const eps = mergeCounts(variants.map((v) => v.eps), ctx.epScratch);
+  let first = Infinity;
+  let last = -Infinity;
+  const repoSeen = new Uint8Array(ctx.jobs.repos);
+  const ownerSeen = new Uint8Array(ctx.jobs.owners);
+  let repos = 0;
+  let owners = 0;
+  for (const v of variants) {
+    if (v.first < first) first = v.first;
+    if (v.last > last) last = v.last;
+    const js = v.jobs;
+    for (let i = 0; i < js.length; i++) {
+      const r = ctx.jobs.repoIdx[js[i]!];
+      if (r === undefined) continue;
+      if (!repoSeen[r]) {
+        repoSeen[r] = 1;
+        repos++;
+      }
+      const o = ctx.jobs.ownerIdx[js[i]!]!;
+      if (!ownerSeen[o]) {
+        ownerSeen[o] = 1;
+        owners++;
+      }
+    }
+  }
+  const riskyEps = new Map<string, number>();
+  let riskyCount = 0;
+  const hosts = ctx.hostScratch;
+  for (let i = 0; i < eps.ids.length; i++) {
+    const id = eps.ids[i]!;
+    const n = eps.n[i]!;
+    if (dict.isIp[id]) hosts.add(dict.hostId[id]!, n);
+    if (facts.isRisky(id)) {
+      riskyCount += n;
+      addCount(riskyEps, dict.endpoint[id]!, n);
+    }
+  }
+  const directIps = hosts.take();
+  const epName = (id: number) => dict.endpoint[id]!;
+
+  const parents = new Map<string, number>();
+  for (const v of variants) addCount(parents, formatChain(v.parents) || '(none)', v.n);
+
+  const judged = judgeGroup(name, variants, facts, ctx.impostors, ctx.epScratch);
+  const evidence = vpnEvidence(name, judged);
+  const isVpnName = evidence.name_match;
+  const verdicts = judged.map((j) => j.verdict);
+  const impostors = judged.filter((j) => j.verdict.verdict === 'impostor');
+  const candidate = isVpnName && verdicts.some((v) => v.verdict === 'genuine');
+  const impersonation = isVpnName && impostors.length > 0;
+
+  const warnings: string[] = [];
+  const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
+  for (const { verdict: imp } of impostors) {
+    warnings.push(
+      `name impersonation suspected: binary sha256 ${short(imp.sha256)} (${imp.path ?? 'unknown path'}) is named ${name} but ` +
+        `${imp.contradicting.slice(0, 3).join('; ')}. Its ${imp.count} detection(s) must stay visible: never suppress "${name}" by name alone.`,
+    );
+  }
+  if (riskyCount > 0) {
+    warnings.push(
+      `${riskyCount} detection(s) go to risky destinations (${topN(riskyEps, 5, (k) => k).map(([e]) => e).join(', ')}): investigate, they can never be suppressed`,
+    );
+  }
+
+  const suggestion = buildSuggestion({
+    name,
+    judged,
+    detectionType: ctx.detectionType,
+    scope: ctx.scope,
+    risky: facts.risky,
+    impostors: ctx.impostors,
+    impact: ctx.impact,
+  });
+
+  const review: ProcessGroup['review'] = [];
+  if (!candidate) {
+    for (const [id, n] of topCounts(eps, 20, epName)) {
+      review.push({ endpoint: dict.endpoint[id]!, count: n, rationale: reviewNote(facts, name, id) });
+    }
+  }
+
+  const variantKey = new Map(variants.map((v) => [v.variant, binaryKeyOf(v)]));
+  const chosen = ctx.samples === 0 ? [] : pickSamples(sampleRows, ctx.samples, impostors.map((j) => j.key), (r) => variantKey.get(r.variant)!);
+
+  return {
+    process: name,
+    count,
+    distinct_endpoints: eps.ids.length,
+    distinct_direct_ips: directIps.ids.length,
+    is_vpn_process_candidate: candidate,
+    name_impersonation_suspected: impersonation,
+    endpoints_sample: topCounts(eps, 10, epName).map(([id]) => epName(id)),
+    direct_ips_sample: topCounts(directIps, 10, (h) => dict.hostName[h]!).map(([h]) => dict.hostName[h]!),
+    risky_destinations_suppressed_by_process_rule: riskyCount,
+    risky_destination_samples: topN(riskyEps, 10, (k) => k).map(([e]) => e),
+    suggested_rule: suggestion.suggested,
+    sample_detections: chosen.map((r) => sampleDetection(r, ctx.dashboardBase)),
+    distinct_repos: repos,
+    distinct_owners: owners,
+    first_seen: new Date(first).toISOString(),
+    last_seen: new Date(last).toISOString(),
+    binaries: verdicts.map((v) => ({ sha256: v.sha256, path: v.path, count: v.count, genuine: isVpnName ? v.verdict === 'genuine' : null })),
+    parents: topN(parents, 5, (k) => k).map(([chain, count]) => ({ chain, count })),
+    vpn_evidence: evidence,
+    review,
+    warnings,
+    no_suggestion_reason: suggestion.reason,
+  };
+}
+
+/** What to do about one destination of a process that is no VPN daemon (or shows no daemon evidence). */
+function reviewNote(facts: EndpointFacts, name: string, id: number): string {
+  const endpoint = facts.endpoint(id);
+  const host = facts.host(id);
+  const r = facts.risky.matchHost(host);
+  if (r) return `RISKY: ${r} is a known payload-staging / exfiltration destination; investigate the runs, never suppress`;
+  if (facts.isIp(id)) {
+    return `direct IP call (no DNS lookup) from ${name}: identify who owns ${host} before allowing it; if expected, allow endpoint=${endpoint} for the affected repos`;
+  }
+  return `new destination for ${name}: if expected, allow endpoint=${endpoint} scoped to the affected owner/repo rather than silencing every call of ${name}`;
+}

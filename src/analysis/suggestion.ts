@@ -1,0 +1,120 @@
+import { coverageRefusal, type ImpostorSet } from '../rules/guards.js';
+import type { RuleConditions } from '../rules/types.js';
+import { uniq } from './counts.js';
+import type { RiskyDestinations } from './risky-destinations.js';
+import type { BinaryVerdict, SuggestedRule } from './types.js';
+import type { JudgedBinary } from './verdict.js';
+import { vpnSignatureFor } from './vpn-signatures.js';
+
+/**
+ * The suggested suppression rule of a process group and its guards: pure, from the group's binary
+ * verdicts. Only a VPN / mesh daemon with genuine binaries gets one; it is narrowed to the genuine
+ * binaries' hashes, and refused when it would cover a risky destination or a suspected impostor.
+ */
+
+/** Hashes one process_sha256 condition can list: 7 digests and their separators fit its 512 characters. */
+export const MAX_RULE_HASHES = 7;
+
+/** What the rule would do over the whole tenant (the rules preview: the same matcher as create). */
+export interface RuleImpact {
+  would_suppress: number;
+  risky_matches: number;
+  /** why the rules layer would refuse the rule, or null */
+  refused_reason: string | null;
+}
+
+export interface SuggestionInput {
+  /** normalised process name of the group */
+  name: string;
+  /** the group's binaries, judged (verdict.ts), most detections first */
+  judged: JudgedBinary[];
+  /** the detection type the rule is for */
+  detectionType: string;
+  /** the query's scope, as stored: a suggestion is scoped like the query */
+  scope: { owner?: string; repo?: string; workflow?: string; job?: string };
+  risky: Pick<RiskyDestinations, 'matchEndpoint'>;
+  impostors: ImpostorSet;
+  /** the rule's effect over the tenant (rules preview) */
+  impact: (conditions: RuleConditions) => RuleImpact;
+}
+
+export interface Suggestion {
+  suggested: SuggestedRule | null;
+  /** why there is no suggestion, or why it is blocked; null for a safe suggestion */
+  reason: string | null;
+}
+
+const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
+const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
+
+export function buildSuggestion(input: SuggestionInput): Suggestion {
+  const { name } = input;
+  const sig = vpnSignatureFor(name);
+  const verdicts = input.judged.map((j) => j.verdict);
+  const genuine = verdicts.filter((v) => v.verdict === 'genuine');
+  const impostors = verdicts.filter((v) => v.verdict === 'impostor');
+  const unverified = verdicts.filter((v) => v.verdict === 'unverified');
+  if (!sig) {
+    return { suggested: null, reason: `${name} is not a VPN/mesh daemon: a process-wide rule would hide everything else it calls; review each destination (see review)` };
+  }
+  if (genuine.length === 0) {
+    return {
+      suggested: null,
+      reason: impostors.length
+        ? `every binary named ${name} contradicts ${sig.daemon}'s signature: name impersonation suspected, no rule is suggested`
+        : `no binary named ${name} shows ${sig.daemon}'s network signature (ports, control-plane domains, peer ranges): the name alone proves nothing`,
+    };
+  }
+  // Every genuine binary with a hash goes into one rule (an upgraded daemon has one per version);
+  // a condition value holds at most MAX_RULE_HASHES of them, the most frequent first.
+  const hashed = genuine.filter((v) => v.sha256 !== null);
+  const covered = hashed.slice(0, MAX_RULE_HASHES);
+  const main = covered[0] ?? genuine[0]!;
+  const conditions: RuleConditions = { process: name };
+  if (covered.length) conditions.process_sha256 = covered.map((v) => v.sha256!).join('|');
+  conditions.owner = input.scope.owner ?? '*';
+  conditions.repo = input.scope.repo ?? '*';
+  conditions.workflow = input.scope.workflow ?? '*';
+  conditions.job = input.scope.job ?? '*';
+  const others = genuine.filter((v) => !covered.includes(v));
+  const excluded = [...impostors, ...unverified];
+  const rationale =
+    (covered.length > 1
+      ? `${covered.length} ${name} binaries (${covered.map(describe).join(', ')}: one per installed version) match ${sig.daemon}'s signature `
+      : `${name} binary ${describe(main)} matches ${sig.daemon}'s signature `) +
+    `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
+    (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
+    (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
+    (others.length
+      ? `; other genuine binaries need their own rule: ${others.map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
+      : '') +
+    '.';
+  let blocked: string | null = null;
+  if (!covered.length && excluded.length) {
+    blocked = `the genuine binary has no sha256, so a rule cannot exclude the other binaries named ${name}`;
+  } else if (!covered.length) {
+    blocked = `the binary has no sha256: a name-only rule would also silence any future binary named ${name}; suppress by endpoint or scope instead`;
+  }
+  if (!blocked) {
+    // Never-suppress over what this view saw of the covered binaries. The verdicts already keep such
+    // binaries out of the rule; this holds even if a verdict were wrong.
+    const coveredJudged = input.judged.filter((j) => covered.includes(j.verdict));
+    const refusal = coverageRefusal(
+      coveredJudged.map((j) => ({ process: name, sha256: j.verdict.sha256, path: j.verdict.path, riskyCalls: j.riskyCalls })),
+      input.risky,
+      input.impostors,
+    );
+    if (refusal) blocked = `the rule would silence detections that must stay visible: ${refusal.reason}`;
+  }
+  const preview = input.impact(conditions);
+  if (!blocked && preview.refused_reason) blocked = preview.refused_reason;
+  const suggested: SuggestedRule = {
+    detection_id: input.detectionType,
+    conditions,
+    severity_action: { type: 'ignore' },
+    rationale,
+    blocked_reason: blocked,
+    impact: { would_suppress: preview.would_suppress, risky: preview.risky_matches },
+  };
+  return { suggested, reason: blocked };
+}

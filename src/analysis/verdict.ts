@@ -1,0 +1,138 @@
+import type { ParentLink } from '../domain/types.js';
+import { formatChain } from '../domain/process-name.js';
+import type { ImpostorSet } from '../rules/guards.js';
+import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
+import type { EndpointFacts } from './endpoint-facts.js';
+import { suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
+import type { BinaryVerdict, VpnEvidence } from './types.js';
+
+/**
+ * The VPN verdict of each binary of a process group, with its evidence: pure, over plain data (the
+ * group's variants with their destination counts and parent chains). A name match alone proves
+ * nothing (DOMAIN.md): supporting evidence is a destination inside the daemon's signature;
+ * contradicting evidence is a risky destination, a domain outside the signature, or a parent chain
+ * through a package manager or interpreter. Any contradiction makes the binary a suspected impostor.
+ */
+
+/** One process variant of a group: a distinct (path, sha256, parent chain) under the group's name. */
+export interface VariantEvidence {
+  variant: number;
+  sha256: string | null;
+  path: string | null;
+  parents: ParentLink[];
+  /** detections of this variant */
+  n: number;
+  /** detections per destination */
+  eps: Counts;
+}
+
+/** One executable claiming the name: its sha256, or its path when the hash is unknown. */
+export interface Binary {
+  key: string;
+  sha256: string | null;
+  paths: Map<string | null, number>;
+  variants: VariantEvidence[];
+  count: number;
+}
+
+export interface JudgedBinary {
+  key: string;
+  verdict: BinaryVerdict;
+  /** the binary's variants */
+  variants: number[];
+  /** risky destinations ("host:port") this binary called in view */
+  riskyCalls: string[];
+}
+
+export function binaryKeyOf(v: { sha256: string | null; path: string | null }): string {
+  return v.sha256 ? `sha:${v.sha256}` : `path:${v.path ?? ''}`;
+}
+
+/** Groups variants into binaries, in the order the variants come. */
+export function groupBinaries(variants: VariantEvidence[]): Binary[] {
+  const binaries = new Map<string, Binary>();
+  for (const v of variants) {
+    const key = binaryKeyOf(v);
+    let b = binaries.get(key);
+    if (!b) {
+      b = { key, sha256: v.sha256, paths: new Map(), variants: [], count: 0 };
+      binaries.set(key, b);
+    }
+    b.variants.push(v);
+    b.count += v.n;
+    addCount(b.paths, v.path, v.n);
+  }
+  return [...binaries.values()];
+}
+
+/**
+ * Verdict for one binary of a VPN-named group. `eps` is the binary's detections per destination
+ * (its variants' counts merged).
+ */
+export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[]): void {
+  const support = new Map<string, number>();
+  const contra = new Map<string, number>();
+  for (let i = 0; i < eps.ids.length; i++) {
+    const id = eps.ids[i]!;
+    const n = eps.n[i]!;
+    if (facts.isRisky(id)) {
+      riskyCalls.push(facts.endpoint(id));
+      addCount(contra, `risky destination ${facts.endpoint(id)}`, n);
+      continue;
+    }
+    const s = facts.signalsFor(sig, id);
+    for (let k = 0; k < s.length; k++) addCount(support, s[k]!, n);
+    if (s.length === 0 && !facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
+  }
+  for (const variant of b.variants) {
+    const bad = suspiciousParent(variant.parents);
+    if (bad) addCount(contra, `started through ${bad}: ${name} < ${formatChain(variant.parents)}`, variant.n);
+  }
+  v.supporting = topN(support, 10, (k) => k).map(([s, n]) => `${s} (${n})`);
+  v.contradicting = topN(contra, 10, (k) => k).map(([s, n]) => `${s} (${n})`);
+  if (contra.size > 0 && support.size === 0) {
+    v.contradicting.push(`binary ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : 'with unknown hash'} is seen only with such traffic (${b.count})`);
+  }
+  v.verdict = contra.size > 0 ? 'impostor' : support.size > 0 ? 'genuine' : 'unverified';
+}
+
+/**
+ * Verdicts of every binary of a group, most detections first (ties by key). Names that are no
+ * daemon's leave every binary unverified. A binary the tenant's other evidence flags (another status,
+ * window or repo, or a call seen at ingest that left no detection) is an impostor here too, so the
+ * analysis and the rule guards always agree.
+ */
+export function judgeGroup(name: string, variants: VariantEvidence[], facts: EndpointFacts, impostors: ImpostorSet, scratch: IdCounter): JudgedBinary[] {
+  const sig = vpnSignatureFor(name);
+  const out: JudgedBinary[] = [];
+  for (const b of groupBinaries(variants)) {
+    const path = topN(b.paths, 1, (k) => k ?? '')[0]?.[0] ?? null;
+    const v: BinaryVerdict = { sha256: b.sha256, path, count: b.count, verdict: 'unverified', supporting: [], contradicting: [] };
+    const riskyCalls: string[] = [];
+    if (sig) {
+      const eps = mergeCounts(b.variants.map((x) => x.eps), scratch);
+      judgeBinary(facts, sig, name, b, eps, v, riskyCalls);
+      const flagged = impostors.get({ process: name, sha256: b.sha256, path });
+      if (flagged && v.verdict !== 'impostor') {
+        v.verdict = 'impostor';
+        v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
+      }
+    }
+    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls });
+  }
+  out.sort((a, b) => b.verdict.count - a.verdict.count || cmp(a.key, b.key));
+  return out;
+}
+
+/** The group's VPN evidence (vpn_evidence of the result). */
+export function vpnEvidence(name: string, judged: JudgedBinary[]): VpnEvidence {
+  const sig = vpnSignatureFor(name);
+  const verdicts = judged.map((j) => j.verdict);
+  return {
+    name_match: sig !== null,
+    daemon: sig?.daemon ?? null,
+    supporting: uniq(verdicts.flatMap((v) => (v.verdict === 'genuine' ? v.supporting : []))).slice(0, 12),
+    contradicting: uniq(verdicts.flatMap((v) => v.contradicting)).slice(0, 12),
+    binaries: sig !== null ? verdicts.map((v) => ({ ...v })) : [],
+  };
+}

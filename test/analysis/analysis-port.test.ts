@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AnalysisAggregates, AnalysisScope } from '../../src/storage/analysis-port.js';
+import { call, ingest, proc, tailscaled, tmpStore, TS0 } from './helpers.js';
+
+/**
+ * The SQLite analysis-aggregates port against its own contract, on a real store: coarse and scanned
+ * totals agree, refs resolve through the dictionaries, samples come newest first, and the filter's
+ * domain semantics hold (absent types = every type; owner case-insensitive and spelt as stored).
+ */
+
+const T = 'port';
+const DAY = 86_400_000;
+
+function sumScan(port: AnalysisAggregates, scope: AnalysisScope): Map<number, number> {
+  const out = new Map<number, number>();
+  port.scan(scope, (rows) => {
+    for (const r of rows) out.set(r[0], (out.get(r[0]) ?? 0) + r[3]);
+  });
+  return out;
+}
+
+test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples newest first, scope semantics', () => {
+  const { store, cleanup } = tmpStore();
+  try {
+    const events = [];
+    for (let i = 0; i < 6; i++) {
+      events.push(call(T, 'api', 100 + i, TS0 + i * DAY + 1000, tailscaled(true), { domain: 'login.tailscale.com', port: 443 }, 'Acme'));
+      events.push(call(T, 'web', 200 + i, TS0 + i * DAY + 2000, proc('curl'), { domain: `h${i % 3}.example.com`, port: 443 }, 'Acme'));
+      events.push(call(T, 'web', 300 + i, TS0 + i * DAY + 3000, proc('curl'), { ip: '198.51.100.9', port: 8443 }, 'globex', 'test'));
+    }
+    ingest(store, T, events);
+    const port = store.analysis;
+    assert.deepEqual(port.scope('nobody', { types: ['New-Outbound-Network-Call'] }), { ok: false, missing: 'tenant' });
+    assert.deepEqual(port.scope(T, { types: ['Domain-Blocked'] }), { ok: false, missing: 'types' });
+
+    const coarse = port.scope(T, { types: ['New-Outbound-Network-Call'], statuses: ['new'] });
+    assert.ok(coarse.ok && coarse.scope.coarse);
+    if (!coarse.ok) return;
+    const totals = port.coarseTotals(coarse.scope);
+    const variants = port.variants();
+    const byName = new Map<string, number>();
+    for (const t of totals) byName.set(variants.norm[t.variant]!, (byName.get(variants.norm[t.variant]!) ?? 0) + t.n);
+    assert.deepEqual(Object.fromEntries(byName), { tailscaled: 6, curl: 12 });
+    // the same scope as a scan (an open window forces the fine path) counts the same
+    const fine = port.scope(T, { types: ['New-Outbound-Network-Call'], statuses: ['new'], since: 0 });
+    assert.ok(fine.ok && !fine.scope.coarse);
+    if (!fine.ok) return;
+    assert.deepEqual(Object.fromEntries(sumScan(port, fine.scope)), Object.fromEntries(totals.map((t) => [t.variant, t.n])));
+
+    const ts = totals.find((t) => variants.norm[t.variant] === 'tailscaled')!;
+    assert.deepEqual(port.firstLast(coarse.scope, ts.variant, ts.firstDay, ts.lastDay), [TS0 + 1000, TS0 + 5 * DAY + 1000]);
+    const eps = port.endpoints();
+    const seen: string[] = [];
+    port.coarseBreakdown(coarse.scope, 'endpoint', ts.variant, (ref, n) => seen.push(`${eps.endpoint[ref]} ${n}`));
+    assert.deepEqual(seen, ['login.tailscale.com:443 6']);
+    const samples = port.samples(coarse.scope, ts.variant, 3);
+    assert.deepEqual(samples.map((s) => [s.ts, s.owner, s.repo, s.endpoint, s.sha256, s.directIp]), [
+      [TS0 + 5 * DAY + 1000, 'Acme', 'api', 'login.tailscale.com:443', 'a'.repeat(64), false],
+      [TS0 + 4 * DAY + 1000, 'Acme', 'api', 'login.tailscale.com:443', 'a'.repeat(64), false],
+      [TS0 + 3 * DAY + 1000, 'Acme', 'api', 'login.tailscale.com:443', 'a'.repeat(64), false],
+    ]);
+
+    // absent types = every type
+    const any = port.scope(T, {});
+    assert.ok(any.ok);
+    if (!any.ok) return;
+    assert.equal(port.coarseTotals(any.scope).reduce((a, t) => a + t.n, 0), 18);
+    // owner is case-insensitive, spelt as stored; workflow/job exact
+    const acme = port.scope(T, { types: ['New-Outbound-Network-Call'], owner: 'ACME' });
+    assert.ok(acme.ok && !acme.scope.coarse);
+    if (!acme.ok) return;
+    assert.equal(port.storedSpelling(acme.scope, 'owner', 'ACME'), 'Acme');
+    assert.equal([...sumScan(port, acme.scope).values()].reduce((a, b) => a + b, 0), 12);
+    const job = port.scope(T, { types: ['New-Outbound-Network-Call'], job: 'test' });
+    assert.ok(job.ok);
+    if (!job.ok) return;
+    const jobRows = sumScan(port, job.scope);
+    assert.deepEqual([...jobRows.values()], [6]);
+    const direct = port.samples(job.scope, [...jobRows.keys()][0]!, 1)[0]!;
+    assert.deepEqual([direct.owner, direct.job, direct.directIp, direct.ip], ['globex', 'test', true, '198.51.100.9']);
+  } finally {
+    cleanup();
+  }
+});

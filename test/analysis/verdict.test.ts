@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RiskyDestinations } from '../../src/analysis/risky-destinations.js';
+import { VPN_SIGNATURES, type VpnSignature } from '../../src/analysis/vpn-signatures.js';
+import { vpnEvidence } from '../../src/analysis/verdict.js';
+import { callContradiction, suspectedImpostors } from '../../src/analysis/impostor.js';
+import { ImpostorSet } from '../../src/rules/guards.js';
+import { judge, type PlainCall } from './plain-group.js';
+
+/** Verdicts from plain data: no store. */
+
+const risky = new RiskyDestinations();
+const SHA = 'c'.repeat(64);
+
+/** A destination inside the daemon's signature: a control-plane domain, else a peer range, else a port. */
+function signatureCall(sig: VpnSignature): PlainCall {
+  if (sig.domains.length) return { sha256: SHA, path: `/usr/bin/${sig.names[0]}`, host: sig.domains[0]!.replace(/^\*\./, 'relay1.'), port: 443 };
+  if (sig.cidrs.length && sig.cidrs[0]!.includes('.')) {
+    const base = sig.cidrs[0]!.split('/')[0]!.split('.');
+    return { sha256: SHA, path: `/usr/bin/${sig.names[0]}`, host: `${base[0]}.${base[1]}.${base[2]}.9`, port: 443 };
+  }
+  const port = sig.ports[0] ?? sig.portRanges[0]![0];
+  return { sha256: SHA, path: `/usr/bin/${sig.names[0]}`, host: '203.0.113.9', port };
+}
+
+for (const sig of VPN_SIGNATURES) {
+  test(`${sig.daemon}: signature traffic makes a binary genuine, every kind of contradiction makes it an impostor`, () => {
+    for (const name of sig.names) {
+      const ok = signatureCall(sig);
+      const genuine = judge(name, [ok, { ...ok, n: 3 }], risky);
+      assert.equal(genuine.length, 1);
+      assert.equal(genuine[0]!.verdict.verdict, 'genuine', `${name}: ${JSON.stringify(genuine[0]!.verdict)}`);
+      assert.equal(genuine[0]!.verdict.count, 4);
+      assert.ok(genuine[0]!.verdict.supporting.some((s) => s.startsWith(`${sig.daemon} `)), genuine[0]!.verdict.supporting.join());
+      assert.deepEqual(genuine[0]!.verdict.contradicting, []);
+
+      // a domain outside the signature
+      const offDomain = judge(name, [ok, { ...ok, host: 'downloads.example.org', port: 443 }], risky)[0]!.verdict;
+      assert.equal(offDomain.verdict, 'impostor');
+      assert.ok(offDomain.contradicting.some((c) => c.startsWith(`domain outside ${sig.daemon}'s signature: downloads.example.org:443`)), offDomain.contradicting.join());
+
+      // a risky destination
+      const exfil = judge(name, [ok, { ...ok, host: 'webhook.site', port: 443 }], risky);
+      assert.equal(exfil[0]!.verdict.verdict, 'impostor');
+      assert.ok(exfil[0]!.verdict.contradicting.some((c) => c.startsWith('risky destination webhook.site:443')));
+      assert.deepEqual(exfil[0]!.riskyCalls, ['webhook.site:443']);
+
+      // started through a package manager
+      const viaNpm = judge(name, [{ ...ok, parents: [{ name: 'sh' }, { name: 'npm' }] }], risky)[0]!.verdict;
+      assert.equal(viaNpm.verdict, 'impostor');
+      assert.ok(viaNpm.contradicting.some((c) => c.startsWith(`started through npm: ${name} < sh < npm`)), viaNpm.contradicting.join());
+
+      // only contradicting traffic: said so
+      const only = judge(name, [{ ...ok, host: 'payload.example.net', port: 443 }], risky)[0]!.verdict;
+      assert.ok(only.contradicting.at(-1)!.startsWith(`binary sha256 ${SHA.slice(0, 12)} is seen only with such traffic`), only.contradicting.join());
+
+      // neither: a direct IP off the signature proves nothing either way
+      const unknown = judge(name, [{ ...ok, host: '198.51.100.200', port: 8443, isIp: true }], risky)[0]!.verdict;
+      assert.equal(unknown.verdict, 'unverified', JSON.stringify(unknown));
+    }
+  });
+}
+
+test('binaries split by hash (path when unknown), most detections first; the runner\'s own node is no suspicious parent', () => {
+  const ts: PlainCall = { sha256: 'a'.repeat(64), path: '/usr/sbin/tailscaled', host: 'controlplane.tailscale.com', port: 443 };
+  const judged = judge('tailscaled', [
+    { ...ts, n: 5 },
+    { ...ts, parents: [{ name: 'node', path: '/home/runner/actions-runner/externals/node20/bin/node' }], n: 2 },
+    { sha256: 'b'.repeat(64), path: '/tmp/tailscaled', host: 'gist.githubusercontent.com', port: 443, n: 3 },
+    { sha256: null, path: '/opt/tailscaled', host: '100.100.1.1', port: 41641, n: 1 },
+  ], risky);
+  assert.deepEqual(judged.map((j) => [j.key.slice(0, 6), j.verdict.verdict, j.verdict.count]), [
+    ['sha:aa', 'genuine', 7],
+    ['sha:bb', 'impostor', 3],
+    ['path:/', 'genuine', 1],
+  ]);
+  const ev = vpnEvidence('tailscaled', judged);
+  assert.equal(ev.name_match, true);
+  assert.equal(ev.daemon, 'tailscale');
+  assert.equal(ev.binaries.length, 3);
+  assert.ok(ev.contradicting.some((c) => c.includes('gist.githubusercontent.com')));
+});
+
+test('a binary the tenant\'s other evidence flags is an impostor here too, with the reason', () => {
+  const ok: PlainCall = { sha256: SHA, path: '/usr/sbin/tailscaled', host: 'login.tailscale.com', port: 443 };
+  const set = new ImpostorSet([{ process: 'tailscaled', sha256: SHA.toUpperCase(), path: null, reason: 'risky destination webhook.site' }]);
+  const v = judge('tailscaled', [ok], risky, set)[0]!.verdict;
+  assert.equal(v.verdict, 'impostor');
+  assert.deepEqual(v.contradicting, ["flagged from the tenant's other evidence: risky destination webhook.site"]);
+});
+
+test('a name that is no daemon\'s: every binary unverified, no evidence', () => {
+  const judged = judge('curl', [{ sha256: SHA, path: '/usr/bin/curl', host: 'webhook.site', port: 443 }], risky);
+  assert.equal(judged[0]!.verdict.verdict, 'unverified');
+  assert.deepEqual(judged[0]!.verdict.contradicting, []);
+  assert.deepEqual(vpnEvidence('curl', judged), { name_match: false, daemon: null, supporting: [], contradicting: [], binaries: [] });
+});
+
+test('impostor evidence per call: risky, off-signature domain, suspicious parent; monotone over calls', () => {
+  const base = { process: 'twingated', sha256: SHA, path: '/usr/bin/twingated', parentChain: [], port: 443, isIp: false, risky: null };
+  assert.equal(callContradiction({ ...base, host: 'relay.twingate.com' }), null);
+  assert.equal(callContradiction({ ...base, host: 'webhook.site', risky: 'webhook.site' }), 'risky destination webhook.site');
+  assert.equal(callContradiction({ ...base, host: 'x.pastebin.com', risky: 'pastebin.com' }), 'risky destination x.pastebin.com (pastebin.com)');
+  assert.equal(callContradiction({ ...base, host: 'evil.example.com' }), "domain outside twingate's signature: evil.example.com");
+  assert.equal(callContradiction({ ...base, host: 'relay.twingate.com', parentChain: [{ name: 'python3' }] }), 'started through python3');
+  assert.equal(callContradiction({ ...base, host: '203.0.113.1', isIp: true, port: 30500 }), null);
+  assert.equal(callContradiction({ ...base, process: 'curl', host: 'webhook.site', risky: 'webhook.site' }), null);
+  const calls = [
+    { ...base, host: 'relay.twingate.com' },
+    { ...base, host: 'evil.example.com' },
+    { ...base, host: 'webhook.site', risky: 'webhook.site' },
+    { ...base, sha256: null, path: '/tmp/twingated', host: 'relay.twingate.com' },
+  ];
+  const flagged = suspectedImpostors(calls);
+  assert.deepEqual(flagged, [{ process: 'twingated', sha256: SHA, path: null, reason: "domain outside twingate's signature: evil.example.com" }]);
+  // more evidence never clears a binary
+  for (let i = 0; i <= calls.length; i++) {
+    const more = suspectedImpostors([...calls.slice(0, i), ...calls, { ...base, host: 'relay.twingate.com' }]);
+    assert.ok(more.some((b) => b.sha256 === SHA));
+  }
+});
