@@ -1,25 +1,14 @@
 import type { SqliteDatabase } from './db.js';
 import type { ParentLink } from '../../domain/types.js';
+import type { EndpointDictionary } from '../analysis-port.js';
 
 /**
  * In-process read cache of the shared value dictionaries (endpoints, processes). They are
  * append-only and a connection only ever sees committed rows, so an id, once read, never changes
  * meaning: the cache only needs to fetch rows with ids above the highest one it holds.
  */
-export interface EndpointDict {
-  endpoint: string[];
-  host: string[];
-  /** interned host: endpoints with the same host share an id (dense, from 0) */
-  hostId: number[];
-  /** host of each host id */
-  hostName: string[];
-  port: (number | null)[];
-  isIp: number[];
-  /** highest endpoint id loaded */
-  maxId: number;
-  /** number of distinct hosts (hostId < hostCount) */
-  hostCount: number;
-}
+/** The port's endpoint dictionary, cached per connection (same shape: the analysis reads it directly). */
+export type EndpointDict = EndpointDictionary;
 
 /**
  * A tenant's jobs. Rows are append-only and owner/repo never change, so the cache is incremental too.
