@@ -169,9 +169,20 @@ export class PgIngestLease implements IngestLease {
     private readonly clock: PgLeaseClock,
   ) {}
 
-  /** Heartbeat, in its own transaction; throws IngestLeaseLostError after a takeover. */
+  /**
+   * Heartbeat, in its own transaction; throws IngestLeaseLostError after a takeover. It never waits
+   * for the lease row's lock: an atomic (--strict) ingest holds that lock in its open transaction
+   * until it commits, and a heartbeat waiting for it would stall the ingest it keeps alive. A locked
+   * row still carrying our token is being extended by our own writes (or looked at by a waiter,
+   * whose takeover our next write's fence would catch), so the heartbeat has nothing to do.
+   */
   async renew(): Promise<void> {
-    await transaction(this.pool, (c) => fenceIngestLease(c, this, this.clock));
+    await transaction(this.pool, async (c) => {
+      const mine = await c.query('SELECT 1 FROM ingest_leases WHERE tenant_id = $1 AND token = $2 FOR UPDATE SKIP LOCKED', [this.tenantId, this.token]);
+      if (mine.rowCount === 1) return fenceIngestLease(c, this, this.clock);
+      const cur = (await c.query<Row>(`SELECT ${COLUMNS} FROM ingest_leases WHERE tenant_id = $1`, [this.tenantId])).rows[0];
+      if (cur?.token !== this.token) throw new IngestLeaseLostError(this.tenant, cur ? stateOf(this.tenant, cur) : null);
+    });
   }
 
   /** Fences inside the caller's open transaction on `c`. */
