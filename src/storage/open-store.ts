@@ -8,6 +8,8 @@ import { isPostgresUrl, redactUrl } from './postgres/pool.js';
 import { postgresProblem } from './postgres/errors.js';
 import type { DetectionRepository, IngestLeases } from './store.js';
 import type { SchemaPort } from './schema-port.js';
+import type { IngestPort } from './ingest-port.js';
+import { PgIngestPort } from './postgres/ingest-port.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
@@ -82,6 +84,8 @@ export interface OpenStore {
   display: string;
   detections: DetectionRepository;
   leases: IngestLeases;
+  /** the ingest write contract; SQLite's (SqliteStore.ingest) is set here once it is merged */
+  ingest?: IngestPort;
   close(): Promise<void>;
 }
 
@@ -104,7 +108,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       await s.close();
       explainStoreError(loc, err);
     }
-    return { backend: 'postgres', display: loc.display, detections: s.detections, leases: s.leases, close: () => s.close() };
+    const ingest = new PgIngestPort(s.pool);
+    return { backend: 'postgres', display: loc.display, detections: s.detections, leases: ingest.leases, ingest, close: () => s.close() };
   }
   if (mode === 'read' && loc.target !== ':memory:' && !existsSync(loc.target)) {
     throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
