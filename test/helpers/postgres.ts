@@ -78,7 +78,7 @@ export class PostgresServer {
   ) {}
 
   /** initdb + start. The caller stops it (usePostgres() does so after the file's tests). */
-  static async start(): Promise<PostgresServer> {
+  static async start(opts: { sharedBuffers?: string; extra?: string[] } = {}): Promise<PostgresServer> {
     const bin = postgresBinDir();
     const user = serverUser();
     const dir = mkdtempSync(join(tmpdir(), 'egress-triage-pg-'));
@@ -97,7 +97,7 @@ export class PostgresServer {
       const port = await freePort();
       const options = [
         `-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", '-c fsync=off', '-c full_page_writes=off',
-        '-c synchronous_commit=off', '-c shared_buffers=32MB', '-c max_connections=60', '-c max_locks_per_transaction=256',
+        '-c synchronous_commit=off', `-c shared_buffers=${opts.sharedBuffers ?? '32MB'}`, ...(opts.extra ?? []), '-c max_connections=60', '-c max_locks_per_transaction=256',
       ].join(' ');
       const started = await run(join(bin, 'pg_ctl'), ['start', '-w', '-t', '120', '-D', data, '-l', join(dir, 'server.log'), '-o', options], spawnOpts);
       if (started.code === 0) {

@@ -127,11 +127,24 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     ruleRef: x.d.ruleRef,
     ext: x.d.externalId,
   }));
+  // One statement: the detections not stored yet go in, and exactly those are added to the rollup
+  // (grouped on the server), so rollup counts stay equal to counts of detections.
   const inserted = await c.query<{ run_ref: number; type_id: number; endpoint_id: number; process_id: number; ext: string }>(
-    `INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
-     SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::int[], $9::text[],
-       $10::bigint[], $11::bigint[], $12::smallint[], $13::bigint[], $14::text[])
-     ON CONFLICT DO NOTHING RETURNING run_ref, type_id, endpoint_id, process_id, ext`,
+    `WITH ins AS (
+       INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
+       SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::int[], $9::text[],
+         $10::bigint[], $11::bigint[], $12::smallint[], $13::bigint[], $14::text[])
+       ON CONFLICT DO NOTHING
+       RETURNING type_id, status, rule_id, ts, job_ref, process_id, endpoint_id, ip_id, run_ref, ext),
+     roll AS (
+       INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
+       SELECT $1, type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id, count(*), min(ts), max(ts)
+       FROM ins GROUP BY type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id
+       ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
+         n = detection_rollup.n + excluded.n,
+         first_ts = least(detection_rollup.first_ts, excluded.first_ts),
+         last_ts = greatest(detection_rollup.last_ts, excluded.last_ts))
+     SELECT run_ref, type_id, endpoint_id, process_id, ext FROM ins`,
     [
       tenantId, rows.map((r) => r.typeId), rows.map((r) => r.jobRef), rows.map((r) => r.runRef), rows.map((r) => r.endpointId),
       rows.map((r) => r.ipId), rows.map((r) => r.directIp), rows.map((r) => r.port), rows.map((r) => r.protocol),
@@ -142,35 +155,6 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
   const fresh = new Set(inserted.rows.map((r) => key(r.run_ref, r.type_id, r.endpoint_id, r.process_id, r.ext)));
   // Of identical detections in one batch, the first is the stored one (as row-by-row inserts would do).
   const stored = rows.map((r) => fresh.delete(key(r.runRef, r.typeId, r.endpointId, r.processId, r.ext)));
-
-  const rollup = new Map<string, { r: (typeof rows)[number]; day: number; n: number; first: number; last: number }>();
-  rows.forEach((r, i) => {
-    if (!stored[i]) return;
-    const day = Math.floor(r.ts / DAY_MS);
-    const k = `${r.typeId}/${r.status}/${r.ruleRef}/${day}/${r.jobRef}/${r.processId}/${r.endpointId}/${r.ipId}`;
-    const g = rollup.get(k);
-    if (g) {
-      g.n++;
-      g.first = Math.min(g.first, r.ts);
-      g.last = Math.max(g.last, r.ts);
-    } else rollup.set(k, { r, day, n: 1, first: r.ts, last: r.ts });
-  });
-  const g = [...rollup.values()];
-  if (g.length) {
-    await c.query(
-      `INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
-       SELECT $1, * FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-         $10::bigint[], $11::bigint[], $12::bigint[])
-       ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
-         n = detection_rollup.n + excluded.n,
-         first_ts = least(detection_rollup.first_ts, excluded.first_ts),
-         last_ts = greatest(detection_rollup.last_ts, excluded.last_ts)`,
-      [
-        tenantId, g.map((x) => x.r.typeId), g.map((x) => x.r.status), g.map((x) => x.r.ruleRef), g.map((x) => x.day), g.map((x) => x.r.jobRef),
-        g.map((x) => x.r.processId), g.map((x) => x.r.endpointId), g.map((x) => x.r.ipId), g.map((x) => x.n), g.map((x) => x.first), g.map((x) => x.last),
-      ],
-    );
-  }
   return stored;
 }
 
@@ -245,7 +229,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     const inserted = await c.query<{ run_ref: number; endpoint_id: number; process_id: number; blocked: boolean }>(
       `INSERT INTO observations (tenant_id, run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts)
        SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[], $6::bigint[], $7::text[], $8::bigint[])
-       ON CONFLICT DO NOTHING RETURNING run_ref, endpoint_id, process_id, blocked`,
+       ON CONFLICT DO NOTHING${rows.some((r) => r.verdict) ? ' RETURNING run_ref, endpoint_id, process_id, blocked' : ''}`,
       [
         tenantId, rows.map((r) => r.run), rows.map((r) => r.endpointId), rows.map((r) => r.processId), rows.map((r) => r.blocked),
         rows.map((r) => r.ipId), rows.map((r) => r.protocol), rows.map((r) => r.ts),
