@@ -2,7 +2,9 @@
  * The paging cursor of DetectionRepository.list, shared by every backend so that a cursor means the
  * same on each: the (timestamp, id) of the last detection of the previous page, newest first.
  */
-export class CursorError extends Error {}
+export class CursorError extends Error {
+  override name = 'CursorError';
+}
 
 export function encodeDetectionCursor(ts: number, id: number): string {
   return Buffer.from(`d1:${ts}:${id}`).toString('base64url');

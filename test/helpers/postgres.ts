@@ -89,7 +89,8 @@ export class PostgresServer {
     const init = await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], spawnOpts);
     if (init.code !== 0) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`initdb failed (exit ${init.code}) in ${dir}:\n${init.output}`);
+      const hint = user ? ` (the server runs as "nobody", which must be able to reach ${dir}: check the permissions of TMPDIR and its parents)` : '';
+      throw new Error(`initdb failed (exit ${init.code}) in ${dir}${hint}:\n${init.output}`);
     }
     // A port found free can be taken before the server binds it: try a few.
     let lastError = '';
