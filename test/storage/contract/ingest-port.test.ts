@@ -139,6 +139,11 @@ for (const backend of backends().filter((b) => b.name === 'postgres')) {
         assert.deepEqual([i2.importedStored, i2.importedRunsCreated], [[false], 0]);
         const legs = (await ti.read({ ...EMPTY, runs: [{ ...JOB, runId: '9', runAttempt: 1 }] })).runs[0]!;
         assert.deepEqual(legs.map((l) => [l.completed, l.firstTs, l.lastTs]), [[true, T, T + 5_000]], 'one completed run spanning both imports');
+        // the rollup (behind stats and unfiltered totals) counts exactly the stored detections (a time filter counts rows)
+        for (const x of (await c.detections.stats(tenant)).detections) {
+          assert.equal((await c.detections.list(tenant, { types: [x.type], statuses: [x.status], since: 0 }, 1)).total, x.count);
+        }
+        assert.equal((await c.detections.list(tenant, {}, 1)).total, (await c.detections.list(tenant, { since: 0 }, 1)).total);
         const got = (await c.detections.list(tenant, { runId: '9' }, 10)).detections;
         assert.deepEqual(got.map((d) => [d.external_id, d.expected_outbound_connections]), [['ext-c.example:443', ['github.com:443']], ['ext-d.example:443', ['github.com:443']]]);
         await end(true);
