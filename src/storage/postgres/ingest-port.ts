@@ -1,4 +1,4 @@
-import type { PgClient, PgPool } from './pool.js';
+import { transaction, type PgClient, type PgPool } from './pool.js';
 import { PgDictionaries } from './dictionaries.js';
 import { ensureTenant } from './tenants.js';
 import { readIngestState } from './ingest-read.js';
@@ -131,23 +131,12 @@ class PgTenantIngest implements TenantIngest {
         throw err;
       }
     }
-    const c = await this.pool.connect();
-    let broken: Error | undefined;
     try {
-      await c.query('BEGIN');
-      const r = await applyWriteBatch(c, ctx, batch);
-      await c.query('COMMIT');
-      return r;
+      return await transaction(this.pool, (c) => applyWriteBatch(c, ctx, batch));
     } catch (err) {
+      // ids handed out by the rolled back transaction vanish: no cache may keep them
       this.dict.reset();
-      try {
-        await c.query('ROLLBACK');
-      } catch (e) {
-        broken = e as Error;
-      }
       throw err;
-    } finally {
-      c.release(broken);
     }
   }
 }

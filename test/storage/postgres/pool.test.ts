@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { usePostgres } from '../../helpers/postgres.js';
 import { createPool, queryWithSignal, transaction } from '../../../src/storage/postgres/pool.js';
 import { citusStatements } from '../../../src/storage/postgres/distribution.js';
