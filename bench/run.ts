@@ -14,6 +14,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   analysis: async () => (await import('./analysis.js')).runAnalysisBench as Suite,
   mcp: async () => (await import('./mcp.js')).runMcpBench as Suite,
   policy: async () => (await import('./policy.js')).runPolicyBench as Suite,
+  'store-write': async () => (await import('./store-write.js')).runStoreWriteBench as Suite,
 };
 
 async function main(): Promise<void> {

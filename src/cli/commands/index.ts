@@ -18,6 +18,7 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./mcp.js'),
     import('./policy.js'),
     import('./gateway.js'),
+    import('./db.js'),
   ]);
   return mods.map((m: { register: CommandRegistrar }) => m.register);
 }

@@ -1,0 +1,119 @@
+import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { DEFAULT_DB_PATH } from '../config/paths.js';
+import { SqliteStore } from './sqlite/sqlite-store.js';
+import { SqliteSchema } from './sqlite/schema.js';
+import { PgStore } from './postgres/pg-store.js';
+import { isPostgresUrl, redactUrl } from './postgres/pool.js';
+import { postgresProblem } from './postgres/errors.js';
+import type { DetectionRepository, IngestLeases } from './store.js';
+import type { SchemaPort } from './schema-port.js';
+import type { IngestPort } from './ingest-port.js';
+import { PgIngestPort } from './postgres/ingest-port.js';
+
+/**
+ * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
+ * PostgreSQL; anything else is the path of a SQLite file, the embedded default. Nothing outside a
+ * backend's folder imports a backend but this module.
+ */
+
+export type StoreBackend = 'sqlite' | 'postgres';
+
+export interface StoreLocation {
+  backend: StoreBackend;
+  /** the resolved SQLite path or the full URL (with its password: never print it) */
+  target: string;
+  /** what to show a person: the path, or the URL without its password */
+  display: string;
+  /** where it came from, for messages */
+  from: '--db' | 'EGRESS_TRIAGE_DB' | 'the default location';
+}
+
+/** --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db */
+export function resolveStoreLocation(flag?: string, env: NodeJS.ProcessEnv = process.env): StoreLocation {
+  const raw = flag ?? (env.EGRESS_TRIAGE_DB || undefined) ?? DEFAULT_DB_PATH;
+  const from = flag !== undefined ? '--db' : env.EGRESS_TRIAGE_DB ? 'EGRESS_TRIAGE_DB' : 'the default location';
+  if (isPostgresUrl(raw)) return { backend: 'postgres', target: raw, display: redactUrl(raw), from };
+  const path = raw === ':memory:' ? raw : resolve(raw);
+  return { backend: 'sqlite', target: path, display: path, from };
+}
+
+/** The store does not exist (a missing SQLite file) or holds no egress-triage schema yet (PostgreSQL). */
+export class StoreMissingError extends Error {
+  override name = 'StoreMissingError';
+}
+
+/** A failure of the store's environment (server unreachable, authentication, missing database). */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+  constructor(
+    message: string,
+    readonly kind: 'not_found' | 'io',
+  ) {
+    super(message);
+  }
+}
+
+/** Rewrites a backend's environment failure as StoreUnavailableError; anything else is rethrown as is. */
+export function explainStoreError(loc: StoreLocation, err: unknown): never {
+  if (loc.backend === 'postgres') {
+    const p = postgresProblem(err);
+    if (p) throw new StoreUnavailableError(`PostgreSQL store ${loc.display}: ${p.message}`, p.kind);
+  }
+  throw err;
+}
+
+/** The schema of the store at `loc`, for `db status` / `db migrate`; close() when done. */
+export function openSchema(loc: StoreLocation): SchemaPort & { close(): Promise<void> } {
+  if (loc.backend === 'postgres') {
+    // one connection is all a migrator needs
+    const s = PgStore.connect(loc.target, { pool: { max: 2 } });
+    return {
+      status: () => s.status().catch((e) => explainStoreError(loc, e)),
+      migrate: () => s.migrate().catch((e) => explainStoreError(loc, e)),
+      close: () => s.close(),
+    };
+  }
+  const schema = new SqliteSchema(loc.target);
+  return { status: () => schema.status(), migrate: () => schema.migrate(), close: async () => undefined };
+}
+
+/** The ports of an open store. */
+export interface OpenStore {
+  backend: StoreBackend;
+  display: string;
+  detections: DetectionRepository;
+  leases: IngestLeases;
+  /** the ingest write contract; SQLite's (SqliteStore.ingest) is set here once it is merged */
+  ingest?: IngestPort;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store. mode 'create' (commands that put data in) creates and migrates it; 'read' wants
+ * an existing store and throws StoreMissingError otherwise, so a mistyped location is not answered
+ * with an empty store.
+ */
+export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'read'): Promise<OpenStore> {
+  if (loc.backend === 'postgres') {
+    const s = PgStore.connect(loc.target);
+    try {
+      if (mode === 'create') await s.migrate();
+      else {
+        const st = await s.status();
+        if (st.applied.length === 0) throw new StoreMissingError(`no egress-triage schema in ${loc.display} (from ${loc.from}): run "egress-triage db migrate --db URL" first`);
+        if (st.pending.length) await s.migrate();
+      }
+    } catch (err) {
+      await s.close();
+      explainStoreError(loc, err);
+    }
+    const ingest = new PgIngestPort(s.pool);
+    return { backend: 'postgres', display: loc.display, detections: s.detections, leases: ingest.leases, ingest, close: () => s.close() };
+  }
+  if (mode === 'read' && loc.target !== ':memory:' && !existsSync(loc.target)) {
+    throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
+  }
+  const s = SqliteStore.open(loc.target);
+  return { backend: 'sqlite', display: loc.display, detections: s.detections, leases: s.leases, close: async () => s.close() };
+}

@@ -1,0 +1,268 @@
+import type { PgPool } from './pool.js';
+import {
+  STATUS_CODE,
+  STATUS_NAME,
+  type BaselineView,
+  type DetectionFilter,
+  type DetectionPage,
+  type DetectionRepository,
+  type TenantStats,
+} from '../store.js';
+import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
+import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
+
+/** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
+const DETECTION_SELECT = `
+SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
+       d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
+       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext,
+       cv.matched_policy, cv.reason
+FROM detections d
+JOIN detection_types t ON t.id = d.type_id
+JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
+JOIN runs r ON r.tenant_id = d.tenant_id AND r.id = d.run_ref
+JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+JOIN processes p ON p.tenant_id = d.tenant_id AND p.id = d.process_id
+LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
+LEFT JOIN rules ru ON ru.tenant_id = d.tenant_id AND ru.id = d.rule_id
+LEFT JOIN call_verdicts cv ON cv.tenant_id = d.tenant_id AND cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id
+  AND cv.process_id = d.process_id AND cv.blocked = (t.name = 'Domain-Blocked')`;
+
+interface Row {
+  id: number;
+  type: string;
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+  run_id: string;
+  run_attempt: number;
+  gh_job_id: string | null;
+  expected_sample: string;
+  ts: number;
+  endpoint: string;
+  host: string;
+  is_ip: boolean;
+  ip: string | null;
+  direct_ip: boolean;
+  port: number | null;
+  protocol: string | null;
+  pname: string;
+  norm_name: string;
+  path: string | null;
+  sha256: string | null;
+  parent_chain: string;
+  status: number;
+  rule_uid: string | null;
+  ext: string;
+  matched_policy: string | null;
+  reason: string | null;
+}
+
+function toDetection(tenant: string, r: Row): Detection {
+  const status = STATUS_NAME[r.status] as DetectionStatus;
+  return {
+    id: String(r.id),
+    tenant,
+    detection_id: r.type,
+    owner: r.owner,
+    repo: r.repo,
+    workflow_path: r.workflow,
+    job: r.job,
+    job_id: r.gh_job_id,
+    run_id: r.run_id,
+    run_attempt: r.run_attempt,
+    timestamp: new Date(r.ts).toISOString(),
+    endpoint: r.endpoint,
+    host: r.is_ip ? null : r.host,
+    ip_address: r.ip,
+    direct_ip_address: r.direct_ip ? (r.ip ?? r.host) : null,
+    port: r.port,
+    protocol: (r.protocol as Protocol | null) ?? null,
+    tool: {
+      name: r.pname,
+      normalized_name: r.norm_name,
+      path: r.path,
+      sha256: r.sha256,
+      parent: JSON.parse(r.parent_chain) as ParentLink[],
+    },
+    expected_outbound_connections: JSON.parse(r.expected_sample) as string[],
+    status,
+    is_resolved: status === 'resolved',
+    is_suppressed: status === 'suppressed',
+    suppress_rule_id: r.rule_uid,
+    external_id: r.ext === '' ? null : r.ext,
+    ...(r.matched_policy != null ? { matched_policy: r.matched_policy } : {}),
+    ...(r.reason != null ? { reason: r.reason } : {}),
+  };
+}
+
+/** Parameters numbered as they are added ($1, $2, ...). */
+class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
+export class PgDetectionRepository implements DetectionRepository {
+  constructor(private readonly pool: PgPool) {}
+
+  async tenantId(tenant: string): Promise<number | undefined> {
+    return (await this.pool.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants WHERE name = $1', [tenant])).rows[0]?.tenant_id;
+  }
+
+  private async learningRuns(): Promise<number> {
+    const v = (await this.pool.query<{ value: string }>("SELECT value FROM meta WHERE key = 'learning_runs'")).rows[0]?.value;
+    return Number(v ?? 5);
+  }
+
+  /** The WHERE clause shared by list and count over alias `a` (detections, or the rollup). */
+  private where(a: string, tenantId: number, f: DetectionFilter, p: Params): string {
+    const tid = p.add(tenantId);
+    const parts = [`${a}.tenant_id = ${tid}`];
+    if (f.types?.length) parts.push(`${a}.type_id IN (SELECT id FROM detection_types WHERE name = ANY(${p.add(f.types)}::text[]))`);
+    if (f.statuses?.length) parts.push(`${a}.status = ANY(${p.add(f.statuses.map((s) => STATUS_CODE[s]))}::smallint[])`);
+    // owner and repo compare case-insensitively (GitHub names are); workflow and job exactly.
+    const jobConds: string[] = [];
+    if (f.owner !== undefined) jobConds.push(`lower(owner) = lower(${p.add(f.owner)})`);
+    if (f.repo !== undefined) jobConds.push(`lower(repo) = lower(${p.add(f.repo)})`);
+    if (f.workflow !== undefined) jobConds.push(`workflow = ${p.add(f.workflow)}`);
+    if (f.job !== undefined) jobConds.push(`job = ${p.add(f.job)}`);
+    if (jobConds.length) parts.push(`${a}.job_ref IN (SELECT id FROM jobs WHERE tenant_id = ${tid} AND ${jobConds.join(' AND ')})`);
+    if (f.runId !== undefined) parts.push(`${a}.run_ref IN (SELECT id FROM runs WHERE tenant_id = ${tid} AND run_id = ${p.add(f.runId)})`);
+    if (f.process !== undefined) parts.push(`${a}.process_id IN (SELECT id FROM processes WHERE tenant_id = ${tid} AND norm_name = ${p.add(f.process)})`);
+    if (f.host !== undefined) {
+      // a host without a port matches every port of that host (domain/filter.ts)
+      const port = f.port !== undefined ? ` AND port = ${p.add(f.port)}` : '';
+      parts.push(`${a}.endpoint_id IN (SELECT id FROM endpoints WHERE tenant_id = ${tid} AND host = ${p.add(f.host)}${port})`);
+    }
+    if (f.since !== undefined) parts.push(`${a}.ts >= ${p.add(f.since)}`);
+    if (f.until !== undefined) parts.push(`${a}.ts < ${p.add(f.until)}`);
+    return parts.join(' AND ');
+  }
+
+  /**
+   * Exact total for a filter. The rollup holds every dimension except run and exact time, so when
+   * neither is filtered the total is a sum over far fewer rows than a count of detections.
+   */
+  private async total(tenantId: number, f: DetectionFilter): Promise<number> {
+    const p = new Params();
+    const sql =
+      f.runId === undefined && f.since === undefined && f.until === undefined
+        ? `SELECT coalesce(sum(r.n), 0)::bigint AS n FROM detection_rollup r WHERE ${this.where('r', tenantId, f, p)}`
+        : `SELECT count(*) AS n FROM detections d WHERE ${this.where('d', tenantId, f, p)}`;
+    return (await this.pool.query<{ n: number }>(sql, p.values)).rows[0]!.n;
+  }
+
+  async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null, offset = 0): Promise<DetectionPage> {
+    const cur = cursor ? decodeDetectionCursor(cursor) : null;
+    const tid = await this.tenantId(tenant);
+    if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
+    const p = new Params();
+    let sql = `${DETECTION_SELECT} WHERE ${this.where('d', tid, f, p)}`;
+    if (cur) sql += ` AND (d.ts, d.id) < (${p.add(cur.ts)}::bigint, ${p.add(cur.id)}::bigint)`;
+    sql += ` ORDER BY d.ts DESC, d.id DESC LIMIT ${p.add(limit + 1)} OFFSET ${p.add(offset)}`;
+    const [total, rows] = await Promise.all([this.total(tid, f), this.pool.query<Row>(sql, p.values).then((r) => r.rows)]);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      detections: page.map((r) => toDetection(tenant, r)),
+      total,
+      nextCursor: rows.length > limit && last ? encodeDetectionCursor(last.ts, last.id) : null,
+    };
+  }
+
+  async get(tenant: string, id: string): Promise<Detection | null> {
+    if (!/^\d{1,15}$/.test(id)) return null;
+    const tid = await this.tenantId(tenant);
+    if (tid === undefined) return null;
+    const r = (await this.pool.query<Row>(`${DETECTION_SELECT} WHERE d.tenant_id = $1 AND d.id = $2`, [tid, Number(id)])).rows[0];
+    return r ? toDetection(tenant, r) : null;
+  }
+
+  async stats(tenant: string): Promise<TenantStats> {
+    const tid = (await this.tenantId(tenant)) ?? -1;
+    const learningRuns = await this.learningRuns();
+    const one = async (sql: string, extra: unknown[] = []) => (await this.pool.query<{ n: number }>(sql, [tid, ...extra])).rows[0]?.n ?? 0;
+    const [jobs, runs, observations, baselineEndpoints, learningJobs, rules, detections] = await Promise.all([
+      one('SELECT count(*) AS n FROM jobs WHERE tenant_id = $1'),
+      one('SELECT count(*) AS n FROM runs WHERE tenant_id = $1'),
+      one('SELECT count(*) AS n FROM observations WHERE tenant_id = $1'),
+      one('SELECT count(*) AS n FROM baseline WHERE tenant_id = $1 AND in_baseline'),
+      one('SELECT count(*) AS n FROM jobs WHERE tenant_id = $1 AND completed_runs < $2', [learningRuns]),
+      one('SELECT count(*) AS n FROM rules WHERE tenant_id = $1 AND deleted_on IS NULL'),
+      this.pool.query<{ type: string; status: number; count: number }>(
+        `SELECT t.name AS type, r.status, sum(r.n)::bigint AS count FROM detection_rollup r JOIN detection_types t ON t.id = r.type_id
+         WHERE r.tenant_id = $1 GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name COLLATE "C", r.status`,
+        [tid],
+      ),
+    ]);
+    return {
+      tenant,
+      jobs,
+      runs,
+      observations,
+      baselineEndpoints,
+      learningJobs,
+      detections: detections.rows.map((r) => ({ type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, count: r.count })),
+      rules,
+    };
+  }
+
+  async baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]> {
+    const tid = await this.tenantId(tenant);
+    if (tid === undefined) return [];
+    const p = new Params();
+    const conds = [`tenant_id = ${p.add(tid)}`];
+    if (q.owner !== undefined) conds.push(`lower(owner) = lower(${p.add(q.owner)})`);
+    if (q.repo !== undefined) conds.push(`lower(repo) = lower(${p.add(q.repo)})`);
+    if (q.workflow !== undefined) conds.push(`workflow = ${p.add(q.workflow)}`);
+    if (q.job !== undefined) conds.push(`job = ${p.add(q.job)}`);
+    // byte order, as SQLite's BINARY collation sorts, whatever the database's locale
+    const jobs = (
+      await this.pool.query<{ id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number }>(
+        `SELECT id, owner, repo, workflow, job, completed_runs FROM jobs WHERE ${conds.join(' AND ')}
+         ORDER BY owner COLLATE "C", repo COLLATE "C", workflow COLLATE "C", job COLLATE "C"`,
+        p.values,
+      )
+    ).rows;
+    if (jobs.length === 0) return [];
+    const learningRuns = await this.learningRuns();
+    const entries = (
+      await this.pool.query<{ job_ref: number; endpoint: string; runs_seen: number; in_baseline: boolean; source: string; first_ts: number; last_ts: number }>(
+        `SELECT b.job_ref, e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts FROM baseline b
+         JOIN endpoints e ON e.tenant_id = b.tenant_id AND e.id = b.endpoint_id
+         WHERE b.tenant_id = $1 AND b.job_ref = ANY($2::bigint[]) ORDER BY b.in_baseline DESC, e.endpoint COLLATE "C"`,
+        [tid, jobs.map((j) => j.id)],
+      )
+    ).rows;
+    const byJob = new Map<number, typeof entries>();
+    for (const e of entries) {
+      const list = byJob.get(e.job_ref) ?? [];
+      list.push(e);
+      byJob.set(e.job_ref, list);
+    }
+    return jobs.map((j) => ({
+      owner: j.owner,
+      repo: j.repo,
+      workflow: j.workflow,
+      job: j.job,
+      completedRuns: j.completed_runs,
+      learning: j.completed_runs < learningRuns,
+      endpoints: (byJob.get(j.id) ?? []).map((e) => ({
+        endpoint: e.endpoint,
+        runsSeen: e.runs_seen,
+        inBaseline: e.in_baseline,
+        source: e.source,
+        firstSeen: new Date(e.first_ts).toISOString(),
+        lastSeen: new Date(e.last_ts).toISOString(),
+      })),
+    }));
+  }
+
+  async tenants(): Promise<string[]> {
+    return (await this.pool.query<{ name: string }>('SELECT name FROM tenants ORDER BY name COLLATE "C"')).rows.map((r) => r.name);
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * PostgreSQL failures that come from the environment (server down, wrong credentials, missing
+ * database), explained for a person; null for anything else.
+ */
+export function postgresProblem(err: unknown): { kind: 'not_found' | 'io'; message: string } | null {
+  if (!(err instanceof Error)) return null;
+  const code = String((err as { code?: unknown }).code ?? '');
+  if (code === '3D000') return { kind: 'not_found', message: `${err.message}: create it first (createdb), then run "egress-triage db migrate"` };
+  if (code === '28P01' || code === '28000') return { kind: 'io', message: `authentication failed (${err.message})` };
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code)) return { kind: 'io', message: `cannot reach the server (${code}: ${err.message})` };
+  if (/timeout exceeded when trying to connect|Connection terminated/i.test(err.message)) return { kind: 'io', message: `cannot reach the server (${err.message})` };
+  if (code === '57P01' || code === '57P03' || code === '53300') return { kind: 'io', message: `the server refused work (${err.message})` };
+  return null;
+}

@@ -1,0 +1,335 @@
+import type { PgClient, PgPool } from './pool.js';
+
+/** A versioned schema change, applied once, in its own transaction. */
+export interface PgMigration {
+  version: number;
+  name: string;
+  up: string;
+}
+
+/**
+ * The PostgreSQL schema. It holds the same facts as the SQLite store (src/storage/sqlite/
+ * core-migrations.ts, versions 1-6 as of this writing), laid out to be distributed by tenant:
+ *
+ * - tenant_id leads every primary key, unique key and foreign key of every table that holds a
+ *   tenant's facts, so Citus can shard them all by tenant_id and co-locate them: every join and
+ *   every write transaction stays on one shard. No query joins across tenants.
+ * - Unlike SQLite, the value dictionaries (endpoints, ips, processes) are per tenant: they are
+ *   written on the ingest hot path, which a replicated reference table would turn into a write on
+ *   every node, and a tenant's ids then say nothing about another tenant's data.
+ * - tenants, detection_types and meta are small, rarely written and read by every tenant: they are
+ *   reference tables (docs/scale-out.md lists the Citus statements).
+ * - Ids come from sequences (bigint); epoch-ms times are bigint; flags are boolean.
+ * - SQLite's coarse rollups (migration 2) are not mirrored yet: only the analysis reads them, and it
+ *   has no PostgreSQL port yet.
+ */
+export const PG_MIGRATIONS: PgMigration[] = [
+  {
+    version: 1,
+    name: 'core schema, keyed by tenant',
+    up: `
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+INSERT INTO meta (key, value) VALUES ('rules_version', '0');
+CREATE TABLE tenants (
+  tenant_id bigserial PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  created_at bigint NOT NULL,
+  -- bumped by writes to job or baseline state outside the ingest lease (store.ts contract)
+  job_state_version bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE detection_types (id serial PRIMARY KEY, name text NOT NULL UNIQUE);
+
+CREATE TABLE jobs (
+  tenant_id bigint NOT NULL REFERENCES tenants (tenant_id),
+  id bigserial NOT NULL,
+  owner text NOT NULL,
+  repo text NOT NULL,
+  workflow text NOT NULL,
+  job text NOT NULL,
+  completed_runs integer NOT NULL DEFAULT 0,
+  open_run bigint,
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, owner, repo, workflow, job)
+);
+-- owner and repo compare case-insensitively (GitHub names do)
+CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, lower(owner), lower(repo));
+
+-- one row per leg of a job run: matrix legs share job, run id and attempt, not the GitHub job id
+CREATE TABLE runs (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  job_ref bigint NOT NULL,
+  run_id text NOT NULL,
+  run_attempt integer NOT NULL,
+  gh_job_id text,
+  first_ts bigint NOT NULL,
+  last_ts bigint NOT NULL,
+  completed boolean NOT NULL DEFAULT false,
+  learning boolean NOT NULL DEFAULT false,
+  expected_sample text NOT NULL DEFAULT '[]',
+  PRIMARY KEY (tenant_id, id),
+  FOREIGN KEY (tenant_id, job_ref) REFERENCES jobs (tenant_id, id)
+);
+CREATE UNIQUE INDEX runs_by_leg ON runs (tenant_id, job_ref, run_id, run_attempt, coalesce(gh_job_id, ''));
+CREATE INDEX runs_by_time ON runs (tenant_id, job_ref, first_ts);
+CREATE INDEX runs_by_run_id ON runs (tenant_id, run_id);
+
+CREATE TABLE endpoints (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  endpoint text NOT NULL,
+  host text NOT NULL,
+  port integer,
+  is_ip boolean NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, endpoint)
+);
+CREATE INDEX endpoints_by_host ON endpoints (tenant_id, host, port);
+CREATE TABLE ips (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  ip text NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, ip)
+);
+CREATE TABLE processes (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  variant_key text NOT NULL,
+  name text NOT NULL,
+  norm_name text NOT NULL,
+  path text,
+  sha256 text,
+  parent_chain text NOT NULL,
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, variant_key)
+);
+CREATE INDEX processes_by_norm ON processes (tenant_id, norm_name);
+
+CREATE TABLE observations (
+  tenant_id bigint NOT NULL,
+  run_ref bigint NOT NULL,
+  endpoint_id bigint NOT NULL,
+  process_id bigint NOT NULL,
+  blocked boolean NOT NULL,
+  ip_id bigint,
+  protocol text,
+  first_ts bigint NOT NULL,
+  PRIMARY KEY (tenant_id, run_ref, endpoint_id, process_id, blocked)
+);
+CREATE INDEX observations_by_endpoint ON observations (tenant_id, endpoint_id);
+CREATE TABLE call_verdicts (
+  tenant_id bigint NOT NULL,
+  run_ref bigint NOT NULL,
+  endpoint_id bigint NOT NULL,
+  process_id bigint NOT NULL,
+  blocked boolean NOT NULL,
+  matched_policy text,
+  reason text,
+  PRIMARY KEY (tenant_id, run_ref, endpoint_id, process_id, blocked)
+);
+CREATE TABLE baseline (
+  tenant_id bigint NOT NULL,
+  job_ref bigint NOT NULL,
+  endpoint_id bigint NOT NULL,
+  runs_seen integer NOT NULL,
+  first_ts bigint NOT NULL,
+  last_ts bigint NOT NULL,
+  in_baseline boolean NOT NULL,
+  source text NOT NULL,
+  PRIMARY KEY (tenant_id, job_ref, endpoint_id),
+  FOREIGN KEY (tenant_id, job_ref) REFERENCES jobs (tenant_id, id)
+);
+
+CREATE TABLE detections (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  type_id integer NOT NULL,
+  job_ref bigint NOT NULL,
+  run_ref bigint NOT NULL,
+  endpoint_id bigint NOT NULL,
+  ip_id bigint NOT NULL DEFAULT 0,
+  direct_ip boolean NOT NULL,
+  port integer,
+  protocol text,
+  process_id bigint NOT NULL,
+  ts bigint NOT NULL,
+  status smallint NOT NULL,
+  rule_id bigint NOT NULL DEFAULT 0,
+  ext text NOT NULL DEFAULT '',
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, run_ref, type_id, endpoint_id, process_id, ext)
+);
+CREATE INDEX detections_by_time ON detections (tenant_id, ts DESC, id DESC);
+CREATE INDEX detections_by_process ON detections (tenant_id, process_id, ts);
+CREATE INDEX detections_by_endpoint ON detections (tenant_id, endpoint_id);
+CREATE INDEX detections_by_rule ON detections (tenant_id, rule_id) WHERE rule_id <> 0;
+-- kept in step with detections by the writers; its key holds every dimension a rule can test
+CREATE TABLE detection_rollup (
+  tenant_id bigint NOT NULL,
+  type_id integer NOT NULL,
+  status smallint NOT NULL,
+  rule_id bigint NOT NULL,
+  day integer NOT NULL,
+  job_ref bigint NOT NULL,
+  process_id bigint NOT NULL,
+  endpoint_id bigint NOT NULL,
+  ip_id bigint NOT NULL,
+  n bigint NOT NULL,
+  first_ts bigint NOT NULL,
+  last_ts bigint NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id)
+);
+
+CREATE TABLE rules (
+  tenant_id bigint NOT NULL REFERENCES tenants (tenant_id),
+  id bigserial NOT NULL,
+  rule_uid text NOT NULL,
+  detection_type text NOT NULL,
+  name text NOT NULL,
+  description text NOT NULL DEFAULT '',
+  conditions text NOT NULL,
+  severity_action text NOT NULL,
+  created_by text NOT NULL,
+  created_on text NOT NULL,
+  updated_on text NOT NULL,
+  deleted_on text,
+  PRIMARY KEY (tenant_id, id),
+  UNIQUE (tenant_id, rule_uid)
+);
+CREATE INDEX rules_by_tenant ON rules (tenant_id, deleted_on);
+CREATE TABLE rule_audit (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  rule_uid text NOT NULL,
+  action text NOT NULL,
+  actor text NOT NULL,
+  at text NOT NULL,
+  before_json text,
+  after_json text,
+  affected bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE ingest_sources (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  source text NOT NULL,
+  format text NOT NULL,
+  started_at text NOT NULL,
+  finished_at text,
+  lines_read bigint NOT NULL DEFAULT 0,
+  accepted bigint NOT NULL DEFAULT 0,
+  rejected bigint NOT NULL DEFAULT 0,
+  detections bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE suspected_impostors (
+  tenant_id bigint NOT NULL,
+  process text NOT NULL,
+  "binary" text NOT NULL, -- quoted: a reserved word in PostgreSQL
+  sha256 text,
+  path text,
+  reason text NOT NULL,
+  PRIMARY KEY (tenant_id, process, "binary")
+);
+
+-- the per-tenant ingest lease (contract in src/storage/store.ts); a row is the current lease
+CREATE TABLE ingest_leases (
+  tenant_id bigint PRIMARY KEY REFERENCES tenants (tenant_id),
+  token text NOT NULL,
+  source text NOT NULL,
+  pid integer NOT NULL,
+  host text NOT NULL,
+  since bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  -- set on every lease of a holder (host, pid) while it waits for another tenant: deadlock detection
+  waiting_for bigint
+);
+CREATE INDEX ingest_leases_by_holder ON ingest_leases (host, pid);
+
+-- An ingest caches job state only while it holds the lease; 'baseline expect' / 'unexpect' write
+-- baseline outside it, so they bump the tenant's job_state_version, whichever code path writes.
+CREATE FUNCTION bump_job_state_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (TG_OP = 'INSERT' AND NEW.source = 'expected')
+     OR (TG_OP = 'UPDATE' AND NEW.source = 'expected' AND (OLD.source <> 'expected' OR OLD.in_baseline <> NEW.in_baseline))
+     OR (TG_OP = 'UPDATE' AND OLD.source = 'expected' AND NEW.source <> 'expected') THEN
+    UPDATE tenants SET job_state_version = job_state_version + 1 WHERE tenant_id = NEW.tenant_id;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER baseline_expected AFTER INSERT OR UPDATE ON baseline FOR EACH ROW EXECUTE FUNCTION bump_job_state_version();
+`,
+  },
+];
+
+/** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */
+const MIGRATION_LOCK = 0x65677472; // "egtr"
+
+export interface PgSchemaStatus {
+  applied: { version: number; name: string; appliedAt: string }[];
+  pending: { version: number; name: string }[];
+  /** versions recorded in the database that this build does not know: a newer build migrated it */
+  unknown: number[];
+}
+
+async function hasMigrationsTable(c: PgClient | PgPool): Promise<boolean> {
+  const r = await c.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  return r.rows[0]?.t != null;
+}
+
+export async function schemaStatus(pool: PgPool, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<PgSchemaStatus> {
+  const rows = (await hasMigrationsTable(pool))
+    ? (await pool.query<{ version: number; name: string; applied_at: Date }>('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).rows
+    : [];
+  const done = new Set(rows.map((r) => r.version));
+  const known = new Set(migrations.map((m) => m.version));
+  return {
+    applied: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at.toISOString() })),
+    pending: [...migrations].sort((a, b) => a.version - b.version).filter((m) => !done.has(m.version)).map((m) => ({ version: m.version, name: m.name })),
+    unknown: rows.map((r) => r.version).filter((v) => !known.has(v)),
+  };
+}
+
+/**
+ * Applies pending migrations in version order, each in its own transaction together with its
+ * schema_migrations row. A session advisory lock serialises migrators: a second process starting
+ * at the same time waits, then finds nothing left to do. Returns the versions it applied.
+ */
+export async function migratePostgres(pool: PgPool, migrations: readonly PgMigration[] = PG_MIGRATIONS): Promise<number[]> {
+  const c = await pool.connect();
+  const applied: number[] = [];
+  let broken: Error | undefined;
+  try {
+    await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+      const done = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+        if (done.has(m.version)) continue;
+        await c.query('BEGIN');
+        try {
+          await c.query(m.up);
+          await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw new Error(`PostgreSQL migration ${m.version} (${m.name}) failed and was rolled back: ${(err as Error).message}`);
+        }
+        applied.push(m.version);
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } catch (err) {
+    broken = err as Error;
+    throw err;
+  } finally {
+    c.release(broken);
+  }
+  return applied;
+}

@@ -1,0 +1,44 @@
+import { createPool, redactUrl, type PgPool, type PgPoolSettings } from './pool.js';
+import { migratePostgres, schemaStatus } from './migrations.js';
+import { PgDetectionRepository } from './detection-repo.js';
+import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
+import type { SchemaPort, SchemaStatus } from '../schema-port.js';
+
+export interface PgStoreOptions {
+  pool?: PgPoolSettings;
+  leaseClock?: PgLeaseClock;
+}
+
+/** The shared store on PostgreSQL: one pool per process, the ports on top of it. */
+export class PgStore implements SchemaPort {
+  readonly detections: PgDetectionRepository;
+  readonly leases: PgIngestLeases;
+  /** the URL without its password */
+  readonly location: string;
+
+  constructor(
+    readonly pool: PgPool,
+    url: string,
+    opts: PgStoreOptions = {},
+  ) {
+    this.location = redactUrl(url);
+    this.detections = new PgDetectionRepository(pool);
+    this.leases = new PgIngestLeases(pool, opts.leaseClock ?? SERVER_LEASE_CLOCK);
+  }
+
+  static connect(url: string, opts: PgStoreOptions = {}): PgStore {
+    return new PgStore(createPool(url, opts.pool), url, opts);
+  }
+
+  status(): Promise<SchemaStatus> {
+    return schemaStatus(this.pool);
+  }
+
+  migrate(): Promise<number[]> {
+    return migratePostgres(this.pool);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import { openSqlite, migrate } from './db.js';
+import { CORE_MIGRATIONS } from './core-migrations.js';
+import type { SchemaPort, SchemaStatus } from '../schema-port.js';
+
+/**
+ * The core schema of a SQLite store file, for `db status` and `db migrate`. status() opens the file
+ * read-only and never creates it. Policy-state migrations (100-199) are applied by the policy
+ * state when it opens, not here.
+ */
+export class SqliteSchema implements SchemaPort {
+  constructor(private readonly path: string) {}
+
+  async status(): Promise<SchemaStatus> {
+    const all = [...CORE_MIGRATIONS].sort((a, b) => a.version - b.version);
+    if (this.path !== ':memory:' && !existsSync(this.path)) {
+      return { applied: [], pending: all.map((m) => ({ version: m.version, name: m.name })), unknown: [] };
+    }
+    const db = openSqlite(this.path, { readonly: true });
+    try {
+      const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+      const rows = has
+        ? (db.prepare('SELECT version, name, applied_at FROM schema_migrations WHERE version < 100 ORDER BY version').all() as { version: number; name: string; applied_at: string }[])
+        : [];
+      const done = new Set(rows.map((r) => r.version));
+      const known = new Set(all.map((m) => m.version));
+      return {
+        applied: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at })),
+        pending: all.filter((m) => !done.has(m.version)).map((m) => ({ version: m.version, name: m.name })),
+        unknown: rows.map((r) => r.version).filter((v) => !known.has(v)),
+      };
+    } finally {
+      db.close();
+    }
+  }
+
+  async migrate(): Promise<number[]> {
+    const db = openSqlite(this.path);
+    try {
+      return migrate(db, CORE_MIGRATIONS);
+    } finally {
+      db.close();
+    }
+  }
+}

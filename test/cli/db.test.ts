@@ -1,0 +1,103 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { CLI, runCli, tempDir } from '../helpers.js';
+import { usePostgres } from '../helpers/postgres.js';
+import { resolveStoreLocation } from '../../src/storage/open-store.js';
+
+/** `db status` and `db migrate` on both backends, through the built CLI. */
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const server = usePostgres();
+
+interface StatusJson {
+  backend: string;
+  db: string;
+  upToDate: boolean;
+  applied: { version: number }[];
+  pending: { version: number }[];
+  migrated?: number[];
+}
+
+function json(r: ReturnType<typeof runCli>): StatusJson {
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as StatusJson;
+}
+
+test('the store location picks the backend: a postgres URL is PostgreSQL, anything else a SQLite path', () => {
+  assert.equal(resolveStoreLocation('postgres://u:pw@db.internal:5432/et').backend, 'postgres');
+  assert.equal(resolveStoreLocation('postgresql://db/et').backend, 'postgres');
+  assert.equal(resolveStoreLocation(undefined, { EGRESS_TRIAGE_DB: 'postgres://db/et' }).from, 'EGRESS_TRIAGE_DB');
+  assert.equal(resolveStoreLocation('postgres://u:pw@db/et').display, 'postgres://u:***@db/et', 'the password is never shown');
+  const file = resolveStoreLocation('./postgres.db');
+  assert.deepEqual([file.backend, file.target.endsWith('/postgres.db')], ['sqlite', true]);
+  assert.equal(resolveStoreLocation(undefined, {}).backend, 'sqlite', 'SQLite stays the default');
+});
+
+test('SQLite: status on a missing store is "not found"; migrate creates it; status then shows every version applied', () => {
+  const db = join(tmp.dir, 'store.db');
+  const missing = runCli(['db', 'status', '--db', db]);
+  assert.equal(missing.status, 3);
+  assert.match(missing.stderr, /^egress-triage: no store at .*store\.db \(from --db\)/);
+  assert.equal(existsSync(db), false, 'status created nothing');
+  const m = json(runCli(['db', 'migrate', '--db', db, '--json']));
+  assert.equal(m.backend, 'sqlite');
+  assert.ok(m.migrated!.length >= 6);
+  const s = json(runCli(['db', 'status', '--json'], { env: { EGRESS_TRIAGE_DB: db } }));
+  assert.deepEqual([s.upToDate, s.pending, s.applied.map((a) => a.version)], [true, [], m.migrated]);
+  assert.match(runCli(['db', 'migrate', '--db', db]).stdout, /already up to date/);
+});
+
+test('PostgreSQL: status shows everything pending, migrate applies it, a second migrate applies nothing', async () => {
+  const url = (await (await server()).createDatabase('cli')).replace('postgres@', 'postgres:s3cret@');
+  const before = json(runCli(['db', 'status', '--db', url, '--json']));
+  assert.deepEqual([before.backend, before.upToDate, before.applied.length], ['postgres', false, 0]);
+  assert.ok(before.pending.length >= 1);
+  assert.ok(!before.db.includes('s3cret'));
+  const text = runCli(['db', 'status'], { env: { EGRESS_TRIAGE_DB: url } });
+  assert.match(text.stdout, /^postgres store postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/cli_\w+: \d+ migration\(s\) pending/);
+  assert.match(text.stdout, /run "egress-triage db migrate"/);
+  const m = json(runCli(['db', 'migrate', '--db', url, '--json']));
+  assert.deepEqual(m.migrated, before.pending.map((p) => p.version));
+  const after = json(runCli(['db', 'status', '--db', url, '--json']));
+  assert.deepEqual([after.upToDate, after.pending], [true, []]);
+  assert.deepEqual(json(runCli(['db', 'migrate', '--db', url, '--json'])).migrated, []);
+});
+
+test('PostgreSQL: concurrent `db migrate` processes apply each migration exactly once', async () => {
+  const url = await (await server()).createDatabase('cli');
+  const outs = await Promise.all(
+    Array.from({ length: 4 }, () =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+        const child = spawn(process.execPath, [CLI, 'db', 'migrate', '--db', url, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let [stdout, stderr] = ['', ''];
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.once('exit', (code) => done({ code, stdout, stderr }));
+      }),
+    ),
+  );
+  for (const o of outs) assert.equal(o.code, 0, o.stderr);
+  const all = outs.flatMap((o) => (JSON.parse(o.stdout) as StatusJson).migrated!);
+  assert.deepEqual(all.sort(), json(runCli(['db', 'status', '--db', url, '--json'])).applied.map((a) => a.version).sort());
+});
+
+test('PostgreSQL: an unreachable server, or a database that does not exist, is a clear error with its exit code', async () => {
+  const down = runCli(['db', 'status', '--db', 'postgres://postgres:pw@127.0.0.1:1/egress']);
+  assert.equal(down.status, 5);
+  assert.match(down.stderr, /^egress-triage: PostgreSQL store postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/egress: cannot reach the server \(ECONNREFUSED/);
+  assert.ok(!down.stderr.includes('pw@'));
+  const s = await server();
+  const nodb = runCli(['db', 'migrate', '--db', s.url('no_such_db')]);
+  assert.equal(nodb.status, 3);
+  assert.match(nodb.stderr, /database "no_such_db" does not exist: create it first/);
+  assert.ok(!/\n\s+at /.test(nodb.stderr), 'no stack trace');
+});
+
+test('db is listed in --help with its exit codes', () => {
+  assert.match(runCli(['--help']).stdout, /\bdb\b.*schema/);
+  assert.match(runCli(['db', 'migrate', '--help']).stdout, /postgres:\/\/[\s\S]*Exit codes: 0 ok, 3 no such store or database, 5/);
+});

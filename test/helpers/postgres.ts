@@ -1,0 +1,162 @@
+import { after } from 'node:test';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import pg from 'pg';
+
+/**
+ * A real PostgreSQL server for the tests of one test file (one process): initdb into a temp folder,
+ * started on a free loopback port with its unix socket in that folder, one fresh database per
+ * caller, stopped and deleted when the file's tests end.
+ *
+ * initdb refuses to run as root (CI runs as root), so the server then runs as the unprivileged
+ * user `nobody`, owning the temp folder. Durability is off (fsync, full_page_writes): a test
+ * database never needs to survive a power loss, and startup and writes get much cheaper.
+ */
+
+const PG_ROOT = '/usr/lib/postgresql';
+const INSTALL_HINT =
+  'install the PostgreSQL server (Debian/Ubuntu: "apt-get install -y postgresql"; .ci/run does this when it is missing), ' +
+  'or point EGRESS_TRIAGE_PG_BIN at the folder holding initdb and pg_ctl';
+
+/** The folder with initdb and pg_ctl: EGRESS_TRIAGE_PG_BIN, else the newest /usr/lib/postgresql/N/bin, preferring 15. */
+export function postgresBinDir(env: NodeJS.ProcessEnv = process.env): string {
+  const candidates: string[] = [];
+  if (env.EGRESS_TRIAGE_PG_BIN) candidates.push(env.EGRESS_TRIAGE_PG_BIN);
+  else if (existsSync(PG_ROOT)) {
+    const versions = readdirSync(PG_ROOT).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    if (versions.includes('15')) versions.unshift('15');
+    candidates.push(...versions.map((v) => join(PG_ROOT, v, 'bin')));
+  }
+  const dir = candidates.find((d) => existsSync(join(d, 'initdb')) && existsSync(join(d, 'pg_ctl')));
+  if (!dir) throw new Error(`PostgreSQL tests need initdb and pg_ctl, found none (looked in ${candidates.join(', ') || PG_ROOT + '/*/bin'}): ${INSTALL_HINT}`);
+  return dir;
+}
+
+/** uid/gid to run the server as: ourselves, unless we are root (then `nobody`). */
+function serverUser(): { uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'));
+  if (!line) throw new Error('PostgreSQL tests run as root need the unprivileged user "nobody" to run the server as (initdb refuses root): create it with "useradd -r nobody"');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function run(cmd: string, args: string[], opts: SpawnOptions): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, output }));
+  });
+}
+
+export class PostgresServer {
+  private stopped = false;
+  private dbs = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+    private readonly bin: string,
+    private readonly spawnOpts: SpawnOptions,
+  ) {}
+
+  /** initdb + start. The caller stops it (usePostgres() does so after the file's tests). */
+  static async start(opts: { sharedBuffers?: string; extra?: string[] } = {}): Promise<PostgresServer> {
+    const bin = postgresBinDir();
+    const user = serverUser();
+    const dir = mkdtempSync(join(tmpdir(), 'egress-triage-pg-'));
+    // The server user must own its folder; mkdtemp made it 0700 for us.
+    if (user) chownSync(dir, user.uid, user.gid);
+    const spawnOpts: SpawnOptions = { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC' }, ...(user ?? {}) };
+    const data = join(dir, 'data');
+    const init = await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], spawnOpts);
+    if (init.code !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      const hint = user ? ` (the server runs as "nobody", which must be able to reach ${dir}: check the permissions of TMPDIR and its parents)` : '';
+      throw new Error(`initdb failed (exit ${init.code}) in ${dir}${hint}:\n${init.output}`);
+    }
+    // A port found free can be taken before the server binds it: try a few.
+    let lastError = '';
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort();
+      const options = [
+        `-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", '-c fsync=off', '-c full_page_writes=off',
+        '-c synchronous_commit=off', `-c shared_buffers=${opts.sharedBuffers ?? '32MB'}`, ...(opts.extra ?? []), '-c max_connections=60', '-c max_locks_per_transaction=256',
+      ].join(' ');
+      const started = await run(join(bin, 'pg_ctl'), ['start', '-w', '-t', '120', '-D', data, '-l', join(dir, 'server.log'), '-o', options], spawnOpts);
+      if (started.code === 0) {
+        const server = new PostgresServer(dir, port, bin, spawnOpts);
+        process.once('exit', () => server.stopSync());
+        return server;
+      }
+      const log = existsSync(join(dir, 'server.log')) ? readFileSync(join(dir, 'server.log'), 'utf8') : '';
+      lastError = `${started.output}\n${log}`;
+      if (!/already in use|could not bind/i.test(log)) break;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`PostgreSQL did not start:\n${lastError}`);
+  }
+
+  /** A connection URL for database `db` as the superuser over loopback TCP. */
+  url(db = 'postgres'): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${db}`;
+  }
+
+  /** A new, empty database; returns its URL. */
+  async createDatabase(prefix = 'test'): Promise<string> {
+    const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${++this.dbs}`;
+    const c = new pg.Client({ connectionString: this.url() });
+    await c.connect();
+    try {
+      await c.query(`CREATE DATABASE ${name}`);
+    } finally {
+      await c.end();
+    }
+    return this.url(name);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await run(join(this.bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', join(this.dir, 'data')], this.spawnOpts);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Last resort when the process exits without the after() hook having run. */
+  private stopSync(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    spawnSync(join(this.bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', join(this.dir, 'data')], { ...this.spawnOpts, stdio: 'ignore' });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+let shared: Promise<PostgresServer> | null = null;
+
+/**
+ * The server of this test process, started on first use and stopped after the calling file's tests.
+ * Call at the top level of a test file; each test then takes its own database with createDatabase().
+ */
+export function usePostgres(): () => Promise<PostgresServer> {
+  after(async () => {
+    if (shared) await (await shared.catch(() => null))?.stop();
+  });
+  return () => (shared ??= PostgresServer.start());
+}
