@@ -103,6 +103,12 @@ export class RedisConnection {
   explain(e: unknown): Error {
     const m = (e as Error).message ?? String(e);
     if (m.startsWith('Redis at ')) return e as Error;
+    // The client's own words for a lost connection ("Stream isn't writeable ...") say less than ours.
+    if (!this.usable || /writeable|Connection is closed|ECONNREFUSED|ECONNRESET/.test(m)) {
+      this.lastError ??= m;
+      this.usable = false;
+      return new Error(`Redis at ${this.display} is unreachable (${this.lastError}); calls that need rate-limit or approval state are denied until it is back`);
+    }
     return new Error(`Redis at ${this.display}: ${m}`);
   }
 
