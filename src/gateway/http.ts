@@ -160,7 +160,9 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         const row = await state.approvals.decide(parts[2]!, parts[3] === 'approve' ? 'approved' : 'denied', `http:${grant.identity}`, reason);
         return json(res, 200, { approval: row });
       } catch (e) {
-        return json(res, 409, { error: (e as Error).message });
+        // Unknown or already decided is the caller's conflict; anything else is the state being unavailable.
+        const m = (e as Error).message;
+        return json(res, /^no approval with id|, not pending$/.test(m) ? 409 : 503, { error: m });
       }
     }
     return json(res, 404, { error: 'not found' });

@@ -26,6 +26,14 @@ test('Redis stopped and restarted without its data mid-run: calls are denied wit
       // A call that needs no state still passes.
       assert.equal(JSON.parse(text(await c.callTool({ name: 'stats', arguments: {} }))).echo, 6);
     }
+    // The approvals API says the state is unavailable rather than pretending there is nothing pending.
+    const api = r.urls[0]!.replace(/\/mcp$/, '/policy/approvals');
+    const auth = { authorization: `Bearer ${r.admin}` };
+    const list = await fetch(api, { headers: auth });
+    assert.equal(list.status, 503);
+    assert.match(((await list.json()) as { error: string }).error, /Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is unreachable/);
+    const decide = await fetch(`${api}/apr_0123456789abcdef/approve`, { method: 'POST', headers: auth, body: '{}' });
+    assert.equal(decide.status, 503);
     for (const i of [0, 1, 2]) {
       const denied = (await r.audit(i)).filter((a) => a.tool === 'echo' && a.decision === 'deny');
       assert.equal(denied.length, 1, `replica ${i} audits the denial`);
