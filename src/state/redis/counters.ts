@@ -86,22 +86,26 @@ export class RedisCounters implements RateCounters {
     const res = r as RedisReservation;
     if (res.released) return;
     res.released = true;
-    for (const c of res.charges) {
-      // Left in the journal when Redis cannot be reached: the charge then stays, which over-counts
-      // and never over-admits.
-      await this.conn.run('refund', [c.z, c.s], [c.member, String(c.cost)]);
-      this.journal.delete(c.member);
-    }
+    // One script per counter, sent together (they may live on different Cluster slots). A charge whose
+    // refund fails stays in the journal and in Redis: over-counting, never over-admitting.
+    await Promise.all(
+      res.charges.map(async (c) => {
+        await this.conn.run('refund', [c.z, c.s], [c.member, String(c.cost)]);
+        this.journal.delete(c.member);
+      }),
+    );
   }
 
   async commit(r: Reservation): Promise<void> {
     const res = r as RedisReservation;
     if (res.released) return;
     res.released = true;
-    for (const c of res.charges) {
-      c.committed = true;
-      await this.conn.run('commit', [c.z], [c.member]);
-    }
+    await Promise.all(
+      res.charges.map((c) => {
+        c.committed = true;
+        return this.conn.run('commit', [c.z], [c.member]);
+      }),
+    );
   }
 
   async used(key: string, windowMs: number): Promise<number> {
