@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { PolicyHolder } from '../policy/holder.js';
-import type { PolicyState } from '../policy/state.js';
+import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import { indexGrants, type Grant } from '../http/grants.js';
@@ -16,6 +16,8 @@ export interface HttpGatewayOptions {
   policyPath: string;
   dbPath: string;
   auditFile?: string | false;
+  /** Shared policy state (`redis://host:port[/db]`); without it, the store at dbPath. */
+  stateUrl?: string;
   upstreamUrl: string;
   host?: string;
   port?: number;
@@ -36,7 +38,7 @@ export interface HttpGateway {
   port: number;
   sessions(): number;
   close(): Promise<void>;
-  state: PolicyState;
+  state: PolicyStateBackend;
 }
 
 interface Session {
@@ -61,9 +63,16 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     policyPaths: [o.policyPath, ...grants.flatMap((g) => (g.policy ? [g.policy] : []))],
     dbPath: o.dbPath,
     auditFile: o.auditFile,
+    stateUrl: o.stateUrl,
     watch: o.watch,
     log,
   });
+  try {
+    await runtimes.state.ready();
+  } catch (e) {
+    runtimes.close();
+    throw e;
+  }
   const holderFor = (grant: Grant | undefined): PolicyHolder => runtimes.runtimeFor(grant?.policy ?? o.policyPath).holder;
   const state = runtimes.runtimeFor(o.policyPath).state;
   const sessions = new Map<string, Session>();
@@ -132,7 +141,11 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     if (!grant?.admin) return json(res, 403, { error: 'the approvals API needs an admin bearer token' });
     const parts = url.pathname.split('/').filter(Boolean); // policy, approvals, [id, action]
     if (req.method === 'GET' && parts.length === 2) {
-      return json(res, 200, { approvals: state.approvals.list({ status: (url.searchParams.get('status') as 'pending') ?? 'pending' }) });
+      try {
+        return json(res, 200, { approvals: await state.approvals.list({ status: (url.searchParams.get('status') as 'pending') ?? 'pending' }) });
+      } catch (e) {
+        return json(res, 503, { error: `policy state error: ${(e as Error).message}` });
+      }
     }
     if (req.method === 'POST' && parts.length === 4 && (parts[3] === 'approve' || parts[3] === 'deny')) {
       const body = await readBody(req);
@@ -144,10 +157,12 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         return json(res, 400, { error: 'body must be JSON' });
       }
       try {
-        const row = state.approvals.decide(parts[2]!, parts[3] === 'approve' ? 'approved' : 'denied', `http:${grant.identity}`, reason);
+        const row = await state.approvals.decide(parts[2]!, parts[3] === 'approve' ? 'approved' : 'denied', `http:${grant.identity}`, reason);
         return json(res, 200, { approval: row });
       } catch (e) {
-        return json(res, 409, { error: (e as Error).message });
+        // Unknown or already decided is the caller's conflict; anything else is the state being unavailable.
+        const m = (e as Error).message;
+        return json(res, /^no approval with id|, not pending$/.test(m) ? 409 : 503, { error: m });
       }
     }
     return json(res, 404, { error: 'not found' });

@@ -9,6 +9,7 @@
  *     identity?: string;                  // "client" rate-limit scope + audit identity (default "local")
  *     sessionId?: string;                 // session key; default clientTransport.sessionId, else random
  *     auditFile?: string | false;         // default <dbdir>/policy-audit.jsonl
+ *     stateUrl?: string;                  // redis://host:port[/db]: counters and approvals shared by replicas
  *     runtime?: PolicyRuntime;            // share one loaded policy/state across many HTTP sessions
  *     relateDownstream?: boolean;         // true for Streamable HTTP client transports (default: auto)
  *   }): Promise<{ proxy: PolicyProxy; runtime: PolicyRuntime; close(): Promise<void> }>
@@ -31,6 +32,7 @@ export interface InProcessGatewayOptions {
   identity?: string;
   sessionId?: string;
   auditFile?: string | false;
+  stateUrl?: string;
   runtime?: PolicyRuntime;
   relateDownstream?: boolean;
 }
@@ -43,7 +45,13 @@ export interface InProcessGateway {
 
 export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions): Promise<InProcessGateway> {
   const ownRuntime = !opts.runtime;
-  const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile });
+  const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile, stateUrl: opts.stateUrl });
+  try {
+    await runtime.state.ready();
+  } catch (e) {
+    if (ownRuntime) runtime.close();
+    throw e;
+  }
   const [gatewaySide, serverSide] = InMemoryTransport.createLinkedPair();
   const fallbackSession = `inproc-${randomUUID()}`;
   let closed = false;

@@ -5,10 +5,16 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { getPath, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
-import type { PolicyState } from '../policy/state.js';
-import type { AuditDecision, AuditRecord, UpstreamOutcome } from '../policy/audit.js';
-import type { LimitRequest, Reservation } from '../policy/rate-limiter.js';
-import type { ApprovalOutcome } from '../policy/approvals.js';
+import type {
+  ApprovalOutcome,
+  AuditDecision,
+  AuditRecord,
+  LimitRequest,
+  PolicyStateBackend,
+  Reservation,
+  ReserveResult,
+  UpstreamOutcome,
+} from '../storage/policy-state.js';
 import { classifyInbound } from './methods.js';
 import { quotaComesBack } from './quota.js';
 
@@ -32,7 +38,7 @@ export interface ProxyOptions {
   downstream: Transport;
   upstream: Transport;
   holder: PolicyHolder;
-  state: PolicyState;
+  state: PolicyStateBackend;
   /** Rate-limit "session" scope key; called lazily because HTTP session ids appear after initialize. */
   session: () => string;
   /** Rate-limit "client" scope key: the authenticated identity. */
@@ -67,6 +73,8 @@ interface Call {
   decision: Decision;
   policyHash: string;
   reservation?: Reservation;
+  /** The counters answer asynchronously (a shared backend) and have not answered yet. */
+  reserving?: boolean;
   t0: number;
   forwarded: boolean;
   done: boolean;
@@ -224,7 +232,6 @@ export class PolicyProxy {
       return;
     }
     // Reserve quota before forwarding (or before asking a human): all limits or none.
-    let reservation: Reservation | undefined;
     if (decision.limits.length) {
       const reqs: LimitRequest[] = [];
       for (const l of decision.limits) {
@@ -240,32 +247,77 @@ export class PolicyProxy {
         const scopeKey = l.scope === 'global' ? 'g' : l.scope === 'client' ? `c:${this.o.identity}` : `s:${this.o.session()}`;
         reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });
       }
-      let r;
+      const call = this.newCall(m, name, args, argsHash, decision, loaded.hash, t0);
+      let r: ReserveResult | Promise<ReserveResult>;
       try {
         r = this.o.holder.limiter.reserve(reqs);
       } catch (e) {
         this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, argsHash, decision);
         return;
       }
-      if (!r.ok) {
-        const lim = decision.limits[reqs.findIndex((q) => q.key === r.key)]!;
-        const retry = Number.isFinite(r.retryAfterMs) ? `retry after ${Math.ceil(r.retryAfterMs / 1000)}s` : 'this call costs more than the limit allows and can never succeed';
-        this.deny(
-          m, t0, name, args, lim.rule, 'rate_limited',
-          `rate limit exceeded for "${name}": max ${lim.max} per ${lim.windowMs / 1000}s (scope ${lim.scope}); ${retry}`,
-          loaded.hash, argsHash, decision,
-        );
-        return;
-      }
-      reservation = r.reservation;
+      if (!(r instanceof Promise)) return this.reserved(call, reqs, r);
+      // A shared backend answers later. The call is registered now, so a cancellation or a duplicate id
+      // that arrives meanwhile is handled like for any call in flight.
+      call.reserving = true;
+      this.calls.set(id, call);
+      r.then(
+        (res) => this.reserved(call, reqs, res),
+        (e: Error) => {
+          call.reserving = false;
+          if (call.done) return;
+          this.calls.delete(id);
+          this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${e.message}`, loaded.hash, argsHash, decision);
+        },
+      );
+      return;
     }
-    const call: Call = {
-      id, msg: m, tool: name, args, argsHash, decision, policyHash: loaded.hash, reservation, t0,
-      forwarded: false, done: false, auditDecision: 'allow',
-    };
-    this.calls.set(id, call);
-    if (decision.action === 'require_approval') void this.awaitApproval(call);
+    this.admit(this.newCall(m, name, args, argsHash, decision, loaded.hash, t0));
+  }
+
+  private newCall(m: Msg, tool: string, args: Record<string, unknown>, argsHash: string, decision: Decision, policyHash: string, t0: number): Call {
+    return { id: m.id as Id, msg: m, tool, args, argsHash, decision, policyHash, t0, forwarded: false, done: false, auditDecision: 'allow' };
+  }
+
+  /** The counters' answer for a call: charge it and go on, or deny it as rate limited. */
+  private reserved(call: Call, reqs: LimitRequest[], r: ReserveResult): void {
+    call.reserving = false;
+    if (call.done) {
+      // Cancelled or the session ended while the counters were answering: it never ran.
+      if (r.ok) this.settleQuota(r.reservation, true);
+      return;
+    }
+    if (!r.ok) {
+      this.calls.delete(call.id);
+      const d = call.decision;
+      const lim = d.limits[reqs.findIndex((q) => q.key === r.key)]!;
+      const retry = Number.isFinite(r.retryAfterMs) ? `retry after ${Math.ceil(r.retryAfterMs / 1000)}s` : 'this call costs more than the limit allows and can never succeed';
+      this.deny(
+        call.msg, call.t0, call.tool, call.args, lim.rule, 'rate_limited',
+        `rate limit exceeded for "${call.tool}": max ${lim.max} per ${lim.windowMs / 1000}s (scope ${lim.scope}); ${retry}`,
+        call.policyHash, call.argsHash, d,
+      );
+      return;
+    }
+    call.reservation = r.reservation;
+    this.admit(call);
+  }
+
+  private admit(call: Call): void {
+    this.calls.set(call.id, call);
+    if (call.decision.action === 'require_approval') void this.awaitApproval(call);
     else this.forward(call);
+  }
+
+  /** Ends a reservation: refund when the upstream provably did not run the call, commit otherwise. */
+  private settleQuota(res: Reservation, back: boolean): void {
+    const counters = this.o.holder.limiter;
+    try {
+      const p = back ? counters.refund(res) : counters.commit(res);
+      // A refund that cannot reach the backend leaves the charge in place: over-counting, never over-admitting.
+      if (p instanceof Promise) p.catch((e: Error) => this.o.log?.(`quota ${back ? 'refund' : 'commit'} failed: ${e.message}`));
+    } catch (e) {
+      this.o.log?.(`quota ${back ? 'refund' : 'commit'} failed: ${(e as Error).message}`);
+    }
   }
 
   private forward(call: Call): void {
@@ -286,7 +338,7 @@ export class PolicyProxy {
     const st = this.o.state.approvals;
     let req;
     try {
-      req = st.request({
+      req = await st.request({
         session: this.o.session(),
         identity: this.o.identity,
         tool: call.tool,
@@ -298,6 +350,7 @@ export class PolicyProxy {
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
     }
+    if (call.done) return; // cancelled while the approval was being filed
     call.approvalId = req.row.id;
     let outcome: ApprovalOutcome;
     if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
@@ -313,10 +366,11 @@ export class PolicyProxy {
     if (outcome.status === 'approved') {
       let used = false;
       try {
-        used = st.consume(req.row.id);
+        used = await st.consume(req.row.id);
       } catch (e) {
         return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
       }
+      if (call.done) return;
       if (!used) return this.denyCall(call, 'approval_denied', `approval ${req.row.id} was already used by another call`);
       abort.abort(); // stop the elicitation / poll
       call.auditDecision = 'approved';
@@ -380,12 +434,12 @@ export class PolicyProxy {
   }
 
   private recordDecision(id: string, d: 'approved' | 'denied', reason: unknown, resolve: (o: ApprovalOutcome) => void): void {
-    try {
-      this.o.state.approvals.decide(id, d, 'elicitation', typeof reason === 'string' ? reason : undefined);
-      resolve({ status: d, decidedBy: 'elicitation', reason: typeof reason === 'string' ? reason : undefined });
-    } catch {
+    const why = typeof reason === 'string' ? reason : undefined;
+    this.o.state.approvals.decide(id, d, 'elicitation', why).then(
+      () => resolve({ status: d, decidedBy: 'elicitation', reason: why }),
       // Already decided through another channel: that decision reaches the waiter via the store.
-    }
+      () => undefined,
+    );
   }
 
   // ---------------------------------------------------------------- server -> agent
@@ -473,7 +527,7 @@ export class PolicyProxy {
     call.abort?.abort();
     this.calls.delete(call.id);
     const back = quotaComesBack({ forwarded: call.forwarded, upstream, rpcErrorCode });
-    if (call.reservation && back) this.o.holder.limiter.rollback(call.reservation);
+    if (call.reservation) this.settleQuota(call.reservation, back);
     this.audit({
       tool: call.tool, args: call.args, argsHash: call.argsHash, decision,
       rule: call.decision.line ? `${call.decision.rule} (line ${call.decision.line})` : call.decision.rule,

@@ -1,4 +1,4 @@
-import type { UpstreamOutcome } from '../policy/audit.js';
+import type { UpstreamOutcome } from '../storage/policy-state.js';
 
 /**
  * JSON-RPC errors that mean the server did not execute the request: the message could not be parsed

@@ -1,12 +1,15 @@
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { PolicyHolder } from '../policy/holder.js';
-import { PolicyState } from '../policy/state.js';
-import { formatIssue, PolicyLoadError } from '../policy/load.js';
+import { formatIssue, loadPolicyFile, PolicyLoadError } from '../policy/load.js';
+import type { PolicyStateBackend } from '../storage/policy-state.js';
+import { openPolicyState } from '../storage/open-store.js';
 
 export interface RuntimeOptions {
   policyPath: string;
   dbPath: string;
   auditFile?: string | false;
+  /** Shared policy state, `redis://host:port[/db]`; without it, the store at dbPath (as before). */
+  stateUrl?: string;
   /** Watch the policy file for changes (default true). */
   watch?: boolean;
   log?: (line: string) => void;
@@ -14,14 +17,27 @@ export interface RuntimeOptions {
 
 export interface PolicyRuntime {
   holder: PolicyHolder;
-  state: PolicyState;
+  state: PolicyStateBackend;
   close(): void;
 }
 
-/** Loads the policy (throws PolicyLoadError: an invalid policy refuses to start) and opens the state DB. */
+/**
+ * Counters of one policy file. Named by the file's base name, not its full path, so replicas that
+ * mount the same policy at different paths still share them; two files only share a counter when
+ * their names and rule paths are both equal, which can only make a limit stricter.
+ */
+function countersFor(state: PolicyStateBackend, path: string) {
+  return state.counters(basename(path));
+}
+
+/**
+ * Loads the policy (throws PolicyLoadError: an invalid policy refuses to start) and opens the policy
+ * state. Await `state.ready()` before serving: a shared backend may still be connecting.
+ */
 export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
-  const holder = new PolicyHolder(o.policyPath);
-  const state = new PolicyState({ dbPath: o.dbPath, auditFile: o.auditFile });
+  const loaded = loadPolicyFile(resolve(o.policyPath));
+  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
+  const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, o.policyPath));
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   holder.on('invalid', (e: PolicyLoadError) => {
     log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
@@ -33,7 +49,7 @@ export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
     state,
     close() {
       holder.close();
-      state.close();
+      void state.close();
     },
   };
 }
@@ -41,37 +57,34 @@ export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
 export interface PolicyRuntimeSet {
   /** The runtime of a policy file given to createPolicyRuntimeSet; throws for any other path. */
   runtimeFor(policyPath: string): PolicyRuntime;
+  /** The one policy state all runtimes share. */
+  state: PolicyStateBackend;
   close(): void;
 }
 
 /**
  * One runtime per distinct policy file (the default one and each grant's own), all created up front
- * and sharing one state DB handle: every session using a file charges the same counters, and an
+ * and sharing one policy state: every session using a file charges the same counters, and an
  * invalid file refuses to start.
  */
 export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & { policyPaths: string[] }): PolicyRuntimeSet {
-  const state = new PolicyState({ dbPath: o.dbPath, auditFile: o.auditFile });
+  const loaded = new Map(o.policyPaths.map((p) => [resolve(p), undefined as ReturnType<typeof loadPolicyFile> | undefined]));
+  for (const abs of loaded.keys()) loaded.set(abs, loadPolicyFile(abs));
+  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
   const holders = new Map<string, PolicyHolder>();
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage policy: ${l}\n`));
-  try {
-    for (const p of o.policyPaths) {
-      const abs = resolve(p);
-      if (holders.has(abs)) continue;
-      const holder = new PolicyHolder(abs);
-      holders.set(abs, holder);
-      holder.setMaxListeners(0); // one reload listener per session
-      holder.on('invalid', (e: PolicyLoadError) => {
-        log(`policy ${abs}: reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
-      });
-      holder.on('reload', () => log(`policy ${abs} reloaded (${holder.current.hash.slice(0, 12)})`));
-      if (o.watch !== false) holder.watch();
-    }
-  } catch (e) {
-    for (const h of holders.values()) h.close();
-    state.close();
-    throw e;
+  for (const [abs, policy] of loaded) {
+    const holder = new PolicyHolder(abs, policy, countersFor(state, abs));
+    holders.set(abs, holder);
+    holder.setMaxListeners(0); // one reload listener per session
+    holder.on('invalid', (e: PolicyLoadError) => {
+      log(`policy ${abs}: reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
+    });
+    holder.on('reload', () => log(`policy ${abs} reloaded (${holder.current.hash.slice(0, 12)})`));
+    if (o.watch !== false) holder.watch();
   }
   return {
+    state,
     runtimeFor(policyPath) {
       const holder = holders.get(resolve(policyPath));
       if (!holder) throw new Error(`no policy runtime for ${policyPath}`);
@@ -79,7 +92,7 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
     },
     close() {
       for (const h of holders.values()) h.close();
-      state.close();
+      void state.close();
     },
   };
 }

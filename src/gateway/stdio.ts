@@ -9,6 +9,8 @@ export interface StdioGatewayOptions {
   policyPath: string;
   dbPath: string;
   auditFile?: string | false;
+  /** Shared policy state, `redis://host:port[/db]`; without it, the store at dbPath. */
+  stateUrl?: string;
   command: string;
   args: string[];
   /** "client" rate-limit scope key and audit identity; default `local:<os user>`. */
@@ -33,7 +35,13 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 /** Runs one stdio session: our stdin/stdout <-> policy <-> a spawned child. Resolves with an exit code. */
 export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
-  const runtime = createPolicyRuntime({ policyPath: o.policyPath, dbPath: o.dbPath, auditFile: o.auditFile });
+  const runtime = createPolicyRuntime({ policyPath: o.policyPath, dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl });
+  try {
+    await runtime.state.ready();
+  } catch (e) {
+    runtime.close();
+    throw e;
+  }
   const session = o.sessionId ?? `stdio-${randomUUID()}`;
   let identity = o.identity;
   if (!identity) {

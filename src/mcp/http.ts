@@ -43,6 +43,8 @@ export interface HttpAppOptions extends EgressTriageServerOptions {
   grants?: Grant[];
   /** state DB for a grant's own policy when `policy` is not set */
   policyDbPath?: string;
+  /** shared policy state (redis://...) for a grant's own policy when `policy` is not set */
+  policyStateUrl?: string;
   /** host names accepted in Host/Origin besides loopback names and the listen address */
   allowedHosts?: string[];
   log?: (line: string) => void;
@@ -143,7 +145,9 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const policyDbPath = opts.policy?.dbPath ?? opts.policyDbPath;
   if (policyPaths.length > 0 && !policyDbPath) throw new Error('a grant names a policy, but no policy state DB was given');
   const runtimes: PolicyRuntimeSet | undefined =
-    policyPaths.length > 0 ? createPolicyRuntimeSet({ policyPaths, dbPath: policyDbPath!, auditFile: opts.policy?.auditFile, log }) : undefined;
+    policyPaths.length > 0
+      ? createPolicyRuntimeSet({ policyPaths, dbPath: policyDbPath!, auditFile: opts.policy?.auditFile, stateUrl: opts.policy?.stateUrl ?? opts.policyStateUrl, log })
+      : undefined;
   const runtimeFor = (grant: Grant | undefined): PolicyRuntime | undefined => {
     const path = grant?.policy ?? opts.policy?.policyPath;
     return path ? runtimes!.runtimeFor(path) : undefined;
@@ -290,7 +294,9 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       return url;
     },
     sessionCount: () => sessions.size,
-    listen() {
+    async listen() {
+      // A shared policy state must be reachable before the first session: fail closed at start.
+      await runtimes?.state.ready();
       return new Promise<string>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {

@@ -8,6 +8,8 @@ export interface PolicyOptions {
   dbPath: string;
   auditFile?: string | false;
   identity?: string;
+  /** shared policy state, redis://host:port[/db]; without it, the store at dbPath */
+  stateUrl?: string;
 }
 
 export interface StdioHandle {
@@ -36,6 +38,7 @@ export async function runStdioServer(
       policyPath: opts.policy.policyPath,
       dbPath: opts.policy.dbPath,
       auditFile: opts.policy.auditFile,
+      stateUrl: opts.policy.stateUrl,
       identity: opts.policy.identity,
       server,
       clientTransport: transport,

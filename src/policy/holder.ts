@@ -3,7 +3,8 @@ import { watch, watchFile, unwatchFile, readFileSync, type FSWatcher } from 'nod
 import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadPolicyFile, parsePolicy, PolicyLoadError, type LoadedPolicy } from './load.js';
-import { SlidingWindowLimiter, type Clock } from './rate-limiter.js';
+import { SlidingWindowLimiter } from './rate-limiter.js';
+import type { RateCounters } from '../storage/policy-state.js';
 
 export interface ReloadEvent {
   previous: LoadedPolicy;
@@ -13,14 +14,15 @@ export interface ReloadEvent {
 
 /**
  * The policy in force plus its rate-limit counters. Hot reload swaps the engine atomically
- * (calls already decided keep their decision); counters live here, keyed by rule path, so a
- * reload does not reset quotas. A file that fails validation is reported and ignored.
+ * (calls already decided keep their decision); counters stay with the holder, keyed by rule path,
+ * so a reload does not reset quotas. They come from the policy-state backend (in this process's
+ * memory by default, shared in Redis with --state). A file that fails validation is reported and ignored.
  *
  * Events: 'reload' (ReloadEvent), 'invalid' (PolicyLoadError).
  */
 export class PolicyHolder extends EventEmitter {
   current: LoadedPolicy;
-  readonly limiter: SlidingWindowLimiter;
+  readonly limiter: RateCounters;
   private watcher?: FSWatcher;
   private debounce?: NodeJS.Timeout;
   private polling = false;
@@ -28,12 +30,12 @@ export class PolicyHolder extends EventEmitter {
   constructor(
     readonly path: string,
     initial?: LoadedPolicy,
-    clock?: Clock,
+    counters?: RateCounters,
   ) {
     super();
     this.path = resolve(path);
     this.current = initial ?? loadPolicyFile(this.path);
-    this.limiter = new SlidingWindowLimiter(clock);
+    this.limiter = counters ?? new SlidingWindowLimiter();
   }
 
   /** Re-reads the file now. Returns true when a new version was put in force. */

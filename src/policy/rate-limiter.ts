@@ -1,25 +1,21 @@
 /**
- * Sliding-window rate limiter with reserve / rollback.
+ * Sliding-window rate limiter with reserve / commit / refund.
  *
  * Each key keeps a log of admitted calls (time, cost). A window is exact: a call is admitted iff the
  * cost admitted in the last `windowMs` plus its own cost stays <= max. Nothing is calendar aligned, so
  * a burst at the end of one minute cannot be followed by a second burst at the start of the next.
- * Reservation is synchronous (single JS thread), so concurrent calls can never over-admit; rollback
+ * Reservation is synchronous (single JS thread), so concurrent calls can never over-admit; refund
  * gives the quota back when the upstream never produced a result, and commit makes a charge final.
  *
  * Housekeeping forgets a key only once its newest entry is older than that key's own window, so a
  * weekly window holds for the whole week however quiet it is. Counters live in this process's memory:
- * a restart starts every window afresh.
+ * a restart starts every window afresh. This is the counters half of the default (store) policy-state
+ * backend; src/state/redis/ shares counters between processes instead.
  */
+import type { LimitRequest, RateCounters, Reservation as PortReservation, ReserveResult as PortReserveResult } from '../storage/policy-state.js';
 
+export type { LimitRequest } from '../storage/policy-state.js';
 export type Clock = () => number;
-
-export interface LimitRequest {
-  key: string;
-  max: number;
-  windowMs: number;
-  cost: number;
-}
 
 interface Entry {
   t: number;
@@ -34,17 +30,13 @@ interface Window {
   windowMs: number;
 }
 
-export interface Reservation {
+export interface Reservation extends PortReservation {
   readonly parts: { w: Window; e: Entry }[];
-  /** Rolled back or committed: either way, no later rollback may change the counters. */
-  released: boolean;
 }
 
-export type ReserveResult =
-  | { ok: true; reservation: Reservation }
-  | { ok: false; key: string; max: number; windowMs: number; retryAfterMs: number; used: number };
+export type ReserveResult = Exclude<PortReserveResult, { ok: true }> | { ok: true; reservation: Reservation };
 
-export class SlidingWindowLimiter {
+export class SlidingWindowLimiter implements RateCounters {
   private readonly windows = new Map<string, Window>();
   private ops = 0;
 
@@ -56,7 +48,7 @@ export class SlidingWindowLimiter {
     while (w.head < es.length && es[w.head]!.t <= cutoff) {
       const e = es[w.head]!;
       w.sum -= e.cost;
-      // A later rollback of this reservation must not subtract it a second time.
+      // A later refund of this reservation must not subtract it a second time.
       e.cost = 0;
       w.head++;
     }
@@ -96,7 +88,8 @@ export class SlidingWindowLimiter {
   }
 
   /** Gives the quota back. Idempotent. */
-  rollback(res: Reservation): void {
+  refund(r: PortReservation): void {
+    const res = r as Reservation;
     if (res.released) return;
     res.released = true;
     for (const { w, e } of res.parts) {
@@ -107,7 +100,7 @@ export class SlidingWindowLimiter {
   }
 
   /** The call reached the upstream: its charge stays whatever happens next. Idempotent. */
-  commit(res: Reservation): void {
+  commit(res: PortReservation): void {
     res.released = true;
   }
 

@@ -10,11 +10,15 @@ import type { DetectionRepository, IngestLeases } from './store.js';
 import type { SchemaPort } from './schema-port.js';
 import type { IngestPort } from './ingest-port.js';
 import { PgIngestPort } from './postgres/ingest-port.js';
+import type { PolicyStateBackend } from './policy-state.js';
+import { SqlitePolicyState } from './sqlite/policy-state.js';
+import { RedisPolicyState, parseRedisStateUrl } from '../state/redis/state.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
- * PostgreSQL; anything else is the path of a SQLite file, the embedded default. Nothing outside a
- * backend's folder imports a backend but this module.
+ * PostgreSQL; anything else is the path of a SQLite file, the embedded default. It also picks the
+ * policy-state backend (the store by default, Redis with `--state redis://...`). Nothing outside a
+ * backend's folder imports a backend but this module (npm run lint enforces it).
  */
 
 export type StoreBackend = 'sqlite' | 'postgres';
@@ -116,4 +120,28 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
   }
   const s = SqliteStore.open(loc.target);
   return { backend: 'sqlite', display: loc.display, detections: s.detections, leases: s.leases, close: async () => s.close() };
+}
+
+// ----- policy state -----
+
+export interface OpenPolicyStateOptions {
+  /** The store: approvals and counters without --state, and always the audit. */
+  dbPath: string;
+  auditFile?: string | false;
+  /** `redis://host:port[/db]`: counters and approvals shared by every replica. */
+  stateUrl?: string;
+  clock?: () => number;
+  log?: (line: string) => void;
+}
+
+/** Throws a readable message when `--state` is not a URL this build can use. */
+export function checkStateUrl(url: string): void {
+  parseRedisStateUrl(url);
+}
+
+export function openPolicyState(o: OpenPolicyStateOptions): PolicyStateBackend {
+  if (o.stateUrl !== undefined) checkStateUrl(o.stateUrl);
+  const store = new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock });
+  if (o.stateUrl === undefined) return store;
+  return new RedisPolicyState({ url: o.stateUrl, audit: store.audit, closeAudit: () => store.close(), clock: o.clock, log: o.log });
 }

@@ -7,7 +7,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
 import { PolicyHolder } from '../../src/policy/holder.js';
-import { PolicyState } from '../../src/policy/state.js';
+import { SqlitePolicyState } from '../../src/storage/sqlite/policy-state.js';
+import { SlidingWindowLimiter } from '../../src/policy/rate-limiter.js';
 import { text, tmpDir, waitFor } from './helpers.js';
 
 function makeServer(onSlow: { release?: () => void }) {
@@ -36,8 +37,8 @@ tools:
   const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
   // Time comes from an injected clock: the test moves it instead of sleeping.
   let now = Date.now();
-  const holder = new PolicyHolder(policy, undefined, () => now);
-  const state = new PolicyState({ dbPath: t.db, clock: () => now });
+  const holder = new PolicyHolder(policy, undefined, new SlidingWindowLimiter(() => now));
+  const state = new SqlitePolicyState({ dbPath: t.db, clock: () => now });
   const runtime = { holder, state, close: () => (holder.close(), state.close()) };
   const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'tester', runtime });
   const client = new Client({ name: 'c', version: '1' });
@@ -62,10 +63,10 @@ tools:
     const key = 'tools.hang.rate_limit\u0000g';
     const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
     await waitFor(() => (hooks.release ? true : undefined)); // the call reached the server
-    assert.equal(limiter.used(key, 60_000), 1);
+    assert.equal(await limiter.used(key, 60_000), 1);
     await server.close(); // the upstream goes away with the call in flight
     await assert.rejects(p, /upstream closed or crashed.*counts against its rate limit/);
-    assert.equal(limiter.used(key, 60_000), 1, 'the server had the call: a crash does not give the quota back');
+    assert.equal(await limiter.used(key, 60_000), 1, 'the server had the call: a crash does not give the quota back');
   } finally {
     await client.close().catch(() => undefined);
     await gw.close();

@@ -77,7 +77,7 @@ test('the limiter admits exactly what a brute-force model admits, so never more 
           case 'rollback': {
             const r = reservations[op.i % Math.max(1, reservations.length)];
             if (!r) break;
-            l.rollback(r.res);
+            l.refund(r.res);
             if (!r.final) for (const c of r.mine) c.live = false;
             r.final = true;
             break;

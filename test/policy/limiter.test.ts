@@ -41,18 +41,18 @@ test('windows reset on their own after a full window of silence', () => {
   assert.ok(l.reserve(req).ok);
 });
 
-test('rollback gives quota back, once', () => {
+test('refund gives quota back, once', () => {
   const c = fakeClock();
   const l = new SlidingWindowLimiter(c.now);
   const req = [{ key: 'k', max: 1, windowMs: 60_000, cost: 1 }];
   const r = l.reserve(req);
   assert.ok(r.ok);
   assert.ok(!l.reserve(req).ok);
-  l.rollback(r.reservation);
-  l.rollback(r.reservation);
+  l.refund(r.reservation);
+  l.refund(r.reservation);
   assert.equal(l.used('k', 60_000), 0);
   assert.ok(l.reserve(req).ok);
-  assert.ok(!l.reserve(req).ok, 'a double rollback must not create extra quota');
+  assert.ok(!l.reserve(req).ok, 'a double refund must not create extra quota');
 });
 
 test('multi-limit reservation is all-or-nothing', () => {
@@ -120,14 +120,14 @@ test('cleanup forgets a key once its own window has passed', () => {
   assert.equal(l.size, 0);
 });
 
-test('commit makes a reservation final: a later rollback gives nothing back', () => {
+test('commit makes a reservation final: a later refund gives nothing back', () => {
   const c = fakeClock();
   const l = new SlidingWindowLimiter(c.now);
   const req = [{ key: 'k', max: 1, windowMs: 60_000, cost: 1 }];
   const r = l.reserve(req);
   assert.ok(r.ok);
   l.commit(r.reservation);
-  l.rollback(r.reservation);
+  l.refund(r.reservation);
   assert.equal(l.used('k', 60_000), 1);
   assert.ok(!l.reserve(req).ok);
 });
@@ -140,7 +140,7 @@ test('rolling back a reservation that has already left its window gives nothing 
   assert.ok(old.ok);
   c.advance(1000);
   assert.ok(l.reserve(req).ok);
-  l.rollback(old.reservation); // e.g. the upstream's late error for a call from the previous window
+  l.refund(old.reservation); // e.g. the upstream's late error for a call from the previous window
   assert.equal(l.used('k', 1000), 1);
   assert.ok(!l.reserve(req).ok, 'the current window is still full');
 });

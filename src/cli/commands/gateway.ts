@@ -9,6 +9,8 @@ import { startHttpGateway } from '../../gateway/http.js';
 import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
+import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
+import { checkStateUrl } from '../../storage/open-store.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -41,7 +43,22 @@ interface GatewayOpts {
   identity?: string;
   sessionId?: string;
   maxMessageBytes?: string;
+  state?: string;
 }
+
+/** `--state`, checked before anything starts: a bad URL is a usage error (exit 2). */
+export function parseStateOption(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    checkStateUrl(url);
+  } catch (e) {
+    throw new UserError(`--state ${(e as Error).message}`);
+  }
+  return url;
+}
+
+export const STATE_OPTION_HELP =
+  'share rate-limit counters and approvals with other replicas in Redis, redis://host:port[/db] (default: counters in this process, approvals in the store; the audit always stays in the store)';
 
 export function register(program: Command): void {
   program
@@ -62,11 +79,13 @@ export function register(program: Command): void {
     .option('--upstream-token-env <var>', 'send "Authorization: Bearer $VAR" to the upstream')
     .option('--identity <name>', 'stdio mode: identity for the "client" scope and the audit log')
     .option('--session-id <id>', 'stdio mode: stable session key, so approvals filed before a restart still bind')
+    .option('--state <url>', STATE_OPTION_HELP)
     .option('--max-message-bytes <size>', 'stdio mode: largest JSON-RPC message in either direction, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)')
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       const dbPath = resolveDbPath(opts.db);
       const auditFile = opts.auditFile;
+      const stateUrl = parseStateOption(opts.state);
       try {
         if (opts.upstream) {
           if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
@@ -87,9 +106,9 @@ export function register(program: Command): void {
           }
           let gw;
           try {
-            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
+            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, stateUrl, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
-            if (e instanceof PolicyLoadError) throw e;
+            if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) throw e;
             if (e instanceof ListenRefusedError) throw new UserError(e.message, EXIT.REFUSED);
             const errno = (e as NodeJS.ErrnoException).code;
             throw new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
@@ -114,6 +133,7 @@ export function register(program: Command): void {
           policyPath: opts.policy,
           dbPath,
           auditFile,
+          stateUrl,
           command: command[0]!,
           args: command.slice(1),
           identity: opts.identity,
@@ -123,6 +143,7 @@ export function register(program: Command): void {
         process.exitCode = code;
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
+        if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
           throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`, err.code === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);

@@ -6,6 +6,8 @@ import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 import type { Grant } from '../../http/grants.js';
+import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
+import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -17,6 +19,7 @@ interface McpCliOptions extends StoreOptions {
   grants?: string;
   allowedHost?: string[];
   maxMessageBytes?: string;
+  state?: string;
 }
 
 function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
@@ -30,12 +33,13 @@ function common(cmd: Command): Command {
     .addOption(new Option('--policy <file>', 'enforce this policy (YAML/JSON) on every tools/call through the built-in gateway'))
     .addOption(new Option('--audit-file <path>', 'with --policy: JSONL audit file (default policy-audit.jsonl next to the DB)'))
     .addOption(new Option('--identity <name>', 'with --policy: identity for rate limits and the audit log (default "local")'))
+    .addOption(new Option('--state <url>', `with --policy: ${STATE_OPTION_HELP}`))
     .addOption(new Option('--actor <name>', 'recorded as created_by of rules written through MCP (default "mcp")'));
 }
 
 function policyOptions(opts: McpCliOptions, dbPath: string) {
   if (!opts.policy) return undefined;
-  return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity };
+  return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity, stateUrl: parseStateOption(opts.state) };
 }
 
 /** Options shared by the stdio and HTTP servers. */
@@ -62,6 +66,7 @@ async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
+    if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
     if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
       throw new UserError(`--policy: ${(e as Error).message}`, EXIT.REJECTED);
     }
@@ -137,6 +142,7 @@ export function register(program: Command): void {
             port: addr.port,
             grants,
             policyDbPath: ctx.dbPath,
+            policyStateUrl: parseStateOption(opts.state),
             allowedHosts: opts.allowedHost ?? [],
           }),
         );

@@ -6,9 +6,8 @@ import { EXIT } from '../exit-codes.js';
 import { existingStorePath } from '../common.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
 import { starterPolicy } from '../../policy/init.js';
-import { PolicyState } from '../../policy/state.js';
-import { queryAudit } from '../../policy/audit.js';
-import type { ApprovalRow } from '../../policy/approvals.js';
+import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
+import { checkStateUrl, openPolicyState } from '../../storage/open-store.js';
 import { listUpstreamTools } from '../../gateway/connect.js';
 import { parseHeader } from './gateway.js';
 
@@ -34,11 +33,33 @@ export function parseSince(s: string, now = Date.now()): string {
   }
 }
 
-function openState(db?: string): PolicyState {
+/**
+ * The policy state the gateways use: the store, or with `--state redis://...` the shared Redis (where
+ * approvals live then; the audit always stays in the store).
+ */
+async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBackend> {
+  if (stateUrl !== undefined) {
+    try {
+      checkStateUrl(stateUrl);
+    } catch (e) {
+      throw new UserError(`--state ${(e as Error).message}`);
+    }
+    // Approvals only: the store is not needed (and is not created).
+    const st = openPolicyState({ dbPath: ':memory:', auditFile: false, stateUrl });
+    try {
+      await st.ready();
+    } catch (e) {
+      await st.close();
+      throw new UserError(`--state: ${(e as Error).message}`, EXIT.IO);
+    }
+    return st;
+  }
   // The audit JSONL file is only written by gateways; the CLI reads the table.
   // Only gateways create the state; a missing store here is a mistyped --db.
-  return new PolicyState({ dbPath: existingStorePath(db), auditFile: false });
+  return openPolicyState({ dbPath: existingStorePath(db), auditFile: false });
 }
+
+const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] (default: the store)';
 
 function fmtApproval(r: ApprovalRow): string {
   const exp = new Date(r.expires_at).toISOString();
@@ -136,16 +157,17 @@ export function register(program: Command): void {
     .command('list')
     .description('Pending approvals (or all recent ones with --all)')
     .option('--db <path>', 'state DB')
+    .option('--state <url>', STATE_HELP)
     .option('--all', 'include decided, expired and used approvals')
     .option('--json', 'machine-readable output')
-    .action((o: { db?: string; all?: boolean; json?: boolean }) => {
-      const st = openState(o.db);
+    .action(async (o: { db?: string; state?: string; all?: boolean; json?: boolean }) => {
+      const st = await openState(o.db, o.state);
       try {
-        const rows = st.approvals.list({ status: o.all ? 'all' : 'pending' });
+        const rows = await st.approvals.list({ status: o.all ? 'all' : 'pending' });
         if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         else process.stdout.write(rows.length ? rows.map(fmtApproval).join('\n') + '\n' : 'no pending approvals\n');
       } finally {
-        st.close();
+        await st.close();
       }
     });
   for (const verb of ['approve', 'deny'] as const) {
@@ -154,17 +176,18 @@ export function register(program: Command): void {
       .description(verb === 'approve' ? 'Let the held call through (once)' : 'Refuse the held call')
       .argument('<id>')
       .option('--db <path>', 'state DB')
+      .option('--state <url>', STATE_HELP)
       .option('--reason <text>', 'shown to the agent (deny) and recorded')
-      .action((id: string, o: { db?: string; reason?: string }) => {
-        const st = openState(o.db);
+      .action(async (id: string, o: { db?: string; state?: string; reason?: string }) => {
+        const st = await openState(o.db, o.state);
         try {
           const by = `cli:${process.env.USER ?? 'unknown'}`;
-          const row = st.approvals.decide(id, verb === 'approve' ? 'approved' : 'denied', by, o.reason);
+          const row = await st.approvals.decide(id, verb === 'approve' ? 'approved' : 'denied', by, o.reason);
           process.stdout.write(`${row.id} ${row.status} (${row.tool})\n`);
         } catch (e) {
           throw new UserError((e as Error).message, /^no approval/.test((e as Error).message) ? EXIT.NOT_FOUND : EXIT.USAGE);
         } finally {
-          st.close();
+          await st.close();
         }
       });
   }
@@ -179,12 +202,12 @@ export function register(program: Command): void {
     .option('--session <id>', 'only this session')
     .option('--limit <n>', 'most recent N records', '1000')
     .option('--json', 'JSON lines output')
-    .action((o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; limit: string; json?: boolean }) => {
+    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; limit: string; json?: boolean }) => {
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit <= 0) throw new UserError('--limit must be a positive integer');
-      const st = openState(o.db);
+      const st = await openState(o.db);
       try {
-        const rows = queryAudit(st.db, { since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
+        const rows = st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
         if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else {
           for (const r of rows) {
@@ -195,7 +218,7 @@ export function register(program: Command): void {
           if (!rows.length) process.stdout.write('no audit records\n');
         }
       } finally {
-        st.close();
+        await st.close();
       }
     });
 }

@@ -1,43 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import type { SqliteDatabase } from '../storage/sqlite/db.js';
+import type { SqliteDatabase } from './db.js';
+import {
+  APPROVED_GRACE_MS,
+  type ApprovalBinding,
+  type ApprovalOutcome,
+  type ApprovalRow,
+  type ApprovalStatus,
+  type Approvals,
+} from '../policy-state.js';
 
-export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
-
-export interface ApprovalRow {
-  id: string;
-  created_at: number;
-  expires_at: number;
-  status: ApprovalStatus;
-  session: string;
-  identity: string;
-  tool: string;
-  args_hash: string;
-  args_preview: string;
-  rule: string;
-  decided_at: number | null;
-  decided_by: string | null;
-  reason: string | null;
-}
-
-export interface ApprovalBinding {
-  session: string;
-  identity: string;
-  tool: string;
-  argsHash: string;
-  /** What the human is shown. Kept in the local state DB only, never in the audit log. */
-  argsPreview: string;
-  rule: string;
-  timeoutMs: number;
-}
-
-export interface ApprovalOutcome {
-  status: 'approved' | 'denied' | 'expired' | 'cancelled';
-  reason?: string;
-  decidedBy?: string;
-}
-
-/** How long an approved-but-not-yet-used approval stays usable (e.g. across a gateway restart). */
-const APPROVED_GRACE_MS = 10 * 60_000;
 const POLL_MS = 200;
 
 /**
@@ -45,7 +16,7 @@ const POLL_MS = 200;
  * ones survive a gateway restart. An approval binds session + tool + argument hash: approving one
  * call never lets a different call (or the same call from another session) through.
  */
-export class ApprovalStore {
+export class SqliteApprovals implements Approvals {
   private readonly waiters = new Map<string, Set<(o: ApprovalOutcome) => void>>();
   private timer?: NodeJS.Timeout;
 
@@ -58,7 +29,11 @@ export class ApprovalStore {
    * Finds a usable approval for this exact binding (approved and unused, or still pending) or
    * files a new pending one. `state` says which.
    */
-  request(b: ApprovalBinding): { row: ApprovalRow; state: 'approved' | 'pending' | 'new' } {
+  async request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }> {
+    return this.requestNow(b);
+  }
+
+  requestNow(b: ApprovalBinding): { row: ApprovalRow; state: 'approved' | 'pending' | 'new' } {
     const tx = this.db.transaction(() => {
       const now = this.now();
       this.expireStale(now);
@@ -101,11 +76,15 @@ export class ApprovalStore {
       .run(now, now);
   }
 
-  get(id: string): ApprovalRow | undefined {
+  async get(id: string): Promise<ApprovalRow | undefined> {
+    return this.getNow(id);
+  }
+
+  private getNow(id: string): ApprovalRow | undefined {
     return this.db.prepare('SELECT * FROM policy_approvals WHERE id = ?').get(id) as ApprovalRow | undefined;
   }
 
-  list(opts: { status?: ApprovalStatus | 'all' } = {}): ApprovalRow[] {
+  async list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
     const now = this.now();
     this.db.transaction(() => this.expireStale(now)).immediate();
     const status = opts.status ?? 'pending';
@@ -117,18 +96,18 @@ export class ApprovalStore {
   }
 
   /** A human decision. Throws with a readable message when the approval is unknown or no longer pending. */
-  decide(id: string, decision: 'approved' | 'denied', by: string, reason?: string): ApprovalRow {
+  async decide(id: string, decision: 'approved' | 'denied', by: string, reason?: string): Promise<ApprovalRow> {
     const tx = this.db.transaction(() => {
       const now = this.now();
       this.expireStale(now);
-      const row = this.get(id);
+      const row = this.getNow(id);
       if (!row) throw new Error(`no approval with id ${id}`);
       if (row.status !== 'pending') throw new Error(`approval ${id} is ${row.status}, not pending`);
       const expires = decision === 'approved' ? Math.max(row.expires_at, now + APPROVED_GRACE_MS) : row.expires_at;
       this.db
         .prepare(`UPDATE policy_approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, expires_at = ? WHERE id = ? AND status = 'pending'`)
         .run(decision, now, by, reason ?? null, expires, id);
-      return this.get(id)!;
+      return this.getNow(id)!;
     });
     const row = tx.immediate();
     this.notify(id, { status: decision, reason: reason ?? undefined, decidedBy: by });
@@ -136,14 +115,19 @@ export class ApprovalStore {
   }
 
   /** Marks an approved approval as used; false when it was not (or no longer) approved. */
-  consume(id: string): boolean {
+  async consume(id: string): Promise<boolean> {
     return this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved'`).run(id).changes === 1;
   }
 
   /** Waits until the approval leaves "pending" (decided here, by another process, or expired). */
   wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome> {
     return new Promise((resolve) => {
-      const row = this.get(id);
+      let row: ApprovalRow | undefined;
+      try {
+        row = this.getNow(id);
+      } catch (e) {
+        return resolve({ status: 'denied', reason: `policy state error: ${(e as Error).message}` });
+      }
       if (!row) return resolve({ status: 'expired', reason: 'approval record disappeared' });
       const settle = (o: ApprovalOutcome) => {
         clearTimeout(t);
@@ -175,7 +159,7 @@ export class ApprovalStore {
   private check(id: string): void {
     let row: ApprovalRow | undefined;
     try {
-      row = this.get(id);
+      row = this.getNow(id);
     } catch (e) {
       // Fail closed: if the store cannot be read, the call is not approved.
       this.notify(id, { status: 'denied', reason: `policy state error: ${(e as Error).message}` });

@@ -1,43 +1,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { SqliteDatabase } from '../storage/sqlite/db.js';
-
-export type AuditDecision =
-  | 'allow'
-  | 'deny'
-  | 'rate_limited'
-  | 'approved'
-  | 'approval_denied'
-  | 'approval_expired'
-  | 'approval_cancelled';
-
-export type UpstreamOutcome =
-  | 'ok'
-  | 'tool_error'
-  | 'rpc_error'
-  | 'unreachable'
-  | 'crashed'
-  | 'timeout'
-  | 'cancelled'
-  | 'not_forwarded';
-
-export interface AuditRecord {
-  ts: string;
-  session: string;
-  identity: string;
-  tool: string;
-  args_hash: string;
-  /** Only present when the policy opts in with `audit_args: plain`. */
-  args?: unknown;
-  decision: AuditDecision;
-  rule: string;
-  reason?: string;
-  /** Time from receiving the call to its final answer (or to the denial). */
-  latency_ms: number;
-  upstream: UpstreamOutcome;
-  policy_hash?: string;
-  approval_id?: string;
-}
+import type { SqliteDatabase } from './db.js';
+import type { AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -51,7 +15,7 @@ const FLUSH_AT = 256;
  * `append(r)` batches (one transaction and one file append per ~50 ms or 256 records) for the last
  * few microseconds per call; `flush()` (called on close and on a signal) writes what is pending.
  */
-export class AuditLog {
+export class AuditLog implements AuditSink {
   private buf: AuditRecord[] = [];
   private timer?: NodeJS.Timeout;
   private readonly insert;
@@ -116,17 +80,13 @@ export class AuditLog {
     }
   }
 
+  query(q: AuditQuery): AuditRecord[] {
+    return queryAudit(this.db, q);
+  }
+
   close(): void {
     this.flush();
   }
-}
-
-export interface AuditQuery {
-  since?: string;
-  tool?: string;
-  decision?: string;
-  session?: string;
-  limit?: number;
 }
 
 export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {

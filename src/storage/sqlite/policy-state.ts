@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { migrate, openSqlite, type Migration, type SqliteDatabase } from '../storage/sqlite/db.js';
-import { ApprovalStore } from './approvals.js';
-import { AuditLog } from './audit.js';
+import { migrate, openSqlite, type Migration, type SqliteDatabase } from './db.js';
+import { SqliteApprovals } from './policy-state-approvals.js';
+import { AuditLog } from './policy-state-audit.js';
+import { SlidingWindowLimiter } from '../../policy/rate-limiter.js';
+import type { PolicyStateBackend, RateCounters } from '../policy-state.js';
 
 /** Policy-layer tables. Versions 100-199 are reserved for this module. */
 export const POLICY_MIGRATIONS: Migration[] = [
@@ -62,20 +64,37 @@ export function defaultAuditFile(dbPath: string): string | false {
   return dbPath === ':memory:' ? false : join(dirname(dbPath), 'policy-audit.jsonl');
 }
 
-/** Everything persistent the policy layer owns: approvals, audit, the argument-hash key. */
-export class PolicyState {
+/**
+ * The default policy-state backend: approvals, audit and the argument-hash key in the store's SQLite
+ * file, rate-limit counters in this process's memory (exact and synchronous, but per process: two
+ * gateways on one file do not share them; --state redis:// does).
+ */
+export class SqlitePolicyState implements PolicyStateBackend {
   readonly db: SqliteDatabase;
-  readonly approvals: ApprovalStore;
+  readonly approvals: SqliteApprovals;
   readonly audit: AuditLog;
   readonly hashKey: Buffer;
+  readonly describe: string;
+  private readonly limiters = new Map<string, SlidingWindowLimiter>();
 
-  constructor(opts: PolicyStateOptions) {
+  constructor(private readonly opts: PolicyStateOptions) {
+    this.describe = `store ${opts.dbPath}`;
     this.db = openSqlite(opts.dbPath);
     migrate(this.db, POLICY_MIGRATIONS);
     this.hashKey = loadOrCreateKey(this.db);
-    this.approvals = new ApprovalStore(this.db, opts.clock);
+    this.approvals = new SqliteApprovals(this.db, opts.clock);
     const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
     this.audit = new AuditLog(this.db, file || undefined);
+  }
+
+  counters(namespace: string): RateCounters {
+    let l = this.limiters.get(namespace);
+    if (!l) this.limiters.set(namespace, (l = new SlidingWindowLimiter(this.opts.clock)));
+    return l;
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
 
   close(): void {

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { RedisAddress } from './url.js';
+import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
+import { COMMIT, REFUND, RESERVE, RESTORE, USED } from './scripts.js';
+import { APPROVAL_SCRIPTS } from './approval-scripts.js';
+import { restoreCharges, type Charge } from './counters.js';
+
+const KEY_HMAC = 'egress-triage:args-hmac-key';
+const KEY_EPOCH = 'egress-triage:epoch';
+
+export interface ConnectionOptions {
+  address: RedisAddress;
+  /** Injected clock (tests): the scripts then use it instead of Redis TIME. */
+  clock?: () => number;
+  /** How long every replica waits for the others to put their charges back when Redis lost its data. */
+  recoveryHoldMs?: number;
+  /** How long ready() waits for the first connection. */
+  connectWaitMs?: number;
+  log?: (line: string) => void;
+}
+
+const SCRIPTS = { reserve: [2, RESERVE], refund: [2, REFUND], commit: [1, COMMIT], used: [2, USED], restore: [2, RESTORE], ...APPROVAL_SCRIPTS } as const;
+export type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * One Redis connection with the rules that make policy state fail closed:
+ * - no offline queue and no resending: a command while Redis is away fails at once (the call is
+ *   denied with the reason) instead of waiting or running twice later;
+ * - reconnection in the background (every 50-500 ms), so the gateway recovers without a restart;
+ * - on every (re)connection, a check that Redis still has our data. A marker key ("epoch") is
+ *   written once; when it is gone or changed, Redis restarted without its data, and every replica
+ *   puts back the charges it made that are still inside their windows, then waits `recoveryHoldMs`
+ *   (denying) so the other replicas can do the same before anything is admitted on the rebuilt counts.
+ */
+export class RedisConnection {
+  readonly redis: Redis;
+  readonly journal = new Map<string, Charge>();
+  readonly injected: boolean;
+  private key?: Buffer;
+  private epoch?: string;
+  private usable = false;
+  private holdUntil = 0;
+  private lastError?: string;
+  private closed = false;
+  private readonly readyWaiters: { resolve: () => void }[] = [];
+  private readonly holdMs: number;
+
+  constructor(private readonly o: ConnectionOptions) {
+    this.injected = o.clock !== undefined;
+    this.holdMs = o.recoveryHoldMs ?? 2000;
+    this.redis = new Redis({
+      host: o.address.host,
+      port: o.address.port,
+      db: o.address.db,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2000,
+      commandTimeout: 2000,
+      retryStrategy: (n: number) => (this.closed ? null : Math.min(50 * n, 500)),
+    });
+    for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS)) this.redis.defineCommand(`et_${name}`, { numberOfKeys, lua });
+    this.redis.on('error', (e: Error) => (this.lastError = e.message));
+    this.redis.on('close', () => {
+      if (this.usable) this.o.log?.(`lost the connection to ${this.o.address.display}; calls that need policy state are denied until it is back`);
+      this.usable = false;
+    });
+    this.redis.on('ready', () => void this.onReady());
+    this.redis.connect().catch((e: Error) => (this.lastError = e.message));
+  }
+
+  get display(): string {
+    return this.o.address.display;
+  }
+
+  now(): number {
+    return this.o.clock ? this.o.clock() : Date.now();
+  }
+
+  /** ARGV "now" for the counter scripts: the injected clock, or -1 for Redis TIME. */
+  nowArg(): string {
+    return this.o.clock ? String(this.o.clock()) : '-1';
+  }
+
+  get hashKey(): Buffer {
+    if (!this.key) throw new Error(`policy state at ${this.display} is not available yet (${this.lastError ?? 'connecting'})`);
+    return this.key;
+  }
+
+  /** Throws the reason calls are denied right now, if they are. */
+  assertUsable(): void {
+    if (!this.usable) {
+      throw new Error(`Redis at ${this.display} is unreachable (${this.lastError ?? this.redis.status}); calls that need rate-limit or approval state are denied until it is back`);
+    }
+    if (Date.now() < this.holdUntil) {
+      throw new Error(`Redis at ${this.display} came back without its data; the gateways are putting their charges back (until ${new Date(this.holdUntil).toISOString()})`);
+    }
+  }
+
+  /** A readable error for a failed command. */
+  explain(e: unknown): Error {
+    const m = (e as Error).message ?? String(e);
+    if (m.startsWith('Redis at ')) return e as Error;
+    // The client's own words for a lost connection ("Stream isn't writeable ...") say less than ours.
+    if (!this.usable || /writeable|Connection is closed|ECONNREFUSED|ECONNRESET/.test(m)) {
+      this.lastError ??= m;
+      this.usable = false;
+      return new Error(`Redis at ${this.display} is unreachable (${this.lastError}); calls that need rate-limit or approval state are denied until it is back`);
+    }
+    return new Error(`Redis at ${this.display}: ${m}`);
+  }
+
+  async run(name: ScriptName, keys: string[], args: string[]): Promise<unknown> {
+    const fn = (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>)[`et_${name}`]!;
+    try {
+      return await fn.call(this.redis, ...keys, ...args);
+    } catch (e) {
+      throw this.explain(e);
+    }
+  }
+
+  private async onReady(): Promise<void> {
+    try {
+      let fresh = false;
+      if (this.key) await this.redis.set(KEY_HMAC, this.key, 'NX');
+      else {
+        await this.redis.set(KEY_HMAC, randomBytes(32), 'NX');
+        this.key = (await this.redis.getBuffer(KEY_HMAC)) ?? undefined;
+      }
+      const seen = await this.redis.get(KEY_EPOCH);
+      if (seen === null || seen !== this.epoch) {
+        if (seen === null) fresh = (await this.redis.set(KEY_EPOCH, randomBytes(8).toString('hex'), 'NX')) === 'OK';
+        const had = this.epoch !== undefined;
+        this.epoch = (await this.redis.get(KEY_EPOCH)) ?? undefined;
+        if (had) {
+          const n = await restoreCharges(this, this.journal, this.now());
+          this.o.log?.(`${this.display} came back without its data: put back ${n} charge(s) of this process`);
+        }
+        // Whoever finds the state empty waits for the others; a replica joining a live state does not.
+        if (had || fresh) this.holdUntil = Date.now() + this.holdMs;
+      }
+      this.usable = true;
+      if (this.lastError) this.o.log?.(`connected to ${this.display} again`);
+      this.lastError = undefined;
+      const wake = this.readyWaiters.splice(0);
+      const wait = Math.max(0, this.holdUntil - Date.now());
+      setTimeout(() => wake.forEach((w) => w.resolve()), wait).unref();
+      this.onUsable?.();
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      // The connection retries on its own; the next 'ready' runs this check again.
+    }
+  }
+
+  /** Called after every successful (re)connection check: approvals re-check their waiters. */
+  onUsable?: () => void;
+
+  /** Resolves once connected, checked, and out of any recovery hold; rejects after connectWaitMs. */
+  ready(): Promise<void> {
+    if (this.usable && Date.now() >= this.holdUntil) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const ms = this.o.connectWaitMs ?? 10_000;
+      const t = setTimeout(() => reject(new PolicyStateUnavailableError(`cannot reach Redis at ${this.display} (${this.lastError ?? this.redis.status})`)), ms + this.holdMs);
+      t.unref();
+      const w = {
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      };
+      if (this.usable) setTimeout(w.resolve, Math.max(0, this.holdUntil - Date.now())).unref();
+      else this.readyWaiters.push(w);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.usable = false;
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

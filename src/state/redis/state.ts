@@ -1,0 +1,62 @@
+import type { AuditSink, PolicyStateBackend, RateCounters } from '../../storage/policy-state.js';
+import { RedisApprovals } from './approvals.js';
+import { RedisConnection } from './connection.js';
+import { RedisCounters } from './counters.js';
+import { parseRedisStateUrl } from './url.js';
+
+export interface RedisPolicyStateOptions {
+  /** `redis://host:port[/db]` */
+  url: string;
+  /**
+   * Where audit records go: the store's audit (table + JSONL). Not Redis: a denial because Redis is
+   * unreachable must still be audited, with its reason.
+   */
+  audit: AuditSink;
+  /** Closes what `audit` belongs to, after the Redis connections. */
+  closeAudit?: () => void;
+  /** Tests inject a clock; production uses Redis TIME for counters and this process's clock for approval deadlines. */
+  clock?: () => number;
+  approvalPollMs?: number;
+  recoveryHoldMs?: number;
+  connectWaitMs?: number;
+  log?: (line: string) => void;
+}
+
+/** Policy state shared by gateway replicas: counters and approvals in Redis, the audit in the store. */
+export class RedisPolicyState implements PolicyStateBackend {
+  readonly describe: string;
+  readonly conn: RedisConnection;
+  readonly approvals: RedisApprovals;
+  readonly audit: AuditSink;
+  private readonly counterSets = new Map<string, RedisCounters>();
+
+  constructor(private readonly o: RedisPolicyStateOptions) {
+    const address = parseRedisStateUrl(o.url);
+    this.describe = address.display;
+    this.conn = new RedisConnection({ address, clock: o.clock, recoveryHoldMs: o.recoveryHoldMs, connectWaitMs: o.connectWaitMs, log: o.log });
+    this.approvals = new RedisApprovals(this.conn, o.clock, o.approvalPollMs);
+    this.audit = o.audit;
+  }
+
+  get hashKey(): Buffer {
+    return this.conn.hashKey;
+  }
+
+  counters(namespace: string): RateCounters {
+    let c = this.counterSets.get(namespace);
+    if (!c) this.counterSets.set(namespace, (c = new RedisCounters(this.conn, namespace, this.conn.journal)));
+    return c;
+  }
+
+  ready(): Promise<void> {
+    return this.conn.ready();
+  }
+
+  async close(): Promise<void> {
+    await this.approvals.close();
+    await this.conn.close();
+    this.o.closeAudit?.();
+  }
+}
+
+export { parseRedisStateUrl };

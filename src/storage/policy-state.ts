@@ -1,0 +1,188 @@
+/**
+ * The policy-state port: what the policy gateway keeps between calls, in domain terms.
+ *
+ * - **Counters** for sliding-window rate limits: reserve (all limits or none), then exactly one of
+ *   commit (the upstream may have run the call: the charge is final) or refund (it provably did not).
+ * - **Approvals**: a held call files one, a human decides it from any process, the call waits for it.
+ * - **Audit**: one record per call, appended before the answer, queried by the CLI.
+ *
+ * Backends: src/storage/sqlite/policy-state.ts (the default: counters in this process's memory,
+ * approvals and audit in the store) and src/state/redis/ (counters and approvals shared by every
+ * gateway replica; the audit stays in the store). The policy decision itself is a pure function
+ * (src/policy/engine.ts) and never sees a backend.
+ */
+
+/** A value now, or later from a networked backend. The in-memory counters answer synchronously. */
+export type MaybePromise<T> = T | Promise<T>;
+
+// ------------------------------------------------------------------ counters
+
+export interface LimitRequest {
+  /** Rule path plus scope key, e.g. `tools.x.rate_limit\0s:<session>`. */
+  key: string;
+  max: number;
+  windowMs: number;
+  cost: number;
+}
+
+/** Opaque to callers: handed back to commit or refund. */
+export interface Reservation {
+  /** Committed or refunded: either way, no later refund may change the counters. */
+  released: boolean;
+}
+
+export type ReserveResult =
+  | { ok: true; reservation: Reservation }
+  | { ok: false; key: string; max: number; windowMs: number; retryAfterMs: number; used: number };
+
+export interface RateCounters {
+  /** All-or-nothing: either every limit admits the call and each is charged, or none is. */
+  reserve(reqs: readonly LimitRequest[]): MaybePromise<ReserveResult>;
+  /** The call reached the upstream: its charge stays whatever happens next. Idempotent. */
+  commit(res: Reservation): MaybePromise<void>;
+  /** Gives the quota back (the upstream provably did not run the call). Idempotent; a no-op after commit. */
+  refund(res: Reservation): MaybePromise<void>;
+  /** Current usage of a key within `windowMs`, for tests and explain. */
+  used(key: string, windowMs: number): MaybePromise<number>;
+}
+
+// ------------------------------------------------------------------ approvals
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'consumed';
+
+export interface ApprovalRow {
+  id: string;
+  created_at: number;
+  expires_at: number;
+  status: ApprovalStatus;
+  session: string;
+  identity: string;
+  tool: string;
+  args_hash: string;
+  args_preview: string;
+  rule: string;
+  decided_at: number | null;
+  decided_by: string | null;
+  reason: string | null;
+}
+
+export interface ApprovalBinding {
+  session: string;
+  identity: string;
+  tool: string;
+  argsHash: string;
+  /** What the human is shown. Kept in the state backend only, never in the audit log. */
+  argsPreview: string;
+  rule: string;
+  timeoutMs: number;
+}
+
+export interface ApprovalOutcome {
+  status: 'approved' | 'denied' | 'expired' | 'cancelled';
+  reason?: string;
+  decidedBy?: string;
+}
+
+/** How long an approved-but-not-yet-used approval stays usable (e.g. across a gateway restart). */
+export const APPROVED_GRACE_MS = 10 * 60_000;
+
+export interface Approvals {
+  /**
+   * Finds a usable approval for this exact binding (approved and unused, or still pending) or files a
+   * new pending one. `state` says which. Session, tool and argument hash must all match.
+   */
+  request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }>;
+  get(id: string): Promise<ApprovalRow | undefined>;
+  list(opts?: { status?: ApprovalStatus | 'all' }): Promise<ApprovalRow[]>;
+  /** A human decision. Rejects with a readable message when the approval is unknown or no longer pending. */
+  decide(id: string, decision: 'approved' | 'denied', by: string, reason?: string): Promise<ApprovalRow>;
+  /** Marks an approved approval as used; false when it was not (or no longer) approved. */
+  consume(id: string): Promise<boolean>;
+  /** Waits until the approval leaves "pending" (decided by any process, or expired). */
+  wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome>;
+}
+
+// ------------------------------------------------------------------ audit
+
+export type AuditDecision =
+  | 'allow'
+  | 'deny'
+  | 'rate_limited'
+  | 'approved'
+  | 'approval_denied'
+  | 'approval_expired'
+  | 'approval_cancelled';
+
+export type UpstreamOutcome =
+  | 'ok'
+  | 'tool_error'
+  | 'rpc_error'
+  | 'unreachable'
+  | 'crashed'
+  | 'timeout'
+  | 'cancelled'
+  | 'not_forwarded';
+
+export interface AuditRecord {
+  ts: string;
+  session: string;
+  identity: string;
+  tool: string;
+  args_hash: string;
+  /** Only present when the policy opts in with `audit_args: plain`. */
+  args?: unknown;
+  decision: AuditDecision;
+  rule: string;
+  reason?: string;
+  /** Time from receiving the call to its final answer (or to the denial). */
+  latency_ms: number;
+  upstream: UpstreamOutcome;
+  policy_hash?: string;
+  approval_id?: string;
+}
+
+export interface AuditQuery {
+  since?: string;
+  tool?: string;
+  decision?: string;
+  session?: string;
+  limit?: number;
+}
+
+export interface AuditSink {
+  /**
+   * `sync` (the policy's `audit.sync`, the default) writes the record before returning, so a caller
+   * that audits before answering never answers a call whose record could still be lost.
+   */
+  append(r: AuditRecord, sync?: boolean): void;
+  /** Writes whatever is buffered. */
+  flush(): void;
+  query(q: AuditQuery): AuditRecord[];
+}
+
+// ------------------------------------------------------------------ the whole state
+
+/** The backend cannot be reached at start (ready() rejects with it): the CLI exits with EXIT.IO. */
+export class PolicyStateUnavailableError extends Error {
+  override name = 'PolicyStateUnavailableError';
+}
+
+export interface PolicyStateBackend {
+  /** Human-readable, for logs: "store ./x.db", "redis://host:port/0". */
+  readonly describe: string;
+  /**
+   * Key of the argument HMAC. Shared by every process on the same state, so an approval filed on one
+   * replica binds the same arguments on another. Throws while the backend cannot provide it.
+   */
+  readonly hashKey: Buffer;
+  readonly approvals: Approvals;
+  readonly audit: AuditSink;
+  /**
+   * The rate-limit counters of one policy file. `namespace` keeps two policy files (a grant's own and
+   * the default) from sharing counters whose rule paths happen to be equal.
+   */
+  counters(namespace: string): RateCounters;
+  /** Resolves once the backend can serve calls; rejects with a readable reason when it cannot start. */
+  ready(): Promise<void>;
+  close(): Promise<void> | void;
+}

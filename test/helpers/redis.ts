@@ -1,0 +1,93 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A real redis-server for a test: its own port and temp folder, no persistence
+ * (`--save "" --appendonly no`), stopped and removed by stop(). stop() + start() restart it on the
+ * same port with no data, like a Redis restarted without persistence.
+ */
+export interface TestRedis {
+  port: number;
+  url: string;
+  start(): Promise<void>;
+  /** Kills the server (SIGKILL: nothing is saved) and waits until its port refuses connections. */
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const INSTALL = 'redis-server is not installed: install redis-server (apt-get install redis-server)';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    let buf = '';
+    c.setTimeout(1000, () => (c.destroy(), resolve(false)));
+    c.once('error', () => resolve(false));
+    c.on('connect', () => c.write('PING\r\n'));
+    c.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) {
+        c.destroy();
+        resolve(buf.startsWith('+PONG'));
+      }
+    });
+  });
+}
+
+async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) throw new Error(INSTALL);
+  const dir = mkdtempSync(join(tmpdir(), 'et-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  let log = '';
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    const exited = new Promise<never>((_, reject) => child!.once('exit', (c) => reject(new Error(`redis-server exited with ${c}:\n${log}`))));
+    await Promise.race([until(() => ping(port), `redis-server on port ${port}`), exited]);
+  };
+  const kill = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await gone;
+    await until(async () => !(await ping(port)), `port ${port} to close`);
+  };
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    start,
+    kill,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
