@@ -21,7 +21,8 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { DAY_MS, ROLLUP_UPSERT } from '../src/storage/sqlite/ingest-session.js';
+import { DAY_MS } from '../src/storage/sqlite/ingest-session.js';
+import { RollupWriter } from '../src/storage/sqlite/rollups.js';
 import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
 import { RulesService } from '../src/rules/service.js';
 
@@ -184,10 +185,11 @@ export function bulkLoad(path: string, total: number, seed = 1): { detections: n
   const gistIp = ipOf('185.199.108.133');
   const insR = db.prepare('INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed) VALUES (?, ?, 1, ?, ?, ?, 1)');
   const insD = db.prepare(
-    `INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '')`,
+    `INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, ext)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
   );
-  const insRoll = db.prepare(ROLLUP_UPSERT);
+  // every detection is new: no detection_status rows
+  const rollups = new RollupWriter(db);
   let n = 0;
   let runNo = 0;
   const runsPerDay = 8;
@@ -228,7 +230,7 @@ export function bulkLoad(path: string, total: number, seed = 1): { detections: n
       }
       for (const [rk, [jobRef, p, e, cnt, f, l]] of roll) {
         const ip = Number(rk.slice(rk.lastIndexOf('/') + 1));
-        insRoll.run(tenantId, typeId, 0, 0, Math.floor(f / DAY_MS), jobRef, p, e, ip, cnt, f, l);
+        rollups.add(tenantId, typeId, 0, 0, Math.floor(f / DAY_MS), jobRef, p, e, ip, cnt, f, l);
       }
     })();
   }

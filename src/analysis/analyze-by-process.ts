@@ -768,7 +768,7 @@ interface SampleRow {
 
 function loadSamples(ctx: DetailCtx, pids: number[], impostorKeys: string[], procById: Map<number, ProcRow>): SampleDetection[] {
   if (ctx.samples === 0) return [];
-  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${ctx.typeIds.join(',')})`, `d.status IN (${ctx.statuses.join(',')})`];
+  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${ctx.typeIds.join(',')})`, `coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) IN (${ctx.statuses.join(',')})`];
   const params: unknown[] = [];
   if (ctx.since !== undefined) {
     parts.push('d.ts >= ?');

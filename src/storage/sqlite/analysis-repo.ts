@@ -1,5 +1,6 @@
 import type { SqliteDatabase } from './db.js';
 import { DAY_MS } from './ingest-session.js';
+import { statusOf } from './rollups.js';
 
 /**
  * Read side of the per-process analysis. Whole days come from `detection_rollup`; the partial days at
@@ -46,7 +47,7 @@ function inList(col: string, values: number[]): string {
 
 /**
  * Streams the aggregated rows of the filter in chunks. Rollup rows are read one
- * (type, status, rule, day) key prefix at a time, so every query is a primary-key range seek and
+ * (type, day) key prefix at a time, so every query is a primary-key range seek and
  * each chunk is small (one day); raw edge-day detections come from the detections_by_time index.
  */
 export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows: ScanRow[]) => void): void {
@@ -55,34 +56,42 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
   const jobSql = f.jobFilterSql ? ` AND job_ref IN (${f.jobFilterSql.sql})` : '';
   const jobParams = f.jobFilterSql?.params ?? [];
   if (slices.rollup) {
-    const nextRule = db
-      .prepare('SELECT rule_id FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id > ? ORDER BY rule_id LIMIT 1')
-      .pluck();
-    const dayRange = db.prepare(
-      'SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ?',
-    ).raw();
+    // One fine rollup row counts every status of its key: the row is taken whole when all its
+    // detections have a wanted status, skipped when none has, and otherwise its exact first / last
+    // timestamps over the wanted statuses are probed in detections (that key, that day only).
+    const want = new Set(f.statuses);
+    const dayRange = db.prepare('SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ?').raw();
     const chunk = db
       .prepare(
-        `SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts FROM detection_rollup
-         WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND day = ?${jobSql}`,
+        `SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts, n - n_suppressed - n_resolved, n_suppressed, n_resolved, ip_id
+         FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND day = ?${jobSql}`,
+      )
+      .raw();
+    const probe = db
+      .prepare(
+        `SELECT min(d.ts), max(d.ts) FROM detections d INDEXED BY detections_by_process
+         WHERE d.tenant_id = ? AND d.process_id = ? AND d.ts >= ? AND d.ts < ? AND d.type_id = ? AND d.job_ref = ?
+           AND d.endpoint_id = ? AND d.ip_id = ? AND ${statusOf('d')} IN (${f.statuses.map(Number).join(',')})`,
       )
       .raw();
     for (const typeId of f.typeIds) {
-      for (const status of f.statuses) {
-        let rule = -1;
-        for (;;) {
-          const r = nextRule.get(f.tenantId, typeId, status, rule) as number | undefined;
-          if (r === undefined) break;
-          rule = r;
-          const [lo, hi] = dayRange.get(f.tenantId, typeId, status, rule) as [number | null, number | null];
-          if (lo === null || hi === null) continue;
-          const from = Math.max(lo, slices.rollup.fromDay ?? lo);
-          const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
-          for (let day = from; day < to; day++) {
-            const rows = chunk.all(f.tenantId, typeId, status, rule, day, ...jobParams) as ScanRow[];
-            if (rows.length) onRows(rows);
+      const [lo, hi] = dayRange.get(f.tenantId, typeId) as [number | null, number | null];
+      if (lo === null || hi === null) continue;
+      const from = Math.max(lo, slices.rollup.fromDay ?? lo);
+      const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
+      for (let day = from; day < to; day++) {
+        const rows: ScanRow[] = [];
+        for (const r of chunk.all(f.tenantId, typeId, day, ...jobParams) as number[][]) {
+          const [pid, eid, job, n, first, last, nNew, nSup, nRes, ip] = r as [number, number, number, number, number, number, number, number, number, number];
+          const wanted = (want.has(0) ? nNew : 0) + (want.has(1) ? nSup : 0) + (want.has(2) ? nRes : 0);
+          if (wanted === 0) continue;
+          if (wanted === n) rows.push([pid, eid, job, n, first, last]);
+          else {
+            const [f0, l0] = probe.get(f.tenantId, pid, day * DAY_MS, (day + 1) * DAY_MS, typeId, job, eid, ip) as [number, number];
+            rows.push([pid, eid, job, wanted, f0, l0]);
           }
         }
+        if (rows.length) onRows(rows);
       }
     }
   }
@@ -90,7 +99,7 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
     const stmt = db
       .prepare(
         `SELECT process_id, endpoint_id, job_ref, 1, ts, ts FROM detections INDEXED BY detections_by_time
-         WHERE tenant_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', f.typeIds)} AND ${inList('status', f.statuses)}${jobSql}`,
+         WHERE tenant_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', f.typeIds)} AND ${inList(statusOf('detections'), f.statuses)}${jobSql}`,
       )
       .raw();
     let buf: ScanRow[] = [];
@@ -171,7 +180,7 @@ export function variantFirstLast(
   minDay: number,
   maxDay: number,
 ): [number, number] {
-  const where = `tenant_id = ? AND process_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', typeIds)} AND ${inList('status', statuses)}`;
+  const where = `tenant_id = ? AND process_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', typeIds)} AND ${inList(statusOf('detections'), statuses)}`;
   const first = db
     .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts LIMIT 1`)
     .pluck()

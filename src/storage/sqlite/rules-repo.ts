@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
-import { ROLLUP_UPSERT } from './ingest-session.js';
+import { COARSE_TABLES, newCount, statusOf } from './rollups.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
@@ -52,12 +52,10 @@ export interface PreviewCounts {
   sampleIds: number[];
 }
 
-/** Coarse rollups (migration 2) and the fine-rollup column each keeps. */
-const COARSE_TABLES: [string, string][] = [
-  ['rollup_process_endpoint', 'endpoint_id'],
-  ['rollup_process_job', 'job_ref'],
-  ['rollup_process_day', 'day'],
-];
+/** The detection columns a predicate tests (to qualify them with a table alias). */
+const COLS = /\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id)\b/g;
+
+const DAY_MS = 86_400_000;
 
 const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_impostors'] as const;
 type Temp = (typeof TEMPS)[number];
@@ -130,7 +128,8 @@ export class SqliteRulesRepo {
     for (const t of TEMPS) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (id INTEGER PRIMARY KEY)`);
     this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_moved (
       tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER,
-      endpoint_id INTEGER, ip_id INTEGER, n INTEGER, first_ts INTEGER, last_ts INTEGER)`);
+      endpoint_id INTEGER, ip_id INTEGER, n INTEGER)`);
+    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
   }
 
   private fill(table: Temp, ids: Iterable<number>): number {
@@ -324,8 +323,10 @@ export class SqliteRulesRepo {
     this.ensureTemps();
     this.fill('rm_impostors', ids);
     const table = pred.dims.ip ? 'detection_rollup' : pred.dims.endpoint ? (pred.dims.job ? 'detection_rollup' : 'rollup_process_endpoint') : 'rollup_process_job';
+    // the fine rollup counts every status of a key in one row; the coarse ones key by status
+    const [count, onNew] = table === 'detection_rollup' ? [newCount(), 'true'] : ['n', 'status = 0 AND rule_id = 0'];
     for (const [pid, n] of this.db
-      .prepare(`SELECT process_id, sum(n) FROM ${table} WHERE ${pred.sql} AND status = 0 AND rule_id = 0 AND process_id IN (SELECT id FROM temp.rm_impostors) GROUP BY process_id`)
+      .prepare(`SELECT process_id, sum(${count}) FROM ${table} WHERE ${pred.sql} AND ${onNew} AND process_id IN (SELECT id FROM temp.rm_impostors) GROUP BY process_id`)
       .raw()
       .all(...pred.params) as [number, number][]) {
       out.set(pid, n);
@@ -344,14 +345,16 @@ export class SqliteRulesRepo {
     const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
     if (!pred.possible) return out;
     this.loadRisky();
-    const where = `${pred.sql} AND status = 0 AND rule_id = 0`;
     const byEndpoint = !pred.dims.job && !pred.dims.ip;
     const byJob = !pred.dims.endpoint && !pred.dims.ip;
     const riskyTable = byEndpoint ? 'rollup_process_endpoint' : 'detection_rollup';
+    // The coarse rollups key by (status, rule); the fine one counts every status of a key in one row.
+    const where = riskyTable === 'detection_rollup' ? `${pred.sql} AND ${newCount()} > 0` : `${pred.sql} AND status = 0 AND rule_id = 0`;
+    const nRisky = riskyTable === 'detection_rollup' ? newCount() : 'n';
     const totals = (): [number, number] =>
       this.db
         .prepare(
-          `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
+          `SELECT coalesce(sum(${nRisky}), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN ${nRisky} ELSE 0 END), 0)
            FROM ${riskyTable} WHERE ${where}`,
         )
         .raw()
@@ -366,7 +369,7 @@ export class SqliteRulesRepo {
     if (byJob) {
       // (job, process) sums from the job rollup; the risky share from the endpoint rollup.
       rows = this.db
-        .prepare(`SELECT job_ref, process_id, 0, sum(n) FROM rollup_process_job WHERE ${where} GROUP BY job_ref, process_id`)
+        .prepare(`SELECT job_ref, process_id, 0, sum(n) FROM rollup_process_job WHERE ${pred.sql} AND status = 0 AND rule_id = 0 GROUP BY job_ref, process_id`)
         .raw()
         .all(...pred.params) as [number, number, number, number][];
       out.risky = countsOnly ? out.risky : totals()[1];
@@ -374,8 +377,8 @@ export class SqliteRulesRepo {
     } else {
       rows = this.db
         .prepare(
-          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
-           FROM detection_rollup WHERE ${where} GROUP BY job_ref, process_id, risky`,
+          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(${newCount()}) AS n
+           FROM detection_rollup WHERE ${pred.sql} AND ${newCount()} > 0 GROUP BY job_ref, process_id, risky`,
         )
         .raw()
         .all(...pred.params) as [number, number, number, number][];
@@ -414,9 +417,9 @@ export class SqliteRulesRepo {
       out.riskySamples = (
         this.db
           .prepare(
-            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM ${riskyTable} r
+            `SELECT e.endpoint, p.norm_name AS process, sum(${riskyTable === 'detection_rollup' ? newCount('r') : 'r.n'}) AS count FROM ${riskyTable} r
              JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
-             WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}
+             WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id|n|n_suppressed|n_resolved)\b/g, 'r.$1')}
                AND r.endpoint_id IN (SELECT id FROM temp.rm_risky)
              GROUP BY e.endpoint, p.norm_name ORDER BY count DESC, e.endpoint LIMIT 20`,
           )
@@ -425,7 +428,7 @@ export class SqliteRulesRepo {
     }
     if (sampleLimit > 0) {
       out.sampleIds = this.db
-        .prepare(`SELECT id FROM detections WHERE ${where} LIMIT ?`)
+        .prepare(`SELECT d.id FROM detections d WHERE ${pred.sql.replace(COLS, 'd.$1')} AND ${statusOf('d')} = 0 LIMIT ?`)
         .pluck()
         .all(...pred.params, sampleLimit) as number[];
     }
@@ -433,153 +436,183 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Moves matching rollup rows from (fromStatus, fromRule) to (toStatus, toRule) and updates the same
-   * detections. Returns the number of detections moved; throws if rollup and detections disagree.
+   * Moves the matching detections from (from.status, from.rule) to (to.status, to.rule): their rows
+   * in detection_status, the counters of their fine rollup rows and their coarse rollup rows.
+   * Returns the number of detections moved; throws if the rollups and the detections disagree.
    * Must run inside a transaction.
    */
   move(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }): number {
     if (!pred.possible) return 0;
     this.ensureTemps();
-    const where = `${pred.sql} AND status = ? AND rule_id = ?`;
-    const params = [...pred.params, from.status, from.rule];
     this.db.prepare('DELETE FROM temp.rm_moved').run();
-    const cols = 'tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts';
-    if (pred.dims.process || pred.dims.job) {
-      // Seek instead of scanning the whole (tenant, type, status, rule) range: the coarse rollups list
-      // the days and jobs the matched processes / jobs have rows in, and the fine key is
-      // (..., day, job_ref, process_id, ...), so each (day, job[, process]) is a primary-key prefix.
-      const tenantId = Number(pred.params[0]);
-      const typeId = Number(pred.params[1]);
-      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`;
-      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
-      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
-      this.db
-        .prepare(
-          `INSERT INTO temp.rm_moved SELECT ${cols.replace(/(\w+)/g, 'r.$1')}
-           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
-           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
-           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
-           CROSS JOIN detection_rollup AS r
-           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId} AND r.status = ${Number(from.status)} AND r.rule_id = ${Number(from.rule)}
-             AND r.day = dd.dday AND r.job_ref = jj.jref${pred.dims.process ? ' AND r.process_id = pp.pid' : ''}
-             AND ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}`,
-        )
-        .run(...params);
-    } else {
-      this.db.prepare(`INSERT INTO temp.rm_moved SELECT ${cols} FROM detection_rollup WHERE ${where}`).run(...params);
+    const moved = from.status === 0 ? this.selectNew(pred) : this.selectRule(pred, from);
+    if (moved.expected === 0) return 0;
+    const changed = this.moveStatusRows(pred, from, to, moved.sideSql);
+    if (changed !== moved.expected) {
+      throw new Error(`rollup out of step: ${moved.expected} detections in rollup rows, ${changed} status rows moved; transaction rolled back`);
     }
-    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
-    if (expected === 0) return 0;
-    // The coarse rollups are maintained set-based here: the per-row triggers are switched off for
-    // this transaction only (the meta flag is never committed), then the moved sums are applied as
-    // one delta per coarse key.
-    this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    // Delete exactly the moved rows: by primary key when they are a small share of the source range
-    // (fewer rows than 1/16 of its detections, which bound its rollup rows), else with one pass over the
-    // range (the same predicate). Then add them to the destination rows.
-    const sourceTotal =
-      (this.db
+    if (from.status !== to.status) {
+      const counter = (status: number) => (status === 1 ? 'n_suppressed' : status === 2 ? 'n_resolved' : null);
+      const set = [counter(from.status), counter(to.status)]
+        .map((c, i) => (c === null ? null : `${c} = ${c} ${i === 0 ? '-' : '+'} m.n`))
+        .filter((x) => x !== null)
+        .join(', ');
+      const rows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
+      const updated = this.db
         .prepare(
-          `SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`,
+          `UPDATE detection_rollup AS r SET ${set} FROM temp.rm_moved AS m
+           WHERE r.tenant_id = m.tenant_id AND r.type_id = m.type_id AND r.day = m.day AND r.job_ref = m.job_ref
+             AND r.process_id = m.process_id AND r.endpoint_id = m.endpoint_id AND r.ip_id = m.ip_id`,
         )
-        .pluck()
-        .get(pred.params[0], pred.params[1]) as number | null) ?? 0;
-    const movedRows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
-    const deleted =
-      movedRows * 16 < sourceTotal
-        ? this.db
-            .prepare(
-              `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
-               (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
-            )
-            .run().changes
-        : this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params).changes;
-    if (deleted !== movedRows) throw new Error(`rollup move: ${movedRows} rows selected, ${deleted} deleted; transaction rolled back`);
-    const upsertSelect = ROLLUP_UPSERT.replace(
-      /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
-      `SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
-       FROM temp.rm_moved WHERE true`,
-    );
-    this.db.prepare(upsertSelect).run();
-    this.moveCoarse(pred, where, params, from, to);
-    this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
-    const changed = this.updateDetections(pred, where, params, from, to);
-    if (changed !== expected) {
-      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} rows updated; transaction rolled back`);
+        .run().changes;
+      if (updated !== rows) throw new Error(`rollup move: ${rows} keys moved, ${updated} rollup rows updated; transaction rolled back`);
     }
+    const where = `${pred.sql} AND status = ? AND rule_id = ?`;
+    this.moveCoarse(pred, where, [...pred.params, from.status, from.rule], from, to);
     return changed;
   }
 
   /**
-   * Updates the matching detections through the cheapest access path. The coarse rollups give the
-   * exact number of rows each candidate index would visit (all statuses): by process
-   * (detections_by_process), by job (the runs of the matched jobs, through the (run_ref, ...) unique
-   * index), by endpoint (detections_by_endpoint), by rule (the partial detections_by_rule index, for
-   * restores), or a plain scan of the table. The predicate itself is unchanged, so the rows updated
-   * are the same whatever the path.
+   * Fills temp.rm_moved with the new detections the predicate matches, per fine key, from the fine
+   * rollup alone: a rule matches whole rollup rows, so all the new detections of a matched row move.
    */
-  private updateDetections(
-    pred: MatchPredicate,
-    where: string,
-    params: unknown[],
-    from: { status: number; rule: number },
-    to: { status: number; rule: number },
-  ): number {
+  private selectNew(pred: MatchPredicate): { expected: number; sideSql: null } {
+    const cols = 'r.tenant_id, r.type_id, r.day, r.job_ref, r.process_id, r.endpoint_id, r.ip_id';
+    const fineWhere = `${pred.sql.replace(COLS, 'r.$1')} AND ${newCount('r')} > 0`;
+    if (pred.dims.process || pred.dims.job) {
+      // Seek instead of scanning the whole (tenant, type) range: the coarse rollups list the days and
+      // jobs the matched processes / jobs have new detections in, and the fine key is
+      // (tenant, type, day, job_ref, process_id, ...), so each (day, job[, process]) is a key prefix.
+      const tenantId = Number(pred.params[0]);
+      const typeId = Number(pred.params[1]);
+      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = 0 AND rule_id = 0`;
+      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
+      this.db
+        .prepare(
+          `INSERT INTO temp.rm_moved SELECT ${cols}, ${newCount('r')}
+           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
+           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
+           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
+           CROSS JOIN detection_rollup AS r
+           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId} AND r.day = dd.dday AND r.job_ref = jj.jref
+             ${pred.dims.process ? 'AND r.process_id = pp.pid' : ''} AND ${fineWhere}`,
+        )
+        .run(...pred.params);
+    } else {
+      this.db.prepare(`INSERT INTO temp.rm_moved SELECT ${cols}, ${newCount('r')} FROM detection_rollup AS r WHERE ${fineWhere}`).run(...pred.params);
+    }
+    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
+    return { expected, sideSql: null };
+  }
+
+  /**
+   * Fills temp.rm_moved with the detections of rule `from.rule` (in status `from.status`) that the
+   * predicate matches, per fine key: their status rows (by-rule index) joined to their detections,
+   * read in id order. Returns how to find the same status rows again.
+   */
+  private selectRule(pred: MatchPredicate, from: { status: number; rule: number }): { expected: number; sideSql: string } {
+    const onRule = `s.rule_id = ${Number(from.rule)} AND s.status = ${Number(from.status)}`;
+    const dayOf = `(d.ts - ((d.ts % ${DAY_MS}) + ${DAY_MS}) % ${DAY_MS}) / ${DAY_MS}`;
+    this.db
+      .prepare(
+        `INSERT INTO temp.rm_moved
+         SELECT d.tenant_id, d.type_id, ${dayOf} AS day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id, count(*)
+         FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
+         WHERE ${onRule} AND ${pred.sql.replace(COLS, 'd.$1')}
+         GROUP BY d.tenant_id, d.type_id, day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id`,
+      )
+      .run(...pred.params);
+    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
+    // When the predicate tests only tenant and type, and the rule has suppressions of that type only
+    // (the coarse rollups say so; rule ids belong to one tenant), the rule's status rows are exactly
+    // the matched ones: no need to read the detections again.
+    const types = this.db
+      .prepare(`SELECT DISTINCT type_id FROM rollup_process_day WHERE tenant_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`)
+      .pluck()
+      .all(pred.params[0]) as number[];
+    const whole = !pred.dims.job && !pred.dims.process && !pred.dims.endpoint && !pred.dims.ip && types.length === 1 && types[0] === Number(pred.params[1]);
+    const sideSql = whole
+      ? `SELECT s.id FROM detection_status AS s WHERE ${onRule}`
+      : `SELECT s.id FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
+         WHERE ${onRule} AND ${pred.sql.replace(COLS, 'd.$1')}`;
+    return { expected, sideSql };
+  }
+
+  /**
+   * Moves the status rows. From new: the candidate detections come from the cheapest index (the
+   * coarse rollups give how many rows each would visit), sorted by id, then each is checked against
+   * the predicate and for having no status row, and gets one. From a rule: the rows found by
+   * `sideSql` are deleted (to new) or re-pointed.
+   */
+  private moveStatusRows(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }, sideSql: string | null): number {
+    const db = this.db;
+    if (sideSql === null) {
+      const candidates = this.candidateIds(pred);
+      const src = candidates === null ? 'detections AS d NOT INDEXED' : 'temp.rm_rows AS c CROSS JOIN detections AS d ON d.id = c.id';
+      const changed = db
+        .prepare(
+          `INSERT INTO detection_status (id, status, rule_id)
+           SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM ${src}
+           WHERE ${pred.sql.replace(COLS, 'd.$1')} AND NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = d.id)`,
+        )
+        .run(...pred.params).changes;
+      if (candidates !== null) db.prepare('DELETE FROM temp.rm_rows').run();
+      return changed;
+    }
+    db.prepare('DELETE FROM temp.rm_rows').run();
+    db.prepare(`INSERT INTO temp.rm_rows ${sideSql}`).run(...(sideSql.includes('?') ? pred.params : []));
+    const changed =
+      to.status === 0
+        ? db.prepare('DELETE FROM detection_status WHERE id IN (SELECT id FROM temp.rm_rows)').run().changes
+        : db
+            .prepare(`UPDATE detection_status SET status = ${Number(to.status)}, rule_id = ${Number(to.rule)} WHERE id IN (SELECT id FROM temp.rm_rows)`)
+            .run().changes;
+    db.prepare('DELETE FROM temp.rm_rows').run();
+    return changed;
+  }
+
+  /**
+   * Fills temp.rm_rows with the ids of a superset of the matching detections, read from one index
+   * only (no table rows), and returns its name; null when a scan of the table is cheaper. The coarse
+   * rollups give the exact number of entries each candidate index would visit (all statuses): by
+   * process (detections_by_process), by job (the runs of the matched jobs, through the
+   * (run_ref, ...) unique index), by endpoint (detections_by_endpoint). Ids come out sorted, so the
+   * detections are then read in table order, each page once.
+   */
+  private candidateIds(pred: MatchPredicate): string | null {
     const tenantId = pred.params[0];
     const sum = (sql: string) => (this.db.prepare(sql).pluck().get(tenantId) as number | null) ?? 0;
     const total = sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ?');
-    // a sequential scan visits every row but costs less per row than an index walk
-    let best: { cost: number; sql: string; index?: string } = {
-      cost: total / 3,
-      sql: `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE ${where}`,
+    // a sequential scan visits every row but costs less per row than reading rows by id
+    let best: { cost: number; sql: string } | null = null;
+    const consider = (cost: number, sql: string) => {
+      if (cost < (best?.cost ?? total / 3)) best = { cost, sql };
     };
-    /** `index` set: `sql` is the candidate condition on that index's columns (see below). */
-    const consider = (cost: number, sql: string, index?: string) => {
-      if (cost < best.cost) best = { cost, sql, index };
-    };
-    if (from.rule !== 0) {
-      consider(
-        sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND rule_id = ${Number(from.rule)}`),
-        `UPDATE detections INDEXED BY detections_by_rule SET status = ?, rule_id = ? WHERE ${where} AND rule_id <> 0`,
-      );
-    }
+    // every candidate query takes the tenant id as its one parameter
     if (pred.dims.process) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
-        'process_id IN (SELECT id FROM temp.rm_procs)',
-        'detections_by_process',
+        'SELECT id FROM detections INDEXED BY detections_by_process WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
       );
     }
     if (pred.dims.job) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_job WHERE tenant_id = ? AND job_ref IN (SELECT id FROM temp.rm_jobs)'),
-        `UPDATE detections INDEXED BY sqlite_autoindex_detections_1 SET status = ?, rule_id = ?
-         WHERE run_ref IN (SELECT id FROM runs WHERE job_ref IN (SELECT id FROM temp.rm_jobs)) AND ${where}`,
+        `SELECT id FROM detections INDEXED BY sqlite_autoindex_detections_1 WHERE run_ref IN (SELECT id FROM runs WHERE job_ref IN (SELECT id FROM temp.rm_jobs) AND job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?))`,
       );
     }
     if (pred.dims.endpoint) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
-        'endpoint_id IN (SELECT id FROM temp.rm_eps)',
-        'detections_by_endpoint',
+        'SELECT id FROM detections INDEXED BY detections_by_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)',
       );
     }
-    if (best.index) {
-      // Two phases: the index gives the candidate row ids (index only, no table read), then the rows
-      // are updated in id order, so each table page is read and rewritten once. Walking the index
-      // straight into the table visits rows in (process|endpoint, ts) order, which revisits pages
-      // all over the table after they left the cache: a thin match then rewrote the same pages
-      // several times.
-      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
-      this.db.prepare('DELETE FROM temp.rm_rows').run();
-      this.db
-        .prepare(`INSERT INTO temp.rm_rows SELECT id FROM detections INDEXED BY ${best.index} WHERE tenant_id = ? AND ${best.sql}`)
-        .run(tenantId);
-      best.sql = `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE id IN (SELECT id FROM temp.rm_rows) AND ${where}`;
-    }
-    const changed = this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
-    if (best.index) this.db.prepare('DELETE FROM temp.rm_rows').run();
-    return changed;
+    if (best === null) return null;
+    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
+    this.db.prepare('DELETE FROM temp.rm_rows').run();
+    this.db.prepare(`INSERT INTO temp.rm_rows ${(best as { sql: string }).sql}`).run(tenantId);
+    return 'rm_rows';
   }
 
   /**
