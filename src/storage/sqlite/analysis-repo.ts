@@ -56,15 +56,20 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
   const jobSql = f.jobFilterSql ? ` AND job_ref IN (${f.jobFilterSql.sql})` : '';
   const jobParams = f.jobFilterSql?.params ?? [];
   if (slices.rollup) {
-    // One fine rollup row counts every status of its key: the row is taken whole when all its
-    // detections have a wanted status, skipped when none has, and otherwise its exact first / last
-    // timestamps over the wanted statuses are probed in detections (that key, that day only).
+    // detection_rollup counts every detection of a key, detection_rollup_held those not new, by
+    // (status, rule). A key is taken whole when all its detections have a wanted status, skipped when
+    // none has, and otherwise its exact first / last timestamps over the wanted statuses are probed in
+    // detections (that key, that day only).
     const want = new Set(f.statuses);
     const dayRange = db.prepare('SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ?').raw();
     const chunk = db
+      .prepare(`SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts, ip_id FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND day = ?${jobSql}`)
+      .raw();
+    const heldKeys = db.prepare('SELECT DISTINCT status, rule_id FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status <> 0').raw();
+    const heldChunk = db
       .prepare(
-        `SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts, n - n_suppressed - n_resolved, n_suppressed, n_resolved, ip_id
-         FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND day = ?${jobSql}`,
+        `SELECT process_id, endpoint_id, job_ref, ip_id, n FROM detection_rollup_held
+         WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND day = ?${jobSql}`,
       )
       .raw();
     const probe = db
@@ -77,13 +82,26 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
     for (const typeId of f.typeIds) {
       const [lo, hi] = dayRange.get(f.tenantId, typeId) as [number | null, number | null];
       if (lo === null || hi === null) continue;
+      const held = heldKeys.all(f.tenantId, typeId) as [number, number][];
       const from = Math.max(lo, slices.rollup.fromDay ?? lo);
       const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
       for (let day = from; day < to; day++) {
+        // per key: its held detections, and how many of them have a wanted status
+        const heldOf = new Map<string, { all: number; wanted: number }>();
+        for (const [status, rule] of held) {
+          for (const [pid, eid, job, ip, n] of heldChunk.all(f.tenantId, typeId, status, rule, day, ...jobParams) as number[][]) {
+            const k = `${pid}/${eid}/${job}/${ip}`;
+            const h = heldOf.get(k) ?? { all: 0, wanted: 0 };
+            h.all += n!;
+            if (want.has(status)) h.wanted += n!;
+            heldOf.set(k, h);
+          }
+        }
         const rows: ScanRow[] = [];
         for (const r of chunk.all(f.tenantId, typeId, day, ...jobParams) as number[][]) {
-          const [pid, eid, job, n, first, last, nNew, nSup, nRes, ip] = r as [number, number, number, number, number, number, number, number, number, number];
-          const wanted = (want.has(0) ? nNew : 0) + (want.has(1) ? nSup : 0) + (want.has(2) ? nRes : 0);
+          const [pid, eid, job, n, first, last, ip] = r as [number, number, number, number, number, number, number];
+          const h = heldOf.get(`${pid}/${eid}/${job}/${ip}`);
+          const wanted = h === undefined ? (want.has(0) ? n : 0) : (want.has(0) ? n - h.all : 0) + h.wanted;
           if (wanted === 0) continue;
           if (wanted === n) rows.push([pid, eid, job, n, first, last]);
           else {

@@ -9,7 +9,7 @@ import {
   type TenantStats,
 } from '../store.js';
 import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
-import { newCount, statusOf } from './rollups.js';
+import { statusOf } from './rollups.js';
 
 const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
@@ -123,14 +123,15 @@ export class SqliteDetectionRepository implements DetectionRepository {
    */
   private total(tenantId: number, f: DetectionFilter): number {
     if (f.runId === undefined && f.since === undefined && f.until === undefined) {
-      // the fine rollup row of a key counts each status: new = n - n_suppressed - n_resolved
+      // detection_rollup counts every status of a key, detection_rollup_held the ones not new
       const w = this.where(tenantId, { ...f, statuses: undefined });
       const sql = w.sql.replace(/\bd\.(tenant_id|type_id|job_ref|process_id|endpoint_id)\b/g, 'r.$1');
       const codes = new Set((f.statuses?.length ? f.statuses : (['new', 'suppressed', 'resolved'] as DetectionStatus[])).map((s) => STATUS_CODE[s]));
-      const count = [codes.has(0) ? newCount('r') : null, codes.has(1) ? 'r.n_suppressed' : null, codes.has(2) ? 'r.n_resolved' : null]
-        .filter((x) => x !== null)
-        .join(' + ');
-      return (this.db.prepare(`SELECT coalesce(sum(${count || '0'}), 0) FROM detection_rollup r WHERE ${sql}`).pluck().get(...w.params) as number) ?? 0;
+      const sum = (from: string, cond = '') =>
+        (this.db.prepare(`SELECT coalesce(sum(r.n), 0) FROM ${from} r WHERE ${sql}${cond}`).pluck().get(...w.params) as number) ?? 0;
+      const held = [1, 2].filter((c) => codes.has(c) !== codes.has(0));
+      const heldSum = held.length ? sum('detection_rollup_held', ` AND r.status IN (${held.join(',')})`) : 0;
+      return codes.has(0) ? sum('detection_rollup') - heldSum : heldSum;
     }
     const w = this.where(tenantId, f);
     return this.db.prepare(`SELECT count(*) FROM detections d WHERE ${w.sql}`).pluck().get(...w.params) as number;

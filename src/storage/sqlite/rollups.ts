@@ -4,21 +4,26 @@ import type { SqliteDatabase } from './db.js';
 /**
  * How a detection's status and its rollups are written (schema: migration 7 in core-migrations.ts).
  * A detection row carries no status: `detection_status` holds one narrow row per detection that is
- * not new. The fine rollup counts every status of a key (n, n_suppressed, n_resolved); the coarse
- * rollups keep (status, rule) in their key. Every writer of detections goes through here, so the
- * rollups stay exact GROUP BYs of detections + detection_status.
+ * not new. detection_rollup counts every detection of a key whatever its status;
+ * detection_rollup_held counts those that are not new, by (status, rule); the coarse rollups keep
+ * (status, rule) in their key. Every writer of detections goes through here, so the rollups stay
+ * exact GROUP BYs of detections + detection_status.
  */
 
-/** Adds detections of one fine key to the fine rollup: n in all, of which n_suppressed and n_resolved. */
+/** Adds detections of one fine key, of any status, to the fine rollup. */
 export const ROLLUP_UPSERT = `
-INSERT INTO detection_rollup (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, n_suppressed, n_resolved, first_ts, last_ts)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO detection_rollup (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
   n = n + excluded.n,
-  n_suppressed = n_suppressed + excluded.n_suppressed,
-  n_resolved = n_resolved + excluded.n_resolved,
   first_ts = min(first_ts, excluded.first_ts),
   last_ts = max(last_ts, excluded.last_ts)`;
+
+/** Adds detections of one fine key that are not new to the held rollup, under their status and rule. */
+export const HELD_UPSERT = `
+INSERT INTO detection_rollup_held (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET n = n + excluded.n`;
 
 /** Coarse rollups (migration 2) and the fine-rollup column each keeps. */
 export const COARSE_TABLES: [table: string, col: 'endpoint_id' | 'job_ref' | 'day'][] = [
@@ -37,12 +42,6 @@ export function ruleOf(alias: string): string {
   return `coalesce((SELECT ds.rule_id FROM detection_status ds WHERE ds.id = ${alias}.id), 0)`;
 }
 
-/** New detections of a fine rollup row (alias optional). */
-export function newCount(alias = ''): string {
-  const a = alias ? `${alias}.` : '';
-  return `(${a}n - ${a}n_suppressed - ${a}n_resolved)`;
-}
-
 /**
  * Adds aggregated detections to the fine and coarse rollups. `add` takes the same twelve values, in
  * the same order, as the former single-table ROLLUP_UPSERT: (tenant, type, status, rule, day, job,
@@ -50,10 +49,12 @@ export function newCount(alias = ''): string {
  */
 export class RollupWriter {
   private readonly fine: Statement;
+  private readonly held: Statement;
   private readonly coarse: Statement[];
 
   constructor(db: SqliteDatabase) {
     this.fine = db.prepare(ROLLUP_UPSERT);
+    this.held = db.prepare(HELD_UPSERT);
     this.coarse = COARSE_TABLES.map(([table, col]) =>
       db.prepare(
         `INSERT INTO ${table} (tenant_id, type_id, status, rule_id, process_id, ${col}, n) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -66,7 +67,8 @@ export class RollupWriter {
     tenantId: number, typeId: number, status: number, ruleId: number, day: number, jobRef: number,
     processId: number, endpointId: number, ipId: number, n: number, firstTs: number, lastTs: number,
   ): void {
-    this.fine.run(tenantId, typeId, day, jobRef, processId, endpointId, ipId, n, status === 1 ? n : 0, status === 2 ? n : 0, firstTs, lastTs);
+    this.fine.run(tenantId, typeId, day, jobRef, processId, endpointId, ipId, n, firstTs, lastTs);
+    if (status !== 0) this.held.run(tenantId, typeId, status, ruleId, day, jobRef, processId, endpointId, ipId, n);
     const keys = { endpoint_id: endpointId, job_ref: jobRef, day };
     COARSE_TABLES.forEach(([, col], i) => this.coarse[i]!.run(tenantId, typeId, status, ruleId, processId, keys[col], n));
   }

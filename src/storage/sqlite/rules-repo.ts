@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
-import { COARSE_TABLES, newCount, statusOf } from './rollups.js';
+import { COARSE_TABLES, statusOf } from './rollups.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
@@ -126,9 +126,10 @@ export class SqliteRulesRepo {
   /** Temp tables are re-checked each time: a rolled-back transaction drops ones created inside it. */
   private ensureTemps(): void {
     for (const t of TEMPS) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (id INTEGER PRIMARY KEY)`);
-    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_moved (
-      tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER,
-      endpoint_id INTEGER, ip_id INTEGER, n INTEGER)`);
+    const key = 'tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER, endpoint_id INTEGER, ip_id INTEGER, n INTEGER';
+    for (const t of ['rm_moved', 'rm_held']) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (${key})`);
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_held_sum (${key},
+      PRIMARY KEY (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id)) WITHOUT ROWID`);
     this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
   }
 
@@ -322,13 +323,16 @@ export class SqliteRulesRepo {
     if (!pred.possible || ids.length === 0) return out;
     this.ensureTemps();
     this.fill('rm_impostors', ids);
-    const table = pred.dims.ip ? 'detection_rollup' : pred.dims.endpoint ? (pred.dims.job ? 'detection_rollup' : 'rollup_process_endpoint') : 'rollup_process_job';
-    // the fine rollup counts every status of a key in one row; the coarse ones key by status
-    const [count, onNew] = table === 'detection_rollup' ? [newCount(), 'true'] : ['n', 'status = 0 AND rule_id = 0'];
+    const table = pred.dims.ip || (pred.dims.endpoint && pred.dims.job) ? null : pred.dims.endpoint ? 'rollup_process_endpoint' : 'rollup_process_job';
+    const onImpostors = `${pred.sql} AND process_id IN (SELECT id FROM temp.rm_impostors)`;
+    // the fine rollups: every detection of a key, less the held (not new) ones
+    const [sql, params] = table
+      ? [`SELECT process_id, sum(n) FROM ${table} WHERE ${onImpostors} AND status = 0 AND rule_id = 0 GROUP BY process_id`, pred.params]
+      : [`SELECT process_id, sum(n) FROM ${fineNew('process_id', onImpostors)} GROUP BY process_id HAVING sum(n) <> 0`, [...pred.params, ...pred.params]];
     for (const [pid, n] of this.db
-      .prepare(`SELECT process_id, sum(${count}) FROM ${table} WHERE ${pred.sql} AND ${onNew} AND process_id IN (SELECT id FROM temp.rm_impostors) GROUP BY process_id`)
+      .prepare(sql)
       .raw()
-      .all(...pred.params) as [number, number][]) {
+      .all(...params) as [number, number][]) {
       out.set(pid, n);
     }
     return out;
@@ -347,18 +351,18 @@ export class SqliteRulesRepo {
     this.loadRisky();
     const byEndpoint = !pred.dims.job && !pred.dims.ip;
     const byJob = !pred.dims.endpoint && !pred.dims.ip;
-    const riskyTable = byEndpoint ? 'rollup_process_endpoint' : 'detection_rollup';
-    // The coarse rollups key by (status, rule); the fine one counts every status of a key in one row.
-    const where = riskyTable === 'detection_rollup' ? `${pred.sql} AND ${newCount()} > 0` : `${pred.sql} AND status = 0 AND rule_id = 0`;
-    const nRisky = riskyTable === 'detection_rollup' ? newCount() : 'n';
+    // The coarse rollups key by (status, rule); the fine ones give new = every detection - held.
+    const fine = { from: `${fineNew('job_ref, process_id, endpoint_id', pred.sql)} AS f WHERE true`, params: [...pred.params, ...pred.params] };
+    // totals and risky samples: from the endpoint rollup when the predicate tests nothing it lacks
+    const source = byEndpoint ? { from: `rollup_process_endpoint WHERE ${pred.sql} AND status = 0 AND rule_id = 0`, params: pred.params } : fine;
     const totals = (): [number, number] =>
       this.db
         .prepare(
-          `SELECT coalesce(sum(${nRisky}), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN ${nRisky} ELSE 0 END), 0)
-           FROM ${riskyTable} WHERE ${where}`,
+          `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
+           FROM ${source.from}`,
         )
         .raw()
-        .get(...pred.params) as [number, number];
+        .get(...source.params) as [number, number];
     if (countsOnly) {
       // Same predicate, totals only (used for suggestion impact): no grouping, no sort.
       [out.total, out.risky] = totals();
@@ -377,11 +381,11 @@ export class SqliteRulesRepo {
     } else {
       rows = this.db
         .prepare(
-          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(${newCount()}) AS n
-           FROM detection_rollup WHERE ${pred.sql} AND ${newCount()} > 0 GROUP BY job_ref, process_id, risky`,
+          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
+           FROM ${fine.from} GROUP BY job_ref, process_id, risky HAVING sum(n) <> 0`,
         )
         .raw()
-        .all(...pred.params) as [number, number, number, number][];
+        .all(...fine.params) as [number, number, number, number][];
       out.total = 0;
       out.risky = 0;
     }
@@ -417,13 +421,12 @@ export class SqliteRulesRepo {
       out.riskySamples = (
         this.db
           .prepare(
-            `SELECT e.endpoint, p.norm_name AS process, sum(${riskyTable === 'detection_rollup' ? newCount('r') : 'r.n'}) AS count FROM ${riskyTable} r
+            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM (SELECT endpoint_id, process_id, n FROM ${source.from}) r
              JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
-             WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id|n|n_suppressed|n_resolved)\b/g, 'r.$1')}
-               AND r.endpoint_id IN (SELECT id FROM temp.rm_risky)
-             GROUP BY e.endpoint, p.norm_name ORDER BY count DESC, e.endpoint LIMIT 20`,
+             WHERE r.endpoint_id IN (SELECT id FROM temp.rm_risky)
+             GROUP BY e.endpoint, p.norm_name HAVING count <> 0 ORDER BY count DESC, e.endpoint LIMIT 20`,
           )
-          .all(...pred.params) as { endpoint: string; process: string; count: number }[]
+          .all(...source.params) as { endpoint: string; process: string; count: number }[]
       );
     }
     if (sampleLimit > 0) {
@@ -437,35 +440,45 @@ export class SqliteRulesRepo {
 
   /**
    * Moves the matching detections from (from.status, from.rule) to (to.status, to.rule): their rows
-   * in detection_status, the counters of their fine rollup rows and their coarse rollup rows.
-   * Returns the number of detections moved; throws if the rollups and the detections disagree.
-   * Must run inside a transaction.
+   * in detection_status, their held rollup rows and their coarse rollup rows (detection_rollup
+   * counts every status, so it does not change). Returns the number of detections moved; throws if
+   * the rollups and the detections disagree. Must run inside a transaction.
    */
   move(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }): number {
     if (!pred.possible) return 0;
     this.ensureTemps();
     this.db.prepare('DELETE FROM temp.rm_moved').run();
-    const moved = from.status === 0 ? this.selectNew(pred) : this.selectRule(pred, from);
-    if (moved.expected === 0) return 0;
-    const changed = this.moveStatusRows(pred, from, to, moved.sideSql);
-    if (changed !== moved.expected) {
-      throw new Error(`rollup out of step: ${moved.expected} detections in rollup rows, ${changed} status rows moved; transaction rolled back`);
+    const whole = from.status !== 0 && this.wholeRule(pred, from);
+    const expected = from.status === 0 ? this.selectNew(pred) : this.selectHeld(pred, from, 'rm_moved');
+    if (expected === 0) return 0;
+    const changed = this.moveStatusRows(pred, from, to, whole);
+    if (changed !== expected) {
+      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} status rows moved; transaction rolled back`);
     }
-    if (from.status !== to.status) {
-      const counter = (status: number) => (status === 1 ? 'n_suppressed' : status === 2 ? 'n_resolved' : null);
-      const set = [counter(from.status), counter(to.status)]
-        .map((c, i) => (c === null ? null : `${c} = ${c} ${i === 0 ? '-' : '+'} m.n`))
-        .filter((x) => x !== null)
-        .join(', ');
+    const held = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
+    if (from.status !== 0) {
+      // whole held rows move: a rule matches whole keys
       const rows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
-      const updated = this.db
+      const deleted = whole
+        ? this.db
+            .prepare(`DELETE FROM detection_rollup_held WHERE tenant_id = ? AND type_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`)
+            .run(pred.params[0], pred.params[1]).changes
+        : this.db
+            .prepare(
+              `DELETE FROM detection_rollup_held WHERE (${held}) IN
+               (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
+            )
+            .run().changes;
+      if (deleted !== rows) throw new Error(`rollup move: ${rows} held rows selected, ${deleted} deleted; transaction rolled back`);
+    }
+    if (to.status !== 0) {
+      this.db
         .prepare(
-          `UPDATE detection_rollup AS r SET ${set} FROM temp.rm_moved AS m
-           WHERE r.tenant_id = m.tenant_id AND r.type_id = m.type_id AND r.day = m.day AND r.job_ref = m.job_ref
-             AND r.process_id = m.process_id AND r.endpoint_id = m.endpoint_id AND r.ip_id = m.ip_id`,
+          `INSERT INTO detection_rollup_held (${held}, n)
+           SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n FROM temp.rm_moved WHERE true
+           ON CONFLICT (${held}) DO UPDATE SET n = n + excluded.n`,
         )
-        .run().changes;
-      if (updated !== rows) throw new Error(`rollup move: ${rows} keys moved, ${updated} rollup rows updated; transaction rolled back`);
+        .run();
     }
     const where = `${pred.sql} AND status = ? AND rule_id = ?`;
     this.moveCoarse(pred, where, [...pred.params, from.status, from.rule], from, to);
@@ -473,127 +486,165 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Fills temp.rm_moved with the new detections the predicate matches, per fine key, from the fine
-   * rollup alone: a rule matches whole rollup rows, so all the new detections of a matched row move.
+   * True when the predicate is "all of this type" and the rule holds detections of that type only
+   * (the coarse rollups say so; a rule id belongs to one tenant): the rule's rows are then exactly
+   * the matched ones, found by rule alone.
    */
-  private selectNew(pred: MatchPredicate): { expected: number; sideSql: null } {
-    const cols = 'r.tenant_id, r.type_id, r.day, r.job_ref, r.process_id, r.endpoint_id, r.ip_id';
-    const fineWhere = `${pred.sql.replace(COLS, 'r.$1')} AND ${newCount('r')} > 0`;
-    if (pred.dims.process || pred.dims.job) {
-      // Seek instead of scanning the whole (tenant, type) range: the coarse rollups list the days and
-      // jobs the matched processes / jobs have new detections in, and the fine key is
-      // (tenant, type, day, job_ref, process_id, ...), so each (day, job[, process]) is a key prefix.
-      const tenantId = Number(pred.params[0]);
-      const typeId = Number(pred.params[1]);
-      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = 0 AND rule_id = 0`;
-      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
-      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
-      this.db
-        .prepare(
-          `INSERT INTO temp.rm_moved SELECT ${cols}, ${newCount('r')}
-           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
-           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
-           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
-           CROSS JOIN detection_rollup AS r
-           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId} AND r.day = dd.dday AND r.job_ref = jj.jref
-             ${pred.dims.process ? 'AND r.process_id = pp.pid' : ''} AND ${fineWhere}`,
-        )
-        .run(...pred.params);
-    } else {
-      this.db.prepare(`INSERT INTO temp.rm_moved SELECT ${cols}, ${newCount('r')} FROM detection_rollup AS r WHERE ${fineWhere}`).run(...pred.params);
-    }
-    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
-    return { expected, sideSql: null };
-  }
-
-  /**
-   * Fills temp.rm_moved with the detections of rule `from.rule` (in status `from.status`) that the
-   * predicate matches, per fine key: their status rows (by-rule index) joined to their detections,
-   * read in id order. Returns how to find the same status rows again.
-   */
-  private selectRule(pred: MatchPredicate, from: { status: number; rule: number }): { expected: number; sideSql: string } {
-    const onRule = `s.rule_id = ${Number(from.rule)} AND s.status = ${Number(from.status)}`;
-    const dayOf = `(d.ts - ((d.ts % ${DAY_MS}) + ${DAY_MS}) % ${DAY_MS}) / ${DAY_MS}`;
-    this.db
-      .prepare(
-        `INSERT INTO temp.rm_moved
-         SELECT d.tenant_id, d.type_id, ${dayOf} AS day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id, count(*)
-         FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
-         WHERE ${onRule} AND ${pred.sql.replace(COLS, 'd.$1')}
-         GROUP BY d.tenant_id, d.type_id, day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id`,
-      )
-      .run(...pred.params);
-    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
-    // When the predicate tests only tenant and type, and the rule has suppressions of that type only
-    // (the coarse rollups say so; rule ids belong to one tenant), the rule's status rows are exactly
-    // the matched ones: no need to read the detections again.
+  private wholeRule(pred: MatchPredicate, from: { status: number; rule: number }): boolean {
+    const d = pred.dims;
+    if (d.job || d.process || d.endpoint || d.ip) return false;
     const types = this.db
       .prepare(`SELECT DISTINCT type_id FROM rollup_process_day WHERE tenant_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`)
       .pluck()
       .all(pred.params[0]) as number[];
-    const whole = !pred.dims.job && !pred.dims.process && !pred.dims.endpoint && !pred.dims.ip && types.length === 1 && types[0] === Number(pred.params[1]);
-    const sideSql = whole
-      ? `SELECT s.id FROM detection_status AS s WHERE ${onRule}`
-      : `SELECT s.id FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
-         WHERE ${onRule} AND ${pred.sql.replace(COLS, 'd.$1')}`;
-    return { expected, sideSql };
+    return types.length === 1 && types[0] === Number(pred.params[1]);
+  }
+
+  /**
+   * Inserts into temp.`into` the (key, n) of the rows of `table` the predicate matches, `fixed`
+   * giving held rows their (status, rule). Seeks instead of scanning the whole (tenant, type[,
+   * status, rule]) range when the predicate names processes or jobs: the coarse rollups at
+   * `coarse` (status, rule) list the days and jobs they have rows in, and (day, job[, process]) is a
+   * key prefix of both fine rollups after (tenant, type[, status, rule]).
+   */
+  private selectRows(
+    table: 'detection_rollup' | 'detection_rollup_held',
+    pred: MatchPredicate,
+    coarse: { status: number; rule: number },
+    into: string,
+  ): void {
+    const cols = 'r.tenant_id, r.type_id, r.day, r.job_ref, r.process_id, r.endpoint_id, r.ip_id, r.n';
+    const fixed = table === 'detection_rollup_held' ? ` AND r.status = ${Number(coarse.status)} AND r.rule_id = ${Number(coarse.rule)}` : '';
+    const match = pred.sql.replace(COLS, 'r.$1');
+    if (pred.dims.process || pred.dims.job) {
+      const tenantId = Number(pred.params[0]);
+      const typeId = Number(pred.params[1]);
+      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = ${Number(coarse.status)} AND rule_id = ${Number(coarse.rule)}`;
+      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
+      this.db
+        .prepare(
+          `INSERT INTO temp.${into} SELECT ${cols}
+           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
+           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
+           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
+           CROSS JOIN ${table} AS r
+           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId}${fixed} AND r.day = dd.dday AND r.job_ref = jj.jref
+             ${pred.dims.process ? 'AND r.process_id = pp.pid' : ''} AND ${match}`,
+        )
+        .run(...pred.params);
+    } else {
+      this.db.prepare(`INSERT INTO temp.${into} SELECT ${cols} FROM ${table} AS r WHERE ${match}${fixed}`).run(...pred.params);
+    }
+  }
+
+  /** Fills temp.`into` with the held rows of (from.status, from.rule) the predicate matches; returns their total. */
+  private selectHeld(pred: MatchPredicate, from: { status: number; rule: number }, into: string): number {
+    this.selectRows('detection_rollup_held', pred, from, into);
+    return (this.db.prepare(`SELECT coalesce(sum(n), 0) FROM temp.${into}`).pluck().get() as number) ?? 0;
+  }
+
+  /**
+   * Fills temp.rm_moved with the new detections the predicate matches, per fine key: every
+   * detection of each matched key, less its held ones (of any status and rule). A rule matches whole
+   * keys, so all the new detections of a matched key move.
+   */
+  private selectNew(pred: MatchPredicate): number {
+    const db = this.db;
+    this.selectRows('detection_rollup', pred, { status: 0, rule: 0 }, 'rm_moved');
+    const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+    const heldKeys = db
+      .prepare(`SELECT DISTINCT status, rule_id FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status <> 0${procIn}`)
+      .raw()
+      .all(pred.params[0], pred.params[1]) as [number, number][];
+    if (heldKeys.length > 0) {
+      db.prepare('DELETE FROM temp.rm_held').run();
+      for (const [status, rule] of heldKeys) this.selectRows('detection_rollup_held', pred, { status, rule }, 'rm_held');
+      const key = ['tenant_id', 'type_id', 'day', 'job_ref', 'process_id', 'endpoint_id', 'ip_id'].map((c) => `m.${c} = h.${c}`).join(' AND ');
+      db.prepare('DELETE FROM temp.rm_held_sum').run();
+      db.prepare(
+        `INSERT INTO temp.rm_held_sum SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, sum(n) FROM temp.rm_held
+         GROUP BY tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id`,
+      ).run();
+      db.prepare(`UPDATE temp.rm_moved AS m SET n = m.n - h.n FROM temp.rm_held_sum AS h WHERE ${key}`).run();
+      db.prepare('DELETE FROM temp.rm_moved WHERE n = 0').run();
+    }
+    return (db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
   }
 
   /**
    * Moves the status rows. From new: the candidate detections come from the cheapest index (the
-   * coarse rollups give how many rows each would visit), sorted by id, then each is checked against
-   * the predicate and for having no status row, and gets one. From a rule: the rows found by
-   * `sideSql` are deleted (to new) or re-pointed.
+   * coarse rollups give how many rows each would visit), sorted by id; each is checked against the
+   * predicate (in its table row, unless the index alone decides it) and for having no status row,
+   * and gets one. From a rule: its rows (by-rule index) that the predicate matches are deleted (to
+   * new) or re-pointed; `whole` when all of them match.
    */
-  private moveStatusRows(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }, sideSql: string | null): number {
+  private moveStatusRows(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }, whole: boolean): number {
     const db = this.db;
-    if (sideSql === null) {
-      const candidates = this.candidateIds(pred);
-      const src = candidates === null ? 'detections AS d NOT INDEXED' : 'temp.rm_rows AS c CROSS JOIN detections AS d ON d.id = c.id';
-      const changed = db
-        .prepare(
-          `INSERT INTO detection_status (id, status, rule_id)
-           SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM ${src}
-           WHERE ${pred.sql.replace(COLS, 'd.$1')} AND NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = d.id)`,
-        )
-        .run(...pred.params).changes;
-      if (candidates !== null) db.prepare('DELETE FROM temp.rm_rows').run();
+    const set = `status = ${Number(to.status)}, rule_id = ${Number(to.rule)}`;
+    if (from.status === 0) {
+      const c = this.candidateIds(pred);
+      const fresh = 'NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = c.id)';
+      const sql =
+        c === null
+          ? `SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM detections AS d NOT INDEXED
+             WHERE ${pred.sql.replace(COLS, 'd.$1')} AND NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = d.id)`
+          : c.decides
+            ? `SELECT c.id, ${Number(to.status)}, ${Number(to.rule)} FROM temp.rm_rows AS c WHERE ${fresh}`
+            : `SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM temp.rm_rows AS c CROSS JOIN detections AS d ON d.id = c.id
+               WHERE ${pred.sql.replace(COLS, 'd.$1')} AND ${fresh}`;
+      const changed = db.prepare(`INSERT INTO detection_status (id, status, rule_id) ${sql}`).run(...(c?.decides ? [] : pred.params)).changes;
+      if (c !== null) db.prepare('DELETE FROM temp.rm_rows').run();
       return changed;
     }
+    // a rule id > 0 is a suppression (status 1); the marker -id too: the rule alone finds its rows
+    const onRule = `rule_id = ${Number(from.rule)} AND status = ${Number(from.status)}`;
+    if (whole) {
+      return to.status === 0
+        ? db.prepare(`DELETE FROM detection_status WHERE ${onRule}`).run().changes
+        : db.prepare(`UPDATE detection_status SET ${set} WHERE ${onRule}`).run().changes;
+    }
     db.prepare('DELETE FROM temp.rm_rows').run();
-    db.prepare(`INSERT INTO temp.rm_rows ${sideSql}`).run(...(sideSql.includes('?') ? pred.params : []));
+    db.prepare(
+      `INSERT INTO temp.rm_rows SELECT s.id FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
+       WHERE s.${onRule.replace(' AND status', ' AND s.status')} AND ${pred.sql.replace(COLS, 'd.$1')}`,
+    ).run(...pred.params);
     const changed =
       to.status === 0
         ? db.prepare('DELETE FROM detection_status WHERE id IN (SELECT id FROM temp.rm_rows)').run().changes
-        : db
-            .prepare(`UPDATE detection_status SET status = ${Number(to.status)}, rule_id = ${Number(to.rule)} WHERE id IN (SELECT id FROM temp.rm_rows)`)
-            .run().changes;
+        : db.prepare(`UPDATE detection_status SET ${set} WHERE id IN (SELECT id FROM temp.rm_rows)`).run().changes;
     db.prepare('DELETE FROM temp.rm_rows').run();
     return changed;
   }
 
   /**
    * Fills temp.rm_rows with the ids of a superset of the matching detections, read from one index
-   * only (no table rows), and returns its name; null when a scan of the table is cheaper. The coarse
-   * rollups give the exact number of entries each candidate index would visit (all statuses): by
-   * process (detections_by_process), by job (the runs of the matched jobs, through the
-   * (run_ref, ...) unique index), by endpoint (detections_by_endpoint). Ids come out sorted, so the
-   * detections are then read in table order, each page once.
+   * only (no table rows); null when a scan of the table is cheaper. The coarse rollups give the exact
+   * number of entries each candidate index would visit (all statuses): by process
+   * (detections_by_process), by job (the runs of the matched jobs, through the (run_ref, ...) unique
+   * index), by endpoint (detections_by_endpoint). Ids come out sorted, so the detections are then
+   * read in table order, each page once. `decides`: the index alone decides the predicate (it tests
+   * only that index's dimension, and every detection of the tenant there is of the predicate's type),
+   * so no table row needs reading.
    */
-  private candidateIds(pred: MatchPredicate): string | null {
+  private candidateIds(pred: MatchPredicate): { decides: boolean } | null {
     const tenantId = pred.params[0];
     const sum = (sql: string) => (this.db.prepare(sql).pluck().get(tenantId) as number | null) ?? 0;
     const total = sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ?');
     // a sequential scan visits every row but costs less per row than reading rows by id
-    let best: { cost: number; sql: string } | null = null;
-    const consider = (cost: number, sql: string) => {
-      if (cost < (best?.cost ?? total / 3)) best = { cost, sql };
-    };
+    let best: { cost: number; sql: string; only: string; coarse: string } | null = null;
     // every candidate query takes the tenant id as its one parameter
+    const consider = (cost: number, sql: string, only = '', coarse = '') => {
+      if (cost < (best?.cost ?? total / 3)) best = { cost, sql, only, coarse };
+    };
+    const procIn = 'process_id IN (SELECT id FROM temp.rm_procs)';
+    const epIn = 'endpoint_id IN (SELECT id FROM temp.rm_eps)';
     if (pred.dims.process) {
       consider(
-        sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
-        'SELECT id FROM detections INDEXED BY detections_by_process WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
+        sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND ${procIn}`),
+        `SELECT id FROM detections INDEXED BY detections_by_process WHERE tenant_id = ? AND ${procIn}`,
+        procIn,
+        `rollup_process_day WHERE tenant_id = ? AND ${procIn}`,
       );
     }
     if (pred.dims.job) {
@@ -604,15 +655,22 @@ export class SqliteRulesRepo {
     }
     if (pred.dims.endpoint) {
       consider(
-        sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
-        'SELECT id FROM detections INDEXED BY detections_by_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)',
+        sum(`SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND ${epIn}`),
+        `SELECT id FROM detections INDEXED BY detections_by_endpoint WHERE tenant_id = ? AND ${epIn}`,
+        epIn,
+        `rollup_process_endpoint WHERE tenant_id = ? AND ${epIn}`,
       );
     }
     if (best === null) return null;
-    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
+    const b = best as { sql: string; only: string; coarse: string };
     this.db.prepare('DELETE FROM temp.rm_rows').run();
-    this.db.prepare(`INSERT INTO temp.rm_rows ${(best as { sql: string }).sql}`).run(tenantId);
-    return 'rm_rows';
+    this.db.prepare(`INSERT INTO temp.rm_rows ${b.sql}`).run(tenantId);
+    let decides = false;
+    if (b.only && pred.sql === `tenant_id = ? AND type_id = ? AND ${b.only}`) {
+      const types = this.db.prepare(`SELECT DISTINCT type_id FROM ${b.coarse}`).pluck().all(tenantId) as number[];
+      decides = types.length === 1 && types[0] === Number(pred.params[1]);
+    }
+    return { decides };
   }
 
   /**
@@ -730,6 +788,14 @@ export class SqliteRulesRepo {
         affected,
       );
   }
+}
+
+/**
+ * Rows (cols, n) of the new detections of each fine key matching `where`: every detection of the key
+ * (detection_rollup) and, with n negated, its held ones. Sum n over them; pass where's params twice.
+ */
+function fineNew(cols: string, where: string): string {
+  return `(SELECT ${cols}, n FROM detection_rollup WHERE ${where} UNION ALL SELECT ${cols}, -n AS n FROM detection_rollup_held WHERE ${where})`;
 }
 
 function cmp(a: string, b: string): number {
