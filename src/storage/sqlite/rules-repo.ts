@@ -10,10 +10,10 @@ import { ImpostorSet } from '../../rules/guards.js';
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
  * tenant's jobs, and the shared endpoint / ip / process dictionaries) to get id sets, which go into
- * TEMP tables; counting and status moves are then plain SQL over `detection_rollup` and
- * `detections` with the same predicate. Because the rollup key holds every dimension a condition can
- * test, a rule matches whole rollup rows, so moving rollup rows and updating detections with the same
- * predicate keeps both in step.
+ * TEMP tables; counting and status moves are then plain SQL over the rollups, `detection_status`
+ * and `detections` with the same predicate. Because the rollup keys hold every dimension a condition
+ * can test, a rule matches whole rollup rows, so moving held rollup rows and status rows with the
+ * same predicate keeps them in step (schema: migration 7, rollups.ts).
  */
 
 export interface RuleRow {
@@ -34,7 +34,7 @@ export interface RuleRow {
 export interface MatchPredicate {
   /** false when some dimension matched no dictionary row: the rule matches nothing */
   possible: boolean;
-  /** SQL over columns shared by detections and detection_rollup (no alias) */
+  /** SQL over columns shared by detections and the fine rollups (no alias) */
   sql: string;
   params: unknown[];
   /** which dimensions the predicate tests (beyond tenant and type) */
