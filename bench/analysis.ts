@@ -250,8 +250,10 @@ function storeBytes(store: SqliteStore, detections: number): Record<string, numb
   const pragma = (p: string) => db.pragma(p, { simple: true }) as number;
   const used = (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
   const out: Record<string, number> = { bytes_per_detection: Math.round((used / detections) * 10) / 10 };
-  const tables = db.prepare('SELECT name, tbl_name FROM sqlite_schema WHERE tbl_name IN (?, ?, ?, ?, ?, ?)');
-  for (const [name, table] of tables.raw().all('detections', 'detection_status', 'detection_rollup', 'rollup_process_endpoint', 'rollup_process_job', 'rollup_process_day') as [string, string][]) {
+  const names = ['detections', 'detection_status', 'detection_rollup', 'detection_rollup_held', 'rollup_process_endpoint', 'rollup_process_job', 'rollup_process_day'];
+  const tables = db.prepare(`SELECT name, tbl_name FROM sqlite_schema WHERE tbl_name IN (${names.map(() => '?').join(', ')})`);
+  // a table's indexes count towards it
+  for (const [name, table] of tables.raw().all(...names) as [string, string][]) {
     const bytes = (db.prepare('SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?').pluck().get(name) as number) ?? 0;
     const key = `${table}_bytes_per_detection`;
     out[key] = Math.round(((out[key] ?? 0) + bytes / detections) * 10) / 10;
