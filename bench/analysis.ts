@@ -21,7 +21,8 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { DAY_MS, ROLLUP_UPSERT } from '../src/storage/sqlite/ingest-session.js';
+import { DAY_MS } from '../src/storage/sqlite/ingest-session.js';
+import { RollupWriter } from '../src/storage/sqlite/rollups.js';
 import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
 import { RulesService } from '../src/rules/service.js';
 
@@ -184,10 +185,11 @@ export function bulkLoad(path: string, total: number, seed = 1): { detections: n
   const gistIp = ipOf('185.199.108.133');
   const insR = db.prepare('INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed) VALUES (?, ?, 1, ?, ?, ?, 1)');
   const insD = db.prepare(
-    `INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '')`,
+    `INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, ext)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
   );
-  const insRoll = db.prepare(ROLLUP_UPSERT);
+  // every detection is new: no detection_status rows
+  const rollups = new RollupWriter(db);
   let n = 0;
   let runNo = 0;
   const runsPerDay = 8;
@@ -228,7 +230,7 @@ export function bulkLoad(path: string, total: number, seed = 1): { detections: n
       }
       for (const [rk, [jobRef, p, e, cnt, f, l]] of roll) {
         const ip = Number(rk.slice(rk.lastIndexOf('/') + 1));
-        insRoll.run(tenantId, typeId, 0, 0, Math.floor(f / DAY_MS), jobRef, p, e, ip, cnt, f, l);
+        rollups.add(tenantId, typeId, 0, 0, Math.floor(f / DAY_MS), jobRef, p, e, ip, cnt, f, l);
       }
     })();
   }
@@ -237,6 +239,35 @@ export function bulkLoad(path: string, total: number, seed = 1): { detections: n
   const rollupRows = db.prepare('SELECT count(*) FROM detection_rollup').pluck().get() as number;
   store.close();
   return { detections: n, rollupRows, jobs: nJobs, endpoints: epIds.size, ms: Math.round(performance.now() - t0) };
+}
+
+/**
+ * Bytes the store spends per detection: used pages (free pages left by an upgrade or a delete do
+ * not count) over detections, and the share of the detection tables, their indexes and rollups.
+ */
+function storeBytes(store: SqliteStore, detections: number): Record<string, number> {
+  const db = store.db;
+  const pragma = (p: string) => db.pragma(p, { simple: true }) as number;
+  const used = (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  const out: Record<string, number> = { bytes_per_detection: Math.round((used / detections) * 10) / 10 };
+  const names = ['detections', 'detection_status', 'detection_rollup', 'detection_rollup_held', 'rollup_process_endpoint', 'rollup_process_job', 'rollup_process_day'];
+  const tables = db.prepare(`SELECT name, tbl_name FROM sqlite_schema WHERE tbl_name IN (${names.map(() => '?').join(', ')})`);
+  // a table's indexes count towards it
+  for (const [name, table] of tables.raw().all(...names) as [string, string][]) {
+    const bytes = (db.prepare('SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?').pluck().get(name) as number) ?? 0;
+    const key = `${table}_bytes_per_detection`;
+    out[key] = Math.round(((out[key] ?? 0) + bytes / detections) * 10) / 10;
+  }
+  return out;
+}
+
+/** Wall and CPU (user + system) milliseconds of one awaited call. */
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; cpu_ms: number }> {
+  const t = performance.now();
+  const c = process.cpuUsage();
+  const value = await fn();
+  const cpu = process.cpuUsage(c);
+  return { value, ms: Math.round(performance.now() - t), cpu_ms: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
 function pct(xs: number[], q: number): number {
@@ -296,6 +327,7 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
     const entry: Record<string, unknown> = {
       load,
       db_mb: Math.round(statSync(path).size / 2 ** 20),
+      ...storeBytes(store, load.detections),
       analyze_warm: analyze,
       rss_mb_after_analyze: rss,
     };
@@ -323,22 +355,20 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
         ['rule_create_scoped', { ...input.conditions, owner: 'org-1*' }],
       ] as const) {
         const cand = { detection_id: input.detection_id, conditions: conditions as Record<string, string> };
-        const t0 = performance.now();
-        const pv = await rules.preview(TENANT, cand);
-        const pvMs = Math.round(performance.now() - t0);
-        const t1 = performance.now();
-        const c1 = await rules.create(TENANT, cand, 'bench');
-        const c1Ms = Math.round(performance.now() - t1);
-        const t2 = performance.now();
-        const r1 = await rules.delete(TENANT, c1.rule.rule_id, { restore: true }, 'bench');
+        const pv = await timed(() => rules.preview(TENANT, cand));
+        const c1 = await timed(() => rules.create(TENANT, cand, 'bench'));
+        const r1 = await timed(() => rules.delete(TENANT, c1.value.rule.rule_id, { restore: true }, 'bench'));
         entry[label] = {
           conditions,
-          preview_ms: pvMs,
-          would_suppress: pv.would_suppress,
-          create_ms: c1Ms,
-          suppressed: c1.suppressed,
-          restore_ms: Math.round(performance.now() - t2),
-          restored: r1.restored,
+          preview_ms: pv.ms,
+          preview_cpu_ms: pv.cpu_ms,
+          would_suppress: pv.value.would_suppress,
+          create_ms: c1.ms,
+          create_cpu_ms: c1.cpu_ms,
+          suppressed: c1.value.suppressed,
+          restore_ms: r1.ms,
+          restore_cpu_ms: r1.cpu_ms,
+          restored: r1.value.restored,
         };
         process.stderr.write(`  ${label} ${JSON.stringify(entry[label])}\n`);
       }

@@ -75,3 +75,10 @@ export function ndjson(events: Record<string, unknown>[]): string {
   return events.map((e) => JSON.stringify(e)).join('\n') + '\n';
 }
 
+
+/**
+ * The detections with their status and rule (a detection row carries neither: a detection without a
+ * detection_status row is new), for tests that read the store directly: `FROM ${DETECTIONS} d`.
+ */
+export const DETECTIONS = `(SELECT d0.*, coalesce(s0.status, 0) AS status, coalesce(s0.rule_id, 0) AS rule_id
+  FROM detections d0 LEFT JOIN detection_status s0 ON s0.id = d0.id)`;

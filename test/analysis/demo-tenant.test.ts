@@ -7,6 +7,7 @@ import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-pr
 import { RulesService } from '../../src/rules/service.js';
 import { renderAnalysisTable } from '../../src/analysis/render.js';
 import { rollupMismatches, tmpStore } from './helpers.js';
+import { DETECTIONS } from '../helpers.js';
 
 test('demo tenant: genuine tailscaled is a candidate, the renamed impostor is not and stays visible', async () => {
   const { store, dir, cleanup } = tmpStore();
@@ -35,7 +36,7 @@ test('demo tenant: genuine tailscaled is a candidate, the renamed impostor is no
     const gistNew = () =>
       store.db
         .prepare(
-          `SELECT count(*) FROM detections d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
+          `SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
            WHERE p.sha256 = ? AND d.status = 0 AND e.host = 'gist.githubusercontent.com'`,
         )
         .pluck()

@@ -7,6 +7,7 @@ import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0 } from 
 import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
 import type { AnalyzeInput, ProcessGroup } from '../../src/analysis/types.js';
 import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { DETECTIONS } from '../helpers.js';
 
 const T = 'rand';
 
@@ -59,7 +60,7 @@ function brute(store: SqliteStore, input: AnalyzeInput): { total: number; groups
   const rows = store.db
     .prepare(
       `SELECT t.name AS type, d.status, j.owner, j.repo, p.norm_name AS norm, p.sha256 AS sha, p.path, e.endpoint, e.host, e.is_ip, d.ts
-       FROM detections d JOIN detection_types t ON t.id = d.type_id JOIN jobs j ON j.id = d.job_ref JOIN processes p ON p.id = d.process_id
+       FROM ${DETECTIONS} d JOIN detection_types t ON t.id = d.type_id JOIN jobs j ON j.id = d.job_ref JOIN processes p ON p.id = d.process_id
        JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants tn ON tn.id = d.tenant_id WHERE tn.name = ?`,
     )
     .all(input.tenant) as Row[];

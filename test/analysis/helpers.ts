@@ -79,14 +79,20 @@ export function call(
   };
 }
 
-/** The rollup (and the coarse rollups, see coarseMismatches) must equal GROUP BYs of detections, row for row. */
+/** The rollup (and the coarse rollups, see coarseMismatches) must equal GROUP BYs of detections and their status rows, row for row. */
 export function rollupMismatches(store: SqliteStore): number {
   const q = `
-    WITH g AS (SELECT tenant_id, type_id, status, rule_id, ts / 86400000 AS day, job_ref, process_id, endpoint_id, ip_id,
-                      count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
-               FROM detections GROUP BY 1,2,3,4,5,6,7,8,9)
+    WITH g AS (SELECT tenant_id, type_id, ts / 86400000 AS day, job_ref, process_id, endpoint_id, ip_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
+               FROM detections GROUP BY 1,2,3,4,5,6,7),
+         h AS (SELECT d.tenant_id, d.type_id, s.status, s.rule_id, d.ts / 86400000 AS day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id, count(*) AS n
+               FROM detections d JOIN detection_status s ON s.id = d.id GROUP BY 1,2,3,4,5,6,7,8,9)
     SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM detection_rollup))
-         + (SELECT count(*) FROM (SELECT * FROM detection_rollup EXCEPT SELECT * FROM g))`;
+         + (SELECT count(*) FROM (SELECT * FROM detection_rollup EXCEPT SELECT * FROM g))
+         + (SELECT count(*) FROM (SELECT * FROM h EXCEPT SELECT * FROM detection_rollup_held))
+         + (SELECT count(*) FROM (SELECT * FROM detection_rollup_held EXCEPT SELECT * FROM h))
+         -- a status row exists only for a detection (of its tenant's rule) that is not new
+         + (SELECT count(*) FROM detection_status s WHERE s.status = 0 OR NOT EXISTS (SELECT 1 FROM detections d WHERE d.id = s.id)
+              OR (s.rule_id > 0 AND NOT EXISTS (SELECT 1 FROM detections d JOIN rules r ON r.tenant_id = d.tenant_id WHERE d.id = s.id AND r.id = s.rule_id)))`;
   return (store.db.prepare(q).pluck().get() as number) + coarseMismatches(store);
 }
 
@@ -99,7 +105,8 @@ export function coarseMismatches(store: SqliteStore): number {
     ['rollup_process_day', 'ts / 86400000'],
   ] as const) {
     const q = `
-      WITH g AS (SELECT tenant_id, type_id, status, rule_id, process_id, ${col} AS k, count(*) AS n FROM detections GROUP BY 1,2,3,4,5,6)
+      WITH g AS (SELECT d.tenant_id, d.type_id, coalesce(s.status, 0), coalesce(s.rule_id, 0), d.process_id, d.${col} AS k, count(*) AS n
+                 FROM detections d LEFT JOIN detection_status s ON s.id = d.id GROUP BY 1,2,3,4,5,6)
       SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM ${table}))
            + (SELECT count(*) FROM (SELECT * FROM ${table} EXCEPT SELECT * FROM g))`;
     bad += store.db.prepare(q).pluck().get() as number;

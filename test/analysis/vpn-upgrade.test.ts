@@ -5,6 +5,7 @@ import { RulesService, RuleError } from '../../src/rules/service.js';
 import { compileRule, matchProcess } from '../../src/rules/matcher.js';
 import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
 import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
+import { DETECTIONS } from '../helpers.js';
 
 /**
  * A daemon upgraded mid-tenant has two genuine binaries: the suggested rule covers both hashes, and
@@ -36,7 +37,7 @@ function fixture(): NetworkCallEvent[] {
 
 function newCount(store: ReturnType<typeof tmpStore>['store'], sha: string): number {
   return store.db
-    .prepare('SELECT count(*) FROM detections d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = 0')
+    .prepare(`SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = 0`)
     .pluck()
     .get(sha) as number;
 }

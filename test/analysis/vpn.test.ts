@@ -4,6 +4,7 @@ import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-pr
 import { RulesService, RuleError } from '../../src/rules/service.js';
 import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
+import { DETECTIONS } from '../helpers.js';
 
 const T = 'vpn';
 
@@ -86,7 +87,7 @@ test('genuine tailscaled is a candidate, the impostor is split off and stays vis
     assert.equal(rollupMismatches(store), 0);
     const impostorNew = store.db
       .prepare(
-        `SELECT count(*) FROM detections d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
+        `SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
          WHERE p.sha256 = ? AND d.status = 0 AND e.host = 'gist.githubusercontent.com'`,
       )
       .pluck()

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { DETECTIONS } from '../helpers.js';
 
 /**
  * Everything an ingest decides, keyed by natural keys (never row ids, which depend on write order
@@ -21,7 +22,7 @@ export function storeState(path: string): StoreState {
     return {
       detections: col(
         `SELECT ${JOB} || ' ' || r.run_id || '.' || r.run_attempt || '/' || coalesce(r.gh_job_id, '-') || ' ' || t.name || ' ' || e.endpoint || ' ' || p.variant_key || ' ' || d.ext || ' ' || d.status
-         FROM detections d JOIN jobs j ON j.id = d.job_ref JOIN runs r ON r.id = d.run_ref JOIN detection_types t ON t.id = d.type_id
+         FROM ${DETECTIONS} d JOIN jobs j ON j.id = d.job_ref JOIN runs r ON r.id = d.run_ref JOIN detection_types t ON t.id = d.type_id
          JOIN endpoints e ON e.id = d.endpoint_id JOIN processes p ON p.id = d.process_id`,
       ),
       jobs: col(

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { call, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
+import { DETECTIONS } from '../helpers.js';
 
 const CLI = 'dist/src/cli/main.js';
 
@@ -15,7 +16,7 @@ function state(path: string): string {
   const s = SqliteStore.open(path);
   try {
     return JSON.stringify([
-      s.db.prepare('SELECT status, rule_id, count(*) FROM detections GROUP BY 1, 2').raw().all(),
+      s.db.prepare(`SELECT status, rule_id, count(*) FROM ${DETECTIONS} AS detections GROUP BY 1, 2`).raw().all(),
       s.db.prepare('SELECT count(*) FROM rules').pluck().get(),
       s.db.prepare('SELECT count(*) FROM rule_audit').pluck().get(),
       s.db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck().get(),

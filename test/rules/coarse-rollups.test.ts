@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RulesService } from '../../src/rules/service.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { openSqlite, migrate } from '../../src/storage/sqlite/db.js';
-import { CORE_MIGRATIONS } from '../../src/storage/sqlite/core-migrations.js';
+import { join } from 'node:path';
+import { openSqlite } from '../../src/storage/sqlite/db.js';
+import { writeLegacyStore } from '../storage/legacy-store.js';
 import { call, coarseMismatches, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 
@@ -49,29 +50,26 @@ test('coarse rollups equal GROUP BYs of detections after ingest, create, update,
     assert.ok(r.restored > 0);
     assert.equal(coarseMismatches(store), 0, 'after delete --restore');
     assert.equal(store.db.prepare('SELECT count(*) FROM rollup_process_endpoint WHERE n <= 0').pluck().get(), 0);
-    assert.equal(store.db.prepare("SELECT count(*) FROM meta WHERE key = 'coarse_rollup_bulk'").pluck().get(), 0);
   } finally {
     cleanup();
   }
 });
 
 test('migration 2 backfills the coarse rollups of an existing store', () => {
-  const { store, path, cleanup } = tmpStore();
+  const { store, dir, path, cleanup } = tmpStore();
   try {
-    // A store with data, then taken back to how it stood before migration 2: every object that
-    // migration 2 creates is dropped and its version forgotten, so opening it applies 2 again.
+    // The data of a store with data, as version 1 stored it (no coarse rollups); opening it applies
+    // every later migration, 2 included.
     ingest(store, T, events(T));
     const expected = store.db.prepare('SELECT count(*) FROM rollup_process_endpoint').pluck().get() as number;
     assert.ok(expected > 0);
     store.close();
-    const created = objectsOfMigration2();
-    const db = openSqlite(path);
-    for (const type of ['trigger', 'index', 'table']) {
-      for (const name of created.filter((o) => o.type === type).map((o) => o.name)) db.exec(`DROP ${type.toUpperCase()} IF EXISTS "${name}"`);
-    }
-    db.prepare('DELETE FROM schema_migrations WHERE version = 2').run();
+    const v1 = join(dir, 'v1.db');
+    writeLegacyStore(path, v1, 1);
+    const db = openSqlite(v1);
+    assert.equal(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'rollup_process_endpoint'").pluck().get(), 0);
     db.close();
-    const s2 = SqliteStore.open(path);
+    const s2 = SqliteStore.open(v1);
     try {
       assert.equal(s2.db.prepare('SELECT count(*) FROM rollup_process_endpoint').pluck().get(), expected);
       assert.equal(coarseMismatches(s2), 0);
@@ -82,19 +80,3 @@ test('migration 2 backfills the coarse rollups of an existing store', () => {
     cleanup();
   }
 });
-
-/** The schema objects that migration 2 adds: all migrations' objects less those of all but 2. */
-function objectsOfMigration2(): { type: string; name: string }[] {
-  const list = (versions: (v: number) => boolean) => {
-    const db = openSqlite(':memory:');
-    try {
-      migrate(db, CORE_MIGRATIONS.filter((m) => versions(m.version)));
-      return db.prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").all() as { type: string; name: string }[];
-    } finally {
-      db.close();
-    }
-  };
-  const without = new Set(list((v) => v !== 2).map((o) => `${o.type}:${o.name}`));
-  return list(() => true).filter((o) => !without.has(`${o.type}:${o.name}`));
-}
-

@@ -9,12 +9,13 @@ import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-pr
 import type { ProcessInfo } from '../../src/domain/types.js';
 import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { DETECTIONS } from '../helpers.js';
 
 const NOC = 'New-Outbound-Network-Call';
 
 function countBySha(store: SqliteStore, sha: string, status: number): number {
   return store.db
-    .prepare('SELECT count(*) FROM detections d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = ?')
+    .prepare(`SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = ?`)
     .pluck()
     .get(sha, status) as number;
 }

@@ -9,6 +9,7 @@ import type { RuleConditions } from '../../src/rules/types.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 import { RulesService } from '../../src/rules/service.js';
 import { call, ingest, rollupMismatches, tmpStore, TS0 } from '../analysis/helpers.js';
+import { DETECTIONS } from '../helpers.js';
 
 /**
  * The one matcher against a tiny, obviously correct reference: globs become anchored regexes
@@ -191,7 +192,7 @@ test('property: create, on a real SQLite store, never suppresses a risky destina
         const rows = store.db
           .prepare(
             `SELECT d.id, d.status, j.owner, j.repo, j.workflow, j.job, e.endpoint, e.host, e.port, i.ip, p.norm_name, p.sha256, p.path
-             FROM detections d JOIN jobs j ON j.id = d.job_ref JOIN endpoints e ON e.id = d.endpoint_id
+             FROM ${DETECTIONS} d JOIN jobs j ON j.id = d.job_ref JOIN endpoints e ON e.id = d.endpoint_id
              JOIN processes p ON p.id = d.process_id LEFT JOIN ips i ON i.id = d.ip_id`,
           )
           .all() as { id: number; status: number; owner: string; repo: string; workflow: string; job: string; endpoint: string; host: string; port: number; ip: string | null; norm_name: string; sha256: string | null; path: string | null }[];
@@ -213,7 +214,7 @@ test('property: create, on a real SQLite store, never suppresses a risky destina
         accepted++;
         assert.equal(matched.some(guarded), false, 'a rule matching a guarded detection was accepted');
         assert.equal(res.suppressed, matched.length);
-        const suppressed = store.db.prepare('SELECT id FROM detections WHERE status = 1').pluck().all() as number[];
+        const suppressed = store.db.prepare(`SELECT id FROM ${DETECTIONS} AS detections WHERE status = 1`).pluck().all() as number[];
         assert.deepEqual(suppressed.sort((a, b) => a - b), matched.map((r) => r.id).sort((a, b) => a - b));
         assert.equal(rollupMismatches(store), 0);
       } finally {

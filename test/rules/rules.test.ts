@@ -5,6 +5,7 @@ import { compileRule, matchSubject } from '../../src/rules/matcher.js';
 import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
+import { DETECTIONS } from '../helpers.js';
 
 const T = 'rules';
 const NOC = 'New-Outbound-Network-Call';
@@ -65,7 +66,7 @@ function fixture(): NetworkCallEvent[] {
 }
 
 function statusCounts(store: import('../../src/storage/sqlite/sqlite-store.js').SqliteStore): Record<string, number> {
-  const rows = store.db.prepare('SELECT status, rule_id <> 0 AS r, count(*) AS n FROM detections GROUP BY 1, 2').all() as { status: number; r: number; n: number }[];
+  const rows = store.db.prepare(`SELECT status, rule_id <> 0 AS r, count(*) AS n FROM ${DETECTIONS} AS detections GROUP BY 1, 2`).all() as { status: number; r: number; n: number }[];
   return Object.fromEntries(rows.map((x) => [`${x.status}/${x.r}`, x.n]));
 }
 
@@ -180,7 +181,7 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
     assert.equal(res.suppressedOnIngest, 2);
     const rows = store.db
       .prepare(
-        `SELECT e.endpoint, p.norm_name, d.status, ru.rule_uid FROM detections d JOIN endpoints e ON e.id = d.endpoint_id
+        `SELECT e.endpoint, p.norm_name, d.status, ru.rule_uid FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id
          JOIN processes p ON p.id = d.process_id LEFT JOIN rules ru ON ru.id = d.rule_id JOIN runs r ON r.id = d.run_ref
          WHERE r.run_id = '900' ORDER BY e.endpoint, p.norm_name`,
       )
@@ -220,10 +221,10 @@ test('delete --restore hands restored detections to other active rules, never ri
     const del = await svc.delete(T, a.rule.rule_id, { restore: true });
     // 8 restored; the 3 in repo web are taken over by B: 5 end up new
     assert.equal(del.restored, 5);
-    const byRule = store.db.prepare('SELECT rule_id, count(*) AS n FROM detections WHERE status = 1 GROUP BY rule_id ORDER BY rule_id').all() as { rule_id: number; n: number }[];
+    const byRule = store.db.prepare(`SELECT rule_id, count(*) AS n FROM ${DETECTIONS} AS detections WHERE status = 1 GROUP BY rule_id ORDER BY rule_id`).all() as { rule_id: number; n: number }[];
     const ruleId = (uid: string) => store.db.prepare('SELECT id FROM rules WHERE rule_uid = ?').pluck().get(uid) as number;
     assert.deepEqual(byRule.find((r) => r.rule_id === ruleId(b.rule.rule_id))?.n, 6);
-    const risky = store.db.prepare("SELECT d.status FROM detections d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.endpoint = 'webhook.site:443' AND d.job_ref IN (SELECT id FROM jobs WHERE repo = 'lib')").pluck().all() as number[];
+    const risky = store.db.prepare(`SELECT d.status FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.endpoint = 'webhook.site:443' AND d.job_ref IN (SELECT id FROM jobs WHERE repo = 'lib')`).pluck().all() as number[];
     assert.ok(risky.length > 0 && risky.every((s) => s === 0), 'risky detections stay new');
     assert.equal(c.suppressed, 2);
     assert.equal(rollupMismatches(store), 0);

@@ -6,6 +6,7 @@ import { compileRule } from '../../src/rules/matcher.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { call, ingest, proc, rollupMismatches, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
+import { DETECTIONS } from '../helpers.js';
 
 const T = 'narrow';
 const NOC = 'New-Outbound-Network-Call';
@@ -22,7 +23,7 @@ function events(): NetworkCallEvent[] {
 /** status, rule uid and count per group, for exact comparisons with a brute-force expectation */
 function byStatus(store: SqliteStore): Record<string, number> {
   const rows = store.db
-    .prepare(`SELECT d.status, coalesce(r.rule_uid, '-') AS rule, count(*) AS n FROM detections d LEFT JOIN rules r ON r.id = d.rule_id GROUP BY 1, 2`)
+    .prepare(`SELECT d.status, coalesce(r.rule_uid, '-') AS rule, count(*) AS n FROM ${DETECTIONS} d LEFT JOIN rules r ON r.id = d.rule_id GROUP BY 1, 2`)
     .all() as { status: number; rule: string; n: number }[];
   return Object.fromEntries(rows.map((r) => [`${r.status}|${r.rule}`, r.n]));
 }
@@ -78,7 +79,7 @@ test('a detection suppressed before the risky guard is released, never kept or h
     svc.repo.move(svc.repo.buildPredicate(tid, svc.repo.typeId(NOC), compileRule(NOC, { endpoint: 'webhook.site:443' })), { status: 0, rule: 0 }, { status: 1, rule: id });
     const u = await svc.update(T, r.rule.rule_id, { conditions: { process: 'curl', owner: 'acme-corp' } }, 't');
     assert.equal(u.restored, 1);
-    const risky = store.db.prepare("SELECT status FROM detections d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = 'webhook.site'").pluck().get();
+    const risky = store.db.prepare(`SELECT status FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = 'webhook.site'`).pluck().get();
     assert.equal(risky, 0);
     assert.equal(rollupMismatches(store), 0);
   } finally {

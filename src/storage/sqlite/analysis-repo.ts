@@ -1,5 +1,6 @@
 import type { SqliteDatabase } from './db.js';
 import { DAY_MS } from './ingest-session.js';
+import { statusOf } from './rollups.js';
 
 /**
  * Read side of the per-process analysis (behind the analysis-aggregates port, analysis-store.ts).
@@ -85,7 +86,7 @@ function inList(col: string, values: number[]): string {
 
 /**
  * Streams the aggregated rows of the filter in chunks. Rollup rows are read one
- * (type, status, rule, day) key prefix at a time, so every query is a primary-key range seek and
+ * (type, day) key prefix at a time, so every query is a primary-key range seek and
  * each chunk is small (one day); raw edge-day detections come from the detections_by_time index.
  */
 export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows: ScanRow[]) => void): void {
@@ -94,34 +95,60 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
   const jobSql = f.jobFilterSql ? ` AND job_ref IN (${f.jobFilterSql.sql})` : '';
   const jobParams = f.jobFilterSql?.params ?? [];
   if (slices.rollup) {
-    const nextRule = db
-      .prepare('SELECT rule_id FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id > ? ORDER BY rule_id LIMIT 1')
-      .pluck();
-    const dayRange = db.prepare(
-      'SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ?',
-    ).raw();
+    // detection_rollup counts every detection of a key, detection_rollup_held those not new, by
+    // (status, rule). A key is taken whole when all its detections have a wanted status, skipped when
+    // none has, and otherwise its exact first / last timestamps over the wanted statuses are probed in
+    // detections (that key, that day only).
+    const want = new Set(f.statuses);
+    const dayRange = db.prepare('SELECT min(day), max(day) FROM detection_rollup WHERE tenant_id = ? AND type_id = ?').raw();
     const chunk = db
+      .prepare(`SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts, ip_id FROM detection_rollup WHERE tenant_id = ? AND type_id = ? AND day = ?${jobSql}`)
+      .raw();
+    const heldKeys = db.prepare('SELECT DISTINCT status, rule_id FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status <> 0').raw();
+    const heldChunk = db
       .prepare(
-        `SELECT process_id, endpoint_id, job_ref, n, first_ts, last_ts FROM detection_rollup
+        `SELECT process_id, endpoint_id, job_ref, ip_id, n FROM detection_rollup_held
          WHERE tenant_id = ? AND type_id = ? AND status = ? AND rule_id = ? AND day = ?${jobSql}`,
       )
       .raw();
+    const probe = db
+      .prepare(
+        `SELECT min(d.ts), max(d.ts) FROM detections d INDEXED BY detections_by_process
+         WHERE d.tenant_id = ? AND d.process_id = ? AND d.ts >= ? AND d.ts < ? AND d.type_id = ? AND d.job_ref = ?
+           AND d.endpoint_id = ? AND d.ip_id = ? AND ${statusOf('d')} IN (${f.statuses.map(Number).join(',')})`,
+      )
+      .raw();
     for (const typeId of f.typeIds) {
-      for (const status of f.statuses) {
-        let rule = -1;
-        for (;;) {
-          const r = nextRule.get(f.tenantId, typeId, status, rule) as number | undefined;
-          if (r === undefined) break;
-          rule = r;
-          const [lo, hi] = dayRange.get(f.tenantId, typeId, status, rule) as [number | null, number | null];
-          if (lo === null || hi === null) continue;
-          const from = Math.max(lo, slices.rollup.fromDay ?? lo);
-          const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
-          for (let day = from; day < to; day++) {
-            const rows = chunk.all(f.tenantId, typeId, status, rule, day, ...jobParams) as ScanRow[];
-            if (rows.length) onRows(rows);
+      const [lo, hi] = dayRange.get(f.tenantId, typeId) as [number | null, number | null];
+      if (lo === null || hi === null) continue;
+      const held = heldKeys.all(f.tenantId, typeId) as [number, number][];
+      const from = Math.max(lo, slices.rollup.fromDay ?? lo);
+      const to = Math.min(hi + 1, slices.rollup.toDay ?? hi + 1);
+      for (let day = from; day < to; day++) {
+        // per key: its held detections, and how many of them have a wanted status
+        const heldOf = new Map<string, { all: number; wanted: number }>();
+        for (const [status, rule] of held) {
+          for (const [pid, eid, job, ip, n] of heldChunk.all(f.tenantId, typeId, status, rule, day, ...jobParams) as number[][]) {
+            const k = `${pid}/${eid}/${job}/${ip}`;
+            const h = heldOf.get(k) ?? { all: 0, wanted: 0 };
+            h.all += n!;
+            if (want.has(status)) h.wanted += n!;
+            heldOf.set(k, h);
           }
         }
+        const rows: ScanRow[] = [];
+        for (const r of chunk.all(f.tenantId, typeId, day, ...jobParams) as number[][]) {
+          const [pid, eid, job, n, first, last, ip] = r as [number, number, number, number, number, number, number];
+          const h = heldOf.get(`${pid}/${eid}/${job}/${ip}`);
+          const wanted = h === undefined ? (want.has(0) ? n : 0) : (want.has(0) ? n - h.all : 0) + h.wanted;
+          if (wanted === 0) continue;
+          if (wanted === n) rows.push([pid, eid, job, n, first, last]);
+          else {
+            const [f0, l0] = probe.get(f.tenantId, pid, day * DAY_MS, (day + 1) * DAY_MS, typeId, job, eid, ip) as [number, number];
+            rows.push([pid, eid, job, wanted, f0, l0]);
+          }
+        }
+        if (rows.length) onRows(rows);
       }
     }
   }
@@ -129,7 +156,7 @@ export function scanDetections(db: SqliteDatabase, f: ScanFilter, onRows: (rows:
     const stmt = db
       .prepare(
         `SELECT process_id, endpoint_id, job_ref, 1, ts, ts FROM detections INDEXED BY detections_by_time
-         WHERE tenant_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', f.typeIds)} AND ${inList('status', f.statuses)}${jobSql}`,
+         WHERE tenant_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', f.typeIds)} AND ${inList(statusOf('detections'), f.statuses)}${jobSql}`,
       )
       .raw();
     let buf: ScanRow[] = [];
@@ -210,7 +237,7 @@ export function variantFirstLast(
   minDay: number,
   maxDay: number,
 ): [number, number] {
-  const where = `tenant_id = ? AND process_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', typeIds)} AND ${inList('status', statuses)}`;
+  const where = `tenant_id = ? AND process_id = ? AND ts >= ? AND ts < ? AND ${inList('type_id', typeIds)} AND ${inList(statusOf('detections'), statuses)}`;
   const first = db
     .prepare(`SELECT ts FROM detections INDEXED BY detections_by_process WHERE ${where} ORDER BY ts LIMIT 1`)
     .pluck()
@@ -252,7 +279,7 @@ export interface SampleRow {
 
 /** A reader of the newest `limit` detections of one process variant matching the filter, newest first. */
 export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: number, limit: number) => SampleRow[] {
-  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${f.typeIds.join(',')})`, `d.status IN (${f.statuses.join(',')})`];
+  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${f.typeIds.join(',')})`, `coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) IN (${f.statuses.join(',')})`];
   const params: unknown[] = [];
   if (f.since !== undefined) {
     parts.push('d.ts >= ?');

@@ -233,6 +233,11 @@ CREATE INDEX runs_by_time ON runs (job_ref, first_ts);
 CREATE UNIQUE INDEX runs_by_leg ON runs (job_ref, run_id, run_attempt, coalesce(gh_job_id, ''));
 `,
   },
+  {
+    version: 7,
+    name: 'detection status in a narrow side table; fine rollup of every status, and of held (not new) detections by rule',
+    up: (db) => db.exec(statusSideTableSql()),
+  },
 ];
 
 /**
@@ -370,5 +375,73 @@ WHEN NOT EXISTS (SELECT 1 FROM meta WHERE key = 'coarse_rollup_bulk')
 BEGIN
 ${coarseDelta('OLD', '-')}
 END;
+`;
+}
+
+/**
+ * Version 7: a rule change over a thin, scattered match (say every `Unknown`-process call, 8% of the
+ * store, on every page) used to rewrite the wide detections rows, and delete + insert one fine rollup
+ * row per matched key all over the rollup (its key began with status and rule). Now:
+ *  - detection_status holds the status of detections that are not `new` (suppressed by a rule, or
+ *    resolved at the source): a move writes these narrow rows only. A detection without a row is new.
+ *    detections loses its status and rule_id columns (and the by-rule index), so nothing can read a
+ *    stale copy; the by-rule index of the side table finds a rule's suppressions for restores.
+ *  - detection_rollup counts every detection of a key, whatever its status, so no move touches it.
+ *  - detection_rollup_held counts the detections that are not new, keyed (status, rule) first like
+ *    the old rollup: a move from new appends a contiguous run of rows under the rule, a restore
+ *    deletes that run. New detections of a key = detection_rollup.n - the key's held rows.
+ *  - the coarse rollups keep (status, rule) in their key (a thin match moves few of their rows); the
+ *    writers (ingest, rule moves) now maintain them directly, so their triggers go.
+ */
+function statusSideTableSql(): string {
+  return `
+CREATE TABLE detection_status (
+  id INTEGER PRIMARY KEY,
+  status INTEGER NOT NULL,
+  rule_id INTEGER NOT NULL
+);
+INSERT INTO detection_status (id, status, rule_id) SELECT id, status, rule_id FROM detections WHERE status <> 0;
+CREATE INDEX detection_status_by_rule ON detection_status (rule_id);
+DROP TRIGGER detection_rollup_coarse_ins;
+DROP TRIGGER detection_rollup_coarse_n;
+DROP TRIGGER detection_rollup_coarse_key;
+DROP TRIGGER detection_rollup_coarse_del;
+CREATE TABLE detection_rollup_held (
+  tenant_id INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  rule_id INTEGER NOT NULL,
+  day INTEGER NOT NULL,
+  job_ref INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  ip_id INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id)
+) WITHOUT ROWID;
+INSERT INTO detection_rollup_held
+  SELECT tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n FROM detection_rollup WHERE status <> 0;
+CREATE TABLE detection_rollup_v7 (
+  tenant_id INTEGER NOT NULL,
+  type_id INTEGER NOT NULL,
+  day INTEGER NOT NULL,
+  job_ref INTEGER NOT NULL,
+  process_id INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  ip_id INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id)
+) WITHOUT ROWID;
+INSERT INTO detection_rollup_v7
+  SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, sum(n), min(first_ts), max(last_ts)
+  FROM detection_rollup GROUP BY tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id ORDER BY 1, 2, 3, 4, 5, 6, 7;
+DROP TABLE detection_rollup;
+ALTER TABLE detection_rollup_v7 RENAME TO detection_rollup;
+DROP INDEX detections_by_rule;
+ALTER TABLE detections DROP COLUMN status;
+ALTER TABLE detections DROP COLUMN rule_id;
+DELETE FROM meta WHERE key = 'coarse_rollup_bulk';
 `;
 }

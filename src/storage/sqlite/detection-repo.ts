@@ -9,11 +9,12 @@ import {
   type TenantStats,
 } from '../store.js';
 import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
+import { statusOf } from './rollups.js';
 
 const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
-       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext,
+       p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, coalesce(ds.status, 0) AS status, ru.rule_uid, d.ext,
        cv.matched_policy, cv.reason
 FROM detections d
 JOIN detection_types t ON t.id = d.type_id
@@ -22,7 +23,8 @@ JOIN runs r ON r.id = d.run_ref
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN processes p ON p.id = d.process_id
 LEFT JOIN ips i ON i.id = d.ip_id
-LEFT JOIN rules ru ON ru.id = d.rule_id
+LEFT JOIN detection_status ds ON ds.id = d.id
+LEFT JOIN rules ru ON ru.id = ds.rule_id
 LEFT JOIN call_verdicts cv ON cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id AND cv.process_id = d.process_id
   AND cv.blocked = (t.name = 'Domain-Blocked')`;
 
@@ -120,11 +122,18 @@ export class SqliteDetectionRepository implements DetectionRepository {
    * neither is filtered the total is a sum over far fewer rows than a count of detections.
    */
   private total(tenantId: number, f: DetectionFilter): number {
-    const w = this.where(tenantId, f);
     if (f.runId === undefined && f.since === undefined && f.until === undefined) {
-      const sql = w.sql.replace(/\bd\.(tenant_id|type_id|status|job_ref|process_id|endpoint_id)\b/g, 'r.$1');
-      return (this.db.prepare(`SELECT coalesce(sum(r.n), 0) FROM detection_rollup r WHERE ${sql}`).pluck().get(...w.params) as number) ?? 0;
+      // detection_rollup counts every status of a key, detection_rollup_held the ones not new
+      const w = this.where(tenantId, { ...f, statuses: undefined });
+      const sql = w.sql.replace(/\bd\.(tenant_id|type_id|job_ref|process_id|endpoint_id)\b/g, 'r.$1');
+      const codes = new Set((f.statuses?.length ? f.statuses : (['new', 'suppressed', 'resolved'] as DetectionStatus[])).map((s) => STATUS_CODE[s]));
+      const sum = (from: string, cond = '') =>
+        (this.db.prepare(`SELECT coalesce(sum(r.n), 0) FROM ${from} r WHERE ${sql}${cond}`).pluck().get(...w.params) as number) ?? 0;
+      const held = [1, 2].filter((c) => codes.has(c) !== codes.has(0));
+      const heldSum = held.length ? sum('detection_rollup_held', ` AND r.status IN (${held.join(',')})`) : 0;
+      return codes.has(0) ? sum('detection_rollup') - heldSum : heldSum;
     }
+    const w = this.where(tenantId, f);
     return this.db.prepare(`SELECT count(*) FROM detections d WHERE ${w.sql}`).pluck().get(...w.params) as number;
   }
 
@@ -137,7 +146,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
       params.push(...f.types);
     }
     if (f.statuses?.length) {
-      parts.push(`d.status IN (${f.statuses.map(() => '?').join(',')})`);
+      parts.push(`${statusOf('d')} IN (${f.statuses.map(() => '?').join(',')})`);
       params.push(...f.statuses.map((s) => STATUS_CODE[s]));
     }
     // owner and repo compare case-insensitively (GitHub names are); workflow and job exactly.
@@ -211,7 +220,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     const detections = (
       this.db
         .prepare(
-          `SELECT t.name AS type, r.status, sum(r.n) AS count FROM detection_rollup r JOIN detection_types t ON t.id = r.type_id
+          `SELECT t.name AS type, r.status, sum(r.n) AS count FROM rollup_process_day r JOIN detection_types t ON t.id = r.type_id
            WHERE r.tenant_id = ? GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name, r.status`,
         )
         .all(tid) as { type: string; status: number; count: number }[]

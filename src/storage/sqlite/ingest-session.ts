@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
 import { Dictionaries, processVariantKey } from './dictionaries.js';
+import { DetectionWriter } from './rollups.js';
 import {
   STATUS_CODE,
   type BaselineEntry,
@@ -22,15 +23,6 @@ export function ensureTenant(db: SqliteDatabase, tenant: string): number {
   return db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number;
 }
 
-/** Adds `n` detections with the given key to the rollup. Shared by ingest and status moves. */
-export const ROLLUP_UPSERT = `
-INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
-  n = n + excluded.n,
-  first_ts = min(first_ts, excluded.first_ts),
-  last_ts = max(last_ts, excluded.last_ts)`;
-
 interface Stmts {
   jobSel: Statement;
   jobIns: Statement;
@@ -46,8 +38,6 @@ interface Stmts {
   baseSel: Statement;
   baseUpsert: Statement;
   obsIns: Statement;
-  detIns: Statement;
-  rollup: Statement;
   rulesVersion: Statement;
   jobStateVersion: Statement;
   sourceIns: Statement;
@@ -58,6 +48,7 @@ export class SqliteIngestSession implements IngestSession {
   private readonly dict: Dictionaries;
   private readonly s: Stmts;
   private verdictIns: Statement | null = null;
+  private readonly detections: DetectionWriter;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -65,6 +56,7 @@ export class SqliteIngestSession implements IngestSession {
   ) {
     this.tenantId = ensureTenant(db, tenant);
     this.dict = new Dictionaries(db);
+    this.detections = new DetectionWriter(db);
     this.s = {
       jobSel: db.prepare(
         'SELECT id, completed_runs, open_run FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?',
@@ -104,11 +96,6 @@ export class SqliteIngestSession implements IngestSession {
       obsIns: db.prepare(
         'INSERT OR IGNORE INTO observations (run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      detIns: db.prepare(
-        `INSERT OR IGNORE INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      rollup: db.prepare(ROLLUP_UPSERT),
       rulesVersion: db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck(),
       jobStateVersion: db.prepare('SELECT job_state_version FROM tenants WHERE id = ?').pluck(),
       sourceIns: db.prepare(
@@ -225,14 +212,10 @@ export class SqliteIngestSession implements IngestSession {
     const endpointId = this.dict.endpointId(d.endpoint);
     const ipId = this.dict.ipId(d.ip);
     const processId = this.dict.processId(d.process);
-    const status = STATUS_CODE[d.status];
-    const r = this.s.detIns.run(
-      this.tenantId, typeId, d.jobRef, d.runRef, endpointId, ipId, d.directIp ? 1 : 0, d.port, d.protocol,
-      processId, d.ts, status, d.ruleRef, d.externalId,
-    );
-    if (r.changes !== 1) return false;
-    this.s.rollup.run(this.tenantId, typeId, status, d.ruleRef, Math.floor(d.ts / DAY_MS), d.jobRef, processId, endpointId, ipId, 1, d.ts, d.ts);
-    return true;
+    return this.detections.insert({
+      tenantId: this.tenantId, typeId, jobRef: d.jobRef, runRef: d.runRef, endpointId, ipId, directIp: d.directIp, port: d.port,
+      protocol: d.protocol, processId, ts: d.ts, status: STATUS_CODE[d.status], ruleId: d.ruleRef, ext: d.externalId,
+    });
   }
 
   rulesVersion(): number {

@@ -112,8 +112,8 @@ export class SqliteInventoryRepository implements InventoryRepository {
       .all(tid, ...ownerParams) as { endpoint: string; owner: string; repo: string; runs: number; blocked_runs: number; processes: string; first_ts: number; last_ts: number }[];
     const det = this.db
       .prepare(
-        `SELECT d.status, count(*) AS n FROM detections d ${q.owner !== undefined ? 'JOIN jobs j ON j.id = d.job_ref' : ''}
-         WHERE d.tenant_id = ? AND d.endpoint_id IN (${ids}) ${ownerCond} GROUP BY d.status`,
+        `SELECT coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) AS status, count(*) AS n FROM detections d ${q.owner !== undefined ? 'JOIN jobs j ON j.id = d.job_ref' : ''}
+         WHERE d.tenant_id = ? AND d.endpoint_id IN (${ids}) ${ownerCond} GROUP BY 1`,
       )
       .all(tid, ...ownerParams) as { status: number; n: number }[];
     const counts = { new: 0, suppressed: 0, resolved: 0 };
@@ -278,7 +278,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
       .prepare(
         `SELECT r.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.first_ts, r.last_ts, r.completed, r.learning,
                 (SELECT count(*) FROM detections d WHERE d.run_ref = r.id) AS detections,
-                (SELECT count(*) FROM detections d WHERE d.run_ref = r.id AND d.status = 0) AS new_detections
+                (SELECT count(*) FROM detections d WHERE d.run_ref = r.id AND NOT EXISTS (SELECT 1 FROM detection_status ds WHERE ds.id = d.id)) AS new_detections
          FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE ${conds.join(' AND ')} ${pageCond}
          ORDER BY r.first_ts DESC, r.id DESC LIMIT ?`,
       )

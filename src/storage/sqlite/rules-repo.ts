@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
-import { ROLLUP_UPSERT } from './ingest-session.js';
+import { COARSE_TABLES, statusOf } from './rollups.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
@@ -10,10 +10,10 @@ import { ImpostorSet } from '../../rules/guards.js';
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
  * tenant's jobs, and the shared endpoint / ip / process dictionaries) to get id sets, which go into
- * TEMP tables; counting and status moves are then plain SQL over `detection_rollup` and
- * `detections` with the same predicate. Because the rollup key holds every dimension a condition can
- * test, a rule matches whole rollup rows, so moving rollup rows and updating detections with the same
- * predicate keeps both in step.
+ * TEMP tables; counting and status moves are then plain SQL over the rollups, `detection_status`
+ * and `detections` with the same predicate. Because the rollup keys hold every dimension a condition
+ * can test, a rule matches whole rollup rows, so moving held rollup rows and status rows with the
+ * same predicate keeps them in step (schema: migration 7, rollups.ts).
  */
 
 export interface RuleRow {
@@ -34,7 +34,7 @@ export interface RuleRow {
 export interface MatchPredicate {
   /** false when some dimension matched no dictionary row: the rule matches nothing */
   possible: boolean;
-  /** SQL over columns shared by detections and detection_rollup (no alias) */
+  /** SQL over columns shared by detections and the fine rollups (no alias) */
   sql: string;
   params: unknown[];
   /** which dimensions the predicate tests (beyond tenant and type) */
@@ -52,12 +52,10 @@ export interface PreviewCounts {
   sampleIds: number[];
 }
 
-/** Coarse rollups (migration 2) and the fine-rollup column each keeps. */
-const COARSE_TABLES: [string, string][] = [
-  ['rollup_process_endpoint', 'endpoint_id'],
-  ['rollup_process_job', 'job_ref'],
-  ['rollup_process_day', 'day'],
-];
+/** The detection columns a predicate tests (to qualify them with a table alias). */
+const COLS = /\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id)\b/g;
+
+const DAY_MS = 86_400_000;
 
 const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_impostors'] as const;
 type Temp = (typeof TEMPS)[number];
@@ -128,9 +126,11 @@ export class SqliteRulesRepo {
   /** Temp tables are re-checked each time: a rolled-back transaction drops ones created inside it. */
   private ensureTemps(): void {
     for (const t of TEMPS) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (id INTEGER PRIMARY KEY)`);
-    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_moved (
-      tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER,
-      endpoint_id INTEGER, ip_id INTEGER, n INTEGER, first_ts INTEGER, last_ts INTEGER)`);
+    const key = 'tenant_id INTEGER, type_id INTEGER, day INTEGER, job_ref INTEGER, process_id INTEGER, endpoint_id INTEGER, ip_id INTEGER, n INTEGER';
+    for (const t of ['rm_moved', 'rm_held']) this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${t} (${key})`);
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rm_held_sum (${key},
+      PRIMARY KEY (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id)) WITHOUT ROWID`);
+    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
   }
 
   private fill(table: Temp, ids: Iterable<number>): number {
@@ -323,11 +323,16 @@ export class SqliteRulesRepo {
     if (!pred.possible || ids.length === 0) return out;
     this.ensureTemps();
     this.fill('rm_impostors', ids);
-    const table = pred.dims.ip ? 'detection_rollup' : pred.dims.endpoint ? (pred.dims.job ? 'detection_rollup' : 'rollup_process_endpoint') : 'rollup_process_job';
+    const table = pred.dims.ip || (pred.dims.endpoint && pred.dims.job) ? null : pred.dims.endpoint ? 'rollup_process_endpoint' : 'rollup_process_job';
+    const onImpostors = `${pred.sql} AND process_id IN (SELECT id FROM temp.rm_impostors)`;
+    // the fine rollups: every detection of a key, less the held (not new) ones
+    const [sql, params] = table
+      ? [`SELECT process_id, sum(n) FROM ${table} WHERE ${onImpostors} AND status = 0 AND rule_id = 0 GROUP BY process_id`, pred.params]
+      : [`SELECT process_id, sum(n) FROM ${fineNew('process_id', onImpostors)} GROUP BY process_id HAVING sum(n) <> 0`, [...pred.params, ...pred.params]];
     for (const [pid, n] of this.db
-      .prepare(`SELECT process_id, sum(n) FROM ${table} WHERE ${pred.sql} AND status = 0 AND rule_id = 0 AND process_id IN (SELECT id FROM temp.rm_impostors) GROUP BY process_id`)
+      .prepare(sql)
       .raw()
-      .all(...pred.params) as [number, number][]) {
+      .all(...params) as [number, number][]) {
       out.set(pid, n);
     }
     return out;
@@ -344,18 +349,20 @@ export class SqliteRulesRepo {
     const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
     if (!pred.possible) return out;
     this.loadRisky();
-    const where = `${pred.sql} AND status = 0 AND rule_id = 0`;
     const byEndpoint = !pred.dims.job && !pred.dims.ip;
     const byJob = !pred.dims.endpoint && !pred.dims.ip;
-    const riskyTable = byEndpoint ? 'rollup_process_endpoint' : 'detection_rollup';
+    // The coarse rollups key by (status, rule); the fine ones give new = every detection - held.
+    const fine = { from: `${fineNew('job_ref, process_id, endpoint_id', pred.sql)} AS f WHERE true`, params: [...pred.params, ...pred.params] };
+    // totals and risky samples: from the endpoint rollup when the predicate tests nothing it lacks
+    const source = byEndpoint ? { from: `rollup_process_endpoint WHERE ${pred.sql} AND status = 0 AND rule_id = 0`, params: pred.params } : fine;
     const totals = (): [number, number] =>
       this.db
         .prepare(
           `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
-           FROM ${riskyTable} WHERE ${where}`,
+           FROM ${source.from}`,
         )
         .raw()
-        .get(...pred.params) as [number, number];
+        .get(...source.params) as [number, number];
     if (countsOnly) {
       // Same predicate, totals only (used for suggestion impact): no grouping, no sort.
       [out.total, out.risky] = totals();
@@ -366,7 +373,7 @@ export class SqliteRulesRepo {
     if (byJob) {
       // (job, process) sums from the job rollup; the risky share from the endpoint rollup.
       rows = this.db
-        .prepare(`SELECT job_ref, process_id, 0, sum(n) FROM rollup_process_job WHERE ${where} GROUP BY job_ref, process_id`)
+        .prepare(`SELECT job_ref, process_id, 0, sum(n) FROM rollup_process_job WHERE ${pred.sql} AND status = 0 AND rule_id = 0 GROUP BY job_ref, process_id`)
         .raw()
         .all(...pred.params) as [number, number, number, number][];
       out.risky = countsOnly ? out.risky : totals()[1];
@@ -375,10 +382,10 @@ export class SqliteRulesRepo {
       rows = this.db
         .prepare(
           `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
-           FROM detection_rollup WHERE ${where} GROUP BY job_ref, process_id, risky`,
+           FROM ${fine.from} GROUP BY job_ref, process_id, risky HAVING sum(n) <> 0`,
         )
         .raw()
-        .all(...pred.params) as [number, number, number, number][];
+        .all(...fine.params) as [number, number, number, number][];
       out.total = 0;
       out.risky = 0;
     }
@@ -414,18 +421,17 @@ export class SqliteRulesRepo {
       out.riskySamples = (
         this.db
           .prepare(
-            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM ${riskyTable} r
+            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM (SELECT endpoint_id, process_id, n FROM ${source.from}) r
              JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
-             WHERE ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}
-               AND r.endpoint_id IN (SELECT id FROM temp.rm_risky)
-             GROUP BY e.endpoint, p.norm_name ORDER BY count DESC, e.endpoint LIMIT 20`,
+             WHERE r.endpoint_id IN (SELECT id FROM temp.rm_risky)
+             GROUP BY e.endpoint, p.norm_name HAVING count <> 0 ORDER BY count DESC, e.endpoint LIMIT 20`,
           )
-          .all(...pred.params) as { endpoint: string; process: string; count: number }[]
+          .all(...source.params) as { endpoint: string; process: string; count: number }[]
       );
     }
     if (sampleLimit > 0) {
       out.sampleIds = this.db
-        .prepare(`SELECT id FROM detections WHERE ${where} LIMIT ?`)
+        .prepare(`SELECT d.id FROM detections d WHERE ${pred.sql.replace(COLS, 'd.$1')} AND ${statusOf('d')} = 0 LIMIT ?`)
         .pluck()
         .all(...pred.params, sampleLimit) as number[];
     }
@@ -433,153 +439,238 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Moves matching rollup rows from (fromStatus, fromRule) to (toStatus, toRule) and updates the same
-   * detections. Returns the number of detections moved; throws if rollup and detections disagree.
-   * Must run inside a transaction.
+   * Moves the matching detections from (from.status, from.rule) to (to.status, to.rule): their rows
+   * in detection_status, their held rollup rows and their coarse rollup rows (detection_rollup
+   * counts every status, so it does not change). Returns the number of detections moved; throws if
+   * the rollups and the detections disagree. Must run inside a transaction.
    */
   move(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }): number {
     if (!pred.possible) return 0;
     this.ensureTemps();
-    const where = `${pred.sql} AND status = ? AND rule_id = ?`;
-    const params = [...pred.params, from.status, from.rule];
     this.db.prepare('DELETE FROM temp.rm_moved').run();
-    const cols = 'tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts';
-    if (pred.dims.process || pred.dims.job) {
-      // Seek instead of scanning the whole (tenant, type, status, rule) range: the coarse rollups list
-      // the days and jobs the matched processes / jobs have rows in, and the fine key is
-      // (..., day, job_ref, process_id, ...), so each (day, job[, process]) is a primary-key prefix.
-      const tenantId = Number(pred.params[0]);
-      const typeId = Number(pred.params[1]);
-      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`;
-      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
-      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
-      this.db
-        .prepare(
-          `INSERT INTO temp.rm_moved SELECT ${cols.replace(/(\w+)/g, 'r.$1')}
-           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
-           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
-           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
-           CROSS JOIN detection_rollup AS r
-           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId} AND r.status = ${Number(from.status)} AND r.rule_id = ${Number(from.rule)}
-             AND r.day = dd.dday AND r.job_ref = jj.jref${pred.dims.process ? ' AND r.process_id = pp.pid' : ''}
-             AND ${where.replace(/\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id|status|rule_id)\b/g, 'r.$1')}`,
-        )
-        .run(...params);
-    } else {
-      this.db.prepare(`INSERT INTO temp.rm_moved SELECT ${cols} FROM detection_rollup WHERE ${where}`).run(...params);
-    }
-    const expected = (this.db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
+    const whole = from.status !== 0 && this.wholeRule(pred, from);
+    const expected = from.status === 0 ? this.selectNew(pred) : this.selectHeld(pred, from, 'rm_moved');
     if (expected === 0) return 0;
-    // The coarse rollups are maintained set-based here: the per-row triggers are switched off for
-    // this transaction only (the meta flag is never committed), then the moved sums are applied as
-    // one delta per coarse key.
-    this.db.prepare("INSERT INTO meta (key, value) VALUES ('coarse_rollup_bulk', '1')").run();
-    // Delete exactly the moved rows: by primary key when they are a small share of the source range
-    // (fewer rows than 1/16 of its detections, which bound its rollup rows), else with one pass over the
-    // range (the same predicate). Then add them to the destination rows.
-    const sourceTotal =
-      (this.db
-        .prepare(
-          `SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`,
-        )
-        .pluck()
-        .get(pred.params[0], pred.params[1]) as number | null) ?? 0;
-    const movedRows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
-    const deleted =
-      movedRows * 16 < sourceTotal
+    const changed = this.moveStatusRows(pred, from, to, whole);
+    if (changed !== expected) {
+      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} status rows moved; transaction rolled back`);
+    }
+    const held = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
+    if (from.status !== 0) {
+      // whole held rows move: a rule matches whole keys
+      const rows = this.db.prepare('SELECT count(*) FROM temp.rm_moved').pluck().get() as number;
+      const deleted = whole
         ? this.db
+            .prepare(`DELETE FROM detection_rollup_held WHERE tenant_id = ? AND type_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`)
+            .run(pred.params[0], pred.params[1]).changes
+        : this.db
             .prepare(
-              `DELETE FROM detection_rollup WHERE (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) IN
+              `DELETE FROM detection_rollup_held WHERE (${held}) IN
                (SELECT tenant_id, type_id, ${Number(from.status)}, ${Number(from.rule)}, day, job_ref, process_id, endpoint_id, ip_id FROM temp.rm_moved)`,
             )
-            .run().changes
-        : this.db.prepare(`DELETE FROM detection_rollup WHERE ${where}`).run(...params).changes;
-    if (deleted !== movedRows) throw new Error(`rollup move: ${movedRows} rows selected, ${deleted} deleted; transaction rolled back`);
-    const upsertSelect = ROLLUP_UPSERT.replace(
-      /VALUES \(\?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?, \?\)/,
-      `SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts
-       FROM temp.rm_moved WHERE true`,
-    );
-    this.db.prepare(upsertSelect).run();
-    this.moveCoarse(pred, where, params, from, to);
-    this.db.prepare("DELETE FROM meta WHERE key = 'coarse_rollup_bulk'").run();
-    const changed = this.updateDetections(pred, where, params, from, to);
-    if (changed !== expected) {
-      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${changed} rows updated; transaction rolled back`);
+            .run().changes;
+      if (deleted !== rows) throw new Error(`rollup move: ${rows} held rows selected, ${deleted} deleted; transaction rolled back`);
     }
+    if (to.status !== 0) {
+      this.db
+        .prepare(
+          `INSERT INTO detection_rollup_held (${held}, n)
+           SELECT tenant_id, type_id, ${Number(to.status)}, ${Number(to.rule)}, day, job_ref, process_id, endpoint_id, ip_id, n FROM temp.rm_moved WHERE true
+           ON CONFLICT (${held}) DO UPDATE SET n = n + excluded.n`,
+        )
+        .run();
+    }
+    const where = `${pred.sql} AND status = ? AND rule_id = ?`;
+    this.moveCoarse(pred, where, [...pred.params, from.status, from.rule], from, to);
     return changed;
   }
 
   /**
-   * Updates the matching detections through the cheapest access path. The coarse rollups give the
-   * exact number of rows each candidate index would visit (all statuses): by process
-   * (detections_by_process), by job (the runs of the matched jobs, through the (run_ref, ...) unique
-   * index), by endpoint (detections_by_endpoint), by rule (the partial detections_by_rule index, for
-   * restores), or a plain scan of the table. The predicate itself is unchanged, so the rows updated
-   * are the same whatever the path.
+   * True when the predicate is "all of this type" and the rule holds detections of that type only
+   * (the coarse rollups say so; a rule id belongs to one tenant): the rule's rows are then exactly
+   * the matched ones, found by rule alone.
    */
-  private updateDetections(
+  private wholeRule(pred: MatchPredicate, from: { status: number; rule: number }): boolean {
+    const d = pred.dims;
+    if (d.job || d.process || d.endpoint || d.ip) return false;
+    const types = this.db
+      .prepare(`SELECT DISTINCT type_id FROM rollup_process_day WHERE tenant_id = ? AND status = ${Number(from.status)} AND rule_id = ${Number(from.rule)}`)
+      .pluck()
+      .all(pred.params[0]) as number[];
+    return types.length === 1 && types[0] === Number(pred.params[1]);
+  }
+
+  /**
+   * Inserts into temp.`into` the (key, n) of the rows of `table` the predicate matches, `fixed`
+   * giving held rows their (status, rule). Seeks instead of scanning the whole (tenant, type[,
+   * status, rule]) range when the predicate names processes or jobs: the coarse rollups at
+   * `coarse` (status, rule) list the days and jobs they have rows in, and (day, job[, process]) is a
+   * key prefix of both fine rollups after (tenant, type[, status, rule]).
+   */
+  private selectRows(
+    table: 'detection_rollup' | 'detection_rollup_held',
     pred: MatchPredicate,
-    where: string,
-    params: unknown[],
-    from: { status: number; rule: number },
-    to: { status: number; rule: number },
-  ): number {
+    coarse: { status: number; rule: number },
+    into: string,
+  ): void {
+    const cols = 'r.tenant_id, r.type_id, r.day, r.job_ref, r.process_id, r.endpoint_id, r.ip_id, r.n';
+    const fixed = table === 'detection_rollup_held' ? ` AND r.status = ${Number(coarse.status)} AND r.rule_id = ${Number(coarse.rule)}` : '';
+    const match = pred.sql.replace(COLS, 'r.$1');
+    if (pred.dims.process || pred.dims.job) {
+      const tenantId = Number(pred.params[0]);
+      const typeId = Number(pred.params[1]);
+      const key = `tenant_id = ${tenantId} AND type_id = ${typeId} AND status = ${Number(coarse.status)} AND rule_id = ${Number(coarse.rule)}`;
+      const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+      const jobIn = pred.dims.job ? ' AND job_ref IN (SELECT id FROM temp.rm_jobs)' : '';
+      this.db
+        .prepare(
+          `INSERT INTO temp.${into} SELECT ${cols}
+           FROM (SELECT DISTINCT day AS dday FROM rollup_process_day WHERE ${key}${procIn}) AS dd
+           CROSS JOIN (SELECT DISTINCT job_ref AS jref FROM rollup_process_job WHERE ${key}${procIn}${jobIn}) AS jj
+           ${pred.dims.process ? 'CROSS JOIN (SELECT id AS pid FROM temp.rm_procs) AS pp' : ''}
+           CROSS JOIN ${table} AS r
+           WHERE r.tenant_id = ${tenantId} AND r.type_id = ${typeId}${fixed} AND r.day = dd.dday AND r.job_ref = jj.jref
+             ${pred.dims.process ? 'AND r.process_id = pp.pid' : ''} AND ${match}`,
+        )
+        .run(...pred.params);
+    } else {
+      this.db.prepare(`INSERT INTO temp.${into} SELECT ${cols} FROM ${table} AS r WHERE ${match}${fixed}`).run(...pred.params);
+    }
+  }
+
+  /** Fills temp.`into` with the held rows of (from.status, from.rule) the predicate matches; returns their total. */
+  private selectHeld(pred: MatchPredicate, from: { status: number; rule: number }, into: string): number {
+    this.selectRows('detection_rollup_held', pred, from, into);
+    return (this.db.prepare(`SELECT coalesce(sum(n), 0) FROM temp.${into}`).pluck().get() as number) ?? 0;
+  }
+
+  /**
+   * Fills temp.rm_moved with the new detections the predicate matches, per fine key: every
+   * detection of each matched key, less its held ones (of any status and rule). A rule matches whole
+   * keys, so all the new detections of a matched key move.
+   */
+  private selectNew(pred: MatchPredicate): number {
+    const db = this.db;
+    this.selectRows('detection_rollup', pred, { status: 0, rule: 0 }, 'rm_moved');
+    const procIn = pred.dims.process ? ' AND process_id IN (SELECT id FROM temp.rm_procs)' : '';
+    const heldKeys = db
+      .prepare(`SELECT DISTINCT status, rule_id FROM rollup_process_day WHERE tenant_id = ? AND type_id = ? AND status <> 0${procIn}`)
+      .raw()
+      .all(pred.params[0], pred.params[1]) as [number, number][];
+    if (heldKeys.length > 0) {
+      db.prepare('DELETE FROM temp.rm_held').run();
+      for (const [status, rule] of heldKeys) this.selectRows('detection_rollup_held', pred, { status, rule }, 'rm_held');
+      const key = ['tenant_id', 'type_id', 'day', 'job_ref', 'process_id', 'endpoint_id', 'ip_id'].map((c) => `m.${c} = h.${c}`).join(' AND ');
+      db.prepare('DELETE FROM temp.rm_held_sum').run();
+      db.prepare(
+        `INSERT INTO temp.rm_held_sum SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, sum(n) FROM temp.rm_held
+         GROUP BY tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id`,
+      ).run();
+      db.prepare(`UPDATE temp.rm_moved AS m SET n = m.n - h.n FROM temp.rm_held_sum AS h WHERE ${key}`).run();
+      db.prepare('DELETE FROM temp.rm_moved WHERE n = 0').run();
+    }
+    return (db.prepare('SELECT coalesce(sum(n), 0) FROM temp.rm_moved').pluck().get() as number) ?? 0;
+  }
+
+  /**
+   * Moves the status rows. From new: the candidate detections come from the cheapest index (the
+   * coarse rollups give how many rows each would visit), sorted by id; each is checked against the
+   * predicate (in its table row, unless the index alone decides it) and for having no status row,
+   * and gets one. From a rule: its rows (by-rule index) that the predicate matches are deleted (to
+   * new) or re-pointed; `whole` when all of them match.
+   */
+  private moveStatusRows(pred: MatchPredicate, from: { status: number; rule: number }, to: { status: number; rule: number }, whole: boolean): number {
+    const db = this.db;
+    const set = `status = ${Number(to.status)}, rule_id = ${Number(to.rule)}`;
+    if (from.status === 0) {
+      const c = this.candidateIds(pred);
+      const fresh = 'NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = c.id)';
+      const sql =
+        c === null
+          ? `SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM detections AS d NOT INDEXED
+             WHERE ${pred.sql.replace(COLS, 'd.$1')} AND NOT EXISTS (SELECT 1 FROM detection_status AS x WHERE x.id = d.id)`
+          : c.decides
+            ? `SELECT c.id, ${Number(to.status)}, ${Number(to.rule)} FROM temp.rm_rows AS c WHERE ${fresh}`
+            : `SELECT d.id, ${Number(to.status)}, ${Number(to.rule)} FROM temp.rm_rows AS c CROSS JOIN detections AS d ON d.id = c.id
+               WHERE ${pred.sql.replace(COLS, 'd.$1')} AND ${fresh}`;
+      const changed = db.prepare(`INSERT INTO detection_status (id, status, rule_id) ${sql}`).run(...(c?.decides ? [] : pred.params)).changes;
+      if (c !== null) db.prepare('DELETE FROM temp.rm_rows').run();
+      return changed;
+    }
+    // a rule id > 0 is a suppression (status 1); the marker -id too: the rule alone finds its rows
+    const onRule = `rule_id = ${Number(from.rule)} AND status = ${Number(from.status)}`;
+    if (whole) {
+      return to.status === 0
+        ? db.prepare(`DELETE FROM detection_status WHERE ${onRule}`).run().changes
+        : db.prepare(`UPDATE detection_status SET ${set} WHERE ${onRule}`).run().changes;
+    }
+    db.prepare('DELETE FROM temp.rm_rows').run();
+    db.prepare(
+      `INSERT INTO temp.rm_rows SELECT s.id FROM detection_status AS s INDEXED BY detection_status_by_rule CROSS JOIN detections AS d ON d.id = s.id
+       WHERE s.${onRule.replace(' AND status', ' AND s.status')} AND ${pred.sql.replace(COLS, 'd.$1')}`,
+    ).run(...pred.params);
+    const changed =
+      to.status === 0
+        ? db.prepare('DELETE FROM detection_status WHERE id IN (SELECT id FROM temp.rm_rows)').run().changes
+        : db.prepare(`UPDATE detection_status SET ${set} WHERE id IN (SELECT id FROM temp.rm_rows)`).run().changes;
+    db.prepare('DELETE FROM temp.rm_rows').run();
+    return changed;
+  }
+
+  /**
+   * Fills temp.rm_rows with the ids of a superset of the matching detections, read from one index
+   * only (no table rows); null when a scan of the table is cheaper. The coarse rollups give the exact
+   * number of entries each candidate index would visit (all statuses): by process
+   * (detections_by_process), by job (the runs of the matched jobs, through the (run_ref, ...) unique
+   * index), by endpoint (detections_by_endpoint). Ids come out sorted, so the detections are then
+   * read in table order, each page once. `decides`: the index alone decides the predicate (it tests
+   * only that index's dimension, and every detection of the tenant there is of the predicate's type),
+   * so no table row needs reading.
+   */
+  private candidateIds(pred: MatchPredicate): { decides: boolean } | null {
     const tenantId = pred.params[0];
     const sum = (sql: string) => (this.db.prepare(sql).pluck().get(tenantId) as number | null) ?? 0;
     const total = sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ?');
-    // a sequential scan visits every row but costs less per row than an index walk
-    let best: { cost: number; sql: string; index?: string } = {
-      cost: total / 3,
-      sql: `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE ${where}`,
+    // a sequential scan visits every row but costs less per row than reading rows by id
+    let best: { cost: number; sql: string; only: string; coarse: string } | null = null;
+    // every candidate query takes the tenant id as its one parameter
+    const consider = (cost: number, sql: string, only = '', coarse = '') => {
+      if (cost < (best?.cost ?? total / 3)) best = { cost, sql, only, coarse };
     };
-    /** `index` set: `sql` is the candidate condition on that index's columns (see below). */
-    const consider = (cost: number, sql: string, index?: string) => {
-      if (cost < best.cost) best = { cost, sql, index };
-    };
-    if (from.rule !== 0) {
-      consider(
-        sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND rule_id = ${Number(from.rule)}`),
-        `UPDATE detections INDEXED BY detections_by_rule SET status = ?, rule_id = ? WHERE ${where} AND rule_id <> 0`,
-      );
-    }
+    const procIn = 'process_id IN (SELECT id FROM temp.rm_procs)';
+    const epIn = 'endpoint_id IN (SELECT id FROM temp.rm_eps)';
     if (pred.dims.process) {
       consider(
-        sum('SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)'),
-        'process_id IN (SELECT id FROM temp.rm_procs)',
-        'detections_by_process',
+        sum(`SELECT sum(n) FROM rollup_process_day WHERE tenant_id = ? AND ${procIn}`),
+        `SELECT id FROM detections INDEXED BY detections_by_process WHERE tenant_id = ? AND ${procIn}`,
+        procIn,
+        `rollup_process_day WHERE tenant_id = ? AND ${procIn}`,
       );
     }
     if (pred.dims.job) {
       consider(
         sum('SELECT sum(n) FROM rollup_process_job WHERE tenant_id = ? AND job_ref IN (SELECT id FROM temp.rm_jobs)'),
-        `UPDATE detections INDEXED BY sqlite_autoindex_detections_1 SET status = ?, rule_id = ?
-         WHERE run_ref IN (SELECT id FROM runs WHERE job_ref IN (SELECT id FROM temp.rm_jobs)) AND ${where}`,
+        `SELECT id FROM detections INDEXED BY sqlite_autoindex_detections_1 WHERE run_ref IN (SELECT id FROM runs WHERE job_ref IN (SELECT id FROM temp.rm_jobs) AND job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?))`,
       );
     }
     if (pred.dims.endpoint) {
       consider(
-        sum('SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND endpoint_id IN (SELECT id FROM temp.rm_eps)'),
-        'endpoint_id IN (SELECT id FROM temp.rm_eps)',
-        'detections_by_endpoint',
+        sum(`SELECT sum(n) FROM rollup_process_endpoint WHERE tenant_id = ? AND ${epIn}`),
+        `SELECT id FROM detections INDEXED BY detections_by_endpoint WHERE tenant_id = ? AND ${epIn}`,
+        epIn,
+        `rollup_process_endpoint WHERE tenant_id = ? AND ${epIn}`,
       );
     }
-    if (best.index) {
-      // Two phases: the index gives the candidate row ids (index only, no table read), then the rows
-      // are updated in id order, so each table page is read and rewritten once. Walking the index
-      // straight into the table visits rows in (process|endpoint, ts) order, which revisits pages
-      // all over the table after they left the cache: a thin match then rewrote the same pages
-      // several times.
-      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS rm_rows (id INTEGER PRIMARY KEY)');
-      this.db.prepare('DELETE FROM temp.rm_rows').run();
-      this.db
-        .prepare(`INSERT INTO temp.rm_rows SELECT id FROM detections INDEXED BY ${best.index} WHERE tenant_id = ? AND ${best.sql}`)
-        .run(tenantId);
-      best.sql = `UPDATE detections NOT INDEXED SET status = ?, rule_id = ? WHERE id IN (SELECT id FROM temp.rm_rows) AND ${where}`;
+    if (best === null) return null;
+    const b = best as { sql: string; only: string; coarse: string };
+    this.db.prepare('DELETE FROM temp.rm_rows').run();
+    this.db.prepare(`INSERT INTO temp.rm_rows ${b.sql}`).run(tenantId);
+    let decides = false;
+    if (b.only && pred.sql === `tenant_id = ? AND type_id = ? AND ${b.only}`) {
+      const types = this.db.prepare(`SELECT DISTINCT type_id FROM ${b.coarse}`).pluck().all(tenantId) as number[];
+      decides = types.length === 1 && types[0] === Number(pred.params[1]);
     }
-    const changed = this.db.prepare(best.sql).run(to.status, to.rule, ...params).changes;
-    if (best.index) this.db.prepare('DELETE FROM temp.rm_rows').run();
-    return changed;
+    return { decides };
   }
 
   /**
@@ -697,6 +788,14 @@ export class SqliteRulesRepo {
         affected,
       );
   }
+}
+
+/**
+ * Rows (cols, n) of the new detections of each fine key matching `where`: every detection of the key
+ * (detection_rollup) and, with n negated, its held ones. Sum n over them; pass where's params twice.
+ */
+function fineNew(cols: string, where: string): string {
+  return `(SELECT ${cols}, n FROM detection_rollup WHERE ${where} UNION ALL SELECT ${cols}, -n AS n FROM detection_rollup_held WHERE ${where})`;
 }
 
 function cmp(a: string, b: string): number {
