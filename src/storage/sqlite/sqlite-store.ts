@@ -4,7 +4,7 @@ import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
-import type { IngestSession } from '../store.js';
+import { SqliteIngestPort } from './ingest-port.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
 export class SqliteStore {
@@ -12,6 +12,8 @@ export class SqliteStore {
   readonly baselines: SqliteBaselineRepository;
   /** per-tenant writer lease: concurrent ingests are serialised per tenant (contract in store.ts) */
   readonly leases: SqliteIngestLeases;
+  /** the ingest write contract (storage/ingest-port.ts) */
+  readonly ingest: SqliteIngestPort;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -20,6 +22,7 @@ export class SqliteStore {
     this.detections = new SqliteDetectionRepository(db);
     this.baselines = new SqliteBaselineRepository(db);
     this.leases = new SqliteIngestLeases(db);
+    this.ingest = new SqliteIngestPort(db, this.leases);
   }
 
   static open(path: string): SqliteStore {
@@ -28,7 +31,8 @@ export class SqliteStore {
     return new SqliteStore(db, path);
   }
 
-  openIngestSession(tenant: string): IngestSession {
+  /** Row-level access for tools and tests that build a store directly; `ingest` goes through `ingest`. */
+  openIngestSession(tenant: string): SqliteIngestSession {
     return new SqliteIngestSession(this.db, tenant);
   }
 
