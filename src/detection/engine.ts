@@ -154,6 +154,14 @@ function jobKeyString(owner: string, repo: string, workflow: string, job: string
   return `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
 }
 
+function sameJob(a: JobKey, c: NetworkCallEvent['ctx']): boolean {
+  return a.job === c.job && a.repo === c.repo && a.owner === c.owner && a.workflow === c.workflow;
+}
+
+function sameLeg(a: NetworkCallEvent['ctx'], c: NetworkCallEvent['ctx']): boolean {
+  return a.runId === c.runId && a.runAttempt === c.runAttempt && a.jobId === c.jobId && sameJob(a, c);
+}
+
 /** Thrown inside apply() when an event needs state that was not read: caught there, never escapes. */
 class Missing {
   constructor(readonly at: number) {}
@@ -169,6 +177,8 @@ export class DetectionEngine {
   private readonly lateRuns = new Map<string, RunState>();
   /** runs whose key sets are in memory, least recently used first */
   private readonly hot = new Set<RunState>();
+  /** the job of the last event (consecutive events are mostly of one job) */
+  private lastJob: JobState | null = null;
   /** committed counts */
   readonly counters: EngineCounters = emptyCounters();
   private suppressor: Suppressor = NO_SUPPRESSION;
@@ -231,6 +241,7 @@ export class DetectionEngine {
   }
 
   private forgetJobState(): void {
+    this.lastJob = null;
     this.jobs.clear();
     this.lateRuns.clear();
     this.hot.clear();
@@ -264,10 +275,14 @@ export class DetectionEngine {
         req.observations.push(r.ref);
       }
     };
+    let prev: NetworkCallEvent['ctx'] | null = null;
     for (let i = from; i < outputs.length; i++) {
       const out = outputs[i]!;
       if (out.kind !== 'call') continue;
       const c = out.event.ctx;
+      // most events follow one of the same job run leg: nothing new to ask for
+      if (prev !== null && sameLeg(prev, c)) continue;
+      prev = c;
       const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
       const st = this.jobs.get(jk);
       const rk = `${jk}\u0001${c.runId}\u0001${c.runAttempt}`;
@@ -385,11 +400,14 @@ export class DetectionEngine {
   }
 
   private job(c: NetworkCallEvent['ctx'], at: number): JobState {
+    const last = this.lastJob;
+    if (last !== null && sameJob(last.key, c)) return last;
     const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
     let st = this.jobs.get(jk);
     if (st) {
       this.jobs.delete(jk); // least recently used first
       this.jobs.set(jk, st);
+      this.lastJob = st;
       return st;
     }
     const read = this.readJobs.get(jk);
@@ -414,6 +432,7 @@ export class DetectionEngine {
     }
     this.readJobs.delete(jk);
     this.jobs.set(jk, st);
+    this.lastJob = st;
     return st;
   }
 
@@ -743,6 +762,7 @@ export class DetectionEngine {
       this.hot.delete(cold);
       cold.keys = null;
     }
+    this.lastJob = null;
     while (this.jobs.size > HOT_JOBS) {
       const cold = this.jobs.keys().next().value!;
       const st = this.jobs.get(cold)!;

@@ -40,9 +40,12 @@ export interface IngestOptions<S extends IngestStore = IngestStore> {
 
 export type IngestError = ParseError;
 
-/** Parsed batches per write transaction, and the longest a transaction stays open. */
-const COMMIT_BATCHES = 8;
-const COMMIT_MS = 500;
+/*
+ * Each parsed batch is one write batch (one transaction): holding several for one larger
+ * transaction kept them alive longer, which cost more in garbage collection and peak memory than
+ * the fewer commits saved. A quiet source (a pipe, `tail -f | ingest -`) is written as soon as the
+ * reader hands on what it has (records.ts, IDLE_FLUSH_MS), so nothing stays unwritten.
+ */
 
 interface SourceBatch extends SourceChunk {
   /** tells the producer the batch is applied (flow control for the worker) */
@@ -93,9 +96,8 @@ const MAX_REPLAYS = 20;
 
 /**
  * Streams one source into the store. Records are parsed in batches; the detection engine evaluates
- * them on memory and writes through the ingest write contract (storage/ingest-port.ts) one batch per
- * transaction, covering up to COMMIT_BATCHES parsed batches (at most COMMIT_MS of input), so a killed
- * process leaves whole committed transactions and a consistent baseline; re-running is idempotent
+ * each on memory and writes it through the ingest write contract (storage/ingest-port.ts) as one
+ * write batch, one transaction, so a killed process leaves whole committed transactions and a consistent baseline; re-running is idempotent
  * because observations and detections have natural unique keys. --strict makes the whole source one
  * atomic scope instead (one transaction), so a bad record stores nothing from that source.
  */
@@ -250,11 +252,6 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
     };
     let repeats = 0;
-    let txStarted = 0;
-    let txBatches = 0;
-    let idleCommit: NodeJS.Timeout | undefined;
-    let idleFlush: Promise<void> | null = null;
-    let idleError: unknown = null;
     let scope: IngestScope | null = null;
 
     // Concurrent writers (contract in storage/store.ts): this source is written under the ingest
@@ -268,7 +265,6 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
         const lease = leases.get(p.tenant);
         if (lease && p.io) await this.flush(p, lease);
       }
-      txBatches = 0;
     };
     const hold = async (tenant: string): Promise<void> => {
       let waited: IngestLeaseEvent | null = null;
@@ -323,19 +319,12 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       }
       for (const [t, outs] of byTenant) await this.applyBatch(this.pipe(t), outs);
     };
-    const waitIdleFlush = async () => {
-      clearTimeout(idleCommit);
-      if (idleFlush) await idleFlush;
-      idleFlush = null;
-      if (idleError) throw idleError;
-    };
 
     try {
       await hold(this.opts.tenant);
       scope = await port.beginSource({ atomic: strict });
       for (const t of leases.keys()) this.pipe(t).io = await scope.tenant(t);
       for await (const sb of this.parsedBatches(path, stdin)) {
-        await waitIdleFlush();
         const b = sb.batch;
         summary.source = sb.name;
         summary.records += b.records;
@@ -349,26 +338,14 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
         }
         if (!strict || summary.rejected === 0) {
           await holdAll(b);
-          if (txBatches === 0) txStarted = Date.now();
           await apply(b);
-          // Several parsed batches share one write batch (written at least every COMMIT_MS): fewer
-          // transactions write each hot page fewer times. A crash loses only the pending batch.
-          if (++txBatches >= COMMIT_BATCHES || Date.now() - txStarted >= COMMIT_MS) await flushAll();
-          // A source that goes quiet (a pipe, `tail -f | ingest -`) must not keep what it sent
-          // unwritten: write once idle.
-          else if (!strict) {
-            idleCommit = setTimeout(() => {
-              idleFlush = flushAll().catch((err: unknown) => {
-                idleError = err;
-              });
-            }, COMMIT_MS);
-          }
+          // One write batch per parsed batch: a crash loses at most the batch being written.
+          await flushAll();
         }
         sb.ack();
         this.opts.onProgress?.({ source: sb.name, bytes: sb.bytes, size: sb.size, records: summary.records });
         if (b.fatal || (strict && summary.rejected > 0)) break;
       }
-      await waitIdleFlush();
       await flushAll();
       const after = this.totals();
       summary.accepted = after.accepted - before.accepted + repeats;
@@ -394,8 +371,6 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
         await scope.commit();
       }
     } catch (err) {
-      clearTimeout(idleCommit);
-      if (idleFlush) await idleFlush;
       await scope?.rollback();
       for (const p of this.tenants.values()) {
         p.engine.reset();
@@ -403,7 +378,6 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       }
       throw err;
     } finally {
-      clearTimeout(idleCommit);
       clearInterval(heartbeat);
       for (const p of this.tenants.values()) p.io = null;
       for (const l of leases.values()) {

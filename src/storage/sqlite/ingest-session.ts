@@ -45,6 +45,7 @@ ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endp
 
 interface Stmts {
   jobSel: Statement;
+  jobId: Statement;
   jobIns: Statement;
   jobSet: Statement;
   runSel: Statement;
@@ -79,6 +80,7 @@ export class SqliteIngestSession {
   private readonly s: Stmts;
   private verdictIns: Statement | null = null;
   private obsInsMany: Statement | null = null;
+  private readonly jobIds = new Map<string, number>();
   private runInsFull: Statement | null = null;
 
   constructor(
@@ -91,6 +93,7 @@ export class SqliteIngestSession {
       jobSel: db.prepare(
         'SELECT id, completed_runs, open_run FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?',
       ),
+      jobId: db.prepare('SELECT id FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?').pluck(),
       jobIns: db.prepare('INSERT INTO jobs (tenant_id, owner, repo, workflow, job) VALUES (?, ?, ?, ?, ?)'),
       jobSet: db.prepare('UPDATE jobs SET completed_runs = ?, open_run = ? WHERE id = ?'),
       // a run row is one leg of a matrix job: keyed by the GitHub job id too ('' when unknown)
@@ -144,12 +147,13 @@ export class SqliteIngestSession {
     try {
       return this.db.transaction(fn).immediate();
     } catch (err) {
-      this.dict.reset();
+      this.resetCaches();
       throw err;
     }
   }
 
   resetCaches(): void {
+    this.jobIds.clear();
     this.dict.reset();
   }
 
@@ -265,6 +269,17 @@ export class SqliteIngestSession {
     return this.s.jobSel.get(this.tenantId, owner, repo, workflow, job) as { id: number; completed_runs: number; open_run: number | null } | undefined;
   }
 
+  /** A job's id (ids never change; a rolled-back job is forgotten by resetCaches). */
+  private jobId(owner: string, repo: string, workflow: string, job: string): number | undefined {
+    const k = `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+    let id = this.jobIds.get(k);
+    if (id === undefined) {
+      id = this.s.jobId.get(this.tenantId, owner, repo, workflow, job) as number | undefined;
+      if (id !== undefined) this.jobIds.set(k, id);
+    }
+    return id;
+  }
+
   private storedRun(r: RunRow): StoredRun {
     return { ...r, observations: this.runObservations(r.ref) };
   }
@@ -290,8 +305,8 @@ export class SqliteIngestSession {
       return { ref: row.id, completedRuns: row.completed_runs, openRun: row.open_run, baseline: this.loadBaseline(row.id), openLegs };
     });
     const runs = req.runs.map((k) => {
-      const row = this.findJob(k.owner, k.repo, k.workflow, k.job);
-      return row ? this.runLegs(row.id, k.runId, k.runAttempt).map((r) => this.storedRun(r)) : [];
+      const id = this.jobId(k.owner, k.repo, k.workflow, k.job);
+      return id === undefined ? [] : this.runLegs(id, k.runId, k.runAttempt).map((r) => this.storedRun(r));
     });
     const observations = req.observations.map((ref) => this.runObservations(ref));
     return { versions: this.versions(), jobs, runs, observations };
