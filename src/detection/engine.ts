@@ -49,6 +49,11 @@ export interface EngineConfig {
    * staging destinations must keep raising detections (the never-suppress list).
    */
   neverBaseline: (host: string) => boolean;
+  /**
+   * How many jobs keep their state, and runs their observation keys, in memory between write batches
+   * (least recently used first out; read from the store again when needed). Default HOT_JOBS / HOT_RUNS.
+   */
+  cache?: { jobs: number; runs: number };
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -204,7 +209,7 @@ export class DetectionEngine {
   private readonly jobStates = new Set<JobState>();
   private baseline = new Map<string, BaselineWrite>();
   private observations: ObservationWrite[] = [];
-  private detections: { write: DetectionWrite; ruleRef: number }[] = [];
+  private detections: { write: DetectionWrite; ruleRef: number; subject?: DetectionSubject }[] = [];
   private imported: ImportedDetectionWrite[] = [];
   /** runs of the last plan() whose observations were asked for, parallel to its request */
   private planned: RunState[] = [];
@@ -600,6 +605,7 @@ export class DetectionEngine {
       }) ?? false;
     // A late event of an already completed run counts towards the baseline straight away, but only
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
+    if (suspect) this.unsuppressPending(variant);
     let countLate = false;
     if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
@@ -640,6 +646,7 @@ export class DetectionEngine {
     const ruleRef = this.suppressor.match(subject);
     this.detections.push({
       ruleRef,
+      subject: ruleRef ? subject : undefined,
       write: {
         type,
         jobRef: st.ref,
@@ -656,6 +663,23 @@ export class DetectionEngine {
         externalId: '',
       },
     });
+  }
+
+  /**
+   * A binary just found to be a suspected impostor is never suppressed, in the past included: the
+   * suppressor moves its stored detections back to `new`, and this does the same for those of this
+   * write batch, not stored yet.
+   */
+  private unsuppressPending(v: ProcessVariant): void {
+    for (const d of this.detections) {
+      const s = d.subject;
+      if (!s || d.ruleRef === 0 || s.process !== v.normName || s.processSha256 !== v.sha256 || s.processPath !== v.path) continue;
+      if (this.suppressor.match(s) !== 0) continue;
+      d.ruleRef = 0;
+      d.subject = undefined;
+      d.write.status = 'new';
+      d.write.ruleRef = 0;
+    }
   }
 
   private countDetection(c: EngineCounters, type: string, ruleRef: number): void {
@@ -756,14 +780,14 @@ export class DetectionEngine {
       r.allowed = null;
     }
     this.clearPending();
-    while (this.hot.size > HOT_RUNS) {
+    while (this.hot.size > (this.cfg.cache?.runs ?? HOT_RUNS)) {
       // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
       const cold = this.hot.values().next().value!;
       this.hot.delete(cold);
       cold.keys = null;
     }
     this.lastJob = null;
-    while (this.jobs.size > HOT_JOBS) {
+    while (this.jobs.size > (this.cfg.cache?.jobs ?? HOT_JOBS)) {
       const cold = this.jobs.keys().next().value!;
       const st = this.jobs.get(cold)!;
       for (const l of st.legs.values()) this.hot.delete(l);

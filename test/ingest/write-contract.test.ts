@@ -57,6 +57,13 @@ test('the stored result does not depend on where parsed batches and write batche
   }
 });
 
+test('jobs and runs let go of between write batches are read again exactly', async () => {
+  const reference = storeState(await ingestInto('roomy.db', [file], { batchSize: 50 }));
+  // one job in memory, no run's observation keys: nearly every batch reads its state back
+  const got = storeState(await ingestInto('tight.db', [file], { batchSize: 50, engine: { ...ENGINE, cache: { jobs: 1, runs: 0 } } }));
+  assert.deepEqual(got, reference);
+});
+
 test('a job state written by another ingest in between is read again, as by a sequential ingest', async () => {
   const parts = [0, 1, 2].map((i) => {
     const f = join(tmp.dir, `part-${i}.ndjson`);
