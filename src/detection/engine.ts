@@ -50,10 +50,10 @@ export interface EngineConfig {
    */
   neverBaseline: (host: string) => boolean;
   /**
-   * How many jobs keep their state, and runs their observation keys, in memory between write batches
-   * (least recently used first out; read from the store again when needed). Default HOT_JOBS / HOT_RUNS.
+   * How many runs keep their observation keys in memory between write batches (least recently used
+   * first out; read from the store again when needed). Default HOT_RUNS.
    */
-  cache?: { jobs: number; runs: number };
+  hotRuns?: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -152,8 +152,6 @@ export function variantKeyOf(p: ProcessInfo): string {
 
 /** How many runs keep their observation keys in memory between write batches. */
 const HOT_RUNS = 256;
-/** How many jobs keep their state (baseline, open run) in memory between write batches. */
-const HOT_JOBS = 4_096;
 
 function jobKeyString(owner: string, repo: string, workflow: string, job: string): string {
   return `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
@@ -176,7 +174,11 @@ class Missing {
 export type ApplyOutcome = { done: true } | { done: false; at: number; need: IngestReadRequest };
 
 export class DetectionEngine {
-  /** jobs in memory, least recently used first */
+  /**
+   * Jobs in memory, for as long as the lease is held. Not evicted: an open run read back from the
+   * store would count the endpoints of a suspected impostor's calls towards the baseline, which its
+   * in-memory state (RunState.endpoints) does not.
+   */
   private readonly jobs = new Map<string, JobState>();
   /** completed runs receiving late events; small, because late events are rare */
   private readonly lateRuns = new Map<string, RunState>();
@@ -410,8 +412,6 @@ export class DetectionEngine {
     const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
     let st = this.jobs.get(jk);
     if (st) {
-      this.jobs.delete(jk); // least recently used first
-      this.jobs.set(jk, st);
       this.lastJob = st;
       return st;
     }
@@ -780,18 +780,11 @@ export class DetectionEngine {
       r.allowed = null;
     }
     this.clearPending();
-    while (this.hot.size > (this.cfg.cache?.runs ?? HOT_RUNS)) {
+    while (this.hot.size > (this.cfg.hotRuns ?? HOT_RUNS)) {
       // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
       const cold = this.hot.values().next().value!;
       this.hot.delete(cold);
       cold.keys = null;
-    }
-    this.lastJob = null;
-    while (this.jobs.size > (this.cfg.cache?.jobs ?? HOT_JOBS)) {
-      const cold = this.jobs.keys().next().value!;
-      const st = this.jobs.get(cold)!;
-      for (const l of st.legs.values()) this.hot.delete(l);
-      this.jobs.delete(cold);
     }
   }
 

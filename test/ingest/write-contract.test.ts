@@ -57,10 +57,10 @@ test('the stored result does not depend on where parsed batches and write batche
   }
 });
 
-test('jobs and runs let go of between write batches are read again exactly', async () => {
+test("runs' observation keys let go of between write batches are read again exactly", async () => {
   const reference = storeState(await ingestInto('roomy.db', [file], { batchSize: 50 }));
-  // one job in memory, no run's observation keys: nearly every batch reads its state back
-  const got = storeState(await ingestInto('tight.db', [file], { batchSize: 50, engine: { ...ENGINE, cache: { jobs: 1, runs: 0 } } }));
+  // no run keeps its observation keys: every batch reads them back
+  const got = storeState(await ingestInto('tight.db', [file], { batchSize: 50, engine: { ...ENGINE, hotRuns: 0 } }));
   assert.deepEqual(got, reference);
 });
 
