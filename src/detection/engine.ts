@@ -2,8 +2,25 @@ import { endpointOf, splitEndpoint } from '../domain/endpoint.js';
 import { normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
-import type { BaselineEntry, IngestSession, JobRow, ProcessVariant, RunRow } from '../storage/store.js';
-import { observationKey } from '../storage/sqlite/ingest-session.js';
+import type { BaselineEntry, ProcessVariant } from '../storage/store.js';
+import {
+  observationKey,
+  type BaselineWrite,
+  type DetectionWrite,
+  type ImportedDetectionWrite,
+  type IngestReadRequest,
+  type IngestReadResult,
+  type IngestVersions,
+  type IngestWriteBatch,
+  type IngestWriteResult,
+  type JobKey,
+  type LeaseFence,
+  type ObservationWrite,
+  type RunKey,
+  type SourceRecordWrite,
+  type StoredRun,
+} from '../storage/ingest-port.js';
+import type { AdapterOutput } from '../ingest/adapters/types.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 
@@ -17,6 +34,10 @@ import { riskyDestinations } from '../analysis/risky-destinations.js';
  * - A run completes when the next run of the same job starts arriving. Runs are evaluated in the
  *   order they arrive, which makes the outcome a pure function of the input order.
  * - A late event (of an already completed run) is evaluated first, then counted towards the baseline.
+ *
+ * The engine does no I/O (the write contract in storage/ingest-port.ts): a driver asks it what state
+ * a batch needs (plan), reads that from the store, hands it over (accept), lets it evaluate the batch
+ * on memory (apply), and writes what it produced as one batch (takeWrite, then committed).
  */
 export interface EngineConfig {
   learningRuns: number;
@@ -28,6 +49,11 @@ export interface EngineConfig {
    * staging destinations must keep raising detections (the never-suppress list).
    */
   neverBaseline: (host: string) => boolean;
+  /**
+   * How many runs keep their observation keys in memory between write batches (least recently used
+   * first out; read from the store again when needed). Default HOT_RUNS.
+   */
+  hotRuns?: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -40,6 +66,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
 
 /** One leg of a job run (a matrix job has several, one per GitHub job id; '' when unknown). */
 interface RunState {
+  /** the store's id; negative while the run exists only in the pending write */
   ref: number;
   runId: string;
   attempt: number;
@@ -49,9 +76,9 @@ interface RunState {
   lastTs: number;
   firstTs: number;
   /**
-   * Observation keys and allowed endpoints of the run. Only the most recently used runs keep them in
-   * memory (null otherwise, reloaded from the store on demand), so memory does not grow with the
-   * number of jobs whose runs are open.
+   * Observation keys of the run. Only the most recently used runs keep them in memory (null
+   * otherwise, read from the store again when needed), so memory does not grow with the number of
+   * jobs whose runs are open. A run of the pending write always keeps them.
    */
   keys: Set<string> | null;
   /**
@@ -59,12 +86,16 @@ interface RunState {
    * run: the endpoints of all its legs, shared, so the run counts each endpoint once.
    */
   endpoints: Set<string> | null;
-  /** expected sample stored with the run; null when the run was reloaded from the store */
+  /** endpoints of all its allowed observations as stored (suspected impostors' calls too) */
+  allowed: Set<string> | null;
+  /** expected sample stored with the run; null when the run was read from the store */
   expected: string[] | null;
 }
 
 interface JobState {
-  row: JobRow;
+  key: JobKey;
+  ref: number;
+  completedRuns: number;
   baseline: Map<string, BaselineEntry>;
   /** the job's open run: its legs by GitHub job id (the first leg is the one jobs.open_run names) */
   open: RunState | null;
@@ -78,6 +109,19 @@ export interface EngineCounters {
   suppressedOnIngest: number;
   runsCreated: number;
   detectionsByType: Record<string, number>;
+}
+
+function emptyCounters(): EngineCounters {
+  return { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
+}
+
+export function addCounters(to: EngineCounters, c: EngineCounters): void {
+  to.accepted += c.accepted;
+  to.duplicates += c.duplicates;
+  to.detections += c.detections;
+  to.suppressedOnIngest += c.suppressedOnIngest;
+  to.runsCreated += c.runsCreated;
+  for (const k in c.detectionsByType) to.detectionsByType[k] = (to.detectionsByType[k] ?? 0) + c.detectionsByType[k]!;
 }
 
 export function toVariant(p: ProcessInfo): ProcessVariant {
@@ -106,124 +150,303 @@ export function variantKeyOf(p: ProcessInfo): string {
   return `${p.name}\u0001${p.path ?? ''}\u0001${sha}\u0001${chain}`;
 }
 
-/** How many runs keep their observation keys in memory. */
+/** How many runs keep their observation keys in memory between write batches. */
 const HOT_RUNS = 256;
 
+function jobKeyString(owner: string, repo: string, workflow: string, job: string): string {
+  return `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+}
+
+function sameJob(a: JobKey, c: NetworkCallEvent['ctx']): boolean {
+  return a.job === c.job && a.repo === c.repo && a.owner === c.owner && a.workflow === c.workflow;
+}
+
+function sameLeg(a: NetworkCallEvent['ctx'], c: NetworkCallEvent['ctx']): boolean {
+  return a.runId === c.runId && a.runAttempt === c.runAttempt && a.jobId === c.jobId && sameJob(a, c);
+}
+
+/** Thrown inside apply() when an event needs state that was not read: caught there, never escapes. */
+class Missing {
+  constructor(readonly at: number) {}
+}
+
+/** apply(): the whole batch was evaluated, or evaluation stopped at `at` and needs `need` read first. */
+export type ApplyOutcome = { done: true } | { done: false; at: number; need: IngestReadRequest };
+
 export class DetectionEngine {
+  /**
+   * Jobs in memory, for as long as the lease is held. Not evicted: an open run read back from the
+   * store would count the endpoints of a suspected impostor's calls towards the baseline, which its
+   * in-memory state (RunState.endpoints) does not.
+   */
   private readonly jobs = new Map<string, JobState>();
   /** completed runs receiving late events; small, because late events are rare */
   private readonly lateRuns = new Map<string, RunState>();
   /** runs whose key sets are in memory, least recently used first */
   private readonly hot = new Set<RunState>();
-  readonly counters: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
+  /** the job of the last event (consecutive events are mostly of one job) */
+  private lastJob: JobState | null = null;
+  /** committed counts */
+  readonly counters: EngineCounters = emptyCounters();
   private suppressor: Suppressor = NO_SUPPRESSION;
-  /** runs whose time span grew in this batch; written once per batch instead of per event */
-  private readonly dirtyRuns = new Set<RunState>();
+  /** the rules version the suppressor was built for */
   private rulesVersion = -1;
+  /** the store's versions as last read; the pending write was evaluated against them */
+  private storeRulesVersion = -1;
   private jobStateVersion = -1;
 
-  constructor(
-    private readonly session: IngestSession,
-    private readonly cfg: EngineConfig,
-    private readonly loadSuppressor: (() => Suppressor) | null = null,
-  ) {}
+  // The pending write: what was evaluated since the last committed write batch.
+  private pendingCounters: EngineCounters = emptyCounters();
+  /** every leg of the job runs met in this write batch, by job ref and run: read or created */
+  private known = new Map<string, RunState[]>();
+  /** jobs read but not yet used: null when not stored */
+  private readJobs = new Map<string, { ref: number; completedRuns: number; openLegs: StoredRun[]; baseline: Map<string, BaselineEntry> } | null>();
+  private nextTemp = -1;
+  private newJobs: JobState[] = [];
+  private newRuns: { run: RunState; jobRef: number }[] = [];
+  /** stored runs whose span grew */
+  private readonly dirtyRuns = new Set<RunState>();
+  /** runs whose completion is to be written */
+  private readonly completing = new Set<RunState>();
+  private readonly jobStates = new Set<JobState>();
+  private baseline = new Map<string, BaselineWrite>();
+  private observations: ObservationWrite[] = [];
+  private detections: { write: DetectionWrite; ruleRef: number; subject?: DetectionSubject }[] = [];
+  private imported: ImportedDetectionWrite[] = [];
+  /** runs of the last plan() whose observations were asked for, parallel to its request */
+  private planned: RunState[] = [];
 
-  /**
-   * Call at the start of every batch transaction: picks up rules created by other processes, and
-   * drops cached job state that a write outside the ingest lease (baseline expect) made stale.
-   */
-  beginBatch(): void {
-    const jv = this.session.jobStateVersion();
-    if (jv !== this.jobStateVersion) {
-      this.forgetJobState();
-      this.jobStateVersion = jv;
-    }
-    if (!this.loadSuppressor) return;
-    const v = this.session.rulesVersion();
-    if (v !== this.rulesVersion) {
-      this.suppressor = this.loadSuppressor();
-      this.rulesVersion = v;
-    }
+  constructor(private readonly cfg: EngineConfig) {}
+
+  /** True when anything waits to be written. */
+  get pending(): boolean {
+    return this.newJobs.length > 0 || this.newRuns.length > 0 || this.dirtyRuns.size > 0 || this.completing.size > 0 ||
+      this.jobStates.size > 0 || this.baseline.size > 0 || this.observations.length > 0 || this.detections.length > 0 ||
+      this.imported.length > 0 || this.pendingCounters.accepted > 0;
   }
 
-  /** Call at the end of every batch transaction. */
-  endBatch(): void {
-    for (const r of this.dirtyRuns) this.session.touchRun(r.ref, r.firstTs, r.lastTs);
-    this.dirtyRuns.clear();
+  /** The store's rules version when the suppressor is older than it (rebuild it), else null. */
+  get rulesChanged(): number | null {
+    return this.rulesVersion === this.storeRulesVersion ? null : this.storeRulesVersion;
+  }
+
+  setSuppressor(s: Suppressor, rulesVersion: number): void {
+    this.suppressor = s;
+    this.rulesVersion = rulesVersion;
   }
 
   /**
-   * Forget in-memory state (after a rolled-back batch, or on acquiring the ingest lease, when other
-   * writers may have changed the tenant), so it is reloaded from the store.
+   * Forget all in-memory state and the pending write (after a failed write, or on acquiring the
+   * ingest lease, when other writers may have changed the tenant), so it is read from the store again.
    */
   reset(): void {
     this.forgetJobState();
-    this.dirtyRuns.clear();
-    this.session.resetCaches();
+    this.clearPending();
     this.rulesVersion = -1;
+    this.storeRulesVersion = -1;
     this.jobStateVersion = -1;
   }
 
   private forgetJobState(): void {
+    this.lastJob = null;
     this.jobs.clear();
     this.lateRuns.clear();
     this.hot.clear();
   }
 
-  private job(owner: string, repo: string, workflow: string, job: string): JobState {
-    const key = `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
-    let st = this.jobs.get(key);
-    if (st) return st;
-    const row = this.session.getJob(owner, repo, workflow, job);
-    st = { row, baseline: this.session.loadBaseline(row.ref), open: null, legs: new Map() };
-    const open = row.openRun === null ? null : this.session.findRunByRef(row.openRun);
-    if (open) {
-      st.open = this.loadRun(open, false);
-      st.legs.set(st.open.leg, st.open);
-      for (const leg of this.session.runLegs(row.ref, open.runId, open.runAttempt)) {
-        if (!leg.completed && leg.ref !== open.ref) st.legs.set(leg.ghJobId ?? '', this.loadRun(leg, false));
-      }
-    }
-    this.jobs.set(key, st);
-    return st;
+  private clearPending(): void {
+    this.pendingCounters = emptyCounters();
+    this.known = new Map();
+    this.readJobs = new Map();
+    this.newJobs = [];
+    this.newRuns = [];
+    this.dirtyRuns.clear();
+    this.completing.clear();
+    this.jobStates.clear();
+    this.baseline = new Map();
+    this.observations = [];
+    this.detections = [];
+    this.imported = [];
+    this.planned = [];
   }
 
-  private loadRun(r: RunRow, completed: boolean): RunState {
+  /** What the store must be asked for before outputs[from..] can be evaluated (as far as can be told up front). */
+  plan(outputs: readonly AdapterOutput[], from = 0): IngestReadRequest {
+    const req: IngestReadRequest = { jobs: [], runs: [], observations: [] };
+    const jobsAsked = new Set<string>();
+    const runsAsked = new Set<string>();
+    this.planned = [];
+    const wantKeys = (r: RunState | undefined) => {
+      if (r && r.keys === null && !this.planned.includes(r)) {
+        this.planned.push(r);
+        req.observations.push(r.ref);
+      }
+    };
+    let prev: NetworkCallEvent['ctx'] | null = null;
+    for (let i = from; i < outputs.length; i++) {
+      const out = outputs[i]!;
+      if (out.kind !== 'call') continue;
+      const c = out.event.ctx;
+      // most events follow one of the same job run leg: nothing new to ask for
+      if (prev !== null && sameLeg(prev, c)) continue;
+      prev = c;
+      const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
+      const st = this.jobs.get(jk);
+      const rk = `${jk}\u0001${c.runId}\u0001${c.runAttempt}`;
+      if (!st) {
+        if (!this.readJobs.has(jk) && !jobsAsked.has(jk)) {
+          jobsAsked.add(jk);
+          req.jobs.push({ owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job });
+        }
+        if (!this.known.has(rk) && !runsAsked.has(rk)) {
+          runsAsked.add(rk);
+          req.runs.push({ owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job, runId: c.runId, runAttempt: c.runAttempt });
+        }
+        continue;
+      }
+      const leg = c.jobId ?? '';
+      if (st.open && st.open.runId === c.runId && st.open.attempt === c.runAttempt) {
+        wantKeys(st.legs.get(leg));
+        continue;
+      }
+      const late = this.lateRuns.get(`${rk}\u0001${leg}`);
+      if (late) {
+        wantKeys(late);
+        continue;
+      }
+      const legs = this.known.get(rk);
+      if (legs) {
+        wantKeys(legs.find((l) => l.leg === leg));
+        continue;
+      }
+      if (!runsAsked.has(rk)) {
+        runsAsked.add(rk);
+        req.runs.push({ owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job, runId: c.runId, runAttempt: c.runAttempt });
+      }
+    }
+    return req;
+  }
+
+  /**
+   * Takes what the store returned for `req` (the last plan()). Returns false when the tenant's job
+   * state changed under a write batch still pending: that batch was evaluated against stale state,
+   * and the caller must reset() and evaluate it again. (With nothing pending, stale job state is
+   * simply dropped and read again by the next plan.)
+   */
+  accept(req: IngestReadRequest, res: IngestReadResult): 'ok' | 'stale' | 'replan' {
+    const v = res.versions;
+    if (v.jobStateVersion !== this.jobStateVersion || v.rulesVersion !== this.storeRulesVersion) {
+      // Evaluated against other rules or job state: the pending write must be evaluated again.
+      if (this.pending) return 'stale';
+      this.storeRulesVersion = v.rulesVersion;
+    }
+    if (v.jobStateVersion !== this.jobStateVersion) {
+      const hadState = this.jobs.size > 0 || this.lateRuns.size > 0 || this.known.size > 0 || this.readJobs.size > 0;
+      this.forgetJobState();
+      this.clearPending();
+      this.jobStateVersion = v.jobStateVersion;
+      // What was read for a plan made on the dropped state may be of no use now.
+      if (hadState) return 'replan';
+    }
+    for (const [i, k] of req.jobs.entries()) {
+      const j = res.jobs[i]!;
+      const jk = jobKeyString(k.owner, k.repo, k.workflow, k.job);
+      if (this.jobs.has(jk)) continue;
+      this.readJobs.set(jk, j && { ref: j.ref, completedRuns: j.completedRuns, openLegs: j.openLegs, baseline: j.baseline });
+    }
+    for (const [i, k] of req.runs.entries()) {
+      const rk = `${jobKeyString(k.owner, k.repo, k.workflow, k.job)}\u0001${k.runId}\u0001${k.runAttempt}`;
+      if (this.known.has(rk)) continue;
+      const st = this.jobs.get(jobKeyString(k.owner, k.repo, k.workflow, k.job));
+      this.known.set(rk, res.runs[i]!.map((r) => this.liveRun(st, r)));
+    }
+    for (const [i, r] of this.planned.entries()) {
+      if (req.observations[i] !== r.ref) throw new Error('internal: observations read for another plan');
+      const o = res.observations[i]!;
+      if (r.keys === null) r.keys = o.keys;
+      r.endpoints ??= o.allowedEndpoints;
+      r.allowed ??= o.allowedEndpoints;
+    }
+    this.planned = [];
+    return 'ok';
+  }
+
+  /** The in-memory state of a stored run: the object already used for it, or a new one. */
+  private liveRun(st: JobState | undefined, r: StoredRun): RunState {
+    if (st) for (const l of st.legs.values()) if (l.ref === r.ref) return l;
+    for (const l of this.lateRuns.values()) if (l.ref === r.ref) return l;
+    return this.fromStored(r);
+  }
+
+  private fromStored(r: StoredRun): RunState {
     return {
-      ref: r.ref,
-      runId: r.runId,
-      attempt: r.runAttempt,
-      leg: r.ghJobId ?? '',
-      learning: r.learning,
-      completed,
-      firstTs: r.firstTs,
-      lastTs: r.lastTs,
-      keys: null,
-      endpoints: null,
-      expected: null,
+      ref: r.ref, runId: r.runId, attempt: r.runAttempt, leg: r.ghJobId ?? '', learning: r.learning, completed: r.completed,
+      firstTs: r.firstTs, lastTs: r.lastTs, keys: r.observations.keys, endpoints: r.observations.allowedEndpoints,
+      allowed: r.observations.allowedEndpoints, expected: null,
     };
   }
 
-  /** Makes the run's key sets resident, evicting the least recently used run's sets if needed. */
-  private resident(run: RunState): { keys: Set<string>; endpoints: Set<string> } {
-    if (this.hot.has(run)) {
-      this.hot.delete(run);
-      this.hot.add(run);
-    } else {
-      if (!run.keys || !run.endpoints) {
-        const loaded = this.session.runObservationKeys(run.ref);
-        run.keys = loaded.keys;
-        run.endpoints ??= loaded.endpoints;
-      }
-      this.hot.add(run);
-      if (this.hot.size > HOT_RUNS) {
-        // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
-        const cold = this.hot.values().next().value!;
-        this.hot.delete(cold);
-        cold.keys = null;
+  /**
+   * Evaluates outputs[from..] on memory. Stops before the first event whose state was not read,
+   * saying what to read; nothing of that event has been applied then.
+   */
+  apply(outputs: readonly AdapterOutput[], from = 0): ApplyOutcome {
+    for (let i = from; i < outputs.length; i++) {
+      const out = outputs[i]!;
+      try {
+        if (out.kind === 'call') this.handleCall(out.event, i);
+        else if (out.kind === 'detection') this.handleImported(out.detection);
+      } catch (err) {
+        if (!(err instanceof Missing)) throw err;
+        const need = this.plan(outputs, i);
+        if (need.jobs.length + need.runs.length + need.observations.length === 0) throw new Error('internal: an event needs state that no read provides');
+        return { done: false, at: i, need };
       }
     }
-    return { keys: run.keys!, endpoints: run.endpoints! };
+    return { done: true };
+  }
+
+  private job(c: NetworkCallEvent['ctx'], at: number): JobState {
+    const last = this.lastJob;
+    if (last !== null && sameJob(last.key, c)) return last;
+    const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
+    let st = this.jobs.get(jk);
+    if (st) {
+      this.lastJob = st;
+      return st;
+    }
+    const read = this.readJobs.get(jk);
+    if (read === undefined) throw new Missing(at);
+    const key: JobKey = { owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job };
+    if (read === null) {
+      st = { key, ref: this.nextTemp--, completedRuns: 0, baseline: new Map(), open: null, legs: new Map() };
+      this.newJobs.push(st);
+    } else {
+      st = { key, ref: read.ref, completedRuns: read.completedRuns, baseline: read.baseline, open: null, legs: new Map() };
+      const [open, ...others] = read.openLegs;
+      if (open) {
+        // the objects a read of the same run in this batch made, if any: one state per leg
+        const same = this.known.get(`${jk}\u0001${open.runId}\u0001${open.runAttempt}`);
+        const live = (r: StoredRun) => same?.find((l) => l.ref === r.ref) ?? this.fromStored(r);
+        st.open = live(open);
+        // the run jobs.open_run names is open, whatever its row says
+        st.open.completed = false;
+        st.legs.set(st.open.leg, st.open);
+        for (const l of others) st.legs.set(l.ghJobId ?? '', live(l));
+      }
+    }
+    this.readJobs.delete(jk);
+    this.jobs.set(jk, st);
+    this.lastJob = st;
+    return st;
+  }
+
+  /** Makes the run's key sets resident (reading them is the driver's job: Missing when absent). */
+  private resident(run: RunState, at: number): { keys: Set<string>; endpoints: Set<string> } {
+    if (run.keys === null) throw new Missing(at);
+    this.hot.delete(run);
+    this.hot.add(run);
+    return { keys: run.keys, endpoints: run.endpoints! };
   }
 
   /**
@@ -235,17 +458,18 @@ export class DetectionEngine {
     const open = st.open!;
     const endpoints = new Set<string>();
     let lastTs = open.lastTs;
-    for (const leg of st.legs.values()) {
-      for (const e of leg.endpoints ?? this.session.runEndpointsAllowed(leg.ref)) endpoints.add(e);
-      this.hot.delete(leg);
-      leg.keys = null;
-      leg.endpoints = null;
+    const legs = [...st.legs.values()];
+    for (const leg of legs) {
+      for (const e of leg.endpoints!) endpoints.add(e);
       leg.completed = true;
       lastTs = Math.max(lastTs, leg.lastTs);
-      this.session.completeRun(leg.ref);
+      this.completing.add(leg);
     }
+    // A late event of this run in the same write batch finds its legs here, key sets and all.
+    const rk = `${jobKeyString(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${open.runId}\u0001${open.attempt}`;
+    this.known.set(rk, legs);
     for (const endpoint of endpoints) this.promote(st, endpoint, open.learning, lastTs);
-    st.row.completedRuns += 1;
+    st.completedRuns += 1;
     st.open = null;
     st.legs.clear();
   }
@@ -261,7 +485,13 @@ export class DetectionEngine {
       source: prev?.source ?? 'learned',
     };
     st.baseline.set(endpoint, entry);
-    this.session.upsertBaseline(st.row.ref, endpoint, entry, ts);
+    // One upsert per (job, endpoint) per write batch: the first time it was written, the latest value.
+    const k = `${st.ref}\u0001${endpoint}`;
+    const w = this.baseline.get(k);
+    if (w) {
+      w.entry = entry;
+      w.lastTs = Math.max(w.lastTs, ts);
+    } else this.baseline.set(k, { jobRef: st.ref, endpoint, entry, firstTs: ts, lastTs: ts });
   }
 
   private expectedSample(st: JobState): string[] {
@@ -271,95 +501,101 @@ export class DetectionEngine {
     return out.slice(0, this.cfg.expectedSampleSize);
   }
 
+  private createRun(st: JobState, runId: string, attempt: number, leg: string, ts: number, learning: boolean, expected: string[]): RunState {
+    const run: RunState = {
+      ref: this.nextTemp--, runId, attempt, leg, learning, completed: false, firstTs: ts, lastTs: ts,
+      keys: new Set(), endpoints: new Set(), allowed: new Set(), expected,
+    };
+    this.newRuns.push({ run, jobRef: st.ref });
+    this.pendingCounters.runsCreated++;
+    return run;
+  }
+
   /**
    * Resolves the run leg an event belongs to, opening a new run (and completing the previous) as
    * needed. A new GitHub job id within the open run is a new leg of it (a matrix job), not a new run.
    */
-  private runFor(st: JobState, runId: string, attempt: number, ghJobId: string | undefined, ts: number): RunState {
+  private runFor(st: JobState, runId: string, attempt: number, ghJobId: string | undefined, ts: number, at: number): RunState {
     const leg = ghJobId ?? '';
     const open = st.open;
     if (open && open.runId === runId && open.attempt === attempt) {
       const known = st.legs.get(leg);
       if (known) return known;
       const expected = open.learning ? [] : open.expected ?? this.expectedSample(st);
-      const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, open.learning, expected);
-      this.counters.runsCreated++;
-      const run: RunState = {
-        ref, runId, attempt, leg, learning: open.learning, completed: false, firstTs: ts, lastTs: ts,
-        keys: new Set(), endpoints: new Set(), expected,
-      };
+      const run = this.createRun(st, runId, attempt, leg, ts, open.learning, expected);
       st.legs.set(leg, run);
       return run;
     }
-    const lateKey = `${st.row.ref}\u0001${runId}\u0001${attempt}\u0001${leg}`;
+    const rk = `${jobKeyString(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${runId}\u0001${attempt}`;
+    const lateKey = `${rk}\u0001${leg}`;
     const cached = this.lateRuns.get(lateKey);
     if (cached) return cached;
-    const legs = this.session.runLegs(st.row.ref, runId, attempt);
+    const legs = this.known.get(rk);
+    if (legs === undefined) throw new Missing(at);
     if (legs.length > 0) {
       // A late event of an earlier run; possibly of a leg not seen before, stored as completed at once.
-      let row = legs.find((l) => (l.ghJobId ?? '') === leg);
-      if (!row) {
-        const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, legs[0]!.learning, []);
-        this.session.completeRun(ref);
-        this.counters.runsCreated++;
-        row = { ...legs[0]!, ref, ghJobId: ghJobId ?? null, firstTs: ts, lastTs: ts, completed: true };
+      let late = legs.find((l) => l.leg === leg);
+      if (late && late.keys === null) throw new Missing(at);
+      const shared = this.lateRunEndpoints(rk, legs);
+      if (!late) {
+        late = this.createRun(st, runId, attempt, leg, ts, legs[0]!.learning, []);
+        late.completed = true;
+        this.completing.add(late);
+        legs.push(late);
       }
-      const late = this.loadRun(row, true);
-      late.endpoints = this.lateRunEndpoints(st, runId, attempt, legs);
+      late.completed = true;
+      late.endpoints = shared;
       if (this.lateRuns.size >= 256) this.lateRuns.delete(this.lateRuns.keys().next().value!);
       this.lateRuns.set(lateKey, late);
       return late;
     }
     if (open) this.completeOpenRun(st);
-    const learning = st.row.completedRuns < this.cfg.learningRuns;
+    const learning = st.completedRuns < this.cfg.learningRuns;
     const expected = learning ? [] : this.expectedSample(st);
-    const ref = this.session.createRun(st.row.ref, runId, attempt, ghJobId ?? null, ts, learning, expected);
-    this.counters.runsCreated++;
-    const run: RunState = {
-      ref, runId, attempt, leg, learning, completed: false, firstTs: ts, lastTs: ts,
-      keys: new Set(), endpoints: new Set(), expected,
-    };
+    const run = this.createRun(st, runId, attempt, leg, ts, learning, expected);
     st.open = run;
     st.legs.set(leg, run);
-    this.session.setJobState(st.row.ref, st.row.completedRuns, ref);
+    legs.push(run);
+    this.jobStates.add(st);
     return run;
   }
 
   /** The allowed endpoints of every leg of a completed run, one set shared by its late legs. */
-  private lateRunEndpoints(st: JobState, runId: string, attempt: number, legs: RunRow[]): Set<string> {
-    const prefix = `${st.row.ref}\u0001${runId}\u0001${attempt}\u0001`;
+  private lateRunEndpoints(rk: string, legs: RunState[]): Set<string> {
+    const prefix = `${rk}\u0001`;
     for (const [k, r] of this.lateRuns) if (k.startsWith(prefix) && r.endpoints) return r.endpoints;
     const out = new Set<string>();
-    for (const l of legs) for (const e of this.session.runEndpointsAllowed(l.ref)) out.add(e);
+    for (const l of legs) for (const e of l.allowed!) out.add(e);
     return out;
   }
 
-  handleCall(ev: NetworkCallEvent): void {
+  private handleCall(ev: NetworkCallEvent, at: number): void {
     const c = ev.ctx;
-    const st = this.job(c.owner, c.repo, c.workflow, c.job);
-    const run = this.runFor(st, c.runId, c.runAttempt, c.jobId, ev.timestamp);
+    const st = this.job(c, at);
+    const run = this.runFor(st, c.runId, c.runAttempt, c.jobId, ev.timestamp, at);
+    const sets = this.resident(run, at);
+    // Nothing above changed state unless it went through; below, nothing is missing any more.
     const endpoint = endpointOf(ev.domain, ev.ip, ev.port);
     const vkey = variantKeyOf(ev.process);
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
-    this.counters.accepted++;
-    const sets = this.resident(run);
+    this.pendingCounters.accepted++;
     if (sets.keys.has(okey)) {
-      this.counters.duplicates++;
+      this.pendingCounters.duplicates++;
       return;
     }
     sets.keys.add(okey);
+    if (!blocked) run.allowed!.add(endpoint);
     const variant = toVariant(ev.process);
     const ip = ev.ip ?? null;
     const verdict = ev.matchedPolicy === undefined && ev.reason === undefined ? undefined : { matchedPolicy: ev.matchedPolicy, reason: ev.reason };
-    if (!this.session.insertObservation(run.ref, endpoint, ip, variant, blocked, ev.protocol ?? null, ev.timestamp, vkey, verdict)) {
-      this.counters.duplicates++;
-      return;
-    }
+    this.observations.push({
+      runRef: run.ref, endpoint, ip, process: variant, variantKey: vkey, blocked, protocol: ev.protocol ?? null, ts: ev.timestamp, verdict,
+    });
     if (ev.timestamp > run.lastTs || ev.timestamp < run.firstTs) {
       run.lastTs = Math.max(run.lastTs, ev.timestamp);
       run.firstTs = Math.min(run.firstTs, ev.timestamp);
-      this.dirtyRuns.add(run);
+      if (run.ref > 0) this.dirtyRuns.add(run);
     }
     // A suspected impostor's calls never teach the baseline (its detections stay visible too).
     const suspect =
@@ -369,6 +605,7 @@ export class DetectionEngine {
       }) ?? false;
     // A late event of an already completed run counts towards the baseline straight away, but only
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
+    if (suspect) this.unsuppressPending(variant);
     let countLate = false;
     if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
@@ -407,45 +644,54 @@ export class DetectionEngine {
       processPath: variant.path,
     };
     const ruleRef = this.suppressor.match(subject);
-    const inserted = this.session.insertDetection({
-      type,
-      jobRef: st.row.ref,
-      runRef: run.ref,
-      endpoint,
-      ip,
-      directIp: !ev.domain,
-      port: ev.port,
-      protocol: ev.protocol ?? null,
-      process: variant,
-      ts: ev.timestamp,
-      status: ruleRef ? 'suppressed' : 'new',
+    this.detections.push({
       ruleRef,
-      externalId: '',
+      subject: ruleRef ? subject : undefined,
+      write: {
+        type,
+        jobRef: st.ref,
+        runRef: run.ref,
+        endpoint,
+        ip,
+        directIp: !ev.domain,
+        port: ev.port,
+        protocol: ev.protocol ?? null,
+        process: variant,
+        ts: ev.timestamp,
+        status: ruleRef ? 'suppressed' : 'new',
+        ruleRef,
+        externalId: '',
+      },
     });
-    if (inserted) this.countDetection(type, ruleRef);
   }
 
-  private countDetection(type: string, ruleRef: number): void {
-    this.counters.detections++;
-    this.counters.detectionsByType[type] = (this.counters.detectionsByType[type] ?? 0) + 1;
-    if (ruleRef) this.counters.suppressedOnIngest++;
+  /**
+   * A binary just found to be a suspected impostor is never suppressed, in the past included: the
+   * suppressor moves its stored detections back to `new`, and this does the same for those of this
+   * write batch, not stored yet.
+   */
+  private unsuppressPending(v: ProcessVariant): void {
+    for (const d of this.detections) {
+      const s = d.subject;
+      if (!s || d.ruleRef === 0 || s.process !== v.normName || s.processSha256 !== v.sha256 || s.processPath !== v.path) continue;
+      if (this.suppressor.match(s) !== 0) continue;
+      d.ruleRef = 0;
+      d.subject = undefined;
+      d.write.status = 'new';
+      d.write.ruleRef = 0;
+    }
+  }
+
+  private countDetection(c: EngineCounters, type: string, ruleRef: number): void {
+    c.detections++;
+    c.detectionsByType[type] = (c.detectionsByType[type] ?? 0) + 1;
+    if (ruleRef) c.suppressedOnIngest++;
   }
 
   /** StepSecurity exports: stored as detections as they are; runs are recorded but not evaluated. */
-  handleImported(d: ImportedDetection): void {
+  private handleImported(d: ImportedDetection): void {
     const c = d.ctx;
-    this.counters.accepted++;
-    const row = this.session.getJob(c.owner, c.repo, c.workflow, c.job);
-    let run = this.session.findRun(row.ref, c.runId, c.runAttempt, c.jobId ?? null);
-    let runRef: number;
-    if (run) {
-      runRef = run.ref;
-      this.session.touchRun(runRef, d.timestamp);
-    } else {
-      runRef = this.session.createRun(row.ref, c.runId, c.runAttempt, c.jobId ?? null, d.timestamp, false, d.expected);
-      this.session.completeRun(runRef);
-      this.counters.runsCreated++;
-    }
+    this.pendingCounters.accepted++;
     const { host, port } = splitEndpoint(d.endpoint);
     const variant = toVariant(d.process);
     let status = d.status;
@@ -460,22 +706,90 @@ export class DetectionEngine {
       });
       if (ruleRef) status = 'suppressed';
     }
-    const inserted = this.session.insertDetection({
-      type: d.type,
-      jobRef: row.ref,
-      runRef,
-      endpoint: d.endpoint,
-      ip: d.ip ?? d.directIp ?? null,
-      directIp: Boolean(d.directIp),
-      port: d.port ?? port,
-      protocol: d.protocol ?? null,
-      process: variant,
-      ts: d.timestamp,
-      status,
-      ruleRef,
-      externalId: d.externalId,
+    const run: RunKey & { ghJobId: string | null } = {
+      owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job, runId: c.runId, runAttempt: c.runAttempt, ghJobId: c.jobId ?? null,
+    };
+    this.imported.push({
+      run,
+      expected: d.expected,
+      detection: {
+        type: d.type,
+        endpoint: d.endpoint,
+        ip: d.ip ?? d.directIp ?? null,
+        directIp: Boolean(d.directIp),
+        port: d.port ?? port,
+        protocol: d.protocol ?? null,
+        process: variant,
+        ts: d.timestamp,
+        status,
+        ruleRef,
+        externalId: d.externalId,
+      },
     });
-    if (inserted) this.countDetection(d.type, ruleRef);
-    else this.counters.duplicates++;
+  }
+
+  /** The pending write as one batch (null when there is nothing to write and no source to record). */
+  takeWrite(lease: LeaseFence, source?: SourceRecordWrite): IngestWriteBatch | null {
+    if (!this.pending && !source) return null;
+    const spans = [];
+    for (const r of this.dirtyRuns) spans.push({ ref: r.ref, firstTs: r.firstTs, lastTs: r.lastTs });
+    const completed: number[] = [];
+    for (const r of this.completing) if (r.ref > 0) completed.push(r.ref);
+    return {
+      lease,
+      expect: this.versions(),
+      newJobs: this.newJobs.map((j) => ({ tempRef: j.ref, key: j.key })),
+      newRuns: this.newRuns.map(({ run, jobRef }) => ({
+        tempRef: run.ref, jobRef, runId: run.runId, runAttempt: run.attempt, ghJobId: run.leg === '' ? null : run.leg,
+        firstTs: run.firstTs, lastTs: run.lastTs, learning: run.learning, completed: this.completing.has(run), expected: run.expected ?? [],
+      })),
+      runSpans: spans,
+      completedRuns: completed,
+      jobStates: [...this.jobStates].map((j) => ({ ref: j.ref, completedRuns: j.completedRuns, openRun: j.open?.ref ?? null })),
+      baseline: [...this.baseline.values()],
+      observations: this.observations,
+      detections: this.detections.map((d) => d.write),
+      imported: this.imported,
+      source,
+    };
+  }
+
+  /** The versions the pending write was evaluated against. */
+  versions(): IngestVersions {
+    return { rulesVersion: this.storeRulesVersion, jobStateVersion: this.jobStateVersion };
+  }
+
+  /** The batch from takeWrite() was committed: stored refs replace temporary ones, counts become final. */
+  committed(res: IngestWriteResult): void {
+    for (const [i, j] of this.newJobs.entries()) j.ref = res.jobRefs[i]!;
+    for (const [i, { run }] of this.newRuns.entries()) run.ref = res.runRefs[i]!;
+    const c = this.pendingCounters;
+    for (const [i, d] of this.detections.entries()) if (res.detectionsStored[i]) this.countDetection(c, d.write.type, d.ruleRef);
+    for (const [i, d] of this.imported.entries()) {
+      if (res.importedStored[i]) this.countDetection(c, d.detection.type, d.detection.ruleRef);
+      else c.duplicates++;
+    }
+    c.runsCreated += res.importedRunsCreated;
+    addCounters(this.counters, c);
+    // Completed runs of this batch keep no key sets: a late event reads them from the store.
+    for (const r of this.completing) {
+      if (this.isLate(r)) continue;
+      this.hot.delete(r);
+      r.keys = null;
+      r.endpoints = null;
+      r.allowed = null;
+    }
+    this.clearPending();
+    while (this.hot.size > (this.cfg.hotRuns ?? HOT_RUNS)) {
+      // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
+      const cold = this.hot.values().next().value!;
+      this.hot.delete(cold);
+      cold.keys = null;
+    }
+  }
+
+  private isLate(r: RunState): boolean {
+    for (const l of this.lateRuns.values()) if (l === r) return true;
+    return false;
   }
 }

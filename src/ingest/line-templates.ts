@@ -42,12 +42,24 @@ export class LineTemplates<T> {
     if (at === -1) return undefined;
     const start = at + TS_FIELD.length;
     const end = text.indexOf('"', start);
-    if (end === -1 || end === start || !PLAIN_TS.test(text.slice(start, end))) return undefined;
+    // A cut that is not a plain value (say, it holds an escaped quote) can match no template, whose
+    // cut was plain, once the caller has checked the value is a time (isRfc3339At: no backslash).
+    if (end === -1 || end === start) return undefined;
     this.text = text;
     this.start = start;
     this.end = end;
     this.hash = hashAround(text, start, end);
     return find(this.young, this.hash, text, start, end) ?? find(this.old, this.hash, text, start, end);
+  }
+
+  /** Where the timestamp value of the line last given to match() (which must have cut it) starts. */
+  get cutStart(): number {
+    return this.start;
+  }
+
+  /** ...and where it ends (the index of its closing quote). */
+  get cutEnd(): number {
+    return this.end;
   }
 
   /** The timestamp value of the line last given to match() (which must have cut it). */
@@ -57,7 +69,7 @@ export class LineTemplates<T> {
 
   /** Remembers `text` (the line last given to match()) as standing for `value`. */
   remember(text: string, value: T): void {
-    if (this.text !== text) return;
+    if (this.text !== text || !PLAIN_TS.test(text.slice(this.start, this.end))) return;
     // Fresh copies: slices of the line would keep the whole read chunk alive.
     const e: Entry<T> = { pre: copy(text.slice(0, this.start)), post: copy(text.slice(this.end)), value };
     const bucket = this.young.get(this.hash);

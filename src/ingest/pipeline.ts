@@ -1,8 +1,9 @@
 import type { JobContext } from '../domain/types.js';
 import type { Suppressor } from '../domain/subject.js';
-import { DetectionEngine, type EngineConfig, type EngineCounters } from '../detection/engine.js';
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import { DEFAULT_INGEST_LEASE_TTL_MS, IngestLeaseBusyError, type IngestLease, type IngestLeaseEvent, type IngestSession } from '../storage/store.js';
+import { addCounters, DetectionEngine, type EngineConfig, type EngineCounters } from '../detection/engine.js';
+import { DEFAULT_INGEST_LEASE_TTL_MS, IngestLeaseBusyError, type IngestLease, type IngestLeaseEvent } from '../storage/store.js';
+import { IngestStateChangedError, type IngestPort, type IngestScope, type SourceRecordWrite, type TenantIngest } from '../storage/ingest-port.js';
+import type { AdapterOutput } from './adapters/types.js';
 import { Worker } from 'node:worker_threads';
 import { hostname } from 'node:os';
 import type { IngestFormat } from './adapters/types.js';
@@ -10,14 +11,19 @@ import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 import { SourceReadError } from './input.js';
 
-export interface IngestOptions {
+/** What the pipeline needs of a store: the ingest write contract. */
+export interface IngestStore {
+  readonly ingest: IngestPort;
+}
+
+export interface IngestOptions<S extends IngestStore = IngestStore> {
   tenant: string;
   format: IngestFormat | 'auto';
   strict: boolean;
   defaults: Partial<JobContext>;
   engine: EngineConfig;
   /** builds the suppressor from the active rules of a tenant (same matcher as preview/create) */
-  suppressorFor?: (store: SqliteStore, tenant: string) => Suppressor;
+  suppressorFor?(store: S, tenant: string): Suppressor | Promise<Suppressor>;
   batchSize?: number;
   /** parse in this thread instead of a worker (stdin always is) */
   inThread?: boolean;
@@ -34,9 +40,12 @@ export interface IngestOptions {
 
 export type IngestError = ParseError;
 
-/** Parsed batches per write transaction, and the longest a transaction stays open. */
-const COMMIT_BATCHES = 8;
-const COMMIT_MS = 500;
+/*
+ * Each parsed batch is one write batch (one transaction): holding several for one larger
+ * transaction kept them alive longer, which cost more in garbage collection and peak memory than
+ * the fewer commits saved. A quiet source (a pipe, `tail -f | ingest -`) is written as soon as the
+ * reader hands on what it has (records.ts, IDLE_FLUSH_MS), so nothing stays unwritten.
+ */
 
 interface SourceBatch extends SourceChunk {
   /** tells the producer the batch is applied (flow control for the worker) */
@@ -68,36 +77,42 @@ export interface SourceSummary {
 }
 
 interface TenantPipe {
-  session: IngestSession;
+  tenant: string;
   engine: DetectionEngine;
+  /** the tenant's side of the current source's scope */
+  io: TenantIngest | null;
+  /** the outputs evaluated into the pending write, to evaluate again if it turns out stale */
+  window: AdapterOutput[][];
 }
 
 function snapshot(c: EngineCounters): EngineCounters {
   return { ...c, detectionsByType: { ...c.detectionsByType } };
 }
 
+/** The pending write was evaluated against rules or job state another writer has since changed. */
+const STALE = Symbol('stale');
+/** Evaluating again after a concurrent change: bounded, a writer cannot change state faster forever. */
+const MAX_REPLAYS = 20;
+
 /**
- * Streams one source into the store. Records are parsed in batches and evaluated and written in
- * transactions of up to COMMIT_BATCHES batches (at most COMMIT_MS open), so a killed process leaves
- * whole committed transactions and a consistent baseline; re-running is
- * idempotent because observations and detections have natural unique keys. --strict wraps the whole
- * source in a single transaction instead, so a bad record stores nothing from that source.
+ * Streams one source into the store. Records are parsed in batches; the detection engine evaluates
+ * each on memory and writes it through the ingest write contract (storage/ingest-port.ts) as one
+ * write batch, one transaction, so a killed process leaves whole committed transactions and a consistent baseline; re-running is idempotent
+ * because observations and detections have natural unique keys. --strict makes the whole source one
+ * atomic scope instead (one transaction), so a bad record stores nothing from that source.
  */
-export class IngestPipeline {
+export class IngestPipeline<S extends IngestStore = IngestStore> {
   private readonly tenants = new Map<string, TenantPipe>();
 
   constructor(
-    private readonly store: SqliteStore,
-    private readonly opts: IngestOptions,
+    private readonly store: S,
+    private readonly opts: IngestOptions<S>,
   ) {}
 
   private pipe(tenant: string): TenantPipe {
     let p = this.tenants.get(tenant);
     if (!p) {
-      const session = this.store.openIngestSession(tenant);
-      const sup = this.opts.suppressorFor;
-      const engine = new DetectionEngine(session, this.opts.engine, sup ? () => sup(this.store, tenant) : null);
-      p = { session, engine };
+      p = { tenant, engine: new DetectionEngine(this.opts.engine), io: null, window: [] };
       this.tenants.set(tenant, p);
     }
     return p;
@@ -105,16 +120,76 @@ export class IngestPipeline {
 
   private totals(): EngineCounters {
     const t: EngineCounters = { accepted: 0, duplicates: 0, detections: 0, suppressedOnIngest: 0, runsCreated: 0, detectionsByType: {} };
-    for (const { engine } of this.tenants.values()) {
-      const c = engine.counters;
-      t.accepted += c.accepted;
-      t.duplicates += c.duplicates;
-      t.detections += c.detections;
-      t.suppressedOnIngest += c.suppressedOnIngest;
-      t.runsCreated += c.runsCreated;
-      for (const [k, v] of Object.entries(c.detectionsByType)) t.detectionsByType[k] = (t.detectionsByType[k] ?? 0) + v;
-    }
+    for (const { engine } of this.tenants.values()) addCounters(t, engine.counters);
     return t;
+  }
+
+  /**
+   * Reads what the engine lacks for `outs`, then evaluates them: as many rounds as the batch needs
+   * (usually one). Throws STALE when the pending write must be evaluated again.
+   */
+  private async evaluate(p: TenantPipe, outs: readonly AdapterOutput[]): Promise<void> {
+    const e = p.engine;
+    let at = 0;
+    let req = e.plan(outs, 0);
+    for (;;) {
+      const res = await p.io!.read(req);
+      const a = e.accept(req, res);
+      if (a === 'stale') throw STALE;
+      if (a === 'replan') {
+        req = e.plan(outs, at);
+        continue;
+      }
+      const v = e.rulesChanged;
+      const load = this.opts.suppressorFor;
+      // Rules changed by another process are applied from this batch on (nothing is pending here).
+      if (v !== null && load) e.setSuppressor(await load.call(this.opts, this.store, p.tenant), v);
+      const o = e.apply(outs, at);
+      if (o.done) return;
+      at = o.at;
+      req = o.need;
+    }
+  }
+
+  /** Evaluates the pending write of a tenant again from scratch, after another writer changed its state. */
+  private async replay(p: TenantPipe): Promise<void> {
+    for (let n = 0; ; n++) {
+      p.engine.reset();
+      try {
+        for (const w of p.window) await this.evaluate(p, w);
+        return;
+      } catch (err) {
+        if (err !== STALE || n >= MAX_REPLAYS) throw err === STALE ? new Error(`tenant "${p.tenant}": its state kept changing under this ingest`) : err;
+      }
+    }
+  }
+
+  private async applyBatch(p: TenantPipe, outs: AdapterOutput[]): Promise<void> {
+    p.window.push(outs);
+    try {
+      await this.evaluate(p, outs);
+    } catch (err) {
+      if (err !== STALE) throw err;
+      await this.replay(p);
+    }
+  }
+
+  /** Writes the tenant's pending write as one batch (with the source record, when given). */
+  private async flush(p: TenantPipe, lease: IngestLease, source?: SourceRecordWrite): Promise<void> {
+    // A write states the versions it was evaluated against: an engine that never read has none yet.
+    if (p.engine.versions().jobStateVersion === -1) await this.applyBatch(p, []);
+    for (let n = 0; ; n++) {
+      const batch = p.engine.takeWrite({ token: lease.token, ttlMs: lease.ttlMs }, source);
+      if (!batch) break;
+      try {
+        p.engine.committed(await p.io!.write(batch));
+        break;
+      } catch (err) {
+        if (!(err instanceof IngestStateChangedError) || n >= MAX_REPLAYS) throw err;
+        await this.replay(p);
+      }
+    }
+    p.window = [];
   }
 
   /** Parsed batches of one source: from a worker thread for files, in this thread for stdin. */
@@ -167,7 +242,7 @@ export class IngestPipeline {
   async ingest(path: string, stdin?: NodeJS.ReadableStream): Promise<SourceSummary> {
     const started = Date.now();
     const startedIso = new Date(started).toISOString();
-    const db = this.store.db;
+    const port = this.store.ingest;
     const strict = this.opts.strict;
     const maxErrors = this.opts.maxErrors ?? 50;
     const before = snapshot(this.totals());
@@ -177,9 +252,7 @@ export class IngestPipeline {
       suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
     };
     let repeats = 0;
-    let txStarted = 0;
-    let txBatches = 0;
-    let idleCommit: NodeJS.Timeout | undefined;
+    let scope: IngestScope | null = null;
 
     // Concurrent writers (contract in storage/store.ts): this source is written under the ingest
     // lease of every tenant it touches, taken before the first write for that tenant and released
@@ -187,12 +260,18 @@ export class IngestPipeline {
     const leases = new Map<string, IngestLease>();
     const ttlMs = this.opts.leaseTtlMs ?? DEFAULT_INGEST_LEASE_TTL_MS;
     const holder = { source: summary.source, pid: process.pid, host: hostname() };
+    const flushAll = async () => {
+      for (const p of this.tenants.values()) {
+        const lease = leases.get(p.tenant);
+        if (lease && p.io) await this.flush(p, lease);
+      }
+    };
     const hold = async (tenant: string): Promise<void> => {
       let waited: IngestLeaseEvent | null = null;
-      const lease = await this.store.leases.acquireIngestLease(tenant, holder, {
+      const lease = await port.leases.acquireIngestLease(tenant, holder, {
         ttlMs,
         // --strict cannot wait in the middle of its one transaction: the holder needs the file to finish.
-        wait: !(strict && db.inTransaction),
+        wait: !(strict && scope !== null),
         onWait: (e) => {
           waited = e;
           this.opts.onLeaseEvent?.(e);
@@ -205,54 +284,47 @@ export class IngestPipeline {
       }
       leases.set(tenant, lease);
       // Other writers may have changed the tenant since this process last held it: no stale cache.
-      this.pipe(tenant).engine.reset();
+      const p = this.pipe(tenant);
+      p.engine.reset();
+      p.window = [];
+      if (scope) p.io = await scope.tenant(tenant);
     };
     const holdAll = async (b: ParsedBatch): Promise<void> => {
       for (const out of b.outputs) {
         const t = out.kind === 'call' ? out.event.tenant : out.kind === 'detection' ? out.detection.tenant : null;
         if (t === null || leases.has(t)) continue;
-        // Never wait while holding the write lock: the holder we wait for needs it to finish.
-        if (!strict && db.inTransaction) db.exec('COMMIT');
+        // Nothing pending while waiting: what was read so far is stored before this ingest may wait long.
+        if (!strict) await flushAll();
         await hold(t);
       }
     };
-    const fence = () => {
-      for (const l of leases.values()) l.fence();
-    };
     const heartbeat = setInterval(() => {
       for (const l of leases.values()) {
-        try {
-          l.renew();
-        } catch {
-          // a lost lease is caught by the fence of the next write transaction
-        }
+        // a lost lease is caught by the fence of the next write
+        Promise.resolve()
+          .then(() => l.renew())
+          .catch(() => undefined);
       }
     }, Math.max(1, Math.floor(ttlMs / 3)));
     heartbeat.unref();
 
-    const apply = (b: ParsedBatch) => {
-      for (const p of this.tenants.values()) p.engine.beginBatch();
-      // make sure the default tenant's rules are loaded before its first event
-      this.pipe(this.opts.tenant).engine.beginBatch();
+    const apply = async (b: ParsedBatch) => {
+      const byTenant = new Map<string, AdapterOutput[]>();
       for (const out of b.outputs) {
-        if (out.kind === 'call') this.pipe(out.event.tenant).engine.handleCall(out.event);
-        else if (out.kind === 'detection') this.pipe(out.detection.tenant).engine.handleImported(out.detection);
+        const t = out.kind === 'call' ? out.event.tenant : out.kind === 'detection' ? out.detection.tenant : null;
+        if (t === null) continue;
+        let list = byTenant.get(t);
+        if (!list) byTenant.set(t, (list = []));
+        list.push(out);
       }
-      for (const p of this.tenants.values()) p.engine.endBatch();
-    };
-
-    const rollbackState = () => {
-      for (const p of this.tenants.values()) p.engine.reset();
+      for (const [t, outs] of byTenant) await this.applyBatch(this.pipe(t), outs);
     };
 
     try {
       await hold(this.opts.tenant);
-      if (strict) {
-        db.exec('BEGIN IMMEDIATE');
-        fence();
-      }
+      scope = await port.beginSource({ atomic: strict });
+      for (const t of leases.keys()) this.pipe(t).io = await scope.tenant(t);
       for await (const sb of this.parsedBatches(path, stdin)) {
-        clearTimeout(idleCommit);
         const b = sb.batch;
         summary.source = sb.name;
         summary.records += b.records;
@@ -264,32 +336,17 @@ export class IngestPipeline {
           summary.rejectedByReason[e.reason] = (summary.rejectedByReason[e.reason] ?? 0) + 1;
           if (summary.errors.length < maxErrors) summary.errors.push(e);
         }
-        if (strict) {
-          if (summary.rejected === 0) {
-            await holdAll(b);
-            apply(b);
-          }
-        } else {
+        if (!strict || summary.rejected === 0) {
           await holdAll(b);
-          // Several parsed batches share one transaction (committed at least every COMMIT_MS):
-          // fewer commits write each hot page fewer times. A crash loses only the open transaction.
-          if (!db.inTransaction) {
-            db.exec('BEGIN IMMEDIATE');
-            fence();
-            txStarted = Date.now();
-            txBatches = 0;
-          }
-          apply(b);
-          if (++txBatches >= COMMIT_BATCHES || Date.now() - txStarted >= COMMIT_MS) db.exec('COMMIT');
-          // A source that goes quiet (a pipe, `tail -f | ingest -`) must not keep what it sent
-          // uncommitted, nor hold the write lock that other writers wait for: commit once idle.
-          else idleCommit = setTimeout(() => db.inTransaction && db.exec('COMMIT'), COMMIT_MS);
+          await apply(b);
+          // One write batch per parsed batch: a crash loses at most the batch being written.
+          await flushAll();
         }
         sb.ack();
         this.opts.onProgress?.({ source: sb.name, bytes: sb.bytes, size: sb.size, records: summary.records });
         if (b.fatal || (strict && summary.rejected > 0)) break;
       }
-      if (!strict && db.inTransaction) db.exec('COMMIT');
+      await flushAll();
       const after = this.totals();
       summary.accepted = after.accepted - before.accepted + repeats;
       summary.duplicates = after.duplicates - before.duplicates + repeats;
@@ -302,33 +359,30 @@ export class IngestPipeline {
       }
       const failedStrict = strict && summary.rejected > 0;
       if (failedStrict) {
-        db.exec('ROLLBACK');
-        rollbackState();
+        await scope.rollback();
+        for (const p of this.tenants.values()) p.engine.reset();
         summary.stored = false;
       } else {
-        const rec = () => {
-          fence();
-          this.pipe(this.opts.tenant).session.recordSource(
-            summary.source, summary.format ?? 'unknown',
-            { lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections },
-            startedIso,
-          );
-        };
-        if (strict) {
-          rec();
-          db.exec('COMMIT');
-        } else db.transaction(rec).immediate();
+        const p = this.pipe(this.opts.tenant);
+        await this.flush(p, leases.get(this.opts.tenant)!, {
+          source: summary.source, format: summary.format ?? 'unknown', startedAt: startedIso,
+          lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections,
+        });
+        await scope.commit();
       }
     } catch (err) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      rollbackState();
+      await scope?.rollback();
+      for (const p of this.tenants.values()) {
+        p.engine.reset();
+        p.window = [];
+      }
       throw err;
     } finally {
-      clearTimeout(idleCommit);
       clearInterval(heartbeat);
+      for (const p of this.tenants.values()) p.io = null;
       for (const l of leases.values()) {
         try {
-          l.release();
+          await l.release();
         } catch {
           // the lease then ends by expiry; the source itself is committed or rolled back already
         }

@@ -2,7 +2,7 @@ import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext } from '../domain/types.js';
 import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
-import { parseRfc3339 } from './adapters/validate.js';
+import { isRfc3339At } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
@@ -62,6 +62,8 @@ export class RecordParser {
   private adapter: RecordAdapter | null;
   private readonly rc: RecordContext;
   private readonly seen = new Map<string, SeenRun>();
+  /** the most recently used key of `seen` (re-inserting it would change nothing) */
+  private lastJob: string | null = null;
   /**
    * Native lines with their timestamp value cut out → what the full path made of them. Most
    * telemetry repeats a call with only a new timestamp; such a line is skipped without JSON.parse.
@@ -197,6 +199,7 @@ export class RecordParser {
       if (st) this.seen.delete(job); // re-inserted below: Map order is least recently used first
       if (!st || st.run !== run) st = { run, keys: new Set() };
       this.seen.set(job, st);
+      this.lastJob = job;
       if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${variantKeyOf(ev.process)}\u0002${ev.status}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
@@ -223,14 +226,17 @@ export class RecordParser {
   private knownRepeat(text: string): boolean {
     this.pending = text;
     const t = this.templates.match(text);
-    if (t === undefined || this.seen.get(t.job) !== t.st || !t.st.keys.has(t.key) || Number.isNaN(parseRfc3339(this.templates.value()))) {
-      return false;
-    }
+    if (t === undefined) return false;
+    const tt = this.templates;
+    if (this.seen.get(t.job) !== t.st || !t.st.keys.has(t.key) || !isRfc3339At(text, tt.cutStart, tt.cutEnd)) return false;
     this.pending = null;
     this.fastRepeats++;
     // the same bookkeeping as the full path: this job is now the most recently used
-    this.seen.delete(t.job);
-    this.seen.set(t.job, t.st);
+    if (this.lastJob !== t.job) {
+      this.seen.delete(t.job);
+      this.seen.set(t.job, t.st);
+      this.lastJob = t.job;
+    }
     return true;
   }
 

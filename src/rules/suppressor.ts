@@ -22,7 +22,8 @@ export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDest
   const tid = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
   const service = new RulesService(store, { extraRiskyDestinations });
   const risky = service.risky;
-  const impostors = tid === undefined ? new ImpostorSet() : service.repo.impostors(tid).set;
+  // Read in one snapshot (ingest builds this outside its write transactions).
+  const impostors = tid === undefined ? new ImpostorSet() : db.transaction(() => service.repo.impostors(tid).set)();
   const rows =
     tid === undefined
       ? []
@@ -57,8 +58,12 @@ export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDest
       impostors.add(flagged);
       const t = tid ?? (db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined);
       if (t !== undefined) {
-        service.repo.flagImpostor(t, flagged);
-        service.releaseProcesses(t, service.repo.processIdsOf(new ImpostorSet([flagged])));
+        // Ingest evaluates between its write transactions: the flag and the moves commit together
+        // (inside a write transaction already, e.g. --strict, this is a savepoint of it).
+        db.transaction(() => {
+          service.repo.flagImpostor(t, flagged);
+          service.releaseProcesses(t, service.repo.processIdsOf(new ImpostorSet([flagged])));
+        }).immediate();
       }
       return true;
     },

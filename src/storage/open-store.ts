@@ -88,8 +88,8 @@ export interface OpenStore {
   display: string;
   detections: DetectionRepository;
   leases: IngestLeases;
-  /** the ingest write contract; SQLite's (SqliteStore.ingest) is set here once it is merged */
-  ingest?: IngestPort;
+  /** the ingest write contract (storage/ingest-port.ts) */
+  ingest: IngestPort;
   close(): Promise<void>;
 }
 
@@ -119,7 +119,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
   }
   const s = SqliteStore.open(loc.target);
-  return { backend: 'sqlite', display: loc.display, detections: s.detections, leases: s.leases, close: async () => s.close() };
+  return { backend: 'sqlite', display: loc.display, detections: s.detections, leases: s.leases, ingest: s.ingest, close: async () => s.close() };
 }
 
 // ----- policy state -----

@@ -64,49 +64,10 @@ export interface NewDetection {
   externalId: string;
 }
 
-/**
- * Synchronous write session used by the ingest engine inside one transaction per batch.
- * Kept synchronous because it runs per event on the hot path; a networked backend buffers
- * these calls and flushes them at commit.
+/*
+ * Ingest writes go through the async write contract in ingest-port.ts (IngestPort): one read and one
+ * write batch per transaction, never a call per event.
  */
-export interface IngestSession {
-  readonly tenant: string;
-  readonly tenantId: number;
-  transaction<T>(fn: () => T): T;
-  /** Drop caches that may refer to rolled-back rows. */
-  resetCaches(): void;
-  getJob(owner: string, repo: string, workflow: string, job: string): JobRow;
-  setJobState(jobRef: number, completedRuns: number, openRun: number | null): void;
-  /**
-   * A run row is one leg of a job run: the legs of a matrix job share job, run id and attempt and
-   * differ by GitHub job id (null: the leg with no job id).
-   */
-  findRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null): RunRow | null;
-  /** Every leg of one job run (run id and attempt), oldest first. */
-  runLegs(jobRef: number, runId: string, runAttempt: number): RunRow[];
-  findRunByRef(runRef: number): RunRow | null;
-  createRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null, ts: number, learning: boolean, expected: string[]): number;
-  /** widens the run's time span to include [minTs, maxTs] */
-  touchRun(runRef: number, minTs: number, maxTs?: number): void;
-  completeRun(runRef: number): void;
-  runObservationKeys(runRef: number): { keys: Set<string>; endpoints: Set<string> };
-  runEndpointsAllowed(runRef: number): string[];
-  loadBaseline(jobRef: number): Map<string, BaselineEntry>;
-  upsertBaseline(jobRef: number, endpoint: string, entry: BaselineEntry, ts: number): void;
-  /** returns true when the observation was not stored before */
-  insertObservation(runRef: number, endpoint: string, ip: string | null, process: ProcessVariant, blocked: boolean, protocol: Protocol | null, ts: number, variantKey?: string, verdict?: CallVerdict): boolean;
-  /** returns true when inserted, false when an identical detection already existed */
-  insertDetection(d: NewDetection): boolean;
-  /** rules version counter, bumped by every rule change; lets ingest reload rules mid-stream */
-  rulesVersion(): number;
-  /**
-   * The tenant's job-state version: bumped by every write to its job or baseline state made outside
-   * the ingest lease (e.g. `baseline expect`). An engine that sees it change drops its cached job
-   * state, so a small concurrent edit is never overwritten from a stale cache.
-   */
-  jobStateVersion(): number;
-  recordSource(source: string, format: string, stats: { lines: number; accepted: number; rejected: number; detections: number }, startedAt: string): void;
-}
 
 /** Storage receives filters already validated and normalised by domain/filter.ts (the one parser). */
 export type { DetectionFilter } from '../domain/filter.js';
@@ -162,8 +123,9 @@ export interface DetectionRepository {
  *   ttlMs / 3; a holder that died (kill -9, lost machine) stops renewing, and after expiry the next
  *   writer takes the lease over instead of waiting forever.
  * - Fencing: an expired holder may still be alive (stopped, swapped out). It must not keep writing:
- *   fence() is called inside every write transaction of the holder, before its writes, and throws
- *   IngestLeaseLostError unless the lease row still carries this holder's token. The check and the
+ *   every write batch carries the holder's lease token (IngestWriteBatch.lease, ingest-port.ts), and
+ *   the backend checks it inside the write transaction, before its writes, failing with
+ *   IngestLeaseLostError unless the lease row still carries that token. The check and the
  *   writes are one transaction, and a takeover is itself a write to the lease row, so the backend's
  *   own serialisation (SQLite's single writer; a row lock in PostgreSQL) orders them: no write of an
  *   old holder can commit after a takeover.
@@ -174,8 +136,9 @@ export interface DetectionRepository {
  *   networked store), never by comparing clocks of different machines.
  *
  * Writes to job or baseline state that are not ingests (baseline expect) are single short
- * transactions; they do not take the lease but bump jobStateVersion(), which every ingest checks
- * at the start of every write transaction. Rule changes bump rulesVersion() the same way.
+ * transactions; they do not take the lease but bump the tenant's job-state version, which every
+ * ingest write checks inside its transaction (IngestWriteBatch.expect): a batch evaluated against
+ * older state writes nothing and is evaluated again. Rule changes bump the rules version the same way.
  */
 
 /** Who holds (or wants) a tenant's ingest lease; shown to the writers that wait for it. */
@@ -215,16 +178,13 @@ export interface IngestLease {
   /** unique per acquisition; a takeover gives a new token */
   readonly token: string;
   readonly ttlMs: number;
-  /** Heartbeat: extends the lease by ttlMs. Throws IngestLeaseLostError if it was taken over. */
-  renew(): void;
   /**
-   * Must be called inside every write transaction of the holder, before its writes: throws
-   * IngestLeaseLostError (so the transaction rolls back) unless this holder still has the lease,
-   * and extends it otherwise.
+   * Heartbeat: extends the lease by ttlMs. Fails with IngestLeaseLostError if it was taken over.
+   * May be async (a networked store); the SQLite lease does it at once.
    */
-  fence(): void;
-  /** Gives the lease up (no-op if it was lost). */
-  release(): void;
+  renew(): void | Promise<void>;
+  /** Gives the lease up (no-op if it was lost). May be async. */
+  release(): void | Promise<void>;
 }
 
 export interface IngestLeases {

@@ -5,6 +5,37 @@ import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { DetectionEngine, DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { suppressorFor } from '../../src/rules/suppressor.js';
 import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
+import type { Suppressor } from '../../src/domain/subject.js';
+import type { AdapterOutput } from '../../src/ingest/adapters/types.js';
+import type { SqliteIngestSession } from '../../src/storage/sqlite/ingest-session.js';
+
+/**
+ * Drives the engine through one write transaction of a session, synchronously (the pipeline does
+ * the same through the async contract, under a lease; tests that build a store need neither).
+ */
+export function evaluateSync(session: SqliteIngestSession, engine: DetectionEngine, outs: AdapterOutput[], loadSuppressor?: () => Suppressor): void {
+  session.transaction(() => {
+    let at = 0;
+    let req = engine.plan(outs, 0);
+    for (;;) {
+      const res = session.readSync(req);
+      const a = engine.accept(req, res);
+      if (a === 'stale') throw new Error('state changed under a pending write');
+      if (a === 'replan') {
+        req = engine.plan(outs, at);
+        continue;
+      }
+      const v = engine.rulesChanged;
+      if (v !== null && loadSuppressor) engine.setSuppressor(loadSuppressor(), v);
+      const o = engine.apply(outs, at);
+      if (o.done) break;
+      at = o.at;
+      req = o.need;
+    }
+    const b = engine.takeWrite({ token: '', ttlMs: 0 });
+    if (b) engine.committed(session.writeSync(b));
+  });
+}
 
 export function tmpStore(): { store: SqliteStore; dir: string; path: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'et-analysis-'));
@@ -24,11 +55,8 @@ export function tmpStore(): { store: SqliteStore; dir: string; path: string; cle
 /** Drives the real detection engine with learning off: every non-baseline call raises a detection. */
 export function ingest(store: SqliteStore, tenant: string, events: NetworkCallEvent[]): { detections: number; suppressedOnIngest: number } {
   const s = store.openIngestSession(tenant);
-  const e = new DetectionEngine(s, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 }, () => suppressorFor(store, tenant));
-  s.transaction(() => {
-    e.beginBatch();
-    for (const ev of events) e.handleCall(ev);
-  });
+  const e = new DetectionEngine({ ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 });
+  evaluateSync(s, e, events.map((event) => ({ kind: 'call', event })), () => suppressorFor(store, tenant));
   return { detections: e.counters.detections, suppressedOnIngest: e.counters.suppressedOnIngest };
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { DetectionEngine, DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
-import { call, proc, TS0 } from '../analysis/helpers.js';
+import { call, evaluateSync, proc, TS0 } from '../analysis/helpers.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -21,14 +21,14 @@ function twoWriters(name: string) {
   const ingestStore = SqliteStore.open(path);
   const cliStore = SqliteStore.open(path);
   const session = ingestStore.openIngestSession('acme');
-  const engine = new DetectionEngine(session, { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 });
+  const engine = new DetectionEngine({ ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 });
   const git = proc('git');
   const batch = (run: number, domains: string[]) =>
-    session.transaction(() => {
-      engine.beginBatch();
-      for (const [i, d] of domains.entries()) engine.handleCall(call('acme', 'api', run, TS0 + run * 3_600_000 + i, git, { domain: d, port: 443 }));
-      engine.endBatch();
-    });
+    evaluateSync(
+      session,
+      engine,
+      domains.map((d, i) => ({ kind: 'call', event: call('acme', 'api', run, TS0 + run * 3_600_000 + i, git, { domain: d, port: 443 }) })),
+    );
   const flagged = (run: number) =>
     ingestStore.db
       .prepare(`SELECT count(*) FROM detections d JOIN runs r ON r.id = d.run_ref JOIN endpoints e ON e.id = d.endpoint_id

@@ -196,28 +196,45 @@ function dig(s: string, i: number): number {
  * A time zone is required (a zone-less time is ambiguous).
  */
 export function parseRfc3339(s: string): number {
-  const len = s.length;
+  return rfc3339(s, 0, s.length, true);
+}
+
+/**
+ * True when s[from, to) is a time parseRfc3339 accepts; reads the text in place (no slice, no
+ * Date.UTC): the repeat fast path checks every repeated line's time this way.
+ */
+export function isRfc3339At(s: string, from: number, to: number): boolean {
+  return rfc3339(s, from, to, false) === 0;
+}
+
+/** parseRfc3339 over s[from, to); with compute false, 0 for a valid time (NaN otherwise). */
+function rfc3339(s: string, from: number, to: number, compute: boolean): number {
+  const len = to - from;
   if (len < 20 || len > 40) return NaN;
-  const y = dig(s, 0) * 1000 + dig(s, 1) * 100 + dig(s, 2) * 10 + dig(s, 3);
-  const mo = dig(s, 5) * 10 + dig(s, 6);
-  const d = dig(s, 8) * 10 + dig(s, 9);
-  const h = dig(s, 11) * 10 + dig(s, 12);
-  const mi = dig(s, 14) * 10 + dig(s, 15);
-  const sec = dig(s, 17) * 10 + dig(s, 18);
+  // nothing at or after `to` is read as part of the time
+  const at = (k: number): number => (k < to ? s.charCodeAt(k) : NaN);
+  const dg = (k: number): number => (k < to ? dig(s, k) : -1000);
+  const o = from;
+  const y = dg(o) * 1000 + dg(o + 1) * 100 + dg(o + 2) * 10 + dg(o + 3);
+  const mo = dg(o + 5) * 10 + dg(o + 6);
+  const d = dg(o + 8) * 10 + dg(o + 9);
+  const h = dg(o + 11) * 10 + dg(o + 12);
+  const mi = dg(o + 14) * 10 + dg(o + 15);
+  const sec = dg(o + 17) * 10 + dg(o + 18);
   if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60) return NaN;
-  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return NaN;
-  const sep = s.charCodeAt(10);
+  if (at(o + 4) !== 45 || at(o + 7) !== 45 || at(o + 13) !== 58 || at(o + 16) !== 58) return NaN;
+  const sep = at(o + 10);
   if (sep !== 84 /* T */ && sep !== 116 /* t */ && sep !== 32 /* space */) return NaN;
   const dim = mo === 2 && (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)) ? 29 : DAYS_IN_MONTH[mo - 1]!;
   if (d > dim) return NaN;
-  let i = 19;
+  let i = o + 19;
   let ms = 0;
-  let c = s.charCodeAt(i);
+  let c = at(i);
   if (c === 46 /* . */ || c === 44 /* , */) {
     i++;
     let nd = 0;
     for (;;) {
-      const v = dig(s, i);
+      const v = dg(i);
       if (v < 0) break;
       if (nd < 3) ms = ms * 10 + v;
       nd++;
@@ -226,19 +243,19 @@ export function parseRfc3339(s: string): number {
     if (nd === 0) return NaN;
     if (nd === 1) ms *= 100;
     else if (nd === 2) ms *= 10;
-    c = s.charCodeAt(i);
+    c = at(i);
   }
   let offsetMin = 0;
   if (c === 90 /* Z */ || c === 122 /* z */) {
     i++;
   } else if (c === 43 /* + */ || c === 45 /* - */) {
-    const oh = dig(s, i + 1) * 10 + dig(s, i + 2);
+    const oh = dg(i + 1) * 10 + dg(i + 2);
     let om: number;
-    if (s.charCodeAt(i + 3) === 58) {
-      om = dig(s, i + 4) * 10 + dig(s, i + 5);
+    if (at(i + 3) === 58) {
+      om = dg(i + 4) * 10 + dg(i + 5);
       i += 6;
     } else {
-      om = dig(s, i + 3) * 10 + dig(s, i + 4);
+      om = dg(i + 3) * 10 + dg(i + 4);
       i += 5;
     }
     if (oh < 0 || oh > 23 || om < 0 || om > 59) return NaN;
@@ -246,7 +263,8 @@ export function parseRfc3339(s: string): number {
   } else {
     return NaN;
   }
-  if (i !== len) return NaN;
+  if (i !== to) return NaN;
+  if (!compute) return 0;
   let t: number;
   if (y >= 100) t = Date.UTC(y, mo - 1, d, h, mi, sec, ms);
   else t = Date.UTC(y + 400, mo - 1, d, h, mi, sec, ms) - MS_400Y;

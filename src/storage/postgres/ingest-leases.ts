@@ -156,8 +156,8 @@ export class PgIngestLeases implements IngestLeases {
 
 /**
  * A held lease. renew() and release() are asynchronous here (a network round trip): callers await
- * them. fence() has no synchronous form on a networked store: the ingest write batch carries the
- * lease token and the backend fences inside its transaction (fenceIngestLease).
+ * them. Fencing is part of the ingest write: the write batch carries the lease token and the
+ * backend fences inside its transaction (fenceIngestLease).
  */
 export class PgIngestLease implements IngestLease {
   constructor(
@@ -188,10 +188,6 @@ export class PgIngestLease implements IngestLease {
   /** Fences inside the caller's open transaction on `c`. */
   fenceIn(c: PgClient): Promise<void> {
     return fenceIngestLease(c, this, this.clock);
-  }
-
-  fence(): void {
-    throw new Error('a PostgreSQL ingest lease is fenced inside the write transaction (IngestWriteBatch.lease / fenceIn), not synchronously');
   }
 
   async release(): Promise<void> {

@@ -3,12 +3,9 @@ import type { ProcessVariant } from '../store.js';
 import { splitEndpoint, isIpLiteral } from '../../domain/endpoint.js';
 import type { Statement } from 'better-sqlite3';
 
-/** The stable key of a process variant; also its identity in observations and detections. */
-export function processVariantKey(p: ProcessVariant): string {
-  let chain = '';
-  for (const l of p.parentChain) chain += `${l.name}|${l.path ?? ''}|${l.sha256 ?? ''};`;
-  return `${p.name}\u0001${p.path ?? ''}\u0001${p.sha256 ?? ''}\u0001${chain}`;
-}
+import { processVariantKey } from '../ingest-port.js';
+
+export { processVariantKey };
 
 /**
  * Get-or-create id caches for value dictionaries. Ids never change once committed, but a rolled

@@ -49,9 +49,18 @@ export class SqliteIngestLeases implements IngestLeases {
     private readonly pollMs = 100,
   ) {}
 
-  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts?: AcquireIngestLeaseOptions & { wait?: true }): Promise<IngestLease>;
-  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions): Promise<IngestLease | null>;
-  async acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions = {}): Promise<IngestLease | null> {
+  /**
+   * The fence of a write batch (IngestWriteBatch.lease): inside the caller's write transaction,
+   * extends the tenant's lease if it still carries `token`, else throws IngestLeaseLostError.
+   */
+  fence(tenantId: number, tenant: string, token: string, ttlMs: number): void {
+    if (!this.db.inTransaction) throw new Error('the ingest lease fence must run inside the write transaction it protects');
+    fenceLease(this.db, this.clock, tenant, tenantId, token, ttlMs);
+  }
+
+  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts?: AcquireIngestLeaseOptions & { wait?: true }): Promise<SqliteIngestLease>;
+  acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions): Promise<SqliteIngestLease | null>;
+  async acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions = {}): Promise<SqliteIngestLease | null> {
     const ttlMs = opts.ttlMs ?? DEFAULT_INGEST_LEASE_TTL_MS;
     if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttlMs must be a positive integer, got ${ttlMs}`);
     const tenantId = ensureTenant(this.db, tenant);
@@ -135,9 +144,18 @@ export class SqliteIngestLeases implements IngestLeases {
   }
 }
 
-class SqliteIngestLease implements IngestLease {
-  private readonly extend;
-  private readonly current;
+/** Extends the lease if the row still carries `token` (even past expiry: nobody took it over), else throws. */
+function fenceLease(db: SqliteDatabase, clock: LeaseClock, tenant: string, tenantId: number, token: string, ttlMs: number): void {
+  const extended = db.prepare('UPDATE ingest_leases SET expires_at = ? WHERE tenant_id = ? AND token = ?').run(clock.now() + ttlMs, tenantId, token);
+  if (extended.changes === 1) return;
+  const r = db.prepare('SELECT token, source, pid, host, since, expires_at FROM ingest_leases WHERE tenant_id = ?').get(tenantId) as Row | undefined;
+  throw new IngestLeaseLostError(
+    tenant,
+    r ? { tenant, holder: { source: r.source, pid: r.pid, host: r.host }, since: r.since, expiresAt: r.expires_at } : null,
+  );
+}
+
+export class SqliteIngestLease implements IngestLease {
   private readonly drop;
 
   constructor(
@@ -148,19 +166,11 @@ class SqliteIngestLease implements IngestLease {
     readonly ttlMs: number,
     private readonly clock: LeaseClock,
   ) {
-    this.extend = db.prepare('UPDATE ingest_leases SET expires_at = ? WHERE tenant_id = ? AND token = ?');
-    this.current = db.prepare('SELECT token, source, pid, host, since, expires_at FROM ingest_leases WHERE tenant_id = ?');
     this.drop = db.prepare('DELETE FROM ingest_leases WHERE tenant_id = ? AND token = ?');
   }
 
-  /** Extends the lease if this holder still has it (even past expiry: nobody took it over). */
   private extendOrThrow(): void {
-    if (this.extend.run(this.clock.now() + this.ttlMs, this.tenantId, this.token).changes === 1) return;
-    const r = this.current.get(this.tenantId) as Row | undefined;
-    throw new IngestLeaseLostError(
-      this.tenant,
-      r ? { tenant: this.tenant, holder: { source: r.source, pid: r.pid, host: r.host }, since: r.since, expiresAt: r.expires_at } : null,
-    );
+    fenceLease(this.db, this.clock, this.tenant, this.tenantId, this.token, this.ttlMs);
   }
 
   renew(): void {
@@ -168,6 +178,7 @@ class SqliteIngestLease implements IngestLease {
     this.db.transaction(() => this.extendOrThrow()).immediate();
   }
 
+  /** The fence for code that writes through the connection itself (the write contract fences by token). */
   fence(): void {
     if (!this.db.inTransaction) throw new Error('IngestLease.fence() must run inside the write transaction it protects');
     this.extendOrThrow();

@@ -1,17 +1,29 @@
 import type { Statement } from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
-import { Dictionaries, processVariantKey } from './dictionaries.js';
+import { Dictionaries } from './dictionaries.js';
 import { DetectionWriter } from './rollups.js';
 import {
   STATUS_CODE,
   type BaselineEntry,
   type CallVerdict,
-  type IngestSession,
   type JobRow,
   type NewDetection,
   type ProcessVariant,
   type RunRow,
 } from '../store.js';
+import {
+  IngestStateChangedError,
+  observationKey,
+  processVariantKey,
+  type IngestReadRequest,
+  type IngestReadResult,
+  type IngestVersions,
+  type IngestWriteBatch,
+  type IngestWriteResult,
+  type RunObservations,
+  type StoredJob,
+  type StoredRun,
+} from '../ingest-port.js';
 import type { Protocol } from '../../domain/types.js';
 
 export const DAY_MS = 86_400_000;
@@ -25,6 +37,7 @@ export function ensureTenant(db: SqliteDatabase, tenant: string): number {
 
 interface Stmts {
   jobSel: Statement;
+  jobId: Statement;
   jobIns: Statement;
   jobSet: Statement;
   runSel: Statement;
@@ -43,12 +56,23 @@ interface Stmts {
   sourceIns: Statement;
 }
 
-export class SqliteIngestSession implements IngestSession {
+/** Rows per multi-row observation INSERT: one statement call instead of one per row. */
+const OBS_ROWS = 64;
+
+/**
+ * One tenant's ingest access to the SQLite store: the backend side of the ingest write contract
+ * (readSync / writeSync, wrapped async by SqliteIngestPort), plus the row-level calls tools and
+ * tests use to build a store directly.
+ */
+export class SqliteIngestSession {
   readonly tenantId: number;
   private readonly dict: Dictionaries;
   private readonly s: Stmts;
   private verdictIns: Statement | null = null;
   private readonly detections: DetectionWriter;
+  private obsInsMany: Statement | null = null;
+  private readonly jobIds = new Map<string, number>();
+  private runInsFull: Statement | null = null;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -61,6 +85,7 @@ export class SqliteIngestSession implements IngestSession {
       jobSel: db.prepare(
         'SELECT id, completed_runs, open_run FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?',
       ),
+      jobId: db.prepare('SELECT id FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?').pluck(),
       jobIns: db.prepare('INSERT INTO jobs (tenant_id, owner, repo, workflow, job) VALUES (?, ?, ?, ?, ?)'),
       jobSet: db.prepare('UPDATE jobs SET completed_runs = ?, open_run = ? WHERE id = ?'),
       // a run row is one leg of a matrix job: keyed by the GitHub job id too ('' when unknown)
@@ -109,12 +134,13 @@ export class SqliteIngestSession implements IngestSession {
     try {
       return this.db.transaction(fn).immediate();
     } catch (err) {
-      this.dict.reset();
+      this.resetCaches();
       throw err;
     }
   }
 
   resetCaches(): void {
+    this.jobIds.clear();
     this.dict.reset();
   }
 
@@ -218,6 +244,156 @@ export class SqliteIngestSession implements IngestSession {
     });
   }
 
+  versions(): IngestVersions {
+    return { rulesVersion: this.rulesVersion(), jobStateVersion: this.jobStateVersion() };
+  }
+
+  private findJob(owner: string, repo: string, workflow: string, job: string): { id: number; completed_runs: number; open_run: number | null } | undefined {
+    return this.s.jobSel.get(this.tenantId, owner, repo, workflow, job) as { id: number; completed_runs: number; open_run: number | null } | undefined;
+  }
+
+  /** A job's id (ids never change; a rolled-back job is forgotten by resetCaches). */
+  private jobId(owner: string, repo: string, workflow: string, job: string): number | undefined {
+    const k = `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+    let id = this.jobIds.get(k);
+    if (id === undefined) {
+      id = this.s.jobId.get(this.tenantId, owner, repo, workflow, job) as number | undefined;
+      if (id !== undefined) this.jobIds.set(k, id);
+    }
+    return id;
+  }
+
+  private storedRun(r: RunRow): StoredRun {
+    return { ...r, observations: this.runObservations(r.ref) };
+  }
+
+  runObservations(runRef: number): RunObservations {
+    const o = this.runObservationKeys(runRef);
+    return { keys: o.keys, allowedEndpoints: o.endpoints };
+  }
+
+  /** The read half of the ingest write contract (IngestReadRequest in ingest-port.ts). */
+  readSync(req: IngestReadRequest): IngestReadResult {
+    const jobs = req.jobs.map((k): StoredJob | null => {
+      const row = this.findJob(k.owner, k.repo, k.workflow, k.job);
+      if (!row) return null;
+      const openLegs: StoredRun[] = [];
+      const open = row.open_run === null ? null : this.findRunByRef(row.open_run);
+      if (open) {
+        openLegs.push(this.storedRun(open));
+        for (const leg of this.runLegs(row.id, open.runId, open.runAttempt)) {
+          if (!leg.completed && leg.ref !== open.ref) openLegs.push(this.storedRun(leg));
+        }
+      }
+      return { ref: row.id, completedRuns: row.completed_runs, openRun: row.open_run, baseline: this.loadBaseline(row.id), openLegs };
+    });
+    const runs = req.runs.map((k) => {
+      const id = this.jobId(k.owner, k.repo, k.workflow, k.job);
+      return id === undefined ? [] : this.runLegs(id, k.runId, k.runAttempt).map((r) => this.storedRun(r));
+    });
+    const observations = req.observations.map((ref) => this.runObservations(ref));
+    return { versions: this.versions(), jobs, runs, observations };
+  }
+
+  /**
+   * The write half: one batch, applied in the contract's order. Runs inside the caller's
+   * transaction, after the caller has fenced the lease.
+   */
+  writeSync(b: IngestWriteBatch): IngestWriteResult {
+    const found = this.versions();
+    if (found.rulesVersion !== b.expect.rulesVersion || found.jobStateVersion !== b.expect.jobStateVersion) {
+      throw new IngestStateChangedError(b.expect, found);
+    }
+    const temp = new Map<number, number>();
+    const ref = (r: number): number => {
+      if (r > 0) return r;
+      const real = temp.get(r);
+      if (real === undefined) throw new Error(`internal: write batch names temporary ref ${r} it does not declare`);
+      return real;
+    };
+    const jobRefs = b.newJobs.map((j) => {
+      const id = this.getJob(j.key.owner, j.key.repo, j.key.workflow, j.key.job).ref;
+      temp.set(j.tempRef, id);
+      return id;
+    });
+    this.runInsFull ??= this.db.prepare(
+      'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const runRefs = b.newRuns.map((r) => {
+      const id = Number(
+        this.runInsFull!.run(ref(r.jobRef), r.runId, r.runAttempt, r.ghJobId, r.firstTs, r.lastTs, r.completed ? 1 : 0, r.learning ? 1 : 0, JSON.stringify(r.expected))
+          .lastInsertRowid,
+      );
+      temp.set(r.tempRef, id);
+      return id;
+    });
+    for (const r of b.runSpans) this.s.runTouch.run(r.firstTs, r.lastTs, ref(r.ref));
+    for (const r of b.completedRuns) this.s.runComplete.run(ref(r));
+    for (const j of b.jobStates) this.s.jobSet.run(j.completedRuns, j.openRun === null ? null : ref(j.openRun), ref(j.ref));
+    for (const w of b.baseline) {
+      this.s.baseUpsert.run(ref(w.jobRef), this.dict.endpointId(w.endpoint), w.entry.runsSeen, w.firstTs, w.lastTs, w.entry.inBaseline ? 1 : 0, w.entry.source);
+    }
+    this.writeObservations(b, ref);
+    const detectionsStored = b.detections.map((d) => this.insertDetection({ ...d, jobRef: ref(d.jobRef), runRef: ref(d.runRef) }));
+    let importedRunsCreated = 0;
+    const importedStored = b.imported.map((d) => {
+      const k = d.run;
+      const job = this.getJob(k.owner, k.repo, k.workflow, k.job);
+      const run = this.findRun(job.ref, k.runId, k.runAttempt, k.ghJobId);
+      let runRef: number;
+      if (run) {
+        runRef = run.ref;
+        this.touchRun(runRef, d.detection.ts);
+      } else {
+        runRef = this.createRun(job.ref, k.runId, k.runAttempt, k.ghJobId, d.detection.ts, false, d.expected);
+        this.completeRun(runRef);
+        importedRunsCreated++;
+      }
+      return this.insertDetection({ ...d.detection, jobRef: job.ref, runRef });
+    });
+    if (b.source) {
+      const src = b.source;
+      this.recordSource(src.source, src.format, { lines: src.lines, accepted: src.accepted, rejected: src.rejected, detections: src.detections }, src.startedAt);
+    }
+    return { jobRefs, runRefs, detectionsStored, importedStored, importedRunsCreated };
+  }
+
+  /** Observations in multi-row INSERTs; all are new (the engine sends none a run already has). */
+  private writeObservations(b: IngestWriteBatch, ref: (r: number) => number): void {
+    const obs = b.observations;
+    const row = (o: IngestWriteBatch['observations'][number], out: unknown[], endpointId: number, processId: number) => {
+      out.push(ref(o.runRef), endpointId, processId, o.blocked ? 1 : 0, o.ip ? this.dict.ipId(o.ip) : null, o.protocol, o.ts);
+    };
+    const ids = obs.map((o) => [this.dict.endpointId(o.endpoint), this.dict.processId(o.process, o.variantKey)] as const);
+    let i = 0;
+    if (obs.length >= OBS_ROWS) {
+      this.obsInsMany ??= this.db.prepare(
+        'INSERT OR IGNORE INTO observations (run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts) VALUES ' +
+          Array.from({ length: OBS_ROWS }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', '),
+      );
+      const params: unknown[] = [];
+      for (; i + OBS_ROWS <= obs.length; i += OBS_ROWS) {
+        params.length = 0;
+        for (let j = i; j < i + OBS_ROWS; j++) row(obs[j]!, params, ids[j]![0], ids[j]![1]);
+        this.obsInsMany.run(params);
+      }
+    }
+    const one: unknown[] = [];
+    for (; i < obs.length; i++) {
+      one.length = 0;
+      row(obs[i]!, one, ids[i]![0], ids[i]![1]);
+      this.s.obsIns.run(one);
+    }
+    for (const [j, o] of obs.entries()) {
+      if (!o.verdict) continue;
+      // prepared on first use: most sources carry no verdicts
+      this.verdictIns ??= this.db.prepare(
+        'INSERT OR IGNORE INTO call_verdicts (run_ref, endpoint_id, process_id, blocked, matched_policy, reason) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      this.verdictIns.run(ref(o.runRef), ids[j]![0], ids[j]![1], o.blocked ? 1 : 0, o.verdict.matchedPolicy ?? null, o.verdict.reason ?? null);
+    }
+  }
+
   rulesVersion(): number {
     return Number(this.s.rulesVersion.get() ?? 0);
   }
@@ -247,8 +423,4 @@ function runRow(jobRef: number, runId: string, runAttempt: number, r: RunRecord)
   };
 }
 
-export function observationKey(endpoint: string, variantKey: string, blocked: boolean): string {
-  return `${endpoint}\u0002${variantKey}\u0002${blocked ? 1 : 0}`;
-}
-
-export { processVariantKey };
+export { observationKey, processVariantKey };

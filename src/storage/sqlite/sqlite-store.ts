@@ -6,7 +6,7 @@ import { SqliteBaselineRepository } from './baseline-repo.js';
 import { SqliteInventoryRepository } from './inventory-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
 import { SqliteAnalysisStore } from './analysis-store.js';
-import type { IngestSession } from '../store.js';
+import { SqliteIngestPort } from './ingest-port.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
 export class SqliteStore {
@@ -17,6 +17,8 @@ export class SqliteStore {
   readonly leases: SqliteIngestLeases;
   /** the analysis-aggregates port (storage/analysis-port.ts) */
   readonly analysis: SqliteAnalysisStore;
+  /** the ingest write contract (storage/ingest-port.ts) */
+  readonly ingest: SqliteIngestPort;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -27,6 +29,7 @@ export class SqliteStore {
     this.inventory = new SqliteInventoryRepository(db);
     this.leases = new SqliteIngestLeases(db);
     this.analysis = new SqliteAnalysisStore(db);
+    this.ingest = new SqliteIngestPort(db, this.leases);
   }
 
   static open(path: string): SqliteStore {
@@ -35,7 +38,8 @@ export class SqliteStore {
     return new SqliteStore(db, path);
   }
 
-  openIngestSession(tenant: string): IngestSession {
+  /** Row-level access for tools and tests that build a store directly; `ingest` goes through `ingest`. */
+  openIngestSession(tenant: string): SqliteIngestSession {
     return new SqliteIngestSession(this.db, tenant);
   }
 

@@ -6,7 +6,7 @@ import { SqliteStore } from '../../../src/storage/sqlite/sqlite-store.js';
 import { SqliteIngestLeases, type LeaseClock } from '../../../src/storage/sqlite/ingest-leases.js';
 import { PgStore } from '../../../src/storage/postgres/pg-store.js';
 import { PgIngestPort } from '../../../src/storage/postgres/ingest-port.js';
-import { SqliteIngestAdapter } from './sqlite-ingest-adapter.js';
+import { SqliteIngestPort } from '../../../src/storage/sqlite/ingest-port.js';
 import type { DetectionRepository } from '../../../src/storage/store.js';
 import type { IngestPort } from '../../../src/storage/ingest-port.js';
 
@@ -58,7 +58,7 @@ export async function openConnection(location: string): Promise<Connection> {
   const s = SqliteStore.open(location);
   return {
     detections: s.detections,
-    ingest: (clock) => new SqliteIngestAdapter(s, clock ? new SqliteIngestLeases(s.db, clock, 100) : s.leases),
+    ingest: (clock) => (clock ? new SqliteIngestPort(s.db, new SqliteIngestLeases(s.db, clock, 100)) : s.ingest),
     close: async () => s.close(),
   };
 }

@@ -36,7 +36,7 @@ async function tenantOf(port: IngestPort, tenant: string, atomic = false): Promi
   return { t: await scope.tenant(tenant), end: (commit) => (commit ? scope.commit() : scope.rollback()) };
 }
 
-for (const backend of backends().filter((b) => b.name === 'postgres')) {
+for (const backend of backends()) {
   test(`${backend.name}: ingest write contract`, { timeout: 120_000 }, async (t) => {
     const store = await backend.create();
     const c = await store.connect();
