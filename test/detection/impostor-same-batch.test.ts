@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RulesService } from '../../src/rules/service.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
+import { DETECTIONS } from '../helpers.js';
 import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 
 /**
@@ -28,7 +29,7 @@ test('a binary flagged by a call of a batch is not left suppressed by its earlie
     ]);
     assert.equal(r.suppressedOnIngest, 0);
     const byStatus = store.db
-      .prepare('SELECT d.status, count(*) AS n FROM detections d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? GROUP BY d.status')
+      .prepare(`SELECT d.status, count(*) AS n FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? GROUP BY d.status`)
       .all(LATE.sha256);
     assert.deepEqual(byStatus, [{ status: 0, n: 4 }], 'every detection of the flagged binary is new');
     assert.equal(rollupMismatches(store), 0);

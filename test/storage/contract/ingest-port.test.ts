@@ -96,12 +96,16 @@ for (const backend of backends()) {
 
       await t.test('an atomic scope is one transaction: its reads see its writes, rollback undoes all, a failed batch only itself', async () => {
         const tenant = `atomic-${n++}`;
+        // another writer's connection (on SQLite, the scope's own connection would see its transaction),
+        // opened before the scope takes the write lock
+        const other = await store.connect();
         const lease = await port.leases.acquireIngestLease(tenant, HOLDER);
         let { t: ti, end } = await tenantOf(port, tenant, true);
         const v = (await ti.read(EMPTY)).versions;
         await ti.write(batch(lease.token, lease.ttlMs, v, { newJobs: [{ tempRef: -1, key: JOB }] }));
         assert.notEqual((await ti.read({ ...EMPTY, jobs: [JOB] })).jobs[0], null, 'the scope reads its own write');
-        assert.equal((await c.detections.stats(tenant)).jobs, 0, 'nobody else sees it before commit');
+        assert.equal((await other.detections.stats(tenant)).jobs, 0, 'nobody else sees it before commit');
+        await other.close();
         await end(false);
         assert.equal((await c.detections.stats(tenant)).jobs, 0, 'rolled back');
 
