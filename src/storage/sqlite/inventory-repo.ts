@@ -60,7 +60,21 @@ export class SqliteInventoryRepository implements InventoryRepository {
     } else {
       rows = this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints').all() as EndpointRow[];
     }
-    const ids = rows.filter((r) => c.test({ endpoint: r.endpoint, host: r.host, isIp: r.is_ip === 1 })).map((r) => r.id);
+    // The dictionary is shared by tenants: only endpoints this tenant used may fill the cap, or
+    // another tenant's endpoints would crowd this tenant's own out of the answer.
+    const used = this.db
+      .prepare(
+        `SELECT EXISTS (SELECT 1 FROM detections WHERE tenant_id = @tid AND endpoint_id = @eid)
+             OR EXISTS (SELECT 1 FROM baseline b JOIN jobs j ON j.id = b.job_ref WHERE j.tenant_id = @tid AND b.endpoint_id = @eid)
+             OR EXISTS (SELECT 1 FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref WHERE o.endpoint_id = @eid AND j.tenant_id = @tid)`,
+      )
+      .pluck();
+    const ids: number[] = [];
+    for (const r of rows) {
+      if (!c.test({ endpoint: r.endpoint, host: r.host, isIp: r.is_ip === 1 }) || used.get({ tid, eid: r.id }) !== 1) continue;
+      ids.push(r.id);
+      if (ids.length > MAX_ENDPOINT_IDS) break;
+    }
     return { indicator: c.norm, kind: c.kind, endpointIds: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 

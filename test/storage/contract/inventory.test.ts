@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backends, type Connection } from './backends.js';
-import { JOB, ONLY_GLOBEX, at, seedInventory } from './inventory-fixture.js';
+import { JOB, ONLY_GLOBEX, T, at, seedInventory } from './inventory-fixture.js';
+import { HOLDER, proc } from './fixture.js';
+import { processVariantKey, type IngestPort } from '../../../src/storage/ingest-port.js';
 import { InventoryError } from '../../../src/domain/indicator.js';
 import type { EndpointCall, RunSummary } from '../../../src/storage/inventory-port.js';
 
@@ -232,6 +234,47 @@ for (const backend of backends()) {
         assert.deepEqual(await inv.listOrgs('nobody'), []);
         assert.deepEqual(await inv.listRecentRuns('nobody', { owner: 'acme', limit: 5 }), { total: 0, runs: [], next_cursor: null });
       });
+    } finally {
+      await c.close();
+    }
+  });
+}
+
+/** One run of one job in `tenant` calling each endpoint once, written through the ingest port. */
+async function seedCalls(port: IngestPort, tenant: string, endpoints: string[]): Promise<void> {
+  const lease = await port.leases.acquireIngestLease(tenant, HOLDER);
+  const scope = await port.beginSource({ atomic: false });
+  try {
+    const ti = await scope.tenant(tenant);
+    const expect = (await ti.read({ jobs: [], runs: [], observations: [] })).versions;
+    const curl = proc('curl', '/usr/bin/curl', 'sha-curl');
+    await ti.write({
+      lease: { token: lease.token, ttlMs: lease.ttlMs }, expect, newJobs: [{ tempRef: -1, key: JOB.build }],
+      newRuns: [{ tempRef: -2, jobRef: -1, runId: '1', runAttempt: 1, ghJobId: null, firstTs: T, lastTs: T, learning: true, completed: false, expected: [] }],
+      runSpans: [], completedRuns: [], jobStates: [], baseline: [], detections: [], imported: [],
+      observations: endpoints.map((endpoint) => ({ runRef: -2, endpoint, ip: null, process: curl, variantKey: processVariantKey(curl), blocked: false, protocol: 'tcp', ts: T })),
+    });
+    await scope.commit();
+  } finally {
+    await lease.release();
+  }
+}
+
+for (const backend of backends()) {
+  test(`${backend.name}: another tenant's endpoints never count toward a lookup's cap`, async () => {
+    const store = await backend.create();
+    const c = await store.connect();
+    try {
+      // 2,001 matching endpoints in globex, written first; one in acme
+      await seedCalls(c.ingest(), 'globex', Array.from({ length: 2001 }, (_, i) => `n${i}.zz.example:443`));
+      await seedCalls(c.ingest(), 'acme', ['a.zz.example:443']);
+      const mine = await c.inventory.checkIocInBaseline('acme', { indicator: 'zz.example', limit: 5 });
+      assert.deepEqual([mine.truncated, mine.calls.map((x) => x.endpoint)], [false, ['a.zz.example:443']]);
+      const calls = await c.inventory.findEndpointCalls('acme', { endpoint: '*.zz.example', limit: 5 });
+      assert.deepEqual([calls.truncated, calls.total], [false, 1]);
+      // past the cap a lookup answers for the first 2,000 endpoints and says so
+      const theirs = await c.inventory.checkIocInBaseline('globex', { indicator: 'zz.example', limit: 5 });
+      assert.deepEqual([theirs.truncated, theirs.calls_total], [true, 2000]);
     } finally {
       await c.close();
     }
