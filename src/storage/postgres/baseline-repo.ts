@@ -14,7 +14,11 @@ export class PgBaselineRepository implements BaselineEditor {
 
   /** The target's jobs, owner and repo compared case-insensitively (GitHub names are), workflow and job exactly. */
   private async jobsOf(c: PgClient, tenant: string, t: ExpectTarget): Promise<{ tenantId: number; jobs: { id: number; workflow: string; job: string }[] }> {
-    const tenantId = (await c.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants WHERE name = $1', [tenant])).rows[0]?.tenant_id;
+    // The tenant row first, locked as the version bump will lock it: an ingest batch locks it (FOR
+    // SHARE) before the jobs it writes, so taking jobs first and the tenant row last could deadlock
+    // with it. This way an edit waits for an open ingest batch, or the batch waits and then sees
+    // the bumped version.
+    const tenantId = (await c.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants WHERE name = $1 FOR NO KEY UPDATE', [tenant])).rows[0]?.tenant_id;
     if (tenantId === undefined) return { tenantId: -1, jobs: [] };
     const params: unknown[] = [tenantId, t.owner, t.repo];
     const conds = ['tenant_id = $1', 'lower(owner) = lower($2)', 'lower(repo) = lower($3)'];
