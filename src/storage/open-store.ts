@@ -9,6 +9,8 @@ import { postgresProblem } from './postgres/errors.js';
 import type { DetectionRepository, IngestLeases } from './store.js';
 import type { SchemaPort } from './schema-port.js';
 import type { IngestPort } from './ingest-port.js';
+import type { InventoryRepository } from './inventory-port.js';
+import type { BaselineEditor } from './baseline-port.js';
 import { PgIngestPort } from './postgres/ingest-port.js';
 import type { PolicyStateBackend } from './policy-state.js';
 import { SqlitePolicyState } from './sqlite/policy-state.js';
@@ -87,6 +89,8 @@ export interface OpenStore {
   backend: StoreBackend;
   display: string;
   detections: DetectionRepository;
+  inventory: InventoryRepository;
+  baselines: BaselineEditor;
   leases: IngestLeases;
   /** the ingest write contract (storage/ingest-port.ts) */
   ingest: IngestPort;
@@ -113,13 +117,13 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       explainStoreError(loc, err);
     }
     const ingest = new PgIngestPort(s.pool);
-    return { backend: 'postgres', display: loc.display, detections: s.detections, leases: ingest.leases, ingest, close: () => s.close() };
+    return { backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest, close: () => s.close() };
   }
   if (mode === 'read' && loc.target !== ':memory:' && !existsSync(loc.target)) {
     throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
   }
   const s = SqliteStore.open(loc.target);
-  return { backend: 'sqlite', display: loc.display, detections: s.detections, leases: s.leases, ingest: s.ingest, close: async () => s.close() };
+  return { backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest, close: async () => s.close() };
 }
 
 // ----- policy state -----

@@ -261,6 +261,12 @@ END $$;
 CREATE TRIGGER baseline_expected AFTER INSERT OR UPDATE ON baseline FOR EACH ROW EXECUTE FUNCTION bump_job_state_version();
 `,
   },
+  {
+    version: 2,
+    name: 'baseline entries by endpoint, for IOC lookups',
+    // the inventory asks "which jobs' baselines hold these endpoints?"; the primary key leads with job_ref
+    up: 'CREATE INDEX baseline_by_endpoint ON baseline (tenant_id, endpoint_id);',
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

@@ -1,6 +1,8 @@
 import { createPool, redactUrl, type PgPool, type PgPoolSettings } from './pool.js';
 import { migratePostgres, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
+import { PgInventoryRepository } from './inventory-repo.js';
+import { PgBaselineRepository } from './baseline-repo.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 
@@ -12,6 +14,8 @@ export interface PgStoreOptions {
 /** The shared store on PostgreSQL: one pool per process, the ports on top of it. */
 export class PgStore implements SchemaPort {
   readonly detections: PgDetectionRepository;
+  readonly inventory: PgInventoryRepository;
+  readonly baselines: PgBaselineRepository;
   readonly leases: PgIngestLeases;
   /** the URL without its password */
   readonly location: string;
@@ -23,6 +27,8 @@ export class PgStore implements SchemaPort {
   ) {
     this.location = redactUrl(url);
     this.detections = new PgDetectionRepository(pool);
+    this.inventory = new PgInventoryRepository(pool);
+    this.baselines = new PgBaselineRepository(pool);
     this.leases = new PgIngestLeases(pool, opts.leaseClock ?? SERVER_LEASE_CLOCK);
   }
 

@@ -11,7 +11,8 @@ export class SqliteBaselineRepository implements BaselineEditor {
   private jobsOf(tenant: string, t: ExpectTarget): { id: number; workflow: string; job: string }[] {
     const tid = this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
     if (tid === undefined) return [];
-    const conds = ['tenant_id = ?', 'owner = ?', 'repo = ?'];
+    // owner and repo compare case-insensitively, as GitHub names and every other store query do
+    const conds = ['tenant_id = ?', 'owner = ? COLLATE NOCASE', 'repo = ? COLLATE NOCASE'];
     const params: unknown[] = [tid, t.owner, t.repo];
     if (t.workflow) {
       conds.push('workflow = ?');
@@ -21,7 +22,7 @@ export class SqliteBaselineRepository implements BaselineEditor {
       conds.push('job = ?');
       params.push(t.job);
     }
-    return this.db.prepare(`SELECT id, workflow, job FROM jobs WHERE ${conds.join(' AND ')}`).all(...params) as { id: number; workflow: string; job: string }[];
+    return this.db.prepare(`SELECT id, workflow, job FROM jobs WHERE ${conds.join(' AND ')} ORDER BY workflow, job, id`).all(...params) as { id: number; workflow: string; job: string }[];
   }
 
   async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<BaselineEditResult> {

@@ -1,4 +1,5 @@
-import { classifyIndicator, InventoryError, type IndicatorKind } from '../../domain/indicator.js';
+import { classifyIndicator, type IndicatorKind } from '../../domain/indicator.js';
+import { decodeInventoryCursor as decodeCursor, encodeInventoryCursor as encodeCursor } from '../inventory-cursor.js';
 import type {
   EndpointCallsPage, InventoryRepository, IocReport, OrgSummary, RepoUsageReport, RunsPage,
 } from '../inventory-port.js';
@@ -28,23 +29,6 @@ interface EndpointRow {
 }
 
 const MAX_ENDPOINT_IDS = 2000;
-
-function encodeCursor(parts: (string | number)[]): string {
-  return Buffer.from(`i1:${JSON.stringify(parts)}`).toString('base64url');
-}
-
-function decodeCursor(c: string, arity: number): (string | number)[] {
-  const s = Buffer.from(c, 'base64url').toString('utf8');
-  if (s.startsWith('i1:')) {
-    try {
-      const v = JSON.parse(s.slice(3)) as unknown;
-      if (Array.isArray(v) && v.length === arity && v.every((x) => typeof x === 'number' || typeof x === 'string')) return v;
-    } catch {
-      /* fall through */
-    }
-  }
-  throw new InventoryError(`invalid cursor "${c}": pass the next_cursor value returned by the previous page, or omit it to start over`);
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -76,7 +60,21 @@ export class SqliteInventoryRepository implements InventoryRepository {
     } else {
       rows = this.db.prepare('SELECT id, endpoint, host, port, is_ip FROM endpoints').all() as EndpointRow[];
     }
-    const ids = rows.filter((r) => c.test({ endpoint: r.endpoint, host: r.host, isIp: r.is_ip === 1 })).map((r) => r.id);
+    // The dictionary is shared by tenants: only endpoints this tenant used may fill the cap, or
+    // another tenant's endpoints would crowd this tenant's own out of the answer.
+    const used = this.db
+      .prepare(
+        `SELECT EXISTS (SELECT 1 FROM detections WHERE tenant_id = @tid AND endpoint_id = @eid)
+             OR EXISTS (SELECT 1 FROM baseline b JOIN jobs j ON j.id = b.job_ref WHERE j.tenant_id = @tid AND b.endpoint_id = @eid)
+             OR EXISTS (SELECT 1 FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref WHERE o.endpoint_id = @eid AND j.tenant_id = @tid)`,
+      )
+      .pluck();
+    const ids: number[] = [];
+    for (const r of rows) {
+      if (!c.test({ endpoint: r.endpoint, host: r.host, isIp: r.is_ip === 1 }) || used.get({ tid, eid: r.id }) !== 1) continue;
+      ids.push(r.id);
+      if (ids.length > MAX_ENDPOINT_IDS) break;
+    }
     return { indicator: c.norm, kind: c.kind, endpointIds: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 
@@ -151,7 +149,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
 
   /** Every (run, endpoint, process) observation of an endpoint tenant-wide, newest first, paged. */
   async findEndpointCalls(tenant: string, q: { endpoint: string; owner?: string; limit: number; cursor?: string | null }): Promise<EndpointCallsPage> {
-    const cur = q.cursor ? decodeCursor(q.cursor, 4) : null;
+    const cur = q.cursor ? decodeCursor(q.cursor, 5) : null;
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
@@ -163,9 +161,10 @@ export class SqliteInventoryRepository implements InventoryRepository {
     let pageCond = '';
     const pageParams: (string | number)[] = [];
     if (cur) {
-      // keyset on (first_ts DESC, run_ref DESC, endpoint_id DESC, process_id DESC)
-      pageCond = 'AND (o.first_ts, o.run_ref, o.endpoint_id, o.process_id) < (?, ?, ?, ?)';
-      pageParams.push(...(cur as number[]));
+      // keyset on the observation's whole key, blocked included: a call both allowed and blocked in
+      // one run at one time is two observations, and a page may end between them
+      pageCond = 'AND (o.first_ts, o.run_ref, o.endpoint_id, o.process_id, o.blocked) < (?, ?, ?, ?, ?)';
+      pageParams.push(...cur);
     }
     const rows = this.db
       .prepare(
@@ -174,7 +173,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
          WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond} ${pageCond}
-         ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC LIMIT ?`,
+         ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC, o.blocked DESC LIMIT ?`,
       )
       .all(tid, ...ownerParams, ...pageParams, q.limit + 1) as {
       first_ts: number; run_ref: number; endpoint_id: number; process_id: number; blocked: number; endpoint: string; owner: string; repo: string;
@@ -201,7 +200,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
         blocked: r.blocked === 1,
         timestamp: iso(r.first_ts),
       })),
-      next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.run_ref, last.endpoint_id, last.process_id]) : null,
+      next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.run_ref, last.endpoint_id, last.process_id, last.blocked]) : null,
     };
   }
 
@@ -272,7 +271,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     let pageCond = '';
     if (cur) {
       pageCond = 'AND (r.first_ts, r.id) < (?, ?)';
-      pageParams.push(Number(cur[0]), Number(cur[1]));
+      pageParams.push(cur[0]!, cur[1]!);
     }
     const rows = this.db
       .prepare(

@@ -9,6 +9,8 @@ import { PgIngestPort } from '../../../src/storage/postgres/ingest-port.js';
 import { SqliteIngestPort } from '../../../src/storage/sqlite/ingest-port.js';
 import type { DetectionRepository } from '../../../src/storage/store.js';
 import type { IngestPort } from '../../../src/storage/ingest-port.js';
+import type { InventoryRepository } from '../../../src/storage/inventory-port.js';
+import type { BaselineEditor } from '../../../src/storage/baseline-port.js';
 
 /** Time that only moves when a waiter sleeps: expiry is tested without waiting for it. */
 export class FakeClock implements LeaseClock {
@@ -27,6 +29,8 @@ export class FakeClock implements LeaseClock {
 /** One connection to a store, as one writer process has it. */
 export interface Connection {
   detections: DetectionRepository;
+  inventory: InventoryRepository;
+  baselines: BaselineEditor;
   /** the ingest port; its leases judged by `clock` when given (a fake one in tests of expiry) */
   ingest(clock?: FakeClock): IngestPort;
   close(): Promise<void>;
@@ -51,6 +55,8 @@ export async function openConnection(location: string): Promise<Connection> {
     await s.migrate();
     return {
       detections: s.detections,
+      inventory: s.inventory,
+      baselines: s.baselines,
       ingest: (clock) => (clock ? new PgIngestPort(s.pool, clock, 100) : new PgIngestPort(s.pool)),
       close: () => s.close(),
     };
@@ -58,6 +64,8 @@ export async function openConnection(location: string): Promise<Connection> {
   const s = SqliteStore.open(location);
   return {
     detections: s.detections,
+    inventory: s.inventory,
+    baselines: s.baselines,
     ingest: (clock) => (clock ? new SqliteIngestPort(s.db, new SqliteIngestLeases(s.db, clock, 100)) : s.ingest),
     close: async () => s.close(),
   };
