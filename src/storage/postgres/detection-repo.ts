@@ -9,7 +9,8 @@ import {
   type TenantStats,
 } from '../store.js';
 import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
-import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
+import type { Detection, DetectionStatus } from '../../domain/types.js';
+import { rowToDetection, type DetectionRow } from '../detection-row.js';
 
 /** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
 const DETECTION_SELECT = `
@@ -28,74 +29,6 @@ LEFT JOIN rules ru ON ru.tenant_id = d.tenant_id AND ru.id = d.rule_id
 LEFT JOIN call_verdicts cv ON cv.tenant_id = d.tenant_id AND cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id
   AND cv.process_id = d.process_id AND cv.blocked = (t.name = 'Domain-Blocked')`;
 
-interface Row {
-  id: number;
-  type: string;
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  run_id: string;
-  run_attempt: number;
-  gh_job_id: string | null;
-  expected_sample: string;
-  ts: number;
-  endpoint: string;
-  host: string;
-  is_ip: boolean;
-  ip: string | null;
-  direct_ip: boolean;
-  port: number | null;
-  protocol: string | null;
-  pname: string;
-  norm_name: string;
-  path: string | null;
-  sha256: string | null;
-  parent_chain: string;
-  status: number;
-  rule_uid: string | null;
-  ext: string;
-  matched_policy: string | null;
-  reason: string | null;
-}
-
-function toDetection(tenant: string, r: Row): Detection {
-  const status = STATUS_NAME[r.status] as DetectionStatus;
-  return {
-    id: String(r.id),
-    tenant,
-    detection_id: r.type,
-    owner: r.owner,
-    repo: r.repo,
-    workflow_path: r.workflow,
-    job: r.job,
-    job_id: r.gh_job_id,
-    run_id: r.run_id,
-    run_attempt: r.run_attempt,
-    timestamp: new Date(r.ts).toISOString(),
-    endpoint: r.endpoint,
-    host: r.is_ip ? null : r.host,
-    ip_address: r.ip,
-    direct_ip_address: r.direct_ip ? (r.ip ?? r.host) : null,
-    port: r.port,
-    protocol: (r.protocol as Protocol | null) ?? null,
-    tool: {
-      name: r.pname,
-      normalized_name: r.norm_name,
-      path: r.path,
-      sha256: r.sha256,
-      parent: JSON.parse(r.parent_chain) as ParentLink[],
-    },
-    expected_outbound_connections: JSON.parse(r.expected_sample) as string[],
-    status,
-    is_resolved: status === 'resolved',
-    is_suppressed: status === 'suppressed',
-    suppress_rule_id: r.rule_uid,
-    external_id: r.ext === '' ? null : r.ext,
-    ...(r.matched_policy != null ? { matched_policy: r.matched_policy } : {}),
-    ...(r.reason != null ? { reason: r.reason } : {}),
-  };
-}
 
 /** Parameters numbered as they are added ($1, $2, ...). */
 class Params {
@@ -164,11 +97,11 @@ export class PgDetectionRepository implements DetectionRepository {
     let sql = `${DETECTION_SELECT} WHERE ${this.where('d', tid, f, p)}`;
     if (cur) sql += ` AND (d.ts, d.id) < (${p.add(cur.ts)}::bigint, ${p.add(cur.id)}::bigint)`;
     sql += ` ORDER BY d.ts DESC, d.id DESC LIMIT ${p.add(limit + 1)} OFFSET ${p.add(offset)}`;
-    const [total, rows] = await Promise.all([this.total(tid, f), this.pool.query<Row>(sql, p.values).then((r) => r.rows)]);
+    const [total, rows] = await Promise.all([this.total(tid, f), this.pool.query<DetectionRow>(sql, p.values).then((r) => r.rows)]);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
-      detections: page.map((r) => toDetection(tenant, r)),
+      detections: page.map((r) => rowToDetection(tenant, r)),
       total,
       nextCursor: rows.length > limit && last ? encodeDetectionCursor(last.ts, last.id) : null,
     };
@@ -178,8 +111,8 @@ export class PgDetectionRepository implements DetectionRepository {
     if (!/^\d{1,15}$/.test(id)) return null;
     const tid = await this.tenantId(tenant);
     if (tid === undefined) return null;
-    const r = (await this.pool.query<Row>(`${DETECTION_SELECT} WHERE d.tenant_id = $1 AND d.id = $2`, [tid, Number(id)])).rows[0];
-    return r ? toDetection(tenant, r) : null;
+    const r = (await this.pool.query<DetectionRow>(`${DETECTION_SELECT} WHERE d.tenant_id = $1 AND d.id = $2`, [tid, Number(id)])).rows[0];
+    return r ? rowToDetection(tenant, r) : null;
   }
 
   async stats(tenant: string): Promise<TenantStats> {

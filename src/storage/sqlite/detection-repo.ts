@@ -8,7 +8,8 @@ import {
   type DetectionRepository,
   type TenantStats,
 } from '../store.js';
-import type { Detection, DetectionStatus, ParentLink, Protocol } from '../../domain/types.js';
+import type { Detection, DetectionStatus } from '../../domain/types.js';
+import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { statusOf } from './rollups.js';
 
 const DETECTION_SELECT = `
@@ -28,75 +29,6 @@ LEFT JOIN rules ru ON ru.id = ds.rule_id
 LEFT JOIN call_verdicts cv ON cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id AND cv.process_id = d.process_id
   AND cv.blocked = (t.name = 'Domain-Blocked')`;
 
-export interface DetectionRowRaw {
-  id: number;
-  type: string;
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  run_id: string;
-  run_attempt: number;
-  gh_job_id: string | null;
-  expected_sample: string;
-  ts: number;
-  endpoint: string;
-  host: string;
-  is_ip: number;
-  ip: string | null;
-  direct_ip: number;
-  port: number | null;
-  protocol: string | null;
-  pname: string;
-  norm_name: string;
-  path: string | null;
-  sha256: string | null;
-  parent_chain: string;
-  status: number;
-  rule_uid: string | null;
-  ext: string;
-  matched_policy?: string | null;
-  reason?: string | null;
-}
-
-export function rowToDetection(tenant: string, r: DetectionRowRaw): Detection {
-  const status = STATUS_NAME[r.status] as DetectionStatus;
-  return {
-    id: String(r.id),
-    tenant,
-    detection_id: r.type,
-    owner: r.owner,
-    repo: r.repo,
-    workflow_path: r.workflow,
-    job: r.job,
-    job_id: r.gh_job_id,
-    run_id: r.run_id,
-    run_attempt: r.run_attempt,
-    timestamp: new Date(r.ts).toISOString(),
-    endpoint: r.endpoint,
-    host: r.is_ip ? null : r.host,
-    ip_address: r.ip,
-    direct_ip_address: r.direct_ip ? (r.ip ?? r.host) : null,
-    port: r.port,
-    protocol: (r.protocol as Protocol | null) ?? null,
-    tool: {
-      name: r.pname,
-      normalized_name: r.norm_name,
-      path: r.path,
-      sha256: r.sha256,
-      parent: JSON.parse(r.parent_chain) as ParentLink[],
-    },
-    expected_outbound_connections: JSON.parse(r.expected_sample) as string[],
-    status,
-    is_resolved: status === 'resolved',
-    is_suppressed: status === 'suppressed',
-    suppress_rule_id: r.rule_uid,
-    external_id: r.ext === '' ? null : r.ext,
-    // present only when the producer gave a verdict, so a blocked call can show why
-    ...(r.matched_policy != null ? { matched_policy: r.matched_policy } : {}),
-    ...(r.reason != null ? { reason: r.reason } : {}),
-  };
-}
 
 function encodeCursor(ts: number, id: number): string {
   return Buffer.from(`d1:${ts}:${id}`).toString('base64url');
@@ -197,7 +129,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     }
     sql += ' ORDER BY d.ts DESC, d.id DESC LIMIT ? OFFSET ?';
     params.push(limit + 1, offset);
-    const rows = this.db.prepare(sql).all(...params) as DetectionRowRaw[];
+    const rows = this.db.prepare(sql).all(...params) as DetectionRow[];
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
@@ -210,7 +142,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
   async get(tenant: string, id: string): Promise<Detection | null> {
     const tid = this.tenantId(tenant);
     if (tid === undefined || !/^\d+$/.test(id)) return null;
-    const r = this.db.prepare(`${DETECTION_SELECT} WHERE d.tenant_id = ? AND d.id = ?`).get(tid, Number(id)) as DetectionRowRaw | undefined;
+    const r = this.db.prepare(`${DETECTION_SELECT} WHERE d.tenant_id = ? AND d.id = ?`).get(tid, Number(id)) as DetectionRow | undefined;
     return r ? rowToDetection(tenant, r) : null;
   }
 
