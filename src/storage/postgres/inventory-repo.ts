@@ -1,4 +1,5 @@
 import { classifyIndicator, type IndicatorKind } from '../../domain/indicator.js';
+import { iso, toEndpointCall, toRunSummary } from '../inventory-rows.js';
 import { decodeInventoryCursor, encodeInventoryCursor } from '../inventory-cursor.js';
 import type {
   EndpointCallsPage, InventoryRepository, IocReport, OrgSummary, RepoUsageReport, RunsPage,
@@ -24,7 +25,6 @@ interface EndpointMatch {
 /** The same cap as SQLite's: an indicator naming more endpoints is answered for the first ones, flagged truncated. */
 const MAX_ENDPOINT_IDS = 2000;
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const likeEscape = (s: string) => s.replace(/[%_\\]/g, '\\$&');
 /** sorted as JavaScript sorts strings, which is what SQLite's answer goes through */
 const sorted = (xs: string[] | null) => [...(xs ?? [])].sort();
@@ -158,20 +158,7 @@ export class PgInventoryRepository implements InventoryRepository {
       truncated: m.truncated,
       total: agg.rows[0]!.n,
       distinct_runs: agg.rows[0]!.runs,
-      calls: page.map((r) => ({
-        endpoint: r.endpoint,
-        owner: r.owner,
-        repo: r.repo,
-        workflow: r.workflow,
-        job: r.job,
-        run_id: r.run_id,
-        run_attempt: r.run_attempt,
-        job_id: r.gh_job_id,
-        process: r.pname,
-        process_sha256: r.sha256,
-        blocked: r.blocked,
-        timestamp: iso(r.first_ts),
-      })),
+      calls: page.map(toEndpointCall),
       next_cursor:
         rows.rows.length > q.limit && last ? encodeInventoryCursor([last.first_ts, last.run_ref, last.endpoint_id, last.process_id, last.blocked ? 1 : 0]) : null,
     };
@@ -259,21 +246,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const last = page[page.length - 1];
     return {
       total: total.rows[0]!.n,
-      runs: page.map((r) => ({
-        owner: r.owner,
-        repo: r.repo,
-        workflow: r.workflow,
-        job: r.job,
-        run_id: r.run_id,
-        run_attempt: r.run_attempt,
-        job_id: r.gh_job_id,
-        started_at: iso(r.first_ts),
-        ended_at: iso(r.last_ts),
-        completed: r.completed,
-        learning: r.learning,
-        detections: r.detections,
-        new_detections: r.new_detections,
-      })),
+      runs: page.map(toRunSummary),
       next_cursor: rows.rows.length > q.limit && last ? encodeInventoryCursor([last.first_ts, last.id]) : null,
     };
   }

@@ -1,4 +1,5 @@
 import { classifyIndicator, type IndicatorKind } from '../../domain/indicator.js';
+import { iso, toEndpointCall, toRunSummary } from '../inventory-rows.js';
 import { decodeInventoryCursor as decodeCursor, encodeInventoryCursor as encodeCursor } from '../inventory-cursor.js';
 import type {
   EndpointCallsPage, InventoryRepository, IocReport, OrgSummary, RepoUsageReport, RunsPage,
@@ -30,7 +31,6 @@ interface EndpointRow {
 
 const MAX_ENDPOINT_IDS = 2000;
 
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export class SqliteInventoryRepository implements InventoryRepository {
   constructor(private readonly db: SqliteDatabase) {}
@@ -186,20 +186,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
       truncated: m.truncated,
       total: agg.n,
       distinct_runs: agg.runs,
-      calls: page.map((r) => ({
-        endpoint: r.endpoint,
-        owner: r.owner,
-        repo: r.repo,
-        workflow: r.workflow,
-        job: r.job,
-        run_id: r.run_id,
-        run_attempt: r.run_attempt,
-        job_id: r.gh_job_id,
-        process: r.pname,
-        process_sha256: r.sha256,
-        blocked: r.blocked === 1,
-        timestamp: iso(r.first_ts),
-      })),
+      calls: page.map(toEndpointCall),
       next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.run_ref, last.endpoint_id, last.process_id, last.blocked]) : null,
     };
   }
@@ -289,21 +276,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const last = page[page.length - 1];
     return {
       total,
-      runs: page.map((r) => ({
-        owner: r.owner,
-        repo: r.repo,
-        workflow: r.workflow,
-        job: r.job,
-        run_id: r.run_id,
-        run_attempt: r.run_attempt,
-        job_id: r.gh_job_id,
-        started_at: iso(r.first_ts),
-        ended_at: iso(r.last_ts),
-        completed: r.completed === 1,
-        learning: r.learning === 1,
-        detections: r.detections,
-        new_detections: r.new_detections,
-      })),
+      runs: page.map(toRunSummary),
       next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.id]) : null,
     };
   }
