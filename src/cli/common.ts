@@ -16,10 +16,18 @@ export interface StoreOptions {
   json?: boolean;
 }
 
-/** --db, --tenant, --config and --json, shared by every command that reads the store. */
-export function withStoreOptions(cmd: Command, { json = true }: { json?: boolean } = {}): Command {
+const DB_HELP = {
+  any: 'store: a SQLite file, or a postgres://user:password@host:port/database URL for the shared PostgreSQL store',
+  sqlite: 'store: a SQLite file (this command does not run on PostgreSQL yet, docs/scale-out.md)',
+} as const;
+
+/**
+ * --db, --tenant, --config and --json, shared by every command that reads the store. `backends`:
+ * 'any' for a command opened through withPorts (SQLite or PostgreSQL), 'sqlite' for one still on withStore.
+ */
+export function withStoreOptions(cmd: Command, { json = true, backends = 'sqlite' }: { json?: boolean; backends?: 'any' | 'sqlite' } = {}): Command {
   cmd
-    .addOption(new Option('--db <path>', 'store: a SQLite file, or a postgres://user:password@host:port/database URL where the command runs on PostgreSQL (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)'))
+    .addOption(new Option(backends === 'any' ? '--db <location>' : '--db <path>', `${DB_HELP[backends]} (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)`))
     .addOption(new Option('--tenant <name>', 'tenant (env EGRESS_TRIAGE_TENANT, default "default")'))
     .addOption(new Option('--config <file>', 'config file (env EGRESS_TRIAGE_CONFIG, default ./egress-triage.yaml if present)'));
   if (json) cmd.option('--json', 'print machine-readable JSON');

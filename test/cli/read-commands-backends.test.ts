@@ -142,3 +142,14 @@ test('a command that does not run on PostgreSQL yet refuses the URL instead of o
     assert.match(r.stderr, /postgres:\/\/u:\*\*\*@db\.internal\/et \(from --db\) is a PostgreSQL store, and this command does not run on PostgreSQL yet/);
   }
 });
+
+test('--help says which commands take a PostgreSQL URL', async () => {
+  for (const args of [['stats'], ['detections', 'list'], ['baseline', 'show'], ['ingest']]) {
+    const r = await cli([...args, '--help']);
+    assert.match(r.stdout.replace(/\s+/g, ' '), /--db <location> store: a SQLite file, or a postgres:\/\/user:password@host:port\/database URL/, args.join(' '));
+  }
+  for (const args of [['analyze'], ['rules', 'list'], ['baseline', 'expect']]) {
+    const r = await cli([...args, '--help']);
+    assert.match(r.stdout.replace(/\s+/g, ' '), /--db <path> store: a SQLite file \(this command does not run on PostgreSQL yet/, args.join(' '));
+  }
+});

@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--workflow <path>', 'only this workflow, e.g. .github/workflows/ci.yml')
     .option('--job <job>', 'only this job')
     .option('--all', 'also list endpoints seen but not yet in the baseline');
-  withStoreOptions(show).action(async (opts: ShowOpts) => {
+  withStoreOptions(show, { backends: 'any' }).action(async (opts: ShowOpts) => {
     await withPorts(opts, async ({ ports, tenant, json }) => {
       const views = await ports.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
       if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, EXIT.NOT_FOUND);
