@@ -2,6 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import type { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import type { IngestTarget } from '../src/cli/commands/ingest.js';
+import { suppressorFor } from '../src/rules/suppressor.js';
 
 export const CLI = resolve('dist/src/cli/main.js');
 
@@ -82,3 +85,12 @@ export function ndjson(events: Record<string, unknown>[]): string {
  */
 export const DETECTIONS = `(SELECT d0.*, coalesce(s0.status, 0) AS status, coalesce(s0.rule_id, 0) AS rule_id
   FROM detections d0 LEFT JOIN detection_status s0 ON s0.id = d0.id)`;
+
+/** The ingest ports of a SQLite store built directly in a test, as the picker hands them to `ingest`. */
+export function sqliteIngestTarget(store: SqliteStore): IngestTarget {
+  return {
+    ingest: store.ingest,
+    setLearningRuns: async (n) => store.setMeta('learning_runs', String(n)),
+    ingestSuppressor: (tenant, extra) => suppressorFor(store, tenant, extra),
+  };
+}

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { out } from './output.js';
+import { explainStoreError, openStore, resolveStoreLocation, StoreMissingError, StoreUnavailableError, type OpenStore, type StoreLocation } from '../storage/open-store.js';
 
 export interface StoreOptions {
   db?: string;
@@ -15,10 +16,18 @@ export interface StoreOptions {
   json?: boolean;
 }
 
-/** --db, --tenant, --config and --json, shared by every command that reads the store. */
-export function withStoreOptions(cmd: Command, { json = true }: { json?: boolean } = {}): Command {
+const DB_HELP = {
+  any: 'store: a SQLite file, or a postgres://user:password@host:port/database URL for the shared PostgreSQL store',
+  sqlite: 'store: a SQLite file (this command does not run on PostgreSQL yet, docs/scale-out.md)',
+} as const;
+
+/**
+ * --db, --tenant, --config and --json, shared by every command that reads the store. `backends`:
+ * 'any' for a command opened through withPorts (SQLite or PostgreSQL), 'sqlite' for one still on withStore.
+ */
+export function withStoreOptions(cmd: Command, { json = true, backends = 'sqlite' }: { json?: boolean; backends?: 'any' | 'sqlite' } = {}): Command {
   cmd
-    .addOption(new Option('--db <path>', 'SQLite store file (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)'))
+    .addOption(new Option(backends === 'any' ? '--db <location>' : '--db <path>', `${DB_HELP[backends]} (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)`))
     .addOption(new Option('--tenant <name>', 'tenant (env EGRESS_TRIAGE_TENANT, default "default")'))
     .addOption(new Option('--config <file>', 'config file (env EGRESS_TRIAGE_CONFIG, default ./egress-triage.yaml if present)'));
   if (json) cmd.option('--json', 'print machine-readable JSON');
@@ -83,6 +92,15 @@ export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => 
     throw new UserError(`--tenant: ${(err as Error).message}`);
   }
   const config = loadCliConfig(opts);
+  const loc = resolveStoreLocation(opts.db);
+  if (loc.backend === 'postgres') {
+    // Not a path: read as one it would name a missing file, or create a stray SQLite store.
+    throw new UserError(
+      `${loc.display} (from ${loc.from}) is a PostgreSQL store, and this command does not run on PostgreSQL yet ` +
+        '(docs/scale-out.md, "What runs on PostgreSQL today"): give it a SQLite store file',
+      EXIT.USAGE,
+    );
+  }
   const dbPath = resolveDbPath(opts.db);
   if (mode === 'read') requireExistingStore(dbPath, dbSource(opts));
   let store: SqliteStore;
@@ -99,6 +117,62 @@ export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => 
     throw err;
   } finally {
     store.close();
+  }
+}
+
+export interface PortsContext {
+  /** the store's ports, on whichever backend --db / EGRESS_TRIAGE_DB selects */
+  ports: OpenStore;
+  tenant: string;
+  location: StoreLocation;
+  config: ConfigFile;
+  json: boolean;
+}
+
+/** A store failure as the documented exit code: NOT_FOUND for a missing database, IO for the rest. */
+function storeFailure(loc: StoreLocation, err: unknown): unknown {
+  if (err instanceof StoreUnavailableError) return new UserError(err.message, err.kind === 'not_found' ? EXIT.NOT_FOUND : EXIT.IO);
+  const problem = storeProblem(err);
+  if (problem) return new UserError(`store ${loc.display}: ${problem}`, EXIT.IO);
+  return err;
+}
+
+/**
+ * Like withStore, through the backend picker (storage/open-store.ts): a SQLite file or a
+ * PostgreSQL URL. For the commands whose ports every backend implements.
+ */
+export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) => Promise<T> | T, mode: StoreMode = 'read'): Promise<T> {
+  let tenant: string;
+  try {
+    tenant = resolveTenant(opts.tenant);
+  } catch (err) {
+    throw new UserError(`--tenant: ${(err as Error).message}`);
+  }
+  const config = loadCliConfig(opts);
+  const location = resolveStoreLocation(opts.db);
+  // The same message as withStore for a missing SQLite file, with how to create one.
+  if (mode === 'read' && location.backend === 'sqlite') requireExistingStore(location.target, location.from);
+  let ports: OpenStore;
+  try {
+    ports = await openStore(location, mode);
+  } catch (err) {
+    if (err instanceof StoreMissingError) throw new UserError(err.message, EXIT.NOT_FOUND);
+    if (err instanceof StoreUnavailableError) throw storeFailure(location, err);
+    throw new UserError(`cannot open store ${location.display}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
+  }
+  try {
+    return await fn({ ports, tenant, location, config, json: Boolean(opts.json) });
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    let e = err;
+    try {
+      explainStoreError(location, err);
+    } catch (explained) {
+      e = explained;
+    }
+    throw storeFailure(location, e);
+  } finally {
+    await ports.close();
   }
 }
 

@@ -15,6 +15,10 @@ import { PgIngestPort } from './postgres/ingest-port.js';
 import type { PolicyStateBackend } from './policy-state.js';
 import { SqlitePolicyState } from './sqlite/policy-state.js';
 import { RedisPolicyState, parseRedisStateUrl } from '../state/redis/state.js';
+import type { Suppressor } from '../domain/subject.js';
+import { suppressorFor } from '../rules/suppressor.js';
+import { noRulesSuppressor } from '../rules/no-rules-suppressor.js';
+import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
@@ -94,6 +98,15 @@ export interface OpenStore {
   leases: IngestLeases;
   /** the ingest write contract (storage/ingest-port.ts) */
   ingest: IngestPort;
+  /** Records the learning window ingest runs with (store-wide): stats counts the jobs still learning by it. */
+  setLearningRuns(n: number): Promise<void>;
+  /**
+   * The ingest-time suppressor of a tenant. SQLite: the tenant's active rules, behind the
+   * never-suppress guards. PostgreSQL: rules are not on PostgreSQL yet (the rules commands open
+   * SQLite), so no rule can exist there and nothing is suppressed on ingest; impostor binaries are
+   * still kept out of the baseline (rules/no-rules-suppressor.ts).
+   */
+  ingestSuppressor(tenant: string, extraRiskyDestinations?: string[]): Suppressor;
   close(): Promise<void>;
 }
 
@@ -117,13 +130,23 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       explainStoreError(loc, err);
     }
     const ingest = new PgIngestPort(s.pool);
-    return { backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest, close: () => s.close() };
+    return {
+      backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest,
+      setLearningRuns: (n) => s.setMeta('learning_runs', String(n)).catch((e) => explainStoreError(loc, e)),
+      ingestSuppressor: (_tenant, extra) => noRulesSuppressor(riskyDestinations(extra)),
+      close: () => s.close(),
+    };
   }
   if (mode === 'read' && loc.target !== ':memory:' && !existsSync(loc.target)) {
     throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
   }
   const s = SqliteStore.open(loc.target);
-  return { backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest, close: async () => s.close() };
+  return {
+    backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,
+    setLearningRuns: async (n) => s.setMeta('learning_runs', String(n)),
+    ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
+    close: async () => s.close(),
+  };
 }
 
 // ----- policy state -----

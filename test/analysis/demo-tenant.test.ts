@@ -7,14 +7,14 @@ import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-pr
 import { RulesService } from '../../src/rules/service.js';
 import { renderAnalysisTable } from '../../src/analysis/render.js';
 import { rollupMismatches, tmpStore } from './helpers.js';
-import { DETECTIONS } from '../helpers.js';
+import { DETECTIONS, sqliteIngestTarget } from '../helpers.js';
 
 test('demo tenant: genuine tailscaled is a candidate, the renamed impostor is not and stays visible', async () => {
   const { store, dir, cleanup } = tmpStore();
   try {
     const file = join(dir, 'events.ndjson.gz');
     await writeTenant({ runs: 14, seed: 3, events: 40_000 }, file);
-    await runIngest(store, [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
+    await runIngest(sqliteIngestTarget(store), [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
     const rules = new RulesService(store);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: 'default', limit: 100 }, { rules });
     const ts = res.processes.find((p) => p.process === 'tailscaled');

@@ -1,3 +1,4 @@
+import { sqliteIngestTarget } from '../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ test('analyze output is unchanged: golden JSON of the demo tenant, filtered and 
   try {
     const file = join(dir, 'events.ndjson.gz');
     await writeTenant(GOLDEN_TENANT, file);
-    await runIngest(store, [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
+    await runIngest(sqliteIngestTarget(store), [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
     const rules = new RulesService(store);
     const outs = await goldenOutputs(
       (input) => analyzeAnomalousCallsByProcess(store, input, { rules }),

@@ -9,7 +9,7 @@ import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-pr
 import type { ProcessInfo } from '../../src/domain/types.js';
 import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
 import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { DETECTIONS } from '../helpers.js';
+import { DETECTIONS, sqliteIngestTarget } from '../helpers.js';
 
 const NOC = 'New-Outbound-Network-Call';
 
@@ -25,7 +25,7 @@ test('demo tenant: no rule can hide the tailscaled impostor, whatever its condit
   try {
     const file = join(dir, 'events.ndjson.gz');
     await writeTenant({ runs: 14, seed: 1, events: 40_000 }, file);
-    await runIngest(store, [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
+    await runIngest(sqliteIngestTarget(store), [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
     const imp = SCENARIO.impostor.sha256;
     const before = countBySha(store, imp, 0);
     assert.ok(before > 0, 'the impostor raised detections');

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
+import { withStore, withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { BaselineError } from '../../storage/baseline-port.js';
@@ -31,9 +31,9 @@ export function register(program: Command): void {
     .option('--workflow <path>', 'only this workflow, e.g. .github/workflows/ci.yml')
     .option('--job <job>', 'only this job')
     .option('--all', 'also list endpoints seen but not yet in the baseline');
-  withStoreOptions(show).action(async (opts: ShowOpts) => {
-    await withStore(opts, async ({ store, tenant, json }) => {
-      const views = await store.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
+  withStoreOptions(show, { backends: 'any' }).action(async (opts: ShowOpts) => {
+    await withPorts(opts, async ({ ports, tenant, json }) => {
+      const views = await ports.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
       if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, jobs: views });
       for (const v of views) {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { withStore, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
+import { withStore, withPorts, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
@@ -65,13 +65,16 @@ export function register(program: Command): void {
       log(`Generating a sample tenant (${opts.runs} runs per job, seed ${opts.seed}, ~${opts.events} events) ...`);
       const gen = await writeTenant({ runs: opts.runs, seed: opts.seed, events: opts.events }, events);
       log(`  ${gen.events} events, ${gen.jobRuns} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
-      await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
-        store.setMeta(DEMO_MARK, '1');
-        log('Ingesting into the embedded store ...');
-        const ingest = await runIngest(store, [relative(process.cwd(), events) || events], {
+      // Marked before anything else is written: a demo store cut short is still the demo's to replace.
+      await withStore({ db, tenant: 'default' }, ({ store }) => store.setMeta(DEMO_MARK, '1'), 'create');
+      log('Ingesting into the embedded store ...');
+      const ingest = await withPorts({ db, tenant: 'default' }, ({ ports, config, tenant }) =>
+        runIngest(ports, [relative(process.cwd(), events) || events], {
           tenant, format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, config), progress: wantsProgress(opts.json),
           riskyDestinations: config.risky_destinations,
-        });
+        }),
+      );
+      await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
         const analysis = await analyzeAnomalousCallsByProcess(store, {
           tenant, limit: 15, dashboardUrl: resolveDashboardUrl(undefined), extraRiskyDestinations: config.risky_destinations,
         });

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { withStore, withStoreOptions, printJson, parseIntOption, formatTable, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, parseIntOption, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
-import { CursorError } from '../../storage/sqlite/detection-repo.js';
+import { CursorError } from '../../storage/detection-cursor.js';
 import { dashboardUrl, resolveDashboardUrl } from '../../domain/dashboard.js';
 
 interface ListOpts extends StoreOptions, FilterOptionValues {
@@ -20,14 +20,14 @@ export function register(program: Command): void {
     .option('--limit <n>', 'page size', parseIntOption('--limit', 1, 10_000), 50)
     .option('--cursor <cursor>', 'next_cursor from a previous page')
     .option('--dashboard-url <url>', 'dashboard base URL (env EGRESS_TRIAGE_DASHBOARD_URL)');
-  withStoreOptions(list).action(async (opts: ListOpts) => {
+  withStoreOptions(list, { backends: 'any' }).action(async (opts: ListOpts) => {
     // validated before the store is opened: a bad filter is a usage error whatever the store holds
     const filter = filterFromOptions(opts, { status: 'all' });
-    await withStore(opts, async ({ store, tenant, json, config }) => {
+    await withPorts(opts, async ({ ports, tenant, json, config }) => {
       const base = resolveDashboardUrl(opts.dashboardUrl ?? config.dashboard_url);
       let page;
       try {
-        page = await store.detections.list(tenant, filter, opts.limit, opts.cursor);
+        page = await ports.detections.list(tenant, filter, opts.limit, opts.cursor);
       } catch (err) {
         if (err instanceof CursorError) throw new UserError(`--cursor: ${err.message}`);
         throw err;

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { withStore, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions, type CliContext } from '../common.js';
+import { withPorts, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions, type PortsContext } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
@@ -11,9 +11,8 @@ import { AllowedEndpoints, parseAllowedEndpoints, RiskyCoverageError } from '../
 import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import type { JobContext } from '../../domain/types.js';
-import { makeSuppressorFor } from '../../rules/suppressor.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
-import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
+import type { OpenStore } from '../../storage/open-store.js';
 import { accessSync, constants, statSync } from 'node:fs';
 
 /** Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory. */
@@ -76,13 +75,16 @@ export interface IngestRunResult {
   totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; elapsedMs: number; eventsPerSecond: number; peakRssMiB: number };
 }
 
+/** What ingest needs of the store: the picker's ports (storage/open-store.ts), on either backend. */
+export type IngestTarget = Pick<OpenStore, 'ingest' | 'setLearningRuns' | 'ingestSuppressor'>;
+
 /** Shared by `ingest` and `demo`. Shows a progress bar on a TTY. */
 export async function runIngest(
-  store: SqliteStore,
+  store: IngestTarget,
   files: string[],
   o: { tenant: string; format: IngestFormat | 'auto'; strict: boolean; defaults: Partial<JobContext>; engine: EngineConfig; progress: boolean; riskyDestinations?: string[] },
 ): Promise<IngestRunResult> {
-  store.setMeta('learning_runs', String(o.engine.learningRuns));
+  await store.setLearningRuns(o.engine.learningRuns);
   const bar = o.progress
     ? new cliProgress.SingleBar(
         {
@@ -102,7 +104,7 @@ export async function runIngest(
     strict: o.strict,
     defaults: o.defaults,
     engine: o.engine,
-    suppressorFor: makeSuppressorFor(o.riskyDestinations),
+    suppressorFor: (s, tenant) => s.ingestSuppressor(tenant, o.riskyDestinations),
     leaseTtlMs: ingestLeaseTtlMs(process.env),
     onLeaseEvent: reportLeaseEvent,
     onProgress: bar
@@ -175,7 +177,7 @@ export function renderIngestSummary(r: IngestRunResult): string {
   return out.join('\n');
 }
 
-async function ingestCommand(files: string[], opts: IngestOpts, { store, tenant, config, json }: CliContext): Promise<void> {
+async function ingestCommand(files: string[], opts: IngestOpts, { ports, tenant, config, json }: PortsContext): Promise<void> {
   const defaults: Partial<JobContext> = {};
   if (opts.owner) defaults.owner = opts.owner;
   if (opts.repo) defaults.repo = opts.repo;
@@ -184,7 +186,7 @@ async function ingestCommand(files: string[], opts: IngestOpts, { store, tenant,
   if (opts.runId) defaults.runId = opts.runId;
   if (opts.runAttempt) defaults.runAttempt = opts.runAttempt;
   if (opts.jobId) defaults.jobId = opts.jobId;
-  const result = await runIngest(store, files, {
+  const result = await runIngest(ports, files, {
     tenant,
     format: opts.format,
     strict: Boolean(opts.strict),
@@ -217,10 +219,10 @@ export function register(program: Command): void {
     .option('--learning-runs <n>', `completed runs a job learns before raising detections (default ${DEFAULT_ENGINE_CONFIG.learningRuns})`, parseIntOption('--learning-runs', 0))
     .option('--promote-after <n>', `completed runs after which a new endpoint joins the baseline (default ${DEFAULT_ENGINE_CONFIG.promoteAfterRuns})`, parseIntOption('--promote-after', 1))
     .option('--allowed-endpoints <list>', 'Harden-Runner allowed endpoints, e.g. "github.com:443 *.npmjs.org"');
-  withStoreOptions(cmd).action(async (files: string[], opts: IngestOpts) => {
+  withStoreOptions(cmd, { backends: 'any' }).action(async (files: string[], opts: IngestOpts) => {
     const sources = files.length ? files : ['-'];
     // Before the store is opened: a mistyped input path must not create an empty store.
     for (const f of sources) checkSource(f);
-    await withStore(opts, (ctx) => ingestCommand(sources, opts, ctx), 'create');
+    await withPorts(opts, (ctx) => ingestCommand(sources, opts, ctx), 'create');
   });
 }

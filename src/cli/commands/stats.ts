@@ -1,12 +1,13 @@
 import { Command } from 'commander';
 import { out } from '../output.js';
-import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 
 export function register(program: Command): void {
   const cmd = program.command('stats').description('Summarise what the store holds for a tenant');
-  withStoreOptions(cmd).action(async (opts: StoreOptions) => {
-    await withStore(opts, async ({ store, tenant, json, dbPath }) => {
-      const s = await store.detections.stats(tenant);
+  withStoreOptions(cmd, { backends: 'any' }).action(async (opts: StoreOptions) => {
+    await withPorts(opts, async ({ ports, tenant, json, location }) => {
+      const dbPath = location.display;
+      const s = await ports.detections.stats(tenant);
       if (json) return printJson({ db: dbPath, ...s });
       out(
         `tenant ${s.tenant} (${dbPath})\n` +

@@ -44,6 +44,11 @@ export class PgStore implements SchemaPort {
     return migratePostgres(this.pool);
   }
 
+  /** A store-wide setting (the meta table), as SqliteStore.setMeta: `learning_runs`, read by stats. */
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.pool.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

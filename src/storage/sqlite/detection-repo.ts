@@ -1,4 +1,6 @@
 import type { SqliteDatabase } from './db.js';
+// The cursor is shared by every backend: one format, one error class (CursorError).
+import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
 import {
   STATUS_CODE,
   STATUS_NAME,
@@ -29,18 +31,6 @@ LEFT JOIN rules ru ON ru.id = ds.rule_id
 LEFT JOIN call_verdicts cv ON cv.run_ref = d.run_ref AND cv.endpoint_id = d.endpoint_id AND cv.process_id = d.process_id
   AND cv.blocked = (t.name = 'Domain-Blocked')`;
 
-
-function encodeCursor(ts: number, id: number): string {
-  return Buffer.from(`d1:${ts}:${id}`).toString('base64url');
-}
-
-export class CursorError extends Error {}
-
-function decodeCursor(c: string): { ts: number; id: number } {
-  const m = /^d1:(-?\d+):(\d+)$/.exec(Buffer.from(c, 'base64url').toString('utf8'));
-  if (!m) throw new CursorError(`invalid cursor "${c}": pass the next_cursor value returned by the previous page`);
-  return { ts: Number(m[1]), id: Number(m[2]) };
-}
 
 export class SqliteDetectionRepository implements DetectionRepository {
   constructor(private readonly db: SqliteDatabase) {}
@@ -117,7 +107,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
 
   async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null, offset = 0): Promise<DetectionPage> {
     const tid = this.tenantId(tenant);
-    const cur = cursor ? decodeCursor(cursor) : null;
+    const cur = cursor ? decodeDetectionCursor(cursor) : null;
     if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
     const w = this.where(tid, f);
     const total = this.total(tid, f);
@@ -135,7 +125,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     return {
       detections: page.map((r) => rowToDetection(tenant, r)),
       total,
-      nextCursor: rows.length > limit && last ? encodeCursor(last.ts, last.id) : null,
+      nextCursor: rows.length > limit && last ? encodeDetectionCursor(last.ts, last.id) : null,
     };
   }
 
