@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withStore, withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { BaselineError } from '../../storage/baseline-port.js';
@@ -50,12 +50,12 @@ export function register(program: Command): void {
     'expect',
     'Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)',
   );
-  withStoreOptions(expect).action(async (opts: ExpectOpts) => {
+  withStoreOptions(expect, { backends: 'any' }).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
-    await withStore(opts, async ({ store, tenant, json, config }) => {
+    await withPorts(opts, async ({ ports, tenant, json, config }) => {
       let r;
       try {
-        r = await store.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
+        r = await ports.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
       } catch (err) {
         if (err instanceof BaselineError) throw new UserError(`--endpoint: ${err.message}`, EXIT.REFUSED);
         throw err;
@@ -70,10 +70,10 @@ export function register(program: Command): void {
     'unexpect',
     'Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned',
   );
-  withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
+  withStoreOptions(unexpect, { backends: 'any' }).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
-    await withStore(opts, async ({ store, tenant, json }) => {
-      const r = await store.baselines.unmarkExpected(tenant, opts, opts.endpoint);
+    await withPorts(opts, async ({ ports, tenant, json }) => {
+      const r = await ports.baselines.unmarkExpected(tenant, opts, opts.endpoint);
       if (r.jobs.length === 0) throw new UserError(`${opts.endpoint} is not expected in any job of ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
