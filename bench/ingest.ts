@@ -38,6 +38,9 @@ function bareChild(file: string): BareTotals {
   return JSON.parse(r.stdout) as BareTotals;
 }
 
+/** Issue 9: peak RSS of the ingest on the 5M-event file stays under this. */
+const RSS_BUDGET_MIB = 400;
+
 function removeStore(db: string): void {
   for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
 }
@@ -82,6 +85,7 @@ export async function runIngestBench(opts: { events?: number; bigEvents?: number
       elapsed_s: +(r.elapsedMs / 1000).toFixed(2),
       events_per_s: r.eventsPerSecond,
       peak_rss_mib: r.peakRssMiB,
+      ...(label === 'ingest_5M' ? { peak_rss_within_budget: r.peakRssMiB < RSS_BUDGET_MIB } : {}),
       store_mib: +(bytes / 1048576).toFixed(1),
       store_bytes_per_detection: r.detections ? Math.round(bytes / r.detections) : null,
       generate_s: +(genMs / 1000).toFixed(2),

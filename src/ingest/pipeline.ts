@@ -10,6 +10,7 @@ import type { IngestFormat } from './adapters/types.js';
 import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 import { SourceReadError } from './input.js';
+import { limitHeapGrowth } from './heap-growth.js';
 
 /** What the pipeline needs of a store: the ingest write contract. */
 export interface IngestStore {
@@ -240,6 +241,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   }
 
   async ingest(path: string, stdin?: NodeJS.ReadableStream): Promise<SourceSummary> {
+    // Before the worker starts, so its heap grows by the same rule (peak RSS budget, heap-growth.ts).
+    limitHeapGrowth();
     const started = Date.now();
     const startedIso = new Date(started).toISOString();
     const port = this.store.ingest;
