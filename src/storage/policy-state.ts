@@ -167,6 +167,13 @@ export interface AuditSink {
 /** The backend cannot be reached at start (ready() rejects with it): the CLI exits with EXIT.IO. */
 export class PolicyStateUnavailableError extends Error {
   override name = 'PolicyStateUnavailableError';
+  constructor(
+    message: string,
+    /** the option that named the unreachable backend, for the CLI's message */
+    readonly flag: '--state' | '--db' = '--state',
+  ) {
+    super(message);
+  }
 }
 
 export interface PolicyStateBackend {

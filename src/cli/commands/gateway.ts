@@ -143,7 +143,7 @@ export function register(program: Command): void {
         process.exitCode = code;
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
-        if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
+        if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
           throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`, err.code === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);

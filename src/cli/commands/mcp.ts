@@ -73,7 +73,7 @@ async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
+    if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
     if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
       throw new UserError(`--policy: ${(e as Error).message}`, EXIT.REJECTED);
     }

@@ -70,7 +70,7 @@ export class PgPolicyState implements PolicyStateBackend {
         this.key = r.rows[0]!.value;
       } catch (e) {
         this.starting = undefined;
-        throw new PolicyStateUnavailableError(`policy state: ${this.explain(e).message}`);
+        throw new PolicyStateUnavailableError(`policy state: ${this.explain(e).message}`, '--db');
       }
     })();
     return this.starting;
