@@ -90,6 +90,8 @@ function isObj(v: unknown): v is Record<string, unknown> {
 }
 
 export class PolicyProxy {
+  /** The audit write the next answer waits for (only a networked store has one). */
+  private auditWrite?: Promise<void>;
   private readonly calls = new Map<Id, Call>();
   /** Ids of downstream requests forwarded and not yet answered (besides tools/call), for routing. */
   private readonly openRequests = new Map<Id, string>();
@@ -557,7 +559,15 @@ export class PolicyProxy {
         policy_hash: a.policyHash.slice(0, 16),
         approval_id: a.approvalId || undefined,
       };
-      this.o.state.audit.append(r, this.o.holder.current.engine.file.audit?.sync ?? true);
+      const written = this.o.state.audit.append(r, this.o.holder.current.engine.file.audit?.sync ?? true);
+      if (written) {
+        // A networked store writes asynchronously: answers wait for it (sendDown), in their order.
+        const w = Promise.resolve(written).catch((e: Error) => this.o.log?.(`audit failed: ${e.message}`));
+        this.auditWrite = w;
+        void w.then(() => {
+          if (this.auditWrite === w) this.auditWrite = undefined;
+        });
+      }
     } catch (e) {
       this.o.log?.(`audit failed: ${(e as Error).message}`);
     }
@@ -583,6 +593,14 @@ export class PolicyProxy {
   }
 
   private sendDown(m: Msg, relatedRequestId?: Id): void {
+    if (this.auditWrite) {
+      void this.auditWrite.then(() => this.sendDownNow(m, relatedRequestId));
+      return;
+    }
+    this.sendDownNow(m, relatedRequestId);
+  }
+
+  private sendDownNow(m: Msg, relatedRequestId?: Id): void {
     const opts = this.o.relateDownstream && relatedRequestId !== undefined ? { relatedRequestId } : undefined;
     try {
       this.o.downstream.send(m as unknown as JSONRPCMessage, opts).catch((e: Error) => this.o.log?.(`downstream send failed: ${e.message}`));
@@ -604,7 +622,8 @@ export class PolicyProxy {
     this.openRequests.clear();
     this.closed = true;
     this.o.holder.off('reload', this.onReload);
-    this.o.state.audit.flush();
+    await this.o.state.audit.flush();
+    await this.auditWrite;
     const { downstream, upstream } = this.o;
     if (side !== 'upstream') await (this.o.closeUpstream ?? (() => upstream.close()))().catch(() => undefined);
     if (side !== 'downstream') await downstream.close().catch(() => undefined);

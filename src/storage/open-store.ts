@@ -14,6 +14,7 @@ import type { BaselineEditor } from './baseline-port.js';
 import { PgIngestPort } from './postgres/ingest-port.js';
 import type { PolicyStateBackend } from './policy-state.js';
 import { SqlitePolicyState } from './sqlite/policy-state.js';
+import { PgPolicyState } from './postgres/policy-state.js';
 import { RedisPolicyState, parseRedisStateUrl } from '../state/redis/state.js';
 import type { Suppressor } from '../domain/subject.js';
 import { suppressorFor } from '../rules/suppressor.js';
@@ -152,8 +153,12 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
 // ----- policy state -----
 
 export interface OpenPolicyStateOptions {
-  /** The store: approvals and counters without --state, and always the audit. */
+  /**
+   * The store: a SQLite path or a postgres:// URL. It holds approvals (and counters, in this
+   * process's memory) without --state, and always the audit.
+   */
   dbPath: string;
+  /** JSONL audit file; default: next to a SQLite file, none for PostgreSQL (the table only); `false`: none. */
   auditFile?: string | false;
   /** `redis://host:port[/db]`: counters and approvals shared by every replica. */
   stateUrl?: string;
@@ -168,7 +173,11 @@ export function checkStateUrl(url: string): void {
 
 export function openPolicyState(o: OpenPolicyStateOptions): PolicyStateBackend {
   if (o.stateUrl !== undefined) checkStateUrl(o.stateUrl);
-  const store = new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock });
+  const store: PolicyStateBackend = isPostgresUrl(o.dbPath)
+    ? new PgPolicyState({ url: o.dbPath, auditFile: o.auditFile, clock: o.clock })
+    : new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock });
   if (o.stateUrl === undefined) return store;
-  return new RedisPolicyState({ url: o.stateUrl, audit: store.audit, closeAudit: () => store.close(), clock: o.clock, log: o.log });
+  // Only the audit of the store is used; on PostgreSQL it needs the store's tables before the first record.
+  const storeReady = store instanceof PgPolicyState ? () => store.ready() : undefined;
+  return new RedisPolicyState({ url: o.stateUrl, audit: store.audit, auditReady: storeReady, closeAudit: () => store.close(), clock: o.clock, log: o.log });
 }

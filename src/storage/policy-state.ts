@@ -7,7 +7,8 @@
  * - **Audit**: one record per call, appended before the answer, queried by the CLI.
  *
  * Backends: src/storage/sqlite/policy-state.ts (the default: counters in this process's memory,
- * approvals and audit in the store) and src/state/redis/ (counters and approvals shared by every
+ * approvals and audit in the store), src/storage/postgres/policy-state.ts (the same split, on a
+ * PostgreSQL store) and src/state/redis/ (counters and approvals shared by every
  * gateway replica; the audit stays in the store). The policy decision itself is a pure function
  * (src/policy/engine.ts) and never sees a backend.
  */
@@ -89,7 +90,7 @@ export const APPROVED_GRACE_MS = 10 * 60_000;
 export interface Approvals {
   /**
    * Finds a usable approval for this exact binding (approved and unused, or still pending) or files a
-   * new pending one. `state` says which. Session, tool and argument hash must all match.
+   * new pending one. `state` says which. Session, identity, tool and argument hash must all match.
    */
   request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }>;
   get(id: string): Promise<ApprovalRow | undefined>;
@@ -152,12 +153,13 @@ export interface AuditQuery {
 export interface AuditSink {
   /**
    * `sync` (the policy's `audit.sync`, the default) writes the record before returning, so a caller
-   * that audits before answering never answers a call whose record could still be lost.
+   * that audits before answering never answers a call whose record could still be lost. A networked
+   * backend returns a promise that settles once the record is written (or its failure reported).
    */
-  append(r: AuditRecord, sync?: boolean): void;
+  append(r: AuditRecord, sync?: boolean): MaybePromise<void>;
   /** Writes whatever is buffered. */
-  flush(): void;
-  query(q: AuditQuery): AuditRecord[];
+  flush(): MaybePromise<void>;
+  query(q: AuditQuery): MaybePromise<AuditRecord[]>;
 }
 
 // ------------------------------------------------------------------ the whole state
@@ -165,6 +167,13 @@ export interface AuditSink {
 /** The backend cannot be reached at start (ready() rejects with it): the CLI exits with EXIT.IO. */
 export class PolicyStateUnavailableError extends Error {
   override name = 'PolicyStateUnavailableError';
+  constructor(
+    message: string,
+    /** the option that named the unreachable backend, for the CLI's message */
+    readonly flag: '--state' | '--db' = '--state',
+  ) {
+    super(message);
+  }
 }
 
 export interface PolicyStateBackend {

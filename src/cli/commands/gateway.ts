@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { resolveDbPath } from '../../config/paths.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
@@ -10,7 +9,7 @@ import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
-import { checkStateUrl } from '../../storage/open-store.js';
+import { checkStateUrl, resolveStoreLocation } from '../../storage/open-store.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -69,7 +68,7 @@ export function register(program: Command): void {
         '  HTTP:   egress-triage gateway --policy FILE --upstream URL [--listen 127.0.0.1:PORT]',
     )
     .requiredOption('--policy <file>', 'policy file (YAML or JSON); reloaded when it changes')
-    .option('--db <path>', 'state DB for approvals and audit (default: $EGRESS_TRIAGE_DB or ./.egress-triage/egress.db)')
+    .option('--db <path>', 'the store of approvals and audit: a SQLite path or postgres://... URL (default: $EGRESS_TRIAGE_DB or ./.egress-triage/egress.db)')
     .option('--audit-file <path>', 'JSONL audit file (default: policy-audit.jsonl next to the DB)')
     .option('--upstream <url>', 'Streamable HTTP upstream MCP endpoint')
     .option('--listen <host:port>', 'where the HTTP gateway listens', '127.0.0.1:8787')
@@ -83,7 +82,8 @@ export function register(program: Command): void {
     .option('--max-message-bytes <size>', 'stdio mode: largest JSON-RPC message in either direction, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)')
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
-      const dbPath = resolveDbPath(opts.db);
+      // the store of the policy state: a SQLite path, or a postgres:// URL kept as it is
+      const dbPath = resolveStoreLocation(opts.db).target;
       const auditFile = opts.auditFile;
       const stateUrl = parseStateOption(opts.state);
       try {
@@ -143,7 +143,7 @@ export function register(program: Command): void {
         process.exitCode = code;
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
-        if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
+        if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
           throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`, err.code === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);

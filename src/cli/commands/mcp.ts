@@ -8,6 +8,7 @@ import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 import type { Grant } from '../../http/grants.js';
 import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
+import { resolveStoreLocation } from '../../storage/open-store.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -42,6 +43,12 @@ function policyOptions(opts: McpCliOptions, dbPath: string) {
   return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity, stateUrl: parseStateOption(opts.state) };
 }
 
+/** The store of the policy state: a postgres:// --db as given (ctx.dbPath is a SQLite path), else the open store's path. */
+function policyStore(opts: McpCliOptions, dbPath: string): string {
+  const loc = resolveStoreLocation(opts.db);
+  return loc.backend === 'postgres' ? loc.target : dbPath;
+}
+
 /** Options shared by the stdio and HTTP servers. */
 function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: string; dbPath: string; config: ConfigFile }) {
   return {
@@ -50,7 +57,7 @@ function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: s
     dashboardUrl: dashboardBase(opts, ctx.config),
     actor: opts.actor,
     riskyDestinations: ctx.config.risky_destinations,
-    policy: policyOptions(opts, ctx.dbPath),
+    policy: policyOptions(opts, policyStore(opts, ctx.dbPath)),
   };
 }
 
@@ -66,7 +73,7 @@ async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof PolicyStateUnavailableError) throw new UserError(`--state: ${e.message}`, EXIT.IO);
+    if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
     if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
       throw new UserError(`--policy: ${(e as Error).message}`, EXIT.REJECTED);
     }
@@ -141,7 +148,7 @@ export function register(program: Command): void {
             host: addr.host,
             port: addr.port,
             grants,
-            policyDbPath: ctx.dbPath,
+            policyDbPath: policyStore(opts, ctx.dbPath),
             policyStateUrl: parseStateOption(opts.state),
             allowedHosts: opts.allowedHost ?? [],
           }),

@@ -7,7 +7,7 @@ import { existingStorePath } from '../common.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
 import { starterPolicy } from '../../policy/init.js';
 import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
-import { checkStateUrl, openPolicyState } from '../../storage/open-store.js';
+import { checkStateUrl, openPolicyState, resolveStoreLocation } from '../../storage/open-store.js';
 import { listUpstreamTools } from '../../gateway/connect.js';
 import { parseHeader } from './gateway.js';
 
@@ -55,6 +55,17 @@ async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBac
     return st;
   }
   // The audit JSONL file is only written by gateways; the CLI reads the table.
+  const loc = resolveStoreLocation(db);
+  if (loc.backend === 'postgres') {
+    const st = openPolicyState({ dbPath: loc.target, auditFile: false });
+    try {
+      await st.ready();
+    } catch (e) {
+      await st.close();
+      throw new UserError((e as Error).message, EXIT.IO);
+    }
+    return st;
+  }
   // Only gateways create the state; a missing store here is a mistyped --db.
   return openPolicyState({ dbPath: existingStorePath(db), auditFile: false });
 }
@@ -156,7 +167,7 @@ export function register(program: Command): void {
   approvals
     .command('list')
     .description('Pending approvals (or all recent ones with --all)')
-    .option('--db <path>', 'state DB')
+    .option('--db <path>', 'the store: a SQLite path or postgres://... URL')
     .option('--state <url>', STATE_HELP)
     .option('--all', 'include decided, expired and used approvals')
     .option('--json', 'machine-readable output')
@@ -175,7 +186,7 @@ export function register(program: Command): void {
       .command(verb)
       .description(verb === 'approve' ? 'Let the held call through (once)' : 'Refuse the held call')
       .argument('<id>')
-      .option('--db <path>', 'state DB')
+      .option('--db <path>', 'the store: a SQLite path or postgres://... URL')
       .option('--state <url>', STATE_HELP)
       .option('--reason <text>', 'shown to the agent (deny) and recorded')
       .action(async (id: string, o: { db?: string; state?: string; reason?: string }) => {
@@ -195,7 +206,7 @@ export function register(program: Command): void {
   program
     .command('audit')
     .description('Query the policy audit log (every tool-call decision)')
-    .option('--db <path>', 'state DB')
+    .option('--db <path>', 'the store: a SQLite path or postgres://... URL')
     .option('--since <when>', 'ISO time or duration (30m, 2h, 7d)')
     .option('--tool <name>', 'only this tool')
     .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled')
@@ -207,7 +218,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(limit) || limit <= 0) throw new UserError('--limit must be a positive integer');
       const st = await openState(o.db);
       try {
-        const rows = st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
+        const rows = await st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
         if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else {
           for (const r of rows) {

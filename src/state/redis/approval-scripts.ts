@@ -16,7 +16,7 @@ local now = tonumber(ARGV[1])
 local best, bestState, bestCreated
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[10] .. id
-  local r = redis.call('HMGET', k, 'status', 'expires_at', 'session', 'tool', 'args_hash', 'created_at')
+  local r = redis.call('HMGET', k, 'status', 'expires_at', 'session', 'tool', 'args_hash', 'created_at', 'identity')
   if not r[1] then
     redis.call('ZREM', KEYS[1], id)
   else
@@ -25,7 +25,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       redis.call('HSET', k, 'status', 'expired', 'decided_at', ARGV[1])
       status = 'expired'
     end
-    if live(status) and r[3] == ARGV[2] and r[4] == ARGV[4] and r[5] == ARGV[5] then
+    if live(status) and r[3] == ARGV[2] and r[7] == ARGV[3] and r[4] == ARGV[4] and r[5] == ARGV[5] then
       local created = tonumber(r[6])
       if not best or (status == 'approved' and bestState ~= 'approved') or (status == bestState and created < bestCreated) then
         best, bestState, bestCreated = id, status, created

@@ -12,8 +12,10 @@ export interface RedisPolicyStateOptions {
    * unreachable must still be audited, with its reason.
    */
   audit: AuditSink;
+  /** Resolves once `audit` can write (a PostgreSQL store migrates and connects first). */
+  auditReady?: () => Promise<void>;
   /** Closes what `audit` belongs to, after the Redis connections. */
-  closeAudit?: () => void;
+  closeAudit?: () => void | Promise<void>;
   /** Tests inject a clock; production uses Redis TIME for counters and this process's clock for approval deadlines. */
   clock?: () => number;
   approvalPollMs?: number;
@@ -48,14 +50,14 @@ export class RedisPolicyState implements PolicyStateBackend {
     return c;
   }
 
-  ready(): Promise<void> {
-    return this.conn.ready();
+  async ready(): Promise<void> {
+    await Promise.all([this.conn.ready(), this.o.auditReady?.()]);
   }
 
   async close(): Promise<void> {
     await this.approvals.close();
     await this.conn.close();
-    this.o.closeAudit?.();
+    await this.o.closeAudit?.();
   }
 }
 

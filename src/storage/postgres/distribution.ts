@@ -34,6 +34,13 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
     kind: 'distributed',
     why: "co-located with the tenant's data, so the lease fence and the writes it guards are one single-shard transaction",
   },
+  {
+    table: 'policy_meta',
+    kind: 'local',
+    why: 'the gateway-wide argument-hash key: policy state belongs to no tenant, and a coordinator table needs no shard key',
+  },
+  { table: 'policy_approvals', kind: 'local', why: 'gateway-wide approvals, keyed by approval id (no tenant); small, and never joined with tenant tables' },
+  { table: 'policy_audit', kind: 'local', why: 'gateway-wide audit, one row per tool call: as a reference table every call would be a write on every node' },
   { table: 'schema_migrations', kind: 'local', why: "the coordinator's record of applied migrations; migrations run on the coordinator" },
 ];
 

@@ -267,6 +267,50 @@ CREATE TRIGGER baseline_expected AFTER INSERT OR UPDATE ON baseline FOR EACH ROW
     // the inventory asks "which jobs' baselines hold these endpoints?"; the primary key leads with job_ref
     up: 'CREATE INDEX baseline_by_endpoint ON baseline (tenant_id, endpoint_id);',
   },
+  {
+    version: 3,
+    // Gateway-wide, not per tenant: a policy governs tool calls, whichever tenant they read. The keys
+    // are therefore tenant-independent, and the tables stay on the Citus coordinator (distribution.ts).
+    name: 'policy state: approvals, audit, argument-hash key',
+    up: `
+CREATE TABLE policy_meta (key text PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE policy_approvals (
+  id text PRIMARY KEY,
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending','approved','denied','expired','consumed')),
+  session text NOT NULL,
+  identity text NOT NULL,
+  tool text NOT NULL,
+  args_hash text NOT NULL,
+  args_preview text NOT NULL,
+  rule text NOT NULL,
+  decided_at bigint,
+  decided_by text,
+  reason text
+);
+CREATE INDEX policy_approvals_binding ON policy_approvals (session, tool, args_hash, status);
+CREATE INDEX policy_approvals_status ON policy_approvals (status, expires_at);
+CREATE TABLE policy_audit (
+  seq bigserial PRIMARY KEY,
+  ts text NOT NULL,
+  session text NOT NULL,
+  identity text NOT NULL,
+  tool text NOT NULL,
+  args_hash text NOT NULL,
+  args text,
+  decision text NOT NULL,
+  rule text NOT NULL,
+  reason text,
+  latency_ms double precision NOT NULL,
+  upstream text NOT NULL,
+  policy_hash text,
+  approval_id text
+);
+CREATE INDEX policy_audit_ts ON policy_audit (ts);
+CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
+`,
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

@@ -13,7 +13,7 @@ const POLL_MS = 200;
 
 /**
  * Approvals live in SQLite so that a CLI in another process can decide them and so that pending
- * ones survive a gateway restart. An approval binds session + tool + argument hash: approving one
+ * ones survive a gateway restart. An approval binds session + identity + tool + argument hash: approving one
  * call never lets a different call (or the same call from another session) through.
  */
 export class SqliteApprovals implements Approvals {
@@ -39,10 +39,10 @@ export class SqliteApprovals implements Approvals {
       this.expireStale(now);
       const existing = this.db
         .prepare(
-          `SELECT * FROM policy_approvals WHERE session = ? AND tool = ? AND args_hash = ?
+          `SELECT * FROM policy_approvals WHERE session = ? AND identity = ? AND tool = ? AND args_hash = ?
              AND status IN ('approved','pending') AND expires_at > ? ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
         )
-        .get(b.session, b.tool, b.argsHash, now) as ApprovalRow | undefined;
+        .get(b.session, b.identity, b.tool, b.argsHash, now) as ApprovalRow | undefined;
       if (existing) return { row: existing, state: existing.status as 'approved' | 'pending' };
       const row: ApprovalRow = {
         id: `apr_${randomBytes(6).toString('hex')}`,

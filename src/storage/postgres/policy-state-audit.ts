@@ -1,0 +1,117 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { PgPool } from './pool.js';
+import type { AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
+
+const FLUSH_MS = 50;
+const FLUSH_AT = 256;
+const COLS = 13;
+
+/**
+ * The audit in the PostgreSQL store (table policy_audit) and, when configured, a JSONL file, with the
+ * SQLite audit's semantics (sqlite/policy-state-audit.ts): `append(r, true)` resolves once the row is
+ * committed, so a caller that awaits it before answering never answers a call whose record could
+ * still be lost; `append(r)` batches. Rows are written in the order they were appended. A failed
+ * write is reported through onError and does not fail the call: the JSONL line (written first, and
+ * synchronously) keeps the record of a denial caused by the server being down.
+ */
+export class PgAuditLog implements AuditSink {
+  private buf: AuditRecord[] = [];
+  private timer?: NodeJS.Timeout;
+  /** the tail of the write chain: each batch starts after the one before it */
+  private tail: Promise<void> = Promise.resolve();
+  onError: (e: Error) => void = (e) => process.stderr.write(`egress-triage: audit write failed: ${e.message}\n`);
+
+  constructor(
+    private readonly pool: PgPool,
+    readonly file?: string,
+  ) {
+    if (file) mkdirSync(dirname(file), { recursive: true });
+  }
+
+  append(r: AuditRecord, sync = false): Promise<void> | void {
+    try {
+      // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
+      if (this.file) appendFileSync(this.file, JSON.stringify(r) + '\n');
+    } catch (e) {
+      this.onError(e as Error);
+    }
+    this.buf.push(r);
+    if (sync) return this.flush();
+    if (this.buf.length >= FLUSH_AT) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes what is buffered; resolves when it (and everything appended before it) is written or has failed. */
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.buf.length > 0) {
+      const batch = this.buf;
+      this.buf = [];
+      this.tail = this.tail.then(() => this.insert(batch)).catch((e: Error) => this.onError(e));
+    }
+    return this.tail;
+  }
+
+  private async insert(batch: AuditRecord[]): Promise<void> {
+    const values: unknown[] = [];
+    const rows = batch.map((r, i) => {
+      values.push(
+        r.ts, r.session, r.identity, r.tool, r.args_hash, r.args === undefined ? null : JSON.stringify(r.args), r.decision, r.rule,
+        r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null,
+      );
+      return `(${Array.from({ length: COLS }, (_, k) => `$${i * COLS + k + 1}`).join(', ')})`;
+    });
+    await this.pool.query(
+      `INSERT INTO policy_audit (ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id)
+       VALUES ${rows.join(', ')}`,
+      values,
+    );
+  }
+
+  async query(q: AuditQuery): Promise<AuditRecord[]> {
+    await this.flush();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(`${sql} $${params.length}`);
+    };
+    if (q.since) add('ts >=', q.since);
+    if (q.tool) add('tool =', q.tool);
+    if (q.decision) add('decision =', q.decision);
+    if (q.session) add('session =', q.session);
+    params.push(q.limit ?? 1000);
+    const r = await this.pool.query<Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null }>(
+      `SELECT ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id
+         FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return r.rows.reverse().map((row) => {
+      const out: AuditRecord = {
+        ts: row.ts,
+        session: row.session,
+        identity: row.identity,
+        tool: row.tool,
+        args_hash: row.args_hash,
+        decision: row.decision,
+        rule: row.rule,
+        latency_ms: row.latency_ms,
+        upstream: row.upstream,
+      };
+      if (row.args !== null) out.args = JSON.parse(row.args);
+      if (row.reason !== null) out.reason = row.reason;
+      if (row.policy_hash !== null) out.policy_hash = row.policy_hash;
+      if (row.approval_id !== null) out.approval_id = row.approval_id;
+      return out;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+}

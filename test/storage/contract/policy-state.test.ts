@@ -1,0 +1,265 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from '../../helpers.js';
+import { PostgresServer, usePostgres } from '../../helpers/postgres.js';
+import { openPolicyState } from '../../../src/storage/open-store.js';
+import { PgPolicyState } from '../../../src/storage/postgres/policy-state.js';
+import type { ApprovalBinding, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
+
+/**
+ * The policy-state port (approvals and audit) with identical assertions on SQLite and on
+ * PostgreSQL. Each "connection" is a separate openPolicyState(), as a gateway and the
+ * `approvals` CLI are separate processes on one store.
+ */
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const pg = usePostgres();
+let n = 0;
+
+class Clock {
+  t = Date.UTC(2026, 11, 1, 12);
+  now = () => this.t;
+}
+
+const stores = [
+  { name: 'sqlite', create: async () => join(tmp.dir, `policy-${n++}.db`) },
+  { name: 'postgres', create: async () => (await pg()).createDatabase('policy') },
+];
+
+const binding = (over: Partial<ApprovalBinding> = {}): ApprovalBinding => ({
+  session: 's1', identity: 'alice', tool: 'write', argsHash: 'h1', argsPreview: '{"a":1}', rule: 'tools.write', timeoutMs: 60_000, ...over,
+});
+
+const record = (over: Partial<AuditRecord>): AuditRecord => ({
+  ts: '2026-12-01T12:00:00.000Z', session: 's1', identity: 'alice', tool: 'read', args_hash: 'h', decision: 'allow', rule: 'tools.read',
+  latency_ms: 1.5, upstream: 'ok', ...over,
+});
+
+/** Polls a condition until a bounded deadline (no sleep before an assertion). */
+async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const backend of stores) {
+  describe(`policy state on ${backend.name}`, () => {
+    const open: PolicyStateBackend[] = [];
+    after(async () => {
+      for (const s of open) await s.close();
+    });
+    async function connect(location: string, clock = new Clock(), auditFile: string | false = false): Promise<PolicyStateBackend> {
+      const s = openPolicyState({ dbPath: location, auditFile, clock: clock.now });
+      open.push(s);
+      await s.ready();
+      return s;
+    }
+
+    it('files, finds, decides and uses an approval exactly once', async () => {
+      const st = await connect(await backend.create());
+      const first = await st.approvals.request(binding());
+      assert.equal(first.state, 'new');
+      assert.equal(first.row.status, 'pending');
+      assert.match(first.row.id, /^apr_[0-9a-f]{12}$/);
+      const again = await st.approvals.request(binding());
+      assert.deepEqual([again.state, again.row.id], ['pending', first.row.id]);
+      assert.deepEqual((await st.approvals.list()).map((r) => r.id), [first.row.id]);
+      assert.deepEqual(await st.approvals.get(first.row.id), first.row);
+
+      const decided = await st.approvals.decide(first.row.id, 'approved', 'cli:bob', 'looks fine');
+      assert.deepEqual([decided.status, decided.decided_by, decided.reason], ['approved', 'cli:bob', 'looks fine']);
+      assert.deepEqual(await st.approvals.list(), []);
+      const found = await st.approvals.request(binding());
+      assert.deepEqual([found.state, found.row.id], ['approved', first.row.id]);
+      assert.equal(await st.approvals.consume(first.row.id), true);
+      assert.equal(await st.approvals.consume(first.row.id), false, 'single use');
+      assert.equal((await st.approvals.get(first.row.id))?.status, 'consumed');
+      assert.equal((await st.approvals.request(binding())).state, 'new', 'a used approval lets nothing else through');
+      await assert.rejects(st.approvals.decide(first.row.id, 'denied', 'cli:bob'), /is consumed, not pending/);
+      await assert.rejects(st.approvals.decide('apr_000000000000', 'approved', 'cli:bob'), /no approval with id apr_000000000000/);
+      assert.equal(await st.approvals.get('apr_000000000000'), undefined);
+      assert.deepEqual((await st.approvals.list({ status: 'all' })).map((r) => r.status).sort(), ['consumed', 'pending']);
+    });
+
+    it('binds session, identity, tool and argument hash: any other call files its own approval', async () => {
+      const st = await connect(await backend.create());
+      const { row } = await st.approvals.request(binding());
+      await st.approvals.decide(row.id, 'approved', 'cli:bob');
+      for (const other of [{ tool: 'delete' }, { argsHash: 'h2' }, { identity: 'mallory' }, { session: 's2' }]) {
+        const r = await st.approvals.request(binding(other));
+        assert.equal(r.state, 'new', `other ${Object.keys(other)[0]}`);
+        assert.notEqual(r.row.id, row.id);
+      }
+      assert.equal((await st.approvals.get(row.id))?.status, 'approved', 'still unused');
+      assert.deepEqual([(await st.approvals.request(binding())).row.id], [row.id]);
+    });
+
+    it('expires by the clock: pending and approved-but-unused approvals', async () => {
+      const clock = new Clock();
+      const st = await connect(await backend.create(), clock);
+      const a = (await st.approvals.request(binding({ timeoutMs: 1000 }))).row;
+      clock.t += 1000;
+      assert.deepEqual(await st.approvals.list(), []);
+      assert.equal((await st.approvals.get(a.id))?.status, 'expired');
+      await assert.rejects(st.approvals.decide(a.id, 'approved', 'cli:bob'), /is expired, not pending/);
+      const b = await st.approvals.request(binding({ timeoutMs: 1000 }));
+      assert.equal(b.state, 'new');
+      assert.deepEqual(await st.approvals.wait(a.id), { status: 'expired' });
+
+      await st.approvals.decide(b.row.id, 'approved', 'cli:bob');
+      clock.t += 10 * 60_000 + 1; // past the grace an approved approval keeps
+      assert.equal((await st.approvals.request(binding())).state, 'new');
+      assert.equal((await st.approvals.get(b.row.id))?.status, 'expired');
+      assert.equal(await st.approvals.consume(b.row.id), false);
+
+      const c = (await st.approvals.request(binding({ tool: 'other', timeoutMs: 500 }))).row;
+      const waiting = st.approvals.wait(c.id);
+      clock.t += 500;
+      assert.deepEqual(await waiting, { status: 'expired' });
+    });
+
+    it('a decision by another connection wakes the waiter', async () => {
+      const location = await backend.create();
+      const gateway = await connect(location);
+      const cli = await connect(location);
+      const { row } = await gateway.approvals.request(binding());
+      let outcome: unknown;
+      const waiting = gateway.approvals.wait(row.id).then((o) => (outcome = o));
+      const denied = await gateway.approvals.request(binding({ tool: 'other' }));
+      const waitingDenied = gateway.approvals.wait(denied.row.id);
+      await cli.approvals.decide(row.id, 'approved', 'cli:bob');
+      await until('the waiter to wake', () => outcome !== undefined);
+      assert.deepEqual(await waiting, { status: 'approved', decidedBy: 'cli:bob' });
+      assert.equal(await gateway.approvals.consume(row.id), true);
+      await cli.approvals.decide(denied.row.id, 'denied', 'cli:bob', 'not today');
+      assert.deepEqual(await waitingDenied, { status: 'denied', reason: 'not today', decidedBy: 'cli:bob' });
+
+      const ctl = new AbortController();
+      const third = (await gateway.approvals.request(binding({ tool: 'third' }))).row;
+      const cancelled = gateway.approvals.wait(third.id, ctl.signal);
+      ctl.abort();
+      assert.deepEqual(await cancelled, { status: 'cancelled' });
+    });
+
+    it('appends audit records and queries them with the same filters', async () => {
+      const location = await backend.create();
+      const jsonl = join(tmp.dir, `audit-${n++}.jsonl`);
+      const gateway = await connect(location, new Clock(), jsonl);
+      const cli = await connect(location);
+      const recs = [
+        record({ ts: '2026-12-01T10:00:00.000Z', tool: 'read', decision: 'allow' }),
+        record({ ts: '2026-12-01T11:00:00.000Z', tool: 'write', decision: 'deny', reason: 'not allowed', upstream: 'not_forwarded', session: 's2' }),
+        record({ ts: '2026-12-01T12:00:00.000Z', tool: 'write', decision: 'approved', args: { path: '/tmp/x' }, policy_hash: 'abc', approval_id: 'apr_1' }),
+      ];
+      await gateway.audit.append(recs[0]!, true);
+      gateway.audit.append(recs[1]!);
+      gateway.audit.append(recs[2]!);
+      await gateway.audit.flush();
+      assert.deepEqual(await cli.audit.query({}), recs);
+      assert.deepEqual(await cli.audit.query({ tool: 'write' }), recs.slice(1));
+      assert.deepEqual(await cli.audit.query({ decision: 'deny' }), [recs[1]]);
+      assert.deepEqual(await cli.audit.query({ session: 's2' }), [recs[1]]);
+      assert.deepEqual(await cli.audit.query({ since: '2026-12-01T11:00:00.000Z' }), recs.slice(1));
+      assert.deepEqual(await cli.audit.query({ limit: 2 }), recs.slice(1), 'the most recent, oldest first');
+      assert.deepEqual(await cli.audit.query({ tool: 'write', decision: 'allow' }), []);
+      assert.deepEqual(readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), recs);
+    });
+
+    it('a sync append is written before it returns (or resolves)', async () => {
+      const location = await backend.create();
+      const gateway = await connect(location);
+      const cli = await connect(location);
+      const r = record({ tool: 'sync-one' });
+      await gateway.audit.append(r, true);
+      assert.deepEqual(await cli.audit.query({ tool: 'sync-one' }), [r]);
+    });
+
+    it('keeps one argument-hash key for every connection to the store', async () => {
+      const location = await backend.create();
+      const a = await connect(location);
+      const b = await connect(location);
+      assert.equal(a.hashKey.length, 32);
+      assert.deepEqual(b.hashKey, a.hashKey);
+    });
+  });
+}
+
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('policy state on an unreachable PostgreSQL server fails closed', () => {
+  it('refuses to start with a readable reason', async () => {
+    const url = `postgres://nobody:secret@127.0.0.1:${await closedPort()}/policy`;
+    const st = openPolicyState({ dbPath: url, auditFile: false });
+    try {
+      await assert.rejects(st.ready(), (e: Error) => {
+        assert.equal(e.name, 'PolicyStateUnavailableError');
+        assert.match(e.message, /^policy state: PostgreSQL store postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:\d+\/policy: cannot reach the server \(ECONNREFUSED/);
+        assert.doesNotMatch(e.message, /secret/);
+        return true;
+      });
+      assert.throws(() => st.hashKey, /not loaded/);
+    } finally {
+      await st.close();
+    }
+  });
+
+  it('denies approvals with the reason once the server has gone away, and a waiter is denied, never approved', async () => {
+    // a server of its own: the other tests keep theirs
+    const server = await PostgresServer.start();
+    after(() => server.stop());
+    const location = await server.createDatabase('policy');
+    const clock = new Clock();
+    const st = openPolicyState({ dbPath: location, auditFile: false, clock: clock.now });
+    try {
+      await st.ready();
+      const { row } = await st.approvals.request(binding());
+      const waiting = st.approvals.wait(row.id);
+      await server.stop();
+      const outcome = await waiting;
+      assert.equal(outcome.status, 'denied');
+      assert.match(outcome.reason ?? '', /^policy state error: PostgreSQL store postgres:\/\/.*: (cannot reach the server|the server refused work)/);
+      await assert.rejects(st.approvals.request(binding({ tool: 'x' })), /^Error: PostgreSQL store postgres:\/\/.*: (cannot reach the server|the server refused work)/);
+      await assert.rejects(st.approvals.consume(row.id), /PostgreSQL store/);
+    } finally {
+      await st.close();
+    }
+  });
+});
+
+describe('policy state on PostgreSQL: LISTEN/NOTIFY', () => {
+  it('wakes a waiter by NOTIFY alone when another process decides (polling effectively off)', async () => {
+    const location = await (await pg()).createDatabase('policy_notify');
+    const gateway = new PgPolicyState({ url: location, auditFile: false, approvalPollMs: 2_000_000_000 });
+    const cli = openPolicyState({ dbPath: location, auditFile: false });
+    try {
+      await gateway.ready();
+      await cli.ready();
+      const { row } = await gateway.approvals.request(binding());
+      let outcome: unknown;
+      const waiting = gateway.approvals.wait(row.id).then((o) => (outcome = o));
+      assert.equal(await gateway.approvals.listenerReady(), true);
+      assert.equal(outcome, undefined, 'still pending');
+      await cli.approvals.decide(row.id, 'denied', 'cli:bob', 'no');
+      await until('NOTIFY to wake the waiter', () => outcome !== undefined);
+      assert.deepEqual(await waiting, { status: 'denied', reason: 'no', decidedBy: 'cli:bob' });
+    } finally {
+      await gateway.close();
+      await cli.close();
+    }
+  });
+});
