@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * The policy-state port: what the policy gateway keeps between calls, in domain terms.
  *
@@ -76,6 +78,25 @@ export interface ApprovalBinding {
   argsPreview: string;
   rule: string;
   timeoutMs: number;
+}
+
+/** The pending approval a backend files for a binding that has none: every backend's new row. */
+export function newPendingApproval(b: ApprovalBinding, now: number): ApprovalRow {
+  return {
+    id: `apr_${randomBytes(6).toString('hex')}`,
+    created_at: now,
+    expires_at: now + b.timeoutMs,
+    status: 'pending',
+    session: b.session,
+    identity: b.identity,
+    tool: b.tool,
+    args_hash: b.argsHash,
+    args_preview: b.argsPreview,
+    rule: b.rule,
+    decided_at: null,
+    decided_by: null,
+    reason: null,
+  };
 }
 
 export interface ApprovalOutcome {

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { transaction, type PgPool } from './pool.js';
 import {
   APPROVED_GRACE_MS,
+  newPendingApproval,
   type ApprovalBinding,
   type ApprovalOutcome,
   type ApprovalRow,
@@ -79,21 +79,7 @@ export class PgApprovals implements Approvals {
       );
       const found = existing.rows[0];
       if (found) return { row: found, state: found.status as 'approved' | 'pending' };
-      const row: ApprovalRow = {
-        id: `apr_${randomBytes(6).toString('hex')}`,
-        created_at: now,
-        expires_at: now + b.timeoutMs,
-        status: 'pending',
-        session: b.session,
-        identity: b.identity,
-        tool: b.tool,
-        args_hash: b.argsHash,
-        args_preview: b.argsPreview,
-        rule: b.rule,
-        decided_at: null,
-        decided_by: null,
-        reason: null,
-      };
+      const row = newPendingApproval(b, now);
       await c.query(
         `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import type { SqliteDatabase } from './db.js';
 import {
   APPROVED_GRACE_MS,
+  newPendingApproval,
   type ApprovalBinding,
   type ApprovalOutcome,
   type ApprovalRow,
@@ -44,21 +44,7 @@ export class SqliteApprovals implements Approvals {
         )
         .get(b.session, b.identity, b.tool, b.argsHash, now) as ApprovalRow | undefined;
       if (existing) return { row: existing, state: existing.status as 'approved' | 'pending' };
-      const row: ApprovalRow = {
-        id: `apr_${randomBytes(6).toString('hex')}`,
-        created_at: now,
-        expires_at: now + b.timeoutMs,
-        status: 'pending',
-        session: b.session,
-        identity: b.identity,
-        tool: b.tool,
-        args_hash: b.argsHash,
-        args_preview: b.argsPreview,
-        rule: b.rule,
-        decided_at: null,
-        decided_by: null,
-        reason: null,
-      };
+      const row = newPendingApproval(b, now);
       this.db
         .prepare(
           `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
