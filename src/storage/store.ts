@@ -47,22 +47,6 @@ export interface BaselineEntry {
   source: 'learned' | 'expected';
 }
 
-export interface NewDetection {
-  type: string;
-  jobRef: number;
-  runRef: number;
-  endpoint: string;
-  ip: string | null;
-  directIp: boolean;
-  port: number | null;
-  protocol: Protocol | null;
-  process: ProcessVariant;
-  ts: number;
-  status: DetectionStatus;
-  /** internal rule id (rules.id) when stored as suppressed, else 0 */
-  ruleRef: number;
-  externalId: string;
-}
 
 /*
  * Ingest writes go through the async write contract in ingest-port.ts (IngestPort): one read and one

@@ -9,6 +9,7 @@ import {
   type IngestWriteBatch,
   type IngestWriteResult,
   type JobKey,
+  type NewRunWrite,
 } from '../ingest-port.js';
 import { STATUS_CODE } from '../store.js';
 
@@ -42,17 +43,8 @@ async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[]): Promis
   return (await findJobs(c, tenantId, keys)).map((j) => j!.id);
 }
 
-interface RunInsert {
-  jobRef: number;
-  runId: string;
-  runAttempt: number;
-  ghJobId: string | null;
-  firstTs: number;
-  lastTs: number;
-  learning: boolean;
-  completed: boolean;
-  expected: string[];
-}
+/** A run leg to insert: a new run of the batch with its real job ref. */
+type RunInsert = Omit<NewRunWrite, 'tempRef'>;
 
 /** Run legs, created when missing (a leg is job, run id, attempt and GitHub job id); returns ids in order. */
 async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Promise<{ ids: number[]; created: boolean[] }> {

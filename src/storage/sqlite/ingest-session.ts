@@ -7,7 +7,6 @@ import {
   type BaselineEntry,
   type CallVerdict,
   type JobRow,
-  type NewDetection,
   type ProcessVariant,
   type RunRow,
 } from '../store.js';
@@ -15,6 +14,7 @@ import {
   IngestStateChangedError,
   observationKey,
   processVariantKey,
+  type DetectionWrite,
   type IngestReadRequest,
   type IngestReadResult,
   type IngestVersions,
@@ -233,7 +233,7 @@ export class SqliteIngestSession {
     return r.changes === 1;
   }
 
-  insertDetection(d: NewDetection): boolean {
+  insertDetection(d: DetectionWrite): boolean {
     const typeId = this.dict.typeId(d.type);
     const endpointId = this.dict.endpointId(d.endpoint);
     const ipId = this.dict.ipId(d.ip);
