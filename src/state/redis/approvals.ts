@@ -149,8 +149,9 @@ export class RedisApprovals implements Approvals {
       this.sub.subscribe(CHANNEL).catch(() => undefined);
     }
     if (!this.timer) {
+      // Not unref'd: while anything waits, the poll is what settles the waiter (denied on a store
+      // error) even when no connection is left to keep the process running.
       this.timer = setInterval(() => this.checkAll(), this.pollMs);
-      this.timer.unref();
     }
   }
 

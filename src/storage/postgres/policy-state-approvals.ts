@@ -150,7 +150,9 @@ export class PgApprovals implements Approvals {
         this.timer = setInterval(() => {
           for (const wid of [...this.waiters.keys()]) void this.check(wid);
         }, this.pollMs);
-        this.timer.unref();
+        // Not unref'd: a waiter is a caller held for an answer. If the server goes away, the LISTEN
+        // connection and the pool close, and this poll is what keeps the process alive long enough
+        // to find out and deny the call (fail closed) instead of leaving the promise unsettled.
       }
       void this.check(id);
     });
