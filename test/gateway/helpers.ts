@@ -66,15 +66,7 @@ export function text(r: unknown): string {
   return c.map((x) => x.text ?? '').join('');
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, stepMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== null && v !== false) return v as T;
-    if (Date.now() > end) throw new Error('waitFor timed out');
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
+export { waitFor } from '../helpers/wait.js';
 
 /** Spawns a process and resolves once a line on stdout/stderr matches; returns the match and the child. */
 export function spawnUntil(cmd: string, args: string[], re: RegExp, timeoutMs = 15_000): Promise<{ child: ChildProcess; match: RegExpExecArray; output: () => string }> {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './wait.js';
 
 /**
  * A real redis-server for a test: its own port and temp folder, no persistence
@@ -48,13 +49,6 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 export async function startRedis(): Promise<TestRedis> {
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
@@ -68,7 +62,7 @@ export async function startRedis(): Promise<TestRedis> {
     child.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
     child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
     const exited = new Promise<never>((_, reject) => child!.once('exit', (c) => reject(new Error(`redis-server exited with ${c}:\n${log}`))));
-    await Promise.race([until(() => ping(port), `redis-server on port ${port}`), exited]);
+    await Promise.race([waitFor(() => ping(port), 15_000, 25, `redis-server on port ${port}`), exited]);
   };
   const kill = async () => {
     const c = child;
@@ -77,7 +71,7 @@ export async function startRedis(): Promise<TestRedis> {
     const gone = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');
     await gone;
-    await until(async () => !(await ping(port)), `port ${port} to close`);
+    await waitFor(async () => !(await ping(port)), 15_000, 25, `port ${port} to close`);
   };
   await start();
   return {

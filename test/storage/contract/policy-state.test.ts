@@ -8,6 +8,7 @@ import { PostgresServer, usePostgres } from '../../helpers/postgres.js';
 import { openPolicyState } from '../../../src/storage/open-store.js';
 import { PgPolicyState } from '../../../src/storage/postgres/policy-state.js';
 import type { ApprovalBinding, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * The policy-state port (approvals and audit) with identical assertions on SQLite and on
@@ -40,13 +41,6 @@ const record = (over: Partial<AuditRecord>): AuditRecord => ({
 });
 
 /** Polls a condition until a bounded deadline (no sleep before an assertion). */
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 for (const backend of stores) {
   describe(`policy state on ${backend.name}`, () => {
@@ -134,7 +128,7 @@ for (const backend of stores) {
       const denied = await gateway.approvals.request(binding({ tool: 'other' }));
       const waitingDenied = gateway.approvals.wait(denied.row.id);
       await cli.approvals.decide(row.id, 'approved', 'cli:bob');
-      await until('the waiter to wake', () => outcome !== undefined);
+      await waitFor(() => outcome !== undefined, 20_000, 10, 'the waiter to wake');
       assert.deepEqual(await waiting, { status: 'approved', decidedBy: 'cli:bob' });
       assert.equal(await gateway.approvals.consume(row.id), true);
       await cli.approvals.decide(denied.row.id, 'denied', 'cli:bob', 'not today');
@@ -255,7 +249,7 @@ describe('policy state on PostgreSQL: LISTEN/NOTIFY', () => {
       assert.equal(await gateway.approvals.listenerReady(), true);
       assert.equal(outcome, undefined, 'still pending');
       await cli.approvals.decide(row.id, 'denied', 'cli:bob', 'no');
-      await until('NOTIFY to wake the waiter', () => outcome !== undefined);
+      await waitFor(() => outcome !== undefined, 20_000, 10, 'NOTIFY to wake the waiter');
       assert.deepEqual(await waiting, { status: 'denied', reason: 'no', decidedBy: 'cli:bob' });
     } finally {
       await gateway.close();
