@@ -101,7 +101,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
       .prepare(
         `SELECT e.endpoint, j.owner, j.repo, count(DISTINCT o.run_ref) AS runs,
                 count(DISTINCT CASE WHEN o.blocked = 1 THEN o.run_ref END) AS blocked_runs,
-                group_concat(DISTINCT p.name) AS processes, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
+                json_group_array(DISTINCT p.name) AS processes, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
          WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}
@@ -139,7 +139,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
         repo: r.repo,
         runs: r.runs,
         blocked_runs: r.blocked_runs,
-        processes: (r.processes ?? '').split(',').filter(Boolean).sort(),
+        processes: namesOf(r.processes),
         first_seen: iso(r.first_ts),
         last_seen: iso(r.last_ts),
       })),
@@ -199,8 +199,8 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const rows = this.db
       .prepare(
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs,
-                group_concat(DISTINCT j.workflow) AS workflows, group_concat(DISTINCT p.name) AS processes,
-                group_concat(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
+                json_group_array(DISTINCT j.workflow) AS workflows, json_group_array(DISTINCT p.name) AS processes,
+                json_group_array(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
          WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
@@ -211,18 +211,17 @@ export class SqliteInventoryRepository implements InventoryRepository {
       `SELECT count(DISTINCT b.job_ref) FROM baseline b JOIN jobs j ON j.id = b.job_ref
        WHERE j.tenant_id = ? AND j.owner = ? COLLATE NOCASE AND j.repo = ? AND b.in_baseline = 1 AND b.endpoint_id IN (${ids})`,
     );
-    const split = (s: string | null) => (s ?? '').split(',').filter(Boolean).sort();
     return {
       kind: m.kind,
       truncated: m.truncated,
       repos: rows.map((r) => ({
         owner: q.owner,
         repo: r.repo,
-        matched_endpoints: split(r.endpoints),
+        matched_endpoints: namesOf(r.endpoints),
         runs: r.runs,
         jobs: r.jobs,
-        workflows: split(r.workflows),
-        processes: split(r.processes),
+        workflows: namesOf(r.workflows),
+        processes: namesOf(r.processes),
         in_baseline_jobs: inBaseline.pluck().get(tid, q.owner, r.repo) as number,
         first_seen: iso(r.first_ts),
         last_seen: iso(r.last_ts),
@@ -280,4 +279,12 @@ export class SqliteInventoryRepository implements InventoryRepository {
       next_cursor: rows.length > q.limit && last ? encodeCursor([last.first_ts, last.id]) : null,
     };
   }
+}
+
+/**
+ * A json_group_array of names, sorted. JSON rather than group_concat's comma list: process and
+ * workflow names are free text and may hold commas ("Build, test, and deploy").
+ */
+function namesOf(json: string | null): string[] {
+  return (JSON.parse(json ?? '[]') as (string | null)[]).filter((n): n is string => n !== null && n !== '').sort();
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { backends, type Connection } from './backends.js';
 import { JOB, ONLY_GLOBEX, T, at, seedInventory } from './inventory-fixture.js';
 import { HOLDER, proc } from './fixture.js';
-import { processVariantKey, type IngestPort } from '../../../src/storage/ingest-port.js';
+import { processVariantKey, type IngestPort, type JobKey } from '../../../src/storage/ingest-port.js';
 import { InventoryError } from '../../../src/domain/indicator.js';
 import type { EndpointCall, RunSummary } from '../../../src/storage/inventory-port.js';
 
@@ -240,19 +240,20 @@ for (const backend of backends()) {
   });
 }
 
-/** One run of one job in `tenant` calling each endpoint once, written through the ingest port. */
-async function seedCalls(port: IngestPort, tenant: string, endpoints: string[]): Promise<void> {
+/** One run of one job in `tenant` calling each endpoint once per process, written through the ingest port. */
+async function seedCalls(port: IngestPort, tenant: string, endpoints: string[], job: JobKey = JOB.build, processes = [proc('curl', '/usr/bin/curl', 'sha-curl')]): Promise<void> {
   const lease = await port.leases.acquireIngestLease(tenant, HOLDER);
   const scope = await port.beginSource({ atomic: false });
   try {
     const ti = await scope.tenant(tenant);
     const expect = (await ti.read({ jobs: [], runs: [], observations: [] })).versions;
-    const curl = proc('curl', '/usr/bin/curl', 'sha-curl');
     await ti.write({
-      lease: { token: lease.token, ttlMs: lease.ttlMs }, expect, newJobs: [{ tempRef: -1, key: JOB.build }],
+      lease: { token: lease.token, ttlMs: lease.ttlMs }, expect, newJobs: [{ tempRef: -1, key: job }],
       newRuns: [{ tempRef: -2, jobRef: -1, runId: '1', runAttempt: 1, ghJobId: null, firstTs: T, lastTs: T, learning: true, completed: false, expected: [] }],
       runSpans: [], completedRuns: [], jobStates: [], baseline: [], detections: [], imported: [],
-      observations: endpoints.map((endpoint) => ({ runRef: -2, endpoint, ip: null, process: curl, variantKey: processVariantKey(curl), blocked: false, protocol: 'tcp', ts: T })),
+      observations: endpoints.flatMap((endpoint) =>
+        processes.map((p) => ({ runRef: -2, endpoint, ip: null, process: p, variantKey: processVariantKey(p), blocked: false, protocol: 'tcp' as const, ts: T })),
+      ),
     });
     await scope.commit();
   } finally {
@@ -275,6 +276,23 @@ for (const backend of backends()) {
       // past the cap a lookup answers for the first 2,000 endpoints and says so
       const theirs = await c.inventory.checkIocInBaseline('globex', { indicator: 'zz.example', limit: 5 });
       assert.deepEqual([theirs.truncated, theirs.calls_total], [true, 2000]);
+    } finally {
+      await c.close();
+    }
+  });
+}
+
+for (const backend of backends()) {
+  test(`${backend.name}: names holding commas come back whole (process and workflow names are free text)`, async () => {
+    const store = await backend.create();
+    const c = await store.connect();
+    try {
+      const job = { owner: 'acme', repo: 'api', workflow: 'Build, test, and deploy', job: 'build' };
+      await seedCalls(c.ingest(), 'acme', ['pkg.example:443'], job, [proc('curl', '/usr/bin/curl', 'sha-curl'), proc('tool,v2', '/opt/tool,v2', 'sha-tool')]);
+      const ioc = await c.inventory.checkIocInBaseline('acme', { indicator: 'pkg.example', limit: 5 });
+      assert.deepEqual(ioc.calls.map((x) => x.processes), [['curl', 'tool,v2']]);
+      const repos = await c.inventory.findReposUsingEndpoint('acme', { owner: 'acme', endpoint: 'pkg.example' });
+      assert.deepEqual(repos.repos.map((r) => [r.workflows, r.processes, r.matched_endpoints]), [[['Build, test, and deploy'], ['curl', 'tool,v2'], ['pkg.example:443']]]);
     } finally {
       await c.close();
     }
