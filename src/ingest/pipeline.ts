@@ -84,6 +84,8 @@ interface TenantPipe {
   io: TenantIngest | null;
   /** the outputs evaluated into the pending write, to evaluate again if it turns out stale */
   window: AdapterOutput[][];
+  /** the suppressor the engine evaluates with (its store writes are awaited before each write batch) */
+  suppressor?: Suppressor;
 }
 
 function snapshot(c: EngineCounters): EngineCounters {
@@ -144,7 +146,12 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       const v = e.rulesChanged;
       const load = this.opts.suppressorFor;
       // Rules changed by another process are applied from this batch on (nothing is pending here).
-      if (v !== null && load) e.setSuppressor(await load.call(this.opts, this.store, p.tenant), v);
+      if (v !== null && load) {
+        // the writes the old one started (impostor releases) are stored before it is replaced
+        await p.suppressor?.settle?.();
+        p.suppressor = await load.call(this.opts, this.store, p.tenant);
+        e.setSuppressor(p.suppressor, v);
+      }
       const o = e.apply(outs, at);
       if (o.done) return;
       at = o.at;
@@ -179,6 +186,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   private async flush(p: TenantPipe, lease: IngestLease, source?: SourceRecordWrite): Promise<void> {
     // A write states the versions it was evaluated against: an engine that never read has none yet.
     if (p.engine.versions().jobStateVersion === -1) await this.applyBatch(p, []);
+    // An impostor flagged while evaluating: its past suppressions are released before this batch is stored.
+    await p.suppressor?.settle?.();
     for (let n = 0; ; n++) {
       const batch = p.engine.takeWrite({ token: lease.token, ttlMs: lease.ttlMs }, source);
       if (!batch) break;
