@@ -35,7 +35,7 @@ const LATE = { name: 'tailscaled', path: '/usr/local/bin/tailscaled', sha256: 'c
 const IMPOSTOR = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: 'd'.repeat(64), parent: { name: 'node', parent: { name: 'bash' } } };
 
 /** Ingests events through the pipeline with learning off: every call raises a detection. */
-async function ingest(c: Connection, tenant: string, events: Spec[]): Promise<{ detections: number; suppressedOnIngest: number }> {
+async function ingest(c: Connection, tenant: string, events: Spec[], strict = false): Promise<{ detections: number; suppressedOnIngest: number }> {
   const f = join(tmp.dir, `in-${files++}.ndjson`);
   writeFileSync(f, ndjson(events.map((s) => event({ ...s, tenant }))));
   const pipe = new IngestPipeline(
@@ -43,11 +43,13 @@ async function ingest(c: Connection, tenant: string, events: Spec[]): Promise<{ 
     {
       tenant,
       format: 'auto',
-      strict: false,
+      strict,
       defaults: {},
       engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 },
       suppressorFor: () => suppressorFor(c.rules, tenant),
       inThread: true,
+      // --strict: one write batch per event, so later batches run while earlier ones hold their locks
+      batchSize: strict ? 1 : undefined,
     },
   );
   const s = await pipe.ingest(f);
@@ -220,6 +222,26 @@ for (const backend of backends()) {
         assert.equal(await count(c, T, 'new'), 6);
         const third = await ingest(c, T, [{ run: 12, ip: '100.64.0.12', port: 41641, proc: LATE }]);
         assert.equal(third.suppressedOnIngest, 0, 'the flag is stored: the next ingest knows it');
+        await inStep(c, T);
+      });
+
+      await t.test('ingest --strict: a binary flagged mid-source gets its suppressions released when the source commits', async () => {
+        const T = 'umbrella';
+        await ingest(c, T, [{ run: 1, ip: '100.64.0.1', port: 41641, proc: LATE }]);
+        assert.equal((await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled' } }, 't')).suppressed, 1);
+        const r = await ingest(
+          c,
+          T,
+          [
+            { run: 1, ip: '100.64.0.2', port: 41641, t: 1, proc: LATE },
+            { run: 2, ip: '100.64.0.3', port: 41641, proc: LATE },
+            { run: 3, domain: 'evil.example.com', proc: LATE },
+          ],
+          true,
+        );
+        assert.equal(r.detections, 3);
+        assert.equal(await count(c, T, 'suppressed'), 0, 'the earlier source and this one: nothing of the impostor stays suppressed');
+        assert.equal(await count(c, T, 'new'), 4);
         await inStep(c, T);
       });
     } finally {
