@@ -22,7 +22,6 @@ import type {
 
 type Db = PgPool | PgClient;
 
-const DAY_MS = 86_400_000;
 const ROLLUP_KEY = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
 
 interface RuleDbRow {
@@ -297,7 +296,7 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   }
 
   async move(tenantId: number, sel: RuleSelection, from: DetectionState, to: DetectionState): Promise<number> {
-    let pred: PgPredicate = { possible: true, sql: () => 'true' };
+    let pred: PgPredicate = await this.anyType();
     if (sel.kind === 'match') {
       pred = await rulePredicate(this.c, tenantId, await ensureTypeId(this.c, sel.rule.type), sel.rule);
       if (sel.guarded && pred.possible) {
@@ -309,61 +308,51 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   }
 
   /**
-   * One statement: the matching detections change state, and their count moves between the rollup
-   * rows of the two states (keys the decrement empties are then deleted). Throws when a detection's
-   * rollup row is missing or would go negative: the transaction is rolled back.
+   * A predicate tests only columns of the rollup key, so it matches whole rollup rows: the rollup
+   * rows of `from` it matches are exactly the moved detections' counts, and they move as they are
+   * (count, first and last time) to `to`, in one statement. A second statement moves the detections;
+   * their number must equal the rollup's, or the transaction is rolled back.
    */
   private async moveWhere(tenantId: number, pred: PgPredicate, from: DetectionState, to: DetectionState): Promise<number> {
     if (!pred.possible) return 0;
     const p = new Params();
     const t = p.add(tenantId);
-    const fs = p.add(from.status);
-    const fr = p.add(from.rule);
+    const state = `tenant_id = ${t} AND status = ${p.add(from.status)} AND rule_id = ${p.add(from.rule)}`;
+    const where = `${state} AND ${pred.sql(p)}`;
     const ts = p.add(to.status);
     const tr = p.add(to.rule);
-    const keyCols = 'type_id, day, job_ref, process_id, endpoint_id, ip_id';
-    // The planner guesses one row for a data-modifying CTE and would join the moved keys to the
-    // rollup by nested loop, quadratic in the keys moved: a hash join it is, for this statement.
-    await this.c.query('SET LOCAL enable_nestloop = off');
-    const r = await this.c.query<{ moved: number; keys: number; decremented: number; negative: number; zero: [number, number, number, number, number, number][] | null }>(
-      `WITH moved AS (
-         UPDATE detections SET status = ${ts}, rule_id = ${tr}
-         WHERE tenant_id = ${t} AND status = ${fs} AND rule_id = ${fr} AND ${pred.sql(p)}
-         RETURNING type_id, ts, job_ref, process_id, endpoint_id, ip_id),
-       agg AS (
-         SELECT type_id, floor(ts / ${DAY_MS}.0)::int AS day, job_ref, process_id, endpoint_id, ip_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
-         FROM moved GROUP BY 1, 2, 3, 4, 5, 6),
-       dec AS (
-         UPDATE detection_rollup r SET n = r.n - a.n FROM agg a
-         WHERE r.tenant_id = ${t} AND r.status = ${fs} AND r.rule_id = ${fr} AND r.type_id = a.type_id AND r.day = a.day
-           AND r.job_ref = a.job_ref AND r.process_id = a.process_id AND r.endpoint_id = a.endpoint_id AND r.ip_id = a.ip_id
-         RETURNING r.type_id, r.day, r.job_ref, r.process_id, r.endpoint_id, r.ip_id, r.n),
+    const rolled = await this.c.query<{ n: number }>(
+      `WITH src AS (DELETE FROM detection_rollup WHERE ${where} RETURNING type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts),
        ins AS (
          INSERT INTO detection_rollup (${ROLLUP_KEY}, n, first_ts, last_ts)
-         SELECT ${t}, type_id, ${ts}, ${tr}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts FROM agg
+         SELECT ${t}, type_id, ${ts}, ${tr}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts FROM src
          ON CONFLICT (${ROLLUP_KEY}) DO UPDATE SET n = detection_rollup.n + excluded.n,
            first_ts = least(detection_rollup.first_ts, excluded.first_ts), last_ts = greatest(detection_rollup.last_ts, excluded.last_ts))
-       SELECT (SELECT coalesce(sum(n), 0)::bigint FROM agg) AS moved, (SELECT count(*)::int FROM agg) AS keys,
-         (SELECT count(*)::int FROM dec) AS decremented, (SELECT count(*)::int FROM dec WHERE n < 0) AS negative,
-         (SELECT json_agg(json_build_array(${keyCols})) FROM dec WHERE n = 0) AS zero`,
+       SELECT coalesce(sum(n), 0)::bigint AS n FROM src`,
       p.values,
     );
-    await this.c.query('SET LOCAL enable_nestloop = on');
-    const x = r.rows[0]!;
-    if (x.decremented !== x.keys || x.negative > 0) {
-      throw new Error(`rollup out of step: ${x.keys} rollup keys moved, ${x.decremented} found, ${x.negative} negative; transaction rolled back`);
+    const expected = rolled.rows[0]!.n;
+    if (expected === 0) return 0;
+    const q = new Params();
+    q.add(tenantId);
+    const moved = await this.c.query(
+      `UPDATE detections SET status = ${q.add(to.status)}, rule_id = ${q.add(to.rule)}
+       WHERE tenant_id = $1 AND status = ${q.add(from.status)} AND rule_id = ${q.add(from.rule)} AND ${pred.sql(q)}`,
+      q.values,
+    );
+    if (moved.rowCount !== expected) {
+      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${moved.rowCount} moved; transaction rolled back`);
     }
-    if (x.zero?.length) {
-      const col = (i: number) => x.zero!.map((k) => k[i]);
-      await this.c.query(
-        `DELETE FROM detection_rollup WHERE (${ROLLUP_KEY}) IN (
-           SELECT $1::bigint, k.type_id, $2::smallint, $3::bigint, k.day, k.job_ref, k.process_id, k.endpoint_id, k.ip_id
-           FROM unnest($4::int[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS k(type_id, day, job_ref, process_id, endpoint_id, ip_id))
-         AND n = 0`,
-        [tenantId, from.status, from.rule, col(0), col(1), col(2), col(3), col(4), col(5)],
-      );
-    }
-    return x.moved;
+    return expected;
+  }
+
+  /**
+   * "Of any type", spelled as the list of every type, so that the rollup is read by primary-key
+   * ranges (tenant, type, status, rule) rather than over all of the tenant's rows.
+   */
+  private async anyType(): Promise<PgPredicate> {
+    const ids = (await this.c.query<{ id: number }>('SELECT id FROM detection_types')).rows.map((r) => r.id);
+    return { possible: ids.length > 0, sql: (p) => `type_id = ANY(${p.add(ids)}::int[])` };
   }
 
   async holds(tenantId: number, state: DetectionState): Promise<boolean> {
@@ -386,7 +375,8 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       [tenantId, ids],
     );
     let moved = 0;
-    const pred: PgPredicate = { possible: true, sql: (p) => `process_id = ANY(${p.add(ids)}::bigint[])` };
+    const types = await this.anyType();
+    const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND process_id = ANY(${p.add(ids)}::bigint[])` };
     for (const { rule_id } of rules.rows) moved += await this.moveWhere(tenantId, pred, { status: 1, rule: rule_id }, { status: 0, rule: 0 });
     return moved;
   }
