@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark, prints the numbers and writes them to
  * docs/benchmarks.json and the table in docs/benchmarks.md. Select suites with arguments,
- * e.g. `npm run bench -- ingest analysis`.
+ * e.g. `npm run bench -- ingest analysis`. The rules suite takes `--rule-matches=N` (bench/rules.ts).
  */
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   mcp: async () => (await import('./mcp.js')).runMcpBench as Suite,
   policy: async () => (await import('./policy.js')).runPolicyBench as Suite,
   'store-write': async () => (await import('./store-write.js')).runStoreWriteBench as Suite,
+  rules: async () => (await import('./rules.js')).runRulesBench as Suite,
 };
 
 async function main(): Promise<void> {

@@ -1,6 +1,8 @@
 import type { AnalysisAggregates } from '../storage/analysis-port.js';
 import { RulesService } from '../rules/service.js';
 import { compileRule } from '../rules/matcher.js';
+import { ImpostorSet } from '../rules/guards.js';
+import type { RuleConditions } from '../rules/types.js';
 import { normalizeInput, pageNumber } from './input.js';
 import { decodeCursor, queryFingerprint } from './cursor.js';
 import { VariantAggregates } from './aggregate.js';
@@ -58,12 +60,30 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     next_cursor: null,
   };
   // One read snapshot, so totals, breakdowns, timestamp probes and samples all see the same committed
-  // state even while another process ingests or moves detections. The impostor verdict's commit
-  // stamp is taken just before it opens (rules-repo impostors()).
-  const stamp = port.inSnapshot() ? undefined : rules.repo.commitStamp();
-  return port.readSnapshot(() => analyzeIn(stamp));
+  // state even while another process ingests or moves detections. The rules port is async and the
+  // snapshot is not: the impostor verdict is read just before it opens (with the commit stamp, the
+  // snapshot sees at least that state), and the suggestions' impact previews just after, with the
+  // same impostor set; the suggestions are then completed with them.
+  const stamp = port.inSnapshot() ? undefined : await rules.repo.commitStamp();
+  const tenantId = await rules.repo.tenantId(req.tenant);
+  const impostors = tenantId === undefined ? new ImpostorSet() : (await rules.repo.impostors(tenantId, stamp)).set;
+  const pendingImpact: { conditions: RuleConditions; group: AnalyzeResult['processes'][number] | null }[] = [];
+  const primaryType = types[0]!;
+  const out = port.readSnapshot(() => analyzeIn());
+  for (const p of pendingImpact) {
+    const s = p.group?.suggested_rule;
+    if (!s) continue;
+    const preview = await rules.previewCompiled(req.tenant, primaryType, compileRule(primaryType, p.conditions), 0, { countsOnly: true, impostors });
+    s.impact = { would_suppress: preview.would_suppress, risky: preview.risky_matches };
+    // as buildSuggestion does with the preview: a refusal blocks a suggestion not blocked already
+    if (!s.blocked_reason && preview.refused_reason) {
+      s.blocked_reason = preview.refused_reason;
+      p.group!.no_suggestion_reason = preview.refused_reason;
+    }
+  }
+  return out;
 
-  function analyzeIn(stamp: number | null | undefined): AnalyzeResult {
+  function analyzeIn(): AnalyzeResult {
     const resolved = port.scope(req.tenant, filter);
     if (!resolved.ok) {
       result.note = resolved.missing === 'tenant' ? `tenant "${req.tenant}" has no data` : 'no detections of the requested types';
@@ -88,9 +108,6 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     // ---- 3. details for the page ----
     const dict = port.endpoints();
     const facts = endpointFacts(dict, rules.risky);
-    const tenantId = rules.repo.tenantId(req.tenant)!;
-    const impostors = rules.repo.impostors(tenantId, stamp).set;
-    const primaryType = types[0]!;
     const ctx: GroupContext = {
       facts,
       jobs: port.jobs(scope),
@@ -98,8 +115,11 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
       impostors,
       detectionType: primaryType,
       scope: { owner, repo, workflow: filter.workflow, job: filter.job },
-      impact: (conditions) =>
-        rules.previewCompiled(req.tenant, primaryType, compileRule(primaryType, conditions), 0, { countsOnly: true, impostors }),
+      // filled in after the snapshot (above); a placeholder blocks nothing the preview would not
+      impact: (conditions) => {
+        pendingImpact.push({ conditions, group: null });
+        return { would_suppress: 0, risky_matches: 0, refused_reason: null };
+      },
       samples: req.samples,
       dashboardBase: req.dashboardBase,
       epScratch: new IdCounter(dict.maxId + 1),
@@ -111,7 +131,10 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
         return { variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs };
       });
       const sampleRows = req.samples === 0 ? [] : g.variants.flatMap((v) => port.samples(scope, v, req.samples));
-      result.processes.push(buildGroup(ctx, g.name, g.count, details, sampleRows));
+      const asked = pendingImpact.length;
+      const group = buildGroup(ctx, g.name, g.count, details, sampleRows);
+      for (const p of pendingImpact.slice(asked)) p.group = group;
+      result.processes.push(group);
     }
     result.processes_returned = result.processes.length;
     const omitted = all.length - kept.length;

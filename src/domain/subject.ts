@@ -39,6 +39,11 @@ export interface Suppressor {
    * impostor: such a call never teaches the baseline, and its detections are never suppressed.
    */
   observe?(call: CallFacts): boolean;
+  /**
+   * Resolves when every store write that `observe` started (flagging an impostor, releasing its
+   * past suppressions) is stored; rejects when one failed. Ingest awaits it before each write batch.
+   */
+  settle?(): Promise<void>;
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

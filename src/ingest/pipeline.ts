@@ -84,6 +84,10 @@ interface TenantPipe {
   io: TenantIngest | null;
   /** the outputs evaluated into the pending write, to evaluate again if it turns out stale */
   window: AdapterOutput[][];
+  /** the suppressor the engine evaluates with (its store writes are awaited before each write batch) */
+  suppressor?: Suppressor;
+  /** suppressors replaced during a --strict source, whose store writes wait for its commit */
+  retired: Suppressor[];
 }
 
 function snapshot(c: EngineCounters): EngineCounters {
@@ -113,7 +117,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   private pipe(tenant: string): TenantPipe {
     let p = this.tenants.get(tenant);
     if (!p) {
-      p = { tenant, engine: new DetectionEngine(this.opts.engine), io: null, window: [] };
+      p = { tenant, engine: new DetectionEngine(this.opts.engine), io: null, window: [], retired: [] };
       this.tenants.set(tenant, p);
     }
     return p;
@@ -144,7 +148,12 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       const v = e.rulesChanged;
       const load = this.opts.suppressorFor;
       // Rules changed by another process are applied from this batch on (nothing is pending here).
-      if (v !== null && load) e.setSuppressor(await load.call(this.opts, this.store, p.tenant), v);
+      if (v !== null && load) {
+        // the writes the old one owes (impostor releases) are stored before it is replaced
+        if (p.suppressor) await this.settle(p, p.suppressor);
+        p.suppressor = await load.call(this.opts, this.store, p.tenant);
+        e.setSuppressor(p.suppressor, v);
+      }
       const o = e.apply(outs, at);
       if (o.done) return;
       at = o.at;
@@ -175,10 +184,30 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     }
   }
 
+  /**
+   * Stores what a suppressor owes (impostor flags and the release of their past suppressions). A
+   * --strict source is one transaction that holds locks the release needs on a networked store, so
+   * there it waits for the commit (settleAfterCommit).
+   */
+  private async settle(p: TenantPipe, s: Suppressor): Promise<void> {
+    if (!this.opts.strict) return s.settle?.();
+    if (!p.retired.includes(s)) p.retired.push(s);
+  }
+
+  private async settleAfterCommit(): Promise<void> {
+    for (const p of this.tenants.values()) {
+      const all = [...new Set([...p.retired, ...(p.suppressor ? [p.suppressor] : [])])];
+      p.retired = [];
+      for (const s of all) await s.settle?.();
+    }
+  }
+
   /** Writes the tenant's pending write as one batch (with the source record, when given). */
   private async flush(p: TenantPipe, lease: IngestLease, source?: SourceRecordWrite): Promise<void> {
     // A write states the versions it was evaluated against: an engine that never read has none yet.
     if (p.engine.versions().jobStateVersion === -1) await this.applyBatch(p, []);
+    // An impostor flagged while evaluating: its past suppressions are released before this batch is stored.
+    if (p.suppressor) await this.settle(p, p.suppressor);
     for (let n = 0; ; n++) {
       const batch = p.engine.takeWrite({ token: lease.token, ttlMs: lease.ttlMs }, source);
       if (!batch) break;
@@ -372,6 +401,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections,
         });
         await scope.commit();
+        if (strict) await this.settleAfterCommit();
       }
     } catch (err) {
       await scope?.rollback();

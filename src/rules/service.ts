@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
-import { ensureTenant } from '../storage/sqlite/ingest-session.js';
-import { SqliteRulesRepo, type MatchPredicate, type RuleRow } from '../storage/sqlite/rules-repo.js';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
 import {
   RuleError,
@@ -14,7 +11,17 @@ import {
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
 import { describeBinary } from '../analysis/impostor.js';
-import { ImpostorSet } from './guards.js';
+import type { ImpostorSet } from './guards.js';
+import {
+  NEW_STATE,
+  type RuleAuditRow,
+  type RuleMatchCounts,
+  type RulesPort,
+  type RulesReader,
+  type RulesStore,
+  type RulesWriter,
+  type StoredRule,
+} from '../storage/rules-port.js';
 
 export { RuleError } from './matcher.js';
 
@@ -36,33 +43,31 @@ export function defaultActor(): string {
   }
 }
 
-const NEW = { status: 0, rule: 0 };
+/** What the rules service needs of a store: its rules port (storage/rules-port.ts). */
+export type { RulesStore } from '../storage/rules-port.js';
 
 /**
- * Suppression rules for one store. Every write runs in one IMMEDIATE transaction: validation, the
- * never-suppress check, the rule row, the retroactive status move (rollup + detections), the audit
- * row and the rules_version bump commit together or not at all.
+ * Suppression rules for one store, over its rules port. Every write runs in one write transaction
+ * of the port: validation, the never-suppress check, the rule row, the retroactive status move, the
+ * audit row and the rules_version bump commit together or not at all.
  */
 export class RulesService {
-  readonly repo: SqliteRulesRepo;
+  readonly repo: RulesPort;
   readonly risky: RiskyDestinations;
 
-  constructor(
-    readonly store: SqliteStore,
-    opts: RulesServiceOptions = {},
-  ) {
+  constructor(store: RulesStore, opts: RulesServiceOptions = {}) {
     this.risky = riskyDestinations(opts.extraRiskyDestinations);
-    this.repo = new SqliteRulesRepo(store.db, this.risky);
+    this.repo = store.rulesPort(this.risky);
   }
 
   async list(tenant: string): Promise<SuppressionRule[]> {
-    const tid = this.repo.tenantId(tenant);
+    const tid = await this.repo.tenantId(tenant);
     if (tid === undefined) return [];
-    return this.repo.activeRules(tid).map(toRule);
+    return (await this.repo.activeRules(tid)).map(toRule);
   }
 
   async get(tenant: string, ruleId: string): Promise<SuppressionRule> {
-    return toRule(this.mustFind(tenant, ruleId));
+    return toRule(await this.mustFind(this.repo, tenant, ruleId));
   }
 
   async preview(tenant: string, input: RuleInput): Promise<RulePreview> {
@@ -71,31 +76,36 @@ export class RulesService {
   }
 
   /**
-   * Synchronous preview of an already compiled rule (used by analysis for suggestion impact). The
-   * analysis passes the impostor set it already holds for the same snapshot.
+   * Preview of an already compiled rule (also used by analysis for suggestion impact). The analysis
+   * passes the impostor set it already holds for the same snapshot.
    */
-  previewCompiled(
+  async previewCompiled(
     tenant: string,
     type: string,
     rule: CompiledRule,
     sampleLimit = 10,
     opts: { countsOnly?: boolean; impostors?: ImpostorSet } = {},
-  ): RulePreview {
+  ): Promise<RulePreview> {
+    return this.previewWith(this.repo, tenant, type, rule, sampleLimit, opts);
+  }
+
+  private async previewWith(
+    r: RulesReader,
+    tenant: string,
+    type: string,
+    rule: CompiledRule,
+    sampleLimit: number,
+    opts: { countsOnly?: boolean; impostors?: ImpostorSet } = {},
+  ): Promise<RulePreview> {
     const targeted = this.targetsRisky(rule);
-    const tid = this.repo.tenantId(tenant);
+    const tid = await r.tenantId(tenant);
     const warnings: string[] = [];
-    let counts = { total: 0, risky: 0, byProcess: [] as RulePreview['by_process'], byRepo: [] as RulePreview['by_repo'], riskySamples: [] as RulePreview['risky_samples'], sampleIds: [] as number[] };
-    const impostorHits: { binary: string; reason: string; count: number }[] = [];
+    let counts: RuleMatchCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [], impostorHits: [] };
     if (tid !== undefined) {
-      const pred = this.repo.buildPredicate(tid, this.repo.typeId(type), rule);
-      counts = this.repo.previewCounts(pred, sampleLimit, opts.countsOnly ?? false);
-      // Same single matcher, then the impostor guard over the ids it matched.
-      const set = opts.impostors ?? this.repo.impostors(tid).set;
-      for (const b of set.list()) {
-        const n = [...this.repo.newCountsOf(pred, this.repo.processIdsOf(new ImpostorSet([b]))).values()].reduce((a, x) => a + x, 0);
-        if (n > 0) impostorHits.push({ binary: describeBinary(b), reason: b.reason, count: n });
-      }
+      const impostors = opts.impostors ?? (await r.impostors(tid)).set;
+      counts = await r.matchCounts(tid, type, rule, { sampleLimit, countsOnly: opts.countsOnly ?? false, impostors });
     }
+    const impostorHits = counts.impostorHits.map((h) => ({ binary: describeBinary(h.binary), reason: h.binary.reason, count: h.count }));
     const impostorCount = impostorHits.reduce((a, h) => a + h.count, 0);
     let refused: string | null = null;
     if (!hasEffectiveCondition(rule.conditions)) {
@@ -138,32 +148,21 @@ export class RulesService {
     const { type, rule } = this.compileInput(input);
     const name = cleanText('name', input.name) ?? defaultName(rule.conditions);
     const description = cleanText('description', input.description) ?? '';
-    const db = this.store.db;
-    return db.transaction(() => {
-      const tid = ensureTenant(db, tenant);
-      const preview = this.previewCompiled(tenant, type, rule, 0);
+    return this.repo.write(async (tx) => {
+      const tid = await tx.ensureTenant(tenant);
+      const preview = await this.previewWith(tx, tenant, type, rule, 0);
       if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
       const now = new Date().toISOString();
-      const uid = randomUUID();
-      const id = Number(
-        db
-          .prepare(
-            `INSERT INTO rules (tenant_id, rule_uid, detection_type, name, description, conditions, severity_action, created_by, created_on, updated_on)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(tid, uid, type, name, description, JSON.stringify(rule.conditions), JSON.stringify({ type: 'ignore' }), actor, now, now).lastInsertRowid,
-      );
-      const typeId = this.repo.ensureType(type);
-      const pred = this.repo.buildPredicate(tid, typeId, rule);
-      const suppressed = this.repo.move(pred, NEW, { status: 1, rule: id });
+      const row = await tx.insertRule({ tenantId: tid, uid: randomUUID(), detectionType: type, name, description, conditions: rule.conditions, createdBy: actor, at: now });
+      const suppressed = await tx.move(tid, { kind: 'match', rule, guarded: false }, NEW_STATE, { status: 1, rule: row.id });
       if (suppressed !== preview.would_suppress) {
         throw new Error(`internal: preview counted ${preview.would_suppress} but create suppressed ${suppressed}; rolled back`);
       }
-      const created = toRule(this.repo.ruleByUid(tid, uid)!);
-      this.repo.audit(tid, uid, 'create', actor, null, created, suppressed);
-      this.repo.bumpRulesVersion();
+      const created = toRule(row);
+      await tx.audit({ tenantId: tid, uid: row.uid, action: 'create', actor, at: now, before: null, after: created, affected: suppressed });
+      await tx.bumpRulesVersion();
       return { rule: created, suppressed, restored: 0 };
-    }).immediate();
+    });
   }
 
   /**
@@ -176,163 +175,96 @@ export class RulesService {
    *  - current new detections the new conditions match are suppressed (`suppressed`).
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
-    const db = this.store.db;
-    const current = this.mustFind(tenant, ruleId);
-    const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detection_type;
-    const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : (JSON.parse(current.conditions) as RuleConditions);
+    const current = await this.mustFind(this.repo, tenant, ruleId);
+    const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
+    const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions;
     const rule = compileRule(type, conditions);
     const name = cleanText('name', input.name);
     const description = cleanText('description', input.description);
-    return db.transaction(() => {
-      const row = this.mustFind(tenant, ruleId);
+    return this.repo.write(async (tx) => {
+      const row = await this.mustFind(tx, tenant, ruleId);
       const before = toRule(row);
-      const matchChanged = type !== row.detection_type || JSON.stringify(rule.conditions) !== JSON.stringify(JSON.parse(row.conditions));
+      const matchChanged = type !== row.detectionType || JSON.stringify(rule.conditions) !== JSON.stringify(row.conditions);
       let expected = 0;
       if (matchChanged) {
-        const preview = this.previewCompiled(tenant, type, rule, 0);
+        const preview = await this.previewWith(tx, tenant, type, rule, 0);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
         expected = preview.would_suppress;
       }
-      db.prepare('UPDATE rules SET detection_type = ?, name = ?, description = ?, conditions = ?, updated_on = ? WHERE id = ?').run(
-        type,
-        name ?? row.name,
-        description ?? row.description,
-        JSON.stringify(rule.conditions),
-        new Date().toISOString(),
-        row.id,
-      );
+      const now = new Date().toISOString();
+      let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name ?? row.name, description: description ?? row.description, conditions: rule.conditions }, now);
       const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
-      if (matchChanged) Object.assign(moved, this.reevaluate(row, type, rule, expected));
-      const after = toRule(this.repo.ruleByUid(row.tenant_id, row.rule_uid)!);
+      if (matchChanged) Object.assign(moved, await this.reevaluate(tx, row, rule, expected));
+      after = (await tx.ruleByUid(row.tenantId, row.uid)) ?? after;
       const handedTotal = moved.handed.reduce((a, h) => a + h.count, 0);
-      this.repo.audit(row.tenant_id, row.rule_uid, 'update', actor, before, after, moved.suppressed + moved.restored + handedTotal);
-      this.repo.bumpRulesVersion();
-      return { rule: after, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed };
-    }).immediate();
+      const changed = toRule(after);
+      await tx.audit({ tenantId: row.tenantId, uid: row.uid, action: 'update', actor, at: now, before, after: changed, affected: moved.suppressed + moved.restored + handedTotal });
+      await tx.bumpRulesVersion();
+      return { rule: changed, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed };
+    });
   }
 
   /**
    * Re-evaluates a rule's detections after its conditions changed (inside update's transaction). Its
-   * former suppressions are first parked under a marker (status suppressed, rule_id = -id) so that
-   * each following step moves an exact, disjoint set, and rollups and detections move together.
+   * former suppressions are first parked under a marker (status suppressed, rule = -id) so that each
+   * following step moves an exact, disjoint set.
    */
-  private reevaluate(row: RuleRow, type: string, rule: CompiledRule, expected: number) {
-    const tid = row.tenant_id;
+  private async reevaluate(tx: RulesWriter, row: StoredRule, rule: CompiledRule, expected: number) {
+    const tid = row.tenantId;
     const own = { status: 1, rule: row.id };
     const parked = { status: 1, rule: -row.id };
-    for (const typeId of this.repo.ruleTypes(tid, row.id)) this.repo.move(this.repo.rulePredicate(tid, typeId), own, parked);
-    const typeId = this.repo.ensureType(type);
-    const kept = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), parked, own);
+    await tx.move(tid, { kind: 'all' }, own, parked);
+    const kept = await tx.move(tid, { kind: 'match', rule, guarded: true }, parked, own);
     const handed: { rule_id: string; count: number }[] = [];
-    for (const other of this.repo.activeRules(tid)) {
+    for (const other of await tx.activeRules(tid)) {
       if (other.id === row.id) continue;
-      if (this.repo.ruleTypes(tid, -row.id).length === 0) break;
-      const compiled = compileRule(other.detection_type, JSON.parse(other.conditions) as RuleConditions);
-      const pred = this.guarded(tid, this.repo.buildPredicate(tid, this.repo.ensureType(other.detection_type), compiled));
-      const n = this.repo.move(pred, parked, { status: 1, rule: other.id });
-      if (n > 0) handed.push({ rule_id: other.rule_uid, count: n });
+      if (!(await tx.holds(tid, parked))) break;
+      const compiled = compileRule(other.detectionType, other.conditions);
+      const n = await tx.move(tid, { kind: 'match', rule: compiled, guarded: true }, parked, { status: 1, rule: other.id });
+      if (n > 0) handed.push({ rule_id: other.uid, count: n });
     }
-    let restored = 0;
-    for (const t of this.repo.ruleTypes(tid, -row.id)) restored += this.repo.move(this.repo.rulePredicate(tid, t), parked, NEW);
-    const suppressed = this.repo.move(this.guarded(tid, this.repo.buildPredicate(tid, typeId, rule)), NEW, own);
+    const restored = await tx.move(tid, { kind: 'all' }, parked, NEW_STATE);
+    const suppressed = await tx.move(tid, { kind: 'match', rule, guarded: true }, NEW_STATE, own);
     if (suppressed !== expected) {
       throw new Error(`internal: preview counted ${expected} but update suppressed ${suppressed}; rolled back`);
     }
     return { suppressed, kept, restored, handed };
   }
 
-  /** The predicate minus detections that must never be suppressed (risky destinations, suspected impostors). */
-  private guarded(tenantId: number, pred: MatchPredicate): MatchPredicate {
-    if (!pred.possible) return pred;
-    const ids = this.repo.impostors(tenantId).processIds;
-    return this.repo.excludeProcesses(this.repo.excludeRisky(pred), ids);
-  }
-
-  /**
-   * Moves every suppressed detection of these binaries (process ids) back to `new`, whichever rule
-   * suppressed it: used when ingest first sees a binary contradict the daemon it is named after.
-   * Must run inside a write transaction. Returns how many moved.
-   */
-  releaseProcesses(tenantId: number, processIds: number[]): number {
-    if (processIds.length === 0) return 0;
-    const rows = this.store.db
-      .prepare(
-        `SELECT DISTINCT type_id, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id <> 0
-         AND process_id IN (${processIds.map(Number).join(',')})`,
-      )
-      .raw()
-      .all(tenantId) as [number, number][];
-    let moved = 0;
-    for (const [typeId, ruleId] of rows) {
-      this.repo.fillProcesses(processIds);
-      const pred: MatchPredicate = {
-        possible: true,
-        sql: 'tenant_id = ? AND type_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
-        params: [tenantId, typeId],
-        dims: { job: false, process: true, endpoint: false, ip: false },
-      };
-      moved += this.repo.move(pred, { status: 1, rule: ruleId }, NEW);
-    }
-    return moved;
-  }
-
   /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */
   async delete(tenant: string, ruleId: string, opts: DeleteOptions = {}, actor: string = defaultActor()): Promise<RuleChangeResult> {
-    const db = this.store.db;
-    this.mustFind(tenant, ruleId);
-    return db.transaction(() => {
-      const row = this.mustFind(tenant, ruleId);
+    await this.mustFind(this.repo, tenant, ruleId);
+    return this.repo.write(async (tx) => {
+      const row = await this.mustFind(tx, tenant, ruleId);
       const before = toRule(row);
       let restored = 0;
-      if (opts.restore) {
-        for (const typeId of this.repo.ruleTypes(row.tenant_id, row.id)) {
-          restored += this.repo.move(this.repo.rulePredicate(row.tenant_id, typeId), { status: 1, rule: row.id }, NEW);
-        }
-      }
-      db.prepare('UPDATE rules SET deleted_on = ?, updated_on = ? WHERE id = ?').run(new Date().toISOString(), new Date().toISOString(), row.id);
+      if (opts.restore) restored = await tx.move(row.tenantId, { kind: 'all' }, { status: 1, rule: row.id }, NEW_STATE);
+      const now = new Date().toISOString();
+      await tx.deleteRule(row.tenantId, row.id, now);
       // A restored detection that another active rule matches belongs to that rule, exactly as if it
       // were ingested now: re-apply the remaining rules in creation order.
-      if (restored > 0) restored -= this.reapplyActiveRules(row.tenant_id);
-      this.repo.audit(row.tenant_id, row.rule_uid, opts.restore ? 'delete+restore' : 'delete', actor, before, null, restored);
-      this.repo.bumpRulesVersion();
+      if (restored > 0) restored -= await this.reapplyActiveRules(tx, row.tenantId);
+      await tx.audit({ tenantId: row.tenantId, uid: row.uid, action: opts.restore ? 'delete+restore' : 'delete', actor, at: now, before, after: null, affected: restored });
+      await tx.bumpRulesVersion();
       return { rule: before, suppressed: 0, restored };
-    }).immediate();
+    });
   }
 
   /** Suppresses new detections matched by the tenant's active rules; returns how many moved. */
-  private reapplyActiveRules(tenantId: number): number {
-    const rows = this.store.db
-      .prepare('SELECT id, detection_type, conditions FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
-      .all(tenantId) as { id: number; detection_type: string; conditions: string }[];
+  private async reapplyActiveRules(tx: RulesWriter, tenantId: number): Promise<number> {
     let moved = 0;
-    for (const r of rows) {
-      const compiled = compileRule(r.detection_type, JSON.parse(r.conditions) as RuleConditions);
-      const pred = this.repo.buildPredicate(tenantId, this.repo.ensureType(r.detection_type), compiled);
+    for (const r of await tx.activeRules(tenantId)) {
       // As at ingest, never-suppress destinations and suspected impostors stay new even under an older rule.
-      moved += this.repo.move(this.guarded(tenantId, pred), NEW, { status: 1, rule: r.id });
+      moved += await tx.move(tenantId, { kind: 'match', rule: compileRule(r.detectionType, r.conditions), guarded: true }, NEW_STATE, { status: 1, rule: r.id });
     }
     return moved;
   }
 
   /** Audit trail of a tenant's rule changes, newest first. */
-  async audit(tenant: string, ruleId?: string): Promise<{ rule_id: string; action: string; actor: string; at: string; before: unknown; after: unknown; affected: number }[]> {
-    const tid = this.repo.tenantId(tenant);
+  async audit(tenant: string, ruleId?: string): Promise<RuleAuditRow[]> {
+    const tid = await this.repo.tenantId(tenant);
     if (tid === undefined) return [];
-    const rows = this.store.db
-      .prepare(
-        `SELECT rule_uid, action, actor, at, before_json, after_json, affected FROM rule_audit
-         WHERE tenant_id = ? ${ruleId ? 'AND rule_uid = ?' : ''} ORDER BY id DESC`,
-      )
-      .all(...(ruleId ? [tid, ruleId] : [tid])) as { rule_uid: string; action: string; actor: string; at: string; before_json: string | null; after_json: string | null; affected: number }[];
-    return rows.map((r) => ({
-      rule_id: r.rule_uid,
-      action: r.action,
-      actor: r.actor,
-      at: r.at,
-      before: r.before_json ? JSON.parse(r.before_json) : null,
-      after: r.after_json ? JSON.parse(r.after_json) : null,
-      affected: r.affected,
-    }));
+    return this.repo.auditLog(tid, ruleId);
   }
 
   compileInput(input: RuleInput): { type: string; rule: CompiledRule } {
@@ -374,9 +306,9 @@ export class RulesService {
     return p.risky_matches === 0 && p.impostor_matches > 0 ? 'refused_impostor' : 'refused_risky';
   }
 
-  private mustFind(tenant: string, ruleId: string): RuleRow {
-    const tid = this.repo.tenantId(tenant);
-    const row = tid === undefined ? undefined : this.repo.ruleByUid(tid, ruleId);
+  private async mustFind(r: RulesReader, tenant: string, ruleId: string): Promise<StoredRule> {
+    const tid = await r.tenantId(tenant);
+    const row = tid === undefined ? undefined : await r.ruleByUid(tid, ruleId);
     if (!row) throw new RuleError('not_found', `no active rule "${ruleId}" in tenant "${tenant}": run \`rules list\` to see rule ids`);
     return row;
   }
@@ -405,16 +337,16 @@ function defaultName(c: RuleConditions): string {
   return `suppress ${parts.join(' ')}`.slice(0, 200);
 }
 
-export function toRule(r: RuleRow): SuppressionRule {
+export function toRule(r: StoredRule): SuppressionRule {
   return {
-    rule_id: r.rule_uid,
-    id: r.detection_type,
+    rule_id: r.uid,
+    id: r.detectionType,
     name: r.name,
     description: r.description,
-    conditions: JSON.parse(r.conditions) as RuleConditions,
+    conditions: r.conditions,
     severity_action: { type: 'ignore' },
-    created_by: r.created_by,
-    created_on: r.created_on,
-    updated_on: r.updated_on,
+    created_by: r.createdBy,
+    created_on: r.createdOn,
+    updated_on: r.updatedOn,
   };
 }

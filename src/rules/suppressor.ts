@@ -1,11 +1,10 @@
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
 import { compileRule, matchSubject, type CompiledRule } from './matcher.js';
-import { RulesService } from './service.js';
-import { callContradiction } from '../analysis/impostor.js';
+import { callContradiction, type SuspectedImpostor } from '../analysis/impostor.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
+import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { ImpostorSet, neverSuppress } from './guards.js';
-import type { RuleConditions } from './types.js';
+import type { RulesPort, RulesStore } from '../storage/rules-port.js';
 
 /**
  * Builds the ingest-time suppressor of a tenant from its active rules, with the same compiled
@@ -13,31 +12,30 @@ import type { RuleConditions } from './types.js';
  * Never-suppress guard (guards.ts): a detection to a risky destination, or of a suspected impostor
  * binary, is never suppressed at ingest, even by a rule created before the evidence appeared.
  *
- * The impostor set starts from the store's evidence and grows as calls arrive (`observe`). When a
- * binary is first flagged mid-stream, the detections of it that rules suppressed earlier are moved
- * back to `new` in the same transaction, so the verdict also applies to the past.
+ * The impostor set starts from the store's evidence and grows as calls arrive (`observe`, which is
+ * synchronous: the engine evaluates a batch in memory). When a binary is first flagged mid-stream,
+ * `settle()` stores the flag and moves the detections of it that rules suppressed earlier back to
+ * `new`, in one write of the rules port. Ingest awaits it before each write batch, so nothing is
+ * stored after the flag before the release is; a failed release fails that ingest write.
  */
-export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDestinations?: string[]): Suppressor {
-  const db = store.db;
-  const tid = db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined;
-  const service = new RulesService(store, { extraRiskyDestinations });
-  const risky = service.risky;
-  // Read in one snapshot (ingest builds this outside its write transactions).
-  const impostors = tid === undefined ? new ImpostorSet() : db.transaction(() => service.repo.impostors(tid).set)();
-  const rows =
-    tid === undefined
-      ? []
-      : (db
-          .prepare('SELECT id, detection_type, conditions FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
-          .all(tid) as { id: number; detection_type: string; conditions: string }[]);
+export async function suppressorFor(store: RulesStore, tenant: string, extraRiskyDestinations?: string[]): Promise<Suppressor> {
+  return suppressorOver(store.rulesPort(riskyDestinations(extraRiskyDestinations)), tenant);
+}
+
+export async function suppressorOver(port: RulesPort, tenant: string): Promise<Suppressor> {
+  const risky = port.risky;
+  const tid = await port.tenantId(tenant);
+  const impostors = tid === undefined ? new ImpostorSet() : (await port.impostors(tid)).set;
   const rules: { id: number; rule: CompiledRule }[] = [];
-  for (const r of rows) {
+  for (const r of tid === undefined ? [] : await port.activeRules(tid)) {
     try {
-      rules.push({ id: r.id, rule: compileRule(r.detection_type, JSON.parse(r.conditions) as RuleConditions) });
+      rules.push({ id: r.id, rule: compileRule(r.detectionType, r.conditions) });
     } catch {
       // A stored rule that no longer compiles matches nothing rather than everything.
     }
   }
+  // binaries flagged since the last settle(), not stored yet
+  let flaggedSince: SuspectedImpostor[] = [];
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
   return {
     match(subject: DetectionSubject): number {
@@ -56,21 +54,23 @@ export function suppressorFor(store: SqliteStore, tenant: string, extraRiskyDest
       if (!reason) return false;
       const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
       impostors.add(flagged);
-      const t = tid ?? (db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined);
-      if (t !== undefined) {
-        // Ingest evaluates between its write transactions: the flag and the moves commit together
-        // (inside a write transaction already, e.g. --strict, this is a savepoint of it).
-        db.transaction(() => {
-          service.repo.flagImpostor(t, flagged);
-          service.releaseProcesses(t, service.repo.processIdsOf(new ImpostorSet([flagged])));
-        }).immediate();
-      }
+      flaggedSince.push(flagged);
       return true;
     },
+    async settle(): Promise<void> {
+      if (flaggedSince.length === 0) return;
+      const flagged = flaggedSince;
+      // One write: the flags and the moves commit together. Until it has, the binaries stay listed,
+      // so a failed write is retried by the next settle (and fails that ingest write too).
+      const stored = await port.write(async (tx) => {
+        // before the tenant's first write nothing of it is stored: the flags wait for the next settle
+        const t = tid ?? (await tx.tenantId(tenant));
+        if (t === undefined) return false;
+        for (const b of flagged) await tx.flagImpostor(t, b);
+        await tx.releaseBinaries(t, new ImpostorSet(flagged));
+        return true;
+      });
+      if (stored) flaggedSince = flaggedSince.slice(flagged.length);
+    },
   };
-}
-
-/** A `suppressorFor` bound to config extras, for IngestOptions.suppressorFor. */
-export function makeSuppressorFor(extraRiskyDestinations?: string[]): (store: SqliteStore, tenant: string) => Suppressor {
-  return (store, tenant) => suppressorFor(store, tenant, extraRiskyDestinations);
 }

@@ -18,8 +18,8 @@ import { PgPolicyState } from './postgres/policy-state.js';
 import { RedisPolicyState, parseRedisStateUrl } from '../state/redis/state.js';
 import type { Suppressor } from '../domain/subject.js';
 import { suppressorFor } from '../rules/suppressor.js';
-import { noRulesSuppressor } from '../rules/no-rules-suppressor.js';
-import { riskyDestinations } from '../analysis/risky-destinations.js';
+import type { RiskyDestinations } from '../analysis/risky-destinations.js';
+import type { RulesPort } from './rules-port.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
@@ -101,13 +101,10 @@ export interface OpenStore {
   ingest: IngestPort;
   /** Records the learning window ingest runs with (store-wide): stats counts the jobs still learning by it. */
   setLearningRuns(n: number): Promise<void>;
-  /**
-   * The ingest-time suppressor of a tenant. SQLite: the tenant's active rules, behind the
-   * never-suppress guards. PostgreSQL: rules are not on PostgreSQL yet (the rules commands open
-   * SQLite), so no rule can exist there and nothing is suppressed on ingest; impostor binaries are
-   * still kept out of the baseline (rules/no-rules-suppressor.ts).
-   */
-  ingestSuppressor(tenant: string, extraRiskyDestinations?: string[]): Suppressor;
+  /** the rules port (storage/rules-port.ts), for the rules service */
+  rulesPort(risky: RiskyDestinations): RulesPort;
+  /** The ingest-time suppressor of a tenant: its active rules, behind the never-suppress guards. */
+  ingestSuppressor(tenant: string, extraRiskyDestinations?: string[]): Promise<Suppressor>;
   close(): Promise<void>;
 }
 
@@ -134,7 +131,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     return {
       backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest,
       setLearningRuns: (n) => s.setMeta('learning_runs', String(n)).catch((e) => explainStoreError(loc, e)),
-      ingestSuppressor: (_tenant, extra) => noRulesSuppressor(riskyDestinations(extra)),
+      rulesPort: (risky) => s.rulesPort(risky),
+      ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
       close: () => s.close(),
     };
   }
@@ -145,6 +143,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
   return {
     backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,
     setLearningRuns: async (n) => s.setMeta('learning_runs', String(n)),
+    rulesPort: (risky) => s.rulesPort(risky),
     ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
     close: async () => s.close(),
   };

@@ -20,7 +20,7 @@ function sumScan(port: AnalysisAggregates, scope: AnalysisScope): Map<number, nu
   return out;
 }
 
-test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples newest first, scope semantics', () => {
+test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples newest first, scope semantics', async () => {
   const { store, cleanup } = tmpStore();
   try {
     const events = [];
@@ -29,7 +29,7 @@ test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples 
       events.push(call(T, 'web', 200 + i, TS0 + i * DAY + 2000, proc('curl'), { domain: `h${i % 3}.example.com`, port: 443 }, 'Acme'));
       events.push(call(T, 'web', 300 + i, TS0 + i * DAY + 3000, proc('curl'), { ip: '198.51.100.9', port: 8443 }, 'globex', 'test'));
     }
-    ingest(store, T, events);
+    await ingest(store, T, events);
     const port = store.analysis;
     assert.deepEqual(port.scope('nobody', { types: ['New-Outbound-Network-Call'] }), { ok: false, missing: 'tenant' });
     assert.deepEqual(port.scope(T, { types: ['Domain-Blocked'] }), { ok: false, missing: 'types' });

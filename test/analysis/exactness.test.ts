@@ -129,8 +129,8 @@ async function all(store: SqliteStore, input: AnalyzeInput): Promise<{ total: nu
 test('analysis is exact against a brute-force reference (windows, filters, statuses, paging)', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, randomTenant(42));
-    ingest(store, 'other', randomTenant(7).map((e) => ({ ...e, tenant: 'other' })));
+    await ingest(store, T, randomTenant(42));
+    await ingest(store, 'other', randomTenant(7).map((e) => ({ ...e, tenant: 'other' })));
     const rules = new RulesService(store);
     await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'dockerd', host: '*.example.com' } }, 't');
     // (not the tailscaled / twingated binaries: their random traffic flags them all as suspected impostors)

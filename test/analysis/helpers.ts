@@ -53,10 +53,13 @@ export function tmpStore(): { store: SqliteStore; dir: string; path: string; cle
 }
 
 /** Drives the real detection engine with learning off: every non-baseline call raises a detection. */
-export function ingest(store: SqliteStore, tenant: string, events: NetworkCallEvent[]): { detections: number; suppressedOnIngest: number } {
+export async function ingest(store: SqliteStore, tenant: string, events: NetworkCallEvent[]): Promise<{ detections: number; suppressedOnIngest: number }> {
   const s = store.openIngestSession(tenant);
   const e = new DetectionEngine({ ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 });
-  evaluateSync(s, e, events.map((event) => ({ kind: 'call', event })), () => suppressorFor(store, tenant));
+  // built before the (synchronous) write; the impostor flags it raises are stored right after it
+  const suppressor = await suppressorFor(store, tenant);
+  evaluateSync(s, e, events.map((event) => ({ kind: 'call', event })), () => suppressor);
+  await suppressor.settle?.();
   return { detections: e.counters.detections, suppressedOnIngest: e.counters.suppressedOnIngest };
 }
 

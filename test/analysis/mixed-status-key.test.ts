@@ -18,12 +18,12 @@ test('a rollup key with detections of several statuses gives each status its own
   const { store, cleanup } = tmpStore();
   try {
     const curl = (run: number, ts: number) => call(T, 'web', run, ts, proc('curl'), { domain: 'api.example.com', port: 443 });
-    ingest(store, T, [curl(1, TS0 + 1 * H), curl(2, TS0 + 2 * H), call(T, 'web', 2, TS0 + 2 * H, proc('node'), { domain: 'npm.example.com', port: 443 })]);
+    await ingest(store, T, [curl(1, TS0 + 1 * H), curl(2, TS0 + 2 * H), call(T, 'web', 2, TS0 + 2 * H, proc('node'), { domain: 'npm.example.com', port: 443 })]);
     const svc = new RulesService(store);
     const rule = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     assert.equal(rule.suppressed, 2);
     await svc.delete(T, rule.rule.rule_id, {}, 't');
-    ingest(store, T, [curl(3, TS0 + 3 * H), curl(4, TS0 + 4 * H)]);
+    await ingest(store, T, [curl(3, TS0 + 3 * H), curl(4, TS0 + 4 * H)]);
     assert.equal(rollupMismatches(store), 0);
     assert.equal(store.db.prepare('SELECT count(*) FROM detection_rollup WHERE process_id = (SELECT id FROM processes WHERE norm_name = ?)').pluck().get('curl'), 1, 'one key');
     const iso = (ts: number) => new Date(ts).toISOString();

@@ -45,7 +45,7 @@ function newCount(store: ReturnType<typeof tmpStore>['store'], sha: string): num
 test('an upgraded daemon: the suggested rule covers both genuine hashes and no impostor', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const genuineDetections = newCount(store, GENUINE_SHA) + newCount(store, UPGRADED_SHA);
     assert.equal(genuineDetections, 24);
     assert.equal(newCount(store, IMPOSTOR_SHA), 4);
@@ -72,7 +72,7 @@ test('an upgraded daemon: the suggested rule covers both genuine hashes and no i
     assert.equal(rollupMismatches(store), 0);
 
     // Ingest applies the same rule: a later run of either version is suppressed, the impostor is not.
-    const later = ingest(store, T, [
+    const later = await ingest(store, T, [
       call(T, 'api', 30, TS0 + 30 * 3_600_000, tailscaled(true), { ip: '100.64.1.30', port: 41641 }),
       call(T, 'api', 31, TS0 + 31 * 3_600_000, upgraded(), { ip: '100.64.1.31', port: 41641 }),
       call(T, 'lib', 32, TS0 + 32 * 3_600_000, tailscaled(false), { ip: '45.61.136.15', port: 443 }),

@@ -37,7 +37,7 @@ function fixture(): NetworkCallEvent[] {
 test('genuine tailscaled is a candidate, the impostor is split off and stays visible', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const rules = new RulesService(store);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
     assert.equal(res.total_anomalies_scanned, 6 * 5 + 3 * 2 + 2);
@@ -121,7 +121,7 @@ test('genuine tailscaled is a candidate, the impostor is split off and stays vis
 test('unknown tenant returns an empty result; bad inputs raise AnalysisError', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const r = await analyzeAnomalousCallsByProcess(store, { tenant: 'nobody' });
     assert.equal(r.total_anomalies_scanned, 0);
     assert.equal(r.processes.length, 0);

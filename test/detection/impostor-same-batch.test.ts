@@ -19,11 +19,11 @@ test('a binary flagged by a call of a batch is not left suppressed by its earlie
   const { store, cleanup } = tmpStore();
   try {
     const T = 'same';
-    ingest(store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
+    await ingest(store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
     const rules = new RulesService(store);
     await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled' } }, 't');
     // one batch: three calls that a rule suppresses, then the contradicting call that flags the binary
-    const r = ingest(store, T, [
+    const r = await ingest(store, T, [
       ...[1, 2, 3].map((i) => call(T, 'web', 2, TS0 + i, LATE, { ip: `100.64.0.${i + 1}`, port: 41641 })),
       call(T, 'web', 2, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }),
     ]);

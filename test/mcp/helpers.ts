@@ -7,7 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
-import { makeSuppressorFor } from '../../src/rules/suppressor.js';
+import { suppressorFor } from '../../src/rules/suppressor.js';
 import { writeTenant } from '../../src/generate/index.js';
 import { CLI, tempDir } from '../helpers.js';
 import { before, after } from 'node:test';
@@ -27,7 +27,7 @@ export async function buildDemoDb(dir: string, opts: { events?: number; runs?: n
       strict: false,
       defaults: {},
       engine: DEFAULT_ENGINE_CONFIG,
-      suppressorFor: makeSuppressorFor(),
+      suppressorFor: (s, tenant) => suppressorFor(s, tenant),
     });
     await pipe.ingest(file);
   } finally {

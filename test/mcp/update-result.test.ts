@@ -10,7 +10,7 @@ test('MCP update_suppression_rule reports kept, released and handed-over counts 
   try {
     const evs = [];
     for (let i = 0; i < 12; i++) evs.push(event(T, 'api', 100 + i, TS0 + i * 1000, proc('curl'), { domain: `h${i % 2}.example.com`, port: 443 }, i % 3 ? 'acme-corp' : 'globex'));
-    ingest(store, T, evs);
+    await ingest(store, T, evs);
     const svc = new RulesService(store);
     const wide = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'curl' } }, 't');
     const h1 = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { endpoint: 'h1.example.com:443' } }, 't');

@@ -26,10 +26,10 @@ function state(path: string): string {
   }
 }
 
-test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; good input works', () => {
+test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; good input works', async () => {
   const { store, path, cleanup } = tmpStore();
   try {
-    ingest(store, 'default', [
+    await ingest(store, 'default', [
       call('default', 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 }),
       call('default', 'web', 1, TS0 + 1, tailscaled(true), { ip: '100.64.0.2', port: 41641 }),
       call('default', 'web', 1, TS0 + 2, proc('curl'), { domain: 'webhook.site', port: 443 }),

@@ -27,8 +27,8 @@ function events(tenant: string, offset = 0): NetworkCallEvent[] {
 test('coarse rollups equal GROUP BYs of detections after ingest, create, update, delete, delete --restore', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events(T));
-    ingest(store, 'other', events('other'));
+    await ingest(store, T, events(T));
+    await ingest(store, 'other', events('other'));
     assert.equal(coarseMismatches(store), 0, 'after ingest');
     const svc = new RulesService(store);
     const a = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: 'a'.repeat(64), repo: 'web' } }, 't');
@@ -41,7 +41,7 @@ test('coarse rollups equal GROUP BYs of detections after ingest, create, update,
     assert.ok(u.suppressed > 0);
     assert.equal(coarseMismatches(store), 0, 'after update');
     // new detections matching a rule are suppressed at ingest: coarse rows follow the upserts
-    const later = ingest(store, T, events(T, 3 * 86_400_000));
+    const later = await ingest(store, T, events(T, 3 * 86_400_000));
     assert.ok(later.suppressedOnIngest > 0);
     assert.equal(coarseMismatches(store), 0, 'after ingest with active rules');
     await svc.delete(T, b.rule.rule_id, {}, 't');
@@ -55,12 +55,12 @@ test('coarse rollups equal GROUP BYs of detections after ingest, create, update,
   }
 });
 
-test('migration 2 backfills the coarse rollups of an existing store', () => {
+test('migration 2 backfills the coarse rollups of an existing store', async () => {
   const { store, dir, path, cleanup } = tmpStore();
   try {
     // The data of a store with data, as version 1 stored it (no coarse rollups); opening it applies
     // every later migration, 2 included.
-    ingest(store, T, events(T));
+    await ingest(store, T, events(T));
     const expected = store.db.prepare('SELECT count(*) FROM rollup_process_endpoint').pluck().get() as number;
     assert.ok(expected > 0);
     store.close();

@@ -74,17 +74,17 @@ test('ingest: a binary flagged mid-stream gets its earlier suppressions released
   const { store, cleanup } = tmpStore();
   try {
     const T = 'late';
-    ingest(store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
+    await ingest(store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
     const rules = new RulesService(store);
     // rules created before any impostor evidence exists
     const byName = await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled' } }, 't');
     const byRange = await rules.create(T, { detection_id: NOC, conditions: { ip_address: '100.64.0.0/10' } }, 't');
     assert.equal(byName.suppressed, 1);
     // LATE looks like tailscale at first: suppressed at ingest by the name rule
-    const first = ingest(store, T, [1, 2, 3].map((i) => call(T, 'web', 1 + i, TS0 + i, LATE, { ip: `100.64.0.${i + 1}`, port: 41641 })));
+    const first = await ingest(store, T, [1, 2, 3].map((i) => call(T, 'web', 1 + i, TS0 + i, LATE, { ip: `100.64.0.${i + 1}`, port: 41641 })));
     assert.equal(first.suppressedOnIngest, 3);
     // then it fetches from a domain outside Tailscale's signature: flagged, its past suppressions released
-    const second = ingest(store, T, [call(T, 'web', 9, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }), call(T, 'web', 9, TS0 + 10, LATE, { ip: '100.64.0.9', port: 41641 })]);
+    const second = await ingest(store, T, [call(T, 'web', 9, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }), call(T, 'web', 9, TS0 + 10, LATE, { ip: '100.64.0.9', port: 41641 })]);
     assert.equal(second.suppressedOnIngest, 0);
     assert.equal(countBySha(store, LATE.sha256!, 1), 0);
     assert.equal(countBySha(store, LATE.sha256!, 0), 5);
@@ -94,7 +94,7 @@ test('ingest: a binary flagged mid-stream gets its earlier suppressions released
     await rules.delete(T, byRange.rule.rule_id, { restore: true }, 't');
     assert.equal(countBySha(store, LATE.sha256!, 1), 0);
     // the flag is stored: a new ingest process knows it before any contradicting call
-    const third = ingest(store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
+    const third = await ingest(store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
     assert.equal(third.suppressedOnIngest, 0);
     assert.equal(rollupMismatches(store), 0);
   } finally {

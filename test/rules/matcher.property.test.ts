@@ -188,7 +188,7 @@ test('property: create, on a real SQLite store, never suppresses a risky destina
     fc.asyncProperty(fc.array(eventArb, { minLength: 1, maxLength: 25 }), fewConditionsArb, async (evs, c) => {
       const { store, cleanup } = tmpStore();
       try {
-        ingest(store, 'p', evs.map((e, i) => call('p', e.repo, 100 + e.run, TS0 + i * 1000, e.who, e.dest, e.owner)));
+        await ingest(store, 'p', evs.map((e, i) => call('p', e.repo, 100 + e.run, TS0 + i * 1000, e.who, e.dest, e.owner)));
         const rows = store.db
           .prepare(
             `SELECT d.id, d.status, j.owner, j.repo, j.workflow, j.job, e.endpoint, e.host, e.port, i.ip, p.norm_name, p.sha256, p.path

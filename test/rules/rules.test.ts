@@ -73,7 +73,7 @@ function statusCounts(store: import('../../src/storage/sqlite/sqlite-store.js').
 test('preview == create, delete with and without restore, audit, rollup in step', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const svc = new RulesService(store);
     const input = { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } };
     const p = await svc.preview(T, input);
@@ -134,7 +134,7 @@ test('preview == create, delete with and without restore, audit, rollup in step'
 test('never-suppress: rules targeting or covering risky destinations are refused; nothing changes', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const svc = new RulesService(store);
     const snapshot = statusCounts(store);
     for (const conditions of [
@@ -167,7 +167,7 @@ test('never-suppress: rules targeting or covering risky destinations are refused
 test('newly ingested detections matching a rule are stored suppressed; risky ones never', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const svc = new RulesService(store);
     const r = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     const more: NetworkCallEvent[] = [
@@ -176,7 +176,7 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
       call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('curl'), { domain: 'webhook.site', port: 443 }),
       call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('wget'), { domain: 'api.example.com', port: 443 }),
     ];
-    const res = ingest(store, T, more);
+    const res = await ingest(store, T, more);
     assert.equal(res.detections, 4);
     assert.equal(res.suppressedOnIngest, 2);
     const rows = store.db
@@ -208,7 +208,7 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
 test('delete --restore hands restored detections to other active rules, never risky ones', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, fixture());
+    await ingest(store, T, fixture());
     const svc = new RulesService(store);
     // A: tailscaled peers everywhere; B (created later, so it suppresses nothing at first): tailscaled in repo web
     const a = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } });
@@ -217,7 +217,7 @@ test('delete --restore hands restored detections to other active rules, never ri
     assert.equal(b.suppressed, 3, 'controlplane calls in web');
     const c = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', repo: 'lib' } });
     // risky webhook.site detections of node in lib arrive later and stay new at ingest
-    ingest(store, T, [call(T, 'lib', 900, TS0 + 90 * 7_200_000, proc('node'), { domain: 'webhook.site', port: 443 })]);
+    await ingest(store, T, [call(T, 'lib', 900, TS0 + 90 * 7_200_000, proc('node'), { domain: 'webhook.site', port: 443 })]);
     const del = await svc.delete(T, a.rule.rule_id, { restore: true });
     // 8 restored; the 3 in repo web are taken over by B: 5 end up new
     assert.equal(del.restored, 5);

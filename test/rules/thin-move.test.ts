@@ -88,7 +88,7 @@ function state(store: SqliteStore): string[] {
 test('a thin process rule writes status rows (decided by the index alone) and held rollup rows, never wide rows or the every-status rollup, exactly the matched rows', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
+    await ingest(store, T, events());
     const before = state(store);
     const curl = before.filter((r) => r.split('|')[1] === 'curl').length;
     assert.ok(curl > 200 && curl * 4 < before.length, 'a thin share of the store');
@@ -123,7 +123,7 @@ test('a thin process rule writes status rows (decided by the index alone) and he
 test('a thin endpoint rule takes the same path and moves exactly its rows', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
+    await ingest(store, T, events());
     const before = state(store);
     const writes = recordWrites(store);
     const svc = new RulesService(store);
@@ -145,7 +145,7 @@ test('a thin endpoint rule takes the same path and moves exactly its rows', asyn
 test('a thin rule on two dimensions reads each candidate row once, by id, and moves exactly its rows', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
+    await ingest(store, T, events());
     const before = state(store);
     const writes = recordWrites(store);
     const svc = new RulesService(store);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { SqliteRulesRepo } from '../../src/storage/sqlite/rules-repo.js';
 import { RulesService } from '../../src/rules/service.js';
 import { compileRule } from '../../src/rules/matcher.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
@@ -31,7 +32,7 @@ function byStatus(store: SqliteStore): Record<string, number> {
 test('narrowing a rule releases what it no longer matches, hands it to another rule that covers it, and says so', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
+    await ingest(store, T, events());
     const svc = new RulesService(store);
     const wide = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     assert.equal(wide.suppressed, 24);
@@ -68,15 +69,16 @@ test('narrowing a rule releases what it no longer matches, hands it to another r
 test('a detection suppressed before the risky guard is released, never kept or handed, when its rule changes', async () => {
   const { store, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
-    ingest(store, T, [call(T, 'api', 500, TS0, proc('curl'), { domain: 'webhook.site', port: 443 }, 'acme-corp')]);
+    await ingest(store, T, events());
+    await ingest(store, T, [call(T, 'api', 500, TS0, proc('curl'), { domain: 'webhook.site', port: 443 }, 'acme-corp')]);
     const svc = new RulesService(store);
     const r = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl', owner: 'acme-corp', endpoint: '*.example.com:443' } }, 't');
     // simulate a store from before the guard: the webhook.site detection suppressed by this rule
     const id = store.db.prepare("SELECT id FROM rules WHERE rule_uid = ?").pluck().get(r.rule.rule_id) as number;
     const tid = store.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(T) as number;
     // (compileRule has no guard: the guards live in the service, which this bypasses on purpose)
-    svc.repo.move(svc.repo.buildPredicate(tid, svc.repo.typeId(NOC), compileRule(NOC, { endpoint: 'webhook.site:443' })), { status: 0, rule: 0 }, { status: 1, rule: id });
+    const repo = new SqliteRulesRepo(store.db, svc.risky);
+    store.db.transaction(() => repo.move(repo.buildPredicate(tid, repo.typeId(NOC), compileRule(NOC, { endpoint: 'webhook.site:443' })), { status: 0, rule: 0 }, { status: 1, rule: id }))();
     const u = await svc.update(T, r.rule.rule_id, { conditions: { process: 'curl', owner: 'acme-corp' } }, 't');
     assert.equal(u.restored, 1);
     const risky = store.db.prepare(`SELECT status FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = 'webhook.site'`).pluck().get();
@@ -90,7 +92,7 @@ test('a detection suppressed before the risky guard is released, never kept or h
 test('CLI rules update prints suppressed / kept / released / handed counts', async () => {
   const { store, path, cleanup } = tmpStore();
   try {
-    ingest(store, T, events());
+    await ingest(store, T, events());
     const svc = new RulesService(store);
     const wide = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     store.close();

@@ -14,7 +14,7 @@ test('inventory counts detections by status from the status rows: indicator look
     for (let i = 0; i < 6; i++) {
       evs.push(call(T, 'web', 100 + i, TS0 + i * 3_600_000, proc(i % 2 ? 'curl' : 'node'), { domain: 'api.example.com', port: 443 }));
     }
-    ingest(store, T, evs);
+    await ingest(store, T, evs);
     const inv = new SqliteInventoryRepository(store.db);
     const before = (await inv.checkIocInBaseline(T, { indicator: 'api.example.com', limit: 10 })).detections;
     assert.deepEqual(before, { new: 6, suppressed: 0, resolved: 0 });

@@ -43,13 +43,13 @@ test('migration 7 upgrades a store built at migration 6: every status and rule k
   const path = join(src.dir, 'v6.db');
   try {
     // a current store with suppressions made retroactively and at ingest, in two tenants
-    ingest(src.store, T, events(T, 0));
-    ingest(src.store, 'other', events('other', 0));
+    await ingest(src.store, T, events(T, 0));
+    await ingest(src.store, 'other', events('other', 0));
     const svc = new RulesService(src.store);
     const rule = await svc.create(T, { detection_id: NOC, conditions: { process: 'Unknown' } }, 't');
     assert.ok(rule.suppressed > 0);
     await svc.create('other', { detection_id: NOC, conditions: { process: 'node' } }, 't');
-    assert.ok(ingest(src.store, T, events(T, 10 * 86_400_000)).suppressedOnIngest > 0);
+    assert.ok((await ingest(src.store, T, events(T, 10 * 86_400_000))).suppressedOnIngest > 0);
     src.store.close();
     // the same data as version 6 stored it, with a few detections resolved at the source
     writeLegacyStore(src.path, path, 6, [1, 2, 3, 250, 251]);

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withStore, withStoreOptions, printJson, formatTable, type StoreOptions, type CliContext } from '../common.js';
+import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions, type PortsContext } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { RulesService, RuleError, defaultActor } from '../../rules/service.js';
@@ -16,6 +16,9 @@ interface RuleOpts extends StoreOptions {
   actor?: string;
 }
 
+/** Every rules command runs on SQLite and on PostgreSQL (the rules port, storage/rules-port.ts). */
+const anyStore = (cmd: Command) => withStoreOptions(cmd, { backends: 'any' });
+
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function parseConditions(list: string[] | undefined): RuleConditions {
@@ -30,9 +33,9 @@ function parseConditions(list: string[] | undefined): RuleConditions {
   return out as RuleConditions;
 }
 
-function service(ctx: CliContext): RulesService {
+function service(ctx: PortsContext): RulesService {
   try {
-    return new RulesService(ctx.store, { extraRiskyDestinations: ctx.config.risky_destinations });
+    return new RulesService(ctx.ports, { extraRiskyDestinations: ctx.config.risky_destinations });
   } catch (err) {
     throw new UserError((err as Error).message);
   }
@@ -102,8 +105,8 @@ function writeOptions(cmd: Command): Command {
 export function register(program: Command): void {
   const rules = program.command('rules').description('Suppression rules: list, preview, create, update, delete (audited)');
 
-  withStoreOptions(rules.command('list').description('List active rules')).action(async (opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+  anyStore(rules.command('list').description('List active rules')).action(async (opts: RuleOpts) => {
+    await withPorts(opts, async (ctx) => {
       const list = await run(() => service(ctx).list(ctx.tenant));
       if (ctx.json) return printJson({ tenant: ctx.tenant, rules: list });
       if (list.length === 0) return void process.stdout.write(`no rules in tenant "${ctx.tenant}"\n`);
@@ -111,8 +114,8 @@ export function register(program: Command): void {
     });
   });
 
-  withStoreOptions(rules.command('get').argument('<rule-id>').description('Show one rule')).action(async (id: string, opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+  anyStore(rules.command('get').argument('<rule-id>').description('Show one rule')).action(async (id: string, opts: RuleOpts) => {
+    await withPorts(opts, async (ctx) => {
       const r = await run(() => service(ctx).get(ctx.tenant, id));
       if (ctx.json) return printJson(r);
       printRule(r);
@@ -124,20 +127,20 @@ export function register(program: Command): void {
       .option('--detection-id <type>', 'detection type the rule applies to', NEW_OUTBOUND)
       .option('--condition <key=value>', 'condition (repeatable): owner, repo, workflow, job, endpoint, ip_address, process, process_sha256, host, ...', collect);
 
-  withStoreOptions(conditionOpts(rules.command('preview').description('Exact impact of a rule, without changing anything'))).action(async (opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+  anyStore(conditionOpts(rules.command('preview').description('Exact impact of a rule, without changing anything'))).action(async (opts: RuleOpts) => {
+    await withPorts(opts, async (ctx) => {
       const p = await run(() => service(ctx).preview(ctx.tenant, { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition) }));
       if (ctx.json) return printJson(p);
       printPreview(p);
     });
   });
 
-  withStoreOptions(
+  anyStore(
     writeOptions(conditionOpts(rules.command('create').description('Create a rule; suppresses matching new detections retroactively')))
       .option('--name <name>', 'rule name')
       .option('--description <text>', 'rule description'),
   ).action(async (opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+    await withPorts(opts, async (ctx) => {
       const svc = service(ctx);
       const input = { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition), name: opts.name, description: opts.description };
       if (!opts.yes) {
@@ -152,7 +155,7 @@ export function register(program: Command): void {
     });
   });
 
-  withStoreOptions(
+  anyStore(
     writeOptions(
       rules
         .command('update')
@@ -164,7 +167,7 @@ export function register(program: Command): void {
       .option('--name <name>', 'rule name')
       .option('--description <text>', 'rule description'),
   ).action(async (id: string, opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+    await withPorts(opts, async (ctx) => {
       const svc = service(ctx);
       const input = {
         detection_id: opts.detectionId,
@@ -188,7 +191,7 @@ export function register(program: Command): void {
     });
   });
 
-  withStoreOptions(
+  anyStore(
     writeOptions(
       rules
         .command('delete')
@@ -197,7 +200,7 @@ export function register(program: Command): void {
         .option('--restore', 'turn the detections this rule suppressed back into new'),
     ),
   ).action(async (id: string, opts: RuleOpts) => {
-    await withStore(opts, async (ctx) => {
+    await withPorts(opts, async (ctx) => {
       const svc = service(ctx);
       if (!opts.yes) {
         await run(() => svc.get(ctx.tenant, id));
@@ -209,9 +212,9 @@ export function register(program: Command): void {
     });
   });
 
-  withStoreOptions(rules.command('audit').argument('[rule-id]').description('Audit log of rule changes (who, when, before/after)')).action(
+  anyStore(rules.command('audit').argument('[rule-id]').description('Audit log of rule changes (who, when, before/after)')).action(
     async (id: string | undefined, opts: RuleOpts) => {
-      await withStore(opts, async (ctx) => {
+      await withPorts(opts, async (ctx) => {
         const rows = await run(() => service(ctx).audit(ctx.tenant, id));
         if (ctx.json) return printJson({ tenant: ctx.tenant, audit: rows });
         process.stdout.write(formatTable(['at', 'action', 'rule_id', 'actor', 'affected'], rows.map((a) => [a.at.slice(0, 19), a.action, a.rule_id, a.actor, a.affected])) + '\n');

@@ -5,6 +5,8 @@ import { PgInventoryRepository } from './inventory-repo.js';
 import { PgBaselineRepository } from './baseline-repo.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
+import { PgRulesRepo } from './rules-repo.js';
+import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 
 export interface PgStoreOptions {
   pool?: PgPoolSettings;
@@ -34,6 +36,11 @@ export class PgStore implements SchemaPort {
 
   static connect(url: string, opts: PgStoreOptions = {}): PgStore {
     return new PgStore(createPool(url, opts.pool), url, opts);
+  }
+
+  /** the rules port (storage/rules-port.ts) with these risky destinations */
+  rulesPort(risky: RiskyDestinations): PgRulesRepo {
+    return new PgRulesRepo(this.pool, risky);
   }
 
   status(): Promise<SchemaStatus> {

@@ -753,6 +753,34 @@ export class SqliteRulesRepo {
       .all(tenantId, ruleId) as number[];
   }
 
+  /**
+   * Moves every suppressed detection of these process ids back to `new`, whichever rule suppressed
+   * it: used when ingest first sees a binary contradict the daemon it is named after. Must run
+   * inside a write transaction. Returns how many moved.
+   */
+  releaseProcesses(tenantId: number, processIds: number[]): number {
+    if (processIds.length === 0) return 0;
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT type_id, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id <> 0
+         AND process_id IN (${processIds.map(Number).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, number][];
+    let moved = 0;
+    for (const [typeId, ruleId] of rows) {
+      this.fillProcesses(processIds);
+      const pred: MatchPredicate = {
+        possible: true,
+        sql: 'tenant_id = ? AND type_id = ? AND process_id IN (SELECT id FROM temp.rm_procs)',
+        params: [tenantId, typeId],
+        dims: { job: false, process: true, endpoint: false, ip: false },
+      };
+      moved += this.move(pred, { status: 1, rule: ruleId }, { status: 0, rule: 0 });
+    }
+    return moved;
+  }
+
   activeRules(tenantId: number): RuleRow[] {
     return this.db
       .prepare('SELECT * FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')
@@ -772,7 +800,7 @@ export class SqliteRulesRepo {
       .run();
   }
 
-  audit(tenantId: number, uid: string, action: string, actor: string, before: unknown, after: unknown, affected: number): void {
+  audit(tenantId: number, uid: string, action: string, actor: string, before: unknown, after: unknown, affected: number, at: string = new Date().toISOString()): void {
     this.db
       .prepare(
         'INSERT INTO rule_audit (tenant_id, rule_uid, action, actor, at, before_json, after_json, affected) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -782,7 +810,7 @@ export class SqliteRulesRepo {
         uid,
         action,
         actor,
-        new Date().toISOString(),
+        at,
         before === null ? null : JSON.stringify(before),
         after === null ? null : JSON.stringify(after),
         affected,

@@ -7,6 +7,8 @@ import { SqliteInventoryRepository } from './inventory-repo.js';
 import { SqliteIngestLeases } from './ingest-leases.js';
 import { SqliteAnalysisStore } from './analysis-store.js';
 import { SqliteIngestPort } from './ingest-port.js';
+import { SqliteRulesPort } from './rules-port.js';
+import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
 export class SqliteStore {
@@ -30,6 +32,11 @@ export class SqliteStore {
     this.leases = new SqliteIngestLeases(db);
     this.analysis = new SqliteAnalysisStore(db);
     this.ingest = new SqliteIngestPort(db, this.leases);
+  }
+
+  /** the rules port (storage/rules-port.ts) with these risky destinations */
+  rulesPort(risky: RiskyDestinations): SqliteRulesPort {
+    return new SqliteRulesPort(this.db, risky);
   }
 
   static open(path: string): SqliteStore {

@@ -11,6 +11,7 @@ import type { DetectionRepository } from '../../../src/storage/store.js';
 import type { IngestPort } from '../../../src/storage/ingest-port.js';
 import type { InventoryRepository } from '../../../src/storage/inventory-port.js';
 import type { BaselineEditor } from '../../../src/storage/baseline-port.js';
+import type { RulesStore } from '../../../src/storage/rules-port.js';
 
 /** Time that only moves when a waiter sleeps: expiry is tested without waiting for it. */
 export class FakeClock implements LeaseClock {
@@ -33,6 +34,8 @@ export interface Connection {
   baselines: BaselineEditor;
   /** the ingest port; its leases judged by `clock` when given (a fake one in tests of expiry) */
   ingest(clock?: FakeClock): IngestPort;
+  /** the rules port, for the rules service and the ingest-time suppressor */
+  rules: RulesStore;
   close(): Promise<void>;
 }
 
@@ -58,6 +61,7 @@ export async function openConnection(location: string): Promise<Connection> {
       inventory: s.inventory,
       baselines: s.baselines,
       ingest: (clock) => (clock ? new PgIngestPort(s.pool, clock, 100) : new PgIngestPort(s.pool)),
+      rules: s,
       close: () => s.close(),
     };
   }
@@ -67,6 +71,7 @@ export async function openConnection(location: string): Promise<Connection> {
     inventory: s.inventory,
     baselines: s.baselines,
     ingest: (clock) => (clock ? new SqliteIngestPort(s.db, new SqliteIngestLeases(s.db, clock, 100)) : s.ingest),
+    rules: s,
     close: async () => s.close(),
   };
 }

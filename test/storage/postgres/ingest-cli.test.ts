@@ -3,14 +3,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import pg from 'pg';
 import { CLI, nativeEvent, ndjson, tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
 
 /**
  * `egress-triage ingest` on PostgreSQL, through the built CLI: rejected records and --strict give
- * the summary and exit code they give on SQLite, and with no rules on PostgreSQL nothing is
- * suppressed, not even by a rule row put there by hand.
+ * the summary and exit code they give on SQLite (rules on PostgreSQL: rules-cli.test.ts).
  */
 
 const tmp = tempDir();
@@ -62,31 +60,4 @@ test('rejected records and --strict: the same summaries and exit codes as on SQL
     }
     assert.deepEqual(outs[0], outs[1]);
   }
-});
-
-test('on PostgreSQL nothing is suppressed on ingest, even with a rule row that would match', async () => {
-  const url = await (await server()).createDatabase('norules');
-  const m = await cli(['db', 'migrate', '--db', url]);
-  assert.equal(m.status, 0, m.stderr);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    // What a rule matching every new outbound call would look like, were rules on PostgreSQL.
-    const t = await c.query<{ tenant_id: string }>("INSERT INTO tenants (name, created_at) VALUES ('default', 0) RETURNING tenant_id");
-    await c.query(
-      `INSERT INTO rules (tenant_id, rule_uid, detection_type, name, conditions, severity_action, created_by, created_on, updated_on)
-       VALUES ($1, 'r1', 'New-Outbound-Network-Call', 'everything', '{"process":"*"}', 'suppress', 'test', '2026-10-01', '2026-10-01')`,
-      [t.rows[0]!.tenant_id],
-    );
-    await c.query("UPDATE meta SET value = '1' WHERE key = 'rules_version'");
-  } finally {
-    await c.end();
-  }
-  const r = await cli(['ingest', file('runs.ndjson', RUNS), '--db', url, '--learning-runs', '2', '--json']);
-  assert.equal(r.status, 0, r.stderr);
-  const s = (JSON.parse(r.stdout) as Summary & { totals: { suppressedOnIngest: number } });
-  assert.equal(s.sources[0]!.detections, 1);
-  assert.equal(s.totals.suppressedOnIngest, 0);
-  const list = await cli(['detections', 'list', '--db', url, '--json']);
-  assert.deepEqual((JSON.parse(list.stdout) as { detections: { status: string; endpoint: string }[] }).detections.map((d) => [d.endpoint, d.status]), [['exfil.example:443', 'new']]);
 });

@@ -1,0 +1,145 @@
+import type { PgClient, PgPool } from './pool.js';
+import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
+import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
+import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { ImpostorSet } from '../../rules/guards.js';
+
+/**
+ * A compiled rule evaluated over one tenant's dictionaries (jobs, processes, endpoints, ips: per
+ * tenant on PostgreSQL), as SQLite does over its own: each dimension the rule tests becomes an id
+ * array, and the predicate is `column = ANY(ids)` over columns that detections and
+ * detection_rollup share, so counts (rollup) and moves (detections) test exactly the same thing.
+ */
+
+type Db = PgPool | PgClient;
+
+/** Numbered parameters of one statement. */
+export class Params {
+  readonly values: unknown[] = [];
+  add(v: unknown): string {
+    this.values.push(v);
+    return `$${this.values.length}`;
+  }
+}
+
+export interface PgPredicate {
+  /** false when a tested dimension matched no dictionary row: the rule matches nothing */
+  possible: boolean;
+  /** conditions over unqualified detection / rollup columns, beyond tenant_id (type included) */
+  sql(p: Params): string;
+}
+
+const NOTHING: PgPredicate = { possible: false, sql: () => 'false' };
+
+export async function typeIdOf(db: Db, type: string): Promise<number | undefined> {
+  return (await db.query<{ id: number }>('SELECT id FROM detection_types WHERE name = $1', [type])).rows[0]?.id;
+}
+
+export async function ensureTypeId(db: Db, type: string): Promise<number> {
+  await db.query('INSERT INTO detection_types (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [type]);
+  return (await typeIdOf(db, type))!;
+}
+
+/** The rule's predicate within the tenant; `typeId` undefined (the type was never stored) matches nothing. */
+export async function rulePredicate(db: Db, tenantId: number, typeId: number | undefined, r: CompiledRule): Promise<PgPredicate> {
+  if (typeId === undefined || r.impossible !== null) return NOTHING;
+  const dims: { col: string; ids: number[] }[] = [];
+  if (r.hasScope) {
+    const rows = (await db.query<{ id: number; owner: string; repo: string; workflow: string; job: string }>('SELECT id, owner, repo, workflow, job FROM jobs WHERE tenant_id = $1', [tenantId])).rows;
+    dims.push({ col: 'job_ref', ids: rows.filter((j) => matchJob(r, j.owner, j.repo, j.workflow, j.job)).map((j) => j.id) });
+  }
+  if (r.hasProcess) {
+    const rows = (await db.query<{ id: number; norm_name: string; sha256: string | null }>('SELECT id, norm_name, sha256 FROM processes WHERE tenant_id = $1', [tenantId])).rows;
+    dims.push({ col: 'process_id', ids: rows.filter((p) => matchProcess(r, p.norm_name, p.sha256)).map((p) => p.id) });
+  }
+  if (r.hasEndpoint) {
+    const rows = (await db.query<{ id: number; endpoint: string }>('SELECT id, endpoint FROM endpoints WHERE tenant_id = $1', [tenantId])).rows;
+    dims.push({ col: 'endpoint_id', ids: rows.filter((e) => matchEndpoint(r, e.endpoint)).map((e) => e.id) });
+  }
+  if (r.hasIp) {
+    const rows = (await db.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1', [tenantId])).rows;
+    dims.push({ col: 'ip_id', ids: rows.filter((x) => matchIp(r, x.ip)).map((x) => x.id) });
+  }
+  if (dims.some((d) => d.ids.length === 0)) return NOTHING;
+  return {
+    possible: true,
+    sql: (p) => [`type_id = ${p.add(typeId)}`, ...dims.map((d) => `${d.col} = ANY(${p.add(d.ids)}::bigint[])`)].join(' AND '),
+  };
+}
+
+/** The predicate minus the given endpoint and process ids (the never-suppress guard). */
+export function excluding(pred: PgPredicate, endpointIds: number[], processIds: number[]): PgPredicate {
+  if (!pred.possible || (endpointIds.length === 0 && processIds.length === 0)) return pred;
+  return {
+    possible: true,
+    sql: (p) => {
+      const parts = [pred.sql(p)];
+      if (endpointIds.length) parts.push(`NOT (endpoint_id = ANY(${p.add(endpointIds)}::bigint[]))`);
+      if (processIds.length) parts.push(`NOT (process_id = ANY(${p.add(processIds)}::bigint[]))`);
+      return parts.join(' AND ');
+    },
+  };
+}
+
+/** The tenant's endpoint ids that are risky destinations. */
+export async function riskyEndpointIds(db: Db, tenantId: number, risky: RiskyDestinations): Promise<number[]> {
+  const rows = (await db.query<{ id: number; host: string }>('SELECT id, host FROM endpoints WHERE tenant_id = $1', [tenantId])).rows;
+  return rows.filter((e) => risky.matchHost(e.host)).map((e) => e.id);
+}
+
+interface ProcRow {
+  id: number;
+  norm_name: string;
+  path: string | null;
+  sha256: string | null;
+}
+
+/** The tenant's process ids that are binaries of the set. */
+export async function processIdsOf(db: Db, tenantId: number, set: ImpostorSet): Promise<number[]> {
+  if (set.size === 0) return [];
+  const names = [...new Set(set.list().map((b) => b.process))];
+  const rows = (await db.query<ProcRow>('SELECT id, norm_name, path, sha256 FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])', [tenantId, names])).rows;
+  return idsOf(rows, set);
+}
+
+function idsOf(rows: ProcRow[], set: ImpostorSet): number[] {
+  const keys = new Set(set.list().map(binaryKey));
+  return rows.filter((p) => keys.has(binaryKey({ process: p.norm_name, sha256: p.sha256, path: p.path }))).map((p) => p.id);
+}
+
+/**
+ * The tenant's suspected impostors: recorded ones, and those its detections' evidence shows (each
+ * VPN-named binary's destinations, of any type, status or rule), by the same pure verdict SQLite
+ * and the analysis use.
+ */
+export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ set: ImpostorSet; processIds: number[] }> {
+  const set = new ImpostorSet();
+  const recorded = await db.query<{ process: string; sha256: string | null; path: string | null; reason: string }>(
+    'SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = $1 ORDER BY process, "binary"',
+    [tenantId],
+  );
+  for (const b of recorded.rows) set.add(b);
+  const procs = (
+    await db.query<ProcRow & { parent_chain: string }>(
+      'SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])',
+      [tenantId, [...VPN_PROCESS_NAMES]],
+    )
+  ).rows;
+  if (procs.length === 0) return { set, processIds: [] };
+  const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+  const pairs = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean }>(
+    `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM detection_rollup r
+     JOIN endpoints e ON e.tenant_id = r.tenant_id AND e.id = r.endpoint_id
+     WHERE r.tenant_id = $1 AND r.process_id = ANY($2::bigint[])`,
+    [tenantId, procs.map((p) => p.id)],
+  );
+  const evidence: CallEvidence[] = pairs.rows.map((x) => {
+    const p = byId.get(x.process_id)!;
+    return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, risky: risky.matchHost(x.host) };
+  });
+  for (const b of suspectedImpostors(evidence)) set.add(b);
+  return { set, processIds: idsOf(procs, set) };
+}
+
+export type { SuspectedImpostor };

@@ -1,0 +1,165 @@
+import type { CompiledRule } from '../rules/matcher.js';
+import type { ImpostorSet } from '../rules/guards.js';
+import type { RuleConditions } from '../rules/types.js';
+import type { SuspectedImpostor } from '../analysis/impostor.js';
+import type { RiskyDestinations } from '../analysis/risky-destinations.js';
+
+/**
+ * The rules port: what the rules service (src/rules/service.ts) and the ingest-time suppressor
+ * need of a store, in domain terms. A backend evaluates a compiled rule (rules/matcher.ts) over its
+ * own data however it likes (SQLite: id sets over its dictionaries and rollups; PostgreSQL:
+ * set-based UPDATEs); the service decides what to move where, and the guards stay pure.
+ *
+ * Detection state: a detection is `new` ({ status: 0, rule: 0 }) or suppressed by a rule
+ * ({ status: 1, rule: id }). While a rule's conditions change, its former suppressions are parked
+ * under { status: 1, rule: -id } so each following step moves an exact, disjoint set.
+ *
+ * Every method is async, so a networked store implements it; a tenant id is the store's handle of
+ * a tenant, and every query of a backend is limited to the tenant it is given.
+ */
+
+export interface DetectionState {
+  status: number;
+  rule: number;
+}
+
+export const NEW_STATE: DetectionState = { status: 0, rule: 0 };
+
+/** A stored, active rule. `id` is the store's internal id (detections refer to it), `uid` the public id. */
+export interface StoredRule {
+  id: number;
+  tenantId: number;
+  uid: string;
+  detectionType: string;
+  name: string;
+  description: string;
+  conditions: RuleConditions;
+  createdBy: string;
+  createdOn: string;
+  updatedOn: string;
+}
+
+export interface NewRule {
+  tenantId: number;
+  uid: string;
+  detectionType: string;
+  name: string;
+  description: string;
+  conditions: RuleConditions;
+  createdBy: string;
+  /** ISO time */
+  at: string;
+}
+
+/** Which detections a move takes, among those in its `from` state. */
+export type RuleSelection =
+  /**
+   * those the compiled rule matches; `guarded`: minus every detection to a risky destination and
+   * every detection of a suspected impostor binary (the never-suppress guard, rules/guards.ts)
+   */
+  | { kind: 'match'; rule: CompiledRule; guarded: boolean }
+  /** all of them, of any type (restore, parking) */
+  | { kind: 'all' };
+
+/** Exact counts of the currently-new detections a rule matches (rules preview). */
+export interface RuleMatchCounts {
+  total: number;
+  /** of those, to risky destinations */
+  risky: number;
+  byProcess: { process: string; count: number }[];
+  byRepo: { owner: string; repo: string; count: number }[];
+  riskySamples: { endpoint: string; process: string; count: number }[];
+  sampleIds: number[];
+  /** of those, per suspected impostor binary of the `impostors` given (binaries with none are left out) */
+  impostorHits: { binary: SuspectedImpostor; count: number }[];
+}
+
+export interface RuleMatchOptions {
+  /** how many ids of matching detections to return */
+  sampleLimit: number;
+  /** totals only (no per-process / per-repo breakdown) unless a risky detection matches */
+  countsOnly: boolean;
+  /** the suspected impostors to count matches of */
+  impostors: ImpostorSet;
+}
+
+export interface RuleAuditRow {
+  rule_id: string;
+  action: string;
+  actor: string;
+  at: string;
+  before: unknown;
+  after: unknown;
+  affected: number;
+}
+
+export interface RuleAuditWrite {
+  tenantId: number;
+  uid: string;
+  action: string;
+  actor: string;
+  at: string;
+  before: unknown;
+  after: unknown;
+  affected: number;
+}
+
+/** What can be read, inside or outside a write. */
+export interface RulesReader {
+  /** the tenant's id, or undefined when the store has never seen it */
+  tenantId(tenant: string): Promise<number | undefined>;
+  /**
+   * The tenant's suspected impostors: recorded ones and those the evidence of its detections shows
+   * (any type, status or rule). `stampBeforeSnapshot`: see RulesPort.commitStamp.
+   */
+  impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<{ set: ImpostorSet }>;
+  /** active rules, in creation order */
+  activeRules(tenantId: number): Promise<StoredRule[]>;
+  ruleByUid(tenantId: number, uid: string): Promise<StoredRule | undefined>;
+  /** exact counts of the tenant's currently-new detections of `type` that `rule` matches */
+  matchCounts(tenantId: number, type: string, rule: CompiledRule, opts: RuleMatchOptions): Promise<RuleMatchCounts>;
+  /** the audit trail of the tenant's rule changes (of one rule when `uid` is given), newest first */
+  auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]>;
+}
+
+/** What a write transaction can do on top of reading. */
+export interface RulesWriter extends RulesReader {
+  ensureTenant(tenant: string): Promise<number>;
+  insertRule(r: NewRule): Promise<StoredRule>;
+  /** replaces type, name, description and conditions of an active rule */
+  updateRule(tenantId: number, id: number, fields: { detectionType: string; name: string; description: string; conditions: RuleConditions }, at: string): Promise<StoredRule>;
+  /** soft-deletes the rule */
+  deleteRule(tenantId: number, id: number, at: string): Promise<void>;
+  /**
+   * Moves the selected detections of the tenant from one state to another (detections and every
+   * count kept with them); returns exactly how many moved. `match` selects among detections of the
+   * rule's type; `all` among every detection in `from`.
+   */
+  move(tenantId: number, sel: RuleSelection, from: DetectionState, to: DetectionState): Promise<number>;
+  /** true when some detection of the tenant is in this state */
+  holds(tenantId: number, state: DetectionState): Promise<boolean>;
+  /** records a binary flagged at ingest (idempotent) */
+  flagImpostor(tenantId: number, b: SuspectedImpostor): Promise<void>;
+  /** moves every suppressed detection of these binaries back to new, whichever rule suppressed it */
+  releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number>;
+  audit(row: RuleAuditWrite): Promise<void>;
+  /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */
+  bumpRulesVersion(): Promise<void>;
+}
+
+export interface RulesPort extends RulesReader {
+  readonly risky: RiskyDestinations;
+  /**
+   * A number that changes whenever anything commits to the store, to pass to impostors() from a
+   * read snapshot opened after taking it (the verdict is then reused while nothing committed); null
+   * when the backend cannot tell (the verdict is then computed afresh each time).
+   */
+  commitStamp(): Promise<number | null>;
+  /** Runs `fn` in one write transaction: it all commits, or (when fn throws) none of it. */
+  write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T>;
+}
+
+/** A store that holds rules. */
+export interface RulesStore {
+  rulesPort(risky: RiskyDestinations): RulesPort;
+}
