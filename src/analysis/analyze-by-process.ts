@@ -1,6 +1,6 @@
 import type { AnalysisAggregates } from '../storage/analysis-port.js';
 import { RulesService } from '../rules/service.js';
-import { compileRule } from '../rules/matcher.js';
+import { rulesFromService, type AnalysisRules } from './rules-source.js';
 import { normalizeInput, pageNumber } from './input.js';
 import { decodeCursor, queryFingerprint } from './cursor.js';
 import { VariantAggregates } from './aggregate.js';
@@ -27,19 +27,31 @@ export { AnalysisError } from './input.js';
  */
 
 export interface AnalyzeOptions {
-  /** reuse a RulesService (and its risky endpoint cache) across calls */
-  rules?: RulesService;
+  /**
+   * The rules layer: a RulesService (reused across calls with its risky endpoint cache) or any
+   * AnalysisRules (rules-source.ts). Absent: a RulesService over the store, which must then be one
+   * the rules service runs on (SQLite).
+   */
+  rules?: RulesService | AnalysisRules;
 }
 
 /**
- * The store the analysis runs on: its analysis-aggregates port, and what the rules service takes
- * (suggestion impact and the tenant's impostor verdict come from the rules layer).
+ * The store the analysis runs on: its analysis-aggregates port; with no rules in the options, also
+ * what the rules service takes (suggestion impact and the tenant's impostor verdict come from the
+ * rules layer).
  */
-export type AnalysisStore = ConstructorParameters<typeof RulesService>[0] & { readonly analysis: AnalysisAggregates };
+export type AnalysisStore = { readonly analysis: AnalysisAggregates } & Partial<ConstructorParameters<typeof RulesService>[0]>;
+
+function rulesFor(store: AnalysisStore, input: AnalyzeInput, given: AnalyzeOptions['rules']): AnalysisRules {
+  if (given instanceof RulesService) return rulesFromService(given);
+  if (given) return given;
+  if (!store.db) throw new Error('analyzeAnomalousCallsByProcess: this store runs no rules service; pass opts.rules');
+  return rulesFromService(new RulesService(store as ConstructorParameters<typeof RulesService>[0], { extraRiskyDestinations: input.extraRiskyDestinations }));
+}
 
 export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input: AnalyzeInput, opts: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   const req = normalizeInput(input);
-  const rules = opts.rules ?? new RulesService(store, { extraRiskyDestinations: input.extraRiskyDestinations });
+  const rules = rulesFor(store, input, opts.rules);
   const fingerprint = queryFingerprint(req);
   const cursor = req.cursor ? decodeCursor(req.cursor, fingerprint) : null;
   const page = pageNumber(input, cursor !== null);
@@ -60,25 +72,25 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
   // One read snapshot, so totals, breakdowns, timestamp probes and samples all see the same committed
   // state even while another process ingests or moves detections. The impostor verdict's commit
   // stamp is taken just before it opens (rules-repo impostors()).
-  const stamp = port.inSnapshot() ? undefined : rules.repo.commitStamp();
+  const stamp = await rules.stampBeforeSnapshot(port.inSnapshot());
   return port.readSnapshot(() => analyzeIn(stamp));
 
-  function analyzeIn(stamp: number | null | undefined): AnalyzeResult {
-    const resolved = port.scope(req.tenant, filter);
+  async function analyzeIn(stamp: number | null | undefined): Promise<AnalyzeResult> {
+    const resolved = await port.scope(req.tenant, filter);
     if (!resolved.ok) {
       result.note = resolved.missing === 'tenant' ? `tenant "${req.tenant}" has no data` : 'no detections of the requested types';
       return result;
     }
     const scope = resolved.scope;
     // A suggested rule scoped like the query uses the names as stored (rule conditions are exact).
-    const owner = filter.owner === undefined ? undefined : port.storedSpelling(scope, 'owner', filter.owner);
-    const repo = filter.repo === undefined ? undefined : port.storedSpelling(scope, 'repo', filter.repo);
+    const owner = filter.owner === undefined ? undefined : await port.storedSpelling(scope, 'owner', filter.owner);
+    const repo = filter.repo === undefined ? undefined : await port.storedSpelling(scope, 'repo', filter.repo);
 
     // ---- 1. exact per-variant totals ----
-    const aggregates = VariantAggregates.read(port, scope);
+    const aggregates = await VariantAggregates.read(port, scope);
 
     // ---- 2. group by normalised name, choose the page ----
-    const variants = port.variants();
+    const variants = await port.variants(scope);
     const { groups: all, total } = groupByName(aggregates.totals(), (v) => variants.norm[v]!);
     result.total_anomalies_scanned = total;
     const kept = all.filter((g) => g.count >= req.minCount);
@@ -86,32 +98,33 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     result.next_cursor = nextCursorString(chosen.next);
 
     // ---- 3. details for the page ----
-    const dict = port.endpoints();
+    const dict = await port.endpoints(scope);
     const facts = endpointFacts(dict, rules.risky);
-    const tenantId = rules.repo.tenantId(req.tenant)!;
-    const impostors = rules.repo.impostors(tenantId, stamp).set;
+    const impostors = await rules.impostors(req.tenant, stamp);
     const primaryType = types[0]!;
+    const impact = rules.impact;
     const ctx: GroupContext = {
       facts,
-      jobs: port.jobs(scope),
+      jobs: await port.jobs(scope),
       // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
       impostors,
       detectionType: primaryType,
       scope: { owner, repo, workflow: filter.workflow, job: filter.job },
-      impact: (conditions) =>
-        rules.previewCompiled(req.tenant, primaryType, compileRule(primaryType, conditions), 0, { countsOnly: true, impostors }),
+      impact: impact && ((conditions) => impact(req.tenant, primaryType, conditions, impostors)),
       samples: req.samples,
       dashboardBase: req.dashboardBase,
       epScratch: new IdCounter(dict.maxId + 1),
       hostScratch: new IdCounter(dict.hostCount),
     };
     for (const g of chosen.page) {
-      const details: GroupVariant[] = g.variants.map((v) => {
-        const d = aggregates.detail(v);
-        return { variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs };
-      });
-      const sampleRows = req.samples === 0 ? [] : g.variants.flatMap((v) => port.samples(scope, v, req.samples));
-      result.processes.push(buildGroup(ctx, g.name, g.count, details, sampleRows));
+      // one variant at a time: details share the aggregates' scratch counters
+      const details: GroupVariant[] = [];
+      for (const v of g.variants) {
+        const d = await aggregates.detail(v);
+        details.push({ variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs });
+      }
+      const sampleRows = req.samples === 0 ? [] : (await Promise.all(g.variants.map((v) => port.samples(scope, v, req.samples)))).flat();
+      result.processes.push(await buildGroup(ctx, g.name, g.count, details, sampleRows));
     }
     result.processes_returned = result.processes.length;
     const omitted = all.length - kept.length;
@@ -120,7 +133,9 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
       `Exact counts over all ${result.total_anomalies_scanned} matching detection(s) in ${all.length} process group(s), not a sample. ` +
       (omitted ? `${omitted} group(s) with fewer than ${req.minCount} detection(s) (${omittedCount} detection(s)) are omitted. ` : '') +
       'VPN verdicts are evidence-based per binary (sha256/path): destinations and parent chain, never the name alone. ' +
-      'suggested_rule.impact is computed by the same matcher as rules preview/create.' +
+      (impact
+        ? 'suggested_rule.impact is computed by the same matcher as rules preview/create.'
+        : 'No rule is suggested: this store runs no rules service yet, so a rule\'s impact cannot be computed.') +
       (result.next_cursor ? ' More groups: pass next_cursor.' : '');
     return result;
   }
