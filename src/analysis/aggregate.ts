@@ -95,12 +95,10 @@ export class VariantAggregates {
     const eps = (this.epScratch ??= new IdCounter((await this.port.endpoints(this.scope)).maxId + 1));
     const jobs = (this.jobScratch ??= new IdCounter((await this.port.jobs(this.scope)).maxId + 1));
     if (this.scope.coarse) {
-      // the three reads are independent: a networked store answers them concurrently
-      const [epRows, jobRows, firstLast] = await Promise.all([
-        this.port.coarseBreakdown(this.scope, 'endpoint', variant),
-        this.port.coarseBreakdown(this.scope, 'job', variant),
-        this.port.firstLast(this.scope, variant, a.firstDay, a.lastDay),
-      ]);
+      // one after the other: a snapshot is one connection, which runs one statement at a time
+      const epRows = await this.port.coarseBreakdown(this.scope, 'endpoint', variant);
+      const jobRows = await this.port.coarseBreakdown(this.scope, 'job', variant);
+      const firstLast = await this.port.firstLast(this.scope, variant, a.firstDay, a.lastDay);
       for (let i = 0; i < epRows.length; i++) eps.add(epRows[i]![0], epRows[i]![1]);
       for (let i = 0; i < jobRows.length; i++) jobs.add(jobRows[i]![0], jobRows[i]![1]);
       [a.first, a.last] = firstLast;

@@ -1,4 +1,4 @@
-import type { AnalysisAggregates } from '../storage/analysis-port.js';
+import type { AnalysisAggregates, SampleRecord } from '../storage/analysis-port.js';
 import { RulesService } from '../rules/service.js';
 import { rulesFromService, type AnalysisRules } from './rules-source.js';
 import { normalizeInput, pageNumber } from './input.js';
@@ -40,7 +40,7 @@ export interface AnalyzeOptions {
  * what the rules service takes (suggestion impact and the tenant's impostor verdict come from the
  * rules layer).
  */
-export type AnalysisStore = { readonly analysis: AnalysisAggregates } & Partial<ConstructorParameters<typeof RulesService>[0]>;
+export type AnalysisStore = { readonly analysis: AnalysisAggregates } & Omit<Partial<ConstructorParameters<typeof RulesService>[0]>, 'analysis'>;
 
 function rulesFor(store: AnalysisStore, input: AnalyzeInput, given: AnalyzeOptions['rules']): AnalysisRules {
   if (given instanceof RulesService) return rulesFromService(given);
@@ -123,7 +123,8 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
         const d = await aggregates.detail(v);
         details.push({ variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs });
       }
-      const sampleRows = req.samples === 0 ? [] : (await Promise.all(g.variants.map((v) => port.samples(scope, v, req.samples)))).flat();
+      const sampleRows: SampleRecord[] = [];
+      if (req.samples > 0) for (const v of g.variants) sampleRows.push(...(await port.samples(scope, v, req.samples)));
       result.processes.push(await buildGroup(ctx, g.name, g.count, details, sampleRows));
     }
     result.processes_returned = result.processes.length;

@@ -20,6 +20,9 @@ import type { Suppressor } from '../domain/subject.js';
 import { suppressorFor } from '../rules/suppressor.js';
 import { noRulesSuppressor } from '../rules/no-rules-suppressor.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
+import type { AnalysisAggregates } from './analysis-port.js';
+import { noRules, rulesFromService, type AnalysisRules } from '../analysis/rules-source.js';
+import { RulesService } from '../rules/service.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
@@ -108,6 +111,13 @@ export interface OpenStore {
    * still kept out of the baseline (rules/no-rules-suppressor.ts).
    */
   ingestSuppressor(tenant: string, extraRiskyDestinations?: string[]): Suppressor;
+  /** the analysis-aggregates port (storage/analysis-port.ts) */
+  analysis: AnalysisAggregates;
+  /**
+   * What the analysis takes from the rules layer. SQLite: the rules service (suggestions with their
+   * exact impact). PostgreSQL: no rules service runs there yet, so the analysis suggests no rule.
+   */
+  analysisRules(extraRiskyDestinations?: string[]): AnalysisRules;
   close(): Promise<void>;
 }
 
@@ -135,6 +145,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest,
       setLearningRuns: (n) => s.setMeta('learning_runs', String(n)).catch((e) => explainStoreError(loc, e)),
       ingestSuppressor: (_tenant, extra) => noRulesSuppressor(riskyDestinations(extra)),
+      analysis: s.analysis,
+      analysisRules: (extra) => noRules(extra),
       close: () => s.close(),
     };
   }
@@ -146,6 +158,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,
     setLearningRuns: async (n) => s.setMeta('learning_runs', String(n)),
     ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
+    analysis: s.analysis,
+    analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
     close: async () => s.close(),
   };
 }
