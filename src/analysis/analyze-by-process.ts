@@ -100,7 +100,7 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     // ---- 3. details for the page ----
     const dict = await port.endpoints(scope);
     const facts = endpointFacts(dict, rules.risky);
-    const impostors = await rules.impostors(req.tenant, stamp);
+    const impostors = await rules.impostors(req.tenant, stamp, { port, scope });
     const primaryType = types[0]!;
     const impact = rules.impact;
     const ctx: GroupContext = {

@@ -2,6 +2,9 @@ import type { RulesService } from '../rules/service.js';
 import { compileRule } from '../rules/matcher.js';
 import { ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
+import type { AnalysisAggregates, AnalysisScope } from '../storage/analysis-port.js';
+import { suspectedImpostors, type CallEvidence } from './impostor.js';
+import { VPN_PROCESS_NAMES } from './vpn-signatures.js';
 import { riskyDestinations, type RiskyDestinations } from './risky-destinations.js';
 import type { RuleImpact } from './suggestion.js';
 
@@ -15,8 +18,8 @@ export interface AnalysisRules {
   readonly risky: RiskyDestinations;
   /** A commit stamp taken just before the read snapshot opens (see impostors); undefined inside one. */
   stampBeforeSnapshot(inSnapshot: boolean): Promise<number | null | undefined>;
-  /** The tenant's suspected impostors, as of the snapshot the analysis reads in. */
-  impostors(tenant: string, stamp: number | null | undefined): Promise<ImpostorSet>;
+  /** The tenant's suspected impostors, as of the snapshot the analysis reads in (`scope`'s port reads them). */
+  impostors(tenant: string, stamp: number | null | undefined, from: { port: AnalysisAggregates; scope: AnalysisScope }): Promise<ImpostorSet>;
   /**
    * The exact effect of a rule over the whole tenant; null when this store runs no rules layer, and
    * then the analysis suggests no rule rather than one with an unknown effect.
@@ -40,15 +43,34 @@ export function rulesFromService(rules: RulesService): AnalysisRules {
 }
 
 /**
- * A store without a rules layer (PostgreSQL, until the rules service runs there): no rule can
- * exist, so no binary is recorded as an impostor by a rule change; the analysis judges every binary
- * from its own evidence, and withholds rule suggestions (their impact cannot be computed).
+ * The tenant's suspected impostors from the analysis port's evidence: the recorded ones, then every
+ * VPN-named binary with a destination that contradicts its daemon (the verdict the rules layer
+ * gives, from the same pure function over the same evidence).
+ */
+export async function impostorsFromEvidence(port: AnalysisAggregates, scope: AnalysisScope, risky: RiskyDestinations): Promise<ImpostorSet> {
+  const evidence = await port.impostorEvidence(scope, VPN_PROCESS_NAMES);
+  const set = new ImpostorSet(evidence.recorded);
+  if (evidence.calls.length === 0) return set;
+  const variants = await port.variants(scope);
+  const calls: CallEvidence[] = evidence.calls.map((c) => ({
+    process: variants.norm[c.variant]!, sha256: variants.sha256[c.variant] ?? null, path: variants.path[c.variant] ?? null,
+    parentChain: variants.parents[c.variant]!, host: c.host, port: c.port, isIp: c.isIp, risky: risky.matchHost(c.host),
+  }));
+  for (const b of suspectedImpostors(calls)) set.add(b);
+  return set;
+}
+
+/**
+ * A store without a rules layer (PostgreSQL, until the rules service runs there): the tenant's
+ * impostors come from the analysis port's evidence, and no rule is suggested (its exact impact
+ * cannot be computed).
  */
 export function noRules(extraRiskyDestinations?: readonly string[]): AnalysisRules {
+  const risky = riskyDestinations(extraRiskyDestinations);
   return {
-    risky: riskyDestinations(extraRiskyDestinations),
+    risky,
     stampBeforeSnapshot: async () => undefined,
-    impostors: async () => new ImpostorSet(),
+    impostors: (_tenant, _stamp, { port, scope }) => impostorsFromEvidence(port, scope, risky),
     impact: null,
   };
 }

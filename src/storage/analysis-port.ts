@@ -103,6 +103,17 @@ export interface JobDictionary {
   maxId: number;
 }
 
+/**
+ * The tenant's evidence about suspected impostors, whatever a scope's filters: binaries recorded as
+ * impostors, and each distinct destination a variant of the given names called, in any detection
+ * of any type, status or rule (so suppressing or resolving detections never hides evidence).
+ */
+export interface ImpostorEvidence {
+  recorded: { process: string; sha256: string | null; path: string | null; reason: string }[];
+  /** ordered by variant, then endpoint ref */
+  calls: { variant: VariantRef; host: string; port: number | null; isIp: boolean }[];
+}
+
 /** One row of a coarse breakdown: endpoint or job ref, and its count (a ref may repeat: add them up). */
 export type BreakdownRow = readonly [ref: number, n: number];
 
@@ -146,4 +157,6 @@ export interface AnalysisAggregates {
   /** The endpoints the scope's refs name. */
   endpoints(scope: AnalysisScope): Promise<EndpointDictionary>;
   jobs(scope: AnalysisScope): Promise<JobDictionary>;
+  /** The scope tenant's impostor evidence for variants with these normalised names. */
+  impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence>;
 }

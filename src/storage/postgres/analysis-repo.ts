@@ -1,5 +1,5 @@
 import type { DetectionFilter } from '../../domain/filter.js';
-import type { SampleRecord, ScanRow, VariantTotal } from '../analysis-port.js';
+import type { ImpostorEvidence, SampleRecord, ScanRow, VariantTotal } from '../analysis-port.js';
 
 /**
  * The statements of the analysis on PostgreSQL (behind the port, analysis-store.ts). Every one
@@ -175,4 +175,23 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
   return rows.map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
     id, variant, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256,
   }));
+}
+
+export async function impostorEvidence(q: Query, tenantId: number, names: readonly string[]): Promise<ImpostorEvidence> {
+  const recorded = await q<[string, string | null, string | null, string]>(
+    'SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = $1 ORDER BY process, "binary"',
+    [tenantId],
+  );
+  const calls = await q<[number, string, number | null, boolean]>(
+    `SELECT r.process_id, e.host, e.port, e.is_ip FROM
+       (SELECT DISTINCT process_id, endpoint_id FROM rollup_process_endpoint
+         WHERE tenant_id = $1 AND process_id IN (SELECT id FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[]))) r
+       JOIN endpoints e ON e.tenant_id = $1 AND e.id = r.endpoint_id
+     ORDER BY r.process_id, r.endpoint_id`,
+    [tenantId, names],
+  );
+  return {
+    recorded: recorded.map(([process, sha256, path, reason]) => ({ process, sha256, path, reason })),
+    calls: calls.map(([variant, host, port, isIp]) => ({ variant, host, port, isIp })),
+  };
 }

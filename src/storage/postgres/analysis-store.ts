@@ -6,6 +6,7 @@ import type {
   AnalysisScope,
   BreakdownRow,
   EndpointDictionary,
+  ImpostorEvidence,
   JobDictionary,
   SampleRecord,
   ScanRow,
@@ -127,5 +128,9 @@ export class PgAnalysisStore implements AnalysisAggregates {
 
   jobs(scope: AnalysisScope): Promise<JobDictionary> {
     return this.dicts.jobsOf(this.q, own(scope).scan.tenantId);
+  }
+
+  impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence> {
+    return repo.impostorEvidence(this.q, own(scope).scan.tenantId, names);
   }
 }

@@ -303,3 +303,25 @@ export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: num
   );
   return (processId, limit) => stmt.all(f.tenantId, processId, ...params, ...jobParams, limit) as SampleRow[];
 }
+
+/** Recorded impostors of a tenant and each distinct destination of its variants with these names (any type, status, rule). */
+export function impostorEvidence(db: SqliteDatabase, tenantId: number, names: readonly string[]): {
+  recorded: { process: string; sha256: string | null; path: string | null; reason: string }[];
+  calls: [processId: number, host: string, port: number | null, isIp: number][];
+} {
+  const recorded = db
+    .prepare('SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = ? ORDER BY process, binary')
+    .all(tenantId) as { process: string; sha256: string | null; path: string | null; reason: string }[];
+  if (names.length === 0) return { recorded, calls: [] };
+  const calls = db
+    .prepare(
+      `SELECT r.process_id, e.host, e.port, e.is_ip FROM
+         (SELECT DISTINCT process_id, endpoint_id FROM rollup_process_endpoint
+           WHERE tenant_id = ? AND process_id IN (SELECT id FROM processes WHERE norm_name IN (${names.map(() => '?').join(',')}))) r
+         JOIN endpoints e ON e.id = r.endpoint_id
+       ORDER BY r.process_id, r.endpoint_id`,
+    )
+    .raw()
+    .all(tenantId, ...names) as [number, string, number | null, number][];
+  return { recorded, calls };
+}

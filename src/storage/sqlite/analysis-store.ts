@@ -6,6 +6,7 @@ import type {
   AnalysisScope,
   BreakdownRow,
   EndpointDictionary,
+  ImpostorEvidence,
   JobDictionary,
   SampleRecord,
   ScanRow,
@@ -18,6 +19,7 @@ import {
   coarseKeys,
   coarseVariantRows,
   coarseVariantTotals,
+  impostorEvidence,
   allTypeIds,
   jobScopeSql,
   sampleReader,
@@ -155,5 +157,10 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
 
   async jobs(scope: AnalysisScope): Promise<JobDictionary> {
     return jobDict(this.db, own(scope).tenantId);
+  }
+
+  async impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence> {
+    const e = impostorEvidence(this.db, own(scope).tenantId, names);
+    return { recorded: e.recorded, calls: e.calls.map(([variant, host, port, isIp]) => ({ variant, host, port, isIp: isIp === 1 })) };
   }
 }
