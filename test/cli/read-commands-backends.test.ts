@@ -162,7 +162,7 @@ test('on PostgreSQL: a database without the schema is not found, an unreachable 
 });
 
 test('a command that does not run on PostgreSQL yet refuses the URL instead of opening a file of that name', async () => {
-  for (const args of [['analyze'], ['rules', 'list']]) {
+  for (const args of [['rules', 'list'], ['rules', 'audit']]) {
     const r = await cli([...args, '--db', 'postgres://u:s3cret@db.internal/et']);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /postgres:\/\/u:\*\*\*@db\.internal\/et \(from --db\) is a PostgreSQL store, and this command does not run on PostgreSQL yet/);
@@ -170,11 +170,11 @@ test('a command that does not run on PostgreSQL yet refuses the URL instead of o
 });
 
 test('--help says which commands take a PostgreSQL URL', async () => {
-  for (const args of [['stats'], ['detections', 'list'], ['baseline', 'show'], ['baseline', 'expect'], ['baseline', 'unexpect'], ['ingest']]) {
+  for (const args of [['stats'], ['detections', 'list'], ['baseline', 'show'], ['baseline', 'expect'], ['baseline', 'unexpect'], ['ingest'], ['analyze']]) {
     const r = await cli([...args, '--help']);
     assert.match(r.stdout.replace(/\s+/g, ' '), /--db <location> store: a SQLite file, or a postgres:\/\/user:password@host:port\/database URL/, args.join(' '));
   }
-  for (const args of [['analyze'], ['rules', 'list']]) {
+  for (const args of [['rules', 'list']]) {
     const r = await cli([...args, '--help']);
     assert.match(r.stdout.replace(/\s+/g, ' '), /--db <path> store: a SQLite file \(this command does not run on PostgreSQL yet/, args.join(' '));
   }
