@@ -25,6 +25,11 @@ import { DAY_MS } from '../src/storage/sqlite/ingest-session.js';
 import { RollupWriter } from '../src/storage/sqlite/rollups.js';
 import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
 import { RulesService } from '../src/rules/service.js';
+import { noRules } from '../src/analysis/rules-source.js';
+import { PgStore } from '../src/storage/postgres/pg-store.js';
+import { PostgresServer } from '../test/helpers/postgres.js';
+import { copyToPostgres, serverCpuMs } from './analysis-pg.js';
+import type { AnalyzeResult } from '../src/analysis/types.js';
 
 const TENANT = 'bench';
 const GENUINE = 'a1'.repeat(32);
@@ -280,16 +285,77 @@ async function timeAnalyze(
   rules: RulesService,
   iterations: number,
 ): Promise<{ p50_ms: number; p99_ms: number; min_ms: number; max_ms: number; iterations: number; groups: number; total: number }> {
-  await analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules }); // warm
+  const r = await timeCalls(() => analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules }), iterations);
+  const { cpu_ms: _c, ...rest } = r;
+  return rest;
+}
+
+/** Warm p50/p99/min/max wall time of one call, and the CPU time (this process + `extraCpu`, e.g. a server's) per call. */
+async function timeCalls(
+  call: () => Promise<AnalyzeResult>,
+  iterations: number,
+  extraCpu: () => number = () => 0,
+): Promise<{ p50_ms: number; p99_ms: number; min_ms: number; max_ms: number; cpu_ms: number; iterations: number; groups: number; total: number }> {
+  await call(); // warm
   const xs: number[] = [];
   let last = { groups: 0, total: 0 };
+  const c0 = process.cpuUsage();
+  const e0 = extraCpu();
   for (let i = 0; i < iterations; i++) {
     const t = performance.now();
-    const r = await analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules });
+    const r = await call();
     xs.push(performance.now() - t);
     last = { groups: r.processes.length, total: r.total_anomalies_scanned };
   }
-  return { p50_ms: pct(xs, 0.5), p99_ms: pct(xs, 0.99), min_ms: Math.round(Math.min(...xs)), max_ms: Math.round(Math.max(...xs)), iterations, ...last };
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1000 + (extraCpu() - e0);
+  return {
+    p50_ms: pct(xs, 0.5), p99_ms: pct(xs, 0.99), min_ms: Math.round(Math.min(...xs)), max_ms: Math.round(Math.max(...xs)),
+    cpu_ms: Math.round((cpu / iterations) * 10) / 10, iterations, ...last,
+  };
+}
+
+/**
+ * The largest size that also runs on PostgreSQL: `--analysis-pg-max=N` or BENCH_ANALYSIS_PG_MAX
+ * (default 1M, a few minutes; 10000000 for the 10M comparison; 0 skips PostgreSQL).
+ */
+function pgMaxSize(): number {
+  const arg = process.argv.find((a) => a.startsWith('--analysis-pg-max='));
+  const raw = arg ? arg.slice('--analysis-pg-max='.length) : process.env.BENCH_ANALYSIS_PG_MAX;
+  return raw === undefined ? 1_000_000 : Number(raw);
+}
+
+/**
+ * The same store on PostgreSQL, side by side: analyze (unfiltered, the flagship call, and a
+ * windowed one that scans) timed on both backends in this run. Both run without the rules service
+ * (no suggestion impact, which PostgreSQL cannot compute yet), so they do the same work; the SQLite
+ * figure with it is analyze_warm.
+ */
+async function postgresSideBySide(server: PostgresServer, sqlitePath: string, store: SqliteStore, iterations: number): Promise<Record<string, unknown>> {
+  const url = await server.createDatabase('analysis');
+  process.stderr.write('  copying to PostgreSQL ...\n');
+  const copy = await copyToPostgres(sqlitePath, url);
+  const pgStore = PgStore.connect(url);
+  try {
+    const rules = noRules();
+    const out: Record<string, unknown> = { copy };
+    const windowed = { tenant: TENANT, since: '2026-10-08T05:30:00Z', until: '2026-10-22T17:45:00Z' };
+    for (const [label, input] of [['unfiltered', { tenant: TENANT }], ['window_14d', windowed]] as const) {
+      const sqlite = await timeCalls(() => analyzeAnomalousCallsByProcess(store, input, { rules }), iterations);
+      const postgres = await timeCalls(() => analyzeAnomalousCallsByProcess({ analysis: pgStore.analysis }, input, { rules }), iterations, () => serverCpuMs(server));
+      if (postgres.total !== sqlite.total || postgres.groups !== sqlite.groups) throw new Error(`${label}: PostgreSQL counted ${postgres.total} in ${postgres.groups} groups, SQLite ${sqlite.total} in ${sqlite.groups}`);
+      out[label] = {
+        sqlite,
+        postgres,
+        postgres_to_sqlite_p50: Math.round((postgres.p50_ms / sqlite.p50_ms) * 100) / 100,
+        postgres_to_sqlite_cpu: Math.round((postgres.cpu_ms / sqlite.cpu_ms) * 100) / 100,
+      };
+      process.stderr.write(`  postgres ${label} ${JSON.stringify(out[label])}\n`);
+    }
+    return out;
+  } finally {
+    await pgStore.close();
+  }
 }
 
 export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; iterations?: number } = {}): Promise<Record<string, unknown>> {
@@ -297,6 +363,9 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
   const dir = opts.dir ?? process.env.BENCH_ANALYSIS_DIR ?? join(tmpdir(), 'egress-triage-bench-analysis');
   mkdirSync(dir, { recursive: true });
   const out: Record<string, unknown> = {};
+  const pgMax = pgMaxSize();
+  let server: PostgresServer | null = null;
+  try {
   for (const size of sizes) {
     const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
     const path = join(dir, `analysis-${label}.db`);
@@ -324,12 +393,19 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
     const analyze = await timeAnalyze(store, rules, iterations);
     process.stderr.write(`  analyze ${JSON.stringify(analyze)}\n`);
     const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
+    let postgres: Record<string, unknown> | undefined;
+    if (size <= pgMax) {
+      // PostgreSQL's default buffer size, not the tests' small one
+      server ??= await PostgresServer.start({ sharedBuffers: '128MB', extra: ['-c max_wal_size=2GB'] });
+      postgres = await postgresSideBySide(server, path, store, iterations);
+    }
     const entry: Record<string, unknown> = {
       load,
       db_mb: Math.round(statSync(path).size / 2 ** 20),
       ...storeBytes(store, load.detections),
       analyze_warm: analyze,
       rss_mb_after_analyze: rss,
+      ...(postgres ? { postgres } : {}),
     };
     // Rule create with retroactive suppression: the genuine tailscaled binary (the suggested rule).
     const input = { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: GENUINE } };
@@ -378,6 +454,9 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
     out[`detections_${label}`] = entry;
     store.close();
     if (!process.env.BENCH_KEEP) for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+  }
+  } finally {
+    await server?.stop();
   }
   out.targets = { analyze_1M_p50_ms: 300, analyze_10M_p50_ms: 2000, create_1M_suppress_ms: 5000 };
   return out;

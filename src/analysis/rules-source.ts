@@ -2,7 +2,7 @@ import type { RulesService } from '../rules/service.js';
 import { compileRule } from '../rules/matcher.js';
 import { ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
-import type { AnalysisAggregates, AnalysisScope } from '../storage/analysis-port.js';
+import type { AnalysisAggregates, AnalysisScope, ImpostorEvidence } from '../storage/analysis-port.js';
 import { suspectedImpostors, type CallEvidence } from './impostor.js';
 import { VPN_PROCESS_NAMES } from './vpn-signatures.js';
 import { riskyDestinations, type RiskyDestinations } from './risky-destinations.js';
@@ -49,6 +49,19 @@ export function rulesFromService(rules: RulesService): AnalysisRules {
  */
 export async function impostorsFromEvidence(port: AnalysisAggregates, scope: AnalysisScope, risky: RiskyDestinations): Promise<ImpostorSet> {
   const evidence = await port.impostorEvidence(scope, VPN_PROCESS_NAMES);
+  // the verdict is a pure function of the evidence and the risky list: reuse it while both are the same objects
+  const hit = verdicts.get(evidence)?.get(risky);
+  if (hit) return new ImpostorSet(hit.list());
+  const set = await judgeEvidence(port, scope, evidence, risky);
+  let byRisky = verdicts.get(evidence);
+  if (!byRisky) verdicts.set(evidence, (byRisky = new WeakMap()));
+  byRisky.set(risky, new ImpostorSet(set.list()));
+  return set;
+}
+
+const verdicts = new WeakMap<ImpostorEvidence, WeakMap<RiskyDestinations, ImpostorSet>>();
+
+async function judgeEvidence(port: AnalysisAggregates, scope: AnalysisScope, evidence: ImpostorEvidence, risky: RiskyDestinations): Promise<ImpostorSet> {
   const set = new ImpostorSet(evidence.recorded);
   if (evidence.calls.length === 0) return set;
   const variants = await port.variants(scope);

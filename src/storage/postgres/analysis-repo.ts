@@ -177,6 +177,23 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
   }));
 }
 
+/**
+ * A fingerprint of a tenant's impostor evidence: its distinct (variant, endpoint) pairs (count and
+ * sums of both refs) and its recorded rows. Ingest only adds pairs and rows and a status change
+ * moves none, so an equal fingerprint means equal evidence, and a few index reads spare sending
+ * every pair (a mesh daemon has thousands of peers) on each analysis.
+ */
+export async function impostorEvidenceVersion(q: Query, tenantId: number, names: readonly string[]): Promise<string> {
+  const [row] = await q<[number, string, string, number]>(
+    `SELECT count(*), coalesce(sum(process_id), 0)::text, coalesce(sum(endpoint_id), 0)::text,
+            (SELECT count(*) FROM suspected_impostors WHERE tenant_id = $1)
+       FROM (SELECT DISTINCT process_id, endpoint_id FROM rollup_process_endpoint
+              WHERE tenant_id = $1 AND process_id IN (SELECT id FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[]))) x`,
+    [tenantId, names],
+  );
+  return row!.join('/');
+}
+
 export async function impostorEvidence(q: Query, tenantId: number, names: readonly string[]): Promise<ImpostorEvidence> {
   const recorded = await q<[string, string | null, string | null, string]>(
     'SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = $1 ORDER BY process, "binary"',

@@ -42,6 +42,8 @@ function own(scope: AnalysisScope): PgScope {
 export class PgAnalysisStore implements AnalysisAggregates {
   private readonly snapshot = new AsyncLocalStorage<PgClient>();
   private readonly dicts = new PgAnalysisDictionaries();
+  /** per tenant and names: the evidence last read and its fingerprint (repo.impostorEvidenceVersion) */
+  private readonly evidence = new Map<string, { version: string; value: ImpostorEvidence }>();
 
   constructor(private readonly pool: PgPool) {}
 
@@ -130,7 +132,15 @@ export class PgAnalysisStore implements AnalysisAggregates {
     return this.dicts.jobsOf(this.q, own(scope).scan.tenantId);
   }
 
-  impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence> {
-    return repo.impostorEvidence(this.q, own(scope).scan.tenantId, names);
+  /** The same object while the evidence is unchanged, so callers may memoise their verdict by it. */
+  async impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence> {
+    const tenantId = own(scope).scan.tenantId;
+    const key = `${tenantId}\u0001${names.join('\u0001')}`;
+    const version = await repo.impostorEvidenceVersion(this.q, tenantId, names);
+    const hit = this.evidence.get(key);
+    if (hit && hit.version === version) return hit.value;
+    const value = await repo.impostorEvidence(this.q, tenantId, names);
+    this.evidence.set(key, { version, value });
+    return value;
   }
 }

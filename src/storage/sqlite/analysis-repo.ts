@@ -325,3 +325,17 @@ export function impostorEvidence(db: SqliteDatabase, tenantId: number, names: re
     .all(tenantId, ...names) as [number, string, number | null, number][];
   return { recorded, calls };
 }
+
+/** A fingerprint of impostorEvidence (as the PostgreSQL one: distinct pairs and recorded rows; ingest only adds them). */
+export function impostorEvidenceVersion(db: SqliteDatabase, tenantId: number, names: readonly string[]): string {
+  if (names.length === 0) return '0';
+  const row = db
+    .prepare(
+      `SELECT count(*), coalesce(sum(process_id), 0), coalesce(sum(endpoint_id), 0), (SELECT count(*) FROM suspected_impostors WHERE tenant_id = ?)
+       FROM (SELECT DISTINCT process_id, endpoint_id FROM rollup_process_endpoint
+              WHERE tenant_id = ? AND process_id IN (SELECT id FROM processes WHERE norm_name IN (${names.map(() => '?').join(',')})))`,
+    )
+    .raw()
+    .get(tenantId, tenantId, ...names) as number[];
+  return row.join('/');
+}

@@ -20,6 +20,7 @@ import {
   coarseVariantRows,
   coarseVariantTotals,
   impostorEvidence,
+  impostorEvidenceVersion,
   allTypeIds,
   jobScopeSql,
   sampleReader,
@@ -64,6 +65,7 @@ function own(scope: AnalysisScope): SqliteScope {
 }
 
 export class SqliteAnalysisStore implements AnalysisAggregates {
+  private readonly evidence = new Map<string, { version: string; value: ImpostorEvidence }>();
   constructor(private readonly db: SqliteDatabase) {}
 
   async readSnapshot<T>(fn: () => Promise<T>): Promise<T> {
@@ -159,8 +161,16 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
     return jobDict(this.db, own(scope).tenantId);
   }
 
+  /** The same object while the evidence is unchanged (its fingerprint), so callers may memoise their verdict by it. */
   async impostorEvidence(scope: AnalysisScope, names: readonly string[]): Promise<ImpostorEvidence> {
-    const e = impostorEvidence(this.db, own(scope).tenantId, names);
-    return { recorded: e.recorded, calls: e.calls.map(([variant, host, port, isIp]) => ({ variant, host, port, isIp: isIp === 1 })) };
+    const tenantId = own(scope).tenantId;
+    const key = `${tenantId}\u0001${names.join('\u0001')}`;
+    const version = impostorEvidenceVersion(this.db, tenantId, names);
+    const hit = this.evidence.get(key);
+    if (hit && hit.version === version) return hit.value;
+    const e = impostorEvidence(this.db, tenantId, names);
+    const value = { recorded: e.recorded, calls: e.calls.map(([variant, host, port, isIp]) => ({ variant, host, port, isIp: isIp === 1 })) };
+    this.evidence.set(key, { version, value });
+    return value;
   }
 }

@@ -173,3 +173,29 @@ for (const backend of backends()) {
     }
   });
 }
+
+for (const backend of backends()) {
+  test(`a binary flagged by evidence ingested after an analysis is an impostor in the next one (${backend.name})`, async () => {
+    const store = await backend.create();
+    const ports = await openStore(resolveStoreLocation(store.location, {}), 'create');
+    try {
+      const engine = { ...engineConfigFrom({}, {}), learningRuns: 0, promoteAfterRuns: 1_000_000 };
+      const ingestCalls = async (name: string, calls: NetworkCallEvent[]) => {
+        const f = join(tmp.dir, `${backend.name}-${name}.ndjson`);
+        writeFileSync(f, calls.map(nativeLine).join('\n') + '\n');
+        await runIngest(ports, [f], { tenant: 'late', format: 'native', strict: false, defaults: {}, engine, progress: false });
+      };
+      const verdicts = async () => {
+        const [page] = await pages(ports, { tenant: 'late', repo: 'a', minCount: 1 });
+        return page!.processes[0]!.vpn_evidence.binaries.map((b) => b.verdict);
+      };
+      await ingestCalls('first', [1, 2, 3].map((i) => call('late', 'a', 700 + i, TS0 + i * 3_600_000, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })));
+      assert.deepEqual(await verdicts(), ['genuine']);
+      assert.deepEqual(await verdicts(), ['genuine']);
+      await ingestCalls('second', [call('late', 'b', 800, TS0 + 9 * 3_600_000, tailscaled(true), { domain: 'webhook.site', port: 443 })]);
+      assert.deepEqual(await verdicts(), ['impostor']);
+    } finally {
+      await ports.close();
+    }
+  });
+}
