@@ -64,12 +64,22 @@ export async function coarseTotals(q: Query, f: PgScanFilter): Promise<VariantTo
   return rows.map(([variant, n, firstDay, lastDay]) => ({ variant, n, firstDay, lastDay }));
 }
 
-export function coarseBreakdown(q: Query, f: PgScanFilter, dim: 'endpoint' | 'job', processId: number): Promise<[number, number][]> {
+/**
+ * One variant's (ref, count) rows as one text value "ref n ref n ...": a mesh daemon has a row per
+ * peer (thousands), and one value costs far less to send and parse than a row each.
+ */
+export async function coarseBreakdown(q: Query, f: PgScanFilter, dim: 'endpoint' | 'job', processId: number): Promise<[number, number][]> {
   const [table, col] = dim === 'endpoint' ? ['rollup_process_endpoint', 'endpoint_id'] : ['rollup_process_job', 'job_ref'];
-  return q<[number, number]>(
-    `SELECT ${col}, n FROM ${table} WHERE tenant_id = $1 AND process_id = $4 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[])`,
+  const [[packed]] = (await q<[string | null]>(
+    `SELECT string_agg(${col}::text || ' ' || n::text, ' ') FROM ${table}
+      WHERE tenant_id = $1 AND process_id = $4 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[])`,
     [f.tenantId, f.typeIds, f.statuses, processId],
-  );
+  )) as [[string | null]];
+  if (!packed) return [];
+  const parts = packed.split(' ');
+  const out: [number, number][] = new Array(parts.length / 2);
+  for (let i = 0; i < parts.length; i += 2) out[i / 2] = [Number(parts[i]), Number(parts[i + 1])];
+  return out;
 }
 
 /**
@@ -147,7 +157,12 @@ export async function scan(q: Query, f: PgScanFilter, onRows: (rows: readonly Sc
   }
 }
 
-/** The newest `limit` matching detections of one variant, newest first (ts, then id). */
+/**
+ * The newest `limit` matching detections of one variant, newest first (ts, then id). The cut-off
+ * time (the limit-th newest) and the rows from it on both walk detections_by_process; the rows are
+ * ordered here, so the planner is never tempted by the time index, which would walk every other
+ * process's detections before finding a rare process's few.
+ */
 export async function samples(q: Query, f: PgScanFilter, processId: number, limit: number): Promise<SampleRecord[]> {
   const { conds, params } = common(f, 'd');
   params.push(processId);
@@ -160,35 +175,40 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
     params.push(f.until);
     conds.push(`d.ts < $${params.length}`);
   }
-  params.push(limit);
+  params.push(limit - 1);
+  const where = conds.join(' AND ');
   const rows = await q<[number, string, string, string, string, string, string | null, string, string, string | null, boolean, number, string | null, number]>(
-    `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id
-       FROM detections d
-       JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
-       JOIN runs r ON r.tenant_id = d.tenant_id AND r.id = d.run_ref
-       JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-       JOIN processes p ON p.tenant_id = d.tenant_id AND p.id = d.process_id
-       LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
-      WHERE ${conds.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT $${params.length}`,
+    `WITH s AS MATERIALIZED (
+       SELECT d.id, d.tenant_id, d.job_ref, d.run_ref, d.endpoint_id, d.ip_id, d.direct_ip, d.ts, d.process_id FROM detections d
+        WHERE ${where} AND d.ts >= coalesce((SELECT d.ts FROM detections d WHERE ${where} ORDER BY d.ts DESC LIMIT 1 OFFSET $${params.length}), (-9007199254740991)::bigint))
+     SELECT s.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, s.direct_ip, s.ts, p.sha256, s.process_id
+       FROM s
+       JOIN jobs j ON j.tenant_id = s.tenant_id AND j.id = s.job_ref
+       JOIN runs r ON r.tenant_id = s.tenant_id AND r.id = s.run_ref
+       JOIN endpoints e ON e.tenant_id = s.tenant_id AND e.id = s.endpoint_id
+       JOIN processes p ON p.tenant_id = s.tenant_id AND p.id = s.process_id
+       LEFT JOIN ips i ON i.tenant_id = s.tenant_id AND i.id = s.ip_id`,
     params,
   );
-  return rows.map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
+  rows.sort((a, b) => b[11] - a[11] || b[0] - a[0]);
+  return rows.slice(0, limit).map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
     id, variant, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256,
   }));
 }
 
 /**
- * A fingerprint of a tenant's impostor evidence: its distinct (variant, endpoint) pairs (count and
- * sums of both refs) and its recorded rows. Ingest only adds pairs and rows and a status change
- * moves none, so an equal fingerprint means equal evidence, and a few index reads spare sending
- * every pair (a mesh daemon has thousands of peers) on each analysis.
+ * A fingerprint of a tenant's impostor evidence: the coarse endpoint rows of its variants (count and
+ * sums of both refs; a status change moves a row to another key, leaving the (variant, endpoint)
+ * pairs, and these sums, as they were) and its recorded rows. Ingest only adds rows, so an equal
+ * fingerprint means equal evidence, and one index range spares sending every pair (a mesh daemon
+ * has thousands of peers) on each analysis.
  */
 export async function impostorEvidenceVersion(q: Query, tenantId: number, names: readonly string[]): Promise<string> {
   const [row] = await q<[number, string, string, number]>(
     `SELECT count(*), coalesce(sum(process_id), 0)::text, coalesce(sum(endpoint_id), 0)::text,
             (SELECT count(*) FROM suspected_impostors WHERE tenant_id = $1)
-       FROM (SELECT DISTINCT process_id, endpoint_id FROM rollup_process_endpoint
-              WHERE tenant_id = $1 AND process_id IN (SELECT id FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[]))) x`,
+       FROM rollup_process_endpoint
+      WHERE tenant_id = $1 AND process_id IN (SELECT id FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[]))`,
     [tenantId, names],
   );
   return row!.join('/');

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import type { DetectionFilter } from '../../domain/filter.js';
 import { STATUS_CODE } from '../store.js';
 import type {
@@ -47,12 +48,19 @@ export class PgAnalysisStore implements AnalysisAggregates {
 
   constructor(private readonly pool: PgPool) {}
 
-  /** One statement on the snapshot's connection (or the pool outside one); rows as arrays. */
+  /**
+   * One statement on the snapshot's connection (or the pool outside one); rows as arrays. Each
+   * statement is prepared once per connection under a name derived from its text: planning the
+   * sample join alone costs more than running it, and an analysis runs a few dozen statements.
+   */
   private readonly q: repo.Query = async <R extends unknown[]>(sql: string, params: unknown[]): Promise<R[]> => {
     const c = this.snapshot.getStore();
-    const res = await (c ?? this.pool).query<R>({ text: sql, values: params, rowMode: 'array' });
+    let name = this.names.get(sql);
+    if (name === undefined) this.names.set(sql, (name = `et_analysis_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
+    const res = await (c ?? this.pool).query<R>({ name, text: sql, values: params, rowMode: 'array' });
     return res.rows;
   };
+  private readonly names = new Map<string, string>();
 
   async readSnapshot<T>(fn: () => Promise<T>): Promise<T> {
     if (this.snapshot.getStore()) return fn();
