@@ -366,95 +366,95 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
   const pgMax = pgMaxSize();
   let server: PostgresServer | null = null;
   try {
-  for (const size of sizes) {
-    const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
-    const path = join(dir, `analysis-${label}.db`);
-    let load: ReturnType<typeof bulkLoad>;
-    if (process.env.BENCH_REUSE && existsSync(path)) {
-      // BENCH_REUSE=1: time an already loaded store (kept by BENCH_KEEP=1) instead of reloading it
-      const s = SqliteStore.open(path);
-      const q = (sql: string) => s.db.prepare(sql).pluck().get() as number;
-      load = {
-        detections: q('SELECT count(*) FROM detections'),
-        rollupRows: q('SELECT count(*) FROM detection_rollup'),
-        jobs: q('SELECT count(*) FROM jobs'),
-        endpoints: q('SELECT count(*) FROM endpoints'),
-        ms: -1,
-      };
-      s.close();
-    } else {
-      process.stderr.write(`loading ${label} detections ...\n`);
-      load = bulkLoad(path, size);
-    }
-    process.stderr.write(`  ${JSON.stringify(load)}\n`);
-    const store = SqliteStore.open(path);
-    const rules = new RulesService(store);
-    const iterations = opts.iterations ?? (size > 2_000_000 ? 15 : 31);
-    const analyze = await timeAnalyze(store, rules, iterations);
-    process.stderr.write(`  analyze ${JSON.stringify(analyze)}\n`);
-    const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
-    let postgres: Record<string, unknown> | undefined;
-    if (size <= pgMax) {
-      // PostgreSQL's default buffer size, not the tests' small one
-      server ??= await PostgresServer.start({ sharedBuffers: '128MB', extra: ['-c max_wal_size=2GB'] });
-      postgres = await postgresSideBySide(server, path, store, iterations);
-    }
-    const entry: Record<string, unknown> = {
-      load,
-      db_mb: Math.round(statSync(path).size / 2 ** 20),
-      ...storeBytes(store, load.detections),
-      analyze_warm: analyze,
-      rss_mb_after_analyze: rss,
-      ...(postgres ? { postgres } : {}),
-    };
-    // Rule create with retroactive suppression: the genuine tailscaled binary (the suggested rule).
-    const input = { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: GENUINE } };
-    const tp = performance.now();
-    const preview = await rules.preview(TENANT, input);
-    const previewMs = Math.round(performance.now() - tp);
-    const tc = performance.now();
-    const created = await rules.create(TENANT, input, 'bench');
-    const createMs = Math.round(performance.now() - tc);
-    entry.rule_preview = { ms: previewMs, would_suppress: preview.would_suppress };
-    entry.rule_create = { ms: createMs, suppressed: created.suppressed };
-    const after = await timeAnalyze(store, rules, Math.min(iterations, 5));
-    entry.analyze_after_rule = after;
-    const tr = performance.now();
-    const del = await rules.delete(TENANT, created.rule.rule_id, { restore: true }, 'bench');
-    entry.rule_delete_restore = { ms: Math.round(performance.now() - tr), restored: del.restored };
-    // Thin matches: every "Unknown"-process call (8% of the store, spread over every page: ~1.04M at
-    // 10M, ~80k at 1M), and the genuine tailscaled narrowed to the owners org-1* (a scoped rule: job
-    // path).
-    if (size >= 1_000_000) {
-      for (const [label, conditions] of [
-        ['rule_create_1M_process', { process: 'Unknown' }],
-        ['rule_create_scoped', { ...input.conditions, owner: 'org-1*' }],
-      ] as const) {
-        const cand = { detection_id: input.detection_id, conditions: conditions as Record<string, string> };
-        const pv = await timed(() => rules.preview(TENANT, cand));
-        const c1 = await timed(() => rules.create(TENANT, cand, 'bench'));
-        const r1 = await timed(() => rules.delete(TENANT, c1.value.rule.rule_id, { restore: true }, 'bench'));
-        entry[label] = {
-          conditions,
-          preview_ms: pv.ms,
-          preview_cpu_ms: pv.cpu_ms,
-          would_suppress: pv.value.would_suppress,
-          create_ms: c1.ms,
-          create_cpu_ms: c1.cpu_ms,
-          suppressed: c1.value.suppressed,
-          restore_ms: r1.ms,
-          restore_cpu_ms: r1.cpu_ms,
-          restored: r1.value.restored,
+    for (const size of sizes) {
+      const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
+      const path = join(dir, `analysis-${label}.db`);
+      let load: ReturnType<typeof bulkLoad>;
+      if (process.env.BENCH_REUSE && existsSync(path)) {
+        // BENCH_REUSE=1: time an already loaded store (kept by BENCH_KEEP=1) instead of reloading it
+        const s = SqliteStore.open(path);
+        const q = (sql: string) => s.db.prepare(sql).pluck().get() as number;
+        load = {
+          detections: q('SELECT count(*) FROM detections'),
+          rollupRows: q('SELECT count(*) FROM detection_rollup'),
+          jobs: q('SELECT count(*) FROM jobs'),
+          endpoints: q('SELECT count(*) FROM endpoints'),
+          ms: -1,
         };
-        process.stderr.write(`  ${label} ${JSON.stringify(entry[label])}\n`);
+        s.close();
+      } else {
+        process.stderr.write(`loading ${label} detections ...\n`);
+        load = bulkLoad(path, size);
       }
+      process.stderr.write(`  ${JSON.stringify(load)}\n`);
+      const store = SqliteStore.open(path);
+      const rules = new RulesService(store);
+      const iterations = opts.iterations ?? (size > 2_000_000 ? 15 : 31);
+      const analyze = await timeAnalyze(store, rules, iterations);
+      process.stderr.write(`  analyze ${JSON.stringify(analyze)}\n`);
+      const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
+      let postgres: Record<string, unknown> | undefined;
+      if (size <= pgMax) {
+        // PostgreSQL's default buffer size, not the tests' small one
+        server ??= await PostgresServer.start({ sharedBuffers: '128MB', extra: ['-c max_wal_size=2GB'] });
+        postgres = await postgresSideBySide(server, path, store, iterations);
+      }
+      const entry: Record<string, unknown> = {
+        load,
+        db_mb: Math.round(statSync(path).size / 2 ** 20),
+        ...storeBytes(store, load.detections),
+        analyze_warm: analyze,
+        rss_mb_after_analyze: rss,
+        ...(postgres ? { postgres } : {}),
+      };
+      // Rule create with retroactive suppression: the genuine tailscaled binary (the suggested rule).
+      const input = { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: GENUINE } };
+      const tp = performance.now();
+      const preview = await rules.preview(TENANT, input);
+      const previewMs = Math.round(performance.now() - tp);
+      const tc = performance.now();
+      const created = await rules.create(TENANT, input, 'bench');
+      const createMs = Math.round(performance.now() - tc);
+      entry.rule_preview = { ms: previewMs, would_suppress: preview.would_suppress };
+      entry.rule_create = { ms: createMs, suppressed: created.suppressed };
+      const after = await timeAnalyze(store, rules, Math.min(iterations, 5));
+      entry.analyze_after_rule = after;
+      const tr = performance.now();
+      const del = await rules.delete(TENANT, created.rule.rule_id, { restore: true }, 'bench');
+      entry.rule_delete_restore = { ms: Math.round(performance.now() - tr), restored: del.restored };
+      // Thin matches: every "Unknown"-process call (8% of the store, spread over every page: ~1.04M at
+      // 10M, ~80k at 1M), and the genuine tailscaled narrowed to the owners org-1* (a scoped rule: job
+      // path).
+      if (size >= 1_000_000) {
+        for (const [label, conditions] of [
+          ['rule_create_1M_process', { process: 'Unknown' }],
+          ['rule_create_scoped', { ...input.conditions, owner: 'org-1*' }],
+        ] as const) {
+          const cand = { detection_id: input.detection_id, conditions: conditions as Record<string, string> };
+          const pv = await timed(() => rules.preview(TENANT, cand));
+          const c1 = await timed(() => rules.create(TENANT, cand, 'bench'));
+          const r1 = await timed(() => rules.delete(TENANT, c1.value.rule.rule_id, { restore: true }, 'bench'));
+          entry[label] = {
+            conditions,
+            preview_ms: pv.ms,
+            preview_cpu_ms: pv.cpu_ms,
+            would_suppress: pv.value.would_suppress,
+            create_ms: c1.ms,
+            create_cpu_ms: c1.cpu_ms,
+            suppressed: c1.value.suppressed,
+            restore_ms: r1.ms,
+            restore_cpu_ms: r1.cpu_ms,
+            restored: r1.value.restored,
+          };
+          process.stderr.write(`  ${label} ${JSON.stringify(entry[label])}\n`);
+        }
+      }
+      entry.rss_mb_end = Math.round(process.memoryUsage().rss / 2 ** 20);
+      process.stderr.write(`  ${JSON.stringify(entry)}\n`);
+      out[`detections_${label}`] = entry;
+      store.close();
+      if (!process.env.BENCH_KEEP) for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
     }
-    entry.rss_mb_end = Math.round(process.memoryUsage().rss / 2 ** 20);
-    process.stderr.write(`  ${JSON.stringify(entry)}\n`);
-    out[`detections_${label}`] = entry;
-    store.close();
-    if (!process.env.BENCH_KEEP) for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
-  }
   } finally {
     await server?.stop();
   }
