@@ -25,6 +25,10 @@ import { DAY_MS } from '../src/storage/sqlite/ingest-session.js';
 import { RollupWriter } from '../src/storage/sqlite/rollups.js';
 import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
 import { RulesService } from '../src/rules/service.js';
+import { PgStore } from '../src/storage/postgres/pg-store.js';
+import { PostgresServer } from '../test/helpers/postgres.js';
+import { copyToPostgres, serverCpuMs } from './analysis-pg.js';
+import type { AnalyzeResult } from '../src/analysis/types.js';
 
 const TENANT = 'bench';
 const GENUINE = 'a1'.repeat(32);
@@ -280,16 +284,78 @@ async function timeAnalyze(
   rules: RulesService,
   iterations: number,
 ): Promise<{ p50_ms: number; p99_ms: number; min_ms: number; max_ms: number; iterations: number; groups: number; total: number }> {
-  await analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules }); // warm
+  const r = await timeCalls(() => analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules }), iterations);
+  const { cpu_ms: _c, ...rest } = r;
+  return rest;
+}
+
+/** Warm p50/p99/min/max wall time of one call, and the CPU time (this process + `extraCpu`, e.g. a server's) per call. */
+async function timeCalls(
+  call: () => Promise<AnalyzeResult>,
+  iterations: number,
+  extraCpu: () => number = () => 0,
+): Promise<{ p50_ms: number; p99_ms: number; min_ms: number; max_ms: number; cpu_ms: number; iterations: number; groups: number; total: number }> {
+  await call(); // warm
   const xs: number[] = [];
   let last = { groups: 0, total: 0 };
+  const c0 = process.cpuUsage();
+  const e0 = extraCpu();
   for (let i = 0; i < iterations; i++) {
     const t = performance.now();
-    const r = await analyzeAnomalousCallsByProcess(store, { tenant: TENANT }, { rules });
+    const r = await call();
     xs.push(performance.now() - t);
     last = { groups: r.processes.length, total: r.total_anomalies_scanned };
   }
-  return { p50_ms: pct(xs, 0.5), p99_ms: pct(xs, 0.99), min_ms: Math.round(Math.min(...xs)), max_ms: Math.round(Math.max(...xs)), iterations, ...last };
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1000 + (extraCpu() - e0);
+  return {
+    p50_ms: pct(xs, 0.5), p99_ms: pct(xs, 0.99), min_ms: Math.round(Math.min(...xs)), max_ms: Math.round(Math.max(...xs)),
+    cpu_ms: Math.round((cpu / iterations) * 10) / 10, iterations, ...last,
+  };
+}
+
+/**
+ * The largest size that also runs on PostgreSQL: `--analysis-pg-max=N` or BENCH_ANALYSIS_PG_MAX
+ * (default 1M, a few minutes; 10000000 for the 10M comparison; 0 skips PostgreSQL).
+ */
+function pgMaxSize(): number {
+  const arg = process.argv.find((a) => a.startsWith('--analysis-pg-max='));
+  const raw = arg ? arg.slice('--analysis-pg-max='.length) : process.env.BENCH_ANALYSIS_PG_MAX;
+  return raw === undefined ? 1_000_000 : Number(raw);
+}
+
+/**
+ * The same store on PostgreSQL, side by side: analyze (unfiltered, the flagship call, and a
+ * windowed one that scans) timed on both backends in this run, each with its own rules service
+ * (the suggestions' exact impact and the impostor verdict), so they do the same work.
+ */
+async function postgresSideBySide(server: PostgresServer, sqlitePath: string, store: SqliteStore, iterations: number): Promise<Record<string, unknown>> {
+  const url = await server.createDatabase('analysis');
+  process.stderr.write('  copying to PostgreSQL ...\n');
+  const copy = await copyToPostgres(sqlitePath, url);
+  const pgStore = PgStore.connect(url);
+  try {
+    // each backend with its own rules service (the suggestions' exact impact, the impostor verdict)
+    const sqliteRules = new RulesService(store);
+    const pgRules = new RulesService(pgStore);
+    const out: Record<string, unknown> = { copy };
+    const windowed = { tenant: TENANT, since: '2026-10-08T05:30:00Z', until: '2026-10-22T17:45:00Z' };
+    for (const [label, input] of [['unfiltered', { tenant: TENANT }], ['window_14d', windowed]] as const) {
+      const sqlite = await timeCalls(() => analyzeAnomalousCallsByProcess(store, input, { rules: sqliteRules }), iterations);
+      const postgres = await timeCalls(() => analyzeAnomalousCallsByProcess(pgStore, input, { rules: pgRules }), iterations, () => serverCpuMs(server));
+      if (postgres.total !== sqlite.total || postgres.groups !== sqlite.groups) throw new Error(`${label}: PostgreSQL counted ${postgres.total} in ${postgres.groups} groups, SQLite ${sqlite.total} in ${sqlite.groups}`);
+      out[label] = {
+        sqlite,
+        postgres,
+        postgres_to_sqlite_p50: Math.round((postgres.p50_ms / sqlite.p50_ms) * 100) / 100,
+        postgres_to_sqlite_cpu: Math.round((postgres.cpu_ms / sqlite.cpu_ms) * 100) / 100,
+      };
+      process.stderr.write(`  postgres ${label} ${JSON.stringify(out[label])}\n`);
+    }
+    return out;
+  } finally {
+    await pgStore.close();
+  }
 }
 
 export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; iterations?: number } = {}): Promise<Record<string, unknown>> {
@@ -297,87 +363,100 @@ export async function runAnalysisBench(opts: { sizes?: number[]; dir?: string; i
   const dir = opts.dir ?? process.env.BENCH_ANALYSIS_DIR ?? join(tmpdir(), 'egress-triage-bench-analysis');
   mkdirSync(dir, { recursive: true });
   const out: Record<string, unknown> = {};
-  for (const size of sizes) {
-    const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
-    const path = join(dir, `analysis-${label}.db`);
-    let load: ReturnType<typeof bulkLoad>;
-    if (process.env.BENCH_REUSE && existsSync(path)) {
-      // BENCH_REUSE=1: time an already loaded store (kept by BENCH_KEEP=1) instead of reloading it
-      const s = SqliteStore.open(path);
-      const q = (sql: string) => s.db.prepare(sql).pluck().get() as number;
-      load = {
-        detections: q('SELECT count(*) FROM detections'),
-        rollupRows: q('SELECT count(*) FROM detection_rollup'),
-        jobs: q('SELECT count(*) FROM jobs'),
-        endpoints: q('SELECT count(*) FROM endpoints'),
-        ms: -1,
-      };
-      s.close();
-    } else {
-      process.stderr.write(`loading ${label} detections ...\n`);
-      load = bulkLoad(path, size);
-    }
-    process.stderr.write(`  ${JSON.stringify(load)}\n`);
-    const store = SqliteStore.open(path);
-    const rules = new RulesService(store);
-    const iterations = opts.iterations ?? (size > 2_000_000 ? 15 : 31);
-    const analyze = await timeAnalyze(store, rules, iterations);
-    process.stderr.write(`  analyze ${JSON.stringify(analyze)}\n`);
-    const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
-    const entry: Record<string, unknown> = {
-      load,
-      db_mb: Math.round(statSync(path).size / 2 ** 20),
-      ...storeBytes(store, load.detections),
-      analyze_warm: analyze,
-      rss_mb_after_analyze: rss,
-    };
-    // Rule create with retroactive suppression: the genuine tailscaled binary (the suggested rule).
-    const input = { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: GENUINE } };
-    const tp = performance.now();
-    const preview = await rules.preview(TENANT, input);
-    const previewMs = Math.round(performance.now() - tp);
-    const tc = performance.now();
-    const created = await rules.create(TENANT, input, 'bench');
-    const createMs = Math.round(performance.now() - tc);
-    entry.rule_preview = { ms: previewMs, would_suppress: preview.would_suppress };
-    entry.rule_create = { ms: createMs, suppressed: created.suppressed };
-    const after = await timeAnalyze(store, rules, Math.min(iterations, 5));
-    entry.analyze_after_rule = after;
-    const tr = performance.now();
-    const del = await rules.delete(TENANT, created.rule.rule_id, { restore: true }, 'bench');
-    entry.rule_delete_restore = { ms: Math.round(performance.now() - tr), restored: del.restored };
-    // Thin matches: every "Unknown"-process call (8% of the store, spread over every page: ~1.04M at
-    // 10M, ~80k at 1M), and the genuine tailscaled narrowed to the owners org-1* (a scoped rule: job
-    // path).
-    if (size >= 1_000_000) {
-      for (const [label, conditions] of [
-        ['rule_create_1M_process', { process: 'Unknown' }],
-        ['rule_create_scoped', { ...input.conditions, owner: 'org-1*' }],
-      ] as const) {
-        const cand = { detection_id: input.detection_id, conditions: conditions as Record<string, string> };
-        const pv = await timed(() => rules.preview(TENANT, cand));
-        const c1 = await timed(() => rules.create(TENANT, cand, 'bench'));
-        const r1 = await timed(() => rules.delete(TENANT, c1.value.rule.rule_id, { restore: true }, 'bench'));
-        entry[label] = {
-          conditions,
-          preview_ms: pv.ms,
-          preview_cpu_ms: pv.cpu_ms,
-          would_suppress: pv.value.would_suppress,
-          create_ms: c1.ms,
-          create_cpu_ms: c1.cpu_ms,
-          suppressed: c1.value.suppressed,
-          restore_ms: r1.ms,
-          restore_cpu_ms: r1.cpu_ms,
-          restored: r1.value.restored,
+  const pgMax = pgMaxSize();
+  let server: PostgresServer | null = null;
+  try {
+    for (const size of sizes) {
+      const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
+      const path = join(dir, `analysis-${label}.db`);
+      let load: ReturnType<typeof bulkLoad>;
+      if (process.env.BENCH_REUSE && existsSync(path)) {
+        // BENCH_REUSE=1: time an already loaded store (kept by BENCH_KEEP=1) instead of reloading it
+        const s = SqliteStore.open(path);
+        const q = (sql: string) => s.db.prepare(sql).pluck().get() as number;
+        load = {
+          detections: q('SELECT count(*) FROM detections'),
+          rollupRows: q('SELECT count(*) FROM detection_rollup'),
+          jobs: q('SELECT count(*) FROM jobs'),
+          endpoints: q('SELECT count(*) FROM endpoints'),
+          ms: -1,
         };
-        process.stderr.write(`  ${label} ${JSON.stringify(entry[label])}\n`);
+        s.close();
+      } else {
+        process.stderr.write(`loading ${label} detections ...\n`);
+        load = bulkLoad(path, size);
       }
+      process.stderr.write(`  ${JSON.stringify(load)}\n`);
+      const store = SqliteStore.open(path);
+      const rules = new RulesService(store);
+      const iterations = opts.iterations ?? (size > 2_000_000 ? 15 : 31);
+      const analyze = await timeAnalyze(store, rules, iterations);
+      process.stderr.write(`  analyze ${JSON.stringify(analyze)}\n`);
+      const rss = Math.round(process.memoryUsage().rss / 2 ** 20);
+      let postgres: Record<string, unknown> | undefined;
+      if (size <= pgMax) {
+        // PostgreSQL's default buffer size, not the tests' small one
+        server ??= await PostgresServer.start({ sharedBuffers: '128MB', extra: ['-c max_wal_size=2GB'] });
+        postgres = await postgresSideBySide(server, path, store, iterations);
+      }
+      const entry: Record<string, unknown> = {
+        load,
+        db_mb: Math.round(statSync(path).size / 2 ** 20),
+        ...storeBytes(store, load.detections),
+        analyze_warm: analyze,
+        rss_mb_after_analyze: rss,
+        ...(postgres ? { postgres } : {}),
+      };
+      // Rule create with retroactive suppression: the genuine tailscaled binary (the suggested rule).
+      const input = { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: GENUINE } };
+      const tp = performance.now();
+      const preview = await rules.preview(TENANT, input);
+      const previewMs = Math.round(performance.now() - tp);
+      const tc = performance.now();
+      const created = await rules.create(TENANT, input, 'bench');
+      const createMs = Math.round(performance.now() - tc);
+      entry.rule_preview = { ms: previewMs, would_suppress: preview.would_suppress };
+      entry.rule_create = { ms: createMs, suppressed: created.suppressed };
+      const after = await timeAnalyze(store, rules, Math.min(iterations, 5));
+      entry.analyze_after_rule = after;
+      const tr = performance.now();
+      const del = await rules.delete(TENANT, created.rule.rule_id, { restore: true }, 'bench');
+      entry.rule_delete_restore = { ms: Math.round(performance.now() - tr), restored: del.restored };
+      // Thin matches: every "Unknown"-process call (8% of the store, spread over every page: ~1.04M at
+      // 10M, ~80k at 1M), and the genuine tailscaled narrowed to the owners org-1* (a scoped rule: job
+      // path).
+      if (size >= 1_000_000) {
+        for (const [label, conditions] of [
+          ['rule_create_1M_process', { process: 'Unknown' }],
+          ['rule_create_scoped', { ...input.conditions, owner: 'org-1*' }],
+        ] as const) {
+          const cand = { detection_id: input.detection_id, conditions: conditions as Record<string, string> };
+          const pv = await timed(() => rules.preview(TENANT, cand));
+          const c1 = await timed(() => rules.create(TENANT, cand, 'bench'));
+          const r1 = await timed(() => rules.delete(TENANT, c1.value.rule.rule_id, { restore: true }, 'bench'));
+          entry[label] = {
+            conditions,
+            preview_ms: pv.ms,
+            preview_cpu_ms: pv.cpu_ms,
+            would_suppress: pv.value.would_suppress,
+            create_ms: c1.ms,
+            create_cpu_ms: c1.cpu_ms,
+            suppressed: c1.value.suppressed,
+            restore_ms: r1.ms,
+            restore_cpu_ms: r1.cpu_ms,
+            restored: r1.value.restored,
+          };
+          process.stderr.write(`  ${label} ${JSON.stringify(entry[label])}\n`);
+        }
+      }
+      entry.rss_mb_end = Math.round(process.memoryUsage().rss / 2 ** 20);
+      process.stderr.write(`  ${JSON.stringify(entry)}\n`);
+      out[`detections_${label}`] = entry;
+      store.close();
+      if (!process.env.BENCH_KEEP) for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
     }
-    entry.rss_mb_end = Math.round(process.memoryUsage().rss / 2 ** 20);
-    process.stderr.write(`  ${JSON.stringify(entry)}\n`);
-    out[`detections_${label}`] = entry;
-    store.close();
-    if (!process.env.BENCH_KEEP) for (const s of ['', '-wal', '-shm']) rmSync(path + s, { force: true });
+  } finally {
+    await server?.stop();
   }
   out.targets = { analyze_1M_p50_ms: 300, analyze_10M_p50_ms: 2000, create_1M_suppress_ms: 5000 };
   return out;

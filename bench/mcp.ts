@@ -16,6 +16,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
+import { openStore, resolveStoreLocation } from '../src/storage/open-store.js';
 import type { ProcessVariant } from '../src/storage/store.js';
 import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-process.js';
 import { RulesService } from '../src/rules/service.js';
@@ -172,7 +173,7 @@ export async function runMcpBench(opts: { detections?: number; dir?: string; ite
   // The same call four ways, interleaved round-robin so warm-up and machine noise hit all equally:
   // library; MCP in-process (InMemoryTransport: JSON-RPC, zod input + output validation, JSON text copy);
   // the real CLI over stdio; `serve` over Streamable HTTP.
-  const store = SqliteStore.open(db);
+  const store = await openStore(resolveStoreLocation(db), 'read');
   const rules = new RulesService(store);
   const first = await analyzeAnomalousCallsByProcess(store, input, { rules });
   out.total_anomalies_scanned = first.total_anomalies_scanned;
@@ -219,7 +220,7 @@ export async function runMcpBench(opts: { detections?: number; dir?: string; ite
   await stdio.close();
   await httpT.terminateSession().catch(() => undefined);
   await http.close();
-  store.close();
+  await store.close();
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   return out;

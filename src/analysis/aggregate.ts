@@ -40,11 +40,11 @@ export class VariantAggregates {
   ) {}
 
   /** Reads the totals: the coarse aggregates when they answer the scope, else one scan of it. */
-  static read(port: AnalysisAggregates, scope: AnalysisScope): VariantAggregates {
+  static async read(port: AnalysisAggregates, scope: AnalysisScope): Promise<VariantAggregates> {
     const va = new VariantAggregates(port, scope);
     const newAcc = (n: number): Acc => ({ n, first: Infinity, last: -Infinity, firstDay: 0, lastDay: 0, epMap: null, jobSet: null, detail: null });
     if (scope.coarse) {
-      for (const t of port.coarseTotals(scope)) {
+      for (const t of await port.coarseTotals(scope)) {
         if (t.n <= 0) continue;
         const a = newAcc(t.n);
         a.firstDay = t.firstDay;
@@ -56,7 +56,7 @@ export class VariantAggregates {
     // The hot loop of a filtered analysis (one iteration per aggregated row, millions at 10M):
     // an array indexed by variant ref instead of a Map lookup per row.
     const byVariant: (Acc | undefined)[] = [];
-    port.scan(scope, (rows) => {
+    await port.scan(scope, (rows) => {
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i]!;
         const v = r[0];
@@ -89,15 +89,19 @@ export class VariantAggregates {
   }
 
   /** Endpoint counts, jobs and first/last seen of one variant (read once, then kept). */
-  detail(variant: VariantRef): VariantDetail {
+  async detail(variant: VariantRef): Promise<VariantDetail> {
     const a = this.acc.get(variant)!;
     if (a.detail) return a.detail;
-    const eps = (this.epScratch ??= new IdCounter(this.port.endpoints().maxId + 1));
-    const jobs = (this.jobScratch ??= new IdCounter(this.port.jobs(this.scope).maxId + 1));
+    const eps = (this.epScratch ??= new IdCounter((await this.port.endpoints(this.scope)).maxId + 1));
+    const jobs = (this.jobScratch ??= new IdCounter((await this.port.jobs(this.scope)).maxId + 1));
     if (this.scope.coarse) {
-      this.port.coarseBreakdown(this.scope, 'endpoint', variant, (id, n) => eps.add(id, n));
-      this.port.coarseBreakdown(this.scope, 'job', variant, (id, n) => jobs.add(id, n));
-      [a.first, a.last] = this.port.firstLast(this.scope, variant, a.firstDay, a.lastDay);
+      // one after the other: a snapshot is one connection, which runs one statement at a time
+      const epRows = await this.port.coarseBreakdown(this.scope, 'endpoint', variant);
+      const jobRows = await this.port.coarseBreakdown(this.scope, 'job', variant);
+      const firstLast = await this.port.firstLast(this.scope, variant, a.firstDay, a.lastDay);
+      for (let i = 0; i < epRows.length; i++) eps.add(epRows[i]![0], epRows[i]![1]);
+      for (let i = 0; i < jobRows.length; i++) jobs.add(jobRows[i]![0], jobRows[i]![1]);
+      [a.first, a.last] = firstLast;
     } else {
       for (const [id, n] of a.epMap!) eps.add(id, n);
       for (const j of a.jobSet!) jobs.add(j, 1);

@@ -1,8 +1,6 @@
-import type { AnalysisAggregates } from '../storage/analysis-port.js';
+import type { AnalysisAggregates, SampleRecord } from '../storage/analysis-port.js';
 import { RulesService } from '../rules/service.js';
-import { compileRule } from '../rules/matcher.js';
-import { ImpostorSet } from '../rules/guards.js';
-import type { RuleConditions } from '../rules/types.js';
+import { rulesFromService, type AnalysisRules } from './rules-source.js';
 import { normalizeInput, pageNumber } from './input.js';
 import { decodeCursor, queryFingerprint } from './cursor.js';
 import { VariantAggregates } from './aggregate.js';
@@ -29,19 +27,30 @@ export { AnalysisError } from './input.js';
  */
 
 export interface AnalyzeOptions {
-  /** reuse a RulesService (and its risky endpoint cache) across calls */
-  rules?: RulesService;
+  /**
+   * The rules layer: a RulesService (reused across calls with its risky endpoint cache) or any
+   * AnalysisRules (rules-source.ts). Absent: a RulesService over the store's rules port.
+   */
+  rules?: RulesService | AnalysisRules;
 }
 
 /**
- * The store the analysis runs on: its analysis-aggregates port, and what the rules service takes
- * (suggestion impact and the tenant's impostor verdict come from the rules layer).
+ * The store the analysis runs on: its analysis-aggregates port; with no rules in the options, also
+ * what the rules service takes (suggestion impact and the tenant's impostor verdict come from the
+ * rules layer).
  */
-export type AnalysisStore = ConstructorParameters<typeof RulesService>[0] & { readonly analysis: AnalysisAggregates };
+export type AnalysisStore = { readonly analysis: AnalysisAggregates } & Omit<Partial<ConstructorParameters<typeof RulesService>[0]>, 'analysis'>;
+
+function rulesFor(store: AnalysisStore, input: AnalyzeInput, given: AnalyzeOptions['rules']): AnalysisRules {
+  if (given instanceof RulesService) return rulesFromService(given);
+  if (given) return given;
+  if (!store.rulesPort) throw new Error('analyzeAnomalousCallsByProcess: this store has no rules port; pass opts.rules');
+  return rulesFromService(new RulesService({ rulesPort: store.rulesPort.bind(store) }, { extraRiskyDestinations: input.extraRiskyDestinations }));
+}
 
 export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input: AnalyzeInput, opts: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   const req = normalizeInput(input);
-  const rules = opts.rules ?? new RulesService(store, { extraRiskyDestinations: input.extraRiskyDestinations });
+  const rules = rulesFor(store, input, opts.rules);
   const fingerprint = queryFingerprint(req);
   const cursor = req.cursor ? decodeCursor(req.cursor, fingerprint) : null;
   const page = pageNumber(input, cursor !== null);
@@ -60,45 +69,27 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     next_cursor: null,
   };
   // One read snapshot, so totals, breakdowns, timestamp probes and samples all see the same committed
-  // state even while another process ingests or moves detections. The rules port is async and the
-  // snapshot is not: the impostor verdict is read just before it opens (with the commit stamp, the
-  // snapshot sees at least that state), and the suggestions' impact previews just after, with the
-  // same impostor set; the suggestions are then completed with them.
-  const stamp = port.inSnapshot() ? undefined : await rules.repo.commitStamp();
-  const tenantId = await rules.repo.tenantId(req.tenant);
-  const impostors = tenantId === undefined ? new ImpostorSet() : (await rules.repo.impostors(tenantId, stamp)).set;
-  const pendingImpact: { conditions: RuleConditions; group: AnalyzeResult['processes'][number] | null }[] = [];
-  const primaryType = types[0]!;
-  const out = port.readSnapshot(() => analyzeIn());
-  for (const p of pendingImpact) {
-    const s = p.group?.suggested_rule;
-    if (!s) continue;
-    const preview = await rules.previewCompiled(req.tenant, primaryType, compileRule(primaryType, p.conditions), 0, { countsOnly: true, impostors });
-    s.impact = { would_suppress: preview.would_suppress, risky: preview.risky_matches };
-    // as buildSuggestion does with the preview: a refusal blocks a suggestion not blocked already
-    if (!s.blocked_reason && preview.refused_reason) {
-      s.blocked_reason = preview.refused_reason;
-      p.group!.no_suggestion_reason = preview.refused_reason;
-    }
-  }
-  return out;
+  // state even while another process ingests or moves detections. The impostor verdict's commit
+  // stamp is taken just before it opens (rules-repo impostors()).
+  const stamp = await rules.stampBeforeSnapshot(port.inSnapshot());
+  return port.readSnapshot(() => analyzeIn(stamp));
 
-  function analyzeIn(): AnalyzeResult {
-    const resolved = port.scope(req.tenant, filter);
+  async function analyzeIn(stamp: number | null | undefined): Promise<AnalyzeResult> {
+    const resolved = await port.scope(req.tenant, filter);
     if (!resolved.ok) {
       result.note = resolved.missing === 'tenant' ? `tenant "${req.tenant}" has no data` : 'no detections of the requested types';
       return result;
     }
     const scope = resolved.scope;
     // A suggested rule scoped like the query uses the names as stored (rule conditions are exact).
-    const owner = filter.owner === undefined ? undefined : port.storedSpelling(scope, 'owner', filter.owner);
-    const repo = filter.repo === undefined ? undefined : port.storedSpelling(scope, 'repo', filter.repo);
+    const owner = filter.owner === undefined ? undefined : await port.storedSpelling(scope, 'owner', filter.owner);
+    const repo = filter.repo === undefined ? undefined : await port.storedSpelling(scope, 'repo', filter.repo);
 
     // ---- 1. exact per-variant totals ----
-    const aggregates = VariantAggregates.read(port, scope);
+    const aggregates = await VariantAggregates.read(port, scope);
 
     // ---- 2. group by normalised name, choose the page ----
-    const variants = port.variants();
+    const variants = await port.variants(scope);
     const { groups: all, total } = groupByName(aggregates.totals(), (v) => variants.norm[v]!);
     result.total_anomalies_scanned = total;
     const kept = all.filter((g) => g.count >= req.minCount);
@@ -106,35 +97,34 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     result.next_cursor = nextCursorString(chosen.next);
 
     // ---- 3. details for the page ----
-    const dict = port.endpoints();
+    const dict = await port.endpoints(scope);
     const facts = endpointFacts(dict, rules.risky);
+    const impostors = await rules.impostors(req.tenant, stamp, { port, scope });
+    const primaryType = types[0]!;
+    const impact = rules.impact;
     const ctx: GroupContext = {
       facts,
-      jobs: port.jobs(scope),
+      jobs: await port.jobs(scope),
       // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
       impostors,
       detectionType: primaryType,
       scope: { owner, repo, workflow: filter.workflow, job: filter.job },
-      // filled in after the snapshot (above); a placeholder blocks nothing the preview would not
-      impact: (conditions) => {
-        pendingImpact.push({ conditions, group: null });
-        return { would_suppress: 0, risky_matches: 0, refused_reason: null };
-      },
+      impact: (conditions) => impact(req.tenant, primaryType, conditions, impostors),
       samples: req.samples,
       dashboardBase: req.dashboardBase,
       epScratch: new IdCounter(dict.maxId + 1),
       hostScratch: new IdCounter(dict.hostCount),
     };
     for (const g of chosen.page) {
-      const details: GroupVariant[] = g.variants.map((v) => {
-        const d = aggregates.detail(v);
-        return { variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs };
-      });
-      const sampleRows = req.samples === 0 ? [] : g.variants.flatMap((v) => port.samples(scope, v, req.samples));
-      const asked = pendingImpact.length;
-      const group = buildGroup(ctx, g.name, g.count, details, sampleRows);
-      for (const p of pendingImpact.slice(asked)) p.group = group;
-      result.processes.push(group);
+      // one variant at a time: details share the aggregates' scratch counters
+      const details: GroupVariant[] = [];
+      for (const v of g.variants) {
+        const d = await aggregates.detail(v);
+        details.push({ variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs });
+      }
+      const sampleRows: SampleRecord[] = [];
+      if (req.samples > 0) for (const v of g.variants) sampleRows.push(...(await port.samples(scope, v, req.samples)));
+      result.processes.push(await buildGroup(ctx, g.name, g.count, details, sampleRows));
     }
     result.processes_returned = result.processes.length;
     const omitted = all.length - kept.length;

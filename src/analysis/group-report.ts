@@ -27,7 +27,8 @@ export interface GroupContext {
   impostors: ImpostorSet;
   detectionType: string;
   scope: { owner?: string; repo?: string; workflow?: string; job?: string };
-  impact: (conditions: RuleConditions) => RuleImpact;
+  /** the rule's exact effect (rules preview); null: no rules layer on this store, no suggestion */
+  impact: (conditions: RuleConditions) => Promise<RuleImpact>;
   samples: number;
   dashboardBase: string;
   /** scratch counters over endpoint refs and host ids */
@@ -35,7 +36,7 @@ export interface GroupContext {
   hostScratch: IdCounter;
 }
 
-export function buildGroup(ctx: GroupContext, name: string, count: number, variants: GroupVariant[], sampleRows: SampleRecord[]): ProcessGroup {
+export async function buildGroup(ctx: GroupContext, name: string, count: number, variants: GroupVariant[], sampleRows: SampleRecord[]): Promise<ProcessGroup> {
   const { facts } = ctx;
   const dict = facts.dict;
   const eps = mergeCounts(variants.map((v) => v.eps), ctx.epScratch);
@@ -103,7 +104,7 @@ export function buildGroup(ctx: GroupContext, name: string, count: number, varia
     );
   }
 
-  const suggestion = buildSuggestion({
+  const suggestion = await buildSuggestion({
     name,
     judged,
     detectionType: ctx.detectionType,

@@ -34,8 +34,8 @@ export interface SuggestionInput {
   scope: { owner?: string; repo?: string; workflow?: string; job?: string };
   risky: Pick<RiskyDestinations, 'matchEndpoint'>;
   impostors: ImpostorSet;
-  /** the rule's effect over the tenant (rules preview) */
-  impact: (conditions: RuleConditions) => RuleImpact;
+  /** the rule's effect over the tenant (rules preview); null: no rules layer, so no suggestion */
+  impact: (conditions: RuleConditions) => Promise<RuleImpact>;
 }
 
 export interface Suggestion {
@@ -47,7 +47,8 @@ export interface Suggestion {
 const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
 const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
 
-export function buildSuggestion(input: SuggestionInput): Suggestion {
+/** Pure but for the impact, which the rules layer computes (awaited: it may read a store). */
+export async function buildSuggestion(input: SuggestionInput): Promise<Suggestion> {
   const { name } = input;
   const sig = vpnSignatureFor(name);
   const verdicts = input.judged.map((j) => j.verdict);
@@ -106,7 +107,7 @@ export function buildSuggestion(input: SuggestionInput): Suggestion {
     );
     if (refusal) blocked = `the rule would silence detections that must stay visible: ${refusal.reason}`;
   }
-  const preview = input.impact(conditions);
+  const preview = await input.impact(conditions);
   if (!blocked && preview.refused_reason) blocked = preview.refused_reason;
   const suggested: SuggestedRule = {
     detection_id: input.detectionType,

@@ -1,5 +1,4 @@
 import { Option, type Command } from 'commander';
-import { SqliteStore } from '../storage/sqlite/sqlite-store.js';
 import { resolveDbPath, resolveTenant } from '../config/paths.js';
 import { loadConfig, type ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
@@ -16,30 +15,16 @@ export interface StoreOptions {
   json?: boolean;
 }
 
-const DB_HELP = {
-  any: 'store: a SQLite file, or a postgres://user:password@host:port/database URL for the shared PostgreSQL store',
-  sqlite: 'store: a SQLite file (this command does not run on PostgreSQL yet, docs/scale-out.md)',
-} as const;
+const DB_HELP = 'store: a SQLite file, or a postgres://user:password@host:port/database URL for the shared PostgreSQL store';
 
-/**
- * --db, --tenant, --config and --json, shared by every command that reads the store. `backends`:
- * 'any' for a command opened through withPorts (SQLite or PostgreSQL), 'sqlite' for one still on withStore.
- */
-export function withStoreOptions(cmd: Command, { json = true, backends = 'sqlite' }: { json?: boolean; backends?: 'any' | 'sqlite' } = {}): Command {
+/** --db, --tenant, --config and --json, shared by every command that reads the store (withPorts). */
+export function withStoreOptions(cmd: Command, { json = true }: { json?: boolean } = {}): Command {
   cmd
-    .addOption(new Option(backends === 'any' ? '--db <location>' : '--db <path>', `${DB_HELP[backends]} (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)`))
+    .addOption(new Option('--db <location>', `${DB_HELP} (env EGRESS_TRIAGE_DB, default ./.egress-triage/egress.db)`))
     .addOption(new Option('--tenant <name>', 'tenant (env EGRESS_TRIAGE_TENANT, default "default")'))
     .addOption(new Option('--config <file>', 'config file (env EGRESS_TRIAGE_CONFIG, default ./egress-triage.yaml if present)'));
   if (json) cmd.option('--json', 'print machine-readable JSON');
   return cmd;
-}
-
-export interface CliContext {
-  store: SqliteStore;
-  tenant: string;
-  dbPath: string;
-  config: ConfigFile;
-  json: boolean;
 }
 
 export function loadCliConfig(opts: StoreOptions): ConfigFile {
@@ -83,43 +68,6 @@ export function existingStorePath(db?: string): string {
   return path;
 }
 
-/** Opens the store for a command and closes it afterwards, whatever happens. */
-export async function withStore<T>(opts: StoreOptions, fn: (ctx: CliContext) => Promise<T> | T, mode: StoreMode = 'read'): Promise<T> {
-  let tenant: string;
-  try {
-    tenant = resolveTenant(opts.tenant);
-  } catch (err) {
-    throw new UserError(`--tenant: ${(err as Error).message}`);
-  }
-  const config = loadCliConfig(opts);
-  const loc = resolveStoreLocation(opts.db);
-  if (loc.backend === 'postgres') {
-    // Not a path: read as one it would name a missing file, or create a stray SQLite store.
-    throw new UserError(
-      `${loc.display} (from ${loc.from}) is a PostgreSQL store, and this command does not run on PostgreSQL yet ` +
-        '(docs/scale-out.md, "What runs on PostgreSQL today"): give it a SQLite store file',
-      EXIT.USAGE,
-    );
-  }
-  const dbPath = resolveDbPath(opts.db);
-  if (mode === 'read') requireExistingStore(dbPath, dbSource(opts));
-  let store: SqliteStore;
-  try {
-    store = SqliteStore.open(dbPath);
-  } catch (err) {
-    throw new UserError(`cannot open store ${dbPath}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
-  }
-  try {
-    return await fn({ store, tenant, dbPath, config, json: Boolean(opts.json) });
-  } catch (err) {
-    const problem = storeProblem(err);
-    if (problem) throw new UserError(`store ${dbPath}: ${problem}`, EXIT.IO);
-    throw err;
-  } finally {
-    store.close();
-  }
-}
-
 export interface PortsContext {
   /** the store's ports, on whichever backend --db / EGRESS_TRIAGE_DB selects */
   ports: OpenStore;
@@ -138,8 +86,8 @@ function storeFailure(loc: StoreLocation, err: unknown): unknown {
 }
 
 /**
- * Like withStore, through the backend picker (storage/open-store.ts): a SQLite file or a
- * PostgreSQL URL. For the commands whose ports every backend implements.
+ * Opens the store for a command through the backend picker (storage/open-store.ts), a SQLite file
+ * or a PostgreSQL URL, and closes it afterwards, whatever happens.
  */
 export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) => Promise<T> | T, mode: StoreMode = 'read'): Promise<T> {
   let tenant: string;
@@ -150,7 +98,7 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
   }
   const config = loadCliConfig(opts);
   const location = resolveStoreLocation(opts.db);
-  // The same message as withStore for a missing SQLite file, with how to create one.
+  // A missing SQLite file: say so, with how to create one.
   if (mode === 'read' && location.backend === 'sqlite') requireExistingStore(location.target, location.from);
   let ports: OpenStore;
   try {

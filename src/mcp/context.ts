@@ -2,13 +2,13 @@ import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import type { OpenStore } from '../storage/open-store.js';
 import type { InventoryRepository } from '../storage/inventory-port.js';
 import { TIME_FORMS } from '../domain/time.js';
 
 /** Everything a tool module needs. One per McpServer instance (i.e. per session). */
 export interface ToolContext {
-  store: SqliteStore;
+  store: OpenStore;
   tenant: string;
   dashboardUrl: string;
   actor: string;
@@ -17,7 +17,7 @@ export interface ToolContext {
   server: McpServer;
 }
 
-export function makeContext(server: McpServer, opts: { store: SqliteStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[] }): ToolContext {
+export function makeContext(server: McpServer, opts: { store: OpenStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[] }): ToolContext {
   return {
     store: opts.store,
     tenant: opts.tenant,

@@ -1,5 +1,5 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import type { OpenStore } from '../storage/open-store.js';
 import { VERSION } from '../version.js';
 import { makeContext } from './context.js';
 import { SERVER_INSTRUCTIONS } from './instructions.js';
@@ -11,7 +11,8 @@ import { registerMetaTools, SERVER_NAME } from './tools/meta.js';
 import { registerRuleTools } from './tools/rules.js';
 
 export interface EgressTriageServerOptions {
-  store: SqliteStore;
+  /** the store's ports, on whichever backend (storage/open-store.ts) */
+  store: OpenStore;
   tenant: string;
   /** base URL used for every dashboard_url */
   dashboardUrl: string;

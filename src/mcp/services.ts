@@ -1,12 +1,12 @@
 import { RulesService } from '../rules/service.js';
 import { analyzeAnomalousCallsByProcess } from '../analysis/analyze-by-process.js';
-import type { SqliteStore } from '../storage/sqlite/sqlite-store.js';
+import type { OpenStore } from '../storage/open-store.js';
 import type { AnalyzeInput, AnalyzeResult } from '../analysis/types.js';
 
-const rulesCache = new WeakMap<SqliteStore, Map<string, RulesService>>();
+const rulesCache = new WeakMap<OpenStore, Map<string, RulesService>>();
 
-/** One RulesService per (store, extra risky destinations), shared by every session; better-sqlite3 serialises writes. */
-export async function rulesService(store: SqliteStore, extraRiskyDestinations: string[] = []): Promise<RulesService> {
+/** One RulesService per (store, extra risky destinations), shared by every session. */
+export async function rulesService(store: OpenStore, extraRiskyDestinations: string[] = []): Promise<RulesService> {
   let byKey = rulesCache.get(store);
   if (!byKey) rulesCache.set(store, (byKey = new Map()));
   const key = JSON.stringify(extraRiskyDestinations);
@@ -19,6 +19,6 @@ export async function rulesService(store: SqliteStore, extraRiskyDestinations: s
 }
 
 /** The library analysis, reusing the cached RulesService (and its risky-endpoint cache). */
-export async function analyze(store: SqliteStore, input: AnalyzeInput, extraRiskyDestinations: string[] = []): Promise<AnalyzeResult> {
+export async function analyze(store: OpenStore, input: AnalyzeInput, extraRiskyDestinations: string[] = []): Promise<AnalyzeResult> {
   return analyzeAnomalousCallsByProcess(store, input, { rules: await rulesService(store, extraRiskyDestinations) });
 }

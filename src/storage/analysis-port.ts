@@ -103,36 +103,47 @@ export interface JobDictionary {
   maxId: number;
 }
 
+/** One row of a coarse breakdown: endpoint or job ref, and its count (a ref may repeat: add them up). */
+export type BreakdownRow = readonly [ref: number, n: number];
+
+/**
+ * Every read is async (a networked store answers over a connection) and returns whole arrays or
+ * chunks, never a row per call: the analysis counts millions of rows and awaits a few dozen times.
+ */
 export interface AnalysisAggregates {
   /**
    * Runs fn in one consistent read snapshot, so totals, breakdowns, first/last probes and samples
-   * agree even while another process ingests or moves detections. Inside a snapshot already open
-   * on this store, fn simply runs in it.
+   * agree even while another process ingests or moves detections (SQLite: one read transaction;
+   * PostgreSQL: one REPEATABLE READ, READ ONLY transaction on one connection). Inside a snapshot
+   * already open on this store, fn simply runs in it.
    */
-  readSnapshot<T>(fn: () => T): T;
-  /** true inside readSnapshot or any other open transaction of this store */
+  readSnapshot<T>(fn: () => Promise<T>): Promise<T>;
+  /** true inside readSnapshot (or, on SQLite, any other open transaction of this store) */
   inSnapshot(): boolean;
 
   /** Resolves the tenant and the filter (types, statuses, window, owner/repo/workflow/job). */
-  scope(tenant: string, filter: DetectionFilter): ScopeResult;
+  scope(tenant: string, filter: DetectionFilter): Promise<ScopeResult>;
   /** The stored spelling of an owner or repo matched case-insensitively, when it is unique; else the value. */
-  storedSpelling(scope: AnalysisScope, field: 'owner' | 'repo', value: string): string;
+  storedSpelling(scope: AnalysisScope, field: 'owner' | 'repo', value: string): Promise<string>;
 
   /** Coarse scopes only: per-variant totals. */
-  coarseTotals(scope: AnalysisScope): VariantTotal[];
-  /** Coarse scopes only: one variant's per-endpoint or per-job counts (a ref may repeat: add them up). */
-  coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef, onRow: (ref: number, n: number) => void): void;
+  coarseTotals(scope: AnalysisScope): Promise<VariantTotal[]>;
+  /** Coarse scopes only: one variant's per-endpoint or per-job counts. */
+  coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<readonly BreakdownRow[]>;
   /** Coarse scopes only: exact first and last timestamps of a variant, given its first and last day. */
-  firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): [first: number, last: number];
+  firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): Promise<[first: number, last: number]>;
   /**
-   * Every matching (variant, endpoint, job) aggregate of the scope, streamed in chunks (whole days
-   * and the partial days at the window's edges); a key may repeat across chunks: add them up.
+   * Every matching (variant, endpoint, job) aggregate of the scope, handed to onRows in chunks (a
+   * chunk is a whole batch: onRows is synchronous); a key may repeat across chunks: add them up.
+   * Resolves once every chunk was handed over.
    */
-  scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): void;
+  scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): Promise<void>;
   /** The newest `limit` matching detections of one variant, newest first (ts, then id). */
-  samples(scope: AnalysisScope, variant: VariantRef, limit: number): SampleRecord[];
+  samples(scope: AnalysisScope, variant: VariantRef, limit: number): Promise<SampleRecord[]>;
 
-  variants(): VariantDictionary;
-  endpoints(): EndpointDictionary;
-  jobs(scope: AnalysisScope): JobDictionary;
+  /** The process variants the scope's refs name (SQLite: the shared dictionary; PostgreSQL: the tenant's). */
+  variants(scope: AnalysisScope): Promise<VariantDictionary>;
+  /** The endpoints the scope's refs name. */
+  endpoints(scope: AnalysisScope): Promise<EndpointDictionary>;
+  jobs(scope: AnalysisScope): Promise<JobDictionary>;
 }

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_DB_PATH } from '../config/paths.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
+import { openSqlite } from './sqlite/db.js';
 import { PgStore } from './postgres/pg-store.js';
 import { isPostgresUrl, redactUrl } from './postgres/pool.js';
 import { postgresProblem } from './postgres/errors.js';
@@ -20,6 +21,9 @@ import type { Suppressor } from '../domain/subject.js';
 import { suppressorFor } from '../rules/suppressor.js';
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesPort } from './rules-port.js';
+import type { AnalysisAggregates } from './analysis-port.js';
+import { rulesFromService, type AnalysisRules } from '../analysis/rules-source.js';
+import { RulesService } from '../rules/service.js';
 
 /**
  * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
@@ -101,10 +105,16 @@ export interface OpenStore {
   ingest: IngestPort;
   /** Records the learning window ingest runs with (store-wide): stats counts the jobs still learning by it. */
   setLearningRuns(n: number): Promise<void>;
+  /** Marks the store as made by `demo`, so a later demo may replace it without asking. */
+  markAsDemo(): Promise<void>;
   /** the rules port (storage/rules-port.ts), for the rules service */
   rulesPort(risky: RiskyDestinations): RulesPort;
   /** The ingest-time suppressor of a tenant: its active rules, behind the never-suppress guards. */
   ingestSuppressor(tenant: string, extraRiskyDestinations?: string[]): Promise<Suppressor>;
+  /** the analysis-aggregates port (storage/analysis-port.ts) */
+  analysis: AnalysisAggregates;
+  /** What the analysis takes from the rules layer: the rules service (suggestions with their exact impact). */
+  analysisRules(extraRiskyDestinations?: string[]): AnalysisRules;
   close(): Promise<void>;
 }
 
@@ -131,8 +141,11 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     return {
       backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest,
       setLearningRuns: (n) => s.setMeta('learning_runs', String(n)).catch((e) => explainStoreError(loc, e)),
+      markAsDemo: () => s.setMeta(DEMO_MARK, '1').catch((e) => explainStoreError(loc, e)),
       rulesPort: (risky) => s.rulesPort(risky),
       ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
+      analysis: s.analysis,
+      analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
       close: () => s.close(),
     };
   }
@@ -143,10 +156,32 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
   return {
     backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,
     setLearningRuns: async (n) => s.setMeta('learning_runs', String(n)),
+    markAsDemo: async () => s.setMeta(DEMO_MARK, '1'),
     rulesPort: (risky) => s.rulesPort(risky),
     ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
+    analysis: s.analysis,
+    analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
     close: async () => s.close(),
   };
+}
+
+/** meta row that marks a store as demo's own */
+const DEMO_MARK = 'demo_store';
+
+/**
+ * True only for a readable SQLite store that `demo` created (markAsDemo); anything else, another
+ * store or any other file, is not. Opened read-only: a file that is not a store is left untouched.
+ */
+export function isDemoStore(path: string): boolean {
+  let db;
+  try {
+    db = openSqlite(path, { readonly: true, busyTimeoutMs: 1000 });
+    return db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(DEMO_MARK) === '1';
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
 }
 
 // ----- policy state -----

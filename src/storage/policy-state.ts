@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
  * - **Approvals**: a held call files one, a human decides it from any process, the call waits for it.
  * - **Audit**: one record per call, appended before the answer, queried by the CLI.
  *
- * Backends: src/storage/sqlite/policy-state.ts (the default: counters in this process's memory,
+ * Backends: the SQLite backend's policy-state.ts (the default: counters in this process's memory,
  * approvals and audit in the store), src/storage/postgres/policy-state.ts (the same split, on a
  * PostgreSQL store) and src/state/redis/ (counters and approvals shared by every
  * gateway replica; the audit stays in the store). The policy decision itself is a pure function

@@ -12,9 +12,9 @@ import { call, ingest, proc, tailscaled, tmpStore, TS0 } from './helpers.js';
 const T = 'port';
 const DAY = 86_400_000;
 
-function sumScan(port: AnalysisAggregates, scope: AnalysisScope): Map<number, number> {
+async function sumScan(port: AnalysisAggregates, scope: AnalysisScope): Promise<Map<number, number>> {
   const out = new Map<number, number>();
-  port.scan(scope, (rows) => {
+  await port.scan(scope, (rows) => {
     for (const r of rows) out.set(r[0], (out.get(r[0]) ?? 0) + r[3]);
   });
   return out;
@@ -31,30 +31,30 @@ test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples 
     }
     await ingest(store, T, events);
     const port = store.analysis;
-    assert.deepEqual(port.scope('nobody', { types: ['New-Outbound-Network-Call'] }), { ok: false, missing: 'tenant' });
-    assert.deepEqual(port.scope(T, { types: ['Domain-Blocked'] }), { ok: false, missing: 'types' });
+    const NET = 'New-Outbound-Network-Call';
+    assert.deepEqual(await port.scope('nobody', { types: [NET] }), { ok: false, missing: 'tenant' });
+    assert.deepEqual(await port.scope(T, { types: ['Domain-Blocked'] }), { ok: false, missing: 'types' });
 
-    const coarse = port.scope(T, { types: ['New-Outbound-Network-Call'], statuses: ['new'] });
+    const coarse = await port.scope(T, { types: [NET], statuses: ['new'] });
     assert.ok(coarse.ok && coarse.scope.coarse);
     if (!coarse.ok) return;
-    const totals = port.coarseTotals(coarse.scope);
-    const variants = port.variants();
+    const totals = await port.coarseTotals(coarse.scope);
+    const variants = await port.variants(coarse.scope);
     const byName = new Map<string, number>();
     for (const t of totals) byName.set(variants.norm[t.variant]!, (byName.get(variants.norm[t.variant]!) ?? 0) + t.n);
     assert.deepEqual(Object.fromEntries(byName), { tailscaled: 6, curl: 12 });
     // the same scope as a scan (an open window forces the fine path) counts the same
-    const fine = port.scope(T, { types: ['New-Outbound-Network-Call'], statuses: ['new'], since: 0 });
+    const fine = await port.scope(T, { types: [NET], statuses: ['new'], since: 0 });
     assert.ok(fine.ok && !fine.scope.coarse);
     if (!fine.ok) return;
-    assert.deepEqual(Object.fromEntries(sumScan(port, fine.scope)), Object.fromEntries(totals.map((t) => [t.variant, t.n])));
+    assert.deepEqual(Object.fromEntries(await sumScan(port, fine.scope)), Object.fromEntries(totals.map((t) => [t.variant, t.n])));
 
     const ts = totals.find((t) => variants.norm[t.variant] === 'tailscaled')!;
-    assert.deepEqual(port.firstLast(coarse.scope, ts.variant, ts.firstDay, ts.lastDay), [TS0 + 1000, TS0 + 5 * DAY + 1000]);
-    const eps = port.endpoints();
-    const seen: string[] = [];
-    port.coarseBreakdown(coarse.scope, 'endpoint', ts.variant, (ref, n) => seen.push(`${eps.endpoint[ref]} ${n}`));
+    assert.deepEqual(await port.firstLast(coarse.scope, ts.variant, ts.firstDay, ts.lastDay), [TS0 + 1000, TS0 + 5 * DAY + 1000]);
+    const eps = await port.endpoints(coarse.scope);
+    const seen = (await port.coarseBreakdown(coarse.scope, 'endpoint', ts.variant)).map(([ref, n]) => `${eps.endpoint[ref]} ${n}`);
     assert.deepEqual(seen, ['login.tailscale.com:443 6']);
-    const samples = port.samples(coarse.scope, ts.variant, 3);
+    const samples = await port.samples(coarse.scope, ts.variant, 3);
     assert.deepEqual(samples.map((s) => [s.ts, s.owner, s.repo, s.endpoint, s.sha256, s.directIp]), [
       [TS0 + 5 * DAY + 1000, 'Acme', 'api', 'login.tailscale.com:443', 'a'.repeat(64), false],
       [TS0 + 4 * DAY + 1000, 'Acme', 'api', 'login.tailscale.com:443', 'a'.repeat(64), false],
@@ -62,22 +62,22 @@ test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples 
     ]);
 
     // absent types = every type
-    const any = port.scope(T, {});
+    const any = await port.scope(T, {});
     assert.ok(any.ok);
     if (!any.ok) return;
-    assert.equal(port.coarseTotals(any.scope).reduce((a, t) => a + t.n, 0), 18);
+    assert.equal((await port.coarseTotals(any.scope)).reduce((a, t) => a + t.n, 0), 18);
     // owner is case-insensitive, spelt as stored; workflow/job exact
-    const acme = port.scope(T, { types: ['New-Outbound-Network-Call'], owner: 'ACME' });
+    const acme = await port.scope(T, { types: [NET], owner: 'ACME' });
     assert.ok(acme.ok && !acme.scope.coarse);
     if (!acme.ok) return;
-    assert.equal(port.storedSpelling(acme.scope, 'owner', 'ACME'), 'Acme');
-    assert.equal([...sumScan(port, acme.scope).values()].reduce((a, b) => a + b, 0), 12);
-    const job = port.scope(T, { types: ['New-Outbound-Network-Call'], job: 'test' });
+    assert.equal(await port.storedSpelling(acme.scope, 'owner', 'ACME'), 'Acme');
+    assert.equal([...(await sumScan(port, acme.scope)).values()].reduce((a, b) => a + b, 0), 12);
+    const job = await port.scope(T, { types: [NET], job: 'test' });
     assert.ok(job.ok);
     if (!job.ok) return;
-    const jobRows = sumScan(port, job.scope);
+    const jobRows = await sumScan(port, job.scope);
     assert.deepEqual([...jobRows.values()], [6]);
-    const direct = port.samples(job.scope, [...jobRows.keys()][0]!, 1)[0]!;
+    const direct = (await port.samples(job.scope, [...jobRows.keys()][0]!, 1))[0]!;
     assert.deepEqual([direct.owner, direct.job, direct.directIp, direct.ip], ['globex', 'test', true, '198.51.100.9']);
   } finally {
     cleanup();

@@ -46,22 +46,22 @@ const callArb: fc.Arbitrary<PlainCall> = fc
 
 const extraRiskyArb = fc.subarray(['api.github.com', 'exfil.example.net', '203.0.113.0/24', 'tailscale.com', '100.64.0.0/10', 'relay.twingate.com']);
 
-test('a suggestion never covers a risky destination or an impostor binary, whatever the input', () => {
-  fc.assert(
-    fc.property(
+test('a suggestion never covers a risky destination or an impostor binary, whatever the input', async () => {
+  await fc.assert(
+    fc.asyncProperty(
       fc.constantFrom(...NAMES),
       fc.array(callArb, { minLength: 1, maxLength: 25 }),
       extraRiskyArb,
       fc.subarray(SHAS),
       fc.boolean(),
-      (name, calls, extra, flaggedShas, previewRefuses) => {
+      async (name, calls, extra, flaggedShas, previewRefuses) => {
         const risky = new RiskyDestinations(extra);
         const flagged: SuspectedImpostor[] = flaggedShas.map((s) => ({ process: name, sha256: s, path: null, reason: 'flagged elsewhere' }));
         const impostors = new ImpostorSet(flagged);
         const judged = judge(name, calls, risky, impostors);
-        const s = buildSuggestion({
+        const s = await buildSuggestion({
           name, judged, detectionType: 'New-Outbound-Network-Call', scope: {}, risky, impostors,
-          impact: () => ({ would_suppress: 1, risky_matches: 0, refused_reason: previewRefuses ? 'refused by preview' : null }),
+          impact: async () => ({ would_suppress: 1, risky_matches: 0, refused_reason: previewRefuses ? 'refused by preview' : null }),
         });
         if (!s.suggested || s.suggested.blocked_reason !== null) return;
         assert.equal(previewRefuses, false);

@@ -14,19 +14,19 @@ const TYPE = 'New-Outbound-Network-Call';
 const sha = (c: string) => c.repeat(64);
 const ts = (s: string | null, extra: Partial<PlainCall> = {}): PlainCall => ({ sha256: s, path: '/usr/sbin/tailscaled', host: 'controlplane.tailscale.com', port: 443, ...extra });
 
-function suggest(name: string, judged: JudgedBinary[], over: Partial<SuggestionInput> = {}) {
+async function suggest(name: string, judged: JudgedBinary[], over: Partial<SuggestionInput> = {}) {
   const asked: RuleConditions[] = [];
-  const impact = (c: RuleConditions): RuleImpact => {
+  const impact = async (c: RuleConditions): Promise<RuleImpact> => {
     asked.push(c);
     return { would_suppress: 42, risky_matches: 0, refused_reason: null };
   };
-  const s = buildSuggestion({ name, judged, detectionType: TYPE, scope: {}, risky, impostors: new ImpostorSet(), impact, ...over });
+  const s = await buildSuggestion({ name, judged, detectionType: TYPE, scope: {}, risky, impostors: new ImpostorSet(), impact, ...over });
   return { ...s, asked };
 }
 
-test('a genuine daemon binary gets a rule narrowed to its hash, scoped like the query, with the preview impact', () => {
+test('a genuine daemon binary gets a rule narrowed to its hash, scoped like the query, with the preview impact', async () => {
   const judged = judge('tailscaled', [ts(sha('a'), { n: 9 }), ts(sha('b'), { host: 'webhook.site', n: 2 })], risky);
-  const s = suggest('tailscaled', judged, { scope: { owner: 'Acme', repo: 'api' } });
+  const s = await suggest('tailscaled', judged, { scope: { owner: 'Acme', repo: 'api' } });
   assert.equal(s.reason, null);
   assert.deepEqual(s.suggested!.conditions, { process: 'tailscaled', process_sha256: sha('a'), owner: 'Acme', repo: 'api', workflow: '*', job: '*' });
   assert.deepEqual(s.asked, [s.suggested!.conditions]);
@@ -36,57 +36,57 @@ test('a genuine daemon binary gets a rule narrowed to its hash, scoped like the 
   assert.match(s.suggested!.rationale, new RegExp(`excluded: ${sha('b').slice(0, 12)} \\(impostor, 2\\)`));
 });
 
-test('several genuine versions share one rule, at most MAX_RULE_HASHES hashes; the rest are named', () => {
+test('several genuine versions share one rule, at most MAX_RULE_HASHES hashes; the rest are named', async () => {
   const letters = 'abcdefghij'.split('');
   const calls = letters.map((l, i) => ts(sha(l), { n: 20 - i }));
-  const s = suggest('tailscaled', judge('tailscaled', calls, risky));
+  const s = await suggest('tailscaled', judge('tailscaled', calls, risky));
   const listed = s.suggested!.conditions.process_sha256!.split('|');
   assert.equal(listed.length, MAX_RULE_HASHES);
   assert.deepEqual(listed, letters.slice(0, MAX_RULE_HASHES).map(sha));
   assert.match(s.suggested!.rationale, new RegExp(`other genuine binaries need their own rule: process_sha256=${sha('h')} \\(13\\)`));
 });
 
-test('no suggestion: a name that is no daemon, a daemon without signature evidence, every binary an impostor', () => {
-  const curl = suggest('curl', judge('curl', [{ sha256: sha('c'), path: '/usr/bin/curl', host: 'api.github.com', port: 443 }], risky));
+test('no suggestion: a name that is no daemon, a daemon without signature evidence, every binary an impostor', async () => {
+  const curl = await suggest('curl', judge('curl', [{ sha256: sha('c'), path: '/usr/bin/curl', host: 'api.github.com', port: 443 }], risky));
   assert.equal(curl.suggested, null);
   assert.match(curl.reason!, /curl is not a VPN\/mesh daemon/);
-  const silent = suggest('tailscaled', judge('tailscaled', [ts(sha('a'), { host: '198.51.100.1', port: 8443, isIp: true })], risky));
+  const silent = await suggest('tailscaled', judge('tailscaled', [ts(sha('a'), { host: '198.51.100.1', port: 8443, isIp: true })], risky));
   assert.equal(silent.suggested, null);
   assert.match(silent.reason!, /shows tailscale's network signature .* the name alone proves nothing/);
-  const fake = suggest('tailscaled', judge('tailscaled', [ts(sha('b'), { host: 'gist.githubusercontent.com' })], risky));
+  const fake = await suggest('tailscaled', judge('tailscaled', [ts(sha('b'), { host: 'gist.githubusercontent.com' })], risky));
   assert.equal(fake.suggested, null);
   assert.match(fake.reason!, /name impersonation suspected, no rule is suggested/);
   assert.deepEqual([curl.asked, silent.asked, fake.asked], [[], [], []]);
 });
 
-test('refused: a genuine binary without a hash (alone, or next to other binaries)', () => {
-  const alone = suggest('tailscaled', judge('tailscaled', [ts(null)], risky));
+test('refused: a genuine binary without a hash (alone, or next to other binaries)', async () => {
+  const alone = await suggest('tailscaled', judge('tailscaled', [ts(null)], risky));
   assert.match(alone.suggested!.blocked_reason!, /has no sha256: a name-only rule would also silence any future binary named tailscaled/);
   assert.equal(alone.reason, alone.suggested!.blocked_reason);
-  const mixed = suggest('tailscaled', judge('tailscaled', [ts(null, { n: 5 }), ts(sha('b'), { host: 'webhook.site' })], risky));
+  const mixed = await suggest('tailscaled', judge('tailscaled', [ts(null, { n: 5 }), ts(sha('b'), { host: 'webhook.site' })], risky));
   assert.match(mixed.suggested!.blocked_reason!, /cannot exclude the other binaries named tailscaled/);
 });
 
-test('refused: the rules preview refuses (risky or impostor matches elsewhere in the tenant)', () => {
+test('refused: the rules preview refuses (risky or impostor matches elsewhere in the tenant)', async () => {
   const judged = judge('tailscaled', [ts(sha('a'))], risky);
-  const s = buildSuggestion({
+  const s = await buildSuggestion({
     name: 'tailscaled', judged, detectionType: TYPE, scope: {}, risky, impostors: new ImpostorSet(),
-    impact: () => ({ would_suppress: 7, risky_matches: 1, refused_reason: 'the rule would also suppress 1 detection(s) to risky destinations (webhook.site:443)' }),
+    impact: async () => ({ would_suppress: 7, risky_matches: 1, refused_reason: 'the rule would also suppress 1 detection(s) to risky destinations (webhook.site:443)' }),
   });
   assert.equal(s.suggested!.blocked_reason, 'the rule would also suppress 1 detection(s) to risky destinations (webhook.site:443)');
   assert.deepEqual(s.suggested!.impact, { would_suppress: 7, risky: 1 });
 });
 
-test('refused by the never-suppress guard even when a verdict wrongly says genuine: risky coverage, impostor coverage', () => {
+test('refused by the never-suppress guard even when a verdict wrongly says genuine: risky coverage, impostor coverage', async () => {
   const [good] = judge('tailscaled', [ts(sha('a'))], risky);
   // a verdict that is wrong: genuine, yet the binary called a risky destination
   const forgedRisky: JudgedBinary = { ...good!, riskyCalls: ['webhook.site:443'] };
-  const r = suggest('tailscaled', [forgedRisky]);
+  const r = await suggest('tailscaled', [forgedRisky]);
   assert.match(r.suggested!.blocked_reason!, /must stay visible: webhook\.site:443 is the risky destination webhook\.site/);
   // genuine in view, but in the tenant's impostor set
   const set = new ImpostorSet([{ process: 'tailscaled', sha256: sha('a'), path: null, reason: 'started through npm' }]);
-  const i = suggest('tailscaled', [good!], { impostors: set });
+  const i = await suggest('tailscaled', [good!], { impostors: set });
   assert.match(i.suggested!.blocked_reason!, /must stay visible: tailscaled sha256 aaaaaaaaaaaa is a suspected impostor \(started through npm\)/);
   // and without either, the same binary is fine
-  assert.equal(suggest('tailscaled', [good!]).suggested!.blocked_reason, null);
+  assert.equal((await suggest('tailscaled', [good!])).suggested!.blocked_reason, null);
 });

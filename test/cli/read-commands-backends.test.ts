@@ -161,21 +161,19 @@ test('on PostgreSQL: a database without the schema is not found, an unreachable 
   assert.equal((JSON.parse(viaEnv.stdout) as { db: string }).db.startsWith('postgres://'), true);
 });
 
-test('a command that does not run on PostgreSQL yet refuses the URL instead of opening a file of that name', async () => {
-  for (const args of [['analyze']]) {
-    const r = await cli([...args, '--db', 'postgres://u:s3cret@db.internal/et']);
-    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /postgres:\/\/u:\*\*\*@db\.internal\/et \(from --db\) is a PostgreSQL store, and this command does not run on PostgreSQL yet/);
-  }
+test('demo stays on the embedded store: a PostgreSQL URL is refused, not read as a file name', async () => {
+  const r = await cli(['demo', '--db', 'postgres://u:s3cret@db.internal/et']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^egress-triage: --db: demo builds a sample store on the embedded SQLite store; give it a file path, not postgres:\/\/u:\*\*\*@db\.internal\/et\n$/);
 });
 
-test('--help says which commands take a PostgreSQL URL', async () => {
-  for (const args of [['stats'], ['detections', 'list'], ['baseline', 'show'], ['baseline', 'expect'], ['baseline', 'unexpect'], ['ingest'], ['rules', 'list'], ['rules', 'create'], ['rules', 'delete']]) {
+test('--help of every command that reads the store says it takes a PostgreSQL URL', async () => {
+  const commands = [
+    ['stats'], ['detections', 'list'], ['baseline', 'show'], ['baseline', 'expect'], ['baseline', 'unexpect'], ['ingest'], ['analyze'],
+    ['rules', 'list'], ['rules', 'get'], ['rules', 'preview'], ['rules', 'create'], ['rules', 'update'], ['rules', 'delete'], ['rules', 'audit'], ['mcp'], ['serve'],
+  ];
+  for (const args of commands) {
     const r = await cli([...args, '--help']);
     assert.match(r.stdout.replace(/\s+/g, ' '), /--db <location> store: a SQLite file, or a postgres:\/\/user:password@host:port\/database URL/, args.join(' '));
-  }
-  for (const args of [['analyze']]) {
-    const r = await cli([...args, '--help']);
-    assert.match(r.stdout.replace(/\s+/g, ' '), /--db <path> store: a SQLite file \(this command does not run on PostgreSQL yet/, args.join(' '));
   }
 });

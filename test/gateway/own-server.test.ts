@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { openStore, resolveStoreLocation } from '../../src/storage/open-store.js';
 import { createEgressTriageServer } from '../../src/mcp/server.js';
 import { text, tmpDir } from './helpers.js';
 
 test("policy in front of egress-triage's own MCP server (built-in mode, shared state DB)", async () => {
   const t = tmpDir();
-  const store = SqliteStore.open(t.db);
+  const store = await openStore(resolveStoreLocation(t.db), 'create');
   const policy = t.file(
     'p.yaml',
     `version: 1
@@ -45,7 +45,7 @@ tools:
   } finally {
     await client.close().catch(() => undefined);
     await gw.close();
-    store.close();
+    await store.close();
     t.cleanup();
   }
 });

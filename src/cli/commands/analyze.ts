@@ -1,10 +1,9 @@
 import { Command } from 'commander';
-import { withStore, withStoreOptions, printJson, parseIntOption, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, parseIntOption, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
 import { AnalysisError, analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
 import { renderAnalysisTable } from '../../analysis/render.js';
-import { RulesService } from '../../rules/service.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 
@@ -31,14 +30,15 @@ export function register(program: Command): void {
     .option('--cursor <cursor>', 'next_cursor from a previous page')
     .option('--samples <n>', 'sample detections per process', parseIntOption('--samples', 0, 100), 5)
     .option('--dashboard-url <url>', 'base URL for dashboard links (env EGRESS_TRIAGE_DASHBOARD_URL)');
+  // every backend: on PostgreSQL, without a rules service there yet, no rule is suggested (open-store.ts)
   withStoreOptions(cmd).action(async (opts: AnalyzeOpts) => {
     const filter = filterFromOptions(opts, { status: 'new', types: [NEW_OUTBOUND] }, opts.detectionId?.length ? '--detection-id' : '--type');
-    await withStore(opts, async ({ store, tenant, json, config }) => {
+    await withPorts(opts, async ({ ports, tenant, json, config }) => {
       let result;
       try {
-        const rules = new RulesService(store, { extraRiskyDestinations: config.risky_destinations });
+        const rules = ports.analysisRules(config.risky_destinations);
         result = await analyzeAnomalousCallsByProcess(
-          store,
+          { analysis: ports.analysis },
           {
             tenant,
             filter,

@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--workflow <path>', 'only this workflow, e.g. .github/workflows/ci.yml')
     .option('--job <job>', 'only this job')
     .option('--all', 'also list endpoints seen but not yet in the baseline');
-  withStoreOptions(show, { backends: 'any' }).action(async (opts: ShowOpts) => {
+  withStoreOptions(show).action(async (opts: ShowOpts) => {
     await withPorts(opts, async ({ ports, tenant, json }) => {
       const views = await ports.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
       if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, EXIT.NOT_FOUND);
@@ -50,7 +50,7 @@ export function register(program: Command): void {
     'expect',
     'Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)',
   );
-  withStoreOptions(expect, { backends: 'any' }).action(async (opts: ExpectOpts) => {
+  withStoreOptions(expect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
       let r;
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     'unexpect',
     'Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned',
   );
-  withStoreOptions(unexpect, { backends: 'any' }).action(async (opts: ExpectOpts) => {
+  withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json }) => {
       const r = await ports.baselines.unmarkExpected(tenant, opts, opts.endpoint);

@@ -1,11 +1,11 @@
 import { Command } from 'commander';
 import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { withStore, withPorts, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
+import { withPorts, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
-import { openSqlite } from '../../storage/sqlite/db.js';
+import { isDemoStore, resolveStoreLocation } from '../../storage/open-store.js';
 import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
@@ -13,22 +13,6 @@ import { renderAnalysisTable } from '../../analysis/render.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 
 export const DEFAULT_DEMO_DB = './.egress-triage/demo.db';
-/** meta row that marks a store as demo's own, so a later demo may replace it without asking */
-const DEMO_MARK = 'demo_store';
-
-/** True only for a readable store that demo created; anything else (another store, any other file) is not. */
-function isDemoStore(path: string): boolean {
-  let db;
-  try {
-    db = openSqlite(path, { readonly: true, busyTimeoutMs: 1000 });
-    return db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(DEMO_MARK) === '1';
-  } catch {
-    return false;
-  } finally {
-    db?.close();
-  }
-}
-
 interface DemoOpts {
   db?: string;
   runs: number;
@@ -49,6 +33,10 @@ export function register(program: Command): void {
     .option('--json', 'print the ingest summary and analysis as JSON')
     .option('--force', 'replace --db even if demo did not create it (its data is deleted)')
     .action(async (opts: DemoOpts) => {
+      const given = resolveStoreLocation(opts.db ?? DEFAULT_DEMO_DB);
+      if (given.backend === 'postgres') {
+        throw new UserError(`--db: demo builds a sample store on the embedded SQLite store; give it a file path, not ${given.display}`);
+      }
       const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
       if (existsSync(db) && !opts.force && !isDemoStore(db)) {
         throw new UserError(
@@ -66,7 +54,7 @@ export function register(program: Command): void {
       const gen = await writeTenant({ runs: opts.runs, seed: opts.seed, events: opts.events }, events);
       log(`  ${gen.events} events, ${gen.jobRuns} job runs, ${gen.jobs} jobs in ${gen.repos} repos of ${gen.orgs} orgs -> ${relative(process.cwd(), events)}\n`);
       // Marked before anything else is written: a demo store cut short is still the demo's to replace.
-      await withStore({ db, tenant: 'default' }, ({ store }) => store.setMeta(DEMO_MARK, '1'), 'create');
+      await withPorts({ db, tenant: 'default' }, ({ ports }) => ports.markAsDemo(), 'create');
       log('Ingesting into the embedded store ...');
       const ingest = await withPorts({ db, tenant: 'default' }, ({ ports, config, tenant }) =>
         runIngest(ports, [relative(process.cwd(), events) || events], {
@@ -74,13 +62,13 @@ export function register(program: Command): void {
           riskyDestinations: config.risky_destinations,
         }),
       );
-      await withStore({ db, tenant: 'default' }, async ({ store, config, tenant }) => {
-        const analysis = await analyzeAnomalousCallsByProcess(store, {
+      await withPorts({ db, tenant: 'default' }, async ({ ports, config, tenant }) => {
+        const analysis = await analyzeAnomalousCallsByProcess(ports, {
           tenant, limit: 15, dashboardUrl: resolveDashboardUrl(undefined), extraRiskyDestinations: config.risky_destinations,
         });
         if (opts.json) return printJson({ db, generated: gen, ingest, analysis });
         log(renderIngestSummary(ingest) + '\n');
-        const stats = await store.detections.stats(tenant);
+        const stats = await ports.detections.stats(tenant);
         log(formatTable(['detection type', 'status', 'count'], stats.detections.map((d) => [d.type, d.status, d.count])) + '\n');
         log(`Anomalous calls by process (new New-Outbound-Network-Call detections, ${analysis.total_anomalies_scanned} in all):\n`);
         log(renderAnalysisTable(analysis) + '\n');

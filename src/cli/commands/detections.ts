@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--limit <n>', 'page size', parseIntOption('--limit', 1, 10_000), 50)
     .option('--cursor <cursor>', 'next_cursor from a previous page')
     .option('--dashboard-url <url>', 'dashboard base URL (env EGRESS_TRIAGE_DASHBOARD_URL)');
-  withStoreOptions(list, { backends: 'any' }).action(async (opts: ListOpts) => {
+  withStoreOptions(list).action(async (opts: ListOpts) => {
     // validated before the store is opened: a bad filter is a usage error whatever the store holds
     const filter = filterFromOptions(opts, { status: 'all' });
     await withPorts(opts, async ({ ports, tenant, json, config }) => {

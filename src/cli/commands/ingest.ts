@@ -219,7 +219,7 @@ export function register(program: Command): void {
     .option('--learning-runs <n>', `completed runs a job learns before raising detections (default ${DEFAULT_ENGINE_CONFIG.learningRuns})`, parseIntOption('--learning-runs', 0))
     .option('--promote-after <n>', `completed runs after which a new endpoint joins the baseline (default ${DEFAULT_ENGINE_CONFIG.promoteAfterRuns})`, parseIntOption('--promote-after', 1))
     .option('--allowed-endpoints <list>', 'Harden-Runner allowed endpoints, e.g. "github.com:443 *.npmjs.org"');
-  withStoreOptions(cmd, { backends: 'any' }).action(async (files: string[], opts: IngestOpts) => {
+  withStoreOptions(cmd).action(async (files: string[], opts: IngestOpts) => {
     const sources = files.length ? files : ['-'];
     // Before the store is opened: a mistyped input path must not create an empty store.
     for (const f of sources) checkSource(f);

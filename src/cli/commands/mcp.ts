@@ -1,14 +1,12 @@
 import { Command, Option } from 'commander';
-import { withStore, withStoreOptions, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, type PortsContext, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
-import type { SqliteStore } from '../../storage/sqlite/sqlite-store.js';
 import type { Grant } from '../../http/grants.js';
 import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
-import { resolveStoreLocation } from '../../storage/open-store.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -43,21 +41,16 @@ function policyOptions(opts: McpCliOptions, dbPath: string) {
   return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity, stateUrl: parseStateOption(opts.state) };
 }
 
-/** The store of the policy state: a postgres:// --db as given (ctx.dbPath is a SQLite path), else the open store's path. */
-function policyStore(opts: McpCliOptions, dbPath: string): string {
-  const loc = resolveStoreLocation(opts.db);
-  return loc.backend === 'postgres' ? loc.target : dbPath;
-}
 
 /** Options shared by the stdio and HTTP servers. */
-function serverOptions(opts: McpCliOptions, ctx: { store: SqliteStore; tenant: string; dbPath: string; config: ConfigFile }) {
+function serverOptions(opts: McpCliOptions, ctx: PortsContext) {
   return {
-    store: ctx.store,
+    store: ctx.ports,
     tenant: ctx.tenant,
     dashboardUrl: dashboardBase(opts, ctx.config),
     actor: opts.actor,
     riskyDestinations: ctx.config.risky_destinations,
-    policy: policyOptions(opts, policyStore(opts, ctx.dbPath)),
+    policy: policyOptions(opts, ctx.location.target),
   };
 }
 
@@ -99,7 +92,7 @@ export function register(program: Command): void {
       } catch (e) {
         throw new UserError((e as Error).message);
       }
-      await withStore(opts, async (ctx) => {
+      await withPorts(opts, async (ctx) => {
         const { runStdioServer } = await import('../../mcp/stdio.js');
         const handle = await wrapPolicyErrors(() => runStdioServer({ ...serverOptions(opts, ctx), maxMessageBytes }));
         const stop = () => void handle.close();
@@ -124,7 +117,7 @@ export function register(program: Command): void {
       ),
     )
     .action(async (opts: McpCliOptions) => {
-      await withStore(opts, async (ctx) => {
+      await withPorts(opts, async (ctx) => {
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
         const { listenDecision } = await import('../../http/listen.js');
         const { allowedHostNames } = await import('../../http/host-origin.js');
@@ -148,7 +141,7 @@ export function register(program: Command): void {
             host: addr.host,
             port: addr.port,
             grants,
-            policyDbPath: policyStore(opts, ctx.dbPath),
+            policyDbPath: ctx.location.target,
             policyStateUrl: parseStateOption(opts.state),
             allowedHosts: opts.allowedHost ?? [],
           }),

@@ -17,7 +17,7 @@ interface RuleOpts extends StoreOptions {
 }
 
 /** Every rules command runs on SQLite and on PostgreSQL (the rules port, storage/rules-port.ts). */
-const anyStore = (cmd: Command) => withStoreOptions(cmd, { backends: 'any' });
+const anyStore = (cmd: Command) => withStoreOptions(cmd);
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

@@ -4,7 +4,7 @@ import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions 
 
 export function register(program: Command): void {
   const cmd = program.command('stats').description('Summarise what the store holds for a tenant');
-  withStoreOptions(cmd, { backends: 'any' }).action(async (opts: StoreOptions) => {
+  withStoreOptions(cmd).action(async (opts: StoreOptions) => {
     await withPorts(opts, async ({ ports, tenant, json, location }) => {
       const dbPath = location.display;
       const s = await ports.detections.stats(tenant);

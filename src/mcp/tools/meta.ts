@@ -70,7 +70,7 @@ export function registerMetaTools(ctx: ToolContext): void {
     },
     guard('get_my_tenant', async (a: { customer?: string }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const exists = ctx.store.detections.tenantId(tenant) !== undefined;
+      const exists = (await ctx.store.detections.tenants()).includes(tenant);
       const st = await ctx.store.detections.stats(tenant);
       return ok({
         tenant,

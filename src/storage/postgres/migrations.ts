@@ -1,4 +1,5 @@
 import type { PgClient, PgPool } from './pool.js';
+import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -8,7 +9,7 @@ export interface PgMigration {
 }
 
 /**
- * The PostgreSQL schema. It holds the same facts as the SQLite store (src/storage/sqlite/
+ * The PostgreSQL schema. It holds the same facts as the SQLite store (the SQLite backend's
  * core-migrations.ts, versions 1-6 as of this writing), laid out to be distributed by tenant:
  *
  * - tenant_id leads every primary key, unique key and foreign key of every table that holds a
@@ -20,8 +21,8 @@ export interface PgMigration {
  * - tenants, detection_types and meta are small, rarely written and read by every tenant: they are
  *   reference tables (docs/scale-out.md lists the Citus statements).
  * - Ids come from sequences (bigint); epoch-ms times are bigint; flags are boolean.
- * - SQLite's coarse rollups (migration 2) are not mirrored yet: only the analysis reads them, and it
- *   has no PostgreSQL port yet.
+ * - SQLite's coarse rollups (its migration 2) are migration 4 here (analysis-rollups.ts), kept in
+ *   step with detection_rollup by statement triggers.
  */
 export const PG_MIGRATIONS: PgMigration[] = [
   {
@@ -310,6 +311,11 @@ CREATE TABLE policy_audit (
 CREATE INDEX policy_audit_ts ON policy_audit (ts);
 CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
 `,
+  },
+  {
+    version: 4,
+    name: 'coarse analysis rollups (per process variant: by day, endpoint, job), kept by triggers',
+    up: COARSE_ROLLUPS_MIGRATION,
   },
 ];
 

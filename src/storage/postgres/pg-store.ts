@@ -3,6 +3,7 @@ import { migratePostgres, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';
 import { PgBaselineRepository } from './baseline-repo.js';
+import { PgAnalysisStore } from './analysis-store.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 import { PgRulesRepo } from './rules-repo.js';
@@ -19,6 +20,8 @@ export class PgStore implements SchemaPort {
   readonly inventory: PgInventoryRepository;
   readonly baselines: PgBaselineRepository;
   readonly leases: PgIngestLeases;
+  /** the analysis-aggregates port (storage/analysis-port.ts) */
+  readonly analysis: PgAnalysisStore;
   /** the URL without its password */
   readonly location: string;
 
@@ -32,6 +35,7 @@ export class PgStore implements SchemaPort {
     this.inventory = new PgInventoryRepository(pool);
     this.baselines = new PgBaselineRepository(pool);
     this.leases = new PgIngestLeases(pool, opts.leaseClock ?? SERVER_LEASE_CLOCK);
+    this.analysis = new PgAnalysisStore(pool);
   }
 
   static connect(url: string, opts: PgStoreOptions = {}): PgStore {

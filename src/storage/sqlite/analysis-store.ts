@@ -4,6 +4,7 @@ import { STATUS_CODE } from '../store.js';
 import type {
   AnalysisAggregates,
   AnalysisScope,
+  BreakdownRow,
   EndpointDictionary,
   JobDictionary,
   SampleRecord,
@@ -63,17 +64,27 @@ function own(scope: AnalysisScope): SqliteScope {
 export class SqliteAnalysisStore implements AnalysisAggregates {
   constructor(private readonly db: SqliteDatabase) {}
 
-  readSnapshot<T>(fn: () => T): T {
-    // a deferred transaction: WAL readers never block the writer
+  async readSnapshot<T>(fn: () => Promise<T>): Promise<T> {
     if (this.db.inTransaction) return fn();
-    return this.db.transaction(fn)();
+    // A deferred transaction (WAL readers never block the writer), opened by hand because fn is
+    // async. Every read of this port is synchronous underneath and only resolves promises, so no
+    // other I/O callback can run on this connection while the transaction is open.
+    this.db.exec('BEGIN');
+    try {
+      const out = await fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   inSnapshot(): boolean {
     return this.db.inTransaction;
   }
 
-  scope(tenant: string, filter: DetectionFilter): ScopeResult {
+  async scope(tenant: string, filter: DetectionFilter): Promise<ScopeResult> {
     const tenantId = tenantIdOf(this.db, tenant);
     // absent types = every type (DetectionFilter); named types the store has never seen match nothing
     const typeIds = filter.types ? filter.types.map((t) => typeIdOf(this.db, t)).filter((x): x is number => x !== undefined) : allTypeIds(this.db);
@@ -87,30 +98,32 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
     return { ok: true, scope: new SqliteScope(tenant, filter, coarse, tenantId, scan) };
   }
 
-  storedSpelling(scope: AnalysisScope, field: 'owner' | 'repo', value: string): string {
+  async storedSpelling(scope: AnalysisScope, field: 'owner' | 'repo', value: string): Promise<string> {
     return storedSpelling(this.db, own(scope).tenantId, field, value);
   }
 
-  coarseTotals(scope: AnalysisScope): VariantTotal[] {
+  async coarseTotals(scope: AnalysisScope): Promise<VariantTotal[]> {
     const s = own(scope);
     return coarseVariantTotals(this.db, s.tenantId, s.scan.typeIds, s.scan.statuses).map(([variant, n, firstDay, lastDay]) => ({ variant, n, firstDay, lastDay }));
   }
 
-  coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef, onRow: (ref: number, n: number) => void): void {
+  async coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<BreakdownRow[]> {
     const s = own(scope);
-    coarseVariantRows(this.db, dim, s.tenantId, s.coarseKeys(this.db), variant, onRow);
+    const rows: BreakdownRow[] = [];
+    coarseVariantRows(this.db, dim, s.tenantId, s.coarseKeys(this.db), variant, (ref, n) => rows.push([ref, n]));
+    return rows;
   }
 
-  firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): [number, number] {
+  async firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): Promise<[number, number]> {
     const s = own(scope);
     return variantFirstLast(this.db, s.tenantId, variant, s.scan.typeIds, s.scan.statuses, firstDay, lastDay);
   }
 
-  scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): void {
+  async scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): Promise<void> {
     scanDetections(this.db, own(scope).scan, onRows);
   }
 
-  samples(scope: AnalysisScope, variant: VariantRef, limit: number): SampleRecord[] {
+  async samples(scope: AnalysisScope, variant: VariantRef, limit: number): Promise<SampleRecord[]> {
     return own(scope)
       .sampleReader(this.db)(variant, limit)
       .map((r) => ({
@@ -131,15 +144,16 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
       }));
   }
 
-  variants(): VariantDictionary {
+  // The dictionaries are shared by every tenant of the embedded store: the scope does not narrow them.
+  async variants(_scope: AnalysisScope): Promise<VariantDictionary> {
     return processDict(this.db);
   }
 
-  endpoints(): EndpointDictionary {
+  async endpoints(_scope: AnalysisScope): Promise<EndpointDictionary> {
     return endpointDict(this.db);
   }
 
-  jobs(scope: AnalysisScope): JobDictionary {
+  async jobs(scope: AnalysisScope): Promise<JobDictionary> {
     return jobDict(this.db, own(scope).tenantId);
   }
 }

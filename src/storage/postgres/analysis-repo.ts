@@ -1,0 +1,197 @@
+import type { DetectionFilter } from '../../domain/filter.js';
+import type { SampleRecord, ScanRow, VariantTotal } from '../analysis-port.js';
+
+/**
+ * The statements of the analysis on PostgreSQL (behind the port, analysis-store.ts). Every one
+ * names its tenant first (tenant_id = $1) and joins only on (tenant_id, id): no query crosses
+ * tenants. The fine rollup keeps status and rule in its key, so a status filter is a plain
+ * condition here; whole days come from detection_rollup, the partial days at a window's edges from
+ * raw detections, so every count is exact for any window.
+ */
+
+export type Query = <R extends unknown[]>(sql: string, params: unknown[]) => Promise<R[]>;
+
+const DAY_MS = 86_400_000;
+
+export interface PgScanFilter {
+  tenantId: number;
+  typeIds: number[];
+  statuses: number[];
+  since?: number;
+  until?: number;
+  /** the jobs of an owner / repo / workflow / job scope; undefined = every job */
+  jobIds?: number[];
+}
+
+/** The tenant's jobs matching a scope; undefined when the scope names no job field. */
+export async function scopedJobs(q: Query, tenantId: number, f: DetectionFilter): Promise<number[] | undefined> {
+  const conds = ['tenant_id = $1'];
+  const params: unknown[] = [tenantId];
+  // owner / repo compare case-insensitively (jobs_by_name_nocase), workflow / job exactly
+  for (const [col, v, nocase] of [['owner', f.owner, true], ['repo', f.repo, true], ['workflow', f.workflow, false], ['job', f.job, false]] as const) {
+    if (v === undefined) continue;
+    params.push(v);
+    conds.push(nocase ? `lower(${col}) = lower($${params.length})` : `${col} = $${params.length}`);
+  }
+  if (params.length === 1) return undefined;
+  return (await q<[number]>(`SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params)).map((r) => r[0]);
+}
+
+export async function storedSpelling(q: Query, tenantId: number, col: 'owner' | 'repo', value: string): Promise<string> {
+  const found = await q<[string]>(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = $1 AND lower(${col}) = lower($2) LIMIT 2`, [tenantId, value]);
+  return found.length === 1 ? found[0]![0] : value;
+}
+
+/** WHERE conditions shared by the reads: tenant, types, statuses, and jobs when scoped. */
+function common(f: PgScanFilter, alias = ''): { conds: string[]; params: unknown[] } {
+  const a = alias ? `${alias}.` : '';
+  const conds = [`${a}tenant_id = $1`, `${a}type_id = ANY($2::int[])`, `${a}status = ANY($3::smallint[])`];
+  const params: unknown[] = [f.tenantId, f.typeIds, f.statuses];
+  if (f.jobIds) {
+    params.push(f.jobIds);
+    conds.push(`${a}job_ref = ANY($${params.length}::bigint[])`);
+  }
+  return { conds, params };
+}
+
+/** Per variant: exact count and first / last day with a match (coarse day rollup). */
+export async function coarseTotals(q: Query, f: PgScanFilter): Promise<VariantTotal[]> {
+  const rows = await q<[number, number, number, number]>(
+    `SELECT process_id, sum(n)::bigint, min(day), max(day) FROM rollup_process_day
+     WHERE tenant_id = $1 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[]) GROUP BY process_id ORDER BY process_id`,
+    [f.tenantId, f.typeIds, f.statuses],
+  );
+  return rows.map(([variant, n, firstDay, lastDay]) => ({ variant, n, firstDay, lastDay }));
+}
+
+/**
+ * One variant's (ref, count) rows as one text value "ref n ref n ...": a mesh daemon has a row per
+ * peer (thousands), and one value costs far less to send and parse than a row each.
+ */
+export async function coarseBreakdown(q: Query, f: PgScanFilter, dim: 'endpoint' | 'job', processId: number): Promise<[number, number][]> {
+  const [table, col] = dim === 'endpoint' ? ['rollup_process_endpoint', 'endpoint_id'] : ['rollup_process_job', 'job_ref'];
+  const [[packed]] = (await q<[string | null]>(
+    `SELECT string_agg(${col}::text || ' ' || n::text, ' ') FROM ${table}
+      WHERE tenant_id = $1 AND process_id = $4 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[])`,
+    [f.tenantId, f.typeIds, f.statuses, processId],
+  )) as [[string | null]];
+  if (!packed) return [];
+  const parts = packed.split(' ');
+  const out: [number, number][] = new Array(parts.length / 2);
+  for (let i = 0; i < parts.length; i += 2) out[i / 2] = [Number(parts[i]), Number(parts[i + 1])];
+  return out;
+}
+
+/**
+ * Exact first and last timestamps of a variant's matching detections: the day rollup gives the first
+ * and last day with a match, so each probe walks detections_by_process inside one day only.
+ */
+export async function firstLast(q: Query, f: PgScanFilter, processId: number, minDay: number, maxDay: number): Promise<[number, number]> {
+  const probe = async (dir: 'ASC' | 'DESC', from: number, to: number) =>
+    (
+      await q<[number]>(
+        `SELECT ts FROM detections WHERE tenant_id = $1 AND process_id = $4 AND ts >= $5 AND ts < $6
+           AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[]) ORDER BY ts ${dir} LIMIT 1`,
+        [f.tenantId, f.typeIds, f.statuses, processId, from, to],
+      )
+    )[0]?.[0];
+  const first = (await probe('ASC', minDay * DAY_MS, (minDay + 1) * DAY_MS)) ?? (await probe('ASC', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
+  const last = (await probe('DESC', maxDay * DAY_MS, (maxDay + 1) * DAY_MS)) ?? (await probe('DESC', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
+  if (first === undefined || last === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no matching detection`);
+  return [first, last];
+}
+
+/** Whole rollup days [fromDay, toDay) (null = open) and raw ts ranges [from, to) of a window. */
+export function timeSlices(since?: number, until?: number): { rollup: { fromDay: number | null; toDay: number | null } | null; raw: [number, number][] } {
+  if (since === undefined && until === undefined) return { rollup: { fromDay: null, toDay: null }, raw: [] };
+  const fromDay = since === undefined ? null : Math.ceil(since / DAY_MS);
+  const toDay = until === undefined ? null : Math.floor(until / DAY_MS);
+  if (fromDay !== null && toDay !== null && fromDay >= toDay) return { rollup: null, raw: since! < until! ? [[since!, until!]] : [] };
+  const raw: [number, number][] = [];
+  if (since !== undefined && since < fromDay! * DAY_MS) raw.push([since, fromDay! * DAY_MS]);
+  if (until !== undefined && toDay! * DAY_MS < until) raw.push([toDay! * DAY_MS, until]);
+  return { rollup: { fromDay, toDay }, raw };
+}
+
+/** Rows handed to the analysis per chunk: bounded arrays, whatever the result size. */
+const CHUNK = 50_000;
+
+/**
+ * Every matching (variant, endpoint, job) aggregate, grouped on the server: one statement over the
+ * fine rollup's whole days, one over raw detections per partial edge day.
+ */
+export async function scan(q: Query, f: PgScanFilter, onRows: (rows: readonly ScanRow[]) => void): Promise<void> {
+  if (f.typeIds.length === 0 || f.statuses.length === 0 || f.jobIds?.length === 0) return;
+  const slices = timeSlices(f.since, f.until);
+  const emit = (rows: ScanRow[]) => {
+    for (let i = 0; i < rows.length; i += CHUNK) onRows(rows.slice(i, i + CHUNK));
+  };
+  if (slices.rollup) {
+    const { conds, params } = common(f);
+    if (slices.rollup.fromDay !== null) {
+      params.push(slices.rollup.fromDay);
+      conds.push(`day >= $${params.length}`);
+    }
+    if (slices.rollup.toDay !== null) {
+      params.push(slices.rollup.toDay);
+      conds.push(`day < $${params.length}`);
+    }
+    emit(
+      await q<ScanRow>(
+        `SELECT process_id, endpoint_id, job_ref, sum(n)::bigint, min(first_ts), max(last_ts) FROM detection_rollup
+         WHERE ${conds.join(' AND ')} GROUP BY process_id, endpoint_id, job_ref`,
+        params,
+      ),
+    );
+  }
+  for (const [from, to] of slices.raw) {
+    const { conds, params } = common(f);
+    params.push(from, to);
+    emit(
+      await q<ScanRow>(
+        `SELECT process_id, endpoint_id, job_ref, count(*), min(ts), max(ts) FROM detections
+         WHERE ${conds.join(' AND ')} AND ts >= $${params.length - 1} AND ts < $${params.length} GROUP BY process_id, endpoint_id, job_ref`,
+        params,
+      ),
+    );
+  }
+}
+
+/**
+ * The newest `limit` matching detections of one variant, newest first (ts, then id). The cut-off
+ * time (the limit-th newest) and the rows from it on both walk detections_by_process; the rows are
+ * ordered here, so the planner is never tempted by the time index, which would walk every other
+ * process's detections before finding a rare process's few.
+ */
+export async function samples(q: Query, f: PgScanFilter, processId: number, limit: number): Promise<SampleRecord[]> {
+  const { conds, params } = common(f, 'd');
+  params.push(processId);
+  conds.push(`d.process_id = $${params.length}`);
+  if (f.since !== undefined) {
+    params.push(f.since);
+    conds.push(`d.ts >= $${params.length}`);
+  }
+  if (f.until !== undefined) {
+    params.push(f.until);
+    conds.push(`d.ts < $${params.length}`);
+  }
+  params.push(limit - 1);
+  const where = conds.join(' AND ');
+  const rows = await q<[number, string, string, string, string, string, string | null, string, string, string | null, boolean, number, string | null, number]>(
+    `WITH s AS MATERIALIZED (
+       SELECT d.id, d.tenant_id, d.job_ref, d.run_ref, d.endpoint_id, d.ip_id, d.direct_ip, d.ts, d.process_id FROM detections d
+        WHERE ${where} AND d.ts >= coalesce((SELECT d.ts FROM detections d WHERE ${where} ORDER BY d.ts DESC LIMIT 1 OFFSET $${params.length}), (-9007199254740991)::bigint))
+     SELECT s.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, s.direct_ip, s.ts, p.sha256, s.process_id
+       FROM s
+       JOIN jobs j ON j.tenant_id = s.tenant_id AND j.id = s.job_ref
+       JOIN runs r ON r.tenant_id = s.tenant_id AND r.id = s.run_ref
+       JOIN endpoints e ON e.tenant_id = s.tenant_id AND e.id = s.endpoint_id
+       JOIN processes p ON p.tenant_id = s.tenant_id AND p.id = s.process_id
+       LEFT JOIN ips i ON i.tenant_id = s.tenant_id AND i.id = s.ip_id`,
+    params,
+  );
+  rows.sort((a, b) => b[11] - a[11] || b[0] - a[0]);
+  return rows.slice(0, limit).map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
+    id, variant, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256,
+  }));
+}
