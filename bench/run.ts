@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   mcp: async () => (await import('./mcp.js')).runMcpBench as Suite,
   policy: async () => (await import('./policy.js')).runPolicyBench as Suite,
   'store-write': async () => (await import('./store-write.js')).runStoreWriteBench as Suite,
+  'pg-ingest': async () => (await import('./pg-ingest.js')).runPgIngestBench as Suite,
 };
 
 async function main(): Promise<void> {
