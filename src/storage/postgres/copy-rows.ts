@@ -24,10 +24,11 @@ const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r'
  * NUL character cannot be stored as PostgreSQL text at all, by COPY or by INSERT: the server refuses it.
  */
 export function copyField(v: CopyValue): string {
+  if (v === undefined) throw new Error('COPY: a value is missing (undefined)');
   if (v === null) return '\\N';
   if (typeof v === 'string') return SPECIAL.test(v) ? v.replace(/[\\\n\r\t]/g, (ch) => ESCAPES[ch]!) : v;
   if (typeof v === 'boolean') return v ? 't' : 'f';
-  if (!Number.isFinite(v)) throw new Error(`COPY: ${v} is not a number PostgreSQL can store`);
+  if (!Number.isFinite(v)) throw new Error(`COPY: ${String(v)} is not a number PostgreSQL can store`);
   return String(v);
 }
 
@@ -44,6 +45,8 @@ export function copyText(rows: readonly (readonly CopyValue[])[]): string {
 /** COPY rows into `target` ("table (col, ...)"), in the client's current transaction. */
 export async function copyRows(c: PgClient, target: string, rows: readonly (readonly CopyValue[])[]): Promise<void> {
   if (rows.length === 0) return;
-  const stream = c.query(copyStreams.from(`COPY ${target} FROM STDIN`));
-  await pipeline(Readable.from([Buffer.from(copyText(rows), 'utf8')]), stream);
+  // The data is built before the COPY starts: a value that cannot be written throws here, not while
+  // the connection waits in COPY mode for data that would never come.
+  const data = Buffer.from(copyText(rows), 'utf8');
+  await pipeline(Readable.from([data]), c.query(copyStreams.from(`COPY ${target} FROM STDIN`)));
 }
