@@ -130,6 +130,15 @@ interface RollupAdd {
   lastTs: number;
 }
 
+/**
+ * An array literal of integers, written here: pg's generic array serialiser quotes and escapes every
+ * element with two regular expressions, a measurable share of the client's CPU on big batches.
+ */
+function intArray(xs: readonly number[]): string {
+  for (const x of xs) if (!Number.isSafeInteger(x)) throw new Error(`write batch: ${x} is not an integer`);
+  return `{${xs.join(',')}}`;
+}
+
 /** Adds detections that were just inserted to the rollup, grouped by its key (one row per group). */
 async function addToRollup(c: PgClient, tenantId: number, rows: DetectionRow[]): Promise<void> {
   const groups = new Map<string, RollupAdd>();
@@ -155,8 +164,10 @@ async function addToRollup(c: PgClient, tenantId: number, rows: DetectionRow[]):
        first_ts = least(detection_rollup.first_ts, excluded.first_ts),
        last_ts = greatest(detection_rollup.last_ts, excluded.last_ts)`,
     [
-      tenantId, g.map((x) => x.typeId), g.map((x) => x.status), g.map((x) => x.ruleRef), g.map((x) => x.day), g.map((x) => x.jobRef),
-      g.map((x) => x.processId), g.map((x) => x.endpointId), g.map((x) => x.ipId), g.map((x) => x.n), g.map((x) => x.firstTs), g.map((x) => x.lastTs),
+      tenantId, ...[
+        g.map((x) => x.typeId), g.map((x) => x.status), g.map((x) => x.ruleRef), g.map((x) => x.day), g.map((x) => x.jobRef),
+        g.map((x) => x.processId), g.map((x) => x.endpointId), g.map((x) => x.ipId), g.map((x) => x.n), g.map((x) => x.firstTs), g.map((x) => x.lastTs),
+      ].map(intArray),
     ],
   );
 }
