@@ -132,11 +132,17 @@ interface RollupAdd {
 
 /**
  * An array literal of integers, written here: pg's generic array serialiser quotes and escapes every
- * element with two regular expressions, a measurable share of the client's CPU on big batches.
+ * element with two regular expressions, a measurable share of the client's CPU on big batches
+ * (baseline upserts and rollup rows, for which COPY cannot be used: they update stored rows).
  */
 function intArray(xs: readonly number[]): string {
   for (const x of xs) if (!Number.isSafeInteger(x)) throw new Error(`write batch: ${x} is not an integer`);
   return `{${xs.join(',')}}`;
+}
+
+/** An array literal of booleans, written here for the same reason. */
+function boolArray(xs: readonly boolean[]): string {
+  return `{${xs.map((x) => (x ? 't' : 'f')).join(',')}}`;
 }
 
 /** Adds detections that were just inserted to the rollup, grouped by its key (one row per group). */
@@ -330,8 +336,8 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
        ON CONFLICT (tenant_id, job_ref, endpoint_id) DO UPDATE SET runs_seen = excluded.runs_seen,
          last_ts = greatest(baseline.last_ts, excluded.last_ts), in_baseline = excluded.in_baseline, source = excluded.source`,
       [
-        tenantId, rows.map((r) => r.job), rows.map((r) => r.endpointId), rows.map((r) => r.entry.runsSeen), rows.map((r) => r.first),
-        rows.map((r) => r.last), rows.map((r) => r.entry.inBaseline), rows.map((r) => r.entry.source),
+        tenantId, intArray(rows.map((r) => r.job)), intArray(rows.map((r) => r.endpointId)), intArray(rows.map((r) => r.entry.runsSeen)),
+        intArray(rows.map((r) => r.first)), intArray(rows.map((r) => r.last)), boolArray(rows.map((r) => r.entry.inBaseline)), rows.map((r) => r.entry.source),
       ],
     );
   }
