@@ -16,6 +16,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   policy: async () => (await import('./policy.js')).runPolicyBench as Suite,
   'store-write': async () => (await import('./store-write.js')).runStoreWriteBench as Suite,
   rules: async () => (await import('./rules.js')).runRulesBench as Suite,
+  'pg-ingest': async () => (await import('./pg-ingest.js')).runPgIngestBench as Suite,
 };
 
 async function main(): Promise<void> {

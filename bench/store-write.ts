@@ -30,7 +30,7 @@ function processes(): ProcessVariant[] {
 }
 
 /** The batches for one tenant: each creates RUNS_PER_BATCH runs with their calls and detections. */
-function batches(token: string, ttlMs: number, expect: IngestWriteBatch['expect']): IngestWriteBatch[] {
+export function batches(token: string, ttlMs: number, expect: IngestWriteBatch['expect']): IngestWriteBatch[] {
   const procs = processes();
   const out: IngestWriteBatch[] = [];
   const t0 = Date.UTC(2026, 9, 1);
@@ -59,8 +59,8 @@ function batches(token: string, ttlMs: number, expect: IngestWriteBatch['expect'
   return out;
 }
 
-/** CPU time (ms) of the PostgreSQL server: its postmaster and every child (backends, WAL writer, checkpointer). */
-function serverCpuMs(server: PostgresServer): number {
+/** CPU time (ms) of the PostgreSQL server: its postmaster and every child (backends, WAL writer, checkpointer), live or exited. */
+export function serverCpuMs(server: PostgresServer): number {
   const postmaster = Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   let ticks = 0;
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -71,13 +71,15 @@ function serverCpuMs(server: PostgresServer): number {
       continue; // gone meanwhile
     }
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields after the name: state(0) ppid(1) ... utime(11) stime(12)
-    if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+    // fields after the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14); the
+    // postmaster's cutime/cstime hold the backends that have exited (a client that disconnected)
+    if (Number(pid) === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    else if (Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
   }
   return ticks * 10; // USER_HZ is 100 on Linux
 }
 
-async function writeAll(port: IngestPort): Promise<{ detections: number; wallMs: number; cpuMs: number }> {
+export async function writeAll(port: IngestPort): Promise<{ detections: number; wallMs: number; cpuMs: number }> {
   const lease = await port.leases.acquireIngestLease('bench', { source: 'bench', pid: process.pid, host: 'bench' });
   const scope = await port.beginSource({ atomic: false });
   const t = await scope.tenant('bench');

@@ -11,7 +11,8 @@ import {
   type JobKey,
   type NewRunWrite,
 } from '../ingest-port.js';
-import { STATUS_CODE } from '../store.js';
+import { STATUS_CODE, type CallVerdict } from '../store.js';
+import { copyRows, type CopyValue } from './copy-rows.js';
 
 const DAY_MS = 86_400_000;
 
@@ -46,9 +47,12 @@ async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[]): Promis
 /** A run leg to insert: a new run of the batch with its real job ref. */
 type RunInsert = Omit<NewRunWrite, 'tempRef'>;
 
-/** Run legs, created when missing (a leg is job, run id, attempt and GitHub job id); returns ids in order. */
-async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Promise<{ ids: number[]; created: boolean[] }> {
-  if (runs.length === 0) return { ids: [], created: [] };
+/**
+ * Run legs, created when missing (a leg is job, run id, attempt and GitHub job id); returns ids in
+ * order, whether each was created (once per leg), and the ids of every leg this statement created.
+ */
+async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Promise<{ ids: number[]; created: boolean[]; fresh: Set<number> }> {
+  if (runs.length === 0) return { ids: [], created: [], fresh: new Set() };
   const inserted = await c.query<{ id: number; job_ref: number; run_id: string; run_attempt: number; gh_job_id: string | null }>(
     `INSERT INTO runs (tenant_id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, completed, expected_sample)
      SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::boolean[], $9::boolean[], $10::text[])
@@ -61,6 +65,7 @@ async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Pro
   );
   const legKey = (jobRef: number, runId: string, attempt: number, gh: string | null) => JSON.stringify([jobRef, runId, attempt, gh ?? '']);
   const createdKeys = new Set(inserted.rows.map((r) => legKey(r.job_ref, r.run_id, r.run_attempt, r.gh_job_id)));
+  const fresh = new Set(inserted.rows.map((r) => r.id));
   const all = await c.query<{ id: number; job_ref: number; run_id: string; run_attempt: number; gh_job_id: string | null }>(
     `SELECT r.id, r.job_ref, r.run_id, r.run_attempt, r.gh_job_id FROM runs r
      JOIN unnest($2::bigint[], $3::text[], $4::int[], $5::text[]) AS k (job_ref, run_id, run_attempt, gh)
@@ -77,7 +82,7 @@ async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Pro
     seen.add(k);
     return byKey.get(k)!;
   });
-  return { ids, created };
+  return { ids, created, fresh };
 }
 
 async function widenSpans(c: PgClient, tenantId: number, spans: { ref: number; firstTs: number; lastTs: number }[]): Promise<void> {
@@ -90,21 +95,123 @@ async function widenSpans(c: PgClient, tenantId: number, spans: { ref: number; f
   );
 }
 
+/** A call with every value resolved to the ids it is stored with. */
+interface ObservationRow {
+  run: number;
+  endpointId: number;
+  processId: number;
+  blocked: boolean;
+  ipId: number | null;
+  protocol: string | null;
+  ts: number;
+  verdict: CallVerdict | undefined;
+}
+
 interface ResolvedDetection {
   d: Omit<DetectionWrite, 'jobRef' | 'runRef'>;
   jobRef: number;
   runRef: number;
 }
 
-/** Inserts detections unless identical ones are stored; adds the inserted ones to the rollup. */
-async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[]): Promise<boolean[]> {
+const DETECTION_COLUMNS = 'tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext';
+
+/** One row of detection_rollup, added to the stored counts. */
+interface RollupAdd {
+  typeId: number;
+  status: number;
+  ruleRef: number;
+  day: number;
+  jobRef: number;
+  processId: number;
+  endpointId: number;
+  ipId: number;
+  n: number;
+  firstTs: number;
+  lastTs: number;
+}
+
+/**
+ * An array literal of integers, written here: pg's generic array serialiser quotes and escapes every
+ * element with two regular expressions, a measurable share of the client's CPU on big batches
+ * (baseline upserts and rollup rows, for which COPY cannot be used: they update stored rows).
+ */
+function intArray(xs: readonly number[]): string {
+  for (const x of xs) if (!Number.isSafeInteger(x)) throw new Error(`write batch: ${x} is not an integer`);
+  return `{${xs.join(',')}}`;
+}
+
+/** An array literal of booleans, written here for the same reason. */
+function boolArray(xs: readonly boolean[]): string {
+  return `{${xs.map((x) => (x ? 't' : 'f')).join(',')}}`;
+}
+
+/** Adds detections that were just inserted to the rollup, grouped by its key (one row per group). */
+async function addToRollup(c: PgClient, tenantId: number, rows: DetectionRow[]): Promise<void> {
+  const groups = new Map<string, RollupAdd>();
+  for (const r of rows) {
+    // the day as the SQL side computes it, floor(ts / 86400000.0)
+    const day = Math.floor(r.ts / DAY_MS);
+    const k = `${r.typeId}/${r.status}/${r.ruleRef}/${day}/${r.jobRef}/${r.processId}/${r.endpointId}/${r.ipId}`;
+    const g = groups.get(k);
+    if (g) {
+      g.n++;
+      g.firstTs = Math.min(g.firstTs, r.ts);
+      g.lastTs = Math.max(g.lastTs, r.ts);
+    } else {
+      groups.set(k, { typeId: r.typeId, status: r.status, ruleRef: r.ruleRef, day, jobRef: r.jobRef, processId: r.processId, endpointId: r.endpointId, ipId: r.ipId, n: 1, firstTs: r.ts, lastTs: r.ts });
+    }
+  }
+  const g = [...groups.values()];
+  await c.query(
+    `INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
+     SELECT $1, * FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+     ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
+       n = detection_rollup.n + excluded.n,
+       first_ts = least(detection_rollup.first_ts, excluded.first_ts),
+       last_ts = greatest(detection_rollup.last_ts, excluded.last_ts)`,
+    [
+      tenantId, ...[
+        g.map((x) => x.typeId), g.map((x) => x.status), g.map((x) => x.ruleRef), g.map((x) => x.day), g.map((x) => x.jobRef),
+        g.map((x) => x.processId), g.map((x) => x.endpointId), g.map((x) => x.ipId), g.map((x) => x.n), g.map((x) => x.firstTs), g.map((x) => x.lastTs),
+      ].map(intArray),
+    ],
+  );
+}
+
+/** A detection with every value resolved to the ids it is stored with. */
+interface DetectionRow {
+  typeId: number;
+  jobRef: number;
+  runRef: number;
+  endpointId: number;
+  ipId: number;
+  directIp: boolean;
+  port: number | null;
+  protocol: string | null;
+  processId: number;
+  ts: number;
+  status: number;
+  ruleRef: number;
+  ext: string;
+}
+
+/**
+ * Inserts detections unless identical ones are stored; adds the inserted ones to the rollup.
+ *
+ * Two paths, by what can already be stored. A detection of a run leg this transaction created
+ * (`fresh`) cannot have a stored twin: nothing outside this transaction knows the leg's id. Those
+ * are COPYed straight into the table (no conflict check, no array parsing on the server) and the
+ * client adds them to the rollup. The others (stored runs: re-ingest, a run that spans batches) go
+ * through one INSERT ... ON CONFLICT DO NOTHING that also adds exactly what it inserted to the rollup.
+ */
+async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[], fresh: ReadonlySet<number>): Promise<boolean[]> {
   if (list.length === 0) return [];
   const { tenantId, dict } = ctx;
   const types = await dict.typeIds(c, list.map((x) => x.d.type));
   const endpoints = await dict.endpointIds(c, list.map((x) => x.d.endpoint));
   await dict.ipIds(c, list.map((x) => x.d.ip));
   const processes = await dict.processIds(c, list.map((x) => ({ process: x.d.process })));
-  const rows = list.map((x) => ({
+  const rows: DetectionRow[] = list.map((x) => ({
     typeId: types.get(x.d.type)!,
     jobRef: x.jobRef,
     runRef: x.runRef,
@@ -119,11 +226,38 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     ruleRef: x.d.ruleRef,
     ext: x.d.externalId,
   }));
+  const key = (runRef: number, typeId: number, endpointId: number, processId: number, ext: string) => `${runRef}/${typeId}/${endpointId}/${processId}/${ext}`;
+  // Of identical detections in one batch, the first is the stored one (as row-by-row inserts would do).
+  const stored = rows.map(() => false);
+  const firsts = new Set<string>();
+  const toFresh: DetectionRow[] = [];
+  const toCheck: { row: DetectionRow; at: number }[] = [];
+  rows.forEach((r, at) => {
+    const k = key(r.runRef, r.typeId, r.endpointId, r.processId, r.ext);
+    if (firsts.has(k)) return;
+    firsts.add(k);
+    if (fresh.has(r.runRef)) {
+      toFresh.push(r);
+      stored[at] = true;
+    } else toCheck.push({ row: r, at });
+  });
+
+  if (toFresh.length) {
+    await copyRows(
+      c,
+      `detections (${DETECTION_COLUMNS})`,
+      toFresh.map((r) => [tenantId, r.typeId, r.jobRef, r.runRef, r.endpointId, r.ipId, r.directIp, r.port, r.protocol, r.processId, r.ts, r.status, r.ruleRef, r.ext] satisfies CopyValue[]),
+    );
+    await addToRollup(c, tenantId, toFresh);
+  }
+  if (toCheck.length === 0) return stored;
+
+  const chk = toCheck.map((x) => x.row);
   // One statement: the detections not stored yet go in, and exactly those are added to the rollup
   // (grouped on the server), so rollup counts stay equal to counts of detections.
   const inserted = await c.query<{ run_ref: number; type_id: number; endpoint_id: number; process_id: number; ext: string }>(
     `WITH ins AS (
-       INSERT INTO detections (tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext)
+       INSERT INTO detections (${DETECTION_COLUMNS})
        SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::int[], $9::text[],
          $10::bigint[], $11::bigint[], $12::smallint[], $13::bigint[], $14::text[])
        ON CONFLICT DO NOTHING
@@ -138,23 +272,21 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
          last_ts = greatest(detection_rollup.last_ts, excluded.last_ts))
      SELECT run_ref, type_id, endpoint_id, process_id, ext FROM ins`,
     [
-      tenantId, rows.map((r) => r.typeId), rows.map((r) => r.jobRef), rows.map((r) => r.runRef), rows.map((r) => r.endpointId),
-      rows.map((r) => r.ipId), rows.map((r) => r.directIp), rows.map((r) => r.port), rows.map((r) => r.protocol),
-      rows.map((r) => r.processId), rows.map((r) => r.ts), rows.map((r) => r.status), rows.map((r) => r.ruleRef), rows.map((r) => r.ext),
+      tenantId, chk.map((r) => r.typeId), chk.map((r) => r.jobRef), chk.map((r) => r.runRef), chk.map((r) => r.endpointId),
+      chk.map((r) => r.ipId), chk.map((r) => r.directIp), chk.map((r) => r.port), chk.map((r) => r.protocol),
+      chk.map((r) => r.processId), chk.map((r) => r.ts), chk.map((r) => r.status), chk.map((r) => r.ruleRef), chk.map((r) => r.ext),
     ],
   );
-  const key = (runRef: number, typeId: number, endpointId: number, processId: number, ext: string) => `${runRef}/${typeId}/${endpointId}/${processId}/${ext}`;
-  const fresh = new Set(inserted.rows.map((r) => key(r.run_ref, r.type_id, r.endpoint_id, r.process_id, r.ext)));
-  // Of identical detections in one batch, the first is the stored one (as row-by-row inserts would do).
-  const stored = rows.map((r) => fresh.delete(key(r.runRef, r.typeId, r.endpointId, r.processId, r.ext)));
+  const ins = new Set(inserted.rows.map((r) => key(r.run_ref, r.type_id, r.endpoint_id, r.process_id, r.ext)));
+  for (const { row: r, at } of toCheck) stored[at] = ins.has(key(r.runRef, r.typeId, r.endpointId, r.processId, r.ext));
   return stored;
 }
 
 /**
  * Applies one write batch inside the caller's open transaction, in the order the contract gives:
  * fence, version check, then newJobs, newRuns, runSpans, completedRuns, jobStates, baseline,
- * observations, detections, imported, source. Every statement is a multi-row one over arrays
- * (unnest), so a batch costs a fixed number of round trips, not one per row.
+ * observations, detections, imported, source. Every statement is a multi-row one, over arrays
+ * (unnest) or a COPY, so a batch costs a fixed number of round trips, not one per row.
  */
 export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestWriteBatch): Promise<IngestWriteResult> {
   const { tenantId, dict } = ctx;
@@ -166,7 +298,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
 
   const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key));
   const jobRef = resolver(new Map(b.newJobs.map((j, i) => [j.tempRef, jobIds[i]!])), 'job');
-  const { ids: runIds } = await ensureRuns(c, tenantId, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
+  const { ids: runIds, fresh } = await ensureRuns(c, tenantId, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
   const runRef = resolver(new Map(b.newRuns.map((r, i) => [r.tempRef, runIds[i]!])), 'run');
 
   await widenSpans(c, tenantId, b.runSpans.map((s) => ({ ...s, ref: runRef(s.ref) })));
@@ -204,8 +336,8 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
        ON CONFLICT (tenant_id, job_ref, endpoint_id) DO UPDATE SET runs_seen = excluded.runs_seen,
          last_ts = greatest(baseline.last_ts, excluded.last_ts), in_baseline = excluded.in_baseline, source = excluded.source`,
       [
-        tenantId, rows.map((r) => r.job), rows.map((r) => r.endpointId), rows.map((r) => r.entry.runsSeen), rows.map((r) => r.first),
-        rows.map((r) => r.last), rows.map((r) => r.entry.inBaseline), rows.map((r) => r.entry.source),
+        tenantId, intArray(rows.map((r) => r.job)), intArray(rows.map((r) => r.endpointId)), intArray(rows.map((r) => r.entry.runsSeen)),
+        intArray(rows.map((r) => r.first)), intArray(rows.map((r) => r.last)), boolArray(rows.map((r) => r.entry.inBaseline)), rows.map((r) => r.entry.source),
       ],
     );
   }
@@ -214,21 +346,42 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     const endpoints = await dict.endpointIds(c, b.observations.map((o) => o.endpoint));
     await dict.ipIds(c, b.observations.map((o) => o.ip));
     const processes = await dict.processIds(c, b.observations);
-    const rows = b.observations.map((o) => ({
-      run: runRef(o.runRef), endpointId: endpoints.get(o.endpoint)!, processId: processes.get(o.variantKey)!, blocked: o.blocked,
-      ipId: o.ip ? dict.ipId(o.ip) : null, protocol: o.protocol, ts: o.ts, verdict: o.verdict,
-    }));
-    const inserted = await c.query<{ run_ref: number; endpoint_id: number; process_id: number; blocked: boolean }>(
-      `INSERT INTO observations (tenant_id, run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts)
-       SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[], $6::bigint[], $7::text[], $8::bigint[])
-       ON CONFLICT DO NOTHING${rows.some((r) => r.verdict) ? ' RETURNING run_ref, endpoint_id, process_id, blocked' : ''}`,
-      [
-        tenantId, rows.map((r) => r.run), rows.map((r) => r.endpointId), rows.map((r) => r.processId), rows.map((r) => r.blocked),
-        rows.map((r) => r.ipId), rows.map((r) => r.protocol), rows.map((r) => r.ts),
-      ],
+    // One row per call key, the first of the batch (as row-by-row inserts would do). A call of a run
+    // leg this transaction created cannot be stored yet: those are COPYed straight in (see
+    // insertDetections); the others go through INSERT ... ON CONFLICT DO NOTHING.
+    const seen = new Set<string>();
+    const toFresh: ObservationRow[] = [];
+    const toCheck: ObservationRow[] = [];
+    for (const o of b.observations) {
+      const r: ObservationRow = {
+        run: runRef(o.runRef), endpointId: endpoints.get(o.endpoint)!, processId: processes.get(o.variantKey)!, blocked: o.blocked,
+        ipId: o.ip ? dict.ipId(o.ip) : null, protocol: o.protocol, ts: o.ts, verdict: o.verdict,
+      };
+      const k = `${r.run}/${r.endpointId}/${r.processId}/${r.blocked}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      (fresh.has(r.run) ? toFresh : toCheck).push(r);
+    }
+    await copyRows(
+      c,
+      'observations (tenant_id, run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts)',
+      toFresh.map((r) => [tenantId, r.run, r.endpointId, r.processId, r.blocked, r.ipId, r.protocol, r.ts]),
     );
-    const fresh = new Set(inserted.rows.map((r) => `${r.run_ref}/${r.endpoint_id}/${r.process_id}/${r.blocked}`));
-    const verdicts = rows.filter((r) => r.verdict && fresh.delete(`${r.run}/${r.endpointId}/${r.processId}/${r.blocked}`));
+    const verdicts = toFresh.filter((r) => r.verdict);
+    if (toCheck.length) {
+      const inserted = await c.query<{ run_ref: number; endpoint_id: number; process_id: number; blocked: boolean }>(
+        `INSERT INTO observations (tenant_id, run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts)
+         SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[], $6::bigint[], $7::text[], $8::bigint[])
+         ON CONFLICT DO NOTHING${toCheck.some((r) => r.verdict) ? ' RETURNING run_ref, endpoint_id, process_id, blocked' : ''}`,
+        [
+          tenantId, toCheck.map((r) => r.run), toCheck.map((r) => r.endpointId), toCheck.map((r) => r.processId), toCheck.map((r) => r.blocked),
+          toCheck.map((r) => r.ipId), toCheck.map((r) => r.protocol), toCheck.map((r) => r.ts),
+        ],
+      );
+      // the producer's verdict goes with a call this batch stored, not with one stored before
+      const ins = new Set(inserted.rows.map((r) => `${r.run_ref}/${r.endpoint_id}/${r.process_id}/${r.blocked}`));
+      verdicts.push(...toCheck.filter((r) => r.verdict && ins.has(`${r.run}/${r.endpointId}/${r.processId}/${r.blocked}`)));
+    }
     if (verdicts.length) {
       await c.query(
         `INSERT INTO call_verdicts (tenant_id, run_ref, endpoint_id, process_id, blocked, matched_policy, reason)
@@ -241,7 +394,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     }
   }
 
-  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })));
+  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })), fresh);
 
   let importedStored: boolean[] = [];
   let importedRunsCreated = 0;
@@ -258,7 +411,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     importedRunsCreated = legs.created.filter(Boolean).length;
     // a found run's span widens to include the detection's time (a created one already spans it)
     await widenSpans(c, tenantId, b.imported.map((x, i) => ({ ref: legs.ids[i]!, firstTs: x.detection.ts, lastTs: x.detection.ts })));
-    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })));
+    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })), legs.fresh);
   }
 
   if (b.source) {
