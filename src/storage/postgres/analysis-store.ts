@@ -53,11 +53,14 @@ export class PgAnalysisStore implements AnalysisAggregates {
    * statement is prepared once per connection under a name derived from its text: planning the
    * sample join alone costs more than running it, and an analysis runs a few dozen statements.
    */
-  private readonly q: repo.Query = async <R extends unknown[]>(sql: string, params: unknown[]): Promise<R[]> => {
+  private readonly q: repo.Query = async <R extends unknown[]>(sql: string, params: unknown[], prepared = true): Promise<R[]> => {
     const c = this.snapshot.getStore();
-    let name = this.names.get(sql);
-    if (name === undefined) this.names.set(sql, (name = `et_analysis_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
-    const res = await (c ?? this.pool).query<R>({ name, text: sql, values: params, rowMode: 'array' });
+    let name: string | undefined;
+    if (prepared) {
+      name = this.names.get(sql);
+      if (name === undefined) this.names.set(sql, (name = `et_analysis_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
+    }
+    const res = await (c ?? this.pool).query<R>({ ...(name ? { name } : {}), text: sql, values: params, rowMode: 'array' });
     return res.rows;
   };
   private readonly names = new Map<string, string>();
