@@ -9,7 +9,8 @@ import type { SampleRecord, ScanRow, VariantTotal } from '../analysis-port.js';
  * raw detections, so every count is exact for any window.
  */
 
-export type Query = <R extends unknown[]>(sql: string, params: unknown[]) => Promise<R[]>;
+/** Runs one statement; `prepared` false plans it for its values each time (a generic plan would not know them). */
+export type Query = <R extends unknown[]>(sql: string, params: unknown[], prepared?: boolean) => Promise<R[]>;
 
 const DAY_MS = 86_400_000;
 
@@ -158,12 +159,14 @@ export async function scan(q: Query, f: PgScanFilter, onRows: (rows: readonly Sc
 }
 
 /**
- * The newest `limit` matching detections of one variant, newest first (ts, then id). The cut-off
- * time (the limit-th newest) and the rows from it on both walk detections_by_process; the rows are
- * ordered here, so the planner is never tempted by the time index, which would walk every other
- * process's detections before finding a rare process's few.
+ * The newest `limit` matching detections of one variant, newest first (ts, then id), in three steps:
+ * the cut-off time (the limit-th newest), the ids from it on (ties included, ordered here), then the
+ * page's rows by primary key. The first two are planned for their values each time: a process's
+ * share of the tenant decides between the time and the process index, and a generic plan that
+ * guesses wrong walks millions of other detections for a rare process.
  */
 export async function samples(q: Query, f: PgScanFilter, processId: number, limit: number): Promise<SampleRecord[]> {
+  if (limit <= 0) return [];
   const { conds, params } = common(f, 'd');
   params.push(processId);
   conds.push(`d.process_id = $${params.length}`);
@@ -175,23 +178,30 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
     params.push(f.until);
     conds.push(`d.ts < $${params.length}`);
   }
-  params.push(limit - 1);
   const where = conds.join(' AND ');
+  const cut = await q<[number]>(`SELECT d.ts FROM detections d WHERE ${where} ORDER BY d.ts DESC LIMIT 1 OFFSET $${params.length + 1}`, [...params, limit - 1], false);
+  const from = cut[0]?.[0];
+  const candidates = await q<[number, number]>(
+    from === undefined ? `SELECT d.id, d.ts FROM detections d WHERE ${where}` : `SELECT d.id, d.ts FROM detections d WHERE ${where} AND d.ts >= $${params.length + 1}`,
+    from === undefined ? params : [...params, from],
+    false,
+  );
+  candidates.sort((a, b) => b[1] - a[1] || b[0] - a[0]);
+  const ids = candidates.slice(0, limit).map((c) => c[0]);
+  if (ids.length === 0) return [];
   const rows = await q<[number, string, string, string, string, string, string | null, string, string, string | null, boolean, number, string | null, number]>(
-    `WITH s AS MATERIALIZED (
-       SELECT d.id, d.tenant_id, d.job_ref, d.run_ref, d.endpoint_id, d.ip_id, d.direct_ip, d.ts, d.process_id FROM detections d
-        WHERE ${where} AND d.ts >= coalesce((SELECT d.ts FROM detections d WHERE ${where} ORDER BY d.ts DESC LIMIT 1 OFFSET $${params.length}), (-9007199254740991)::bigint))
-     SELECT s.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, s.direct_ip, s.ts, p.sha256, s.process_id
-       FROM s
-       JOIN jobs j ON j.tenant_id = s.tenant_id AND j.id = s.job_ref
-       JOIN runs r ON r.tenant_id = s.tenant_id AND r.id = s.run_ref
-       JOIN endpoints e ON e.tenant_id = s.tenant_id AND e.id = s.endpoint_id
-       JOIN processes p ON p.tenant_id = s.tenant_id AND p.id = s.process_id
-       LEFT JOIN ips i ON i.tenant_id = s.tenant_id AND i.id = s.ip_id`,
-    params,
+    `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id
+       FROM detections d
+       JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
+       JOIN runs r ON r.tenant_id = d.tenant_id AND r.id = d.run_ref
+       JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+       JOIN processes p ON p.tenant_id = d.tenant_id AND p.id = d.process_id
+       LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
+      WHERE d.tenant_id = $1 AND d.id = ANY($2::bigint[])`,
+    [f.tenantId, ids],
   );
   rows.sort((a, b) => b[11] - a[11] || b[0] - a[0]);
-  return rows.slice(0, limit).map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
+  return rows.map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
     id, variant, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256,
   }));
 }

@@ -40,7 +40,8 @@ function own(scope: AnalysisScope): PgScope {
 }
 
 export class PgAnalysisStore implements AnalysisAggregates {
-  private readonly snapshot = new AsyncLocalStorage<PgClient>();
+  /** the open snapshot: its connection, and what was already read in it (a snapshot's answers never change) */
+  private readonly snapshot = new AsyncLocalStorage<{ client: PgClient; memo: Map<string, Promise<unknown>> }>();
   private readonly dicts = new PgAnalysisDictionaries();
 
   constructor(private readonly pool: PgPool) {}
@@ -50,11 +51,14 @@ export class PgAnalysisStore implements AnalysisAggregates {
    * statement is prepared once per connection under a name derived from its text: planning the
    * sample join alone costs more than running it, and an analysis runs a few dozen statements.
    */
-  private readonly q: repo.Query = async <R extends unknown[]>(sql: string, params: unknown[]): Promise<R[]> => {
-    const c = this.snapshot.getStore();
-    let name = this.names.get(sql);
-    if (name === undefined) this.names.set(sql, (name = `et_analysis_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
-    const res = await (c ?? this.pool).query<R>({ name, text: sql, values: params, rowMode: 'array' });
+  private readonly q: repo.Query = async <R extends unknown[]>(sql: string, params: unknown[], prepared = true): Promise<R[]> => {
+    const c = this.snapshot.getStore()?.client;
+    let name: string | undefined;
+    if (prepared) {
+      name = this.names.get(sql);
+      if (name === undefined) this.names.set(sql, (name = `et_analysis_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
+    }
+    const res = await (c ?? this.pool).query<R>({ ...(name ? { name } : {}), text: sql, values: params, rowMode: 'array' });
     return res.rows;
   };
   private readonly names = new Map<string, string>();
@@ -66,7 +70,7 @@ export class PgAnalysisStore implements AnalysisAggregates {
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
-        const out = await this.snapshot.run(c, fn);
+        const out = await this.snapshot.run({ client: c, memo: new Map() }, fn);
         await c.query('COMMIT');
         return out;
       } catch (err) {
@@ -76,6 +80,15 @@ export class PgAnalysisStore implements AnalysisAggregates {
     } finally {
       c.release(broken);
     }
+  }
+
+  /** Inside a snapshot, a read made once (a dictionary) is reused by later reads of the same snapshot. */
+  private once<T>(key: string, read: () => Promise<T>): Promise<T> {
+    const memo = this.snapshot.getStore()?.memo;
+    if (!memo) return read();
+    let p = memo.get(key) as Promise<T> | undefined;
+    if (!p) memo.set(key, (p = read()));
+    return p;
   }
 
   inSnapshot(): boolean {
@@ -126,14 +139,14 @@ export class PgAnalysisStore implements AnalysisAggregates {
   }
 
   variants(scope: AnalysisScope): Promise<VariantDictionary> {
-    return this.dicts.variantsOf(this.q, own(scope).scan.tenantId);
+    return this.once(`variants ${own(scope).scan.tenantId}`, () => this.dicts.variantsOf(this.q, own(scope).scan.tenantId));
   }
 
   endpoints(scope: AnalysisScope): Promise<EndpointDictionary> {
-    return this.dicts.endpointsOf(this.q, own(scope).scan.tenantId);
+    return this.once(`endpoints ${own(scope).scan.tenantId}`, () => this.dicts.endpointsOf(this.q, own(scope).scan.tenantId));
   }
 
   jobs(scope: AnalysisScope): Promise<JobDictionary> {
-    return this.dicts.jobsOf(this.q, own(scope).scan.tenantId);
+    return this.once(`jobs ${own(scope).scan.tenantId}`, () => this.dicts.jobsOf(this.q, own(scope).scan.tenantId));
   }
 }
