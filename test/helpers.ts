@@ -20,6 +20,21 @@ export function runCli(args: string[], opts: { input?: string | Buffer; env?: No
   return spawnSync(process.execPath, [CLI, ...args], { input: opts.input, env, cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
+/**
+ * Runs the built CLI as a child process without blocking the test's event loop (a server the test
+ * started in this process keeps answering), clean environment as runCli; resolves once it exits.
+ */
+export function cliResult(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const e: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...env };
+  for (const k of Object.keys(e)) if (e[k] === '') delete e[k];
+  const child = spawn(process.execPath, [CLI, ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr })));
+}
+
 export function runCliAsync(args: string[], env: NodeJS.ProcessEnv = {}) {
   return spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
 }

@@ -1,8 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { CLI, runCli, tempDir } from '../helpers.js';
+import { cliResult, runCli, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
 import type { AnalyzeResult } from '../../src/analysis/types.js';
 
@@ -20,16 +19,7 @@ const server = usePostgres();
 const sqlite = join(tmp.dir, 'store.db');
 let pgUrl = '';
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const e: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...env };
-  for (const k of Object.keys(e)) if (e[k] === '') delete e[k];
-  const child = spawn(process.execPath, [CLI, ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr })));
-}
+const cli = cliResult;
 
 before(async () => {
   const input = join(tmp.dir, 'tenant.ndjson');

@@ -2,8 +2,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { CLI, nativeEvent, ndjson, tempDir } from '../../helpers.js';
+import { cliResult, nativeEvent, ndjson, tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
 
 /**
@@ -15,16 +14,7 @@ const tmp = tempDir();
 after(() => tmp.cleanup());
 const server = usePostgres();
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const e: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['EGRESS_TRIAGE_DB', 'EGRESS_TRIAGE_TENANT', 'EGRESS_TRIAGE_CONFIG']) delete e[k];
-  const child = spawn(process.execPath, [CLI, ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr })));
-}
+const cli = cliResult;
 
 function file(name: string, text: string): string {
   const f = join(tmp.dir, name);
