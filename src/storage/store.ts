@@ -1,4 +1,4 @@
-import type { Detection, DetectionStatus, ParentLink, Protocol } from '../domain/types.js';
+import type { Detection, DetectionStatus, ParentLink } from '../domain/types.js';
 import type { DetectionFilter } from '../domain/filter.js';
 
 /**

@@ -28,7 +28,6 @@ function checkSource(f: string): void {
   }
   if (st.isDirectory()) throw new UserError(`cannot read ${f}: it is a directory; give the files in it (e.g. ${f}/*.ndjson.gz)`, EXIT.IO);
 }
-import { existsSync } from 'node:fs';
 import { IngestLeaseError } from '../../storage/store.js';
 import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 

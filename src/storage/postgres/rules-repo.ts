@@ -19,23 +19,11 @@ import type {
   RulesWriter,
   StoredRule,
 } from '../rules-port.js';
+import { storedRule, type RuleRecord } from '../rule-row.js';
 
 type Db = PgPool | PgClient;
 
 const ROLLUP_KEY = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
-
-interface RuleDbRow {
-  id: number;
-  tenant_id: number;
-  rule_uid: string;
-  detection_type: string;
-  name: string;
-  description: string;
-  conditions: string;
-  created_by: string;
-  created_on: string;
-  updated_on: string;
-}
 
 /**
  * The rules port on PostgreSQL. A detection's status and rule are columns of its row, and
@@ -126,13 +114,13 @@ class PgRulesReader implements RulesReader {
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {
-    const r = await this.db.query<RuleDbRow>('SELECT * FROM rules WHERE tenant_id = $1 AND deleted_on IS NULL ORDER BY id', [tenantId]);
-    return r.rows.map(stored);
+    const r = await this.db.query<RuleRecord>('SELECT * FROM rules WHERE tenant_id = $1 AND deleted_on IS NULL ORDER BY id', [tenantId]);
+    return r.rows.map(storedRule);
   }
 
   async ruleByUid(tenantId: number, uid: string): Promise<StoredRule | undefined> {
-    const r = await this.db.query<RuleDbRow>('SELECT * FROM rules WHERE tenant_id = $1 AND rule_uid = $2 AND deleted_on IS NULL', [tenantId, uid]);
-    return r.rows[0] && stored(r.rows[0]);
+    const r = await this.db.query<RuleRecord>('SELECT * FROM rules WHERE tenant_id = $1 AND rule_uid = $2 AND deleted_on IS NULL', [tenantId, uid]);
+    return r.rows[0] && storedRule(r.rows[0]);
   }
 
   /**
@@ -275,20 +263,20 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   }
 
   async insertRule(r: NewRule): Promise<StoredRule> {
-    const row = await this.c.query<RuleDbRow>(
+    const row = await this.c.query<RuleRecord>(
       `INSERT INTO rules (tenant_id, rule_uid, detection_type, name, description, conditions, severity_action, created_by, created_on, updated_on)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING *`,
       [r.tenantId, r.uid, r.detectionType, r.name, r.description, JSON.stringify(r.conditions), JSON.stringify({ type: 'ignore' }), r.createdBy, r.at],
     );
-    return stored(row.rows[0]!);
+    return storedRule(row.rows[0]!);
   }
 
   async updateRule(tenantId: number, id: number, f: { detectionType: string; name: string; description: string; conditions: RuleConditions }, at: string): Promise<StoredRule> {
-    const row = await this.c.query<RuleDbRow>(
+    const row = await this.c.query<RuleRecord>(
       'UPDATE rules SET detection_type = $3, name = $4, description = $5, conditions = $6, updated_on = $7 WHERE tenant_id = $1 AND id = $2 RETURNING *',
       [tenantId, id, f.detectionType, f.name, f.description, JSON.stringify(f.conditions), at],
     );
-    return stored(row.rows[0]!);
+    return storedRule(row.rows[0]!);
   }
 
   async deleteRule(tenantId: number, id: number, at: string): Promise<void> {
@@ -391,21 +379,6 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   async bumpRulesVersion(): Promise<void> {
     await this.c.query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'rules_version'");
   }
-}
-
-function stored(r: RuleDbRow): StoredRule {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    uid: r.rule_uid,
-    detectionType: r.detection_type,
-    name: r.name,
-    description: r.description,
-    conditions: JSON.parse(r.conditions) as RuleConditions,
-    createdBy: r.created_by,
-    createdOn: r.created_on,
-    updatedOn: r.updated_on,
-  };
 }
 
 function cmp(a: string, b: string): number {

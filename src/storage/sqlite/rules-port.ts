@@ -18,6 +18,7 @@ import type {
   RulesWriter,
   StoredRule,
 } from '../rules-port.js';
+import { storedRule } from '../rule-row.js';
 
 /** One write at a time per connection: a second write waits for the first to commit or roll back. */
 const WRITE_QUEUES = new WeakMap<SqliteDatabase, Promise<unknown>>();
@@ -51,12 +52,12 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {
-    return this.repo.activeRules(tenantId).map(stored);
+    return this.repo.activeRules(tenantId).map(storedRule);
   }
 
   async ruleByUid(tenantId: number, uid: string): Promise<StoredRule | undefined> {
     const r = this.repo.ruleByUid(tenantId, uid);
-    return r && stored(r);
+    return r && storedRule(r);
   }
 
   async matchCounts(tenantId: number, type: string, rule: CompiledRule, opts: RuleMatchOptions): Promise<RuleMatchCounts> {
@@ -128,7 +129,7 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(r.tenantId, r.uid, r.detectionType, r.name, r.description, JSON.stringify(r.conditions), JSON.stringify({ type: 'ignore' }), r.createdBy, r.at, r.at);
-    return stored(this.repo.ruleByUid(r.tenantId, r.uid)!);
+    return storedRule(this.repo.ruleByUid(r.tenantId, r.uid)!);
   }
 
   async updateRule(
@@ -141,7 +142,7 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
       .prepare('UPDATE rules SET detection_type = ?, name = ?, description = ?, conditions = ?, updated_on = ? WHERE tenant_id = ? AND id = ?')
       .run(f.detectionType, f.name, f.description, JSON.stringify(f.conditions), at, tenantId, id);
     const row = this.db.prepare('SELECT * FROM rules WHERE tenant_id = ? AND id = ?').get(tenantId, id) as RuleRow;
-    return stored(row);
+    return storedRule(row);
   }
 
   async deleteRule(tenantId: number, id: number, at: string): Promise<void> {
@@ -184,19 +185,4 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
   async bumpRulesVersion(): Promise<void> {
     this.repo.bumpRulesVersion();
   }
-}
-
-function stored(r: RuleRow): StoredRule {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    uid: r.rule_uid,
-    detectionType: r.detection_type,
-    name: r.name,
-    description: r.description,
-    conditions: JSON.parse(r.conditions) as RuleConditions,
-    createdBy: r.created_by,
-    createdOn: r.created_on,
-    updatedOn: r.updated_on,
-  };
 }

@@ -55,7 +55,6 @@ export interface PreviewCounts {
 /** The detection columns a predicate tests (to qualify them with a table alias). */
 const COLS = /\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id)\b/g;
 
-const DAY_MS = 86_400_000;
 
 const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_impostors'] as const;
 type Temp = (typeof TEMPS)[number];
