@@ -81,7 +81,7 @@ function startServe(args: string[], children: ChildProcess[]): Promise<string> {
 
 type Analysis = {
   total_anomalies_scanned: number;
-  processes: { process: string; count: number; is_vpn_process_candidate: boolean; suggested_rule: { detection_id: string; conditions: Record<string, string>; blocked_reason: string | null; impact: { would_suppress: number } } | null; sample_detections: { id: string }[] }[];
+  processes: { process: string; count: number; is_vpn_process_candidate: boolean; suggested_rule: { detection_id: string; conditions: Record<string, string>; blocked_reason: string | null; impact: { would_suppress: number } } | null; sample_detections: { id: string; dashboard_url: string }[] }[];
 };
 
 function structured<T>(r: unknown, what: string): T {
@@ -108,7 +108,10 @@ test('three serve replicas on one PostgreSQL and one Redis: one store behind eve
     const grants = join(tmp.dir, 'grants.yaml');
     writeFileSync(policy, POLICY);
     writeFileSync(grants, GRANTS);
-    const common = ['--db', db, '--state', redis.url, '--policy', policy, '--grants', grants, '--dashboard-url', DASH, '--listen', '127.0.0.1:0'];
+    // The dashboard base comes from the config file, as in the documented deployment.
+    const config = join(tmp.dir, 'egress-triage.yaml');
+    writeFileSync(config, `dashboard_url: ${DASH}\n`);
+    const common = ['--db', db, '--state', redis.url, '--policy', policy, '--grants', grants, '--config', config, '--listen', '127.0.0.1:0'];
     const urls = await Promise.all([0, 1, 2].map(() => startServe(common, children)));
     assert.equal(new Set(urls).size, 3, 'three replicas on three ports');
     const connect = async (replica: number, token: string) => {
@@ -125,8 +128,9 @@ test('three serve replicas on one PostgreSQL and one Redis: one store behind eve
       [0, 1].map(async (i) => structured<Analysis>(await on[i]!.callTool({ name: 'analyze_anomalous_calls_by_process', arguments: args }), `analyze on replica ${i}`)),
     );
     assert.ok(a0.total_anomalies_scanned > 0 && a0.processes.length > 1, 'the replica reads the ingested store');
+    assert.ok(a0.processes[0]!.sample_detections[0]!.dashboard_url.startsWith(`${DASH}/`), 'links use the config file\'s dashboard_url');
     assert.deepEqual(a1, a0, 'replica 1 answers as replica 0');
-    const fromCli = await cli(['analyze', '--db', db, '--json', '--min-count', '1', '--limit', '200', '--samples', '2', '--dashboard-url', DASH]);
+    const fromCli = await cli(['analyze', '--db', db, '--json', '--min-count', '1', '--limit', '200', '--samples', '2', '--config', config]);
     assert.equal(fromCli.status, 0, fromCli.stderr);
     assert.deepEqual(JSON.parse(fromCli.stdout), JSON.parse(JSON.stringify(a0)), '`analyze --json` on the same URL answers as the replicas');
 
