@@ -92,6 +92,16 @@ function committedStamp(db: SqliteDatabase): number | null {
   return w.pragma('data_version', { simple: true }) as number;
 }
 
+/**
+ * Closes the watcher connection of `db`, if one was opened. Called by the store before it closes
+ * `db`: a connection left open keeps the WAL file from being checkpointed and removed on exit.
+ */
+export function closeCommitWatcher(db: SqliteDatabase): void {
+  const w = WATCHERS.get(db);
+  WATCHERS.delete(db);
+  if (w?.open) w.close();
+}
+
 export class SqliteRulesRepo {
   private readonly riskyIndex: RiskyEndpointIndex;
 

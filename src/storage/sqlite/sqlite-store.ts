@@ -1,4 +1,5 @@
 import { openSqlite, migrate, type SqliteDatabase } from './db.js';
+import { closeCommitWatcher } from './rules-repo.js';
 import { CORE_MIGRATIONS } from './core-migrations.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
@@ -55,6 +56,7 @@ export class SqliteStore {
   }
 
   close(): void {
+    closeCommitWatcher(this.db);
     if (this.db.open) this.db.close();
   }
 }
