@@ -4,11 +4,8 @@
  * rollup is then built on the server from the detections (a GROUP BY), and its statement triggers
  * fill the coarse rollups (migration 4) as an ingest would.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { PostgresServer } from '../test/helpers/postgres.js';
 import { migratePostgres } from '../src/storage/postgres/migrations.js';
 
 const BATCH = 50_000;
@@ -102,20 +99,3 @@ export async function copyToPostgres(sqlitePath: string, url: string): Promise<{
   }
 }
 
-/** CPU time (ms) of the PostgreSQL server: its postmaster and every child (backends, WAL writer, checkpointer). */
-export function serverCpuMs(server: PostgresServer): number {
-  const postmaster = Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let ticks = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields after the name: state(0) ppid(1) ... utime(11) stime(12)
-    if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
-}

@@ -27,7 +27,8 @@ import { analyzeAnomalousCallsByProcess } from '../src/analysis/analyze-by-proce
 import { RulesService } from '../src/rules/service.js';
 import { PgStore } from '../src/storage/postgres/pg-store.js';
 import { PostgresServer } from '../test/helpers/postgres.js';
-import { copyToPostgres, serverCpuMs } from './analysis-pg.js';
+import { copyToPostgres } from './analysis-pg.js';
+import { serverCpuMs } from './postgres-cpu.js';
 import type { AnalyzeResult } from '../src/analysis/types.js';
 
 const TENANT = 'bench';

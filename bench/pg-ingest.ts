@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeTenant } from '../src/generate/index.js';
 import { PostgresServer } from '../test/helpers/postgres.js';
-import { serverCpuMs } from './store-write.js';
+import { serverCpuMs } from './postgres-cpu.js';
 
 /**
  * End-to-end ingest, SQLite against PostgreSQL in the same run: the same generated NDJSON file

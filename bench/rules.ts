@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresServer } from '../test/helpers/postgres.js';
@@ -6,6 +6,7 @@ import { openConnection, type Connection } from '../test/storage/contract/backen
 import type { IngestWriteBatch } from '../src/storage/ingest-port.js';
 import type { ProcessVariant } from '../src/storage/store.js';
 import { RulesService } from '../src/rules/service.js';
+import { serverCpuMs } from './postgres-cpu.js';
 
 /**
  * Rule create over a large thin match, SQLite against PostgreSQL in the same run. Each store gets
@@ -77,23 +78,6 @@ async function load(c: Connection, matches: number): Promise<number> {
   await scope.commit();
   await lease.release();
   return stored;
-}
-
-/** CPU time (ms) of the PostgreSQL server: its postmaster and every child. */
-function serverCpuMs(server: PostgresServer): number {
-  const postmaster = Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let ticks = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pid) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 interface Timed {
