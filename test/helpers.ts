@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -8,9 +8,18 @@ import { suppressorFor } from '../src/rules/suppressor.js';
 
 export const CLI = resolve('dist/src/cli/main.js');
 
-export function tempDir(prefix = 'egress-triage-test-'): { dir: string; cleanup: () => void } {
+/** A fresh temp folder; `file` writes a file in it and returns its path. */
+export function tempDir(prefix = 'egress-triage-test-'): { dir: string; file: (name: string, text: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    file: (name, text) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Runs the built CLI synchronously with a clean environment (no inherited store/tenant). */
@@ -24,7 +33,7 @@ export function runCli(args: string[], opts: { input?: string | Buffer; env?: No
  * Runs the built CLI as a child process without blocking the test's event loop (a server the test
  * started in this process keeps answering), clean environment as runCli; resolves once it exits.
  */
-export function cliResult(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function cliResult(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string; pid: number }> {
   const e: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...env };
   for (const k of Object.keys(e)) if (e[k] === '') delete e[k];
   const child = spawn(process.execPath, [CLI, ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,7 +41,7 @@ export function cliResult(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr })));
+  return new Promise((resolve) => child.once('close', (status) => resolve({ status, stdout, stderr, pid: child.pid! })));
 }
 
 export function runCliAsync(args: string[], env: NodeJS.ProcessEnv = {}) {

@@ -1,11 +1,11 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
 import { openPolicyState } from '../../src/storage/open-store.js';
+import { freePort } from '../helpers/free-port.js';
 
 /** `approvals`, `audit` and `gateway` take the policy state's store as --db postgres://... (built CLI, real server). */
 
@@ -42,12 +42,7 @@ describe('policy state commands on a PostgreSQL store', () => {
   });
 
   it('a gateway whose PostgreSQL store is unreachable refuses to start (exit 5), without printing the password', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     const policy = join(tmp.dir, 'policy.yaml');
     writeFileSync(policy, 'version: 1\ndefault: allow\n');
     const r = runCli(['gateway', '--policy', policy, '--db', `postgres://u:hunter2@127.0.0.1:${port}/x`, '--', process.execPath, '-e', '']);

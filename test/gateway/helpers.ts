@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tempDir } from '../helpers.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
@@ -11,18 +10,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const FIXTURE = fileURLToPath(new URL('./fixtures/echo-server.js', import.meta.url));
 
-export function tmpDir(prefix = 'gw-'): { dir: string; db: string; file: (name: string, text: string) => string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return {
-    dir,
-    db: join(dir, 'state.db'),
-    file: (name, text) => {
-      const p = join(dir, name);
-      writeFileSync(p, text);
-      return p;
-    },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
+export function tmpDir(prefix = 'gw-'): ReturnType<typeof tempDir> & { db: string } {
+  const t = tempDir(prefix);
+  return { ...t, db: join(t.dir, 'state.db') };
 }
 
 const childEnv = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));

@@ -1,10 +1,10 @@
 import { after } from 'node:test';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /**
  * A real PostgreSQL server for the tests of one test file (one process): initdb into a temp folder,
@@ -42,17 +42,6 @@ function serverUser(): { uid: number; gid: number } | null {
   if (!line) throw new Error('PostgreSQL tests run as root need the unprivileged user "nobody" to run the server as (initdb refuses root): create it with "useradd -r nobody"');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function run(cmd: string, args: string[], opts: SpawnOptions): Promise<{ code: number | null; output: string }> {

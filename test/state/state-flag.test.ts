@@ -3,22 +3,12 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createServer } from 'node:net';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir } from '../gateway/helpers.js';
 import { startRedis } from '../helpers/redis.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { freePort } from '../helpers/free-port.js';
 
 const childEnv = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 test('--state: a URL that is not redis:// is a usage error; an unreachable Redis refuses to start (exit 5)', async () => {
   const t = tmpDir();
@@ -27,7 +17,7 @@ test('--state: a URL that is not redis:// is a usage error; an unreachable Redis
     const bad = await cli(['gateway', '--policy', policy, '--db', t.db, '--state', 'http://127.0.0.1:6379', '--', process.execPath, FIXTURE]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^egress-triage: --state "http:\/\/127\.0\.0\.1:6379": only redis:\/\/host:port\[\/db\] is supported/m);
-    const port = await closedPort();
+    const port = await freePort();
     const down = await cli(['gateway', '--policy', policy, '--db', t.db, '--state', `redis://127.0.0.1:${port}/0`, '--', process.execPath, FIXTURE]);
     assert.equal(down.code, 5, down.stderr);
     assert.match(down.stderr, new RegExp(`^egress-triage: --state: cannot reach Redis at redis://127\\.0\\.0\\.1:${port}/0`, 'm'));

@@ -1,7 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { PostgresServer, usePostgres } from '../../helpers/postgres.js';
@@ -9,6 +8,7 @@ import { openPolicyState } from '../../../src/storage/open-store.js';
 import { PgPolicyState } from '../../../src/storage/postgres/policy-state.js';
 import type { ApprovalBinding, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
 import { waitFor } from '../../helpers/wait.js';
+import { freePort } from '../../helpers/free-port.js';
 
 /**
  * The policy-state port (approvals and audit) with identical assertions on SQLite and on
@@ -184,20 +184,9 @@ for (const backend of stores) {
   });
 }
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 describe('policy state on an unreachable PostgreSQL server fails closed', () => {
   it('refuses to start with a readable reason', async () => {
-    const url = `postgres://nobody:secret@127.0.0.1:${await closedPort()}/policy`;
+    const url = `postgres://nobody:secret@127.0.0.1:${await freePort()}/policy`;
     const st = openPolicyState({ dbPath: url, auditFile: false });
     try {
       await assert.rejects(st.ready(), (e: Error) => {

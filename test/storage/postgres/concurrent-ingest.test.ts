@@ -2,8 +2,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { CLI, runCli, tempDir } from '../../helpers.js';
+import { cliResult, runCli, tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
 import { storeState } from '../../ingest/store-state.js';
 import { pgSourcesInOrder, pgStoreState } from './store-state.js';
@@ -35,22 +34,12 @@ before(() => {
   });
 });
 
-const BASE_ENV: NodeJS.ProcessEnv = { EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '' };
 
 function ingestArgs(file: string, db?: string): string[] {
   return ['ingest', file, ...(db ? ['--db', db] : []), '--format', 'native', '--learning-runs', String(LEARNING_RUNS), '--json'];
 }
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...BASE_ENV, ...env };
-  for (const k of Object.keys(e)) if (e[k] === '') delete e[k];
-  const child = spawn(process.execPath, [CLI, ...args], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr, pid: child.pid! })));
-}
+const start = cliResult;
 
 interface Summary {
   sources: { source: string; elapsedMs: number }[];
@@ -68,7 +57,7 @@ test('three ingest processes on one PostgreSQL store, touching the same jobs, gi
   // All start at once, on a database without the schema yet: the first to migrate wins, the others
   // wait for its advisory lock. One worker finds the store through EGRESS_TRIAGE_DB.
   const runs = await Promise.all(parts.map((f, i) => (i === 0 ? start(ingestArgs(f), { EGRESS_TRIAGE_DB: url }) : start(ingestArgs(f, url)))));
-  for (const r of runs) assert.equal(r.code, 0, r.stderr);
+  for (const r of runs) assert.equal(r.status, 0, r.stderr);
   const byPart = new Map(parts.map((f, i) => [f, runs[i]!]));
 
   const order = await pgSourcesInOrder(url);
@@ -91,9 +80,9 @@ test('three ingest processes on one PostgreSQL store, touching the same jobs, gi
   const sqlite = join(tmp.dir, 'sequential.db');
   for (const { source } of order) {
     const p = await start(ingestArgs(source, seqUrl));
-    assert.equal(p.code, 0, p.stderr);
+    assert.equal(p.status, 0, p.stderr);
     const s = await start(ingestArgs(source, sqlite));
-    assert.equal(s.code, 0, s.stderr);
+    assert.equal(s.status, 0, s.stderr);
     assert.deepEqual(comparable(byPart.get(source)!.stdout), comparable(s.stdout), `the summary of ${source} is SQLite's`);
     assert.deepEqual(comparable(p.stdout), comparable(s.stdout));
   }

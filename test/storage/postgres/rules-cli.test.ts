@@ -1,7 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
 import { cliResult, nativeEvent, ndjson, tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
 
@@ -17,11 +16,7 @@ const server = usePostgres();
 
 const cli = cliResult;
 
-function file(name: string, text: string): string {
-  const f = join(tmp.dir, name);
-  writeFileSync(f, text);
-  return f;
-}
+const file = tmp.file;
 
 async function json<T>(args: string[]): Promise<T> {
   const r = await cli([...args, '--json']);
