@@ -1,4 +1,4 @@
-import type { PgClient, PgPool } from './pool.js';
+import { transaction, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
 import { ensureTypeId, excluding, Params, processIdsOf, riskyEndpointIds, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
 import { binaryKey, type SuspectedImpostor } from '../../analysis/impostor.js';
@@ -72,26 +72,10 @@ export class PgRulesRepo implements RulesPort {
   }
 
   async write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await c.query('BEGIN');
-      try {
-        await c.query("SELECT value FROM meta WHERE key = 'rules_version' FOR UPDATE");
-        const out = await fn(new PgRulesWriter(c, this.risky));
-        await c.query('COMMIT');
-        return out;
-      } catch (err) {
-        try {
-          await c.query('ROLLBACK');
-        } catch (e) {
-          broken = e as Error;
-        }
-        throw err;
-      }
-    } finally {
-      c.release(broken);
-    }
+    return transaction(this.pool, async (c) => {
+      await c.query("SELECT value FROM meta WHERE key = 'rules_version' FOR UPDATE");
+      return fn(new PgRulesWriter(c, this.risky));
+    });
   }
 }
 

@@ -6,6 +6,7 @@ import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { ImpostorSet } from '../../rules/guards.js';
+import type { RuleRecord } from '../rule-row.js';
 
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
@@ -16,18 +17,9 @@ import { ImpostorSet } from '../../rules/guards.js';
  * same predicate keeps them in step (schema: migration 7, rollups.ts).
  */
 
-export interface RuleRow {
-  id: number;
-  tenant_id: number;
-  rule_uid: string;
-  detection_type: string;
-  name: string;
-  description: string;
-  conditions: string;
+/** A row of the rules table: the columns every backend shares (rule-row.ts) and SQLite's own. */
+export interface RuleRow extends RuleRecord {
   severity_action: string;
-  created_by: string;
-  created_on: string;
-  updated_on: string;
   deleted_on: string | null;
 }
 
