@@ -1,35 +1,27 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { cliResult, runCli, tempDir } from '../helpers.js';
+import { cliResult, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
+import { sameDataOnBothStores } from '../helpers/both-stores.js';
 import type { AnalyzeResult } from '../../src/analysis/types.js';
 
 /**
  * `egress-triage analyze` as a real process on SQLite and on PostgreSQL (`--db postgres://...` and
  * EGRESS_TRIAGE_DB): the same data ingested into each gives the same --json analysis, pages and
- * cursors, except what needs the rules service (PostgreSQL suggests no rule, and says why) and the
- * sample ids; the table output works; a bad cursor, a missing database and an unreachable server get
+ * cursors, suggested rules and their impact included, all but the sample ids; the table output works; a bad cursor, a missing database and an unreachable server get
  * their documented exit codes.
  */
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
 const server = usePostgres();
-const sqlite = join(tmp.dir, 'store.db');
+let sqlite = '';
 let pgUrl = '';
 
 const cli = cliResult;
 
 before(async () => {
-  const input = join(tmp.dir, 'tenant.ndjson');
-  const g = runCli(['generate', '--runs', '8', '--seed', '5', '--events', '8000', '--out', input]);
-  assert.equal(g.status, 0, g.stderr);
-  pgUrl = await (await server()).createDatabase('analyze');
-  for (const db of [sqlite, pgUrl]) {
-    const r = await cli(['ingest', input, '--db', db, '--format', 'native', '--learning-runs', '2']);
-    assert.equal(r.status, 0, r.stderr);
-  }
+  ({ sqlite, pgUrl } = await sameDataOnBothStores(tmp.dir, await server(), { database: 'analyze', seed: 5, events: 8000, learningRuns: 2 }));
 });
 
 /** Sample ids as '#': each store numbers its own rows. Everything else must be equal. */

@@ -1,8 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { cliResult, runCli, tempDir } from '../helpers.js';
+import { cliResult, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
+import { sameDataOnBothStores } from '../helpers/both-stores.js';
 
 /**
  * `stats`, `detections list` and `baseline show` read through the backend picker: the same data
@@ -13,20 +13,13 @@ import { usePostgres } from '../helpers/postgres.js';
 const tmp = tempDir();
 after(() => tmp.cleanup());
 const server = usePostgres();
-const sqlite = join(tmp.dir, 'store.db');
+let sqlite = '';
 let pgUrl = '';
 
 const cli = cliResult;
 
 before(async () => {
-  const input = join(tmp.dir, 'tenant.ndjson');
-  const g = runCli(['generate', '--runs', '8', '--seed', '11', '--events', '6000', '--out', input]);
-  assert.equal(g.status, 0, g.stderr);
-  pgUrl = await (await server()).createDatabase('reads');
-  for (const db of [sqlite, pgUrl]) {
-    const r = await cli(['ingest', input, '--db', db, '--format', 'native', '--learning-runs', '3']);
-    assert.equal(r.status, 0, r.stderr);
-  }
+  ({ sqlite, pgUrl } = await sameDataOnBothStores(tmp.dir, await server(), { database: 'reads', seed: 11, events: 6000, learningRuns: 3 }));
 });
 
 /** Runs the command on both stores and returns the two parsed --json outputs. */
