@@ -1,5 +1,5 @@
 import { transaction, type PgClient, type PgPool } from './pool.js';
-import { PgDictionaries } from './dictionaries.js';
+import { PgDictionaries, endpointMatches } from './dictionaries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { assertExpectable } from '../../detection/baseline-guard.js';
 import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../baseline-port.js';
@@ -57,7 +57,7 @@ export class PgBaselineRepository implements BaselineEditor {
           await c.query<{ job_ref: number }>(
             `UPDATE baseline b SET in_baseline = false, runs_seen = 0, source = 'learned'
              FROM endpoints e
-             WHERE e.tenant_id = $1 AND e.endpoint = $3 AND b.tenant_id = $1 AND b.endpoint_id = e.id
+             WHERE e.tenant_id = $1 AND ${endpointMatches('e.endpoint', '$3')} AND b.tenant_id = $1 AND b.endpoint_id = e.id
                AND b.job_ref = ANY($2::bigint[]) AND b.source = 'expected'
              RETURNING b.job_ref`,
             [tenantId, jobs.map((j) => j.id), endpoint.toLowerCase()],

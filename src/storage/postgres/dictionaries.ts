@@ -4,6 +4,30 @@ import { processVariantKey } from '../ingest-port.js';
 import { isIpLiteral, splitEndpoint } from '../../domain/endpoint.js';
 
 /**
+ * The unique key of a dictionary value, as SQL: the SHA-256 of the text's bytes. It must stay equal
+ * to the expression of the unique indexes of migration 5 (long-keys-migration.ts, which says why it
+ * is written this way), or lookups stop using them.
+ */
+export function valueKey(sql: string): string {
+  return `sha256(decode(replace(${sql}, E'\\\\', E'\\\\\\\\'), 'escape'))`;
+}
+
+/**
+ * Rows of `table` whose `col` equals one of the values in the text[] parameter `$n`: found through
+ * the unique index on the value's key, then compared by value, so two values that shared a key could
+ * never be taken for one another.
+ */
+export function byValue(table: string, col: string, n: number, tenantScoped = true): string {
+  return `SELECT t.id, t.${col} AS v FROM unnest($${n}::text[]) AS u (v)
+    JOIN ${table} t ON ${tenantScoped ? 't.tenant_id = $1 AND ' : ''}${valueKey(`t.${col}`)} = ${valueKey('u.v')} AND t.${col} = u.v`;
+}
+
+/** The lookup of an endpoint by its text, for the other repositories: `col` = `param`, through the index. */
+export function endpointMatches(col: string, param: string): string {
+  return `${valueKey(col)} = ${valueKey(param)} AND ${col} = ${param}`;
+}
+
+/**
  * Get-or-create ids of a tenant's value dictionaries, a whole batch at a time: one INSERT ... ON
  * CONFLICT DO NOTHING and one SELECT per dictionary for the values not cached yet. Committed ids
  * never change; a rolled back transaction can hand out ids that vanish, so the owner calls reset().
@@ -32,8 +56,7 @@ export class PgDictionaries {
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::boolean[]) ON CONFLICT DO NOTHING`,
         [this.tenantId, parts.map((p) => p.e), parts.map((p) => p.host), parts.map((p) => p.port), parts.map((p) => isIpLiteral(p.host))],
       );
-      const rows = await c.query<{ id: number; endpoint: string }>('SELECT id, endpoint FROM endpoints WHERE tenant_id = $1 AND endpoint = ANY($2::text[])', [this.tenantId, missing]);
-      for (const r of rows.rows) this.endpoints.set(r.endpoint, r.id);
+      await this.collect(c, 'endpoint', byValue('endpoints', 'endpoint', 2), [this.tenantId, missing], missing, this.endpoints);
     }
     return this.endpoints;
   }
@@ -43,8 +66,7 @@ export class PgDictionaries {
     const missing = [...new Set(values)].filter((v): v is string => !!v && !this.ips.has(v));
     if (missing.length) {
       await c.query('INSERT INTO ips (tenant_id, ip) SELECT $1, * FROM unnest($2::text[]) ON CONFLICT DO NOTHING', [this.tenantId, missing]);
-      const rows = await c.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1 AND ip = ANY($2::text[])', [this.tenantId, missing]);
-      for (const r of rows.rows) this.ips.set(r.ip, r.id);
+      await this.collect(c, 'ip', byValue('ips', 'ip', 2), [this.tenantId, missing], missing, this.ips);
     }
     return this.ips;
   }
@@ -67,20 +89,28 @@ export class PgDictionaries {
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) ON CONFLICT DO NOTHING`,
         [this.tenantId, keys, ps.map((p) => p.name), ps.map((p) => p.normName), ps.map((p) => p.path), ps.map((p) => p.sha256), ps.map((p) => JSON.stringify(p.parentChain))],
       );
-      const rows = await c.query<{ id: number; variant_key: string }>('SELECT id, variant_key FROM processes WHERE tenant_id = $1 AND variant_key = ANY($2::text[])', [this.tenantId, keys]);
-      for (const r of rows.rows) this.processes.set(r.variant_key, r.id);
+      await this.collect(c, 'process variant', byValue('processes', 'variant_key', 2), [this.tenantId, keys], keys, this.processes);
     }
     return this.processes;
   }
 
   async typeIds(c: PgClient, names: Iterable<string>): Promise<Map<string, number>> {
-    const types = this.types;
-    const missing = [...new Set(names)].filter((n) => !types.has(n));
+    const missing = [...new Set(names)].filter((n) => !this.types.has(n));
     if (missing.length) {
       await c.query('INSERT INTO detection_types (name) SELECT * FROM unnest($1::text[]) ON CONFLICT DO NOTHING', [missing]);
-      const rows = await c.query<{ id: number; name: string }>('SELECT id, name FROM detection_types WHERE name = ANY($1::text[])', [missing]);
-      for (const r of rows.rows) types.set(r.name, r.id);
+      await this.collect(c, 'detection type', byValue('detection_types', 'name', 1, false), [missing], missing, this.types);
     }
-    return types;
+    return this.types;
+  }
+
+  /**
+   * Caches the ids the lookup finds. Every value was inserted or already stored, so one that is not
+   * found shares its key with a different stored value: the batch fails rather than file the value
+   * under the other's id.
+   */
+  private async collect(c: PgClient, what: string, sql: string, params: unknown[], wanted: string[], into: Map<string, number>): Promise<void> {
+    for (const r of (await c.query<{ id: number; v: string }>(sql, params)).rows) into.set(r.v, r.id);
+    const lost = wanted.find((v) => !into.has(v));
+    if (lost !== undefined) throw new Error(`the ${what} "${lost.slice(0, 80)}" has the same SHA-256 key as a different stored value; nothing of this batch was stored`);
   }
 }

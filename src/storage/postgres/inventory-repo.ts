@@ -5,6 +5,7 @@ import type {
   EndpointCallsPage, InventoryRepository, IocReport, OrgSummary, RepoUsageReport, RunsPage,
 } from '../inventory-port.js';
 import type { PgPool } from './pool.js';
+import { endpointMatches } from './dictionaries.js';
 
 /**
  * The inventory port (storage/inventory-port.ts) on PostgreSQL, answering exactly as SQLite's does:
@@ -52,7 +53,7 @@ export class PgInventoryRepository implements InventoryRepository {
     if (tid === undefined) return { kind: c.kind, ids: [], truncated: false };
     const cols = 'SELECT id, endpoint, host, is_ip FROM endpoints WHERE tenant_id = $1';
     let q: { text: string; values: unknown[] };
-    if (c.kind === 'endpoint') q = { text: `${cols} AND endpoint = $2`, values: [tid, c.norm] };
+    if (c.kind === 'endpoint') q = { text: `${cols} AND ${endpointMatches('endpoint', '$2')}`, values: [tid, c.norm] };
     else if (c.kind === 'ip') q = { text: `${cols} AND is_ip AND host = $2`, values: [tid, c.norm] };
     else if (c.kind === 'domain') q = { text: `${cols} AND NOT is_ip AND (host = $2 OR host LIKE $3 ESCAPE '\\')`, values: [tid, c.norm, `%.${likeEscape(c.norm)}`] };
     else if (c.kind === 'substring') q = { text: `${cols} AND endpoint LIKE $2 ESCAPE '\\'`, values: [tid, `%${likeEscape(c.norm)}%`] };

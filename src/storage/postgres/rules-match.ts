@@ -37,7 +37,7 @@ export async function typeIdOf(db: Db, type: string): Promise<number | undefined
 }
 
 export async function ensureTypeId(db: Db, type: string): Promise<number> {
-  await db.query('INSERT INTO detection_types (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [type]);
+  await db.query('INSERT INTO detection_types (name) VALUES ($1) ON CONFLICT DO NOTHING', [type]);
   return (await typeIdOf(db, type))!;
 }
 
