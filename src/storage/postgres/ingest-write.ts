@@ -13,6 +13,7 @@ import {
 } from '../ingest-port.js';
 import { STATUS_CODE, type CallVerdict } from '../store.js';
 import { copyRows, type CopyValue } from './copy-rows.js';
+import { groupIds, groupKeyString, type GroupKey } from './detection-groups.js';
 
 const DAY_MS = 86_400_000;
 
@@ -113,7 +114,8 @@ interface ResolvedDetection {
   runRef: number;
 }
 
-const DETECTION_COLUMNS = 'tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext';
+/** detection_rows: a detection's status and rule are those of its group (detection-groups.ts) */
+const DETECTION_COLUMNS = 'tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, gid, ext';
 
 /** One row of detection_rollup, added to the stored counts. */
 interface RollupAdd {
@@ -193,6 +195,21 @@ interface DetectionRow {
   status: number;
   ruleRef: number;
   ext: string;
+  /** its group (key and state), set once the groups are found */
+  gid: number;
+}
+
+const groupKey = (r: DetectionRow): GroupKey => ({ ...r, day: Math.floor(r.ts / DAY_MS) });
+
+/** Sets each row's group: the key's group in the row's state, found or opened in one statement. */
+async function assignGroups(c: PgClient, tenantId: number, rows: DetectionRow[]): Promise<void> {
+  const keys = new Map<string, GroupKey>();
+  for (const r of rows) {
+    const k = groupKey(r);
+    keys.set(groupKeyString(k), k);
+  }
+  const ids = await groupIds(c, tenantId, [...keys.values()], intArray);
+  for (const r of rows) r.gid = ids.get(groupKeyString(groupKey(r)))!;
 }
 
 /**
@@ -225,6 +242,7 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     status: STATUS_CODE[x.d.status],
     ruleRef: x.d.ruleRef,
     ext: x.d.externalId,
+    gid: 0,
   }));
   const key = (runRef: number, typeId: number, endpointId: number, processId: number, ext: string) => `${runRef}/${typeId}/${endpointId}/${processId}/${ext}`;
   // Of identical detections in one batch, the first is the stored one (as row-by-row inserts would do).
@@ -242,11 +260,12 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     } else toCheck.push({ row: r, at });
   });
 
+  await assignGroups(c, tenantId, [...toFresh, ...toCheck.map((x) => x.row)]);
   if (toFresh.length) {
     await copyRows(
       c,
-      `detections (${DETECTION_COLUMNS})`,
-      toFresh.map((r) => [tenantId, r.typeId, r.jobRef, r.runRef, r.endpointId, r.ipId, r.directIp, r.port, r.protocol, r.processId, r.ts, r.status, r.ruleRef, r.ext] satisfies CopyValue[]),
+      `detection_rows (${DETECTION_COLUMNS})`,
+      toFresh.map((r) => [tenantId, r.typeId, r.jobRef, r.runRef, r.endpointId, r.ipId, r.directIp, r.port, r.protocol, r.processId, r.ts, r.gid, r.ext] satisfies CopyValue[]),
     );
     await addToRollup(c, tenantId, toFresh);
   }
@@ -257,15 +276,17 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
   // (grouped on the server), so rollup counts stay equal to counts of detections.
   const inserted = await c.query<{ run_ref: number; type_id: number; endpoint_id: number; process_id: number; ext: string }>(
     `WITH ins AS (
-       INSERT INTO detections (${DETECTION_COLUMNS})
+       INSERT INTO detection_rows (${DETECTION_COLUMNS})
        SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::int[], $9::text[],
-         $10::bigint[], $11::bigint[], $12::smallint[], $13::bigint[], $14::text[])
+         $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])
        ON CONFLICT DO NOTHING
-       RETURNING type_id, status, rule_id, ts, job_ref, process_id, endpoint_id, ip_id, run_ref, ext),
+       RETURNING type_id, gid, ts, job_ref, process_id, endpoint_id, ip_id, run_ref, ext),
      roll AS (
+       -- the state of what went in is its group's (opened or found by this transaction)
        INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
-       SELECT $1, type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id, count(*), min(ts), max(ts)
-       FROM ins GROUP BY type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id
+       SELECT $1, i.type_id, g.status, g.rule_id, floor(i.ts / ${DAY_MS}.0)::int, i.job_ref, i.process_id, i.endpoint_id, i.ip_id, count(*), min(i.ts), max(i.ts)
+       FROM ins i JOIN detection_groups g ON g.tenant_id = $1 AND g.id = i.gid
+       GROUP BY i.type_id, g.status, g.rule_id, floor(i.ts / ${DAY_MS}.0)::int, i.job_ref, i.process_id, i.endpoint_id, i.ip_id
        ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
          n = detection_rollup.n + excluded.n,
          first_ts = least(detection_rollup.first_ts, excluded.first_ts),
@@ -274,7 +295,7 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     [
       tenantId, chk.map((r) => r.typeId), chk.map((r) => r.jobRef), chk.map((r) => r.runRef), chk.map((r) => r.endpointId),
       chk.map((r) => r.ipId), chk.map((r) => r.directIp), chk.map((r) => r.port), chk.map((r) => r.protocol),
-      chk.map((r) => r.processId), chk.map((r) => r.ts), chk.map((r) => r.status), chk.map((r) => r.ruleRef), chk.map((r) => r.ext),
+      chk.map((r) => r.processId), chk.map((r) => r.ts), chk.map((r) => r.gid), chk.map((r) => r.ext),
     ],
   );
   const ins = new Set(inserted.rows.map((r) => key(r.run_ref, r.type_id, r.endpoint_id, r.process_id, r.ext)));

@@ -1,5 +1,6 @@
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
+import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -23,6 +24,8 @@ export interface PgMigration {
  * - Ids come from sequences (bigint); epoch-ms times are bigint; flags are boolean.
  * - SQLite's coarse rollups (its migration 2) are migration 4 here (analysis-rollups.ts), kept in
  *   step with detection_rollup by statement triggers.
+ * - Migration 5 moves a detection's status and rule out of its row into its group
+ *   (detection-groups.ts): `detections` is then a view over detection_rows and detection_groups.
  */
 export const PG_MIGRATIONS: PgMigration[] = [
   {
@@ -316,6 +319,11 @@ CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
     version: 4,
     name: 'coarse analysis rollups (per process variant: by day, endpoint, job), kept by triggers',
     up: COARSE_ROLLUPS_MIGRATION,
+  },
+  {
+    version: 5,
+    name: 'detection status in groups of a key and state (a rule moves groups, not detections)',
+    up: DETECTION_GROUPS_MIGRATION,
   },
 ];
 
