@@ -1,18 +1,20 @@
 import type { PgClient } from './pool.js';
 import { COARSE_ROLLUP_ZERO_BY_KEY } from './analysis-rollups.js';
+import { copyRows } from './copy-rows.js';
 
 /**
  * Where a detection's status lives on PostgreSQL (migration 5): in its group, not in its row.
  *
  * Every status change is a set move: a rule create, restore or re-evaluation, and the impostor
- * release, each take ALL the detections of a fine key (type, day, job, process, endpoint, ip) that
- * are in one state (status, rule) and put them in another, because a rule's predicate and its guards
- * test only key columns. So detections that share a key and a state at some moment share every later
- * state too. A group is such a set: its row in detection_groups holds the key and the current state,
- * and each detection points to its group (detection_rows.gid, written once, at insert). A move is
- * then an UPDATE of group rows, one per key moved, beside the move of the fine rollup's rows
- * (one per key too): a rule create over 1M detections writes tens of thousands of narrow rows, not a
- * million wide ones with their six index entries each (bench/rules.ts; docs/scale-out.md).
+ * release, each take ALL the detections of a key (type, job, process, endpoint, ip) that are in one
+ * state (status, rule) and put them in another, because a rule's predicate and its guards test only
+ * those columns (and no move is limited in time). So detections that share a key and a state at
+ * some moment share every later state too. A group is such a set: its row in detection_groups holds
+ * the key and the current state, and each detection points to its group (detection_rows.gid,
+ * written once, at insert). A move is then an UPDATE of group rows, one per key moved, beside the
+ * move of the fine rollup's rows (the same key by day): a rule create over 1M detections writes tens
+ * of thousands of narrow rows, not a million wide ones with their six index entries each
+ * (bench/rules.ts; docs/scale-out.md).
  *
  * - A key can have several groups in one state (a move into a state the key already holds does not
  *   merge them; that would rewrite detections). Ingest puts a new detection in the key's lowest group
@@ -31,7 +33,6 @@ CREATE TABLE detection_groups (
   tenant_id bigint NOT NULL,
   id bigserial NOT NULL,
   type_id integer NOT NULL,
-  day integer NOT NULL,
   job_ref bigint NOT NULL,
   process_id bigint NOT NULL,
   endpoint_id bigint NOT NULL,
@@ -44,15 +45,15 @@ CREATE TABLE detection_groups (
 -- is then a HOT update (a new row version on the same page, no index entry): 8,400 groups moved in
 -- 25 ms, against 168 ms with the state in the index (EXPLAIN ANALYZE, bench/rules.ts data, busy
 -- machine). Ingest finds a key's groups by this index, then the one in its state.
-CREATE INDEX detection_groups_by_key ON detection_groups (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id);
--- one group per (key, state) the store holds: the fine rollup lists exactly those
-INSERT INTO detection_groups (tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, status, rule_id)
-  SELECT tenant_id, type_id, day, job_ref, process_id, endpoint_id, ip_id, status, rule_id FROM detection_rollup
-  ORDER BY tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id;
+CREATE INDEX detection_groups_by_key ON detection_groups (tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id);
+-- one group per (key, state) the store holds: the fine rollup lists them, by day
+INSERT INTO detection_groups (tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id, status, rule_id)
+  SELECT DISTINCT tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id, status, rule_id FROM detection_rollup
+  ORDER BY tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id, status, rule_id;
 ALTER TABLE detections ADD COLUMN gid bigint;
 UPDATE detections d SET gid = g.id FROM detection_groups g
   WHERE g.tenant_id = d.tenant_id AND g.type_id = d.type_id AND g.status = d.status AND g.rule_id = d.rule_id
-    AND g.day = floor(d.ts / 86400000.0)::int AND g.job_ref = d.job_ref AND g.process_id = d.process_id
+    AND g.job_ref = d.job_ref AND g.process_id = d.process_id
     AND g.endpoint_id = d.endpoint_id AND g.ip_id = d.ip_id;
 DO $$
 BEGIN
@@ -74,7 +75,6 @@ ${COARSE_ROLLUP_ZERO_BY_KEY}
 /** A group's key and state, as ingest has them for a detection. */
 export interface GroupKey {
   typeId: number;
-  day: number;
   jobRef: number;
   processId: number;
   endpointId: number;
@@ -83,36 +83,51 @@ export interface GroupKey {
   ruleRef: number;
 }
 
-export function groupKeyString(k: GroupKey): string {
-  return `${k.typeId}/${k.status}/${k.ruleRef}/${k.day}/${k.jobRef}/${k.processId}/${k.endpointId}/${k.ipId}`;
-}
-
 /**
- * The group id of each distinct (key, state) given, in one statement: the lowest group of that key
- * and state, or a new one. Runs in the ingest transaction, under the tenant's lease.
+ * The group id of each distinct (key, state) given, in their order: the lowest group of that key and state, or a
+ * new one. Keys of a job created by this transaction (`newJobs`) cannot have a group yet, so only
+ * the others are looked up (one statement, an index probe per key). The missing ones get ids drawn
+ * from the sequence and their rows are COPYed in. Runs in the ingest transaction, under the
+ * tenant's lease, so no other writer opens a group of the tenant meanwhile.
  */
-export async function groupIds(c: PgClient, tenantId: number, keys: readonly GroupKey[], intArray: (xs: readonly number[]) => string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  if (keys.length === 0) return out;
-  const cols = 'type_id, day, job_ref, process_id, endpoint_id, ip_id, status, rule_id';
-  const same = ['type_id', 'status', 'rule_id', 'day', 'job_ref', 'process_id', 'endpoint_id', 'ip_id'].map((x) => `g.${x} = w.${x}`).join(' AND ');
-  const r = await c.query<{ i: string; gid: string }>(
-    `WITH w AS (
-       SELECT * FROM unnest($2::int[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::smallint[], $9::bigint[])
-         WITH ORDINALITY AS w(${cols}, i)),
-     found AS (
-       SELECT w.*, (SELECT min(g.id) FROM detection_groups g WHERE g.tenant_id = $1 AND ${same}) AS gid FROM w),
-     made AS (
-       INSERT INTO detection_groups (tenant_id, ${cols})
-       SELECT $1, ${cols} FROM found WHERE gid IS NULL ORDER BY i
-       RETURNING id, ${cols})
-     SELECT w.i, coalesce(w.gid, g.id) AS gid FROM found w LEFT JOIN made g ON w.gid IS NULL AND ${same}`,
-    [
-      tenantId,
-      ...[keys.map((k) => k.typeId), keys.map((k) => k.day), keys.map((k) => k.jobRef), keys.map((k) => k.processId), keys.map((k) => k.endpointId), keys.map((k) => k.ipId), keys.map((k) => k.status), keys.map((k) => k.ruleRef)].map(intArray),
-    ],
-  );
-  for (const row of r.rows) out.set(groupKeyString(keys[Number(row.i) - 1]!), Number(row.gid));
-  if (out.size !== keys.length) throw new Error(`detection groups: ${keys.length} keys asked, ${out.size} resolved`);
+export async function groupIds(c: PgClient, tenantId: number, keys: readonly GroupKey[], newJobs: ReadonlySet<number>, intArray: (xs: readonly number[]) => string): Promise<number[]> {
+  const out: number[] = new Array(keys.length).fill(0);
+  const missing: number[] = [];
+  const lookedAt: number[] = [];
+  keys.forEach((k, i) => (newJobs.has(k.jobRef) ? missing : lookedAt).push(i));
+  const looked = lookedAt.map((i) => keys[i]!);
+  if (looked.length) {
+    const same = ['type_id', 'status', 'rule_id', 'job_ref', 'process_id', 'endpoint_id', 'ip_id'].map((x) => `g.${x} = w.${x}`).join(' AND ');
+    const r = await c.query<{ gid: string | null }>(
+      `SELECT (SELECT min(g.id) FROM detection_groups g WHERE g.tenant_id = $1 AND ${same}) AS gid
+       FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::smallint[], $8::bigint[])
+         WITH ORDINALITY AS w(type_id, job_ref, process_id, endpoint_id, ip_id, status, rule_id, i)
+       ORDER BY w.i`,
+      [
+        tenantId,
+        ...[looked.map((k) => k.typeId), looked.map((k) => k.jobRef), looked.map((k) => k.processId), looked.map((k) => k.endpointId), looked.map((k) => k.ipId), looked.map((k) => k.status), looked.map((k) => k.ruleRef)].map(intArray),
+      ],
+    );
+    lookedAt.forEach((at, i) => {
+      const gid = r.rows[i]?.gid;
+      if (gid == null) missing.push(at);
+      else out[at] = Number(gid);
+    });
+  }
+  if (missing.length) {
+    // one row back, not one per id
+    const drawn = await c.query<{ ids: string }>("SELECT string_agg(nextval('detection_groups_id_seq')::text, ',') AS ids FROM generate_series(1, $1)", [missing.length]);
+    const ids = drawn.rows[0]!.ids.split(',').map(Number);
+    if (ids.length !== missing.length) throw new Error(`detection groups: ${missing.length} ids asked, ${ids.length} drawn`);
+    missing.forEach((at, i) => (out[at] = ids[i]!));
+    await copyRows(
+      c,
+      'detection_groups (tenant_id, id, type_id, job_ref, process_id, endpoint_id, ip_id, status, rule_id)',
+      missing.map((at, i) => {
+        const k = keys[at]!;
+        return [tenantId, ids[i]!, k.typeId, k.jobRef, k.processId, k.endpointId, k.ipId, k.status, k.ruleRef];
+      }),
+    );
+  }
   return out;
 }

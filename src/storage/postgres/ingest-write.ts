@@ -13,7 +13,7 @@ import {
 } from '../ingest-port.js';
 import { STATUS_CODE, type CallVerdict } from '../store.js';
 import { copyRows, type CopyValue } from './copy-rows.js';
-import { groupIds, groupKeyString, type GroupKey } from './detection-groups.js';
+import { groupIds, type GroupKey } from './detection-groups.js';
 
 const DAY_MS = 86_400_000;
 
@@ -35,13 +35,14 @@ function resolver(map: Map<number, number>, what: string) {
 }
 
 /** Jobs by natural key, created when missing; returns their ids in order. */
-async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[]): Promise<number[]> {
+async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[], created?: Set<number>): Promise<number[]> {
   if (keys.length === 0) return [];
-  await c.query(
+  const inserted = await c.query<{ id: number }>(
     `INSERT INTO jobs (tenant_id, owner, repo, workflow, job) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING RETURNING id`,
     [tenantId, keys.map((k) => k.owner), keys.map((k) => k.repo), keys.map((k) => k.workflow), keys.map((k) => k.job)],
   );
+  for (const r of inserted.rows) created?.add(Number(r.id));
   return (await findJobs(c, tenantId, keys)).map((j) => j!.id);
 }
 
@@ -199,17 +200,22 @@ interface DetectionRow {
   gid: number;
 }
 
-const groupKey = (r: DetectionRow): GroupKey => ({ ...r, day: Math.floor(r.ts / DAY_MS) });
-
-/** Sets each row's group: the key's group in the row's state, found or opened in one statement. */
-async function assignGroups(c: PgClient, tenantId: number, rows: DetectionRow[]): Promise<void> {
-  const keys = new Map<string, GroupKey>();
-  for (const r of rows) {
-    const k = groupKey(r);
-    keys.set(groupKeyString(k), k);
-  }
-  const ids = await groupIds(c, tenantId, [...keys.values()], intArray);
-  for (const r of rows) r.gid = ids.get(groupKeyString(groupKey(r)))!;
+/** Sets each row's group: the key's group in the row's state, found or opened (detection-groups.ts). */
+async function assignGroups(c: PgClient, tenantId: number, rows: DetectionRow[], newJobs: ReadonlySet<number>): Promise<void> {
+  const at = new Map<string, number>();
+  const keys: GroupKey[] = [];
+  const rowKey: number[] = new Array(rows.length);
+  rows.forEach((r, i) => {
+    const k = `${r.typeId}/${r.status}/${r.ruleRef}/${r.jobRef}/${r.processId}/${r.endpointId}/${r.ipId}`;
+    let n = at.get(k);
+    if (n === undefined) {
+      n = keys.push({ typeId: r.typeId, jobRef: r.jobRef, processId: r.processId, endpointId: r.endpointId, ipId: r.ipId, status: r.status, ruleRef: r.ruleRef }) - 1;
+      at.set(k, n);
+    }
+    rowKey[i] = n;
+  });
+  const ids = await groupIds(c, tenantId, keys, newJobs, intArray);
+  rows.forEach((r, i) => (r.gid = ids[rowKey[i]!]!));
 }
 
 /**
@@ -221,7 +227,7 @@ async function assignGroups(c: PgClient, tenantId: number, rows: DetectionRow[])
  * client adds them to the rollup. The others (stored runs: re-ingest, a run that spans batches) go
  * through one INSERT ... ON CONFLICT DO NOTHING that also adds exactly what it inserted to the rollup.
  */
-async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[], fresh: ReadonlySet<number>): Promise<boolean[]> {
+async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[], fresh: ReadonlySet<number>, newJobs: ReadonlySet<number>): Promise<boolean[]> {
   if (list.length === 0) return [];
   const { tenantId, dict } = ctx;
   const types = await dict.typeIds(c, list.map((x) => x.d.type));
@@ -260,7 +266,7 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     } else toCheck.push({ row: r, at });
   });
 
-  await assignGroups(c, tenantId, [...toFresh, ...toCheck.map((x) => x.row)]);
+  await assignGroups(c, tenantId, [...toFresh, ...toCheck.map((x) => x.row)], newJobs);
   if (toFresh.length) {
     await copyRows(
       c,
@@ -317,7 +323,9 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     throw new IngestStateChangedError(b.expect, found);
   }
 
-  const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key));
+  // jobs this statement created: nothing can be stored for them yet (their detections' groups are new)
+  const createdJobs = new Set<number>();
+  const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key), createdJobs);
   const jobRef = resolver(new Map(b.newJobs.map((j, i) => [j.tempRef, jobIds[i]!])), 'job');
   const { ids: runIds, fresh } = await ensureRuns(c, tenantId, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
   const runRef = resolver(new Map(b.newRuns.map((r, i) => [r.tempRef, runIds[i]!])), 'run');
@@ -415,12 +423,13 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     }
   }
 
-  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })), fresh);
+  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })), fresh, createdJobs);
 
   let importedStored: boolean[] = [];
   let importedRunsCreated = 0;
   if (b.imported.length) {
-    const importJobs = await ensureJobs(c, tenantId, b.imported.map((x) => x.run));
+    const importJobsCreated = new Set<number>();
+    const importJobs = await ensureJobs(c, tenantId, b.imported.map((x) => x.run), importJobsCreated);
     const legs = await ensureRuns(
       c,
       tenantId,
@@ -432,7 +441,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     importedRunsCreated = legs.created.filter(Boolean).length;
     // a found run's span widens to include the detection's time (a created one already spans it)
     await widenSpans(c, tenantId, b.imported.map((x, i) => ({ ref: legs.ids[i]!, firstTs: x.detection.ts, lastTs: x.detection.ts })));
-    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })), legs.fresh);
+    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })), legs.fresh, importJobsCreated);
   }
 
   if (b.source) {

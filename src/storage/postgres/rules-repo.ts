@@ -282,11 +282,12 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
 
   /**
    * A predicate tests only columns of the rollup key, so it matches whole rollup rows and whole
-   * detection groups (detection-groups.ts). One statement moves both: the rollup rows of `from` it
-   * matches go, as they are (count, first and last time), to `to`, and the groups of `from` it
-   * matches take the state `to`; no detection row is written. Every moved rollup key must have had
-   * a group moved (its detections changed state), or the transaction is rolled back. Returns the
-   * number of detections moved, which the rollup counts exactly.
+   * detection groups (detection-groups.ts; a group's key is the rollup's without the day). One
+   * statement moves both: the rollup rows of `from` it matches go, as they are (count, first and
+   * last time), to `to`, and the groups of `from` it matches take the state `to`; no detection row
+   * is written. Every moved rollup key must have had a group moved (its detections changed state),
+   * or the transaction is rolled back. Returns the number of detections moved, which the rollup
+   * counts exactly.
    */
   private async moveWhere(tenantId: number, pred: PgPredicate, from: DetectionState, to: DetectionState): Promise<number> {
     if (!pred.possible) return 0;
@@ -296,9 +297,9 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     const where = `${state} AND ${pred.sql(p)}`;
     const ts = p.add(to.status);
     const tr = p.add(to.rule);
-    const key = 'type_id, day, job_ref, process_id, endpoint_id, ip_id';
+    const key = 'type_id, job_ref, process_id, endpoint_id, ip_id';
     const r = await this.c.query<{ n: number; orphans: number }>(
-      `WITH src AS (DELETE FROM detection_rollup WHERE ${where} RETURNING ${key}, n, first_ts, last_ts),
+      `WITH src AS (DELETE FROM detection_rollup WHERE ${where} RETURNING day, ${key}, n, first_ts, last_ts),
        ins AS (
          INSERT INTO detection_rollup (${ROLLUP_KEY}, n, first_ts, last_ts)
          SELECT ${t}, type_id, ${ts}, ${tr}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts FROM src
