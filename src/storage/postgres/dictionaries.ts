@@ -5,7 +5,7 @@ import { isIpLiteral, splitEndpoint } from '../../domain/endpoint.js';
 
 /**
  * The unique key of a dictionary value, as SQL: the SHA-256 of the text's bytes. It must stay equal
- * to the expression of the unique indexes of migration 5 (long-keys-migration.ts, which says why it
+ * to the expression of the unique indexes of migration 6 (long-keys-migration.ts, which says why it
  * is written this way), or lookups stop using them.
  */
 export function valueKey(sql: string): string {

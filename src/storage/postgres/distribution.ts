@@ -23,7 +23,9 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
   { table: 'observations', kind: 'distributed', why: TENANT_FACT },
   { table: 'call_verdicts', kind: 'distributed', why: TENANT_FACT },
   { table: 'baseline', kind: 'distributed', why: TENANT_FACT },
-  { table: 'detections', kind: 'distributed', why: TENANT_FACT },
+  // `detections` is a view over these two (detection-groups.ts): it is not placed, its tables are
+  { table: 'detection_rows', kind: 'distributed', why: TENANT_FACT },
+  { table: 'detection_groups', kind: 'distributed', why: TENANT_FACT },
   { table: 'detection_rollup', kind: 'distributed', why: TENANT_FACT },
   { table: 'rollup_process_day', kind: 'distributed', why: TENANT_FACT },
   { table: 'rollup_process_endpoint', kind: 'distributed', why: TENANT_FACT },

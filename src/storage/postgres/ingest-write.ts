@@ -13,6 +13,7 @@ import {
 } from '../ingest-port.js';
 import { STATUS_CODE, type CallVerdict } from '../store.js';
 import { copyRows, type CopyValue } from './copy-rows.js';
+import { groupIds, type GroupKey } from './detection-groups.js';
 
 const DAY_MS = 86_400_000;
 
@@ -34,13 +35,14 @@ function resolver(map: Map<number, number>, what: string) {
 }
 
 /** Jobs by natural key, created when missing; returns their ids in order. */
-async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[]): Promise<number[]> {
+async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[], created?: Set<number>): Promise<number[]> {
   if (keys.length === 0) return [];
-  await c.query(
+  const inserted = await c.query<{ id: number }>(
     `INSERT INTO jobs (tenant_id, owner, repo, workflow, job) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT DO NOTHING RETURNING id`,
     [tenantId, keys.map((k) => k.owner), keys.map((k) => k.repo), keys.map((k) => k.workflow), keys.map((k) => k.job)],
   );
+  for (const r of inserted.rows) created?.add(Number(r.id));
   return (await findJobs(c, tenantId, keys)).map((j) => j!.id);
 }
 
@@ -113,7 +115,8 @@ interface ResolvedDetection {
   runRef: number;
 }
 
-const DETECTION_COLUMNS = 'tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, status, rule_id, ext';
+/** detection_rows: a detection's status and rule are those of its group (detection-groups.ts) */
+const DETECTION_COLUMNS = 'tenant_id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, gid, ext';
 
 /** One row of detection_rollup, added to the stored counts. */
 interface RollupAdd {
@@ -193,6 +196,26 @@ interface DetectionRow {
   status: number;
   ruleRef: number;
   ext: string;
+  /** its group (key and state), set once the groups are found */
+  gid: number;
+}
+
+/** Sets each row's group: the key's group in the row's state, found or opened (detection-groups.ts). */
+async function assignGroups(c: PgClient, tenantId: number, rows: DetectionRow[], newJobs: ReadonlySet<number>): Promise<void> {
+  const at = new Map<string, number>();
+  const keys: GroupKey[] = [];
+  const rowKey: number[] = new Array(rows.length);
+  rows.forEach((r, i) => {
+    const k = `${r.typeId}/${r.status}/${r.ruleRef}/${r.jobRef}/${r.processId}/${r.endpointId}/${r.ipId}`;
+    let n = at.get(k);
+    if (n === undefined) {
+      n = keys.push({ typeId: r.typeId, jobRef: r.jobRef, processId: r.processId, endpointId: r.endpointId, ipId: r.ipId, status: r.status, ruleRef: r.ruleRef }) - 1;
+      at.set(k, n);
+    }
+    rowKey[i] = n;
+  });
+  const ids = await groupIds(c, tenantId, keys, newJobs, intArray);
+  rows.forEach((r, i) => (r.gid = ids[rowKey[i]!]!));
 }
 
 /**
@@ -204,7 +227,7 @@ interface DetectionRow {
  * client adds them to the rollup. The others (stored runs: re-ingest, a run that spans batches) go
  * through one INSERT ... ON CONFLICT DO NOTHING that also adds exactly what it inserted to the rollup.
  */
-async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[], fresh: ReadonlySet<number>): Promise<boolean[]> {
+async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDetection[], fresh: ReadonlySet<number>, newJobs: ReadonlySet<number>): Promise<boolean[]> {
   if (list.length === 0) return [];
   const { tenantId, dict } = ctx;
   const types = await dict.typeIds(c, list.map((x) => x.d.type));
@@ -225,6 +248,7 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     status: STATUS_CODE[x.d.status],
     ruleRef: x.d.ruleRef,
     ext: x.d.externalId,
+    gid: 0,
   }));
   const key = (runRef: number, typeId: number, endpointId: number, processId: number, ext: string) => `${runRef}/${typeId}/${endpointId}/${processId}/${ext}`;
   // Of identical detections in one batch, the first is the stored one (as row-by-row inserts would do).
@@ -242,11 +266,12 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     } else toCheck.push({ row: r, at });
   });
 
+  await assignGroups(c, tenantId, [...toFresh, ...toCheck.map((x) => x.row)], newJobs);
   if (toFresh.length) {
     await copyRows(
       c,
-      `detections (${DETECTION_COLUMNS})`,
-      toFresh.map((r) => [tenantId, r.typeId, r.jobRef, r.runRef, r.endpointId, r.ipId, r.directIp, r.port, r.protocol, r.processId, r.ts, r.status, r.ruleRef, r.ext] satisfies CopyValue[]),
+      `detection_rows (${DETECTION_COLUMNS})`,
+      toFresh.map((r) => [tenantId, r.typeId, r.jobRef, r.runRef, r.endpointId, r.ipId, r.directIp, r.port, r.protocol, r.processId, r.ts, r.gid, r.ext] satisfies CopyValue[]),
     );
     await addToRollup(c, tenantId, toFresh);
   }
@@ -257,15 +282,17 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
   // (grouped on the server), so rollup counts stay equal to counts of detections.
   const inserted = await c.query<{ run_ref: number; type_id: number; endpoint_id: number; process_id: number; ext: string }>(
     `WITH ins AS (
-       INSERT INTO detections (${DETECTION_COLUMNS})
+       INSERT INTO detection_rows (${DETECTION_COLUMNS})
        SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], $8::int[], $9::text[],
-         $10::bigint[], $11::bigint[], $12::smallint[], $13::bigint[], $14::text[])
+         $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])
        ON CONFLICT DO NOTHING
-       RETURNING type_id, status, rule_id, ts, job_ref, process_id, endpoint_id, ip_id, run_ref, ext),
+       RETURNING type_id, gid, ts, job_ref, process_id, endpoint_id, ip_id, run_ref, ext),
      roll AS (
+       -- the state of what went in is its group's (opened or found by this transaction)
        INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
-       SELECT $1, type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id, count(*), min(ts), max(ts)
-       FROM ins GROUP BY type_id, status, rule_id, floor(ts / ${DAY_MS}.0)::int, job_ref, process_id, endpoint_id, ip_id
+       SELECT $1, i.type_id, g.status, g.rule_id, floor(i.ts / ${DAY_MS}.0)::int, i.job_ref, i.process_id, i.endpoint_id, i.ip_id, count(*), min(i.ts), max(i.ts)
+       FROM ins i JOIN detection_groups g ON g.tenant_id = $1 AND g.id = i.gid
+       GROUP BY i.type_id, g.status, g.rule_id, floor(i.ts / ${DAY_MS}.0)::int, i.job_ref, i.process_id, i.endpoint_id, i.ip_id
        ON CONFLICT (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id) DO UPDATE SET
          n = detection_rollup.n + excluded.n,
          first_ts = least(detection_rollup.first_ts, excluded.first_ts),
@@ -274,7 +301,7 @@ async function insertDetections(c: PgClient, ctx: WriteContext, list: ResolvedDe
     [
       tenantId, chk.map((r) => r.typeId), chk.map((r) => r.jobRef), chk.map((r) => r.runRef), chk.map((r) => r.endpointId),
       chk.map((r) => r.ipId), chk.map((r) => r.directIp), chk.map((r) => r.port), chk.map((r) => r.protocol),
-      chk.map((r) => r.processId), chk.map((r) => r.ts), chk.map((r) => r.status), chk.map((r) => r.ruleRef), chk.map((r) => r.ext),
+      chk.map((r) => r.processId), chk.map((r) => r.ts), chk.map((r) => r.gid), chk.map((r) => r.ext),
     ],
   );
   const ins = new Set(inserted.rows.map((r) => key(r.run_ref, r.type_id, r.endpoint_id, r.process_id, r.ext)));
@@ -296,7 +323,9 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     throw new IngestStateChangedError(b.expect, found);
   }
 
-  const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key));
+  // jobs this statement created: nothing can be stored for them yet (their detections' groups are new)
+  const createdJobs = new Set<number>();
+  const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key), createdJobs);
   const jobRef = resolver(new Map(b.newJobs.map((j, i) => [j.tempRef, jobIds[i]!])), 'job');
   const { ids: runIds, fresh } = await ensureRuns(c, tenantId, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
   const runRef = resolver(new Map(b.newRuns.map((r, i) => [r.tempRef, runIds[i]!])), 'run');
@@ -394,12 +423,13 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     }
   }
 
-  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })), fresh);
+  const detectionsStored = await insertDetections(c, ctx, b.detections.map((d) => ({ d, jobRef: jobRef(d.jobRef), runRef: runRef(d.runRef) })), fresh, createdJobs);
 
   let importedStored: boolean[] = [];
   let importedRunsCreated = 0;
   if (b.imported.length) {
-    const importJobs = await ensureJobs(c, tenantId, b.imported.map((x) => x.run));
+    const importJobsCreated = new Set<number>();
+    const importJobs = await ensureJobs(c, tenantId, b.imported.map((x) => x.run), importJobsCreated);
     const legs = await ensureRuns(
       c,
       tenantId,
@@ -411,7 +441,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     importedRunsCreated = legs.created.filter(Boolean).length;
     // a found run's span widens to include the detection's time (a created one already spans it)
     await widenSpans(c, tenantId, b.imported.map((x, i) => ({ ref: legs.ids[i]!, firstTs: x.detection.ts, lastTs: x.detection.ts })));
-    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })), legs.fresh);
+    importedStored = await insertDetections(c, ctx, b.imported.map((x, i) => ({ d: x.detection, jobRef: importJobs[i]!, runRef: legs.ids[i]! })), legs.fresh, importJobsCreated);
   }
 
   if (b.source) {

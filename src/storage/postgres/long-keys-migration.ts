@@ -38,6 +38,7 @@ CREATE UNIQUE INDEX detection_types_by_value ON detection_types ((${key('name')}
 ALTER TABLE detection_types DROP CONSTRAINT detection_types_name_key;
 
 -- most detections are the engine's own, without an external id: an empty key, never a hash's 32 bytes
-CREATE UNIQUE INDEX detections_by_key ON detections (tenant_id, run_ref, type_id, endpoint_id, process_id, (CASE WHEN ext = '' THEN ''::bytea ELSE ${key('ext')} END));
-ALTER TABLE detections DROP CONSTRAINT detections_tenant_id_run_ref_type_id_endpoint_id_process_id_key;
+-- (the stored rows are detection_rows since migration 5; the constraint kept its first name)
+CREATE UNIQUE INDEX detections_by_key ON detection_rows (tenant_id, run_ref, type_id, endpoint_id, process_id, (CASE WHEN ext = '' THEN ''::bytea ELSE ${key('ext')} END));
+ALTER TABLE detection_rows DROP CONSTRAINT detections_tenant_id_run_ref_type_id_endpoint_id_process_id_key;
 `;

@@ -1,6 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
+import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -24,6 +25,8 @@ export interface PgMigration {
  * - Ids come from sequences (bigint); epoch-ms times are bigint; flags are boolean.
  * - SQLite's coarse rollups (its migration 2) are migration 4 here (analysis-rollups.ts), kept in
  *   step with detection_rollup by statement triggers.
+ * - Migration 5 moves a detection's status and rule out of its row into its group
+ *   (detection-groups.ts): `detections` is then a view over detection_rows and detection_groups.
  */
 export const PG_MIGRATIONS: PgMigration[] = [
   {
@@ -320,6 +323,11 @@ CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
   },
   {
     version: 5,
+    name: 'detection status in groups of a key and state (a rule moves groups, not detections)',
+    up: DETECTION_GROUPS_MIGRATION,
+  },
+  {
+    version: 6,
     name: 'unique keys on values of any length: by the SHA-256 of the value',
     up: LONG_KEYS_MIGRATION,
   },

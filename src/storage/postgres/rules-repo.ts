@@ -26,10 +26,11 @@ type Db = PgPool | PgClient;
 const ROLLUP_KEY = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
 
 /**
- * The rules port on PostgreSQL. A detection's status and rule are columns of its row, and
- * detection_rollup is keyed by them, so a move is one set-based statement: UPDATE the matching
- * detections, and in the same statement take their count off the rollup rows of the old state and
- * add it to the new one. Every query names the tenant.
+ * The rules port on PostgreSQL. A detection's status and rule are those of its group (one per fine
+ * key and state, detection-groups.ts), and detection_rollup is keyed by them, so a move is one
+ * set-based statement over rows per key, never per detection: UPDATE the matching groups, and take
+ * their count off the rollup rows of the old state and add it to the new one. Every query names the
+ * tenant.
  *
  * A write transaction first locks the rules_version row of meta: an ingest write checks that row
  * FOR SHARE before it stores detections evaluated against the rules it knew, so it either commits
@@ -280,10 +281,13 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   }
 
   /**
-   * A predicate tests only columns of the rollup key, so it matches whole rollup rows: the rollup
-   * rows of `from` it matches are exactly the moved detections' counts, and they move as they are
-   * (count, first and last time) to `to`, in one statement. A second statement moves the detections;
-   * their number must equal the rollup's, or the transaction is rolled back.
+   * A predicate tests only columns of the rollup key, so it matches whole rollup rows and whole
+   * detection groups (detection-groups.ts; a group's key is the rollup's without the day). One
+   * statement moves both: the rollup rows of `from` it matches go, as they are (count, first and
+   * last time), to `to`, and the groups of `from` it matches take the state `to`; no detection row
+   * is written. Every moved rollup key must have had a group moved (its detections changed state),
+   * or the transaction is rolled back. Returns the number of detections moved, which the rollup
+   * counts exactly.
    */
   private async moveWhere(tenantId: number, pred: PgPredicate, from: DetectionState, to: DetectionState): Promise<number> {
     if (!pred.possible) return 0;
@@ -293,29 +297,24 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     const where = `${state} AND ${pred.sql(p)}`;
     const ts = p.add(to.status);
     const tr = p.add(to.rule);
-    const rolled = await this.c.query<{ n: number }>(
-      `WITH src AS (DELETE FROM detection_rollup WHERE ${where} RETURNING type_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts),
+    const key = 'type_id, job_ref, process_id, endpoint_id, ip_id';
+    const r = await this.c.query<{ n: number; orphans: number }>(
+      `WITH src AS (DELETE FROM detection_rollup WHERE ${where} RETURNING day, ${key}, n, first_ts, last_ts),
        ins AS (
          INSERT INTO detection_rollup (${ROLLUP_KEY}, n, first_ts, last_ts)
          SELECT ${t}, type_id, ${ts}, ${tr}, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts FROM src
          ON CONFLICT (${ROLLUP_KEY}) DO UPDATE SET n = detection_rollup.n + excluded.n,
-           first_ts = least(detection_rollup.first_ts, excluded.first_ts), last_ts = greatest(detection_rollup.last_ts, excluded.last_ts))
-       SELECT coalesce(sum(n), 0)::bigint AS n FROM src`,
+           first_ts = least(detection_rollup.first_ts, excluded.first_ts), last_ts = greatest(detection_rollup.last_ts, excluded.last_ts)),
+       grp AS (UPDATE detection_groups SET status = ${ts}, rule_id = ${tr} WHERE ${where} RETURNING ${key})
+       SELECT (SELECT coalesce(sum(n), 0)::bigint FROM src) AS n,
+              (SELECT count(*) FROM (SELECT ${key} FROM src EXCEPT SELECT ${key} FROM grp) x)::bigint AS orphans`,
       p.values,
     );
-    const expected = rolled.rows[0]!.n;
-    if (expected === 0) return 0;
-    const q = new Params();
-    q.add(tenantId);
-    const moved = await this.c.query(
-      `UPDATE detections SET status = ${q.add(to.status)}, rule_id = ${q.add(to.rule)}
-       WHERE tenant_id = $1 AND status = ${q.add(from.status)} AND rule_id = ${q.add(from.rule)} AND ${pred.sql(q)}`,
-      q.values,
-    );
-    if (moved.rowCount !== expected) {
-      throw new Error(`rollup out of step: ${expected} detections in rollup rows, ${moved.rowCount} moved; transaction rolled back`);
+    const { n, orphans } = r.rows[0]!;
+    if (Number(orphans) !== 0) {
+      throw new Error(`rollup out of step: ${orphans} rollup keys moved without a detection group; transaction rolled back`);
     }
-    return expected;
+    return Number(n);
   }
 
   /**
