@@ -34,6 +34,9 @@ class PgScope implements AnalysisScope {
   ) {}
 }
 
+/** Memory per sort or hash of an analysis snapshot: a 10M-detection window's groups fit in it. */
+const SNAPSHOT_WORK_MEM = '64MB';
+
 function own(scope: AnalysisScope): PgScope {
   if (!(scope instanceof PgScope)) throw new Error('analysis scope from another store');
   return scope;
@@ -70,6 +73,9 @@ export class PgAnalysisStore implements AnalysisAggregates {
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
+        // A windowed scan groups every (variant, endpoint, job) of its days: at the default 4MB it
+        // sorts on disk; with room for a hash table it aggregates in memory (this transaction only).
+        await c.query(`SET LOCAL work_mem = '${SNAPSHOT_WORK_MEM}'`);
         const out = await this.snapshot.run({ client: c, memo: new Map() }, fn);
         await c.query('COMMIT');
         return out;

@@ -1,5 +1,6 @@
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
+import { ANALYSIS_STAMPS_MIGRATION } from './analysis-stamps.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -316,6 +317,11 @@ CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
     version: 4,
     name: 'coarse analysis rollups (per process variant: by day, endpoint, job), kept by triggers',
     up: COARSE_ROLLUPS_MIGRATION,
+  },
+  {
+    version: 6,
+    name: 'a change counter per tenant (analysis_stamps), bumped by triggers: the rules port commit stamp',
+    up: ANALYSIS_STAMPS_MIGRATION,
   },
 ];
 
