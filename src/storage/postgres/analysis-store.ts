@@ -128,8 +128,17 @@ export class PgAnalysisStore implements AnalysisAggregates {
     return repo.coarseTotals(this.q, own(scope).scan);
   }
 
-  coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<BreakdownRow[]> {
-    return repo.coarseBreakdown(this.q, own(scope).scan, dim, variant);
+  /** Both dimensions in one statement: the first call reads them, the other is kept for the snapshot. */
+  async coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<BreakdownRow[]> {
+    const s = own(scope).scan;
+    const key = `breakdowns ${s.tenantId} ${s.typeIds.join(',')} ${s.statuses.join(',')} ${variant}`;
+    const memo = this.snapshot.getStore()?.memo;
+    let both = memo?.get(key) as ReturnType<typeof repo.coarseBreakdowns> | undefined;
+    if (!both) {
+      both = repo.coarseBreakdowns(this.q, s, variant);
+      memo?.set(key, both);
+    }
+    return (await both)[dim];
   }
 
   firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): Promise<[number, number]> {
