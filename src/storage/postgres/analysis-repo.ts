@@ -169,10 +169,12 @@ export async function scan(q: Query, f: PgScanFilter, onRows: (rows: readonly Sc
 }
 
 /**
- * The newest `limit` matching detections of one variant, newest first (ts, then id), with their
- * job, run, endpoint, process and ip, in one statement planned for its values each time: a
- * process's share of the tenant decides between the time and the process index, and a generic plan
- * that guesses wrong walks millions of other detections for a rare process.
+ * The newest `limit` matching detections of one variant, newest first (ts, then id), in two
+ * statements: their ids, planned for the values each time (a process's share of the tenant decides
+ * between the time and the process index, and a generic plan that guesses wrong walks millions of
+ * other detections for a rare process; one table plans in well under a millisecond), then their rows
+ * with job, run, endpoint, process and ip, prepared once (planning that join costs far more than
+ * running it).
  */
 export async function samples(q: Query, f: PgScanFilter, processId: number, limit: number): Promise<SampleRecord[]> {
   if (limit <= 0) return [];
@@ -188,17 +190,18 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
     conds.push(`d.ts < $${params.length}`);
   }
   params.push(limit);
+  const ids = (await q<[number]>(`SELECT d.id FROM detections d WHERE ${conds.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT $${params.length}`, params, false)).map((r) => r[0]);
+  if (ids.length === 0) return [];
   const rows = await q<[number, string, string, string, string, string, string | null, string, string, string | null, boolean, number, string | null, number]>(
     `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id
-       FROM (SELECT d.tenant_id, d.id, d.job_ref, d.run_ref, d.endpoint_id, d.process_id, d.ip_id, d.direct_ip, d.ts FROM detections d
-              WHERE ${conds.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT $${params.length}) d
+       FROM detections d
        JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
        JOIN runs r ON r.tenant_id = d.tenant_id AND r.id = d.run_ref
        JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
        JOIN processes p ON p.tenant_id = d.tenant_id AND p.id = d.process_id
-       LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id`,
-    params,
-    false,
+       LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
+      WHERE d.tenant_id = $1 AND d.id = ANY($2::bigint[])`,
+    [f.tenantId, ids],
   );
   rows.sort((a, b) => b[11] - a[11] || b[0] - a[0]);
   return rows.map(([id, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256, variant]) => ({
