@@ -69,9 +69,10 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     next_cursor: null,
   };
   // One read snapshot, so totals, breakdowns, timestamp probes and samples all see the same committed
-  // state even while another process ingests or moves detections. The impostor verdict's commit
-  // stamp is taken just before it opens (rules-repo impostors()).
-  const stamp = await rules.stampBeforeSnapshot(port.inSnapshot());
+  // state even while another process ingests or moves detections. The tenant's commit stamp is taken
+  // just before it opens: the verdict and the suggestions' impact are reused while it holds
+  // (rules-source.ts).
+  const stamp = await rules.stampBeforeSnapshot(port.inSnapshot(), req.tenant);
   return port.readSnapshot(() => analyzeIn(stamp));
 
   async function analyzeIn(stamp: number | null | undefined): Promise<AnalyzeResult> {
@@ -109,7 +110,7 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
       impostors,
       detectionType: primaryType,
       scope: { owner, repo, workflow: filter.workflow, job: filter.job },
-      impact: (conditions) => impact(req.tenant, primaryType, conditions, impostors),
+      impact: (conditions) => impact(req.tenant, stamp, primaryType, conditions, impostors),
       samples: req.samples,
       dashboardBase: req.dashboardBase,
       epScratch: new IdCounter(dict.maxId + 1),

@@ -150,11 +150,13 @@ export interface RulesWriter extends RulesReader {
 export interface RulesPort extends RulesReader {
   readonly risky: RiskyDestinations;
   /**
-   * A number that changes whenever anything commits to the store, to pass to impostors() from a
+   * A number that changes whenever a commit changes anything the tenant's impostor verdict or the
+   * exact counts of a rule over its detections (matchCounts) read, to pass to impostors() from a
    * read snapshot opened after taking it (the verdict is then reused while nothing committed); null
-   * when the backend cannot tell (the verdict is then computed afresh each time).
+   * when the backend cannot tell (the verdict is then computed afresh each time). A backend may
+   * change it more often (SQLite: on every commit to the store; PostgreSQL: per tenant).
    */
-  commitStamp(): Promise<number | null>;
+  commitStamp(tenantId: number): Promise<number | null>;
   /** Runs `fn` in one write transaction: it all commits, or (when fn throws) none of it. */
   write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T>;
 }

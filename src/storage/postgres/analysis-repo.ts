@@ -66,16 +66,22 @@ export async function coarseTotals(q: Query, f: PgScanFilter): Promise<VariantTo
 }
 
 /**
- * One variant's (ref, count) rows as one text value "ref n ref n ...": a mesh daemon has a row per
- * peer (thousands), and one value costs far less to send and parse than a row each.
+ * One variant's (ref, count) rows by endpoint and by job, each as one text value "ref n ref n ...",
+ * in one statement: a mesh daemon has a row per peer (thousands), and one value costs far less to
+ * send and parse than a row each; both dimensions are always read together (aggregate.ts detail).
  */
-export async function coarseBreakdown(q: Query, f: PgScanFilter, dim: 'endpoint' | 'job', processId: number): Promise<[number, number][]> {
-  const [table, col] = dim === 'endpoint' ? ['rollup_process_endpoint', 'endpoint_id'] : ['rollup_process_job', 'job_ref'];
-  const [[packed]] = (await q<[string | null]>(
-    `SELECT string_agg(${col}::text || ' ' || n::text, ' ') FROM ${table}
-      WHERE tenant_id = $1 AND process_id = $4 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[])`,
+export async function coarseBreakdowns(q: Query, f: PgScanFilter, processId: number): Promise<{ endpoint: [number, number][]; job: [number, number][] }> {
+  const packed = (table: string, col: string) =>
+    `(SELECT string_agg(${col}::text || ' ' || n::text, ' ') FROM ${table}
+       WHERE tenant_id = $1 AND process_id = $4 AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[]))`;
+  const [[eps, jobs]] = (await q<[string | null, string | null]>(
+    `SELECT ${packed('rollup_process_endpoint', 'endpoint_id')}, ${packed('rollup_process_job', 'job_ref')}`,
     [f.tenantId, f.typeIds, f.statuses, processId],
-  )) as [[string | null]];
+  )) as [[string | null, string | null]];
+  return { endpoint: unpack(eps), job: unpack(jobs) };
+}
+
+function unpack(packed: string | null): [number, number][] {
   if (!packed) return [];
   const parts = packed.split(' ');
   const out: [number, number][] = new Array(parts.length / 2);
@@ -85,20 +91,24 @@ export async function coarseBreakdown(q: Query, f: PgScanFilter, dim: 'endpoint'
 
 /**
  * Exact first and last timestamps of a variant's matching detections: the day rollup gives the first
- * and last day with a match, so each probe walks detections_by_process inside one day only.
+ * and last day with a match, so each probe walks detections_by_process inside one day only; both
+ * probes are one statement.
  */
 export async function firstLast(q: Query, f: PgScanFilter, processId: number, minDay: number, maxDay: number): Promise<[number, number]> {
-  const probe = async (dir: 'ASC' | 'DESC', from: number, to: number) =>
+  const probe = (dir: 'ASC' | 'DESC', from: string, to: string) =>
+    `(SELECT ts FROM detections WHERE tenant_id = $1 AND process_id = $4 AND ts >= ${from} AND ts < ${to}
+        AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[]) ORDER BY ts ${dir} LIMIT 1)`;
+  const both = async (first: [number, number], last: [number, number]) =>
     (
-      await q<[number]>(
-        `SELECT ts FROM detections WHERE tenant_id = $1 AND process_id = $4 AND ts >= $5 AND ts < $6
-           AND type_id = ANY($2::int[]) AND status = ANY($3::smallint[]) ORDER BY ts ${dir} LIMIT 1`,
-        [f.tenantId, f.typeIds, f.statuses, processId, from, to],
-      )
-    )[0]?.[0];
-  const first = (await probe('ASC', minDay * DAY_MS, (minDay + 1) * DAY_MS)) ?? (await probe('ASC', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
-  const last = (await probe('DESC', maxDay * DAY_MS, (maxDay + 1) * DAY_MS)) ?? (await probe('DESC', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
-  if (first === undefined || last === undefined) throw new Error(`coarse rollup out of step for process ${processId}: no matching detection`);
+      await q<[number | null, number | null]>(`SELECT ${probe('ASC', '$5', '$6')}, ${probe('DESC', '$7', '$8')}`, [
+        f.tenantId, f.typeIds, f.statuses, processId, ...first, ...last,
+      ])
+    )[0]!;
+  const all: [number, number] = [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  let [first, last] = await both([minDay * DAY_MS, (minDay + 1) * DAY_MS], [maxDay * DAY_MS, (maxDay + 1) * DAY_MS]);
+  // a day with no match (the rollup out of step with detections) falls back to the whole range
+  if (first === null || last === null) [first, last] = await both(all, all);
+  if (first === null || last === null) throw new Error(`coarse rollup out of step for process ${processId}: no matching detection`);
   return [first, last];
 }
 
@@ -159,11 +169,12 @@ export async function scan(q: Query, f: PgScanFilter, onRows: (rows: readonly Sc
 }
 
 /**
- * The newest `limit` matching detections of one variant, newest first (ts, then id), in three steps:
- * the cut-off time (the limit-th newest), the ids from it on (ties included, ordered here), then the
- * page's rows by primary key. The first two are planned for their values each time: a process's
- * share of the tenant decides between the time and the process index, and a generic plan that
- * guesses wrong walks millions of other detections for a rare process.
+ * The newest `limit` matching detections of one variant, newest first (ts, then id), in two
+ * statements: their ids, planned for the values each time (a process's share of the tenant decides
+ * between the time and the process index, and a generic plan that guesses wrong walks millions of
+ * other detections for a rare process; one table plans in well under a millisecond), then their rows
+ * with job, run, endpoint, process and ip, prepared once (planning that join costs far more than
+ * running it).
  */
 export async function samples(q: Query, f: PgScanFilter, processId: number, limit: number): Promise<SampleRecord[]> {
   if (limit <= 0) return [];
@@ -178,16 +189,8 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
     params.push(f.until);
     conds.push(`d.ts < $${params.length}`);
   }
-  const where = conds.join(' AND ');
-  const cut = await q<[number]>(`SELECT d.ts FROM detections d WHERE ${where} ORDER BY d.ts DESC LIMIT 1 OFFSET $${params.length + 1}`, [...params, limit - 1], false);
-  const from = cut[0]?.[0];
-  const candidates = await q<[number, number]>(
-    from === undefined ? `SELECT d.id, d.ts FROM detections d WHERE ${where}` : `SELECT d.id, d.ts FROM detections d WHERE ${where} AND d.ts >= $${params.length + 1}`,
-    from === undefined ? params : [...params, from],
-    false,
-  );
-  candidates.sort((a, b) => b[1] - a[1] || b[0] - a[0]);
-  const ids = candidates.slice(0, limit).map((c) => c[0]);
+  params.push(limit);
+  const ids = (await q<[number]>(`SELECT d.id FROM detections d WHERE ${conds.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT $${params.length}`, params, false)).map((r) => r[0]);
   if (ids.length === 0) return [];
   const rows = await q<[number, string, string, string, string, string, string | null, string, string, string | null, boolean, number, string | null, number]>(
     `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id

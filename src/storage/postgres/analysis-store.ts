@@ -34,6 +34,9 @@ class PgScope implements AnalysisScope {
   ) {}
 }
 
+/** Memory per sort or hash of an analysis snapshot: a 10M-detection window's groups fit in it. */
+const SNAPSHOT_WORK_MEM = '64MB';
+
 function own(scope: AnalysisScope): PgScope {
   if (!(scope instanceof PgScope)) throw new Error('analysis scope from another store');
   return scope;
@@ -70,6 +73,9 @@ export class PgAnalysisStore implements AnalysisAggregates {
     try {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
+        // A windowed scan groups every (variant, endpoint, job) of its days: at the default 4MB it
+        // sorts on disk; with room for a hash table it aggregates in memory (this transaction only).
+        await c.query(`SET LOCAL work_mem = '${SNAPSHOT_WORK_MEM}'`);
         const out = await this.snapshot.run({ client: c, memo: new Map() }, fn);
         await c.query('COMMIT');
         return out;
@@ -122,8 +128,17 @@ export class PgAnalysisStore implements AnalysisAggregates {
     return repo.coarseTotals(this.q, own(scope).scan);
   }
 
-  coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<BreakdownRow[]> {
-    return repo.coarseBreakdown(this.q, own(scope).scan, dim, variant);
+  /** Both dimensions in one statement: the first call reads them, the other is kept for the snapshot. */
+  async coarseBreakdown(scope: AnalysisScope, dim: 'endpoint' | 'job', variant: VariantRef): Promise<BreakdownRow[]> {
+    const s = own(scope).scan;
+    const key = `breakdowns ${s.tenantId} ${s.typeIds.join(',')} ${s.statuses.join(',')} ${variant}`;
+    const memo = this.snapshot.getStore()?.memo;
+    let both = memo?.get(key) as ReturnType<typeof repo.coarseBreakdowns> | undefined;
+    if (!both) {
+      both = repo.coarseBreakdowns(this.q, s, variant);
+      memo?.set(key, both);
+    }
+    return (await both)[dim];
   }
 
   firstLast(scope: AnalysisScope, variant: VariantRef, firstDay: number, lastDay: number): Promise<[number, number]> {

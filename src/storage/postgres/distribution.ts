@@ -34,6 +34,7 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
   { table: 'rule_audit', kind: 'distributed', why: TENANT_FACT },
   { table: 'ingest_sources', kind: 'distributed', why: TENANT_FACT },
   { table: 'suspected_impostors', kind: 'distributed', why: TENANT_FACT },
+  { table: 'analysis_stamps', kind: 'distributed', why: "a tenant's change counter, bumped in the same transaction as the tenant's rows it covers" },
   {
     table: 'ingest_leases',
     kind: 'distributed',

@@ -2,6 +2,7 @@ import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
 import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
+import { ANALYSIS_STAMPS_MIGRATION } from './analysis-stamps.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -330,6 +331,11 @@ CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
     version: 6,
     name: 'unique keys on values of any length: by the SHA-256 of the value',
     up: LONG_KEYS_MIGRATION,
+  },
+  {
+    version: 7,
+    name: 'a change counter per tenant (analysis_stamps), bumped by triggers: the rules port commit stamp',
+    up: ANALYSIS_STAMPS_MIGRATION,
   },
 ];
 

@@ -1,5 +1,6 @@
 import { transaction, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
+import { tenantStamp } from './analysis-stamps.js';
 import { ensureTypeId, excluding, Params, processIdsOf, riskyEndpointIds, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
 import { binaryKey, type SuspectedImpostor } from '../../analysis/impostor.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
@@ -47,9 +48,9 @@ export class PgRulesRepo implements RulesPort {
     return reader(this.pool, this.risky).tenantId(tenant);
   }
 
-  /** No cheap commit counter on PostgreSQL: the impostor verdict is computed afresh each time. */
-  async commitStamp(): Promise<number | null> {
-    return null;
+  /** The tenant's change counter, bumped by triggers in every writer's transaction (analysis-stamps.ts). */
+  commitStamp(tenantId: number): Promise<number | null> {
+    return tenantStamp(this.pool, tenantId);
   }
 
   impostors(tenantId: number): Promise<{ set: ImpostorSet }> {
