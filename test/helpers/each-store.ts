@@ -1,0 +1,125 @@
+import { test, after, type TestContext } from 'node:test';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { DETECTIONS, tempDir } from '../helpers.js';
+import { usePostgres } from './postgres.js';
+import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } from '../../src/storage/open-store.js';
+
+/**
+ * Runs a test body once on each store backend: `storeTest('name', async (s) => ...)` registers
+ * "name [sqlite]" and "name [postgres]". Each run gets a fresh, empty store: a new SQLite file, or a
+ * new database of the one PostgreSQL server this test file starts (usePostgres, on first use; a
+ * missing PostgreSQL fails the test with how to install it, it never skips). The body reaches the
+ * store through the ports (`s.open()`), through the CLI (`--db s.db`, or `s.env`), or, for the checks
+ * only raw rows can make, through `s.rows()` with SQL for the backend at hand (`s.backend`).
+ *
+ * Integration tests that stay on SQLite alone, because they are about SQLite itself:
+ * - test/storage/run-legs-migration, status-side-table-migration: SQLite's core migrations over a
+ *   store written by an older version (PostgreSQL's are in test/storage/postgres/migrations);
+ * - test/storage/sqlite-closes-clean: the SQLite file is closed (WAL checkpointed) on every exit path;
+ * - test/storage/sqlite-ingest-page-cache: SQLite's page cache during ingest;
+ * - test/storage/legacy-store (a helper): the pre-port SQLite layout, for the migration tests;
+ * - test/ingest/repeat-fast-path, rfc3339-in-place: the parser's fast paths; they assert on the SQLite
+ *   store only as the reference output of a parse, which the ingest contract suites cover per backend;
+ * - test/policy/state: the SQLite policy-state backend (test/storage/contract/policy-state covers both);
+ * - test/analysis/golden: the checked-in golden answers of a SQLite store built by `demo`
+ *   (test/storage/contract/analysis-exactness holds PostgreSQL's analysis equal to SQLite's);
+ * - test/cli/cli "demo": demo writes its own SQLite store by design (README).
+ */
+
+export interface StoreUnderTest {
+  backend: StoreBackend;
+  /** what `--db` takes: the SQLite file's path or the PostgreSQL database's URL */
+  db: string;
+  /** EGRESS_TRIAGE_DB for a child process that should find this store without --db */
+  env: { EGRESS_TRIAGE_DB: string };
+  /** a temp folder of this test run, for input files (deleted after the file's tests) */
+  dir: string;
+  /** the store's ports; 'create' (the default) creates and migrates it. The caller closes it. */
+  open(mode?: 'read' | 'create'): Promise<OpenStore>;
+  /**
+   * Runs one SQL statement on the store (its own connection) and returns its rows: checks that only
+   * raw rows can make, or a row planted as an older version would have written it. Positional
+   * parameters: $1 on PostgreSQL, ? on SQLite.
+   */
+  rows<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export type StoreTestBody = (s: StoreUnderTest, t: TestContext) => Promise<void>;
+
+export interface StoreTestOptions {
+  /** only these backends (a test about one backend's own behaviour, with the reason next to it) */
+  only?: StoreBackend[];
+  timeout?: number;
+  concurrency?: boolean | number;
+}
+
+/**
+ * Call once at the top level of a test file: returns the `storeTest` function that registers each
+ * test on SQLite and on PostgreSQL, and the backends list for files that loop themselves.
+ */
+export function eachStore(): {
+  storeTest: (name: string, body: StoreTestBody, opts?: StoreTestOptions) => void;
+  fresh: (backend: StoreBackend, label?: string) => Promise<StoreUnderTest>;
+} {
+  const tmp = tempDir('egress-triage-each-store-');
+  after(() => tmp.cleanup());
+  const server = usePostgres();
+  let n = 0;
+
+  async function fresh(backend: StoreBackend, label = 'test'): Promise<StoreUnderTest> {
+    const dir = join(tmp.dir, `${backend}-${++n}`);
+    mkdirSync(dir);
+    const db = backend === 'sqlite' ? join(dir, 'store.db') : await (await server()).createDatabase(label);
+    return {
+      backend,
+      db,
+      env: { EGRESS_TRIAGE_DB: db },
+      dir,
+      open: (mode = 'create') => openStore(resolveStoreLocation(db, {}), mode),
+      rows: (sql, params = []) => (backend === 'sqlite' ? sqliteRows(db, sql, params) : postgresRows(db, sql, params)),
+    };
+  }
+
+  function storeTest(name: string, body: StoreTestBody, opts: StoreTestOptions = {}): void {
+    for (const backend of opts.only ?? (['sqlite', 'postgres'] as const)) {
+      test(`${name} [${backend}]`, { timeout: opts.timeout, concurrency: opts.concurrency }, async (t) => body(await fresh(backend, 't'), t));
+    }
+  }
+
+  return { storeTest, fresh };
+}
+
+async function sqliteRows<T>(path: string, sql: string, params: unknown[]): Promise<T[]> {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    const st = db.prepare(sql);
+    if (!st.reader) {
+      st.run(...params);
+      return [];
+    }
+    return st.all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+async function postgresRows<T>(url: string, sql: string, params: unknown[]): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * `detections` with each row's status and rule, for raw checks: PostgreSQL keeps them on the row,
+ * SQLite in a side table (test/helpers.ts DETECTIONS). Use as `FROM ${detectionsView(s.backend)} d`.
+ */
+export function detectionsView(backend: StoreBackend): string {
+  return backend === 'sqlite' ? DETECTIONS : 'detections';
+}
