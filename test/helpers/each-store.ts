@@ -1,4 +1,4 @@
-import { test, after, type TestContext } from 'node:test';
+import { test, after, before, describe, type TestContext } from 'node:test';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -62,6 +62,7 @@ export interface StoreTestOptions {
  */
 export function eachStore(): {
   storeTest: (name: string, body: StoreTestBody, opts?: StoreTestOptions) => void;
+  storeSuite: (body: (store: () => StoreUnderTest, backend: StoreBackend) => void) => void;
   fresh: (backend: StoreBackend, label?: string) => Promise<StoreUnderTest>;
 } {
   const tmp = tempDir('egress-triage-each-store-');
@@ -89,7 +90,23 @@ export function eachStore(): {
     }
   }
 
-  return { storeTest, fresh };
+  /**
+   * For tests that build on each other's writes: `body` registers its tests once per backend, inside
+   * a suite named "[sqlite]" or "[postgres]" whose tests share one store, created before the first.
+   */
+  function storeSuite(body: (store: () => StoreUnderTest, backend: StoreBackend) => void): void {
+    for (const backend of ['sqlite', 'postgres'] as const) {
+      describe(`[${backend}]`, () => {
+        let s: StoreUnderTest | undefined;
+        before(async () => {
+          s = await fresh(backend, 'suite');
+        });
+        body(() => s!, backend);
+      });
+    }
+  }
+
+  return { storeTest, storeSuite, fresh };
 }
 
 async function sqliteRows<T>(path: string, sql: string, params: unknown[]): Promise<T[]> {
