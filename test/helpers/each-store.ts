@@ -41,10 +41,15 @@ export interface StoreUnderTest {
   open(mode?: 'read' | 'create'): Promise<OpenStore>;
   /**
    * Runs one SQL statement on the store (its own connection) and returns its rows: checks that only
-   * raw rows can make, or a row planted as an older version would have written it. Positional
-   * parameters: $1 on PostgreSQL, ? on SQLite.
+   * raw rows can make, or a row planted as an older version would have written it. Parameters are
+   * `?` on both backends ($1... also works on PostgreSQL); PostgreSQL's rows come back as SQLite's
+   * would: bigint and numeric as numbers, booleans as 0 and 1.
    */
   rows<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** the first column of each row of rows() */
+  column<T = unknown>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** the first column of the first row of rows(), undefined without rows */
+  value<T = unknown>(sql: string, params?: unknown[]): Promise<T | undefined>;
 }
 
 export type StoreTestBody = (s: StoreUnderTest, t: TestContext) => Promise<void>;
@@ -74,13 +79,17 @@ export function eachStore(): {
     const dir = join(tmp.dir, `${backend}-${++n}`);
     mkdirSync(dir);
     const db = backend === 'sqlite' ? join(dir, 'store.db') : await (await server()).createDatabase(label);
+    const rows = <T>(sql: string, params: unknown[] = []): Promise<T[]> => (backend === 'sqlite' ? sqliteRows<T>(db, sql, params) : postgresRows<T>(db, sql, params));
+    const column = async <T>(sql: string, params?: unknown[]) => (await rows<Record<string, unknown>>(sql, params)).map((r) => Object.values(r)[0] as T);
     return {
       backend,
       db,
       env: { EGRESS_TRIAGE_DB: db },
       dir,
       open: (mode = 'create') => openStore(resolveStoreLocation(db, {}), mode),
-      rows: (sql, params = []) => (backend === 'sqlite' ? sqliteRows(db, sql, params) : postgresRows(db, sql, params)),
+      rows,
+      column,
+      value: async <T>(sql: string, params?: unknown[]) => (await column<T>(sql, params))[0],
     };
   }
 
@@ -123,11 +132,23 @@ async function sqliteRows<T>(path: string, sql: string, params: unknown[]): Prom
   }
 }
 
+/** bigint (count(*)), numeric (sum()) and boolean values as SQLite returns them: numbers, 0 and 1 */
+const SQLITE_LIKE: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return (v: string) => Number(v);
+    if (oid === pg.types.builtins.BOOL) return (v: string) => (v === 't' ? 1 : 0);
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
 async function postgresRows<T>(url: string, sql: string, params: unknown[]): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
+  const c = new pg.Client({ connectionString: url, types: SQLITE_LIKE });
   await c.connect();
   try {
-    return (await c.query(sql, params)).rows as T[];
+    // `?` placeholders (as on SQLite) become $1, $2, ...: one query text serves both backends
+    let i = 0;
+    const text = /\$1\b/.test(sql) ? sql : sql.replace(/\?/g, () => `$${++i}`);
+    return (await c.query(text, params)).rows as T[];
   } finally {
     await c.end();
   }
