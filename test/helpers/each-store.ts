@@ -16,17 +16,33 @@ import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } fr
  * only raw rows can make, through `s.rows()` with SQL for the backend at hand (`s.backend`).
  *
  * Integration tests that stay on SQLite alone, because they are about SQLite itself:
- * - test/storage/run-legs-migration, status-side-table-migration: SQLite's core migrations over a
- *   store written by an older version (PostgreSQL's are in test/storage/postgres/migrations);
+ * - test/storage/run-legs-migration, status-side-table-migration (and the legacy-store helper):
+ *   SQLite's core migrations over a store an older version wrote (PostgreSQL's own migrations:
+ *   test/storage/postgres/migrations);
  * - test/storage/sqlite-closes-clean: the SQLite file is closed (WAL checkpointed) on every exit path;
  * - test/storage/sqlite-ingest-page-cache: SQLite's page cache during ingest;
- * - test/storage/legacy-store (a helper): the pre-port SQLite layout, for the migration tests;
- * - test/ingest/repeat-fast-path, rfc3339-in-place: the parser's fast paths; they assert on the SQLite
- *   store only as the reference output of a parse, which the ingest contract suites cover per backend;
- * - test/policy/state: the SQLite policy-state backend (test/storage/contract/policy-state covers both);
- * - test/analysis/golden: the checked-in golden answers of a SQLite store built by `demo`
- *   (test/storage/contract/analysis-exactness holds PostgreSQL's analysis equal to SQLite's);
- * - test/cli/cli "demo": demo writes its own SQLite store by design (README).
+ * - test/storage/ingest-lease: SQLite's lease table under a fake clock (both backends:
+ *   test/storage/contract/ingest-leases);
+ * - test/storage/inventory-status: SQLite's status side table as the inventory reads it (PostgreSQL
+ *   keeps the status on the row; test/storage/contract/inventory covers both);
+ * - test/rules/thin-move: the query plans (EXPLAIN QUERY PLAN) of SQLite's rule writes;
+ * - test/rules/coarse-rollups: SQLite's coarse-rollup triggers (PostgreSQL's are checked exact by
+ *   test/storage/contract/analysis-exactness and by rollupMismatchesOf in test/analysis/helpers);
+ * - test/rules/impostor-cache: the SQLite rules repository's impostor cache across two connections;
+ * - test/analysis/golden: golden answers recorded from a SQLite store (contract/analysis-exactness
+ *   holds PostgreSQL's analysis equal to SQLite's on random tenants);
+ * - test/ingest/repeat-fast-path, rfc3339-in-place: the parser's fast paths, with a SQLite store as
+ *   the reference output of a parse;
+ * - test/cli/cli "default location", exit-codes "missing store" / "file system" / "read-only store":
+ *   the default store and the file errors are SQLite files'; demo writes its own SQLite store.
+ *
+ * Not converted yet (they still run on SQLite only; next to convert): test/ingest/documents, crash
+ * (its PRAGMA integrity_check part stays SQLite's), concurrent-writers, write-contract,
+ * harden-runner-records; test/rules/update-narrowing; the MCP
+ * tests over a demo store (test/mcp/stdio, http, strict-args, policy-builtin, update-result; the
+ * helper useDemoClient takes a PostgreSQL database already, as test/cli/filter-agreement does).
+ * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are
+ * covered per backend by test/storage/contract/policy-state and test/cli/policy-state-postgres.
  */
 
 export interface StoreUnderTest {
