@@ -38,9 +38,8 @@ import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } fr
  *
  * Not converted yet (they still run on SQLite only; next to convert): test/ingest/documents, crash
  * (its PRAGMA integrity_check part stays SQLite's), concurrent-writers, write-contract,
- * harden-runner-records; test/rules/update-narrowing; the MCP
- * tests over a demo store (test/mcp/stdio, http, strict-args, policy-builtin, update-result; the
- * helper useDemoClient takes a PostgreSQL database already, as test/cli/filter-agreement does).
+ * harden-runner-records; test/rules/update-narrowing; test/mcp/policy-builtin. One test is left
+ * out on PostgreSQL for a bug, named next to it: test/mcp/http "serves concurrent calls".
  * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are
  * covered per backend by test/storage/contract/policy-state and test/cli/policy-state-postgres.
  */
