@@ -1,10 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AnalysisAggregates, AnalysisScope } from '../../src/storage/analysis-port.js';
-import { call, ingest, proc, tailscaled, tmpStore, TS0 } from './helpers.js';
+import { call, ingestCalls, proc, tailscaled, TS0 } from './helpers.js';
+import { eachStore } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 /**
- * The SQLite analysis-aggregates port against its own contract, on a real store: coarse and scanned
+ * The analysis-aggregates port of each backend against its contract, on a real store: coarse and scanned
  * totals agree, refs resolve through the dictionaries, samples come newest first, and the filter's
  * domain semantics hold (absent types = every type; owner case-insensitive and spelt as stored).
  */
@@ -20,8 +22,8 @@ async function sumScan(port: AnalysisAggregates, scope: AnalysisScope): Promise<
   return out;
 }
 
-test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples newest first, scope semantics', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('the analysis port: coarse totals equal the scan, refs resolve, samples newest first, scope semantics', async (at) => {
+  const store = await at.open();
   try {
     const events = [];
     for (let i = 0; i < 6; i++) {
@@ -29,7 +31,7 @@ test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples 
       events.push(call(T, 'web', 200 + i, TS0 + i * DAY + 2000, proc('curl'), { domain: `h${i % 3}.example.com`, port: 443 }, 'Acme'));
       events.push(call(T, 'web', 300 + i, TS0 + i * DAY + 3000, proc('curl'), { ip: '198.51.100.9', port: 8443 }, 'globex', 'test'));
     }
-    await ingest(store, T, events);
+    await ingestCalls(at, store, T, events);
     const port = store.analysis;
     const NET = 'New-Outbound-Network-Call';
     assert.deepEqual(await port.scope('nobody', { types: [NET] }), { ok: false, missing: 'tenant' });
@@ -80,6 +82,6 @@ test('sqlite analysis port: coarse totals equal the scan, refs resolve, samples 
     const direct = (await port.samples(job.scope, [...jobRows.keys()][0]!, 1))[0]!;
     assert.deepEqual([direct.owner, direct.job, direct.directIp, direct.ip], ['globex', 'test', true, '198.51.100.9']);
   } finally {
-    cleanup();
+    await store.close();
   }
 });

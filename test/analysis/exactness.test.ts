@@ -1,13 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import { RulesService } from '../../src/rules/service.js';
 import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
-import { ingest, rollupMismatches, tmpStore } from './helpers.js';
+import { ingestCalls, rollupMismatchesOf } from './helpers.js';
 import { randomTenant } from './random-tenant.js';
 import type { AnalyzeInput, ProcessGroup } from '../../src/analysis/types.js';
-import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { DETECTIONS } from '../helpers.js';
+import type { OpenStore } from '../../src/storage/open-store.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const T = 'rand';
 
@@ -16,14 +17,10 @@ interface Row {
   endpoint: string; host: string; is_ip: number; ts: number;
 }
 
-function brute(store: SqliteStore, input: AnalyzeInput): { total: number; groups: Partial<ProcessGroup>[] } {
-  const rows = store.db
-    .prepare(
-      `SELECT t.name AS type, d.status, j.owner, j.repo, p.norm_name AS norm, p.sha256 AS sha, p.path, e.endpoint, e.host, e.is_ip, d.ts
-       FROM ${DETECTIONS} d JOIN detection_types t ON t.id = d.type_id JOIN jobs j ON j.id = d.job_ref JOIN processes p ON p.id = d.process_id
-       JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants tn ON tn.id = d.tenant_id WHERE tn.name = ?`,
-    )
-    .all(input.tenant) as Row[];
+async function brute(at: StoreUnderTest, input: AnalyzeInput): Promise<{ total: number; groups: Partial<ProcessGroup>[] }> {
+  const rows = (await at.rows(`SELECT t.name AS type, d.status, j.owner, j.repo, p.norm_name AS norm, p.sha256 AS sha, p.path, e.endpoint, e.host, e.is_ip, d.ts
+       FROM ${detectionsView(at.backend)} d JOIN detection_types t ON t.id = d.type_id JOIN jobs j ON j.id = d.job_ref JOIN processes p ON p.id = d.process_id
+       JOIN endpoints e ON e.id = d.endpoint_id JOIN tenants tn ON tn.${at.backend === 'sqlite' ? 'id' : 'tenant_id'} = d.tenant_id WHERE tn.name = ?`, [input.tenant])) as Row[];
   const status = input.status ?? 'new';
   const since = input.since === undefined ? -Infinity : Date.parse(String(input.since));
   const until = input.until === undefined ? Infinity : Date.parse(String(input.until));
@@ -72,7 +69,7 @@ function project(g: ProcessGroup): Partial<ProcessGroup> {
   };
 }
 
-async function all(store: SqliteStore, input: AnalyzeInput): Promise<{ total: number; groups: Partial<ProcessGroup>[] }> {
+async function all(store: OpenStore, input: AnalyzeInput): Promise<{ total: number; groups: Partial<ProcessGroup>[] }> {
   const groups: Partial<ProcessGroup>[] = [];
   let cursor: string | null = null;
   let total = -1;
@@ -86,16 +83,16 @@ async function all(store: SqliteStore, input: AnalyzeInput): Promise<{ total: nu
   return { total, groups };
 }
 
-test('analysis is exact against a brute-force reference (windows, filters, statuses, paging)', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('analysis is exact against a brute-force reference (windows, filters, statuses, paging)', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, randomTenant(42));
-    await ingest(store, 'other', randomTenant(7).map((e) => ({ ...e, tenant: 'other' })));
+    await ingestCalls(at, store, T, randomTenant(42));
+    await ingestCalls(at, store, 'other', randomTenant(7).map((e) => ({ ...e, tenant: 'other' })));
     const rules = new RulesService(store);
     await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'dockerd', host: '*.example.com' } }, 't');
     // (not the tailscaled / twingated binaries: their random traffic flags them all as suspected impostors)
     await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { ip_address: '100.64.0.0/10', repo: 'api', process: 'c*' } }, 't');
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
     const inputs: AnalyzeInput[] = [
       { tenant: T },
       { tenant: T, status: 'all', minCount: 1 },
@@ -108,7 +105,7 @@ test('analysis is exact against a brute-force reference (windows, filters, statu
     ];
     for (const input of inputs) {
       const got = await all(store, input);
-      const want = brute(store, input);
+      const want = await brute(at, input);
       assert.equal(got.total, want.total, JSON.stringify(input));
       assert.deepEqual(got.groups, want.groups, JSON.stringify(input));
       assert.ok(want.groups.length > 0, JSON.stringify(input));
@@ -121,9 +118,9 @@ test('analysis is exact against a brute-force reference (windows, filters, statu
       assert.equal(coarse.total_anomalies_scanned, fine.total_anomalies_scanned, status);
       assert.ok(coarse.processes.length > 0, status);
       assert.deepEqual(coarse.processes, fine.processes, status);
-      assert.equal(coarse.total_anomalies_scanned, brute(store, { tenant: T, status, minCount: 1 }).total, status);
+      assert.equal(coarse.total_anomalies_scanned, (await brute(at, { tenant: T, status, minCount: 1 })).total, status);
     }
   } finally {
-    cleanup();
+    await store.close();
   }
 });

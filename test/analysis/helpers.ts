@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
@@ -8,6 +8,9 @@ import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
 import type { Suppressor } from '../../src/domain/subject.js';
 import type { AdapterOutput } from '../../src/ingest/adapters/types.js';
 import type { SqliteIngestSession } from '../../src/storage/sqlite/ingest-session.js';
+import type { OpenStore } from '../../src/storage/open-store.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import type { StoreUnderTest } from '../helpers/each-store.js';
 
 /**
  * Drives the engine through one write transaction of a session, synchronously (the pipeline does
@@ -111,8 +114,7 @@ export function call(
 }
 
 /** The rollup (and the coarse rollups, see coarseMismatches) must equal GROUP BYs of detections and their status rows, row for row. */
-export function rollupMismatches(store: SqliteStore): number {
-  const q = `
+const ROLLUP_MISMATCHES = `
     WITH g AS (SELECT tenant_id, type_id, ts / 86400000 AS day, job_ref, process_id, endpoint_id, ip_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
                FROM detections GROUP BY 1,2,3,4,5,6,7),
          h AS (SELECT d.tenant_id, d.type_id, s.status, s.rule_id, d.ts / 86400000 AS day, d.job_ref, d.process_id, d.endpoint_id, d.ip_id, count(*) AS n
@@ -124,23 +126,87 @@ export function rollupMismatches(store: SqliteStore): number {
          -- a status row exists only for a detection (of its tenant's rule) that is not new
          + (SELECT count(*) FROM detection_status s WHERE s.status = 0 OR NOT EXISTS (SELECT 1 FROM detections d WHERE d.id = s.id)
               OR (s.rule_id > 0 AND NOT EXISTS (SELECT 1 FROM detections d JOIN rules r ON r.tenant_id = d.tenant_id WHERE d.id = s.id AND r.id = s.rule_id)))`;
-  return (store.db.prepare(q).pluck().get() as number) + coarseMismatches(store);
+
+const COARSE_ROLLUPS = [
+  ['rollup_process_endpoint', 'endpoint_id'],
+  ['rollup_process_job', 'job_ref'],
+  ['rollup_process_day', 'ts / 86400000'],
+] as const;
+
+function coarseMismatchSql(table: string, col: string): string {
+  return `
+      WITH g AS (SELECT d.tenant_id, d.type_id, coalesce(s.status, 0), coalesce(s.rule_id, 0), d.process_id, d.${col} AS k, count(*) AS n
+                 FROM detections d LEFT JOIN detection_status s ON s.id = d.id GROUP BY 1,2,3,4,5,6)
+      SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM ${table}))
+           + (SELECT count(*) FROM (SELECT * FROM ${table} EXCEPT SELECT * FROM g))`;
+}
+
+export function rollupMismatches(store: SqliteStore): number {
+  return (store.db.prepare(ROLLUP_MISMATCHES).pluck().get() as number) + coarseMismatches(store);
 }
 
 /** Each coarse rollup must equal a GROUP BY of detections (rows with n = 0 must not exist). */
 export function coarseMismatches(store: SqliteStore): number {
   let bad = 0;
-  for (const [table, col] of [
-    ['rollup_process_endpoint', 'endpoint_id'],
-    ['rollup_process_job', 'job_ref'],
-    ['rollup_process_day', 'ts / 86400000'],
-  ] as const) {
-    const q = `
-      WITH g AS (SELECT d.tenant_id, d.type_id, coalesce(s.status, 0), coalesce(s.rule_id, 0), d.process_id, d.${col} AS k, count(*) AS n
-                 FROM detections d LEFT JOIN detection_status s ON s.id = d.id GROUP BY 1,2,3,4,5,6)
-      SELECT (SELECT count(*) FROM (SELECT * FROM g EXCEPT SELECT * FROM ${table}))
-           + (SELECT count(*) FROM (SELECT * FROM ${table} EXCEPT SELECT * FROM g))`;
-    bad += store.db.prepare(q).pluck().get() as number;
-  }
+  for (const [table, col] of COARSE_ROLLUPS) bad += store.db.prepare(coarseMismatchSql(table, col)).pluck().get() as number;
   return bad;
+}
+
+/**
+ * rollupMismatches on either backend. PostgreSQL keeps one fine rollup keyed by status and rule
+ * (no side table): it must be the GROUP BY of detections, each coarse rollup the GROUP BY of the
+ * fine one, and every rule a detection names one of its tenant's.
+ */
+export async function rollupMismatchesOf(at: StoreUnderTest): Promise<number> {
+  if (at.backend === 'sqlite') {
+    let bad = Number(await at.value(ROLLUP_MISMATCHES));
+    for (const [table, col] of COARSE_ROLLUPS) bad += Number(await at.value(coarseMismatchSql(table, col)));
+    return bad;
+  }
+  const fineKey = 'tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id';
+  const fine = `SELECT tenant_id, type_id, status, rule_id, floor(ts / 86400000.0)::int AS day, job_ref, process_id, endpoint_id, ip_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts
+                FROM detections GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`;
+  const cols = `${fineKey}, n, first_ts, last_ts`;
+  let bad = Number(
+    await at.value(`SELECT count(*) FROM (
+      (${fine} EXCEPT SELECT ${cols} FROM detection_rollup) UNION ALL (SELECT ${cols} FROM detection_rollup WHERE n <> 0 EXCEPT ${fine})) x`),
+  );
+  for (const [table, col] of [['rollup_process_day', 'day'], ['rollup_process_endpoint', 'endpoint_id'], ['rollup_process_job', 'job_ref']]) {
+    const key = `tenant_id, type_id, status, rule_id, process_id, ${col}`;
+    const grouped = `SELECT ${key}, sum(n) FROM detection_rollup GROUP BY ${key} HAVING sum(n) <> 0`;
+    bad += Number(await at.value(`SELECT count(*) FROM ((SELECT ${key}, n FROM ${table} WHERE n <> 0 EXCEPT ${grouped}) UNION ALL (${grouped} EXCEPT SELECT ${key}, n FROM ${table})) x`));
+  }
+  bad += Number(
+    await at.value(`SELECT count(*) FROM detections d WHERE (d.status = 0 AND d.rule_id <> 0) OR (d.rule_id > 0 AND NOT EXISTS (SELECT 1 FROM rules r WHERE r.tenant_id = d.tenant_id AND r.id = d.rule_id))`),
+  );
+  return bad;
+}
+
+/**
+ * Drives the real detection engine through the ingest pipeline of any store, learning off (every
+ * non-baseline call raises a detection), the tenant's rules suppressing as at ingest.
+ */
+export async function ingestCalls(at: StoreUnderTest, store: OpenStore, tenant: string, events: NetworkCallEvent[]): Promise<{ detections: number; suppressedOnIngest: number }> {
+  const file = join(at.dir, `calls-${++ingested}.ndjson`);
+  writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
+  const p = new IngestPipeline(store, {
+    tenant,
+    format: 'native',
+    strict: false,
+    defaults: {},
+    engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 },
+    suppressorFor: (s, t) => s.ingestSuppressor(t),
+  });
+  const r = await p.ingest(file);
+  return { detections: r.detections, suppressedOnIngest: r.suppressedOnIngest };
+}
+let ingested = 0;
+
+/** A call as a native NDJSON record. */
+export function nativeLine(e: NetworkCallEvent): string {
+  const c = e.ctx;
+  return JSON.stringify({
+    tenant: e.tenant, owner: c.owner, repo: c.repo, workflow: c.workflow, job: c.job, run_id: c.runId, run_attempt: c.runAttempt, job_id: c.jobId,
+    timestamp: new Date(e.timestamp).toISOString(), domain: e.domain, ip: e.ip, port: e.port, process: e.process, status: e.status,
+  });
 }

@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import { RulesService, RuleError } from '../../src/rules/service.js';
 import { compileRule, matchProcess } from '../../src/rules/matcher.js';
-import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
+import { call, ingestCalls, rollupMismatchesOf, tailscaled, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
 import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
-import { DETECTIONS } from '../helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 /**
  * A daemon upgraded mid-tenant has two genuine binaries: the suggested rule covers both hashes, and
@@ -35,20 +36,17 @@ function fixture(): NetworkCallEvent[] {
   return evs;
 }
 
-function newCount(store: ReturnType<typeof tmpStore>['store'], sha: string): number {
-  return store.db
-    .prepare(`SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = 0`)
-    .pluck()
-    .get(sha) as number;
+async function newCount(at: StoreUnderTest, sha: string): Promise<number> {
+  return (await at.value(`SELECT count(*) FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = 0`, [sha])) as number;
 }
 
-test('an upgraded daemon: the suggested rule covers both genuine hashes and no impostor', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('an upgraded daemon: the suggested rule covers both genuine hashes and no impostor', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
-    const genuineDetections = newCount(store, GENUINE_SHA) + newCount(store, UPGRADED_SHA);
+    await ingestCalls(at, store, T, fixture());
+    const genuineDetections = (await newCount(at, GENUINE_SHA)) + (await newCount(at, UPGRADED_SHA));
     assert.equal(genuineDetections, 24);
-    assert.equal(newCount(store, IMPOSTOR_SHA), 4);
+    assert.equal((await newCount(at, IMPOSTOR_SHA)), 4);
     const rules = new RulesService(store);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
     const ts = res.processes.find((p) => p.process === 'tailscaled')!;
@@ -67,24 +65,24 @@ test('an upgraded daemon: the suggested rule covers both genuine hashes and no i
     assert.equal(preview.refused_reason, null);
     const created = await rules.create(T, { detection_id: s.detection_id, conditions: s.conditions }, 'test');
     assert.equal(created.suppressed, genuineDetections);
-    assert.equal(newCount(store, GENUINE_SHA) + newCount(store, UPGRADED_SHA), 0);
-    assert.equal(newCount(store, IMPOSTOR_SHA), 4);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal((await newCount(at, GENUINE_SHA)) + (await newCount(at, UPGRADED_SHA)), 0);
+    assert.equal((await newCount(at, IMPOSTOR_SHA)), 4);
+    assert.equal(await rollupMismatchesOf(at), 0);
 
     // Ingest applies the same rule: a later run of either version is suppressed, the impostor is not.
-    const later = await ingest(store, T, [
+    const later = await ingestCalls(at, store, T, [
       call(T, 'api', 30, TS0 + 30 * 3_600_000, tailscaled(true), { ip: '100.64.1.30', port: 41641 }),
       call(T, 'api', 31, TS0 + 31 * 3_600_000, upgraded(), { ip: '100.64.1.31', port: 41641 }),
       call(T, 'lib', 32, TS0 + 32 * 3_600_000, tailscaled(false), { ip: '45.61.136.15', port: 443 }),
     ]);
     assert.deepEqual(later, { detections: 3, suppressedOnIngest: 2 });
-    assert.equal(newCount(store, IMPOSTOR_SHA), 5);
+    assert.equal((await newCount(at, IMPOSTOR_SHA)), 5);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('process_sha256 takes one digest or an any-of set "a|b"; a malformed member is refused', async () => {
+storeTest('process_sha256 takes one digest or an any-of set "a|b"; a malformed member is refused', async (at) => {
   const r = compileRule('New-Outbound-Network-Call', { process_sha256: `${GENUINE_SHA}|${UPGRADED_SHA.toUpperCase()}` });
   assert.equal(matchProcess(r, 'tailscaled', GENUINE_SHA), true);
   assert.equal(matchProcess(r, 'tailscaled', UPGRADED_SHA), true);

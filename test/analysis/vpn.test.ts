@@ -1,10 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import { RulesService, RuleError } from '../../src/rules/service.js';
-import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
+import { call, ingestCalls, proc, rollupMismatchesOf, tailscaled, TS0, GENUINE_SHA, IMPOSTOR_SHA } from './helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
-import { DETECTIONS } from '../helpers.js';
+import { detectionsView, eachStore } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const T = 'vpn';
 
@@ -34,10 +35,10 @@ function fixture(): NetworkCallEvent[] {
   return evs;
 }
 
-test('genuine tailscaled is a candidate, the impostor is split off and stays visible', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('genuine tailscaled is a candidate, the impostor is split off and stays visible', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const rules = new RulesService(store);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
     assert.equal(res.total_anomalies_scanned, 6 * 5 + 3 * 2 + 2);
@@ -84,14 +85,9 @@ test('genuine tailscaled is a candidate, the impostor is split off and stays vis
     // apply the suggestion: exactly its impact is suppressed; the impostor stays new
     const created = await rules.create(T, { detection_id: s.detection_id, conditions: s.conditions }, 'test');
     assert.equal(created.suppressed, s.impact.would_suppress);
-    assert.equal(rollupMismatches(store), 0);
-    const impostorNew = store.db
-      .prepare(
-        `SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
-         WHERE p.sha256 = ? AND d.status = 0 AND e.host = 'gist.githubusercontent.com'`,
-      )
-      .pluck()
-      .get(IMPOSTOR_SHA);
+    assert.equal(await rollupMismatchesOf(at), 0);
+    const impostorNew = (await at.value(`SELECT count(*) FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id
+         WHERE p.sha256 = ? AND d.status = 0 AND e.host = 'gist.githubusercontent.com'`, [IMPOSTOR_SHA]));
     assert.equal(impostorNew, 3);
 
     const after = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
@@ -114,14 +110,14 @@ test('genuine tailscaled is a candidate, the impostor is split off and stays vis
     assert.equal(zt.is_vpn_process_candidate, false);
     assert.equal(zt.suggested_rule, null);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('unknown tenant returns an empty result; bad inputs raise AnalysisError', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('unknown tenant returns an empty result; bad inputs raise AnalysisError', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const r = await analyzeAnomalousCallsByProcess(store, { tenant: 'nobody' });
     assert.equal(r.total_anomalies_scanned, 0);
     assert.equal(r.processes.length, 0);
@@ -132,6 +128,6 @@ test('unknown tenant returns an empty result; bad inputs raise AnalysisError', a
     assert.ok(p1.next_cursor);
     await assert.rejects(analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 1, minCount: 3, cursor: p1.next_cursor }), /different query/);
   } finally {
-    cleanup();
+    await store.close();
   }
 });

@@ -1,12 +1,13 @@
-import { test, after } from 'node:test';
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
-const db = join(tmp.dir, 'cli.db');
+const { storeTest, storeSuite } = eachStore();
 
 function events(): EventSpec[] {
   const evs: EventSpec[] = [];
@@ -29,79 +30,90 @@ test('every command has --help', () => {
   assert.match(runCli(['--version']).stdout, /^\d+\.\d+\.\d+/);
 });
 
-test('ingest from stdin with --json, quiet stderr when piped', () => {
-  const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '2', '--json'], { input: ndjson(events().map(nativeEvent)) });
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stderr, '');
-  const out = JSON.parse(r.stdout);
-  assert.equal(out.sources[0].source, '<stdin>');
-  assert.equal(out.sources[0].format, 'native');
-  assert.equal(out.totals.accepted, 6);
-  assert.equal(out.totals.detections, 2);
-});
+// the same store through these tests, in order: ingest, then the reads and edits of what it stored
+storeSuite((store) => {
+  let db = '';
+  before(() => {
+    db = store().db;
+  });
+
+  test('ingest from stdin with --json, quiet stderr when piped', () => {
+    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '2', '--json'], { input: ndjson(events().map(nativeEvent)) });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.sources[0].source, '<stdin>');
+    assert.equal(out.sources[0].format, 'native');
+    assert.equal(out.totals.accepted, 6);
+    assert.equal(out.totals.detections, 2);
+  });
 
 test('detections list, stats and baseline show read the store', () => {
-  const list = runCli(['detections', 'list', '--db', db, '--json', '--process', 'tailscaled']);
-  assert.equal(list.status, 0, list.stderr);
-  const page = JSON.parse(list.stdout);
-  assert.equal(page.total, 2);
-  assert.match(page.detections[0].dashboard_url, /\/github\/acme\/api\/actions\/runs\/100[23]\?jobId=500[23]&tab=network-events$/);
-  const human = runCli(['detections', 'list', '--db', db]);
-  assert.match(human.stdout, /100\.64\.3\.3:41641/);
-  const stats = JSON.parse(runCli(['stats', '--db', db, '--json']).stdout);
-  assert.equal(stats.runs, 4);
-  assert.deepEqual(stats.detections, [{ type: 'New-Outbound-Network-Call', status: 'new', count: 2 }]);
-  const base = runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--json']);
-  assert.equal(JSON.parse(base.stdout).jobs[0].endpoints[0].endpoint, 'github.com:443');
-  const other = runCli(['stats', '--db', db, '--tenant', 'nobody', '--json']);
-  assert.equal(JSON.parse(other.stdout).runs, 0);
-});
+    const list = runCli(['detections', 'list', '--db', db, '--json', '--process', 'tailscaled']);
+    assert.equal(list.status, 0, list.stderr);
+    const page = JSON.parse(list.stdout);
+    assert.equal(page.total, 2);
+    assert.match(page.detections[0].dashboard_url, /\/github\/acme\/api\/actions\/runs\/100[23]\?jobId=500[23]&tab=network-events$/);
+    const human = runCli(['detections', 'list', '--db', db]);
+    assert.match(human.stdout, /100\.64\.3\.3:41641/);
+    const stats = JSON.parse(runCli(['stats', '--db', db, '--json']).stdout);
+    assert.equal(stats.runs, 4);
+    assert.deepEqual(stats.detections, [{ type: 'New-Outbound-Network-Call', status: 'new', count: 2 }]);
+    const base = runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--json']);
+    assert.equal(JSON.parse(base.stdout).jobs[0].endpoints[0].endpoint, 'github.com:443');
+    const other = runCli(['stats', '--db', db, '--tenant', 'nobody', '--json']);
+    assert.equal(JSON.parse(other.stdout).runs, 0);
+  });
 
 test('bad input gets a clear error and a non-zero exit', () => {
-  const missing = runCli(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', db]);
-  assert.equal(missing.status, 3);
-  assert.match(missing.stderr, /nope\.ndjson: no such file/);
-  const badFormat = runCli(['ingest', '--format', 'xml', '--db', db], { input: '' });
-  assert.notEqual(badFormat.status, 0);
-  assert.match(badFormat.stderr, /xml/);
-  const badTenant = runCli(['stats', '--db', db, '--tenant', 'a b']);
-  assert.equal(badTenant.status, 2);
-  assert.match(badTenant.stderr, /--tenant/);
-  const badCursor = runCli(['detections', 'list', '--db', db, '--cursor', 'zzz']);
-  assert.equal(badCursor.status, 2);
-  assert.match(badCursor.stderr, /--cursor: invalid cursor/);
-  const badSince = runCli(['detections', 'list', '--db', db, '--since', 'yesterday-ish']);
-  assert.equal(badSince.status, 2);
-  assert.match(badSince.stderr, /--since/);
-  const f = join(tmp.dir, 'strict.ndjson');
-  writeFileSync(f, ndjson(events().map(nativeEvent)) + '{"owner": 1}\n');
-  const strict = runCli(['ingest', f, '--db', db, '--strict']);
-  assert.equal(strict.status, 1, strict.stderr);
-  assert.match(strict.stdout, /strict\.ndjson:7: repo: /);
-  assert.match(strict.stdout, /nothing stored/);
-});
+    const missing = runCli(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', db]);
+    assert.equal(missing.status, 3);
+    assert.match(missing.stderr, /nope\.ndjson: no such file/);
+    const badFormat = runCli(['ingest', '--format', 'xml', '--db', db], { input: '' });
+    assert.notEqual(badFormat.status, 0);
+    assert.match(badFormat.stderr, /xml/);
+    const badTenant = runCli(['stats', '--db', db, '--tenant', 'a b']);
+    assert.equal(badTenant.status, 2);
+    assert.match(badTenant.stderr, /--tenant/);
+    const badCursor = runCli(['detections', 'list', '--db', db, '--cursor', 'zzz']);
+    assert.equal(badCursor.status, 2);
+    assert.match(badCursor.stderr, /--cursor: invalid cursor/);
+    const badSince = runCli(['detections', 'list', '--db', db, '--since', 'yesterday-ish']);
+    assert.equal(badSince.status, 2);
+    assert.match(badSince.stderr, /--since/);
+    const f = join(store().dir, 'strict.ndjson');
+    writeFileSync(f, ndjson(events().map(nativeEvent)) + '{"owner": 1}\n');
+    const strict = runCli(['ingest', f, '--db', db, '--strict']);
+    assert.equal(strict.status, 1, strict.stderr);
+    assert.match(strict.stdout, /strict\.ndjson:7: repo: /);
+    assert.match(strict.stdout, /nothing stored/);
+  });
 
 test('baseline expect: bad input is refused and changes nothing; good input joins the baseline', () => {
-  const show = () => runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--all', '--json']).stdout;
-  const before = show();
-  const noPort = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io']);
-  assert.equal(noPort.status, 2);
-  assert.match(noPort.stderr, /--endpoint: expected host:port/);
-  const noRepo = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'nope', '--endpoint', 'api.partner.io:443']);
-  assert.equal(noRepo.status, 3);
-  assert.match(noRepo.stderr, /no jobs found for acme\/nope/);
-  assert.equal(show(), before);
-  const ok = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io:443', '--json']);
-  assert.equal(ok.status, 0, ok.stderr);
-  const after = JSON.parse(show()).jobs[0].endpoints.find((e: { endpoint: string }) => e.endpoint === 'api.partner.io:443');
-  assert.equal(after.source, 'expected');
+    const show = () => runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--all', '--json']).stdout;
+    const before = show();
+    const noPort = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io']);
+    assert.equal(noPort.status, 2);
+    assert.match(noPort.stderr, /--endpoint: expected host:port/);
+    const noRepo = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'nope', '--endpoint', 'api.partner.io:443']);
+    assert.equal(noRepo.status, 3);
+    assert.match(noRepo.stderr, /no jobs found for acme\/nope/);
+    assert.equal(show(), before);
+    const ok = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io:443', '--json']);
+    assert.equal(ok.status, 0, ok.stderr);
+    const after = JSON.parse(show()).jobs[0].endpoints.find((e: { endpoint: string }) => e.endpoint === 'api.partner.io:443');
+    assert.equal(after.source, 'expected');
+  });
 });
 
-test('the store location comes from --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db', () => {
-  const envDb = join(tmp.dir, 'env.db');
-  const r = runCli(['ingest', '-', '--json'], { input: ndjson(events().map(nativeEvent)), env: { EGRESS_TRIAGE_DB: envDb } });
+storeTest('without --db, the store is EGRESS_TRIAGE_DB', async (at) => {
+  const r = runCli(['ingest', '-', '--json'], { input: ndjson(events().map(nativeEvent)), env: at.env });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(runCli(['stats', '--json'], { env: { EGRESS_TRIAGE_DB: envDb } }).stdout).runs, 4);
+  assert.equal(JSON.parse(runCli(['stats', '--json'], { env: at.env }).stdout).runs, 4);
+});
+
+// the default is a SQLite file: there is no default PostgreSQL store
+test('without --db or EGRESS_TRIAGE_DB, the store is ./.egress-triage/egress.db', () => {
   const cwd = tempDir();
   try {
     runCli(['ingest', '-'], { input: ndjson(events().map(nativeEvent)), cwd: cwd.dir });
@@ -113,6 +125,7 @@ test('the store location comes from --db, then EGRESS_TRIAGE_DB, then ./.egress-
   }
 });
 
+// demo writes its own SQLite store by design (README): it stays on SQLite
 test('demo generates, ingests and analyses a sample tenant', () => {
   const demoDb = join(tmp.dir, 'demo.db');
   const r = runCli(['demo', '--db', demoDb, '--events', '20000', '--runs', '12']);

@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,12 +6,13 @@ import { gzipSync } from 'node:zlib';
 import { CommanderError } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 import { failureOf, UserError } from '../../src/cli/errors.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
-const db = join(tmp.dir, 'store.db');
+const { storeTest, storeSuite, fresh } = eachStore();
 const missing = join(tmp.dir, 'typo.db');
 
 function events(): EventSpec[] {
@@ -35,45 +36,67 @@ function expectExit(args: string[], code: number, stderr: RegExp | null, input?:
   return r;
 }
 
-test('setup: a store with data', () => {
-  expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
+// one store through these tests, in order: the setup's data, then the commands run against it
+storeSuite((store, backend) => {
+  let db = '';
+  before(() => {
+    db = store().db;
+  });
+
+  test('setup: a store with data', () => {
+    expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
+  });
+
+  test('0: every record accepted; --help and --version', () => {
+    expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
+    expectExit(['ingest', '-', '--db', db], EXIT.OK, null, ''); // an empty source rejects nothing
+    expectExit(['--help'], EXIT.OK, null);
+    expectExit(['rules', 'list', '--help'], EXIT.OK, null);
+    expectExit(['--version'], EXIT.OK, null);
+  });
+
+  test('1: ingest rejected some records, all of them, or binary garbage', () => {
+    const some = expectExit(['ingest', '-', '--db', db, '--json'], EXIT.REJECTED, null, good + '{"owner": 1}\n');
+    assert.equal(JSON.parse(some.stdout).totals.rejected, 1);
+    assert.ok(JSON.parse(some.stdout).totals.accepted > 0);
+    expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, '{"nope": true}\n{"nope": 2}\n');
+    const garbage = Buffer.alloc(4096);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) % 256;
+    const bin = expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, garbage);
+    assert.match(bin.stdout, /binary/);
+    expectExit(['ingest', '-', '--db', db, '--strict'], EXIT.REJECTED, null, good + 'not json\n');
+    const badConfig = join(tmp.dir, 'bad-config.yaml');
+    writeFileSync(badConfig, 'learning_runs: [\n');
+    expectExit(['stats', '--db', db, '--config', badConfig], EXIT.REJECTED, /bad-config\.yaml:\d+:\d+/);
+  });
+
+  test('2: usage errors, commander parse errors included', () => {
+    expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
+    expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
+    expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
+    expectExit([], EXIT.USAGE, null);
+    expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
+    expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
+    expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
+    expectExit(['rules', 'create', '--db', db, '--condition', 'process=git', '--condition', 'owner=acme'], EXIT.USAGE, /--yes/);
+  });
+
+  test('3: a missing config file, rule or repository', () => {
+    expectExit(['stats', '--db', db, '--config', join(tmp.dir, 'no-config.yaml')], EXIT.NOT_FOUND, /no-config\.yaml does not exist/);
+    expectExit(['rules', 'get', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no active rule "no-such-rule"/);
+    expectExit(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'nope'], EXIT.NOT_FOUND, /no jobs found/);
+  });
+
+  test('4: refused by a safety guard', () => {
+    expectExit(['rules', 'create', '--db', db, '--condition', 'owner=acme', '--yes'], EXIT.REFUSED, /rule refused: .*risky/);
+    expectExit(['rules', 'create', '--db', db, '--yes'], EXIT.REFUSED, /rule refused/);
+    // demo's own store is a SQLite file: it refuses to replace one it did not create
+    if (backend === 'sqlite') expectExit(['demo', '--db', db, '--events', '1000', '--runs', '6'], EXIT.REFUSED, /not created by demo/);
+  });
 });
 
-test('0: every record accepted; --help and --version', () => {
-  expectExit(['ingest', '-', '--db', db, '--learning-runs', '2'], EXIT.OK, null, good);
-  expectExit(['ingest', '-', '--db', db], EXIT.OK, null, ''); // an empty source rejects nothing
-  expectExit(['--help'], EXIT.OK, null);
-  expectExit(['rules', 'list', '--help'], EXIT.OK, null);
-  expectExit(['--version'], EXIT.OK, null);
-});
-
-test('1: ingest rejected some records, all of them, or binary garbage', () => {
-  const some = expectExit(['ingest', '-', '--db', db, '--json'], EXIT.REJECTED, null, good + '{"owner": 1}\n');
-  assert.equal(JSON.parse(some.stdout).totals.rejected, 1);
-  assert.ok(JSON.parse(some.stdout).totals.accepted > 0);
-  expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, '{"nope": true}\n{"nope": 2}\n');
-  const garbage = Buffer.alloc(4096);
-  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919) % 256;
-  const bin = expectExit(['ingest', '-', '--db', db], EXIT.REJECTED, null, garbage);
-  assert.match(bin.stdout, /binary/);
-  expectExit(['ingest', '-', '--db', db, '--strict'], EXIT.REJECTED, null, good + 'not json\n');
-  const badConfig = join(tmp.dir, 'bad-config.yaml');
-  writeFileSync(badConfig, 'learning_runs: [\n');
-  expectExit(['stats', '--db', db, '--config', badConfig], EXIT.REJECTED, /bad-config\.yaml:\d+:\d+/);
-});
-
-test('2: usage errors, commander parse errors included', () => {
-  expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
-  expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
-  expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
-  expectExit([], EXIT.USAGE, null);
-  expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
-  expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
-  expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
-  expectExit(['rules', 'create', '--db', db, '--condition', 'process=git', '--condition', 'owner=acme'], EXIT.USAGE, /--yes/);
-});
-
-test('3: a missing store, input file, rule or repository; no store is created', () => {
+// a missing SQLite file (PostgreSQL's missing database or schema: test/cli/db.test.ts, test/storage/open-store.test.ts)
+test('3: a missing store or input file; no store is created', () => {
   const readers = [
     ['stats'], ['analyze', '--json'], ['detections', 'list'], ['rules', 'list'], ['rules', 'get', 'r1'], ['rules', 'audit'],
     ['rules', 'preview', '--condition', 'process=git'], ['baseline', 'show', '--owner', 'acme', '--repo', 'api'],
@@ -88,21 +111,13 @@ test('3: a missing store, input file, rule or repository; no store is created', 
   assert.match(env.stderr, /from EGRESS_TRIAGE_DB/);
   expectExit(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', missing], EXIT.NOT_FOUND, /nope\.ndjson: no such file/);
   assert.equal(existsSync(missing), false, 'a mistyped input file must not create a store');
-  expectExit(['stats', '--db', db, '--config', join(tmp.dir, 'no-config.yaml')], EXIT.NOT_FOUND, /no-config\.yaml does not exist/);
-  expectExit(['rules', 'get', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no active rule "no-such-rule"/);
-  expectExit(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'nope'], EXIT.NOT_FOUND, /no jobs found/);
 });
 
-test('4: refused by a safety guard', () => {
-  expectExit(['rules', 'create', '--db', db, '--condition', 'owner=acme', '--yes'], EXIT.REFUSED, /rule refused: .*risky/);
-  expectExit(['rules', 'create', '--db', db, '--yes'], EXIT.REFUSED, /rule refused/);
-  expectExit(['demo', '--db', db, '--events', '1000', '--runs', '6'], EXIT.REFUSED, /not created by demo/);
-});
-
+// SQLite files: a file that is not a store, a read-only store file
 test('5: the file system refused: a directory, a file that is not a store', () => {
   const dir = join(tmp.dir, 'a-directory');
   mkdirSync(dir);
-  expectExit(['ingest', dir, '--db', db], EXIT.IO, /cannot read .*a-directory: it is a directory/);
+  expectExit(['ingest', dir, '--db', join(tmp.dir, 'dir-input.db')], EXIT.IO, /cannot read .*a-directory: it is a directory/);
   const notStore = join(tmp.dir, 'events.ndjson');
   writeFileSync(notStore, good);
   expectExit(['stats', '--db', notStore], EXIT.IO, /cannot open store .*events\.ndjson: .*not an intact egress-triage store/);
@@ -157,20 +172,21 @@ test('every exit code is documented in the README table, with the same number', 
   for (const [name, code] of Object.entries(EXIT)) assert.match(section, new RegExp(`^\\| ${code} \\| \`${name}\` \\|`, 'm'), name);
 });
 
-test('gzip data cut off mid-way: file and byte reported, earlier records kept, nothing stored under --strict', () => {
+storeTest('gzip data cut off mid-way: file and byte reported, earlier records kept, nothing stored under --strict', async (at) => {
   const big: EventSpec[] = [];
   for (let r = 0; r < 6; r++) for (let i = 0; i < 400; i++) big.push({ run: r, domain: `h${i}.example.com`, process: 'node' });
   const gz = gzipSync(ndjson(big.map(nativeEvent)));
-  const cut = join(tmp.dir, 'cut.ndjson.gz');
+  const cut = join(at.dir, 'cut.ndjson.gz');
   writeFileSync(cut, gz.subarray(0, Math.floor(gz.length * 0.6)));
-  const strictDb = join(tmp.dir, 'strict.db');
+  const strictDb = at.db;
   const strict = expectExit(['ingest', cut, '--db', strictDb, '--strict', '--json'], EXIT.REJECTED, null);
   const s = JSON.parse(strict.stdout).sources[0];
   assert.equal(s.stored, false);
   assert.equal(s.errors[0].reason, 'truncated-input');
   assert.match(s.errors[0].message, new RegExp(`cut off at byte ${Math.floor(gz.length * 0.6)}\\b`));
   assert.equal(JSON.parse(runCli(['stats', '--db', strictDb, '--json']).stdout).runs, 0, '--strict stores nothing');
-  const lenientDb = join(tmp.dir, 'lenient.db');
+  // the lenient run on its own store: --strict above left the store empty, this one keeps what it read
+  const lenientDb = (await fresh(at.backend)).db;
   const lenient = expectExit(['ingest', cut, '--db', lenientDb], EXIT.REJECTED, null);
   assert.match(lenient.stdout, /cut\.ndjson\.gz:\d+: input ends early: gzip data is cut off at byte \d+/);
   assert.match(lenient.stdout, /truncated-input=1/);

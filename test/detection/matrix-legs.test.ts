@@ -1,10 +1,9 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { runCli, nativeEvent, ndjson, tempDir, type EventSpec } from '../helpers.js';
-import { jobInvariantViolations } from '../ingest/store-state.js';
+import { cliResult, nativeEvent, ndjson, type EventSpec } from '../helpers.js';
+import { jobInvariantViolationsOf } from '../ingest/store-state.js';
+import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 /**
  * Matrix jobs: legs with the same job key, run id and attempt but their own GitHub job ids keep their
@@ -12,8 +11,7 @@ import { jobInvariantViolations } from '../ingest/store-state.js';
  * baseline. Native records through the real CLI and store.
  */
 
-const tmp = tempDir();
-after(() => tmp.cleanup());
+const { storeTest } = eachStore();
 let n = 0;
 
 interface Listed {
@@ -23,16 +21,16 @@ interface Listed {
   dashboard_url: string;
 }
 
-function ingestAndList(events: EventSpec[], learningRuns: number, promoteAfter: number): { db: string; ds: Listed[] } {
-  const db = join(tmp.dir, `m${n++}.db`);
-  const file = join(tmp.dir, `m${n++}.ndjson`);
+async function ingestAndList(at: StoreUnderTest, events: EventSpec[], learningRuns: number, promoteAfter: number): Promise<{ ds: Listed[] }> {
+  const db = at.db;
+  const file = join(at.dir, `m${n++}.ndjson`);
   writeFileSync(file, ndjson(events.map(nativeEvent)));
-  const r = runCli(['ingest', file, '--db', db, '--format', 'native', '--learning-runs', String(learningRuns), '--promote-after', String(promoteAfter), '--json']);
+  const r = await cliResult(['ingest', file, '--db', db, '--format', 'native', '--learning-runs', String(learningRuns), '--promote-after', String(promoteAfter), '--json']);
   assert.equal(r.status, 0, r.stderr);
-  const l = runCli(['detections', 'list', '--db', db, '--json', '--limit', '1000', '--dashboard-url', 'https://dash.example']);
+  const l = await cliResult(['detections', 'list', '--db', db, '--json', '--limit', '1000', '--dashboard-url', 'https://dash.example']);
   assert.equal(l.status, 0, l.stderr);
   const ds = (JSON.parse(l.stdout) as { detections: Listed[] }).detections;
-  return { db, ds: ds.sort((a, b) => `${a.run_id} ${a.endpoint} ${a.job_id}`.localeCompare(`${b.run_id} ${b.endpoint} ${b.job_id}`)) };
+  return { ds: ds.sort((a, b) => `${a.run_id} ${a.endpoint} ${a.job_id}`.localeCompare(`${b.run_id} ${b.endpoint} ${b.job_id}`)) };
 }
 
 function normal(from: number, to: number): EventSpec[] {
@@ -54,8 +52,8 @@ function matrixRun(): EventSpec[] {
   ];
 }
 
-test('each leg of a matrix job keeps its own job_id and dashboard link', () => {
-  const { db, ds } = ingestAndList([...normal(0, 2), ...matrixRun()], 2, 3);
+storeTest('each leg of a matrix job keeps its own job_id and dashboard link', async (at) => {
+  const { ds } = await ingestAndList(at, [...normal(0, 2), ...matrixRun()], 2, 3);
   assert.deepEqual(
     ds.map((d) => `${d.run_id} ${d.endpoint} ${d.job_id}`),
     [
@@ -67,17 +65,12 @@ test('each leg of a matrix job keeps its own job_id and dashboard link', () => {
     ],
   );
   for (const d of ds) assert.equal(d.dashboard_url, `https://dash.example/github/acme/api/actions/runs/1002?jobId=${d.job_id}&tab=network-events`);
-  const c = new Database(db, { readonly: true });
-  try {
-    const legs = c.prepare("SELECT gh_job_id, completed FROM runs WHERE run_id = '1002' ORDER BY gh_job_id").all();
-    assert.deepEqual(legs, [{ gh_job_id: '61', completed: 0 }, { gh_job_id: '62', completed: 0 }]);
-    assert.deepEqual(jobInvariantViolations(c, 2), []);
-  } finally {
-    c.close();
-  }
+  const legs = await at.rows("SELECT gh_job_id, CAST(completed AS integer) AS completed FROM runs WHERE run_id = '1002' ORDER BY gh_job_id");
+  assert.deepEqual(legs, [{ gh_job_id: '61', completed: 0 }, { gh_job_id: '62', completed: 0 }]);
+  assert.deepEqual(await jobInvariantViolationsOf(at, 2), []);
 });
 
-test('the legs of one run count as one run of the job for the baseline; a late new leg keeps its job id', () => {
+storeTest('the legs of one run count as one run of the job for the baseline; a late new leg keeps its job id', async (at) => {
   const evs: EventSpec[] = [
     ...normal(0, 2),
     ...matrixRun(),
@@ -88,7 +81,7 @@ test('the legs of one run count as one run of the job for the baseline; a late n
     { run: 5, domain: 'shared.example.com' },
   ];
   // promote-after 2: counted per leg, shared.example.com would be promoted by run 2 alone.
-  const { db, ds } = ingestAndList(evs, 2, 2);
+  const { ds } = await ingestAndList(at, evs, 2, 2);
   assert.deepEqual(
     ds.map((d) => `${d.run_id} ${d.endpoint} ${d.job_id}`),
     [
@@ -101,22 +94,17 @@ test('the legs of one run count as one run of the job for the baseline; a late n
       '1003 shared.example.com:443 5003',
     ],
   );
-  const c = new Database(db, { readonly: true });
-  try {
-    const job = c.prepare('SELECT completed_runs FROM jobs').pluck().get();
-    assert.equal(job, 5, 'runs 0-4 completed: run 2 once, whatever its legs');
-    const seen = c
-      .prepare("SELECT e.endpoint, b.runs_seen, b.in_baseline FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.endpoint LIKE 'shared%' OR e.endpoint LIKE 'leg-c%'")
-      .all();
-    assert.deepEqual(
-      seen.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
-      [
-        { endpoint: 'leg-c.example.com:443', runs_seen: 1, in_baseline: 0 },
-        { endpoint: 'shared.example.com:443', runs_seen: 3, in_baseline: 1 },
-      ],
-    );
-    assert.deepEqual(jobInvariantViolations(c, 2), []);
-  } finally {
-    c.close();
-  }
+  const [job] = await at.rows<{ completed_runs: number }>('SELECT completed_runs FROM jobs');
+  assert.equal(job!.completed_runs, 5, 'runs 0-4 completed: run 2 once, whatever its legs');
+  const seen = await at.rows(
+    "SELECT e.endpoint, b.runs_seen, CAST(b.in_baseline AS integer) AS in_baseline FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.endpoint LIKE 'shared%' OR e.endpoint LIKE 'leg-c%'",
+  );
+  assert.deepEqual(
+    seen.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    [
+      { endpoint: 'leg-c.example.com:443', runs_seen: 1, in_baseline: 0 },
+      { endpoint: 'shared.example.com:443', runs_seen: 3, in_baseline: 1 },
+    ],
+  );
+  assert.deepEqual(await jobInvariantViolationsOf(at, 2), []);
 });

@@ -3,13 +3,15 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import type { OpenStore } from '../../src/storage/open-store.js';
 import { IngestPipeline, type IngestOptions } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { nativeEvent, ndjson, tempDir, type EventSpec } from '../helpers.js';
+import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
+const { storeTest } = eachStore();
 let n = 0;
 
 function fileOf(content: string | Buffer, ext = '.ndjson'): string {
@@ -18,7 +20,7 @@ function fileOf(content: string | Buffer, ext = '.ndjson'): string {
   return f;
 }
 
-function pipeline(store: SqliteStore, o: Partial<IngestOptions> = {}) {
+function pipeline(store: OpenStore, o: Partial<IngestOptions> = {}) {
   return new IngestPipeline(store, {
     tenant: 'default', format: 'auto', strict: false, defaults: {},
     engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 2 }, ...o,
@@ -34,44 +36,44 @@ function tenantEvents(): EventSpec[] {
   return evs;
 }
 
-function counts(store: SqliteStore) {
-  const one = (sql: string) => store.db.prepare(sql).pluck().get() as number;
+async function counts(at: StoreUnderTest) {
+  const one = async (sql: string) => Number(await at.value(sql));
   return {
-    detections: one('SELECT count(*) FROM detections'),
-    observations: one('SELECT count(*) FROM observations'),
-    runs: one('SELECT count(*) FROM runs'),
-    baseline: one('SELECT count(*) FROM baseline'),
-    rollup: one('SELECT coalesce(sum(n), 0) FROM detection_rollup'),
+    detections: await one('SELECT count(*) FROM detections'),
+    observations: await one('SELECT count(*) FROM observations'),
+    runs: await one('SELECT count(*) FROM runs'),
+    baseline: await one('SELECT count(*) FROM baseline'),
+    rollup: await one('SELECT coalesce(sum(n), 0) FROM detection_rollup'),
   };
 }
 
-test('ingesting the same file twice stores nothing new', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'idem.db'));
+storeTest('ingesting the same file twice stores nothing new', async (at) => {
+  const store = await at.open();
   const f = fileOf(ndjson(tenantEvents().map(nativeEvent)));
   const first = await pipeline(store).ingest(f);
   assert.equal(first.format, 'native');
   assert.equal(first.detections, 4);
-  const c1 = counts(store);
+  const c1 = (await counts(at));
   const second = await pipeline(store).ingest(f);
   assert.equal(second.detections, 0);
   assert.equal(second.accepted, first.accepted);
   assert.equal(second.duplicates, second.accepted);
-  assert.deepEqual(counts(store), c1);
+  assert.deepEqual((await counts(at)), c1);
   assert.equal(c1.rollup, c1.detections);
-  store.close();
+  await store.close();
 });
 
-test('gzip input is recognised by its bytes', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'gz.db'));
+storeTest('gzip input is recognised by its bytes', async (at) => {
+  const store = await at.open();
   const f = fileOf(gzipSync(ndjson(tenantEvents().map(nativeEvent))), '.ndjson.gz');
   const s = await pipeline(store).ingest(f);
   assert.equal(s.rejected, 0);
   assert.equal(s.detections, 4);
-  store.close();
+  await store.close();
 });
 
-test('bad records are reported with file:line and field, and skipped without --strict', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'bad.db'));
+storeTest('bad records are reported with file:line and field, and skipped without --strict', async (at) => {
+  const store = await at.open();
   const good = tenantEvents().map(nativeEvent);
   const noProcess = { ...good[0] };
   delete noProcess.process;
@@ -97,28 +99,28 @@ test('bad records are reported with file:line and field, and skipped without --s
   assert.ok(s.errors.find((e) => e.location === `${f}:5`));
   assert.equal(s.accepted, good.length);
   assert.equal(s.detections, 4);
-  store.close();
+  await store.close();
 });
 
-test('--strict stores nothing from a source with a bad record, and keeps what was stored before', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'strict.db'));
+storeTest('--strict stores nothing from a source with a bad record, and keeps what was stored before', async (at) => {
+  const store = await at.open();
   const evs = tenantEvents().map(nativeEvent);
   await pipeline(store).ingest(fileOf(ndjson(evs.slice(0, 4))));
-  const before = counts(store);
+  const before = (await counts(at));
   const bad = ndjson(evs.slice(4)) + '{"owner":"acme","repo":"api"}\n';
   const s = await pipeline(store, { strict: true }).ingest(fileOf(bad));
   assert.equal(s.stored, false);
   assert.equal(s.rejected, 1);
-  assert.deepEqual(counts(store), before);
+  assert.deepEqual((await counts(at)), before);
   // and the same data without the bad line goes in afterwards, consistently
   const s2 = await pipeline(store, { strict: true }).ingest(fileOf(ndjson(evs.slice(4))));
   assert.equal(s2.stored, true);
   assert.equal(s2.detections, 4);
-  store.close();
+  await store.close();
 });
 
-test('empty and binary inputs are handled cleanly', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'empty.db'));
+storeTest('empty and binary inputs are handled cleanly', async (at) => {
+  const store = await at.open();
   const empty = await pipeline(store).ingest(fileOf(''));
   assert.equal(empty.records, 0);
   assert.equal(empty.rejected, 0);
@@ -127,20 +129,20 @@ test('empty and binary inputs are handled cleanly', async () => {
   const b = await pipeline(store).ingest(fileOf(bin, '.bin'));
   assert.equal(b.rejected, 1);
   assert.equal(b.rejectedByReason['binary-input'], 1);
-  assert.equal(counts(store).observations, 0);
-  store.close();
+  assert.equal((await counts(at)).observations, 0);
+  await store.close();
 });
 
-test('an unrecognisable first record stops the source with a clear reason', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'unknown.db'));
+storeTest('an unrecognisable first record stops the source with a clear reason', async (at) => {
+  const store = await at.open();
   const s = await pipeline(store).ingest(fileOf('{"hello":"world"}\n{"a":1}\n'));
   assert.equal(s.rejectedByReason['unknown-format'], 1);
   assert.match(s.errors[0]!.message, /--format/);
-  store.close();
+  await store.close();
 });
 
-test('harden-runner records take job context from a leading context line', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'hr.db'));
+storeTest('harden-runner records take job context from a leading context line', async (at) => {
+  const store = await at.open();
   const lines: string[] = [];
   for (let r = 0; r < 4; r++) {
     lines.push(JSON.stringify({ context: { owner: 'acme', repo: 'web', workflow: '.github/workflows/ci.yml', job: 'build', run_id: String(700 + r) } }));
@@ -155,11 +157,11 @@ test('harden-runner records take job context from a leading context line', async
   assert.equal(page.detections[0]!.endpoint, '45.9.148.10:443');
   assert.equal(page.detections[0]!.tool.name, 'Unknown');
   assert.equal(page.detections[0]!.repo, 'web');
-  store.close();
+  await store.close();
 });
 
-test('StepSecurity exports are imported as detections, envelope or array, idempotently', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'ss.db'));
+storeTest('StepSecurity exports are imported as detections, envelope or array, idempotently', async (at) => {
+  const store = await at.open();
   const det = (id: string, endpoint: string, extra: Record<string, unknown> = {}) => ({
     id, owner: 'acme', repo: 'api', run_id: 42, run_attempt: 1, job: 'build', job_id: '9', workflow_path: '.github/workflows/ci.yml',
     timestamp: '2026-10-10T10:00:00Z', tool: { name: 'tailscaled', sha256: 'aa', parent: 'sudo' }, endpoint,
@@ -177,11 +179,11 @@ test('StepSecurity exports are imported as detections, envelope or array, idempo
   const d1 = page.detections.find((d) => d.external_id === 'd1')!;
   assert.equal(d1.direct_ip_address, '100.64.1.1');
   assert.deepEqual(d1.expected_outbound_connections, ['github.com:443']);
-  store.close();
+  await store.close();
 });
 
-test('list totals from the rollup equal exact counts of detections', async () => {
-  const store = SqliteStore.open(join(tmp.dir, 'totals.db'));
+storeTest('list totals from the rollup equal exact counts of detections', async (at) => {
+  const store = await at.open();
   const evs: EventSpec[] = [];
   for (let r = 0; r < 8; r++) {
     for (const job of ['build', 'test']) {
@@ -201,5 +203,5 @@ test('list totals from the rollup equal exact counts of detections', async () =>
     assert.equal(fast.total, exact.total, JSON.stringify(f));
   }
   assert.ok((await store.detections.list('default', {}, 1)).total > 10);
-  store.close();
+  await store.close();
 });

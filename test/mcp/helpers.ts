@@ -4,22 +4,24 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { openStore, resolveStoreLocation } from '../../src/storage/open-store.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
-import { suppressorFor } from '../../src/rules/suppressor.js';
 import { writeTenant } from '../../src/generate/index.js';
 import { CLI, tempDir } from '../helpers.js';
 import { before, after } from 'node:test';
 
 export const TENANT = 'demo';
 
-/** Generates a small demo tenant to a temp file and ingests it into `<dir>/egress.db`. */
-export async function buildDemoDb(dir: string, opts: { events?: number; runs?: number } = {}): Promise<string> {
-  const dbPath = join(dir, 'egress.db');
+/**
+ * Generates a small demo tenant to a temp file and ingests it into `opts.db` (a SQLite path or a
+ * postgres:// URL; default `<dir>/egress.db`); returns the store's location.
+ */
+export async function buildDemoDb(dir: string, opts: { events?: number; runs?: number; db?: string } = {}): Promise<string> {
+  const dbPath = opts.db ?? join(dir, 'egress.db');
   const file = join(dir, 'demo.ndjson');
   await writeTenant({ seed: 1, events: opts.events ?? 12_000, runs: opts.runs ?? 12 }, file);
-  const store = SqliteStore.open(dbPath);
+  const store = await openStore(resolveStoreLocation(dbPath, {}), 'create');
   try {
     const pipe = new IngestPipeline(store, {
       tenant: TENANT,
@@ -27,11 +29,11 @@ export async function buildDemoDb(dir: string, opts: { events?: number; runs?: n
       strict: false,
       defaults: {},
       engine: DEFAULT_ENGINE_CONFIG,
-      suppressorFor: (s, tenant) => suppressorFor(s, tenant),
+      suppressorFor: (s, tenant) => s.ingestSuppressor(tenant),
     });
     await pipe.ingest(file);
   } finally {
-    store.close();
+    await store.close();
   }
   return dbPath;
 }
@@ -122,13 +124,14 @@ export function killChild(child: ChildProcessWithoutNullStreams): Promise<void> 
 
 /**
  * A demo store and a real SDK client over stdio on it, for the tests of one describe block: built in
- * its before hook, closed in its after hook. Call it inside the describe callback.
+ * its before hook, closed in its after hook. Call it inside the describe callback. `store` gives
+ * the location to build it in (a fresh PostgreSQL database, say); default a SQLite file.
  */
-export function useDemoClient(prefix: string): { readonly db: string; readonly client: Client } {
+export function useDemoClient(prefix: string, store?: () => Promise<string>): { readonly db: string; readonly client: Client } {
   const tmp = tempDir(prefix);
   const fx = {} as { db: string; client: Client; close?: () => Promise<void> };
   before(async () => {
-    fx.db = await buildDemoDb(tmp.dir);
+    fx.db = await buildDemoDb(tmp.dir, { db: await store?.() });
     const c = await stdioClient(fx.db);
     fx.client = c.client;
     fx.close = () => c.client.close();

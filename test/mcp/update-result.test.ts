@@ -1,21 +1,25 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RulesService } from '../../src/rules/service.js';
-import { call as event, ingest, proc, tmpStore, TS0 } from '../analysis/helpers.js';
+import { call as event, ingestCalls, proc, TS0 } from '../analysis/helpers.js';
 import { callOk, stdioClient } from './helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 
-test('MCP update_suppression_rule reports kept, released and handed-over counts of a narrowed rule', async () => {
-  const { store, path, cleanup } = tmpStore();
+const { storeTest } = eachStore();
+
+storeTest('MCP update_suppression_rule reports kept, released and handed-over counts of a narrowed rule', async (at) => {
+  const store = await at.open();
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= store.close());
   const T = 'mcpnarrow';
   try {
     const evs = [];
     for (let i = 0; i < 12; i++) evs.push(event(T, 'api', 100 + i, TS0 + i * 1000, proc('curl'), { domain: `h${i % 2}.example.com`, port: 443 }, i % 3 ? 'acme-corp' : 'globex'));
-    await ingest(store, T, evs);
+    await ingestCalls(at, store, T, evs);
     const svc = new RulesService(store);
     const wide = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'curl' } }, 't');
     const h1 = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { endpoint: 'h1.example.com:443' } }, 't');
-    store.close();
-    const { client } = await stdioClient(path, { tenant: T });
+    await close();
+    const { client } = await stdioClient(at.db, { tenant: T });
     try {
       const r = await callOk(client, 'update_suppression_rule', { ruleId: wide.rule.rule_id, conditions: { process: 'curl', owner: 'acme-corp' }, confirm: true });
       // globex: i = 0, 3, 6, 9 -> h0, h1, h0, h1: two go to the h1 rule, two back to new
@@ -28,6 +32,6 @@ test('MCP update_suppression_rule reports kept, released and handed-over counts 
       await client.close();
     }
   } finally {
-    cleanup();
+    await close();
   }
 });

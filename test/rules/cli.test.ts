@@ -1,9 +1,9 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { call, ingest, proc, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
-import { DETECTIONS } from '../helpers.js';
+import { call, ingestCalls, proc, tailscaled, TS0 } from '../analysis/helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const CLI = 'dist/src/cli/main.js';
 
@@ -12,31 +12,28 @@ function cli(args: string[]): { code: number | null; out: string; err: string } 
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-function state(path: string): string {
-  const s = SqliteStore.open(path);
-  try {
-    return JSON.stringify([
-      s.db.prepare(`SELECT status, rule_id, count(*) FROM ${DETECTIONS} AS detections GROUP BY 1, 2`).raw().all(),
-      s.db.prepare('SELECT count(*) FROM rules').pluck().get(),
-      s.db.prepare('SELECT count(*) FROM rule_audit').pluck().get(),
-      s.db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck().get(),
-    ]);
-  } finally {
-    s.close();
-  }
+async function state(at: StoreUnderTest): Promise<string> {
+  return JSON.stringify([
+    await at.rows(`SELECT status, rule_id, count(*) AS n FROM ${detectionsView(at.backend)} AS detections GROUP BY 1, 2 ORDER BY 1, 2`),
+    await at.value('SELECT count(*) FROM rules'),
+    await at.value('SELECT count(*) FROM rule_audit'),
+    await at.value("SELECT value FROM meta WHERE key = 'rules_version'"),
+  ]);
 }
 
-test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; good input works', async () => {
-  const { store, path, cleanup } = tmpStore();
+storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothing; good input works', async (at) => {
+  const store = await at.open();
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= store.close());
   try {
-    await ingest(store, 'default', [
+    await ingestCalls(at, store, 'default', [
       call('default', 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 }),
       call('default', 'web', 1, TS0 + 1, tailscaled(true), { ip: '100.64.0.2', port: 41641 }),
       call('default', 'web', 1, TS0 + 2, proc('curl'), { domain: 'webhook.site', port: 443 }),
     ]);
-    store.close();
-    const base = ['--db', path, '--tenant', 'default'];
-    const s0 = state(path);
+    await close();
+    const base = ['--db', at.db, '--tenant', 'default'];
+    const s0 = await state(at);
     const cases: [string[], RegExp][] = [
       [['rules', 'create', ...base, '--condition', 'proces=tailscaled', '--yes'], /unknown condition key "proces"/],
       [['rules', 'create', ...base, '--condition', 'ip_address=100.64.0.0/33', '--yes'], /ip_address="100.64.0.0\/33": malformed CIDR/],
@@ -49,7 +46,7 @@ test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; go
       assert.notEqual(r.code, 0, args.join(' '));
       assert.match(r.err, re, args.join(' '));
       assert.doesNotMatch(r.err, /internal error|\n\s+at /, args.join(' '));
-      assert.equal(state(path), s0, `unchanged after ${args.join(' ')}`);
+      assert.equal(await state(at), s0, `unchanged after ${args.join(' ')}`);
     }
     const prev = cli(['rules', 'preview', ...base, '--condition', 'process=tailscaled', '--condition', 'ip_address=100.64.0.0/10', '--json']);
     assert.equal(prev.code, 0, prev.err);
@@ -66,6 +63,6 @@ test('CLI: bad input gets a clear error, a non-zero exit and changes nothing; go
     assert.equal(del.code, 0, del.err);
     assert.match(del.out, /restored 2/);
   } finally {
-    cleanup();
+    await close();
   }
 });

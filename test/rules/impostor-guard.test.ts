@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -7,27 +6,27 @@ import { runIngest, engineConfigFrom } from '../../src/cli/commands/ingest.js';
 import { RulesService } from '../../src/rules/service.js';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
-import { call, ingest, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
-import type { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { DETECTIONS, sqliteIngestTarget } from '../helpers.js';
+import { call, ingestCalls, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const NOC = 'New-Outbound-Network-Call';
 
-function countBySha(store: SqliteStore, sha: string, status: number): number {
-  return store.db
-    .prepare(`SELECT count(*) FROM ${DETECTIONS} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = ?`)
-    .pluck()
-    .get(sha, status) as number;
+async function countBySha(at: StoreUnderTest, sha: string, status: number): Promise<number> {
+  return (await at.value(`SELECT count(*) FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = ? AND d.status = ?`, [sha, status])) as number;
 }
 
-test('demo tenant: no rule can hide the tailscaled impostor, whatever its conditions; the baseline never learns its IPs', async () => {
-  const { store, dir, path, cleanup } = tmpStore();
+storeTest('demo tenant: no rule can hide the tailscaled impostor, whatever its conditions; the baseline never learns its IPs', async (at) => {
+  const store = await at.open();
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= store.close());
   try {
-    const file = join(dir, 'events.ndjson.gz');
+    const file = join(at.dir, 'events.ndjson.gz');
     await writeTenant({ runs: 14, seed: 1, events: 40_000 }, file);
-    await runIngest(sqliteIngestTarget(store), [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
+    await runIngest(store, [file], { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false });
     const imp = SCENARIO.impostor.sha256;
-    const before = countBySha(store, imp, 0);
+    const before = (await countBySha(at, imp, 0));
     assert.ok(before > 0, 'the impostor raised detections');
     const rules = new RulesService(store);
     const byIp = { process: 'tailscaled', ip_address: '45.0.0.0/8' };
@@ -41,63 +40,60 @@ test('demo tenant: no rule can hide the tailscaled impostor, whatever its condit
     // update: a safe rule cannot be widened onto the impostor either
     const safe = await rules.create('default', { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: SCENARIO.tailscale.sha256 } }, 't');
     await assert.rejects(rules.update('default', safe.rule.rule_id, { conditions: { process: 'tailscaled' } }, 't'), /suspected impostor/);
-    assert.equal(countBySha(store, imp, 0), before);
-    assert.equal(countBySha(store, imp, 1), 0);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal((await countBySha(at, imp, 0)), before);
+    assert.equal((await countBySha(at, imp, 1)), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
     // the baseline holds none of the impostor's direct IPs
-    const learned = store.db
-      .prepare(`SELECT count(*) FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE b.in_baseline = 1 AND e.host IN (${SCENARIO.impostor.ips.map(() => '?').join(',')})`)
-      .pluck()
-      .get(...SCENARIO.impostor.ips) as number;
+    const learned = (await at.value(`SELECT count(*) FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE CAST(b.in_baseline AS integer) = 1 AND e.host IN (${SCENARIO.impostor.ips.map(() => '?').join(',')})`, [...SCENARIO.impostor.ips])) as number;
     assert.equal(learned, 0);
     // analysis and guard agree on the binary
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: 'default', limit: 100 }, { rules });
     const ts = res.processes.find((g) => g.process === 'tailscaled')!;
     assert.equal(ts.vpn_evidence.binaries.find((b) => b.sha256 === imp)?.verdict, 'impostor');
-    store.close();
+    await close();
     // the CLI says why, exits non-zero and changes nothing
-    const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'rules', 'create', '--db', path, '--condition', 'process=tailscaled', '--condition', 'ip_address=45.0.0.0/8', '--yes'], {
+    const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', 'ip_address=45.0.0.0/8', '--yes'], {
       encoding: 'utf8',
       env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' },
     });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /suspected impostor/);
   } finally {
-    cleanup();
+    await close();
   }
 });
 
 /** A tailscaled binary with a clean parent: nothing contradicts it until it calls a foreign domain. */
 const LATE: ProcessInfo = { name: 'tailscaled', path: '/usr/local/bin/tailscaled', sha256: 'c'.repeat(64), parent: { name: 'sudo', parent: { name: 'bash' } } };
 
-test('ingest: a binary flagged mid-stream gets its earlier suppressions released, and rules never re-suppress it (restore too)', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('ingest: a binary flagged mid-stream gets its earlier suppressions released, and rules never re-suppress it (restore too)', async (at) => {
+  const store = await at.open();
   try {
     const T = 'late';
-    await ingest(store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
+    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
     const rules = new RulesService(store);
     // rules created before any impostor evidence exists
     const byName = await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled' } }, 't');
     const byRange = await rules.create(T, { detection_id: NOC, conditions: { ip_address: '100.64.0.0/10' } }, 't');
     assert.equal(byName.suppressed, 1);
     // LATE looks like tailscale at first: suppressed at ingest by the name rule
-    const first = await ingest(store, T, [1, 2, 3].map((i) => call(T, 'web', 1 + i, TS0 + i, LATE, { ip: `100.64.0.${i + 1}`, port: 41641 })));
+    const first = await ingestCalls(at, store, T, [1, 2, 3].map((i) => call(T, 'web', 1 + i, TS0 + i, LATE, { ip: `100.64.0.${i + 1}`, port: 41641 })));
     assert.equal(first.suppressedOnIngest, 3);
     // then it fetches from a domain outside Tailscale's signature: flagged, its past suppressions released
-    const second = await ingest(store, T, [call(T, 'web', 9, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }), call(T, 'web', 9, TS0 + 10, LATE, { ip: '100.64.0.9', port: 41641 })]);
+    const second = await ingestCalls(at, store, T, [call(T, 'web', 9, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }), call(T, 'web', 9, TS0 + 10, LATE, { ip: '100.64.0.9', port: 41641 })]);
     assert.equal(second.suppressedOnIngest, 0);
-    assert.equal(countBySha(store, LATE.sha256!, 1), 0);
-    assert.equal(countBySha(store, LATE.sha256!, 0), 5);
-    assert.equal(countBySha(store, tailscaled(true).sha256!, 1), 1, 'the genuine binary stays suppressed');
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal((await countBySha(at, LATE.sha256!, 1)), 0);
+    assert.equal((await countBySha(at, LATE.sha256!, 0)), 5);
+    assert.equal((await countBySha(at, tailscaled(true).sha256!, 1)), 1, 'the genuine binary stays suppressed');
+    assert.equal(await rollupMismatchesOf(at), 0);
     // delete --restore re-applies the remaining rules: the name rule matches LATE but must not take it
     await rules.delete(T, byRange.rule.rule_id, { restore: true }, 't');
-    assert.equal(countBySha(store, LATE.sha256!, 1), 0);
+    assert.equal((await countBySha(at, LATE.sha256!, 1)), 0);
     // the flag is stored: a new ingest process knows it before any contradicting call
-    const third = await ingest(store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
+    const third = await ingestCalls(at, store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
     assert.equal(third.suppressedOnIngest, 0);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
-    cleanup();
+    await store.close();
   }
 });

@@ -2,10 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RulesService, RuleError } from '../../src/rules/service.js';
 import { compileRule, matchSubject } from '../../src/rules/matcher.js';
-import { call, ingest, proc, rollupMismatches, tailscaled, tmpStore, TS0 } from '../analysis/helpers.js';
+import { call, ingestCalls, proc, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
-import { DETECTIONS } from '../helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const T = 'rules';
 const NOC = 'New-Outbound-Network-Call';
@@ -65,15 +67,15 @@ function fixture(): NetworkCallEvent[] {
   return evs;
 }
 
-function statusCounts(store: import('../../src/storage/sqlite/sqlite-store.js').SqliteStore): Record<string, number> {
-  const rows = store.db.prepare(`SELECT status, rule_id <> 0 AS r, count(*) AS n FROM ${DETECTIONS} AS detections GROUP BY 1, 2`).all() as { status: number; r: number; n: number }[];
+async function statusCounts(at: StoreUnderTest): Promise<Record<string, number>> {
+  const rows = (await at.rows(`SELECT status, rule_id <> 0 AS r, count(*) AS n FROM ${detectionsView(at.backend)} AS detections GROUP BY 1, 2`)) as { status: number; r: number; n: number }[];
   return Object.fromEntries(rows.map((x) => [`${x.status}/${x.r}`, x.n]));
 }
 
-test('preview == create, delete with and without restore, audit, rollup in step', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('preview == create, delete with and without restore, audit, rollup in step', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store);
     const input = { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } };
     const p = await svc.preview(T, input);
@@ -81,11 +83,11 @@ test('preview == create, delete with and without restore, audit, rollup in step'
     assert.equal(p.risky_matches, 0);
     assert.equal(p.refused_reason, null);
     assert.deepEqual(p.by_process, [{ process: 'tailscaled', count: 8 }]);
-    const v0 = Number(store.detections.meta('rules_version'));
+    const v0 = Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'"));
     const c = await svc.create(T, { ...input, name: 'ts peers' }, 'tester');
     assert.equal(c.suppressed, p.would_suppress);
-    assert.equal(Number(store.detections.meta('rules_version')), v0 + 1);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
+    assert.equal(await rollupMismatchesOf(at), 0);
     assert.equal((await svc.preview(T, input)).would_suppress, 0);
     const list = await svc.list(T);
     assert.equal(list.length, 1);
@@ -98,18 +100,18 @@ test('preview == create, delete with and without restore, audit, rollup in step'
     const c2 = await svc.create(T, c2in, 'tester');
     assert.equal(c2.suppressed, p2.would_suppress);
     assert.equal(c2.suppressed, 3);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
 
     // delete without restore keeps past suppressions
-    const before = statusCounts(store);
+    const before = (await statusCounts(at));
     const d1 = await svc.delete(T, c2.rule.rule_id, {}, 'tester');
     assert.equal(d1.restored, 0);
-    assert.deepEqual(statusCounts(store), before);
+    assert.deepEqual((await statusCounts(at)), before);
     // delete with restore turns them back into new
     const d2 = await svc.delete(T, c.rule.rule_id, { restore: true }, 'tester');
     assert.equal(d2.restored, 8);
-    assert.equal(rollupMismatches(store), 0);
-    assert.equal(statusCounts(store)['1/1'], 3);
+    assert.equal(await rollupMismatchesOf(at), 0);
+    assert.equal((await statusCounts(at))['1/1'], 3);
     assert.equal((await svc.list(T)).length, 0);
     await assert.rejects(svc.get(T, c.rule.rule_id), (e: unknown) => e instanceof RuleError && e.code === 'not_found');
 
@@ -125,18 +127,18 @@ test('preview == create, delete with and without restore, audit, rollup in step'
     assert.equal(c3.suppressed, 3);
     const u = await svc.update(T, c3.rule.rule_id, { conditions: { process: 'curl' } }, 'tester');
     assert.equal(u.suppressed, 5);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('never-suppress: rules targeting or covering risky destinations are refused; nothing changes', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('never-suppress: rules targeting or covering risky destinations are refused; nothing changes', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store);
-    const snapshot = statusCounts(store);
+    const snapshot = (await statusCounts(at));
     for (const conditions of [
       { host: 'gist.githubusercontent.com' },
       { endpoint: '*.webhook.site:443' },
@@ -153,21 +155,21 @@ test('never-suppress: rules targeting or covering risky destinations are refused
     assert.equal(p.risky_matches, 2);
     assert.deepEqual(p.risky_samples, [{ endpoint: 'webhook.site:443', process: 'node', count: 2 }]);
     assert.ok(p.warnings.some((w) => w.includes('risky')));
-    assert.deepEqual(statusCounts(store), snapshot);
+    assert.deepEqual((await statusCounts(at)), snapshot);
     assert.equal((await svc.list(T)).length, 0);
-    assert.equal(store.db.prepare('SELECT count(*) FROM rule_audit').pluck().get(), 0);
+    assert.equal((await at.value('SELECT count(*) FROM rule_audit')), 0);
     // narrowed so that it excludes the risky host: accepted
     const ok = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', host: 'registry.example.com' } }, 't');
     assert.equal(ok.suppressed, 6);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('newly ingested detections matching a rule are stored suppressed; risky ones never', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('newly ingested detections matching a rule are stored suppressed; risky ones never', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store);
     const r = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     const more: NetworkCallEvent[] = [
@@ -176,16 +178,12 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
       call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('curl'), { domain: 'webhook.site', port: 443 }),
       call(T, 'web', 900, TS0 + 86_400_000 * 2 + 9, proc('wget'), { domain: 'api.example.com', port: 443 }),
     ];
-    const res = await ingest(store, T, more);
+    const res = await ingestCalls(at, store, T, more);
     assert.equal(res.detections, 4);
     assert.equal(res.suppressedOnIngest, 2);
-    const rows = store.db
-      .prepare(
-        `SELECT e.endpoint, p.norm_name, d.status, ru.rule_uid FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id
+    const rows = (await at.rows(`SELECT e.endpoint, p.norm_name, d.status, ru.rule_uid FROM ${detectionsView(at.backend)} d JOIN endpoints e ON e.id = d.endpoint_id
          JOIN processes p ON p.id = d.process_id LEFT JOIN rules ru ON ru.id = d.rule_id JOIN runs r ON r.id = d.run_ref
-         WHERE r.run_id = '900' ORDER BY e.endpoint, p.norm_name`,
-      )
-      .all() as { endpoint: string; norm_name: string; status: number; rule_uid: string | null }[];
+         WHERE r.run_id = '900' ORDER BY e.endpoint, p.norm_name`)) as { endpoint: string; norm_name: string; status: number; rule_uid: string | null }[];
     assert.deepEqual(
       rows.map((x) => [x.endpoint, x.norm_name, x.status, x.rule_uid]),
       [
@@ -195,20 +193,20 @@ test('newly ingested detections matching a rule are stored suppressed; risky one
         ['webhook.site:443', 'curl', 0, null],
       ],
     );
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
     // restore also moves ingest-time suppressions back
     const d = await svc.delete(T, r.rule.rule_id, { restore: true }, 't');
     assert.equal(d.restored, 8 + 2);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('delete --restore hands restored detections to other active rules, never risky ones', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('delete --restore hands restored detections to other active rules, never risky ones', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, fixture());
+    await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store);
     // A: tailscaled peers everywhere; B (created later, so it suppresses nothing at first): tailscaled in repo web
     const a = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address: '100.64.0.0/10' } });
@@ -217,18 +215,19 @@ test('delete --restore hands restored detections to other active rules, never ri
     assert.equal(b.suppressed, 3, 'controlplane calls in web');
     const c = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', repo: 'lib' } });
     // risky webhook.site detections of node in lib arrive later and stay new at ingest
-    await ingest(store, T, [call(T, 'lib', 900, TS0 + 90 * 7_200_000, proc('node'), { domain: 'webhook.site', port: 443 })]);
+    await ingestCalls(at, store, T, [call(T, 'lib', 900, TS0 + 90 * 7_200_000, proc('node'), { domain: 'webhook.site', port: 443 })]);
     const del = await svc.delete(T, a.rule.rule_id, { restore: true });
     // 8 restored; the 3 in repo web are taken over by B: 5 end up new
     assert.equal(del.restored, 5);
-    const byRule = store.db.prepare(`SELECT rule_id, count(*) AS n FROM ${DETECTIONS} AS detections WHERE status = 1 GROUP BY rule_id ORDER BY rule_id`).all() as { rule_id: number; n: number }[];
-    const ruleId = (uid: string) => store.db.prepare('SELECT id FROM rules WHERE rule_uid = ?').pluck().get(uid) as number;
-    assert.deepEqual(byRule.find((r) => r.rule_id === ruleId(b.rule.rule_id))?.n, 6);
-    const risky = store.db.prepare(`SELECT d.status FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.endpoint = 'webhook.site:443' AND d.job_ref IN (SELECT id FROM jobs WHERE repo = 'lib')`).pluck().all() as number[];
+    const byRule = (await at.rows(`SELECT rule_id, count(*) AS n FROM ${detectionsView(at.backend)} AS detections WHERE status = 1 GROUP BY rule_id ORDER BY rule_id`)) as { rule_id: number; n: number }[];
+    const ruleId = async (uid: string) => (await at.value('SELECT id FROM rules WHERE rule_uid = ?', [uid])) as number;
+    const bId = await ruleId(b.rule.rule_id);
+    assert.deepEqual(byRule.find((r) => r.rule_id === bId)?.n, 6);
+    const risky = (await at.column(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.endpoint = 'webhook.site:443' AND d.job_ref IN (SELECT id FROM jobs WHERE repo = 'lib')`)) as number[];
     assert.ok(risky.length > 0 && risky.every((s) => s === 0), 'risky detections stay new');
     assert.equal(c.suppressed, 2);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
-    cleanup();
+    await store.close();
   }
 });

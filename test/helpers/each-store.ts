@@ -1,0 +1,178 @@
+import { test, after, before, describe, type TestContext } from 'node:test';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { DETECTIONS, tempDir } from '../helpers.js';
+import { usePostgres } from './postgres.js';
+import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } from '../../src/storage/open-store.js';
+
+/**
+ * Runs a test body once on each store backend: `storeTest('name', async (s) => ...)` registers
+ * "name [sqlite]" and "name [postgres]". Each run gets a fresh, empty store: a new SQLite file, or a
+ * new database of the one PostgreSQL server this test file starts (usePostgres, on first use; a
+ * missing PostgreSQL fails the test with how to install it, it never skips). The body reaches the
+ * store through the ports (`s.open()`), through the CLI (`--db s.db`, or `s.env`), or, for the checks
+ * only raw rows can make, through `s.rows()` with SQL for the backend at hand (`s.backend`).
+ *
+ * Integration tests that stay on SQLite alone, because they are about SQLite itself:
+ * - test/storage/run-legs-migration, status-side-table-migration (and the legacy-store helper):
+ *   SQLite's core migrations over a store an older version wrote (PostgreSQL's own migrations:
+ *   test/storage/postgres/migrations);
+ * - test/storage/sqlite-closes-clean: the SQLite file is closed (WAL checkpointed) on every exit path;
+ * - test/storage/sqlite-ingest-page-cache: SQLite's page cache during ingest;
+ * - test/storage/ingest-lease: SQLite's lease table under a fake clock (both backends:
+ *   test/storage/contract/ingest-leases);
+ * - test/storage/inventory-status: SQLite's status side table as the inventory reads it (PostgreSQL
+ *   keeps the status on the row; test/storage/contract/inventory covers both);
+ * - test/rules/thin-move: the query plans (EXPLAIN QUERY PLAN) of SQLite's rule writes;
+ * - test/rules/coarse-rollups: SQLite's coarse-rollup triggers (PostgreSQL's are checked exact by
+ *   test/storage/contract/analysis-exactness and by rollupMismatchesOf in test/analysis/helpers);
+ * - test/rules/impostor-cache: the SQLite rules repository's impostor cache across two connections;
+ * - test/analysis/golden: golden answers recorded from a SQLite store (contract/analysis-exactness
+ *   holds PostgreSQL's analysis equal to SQLite's on random tenants);
+ * - test/ingest/repeat-fast-path, rfc3339-in-place: the parser's fast paths, with a SQLite store as
+ *   the reference output of a parse;
+ * - test/cli/cli "default location", exit-codes "missing store" / "file system" / "read-only store":
+ *   the default store and the file errors are SQLite files'; demo writes its own SQLite store.
+ *
+ * Not converted yet (they still run on SQLite only; next to convert): test/ingest/documents, crash
+ * (its PRAGMA integrity_check part stays SQLite's), concurrent-writers, write-contract,
+ * harden-runner-records; test/rules/update-narrowing; test/mcp/policy-builtin. One test is left
+ * out on PostgreSQL for a bug, named next to it: test/mcp/http "serves concurrent calls".
+ * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are
+ * covered per backend by test/storage/contract/policy-state and test/cli/policy-state-postgres.
+ */
+
+export interface StoreUnderTest {
+  backend: StoreBackend;
+  /** what `--db` takes: the SQLite file's path or the PostgreSQL database's URL */
+  db: string;
+  /** EGRESS_TRIAGE_DB for a child process that should find this store without --db */
+  env: { EGRESS_TRIAGE_DB: string };
+  /** a temp folder of this test run, for input files (deleted after the file's tests) */
+  dir: string;
+  /** the store's ports; 'create' (the default) creates and migrates it. The caller closes it. */
+  open(mode?: 'read' | 'create'): Promise<OpenStore>;
+  /**
+   * Runs one SQL statement on the store (its own connection) and returns its rows: checks that only
+   * raw rows can make, or a row planted as an older version would have written it. Parameters are
+   * `?` on both backends ($1... also works on PostgreSQL); PostgreSQL's rows come back as SQLite's
+   * would: bigint and numeric as numbers, booleans as 0 and 1.
+   */
+  rows<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** the first column of each row of rows() */
+  column<T = unknown>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** the first column of the first row of rows(), undefined without rows */
+  value<T = unknown>(sql: string, params?: unknown[]): Promise<T | undefined>;
+}
+
+export type StoreTestBody = (s: StoreUnderTest, t: TestContext) => Promise<void>;
+
+export interface StoreTestOptions {
+  /** only these backends (a test about one backend's own behaviour, with the reason next to it) */
+  only?: StoreBackend[];
+  timeout?: number;
+  concurrency?: boolean | number;
+}
+
+/**
+ * Call once at the top level of a test file: returns the `storeTest` function that registers each
+ * test on SQLite and on PostgreSQL, and the backends list for files that loop themselves.
+ */
+export function eachStore(): {
+  storeTest: (name: string, body: StoreTestBody, opts?: StoreTestOptions) => void;
+  storeSuite: (body: (store: () => StoreUnderTest, backend: StoreBackend) => void) => void;
+  fresh: (backend: StoreBackend, label?: string) => Promise<StoreUnderTest>;
+} {
+  const tmp = tempDir('egress-triage-each-store-');
+  after(() => tmp.cleanup());
+  const server = usePostgres();
+  let n = 0;
+
+  async function fresh(backend: StoreBackend, label = 'test'): Promise<StoreUnderTest> {
+    const dir = join(tmp.dir, `${backend}-${++n}`);
+    mkdirSync(dir);
+    const db = backend === 'sqlite' ? join(dir, 'store.db') : await (await server()).createDatabase(label);
+    const rows = <T>(sql: string, params: unknown[] = []): Promise<T[]> => (backend === 'sqlite' ? sqliteRows<T>(db, sql, params) : postgresRows<T>(db, sql, params));
+    const column = async <T>(sql: string, params?: unknown[]) => (await rows<Record<string, unknown>>(sql, params)).map((r) => Object.values(r)[0] as T);
+    return {
+      backend,
+      db,
+      env: { EGRESS_TRIAGE_DB: db },
+      dir,
+      open: (mode = 'create') => openStore(resolveStoreLocation(db, {}), mode),
+      rows,
+      column,
+      value: async <T>(sql: string, params?: unknown[]) => (await column<T>(sql, params))[0],
+    };
+  }
+
+  function storeTest(name: string, body: StoreTestBody, opts: StoreTestOptions = {}): void {
+    for (const backend of opts.only ?? (['sqlite', 'postgres'] as const)) {
+      test(`${name} [${backend}]`, { timeout: opts.timeout, concurrency: opts.concurrency }, async (t) => body(await fresh(backend, 't'), t));
+    }
+  }
+
+  /**
+   * For tests that build on each other's writes: `body` registers its tests once per backend, inside
+   * a suite named "[sqlite]" or "[postgres]" whose tests share one store, created before the first.
+   */
+  function storeSuite(body: (store: () => StoreUnderTest, backend: StoreBackend) => void): void {
+    for (const backend of ['sqlite', 'postgres'] as const) {
+      describe(`[${backend}]`, () => {
+        let s: StoreUnderTest | undefined;
+        before(async () => {
+          s = await fresh(backend, 'suite');
+        });
+        body(() => s!, backend);
+      });
+    }
+  }
+
+  return { storeTest, storeSuite, fresh };
+}
+
+async function sqliteRows<T>(path: string, sql: string, params: unknown[]): Promise<T[]> {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    const st = db.prepare(sql);
+    if (!st.reader) {
+      st.run(...params);
+      return [];
+    }
+    return st.all(...params) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+/** bigint (count(*)), numeric (sum()) and boolean values as SQLite returns them: numbers, 0 and 1 */
+const SQLITE_LIKE: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return (v: string) => Number(v);
+    if (oid === pg.types.builtins.BOOL) return (v: string) => (v === 't' ? 1 : 0);
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+async function postgresRows<T>(url: string, sql: string, params: unknown[]): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url, types: SQLITE_LIKE });
+  await c.connect();
+  try {
+    // `?` placeholders (as on SQLite) become $1, $2, ...: one query text serves both backends
+    let i = 0;
+    const text = /\$1\b/.test(sql) ? sql : sql.replace(/\?/g, () => `$${++i}`);
+    return (await c.query(text, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * `detections` with each row's status and rule, for raw checks: PostgreSQL keeps them on the row,
+ * SQLite in a side table (test/helpers.ts DETECTIONS). Use as `FROM ${detectionsView(s.backend)} d`.
+ */
+export function detectionsView(backend: StoreBackend): string {
+  return backend === 'sqlite' ? DETECTIONS : 'detections';
+}
