@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { formatSummary } from './summary.js';
 import { runServerScenarios, startFixture } from './runner.js';
-import { REVISIONS, TOOLS, assertToolsInstalled } from './tools.js';
+import { REVISIONS, ROOT, TOOLS, assertToolsInstalled } from './tools.js';
 
 /**
  * `npm run conformance`: the official server scenarios against the fixture upstream, once per revision, the
@@ -23,7 +23,7 @@ async function main(): Promise<number> {
       const outDir = join(TOOLS, 'results', `fixture-${revision}`);
       rmSync(outDir, { recursive: true, force: true });
       const run = await runServerScenarios('fixture', fixture.url, revision, outDir);
-      process.stdout.write(`${formatSummary('fixture', run.summary)}\n  checks.json files: ${outDir}\n`);
+      process.stdout.write(`${formatSummary('fixture', run.summary)}\n  checks.json files: ${relative(ROOT, outDir)}/\n`);
       if (run.status !== 0) {
         failed = true;
         process.stdout.write(`${run.output.slice(run.output.lastIndexOf('Total:'))}\n`);
