@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFORMANCE_CLI, NODE22, ROOT, assertToolsInstalled, expectedFailuresFile, type Revision } from './tools.js';
+import { summarizeRun, staleEntries, type RunSummary } from './summary.js';
+
+export interface Fixture {
+  url: string;
+  stop: () => Promise<void>;
+}
+
+/** Starts the fixture upstream as its own process on a free loopback port; resolves once it listens. */
+export function startFixture(timeoutMs = 60_000): Promise<Fixture> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/test/conformance/fixture/main.js'), '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => void stop().then(() => reject(new Error(`the fixture did not start within ${timeoutMs} ms:\n${output}`))), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk;
+      const match = /fixture listening on (\S+)/.exec(output);
+      if (!match) return;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      resolve({ url: match[1]!, stop });
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the fixture exited before listening (code ${code}, signal ${signal}):\n${output}`));
+    });
+  });
+}
+
+export interface ConformanceRun {
+  status: number | null;
+  /** The CLI's own report: per-scenario lines, totals and the baseline verdict. */
+  output: string;
+  summary: RunSummary;
+  /** Expected failures that passed, including unscored scenarios the CLI does not flag. */
+  stale: string[];
+  expectedFailures: string;
+}
+
+/**
+ * Runs the official server scenarios of one revision's requirement set against `url` under Node 22, with the
+ * target's expected-failures file, writing checks.json files under `outDir`.
+ */
+export async function runServerScenarios(target: string, url: string, revision: Revision, outDir: string): Promise<ConformanceRun> {
+  assertToolsInstalled();
+  mkdirSync(outDir, { recursive: true });
+  const expectedFailures = expectedFailuresFile(target, revision);
+  const args = [CONFORMANCE_CLI, 'server', '--url', url, '--requirements', revision, '--expected-failures', expectedFailures, '-o', outDir];
+  const child = spawn(NODE22, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  // The CLI colours its verdict lines whatever the terminal; keep logs and assertion messages plain.
+  output = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const summary = summarizeRun(outDir, revision);
+  return { status, output, summary, stale: staleEntries(expectedFailures, summary), expectedFailures };
+}
