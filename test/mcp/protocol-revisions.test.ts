@@ -275,6 +275,21 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       assert.equal(r.body.result.structuredContent.confirmed_via, 'confirm-flag');
     });
 
+    it('2026-07-28 with grants: no token gets 401; the token names who wrote the rule', async () => {
+      const grants = join(tmp.dir, 'grants.yaml');
+      writeFileSync(grants, 'grants:\n  - { identity: alice, token: alice-token-0123456789abcdef }\n');
+      const url = await serve(['--grants', grants]);
+      const auth = { authorization: 'Bearer alice-token-0123456789abcdef' };
+      assert.equal((await modernCall(url, 1, 'ping', {})).status, 401);
+      assert.equal((await modernCall(url, 2, 'ping', {}, {}, { authorization: 'Bearer wrong-token-0123456789abcdef' })).status, 401);
+      const noCaps = { ...ENVELOPE, 'io.modelcontextprotocol/clientCapabilities': {} };
+      const an = (await modernCall(url, 3, 'analyze_anomalous_calls_by_process', { limit: 50 }, {}, auth)).body.result.structuredContent;
+      const vpn = an.processes.find((p: Any) => p.is_vpn_process_candidate && !p.name_impersonation_suspected && p.suggested_rule?.blocked_reason === null);
+      const args = { detectionId: vpn.suggested_rule.detection_id, conditions: vpn.suggested_rule.conditions, name: 'by alice', confirm: true };
+      const created = await modernCall(url, 4, 'create_suppression_rule', args, { _meta: noCaps }, auth);
+      assert.equal(created.body.result.structuredContent.rule.created_by, 'mcp:alice');
+    });
+
     it('serve --policy: a 2026-07-28 client is refused rather than served unpoliced; a negotiating client falls back to a policed session', async () => {
       const policy = join(tmp.dir, 'policy.yaml');
       writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  ping:\n    action: deny\n    reason: "no pings here"\n');
