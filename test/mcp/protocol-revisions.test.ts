@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport, type CallToolResult, type Transport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { LIST_TTL_MS } from '../../src/mcp/server.js';
@@ -166,6 +166,38 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
           return transport;
         }),
       );
+    }
+  });
+
+  it('stdio at 2026-07-28: the one message size limit still answers an oversize line with its id, and the connection stays up', async () => {
+    const child = spawn(process.execPath, [CLI, 'mcp', '--db', freshDb(), '--tenant', TENANT, '--max-message-bytes', '4KiB'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const reply = async (id: number): Promise<Any> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const line = out.split('\n').find((l) => l.includes(`"id":${id}`));
+        if (line) return JSON.parse(line) as Any;
+        if (Date.now() > deadline) throw new Error(`no answer to ${id}: ${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    const send = (m: Any) => child.stdin.write(JSON.stringify(m) + '\n');
+    const ping = (id: number, pad = '') => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ping', arguments: {}, _meta: { ...ENVELOPE, pad } } });
+    try {
+      send(ping(1));
+      const first = await reply(1);
+      assert.equal(first.result.resultType, 'complete', 'an enveloped request opens a 2026-07-28 connection');
+      assert.equal(first.result.structuredContent.ok, true);
+      send(ping(2, 'x'.repeat(8192)));
+      const big = await reply(2);
+      assert.equal(big.error.code, -32600);
+      assert.match(big.error.message, /exceeds the limit of 4096 bytes/);
+      send(ping(3));
+      assert.equal((await reply(3)).result.structuredContent.ok, true);
+    } finally {
+      child.stdin.end();
+      await new Promise((r) => child.once('exit', r));
     }
   });
 
