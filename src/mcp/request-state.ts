@@ -36,7 +36,7 @@ export function confirmStateCodec(env: NodeJS.ProcessEnv = process.env): Request
   if (codec) return codec;
   const configured = env[REQUEST_STATE_KEY_ENV];
   if (configured !== undefined && configured !== '' && Buffer.byteLength(configured) < 32) {
-    throw new Error(`${REQUEST_STATE_KEY_ENV} must be at least 32 bytes long`);
+    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs confirmation state; every replica behind one URL needs the same one)`);
   }
   codec = createRequestStateCodec<ConfirmState>({ key: configured || randomBytes(32), ttlSeconds: CONFIRM_TTL_SECONDS });
   return codec;

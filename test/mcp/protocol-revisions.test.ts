@@ -13,7 +13,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport, type CallToolResult, type Transport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { LIST_TTL_MS } from '../../src/mcp/server.js';
-import { CLI, tempDir } from '../helpers.js';
+import { CLI, runCli, tempDir } from '../helpers.js';
 import { TENANT, buildDemoDb, cleanEnv, killChild, startServe, textOf } from './helpers.js';
 
 type Any = Record<string, any>;
@@ -169,6 +169,15 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
     }
   });
 
+  it('a request-state key shorter than 32 bytes refuses to start, exit 2, without a stack trace', () => {
+    for (const cmd of [['mcp'], ['serve', '--listen', '127.0.0.1:0']]) {
+      const r = runCli([...cmd, '--db', join(tmp.dir, 'never.db')], { env: { EGRESS_TRIAGE_REQUEST_STATE_KEY: 'too-short' } });
+      assert.equal(r.status, 2, `${cmd[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /EGRESS_TRIAGE_REQUEST_STATE_KEY: the key must be at least 32 bytes long/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+  });
+
   it('stdio at 2026-07-28: the one message size limit still answers an oversize line with its id, and the connection stays up', async () => {
     const child = spawn(process.execPath, [CLI, 'mcp', '--db', freshDb(), '--tenant', TENANT, '--max-message-bytes', '4KiB'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -320,6 +329,38 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       const args = { detectionId: vpn.suggested_rule.detection_id, conditions: vpn.suggested_rule.conditions, name: 'by alice', confirm: true };
       const created = await modernCall(url, 4, 'create_suppression_rule', args, { _meta: noCaps }, auth);
       assert.equal(created.body.result.structuredContent.rule.created_by, 'mcp:alice');
+    });
+
+    it('2026-07-28 across replicas: a confirmation retry on another process counts only with the shared EGRESS_TRIAGE_REQUEST_STATE_KEY', async () => {
+      const db = freshDb();
+      const start = async (key: string): Promise<URL> => {
+        const child = spawn(
+          process.execPath,
+          [CLI, 'serve', '--db', db, '--tenant', TENANT, '--listen', '127.0.0.1:0', '--dashboard-url', 'https://dash.example'],
+          { env: cleanEnv({ EGRESS_TRIAGE_REQUEST_STATE_KEY: key }), stdio: ['pipe', 'pipe', 'pipe'] },
+        );
+        servers.push(child);
+        let err = '';
+        return new Promise<URL>((resolve, reject) => {
+          child.stderr.on('data', (c: Buffer) => {
+            err += c.toString();
+            const m = /listening on (http:\/\/\S+)/.exec(err);
+            if (m) resolve(new URL(m[1]!));
+          });
+          child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+        });
+      };
+      const shared = 'k'.repeat(40);
+      const [a, b, other] = await Promise.all([start(shared), start(shared), start('o'.repeat(40))]);
+      const an = (await modernCall(a, 1, 'analyze_anomalous_calls_by_process', { limit: 50 })).body.result.structuredContent;
+      const vpn = an.processes.find((p: Any) => p.is_vpn_process_candidate && !p.name_impersonation_suspected && p.suggested_rule?.blocked_reason === null);
+      const args = { detectionId: vpn.suggested_rule.detection_id, conditions: vpn.suggested_rule.conditions, name: 'across replicas', confirm: true };
+      const asked = await modernCall(a, 2, 'create_suppression_rule', args);
+      const retry = { inputResponses: { confirm: { action: 'accept', content: { confirm: true } } }, requestState: asked.body.result.requestState };
+      const elsewhere = await modernCall(other, 3, 'create_suppression_rule', args, retry);
+      assert.equal(elsewhere.body.error?.code, -32602, 'a replica with another key cannot read the state');
+      const created = await modernCall(b, 4, 'create_suppression_rule', args, retry);
+      assert.equal(created.body.result.structuredContent.confirmed_via, 'elicitation');
     });
 
     it('serve --policy: a 2026-07-28 client is refused rather than served unpoliced; a negotiating client falls back to a policed session', async () => {
