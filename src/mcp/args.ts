@@ -5,8 +5,9 @@ import { ToolInputError } from './context.js';
 /**
  * Tool input schemas. Every tool's arguments are a strict object: an argument name the tool does not
  * know is refused by name (a silently dropped `detectionId` or `page` once returned the wrong
- * detections). The SDK (v1) turns the validation failure into an `isError` tool result whose text is
- * "Input validation error: Invalid arguments for tool <name>: <our message>".
+ * detections). The SDK turns the validation failure into an `isError` tool result whose text is
+ * "Input validation error: Invalid arguments for tool <name>: <our messages>", the messages joined
+ * with ", "; the list of valid names is therefore bracketed, so it cannot run into the next message.
  *
  * Aliases accept StepSecurity MCP's spelling of a parameter beside ours. The alias is honoured (its
  * value is moved onto the canonical name before the handler runs, so handlers only see canonical
@@ -38,7 +39,7 @@ export function strictInput<S extends Shape>(shape: S, aliases: Record<string, s
     .strictObject(full, {
       error: (iss) =>
         iss.code === 'unrecognized_keys'
-          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}: ${valid.length ? `this tool accepts only ${valid.join(', ')}` : 'this tool takes no arguments'}`
+          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}: ${valid.length ? `this tool accepts only [${valid.join(', ')}]` : 'this tool takes no arguments'}`
           : undefined,
     })
     .superRefine((v, ctx) => {

@@ -1,12 +1,13 @@
 import { z } from 'zod';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult, ServerNotification, ServerRequest, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { CallToolResult, InputRequiredResult, McpServer, ServerContext, ToolAnnotations } from '@modelcontextprotocol/server';
 import type { OpenStore } from '../storage/open-store.js';
 import type { InventoryRepository } from '../storage/inventory-port.js';
 import { TIME_FORMS } from '../domain/time.js';
 
-/** Everything a tool module needs. One per McpServer instance (i.e. per session). */
+/**
+ * Everything a tool module needs. One per McpServer instance: per stdio connection, per 2025-11-25
+ * HTTP session, per 2026-07-28 HTTP request. Nothing in it may be per-session state.
+ */
 export interface ToolContext {
   store: OpenStore;
   tenant: string;
@@ -64,7 +65,10 @@ export function isUserError(e: unknown): e is Error {
  * Wraps a tool handler: user errors become isError results with their message; anything else is
  * logged to stderr and reported as an internal error without a stack trace. Never throws.
  */
-export function guard<A>(name: string, fn: (args: A, extra: ToolExtra) => Promise<CallToolResult>): (args: A, extra: ToolExtra) => Promise<CallToolResult> {
+export function guard<A, R extends CallToolResult | InputRequiredReturn = CallToolResult>(
+  name: string,
+  fn: (args: A, extra: ToolExtra) => Promise<R>,
+): (args: A, extra: ToolExtra) => Promise<R | CallToolResult> {
   return async (args, extra) => {
     try {
       return await fn(args, extra);
@@ -76,8 +80,11 @@ export function guard<A>(name: string, fn: (args: A, extra: ToolExtra) => Promis
   };
 }
 
-/** The handler "extra" argument of a tool callback. */
-export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+/** The handler context argument of a tool callback. */
+export type ToolExtra = ServerContext;
+
+/** What a tool returns to ask the client for input first (multi-round-trip; see confirm.ts). */
+export type InputRequiredReturn = InputRequiredResult;
 
 // ----- shared zod fields -----
 

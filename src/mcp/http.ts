@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { classifyInboundRequest, createMcpHandler, isInitializeRequest, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 import type { PolicyOptions } from './stdio.js';
 import { createPolicyGatewayForServer } from '../gateway/in-process.js';
@@ -62,7 +61,7 @@ export interface HttpApp {
 }
 
 interface Session {
-  transport: StreamableHTTPServerTransport;
+  transport: NodeStreamableHTTPServerTransport;
   server: McpServer;
   /** grant identity that opened the session; undefined when serving without grants */
   identity: string | undefined;
@@ -72,13 +71,19 @@ interface Session {
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}, id: string | number | null = null): void {
   if (res.headersSent) {
     res.end();
     return;
   }
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }));
+}
+
+/** The id of a request body, to answer it with (null when there is none usable). */
+function requestId(body: unknown): string | number | null {
+  const id = typeof body === 'object' && body !== null ? (body as { id?: unknown }).id : undefined;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id)) ? id : null;
 }
 
 class BodyTooLarge extends Error {}
@@ -115,9 +120,21 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   });
 }
 
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /**
- * The Streamable HTTP MCP server: stateful sessions at /mcp (Mcp-Session-Id), one McpServer per
- * session over a shared store. Bodies are read here with a hard cap (413 above it). Every request
+ * The Streamable HTTP MCP server. One endpoint (/mcp) serves both protocol revisions ("hybrid"):
+ * - 2025-11-25 clients get stateful sessions (initialize, then Mcp-Session-Id), one McpServer per
+ *   session over a shared store;
+ * - 2026-07-28 clients are served statelessly: every request carries its protocol version, client
+ *   info and capabilities in `_meta`, the SDK's per-request handler builds an McpServer for it and
+ *   checks the MCP-Protocol-Version, Mcp-Method and Mcp-Name headers against the body (a mismatch is
+ *   refused with 400); there is no session id.
+ * Which one a POST is, the body decides (the SDK's classifyInboundRequest); GET and DELETE are session
+ * operations. Bodies are read here with a hard cap (413 above it) for both. Every request
  * first passes the shared guard (src/http/guard.ts): Host and Origin must name this server
  * (DNS-rebinding defence) and, with grants, a known bearer token is required. `extraRoutes` lets
  * later features (dashboard, approvals API) share the listener behind the same guard.
@@ -152,12 +169,23 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     const path = grant?.policy ?? opts.policy?.policyPath;
     return path ? runtimes!.runtimeFor(path) : undefined;
   };
+  // The authenticated identity, not a flag, is who wrote a rule.
+  const serverOptionsFor = (identity: string | undefined): EgressTriageServerOptions => (identity !== undefined ? { ...opts, actor: `mcp:${identity}` } : opts);
+
+  // 2026-07-28: stateless, one McpServer per request. `legacy: 'reject'` because 2025-11-25 traffic
+  // never reaches it (routed to the sessions below). The grant's identity arrives as authInfo, which
+  // only this file sets (the Authorization header itself is removed before any route).
+  const modern = createMcpHandler((rc) => createEgressTriageServer(serverOptionsFor(rc.authInfo?.clientId)), {
+    legacy: 'reject',
+    maxRequestBodySize: maxBody,
+    onerror: (e) => log(`2026-07-28 request failed: ${e.message}`),
+  });
+  const serveModern = toNodeHandler(modern, { maxRequestBodySize: maxBody, onerror: (e) => log(`2026-07-28 request failed: ${e.message}`) });
 
   async function openSession(grant: Grant | undefined): Promise<Session> {
-    // The authenticated identity, not a flag, is who wrote a rule.
-    const server = createEgressTriageServer(grant ? { ...opts, actor: `mcp:${grant.identity}` } : opts);
+    const server = createEgressTriageServer(serverOptionsFor(grant?.identity));
     let entry!: Session;
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         pending.delete(entry);
@@ -228,6 +256,17 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         return jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
       }
     }
+    if (method === 'POST') {
+      const route = classifyInboundRequest({
+        httpMethod: method,
+        protocolVersionHeader: header(req, 'mcp-protocol-version'),
+        mcpMethodHeader: header(req, 'mcp-method'),
+        mcpNameHeader: header(req, 'mcp-name'),
+        body,
+      });
+      if (route.kind === 'reject') return jsonRpcError(res, route.httpStatus, route.code, route.message, {}, requestId(body));
+      if (route.kind === 'modern') return handleModern(req, res, body, grant);
+    }
     if (sessionId) {
       const s = sessions.get(sessionId);
       if (!s) return jsonRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new session');
@@ -250,6 +289,22 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       return;
     }
     return jsonRpcError(res, 400, -32000, 'Bad Request: missing Mcp-Session-Id header (send initialize first)');
+  }
+
+  async function handleModern(req: IncomingMessage, res: ServerResponse, body: unknown, grant: Grant | undefined): Promise<void> {
+    if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down', {}, requestId(body));
+    // The policy proxy follows one session's messages (src/gateway); it does not yet decide
+    // per-request 2026-07-28 traffic, so a policed identity is refused rather than served unpoliced.
+    // A client that negotiates (mode "auto") falls back to a 2025-11-25 session, which is policed.
+    if (runtimeFor(grant)) {
+      return jsonRpcError(
+        res, 400, -32600,
+        'Protocol revision 2026-07-28 is not served under a policy yet: this server enforces its policy on 2025-11-25 sessions; connect with protocol version 2025-11-25',
+        {}, requestId(body),
+      );
+    }
+    if (grant) (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: grant.identity, scopes: [] };
+    await serveModern(req, res, body);
   }
 
   const server = createServer((req, res) => {
@@ -316,6 +371,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       sessions.clear();
       pending.clear();
       await Promise.all(all.map(closeSession));
+      await modern.close().catch(() => undefined);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { McpServer } from '@modelcontextprotocol/server';
 
 /** Prompts: reusable, step-by-step plans for the two common jobs. */
 export function registerPrompts(server: McpServer, tenant: string): void {
@@ -9,9 +9,9 @@ export function registerPrompts(server: McpServer, tenant: string): void {
       title: 'Triage anomalous CI egress',
       description:
         'Step-by-step plan: analyse open anomalies by process, preview a rule for each genuine VPN daemon, show the impact, create only after approval, never touch risky destinations.',
-      argsSchema: {
+      argsSchema: z.object({
         owner: z.string().optional().describe('Optional GitHub owner (organization) to restrict the triage to'),
-      },
+      }),
     },
     ({ owner }) => ({
       description: 'Triage anomalous outbound calls safely',
@@ -41,9 +41,9 @@ export function registerPrompts(server: McpServer, tenant: string): void {
     {
       title: 'Investigate an endpoint',
       description: 'Find who called an endpoint, whether it is in any baseline, and whether it looks like exfiltration.',
-      argsSchema: {
+      argsSchema: z.object({
         endpoint: z.string().describe('Domain, host:port, IP or CIDR to investigate, e.g. "webhook.site"'),
-      },
+      }),
     },
     ({ endpoint }) => ({
       description: `Investigate ${endpoint}`,

@@ -1,8 +1,9 @@
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer } from '@modelcontextprotocol/server';
 import type { OpenStore } from '../storage/open-store.js';
 import { VERSION } from '../version.js';
 import { makeContext } from './context.js';
 import { SERVER_INSTRUCTIONS } from './instructions.js';
+import { CONFIRM_TTL_SECONDS, confirmStateCodec } from './request-state.js';
 import { registerPrompts } from './prompts.js';
 import { registerAnalysisTools } from './tools/analysis.js';
 import { registerDetectionTools } from './tools/detections.js';
@@ -23,8 +24,16 @@ export interface EgressTriageServerOptions {
 }
 
 /**
- * Builds one MCP server (one per client session: an McpServer holds one transport). Stores and
- * services are shared; every tool is tenant-scoped to `opts.tenant`.
+ * How long a 2026-07-28 client may reuse a tools/list or prompts/list result (`ttlMs`). The lists
+ * are fixed for the life of the process, so the hint only bounds how late a client sees a new
+ * version after an upgrade. 2025-11-25 results carry no hint.
+ */
+export const LIST_TTL_MS = 5 * 60_000;
+
+/**
+ * Builds one MCP server: the factory the SDK calls per stdio connection, per 2025-11-25 HTTP session
+ * and per 2026-07-28 HTTP request (an McpServer serves one of them). Stores and services are shared,
+ * so building one is cheap; every tool is tenant-scoped to `opts.tenant`.
  */
 export function createEgressTriageServer(opts: EgressTriageServerOptions): McpServer {
   const server = new McpServer(
@@ -34,6 +43,15 @@ export function createEgressTriageServer(opts: EgressTriageServerOptions): McpSe
       capabilities: { tools: {}, prompts: {} },
       // bounds the work one tools/call can ask of the validator
       maxToolInputElements: 2000,
+      // 'private': a hint per client, never for a shared cache in front of several identities
+      cacheHints: {
+        'tools/list': { ttlMs: LIST_TTL_MS, cacheScope: 'private' },
+        'prompts/list': { ttlMs: LIST_TTL_MS, cacheScope: 'private' },
+      },
+      // the confirmation state comes back from the client: only a state we sealed is accepted (confirm.ts)
+      requestState: { verify: confirmStateCodec().verify },
+      // the same human-paced window for a 2025-11-25 confirmation dialog as for a 2026-07-28 one
+      inputRequired: { roundTimeoutMs: CONFIRM_TTL_SECONDS * 1000 },
     },
   );
   const ctx = makeContext(server, opts);

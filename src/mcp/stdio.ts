@@ -1,3 +1,5 @@
+import type { Transport } from '@modelcontextprotocol/server';
+import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { LineStdioServerTransport } from '../gateway/stdio-transport.js';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 
@@ -27,38 +29,48 @@ const log = (l: string) => process.stderr.write(`egress-triage mcp: ${l}\n`);
 export async function runStdioServer(
   opts: EgressTriageServerOptions & { policy?: PolicyOptions; /** see src/mcp/message-limit.ts */ maxMessageBytes?: number },
 ): Promise<StdioHandle> {
-  const server = createEgressTriageServer(opts);
+  // serveStdio serves both protocol revisions on one connection: an `initialize` opening pins a
+  // 2025-11-25 server, an enveloped request (or server/discover) a 2026-07-28 one. It builds the
+  // server from this factory once the opening message has said which.
+  const factory = () => createEgressTriageServer(opts);
+  const onerror = (e: Error) => log(`protocol error: ${e.message}`);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
   let close: () => Promise<void>;
   if (opts.policy) {
     const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
     const transport = new LineStdioServerTransport(process.stdin, process.stdout, { maxMessageBytes: opts.maxMessageBytes });
+    let served: StdioServerHandle | undefined;
     const gw = await createPolicyGatewayForServer({
       policyPath: opts.policy.policyPath,
       dbPath: opts.policy.dbPath,
       auditFile: opts.policy.auditFile,
       stateUrl: opts.policy.stateUrl,
       identity: opts.policy.identity,
-      server,
+      // the server side of the gateway's in-memory pair
+      server: {
+        connect: async (serverSide) => {
+          served = serveStdio(factory, { transport: serverSide as unknown as Transport, onerror });
+        },
+      },
       clientTransport: transport,
     });
     // The proxy owns the transport callbacks; watch stdin directly for the end of the session.
     process.stdin.once('end', () => resolveClosed());
     close = async () => {
       await gw.close();
+      await served?.close();
       resolveClosed();
     };
     log(`serving tenant "${opts.tenant}" over stdio with policy ${opts.policy.policyPath}`);
   } else {
-    // Our own reader rather than the SDK's StdioServerTransport: the SDK's has no size cap on stdin.
+    // Our own reader rather than the SDK's StdioServerTransport: ours caps each message at the one
+    // limit shared with the gateway and answers an oversize or invalid line instead of dropping it.
     const transport = new LineStdioServerTransport(process.stdin, process.stdout, { maxMessageBytes: opts.maxMessageBytes, validate: true });
-    transport.onclose = () => resolveClosed();
-    server.server.onclose = () => resolveClosed();
-    await server.connect(transport);
+    const served = serveStdio(factory, { transport: transport as unknown as Transport, onerror });
     process.stdin.once('end', () => resolveClosed());
     close = async () => {
-      await server.close();
+      await served.close();
       resolveClosed();
     };
     log(`serving tenant "${opts.tenant}" over stdio`);

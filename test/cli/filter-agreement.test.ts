@@ -134,8 +134,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         faces.push(['mcp list', textOf(r)]);
         for (const [face, msg] of faces) {
           assert.match(msg, why, `${face}: ${msg}`);
-          // our parser says "<argument>: why"; the SDK's schema check (MCP enums) says "... at <argument>"
-          const named = /^(\S+?): /.exec(msg.trim().replace(/^egress-triage: /, '')) ?? / at (\S+)$/.exec(msg.trim());
+          // our parser says "<argument>: why"; the SDK's schema check (MCP enums) says
+          // "Input validation error: Invalid arguments for tool <tool>: <argument>: why"
+          const named =
+            /^Input validation error: Invalid arguments for tool \S+: (\S+?): /.exec(msg.trim()) ?? /^(\S+?): /.exec(msg.trim().replace(/^egress-triage: /, ''));
           assert.ok(named && arg.test(named[1]!), `${face} names the argument: ${msg}`);
           assert.doesNotMatch(msg, /\n\s+at /, `${face}: no stack trace`);
         }

@@ -2,9 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SCENARIO } from '../../src/generate/scenarios.js';
 import { tempDir } from '../helpers.js';
 import { TENANT, buildDemoDb, call, callOk, httpClient, killChild, startServe, textOf } from './helpers.js';
@@ -96,7 +94,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     it('elicitation is routed to the session that made the call (accept and decline)', async () => {
       let answer: 'accept' | 'decline' = 'decline';
       let asked = 0;
-      b.client.setRequestHandler(ElicitRequestSchema, async () => {
+      b.client.setRequestHandler('elicitation/create', async () => {
         asked++;
         return answer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
       });

@@ -1,8 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Client } from '@modelcontextprotocol/client';
 import { SCENARIO } from '../../src/generate/scenarios.js';
 import { CLI, tempDir } from '../helpers.js';
 import { TENANT, buildDemoDb, call, callOk, cleanEnv, stdioClient, textOf } from './helpers.js';
@@ -269,7 +268,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       closeAll.push(() => c.client.close());
       let answer: 'accept' | 'decline' | 'cancel' = 'decline';
       const asked: string[] = [];
-      c.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      c.client.setRequestHandler('elicitation/create', async (req) => {
         asked.push(req.params.message);
         return answer === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: answer };
       });

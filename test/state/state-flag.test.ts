@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir } from '../gateway/helpers.js';
 import { startRedis } from '../helpers/redis.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';

@@ -86,9 +86,11 @@ export function register(program: Command): void {
     .addOption(new Option('--max-message-bytes <size>', 'largest JSON-RPC message read from stdin, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)'))
     .action(async (opts: McpCliOptions) => {
       const { resolveMaxMessageBytes } = await import('../../mcp/message-limit.js');
+      const { confirmStateCodec } = await import('../../mcp/request-state.js');
       let maxMessageBytes: number;
       try {
         maxMessageBytes = resolveMaxMessageBytes(opts.maxMessageBytes);
+        confirmStateCodec();
       } catch (e) {
         throw new UserError((e as Error).message);
       }
@@ -107,7 +109,7 @@ export function register(program: Command): void {
 
   const serve = program
     .command('serve')
-    .description('Serve MCP over Streamable HTTP with stateful sessions at /mcp (binds 127.0.0.1:8787 by default)');
+    .description('Serve MCP over Streamable HTTP at /mcp: 2025-11-25 clients in sessions, 2026-07-28 requests statelessly (binds 127.0.0.1:8787 by default)');
   common(serve)
     .addOption(new Option('--listen <host:port>', 'address to listen on; port 0 picks a free port (printed to stderr)').default('127.0.0.1:8787'))
     .addOption(new Option('--grants <file>', 'bearer tokens mapping to identities (same file as gateway --grants); required for a non-loopback --listen'))
@@ -117,6 +119,12 @@ export function register(program: Command): void {
       ),
     )
     .action(async (opts: McpCliOptions) => {
+      const { confirmStateCodec } = await import('../../mcp/request-state.js');
+      try {
+        confirmStateCodec();
+      } catch (e) {
+        throw new UserError((e as Error).message);
+      }
       await withPorts(opts, async (ctx) => {
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
         const { listenDecision } = await import('../../http/listen.js');

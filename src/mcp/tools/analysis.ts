@@ -58,7 +58,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         },
         { detectionId: 'detection_id', orgScope: 'owner' },
       ),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         detection_id: z.string(),
         total_anomalies_scanned: z.number().describe('Every matching detection was scanned (no 200 cap)'),
@@ -68,7 +68,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         processes: z.array(processSchema),
         window: z.object({ since: z.string().nullable(), until: z.string().nullable() }),
         next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page of processes'),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard(

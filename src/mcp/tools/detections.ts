@@ -178,7 +178,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
         "List New-Outbound-Network-Call detections: a CI job called an endpoint that is not in that job's learned baseline (a common sign of supply-chain exfiltration, or of VPN / mesh daemons). Newest first, paged with `cursor`; filters by status, owner, repo, workflow, job, run, process, endpoint and time. Read-only." +
         LINK_NOTE,
       inputSchema: strictInput(filterFields, LIST_ALIASES),
-      outputSchema: detectionPageSchema,
+      outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     },
     guard('list_anomalous_network_calls', (a: FilterArgs) => listPage(ctx, NEW_OUTBOUND, a)),
@@ -191,7 +191,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
         'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`, same filters as list_anomalous_network_calls. Read-only.' +
         LINK_NOTE,
       inputSchema: strictInput(filterFields, LIST_ALIASES),
-      outputSchema: detectionPageSchema,
+      outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     },
     guard('list_blocked_domain_calls', (a: FilterArgs) => listPage(ctx, DOMAIN_BLOCKED, a)),
@@ -213,7 +213,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
         },
         { ...LIST_ALIASES, detectionId: 'detection_id' },
       ),
-      outputSchema: detectionPageSchema,
+      outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     },
     guard('list_detections', (a: FilterArgs & { detection_id?: string }) => listPage(ctx, null, a)),

@@ -53,7 +53,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
           .describe('Indicator to look for: "webhook.site", "45.61.136.14", "100.64.0.0/10", "gist.githubusercontent.com:443", "*.oast.fun" or a substring such as "ngrok".'),
         limit: z.number().int().min(1).max(500).optional().describe('Max baseline entries and max call summaries returned, 1-500. Defaults to 100.'),
       }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         owner: z.string().nullable(),
         indicator: z.string(),
@@ -76,7 +76,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
           }),
         ),
         detections: z.object({ new: z.number(), suppressed: z.number(), resolved: z.number() }),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('check_ioc_in_baseline', async (a: { customer?: string; owner?: string; indicator: string; limit?: number }) => {
@@ -114,7 +114,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         cursor: cursorField,
         page: pageField,
       }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         endpoint: z.string(),
         kind: indicatorKind,
@@ -124,7 +124,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         count: z.number(),
         next_cursor: z.string().nullable(),
         observations: z.array(callItem),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('find_endpoint_calls_in_tenant', async (a: { customer?: string; endpoint: string; owner?: string; limit?: number; cursor?: string | null; page?: number }) => {
@@ -158,7 +158,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         owner: z.string().min(1).describe('GitHub owner (organization), e.g. "acme-corp".'),
         endpoint: z.string().min(1).max(261).describe('Endpoint to search for, e.g. "bun.sh:443", "registry.npmjs.org", "8.8.8.8".'),
       }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         owner: z.string(),
         endpoint: z.string(),
@@ -172,7 +172,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
             first_seen: z.string(), last_seen: z.string(), baseline_url: z.string(),
           }),
         ),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('find_repos_using_endpoint', async (a: { customer?: string; owner: string; endpoint: string }) => {
@@ -193,13 +193,13 @@ export function registerInventoryTools(ctx: ToolContext): void {
       description:
         'List every GitHub owner (organization or user) with recorded CI jobs in this tenant, with repo, job and run counts and the last run time. Call it first for tenant-wide questions, then fan out per-owner tools. Each owner has a `dashboard_url`. Read-only.',
       inputSchema: strictInput({ customer: customerField }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         org_count: z.number(),
         orgs: z.array(
           z.object({ org: z.string(), repos: z.number(), jobs: z.number(), runs: z.number(), last_run: z.string().nullable(), dashboard_url: z.string() }),
         ),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('list_tenant_github_orgs', async (a: { customer?: string }) => {
@@ -230,7 +230,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         cursor: cursorField,
         page: pageField,
       }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         owner: z.string(),
         repo: z.string().nullable(),
@@ -244,7 +244,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
             detections: z.number(), new_detections: z.number(), dashboard_url: z.string(),
           }),
         ),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('list_recent_workflow_runs', async (a: { customer?: string; owner: string; repo?: string; limit?: number; cursor?: string | null; page?: number }) => {

@@ -38,7 +38,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       title: 'Ping',
       description: 'Liveness check: returns ok, the server name and version, the tenant and the server time. No side effects.',
       inputSchema: strictInput({}),
-      outputSchema: { ok: z.boolean(), server: z.string(), version: z.string(), tenant: z.string(), time: z.string() },
+      outputSchema: z.object({ ok: z.boolean(), server: z.string(), version: z.string(), tenant: z.string(), time: z.string() }),
       annotations: READ_ONLY,
     },
     guard('ping', async () => ok({ ok: true, server: SERVER_NAME, version: VERSION, tenant: ctx.tenant, time: new Date().toISOString() })),
@@ -51,7 +51,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       description:
         'Return the tenant this server is bound to, whether it has any data yet, and its counts: jobs, runs, observations, baseline endpoints, jobs still learning, detections by type and status, active rules. Read-only.',
       inputSchema: strictInput({ customer: customerField }),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         exists: z.boolean().describe('False when nothing has been ingested for this tenant yet'),
         dashboard_url: z.string(),
@@ -65,7 +65,7 @@ export function registerMetaTools(ctx: ToolContext): void {
           detections: z.array(z.object({ type: z.string(), status: z.string(), count: z.number() })),
         }),
         note: z.string().nullable(),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('get_my_tenant', async (a: { customer?: string }) => {
@@ -97,7 +97,7 @@ export function registerMetaTools(ctx: ToolContext): void {
       description:
         'Describe what this server can do: every tool (read or write), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
       inputSchema: strictInput({}),
-      outputSchema: {
+      outputSchema: z.object({
         server: z.string(),
         version: z.string(),
         tenant: z.string(),
@@ -106,7 +106,7 @@ export function registerMetaTools(ctx: ToolContext): void {
         detection_types: z.array(z.string()),
         condition_keys: z.object({ scope: z.array(z.string()), type: z.array(z.string()), all: z.array(z.string()) }),
         safety: z.array(z.string()),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('describe_capabilities', async () =>

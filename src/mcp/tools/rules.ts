@@ -154,7 +154,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       description:
         'List every active suppression rule of the tenant (rule_id, detection type, name, conditions, creator, dates). Call it before creating a rule to spot duplicates or overlaps. Read-only.',
       inputSchema: strictInput({ customer: customerField }),
-      outputSchema: { tenant: z.string(), count: z.number(), rules: z.array(ruleSchema) },
+      outputSchema: z.object({ tenant: z.string(), count: z.number(), rules: z.array(ruleSchema) }),
       annotations: READ_ONLY,
     },
     guard('list_suppression_rules', async (a: { customer?: string }) => {
@@ -170,7 +170,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Get a suppression rule',
       description: 'Get one suppression rule by its rule_id, with its conditions and audit dates. Read-only.',
       inputSchema: strictInput({ customer: customerField, ruleId: ruleIdField }, RULE_ALIASES),
-      outputSchema: { tenant: z.string(), rule: ruleSchema },
+      outputSchema: z.object({ tenant: z.string(), rule: ruleSchema }),
       annotations: READ_ONLY,
     },
     guard('get_suppression_rule', async (a: { customer?: string; ruleId: string }) => {
@@ -188,7 +188,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       description:
         'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
       inputSchema: strictInput({ customer: customerField, detectionId: detectionIdField, conditions: conditionsField }, RULE_ALIASES),
-      outputSchema: {
+      outputSchema: z.object({
         tenant: z.string(),
         detection_id: z.string(),
         conditions: z.record(z.string(), z.string()),
@@ -201,7 +201,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         warnings: z.array(z.string()),
         refused_reason: z.string().nullable(),
         can_create: z.boolean(),
-      },
+      }),
       annotations: READ_ONLY,
     },
     guard('preview_suppression_rule', async (a: { customer?: string; detectionId?: string; conditions: Record<string, string> }) => {
@@ -239,7 +239,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         conditions: conditionsField,
         confirm: confirmField,
       }, RULE_ALIASES),
-      outputSchema: changeOutput,
+      outputSchema: z.object(changeOutput),
       annotations: WRITE_ADDITIVE,
     },
     guard(
@@ -256,7 +256,9 @@ export function registerRuleTools(ctx: ToolContext): void {
           ctx,
           extra,
           `Create suppression rule "${a.name}" in tenant ${tenant}: ${describeRule(input.detection_id, input.conditions)}. ${impactText(p)}.`,
+          { tool: 'create_suppression_rule', args: a },
         );
+        if (answer.kind === 'ask') return answer.result;
         if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed. Ask the user what to do instead.`);
         const r = await svc.create(tenant, input, ctx.actor);
         return writeResult(tenant, 'created', r, answer, `Rule ${r.rule.rule_id} created; ${r.suppressed} open detection(s) moved to suppressed. New matching detections will be suppressed on ingest.`);
@@ -279,7 +281,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         conditions: conditionsField.optional(),
         confirm: confirmField,
       }, RULE_ALIASES),
-      outputSchema: changeOutput,
+      outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
     },
     guard(
@@ -310,7 +312,9 @@ export function registerRuleTools(ctx: ToolContext): void {
           ctx,
           extra,
           `Update suppression rule ${current.rule_id} ("${current.name}") in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. With the new conditions, ${impactText(p)}.`,
+          { tool: 'update_suppression_rule', args: a },
         );
+        if (answer.kind === 'ask') return answer.result;
         if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed.`);
         const patch: Partial<RuleInput> = {};
         if (detId !== undefined) patch.detection_id = detId;
@@ -335,7 +339,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         restore: z.boolean().optional().describe('true: move the detections this rule suppressed back to new. Default false (they stay suppressed).'),
         confirm: confirmField,
       }, RULE_ALIASES),
-      outputSchema: changeOutput,
+      outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
     },
     guard('delete_suppression_rule', async (a: { customer?: string; ruleId: string; restore?: boolean; confirm?: boolean }, extra: ToolExtra) => {
@@ -355,7 +359,9 @@ export function registerRuleTools(ctx: ToolContext): void {
         `Delete suppression rule ${current.rule_id} ("${current.name}": ${describeRule(current.id, current.conditions)}) in tenant ${tenant}. ${
           restore ? 'Detections it suppressed will be restored to new.' : 'Detections it suppressed stay suppressed.'
         }`,
+        { tool: 'delete_suppression_rule', args: a },
       );
+      if (answer.kind === 'ask') return answer.result;
       if (answer.kind === 'declined') return fail(`${answer.message} Nothing was changed.`);
       const r = await svc.delete(tenant, a.ruleId, { restore }, ctx.actor);
       const note = restore

@@ -1,0 +1,51 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createRequestStateCodec, type RequestStateCodec } from '@modelcontextprotocol/server';
+import { canonicalJson } from '../policy/canonical.js';
+
+/**
+ * The signed `requestState` of a confirmation round (MCP 2026-07-28 multi-round-trip requests).
+ *
+ * On 2026-07-28 a tool that needs the user's confirmation answers "input required" and the client
+ * retries the call with the answer. The retry is a new request: `requestState` is the only thing that
+ * links it to the question, and it comes back from the client, so it is HMAC-sealed (the SDK's codec)
+ * and binds the exact tool, arguments and identity the question was about. An answer that arrives
+ * without a state we minted for this very call is never taken as a confirmation.
+ */
+export interface ConfirmState {
+  tool: string;
+  /** sha256 of the canonical JSON of the parsed arguments */
+  args: string;
+  /** the rule-audit actor (`mcp` or `mcp:<identity>`) */
+  actor: string;
+}
+
+/** Environment variable holding the HMAC key (at least 32 bytes) that every replica behind one URL must share. */
+export const REQUEST_STATE_KEY_ENV = 'EGRESS_TRIAGE_REQUEST_STATE_KEY';
+
+/** Ten minutes: as long as a human gets to answer a confirmation dialog. */
+export const CONFIRM_TTL_SECONDS = 600;
+
+let codec: RequestStateCodec<ConfirmState> | undefined;
+
+/**
+ * One codec per process. Without the environment variable the key is random, which is right for one
+ * process (stdio, or one `serve`); replicas behind a load balancer must share a key, or a retry that
+ * lands on another replica is refused (-32602) and the client asks again.
+ */
+export function confirmStateCodec(env: NodeJS.ProcessEnv = process.env): RequestStateCodec<ConfirmState> {
+  if (codec) return codec;
+  const configured = env[REQUEST_STATE_KEY_ENV];
+  if (configured !== undefined && configured !== '' && Buffer.byteLength(configured) < 32) {
+    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs confirmation state; every replica behind one URL needs the same one)`);
+  }
+  codec = createRequestStateCodec<ConfirmState>({ key: configured || randomBytes(32), ttlSeconds: CONFIRM_TTL_SECONDS });
+  return codec;
+}
+
+export function argsDigest(args: unknown): string {
+  return createHash('sha256').update(canonicalJson(args ?? {})).digest('hex');
+}
+
+export function sameConfirmState(a: ConfirmState | undefined, b: ConfirmState): boolean {
+  return a !== undefined && a.tool === b.tool && a.args === b.args && a.actor === b.actor;
+}
