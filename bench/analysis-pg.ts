@@ -39,7 +39,8 @@ const TABLES: Table[] = [
     cols: [['id', 'bigint'], ['job_ref', 'bigint'], ['run_id', 'text'], ['run_attempt', 'int'], ['gh_job_id', 'text'], ['first_ts', 'bigint'], ['last_ts', 'bigint'], ['completed', 'boolean']],
   },
   {
-    name: 'detections',
+    // staged, then split into detection groups and rows (PostgreSQL migration 5) by stageDetections
+    name: 'detections_stage',
     select: `SELECT d.id, d.type_id, d.job_ref, d.run_ref, d.endpoint_id, d.ip_id, d.direct_ip = 1, d.port, d.protocol, d.process_id, d.ts,
                coalesce(s.status, 0), coalesce(s.rule_id, 0), d.ext FROM detections d LEFT JOIN detection_status s ON s.id = d.id ORDER BY d.id`,
     tenant: true,
@@ -49,6 +50,22 @@ const TABLES: Table[] = [
     ],
   },
 ];
+
+/**
+ * A detection's status lives in its group on PostgreSQL (src/storage/postgres/detection-groups.ts):
+ * one group per key and state, and each stored row points to its group.
+ */
+async function splitStagedDetections(c: pg.PoolClient): Promise<void> {
+  const key = 'tenant_id, type_id, job_ref, process_id, endpoint_id, ip_id';
+  await c.query(`INSERT INTO detection_groups (${key}, status, rule_id)
+    SELECT DISTINCT ${key}, status, rule_id FROM detections_stage ORDER BY ${key}, status, rule_id`);
+  const same = ['tenant_id', 'type_id', 'job_ref', 'process_id', 'endpoint_id', 'ip_id', 'status', 'rule_id'].map((x) => `g.${x} = s.${x}`).join(' AND ');
+  await c.query(`INSERT INTO detection_rows (tenant_id, id, type_id, job_ref, run_ref, endpoint_id, ip_id, direct_ip, port, protocol, process_id, ts, ext, gid)
+    SELECT s.tenant_id, s.id, s.type_id, s.job_ref, s.run_ref, s.endpoint_id, s.ip_id, s.direct_ip, s.port, s.protocol, s.process_id, s.ts, s.ext, g.id
+    FROM detections_stage s JOIN detection_groups g ON ${same}`);
+  await c.query(`SELECT setval(pg_get_serial_sequence('detection_rows', 'id'), coalesce((SELECT max(id) FROM detection_rows), 1))`);
+  await c.query('DROP TABLE detections_stage');
+}
 
 /** Copies the bench store (one tenant) into an empty, migrated PostgreSQL database at `url`. */
 export async function copyToPostgres(sqlitePath: string, url: string): Promise<{ ms: number; rollupRows: number }> {
@@ -61,6 +78,8 @@ export async function copyToPostgres(sqlitePath: string, url: string): Promise<{
     try {
       const c = await pool.connect();
       try {
+        await c.query(`CREATE TEMP TABLE detections_stage (tenant_id bigint, id bigint, type_id int, job_ref bigint, run_ref bigint, endpoint_id bigint,
+          ip_id bigint, direct_ip boolean, port int, protocol text, process_id bigint, ts bigint, status smallint, rule_id bigint, ext text)`);
         for (const t of TABLES) {
           const cols = t.tenant ? [['tenant_id', 'bigint'] as [string, string], ...t.cols] : t.cols;
           const sql = `INSERT INTO ${t.name} (${cols.map((x) => x[0]).join(', ')}) SELECT * FROM unnest(${cols.map((x, i) => `$${i + 1}::${x[1]}[]`).join(', ')})`;
@@ -76,10 +95,12 @@ export async function copyToPostgres(sqlitePath: string, url: string): Promise<{
             if (buf.length === BATCH) await flush();
           }
           await flush();
+          if (t.name === 'detections_stage') continue;
           // later ids continue after the copied ones
           const idCol = t.name === 'tenants' ? 'tenant_id' : 'id';
           await c.query(`SELECT setval(pg_get_serial_sequence('${t.name}', '${idCol}'), coalesce((SELECT max(${idCol}) FROM ${t.name}), 1))`);
         }
+        await splitStagedDetections(c);
         await c.query(
           `INSERT INTO detection_rollup (tenant_id, type_id, status, rule_id, day, job_ref, process_id, endpoint_id, ip_id, n, first_ts, last_ts)
            SELECT tenant_id, type_id, status, rule_id, floor(ts / 86400000.0)::int, job_ref, process_id, endpoint_id, ip_id, count(*), min(ts), max(ts)

@@ -18,6 +18,7 @@ import type {
 import type { PgClient, PgPool } from './pool.js';
 import { PgAnalysisDictionaries } from './analysis-dictionaries.js';
 import * as repo from './analysis-repo.js';
+import { SnapshotGate } from './snapshot-gate.js';
 
 /**
  * The analysis-aggregates port on PostgreSQL. readSnapshot holds one connection in one REPEATABLE
@@ -47,7 +48,12 @@ export class PgAnalysisStore implements AnalysisAggregates {
   private readonly snapshot = new AsyncLocalStorage<{ client: PgClient; memo: Map<string, Promise<unknown>> }>();
   private readonly dicts = new PgAnalysisDictionaries();
 
-  constructor(private readonly pool: PgPool) {}
+  /** at most half the pool in open snapshots (snapshot-gate.ts says why) */
+  private readonly gate: SnapshotGate;
+
+  constructor(private readonly pool: PgPool) {
+    this.gate = SnapshotGate.forPool(pool.options.max ?? 10);
+  }
 
   /**
    * One statement on the snapshot's connection (or the pool outside one); rows as arrays. Each
@@ -68,6 +74,10 @@ export class PgAnalysisStore implements AnalysisAggregates {
 
   async readSnapshot<T>(fn: () => Promise<T>): Promise<T> {
     if (this.snapshot.getStore()) return fn();
+    return this.gate.run(() => this.openSnapshot(fn));
+  }
+
+  private async openSnapshot<T>(fn: () => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken: Error | undefined;
     try {
