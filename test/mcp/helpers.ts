@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport, type CallToolResult } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
@@ -139,4 +140,25 @@ export function useDemoClient(prefix: string, store?: () => Promise<string>): { 
     tmp.cleanup();
   });
   return fx;
+}
+
+/** One raw HTTP POST to an MCP endpoint, the body as text (status -1 when the server closed the socket first). */
+export function rawPost(url: URL, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } },
+      (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => (b += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
+      },
+    );
+    req.on('error', (e) => {
+      // the server may close the socket after answering 413
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') resolve({ status: -1, body: '', headers: {} });
+      else reject(e);
+    });
+    req.end(body);
+  });
 }

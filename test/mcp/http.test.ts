@@ -1,34 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SCENARIO } from '../../src/generate/scenarios.js';
 import { tempDir } from '../helpers.js';
-import { TENANT, buildDemoDb, call, callOk, httpClient, killChild, startServe, textOf } from './helpers.js';
+import { TENANT, buildDemoDb, call, callOk, httpClient, killChild, rawPost, startServe, textOf } from './helpers.js';
 import { eachStore } from '../helpers/each-store.js';
 
 type Any = Record<string, any>;
 
-function rawPost(url: URL, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } },
-      (res) => {
-        let b = '';
-        res.on('data', (c: Buffer) => (b += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
-      },
-    );
-    req.on('error', (e) => {
-      // the server may close the socket after answering 413
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE' || (e as NodeJS.ErrnoException).code === 'ECONNRESET') resolve({ status: -1, body: '', headers: {} });
-      else reject(e);
-    });
-    req.end(body);
-  });
-}
 
 const { fresh } = eachStore();
 

@@ -8,13 +8,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'node:http';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport, type CallToolResult, type Transport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { LIST_TTL_MS } from '../../src/mcp/server.js';
 import { CLI, runCli, tempDir } from '../helpers.js';
-import { TENANT, buildDemoDb, cleanEnv, killChild, startServe, textOf } from './helpers.js';
+import { TENANT, buildDemoDb, cleanEnv, killChild, rawPost, startServe, textOf } from './helpers.js';
 
 type Any = Record<string, any>;
 type Revision = '2026-07-28' | '2025-11-25';
@@ -106,29 +105,16 @@ const ENVELOPE = {
   'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
 };
 
-function rawPost(url: URL, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Any; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } },
-      (res) => {
-        let b = '';
-        res.on('data', (c: Buffer) => (b += c.toString()));
-        res.on('end', () => {
-          // a JSON body, or one SSE event carrying it
-          const text = b.startsWith('{') ? b : (/^data: (.*)$/m.exec(b)?.[1] ?? '{}');
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Any, headers: res.headers });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+async function postJson(url: URL, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Any; headers: Record<string, unknown> }> {
+  const r = await rawPost(url, JSON.stringify(body), headers);
+  // a JSON body, or one SSE event carrying it
+  const text = r.body.startsWith('{') ? r.body : (/^data: (.*)$/m.exec(r.body)?.[1] ?? '{}');
+  return { status: r.status, body: JSON.parse(text) as Any, headers: r.headers };
 }
 
 /** A 2026-07-28 tools/call as it goes on the wire: envelope in `_meta`, the three standard headers. */
 function modernCall(url: URL, id: number, name: string, args: Any, extra: Any = {}, headers: Record<string, string> = {}) {
-  return rawPost(
+  return postJson(
     url,
     { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: ENVELOPE, ...extra } },
     { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name, ...headers },
@@ -242,7 +228,7 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       assert.equal(modern.status, 200);
       assert.equal(modern.body.result.structuredContent.ok, true);
       assert.equal(modern.headers['mcp-session-id'], undefined);
-      const legacy = await rawPost(url, {
+      const legacy = await postJson(url, {
         jsonrpc: '2.0', id: 1, method: 'initialize',
         params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
       });
@@ -261,7 +247,7 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       const method = await modernCall(url, 2, 'create_suppression_rule', args, {}, { 'mcp-method': 'tools/list' });
       assert.equal(method.status, 400);
       assert.equal(method.body.error.code, -32020);
-      const missing = await rawPost(
+      const missing = await postJson(
         url,
         { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'ping', arguments: {}, _meta: ENVELOPE } },
         { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' },
