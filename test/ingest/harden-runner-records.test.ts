@@ -4,12 +4,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFile } from './parse-helper.js';
 import { runCli, tempDir } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 
 // Shapes: step-security/agent apiclient.go (NetworkConnection, DNSRecord, Tool) and eventhandler.go
 // (getProgramChecksum returns the error text as the checksum). See test/fixtures/README.md.
 const FIXTURE = 'test/fixtures/harden-runner/agent-records.log';
 const tmp = tempDir();
 after(() => tmp.cleanup());
+const { storeTest } = eachStore();
 
 test('agent records: DNS records name later direct connections; zero Tool, bad hash and zero time are kept and counted', async () => {
   const r = await parseFile(FIXTURE);
@@ -64,8 +66,7 @@ test('Go zero time on the first record has no position to take: rejected as zero
   assert.equal(r.calls.length, 0);
 });
 
-test('--strict keeps a log with the agent zero Tool; the stored blocked call shows why', () => {
-  const db = join(tmp.dir, 'strict.db');
+storeTest('--strict keeps a log with the agent zero Tool; the stored blocked call shows why', async ({ db }) => {
   const res = runCli(['ingest', FIXTURE, '--db', db, '--strict', '--learning-runs', '0', '--json']);
   assert.equal(res.status, 0, res.stderr);
   const out = JSON.parse(res.stdout) as { sources: { stored: boolean; rejected: number; notes: Record<string, number> }[] };
