@@ -6,9 +6,11 @@ import fc from 'fast-check';
 import { readRecords, type RecordBatch } from '../../src/ingest/records.js';
 import { RecordParser } from '../../src/ingest/record-parser.js';
 import { runCli, tempDir, nativeEvent } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
+const { storeTest } = eachStore();
 let n = 0;
 function file(content: string | Buffer, ext = '.json'): string {
   const f = join(tmp.dir, `d${n++}${ext}`);
@@ -21,17 +23,18 @@ const HR_CTX = ['--owner', 'acme', '--repo', 'api', '--workflow', 'ci.yml', '--j
 
 interface Summary { sources: { source: string; accepted: number; rejected: number; rejectedByReason: Record<string, number>; errors: { location: string; message: string }[] }[] }
 
-function ingest(files: string[], extra: string[] = []) {
-  const res = runCli(['ingest', ...files, '--db', join(tmp.dir, `s${n++}.db`), '--json', ...extra]);
+/** ingests into the store at `db` (a SQLite file or a PostgreSQL URL) */
+function ingest(db: string, files: string[], extra: string[] = []) {
+  const res = runCli(['ingest', ...files, '--db', db, '--json', ...extra]);
   assert.notEqual(res.status, 70, `internal error: ${res.stderr}`);
   assert.doesNotMatch(res.stderr, STACK);
   return { res, out: JSON.parse(res.stdout) as Summary };
 }
 
-test('a truncated JSON array is a clear error at its position, and the files after it still ingest', () => {
+storeTest('a truncated JSON array is a clear error at its position, and the files after it still ingest', async ({ db }) => {
   const bad = file('[{"id":"a"');
   const good = file(readFileSync('test/fixtures/harden-runner/agent.log'), '.log');
-  const { out } = ingest([bad, good], HR_CTX);
+  const { out } = ingest(db, [bad, good], HR_CTX);
   const [b, g] = out.sources;
   assert.equal(b!.rejected, 1);
   assert.equal(b!.rejectedByReason['malformed-json'], 1);
@@ -41,38 +44,38 @@ test('a truncated JSON array is a clear error at its position, and the files aft
   assert.equal(g!.rejected, 0);
 });
 
-test('a JSON document of the wrong shape says so, without calling it malformed', () => {
+storeTest('a JSON document of the wrong shape says so, without calling it malformed', async ({ db }) => {
   const f = file('{"data":\n  {"items": []}}\n');
-  const s = ingest([f]).out.sources[0]!;
+  const s = ingest(db, [f]).out.sources[0]!;
   assert.deepEqual(s.rejectedByReason, { 'unknown-format': 1 });
   assert.match(s.errors[0]!.message, /neither an array of records nor a \{"data":\{"detections"/);
 });
 
-test('the text summary is printed for a broken document too', () => {
+storeTest('the text summary is printed for a broken document too', async ({ db }) => {
   const bad = file('[{"id":"a"');
-  const res = runCli(['ingest', bad, '--db', join(tmp.dir, 'text.db')]);
+  const res = runCli(['ingest', bad, '--db', db]);
   assert.notEqual(res.status, 70, res.stderr);
   assert.doesNotMatch(res.stderr, STACK);
   assert.match(res.stdout, new RegExp(`! ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:11: malformed JSON document`));
   assert.match(res.stdout, /^total: /m);
 });
 
-test('an NDJSON file whose first line starts with "[" gets a clear error, not a crash', () => {
+storeTest('an NDJSON file whose first line starts with "[" gets a clear error, not a crash', async ({ db }) => {
   const f = file('[1,2\n{"ipAddress":"140.82.112.3","port":"443","timestamp":"2026-11-02T10:00:00Z","tool":{"name":"git","sha256":""}}\n', '.ndjson');
-  const { out } = ingest([f], HR_CTX);
+  const { out } = ingest(db, [f], HR_CTX);
   assert.equal(out.sources[0]!.errors[0]!.location, `${f}:2:1`);
   // NDJSON whose lines are whole arrays stays NDJSON: each line is a record
   const lines = file('[1]\n[2]\n', '.ndjson');
-  const r2 = ingest([lines], HR_CTX).out.sources[0]!;
+  const r2 = ingest(db, [lines], HR_CTX).out.sources[0]!;
   assert.equal(r2.errors.length, 1);
   assert.match(r2.errors[0]!.message, /cannot tell the format/);
 });
 
-test('a UTF-8 byte order mark before the first record is accepted (NDJSON and document)', () => {
+storeTest('a UTF-8 byte order mark before the first record is accepted (NDJSON and document)', async ({ db }) => {
   const bom = Buffer.from([0xef, 0xbb, 0xbf]);
   const nd = file(Buffer.concat([bom, readFileSync('test/fixtures/harden-runner/agent.log')]), '.log');
   const doc = file(Buffer.concat([bom, readFileSync('test/fixtures/stepsecurity/detections.json')]));
-  const { out } = ingest([nd, doc], HR_CTX);
+  const { out } = ingest(db, [nd, doc], HR_CTX);
   assert.deepEqual(out.sources.map((s) => s.rejected), [0, 0]);
   assert.equal(out.sources[0]!.accepted, 3);
   assert.ok(out.sources[1]!.accepted > 0);
@@ -126,10 +129,10 @@ test('the line-length limit holds at every length and every chunking', async () 
   );
 });
 
-test('a 5 MB line is rejected as too long, and the lines around it still ingest', () => {
+storeTest('a 5 MB line is rejected as too long, and the lines around it still ingest', async ({ db }) => {
   const ev = (run: number, pad = '') => JSON.stringify({ ...nativeEvent({ run, domain: 'github.com', process: 'git' }), ...(pad ? { pad } : {}) });
   const f = file([ev(0), ev(1, 'x'.repeat(5_000_000)), ev(2)].join('\n') + '\n', '.ndjson');
-  const { out } = ingest([f]);
+  const { out } = ingest(db, [f]);
   const s = out.sources[0]!;
   assert.equal(s.rejectedByReason['line-too-long'], 1);
   assert.equal(s.errors[0]!.location, `${f}:2`);
@@ -195,10 +198,10 @@ test('fuzz: 600 mutated JSON documents parse in-process with no exception and no
   assert.ok(malformed > 100, `the mutations reach the malformed-document path (${malformed})`);
 });
 
-test('fuzz: a sample of mutated documents through the real CLI, all in one run: no crash, every file summarised', () => {
+storeTest('fuzz: a sample of mutated documents through the real CLI, all in one run: no crash, every file summarised', async ({ db }) => {
   const rnd = lcg(7);
   const files: string[] = [];
   for (let i = 0; i < 24; i++) files.push(file(mutate(BASES[i % BASES.length]!, rnd)));
-  const { out } = ingest(files, HR_CTX);
+  const { out } = ingest(db, files, HR_CTX);
   assert.deepEqual(out.sources.map((s) => s.source), files);
 });
