@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { SqliteRulesRepo } from '../../src/storage/sqlite/rules-repo.js';
 import { RulesService } from '../../src/rules/service.js';
 import { compileRule } from '../../src/rules/matcher.js';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { call, ingest, proc, rollupMismatches, tmpStore, TS0 } from '../analysis/helpers.js';
+import { NEW_STATE } from '../../src/storage/rules-port.js';
+import { call, ingestCalls, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
-import { DETECTIONS } from '../helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
 
 const T = 'narrow';
 const NOC = 'New-Outbound-Network-Call';
@@ -22,17 +22,17 @@ function events(): NetworkCallEvent[] {
 }
 
 /** status, rule uid and count per group, for exact comparisons with a brute-force expectation */
-function byStatus(store: SqliteStore): Record<string, number> {
-  const rows = store.db
-    .prepare(`SELECT d.status, coalesce(r.rule_uid, '-') AS rule, count(*) AS n FROM ${DETECTIONS} d LEFT JOIN rules r ON r.id = d.rule_id GROUP BY 1, 2`)
-    .all() as { status: number; rule: string; n: number }[];
+async function byStatus(at: StoreUnderTest): Promise<Record<string, number>> {
+  const rows = await at.rows<{ status: number; rule: string; n: number }>(
+    `SELECT d.status, coalesce(r.rule_uid, '-') AS rule, count(*) AS n FROM ${detectionsView(at.backend)} d LEFT JOIN rules r ON r.id = d.rule_id GROUP BY 1, 2`,
+  );
   return Object.fromEntries(rows.map((r) => [`${r.status}|${r.rule}`, r.n]));
 }
 
-test('narrowing a rule releases what it no longer matches, hands it to another rule that covers it, and says so', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('narrowing a rule releases what it no longer matches, hands it to another rule that covers it, and says so', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, events());
+    await ingestCalls(at, store, T, events());
     const svc = new RulesService(store);
     const wide = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     assert.equal(wide.suppressed, 24);
@@ -46,64 +46,65 @@ test('narrowing a rule releases what it no longer matches, hands it to another r
     assert.deepEqual(u.handed_to_other_rules, [{ rule_id: h0.rule.rule_id, count: 4 }]);
     assert.equal(u.restored, 8);
     assert.equal(u.suppressed, 0);
-    assert.deepEqual(byStatus(store), { [`1|${wide.rule.rule_id}`]: 12, [`1|${h0.rule.rule_id}`]: 4, '0|-': 8 });
-    assert.equal(rollupMismatches(store), 0);
+    assert.deepEqual(await byStatus(at), { [`1|${wide.rule.rule_id}`]: 12, [`1|${h0.rule.rule_id}`]: 4, '0|-': 8 });
+    assert.equal(await rollupMismatchesOf(at), 0);
 
     // widening again takes back what the new conditions match from `new` only; h0's keep theirs
     const w = await svc.update(T, wide.rule.rule_id, { conditions: { process: 'curl' } }, 't');
     assert.equal(w.suppressed, 8);
     assert.equal(w.kept, 12);
     assert.equal(w.restored, 0);
-    assert.deepEqual(byStatus(store), { [`1|${wide.rule.rule_id}`]: 20, [`1|${h0.rule.rule_id}`]: 4 });
-    assert.equal(rollupMismatches(store), 0);
+    assert.deepEqual(await byStatus(at), { [`1|${wide.rule.rule_id}`]: 20, [`1|${h0.rule.rule_id}`]: 4 });
+    assert.equal(await rollupMismatchesOf(at), 0);
 
     // the audit records the update with the number of detections it moved
     const audit = await svc.audit(T, wide.rule.rule_id);
     assert.equal(audit[0]!.action, 'update');
     assert.equal(audit[0]!.affected, 8);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('a detection suppressed before the risky guard is released, never kept or handed, when its rule changes', async () => {
-  const { store, cleanup } = tmpStore();
+storeTest('a detection suppressed before the risky guard is released, never kept or handed, when its rule changes', async (at) => {
+  const store = await at.open();
   try {
-    await ingest(store, T, events());
-    await ingest(store, T, [call(T, 'api', 500, TS0, proc('curl'), { domain: 'webhook.site', port: 443 }, 'acme-corp')]);
+    await ingestCalls(at, store, T, events());
+    await ingestCalls(at, store, T, [call(T, 'api', 500, TS0, proc('curl'), { domain: 'webhook.site', port: 443 }, 'acme-corp')]);
     const svc = new RulesService(store);
     const r = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl', owner: 'acme-corp', endpoint: '*.example.com:443' } }, 't');
     // simulate a store from before the guard: the webhook.site detection suppressed by this rule
-    const id = store.db.prepare("SELECT id FROM rules WHERE rule_uid = ?").pluck().get(r.rule.rule_id) as number;
-    const tid = store.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(T) as number;
-    // (compileRule has no guard: the guards live in the service, which this bypasses on purpose)
-    const repo = new SqliteRulesRepo(store.db, svc.risky);
-    store.db.transaction(() => repo.move(repo.buildPredicate(tid, repo.typeId(NOC), compileRule(NOC, { endpoint: 'webhook.site:443' })), { status: 0, rule: 0 }, { status: 1, rule: id }))();
+    const id = Number(await at.value('SELECT id FROM rules WHERE rule_uid = ?', [r.rule.rule_id]));
+    // (an unguarded move through the rules port: the guards live in the service, which this bypasses on purpose)
+    const moved = await store.rulesPort(svc.risky).write(async (tx) =>
+      tx.move(await tx.ensureTenant(T), { kind: 'match', rule: compileRule(NOC, { endpoint: 'webhook.site:443' }), guarded: false }, NEW_STATE, { status: 1, rule: id }),
+    );
+    assert.equal(moved, 1);
     const u = await svc.update(T, r.rule.rule_id, { conditions: { process: 'curl', owner: 'acme-corp' } }, 't');
     assert.equal(u.restored, 1);
-    const risky = store.db.prepare(`SELECT status FROM ${DETECTIONS} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = 'webhook.site'`).pluck().get();
+    const risky = await at.value(`SELECT status FROM ${detectionsView(at.backend)} d JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = 'webhook.site'`);
     assert.equal(risky, 0);
-    assert.equal(rollupMismatches(store), 0);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
-    cleanup();
+    await store.close();
   }
 });
 
-test('CLI rules update prints suppressed / kept / released / handed counts', async () => {
-  const { store, path, cleanup } = tmpStore();
+storeTest('CLI rules update prints suppressed / kept / released / handed counts', async (at) => {
+  const store = await at.open();
+  let wide;
   try {
-    await ingest(store, T, events());
+    await ingestCalls(at, store, T, events());
     const svc = new RulesService(store);
-    const wide = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
-    store.close();
-    const r = spawnSync(
-      process.execPath,
-      ['dist/src/cli/main.js', 'rules', 'update', wide.rule.rule_id, '--db', path, '--tenant', T, '--condition', 'process=curl', '--condition', 'owner=acme-corp', '--yes'],
-      { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /suppressed 0 more detection\(s\); kept 12; released 12 to new; handed 0 to other rules/);
+    wide = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
   } finally {
-    cleanup();
+    await store.close();
   }
+  const r = spawnSync(
+    process.execPath,
+    ['dist/src/cli/main.js', 'rules', 'update', wide.rule.rule_id, '--db', at.db, '--tenant', T, '--condition', 'process=curl', '--condition', 'owner=acme-corp', '--yes'],
+    { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /suppressed 0 more detection\(s\); kept 12; released 12 to new; handed 0 to other rules/);
 });
