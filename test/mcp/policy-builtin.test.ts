@@ -1,12 +1,10 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { tempDir } from '../helpers.js';
 import { buildDemoDb, call, callOk, httpClient, killChild, startServe, stdioClient, textOf } from './helpers.js';
+import { eachStore } from '../helpers/each-store.js';
 
-const tmp = tempDir();
-after(() => tmp.cleanup());
+const { storeTest } = eachStore();
 
 const POLICY = `version: 1
 default: allow
@@ -19,9 +17,9 @@ tools:
     reason: "Rules are created by people in this test"
 `;
 
-test('serve --policy: per-session rate limits, hidden tools, denials before the tools run', async () => {
-  const db = await buildDemoDb(tmp.dir, { events: 4000, runs: 8 });
-  const policy = join(tmp.dir, 'policy.yaml');
+storeTest('serve --policy: per-session rate limits, hidden tools, denials before the tools run', async (s) => {
+  const db = await buildDemoDb(s.dir, { events: 4000, runs: 8, db: s.db });
+  const policy = join(s.dir, 'policy.yaml');
   writeFileSync(policy, POLICY);
   const { child, url } = await startServe(db, ['--policy', policy]);
   try {
@@ -51,9 +49,8 @@ test('serve --policy: per-session rate limits, hidden tools, denials before the 
   }
 });
 
-test('mcp --policy on stdio refuses to start with an invalid policy', async () => {
-  const db = join(tmp.dir, 'empty.db');
-  const bad = join(tmp.dir, 'bad.yaml');
+storeTest('mcp --policy on stdio refuses to start with an invalid policy', async ({ db, dir }) => {
+  const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'version: 1\ndefault: sometimes\n');
   await assert.rejects(stdioClient(db, { extraArgs: ['--policy', bad] }));
 });
