@@ -1,81 +1,68 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
-import Database from 'better-sqlite3';
-import { runCli, runCliAsync, tempDir } from '../helpers.js';
+import { runCli, runCliAsync } from '../helpers.js';
 import { writeTenant } from '../../src/generate/index.js';
+import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
 
-const tmp = tempDir();
-after(() => tmp.cleanup());
+const { storeTest, fresh } = eachStore();
 
-function snapshot(dbPath: string) {
-  const db = new Database(dbPath, { readonly: true });
-  const one = (sql: string) => db.prepare(sql).pluck().get() as number;
-  const s = {
-    integrity: db.prepare('PRAGMA integrity_check').pluck().get() as string,
-    observations: one('SELECT count(*) FROM observations'),
-    detections: one('SELECT count(*) FROM detections'),
-    runs: one('SELECT count(*) FROM runs'),
-    rollup: one('SELECT coalesce(sum(n),0) FROM detection_rollup'),
+async function snapshot(at: StoreUnderTest) {
+  const one = async (sql: string) => Number(await at.value(sql));
+  return {
+    // SQLite's own check of its file; PostgreSQL's pages are the server's (its WAL replays on crash)
+    integrity: at.backend === 'sqlite' ? await at.value<string>('PRAGMA integrity_check') : 'not a file',
+    observations: await one('SELECT count(*) FROM observations'),
+    detections: await one('SELECT count(*) FROM detections'),
+    runs: await one('SELECT count(*) FROM runs'),
+    rollup: await one('SELECT coalesce(sum(n),0) FROM detection_rollup'),
     // every detection belongs to a stored run and observation: nothing half-written
-    orphans: one(
+    orphans: await one(
       `SELECT count(*) FROM detections d WHERE d.ext = '' AND NOT EXISTS (
          SELECT 1 FROM observations o WHERE o.run_ref = d.run_ref AND o.endpoint_id = d.endpoint_id AND o.process_id = d.process_id)`,
     ),
-    dupKeys: one('SELECT count(*) FROM (SELECT run_ref, type_id, endpoint_id, process_id, count(*) c FROM detections GROUP BY 1,2,3,4 HAVING c > 1)'),
+    dupKeys: await one('SELECT count(*) FROM (SELECT run_ref, type_id, endpoint_id, process_id FROM detections GROUP BY 1,2,3,4 HAVING count(*) > 1) x'),
   };
-  db.close();
-  return s;
 }
 
-test('kill -9 mid-ingest leaves committed batches intact; re-running completes without duplicates', async () => {
-  const input = join(tmp.dir, 'big.ndjson');
+storeTest('kill -9 mid-ingest leaves committed batches intact; re-running completes without duplicates', async (crashed) => {
+  const input = join(crashed.dir, 'big.ndjson');
   await writeTenant({ runs: 12, seed: 3, events: 400_000 }, input);
-  const crashed = join(tmp.dir, 'crashed.db');
-  const child = runCliAsync(['ingest', input, '--db', crashed, '--format', 'native']);
+  const child = runCliAsync(['ingest', input, '--db', crashed.db, '--format', 'native']);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  // wait until some batches are committed (the WAL grows), then kill without warning
-  await new Promise<void>((resolve, reject) => {
-    const deadline = Date.now() + 60_000;
-    const poll = setInterval(() => {
+  // wait until some batches are committed, then kill without warning
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`ingest finished before it could be killed: ${stderr}`);
       let rows = 0;
       try {
-        if (existsSync(crashed)) {
-          const db = new Database(crashed, { readonly: true, fileMustExist: true });
-          db.pragma('busy_timeout = 1000');
-          rows = db.prepare('SELECT count(*) FROM observations').pluck().get() as number;
-          db.close();
-        }
+        rows = Number(await crashed.value('SELECT count(*) FROM observations'));
       } catch {
         /* schema not created yet */
       }
-      if (rows > 0) {
-        clearInterval(poll);
-        child.kill('SIGKILL');
-        resolve();
-      } else if (Date.now() > deadline || child.exitCode !== null) {
-        clearInterval(poll);
-        reject(new Error(`ingest finished or stalled before it could be killed: ${stderr}`));
-      }
-    }, 20);
-  });
+      return rows > 0;
+    },
+    60_000,
+    20,
+    'the first committed batch',
+  );
+  child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
-  const mid = snapshot(crashed);
-  assert.equal(mid.integrity, 'ok');
+  const mid = await snapshot(crashed);
+  if (crashed.backend === 'sqlite') assert.equal(mid.integrity, 'ok');
   assert.ok(mid.observations > 0);
   assert.equal(mid.orphans, 0);
   assert.equal(mid.rollup, mid.detections);
 
-  const resumed = runCli(['ingest', input, '--db', crashed, '--format', 'native', '--json']);
+  const resumed = runCli(['ingest', input, '--db', crashed.db, '--format', 'native', '--json']);
   assert.equal(resumed.status, 0, resumed.stderr);
-  const final = snapshot(crashed);
+  const final = await snapshot(crashed);
 
-  const clean = join(tmp.dir, 'clean.db');
-  const ref = runCli(['ingest', input, '--db', clean, '--format', 'native', '--json']);
+  const clean = await fresh(crashed.backend, 'clean');
+  const ref = runCli(['ingest', input, '--db', clean.db, '--format', 'native', '--json']);
   assert.equal(ref.status, 0, ref.stderr);
-  const expected = snapshot(clean);
+  const expected = await snapshot(clean);
   assert.deepEqual(final, expected);
   assert.equal(final.dupKeys, 0);
 });
