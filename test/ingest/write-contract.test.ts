@@ -1,10 +1,11 @@
-import { test, after, before } from 'node:test';
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { runCli, tempDir } from '../helpers.js';
-import { storeState } from './store-state.js';
-import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { storeStateOf } from './store-state.js';
+import type { OpenStore, StoreBackend } from '../../src/storage/open-store.js';
+import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 import { IngestPipeline, type IngestOptions, type IngestStore } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import type { IngestPort, IngestWriteBatch, TenantIngest } from '../../src/storage/ingest-port.js';
@@ -18,6 +19,7 @@ import type { IngestPort, IngestWriteBatch, TenantIngest } from '../../src/stora
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
+const { storeTest, fresh } = eachStore();
 let file = '';
 let lines: string[] = [];
 
@@ -35,47 +37,47 @@ function options(extra: Partial<IngestOptions> = {}): IngestOptions {
   return { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: ENGINE, inThread: true, ...extra };
 }
 
-async function ingestInto(dbName: string, files: string[], extra: Partial<IngestOptions> = {}): Promise<string> {
-  const path = join(tmp.dir, dbName);
-  const store = SqliteStore.open(path);
+/** ingests the files into a new store of the backend, one pipeline, and returns the store */
+async function ingestInto(backend: StoreBackend, label: string, files: string[], extra: Partial<IngestOptions> = {}): Promise<StoreUnderTest> {
+  const at = await fresh(backend, label);
+  const store = await at.open();
   try {
     const p = new IngestPipeline(store, options(extra));
     for (const f of files) await p.ingest(f);
   } finally {
-    store.close();
+    await store.close();
   }
-  return path;
+  return at;
 }
 
-test('the stored result does not depend on where parsed batches and write batches end', async () => {
-  const reference = storeState(await ingestInto('whole.db', [file], { batchSize: 5_000 }));
+storeTest('the stored result does not depend on where parsed batches and write batches end', async ({ backend }) => {
+  const reference = await storeStateOf(await ingestInto(backend, 'whole', [file], { batchSize: 5_000 }));
   assert.ok(reference.detections.length > 0 && reference.runs.length > 50, 'the fixture exercises detections and many runs');
   // batch sizes that cut runs, matrix legs and late events at every kind of place
   for (const batchSize of [1, 7, 113]) {
-    const got = storeState(await ingestInto(`batch-${batchSize}.db`, [file], { batchSize }));
+    const got = await storeStateOf(await ingestInto(backend, `batch${batchSize}`, [file], { batchSize }));
     assert.deepEqual(got, reference, `batch size ${batchSize}`);
   }
 });
 
-test("runs' observation keys let go of between write batches are read again exactly", async () => {
-  const reference = storeState(await ingestInto('roomy.db', [file], { batchSize: 50 }));
+storeTest("runs' observation keys let go of between write batches are read again exactly", async ({ backend }) => {
+  const reference = await storeStateOf(await ingestInto(backend, 'roomy', [file], { batchSize: 50 }));
   // no run keeps its observation keys: every batch reads them back
-  const got = storeState(await ingestInto('tight.db', [file], { batchSize: 50, engine: { ...ENGINE, hotRuns: 0 } }));
+  const got = await storeStateOf(await ingestInto(backend, 'tight', [file], { batchSize: 50, engine: { ...ENGINE, hotRuns: 0 } }));
   assert.deepEqual(got, reference);
 });
 
-test('a job state written by another ingest in between is read again, as by a sequential ingest', async () => {
+storeTest('a job state written by another ingest in between is read again, as by a sequential ingest', async (at) => {
   const parts = [0, 1, 2].map((i) => {
     const f = join(tmp.dir, `part-${i}.ndjson`);
     // the same jobs in every part: each part continues the runs of the one before
     writeFileSync(f, lines.filter((_, n) => n % 3 === i).join('\n') + '\n');
     return f;
   });
-  const sequential = storeState(await ingestInto('sequential.db', parts));
+  const sequential = await storeStateOf(await ingestInto(at.backend, 'sequential', parts));
 
-  const path = join(tmp.dir, 'interleaved.db');
-  const a = SqliteStore.open(path);
-  const b = SqliteStore.open(path);
+  const a = await at.open();
+  const b = await at.open();
   try {
     const pa = new IngestPipeline(a, options());
     const pb = new IngestPipeline(b, options());
@@ -83,14 +85,14 @@ test('a job state written by another ingest in between is read again, as by a se
     await pb.ingest(parts[1]!); // ...another writer moves it on...
     await pa.ingest(parts[2]!); // ...and pa must not write from its old cache
   } finally {
-    a.close();
-    b.close();
+    await a.close();
+    await b.close();
   }
-  assert.deepEqual(storeState(path), sequential);
+  assert.deepEqual(await storeStateOf(at), sequential);
 });
 
 /** A store whose write() lets `before` run once, just before the first batch that `when` picks. */
-function interceptWrites(store: SqliteStore, when: (b: IngestWriteBatch) => boolean, before: () => void): IngestStore & { fired: () => boolean } {
+function interceptWrites(store: OpenStore, when: (b: IngestWriteBatch) => boolean, before: () => Promise<void>): IngestStore & { fired: () => boolean } {
   let fired = false;
   const port: IngestPort = {
     leases: store.ingest.leases,
@@ -107,7 +109,7 @@ function interceptWrites(store: SqliteStore, when: (b: IngestWriteBatch) => bool
             write: async (batch) => {
               if (!fired && when(batch)) {
                 fired = true;
-                before();
+                await before();
               }
               return t.write(batch);
             },
@@ -119,10 +121,9 @@ function interceptWrites(store: SqliteStore, when: (b: IngestWriteBatch) => bool
   return { ingest: port, fired: () => fired };
 }
 
-test('a write batch evaluated before a concurrent `baseline expect` is evaluated again, not written stale', async () => {
-  const path = join(tmp.dir, 'expect.db');
-  const first = join(tmp.dir, 'expect-1.ndjson');
-  const src = join(tmp.dir, 'expect-2.ndjson');
+storeTest('a write batch evaluated before a concurrent `baseline expect` is evaluated again, not written stale', async (at) => {
+  const first = join(at.dir, 'expect-1.ndjson');
+  const src = join(at.dir, 'expect-2.ndjson');
   const ev = (run: number, i: number, domain: string) =>
     JSON.stringify({
       owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: String(run), run_attempt: 1,
@@ -134,14 +135,14 @@ test('a write batch evaluated before a concurrent `baseline expect` is evaluated
   // the baseline (pending: 1 run of 3)
   writeFileSync(first, ev(1, 0, 'github.com') + '\n');
   writeFileSync(src, [ev(2, 0, 'github.com'), ev(2, 1, 'new.example.com'), ev(3, 0, 'github.com')].join('\n') + '\n');
-  const store = SqliteStore.open(path);
-  const cli = SqliteStore.open(path);
+  const store = await at.open();
+  const cli = await at.open();
   try {
     // `baseline expect` by another process lands between the evaluation of that count and its write
     const s = interceptWrites(
       store,
       (b) => b.baseline.some((w) => w.endpoint === 'new.example.com:443'),
-      () => cli.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'new.example.com:443'),
+      async () => void (await cli.baselines.markExpected('default', { owner: 'acme', repo: 'api' }, 'new.example.com:443')),
     );
     const p = new IngestPipeline(s, options({ engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 } }));
     await p.ingest(first);
@@ -149,38 +150,33 @@ test('a write batch evaluated before a concurrent `baseline expect` is evaluated
     assert.ok(s.fired(), 'the concurrent edit happened');
     // the whole write batch is evaluated again after the edit, as if the edit came before it
     assert.equal(sum.detections, 0, 'no detection for an endpoint expected before the batch was written');
-    const row = store.db
-      .prepare(`SELECT b.runs_seen, b.in_baseline, b.source FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.endpoint = 'new.example.com:443'`)
-      .get();
-    assert.deepEqual(row, { runs_seen: 1, in_baseline: 1, source: 'expected' }, 'the expected mark survives the ingest and the run still counts');
+    const rows = await at.rows(`SELECT b.runs_seen, b.in_baseline, b.source FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.endpoint = 'new.example.com:443'`);
+    assert.deepEqual(rows, [ { runs_seen: 1, in_baseline: 1, source: 'expected' }], 'the expected mark survives the ingest and the run still counts');
   } finally {
-    store.close();
-    cli.close();
+    await store.close();
+    await cli.close();
   }
 });
 
-test('a write batch of a holder whose lease was taken over writes nothing', async () => {
-  const path = join(tmp.dir, 'fenced.db');
-  const store = SqliteStore.open(path);
-  const other = SqliteStore.open(path);
+storeTest('a write batch of a holder whose lease was taken over writes nothing', async (at) => {
+  const store = await at.open();
   try {
     let stolen = false;
     const s = interceptWrites(
       store,
       (b) => b.observations.length > 0,
-      () => {
+      async () => {
         // the lease expired (this process was stopped) and another writer took it over
-        other.db.prepare("UPDATE ingest_leases SET token = 'someone-else'").run();
+        await at.rows("UPDATE ingest_leases SET token = 'someone-else'");
         stolen = true;
       },
     );
     const p = new IngestPipeline(s, options());
     await assert.rejects(p.ingest(file), /lost the ingest lease of tenant "default"/);
     assert.ok(stolen);
-    assert.equal(store.db.prepare('SELECT count(*) FROM observations').pluck().get(), 0, 'nothing written after the takeover');
-    assert.equal(store.db.prepare('SELECT count(*) FROM runs').pluck().get(), 0);
+    assert.equal(await at.value('SELECT count(*) FROM observations'), 0, 'nothing written after the takeover');
+    assert.equal(await at.value('SELECT count(*) FROM runs'), 0);
   } finally {
-    store.close();
-    other.close();
+    await store.close();
   }
 });
