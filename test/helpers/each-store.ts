@@ -34,12 +34,17 @@ import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } fr
  * - test/ingest/repeat-fast-path, rfc3339-in-place: the parser's fast paths, with a SQLite store as
  *   the reference output of a parse;
  * - test/cli/cli "default location", exit-codes "missing store" / "file system" / "read-only store":
- *   the default store and the file errors are SQLite files'; demo writes its own SQLite store.
- *
- * Not converted yet (they still run on SQLite only; next to convert): test/ingest/documents, crash
- * (its PRAGMA integrity_check part stays SQLite's), concurrent-writers, write-contract,
- * harden-runner-records; test/rules/update-narrowing; test/mcp/policy-builtin. One test is left
- * out on PostgreSQL for a bug, named next to it: test/mcp/http "serves concurrent calls".
+ *   the default store and the file errors are SQLite files'; demo writes its own SQLite store;
+ * - test/ingest/crash: the PRAGMA integrity_check of its SQLite file after kill -9 (the rest of
+ *   that test runs on both backends);
+ * - test/ingest/concurrent-writers: its third process (test/ingest/invariant-reader) polls the
+ *   SQLite file in read transactions while two ingests write it. On PostgreSQL: concurrent ingest
+ *   processes equal a sequential ingest in test/storage/postgres/concurrent-ingest (on both
+ *   backends), waiting and takeover of an expired lease in test/storage/contract/ingest-leases, and
+ *   a kill -9 mid-ingest then a re-run in test/ingest/crash. Its last test (a bad
+ *   EGRESS_TRIAGE_INGEST_LEASE_MS) fails before any store is opened.
+ * No test is left out on PostgreSQL for a bug (test/mcp/http "serves concurrent calls" runs on both
+ * since the snapshot gate, storage/postgres/snapshot-gate.ts).
  * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are
  * covered per backend by test/storage/contract/policy-state and test/cli/policy-state-postgres.
  */
