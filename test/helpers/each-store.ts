@@ -37,12 +37,11 @@ import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } fr
  *   the default store and the file errors are SQLite files'; demo writes its own SQLite store;
  * - test/ingest/crash: the PRAGMA integrity_check of its SQLite file after kill -9 (the rest of
  *   that test runs on both backends);
- * - test/ingest/concurrent-writers: its third process (test/ingest/invariant-reader) polls the
- *   SQLite file in read transactions while two ingests write it. On PostgreSQL: concurrent ingest
- *   processes equal a sequential ingest in test/storage/postgres/concurrent-ingest (on both
- *   backends), waiting and takeover of an expired lease in test/storage/contract/ingest-leases, and
- *   a kill -9 mid-ingest then a re-run in test/ingest/crash. Its last test (a bad
- *   EGRESS_TRIAGE_INGEST_LEASE_MS) fails before any store is opened.
+ * - test/ingest/concurrent-writers, its three "concurrent ingest of two halves" rounds: their third
+ *   process (test/ingest/invariant-reader) polls the SQLite file in read transactions while two
+ *   ingests write it. On PostgreSQL, concurrent ingest processes equal a sequential ingest in
+ *   test/storage/postgres/concurrent-ingest (on both backends). Its kill -9 and lease takeover test
+ *   runs on both; its bad EGRESS_TRIAGE_INGEST_LEASE_MS test fails before any store is opened.
  * No test is left out on PostgreSQL for a bug (test/mcp/http "serves concurrent calls" runs on both
  * since the snapshot gate, storage/postgres/snapshot-gate.ts).
  * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are

@@ -1,11 +1,13 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, resolve } from 'node:path';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { CLI, runCli, tempDir } from '../helpers.js';
-import { storeState, jobInvariantViolations } from './store-state.js';
+import { storeState, storeStateOf, jobInvariantViolations, jobInvariantViolationsOf } from './store-state.js';
+import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Concurrent writers, with real processes: two `ingest` processes on one store give exactly the
@@ -16,6 +18,7 @@ import { storeState, jobInvariantViolations } from './store-state.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
+const { storeTest, fresh } = eachStore();
 const LEARNING_RUNS = 5;
 const READER = resolve('dist/test/ingest/invariant-reader.js');
 
@@ -46,41 +49,6 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}, bin = CLI): Proc {
 
 function ingestArgs(file: string, db: string): string[] {
   return ['ingest', file, '--db', db, '--format', 'native', '--learning-runs', String(LEARNING_RUNS), '--json'];
-}
-
-function count(db: string, sql: string): number {
-  if (!existsSync(db)) return 0;
-  try {
-    const c = new Database(db, { readonly: true, fileMustExist: true });
-    try {
-      c.pragma('busy_timeout = 1000');
-      return c.prepare(sql).pluck().get() as number;
-    } finally {
-      c.close();
-    }
-  } catch {
-    return 0; // schema not created yet
-  }
-}
-
-/** Resolves once the store holds `n` observations, all that the process was sent so far. */
-async function committed(db: string, p: Proc, n: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (count(db, 'SELECT count(*) FROM observations') < n) {
-    if (p.child.exitCode !== null) throw new Error(`ingest exited before committing what it was sent: ${p.stderr}`);
-    if (Date.now() > deadline) throw new Error(`fewer than ${n} observations committed within 60 s`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** Resolves once the store has committed a first batch (so the process holds its lease mid-source). */
-async function firstCommit(db: string, p: Proc): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (count(db, 'SELECT count(*) FROM observations') === 0) {
-    if (p.child.exitCode !== null) throw new Error(`ingest exited before its first commit: ${p.stderr}`);
-    if (Date.now() > deadline) throw new Error('no commit within 60 s');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function write(name: string, ls: string[]): string {
@@ -183,41 +151,68 @@ test('at least one round really ran the two ingests at once', () => {
   assert.ok(overlapping >= 1, `no round overlapped (${overlapping})`);
 });
 
-test('a writer killed with SIGKILL is taken over after its lease expires, and the result still equals a sequential ingest', async () => {
-  const [a, b] = split('job', 'killed');
-  const db = join(tmp.dir, 'killed.db');
+/** count(*) of a store of either backend; 0 before its schema exists */
+async function countAt(at: StoreUnderTest, sql: string): Promise<number> {
+  try {
+    return Number(await at.value(sql));
+  } catch {
+    return 0; // schema not created yet
+  }
+}
+
+/** a new store of the backend holding a sequential ingest of the files */
+async function sequentialAt(backend: StoreUnderTest['backend'], files: string[], tag: string): Promise<StoreUnderTest> {
+  const at = await fresh(backend, tag);
+  for (const f of files) {
+    const r = runCli(ingestArgs(f, at.db));
+    assert.equal(r.status, 0, r.stderr);
+  }
+  return at;
+}
+
+storeTest('a writer killed with SIGKILL is taken over after its lease expires, and the result still equals a sequential ingest', async (at) => {
+  const [a, b] = split('job', `killed-${at.backend}`);
+  const db = at.db;
   const env = { EGRESS_TRIAGE_INGEST_LEASE_MS: '3000' };
   // The victim reads most of its source from a pipe left open, so it is certainly mid-source, holding
   // its lease, when it is killed (a file could be finished between the first commit and the kill).
   const lines = readFileSync(a, 'utf8').split('\n').filter(Boolean);
-  const prefix = write('killed-a-prefix.ndjson', lines.slice(0, Math.floor(lines.length * 0.8)));
+  const prefix = write(`killed-${at.backend}-a-prefix.ndjson`, lines.slice(0, Math.floor(lines.length * 0.8)));
   // What the victim will have committed when it dies: exactly the prefix it was sent.
-  const prefixObservations = count(sequential([prefix], 'killed-prefix'), 'SELECT count(*) FROM observations');
+  const prefixObservations = await countAt(await sequentialAt(at.backend, [prefix], 'prefix'), 'SELECT count(*) FROM observations');
   const victim = start(ingestArgs('-', db), env);
   victim.child.stdin.write(readFileSync(prefix));
   try {
     // Within COMMIT_MS of its last batch even though its input stays open: a quiet pipe commits.
-    await committed(db, victim, prefixObservations);
+    await waitFor(
+      async () => {
+        if (victim.child.exitCode !== null) throw new Error(`ingest exited before committing what it was sent: ${victim.stderr}`);
+        return (await countAt(at, 'SELECT count(*) FROM observations')) >= prefixObservations;
+      },
+      60_000,
+      10,
+      `${prefixObservations} observations committed`,
+    );
   } finally {
     victim.child.kill('SIGKILL');
   }
   await victim.exited;
-  assert.equal(count(db, 'SELECT count(*) FROM ingest_leases'), 1, 'the killed writer left its lease behind');
+  assert.equal(await countAt(at, 'SELECT count(*) FROM ingest_leases'), 1, 'the killed writer left its lease behind');
 
   const next = start(ingestArgs(b, db), env);
   assert.equal(await next.exited, 0, next.stderr);
   assert.match(next.stderr, new RegExp(`took over from the ingest of .*<stdin> \\(pid ${victim.child.pid} on .*whose lease expired at`));
-  assert.equal(count(db, 'SELECT count(*) FROM ingest_leases'), 0, 'released at the end');
+  assert.equal(await countAt(at, 'SELECT count(*) FROM ingest_leases'), 0, 'released at the end');
 
   // Re-running the interrupted source completes it (idempotent): the store is then the sequential one.
   const resumed = start(ingestArgs(a, db), env);
   assert.equal(await resumed.exited, 0, resumed.stderr);
   assert.doesNotMatch(resumed.stderr, /waiting for|took over/);
-  assertInvariants(db);
+  assert.deepEqual(await jobInvariantViolationsOf(at, LEARNING_RUNS), []);
   // The history is: the prefix of a (committed, then its writer died), b, then a again in full. A
   // resumed source is a source of its own in that order: b may already have flagged a binary that
   // the rest of a then does not teach the baseline.
-  assert.deepEqual(storeState(db), storeState(sequential([prefix, b, a], 'killed')));
+  assert.deepEqual(await storeStateOf(at), await storeStateOf(await sequentialAt(at.backend, [prefix, b, a], 'killed')));
 });
 
 test('EGRESS_TRIAGE_INGEST_LEASE_MS must be a whole number of milliseconds', () => {
