@@ -39,17 +39,8 @@ export interface StoredRule {
   updatedOn: string;
 }
 
-export interface NewRule {
-  tenantId: number;
-  uid: string;
-  detectionType: string;
-  name: string;
-  description: string;
-  conditions: RuleConditions;
-  createdBy: string;
-  /** ISO time */
-  at: string;
-}
+/** A rule to store: a stored rule's fields before the store gives it an id, created and updated `at` (ISO time). */
+export type NewRule = Omit<StoredRule, 'id' | 'createdOn' | 'updatedOn'> & { at: string };
 
 /** Which detections a move takes, among those in its `from` state. */
 export type RuleSelection =

@@ -7,6 +7,7 @@ import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImposto
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleRecord } from '../rule-row.js';
+import type { RuleMatchCounts } from '../rules-port.js';
 
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
@@ -35,14 +36,8 @@ export interface MatchPredicate {
 
 const NO_DIMS = { job: false, process: false, endpoint: false, ip: false };
 
-export interface PreviewCounts {
-  total: number;
-  risky: number;
-  byProcess: { process: string; count: number }[];
-  byRepo: { owner: string; repo: string; count: number }[];
-  riskySamples: { endpoint: string; process: string; count: number }[];
-  sampleIds: number[];
-}
+/** The port's preview counts before the impostor hits, which the port adds (sqlite/rules-port.ts). */
+export type PreviewCounts = Omit<RuleMatchCounts, 'impostorHits'>;
 
 /** The detection columns a predicate tests (to qualify them with a table alias). */
 const COLS = /\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id)\b/g;
