@@ -13,6 +13,7 @@ import { Client, StreamableHTTPClientTransport, type CallToolResult, type Transp
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { LIST_TTL_MS } from '../../src/mcp/server.js';
 import { CLI, runCli, tempDir } from '../helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import { TENANT, buildDemoDb, cleanEnv, killChild, rawPost, startServe, textOf } from './helpers.js';
 
 type Any = Record<string, any>;
@@ -168,15 +169,12 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
     const child = spawn(process.execPath, [CLI, 'mcp', '--db', freshDb(), '--tenant', TENANT, '--max-message-bytes', '4KiB'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const reply = async (id: number): Promise<Any> => {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const line = out.split('\n').find((l) => l.includes(`"id":${id}`));
-        if (line) return JSON.parse(line) as Any;
-        if (Date.now() > deadline) throw new Error(`no answer to ${id}: ${out}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
+    const reply = async (id: number): Promise<Any> =>
+      JSON.parse(
+        await waitFor(() => out.split('\n').find((l) => l.includes(`"id":${id}`)), 30_000, 25, `the answer to ${id}`).catch((e: Error) => {
+          throw new Error(`${e.message}; the server wrote: ${out}`);
+        }),
+      ) as Any;
     const send = (m: Any) => child.stdin.write(JSON.stringify(m) + '\n');
     const ping = (id: number, pad = '') => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ping', arguments: {}, _meta: { ...ENVELOPE, pad } } });
     try {

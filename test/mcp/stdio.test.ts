@@ -6,6 +6,7 @@ import { SCENARIO } from '../../src/generate/scenarios.js';
 import { CLI, tempDir } from '../helpers.js';
 import { TENANT, buildDemoDb, call, callOk, cleanEnv, stdioClient, textOf } from './helpers.js';
 import { eachStore } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ALL_TOOLS = [
   'analyze_anomalous_calls_by_process',
@@ -333,8 +334,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       send({ jsonrpc: '2.0', method: 'notifications/initialized' });
       send({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'list_detections', arguments: { cursor: 'bad' } } });
       send({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'ping', arguments: {} } });
-      const deadline = Date.now() + 10_000;
-      while (!out.includes('"id":3') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await waitFor(() => out.includes('"id":3'), 10_000, 25, 'the answer to id 3');
       child.stdin.end();
       await new Promise((r) => child.once('exit', r));
       const lines = out.split('\n').filter((l) => l.trim());
