@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
  *   commit (the upstream may have run the call: the charge is final) or refund (it provably did not).
  * - **Approvals**: a held call files one, a human decides it from any process, the call waits for it.
  * - **Audit**: one record per call, appended before the answer, queried by the CLI.
+ * - **Session handles**: which 2026-07-28 session handles each authenticated identity has live, so
+ *   that an agent cannot mint a fresh `scope: session` bucket per call (src/policy/session-identity.ts).
  *
  * Backends: the SQLite backend's policy-state.ts (the default: counters in this process's memory,
  * approvals and audit in the store), src/storage/postgres/policy-state.ts (the same split, on a
@@ -161,6 +163,8 @@ export interface AuditRecord {
   upstream: UpstreamOutcome;
   policy_hash?: string;
   approval_id?: string;
+  /** The registered upstream the call was for (multi-upstream gateway). */
+  upstreamName?: string;
 }
 
 export interface AuditQuery {
@@ -168,6 +172,8 @@ export interface AuditQuery {
   tool?: string;
   decision?: string;
   session?: string;
+  /** Only the calls for this registered upstream (`upstreamName`). */
+  upstreamName?: string;
   limit?: number;
 }
 
@@ -181,6 +187,63 @@ export interface AuditSink {
   /** Writes whatever is buffered. */
   flush(): MaybePromise<void>;
   query(q: AuditQuery): MaybePromise<AuditRecord[]>;
+}
+
+// ------------------------------------------------------------------ session handles
+
+/** How many handles one identity may hold, and for how long an unused one stays held. */
+export interface HandleLimits {
+  /** Live handles per identity (>= 1). */
+  maxLive: number;
+  /** A handle stays live until this long after its last admitted use. */
+  ttlMs: number;
+}
+
+export type HandleResult =
+  /** `fresh`: the handle was not live for this identity and now is. `live`: the identity's live handles now. */
+  | { ok: true; fresh: boolean; live: number }
+  /** The identity already holds `maxLive` other live handles; the soonest one frees in `retryAfterMs`. */
+  | { ok: false; live: number; retryAfterMs: number };
+
+export interface SessionHandles {
+  /**
+   * One use of `handle` by `identity`, atomically for every process on this state: a handle that is
+   * live for the identity is renewed; a new one is registered while the identity holds fewer than
+   * `maxLive` live handles, and refused otherwise (nothing changes then). Handles of different
+   * identities never meet. `now` (ms) is the caller's clock; without it the backend's own clock
+   * (Redis: its TIME, so replicas agree).
+   */
+  touch(identity: string, handle: string, limits: HandleLimits, now?: number): MaybePromise<HandleResult>;
+  /** The identity's live handles, oldest use first, for tests and explain. */
+  live(identity: string, ttlMs: number, now?: number): MaybePromise<string[]>;
+}
+
+/**
+ * The admission rule every backend applies to one identity's handles inside its own atomic step:
+ * plain data in, decision out. `uses` maps each handle to its last admitted use (ms); entries at or
+ * before `now - ttlMs` are no longer live.
+ */
+export function admitHandle(
+  uses: ReadonlyMap<string, number>,
+  handle: string,
+  limits: HandleLimits,
+  now: number,
+): HandleResult & { expired: string[] } {
+  const cutoff = now - limits.ttlMs;
+  const expired: string[] = [];
+  let oldest = Infinity;
+  let live = 0;
+  for (const [h, t] of uses) {
+    if (t <= cutoff) expired.push(h);
+    else {
+      live++;
+      if (h !== handle) oldest = Math.min(oldest, t);
+    }
+  }
+  const held = (uses.get(handle) ?? -Infinity) > cutoff;
+  if (held) return { ok: true, fresh: false, live, expired };
+  if (live < limits.maxLive) return { ok: true, fresh: true, live: live + 1, expired };
+  return { ok: false, live, retryAfterMs: Math.max(1, oldest + limits.ttlMs - now), expired };
 }
 
 // ------------------------------------------------------------------ the whole state
@@ -207,6 +270,8 @@ export interface PolicyStateBackend {
   readonly hashKey: Buffer;
   readonly approvals: Approvals;
   readonly audit: AuditSink;
+  /** Live 2026-07-28 session handles per identity, shared like the counters (see docs/policy.md). */
+  readonly sessionHandles: SessionHandles;
   /**
    * The rate-limit counters of one policy file. `namespace` keeps two policy files (a grant's own and
    * the default) from sharing counters whose rule paths happen to be equal.

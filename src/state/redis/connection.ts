@@ -4,6 +4,7 @@ import type { RedisAddress } from './url.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
 import { COMMIT, REFUND, RESERVE, RESTORE, USED } from './scripts.js';
 import { APPROVAL_SCRIPTS } from './approval-scripts.js';
+import { HANDLE_LIVE, HANDLE_TOUCH } from './handle-scripts.js';
 import { restoreCharges, type Charge } from './counters.js';
 
 const KEY_HMAC = 'egress-triage:args-hmac-key';
@@ -20,7 +21,7 @@ export interface ConnectionOptions {
   log?: (line: string) => void;
 }
 
-const SCRIPTS = { reserve: [2, RESERVE], refund: [2, REFUND], commit: [1, COMMIT], used: [2, USED], restore: [2, RESTORE], ...APPROVAL_SCRIPTS } as const;
+const SCRIPTS = { reserve: [2, RESERVE], refund: [2, REFUND], commit: [1, COMMIT], used: [2, USED], restore: [2, RESTORE], handle_touch: [1, HANDLE_TOUCH], handle_live: [1, HANDLE_LIVE], ...APPROVAL_SCRIPTS } as const;
 export type ScriptName = keyof typeof SCRIPTS;
 
 /**
@@ -145,7 +146,8 @@ export class RedisConnection {
       if (this.lastError) this.o.log?.(`connected to ${this.display} again`);
       this.lastError = undefined;
       const wake = this.readyWaiters.splice(0);
-      const wait = Math.max(0, this.holdUntil - Date.now());
+      // +1: a timer may fire up to a millisecond early, and assertUsable() would still see the hold.
+      const wait = Math.max(0, this.holdUntil - Date.now() + 1);
       setTimeout(() => wake.forEach((w) => w.resolve()), wait).unref();
       this.onUsable?.();
     } catch (e) {
@@ -170,7 +172,7 @@ export class RedisConnection {
           resolve();
         },
       };
-      if (this.usable) setTimeout(w.resolve, Math.max(0, this.holdUntil - Date.now())).unref();
+      if (this.usable) setTimeout(w.resolve, Math.max(0, this.holdUntil - Date.now() + 1)).unref();
       else this.readyWaiters.push(w);
     });
   }

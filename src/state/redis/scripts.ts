@@ -11,7 +11,7 @@
  * same arithmetic as the in-memory limiter (src/policy/rate-limiter.ts), whose behaviour these copy.
  */
 
-const PRELUDE = `
+export const PRELUDE = `
 local function fmt(x) return string.format('%.17g', x) end
 local function costOf(m) return tonumber(string.match(m, '^[^|]*|([^|]*)')) or 0 end
 local function clock(a)

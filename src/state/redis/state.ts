@@ -2,6 +2,7 @@ import type { AuditSink, PolicyStateBackend, RateCounters } from '../../storage/
 import { RedisApprovals } from './approvals.js';
 import { RedisConnection } from './connection.js';
 import { RedisCounters } from './counters.js';
+import { RedisSessionHandles } from './handles.js';
 import { parseRedisStateUrl } from './url.js';
 
 export interface RedisPolicyStateOptions {
@@ -24,12 +25,13 @@ export interface RedisPolicyStateOptions {
   log?: (line: string) => void;
 }
 
-/** Policy state shared by gateway replicas: counters and approvals in Redis, the audit in the store. */
+/** Policy state shared by gateway replicas: counters, approvals and session handles in Redis, the audit in the store. */
 export class RedisPolicyState implements PolicyStateBackend {
   readonly describe: string;
   readonly conn: RedisConnection;
   readonly approvals: RedisApprovals;
   readonly audit: AuditSink;
+  readonly sessionHandles: RedisSessionHandles;
   private readonly counterSets = new Map<string, RedisCounters>();
 
   constructor(private readonly o: RedisPolicyStateOptions) {
@@ -38,6 +40,7 @@ export class RedisPolicyState implements PolicyStateBackend {
     this.conn = new RedisConnection({ address, clock: o.clock, recoveryHoldMs: o.recoveryHoldMs, connectWaitMs: o.connectWaitMs, log: o.log });
     this.approvals = new RedisApprovals(this.conn, o.clock, o.approvalPollMs);
     this.audit = o.audit;
+    this.sessionHandles = new RedisSessionHandles(this.conn);
   }
 
   get hashKey(): Buffer {

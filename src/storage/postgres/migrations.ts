@@ -337,6 +337,24 @@ CREATE INDEX policy_audit_tool ON policy_audit (tool, ts);
     name: 'a change counter per tenant (analysis_stamps), bumped by triggers: the rules port commit stamp',
     up: ANALYSIS_STAMPS_MIGRATION,
   },
+  {
+    version: 8,
+    name: 'policy audit: the registered upstream each call was for (multi-upstream gateway)',
+    up: 'ALTER TABLE policy_audit ADD COLUMN upstream_name text;',
+  },
+  {
+    version: 9,
+    name: 'policy state: live 2026-07-28 session handles per identity',
+    up: `
+CREATE TABLE policy_session_handles (
+  identity text NOT NULL,
+  handle text NOT NULL,
+  last_used bigint NOT NULL,
+  PRIMARY KEY (identity, handle)
+);
+CREATE INDEX policy_session_handles_last_used ON policy_session_handles (last_used);
+`,
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

@@ -5,7 +5,7 @@ import type { AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
-const COLS = 13;
+const COLS = 14;
 
 /**
  * The audit in the PostgreSQL store (table policy_audit) and, when configured, a JSONL file, with the
@@ -62,12 +62,12 @@ export class PgAuditLog implements AuditSink {
     const rows = batch.map((r, i) => {
       values.push(
         r.ts, r.session, r.identity, r.tool, r.args_hash, r.args === undefined ? null : JSON.stringify(r.args), r.decision, r.rule,
-        r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null,
+        r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null, r.upstreamName ?? null,
       );
       return `(${Array.from({ length: COLS }, (_, k) => `$${i * COLS + k + 1}`).join(', ')})`;
     });
     await this.pool.query(
-      `INSERT INTO policy_audit (ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id)
+      `INSERT INTO policy_audit (ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name)
        VALUES ${rows.join(', ')}`,
       values,
     );
@@ -85,9 +85,10 @@ export class PgAuditLog implements AuditSink {
     if (q.tool) add('tool =', q.tool);
     if (q.decision) add('decision =', q.decision);
     if (q.session) add('session =', q.session);
+    if (q.upstreamName) add('upstream_name =', q.upstreamName);
     params.push(q.limit ?? 1000);
-    const r = await this.pool.query<Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null }>(
-      `SELECT ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id
+    const r = await this.pool.query<Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null }>(
+      `SELECT ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name
          FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
       params,
     );
@@ -107,6 +108,7 @@ export class PgAuditLog implements AuditSink {
       if (row.reason !== null) out.reason = row.reason;
       if (row.policy_hash !== null) out.policy_hash = row.policy_hash;
       if (row.approval_id !== null) out.approval_id = row.approval_id;
+      if (row.upstream_name !== null) out.upstreamName = row.upstream_name;
       return out;
     });
   }

@@ -4,6 +4,7 @@ import { migratePostgres } from './migrations.js';
 import { postgresProblem } from './errors.js';
 import { PgApprovals } from './policy-state-approvals.js';
 import { PgAuditLog } from './policy-state-audit.js';
+import { PgSessionHandles } from './policy-state-handles.js';
 import { SlidingWindowLimiter } from '../../policy/rate-limiter.js';
 import { PolicyStateUnavailableError, type PolicyStateBackend, type RateCounters } from '../policy-state.js';
 
@@ -20,7 +21,7 @@ export interface PgPolicyStateOptions {
 }
 
 /**
- * Policy state in the PostgreSQL store: approvals, audit and the argument-hash key in tables shared
+ * Policy state in the PostgreSQL store: approvals, audit, session handles and the argument-hash key in tables shared
  * by every process on the store, so an approval filed by one gateway replica is decided from any
  * process and releases the call at once (LISTEN/NOTIFY). Rate-limit counters stay in this process's
  * memory, as with SQLite: replicas that must share limits add --state redis://.
@@ -30,6 +31,7 @@ export class PgPolicyState implements PolicyStateBackend {
   readonly pool: PgPool;
   readonly approvals: PgApprovals;
   readonly audit: PgAuditLog;
+  readonly sessionHandles: PgSessionHandles;
   private key?: Buffer;
   private starting?: Promise<void>;
   private readonly limiters = new Map<string, SlidingWindowLimiter>();
@@ -39,6 +41,7 @@ export class PgPolicyState implements PolicyStateBackend {
     this.pool = createPool(o.url, { max: 5, connectionTimeoutMs: o.connectionTimeoutMs ?? 5_000, statementTimeoutMs: 30_000 });
     this.approvals = new PgApprovals(this.pool, o.url, o.clock, (e) => this.explain(e), o.approvalPollMs);
     this.audit = new PgAuditLog(this.pool, o.auditFile || undefined);
+    this.sessionHandles = new PgSessionHandles(this.pool, o.clock, (e) => this.explain(e));
   }
 
   /** The server's failure in words a denial can carry: "PostgreSQL store postgres://... is unreachable (...)". */

@@ -26,8 +26,8 @@ export class AuditLog implements AuditSink {
     readonly file?: string,
   ) {
     this.insert = db.prepare(
-      `INSERT INTO policy_audit(ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id)
-       VALUES (@ts, @session, @identity, @tool, @args_hash, @args, @decision, @rule, @reason, @latency_ms, @upstream, @policy_hash, @approval_id)`,
+      `INSERT INTO policy_audit(ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name)
+       VALUES (@ts, @session, @identity, @tool, @args_hash, @args, @decision, @rule, @reason, @latency_ms, @upstream, @policy_hash, @approval_id, @upstream_name)`,
     );
     if (file) mkdirSync(dirname(file), { recursive: true });
   }
@@ -72,6 +72,7 @@ export class AuditLog implements AuditSink {
             upstream: r.upstream,
             policy_hash: r.policy_hash ?? null,
             approval_id: r.approval_id ?? null,
+            upstream_name: r.upstreamName ?? null,
           });
         }
       })();
@@ -108,9 +109,13 @@ export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
     where.push('session = ?');
     params.push(q.session);
   }
+  if (q.upstreamName) {
+    where.push('upstream_name = ?');
+    params.push(q.upstreamName);
+  }
   const sql = `SELECT * FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
   params.push(q.limit ?? 1000);
-  const rows = db.prepare(sql).all(...params) as (Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null })[];
+  const rows = db.prepare(sql).all(...params) as (Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null })[];
   return rows.reverse().map((r) => {
     const out: AuditRecord = {
       ts: r.ts,
@@ -127,6 +132,7 @@ export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
     if (r.reason !== null) out.reason = r.reason;
     if (r.policy_hash !== null) out.policy_hash = r.policy_hash;
     if (r.approval_id !== null) out.approval_id = r.approval_id;
+    if (r.upstream_name !== null) out.upstreamName = r.upstream_name;
     return out;
   });
 }

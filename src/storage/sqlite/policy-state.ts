@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { migrate, openSqlite, type Migration, type SqliteDatabase } from './db.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
+import { SqliteSessionHandles } from './policy-state-handles.js';
 import { SlidingWindowLimiter } from '../../policy/rate-limiter.js';
 import type { PolicyStateBackend, RateCounters } from '../policy-state.js';
 
@@ -50,6 +51,26 @@ export const POLICY_MIGRATIONS: Migration[] = [
       CREATE INDEX policy_audit_tool ON policy_audit(tool, ts);
     `,
   },
+  {
+    version: 101,
+    name: 'policy_audit_upstream_name',
+    // The multi-upstream gateway records which registered upstream each call was for.
+    up: `ALTER TABLE policy_audit ADD COLUMN upstream_name TEXT;`,
+  },
+  {
+    version: 102,
+    name: 'policy_session_handles',
+    // 2026-07-28 session handles per authenticated identity: the cap on live handles (session-identity.ts).
+    up: `
+      CREATE TABLE policy_session_handles (
+        identity TEXT NOT NULL,
+        handle TEXT NOT NULL,
+        last_used INTEGER NOT NULL,
+        PRIMARY KEY (identity, handle)
+      ) WITHOUT ROWID;
+      CREATE INDEX policy_session_handles_last_used ON policy_session_handles(last_used);
+    `,
+  },
 ];
 
 export interface PolicyStateOptions {
@@ -65,14 +86,15 @@ export function defaultAuditFile(dbPath: string): string | false {
 }
 
 /**
- * The default policy-state backend: approvals, audit and the argument-hash key in the store's SQLite
- * file, rate-limit counters in this process's memory (exact and synchronous, but per process: two
+ * The default policy-state backend: approvals, audit, session handles and the argument-hash key in the
+ * store's SQLite file, rate-limit counters in this process's memory (exact and synchronous, but per process: two
  * gateways on one file do not share them; --state redis:// does).
  */
 export class SqlitePolicyState implements PolicyStateBackend {
   readonly db: SqliteDatabase;
   readonly approvals: SqliteApprovals;
   readonly audit: AuditLog;
+  readonly sessionHandles: SqliteSessionHandles;
   readonly hashKey: Buffer;
   readonly describe: string;
   private readonly limiters = new Map<string, SlidingWindowLimiter>();
@@ -83,6 +105,7 @@ export class SqlitePolicyState implements PolicyStateBackend {
     migrate(this.db, POLICY_MIGRATIONS);
     this.hashKey = loadOrCreateKey(this.db);
     this.approvals = new SqliteApprovals(this.db, opts.clock);
+    this.sessionHandles = new SqliteSessionHandles(this.db, opts.clock);
     const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
     this.audit = new AuditLog(this.db, file || undefined);
   }

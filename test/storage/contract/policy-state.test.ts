@@ -9,6 +9,10 @@ import { PgPolicyState } from '../../../src/storage/postgres/policy-state.js';
 import type { ApprovalBinding, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
 import { waitFor } from '../../helpers/wait.js';
 import { freePort } from '../../helpers/free-port.js';
+import { startRedis, type TestRedis } from '../../helpers/redis.js';
+import { migrate, openSqlite } from '../../../src/storage/sqlite/db.js';
+import { POLICY_MIGRATIONS } from '../../../src/storage/sqlite/policy-state.js';
+import { RedisPolicyState } from '../../../src/state/redis/state.js';
 
 /**
  * The policy-state port (approvals and audit) with identical assertions on SQLite and on
@@ -243,6 +247,137 @@ describe('policy state on PostgreSQL: LISTEN/NOTIFY', () => {
     } finally {
       await gateway.close();
       await cli.close();
+    }
+  });
+});
+
+/**
+ * Session handles and the audit's upstream name on every policy-state backend: the SQLite store, the
+ * PostgreSQL store, and Redis (with a SQLite store for the audit, as `--state redis://` runs).
+ */
+let redis: TestRedis | undefined;
+let redisDb = 0;
+after(async () => redis?.stop());
+const everyBackend = [
+  { name: 'sqlite', create: async () => ({ dbPath: join(tmp.dir, `handles-${n++}.db`) }) },
+  { name: 'postgres', create: async () => ({ dbPath: await (await pg()).createDatabase('handles') }) },
+  {
+    name: 'redis',
+    async create() {
+      redis ??= await startRedis();
+      if (redisDb > 15) throw new Error('the test Redis has 16 databases; use fewer Redis tests or flush one');
+      return { dbPath: join(tmp.dir, `handles-${n++}.db`), stateUrl: redis.url.replace(/\/0$/, `/${redisDb++}`) };
+    },
+  },
+];
+
+for (const backend of everyBackend) {
+  describe(`session handles and audit upstream on ${backend.name}`, () => {
+    const open: PolicyStateBackend[] = [];
+    after(async () => {
+      for (const s of open) await s.close();
+    });
+    async function connect(location: { dbPath: string; stateUrl?: string }, clock = new Clock(), auditFile: string | false = false): Promise<PolicyStateBackend> {
+      // Redis as openPolicyState builds it, without the 2 s recovery hold a fresh database starts with.
+      const store = openPolicyState({ dbPath: location.dbPath, auditFile, clock: clock.now });
+      const s = location.stateUrl
+        ? new RedisPolicyState({ url: location.stateUrl, audit: store.audit, closeAudit: () => store.close(), clock: clock.now, recoveryHoldMs: 0 })
+        : store;
+      open.push(s);
+      await s.ready();
+      return s;
+    }
+    const limits = { maxLive: 2, ttlMs: 60_000 };
+
+    it('admits up to maxLive live handles per identity, renews a held one, and refuses the next without changing anything', async () => {
+      const clock = new Clock();
+      const st = await connect(await backend.create(), clock);
+      const h = st.sessionHandles;
+      assert.deepEqual(await h.touch('alice', 'a', limits), { ok: true, fresh: true, live: 1 });
+      clock.t += 10_000;
+      assert.deepEqual(await h.touch('alice', 'b', limits), { ok: true, fresh: true, live: 2 });
+      assert.deepEqual(await h.touch('alice', 'a', limits), { ok: true, fresh: false, live: 2 }, 'a held handle is renewed');
+      clock.t += 5_000;
+      // Oldest use is b at t+10s; a was renewed at t+10s as well, so the first slot frees 60s after that.
+      assert.deepEqual(await h.touch('alice', 'c', limits), { ok: false, live: 2, retryAfterMs: 55_000 });
+      assert.deepEqual(await h.live('alice', limits.ttlMs), ['a', 'b'].sort(), 'the refused handle was not registered');
+      assert.deepEqual(await h.touch('bob', 'c', limits), { ok: true, fresh: true, live: 1 }, "another identity's handles are its own");
+      assert.deepEqual(await h.touch('bob', 'a', limits), { ok: true, fresh: true, live: 2 }, 'the same handle under another identity is another handle');
+    });
+
+    it('a handle stays live until ttl after its last use, then frees its slot', async () => {
+      const clock = new Clock();
+      const st = await connect(await backend.create(), clock);
+      const h = st.sessionHandles;
+      await h.touch('alice', 'a', limits);
+      clock.t += 30_000;
+      await h.touch('alice', 'b', limits);
+      clock.t += 29_999; // a: 59.999 s since its use, still live
+      assert.equal((await h.touch('alice', 'c', limits)).ok, false);
+      clock.t += 1; // a: exactly ttl since its use: gone
+      assert.deepEqual(await h.live('alice', limits.ttlMs), ['b']);
+      assert.deepEqual(await h.touch('alice', 'c', limits), { ok: true, fresh: true, live: 2 });
+      assert.deepEqual(await h.live('alice', limits.ttlMs), ['b', 'c']);
+      clock.t += 60_000;
+      assert.deepEqual(await h.touch('alice', 'a', limits), { ok: true, fresh: true, live: 1 }, 'an expired handle comes back as a new one');
+    });
+
+    it('two connections (replicas) share one cap, and concurrent touches never admit more than maxLive', async () => {
+      const location = await backend.create();
+      const clock = new Clock();
+      const a = await connect(location, clock);
+      const b = await connect(location, clock);
+      assert.equal((await a.sessionHandles.touch('alice', 'x', limits)).ok, true);
+      assert.deepEqual(await b.sessionHandles.touch('alice', 'x', limits), { ok: true, fresh: false, live: 1 }, 'the other replica sees the handle');
+      const wide = { maxLive: 5, ttlMs: 60_000 };
+      const results = await Promise.all(
+        Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).sessionHandles.touch('carol', `h${i}`, wide)),
+      );
+      assert.equal(results.filter((r) => r.ok).length, 5);
+      assert.equal((await a.sessionHandles.live('carol', wide.ttlMs)).length, 5);
+    });
+
+    it('audit records keep upstreamName, in the table, in the JSONL file, and as a filter', async () => {
+      const location = await backend.create();
+      const jsonl = join(tmp.dir, `audit-upstream-${n++}.jsonl`);
+      const gateway = await connect(location, new Clock(), jsonl);
+      const recs = [
+        record({ ts: '2026-12-01T10:00:00.000Z', tool: 'read', upstreamName: 'triage' }),
+        record({ ts: '2026-12-01T11:00:00.000Z', tool: 'write', upstreamName: 'github', decision: 'deny', upstream: 'not_forwarded', reason: 'no' }),
+        record({ ts: '2026-12-01T12:00:00.000Z', tool: 'read' }),
+      ];
+      await gateway.audit.append(recs[0]!, true);
+      await gateway.audit.append(recs[1]!, true);
+      gateway.audit.append(recs[2]!);
+      await gateway.audit.flush();
+      assert.deepEqual(await gateway.audit.query({}), recs);
+      assert.deepEqual(await gateway.audit.query({ upstreamName: 'github' }), [recs[1]]);
+      assert.deepEqual(readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), recs);
+    });
+
+    it('fails closed: a touch on a backend that cannot be reached throws its reason', async () => {
+      const st = await connect(await backend.create());
+      await st.close();
+      open.splice(open.indexOf(st), 1);
+      await assert.rejects(async () => st.sessionHandles.touch('alice', 'a', limits));
+    });
+  });
+}
+
+describe('SQLite store from before upstream names and session handles', () => {
+  it('migrates: old audit rows read without upstreamName, new ones keep it, handles work', async () => {
+    const dbPath = join(tmp.dir, `old-policy-${n++}.db`);
+    const old = openSqlite(dbPath);
+    migrate(old, POLICY_MIGRATIONS.filter((m) => m.version === 100));
+    old.prepare(`INSERT INTO policy_audit(ts, session, identity, tool, args_hash, decision, rule, latency_ms, upstream) VALUES ('2026-12-01T09:00:00.000Z', 's', 'i', 'old', 'h', 'allow', 'r', 1, 'ok')`).run();
+    old.close();
+    const st = openPolicyState({ dbPath, auditFile: false });
+    try {
+      await st.audit.append(record({ tool: 'new', upstreamName: 'triage' }), true);
+      assert.deepEqual((await st.audit.query({})).map((r) => [r.tool, r.upstreamName]), [['old', undefined], ['new', 'triage']]);
+      assert.equal((await st.sessionHandles.touch('i', 'h', { maxLive: 1, ttlMs: 1000 })).ok, true);
+    } finally {
+      await st.close();
     }
   });
 });
