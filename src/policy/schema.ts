@@ -9,11 +9,21 @@ import { jsonType } from './conditions.js';
 
 export const ACTIONS = ['allow', 'deny', 'require_approval'] as const;
 export const OPS = ['eq', 'neq', 'in', 'not_in', 'lt', 'lte', 'gt', 'gte', 'regex', 'contains', 'exists'] as const;
-export const SCOPES = ['session', 'client', 'global'] as const;
+/**
+ * Whose calls one rate-limit counter counts (docs/policy.md, "Scopes"): `session` (the default; on
+ * 2026-07-28 traffic the identity plus its session handle, see session-identity.ts), `client` (the
+ * authenticated identity), `global` (everyone on this policy's counters) or `upstream` (everyone
+ * calling one registered upstream of a multi-upstream gateway). src/policy/limit-scope.ts turns a
+ * scope into a counter key.
+ */
+export const SCOPES = ['session', 'client', 'global', 'upstream'] as const;
 
 export type Action = (typeof ACTIONS)[number];
 export type Op = (typeof OPS)[number];
 export type Scope = (typeof SCOPES)[number];
+
+/** The highest `sessions.max_handles` a policy may set. */
+export const MAX_HANDLES_LIMIT = 10_000;
 
 /** `args.a.b.0` style paths into the call's arguments. */
 const argsPath = z
@@ -126,6 +136,17 @@ export const policyFileSchema = z.strictObject({
     })
     .optional(),
   tools: z.record(z.string().min(1), toolSchema).optional(),
+  /**
+   * How `scope: session` counts 2026-07-28 calls, which have no MCP session: by the client's session
+   * handle (src/policy/session-identity.ts), at most `max_handles` live ones per identity.
+   */
+  sessions: z
+    .strictObject({
+      max_handles: z.number().int().min(1).max(MAX_HANDLES_LIMIT).optional(),
+      /** Seconds a handle stays live after its last call; never shorter than a session-scoped window. */
+      handle_ttl: seconds.optional(),
+    })
+    .optional(),
   audit: z
     .strictObject({
       /**
@@ -140,6 +161,16 @@ export const policyFileSchema = z.strictObject({
     const problem = toolPatternProblem(h);
     if (problem) ctx.addIssue({ code: 'custom', path: ['hide', i], message: problem });
   });
+  // A handle that expires while its bucket still holds charges could be replaced by a fresh one with an
+  // empty bucket: rotating handles would then escape the limit. So a handle outlives every window.
+  const longest = longestSessionWindow(f);
+  if (f.sessions?.handle_ttl !== undefined && longest && f.sessions.handle_ttl < longest.seconds) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['sessions', 'handle_ttl'],
+      message: `handle_ttl (${f.sessions.handle_ttl}s) is shorter than the ${longest.seconds}s window of ${longest.rule} (scope session): an agent could rotate session handles to escape that limit; make it at least ${longest.seconds}`,
+    });
+  }
   // Matching ignores case and compatibility forms, so two keys with the same folded form would be one
   // entry with two contradicting bodies.
   const seen = new Map<string, string>();
@@ -158,3 +189,20 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 export type ToolEntry = z.infer<typeof toolSchema>;
 export type RateLimitEntry = z.infer<typeof rateLimitSchema>;
 export type ConditionEntry = z.infer<typeof conditionSchema>;
+
+/**
+ * The longest window among the file's `scope: session` limits (the default scope), with the rule it
+ * belongs to: live session handles must last at least that long (session-identity.ts).
+ */
+export function longestSessionWindow(f: Pick<PolicyFile, 'tools'>): { seconds: number; rule: string } | undefined {
+  let best: { seconds: number; rule: string } | undefined;
+  for (const [key, t] of Object.entries(f.tools ?? {})) {
+    const list = t.rate_limit === undefined ? [] : Array.isArray(t.rate_limit) ? t.rate_limit : [t.rate_limit];
+    list.forEach((l, i) => {
+      if ((l.scope ?? 'session') !== 'session' || (best && best.seconds >= l.window)) return;
+      const name = /^[A-Za-z_][\w-]*$/.test(key) ? `tools.${key}` : `tools[${JSON.stringify(key)}]`;
+      best = { seconds: l.window, rule: Array.isArray(t.rate_limit) ? `${name}.rate_limit[${i}]` : `${name}.rate_limit` };
+    });
+  }
+  return best;
+}

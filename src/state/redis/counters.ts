@@ -57,7 +57,7 @@ export class RedisCounters implements RateCounters {
 
   async reserve(reqs: readonly LimitRequest[]): Promise<ReserveResult> {
     this.conn.assertUsable();
-    const order = [...reqs].sort((a, b) => rank(a) - rank(b));
+    const order = chargeOrder(reqs);
     const res: RedisReservation = { released: false, charges: [] };
     try {
       for (const r of order) {
@@ -115,10 +115,18 @@ export class RedisCounters implements RateCounters {
   }
 }
 
-/** Narrow scopes first, global last (see the class comment). The scope is the key's suffix. */
+/**
+ * Narrow scopes first, the shared ones last (see the class comment): session, client, upstream (every
+ * caller of one upstream), global. The scope is the key's suffix (src/policy/limit-scope.ts).
+ */
 function rank(r: LimitRequest): number {
   const scope = r.key.slice(r.key.lastIndexOf('\u0000') + 1);
-  return scope === 'g' ? 2 : scope.startsWith('c:') ? 1 : 0;
+  return scope === 'g' ? 3 : scope.startsWith('u:') ? 2 : scope.startsWith('c:') ? 1 : 0;
+}
+
+/** The order reserve() charges a call's limits in. */
+export function chargeOrder(reqs: readonly LimitRequest[]): LimitRequest[] {
+  return [...reqs].sort((a, b) => rank(a) - rank(b));
 }
 
 export type { Charge };
