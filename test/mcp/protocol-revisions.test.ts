@@ -222,14 +222,34 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       it(`a client at ${revision} runs analyze, preview, create with confirmation, list`, async () => {
         const url = await serve();
         let transport!: StreamableHTTPClientTransport;
+        // every JSON-RPC message the client POSTs, to see how each confirmation travelled
+        const sent: Any[] = [];
+        const recording: typeof fetch = async (input, init) => {
+          if (init?.method === 'POST' && typeof init.body === 'string') sent.push(JSON.parse(init.body) as Any);
+          return fetch(input, init);
+        };
         await runWorkflow(revision, async (client) => {
-          transport = new StreamableHTTPClientTransport(url);
+          transport = new StreamableHTTPClientTransport(url, { fetch: recording });
           await client.connect(transport);
           // 2026-07-28 is stateless: no session; 2025-11-25 keeps today's session
           if (revision === '2026-07-28') assert.equal(transport.sessionId, undefined);
           else assert.match(transport.sessionId ?? '', /^[0-9a-f-]{36}$/);
           return transport;
         })();
+        const creates = sent.filter((m) => m.method === 'tools/call' && m.params?.name === 'create_suppression_rule');
+        if (revision === '2026-07-28') {
+          // multi-round-trip: each create is asked (input_required), then retried with the answer and the sealed state
+          assert.equal(creates.length, 4);
+          const retries = creates.filter((m) => m.params.inputResponses?.confirm);
+          assert.deepEqual(retries.map((m) => m.params.inputResponses.confirm.action), ['decline', 'accept']);
+          for (const r of retries) assert.ok(typeof r.params.requestState === 'string' && r.params.requestState.length > 0);
+          assert.deepEqual(retries.map((m) => m.params.arguments), creates.filter((m) => !m.params.inputResponses).map((m) => m.params.arguments), 'each retry repeats its call');
+        } else {
+          // the server pushed elicitation/create on the call's stream; the client answered it with a response
+          assert.equal(creates.length, 2);
+          const answers = sent.filter((m) => m.method === undefined && m.result?.action);
+          assert.deepEqual(answers.map((m) => m.result.action), ['decline', 'accept']);
+        }
       });
     }
 
