@@ -1,12 +1,15 @@
 /**
- * MCP benchmarks:
+ * MCP benchmarks (SDK v2 server and clients):
  *  - analyze_anomalous_calls_by_process on a tenant with ~1M open detections: the library call vs the
  *    same call as an MCP tool call (in-process InMemoryTransport, and the real CLI over stdio and
- *    Streamable HTTP), p50 / p99 end-to-end latency; the difference is the protocol overhead.
- *  - ping and a small read tool (list_suppression_rules) throughput over stdio and HTTP,
- *    one client, sequential calls.
+ *    Streamable HTTP, each at protocol revisions 2025-11-25 and 2026-07-28), p50 / p99 end-to-end
+ *    latency; the difference is the protocol overhead.
+ *  - ping and a small read tool (list_suppression_rules) throughput over stdio and HTTP at both
+ *    revisions, one client, sequential calls, with the CPU time (user+sys) the server process and this
+ *    client process spent per call: on a shared, noisy machine wall time moves with the neighbours,
+ *    CPU time much less.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -121,16 +124,47 @@ async function timeIt(n: number, fn: () => Promise<unknown>): Promise<number[]> 
   return out;
 }
 
-async function throughput(ms: number, fn: () => Promise<unknown>): Promise<number> {
+/** CPU time (user+sys, ms) a process has used so far, from /proc (Linux); null elsewhere. */
+function processCpuMs(pid: number | undefined | null): number | null {
+  if (!pid) return null;
+  try {
+    // fields after "(comm)": state is field 3, utime 14, stime 15, in clock ticks (100 per second on Linux)
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+interface Throughput {
+  calls_per_s: number;
+  /** CPU ms per call spent by the server process (null: in-process or no /proc) */
+  server_cpu_ms_per_call: number | null;
+  /** CPU ms per call spent by this (client) process */
+  client_cpu_ms_per_call: number;
+}
+
+async function throughput(ms: number, fn: () => Promise<unknown>, serverPid?: number | null): Promise<Throughput> {
   for (let i = 0; i < 50; i++) await fn(); // warm-up
   const end = performance.now() + ms;
   let n = 0;
+  const server0 = processCpuMs(serverPid);
+  const client0 = process.cpuUsage();
   const t0 = performance.now();
   while (performance.now() < end) {
     await fn();
     n++;
   }
-  return Math.round(n / ((performance.now() - t0) / 1000));
+  const wall = performance.now() - t0;
+  const client = process.cpuUsage(client0);
+  const server1 = processCpuMs(serverPid);
+  const perCall = (x: number) => Math.round((x / n) * 1000) / 1000;
+  return {
+    calls_per_s: Math.round(n / (wall / 1000)),
+    server_cpu_ms_per_call: server0 !== null && server1 !== null ? perCall(server1 - server0) : null,
+    client_cpu_ms_per_call: perCall((client.user + client.system) / 1000),
+  };
 }
 
 function mustOk(r: unknown): void {
@@ -181,18 +215,34 @@ export async function runMcpBench(opts: { detections?: number; dir?: string; ite
   await server.connect(st);
   const mem = new Client({ name: 'bench', version: '1' });
   await mem.connect(ct);
-  const stdio = new Client({ name: 'bench', version: '1' });
-  await stdio.connect(new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--db', db, '--tenant', TENANT], stderr: 'ignore' }));
+  // A client per transport and revision: 2025-11-25 (initialize; over HTTP a session whose POSTs are
+  // answered as SSE) and 2026-07-28 (stateless, the envelope in every request's _meta).
+  const at = (revision: '2025-11-25' | '2026-07-28') =>
+    new Client({ name: 'bench', version: '1' }, revision === '2026-07-28' ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : { supportedProtocolVersions: ['2025-11-25'] });
+  const stdioPids: Record<string, number | null> = {};
+  const stdioAt = async (revision: '2025-11-25' | '2026-07-28') => {
+    const c = at(revision);
+    const t = new StdioClientTransport({ command: process.execPath, args: [CLI, 'mcp', '--db', db, '--tenant', TENANT], stderr: 'ignore' });
+    await c.connect(t);
+    stdioPids[revision] = t.pid;
+    return c;
+  };
+  const stdio = await stdioAt('2025-11-25');
+  const stdio26 = await stdioAt('2026-07-28');
   const { child, url } = await startServe(db);
-  const http = new Client({ name: 'bench', version: '1' });
+  const http = at('2025-11-25');
   const httpT = new StreamableHTTPClientTransport(url);
   await http.connect(httpT);
+  const http26 = at('2026-07-28');
+  await http26.connect(new StreamableHTTPClientTransport(url));
   const analyzeCall = { name: 'analyze_anomalous_calls_by_process', arguments: args };
   const ways: [string, () => Promise<unknown>][] = [
     ['analyze_library', () => analyzeAnomalousCallsByProcess(store, input, { rules })],
     ['analyze_mcp_in_memory', () => mem.callTool(analyzeCall)],
     ['analyze_mcp_stdio', () => stdio.callTool(analyzeCall)],
+    ['analyze_mcp_stdio_2026', () => stdio26.callTool(analyzeCall)],
     ['analyze_mcp_http', () => http.callTool(analyzeCall)],
+    ['analyze_mcp_http_2026', () => http26.callTool(analyzeCall)],
   ];
   const samples = new Map<string, number[]>(ways.map(([k]) => [k, []]));
   for (const [, fn] of ways) mustOk(await fn()); // warm-up
@@ -202,20 +252,33 @@ export async function runMcpBench(opts: { detections?: number; dir?: string; ite
   for (const [k] of ways) out[k] = stats(samples.get(k)!);
   const libP50 = pct(samples.get('analyze_library')!, 50);
   const over = (k: string) => Math.round((pct(samples.get(k)!, 50) - libP50) * 100) / 100;
-  out.protocol_overhead_p50_ms = { in_memory: over('analyze_mcp_in_memory'), stdio: over('analyze_mcp_stdio'), http: over('analyze_mcp_http') };
+  out.protocol_overhead_p50_ms = {
+    in_memory: over('analyze_mcp_in_memory'),
+    stdio: over('analyze_mcp_stdio'),
+    stdio_2026: over('analyze_mcp_stdio_2026'),
+    http: over('analyze_mcp_http'),
+    http_2026: over('analyze_mcp_http_2026'),
+  };
   await mem.close();
 
   // 5. throughput, one client, sequential
   const small = { name: 'list_suppression_rules', arguments: {} };
+  const ping = { name: 'ping', arguments: {} };
   mustOk(await stdio.callTool(small));
-  out.throughput_calls_per_s = {
-    stdio_ping: await throughput(tpMs, () => stdio.callTool({ name: 'ping', arguments: {} })),
-    stdio_small_read: await throughput(tpMs, () => stdio.callTool(small)),
-    http_ping: await throughput(tpMs, () => http.callTool({ name: 'ping', arguments: {} })),
-    http_small_read: await throughput(tpMs, () => http.callTool(small)),
+  out.throughput = {
+    stdio_ping: await throughput(tpMs, () => stdio.callTool(ping), stdioPids['2025-11-25']),
+    stdio_small_read: await throughput(tpMs, () => stdio.callTool(small), stdioPids['2025-11-25']),
+    stdio_2026_ping: await throughput(tpMs, () => stdio26.callTool(ping), stdioPids['2026-07-28']),
+    stdio_2026_small_read: await throughput(tpMs, () => stdio26.callTool(small), stdioPids['2026-07-28']),
+    http_ping: await throughput(tpMs, () => http.callTool(ping), child.pid),
+    http_small_read: await throughput(tpMs, () => http.callTool(small), child.pid),
+    http_2026_ping: await throughput(tpMs, () => http26.callTool(ping), child.pid),
+    http_2026_small_read: await throughput(tpMs, () => http26.callTool(small), child.pid),
     small_read_tool: 'list_suppression_rules',
   };
   await stdio.close();
+  await stdio26.close();
+  await http26.close();
   await httpT.terminateSession().catch(() => undefined);
   await http.close();
   await store.close();

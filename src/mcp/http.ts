@@ -183,7 +183,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const serveModern = toNodeHandler(modern, { maxRequestBodySize: maxBody, onerror: (e) => log(`2026-07-28 request failed: ${e.message}`) });
 
   async function openSession(grant: Grant | undefined): Promise<Session> {
-    const server = createEgressTriageServer(serverOptionsFor(grant?.identity));
+    const server = createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolListChanges: runtimeFor(grant) !== undefined });
     let entry!: Session;
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),

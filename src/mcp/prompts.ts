@@ -1,18 +1,19 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/server';
+import { definition } from './context.js';
 
 /** Prompts: reusable, step-by-step plans for the two common jobs. */
 export function registerPrompts(server: McpServer, tenant: string): void {
   server.registerPrompt(
     'triage-anomalies',
-    {
+    definition('prompt:triage-anomalies', () => ({
       title: 'Triage anomalous CI egress',
       description:
         'Step-by-step plan: analyse open anomalies by process, preview a rule for each genuine VPN daemon, show the impact, create only after approval, never touch risky destinations.',
       argsSchema: z.object({
         owner: z.string().optional().describe('Optional GitHub owner (organization) to restrict the triage to'),
       }),
-    },
+    })),
     ({ owner }) => ({
       description: 'Triage anomalous outbound calls safely',
       messages: [
@@ -38,13 +39,13 @@ export function registerPrompts(server: McpServer, tenant: string): void {
 
   server.registerPrompt(
     'investigate-endpoint',
-    {
+    definition('prompt:investigate-endpoint', () => ({
       title: 'Investigate an endpoint',
       description: 'Find who called an endpoint, whether it is in any baseline, and whether it looks like exfiltration.',
       argsSchema: z.object({
         endpoint: z.string().describe('Domain, host:port, IP or CIDR to investigate, e.g. "webhook.site"'),
       }),
-    },
+    })),
     ({ endpoint }) => ({
       description: `Investigate ${endpoint}`,
       messages: [

@@ -21,6 +21,12 @@ export interface EgressTriageServerOptions {
   actor?: string;
   /** extra never-suppress destination patterns from the config file (passed to analysis) */
   riskyDestinations?: string[];
+  /**
+   * True when a policy gateway sits in front (`--policy`, a grant's policy): a hot reload that changes
+   * the policy's hidden tools changes the tool list the client sees, and the gateway then sends
+   * notifications/tools/list_changed. Without one, the lists are fixed for the life of the process.
+   */
+  toolListChanges?: boolean;
 }
 
 /**
@@ -40,7 +46,9 @@ export function createEgressTriageServer(opts: EgressTriageServerOptions): McpSe
     { name: SERVER_NAME, title: 'egress-triage', version: VERSION },
     {
       instructions: SERVER_INSTRUCTIONS,
-      capabilities: { tools: {}, prompts: {} },
+      // listChanged only where the list can change (the SDK would otherwise declare true): a client
+      // told "it changes" keeps a 2026-07-28 subscriptions/listen stream open for nothing.
+      capabilities: { tools: { listChanged: opts.toolListChanges === true }, prompts: { listChanged: false } },
       // bounds the work one tools/call can ask of the validator
       maxToolInputElements: 2000,
       // 'private': a hint per client, never for a shared cache in front of several identities

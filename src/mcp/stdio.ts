@@ -32,7 +32,8 @@ export async function runStdioServer(
   // serveStdio serves both protocol revisions on one connection: an `initialize` opening pins a
   // 2025-11-25 server, an enveloped request (or server/discover) a 2026-07-28 one. It builds the
   // server from this factory once the opening message has said which.
-  const factory = () => createEgressTriageServer(opts);
+  // under a policy, a hot reload may hide tools (the gateway then sends list_changed)
+  const factory = () => createEgressTriageServer({ ...opts, toolListChanges: opts.policy !== undefined });
   const onerror = (e: Error) => log(`protocol error: ${e.message}`);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));

@@ -1,14 +1,21 @@
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatSummary } from './summary.js';
-import { runServerScenarios, startFixture } from './runner.js';
+import { runProblems, runServerScenarios, startFixture, type Fixture } from './runner.js';
+import { startServeTarget } from './serve-target.js';
 import { REVISIONS, ROOT, TOOLS, assertToolsInstalled } from './tools.js';
 
 /**
- * `npm run conformance`: the official server scenarios against the fixture upstream, once per revision, the
- * same run as test/conformance/fixture.test.ts. Prints the counts; exits 1 on an unexpected failure or a
- * stale expected failure. The checks.json files stay in conformance/results/ for reading.
+ * `npm run conformance`: the official server scenarios against the fixture upstream and against
+ * `egress-triage serve`, once per revision, the same runs as test/conformance/{fixture,serve}.test.ts.
+ * Prints the counts; exits 1 on an unexpected failure or a stale expected failure. The checks.json files
+ * stay in conformance/results/TARGET-REVISION/ for reading.
  */
+const TARGETS: { name: string; start: () => Promise<Fixture> }[] = [
+  { name: 'fixture', start: () => startFixture() },
+  { name: 'serve', start: startServeTarget },
+];
+
 async function main(): Promise<number> {
   try {
     assertToolsInstalled();
@@ -16,25 +23,23 @@ async function main(): Promise<number> {
     process.stderr.write(`conformance: ${(error as Error).message}\n`);
     return 1;
   }
-  const fixture = await startFixture();
   let failed = false;
-  try {
-    for (const revision of REVISIONS) {
-      const outDir = join(TOOLS, 'results', `fixture-${revision}`);
-      rmSync(outDir, { recursive: true, force: true });
-      const run = await runServerScenarios('fixture', fixture.url, revision, outDir);
-      process.stdout.write(`${formatSummary('fixture', run.summary)}\n  checks.json files: ${relative(ROOT, outDir)}/\n`);
-      if (run.status !== 0) {
-        failed = true;
-        process.stdout.write(`${run.output.slice(run.output.lastIndexOf('Total:'))}\n`);
+  for (const target of TARGETS) {
+    const running = await target.start();
+    try {
+      for (const revision of REVISIONS) {
+        const outDir = join(TOOLS, 'results', `${target.name}-${revision}`);
+        rmSync(outDir, { recursive: true, force: true });
+        const run = await runServerScenarios(target.name, running.url, revision, outDir);
+        process.stdout.write(`${formatSummary(target.name, run.summary)}\n  checks.json files: ${relative(ROOT, outDir)}/\n`);
+        for (const problem of runProblems(run)) {
+          failed = true;
+          process.stdout.write(`  ${problem}\n`);
+        }
       }
-      if (run.stale.length) {
-        failed = true;
-        process.stdout.write(`  stale expected failures (they pass now; remove them from ${run.expectedFailures}): ${run.stale.join(', ')}\n`);
-      }
+    } finally {
+      await running.stop();
     }
-  } finally {
-    await fixture.stop();
   }
   return failed ? 1 : 0;
 }

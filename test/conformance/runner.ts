@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFORMANCE_CLI, NODE22, ROOT, assertToolsInstalled, expectedFailuresFile, type Revision } from './tools.js';
-import { summarizeRun, staleEntries, type RunSummary } from './summary.js';
+import { summarizeRun, staleEntries, unlistedFailures, type RunSummary } from './summary.js';
 
 export interface Fixture {
   url: string;
@@ -44,7 +44,19 @@ export interface ConformanceRun {
   summary: RunSummary;
   /** Expected failures that passed, including unscored scenarios the CLI does not flag. */
   stale: string[];
+  /** Failing scenarios the expected-failures file does not list, unscored ones included. */
+  unlisted: string[];
   expectedFailures: string;
+}
+
+/** Why a run does not prove conformance, one line each; empty when it does. */
+export function runProblems(run: ConformanceRun): string[] {
+  const problems: string[] = [];
+  if (run.status !== 0) problems.push(`the conformance CLI exited ${run.status}:\n${run.output.slice(run.output.lastIndexOf('Total:'))}`);
+  if (run.summary.scored.passed === 0) problems.push(`no scored scenario passed at ${run.summary.revision}:\n${run.output.slice(-3000)}`);
+  if (run.stale.length) problems.push(`stale expected failures (they pass now; remove them from ${run.expectedFailures}): ${run.stale.join(', ')}`);
+  if (run.unlisted.length) problems.push(`failing but not listed in ${run.expectedFailures}: ${run.unlisted.join(', ')}`);
+  return problems;
 }
 
 /**
@@ -64,5 +76,5 @@ export async function runServerScenarios(target: string, url: string, revision: 
   // The CLI colours its verdict lines whatever the terminal; keep logs and assertion messages plain.
   output = output.replace(/\x1b\[[0-9;]*m/g, '');
   const summary = summarizeRun(outDir, revision);
-  return { status, output, summary, stale: staleEntries(expectedFailures, summary), expectedFailures };
+  return { status, output, summary, stale: staleEntries(expectedFailures, summary), unlisted: unlistedFailures(expectedFailures, summary), expectedFailures };
 }

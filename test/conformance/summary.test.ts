@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
-import { staleEntries, summarizeRun } from './summary.js';
+import { staleEntries, summarizeRun, unlistedFailures } from './summary.js';
 import { assertToolsInstalled } from './tools.js';
 
 function writeScenario(dir: string, scenario: string, statuses: string[]): void {
@@ -27,6 +27,10 @@ test('a run summary counts scenarios by outcome, a WARNING fails its scenario, a
 
     const listed = out.file('expected.yaml', 'server:\n  - tasks-lifecycle # fails\n  - tools-list:tools-list-0 # passes, so stale\n  - caching\n');
     assert.deepEqual(staleEntries(listed, s), ['tools-list']);
+    // an unscored failure (tasks-lifecycle) counts too: the CLI would let it pass unlisted
+    const partial = out.file('partial.yaml', 'server:\n  - caching:caching-1 # one check\n');
+    assert.deepEqual(unlistedFailures(partial, s), ['tasks-lifecycle']);
+    assert.deepEqual(unlistedFailures(listed, s), []);
   } finally {
     out.cleanup();
   }

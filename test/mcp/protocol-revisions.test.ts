@@ -50,7 +50,8 @@ async function ok(client: Client, name: string, args: Record<string, unknown> = 
 
 /**
  * The triage workflow of the README: analyse by process, preview the suggested rule of a genuine VPN
- * daemon, create it (the user declines once, then accepts), list the rules.
+ * daemon, create it (the user declines once, then accepts), list the rules. The rule created is exactly
+ * the one previewed and the one the user was shown; the declined call changed nothing.
  */
 async function triageWorkflow(client: Client, revision: Revision, asked: string[], setAnswer: (a: 'accept' | 'decline') => void): Promise<void> {
   assert.equal(client.getNegotiatedProtocolVersion(), revision);
@@ -66,24 +67,36 @@ async function triageWorkflow(client: Client, revision: Revision, asked: string[
   const preview = await ok(client, 'preview_suppression_rule', rule);
   assert.equal(preview.can_create, true);
   assert.ok(preview.would_suppress > 0);
+  assert.equal(preview.would_suppress, vpn.suggested_rule.impact.would_suppress, 'the preview matches the analysis');
 
-  const args = { ...rule, name: `${vpn.process} (${revision})`, confirm: true };
+  const name = `${vpn.process} (${revision})`;
+  const args = { ...rule, name, confirm: true };
   setAnswer('decline');
   const declined = await callTool(client, 'create_suppression_rule', args);
   assert.equal(declined.isError, true);
   assert.match(textOf(declined), /declined.*Nothing was changed/s);
   assert.equal((await ok(client, 'list_suppression_rules')).count, 0);
+  // nothing was suppressed either: the same preview, detection for detection
+  assert.deepEqual(await ok(client, 'preview_suppression_rule', rule), preview);
 
   setAnswer('accept');
   const created = await ok(client, 'create_suppression_rule', args);
   assert.equal(created.confirmed_via, 'elicitation');
-  assert.equal(created.suppressed, preview.would_suppress);
   assert.equal(asked.length, 2, 'the user was asked once per create call');
-  assert.match(asked[1]!, /would be suppressed/);
+  // the question names this very rule and its previewed impact
+  assert.ok(asked[1]!.includes(`"${name}"`), asked[1]);
+  for (const [key, value] of Object.entries(preview.conditions as Record<string, string>)) assert.ok(asked[1]!.includes(`${key}=${value}`), asked[1]);
+  assert.ok(asked[1]!.includes(`${preview.would_suppress} open detection(s) would be suppressed`), asked[1]);
+  // the rule created is exactly the one previewed, and suppressed exactly what the preview said
+  assert.equal(created.rule.id, preview.detection_id);
+  assert.deepEqual(created.rule.conditions, preview.conditions);
+  assert.equal(created.rule.name, name);
+  assert.equal(created.suppressed, preview.would_suppress);
+  assert.equal((await ok(client, 'preview_suppression_rule', rule)).would_suppress, 0, 'every previewed detection is suppressed now');
 
   const rules = await ok(client, 'list_suppression_rules');
   assert.equal(rules.count, 1);
-  assert.equal(rules.rules[0].rule_id, created.rule.rule_id);
+  assert.deepEqual(rules.rules[0], created.rule);
 }
 
 function runWorkflow(revision: Revision, connect: (client: Client) => Promise<Transport>): () => Promise<void> {
@@ -209,14 +222,34 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       it(`a client at ${revision} runs analyze, preview, create with confirmation, list`, async () => {
         const url = await serve();
         let transport!: StreamableHTTPClientTransport;
+        // every JSON-RPC message the client POSTs, to see how each confirmation travelled
+        const sent: Any[] = [];
+        const recording: typeof fetch = async (input, init) => {
+          if (init?.method === 'POST' && typeof init.body === 'string') sent.push(JSON.parse(init.body) as Any);
+          return fetch(input, init);
+        };
         await runWorkflow(revision, async (client) => {
-          transport = new StreamableHTTPClientTransport(url);
+          transport = new StreamableHTTPClientTransport(url, { fetch: recording });
           await client.connect(transport);
           // 2026-07-28 is stateless: no session; 2025-11-25 keeps today's session
           if (revision === '2026-07-28') assert.equal(transport.sessionId, undefined);
           else assert.match(transport.sessionId ?? '', /^[0-9a-f-]{36}$/);
           return transport;
         })();
+        const creates = sent.filter((m) => m.method === 'tools/call' && m.params?.name === 'create_suppression_rule');
+        if (revision === '2026-07-28') {
+          // multi-round-trip: each create is asked (input_required), then retried with the answer and the sealed state
+          assert.equal(creates.length, 4);
+          const retries = creates.filter((m) => m.params.inputResponses?.confirm);
+          assert.deepEqual(retries.map((m) => m.params.inputResponses.confirm.action), ['decline', 'accept']);
+          for (const r of retries) assert.ok(typeof r.params.requestState === 'string' && r.params.requestState.length > 0);
+          assert.deepEqual(retries.map((m) => m.params.arguments), creates.filter((m) => !m.params.inputResponses).map((m) => m.params.arguments), 'each retry repeats its call');
+        } else {
+          // the server pushed elicitation/create on the call's stream; the client answered it with a response
+          assert.equal(creates.length, 2);
+          const answers = sent.filter((m) => m.method === undefined && m.result?.action);
+          assert.deepEqual(answers.map((m) => m.result.action), ['decline', 'accept']);
+        }
       });
     }
 

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DETECTION_TYPES, NEW_OUTBOUND, type DetectionStatus } from '../../domain/types.js';
 import type { AnalyzeInput } from '../../analysis/types.js';
 import { parseDetectionFilter } from '../../domain/filter.js';
-import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, type ToolContext } from '../context.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
 import { analyze } from '../services.js';
 
@@ -32,7 +32,7 @@ const processSchema = z.looseObject({
 export function registerAnalysisTools(ctx: ToolContext): void {
   ctx.server.registerTool(
     'analyze_anomalous_calls_by_process',
-    {
+    definition('analyze_anomalous_calls_by_process', () => ({
       title: 'Analyse anomalous calls by calling process',
       description:
         'Group ALL open anomalous network-call detections of the tenant (not just one page) by calling process, largest first, paged with `cursor`. Per process: count, distinct endpoints and direct IPs, samples, VPN / mesh-daemon evidence (hash, parent chain, destinations; `is_vpn_process_candidate`), `name_impersonation_suspected` when a binary uses a VPN daemon name but its hash, path or parent chain do not fit, risky destinations a process-wide rule would silence, and a `suggested_rule` with its exact impact (`blocked_reason` non-null: do NOT propose it). Only propose process-wide rules for genuine VPN daemons; other processes need per-destination review. Next step: preview_suppression_rule with suggested_rule.conditions. Sample detections carry `dashboard_url` links: show them. Read-only.',
@@ -70,7 +70,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page of processes'),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard(
       'analyze_anomalous_calls_by_process',
       async (a: {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { dashboardUrl } from '../../domain/dashboard.js';
 import { DETECTION_TYPES, DOMAIN_BLOCKED, NEW_OUTBOUND, type Detection, type DetectionStatus } from '../../domain/types.js';
 import { parseDetectionFilter, type DetectionFilter } from '../../domain/filter.js';
-import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, type ToolContext } from '../context.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
 
 /** A detection as returned by every list tool: the stored detection plus StepSecurity's compact aliases. */
@@ -172,7 +172,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
   const s = ctx.server;
   s.registerTool(
     'list_anomalous_network_calls',
-    {
+    definition('list_anomalous_network_calls', () => ({
       title: 'List anomalous outbound network calls',
       description:
         "List New-Outbound-Network-Call detections: a CI job called an endpoint that is not in that job's learned baseline (a common sign of supply-chain exfiltration, or of VPN / mesh daemons). Newest first, paged with `cursor`; filters by status, owner, repo, workflow, job, run, process, endpoint and time. Read-only." +
@@ -180,12 +180,12 @@ export function registerDetectionTools(ctx: ToolContext): void {
       inputSchema: strictInput(filterFields, LIST_ALIASES),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_anomalous_network_calls', (a: FilterArgs) => listPage(ctx, NEW_OUTBOUND, a)),
   );
   s.registerTool(
     'list_blocked_domain_calls',
-    {
+    definition('list_blocked_domain_calls', () => ({
       title: 'List blocked domain calls',
       description:
         'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`, same filters as list_anomalous_network_calls. Read-only.' +
@@ -193,12 +193,12 @@ export function registerDetectionTools(ctx: ToolContext): void {
       inputSchema: strictInput(filterFields, LIST_ALIASES),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_blocked_domain_calls', (a: FilterArgs) => listPage(ctx, DOMAIN_BLOCKED, a)),
   );
   s.registerTool(
     'list_detections',
-    {
+    definition('list_detections', () => ({
       title: 'List detections of any type',
       description:
         `List detections of any type (or one type via \`detection_id\`), newest first, paged with \`cursor\`. Types: ${DETECTION_TYPES.join(', ')}. Filters: status (default new), owner, repo, workflow, job, run_id, process, endpoint, since, until. Read-only.` +
@@ -215,7 +215,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
       ),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_detections', (a: FilterArgs & { detection_id?: string }) => listPage(ctx, null, a)),
   );
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { dashboardUrl } from '../../domain/dashboard.js';
 import { parseDetectionFilter } from '../../domain/filter.js';
-import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput, walkToPage } from '../args.js';
 
 const indicatorKind = z.enum(['ip', 'cidr', 'domain', 'endpoint', 'glob', 'substring']).describe('How the indicator was interpreted');
@@ -39,7 +39,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
 
   s.registerTool(
     'check_ioc_in_baseline',
-    {
+    definition('check_ioc_in_baseline', () => ({
       title: 'Check an indicator of compromise against baselines and calls',
       description:
         "Check whether an indicator (domain, IP, CIDR, host:port, `*` glob or plain substring) appears in any job's learned baseline or in any recorded call of this tenant, optionally within one owner. A domain matches itself and its subdomains on any port; an IP or CIDR matches direct-IP endpoints. Returns baseline entries (in_baseline=true means the job treats it as normal!), per-repo call summaries and detection counts by status. Read-only.",
@@ -78,7 +78,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         detections: z.object({ new: z.number(), suppressed: z.number(), resolved: z.number() }),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('check_ioc_in_baseline', async (a: { customer?: string; owner?: string; indicator: string; limit?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
       const { owner } = scopeFilter(a);
@@ -102,7 +102,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
 
   s.registerTool(
     'find_endpoint_calls_in_tenant',
-    {
+    definition('find_endpoint_calls_in_tenant', () => ({
       title: 'Find every run that called an endpoint',
       description:
         'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process), newest first, paged with `cursor`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
@@ -126,7 +126,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         observations: z.array(callItem),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('find_endpoint_calls_in_tenant', async (a: { customer?: string; endpoint: string; owner?: string; limit?: number; cursor?: string | null; page?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
       const { owner } = scopeFilter(a);
@@ -149,7 +149,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
 
   s.registerTool(
     'find_repos_using_endpoint',
-    {
+    definition('find_repos_using_endpoint', () => ({
       title: 'Find repositories of an owner that use an endpoint',
       description:
         'Per-repository inventory of an endpoint within one owner (organization): which repos called it, in how many runs and jobs, from which workflows and processes, and in how many jobs it is part of the learned baseline. Endpoint syntax as in find_endpoint_calls_in_tenant. For a tenant-wide sweep call list_tenant_github_orgs first, then this per owner. Read-only.',
@@ -174,7 +174,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         ),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('find_repos_using_endpoint', async (a: { customer?: string; owner: string; endpoint: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const r = await inv.findReposUsingEndpoint(tenant, { owner: scopeFilter(a).owner!, endpoint: a.endpoint });
@@ -188,7 +188,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
 
   s.registerTool(
     'list_tenant_github_orgs',
-    {
+    definition('list_tenant_github_orgs', () => ({
       title: 'List GitHub owners of the tenant',
       description:
         'List every GitHub owner (organization or user) with recorded CI jobs in this tenant, with repo, job and run counts and the last run time. Call it first for tenant-wide questions, then fan out per-owner tools. Each owner has a `dashboard_url`. Read-only.',
@@ -201,7 +201,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         ),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_tenant_github_orgs', async (a: { customer?: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const orgs = (await inv.listOrgs(tenant)).map((o) => ({
@@ -218,7 +218,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
 
   s.registerTool(
     'list_recent_workflow_runs',
-    {
+    definition('list_recent_workflow_runs', () => ({
       title: 'List recent workflow runs',
       description:
         'List the most recent monitored job runs of an owner, optionally one repository, newest first and paged with `cursor`: workflow, job, run id, attempt, start/end, whether it was a baseline-learning run, and detection counts. Use it to find a run id when the user names a run loosely. Each run has a `dashboard_url`; show one link per run. Read-only.',
@@ -246,7 +246,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
         ),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_recent_workflow_runs', async (a: { customer?: string; owner: string; repo?: string; limit?: number; cursor?: string | null; page?: number }) => {
       const tenant = tenantOf(ctx, a.customer);
       const { owner, repo } = scopeFilter(a);

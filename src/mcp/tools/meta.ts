@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { VERSION } from '../../version.js';
 import { DETECTION_TYPES } from '../../domain/types.js';
 import { CONDITION_KEYS, SCOPE_KEYS, TYPE_KEYS } from '../../rules/types.js';
-import { READ_ONLY, customerField, guard, ok, tenantOf, type ToolContext } from '../context.js';
+import { READ_ONLY, customerField, guard, ok, tenantOf, definition, type ToolContext } from '../context.js';
 import { strictInput } from '../args.js';
 
 export const SERVER_NAME = 'egress-triage';
@@ -34,19 +34,19 @@ export function registerMetaTools(ctx: ToolContext): void {
 
   s.registerTool(
     'ping',
-    {
+    definition('ping', () => ({
       title: 'Ping',
       description: 'Liveness check: returns ok, the server name and version, the tenant and the server time. No side effects.',
       inputSchema: strictInput({}),
       outputSchema: z.object({ ok: z.boolean(), server: z.string(), version: z.string(), tenant: z.string(), time: z.string() }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('ping', async () => ok({ ok: true, server: SERVER_NAME, version: VERSION, tenant: ctx.tenant, time: new Date().toISOString() })),
   );
 
   s.registerTool(
     'get_my_tenant',
-    {
+    definition('get_my_tenant', () => ({
       title: 'Get my tenant',
       description:
         'Return the tenant this server is bound to, whether it has any data yet, and its counts: jobs, runs, observations, baseline endpoints, jobs still learning, detections by type and status, active rules. Read-only.',
@@ -67,7 +67,7 @@ export function registerMetaTools(ctx: ToolContext): void {
         note: z.string().nullable(),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('get_my_tenant', async (a: { customer?: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const exists = (await ctx.store.detections.tenants()).includes(tenant);
@@ -92,7 +92,7 @@ export function registerMetaTools(ctx: ToolContext): void {
 
   s.registerTool(
     'describe_capabilities',
-    {
+    definition('describe_capabilities', () => ({
       title: 'Describe capabilities',
       description:
         'Describe what this server can do: every tool (read or write), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
@@ -108,7 +108,7 @@ export function registerMetaTools(ctx: ToolContext): void {
         safety: z.array(z.string()),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('describe_capabilities', async () =>
       ok({
         server: SERVER_NAME,

@@ -13,6 +13,7 @@ import {
   tenantOf,
   type ToolContext,
   type ToolExtra,
+  definition,
 } from '../context.js';
 import { confirmWithUser } from '../confirm.js';
 import { strictInput } from '../args.js';
@@ -149,14 +150,14 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'list_suppression_rules',
-    {
+    definition('list_suppression_rules', () => ({
       title: 'List suppression rules',
       description:
         'List every active suppression rule of the tenant (rule_id, detection type, name, conditions, creator, dates). Call it before creating a rule to spot duplicates or overlaps. Read-only.',
       inputSchema: strictInput({ customer: customerField }),
       outputSchema: z.object({ tenant: z.string(), count: z.number(), rules: z.array(ruleSchema) }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('list_suppression_rules', async (a: { customer?: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const rules = await (await rulesService(ctx.store, ctx.riskyDestinations)).list(tenant);
@@ -166,13 +167,13 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'get_suppression_rule',
-    {
+    definition('get_suppression_rule', () => ({
       title: 'Get a suppression rule',
       description: 'Get one suppression rule by its rule_id, with its conditions and audit dates. Read-only.',
       inputSchema: strictInput({ customer: customerField, ruleId: ruleIdField }, RULE_ALIASES),
       outputSchema: z.object({ tenant: z.string(), rule: ruleSchema }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('get_suppression_rule', async (a: { customer?: string; ruleId: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const rule = await findRule(ctx, tenant, a.ruleId);
@@ -183,7 +184,7 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'preview_suppression_rule',
-    {
+    definition('preview_suppression_rule', () => ({
       title: 'Preview a suppression rule (exact)',
       description:
         'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
@@ -203,7 +204,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         can_create: z.boolean(),
       }),
       annotations: READ_ONLY,
-    },
+    })),
     guard('preview_suppression_rule', async (a: { customer?: string; detectionId?: string; conditions: Record<string, string> }) => {
       const tenant = tenantOf(ctx, a.customer);
       const input: RuleInput = { detection_id: detectionType(a.detectionId), conditions: checkConditions(a.conditions) };
@@ -227,7 +228,7 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'create_suppression_rule',
-    {
+    definition('create_suppression_rule', () => ({
       title: 'Create a suppression rule (write)',
       description:
         'Create a suppression rule. WRITE: requires confirm: true, which you may set only after calling preview_suppression_rule with the same detection_id and conditions, showing the user the impact and getting explicit approval. When the client supports elicitation the server also asks the user directly. Creating a rule retroactively suppresses matching open detections; the result reports exactly how many. Rules that target or would also silence risky destinations are refused.',
@@ -241,7 +242,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       }, RULE_ALIASES),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_ADDITIVE,
-    },
+    })),
     guard(
       'create_suppression_rule',
       async (a: { customer?: string; detectionId?: string; name: string; description?: string; conditions: Record<string, string>; confirm?: boolean }, extra: ToolExtra) => {
@@ -268,7 +269,7 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'update_suppression_rule',
-    {
+    definition('update_suppression_rule', () => ({
       title: 'Update a suppression rule (write)',
       description:
         'Change an existing suppression rule: name, description, detection type and/or conditions (conditions replace the old ones entirely). WRITE: requires confirm: true after previewing the new conditions with preview_suppression_rule and getting user approval; elicitation is used when available. Past detections are re-evaluated: the result reports exactly how many were newly suppressed and how many restored to new.',
@@ -283,7 +284,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       }, RULE_ALIASES),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
-    },
+    })),
     guard(
       'update_suppression_rule',
       async (
@@ -329,7 +330,7 @@ export function registerRuleTools(ctx: ToolContext): void {
 
   s.registerTool(
     'delete_suppression_rule',
-    {
+    definition('delete_suppression_rule', () => ({
       title: 'Delete a suppression rule (write)',
       description:
         'Delete a suppression rule. WRITE: requires confirm: true after confirming the rule_id with the user; elicitation is used when available. By default (StepSecurity semantics) detections it already suppressed stay suppressed; pass restore: true to move them back to new. The result reports exactly how many were restored.',
@@ -341,7 +342,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       }, RULE_ALIASES),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
-    },
+    })),
     guard('delete_suppression_rule', async (a: { customer?: string; ruleId: string; restore?: boolean; confirm?: boolean }, extra: ToolExtra) => {
       const tenant = tenantOf(ctx, a.customer);
       if (a.confirm !== true) {
