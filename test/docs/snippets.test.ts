@@ -27,7 +27,7 @@ const DOCS = ['README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md'
 const PROVEN_ELSEWHERE: { pattern: RegExp; why: string; used: boolean }[] = [
   { pattern: /^npm ci$/, why: '.ci/run installs from a clean clone with it before the suite runs', used: false },
   { pattern: /^npm ci --prefix conformance$/, why: '.ci/run installs the conformance tools with it before the suite runs', used: false },
-  { pattern: /^npm run conformance$/, why: 'test/conformance/fixture.test.ts in this suite runs the same scenarios', used: false },
+  { pattern: /^npm run conformance$/, why: 'test/conformance/fixture.test.ts and serve.test.ts in this suite run the same scenarios', used: false },
   { pattern: /^npm test$/, why: 'it is this suite; .ci/run runs exactly it', used: false },
   { pattern: /^bash \.ci\/run$/, why: 'CI runs it on every submission', used: false },
   { pattern: /^npm run bench\b/, why: 'benchmarks take minutes and are not part of the suite by design', used: false },
