@@ -1,0 +1,232 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, InMemoryTransport as ClientPair, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { InMemoryTransport as ServerPair, McpServer, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/server';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
+import * as z from 'zod/v4';
+import { adaptUpstream, probeUpstreamEra, type Era } from '../../../src/gateway/era/index.js';
+import { startFixture, type Fixture } from '../../conformance/runner.js';
+import { waitFor } from '../../helpers/wait.js';
+
+/**
+ * The era adapters between real SDK v2 clients pinned to one revision and real upstreams: the conformance fixture
+ * over HTTP (it serves both revisions on one /mcp) and small servers of our own behind serveStdio (both eras, the
+ * opening message picks one) over an in-memory wire.
+ */
+
+const AGENT = { name: 'era-test-agent', version: '1.0.0' };
+const text = (r: unknown) => ((r as { content: Array<{ text?: string }> }).content[0]?.text ?? '');
+
+function client(era: Era, onElicit?: (message: string) => Record<string, unknown>): Client {
+  const c =
+    era === 'modern'
+      ? new Client(AGENT, { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: { form: {} } } })
+      : new Client(AGENT, { supportedProtocolVersions: ['2025-11-25'], capabilities: { elicitation: { form: {} } } });
+  c.setRequestHandler('elicitation/create', async (req) => {
+    const message = (req.params as { message: string }).message;
+    return { action: 'accept', content: onElicit?.(message) ?? {} } as never;
+  });
+  return c;
+}
+
+/** What the gateway does with the adapted upstream, minus the policy: pump every message both ways. */
+async function through(upstream: Transport, c: Client): Promise<void> {
+  const [agentSide, gatewaySide] = ClientPair.createLinkedPair();
+  gatewaySide.onmessage = (m) => void upstream.send(m).catch((e: Error) => gatewaySide.onerror?.(e));
+  upstream.onmessage = (m) => void gatewaySide.send(m as JSONRPCMessage);
+  upstream.onclose = () => void gatewaySide.close();
+  await upstream.start();
+  await gatewaySide.start();
+  await c.connect(agentSide);
+}
+
+const http = (f: Fixture) => new StreamableHTTPClientTransport(new URL(f.url));
+
+/** A small upstream of our own, served for both eras by serveStdio on one end of an in-memory wire. */
+function ownUpstream(): { transport: Transport; seen: string[]; close: () => Promise<void> } {
+  const seen: string[] = [];
+  const [upSide, serverSide] = ServerPair.createLinkedPair();
+  const handle = serveStdio(() => {
+    const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
+    s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
+    s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
+      const r = (await ctx.mcpReq.send({ method: 'elicitation/create', params: { message: 'Go on?', requestedSchema: { type: 'object', properties: { go: { type: 'boolean' } } } } })) as { content?: { go?: boolean } };
+      return { content: [{ type: 'text', text: `go=${r.content?.go}` }] };
+    });
+    s.registerTool('wait', { inputSchema: z.object({}) }, (_a, ctx) => {
+      seen.push('wait started');
+      return new Promise((resolve) => {
+        ctx.mcpReq.signal.addEventListener('abort', () => {
+          seen.push('wait cancelled');
+          resolve({ content: [{ type: 'text', text: 'cancelled' }] });
+        });
+      });
+    });
+    s.registerTool('add_tool', { inputSchema: z.object({}) }, () => {
+      // On a 2025 session the SDK announces this with notifications/tools/list_changed.
+      s.registerTool(`added_${seen.length}`, { inputSchema: z.object({}) }, () => ({ content: [] }));
+      seen.push('added');
+      return { content: [{ type: 'text', text: 'added' }] };
+    });
+    return s;
+  }, { transport: serverSide });
+  return { transport: upSide, seen, close: () => handle.close() };
+}
+
+test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }, async (t) => {
+  const fixture = await startFixture();
+  try {
+    await t.test('eras that match are not adapted: the upstream itself comes back', () => {
+      const up = http(fixture);
+      assert.equal(adaptUpstream(up, { upstreamEra: 'modern', downstreamEra: 'modern' }), up);
+      assert.equal(adaptUpstream(up, { upstreamEra: 'legacy', downstreamEra: 'legacy' }), up);
+      assert.notEqual(adaptUpstream(up, { upstreamEra: 'legacy', downstreamEra: 'modern' }), up);
+      assert.notEqual(adaptUpstream(up, { upstreamEra: 'modern', downstreamEra: 'legacy' }), up);
+    });
+
+    for (const down of ['modern', 'legacy'] as const) {
+      for (const upEra of ['modern', 'legacy'] as const) {
+        await t.test(`a ${down} client lists and calls tools through a ${upEra} upstream`, async () => {
+          const c = client(down);
+          await through(adaptUpstream(http(fixture), { upstreamEra: upEra, downstreamEra: down }), c);
+          try {
+            assert.equal(c.getNegotiatedProtocolVersion(), down === 'modern' ? '2026-07-28' : '2025-11-25');
+            const tools = await c.listTools();
+            assert.ok(tools.tools.some((tool) => tool.name === 'test_simple_text'), 'the fixture tools are listed');
+            const r = await c.callTool({ name: 'test_simple_text', arguments: {} });
+            assert.equal(text(r), 'This is a simple text response for testing.');
+            const failed = await c.callTool({ name: 'test_error_handling', arguments: {} });
+            assert.equal(failed.isError, true);
+          } finally {
+            await c.close();
+          }
+        });
+      }
+    }
+
+    await t.test('a 2025 upstream that pushes elicitation mid-call: the 2026 client answers it over input_required', async () => {
+      const asked: string[] = [];
+      const c = client('modern', (message) => (asked.push(message), { response: 'blue' }));
+      await through(adaptUpstream(http(fixture), { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
+      try {
+        const r = await c.callTool({ name: 'test_elicitation', arguments: { message: 'Favourite colour?' } });
+        assert.deepEqual(asked, ['Favourite colour?']);
+        assert.equal(text(r), 'User response: action=accept, content={"response":"blue"}');
+      } finally {
+        await c.close();
+      }
+    });
+
+    await t.test('a 2026 upstream that answers input_required: the 2025 client gets a real elicitation/create', async () => {
+      const asked: string[] = [];
+      const c = client('legacy', (message) => (asked.push(message), { name: 'Ada' }));
+      await through(adaptUpstream(http(fixture), { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
+      try {
+        const r = await c.callTool({ name: 'test_input_required_result_elicitation', arguments: {} });
+        assert.deepEqual(asked, ['What is your name?']);
+        assert.equal(text(r), 'Hello, Ada!');
+        // Two rounds with sealed state that evolves: the adapter passes requestState back each time.
+        const multi = await c.callTool({ name: 'test_input_required_result_multi_round', arguments: {} });
+        assert.match(text(multi), /^Multi-round complete: /);
+        assert.equal(asked.length, 3);
+      } finally {
+        await c.close();
+      }
+    });
+
+    await t.test('probeUpstreamEra: server/discover finds a 2026 upstream, initialize a 2025-only one', async () => {
+      const modern = await probeUpstreamEra(() => http(fixture), { clientInfo: AGENT });
+      assert.equal(modern.era, 'modern');
+      assert.ok(modern.era === 'modern' && (modern.discover.supportedVersions as string[]).includes('2026-07-28'));
+
+      const legacyOnly = () => {
+        const [upSide, serverSide] = ServerPair.createLinkedPair();
+        const s = new McpServer({ name: 'legacy-only', version: '1.0.0' }, { supportedProtocolVersions: ['2025-11-25'] });
+        s.registerTool('echo', { inputSchema: z.object({}) }, () => ({ content: [] }));
+        void s.connect(serverSide);
+        return upSide;
+      };
+      const legacy = await probeUpstreamEra(legacyOnly, { clientInfo: AGENT });
+      assert.equal(legacy.era, 'legacy');
+      assert.ok(legacy.era === 'legacy' && (legacy.initialize.serverInfo as { name: string }).name === 'legacy-only');
+    });
+  } finally {
+    await fixture.stop();
+  }
+
+  await t.test('subscriptions/listen of a 2026 client is fed by the 2025 session list_changed', async () => {
+    const own = ownUpstream();
+    const c = client('modern');
+    const changed: string[] = [];
+    c.setNotificationHandler('notifications/tools/list_changed', (n) => void changed.push(JSON.stringify(n.params ?? {})));
+    await through(adaptUpstream(own.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
+    try {
+      await c.listen({ toolsListChanged: true });
+      await c.callTool({ name: 'add_tool', arguments: {} });
+      await waitFor(() => changed.length > 0, 10_000, 25, 'a tools list_changed on the listen stream');
+      assert.match(changed[0]!, /io\.modelcontextprotocol\/subscriptionId/);
+    } finally {
+      await c.close();
+      await own.close();
+    }
+  });
+
+  for (const [down, upEra] of [['modern', 'legacy'], ['legacy', 'modern']] as const) {
+    await t.test(`a cancelled call from a ${down} client reaches the ${upEra} upstream under the upstream's id`, async () => {
+      const own = ownUpstream();
+      const c = client(down);
+      await through(adaptUpstream(own.transport, { upstreamEra: upEra, downstreamEra: down }), c);
+      try {
+        const abort = new AbortController();
+        const call = c.callTool({ name: 'wait', arguments: {} }, { signal: abort.signal });
+        await waitFor(() => own.seen.includes('wait started'), 10_000, 25, 'the upstream tool to start');
+        abort.abort('changed my mind');
+        await assert.rejects(call);
+        await waitFor(() => own.seen.includes('wait cancelled'), 10_000, 25, 'the upstream to see the cancellation');
+        // The adapter still serves calls after a cancellation.
+        assert.equal(text(await c.callTool({ name: 'echo', arguments: { say: 'hi' } })), 'echo hi');
+      } finally {
+        await c.close();
+        await own.close();
+      }
+    });
+  }
+
+  await t.test('ids: a 2026 request reusing the id of a held call gets its own answer, and the held call still resumes', async () => {
+    const own = ownUpstream();
+    const adapter = adaptUpstream(own.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' });
+    const got: Array<Record<string, unknown>> = [];
+    adapter.onmessage = (m) => void got.push(m as unknown as Record<string, unknown>);
+    await adapter.start();
+    const envelope = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': AGENT,
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+    };
+    const call = (id: number, name: string, args: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      adapter.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: envelope, ...extra } } as JSONRPCMessage);
+    const answer = (id: number) => waitFor(() => got.find((m) => m.id === id && ('result' in m || 'error' in m)), 10_000, 25, `the answer to ${id}`);
+    try {
+      // The adapter's own initialize took upstream id 1; the client uses 1 as well.
+      await call(1, 'ask', {});
+      const held = (await answer(1)).result as { resultType: string; inputRequests: Record<string, { method: string }>; requestState: string };
+      assert.equal(held.resultType, 'input_required');
+      const [key] = Object.keys(held.inputRequests);
+      assert.equal(held.inputRequests[key!]!.method, 'elicitation/create');
+      got.length = 0;
+      // Same id again while the upstream call behind it is still open.
+      await call(1, 'echo', { say: 'again' });
+      assert.equal(text((await answer(1)).result), 'echo again');
+      got.length = 0;
+      await call(2, 'ask', {}, { inputResponses: { [key!]: { action: 'accept', content: { go: true } } }, requestState: held.requestState });
+      assert.equal(text((await answer(2)).result), 'go=true');
+      got.length = 0;
+      // A forged or replayed state is refused, never resumed.
+      await call(3, 'ask', {}, { inputResponses: {}, requestState: held.requestState });
+      assert.match(JSON.stringify((await answer(3)).error), /requestState/);
+    } finally {
+      await adapter.close();
+      await own.close();
+    }
+  });
+});
