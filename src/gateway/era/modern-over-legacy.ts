@@ -219,7 +219,7 @@ export class ModernOverLegacy implements Transport {
       const call = [...this.calls.values()].find((c) => c.downId === rid);
       if (!call) return; // already answered, or answered with input_required and held: nothing to cancel
       this.drop(call);
-      await this.up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...m.params, requestId: call.upId } });
+      await this.up.send(withoutEnvelope({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...m.params, requestId: call.upId } }));
       return;
     }
     // 2025 servers have no use for the envelope on notifications either.

@@ -42,6 +42,39 @@ async function through(upstream: Transport, c: Client): Promise<void> {
 
 const http = (f: Fixture) => new StreamableHTTPClientTransport(new URL(f.url));
 
+interface Sent {
+  method?: string;
+  id?: unknown;
+  enveloped: boolean;
+  params?: Record<string, unknown>;
+}
+
+/** The upstream transport, recording what the upstream was actually sent (the proof of which era it spoke). */
+function recorded(upstream: Transport): { transport: Transport; sent: Sent[] } {
+  const sent: Sent[] = [];
+  const send = upstream.send.bind(upstream);
+  upstream.send = (m, options) => {
+    const msg = m as { method?: string; id?: unknown; params?: Record<string, unknown> };
+    const meta = msg.params?._meta as Record<string, unknown> | undefined;
+    sent.push({ method: msg.method, id: msg.id, params: msg.params, enveloped: meta?.['io.modelcontextprotocol/protocolVersion'] === '2026-07-28' });
+    return send(m, options);
+  };
+  return { transport: upstream, sent };
+}
+
+/** Asserts the upstream was spoken to in `era` only: a session for 2025-11-25, envelopes for 2026-07-28. */
+function assertSpoke(sent: Sent[], era: Era): void {
+  const requests = sent.filter((s) => s.method !== undefined && s.id !== undefined);
+  assert.ok(requests.length > 0, 'the upstream was sent requests');
+  if (era === 'legacy') {
+    assert.equal(requests[0]!.method, 'initialize', 'a 2025-11-25 upstream is opened with initialize');
+    assert.deepEqual(sent.filter((s) => s.enveloped).map((s) => s.method), [], 'no 2026 envelope reaches a 2025 upstream');
+  } else {
+    assert.deepEqual(requests.filter((s) => !s.enveloped).map((s) => s.method), [], 'every request to a 2026 upstream carries the envelope');
+    assert.ok(!requests.some((s) => s.method === 'initialize'), 'no initialize reaches a 2026 upstream');
+  }
+}
+
 /** A small upstream of our own, served for both eras by serveStdio on one end of an in-memory wire. */
 function ownUpstream(): { transport: Transport; seen: string[]; close: () => Promise<void> } {
   const seen: string[] = [];
@@ -88,7 +121,8 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       for (const upEra of ['modern', 'legacy'] as const) {
         await t.test(`a ${down} client lists and calls tools through a ${upEra} upstream`, async () => {
           const c = client(down);
-          await through(adaptUpstream(http(fixture), { upstreamEra: upEra, downstreamEra: down }), c);
+          const up = recorded(http(fixture));
+          await through(adaptUpstream(up.transport, { upstreamEra: upEra, downstreamEra: down }), c);
           try {
             assert.equal(c.getNegotiatedProtocolVersion(), down === 'modern' ? '2026-07-28' : '2025-11-25');
             const tools = await c.listTools();
@@ -97,6 +131,7 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
             assert.equal(text(r), 'This is a simple text response for testing.');
             const failed = await c.callTool({ name: 'test_error_handling', arguments: {} });
             assert.equal(failed.isError, true);
+            assertSpoke(up.sent, upEra);
           } finally {
             await c.close();
           }
@@ -107,11 +142,15 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
     await t.test('a 2025 upstream that pushes elicitation mid-call: the 2026 client answers it over input_required', async () => {
       const asked: string[] = [];
       const c = client('modern', (message) => (asked.push(message), { response: 'blue' }));
-      await through(adaptUpstream(http(fixture), { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
+      const up = recorded(http(fixture));
+      await through(adaptUpstream(up.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
       try {
         const r = await c.callTool({ name: 'test_elicitation', arguments: { message: 'Favourite colour?' } });
         assert.deepEqual(asked, ['Favourite colour?']);
         assert.equal(text(r), 'User response: action=accept, content={"response":"blue"}');
+        assertSpoke(up.sent, 'legacy');
+        // The answer went up as the response to the upstream's own elicitation/create, once.
+        assert.equal(up.sent.filter((s) => s.method === undefined).length, 1);
       } finally {
         await c.close();
       }
@@ -120,7 +159,8 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
     await t.test('a 2026 upstream that answers input_required: the 2025 client gets a real elicitation/create', async () => {
       const asked: string[] = [];
       const c = client('legacy', (message) => (asked.push(message), { name: 'Ada' }));
-      await through(adaptUpstream(http(fixture), { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
+      const up = recorded(http(fixture));
+      await through(adaptUpstream(up.transport, { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
       try {
         const r = await c.callTool({ name: 'test_input_required_result_elicitation', arguments: {} });
         assert.deepEqual(asked, ['What is your name?']);
@@ -129,6 +169,10 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
         const multi = await c.callTool({ name: 'test_input_required_result_multi_round', arguments: {} });
         assert.match(text(multi), /^Multi-round complete: /);
         assert.equal(asked.length, 3);
+        assertSpoke(up.sent, 'modern');
+        const retries = up.sent.filter((s) => s.params?.inputResponses !== undefined);
+        assert.equal(retries.length, 3, 'one retry per round, carrying the answers');
+        assert.ok(retries.slice(1).every((s) => typeof s.params?.requestState === 'string'), 'the sealed state goes back on each retry');
       } finally {
         await c.close();
       }
@@ -159,12 +203,14 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
     const c = client('modern');
     const changed: string[] = [];
     c.setNotificationHandler('notifications/tools/list_changed', (n) => void changed.push(JSON.stringify(n.params ?? {})));
-    await through(adaptUpstream(own.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
+    const up = recorded(own.transport);
+    await through(adaptUpstream(up.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' }), c);
     try {
       await c.listen({ toolsListChanged: true });
       await c.callTool({ name: 'add_tool', arguments: {} });
       await waitFor(() => changed.length > 0, 10_000, 25, 'a tools list_changed on the listen stream');
       assert.match(changed[0]!, /io\.modelcontextprotocol\/subscriptionId/);
+      assertSpoke(up.sent, 'legacy');
     } finally {
       await c.close();
       await own.close();
@@ -175,7 +221,8 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
     await t.test(`a cancelled call from a ${down} client reaches the ${upEra} upstream under the upstream's id`, async () => {
       const own = ownUpstream();
       const c = client(down);
-      await through(adaptUpstream(own.transport, { upstreamEra: upEra, downstreamEra: down }), c);
+      const up = recorded(own.transport);
+      await through(adaptUpstream(up.transport, { upstreamEra: upEra, downstreamEra: down }), c);
       try {
         const abort = new AbortController();
         const call = c.callTool({ name: 'wait', arguments: {} }, { signal: abort.signal });
@@ -183,6 +230,7 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
         abort.abort('changed my mind');
         await assert.rejects(call);
         await waitFor(() => own.seen.includes('wait cancelled'), 10_000, 25, 'the upstream to see the cancellation');
+        assertSpoke(up.sent, upEra);
         // The adapter still serves calls after a cancellation.
         assert.equal(text(await c.callTool({ name: 'echo', arguments: { say: 'hi' } })), 'echo hi');
       } finally {
