@@ -83,8 +83,13 @@ function ownUpstream(): { transport: Transport; seen: string[]; close: () => Pro
     const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
     s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
     s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
-      const r = (await ctx.mcpReq.send({ method: 'elicitation/create', params: { message: 'Go on?', requestedSchema: { type: 'object', properties: { go: { type: 'boolean' } } } } })) as { content?: { go?: boolean } };
-      return { content: [{ type: 'text', text: `go=${r.content?.go}` }] };
+      try {
+        const r = (await ctx.mcpReq.send({ method: 'elicitation/create', params: { message: 'Go on?', requestedSchema: { type: 'object', properties: { go: { type: 'boolean' } } } } })) as { content?: { go?: boolean } };
+        return { content: [{ type: 'text', text: `go=${r.content?.go}` }] };
+      } catch (e) {
+        seen.push(`ask failed: ${(e as Error).message}`);
+        return { content: [{ type: 'text', text: `ask failed: ${(e as Error).message}` }], isError: true };
+      }
     });
     s.registerTool('wait', { inputSchema: z.object({}) }, (_a, ctx) => {
       seen.push('wait started');
@@ -105,6 +110,29 @@ function ownUpstream(): { transport: Transport; seen: string[]; close: () => Pro
   }, { transport: serverSide });
   return { transport: upSide, seen, close: () => handle.close() };
 }
+
+const ENVELOPE = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': AGENT,
+  'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+};
+
+/** Drives a modern-over-legacy adapter with raw 2026-07-28 messages, as the gateway's proxy would. */
+async function rawModern(upstream: Transport, holdMs?: number) {
+  const adapter = adaptUpstream(upstream, { upstreamEra: 'legacy', downstreamEra: 'modern', holdMs });
+  const got: Array<Record<string, unknown>> = [];
+  adapter.onmessage = (m) => void got.push(m as unknown as Record<string, unknown>);
+  await adapter.start();
+  return {
+    adapter,
+    got,
+    call: (id: number, name: string, args: Record<string, unknown>, extra: Record<string, unknown> = {}, envelope: Record<string, unknown> = ENVELOPE) =>
+      adapter.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: envelope, ...extra } } as JSONRPCMessage),
+    answer: (id: number) => waitFor(() => got.find((m) => m.id === id && ('result' in m || 'error' in m)), 10_000, 25, `the answer to ${id}`),
+  };
+}
+
+type InputRequired = { resultType: string; inputRequests: Record<string, { method: string }>; requestState: string };
 
 test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }, async (t) => {
   const fixture = await startFixture();
@@ -242,22 +270,11 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
 
   await t.test('ids: a 2026 request reusing the id of a held call gets its own answer, and the held call still resumes', async () => {
     const own = ownUpstream();
-    const adapter = adaptUpstream(own.transport, { upstreamEra: 'legacy', downstreamEra: 'modern' });
-    const got: Array<Record<string, unknown>> = [];
-    adapter.onmessage = (m) => void got.push(m as unknown as Record<string, unknown>);
-    await adapter.start();
-    const envelope = {
-      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-      'io.modelcontextprotocol/clientInfo': AGENT,
-      'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
-    };
-    const call = (id: number, name: string, args: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-      adapter.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: envelope, ...extra } } as JSONRPCMessage);
-    const answer = (id: number) => waitFor(() => got.find((m) => m.id === id && ('result' in m || 'error' in m)), 10_000, 25, `the answer to ${id}`);
+    const { adapter, got, call, answer } = await rawModern(own.transport);
     try {
       // The adapter's own initialize took upstream id 1; the client uses 1 as well.
       await call(1, 'ask', {});
-      const held = (await answer(1)).result as { resultType: string; inputRequests: Record<string, { method: string }>; requestState: string };
+      const held = (await answer(1)).result as InputRequired;
       assert.equal(held.resultType, 'input_required');
       const [key] = Object.keys(held.inputRequests);
       assert.equal(held.inputRequests[key!]!.method, 'elicitation/create');
@@ -266,6 +283,9 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       await call(1, 'echo', { say: 'again' });
       assert.equal(text((await answer(1)).result), 'echo again');
       got.length = 0;
+      // The state is bound to the call it was issued for: another tool cannot use it.
+      await call(4, 'echo', { say: 'x' }, { inputResponses: {}, requestState: held.requestState });
+      assert.match(JSON.stringify((await answer(4)).error), /different request/);
       await call(2, 'ask', {}, { inputResponses: { [key!]: { action: 'accept', content: { go: true } } }, requestState: held.requestState });
       assert.equal(text((await answer(2)).result), 'go=true');
       got.length = 0;
@@ -274,6 +294,63 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       assert.match(JSON.stringify((await answer(3)).error), /requestState/);
     } finally {
       await adapter.close();
+      await own.close();
+    }
+  });
+
+  await t.test('a held call the client never retries expires: the question gets an error, the call ends, the state is dead', async () => {
+    const own = ownUpstream();
+    const { adapter, got, call, answer } = await rawModern(own.transport, 50);
+    try {
+      await call(1, 'ask', {});
+      const held = (await answer(1)).result as InputRequired;
+      assert.equal(held.resultType, 'input_required');
+      await waitFor(() => own.seen.find((l) => l.startsWith('ask failed')), 10_000, 25, 'the upstream question to be answered with an error');
+      assert.match(own.seen.find((l) => l.startsWith('ask failed'))!, /did not answer in time/);
+      got.length = 0;
+      await call(2, 'ask', {}, { inputResponses: {}, requestState: held.requestState });
+      assert.match(JSON.stringify((await answer(2)).error), /requestState/);
+    } finally {
+      await adapter.close();
+      await own.close();
+    }
+  });
+
+  await t.test('a push is refused, never guessed: a client without the capability, or two calls open', async () => {
+    const own = ownUpstream();
+    const { adapter, call, answer } = await rawModern(own.transport);
+    try {
+      await call(1, 'ask', {}, {}, { ...ENVELOPE, 'io.modelcontextprotocol/clientCapabilities': {} });
+      const refused = (await answer(1)).result as { isError?: boolean; resultType: string };
+      assert.equal(refused.resultType, 'complete');
+      assert.equal(refused.isError, true);
+      assert.match(text(refused), /did not declare the elicitation capability/);
+
+      await call(2, 'wait', {});
+      await waitFor(() => own.seen.includes('wait started'), 10_000, 25, 'the first call to be open');
+      await call(3, 'ask', {});
+      assert.match(text((await answer(3)).result), /cannot tell which of 2 open calls/);
+      await adapter.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 2 } } as JSONRPCMessage);
+    } finally {
+      await adapter.close();
+      await own.close();
+    }
+  });
+
+  await t.test('a 2025 client hears the list changes of a 2026 upstream: the adapter listens for it', async () => {
+    const own = ownUpstream();
+    const c = client('legacy');
+    let changed = 0;
+    c.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
+    const up = recorded(own.transport);
+    await through(adaptUpstream(up.transport, { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
+    try {
+      await waitFor(() => up.sent.some((s) => s.method === 'subscriptions/listen'), 10_000, 25, 'the adapter to open subscriptions/listen');
+      await c.callTool({ name: 'add_tool', arguments: {} });
+      await waitFor(() => changed > 0, 10_000, 25, 'notifications/tools/list_changed at the 2025 client');
+      assertSpoke(up.sent, 'modern');
+    } finally {
+      await c.close();
       await own.close();
     }
   });
