@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createRequestStateCodec, type JSONRPCMessage, type RequestStateCodec, type Transport } from '@modelcontextprotocol/server';
+import { createRequestStateCodec, type JSONRPCMessage, type RequestStateCodec, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
 import { UpstreamRequests } from './upstream-requests.js';
 import {
   CLIENT_CAPABILITIES_META_KEY,
@@ -145,10 +145,14 @@ export class ModernOverLegacy implements Transport {
     return isObj(this.init?.serverInfo) ? this.init.serverInfo : undefined;
   }
 
-  async send(message: JSONRPCMessage): Promise<void> {
+  /**
+   * `options.requestSignal` on a request is how a 2026-07-28 HTTP client's cancellation (closing its request
+   * stream) may reach the adapter; a 2025 upstream hears it as notifications/cancelled.
+   */
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     await this.ready;
     const m = message as unknown as Msg;
-    if (isRequest(m)) return this.fromClientRequest(m);
+    if (isRequest(m)) return this.fromClientRequest(m, options?.requestSignal);
     if (isNotification(m)) return this.fromClientNotification(m);
     if (isResponse(m)) this.o.log?.(`dropped a response from the 2026-07-28 client: the adapter never asks it anything directly`);
   }
@@ -164,7 +168,7 @@ export class ModernOverLegacy implements Transport {
 
   // ------------------------------------------------------------------ client -> upstream
 
-  private async fromClientRequest(m: Msg): Promise<void> {
+  private async fromClientRequest(m: Msg, signal?: AbortSignal): Promise<void> {
     const id = m.id as Id;
     const method = m.method as string;
     if (method === 'server/discover') return this.down({ jsonrpc: '2.0', id, result: this.discoverResult() });
@@ -177,6 +181,7 @@ export class ModernOverLegacy implements Transport {
     if (typeof params.requestState === 'string') return this.retry(m, params.requestState, caps);
     const call: Forwarded = { upId: this.up.nextId(), downId: id, method, caps, binding: bindingOf(method, params) };
     this.calls.set(call.upId, call);
+    signal?.addEventListener('abort', () => void this.cancel(call, 'the client closed the request').catch((e: Error) => this.onerror?.(e)), { once: true });
     await this.up.send({ ...withoutEnvelope(m), id: call.upId });
   }
 
@@ -217,13 +222,18 @@ export class ModernOverLegacy implements Transport {
       const rid = m.params.requestId;
       if (this.subscriptions.delete(rid)) return;
       const call = [...this.calls.values()].find((c) => c.downId === rid);
-      if (!call) return; // already answered, or answered with input_required and held: nothing to cancel
-      this.drop(call);
-      await this.up.send(withoutEnvelope({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...m.params, requestId: call.upId } }));
+      // Not found: already answered, or answered with input_required and held: nothing to cancel.
+      if (call) await this.cancel(call, typeof m.params.reason === 'string' ? m.params.reason : undefined);
       return;
     }
     // 2025 servers have no use for the envelope on notifications either.
     await this.up.send(withoutEnvelope(m));
+  }
+
+  private async cancel(call: Forwarded, reason: string | undefined): Promise<void> {
+    if (this.calls.get(call.upId) !== call || call.downId === undefined) return;
+    this.drop(call);
+    await this.up.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.upId, ...(reason ? { reason } : {}) } });
   }
 
   /** A call ends for the adapter: its late answer and any of its held state are dropped. */

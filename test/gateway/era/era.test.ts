@@ -354,4 +354,20 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       await own.close();
     }
   });
+
+  await t.test('a 2026 request whose stream the gateway aborts (HTTP cancellation) is cancelled at the 2025 upstream', async () => {
+    const own = ownUpstream();
+    const { adapter, got } = await rawModern(own.transport);
+    try {
+      const stream = new AbortController();
+      await adapter.send({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'wait', arguments: {}, _meta: ENVELOPE } } as JSONRPCMessage, { requestSignal: stream.signal });
+      await waitFor(() => own.seen.includes('wait started'), 10_000, 25, 'the upstream tool to start');
+      stream.abort();
+      await waitFor(() => own.seen.includes('wait cancelled'), 10_000, 25, 'the upstream to see the cancellation');
+      assert.deepEqual(got.filter((m) => m.id === 7), [], 'a cancelled call is not answered');
+    } finally {
+      await adapter.close();
+      await own.close();
+    }
+  });
 });
