@@ -80,7 +80,7 @@ function ownUpstream(): { transport: Transport; seen: string[]; close: () => Pro
   const seen: string[] = [];
   const [upSide, serverSide] = ServerPair.createLinkedPair();
   const handle = serveStdio(() => {
-    const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
+    const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, logging: {} } });
     s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
     s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
       try {
@@ -99,6 +99,10 @@ function ownUpstream(): { transport: Transport; seen: string[]; close: () => Pro
           resolve({ content: [{ type: 'text', text: 'cancelled' }] });
         });
       });
+    });
+    s.registerTool('log', { inputSchema: z.object({}) }, async (_a, ctx) => {
+      await ctx.mcpReq.log('info', 'logged by the upstream');
+      return { content: [{ type: 'text', text: 'logged' }] };
     });
     s.registerTool('add_tool', { inputSchema: z.object({}) }, () => {
       // On a 2025 session the SDK announces this with notifications/tools/list_changed.
@@ -369,5 +373,45 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       await adapter.close();
       await own.close();
     }
+  });
+
+  await t.test("a 2025 client's logging/setLevel reaches a 2026 upstream as the envelope's logLevel", async () => {
+    const own = ownUpstream();
+    const c = client('legacy');
+    const logged: string[] = [];
+    c.setNotificationHandler('notifications/message', (n) => void logged.push(String(n.params.data)));
+    const up = recorded(own.transport);
+    await through(adaptUpstream(up.transport, { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
+    try {
+      await c.setLoggingLevel('info');
+      await c.callTool({ name: 'log', arguments: {} });
+      await waitFor(() => logged.length > 0, 10_000, 25, 'the upstream log line at the 2025 client');
+      assert.deepEqual(logged, ['logged by the upstream']);
+      assert.ok(!up.sent.some((s) => s.method === 'logging/setLevel'), 'a 2026 upstream has no logging/setLevel');
+    } finally {
+      await c.close();
+      await own.close();
+    }
+  });
+
+  await t.test('a 2025 upstream that refuses initialize fails start() with the reason', async () => {
+    const [upSide, serverSide] = ServerPair.createLinkedPair();
+    const handle = serveStdio(() => new McpServer({ name: 'modern-only', version: '1.0.0' }), { transport: serverSide, legacy: 'reject' });
+    const adapter = adaptUpstream(upSide, { upstreamEra: 'legacy', downstreamEra: 'modern' });
+    try {
+      await assert.rejects(adapter.start(), /refused initialize/);
+    } finally {
+      await adapter.close();
+      await handle.close();
+    }
+  });
+
+  await t.test('probeUpstreamEra fails with both reasons when nothing answers', async () => {
+    const dead = () => {
+      const [upSide, serverSide] = ServerPair.createLinkedPair();
+      serverSide.onmessage = () => void serverSide.close();
+      return upSide;
+    };
+    await assert.rejects(probeUpstreamEra(dead, { clientInfo: AGENT, timeoutMs: 2_000 }), /answered neither server\/discover \(.+\) nor initialize \(.+\)/);
   });
 });
