@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, InMemoryTransport as ClientPair, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { InMemoryTransport as ServerPair, McpServer, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/server';
+import { createServer } from 'node:http';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import { InMemoryTransport as ServerPair, McpServer, createMcpHandler, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import * as z from 'zod/v4';
 import { adaptUpstream, probeUpstreamEra, type Era } from '../../../src/gateway/era/index.js';
@@ -79,7 +81,30 @@ function assertSpoke(sent: Sent[], era: Era): void {
 function ownUpstream(): { transport: Transport; seen: string[]; close: () => Promise<void> } {
   const seen: string[] = [];
   const [upSide, serverSide] = ServerPair.createLinkedPair();
-  const handle = serveStdio(() => {
+  const handle = serveStdio(() => ownServer(seen), { transport: serverSide });
+  return { transport: upSide, seen, close: () => handle.close() };
+}
+
+/** The same server over HTTP, 2026-07-28 only (a stateless handler): a per-request-stream upstream. */
+async function ownHttpUpstream(): Promise<{ url: URL; seen: string[]; close: () => Promise<void> }> {
+  const seen: string[] = [];
+  const handler = createMcpHandler(() => ownServer(seen), { legacy: 'reject' });
+  const node = toNodeHandler(handler);
+  const server = createServer((req, res) => void node(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: new URL(`http://127.0.0.1:${port}/mcp`),
+    seen,
+    close: async () => {
+      await handler.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function ownServer(seen: string[]): McpServer {
     const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, logging: {} } });
     s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
     s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
@@ -111,8 +136,6 @@ function ownUpstream(): { transport: Transport; seen: string[]; close: () => Pro
       return { content: [{ type: 'text', text: 'added' }] };
     });
     return s;
-  }, { transport: serverSide });
-  return { transport: upSide, seen, close: () => handle.close() };
 }
 
 const ENVELOPE = {
@@ -413,5 +436,25 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
       return upSide;
     };
     await assert.rejects(probeUpstreamEra(dead, { clientInfo: AGENT, timeoutMs: 2_000 }), /answered neither server\/discover \(.+\) nor initialize \(.+\)/);
+  });
+
+  await t.test('a cancelled call from a 2025 client closes its request stream to a 2026 HTTP upstream', async () => {
+    const own = await ownHttpUpstream();
+    const c = client('legacy');
+    const up = recorded(new StreamableHTTPClientTransport(own.url));
+    await through(adaptUpstream(up.transport, { upstreamEra: 'modern', downstreamEra: 'legacy' }), c);
+    try {
+      const abort = new AbortController();
+      const call = c.callTool({ name: 'wait', arguments: {} }, { signal: abort.signal });
+      await waitFor(() => own.seen.includes('wait started'), 10_000, 25, 'the upstream tool to start');
+      abort.abort('changed my mind');
+      await assert.rejects(call);
+      await waitFor(() => own.seen.includes('wait cancelled'), 10_000, 25, 'the upstream to see its request stream closed');
+      assert.ok(!up.sent.some((s) => s.method === 'notifications/cancelled'), 'over HTTP the stream close is the cancellation');
+      assert.equal(text(await c.callTool({ name: 'echo', arguments: { say: 'hi' } })), 'echo hi');
+    } finally {
+      await c.close();
+      await own.close();
+    }
   });
 });
