@@ -105,37 +105,37 @@ async function ownHttpUpstream(): Promise<{ url: URL; seen: string[]; close: () 
 }
 
 function ownServer(seen: string[]): McpServer {
-    const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, logging: {} } });
-    s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
-    s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
-      try {
-        const r = (await ctx.mcpReq.send({ method: 'elicitation/create', params: { message: 'Go on?', requestedSchema: { type: 'object', properties: { go: { type: 'boolean' } } } } })) as { content?: { go?: boolean } };
-        return { content: [{ type: 'text', text: `go=${r.content?.go}` }] };
-      } catch (e) {
-        seen.push(`ask failed: ${(e as Error).message}`);
-        return { content: [{ type: 'text', text: `ask failed: ${(e as Error).message}` }], isError: true };
-      }
-    });
-    s.registerTool('wait', { inputSchema: z.object({}) }, (_a, ctx) => {
-      seen.push('wait started');
-      return new Promise((resolve) => {
-        ctx.mcpReq.signal.addEventListener('abort', () => {
-          seen.push('wait cancelled');
-          resolve({ content: [{ type: 'text', text: 'cancelled' }] });
-        });
+  const s = new McpServer({ name: 'own-upstream', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, logging: {} } });
+  s.registerTool('echo', { inputSchema: z.object({ say: z.string() }) }, ({ say }) => ({ content: [{ type: 'text', text: `echo ${say}` }] }));
+  s.registerTool('ask', { inputSchema: z.object({}) }, async (_a, ctx) => {
+    try {
+      const r = (await ctx.mcpReq.send({ method: 'elicitation/create', params: { message: 'Go on?', requestedSchema: { type: 'object', properties: { go: { type: 'boolean' } } } } })) as { content?: { go?: boolean } };
+      return { content: [{ type: 'text', text: `go=${r.content?.go}` }] };
+    } catch (e) {
+      seen.push(`ask failed: ${(e as Error).message}`);
+      return { content: [{ type: 'text', text: `ask failed: ${(e as Error).message}` }], isError: true };
+    }
+  });
+  s.registerTool('wait', { inputSchema: z.object({}) }, (_a, ctx) => {
+    seen.push('wait started');
+    return new Promise((resolve) => {
+      ctx.mcpReq.signal.addEventListener('abort', () => {
+        seen.push('wait cancelled');
+        resolve({ content: [{ type: 'text', text: 'cancelled' }] });
       });
     });
-    s.registerTool('log', { inputSchema: z.object({}) }, async (_a, ctx) => {
-      await ctx.mcpReq.log('info', 'logged by the upstream');
-      return { content: [{ type: 'text', text: 'logged' }] };
-    });
-    s.registerTool('add_tool', { inputSchema: z.object({}) }, () => {
-      // On a 2025 session the SDK announces this with notifications/tools/list_changed.
-      s.registerTool(`added_${seen.length}`, { inputSchema: z.object({}) }, () => ({ content: [] }));
-      seen.push('added');
-      return { content: [{ type: 'text', text: 'added' }] };
-    });
-    return s;
+  });
+  s.registerTool('log', { inputSchema: z.object({}) }, async (_a, ctx) => {
+    await ctx.mcpReq.log('info', 'logged by the upstream');
+    return { content: [{ type: 'text', text: 'logged' }] };
+  });
+  s.registerTool('add_tool', { inputSchema: z.object({}) }, () => {
+    // On a 2025 session the SDK announces this with notifications/tools/list_changed.
+    s.registerTool(`added_${seen.length}`, { inputSchema: z.object({}) }, () => ({ content: [] }));
+    seen.push('added');
+    return { content: [{ type: 'text', text: 'added' }] };
+  });
+  return s;
 }
 
 const ENVELOPE = {
