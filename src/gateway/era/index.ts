@@ -51,7 +51,14 @@
  * retrying the upstream call with `inputResponses` + `requestState` (up to `maxRounds`).
  *
  * Cancellation: `notifications/cancelled` is re-addressed to the call's current upstream id; over a
- * per-request-stream upstream (2026 HTTP) the call's stream is aborted instead.
+ * per-request-stream upstream (2026 HTTP) the call's stream is aborted instead. Towards a 2025 upstream, a
+ * `requestSignal` passed to `send()` with a 2026 request (its HTTP stream closed) cancels the call as well.
+ *
+ * Limits: pushes are attributed only while exactly one tools/call, prompts/get or resources/read is open on
+ * the adapter, so a shared adapter under concurrent calls refuses pushes; held calls do not survive the
+ * process or reach another replica; a 2025 client's resources/subscribe has no 2026 counterpart and is
+ * forwarded as is (the upstream refuses it); `probeUpstreamEra` opens up to two throwaway connections (two
+ * child processes for a stdio upstream).
  */
 import type { Transport } from '@modelcontextprotocol/server';
 import { LegacyOverModern } from './legacy-over-modern.js';
