@@ -180,6 +180,9 @@ test('era adapters against real SDK clients and upstreams', { timeout: 120_000 }
           await through(adaptUpstream(up.transport, { upstreamEra: upEra, downstreamEra: down }), c);
           try {
             assert.equal(c.getNegotiatedProtocolVersion(), down === 'modern' ? '2026-07-28' : '2025-11-25');
+            // What the client learnt at connect (initialize or server/discover) is the upstream's, whichever era asked.
+            assert.equal(c.getServerVersion()?.name, 'egress-triage-conformance-fixture');
+            assert.ok(c.getServerCapabilities()?.tools, 'the upstream tools capability is advertised');
             const tools = await c.listTools();
             assert.ok(tools.tools.some((tool) => tool.name === 'test_simple_text'), 'the fixture tools are listed');
             const r = await c.callTool({ name: 'test_simple_text', arguments: {} });
