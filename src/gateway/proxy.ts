@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { getPath, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
 
 // The client that asked for a held call is the client that answers an elicitation: an agent whose
@@ -19,14 +18,14 @@ tools:
 `,
   );
   const asked: string[] = [];
-  const g = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: {} } });
-  g.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+  const g = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: { form: {} } } });
+  g.client.setRequestHandler('elicitation/create', async (req) => {
     asked.push(req.params.message);
     return { action: 'accept', content: { approve: true } };
   });
   try {
     // Not opted in: the self-answering client is never asked; the call waits for a human outside it.
-    const held = g.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 60_000 });
+    const held = g.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 60_000 });
     const row = await waitFor(async () => {
       const r = await cli(['approvals', 'list', '--db', t.db, '--json']);
       return (JSON.parse(r.stdout) as { id: string; tool: string }[]).find((x) => x.tool === 'write_thing');

@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client } from '@modelcontextprotocol/client';
+import { InMemoryTransport, McpServer } from '@modelcontextprotocol/server';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
 import { PolicyHolder } from '../../src/policy/holder.js';
 import { SqlitePolicyState } from '../../src/storage/sqlite/policy-state.js';
@@ -33,14 +31,14 @@ tools:
 `,
   );
   const hooks: { release?: () => void } = {};
-  const server = makeServer(hooks);
+  let server: McpServer | undefined;
   const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
   // Time comes from an injected clock: the test moves it instead of sleeping.
   let now = Date.now();
   const holder = new PolicyHolder(policy, undefined, new SlidingWindowLimiter(() => now));
   const state = new SqlitePolicyState({ dbPath: t.db, clock: () => now });
   const runtime = { holder, state, close: () => (holder.close(), state.close()) };
-  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'tester', runtime });
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, serverFactory: () => (server = makeServer(hooks)), clientTransport: serverFacing, identity: 'tester', runtime });
   const client = new Client({ name: 'c', version: '1' });
   await client.connect(clientSide);
   try {
@@ -61,10 +59,10 @@ tools:
     assert.equal(text(await client.callTool({ name: 'tick', arguments: {} })), 'tock');
     const limiter = gw.runtime.holder.limiter;
     const key = 'tools.hang.rate_limit\u0000g';
-    const p = client.callTool({ name: 'hang', arguments: {} }, CallToolResultSchema, { timeout: 10_000 });
+    const p = client.callTool({ name: 'hang', arguments: {} }, { timeout: 10_000 });
     await waitFor(() => (hooks.release ? true : undefined)); // the call reached the server
     assert.equal(await limiter.used(key, 60_000), 1);
-    await server.close(); // the upstream goes away with the call in flight
+    await server!.close(); // the upstream goes away with the call in flight
     await assert.rejects(p, /upstream closed or crashed.*counts against its rate limit/);
     assert.equal(await limiter.used(key, 60_000), 1, 'the server had the call: a crash does not give the quota back');
   } finally {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { Client } from '@modelcontextprotocol/client';
+import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
 import { openStore, resolveStoreLocation } from '../../src/storage/open-store.js';
 import { createEgressTriageServer } from '../../src/mcp/server.js';
@@ -24,9 +24,8 @@ tools:
       - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "Tenant-wide rules need a human in the dashboard" }
 `,
   );
-  const server = createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' });
   const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
-  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'agent-1' });
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, serverFactory: () => createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' }), clientTransport: serverFacing, identity: 'agent-1' });
   const client = new Client({ name: 'own', version: '1' });
   await client.connect(clientSide);
   try {
