@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, FIXTURE, cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
+import { CLI, ERAS, FIXTURE, REVISION, cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
 
 const DENIED = /^\[POLICY DENIED\] /;
 
-test('stdio gateway: deny, hide on paged tools/list, rate limit with retry time, conditions, audit without argument values', async () => {
+for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): deny, hide on paged tools/list, rate limit with retry time, conditions, audit without argument values`, async () => {
   const t = tmpDir();
   const policy = t.file(
     'p.yaml',
@@ -24,8 +24,9 @@ tools:
       - { path: args.a, op: gt, value: 100, action: deny, reason: "too big" }
 `,
   );
-  const { client, transport } = await stdioGatewayClient(policy, t.db);
+  const { client, transport } = await stdioGatewayClient(policy, t.db, { era });
   try {
+    assert.equal(client.getNegotiatedProtocolVersion(), REVISION[era]);
     // Paged listing through the gateway (the client walks the fixture's pages of 10): hidden tools vanish
     // from every page, the rest are untouched.
     const names = (await client.listTools()).tools.map((x) => x.name);
@@ -292,19 +293,26 @@ function row4Id(all: { id: string; status: string; tool?: string }[], tool: stri
   return (all as { id: string; tool: string }[]).find((x) => x.tool === tool)?.id;
 }
 
-test('stdio gateway: hot reload applies a good file, keeps the old one on a bad file, and notifies list_changed', async () => {
+for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): hot reload applies a good file, keeps the old one on a bad file, and notifies list_changed`, async () => {
   const t = tmpDir();
   const policyPath = t.file('p.yaml', 'version: 1\ndefault: allow\n');
   const write = (s: string) => t.file('p.yaml', s);
   let changed = 0;
-  const g = await stdioGatewayClient(policyPath, t.db);
-  g.client.setNotificationHandler('notifications/tools/list_changed', () => void changed++);
+  const subscriptionIds: unknown[] = [];
+  const g = await stdioGatewayClient(policyPath, t.db, { era });
+  g.client.setNotificationHandler('notifications/tools/list_changed', (n) => {
+    changed++;
+    subscriptionIds.push(n.params?._meta?.['io.modelcontextprotocol/subscriptionId']);
+  });
+  // 2026-07-28 delivers change notifications only on a listen stream the client opened for them.
+  const sub = era === 'modern' ? await g.client.listen({ toolsListChanged: true }) : undefined;
   try {
+    if (sub) assert.deepEqual(sub.honoredFilter, { toolsListChanged: true });
     assert.equal(text(await g.client.callTool({ name: 'echo', arguments: { text: 'a' } })), 'a');
     write('version: 1\ndefault: allow\nhide: [echo]\n');
     await waitFor(() => changed === 1 || undefined, 8000);
     assert.match(text(await g.client.callTool({ name: 'echo', arguments: { text: 'b' } })), DENIED);
-    assert.ok(!(await g.client.listTools()).tools.some((x) => x.name === 'echo'));
+    assert.ok(!(await g.client.listTools({ cursor: '0' })).tools.some((x) => x.name === 'echo'));
 
     write('version: 1\ndefault: allow\nhide: [echo\n'); // broken YAML
     await waitFor(() => g.stderr().includes('reload rejected') || undefined, 8000);
@@ -314,8 +322,12 @@ test('stdio gateway: hot reload applies a good file, keeps the old one on a bad 
     write('version: 1\ndefault: allow\ntools:\n  echo: { action: deny, reason: "now denied by rule" }\n');
     await waitFor(() => changed === 2 || undefined, 8000);
     assert.equal(text(await g.client.callTool({ name: 'echo', arguments: { text: 'd' } })), '[POLICY DENIED] now denied by rule');
-    assert.ok((await g.client.listTools()).tools.some((x) => x.name === 'echo'), 'unhidden again, same session');
+    assert.ok((await g.client.listTools({ cursor: '0' })).tools.some((x) => x.name === 'echo'), 'unhidden again, same session');
+    // Unsolicited on 2025-11-25; on 2026-07-28 stamped with the listen stream's subscription id.
+    assert.equal(subscriptionIds.length, 2);
+    for (const sid of subscriptionIds) assert.equal(sid === undefined, era === 'legacy', JSON.stringify(subscriptionIds));
   } finally {
+    await sub?.close();
     await g.client.close();
   }
   t.cleanup();
