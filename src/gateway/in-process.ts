@@ -15,6 +15,8 @@
  *     stateUrl?: string;                  // redis://host:port[/db]: counters and approvals shared by replicas
  *     runtime?: PolicyRuntime;            // share one loaded policy/state across many HTTP sessions
  *     relateDownstream?: boolean;         // true for Streamable HTTP client transports (default: auto)
+ *     modernSession?: ProxyOptions['modernSession'];  // "session" scope key of 2026-07-28 requests
+ *     upstreamName?: string;              // written into every audit record
  *   }): Promise<{ proxy: PolicyProxy; runtime: PolicyRuntime; close(): Promise<void> }>
  *
  * The server is served on one end of an InMemoryTransport pair and the policy proxy sits between
@@ -24,7 +26,7 @@
 import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
-import { PolicyProxy } from './proxy.js';
+import { PolicyProxy, type ProxyOptions } from './proxy.js';
 import { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
@@ -39,6 +41,8 @@ export interface InProcessGatewayOptions {
   stateUrl?: string;
   runtime?: PolicyRuntime;
   relateDownstream?: boolean;
+  modernSession?: ProxyOptions['modernSession'];
+  upstreamName?: string;
 }
 
 export interface InProcessGateway {
@@ -68,6 +72,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     state: runtime.state,
     session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
     identity: opts.identity ?? 'local',
+    modernSession: opts.modernSession,
+    upstreamName: opts.upstreamName,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
