@@ -15,7 +15,9 @@ import type {
   UpstreamOutcome,
 } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
-import { claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_REVISION, SUBSCRIPTION_ID_KEY, type Era } from './methods.js';
+import {
+  claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
+} from './methods.js';
 import { APPROVAL_INPUT_KEY, approvalAnswer, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
 
@@ -139,6 +141,10 @@ export class PolicyProxy {
   private readonly listens = new Map<Id, boolean>();
   /** 2026-07-28 calls whose session key and requestState are being resolved (before the policy). */
   private readonly preparing = new Map<Id, { cancelled: boolean }>();
+  /** Requests forwarded only because the policy's `forward:` names their method: audited on their answer. */
+  private readonly policyForwards = new Map<Id, { t0: number; method: string; args: Record<string, unknown>; policyHash: string }>();
+  /** passMethods plus the policy's `forward:` list, rebuilt when a reload brings another engine. */
+  private extra?: { engine: object; set: ReadonlySet<string> };
   private readonly onReload = (ev: ReloadEvent) => {
     if (!ev.hiddenChanged) return;
     if (this.era === 'modern') {
@@ -193,7 +199,9 @@ export class PolicyProxy {
       this.era ??= claim;
       era = claim;
     }
-    const c = classifyInbound(m, this.passMethods, era);
+    const engine = this.o.holder.current.engine;
+    if (this.extra?.engine !== engine) this.extra = { engine, set: engine.forwards.size ? new Set([...this.passMethods, ...engine.forwards]) : this.passMethods };
+    const c = classifyInbound(m, this.extra.set, era);
     switch (c.kind) {
       case 'refuse':
         return this.refuse(m, c.reply, c.code, c.message, c.method);
@@ -210,6 +218,10 @@ export class PolicyProxy {
           return this.handleCall(m, { era, caps: this.clientCaps, session: this.o.session() });
         }
         if (c.method === 'tools/list') this.listIds.add(c.id);
+        if (engine.forwards.has(c.method) && !this.passMethods.has(c.method) && !(era === 'modern' ? MODERN_PASS_REQUESTS : PASS_REQUESTS).has(c.method)) {
+          const { _meta: _m, ...args } = isObj(m.params) ? m.params : {};
+          this.policyForwards.set(c.id, { t0: performance.now(), method: c.method, args, policyHash: this.o.holder.current.hash });
+        }
         if (c.method === 'subscriptions/listen') {
           const p = isObj(m.params) ? m.params : {};
           this.listens.set(c.id, isObj(p.notifications) && p.notifications.toolsListChanged === true);
@@ -663,6 +675,16 @@ export class PolicyProxy {
       if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
       this.openRequests.delete(id);
       this.listens.delete(id); // the upstream ended a listen stream
+      const fwd = this.policyForwards.get(id);
+      if (fwd) {
+        this.policyForwards.delete(id);
+        const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
+        this.audit({
+          tool: `method:${fwd.method}`, args: fwd.args, argsHash: safeHash(this.o.state.hashKey, fwd.args), decision: 'allow', rule: 'forward',
+          reason: m.error !== undefined ? `upstream error ${code ?? '(no code)'}` : undefined, t0: fwd.t0,
+          upstream: m.error !== undefined ? 'rpc_error' : 'ok', policyHash: fwd.policyHash, auditArgs: 'hash',
+        });
+      }
       if (this.listIds.delete(id) && isObj(m.result) && Array.isArray(m.result.tools)) {
         const engine = this.o.holder.current.engine;
         const tools = m.result.tools as { name?: unknown }[];
