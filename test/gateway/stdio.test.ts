@@ -131,7 +131,7 @@ test('stdio gateway, raw protocol: batches get -32600, bad tools/call params are
   }
 });
 
-test('stdio gateway: concurrency, no over-admission; quota kept after an upstream error, a timeout and a cancellation; crash', async () => {
+for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): concurrency, no over-admission; quota kept after an upstream error, a timeout and a cancellation; crash`, async () => {
   const t = tmpDir();
   const policy = t.file(
     'p.yaml',
@@ -143,7 +143,7 @@ tools:
   slow: { rate_limit: { max: 1, window: 60 } }
 `,
   );
-  const { client } = await stdioGatewayClient(policy, t.db);
+  const { client } = await stdioGatewayClient(policy, t.db, { era });
   try {
     // A slow call does not hold up a fast one behind it: the slow one is answered only after the fast one.
     const order: string[] = [];
@@ -164,7 +164,7 @@ tools:
     await client.close();
   }
   // slow (max 1) was used above: a fresh gateway for each of timeout and cancellation.
-  const c2 = await stdioGatewayClient(policy, t.db);
+  const c2 = await stdioGatewayClient(policy, t.db, { era });
   try {
     // Timeout: gateway answers -32001 after call_timeout and cancels upstream; the upstream had the call,
     // so the slot stays used.
@@ -173,7 +173,7 @@ tools:
   } finally {
     await c2.client.close().catch(() => undefined);
   }
-  const c3 = await stdioGatewayClient(policy, t.db);
+  const c3 = await stdioGatewayClient(policy, t.db, { era });
   try {
     // Cancellation after forwarding keeps the slot too.
     const ac = new AbortController();
