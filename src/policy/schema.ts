@@ -18,6 +18,25 @@ export const OPS = ['eq', 'neq', 'in', 'not_in', 'lt', 'lte', 'gt', 'gte', 'rege
  */
 export const SCOPES = ['session', 'client', 'global', 'upstream'] as const;
 
+/**
+ * MCP methods a policy may forward besides the default allow-list (`forward:`). Each can make the
+ * upstream hand out data or act without a tool call, so none passes unless the policy names it;
+ * every forwarded request is audited under its method. tools/call is never on this list: the policy
+ * always decides it.
+ */
+export const FORWARDABLE_METHODS = [
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+] as const;
+
 export type Action = (typeof ACTIONS)[number];
 export type Op = (typeof OPS)[number];
 export type Scope = (typeof SCOPES)[number];
@@ -146,6 +165,12 @@ export const policyFileSchema = z.strictObject({
       /** Seconds a handle stays live after its last call; never shorter than a session-scoped window. */
       handle_ttl: seconds.optional(),
     })
+    .optional(),
+  /** Extra MCP methods forwarded to the upstream (each audited); see FORWARDABLE_METHODS. */
+  forward: z
+    .array(z.string().refine((m): m is (typeof FORWARDABLE_METHODS)[number] => (FORWARDABLE_METHODS as readonly string[]).includes(m), {
+      message: `not a method the gateway can forward; one of: ${FORWARDABLE_METHODS.join(', ')} (tools/call is always decided by the policy)`,
+    }))
     .optional(),
   audit: z
     .strictObject({
