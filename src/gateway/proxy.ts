@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { getPath, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
+import { limitScopeKey } from '../policy/limit-scope.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
 import type {
   ApprovalOutcome,
@@ -375,7 +376,7 @@ export class PolicyProxy {
           }
           cost = v;
         }
-        const scopeKey = l.scope === 'global' ? 'g' : l.scope === 'client' ? `c:${this.o.identity}` : `s:${ctx.session}`;
+        const scopeKey = limitScopeKey(l.scope, { session: ctx.session, identity: this.o.identity, upstreamName: this.o.upstreamName });
         reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });
       }
       const call = this.newCall(m, ctx, name, args, argsHash, decision, loaded.hash, t0);

@@ -134,3 +134,38 @@ test('in-process mode (2026-07-28): "session" limits use the modernSession key; 
   assert.ok(file.length === 8 && file.every((r) => r.upstreamName === 'inproc-upstream'), 'every record names the upstream');
   t.cleanup();
 });
+
+// `scope: upstream` counts every call to one registered upstream, whichever session or identity makes
+// it, and nothing of another upstream's, even when both upstreams share the policy file and its counters.
+test('in-process mode: "upstream" limits are keyed by the upstream name, across sessions, apart from other upstreams', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ntools:\n  tick: { rate_limit: { max: 1, window: 600, scope: upstream } }\n');
+  const now = Date.now();
+  const holder = new PolicyHolder(policy, undefined, new SlidingWindowLimiter(() => now));
+  const state = new SqlitePolicyState({ dbPath: t.db, clock: () => now });
+  const runtime = { holder, state, close: () => undefined };
+  const open = async (upstreamName: string, identity: string, sessionId: string) => {
+    const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
+    const gw = await createPolicyGatewayForServer({
+      policyPath: policy, dbPath: t.db, serverFactory: () => makeServer({}), clientTransport: serverFacing, identity, sessionId, upstreamName, runtime,
+    });
+    const client = newClient('legacy', {}, 'c');
+    await client.connect(clientSide);
+    return { gw, client, tick: async () => text(await client.callTool({ name: 'tick', arguments: {} })) };
+  };
+  const sessions = [await open('alpha', 'agent-1', 's1'), await open('alpha', 'agent-2', 's2'), await open('beta', 'agent-1', 's3')];
+  try {
+    assert.equal(await sessions[0]!.tick(), 'tock');
+    assert.match(await sessions[1]!.tick(), /^\[POLICY DENIED\] rate limit exceeded .*scope upstream/, 'another session and identity on the same upstream share its count');
+    assert.equal(await sessions[2]!.tick(), 'tock', 'another upstream has its own count');
+    assert.match(await sessions[2]!.tick(), /^\[POLICY DENIED\] rate limit exceeded/);
+  } finally {
+    for (const s of sessions) {
+      await s.client.close().catch(() => undefined);
+      await s.gw.close();
+    }
+    holder.close();
+    state.close();
+  }
+  t.cleanup();
+});
