@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { PolicyProxy, type ProxyOptions } from './proxy.js';
-import { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
+import { createPolicyRuntime, modernSessionFor, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
   policyPath: string;
@@ -72,7 +72,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     state: runtime.state,
     session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
     identity: opts.identity ?? 'local',
-    modernSession: opts.modernSession,
+    // Without a resolver of its own, a 2026-07-28 session is the identity plus the request's session handle, capped.
+    modernSession: opts.modernSession ?? modernSessionFor(runtime, opts.identity ?? 'local'),
     upstreamName: opts.upstreamName,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],

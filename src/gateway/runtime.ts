@@ -2,6 +2,7 @@ import { basename, resolve } from 'node:path';
 import { PolicyHolder } from '../policy/holder.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../policy/load.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
+import { createModernSessionResolver, modernSessionSettings, type ModernSessionResolver } from '../policy/session-identity.js';
 import { openPolicyState } from '../storage/open-store.js';
 
 export interface RuntimeOptions {
@@ -95,4 +96,13 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
       void state.close();
     },
   };
+}
+
+/**
+ * The "session" scope key of 2026-07-28 requests for one authenticated identity: the identity plus the
+ * request's session handle, at most the policy's `sessions.max_handles` live ones (docs/policy.md). The
+ * settings are read per call, so a policy reload applies to the next call.
+ */
+export function modernSessionFor(runtime: Pick<PolicyRuntime, 'holder' | 'state'>, identity: string): ModernSessionResolver {
+  return createModernSessionResolver({ identity, state: runtime.state, settings: () => modernSessionSettings(runtime.holder.current.engine.file) });
 }

@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { LineStdioServerTransport } from './stdio-transport.js';
 import { StdioUpstreamTransport } from './stdio-upstream.js';
 import { PolicyProxy } from './proxy.js';
-import { createPolicyRuntime } from './runtime.js';
+import { createPolicyRuntime, modernSessionFor } from './runtime.js';
 
 export interface StdioGatewayOptions {
   policyPath: string;
@@ -72,6 +72,7 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
       state: runtime.state,
       session: () => session,
       identity: identity!,
+      modernSession: modernSessionFor(runtime, identity!),
       log: (l) => process.stderr.write(`egress-triage gateway: ${l}\n`),
       onClose: () => {
         for (const sig of SIGNALS) process.off(sig, onSignal);

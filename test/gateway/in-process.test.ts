@@ -80,7 +80,7 @@ tools:
 // derives from each request's _meta (the identity when there is none), and a refusal denies the call.
 test('in-process mode (2026-07-28): "session" limits use the modernSession key; a refused session is a denial; 2025 keeps its session', async () => {
   const t = tmpDir();
-  const policy = t.file('p.yaml', 'version: 1\ntools:\n  tick: { rate_limit: { max: 1, window: 600, scope: session } }\n');
+  const policy = t.file('p.yaml', 'version: 1\nsessions: { max_handles: 2 }\ntools:\n  tick: { rate_limit: { max: 1, window: 600, scope: session } }\n');
   const run = async (era: Era, resolver?: (meta: Record<string, unknown> | undefined) => Promise<{ ok: true; key: string } | { ok: false; reason: string }>) => {
     const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
     const gw = await createPolicyGatewayForServer({
@@ -107,11 +107,15 @@ test('in-process mode (2026-07-28): "session" limits use the modernSession key; 
     await a.client.close().catch(() => undefined);
     await a.gw.close();
   }
-  // Without a resolver the key is the identity: handles do not open new sessions.
+  // Without a resolver of its own, the gateway uses the policy's session handles: identity plus handle,
+  // at most sessions.max_handles live ones, and no handle is the identity's own session.
   const b = await run('modern');
   try {
     assert.equal(await b.tick('C'), 'tock');
-    assert.match(await b.tick('D'), /^\[POLICY DENIED\] rate limit exceeded/);
+    assert.match(await b.tick('C'), /^\[POLICY DENIED\] rate limit exceeded/);
+    assert.equal(await b.tick('D'), 'tock');
+    assert.match(await b.tick('E'), /^\[POLICY DENIED\] session identity refused: .*2/, 'a third live handle is over the cap');
+    assert.equal(await b.tick(), 'tock', 'no handle: the identity itself');
   } finally {
     await b.client.close().catch(() => undefined);
     await b.gw.close();
@@ -127,11 +131,12 @@ test('in-process mode (2026-07-28): "session" limits use the modernSession key; 
   }
   const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(audit.map((r) => `${String(r.session)}:${String(r.decision)}`), [
-    'agent-7/A:allow', 'agent-7/A:rate_limited', 'agent-7/B:allow', 'agent-7:deny', 'agent-7:allow', 'agent-7:rate_limited',
+    'agent-7/A:allow', 'agent-7/A:rate_limited', 'agent-7/B:allow', 'agent-7:deny',
+    '["agent-7","C"]:allow', '["agent-7","C"]:rate_limited', '["agent-7","D"]:allow', 'agent-7:deny', '["agent-7"]:allow',
     'legacy-session:allow', 'legacy-session:rate_limited',
   ]);
   const file = readFileSync(join(t.dir, 'policy-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.ok(file.length === 8 && file.every((r) => r.upstreamName === 'inproc-upstream'), 'every record names the upstream');
+  assert.ok(file.length === 11 && file.every((r) => r.upstreamName === 'inproc-upstream'), 'every record names the upstream');
   t.cleanup();
 });
 
