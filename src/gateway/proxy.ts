@@ -40,6 +40,7 @@ import { quotaComesBack } from './quota.js';
  */
 
 type Id = string | number;
+type ModernSession = { ok: true; key: string } | { ok: false; reason: string };
 type Msg = Record<string, unknown> & { jsonrpc?: string; id?: Id | null; method?: string; params?: unknown };
 
 export const DENIED_PREFIX = '[POLICY DENIED]';
@@ -58,7 +59,7 @@ export interface ProxyOptions {
    * The "session" scope key of a 2026-07-28 request, from its `_meta`. Absent: the authenticated
    * identity. `{ ok: false }` denies the call (audited, fail closed).
    */
-  modernSession?: (meta: Record<string, unknown> | undefined) => Promise<{ ok: true; key: string } | { ok: false; reason: string }>;
+  modernSession?: (meta: Record<string, unknown> | undefined) => ModernSession | Promise<ModernSession>;
   /** Written into every audit record as `upstreamName` (multi-upstream gateway). */
   upstreamName?: string;
   /** Rate-limit "client" scope key: the authenticated identity. */
@@ -295,35 +296,59 @@ export class PolicyProxy {
    */
   private prepareModern(m: Msg, id: Id): void {
     const t0 = performance.now();
-    const slot = { cancelled: false };
-    this.preparing.set(id, slot);
     const meta = metaOf(m);
     const p = isObj(m.params) ? m.params : {};
     const caps = isObj(meta?.[CLIENT_CAPABILITIES_KEY]) ? (meta[CLIENT_CAPABILITIES_KEY] as Record<string, unknown>) : {};
+    const name = typeof p.name === 'string' ? p.name : '<invalid>';
+    const args = isObj(p.arguments) ? p.arguments : {};
+    const decide = (r: ModernSession | Error, gw: GatewayState | undefined, stateRefused: boolean) => {
+      const bad = r instanceof Error
+        ? { rule: 'session', reason: `session identity error: ${r.message}` }
+        : !r.ok
+          ? { rule: 'session', reason: `session identity refused: ${r.reason}` }
+          : stateRefused
+            ? { rule: 'request_state', reason: 'requestState refused: forged, altered, expired or not issued by this gateway' }
+            : undefined;
+      const ctx: CallCtx = { era: 'modern', caps, session: !(r instanceof Error) && r.ok ? r.key : this.o.identity, gw };
+      if (bad) return this.deny(m, t0, name, args, bad.rule, 'deny', bad.reason, this.o.holder.current.hash, undefined, undefined, ctx);
+      this.handleCall(m, ctx, t0);
+    };
+    let first: ModernSession | Promise<ModernSession>;
+    try {
+      first = this.o.modernSession ? this.o.modernSession(meta) : { ok: true, key: this.o.identity };
+    } catch (e) {
+      return decide(e as Error, undefined, false);
+    }
+    // The common case (no session handle, no requestState) needs no I/O: decided now, like a 2025-11-25 call.
+    if (!(first instanceof Promise) && p.requestState === undefined) return decide(first, undefined, false);
+    // Otherwise the session key and our requestState are resolved asynchronously; the id stays taken
+    // meanwhile, and a cancellation ends the call there (audited, never forwarded).
+    const slot = { cancelled: false };
+    this.preparing.set(id, slot);
     void (async () => {
-      let session = this.o.identity;
-      let bad: { rule: string; reason: string } | undefined;
+      let r: ModernSession | Error;
       try {
-        const r = this.o.modernSession ? await this.o.modernSession(meta) : { ok: true as const, key: this.o.identity };
-        if (r.ok) session = r.key;
-        else bad = { rule: 'session', reason: `session identity refused: ${r.reason}` };
+        r = await first;
       } catch (e) {
-        bad = { rule: 'session', reason: `session identity error: ${(e as Error).message}` };
+        r = e as Error;
       }
       let gw: GatewayState | undefined;
-      if (!bad && p.requestState !== undefined) {
+      let stateRefused = false;
+      if (!(r instanceof Error) && r.ok && p.requestState !== undefined) {
         gw = await openState(p.requestState);
-        if (!gw) bad = { rule: 'request_state', reason: 'requestState refused: forged, altered, expired or not issued by this gateway' };
+        stateRefused = !gw;
       }
       this.preparing.delete(id);
-      if (slot.cancelled || this.closed) return;
-      const ctx: CallCtx = { era: 'modern', caps, session, gw };
-      if (bad) {
-        const name = typeof p.name === 'string' ? p.name : '<invalid>';
-        const args = isObj(p.arguments) ? p.arguments : {};
-        return this.deny(m, t0, name, args, bad.rule, 'deny', bad.reason, this.o.holder.current.hash, undefined, undefined, ctx);
+      if (this.closed) return;
+      if (slot.cancelled) {
+        this.audit({
+          tool: name, args, argsHash: safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'cancelled',
+          reason: 'cancelled by the client before the policy decided', t0, upstream: 'not_forwarded',
+          policyHash: this.o.holder.current.hash, auditArgs: 'hash', session: !(r instanceof Error) && r.ok ? r.key : undefined,
+        });
+        return;
       }
-      this.handleCall(m, ctx, t0);
+      decide(r, gw, stateRefused);
     })();
   }
 

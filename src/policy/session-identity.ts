@@ -42,7 +42,8 @@ export interface ModernSessionSettings {
 }
 
 export type ModernSessionResult = { ok: true; key: string } | { ok: false; reason: string };
-export type ModernSessionResolver = (meta: Record<string, unknown> | undefined) => Promise<ModernSessionResult>;
+/** Synchronous when no state is needed (no handle, or a malformed one); a Promise when a handle is registered. */
+export type ModernSessionResolver = (meta: Record<string, unknown> | undefined) => ModernSessionResult | Promise<ModernSessionResult>;
 
 export type HandleParse = { ok: true; handle?: string } | { ok: false; reason: string };
 
@@ -101,18 +102,24 @@ export function createModernSessionResolver(o: {
   settings: ModernSessionSettings | (() => ModernSessionSettings);
   now?: () => number;
 }): ModernSessionResolver {
-  return async (meta) => {
-    const parsed = parseSessionHandle(meta);
-    if (!parsed.ok) return parsed;
-    if (parsed.handle === undefined) return { ok: true, key: sessionKey(o.identity) };
+  const touch = async (handle: string): Promise<ModernSessionResult> => {
     const s = typeof o.settings === 'function' ? o.settings() : o.settings;
     let r: HandleResult;
     try {
-      r = await o.state.sessionHandles.touch(o.identity, parsed.handle, { maxLive: s.maxHandles, ttlMs: s.handleTtlMs }, o.now?.());
+      r = await o.state.sessionHandles.touch(o.identity, handle, { maxLive: s.maxHandles, ttlMs: s.handleTtlMs }, o.now?.());
     } catch (e) {
       return { ok: false, reason: `policy state error: ${(e as Error).message}` };
     }
     if (!r.ok) return { ok: false, reason: overCapReason(o.identity, s, r) };
-    return { ok: true, key: sessionKey(o.identity, parsed.handle) };
+    return { ok: true, key: sessionKey(o.identity, handle) };
+  };
+  // Without a handle (or with a malformed one) the answer needs no state, so it is given synchronously: the
+  // proxy then decides the call in the same turn as a 2025-11-25 call, and a cancellation that follows it
+  // finds the call decided, exactly as on 2025-11-25.
+  return (meta) => {
+    const parsed = parseSessionHandle(meta);
+    if (!parsed.ok) return parsed;
+    if (parsed.handle === undefined) return { ok: true, key: sessionKey(o.identity) };
+    return touch(parsed.handle);
   };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ERAS, REVISION, call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, enveloped, resultText, startGateway } from './stdio-helpers.js';
 
 const cancel = (requestId: unknown) => ({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'changed my mind' } });
 
@@ -100,6 +100,33 @@ tools:
     g.send(call('t2', 'slow', { ms: 1 }));
     assert.match(resultText(await g.reply('t2')), /^\[POLICY DENIED\] rate limit/);
     assert.equal(g.upstreamCalls().length, 1);
+  } finally {
+    await g.close();
+  }
+});
+
+// A 2026-07-28 call with a session handle is decided only after the handle is registered (state I/O); a
+// cancellation that arrives meanwhile ends it there: never forwarded, its quota never taken, and audited.
+test('stdio cancellation (2026-07-28): while the session handle is being registered, the call ends unforwarded and audited', async () => {
+  const g = await startGateway(`version: 1
+tools:
+  slow: { rate_limit: { max: 1, window: 600 } }
+`, { era: 'modern' });
+  try {
+    await g.init();
+    const withHandle = (id: string) => enveloped({ ...call(id, 'slow', { ms: 1 }), params: { name: 'slow', arguments: { ms: 1 }, _meta: { 'egress-triage/session': 'h1' } } });
+    // One write: both lines reach the gateway in the same read, so the cancellation lands while the handle is registered.
+    await g.raw(`${JSON.stringify(withHandle('early'))}\n${JSON.stringify(cancel('early'))}\n`);
+    await g.barrier();
+    assert.equal(g.upstreamCalls().length, 0, 'the cancelled call never reached the upstream');
+    g.send(withHandle('later'));
+    assert.equal(resultText(await g.reply('later')), 'slept 1', 'its quota was never taken');
+    const recs = g.auditFile().filter((r) => r.tool === 'slow');
+    const key = JSON.stringify([recs[0]?.identity, 'h1']);
+    assert.deepEqual(recs.map((r) => [r.decision, r.rule, r.upstream, r.session]), [
+      ['deny', 'cancelled', 'not_forwarded', key],
+      ['allow', 'default', 'ok', key],
+    ]);
   } finally {
     await g.close();
   }
