@@ -28,6 +28,12 @@ export interface EraSwitchOptions {
   legacyOverModern?: Omit<LegacyOverModernOptions, 'clientInfo' | 'log' | 'discover'>;
   /** Bound on the upstream's answer to the deciding question. Default 30 s. */
   decideTimeoutMs?: number;
+  /**
+   * The revision the upstream is known to speak: no question is asked, the downstream's revision alone picks
+   * pass-through or translation. A wrong value fails closed (the adapter's handshake is refused) or reaches
+   * an upstream that refuses what it cannot read.
+   */
+  upstreamEra?: Era;
   log?: (line: string) => void;
 }
 
@@ -130,6 +136,12 @@ export class EraSwitch implements Transport {
     const era: Era = metaOf(m)?.[PROTOCOL_VERSION_META_KEY] === MODERN ? 'modern' : 'legacy';
     this.timer = setTimeout(() => this.fail(`the upstream did not answer ${this.question?.own ? 'server/discover' : m.method} within ${this.timeoutMs} ms`), this.timeoutMs);
     this.timer.unref?.();
+    if (this.o.upstreamEra) {
+      this.waiting.push(first);
+      if (this.o.upstreamEra === era) return this.settle(this.upstream, era);
+      this.o.log?.(`the upstream is set to speak ${this.o.upstreamEra === 'modern' ? MODERN : '2025-11-25'}: translating`);
+      return this.adapt(this.o.upstreamEra, 'the upstream was set to speak 2025-11-25 but');
+    }
     if (era === 'legacy' && m.method !== 'initialize') {
       // A 2025-11-25 request before initialize: nothing to translate it against; the upstream answers it as before.
       this.waiting.push(first);
@@ -183,6 +195,11 @@ export class EraSwitch implements Transport {
     const upstreamEra: Era = q.era === 'modern' ? 'legacy' : 'modern';
     this.o.log?.(`the upstream refused ${q.own ? 'server/discover' : String(q.first.m.method)} (${JSON.stringify(answer.error)}): it speaks ${upstreamEra === 'modern' ? MODERN : '2025-11-25'}, translating`);
     if (!q.own) this.waiting.unshift(q.first);
+    return this.adapt(upstreamEra, `the upstream refused server/discover (${reason(answer)}) and`);
+  }
+
+  /** Translation from now on; the waiting messages go through the adapter once its handshake is done. */
+  private async adapt(upstreamEra: Era, refusedPrefix: string): Promise<void> {
     const view = startedView(this.upstream);
     const clientInfo = this.o.clientInfo ?? GATEWAY_INFO;
     const adapter: Transport =
@@ -196,7 +213,7 @@ export class EraSwitch implements Transport {
       await adapter.start();
     } catch (e) {
       // A 2025-11-25 handshake refused as well: the upstream speaks neither revision we could tell.
-      return this.fail(`the upstream refused server/discover (${reason(answer)}) and ${(e as Error).message}`);
+      return this.fail(`${refusedPrefix} ${(e as Error).message}`);
     }
     // The downstream's own opening question (first in line) is replayed through the adapter, which answers it in its terms.
     return this.settle(adapter, upstreamEra);
