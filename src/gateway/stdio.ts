@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { LineStdioServerTransport } from './stdio-transport.js';
 import { StdioUpstreamTransport } from './stdio-upstream.js';
+import { EraSwitch, type Era } from './era/index.js';
 import { PolicyProxy } from './proxy.js';
 import { createPolicyRuntime, modernSessionFor } from './runtime.js';
 
@@ -20,6 +21,11 @@ export interface StdioGatewayOptions {
    * agent restarted with the same value pick up approvals filed before a gateway restart.
    */
   sessionId?: string;
+  /**
+   * The revision the child speaks, when known: no question is asked to find out (src/gateway/era/switch.ts).
+   * Default: found out on the first request.
+   */
+  upstreamRevision?: Era;
   /** Largest JSON-RPC message in either direction (src/mcp/message-limit.ts). */
   maxMessageBytes?: number;
   input?: NodeJS.ReadableStream;
@@ -51,13 +57,17 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
       identity = 'local';
     }
   }
-  const upstream = new StdioUpstreamTransport({
+  const child = new StdioUpstreamTransport({
     command: o.command,
     args: o.args,
     // A transparent wrapper: the server sees the environment it would see without us.
     env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string')),
     maxMessageBytes: o.maxMessageBytes,
   });
+  const log = (l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`);
+  // The agent's revision is known from its first message only: the switch then finds out on this one child
+  // whether it speaks the same, and translates if not (src/gateway/era/switch.ts).
+  const upstream = new EraSwitch(child, { log, upstreamEra: o.upstreamRevision });
   const downstream = new LineStdioServerTransport(
     (o.input ?? process.stdin) as import('node:stream').Readable,
     (o.output ?? process.stdout) as import('node:stream').Writable,
@@ -73,7 +83,7 @@ export async function runStdioGateway(o: StdioGatewayOptions): Promise<number> {
       session: () => session,
       identity: identity!,
       modernSession: modernSessionFor(runtime, identity!),
-      log: (l) => process.stderr.write(`egress-triage gateway: ${l}\n`),
+      log,
       onClose: () => {
         for (const sig of SIGNALS) process.off(sig, onSignal);
         // Closing the runtime flushes whatever audit records are still buffered.

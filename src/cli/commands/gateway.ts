@@ -43,6 +43,15 @@ interface GatewayOpts {
   sessionId?: string;
   maxMessageBytes?: string;
   state?: string;
+  upstreamRevision?: string;
+}
+
+/** `--upstream-revision`: the protocol revision the stdio child speaks, or `auto` (found out on the first request). */
+export function parseUpstreamRevision(v: string | undefined): 'legacy' | 'modern' | undefined {
+  if (v === undefined || v === 'auto') return undefined;
+  if (v === '2025-11-25') return 'legacy';
+  if (v === '2026-07-28') return 'modern';
+  throw new UserError(`--upstream-revision "${v}": expected 2025-11-25, 2026-07-28 or auto`);
 }
 
 /** `--state`, checked before anything starts: a bad URL is a usage error (exit 2). */
@@ -80,6 +89,7 @@ export function register(program: Command): void {
     .option('--session-id <id>', 'stdio mode: stable session key, so approvals filed before a restart still bind')
     .option('--state <url>', STATE_OPTION_HELP)
     .option('--max-message-bytes <size>', 'stdio mode: largest JSON-RPC message in either direction, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)')
+    .option('--upstream-revision <rev>', 'stdio mode: the protocol revision the child speaks, 2025-11-25, 2026-07-28 or auto (default auto: found out on the first request, translated when it differs from the agent\'s)')
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       // the store of the policy state: a SQLite path, or a postgres:// URL kept as it is
@@ -89,6 +99,7 @@ export function register(program: Command): void {
       try {
         if (opts.upstream) {
           if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
+          if (opts.upstreamRevision !== undefined) throw new UserError('--upstream-revision is for a stdio upstream ("-- <command>")');
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
           let grants: Grant[] = [];
           if (opts.grants) {
@@ -123,6 +134,7 @@ export function register(program: Command): void {
           return;
         }
         if (command.length === 0) throw new UserError('give an upstream: --upstream URL or "-- <command> [args...]"');
+        const upstreamRevision = parseUpstreamRevision(opts.upstreamRevision);
         let maxMessageBytes: number;
         try {
           maxMessageBytes = resolveMaxMessageBytes(opts.maxMessageBytes);
@@ -139,6 +151,7 @@ export function register(program: Command): void {
           identity: opts.identity,
           sessionId: opts.sessionId,
           maxMessageBytes,
+          upstreamRevision,
         });
         process.exitCode = code;
       } catch (e) {

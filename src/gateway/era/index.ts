@@ -22,6 +22,9 @@
  *   function probeUpstreamEra(connect: () => Transport | Promise<Transport>,
  *                             o: { clientInfo: { name: string; version: string }; timeoutMs?: number }): Promise<EraProbe>;
  *   type EraProbe = { era: 'modern'; discover: Record<string, unknown> } | { era: 'legacy'; initialize: Record<string, unknown> };
+ *   class EraSwitch implements Transport {              // one live upstream, its revision decided on the first message
+ *     constructor(upstream: Transport, o?: EraSwitchOptions); upstreamEra?: Era;
+ *   }
  *
  * `adaptUpstream` returns `upstream` itself when the eras are equal. The returned Transport is started, sent
  * to and closed like the upstream it wraps; `start()` of the modern-over-legacy adapter performs the upstream
@@ -68,6 +71,7 @@ import type { Era, Obj } from './wire.js';
 export { probeUpstreamEra, type EraProbe, type ProbeOptions } from './probe.js';
 export { LegacyOverModern } from './legacy-over-modern.js';
 export { ModernOverLegacy } from './modern-over-legacy.js';
+export { EraSwitch, UNDECIDED_CODE, type EraSwitchOptions } from './switch.js';
 export type { Era } from './wire.js';
 
 export interface AdaptOptions {
