@@ -1,9 +1,8 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
 
 /**
  * The per-call hot path of the HTTP gateway, kept off the SDK's Web-standard adapters.
@@ -43,7 +42,7 @@ export class FastServerTransport implements Transport {
   private readonly pending = new Map<Id, Pending>();
   private userOnClose?: () => void;
 
-  constructor(readonly inner: StreamableHTTPServerTransport) {
+  constructor(readonly inner: NodeStreamableHTTPServerTransport) {
     inner.onclose = () => {
       try {
         this.userOnClose?.();

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet } from './runtime.js';
@@ -42,7 +42,7 @@ export interface HttpGateway {
 }
 
 interface Session {
-  transport: StreamableHTTPServerTransport;
+  transport: NodeStreamableHTTPServerTransport;
   fast: FastServerTransport;
   proxy: PolicyProxy;
   identity: string;
@@ -102,7 +102,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     });
 
   const newSession = async (identity: string, holder: PolicyHolder): Promise<Session> => {
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, s),
     });

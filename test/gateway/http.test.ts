@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
 const TOK = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdefgh', admin: 'admin-token-0123456789abcdef' };
@@ -88,7 +86,7 @@ tools:
     assert.equal(hijack.status, 403);
 
     // Approvals over the HTTP API: only an admin token may decide.
-    const pendingCall = a1.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 30_000 });
+    const pendingCall = a1.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 30_000 });
     const list = await waitFor(async () => {
       const r = await fetch(`${base}/policy/approvals`, { headers: { authorization: `Bearer ${TOK.admin}` } });
       const j = (await r.json()) as { approvals: { id: string; identity: string }[] };
@@ -177,9 +175,9 @@ test('HTTP gateway: answers are plain JSON, and switch to a stream when a call e
 
     // Elicitation in the middle of a call: the policy's approval question and the upstream's own one.
     const seen: string[] = [];
-    const c = await connect(gw.match[1]!, undefined, { elicitation: {} });
+    const c = await connect(gw.match[1]!, undefined, { elicitation: { form: {} } });
     clients.push(c);
-    c.setRequestHandler(ElicitRequestSchema, async (req) => {
+    c.setRequestHandler('elicitation/create', async (req): Promise<{ action: 'accept'; content: Record<string, string | boolean> }> => {
       seen.push(req.params.message);
       if (req.params.message.includes('Policy requires approval')) return { action: 'accept', content: { approve: true } };
       return { action: 'accept', content: { value: 'v7' } };
