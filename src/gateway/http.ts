@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -6,11 +6,12 @@ import type { PolicyHolder } from '../policy/holder.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
-import { indexGrants, type Grant } from '../http/grants.js';
-import { allowedHostNames } from '../http/host-origin.js';
-import { guardRequest, writeRefusal } from '../http/guard.js';
-import { listenDecision, ListenRefusedError } from '../http/listen.js';
+import { hashArgs } from '../policy/canonical.js';
+import type { Grant } from '../http/grants.js';
+import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest } from '../http/mcp-listener.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
+import { chooseUpstreamTransport, EraMismatchError, probeUpstreamEra, RequestResponseTransport, type Era } from './modern-http.js';
+import type { Transport } from '@modelcontextprotocol/server';
 
 export interface HttpGatewayOptions {
   policyPath: string;
@@ -31,6 +32,13 @@ export interface HttpGatewayOptions {
   path?: string;
   log?: (line: string) => void;
   watch?: boolean;
+  /** What the upstream speaks; default: asked once with server/discover at the first 2026-07-28 request. */
+  upstreamEra?: Era;
+  /**
+   * Translates between protocol revisions when the upstream's differs from the client's
+   * (src/gateway/era adaptUpstream). Without it such a request is refused with a clear error.
+   */
+  adaptUpstream?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
 }
 
 export interface HttpGateway {
@@ -50,13 +58,15 @@ interface Session {
 
 const MAX_BODY = 4 * 1024 * 1024;
 
-/** Streamable HTTP in, Streamable HTTP out: one upstream MCP session per downstream session. */
+/**
+ * Streamable HTTP in, Streamable HTTP out, on the HTTP layer shared with `serve`
+ * (src/http/mcp-listener.ts). 2025-11-25: one upstream MCP session per downstream session, policed by
+ * one PolicyProxy. 2026-07-28: each POST is policed by its own PolicyProxy and forwarded statelessly
+ * (src/gateway/modern-http.ts); the `session` rate-limit scope of such a call is the identity.
+ */
 export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGateway> {
   const host = o.host ?? '127.0.0.1';
   const grants = o.grants ?? [];
-  const decision = listenDecision(host, grants.length);
-  if (!decision.ok) throw new ListenRefusedError(decision.message);
-  const guard = { allowedHosts: allowedHostNames(host, o.allowedHosts), grants: indexGrants(grants) };
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   // Load every policy up front (any invalid one refuses to start): one runtime per file, one state DB.
   const runtimes = createPolicyRuntimeSet({
@@ -83,23 +93,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
-  const rpcError = (res: ServerResponse, status: number, code: number, message: string) =>
-    json(res, status, { jsonrpc: '2.0', id: null, error: { code, message } });
-
-  const readBody = (req: IncomingMessage) =>
-    new Promise<string | null>((resolveBody, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BODY) {
-          resolveBody(null);
-          req.destroy();
-        } else chunks.push(c);
-      });
-      req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
-      req.on('error', reject);
-    });
+  const rpcError = (res: ServerResponse, status: number, code: number, message: string, id: string | number | null = null) => writeRpcError(res, status, code, message, id);
+  const readBody = (req: IncomingMessage) => readCappedBody(req, MAX_BODY).catch(() => null);
 
   const newSession = async (identity: string, holder: PolicyHolder): Promise<Session> => {
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
@@ -168,29 +163,80 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     return json(res, 404, { error: 'not found' });
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    // The common case (the MCP endpoint, no query) skips URL parsing.
-    const url = req.url === endpoint ? undefined : new URL(req.url ?? '/', 'http://gateway');
-    // Host/Origin (DNS rebinding) and bearer token: the same checks as `serve`, before any route.
-    const verdict = guardRequest(req, guard);
-    if (!verdict.ok) return writeRefusal(res, verdict);
-    const grant = verdict.grant;
-    if (url?.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
-    if (url && url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
-    const identity = grant?.identity ?? 'anonymous';
-    // The agent's credentials stop here; the upstream only ever sees the gateway's own headers.
-    delete req.headers.authorization;
-    let body: unknown;
-    if (req.method === 'POST') {
-      const text = await readBody(req);
-      if (text === null) return rpcError(res, 413, -32600, 'Request body too large');
-      try {
-        body = JSON.parse(text);
-      } catch {
-        return rpcError(res, 400, -32700, 'Parse error');
-      }
-      if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+  // The upstream's revision, asked once (or configured); a failed probe is asked again next time.
+  let upstreamEra: Promise<Era> | undefined = o.upstreamEra ? Promise.resolve(o.upstreamEra) : undefined;
+  const eraOfUpstream = (): Promise<Era> => {
+    upstreamEra ??= probeUpstreamEra(upHttp).catch((e: Error) => {
+      upstreamEra = undefined;
+      throw e;
+    });
+    return upstreamEra;
+  };
+
+  /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
+  const handleModern = async (res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder) => {
+    let upstream: Transport;
+    try {
+      upstream = chooseUpstreamTransport({ upstreamEra: await eraOfUpstream(), downstreamEra: 'modern', up: upHttp, adapt: o.adaptUpstream });
+    } catch (e) {
+      const unreachable = !(e instanceof EraMismatchError);
+      return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, unreachable ? `upstream unreachable: ${(e as Error).message}` : (e as Error).message, requestId(body));
     }
+    const downstream = new RequestResponseTransport(res, body);
+    const proxy = new PolicyProxy({
+      downstream,
+      upstream,
+      holder,
+      state,
+      // No session in 2026-07-28: the "session" scope counts against the authenticated identity.
+      session: () => `modern:${identity}`,
+      identity,
+      relateDownstream: true,
+      upstreamRelated: () => (upstream as { currentRequestId?: string | number }).currentRequestId,
+      // Read-only discovery and the change-notification stream pass like tools/list does.
+      passMethods: ['server/discover', 'subscriptions/listen'],
+      log,
+    });
+    await proxy.start();
+  };
+
+  /** Audits a request whose standard headers disagree with its body: it would have bypassed routing on them. */
+  const auditHeaderMismatch = ({ grant, body, message }: { grant: Grant | undefined; body: unknown; message: string }) => {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { method?: unknown; params?: { name?: unknown; arguments?: unknown } };
+    const tool = b.method === 'tools/call' && typeof b.params?.name === 'string' ? b.params.name : `method:${String(b.method).slice(0, 200)}`;
+    let argsHash = 'unhashable';
+    try {
+      argsHash = hashArgs(state.hashKey, b.params?.arguments ?? {});
+    } catch {
+      /* left as unhashable */
+    }
+    try {
+      const written = state.audit.append(
+        {
+          ts: new Date().toISOString(),
+          session: `modern:${grant?.identity ?? 'anonymous'}`,
+          identity: grant?.identity ?? 'anonymous',
+          tool,
+          args_hash: argsHash,
+          decision: 'deny',
+          rule: 'protocol',
+          reason: message,
+          latency_ms: 0,
+          upstream: 'not_forwarded',
+          policy_hash: holderFor(grant).current.hash.slice(0, 16),
+        },
+        true,
+      );
+      if (written) void Promise.resolve(written).catch((e: Error) => log(`audit failed: ${e.message}`));
+    } catch (e) {
+      log(`audit failed: ${(e as Error).message}`);
+    }
+  };
+
+  const onMcp = async ({ req, res, grant, body, route }: McpRequest) => {
+    const identity = grant?.identity ?? 'anonymous';
+    if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    if (route?.kind === 'modern') return handleModern(res, body as Record<string, unknown>, identity, holderFor(grant));
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const s = sessions.get(sid);
@@ -207,23 +253,36 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     return s.transport.handleRequest(req, res, body);
   };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: Error) => {
-      log(`request failed: ${e.message}`);
-      if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error');
-      else res.end();
+  let listener;
+  try {
+    listener = createMcpListener({
+      host,
+      port: o.port ?? 0,
+      grants,
+      allowedHosts: o.allowedHosts,
+      maxBodyBytes: MAX_BODY,
+      mcpPath: (p) => (p === endpoint ? endpoint : undefined),
+      displayPath: endpoint,
+      onMcp,
+      onHeaderMismatch: auditHeaderMismatch,
+      routes: async (req, res, grant, pathname) => {
+        if (!pathname.startsWith('/policy/approvals')) return false;
+        await approvalsApi(grant, req, res, new URL(req.url ?? '/', 'http://gateway'));
+        return true;
+      },
+      log,
     });
-  });
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen(o.port ?? 0, host, () => res());
-  });
+  } catch (e) {
+    runtimes.close();
+    upHttp.agent.destroy();
+    throw e;
+  }
+  const server = listener.server;
+  const url = await listener.listen();
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${hostForUrl}:${port}${endpoint}`,
+    url,
     port,
     sessions: () => sessions.size,
     state,
@@ -231,7 +290,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       await Promise.all([...sessions.values()].map((s) => s.proxy.close().catch(() => undefined)));
       sessions.clear();
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await listener.close();
       upHttp.agent.destroy();
       runtimes.close();
     },
