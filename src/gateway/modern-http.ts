@@ -54,6 +54,8 @@ export class RequestResponseTransport implements Transport {
     if (this.ended) return;
     const m = message as unknown as Msg;
     if (isResponse(m) && m.id === this.id) {
+      // 2026-07-28 results say whether they are complete; the gateway's own (a denial) must too.
+      if (isObj(m.result) && m.result.resultType === undefined) m.result = { ...m.result, resultType: 'complete' };
       if (this.sse) this.res.end(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
       else this.res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(m));
       this.finish();

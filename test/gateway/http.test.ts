@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
 const TOK = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdefgh', admin: 'admin-token-0123456789abcdef' };
@@ -200,5 +201,120 @@ test('HTTP gateway: answers are plain JSON, and switch to a stream when a call e
     await kill(up.child);
     await kill(upJson.child);
   }
+  t.cleanup();
+});
+
+/** `serve` on an empty store: a real upstream that speaks both 2025-11-25 and 2026-07-28. */
+async function startServeUpstream(t: ReturnType<typeof tmpDir>) {
+  const db = t.file('upstream.db', '');
+  SqliteStore.open(db).close();
+  return spawnUntil(process.execPath, [CLI, 'serve', '--db', db, '--tenant', 'demo', '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+\/mcp)/);
+}
+
+const modernClient = async (url: string, token?: string) => {
+  const c = new Client({ name: 'modern-test', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined));
+  return c;
+};
+
+test('HTTP gateway serves 2026-07-28 statelessly under the policy (per-request proxy, no session), and 2025-11-25 clients keep sessions', async () => {
+  const t = tmpDir();
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+default: allow
+hide: [delete_suppression_rule]
+tools:
+  list_suppression_rules: { action: deny, reason: not for agents }
+  ping: { rate_limit: { max: 2, window: 600, scope: session } }
+`,
+  );
+  const grants = t.file('grants.yaml', `grants:\n  - { identity: alice, token: ${TOK.alice} }\n  - { identity: bob, token: ${TOK.bob} }\n`);
+  const up = await startServeUpstream(t);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.match[1]!, '--listen', '127.0.0.1:0', '--grants', grants], /listening on (http:\/\/\S+)/);
+  const url = gw.match[1]!;
+  const clients: Client[] = [];
+  try {
+    const a = await modernClient(url, TOK.alice);
+    clients.push(a);
+    assert.equal(a.getNegotiatedProtocolVersion(), '2026-07-28');
+    const tools = (await a.listTools()).tools.map((x) => x.name);
+    assert.ok(tools.includes('get_my_tenant') && !tools.includes('delete_suppression_rule'), tools.join(','));
+    assert.match(text(await a.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+    assert.match(text(await a.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\] not for agents/);
+    // No session in 2026-07-28: "session" scope counts against the identity, whichever connection.
+    const a2 = await modernClient(url, TOK.alice);
+    clients.push(a2);
+    assert.ok(!(await a.callTool({ name: 'ping', arguments: {} })).isError);
+    assert.ok(!(await a2.callTool({ name: 'ping', arguments: {} })).isError);
+    assert.match(text(await a.callTool({ name: 'ping', arguments: {} })), /^\[POLICY DENIED\] rate limit/);
+    const b = await modernClient(url, TOK.bob);
+    clients.push(b);
+    assert.ok(!(await b.callTool({ name: 'ping', arguments: {} })).isError, 'bob has his own count');
+    // A 2025-11-25 client on the same endpoint gets a session, policed the same way.
+    const legacy = await connect(url, TOK.bob);
+    clients.push(legacy);
+    assert.equal(legacy.getNegotiatedProtocolVersion(), '2025-11-25');
+    assert.ok((legacy as unknown as { _transport: { sessionId?: string } })._transport.sessionId);
+    assert.match(text(await legacy.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\]/);
+    assert.match(text(await legacy.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+    await kill(up.child);
+  }
+  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const denied = audit.filter((r) => r.tool === 'list_suppression_rules');
+  assert.deepEqual(denied.map((r) => [r.identity, r.decision]).sort(), [['alice', 'deny'], ['bob', 'deny']]);
+  assert.ok(audit.some((r) => r.tool === 'get_my_tenant' && r.identity === 'alice' && r.session === 'modern:alice' && r.upstream === 'ok'));
+  t.cleanup();
+});
+
+test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Protocol-Version header disagrees with the body is refused with 400 and audited', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  create_suppression_rule: { action: deny, reason: humans only }\n');
+  const up = await startServeUpstream(t);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.match[1]!, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
+  const url = gw.match[1]!;
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  const post = (headers: Record<string, string>, name = 'create_suppression_rule') =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {}, _meta: envelope } }),
+    });
+  try {
+    const std = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' };
+    const cases: Record<string, string>[] = [
+      { ...std, 'mcp-name': 'get_my_tenant' }, // names an allowed tool over a denied one
+      { ...std }, // Mcp-Name missing
+      { 'mcp-protocol-version': '2026-07-28', 'mcp-name': 'create_suppression_rule' }, // Mcp-Method missing
+      { 'mcp-method': 'tools/call', 'mcp-name': 'create_suppression_rule' }, // MCP-Protocol-Version missing
+      { ...std, 'mcp-method': 'tools/list', 'mcp-name': 'create_suppression_rule' },
+      { ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` },
+    ];
+    for (const headers of cases) {
+      const r = await post(headers);
+      assert.equal(r.status, 400, JSON.stringify(headers));
+      const j = (await r.json()) as { id: number; error: { code: number; message: string } };
+      assert.equal(j.id, 7);
+      assert.equal(j.error.code, -32020, j.error.message);
+    }
+    // Headers that agree pass (and the policy decides): the Base64 form of the same name included.
+    const ok = await post({ ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` }, 'get_my_tenant');
+    assert.equal(ok.status, 200);
+    assert.match(JSON.stringify(await ok.json()), /demo/);
+  } finally {
+    await kill(gw.child);
+    await kill(up.child);
+  }
+  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const refused = audit.filter((r) => r.rule === 'protocol');
+  assert.equal(refused.length, 6, JSON.stringify(audit));
+  assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
   t.cleanup();
 });
