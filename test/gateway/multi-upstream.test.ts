@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir } from './helpers.js';
+
+async function connect(url: string, modern = false): Promise<Client> {
+  const c = new Client({ name: 'multi-test', version: '1' }, modern ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {});
+  await c.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return c;
+}
+
+test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) with separate policies; a dead upstream fails only its own calls', async () => {
+  const t = tmpDir('gw-multi-');
+  mkdirSync(join(t.dir, 'policies'));
+  const serveDb = t.file('serve.db', '');
+  SqliteStore.open(serveDb).close();
+  t.file('policies/stdio.yaml', 'version: 1\ndefault: allow\ntools:\n  add: { action: deny, reason: no sums here }\n');
+  t.file('policies/http.yaml', 'version: 1\ndefault: allow\ntools:\n  echo: { action: deny, reason: no echoes here }\n');
+  t.file('policies/triage.yaml', 'version: 1\ndefault: allow\ntools:\n  list_suppression_rules: { action: deny, reason: not for agents }\n');
+  const upHttp = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
+  const serve = await spawnUntil(process.execPath, [CLI, 'serve', '--db', serveDb, '--tenant', 'demo', '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+\/mcp)/);
+  const config = t.file(
+    'gateway.yaml',
+    `upstreams:
+  - name: echo-stdio
+    command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(FIXTURE)}]
+    policy: policies/stdio.yaml
+  - name: echo-http
+    url: http://127.0.0.1:${upHttp.match[1]}/mcp
+    policy: policies/http.yaml
+  - name: triage
+    url: ${serve.match[1]}
+    policy: policies/triage.yaml
+`,
+  );
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--config', config, '--db', t.db, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)\/s\/triage\/mcp/);
+  const base = gw.match[1]!;
+  const clients: Client[] = [];
+  try {
+    const [stdio, http, triage, triageModern] = await Promise.all([
+      connect(`${base}/s/echo-stdio/mcp`),
+      connect(`${base}/s/echo-http/mcp`),
+      connect(`${base}/s/triage/mcp`),
+      connect(`${base}/s/triage/mcp`, true),
+    ]);
+    clients.push(stdio!, http!, triage!, triageModern!);
+    // One policy denies what another allows.
+    assert.match(text(await stdio!.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), /^\[POLICY DENIED\] no sums here/);
+    assert.equal(text(await http!.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2');
+    assert.equal(text(await stdio!.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'hi');
+    assert.match(text(await http!.callTool({ name: 'echo', arguments: { text: 'hi' } })), /^\[POLICY DENIED\] no echoes here/);
+    assert.match(text(await triage!.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\] not for agents/);
+    assert.match(text(await triageModern!.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+    // A path that names no registered upstream.
+    const nope = await fetch(`${base}/s/nope/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(nope.status, 404);
+
+    // The HTTP upstream dies: its own calls fail naming it; the other two keep serving.
+    await kill(upHttp.child);
+    const dead = await http!.callTool({ name: 'add', arguments: { a: 2, b: 2 } }).then(
+      (r) => text(r),
+      (e: Error) => e.message,
+    );
+    assert.match(dead, /upstream "echo-http"/);
+    await assert.rejects(connect(`${base}/s/echo-http/mcp`), /upstream "echo-http"/);
+    assert.equal(text(await stdio!.callTool({ name: 'echo', arguments: { text: 'still here' } })), 'still here');
+    assert.match(text(await triage!.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+    assert.match(text(await triageModern!.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+    await kill(upHttp.child);
+    await kill(serve.child);
+  }
+  // The audit says which upstream each call was for.
+  const audit = (await cli(['audit', '--db', t.db, '--json', '--limit', '1000'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const upstreamOf = (r: { session: string }) => r.session.split('/')[0];
+  const add = audit.filter((r) => r.tool === 'add');
+  assert.deepEqual(add.map((r) => [upstreamOf(r), r.decision]).sort(), [['echo-http', 'allow'], ['echo-http', 'allow'], ['echo-stdio', 'deny']]);
+  assert.deepEqual([...new Set(audit.filter((r) => r.tool === 'list_suppression_rules').map(upstreamOf))], ['triage']);
+  t.cleanup();
+});
+
+test('gateway --config: a bad config file is refused with its file and line, exit 2', async () => {
+  const t = tmpDir('gw-multi-cfg-');
+  const cases: [string, RegExp][] = [
+    ['upstreams:\n  - name: Triage\n    url: http://127.0.0.1:9/mcp\n    policy: p.yaml\n', /gateway\.yaml:2: upstreams\[0\]\.name: use lower-case letters/],
+    ['upstreams:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n    command: [x]\n    policy: p.yaml\n', /gateway\.yaml:2: upstreams\[0\]: give exactly one of command \(stdio\) or url/],
+    ['upstreams:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n    policy: p.yaml\n  - name: a\n    command: [x]\n    policy: p.yaml\n', /gateway\.yaml:5: upstreams\[1\]\.name: "a" is registered twice/],
+    ['upstreams:\n  - name: a\n    url: ftp://x/mcp\n    policy: p.yaml\n', /gateway\.yaml:3: upstreams\[0\]\.url: must be an http/],
+    ['upstreams: [\n', /gateway\.yaml:\d+: /],
+  ];
+  for (const [yaml, re] of cases) {
+    const file = t.file('gateway.yaml', yaml);
+    const r = await cli(['gateway', '--config', file, '--db', t.db, '--listen', '127.0.0.1:0']);
+    assert.equal(r.code, 2, `${yaml}\n${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+  t.cleanup();
+});
