@@ -1,9 +1,10 @@
 import { test } from 'node:test';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
+import { freePort } from '../helpers/free-port.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir } from './helpers.js';
 
 async function connect(url: string, modern = false): Promise<Client> {
@@ -101,4 +102,46 @@ test('gateway --config: a bad config file is refused with its file and line, exi
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
   t.cleanup();
+});
+
+test('policy init --config learns every registered upstream at once: one policy file each, a dead one reported without stopping the others', async () => {
+  const t = tmpDir('gw-multi-init-');
+  const upHttp = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
+  const deadPort = await freePort();
+  try {
+    const config = t.file(
+      'gateway.yaml',
+      `upstreams:
+  - name: echo-stdio
+    command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(FIXTURE)}]
+    policy: policies/stdio.yaml
+  - name: gone
+    url: http://127.0.0.1:${deadPort}/mcp
+    policy: policies/gone.yaml
+  - name: echo-http
+    url: http://127.0.0.1:${upHttp.match[1]}/mcp
+    policy: policies/http.yaml
+`,
+    );
+    const r = await cli(['policy', 'init', '--config', config]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /gone: cannot list tools/);
+    assert.match(r.stderr, /could not learn 1 of 3 upstream\(s\): gone/);
+    for (const name of ['stdio', 'http']) {
+      const file = join(t.dir, 'policies', `${name}.yaml`);
+      const policy = readFileSync(file, 'utf8');
+      // Every page of the fixture's 42 tools, with decisions from their annotations.
+      assert.match(policy, /^ {2}bulk_29:$/m);
+      assert.match(policy, /^ {2}delete_thing:\n {4}action: deny$/m);
+      assert.equal((await cli(['policy', 'validate', file])).code, 0);
+    }
+    assert.ok(!existsSync(join(t.dir, 'policies', 'gone.yaml')));
+    // Written files are not overwritten without --force.
+    const again = await cli(['policy', 'init', '--config', config]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /exist\(s\) \(use --force to overwrite\)/);
+  } finally {
+    await kill(upHttp.child);
+    t.cleanup();
+  }
 });
