@@ -305,6 +305,7 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
       assert.equal(j.error.code, -32020, j.error.message);
     }
     // Headers that agree pass (and the policy decides): the Base64 form of the same name included.
+    // (The upstream here speaks both revisions; one that speaks only 2025-11-25 is the next test.)
     const ok = await post({ ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` }, 'get_my_tenant');
     assert.equal(ok.status, 200);
     assert.match(JSON.stringify(await ok.json()), /demo/);
@@ -316,5 +317,36 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
   const refused = audit.filter((r) => r.rule === 'protocol');
   assert.equal(refused.length, 6, JSON.stringify(audit));
   assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
+  t.cleanup();
+});
+
+test('HTTP gateway: a 2026-07-28 request in front of a 2025-11-25-only upstream is refused with a clear error, never forwarded untranslated', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\n');
+  const up = await spawnUntil(process.execPath, [FIXTURE, '--http', '--json'], /LISTENING (\d+)/);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', `http://127.0.0.1:${up.match[1]}/mcp`, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
+  try {
+    await assert.rejects(modernClient(gw.match[1]!), /did not offer pinned protocol version 2026-07-28/);
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const r = await fetch(gw.match[1]!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'new' }, _meta: meta } }),
+    });
+    assert.equal(r.status, 400);
+    const j = (await r.json()) as { id: number; error: { message: string } };
+    assert.equal(j.id, 3);
+    assert.match(j.error.message, /the upstream speaks 2025-11-25 only and this gateway does not translate/);
+    // The same upstream still serves 2025-11-25 sessions through the gateway.
+    const c = await connect(gw.match[1]!);
+    assert.equal(text(await c.callTool({ name: 'echo', arguments: { text: 'old' } })), 'old');
+    await c.close();
+    const stats = await connect(`http://127.0.0.1:${up.match[1]}/mcp`);
+    assert.equal(JSON.parse(text(await stats.callTool({ name: 'stats', arguments: {} }))).echo, 1);
+    await stats.close();
+  } finally {
+    await kill(gw.child);
+    await kill(up.child);
+  }
   t.cleanup();
 });
