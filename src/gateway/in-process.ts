@@ -4,7 +4,10 @@
  *   createPolicyGatewayForServer(opts: {
  *     policyPath: string;                 // YAML/JSON policy; an invalid file throws PolicyLoadError
  *     dbPath: string;                     // state DB (approvals + audit); ':memory:' allowed
- *     server: { connect(transport: Transport): Promise<void> };  // an McpServer or Server, not yet connected
+ *     serverFactory?: McpServerFactory;   // builds the server; served with serveStdio, so both protocol
+ *                                         // revisions (2025-11-25 and 2026-07-28) work through the gateway
+ *     server?: { connect(transport: Transport): Promise<void> };  // or: an McpServer/Server, not yet connected
+ *                                         // (it speaks whatever its own connect() speaks); one of the two
  *     clientTransport: Transport;         // the real agent-facing transport (stdio, or one HTTP session's)
  *     identity?: string;                  // "client" rate-limit scope + audit identity (default "local")
  *     sessionId?: string;                 // session key; default clientTransport.sessionId, else random
@@ -12,22 +15,25 @@
  *     stateUrl?: string;                  // redis://host:port[/db]: counters and approvals shared by replicas
  *     runtime?: PolicyRuntime;            // share one loaded policy/state across many HTTP sessions
  *     relateDownstream?: boolean;         // true for Streamable HTTP client transports (default: auto)
+ *     modernSession?: ProxyOptions['modernSession'];  // "session" scope key of 2026-07-28 requests
+ *     upstreamName?: string;              // written into every audit record
  *   }): Promise<{ proxy: PolicyProxy; runtime: PolicyRuntime; close(): Promise<void> }>
  *
- * The server is connected to one end of an InMemoryTransport pair and the policy proxy sits between
+ * The server is served on one end of an InMemoryTransport pair and the policy proxy sits between
  * the other end and `clientTransport`. Do not call `clientTransport.start()` yourself; close() closes
  * both sides and (unless a shared runtime was passed in) the policy state.
  */
 import { randomUUID } from 'node:crypto';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { PolicyProxy } from './proxy.js';
+import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
+import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
+import { PolicyProxy, type ProxyOptions } from './proxy.js';
 import { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
   policyPath: string;
   dbPath: string;
-  server: { connect(transport: Transport): Promise<void> };
+  serverFactory?: McpServerFactory;
+  server?: { connect(transport: Transport): Promise<void> };
   clientTransport: Transport;
   identity?: string;
   sessionId?: string;
@@ -35,6 +41,8 @@ export interface InProcessGatewayOptions {
   stateUrl?: string;
   runtime?: PolicyRuntime;
   relateDownstream?: boolean;
+  modernSession?: ProxyOptions['modernSession'];
+  upstreamName?: string;
 }
 
 export interface InProcessGateway {
@@ -44,6 +52,7 @@ export interface InProcessGateway {
 }
 
 export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions): Promise<InProcessGateway> {
+  if (!opts.serverFactory === !opts.server) throw new Error('createPolicyGatewayForServer: pass exactly one of serverFactory and server');
   const ownRuntime = !opts.runtime;
   const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile, stateUrl: opts.stateUrl });
   try {
@@ -55,6 +64,7 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
   const [gatewaySide, serverSide] = InMemoryTransport.createLinkedPair();
   const fallbackSession = `inproc-${randomUUID()}`;
   let closed = false;
+  let served: StdioServerHandle | undefined;
   const proxy = new PolicyProxy({
     downstream: opts.clientTransport,
     upstream: gatewaySide,
@@ -62,6 +72,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     state: runtime.state,
     session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
     identity: opts.identity ?? 'local',
+    modernSession: opts.modernSession,
+    upstreamName: opts.upstreamName,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
@@ -69,11 +81,15 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     onClose: () => {
       if (closed) return;
       closed = true;
+      void served?.close();
       if (ownRuntime) runtime.close();
     },
   });
   try {
-    await opts.server.connect(serverSide);
+    // serveStdio pins the era from the opening message on the pair (initialize: 2025-11-25; an
+    // enveloped request or server/discover: 2026-07-28), as it does on a real stdin/stdout.
+    if (opts.serverFactory) served = serveStdio(opts.serverFactory, { transport: serverSide, onerror: (e) => process.stderr.write(`egress-triage policy: server error: ${e.message}\n`) });
+    else await opts.server!.connect(serverSide);
     await proxy.start();
   } catch (e) {
     if (ownRuntime) runtime.close();

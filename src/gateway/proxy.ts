@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { getPath, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
@@ -15,7 +14,11 @@ import type {
   ReserveResult,
   UpstreamOutcome,
 } from '../storage/policy-state.js';
-import { classifyInbound } from './methods.js';
+import { isValidId } from './json-lines.js';
+import {
+  claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
+} from './methods.js';
+import { APPROVAL_INPUT_KEY, approvalAnswer, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
 
 /**
@@ -27,6 +30,12 @@ import { quotaComesBack } from './quota.js';
  * Whatever passes is forwarded as the same object in both directions, ids included. Nothing here awaits
  * one call before handling the next message, so a slow call or an elicitation in the middle of a call
  * never blocks other traffic.
+ *
+ * Both protocol revisions: a connection is 2025-11-25 when it opens with `initialize`, 2026-07-28 when
+ * its first request carries the `_meta` envelope naming that revision, and a later request claiming
+ * the other one (or any other version) is refused. On 2026-07-28 the client's capabilities come from
+ * each request's envelope, approvals go over multi-round-trip requests (src/gateway/mrtr.ts), and the
+ * gateway's own `notifications/tools/list_changed` goes only onto open `subscriptions/listen` streams.
  */
 
 type Id = string | number;
@@ -39,8 +48,18 @@ export interface ProxyOptions {
   upstream: Transport;
   holder: PolicyHolder;
   state: PolicyStateBackend;
-  /** Rate-limit "session" scope key; called lazily because HTTP session ids appear after initialize. */
+  /**
+   * Rate-limit "session" scope key of 2025-11-25 traffic; called lazily because HTTP session ids
+   * appear after initialize.
+   */
   session: () => string;
+  /**
+   * The "session" scope key of a 2026-07-28 request, from its `_meta`. Absent: the authenticated
+   * identity. `{ ok: false }` denies the call (audited, fail closed).
+   */
+  modernSession?: (meta: Record<string, unknown> | undefined) => Promise<{ ok: true; key: string } | { ok: false; reason: string }>;
+  /** Written into every audit record as `upstreamName` (multi-upstream gateway). */
+  upstreamName?: string;
   /** Rate-limit "client" scope key: the authenticated identity. */
   identity: string;
   /**
@@ -64,9 +83,21 @@ export interface ProxyOptions {
   log?: (line: string) => void;
 }
 
+/** What a call's revision says about its client, resolved before the policy decides. */
+interface CallCtx {
+  era: Era;
+  /** the client's declared capabilities: from initialize (2025-11-25) or the request's envelope */
+  caps: Record<string, unknown>;
+  /** the "session" scope key and the session the approval and audit name */
+  session: string;
+  /** our verified requestState, on a 2026-07-28 retry */
+  gw?: GatewayState;
+}
+
 interface Call {
   id: Id;
   msg: Msg;
+  ctx: CallCtx;
   tool: string;
   args: Record<string, unknown>;
   argsHash: string;
@@ -104,8 +135,25 @@ export class PolicyProxy {
   private clientCaps: Record<string, unknown> = {};
   private initialized = false;
   private closed = false;
+  /** The connection's revision, fixed by its first request. */
+  private era?: Era;
+  /** Open 2026-07-28 `subscriptions/listen` streams: id -> whether the client asked for tool list changes. */
+  private readonly listens = new Map<Id, boolean>();
+  /** 2026-07-28 calls whose session key and requestState are being resolved (before the policy). */
+  private readonly preparing = new Map<Id, { cancelled: boolean }>();
+  /** Requests forwarded only because the policy's `forward:` names their method: audited on their answer. */
+  private readonly policyForwards = new Map<Id, { t0: number; method: string; args: Record<string, unknown>; policyHash: string }>();
+  /** passMethods plus the policy's `forward:` list, rebuilt when a reload brings another engine. */
+  private extra?: { engine: object; set: ReadonlySet<string> };
   private readonly onReload = (ev: ReloadEvent) => {
-    if (ev.hiddenChanged && this.initialized) {
+    if (!ev.hiddenChanged) return;
+    if (this.era === 'modern') {
+      // 2026-07-28 has no unsolicited notifications: only a listen stream that asked for them gets one,
+      // stamped with its subscription id (the listen request's id).
+      for (const [sid, wants] of this.listens) {
+        if (wants) this.sendDown({ jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { _meta: { [SUBSCRIPTION_ID_KEY]: sid } } }, sid);
+      }
+    } else if (this.initialized) {
       this.sendDown({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
     }
   };
@@ -138,7 +186,22 @@ export class PolicyProxy {
   // ---------------------------------------------------------------- agent -> server
 
   private fromDown(m: Msg): void {
-    const c = classifyInbound(m, this.passMethods);
+    let era: Era = this.era ?? 'legacy';
+    if (isObj(m) && typeof m.method === 'string' && isValidId(m.id)) {
+      // A request names its revision; the connection keeps the one its first request named.
+      const claim = claimedEra(m);
+      if (typeof claim === 'object') {
+        return this.refuse(m, m.id, -32022, `Unsupported protocol version "${claim.unsupported}": this gateway serves 2025-11-25 (after initialize) and ${MODERN_REVISION}`, m.method);
+      }
+      if (this.era !== undefined && claim !== this.era) {
+        return this.refuse(m, m.id, -32600, `Invalid Request: this connection speaks ${REVISION[this.era]}; a request claiming ${REVISION[claim]} is refused`, m.method);
+      }
+      this.era ??= claim;
+      era = claim;
+    }
+    const engine = this.o.holder.current.engine;
+    if (this.extra?.engine !== engine) this.extra = { engine, set: engine.forwards.size ? new Set([...this.passMethods, ...engine.forwards]) : this.passMethods };
+    const c = classifyInbound(m, this.extra.set, era);
     switch (c.kind) {
       case 'refuse':
         return this.refuse(m, c.reply, c.code, c.message, c.method);
@@ -147,11 +210,22 @@ export class PolicyProxy {
         // A second request under an id still in flight would take over the first one's answer (and
         // leave the first call unaudited), and one under the id of a call that was cancelled or timed
         // out could be handed that call's late answer: refuse both.
-        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id)) {
+        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id) || this.preparing.has(c.id)) {
           return this.refuse(m, c.id, -32600, `Invalid Request: id ${JSON.stringify(c.id)} is already in use by a request in flight`, m.method);
         }
-        if (c.kind === 'call') return this.handleCall(m);
+        if (c.kind === 'call') {
+          if (era === 'modern') return this.prepareModern(m, c.id);
+          return this.handleCall(m, { era, caps: this.clientCaps, session: this.o.session() });
+        }
         if (c.method === 'tools/list') this.listIds.add(c.id);
+        if (engine.forwards.has(c.method) && !this.passMethods.has(c.method) && !(era === 'modern' ? MODERN_PASS_REQUESTS : PASS_REQUESTS).has(c.method)) {
+          const { _meta: _m, ...args } = isObj(m.params) ? m.params : {};
+          this.policyForwards.set(c.id, { t0: performance.now(), method: c.method, args, policyHash: this.o.holder.current.hash });
+        }
+        if (c.method === 'subscriptions/listen') {
+          const p = isObj(m.params) ? m.params : {};
+          this.listens.set(c.id, isObj(p.notifications) && p.notifications.toolsListChanged === true);
+        }
         if (c.method === 'initialize' && isObj(m.params) && isObj(m.params.capabilities)) this.clientCaps = m.params.capabilities;
         this.openRequests.set(c.id, c.method);
         this.sendUp(m, c.id);
@@ -160,6 +234,12 @@ export class PolicyProxy {
         if (c.method === 'notifications/initialized') this.initialized = true;
         if (c.method === 'notifications/cancelled' && isObj(m.params)) {
           const rid = m.params.requestId as Id;
+          const prep = this.preparing.get(rid);
+          if (prep) {
+            prep.cancelled = true; // never decided, never forwarded
+            return;
+          }
+          if (this.listens.delete(rid)) this.openRequests.delete(rid); // a listen stream ends without an answer
           const call = this.calls.get(rid);
           if (call) {
             const wasForwarded = call.forwarded;
@@ -208,15 +288,52 @@ export class PolicyProxy {
     if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: { code, message } }, reply ?? undefined);
   }
 
-  private handleCall(m: Msg): void {
+  /**
+   * A 2026-07-28 call: its session key (modernSession) and our requestState (if it carries one) are
+   * resolved first, asynchronously; its id stays taken meanwhile, and a cancellation drops it.
+   */
+  private prepareModern(m: Msg, id: Id): void {
     const t0 = performance.now();
+    const slot = { cancelled: false };
+    this.preparing.set(id, slot);
+    const meta = metaOf(m);
+    const p = isObj(m.params) ? m.params : {};
+    const caps = isObj(meta?.[CLIENT_CAPABILITIES_KEY]) ? (meta[CLIENT_CAPABILITIES_KEY] as Record<string, unknown>) : {};
+    void (async () => {
+      let session = this.o.identity;
+      let bad: { rule: string; reason: string } | undefined;
+      try {
+        const r = this.o.modernSession ? await this.o.modernSession(meta) : { ok: true as const, key: this.o.identity };
+        if (r.ok) session = r.key;
+        else bad = { rule: 'session', reason: `session identity refused: ${r.reason}` };
+      } catch (e) {
+        bad = { rule: 'session', reason: `session identity error: ${(e as Error).message}` };
+      }
+      let gw: GatewayState | undefined;
+      if (!bad && p.requestState !== undefined) {
+        gw = await openState(p.requestState);
+        if (!gw) bad = { rule: 'request_state', reason: 'requestState refused: forged, altered, expired or not issued by this gateway' };
+      }
+      this.preparing.delete(id);
+      if (slot.cancelled || this.closed) return;
+      const ctx: CallCtx = { era: 'modern', caps, session, gw };
+      if (bad) {
+        const name = typeof p.name === 'string' ? p.name : '<invalid>';
+        const args = isObj(p.arguments) ? p.arguments : {};
+        return this.deny(m, t0, name, args, bad.rule, 'deny', bad.reason, this.o.holder.current.hash, undefined, undefined, ctx);
+      }
+      this.handleCall(m, ctx, t0);
+    })();
+  }
+
+  private handleCall(m: Msg, ctx: CallCtx, t0 = performance.now()): void {
     const id = m.id as Id;
     const loaded = this.o.holder.current;
     const p = m.params;
     const name = isObj(p) ? p.name : undefined;
     const rawArgs = isObj(p) ? p.arguments : undefined;
     if (typeof name !== 'string' || name.length === 0 || (rawArgs !== undefined && !isObj(rawArgs))) {
-      this.deny(m, t0, typeof name === 'string' ? name : '<invalid>', {}, 'invalid_params', 'deny', 'tools/call params are invalid (need a string "name" and an object "arguments")', loaded.hash);
+      this.deny(m, t0, typeof name === 'string' ? name : '<invalid>', {}, 'invalid_params', 'deny', 'tools/call params are invalid (need a string "name" and an object "arguments")', loaded.hash, undefined, undefined, ctx);
       return;
     }
     const args = (rawArgs ?? {}) as Record<string, unknown>;
@@ -226,11 +343,23 @@ export class PolicyProxy {
       decision = loaded.engine.decide(name, args);
       argsHash = hashArgs(this.o.state.hashKey, args);
     } catch (e) {
-      this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash);
+      this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, undefined, undefined, ctx);
       return;
     }
+    const gw = ctx.gw;
+    if (gw) {
+      // A retry: our state must have been minted for exactly this call, under this policy.
+      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity) {
+        this.deny(m, t0, name, args, 'request_state', 'deny', 'requestState refused: it was issued for another call (a different tool, arguments or identity)', loaded.hash, argsHash, undefined, ctx);
+        return;
+      }
+      if (gw.policy !== loaded.hash) {
+        this.deny(m, t0, name, args, 'request_state', 'deny', 'requestState refused: the policy changed since it was issued; call again without it', loaded.hash, argsHash, undefined, ctx);
+        return;
+      }
+    }
     if (decision.action === 'deny') {
-      this.deny(m, t0, name, args, decision.rule, 'deny', decision.reason ?? 'denied by policy', loaded.hash, argsHash, decision);
+      this.deny(m, t0, name, args, decision.rule, 'deny', decision.reason ?? 'denied by policy', loaded.hash, argsHash, decision, ctx);
       return;
     }
     // Reserve quota before forwarding (or before asking a human): all limits or none.
@@ -241,20 +370,20 @@ export class PolicyProxy {
         if (l.costPath) {
           const v = getPath(args, l.costPath).value;
           if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-            this.deny(m, t0, name, args, l.rule, 'deny', `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`, loaded.hash, argsHash, decision);
+            this.deny(m, t0, name, args, l.rule, 'deny', `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`, loaded.hash, argsHash, decision, ctx);
             return;
           }
           cost = v;
         }
-        const scopeKey = l.scope === 'global' ? 'g' : l.scope === 'client' ? `c:${this.o.identity}` : `s:${this.o.session()}`;
+        const scopeKey = l.scope === 'global' ? 'g' : l.scope === 'client' ? `c:${this.o.identity}` : `s:${ctx.session}`;
         reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });
       }
-      const call = this.newCall(m, name, args, argsHash, decision, loaded.hash, t0);
+      const call = this.newCall(m, ctx, name, args, argsHash, decision, loaded.hash, t0);
       let r: ReserveResult | Promise<ReserveResult>;
       try {
         r = this.o.holder.limiter.reserve(reqs);
       } catch (e) {
-        this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, argsHash, decision);
+        this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, argsHash, decision, ctx);
         return;
       }
       if (!(r instanceof Promise)) return this.reserved(call, reqs, r);
@@ -268,16 +397,16 @@ export class PolicyProxy {
           call.reserving = false;
           if (call.done) return;
           this.calls.delete(id);
-          this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${e.message}`, loaded.hash, argsHash, decision);
+          this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${e.message}`, loaded.hash, argsHash, decision, ctx);
         },
       );
       return;
     }
-    this.admit(this.newCall(m, name, args, argsHash, decision, loaded.hash, t0));
+    this.admit(this.newCall(m, ctx, name, args, argsHash, decision, loaded.hash, t0));
   }
 
-  private newCall(m: Msg, tool: string, args: Record<string, unknown>, argsHash: string, decision: Decision, policyHash: string, t0: number): Call {
-    return { id: m.id as Id, msg: m, tool, args, argsHash, decision, policyHash, t0, forwarded: false, done: false, auditDecision: 'allow' };
+  private newCall(m: Msg, ctx: CallCtx, tool: string, args: Record<string, unknown>, argsHash: string, decision: Decision, policyHash: string, t0: number): Call {
+    return { id: m.id as Id, msg: m, ctx, tool, args, argsHash, decision, policyHash, t0, forwarded: false, done: false, auditDecision: 'allow' };
   }
 
   /** The counters' answer for a call: charge it and go on, or deny it as rate limited. */
@@ -296,7 +425,7 @@ export class PolicyProxy {
       this.deny(
         call.msg, call.t0, call.tool, call.args, lim.rule, 'rate_limited',
         `rate limit exceeded for "${call.tool}": max ${lim.max} per ${lim.windowMs / 1000}s (scope ${lim.scope}); ${retry}`,
-        call.policyHash, call.argsHash, d,
+        call.policyHash, call.argsHash, d, call.ctx,
       );
       return;
     }
@@ -306,8 +435,15 @@ export class PolicyProxy {
 
   private admit(call: Call): void {
     this.calls.set(call.id, call);
-    if (call.decision.action === 'require_approval') void this.awaitApproval(call);
-    else this.forward(call);
+    if (call.decision.action === 'require_approval' && !call.ctx.gw?.approved) void this.awaitApproval(call);
+    else {
+      // Granted in an earlier round of this very call (our signed state says so, bound to these args).
+      if (call.ctx.gw?.approved) {
+        call.auditDecision = 'approved';
+        call.approvalId = call.ctx.gw.approvalId;
+      }
+      this.forward(call);
+    }
   }
 
   /** Ends a reservation: refund when the upstream provably did not run the call, commit otherwise. */
@@ -324,6 +460,16 @@ export class PolicyProxy {
 
   private forward(call: Call): void {
     call.forwarded = true;
+    if (call.ctx.era === 'modern' && isObj(call.msg.params)) {
+      // Our requestState and our answer are ours alone: the upstream gets back only its own state and
+      // its own answers (the wrapped `up`), or neither.
+      const { requestState: _ours, inputResponses, ...rest } = call.msg.params;
+      const theirs = isObj(inputResponses) ? Object.fromEntries(Object.entries(inputResponses).filter(([k]) => k !== APPROVAL_INPUT_KEY)) : undefined;
+      const params: Record<string, unknown> = { ...rest };
+      if (call.ctx.gw?.up !== undefined) params.requestState = call.ctx.gw.up;
+      if (theirs && Object.keys(theirs).length) params.inputResponses = theirs;
+      call.msg = { ...call.msg, params };
+    }
     const timeoutMs = this.o.holder.current.engine.callTimeoutMs;
     call.timer = setTimeout(() => {
       if (call.done) return;
@@ -338,10 +484,11 @@ export class PolicyProxy {
   private async awaitApproval(call: Call): Promise<void> {
     const abort = (call.abort = new AbortController());
     const st = this.o.state.approvals;
+    if (call.ctx.gw?.approvalId) return this.answeredApproval(call, call.ctx.gw.approvalId);
     let req;
     try {
       req = await st.request({
-        session: this.o.session(),
+        session: call.ctx.session,
         identity: this.o.identity,
         tool: call.tool,
         argsHash: call.argsHash,
@@ -357,13 +504,67 @@ export class PolicyProxy {
     let outcome: ApprovalOutcome;
     if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
     else {
+      // Only where the policy opts in: the client that asked for the call is the one that answers. A
+      // client that cannot be asked (no elicitation capability) is not: the call waits for a human
+      // deciding elsewhere (CLI, HTTP API), as it always has.
+      const askClient = call.decision.elicitation && isObj(call.ctx.caps.elicitation);
+      if (askClient && call.ctx.era === 'modern') return this.askOverMrtr(call, req.row.id, req.row.expires_at);
       const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, abort.signal)];
-      // Only where the policy opts in: the client that asked for the call is the one that answers.
-      if (call.decision.elicitation && isObj(this.clientCaps.elicitation)) {
-        waits.push(this.elicit(call, req.row.id, req.row.expires_at));
-      }
+      if (askClient) waits.push(this.elicit(call, req.row.id, req.row.expires_at));
       outcome = await Promise.race(waits);
     }
+    return this.settleApproval(call, req.row.id, outcome);
+  }
+
+  /**
+   * 2026-07-28: the call ends now with an `input_required` result asking for the approval; the
+   * client's retry (a new request) carries the answer and our signed state. The approval row stays
+   * pending meanwhile, so a human can still decide it from the CLI or the HTTP API. Nothing ran: the
+   * quota comes back, and the round is not audited (the outcome of the retry is).
+   */
+  private async askOverMrtr(call: Call, approvalId: string, expiresAt: number): Promise<void> {
+    let state: string;
+    try {
+      state = await mintState({
+        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, policy: call.policyHash, approvalId, exp: expiresAt,
+      });
+    } catch (e) {
+      return this.denyCall(call, 'deny', `approval state error: ${(e as Error).message}`);
+    }
+    if (call.done) return;
+    this.finish(call, 'allow', 'not_forwarded', undefined, undefined, false);
+    this.sendDown({ jsonrpc: '2.0', id: call.id, result: approvalQuestion(this.approvalMessage(call, approvalId, expiresAt), state) });
+  }
+
+  /** A 2026-07-28 retry carrying the answer to our question (its state verified and bound already). */
+  private async answeredApproval(call: Call, approvalId: string): Promise<void> {
+    const st = this.o.state.approvals;
+    call.approvalId = approvalId;
+    const a = approvalAnswer(isObj(call.msg.params) ? call.msg.params.inputResponses : undefined);
+    let outcome: ApprovalOutcome;
+    try {
+      if (a.answer !== 'none') {
+        // Already decided elsewhere (or used): the row says what happened.
+        await st.decide(approvalId, a.answer === 'approve' ? 'approved' : 'denied', 'elicitation', a.reason).catch(() => undefined);
+      }
+      const row = await st.get(approvalId);
+      if (call.done) return;
+      if (!row) return this.denyCall(call, 'approval_denied', `approval ${approvalId} does not exist`);
+      if (row.status === 'consumed') return this.denyCall(call, 'approval_denied', `approval ${approvalId} was already used by another call`);
+      if (row.status === 'pending') outcome = await st.wait(approvalId, call.abort!.signal);
+      else if (row.status === 'approved') outcome = { status: 'approved', decidedBy: row.decided_by ?? undefined };
+      else if (row.status === 'denied') outcome = { status: 'denied', decidedBy: row.decided_by ?? undefined, reason: row.reason ?? undefined };
+      else outcome = { status: 'expired' };
+    } catch (e) {
+      return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
+    }
+    return this.settleApproval(call, approvalId, outcome);
+  }
+
+  private async settleApproval(call: Call, approvalId: string, outcome: ApprovalOutcome): Promise<void> {
+    const st = this.o.state.approvals;
+    const abort = call.abort!;
+    const req = { row: { id: approvalId } };
     if (call.done) return; // cancelled while waiting
     if (outcome.status === 'approved') {
       let used = false;
@@ -388,6 +589,14 @@ export class PolicyProxy {
   }
 
   /** Asks the human through the agent's client (MCP elicitation). Resolves only with a decision. */
+  private approvalMessage(call: Call, approvalId: string, expiresAt: number): string {
+    const secs = Math.max(1, Math.round((expiresAt - Date.now()) / 1000));
+    return (
+      `Policy requires approval for tool "${call.tool}" with arguments ${preview(call.args, 2000)}.\n` +
+      `Approval ${approvalId} (rule ${call.decision.rule}); it is denied automatically in ${secs}s.`
+    );
+  }
+
   private elicit(call: Call, approvalId: string, expiresAt: number): Promise<ApprovalOutcome> {
     return new Promise((resolve) => {
       const rid = `policy-approval-${randomUUID()}`;
@@ -409,7 +618,6 @@ export class PolicyProxy {
         }
         // "cancel" or an error (client could not ask): leave it to the CLI / HTTP API / timeout.
       });
-      const secs = Math.max(1, Math.round((expiresAt - Date.now()) / 1000));
       this.sendDown(
         {
           jsonrpc: '2.0',
@@ -417,9 +625,7 @@ export class PolicyProxy {
           method: 'elicitation/create',
           params: {
             mode: 'form',
-            message:
-              `Policy requires approval for tool "${call.tool}" with arguments ${preview(call.args, 2000)}.\n` +
-              `Approval ${approvalId} (rule ${call.decision.rule}); it is denied automatically in ${secs}s.`,
+            message: this.approvalMessage(call, approvalId, expiresAt),
             requestedSchema: {
               type: 'object',
               properties: {
@@ -462,11 +668,23 @@ export class PolicyProxy {
           isErr ? `upstream error ${code ?? '(no code)'}` : undefined,
           code,
         );
+        if (call.ctx.era === 'modern' && res?.resultType === 'input_required') return this.relayUpstreamQuestion(call, m, res);
         this.sendDown(m);
         return;
       }
       if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
       this.openRequests.delete(id);
+      this.listens.delete(id); // the upstream ended a listen stream
+      const fwd = this.policyForwards.get(id);
+      if (fwd) {
+        this.policyForwards.delete(id);
+        const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
+        this.audit({
+          tool: `method:${fwd.method}`, args: fwd.args, argsHash: safeHash(this.o.state.hashKey, fwd.args), decision: 'allow', rule: 'forward',
+          reason: m.error !== undefined ? `upstream error ${code ?? '(no code)'}` : undefined, t0: fwd.t0,
+          upstream: m.error !== undefined ? 'rpc_error' : 'ok', policyHash: fwd.policyHash, auditArgs: 'hash',
+        });
+      }
       if (this.listIds.delete(id) && isObj(m.result) && Array.isArray(m.result.tools)) {
         const engine = this.o.holder.current.engine;
         const tools = m.result.tools as { name?: unknown }[];
@@ -492,23 +710,41 @@ export class PolicyProxy {
     this.sendDown(m, related);
   }
 
+  /**
+   * The upstream asks the 2026-07-28 client something itself: its requestState travels inside ours,
+   * with the approval already granted for this call, so the retry is bound to this call and our
+   * verdict survives the upstream's rounds (inputResponses are per round).
+   */
+  private relayUpstreamQuestion(call: Call, m: Msg, res: Record<string, unknown>): void {
+    const approved = call.auditDecision === 'approved';
+    mintState({
+      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, policy: call.policyHash,
+      approvalId: approved ? call.approvalId : undefined, approved: approved || undefined,
+      up: typeof res.requestState === 'string' ? res.requestState : undefined,
+      exp: Date.now() + call.decision.approvalTimeoutMs,
+    }).then(
+      (state) => this.sendDown({ ...m, result: { ...res, requestState: state } }),
+      (e: Error) => this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code: -32603, message: `approval state error: ${e.message}` } }),
+    );
+  }
+
   // ---------------------------------------------------------------- plumbing
 
   private deny(
     m: Msg, t0: number, tool: string, args: Record<string, unknown>, rule: string, decision: AuditDecision,
-    reason: string, policyHash: string, argsHash?: string, d?: Decision,
+    reason: string, policyHash: string, argsHash?: string, d?: Decision, ctx?: CallCtx,
   ): void {
     this.audit({
       tool, args, argsHash: argsHash ?? safeHash(this.o.state.hashKey, args), decision, rule: d && rule === d.rule && d.line ? `${rule} (line ${d.line})` : rule,
-      reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: d?.auditArgs ?? 'hash',
+      reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: d?.auditArgs ?? 'hash', session: ctx?.session,
     });
-    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: deniedResult(reason) });
+    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: eraResult(deniedResult(reason), ctx?.era) });
   }
 
   private denyCall(call: Call, decision: AuditDecision, reason: string): void {
     if (call.done) return;
     this.finish(call, decision, 'not_forwarded', reason);
-    this.sendDown({ jsonrpc: '2.0', id: call.id, result: deniedResult(reason) });
+    this.sendDown({ jsonrpc: '2.0', id: call.id, result: eraResult(deniedResult(reason), call.ctx.era) });
   }
 
   private failCall(call: Call, outcome: UpstreamOutcome, code: number, message: string): void {
@@ -522,7 +758,7 @@ export class PolicyProxy {
    * Ends a call exactly once: timers, quota (given back only where the upstream provably did not run
    * the call, see quota.ts), audit. Returns whether the quota came back.
    */
-  private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined, rpcErrorCode?: number): boolean {
+  private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined, rpcErrorCode?: number, audited = true): boolean {
     if (call.done) return false;
     call.done = true;
     if (call.timer) clearTimeout(call.timer);
@@ -530,10 +766,11 @@ export class PolicyProxy {
     this.calls.delete(call.id);
     const back = quotaComesBack({ forwarded: call.forwarded, upstream, rpcErrorCode });
     if (call.reservation) this.settleQuota(call.reservation, back);
+    if (!audited) return back;
     this.audit({
       tool: call.tool, args: call.args, argsHash: call.argsHash, decision,
       rule: call.decision.line ? `${call.decision.rule} (line ${call.decision.line})` : call.decision.rule,
-      reason, t0: call.t0, upstream, policyHash: call.policyHash, auditArgs: call.decision.auditArgs, approvalId: call.approvalId,
+      reason, t0: call.t0, upstream, policyHash: call.policyHash, auditArgs: call.decision.auditArgs, approvalId: call.approvalId, session: call.ctx.session,
     });
     return back;
   }
@@ -541,12 +778,14 @@ export class PolicyProxy {
   private audit(a: {
     tool: string; args: Record<string, unknown>; argsHash: string; decision: AuditDecision; rule: string; reason?: string;
     t0: number; upstream: UpstreamOutcome; policyHash: string; auditArgs: 'hash' | 'plain'; approvalId?: string;
+    /** the call's session key; absent: the connection's */
+    session?: string;
   }): void {
     try {
       // Same key order as before; undefined fields are left out of the JSONL line and stored as NULL.
       const r: AuditRecord = {
         ts: new Date().toISOString(),
-        session: this.o.session(),
+        session: a.session ?? (this.era === 'modern' ? this.o.identity : this.o.session()),
         identity: this.o.identity,
         tool: a.tool,
         args_hash: a.argsHash,
@@ -558,6 +797,7 @@ export class PolicyProxy {
         upstream: a.upstream,
         policy_hash: a.policyHash.slice(0, 16),
         approval_id: a.approvalId || undefined,
+        upstreamName: this.o.upstreamName,
       };
       const written = this.o.state.audit.append(r, this.o.holder.current.engine.file.audit?.sync ?? true);
       if (written) {
@@ -629,6 +869,13 @@ export class PolicyProxy {
     if (side !== 'downstream') await downstream.close().catch(() => undefined);
     this.o.onClose?.();
   }
+}
+
+const REVISION: Record<Era, string> = { legacy: '2025-11-25', modern: MODERN_REVISION };
+
+/** 2026-07-28 results say they are complete (`resultType`); earlier revisions have no such field. */
+function eraResult<T extends object>(r: T, era: Era | undefined): T {
+  return era === 'modern' ? { ...r, resultType: 'complete' } : r;
 }
 
 export function deniedResult(reason: string): { content: { type: 'text'; text: string }[]; isError: true } {

@@ -1,6 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { parseJSONRPCMessage, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/server';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../mcp/message-limit.js';
 import { isValidId, JsonLineReader, recoverEnvelope, type OversizeLine, type RpcId } from './json-lines.js';
 
@@ -59,7 +58,7 @@ export class LineStdioServerTransport implements Transport {
     if (typeof v !== 'object' || v === null || (v as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
       return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request');
     }
-    if (this.validate && !JSONRPCMessageSchema.safeParse(v).success) {
+    if (this.validate && !isJsonRpcMessage(v)) {
       return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request: not a valid JSON-RPC message');
     }
     try {
@@ -95,5 +94,15 @@ export class LineStdioServerTransport implements Transport {
     this.input.off('error', this.onErr);
     this.input.pause();
     this.onclose?.();
+  }
+}
+
+/** The SDK's own JSON-RPC shape check (it throws on a mismatch). */
+function isJsonRpcMessage(v: unknown): boolean {
+  try {
+    parseJSONRPCMessage(v);
+    return true;
+  } catch {
+    return false;
   }
 }

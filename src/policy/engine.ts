@@ -80,6 +80,8 @@ const splitArgsPath = (p: string) => p.split('.').slice(1);
 export class PolicyEngine {
   readonly default: 'allow' | 'deny';
   readonly callTimeoutMs: number;
+  /** Methods the policy forwards besides the default allow-list (`forward:`), each audited. */
+  readonly forwards: ReadonlySet<string>;
   readonly approvalDefaultTimeoutMs: number;
   /** `approvals.elicitation: false` vetoes every per-tool opt-in. */
   readonly elicitationAllowed: boolean;
@@ -96,6 +98,7 @@ export class PolicyEngine {
   ) {
     this.default = file.default ?? 'allow';
     this.callTimeoutMs = (file.call_timeout ?? 300) * 1000;
+    this.forwards = new Set(file.forward ?? []);
     this.approvalDefaultTimeoutMs = (file.approvals?.default_timeout ?? 600) * 1000;
     this.elicitationAllowed = file.approvals?.elicitation !== false;
     // Tool names are matched by their folded key (src/domain/glob.ts says why and how).

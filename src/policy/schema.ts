@@ -11,6 +11,25 @@ export const ACTIONS = ['allow', 'deny', 'require_approval'] as const;
 export const OPS = ['eq', 'neq', 'in', 'not_in', 'lt', 'lte', 'gt', 'gte', 'regex', 'contains', 'exists'] as const;
 export const SCOPES = ['session', 'client', 'global'] as const;
 
+/**
+ * MCP methods a policy may forward besides the default allow-list (`forward:`). Each can make the
+ * upstream hand out data or act without a tool call, so none passes unless the policy names it;
+ * every forwarded request is audited under its method. tools/call is never on this list: the policy
+ * always decides it.
+ */
+export const FORWARDABLE_METHODS = [
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+] as const;
+
 export type Action = (typeof ACTIONS)[number];
 export type Op = (typeof OPS)[number];
 export type Scope = (typeof SCOPES)[number];
@@ -126,6 +145,12 @@ export const policyFileSchema = z.strictObject({
     })
     .optional(),
   tools: z.record(z.string().min(1), toolSchema).optional(),
+  /** Extra MCP methods forwarded to the upstream (each audited); see FORWARDABLE_METHODS. */
+  forward: z
+    .array(z.string().refine((m): m is (typeof FORWARDABLE_METHODS)[number] => (FORWARDABLE_METHODS as readonly string[]).includes(m), {
+      message: `not a method the gateway can forward; one of: ${FORWARDABLE_METHODS.join(', ')} (tools/call is always decided by the policy)`,
+    }))
+    .optional(),
   audit: z
     .strictObject({
       /**

@@ -161,6 +161,8 @@ export interface AuditRecord {
   upstream: UpstreamOutcome;
   policy_hash?: string;
   approval_id?: string;
+  /** The registered upstream the call was for (multi-upstream gateway). */
+  upstreamName?: string;
 }
 
 export interface AuditQuery {

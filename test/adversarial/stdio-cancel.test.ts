@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway } from './stdio-helpers.js';
 
 const cancel = (requestId: unknown) => ({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'changed my mind' } });
 
-test('stdio cancellation: call then cancel, 10 times against max 2, reaches the upstream at most twice', async () => {
+for (const era of ERAS) test(`stdio cancellation (${REVISION[era]}): call then cancel, 10 times against max 2, reaches the upstream at most twice`, async () => {
   const g = await startGateway(`version: 1
 tools:
   slow: { rate_limit: { max: 2, window: 600 } }
-`);
+`, { era });
   try {
     await g.init();
     for (let i = 0; i < 10; i++) {
@@ -36,11 +36,11 @@ tools:
   }
 });
 
-test('stdio cancellation: before forwarding (held for approval) gives the quota back and the upstream never sees the call', async () => {
+for (const era of ERAS) test(`stdio cancellation (${REVISION[era]}): before forwarding (held for approval) gives the quota back and the upstream never sees the call`, async () => {
   const g = await startGateway(`version: 1
 tools:
   echo: { action: require_approval, approval_timeout: 60, rate_limit: { max: 1, window: 600 } }
-`);
+`, { era });
   try {
     await g.init();
     for (let i = 0; i < 3; i++) {
@@ -57,12 +57,12 @@ tools:
   }
 });
 
-test('stdio upstream errors: quota comes back only for "not executed" JSON-RPC errors', async () => {
+for (const era of ERAS) test(`stdio upstream errors (${REVISION[era]}): quota comes back only for "not executed" JSON-RPC errors`, async () => {
   const g = await startGateway(`version: 1
 tools:
   fail: { rate_limit: { max: 1, window: 600 } }
   tool_error: { rate_limit: { max: 1, window: 600 } }
-`);
+`, { era });
   try {
     await g.init();
     // -32700, -32600, -32601, -32602 say the request was not run: the single slot comes back each time.
@@ -85,12 +85,12 @@ tools:
   }
 });
 
-test('stdio timeout after sending keeps the quota', async () => {
+for (const era of ERAS) test(`stdio timeout after sending keeps the quota (${REVISION[era]})`, async () => {
   const g = await startGateway(`version: 1
 call_timeout: 0.3
 tools:
   slow: { rate_limit: { max: 1, window: 600 } }
-`);
+`, { era });
   try {
     await g.init();
     g.send(call('t1', 'slow', { ms: 5000 }));

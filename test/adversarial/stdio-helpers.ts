@@ -6,25 +6,49 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { CLI, cli, tmpDir, waitFor } from '../gateway/helpers.js';
+import { CLI, cli, tmpDir, waitFor, type Era } from '../gateway/helpers.js';
+
+export { ERAS, REVISION, type Era } from '../gateway/helpers.js';
+
+/** The 2026-07-28 `_meta` envelope a request of that revision carries (no capabilities unless given). */
+export function envelope(capabilities: Record<string, unknown> = {}, version = '2026-07-28'): Record<string, unknown> {
+  return {
+    'io.modelcontextprotocol/protocolVersion': version,
+    'io.modelcontextprotocol/clientInfo': { name: 'adversary', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': capabilities,
+  };
+}
+
+/** The request with the 2026-07-28 envelope added to its params (kept if it already has one). */
+export function enveloped(m: unknown, capabilities: Record<string, unknown> = {}): unknown {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return m;
+  const msg = m as Msg;
+  if (typeof msg.method !== 'string' || !('id' in msg) || msg.id === null || msg.id === undefined) return m;
+  const params = (typeof msg.params === 'object' && msg.params !== null ? msg.params : {}) as Record<string, unknown>;
+  const meta = (typeof params._meta === 'object' && params._meta !== null ? params._meta : {}) as Record<string, unknown>;
+  if ('io.modelcontextprotocol/protocolVersion' in meta) return m;
+  return { ...msg, params: { ...params, _meta: { ...envelope(capabilities), ...meta } } };
+}
 
 export const RECORDER = fileURLToPath(new URL('./fixtures/stdio-recorder.js', import.meta.url));
 
 export type Msg = Record<string, unknown> & { id?: unknown; method?: string; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code: number; message: string } };
 
 export interface Gateway {
+  era: Era;
   child: ChildProcessWithoutNullStreams;
   dir: string;
   db: string;
   /** Every message the gateway wrote to the agent, parsed. */
   out: Msg[];
   stderr: () => string;
+  /** Sends one message; on 2026-07-28 a request gets the envelope unless it has one. */
   send(m: unknown): void;
   /** Writes raw bytes or text as they are (no newline added). */
   raw(b: string | Buffer): Promise<void>;
   /** The answer carrying this id (first one not yet taken by an earlier reply() for the same id). */
   reply(id: unknown, timeoutMs?: number): Promise<Msg>;
-  /** Completes the MCP handshake. */
+  /** Opens the session: the 2025-11-25 handshake, or a 2026-07-28 server/discover. */
   init(): Promise<void>;
   /** Every message the upstream received, in order, parsed. */
   upstream(): Msg[];
@@ -34,7 +58,7 @@ export interface Gateway {
   auditFile(): Record<string, unknown>[];
   /** The audit table's records (through `egress-triage audit --json`). */
   auditTable(): Promise<Record<string, unknown>[]>;
-  /** A ping round trip: everything sent before it has been handled by the gateway. */
+  /** A round trip (ping; tools/list on 2026-07-28): everything sent before it has been handled by the gateway. */
   barrier(): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   close(): Promise<void>;
@@ -42,7 +66,8 @@ export interface Gateway {
 
 let pingSeq = 0;
 
-export async function startGateway(policyYaml: string, o: { args?: string[]; env?: Record<string, string> } = {}): Promise<Gateway> {
+export async function startGateway(policyYaml: string, o: { args?: string[]; env?: Record<string, string>; era?: Era; capabilities?: Record<string, unknown> } = {}): Promise<Gateway> {
+  const era = o.era ?? 'legacy';
   const t = tmpDir('adv-stdio-');
   const policy = t.file('policy.yaml', policyYaml);
   const record = join(t.dir, 'upstream.jsonl');
@@ -75,12 +100,13 @@ export async function startGateway(policyYaml: string, o: { args?: string[]; env
           .map((l) => JSON.parse(l) as Msg)
       : [];
   const g: Gateway = {
+    era,
     child,
     dir: t.dir,
     db: t.db,
     out,
     stderr: () => err,
-    send: (m) => void child.stdin.write(JSON.stringify(m) + '\n'),
+    send: (m) => void child.stdin.write(JSON.stringify(era === 'modern' ? enveloped(m, o.capabilities) : m) + '\n'),
     raw: (b) => new Promise((r) => (child.stdin.write(b) ? r() : child.stdin.once('drain', () => r()))),
     async reply(id, timeoutMs = 15_000) {
       const m = await waitFor(() => out.find((x) => !taken.has(x) && x.method === undefined && Object.is(x.id, id)), timeoutMs).catch(() => {
@@ -90,6 +116,11 @@ export async function startGateway(policyYaml: string, o: { args?: string[]; env
       return m;
     },
     async init() {
+      if (era === 'modern') {
+        g.send({ jsonrpc: '2.0', id: 'init', method: 'server/discover', params: {} });
+        await g.reply('init');
+        return;
+      }
       g.send({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'adversary', version: '1' } } });
       await g.reply('init');
       g.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
@@ -104,7 +135,7 @@ export async function startGateway(policyYaml: string, o: { args?: string[]; env
     },
     async barrier() {
       const id = `barrier-${++pingSeq}`;
-      g.send({ jsonrpc: '2.0', id, method: 'ping' });
+      g.send({ jsonrpc: '2.0', id, method: era === 'modern' ? 'tools/list' : 'ping' });
       await g.reply(id);
     },
     exited,

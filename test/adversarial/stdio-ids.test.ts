@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway } from './stdio-helpers.js';
 
 const POLICY = `version: 1
 default: allow
@@ -9,8 +9,8 @@ tools:
   danger: { action: deny, reason: "never" }
 `;
 
-test('stdio ids: only string and integer ids reach the policy; every other id of a tools/call is refused, audited, never forwarded', async () => {
-  const g = await startGateway(POLICY);
+for (const era of ERAS) test(`stdio ids (${REVISION[era]}): only string and integer ids reach the policy; every other id of a tools/call is refused, audited, never forwarded`, async () => {
+  const g = await startGateway(POLICY, { era });
   try {
     await g.init();
     // Valid ids: decided by the policy, the id comes back unchanged.
@@ -57,8 +57,8 @@ test('stdio ids: only string and integer ids reach the policy; every other id of
   // file is complete even without sync writes).
 });
 
-test('stdio ids: refused calls are audited in the JSONL file and the table', async () => {
-  const g = await startGateway(POLICY);
+for (const era of ERAS) test(`stdio ids (${REVISION[era]}): refused calls are audited in the JSONL file and the table`, async () => {
+  const g = await startGateway(POLICY, { era });
   try {
     await g.init();
     await g.raw('{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"secret_x","arguments":{"cmd":"rm -rf /"}}}\n');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway } from './stdio-helpers.js';
 
 const POLICY = `version: 1
 default: allow
@@ -42,8 +42,8 @@ test('stdio methods: only allow-listed methods pass; look-alikes of tools/call, 
   }
 });
 
-test('stdio messages: batches, malformed JSON, non-objects and stray responses never reach the upstream; the gateway stays up', async () => {
-  const g = await startGateway(POLICY);
+for (const era of ERAS) test(`stdio messages (${REVISION[era]}): batches, malformed JSON, non-objects and stray responses never reach the upstream; the gateway stays up`, async () => {
+  const g = await startGateway(POLICY, { era });
   try {
     await g.init();
     const batches = [

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { JsonLineReader, recoverEnvelope } from '../../src/gateway/json-lines.js';
-import { call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway } from './stdio-helpers.js';
 
 test('line framing: any split of the bytes gives back the same lines (multi-byte characters included)', () => {
   fc.assert(
@@ -40,8 +40,8 @@ test('line framing: an oversize line is skipped to its newline, reported once wi
   assert.equal(nested.id, undefined);
 });
 
-test('stdio multi-byte: € over 1 MiB and emoji split across 64 KiB pipe reads arrive intact both ways', async () => {
-  const g = await startGateway('version: 1\n');
+for (const era of ERAS) test(`stdio multi-byte (${REVISION[era]}): € over 1 MiB and emoji split across 64 KiB pipe reads arrive intact both ways`, async () => {
+  const g = await startGateway('version: 1\n', { era });
   try {
     await g.init();
     const euro = '€'.repeat(400_000); // 1.2 MB of 3-byte characters

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, resultText, startGateway } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway, type Era } from './stdio-helpers.js';
 
 const N = 40;
 
-async function answeredThenSignalled(policy: string, signal: NodeJS.Signals) {
-  const g = await startGateway(policy);
+async function answeredThenSignalled(policy: string, signal: NodeJS.Signals, era: Era) {
+  const g = await startGateway(policy, { era });
   try {
     await g.init();
     // Signal in the same tick as the last answer arrives (this listener runs after the helper's parser).
@@ -31,9 +31,9 @@ tools:
   danger: { action: deny, reason: "no" }
 `;
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`stdio signals: ${signal} right after the answers: every answered call is in the JSONL file and the table`, async () => {
-    const { exit, file, table } = await answeredThenSignalled(BASE, signal);
+for (const era of ERAS) for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`stdio signals (${REVISION[era]}): ${signal} right after the answers: every answered call is in the JSONL file and the table`, async () => {
+    const { exit, file, table } = await answeredThenSignalled(BASE, signal, era);
     assert.deepEqual(exit, { code: 0, signal: null }, 'the gateway ends cleanly instead of dying on the signal');
     for (const recs of [file, table]) {
       assert.equal(recs.filter((r) => r.tool === 'echo' && r.decision === 'allow' && r.upstream === 'ok').length, N);
@@ -42,15 +42,15 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-test('stdio signals: with audit.sync false, records are batched but a SIGTERM still flushes them', async () => {
-  const { exit, file, table } = await answeredThenSignalled(`${BASE}audit: { sync: false }\n`, 'SIGTERM');
+for (const era of ERAS) test(`stdio signals (${REVISION[era]}): with audit.sync false, records are batched but a SIGTERM still flushes them`, async () => {
+  const { exit, file, table } = await answeredThenSignalled(`${BASE}audit: { sync: false }\n`, 'SIGTERM', era);
   assert.equal(exit.code, 0);
   assert.equal(file.filter((r) => r.tool === 'echo').length, N);
   assert.equal(table.filter((r) => r.tool === 'echo').length, N);
 });
 
-test('stdio audit.sync (the default): the record is written before the answer, so even SIGKILL loses nothing answered', async () => {
-  const { exit, file, table } = await answeredThenSignalled(BASE, 'SIGKILL');
+for (const era of ERAS) test(`stdio audit.sync (the default, ${REVISION[era]}): the record is written before the answer, so even SIGKILL loses nothing answered`, async () => {
+  const { exit, file, table } = await answeredThenSignalled(BASE, 'SIGKILL', era);
   assert.equal(exit.signal, 'SIGKILL');
   assert.equal(file.filter((r) => r.tool === 'echo').length, N);
   assert.equal(table.filter((r) => r.tool === 'echo').length, N);

@@ -5,18 +5,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, cli } from '../gateway/helpers.js';
-import { call, resultText, startGateway, type Msg } from './stdio-helpers.js';
+import { ERAS, REVISION, call, resultText, startGateway, type Msg } from './stdio-helpers.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 
 const MiB = 1024 * 1024;
 
-test('stdio size: one limit both ways; an oversize message gets an error with its id and the gateway stays up', async () => {
+for (const era of ERAS) test(`stdio size (${REVISION[era]}): one limit both ways; an oversize message gets an error with its id and the gateway stays up`, async () => {
   const g = await startGateway(
     `version: 1
 tools:
   big: { rate_limit: { max: 2, window: 600 } }
 `,
-    { args: ['--max-message-bytes', '1MiB'] },
+    { args: ['--max-message-bytes', '1MiB'], era },
   );
   try {
     await g.init();
@@ -32,7 +32,7 @@ tools:
     assert.equal(g.upstreamCalls().length, 0, 'nothing oversize reached the upstream');
 
     // Just under the limit passes both ways.
-    const under = 'u'.repeat(MiB - 200);
+    const under = 'u'.repeat(MiB - 400); // room for the envelope of 2026-07-28
     g.send(call('under', 'echo', { text: under }));
     assert.equal(resultText(await g.reply('under')), under);
 
@@ -62,8 +62,8 @@ tools:
   }
 });
 
-test('stdio size: a 10 MiB reply passes with the default limit (16 MiB) and a 17 MiB message is refused', async () => {
-  const g = await startGateway('version: 1\n');
+for (const era of ERAS) test(`stdio size (${REVISION[era]}): a 10 MiB reply passes with the default limit (16 MiB) and a 17 MiB message is refused`, async () => {
+  const g = await startGateway('version: 1\n', { era });
   try {
     await g.init();
     g.send(call('ten', 'big', { bytes: 10 * MiB }));

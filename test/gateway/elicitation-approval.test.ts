@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
 
 // The client that asked for a held call is the client that answers an elicitation: an agent whose
@@ -19,14 +18,14 @@ tools:
 `,
   );
   const asked: string[] = [];
-  const g = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: {} } });
-  g.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+  const g = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: { form: {} } } });
+  g.client.setRequestHandler('elicitation/create', async (req) => {
     asked.push(req.params.message);
     return { action: 'accept', content: { approve: true } };
   });
   try {
     // Not opted in: the self-answering client is never asked; the call waits for a human outside it.
-    const held = g.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 60_000 });
+    const held = g.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 60_000 });
     const row = await waitFor(async () => {
       const r = await cli(['approvals', 'list', '--db', t.db, '--json']);
       return (JSON.parse(r.stdout) as { id: string; tool: string }[]).find((x) => x.tool === 'write_thing');
@@ -45,6 +44,67 @@ tools:
     assert.match(asked[0]!, /Policy requires approval for tool "add"/);
     const rows = JSON.parse((await cli(['approvals', 'list', '--db', t.db, '--json', '--all'])).stdout) as { tool: string; decided_by: string }[];
     assert.equal(rows.find((x) => x.tool === 'add')?.decided_by, 'elicitation', 'the audit trail says who approved');
+  } finally {
+    await g.client.close();
+    t.cleanup();
+  }
+});
+
+// 2026-07-28: the held call comes back as `input_required`; the SDK client asks its user (its
+// elicitation handler) and retries with the answer and the gateway's signed requestState.
+test('2026-07-28: approval over a multi-round-trip request; the upstream\'s own question is relayed inside the gateway\'s state', async () => {
+  const t = tmpDir();
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+tools:
+  write_thing: { action: require_approval, approval_timeout: 60, approval_elicitation: true }
+  ask: { action: require_approval, approval_timeout: 60, approval_elicitation: true }
+`,
+  );
+  const asked: string[] = [];
+  const g = await stdioGatewayClient(policy, t.db, { era: 'modern', capabilities: { elicitation: { form: {} } } });
+  g.client.setRequestHandler('elicitation/create', async (req): Promise<{ action: 'accept'; content: Record<string, string | boolean> }> => {
+    asked.push(req.params.message);
+    if (req.params.message.includes('Policy requires approval')) {
+      const approve = !req.params.message.includes('"owner":"no"');
+      return { action: 'accept', content: { approve, reason: approve ? 'fine' : 'nope' } };
+    }
+    return { action: 'accept', content: { value: 'v42' } };
+  });
+  try {
+    assert.equal(g.client.getNegotiatedProtocolVersion(), '2026-07-28');
+    assert.equal(text(await g.client.callTool({ name: 'write_thing', arguments: { owner: 'yes' } })), 'write_thing ok {"owner":"yes"}');
+    assert.equal(asked.length, 1);
+    assert.match(asked[0]!, /Policy requires approval for tool "write_thing"/);
+    const no = await g.client.callTool({ name: 'write_thing', arguments: { owner: 'no' } });
+    assert.match(text(no), /^\[POLICY DENIED\] approval apr_\w+ was denied by elicitation: nope/);
+    // Approval first, then the upstream asks its own question: its requestState comes back to it intact.
+    assert.equal(text(await g.client.callTool({ name: 'ask', arguments: {} })), 'got accept:v42 state=fixture-state-1');
+    assert.deepEqual(asked.slice(2).map((m) => m.slice(0, 30)), ['Policy requires approval for t', 'Say something']);
+    const rows = JSON.parse((await cli(['approvals', 'list', '--db', t.db, '--json', '--all'])).stdout) as { tool: string; status: string; decided_by: string }[];
+    assert.deepEqual(rows.map((r) => `${r.tool}:${r.status}:${r.decided_by}`).sort(), ['ask:consumed:elicitation', 'write_thing:consumed:elicitation', 'write_thing:denied:elicitation']);
+    const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; upstream: string });
+    assert.deepEqual(audit.map((r) => `${r.tool}:${r.decision}:${r.upstream}`), ['write_thing:approved:ok', 'write_thing:approval_denied:not_forwarded', 'ask:approved:ok', 'ask:approved:ok']);
+  } finally {
+    await g.client.close();
+    t.cleanup();
+  }
+});
+
+test('2026-07-28 client without the elicitation capability: not asked (never -32021); the call waits for a human elsewhere', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ntools:\n  write_thing: { action: require_approval, approval_timeout: 60, approval_elicitation: true }\n');
+  const g = await stdioGatewayClient(policy, t.db, { era: 'modern' });
+  try {
+    const held = g.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 60_000 });
+    const row = await waitFor(async () => {
+      const r = await cli(['approvals', 'list', '--db', t.db, '--json']);
+      return (JSON.parse(r.stdout) as { id: string; tool: string }[]).find((x) => x.tool === 'write_thing');
+    });
+    const ok = await cli(['approvals', 'approve', row.id, '--db', t.db]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(text(await held), 'write_thing ok {"owner":"acme"}');
   } finally {
     await g.client.close();
     t.cleanup();

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 /** The real CLI; EGRESS_TRIAGE_TEST_CLI can point elsewhere while another module breaks main.js. */
 export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -17,11 +17,29 @@ export function tmpDir(prefix = 'gw-'): ReturnType<typeof tempDir> & { db: strin
 
 const childEnv = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
 
+/** The two protocol revisions every end-to-end test runs against. */
+export type Era = 'legacy' | 'modern';
+export const ERAS: readonly Era[] = ['legacy', 'modern'];
+export const REVISION: Record<Era, string> = { legacy: '2025-11-25', modern: '2026-07-28' };
+
+/**
+ * A real SDK v2 client pinned to one revision: "modern" speaks 2026-07-28 only (no initialize, the
+ * envelope on every request), "legacy" does the 2025-11-25 initialize handshake.
+ */
+export function newClient(era: Era, capabilities: Record<string, unknown> = {}, name = 'gw-test'): Client {
+  return new Client(
+    { name, version: '1.0.0' },
+    era === 'modern'
+      ? { capabilities, versionNegotiation: { mode: { pin: '2026-07-28' } } }
+      : { capabilities, supportedProtocolVersions: ['2025-11-25'] },
+  );
+}
+
 /** A real SDK client talking to `egress-triage gateway ... -- node echo-server.js` over stdio. */
 export async function stdioGatewayClient(
   policy: string,
   db: string,
-  opts: { extraArgs?: string[]; capabilities?: Record<string, unknown>; onStderr?: (s: string) => void } = {},
+  opts: { extraArgs?: string[]; capabilities?: Record<string, unknown>; onStderr?: (s: string) => void; era?: Era } = {},
 ): Promise<{ client: Client; transport: StdioClientTransport; stderr: () => string }> {
   const transport = new StdioClientTransport({
     command: process.execPath,
@@ -34,7 +52,7 @@ export async function stdioGatewayClient(
     err += d.toString();
     opts.onStderr?.(d.toString());
   });
-  const client = new Client({ name: 'gw-test', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
+  const client = newClient(opts.era ?? 'legacy', opts.capabilities ?? {});
   await client.connect(transport);
   return { client, transport, stderr: () => err };
 }

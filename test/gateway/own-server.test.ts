@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
 import { openStore, resolveStoreLocation } from '../../src/storage/open-store.js';
 import { createEgressTriageServer } from '../../src/mcp/server.js';
-import { text, tmpDir } from './helpers.js';
+import { ERAS, REVISION, newClient, text, tmpDir } from './helpers.js';
 
-test("policy in front of egress-triage's own MCP server (built-in mode, shared state DB)", async () => {
+for (const era of ERAS) test(`policy in front of egress-triage's own MCP server (built-in mode, shared state DB, ${REVISION[era]})`, async () => {
   const t = tmpDir();
   const store = await openStore(resolveStoreLocation(t.db), 'create');
   const policy = t.file(
@@ -24,12 +23,12 @@ tools:
       - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "Tenant-wide rules need a human in the dashboard" }
 `,
   );
-  const server = createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' });
   const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
-  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, server, clientTransport: serverFacing, identity: 'agent-1' });
-  const client = new Client({ name: 'own', version: '1' });
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, serverFactory: () => createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' }), clientTransport: serverFacing, identity: 'agent-1' });
+  const client = newClient(era, {}, 'own');
   await client.connect(clientSide);
   try {
+    assert.equal(client.getNegotiatedProtocolVersion(), REVISION[era]);
     const names = (await client.listTools()).tools.map((x) => x.name);
     assert.ok(names.includes('ping') && names.includes('create_suppression_rule'));
     assert.ok(!names.includes('delete_suppression_rule'));

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CallToolResultSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { CLI, FIXTURE, cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
+import { CLI, ERAS, FIXTURE, REVISION, cli, stdioGatewayClient, text, tmpDir, waitFor } from './helpers.js';
 
 const DENIED = /^\[POLICY DENIED\] /;
 
-test('stdio gateway: deny, hide on paged tools/list, rate limit with retry time, conditions, audit without argument values', async () => {
+for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): deny, hide on paged tools/list, rate limit with retry time, conditions, audit without argument values`, async () => {
   const t = tmpDir();
   const policy = t.file(
     'p.yaml',
@@ -25,19 +24,12 @@ tools:
       - { path: args.a, op: gt, value: 100, action: deny, reason: "too big" }
 `,
   );
-  const { client, transport } = await stdioGatewayClient(policy, t.db);
+  const { client, transport } = await stdioGatewayClient(policy, t.db, { era });
   try {
-    // Paged listing through the gateway: hidden tools vanish from every page, the rest are untouched.
-    const names: string[] = [];
-    let cursor: string | undefined;
-    let pages = 0;
-    do {
-      const r = await client.listTools(cursor ? { cursor } : undefined);
-      names.push(...r.tools.map((x) => x.name));
-      cursor = r.nextCursor;
-      pages++;
-    } while (cursor);
-    assert.ok(pages >= 4, 'fixture pages tools/list');
+    assert.equal(client.getNegotiatedProtocolVersion(), REVISION[era]);
+    // Paged listing through the gateway (the client walks the fixture's pages of 10): hidden tools vanish
+    // from every page, the rest are untouched.
+    const names = (await client.listTools()).tools.map((x) => x.name);
     assert.ok(!names.includes('delete_thing'));
     assert.ok(!names.some((n) => /^bulk_1\d$/.test(n)));
     assert.ok(names.includes('bulk_09') && names.includes('bulk_20') && names.includes('echo'));
@@ -185,7 +177,9 @@ tools:
   try {
     // Cancellation after forwarding keeps the slot too.
     const ac = new AbortController();
-    const p = c3.client.callTool({ name: 'slow', arguments: { ms: 5000 } }, CallToolResultSchema, { signal: ac.signal });
+    const p = c3.client.callTool({ name: 'slow', arguments: { ms: 5000 } }, { signal: ac.signal });
+    // The gateway handles messages in order: once a later call is answered, the slow one was forwarded.
+    await c3.client.callTool({ name: 'echo', arguments: { text: 'barrier' } });
     ac.abort();
     await assert.rejects(p);
     assert.match(text(await client2Call(c3.client, { ms: 10 })), DENIED, 'a cancelled call keeps its slot');
@@ -205,8 +199,8 @@ tools:
   t.cleanup();
 });
 
-function client2Call(client: import('@modelcontextprotocol/sdk/client/index.js').Client, args: Record<string, unknown>) {
-  return client.callTool({ name: 'slow', arguments: args }, CallToolResultSchema, { timeout: 20_000 });
+function client2Call(client: import('@modelcontextprotocol/client').Client, args: Record<string, unknown>) {
+  return client.callTool({ name: 'slow', arguments: args }, { timeout: 20_000 });
 }
 
 test('stdio gateway: approvals by CLI (approve, deny), timeout, elicitation, upstream elicitation passes through, restart survival', async () => {
@@ -229,13 +223,13 @@ tools:
   // Plain client (no elicitation): decided from the CLI.
   const a = await stdioGatewayClient(policy, t.db, { extraArgs: ['--session-id', 'sess-A'] });
   try {
-    const p1 = a.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 30_000 });
+    const p1 = a.client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 30_000 });
     const row = await pending('write_thing');
     const ok = await cli(['approvals', 'approve', row.id, '--db', t.db]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(text(await p1), 'write_thing ok {"owner":"acme"}');
 
-    const p2 = a.client.callTool({ name: 'write_thing', arguments: { owner: 'other' } }, CallToolResultSchema, { timeout: 30_000 });
+    const p2 = a.client.callTool({ name: 'write_thing', arguments: { owner: 'other' } }, { timeout: 30_000 });
     const row2 = await pending('write_thing');
     await cli(['approvals', 'deny', row2.id, '--db', t.db, '--reason', 'not this owner']);
     const r2 = await p2;
@@ -253,7 +247,7 @@ tools:
     assert.ok((expired.decided_at as number) >= (expired.expires_at as number), JSON.stringify(expired));
 
     // Restart survival: file an approval, kill the gateway, approve while it is down, restart, retry.
-    void a.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } }, CallToolResultSchema, { timeout: 30_000 }).catch(() => undefined);
+    void a.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } }, { timeout: 30_000 }).catch(() => undefined);
     const row4 = await pending('add');
     const gatewayPid = a.transport.pid;
     await a.client.close();
@@ -274,8 +268,8 @@ tools:
 
   // Elicitation-capable client: the human answers in the client; upstream's own elicitation still flows mid-call.
   const seen: string[] = [];
-  const c = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: {} } });
-  c.client.setRequestHandler(ElicitRequestSchema, async (req) => {
+  const c = await stdioGatewayClient(policy, t.db, { capabilities: { elicitation: { form: {} } } });
+  c.client.setRequestHandler('elicitation/create', async (req): Promise<{ action: 'accept'; content: Record<string, string | boolean> }> => {
     seen.push(req.params.message);
     if (req.params.message.includes('Policy requires approval')) {
       const approve = req.params.message.includes('"owner":"yes"');
@@ -299,19 +293,26 @@ function row4Id(all: { id: string; status: string; tool?: string }[], tool: stri
   return (all as { id: string; tool: string }[]).find((x) => x.tool === tool)?.id;
 }
 
-test('stdio gateway: hot reload applies a good file, keeps the old one on a bad file, and notifies list_changed', async () => {
+for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): hot reload applies a good file, keeps the old one on a bad file, and notifies list_changed`, async () => {
   const t = tmpDir();
   const policyPath = t.file('p.yaml', 'version: 1\ndefault: allow\n');
   const write = (s: string) => t.file('p.yaml', s);
   let changed = 0;
-  const g = await stdioGatewayClient(policyPath, t.db);
-  g.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changed++);
+  const subscriptionIds: unknown[] = [];
+  const g = await stdioGatewayClient(policyPath, t.db, { era });
+  g.client.setNotificationHandler('notifications/tools/list_changed', (n) => {
+    changed++;
+    subscriptionIds.push(n.params?._meta?.['io.modelcontextprotocol/subscriptionId']);
+  });
+  // 2026-07-28 delivers change notifications only on a listen stream the client opened for them.
+  const sub = era === 'modern' ? await g.client.listen({ toolsListChanged: true }) : undefined;
   try {
+    if (sub) assert.deepEqual(sub.honoredFilter, { toolsListChanged: true });
     assert.equal(text(await g.client.callTool({ name: 'echo', arguments: { text: 'a' } })), 'a');
     write('version: 1\ndefault: allow\nhide: [echo]\n');
     await waitFor(() => changed === 1 || undefined, 8000);
     assert.match(text(await g.client.callTool({ name: 'echo', arguments: { text: 'b' } })), DENIED);
-    assert.ok(!(await g.client.listTools()).tools.some((x) => x.name === 'echo'));
+    assert.ok(!(await g.client.listTools({ cursor: '0' })).tools.some((x) => x.name === 'echo'));
 
     write('version: 1\ndefault: allow\nhide: [echo\n'); // broken YAML
     await waitFor(() => g.stderr().includes('reload rejected') || undefined, 8000);
@@ -321,8 +322,12 @@ test('stdio gateway: hot reload applies a good file, keeps the old one on a bad 
     write('version: 1\ndefault: allow\ntools:\n  echo: { action: deny, reason: "now denied by rule" }\n');
     await waitFor(() => changed === 2 || undefined, 8000);
     assert.equal(text(await g.client.callTool({ name: 'echo', arguments: { text: 'd' } })), '[POLICY DENIED] now denied by rule');
-    assert.ok((await g.client.listTools()).tools.some((x) => x.name === 'echo'), 'unhidden again, same session');
+    assert.ok((await g.client.listTools({ cursor: '0' })).tools.some((x) => x.name === 'echo'), 'unhidden again, same session');
+    // Unsolicited on 2025-11-25; on 2026-07-28 stamped with the listen stream's subscription id.
+    assert.equal(subscriptionIds.length, 2);
+    for (const sid of subscriptionIds) assert.equal(sid === undefined, era === 'legacy', JSON.stringify(subscriptionIds));
   } finally {
+    await sub?.close();
     await g.client.close();
   }
   t.cleanup();

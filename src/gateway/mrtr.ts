@@ -1,0 +1,108 @@
+/**
+ * The gateway's side of MCP 2026-07-28 multi-round-trip requests (MRTR).
+ *
+ * A 2026-07-28 call held for approval is answered with an `input_required` result asking the client
+ * for the approval (an `elicitation/create` form); the client retries with a NEW request carrying the
+ * answer in `inputResponses` and our `requestState`. That state comes back from the client, so it is
+ * HMAC-sealed (the SDK's codec) and binds the exact tool, canonical arguments, identity, policy and
+ * approval it was minted for, with its own expiry. When the upstream itself answers `input_required`,
+ * its `requestState` travels inside ours (`up`), because a retry only carries one state and
+ * `inputResponses` are per round: our verdict must survive the upstream's rounds.
+ *
+ * Every `requestState` reaching the gateway must be one it minted: it never passes one through
+ * unverified, so a client cannot hand the upstream a state of its own making.
+ */
+import { randomBytes } from 'node:crypto';
+import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server';
+import { REQUEST_STATE_KEY_ENV } from '../mcp/request-state.js';
+
+/** The key of the gateway's question in `inputRequests` and of the answer in `inputResponses`. */
+export const APPROVAL_INPUT_KEY = 'egress-triage/policy-approval';
+
+export interface GatewayState {
+  tool: string;
+  /** the audit hash of the canonical arguments (keyed, so it says nothing about their values) */
+  argsHash: string;
+  identity: string;
+  /** hash of the policy in force when the state was minted: a reload invalidates it */
+  policy: string;
+  /** the approval this state asks about or, with `approved`, the one already granted and used */
+  approvalId?: string;
+  approved?: boolean;
+  /** the upstream's own requestState, handed back to it on the retry */
+  up?: string;
+  /** expiry, ms since the epoch */
+  exp: number;
+}
+
+/** Longest life of any state; each state carries its own (shorter) expiry on top. */
+const MAX_TTL_SECONDS = 24 * 3600;
+
+let codec: RequestStateCodec<GatewayState> | undefined;
+
+function stateCodec(env: NodeJS.ProcessEnv = process.env): RequestStateCodec<GatewayState> {
+  if (codec) return codec;
+  const configured = env[REQUEST_STATE_KEY_ENV];
+  if (configured !== undefined && configured !== '' && Buffer.byteLength(configured) < 32) {
+    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs approval state; every replica behind one URL needs the same one)`);
+  }
+  // Without the variable the key is random per process: right for stdio and one gateway process;
+  // replicas must share it or a retry landing on another replica is refused (and asked again).
+  codec = createRequestStateCodec<GatewayState>({ key: configured || randomBytes(32), ttlSeconds: MAX_TTL_SECONDS });
+  return codec;
+}
+
+export function mintState(s: GatewayState): Promise<string> {
+  return stateCodec().mint(s);
+}
+
+/** The state we minted, still valid; undefined for anything forged, altered, malformed or expired. */
+export async function openState(raw: unknown, now = Date.now()): Promise<GatewayState | undefined> {
+  if (typeof raw !== 'string' || raw.length > 64 * 1024) return undefined;
+  try {
+    const s = await stateCodec().verify(raw, {} as ServerContext);
+    return typeof s === 'object' && s !== null && typeof s.exp === 'number' && s.exp > now ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `input_required` result asking the client for the approval. */
+export function approvalQuestion(message: string, requestState: string): Record<string, unknown> {
+  return {
+    resultType: 'input_required',
+    inputRequests: {
+      [APPROVAL_INPUT_KEY]: {
+        method: 'elicitation/create',
+        params: {
+          mode: 'form',
+          message,
+          requestedSchema: {
+            type: 'object',
+            properties: {
+              approve: { type: 'boolean', title: 'Approve this call', default: false },
+              reason: { type: 'string', title: 'Reason (optional)' },
+            },
+            required: ['approve'],
+          },
+        },
+      },
+    },
+    requestState,
+  };
+}
+
+/** The client's answer to our question in a retry: approved, declined, or not answered. */
+export function approvalAnswer(inputResponses: unknown): { answer: 'approve' | 'deny' | 'none'; reason?: string } {
+  const r = isObj(inputResponses) ? inputResponses[APPROVAL_INPUT_KEY] : undefined;
+  if (!isObj(r)) return { answer: 'none' };
+  const content = isObj(r.content) ? r.content : {};
+  const reason = typeof content.reason === 'string' ? content.reason : undefined;
+  if (r.action === 'accept') return content.approve === true ? { answer: 'approve', reason } : { answer: 'deny', reason: reason ?? 'declined in the client' };
+  if (r.action === 'decline') return { answer: 'deny', reason: reason ?? 'declined in the client' };
+  return { answer: 'none' };
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
