@@ -10,7 +10,16 @@ import { hashArgs } from '../policy/canonical.js';
 import type { Grant } from '../http/grants.js';
 import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest } from '../http/mcp-listener.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
-import { chooseUpstreamTransport, EraMismatchError, probeUpstreamEra, RequestResponseTransport, type Era } from './modern-http.js';
+import {
+  chooseUpstreamTransport,
+  EraMismatchError,
+  probeStdioEra,
+  probeUpstreamEra,
+  RequestResponseTransport,
+  SharedStdioChild,
+  StatelessUpstreamTransport,
+  type Era,
+} from './modern-http.js';
 import type { Transport } from '@modelcontextprotocol/server';
 import { StdioUpstreamTransport } from './stdio-upstream.js';
 import type { UpstreamConfig } from './config.js';
@@ -74,6 +83,8 @@ interface Upstream {
   http?: UpstreamHttp;
   /** its protocol revision, asked once */
   era?: Promise<Era>;
+  /** a stdio upstream's one child for 2026-07-28 requests */
+  shared?: SharedStdioChild;
 }
 
 interface Session {
@@ -134,11 +145,14 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const sessions = new Map<string, Session>();
   const endpoint = o.path ?? '/mcp';
   // Every session and request to one URL upstream shares one keep-alive agent: no new connection per call.
-  for (const u of upstreams) if (u.url) u.http = upstreamHttp(u.url, u.headers);
+  for (const u of upstreams) {
+    if (u.url) u.http = upstreamHttp(u.url, u.headers);
+    else u.shared = new SharedStdioChild(() => new StdioUpstreamTransport({ command: u.command![0]!, args: u.command!.slice(1), env: childEnv() }));
+  }
   /** What an audit record and the rate-limit "session" scope call this session: per upstream in multi mode. */
   const sessionKey = (up: Upstream, key: string) => (up.name ? `${up.name}/${key}` : key);
   /** Tells the proxy which upstream its calls go to (written to the audit as `upstreamName`). */
-  const upstreamName = (up: Upstream) => (up.name ? ({ upstreamName: up.name } as object) : {});
+  const upstreamName = (up: Upstream): { upstreamName?: string } => (up.name ? { upstreamName: up.name } : {});
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -226,7 +240,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   // An upstream's revision, asked once (or configured); a failed probe is asked again next time.
   const eraOfUpstream = (up: Upstream): Promise<Era> => {
     if (o.upstreamEra) return Promise.resolve(o.upstreamEra);
-    up.era ??= probeUpstreamEra(up.http!).catch((e: Error) => {
+    up.era ??= (up.http ? probeUpstreamEra(up.http) : probeStdioEra(up.shared!)).catch((e: Error) => {
       up.era = undefined;
       throw e;
     });
@@ -236,12 +250,15 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
   const handleModern = async (res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
     const label = up.name ? `upstream "${up.name}"` : 'upstream';
-    if (!up.http) {
-      return rpcError(res, 400, -32600, `${label} is a stdio server, which this gateway serves to 2025-11-25 sessions only; connect with protocol version 2025-11-25`, requestId(body));
-    }
     let upstream: Transport;
     try {
-      upstream = chooseUpstreamTransport({ upstreamEra: await eraOfUpstream(up), downstreamEra: 'modern', up: up.http, adapt: o.adaptUpstream });
+      upstream = chooseUpstreamTransport({
+        upstreamEra: await eraOfUpstream(up),
+        downstreamEra: 'modern',
+        open: up.http ? () => new StatelessUpstreamTransport(up.http!) : () => up.shared!.connect(),
+        openLegacy: up.http ? () => new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }) : undefined,
+        adapt: o.adaptUpstream,
+      });
     } catch (e) {
       const unreachable = !(e instanceof EraMismatchError);
       return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, unreachable ? `${label} unreachable: ${(e as Error).message}` : `${label}: ${(e as Error).message}`, requestId(body));
@@ -367,7 +384,10 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       sessions.clear();
       server.closeAllConnections();
       await listener.close();
-      for (const u of upstreams) u.http?.agent.destroy();
+      for (const u of upstreams) {
+        u.http?.agent.destroy();
+        await u.shared?.close();
+      }
       runtimes.close();
     },
   };

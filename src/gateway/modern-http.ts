@@ -13,7 +13,6 @@
  *   translating transport (src/gateway/era), which plugs in here.
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
 import { eventEnd, mediaType, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
 import { MODERN_REVISION } from '../http/classify.js';
@@ -266,15 +265,15 @@ export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
 export function chooseUpstreamTransport(o: {
   upstreamEra: Era;
   downstreamEra: Era;
-  up: UpstreamHttp;
+  /** the upstream's transport for this request when eras are equal (2026: stateless or the shared child) */
+  open: () => Transport;
+  /** a 2025-11-25 session transport to the upstream, for the translator */
+  openLegacy?: () => Transport;
   adapt?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
-}): StatelessUpstreamTransport | Transport {
-  if (o.downstreamEra === 'modern' && o.upstreamEra === 'modern') return new StatelessUpstreamTransport(o.up);
+}): Transport {
+  if (o.downstreamEra === o.upstreamEra) return o.open();
   if (o.adapt) {
-    const inner: Transport =
-      o.upstreamEra === 'modern'
-        ? new StatelessUpstreamTransport(o.up)
-        : new StreamableHTTPClientTransport(o.up.url, { requestInit: { headers: { ...o.up.headers } } });
+    const inner = o.upstreamEra === 'legacy' && o.openLegacy ? o.openLegacy() : o.open();
     return o.adapt(inner, { upstreamEra: o.upstreamEra, downstreamEra: o.downstreamEra });
   }
   throw new EraMismatchError(
@@ -283,3 +282,139 @@ export function chooseUpstreamTransport(o: {
 }
 
 export class EraMismatchError extends Error {}
+
+/**
+ * A stdio upstream behind the HTTP gateway, for 2026-07-28 traffic: one child shared by every request
+ * (a request needs no session, and a child per POST would cost a process start each), with JSON-RPC
+ * ids remapped so answers from the one pipe go back to the request that asked. 2025-11-25 sessions
+ * get a child each instead (src/gateway/http.ts), since their state lives in the server. A child that
+ * exits fails the calls in flight and the next request starts a new one.
+ */
+export class SharedStdioChild {
+  private child?: Transport;
+  private starting?: Promise<Transport>;
+  private next = 0;
+  private readonly routes = new Map<string, { t: RemappedTransport; id: Id }>();
+  private readonly open = new Set<RemappedTransport>();
+
+  constructor(private readonly spawnChild: () => Transport) {}
+
+  /** A transport for one downstream request; closing it forgets its ids. */
+  connect(): RemappedTransport {
+    const t = new RemappedTransport(this);
+    this.open.add(t);
+    return t;
+  }
+
+  async close(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    this.starting = undefined;
+    await c?.close().catch(() => undefined);
+  }
+
+  /** @internal */
+  async sendFor(t: RemappedTransport, m: Msg): Promise<void> {
+    const child = await this.ensure();
+    if (typeof m.method === 'string' && m.id !== undefined && m.id !== null) {
+      const id = `gw-${++this.next}`;
+      this.routes.set(id, { t, id: m.id });
+      t.ids.add(id);
+      return child.send({ ...m, id } as unknown as JSONRPCMessage);
+    }
+    if (m.method === 'notifications/cancelled' && isObj(m.params)) {
+      const mine = [...t.ids].find((k) => this.routes.get(k)?.id === (m.params as Record<string, unknown>).requestId);
+      if (mine === undefined) return;
+      return child.send({ ...m, params: { ...m.params, requestId: mine } } as unknown as JSONRPCMessage);
+    }
+    return child.send(m as unknown as JSONRPCMessage);
+  }
+
+  /** @internal */
+  release(t: RemappedTransport): void {
+    for (const id of t.ids) this.routes.delete(id);
+    this.open.delete(t);
+  }
+
+  private ensure(): Promise<Transport> {
+    if (this.child) return Promise.resolve(this.child);
+    this.starting ??= (async () => {
+      const c = this.spawnChild();
+      c.onmessage = (msg) => this.fromChild(msg as unknown as Msg);
+      c.onclose = () => {
+        if (this.child !== c && this.starting === undefined) return;
+        this.child = undefined;
+        this.starting = undefined;
+        // Every request in flight loses its answer: their proxies fail them as "upstream closed".
+        for (const t of [...this.open]) t.onclose?.();
+      };
+      await c.start();
+      this.child = c;
+      return c;
+    })().catch((e: Error) => {
+      this.starting = undefined;
+      throw e;
+    });
+    return this.starting;
+  }
+
+  private fromChild(m: Msg): void {
+    if (!isResponse(m)) return; // 2026-07-28 has no server-to-client requests; notifications belong to no one request
+    const r = this.routes.get(String(m.id));
+    if (!r) return;
+    this.routes.delete(String(m.id));
+    r.t.ids.delete(String(m.id));
+    r.t.onmessage?.({ ...m, id: r.id } as unknown as JSONRPCMessage);
+  }
+}
+
+export class RemappedTransport implements Transport {
+  onmessage?: Transport['onmessage'];
+  onerror?: Transport['onerror'];
+  onclose?: () => void;
+  /** @internal the child-side ids of this transport's requests in flight */
+  readonly ids = new Set<string>();
+
+  constructor(private readonly shared: SharedStdioChild) {}
+
+  async start(): Promise<void> {}
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return this.shared.sendFor(this, message as unknown as Msg);
+  }
+
+  async close(): Promise<void> {
+    this.shared.release(this);
+    this.onclose?.();
+  }
+}
+
+/** What a stdio upstream speaks: `server/discover` answered is 2026-07-28; an error or silence is 2025-11-25. */
+export function probeStdioEra(shared: SharedStdioChild, timeoutMs = 5000): Promise<Era> {
+  const t = shared.connect();
+  return new Promise<Era>((resolve, reject) => {
+    const timer = setTimeout(() => done('legacy'), timeoutMs);
+    const done = (era: Era) => {
+      clearTimeout(timer);
+      void t.close();
+      resolve(era);
+    };
+    t.onmessage = (m) => done(isObj((m as unknown as Msg).result) ? 'modern' : 'legacy');
+    t.send({
+      jsonrpc: '2.0',
+      id: 'egress-triage-probe',
+      method: 'server/discover',
+      params: {
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
+          'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    } as unknown as JSONRPCMessage).catch((e: Error) => {
+      clearTimeout(timer);
+      void t.close();
+      reject(e);
+    });
+  });
+}

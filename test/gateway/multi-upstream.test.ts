@@ -13,7 +13,7 @@ async function connect(url: string, modern = false): Promise<Client> {
   return c;
 }
 
-test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) with separate policies; a dead upstream fails only its own calls', async () => {
+test('one gateway process serves three registered upstreams (two stdio, one HTTP) with separate policies, to 2025-11-25 and 2026-07-28 clients; a dead upstream fails only its own calls', async () => {
   const t = tmpDir('gw-multi-');
   mkdirSync(join(t.dir, 'policies'));
   const serveDb = t.file('serve.db', '');
@@ -22,7 +22,6 @@ test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) 
   t.file('policies/http.yaml', 'version: 1\ndefault: allow\ntools:\n  echo: { action: deny, reason: no echoes here }\n');
   t.file('policies/triage.yaml', 'version: 1\ndefault: allow\ntools:\n  list_suppression_rules: { action: deny, reason: not for agents }\n');
   const upHttp = await spawnUntil(process.execPath, [FIXTURE, '--http'], /LISTENING (\d+)/);
-  const serve = await spawnUntil(process.execPath, [CLI, 'serve', '--db', serveDb, '--tenant', 'demo', '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+\/mcp)/);
   const config = t.file(
     'gateway.yaml',
     `upstreams:
@@ -33,7 +32,7 @@ test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) 
     url: http://127.0.0.1:${upHttp.match[1]}/mcp
     policy: policies/http.yaml
   - name: triage
-    url: ${serve.match[1]}
+    command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(CLI)}, mcp, --db, ${JSON.stringify(serveDb)}, --tenant, demo]
     policy: policies/triage.yaml
 `,
   );
@@ -54,7 +53,12 @@ test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) 
     assert.equal(text(await stdio!.callTool({ name: 'echo', arguments: { text: 'hi' } })), 'hi');
     assert.match(text(await http!.callTool({ name: 'echo', arguments: { text: 'hi' } })), /^\[POLICY DENIED\] no echoes here/);
     assert.match(text(await triage!.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\] not for agents/);
+    // 2026-07-28 to a stdio upstream: one shared child, ids remapped; concurrent calls each get their answer.
+    assert.equal(triageModern!.getNegotiatedProtocolVersion(), '2026-07-28');
     assert.match(text(await triageModern!.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+    assert.match(text(await triageModern!.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\] not for agents/);
+    const pings = await Promise.all(Array.from({ length: 10 }, () => triageModern!.callTool({ name: 'ping', arguments: {} })));
+    assert.ok(pings.every((r) => !r.isError), JSON.stringify(pings.find((r) => r.isError)));
     // A path that names no registered upstream.
     const nope = await fetch(`${base}/s/nope/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(nope.status, 404);
@@ -74,14 +78,19 @@ test('one gateway process serves three registered upstreams (stdio, HTTP, HTTP) 
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await kill(gw.child);
     await kill(upHttp.child);
-    await kill(serve.child);
   }
   // The audit says which upstream each call was for.
   const audit = (await cli(['audit', '--db', t.db, '--json', '--limit', '1000'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
   const upstreamOf = (r: { session: string }) => r.session.split('/')[0];
   const add = audit.filter((r) => r.tool === 'add');
   assert.deepEqual(add.map((r) => [upstreamOf(r), r.decision]).sort(), [['echo-http', 'allow'], ['echo-http', 'allow'], ['echo-stdio', 'deny']]);
-  assert.deepEqual([...new Set(audit.filter((r) => r.tool === 'list_suppression_rules').map(upstreamOf))], ['triage']);
+  // 2025-11-25 sessions: the session key starts with the upstream's name.
+  assert.deepEqual([...new Set(audit.filter((r) => r.tool === 'list_suppression_rules' && /\/.+-/.test(r.session)).map(upstreamOf))], ['triage']);
+  // The audit file keeps the whole record, `upstreamName` included (2025-11-25 and 2026-07-28 calls alike).
+  const lines = readFileSync(join(t.dir, 'policy-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.filter((r) => r.tool === 'add').map((r) => r.upstreamName).sort(), ['echo-http', 'echo-http', 'echo-stdio']);
+  assert.deepEqual([...new Set(lines.filter((r) => r.tool === 'get_my_tenant').map((r) => r.upstreamName))], ['triage']);
+  assert.equal(lines.filter((r) => r.tool === 'list_suppression_rules' && r.upstreamName === 'triage').length, 2, 'the 2025-11-25 and the 2026-07-28 denial');
   t.cleanup();
 });
 
