@@ -61,6 +61,16 @@ export function classifyPost(headers: Headers, body: unknown): PostRoute {
   const pv = one(headers, 'mcp-protocol-version');
   const methodHeader = one(headers, 'mcp-method');
   const nameHeader = one(headers, 'mcp-name');
+  // The per-call hot path of a 2025-11-25 session: no envelope claim in the body and no 2026 header
+  // is legacy whatever else it holds (the SDK's classifier answers the same, at several times the
+  // cost); malformed messages are then refused by the session, as they always were.
+  if ((pv === undefined || !pv.startsWith('2026-')) && !Array.isArray(body)) {
+    const params = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { params?: unknown }).params : undefined;
+    const meta = typeof params === 'object' && params !== null ? (params as { _meta?: unknown })._meta : undefined;
+    if (typeof meta !== 'object' || meta === null || !('io.modelcontextprotocol/protocolVersion' in meta)) {
+      if (methodHeader === undefined && nameHeader === undefined) return { kind: 'legacy' };
+    }
+  }
   const c = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: pv, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body });
   if (c.kind === 'legacy') return { kind: 'legacy' };
   if (c.kind === 'reject') return { kind: 'reject', status: c.httpStatus, code: c.code, message: c.message, headerMismatch: c.code === HEADER_MISMATCH_CODE };
