@@ -18,6 +18,7 @@ import {
   RequestResponseTransport,
   SharedStdioChild,
   StatelessUpstreamTransport,
+  paramHeaders,
   type Era,
 } from './modern-http.js';
 import type { Transport } from '@modelcontextprotocol/server';
@@ -164,6 +165,11 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, s),
+      // DELETE ends the session: a request that still names it gets 404, not the closed transport.
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+        void proxy.close().catch(() => undefined);
+      },
     });
     // A URL upstream: one upstream session per downstream session. A stdio upstream: one child per
     // session, so sessions never share a server's state (and a crashed child ends only its session).
@@ -248,14 +254,14 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   };
 
   /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
-  const handleModern = async (res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
+  const handleModern = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
     const label = up.name ? `upstream "${up.name}"` : 'upstream';
     let upstream: Transport;
     try {
       upstream = chooseUpstreamTransport({
         upstreamEra: await eraOfUpstream(up),
         downstreamEra: 'modern',
-        open: up.http ? () => new StatelessUpstreamTransport(up.http!) : () => up.shared!.connect(),
+        open: up.http ? () => new StatelessUpstreamTransport(up.http!, paramHeaders(req.headers)) : () => up.shared!.connect(),
         openLegacy: up.http ? () => new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }) : undefined,
         adapt: o.adaptUpstream,
       });
@@ -322,7 +328,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const identity = grant?.identity ?? 'anonymous';
     const up = byName.get(key)!;
     if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
-    if (route?.kind === 'modern') return handleModern(res, body as Record<string, unknown>, identity, holderFor(grant, up), up);
+    if (route?.kind === 'modern') return handleModern(req, res, body as Record<string, unknown>, identity, holderFor(grant, up), up);
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const s = sessions.get(sid);

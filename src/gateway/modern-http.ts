@@ -56,7 +56,7 @@ export class RequestResponseTransport implements Transport {
       // 2026-07-28 results say whether they are complete; the gateway's own (a denial) must too.
       if (isObj(m.result) && m.result.resultType === undefined) m.result = { ...m.result, resultType: 'complete' };
       if (this.sse) this.res.end(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
-      else this.res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(m));
+      else this.res.writeHead(httpStatusOf(m), { 'content-type': 'application/json' }).end(JSON.stringify(m));
       this.finish();
       return;
     }
@@ -85,12 +85,35 @@ export class RequestResponseTransport implements Transport {
   }
 }
 
+/**
+ * The HTTP status of a 2026-07-28 answer: the revision gives some JSON-RPC errors their own status (a
+ * method the server does not implement is 404; a request it cannot accept is 400), whoever produced
+ * the error, the upstream or the gateway.
+ */
+export function httpStatusOf(m: Msg): number {
+  const code = isObj(m.error) ? m.error.code : undefined;
+  if (code === -32601) return 404;
+  if (code === -32600 || code === -32602 || code === -32700 || code === -32020 || code === -32021 || code === -32022) return 400;
+  return 200;
+}
+
 /** Header value for `Mcp-Name`: as is when it is printable ASCII, else the spec's Base64 form. */
 export function encodeMcpName(v: string): string {
   return /^[\x20-\x7e]*$/.test(v) && v.trim() === v ? v : `=?base64?${Buffer.from(v, 'utf8').toString('base64')}?=`;
 }
 
 const NAME_FIELD: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+/**
+ * The client's `Mcp-Param-*` headers (SEP-2243: tool parameters a tool declares as headers). They
+ * pass to the upstream as sent, so the upstream checks them against the body itself; the gateway
+ * neither adds nor repairs one.
+ */
+export function paramHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.startsWith('mcp-param-') && typeof v === 'string') out[k] = v;
+  return out;
+}
 
 /** The standard headers a 2026-07-28 message carries (SEP-2243). */
 export function standardHeaders(m: Msg): Record<string, string> {
@@ -112,7 +135,11 @@ export class StatelessUpstreamTransport implements Transport {
   private closed = false;
   private readonly inflight = new Set<ClientRequest>();
 
-  constructor(private readonly up: UpstreamHttp) {}
+  /** `extra`: headers of the client's request that the upstream must see too (its `Mcp-Param-*` ones). */
+  constructor(
+    private readonly up: UpstreamHttp,
+    private readonly extra: Record<string, string> = {},
+  ) {}
 
   async start(): Promise<void> {}
 
@@ -131,7 +158,7 @@ export class StatelessUpstreamTransport implements Transport {
     if (m.method === 'notifications/cancelled') return Promise.resolve();
     const body = JSON.stringify(m);
     const rid = m.id === undefined || m.id === null ? undefined : m.id;
-    return post(this.up, body, standardHeaders(m), this.inflight, (msg) => this.deliver(msg, rid), (e) => this.onerror?.(e));
+    return post(this.up, body, { ...this.extra, ...standardHeaders(m) }, this.inflight, (msg) => this.deliver(msg, rid), (e) => this.onerror?.(e));
   }
 
   private deliver(msg: unknown, rid: Id | undefined): void {

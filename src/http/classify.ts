@@ -20,7 +20,7 @@ export const HEADER_MISMATCH_CODE = -32020;
 export type PostRoute =
   | { kind: 'legacy' }
   | { kind: 'modern'; method: string; isRequest: boolean }
-  | { kind: 'reject'; status: number; code: number; message: string; headerMismatch: boolean };
+  | { kind: 'reject'; status: number; code: number; message: string; headerMismatch: boolean; data?: unknown };
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -73,7 +73,8 @@ export function classifyPost(headers: Headers, body: unknown): PostRoute {
   }
   const c = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: pv, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body });
   if (c.kind === 'legacy') return { kind: 'legacy' };
-  if (c.kind === 'reject') return { kind: 'reject', status: c.httpStatus, code: c.code, message: c.message, headerMismatch: c.code === HEADER_MISMATCH_CODE };
+  // `data` carries what the client needs to recover, e.g. the supported versions of -32022.
+  if (c.kind === 'reject') return { kind: 'reject', status: c.httpStatus, code: c.code, message: c.message, headerMismatch: c.code === HEADER_MISMATCH_CODE, data: c.data };
   const msg = c.message as { method: string; id?: unknown; params?: Record<string, unknown> };
   const isRequest = c.messageKind === 'request';
   if (isRequest) {

@@ -20,13 +20,13 @@ import { classifyPost, type PostRoute } from './classify.js';
 export type Id = string | number;
 
 /** Writes a JSON-RPC error answer, the one shape every refusal of this layer has. */
-export function writeRpcError(res: ServerResponse, status: number, code: number, message: string, id: Id | null = null, headers: Record<string, string> = {}): void {
+export function writeRpcError(res: ServerResponse, status: number, code: number, message: string, id: Id | null = null, headers: Record<string, string> = {}, data?: unknown): void {
   if (res.headersSent) {
     res.end();
     return;
   }
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }));
+  res.end(JSON.stringify({ jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } }));
 }
 
 /** The id of a request body, to answer it with (null when there is none usable). */
@@ -158,7 +158,7 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     const route = classifyPost(req.headers, body);
     if (route.kind === 'reject') {
       if (route.headerMismatch) o.onHeaderMismatch?.({ grant, endpoint, body, message: route.message });
-      return writeRpcError(res, route.status, route.code, route.message, requestId(body));
+      return writeRpcError(res, route.status, route.code, route.message, requestId(body), {}, route.data);
     }
     return o.onMcp({ req, res, grant, endpoint, method, body, route });
   }

@@ -317,12 +317,39 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
     const ok = await post({ ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` }, 'get_my_tenant');
     assert.equal(ok.status, 200);
     assert.match(JSON.stringify(await ok.json()), /demo/);
+    // The revision's HTTP statuses hold through the gateway: an unknown method is 404, an unsupported
+    // version 400.
+    const raw = (method: string, pv: string) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': pv, 'mcp-method': method },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method, params: { _meta: { ...envelope, 'io.modelcontextprotocol/protocolVersion': pv } } }),
+      });
+    const unknown = await raw('no/such', '2026-07-28');
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: number } }).error.code, -32601);
+    const version = await raw('tools/list', '2099-01-01');
+    assert.equal(version.status, 400);
+    const ve = ((await version.json()) as { error: { code: number; data?: { supported?: string[] } } }).error;
+    assert.equal(ve.code, -32022);
+    // A 2025-11-25 session ended with DELETE is gone: the next request naming it gets 404.
+    const legacy = await connect(url);
+    const sid = (legacy as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
+    const del = await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
+    assert.equal(del.status, 200);
+    const after = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    assert.equal(after.status, 404);
+    await legacy.close().catch(() => undefined);
   } finally {
     await kill(gw.child);
     await kill(up.child);
   }
   const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
-  const refused = audit.filter((r) => r.rule === 'protocol');
+  const refused = audit.filter((r) => r.rule === 'protocol' && r.tool === 'create_suppression_rule');
   assert.equal(refused.length, 6, JSON.stringify(audit));
   assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
   t.cleanup();
