@@ -1,6 +1,5 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { ToolInfo } from '../policy/init.js';
 import { VERSION } from '../version.js';
 
@@ -11,9 +10,14 @@ export interface UpstreamSpec {
   headers?: Record<string, string>;
 }
 
-/** Connects a plain MCP client to an upstream and lists all its tools, following pagination. */
+/**
+ * Connects a plain MCP client to an upstream and lists all its tools. `listTools()` without a cursor
+ * follows every page itself (a starter policy that silently misses tools would deny them without
+ * saying why). The cap of 1000 pages
+ * (the SDK's default is 64) stops a server whose cursor never ends, as the hand-written loop did.
+ */
 export async function listUpstreamTools(spec: UpstreamSpec): Promise<ToolInfo[]> {
-  const client = new Client({ name: 'egress-triage-policy-init', version: VERSION });
+  const client = new Client({ name: 'egress-triage-policy-init', version: VERSION }, { listMaxPages: 1000 });
   const transport = spec.url
     ? new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: spec.headers ?? {} } })
     : new StdioClientTransport({
@@ -24,15 +28,7 @@ export async function listUpstreamTools(spec: UpstreamSpec): Promise<ToolInfo[]>
       });
   await client.connect(transport);
   try {
-    const tools: ToolInfo[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 1000; page++) {
-      const r = await client.listTools(cursor ? { cursor } : undefined);
-      tools.push(...r.tools);
-      cursor = r.nextCursor;
-      if (!cursor) break;
-    }
-    return tools;
+    return (await client.listTools()).tools;
   } finally {
     await client.close();
   }

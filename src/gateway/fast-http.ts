@@ -1,9 +1,8 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
 
 /**
  * The per-call hot path of the HTTP gateway, kept off the SDK's Web-standard adapters.
@@ -33,7 +32,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const isResponse = (m: Msg) => m.method === undefined && m.id !== undefined && m.id !== null && ('result' in m || 'error' in m);
 const sseEvent = (m: unknown) => `event: message\ndata: ${JSON.stringify(m)}\n\n`;
 
-function mediaType(h: string | undefined): string {
+export function mediaType(h: string | undefined): string {
   if (!h) return '';
   const i = h.indexOf(';');
   return (i < 0 ? h : h.slice(0, i)).trim().toLowerCase();
@@ -43,7 +42,7 @@ export class FastServerTransport implements Transport {
   private readonly pending = new Map<Id, Pending>();
   private userOnClose?: () => void;
 
-  constructor(readonly inner: StreamableHTTPServerTransport) {
+  constructor(readonly inner: NodeStreamableHTTPServerTransport) {
     inner.onclose = () => {
       try {
         this.userOnClose?.();
@@ -343,20 +342,14 @@ export class FastClientTransport implements Transport {
   }
 
   private sseEvent(ev: string, requestId: Id): void {
-    let event = 'message';
-    let data = '';
-    for (const line of ev.split(/\r\n|\r|\n/)) {
-      if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(line[5] === ' ' ? 6 : 5);
-      else if (line.startsWith('event:')) event = line.slice(6).trim();
-    }
-    if (!data || event !== 'message') return;
     let msg: unknown;
     try {
-      msg = JSON.parse(data);
+      msg = sseMessage(ev);
     } catch (e) {
-      this.onerror?.(new Error(`upstream sent an invalid SSE event: ${(e as Error).message}`));
+      this.onerror?.(e as Error);
       return;
     }
+    if (msg === undefined) return;
     this.currentRequestId = requestId;
     try {
       this.receive(msg);
@@ -374,8 +367,24 @@ export class FastClientTransport implements Transport {
   }
 }
 
+/** The JSON-RPC message of one SSE `message` event (undefined for other events); throws on bad JSON. */
+export function sseMessage(ev: string): unknown {
+  let event = 'message';
+  let data = '';
+  for (const line of ev.split(/\r\n|\r|\n/)) {
+    if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(line[5] === ' ' ? 6 : 5);
+    else if (line.startsWith('event:')) event = line.slice(6).trim();
+  }
+  if (!data || event !== 'message') return undefined;
+  try {
+    return JSON.parse(data);
+  } catch (e) {
+    throw new Error(`upstream sent an invalid SSE event: ${(e as Error).message}`);
+  }
+}
+
 /** Index just past the end of the first complete SSE event in buf (before its blank line), or -1. */
-function eventEnd(buf: string): number {
+export function eventEnd(buf: string): number {
   const a = buf.indexOf('\n\n');
   const b = buf.indexOf('\r\n\r\n');
   if (a < 0) return b;

@@ -1,24 +1,45 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
-import { indexGrants, type Grant } from '../http/grants.js';
-import { allowedHostNames } from '../http/host-origin.js';
-import { guardRequest, writeRefusal } from '../http/guard.js';
-import { listenDecision, ListenRefusedError } from '../http/listen.js';
+import { hashArgs } from '../policy/canonical.js';
+import type { Grant } from '../http/grants.js';
+import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest } from '../http/mcp-listener.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
+import {
+  chooseUpstreamTransport,
+  EraMismatchError,
+  probeStdioEra,
+  probeUpstreamEra,
+  RequestResponseTransport,
+  SharedStdioChild,
+  StatelessUpstreamTransport,
+  paramHeaders,
+  type Era,
+} from './modern-http.js';
+import type { Transport } from '@modelcontextprotocol/server';
+import { StdioUpstreamTransport } from './stdio-upstream.js';
+import type { UpstreamConfig } from './config.js';
+import type { UpstreamHttp } from './fast-http.js';
 
 export interface HttpGatewayOptions {
-  policyPath: string;
+  /** single-upstream mode: the policy (with `upstreamUrl`) */
+  policyPath?: string;
   dbPath: string;
   auditFile?: string | false;
   /** Shared policy state (`redis://host:port[/db]`); without it, the store at dbPath. */
   stateUrl?: string;
-  upstreamUrl: string;
+  /** single-upstream mode: served at `path` (default /mcp) */
+  upstreamUrl?: string;
+  /**
+   * Multi-upstream mode (`--config`): each upstream at /s/{name}/mcp with its own policy. A grant's own
+   * policy file does not apply here (the upstream's policy decides), so one is refused.
+   */
+  upstreams?: UpstreamConfig[];
   host?: string;
   port?: number;
   /** Bearer tokens. Without any, only loopback listening is allowed and everyone is "anonymous". */
@@ -31,36 +52,83 @@ export interface HttpGatewayOptions {
   path?: string;
   log?: (line: string) => void;
   watch?: boolean;
+  /** What the upstream speaks; default: asked once with server/discover at the first 2026-07-28 request. */
+  upstreamEra?: Era;
+  /**
+   * Translates between protocol revisions when the upstream's differs from the client's
+   * (src/gateway/era adaptUpstream). Without it such a request is refused with a clear error.
+   */
+  adaptUpstream?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
 }
 
 export interface HttpGateway {
+  /** the MCP endpoint (single-upstream mode); in multi mode the pattern with {name} */
   url: string;
+  /** the endpoint of one registered upstream (multi mode), e.g. http://127.0.0.1:8787/s/triage/mcp */
+  urlFor(name: string): string;
   port: number;
   sessions(): number;
   close(): Promise<void>;
   state: PolicyStateBackend;
 }
 
+/** One registered upstream and what the gateway keeps for it. */
+interface Upstream {
+  /** undefined in single-upstream mode */
+  name?: string;
+  policyPath: string;
+  url?: string;
+  headers: Record<string, string>;
+  command?: string[];
+  /** the keep-alive agent every session and request to a URL upstream shares */
+  http?: UpstreamHttp;
+  /** its protocol revision, asked once */
+  era?: Promise<Era>;
+  /** a stdio upstream's one child for 2026-07-28 requests */
+  shared?: SharedStdioChild;
+}
+
 interface Session {
-  transport: StreamableHTTPServerTransport;
+  upstream: Upstream;
+  transport: NodeStreamableHTTPServerTransport;
   fast: FastServerTransport;
   proxy: PolicyProxy;
   identity: string;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
+const MULTI_PATH = /^\/s\/([a-z0-9-]+)\/mcp$/;
 
-/** Streamable HTTP in, Streamable HTTP out: one upstream MCP session per downstream session. */
+/** Says which upstream failed, so a client of several governed servers knows which one is down. */
+function namedErrors<T extends Transport>(t: T, label: string | undefined): T {
+  if (!label) return t;
+  const send = t.send.bind(t);
+  t.send = (m, opts) => send(m, opts).catch((e: Error) => Promise.reject(new Error(`upstream "${label}": ${e.message}`)));
+  return t;
+}
+
+const childEnv = () => Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+
+/**
+ * Streamable HTTP in, Streamable HTTP out, on the HTTP layer shared with `serve`
+ * (src/http/mcp-listener.ts). 2025-11-25: one upstream MCP session per downstream session, policed by
+ * one PolicyProxy. 2026-07-28: each POST is policed by its own PolicyProxy and forwarded statelessly
+ * (src/gateway/modern-http.ts); the `session` rate-limit scope of such a call is the identity.
+ */
 export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGateway> {
   const host = o.host ?? '127.0.0.1';
   const grants = o.grants ?? [];
-  const decision = listenDecision(host, grants.length);
-  if (!decision.ok) throw new ListenRefusedError(decision.message);
-  const guard = { allowedHosts: allowedHostNames(host, o.allowedHosts), grants: indexGrants(grants) };
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
+  const multi = o.upstreams !== undefined;
+  if (multi && grants.some((g) => g.policy)) throw new Error('a grant names its own policy, which does not apply with --config: each upstream has its policy there');
+  if (!multi && (!o.policyPath || !o.upstreamUrl)) throw new Error('give a policy and an upstream URL, or a config of upstreams');
+  const upstreams: Upstream[] = multi
+    ? o.upstreams!.map((u) => ({ name: u.name, policyPath: u.policy, url: u.url, headers: { ...(u.headers ?? {}) }, command: u.command }))
+    : [{ policyPath: o.policyPath!, url: o.upstreamUrl!, headers: { ...(o.upstreamHeaders ?? {}) } }];
+  const byName = new Map(upstreams.map((u) => [u.name ?? '', u]));
   // Load every policy up front (any invalid one refuses to start): one runtime per file, one state DB.
   const runtimes = createPolicyRuntimeSet({
-    policyPaths: [o.policyPath, ...grants.flatMap((g) => (g.policy ? [g.policy] : []))],
+    policyPaths: [...new Set([...upstreams.map((u) => u.policyPath), ...grants.flatMap((g) => (g.policy ? [g.policy] : []))])],
     dbPath: o.dbPath,
     auditFile: o.auditFile,
     stateUrl: o.stateUrl,
@@ -73,44 +141,44 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     runtimes.close();
     throw e;
   }
-  const holderFor = (grant: Grant | undefined): PolicyHolder => runtimes.runtimeFor(grant?.policy ?? o.policyPath).holder;
-  const state = runtimes.runtimeFor(o.policyPath).state;
+  const holderFor = (grant: Grant | undefined, up: Upstream): PolicyHolder => runtimes.runtimeFor((multi ? undefined : grant?.policy) ?? up.policyPath).holder;
+  const state = runtimes.runtimeFor(upstreams[0]!.policyPath).state;
   const sessions = new Map<string, Session>();
   const endpoint = o.path ?? '/mcp';
-  // Every upstream session shares one keep-alive agent: no new connection per call.
-  const upHttp = upstreamHttp(o.upstreamUrl, { ...(o.upstreamHeaders ?? {}) });
+  // Every session and request to one URL upstream shares one keep-alive agent: no new connection per call.
+  for (const u of upstreams) {
+    if (u.url) u.http = upstreamHttp(u.url, u.headers);
+    else u.shared = new SharedStdioChild(() => new StdioUpstreamTransport({ command: u.command![0]!, args: u.command!.slice(1), env: childEnv() }));
+  }
+  /** What an audit record and the rate-limit "session" scope call this session: per upstream in multi mode. */
+  const sessionKey = (up: Upstream, key: string) => (up.name ? `${up.name}/${key}` : key);
+  /** Tells the proxy which upstream its calls go to (written to the audit as `upstreamName`). */
+  const upstreamName = (up: Upstream): { upstreamName?: string } => (up.name ? { upstreamName: up.name } : {});
 
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
-  const rpcError = (res: ServerResponse, status: number, code: number, message: string) =>
-    json(res, status, { jsonrpc: '2.0', id: null, error: { code, message } });
+  const rpcError = (res: ServerResponse, status: number, code: number, message: string, id: string | number | null = null) => writeRpcError(res, status, code, message, id);
+  const readBody = (req: IncomingMessage) => readCappedBody(req, MAX_BODY).catch(() => null);
 
-  const readBody = (req: IncomingMessage) =>
-    new Promise<string | null>((resolveBody, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BODY) {
-          resolveBody(null);
-          req.destroy();
-        } else chunks.push(c);
-      });
-      req.on('end', () => resolveBody(Buffer.concat(chunks).toString('utf8')));
-      req.on('error', reject);
-    });
-
-  const newSession = async (identity: string, holder: PolicyHolder): Promise<Session> => {
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+  const newSession = async (identity: string, holder: PolicyHolder, up: Upstream): Promise<Session> => {
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, s),
+      // DELETE ends the session: a request that still names it gets 404, not the closed transport.
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+        void proxy.close().catch(() => undefined);
+      },
     });
-    const upstream = new FastClientTransport(
-      new StreamableHTTPClientTransport(new URL(o.upstreamUrl), {
-        requestInit: { headers: { ...(o.upstreamHeaders ?? {}) } },
-      }),
-      upHttp,
+    // A URL upstream: one upstream session per downstream session. A stdio upstream: one child per
+    // session, so sessions never share a server's state (and a crashed child ends only its session).
+    const http = up.http
+      ? new FastClientTransport(new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }), up.http)
+      : undefined;
+    const upstream: Transport = namedErrors(
+      http ?? new StdioUpstreamTransport({ command: up.command![0]!, args: up.command!.slice(1), env: childEnv() }),
+      up.name,
     );
     const fast = new FastServerTransport(transport);
     const proxy = new PolicyProxy({
@@ -118,21 +186,28 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       upstream,
       holder,
       state,
-      session: () => transport.sessionId ?? 'uninitialized',
+      session: () => sessionKey(up, transport.sessionId ?? 'uninitialized'),
       identity,
       relateDownstream: true,
-      upstreamRelated: () => upstream.currentRequestId,
-      log,
+      upstreamRelated: () => http?.currentRequestId,
+      log: up.name ? (l) => log(`${up.name}: ${l}`) : log,
       closeUpstream: async () => {
-        await upstream.terminateSession().catch(() => undefined);
+        if (http) await http.terminateSession().catch(() => undefined);
         await upstream.close();
       },
+      ...upstreamName(up),
       onClose: () => {
         if (transport.sessionId) sessions.delete(transport.sessionId);
       },
     });
-    const s: Session = { transport, fast, proxy, identity };
-    await proxy.start();
+    const s: Session = { upstream: up, transport, fast, proxy, identity };
+    try {
+      await proxy.start();
+    } catch (e) {
+      // A stdio upstream that cannot start: this upstream's clients get the error, the others go on.
+      await proxy.close().catch(() => undefined);
+      throw new Error(`upstream "${up.name ?? up.command?.[0]}" could not start: ${(e as Error).message}`);
+    }
     return s;
   };
 
@@ -168,33 +243,97 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     return json(res, 404, { error: 'not found' });
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    // The common case (the MCP endpoint, no query) skips URL parsing.
-    const url = req.url === endpoint ? undefined : new URL(req.url ?? '/', 'http://gateway');
-    // Host/Origin (DNS rebinding) and bearer token: the same checks as `serve`, before any route.
-    const verdict = guardRequest(req, guard);
-    if (!verdict.ok) return writeRefusal(res, verdict);
-    const grant = verdict.grant;
-    if (url?.pathname.startsWith('/policy/approvals')) return approvalsApi(grant, req, res, url);
-    if (url && url.pathname !== endpoint) return json(res, 404, { error: 'not found' });
-    const identity = grant?.identity ?? 'anonymous';
-    // The agent's credentials stop here; the upstream only ever sees the gateway's own headers.
-    delete req.headers.authorization;
-    let body: unknown;
-    if (req.method === 'POST') {
-      const text = await readBody(req);
-      if (text === null) return rpcError(res, 413, -32600, 'Request body too large');
-      try {
-        body = JSON.parse(text);
-      } catch {
-        return rpcError(res, 400, -32700, 'Parse error');
-      }
-      if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+  // An upstream's revision, asked once (or configured); a failed probe is asked again next time.
+  const eraOfUpstream = (up: Upstream): Promise<Era> => {
+    if (o.upstreamEra) return Promise.resolve(o.upstreamEra);
+    up.era ??= (up.http ? probeUpstreamEra(up.http) : probeStdioEra(up.shared!)).catch((e: Error) => {
+      up.era = undefined;
+      throw e;
+    });
+    return up.era;
+  };
+
+  /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
+  const handleModern = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
+    const label = up.name ? `upstream "${up.name}"` : 'upstream';
+    let upstream: Transport;
+    try {
+      upstream = chooseUpstreamTransport({
+        upstreamEra: await eraOfUpstream(up),
+        downstreamEra: 'modern',
+        open: up.http ? () => new StatelessUpstreamTransport(up.http!, paramHeaders(req.headers)) : () => up.shared!.connect(),
+        openLegacy: up.http ? () => new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }) : undefined,
+        adapt: o.adaptUpstream,
+      });
+    } catch (e) {
+      const unreachable = !(e instanceof EraMismatchError);
+      return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, unreachable ? `${label} unreachable: ${(e as Error).message}` : `${label}: ${(e as Error).message}`, requestId(body));
     }
+    namedErrors(upstream, up.name);
+    const downstream = new RequestResponseTransport(res, body);
+    const proxy = new PolicyProxy({
+      downstream,
+      upstream,
+      holder,
+      state,
+      // No session in 2026-07-28: the "session" scope counts against the authenticated identity.
+      session: () => sessionKey(up, `modern:${identity}`),
+      identity,
+      relateDownstream: true,
+      upstreamRelated: () => (upstream as { currentRequestId?: string | number }).currentRequestId,
+      // Read-only discovery and the change-notification stream pass like tools/list does.
+      passMethods: ['server/discover', 'subscriptions/listen'],
+      log,
+      ...upstreamName(up),
+    });
+    await proxy.start();
+  };
+
+  /** Audits a request whose standard headers disagree with its body: it would have bypassed routing on them. */
+  const auditHeaderMismatch = ({ grant, endpoint: key, body, message }: { grant: Grant | undefined; endpoint: string; body: unknown; message: string }) => {
+    const up = byName.get(key)!;
+    const b = (typeof body === 'object' && body !== null ? body : {}) as { method?: unknown; params?: { name?: unknown; arguments?: unknown } };
+    const tool = b.method === 'tools/call' && typeof b.params?.name === 'string' ? b.params.name : `method:${String(b.method).slice(0, 200)}`;
+    let argsHash = 'unhashable';
+    try {
+      argsHash = hashArgs(state.hashKey, b.params?.arguments ?? {});
+    } catch {
+      /* left as unhashable */
+    }
+    try {
+      const written = state.audit.append(
+        {
+          ts: new Date().toISOString(),
+          session: sessionKey(up, `modern:${grant?.identity ?? 'anonymous'}`),
+          identity: grant?.identity ?? 'anonymous',
+          tool,
+          args_hash: argsHash,
+          decision: 'deny',
+          rule: 'protocol',
+          reason: message,
+          latency_ms: 0,
+          upstream: 'not_forwarded',
+          policy_hash: holderFor(grant, up).current.hash.slice(0, 16),
+          ...upstreamName(up),
+        },
+        true,
+      );
+      if (written) void Promise.resolve(written).catch((e: Error) => log(`audit failed: ${e.message}`));
+    } catch (e) {
+      log(`audit failed: ${(e as Error).message}`);
+    }
+  };
+
+  const onMcp = async ({ req, res, grant, endpoint: key, body, route }: McpRequest) => {
+    const identity = grant?.identity ?? 'anonymous';
+    const up = byName.get(key)!;
+    if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    if (route?.kind === 'modern') return handleModern(req, res, body as Record<string, unknown>, identity, holderFor(grant, up), up);
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const s = sessions.get(sid);
-      if (!s) return rpcError(res, 404, -32001, 'Session not found');
+      // A session lives on the path of the upstream it was opened for.
+      if (!s || s.upstream !== up) return rpcError(res, 404, -32001, 'Session not found');
       // A session belongs to the token that opened it.
       if (s.identity !== identity) return rpcError(res, 403, -32600, 'Session belongs to another identity');
       // One JSON-RPC request: answered as plain JSON without the SDK's Web-standard adapter.
@@ -203,27 +342,46 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
     if (!isInit) return rpcError(res, 400, -32000, 'Bad Request: No valid session ID provided');
-    const s = await newSession(identity, holderFor(grant));
+    let s: Session;
+    try {
+      s = await newSession(identity, holderFor(grant, up), up);
+    } catch (e) {
+      return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
+    }
     return s.transport.handleRequest(req, res, body);
   };
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: Error) => {
-      log(`request failed: ${e.message}`);
-      if (!res.headersSent) rpcError(res, 500, -32603, 'Internal error');
-      else res.end();
+  let listener;
+  try {
+    listener = createMcpListener({
+      host,
+      port: o.port ?? 0,
+      grants,
+      allowedHosts: o.allowedHosts,
+      maxBodyBytes: MAX_BODY,
+      mcpPath: multi ? (p) => { const m = MULTI_PATH.exec(p); return m && byName.has(m[1]!) ? m[1]! : undefined; } : (p) => (p === endpoint ? '' : undefined),
+      displayPath: multi ? '/s/{name}/mcp' : endpoint,
+      onMcp,
+      onHeaderMismatch: auditHeaderMismatch,
+      routes: async (req, res, grant, pathname) => {
+        if (!pathname.startsWith('/policy/approvals')) return false;
+        await approvalsApi(grant, req, res, new URL(req.url ?? '/', 'http://gateway'));
+        return true;
+      },
+      log,
     });
-  });
-  server.keepAliveTimeout = 30_000;
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen(o.port ?? 0, host, () => res());
-  });
+  } catch (e) {
+    runtimes.close();
+    for (const u of upstreams) u.http?.agent.destroy();
+    throw e;
+  }
+  const server = listener.server;
+  const url = await listener.listen();
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const hostForUrl = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${hostForUrl}:${port}${endpoint}`,
+    url,
+    urlFor: (name: string) => url.replace('{name}', name),
     port,
     sessions: () => sessions.size,
     state,
@@ -231,8 +389,11 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       await Promise.all([...sessions.values()].map((s) => s.proxy.close().catch(() => undefined)));
       sessions.clear();
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      upHttp.agent.destroy();
+      await listener.close();
+      for (const u of upstreams) {
+        u.http?.agent.destroy();
+        await u.shared?.close();
+      }
       runtimes.close();
     },
   };

@@ -1,16 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
-import { classifyInboundRequest, createMcpHandler, isInitializeRequest, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
+import { createMcpHandler, isInitializeRequest, type AuthInfo, type McpServer } from '@modelcontextprotocol/server';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 import type { PolicyOptions } from './stdio.js';
 import { createPolicyGatewayForServer } from '../gateway/in-process.js';
 import { createPolicyRuntimeSet, type PolicyRuntime, type PolicyRuntimeSet } from '../gateway/runtime.js';
-import { indexGrants, type Grant } from '../http/grants.js';
-import { allowedHostNames } from '../http/host-origin.js';
-import { guardRequest, writeRefusal } from '../http/guard.js';
-import { isLoopbackAddress, listenDecision } from '../http/listen.js';
+import type { Grant } from '../http/grants.js';
+import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
 
 export { parseListen } from '../http/listen.js';
 
@@ -71,73 +68,18 @@ interface Session {
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}, id: string | number | null = null): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id }));
-}
-
-/** The id of a request body, to answer it with (null when there is none usable). */
-function requestId(body: unknown): string | number | null {
-  const id = typeof body === 'object' && body !== null ? (body as { id?: unknown }).id : undefined;
-  return typeof id === 'string' || (typeof id === 'number' && Number.isSafeInteger(id)) ? id : null;
-}
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, max: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > max) {
-        done = true;
-        reject(new BodyTooLarge());
-        // stop reading; let the response close the connection
-        req.pause();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(chunks).toString('utf8'));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(e);
-      }
-    });
-  });
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 /**
  * The Streamable HTTP MCP server. One endpoint (/mcp) serves both protocol revisions ("hybrid"):
  * - 2025-11-25 clients get stateful sessions (initialize, then Mcp-Session-Id), one McpServer per
  *   session over a shared store;
  * - 2026-07-28 clients are served statelessly: every request carries its protocol version, client
- *   info and capabilities in `_meta`, the SDK's per-request handler builds an McpServer for it and
- *   checks the MCP-Protocol-Version, Mcp-Method and Mcp-Name headers against the body (a mismatch is
- *   refused with 400); there is no session id.
- * Which one a POST is, the body decides (the SDK's classifyInboundRequest); GET and DELETE are session
- * operations. Bodies are read here with a hard cap (413 above it) for both. Every request
- * first passes the shared guard (src/http/guard.ts): Host and Origin must name this server
- * (DNS-rebinding defence) and, with grants, a known bearer token is required. `extraRoutes` lets
- * later features (dashboard, approvals API) share the listener behind the same guard.
+ *   info and capabilities in `_meta`, and the SDK's per-request handler builds an McpServer for it;
+ *   there is no session id.
+ * The HTTP layer shared with the gateway (src/http/mcp-listener.ts) runs first: the guard (Host and
+ * Origin must name this server, and with grants a known bearer token is required), the body cap (413),
+ * and the era decision with the MCP-Protocol-Version, Mcp-Method and Mcp-Name headers checked against
+ * the body (a mismatch is 400). GET and DELETE are session operations. `extraRoutes` lets later
+ * features (dashboard, approvals API) share the listener behind the same guard.
  */
 export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const host = opts.host ?? '127.0.0.1';
@@ -150,10 +92,6 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const sessions = new Map<string, Session>();
   const pending = new Set<Session>();
   const grants = opts.grants ?? [];
-  const decision = listenDecision(host, grants.length);
-  if (!decision.ok) throw new Error(decision.message);
-  const guard = { allowedHosts: allowedHostNames(host, opts.allowedHosts), grants: indexGrants(grants) };
-  let url: string | null = null;
   let closing = false;
   // ONE runtime (policy, limiter counters, approvals, audit) for the whole process, created before the
   // first request: sessions that connect at the same moment must all charge the same counters. An
@@ -230,43 +168,10 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     }
   }
 
-  async function handleMcp(req: IncomingMessage, res: ServerResponse, grant: Grant | undefined): Promise<void> {
+  async function handleMcp({ req, res, grant, method, body, route }: McpRequest): Promise<void> {
+    if (route?.kind === 'modern') return handleModern(req, res, body, grant);
     const sid = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sid) ? sid[0] : sid;
-    const method = req.method ?? 'GET';
-    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      return jsonRpcError(res, 405, -32000, 'Method not allowed: use POST, GET or DELETE', { allow: 'POST, GET, DELETE' });
-    }
-    let body: unknown;
-    if (method === 'POST') {
-      const declared = Number(req.headers['content-length'] ?? NaN);
-      if (Number.isFinite(declared) && declared > maxBody) {
-        return jsonRpcError(res, 413, -32600, `Request body too large: limit is ${maxBody} bytes`, { connection: 'close' });
-      }
-      let text: string;
-      try {
-        text = await readBody(req, maxBody);
-      } catch (e) {
-        if (e instanceof BodyTooLarge) return jsonRpcError(res, 413, -32600, `Request body too large: limit is ${maxBody} bytes`, { connection: 'close' });
-        return jsonRpcError(res, 400, -32700, 'Could not read the request body');
-      }
-      try {
-        body = JSON.parse(text);
-      } catch {
-        return jsonRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
-      }
-    }
-    if (method === 'POST') {
-      const route = classifyInboundRequest({
-        httpMethod: method,
-        protocolVersionHeader: header(req, 'mcp-protocol-version'),
-        mcpMethodHeader: header(req, 'mcp-method'),
-        mcpNameHeader: header(req, 'mcp-name'),
-        body,
-      });
-      if (route.kind === 'reject') return jsonRpcError(res, route.httpStatus, route.code, route.message, {}, requestId(body));
-      if (route.kind === 'modern') return handleModern(req, res, body, grant);
-    }
     if (sessionId) {
       const s = sessions.get(sessionId);
       if (!s) return jsonRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new session');
@@ -292,7 +197,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   }
 
   async function handleModern(req: IncomingMessage, res: ServerResponse, body: unknown, grant: Grant | undefined): Promise<void> {
-    if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down', {}, requestId(body));
+    if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down', requestId(body));
     // The policy proxy follows one session's messages (src/gateway); it does not yet decide
     // per-request 2026-07-28 traffic, so a policed identity is refused rather than served unpoliced.
     // A client that negotiates (mode "auto") falls back to a 2025-11-25 session, which is policed.
@@ -300,37 +205,33 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       return jsonRpcError(
         res, 400, -32600,
         'Protocol revision 2026-07-28 is not served under a policy yet: this server enforces its policy on 2025-11-25 sessions; connect with protocol version 2025-11-25',
-        {}, requestId(body),
+        requestId(body),
       );
     }
     if (grant) (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: grant.identity, scopes: [] };
     await serveModern(req, res, body);
   }
 
-  const server = createServer((req, res) => {
-    void (async () => {
-      try {
-        // Host/Origin and bearer token, the same checks as the HTTP gateway, before any route.
-        const verdict = guardRequest(req, guard);
-        if (!verdict.ok) return writeRefusal(res, verdict);
-        // The agent's token stops here: no tool or route below ever sees it.
-        delete req.headers.authorization;
-        const path = (req.url ?? '/').split('?')[0];
-        if (path === mcpPath) return await handleMcp(req, res, verdict.grant);
-        if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return;
-        if (path === '/healthz') {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ ok: true, sessions: sessions.size }));
-          return;
-        }
-        jsonRpcError(res, 404, -32000, `Not found: the MCP endpoint is ${mcpPath}`);
-      } catch (e) {
-        log(`request failed: ${(e as Error).stack ?? String(e)}`);
-        jsonRpcError(res, 500, -32603, 'Internal error');
-      }
-    })();
+  // Host/Origin and bearer token, body limit, era and standard headers: the one HTTP layer shared with
+  // the gateway (src/http/mcp-listener.ts). The health route and later ones sit behind the same guard.
+  const listener = createMcpListener({
+    host,
+    port,
+    grants,
+    allowedHosts: opts.allowedHosts,
+    maxBodyBytes: maxBody,
+    mcpPath: (p) => (p === mcpPath ? mcpPath : undefined),
+    displayPath: mcpPath,
+    onMcp: handleMcp,
+    routes: async (req, res, _grant, path) => {
+      if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return true;
+      if (path !== '/healthz') return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, sessions: sessions.size }));
+      return true;
+    },
+    log,
   });
-  server.on('clientError', (_e, socket) => socket.destroy());
 
   const sweeper = setInterval(() => {
     const cutoff = Date.now() - idleMs;
@@ -344,25 +245,15 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   sweeper.unref();
 
   return {
-    server,
+    server: listener.server,
     get url() {
-      return url;
+      return listener.url;
     },
     sessionCount: () => sessions.size,
     async listen() {
       // A shared policy state must be reachable before the first session: fail closed at start.
       await runtimes?.state.ready();
-      return new Promise<string>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const a = server.address() as AddressInfo;
-          const h = a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]` : a.address;
-          url = `http://${h}:${a.port}${mcpPath}`;
-          if (!isLoopbackAddress(host)) log(`listening on ${host}, which is not loopback: every request needs a bearer token; put TLS in front, tokens travel in plain text`);
-          resolve(url);
-        });
-      });
+      return listener.listen();
     },
     async close() {
       closing = true;
@@ -372,11 +263,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       pending.clear();
       await Promise.all(all.map(closeSession));
       await modern.close().catch(() => undefined);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 500).unref();
-      });
+      await listener.close();
       runtimes?.close();
     },
   };

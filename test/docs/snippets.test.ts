@@ -134,6 +134,11 @@ async function runYaml(sb: DocSandbox, f: Fence): Promise<void> {
     loadGrants(join(sb.dir, file), sb.shellEnv());
     return;
   }
+  if (doc && 'upstreams' in doc) {
+    const { loadGatewayConfig } = (await import(join(sb.dir, 'dist/src/gateway/config.js'))) as { loadGatewayConfig: (p: string) => unknown };
+    loadGatewayConfig(join(sb.dir, file));
+    return;
+  }
   const { loadConfig } = (await import(join(sb.dir, 'dist/src/config/config-file.js'))) as { loadConfig: (p: string) => unknown };
   loadConfig(join(sb.dir, file));
 }

@@ -1,8 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { CLI, FIXTURE, kill, spawnUntil, text, tmpDir } from './helpers.js';
 
 test('HTTP gateway: calls aborted at 0 ms never let the upstream run a tool more than its limit', async () => {
@@ -19,7 +17,7 @@ test('HTTP gateway: calls aborted at 0 ms never let the upstream run a tool more
     await client.connect(new StreamableHTTPClientTransport(new URL(gw.match[1]!)));
     const aborted = Array.from({ length: 10 }, () => {
       const ac = new AbortController();
-      const p = client.callTool({ name: 'slow', arguments: { ms: 100 } }, CallToolResultSchema, { signal: ac.signal });
+      const p = client.callTool({ name: 'slow', arguments: { ms: 100 } }, { signal: ac.signal });
       setTimeout(() => ac.abort(), 0);
       return p.then(
         () => 'answered',

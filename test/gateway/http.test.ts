@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
+import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
 const TOK = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdefgh', admin: 'admin-token-0123456789abcdef' };
@@ -88,7 +92,7 @@ tools:
     assert.equal(hijack.status, 403);
 
     // Approvals over the HTTP API: only an admin token may decide.
-    const pendingCall = a1.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, CallToolResultSchema, { timeout: 30_000 });
+    const pendingCall = a1.callTool({ name: 'write_thing', arguments: { owner: 'acme' } }, { timeout: 30_000 });
     const list = await waitFor(async () => {
       const r = await fetch(`${base}/policy/approvals`, { headers: { authorization: `Bearer ${TOK.admin}` } });
       const j = (await r.json()) as { approvals: { id: string; identity: string }[] };
@@ -177,9 +181,9 @@ test('HTTP gateway: answers are plain JSON, and switch to a stream when a call e
 
     // Elicitation in the middle of a call: the policy's approval question and the upstream's own one.
     const seen: string[] = [];
-    const c = await connect(gw.match[1]!, undefined, { elicitation: {} });
+    const c = await connect(gw.match[1]!, undefined, { elicitation: { form: {} } });
     clients.push(c);
-    c.setRequestHandler(ElicitRequestSchema, async (req) => {
+    c.setRequestHandler('elicitation/create', async (req): Promise<{ action: 'accept'; content: Record<string, string | boolean> }> => {
       seen.push(req.params.message);
       if (req.params.message.includes('Policy requires approval')) return { action: 'accept', content: { approve: true } };
       return { action: 'accept', content: { value: 'v7' } };
@@ -204,3 +208,218 @@ test('HTTP gateway: answers are plain JSON, and switch to a stream when a call e
   }
   t.cleanup();
 });
+
+/** `serve` on an empty store: a real upstream that speaks both 2025-11-25 and 2026-07-28. */
+async function startServeUpstream(t: ReturnType<typeof tmpDir>) {
+  const db = t.file('upstream.db', '');
+  SqliteStore.open(db).close();
+  return spawnUntil(process.execPath, [CLI, 'serve', '--db', db, '--tenant', 'demo', '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+\/mcp)/);
+}
+
+const modernClient = async (url: string, token?: string) => {
+  const c = new Client({ name: 'modern-test', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await c.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined));
+  return c;
+};
+
+test('HTTP gateway serves 2026-07-28 statelessly under the policy (per-request proxy, no session), and 2025-11-25 clients keep sessions', async () => {
+  const t = tmpDir();
+  const policy = t.file(
+    'p.yaml',
+    `version: 1
+default: allow
+hide: [delete_suppression_rule]
+tools:
+  list_suppression_rules: { action: deny, reason: not for agents }
+  ping: { rate_limit: { max: 2, window: 600, scope: session } }
+`,
+  );
+  const grants = t.file('grants.yaml', `grants:\n  - { identity: alice, token: ${TOK.alice} }\n  - { identity: bob, token: ${TOK.bob} }\n`);
+  const up = await startServeUpstream(t);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.match[1]!, '--listen', '127.0.0.1:0', '--grants', grants], /listening on (http:\/\/\S+)/);
+  const url = gw.match[1]!;
+  const clients: Client[] = [];
+  try {
+    const a = await modernClient(url, TOK.alice);
+    clients.push(a);
+    assert.equal(a.getNegotiatedProtocolVersion(), '2026-07-28');
+    const tools = (await a.listTools()).tools.map((x) => x.name);
+    assert.ok(tools.includes('get_my_tenant') && !tools.includes('delete_suppression_rule'), tools.join(','));
+    assert.match(text(await a.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+    assert.match(text(await a.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\] not for agents/);
+    // No session in 2026-07-28: "session" scope counts against the identity, whichever connection.
+    const a2 = await modernClient(url, TOK.alice);
+    clients.push(a2);
+    assert.ok(!(await a.callTool({ name: 'ping', arguments: {} })).isError);
+    assert.ok(!(await a2.callTool({ name: 'ping', arguments: {} })).isError);
+    assert.match(text(await a.callTool({ name: 'ping', arguments: {} })), /^\[POLICY DENIED\] rate limit/);
+    const b = await modernClient(url, TOK.bob);
+    clients.push(b);
+    assert.ok(!(await b.callTool({ name: 'ping', arguments: {} })).isError, 'bob has his own count');
+    // A 2025-11-25 client on the same endpoint gets a session, policed the same way.
+    const legacy = await connect(url, TOK.bob);
+    clients.push(legacy);
+    assert.equal(legacy.getNegotiatedProtocolVersion(), '2025-11-25');
+    assert.ok((legacy as unknown as { _transport: { sessionId?: string } })._transport.sessionId);
+    assert.match(text(await legacy.callTool({ name: 'list_suppression_rules', arguments: {} })), /^\[POLICY DENIED\]/);
+    assert.match(text(await legacy.callTool({ name: 'get_my_tenant', arguments: {} })), /demo/);
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+    await kill(up.child);
+  }
+  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const denied = audit.filter((r) => r.tool === 'list_suppression_rules');
+  assert.deepEqual(denied.map((r) => [r.identity, r.decision]).sort(), [['alice', 'deny'], ['bob', 'deny']]);
+  const modernCall = audit.find((r) => r.tool === 'get_my_tenant' && r.identity === 'alice');
+  assert.ok(modernCall && modernCall.upstream === 'ok', JSON.stringify(audit));
+  // No session id in 2026-07-28: the session scope key is the identity.
+  assert.doesNotMatch(modernCall.session, /^[0-9a-f]{8}-/);
+  t.cleanup();
+});
+
+test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Protocol-Version header disagrees with the body is refused with 400 and audited', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  create_suppression_rule: { action: deny, reason: humans only }\n');
+  const up = await startServeUpstream(t);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.match[1]!, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
+  const url = gw.match[1]!;
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
+  const post = (headers: Record<string, string>, name = 'create_suppression_rule') =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {}, _meta: envelope } }),
+    });
+  try {
+    const std = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' };
+    const cases: Record<string, string>[] = [
+      { ...std, 'mcp-name': 'get_my_tenant' }, // names an allowed tool over a denied one
+      { ...std }, // Mcp-Name missing
+      { 'mcp-protocol-version': '2026-07-28', 'mcp-name': 'create_suppression_rule' }, // Mcp-Method missing
+      { 'mcp-method': 'tools/call', 'mcp-name': 'create_suppression_rule' }, // MCP-Protocol-Version missing
+      { ...std, 'mcp-method': 'tools/list', 'mcp-name': 'create_suppression_rule' },
+      { ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` },
+    ];
+    for (const headers of cases) {
+      const r = await post(headers);
+      assert.equal(r.status, 400, JSON.stringify(headers));
+      const j = (await r.json()) as { id: number; error: { code: number; message: string } };
+      assert.equal(j.id, 7);
+      assert.equal(j.error.code, -32020, j.error.message);
+    }
+    // Headers that agree pass (and the policy decides): the Base64 form of the same name included.
+    // (The upstream here speaks both revisions; one that speaks only 2025-11-25 is the next test.)
+    const ok = await post({ ...std, 'mcp-name': `=?base64?${Buffer.from('get_my_tenant').toString('base64')}?=` }, 'get_my_tenant');
+    assert.equal(ok.status, 200);
+    assert.match(JSON.stringify(await ok.json()), /demo/);
+    // The revision's HTTP statuses hold through the gateway: an unknown method is 404, an unsupported
+    // version 400.
+    const raw = (method: string, pv: string) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': pv, 'mcp-method': method },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method, params: { _meta: { ...envelope, 'io.modelcontextprotocol/protocolVersion': pv } } }),
+      });
+    const unknown = await raw('no/such', '2026-07-28');
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: number } }).error.code, -32601);
+    const version = await raw('tools/list', '2099-01-01');
+    assert.equal(version.status, 400);
+    const ve = ((await version.json()) as { error: { code: number; data?: { supported?: string[] } } }).error;
+    assert.equal(ve.code, -32022);
+    // A 2025-11-25 session ended with DELETE is gone: the next request naming it gets 404.
+    const legacy = await connect(url);
+    const sid = (legacy as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
+    const del = await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
+    assert.equal(del.status, 200);
+    const after = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    assert.equal(after.status, 404);
+    await legacy.close().catch(() => undefined);
+  } finally {
+    await kill(gw.child);
+    await kill(up.child);
+  }
+  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const refused = audit.filter((r) => r.rule === 'protocol' && r.tool === 'create_suppression_rule');
+  assert.equal(refused.length, 6, JSON.stringify(audit));
+  assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
+  t.cleanup();
+});
+
+test('HTTP gateway: a 2026-07-28 request in front of a 2025-11-25-only upstream is refused with a clear error, never forwarded untranslated', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\n');
+  const up = await legacyOnlyUpstream();
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.url, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
+  try {
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const r = await fetch(gw.match[1]!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'new' }, _meta: meta } }),
+    });
+    assert.equal(r.status, 400);
+    const j = (await r.json()) as { id: number; error: { message: string } };
+    assert.equal(j.id, 3);
+    assert.match(j.error.message, /the upstream speaks 2025-11-25 only and this gateway does not translate/);
+    // The same upstream still serves 2025-11-25 sessions through the gateway; it ran only that call.
+    const c = await connect(gw.match[1]!);
+    assert.equal(text(await c.callTool({ name: 'echo', arguments: { text: 'old' } })), 'old');
+    await c.close();
+    assert.deepEqual(up.calls, ['old']);
+  } finally {
+    await kill(gw.child);
+    await up.close();
+  }
+  t.cleanup();
+});
+
+/** An SDK v2 server that speaks only 2025-11-25 (sessions; no stateless 2026-07-28 handler), in this process. */
+async function legacyOnlyUpstream(): Promise<{ url: string; calls: string[]; close: () => Promise<void> }> {
+  const calls: string[] = [];
+  const sessions = new Map<string, NodeStreamableHTTPServerTransport>();
+  const server = createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const ch of req) chunks.push(ch as Buffer);
+      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+      const sid = req.headers['mcp-session-id'];
+      let t = typeof sid === 'string' ? sessions.get(sid) : undefined;
+      if (!t) {
+        if (!isInitializeRequest(body)) {
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Server not initialized' } }));
+          return;
+        }
+        const transport = new NodeStreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void sessions.set(id, transport) });
+        const mcp = new McpServer({ name: 'legacy-only', version: '1' });
+        mcp.registerTool('echo', { inputSchema: z.object({ text: z.string() }) }, async ({ text: s }) => {
+          calls.push(s);
+          return { content: [{ type: 'text', text: s }] };
+        });
+        await mcp.connect(transport);
+        t = transport;
+      }
+      await t.handleRequest(req, res, body);
+    })();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    calls,
+    close: async () => {
+      await Promise.all([...sessions.values()].map((x) => x.close().catch(() => undefined)));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

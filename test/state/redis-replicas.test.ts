@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { Client } from '@modelcontextprotocol/client';
 import { admitted, startReplicas, text } from './replicas.js';
 import { waitFor } from '../gateway/helpers.js';
 
@@ -49,7 +48,7 @@ test('three gateway replicas on one Redis: a global max of 100 admits exactly 10
 
     // Approval: the call is held on replica B, an admin approves through replica A's API.
     const agent = sessions[1]![0]!; // client-1's session on replica 1
-    const held = agent.callTool({ name: 'write_thing', arguments: { owner: 'team-a' } }, CallToolResultSchema, { timeout: 60_000 });
+    const held = agent.callTool({ name: 'write_thing', arguments: { owner: 'team-a' } }, { timeout: 60_000 });
     const api = r.urls[0]!.replace(/\/mcp$/, '/policy/approvals');
     const auth = { authorization: `Bearer ${r.admin}` };
     const pending = await waitFor(async () => {
@@ -62,7 +61,7 @@ test('three gateway replicas on one Redis: a global max of 100 admits exactly 10
     assert.equal(ok.status, 200);
     assert.equal(text(await held), 'write_thing ok {"owner":"team-a"}');
     // Single use: the same call again waits for a new approval (denied here through replica C).
-    const again = agent.callTool({ name: 'write_thing', arguments: { owner: 'team-a' } }, CallToolResultSchema, { timeout: 60_000 });
+    const again = agent.callTool({ name: 'write_thing', arguments: { owner: 'team-a' } }, { timeout: 60_000 });
     const api2 = r.urls[2]!.replace(/\/mcp$/, '/policy/approvals');
     const second = await waitFor(async () => {
       const list = (await (await fetch(api2, { headers: auth })).json()) as { approvals: { id: string }[] };

@@ -5,6 +5,7 @@ import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
 import { runStdioGateway } from '../../gateway/stdio.js';
 import { startHttpGateway } from '../../gateway/http.js';
+import { loadGatewayConfig } from '../../gateway/config.js';
 import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
@@ -30,7 +31,8 @@ export function parseListen(s: string): { host: string; port: number } {
 }
 
 interface GatewayOpts {
-  policy: string;
+  policy?: string;
+  config?: string;
   db?: string;
   auditFile?: string;
   upstream?: string;
@@ -68,15 +70,40 @@ export function parseStateOption(url: string | undefined): string | undefined {
 export const STATE_OPTION_HELP =
   'share rate-limit counters and approvals with other replicas in Redis, redis://host:port[/db] (default: counters in this process, approvals in the store; the audit always stays in the store)';
 
+function loadGrantsOption(path: string | undefined): Grant[] {
+  if (!path) return [];
+  try {
+    return loadGrants(path);
+  } catch (e) {
+    throw new UserError(`--grants ${(e as Error).message}`);
+  }
+}
+
+/** An HTTP gateway that could not start: policy and state errors keep their own exit codes. */
+function startError(e: unknown): Error {
+  if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) return e;
+  if (e instanceof ListenRefusedError) return new UserError(e.message, EXIT.REFUSED);
+  const errno = (e as NodeJS.ErrnoException).code;
+  return new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
+}
+
+const untilSignal = () =>
+  new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+
 export function register(program: Command): void {
   program
     .command('gateway')
     .description(
       'Enforce a policy on every MCP tool call in front of any MCP server.\n' +
         '  stdio:  egress-triage gateway --policy FILE -- <command> [args...]\n' +
-        '  HTTP:   egress-triage gateway --policy FILE --upstream URL [--listen 127.0.0.1:PORT]',
+        '  HTTP:   egress-triage gateway --policy FILE --upstream URL [--listen 127.0.0.1:PORT]\n' +
+        '  many:   egress-triage gateway --config gateway.yaml [--listen 127.0.0.1:PORT]   (each upstream at /s/{name}/mcp)',
     )
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON); reloaded when it changes')
+    .option('--policy <file>', 'policy file (YAML or JSON); reloaded when it changes')
+    .option('--config <file>', 'gateway config registering several upstreams, each with its own policy (see docs/policy.md)')
     .option('--db <path>', 'the store of approvals and audit: a SQLite path or postgres://... URL (default: $EGRESS_TRIAGE_DB or ./.egress-triage/egress.db)')
     .option('--audit-file <path>', 'JSONL audit file (default: policy-audit.jsonl next to the DB)')
     .option('--upstream <url>', 'Streamable HTTP upstream MCP endpoint')
@@ -97,18 +124,33 @@ export function register(program: Command): void {
       const auditFile = opts.auditFile;
       const stateUrl = parseStateOption(opts.state);
       try {
+        if (opts.config) {
+          if (opts.policy || opts.upstream || command.length) throw new UserError('--config registers the upstreams and their policies: give no --policy, --upstream or command with it');
+          let config;
+          try {
+            config = loadGatewayConfig(opts.config);
+          } catch (e) {
+            throw new UserError((e as Error).message);
+          }
+          const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
+          const grants = loadGrantsOption(opts.grants);
+          let gw;
+          try {
+            gw = await startHttpGateway({ upstreams: config.upstreams, dbPath, auditFile, stateUrl, host, port, grants, allowedHosts: opts.allowedHost });
+          } catch (e) {
+            throw startError(e);
+          }
+          for (const u of config.upstreams) process.stderr.write(`egress-triage gateway: listening on ${gw.urlFor(u.name)} -> ${u.url ?? u.command!.join(' ')}\n`);
+          await untilSignal();
+          await gw.close();
+          return;
+        }
+        if (!opts.policy) throw new UserError('give --policy FILE (or --config FILE for several upstreams)');
         if (opts.upstream) {
           if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
           if (opts.upstreamRevision !== undefined) throw new UserError('--upstream-revision is for a stdio upstream ("-- <command>")');
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
-          let grants: Grant[] = [];
-          if (opts.grants) {
-            try {
-              grants = loadGrants(opts.grants);
-            } catch (e) {
-              throw new UserError(`--grants ${(e as Error).message}`);
-            }
-          }
+          const grants = loadGrantsOption(opts.grants);
           const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));
           if (opts.upstreamTokenEnv) {
             const t = process.env[opts.upstreamTokenEnv];
@@ -119,17 +161,10 @@ export function register(program: Command): void {
           try {
             gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, stateUrl, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
-            if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) throw e;
-            if (e instanceof ListenRefusedError) throw new UserError(e.message, EXIT.REFUSED);
-            const errno = (e as NodeJS.ErrnoException).code;
-            throw new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
+            throw startError(e);
           }
           process.stderr.write(`egress-triage gateway: listening on ${gw.url} -> ${opts.upstream}\n`);
-          await new Promise<void>((resolve) => {
-            const stop = () => resolve();
-            process.once('SIGINT', stop);
-            process.once('SIGTERM', stop);
-          });
+          await untilSignal();
           await gw.close();
           return;
         }
@@ -142,7 +177,7 @@ export function register(program: Command): void {
           throw new UserError((e as Error).message);
         }
         const code = await runStdioGateway({
-          policyPath: opts.policy,
+          policyPath: opts.policy!,
           dbPath,
           auditFile,
           stateUrl,

@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
@@ -10,6 +11,41 @@ import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state
 import { checkStateUrl, openPolicyState, resolveStoreLocation } from '../../storage/open-store.js';
 import { listUpstreamTools } from '../../gateway/connect.js';
 import { parseHeader } from './gateway.js';
+import { loadGatewayConfig } from '../../gateway/config.js';
+
+/**
+ * `policy init --config`: every registered upstream at once. They are asked concurrently and fail
+ * independently: each that answers gets its starter policy at the path the config names, each that
+ * does not is reported, and the command exits 2 if any failed (after writing the others).
+ */
+async function initFromConfig(configPath: string, force: boolean): Promise<void> {
+  let config;
+  try {
+    config = loadGatewayConfig(configPath);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const existing = config.upstreams.filter((u) => existsSync(u.policy));
+  if (existing.length && !force) throw new UserError(`${existing.map((u) => u.policy).join(', ')} exist(s) (use --force to overwrite)`);
+  const results = await Promise.allSettled(
+    config.upstreams.map((u) =>
+      listUpstreamTools(u.url ? { url: u.url, headers: u.headers } : { command: u.command![0]!, args: u.command!.slice(1) }),
+    ),
+  );
+  const failed: string[] = [];
+  results.forEach((r, i) => {
+    const u = config.upstreams[i]!;
+    if (r.status === 'rejected') {
+      failed.push(u.name);
+      process.stderr.write(`${u.name}: cannot list tools: ${(r.reason as Error).message}\n`);
+      return;
+    }
+    mkdirSync(dirname(u.policy), { recursive: true });
+    writeFileSync(u.policy, starterPolicy(r.value, `upstream "${u.name}" (${u.url ?? u.command!.join(' ')})`));
+    process.stderr.write(`${u.name}: wrote ${u.policy} (${r.value.length} tools)\n`);
+  });
+  if (failed.length) throw new UserError(`could not learn ${failed.length} of ${config.upstreams.length} upstream(s): ${failed.join(', ')}`);
+}
 
 function loadOrFail(file: string) {
   try {
@@ -139,11 +175,16 @@ export function register(program: Command): void {
     .description('Connect to an MCP server, list its tools and write a starter policy from their annotations')
     .option('--upstream <url>', 'Streamable HTTP MCP endpoint')
     .option('--upstream-header <header>', 'header for the upstream, "Name: value" (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--config <file>', 'gateway config: learn every registered upstream at once and write each its policy file')
     .option('-o, --out <file>', 'write here instead of stdout')
-    .option('--force', 'overwrite --out if it exists')
+    .option('--force', 'overwrite --out (or, with --config, the policy files) if they exist')
     .argument('[command...]', 'stdio server command after "--"')
-    .action(async (command: string[], o: { upstream?: string; upstreamHeader: string[]; out?: string; force?: boolean }) => {
-      if (!o.upstream && command.length === 0) throw new UserError('give --upstream URL or "-- <command> [args...]"');
+    .action(async (command: string[], o: { upstream?: string; upstreamHeader: string[]; config?: string; out?: string; force?: boolean }) => {
+      if (o.config) {
+        if (o.upstream || command.length || o.out) throw new UserError('--config names the upstreams and where their policies go: give no --upstream, command or --out with it');
+        return initFromConfig(o.config, o.force === true);
+      }
+      if (!o.upstream && command.length === 0) throw new UserError('give --upstream URL, "-- <command> [args...]" or --config FILE');
       if (o.upstream && command.length) throw new UserError('give either --upstream or a command, not both');
       if (o.out && existsSync(o.out) && !o.force) throw new UserError(`${o.out} exists (use --force to overwrite)`);
       let tools;

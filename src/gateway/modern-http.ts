@@ -1,0 +1,447 @@
+/**
+ * 2026-07-28 through the HTTP gateway: no sessions, one PolicyProxy per POST.
+ *
+ * - `RequestResponseTransport` is the downstream side of one POST: it hands the body to the proxy and
+ *   writes the proxy's answer as one application/json response, switching to an SSE stream when
+ *   something for the client comes first (progress, or the notifications of a `subscriptions/listen`
+ *   stream, which stays open until the client closes it).
+ * - `StatelessUpstreamTransport` POSTs each message to the upstream with the envelope the client
+ *   sent (it is in `params._meta`, forwarded as is) and the standard headers `MCP-Protocol-Version`,
+ *   `Mcp-Method` and `Mcp-Name`, with no session id. Closing the POST is how 2026 cancels a call.
+ * - `chooseUpstreamTransport` is the one place that picks how a request reaches the upstream given
+ *   both eras. Equal eras need nothing; a 2026 client in front of a 2025-only upstream needs the
+ *   translating transport (src/gateway/era), which plugs in here.
+ */
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
+import { eventEnd, mediaType, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
+import { MODERN_REVISION } from '../http/classify.js';
+
+type Id = string | number;
+type Msg = Record<string, unknown> & { id?: Id | null; method?: string; params?: unknown };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isResponse = (m: Msg) => m.method === undefined && m.id !== undefined && m.id !== null && ('result' in m || 'error' in m);
+
+/** The downstream side of one 2026-07-28 POST. */
+export class RequestResponseTransport implements Transport {
+  onmessage?: Transport['onmessage'];
+  onerror?: Transport['onerror'];
+  onclose?: () => void;
+  private sse = false;
+  private ended = false;
+  private readonly id: Id | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly body: Msg,
+  ) {
+    this.id = body.id === undefined || body.id === null ? undefined : body.id;
+    // The client went away (or cancelled the call by closing its stream): the proxy ends the call.
+    res.once('close', () => this.finish());
+  }
+
+  async start(): Promise<void> {
+    // Delivered after the proxy started; a notification is acknowledged once it is on its way up.
+    queueMicrotask(() => {
+      this.onmessage?.(this.body as unknown as JSONRPCMessage);
+      if (this.id === undefined) this.end(202);
+    });
+  }
+
+  async send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
+    if (this.ended) return;
+    const m = message as unknown as Msg;
+    if (isResponse(m) && m.id === this.id) {
+      // 2026-07-28 results say whether they are complete; the gateway's own (a denial) must too.
+      if (isObj(m.result) && m.result.resultType === undefined) m.result = { ...m.result, resultType: 'complete' };
+      if (this.sse) this.res.end(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
+      else this.res.writeHead(httpStatusOf(m), { 'content-type': 'application/json' }).end(JSON.stringify(m));
+      this.finish();
+      return;
+    }
+    // Anything else for the client before the answer goes on this request's stream.
+    if (!this.sse) {
+      this.sse = true;
+      this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    }
+    this.res.write(`event: message\ndata: ${JSON.stringify(m)}\n\n`);
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended && !this.res.headersSent) this.end(503);
+    else if (!this.ended) this.res.end();
+    this.finish();
+  }
+
+  private end(status: number): void {
+    if (!this.res.headersSent) this.res.writeHead(status).end();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onclose?.();
+  }
+}
+
+/**
+ * The HTTP status of a 2026-07-28 answer: the revision gives some JSON-RPC errors their own status (a
+ * method the server does not implement is 404; a request it cannot accept is 400), whoever produced
+ * the error, the upstream or the gateway.
+ */
+export function httpStatusOf(m: Msg): number {
+  const code = isObj(m.error) ? m.error.code : undefined;
+  if (code === -32601) return 404;
+  if (code === -32600 || code === -32602 || code === -32700 || code === -32020 || code === -32021 || code === -32022) return 400;
+  return 200;
+}
+
+/** Header value for `Mcp-Name`: as is when it is printable ASCII, else the spec's Base64 form. */
+export function encodeMcpName(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) && v.trim() === v ? v : `=?base64?${Buffer.from(v, 'utf8').toString('base64')}?=`;
+}
+
+const NAME_FIELD: Readonly<Record<string, string>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+/**
+ * The client's `Mcp-Param-*` headers (SEP-2243: tool parameters a tool declares as headers). They
+ * pass to the upstream as sent, so the upstream checks them against the body itself; the gateway
+ * neither adds nor repairs one.
+ */
+export function paramHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.startsWith('mcp-param-') && typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** The standard headers a 2026-07-28 message carries (SEP-2243). */
+export function standardHeaders(m: Msg): Record<string, string> {
+  const h: Record<string, string> = { 'mcp-protocol-version': MODERN_REVISION };
+  if (typeof m.method === 'string') h['mcp-method'] = m.method;
+  const field = typeof m.method === 'string' && Object.hasOwn(NAME_FIELD, m.method) ? NAME_FIELD[m.method]! : undefined;
+  const v = field && isObj(m.params) ? m.params[field] : undefined;
+  if (typeof v === 'string') h['mcp-name'] = encodeMcpName(v);
+  return h;
+}
+
+/** Each message one stateless POST to the upstream; answers (JSON or SSE) come back through onmessage. */
+export class StatelessUpstreamTransport implements Transport {
+  onmessage?: Transport['onmessage'];
+  onerror?: Transport['onerror'];
+  onclose?: () => void;
+  /** The request whose POST the message being delivered arrived on (for the proxy's routing). */
+  currentRequestId?: Id;
+  private closed = false;
+  private readonly inflight = new Set<ClientRequest>();
+
+  /** `extra`: headers of the client's request that the upstream must see too (its `Mcp-Param-*` ones). */
+  constructor(
+    private readonly up: UpstreamHttp,
+    private readonly extra: Record<string, string> = {},
+  ) {}
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.inflight) r.destroy(new Error('closed'));
+    this.inflight.clear();
+    this.onclose?.();
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    const m = message as unknown as Msg;
+    if (this.closed) return Promise.reject(new Error('upstream transport closed'));
+    // A cancellation in 2026 is the closed stream: end the POST of the call it names.
+    if (m.method === 'notifications/cancelled') return Promise.resolve();
+    const body = JSON.stringify(m);
+    const rid = m.id === undefined || m.id === null ? undefined : m.id;
+    return post(this.up, body, { ...this.extra, ...standardHeaders(m) }, this.inflight, (msg) => this.deliver(msg, rid), (e) => this.onerror?.(e));
+  }
+
+  private deliver(msg: unknown, rid: Id | undefined): void {
+    if (!isObj(msg) || msg.jsonrpc !== '2.0') return this.onerror?.(new Error('upstream sent a message that is not JSON-RPC 2.0'));
+    this.currentRequestId = rid;
+    try {
+      this.onmessage?.(msg as unknown as JSONRPCMessage);
+    } finally {
+      this.currentRequestId = undefined;
+    }
+  }
+}
+
+/** One POST; resolves once the upstream accepted it (its answer may still be streaming). */
+function post(
+  up: UpstreamHttp, body: string, extra: Record<string, string>, inflight: Set<ClientRequest>,
+  deliver: (m: unknown) => void, onError: (e: Error) => void,
+): Promise<void> {
+  const headers: Record<string, string | number> = {
+    ...up.headers,
+    ...extra,
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'content-length': Buffer.byteLength(body),
+  };
+  const { url, agent, request } = up;
+  return new Promise<void>((resolve, reject) => {
+    const req = request({ agent, protocol: url.protocol, hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers }, (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      const type = mediaType(res.headers['content-type'] as string | undefined);
+      const done = () => inflight.delete(req);
+      if (type === 'text/event-stream' && status >= 200 && status < 300) {
+        resolve();
+        res.setEncoding('utf8');
+        let buf = '';
+        const one = (ev: string) => {
+          try {
+            const msg = sseMessage(ev);
+            if (msg !== undefined) deliver(msg);
+          } catch (e) {
+            onError(e as Error);
+          }
+        };
+        res.on('data', (c: string) => {
+          buf += c;
+          let i: number;
+          while ((i = eventEnd(buf)) >= 0) {
+            const ev = buf.slice(0, i);
+            buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
+            one(ev);
+          }
+        });
+        res.on('end', () => {
+          done();
+          if (buf.trim()) one(buf);
+        });
+        res.on('error', (e) => onError(e));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (e) => {
+        done();
+        reject(e);
+      });
+      res.on('end', () => {
+        done();
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (status === 202 && !text.trim()) return resolve();
+        // A JSON-RPC error with a 4xx status (e.g. -32601, -32020) is still the answer to deliver.
+        let data: unknown;
+        try {
+          data = text ? JSON.parse(text) : undefined;
+        } catch {
+          data = undefined;
+        }
+        if (type === 'application/json' && data !== undefined) {
+          resolve();
+          for (const msg of Array.isArray(data) ? data : [data]) deliver(msg);
+          return;
+        }
+        reject(new UpstreamHttpError(status, `upstream answered HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`));
+      });
+    });
+    inflight.add(req);
+    req.on('error', (e) => {
+      inflight.delete(req);
+      reject(e);
+    });
+    req.end(body);
+  });
+}
+
+export type Era = 'modern' | 'legacy';
+
+/**
+ * What the upstream speaks, asked once with `server/discover` (2026-07-28). A JSON-RPC result is
+ * modern; an error, a 4xx or a non-JSON answer is a 2025-11-25 server. Unreachable: throws (the
+ * caller retries later rather than guessing).
+ */
+export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
+  const msg = {
+    jsonrpc: '2.0',
+    id: 'egress-triage-probe',
+    method: 'server/discover',
+    params: {
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
+        'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  };
+  let answer: unknown;
+  try {
+    await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
+  } catch (e) {
+    if (e instanceof UpstreamHttpError) return 'legacy';
+    throw e;
+  }
+  // An SSE answer is delivered as it arrives; a JSON one before post() resolves.
+  return isObj(answer) && isObj(answer.result) ? 'modern' : 'legacy';
+}
+
+/**
+ * The seam where the upstream transport for one downstream request is chosen. Same era: the
+ * stateless transport (2026) or the session the caller already holds (2025). Different eras: the
+ * translating transport of src/gateway/era, given as `adapt`; without it the request is refused
+ * with a message that says why, never forwarded untranslated.
+ */
+export function chooseUpstreamTransport(o: {
+  upstreamEra: Era;
+  downstreamEra: Era;
+  /** the upstream's transport for this request when eras are equal (2026: stateless or the shared child) */
+  open: () => Transport;
+  /** a 2025-11-25 session transport to the upstream, for the translator */
+  openLegacy?: () => Transport;
+  adapt?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
+}): Transport {
+  if (o.downstreamEra === o.upstreamEra) return o.open();
+  if (o.adapt) {
+    const inner = o.upstreamEra === 'legacy' && o.openLegacy ? o.openLegacy() : o.open();
+    return o.adapt(inner, { upstreamEra: o.upstreamEra, downstreamEra: o.downstreamEra });
+  }
+  throw new EraMismatchError(
+    `the upstream speaks ${o.upstreamEra === 'modern' ? MODERN_REVISION : '2025-11-25'} only and this gateway does not translate between protocol revisions for it; connect with protocol version ${o.upstreamEra === 'modern' ? MODERN_REVISION : '2025-11-25'}`,
+  );
+}
+
+export class EraMismatchError extends Error {}
+
+/**
+ * A stdio upstream behind the HTTP gateway, for 2026-07-28 traffic: one child shared by every request
+ * (a request needs no session, and a child per POST would cost a process start each), with JSON-RPC
+ * ids remapped so answers from the one pipe go back to the request that asked. 2025-11-25 sessions
+ * get a child each instead (src/gateway/http.ts), since their state lives in the server. A child that
+ * exits fails the calls in flight and the next request starts a new one.
+ */
+export class SharedStdioChild {
+  private child?: Transport;
+  private starting?: Promise<Transport>;
+  private next = 0;
+  private readonly routes = new Map<string, { t: RemappedTransport; id: Id }>();
+  private readonly open = new Set<RemappedTransport>();
+
+  constructor(private readonly spawnChild: () => Transport) {}
+
+  /** A transport for one downstream request; closing it forgets its ids. */
+  connect(): RemappedTransport {
+    const t = new RemappedTransport(this);
+    this.open.add(t);
+    return t;
+  }
+
+  async close(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    this.starting = undefined;
+    await c?.close().catch(() => undefined);
+  }
+
+  /** @internal */
+  async sendFor(t: RemappedTransport, m: Msg): Promise<void> {
+    const child = await this.ensure();
+    if (typeof m.method === 'string' && m.id !== undefined && m.id !== null) {
+      const id = `gw-${++this.next}`;
+      this.routes.set(id, { t, id: m.id });
+      t.ids.add(id);
+      return child.send({ ...m, id } as unknown as JSONRPCMessage);
+    }
+    if (m.method === 'notifications/cancelled' && isObj(m.params)) {
+      const mine = [...t.ids].find((k) => this.routes.get(k)?.id === (m.params as Record<string, unknown>).requestId);
+      if (mine === undefined) return;
+      return child.send({ ...m, params: { ...m.params, requestId: mine } } as unknown as JSONRPCMessage);
+    }
+    return child.send(m as unknown as JSONRPCMessage);
+  }
+
+  /** @internal */
+  release(t: RemappedTransport): void {
+    for (const id of t.ids) this.routes.delete(id);
+    this.open.delete(t);
+  }
+
+  private ensure(): Promise<Transport> {
+    if (this.child) return Promise.resolve(this.child);
+    this.starting ??= (async () => {
+      const c = this.spawnChild();
+      c.onmessage = (msg) => this.fromChild(msg as unknown as Msg);
+      c.onclose = () => {
+        if (this.child !== c && this.starting === undefined) return;
+        this.child = undefined;
+        this.starting = undefined;
+        // Every request in flight loses its answer: their proxies fail them as "upstream closed".
+        for (const t of [...this.open]) t.onclose?.();
+      };
+      await c.start();
+      this.child = c;
+      return c;
+    })().catch((e: Error) => {
+      this.starting = undefined;
+      throw e;
+    });
+    return this.starting;
+  }
+
+  private fromChild(m: Msg): void {
+    if (!isResponse(m)) return; // 2026-07-28 has no server-to-client requests; notifications belong to no one request
+    const r = this.routes.get(String(m.id));
+    if (!r) return;
+    this.routes.delete(String(m.id));
+    r.t.ids.delete(String(m.id));
+    r.t.onmessage?.({ ...m, id: r.id } as unknown as JSONRPCMessage);
+  }
+}
+
+export class RemappedTransport implements Transport {
+  onmessage?: Transport['onmessage'];
+  onerror?: Transport['onerror'];
+  onclose?: () => void;
+  /** @internal the child-side ids of this transport's requests in flight */
+  readonly ids = new Set<string>();
+
+  constructor(private readonly shared: SharedStdioChild) {}
+
+  async start(): Promise<void> {}
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return this.shared.sendFor(this, message as unknown as Msg);
+  }
+
+  async close(): Promise<void> {
+    this.shared.release(this);
+    this.onclose?.();
+  }
+}
+
+/** What a stdio upstream speaks: `server/discover` answered is 2026-07-28; an error or silence is 2025-11-25. */
+export function probeStdioEra(shared: SharedStdioChild, timeoutMs = 5000): Promise<Era> {
+  const t = shared.connect();
+  return new Promise<Era>((resolve, reject) => {
+    const timer = setTimeout(() => done('legacy'), timeoutMs);
+    const done = (era: Era) => {
+      clearTimeout(timer);
+      void t.close();
+      resolve(era);
+    };
+    t.onmessage = (m) => done(isObj((m as unknown as Msg).result) ? 'modern' : 'legacy');
+    t.send({
+      jsonrpc: '2.0',
+      id: 'egress-triage-probe',
+      method: 'server/discover',
+      params: {
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
+          'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        },
+      },
+    } as unknown as JSONRPCMessage).catch((e: Error) => {
+      clearTimeout(timer);
+      void t.close();
+      reject(e);
+    });
+  });
+}
