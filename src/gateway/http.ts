@@ -4,7 +4,7 @@ import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { PolicyHolder } from '../policy/holder.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
-import { createPolicyRuntimeSet } from './runtime.js';
+import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import { hashArgs } from '../policy/canonical.js';
 import type { Grant } from '../http/grants.js';
@@ -276,8 +276,10 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       upstream,
       holder,
       state,
-      // No session in 2026-07-28: the "session" scope counts against the authenticated identity.
+      // No MCP session in 2026-07-28: the "session" scope counts against the identity plus the request's
+      // session handle, capped per identity (docs/policy.md); `session` is only the fallback name.
       session: () => sessionKey(up, `modern:${identity}`),
+      modernSession: modernSessionFor({ holder, state }, identity),
       identity,
       relateDownstream: true,
       upstreamRelated: () => (upstream as { currentRequestId?: string | number }).currentRequestId,

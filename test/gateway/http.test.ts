@@ -229,6 +229,7 @@ test('HTTP gateway serves 2026-07-28 statelessly under the policy (per-request p
     `version: 1
 default: allow
 hide: [delete_suppression_rule]
+sessions: { max_handles: 2 }
 tools:
   list_suppression_rules: { action: deny, reason: not for agents }
   ping: { rate_limit: { max: 2, window: 600, scope: session } }
@@ -253,9 +254,17 @@ tools:
     assert.ok(!(await a.callTool({ name: 'ping', arguments: {} })).isError);
     assert.ok(!(await a2.callTool({ name: 'ping', arguments: {} })).isError);
     assert.match(text(await a.callTool({ name: 'ping', arguments: {} })), /^\[POLICY DENIED\] rate limit/);
+    // A session handle in _meta is a session of its own (identity plus handle), at most two live per identity here.
+    const withHandle = (h: string) => ({ name: 'ping', arguments: {}, _meta: { 'egress-triage/session': h } });
+    assert.ok(!(await a.callTool(withHandle('conv-1'))).isError, 'a handle opens its own session count');
+    assert.ok(!(await a.callTool(withHandle('conv-1'))).isError);
+    assert.match(text(await a.callTool(withHandle('conv-1'))), /^\[POLICY DENIED\] rate limit/);
+    assert.ok(!(await a.callTool(withHandle('conv-2'))).isError);
+    assert.match(text(await a.callTool(withHandle('conv-3'))), /^\[POLICY DENIED\] session identity refused: .*2/, 'a third live handle is over the cap');
     const b = await modernClient(url, TOK.bob);
     clients.push(b);
     assert.ok(!(await b.callTool({ name: 'ping', arguments: {} })).isError, 'bob has his own count');
+    assert.ok(!(await b.callTool(withHandle('conv-3'))).isError, "alice's cap is not bob's");
     // A 2025-11-25 client on the same endpoint gets a session, policed the same way.
     const legacy = await connect(url, TOK.bob);
     clients.push(legacy);
@@ -273,8 +282,9 @@ tools:
   assert.deepEqual(denied.map((r) => [r.identity, r.decision]).sort(), [['alice', 'deny'], ['bob', 'deny']]);
   const modernCall = audit.find((r) => r.tool === 'get_my_tenant' && r.identity === 'alice');
   assert.ok(modernCall && modernCall.upstream === 'ok', JSON.stringify(audit));
-  // No session id in 2026-07-28: the session scope key is the identity.
-  assert.doesNotMatch(modernCall.session, /^[0-9a-f]{8}-/);
+  // No session id in 2026-07-28: the session scope key is the identity, or the identity plus a handle.
+  assert.equal(modernCall.session, JSON.stringify(['alice']));
+  assert.ok(audit.some((r) => r.tool === 'ping' && r.session === JSON.stringify(['alice', 'conv-1']) && r.decision === 'rate_limited'));
   t.cleanup();
 });
 
