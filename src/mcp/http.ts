@@ -5,6 +5,7 @@ import { createMcpHandler, isInitializeRequest, type AuthInfo, type McpServer } 
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
 import type { PolicyOptions } from './stdio.js';
 import { createPolicyGatewayForServer } from '../gateway/in-process.js';
+import { RequestResponseTransport } from '../gateway/modern-http.js';
 import { createPolicyRuntimeSet, type PolicyRuntime, type PolicyRuntimeSet } from '../gateway/runtime.js';
 import type { Grant } from '../http/grants.js';
 import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
@@ -198,15 +199,20 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
 
   async function handleModern(req: IncomingMessage, res: ServerResponse, body: unknown, grant: Grant | undefined): Promise<void> {
     if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down', requestId(body));
-    // The policy proxy follows one session's messages (src/gateway); it does not yet decide
-    // per-request 2026-07-28 traffic, so a policed identity is refused rather than served unpoliced.
-    // A client that negotiates (mode "auto") falls back to a 2025-11-25 session, which is policed.
-    if (runtimeFor(grant)) {
-      return jsonRpcError(
-        res, 400, -32600,
-        'Protocol revision 2026-07-28 is not served under a policy yet: this server enforces its policy on 2025-11-25 sessions; connect with protocol version 2025-11-25',
-        requestId(body),
-      );
+    // Under a policy, each 2026-07-28 request gets its own policy proxy in front of a server built for it
+    // (the gateway's per-request mode): the same runtime, counters, approvals and audit as the sessions.
+    const runtime = runtimeFor(grant);
+    if (runtime) {
+      await createPolicyGatewayForServer({
+        policyPath: runtime.holder.path,
+        dbPath: policyDbPath!,
+        serverFactory: () => createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolListChanges: true }),
+        clientTransport: new RequestResponseTransport(res, body as Record<string, unknown>),
+        identity: grant?.identity ?? opts.policy?.identity,
+        runtime,
+        relateDownstream: true,
+      });
+      return;
     }
     if (grant) (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: grant.identity, scopes: [] };
     await serveModern(req, res, body);

@@ -133,12 +133,13 @@ describe('tools/list caching (ttlMs) and list-change notifications', () => {
       return { connect: (c) => c.connect(new StreamableHTTPClientTransport(url)) };
     },
   };
-  for (const [name, open] of Object.entries(transports)) {
-    it(`${name}: listChanged is declared, and a hot reload that hides a tool reaches the client's onChanged`, async () => {
+  // 2025-11-25 gets the notification unsolicited; 2026-07-28 on the subscriptions/listen stream the client opens.
+  for (const [name, open] of Object.entries(transports)) for (const revision of ['2025-11-25', '2026-07-28'] as const) {
+    it(`${name}, ${revision}: listChanged is declared, and a hot reload that hides a tool reaches the client's onChanged`, async () => {
       const policy = join(tmp.dir, `policy-${++n}.yaml`);
       writeFileSync(policy, 'version: 1\ndefault: allow\n');
       const seen: (Tool[] | null)[] = [];
-      const client = clientAt('2025-11-25', (tools) => seen.push(tools));
+      const client = clientAt(revision, (tools) => seen.push(tools));
       await (await open(policy)).connect(client);
       try {
         assert.equal(client.getServerCapabilities()?.tools?.listChanged, true);

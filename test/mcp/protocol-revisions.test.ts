@@ -380,23 +380,26 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       assert.equal(created.body.result.structuredContent.confirmed_via, 'elicitation');
     });
 
-    it('serve --policy: a 2026-07-28 client is refused rather than served unpoliced; a negotiating client falls back to a policed session', async () => {
+    it('serve --policy: a 2026-07-28 client is served under the policy, request by request, as a 2025-11-25 session is', async () => {
       const policy = join(tmp.dir, 'policy.yaml');
-      writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  ping:\n    action: deny\n    reason: "no pings here"\n');
+      writeFileSync(policy, 'version: 1\ndefault: allow\nhide: [delete_suppression_rule]\ntools:\n  ping:\n    action: deny\n    reason: "no pings here"\n');
       const url = await serve(['--policy', policy]);
       const raw = await modernCall(url, 1, 'ping', {});
-      assert.equal(raw.status, 400);
-      assert.match(raw.body.error.message, /2025-11-25/);
-      const pinned = new Client({ name: 'pinned', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
-      await assert.rejects(pinned.connect(new StreamableHTTPClientTransport(url)));
-      const auto = new Client({ name: 'auto', version: '1' }, { versionNegotiation: { mode: 'auto' } });
-      await auto.connect(new StreamableHTTPClientTransport(url));
-      try {
-        assert.equal(auto.getNegotiatedProtocolVersion(), '2025-11-25');
-        const denied = await callTool(auto, 'ping');
-        assert.equal(textOf(denied), '[POLICY DENIED] no pings here');
-      } finally {
-        await auto.close();
+      assert.equal(raw.status, 200);
+      assert.equal(textOf(raw.body.result), '[POLICY DENIED] no pings here');
+      for (const client of [
+        new Client({ name: 'pinned', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } }),
+        new Client({ name: 'legacy', version: '1' }, { supportedProtocolVersions: ['2025-11-25'] }),
+      ]) {
+        await client.connect(new StreamableHTTPClientTransport(url));
+        try {
+          const tools = (await client.listTools()).tools.map((t) => t.name);
+          assert.ok(tools.includes('get_my_tenant') && !tools.includes('delete_suppression_rule'), tools.join(','));
+          assert.equal(textOf(await callTool(client, 'ping')), '[POLICY DENIED] no pings here');
+          assert.match(textOf(await callTool(client, 'get_my_tenant')), /demo/);
+        } finally {
+          await client.close();
+        }
       }
     });
   });
