@@ -23,6 +23,7 @@ import {
 } from './modern-http.js';
 import type { Transport } from '@modelcontextprotocol/server';
 import { StdioUpstreamTransport } from './stdio-upstream.js';
+import { adaptUpstream, EraSwitch } from './era/index.js';
 import type { UpstreamConfig } from './config.js';
 import type { UpstreamHttp } from './fast-http.js';
 
@@ -54,11 +55,6 @@ export interface HttpGatewayOptions {
   watch?: boolean;
   /** What the upstream speaks; default: asked once with server/discover at the first 2026-07-28 request. */
   upstreamEra?: Era;
-  /**
-   * Translates between protocol revisions when the upstream's differs from the client's
-   * (src/gateway/era adaptUpstream). Without it such a request is refused with a clear error.
-   */
-  adaptUpstream?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
 }
 
 export interface HttpGateway {
@@ -86,6 +82,8 @@ interface Upstream {
   era?: Promise<Era>;
   /** a stdio upstream's one child for 2026-07-28 requests */
   shared?: SharedStdioChild;
+  /** a 2025-11-25-only upstream's one translated session for every 2026-07-28 request, opened on first use */
+  translated?: SharedStdioChild;
 }
 
 interface Session {
@@ -104,6 +102,27 @@ function namedErrors<T extends Transport>(t: T, label: string | undefined): T {
   if (!label) return t;
   const send = t.send.bind(t);
   t.send = (m, opts) => send(m, opts).catch((e: Error) => Promise.reject(new Error(`upstream "${label}": ${e.message}`)));
+  return t;
+}
+
+/**
+ * A 2026-07-28-only HTTP upstream refuses `initialize` with a 4xx, which the session transport throws from
+ * send() instead of delivering: it is turned into the JSON-RPC error it stands for, so the EraSwitch reads
+ * it as the refusal it is and translates. Anything else (unreachable, 5xx) stays an error: no guessing.
+ */
+function initializeRefusalAsAnswer<T extends Transport>(t: T): T {
+  const send = t.send.bind(t);
+  t.send = async (m, opts) => {
+    try {
+      await send(m, opts);
+    } catch (e) {
+      const msg = m as { method?: unknown; id?: string | number };
+      const err = e as { status?: unknown; data?: { status?: unknown } };
+      const status = typeof err.status === 'number' ? err.status : err.data?.status;
+      if (msg.method !== 'initialize' || msg.id === undefined || typeof status !== 'number' || status < 400 || status >= 500) throw e;
+      t.onmessage?.({ jsonrpc: '2.0', id: msg.id, error: { code: -32600, message: `initialize refused with HTTP ${status}: ${(e as Error).message}` } } as never);
+    }
+  };
   return t;
 }
 
@@ -150,6 +169,22 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     if (u.url) u.http = upstreamHttp(u.url, u.headers);
     else u.shared = new SharedStdioChild(() => new StdioUpstreamTransport({ command: u.command![0]!, args: u.command!.slice(1), env: childEnv() }));
   }
+  /**
+   * A 2025-11-25-only upstream's one translating session: ModernOverLegacy over one 2025 session (a URL) or one
+   * more child (a command), shared by every 2026-07-28 request with ids remapped per request. One initialize
+   * per upstream instead of one per POST, and a call held for a pushed question is still in the same adapter
+   * when its retry (another POST) arrives. A session that cannot be opened fails that request (the next one
+   * tries again); nothing is forwarded untranslated.
+   */
+  const translatedFor = (up: Upstream): SharedStdioChild =>
+    (up.translated ??= new SharedStdioChild(() =>
+      adaptUpstream(
+        up.url
+          ? new StreamableHTTPClientTransport(new URL(up.url), { requestInit: { headers: { ...up.headers } } })
+          : new StdioUpstreamTransport({ command: up.command![0]!, args: up.command!.slice(1), env: childEnv() }),
+        { upstreamEra: 'legacy', downstreamEra: 'modern', log: up.name ? (l) => log(`${up.name}: ${l}`) : log },
+      ),
+    ));
   /** What an audit record and the rate-limit "session" scope call this session: per upstream in multi mode. */
   const sessionKey = (up: Upstream, key: string) => (up.name ? `${up.name}/${key}` : key);
   /** Tells the proxy which upstream its calls go to (written to the audit as `upstreamName`). */
@@ -176,10 +211,10 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const http = up.http
       ? new FastClientTransport(new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }), up.http)
       : undefined;
-    const upstream: Transport = namedErrors(
-      http ?? new StdioUpstreamTransport({ command: up.command![0]!, args: up.command!.slice(1), env: childEnv() }),
-      up.name,
-    );
+    const session: Transport = http ? initializeRefusalAsAnswer(http) : new StdioUpstreamTransport({ command: up.command![0]!, args: up.command!.slice(1), env: childEnv() });
+    // A 2026-07-28-only upstream refuses this session's initialize: the switch then answers it from
+    // server/discover and translates the session (LegacyOverModern). A 2025-11-25 upstream's answer passes as is.
+    const upstream: Transport = new EraSwitch(namedErrors(session, up.name), { log: up.name ? (l) => log(`${up.name}: ${l}`) : log });
     const fast = new FastServerTransport(transport);
     const proxy = new PolicyProxy({
       downstream: fast,
@@ -262,8 +297,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         upstreamEra: await eraOfUpstream(up),
         downstreamEra: 'modern',
         open: up.http ? () => new StatelessUpstreamTransport(up.http!, paramHeaders(req.headers)) : () => up.shared!.connect(),
-        openLegacy: up.http ? () => new StreamableHTTPClientTransport(new URL(up.url!), { requestInit: { headers: { ...up.headers } } }) : undefined,
-        adapt: o.adaptUpstream,
+        translated: () => translatedFor(up).connect(),
       });
     } catch (e) {
       const unreachable = !(e instanceof EraMismatchError);
@@ -395,6 +429,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       for (const u of upstreams) {
         u.http?.agent.destroy();
         await u.shared?.close();
+        await u.translated?.close();
       }
       runtimes.close();
     },

@@ -9,8 +9,8 @@
  *   sent (it is in `params._meta`, forwarded as is) and the standard headers `MCP-Protocol-Version`,
  *   `Mcp-Method` and `Mcp-Name`, with no session id. Closing the POST is how 2026 cancels a call.
  * - `chooseUpstreamTransport` is the one place that picks how a request reaches the upstream given
- *   both eras. Equal eras need nothing; a 2026 client in front of a 2025-only upstream needs the
- *   translating transport (src/gateway/era), which plugs in here.
+ *   both eras. Equal eras need nothing; a 2026 client in front of a 2025-only upstream goes through
+ *   the upstream's one shared translating session (src/gateway/era).
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
@@ -284,25 +284,23 @@ export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
 }
 
 /**
- * The seam where the upstream transport for one downstream request is chosen. Same era: the
- * stateless transport (2026) or the session the caller already holds (2025). Different eras: the
- * translating transport of src/gateway/era, given as `adapt`; without it the request is refused
- * with a message that says why, never forwarded untranslated.
+ * The seam where the upstream transport for one 2026-07-28 request is chosen. Same era: the stateless
+ * transport (URL) or the shared child (stdio). A 2025-11-25-only upstream: `translated`, a request's view
+ * of the upstream's one shared translating session (src/gateway/era ModernOverLegacy behind a
+ * SharedStdioChild): one `initialize` per upstream, not one per POST, and a held call's retry reaches the
+ * adapter that holds it. Without `translated` such a request is refused with a message that says why,
+ * never forwarded untranslated.
  */
 export function chooseUpstreamTransport(o: {
   upstreamEra: Era;
   downstreamEra: Era;
   /** the upstream's transport for this request when eras are equal (2026: stateless or the shared child) */
   open: () => Transport;
-  /** a 2025-11-25 session transport to the upstream, for the translator */
-  openLegacy?: () => Transport;
-  adapt?: (upstream: Transport, eras: { upstreamEra: Era; downstreamEra: Era }) => Transport;
+  /** this request's view of the upstream's shared translating session */
+  translated?: () => Transport;
 }): Transport {
   if (o.downstreamEra === o.upstreamEra) return o.open();
-  if (o.adapt) {
-    const inner = o.upstreamEra === 'legacy' && o.openLegacy ? o.openLegacy() : o.open();
-    return o.adapt(inner, { upstreamEra: o.upstreamEra, downstreamEra: o.downstreamEra });
-  }
+  if (o.translated) return o.translated();
   throw new EraMismatchError(
     `the upstream speaks ${o.upstreamEra === 'modern' ? MODERN_REVISION : '2025-11-25'} only and this gateway does not translate between protocol revisions for it; connect with protocol version ${o.upstreamEra === 'modern' ? MODERN_REVISION : '2025-11-25'}`,
   );
@@ -315,7 +313,8 @@ export class EraMismatchError extends Error {}
  * (a request needs no session, and a child per POST would cost a process start each), with JSON-RPC
  * ids remapped so answers from the one pipe go back to the request that asked. 2025-11-25 sessions
  * get a child each instead (src/gateway/http.ts), since their state lives in the server. A child that
- * exits fails the calls in flight and the next request starts a new one.
+ * exits fails the calls in flight and the next request starts a new one. The HTTP gateway also uses it
+ * for a 2025-11-25-only upstream's one translating session (`spawnChild` returns the era adapter).
  */
 export class SharedStdioChild {
   private child?: Transport;

@@ -1,11 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { createServer } from 'node:http';
-import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { McpServer, isInitializeRequest } from '@modelcontextprotocol/server';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
@@ -364,72 +359,3 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
   assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
   t.cleanup();
 });
-
-test('HTTP gateway: a 2026-07-28 request in front of a 2025-11-25-only upstream is refused with a clear error, never forwarded untranslated', async () => {
-  const t = tmpDir();
-  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\n');
-  const up = await legacyOnlyUpstream();
-  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--policy', policy, '--db', t.db, '--upstream', up.url, '--listen', '127.0.0.1:0'], /listening on (http:\/\/\S+)/);
-  try {
-    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
-    const r = await fetch(gw.match[1]!, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'new' }, _meta: meta } }),
-    });
-    assert.equal(r.status, 400);
-    const j = (await r.json()) as { id: number; error: { message: string } };
-    assert.equal(j.id, 3);
-    assert.match(j.error.message, /the upstream speaks 2025-11-25 only and this gateway does not translate/);
-    // The same upstream still serves 2025-11-25 sessions through the gateway; it ran only that call.
-    const c = await connect(gw.match[1]!);
-    assert.equal(text(await c.callTool({ name: 'echo', arguments: { text: 'old' } })), 'old');
-    await c.close();
-    assert.deepEqual(up.calls, ['old']);
-  } finally {
-    await kill(gw.child);
-    await up.close();
-  }
-  t.cleanup();
-});
-
-/** An SDK v2 server that speaks only 2025-11-25 (sessions; no stateless 2026-07-28 handler), in this process. */
-async function legacyOnlyUpstream(): Promise<{ url: string; calls: string[]; close: () => Promise<void> }> {
-  const calls: string[] = [];
-  const sessions = new Map<string, NodeStreamableHTTPServerTransport>();
-  const server = createServer((req, res) => {
-    void (async () => {
-      const chunks: Buffer[] = [];
-      for await (const ch of req) chunks.push(ch as Buffer);
-      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
-      const sid = req.headers['mcp-session-id'];
-      let t = typeof sid === 'string' ? sessions.get(sid) : undefined;
-      if (!t) {
-        if (!isInitializeRequest(body)) {
-          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Server not initialized' } }));
-          return;
-        }
-        const transport = new NodeStreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (id) => void sessions.set(id, transport) });
-        const mcp = new McpServer({ name: 'legacy-only', version: '1' });
-        mcp.registerTool('echo', { inputSchema: z.object({ text: z.string() }) }, async ({ text: s }) => {
-          calls.push(s);
-          return { content: [{ type: 'text', text: s }] };
-        });
-        await mcp.connect(transport);
-        t = transport;
-      }
-      await t.handleRequest(req, res, body);
-    })();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `http://127.0.0.1:${port}/mcp`,
-    calls,
-    close: async () => {
-      await Promise.all([...sessions.values()].map((x) => x.close().catch(() => undefined)));
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
