@@ -124,10 +124,17 @@ export class SqliteApprovals implements Approvals {
         resolve(o);
       };
       const onAbort = () => settle({ status: 'cancelled' });
-      const t = setTimeout(() => {
-        this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'`).run(this.now(), id);
-        this.check(id);
-      }, Math.max(0, row.expires_at - this.now()));
+      // A timer may fire a millisecond before the clock reaches the deadline: check() expires the row only
+      // once it is due, and the timer is armed again until then, so no approval expires early.
+      const expiresAt = row.expires_at;
+      let t: NodeJS.Timeout;
+      const arm = () => {
+        t = setTimeout(() => {
+          this.check(id);
+          if (this.waiters.get(id)?.has(settle)) arm();
+        }, Math.max(1, expiresAt - this.now()));
+      };
+      arm();
       signal?.addEventListener('abort', onAbort, { once: true });
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
