@@ -234,7 +234,7 @@ export class FastClientTransport implements Transport {
       if (m.method === 'notifications/initialized') this.ready = true;
       return;
     }
-    return this.post(JSON.stringify(m), m.id as Id, true);
+    return this.post(JSON.stringify(m), m.id as Id, true, message);
   }
 
   private deliver(m: Msg): void {
@@ -246,7 +246,7 @@ export class FastClientTransport implements Transport {
     this.onmessage?.(m as unknown as JSONRPCMessage);
   }
 
-  private post(body: string, requestId: Id, retry: boolean): Promise<void> {
+  private post(body: string, requestId: Id, retry: boolean, message: JSONRPCMessage): Promise<void> {
     const { url, agent, request } = this.up;
     const headers: Record<string, string | number> = {
       ...this.up.headers,
@@ -285,18 +285,20 @@ export class FastClientTransport implements Transport {
           resolve();
           res.setEncoding('utf8');
           let buf = '';
+          const stream: StreamState = { answered: false };
           res.on('data', (c: string) => {
             buf += c;
             let i: number;
             while ((i = eventEnd(buf)) >= 0) {
               const ev = buf.slice(0, i);
               buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
-              this.sseEvent(ev, requestId);
+              this.sseEvent(ev, requestId, stream);
             }
           });
           res.on('end', () => {
             this.inflight.delete(req);
-            if (buf.trim()) this.sseEvent(buf, requestId);
+            if (buf.trim()) this.sseEvent(buf, requestId, stream);
+            this.resume(message, stream);
           });
           res.on('error', (e) => this.onerror?.(e));
           return;
@@ -332,7 +334,7 @@ export class FastClientTransport implements Transport {
         if (answered) return this.onerror?.(e);
         // A kept-alive socket the server closed just as we reused it: the request never got there.
         if (retry && req.reusedSocket && e.code === 'ECONNRESET' && !this.closed) {
-          this.post(body, requestId, false).then(resolve, reject);
+          this.post(body, requestId, false, message).then(resolve, reject);
           return;
         }
         reject(e);
@@ -341,7 +343,31 @@ export class FastClientTransport implements Transport {
     });
   }
 
-  private sseEvent(ev: string, requestId: Id): void {
+  /**
+   * SEP-1699: an upstream may close a request's SSE stream before the answer (having sent an event id),
+   * and the answer then comes on a GET stream resumed with Last-Event-ID. The SDK's transport does that
+   * resumption (and its own reconnections) when given the last event id as `resumptionToken`; the
+   * server's `retry` field says how long to wait first.
+   */
+  private resume(message: JSONRPCMessage, stream: StreamState): void {
+    if (stream.answered || stream.lastEventId === undefined || this.closed) return;
+    const lastEventId = stream.lastEventId;
+    const go = () => {
+      if (this.closed) return;
+      this.inner.send(message, { resumptionToken: lastEventId }).catch((e: Error) => this.onerror?.(e));
+    };
+    const wait = Math.min(stream.retryMs ?? 0, MAX_RESUME_WAIT_MS);
+    if (wait > 0) setTimeout(go, wait).unref();
+    else go();
+  }
+
+  private sseEvent(ev: string, requestId: Id, stream?: StreamState): void {
+    if (stream) {
+      for (const line of ev.split(/\r\n|\r|\n/)) {
+        if (line.startsWith('id:')) stream.lastEventId = line.slice(line[3] === ' ' ? 4 : 3);
+        else if (line.startsWith('retry:') && /^\d+$/.test(line.slice(6).trim())) stream.retryMs = Number(line.slice(6).trim());
+      }
+    }
     let msg: unknown;
     try {
       msg = sseMessage(ev);
@@ -350,6 +376,7 @@ export class FastClientTransport implements Transport {
       return;
     }
     if (msg === undefined) return;
+    if (stream && isObj(msg) && msg.id === requestId && isResponse(msg as Msg)) stream.answered = true;
     this.currentRequestId = requestId;
     try {
       this.receive(msg);
@@ -366,6 +393,16 @@ export class FastClientTransport implements Transport {
     this.deliver(msg as Msg);
   }
 }
+
+/** What one request's SSE stream has shown: whether it answered, and where to resume it. */
+interface StreamState {
+  answered: boolean;
+  lastEventId?: string;
+  retryMs?: number;
+}
+
+/** A resumption waits at most this long, whatever `retry` the upstream asks for. */
+const MAX_RESUME_WAIT_MS = 5_000;
 
 /** The JSON-RPC message of one SSE `message` event (undefined for other events); throws on bad JSON. */
 export function sseMessage(ev: string): unknown {

@@ -193,7 +193,11 @@ export class PolicyProxy {
       // A request names its revision; the connection keeps the one its first request named.
       const claim = claimedEra(m);
       if (typeof claim === 'object') {
-        return this.refuse(m, m.id, -32022, `Unsupported protocol version "${claim.unsupported}": this gateway serves 2025-11-25 (after initialize) and ${MODERN_REVISION}`, m.method);
+        // UnsupportedProtocolVersionError: `data` names what the client can retry with (the versions the
+        // envelope may claim; 2025-11-25 is reached through initialize, not through an envelope, as in the
+        // SDK's own servers) and echoes what it asked for.
+        const data = { supported: [MODERN_REVISION], requested: claim.unsupported };
+        return this.refuse(m, m.id, -32022, `Unsupported protocol version "${claim.unsupported}": this gateway serves 2025-11-25 (after initialize) and ${MODERN_REVISION}`, m.method, data);
       }
       if (this.era !== undefined && claim !== this.era) {
         return this.refuse(m, m.id, -32600, `Invalid Request: this connection speaks ${REVISION[this.era]}; a request claiming ${REVISION[claim]} is refused`, m.method);
@@ -275,7 +279,7 @@ export class PolicyProxy {
    * null when the id is the problem), dropped when it is a notification. Audited unless it is a stray
    * response, since a refused message may be an attempt to get a call past the policy.
    */
-  private refuse(m: Msg, reply: Id | null | undefined, code: number, message: string, method: string | undefined): void {
+  private refuse(m: Msg, reply: Id | null | undefined, code: number, message: string, method: string | undefined, data?: Record<string, unknown>): void {
     const t0 = performance.now();
     const strayResponse = reply === undefined && !(isObj(m) && 'method' in m);
     if (strayResponse) return this.o.log?.(message);
@@ -287,7 +291,7 @@ export class PolicyProxy {
       tool: name ?? label, args, argsHash: safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'protocol',
       reason: message, t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
     });
-    if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: { code, message } }, reply ?? undefined);
+    if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: data ? { code, message, data } : { code, message } }, reply ?? undefined);
   }
 
   /**
@@ -310,6 +314,7 @@ export class PolicyProxy {
             ? { rule: 'request_state', reason: 'requestState refused: forged, altered, expired or not issued by this gateway' }
             : undefined;
       const ctx: CallCtx = { era: 'modern', caps, session: !(r instanceof Error) && r.ok ? r.key : this.o.identity, gw };
+      if (bad?.rule === 'request_state') return this.refuseState(m, t0, name, args, bad.reason, this.o.holder.current.hash, undefined, ctx);
       if (bad) return this.deny(m, t0, name, args, bad.rule, 'deny', bad.reason, this.o.holder.current.hash, undefined, undefined, ctx);
       this.handleCall(m, ctx, t0);
     };
@@ -376,7 +381,7 @@ export class PolicyProxy {
     if (gw) {
       // A retry: our state must have been minted for exactly this call, under this policy.
       if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity) {
-        this.deny(m, t0, name, args, 'request_state', 'deny', 'requestState refused: it was issued for another call (a different tool, arguments or identity)', loaded.hash, argsHash, undefined, ctx);
+        this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments or identity)', loaded.hash, argsHash, ctx);
         return;
       }
       if (gw.policy !== loaded.hash) {
@@ -765,6 +770,19 @@ export class PolicyProxy {
       reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: d?.auditArgs ?? 'hash', session: ctx?.session,
     });
     this.sendDown({ jsonrpc: '2.0', id: m.id as Id, result: eraResult(deniedResult(reason), ctx?.era) });
+  }
+
+  /**
+   * A retry whose requestState the gateway will not honour (not one it minted intact and unexpired, or
+   * minted for another call) is invalid params, -32602, as the SDK's own servers answer a state that fails
+   * verification: a protocol error the client can tell from a policy denial. Audited like a denial.
+   */
+  private refuseState(m: Msg, t0: number, tool: string, args: Record<string, unknown>, reason: string, policyHash: string, argsHash: string | undefined, ctx: CallCtx): void {
+    this.audit({
+      tool, args, argsHash: argsHash ?? safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'request_state',
+      reason, t0, upstream: 'not_forwarded', policyHash, auditArgs: 'hash', session: ctx.session,
+    });
+    this.sendDown({ jsonrpc: '2.0', id: m.id as Id, error: { code: -32602, message: `Invalid params: ${reason}`, data: { reason: 'invalid_request_state' } } });
   }
 
   private denyCall(call: Call, decision: AuditDecision, reason: string): void {

@@ -63,7 +63,9 @@ test('stdio envelope lies: a request claiming another revision than its connecti
     assert.equal(bare.error?.code, -32600);
     assert.match(bare.error!.message, /this connection speaks 2026-07-28; a request claiming 2025-11-25 is refused/);
     modern.send({ ...call('other', 'echo', { text: 'x' }), params: { name: 'echo', arguments: {}, _meta: envelope({}, '2099-01-01') } });
-    assert.equal((await modern.reply('other')).error?.code, -32022);
+    const other = (await modern.reply('other')).error;
+    assert.equal(other?.code, -32022);
+    assert.deepEqual(other?.data, { supported: ['2026-07-28'], requested: '2099-01-01' }, 'the versions to retry with, and the one asked for');
     modern.send({ jsonrpc: '2.0', id: 'init2', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }, );
     await modern.barrier();
     assert.equal(modern.upstreamCalls().length, 0);
@@ -89,7 +91,7 @@ const retry = (id: string, name: string, args: Record<string, unknown>, requestS
   params: { name, arguments: args, requestState, inputResponses: { [APPROVAL_KEY]: { action: 'accept', content: { approve } } } },
 });
 
-test('stdio 2026-07-28 requestState: forged, altered, replayed, or minted for another tool, arguments or policy is a denial', async () => {
+test('stdio 2026-07-28 requestState: forged, altered or minted for another call is -32602; replayed or minted under another policy is a denial', async () => {
   const policy = `version: 1
 tools:
   write_thing: { action: require_approval, approval_timeout: 60, approval_elicitation: true }
@@ -105,13 +107,21 @@ tools:
     const flipped = state.slice(0, 10) + (state[10] === 'A' ? 'B' : 'A') + state.slice(11);
     for (const [id, s] of [['forged', 'v1.eyJwIjp7fX0.AAAA'], ['altered', flipped], ['not-a-string', { tool: 'write_thing' }], ['upstream-style', '{"name":"vpn"}']] as const) {
       g.send(retry(id, 'write_thing', a, s));
-      assert.match(resultText(await g.reply(id)), /^\[POLICY DENIED\] requestState refused: forged, altered, expired or not issued by this gateway/, id);
+      // A state that fails verification is invalid params (-32602), as the SDK's servers answer it.
+      const e = (await g.reply(id)).error;
+      assert.equal(e?.code, -32602, id);
+      assert.match(e!.message, /requestState refused: forged, altered, expired or not issued by this gateway/, id);
+      assert.deepEqual(e!.data, { reason: 'invalid_request_state' }, id);
     }
     // A genuine state used for another tool, or for other arguments.
     g.send(retry('tool-b', 'other_thing', a, state));
-    assert.match(resultText(await g.reply('tool-b')), /^\[POLICY DENIED\] requestState refused: it was issued for another call/);
+    const toolB = (await g.reply('tool-b')).error;
+    assert.equal(toolB?.code, -32602);
+    assert.match(toolB!.message, /requestState refused: it was issued for another call/);
     g.send(retry('args-b', 'write_thing', { owner: 'someone-else' }, state));
-    assert.match(resultText(await g.reply('args-b')), /^\[POLICY DENIED\] requestState refused: it was issued for another call/);
+    const argsB = (await g.reply('args-b')).error;
+    assert.equal(argsB?.code, -32602);
+    assert.match(argsB!.message, /requestState refused: it was issued for another call/);
     assert.equal(g.upstreamCalls().length, 0);
     // The genuine retry runs once, without our state or our answer reaching the upstream...
     g.send(retry('ok', 'write_thing', a, state));

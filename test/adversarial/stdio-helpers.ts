@@ -32,7 +32,7 @@ export function enveloped(m: unknown, capabilities: Record<string, unknown> = {}
 
 export const RECORDER = fileURLToPath(new URL('./fixtures/stdio-recorder.js', import.meta.url));
 
-export type Msg = Record<string, unknown> & { id?: unknown; method?: string; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code: number; message: string } };
+export type Msg = Record<string, unknown> & { id?: unknown; method?: string; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } };
 
 export interface Gateway {
   era: Era;

@@ -335,8 +335,10 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
     assert.equal(((await unknown.json()) as { error: { code: number } }).error.code, -32601);
     const version = await raw('tools/list', '2099-01-01');
     assert.equal(version.status, 400);
-    const ve = ((await version.json()) as { error: { code: number; data?: { supported?: string[] } } }).error;
+    const ve = ((await version.json()) as { error: { code: number; data?: { supported?: string[]; requested?: string } } }).error;
     assert.equal(ve.code, -32022);
+    // UnsupportedProtocolVersionError's data: the versions an envelope may claim, and the one asked for.
+    assert.deepEqual(ve.data, { supported: ['2026-07-28'], requested: '2099-01-01' });
     // A 2025-11-25 session ended with DELETE is gone: the next request naming it gets 404.
     const legacy = await connect(url);
     const sid = (legacy as unknown as { _transport: { sessionId?: string } })._transport.sessionId!;
