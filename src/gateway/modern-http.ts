@@ -254,24 +254,27 @@ function post(
 
 export type Era = 'modern' | 'legacy';
 
+/** The gateway's own `server/discover`, which asks an upstream whether it speaks 2026-07-28. */
+const DISCOVER_PROBE = {
+  jsonrpc: '2.0',
+  id: 'egress-triage-probe',
+  method: 'server/discover',
+  params: {
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
+      'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
+  },
+} as const;
+
 /**
  * What the upstream speaks, asked once with `server/discover` (2026-07-28). A JSON-RPC result is
  * modern; an error, a 4xx or a non-JSON answer is a 2025-11-25 server. Unreachable: throws (the
  * caller retries later rather than guessing).
  */
 export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
-  const msg = {
-    jsonrpc: '2.0',
-    id: 'egress-triage-probe',
-    method: 'server/discover',
-    params: {
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
-        'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
-        'io.modelcontextprotocol/clientCapabilities': {},
-      },
-    },
-  };
+  const msg = DISCOVER_PROBE;
   let answer: unknown;
   try {
     await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
@@ -426,18 +429,7 @@ export function probeStdioEra(shared: SharedStdioChild, timeoutMs = 5000): Promi
       resolve(era);
     };
     t.onmessage = (m) => done(isObj((m as unknown as Msg).result) ? 'modern' : 'legacy');
-    t.send({
-      jsonrpc: '2.0',
-      id: 'egress-triage-probe',
-      method: 'server/discover',
-      params: {
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
-          'io.modelcontextprotocol/clientInfo': { name: 'egress-triage-gateway', version: '1' },
-          'io.modelcontextprotocol/clientCapabilities': {},
-        },
-      },
-    } as unknown as JSONRPCMessage).catch((e: Error) => {
+    t.send(DISCOVER_PROBE as unknown as JSONRPCMessage).catch((e: Error) => {
       clearTimeout(timer);
       void t.close();
       reject(e);

@@ -67,27 +67,30 @@ export async function openState(raw: unknown, now = Date.now()): Promise<Gateway
   }
 }
 
+/**
+ * The approval form, the same in both revisions: the params of the `elicitation/create` pushed to a
+ * 2025-11-25 client, and of the one inside a 2026-07-28 `input_required` result.
+ */
+export function approvalElicitation(message: string): Record<string, unknown> {
+  return {
+    mode: 'form',
+    message,
+    requestedSchema: {
+      type: 'object',
+      properties: {
+        approve: { type: 'boolean', title: 'Approve this call', default: false },
+        reason: { type: 'string', title: 'Reason (optional)' },
+      },
+      required: ['approve'],
+    },
+  };
+}
+
 /** The `input_required` result asking the client for the approval. */
 export function approvalQuestion(message: string, requestState: string): Record<string, unknown> {
   return {
     resultType: 'input_required',
-    inputRequests: {
-      [APPROVAL_INPUT_KEY]: {
-        method: 'elicitation/create',
-        params: {
-          mode: 'form',
-          message,
-          requestedSchema: {
-            type: 'object',
-            properties: {
-              approve: { type: 'boolean', title: 'Approve this call', default: false },
-              reason: { type: 'string', title: 'Reason (optional)' },
-            },
-            required: ['approve'],
-          },
-        },
-      },
-    },
+    inputRequests: { [APPROVAL_INPUT_KEY]: { method: 'elicitation/create', params: approvalElicitation(message) } },
     requestState,
   };
 }

@@ -19,7 +19,7 @@ import { isValidId } from './json-lines.js';
 import {
   claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
 } from './methods.js';
-import { APPROVAL_INPUT_KEY, approvalAnswer, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
+import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
 
 /**
@@ -654,18 +654,7 @@ export class PolicyProxy {
           jsonrpc: '2.0',
           id: rid,
           method: 'elicitation/create',
-          params: {
-            mode: 'form',
-            message: this.approvalMessage(call, approvalId, expiresAt),
-            requestedSchema: {
-              type: 'object',
-              properties: {
-                approve: { type: 'boolean', title: 'Approve this call', default: false },
-                reason: { type: 'string', title: 'Reason (optional)' },
-              },
-              required: ['approve'],
-            },
-          },
+          params: approvalElicitation(this.approvalMessage(call, approvalId, expiresAt)),
         },
         call.id,
       );
