@@ -283,23 +283,15 @@ export class FastClientTransport implements Transport {
         if (type === 'text/event-stream') {
           // Answers and mid-call messages arrive as events; deliver each one as soon as it is complete.
           resolve();
-          res.setEncoding('utf8');
-          let buf = '';
           const stream: StreamState = { answered: false };
-          res.on('data', (c: string) => {
-            buf += c;
-            let i: number;
-            while ((i = eventEnd(buf)) >= 0) {
-              const ev = buf.slice(0, i);
-              buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
-              this.sseEvent(ev, requestId, stream);
-            }
-          });
-          res.on('end', () => {
-            this.inflight.delete(req);
-            if (buf.trim()) this.sseEvent(buf, requestId, stream);
-            this.resume(message, stream);
-          });
+          readSseEvents(
+            res,
+            (ev) => this.sseEvent(ev, requestId, stream),
+            () => {
+              this.inflight.delete(req);
+              this.resume(message, stream);
+            },
+          );
           res.on('error', (e) => this.onerror?.(e));
           return;
         }
@@ -420,8 +412,30 @@ export function sseMessage(ev: string): unknown {
   }
 }
 
+/**
+ * Reads an SSE response: `onEvent` gets the text of each event as soon as its blank line arrives, and
+ * the unterminated rest, if any, when the response ends; `onEnd` runs after that.
+ */
+export function readSseEvents(res: IncomingMessage, onEvent: (ev: string) => void, onEnd: () => void): void {
+  res.setEncoding('utf8');
+  let buf = '';
+  res.on('data', (c: string) => {
+    buf += c;
+    let i: number;
+    while ((i = eventEnd(buf)) >= 0) {
+      const ev = buf.slice(0, i);
+      buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
+      onEvent(ev);
+    }
+  });
+  res.on('end', () => {
+    if (buf.trim()) onEvent(buf);
+    onEnd();
+  });
+}
+
 /** Index just past the end of the first complete SSE event in buf (before its blank line), or -1. */
-export function eventEnd(buf: string): number {
+function eventEnd(buf: string): number {
   const a = buf.indexOf('\n\n');
   const b = buf.indexOf('\r\n\r\n');
   if (a < 0) return b;

@@ -14,7 +14,7 @@
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
-import { eventEnd, mediaType, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
+import { mediaType, readSseEvents, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
 import { MODERN_REVISION } from '../http/classify.js';
 
 type Id = string | number;
@@ -192,8 +192,6 @@ function post(
       const done = () => inflight.delete(req);
       if (type === 'text/event-stream' && status >= 200 && status < 300) {
         resolve();
-        res.setEncoding('utf8');
-        let buf = '';
         const one = (ev: string) => {
           try {
             const msg = sseMessage(ev);
@@ -202,19 +200,7 @@ function post(
             onError(e as Error);
           }
         };
-        res.on('data', (c: string) => {
-          buf += c;
-          let i: number;
-          while ((i = eventEnd(buf)) >= 0) {
-            const ev = buf.slice(0, i);
-            buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
-            one(ev);
-          }
-        });
-        res.on('end', () => {
-          done();
-          if (buf.trim()) one(buf);
-        });
+        readSseEvents(res, one, done);
         res.on('error', (e) => onError(e));
         return;
       }
