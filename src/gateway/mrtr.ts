@@ -12,9 +12,8 @@
  * Every `requestState` reaching the gateway must be one it minted: it never passes one through
  * unverified, so a client cannot hand the upstream a state of its own making.
  */
-import { randomBytes } from 'node:crypto';
 import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server';
-import { REQUEST_STATE_KEY_ENV } from '../mcp/request-state.js';
+import { requestStateKey } from '../mcp/request-state.js';
 
 /** The key of the gateway's question in `inputRequests` and of the answer in `inputResponses`. */
 export const APPROVAL_INPUT_KEY = 'egress-triage/policy-approval';
@@ -41,14 +40,9 @@ const MAX_TTL_SECONDS = 24 * 3600;
 let codec: RequestStateCodec<GatewayState> | undefined;
 
 function stateCodec(env: NodeJS.ProcessEnv = process.env): RequestStateCodec<GatewayState> {
-  if (codec) return codec;
-  const configured = env[REQUEST_STATE_KEY_ENV];
-  if (configured !== undefined && configured !== '' && Buffer.byteLength(configured) < 32) {
-    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs approval state; every replica behind one URL needs the same one)`);
-  }
   // Without the variable the key is random per process: right for stdio and one gateway process;
   // replicas must share it or a retry landing on another replica is refused (and asked again).
-  codec = createRequestStateCodec<GatewayState>({ key: configured || randomBytes(32), ttlSeconds: MAX_TTL_SECONDS });
+  codec ??= createRequestStateCodec<GatewayState>({ key: requestStateKey(env, 'approval state'), ttlSeconds: MAX_TTL_SECONDS });
   return codec;
 }
 

@@ -33,13 +33,20 @@ let codec: RequestStateCodec<ConfirmState> | undefined;
  * lands on another replica is refused (-32602) and the client asks again.
  */
 export function confirmStateCodec(env: NodeJS.ProcessEnv = process.env): RequestStateCodec<ConfirmState> {
-  if (codec) return codec;
+  codec ??= createRequestStateCodec<ConfirmState>({ key: requestStateKey(env, 'confirmation state'), ttlSeconds: CONFIRM_TTL_SECONDS });
+  return codec;
+}
+
+/**
+ * The HMAC key of a request-state codec: $EGRESS_TRIAGE_REQUEST_STATE_KEY (at least 32 bytes), or
+ * without it a random key for this process. `what` names the state it signs, for the error.
+ */
+export function requestStateKey(env: NodeJS.ProcessEnv, what: string): string | Buffer {
   const configured = env[REQUEST_STATE_KEY_ENV];
   if (configured !== undefined && configured !== '' && Buffer.byteLength(configured) < 32) {
-    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs confirmation state; every replica behind one URL needs the same one)`);
+    throw new Error(`${REQUEST_STATE_KEY_ENV}: the key must be at least 32 bytes long (it signs ${what}; every replica behind one URL needs the same one)`);
   }
-  codec = createRequestStateCodec<ConfirmState>({ key: configured || randomBytes(32), ttlSeconds: CONFIRM_TTL_SECONDS });
-  return codec;
+  return configured || randomBytes(32);
 }
 
 export function argsDigest(args: unknown): string {
