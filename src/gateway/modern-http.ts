@@ -255,21 +255,35 @@ const DISCOVER_PROBE = {
 } as const;
 
 /**
+ * An UnsupportedProtocolVersion error (-32022) whose `data.supported` lists 2026-07-28: the server speaks
+ * our revision after all, and the client is to retry with it (SEP-2575 version negotiation).
+ */
+export function offersModernRetry(answer: unknown): boolean {
+  if (!isObj(answer) || !isObj(answer.error) || answer.error.code !== -32022) return false;
+  const data = answer.error.data;
+  return isObj(data) && Array.isArray(data.supported) && data.supported.includes(MODERN_REVISION);
+}
+
+/**
  * What the upstream speaks, asked once with `server/discover` (2026-07-28). A JSON-RPC result is
- * modern; an error, a 4xx or a non-JSON answer is a 2025-11-25 server. Unreachable: throws (the
- * caller retries later rather than guessing).
+ * modern; an error, a 4xx or a non-JSON answer is a 2025-11-25 server, except a -32022 refusal that
+ * lists 2026-07-28 among the supported versions: that is asked once more, as the negotiation says.
+ * Unreachable: throws (the caller retries later rather than guessing).
  */
 export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
   const msg = DISCOVER_PROBE;
-  let answer: unknown;
-  try {
-    await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
-  } catch (e) {
-    if (e instanceof UpstreamHttpError) return 'legacy';
-    throw e;
+  for (let attempt = 1; ; attempt++) {
+    let answer: unknown;
+    try {
+      await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
+    } catch (e) {
+      if (e instanceof UpstreamHttpError) return 'legacy';
+      throw e;
+    }
+    // An SSE answer is delivered as it arrives; a JSON one before post() resolves.
+    if (attempt === 1 && offersModernRetry(answer)) continue;
+    return isObj(answer) && isObj(answer.result) ? 'modern' : 'legacy';
   }
-  // An SSE answer is delivered as it arrives; a JSON one before post() resolves.
-  return isObj(answer) && isObj(answer.result) ? 'modern' : 'legacy';
 }
 
 /**
@@ -404,7 +418,10 @@ export class RemappedTransport implements Transport {
   }
 }
 
-/** What a stdio upstream speaks: `server/discover` answered is 2026-07-28; an error or silence is 2025-11-25. */
+/**
+ * What a stdio upstream speaks: `server/discover` answered is 2026-07-28; an error or silence is 2025-11-25
+ * (a -32022 refusal listing 2026-07-28 is asked once more, as in probeUpstreamEra).
+ */
 export function probeStdioEra(shared: SharedStdioChild, timeoutMs = 5000): Promise<Era> {
   const t = shared.connect();
   return new Promise<Era>((resolve, reject) => {
@@ -414,11 +431,20 @@ export function probeStdioEra(shared: SharedStdioChild, timeoutMs = 5000): Promi
       void t.close();
       resolve(era);
     };
-    t.onmessage = (m) => done(isObj((m as unknown as Msg).result) ? 'modern' : 'legacy');
-    t.send(DISCOVER_PROBE as unknown as JSONRPCMessage).catch((e: Error) => {
-      clearTimeout(timer);
-      void t.close();
-      reject(e);
-    });
+    const ask = () =>
+      t.send(DISCOVER_PROBE as unknown as JSONRPCMessage).catch((e: Error) => {
+        clearTimeout(timer);
+        void t.close();
+        reject(e);
+      });
+    let retried = false;
+    t.onmessage = (m) => {
+      if (!retried && offersModernRetry(m)) {
+        retried = true;
+        return void ask();
+      }
+      done(isObj((m as unknown as Msg).result) ? 'modern' : 'legacy');
+    };
+    void ask();
   });
 }

@@ -1,5 +1,6 @@
 import type { Transport } from '@modelcontextprotocol/server';
 import { UpstreamRequests } from './upstream-requests.js';
+import { offersModernRetry } from '../modern-http.js';
 import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, LEGACY, MODERN, PROTOCOL_VERSION_META_KEY, isObj, type Msg, type Obj } from './wire.js';
 
 export type EraProbe = { era: 'modern'; discover: Obj } | { era: 'legacy'; initialize: Obj };
@@ -40,13 +41,15 @@ async function ask(connect: () => Transport | Promise<Transport>, method: string
 
 /**
  * Which revision an upstream speaks, asked on throwaway connections so the real one starts clean: first
- * `server/discover` with a 2026-07-28 envelope (a 2026 server must answer it and list 2026-07-28), and when
- * that is refused, `initialize` at 2025-11-25. Throws when neither is answered, with both reasons.
+ * `server/discover` with a 2026-07-28 envelope (a 2026 server must answer it and list 2026-07-28; asked twice when
+ * the first is refused with -32022 listing 2026-07-28), and when that is refused, `initialize` at 2025-11-25. Throws when neither is answered, with both reasons.
  */
 export async function probeUpstreamEra(connect: () => Transport | Promise<Transport>, o: ProbeOptions): Promise<EraProbe> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const envelope = { [PROTOCOL_VERSION_META_KEY]: MODERN, [CLIENT_INFO_META_KEY]: o.clientInfo, [CLIENT_CAPABILITIES_META_KEY]: {} };
-  const discover = await ask(connect, 'server/discover', { _meta: envelope }, timeoutMs);
+  let discover = await ask(connect, 'server/discover', { _meta: envelope }, timeoutMs);
+  // A -32022 refusal that lists 2026-07-28 as supported asks for the retry the version negotiation prescribes.
+  if (offersModernRetry(discover)) discover = await ask(connect, 'server/discover', { _meta: envelope }, timeoutMs);
   if (isObj(discover.result) && Array.isArray(discover.result.supportedVersions) && discover.result.supportedVersions.includes(MODERN)) {
     return { era: 'modern', discover: discover.result };
   }
