@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFORMANCE_CLI, NODE22, ROOT, assertToolsInstalled, expectedFailuresFile, type Revision } from './tools.js';
-import { summarizeRun, staleEntries, unlistedFailures, type RunSummary } from './summary.js';
+import { requiredScenarios, summarizeRun, staleEntries, unlistedFailures, type RunSummary } from './summary.js';
 
 export interface Fixture {
   url: string;
@@ -46,6 +46,8 @@ export interface ConformanceRun {
   stale: string[];
   /** Failing scenarios the expected-failures file does not list, unscored ones included. */
   unlisted: string[];
+  /** Client runs: scenarios of the requirement set that left no result at all. */
+  missing: string[];
   expectedFailures: string;
 }
 
@@ -56,7 +58,19 @@ export function runProblems(run: ConformanceRun): string[] {
   if (run.summary.scored.passed === 0) problems.push(`no scored scenario passed at ${run.summary.revision}:\n${run.output.slice(-3000)}`);
   if (run.stale.length) problems.push(`stale expected failures (they pass now; remove them from ${run.expectedFailures}): ${run.stale.join(', ')}`);
   if (run.unlisted.length) problems.push(`failing but not listed in ${run.expectedFailures}: ${run.unlisted.join(', ')}`);
+  if (run.missing.length) problems.push(`no result for: ${run.missing.join(', ')}`);
   return problems;
+}
+
+/** Runs the conformance CLI under Node 22 from the checkout root; resolves with its exit status and plain output. */
+async function runCli(args: string[]): Promise<{ status: number | null; output: string }> {
+  const child = spawn(NODE22, [CONFORMANCE_CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d));
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  // The CLI colours its verdict lines whatever the terminal; keep logs and assertion messages plain.
+  return { status, output: output.replace(/\x1b\[[0-9;]*m/g, '') };
 }
 
 /**
@@ -67,14 +81,39 @@ export async function runServerScenarios(target: string, url: string, revision: 
   assertToolsInstalled();
   mkdirSync(outDir, { recursive: true });
   const expectedFailures = expectedFailuresFile(target, revision);
-  const args = [CONFORMANCE_CLI, 'server', '--url', url, '--requirements', revision, '--expected-failures', expectedFailures, '-o', outDir];
-  const child = spawn(NODE22, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d));
-  child.stderr.on('data', (d: Buffer) => (output += d));
-  const status = await new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  // The CLI colours its verdict lines whatever the terminal; keep logs and assertion messages plain.
-  output = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const { status, output } = await runCli(['server', '--url', url, '--requirements', revision, '--expected-failures', expectedFailures, '-o', outDir]);
   const summary = summarizeRun(outDir, revision);
-  return { status, output, summary, stale: staleEntries(expectedFailures, summary), unlisted: unlistedFailures(expectedFailures, summary), expectedFailures };
+  return { status, output, summary, stale: staleEntries(expectedFailures, summary), unlisted: unlistedFailures(expectedFailures, summary), missing: [], expectedFailures };
+}
+
+export interface ClientUnderTest {
+  /**
+   * What the CLI runs once per scenario, with the scenario server's URL appended. The CLI splits it on spaces,
+   * so no part may contain one.
+   */
+  command: string[];
+  /** See SummaryOptions.completedMarker. */
+  completedMarker?: RegExp;
+}
+
+/** A client scenario may take this long: the CLI runs them all at once, each client a process of its own. */
+const CLIENT_SCENARIO_TIMEOUT_MS = 300_000;
+
+/**
+ * Runs the official client scenarios of one revision's requirement set (scored and unscored, all at once, as
+ * the CLI does for --requirements), each against `client.command`, with the target's expected-failures file.
+ */
+export async function runClientScenarios(target: string, client: ClientUnderTest, revision: Revision, outDir: string): Promise<ConformanceRun> {
+  assertToolsInstalled();
+  const spaced = client.command.find((part) => /\s/.test(part));
+  if (spaced !== undefined) throw new Error(`the conformance CLI splits the client command on spaces, so "${spaced}" cannot be part of it: use a checkout path without spaces`);
+  mkdirSync(outDir, { recursive: true });
+  const expectedFailures = expectedFailuresFile(target, revision);
+  const args = ['client', '--command', client.command.join(' '), '--requirements', revision, '--timeout', String(CLIENT_SCENARIO_TIMEOUT_MS), '--expected-failures', expectedFailures, '-o', outDir];
+  const { status, output } = await runCli(args);
+  const summary = summarizeRun(outDir, revision, { leg: 'client', completedMarker: client.completedMarker });
+  const required = requiredScenarios(revision, 'client');
+  const ran = new Set(summary.scenarios.map((s) => s.scenario));
+  const missing = [...required.scored, ...required.notScored].filter((s) => !ran.has(s));
+  return { status, output, summary, stale: staleEntries(expectedFailures, summary), unlisted: unlistedFailures(expectedFailures, summary), missing, expectedFailures };
 }
