@@ -19,6 +19,7 @@ import {
   SharedStdioChild,
   StatelessUpstreamTransport,
   paramHeaders,
+  credentialsRefusal,
   type Era,
 } from './modern-http.js';
 import type { Transport } from '@modelcontextprotocol/server';
@@ -108,7 +109,8 @@ function namedErrors<T extends Transport>(t: T, label: string | undefined): T {
 /**
  * A 2026-07-28-only HTTP upstream refuses `initialize` with a 4xx, which the session transport throws from
  * send() instead of delivering: it is turned into the JSON-RPC error it stands for, so the EraSwitch reads
- * it as the refusal it is and translates. Anything else (unreachable, 5xx) stays an error: no guessing.
+ * it as the refusal it is and translates. Anything else (unreachable, 5xx, and 401/403, which ask for
+ * credentials) stays an error: no guessing.
  */
 function initializeRefusalAsAnswer<T extends Transport>(t: T): T {
   const send = t.send.bind(t);
@@ -119,6 +121,10 @@ function initializeRefusalAsAnswer<T extends Transport>(t: T): T {
       const msg = m as { method?: unknown; id?: string | number };
       const err = e as { status?: unknown; data?: { status?: unknown } };
       const status = typeof err.status === 'number' ? err.status : err.data?.status;
+      // 401 and 403 ask for credentials, whatever revision the upstream speaks: not a refusal of ours.
+      if (status === 401 || status === 403) {
+        throw new Error(credentialsRefusal(status, (e as Error).message));
+      }
       if (msg.method !== 'initialize' || msg.id === undefined || typeof status !== 'number' || status < 400 || status >= 500) throw e;
       t.onmessage?.({ jsonrpc: '2.0', id: msg.id, error: { code: -32600, message: `initialize refused with HTTP ${status}: ${(e as Error).message}` } } as never);
     }

@@ -172,6 +172,11 @@ export class StatelessUpstreamTransport implements Transport {
   }
 }
 
+/** What the agent is told when the upstream wants credentials the gateway was not given. */
+export function credentialsRefusal(status: number, detail: string): string {
+  return `the upstream refused the request with HTTP ${status}: it wants credentials, which the gateway sends only as configured (--upstream-header, --upstream-token-env, or headers: in --config)${detail ? `: ${detail.slice(0, 200)}` : ''}`;
+}
+
 /** One POST; resolves once the upstream accepted it (its answer may still be streaming). */
 function post(
   up: UpstreamHttp, body: string, extra: Record<string, string>, inflight: Set<ClientRequest>,
@@ -214,6 +219,8 @@ function post(
         done();
         const text = Buffer.concat(chunks).toString('utf8');
         if (status === 202 && !text.trim()) return resolve();
+        // 401 and 403 ask for credentials: their body is an OAuth error, not a JSON-RPC answer to deliver.
+        if (status === 401 || status === 403) return reject(new UpstreamHttpError(status, credentialsRefusal(status, text)));
         // A JSON-RPC error with a 4xx status (e.g. -32601, -32020) is still the answer to deliver.
         let data: unknown;
         try {
@@ -277,7 +284,8 @@ export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
     try {
       await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
     } catch (e) {
-      if (e instanceof UpstreamHttpError) return 'legacy';
+      // A refusal of 2026-07-28 is a 2025-11-25 server; a request for credentials says nothing about the revision.
+      if (e instanceof UpstreamHttpError && e.status !== 401 && e.status !== 403) return 'legacy';
       throw e;
     }
     // An SSE answer is delivered as it arrives; a JSON one before post() resolves.
