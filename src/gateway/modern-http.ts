@@ -177,10 +177,13 @@ export function credentialsRefusal(status: number, detail: string): string {
   return `the upstream refused the request with HTTP ${status}: it wants credentials, which the gateway sends only as configured (--upstream-header, --upstream-token-env, or headers: in --config)${detail ? `: ${detail.slice(0, 200)}` : ''}`;
 }
 
-/** One POST; resolves once the upstream accepted it (its answer may still be streaming). */
+/**
+ * One POST; resolves once the upstream accepted it (its answer may still be streaming). `onClosed` runs when
+ * the response is over, streamed or not.
+ */
 function post(
   up: UpstreamHttp, body: string, extra: Record<string, string>, inflight: Set<ClientRequest>,
-  deliver: (m: unknown) => void, onError: (e: Error) => void,
+  deliver: (m: unknown) => void, onError: (e: Error) => void, onClosed?: () => void,
 ): Promise<void> {
   const headers: Record<string, string | number> = {
     ...up.headers,
@@ -192,6 +195,7 @@ function post(
   const { url, agent, request } = up;
   return new Promise<void>((resolve, reject) => {
     const req = request({ agent, protocol: url.protocol, hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', headers }, (res: IncomingMessage) => {
+      if (onClosed) res.once('close', onClosed);
       const status = res.statusCode ?? 0;
       const type = mediaType(res.headers['content-type'] as string | undefined);
       const done = () => inflight.delete(req);
@@ -247,6 +251,9 @@ function post(
 
 export type Era = 'modern' | 'legacy';
 
+/** How long the era probe waits for the upstream's answer on its SSE stream. */
+const PROBE_TIMEOUT_MS = 10_000;
+
 /** The gateway's own `server/discover`, which asks an upstream whether it speaks 2026-07-28. */
 const DISCOVER_PROBE = {
   jsonrpc: '2.0',
@@ -277,18 +284,34 @@ export function offersModernRetry(answer: unknown): boolean {
  * lists 2026-07-28 among the supported versions: that is asked once more, as the negotiation says.
  * Unreachable: throws (the caller retries later rather than guessing).
  */
-export async function probeUpstreamEra(up: UpstreamHttp): Promise<Era> {
+export async function probeUpstreamEra(up: UpstreamHttp, timeoutMs = PROBE_TIMEOUT_MS): Promise<Era> {
   const msg = DISCOVER_PROBE;
   for (let attempt = 1; ; attempt++) {
     let answer: unknown;
+    let over!: () => void;
+    const answered = new Promise<void>((resolve) => (over = resolve));
+    const deliver = (m: unknown) => {
+      answer ??= m;
+      over();
+    };
     try {
-      await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), (m) => (answer ??= m), () => undefined);
+      await post(up, JSON.stringify(msg), standardHeaders(msg), new Set(), deliver, () => undefined, over);
     } catch (e) {
       // A refusal of 2026-07-28 is a 2025-11-25 server; a request for credentials says nothing about the revision.
       if (e instanceof UpstreamHttpError && e.status !== 401 && e.status !== 403) return 'legacy';
       throw e;
     }
-    // An SSE answer is delivered as it arrives; a JSON one before post() resolves.
+    // A JSON answer is delivered before post() resolves; an SSE one as its event arrives, so wait for it (or
+    // for the stream to end without one).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the upstream did not answer server/discover within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([answered, late]);
+    } finally {
+      clearTimeout(timer);
+    }
     if (attempt === 1 && offersModernRetry(answer)) continue;
     return isObj(answer) && isObj(answer.result) ? 'modern' : 'legacy';
   }

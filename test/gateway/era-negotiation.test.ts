@@ -12,7 +12,7 @@ import { probeUpstreamEra as probeEra } from '../../src/gateway/era/index.js';
  * `server/discover` with UnsupportedProtocolVersion (-32022) while listing 2026-07-28 as supported is asked
  * again (the conformance client scenario `request-metadata` does exactly this), and found to speak 2026-07-28
  * rather than being mistaken for a 2025-11-25 server and translated. A refusal that does not list 2026-07-28
- * stays a 2025-11-25 verdict, asked once.
+ * stays a 2025-11-25 verdict, asked once. An answer streamed as SSE counts as much as a JSON one.
  */
 
 const DISCOVER_RESULT = { resultType: 'complete', supportedVersions: ['2026-07-28'], capabilities: {}, serverInfo: { name: 'picky', version: '1' } };
@@ -77,6 +77,45 @@ test('an HTTP upstream refusing with -32022 that does not list 2026-07-28 is a 2
   } finally {
     http.agent.destroy();
     await up.close();
+  }
+});
+
+test('an HTTP upstream answering server/discover on an SSE stream is found to speak 2026-07-28', async () => {
+  // The answer comes as an event after the response headers, as a server that streams its answers sends it.
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c));
+    req.on('end', () => {
+      const body = JSON.parse(text) as { id?: unknown };
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write(': the answer follows\n\n');
+      // Later than the loop turn that reads the headers (this server shares the test's event loop).
+      setTimeout(() => res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: body.id, result: DISCOVER_RESULT })}\n\n`), 100);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const http = upstreamHttp(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, {});
+  try {
+    assert.equal(await probeUpstreamEra(http), 'modern');
+  } finally {
+    http.agent.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('an HTTP upstream whose SSE stream never answers server/discover fails the probe instead of being guessed at', async () => {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': nothing follows\n\n'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const http = upstreamHttp(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, {});
+  try {
+    await assert.rejects(probeUpstreamEra(http, 200), /did not answer server\/discover within 200 ms/);
+  } finally {
+    http.agent.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 
