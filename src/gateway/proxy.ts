@@ -274,6 +274,11 @@ export class PolicyProxy {
     }
   }
 
+  /** Audits a message the transport refused and answered itself (a duplicate id on an HTTP session). */
+  auditRefusal(m: Msg, message: string): void {
+    this.refuse(m, undefined, -32600, message, typeof m.method === 'string' ? m.method : undefined);
+  }
+
   /**
    * A message the gateway will not forward: answered with a JSON-RPC error when it has a usable id (or
    * null when the id is the problem), dropped when it is a notification. Audited unless it is a stray

@@ -98,7 +98,7 @@ export interface RawReply {
  * One POST with exactly these headers. `host: null` sends no Host header at all; otherwise the given
  * value replaces the one node would send. The socket always goes to 127.0.0.1:port.
  */
-export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}, path = '/mcp'): Promise<RawReply> {
+export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}, path = '/mcp', signal?: AbortSignal): Promise<RawReply> {
   const { host, ...rest } = headers;
   const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   for (const [k, v] of Object.entries(rest)) if (v !== null) h[k] = v;
@@ -106,19 +106,20 @@ export function rawPost(port: number, body: unknown, headers: Record<string, str
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'POST', headers: h, setHost: host !== null, agent: false },
+      { host: '127.0.0.1', port, path, method: 'POST', headers: h, setHost: host !== null, agent: false, ...(signal ? { signal } : {}) },
       (res) => {
         answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, messages: parseMessages(text) }));
+        res.on('error', reject);
       },
     );
     // A server that refuses a body (413) answers and closes before it is all written: the answer counts.
     let answered = false;
     req.on('error', (e) => {
-      if (!answered) reject(e);
+      if (!answered || signal?.aborted) reject(e);
     });
     req.end(payload);
   });
@@ -268,9 +269,11 @@ export function eraHeaders(conn: Conn, msg: unknown): Record<string, string> {
 }
 
 /** Sends `msg` framed for the connection's revision; `headers` win over the revision's own. */
-export function send(port: number, conn: Conn, msg: unknown, headers: Record<string, string | null> = {}, meta: Record<string, unknown> = {}, path = '/mcp'): Promise<RawReply> {
+export function send(
+  port: number, conn: Conn, msg: unknown, headers: Record<string, string | null> = {}, meta: Record<string, unknown> = {}, path = '/mcp', signal?: AbortSignal,
+): Promise<RawReply> {
   const body = frame(conn.era, msg, meta);
-  return rawPost(port, body, { ...eraHeaders(conn, body), ...headers }, path);
+  return rawPost(port, body, { ...eraHeaders(conn, body), ...headers }, path, signal);
 }
 
 export const toolCall = (id: unknown, name: string, args: Record<string, unknown>): Record<string, unknown> => {
@@ -301,3 +304,49 @@ export async function open(era: Era, port: number, headers: Record<string, strin
 
 /** The answer to a request (the last JSON-RPC message of its reply). */
 export const answer = (r: RawReply): Record<string, any> | undefined => r.messages.at(-1);
+
+/**
+ * A POST written on a raw socket, for bodies the server refuses before reading them all: node's
+ * client may report the server's early close (EPIPE) before the answer it already received, so the
+ * bytes read are what counts. `chunked` sends no length, so the server must count as it reads.
+ * Status 0: the connection was reset before any answer could be read (the server closed with our
+ * unread bytes in its buffer, which makes the kernel reset it).
+ */
+export function socketPost(port: number, body: unknown, headers: Record<string, string>, chunked = false): Promise<RawReply> {
+  const payload = Buffer.from(JSON.stringify(body));
+  const head = [
+    'POST /mcp HTTP/1.1',
+    `host: 127.0.0.1:${port}`,
+    'content-type: application/json',
+    'accept: application/json, text/event-stream',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    chunked ? 'transfer-encoding: chunked' : `content-length: ${payload.length}`,
+  ].join('\r\n');
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => (out += c));
+    sock.on('error', () => undefined); // the server closing early is the expected outcome
+    sock.on('close', () => {
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(out)?.[1] ?? 0);
+      const raw = out.slice(out.indexOf('\r\n\r\n') + 4);
+      // A chunked answer: its one JSON object lies between the chunk-size lines.
+      const text = raw.includes('{') ? raw.slice(raw.indexOf('{'), raw.lastIndexOf('}') + 1) : raw;
+      resolve({ status, headers: {}, text, messages: parseMessages(text) });
+    });
+    sock.write(`${head}\r\n\r\n`);
+    const step = 64 * 1024;
+    let at = 0;
+    const pump = (): void => {
+      while (at < payload.length && !sock.destroyed) {
+        const part = payload.subarray(at, at + step);
+        at += step;
+        const framed = chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part;
+        if (!sock.write(framed)) return void sock.once('drain', pump);
+      }
+      if (!sock.destroyed) sock.end(chunked ? '0\r\n\r\n' : '');
+    };
+    pump();
+  });
+}
