@@ -40,6 +40,8 @@ export function mediaType(h: string | undefined): string {
 
 export class FastServerTransport implements Transport {
   private readonly pending = new Map<Id, Pending>();
+  /** Ids of requests handed to the SDK's transport whose POST is still open (with how many). */
+  private readonly sdkOpen = new Map<Id, number>();
   private userOnClose?: () => void;
 
   constructor(readonly inner: NodeStreamableHTTPServerTransport) {
@@ -81,6 +83,39 @@ export class FastServerTransport implements Transport {
   async close(): Promise<void> {
     await this.inner.close();
     this.endAll();
+  }
+
+  /**
+   * A request whose id is still in flight on this session is answered here, on its own POST, with a
+   * JSON-RPC error; returns true then. Handed on, it would take over the id's route (this transport
+   * and the SDK's both route an answer by its id): the refusal meant for the duplicate would end the
+   * first request's POST, and the first call's own answer would reach the duplicate's. `refused`
+   * gets the message, for the audit.
+   */
+  refuseDuplicate(res: ServerResponse, body: unknown, refused: (m: Msg, message: string) => void): boolean {
+    if (!isObj(body) || typeof body.method !== 'string') return false;
+    const id = body.id;
+    if (typeof id !== 'string' && typeof id !== 'number') return false;
+    if (!this.pending.has(id) && !this.sdkOpen.has(id)) return false;
+    const message = `Invalid Request: id ${JSON.stringify(id)} is already in use by a request in flight`;
+    refused(body as Msg, message);
+    res
+      .writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.inner.sessionId ?? '' })
+      .end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32600, message } }));
+    return true;
+  }
+
+  /** A request handed to the SDK's transport instead: its id stays taken until its POST closes. */
+  track(res: ServerResponse, body: unknown): void {
+    if (!isObj(body) || typeof body.method !== 'string') return;
+    const id = body.id;
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    this.sdkOpen.set(id, (this.sdkOpen.get(id) ?? 0) + 1);
+    res.once('close', () => {
+      const n = (this.sdkOpen.get(id) ?? 1) - 1;
+      if (n > 0) this.sdkOpen.set(id, n);
+      else this.sdkOpen.delete(id);
+    });
   }
 
   /**

@@ -378,8 +378,13 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       if (!s || s.upstream !== up) return rpcError(res, 404, -32001, 'Session not found');
       // A session belongs to the token that opened it.
       if (s.identity !== identity) return rpcError(res, 403, -32600, 'Session belongs to another identity');
-      // One JSON-RPC request: answered as plain JSON without the SDK's Web-standard adapter.
-      if (req.method === 'POST' && s.fast.tryHandle(req, res, body)) return;
+      if (req.method === 'POST') {
+        // A second request with an id in flight is answered on its own POST, never routed by that id.
+        if (s.fast.refuseDuplicate(res, body, (m, message) => s.proxy.auditRefusal(m, message))) return;
+        // One JSON-RPC request: answered as plain JSON without the SDK's Web-standard adapter.
+        if (s.fast.tryHandle(req, res, body)) return;
+        s.fast.track(res, body);
+      }
       return s.transport.handleRequest(req, res, body);
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';

@@ -13,7 +13,7 @@
  *   the upstream's one shared translating session (src/gateway/era).
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import type { JSONRPCMessage, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
+import { SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
 import { mediaType, readSseEvents, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
 import { MODERN_REVISION } from '../http/classify.js';
 
@@ -349,12 +349,20 @@ export class EraMismatchError extends Error {}
  * get a child each instead (src/gateway/http.ts), since their state lives in the server. A child that
  * exits fails the calls in flight and the next request starts a new one. The HTTP gateway also uses it
  * for a 2025-11-25-only upstream's one translating session (`spawnChild` returns the era adapter).
+ *
+ * What the child sends besides answers belongs to one request too: progress names its request by a
+ * progress token, which is remapped like the id (two clients may pick the same token), and a
+ * `subscriptions/listen` stream's notifications name it by its id. A request whose client goes away
+ * (its HTTP stream closed: how 2026-07-28 cancels) is cancelled at the child with
+ * `notifications/cancelled`, so the upstream stops working for nobody.
  */
 export class SharedStdioChild {
   private child?: Transport;
   private starting?: Promise<Transport>;
   private next = 0;
   private readonly routes = new Map<string, { t: RemappedTransport; id: Id }>();
+  /** child-side progress token (the request's child-side id) -> the client's own token */
+  private readonly progress = new Map<string, Id>();
   private readonly open = new Set<RemappedTransport>();
 
   constructor(private readonly spawnChild: () => Transport) {}
@@ -380,7 +388,7 @@ export class SharedStdioChild {
       const id = `gw-${++this.next}`;
       this.routes.set(id, { t, id: m.id });
       t.ids.add(id);
-      return child.send({ ...m, id } as unknown as JSONRPCMessage);
+      return child.send({ ...withProgressToken(m, id, (token) => this.progress.set(id, token)), id } as unknown as JSONRPCMessage);
     }
     if (m.method === 'notifications/cancelled' && isObj(m.params)) {
       const mine = [...t.ids].find((k) => this.routes.get(k)?.id === (m.params as Record<string, unknown>).requestId);
@@ -392,8 +400,21 @@ export class SharedStdioChild {
 
   /** @internal */
   release(t: RemappedTransport): void {
-    for (const id of t.ids) this.routes.delete(id);
+    const inFlight = [...t.ids];
+    for (const id of inFlight) this.forget(id);
+    t.ids.clear();
     this.open.delete(t);
+    // Still unanswered: the client is gone, so the child stops working on them.
+    const child = this.child;
+    if (!child) return;
+    for (const requestId of inFlight) {
+      child.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'the client closed its request stream' } } as unknown as JSONRPCMessage).catch(() => undefined);
+    }
+  }
+
+  private forget(id: string): void {
+    this.routes.delete(id);
+    this.progress.delete(id);
   }
 
   private ensure(): Promise<Transport> {
@@ -419,13 +440,45 @@ export class SharedStdioChild {
   }
 
   private fromChild(m: Msg): void {
-    if (!isResponse(m)) return; // 2026-07-28 has no server-to-client requests; notifications belong to no one request
+    if (typeof m.method === 'string' && (m.id === undefined || m.id === null)) return this.notificationFromChild(m);
+    if (!isResponse(m)) return; // 2026-07-28 has no server-to-client requests
     const r = this.routes.get(String(m.id));
     if (!r) return;
-    this.routes.delete(String(m.id));
+    this.forget(String(m.id));
     r.t.ids.delete(String(m.id));
     r.t.onmessage?.({ ...m, id: r.id } as unknown as JSONRPCMessage);
   }
+
+  /** To the one request it names (progress token, or listen stream id), in that request's own terms; else dropped. */
+  private notificationFromChild(m: Msg): void {
+    const params = isObj(m.params) ? m.params : undefined;
+    if (m.method === 'notifications/progress' && params && (typeof params.progressToken === 'string' || typeof params.progressToken === 'number')) {
+      const key = String(params.progressToken);
+      const token = this.progress.get(key);
+      const r = this.routes.get(key);
+      if (token === undefined || !r) return;
+      r.t.onmessage?.({ ...m, params: { ...params, progressToken: token } } as unknown as JSONRPCMessage);
+      return;
+    }
+    const meta = params && isObj(params._meta) ? params._meta : undefined;
+    const sid = meta?.[SUBSCRIPTION_ID_META_KEY];
+    if (typeof sid !== 'string') return;
+    const r = this.routes.get(sid);
+    if (!r) return;
+    r.t.onmessage?.({ ...m, params: { ...params, _meta: { ...meta, [SUBSCRIPTION_ID_META_KEY]: r.id } } } as unknown as JSONRPCMessage);
+  }
+}
+
+/**
+ * The request with its progress token (`params._meta.progressToken`) replaced by `token`; `keep`
+ * gets the client's own. Unchanged when the request asks for no progress.
+ */
+function withProgressToken(m: Msg, token: string, keep: (own: Id) => void): Msg {
+  if (!isObj(m.params) || !isObj(m.params._meta)) return m;
+  const own = m.params._meta.progressToken;
+  if (typeof own !== 'string' && typeof own !== 'number') return m;
+  keep(own);
+  return { ...m, params: { ...m.params, _meta: { ...m.params._meta, progressToken: token } } };
 }
 
 export class RemappedTransport implements Transport {

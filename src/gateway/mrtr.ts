@@ -4,8 +4,8 @@
  * A 2026-07-28 call held for approval is answered with an `input_required` result asking the client
  * for the approval (an `elicitation/create` form); the client retries with a NEW request carrying the
  * answer in `inputResponses` and our `requestState`. That state comes back from the client, so it is
- * HMAC-sealed (the SDK's codec) and binds the exact tool, canonical arguments, identity, policy and
- * approval it was minted for, with its own expiry. When the upstream itself answers `input_required`,
+ * HMAC-sealed (the SDK's codec) and binds the exact tool, canonical arguments, identity, upstream,
+ * policy and approval it was minted for, with its own expiry. When the upstream itself answers `input_required`,
  * its `requestState` travels inside ours (`up`), because a retry only carries one state and
  * `inputResponses` are per round: our verdict must survive the upstream's rounds.
  *
@@ -23,6 +23,11 @@ export interface GatewayState {
   /** the audit hash of the canonical arguments (keyed, so it says nothing about their values) */
   argsHash: string;
   identity: string;
+  /**
+   * the registered upstream the call was for (multi-upstream gateway): two upstreams may share a
+   * policy file, so without it a state (an approval) won at one would be spent at the other
+   */
+  upstream?: string;
   /** hash of the policy in force when the state was minted: a reload invalidates it */
   policy: string;
   /** the approval this state asks about or, with `approved`, the one already granted and used */

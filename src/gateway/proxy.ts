@@ -274,6 +274,11 @@ export class PolicyProxy {
     }
   }
 
+  /** Audits a message the transport refused and answered itself (a duplicate id on an HTTP session). */
+  auditRefusal(m: Msg, message: string): void {
+    this.refuse(m, undefined, -32600, message, typeof m.method === 'string' ? m.method : undefined);
+  }
+
   /**
    * A message the gateway will not forward: answered with a JSON-RPC error when it has a usable id (or
    * null when the id is the problem), dropped when it is a notification. Audited unless it is a stray
@@ -380,8 +385,8 @@ export class PolicyProxy {
     const gw = ctx.gw;
     if (gw) {
       // A retry: our state must have been minted for exactly this call, under this policy.
-      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity) {
-        this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments or identity)', loaded.hash, argsHash, ctx);
+      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity || gw.upstream !== this.o.upstreamName) {
+        this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments, identity or upstream)', loaded.hash, argsHash, ctx);
         return;
       }
       if (gw.policy !== loaded.hash) {
@@ -526,6 +531,7 @@ export class PolicyProxy {
         argsPreview: preview(call.args),
         rule: call.decision.rule,
         timeoutMs: call.decision.approvalTimeoutMs,
+        ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
       });
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
@@ -557,7 +563,7 @@ export class PolicyProxy {
     let state: string;
     try {
       state = await mintState({
-        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, policy: call.policyHash, approvalId, exp: expiresAt,
+        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, policy: call.policyHash, approvalId, exp: expiresAt,
       });
     } catch (e) {
       return this.denyCall(call, 'deny', `approval state error: ${(e as Error).message}`);
@@ -738,7 +744,7 @@ export class PolicyProxy {
   private relayUpstreamQuestion(call: Call, m: Msg, res: Record<string, unknown>): void {
     const approved = call.auditDecision === 'approved';
     mintState({
-      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, policy: call.policyHash,
+      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, policy: call.policyHash,
       approvalId: approved ? call.approvalId : undefined, approved: approved || undefined,
       up: typeof res.requestState === 'string' ? res.requestState : undefined,
       exp: Date.now() + call.decision.approvalTimeoutMs,

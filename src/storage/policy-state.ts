@@ -69,6 +69,9 @@ export interface ApprovalRow {
   decided_at: number | null;
   decided_by: string | null;
   reason: string | null;
+  /** The registered upstream the held call is for (multi-upstream gateway); null for a single
+   *  upstream, and on rows filed before upstream names were recorded. */
+  upstream_name: string | null;
 }
 
 export interface ApprovalBinding {
@@ -76,6 +79,11 @@ export interface ApprovalBinding {
   identity: string;
   tool: string;
   argsHash: string;
+  /**
+   * The registered upstream the call goes to. Part of the binding: an approval for one upstream's
+   * tool never lets the same-named tool of another upstream through.
+   */
+  upstreamName?: string;
   /** What the human is shown. Kept in the state backend only, never in the audit log. */
   argsPreview: string;
   rule: string;
@@ -98,6 +106,7 @@ export function newPendingApproval(b: ApprovalBinding, now: number): ApprovalRow
     decided_at: null,
     decided_by: null,
     reason: null,
+    upstream_name: b.upstreamName ?? null,
   };
 }
 
@@ -113,7 +122,8 @@ export const APPROVED_GRACE_MS = 10 * 60_000;
 export interface Approvals {
   /**
    * Finds a usable approval for this exact binding (approved and unused, or still pending) or files a
-   * new pending one. `state` says which. Session, identity, tool and argument hash must all match.
+   * new pending one. `state` says which. Session, identity, tool, argument hash and upstream name
+   * must all match.
    */
   request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }>;
   get(id: string): Promise<ApprovalRow | undefined>;

@@ -2,6 +2,9 @@
  * Unauthenticated and wrongly authenticated writes over HTTP. `serve` beyond loopback needs bearer
  * grants like `gateway`; a request without a known token reaches no tool, and the grant identity is
  * what the rule audit records. The sockets only ever go to 127.0.0.1 (the server listens on 0.0.0.0).
+ * The token attacks run at both revisions: on 2025-11-25 a session belongs to the token that opened
+ * it; on 2026-07-28 there is no session, every request is checked alone, and a session handle
+ * (`_meta["egress-triage/session"]`) is only ever a name within the caller's own identity.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../helpers.js';
-import { CLI, callTool, eventually, openSession, policyAudit, rawPost, runCli, startGateway, startServe, startUpstream, stop, upstreamCounts, type Proc } from './http-helpers.js';
+import { CLI, ERAS, HANDLE_KEY, answer, call, eventually, open, policyAudit, runCli, send, startGateway, startServe, startUpstream, stop, upstreamCounts, type Conn, type Era, type Proc } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-auth-');
 after(() => tmp.cleanup());
@@ -24,6 +27,20 @@ const grantsFile = () => {
 };
 const ENV = { ALICE_TOKEN: ALICE, BOB_TOKEN: BOB };
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+/**
+ * Requests that carry no usable token, and Bob's token on what Alice opened: her session on
+ * 2025-11-25 (refused: a session belongs to its token), her session handle on 2026-07-28 (runs, as
+ * Bob: a handle names a bucket within the caller's identity, never another identity's).
+ */
+const WRONG_TOKENS: [label: string, headers: Record<string, string>][] = [
+  ['no token', {}],
+  ['a wrong token', bearer('wrong-token-0123456789abcdef')],
+  ["Alice's secret as Basic credentials", { authorization: `Basic ${Buffer.from(`alice:${ALICE}`).toString('base64')}` }],
+];
+const BOB_ON_ALICE: Record<Era, number> = { legacy: 403, modern: 200 };
+/** The handle Alice uses on 2026-07-28, and Bob tries. */
+const ALICE_HANDLE = { [HANDLE_KEY]: 'alice-thread-1' };
 
 function emptyStore(name: string): string {
   const db = join(tmp.dir, name);
@@ -55,42 +72,44 @@ test('serve refuses a non-loopback address without grants: exit 4 (refused), a c
   }
 });
 
-test('serve with grants on 0.0.0.0: no token or a wrong one gets 401 and changes nothing; the rule audit names the grant identity', async () => {
-  const db = emptyStore('serve.db');
+for (const era of ERAS) test(`serve with grants on 0.0.0.0 (${era}): no token or a wrong one gets 401 and changes nothing; the rule audit names the grant identity`, async () => {
+  const db = emptyStore(`serve-${era}.db`);
   let serve: Proc | undefined;
   try {
     serve = await startServe(db, ['--listen', '0.0.0.0:0', '--grants', grantsFile()], ENV);
     assert.match(serve.output(), /every request needs a bearer token/);
-    // No session without a valid token.
-    for (const h of [{}, bearer('wrong-token-0123456789abcdef'), { authorization: `Basic ${Buffer.from(`alice:${ALICE}`).toString('base64')}` }]) {
-      const r = await openSession(serve.port, h);
-      assert.equal(r.reply.status, 401, JSON.stringify(h));
+    // Nothing opens without a valid token.
+    for (const [label, h] of WRONG_TOKENS) {
+      const r = await open(era, serve.port, h);
+      assert.equal(r.reply.status, 401, label);
       assert.equal(r.reply.headers['www-authenticate'], 'Bearer');
     }
-    const alice = await openSession(serve.port, bearer(ALICE));
-    assert.ok(alice.sessionId, alice.reply.text.slice(0, 200));
-    const create = (id: number, name: string, h: Record<string, string>) =>
-      callTool(serve!.port, alice.sessionId!, id, 'create_suppression_rule', { name, conditions: { process: 'vendor-agent', process_sha256: 'c'.repeat(64) }, confirm: true }, h);
-    // Alice's session, without or with a wrong token, or with Bob's: nothing is written.
-    assert.equal((await create(1, 'anonymous', {})).status, 401);
-    assert.equal((await create(2, 'wrong', bearer('wrong-token-0123456789abcdef'))).status, 401);
-    assert.equal((await create(3, 'bob', bearer(BOB))).status, 403, "Bob cannot use Alice's session");
-    const ok = await create(4, 'alice', bearer(ALICE));
+    const alice = await open(era, serve.port, bearer(ALICE));
+    assert.ok(alice.conn, alice.reply.text.slice(0, 200));
+    let id = 1;
+    const create = (name: string, h: Record<string, string>) =>
+      call(serve!.port, alice.conn!, id++, 'create_suppression_rule', { name, conditions: { process: 'vendor-agent', process_sha256: 'c'.repeat(64), repo: `acme/${name}` }, confirm: true }, h, era === 'modern' ? ALICE_HANDLE : {});
+    // Alice's session (or handle), without or with a wrong token: nothing is written.
+    for (const [label, h] of WRONG_TOKENS) assert.equal((await create(label.replace(/\W+/g, '-'), h)).status, 401, label);
+    const bob = await create('bob', bearer(BOB));
+    assert.equal(bob.status, BOB_ON_ALICE[era], "Bob cannot use Alice's session; her handle is only a name within his own identity");
+    const ok = await create('alice', bearer(ALICE));
     assert.equal(ok.status, 200);
-    const result = ok.messages.at(-1)!.result;
+    const result = answer(ok)!.result;
     assert.notEqual(result.isError, true, JSON.stringify(result));
     const ruleId = result.structuredContent.rule.rule_id as string;
     // An unauthenticated delete (the reported attack) does nothing.
-    const del = (id: number, h: Record<string, string>) => callTool(serve!.port, alice.sessionId!, id, 'delete_suppression_rule', { ruleId, confirm: true }, h);
-    assert.equal((await del(5, {})).status, 401);
+    const del = (h: Record<string, string>) => call(serve!.port, alice.conn!, id++, 'delete_suppression_rule', { ruleId, confirm: true }, h);
+    assert.equal((await del({})).status, 401);
     const rules = await runCli(['rules', 'list', '--db', db, '--tenant', 'demo', '--json']);
-    assert.equal(JSON.parse(rules.stdout).rules.length, 1, rules.stdout);
-    assert.equal((await del(6, bearer(ALICE))).messages.at(-1)?.result?.isError, undefined);
+    assert.deepEqual((JSON.parse(rules.stdout).rules as { name: string }[]).map((r) => r.name).sort(), era === 'modern' ? ['alice', 'bob'] : ['alice'], rules.stdout);
+    assert.equal(answer(await del(bearer(ALICE)))?.result?.isError, undefined);
     const audit = JSON.parse((await runCli(['rules', 'audit', '--db', db, '--tenant', 'demo', '--json'])).stdout).audit as { action: string; actor: string; after: { name?: string } | null }[];
     assert.deepEqual(
       audit.map((a) => [a.action, a.actor]).sort(),
       [
         ['create', 'mcp:alice'],
+        ...(era === 'modern' ? [['create', 'mcp:bob']] : []),
         ['delete', 'mcp:alice'],
       ],
     );
@@ -106,38 +125,48 @@ test('serve: --actor or --identity with --grants is refused (the token names who
   assert.match(r.stderr, /--actor cannot be combined with --grants/);
 });
 
-test('HTTP gateway: unauthenticated and wrongly authenticated writes reach no upstream and no audit record', async () => {
-  const policy = join(tmp.dir, 'gw.yaml');
-  writeFileSync(policy, 'version: 1\ndefault: allow\n');
-  const db = join(tmp.dir, 'gw.db');
+for (const era of ERAS) test(`HTTP gateway (${era}): unauthenticated and wrongly authenticated writes reach no upstream and no audit record`, async () => {
+  const policy = join(tmp.dir, `gw-${era}.yaml`);
+  writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  write_thing: { rate_limit: { max: 5, window: 3600, scope: session } }\n');
+  const db = join(tmp.dir, `gw-${era}.db`);
   const upstream = await startUpstream();
   let gw: Proc | undefined;
   try {
     gw = await startGateway(policy, db, upstream.port, ['--listen', '0.0.0.0:0', '--grants', grantsFile()], ENV);
-    assert.equal((await openSession(gw.port)).reply.status, 401);
-    const alice = await openSession(gw.port, bearer(ALICE));
-    assert.ok(alice.sessionId);
-    const write = (id: number, h: Record<string, string>) => callTool(gw!.port, alice.sessionId!, id, 'write_thing', { owner: 'x' }, h);
-    assert.equal((await write(1, {})).status, 401);
-    assert.equal((await write(2, bearer('wrong-token-0123456789abcdef'))).status, 401);
-    assert.equal((await write(3, bearer(BOB))).status, 403);
+    for (const [label, h] of WRONG_TOKENS) assert.equal((await open(era, gw.port, h)).reply.status, 401, label);
+    const alice = await open(era, gw.port, bearer(ALICE));
+    assert.ok(alice.conn);
+    const meta = era === 'modern' ? ALICE_HANDLE : {};
+    let id = 1;
+    const write = (h: Record<string, string>, conn: Conn = alice.conn!) => call(gw!.port, conn, id++, 'write_thing', { owner: 'x' }, h, meta);
+    for (const [label, h] of WRONG_TOKENS) assert.equal((await write(h)).status, 401, label);
+    const bob = await write(bearer(BOB));
+    assert.equal(bob.status, BOB_ON_ALICE[era]);
     // A refused request is not a JSON-RPC batch smuggling route either.
-    assert.equal((await rawPost(gw.port, [{ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'write_thing', arguments: {} } }], { 'mcp-session-id': alice.sessionId! })).status, 401);
-    assert.equal((await write(4, bearer(ALICE))).status, 200);
-    assert.deepEqual(await upstreamCounts(upstream.port), { write_thing: 1 });
+    assert.equal((await send(gw.port, alice.conn!, [{ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'write_thing', arguments: {} } }])).status, 401);
+    const ok = await write(bearer(ALICE));
+    assert.equal(ok.status, 200);
+    assert.equal(answer(ok)?.result?.isError, undefined, ok.text);
+    assert.deepEqual(await upstreamCounts(upstream.port), { write_thing: era === 'modern' ? 2 : 1 });
+    const n = era === 'modern' ? 2 : 1;
     const rows = await eventually(async () => {
       const r = (await policyAudit(db)).filter((x) => x.tool === 'write_thing');
-      return r.length >= 1 ? r : undefined;
-    }, 'the audit record');
-    assert.deepEqual(rows.map((r) => [r.identity, r.decision, r.upstream]), [['alice', 'allow', 'ok']]);
+      return r.length >= n ? r : undefined;
+    }, 'the audit records');
+    assert.deepEqual(rows.map((r) => [r.identity, r.decision, r.upstream]).sort(), [...(era === 'modern' ? [['bob', 'allow', 'ok']] : []), ['alice', 'allow', 'ok']].sort());
+    if (era === 'modern') {
+      // The same handle under two identities is two sessions: Bob spent none of Alice's quota.
+      const [a, b] = [rows.find((r) => r.identity === 'alice')!, rows.find((r) => r.identity === 'bob')!];
+      assert.notEqual(a.session, b.session);
+    }
   } finally {
     await stop(gw);
     await stop(upstream);
   }
 });
 
-test("serve without --policy: a grant's own policy polices that identity only, in one shared runtime", async () => {
-  const db = emptyStore('grant-policy.db');
+for (const era of ERAS) test(`serve without --policy (${era}): a grant's own policy polices that identity only, in one shared runtime`, async () => {
+  const db = emptyStore(`grant-policy-${era}.db`);
   const bobPolicy = join(tmp.dir, 'bob-policy.yaml');
   writeFileSync(bobPolicy, 'version: 1\ndefault: allow\ntools:\n  create_suppression_rule:\n    action: deny\n    reason: "bob only reads"\n');
   const grants = join(tmp.dir, 'grants-with-policy.yaml');
@@ -146,10 +175,10 @@ test("serve without --policy: a grant's own policy polices that identity only, i
   try {
     serve = await startServe(db, ['--grants', grants], ENV);
     const create = async (token: string, name: string) => {
-      const s = await openSession(serve!.port, bearer(token));
-      assert.ok(s.sessionId);
-      const r = await callTool(serve!.port, s.sessionId!, 1, 'create_suppression_rule', { name, conditions: { process: 'vendor-agent', repo: `acme/${name}` }, confirm: true }, bearer(token));
-      return r.messages.at(-1)!.result;
+      const s = await open(era, serve!.port, bearer(token));
+      assert.ok(s.conn);
+      const r = await call(serve!.port, s.conn!, 1, 'create_suppression_rule', { name, conditions: { process: 'vendor-agent', repo: `acme/${name}` }, confirm: true }, bearer(token));
+      return answer(r)!.result;
     };
     const bob = await create(BOB, 'bob');
     assert.equal(bob.isError, true);

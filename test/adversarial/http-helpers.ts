@@ -8,6 +8,9 @@ import { connect } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
 import { killChild } from '../mcp/helpers.js';
+import { REVISION, type Era } from '../gateway/helpers.js';
+
+export { ERAS, REVISION, type Era } from '../gateway/helpers.js';
 
 export const CLI = GATEWAY_CLI;
 
@@ -95,7 +98,7 @@ export interface RawReply {
  * One POST with exactly these headers. `host: null` sends no Host header at all; otherwise the given
  * value replaces the one node would send. The socket always goes to 127.0.0.1:port.
  */
-export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}): Promise<RawReply> {
+export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}, path = '/mcp', signal?: AbortSignal): Promise<RawReply> {
   const { host, ...rest } = headers;
   const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
   for (const [k, v] of Object.entries(rest)) if (v !== null) h[k] = v;
@@ -103,15 +106,21 @@ export function rawPost(port: number, body: unknown, headers: Record<string, str
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: h, setHost: host !== null, agent: false },
+      { host: '127.0.0.1', port, path, method: 'POST', headers: h, setHost: host !== null, agent: false, ...(signal ? { signal } : {}) },
       (res) => {
+        answered = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, messages: parseMessages(text) }));
+        res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    // A server that refuses a body (413) answers and closes before it is all written: the answer counts.
+    let answered = false;
+    req.on('error', (e) => {
+      if (!answered || signal?.aborted) reject(e);
+    });
     req.end(payload);
   });
 }
@@ -182,14 +191,13 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, what: stri
 }
 
 /** An HTTP/1.0 POST written by hand, without a Host header; resolves to the whole raw response. */
-export function rawHttp10(port: number, body: unknown, sessionId: string): Promise<string> {
+export function rawHttp10(port: number, body: unknown, headers: Record<string, string>): Promise<string> {
   const payload = Buffer.from(JSON.stringify(body));
   const head = [
     'POST /mcp HTTP/1.0',
     'content-type: application/json',
     'accept: application/json, text/event-stream',
-    `mcp-session-id: ${sessionId}`,
-    'mcp-protocol-version: 2025-06-18',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
     `content-length: ${payload.length}`,
   ].join('\r\n');
   return new Promise((resolve, reject) => {
@@ -199,5 +207,146 @@ export function rawHttp10(port: number, body: unknown, sessionId: string): Promi
     sock.on('data', (c: string) => (out += c));
     sock.on('end', () => resolve(out));
     sock.on('error', reject);
+  });
+}
+
+// ------------------------------------------------------------------ both revisions
+
+/**
+ * What a request needs besides its body: on 2025-11-25 the session it was opened on; on 2026-07-28
+ * nothing (no initialize, no session), the revision being in every request.
+ */
+export interface Conn {
+  era: Era;
+  sessionId?: string;
+}
+
+/** The 2026-07-28 `_meta` envelope, plus any extra `_meta` (e.g. the session handle). */
+export function envelope(extra: Record<string, unknown> = {}, capabilities: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    'io.modelcontextprotocol/protocolVersion': REVISION.modern,
+    'io.modelcontextprotocol/clientInfo': { name: 'adversary', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': capabilities,
+    ...extra,
+  };
+}
+
+/** The session-handle key of `_meta` (docs/policy.md, "Who is the session on 2026-07-28"). */
+export const HANDLE_KEY = 'egress-triage/session';
+
+const isObj = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const NAME_FIELD: Record<string, string> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+/**
+ * A message as this revision frames it. 2026-07-28: the envelope goes into `params._meta` of every
+ * message with a method, whatever its id (an attack on the id must still be a 2026-07-28 message),
+ * with `meta` added; 2025-11-25: `meta` only (a legacy client may put anything in `_meta`).
+ */
+export function frame(era: Era, msg: unknown, meta: Record<string, unknown> = {}): unknown {
+  if (Array.isArray(msg)) return msg.map((m) => frame(era, m, meta));
+  if (!isObj(msg) || typeof msg.method !== 'string') return msg;
+  const params = isObj(msg.params) ? msg.params : {};
+  const own = isObj(params._meta) ? params._meta : {};
+  const _meta = era === 'modern' ? { ...envelope(meta), ...own } : { ...meta, ...own };
+  return Object.keys(_meta).length ? { ...msg, params: { ...params, _meta } } : msg;
+}
+
+/**
+ * The headers this revision sends with `msg`: the session id on 2025-11-25; on 2026-07-28 the
+ * standard headers, taken from the body (an attack overrides them through `headers`).
+ */
+export function eraHeaders(conn: Conn, msg: unknown): Record<string, string> {
+  if (conn.era === 'legacy') return conn.sessionId ? { 'mcp-session-id': conn.sessionId, 'mcp-protocol-version': '2025-06-18' } : {};
+  const h: Record<string, string> = { 'mcp-protocol-version': REVISION.modern };
+  const first = Array.isArray(msg) ? msg[0] : msg;
+  if (isObj(first) && typeof first.method === 'string') {
+    h['mcp-method'] = first.method;
+    const field = NAME_FIELD[first.method];
+    const v = field && isObj(first.params) ? first.params[field] : undefined;
+    if (typeof v === 'string') h['mcp-name'] = v;
+  }
+  return h;
+}
+
+/** Sends `msg` framed for the connection's revision; `headers` win over the revision's own. */
+export function send(
+  port: number, conn: Conn, msg: unknown, headers: Record<string, string | null> = {}, meta: Record<string, unknown> = {}, path = '/mcp', signal?: AbortSignal,
+): Promise<RawReply> {
+  const body = frame(conn.era, msg, meta);
+  return rawPost(port, body, { ...eraHeaders(conn, body), ...headers }, path, signal);
+}
+
+export const toolCall = (id: unknown, name: string, args: Record<string, unknown>): Record<string, unknown> => {
+  const m: Record<string, unknown> = { jsonrpc: '2.0', method: 'tools/call', params: { name, arguments: args } };
+  if (id !== undefined) m.id = id;
+  return m;
+};
+
+/** One tools/call in the connection's revision. */
+export function call(port: number, conn: Conn, id: unknown, name: string, args: Record<string, unknown>, headers: Record<string, string | null> = {}, meta: Record<string, unknown> = {}): Promise<RawReply> {
+  return send(port, conn, toolCall(id, name, args), headers, meta);
+}
+
+/**
+ * What a client of this revision does first, with these headers: 2025-11-25 opens a session
+ * (initialize + initialized); 2026-07-28 has nothing to open, so its first request (tools/list) is
+ * what the server answers or refuses. `conn` is undefined when the server refused.
+ */
+export async function open(era: Era, port: number, headers: Record<string, string | null> = {}): Promise<{ conn?: Conn; reply: RawReply }> {
+  if (era === 'legacy') {
+    const { sessionId, reply } = await openSession(port, headers);
+    return { conn: sessionId ? { era, sessionId } : undefined, reply };
+  }
+  const conn: Conn = { era };
+  const reply = await send(port, conn, { jsonrpc: '2.0', id: 0, method: 'tools/list', params: {} }, headers);
+  return { conn: reply.status === 200 && reply.messages.at(-1)?.result ? conn : undefined, reply };
+}
+
+/** The answer to a request (the last JSON-RPC message of its reply). */
+export const answer = (r: RawReply): Record<string, any> | undefined => r.messages.at(-1);
+
+/**
+ * A POST written on a raw socket, for bodies the server refuses before reading them all: node's
+ * client may report the server's early close (EPIPE) before the answer it already received, so the
+ * bytes read are what counts. `chunked` sends no length, so the server must count as it reads.
+ * Status 0: the connection was reset before any answer could be read (the server closed with our
+ * unread bytes in its buffer, which makes the kernel reset it).
+ */
+export function socketPost(port: number, body: unknown, headers: Record<string, string>, chunked = false): Promise<RawReply> {
+  const payload = Buffer.from(JSON.stringify(body));
+  const head = [
+    'POST /mcp HTTP/1.1',
+    `host: 127.0.0.1:${port}`,
+    'content-type: application/json',
+    'accept: application/json, text/event-stream',
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    chunked ? 'transfer-encoding: chunked' : `content-length: ${payload.length}`,
+  ].join('\r\n');
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => (out += c));
+    sock.on('error', () => undefined); // the server closing early is the expected outcome
+    sock.on('close', () => {
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(out)?.[1] ?? 0);
+      const raw = out.slice(out.indexOf('\r\n\r\n') + 4);
+      // A chunked answer: its one JSON object lies between the chunk-size lines.
+      const text = raw.includes('{') ? raw.slice(raw.indexOf('{'), raw.lastIndexOf('}') + 1) : raw;
+      resolve({ status, headers: {}, text, messages: parseMessages(text) });
+    });
+    sock.write(`${head}\r\n\r\n`);
+    const step = 64 * 1024;
+    let at = 0;
+    const pump = (): void => {
+      while (at < payload.length && !sock.destroyed) {
+        const part = payload.subarray(at, at + step);
+        at += step;
+        const framed = chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part;
+        if (!sock.write(framed)) return void sock.once('drain', pump);
+      }
+      if (!sock.destroyed) sock.end(chunked ? '0\r\n\r\n' : '');
+    };
+    pump();
   });
 }

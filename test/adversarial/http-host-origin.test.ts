@@ -2,7 +2,8 @@
  * DNS rebinding against both HTTP listeners. A page on a foreign name that resolves to 127.0.0.1 sends
  * that name in Host (and, from script, in Origin). Whatever the case, a refused request opens no
  * session, reaches no tool (upstream counts) and leaves no audit record; the allowed spellings of the
- * loopback names still work.
+ * loopback names still work. Every attack runs at both revisions: 2025-11-25 (a session opened by
+ * initialize) and 2026-07-28 (stateless: each request carries its revision and is guarded alone).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../helpers.js';
-import { callTool, eventually, rawHttp10, openSession, policyAudit, startGateway, startServe, startUpstream, stop, upstreamCounts, type Proc } from './http-helpers.js';
+import { ERAS, call, eraHeaders, eventually, frame, open, rawHttp10, policyAudit, startGateway, startServe, startUpstream, stop, toolCall, upstreamCounts, type Era, type Proc } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-host-');
 after(() => tmp.cleanup());
@@ -42,33 +43,38 @@ const ALLOWED: [string, Headers][] = [
 const withPort = (h: Headers, port: number): Headers =>
   Object.fromEntries(Object.entries(h).map(([k, v]) => [k, v === null ? null : v.replace('PORT', String(port))]));
 
-/** Drives one listener; `tool`/`args` is a call that the listener answers by running something. */
-async function attack(p: Proc, tool: string, argsFor: (label: string) => Record<string, unknown>): Promise<{ allowedLabels: string[] }> {
-  const good = await openSession(p.port);
-  assert.ok(good.sessionId, `a plain loopback client opens a session: ${good.reply.text}`);
+/** Drives one listener at one revision; `tool`/`args` is a call that the listener answers by running something. */
+async function attack(era: Era, p: Proc, tool: string, argsFor: (label: string) => Record<string, unknown>): Promise<{ allowedLabels: string[] }> {
+  const good = await open(era, p.port);
+  assert.ok(good.conn, `a plain loopback client opens (${era}): ${good.reply.text}`);
   let id = 10;
   for (const [label, h] of REFUSED) {
     const headers = withPort(h, p.port);
-    const init = await openSession(p.port, headers);
+    const first = await open(era, p.port, headers);
     const refusedWith = h.host === null ? 400 : 403;
-    assert.equal(init.reply.status, refusedWith, `${label}: initialize is refused (${init.reply.text.slice(0, 200)})`);
-    assert.equal(init.sessionId, undefined, `${label}: no session`);
-    const r = await callTool(p.port, good.sessionId!, id++, tool, argsFor(label), headers);
-    assert.equal(r.status, refusedWith, `${label}: a call on an open session is refused`);
+    assert.equal(first.reply.status, refusedWith, `${label}: the first request is refused (${first.reply.text.slice(0, 200)})`);
+    assert.equal(first.conn, undefined, `${label}: nothing opened`);
+    assert.equal(first.reply.headers['mcp-session-id'], undefined, `${label}: no session`);
+    const r = await call(p.port, good.conn!, id++, tool, argsFor(label), headers);
+    assert.equal(r.status, refusedWith, `${label}: a call (on an open session, for 2025-11-25) is refused`);
     if (refusedWith === 403) assert.match(r.messages[0]?.error?.message ?? '', /^Forbidden: /, label);
   }
   // HTTP/1.0 may omit Host, and node then passes the request on: the guard itself must refuse it.
-  const http10 = await rawHttp10(p.port, { jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name: tool, arguments: argsFor('HTTP/1.0 without Host') } }, good.sessionId!);
+  const body = frame(era, toolCall(id++, tool, argsFor('HTTP/1.0 without Host')));
+  const http10 = await rawHttp10(p.port, body, eraHeaders(good.conn!, body));
   assert.match(http10, /^HTTP\/1\.[01] 403 /, `HTTP/1.0 without Host is refused: ${http10}`);
   assert.match(http10, /no Host header/);
   const allowedLabels: string[] = [];
   for (const [label, h] of ALLOWED) {
     const headers = withPort(h, p.port);
-    const s = await openSession(p.port, headers);
-    assert.ok(s.sessionId, `${label}: initialize works (${s.reply.status} ${s.reply.text.slice(0, 200)})`);
-    const r = await callTool(p.port, s.sessionId!, id++, tool, argsFor(label), headers);
+    const s = await open(era, p.port, headers);
+    assert.ok(s.conn, `${label}: the first request works (${s.reply.status} ${s.reply.text.slice(0, 200)})`);
+    const r = await call(p.port, s.conn!, id++, tool, argsFor(label), headers);
     assert.equal(r.status, 200, label);
     assert.equal(r.messages.at(-1)?.result?.isError, undefined, `${label}: ${r.text}`);
+    // Served in the revision asked for: a 2026-07-28 result says it is complete, and no session was made.
+    assert.equal(r.messages.at(-1)?.result?.resultType, era === 'modern' ? 'complete' : undefined, label);
+    if (era === 'modern') assert.equal(s.reply.headers['mcp-session-id'], undefined, label);
     allowedLabels.push(label);
   }
   return { allowedLabels };
@@ -80,15 +86,15 @@ const auditedTexts = async (db: string, tool: string, n: number): Promise<string
     return rows.length >= n ? rows.map((r) => String(argsOf(r).text)).sort() : undefined;
   }, `${n} audit records of ${tool}`);
 
-test('HTTP gateway: foreign Host/Origin never reach the upstream nor the audit log', async () => {
-  const policy = join(tmp.dir, 'gw-policy.yaml');
+for (const era of ERAS) test(`HTTP gateway (${era}): foreign Host/Origin never reach the upstream nor the audit log`, async () => {
+  const policy = join(tmp.dir, `gw-policy-${era}.yaml`);
   writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  echo:\n    audit_args: plain\n');
-  const db = join(tmp.dir, 'gw.db');
+  const db = join(tmp.dir, `gw-${era}.db`);
   const upstream = await startUpstream();
   let gw: Proc | undefined;
   try {
     gw = await startGateway(policy, db, upstream.port);
-    const { allowedLabels } = await attack(gw, 'echo', (label) => ({ text: label }));
+    const { allowedLabels } = await attack(era, gw, 'echo', (label) => ({ text: label }));
     assert.deepEqual(await upstreamCounts(upstream.port), { echo: allowedLabels.length }, 'only the allowed calls reached the upstream');
     assert.deepEqual(await auditedTexts(db, 'echo', allowedLabels.length), [...allowedLabels].sort(), 'only the allowed calls were audited');
   } finally {
@@ -97,16 +103,16 @@ test('HTTP gateway: foreign Host/Origin never reach the upstream nor the audit l
   }
 });
 
-test('serve --policy: foreign Host/Origin run no tool and leave no audit record', async () => {
-  const policy = join(tmp.dir, 'serve-policy.yaml');
+for (const era of ERAS) test(`serve --policy (${era}): foreign Host/Origin run no tool and leave no audit record`, async () => {
+  const policy = join(tmp.dir, `serve-policy-${era}.yaml`);
   writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  create_suppression_rule:\n    audit_args: plain\n');
-  const db = join(tmp.dir, 'serve.db');
+  const db = join(tmp.dir, `serve-${era}.db`);
   SqliteStore.open(db).close();
   let serve: Proc | undefined;
   try {
     serve = await startServe(db, ['--policy', policy]);
     // A write: each allowed case creates one rule named after it, each refused case must create none.
-    const { allowedLabels } = await attack(serve, 'create_suppression_rule', (label) => ({
+    const { allowedLabels } = await attack(era, serve, 'create_suppression_rule', (label) => ({
       name: label,
       conditions: { process: 'vendor-agent', process_sha256: 'b'.repeat(64), repo: `acme/${allowedLabelsSlug(label)}` },
       confirm: true,

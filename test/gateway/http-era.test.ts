@@ -7,7 +7,7 @@ import * as z from 'zod/v4';
 import { StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import { McpServer, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
-import { CLI, kill, newClient, spawnUntil, text, tmpDir, type Era } from './helpers.js';
+import { CLI, kill, newClient, spawnUntil, text, tmpDir, waitFor, type Era } from './helpers.js';
 
 const ONE_REVISION = fileURLToPath(new URL('./fixtures/one-revision-server.js', import.meta.url));
 const ENVELOPE_KEY = 'io.modelcontextprotocol/protocolVersion';
@@ -67,7 +67,7 @@ test('HTTP gateway: a 2026-07-28 client in front of 2025-11-25-only upstreams is
     const c = await client('modern', gw.at('cmd'), { elicitation: { form: {} } });
     clients.push(c);
     c.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { colour: 'teal' } }));
-    assert.deepEqual((await c.listTools()).tools.map((x) => x.name).sort(), ['ask', 'delete_thing', 'echo', 'methods', 'stats']);
+    assert.deepEqual((await c.listTools()).tools.map((x) => x.name).sort(), ['ask', 'delete_thing', 'echo', 'grow', 'methods', 'stats', 'work']);
     assert.match(text(await c.callTool({ name: 'echo', arguments: { text: 'hi' } })), /legacy-only-upstream: hi/);
     assert.match(text(await c.callTool({ name: 'delete_thing', arguments: { id: 'x' } })), /^\[POLICY DENIED\] no deleting/);
     assert.equal(text(await c.callTool({ name: 'ask', arguments: {} })), 'accept: teal', 'the retry got the held call\'s final answer');
@@ -192,3 +192,85 @@ async function modernOnlyUpstream() {
     },
   };
 }
+
+/** One raw 2026-07-28 tools/call through the gateway; resolves to the JSON-RPC messages of its stream. */
+async function rawModernCall(url: string, id: number, name: string, args: Record<string, unknown>, progressToken?: string, signal?: AbortSignal): Promise<Record<string, any>[]> {
+  const meta: Record<string, unknown> = {
+    [ENVELOPE_KEY]: '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+    ...(progressToken === undefined ? {} : { progressToken }),
+  };
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': name },
+    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, _meta: meta } }),
+    ...(signal ? { signal } : {}),
+  });
+  const body = await r.text();
+  if (body.trim().startsWith('{')) return [JSON.parse(body)];
+  return body.split('\n').filter((l) => l.startsWith('data:')).map((l) => JSON.parse(l.slice(5)));
+}
+
+test('HTTP gateway, 2026-07-28 in front of a 2025-11-25-only upstream: progress reaches the call it belongs to, a closed stream cancels the upstream call, list_changed reaches the listen stream', { timeout: 60_000 }, async () => {
+  const t = tmpDir();
+  const gw = await gateway(t, stdioUpstream('cmd', 'legacy'));
+  try {
+    const url = gw.at('cmd');
+    // Two calls at once with the SAME progress token (each client picks its own): each stream gets its own progress only.
+    const [a, b] = await Promise.all([
+      rawModernCall(url, 1, 'work', { tag: 'a', steps: 2 }, 'tok'),
+      rawModernCall(url, 1, 'work', { tag: 'b', steps: 3 }, 'tok'),
+    ]);
+    for (const [msgs, tag, steps] of [[a, 'a', 2], [b, 'b', 3]] as const) {
+      const progress = msgs.filter((m) => m.method === 'notifications/progress');
+      assert.deepEqual(progress.map((m) => [m.params.progressToken, m.params.message]), Array.from({ length: steps }, (_, i) => ['tok', `${tag} step ${i + 1}`]), JSON.stringify(msgs));
+      assert.equal(msgs.at(-1)?.result?.content?.[0]?.text, `${tag} done`);
+    }
+    // No token asked: no progress.
+    assert.deepEqual((await rawModernCall(url, 2, 'work', { tag: 'quiet' })).map((m) => m.result?.content?.[0]?.text), ['quiet done']);
+
+    // The client closes its stream while the upstream works on the call: the upstream hears notifications/cancelled.
+    const stats = async () => JSON.parse((await rawModernCall(url, 9, 'stats', {})).at(-1)!.result.content[0].text) as Record<string, number>;
+    const ac = new AbortController();
+    const held = rawModernCall(url, 3, 'work', { tag: 'held', steps: 0, hold: true }, undefined, ac.signal).catch((e: Error) => e);
+    await waitFor(async () => ((await stats()).work === 4 ? true : undefined), 20_000, 50, 'the held call to reach the upstream');
+    ac.abort();
+    assert.ok((await held) instanceof Error, 'the client gave up on its stream');
+    await waitFor(async () => ((await stats()).work_cancelled === 1 ? true : undefined), 20_000, 50, 'the upstream call to be cancelled');
+
+    // A subscriptions/listen stream gets the upstream's list_changed, stamped with its own id.
+    const listen = new AbortController();
+    const res = await fetch(url, {
+      method: 'POST',
+      signal: listen.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+      body: JSON.stringify({
+        jsonrpc: '2.0', id: 'listen-1', method: 'subscriptions/listen',
+        params: { notifications: { toolsListChanged: true }, _meta: { [ENVELOPE_KEY]: '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+      }),
+    });
+    const seen: Record<string, any>[] = [];
+    const reader = res.body!.getReader();
+    let buffered = '';
+    const until = async (what: string, ok: () => boolean) => {
+      while (!ok()) {
+        const { value, done } = await reader.read();
+        if (done) assert.fail(`the listen stream ended before ${what}: ${JSON.stringify(seen)}`);
+        buffered += Buffer.from(value).toString('utf8');
+        const lines = buffered.split('\n');
+        buffered = lines.pop() ?? '';
+        for (const l of lines) if (l.startsWith('data:')) seen.push(JSON.parse(l.slice(5)));
+      }
+    };
+    await until('the acknowledgement', () => seen.some((m) => m.method === 'notifications/subscriptions/acknowledged'));
+    assert.equal((await rawModernCall(url, 4, 'grow', { name: 'grown_tool' })).at(-1)?.result?.content?.[0]?.text, 'grew grown_tool');
+    await until('list_changed', () => seen.some((m) => m.method === 'notifications/tools/list_changed'));
+    const changed = seen.find((m) => m.method === 'notifications/tools/list_changed')!;
+    assert.equal(changed.params._meta['io.modelcontextprotocol/subscriptionId'], 'listen-1', JSON.stringify(changed));
+    listen.abort();
+  } finally {
+    await kill(gw.child);
+  }
+  t.cleanup();
+});

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { freePort } from '../helpers/free-port.js';
-import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir } from './helpers.js';
+import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
 
 async function connect(url: string, modern = false): Promise<Client> {
   const c = new Client({ name: 'multi-test', version: '1' }, modern ? { versionNegotiation: { mode: { pin: '2026-07-28' } } } : {});
@@ -151,6 +151,72 @@ test('policy init --config learns every registered upstream at once: one policy 
     assert.match(again.stderr, /exist\(s\) \(use --force to overwrite\)/);
   } finally {
     await kill(upHttp.child);
+    t.cleanup();
+  }
+});
+
+test('gateway --config: approvals record which upstream a held call is for (CLI, --json, HTTP API), and an approval won at one upstream is refused at another', { timeout: 60_000 }, async () => {
+  const t = tmpDir('gw-multi-apr-');
+  // Both upstreams share one policy file, so only the upstream tells their calls apart.
+  t.file('p.yaml', 'version: 1\ndefault: allow\ntools:\n  echo: { action: require_approval, approval_timeout: 60, approval_elicitation: true }\n');
+  const admin = 'admin-token-0123456789abcdef';
+  const agent = 'agent-token-0123456789abcdef';
+  const grants = t.file('grants.yaml', `grants:\n  - { identity: agent, token: ${agent} }\n  - { identity: ops, token: ${admin}, admin: true }\n`);
+  const fixture = `[${JSON.stringify(process.execPath)}, ${JSON.stringify(FIXTURE)}]`;
+  const config = t.file('gateway.yaml', `upstreams:\n  - name: alpha\n    command: ${fixture}\n    policy: p.yaml\n  - name: beta\n    command: ${fixture}\n    policy: p.yaml\n`);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--config', config, '--db', t.db, '--grants', grants, '--listen', '127.0.0.1:0'], /listening on (http:\/\/[^/\s]+)\/s\/[a-z]+\/mcp/);
+  const base = gw.match[1]!;
+  const c = new Client({ name: 'multi-apr', version: '1' });
+  try {
+    // 2025-11-25, no elicitation capability: the call waits for a human.
+    await c.connect(new StreamableHTTPClientTransport(new URL(`${base}/s/alpha/mcp`), { requestInit: { headers: { authorization: `Bearer ${agent}` } } }));
+    const held = c.callTool({ name: 'echo', arguments: { text: 'held' } });
+    const listed = await waitFor(async () => {
+      const r = await cli(['approvals', 'list', '--db', t.db, '--json']);
+      const rows = JSON.parse(r.stdout || '[]') as { id: string; tool: string; upstream_name: string | null }[];
+      return rows.length ? rows : undefined;
+    }, 20_000, 50, 'the held call to be filed');
+    assert.deepEqual(listed.map((r) => [r.tool, r.upstream_name]), [['echo', 'alpha']]);
+    assert.match((await cli(['approvals', 'list', '--db', t.db])).stdout, /echo {2}upstream=alpha identity=agent/);
+    const api = await fetch(`${base}/policy/approvals`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.deepEqual(((await api.json()) as { approvals: { id: string; upstream_name: string }[] }).approvals.map((r) => [r.id, r.upstream_name]), [[listed[0]!.id, 'alpha']]);
+    assert.equal((await cli(['approvals', 'approve', listed[0]!.id, '--db', t.db])).code, 0);
+    assert.equal(text(await held), 'held');
+
+    // 2026-07-28 over MRTR: the state (and the approval in it) minted at alpha is refused at beta.
+    const ask = (path: string, body: Record<string, unknown>) =>
+      fetch(`${base}/s/${path}/mcp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${agent}`,
+          'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo',
+        },
+        body: JSON.stringify(body),
+      }).then(async (r) => {
+        const raw = await r.text();
+        const data = raw.trim().startsWith('{') ? raw : raw.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).pop()!;
+        return JSON.parse(data) as { result?: Record<string, unknown>; error?: { code: number; message: string } };
+      });
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'adversary', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
+    };
+    const args = { text: 'twice?' };
+    const q = await ask('alpha', { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: args, _meta: meta } });
+    assert.equal(q.result?.resultType, 'input_required', JSON.stringify(q));
+    const answer = { 'egress-triage/policy-approval': { action: 'accept', content: { approve: true } } };
+    const retry = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: args, _meta: meta, requestState: q.result!.requestState, inputResponses: answer } });
+    const elsewhere = await ask('beta', retry(2));
+    assert.equal(elsewhere.error?.code, -32602, JSON.stringify(elsewhere));
+    assert.match(elsewhere.error!.message, /requestState refused: it was issued for another call/);
+    const here = await ask('alpha', retry(3));
+    assert.equal(text(here.result), 'twice?');
+    const rows = JSON.parse((await cli(['approvals', 'list', '--all', '--db', t.db, '--json'])).stdout) as { upstream_name: string }[];
+    assert.deepEqual(rows.map((r) => r.upstream_name), ['alpha', 'alpha']);
+  } finally {
+    await c.close().catch(() => undefined);
+    await kill(gw.child);
     t.cleanup();
   }
 });

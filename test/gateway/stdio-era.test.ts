@@ -50,7 +50,7 @@ for (const down of ERAS) {
         // What the client learnt at connect (initialize or server/discover) is the upstream's own.
         assert.equal(client.getServerVersion()?.name, `${up}-only-upstream`);
         const names = (await client.listTools()).tools.map((x) => x.name).sort();
-        assert.deepEqual(names, ['ask', 'echo', 'methods', 'stats', 'write_thing'], 'the hidden tool is not listed');
+        assert.deepEqual(names, ['ask', 'echo', 'grow', 'methods', 'stats', 'work', 'write_thing'], 'the hidden tool is not listed');
         assert.equal(text(await client.callTool({ name: 'echo', arguments: { text: 'hi' } })), `${up}-only-upstream: hi`);
         const denied = await client.callTool({ name: 'write_thing', arguments: { owner: 'acme' } });
         assert.equal(denied.isError, true);

@@ -110,7 +110,8 @@ const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] 
 
 function fmtApproval(r: ApprovalRow): string {
   const exp = new Date(r.expires_at).toISOString();
-  return `${r.id}  ${r.status.padEnd(8)}  ${r.tool}  identity=${r.identity} session=${r.session}  expires=${exp}\n    args: ${r.args_preview}${r.reason ? `\n    reason: ${r.reason}` : ''}`;
+  const upstream = r.upstream_name ? `upstream=${r.upstream_name} ` : '';
+  return `${r.id}  ${r.status.padEnd(8)}  ${r.tool}  ${upstream}identity=${r.identity} session=${r.session}  expires=${exp}\n    args: ${r.args_preview}${r.reason ? `\n    reason: ${r.reason}` : ''}`;
 }
 
 export function register(program: Command): void {

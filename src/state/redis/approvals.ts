@@ -47,6 +47,7 @@ export class RedisApprovals implements Approvals {
     const now = this.now();
     const out = (await this.conn.run('apr_request', [`${prefixOf(tag)}idx`], [
       String(now), b.session, b.identity, b.tool, b.argsHash, b.argsPreview, b.rule, String(b.timeoutMs), newId, prefixOf(tag), String(KEEP_MS),
+      b.upstreamName ?? '',
     ])) as [string, string];
     const [state, id] = out;
     if (state === 'new') await this.conn.redis.zadd(ALL, now, id).catch(() => undefined);
@@ -205,6 +206,7 @@ export class RedisApprovals implements Approvals {
       decided_at: num('decided_at'),
       decided_by: h.decided_by ?? null,
       reason: h.reason ?? null,
+      upstream_name: h.upstream_name ?? null,
     };
   }
 

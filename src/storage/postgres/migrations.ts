@@ -355,6 +355,11 @@ CREATE TABLE policy_session_handles (
 CREATE INDEX policy_session_handles_last_used ON policy_session_handles (last_used);
 `,
   },
+  {
+    version: 10,
+    name: 'policy approvals: the registered upstream each held call is for (multi-upstream gateway)',
+    up: 'ALTER TABLE policy_approvals ADD COLUMN upstream_name text;',
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

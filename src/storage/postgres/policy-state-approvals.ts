@@ -14,11 +14,11 @@ import {
 export const APPROVAL_CHANNEL = 'egress_triage_approvals';
 const POLL_MS = 200;
 
-const COLUMNS = 'id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, decided_at, decided_by, reason';
+const COLUMNS = 'id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, decided_at, decided_by, reason, upstream_name';
 
 /**
  * Approvals in the PostgreSQL store, with the semantics of the SQLite ones (sqlite/policy-state-
- * approvals.ts): an approval binds session + identity + tool + argument hash, is used once, and expires. A
+ * approvals.ts): an approval binds session + identity + tool + argument hash + upstream name, is used once, and expires. A
  * decision made by another process is announced with NOTIFY, so a waiting call is released at once;
  * polling stays as the fallback for a lost LISTEN connection (and for expiry by the injected clock).
  */
@@ -70,20 +70,21 @@ export class PgApprovals implements Approvals {
     return transaction(this.pool, async (c) => {
       const now = this.now();
       // Serialises requests for one binding, so two replicas filing the same call share one approval.
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([b.session, b.identity, b.tool, b.argsHash])]);
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null])]);
       await expireStale(c, now);
       const existing = await c.query<ApprovalRow>(
         `SELECT ${COLUMNS} FROM policy_approvals WHERE session = $1 AND identity = $2 AND tool = $3 AND args_hash = $4
-           AND status IN ('approved','pending') AND expires_at > $5 ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
-        [b.session, b.identity, b.tool, b.argsHash, now],
+           AND upstream_name IS NOT DISTINCT FROM $6 AND status IN ('approved','pending') AND expires_at > $5
+           ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
+        [b.session, b.identity, b.tool, b.argsHash, now, b.upstreamName ?? null],
       );
       const found = existing.rows[0];
       if (found) return { row: found, state: found.status as 'approved' | 'pending' };
       const row = newPendingApproval(b, now);
       await c.query(
-        `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [row.id, row.created_at, row.expires_at, row.status, row.session, row.identity, row.tool, row.args_hash, row.args_preview, row.rule],
+        `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [row.id, row.created_at, row.expires_at, row.status, row.session, row.identity, row.tool, row.args_hash, row.args_preview, row.rule, row.upstream_name],
       );
       return { row, state: 'new' as const };
     });

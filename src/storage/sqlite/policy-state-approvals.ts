@@ -13,8 +13,9 @@ const POLL_MS = 200;
 
 /**
  * Approvals live in SQLite so that a CLI in another process can decide them and so that pending
- * ones survive a gateway restart. An approval binds session + identity + tool + argument hash: approving one
- * call never lets a different call (or the same call from another session) through.
+ * ones survive a gateway restart. An approval binds session + identity + tool + argument hash + upstream
+ * name: approving one call never lets a different call (or the same call from another session, or to
+ * another upstream) through.
  */
 export class SqliteApprovals implements Approvals {
   private readonly waiters = new Map<string, Set<(o: ApprovalOutcome) => void>>();
@@ -39,16 +40,16 @@ export class SqliteApprovals implements Approvals {
       this.expireStale(now);
       const existing = this.db
         .prepare(
-          `SELECT * FROM policy_approvals WHERE session = ? AND identity = ? AND tool = ? AND args_hash = ?
+          `SELECT * FROM policy_approvals WHERE session = ? AND identity = ? AND tool = ? AND args_hash = ? AND upstream_name IS ?
              AND status IN ('approved','pending') AND expires_at > ? ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
         )
-        .get(b.session, b.identity, b.tool, b.argsHash, now) as ApprovalRow | undefined;
+        .get(b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null, now) as ApprovalRow | undefined;
       if (existing) return { row: existing, state: existing.status as 'approved' | 'pending' };
       const row = newPendingApproval(b, now);
       this.db
         .prepare(
-          `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
-           VALUES (@id, @created_at, @expires_at, @status, @session, @identity, @tool, @args_hash, @args_preview, @rule)`,
+          `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name)
+           VALUES (@id, @created_at, @expires_at, @status, @session, @identity, @tool, @args_hash, @args_preview, @rule, @upstream_name)`,
         )
         .run(row);
       return { row, state: 'new' as const };

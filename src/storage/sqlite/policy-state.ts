@@ -71,6 +71,13 @@ export const POLICY_MIGRATIONS: Migration[] = [
       CREATE INDEX policy_session_handles_last_used ON policy_session_handles(last_used);
     `,
   },
+  {
+    version: 103,
+    name: 'policy_approvals_upstream_name',
+    // The multi-upstream gateway records (and binds) which registered upstream a held call is for.
+    // Rows filed before stay NULL: a single upstream.
+    up: `ALTER TABLE policy_approvals ADD COLUMN upstream_name TEXT;`,
+  },
 ];
 
 export interface PolicyStateOptions {

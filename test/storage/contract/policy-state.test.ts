@@ -13,6 +13,8 @@ import { startRedis, type TestRedis } from '../../helpers/redis.js';
 import { migrate, openSqlite } from '../../../src/storage/sqlite/db.js';
 import { POLICY_MIGRATIONS } from '../../../src/storage/sqlite/policy-state.js';
 import { RedisPolicyState } from '../../../src/state/redis/state.js';
+import { createPool } from '../../../src/storage/postgres/pool.js';
+import { migratePostgres, PG_MIGRATIONS } from '../../../src/storage/postgres/migrations.js';
 
 /**
  * The policy-state port (approvals and audit) with identical assertions on SQLite and on
@@ -355,6 +357,28 @@ for (const backend of everyBackend) {
       assert.deepEqual(readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), recs);
     });
 
+    it('approvals record the upstream they are for, and the upstream is part of the binding', async () => {
+      const location = await backend.create();
+      const gateway = await connect(location);
+      const cli = await connect(location);
+      const github = await gateway.approvals.request(binding({ upstreamName: 'github' }));
+      assert.equal(github.state, 'new');
+      assert.equal(github.row.upstream_name, 'github');
+      assert.equal((await cli.approvals.get(github.row.id))?.upstream_name, 'github', 'read back by another connection');
+      const single = await gateway.approvals.request(binding());
+      assert.equal(single.state, 'new', 'a call without an upstream name is another binding');
+      assert.equal(single.row.upstream_name, null);
+      await cli.approvals.decide(github.row.id, 'approved', 'cli:bob');
+      const other = await gateway.approvals.request(binding({ upstreamName: 'gitlab' }));
+      assert.equal(other.state, 'new', "an approval for one upstream's tool never lets another upstream's same-named tool through");
+      assert.deepEqual([(await gateway.approvals.request(binding({ upstreamName: 'github' }))).state], ['approved']);
+      const listed = await cli.approvals.list({ status: 'all' });
+      assert.deepEqual(
+        listed.map((r) => [r.id, r.upstream_name]).sort(),
+        [[github.row.id, 'github'], [single.row.id, null], [other.row.id, 'gitlab']].sort(),
+      );
+    });
+
     it('fails closed: a touch on a backend that cannot be reached throws its reason', async () => {
       const st = await connect(await backend.create());
       await st.close();
@@ -376,6 +400,57 @@ describe('SQLite store from before upstream names and session handles', () => {
       await st.audit.append(record({ tool: 'new', upstreamName: 'triage' }), true);
       assert.deepEqual((await st.audit.query({})).map((r) => [r.tool, r.upstreamName]), [['old', undefined], ['new', 'triage']]);
       assert.equal((await st.sessionHandles.touch('i', 'h', { maxLive: 1, ttlMs: 1000 })).ok, true);
+    } finally {
+      await st.close();
+    }
+  });
+});
+
+/** An approval row as the policy state wrote it before upstream names: no upstream_name column. */
+const OLD_APPROVAL = `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule)
+  VALUES ('apr_0123456789ab', ${Date.UTC(2026, 11, 1, 12)}, ${Date.UTC(2026, 11, 1, 13)}, 'pending', 's1', 'alice', 'write', 'h1', '{"a":1}', 'tools.write')`;
+
+/** Reads the old row, finds it again for the same single-upstream call, and decides it. */
+async function oldApprovalStaysUsable(st: PolicyStateBackend): Promise<void> {
+  const old = await st.approvals.get('apr_0123456789ab');
+  assert.deepEqual([old?.status, old?.tool, old?.upstream_name], ['pending', 'write', null]);
+  assert.deepEqual((await st.approvals.list()).map((r) => [r.id, r.upstream_name]), [['apr_0123456789ab', null]]);
+  const again = await st.approvals.request(binding());
+  assert.deepEqual([again.state, again.row.id], ['pending', 'apr_0123456789ab'], 'a single-upstream call still finds its old approval');
+  assert.equal((await st.approvals.request(binding({ upstreamName: 'github' }))).state, 'new');
+  assert.equal((await st.approvals.decide('apr_0123456789ab', 'approved', 'cli:bob')).upstream_name, null);
+}
+
+describe('approvals filed before upstream names stay readable', () => {
+  it('SQLite: migration 103 keeps old rows, with no upstream name', async () => {
+    const dbPath = join(tmp.dir, `old-approvals-${n++}.db`);
+    const old = openSqlite(dbPath);
+    migrate(old, POLICY_MIGRATIONS.filter((m) => m.version < 103));
+    old.prepare(OLD_APPROVAL).run();
+    old.close();
+    const clock = new Clock();
+    const st = openPolicyState({ dbPath, auditFile: false, clock: clock.now });
+    try {
+      await oldApprovalStaysUsable(st);
+    } finally {
+      await st.close();
+    }
+  });
+
+  it('PostgreSQL: migration 10 keeps old rows, with no upstream name', async () => {
+    const location = await (await pg()).createDatabase('old_approvals');
+    const pool = createPool(location);
+    try {
+      await migratePostgres(pool, PG_MIGRATIONS.filter((m) => m.version < 10));
+      await pool.query(OLD_APPROVAL);
+    } finally {
+      await pool.end();
+    }
+    const clock = new Clock();
+    const st = openPolicyState({ dbPath: location, auditFile: false, clock: clock.now });
+    try {
+      await st.ready();
+      await oldApprovalStaysUsable(st);
     } finally {
       await st.close();
     }
