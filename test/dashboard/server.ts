@@ -28,10 +28,10 @@ export interface DemoTenant {
  * A small demo tenant (the demo generator, seed 1) plus one run whose process and endpoint are named
  * INJECTION, ingested by the real CLI after enough clean runs that it raises a detection.
  */
-export async function demoTenant(): Promise<DemoTenant> {
+export async function demoTenant(o: { runs?: number; events?: number } = {}): Promise<DemoTenant> {
   const t = tempDir('egress-triage-dash-');
   const db = join(t.dir, 'demo.db');
-  const made = await cliResult(['demo', '--db', db, '--runs', '8', '--events', '5000', '--json']);
+  const made = await cliResult(['demo', '--db', db, '--runs', String(o.runs ?? 8), '--events', String(o.events ?? 5000), '--json']);
   if (made.status !== 0) throw new Error(`demo failed (${made.status}): ${made.stderr}`);
   // Five learning runs of a job, then a run calling the injection-named endpoint from an
   // injection-named process: a New-Outbound-Network-Call detection on it.

@@ -76,7 +76,7 @@ function CallRow({ c, leg }: { c: RunCall; leg: RunLeg }) {
         <code>{c.endpoint}</code>
         {c.protocol ? <div class="muted">{c.protocol}</div> : null}
       </td>
-      <td>{c.ip ? <code>{c.ip}</code> : <span class="muted">—</span>}</td>
+      <td class="ip">{c.ip ? <code>{c.ip}</code> : <span class="muted">—</span>}</td>
       <td class="num">{c.port ?? '—'}</td>
       <td>
         <ProcessCell p={c.process} />
