@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderToString } from 'preact-render-to-string';
-import { timelineChart } from '../../src/dashboard/overview-data.js';
+import { loadOverview, timelineChart } from '../../src/dashboard/overview-data.js';
+import { OverviewPage } from '../../src/dashboard/pages/overview.js';
+import type { DashboardStore } from '../../src/dashboard/store.js';
 import { safeNext } from '../../src/dashboard/app.js';
 import { SessionStore } from '../../src/dashboard/session.js';
 import { parseCookies } from '../../src/dashboard/cookies.js';
@@ -87,5 +89,24 @@ describe('dashboard pure parts', () => {
     assert.match(html, /<input type="hidden" name="confirm" value="yes"\/>/);
     assert.doesNotMatch(html, /value="old"/);
     assert.equal(isConfirmed(new URLSearchParams({ confirm: 'yes' })), true);
+  });
+
+  it('the overview counts pending approvals only where a policy holds calls', async () => {
+    const store = {
+      detections: {
+        stats: async (tenant: string) => ({ tenant, jobs: 5, runs: 9, observations: 0, baselineEndpoints: 0, learningJobs: 2, detections: [{ type: 'T', status: 'new' as const, count: 4 }], rules: 0 }),
+        list: async () => ({ detections: [], total: 0, nextCursor: null }),
+      },
+      overview: { detectionsByDay: async () => [], topOpenProcesses: async () => [] },
+    } as unknown as DashboardStore;
+    const none = await loadOverview(store, 'acme');
+    assert.equal(none.pendingApprovals, null);
+    assert.match(renderToString(<OverviewPage ctx={ctx} d={none} />), /approvals \(no policy loaded\)/);
+    const held = await loadOverview({ ...store, pendingApprovals: async () => 3 }, 'acme');
+    assert.equal(held.pendingApprovals, 3);
+    const html = renderToString(<OverviewPage ctx={ctx} d={held} />);
+    assert.match(html, /<span class="value">3<\/span><span class="label">pending approvals<\/span>/);
+    assert.match(html, /<span class="value">2<\/span><span class="label">jobs still learning<\/span>/);
+    assert.match(html, /<span class="value">3<\/span><span class="label">jobs with a baseline<\/span>/);
   });
 });

@@ -34,6 +34,20 @@ for (const backend of backends()) {
     const input = tmp.file('events.ndjson', ndjson([...events('acme'), ...events('other')]));
     const ing = await cliResult(['ingest', input, '--db', store.location, '--format', 'native', '--learning-runs', '2']);
     assert.equal(ing.status, 0, ing.stderr);
+    // run 5 from Harden-Runner, whose dropped call carries the agent's policy and reason
+    const hr = tmp.file(
+      'harden-runner.ndjson',
+      [
+        { context: { owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: 1005, run_attempt: 1, job_id: 5005 } },
+        {
+          ipAddress: '198.51.100.9', port: '443(https)', domainName: 'exfil.example.', timestamp: '2026-10-01T05:00:00Z', status: 'Dropped',
+          tool: { name: 'curl', sha256: 'c'.repeat(64), parent: { name: 'bash', sha256: '', parent: null } },
+          matched_policy: 'block-unknown', reason: 'not in allowed endpoints',
+        },
+      ].map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
+    const ing2 = await cliResult(['ingest', hr, '--db', store.location, '--format', 'harden-runner', '--tenant', 'acme', '--learning-runs', '2']);
+    assert.equal(ing2.status, 0, ing2.stderr);
     const c = await store.connect();
     try {
       await t.test('runCalls: every call of the run with process, verdict, baseline state and detections', async () => {
@@ -60,6 +74,16 @@ for (const backend of backends()) {
         assert.equal(r.calls[1]!.firstSeen, new Date(Date.UTC(2026, 9, 1) + 3 * 3_600_000 + 5000).toISOString());
       });
 
+      await t.test("runCalls: a dropped call keeps the producer's policy and reason", async () => {
+        const r = await c.runCalls.runCalls('acme', { owner: 'acme', repo: 'api', runId: '1005', jobId: '5005' });
+        assert.deepEqual(
+          r!.calls.map((x) => [x.endpoint, x.ip, x.blocked, x.matchedPolicy, x.reason, x.process.sha256, x.detections.map((d) => d.type)]),
+          [['exfil.example:443', '198.51.100.9', true, 'block-unknown', 'not in allowed endpoints', 'c'.repeat(64), ['Domain-Blocked']]],
+        );
+        const plain = await c.runCalls.runCalls('acme', { owner: 'acme', repo: 'api', runId: '1003' });
+        assert.deepEqual(plain!.calls.map((x) => [x.matchedPolicy, x.reason]), [[null, null], [null, null], [null, null]]);
+      });
+
       await t.test('runCalls: a learning run is marked learning and has no detection', async () => {
         const r = await c.runCalls.runCalls('acme', { owner: 'acme', repo: 'api', runId: '1001' });
         assert.deepEqual(r!.legs.map((l) => l.learning), [true]);
@@ -83,20 +107,20 @@ for (const backend of backends()) {
       });
 
       await t.test('overview: detections per day, type and status; top processes by open detections', async () => {
-        // runs 3 and 4 are an hour apart, on one day
-        assert.equal(DAY(3), DAY(4));
+        // runs 3, 4 and 5 are an hour apart, on one day
+        assert.equal(DAY(3), DAY(5));
         const rows = [
-          { day: DAY(3), type: 'Domain-Blocked', status: 'new', n: 1 },
+          { day: DAY(3), type: 'Domain-Blocked', status: 'new', n: 2 },
           { day: DAY(3), type: 'New-Outbound-Network-Call', status: 'new', n: 2 },
         ];
         assert.deepEqual(await c.overview.detectionsByDay('acme'), rows);
         assert.deepEqual(await c.overview.detectionsByDay('acme', { sinceDay: DAY(3) }), rows);
         assert.deepEqual(await c.overview.detectionsByDay('acme', { sinceDay: DAY(3) + 1 }), []);
         assert.deepEqual(await c.overview.topOpenProcesses('acme', 10), [
-          { process: 'curl', n: 2 },
+          { process: 'curl', n: 3 },
           { process: 'wget', n: 1 },
         ]);
-        assert.deepEqual(await c.overview.topOpenProcesses('acme', 1), [{ process: 'curl', n: 2 }]);
+        assert.deepEqual(await c.overview.topOpenProcesses('acme', 1), [{ process: 'curl', n: 3 }]);
         assert.deepEqual(await c.overview.topOpenProcesses('nobody', 10), []);
       });
     } finally {
