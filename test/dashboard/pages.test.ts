@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { get as httpGet } from 'node:http';
 import type { Browser } from 'playwright-core';
 import { cliResult } from '../helpers.js';
 import { axeViolations, launchBrowser, newPage } from './browser.js';
@@ -115,6 +116,28 @@ describe('dashboard pages', () => {
     }
   });
 
+  it('dark mode and a narrow screen: no serious axe violation, and the page itself never scrolls sideways', async () => {
+    const i = demo.injection;
+    const run = `/github/${i.owner}/${i.repo}/actions/runs/${i.runId}?tab=network-events`;
+    for (const opts of [{ colorScheme: 'dark' as const }, { width: 390, height: 844 }]) {
+      const { page, close } = await newPage(browser, opts);
+      try {
+        for (const path of ['/', run]) {
+          await page.goto(server.base + path);
+          assert.deepEqual(await axeViolations(page), [], `${path} ${JSON.stringify(opts)}`);
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          assert.ok(overflow <= 0, `${path} ${JSON.stringify(opts)} overflows by ${overflow}px`);
+        }
+        if (opts.colorScheme === 'dark') {
+          const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+          assert.equal(bg, 'rgb(18, 21, 27)', 'the dark palette follows prefers-color-scheme');
+        }
+      } finally {
+        await close();
+      }
+    }
+  });
+
   it('serves the bundle with hashed, long-cached names; pages are not cached', async () => {
     const html = await fetch(`${server.base}/`);
     assert.equal(html.headers.get('cache-control'), 'no-store');
@@ -127,5 +150,20 @@ describe('dashboard pages', () => {
     assert.equal((await fetch(`${server.base}/assets/../package.json`)).status, 404);
     // MCP stays on /mcp of the same listener
     assert.equal((await fetch(`${server.base}/healthz`)).status, 200);
+  });
+
+  it('applies the Host/Origin check to the dashboard too (DNS rebinding)', async () => {
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const r = httpGet(`${server.base}/`, { headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        r.on('error', reject);
+      });
+    assert.equal(await status({ host: 'evil.example' }), 403);
+    assert.equal(await status({ origin: 'http://evil.example' }), 403);
+    assert.equal(await status({ origin: 'null' }), 403);
+    assert.equal(await status({}), 200);
   });
 });
