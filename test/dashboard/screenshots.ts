@@ -31,7 +31,13 @@ async function main(): Promise<void> {
       try {
         await page.goto(server.base + s.path);
         if (s.path === '/') await page.locator('figure.chart .uplot canvas').first().waitFor({ timeout: 10_000 });
-        if (s.name === 'run') await page.locator('tr.detected').first().scrollIntoViewIfNeeded();
+        if (s.name === 'run') {
+          // open the first highlighted call's parent chain two levels deep, then show that call
+          const row = page.locator('tr.detected').first();
+          await row.locator('details.tree > summary').first().click();
+          await row.locator('details.tree details.tree > summary').first().click();
+          await row.scrollIntoViewIfNeeded();
+        }
         const file = join(OUT, `${s.name}.png`);
         await page.screenshot({ path: file, fullPage: s.fullPage ?? false });
         process.stdout.write(`${file}\n`);
