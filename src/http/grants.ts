@@ -12,6 +12,27 @@ export interface Grant {
   policy?: string;
   /** May decide approvals through the HTTP approvals API. */
   admin: boolean;
+  /**
+   * What the holder may do in the web dashboard after signing in with the token. `read` sees every
+   * page; `write` changes rules and baselines; `approve` decides held tool calls. Always includes
+   * `read` unless it is empty (no dashboard access).
+   */
+  dashboard: DashboardPermission[];
+}
+
+export const DASHBOARD_PERMISSIONS = ['read', 'write', 'approve'] as const;
+export type DashboardPermission = (typeof DASHBOARD_PERMISSIONS)[number];
+
+/**
+ * A grant's dashboard permissions. Without a `dashboard` key a token may read (it can read the same
+ * data over MCP), and `admin: true` keeps meaning "decides approvals". `write` and `approve` imply
+ * `read`; `dashboard: []` keeps the token out of the dashboard.
+ */
+export function dashboardPermissions(listed: readonly DashboardPermission[] | undefined, admin: boolean): DashboardPermission[] {
+  const set = new Set<DashboardPermission>(listed ?? ['read']);
+  if (admin && (listed === undefined || listed.length > 0)) set.add('approve');
+  if (set.size > 0) set.add('read');
+  return DASHBOARD_PERMISSIONS.filter((p) => set.has(p));
 }
 
 const grantSchema = z
@@ -22,6 +43,7 @@ const grantSchema = z
     token_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     policy: z.string().min(1).optional(),
     admin: z.boolean().optional(),
+    dashboard: z.array(z.enum(DASHBOARD_PERMISSIONS, { error: `use read, write or approve` })).optional(),
   })
   .refine((g) => [g.token, g.token_env, g.token_sha256].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of token, token_env or token_sha256',
@@ -35,6 +57,7 @@ export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('h
  *   grants:
  *     - { identity: ci-agent, token_env: CI_AGENT_TOKEN, policy: ./ci-policy.yaml }
  *     - { identity: alice, token_sha256: <hex>, admin: true }
+ *     - { identity: bob, token_env: BOB_TOKEN, dashboard: [read, write] }
  */
 export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): Grant[] {
   let raw: unknown;
@@ -64,6 +87,7 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
       tokenSha256: hash!,
       policy: g.policy ? resolve(dirname(path), g.policy) : undefined,
       admin: g.admin ?? false,
+      dashboard: dashboardPermissions(g.dashboard, g.admin ?? false),
     };
   });
 }

@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { indexGrants, type Grant } from './grants.js';
-import { allowedHostNames } from './host-origin.js';
+import { allowedHostNames, checkHostOrigin } from './host-origin.js';
 import { guardRequest, writeRefusal } from './guard.js';
 import { isLoopbackAddress, listenDecision, ListenRefusedError } from './listen.js';
 import { classifyPost, type PostRoute } from './classify.js';
@@ -104,6 +104,12 @@ export interface McpListenerOptions {
    * gateway audits it, since routing on the header would have been a policy bypass.
    */
   onHeaderMismatch?: (r: { grant: Grant | undefined; endpoint: string; body: unknown; message: string }) => void;
+  /**
+   * Browser pages (the dashboard): paths it claims pass the Host/Origin check and then skip the bearer
+   * token, because a browser signs in once and carries a session cookie that the dashboard checks
+   * itself (src/dashboard/session.ts). Everything else on the listener still needs the bearer token.
+   */
+  browser?: { claims: (pathname: string) => boolean; handle: (req: IncomingMessage, res: ServerResponse, pathname: string) => Promise<void> };
   /** other routes behind the same guard (approvals API, health); return true when answered */
   routes?: (req: IncomingMessage, res: ServerResponse, grant: Grant | undefined, pathname: string) => boolean | Promise<boolean>;
   log: (line: string) => void;
@@ -123,15 +129,22 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
   let url: string | null = null;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const pathname = q < 0 ? raw : raw.slice(0, q);
+    if (o.browser && o.mcpPath(pathname) === undefined && o.browser.claims(pathname)) {
+      // Host/Origin (DNS rebinding) first, as for every route; the dashboard then checks its own session.
+      const ho = checkHostOrigin(req.headers, guard.allowedHosts);
+      if (!ho.ok) return writeRefusal(res, { ok: false, status: ho.status, message: ho.message, headers: {} });
+      delete req.headers.authorization;
+      return o.browser.handle(req, res, pathname);
+    }
     // Host/Origin (DNS rebinding) and bearer token, before any route.
     const verdict = guardRequest(req, guard);
     if (!verdict.ok) return writeRefusal(res, verdict);
     const grant = verdict.grant;
     // The agent's token stops here: no tool, route or upstream below ever sees it.
     delete req.headers.authorization;
-    const raw = req.url ?? '/';
-    const q = raw.indexOf('?');
-    const pathname = q < 0 ? raw : raw.slice(0, q);
     const endpoint = o.mcpPath(pathname);
     if (endpoint === undefined) {
       if (o.routes && (await o.routes(req, res, grant, pathname))) return;

@@ -8,6 +8,8 @@ import { createPolicyGatewayForServer } from '../gateway/in-process.js';
 import { RequestResponseTransport } from '../gateway/modern-http.js';
 import { createPolicyRuntimeSet, type PolicyRuntime, type PolicyRuntimeSet } from '../gateway/runtime.js';
 import type { Grant } from '../http/grants.js';
+import type { PolicyStateBackend } from '../storage/policy-state.js';
+import type { Dashboard } from '../dashboard/app.js';
 import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
 
 export { parseListen } from '../http/listen.js';
@@ -30,6 +32,11 @@ export interface HttpAppOptions extends EgressTriageServerOptions {
   sessionIdleMs?: number;
   /** dashboard, approvals API, ... mounted later on the same server; tried before the 404 */
   extraRoutes?: ExtraRoutes;
+  /**
+   * The web dashboard on the same listener and store (src/dashboard/app.tsx): every path but the MCP
+   * endpoint and /healthz. Built here because it shares this server's policy state (approvals).
+   */
+  dashboard?: (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[] }) => Dashboard;
   /** route every session through the in-process policy gateway (one shared policy runtime) */
   policy?: PolicyOptions;
   /**
@@ -229,6 +236,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     mcpPath: (p) => (p === mcpPath ? mcpPath : undefined),
     displayPath: mcpPath,
     onMcp: handleMcp,
+    browser: opts.dashboard?.({ policyState: runtimes?.state, excludedPaths: [mcpPath, '/healthz'] }),
     routes: async (req, res, _grant, path) => {
       if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return true;
       if (path !== '/healthz') return false;

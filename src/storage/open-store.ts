@@ -23,6 +23,8 @@ import type { RiskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesPort } from './rules-port.js';
 import type { AnalysisAggregates } from './analysis-port.js';
 import { rulesFromService, type AnalysisRules } from '../analysis/rules-source.js';
+import type { RunCallsReader } from './run-calls-port.js';
+import type { OverviewReader } from './overview-port.js';
 import { RulesService } from '../rules/service.js';
 
 /**
@@ -115,6 +117,10 @@ export interface OpenStore {
   analysis: AnalysisAggregates;
   /** What the analysis takes from the rules layer: the rules service (suggestions with their exact impact). */
   analysisRules(extraRiskyDestinations?: string[]): AnalysisRules;
+  /** the run-calls port (storage/run-calls-port.ts): every call of one run, for the dashboard */
+  runCalls: RunCallsReader;
+  /** the overview port (storage/overview-port.ts): detections over time, top processes */
+  overview: OverviewReader;
   close(): Promise<void>;
 }
 
@@ -146,6 +152,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
       analysis: s.analysis,
       analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
+      runCalls: s.runCalls,
+      overview: s.overview,
       close: () => s.close(),
     };
   }
@@ -161,6 +169,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
     analysis: s.analysis,
     analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
+    runCalls: s.runCalls,
+    overview: s.overview,
     close: async () => s.close(),
   };
 }

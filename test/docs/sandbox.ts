@@ -8,7 +8,7 @@ import { freePort } from '../helpers/free-port.js';
 
 const CHECKOUT = resolve('.');
 /** What a fresh checkout holds besides node_modules (linked) and dist (copied, so a rebuild stays inside). */
-const COPIED = ['src', 'test', 'bench', 'scripts', 'docs', 'dist', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json', '.dependency-cruiser.cjs'];
+const COPIED = ['src', 'web', 'test', 'bench', 'scripts', 'docs', 'dist', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json', '.dependency-cruiser.cjs'];
 
 export interface RunResult {
   command: string;

@@ -27,7 +27,7 @@ test('parseListen accepts host:port, [v6]:port and a bare port; rejects the rest
   for (const bad of ['localhost', '1.2.3.4:99999', '::1:80', 'a:b']) assert.throws(() => parseListen(bad), /--listen/, bad);
 });
 
-const alice: Grant = { identity: 'alice', tokenSha256: sha256Hex('alice-token-0123456789'), admin: false };
+const alice: Grant = { identity: 'alice', tokenSha256: sha256Hex('alice-token-0123456789'), admin: false, dashboard: ['read'] };
 
 test('authenticate: open without grants; with grants only a known bearer token passes', () => {
   assert.deepEqual(authenticate(undefined, new Map()), { kind: 'open' });

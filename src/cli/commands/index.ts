@@ -19,6 +19,7 @@ export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
     import('./policy.js'),
     import('./gateway.js'),
     import('./db.js'),
+    import('./dashboard.js'),
   ]);
   return mods.map((m: { register: CommandRegistrar }) => m.register);
 }

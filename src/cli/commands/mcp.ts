@@ -7,6 +7,7 @@ import type { ConfigFile } from '../../config/config-file.js';
 import type { Grant } from '../../http/grants.js';
 import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
+import { dashboardFactory, SECURE_COOKIES_HELP } from './dashboard.js';
 
 interface McpCliOptions extends StoreOptions {
   dashboardUrl?: string;
@@ -19,6 +20,7 @@ interface McpCliOptions extends StoreOptions {
   allowedHost?: string[];
   maxMessageBytes?: string;
   state?: string;
+  secureCookies?: boolean;
 }
 
 function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
@@ -109,7 +111,7 @@ export function register(program: Command): void {
 
   const serve = program
     .command('serve')
-    .description('Serve MCP over Streamable HTTP at /mcp: 2025-11-25 clients in sessions, 2026-07-28 requests statelessly (binds 127.0.0.1:8787 by default)');
+    .description('Serve MCP over Streamable HTTP at /mcp (2025-11-25 clients in sessions, 2026-07-28 requests statelessly) and the web dashboard at / (binds 127.0.0.1:8787 by default)');
   common(serve)
     .addOption(new Option('--listen <host:port>', 'address to listen on; port 0 picks a free port (printed to stderr)').default('127.0.0.1:8787'))
     .addOption(new Option('--grants <file>', 'bearer tokens mapping to identities (same file as gateway --grants); required for a non-loopback --listen'))
@@ -118,6 +120,7 @@ export function register(program: Command): void {
         (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
       ),
     )
+    .addOption(new Option('--secure-cookies', SECURE_COOKIES_HELP))
     .action(async (opts: McpCliOptions) => {
       const { confirmStateCodec } = await import('../../mcp/request-state.js');
       try {
@@ -143,6 +146,7 @@ export function register(program: Command): void {
         if (grants.length > 0 && opts.identity) throw new UserError('--identity cannot be combined with --grants: the bearer token names the identity');
         const decision = listenDecision(addr.host, grants.length);
         if (!decision.ok) throw new UserError(`--listen: ${decision.message}`, EXIT.REFUSED);
+        const dashboard = await dashboardFactory(ctx, grants, Boolean(opts.secureCookies));
         const app = await wrapPolicyErrors(() =>
           startHttpServer({
             ...serverOptions(opts, ctx),
@@ -152,6 +156,7 @@ export function register(program: Command): void {
             policyDbPath: ctx.location.target,
             policyStateUrl: parseStateOption(opts.state),
             allowedHosts: opts.allowedHost ?? [],
+            dashboard,
           }),
         );
         await new Promise<void>((resolve) => {

@@ -2,6 +2,8 @@ import { createPool, redactUrl, type PgPool, type PgPoolSettings } from './pool.
 import { migratePostgres, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';
+import { PgRunCallsRepository } from './run-calls-repo.js';
+import { PgOverviewRepository } from './overview-repo.js';
 import { PgBaselineRepository } from './baseline-repo.js';
 import { PgAnalysisStore } from './analysis-store.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
@@ -22,6 +24,10 @@ export class PgStore implements SchemaPort {
   readonly leases: PgIngestLeases;
   /** the analysis-aggregates port (storage/analysis-port.ts) */
   readonly analysis: PgAnalysisStore;
+  /** the run-calls port (storage/run-calls-port.ts) */
+  readonly runCalls: PgRunCallsRepository;
+  /** the overview port (storage/overview-port.ts) */
+  readonly overview: PgOverviewRepository;
   /** the URL without its password */
   readonly location: string;
 
@@ -36,6 +42,8 @@ export class PgStore implements SchemaPort {
     this.baselines = new PgBaselineRepository(pool);
     this.leases = new PgIngestLeases(pool, opts.leaseClock ?? SERVER_LEASE_CLOCK);
     this.analysis = new PgAnalysisStore(pool);
+    this.runCalls = new PgRunCallsRepository(pool);
+    this.overview = new PgOverviewRepository(pool);
   }
 
   static connect(url: string, opts: PgStoreOptions = {}): PgStore {

@@ -9,6 +9,8 @@ import { SqliteIngestLeases } from './ingest-leases.js';
 import { SqliteAnalysisStore } from './analysis-store.js';
 import { SqliteIngestPort } from './ingest-port.js';
 import { SqliteRulesPort } from './rules-port.js';
+import { SqliteRunCallsRepository } from './run-calls-repo.js';
+import { SqliteOverviewRepository } from './overview-repo.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
@@ -22,6 +24,10 @@ export class SqliteStore {
   readonly analysis: SqliteAnalysisStore;
   /** the ingest write contract (storage/ingest-port.ts) */
   readonly ingest: SqliteIngestPort;
+  /** the run-calls port (storage/run-calls-port.ts) */
+  readonly runCalls: SqliteRunCallsRepository;
+  /** the overview port (storage/overview-port.ts) */
+  readonly overview: SqliteOverviewRepository;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -33,6 +39,8 @@ export class SqliteStore {
     this.leases = new SqliteIngestLeases(db);
     this.analysis = new SqliteAnalysisStore(db);
     this.ingest = new SqliteIngestPort(db, this.leases);
+    this.runCalls = new SqliteRunCallsRepository(db);
+    this.overview = new SqliteOverviewRepository(db);
   }
 
   /** the rules port (storage/rules-port.ts) with these risky destinations */

@@ -12,6 +12,8 @@ import type { IngestPort } from '../../../src/storage/ingest-port.js';
 import type { InventoryRepository } from '../../../src/storage/inventory-port.js';
 import type { BaselineEditor } from '../../../src/storage/baseline-port.js';
 import type { RulesStore } from '../../../src/storage/rules-port.js';
+import type { RunCallsReader } from '../../../src/storage/run-calls-port.js';
+import type { OverviewReader } from '../../../src/storage/overview-port.js';
 
 /** Time that only moves when a waiter sleeps: expiry is tested without waiting for it. */
 export class FakeClock implements LeaseClock {
@@ -36,6 +38,10 @@ export interface Connection {
   ingest(clock?: FakeClock): IngestPort;
   /** the rules port, for the rules service and the ingest-time suppressor */
   rules: RulesStore;
+  /** the dashboard's run page reads */
+  runCalls: RunCallsReader;
+  /** the dashboard's overview reads */
+  overview: OverviewReader;
   close(): Promise<void>;
 }
 
@@ -62,6 +68,8 @@ export async function openConnection(location: string): Promise<Connection> {
       baselines: s.baselines,
       ingest: (clock) => (clock ? new PgIngestPort(s.pool, clock, 100) : new PgIngestPort(s.pool)),
       rules: s,
+      runCalls: s.runCalls,
+      overview: s.overview,
       close: () => s.close(),
     };
   }
@@ -72,6 +80,8 @@ export async function openConnection(location: string): Promise<Connection> {
     baselines: s.baselines,
     ingest: (clock) => (clock ? new SqliteIngestPort(s.db, new SqliteIngestLeases(s.db, clock, 100)) : s.ingest),
     rules: s,
+    runCalls: s.runCalls,
+    overview: s.overview,
     close: async () => s.close(),
   };
 }

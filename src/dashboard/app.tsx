@@ -1,0 +1,225 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { renderToString } from 'preact-render-to-string';
+import type { VNode } from 'preact';
+import { DASHBOARD_PERMISSIONS, sha256Hex, type Grant } from '../http/grants.js';
+import { BodyTooLarge, readBody } from '../http/mcp-listener.js';
+import { loadAssets, readAsset, type Assets } from './assets.js';
+import { clearedSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie, themeCookie, themeOf, THEMES, type Theme } from './cookies.js';
+import { checkCsrf } from './csrf.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+import { SessionStore, type Session } from './session.js';
+import type { PageContext } from './pages/context.js';
+import { SignInPage } from './pages/signin.js';
+import { MessagePage } from './pages/message.js';
+import { ROUTES, type Reply, type Route } from './routes.js';
+import type { DashboardStore } from './store.js';
+
+/**
+ * The web dashboard: server-rendered pages on the one HTTP layer (src/http/mcp-listener.ts, which has
+ * already checked Host and Origin). It owns the browser side of security: sign-in with a grants token
+ * into a server-side session (HttpOnly, SameSite=Strict cookie), the CSRF check on every non-GET, and
+ * the security headers (CSP without inline script) on every response.
+ */
+
+export interface DashboardOptions {
+  store: DashboardStore;
+  tenant: string;
+  /** the grants file's entries; none = open dashboard (only allowed on loopback, listen.ts) */
+  grants: readonly Grant[];
+  /** TLS is in front (--secure-cookies): cookies get Secure */
+  secureCookies?: boolean;
+  /** the client bundle (default: dist/web of this package) */
+  assets?: Assets;
+  sessions?: SessionStore;
+  log?: (line: string) => void;
+  /** paths that are not the dashboard's (e.g. /healthz of `serve`) */
+  excludedPaths?: readonly string[];
+}
+
+export interface Dashboard {
+  claims(pathname: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void>;
+}
+
+/** Form bodies are small: a sign-in token, a rule's fields. */
+const MAX_FORM_BYTES = 64 * 1024;
+/** The identity of an open (loopback, no grants) dashboard. */
+export const LOCAL_IDENTITY = 'local';
+
+/** A `next` after sign-in must be a path on this server, never another origin (`//evil`, `/\evil`). */
+export function safeNext(next: string | null | undefined): string {
+  return next && /^\/(?![/\\])[^\s\\]*$/.test(next) ? next : '/';
+}
+
+export function createDashboard(o: DashboardOptions): Dashboard {
+  const assets = o.assets ?? loadAssets();
+  const sessions = o.sessions ?? new SessionStore();
+  const secure = o.secureCookies ?? false;
+  const open = o.grants.length === 0;
+  const byHash = new Map(o.grants.map((g) => [g.tokenSha256, g]));
+  const excluded = new Set(o.excludedPaths ?? []);
+  const log = o.log ?? (() => undefined);
+
+  function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, headers: Record<string, string | string[]> = {}): void {
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': contentType, 'cache-control': 'no-store', ...headers });
+    res.end(body);
+  }
+
+  function sendPage(res: ServerResponse, status: number, page: VNode, headers: Record<string, string | string[]> = {}): void {
+    send(res, status, 'text/html; charset=utf-8', `<!doctype html>${renderToString(page)}`, headers);
+  }
+
+  function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+    send(res, 303, 'text/plain; charset=utf-8', `See ${location}`, { location, ...headers });
+  }
+
+  function pageContext(s: Session, theme: Theme, path: string, location: string): PageContext {
+    return { identity: s.identity, permissions: s.permissions, signedIn: !open, csrf: s.csrf, theme, path, location, assets: { script: assets.script, styles: assets.styles } };
+  }
+
+  async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const text = await readBody(req, MAX_FORM_BYTES);
+    return type === 'application/x-www-form-urlencoded' ? new URLSearchParams(text) : undefined;
+  }
+
+  async function signIn(req: IncomingMessage, res: ServerResponse, form: URLSearchParams | undefined): Promise<void> {
+    const next = safeNext(form?.get('next'));
+    // A browser always sends Origin on a POST; the HTTP layer checked that it names this server. A
+    // missing one is refused, so no other site can sign a visitor in to an account of its choosing.
+    if (req.headers.origin === undefined) return sendPage(res, 403, <SignInPage d={{ styles: assets.styles, next, error: 'Refused: the request has no Origin header.' }} />);
+    const token = form?.get('token') ?? '';
+    const grant = token ? byHash.get(sha256Hex(token)) : undefined;
+    if (!grant) {
+      log(`dashboard sign-in refused: unknown token`);
+      return sendPage(res, 401, <SignInPage d={{ styles: assets.styles, next, error: 'Unknown token: sign-in refused.' }} />);
+    }
+    if (grant.dashboard.length === 0) {
+      return sendPage(res, 403, <SignInPage d={{ styles: assets.styles, next, error: `The token of "${grant.identity}" has no dashboard access (dashboard: [] in the grants file).` }} />);
+    }
+    const s = sessions.create(grant.identity, grant.dashboard);
+    log(`dashboard sign-in: ${grant.identity}`);
+    redirect(res, next, { 'set-cookie': sessionCookie(s.id, secure) });
+  }
+
+  function findRoute(method: string, pathname: string): { route?: Route; params: string[]; pathKnown: boolean } {
+    let pathKnown = false;
+    for (const route of ROUTES) {
+      const m = route.path.exec(pathname);
+      if (!m) continue;
+      pathKnown = true;
+      if (route.method === method) {
+        try {
+          return { route, params: m.slice(1).map((p) => decodeURIComponent(p ?? '')), pathKnown };
+        } catch {
+          return { params: [], pathKnown };
+        }
+      }
+    }
+    return { params: [], pathKnown };
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
+
+    const assetFile = method === 'GET' ? assets.file(pathname) : undefined;
+    if (assetFile) {
+      const a = await readAsset(assetFile);
+      return send(res, 200, a.type, a.body, { 'cache-control': 'public, max-age=31536000, immutable' });
+    }
+
+    const cookies = parseCookies(req.headers.cookie);
+    const theme = themeOf(cookies);
+    let session = sessions.get(cookies.get(SESSION_COOKIE));
+    const setCookies: string[] = [];
+    if (!session && open) {
+      // Open dashboard (loopback, no grants): every visitor gets a session anyway, for its CSRF token.
+      session = sessions.create(LOCAL_IDENTITY, DASHBOARD_PERMISSIONS);
+      setCookies.push(sessionCookie(session.id, secure));
+    }
+
+    let form: URLSearchParams | undefined;
+    if (method !== 'GET') {
+      try {
+        form = await readForm(req);
+      } catch (e) {
+        if (e instanceof BodyTooLarge) return send(res, 413, 'text/plain; charset=utf-8', `Request body too large: limit is ${MAX_FORM_BYTES} bytes`, { connection: 'close' });
+        throw e;
+      }
+    }
+
+    if (pathname === '/signin') {
+      if (open) return redirect(res, '/', { 'set-cookie': setCookies });
+      if (method === 'POST') return signIn(req, res, form);
+      if (method === 'GET') return sendPage(res, 200, <SignInPage d={{ styles: assets.styles, next: safeNext(url.searchParams.get('next')) }} />);
+      return send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed', { allow: 'GET, POST' });
+    }
+
+    if (!session) {
+      if (method === 'GET') return redirect(res, `/signin?next=${encodeURIComponent(safeNext(pathname + url.search))}`);
+      return send(res, 401, 'text/plain; charset=utf-8', 'Unauthorized: sign in at /signin first');
+    }
+    const ctx = pageContext(session, theme, pathname, pathname + url.search);
+    const headers: Record<string, string | string[]> = setCookies.length ? { 'set-cookie': setCookies } : {};
+
+    if (method !== 'GET') {
+      const csrf = checkCsrf(req, session.csrf, form);
+      if (!csrf.ok) {
+        log(`dashboard ${method} ${pathname} refused: ${csrf.message}`);
+        return sendPage(
+          res,
+          403,
+          <MessagePage ctx={ctx} title="Request refused">
+            <p>Refused: {csrf.message}. Nothing was changed.</p>
+          </MessagePage>,
+          headers,
+        );
+      }
+    }
+
+    if (method === 'POST' && pathname === '/signout') {
+      sessions.delete(session.id);
+      return redirect(res, open ? '/' : '/signin', { 'set-cookie': clearedSessionCookie(secure) });
+    }
+    if (method === 'POST' && pathname === '/theme') {
+      const t = form?.get('theme') ?? '';
+      const chosen: Theme = (THEMES as readonly string[]).includes(t) ? (t as Theme) : 'auto';
+      return redirect(res, safeNext(form?.get('return')), { 'set-cookie': [...setCookies, themeCookie(chosen, secure)] });
+    }
+
+    const { route, params, pathKnown } = findRoute(method, pathname);
+    if (!route) {
+      if (pathKnown) return send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed', headers);
+      return sendPage(
+        res,
+        404,
+        <MessagePage ctx={ctx} title="Page not found">
+          <p>There is no dashboard page at this address.</p>
+        </MessagePage>,
+        headers,
+      );
+    }
+    if (!session.permissions.includes(route.permission)) {
+      return sendPage(
+        res,
+        403,
+        <MessagePage ctx={ctx} title="Not allowed">
+          <p>
+            The grant of "{session.identity}" does not include the dashboard permission "{route.permission}" this page needs.
+          </p>
+        </MessagePage>,
+        headers,
+      );
+    }
+    const reply: Reply = await route.handle({ req, url, params, form, session, ctx, store: o.store, tenant: o.tenant });
+    if (reply.kind === 'redirect') return redirect(res, reply.location, headers);
+    if (reply.kind === 'raw') return send(res, reply.status, reply.contentType, reply.body, { ...headers, ...(reply.headers ?? {}) });
+    return sendPage(res, reply.status, reply.page, headers);
+  }
+
+  return {
+    claims: (pathname) => !excluded.has(pathname),
+    handle,
+  };
+}

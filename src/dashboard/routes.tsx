@@ -1,0 +1,82 @@
+import type { IncomingMessage } from 'node:http';
+import type { VNode } from 'preact';
+import type { DashboardPermission } from '../http/grants.js';
+import type { Session } from './session.js';
+import type { PageContext } from './pages/context.js';
+import type { DashboardStore } from './store.js';
+import { RunPage } from './pages/run.js';
+import { MessagePage } from './pages/message.js';
+import { OverviewPage } from './pages/overview.js';
+import { loadOverview } from './overview-data.js';
+
+/**
+ * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
+ * store through its ports and hands plain data to a page (pages/*.tsx). One line per page in ROUTES.
+ */
+
+export interface RouteRequest {
+  req: IncomingMessage;
+  url: URL;
+  /** path pattern groups, URL-decoded */
+  params: string[];
+  /** the parsed form of a POST (urlencoded), already CSRF-checked */
+  form?: URLSearchParams;
+  session: Session;
+  ctx: PageContext;
+  store: DashboardStore;
+  tenant: string;
+}
+
+export type Reply =
+  | { kind: 'page'; status: number; page: VNode }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'raw'; status: number; contentType: string; body: string; headers?: Record<string, string> };
+
+export interface Route {
+  method: 'GET' | 'POST';
+  path: RegExp;
+  permission: DashboardPermission;
+  handle(r: RouteRequest): Promise<Reply>;
+}
+
+export const page = (page: VNode, status = 200): Reply => ({ kind: 'page', status, page });
+
+export function notFound(ctx: PageContext, title: string, message: string): Reply {
+  return page(
+    <MessagePage ctx={ctx} title={title}>
+      <p>{message}</p>
+    </MessagePage>,
+    404,
+  );
+}
+
+const runRoute: Route = {
+  method: 'GET',
+  path: /^\/github\/([^/]+)\/([^/]+)\/actions\/runs\/([^/]+)\/?$/,
+  permission: 'read',
+  async handle({ params, url, store, tenant, ctx }) {
+    const [owner, repo, runId] = params as [string, string, string];
+    const jobId = url.searchParams.get('jobId') || undefined;
+    const run = await store.runCalls.runCalls(tenant, { owner, repo, runId, jobId });
+    if (!run) {
+      return notFound(
+        ctx,
+        'Run not found',
+        `No run ${runId} of ${owner}/${repo}${jobId ? ` with GitHub job id ${jobId}` : ''} in tenant "${tenant}". ` +
+          'It may not have been ingested yet, or the link names another tenant or store.',
+      );
+    }
+    return page(<RunPage ctx={ctx} d={{ run, jobId }} />);
+  },
+};
+
+const overviewRoute: Route = {
+  method: 'GET',
+  path: /^\/$/,
+  permission: 'read',
+  async handle({ store, tenant, ctx }) {
+    return page(<OverviewPage ctx={ctx} d={await loadOverview(store, tenant)} />);
+  },
+};
+
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute];

@@ -1,0 +1,32 @@
+import type { DetectionStatus } from '../../domain/types.js';
+import { STATUS_NAME } from '../store.js';
+import type { DetectionDayCount, OverviewReader, ProcessOpenCount } from '../overview-port.js';
+import type { PgPool } from './pool.js';
+
+/** The overview port (storage/overview-port.ts) on PostgreSQL, answering as SQLite's does (byte-wise name order). */
+export class PgOverviewRepository implements OverviewReader {
+  constructor(private readonly pool: PgPool) {}
+
+  async detectionsByDay(tenant: string, q: { sinceDay?: number } = {}): Promise<DetectionDayCount[]> {
+    const { rows } = await this.pool.query<{ day: number; type: string; status: number; n: number }>(
+      `SELECT r.day, t.name AS type, r.status, sum(r.n)::bigint AS n
+       FROM rollup_process_day r JOIN detection_types t ON t.id = r.type_id JOIN tenants tn ON tn.tenant_id = r.tenant_id
+       WHERE tn.name = $1 AND r.day >= $2 GROUP BY r.day, t.name, r.status HAVING sum(r.n) > 0
+       ORDER BY r.day, t.name COLLATE "C", r.status`,
+      [tenant, q.sinceDay ?? -1e9],
+    );
+    return rows.map((r) => ({ day: r.day, type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, n: r.n }));
+  }
+
+  async topOpenProcesses(tenant: string, limit: number): Promise<ProcessOpenCount[]> {
+    const { rows } = await this.pool.query<ProcessOpenCount>(
+      `SELECT p.norm_name AS process, sum(r.n)::bigint AS n
+       FROM rollup_process_day r JOIN processes p ON p.tenant_id = r.tenant_id AND p.id = r.process_id
+       JOIN tenants tn ON tn.tenant_id = r.tenant_id
+       WHERE tn.name = $1 AND r.status = 0 GROUP BY p.norm_name HAVING sum(r.n) > 0
+       ORDER BY n DESC, p.norm_name COLLATE "C" LIMIT $2`,
+      [tenant, limit],
+    );
+    return rows;
+  }
+}

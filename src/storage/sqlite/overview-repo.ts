@@ -1,0 +1,32 @@
+import type { DetectionStatus } from '../../domain/types.js';
+import { STATUS_NAME } from '../store.js';
+import type { DetectionDayCount, OverviewReader, ProcessOpenCount } from '../overview-port.js';
+import type { SqliteDatabase } from './db.js';
+
+/** The overview port (storage/overview-port.ts) on SQLite, from the per-process-and-day rollup. */
+export class SqliteOverviewRepository implements OverviewReader {
+  constructor(private readonly db: SqliteDatabase) {}
+
+  private tenantId(tenant: string): number {
+    return (this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as number | undefined) ?? -1;
+  }
+
+  async detectionsByDay(tenant: string, q: { sinceDay?: number } = {}): Promise<DetectionDayCount[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT r.day, t.name AS type, r.status, sum(r.n) AS n FROM rollup_process_day r JOIN detection_types t ON t.id = r.type_id
+         WHERE r.tenant_id = ? AND r.day >= ? GROUP BY r.day, t.name, r.status HAVING sum(r.n) > 0 ORDER BY r.day, t.name, r.status`,
+      )
+      .all(this.tenantId(tenant), q.sinceDay ?? -1e9) as { day: number; type: string; status: number; n: number }[];
+    return rows.map((r) => ({ day: r.day, type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, n: r.n }));
+  }
+
+  async topOpenProcesses(tenant: string, limit: number): Promise<ProcessOpenCount[]> {
+    return this.db
+      .prepare(
+        `SELECT p.norm_name AS process, sum(r.n) AS n FROM rollup_process_day r JOIN processes p ON p.id = r.process_id
+         WHERE r.tenant_id = ? AND r.status = 0 GROUP BY p.norm_name HAVING sum(r.n) > 0 ORDER BY n DESC, process LIMIT ?`,
+      )
+      .all(this.tenantId(tenant), limit) as ProcessOpenCount[];
+  }
+}

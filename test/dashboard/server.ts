@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { CLI, cliResult, ndjson, nativeEvent, tempDir } from '../helpers.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * The dashboard's e2e fixtures: a demo tenant made by the real `demo` command in a temp folder, and
+ * the real built server (`serve` or `dashboard`) as a child process on a free port.
+ */
+
+/** The HTML-injection name test (4) looks for: it must show as text, never as an element. */
+export const INJECTION = '<img src=x onerror=alert(1)>';
+
+export interface DemoTenant {
+  dir: string;
+  db: string;
+  /** `demo --json` output: the generated tenant, the ingest summary and the analysis */
+  demo: {
+    analysis: { processes: { process: string; sample_detections: { dashboard_url: string; owner: string; repo: string; run_id: string; job_id: string | null; endpoint: string }[] }[] };
+  };
+  /** the run the injection event went into */
+  injection: { owner: string; repo: string; runId: string; jobId: string };
+  file: (name: string, text: string) => string;
+  cleanup: () => void;
+}
+
+/**
+ * A small demo tenant (the demo generator, seed 1) plus one run whose process and endpoint are named
+ * INJECTION, ingested by the real CLI after enough clean runs that it raises a detection.
+ */
+export async function demoTenant(o: { runs?: number; events?: number } = {}): Promise<DemoTenant> {
+  const t = tempDir('egress-triage-dash-');
+  const db = join(t.dir, 'demo.db');
+  const made = await cliResult(['demo', '--db', db, '--runs', String(o.runs ?? 8), '--events', String(o.events ?? 5000), '--json']);
+  if (made.status !== 0) throw new Error(`demo failed (${made.status}): ${made.stderr}`);
+  // Five learning runs of a job, then a run calling the injection-named endpoint from an
+  // injection-named process: a New-Outbound-Network-Call detection on it.
+  const spec = { owner: 'xss-org', repo: 'xss-repo', job: 'build' };
+  const events = [
+    ...[1, 2, 3, 4, 5, 6].map((run) => nativeEvent({ ...spec, run, domain: 'registry.npmjs.org', process: 'node' })),
+    nativeEvent({ ...spec, run: 7, domain: 'registry.npmjs.org', process: 'node' }),
+    nativeEvent({ ...spec, run: 7, domain: 'x.example', port: 443, process: INJECTION, parent: INJECTION }),
+  ];
+  const ing = await cliResult(['ingest', t.file('xss.ndjson', ndjson(events)), '--db', db, '--format', 'native']);
+  if (ing.status !== 0) throw new Error(`ingest failed (${ing.status}): ${ing.stderr}`);
+  return {
+    dir: t.dir,
+    db,
+    demo: JSON.parse(made.stdout) as DemoTenant['demo'],
+    injection: { owner: spec.owner, repo: spec.repo, runId: '1007', jobId: String(5000 + 7) },
+    file: t.file,
+    cleanup: t.cleanup,
+  };
+}
+
+export interface RunningServer {
+  /** http://127.0.0.1:PORT (no path) */
+  base: string;
+  child: ChildProcess;
+  stderr: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Starts `egress-triage <command> --listen 127.0.0.1:0 ...args` and waits for its listening line. */
+export async function startServer(command: 'serve' | 'dashboard', args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningServer> {
+  const e: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...env };
+  for (const k of Object.keys(e)) if (e[k] === '') delete e[k];
+  const child = spawn(process.execPath, [CLI, command, '--listen', '127.0.0.1:0', ...args], { env: e, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const base = await waitFor(
+    () => {
+      if (exited) throw new Error(`${command} exited before listening: ${err}`);
+      return /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1];
+    },
+    30_000,
+    25,
+    `${command} to listen`,
+  );
+  return {
+    base,
+    child,
+    stderr: () => err,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (exited) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
