@@ -95,7 +95,9 @@ const createRoute: Route = {
     try {
       input = ruleInputFromParams(form);
     } catch (e) {
-      return badInput(r.ctx, e) ?? Promise.reject(e);
+      const bad = badInput(r.ctx, e);
+      if (bad) return bad;
+      throw e;
     }
     try {
       if (!isConfirmed(form)) {

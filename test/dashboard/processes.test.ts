@@ -155,6 +155,13 @@ describe('processes page', () => {
       const res = await postFromPage(page, '/processes/rules', [...fields, ['confirm', 'yes']]);
       assert.equal(res.status, 403);
       assert.match(res.text, /does not include the dashboard permission &quot;write&quot;|does not include the dashboard permission "write"/);
+      // bad links are answered with what is wrong
+      assert.equal((await page.goto(`${server.base}/processes?page=0`))!.status(), 400);
+      assert.match(await page.locator('main').innerText(), /page: expected a whole number from 1, got "0"/);
+      assert.equal((await page.goto(`${server.base}/processes/preview?c.bogus=1`))!.status(), 400);
+      assert.match(await page.locator('main').innerText(), /unknown rule condition "bogus"/);
+      assert.equal((await page.goto(`${server.base}/processes?page=99`))!.status(), 404);
+      assert.match(await page.locator('main').innerText(), /page 99 is past the end/);
     } finally {
       await close();
     }
