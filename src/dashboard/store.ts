@@ -1,7 +1,21 @@
 import type { OpenStore } from '../storage/open-store.js';
+import type { AnalyzeInput, AnalyzeResult } from '../analysis/types.js';
+import type { RulesService } from '../rules/service.js';
+
+/**
+ * The analysis and the rules service the processes page uses: the same instances MCP's tools and the
+ * CLI go through (src/mcp/services.ts), so every guard (risky destinations, suspected impostors) is
+ * decided in one place, src/rules/service.ts.
+ */
+export interface ProcessesServices {
+  analyze(input: AnalyzeInput): Promise<AnalyzeResult>;
+  rules(): Promise<RulesService>;
+}
 
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
 export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview'> & {
   /** pending approvals of the running policy gateway; undefined when no policy holds calls */
   pendingApprovals?: () => Promise<number>;
+  /** the analysis and rules of the processes page */
+  processes?: ProcessesServices;
 };

@@ -25,6 +25,7 @@ async function main(): Promise<void> {
       { name: 'overview-dark', path: '/', opts: { colorScheme: 'dark' } },
       { name: 'overview-narrow', path: '/', opts: { width: 390, height: 844 } },
       { name: 'run', path: sample.pathname + sample.search },
+      { name: 'processes', path: '/processes' },
     ];
     for (const s of shots) {
       const { page, close } = await newPage(browser, s.opts);

@@ -40,12 +40,19 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
     throw new UserError((e as Error).message, EXIT.IO);
   }
   const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);
+  const { analyze, rulesService } = await import('../../mcp/services.js');
+  const risky = ctx.config.risky_destinations ?? [];
   return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[] }): Dashboard =>
     createDashboard({
       store: {
         detections: ctx.ports.detections,
         runCalls: ctx.ports.runCalls,
         overview: ctx.ports.overview,
+        // the same analysis and rules service instances as MCP's tools (one guard, one risky-endpoint cache)
+        processes: {
+          analyze: (input) => analyze(ctx.ports, { ...input, extraRiskyDestinations: risky }, risky),
+          rules: () => rulesService(ctx.ports, risky),
+        },
         pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
       },
       tenant: ctx.tenant,
