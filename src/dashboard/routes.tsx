@@ -8,6 +8,7 @@ import { RunPage } from './pages/run.js';
 import { MessagePage } from './pages/message.js';
 import { OverviewPage } from './pages/overview.js';
 import { loadOverview } from './overview-data.js';
+import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -79,4 +80,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, approvalsRoute, decideApprovalRoute];

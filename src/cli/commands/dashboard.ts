@@ -47,6 +47,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         runCalls: ctx.ports.runCalls,
         overview: ctx.ports.overview,
         pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
+        policy: shared.policyState,
       },
       tenant: ctx.tenant,
       grants,

@@ -16,6 +16,7 @@ export interface NavItem {
 /** The navigation: one line per page (pages not built yet are not listed). */
 export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
+  { href: '/approvals', label: 'Approvals' },
 ];
 
 function isActive(item: NavItem, path: string): boolean {
