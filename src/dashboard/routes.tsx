@@ -9,6 +9,7 @@ import { MessagePage } from './pages/message.js';
 import { OverviewPage } from './pages/overview.js';
 import { loadOverview } from './overview-data.js';
 import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
+import { auditRoute } from './audit-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -80,4 +81,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, approvalsRoute, decideApprovalRoute];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, approvalsRoute, decideApprovalRoute, auditRoute];

@@ -17,6 +17,7 @@ export interface NavItem {
 export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/approvals', label: 'Approvals' },
+  { href: '/audit', label: 'Audit' },
 ];
 
 function isActive(item: NavItem, path: string): boolean {
