@@ -10,6 +10,7 @@ import { OverviewPage } from './pages/overview.js';
 import { loadOverview } from './overview-data.js';
 import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
 import { auditRoute } from './audit-routes.js';
+import { policyRoute } from './policy-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -81,4 +82,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, approvalsRoute, decideApprovalRoute, auditRoute];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute];

@@ -7,4 +7,6 @@ export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overvi
   pendingApprovals?: () => Promise<number>;
   /** the policy state the running server holds calls with (approvals, audit); undefined without a policy */
   policy?: Pick<PolicyStateBackend, 'approvals' | 'audit'>;
+  /** the policy file the running server enforces (`serve --policy`); undefined without one */
+  policyFile?: string;
 };

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { auditHref, parseAuditFilter, parseAuditTime } from '../../src/dashboard/audit-filter.js';
 import { argumentsText, timeLeft } from '../../src/dashboard/pages/approvals.js';
+import { policyView } from '../../src/dashboard/policy-view.js';
 
 /** The pure parts of the Approvals and Audit pages: time left, arguments, the audit filter. */
 
@@ -49,5 +50,42 @@ describe('audit filter', () => {
     const r = parseAuditFilter(new URLSearchParams('decision=maybe&since=soon&until=later&page=0'), NOW);
     assert.ok(!r.ok);
     assert.deepEqual(Object.keys(r.errors).sort(), ['decision', 'page', 'since', 'until']);
+  });
+});
+
+describe('policy view', () => {
+  it('puts each named tool in the column of what the policy does with it', () => {
+    const v = policyView(
+      `version: 1
+default: deny
+hide: [internal_*]
+tools:
+  # read-only
+  list_x: { action: allow }
+  ping: { rate_limit: [{ max: 5, window: 60, scope: session }] }
+  write_x: { action: require_approval, approval_timeout: 120 }
+  drop_x: { action: deny, reason: never }
+`,
+      'p.yaml',
+    );
+    assert.ok(v.valid);
+    assert.equal(v.defaultAction, 'deny');
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(v.columns).map(([c, ts]) => [c, ts.map((t) => t.name)])),
+      { allow: ['list_x'], rate_limited: ['ping'], approval: ['write_x'], deny: ['drop_x'], hidden: ['internal_*'] },
+    );
+    assert.deepEqual(v.columns.rate_limited[0]!.details, ['5 per 60s, per session']);
+    assert.deepEqual(v.columns.approval[0]!.details, ['approval timeout 120s']);
+  });
+
+  it('attaches a problem to its tool, keeps the others for the file, and still reads a file with a YAML error', () => {
+    const v = policyView('version: 2\ntools:\n  a.b: { action: deny }\n  ok: {}\n', 'p.yaml');
+    assert.ok(!v.valid);
+    assert.match(v.columns.deny[0]!.issues.map((i) => i.message).join(), /needs a reason/);
+    assert.deepEqual(v.columns.allow[0]!.issues, []);
+    assert.match(v.fileIssues.map((i) => i.path).join(), /version/);
+    const broken = policyView('version: 1\ntools:\n  a: { action: deny, reason: x }\nhide: [unclosed\n', 'p.yaml');
+    assert.ok(!broken.valid);
+    assert.ok(broken.fileIssues.length > 0 && broken.fileIssues.every((i) => i.line !== undefined));
   });
 });

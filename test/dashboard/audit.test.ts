@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { writeFileSync } from 'node:fs';
 import { axeViolations, launchBrowser, newPage } from './browser.js';
 import { demoTenant, INJECTION, startServer, type DemoTenant, type RunningServer } from './server.js';
 
@@ -19,6 +20,7 @@ let demo: DemoTenant;
 let server: RunningServer;
 let browser: Browser;
 let page: Page;
+let policyFile: string;
 let closePage: () => Promise<void>;
 
 async function agent(token: string): Promise<Client> {
@@ -33,7 +35,7 @@ before(async () => {
     'grants.yaml',
     `grants:\n  - { identity: reader, token: ${READER} }\n  - { identity: ci-agent, token: ${AGENT}, dashboard: [] }\n  - { identity: other-agent, token: ${OTHER}, dashboard: [] }\n`,
   );
-  const policy = demo.file(
+  const policy = (policyFile = demo.file(
     'policy.yaml',
     `version: 1
 default: allow
@@ -42,7 +44,7 @@ tools:
   find_repos_using_endpoint: { audit_args: plain }
   list_tenant_github_orgs: { action: deny, reason: no org lists for agents }
 `,
-  );
+  ));
   server = await startServer('serve', ['--db', demo.db, '--policy', policy, '--grants', grants]);
   const a = await agent(AGENT);
   const o = await agent(OTHER);
@@ -134,6 +136,43 @@ describe('audit page', () => {
       await p.goto(`${server.base}/audit?tool=ping&decision=allow`);
       assert.match(await p.locator('main tbody tr').first().innerText(), /hashed [0-9a-f]{12}/);
       assert.deepEqual(dialogs, []);
+    } finally {
+      await close();
+    }
+  });
+
+  it('shows the policy file with its tools in columns, and problems beside the tool they are about', async () => {
+    const res = await page.goto(`${server.base}/policy`);
+    assert.equal(res!.status(), 200);
+    const column = async (c: string) => page.locator(`section[data-column="${c}"] li.tool`).evaluateAll((lis) => lis.map((li) => li.getAttribute('data-tool')));
+    assert.deepEqual(await column('rate_limited'), ['ping']);
+    assert.deepEqual(await column('allow'), ['find_repos_using_endpoint']);
+    assert.deepEqual(await column('deny'), ['list_tenant_github_orgs']);
+    assert.match(await page.locator('section[data-column="rate_limited"]').innerText(), /55 per 3600s/);
+    assert.match(await page.locator('main').innerText(), /valid/);
+    assert.deepEqual(await axeViolations(page), []);
+
+    // an invalid version on disk: the problems show where they are, an HTML-like tool name as text
+    writeFileSync(
+      policyFile,
+      `version: 1\ndefault: allow\nhide: [secret_tool]\ntools:\n  ping: { action: deny }\n  "${INJECTION}": { action: require_approval }\n`,
+    );
+    const { page: p, dialogs, close } = await newPage(browser);
+    try {
+      await p.goto(`${server.base}/policy`);
+      await p.locator('#token').fill(READER);
+      await Promise.all([p.waitForURL(/\/policy$/), p.locator('button[type=submit]').click()]);
+      assert.match(await p.locator('main dl.facts').innerText(), /invalid/);
+      const ping = await p.locator('section[data-column="deny"] li[data-tool="ping"]').innerText();
+      assert.match(ping, /line 5.*tools\.ping.*needs a reason/s);
+      const injected = p.locator('section[data-column="approval"] li.tool.has-issues');
+      assert.equal(await injected.count(), 1);
+      assert.ok((await injected.innerText()).includes(INJECTION));
+      assert.match(await injected.innerText(), /whitespace/);
+      assert.deepEqual(await p.locator('section[data-column="hidden"] li.tool').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-tool'))), ['secret_tool']);
+      assert.equal(await p.locator('main img').count(), 0);
+      assert.deepEqual(dialogs, []);
+      assert.deepEqual(await axeViolations(p), []);
     } finally {
       await close();
     }

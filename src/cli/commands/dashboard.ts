@@ -40,7 +40,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
     throw new UserError((e as Error).message, EXIT.IO);
   }
   const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);
-  return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[] }): Dashboard =>
+  return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }): Dashboard =>
     createDashboard({
       store: {
         detections: ctx.ports.detections,
@@ -48,6 +48,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         overview: ctx.ports.overview,
         pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
         policy: shared.policyState,
+        policyFile: shared.policyFile,
       },
       tenant: ctx.tenant,
       grants,

@@ -18,6 +18,7 @@ export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/approvals', label: 'Approvals' },
   { href: '/audit', label: 'Audit' },
+  { href: '/policy', label: 'Policy' },
 ];
 
 function isActive(item: NavItem, path: string): boolean {
