@@ -54,7 +54,7 @@ function issueTool(i: PolicyIssue, hide: readonly string[]): string | undefined 
 
 function limitText(l: unknown): string {
   if (!isObj(l)) return 'rate limit';
-  const scope = typeof l.scope === 'string' ? `, per ${l.scope}` : '';
+  const scope = typeof l.scope === 'string' ? `, scope ${l.scope}` : '';
   return `${String(l.max)} per ${String(l.window)}s${scope}${typeof l.cost_from === 'string' ? `, cost from ${l.cost_from}` : ''}`;
 }
 

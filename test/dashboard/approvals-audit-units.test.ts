@@ -74,7 +74,7 @@ tools:
       Object.fromEntries(Object.entries(v.columns).map(([c, ts]) => [c, ts.map((t) => t.name)])),
       { allow: ['list_x'], rate_limited: ['ping'], approval: ['write_x'], deny: ['drop_x'], hidden: ['internal_*'] },
     );
-    assert.deepEqual(v.columns.rate_limited[0]!.details, ['5 per 60s, per session']);
+    assert.deepEqual(v.columns.rate_limited[0]!.details, ['5 per 60s, scope session']);
     assert.deepEqual(v.columns.approval[0]!.details, ['approval timeout 120s']);
   });
 

@@ -18,7 +18,18 @@ async function main(): Promise<void> {
   // A policy that holds one tool for a human, so the Approvals and Audit pages have something to show.
   const policy = demo.file(
     'policy.yaml',
-    'version: 1\ndefault: allow\ntools:\n  find_repos_using_endpoint: { action: require_approval, approval_timeout: 900 }\n  list_tenant_github_orgs: { action: deny, reason: org lists are for people }\n',
+    [
+      'version: 1',
+      'default: allow',
+      'hide: [delete_suppression_rule]',
+      'tools:',
+      '  ping: { rate_limit: { max: 60, window: 60 } }',
+      '  find_repos_using_endpoint: { action: require_approval, approval_timeout: 900 }',
+      '  create_suppression_rule: { action: require_approval, approval_timeout: 300, rate_limit: { max: 10, window: 3600, scope: global } }',
+      '  list_tenant_github_orgs: { action: deny, reason: org lists are for people }',
+      '  analyze_anomalous_calls_by_process: { audit_args: plain }',
+      '',
+    ].join('\n'),
   );
   const server = await startServer('serve', ['--db', demo.db, '--policy', policy]);
   const browser = await launchBrowser();
@@ -46,6 +57,7 @@ async function main(): Promise<void> {
       { name: 'run', path: sample.pathname + sample.search },
       { name: 'approvals', path: '/approvals' },
       { name: 'audit', path: '/audit' },
+      { name: 'policy', path: '/policy' },
     ];
     for (const s of shots) {
       const { page, close } = await newPage(browser, s.opts);
