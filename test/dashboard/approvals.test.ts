@@ -43,8 +43,11 @@ after(async () => {
   demo?.cleanup();
 });
 
-async function agentClient(): Promise<Client> {
-  const client = new Client({ name: 'held-agent', version: '1.0.0' }, { capabilities: {}, supportedProtocolVersions: ['2025-11-25'] });
+async function agentClient(era: 'legacy' | 'modern' = 'legacy'): Promise<Client> {
+  const client = new Client(
+    { name: 'held-agent', version: '1.0.0' },
+    era === 'modern' ? { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } } : { capabilities: {}, supportedProtocolVersions: ['2025-11-25'] },
+  );
   await client.connect(new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${AGENT}` } } }));
   return client;
 }
@@ -163,6 +166,25 @@ describe('approvals page', () => {
     } finally {
       await close();
       await closeAlice();
+      await client.close().catch(() => undefined);
+    }
+  });
+
+  it('releases a held 2026-07-28 call the same way', async () => {
+    const client = await agentClient('modern');
+    const { page, close } = await newPage(browser);
+    try {
+      assert.equal(client.getNegotiatedProtocolVersion(), '2026-07-28');
+      await signIn(page, ALICE);
+      const call = client.callTool({ name: 'find_repos_using_endpoint', arguments: { owner: 'acme', endpoint: 'modern.example' } }, { timeout: 300_000 });
+      const id = await pendingRow(page, 'find_repos_using_endpoint');
+      await page.locator(`tr[data-approval="${id}"]`).getByRole('button', { name: /^Approve/ }).click();
+      await Promise.all([page.waitForURL(/\/approvals\?decided=/), page.getByRole('button', { name: 'Approve and run the call' }).click()]);
+      const result = await call;
+      assert.notEqual(result.isError, true, text(result));
+      assert.equal((result.structuredContent as { endpoint?: string } | undefined)?.endpoint, 'modern.example');
+    } finally {
+      await close();
       await client.close().catch(() => undefined);
     }
   });
