@@ -9,6 +9,9 @@ import { MessagePage } from './pages/message.js';
 import { OverviewPage } from './pages/overview.js';
 import { loadOverview } from './overview-data.js';
 import { PROCESSES_ROUTES } from './processes-routes.js';
+import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
+import { auditRoute } from './audit-routes.js';
+import { policyRoute } from './policy-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -80,4 +83,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute];

@@ -11,6 +11,7 @@ export interface ProcessesServices {
   analyze(input: AnalyzeInput): Promise<AnalyzeResult>;
   rules(): Promise<RulesService>;
 }
+import type { PolicyStateBackend } from '../storage/policy-state.js';
 
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
 export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview'> & {
@@ -18,4 +19,8 @@ export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overvi
   pendingApprovals?: () => Promise<number>;
   /** the analysis and rules of the processes page */
   processes?: ProcessesServices;
+  /** the policy state the running server holds calls with (approvals, audit); undefined without a policy */
+  policy?: Pick<PolicyStateBackend, 'approvals' | 'audit'>;
+  /** the policy file the running server enforces (`serve --policy`); undefined without one */
+  policyFile?: string;
 };

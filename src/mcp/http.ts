@@ -36,7 +36,7 @@ export interface HttpAppOptions extends EgressTriageServerOptions {
    * The web dashboard on the same listener and store (src/dashboard/app.tsx): every path but the MCP
    * endpoint and /healthz. Built here because it shares this server's policy state (approvals).
    */
-  dashboard?: (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[] }) => Dashboard;
+  dashboard?: (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }) => Dashboard;
   /** route every session through the in-process policy gateway (one shared policy runtime) */
   policy?: PolicyOptions;
   /**
@@ -236,7 +236,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     mcpPath: (p) => (p === mcpPath ? mcpPath : undefined),
     displayPath: mcpPath,
     onMcp: handleMcp,
-    browser: opts.dashboard?.({ policyState: runtimes?.state, excludedPaths: [mcpPath, '/healthz'] }),
+    browser: opts.dashboard?.({ policyState: runtimes?.state, excludedPaths: [mcpPath, '/healthz'], policyFile: opts.policy?.policyPath }),
     routes: async (req, res, _grant, path) => {
       if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return true;
       if (path !== '/healthz') return false;

@@ -184,7 +184,13 @@ export interface AuditQuery {
   session?: string;
   /** Only the calls for this registered upstream (`upstreamName`). */
   upstreamName?: string;
+  /** Only the calls of this authenticated identity. */
+  identity?: string;
+  /** Only records before this time (exclusive), ISO like `ts`. */
+  until?: string;
   limit?: number;
+  /** Skip this many of the most recent matches first (the dashboard's pages). */
+  offset?: number;
 }
 
 export interface AuditSink {

@@ -4,7 +4,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { cliResult } from '../helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import { launchBrowser, newPage, type PageOptions } from './browser.js';
 import { demoTenant, startServer } from './server.js';
 
@@ -13,9 +15,37 @@ const OUT = resolve('docs/screenshots');
 async function main(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const demo = await demoTenant({ runs: 20, events: 40_000 });
-  const server = await startServer('serve', ['--db', demo.db]);
+  // A policy that holds one tool for a human, so the Approvals and Audit pages have something to show.
+  const policy = demo.file(
+    'policy.yaml',
+    [
+      'version: 1',
+      'default: allow',
+      'hide: [delete_suppression_rule]',
+      'tools:',
+      '  ping: { rate_limit: { max: 60, window: 60 } }',
+      '  find_repos_using_endpoint: { action: require_approval, approval_timeout: 900 }',
+      '  create_suppression_rule: { action: require_approval, approval_timeout: 300, rate_limit: { max: 10, window: 3600, scope: global } }',
+      '  list_tenant_github_orgs: { action: deny, reason: org lists are for people }',
+      '  analyze_anomalous_calls_by_process: { audit_args: plain }',
+      '',
+    ].join('\n'),
+  );
+  const server = await startServer('serve', ['--db', demo.db, '--policy', policy]);
   const browser = await launchBrowser();
+  const agent = new Client({ name: 'screenshot-agent', version: '1.0.0' }, { capabilities: {}, supportedProtocolVersions: ['2025-11-25'] });
   try {
+    await agent.connect(new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`)));
+    for (let i = 0; i < 3; i++) await agent.callTool({ name: 'ping', arguments: {} });
+    await agent.callTool({ name: 'list_tenant_github_orgs', arguments: {} });
+    const held = agent.callTool({ name: 'find_repos_using_endpoint', arguments: { owner: 'acme-corp', endpoint: 'tailscale.com:443' } }, { timeout: 900_000 });
+    held.catch(() => undefined);
+    await waitFor(
+      async () => (JSON.parse((await cliResult(['approvals', 'list', '--json', '--db', demo.db])).stdout) as unknown[]).length > 0 || undefined,
+      30_000,
+      100,
+      'the held call to be pending',
+    );
     const analysis = JSON.parse((await cliResult(['analyze', '--json', '--db', demo.db])).stdout) as {
       processes: { process: string; sample_detections: { dashboard_url: string }[] }[];
     };
@@ -26,6 +56,9 @@ async function main(): Promise<void> {
       { name: 'overview-narrow', path: '/', opts: { width: 390, height: 844 } },
       { name: 'run', path: sample.pathname + sample.search },
       { name: 'processes', path: '/processes' },
+      { name: 'approvals', path: '/approvals' },
+      { name: 'audit', path: '/audit' },
+      { name: 'policy', path: '/policy' },
     ];
     for (const s of shots) {
       const { page, close } = await newPage(browser, s.opts);
@@ -47,6 +80,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    await agent.close().catch(() => undefined);
     await browser.close();
     await server.stop();
     demo.cleanup();

@@ -42,7 +42,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
   const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);
   const { analyze, rulesService } = await import('../../mcp/services.js');
   const risky = ctx.config.risky_destinations ?? [];
-  return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[] }): Dashboard =>
+  return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }): Dashboard =>
     createDashboard({
       store: {
         detections: ctx.ports.detections,
@@ -54,6 +54,8 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
           rules: () => rulesService(ctx.ports, risky),
         },
         pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
+        policy: shared.policyState,
+        policyFile: shared.policyFile,
       },
       tenant: ctx.tenant,
       grants,

@@ -17,6 +17,9 @@ export interface NavItem {
 export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/processes', label: 'Processes' },
+  { href: '/approvals', label: 'Approvals' },
+  { href: '/audit', label: 'Audit' },
+  { href: '/policy', label: 'Policy' },
 ];
 
 function isActive(item: NavItem, path: string): boolean {

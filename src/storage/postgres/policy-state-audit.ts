@@ -86,10 +86,12 @@ export class PgAuditLog implements AuditSink {
     if (q.decision) add('decision =', q.decision);
     if (q.session) add('session =', q.session);
     if (q.upstreamName) add('upstream_name =', q.upstreamName);
-    params.push(q.limit ?? 1000);
+    if (q.identity) add('identity =', q.identity);
+    if (q.until) add('ts <', q.until);
+    params.push(q.limit ?? 1000, q.offset ?? 0);
     const r = await this.pool.query<Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null }>(
       `SELECT ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name
-         FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
+         FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
       params,
     );
     return r.rows.reverse().map((row) => {

@@ -113,8 +113,16 @@ export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
     where.push('upstream_name = ?');
     params.push(q.upstreamName);
   }
-  const sql = `SELECT * FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
-  params.push(q.limit ?? 1000);
+  if (q.identity) {
+    where.push('identity = ?');
+    params.push(q.identity);
+  }
+  if (q.until) {
+    where.push('ts < ?');
+    params.push(q.until);
+  }
+  const sql = `SELECT * FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`;
+  params.push(q.limit ?? 1000, q.offset ?? 0);
   const rows = db.prepare(sql).all(...params) as (Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null })[];
   return rows.reverse().map((r) => {
     const out: AuditRecord = {

@@ -154,7 +154,7 @@ for (const backend of stores) {
       const cli = await connect(location);
       const recs = [
         record({ ts: '2026-12-01T10:00:00.000Z', tool: 'read', decision: 'allow' }),
-        record({ ts: '2026-12-01T11:00:00.000Z', tool: 'write', decision: 'deny', reason: 'not allowed', upstream: 'not_forwarded', session: 's2' }),
+        record({ ts: '2026-12-01T11:00:00.000Z', tool: 'write', decision: 'deny', reason: 'not allowed', upstream: 'not_forwarded', session: 's2', identity: 'bob' }),
         record({ ts: '2026-12-01T12:00:00.000Z', tool: 'write', decision: 'approved', args: { path: '/tmp/x' }, policy_hash: 'abc', approval_id: 'apr_1' }),
       ];
       await gateway.audit.append(recs[0]!, true);
@@ -168,6 +168,11 @@ for (const backend of stores) {
       assert.deepEqual(await cli.audit.query({ since: '2026-12-01T11:00:00.000Z' }), recs.slice(1));
       assert.deepEqual(await cli.audit.query({ limit: 2 }), recs.slice(1), 'the most recent, oldest first');
       assert.deepEqual(await cli.audit.query({ tool: 'write', decision: 'allow' }), []);
+      assert.deepEqual(await cli.audit.query({ identity: 'bob' }), [recs[1]]);
+      assert.deepEqual(await cli.audit.query({ until: '2026-12-01T12:00:00.000Z' }), recs.slice(0, 2), 'until is exclusive');
+      assert.deepEqual(await cli.audit.query({ limit: 1, offset: 1 }), [recs[1]], 'the second most recent');
+      assert.deepEqual(await cli.audit.query({ limit: 2, offset: 2 }), [recs[0]]);
+      assert.deepEqual(await cli.audit.query({ offset: 3 }), []);
       assert.deepEqual(readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), recs);
     });
 

@@ -1,0 +1,111 @@
+import type { PolicyIssue } from '../../policy/load.js';
+import { COLUMN_LABEL, POLICY_COLUMNS, type PolicyView } from '../policy-view.js';
+import { Layout } from './layout.js';
+import type { PageContext } from './context.js';
+
+/** The policy file the server runs, its tools in columns by what the policy does, problems where they are. */
+
+export interface PolicyPageData {
+  /** undefined when the server runs no policy file */
+  view?: PolicyView;
+}
+
+const where = (i: PolicyIssue) => `${i.line ? `line ${i.line}${i.col ? `:${i.col}` : ''}` : 'file'}${i.path ? `, ${i.path}` : ''}`;
+
+function Issues({ issues }: { issues: PolicyIssue[] }) {
+  if (!issues.length) return null;
+  return (
+    <ul class="issues">
+      {issues.map((i) => (
+        <li>
+          <strong>{where(i)}:</strong> {i.message}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) {
+  const v = d.view;
+  return (
+    <Layout ctx={ctx} title="Policy">
+      <h1>Policy</h1>
+      {!v ? (
+        <p class="notice">
+          This server runs no policy file. Start it with <code>serve --policy FILE</code> to see the policy here.
+        </p>
+      ) : (
+        <>
+          <dl class="facts">
+            <dt>File</dt>
+            <dd>
+              <code>{v.path}</code>
+            </dd>
+            <dt>Tools not named</dt>
+            <dd>{v.defaultAction === 'deny' ? 'denied (default: deny)' : 'allowed (default: allow)'}</dd>
+            <dt>Validation</dt>
+            <dd>
+              {v.valid ? (
+                <span class="badge ok">valid</span>
+              ) : (
+                <>
+                  <span class="badge danger">invalid</span> the running server keeps the last valid version until the file is fixed
+                </>
+              )}
+            </dd>
+          </dl>
+          {v.fileIssues.length ? (
+            <section class="notice error" aria-labelledby="file-issues">
+              <h2 id="file-issues">Problems in the file</h2>
+              <Issues issues={v.fileIssues} />
+            </section>
+          ) : null}
+          <div class="policy-columns">
+            {POLICY_COLUMNS.map((c) => (
+              <section aria-labelledby={`col-${c}`} data-column={c}>
+                <h2 id={`col-${c}`}>
+                  {COLUMN_LABEL[c]} ({v.columns[c].length})
+                </h2>
+                {v.columns[c].length === 0 ? (
+                  <p class="muted">none</p>
+                ) : (
+                  <ul class="plain">
+                    {v.columns[c].map((t) => (
+                      <li class={t.issues.length ? 'tool has-issues' : 'tool'} data-tool={t.name}>
+                        <code>{t.name}</code>
+                        {t.details.length ? (
+                          <ul class="details">
+                            {t.details.map((x) => (
+                              <li>{x}</li>
+                            ))}
+                          </ul>
+                        ) : null}
+                        <Issues issues={t.issues} />
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </section>
+            ))}
+          </div>
+          <details>
+            <summary>The file, line by line</summary>
+            <ol class="source">
+              {v.lines.map((line, n) => {
+                const here = [...v.fileIssues, ...POLICY_COLUMNS.flatMap((c) => v.columns[c].flatMap((t) => t.issues))].filter((i) => i.line === n + 1);
+                return (
+                  <li class={here.length ? 'issue' : undefined}>
+                    <code>{line || ' '}</code>
+                    {here.map((i) => (
+                      <span class="field-error"> {i.message}</span>
+                    ))}
+                  </li>
+                );
+              })}
+            </ol>
+          </details>
+        </>
+      )}
+    </Layout>
+  );
+}
