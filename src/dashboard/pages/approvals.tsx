@@ -105,6 +105,7 @@ export function ApprovalsPage({ ctx, d }: { ctx: PageContext; d: ApprovalsData }
                   <tr data-approval={r.id}>
                     <td>
                       <code>{r.tool}</code>
+                      {r.upstream_name ? <span class="muted"> on upstream {r.upstream_name}</span> : null}
                       <br />
                       <span class="muted">{r.id}</span>
                     </td>
@@ -205,6 +206,12 @@ export function DecisionSummary({ row, verb, now }: { row: ApprovalRow; verb: 'a
         <dd>
           <pre class="args">{argumentsText(row.args_preview)}</pre>
         </dd>
+        {row.upstream_name ? (
+          <>
+            <dt>Upstream</dt>
+            <dd>{row.upstream_name}</dd>
+          </>
+        ) : null}
         <dt>Identity</dt>
         <dd>{row.identity}</dd>
         <dt>Rule</dt>
