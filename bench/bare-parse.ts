@@ -18,7 +18,10 @@ async function main(): Promise<void> {
     lines++;
   }
   const elapsedMs = Date.now() - started;
-  process.stdout.write(JSON.stringify({ lines, kept, elapsedMs, linesPerSecond: Math.round(lines / Math.max(0.001, elapsedMs / 1000)) }) + '\n');
+  // user + system CPU since the process started, counted like the ingest's cpuMs
+  const cpu = process.cpuUsage();
+  const cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+  process.stdout.write(JSON.stringify({ lines, kept, elapsedMs, cpuMs, linesPerSecond: Math.round(lines / Math.max(0.001, elapsedMs / 1000)) }) + '\n');
 }
 
 main().catch((err) => {

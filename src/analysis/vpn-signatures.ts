@@ -93,8 +93,21 @@ export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) =
 const byName = new Map<string, VpnSignature>();
 for (const s of VPN_SIGNATURES) for (const n of s.names) byName.set(n, s);
 
+/**
+ * Names already looked up (bounded). Ingest asks once per new call, with the few process names a
+ * tenant has: normalising the name each time was a measurable part of the ingest's main thread.
+ */
+const looked = new Map<string, VpnSignature | null>();
+const LOOKED_MAX = 4_096;
+
 export function vpnSignatureFor(processName: string): VpnSignature | null {
-  return byName.get(normalizeProcessName(processName)) ?? null;
+  let s = looked.get(processName);
+  if (s === undefined) {
+    s = byName.get(normalizeProcessName(processName)) ?? null;
+    if (looked.size >= LOOKED_MAX) looked.clear();
+    looked.set(processName, s);
+  }
+  return s;
 }
 
 interface CompiledSignature {

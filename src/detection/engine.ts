@@ -150,6 +150,25 @@ export function variantKeyOf(p: ProcessInfo): string {
   return `${p.name}\u0001${p.path ?? ''}\u0001${sha}\u0001${chain}`;
 }
 
+/**
+ * A process's variant and its key, derived once per ProcessInfo object: the parser shares one
+ * object between the calls of a process (ProcessInterner), so this runs once per process and
+ * batch instead of once per call. The variant is shared too; nothing writes to it.
+ */
+const derivedCache = new WeakMap<ProcessInfo, { key: string; variant: ProcessVariant }>();
+
+function derivedOf(p: ProcessInfo): { key: string; variant: ProcessVariant } {
+  let d = derivedCache.get(p);
+  if (d === undefined) {
+    d = { key: variantKeyOf(p), variant: toVariant(p) };
+    derivedCache.set(p, d);
+  }
+  return d;
+}
+
+/** Endpoints whose neverBaseline answer an engine remembers. */
+const NEVER_BASELINE_CACHE = 65_536;
+
 /** How many runs keep their observation keys in memory between write batches. */
 const HOT_RUNS = 256;
 
@@ -215,6 +234,9 @@ export class DetectionEngine {
   private imported: ImportedDetectionWrite[] = [];
   /** runs of the last plan() whose observations were asked for, parallel to its request */
   private planned: RunState[] = [];
+
+  /** neverBaselineEndpoint's answers (the configuration's list does not change under an engine) */
+  private readonly neverByEndpoint = new Map<string, boolean>();
 
   constructor(private readonly cfg: EngineConfig) {}
 
@@ -477,7 +499,7 @@ export class DetectionEngine {
   private promote(st: JobState, endpoint: string, learning: boolean, ts: number): void {
     const prev = st.baseline.get(endpoint);
     // Risky destinations never join a baseline, whatever a store written before this check holds.
-    if (this.cfg.neverBaseline(splitEndpoint(endpoint).host)) return;
+    if (this.neverBaselineEndpoint(endpoint)) return;
     const runsSeen = (prev?.runsSeen ?? 0) + 1;
     const entry: BaselineEntry = {
       runsSeen,
@@ -492,6 +514,20 @@ export class DetectionEngine {
       w.entry = entry;
       w.lastTs = Math.max(w.lastTs, ts);
     } else this.baseline.set(k, { jobRef: st.ref, endpoint, entry, firstTs: ts, lastTs: ts });
+  }
+
+  /**
+   * neverBaseline of an endpoint's host, remembered per endpoint (bounded): a run's completion asks
+   * it for each endpoint the run called, and splitting the endpoint each time was measurable.
+   */
+  private neverBaselineEndpoint(endpoint: string): boolean {
+    let never = this.neverByEndpoint.get(endpoint);
+    if (never === undefined) {
+      never = this.cfg.neverBaseline(splitEndpoint(endpoint).host);
+      if (this.neverByEndpoint.size >= NEVER_BASELINE_CACHE) this.neverByEndpoint.clear();
+      this.neverByEndpoint.set(endpoint, never);
+    }
+    return never;
   }
 
   private expectedSample(st: JobState): string[] {
@@ -576,7 +612,8 @@ export class DetectionEngine {
     const sets = this.resident(run, at);
     // Nothing above changed state unless it went through; below, nothing is missing any more.
     const endpoint = endpointOf(ev.domain, ev.ip, ev.port);
-    const vkey = variantKeyOf(ev.process);
+    const derived = derivedOf(ev.process);
+    const vkey = derived.key;
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
     this.pendingCounters.accepted++;
@@ -586,7 +623,7 @@ export class DetectionEngine {
     }
     sets.keys.add(okey);
     if (!blocked) run.allowed!.add(endpoint);
-    const variant = toVariant(ev.process);
+    const variant = derived.variant;
     const ip = ev.ip ?? null;
     const verdict = ev.matchedPolicy === undefined && ev.reason === undefined ? undefined : { matchedPolicy: ev.matchedPolicy, reason: ev.reason };
     this.observations.push({

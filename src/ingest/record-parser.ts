@@ -1,5 +1,5 @@
 import { endpointOf } from '../domain/endpoint.js';
-import type { JobContext } from '../domain/types.js';
+import type { JobContext, ProcessInfo } from '../domain/types.js';
 import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
@@ -45,6 +45,8 @@ const DNS_RUNS = 256;
 const DNS_IPS_PER_RUN = 4_096;
 /** Lines per generation remembered for the repeat fast path (LineTemplates). */
 const TEMPLATES = 4_096;
+/** Distinct processes shared between calls (ProcessInterner); cleared when full. */
+const PROCESSES = 4_096;
 
 interface SeenRun {
   run: string;
@@ -75,6 +77,7 @@ export class RecordParser {
   fastRepeats = 0;
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
+  private readonly processes = new ProcessInterner(PROCESSES);
 
   constructor(
     format: IngestFormat | 'auto',
@@ -201,7 +204,8 @@ export class RecordParser {
       this.seen.set(job, st);
       this.lastJob = job;
       if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
-      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${variantKeyOf(ev.process)}\u0002${ev.status}`;
+      const vkey = variantKeyOf(ev.process);
+      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${vkey}\u0002${ev.status}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
         this.templates.remember(this.pending, { job, st, key });
       }
@@ -210,6 +214,13 @@ export class RecordParser {
         return;
       }
       st.keys.add(key);
+      // Calls of one process share one object: a batch crosses to the main thread with each process
+      // once (structured clone keeps identity), and the engine derives its variant once per object.
+      const shared = this.processes.intern(vkey, ev.process);
+      if (shared !== ev.process) {
+        ev = { ...ev, process: shared };
+        res = { kind: 'call', event: ev };
+      }
     }
     if (res.kind !== 'skip') out.outputs.push(res);
   }
@@ -254,6 +265,41 @@ export class RecordParser {
       if (ips.size > DNS_IPS_PER_RUN) ips.delete(ips.keys().next().value!);
     }
   }
+}
+
+/**
+ * One ProcessInfo object per distinct process (bounded; cleared when full). Two processes are the
+ * same when they are equal in every field the store and the rules read (name, path, sha256, and
+ * those of each parent): a shared object may carry another call's `pid`, which nothing after the
+ * adapters reads (the store keeps no pid). `variantKeyOf` only narrows the search: the fields are
+ * compared, so processes whose keys collide are never merged.
+ */
+export class ProcessInterner {
+  private readonly byKey = new Map<string, ProcessInfo>();
+
+  constructor(private readonly max: number) {}
+
+  intern(vkey: string, p: ProcessInfo): ProcessInfo {
+    const known = this.byKey.get(vkey);
+    if (known !== undefined && sameProcess(known, p)) return known;
+    if (known === undefined) {
+      if (this.byKey.size >= this.max) this.byKey.clear();
+      this.byKey.set(vkey, p);
+    }
+    return p;
+  }
+}
+
+function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
+  let x: ProcessInfo | null | undefined = a;
+  let y: ProcessInfo | null | undefined = b;
+  while (x && y) {
+    if (x === y) return true;
+    if (x.name !== y.name || x.path !== y.path || x.sha256 !== y.sha256) return false;
+    x = x.parent;
+    y = y.parent;
+  }
+  return (x ?? null) === (y ?? null);
 }
 
 /** One job run: DNS answers name IPs only within the run they were seen in. */

@@ -58,6 +58,15 @@ interface Stmts {
 
 /** Rows per multi-row observation INSERT: one statement call instead of one per row. */
 const OBS_ROWS = 64;
+/** Rows per multi-row baseline upsert (rows are applied in order, as by single upserts; triggers fire per row). */
+const BASELINE_ROWS = 32;
+
+function baselineUpsert(rows: number): string {
+  return `INSERT INTO baseline (job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source) VALUES
+    ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
+    ON CONFLICT (job_ref, endpoint_id) DO UPDATE SET runs_seen = excluded.runs_seen,
+      last_ts = max(last_ts, excluded.last_ts), in_baseline = excluded.in_baseline, source = excluded.source`;
+}
 
 /**
  * One tenant's ingest access to the SQLite store: the backend side of the ingest write contract
@@ -71,6 +80,7 @@ export class SqliteIngestSession {
   private verdictIns: Statement | null = null;
   private readonly detections: DetectionWriter;
   private obsInsMany: Statement | null = null;
+  private baseUpsertMany: Statement | null = null;
   private readonly jobIds = new Map<string, number>();
   private runInsFull: Statement | null = null;
 
@@ -113,11 +123,7 @@ export class SqliteIngestSession {
       baseSel: db.prepare(
         `SELECT e.endpoint, b.runs_seen, b.in_baseline, b.source FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE b.job_ref = ?`,
       ),
-      baseUpsert: db.prepare(
-        `INSERT INTO baseline (job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (job_ref, endpoint_id) DO UPDATE SET runs_seen = excluded.runs_seen,
-           last_ts = max(last_ts, excluded.last_ts), in_baseline = excluded.in_baseline, source = excluded.source`,
-      ),
+      baseUpsert: db.prepare(baselineUpsert(1)),
       obsIns: db.prepare(
         'INSERT OR IGNORE INTO observations (run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -330,11 +336,50 @@ export class SqliteIngestSession {
     for (const r of b.runSpans) this.s.runTouch.run(r.firstTs, r.lastTs, ref(r.ref));
     for (const r of b.completedRuns) this.s.runComplete.run(ref(r));
     for (const j of b.jobStates) this.s.jobSet.run(j.completedRuns, j.openRun === null ? null : ref(j.openRun), ref(j.ref));
-    for (const w of b.baseline) {
-      this.s.baseUpsert.run(ref(w.jobRef), this.dict.endpointId(w.endpoint), w.entry.runsSeen, w.firstTs, w.lastTs, w.entry.inBaseline ? 1 : 0, w.entry.source);
-    }
+    this.writeBaseline(b, ref);
     this.writeObservations(b, ref);
-    const detectionsStored = b.detections.map((d) => this.insertDetection({ ...d, jobRef: ref(d.jobRef), runRef: ref(d.runRef) }));
+    // The batch's rollup additions are summed per key and written once each, after its detections.
+    const rollups = this.detections.rollups;
+    rollups.hold();
+    try {
+      const detectionsStored = b.detections.map((d) => this.insertDetection({ ...d, jobRef: ref(d.jobRef), runRef: ref(d.runRef) }));
+      const imported = this.writeImported(b);
+      rollups.flush();
+      if (b.source) {
+        const src = b.source;
+        this.recordSource(src.source, src.format, { lines: src.lines, accepted: src.accepted, rejected: src.rejected, detections: src.detections }, src.startedAt);
+      }
+      return { jobRefs, runRefs, detectionsStored, importedStored: imported.stored, importedRunsCreated: imported.runsCreated };
+    } finally {
+      rollups.discard();
+    }
+  }
+
+  /** Baseline upserts in multi-row statements (the engine sends one per job and endpoint). */
+  private writeBaseline(b: IngestWriteBatch, ref: (r: number) => number): void {
+    const rows = b.baseline;
+    const params: unknown[] = [];
+    let i = 0;
+    if (rows.length >= BASELINE_ROWS) {
+      this.baseUpsertMany ??= this.db.prepare(baselineUpsert(BASELINE_ROWS));
+      for (; i + BASELINE_ROWS <= rows.length; i += BASELINE_ROWS) {
+        params.length = 0;
+        for (let j = i; j < i + BASELINE_ROWS; j++) this.baselineRow(rows[j]!, ref, params);
+        this.baseUpsertMany.run(params);
+      }
+    }
+    for (; i < rows.length; i++) {
+      params.length = 0;
+      this.baselineRow(rows[i]!, ref, params);
+      this.s.baseUpsert.run(params);
+    }
+  }
+
+  private baselineRow(w: IngestWriteBatch['baseline'][number], ref: (r: number) => number, out: unknown[]): void {
+    out.push(ref(w.jobRef), this.dict.endpointId(w.endpoint), w.entry.runsSeen, w.firstTs, w.lastTs, w.entry.inBaseline ? 1 : 0, w.entry.source);
+  }
+
+  private writeImported(b: IngestWriteBatch): { stored: boolean[]; runsCreated: number } {
     let importedRunsCreated = 0;
     const importedStored = b.imported.map((d) => {
       const k = d.run;
@@ -351,11 +396,7 @@ export class SqliteIngestSession {
       }
       return this.insertDetection({ ...d.detection, jobRef: job.ref, runRef });
     });
-    if (b.source) {
-      const src = b.source;
-      this.recordSource(src.source, src.format, { lines: src.lines, accepted: src.accepted, rejected: src.rejected, detections: src.detections }, src.startedAt);
-    }
-    return { jobRefs, runRefs, detectionsStored, importedStored, importedRunsCreated };
+    return { stored: importedStored, runsCreated: importedRunsCreated };
   }
 
   /** Observations in multi-row INSERTs; all are new (the engine sends none a run already has). */

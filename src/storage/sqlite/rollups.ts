@@ -51,6 +51,12 @@ export class RollupWriter {
   private readonly fine: Statement;
   private readonly held: Statement;
   private readonly coarse: Statement[];
+  /**
+   * While a write batch is held (hold() .. flush()): the additions summed per rollup key, so a key
+   * that many detections of the batch share is upserted once. Sums, minima and maxima do not depend
+   * on order, so the rows are the same as with one upsert per detection.
+   */
+  private pending: { fine: Map<string, number[]>; held: Map<string, number[]>; coarse: Map<string, number[]>[] } | null = null;
 
   constructor(db: SqliteDatabase) {
     this.fine = db.prepare(ROLLUP_UPSERT);
@@ -67,11 +73,57 @@ export class RollupWriter {
     tenantId: number, typeId: number, status: number, ruleId: number, day: number, jobRef: number,
     processId: number, endpointId: number, ipId: number, n: number, firstTs: number, lastTs: number,
   ): void {
-    this.fine.run(tenantId, typeId, day, jobRef, processId, endpointId, ipId, n, firstTs, lastTs);
-    if (status !== 0) this.held.run(tenantId, typeId, status, ruleId, day, jobRef, processId, endpointId, ipId, n);
     const keys = { endpoint_id: endpointId, job_ref: jobRef, day };
-    COARSE_TABLES.forEach(([, col], i) => this.coarse[i]!.run(tenantId, typeId, status, ruleId, processId, keys[col], n));
+    const p = this.pending;
+    if (p === null) {
+      this.fine.run(tenantId, typeId, day, jobRef, processId, endpointId, ipId, n, firstTs, lastTs);
+      if (status !== 0) this.held.run(tenantId, typeId, status, ruleId, day, jobRef, processId, endpointId, ipId, n);
+      COARSE_TABLES.forEach(([, col], i) => this.coarse[i]!.run(tenantId, typeId, status, ruleId, processId, keys[col], n));
+      return;
+    }
+    const f = `${tenantId},${typeId},${day},${jobRef},${processId},${endpointId},${ipId}`;
+    const fr = p.fine.get(f);
+    if (fr === undefined) p.fine.set(f, [tenantId, typeId, day, jobRef, processId, endpointId, ipId, n, firstTs, lastTs]);
+    else {
+      fr[7]! += n;
+      fr[8] = Math.min(fr[8]!, firstTs);
+      fr[9] = Math.max(fr[9]!, lastTs);
+    }
+    if (status !== 0) sum(p.held, [tenantId, typeId, status, ruleId, day, jobRef, processId, endpointId, ipId], n);
+    COARSE_TABLES.forEach(([, col], i) => sum(p.coarse[i]!, [tenantId, typeId, status, ruleId, processId, keys[col]], n));
   }
+
+  /** Sums additions until flush() (one write batch). */
+  hold(): void {
+    this.pending ??= { fine: new Map(), held: new Map(), coarse: COARSE_TABLES.map(() => new Map()) };
+  }
+
+  /** Writes what was summed since hold(), and writes through again. */
+  flush(): void {
+    const p = this.pending;
+    if (p === null) return;
+    this.pending = null;
+    for (const r of p.fine.values()) this.fine.run(r);
+    for (const r of p.held.values()) this.held.run(r);
+    p.coarse.forEach((m, i) => {
+      for (const r of m.values()) this.coarse[i]!.run(r);
+    });
+  }
+
+  /** Drops what was summed (the write batch failed and rolls back). */
+  discard(): void {
+    this.pending = null;
+  }
+}
+
+/** Adds n to the row of `key` (the key columns, then n last). */
+function sum(m: Map<string, number[]>, key: number[], n: number): void {
+  const k = key.join(',');
+  const r = m.get(k);
+  if (r === undefined) {
+    key.push(n);
+    m.set(k, key);
+  } else r[r.length - 1]! += n;
 }
 
 const DAY_MS = 86_400_000;
