@@ -10,7 +10,7 @@
  * gateway: its era probe, its session, its headers, its relaying of questions and answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { tempDir } from '../helpers.js';
@@ -29,6 +29,41 @@ const context = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT ?? '{}') as { too
 
 const started = Date.now();
 const log = (line: string) => process.stderr.write(`gateway-client: +${Date.now() - started}ms ${line}\n`);
+
+/**
+ * The CLI starts every scenario of a revision at once. On a small machine a few dozen gateways and agents
+ * starting together starve each other past the SDKs' request timeouts, so at most SLOTS of these drivers run
+ * their gateway at a time: each holds a file `<n>` (its pid inside) in the folder the runner names in
+ * EGRESS_TRIAGE_CONFORMANCE_SLOTS. A slot whose holder has died is taken over. Without the variable, no limit.
+ */
+const SLOTS = 4;
+
+function holderAlive(file: string): boolean {
+  try {
+    process.kill(Number(readFileSync(file, 'utf8')), 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function takeSlot(): Promise<() => void> {
+  const dir = process.env.EGRESS_TRIAGE_CONFORMANCE_SLOTS;
+  if (!dir) return () => undefined;
+  for (;;) {
+    for (let n = 0; n < SLOTS; n++) {
+      const file = join(dir, String(n));
+      try {
+        writeFileSync(file, String(process.pid), { flag: 'wx' });
+        return () => unlinkSync(file);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if (!holderAlive(file)) unlinkSync(file);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** Starts the built gateway in front of `upstream`; resolves with its MCP endpoint once it listens. */
 function startGateway(upstream: string, dir: string): Promise<{ url: string; child: ChildProcess }> {
@@ -72,8 +107,15 @@ function sampleArguments(tool: { inputSchema: unknown }): Json {
   return args;
 }
 
+/**
+ * Per-request bound of the agent. The CLI runs every scenario of a revision at once, each with its own agent
+ * and gateway process, so on a loaded machine one answer can take longer than the SDK's 60 s default; the
+ * scenario's own timeout (runner.ts) still bounds the whole run.
+ */
+const SLOW = { timeout: 240_000 };
+
 async function act(client: Client): Promise<void> {
-  const { tools } = await client.listTools();
+  const { tools } = await client.listTools(undefined, SLOW);
   log(`tools: ${tools.map((t) => t.name).join(', ') || '(none)'}`);
   switch (scenario) {
     case 'json-schema-ref-no-deref':
@@ -83,35 +125,35 @@ async function act(client: Client): Promise<void> {
       // Echo back the schema as the gateway relayed it: the scenario diffs it against what it served.
       const focal = tools.find((t) => t.name === 'json_schema_2020_12_tool');
       if (!focal) throw new Error('json_schema_2020_12_tool is not listed');
-      await client.callTool({ name: 'json_schema_echo', arguments: { schema: focal.inputSchema as Json } });
+      await client.callTool({ name: 'json_schema_echo', arguments: { schema: focal.inputSchema as Json } }, SLOW);
       return;
     }
     case 'sep-2322-client-request-state':
       // The SDK answers each input_required round through the elicitation handler and retries.
       for (const name of ['test_mrtr_echo_state', 'test_mrtr_unrelated', 'test_mrtr_no_state', 'test_mrtr_no_result_type']) {
-        await client.callTool({ name, arguments: {} });
+        await client.callTool({ name, arguments: {} }, SLOW);
       }
       return;
     case 'http-custom-headers':
-      for (const call of context.toolCalls ?? []) await client.callTool(call);
+      for (const call of context.toolCalls ?? []) await client.callTool(call, SLOW);
       return;
     case 'http-standard-headers': {
-      for (const t of tools) await client.callTool({ name: t.name, arguments: sampleArguments(t) });
-      const { resources } = await client.listResources();
-      for (const r of resources) await client.readResource({ uri: r.uri });
-      const { prompts } = await client.listPrompts();
-      for (const p of prompts) await client.getPrompt({ name: p.name });
+      for (const t of tools) await client.callTool({ name: t.name, arguments: sampleArguments(t) }, SLOW);
+      const { resources } = await client.listResources(undefined, SLOW);
+      for (const r of resources) await client.readResource({ uri: r.uri }, SLOW);
+      const { prompts } = await client.listPrompts(undefined, SLOW);
+      for (const p of prompts) await client.getPrompt({ name: p.name }, SLOW);
       return;
     }
     case 'http-invalid-tool-headers':
     case 'elicitation-sep1034-client-defaults':
       // Every tool the client keeps is called; a conformant client keeps only the valid ones.
-      for (const t of tools) await client.callTool({ name: t.name, arguments: sampleArguments(t) });
+      for (const t of tools) await client.callTool({ name: t.name, arguments: sampleArguments(t) }, SLOW);
       return;
     default: {
       // initialize, tools_call, sse-retry and the auth scenarios: call the first tool with the suite's arguments.
       const first = tools[0];
-      if (first) await client.callTool({ name: first.name, arguments: { a: 2, b: 3 } });
+      if (first) await client.callTool({ name: first.name, arguments: { a: 2, b: 3 } }, SLOW);
     }
   }
 }
@@ -130,7 +172,10 @@ async function main(): Promise<number> {
     tmp.cleanup();
     process.exit(143);
   });
+  let release = () => undefined as void;
   try {
+    release = await takeSlot();
+    log('slot taken');
     const started = await startGateway(upstream, tmp.dir);
     gateway = started.child;
     const modern = revision === '2026-07-28';
@@ -142,7 +187,7 @@ async function main(): Promise<number> {
       },
     );
     client.setRequestHandler('elicitation/create', async (req) => acceptAnswer(req.params as Parameters<typeof acceptAnswer>[0]) as never);
-    await client.connect(new StreamableHTTPClientTransport(new URL(started.url)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(started.url)), SLOW);
     try {
       await act(client);
     } finally {
@@ -158,6 +203,7 @@ async function main(): Promise<number> {
   } finally {
     log('stopping the gateway');
     if (gateway) await kill(gateway);
+    release();
     tmp.cleanup();
     log('stopped');
   }

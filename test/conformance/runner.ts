@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONFORMANCE_CLI, NODE22, ROOT, assertToolsInstalled, expectedFailuresFile, type Revision } from './tools.js';
 import { requiredScenarios, summarizeRun, staleEntries, unlistedFailures, type RunSummary } from './summary.js';
@@ -63,8 +64,8 @@ export function runProblems(run: ConformanceRun): string[] {
 }
 
 /** Runs the conformance CLI under Node 22 from the checkout root; resolves with its exit status and plain output. */
-async function runCli(args: string[]): Promise<{ status: number | null; output: string }> {
-  const child = spawn(NODE22, [CONFORMANCE_CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+async function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; output: string }> {
+  const child = spawn(NODE22, [CONFORMANCE_CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d));
   child.stderr.on('data', (d: Buffer) => (output += d));
@@ -96,7 +97,10 @@ export interface ClientUnderTest {
   completedMarker?: RegExp;
 }
 
-/** A client scenario may take this long: the CLI runs them all at once, each client a process of its own. */
+/**
+ * A client scenario may take this long: the CLI starts them all at once, and the clients then take turns for
+ * a few slots (EGRESS_TRIAGE_CONFORMANCE_SLOTS, see test/conformance/gateway-client.ts).
+ */
 const CLIENT_SCENARIO_TIMEOUT_MS = 300_000;
 
 /**
@@ -110,7 +114,14 @@ export async function runClientScenarios(target: string, client: ClientUnderTest
   mkdirSync(outDir, { recursive: true });
   const expectedFailures = expectedFailuresFile(target, revision);
   const args = ['client', '--command', client.command.join(' '), '--requirements', revision, '--timeout', String(CLIENT_SCENARIO_TIMEOUT_MS), '--expected-failures', expectedFailures, '-o', outDir];
-  const { status, output } = await runCli(args);
+  const slots = mkdtempSync(join(tmpdir(), 'egress-triage-conformance-slots-'));
+  let run: { status: number | null; output: string };
+  try {
+    run = await runCli(args, { ...process.env, EGRESS_TRIAGE_CONFORMANCE_SLOTS: slots });
+  } finally {
+    rmSync(slots, { recursive: true, force: true });
+  }
+  const { status, output } = run;
   const summary = summarizeRun(outDir, revision, { leg: 'client', completedMarker: client.completedMarker });
   const required = requiredScenarios(revision, 'client');
   const ran = new Set(summary.scenarios.map((s) => s.scenario));
