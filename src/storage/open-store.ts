@@ -12,6 +12,7 @@ import type { SchemaPort } from './schema-port.js';
 import type { IngestPort } from './ingest-port.js';
 import type { InventoryRepository } from './inventory-port.js';
 import type { BaselineEditor } from './baseline-port.js';
+import type { DashboardQueries } from './dashboard-port.js';
 import { PgIngestPort } from './postgres/ingest-port.js';
 import type { PolicyStateBackend } from './policy-state.js';
 import { SqlitePolicyState } from './sqlite/policy-state.js';
@@ -115,6 +116,8 @@ export interface OpenStore {
   analysis: AnalysisAggregates;
   /** What the analysis takes from the rules layer: the rules service (suggestions with their exact impact). */
   analysisRules(extraRiskyDestinations?: string[]): AnalysisRules;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  dashboard: DashboardQueries;
   close(): Promise<void>;
 }
 
@@ -146,6 +149,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
       analysis: s.analysis,
       analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
+      dashboard: s.dashboard,
       close: () => s.close(),
     };
   }
@@ -161,6 +165,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     ingestSuppressor: (tenant, extra) => suppressorFor(s, tenant, extra),
     analysis: s.analysis,
     analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
+    dashboard: s.dashboard,
     close: async () => s.close(),
   };
 }

@@ -4,6 +4,7 @@ import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';
 import { PgBaselineRepository } from './baseline-repo.js';
 import { PgAnalysisStore } from './analysis-store.js';
+import { PgDashboardQueries } from './dashboard-queries.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 import { PgRulesRepo } from './rules-repo.js';
@@ -22,6 +23,8 @@ export class PgStore implements SchemaPort {
   readonly leases: PgIngestLeases;
   /** the analysis-aggregates port (storage/analysis-port.ts) */
   readonly analysis: PgAnalysisStore;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  readonly dashboard: PgDashboardQueries;
   /** the URL without its password */
   readonly location: string;
 
@@ -36,6 +39,7 @@ export class PgStore implements SchemaPort {
     this.baselines = new PgBaselineRepository(pool);
     this.leases = new PgIngestLeases(pool, opts.leaseClock ?? SERVER_LEASE_CLOCK);
     this.analysis = new PgAnalysisStore(pool);
+    this.dashboard = new PgDashboardQueries(pool, this.detections);
   }
 
   static connect(url: string, opts: PgStoreOptions = {}): PgStore {

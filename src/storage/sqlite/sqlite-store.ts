@@ -9,6 +9,7 @@ import { SqliteIngestLeases } from './ingest-leases.js';
 import { SqliteAnalysisStore } from './analysis-store.js';
 import { SqliteIngestPort } from './ingest-port.js';
 import { SqliteRulesPort } from './rules-port.js';
+import { SqliteDashboardQueries } from './dashboard-queries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
@@ -22,6 +23,8 @@ export class SqliteStore {
   readonly analysis: SqliteAnalysisStore;
   /** the ingest write contract (storage/ingest-port.ts) */
   readonly ingest: SqliteIngestPort;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  readonly dashboard: SqliteDashboardQueries;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -33,6 +36,7 @@ export class SqliteStore {
     this.leases = new SqliteIngestLeases(db);
     this.analysis = new SqliteAnalysisStore(db);
     this.ingest = new SqliteIngestPort(db, this.leases);
+    this.dashboard = new SqliteDashboardQueries(db, this.detections);
   }
 
   /** the rules port (storage/rules-port.ts) with these risky destinations */

@@ -12,6 +12,7 @@ import type { IngestPort } from '../../../src/storage/ingest-port.js';
 import type { InventoryRepository } from '../../../src/storage/inventory-port.js';
 import type { BaselineEditor } from '../../../src/storage/baseline-port.js';
 import type { RulesStore } from '../../../src/storage/rules-port.js';
+import type { DashboardQueries } from '../../../src/storage/dashboard-port.js';
 
 /** Time that only moves when a waiter sleeps: expiry is tested without waiting for it. */
 export class FakeClock implements LeaseClock {
@@ -36,6 +37,8 @@ export interface Connection {
   ingest(clock?: FakeClock): IngestPort;
   /** the rules port, for the rules service and the ingest-time suppressor */
   rules: RulesStore;
+  /** the dashboard's page queries */
+  dashboard: DashboardQueries;
   close(): Promise<void>;
 }
 
@@ -62,6 +65,7 @@ export async function openConnection(location: string): Promise<Connection> {
       baselines: s.baselines,
       ingest: (clock) => (clock ? new PgIngestPort(s.pool, clock, 100) : new PgIngestPort(s.pool)),
       rules: s,
+      dashboard: s.dashboard,
       close: () => s.close(),
     };
   }
@@ -72,6 +76,7 @@ export async function openConnection(location: string): Promise<Connection> {
     baselines: s.baselines,
     ingest: (clock) => (clock ? new SqliteIngestPort(s.db, new SqliteIngestLeases(s.db, clock, 100)) : s.ingest),
     rules: s,
+    dashboard: s.dashboard,
     close: async () => s.close(),
   };
 }
