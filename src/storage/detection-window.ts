@@ -1,5 +1,6 @@
 import { CursorError, decodeDetectionCursor, encodeDetectionCursor } from './detection-cursor.js';
 import type { DetectionWindowQuery } from './dashboard-port.js';
+import type { DetectionFilter } from '../domain/filter.js';
 
 /**
  * The backend-independent half of DashboardQueries.detectionWindow: which way a request pages, and
@@ -70,4 +71,20 @@ export function chooseDriver(dims: DimensionIds[]): { col: DriverColumn; ids: nu
     if (!best || d.ids.length < best.ids.length) best = { col: d.col, ids: d.ids };
   }
   return best;
+}
+
+/**
+ * The filter a driven branch still has to apply: the driving dimension's own conditions are met by
+ * its ids (they were looked up with exactly those conditions), and repeating them as a subquery
+ * would hide the id's index order from the planner.
+ */
+export function withoutDimension(f: DetectionFilter, col: DriverColumn): DetectionFilter {
+  const { process, sha256, host, port, owner, repo, workflow, job, ...rest } = f;
+  if (col === 'process_id') return { ...rest, ...defined({ host, port, owner, repo, workflow, job }) };
+  if (col === 'endpoint_id') return { ...rest, ...defined({ process, sha256, owner, repo, workflow, job }) };
+  return { ...rest, ...defined({ process, sha256, host, port }) };
+}
+
+function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

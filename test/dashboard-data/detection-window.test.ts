@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assembleWindow, chooseDriver, windowScan } from '../../src/storage/detection-window.js';
+import { assembleWindow, chooseDriver, windowScan, withoutDimension } from '../../src/storage/detection-window.js';
 import { CursorError, decodeDetectionCursor, encodeDetectionCursor } from '../../src/storage/detection-cursor.js';
 
 const rows = (n: number, from = 100) => Array.from({ length: n }, (_, i) => ({ ts: from - i, id: 1000 - i }));
@@ -38,4 +38,11 @@ test('the driving dimension: fewest ids; none when all are too many; empty when 
   assert.equal(chooseDriver([{ col: 'job_ref', ids: null }]), null);
   assert.equal(chooseDriver([]), null);
   assert.equal(chooseDriver([{ col: 'job_ref', ids: null }, { col: 'endpoint_id', ids: [] }]), 'empty');
+});
+
+test('a driven branch drops only the driving dimension\'s own conditions', () => {
+  const f = { statuses: ['new' as const], process: 'curl', sha256: 'ab', host: 'github.com', port: 443, owner: 'acme', job: 'build', since: 1 };
+  assert.deepEqual(withoutDimension(f, 'process_id'), { statuses: ['new'], host: 'github.com', port: 443, owner: 'acme', job: 'build', since: 1 });
+  assert.deepEqual(withoutDimension(f, 'endpoint_id'), { statuses: ['new'], process: 'curl', sha256: 'ab', owner: 'acme', job: 'build', since: 1 });
+  assert.deepEqual(withoutDimension(f, 'job_ref'), { statuses: ['new'], process: 'curl', sha256: 'ab', host: 'github.com', port: 443, since: 1 });
 });

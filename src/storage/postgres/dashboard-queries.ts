@@ -1,7 +1,7 @@
 import type { PgPool } from './pool.js';
 import { DETECTION_SELECT, Params, type PgDetectionRepository } from './detection-repo.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
-import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, type DimensionIds, type DriverColumn } from '../detection-window.js';
+import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimension, type DimensionIds, type DriverColumn } from '../detection-window.js';
 import type { DetectionFilter } from '../../domain/filter.js';
 import { decodeKeyCursor, encodeKeyCursor } from '../dashboard-cursor.js';
 import { destination, type DestinationJobRow } from '../destination-row.js';
@@ -39,7 +39,7 @@ export class PgDashboardQueries implements DashboardQueries {
     if (driver) {
       // one ordered index range per id, limit + 1 rows each, merged (detection-window.ts)
       const branches = driver.ids.map(
-        (id) => `(SELECT d.id, d.ts FROM detections d WHERE ${this.detections.where('d', tid, q.filter, p)} AND d.${driver.col} = ${p.add(id)}${after()}
+        (id) => `(SELECT d.id, d.ts FROM detections d WHERE ${this.detections.where('d', tid, withoutDimension(q.filter, driver.col), p)} AND d.${driver.col} = ${p.add(id)}${after()}
                   ORDER BY d.ts ${dir}, d.id ${dir} LIMIT ${p.add(q.limit + 1)})`,
       );
       sql = `${DETECTION_SELECT} WHERE d.tenant_id = ${p.add(tid)} AND d.id IN (SELECT id FROM (${branches.join(' UNION ALL ')}) m ORDER BY ts ${dir}, id ${dir} LIMIT ${p.add(q.limit + 1)})

@@ -1,7 +1,7 @@
 import type { SqliteDatabase } from './db.js';
 import { DETECTION_SELECT, type SqliteDetectionRepository } from './detection-repo.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
-import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, type DimensionIds, type DriverColumn } from '../detection-window.js';
+import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimension, type DimensionIds, type DriverColumn } from '../detection-window.js';
 import type { DetectionFilter } from '../../domain/filter.js';
 import { decodeKeyCursor, encodeKeyCursor } from '../dashboard-cursor.js';
 import { destination, type DestinationJobRow } from '../destination-row.js';
@@ -46,10 +46,11 @@ export class SqliteDashboardQueries implements DashboardQueries {
     let params: unknown[];
     if (driver) {
       // one ordered index range per id, limit + 1 rows each, merged (detection-window.ts)
-      const branch = `SELECT * FROM (SELECT d.id, d.ts FROM detections d INDEXED BY ${DRIVER_INDEX[driver.col]} WHERE ${w.sql} AND d.${driver.col} = ?${after} ORDER BY d.ts ${dir}, d.id ${dir} LIMIT ?)`;
+      const bw = this.detections.where(tid, withoutDimension(q.filter, driver.col));
+      const branch = `SELECT * FROM (SELECT d.id, d.ts FROM detections d INDEXED BY ${DRIVER_INDEX[driver.col]} WHERE ${bw.sql} AND d.${driver.col} = ?${after} ORDER BY d.ts ${dir}, d.id ${dir} LIMIT ?)`;
       sql = `${DETECTION_SELECT} WHERE d.id IN (SELECT id FROM (${driver.ids.map(() => branch).join(' UNION ALL ')}) ORDER BY ts ${dir}, id ${dir} LIMIT ?)
              ORDER BY d.ts ${dir}, d.id ${dir}`;
-      params = [...driver.ids.flatMap((id) => [...w.params, id, ...afterParams, q.limit + 1]), q.limit + 1];
+      params = [...driver.ids.flatMap((id) => [...bw.params, id, ...afterParams, q.limit + 1]), q.limit + 1];
     } else {
       // named, so that no index the statistics happen to favour makes the planner sort every match
       sql = `${TIME_SCAN_SELECT} WHERE ${w.sql}${after} ORDER BY d.ts ${dir}, d.id ${dir} LIMIT ?`;
