@@ -17,6 +17,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   'store-write': async () => (await import('./store-write.js')).runStoreWriteBench as Suite,
   rules: async () => (await import('./rules.js')).runRulesBench as Suite,
   'pg-ingest': async () => (await import('./pg-ingest.js')).runPgIngestBench as Suite,
+  'dashboard-queries': async () => (await import('./dashboard-queries.js')).runDashboardQueriesBench as Suite,
 };
 
 async function main(): Promise<void> {
