@@ -93,6 +93,10 @@ for (const backend of backends()) {
         assert.deepEqual(w.count, { value: 5, exact: false });
         assert.deepEqual((await c.dashboard.detectionWindow('acme', { filter: {}, limit: 2, countUpTo: 14 })).count, { value: 14, exact: true });
         assert.equal((await c.dashboard.detectionWindow('acme', { filter: {}, limit: 2 })).count, null, 'no count unless asked');
+        const twoJobs = parseDetectionFilter({ owner: 'acme' }, { now: NOW });
+        assert.deepEqual((await c.dashboard.detectionWindow('acme', { filter: twoJobs, limit: 2, countUpTo: 5 })).count, { value: 5, exact: false }, 'driven, over the bound');
+        assert.deepEqual((await c.dashboard.detectionWindow('acme', { filter: twoJobs, limit: 2, countUpTo: 13 })).count, { value: 13, exact: false }, 'driven, one over');
+        assert.deepEqual((await c.dashboard.detectionWindow('acme', { filter: twoJobs, limit: 2, countUpTo: 14 })).count, { value: 14, exact: true }, 'driven, at the bound');
         assert.deepEqual((await c.dashboard.detectionWindow('nobody', { filter: {}, limit: 2, countUpTo: 5 })).count, { value: 0, exact: true });
       });
 
