@@ -18,6 +18,7 @@ const suites: Record<string, () => Promise<Suite>> = {
   rules: async () => (await import('./rules.js')).runRulesBench as Suite,
   'pg-ingest': async () => (await import('./pg-ingest.js')).runPgIngestBench as Suite,
   dashboard: async () => (await import('./dashboard.js')).runDashboardBench as Suite,
+  'dashboard-queries': async () => (await import('./dashboard-queries.js')).runDashboardQueriesBench as Suite,
 };
 
 async function main(): Promise<void> {

@@ -55,7 +55,7 @@ export function analysisFilter(input: AnalyzeInput): DetectionFilter {
     throw e;
   }
   if (!f.types || f.types.length === 0) f.types = [NEW_OUTBOUND];
-  for (const [k, v] of [['process', f.process], ['endpoint', f.host], ['run id', f.runId]] as const) {
+  for (const [k, v] of [['process', f.process], ['sha256', f.sha256], ['endpoint', f.host], ['run id', f.runId]] as const) {
     if (v !== undefined) throw new AnalysisError('invalid_input', `the analysis cannot filter by ${k}; it groups by process over owner, repo, workflow, job and time`);
   }
   return f;

@@ -10,7 +10,7 @@ import { UserError } from './errors.js';
  * list`, `analyze` and the MCP tools accept exactly the same values.
  */
 
-export type FilterOption = 'type' | 'status' | 'owner' | 'repo' | 'workflow' | 'job' | 'run-id' | 'process' | 'endpoint' | 'since' | 'until';
+export type FilterOption = 'type' | 'status' | 'owner' | 'repo' | 'workflow' | 'job' | 'run-id' | 'process' | 'sha256' | 'endpoint' | 'since' | 'until';
 
 export interface FilterOptionValues {
   type?: string[];
@@ -22,6 +22,7 @@ export interface FilterOptionValues {
   job?: string;
   runId?: string;
   process?: string;
+  sha256?: string;
   endpoint?: string;
   since?: string;
   until?: string;
@@ -36,6 +37,7 @@ const HELP: Record<FilterOption, string> = {
   job: 'job name, exact',
   'run-id': 'workflow run id',
   process: 'process name (basename, .exe stripped, case-insensitive)',
+  sha256: 'sha256 of the process binary, case-insensitive',
   endpoint: 'host:port, or a bare host / IP for any port',
   since: `from (inclusive): ${TIME_FORMS}`,
   until: `to (exclusive): ${TIME_FORMS}`,
@@ -48,6 +50,7 @@ const PLACEHOLDER: Record<Exclude<FilterOption, 'type' | 'status'>, string> = {
   job: 'name',
   'run-id': 'id',
   process: 'name',
+  sha256: 'digest',
   endpoint: 'endpoint',
   since: 'time',
   until: 'time',
@@ -62,6 +65,7 @@ const NAMES: Record<FilterField, string> = {
   job: '--job',
   runId: '--run-id',
   process: '--process',
+  sha256: '--sha256',
   endpoint: '--endpoint',
   since: '--since',
   until: '--until',
@@ -91,6 +95,7 @@ export function filterFromOptions(
     job: opts.job,
     runId: opts.runId,
     process: opts.process,
+    sha256: opts.sha256,
     endpoint: opts.endpoint,
     since: opts.since,
     until: opts.until,

@@ -16,6 +16,8 @@ import { parseInstant, TimeParseError } from './time.js';
  * - workflow, job, run id: exact, case-sensitive (workflow files and job names are).
  * - process: normalised like the stored name (basename, `.exe` stripped, lower case), so
  *   `/usr/sbin/tailscaled`, `TAILSCALED.exe` and `tailscaled` select the same detections.
+ * - sha256: the process binary's digest, exact but case-insensitive (lower-cased here), with the
+ *   characters a rule's process_sha256 accepts (rules/matcher.ts); wildcards are refused.
  * - endpoint: `host:port`, `[v6]:port`, or a bare host / IP. A bare host matches that host on ANY port
  *   (a filter used to investigate should never hide calls on an unexpected port); host is lower-cased.
  *   Wildcards, URLs and paths are refused rather than silently matching nothing.
@@ -36,7 +38,7 @@ export class FilterError extends Error {
 }
 
 /** The fields a filter can carry; faces map their own argument names onto these. */
-export type FilterField = 'types' | 'status' | 'owner' | 'repo' | 'workflow' | 'job' | 'runId' | 'process' | 'endpoint' | 'since' | 'until';
+export type FilterField = 'types' | 'status' | 'owner' | 'repo' | 'workflow' | 'job' | 'runId' | 'process' | 'sha256' | 'endpoint' | 'since' | 'until';
 
 /** Raw input exactly as received. Unknown shapes (numbers for names, arrays for scalars) are errors. */
 export type RawFilter = Partial<Record<FilterField, unknown>>;
@@ -56,6 +58,8 @@ export interface DetectionFilter {
   runId?: string;
   /** normalised process name (normalizeProcessName) */
   process?: string;
+  /** lower-cased digest of the process binary */
+  sha256?: string;
   /** lower-cased host or IP (no brackets) */
   host?: string;
   /** only with host; absent = any port */
@@ -123,6 +127,12 @@ export function parseDetectionFilter(raw: RawFilter, opts: ParseFilterOptions): 
     const norm = normalizeProcessName(proc);
     if (/[*?]/.test(norm)) throw fail('process', `wildcards are not supported in filters; give the process name, e.g. "tailscaled"`);
     out.process = norm;
+  }
+
+  const sha256 = text(raw.sha256, name('sha256'));
+  if (sha256 !== undefined) {
+    if (!/^[A-Za-z0-9:_.+-]+$/.test(sha256)) throw fail('sha256', `expected a hex digest such as the process_sha256 of a detection, got ${show(raw.sha256)}`);
+    out.sha256 = sha256.toLowerCase();
   }
 
   const endpoint = text(raw.endpoint, name('endpoint'));

@@ -12,6 +12,7 @@ import type { SchemaPort } from './schema-port.js';
 import type { IngestPort } from './ingest-port.js';
 import type { InventoryRepository } from './inventory-port.js';
 import type { BaselineEditor } from './baseline-port.js';
+import type { DashboardQueries } from './dashboard-port.js';
 import { PgIngestPort } from './postgres/ingest-port.js';
 import type { PolicyStateBackend } from './policy-state.js';
 import { SqlitePolicyState } from './sqlite/policy-state.js';
@@ -121,6 +122,8 @@ export interface OpenStore {
   runCalls: RunCallsReader;
   /** the overview port (storage/overview-port.ts): detections over time, top processes */
   overview: OverviewReader;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  dashboard: DashboardQueries;
   close(): Promise<void>;
 }
 
@@ -154,6 +157,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
       runCalls: s.runCalls,
       overview: s.overview,
+      dashboard: s.dashboard,
       close: () => s.close(),
     };
   }
@@ -171,6 +175,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     analysisRules: (extra) => rulesFromService(new RulesService(s, { extraRiskyDestinations: extra })),
     runCalls: s.runCalls,
     overview: s.overview,
+    dashboard: s.dashboard,
     close: async () => s.close(),
   };
 }

@@ -147,6 +147,8 @@ export type AuditDecision =
   | 'approval_expired'
   | 'approval_cancelled';
 
+export const AUDIT_DECISIONS: readonly AuditDecision[] = ['allow', 'deny', 'rate_limited', 'approved', 'approval_denied', 'approval_expired', 'approval_cancelled'];
+
 export type UpstreamOutcome =
   | 'ok'
   | 'tool_error'
@@ -193,6 +195,29 @@ export interface AuditQuery {
   offset?: number;
 }
 
+/** A validated audit filter (src/policy/audit-filter.ts parses one). Times are ISO strings. */
+export interface AuditFilter {
+  tool?: string;
+  decision?: AuditDecision;
+  identity?: string;
+  /** the registered upstream (`upstreamName`) */
+  upstreamName?: string;
+  /** inclusive */
+  since?: string;
+  /** exclusive */
+  until?: string;
+}
+
+/** A record as a page lists it: `seq` is its place in the log (larger is later). */
+export type AuditEntry = AuditRecord & { seq: number };
+
+export interface AuditPage {
+  /** newest first */
+  records: AuditEntry[];
+  /** the next (older) page; null at the oldest match */
+  nextCursor: string | null;
+}
+
 export interface AuditSink {
   /**
    * `sync` (the policy's `audit.sync`, the default) writes the record before returning, so a caller
@@ -203,6 +228,8 @@ export interface AuditSink {
   /** Writes whatever is buffered. */
   flush(): MaybePromise<void>;
   query(q: AuditQuery): MaybePromise<AuditRecord[]>;
+  /** One page of matching records, newest first, by keyset on `seq` (audit-page.ts holds the cursor). */
+  page(f: AuditFilter, limit: number, cursor?: string | null): MaybePromise<AuditPage>;
 }
 
 // ------------------------------------------------------------------ session handles

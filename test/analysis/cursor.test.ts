@@ -97,6 +97,7 @@ test('input: defaults, bounds and the filters the analysis cannot apply', () => 
     [{ tenant: 't', since: 'yesterday' }, /since/],
     [{ tenant: 't', detectionTypes: ['Nope'] }, /unknown detection type/],
     [{ tenant: 't', filter: { process: 'curl' } }, /cannot filter by process/],
+    [{ tenant: 't', filter: { sha256: 'ab' } }, /cannot filter by sha256/],
     [{ tenant: 't', filter: {}, owner: 'x' }, /pass either filter or owner, not both/],
   ];
   for (const [input, why] of bad) assert.throws(() => normalizeInput(input as never), (e: unknown) => e instanceof AnalysisError && why.test(e.message), JSON.stringify(input));

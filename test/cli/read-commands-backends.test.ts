@@ -160,3 +160,18 @@ test('--help of every command that reads the store says it takes a PostgreSQL UR
     assert.match(r.stdout.replace(/\s+/g, ' '), /--db <location> store: a SQLite file, or a postgres:\/\/user:password@host:port\/database URL/, args.join(' '));
   }
 });
+
+test('detections list --sha256: the binary digest, case-insensitive, the same on both backends', async () => {
+  type Page = { total: number; detections: { tool: { sha256: string | null } }[] };
+  const all = JSON.parse((await cli(['detections', 'list', '--db', sqlite, '--json', '--limit', '10000'])).stdout) as Page;
+  const sha = all.detections.find((d) => d.tool.sha256)!.tool.sha256!;
+  const want = all.detections.filter((d) => d.tool.sha256 === sha).length;
+  assert.ok(want > 0 && want < all.total, `the digest selects some detections (${want} of ${all.total})`);
+  const [s, p] = (await both(['detections', 'list', '--sha256', sha.toUpperCase(), '--limit', '10000'])) as unknown as [Page, Page];
+  assert.equal(s.total, want);
+  assert.deepEqual(p, s);
+  assert.ok(s.detections.every((d) => d.tool.sha256 === sha));
+  const bad = await cli(['detections', 'list', '--db', sqlite, '--sha256', 'ab*']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^egress-triage: --sha256: expected a hex digest/);
+});

@@ -94,3 +94,10 @@ test('the audit --since option uses the same time parser (no Date.parse leniency
   assert.equal(parseSince('2026-11-01T10:00:00', NOW), '2026-11-01T10:00:00.000Z');
   assert.throws(() => parseSince('Nov 1', NOW), /--since: "Nov 1" is not a time/);
 });
+
+test('sha256: exact but case-insensitive, wildcards and spaces refused', () => {
+  assert.deepEqual(parse({ sha256: ' B2B2ab ' }), { sha256: 'b2b2ab' });
+  refused({ sha256: 'b2*' }, 'sha256', /hex digest/);
+  refused({ sha256: 'b2 b2' }, 'sha256', /hex digest/);
+  refused({ sha256: ' ' }, 'sha256', /empty/);
+});

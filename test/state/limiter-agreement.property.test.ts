@@ -22,7 +22,7 @@ test('the Redis and the store counters admit exactly what the brute-force model 
   const redis = await startRedis();
   let now = 1_700_000_000_000;
   const clock = () => now;
-  const shared = new RedisPolicyState({ url: redis.url, audit: { append() {}, flush() {}, query: () => [] }, clock, recoveryHoldMs: 0 });
+  const shared = new RedisPolicyState({ url: redis.url, audit: { append() {}, flush() {}, query: () => [], page: () => ({ records: [], nextCursor: null }) }, clock, recoveryHoldMs: 0 });
   const local = new SqlitePolicyState({ dbPath: ':memory:', auditFile: false, clock });
   let run = 0;
   try {

@@ -4,7 +4,7 @@ import { startRedis } from '../helpers/redis.js';
 import { RedisPolicyState } from '../../src/state/redis/state.js';
 import type { ApprovalBinding } from '../../src/storage/policy-state.js';
 
-const noAudit = { append() {}, flush() {}, query: () => [] };
+const noAudit = { append() {}, flush() {}, query: () => [], page: () => ({ records: [], nextCursor: null }) };
 const binding = (over: Partial<ApprovalBinding> = {}): ApprovalBinding => ({
   session: 's1', identity: 'alice', tool: 'write', argsHash: 'h1', argsPreview: '{"a":1}', rule: 'tools.write', timeoutMs: 60_000, ...over,
 });

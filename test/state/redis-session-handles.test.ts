@@ -9,7 +9,7 @@ import { RedisPolicyState } from '../../src/state/redis/state.js';
  * test/storage/contract/policy-state.test.ts, which runs on every backend.
  */
 
-const noAudit = { append() {}, flush() {}, query: () => [] };
+const noAudit = { append() {}, flush() {}, query: () => [], page: () => ({ records: [], nextCursor: null }) };
 
 test('Redis session handles: Redis TIME when no clock is injected, and the set expires after its newest handle', async () => {
   const redis = await startRedis();

@@ -2,8 +2,8 @@ import { Command } from 'commander';
 import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { BaselineError } from '../../storage/baseline-port.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
+import { BaselineEditError, checkExpectEndpoint, expectEndpoint, unexpectEndpoint } from '../../detection/baseline-edits.js';
 
 interface ShowOpts extends StoreOptions {
   owner: string;
@@ -53,14 +53,7 @@ export function register(program: Command): void {
   withStoreOptions(expect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
-      let r;
-      try {
-        r = await ports.baselines.markExpected(tenant, opts, opts.endpoint, riskyOf(config.risky_destinations));
-      } catch (err) {
-        if (err instanceof BaselineError) throw new UserError(`--endpoint: ${err.message}`, EXIT.REFUSED);
-        throw err;
-      }
-      if (r.jobs.length === 0) throw new UserError(`no jobs found for ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
+      const r = await edit(() => expectEndpoint(ports.baselines, tenant, target(opts), riskyOf(config.risky_destinations)));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
@@ -73,8 +66,7 @@ export function register(program: Command): void {
   withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
     checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json }) => {
-      const r = await ports.baselines.unmarkExpected(tenant, opts, opts.endpoint);
-      if (r.jobs.length === 0) throw new UserError(`${opts.endpoint} is not expected in any job of ${where(opts)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
+      const r = await edit(() => unexpectEndpoint(ports.baselines, tenant, target(opts)));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
       process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
     });
@@ -93,14 +85,29 @@ function endpointCommand(base: Command, name: string, description: string): Comm
     .option('--job <job>', 'only this job');
 }
 
+/** checked before the store is opened: a malformed endpoint is a usage error whatever the store holds */
 function checkEndpoint(endpoint: string): void {
-  if (!/^[^\s:]+:\d{1,5}$/.test(endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(endpoint)) {
-    throw new UserError(`--endpoint: expected host:port (e.g. api.example.com:443), got "${endpoint}"`);
-  }
+  edit(() => checkExpectEndpoint(endpoint));
 }
 
-function where(o: ExpectOpts): string {
-  return `${o.owner}/${o.repo}${o.workflow ? ' ' + o.workflow : ''}${o.job ? ' job ' + o.job : ''}`;
+function target(o: ExpectOpts) {
+  return { owner: o.owner, repo: o.repo, workflow: o.workflow, job: o.job, endpoint: o.endpoint };
+}
+
+const EXIT_OF = { invalid_input: EXIT.USAGE, refused_risky: EXIT.REFUSED, not_found: EXIT.NOT_FOUND } as const;
+
+/** The service's refusals as the CLI reports them: the option at fault first, the documented exit code. */
+function edit<T>(fn: () => T): T {
+  const fail = (err: unknown): never => {
+    if (err instanceof BaselineEditError) throw new UserError(err.field ? `--endpoint: ${err.message}` : err.message, EXIT_OF[err.code]);
+    throw err;
+  };
+  try {
+    const r = fn();
+    return (r instanceof Promise ? r.catch(fail) : r) as T;
+  } catch (err) {
+    return fail(err);
+  }
 }
 
 function riskyOf(extra: string[] | undefined) {

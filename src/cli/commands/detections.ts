@@ -16,7 +16,7 @@ export function register(program: Command): void {
   const list = det
     .command('list')
     .description('List detections, newest first');
-  addFilterOptions(list, ['type', 'status', 'owner', 'repo', 'workflow', 'job', 'run-id', 'process', 'endpoint', 'since', 'until'], { status: 'all' })
+  addFilterOptions(list, ['type', 'status', 'owner', 'repo', 'workflow', 'job', 'run-id', 'process', 'sha256', 'endpoint', 'since', 'until'], { status: 'all' })
     .option('--limit <n>', 'page size', parseIntOption('--limit', 1, 10_000), 50)
     .option('--cursor <cursor>', 'next_cursor from a previous page')
     .option('--dashboard-url <url>', 'dashboard base URL (env EGRESS_TRIAGE_DASHBOARD_URL)');

@@ -13,7 +13,7 @@ import type { Detection, DetectionStatus } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 
 /** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
-const DETECTION_SELECT = `
+export const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
        p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext,
@@ -31,7 +31,7 @@ LEFT JOIN call_verdicts cv ON cv.tenant_id = d.tenant_id AND cv.run_ref = d.run_
 
 
 /** Parameters numbered as they are added ($1, $2, ...). */
-class Params {
+export class Params {
   readonly values: unknown[] = [];
   add(v: unknown): string {
     this.values.push(v);
@@ -52,7 +52,7 @@ export class PgDetectionRepository implements DetectionRepository {
   }
 
   /** The WHERE clause shared by list and count over alias `a` (detections, or the rollup). */
-  private where(a: string, tenantId: number, f: DetectionFilter, p: Params): string {
+  where(a: string, tenantId: number, f: DetectionFilter, p: Params): string {
     const tid = p.add(tenantId);
     const parts = [`${a}.tenant_id = ${tid}`];
     if (f.types?.length) parts.push(`${a}.type_id IN (SELECT id FROM detection_types WHERE name = ANY(${p.add(f.types)}::text[]))`);
@@ -66,6 +66,7 @@ export class PgDetectionRepository implements DetectionRepository {
     if (jobConds.length) parts.push(`${a}.job_ref IN (SELECT id FROM jobs WHERE tenant_id = ${tid} AND ${jobConds.join(' AND ')})`);
     if (f.runId !== undefined) parts.push(`${a}.run_ref IN (SELECT id FROM runs WHERE tenant_id = ${tid} AND run_id = ${p.add(f.runId)})`);
     if (f.process !== undefined) parts.push(`${a}.process_id IN (SELECT id FROM processes WHERE tenant_id = ${tid} AND norm_name = ${p.add(f.process)})`);
+    if (f.sha256 !== undefined) parts.push(`${a}.process_id IN (SELECT id FROM processes WHERE tenant_id = ${tid} AND lower(sha256) = ${p.add(f.sha256)})`);
     if (f.host !== undefined) {
       // a host without a port matches every port of that host (domain/filter.ts)
       const port = f.port !== undefined ? ` AND port = ${p.add(f.port)}` : '';
@@ -161,6 +162,11 @@ export class PgDetectionRepository implements DetectionRepository {
         p.values,
       )
     ).rows;
+    return this.jobViews(tid, jobs);
+  }
+
+  /** Jobs (rows of `jobs`) with their state and baseline entries, in the order given. */
+  async jobViews(tid: number, jobs: { id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number }[]): Promise<BaselineView[]> {
     if (jobs.length === 0) return [];
     const learningRuns = await this.learningRuns();
     const entries = (

@@ -360,6 +360,18 @@ CREATE INDEX policy_session_handles_last_used ON policy_session_handles (last_us
     name: 'policy approvals: the registered upstream each held call is for (multi-upstream gateway)',
     up: 'ALTER TABLE policy_approvals ADD COLUMN upstream_name text;',
   },
+  {
+    version: 11,
+    // The dashboard's Detections page drives a filtered page by the few job, endpoint or process ids
+    // a filter names, one range per id in (ts, id) order (storage/detection-window.ts); a sha256
+    // filter finds its process ids by index. detections_by_endpoint stays (other readers use it).
+    name: 'detections by job and by endpoint in time order, processes by sha256 (dashboard paging)',
+    up: `
+CREATE INDEX detections_by_job_time ON detection_rows (tenant_id, job_ref, ts DESC, id DESC);
+CREATE INDEX detections_by_endpoint_time ON detection_rows (tenant_id, endpoint_id, ts DESC, id DESC);
+CREATE INDEX processes_by_sha256 ON processes (tenant_id, lower(sha256));
+`,
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

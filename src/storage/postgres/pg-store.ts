@@ -6,6 +6,7 @@ import { PgRunCallsRepository } from './run-calls-repo.js';
 import { PgOverviewRepository } from './overview-repo.js';
 import { PgBaselineRepository } from './baseline-repo.js';
 import { PgAnalysisStore } from './analysis-store.js';
+import { PgDashboardQueries } from './dashboard-queries.js';
 import { PgIngestLeases, SERVER_LEASE_CLOCK, type PgLeaseClock } from './ingest-leases.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 import { PgRulesRepo } from './rules-repo.js';
@@ -28,6 +29,8 @@ export class PgStore implements SchemaPort {
   readonly runCalls: PgRunCallsRepository;
   /** the overview port (storage/overview-port.ts) */
   readonly overview: PgOverviewRepository;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  readonly dashboard: PgDashboardQueries;
   /** the URL without its password */
   readonly location: string;
 
@@ -44,6 +47,7 @@ export class PgStore implements SchemaPort {
     this.analysis = new PgAnalysisStore(pool);
     this.runCalls = new PgRunCallsRepository(pool);
     this.overview = new PgOverviewRepository(pool);
+    this.dashboard = new PgDashboardQueries(pool, this.detections);
   }
 
   static connect(url: string, opts: PgStoreOptions = {}): PgStore {

@@ -1,7 +1,8 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PgPool } from './pool.js';
-import type { AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
+import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
+import { AUDIT_COLUMNS, auditPage, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -113,6 +114,16 @@ export class PgAuditLog implements AuditSink {
       if (row.upstream_name !== null) out.upstreamName = row.upstream_name;
       return out;
     });
+  }
+
+  async page(f: AuditFilter, limit: number, cursor?: string | null): Promise<AuditPage> {
+    const before = cursor ? decodeAuditCursor(cursor) : null;
+    await this.flush();
+    const params: unknown[] = [];
+    const where = auditWhere(f, before, (v) => (params.push(v), `$${params.length}`));
+    params.push(limit + 1);
+    const r = await this.pool.query<AuditRow>(`SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where} ORDER BY seq DESC LIMIT $${params.length}`, params);
+    return auditPage(r.rows, limit);
   }
 
   close(): Promise<void> {

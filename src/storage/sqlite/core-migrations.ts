@@ -238,6 +238,27 @@ CREATE UNIQUE INDEX runs_by_leg ON runs (job_ref, run_id, run_attempt, coalesce(
     name: 'detection status in a narrow side table; fine rollup of every status, and of held (not new) detections by rule',
     up: (db) => db.exec(statusSideTableSql()),
   },
+  {
+    version: 8,
+    // The dashboard's Detections page drives a filtered page by the few process, endpoint or job ids
+    // a filter names, one range per id in time order (storage/detection-window.ts): the job and
+    // endpoint indexes end in ts (and the rowid) for that; detections_by_endpoint stays because the
+    // rules repository names it. A sha256 or bare-host filter finds its ids by index. A store that
+    // was ANALYZEd gets statistics for the new indexes too: an index without them looks perfectly
+    // selective to the planner, which would then prefer it to detections_by_time and sort.
+    name: 'detections by job and by endpoint in time order; processes by sha256, endpoints by host (dashboard paging)',
+    up: (db) => {
+      db.exec(`
+CREATE INDEX detections_by_job_time ON detections (tenant_id, job_ref, ts);
+CREATE INDEX detections_by_endpoint_time ON detections (tenant_id, endpoint_id, ts);
+CREATE INDEX processes_by_sha256 ON processes (sha256 COLLATE NOCASE);
+CREATE INDEX endpoints_by_host ON endpoints (host, port);
+`);
+      if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").get()) {
+        db.exec('ANALYZE detections_by_job_time; ANALYZE detections_by_endpoint_time; ANALYZE processes_by_sha256; ANALYZE endpoints_by_host;');
+      }
+    },
+  },
 ];
 
 /**

@@ -14,7 +14,7 @@ import type { Detection, DetectionStatus } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { statusOf } from './rollups.js';
 
-const DETECTION_SELECT = `
+export const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
        p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, coalesce(ds.status, 0) AS status, ru.rule_uid, d.ext,
@@ -60,7 +60,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
   }
 
   /** Builds the WHERE clause shared by list and count. Table alias d (+ j, r, p via subqueries). */
-  private where(tenantId: number, f: DetectionFilter): { sql: string; params: unknown[] } {
+  where(tenantId: number, f: DetectionFilter): { sql: string; params: unknown[] } {
     const parts = ['d.tenant_id = ?'];
     const params: unknown[] = [tenantId];
     if (f.types?.length) {
@@ -87,6 +87,10 @@ export class SqliteDetectionRepository implements DetectionRepository {
     if (f.process !== undefined) {
       parts.push('d.process_id IN (SELECT id FROM processes WHERE norm_name = ?)');
       params.push(f.process);
+    }
+    if (f.sha256 !== undefined) {
+      parts.push('d.process_id IN (SELECT id FROM processes WHERE sha256 = ? COLLATE NOCASE)');
+      params.push(f.sha256);
     }
     if (f.host !== undefined) {
       // a host without a port matches every port of that host (domain/filter.ts)
@@ -184,6 +188,11 @@ export class SqliteDetectionRepository implements DetectionRepository {
     const jobs = this.db
       .prepare(`SELECT id, owner, repo, workflow, job, completed_runs FROM jobs WHERE ${conds.join(' AND ')} ORDER BY owner, repo, workflow, job`)
       .all(...params) as { id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number }[];
+    return this.jobViews(jobs);
+  }
+
+  /** Jobs (rows of `jobs`) with their state and baseline entries, in the order given. */
+  jobViews(jobs: { id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number }[]): BaselineView[] {
     const learningRuns = Number(this.meta('learning_runs') ?? 5);
     const entries = this.db.prepare(
       `SELECT e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts FROM baseline b

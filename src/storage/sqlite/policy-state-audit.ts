@@ -1,7 +1,8 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
-import type { AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
+import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
+import { AUDIT_COLUMNS, auditPage, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -83,6 +84,15 @@ export class AuditLog implements AuditSink {
 
   query(q: AuditQuery): AuditRecord[] {
     return queryAudit(this.db, q);
+  }
+
+  page(f: AuditFilter, limit: number, cursor?: string | null): AuditPage {
+    const before = cursor ? decodeAuditCursor(cursor) : null;
+    this.flush();
+    const params: unknown[] = [];
+    const where = auditWhere(f, before, (v) => (params.push(v), '?'));
+    const rows = this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where} ORDER BY seq DESC LIMIT ?`).all(...params, limit + 1) as AuditRow[];
+    return auditPage(rows, limit);
   }
 
   close(): void {

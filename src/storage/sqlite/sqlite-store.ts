@@ -11,6 +11,7 @@ import { SqliteIngestPort } from './ingest-port.js';
 import { SqliteRulesPort } from './rules-port.js';
 import { SqliteRunCallsRepository } from './run-calls-repo.js';
 import { SqliteOverviewRepository } from './overview-repo.js';
+import { SqliteDashboardQueries } from './dashboard-queries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 
 /** The embedded default store: one SQLite file shared safely by several processes (WAL). */
@@ -28,6 +29,8 @@ export class SqliteStore {
   readonly runCalls: SqliteRunCallsRepository;
   /** the overview port (storage/overview-port.ts) */
   readonly overview: SqliteOverviewRepository;
+  /** the dashboard's page queries (storage/dashboard-port.ts) */
+  readonly dashboard: SqliteDashboardQueries;
 
   private constructor(
     readonly db: SqliteDatabase,
@@ -41,6 +44,7 @@ export class SqliteStore {
     this.ingest = new SqliteIngestPort(db, this.leases);
     this.runCalls = new SqliteRunCallsRepository(db);
     this.overview = new SqliteOverviewRepository(db);
+    this.dashboard = new SqliteDashboardQueries(db, this.detections);
   }
 
   /** the rules port (storage/rules-port.ts) with these risky destinations */

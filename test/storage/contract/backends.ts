@@ -14,6 +14,7 @@ import type { BaselineEditor } from '../../../src/storage/baseline-port.js';
 import type { RulesStore } from '../../../src/storage/rules-port.js';
 import type { RunCallsReader } from '../../../src/storage/run-calls-port.js';
 import type { OverviewReader } from '../../../src/storage/overview-port.js';
+import type { DashboardQueries } from '../../../src/storage/dashboard-port.js';
 
 /** Time that only moves when a waiter sleeps: expiry is tested without waiting for it. */
 export class FakeClock implements LeaseClock {
@@ -42,6 +43,8 @@ export interface Connection {
   runCalls: RunCallsReader;
   /** the dashboard's overview reads */
   overview: OverviewReader;
+  /** the dashboard's page queries */
+  dashboard: DashboardQueries;
   close(): Promise<void>;
 }
 
@@ -70,6 +73,7 @@ export async function openConnection(location: string): Promise<Connection> {
       rules: s,
       runCalls: s.runCalls,
       overview: s.overview,
+      dashboard: s.dashboard,
       close: () => s.close(),
     };
   }
@@ -82,6 +86,7 @@ export async function openConnection(location: string): Promise<Connection> {
     rules: s,
     runCalls: s.runCalls,
     overview: s.overview,
+    dashboard: s.dashboard,
     close: async () => s.close(),
   };
 }

@@ -1,0 +1,63 @@
+import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../storage/baseline-port.js';
+import { BaselineError } from '../storage/baseline-port.js';
+import type { RiskyDestinations } from '../analysis/risky-destinations.js';
+
+/**
+ * `baseline expect` / `unexpect` as a service every face calls (the CLI, the dashboard's Baselines
+ * page): one validation of the request, one reading of the outcome. The never-expect guard for
+ * risky destinations stays where it is, in every backend's write (detection/baseline-guard.ts via
+ * BaselineEditor.markExpected), so no face can skip it; here a refusal only gets its error code.
+ */
+
+export interface BaselineEditRequest extends ExpectTarget {
+  endpoint: string;
+}
+
+export type BaselineEditCode = 'invalid_input' | 'refused_risky' | 'not_found';
+
+export class BaselineEditError extends Error {
+  constructor(
+    readonly code: BaselineEditCode,
+    message: string,
+    /** the request field at fault, for a face to name it its own way (--endpoint, a form field) */
+    readonly field: 'endpoint' | null,
+  ) {
+    super(message);
+    this.name = 'BaselineEditError';
+  }
+}
+
+/** host:port or [v6]:port: an expectation names one exact endpoint, as the baseline stores it. */
+export function checkExpectEndpoint(endpoint: string): void {
+  if (!/^[^\s:]+:\d{1,5}$/.test(endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(endpoint)) {
+    throw new BaselineEditError('invalid_input', `expected host:port (e.g. api.example.com:443), got "${endpoint}"`, 'endpoint');
+  }
+}
+
+export function describeTarget(t: ExpectTarget): string {
+  return `${t.owner}/${t.repo}${t.workflow ? ' ' + t.workflow : ''}${t.job ? ' job ' + t.job : ''}`;
+}
+
+/** Marks the endpoint expected in the target's jobs; refused for a risky destination or when no job matches. */
+export async function expectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest, risky: RiskyDestinations): Promise<BaselineEditResult> {
+  checkExpectEndpoint(req.endpoint);
+  let r: BaselineEditResult;
+  try {
+    r = await editor.markExpected(tenant, req, req.endpoint, risky);
+  } catch (err) {
+    if (err instanceof BaselineError && err.code === 'refused_risky') throw new BaselineEditError('refused_risky', err.message, 'endpoint');
+    throw err;
+  }
+  if (r.jobs.length === 0) throw new BaselineEditError('not_found', `no jobs found for ${describeTarget(req)} in tenant "${tenant}"`, null);
+  return r;
+}
+
+/** Undoes expectEndpoint where the endpoint is expected; refused when it is expected in none of the target's jobs. */
+export async function unexpectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest): Promise<BaselineEditResult> {
+  checkExpectEndpoint(req.endpoint);
+  const r = await editor.unmarkExpected(tenant, req, req.endpoint);
+  if (r.jobs.length === 0) {
+    throw new BaselineEditError('not_found', `${req.endpoint} is not expected in any job of ${describeTarget(req)} in tenant "${tenant}"`, null);
+  }
+  return r;
+}

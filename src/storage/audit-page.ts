@@ -1,0 +1,70 @@
+import { CursorError } from './detection-cursor.js';
+import type { AuditEntry, AuditFilter, AuditRecord } from './policy-state.js';
+
+/**
+ * The backend-independent half of AuditSink.page: the cursor (the `seq` of the last record of the
+ * previous page), the WHERE clause (each backend binds values its own way through `bind`), and the
+ * row mapping, so SQLite and PostgreSQL filter and page the audit alike.
+ */
+
+export function encodeAuditCursor(seq: number): string {
+  return Buffer.from(`a1:${seq}`).toString('base64url');
+}
+
+export function decodeAuditCursor(c: string): number {
+  const m = /^a1:(\d{1,15})$/.exec(Buffer.from(c, 'base64url').toString('utf8'));
+  if (!m) throw new CursorError(`invalid cursor "${c}": pass the next_cursor value returned by the previous page, or omit it to start over`);
+  return Number(m[1]);
+}
+
+/** `WHERE ...` (or '') for a filter and an optional cursor; `bind` adds a value and returns its placeholder. */
+export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: unknown) => string): string {
+  const parts: string[] = [];
+  if (f.tool !== undefined) parts.push(`tool = ${bind(f.tool)}`);
+  if (f.decision !== undefined) parts.push(`decision = ${bind(f.decision)}`);
+  if (f.identity !== undefined) parts.push(`identity = ${bind(f.identity)}`);
+  if (f.upstreamName !== undefined) parts.push(`upstream_name = ${bind(f.upstreamName)}`);
+  // ts is an ISO string written by toISOString (fixed width, UTC): text order is time order
+  if (f.since !== undefined) parts.push(`ts >= ${bind(f.since)}`);
+  if (f.until !== undefined) parts.push(`ts < ${bind(f.until)}`);
+  if (beforeSeq !== null) parts.push(`seq < ${bind(beforeSeq)}`);
+  return parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+}
+
+export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name';
+
+export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_hash' | 'approval_id' | 'upstreamName'> {
+  seq: number;
+  args: string | null;
+  reason: string | null;
+  policy_hash: string | null;
+  approval_id: string | null;
+  upstream_name: string | null;
+}
+
+export function auditEntry(r: AuditRow): AuditEntry {
+  const out: AuditEntry = {
+    seq: Number(r.seq),
+    ts: r.ts,
+    session: r.session,
+    identity: r.identity,
+    tool: r.tool,
+    args_hash: r.args_hash,
+    decision: r.decision,
+    rule: r.rule,
+    latency_ms: r.latency_ms,
+    upstream: r.upstream,
+  };
+  if (r.args !== null) out.args = JSON.parse(r.args);
+  if (r.reason !== null) out.reason = r.reason;
+  if (r.policy_hash !== null) out.policy_hash = r.policy_hash;
+  if (r.approval_id !== null) out.approval_id = r.approval_id;
+  if (r.upstream_name !== null) out.upstreamName = r.upstream_name;
+  return out;
+}
+
+export function auditPage(rows: AuditRow[], limit: number): { records: AuditEntry[]; nextCursor: string | null } {
+  const records = rows.slice(0, limit).map(auditEntry);
+  const last = records[records.length - 1];
+  return { records, nextCursor: rows.length > limit && last ? encodeAuditCursor(last.seq) : null };
+}

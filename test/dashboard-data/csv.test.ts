@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { csvCell, csvRecord } from '../../src/dashboard-data/csv.js';
+
+/** A strict RFC 4180 reader, to check that whatever a cell holds comes back as written. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let cell = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (text[i] === '"' && text[i + 1] === '"') (cell += '"'), (i += 2);
+        else if (text[i] === '"') {
+          i++;
+          break;
+        } else cell += text[i++];
+      }
+    } else {
+      while (i < text.length && text[i] !== ',' && text[i] !== '\r') cell += text[i++];
+    }
+    row.push(cell);
+    if (text[i] === ',') i++;
+    else if (text.startsWith('\r\n', i)) {
+      rows.push(row);
+      row = [];
+      i += 2;
+    } else throw new Error(`unexpected ${JSON.stringify(text[i])} at ${i}`);
+  }
+  return rows;
+}
+
+test('RFC 4180: quotes, commas and line breaks are quoted; records end with CRLF', () => {
+  assert.equal(csvRecord(['a', 'b,c', 'say "hi"', 'two\nlines', null, 443]), 'a,"b,c","say ""hi""","two\nlines",,443\r\n');
+});
+
+test('formula injection: text starting with = + - @ tab or CR is kept as text', () => {
+  for (const v of ['=HYPERLINK("http://x","y")', '+1', '-2+3', '@SUM(A1)', '\t=1', '\r=1']) {
+    assert.ok(csvCell(v).replace(/^"/, '').startsWith("'"), v);
+  }
+  assert.equal(csvCell('=1,2'), `"'=1,2"`);
+  assert.equal(csvCell('a=1'), 'a=1', 'only a leading character is dangerous');
+  assert.equal(csvCell(443), '443');
+});
+
+test('property: any cells round-trip through a strict reader (neutralised cells with their apostrophe)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 5 }), (rows) => {
+      const back = parseCsv(rows.map((r) => csvRecord(r)).join(''));
+      assert.deepEqual(back, rows.map((r) => r.map((c) => (/^[=+\-@\t\r]/.test(c) ? `'${c}` : c))));
+    }),
+  );
+});
