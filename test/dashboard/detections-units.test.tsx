@@ -34,11 +34,12 @@ describe('detections page pure parts', () => {
   });
 
   it('a comma list typed in the type field is several types, as the CLI takes them', () => {
-    const q = splitTypes(new URLSearchParams('type=New-Outbound-Network-Call, Anomalous-Outbound-Network-Call&owner=a,b'));
-    assert.deepEqual(q.getAll('type'), ['New-Outbound-Network-Call', 'Anomalous-Outbound-Network-Call']);
+    const q = splitTypes(new URLSearchParams('type=New-Outbound-Network-Call, Domain-Blocked&owner=a,b'));
+    assert.deepEqual(q.getAll('type'), ['New-Outbound-Network-Call', 'Domain-Blocked']);
     assert.equal(q.get('owner'), 'a,b', 'only the type field is split');
-    assert.equal(formValues(q).type, 'New-Outbound-Network-Call,Anomalous-Outbound-Network-Call');
+    assert.equal(formValues(q).type, 'New-Outbound-Network-Call,Domain-Blocked');
     assert.equal(formValues(q).since, '');
+    assert.deepEqual(detectionFilterParams(q, NOW).types, ['New-Outbound-Network-Call', 'Domain-Blocked']);
   });
 
   it('the CSV file name is tenant and time, with nothing a header could break on', () => {
@@ -69,5 +70,8 @@ describe('detections page pure parts', () => {
     assert.match(bad, /<input name="since" value="soon"[^>]*aria-invalid="true"/);
     assert.match(bad, /role="alert"[^>]*>The filter was not applied: <code>since<\/code>: not a time/);
     assert.ok(!bad.includes('<table'));
+    const two = formValues(splitTypes(new URLSearchParams('type=New-Outbound-Network-Call&type=Domain-Blocked')));
+    const kept = renderToString(<DetectionsPage ctx={ctx} d={{ ...ok, values: two }} />);
+    assert.match(kept, /<option value="New-Outbound-Network-Call,Domain-Blocked" selected>/, 'a resubmitted form keeps both types');
   });
 });

@@ -50,6 +50,12 @@ function Filters({ d }: { d: DetectionsData }) {
             {LABELS[k]}
             <select name={k} {...invalid(k)}>
               <option value="">any</option>
+              {/* several types from a link stay selected as one option: splitTypes splits it again */}
+              {k === 'type' && d.values.type.includes(',') ? (
+                <option value={d.values.type} selected>
+                  {d.values.type.split(',').join(' or ')}
+                </option>
+              ) : null}
               {(k === 'type' ? DETECTION_TYPES : DETECTION_STATUSES).map((x) => (
                 <option value={x} selected={x.toLowerCase() === d.values[k].toLowerCase()}>
                   {x}
