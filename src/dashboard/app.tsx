@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderToString } from 'preact-render-to-string';
 import type { VNode } from 'preact';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DASHBOARD_PERMISSIONS, sha256Hex, type Grant } from '../http/grants.js';
 import { BodyTooLarge, readBody } from '../http/mcp-listener.js';
 import { loadAssets, readAsset, type Assets } from './assets.js';
@@ -215,6 +217,12 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     const reply: Reply = await route.handle({ req, url, params, form, session, ctx, store: o.store, tenant: o.tenant });
     if (reply.kind === 'redirect') return redirect(res, reply.location, headers);
     if (reply.kind === 'raw') return send(res, reply.status, reply.contentType, reply.body, { ...headers, ...(reply.headers ?? {}) });
+    if (reply.kind === 'stream') {
+      res.writeHead(reply.status, { ...SECURITY_HEADERS, 'content-type': reply.contentType, 'cache-control': 'no-store', ...headers, ...(reply.headers ?? {}) });
+      // a failure after the headers cannot become an error page: the response is cut short (pipeline
+      // destroys it), so a client never takes a truncated export for a whole one
+      return pipeline(Readable.from(reply.body), res).catch((e: unknown) => log(`dashboard ${pathname} stream failed: ${(e as Error).message}`));
+    }
     return sendPage(res, reply.status, reply.page, headers);
   }
 

@@ -21,5 +21,5 @@ export function baselineHref(j: { owner: string; repo: string; workflow: string;
 
 /** The detections page filtered to one process (normalised name). */
 export function processHref(name: string): string {
-  return `/processes/${encodeURIComponent(name)}`;
+  return `/detections${q({ process: name })}`;
 }

@@ -12,6 +12,7 @@ import { PROCESSES_ROUTES } from './processes-routes.js';
 import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
 import { auditRoute } from './audit-routes.js';
 import { policyRoute } from './policy-routes.js';
+import { DETECTIONS_ROUTES } from './detections-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -34,7 +35,9 @@ export interface RouteRequest {
 export type Reply =
   | { kind: 'page'; status: number; page: VNode }
   | { kind: 'redirect'; location: string }
-  | { kind: 'raw'; status: number; contentType: string; body: string; headers?: Record<string, string> };
+  | { kind: 'raw'; status: number; contentType: string; body: string; headers?: Record<string, string> }
+  /** a body written chunk by chunk as the consumer reads (an export of any size in flat memory) */
+  | { kind: 'stream'; status: number; contentType: string; body: AsyncIterable<string>; headers?: Record<string, string> };
 
 export interface Route {
   method: 'GET' | 'POST';
@@ -83,4 +86,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute, ...DETECTIONS_ROUTES];

@@ -14,7 +14,7 @@ export interface ProcessesServices {
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
-export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview'> & {
+export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview' | 'dashboard'> & {
   /** pending approvals of the running policy gateway; undefined when no policy holds calls */
   pendingApprovals?: () => Promise<number>;
   /** the analysis and rules of the processes page */

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
       { name: 'overview-narrow', path: '/', opts: { width: 390, height: 844 } },
       { name: 'run', path: sample.pathname + sample.search },
       { name: 'processes', path: '/processes' },
+      { name: 'detections', path: '/detections?process=tailscaled' },
       { name: 'approvals', path: '/approvals' },
       { name: 'audit', path: '/audit' },
       { name: 'policy', path: '/policy' },

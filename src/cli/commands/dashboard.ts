@@ -48,6 +48,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         detections: ctx.ports.detections,
         runCalls: ctx.ports.runCalls,
         overview: ctx.ports.overview,
+        dashboard: ctx.ports.dashboard,
         // the same analysis and rules service instances as MCP's tools (one guard, one risky-endpoint cache)
         processes: {
           analyze: (input) => analyze(ctx.ports, { ...input, extraRiskyDestinations: risky }, risky),

@@ -17,6 +17,7 @@ export interface NavItem {
 export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/processes', label: 'Processes' },
+  { href: '/detections', label: 'Detections' },
   { href: '/approvals', label: 'Approvals' },
   { href: '/audit', label: 'Audit' },
   { href: '/policy', label: 'Policy' },

@@ -139,6 +139,9 @@ export function OverviewPage({ ctx, d }: { ctx: PageContext; d: OverviewData }) 
       </div>
       <section aria-labelledby="newest">
         <h2 id="newest">Newest detections</h2>
+        <p>
+          <a href="/detections">All detections, filtered and exported</a>
+        </p>
         {d.newest.length === 0 ? (
           <p class="muted">No detections.</p>
         ) : (
