@@ -12,6 +12,7 @@ import { PROCESSES_ROUTES } from './processes-routes.js';
 import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
 import { auditRoute } from './audit-routes.js';
 import { policyRoute } from './policy-routes.js';
+import { BASELINE_ROUTES } from './baseline-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -83,4 +84,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute, ...BASELINE_ROUTES];

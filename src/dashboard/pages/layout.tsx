@@ -17,6 +17,8 @@ export interface NavItem {
 export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/processes', label: 'Processes' },
+  { href: '/destinations', label: 'Destinations' },
+  { href: '/baselines', label: 'Baselines' },
   { href: '/approvals', label: 'Approvals' },
   { href: '/audit', label: 'Audit' },
   { href: '/policy', label: 'Policy' },
