@@ -1,6 +1,7 @@
 import type { OpenStore } from '../storage/open-store.js';
 import type { AnalyzeInput, AnalyzeResult } from '../analysis/types.js';
 import type { RulesService } from '../rules/service.js';
+import type { RiskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
  * The analysis and the rules service the processes page uses: the same instances MCP's tools and the
@@ -14,7 +15,10 @@ export interface ProcessesServices {
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
-export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview' | 'dashboard'> & {
+export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview' | 'dashboard'> &
+  Partial<Pick<OpenStore, 'baselines'>> & {
+  /** the risky list of the server's config (built in plus risky_destinations): destinations and baselines pages */
+  risky?: RiskyDestinations;
   /** pending approvals of the running policy gateway; undefined when no policy holds calls */
   pendingApprovals?: () => Promise<number>;
   /** the analysis and rules of the processes page */

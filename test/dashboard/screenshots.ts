@@ -57,6 +57,8 @@ async function main(): Promise<void> {
       { name: 'run', path: sample.pathname + sample.search },
       { name: 'processes', path: '/processes' },
       { name: 'detections', path: '/detections?process=tailscaled' },
+      { name: 'destinations', path: '/destinations' },
+      { name: 'baselines', path: '/baselines?owner=acme-corp&repo=mobile-app&workflow=.github%2Fworkflows%2Fci.yml&job=test' },
       { name: 'approvals', path: '/approvals' },
       { name: 'audit', path: '/audit' },
       { name: 'policy', path: '/policy' },
@@ -72,6 +74,12 @@ async function main(): Promise<void> {
           await row.locator('details.tree > summary').first().click();
           await row.locator('details.tree details.tree > summary').first().click();
           await row.scrollIntoViewIfNeeded();
+        }
+        if (s.name === 'destinations') {
+          // endpoint order puts the mesh IPs first: page on to the risky webhook.site (bounded)
+          const risky = page.locator('tbody[data-endpoint="webhook.site:443"]');
+          for (let i = 0; i < 100 && (await risky.count()) === 0; i++) await page.locator('nav.pager a', { hasText: 'Next page' }).click();
+          await risky.scrollIntoViewIfNeeded();
         }
         const file = join(OUT, `${s.name}.png`);
         await page.screenshot({ path: file, fullPage: s.fullPage ?? false });

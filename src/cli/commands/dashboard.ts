@@ -41,6 +41,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
   }
   const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);
   const { analyze, rulesService } = await import('../../mcp/services.js');
+  const { riskyDestinations } = await import('../../analysis/risky-destinations.js');
   const risky = ctx.config.risky_destinations ?? [];
   return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }): Dashboard =>
     createDashboard({
@@ -49,6 +50,8 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         runCalls: ctx.ports.runCalls,
         overview: ctx.ports.overview,
         dashboard: ctx.ports.dashboard,
+        baselines: ctx.ports.baselines,
+        risky: riskyDestinations(risky),
         // the same analysis and rules service instances as MCP's tools (one guard, one risky-endpoint cache)
         processes: {
           analyze: (input) => analyze(ctx.ports, { ...input, extraRiskyDestinations: risky }, risky),

@@ -18,6 +18,8 @@ export const NAV: readonly NavItem[] = [
   { href: '/', label: 'Overview' },
   { href: '/processes', label: 'Processes' },
   { href: '/detections', label: 'Detections' },
+  { href: '/destinations', label: 'Destinations' },
+  { href: '/baselines', label: 'Baselines' },
   { href: '/approvals', label: 'Approvals' },
   { href: '/audit', label: 'Audit' },
   { href: '/policy', label: 'Policy' },

@@ -1,0 +1,136 @@
+import type { Reply, Route, RouteRequest } from './routes.js';
+import { page } from './routes.js';
+import { MessagePage } from './pages/message.js';
+import { ConfirmPage } from './pages/confirm.js';
+import { DestinationsPage } from './pages/destinations.js';
+import { BaselineEditedPage, BaselineRefusedPage, BaselinesPage } from './pages/baselines.js';
+import { baselineJobRows, destinationRows } from '../dashboard-data/views.js';
+import { DEFAULT_PAGE_SIZE } from '../dashboard-data/params.js';
+import { CursorError } from '../storage/detection-cursor.js';
+import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
+import { BaselineEditError, checkExpectEndpoint, expectEndpoint, unexpectEndpoint } from '../detection/baseline-edits.js';
+import { baselineHref } from './links.js';
+import { carriedFields, isConfirmed } from './confirm.js';
+
+/**
+ * The Destinations and Baselines pages, read through the DashboardQueries port, and expect /
+ * un-expect through the baseline-edits service the CLI uses: the risky guard sits in every backend's
+ * write, so a refusal here is the same refusal `baseline expect` gives.
+ */
+
+const JOBS_PER_DESTINATION = 20;
+
+function message(r: RouteRequest, status: number, title: string, text: string): Reply {
+  return page(
+    <MessagePage ctx={r.ctx} title={title}>
+      <p>{text}</p>
+    </MessagePage>,
+    status,
+  );
+}
+
+// without the configured list the built-in one still guards (fail closed: never no list)
+const riskyOf = (r: RouteRequest): RiskyDestinations => r.store.risky ?? riskyDestinations();
+
+const param = (q: URLSearchParams, k: string) => (q.get(k) ?? '').trim();
+
+export const destinationsRoute: Route = {
+  method: 'GET',
+  path: /^\/destinations\/?$/,
+  permission: 'read',
+  async handle(r) {
+    if (!r.store.dashboard) return message(r, 503, 'Destinations unavailable', 'This server was started without the dashboard queries.');
+    const cursor = r.url.searchParams.get('cursor') || null;
+    try {
+      const p = await r.store.dashboard.destinations(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, jobsPerDestination: JOBS_PER_DESTINATION });
+      const nextHref = p.nextCursor ? `/destinations?${new URLSearchParams({ cursor: p.nextCursor })}` : null;
+      return page(<DestinationsPage ctx={r.ctx} d={{ rows: destinationRows(p.destinations, riskyOf(r)), nextHref, paged: cursor !== null }} />);
+    } catch (e) {
+      if (e instanceof CursorError) return message(r, 400, 'Bad request', `cursor: ${e.message}`);
+      throw e;
+    }
+  },
+};
+
+export const baselinesRoute: Route = {
+  method: 'GET',
+  path: /^\/baselines\/?$/,
+  permission: 'read',
+  async handle(r) {
+    const q = r.url.searchParams;
+    const filter = { owner: param(q, 'owner'), repo: param(q, 'repo'), workflow: param(q, 'workflow'), job: param(q, 'job') };
+    const canWrite = r.session.permissions.includes('write');
+    const risky = riskyOf(r);
+    if (filter.workflow || filter.job) {
+      // one job (the run page's link): the exact query `baseline show` makes
+      if (!filter.owner || !filter.repo) return message(r, 400, 'Bad request', 'workflow and job need owner and repo too');
+      const views = await r.store.detections.baselines(r.tenant, { owner: filter.owner, repo: filter.repo, workflow: filter.workflow || undefined, job: filter.job || undefined });
+      const status = views.length === 0 ? 404 : 200;
+      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(views, risky), filter, nextHref: null, paged: false, canWrite }} />, status);
+    }
+    if (!r.store.dashboard) return message(r, 503, 'Baselines unavailable', 'This server was started without the dashboard queries.');
+    const cursor = q.get('cursor') || null;
+    try {
+      const p = await r.store.dashboard.baselineJobs(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, owner: filter.owner || undefined, repo: filter.repo || undefined });
+      const next = new URLSearchParams();
+      if (filter.owner) next.set('owner', filter.owner);
+      if (filter.repo) next.set('repo', filter.repo);
+      if (p.nextCursor) next.set('cursor', p.nextCursor);
+      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(p.jobs, risky), filter, nextHref: p.nextCursor ? `/baselines?${next}` : null, paged: cursor !== null, canWrite }} />);
+    } catch (e) {
+      if (e instanceof CursorError) return message(r, 400, 'Bad request', `cursor: ${e.message}`);
+      throw e;
+    }
+  },
+};
+
+function editRoute(action: 'expect' | 'unexpect'): Route {
+  return {
+    method: 'POST',
+    path: new RegExp(`^/baselines/${action}$`),
+    permission: 'write',
+    async handle(r) {
+      if (!r.store.baselines) return message(r, 503, 'Baselines unavailable', 'This server was started without the baseline editor.');
+      const form = r.form ?? new URLSearchParams();
+      const req = { owner: param(form, 'owner'), repo: param(form, 'repo'), workflow: param(form, 'workflow') || undefined, job: param(form, 'job') || undefined, endpoint: param(form, 'endpoint') };
+      if (!req.owner || !req.repo) return message(r, 400, 'Bad request', 'owner and repo are required');
+      const back = baselineHref({ owner: req.owner, repo: req.repo, workflow: req.workflow ?? '', job: req.job ?? '' });
+      const risky = riskyOf(r);
+      try {
+        checkExpectEndpoint(req.endpoint);
+        if (!isConfirmed(form)) {
+          // nobody is asked to confirm what cannot happen; the confirmed post meets the service's own guard
+          const hit = action === 'expect' ? risky.matchEndpoint(req.endpoint) : null;
+          if (hit) return page(<BaselineRefusedPage ctx={r.ctx} endpoint={req.endpoint} reason={`${req.endpoint} is the risky destination ${hit}: it can never be expected or join a baseline`} backHref={back} />, 422);
+          const effect =
+            action === 'expect'
+              ? 'joins the baseline of the job(s) below at once: its calls there stop raising detections.'
+              : 'leaves the baseline of the job(s) below where it is expected: its calls raise detections again until it is learned anew.';
+          return page(
+            <ConfirmPage
+              ctx={r.ctx}
+              d={{ title: action === 'expect' ? 'Expect an endpoint' : 'Un-expect an endpoint', action: `/baselines/${action}`, fields: carriedFields(form), confirmLabel: action === 'expect' ? `Expect ${req.endpoint}` : `Un-expect ${req.endpoint}`, cancelHref: back, danger: action === 'unexpect' }}
+            >
+              <p>
+                <code>{req.endpoint}</code> {effect}
+              </p>
+              <p>
+                {req.owner}/{req.repo} {req.workflow ?? 'every workflow'} {req.job ? `job ${req.job}` : 'every job'}
+              </p>
+            </ConfirmPage>,
+          );
+        }
+        const res = action === 'expect' ? await expectEndpoint(r.store.baselines, r.tenant, req, risky) : await unexpectEndpoint(r.store.baselines, r.tenant, req);
+        return page(<BaselineEditedPage ctx={r.ctx} d={{ action, endpoint: req.endpoint, jobs: res.jobs, backHref: back }} />);
+      } catch (e) {
+        if (e instanceof BaselineEditError) {
+          if (e.code === 'refused_risky') return page(<BaselineRefusedPage ctx={r.ctx} endpoint={req.endpoint} reason={e.message} backHref={back} />, 422);
+          return message(r, e.code === 'not_found' ? 404 : 400, e.code === 'not_found' ? 'Not found' : 'Bad request', e.field ? `${e.field}: ${e.message}` : e.message);
+        }
+        throw e;
+      }
+    },
+  };
+}
+
+export const BASELINE_ROUTES: readonly Route[] = [destinationsRoute, baselinesRoute, editRoute('expect'), editRoute('unexpect')];
