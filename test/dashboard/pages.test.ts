@@ -104,7 +104,7 @@ describe('dashboard pages', () => {
       await page.locator('figure.chart .uplot canvas').first().waitFor({ timeout: 10_000 });
       const top = await page.locator('section[aria-labelledby="top-processes"] tbody tr').first().innerText();
       assert.match(top, /^tailscaled\s+\d+/);
-      const link = page.locator('section[aria-labelledby="newest"] tbody a').first();
+      const link = page.locator('section[aria-labelledby="newest"] tbody a[href*="/actions/runs/"]').first();
       await link.click();
       await page.waitForURL(/\/actions\/runs\//);
       assert.ok((await page.locator('tr.detected').count()) > 0);

@@ -4,10 +4,9 @@ import type { DetectionWindow } from '../../storage/dashboard-port.js';
 import type { PageParams } from '../../dashboard-data/params.js';
 import { countLabel } from '../../dashboard-data/views.js';
 import { csvHref, DETECTION_FILTER_FIELDS, newerHref, olderHref, type DetectionFilterField } from '../detections-view.js';
-import { processHref, runHref } from '../links.js';
 import { Layout } from './layout.js';
 import type { PageContext } from './context.js';
-import { Sha, StatusBadge, Time } from './format.js';
+import { DetectionTable } from './detection-table.js';
 
 /** Every detection of the tenant, filtered as `detections list` filters, newest first, by keyset pages. */
 
@@ -104,47 +103,7 @@ export function DetectionsPage({ ctx, d }: { ctx: PageContext; d: DetectionsData
           {w.detections.length === 0 ? (
             <p class="muted">No detection matches.</p>
           ) : (
-            <div class="table-wrap">
-              <table aria-label="Detections">
-                <thead>
-                  <tr>
-                    <th scope="col">Time</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Endpoint</th>
-                    <th scope="col">Process</th>
-                    <th scope="col">Run</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {w.detections.map((x) => (
-                    <tr data-id={x.id} data-process={x.tool.name}>
-                      <td>
-                        <Time iso={x.timestamp} />
-                      </td>
-                      <td>{x.detection_id}</td>
-                      <td>
-                        <StatusBadge status={x.status} />
-                      </td>
-                      <td>
-                        <code>{x.endpoint}</code>
-                      </td>
-                      <td>
-                        <a href={processHref(x.tool.name)}>
-                          <code>{x.tool.name}</code>
-                        </a>{' '}
-                        <Sha sha256={x.tool.sha256 ?? null} />
-                      </td>
-                      <td>
-                        <a href={runHref({ owner: x.owner, repo: x.repo, runId: x.run_id, jobId: x.job_id })}>
-                          {x.owner}/{x.repo} · {x.job} · run {x.run_id}
-                        </a>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DetectionTable rows={w.detections} label="Detections" />
           )}
           <nav class="pager" aria-label="Detection pages">
             {w.prevCursor ? (

@@ -1,8 +1,8 @@
 import type { OverviewData } from '../overview-data.js';
 import { Layout } from './layout.js';
 import type { PageContext } from './context.js';
-import { formatCount, StatusBadge, Time } from './format.js';
-import { runHref } from '../links.js';
+import { formatCount, StatusBadge } from './format.js';
+import { DetectionTable } from './detection-table.js';
 
 /** The tenant at a glance: detections over time, where the open ones come from, what is newest. */
 
@@ -145,44 +145,7 @@ export function OverviewPage({ ctx, d }: { ctx: PageContext; d: OverviewData }) 
         {d.newest.length === 0 ? (
           <p class="muted">No detections.</p>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Endpoint</th>
-                  <th scope="col">Process</th>
-                  <th scope="col">Run</th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.newest.map((x) => (
-                  <tr>
-                    <td>
-                      <Time iso={x.timestamp} />
-                    </td>
-                    <td class="mono">{x.detection_id}</td>
-                    <td>
-                      <StatusBadge status={x.status} />
-                    </td>
-                    <td>
-                      <code>{x.endpoint}</code>
-                    </td>
-                    <td>
-                      <code>{x.tool.name}</code>
-                    </td>
-                    <td>
-                      <a href={runHref({ owner: x.owner, repo: x.repo, runId: x.run_id, jobId: x.job_id })}>
-                        {x.owner}/{x.repo} · {x.job} · run {x.run_id}
-                      </a>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DetectionTable rows={d.newest} label="Newest detections" />
         )}
       </section>
     </Layout>

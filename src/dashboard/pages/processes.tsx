@@ -2,10 +2,10 @@ import type { ProcessGroup } from '../../analysis/types.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from '../../rules/types.js';
 import type { ProcessesData, PreviewData } from '../processes-data.js';
 import { binaryRows, nameOnlyRule, narrowingConditions, pagerPages, previewHref, processesHref, ruleParams, sampleRuns, vpnVerdict } from '../processes-view.js';
-import { runHref } from '../links.js';
 import { CsrfField, Layout } from './layout.js';
 import type { PageContext } from './context.js';
-import { formatCount, Sha, StatusBadge, Time } from './format.js';
+import { formatCount, Sha, Time } from './format.js';
+import { DetectionTable } from './detection-table.js';
 
 /**
  * The processes page (the analysis, drawn), a rule's preview, and the outcomes of creating a rule.
@@ -336,42 +336,7 @@ export function RulePreviewPage({ ctx, d }: { ctx: PageContext; d: PreviewData }
       {d.detections.length === 0 ? (
         <p class="muted">None.</p>
       ) : (
-        <div class="table-wrap">
-          <table aria-labelledby="matches">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Status</th>
-                <th scope="col">Endpoint</th>
-                <th scope="col">Process</th>
-                <th scope="col">Run</th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.detections.map((x) => (
-                <tr data-id={x.id}>
-                  <td>
-                    <Time iso={x.timestamp} />
-                  </td>
-                  <td>
-                    <StatusBadge status={x.status} />
-                  </td>
-                  <td>
-                    <code>{x.endpoint}</code>
-                  </td>
-                  <td>
-                    <code>{x.tool.name}</code> <Sha sha256={x.tool.sha256 ?? null} />
-                  </td>
-                  <td>
-                    <a href={runHref({ owner: x.owner, repo: x.repo, runId: x.run_id, jobId: x.job_id })}>
-                      {x.owner}/{x.repo} · {x.job} · run {x.run_id}
-                    </a>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DetectionTable rows={d.detections} label={p.refused_reason ? 'The detections it matches' : 'The detections it would suppress'} />
       )}
       <Pager page={d.page} last={d.lastPage} href={(n) => previewHref(d.input, n)} label="Preview pages" />
     </Layout>
