@@ -83,7 +83,7 @@ export function register(program: Command): void {
           log(`  egress-triage rules create ${conds} --name "${vpn.process} mesh traffic" --yes`);
         }
         log('  egress-triage detections list --process tailscaled --status new');
-        log('  egress-triage serve                                       # MCP over Streamable HTTP on http://127.0.0.1:8787/mcp');
+        log('  egress-triage serve                                       # the dashboard on http://127.0.0.1:8787/, MCP on /mcp');
       }, 'create');
     });
 }
