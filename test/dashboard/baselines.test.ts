@@ -1,9 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { cliResult } from '../helpers.js';
-import { axeViolations, launchBrowser, newPage } from './browser.js';
-import { demoTenant, INJECTION, startServer, type DemoTenant, type RunningServer } from './server.js';
+import { axeViolations, launchBrowser, newPage, postFromPage, signIn } from './browser.js';
+import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, type DemoTenant, type RunningServer } from './server.js';
 
 /**
  * The Destinations and Baselines pages in headless Chromium, against `dashboard --grants` on the demo
@@ -11,8 +11,6 @@ import { demoTenant, INJECTION, startServer, type DemoTenant, type RunningServer
  * the risky guard (checked in the store through the real CLI), and the write permission.
  */
 
-const WRITER = 'writer-token-0123456789abcdef';
-const READER = 'reader-token-0123456789abcdef';
 // the fixture's injection job: five clean runs, then a run calling x.example:443 (pending)
 const XSS_JOB = '/baselines?owner=xss-org&repo=xss-repo&workflow=.github%2Fworkflows%2Fci.yml&job=build';
 
@@ -22,11 +20,7 @@ let browser: Browser;
 
 before(async () => {
   demo = await demoTenant();
-  const grants = demo.file(
-    'grants.yaml',
-    `grants:\n  - { identity: writer, token: ${WRITER}, dashboard: [read, write] }\n  - { identity: reader, token: ${READER}, dashboard: [read] }\n`,
-  );
-  server = await startServer('dashboard', ['--db', demo.db, '--grants', grants]);
+  server = await startWithGrants(demo);
   browser = await launchBrowser();
 });
 
@@ -36,13 +30,6 @@ after(async () => {
   demo?.cleanup();
 });
 
-async function signIn(page: Page, token: string, next: string): Promise<void> {
-  await page.goto(`${server.base}${next}`);
-  await page.locator('#token').fill(token);
-  await page.locator('button[type=submit]').click();
-  await page.waitForURL((u) => u.pathname + u.search === next);
-}
-
 /** A repository's baselines as the real CLI reads them. */
 async function baselineOf(owner: string, repo: string): Promise<unknown> {
   const r = await cliResult(['baseline', 'show', '--owner', owner, '--repo', repo, '--all', '--json', '--db', demo.db]);
@@ -50,17 +37,11 @@ async function baselineOf(owner: string, repo: string): Promise<unknown> {
   return JSON.parse(r.stdout);
 }
 
-async function postFromPage(page: Page, path: string, fields: [string, string][]): Promise<{ status: number; text: string }> {
-  const token = await page.locator('meta[name="csrf-token"]').getAttribute('content');
-  const res = await page.request.post(`${server.base}${path}`, { headers: { origin: server.base }, form: Object.fromEntries([['_csrf', token!], ...fields]), maxRedirects: 0 });
-  return { status: res.status(), text: await res.text() };
-}
-
 describe('destinations page', () => {
   it('lists every endpoint with its jobs, webhook.site marked risky, names as text', async () => {
     const { page, dialogs, errors, close } = await newPage(browser);
     try {
-      await signIn(page, READER, '/destinations');
+      await signIn(page, server.base, READER_TOKEN, '/destinations');
       const webhook = page.locator('tbody[data-endpoint="webhook.site:443"]');
       // endpoint order, 50 a page: the demo's mesh IPs come first; follow Next (bounded)
       for (let i = 0; i < 40 && (await webhook.count()) === 0; i++) {
@@ -91,7 +72,7 @@ describe('destinations page', () => {
   it('pages by cursor, and refuses a bad cursor with 400', async () => {
     const { page, close } = await newPage(browser);
     try {
-      await signIn(page, READER, '/destinations');
+      await signIn(page, server.base, READER_TOKEN, '/destinations');
       const first = await page.locator('tbody[data-endpoint]').evaluateAll((els) => els.map((e) => e.getAttribute('data-endpoint')));
       assert.equal(first.length, 50);
       await page.locator('nav.pager a', { hasText: 'Next page' }).click();
@@ -111,7 +92,7 @@ describe('baselines page', () => {
   it("shows the run page's job: its state and endpoints with runs seen; the injection name as text", async () => {
     const { page, errors, close } = await newPage(browser);
     try {
-      await signIn(page, READER, XSS_JOB);
+      await signIn(page, server.base, READER_TOKEN, XSS_JOB);
       const job = page.locator('section.baseline-job');
       assert.equal(await job.count(), 1);
       assert.match(await job.locator('h2').innerText(), /xss-org\/xss-repo[\s\S]*build[\s\S]*stable/);
@@ -137,7 +118,7 @@ describe('baselines page', () => {
   it('expects a benign endpoint after confirmation, shows it expected, and un-expects it again', async () => {
     const { page, errors, close } = await newPage(browser);
     try {
-      await signIn(page, WRITER, XSS_JOB);
+      await signIn(page, server.base, WRITER_TOKEN, XSS_JOB);
       const row = () => page.locator('tr[data-endpoint="x.example:443"]');
       assert.equal(await row().count(), 0);
       await page.getByLabel('Expect endpoint (host:port)').fill('x.example:443');
@@ -173,21 +154,21 @@ describe('baselines page', () => {
     const before = await baselineOf('acme-corp', 'mobile-app');
     const { page, close } = await newPage(browser);
     try {
-      await signIn(page, WRITER, '/baselines?owner=acme-corp&repo=mobile-app');
+      await signIn(page, server.base, WRITER_TOKEN, '/baselines?owner=acme-corp&repo=mobile-app');
       const fields: [string, string][] = [
         ['owner', 'acme-corp'],
         ['repo', 'mobile-app'],
         ['endpoint', 'webhook.site:443'],
       ];
-      const first = await postFromPage(page, '/baselines/expect', fields);
+      const first = await postFromPage(page, server.base, '/baselines/expect', fields);
       assert.equal(first.status, 422);
       assert.match(first.text, /webhook\.site:443 is the risky destination webhook\.site[^<]*: it can never be expected/);
       assert.doesNotMatch(first.text, /Please confirm/);
       // skipping the confirm step reaches the service's own guard
-      const forged = await postFromPage(page, '/baselines/expect', [...fields, ['confirm', 'yes']]);
+      const forged = await postFromPage(page, server.base, '/baselines/expect', [...fields, ['confirm', 'yes']]);
       assert.equal(forged.status, 422);
       assert.match(forged.text, /webhook\.site:443 is the risky destination webhook\.site \(payload staging \/ exfiltration\): it can never be expected/);
-      const gist = await postFromPage(page, '/baselines/expect', [['owner', 'acme-corp'], ['repo', 'mobile-app'], ['endpoint', 'gist.githubusercontent.com:443'], ['confirm', 'yes']]);
+      const gist = await postFromPage(page, server.base, '/baselines/expect', [['owner', 'acme-corp'], ['repo', 'mobile-app'], ['endpoint', 'gist.githubusercontent.com:443'], ['confirm', 'yes']]);
       assert.equal(gist.status, 422);
       await page.setContent(forged.text);
       assert.deepEqual(await axeViolations(page), []);
@@ -201,10 +182,10 @@ describe('baselines page', () => {
     const before = await baselineOf('xss-org', 'xss-repo');
     const { page, close } = await newPage(browser);
     try {
-      await signIn(page, READER, XSS_JOB);
+      await signIn(page, server.base, READER_TOKEN, XSS_JOB);
       const fields: [string, string][] = [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', 'x.example:443'], ['confirm', 'yes']];
       for (const path of ['/baselines/expect', '/baselines/unexpect']) {
-        const res = await postFromPage(page, path, fields);
+        const res = await postFromPage(page, server.base, path, fields);
         assert.equal(res.status, 403, path);
         assert.match(res.text, /does not include the dashboard permission (&quot;|")write(&quot;|")/);
       }
@@ -214,8 +195,8 @@ describe('baselines page', () => {
     assert.deepEqual(await baselineOf('xss-org', 'xss-repo'), before);
     const writer = await newPage(browser);
     try {
-      await signIn(writer.page, WRITER, XSS_JOB);
-      const bad = await postFromPage(writer.page, '/baselines/expect', [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', INJECTION]]);
+      await signIn(writer.page, server.base, WRITER_TOKEN, XSS_JOB);
+      const bad = await postFromPage(writer.page, server.base, '/baselines/expect', [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', INJECTION]]);
       assert.equal(bad.status, 400);
       assert.match(bad.text, /endpoint: expected host:port/);
       assert.match(bad.text, /got &quot;&lt;img src=x onerror=alert\(1\)(&gt;|>)&quot;/, 'the bad value is escaped');

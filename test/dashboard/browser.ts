@@ -61,3 +61,21 @@ export async function axeViolations(page: Page): Promise<AxeViolation[]> {
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
+
+/**
+ * Signs in at the sign-in page the server redirects `next` to, with a grants token, and waits until
+ * the browser is back on `next` (path and query).
+ */
+export async function signIn(page: Page, base: string, token: string, next = '/'): Promise<void> {
+  await page.goto(`${base}${next}`);
+  await page.locator('#token').fill(token);
+  await page.locator('button[type=submit]').click();
+  await page.waitForURL((u) => u.pathname + u.search === next);
+}
+
+/** A form post from inside the signed-in page (its cookie, its CSRF token, its Origin), as a forged or scripted post would be. */
+export async function postFromPage(page: Page, base: string, path: string, fields: [string, string][]): Promise<{ status: number; text: string }> {
+  const token = await page.locator('meta[name="csrf-token"]').getAttribute('content');
+  const res = await page.request.post(`${base}${path}`, { headers: { origin: base }, form: Object.fromEntries([['_csrf', token!], ...fields]), maxRedirects: 0 });
+  return { status: res.status(), text: await res.text() };
+}

@@ -2,8 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { cliResult } from '../helpers.js';
-import { axeViolations, launchBrowser, newPage } from './browser.js';
-import { demoTenant, INJECTION, startServer, type DemoTenant, type RunningServer } from './server.js';
+import { axeViolations, launchBrowser, newPage, postFromPage, signIn } from './browser.js';
+import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, type DemoTenant, type RunningServer } from './server.js';
 
 /**
  * The processes page in headless Chromium, against `dashboard --grants` on the demo tenant: the
@@ -11,8 +11,6 @@ import { demoTenant, INJECTION, startServer, type DemoTenant, type RunningServer
  * step, the rules service's refusals shown as they are, and the write permission.
  */
 
-const WRITER = 'writer-token-0123456789abcdef';
-const READER = 'reader-token-0123456789abcdef';
 
 let demo: DemoTenant;
 let server: RunningServer;
@@ -20,11 +18,7 @@ let browser: Browser;
 
 before(async () => {
   demo = await demoTenant();
-  const grants = demo.file(
-    'grants.yaml',
-    `grants:\n  - { identity: writer, token: ${WRITER}, dashboard: [read, write] }\n  - { identity: reader, token: ${READER}, dashboard: [read] }\n`,
-  );
-  server = await startServer('dashboard', ['--db', demo.db, '--grants', grants]);
+  server = await startWithGrants(demo);
   browser = await launchBrowser();
 });
 
@@ -33,13 +27,6 @@ after(async () => {
   await server?.stop();
   demo?.cleanup();
 });
-
-async function signIn(page: Page, token: string, next = '/processes'): Promise<void> {
-  await page.goto(`${server.base}${next}`);
-  await page.locator('#token').fill(token);
-  await page.locator('button[type=submit]').click();
-  await page.waitForURL((u) => u.pathname === next);
-}
 
 /** What the store holds, read by the real CLI: the active rules and the open detections. */
 async function storeState(): Promise<{ rules: { name: string; created_by: string; conditions: Record<string, string> }[]; open: number }> {
@@ -55,22 +42,11 @@ async function storeState(): Promise<{ rules: { name: string; created_by: string
 
 const section = (page: Page, process: string) => page.locator('section.process').filter({ has: page.locator('h2 code', { hasText: new RegExp(`^${process}$`) }) });
 
-/** A form post from inside the signed-in page (its cookie, its CSRF token, its Origin). */
-async function postFromPage(page: Page, path: string, fields: [string, string][]): Promise<{ status: number; text: string }> {
-  const token = await page.locator('meta[name="csrf-token"]').getAttribute('content');
-  const res = await page.request.post(`${server.base}${path}`, {
-    headers: { origin: server.base },
-    form: Object.fromEntries([['_csrf', token!], ...fields]),
-    maxRedirects: 0,
-  });
-  return { status: res.status(), text: await res.text() };
-}
-
 describe('processes page', () => {
   it('draws the analysis: counts, verdict with evidence, the impostor marked, risky destinations, suggestion with its impact; names as text', async () => {
     const { page, dialogs, errors, close } = await newPage(browser);
     try {
-      await signIn(page, WRITER);
+      await signIn(page, server.base, WRITER_TOKEN, '/processes');
       const ts = section(page, 'tailscaled');
       assert.equal(await ts.count(), 1);
       assert.equal(await ts.locator('h2 .badge').innerText(), 'Impostor present');
@@ -108,7 +84,7 @@ describe('processes page', () => {
     const before = await storeState();
     const { page, errors, close } = await newPage(browser);
     try {
-      await signIn(page, WRITER);
+      await signIn(page, server.base, WRITER_TOKEN, '/processes');
       await section(page, 'tailscaled').locator('a', { hasText: 'Preview the name-only rule' }).click();
       await page.waitForURL(/\/processes\/preview\?/);
       const refusal = await page.locator('[data-field=refusal]').innerText();
@@ -122,7 +98,7 @@ describe('processes page', () => {
       assert.deepEqual(await axeViolations(page), []);
 
       // posting it anyway, confirmed: the rules service refuses it (422), with the same reason
-      const forced = await postFromPage(page, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.process', 'tailscaled'], ['confirm', 'yes']]);
+      const forced = await postFromPage(page, server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.process', 'tailscaled'], ['confirm', 'yes']]);
       assert.equal(forced.status, 422);
       assert.match(forced.text, /Refused:.*suspected impostor binaries/s);
 
@@ -133,7 +109,7 @@ describe('processes page', () => {
       await page.locator('form[action="/processes/preview"] button').click();
       await page.waitForURL(/c\.endpoint=webhook\.site/);
       assert.match(await page.locator('[data-field=refusal]').innerText(), /endpoint="webhook\.site:443" covers the never-suppress destination webhook\.site/);
-      const risky = await postFromPage(page, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.endpoint', 'webhook.site:443'], ['confirm', 'yes']]);
+      const risky = await postFromPage(page, server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.endpoint', 'webhook.site:443'], ['confirm', 'yes']]);
       assert.equal(risky.status, 422);
       assert.deepEqual(errors, []);
     } finally {
@@ -146,13 +122,13 @@ describe('processes page', () => {
     const before = await storeState();
     const { page, close } = await newPage(browser);
     try {
-      await signIn(page, READER);
+      await signIn(page, server.base, READER_TOKEN, '/processes');
       const ts = section(page, 'tailscaled');
       assert.equal(await ts.locator('form[action="/processes/rules"]').count(), 0);
       assert.match(await ts.locator('[data-field=suggestion]').innerText(), /needs the dashboard permission "write"/);
       const suggested = await ts.locator('[data-field=suggestion] a', { hasText: 'Preview' }).getAttribute('href');
       const fields = [...new URL(suggested!, server.base).searchParams.entries()];
-      const res = await postFromPage(page, '/processes/rules', [...fields, ['confirm', 'yes']]);
+      const res = await postFromPage(page, server.base, '/processes/rules', [...fields, ['confirm', 'yes']]);
       assert.equal(res.status, 403);
       assert.match(res.text, /does not include the dashboard permission &quot;write&quot;|does not include the dashboard permission "write"/);
       // bad links are answered with what is wrong
@@ -172,7 +148,7 @@ describe('processes page', () => {
     const before = await storeState();
     const { page, errors, close } = await newPage(browser);
     try {
-      await signIn(page, WRITER);
+      await signIn(page, server.base, WRITER_TOKEN, '/processes');
       await section(page, 'tailscaled').locator('[data-field=suggestion] a', { hasText: 'Preview' }).click();
       await page.waitForURL(/\/processes\/preview\?/);
       assert.equal(await page.locator('[data-field=refusal]').count(), 0);

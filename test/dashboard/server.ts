@@ -91,3 +91,16 @@ export async function startServer(command: 'serve' | 'dashboard', args: string[]
       }),
   };
 }
+
+/** Tokens of the grants startWithGrants writes: a writer (read, write) and a reader (read only). */
+export const WRITER_TOKEN = 'writer-token-0123456789abcdef';
+export const READER_TOKEN = 'reader-token-0123456789abcdef';
+
+/** `dashboard --grants` on the demo tenant, with the writer and the reader of WRITER_TOKEN and READER_TOKEN. */
+export async function startWithGrants(demo: DemoTenant): Promise<RunningServer> {
+  const grants = demo.file(
+    'grants.yaml',
+    `grants:\n  - { identity: writer, token: ${WRITER_TOKEN}, dashboard: [read, write] }\n  - { identity: reader, token: ${READER_TOKEN}, dashboard: [read] }\n`,
+  );
+  return startServer('dashboard', ['--db', demo.db, '--grants', grants]);
+}
