@@ -23,3 +23,8 @@ export function baselineHref(j: { owner: string; repo: string; workflow: string;
 export function processHref(name: string): string {
   return `/detections${q({ process: name })}`;
 }
+
+/** One suppression rule, with its history (the Rules page). */
+export function ruleHref(ruleId: string): string {
+  return `/rules/${encodeURIComponent(ruleId)}`;
+}

@@ -14,6 +14,7 @@ import { auditRoute } from './audit-routes.js';
 import { policyRoute } from './policy-routes.js';
 import { DETECTIONS_ROUTES } from './detections-routes.js';
 import { BASELINE_ROUTES } from './baseline-routes.js';
+import { RULES_ROUTES } from './rules-routes.js';
 
 /**
  * The dashboard's pages: method, path pattern, the permission it needs, and a handler that reads the
@@ -87,4 +88,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute, ...DETECTIONS_ROUTES, ...BASELINE_ROUTES];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute, ...DETECTIONS_ROUTES, ...BASELINE_ROUTES, ...RULES_ROUTES];

@@ -119,10 +119,16 @@ describe('dashboard pages', () => {
   it('dark mode and a narrow screen: no serious axe violation, and the page itself never scrolls sideways', async () => {
     const i = demo.injection;
     const run = `/github/${i.owner}/${i.repo}/actions/runs/${i.runId}?tab=network-events`;
+    // a rule (the suggested openvpn one: 3 detections), so the Rules pages have a row, a history and the forms
+    const analysis = JSON.parse((await cliResult(['analyze', '--json', '--db', demo.db])).stdout) as { processes: { process: string; suggested_rule: { conditions: Record<string, string> } | null }[] };
+    const openvpn = analysis.processes.find((p) => p.process === 'openvpn')!.suggested_rule!.conditions;
+    const made = await cliResult(['rules', 'create', ...Object.entries(openvpn).flatMap(([k, v]) => ['--condition', `${k}=${v}`]), '--yes', '--json', '--db', demo.db]);
+    assert.equal(made.status, 0, made.stderr);
+    const rule = `/rules/${(JSON.parse(made.stdout) as { rule: { rule_id: string } }).rule.rule_id}`;
     for (const opts of [{ colorScheme: 'dark' as const }, { width: 390, height: 844 }]) {
       const { page, close } = await newPage(browser, opts);
       try {
-        for (const path of ['/', run]) {
+        for (const path of ['/', run, '/rules', rule]) {
           await page.goto(server.base + path);
           assert.deepEqual(await axeViolations(page), [], `${path} ${JSON.stringify(opts)}`);
           const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

@@ -177,6 +177,9 @@ describe('processes page', () => {
       await page.waitForLoadState();
       assert.equal(await page.locator('h1').innerText(), 'Rule created');
       assert.equal(await page.locator('[data-field=suppressed]').innerText(), '199');
+      // the new rule's id links to its page on the Rules page
+      const ruleLink = page.locator('dd a[href^="/rules/"]');
+      assert.equal(await ruleLink.getAttribute('href'), `/rules/${await ruleLink.innerText()}`);
 
       const after = await storeState();
       assert.equal(after.rules.length, before.rules.length + 1);
@@ -188,6 +191,7 @@ describe('processes page', () => {
       const ts = section(page, 'tailscaled');
       assert.equal(await ts.locator('[data-field=count]').innerText(), '6', 'only the impostor detections stay open');
       assert.match(await ts.locator('[data-field=rules]').innerText(), /suppress process=tailscaled.*by dashboard:writer/s);
+      assert.match((await ts.locator('[data-field=rules] a').first().getAttribute('href'))!, /^\/rules\/[0-9a-f-]{36}$/);
       assert.equal(await ts.locator('tr[data-verdict=impostor]').count(), 1);
       assert.deepEqual(await axeViolations(page), []);
       assert.deepEqual(errors, []);

@@ -47,9 +47,16 @@ async function main(): Promise<void> {
       'the held call to be pending',
     );
     const analysis = JSON.parse((await cliResult(['analyze', '--json', '--db', demo.db])).stdout) as {
-      processes: { process: string; sample_detections: { dashboard_url: string }[] }[];
+      processes: { process: string; sample_detections: { dashboard_url: string }[]; suggested_rule: { conditions: Record<string, string> } | null }[];
     };
     const sample = new URL(analysis.processes.find((p) => p.process === 'tailscaled')!.sample_detections[0]!.dashboard_url);
+    // a rule with a history for the Rules pages: created narrow, then widened, by two people
+    const suggested = analysis.processes.find((p) => p.process === 'zerotier-one')!.suggested_rule!.conditions;
+    const made = await cliResult(['rules', 'create', '--condition', `process=${suggested.process}`, '--condition', `process_sha256=${suggested.process_sha256}`, '--condition', 'owner=acme-corp', '--name', 'zerotier-one at acme-corp', '--actor', 'cli:alice', '--yes', '--json', '--db', demo.db]);
+    if (made.status !== 0) throw new Error(`rules create failed: ${made.stderr}`);
+    const ruleId = (JSON.parse(made.stdout) as { rule: { rule_id: string } }).rule.rule_id;
+    const widened = await cliResult(['rules', 'update', ruleId, '--condition', `process=${suggested.process}`, '--condition', `process_sha256=${suggested.process_sha256}`, '--name', 'zerotier-one, genuine binary', '--actor', 'cli:bob', '--yes', '--json', '--db', demo.db]);
+    if (widened.status !== 0) throw new Error(`rules update failed: ${widened.stderr}`);
     const shots: { name: string; path: string; opts?: PageOptions; fullPage?: boolean }[] = [
       { name: 'overview', path: '/' },
       { name: 'overview-dark', path: '/', opts: { colorScheme: 'dark' } },
@@ -58,6 +65,8 @@ async function main(): Promise<void> {
       { name: 'processes', path: '/processes' },
       { name: 'detections', path: '/detections?process=tailscaled' },
       { name: 'destinations', path: '/destinations' },
+      { name: 'rules', path: '/rules' },
+      { name: 'rule', path: `/rules/${ruleId}` },
       { name: 'baselines', path: '/baselines?owner=acme-corp&repo=mobile-app&workflow=.github%2Fworkflows%2Fci.yml&job=test' },
       { name: 'approvals', path: '/approvals' },
       { name: 'audit', path: '/audit' },

@@ -20,6 +20,7 @@ export const NAV: readonly NavItem[] = [
   { href: '/detections', label: 'Detections' },
   { href: '/destinations', label: 'Destinations' },
   { href: '/baselines', label: 'Baselines' },
+  { href: '/rules', label: 'Rules' },
   { href: '/approvals', label: 'Approvals' },
   { href: '/audit', label: 'Audit' },
   { href: '/policy', label: 'Policy' },

@@ -6,6 +6,7 @@ import { CsrfField, Layout } from './layout.js';
 import type { PageContext } from './context.js';
 import { formatCount, Sha, Time } from './format.js';
 import { DetectionTable } from './detection-table.js';
+import { ruleHref } from '../links.js';
 
 /**
  * The processes page (the analysis, drawn), a rule's preview, and the outcomes of creating a rule.
@@ -227,7 +228,10 @@ function ProcessCard({ ctx, g, rules, index }: { ctx: PageContext; g: ProcessGro
           <ul data-field="rules">
             {ownRules.map((r) => (
               <li>
-                <strong>{r.name}</strong> <span class="muted">by {r.created_by}, </span>
+                <a href={ruleHref(r.rule_id)}>
+                  <strong>{r.name}</strong>
+                </a>{' '}
+                <span class="muted">by {r.created_by}, </span>
                 <Time iso={r.created_on} />
               </li>
             ))}
@@ -373,7 +377,9 @@ export function RuleCreatedPage({ ctx, r }: { ctx: PageContext; r: RuleChangeRes
       <dl class="facts">
         <dt>Rule id</dt>
         <dd>
-          <code>{r.rule.rule_id}</code>
+          <a href={ruleHref(r.rule.rule_id)}>
+            <code>{r.rule.rule_id}</code>
+          </a>
         </dd>
         <dt>Detection type</dt>
         <dd>{r.rule.id}</dd>
