@@ -25,14 +25,12 @@ export interface RuleEdit {
   matchChanged: boolean;
 }
 
-const FIELD_LABEL: Record<string, string> = {
-  rule_id: 'rule id',
-  id: 'detection type',
-  created_by: 'created by',
-  severity_action: 'action',
-};
+const FIELD_LABEL: Record<string, string> = { id: 'detection type' };
 
 const label = (field: string) => FIELD_LABEL[field] ?? field;
+
+// never change after create, and the history row already says who: listing them would be noise
+const NOT_LISTED = new Set(['rule_id', 'created_by', 'severity_action']);
 
 /** Two condition sets hold the same keys and values (order does not matter). */
 export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
@@ -127,7 +125,8 @@ function conditionsOf(json: string | null): RuleConditions | null {
 /**
  * A rule's change history (RulesService.audit rows, newest first) as the page shows it: ruleHistory's
  * field-by-field diff, with conditions split into one row per condition key and strings shown as
- * text. A delete lists no fields: the rule as it was is the row before it.
+ * text. A delete lists no fields: the rule as it was is the row before it. The rule id, its creator
+ * and its action are not listed: they never change, and the page shows them elsewhere.
  */
 export function historyEntries(rows: RuleAuditRow[]): HistoryEntry[] {
   return ruleHistory(rows).map((h) => {
@@ -135,7 +134,7 @@ export function historyEntries(rows: RuleAuditRow[]): HistoryEntry[] {
     if (!h.action.startsWith('delete')) {
       for (const c of h.changes) {
         if (c.field === 'conditions') changes.push(...conditionChanges(conditionsOf(c.before), conditionsOf(c.after)));
-        else changes.push({ field: label(c.field), before: readable(c.before), after: readable(c.after) });
+        else if (!NOT_LISTED.has(c.field)) changes.push({ field: label(c.field), before: readable(c.before), after: readable(c.after) });
       }
     }
     return { action: h.action, actor: h.actor, at: h.at, affected: h.affected, changes };

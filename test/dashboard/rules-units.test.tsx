@@ -5,7 +5,7 @@ import type { SuppressionRule } from '../../src/rules/types.js';
 import type { RuleAuditRow } from '../../src/storage/rules-port.js';
 import { actionSummary, conditionChanges, deleteRestoreChoice, historyEntries, ruleEditFromForm, sameConditions } from '../../src/dashboard/rules-view.js';
 import { RuleFormError } from '../../src/dashboard/processes-view.js';
-import { RuleDetailPage, RulesListPage } from '../../src/dashboard/pages/rules.js';
+import { HistoryTable, RuleDetailPage, RulesListPage } from '../../src/dashboard/pages/rules.js';
 import type { PageContext } from '../../src/dashboard/pages/context.js';
 
 const SHA = 'a'.repeat(64);
@@ -91,13 +91,11 @@ describe('rules view model', () => {
         ['condition owner', null, 'acme'],
         ['condition process', null, 'tailscaled'],
         ['condition process_sha256', null, SHA],
-        ['created by', null, 'cli:alice'],
         ['description', null, ''],
         ['detection type', null, 'New-Outbound-Network-Call'],
         ['name', null, 'tailscaled at acme'],
-        ['rule id', null, 'r-1'],
-        ['action', null, '{"type":"ignore"}'],
       ],
+      'rule id, creator and action are not listed: they never change',
     );
     assert.deepEqual(h.map(actionSummary), ['deleted; 12 detection(s) restored to open', 'changed; 99 detection(s) moved', 'created; suppressed 100 detection(s)']);
     assert.equal(actionSummary({ action: 'delete', affected: 0 }), 'deleted; its past suppressions kept');
@@ -118,6 +116,13 @@ describe('rules pages', () => {
     const reader = renderToString(<RuleDetailPage ctx={ctx(['read'])} rule={injected} history={[]} />);
     assert.doesNotMatch(reader, /action="\/rules\/r-1\/(edit|delete)"/);
     assert.match(reader, /needs the dashboard permission &quot;write&quot;/);
+  });
+
+  it('the history shows an absent value as (none) and an empty one as (empty)', () => {
+    const html = renderToString(<HistoryTable label="h" entries={[{ action: 'update', actor: 'bob', at: '2026-12-01T10:00:00.000Z', affected: 0, changes: [{ field: 'description', before: '', after: 'why' }, { field: 'condition repo', before: 'api', after: null }] }]} />);
+    assert.match(html, /description: <span class="muted">\(empty\)<\/span> → <code>why<\/code>/);
+    assert.match(html, /condition repo: <code>api<\/code> → <span class="muted">\(none\)<\/span>/);
+    assert.match(html, /changed; 0 detection\(s\) moved/);
   });
 
   it('the list links each rule to its detail and shows its conditions whole', () => {

@@ -83,14 +83,19 @@ export function RulesListPage({ ctx, tenant, rules, recent }: { ctx: PageContext
   );
 }
 
+function Value({ v }: { v: string | null }) {
+  if (v === null) return <span class="muted">(none)</span>;
+  if (v === '') return <span class="muted">(empty)</span>;
+  return <code>{v}</code>;
+}
+
 export function ChangeList({ changes }: { changes: ReadableChange[] }) {
-  if (changes.length === 0) return <span class="muted">no field changed</span>;
+  if (changes.length === 0) return <span class="muted">no field listed</span>;
   return (
     <ul class="plain">
       {changes.map((c) => (
         <li data-field-change={c.field}>
-          {c.field}: {c.before === null ? <span class="muted">(none)</span> : <code>{c.before}</code>} →{' '}
-          {c.after === null ? <span class="muted">(none)</span> : <code>{c.after}</code>}
+          {c.field}: <Value v={c.before} /> → <Value v={c.after} />
         </li>
       ))}
     </ul>
@@ -99,7 +104,8 @@ export function ChangeList({ changes }: { changes: ReadableChange[] }) {
 
 export function HistoryTable({ entries, label, withRule = false }: { entries: (HistoryEntry & { rule_id?: string })[]; label: string; withRule?: boolean }) {
   return (
-    <div class="table-wrap">
+    // focusable: on a narrow screen the table scrolls inside its box, and a keyboard must reach it
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
       <table aria-label={label}>
         <thead>
           <tr>
