@@ -18,6 +18,8 @@ export interface PolicyTool {
   /** what else the entry says: limits, timeout, reason, conditions */
   details: string[];
   issues: PolicyIssue[];
+  /** its rate limits as written, for the edit form (none while hidden or denied) */
+  limits: { max: string; window: string; scope: string }[];
 }
 
 export interface PolicyView {
@@ -59,8 +61,8 @@ export function policyView(text: string, path: string): PolicyView {
   const hide = Array.isArray(file.hide) ? file.hide.filter((h): h is string => typeof h === 'string') : [];
   const columns = Object.fromEntries(POLICY_COLUMNS.map((c) => [c, [] as PolicyTool[]])) as Record<PolicyColumn, PolicyTool[]>;
   const byName = new Map<string, PolicyTool>();
-  const place = (name: string, column: PolicyColumn, details: string[]) => {
-    const t: PolicyTool = { name, details, issues: [] };
+  const place = (name: string, column: PolicyColumn, details: string[], limits: PolicyTool['limits'] = []) => {
+    const t: PolicyTool = { name, details, issues: [], limits };
     columns[column].push(t);
     if (!byName.has(name)) byName.set(name, t);
   };
@@ -76,7 +78,9 @@ export function policyView(text: string, path: string): PolicyView {
     if (typeof t.reason === 'string') details.push(`reason: ${t.reason}`);
     if (Array.isArray(t.when)) details.push(`${t.when.length} condition${t.when.length === 1 ? '' : 's'} (when)`);
     if (t.audit_args === 'plain') details.push('arguments written to the audit');
-    place(name, columnOf(entry, false), details);
+    const column = columnOf(entry, false);
+    const asWritten = column === 'rate_limited' ? limits.map((l) => (isObj(l) ? { max: String(l.max ?? ''), window: String(l.window ?? ''), scope: typeof l.scope === 'string' ? l.scope : 'session' } : { max: '', window: '', scope: 'session' })) : [];
+    place(name, column, details, asWritten);
   }
   const fileIssues: PolicyIssue[] = [];
   for (const i of issues) {
