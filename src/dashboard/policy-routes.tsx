@@ -13,7 +13,8 @@ import { PolicyPage } from './pages/policy.js';
 import { PolicyDiff, PolicyEditRefusedPage } from './pages/policy-edit.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { MessagePage } from './pages/message.js';
-import { page, type Reply, type Route, type RouteRequest } from './routes.js';
+import type { VNode } from 'preact';
+import type { Reply, Route, RouteRequest } from './routes.js';
 
 /**
  * The Policy page: the file the server runs (`serve --policy`), read from disk on every request, and
@@ -27,6 +28,9 @@ import { page, type Reply, type Route, type RouteRequest } from './routes.js';
  * do without a person what an approver decides call by call, so `write` alone (rules, baselines)
  * must not be enough; `approve` alone decides single calls, not what the gateway lets through.
  */
+
+// not routes.js's own helper: routes.js imports this module, so a value import would be circular
+const page = (p: VNode, status = 200): Reply => ({ kind: 'page', status, page: p });
 
 export const EDIT_PERMISSIONS: readonly DashboardPermission[] = ['write', 'approve'];
 

@@ -30,7 +30,7 @@ export function IssueList({ issues }: { issues: PolicyIssue[] }) {
 
 /** The unified diff, one line per line, added and removed lines marked in words as well as colour. */
 export function PolicyDiff({ patch }: { patch: string }) {
-  const lines = patch.split('\n').filter((l) => !/^(Index:|={5,})/.test(l));
+  const lines = patch.replace(/\n$/, '').split('\n').filter((l) => !/^(Index:|={5,})/.test(l));
   return (
     <pre class="diff" aria-label="Changes to the policy file, as a unified diff">
       {lines.map((l) => {

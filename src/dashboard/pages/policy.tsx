@@ -1,6 +1,5 @@
-import type { PolicyIssue } from '../../policy/load.js';
 import { COLUMN_LABEL, POLICY_COLUMNS, type PolicyView } from '../policy-view.js';
-import { ToolEditForms } from './policy-edit.js';
+import { IssueList, ToolEditForms } from './policy-edit.js';
 import { Layout } from './layout.js';
 import type { PageContext } from './context.js';
 
@@ -14,21 +13,6 @@ export interface PolicyPageData {
   editNote?: string;
   /** a saved change, said once after the save */
   notice?: string;
-}
-
-const where = (i: PolicyIssue) => `${i.line ? `line ${i.line}${i.col ? `:${i.col}` : ''}` : 'file'}${i.path ? `, ${i.path}` : ''}`;
-
-function Issues({ issues }: { issues: PolicyIssue[] }) {
-  if (!issues.length) return null;
-  return (
-    <ul class="issues">
-      {issues.map((i) => (
-        <li>
-          <strong>{where(i)}:</strong> {i.message}
-        </li>
-      ))}
-    </ul>
-  );
 }
 
 export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) {
@@ -77,7 +61,7 @@ export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) 
           {v.fileIssues.length ? (
             <section class="notice error" aria-labelledby="file-issues">
               <h2 id="file-issues">Problems in the file</h2>
-              <Issues issues={v.fileIssues} />
+              <IssueList issues={v.fileIssues} />
             </section>
           ) : null}
           <div class="policy-columns">
@@ -100,7 +84,7 @@ export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) 
                             ))}
                           </ul>
                         ) : null}
-                        <Issues issues={t.issues} />
+                        <IssueList issues={t.issues} />
                         {d.edit ? <ToolEditForms ctx={ctx} tool={t} column={c} hash={d.edit.hash} /> : null}
                       </li>
                     ))}
