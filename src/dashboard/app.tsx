@@ -3,7 +3,7 @@ import { renderToString } from 'preact-render-to-string';
 import type { VNode } from 'preact';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DASHBOARD_PERMISSIONS, sha256Hex, type Grant } from '../http/grants.js';
+import { DASHBOARD_PERMISSIONS, sha256Hex, type DashboardPermission, type Grant } from '../http/grants.js';
 import { BodyTooLarge, readBody } from '../http/mcp-listener.js';
 import { loadAssets, readAsset, type Assets } from './assets.js';
 import { clearedSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie, themeCookie, themeOf, THEMES, type Theme } from './cookies.js';
@@ -202,13 +202,14 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         headers,
       );
     }
-    if (!session.permissions.includes(route.permission)) {
+    const missing = ([] as DashboardPermission[]).concat(route.permission).filter((p) => !session.permissions.includes(p));
+    if (missing.length) {
       return sendPage(
         res,
         403,
         <MessagePage ctx={ctx} title="Not allowed">
           <p>
-            The grant of "{session.identity}" does not include the dashboard permission "{route.permission}" this page needs.
+            The grant of "{session.identity}" does not include the dashboard permission {missing.map((p) => `"${p}"`).join(' and ')} this page needs.
           </p>
         </MessagePage>,
         headers,

@@ -1,4 +1,4 @@
-import type { AuditDecision, AuditQuery } from '../storage/policy-state.js';
+import { AUDIT_DECISIONS, type AuditQuery } from '../storage/policy-state.js';
 
 /**
  * The audit page's filter, parsed from its query string: plain data in, a port query (or the field
@@ -6,15 +6,8 @@ import type { AuditDecision, AuditQuery } from '../storage/policy-state.js';
  * is given) or a duration back from now (30m, 2h, 7d), like `egress-triage audit --since`.
  */
 
-export const AUDIT_DECISIONS: readonly AuditDecision[] = [
-  'allow',
-  'deny',
-  'rate_limited',
-  'approved',
-  'approval_denied',
-  'approval_expired',
-  'approval_cancelled',
-];
+// the port's list: every decision a record can carry, policy changes included
+export { AUDIT_DECISIONS };
 
 export const AUDIT_PAGE_SIZE = 50;
 

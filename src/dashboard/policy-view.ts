@@ -1,5 +1,6 @@
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { parsePolicy, PolicyLoadError, type PolicyIssue } from '../policy/load.js';
+import { COLUMN_LABEL, columnOf, limitsOf, limitText, POLICY_COLUMNS, type PolicyColumn } from '../policy/columns.js';
 
 /**
  * The Policy page's reading of a policy file: each tool the file names, in the column of what the
@@ -9,16 +10,7 @@ import { parsePolicy, PolicyLoadError, type PolicyIssue } from '../policy/load.j
  * with the very parser the gateway loads it with.
  */
 
-export const POLICY_COLUMNS = ['allow', 'rate_limited', 'approval', 'deny', 'hidden'] as const;
-export type PolicyColumn = (typeof POLICY_COLUMNS)[number];
-
-export const COLUMN_LABEL: Record<PolicyColumn, string> = {
-  allow: 'Allow',
-  rate_limited: 'Rate-limited',
-  approval: 'Approval',
-  deny: 'Deny',
-  hidden: 'Hidden',
-};
+export { COLUMN_LABEL, POLICY_COLUMNS, type PolicyColumn };
 
 export interface PolicyTool {
   /** the name or pattern as written in the file */
@@ -26,6 +18,8 @@ export interface PolicyTool {
   /** what else the entry says: limits, timeout, reason, conditions */
   details: string[];
   issues: PolicyIssue[];
+  /** its rate limits as written, for the edit form (none while hidden or denied) */
+  limits: { max: string; window: string; scope: string }[];
 }
 
 export interface PolicyView {
@@ -52,21 +46,6 @@ function issueTool(i: PolicyIssue, hide: readonly string[]): string | undefined 
   return undefined;
 }
 
-function limitText(l: unknown): string {
-  if (!isObj(l)) return 'rate limit';
-  const scope = typeof l.scope === 'string' ? `, scope ${l.scope}` : '';
-  return `${String(l.max)} per ${String(l.window)}s${scope}${typeof l.cost_from === 'string' ? `, cost from ${l.cost_from}` : ''}`;
-}
-
-export function columnOf(entry: unknown, hidden: boolean): PolicyColumn {
-  if (hidden) return 'hidden';
-  const t = isObj(entry) ? entry : {};
-  if (t.action === 'deny') return 'deny';
-  if (t.action === 'require_approval') return 'approval';
-  if (t.rate_limit !== undefined) return 'rate_limited';
-  return 'allow';
-}
-
 export function policyView(text: string, path: string): PolicyView {
   let issues: PolicyIssue[] = [];
   try {
@@ -82,8 +61,8 @@ export function policyView(text: string, path: string): PolicyView {
   const hide = Array.isArray(file.hide) ? file.hide.filter((h): h is string => typeof h === 'string') : [];
   const columns = Object.fromEntries(POLICY_COLUMNS.map((c) => [c, [] as PolicyTool[]])) as Record<PolicyColumn, PolicyTool[]>;
   const byName = new Map<string, PolicyTool>();
-  const place = (name: string, column: PolicyColumn, details: string[]) => {
-    const t: PolicyTool = { name, details, issues: [] };
+  const place = (name: string, column: PolicyColumn, details: string[], limits: PolicyTool['limits'] = []) => {
+    const t: PolicyTool = { name, details, issues: [], limits };
     columns[column].push(t);
     if (!byName.has(name)) byName.set(name, t);
   };
@@ -92,14 +71,16 @@ export function policyView(text: string, path: string): PolicyView {
     if (hide.includes(name)) continue;
     const t = isObj(entry) ? entry : {};
     const details: string[] = [];
-    const limits = t.rate_limit === undefined ? [] : Array.isArray(t.rate_limit) ? t.rate_limit : [t.rate_limit];
+    const limits = limitsOf(t);
     if (limits.length && t.action !== 'deny') details.push(...limits.map(limitText));
     if (t.action === 'require_approval') details.push(`approval timeout ${t.approval_timeout ?? 'default'}${typeof t.approval_timeout === 'number' ? 's' : ''}`);
     if (t.approval_elicitation === true) details.push("the agent's client may approve (elicitation)");
     if (typeof t.reason === 'string') details.push(`reason: ${t.reason}`);
     if (Array.isArray(t.when)) details.push(`${t.when.length} condition${t.when.length === 1 ? '' : 's'} (when)`);
     if (t.audit_args === 'plain') details.push('arguments written to the audit');
-    place(name, columnOf(entry, false), details);
+    const column = columnOf(entry, false);
+    const asWritten = column === 'rate_limited' ? limits.map((l) => (isObj(l) ? { max: String(l.max ?? ''), window: String(l.window ?? ''), scope: typeof l.scope === 'string' ? l.scope : 'session' } : { max: '', window: '', scope: 'session' })) : [];
+    place(name, column, details, asWritten);
   }
   const fileIssues: PolicyIssue[] = [];
   for (const i of issues) {

@@ -11,7 +11,7 @@ import { loadOverview } from './overview-data.js';
 import { PROCESSES_ROUTES } from './processes-routes.js';
 import { approvalsRoute, decideApprovalRoute } from './approval-routes.js';
 import { auditRoute } from './audit-routes.js';
-import { policyRoute } from './policy-routes.js';
+import { POLICY_ROUTES } from './policy-routes.js';
 import { DETECTIONS_ROUTES } from './detections-routes.js';
 import { BASELINE_ROUTES } from './baseline-routes.js';
 import { RULES_ROUTES } from './rules-routes.js';
@@ -44,7 +44,8 @@ export type Reply =
 export interface Route {
   method: 'GET' | 'POST';
   path: RegExp;
-  permission: DashboardPermission;
+  /** the permission the route needs, or every one of a list */
+  permission: DashboardPermission | readonly DashboardPermission[];
   handle(r: RouteRequest): Promise<Reply>;
 }
 
@@ -88,4 +89,4 @@ const overviewRoute: Route = {
   },
 };
 
-export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, policyRoute, ...DETECTIONS_ROUTES, ...BASELINE_ROUTES, ...RULES_ROUTES];
+export const ROUTES: readonly Route[] = [overviewRoute, runRoute, ...PROCESSES_ROUTES, approvalsRoute, decideApprovalRoute, auditRoute, ...POLICY_ROUTES, ...DETECTIONS_ROUTES, ...BASELINE_ROUTES, ...RULES_ROUTES];

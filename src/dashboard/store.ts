@@ -13,6 +13,7 @@ export interface ProcessesServices {
   rules(): Promise<RulesService>;
 }
 import type { PolicyStateBackend } from '../storage/policy-state.js';
+import type { PolicyHolder } from '../policy/holder.js';
 
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
 export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview' | 'dashboard'> &
@@ -27,4 +28,17 @@ export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overvi
   policy?: Pick<PolicyStateBackend, 'approvals' | 'audit'>;
   /** the policy file the running server enforces (`serve --policy`); undefined without one */
   policyFile?: string;
+  /**
+   * The holder that enforces policyFile in this process: the Policy page saves through it, so the
+   * save is in force (and audited) before the page answers. Undefined: the page cannot edit.
+   */
+  policyHolder?: Pick<PolicyHolder, 'path' | 'replace' | 'current'>;
 };
+
+/** What the server that mounts the dashboard shares with it (src/mcp/http.ts builds it for `serve`). */
+export interface DashboardShared {
+  policyState: PolicyStateBackend | undefined;
+  excludedPaths: string[];
+  policyFile?: string;
+  policyHolder?: DashboardStore['policyHolder'];
+}

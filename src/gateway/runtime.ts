@@ -1,5 +1,6 @@
 import { basename, resolve } from 'node:path';
-import { PolicyHolder } from '../policy/holder.js';
+import { PolicyHolder, type ReloadEvent } from '../policy/holder.js';
+import { policyChangeRecord, summarizePolicyChange } from '../policy/change-summary.js';
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../policy/load.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createModernSessionResolver, modernSessionSettings, type ModernSessionResolver } from '../policy/session-identity.js';
@@ -32,6 +33,23 @@ function countersFor(state: PolicyStateBackend, path: string) {
 }
 
 /**
+ * A new policy version in force is a `policy_change` audit record (who, both hashes, what changed),
+ * written like a call's record before anything else reads the audit; a failed write is logged, and
+ * the new version stays in force (the file on disk is already the change).
+ */
+function auditReload(state: PolicyStateBackend, file: string, ev: ReloadEvent, log: (line: string) => void): void {
+  const change = summarizePolicyChange(ev.previous.engine.file, ev.current.engine.file);
+  log(`reloaded (${ev.current.hash.slice(0, 12)}, by ${ev.by}): ${change.summary}`);
+  try {
+    const record = policyChangeRecord({ ts: new Date().toISOString(), by: ev.by, file, previousHash: ev.previous.hash, hash: ev.current.hash, change });
+    const written = state.audit.append(record, true);
+    if (written instanceof Promise) written.catch((e: Error) => log(`change could not be audited: ${e.message}`));
+  } catch (e) {
+    log(`change could not be audited: ${(e as Error).message}`);
+  }
+}
+
+/**
  * Loads the policy (throws PolicyLoadError: an invalid policy refuses to start) and opens the policy
  * state. Await `state.ready()` before serving: a shared backend may still be connecting.
  */
@@ -43,7 +61,7 @@ export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
   holder.on('invalid', (e: PolicyLoadError) => {
     log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
   });
-  holder.on('reload', () => log(`policy reloaded (${holder.current.hash.slice(0, 12)})`));
+  holder.on('reload', (ev: ReloadEvent) => auditReload(state, holder.path, ev, (l) => log(`policy ${l}`)));
   if (o.watch !== false) holder.watch();
   return {
     holder,
@@ -81,7 +99,7 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
     holder.on('invalid', (e: PolicyLoadError) => {
       log(`policy ${abs}: reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
     });
-    holder.on('reload', () => log(`policy ${abs} reloaded (${holder.current.hash.slice(0, 12)})`));
+    holder.on('reload', (ev: ReloadEvent) => auditReload(state, abs, ev, (l) => log(`policy ${abs} ${l}`)));
     if (o.watch !== false) holder.watch();
   }
   return {

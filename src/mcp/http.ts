@@ -10,6 +10,7 @@ import { createPolicyRuntimeSet, type PolicyRuntime, type PolicyRuntimeSet } fro
 import type { Grant } from '../http/grants.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import type { Dashboard } from '../dashboard/app.js';
+import type { DashboardShared } from '../dashboard/store.js';
 import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
 
 export { parseListen } from '../http/listen.js';
@@ -36,7 +37,7 @@ export interface HttpAppOptions extends EgressTriageServerOptions {
    * The web dashboard on the same listener and store (src/dashboard/app.tsx): every path but the MCP
    * endpoint and /healthz. Built here because it shares this server's policy state (approvals).
    */
-  dashboard?: (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }) => Dashboard;
+  dashboard?: (shared: DashboardShared) => Dashboard;
   /** route every session through the in-process policy gateway (one shared policy runtime) */
   policy?: PolicyOptions;
   /**
@@ -236,7 +237,13 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     mcpPath: (p) => (p === mcpPath ? mcpPath : undefined),
     displayPath: mcpPath,
     onMcp: handleMcp,
-    browser: opts.dashboard?.({ policyState: runtimes?.state, excludedPaths: [mcpPath, '/healthz'], policyFile: opts.policy?.policyPath }),
+    browser: opts.dashboard?.({
+      policyState: runtimes?.state,
+      excludedPaths: [mcpPath, '/healthz'],
+      policyFile: opts.policy?.policyPath,
+      // the Policy page saves through the holder that enforces the file here: in force and audited at once
+      policyHolder: opts.policy ? runtimes!.runtimeFor(opts.policy.policyPath).holder : undefined,
+    }),
     routes: async (req, res, _grant, path) => {
       if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return true;
       if (path !== '/healthz') return false;

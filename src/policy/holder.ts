@@ -4,13 +4,29 @@ import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadPolicyFile, parsePolicy, PolicyLoadError, type LoadedPolicy } from './load.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
+import { writeFileAtomicSync } from './write-file.js';
 import type { RateCounters } from '../storage/policy-state.js';
 
 export interface ReloadEvent {
   previous: LoadedPolicy;
   current: LoadedPolicy;
   hiddenChanged: boolean;
+  /** who put the new version in force: `dashboard:<identity>` through replace(), `file` when found on disk */
+  by: string;
 }
+
+/** replace() was given the hash of a file that has changed on disk since: someone else edited it. */
+export class PolicyConflictError extends Error {
+  override name = 'PolicyConflictError';
+  constructor(
+    readonly expectedHash: string,
+    readonly actualHash: string | undefined,
+  ) {
+    super(actualHash === undefined ? 'the policy file cannot be read any more' : 'the policy file changed on disk since it was read');
+  }
+}
+
+export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /**
  * The policy in force plus its rate-limit counters. Hot reload swaps the engine atomically
@@ -38,8 +54,39 @@ export class PolicyHolder extends EventEmitter {
     this.limiter = counters ?? new SlidingWindowLimiter();
   }
 
+  /**
+   * Writes `text` as the policy file and puts it in force now, as `by`, in one synchronous step (so
+   * the watcher cannot pick it up first and call it a change from `file`):
+   * - the file on disk must still hash to `expectedHash` (what the editor was shown), else
+   *   PolicyConflictError and nothing is written;
+   * - `text` must be a valid policy, else PolicyLoadError and nothing is written;
+   * - the write is atomic (write-file.ts), so a reader never sees half a file.
+   * Returns the reload event, or undefined when the text is the version already in force.
+   */
+  replace(text: string, expectedHash: string, by: string): ReloadEvent | undefined {
+    let onDisk: string | undefined;
+    try {
+      onDisk = readFileSync(this.path, 'utf8');
+    } catch {
+      onDisk = undefined;
+    }
+    const actual = onDisk === undefined ? undefined : sha256(onDisk);
+    if (actual !== expectedHash) throw new PolicyConflictError(expectedHash, actual);
+    parsePolicy(text, this.path);
+    writeFileAtomicSync(this.path, text);
+    let event: ReloadEvent | undefined;
+    const take = (ev: ReloadEvent) => (event = ev);
+    this.prependOnceListener('reload', take);
+    try {
+      this.reload(by);
+    } finally {
+      this.off('reload', take);
+    }
+    return event;
+  }
+
   /** Re-reads the file now. Returns true when a new version was put in force. */
-  reload(): boolean {
+  reload(by = 'file'): boolean {
     let text: string;
     try {
       text = readFileSync(this.path, 'utf8');
@@ -47,8 +94,7 @@ export class PolicyHolder extends EventEmitter {
       this.emit('invalid', new PolicyLoadError(this.path, [{ path: '', message: `cannot read: ${(e as Error).message}` }]));
       return false;
     }
-    const hash = createHash('sha256').update(text).digest('hex');
-    if (hash === this.current.hash) return false;
+    if (sha256(text) === this.current.hash) return false;
     let next: LoadedPolicy;
     try {
       next = parsePolicy(text, this.path);
@@ -62,6 +108,7 @@ export class PolicyHolder extends EventEmitter {
       previous,
       current: next,
       hiddenChanged: previous.engine.hiddenFingerprint() !== next.engine.hiddenFingerprint(),
+      by,
     };
     this.emit('reload', ev);
     return true;

@@ -31,15 +31,16 @@ export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: u
   return parts.length ? `WHERE ${parts.join(' AND ')}` : '';
 }
 
-export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name';
+export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name, previous_policy_hash';
 
-export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_hash' | 'approval_id' | 'upstreamName'> {
+export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_hash' | 'approval_id' | 'upstreamName' | 'previous_policy_hash'> {
   seq: number;
   args: string | null;
   reason: string | null;
   policy_hash: string | null;
   approval_id: string | null;
   upstream_name: string | null;
+  previous_policy_hash: string | null;
 }
 
 export function auditEntry(r: AuditRow): AuditEntry {
@@ -60,7 +61,24 @@ export function auditEntry(r: AuditRow): AuditEntry {
   if (r.policy_hash !== null) out.policy_hash = r.policy_hash;
   if (r.approval_id !== null) out.approval_id = r.approval_id;
   if (r.upstream_name !== null) out.upstreamName = r.upstream_name;
+  if (r.previous_policy_hash !== null) out.previous_policy_hash = r.previous_policy_hash;
   return out;
+}
+
+/** A row as AuditSink.query answers it: the record without its place in the log. */
+export function auditRecord(r: AuditRow): AuditRecord {
+  const { seq: _seq, ...record } = auditEntry(r);
+  return record;
+}
+
+/** The values of one record in the INSERT column order of AUDIT_INSERT_COLUMNS. */
+export const AUDIT_INSERT_COLUMNS = AUDIT_COLUMNS.replace(/^seq, /, '');
+
+export function auditInsertValues(r: AuditRecord): unknown[] {
+  return [
+    r.ts, r.session, r.identity, r.tool, r.args_hash, r.args === undefined ? null : JSON.stringify(r.args), r.decision, r.rule,
+    r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null, r.upstreamName ?? null, r.previous_policy_hash ?? null,
+  ];
 }
 
 export function auditPage(rows: AuditRow[], limit: number): { records: AuditEntry[]; nextCursor: string | null } {

@@ -145,9 +145,11 @@ export type AuditDecision =
   | 'approved'
   | 'approval_denied'
   | 'approval_expired'
-  | 'approval_cancelled';
+  | 'approval_cancelled'
+  /** Not a call: the policy in force was replaced (a dashboard edit, or the file changed on disk). */
+  | 'policy_change';
 
-export const AUDIT_DECISIONS: readonly AuditDecision[] = ['allow', 'deny', 'rate_limited', 'approved', 'approval_denied', 'approval_expired', 'approval_cancelled'];
+export const AUDIT_DECISIONS: readonly AuditDecision[] = ['allow', 'deny', 'rate_limited', 'approved', 'approval_denied', 'approval_expired', 'approval_cancelled', 'policy_change'];
 
 export type UpstreamOutcome =
   | 'ok'
@@ -177,6 +179,8 @@ export interface AuditRecord {
   approval_id?: string;
   /** The registered upstream the call was for (multi-upstream gateway). */
   upstreamName?: string;
+  /** policy_change only: the hash of the policy that `policy_hash` replaced. */
+  previous_policy_hash?: string;
 }
 
 export interface AuditQuery {

@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { Grant } from '../../http/grants.js';
 import type { Dashboard } from '../../dashboard/app.js';
+import type { DashboardShared } from '../../dashboard/store.js';
 import type { PolicyStateBackend } from '../../storage/policy-state.js';
 
 interface DashboardCliOptions {
@@ -43,7 +44,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
   const { analyze, rulesService } = await import('../../mcp/services.js');
   const { riskyDestinations } = await import('../../analysis/risky-destinations.js');
   const risky = ctx.config.risky_destinations ?? [];
-  return (shared: { policyState: PolicyStateBackend | undefined; excludedPaths: string[]; policyFile?: string }): Dashboard =>
+  return (shared: DashboardShared): Dashboard =>
     createDashboard({
       store: {
         detections: ctx.ports.detections,
@@ -60,6 +61,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
         policy: shared.policyState,
         policyFile: shared.policyFile,
+        policyHolder: shared.policyHolder,
       },
       tenant: ctx.tenant,
       grants,

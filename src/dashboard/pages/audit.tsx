@@ -26,6 +26,7 @@ const DECISION_TONE: Record<string, string> = {
   rate_limited: 'warn',
   approval_expired: 'neutral',
   approval_cancelled: 'neutral',
+  policy_change: 'warn',
 };
 
 function Field({ name, label, value, error, placeholder }: { name: keyof AuditFilter; label: string; value: string; error?: string; placeholder?: string }) {
@@ -74,6 +75,7 @@ function Filters({ d }: { d: AuditData }) {
 }
 
 function Args({ r }: { r: AuditRecord }) {
+  if (r.decision === 'policy_change') return null;
   if (r.args !== undefined) return <pre class="args">{JSON.stringify(r.args, null, 2)}</pre>;
   return (
     <span class="muted" title={`HMAC ${r.args_hash}`}>
@@ -89,7 +91,8 @@ export function AuditPage({ ctx, d }: { ctx: PageContext; d: AuditData }) {
     <Layout ctx={ctx} title="Audit">
       <h1>Audit</h1>
       <p class="muted">
-        Every tool call the policy decided, newest first. Argument values appear only for tools whose policy says <code>audit_args: plain</code>; otherwise
+        Every tool call the policy decided, and every change of the policy in force (decision <code>policy_change</code>: who, the file, what changed,
+        and the hashes before and after), newest first. Argument values appear only for tools whose policy says <code>audit_args: plain</code>; otherwise
         the audit keeps their HMAC.
       </p>
       {!d.enabled ? (
@@ -140,8 +143,12 @@ export function AuditPage({ ctx, d }: { ctx: PageContext; d: AuditData }) {
                     </td>
                     <td>
                       {r.identity}
-                      <br />
-                      <span class="muted">session {r.session.slice(0, 16)}</span>
+                      {r.session ? (
+                        <>
+                          <br />
+                          <span class="muted">session {r.session.slice(0, 16)}</span>
+                        </>
+                      ) : null}
                     </td>
                     <td>
                       {r.upstreamName ? <code>{r.upstreamName}</code> : null} <span class="muted">{r.upstream}</span>
@@ -152,6 +159,14 @@ export function AuditPage({ ctx, d }: { ctx: PageContext; d: AuditData }) {
                         <>
                           <br />
                           {r.reason}
+                        </>
+                      ) : null}
+                      {r.decision === 'policy_change' ? (
+                        <>
+                          <br />
+                          <span class="muted" title={`sha256 ${r.previous_policy_hash ?? '?'} → ${r.policy_hash ?? '?'}`}>
+                            policy <code>{(r.previous_policy_hash ?? '?').slice(0, 12)}</code> → <code>{(r.policy_hash ?? '?').slice(0, 12)}</code>
+                          </span>
                         </>
                       ) : null}
                     </td>

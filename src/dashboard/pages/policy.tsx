@@ -1,5 +1,5 @@
-import type { PolicyIssue } from '../../policy/load.js';
 import { COLUMN_LABEL, POLICY_COLUMNS, type PolicyView } from '../policy-view.js';
+import { IssueList, ToolEditForms } from './policy-edit.js';
 import { Layout } from './layout.js';
 import type { PageContext } from './context.js';
 
@@ -8,21 +8,11 @@ import type { PageContext } from './context.js';
 export interface PolicyPageData {
   /** undefined when the server runs no policy file */
   view?: PolicyView;
-}
-
-const where = (i: PolicyIssue) => `${i.line ? `line ${i.line}${i.col ? `:${i.col}` : ''}` : 'file'}${i.path ? `, ${i.path}` : ''}`;
-
-function Issues({ issues }: { issues: PolicyIssue[] }) {
-  if (!issues.length) return null;
-  return (
-    <ul class="issues">
-      {issues.map((i) => (
-        <li>
-          <strong>{where(i)}:</strong> {i.message}
-        </li>
-      ))}
-    </ul>
-  );
+  /** the edit forms are offered (the file's hash at this read); undefined: read-only, and why in editNote */
+  edit?: { hash: string };
+  editNote?: string;
+  /** a saved change, said once after the save */
+  notice?: string;
 }
 
 export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) {
@@ -30,6 +20,11 @@ export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) 
   return (
     <Layout ctx={ctx} title="Policy">
       <h1>Policy</h1>
+      {d.notice ? (
+        <p class="notice" role="status">
+          {d.notice} <a href="/audit?decision=policy_change">Policy changes in the audit</a>
+        </p>
+      ) : null}
       {!v ? (
         <p class="notice">
           This server runs no policy file. Start it with <code>serve --policy FILE</code> to see the policy here.
@@ -54,10 +49,19 @@ export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) 
               )}
             </dd>
           </dl>
+          {d.edit ? (
+            <p class="muted">
+              Each tool's <strong>Change</strong> moves it to another column or edits its limit. You see the change as a diff of the file, checked by the
+              gateway's own parser, before anything is saved; the running server enforces it as soon as it is saved, and the audit records who changed
+              what (<a href="/audit?decision=policy_change">policy changes</a>).
+            </p>
+          ) : d.editNote ? (
+            <p class="muted">{d.editNote}</p>
+          ) : null}
           {v.fileIssues.length ? (
             <section class="notice error" aria-labelledby="file-issues">
               <h2 id="file-issues">Problems in the file</h2>
-              <Issues issues={v.fileIssues} />
+              <IssueList issues={v.fileIssues} />
             </section>
           ) : null}
           <div class="policy-columns">
@@ -80,7 +84,8 @@ export function PolicyPage({ ctx, d }: { ctx: PageContext; d: PolicyPageData }) 
                             ))}
                           </ul>
                         ) : null}
-                        <Issues issues={t.issues} />
+                        <IssueList issues={t.issues} />
+                        {d.edit ? <ToolEditForms ctx={ctx} tool={t} column={c} hash={d.edit.hash} /> : null}
                       </li>
                     ))}
                   </ul>

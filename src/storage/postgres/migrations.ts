@@ -372,6 +372,13 @@ CREATE INDEX detections_by_endpoint_time ON detection_rows (tenant_id, endpoint_
 CREATE INDEX processes_by_sha256 ON processes (tenant_id, lower(sha256));
 `,
   },
+  {
+    version: 12,
+    // A policy_change record (the policy in force was replaced: from the dashboard, or a file reload)
+    // carries the hash it replaced besides the new one (policy_hash).
+    name: 'policy audit: the previous policy hash of a policy change',
+    up: 'ALTER TABLE policy_audit ADD COLUMN previous_policy_hash text;',
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

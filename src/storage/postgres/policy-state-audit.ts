@@ -2,11 +2,11 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PgPool } from './pool.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, auditPage, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
-const COLS = 14;
+const COLS = AUDIT_INSERT_COLUMNS.split(', ').length;
 
 /**
  * The audit in the PostgreSQL store (table policy_audit) and, when configured, a JSONL file, with the
@@ -61,15 +61,11 @@ export class PgAuditLog implements AuditSink {
   private async insert(batch: AuditRecord[]): Promise<void> {
     const values: unknown[] = [];
     const rows = batch.map((r, i) => {
-      values.push(
-        r.ts, r.session, r.identity, r.tool, r.args_hash, r.args === undefined ? null : JSON.stringify(r.args), r.decision, r.rule,
-        r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null, r.upstreamName ?? null,
-      );
+      values.push(...auditInsertValues(r));
       return `(${Array.from({ length: COLS }, (_, k) => `$${i * COLS + k + 1}`).join(', ')})`;
     });
     await this.pool.query(
-      `INSERT INTO policy_audit (ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name)
-       VALUES ${rows.join(', ')}`,
+      `INSERT INTO policy_audit (${AUDIT_INSERT_COLUMNS}) VALUES ${rows.join(', ')}`,
       values,
     );
   }
@@ -90,30 +86,11 @@ export class PgAuditLog implements AuditSink {
     if (q.identity) add('identity =', q.identity);
     if (q.until) add('ts <', q.until);
     params.push(q.limit ?? 1000, q.offset ?? 0);
-    const r = await this.pool.query<Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null }>(
-      `SELECT ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name
-         FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    const r = await this.pool.query<AuditRow>(
+      `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
       params,
     );
-    return r.rows.reverse().map((row) => {
-      const out: AuditRecord = {
-        ts: row.ts,
-        session: row.session,
-        identity: row.identity,
-        tool: row.tool,
-        args_hash: row.args_hash,
-        decision: row.decision,
-        rule: row.rule,
-        latency_ms: row.latency_ms,
-        upstream: row.upstream,
-      };
-      if (row.args !== null) out.args = JSON.parse(row.args);
-      if (row.reason !== null) out.reason = row.reason;
-      if (row.policy_hash !== null) out.policy_hash = row.policy_hash;
-      if (row.approval_id !== null) out.approval_id = row.approval_id;
-      if (row.upstream_name !== null) out.upstreamName = row.upstream_name;
-      return out;
-    });
+    return r.rows.reverse().map(auditRecord);
   }
 
   async page(f: AuditFilter, limit: number, cursor?: string | null): Promise<AuditPage> {

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, auditPage, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -26,10 +26,8 @@ export class AuditLog implements AuditSink {
     private readonly db: SqliteDatabase,
     readonly file?: string,
   ) {
-    this.insert = db.prepare(
-      `INSERT INTO policy_audit(ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name)
-       VALUES (@ts, @session, @identity, @tool, @args_hash, @args, @decision, @rule, @reason, @latency_ms, @upstream, @policy_hash, @approval_id, @upstream_name)`,
-    );
+    const columns = AUDIT_INSERT_COLUMNS.split(', ');
+    this.insert = db.prepare(`INSERT INTO policy_audit(${AUDIT_INSERT_COLUMNS}) VALUES (${columns.map(() => '?').join(', ')})`);
     if (file) mkdirSync(dirname(file), { recursive: true });
   }
 
@@ -58,24 +56,7 @@ export class AuditLog implements AuditSink {
     try {
       if (!this.db.open) return;
       this.db.transaction(() => {
-        for (const r of batch) {
-          this.insert.run({
-            ts: r.ts,
-            session: r.session,
-            identity: r.identity,
-            tool: r.tool,
-            args_hash: r.args_hash,
-            args: r.args === undefined ? null : JSON.stringify(r.args),
-            decision: r.decision,
-            rule: r.rule,
-            reason: r.reason ?? null,
-            latency_ms: r.latency_ms,
-            upstream: r.upstream,
-            policy_hash: r.policy_hash ?? null,
-            approval_id: r.approval_id ?? null,
-            upstream_name: r.upstreamName ?? null,
-          });
-        }
+        for (const r of batch) this.insert.run(...auditInsertValues(r));
       })();
     } catch (e) {
       this.onError(e as Error);
@@ -131,26 +112,7 @@ export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
     where.push('ts < ?');
     params.push(q.until);
   }
-  const sql = `SELECT * FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`;
+  const sql = `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`;
   params.push(q.limit ?? 1000, q.offset ?? 0);
-  const rows = db.prepare(sql).all(...params) as (Omit<AuditRecord, 'args'> & { args: string | null; reason: string | null; policy_hash: string | null; approval_id: string | null; upstream_name: string | null })[];
-  return rows.reverse().map((r) => {
-    const out: AuditRecord = {
-      ts: r.ts,
-      session: r.session,
-      identity: r.identity,
-      tool: r.tool,
-      args_hash: r.args_hash,
-      decision: r.decision,
-      rule: r.rule,
-      latency_ms: r.latency_ms,
-      upstream: r.upstream,
-    };
-    if (r.args !== null) out.args = JSON.parse(r.args);
-    if (r.reason !== null) out.reason = r.reason;
-    if (r.policy_hash !== null) out.policy_hash = r.policy_hash;
-    if (r.approval_id !== null) out.approval_id = r.approval_id;
-    if (r.upstream_name !== null) out.upstreamName = r.upstream_name;
-    return out;
-  });
+  return (db.prepare(sql).all(...params) as AuditRow[]).reverse().map(auditRecord);
 }

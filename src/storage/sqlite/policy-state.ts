@@ -78,6 +78,13 @@ export const POLICY_MIGRATIONS: Migration[] = [
     // Rows filed before stay NULL: a single upstream.
     up: `ALTER TABLE policy_approvals ADD COLUMN upstream_name TEXT;`,
   },
+  {
+    version: 104,
+    name: 'policy_audit_previous_policy_hash',
+    // A policy_change record (the policy in force was replaced: from the dashboard, or a file reload)
+    // carries the hash it replaced besides the new one (policy_hash).
+    up: `ALTER TABLE policy_audit ADD COLUMN previous_policy_hash TEXT;`,
+  },
 ];
 
 export interface PolicyStateOptions {
