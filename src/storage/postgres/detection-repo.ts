@@ -1,7 +1,6 @@
 import type { PgPool } from './pool.js';
 import {
   STATUS_CODE,
-  STATUS_NAME,
   type BaselineView,
   type DetectionFilter,
   type DetectionPage,
@@ -9,8 +8,9 @@ import {
   type TenantStats,
 } from '../store.js';
 import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
-import type { Detection, DetectionStatus } from '../../domain/types.js';
+import type { Detection } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
+import { PgOverviewRepository } from './overview-repo.js';
 
 /** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
 export const DETECTION_SELECT = `
@@ -139,31 +139,13 @@ export class PgDetectionRepository implements DetectionRepository {
 
   async stats(tenant: string): Promise<TenantStats> {
     const tid = (await this.tenantId(tenant)) ?? -1;
-    const learningRuns = await this.learningRuns();
-    const one = async (sql: string, extra: unknown[] = []) => (await this.pool.query<{ n: number }>(sql, [tid, ...extra])).rows[0]?.n ?? 0;
-    const [jobs, runs, observations, baselineEndpoints, learningJobs, rules, detections] = await Promise.all([
-      one('SELECT count(*) AS n FROM jobs WHERE tenant_id = $1'),
-      one('SELECT count(*) AS n FROM runs WHERE tenant_id = $1'),
+    const one = async (sql: string) => (await this.pool.query<{ n: number }>(sql, [tid])).rows[0]?.n ?? 0;
+    const [c, observations, baselineEndpoints] = await Promise.all([
+      new PgOverviewRepository(this.pool).counts(tenant),
       one('SELECT count(*) AS n FROM observations WHERE tenant_id = $1'),
       one('SELECT count(*) AS n FROM baseline WHERE tenant_id = $1 AND in_baseline'),
-      one('SELECT count(*) AS n FROM jobs WHERE tenant_id = $1 AND completed_runs < $2', [learningRuns]),
-      one('SELECT count(*) AS n FROM rules WHERE tenant_id = $1 AND deleted_on IS NULL'),
-      this.pool.query<{ type: string; status: number; count: number }>(
-        `SELECT t.name AS type, r.status, sum(r.n)::bigint AS count FROM detection_rollup r JOIN detection_types t ON t.id = r.type_id
-         WHERE r.tenant_id = $1 GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name COLLATE "C", r.status`,
-        [tid],
-      ),
     ]);
-    return {
-      tenant,
-      jobs,
-      runs,
-      observations,
-      baselineEndpoints,
-      learningJobs,
-      detections: detections.rows.map((r) => ({ type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, count: r.count })),
-      rules,
-    };
+    return { tenant, jobs: c.jobs, runs: c.runs, observations, baselineEndpoints, learningJobs: c.learningJobs, detections: c.detections, rules: c.rules };
   }
 
   async baselines(tenant: string, q: { owner?: string; repo?: string; workflow?: string; job?: string }): Promise<BaselineView[]> {
