@@ -16,8 +16,10 @@ export class PgOverviewRepository implements OverviewReader {
       one('SELECT count(*) AS n FROM runs WHERE tenant_id = $1'),
       one('SELECT count(*) AS n FROM jobs WHERE tenant_id = $1 AND completed_runs < $2', [learningRuns]),
       one('SELECT count(*) AS n FROM rules WHERE tenant_id = $1 AND deleted_on IS NULL'),
+      // the per-day rollup is an exact GROUP BY of the fine one (analysis-rollups.ts) with far fewer
+      // rows (216 against 366,890 on the 1M bench store; docs/dashboard-data.md has the times)
       this.pool.query<{ type: string; status: number; count: number }>(
-        `SELECT t.name AS type, r.status, sum(r.n)::bigint AS count FROM detection_rollup r JOIN detection_types t ON t.id = r.type_id
+        `SELECT t.name AS type, r.status, sum(r.n)::bigint AS count FROM rollup_process_day r JOIN detection_types t ON t.id = r.type_id
          WHERE r.tenant_id = $1 GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name COLLATE "C", r.status`,
         [tid],
       ),
