@@ -31,6 +31,19 @@ LEFT JOIN call_verdicts cv ON cv.tenant_id = d.tenant_id AND cv.run_ref = d.run_
 
 const BY_ID = `${DETECTION_SELECT} WHERE d.tenant_id = $1 AND d.id = ANY($2::bigint[])`;
 
+/**
+ * The rollup to total a filter from: type, status and process are in every one; a job filter needs
+ * the job rollup, an endpoint filter the endpoint one, both the fine rollup.
+ */
+export function totalRollup(f: DetectionFilter): string {
+  const job = f.owner !== undefined || f.repo !== undefined || f.workflow !== undefined || f.job !== undefined;
+  const endpoint = f.host !== undefined;
+  if (job && endpoint) return 'detection_rollup';
+  if (job) return 'rollup_process_job';
+  if (endpoint) return 'rollup_process_endpoint';
+  return 'rollup_process_day';
+}
+
 /** Parameters numbered as they are added ($1, $2, ...). */
 export class Params {
   readonly values: unknown[] = [];
@@ -79,14 +92,17 @@ export class PgDetectionRepository implements DetectionRepository {
   }
 
   /**
-   * Exact total for a filter. The rollup holds every dimension except run and exact time, so when
-   * neither is filtered the total is a sum over far fewer rows than a count of detections.
+   * Exact total for a filter. The rollups hold every dimension except run and exact time, so when
+   * neither is filtered the total is a sum over far fewer rows than a count of detections: the
+   * coarsest rollup that keeps the filtered dimensions (analysis-rollups.ts; each is an exact
+   * GROUP BY of detection_rollup). On the 1M bench store the per-day rollup has 216 rows and the
+   * fine one 366,890, about 60 ms of server CPU to sum.
    */
   private async total(tenantId: number, f: DetectionFilter): Promise<number> {
     const p = new Params();
     const sql =
       f.runId === undefined && f.since === undefined && f.until === undefined
-        ? `SELECT coalesce(sum(r.n), 0)::bigint AS n FROM detection_rollup r WHERE ${this.where('r', tenantId, f, p)}`
+        ? `SELECT coalesce(sum(r.n), 0)::bigint AS n FROM ${totalRollup(f)} r WHERE ${this.where('r', tenantId, f, p)}`
         : `SELECT count(*) AS n FROM detections d WHERE ${this.where('d', tenantId, f, p)}`;
     return (await this.pool.query<{ n: number }>(sql, p.values)).rows[0]!.n;
   }
