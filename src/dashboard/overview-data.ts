@@ -1,12 +1,11 @@
 import type { Detection } from '../domain/types.js';
-import type { DetectionDayCount, ProcessOpenCount } from '../storage/overview-port.js';
-import type { TenantStats } from '../storage/store.js';
+import type { DetectionDayCount, OverviewCounts, ProcessOpenCount } from '../storage/overview-port.js';
 import type { DashboardStore } from './store.js';
 
 /** What the overview page shows, read through the ports in one place. */
 export interface OverviewData {
   tenant: string;
-  stats: TenantStats;
+  stats: OverviewCounts;
   chart: TimelineChart;
   topProcesses: ProcessOpenCount[];
   newest: Detection[];
@@ -40,12 +39,21 @@ export function timelineChart(rows: readonly DetectionDayCount[], maxDays = CHAR
   return { days, series: [...series.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([label, values]) => ({ label, values })) };
 }
 
+/** How many of the newest detections the overview lists. */
+export const NEWEST_DETECTIONS = 10;
+
+/**
+ * Nothing here reads in proportion to the tenant's detections or calls: the detection counts come
+ * from the rollups, the other counts skip the observations (overview.counts, not detections.stats,
+ * which counts every distinct call), and the newest detections come from the Detections page's
+ * keyset window without its count (detections.list would also total the tenant's detections).
+ */
 export async function loadOverview(store: DashboardStore, tenant: string): Promise<OverviewData> {
   const [stats, byDay, topProcesses, newest, pendingApprovals] = await Promise.all([
-    store.detections.stats(tenant),
+    store.overview.counts(tenant),
     store.overview.detectionsByDay(tenant),
     store.overview.topOpenProcesses(tenant, 10),
-    store.detections.list(tenant, {}, 10),
+    store.dashboard.detectionWindow(tenant, { filter: {}, limit: NEWEST_DETECTIONS }),
     store.pendingApprovals ? store.pendingApprovals() : Promise.resolve(null),
   ]);
   return { tenant, stats, chart: timelineChart(byDay), topProcesses, newest: newest.detections, pendingApprovals };

@@ -93,11 +93,12 @@ describe('dashboard pure parts', () => {
 
   it('the overview counts pending approvals only where a policy holds calls', async () => {
     const store = {
-      detections: {
-        stats: async (tenant: string) => ({ tenant, jobs: 5, runs: 9, observations: 0, baselineEndpoints: 0, learningJobs: 2, detections: [{ type: 'T', status: 'new' as const, count: 4 }], rules: 0 }),
-        list: async () => ({ detections: [], total: 0, nextCursor: null }),
+      overview: {
+        counts: async (tenant: string) => ({ tenant, jobs: 5, runs: 9, learningJobs: 2, detections: [{ type: 'T', status: 'new' as const, count: 4 }], rules: 0 }),
+        detectionsByDay: async () => [],
+        topOpenProcesses: async () => [],
       },
-      overview: { detectionsByDay: async () => [], topOpenProcesses: async () => [] },
+      dashboard: { detectionWindow: async () => ({ detections: [], count: null, nextCursor: null, prevCursor: null }) },
     } as unknown as DashboardStore;
     const none = await loadOverview(store, 'acme');
     assert.equal(none.pendingApprovals, null);

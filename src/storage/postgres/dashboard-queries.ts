@@ -1,5 +1,5 @@
 import type { PgPool } from './pool.js';
-import { DETECTION_SELECT, Params, type PgDetectionRepository } from './detection-repo.js';
+import { Params, type PgDetectionRepository } from './detection-repo.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimension, type DimensionIds, type DriverColumn } from '../detection-window.js';
 import type { DetectionFilter } from '../../domain/filter.js';
@@ -36,9 +36,10 @@ export class PgDashboardQueries implements DashboardQueries {
     // a row comparison matches the (…, ts DESC, id DESC) indexes: one index range
     const after = () => (scan.cursor ? ` AND (d.ts, d.id) ${scan.dir === 'older' ? '<' : '>'} (${p.add(scan.cursor.ts)}::bigint, ${p.add(scan.cursor.id)}::bigint)` : '');
     // Two steps: the page's keys from one table (a plan found at once), then the page's rows by
-    // primary key. As one statement the ten-table join of DETECTION_SELECT left the planner to search
-    // join orders every call (165-228 ms of planning per page) and, around a driven page, to join all
-    // 1M detections before picking 51 (8.5 s); EXPLAIN ANALYZE on the bench store, busy machine.
+    // primary key (a named statement, planned once per connection: detection-repo.ts). As one
+    // statement the ten-table join of DETECTION_SELECT left the planner to search join orders every
+    // call (165-228 ms of planning per page) and, around a driven page, to join all 1M detections
+    // before picking 51 (8.5 s); EXPLAIN ANALYZE on the bench store, busy machine.
     let keySql: string;
     if (driver) {
       // one ordered index range per id, limit + 1 rows each, merged (detection-window.ts)
@@ -90,10 +91,7 @@ export class PgDashboardQueries implements DashboardQueries {
   /** The detections whose keys keySql lists, in its order. */
   private async rowsInOrder(tid: number, keySql: string, values: unknown[]): Promise<DetectionRow[]> {
     const keys = (await this.pool.query<{ id: number }>(keySql, values)).rows.map((r) => Number(r.id));
-    if (keys.length === 0) return [];
-    const got = (await this.pool.query<DetectionRow>(`${DETECTION_SELECT} WHERE d.tenant_id = $1 AND d.id = ANY($2::bigint[])`, [tid, keys])).rows;
-    const byId = new Map(got.map((r) => [Number(r.id), r]));
-    return keys.map((id) => byId.get(id)).filter((r): r is DetectionRow => r !== undefined);
+    return this.detections.rowsByKey(tid, keys);
   }
 
   /**

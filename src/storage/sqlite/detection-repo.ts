@@ -3,7 +3,6 @@ import type { SqliteDatabase } from './db.js';
 import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
 import {
   STATUS_CODE,
-  STATUS_NAME,
   type BaselineView,
   type DetectionFilter,
   type DetectionPage,
@@ -13,6 +12,7 @@ import {
 import type { Detection, DetectionStatus } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { statusOf } from './rollups.js';
+import { SqliteOverviewRepository } from './overview-repo.js';
 
 export const DETECTION_SELECT = `
 SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
@@ -143,30 +143,20 @@ export class SqliteDetectionRepository implements DetectionRepository {
   async stats(tenant: string): Promise<TenantStats> {
     const tid = this.tenantId(tenant) ?? -1;
     const one = (sql: string) => (this.db.prepare(sql).pluck().get(tid) as number) ?? 0;
-    const detections = (
-      this.db
-        .prepare(
-          `SELECT t.name AS type, r.status, sum(r.n) AS count FROM rollup_process_day r JOIN detection_types t ON t.id = r.type_id
-           WHERE r.tenant_id = ? GROUP BY t.name, r.status HAVING sum(r.n) > 0 ORDER BY t.name, r.status`,
-        )
-        .all(tid) as { type: string; status: number; count: number }[]
-    ).map((r) => ({ type: r.type, status: STATUS_NAME[r.status] as DetectionStatus, count: r.count }));
+    const c = await new SqliteOverviewRepository(this.db).counts(tenant);
     return {
       tenant,
-      jobs: one('SELECT count(*) FROM jobs WHERE tenant_id = ?'),
-      runs: one('SELECT count(*) FROM runs WHERE job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?)'),
+      jobs: c.jobs,
+      runs: c.runs,
       observations: one(
         'SELECT count(*) FROM observations WHERE run_ref IN (SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_ref WHERE j.tenant_id = ?)',
       ),
       baselineEndpoints: one(
         'SELECT count(*) FROM baseline WHERE in_baseline = 1 AND job_ref IN (SELECT id FROM jobs WHERE tenant_id = ?)',
       ),
-      learningJobs: this.db
-        .prepare('SELECT count(*) FROM jobs WHERE tenant_id = ? AND completed_runs < ?')
-        .pluck()
-        .get(tid, Number(this.meta('learning_runs') ?? 5)) as number,
-      detections,
-      rules: one('SELECT count(*) FROM rules WHERE tenant_id = ? AND deleted_on IS NULL'),
+      learningJobs: c.learningJobs,
+      detections: c.detections,
+      rules: c.rules,
     };
   }
 

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backends } from './backends.js';
 import { cliResult, ndjson, nativeEvent, tempDir, type EventSpec } from '../../helpers.js';
+import { loadOverview } from '../../../src/dashboard/overview-data.js';
+import type { DashboardStore } from '../../../src/dashboard/store.js';
 
 /**
  * The dashboard's read ports (run-calls-port.ts, overview-port.ts), identical on every backend: a
@@ -122,6 +124,34 @@ for (const backend of backends()) {
         ]);
         assert.deepEqual(await c.overview.topOpenProcesses('acme', 1), [{ process: 'curl', n: 3 }]);
         assert.deepEqual(await c.overview.topOpenProcesses('nobody', 10), []);
+      });
+
+      await t.test('overview: counts are the tenant stats without observations and baseline endpoints', async () => {
+        const { observations, baselineEndpoints, ...rest } = await c.detections.stats('acme');
+        assert.ok(observations > 0 && baselineEndpoints > 0);
+        assert.deepEqual(await c.overview.counts('acme'), rest);
+        assert.deepEqual(rest, {
+          tenant: 'acme', jobs: 1, runs: 6, learningJobs: 0, rules: 0, // run 4's two legs are two runs
+          detections: [{ type: 'Domain-Blocked', status: 'new', count: 2 }, { type: 'New-Outbound-Network-Call', status: 'new', count: 2 }],
+        });
+        assert.deepEqual(await c.overview.counts('nobody'), { tenant: 'nobody', jobs: 0, runs: 0, learningJobs: 0, rules: 0, detections: [] });
+      });
+
+      await t.test('overview: reads neither the counting list nor the stats that count every call', async () => {
+        // detections.list totals every match, detections.stats counts every observation: the overview shows neither total
+        const counting = new Set<PropertyKey>(['list', 'stats']);
+        const detections = new Proxy(c.detections, {
+          get: (target, key, receiver) =>
+            counting.has(key) ? () => Promise.reject(new Error(`the overview called detections.${String(key)}, which counts`)) : Reflect.get(target, key, receiver),
+        });
+        const store: DashboardStore = { detections, runCalls: c.runCalls, overview: c.overview, dashboard: c.dashboard };
+        const o = await loadOverview(store, 'acme');
+        assert.deepEqual(o.stats, await c.overview.counts('acme'));
+        const all = (await c.detections.list('acme', {}, 100)).detections;
+        assert.equal(all.length, 4);
+        // every detection of the tenant, newest first, as the Detections page lists them
+        assert.deepEqual(o.newest.map((d) => d.id), all.map((d) => d.id));
+        assert.deepEqual(o.newest.map((d) => d.endpoint), ['exfil.example:443', 'leg2.example:443', 'evil.example:443', 'new.example:443']);
       });
     } finally {
       await c.close();

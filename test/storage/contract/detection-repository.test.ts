@@ -102,6 +102,7 @@ for (const backend of backends()) {
         ['an IP host', { host: '203.0.113.5' }, (x) => x.host === '203.0.113.5'],
         ['since (inclusive) and until (exclusive)', { since: T0 + 3 * H, until: T0 + 7 * H }, (x) => x.ts >= T0 + 3 * H && x.ts < T0 + 7 * H],
         ['several at once', { statuses: ['new'], process: 'python3', host: 'pypi.org' }, (x) => x.status === 'new' && x.process.name === 'python3' && x.host === 'pypi.org'],
+        ['a job and an endpoint at once', { owner: 'acme', host: 'github.com' }, (x) => x.job.owner.toLowerCase() === 'acme' && x.host === 'github.com'],
       ];
       for (const [name, f, keep] of filters) {
         await t.test(`filter: ${name}`, async () => {
