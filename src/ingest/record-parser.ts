@@ -4,7 +4,7 @@ import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
-import { readRecords, type RecordBatch } from './records.js';
+import { MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
 import { openInput } from './input.js';
 
@@ -95,8 +95,9 @@ export class RecordParser {
     return this.adapter?.format ?? null;
   }
 
-  parseBatch(batch: RecordBatch): ParsedBatch {
-    const out: ParsedBatch = { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null, notes: {} };
+  /** Parses `batch`, adding to `into` when given (the pieces of one batch, see parseSource). */
+  parseBatch(batch: RecordBatch, into?: ParsedBatch): ParsedBatch {
+    const out: ParsedBatch = into ?? { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null, notes: {} };
     this.rc.notes = out.notes;
     const src = this.rc.source;
     if (batch.kind === 'error') {
@@ -341,9 +342,20 @@ export async function* parseSource(
 ): AsyncGenerator<SourceChunk> {
   const input = await openInput(path, o.stdin as never);
   const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true);
-  for await (const records of readRecords(input.stream, o.batchSize)) {
-    const batch = parser.parseBatch(records);
+  let batch: ParsedBatch | undefined;
+  for await (const records of readRecords(input.stream, o.batchSize, MAX_LINE_BYTES, PARSE_STEP)) {
+    batch = parser.parseBatch(records, batch);
+    // the batch is whole: the same batches as before, each parsed as its lines arrive
+    if (records.kind === 'lines' && records.more && !batch.fatal) continue;
     yield { batch, bytes: input.bytesRead(), size: input.size, name: input.name };
     if (batch.fatal) return;
+    batch = undefined;
   }
 }
+
+/**
+ * Lines are parsed in pieces of this many as they are read, not once a whole batch is read: the
+ * raw text of a piece is garbage right after, young enough for V8's cheap young-generation
+ * collection, instead of living (and being promoted) until its whole batch is read.
+ */
+const PARSE_STEP = 256;
