@@ -47,6 +47,8 @@ const DNS_IPS_PER_RUN = 4_096;
 const TEMPLATES = 4_096;
 /** Distinct processes shared between calls (ProcessInterner); cleared when full. */
 const PROCESSES = 4_096;
+/** Distinct job run legs whose context calls share (ContextInterner); cleared when full. */
+const CONTEXTS = 4_096;
 
 interface SeenRun {
   run: string;
@@ -78,6 +80,7 @@ export class RecordParser {
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
   private readonly processes = new ProcessInterner(PROCESSES);
+  private readonly contexts = new ContextInterner(CONTEXTS);
 
   constructor(
     format: IngestFormat | 'auto',
@@ -217,9 +220,12 @@ export class RecordParser {
       st.keys.add(key);
       // Calls of one process share one object: a batch crosses to the main thread with each process
       // once (structured clone keeps identity), and the engine derives its variant once per object.
+      // Calls of one job run leg likewise share one context: it would cross once per call, and the
+      // main thread would allocate its strings again for each.
       const shared = this.processes.intern(vkey, ev.process);
-      if (shared !== ev.process) {
-        ev = { ...ev, process: shared };
+      const sharedCtx = this.contexts.intern(`${job}\u0001${run}`, c);
+      if (shared !== ev.process || sharedCtx !== c) {
+        ev = { ...ev, process: shared, ctx: sharedCtx };
         res = { kind: 'call', event: ev };
       }
     }
@@ -289,6 +295,37 @@ export class ProcessInterner {
     }
     return p;
   }
+}
+
+/**
+ * One JobContext object per job run leg (bounded; cleared when full). `key` narrows the search (the
+ * parser's job and run keys, which do not tell an absent job id from an empty one); every field
+ * is compared, so contexts that differ in any are never merged.
+ */
+export class ContextInterner {
+  private readonly byKey = new Map<string, JobContext>();
+
+  constructor(private readonly max: number) {}
+
+  intern(key: string, c: JobContext): JobContext {
+    const known = this.byKey.get(key);
+    if (known !== undefined && sameContext(known, c)) return known;
+    if (known === undefined) {
+      if (this.byKey.size >= this.max) this.byKey.clear();
+      this.byKey.set(key, c);
+    }
+    return c;
+  }
+}
+
+function sameContext(a: JobContext, b: JobContext): boolean {
+  if (a === b) return true;
+  if (a.owner !== b.owner || a.repo !== b.repo || a.workflow !== b.workflow || a.job !== b.job) return false;
+  if (a.runId !== b.runId || a.runAttempt !== b.runAttempt || a.jobId !== b.jobId) return false;
+  // the same own properties too (an absent job id and an undefined one cross the thread boundary apart)
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
 }
 
 function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
