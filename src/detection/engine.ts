@@ -181,6 +181,8 @@ function sameJob(a: JobKey, c: NetworkCallEvent['ctx']): boolean {
 }
 
 function sameLeg(a: NetworkCallEvent['ctx'], c: NetworkCallEvent['ctx']): boolean {
+  // calls of one job run leg share their context object (record-parser.ts, ContextInterner)
+  if (a === c) return true;
   return a.runId === c.runId && a.runAttempt === c.runAttempt && a.jobId === c.jobId && sameJob(a, c);
 }
 

@@ -4,7 +4,7 @@ import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
-import { readRecords, type RecordBatch } from './records.js';
+import { MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
 import { openInput } from './input.js';
 
@@ -47,6 +47,8 @@ const DNS_IPS_PER_RUN = 4_096;
 const TEMPLATES = 4_096;
 /** Distinct processes shared between calls (ProcessInterner); cleared when full. */
 const PROCESSES = 4_096;
+/** Distinct job run legs whose context calls share (ContextInterner); cleared when full. */
+const CONTEXTS = 4_096;
 
 interface SeenRun {
   run: string;
@@ -78,6 +80,7 @@ export class RecordParser {
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
   private readonly processes = new ProcessInterner(PROCESSES);
+  private readonly contexts = new ContextInterner(CONTEXTS);
 
   constructor(
     format: IngestFormat | 'auto',
@@ -95,8 +98,9 @@ export class RecordParser {
     return this.adapter?.format ?? null;
   }
 
-  parseBatch(batch: RecordBatch): ParsedBatch {
-    const out: ParsedBatch = { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null, notes: {} };
+  /** Parses `batch`, adding to `into` when given (the pieces of one batch, see parseSource). */
+  parseBatch(batch: RecordBatch, into?: ParsedBatch): ParsedBatch {
+    const out: ParsedBatch = into ?? { outputs: [], errors: [], records: 0, repeats: 0, fatal: false, format: null, notes: {} };
     this.rc.notes = out.notes;
     const src = this.rc.source;
     if (batch.kind === 'error') {
@@ -216,9 +220,12 @@ export class RecordParser {
       st.keys.add(key);
       // Calls of one process share one object: a batch crosses to the main thread with each process
       // once (structured clone keeps identity), and the engine derives its variant once per object.
+      // Calls of one job run leg likewise share one context: it would cross once per call, and the
+      // main thread would allocate its strings again for each.
       const shared = this.processes.intern(vkey, ev.process);
-      if (shared !== ev.process) {
-        ev = { ...ev, process: shared };
+      const sharedCtx = this.contexts.intern(`${job}\u0001${run}`, c);
+      if (shared !== ev.process || sharedCtx !== c) {
+        ev = { ...ev, process: shared, ctx: sharedCtx };
         res = { kind: 'call', event: ev };
       }
     }
@@ -290,6 +297,37 @@ export class ProcessInterner {
   }
 }
 
+/**
+ * One JobContext object per job run leg (bounded; cleared when full). `key` narrows the search (the
+ * parser's job and run keys, which do not tell an absent job id from an empty one); every field
+ * is compared, so contexts that differ in any are never merged.
+ */
+export class ContextInterner {
+  private readonly byKey = new Map<string, JobContext>();
+
+  constructor(private readonly max: number) {}
+
+  intern(key: string, c: JobContext): JobContext {
+    const known = this.byKey.get(key);
+    if (known !== undefined && sameContext(known, c)) return known;
+    if (known === undefined) {
+      if (this.byKey.size >= this.max) this.byKey.clear();
+      this.byKey.set(key, c);
+    }
+    return c;
+  }
+}
+
+function sameContext(a: JobContext, b: JobContext): boolean {
+  if (a === b) return true;
+  if (a.owner !== b.owner || a.repo !== b.repo || a.workflow !== b.workflow || a.job !== b.job) return false;
+  if (a.runId !== b.runId || a.runAttempt !== b.runAttempt || a.jobId !== b.jobId) return false;
+  // the same own properties too (an absent job id and an undefined one cross the thread boundary apart)
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+}
+
 function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
   let x: ProcessInfo | null | undefined = a;
   let y: ProcessInfo | null | undefined = b;
@@ -341,9 +379,20 @@ export async function* parseSource(
 ): AsyncGenerator<SourceChunk> {
   const input = await openInput(path, o.stdin as never);
   const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true);
-  for await (const records of readRecords(input.stream, o.batchSize)) {
-    const batch = parser.parseBatch(records);
+  let batch: ParsedBatch | undefined;
+  for await (const records of readRecords(input.stream, o.batchSize, MAX_LINE_BYTES, PARSE_STEP)) {
+    batch = parser.parseBatch(records, batch);
+    // the batch is whole: the same batches as before, each parsed as its lines arrive
+    if (records.kind === 'lines' && records.more && !batch.fatal) continue;
     yield { batch, bytes: input.bytesRead(), size: input.size, name: input.name };
     if (batch.fatal) return;
+    batch = undefined;
   }
 }
+
+/**
+ * Lines are parsed in pieces of this many as they are read, not once a whole batch is read: the
+ * raw text of a piece is garbage right after, young enough for V8's cheap young-generation
+ * collection, instead of living (and being promoted) until its whole batch is read.
+ */
+const PARSE_STEP = 256;

@@ -15,8 +15,11 @@ const { streamArray } = require('stream-json/streamers/StreamArray') as { stream
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
 export type RecordBatch =
-  /** NDJSON: raw lines, parsed by the consumer so parsing happens inside the write transaction */
-  | { kind: 'lines'; firstLine: number; lines: string[] }
+  /**
+   * NDJSON: raw lines, parsed by the consumer. `more`: a piece of a batch (readRecords' `step`),
+   * whose next lines follow at once; the batch ends with a piece without it.
+   */
+  | { kind: 'lines'; firstLine: number; lines: string[]; more?: true }
   /** a JSON document (array or {"data":{"detections":[...]}}): already parsed elements */
   | { kind: 'values'; firstIndex: number; values: unknown[]; path: string }
   /** `at`: where, when more precise than a line ("3:17" line:column, or "byte 123") */
@@ -30,6 +33,8 @@ export async function* readRecords(
   stream: AsyncIterable<Buffer>,
   batchSize = 2000,
   maxLineBytes = MAX_LINE_BYTES,
+  /** NDJSON lines are handed on in pieces of this many (marked `more` until the batch is whole) */
+  step = batchSize,
 ): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   const decoder = new StringDecoder('utf8');
@@ -68,11 +73,21 @@ export async function* readRecords(
   let lineNo = 0;
   let batch: string[] = [];
   let batchStart = 1;
+  /** lines of the current batch already handed on as pieces */
+  let handedOn = 0;
   let skippingLongLine = false;
   const flushBatch = function* (): Generator<RecordBatch> {
-    if (batch.length) yield { kind: 'lines', firstLine: batchStart, lines: batch };
+    // a batch whose lines all went out as pieces still ends, with an empty last piece
+    if (batch.length || handedOn) yield { kind: 'lines', firstLine: batchStart, lines: batch };
     batch = [];
+    handedOn = 0;
     batchStart = lineNo + 1;
+  };
+  const flushPiece = function* (): Generator<RecordBatch> {
+    yield { kind: 'lines', firstLine: batchStart, lines: batch, more: true };
+    handedOn += batch.length;
+    batchStart += batch.length;
+    batch = [];
   };
   const tooLong = (line: number): RecordBatch => ({
     kind: 'error',
@@ -99,7 +114,8 @@ export async function* readRecords(
         continue;
       }
       batch.push(p);
-      if (batch.length >= batchSize) yield* flushBatch();
+      if (handedOn + batch.length >= batchSize) yield* flushBatch();
+      else if (batch.length >= step) yield* flushPiece();
     }
     if (!skippingLongLine && overLimit(carry, maxLineBytes)) {
       // An unfinished line already over the limit: report it now and drop the rest of it up to its
@@ -119,7 +135,7 @@ export async function* readRecords(
       // batch arrives: hand them on once no more input has come for IDLE_FLUSH_MS. Files never wait
       // that long between chunks, so their batches stay whole.
       let timer: NodeJS.Timeout | undefined;
-      const first = batch.length
+      const first = batch.length || handedOn
         ? await Promise.race([next, new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, IDLE_FLUSH_MS, IDLE)))])
         : await next;
       clearTimeout(timer);
@@ -135,8 +151,11 @@ export async function* readRecords(
     }
     if (n.done) break;
     const buf = n.value as Buffer;
-    // Pure-ASCII chunks (the common case) skip UTF-8 decoding: latin1 makes compact one-byte strings.
-    yield* take(isAscii(buf) && !decoderHasPending(decoder) ? buf.toString('latin1') : decoder.write(buf));
+    for (let at = 0; at < buf.length; at += DECODE_PIECE_BYTES) {
+      const piece = at === 0 && buf.length <= DECODE_PIECE_BYTES ? buf : buf.subarray(at, Math.min(buf.length, at + DECODE_PIECE_BYTES));
+      // Pure-ASCII pieces (the common case) skip UTF-8 decoding: latin1 makes compact one-byte strings.
+      yield* take(isAscii(piece) && !decoderHasPending(decoder) ? piece.toString('latin1') : decoder.write(piece));
+    }
   }
   const tail = decoder.end();
   if (tail) yield* take(tail);
@@ -184,6 +203,15 @@ function documentKind(headText: string): 'array' | 'envelope' | null {
   }
   return null;
 }
+
+/**
+ * Read chunks are decoded in pieces of at most this many bytes. Lines are slices of the decoded
+ * text and keep it alive until they are parsed; a piece this small is allocated in V8's young
+ * generation and dies there, where a whole 1 MiB chunk went straight to the old generation
+ * (large-object space) and was freed only by full collections, which the ingest's bounded heap
+ * growth (heap-growth.ts) makes frequent. See "ingest" in docs/benchmarks.md.
+ */
+const DECODE_PIECE_BYTES = 64 * 1024;
 
 const IDLE_FLUSH_MS = 200;
 const IDLE = Symbol('idle');
