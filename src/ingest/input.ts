@@ -42,6 +42,8 @@ export interface InputSource {
   bytesRead(): number;
   /** decoded (decompressed) bytes */
   stream: AsyncIterable<Buffer>;
+  /** standard input: it may stay open and quiet between records, as a pipe from a live producer does */
+  live: boolean;
 }
 
 /**
@@ -102,7 +104,7 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
       }
     })();
   }
-  return { name, size, bytesRead: () => consumed, stream };
+  return { name, size, bytesRead: () => consumed, stream, live: path === '-' };
 }
 
 /** Looks like binary (non-text) data: NUL bytes in the first 8 KiB. */

@@ -4,7 +4,7 @@ import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
-import { MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
+import { IDLE_FLUSH_MS, MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
 import { openInput } from './input.js';
 
@@ -380,7 +380,7 @@ export async function* parseSource(
   const input = await openInput(path, o.stdin as never);
   const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true);
   let batch: ParsedBatch | undefined;
-  for await (const records of readRecords(input.stream, o.batchSize, MAX_LINE_BYTES, PARSE_STEP)) {
+  for await (const records of readRecords(input.stream, o.batchSize, MAX_LINE_BYTES, PARSE_STEP, input.live ? IDLE_FLUSH_MS : null)) {
     batch = parser.parseBatch(records, batch);
     // the batch is whole: the same batches as before, each parsed as its lines arrive
     if (records.kind === 'lines' && records.more && !batch.fatal) continue;

@@ -35,6 +35,12 @@ export async function* readRecords(
   maxLineBytes = MAX_LINE_BYTES,
   /** NDJSON lines are handed on in pieces of this many (marked `more` until the batch is whole) */
   step = batchSize,
+  /**
+   * A live input (a pipe, `tail -f | ingest -`) must not hold complete lines back until a whole batch
+   * arrives: with this set, they are handed on once no more input has come for this long. Left unset
+   * for files, whose batches then never depend on how fast the disk or the machine is.
+   */
+  idleFlushMs: number | null = null,
 ): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   const decoder = new StringDecoder('utf8');
@@ -131,12 +137,10 @@ export async function* readRecords(
     let n: IteratorResult<Buffer>;
     try {
       const next = it.next();
-      // A quiet input (a pipe, `tail -f | ingest -`) must not hold complete lines back until a whole
-      // batch arrives: hand them on once no more input has come for IDLE_FLUSH_MS. Files never wait
-      // that long between chunks, so their batches stay whole.
+      // A live input hands on what it has once it has been quiet for idleFlushMs (see the parameter).
       let timer: NodeJS.Timeout | undefined;
-      const first = batch.length || handedOn
-        ? await Promise.race([next, new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, IDLE_FLUSH_MS, IDLE)))])
+      const first = idleFlushMs !== null && (batch.length || handedOn)
+        ? await Promise.race([next, new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, idleFlushMs, IDLE)))])
         : await next;
       clearTimeout(timer);
       if (first === IDLE) {
@@ -213,7 +217,8 @@ function documentKind(headText: string): 'array' | 'envelope' | null {
  */
 const DECODE_PIECE_BYTES = 64 * 1024;
 
-const IDLE_FLUSH_MS = 200;
+/** How long a live input may stay quiet before the lines read so far are handed on. */
+export const IDLE_FLUSH_MS = 200;
 const IDLE = Symbol('idle');
 
 /** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { readRecords, type RecordBatch } from '../../src/ingest/records.js';
+import { IDLE_FLUSH_MS, readRecords, type RecordBatch } from '../../src/ingest/records.js';
 import { parseSource, RecordParser, type ParsedBatch } from '../../src/ingest/record-parser.js';
 import { openInput } from '../../src/ingest/input.js';
 import { writeTenant } from '../../src/generate/index.js';
@@ -98,7 +98,7 @@ test('a quiet input ends its batch even when every line of it already went out a
     input = true;
   }
   const seen: RecordBatch[] = [];
-  for await (const b of readRecords(quiet(), 100, 1 << 20, 3)) {
+  for await (const b of readRecords(quiet(), 100, 1 << 20, 3, IDLE_FLUSH_MS)) {
     seen.push(b);
     if (b.kind === 'lines' && !b.more) {
       ended = true;
@@ -140,4 +140,14 @@ test('a source parsed in pieces gives the batches parsed whole: same records, ou
     pieces.flatMap((b) => b.errors.map((e) => e.location)),
     [6, 1_024, 3_000].map((n) => `${file}:${n}`),
   );
+});
+
+test('only standard input is live: the batches of a file never depend on how fast it is read', async () => {
+  const file = join(tmp.dir, 'live.ndjson');
+  writeFileSync(file, '{}\n');
+  const { PassThrough } = await import('node:stream');
+  const stdin = new PassThrough();
+  stdin.end('{}\n');
+  assert.equal((await openInput(file)).live, false);
+  assert.equal((await openInput('-', stdin)).live, true);
 });
