@@ -2,7 +2,8 @@ import { isConfirmed, carriedFields } from './confirm.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { MessagePage } from './pages/message.js';
 import { ApprovalsPage, DecisionSummary } from './pages/approvals.js';
-import { notFound, page, type Route } from './routes.js';
+import type { Route } from './routes.js';
+import { notFound, page } from './replies.js';
 
 /**
  * The approvals page and its decision. A decision is `approvals.decide()` on the very policy state the

@@ -1,6 +1,7 @@
 import { AUDIT_PAGE_SIZE, parseAuditFilter } from './audit-filter.js';
 import { AuditPage } from './pages/audit.js';
-import { page, type Route } from './routes.js';
+import type { Route } from './routes.js';
+import { page } from './replies.js';
 
 /** The audit page: the policy state's audit query (the one `egress-triage audit` uses), one page at a time. */
 export const auditRoute: Route = {

@@ -1,6 +1,5 @@
 import type { Reply, Route, RouteRequest } from './routes.js';
-import { page } from './routes.js';
-import { MessagePage } from './pages/message.js';
+import { message, page } from './replies.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { DestinationsPage } from './pages/destinations.js';
 import { BaselineEditedPage, BaselineRefusedPage, BaselinesPage } from './pages/baselines.js';
@@ -20,14 +19,6 @@ import { carriedFields, isConfirmed } from './confirm.js';
 
 const JOBS_PER_DESTINATION = 20;
 
-function message(r: RouteRequest, status: number, title: string, text: string): Reply {
-  return page(
-    <MessagePage ctx={r.ctx} title={title}>
-      <p>{text}</p>
-    </MessagePage>,
-    status,
-  );
-}
 
 // without the configured list the built-in one still guards (fail closed: never no list)
 const riskyOf = (r: RouteRequest): RiskyDestinations => r.store.risky ?? riskyDestinations();
@@ -39,14 +30,14 @@ export const destinationsRoute: Route = {
   path: /^\/destinations\/?$/,
   permission: 'read',
   async handle(r) {
-    if (!r.store.dashboard) return message(r, 503, 'Destinations unavailable', 'This server was started without the dashboard queries.');
+    if (!r.store.dashboard) return message(r.ctx, 503, 'Destinations unavailable', 'This server was started without the dashboard queries.');
     const cursor = r.url.searchParams.get('cursor') || null;
     try {
       const p = await r.store.dashboard.destinations(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, jobsPerDestination: JOBS_PER_DESTINATION });
       const nextHref = p.nextCursor ? `/destinations?${new URLSearchParams({ cursor: p.nextCursor })}` : null;
       return page(<DestinationsPage ctx={r.ctx} d={{ rows: destinationRows(p.destinations, riskyOf(r)), nextHref, paged: cursor !== null }} />);
     } catch (e) {
-      if (e instanceof CursorError) return message(r, 400, 'Bad request', `cursor: ${e.message}`);
+      if (e instanceof CursorError) return message(r.ctx, 400, 'Bad request', `cursor: ${e.message}`);
       throw e;
     }
   },
@@ -63,12 +54,12 @@ export const baselinesRoute: Route = {
     const risky = riskyOf(r);
     if (filter.workflow || filter.job) {
       // one job (the run page's link): the exact query `baseline show` makes
-      if (!filter.owner || !filter.repo) return message(r, 400, 'Bad request', 'workflow and job need owner and repo too');
+      if (!filter.owner || !filter.repo) return message(r.ctx, 400, 'Bad request', 'workflow and job need owner and repo too');
       const views = await r.store.detections.baselines(r.tenant, { owner: filter.owner, repo: filter.repo, workflow: filter.workflow || undefined, job: filter.job || undefined });
       const status = views.length === 0 ? 404 : 200;
       return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(views, risky), filter, nextHref: null, paged: false, canWrite }} />, status);
     }
-    if (!r.store.dashboard) return message(r, 503, 'Baselines unavailable', 'This server was started without the dashboard queries.');
+    if (!r.store.dashboard) return message(r.ctx, 503, 'Baselines unavailable', 'This server was started without the dashboard queries.');
     const cursor = q.get('cursor') || null;
     try {
       const p = await r.store.dashboard.baselineJobs(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, owner: filter.owner || undefined, repo: filter.repo || undefined });
@@ -78,7 +69,7 @@ export const baselinesRoute: Route = {
       if (p.nextCursor) next.set('cursor', p.nextCursor);
       return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(p.jobs, risky), filter, nextHref: p.nextCursor ? `/baselines?${next}` : null, paged: cursor !== null, canWrite }} />);
     } catch (e) {
-      if (e instanceof CursorError) return message(r, 400, 'Bad request', `cursor: ${e.message}`);
+      if (e instanceof CursorError) return message(r.ctx, 400, 'Bad request', `cursor: ${e.message}`);
       throw e;
     }
   },
@@ -90,10 +81,10 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
     path: new RegExp(`^/baselines/${action}$`),
     permission: 'write',
     async handle(r) {
-      if (!r.store.baselines) return message(r, 503, 'Baselines unavailable', 'This server was started without the baseline editor.');
+      if (!r.store.baselines) return message(r.ctx, 503, 'Baselines unavailable', 'This server was started without the baseline editor.');
       const form = r.form ?? new URLSearchParams();
       const req = { owner: param(form, 'owner'), repo: param(form, 'repo'), workflow: param(form, 'workflow') || undefined, job: param(form, 'job') || undefined, endpoint: param(form, 'endpoint') };
-      if (!req.owner || !req.repo) return message(r, 400, 'Bad request', 'owner and repo are required');
+      if (!req.owner || !req.repo) return message(r.ctx, 400, 'Bad request', 'owner and repo are required');
       const back = baselineHref({ owner: req.owner, repo: req.repo, workflow: req.workflow ?? '', job: req.job ?? '' });
       const risky = riskyOf(r);
       try {
@@ -125,7 +116,7 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
       } catch (e) {
         if (e instanceof BaselineEditError) {
           if (e.code === 'refused_risky') return page(<BaselineRefusedPage ctx={r.ctx} endpoint={req.endpoint} reason={e.message} backHref={back} />, 422);
-          return message(r, e.code === 'not_found' ? 404 : 400, e.code === 'not_found' ? 'Not found' : 'Bad request', e.field ? `${e.field}: ${e.message}` : e.message);
+          return message(r.ctx, e.code === 'not_found' ? 404 : 400, e.code === 'not_found' ? 'Not found' : 'Bad request', e.field ? `${e.field}: ${e.message}` : e.message);
         }
         throw e;
       }

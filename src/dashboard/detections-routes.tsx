@@ -3,7 +3,8 @@ import { DETECTION_COUNT_BOUND, detectionFilterParams, pageParams } from '../das
 import { detectionsCsv } from '../dashboard-data/detections-export.js';
 import { DetectionsPage } from './pages/detections.js';
 import { csvFilename, formValues, splitTypes } from './detections-view.js';
-import { page, type Route } from './routes.js';
+import type { Route } from './routes.js';
+import { page } from './replies.js';
 
 /**
  * The Detections page (GET /detections) and its CSV export (GET /detections.csv), both read-only.

@@ -12,9 +12,8 @@ import { carriedFields, isConfirmed } from './confirm.js';
 import { PolicyPage } from './pages/policy.js';
 import { PolicyDiff, PolicyEditRefusedPage } from './pages/policy-edit.js';
 import { ConfirmPage } from './pages/confirm.js';
-import { MessagePage } from './pages/message.js';
-import type { VNode } from 'preact';
 import type { Reply, Route, RouteRequest } from './routes.js';
+import { message, page } from './replies.js';
 
 /**
  * The Policy page: the file the server runs (`serve --policy`), read from disk on every request, and
@@ -30,20 +29,11 @@ import type { Reply, Route, RouteRequest } from './routes.js';
  */
 
 // not routes.js's own helper: routes.js imports this module, so a value import would be circular
-const page = (p: VNode, status = 200): Reply => ({ kind: 'page', status, page: p });
 
 export const EDIT_PERMISSIONS: readonly DashboardPermission[] = ['write', 'approve'];
 
 const canEdit = (r: RouteRequest) => EDIT_PERMISSIONS.every((p) => r.session.permissions.includes(p));
 
-function message(r: RouteRequest, status: number, title: string, text: string): Reply {
-  return page(
-    <MessagePage ctx={r.ctx} title={title}>
-      <p>{text}</p>
-    </MessagePage>,
-    status,
-  );
-}
 
 export const policyRoute: Route = {
   method: 'GET',
@@ -101,13 +91,13 @@ export const policyEditRoute: Route = {
   async handle(r) {
     const file = r.store.policyFile;
     const holder = r.store.policyHolder;
-    if (!file || !holder) return message(r, 404, 'No policy to change', 'This server runs no policy file it could change (start it with serve --policy FILE).');
+    if (!file || !holder) return message(r.ctx, 404, 'No policy to change', 'This server runs no policy file it could change (start it with serve --policy FILE).');
     const form = r.form ?? new URLSearchParams();
     let req: ReturnType<typeof policyEditFromForm>;
     try {
       req = policyEditFromForm(form);
     } catch (e) {
-      if (e instanceof PolicyEditError) return message(r, 400, 'Bad request', e.message);
+      if (e instanceof PolicyEditError) return message(r.ctx, 400, 'Bad request', e.message);
       throw e;
     }
     const text = await readFile(file, 'utf8');

@@ -1,12 +1,11 @@
-import type { VNode } from 'preact';
 import type { Reply, Route, RouteRequest } from './routes.js';
+import { message, page } from './replies.js';
 import type { PageContext } from './pages/context.js';
 import type { RuleInput } from '../rules/types.js';
 import { AnalysisError } from '../analysis/input.js';
 import { RuleError } from '../rules/matcher.js';
 import { isConfirmed, carriedFields } from './confirm.js';
 import { ConfirmPage } from './pages/confirm.js';
-import { MessagePage } from './pages/message.js';
 import { PreviewSummary, ProcessesPage, RuleCreatedPage, RulePreviewPage, RuleRefusedPage, Conditions } from './pages/processes.js';
 import { createRule, loadPreview, loadProcesses, previewRule } from './processes-data.js';
 import { pageParam, previewHref, RuleFormError, ruleInputFromParams } from './processes-view.js';
@@ -20,16 +19,7 @@ import { formatCount } from './pages/format.js';
  * they are given.
  */
 
-const pageReply = (page: VNode, status = 200): Reply => ({ kind: 'page', status, page });
 
-function message(ctx: PageContext, status: number, title: string, text: string): Reply {
-  return pageReply(
-    <MessagePage ctx={ctx} title={title}>
-      <p>{text}</p>
-    </MessagePage>,
-    status,
-  );
-}
 
 function services(r: RouteRequest): ProcessesServices | Reply {
   return r.store.processes ?? message(r.ctx, 503, 'Processes unavailable', 'This server was started without the analysis and rules services.');
@@ -53,8 +43,8 @@ const processesRoute: Route = {
     const svc = services(r);
     if (isReply(svc)) return svc;
     try {
-      const page = pageParam(r.url.searchParams.get('page'));
-      return pageReply(<ProcessesPage ctx={r.ctx} d={await loadProcesses(svc, r.tenant, page)} />);
+      const pageNo = pageParam(r.url.searchParams.get('page'));
+      return page(<ProcessesPage ctx={r.ctx} d={await loadProcesses(svc, r.tenant, pageNo)} />);
     } catch (e) {
       if (e instanceof AnalysisError && /past the end/.test(e.message)) return message(r.ctx, 404, 'No such page', e.message);
       const bad = badInput(r.ctx, e);
@@ -73,8 +63,8 @@ const previewRoute: Route = {
     if (isReply(svc)) return svc;
     try {
       const input = ruleInputFromParams(r.url.searchParams);
-      const page = pageParam(r.url.searchParams.get('page'));
-      return pageReply(<RulePreviewPage ctx={r.ctx} d={await loadPreview(svc, r.store, r.tenant, input, page)} />);
+      const pageNo = pageParam(r.url.searchParams.get('page'));
+      return page(<RulePreviewPage ctx={r.ctx} d={await loadPreview(svc, r.store, r.tenant, input, pageNo)} />);
     } catch (e) {
       const bad = badInput(r.ctx, e);
       if (bad) return bad;
@@ -103,8 +93,8 @@ const createRoute: Route = {
       if (!isConfirmed(form)) {
         // The first post: the exact effect, from the same preview create re-checks, and one more click.
         const p = await previewRule(svc, r.tenant, input);
-        if (p.refused_reason) return pageReply(<RuleRefusedPage ctx={r.ctx} input={input} reason={p.refused_reason} />, 422);
-        return pageReply(
+        if (p.refused_reason) return page(<RuleRefusedPage ctx={r.ctx} input={input} reason={p.refused_reason} />, 422);
+        return page(
           <ConfirmPage
             ctx={r.ctx}
             d={{
@@ -122,9 +112,9 @@ const createRoute: Route = {
         );
       }
       const result = await createRule(svc, r.tenant, input, `dashboard:${r.session.identity}`);
-      return pageReply(<RuleCreatedPage ctx={r.ctx} r={result} />);
+      return page(<RuleCreatedPage ctx={r.ctx} r={result} />);
     } catch (e) {
-      if (e instanceof RuleError && isRefusal(e)) return pageReply(<RuleRefusedPage ctx={r.ctx} input={input} reason={e.message.replace(/^rule refused: /, '')} />, 422);
+      if (e instanceof RuleError && isRefusal(e)) return page(<RuleRefusedPage ctx={r.ctx} input={input} reason={e.message.replace(/^rule refused: /, '')} />, 422);
       const bad = badInput(r.ctx, e);
       if (bad) return bad;
       throw e;

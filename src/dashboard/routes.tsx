@@ -2,10 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { VNode } from 'preact';
 import type { DashboardPermission } from '../http/grants.js';
 import type { Session } from './session.js';
+import { notFound, page } from './replies.js';
 import type { PageContext } from './pages/context.js';
 import type { DashboardStore } from './store.js';
 import { RunPage } from './pages/run.js';
-import { MessagePage } from './pages/message.js';
 import { OverviewPage } from './pages/overview.js';
 import { loadOverview } from './overview-data.js';
 import { PROCESSES_ROUTES } from './processes-routes.js';
@@ -49,16 +49,6 @@ export interface Route {
   handle(r: RouteRequest): Promise<Reply>;
 }
 
-export const page = (page: VNode, status = 200): Reply => ({ kind: 'page', status, page });
-
-export function notFound(ctx: PageContext, title: string, message: string): Reply {
-  return page(
-    <MessagePage ctx={ctx} title={title}>
-      <p>{message}</p>
-    </MessagePage>,
-    404,
-  );
-}
 
 const runRoute: Route = {
   method: 'GET',

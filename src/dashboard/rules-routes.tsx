@@ -1,12 +1,11 @@
-import type { VNode } from 'preact';
 import type { Reply, Route, RouteRequest } from './routes.js';
+import { message, page } from './replies.js';
 import type { PageContext } from './pages/context.js';
 import type { RulesService } from '../rules/service.js';
 import type { SuppressionRule } from '../rules/types.js';
 import { RuleError } from '../rules/matcher.js';
 import { carriedFields, isConfirmed } from './confirm.js';
 import { ConfirmPage } from './pages/confirm.js';
-import { MessagePage } from './pages/message.js';
 import { PreviewSummary } from './pages/processes.js';
 import { ChangeList, editValuesFromForm, FullConditions, RuleDeletedPage, RuleDetailPage, RuleEditRefusedPage, RuleGonePage, RulesListPage, RuleUpdatedPage } from './pages/rules.js';
 import { deleteRestoreChoice, historyEntries, ruleEditFromForm } from './rules-view.js';
@@ -24,16 +23,7 @@ import { formatCount } from './pages/format.js';
 /** Changes shown on the list page (the rule_audit table holds human-scale edits, read whole). */
 const RECENT_CHANGES = 20;
 
-const pageReply = (page: VNode, status = 200): Reply => ({ kind: 'page', status, page });
 
-function message(ctx: PageContext, status: number, title: string, text: string): Reply {
-  return pageReply(
-    <MessagePage ctx={ctx} title={title}>
-      <p>{text}</p>
-    </MessagePage>,
-    status,
-  );
-}
 
 async function rulesOf(r: RouteRequest): Promise<RulesService | Reply> {
   if (!r.store.processes) return message(r.ctx, 503, 'Rules unavailable', 'This server was started without the rules service.');
@@ -52,7 +42,7 @@ async function activeRule(svc: RulesService, r: RouteRequest, ruleId: string): P
   } catch (e) {
     if (!(e instanceof RuleError && e.code === 'not_found')) throw e;
     const history = historyEntries(await svc.audit(r.tenant, ruleId));
-    return pageReply(<RuleGonePage ctx={r.ctx} ruleId={ruleId} tenant={r.tenant} history={history} />, 404);
+    return page(<RuleGonePage ctx={r.ctx} ruleId={ruleId} tenant={r.tenant} history={history} />, 404);
   }
 }
 
@@ -68,7 +58,7 @@ const listRoute: Route = {
     const rules = await svc.list(r.tenant);
     const rows = (await svc.audit(r.tenant)).slice(0, RECENT_CHANGES);
     const recent = historyEntries(rows).map((h, i) => ({ ...h, rule_id: rows[i]!.rule_id }));
-    return pageReply(<RulesListPage ctx={r.ctx} tenant={r.tenant} rules={rules} recent={recent} />);
+    return page(<RulesListPage ctx={r.ctx} tenant={r.tenant} rules={rules} recent={recent} />);
   },
 };
 
@@ -81,7 +71,7 @@ const detailRoute: Route = {
     if (isReply(svc)) return svc;
     const rule = await activeRule(svc, r, r.params[0]!);
     if (!isRule(rule)) return rule;
-    return pageReply(<RuleDetailPage ctx={r.ctx} rule={rule} history={historyEntries(await svc.audit(r.tenant, rule.rule_id))} />);
+    return page(<RuleDetailPage ctx={r.ctx} rule={rule} history={historyEntries(await svc.audit(r.tenant, rule.rule_id))} />);
   },
 };
 
@@ -95,7 +85,7 @@ const editRoute: Route = {
     const rule = await activeRule(svc, r, r.params[0]!);
     if (!isRule(rule)) return rule;
     const form = r.form ?? new URLSearchParams();
-    const refused = (reason: string) => pageReply(<RuleEditRefusedPage ctx={r.ctx} rule={rule} reason={reason} values={editValuesFromForm(form)} />, 422);
+    const refused = (reason: string) => page(<RuleEditRefusedPage ctx={r.ctx} rule={rule} reason={reason} values={editValuesFromForm(form)} />, 422);
     try {
       const edit = ruleEditFromForm(rule, form);
       if (edit.changes.length === 0) return refused('the form holds the rule as it is: there is nothing to change');
@@ -103,7 +93,7 @@ const editRoute: Route = {
         // The first post: the exact effect, from the preview update re-checks inside its transaction.
         const preview = edit.matchChanged ? await svc.preview(r.tenant, { detection_id: edit.input.detection_id ?? rule.id, conditions: edit.input.conditions ?? rule.conditions }) : null;
         if (preview?.refused_reason) return refused(preview.refused_reason);
-        return pageReply(
+        return page(
           <ConfirmPage
             ctx={r.ctx}
             d={{
@@ -135,7 +125,7 @@ const editRoute: Route = {
         );
       }
       const result = await svc.update(r.tenant, rule.rule_id, edit.input, `dashboard:${r.session.identity}`);
-      return pageReply(<RuleUpdatedPage ctx={r.ctx} r={result} />);
+      return page(<RuleUpdatedPage ctx={r.ctx} r={result} />);
     } catch (e) {
       if (e instanceof RuleFormError) return refused(e.message);
       if (e instanceof RuleError) {
@@ -166,7 +156,7 @@ const deleteRoute: Route = {
       throw e;
     }
     if (!isConfirmed(form)) {
-      return pageReply(
+      return page(
         <ConfirmPage
           ctx={r.ctx}
           d={{
@@ -192,7 +182,7 @@ const deleteRoute: Route = {
     }
     try {
       const result = await svc.delete(r.tenant, rule.rule_id, { restore }, `dashboard:${r.session.identity}`);
-      return pageReply(<RuleDeletedPage ctx={r.ctx} r={result} restore={restore} />);
+      return page(<RuleDeletedPage ctx={r.ctx} r={result} restore={restore} />);
     } catch (e) {
       // deleted by someone else between the two clicks
       if (e instanceof RuleError && e.code === 'not_found') return message(r.ctx, 404, 'Rule not found', e.message);

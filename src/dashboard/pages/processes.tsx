@@ -7,6 +7,7 @@ import type { PageContext } from './context.js';
 import { formatCount, Sha, Time } from './format.js';
 import { DetectionTable } from './detection-table.js';
 import { ruleHref } from '../links.js';
+import { ConditionInputs } from './condition-inputs.js';
 
 /**
  * The processes page (the analysis, drawn), a rule's preview, and the outcomes of creating a rule.
@@ -273,16 +274,7 @@ function EditRuleForm({ input }: { input: RuleInput }) {
       <form method="get" action="/processes/preview">
         <input type="hidden" name="detection_id" value={input.detection_id} />
         <dl class="facts">
-          {CONDITION_FIELDS.map((k) => (
-            <>
-              <dt>
-                <label for={`cond-${k}`}>{k}</label>
-              </dt>
-              <dd>
-                <input id={`cond-${k}`} name={`c.${k}`} value={input.conditions[k] ?? ''} />
-              </dd>
-            </>
-          ))}
+          <ConditionInputs keys={CONDITION_FIELDS} values={input.conditions} />
         </dl>
         <button type="submit">Preview</button>
       </form>

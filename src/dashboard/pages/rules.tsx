@@ -6,6 +6,7 @@ import { CsrfField, Layout } from './layout.js';
 import type { PageContext } from './context.js';
 import { formatCount, Time } from './format.js';
 import { canWrite, Refusal } from './processes.js';
+import { ConditionInputs } from './condition-inputs.js';
 
 /**
  * The Rules page: the tenant's active suppression rules, one rule with its change history, the edit
@@ -222,16 +223,7 @@ export function EditRuleForm({ ctx, ruleId, v }: { ctx: PageContext; ruleId: str
               ))}
             </select>
           </dd>
-          {CONDITION_KEYS.map((k) => (
-            <>
-              <dt>
-                <label for={`cond-${k}`}>{k}</label>
-              </dt>
-              <dd>
-                <input id={`cond-${k}`} name={`c.${k}`} value={v.conditions[k] ?? ''} />
-              </dd>
-            </>
-          ))}
+          <ConditionInputs keys={CONDITION_KEYS} values={v.conditions} />
         </dl>
         <button type="submit" class="primary">
           Review the change…
