@@ -1,5 +1,5 @@
 // Runs every compiled test file with node's built-in runner. Node 20 lacks --test globs.
-// Three files at a time on two cores: many tests wait on child processes (PostgreSQL, Redis, gateways,
+// Four files at a time on two cores: many tests wait on child processes (PostgreSQL, Redis, gateways,
 // Chromium) more than they compute, and the suite has to stay well under 15 minutes.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ if (files.length === 0) {
   console.error('no test files found under dist/test');
   process.exit(1);
 }
-const res = spawnSync(process.execPath, ['--test', '--test-concurrency=3', '--test-reporter=spec', ...files], {
+const res = spawnSync(process.execPath, ['--test', '--test-concurrency=4', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, EGRESS_TRIAGE_TEST: '1' },
 });
