@@ -30,7 +30,7 @@ async function rulesOf(r: RouteRequest): Promise<RulesService | Reply> {
   return r.store.processes.rules();
 }
 
-const isReply = (x: RulesService | Reply): x is Reply => 'kind' in x;
+const isReply = <T extends object>(x: T | Reply): x is Reply => 'kind' in x;
 
 const isRefusal = (e: RuleError) => e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor';
 const refusalReason = (e: RuleError) => e.message.replace(/^rule refused: /, '');
@@ -47,6 +47,15 @@ async function activeRule(svc: RulesService, r: RouteRequest, ruleId: string): P
 }
 
 const isRule = (x: SuppressionRule | Reply): x is SuppressionRule => !('kind' in x);
+
+/** The rules service and the active rule the path names (r.params[0]), or the reply when either is missing. */
+async function ruleFor(r: RouteRequest): Promise<{ svc: RulesService; rule: SuppressionRule } | Reply> {
+  const svc = await rulesOf(r);
+  if (isReply(svc)) return svc;
+  const rule = await activeRule(svc, r, r.params[0]!);
+  if (!isRule(rule)) return rule;
+  return { svc, rule };
+}
 
 const listRoute: Route = {
   method: 'GET',
@@ -67,10 +76,9 @@ const detailRoute: Route = {
   path: /^\/rules\/([^/]+)\/?$/,
   permission: 'read',
   async handle(r) {
-    const svc = await rulesOf(r);
-    if (isReply(svc)) return svc;
-    const rule = await activeRule(svc, r, r.params[0]!);
-    if (!isRule(rule)) return rule;
+    const found = await ruleFor(r);
+    if (isReply(found)) return found;
+    const { svc, rule } = found;
     return page(<RuleDetailPage ctx={r.ctx} rule={rule} history={historyEntries(await svc.audit(r.tenant, rule.rule_id))} />);
   },
 };
@@ -80,10 +88,9 @@ const editRoute: Route = {
   path: /^\/rules\/([^/]+)\/edit$/,
   permission: 'write',
   async handle(r) {
-    const svc = await rulesOf(r);
-    if (isReply(svc)) return svc;
-    const rule = await activeRule(svc, r, r.params[0]!);
-    if (!isRule(rule)) return rule;
+    const found = await ruleFor(r);
+    if (isReply(found)) return found;
+    const { svc, rule } = found;
     const form = r.form ?? new URLSearchParams();
     const refused = (reason: string) => page(<RuleEditRefusedPage ctx={r.ctx} rule={rule} reason={reason} values={editValuesFromForm(form)} />, 422);
     try {
@@ -143,10 +150,9 @@ const deleteRoute: Route = {
   path: /^\/rules\/([^/]+)\/delete$/,
   permission: 'write',
   async handle(r) {
-    const svc = await rulesOf(r);
-    if (isReply(svc)) return svc;
-    const rule = await activeRule(svc, r, r.params[0]!);
-    if (!isRule(rule)) return rule;
+    const found = await ruleFor(r);
+    if (isReply(found)) return found;
+    const { svc, rule } = found;
     const form = r.form ?? new URLSearchParams();
     let restore: boolean;
     try {
