@@ -1,5 +1,5 @@
 import type { ParentLink } from '../domain/types.js';
-import { iso } from './inventory-rows.js';
+import { iso, type RunSummaryRow } from './inventory-rows.js';
 import { STATUS_NAME } from './store.js';
 import type { RunCall, RunCalls, RunDetectionRef, RunLeg } from './run-calls-port.js';
 
@@ -8,19 +8,9 @@ import type { RunCall, RunCalls, RunDetectionRef, RunLeg } from './run-calls-por
  * answer, so SQLite and PostgreSQL answer alike. Flags are 0/1 in SQLite, booleans in PostgreSQL.
  */
 
-export interface RunLegRow {
+/** A leg is a run summary's row without its detection counts, keyed by the run's row id. */
+export interface RunLegRow extends Omit<RunSummaryRow, 'detections' | 'new_detections'> {
   run_ref: number;
-  owner: string;
-  repo: string;
-  workflow: string;
-  job: string;
-  run_id: string;
-  run_attempt: number;
-  gh_job_id: string | null;
-  first_ts: number;
-  last_ts: number;
-  completed: number | boolean;
-  learning: number | boolean;
 }
 
 export interface RunCallRow {
