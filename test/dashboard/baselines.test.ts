@@ -1,9 +1,8 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser } from 'playwright-core';
 import { cliResult } from '../helpers.js';
-import { axeViolations, launchBrowser, newPage, postFromPage, signIn } from './browser.js';
-import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, type DemoTenant, type RunningServer } from './server.js';
+import { axeViolations, grantsDashboard, newPage, postFromPage, signIn } from './browser.js';
+import { INJECTION, READER_TOKEN, WRITER_TOKEN } from './server.js';
 
 /**
  * The Destinations and Baselines pages in headless Chromium, against `dashboard --grants` on the demo
@@ -14,34 +13,20 @@ import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, typ
 // the fixture's injection job: five clean runs, then a run calling x.example:443 (pending)
 const XSS_JOB = '/baselines?owner=xss-org&repo=xss-repo&workflow=.github%2Fworkflows%2Fci.yml&job=build';
 
-let demo: DemoTenant;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  demo = await demoTenant();
-  server = await startWithGrants(demo);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  demo?.cleanup();
-});
+const dash = grantsDashboard();
 
 /** A repository's baselines as the real CLI reads them. */
 async function baselineOf(owner: string, repo: string): Promise<unknown> {
-  const r = await cliResult(['baseline', 'show', '--owner', owner, '--repo', repo, '--all', '--json', '--db', demo.db]);
+  const r = await cliResult(['baseline', 'show', '--owner', owner, '--repo', repo, '--all', '--json', '--db', dash.demo.db]);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
 
 describe('destinations page', () => {
   it('lists every endpoint with its jobs, webhook.site marked risky, names as text', async () => {
-    const { page, dialogs, errors, close } = await newPage(browser);
+    const { page, dialogs, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, READER_TOKEN, '/destinations');
+      await signIn(page, dash.server.base, READER_TOKEN, '/destinations');
       const webhook = page.locator('tbody[data-endpoint="webhook.site:443"]');
       // endpoint order, 50 a page: the demo's mesh IPs come first; follow Next (bounded)
       for (let i = 0; i < 40 && (await webhook.count()) === 0; i++) {
@@ -70,9 +55,9 @@ describe('destinations page', () => {
   });
 
   it('pages by cursor, and refuses a bad cursor with 400', async () => {
-    const { page, close } = await newPage(browser);
+    const { page, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, READER_TOKEN, '/destinations');
+      await signIn(page, dash.server.base, READER_TOKEN, '/destinations');
       const first = await page.locator('tbody[data-endpoint]').evaluateAll((els) => els.map((e) => e.getAttribute('data-endpoint')));
       assert.equal(first.length, 50);
       await page.locator('nav.pager a', { hasText: 'Next page' }).click();
@@ -80,7 +65,7 @@ describe('destinations page', () => {
       const second = await page.locator('tbody[data-endpoint]').evaluateAll((els) => els.map((e) => e.getAttribute('data-endpoint')));
       assert.ok(second.length > 0);
       assert.deepEqual(second.filter((e) => first.includes(e)), []);
-      assert.equal((await page.goto(`${server.base}/destinations?cursor=nonsense`))!.status(), 400);
+      assert.equal((await page.goto(`${dash.server.base}/destinations?cursor=nonsense`))!.status(), 400);
       assert.match(await page.locator('main').innerText(), /cursor:/);
     } finally {
       await close();
@@ -90,9 +75,9 @@ describe('destinations page', () => {
 
 describe('baselines page', () => {
   it("shows the run page's job: its state and endpoints with runs seen; the injection name as text", async () => {
-    const { page, errors, close } = await newPage(browser);
+    const { page, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, READER_TOKEN, XSS_JOB);
+      await signIn(page, dash.server.base, READER_TOKEN, XSS_JOB);
       const job = page.locator('section.baseline-job');
       assert.equal(await job.count(), 1);
       assert.match(await job.locator('h2').innerText(), /xss-org\/xss-repo[\s\S]*build[\s\S]*stable/);
@@ -106,9 +91,9 @@ describe('baselines page', () => {
       assert.deepEqual(await axeViolations(page), []);
       assert.deepEqual(errors, []);
       // an unknown job: 404 with the form still there
-      assert.equal((await page.goto(`${server.base}/baselines?owner=nobody&repo=none&job=x`))!.status(), 404);
+      assert.equal((await page.goto(`${dash.server.base}/baselines?owner=nobody&repo=none&job=x`))!.status(), 404);
       // the injection-named endpoint's job, listed on the paged view, shows names as text
-      await page.goto(`${server.base}/baselines?owner=xss-org&repo=xss-repo`);
+      await page.goto(`${dash.server.base}/baselines?owner=xss-org&repo=xss-repo`);
       assert.equal(await page.locator('main img').count(), 0);
     } finally {
       await close();
@@ -116,9 +101,9 @@ describe('baselines page', () => {
   });
 
   it('expects a benign endpoint after confirmation, shows it expected, and un-expects it again', async () => {
-    const { page, errors, close } = await newPage(browser);
+    const { page, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, WRITER_TOKEN, XSS_JOB);
+      await signIn(page, dash.server.base, WRITER_TOKEN, XSS_JOB);
       const row = () => page.locator('tr[data-endpoint="x.example:443"]');
       assert.equal(await row().count(), 0);
       await page.getByLabel('Expect endpoint (host:port)').fill('x.example:443');
@@ -142,7 +127,7 @@ describe('baselines page', () => {
       await row().getByRole('button', { name: 'Un-expect x.example:443' }).click();
       await page.getByRole('button', { name: 'Un-expect x.example:443' }).click();
       assert.match(await page.locator('[role=status]').innerText(), /no longer expected in 1 job/);
-      await page.goto(`${server.base}${XSS_JOB}`);
+      await page.goto(`${dash.server.base}${XSS_JOB}`);
       assert.equal(await row().getAttribute('data-state'), 'pending', 'un-expected: back to pending, its run count restarted');
       assert.deepEqual(errors, []);
     } finally {
@@ -152,23 +137,23 @@ describe('baselines page', () => {
 
   it('refuses to expect webhook.site plainly, before and after a forged confirmation; the store is unchanged', async () => {
     const before = await baselineOf('acme-corp', 'mobile-app');
-    const { page, close } = await newPage(browser);
+    const { page, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, WRITER_TOKEN, '/baselines?owner=acme-corp&repo=mobile-app');
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/baselines?owner=acme-corp&repo=mobile-app');
       const fields: [string, string][] = [
         ['owner', 'acme-corp'],
         ['repo', 'mobile-app'],
         ['endpoint', 'webhook.site:443'],
       ];
-      const first = await postFromPage(page, server.base, '/baselines/expect', fields);
+      const first = await postFromPage(page, dash.server.base, '/baselines/expect', fields);
       assert.equal(first.status, 422);
       assert.match(first.text, /webhook\.site:443 is the risky destination webhook\.site[^<]*: it can never be expected/);
       assert.doesNotMatch(first.text, /Please confirm/);
       // skipping the confirm step reaches the service's own guard
-      const forged = await postFromPage(page, server.base, '/baselines/expect', [...fields, ['confirm', 'yes']]);
+      const forged = await postFromPage(page, dash.server.base, '/baselines/expect', [...fields, ['confirm', 'yes']]);
       assert.equal(forged.status, 422);
       assert.match(forged.text, /webhook\.site:443 is the risky destination webhook\.site \(payload staging \/ exfiltration\): it can never be expected/);
-      const gist = await postFromPage(page, server.base, '/baselines/expect', [['owner', 'acme-corp'], ['repo', 'mobile-app'], ['endpoint', 'gist.githubusercontent.com:443'], ['confirm', 'yes']]);
+      const gist = await postFromPage(page, dash.server.base, '/baselines/expect', [['owner', 'acme-corp'], ['repo', 'mobile-app'], ['endpoint', 'gist.githubusercontent.com:443'], ['confirm', 'yes']]);
       assert.equal(gist.status, 422);
       await page.setContent(forged.text);
       assert.deepEqual(await axeViolations(page), []);
@@ -180,12 +165,12 @@ describe('baselines page', () => {
 
   it('a read-only grant gets 403 on the edit posts; bad input is 400', async () => {
     const before = await baselineOf('xss-org', 'xss-repo');
-    const { page, close } = await newPage(browser);
+    const { page, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, READER_TOKEN, XSS_JOB);
+      await signIn(page, dash.server.base, READER_TOKEN, XSS_JOB);
       const fields: [string, string][] = [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', 'x.example:443'], ['confirm', 'yes']];
       for (const path of ['/baselines/expect', '/baselines/unexpect']) {
-        const res = await postFromPage(page, server.base, path, fields);
+        const res = await postFromPage(page, dash.server.base, path, fields);
         assert.equal(res.status, 403, path);
         assert.match(res.text, /does not include the dashboard permission (&quot;|")write(&quot;|")/);
       }
@@ -193,10 +178,10 @@ describe('baselines page', () => {
       await close();
     }
     assert.deepEqual(await baselineOf('xss-org', 'xss-repo'), before);
-    const writer = await newPage(browser);
+    const writer = await newPage(dash.browser);
     try {
-      await signIn(writer.page, server.base, WRITER_TOKEN, XSS_JOB);
-      const bad = await postFromPage(writer.page, server.base, '/baselines/expect', [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', INJECTION]]);
+      await signIn(writer.page, dash.server.base, WRITER_TOKEN, XSS_JOB);
+      const bad = await postFromPage(writer.page, dash.server.base, '/baselines/expect', [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', INJECTION]]);
       assert.equal(bad.status, 400);
       assert.match(bad.text, /endpoint: expected host:port/);
       assert.match(bad.text, /got &quot;&lt;img src=x onerror=alert\(1\)(&gt;|>)&quot;/, 'the bad value is escaped');

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { after, before } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { demoTenant, startWithGrants, type DemoTenant, type RunningServer } from './server.js';
 
 /**
  * Headless Debian Chromium driven by playwright-core, for the dashboard's e2e tests and screenshots.
@@ -60,6 +62,32 @@ export async function axeViolations(page: Page): Promise<AxeViolation[]> {
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => JSON.stringify(n.target)) }));
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** A test file's demo tenant, `dashboard --grants` on it (WRITER_TOKEN, READER_TOKEN) and its browser. */
+export interface GrantsDashboard {
+  demo: DemoTenant;
+  server: RunningServer;
+  browser: Browser;
+}
+
+/**
+ * Registers the test file's before() that makes a demo tenant, serves it with `dashboard --grants` and
+ * launches the browser, and its after() that undoes what was made. The fields are set once before() ran.
+ */
+export function grantsDashboard(): GrantsDashboard {
+  const d: Partial<GrantsDashboard> = {};
+  before(async () => {
+    d.demo = await demoTenant();
+    d.server = await startWithGrants(d.demo);
+    d.browser = await launchBrowser();
+  });
+  after(async () => {
+    await d.browser?.close();
+    await d.server?.stop();
+    d.demo?.cleanup();
+  });
+  return d as GrantsDashboard;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { cliResult } from '../helpers.js';
-import { axeViolations, launchBrowser, newPage, postFromPage, signIn } from './browser.js';
-import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, type DemoTenant, type RunningServer } from './server.js';
+import { axeViolations, grantsDashboard, newPage, postFromPage, signIn } from './browser.js';
+import { INJECTION, READER_TOKEN, WRITER_TOKEN } from './server.js';
 
 /**
  * The processes page in headless Chromium, against `dashboard --grants` on the demo tenant: the
@@ -12,26 +12,12 @@ import { demoTenant, INJECTION, READER_TOKEN, startWithGrants, WRITER_TOKEN, typ
  */
 
 
-let demo: DemoTenant;
-let server: RunningServer;
-let browser: Browser;
-
-before(async () => {
-  demo = await demoTenant();
-  server = await startWithGrants(demo);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  demo?.cleanup();
-});
+const dash = grantsDashboard();
 
 /** What the store holds, read by the real CLI: the active rules and the open detections. */
 async function storeState(): Promise<{ rules: { name: string; created_by: string; conditions: Record<string, string> }[]; open: number }> {
-  const rules = await cliResult(['rules', 'list', '--json', '--db', demo.db]);
-  const stats = await cliResult(['stats', '--json', '--db', demo.db]);
+  const rules = await cliResult(['rules', 'list', '--json', '--db', dash.demo.db]);
+  const stats = await cliResult(['stats', '--json', '--db', dash.demo.db]);
   assert.equal(rules.status, 0, rules.stderr);
   const s = JSON.parse(stats.stdout) as { detections: { type: string; status: string; count: number }[] };
   return {
@@ -44,9 +30,9 @@ const section = (page: Page, process: string) => page.locator('section.process')
 
 describe('processes page', () => {
   it('draws the analysis: counts, verdict with evidence, the impostor marked, risky destinations, suggestion with its impact; names as text', async () => {
-    const { page, dialogs, errors, close } = await newPage(browser);
+    const { page, dialogs, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, WRITER_TOKEN, '/processes');
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/processes');
       const ts = section(page, 'tailscaled');
       assert.equal(await ts.count(), 1);
       assert.equal(await ts.locator('h2 .badge').innerText(), 'Impostor present');
@@ -82,9 +68,9 @@ describe('processes page', () => {
 
   it('refuses the name-only tailscaled rule and a rule covering webhook.site, with their reasons, and changes nothing', async () => {
     const before = await storeState();
-    const { page, errors, close } = await newPage(browser);
+    const { page, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, WRITER_TOKEN, '/processes');
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/processes');
       await section(page, 'tailscaled').locator('a', { hasText: 'Preview the name-only rule' }).click();
       await page.waitForURL(/\/processes\/preview\?/);
       const refusal = await page.locator('[data-field=refusal]').innerText();
@@ -98,7 +84,7 @@ describe('processes page', () => {
       assert.deepEqual(await axeViolations(page), []);
 
       // posting it anyway, confirmed: the rules service refuses it (422), with the same reason
-      const forced = await postFromPage(page, server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.process', 'tailscaled'], ['confirm', 'yes']]);
+      const forced = await postFromPage(page, dash.server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.process', 'tailscaled'], ['confirm', 'yes']]);
       assert.equal(forced.status, 422);
       assert.match(forced.text, /Refused:.*suspected impostor binaries/s);
 
@@ -109,7 +95,7 @@ describe('processes page', () => {
       await page.locator('form[action="/processes/preview"] button').click();
       await page.waitForURL(/c\.endpoint=webhook\.site/);
       assert.match(await page.locator('[data-field=refusal]').innerText(), /endpoint="webhook\.site:443" covers the never-suppress destination webhook\.site/);
-      const risky = await postFromPage(page, server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.endpoint', 'webhook.site:443'], ['confirm', 'yes']]);
+      const risky = await postFromPage(page, dash.server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.endpoint', 'webhook.site:443'], ['confirm', 'yes']]);
       assert.equal(risky.status, 422);
       assert.deepEqual(errors, []);
     } finally {
@@ -120,23 +106,23 @@ describe('processes page', () => {
 
   it('a read-only grant sees the page but cannot create a rule (403)', async () => {
     const before = await storeState();
-    const { page, close } = await newPage(browser);
+    const { page, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, READER_TOKEN, '/processes');
+      await signIn(page, dash.server.base, READER_TOKEN, '/processes');
       const ts = section(page, 'tailscaled');
       assert.equal(await ts.locator('form[action="/processes/rules"]').count(), 0);
       assert.match(await ts.locator('[data-field=suggestion]').innerText(), /needs the dashboard permission "write"/);
       const suggested = await ts.locator('[data-field=suggestion] a', { hasText: 'Preview' }).getAttribute('href');
-      const fields = [...new URL(suggested!, server.base).searchParams.entries()];
-      const res = await postFromPage(page, server.base, '/processes/rules', [...fields, ['confirm', 'yes']]);
+      const fields = [...new URL(suggested!, dash.server.base).searchParams.entries()];
+      const res = await postFromPage(page, dash.server.base, '/processes/rules', [...fields, ['confirm', 'yes']]);
       assert.equal(res.status, 403);
       assert.match(res.text, /does not include the dashboard permission &quot;write&quot;|does not include the dashboard permission "write"/);
       // bad links are answered with what is wrong
-      assert.equal((await page.goto(`${server.base}/processes?page=0`))!.status(), 400);
+      assert.equal((await page.goto(`${dash.server.base}/processes?page=0`))!.status(), 400);
       assert.match(await page.locator('main').innerText(), /page: expected a whole number from 1, got "0"/);
-      assert.equal((await page.goto(`${server.base}/processes/preview?c.bogus=1`))!.status(), 400);
+      assert.equal((await page.goto(`${dash.server.base}/processes/preview?c.bogus=1`))!.status(), 400);
       assert.match(await page.locator('main').innerText(), /unknown rule condition "bogus"/);
-      assert.equal((await page.goto(`${server.base}/processes?page=99`))!.status(), 404);
+      assert.equal((await page.goto(`${dash.server.base}/processes?page=99`))!.status(), 404);
       assert.match(await page.locator('main').innerText(), /page 99 is past the end/);
     } finally {
       await close();
@@ -146,9 +132,9 @@ describe('processes page', () => {
 
   it('previews the suggested tailscaled rule, creates it through the confirmation, and the page updates', async () => {
     const before = await storeState();
-    const { page, errors, close } = await newPage(browser);
+    const { page, errors, close } = await newPage(dash.browser);
     try {
-      await signIn(page, server.base, WRITER_TOKEN, '/processes');
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/processes');
       await section(page, 'tailscaled').locator('[data-field=suggestion] a', { hasText: 'Preview' }).click();
       await page.waitForURL(/\/processes\/preview\?/);
       assert.equal(await page.locator('[data-field=refusal]').count(), 0);
