@@ -250,14 +250,18 @@ export interface TenantIngest {
   readonly tenant: string;
   /** In an atomic scope, reads see the scope's own earlier writes. */
   read(req: IngestReadRequest): Promise<IngestReadResult>;
-  /** One transaction (or, in an atomic scope, part of the scope's one transaction). */
+  /**
+   * All or nothing: one transaction, or part of a larger one that only ever commits whole batches
+   * (an atomic scope's, or a backend's group of batches committed together, as SQLite's is).
+   */
   write(batch: IngestWriteBatch): Promise<IngestWriteResult>;
 }
 
 /**
  * The writes of one source. Atomic (--strict): every write of the scope belongs to one transaction
- * that commit() commits and rollback() undoes. Otherwise each write() commits by itself and
- * commit() / rollback() only end the scope.
+ * that commit() commits and rollback() undoes. Otherwise each write() is stored whole by itself
+ * (committed at once, or with the batches of a short group, at the latest when the scope ends), and
+ * commit() / rollback() only end the scope, committing what was written.
  */
 export interface IngestScope {
   tenant(name: string): Promise<TenantIngest>;

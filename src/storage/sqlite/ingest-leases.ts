@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SqliteDatabase } from './db.js';
 import { ensureTenant } from './ingest-session.js';
+import { writeGroupOf } from './write-group.js';
 import { leaseDecision, nextPollMs, waitCycle } from '../ingest-lease.js';
 import {
   DEFAULT_INGEST_LEASE_TTL_MS,
@@ -63,6 +64,9 @@ export class SqliteIngestLeases implements IngestLeases {
   async acquireIngestLease(tenant: string, holder: IngestLeaseHolder, opts: AcquireIngestLeaseOptions = {}): Promise<SqliteIngestLease | null> {
     const ttlMs = opts.ttlMs ?? DEFAULT_INGEST_LEASE_TTL_MS;
     if (!Number.isInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttlMs must be a positive integer, got ${ttlMs}`);
+    // What this connection wrote is committed before it may wait: an open write transaction would
+    // hold the file's write lock, which the lease holder it waits for needs to finish.
+    writeGroupOf(this.db).commit();
     const tenantId = ensureTenant(this.db, tenant);
     const select = this.db.prepare('SELECT token, source, pid, host, since, expires_at FROM ingest_leases WHERE tenant_id = ?');
     const take = this.db.prepare(
@@ -185,6 +189,8 @@ export class SqliteIngestLease implements IngestLease {
   }
 
   release(): void {
+    // the batches written under the lease are committed before it goes
+    writeGroupOf(this.db).commit();
     this.drop.run(this.tenantId, this.token);
   }
 }

@@ -1,14 +1,16 @@
 import type { SqliteDatabase } from './db.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import type { SqliteIngestLeases } from './ingest-leases.js';
+import { writeGroupOf } from './write-group.js';
 import type { IngestPort, IngestReadRequest, IngestReadResult, IngestScope, IngestWriteBatch, IngestWriteResult, TenantIngest } from '../ingest-port.js';
 
 /**
  * The ingest write contract on SQLite. better-sqlite3 is synchronous, so each read and each write
- * batch runs at once; a write batch is one IMMEDIATE transaction (fence, version check, writes),
- * never held open across an await, so other writers wait at most one batch. An atomic scope (--strict)
- * instead holds one transaction from beginSource() to commit(): every write joins it as a savepoint,
- * and reads on the same connection see its writes.
+ * batch runs at once; a write batch (fence, version check, writes) is a savepoint of the write
+ * transaction its group shares for at most GROUP_COMMIT_MS (write-group.ts), so other writers wait
+ * at most that long plus one batch. An atomic scope (--strict) instead holds one transaction from
+ * beginSource() to commit(): every write joins it as a savepoint, and reads on the same connection
+ * see its writes.
  */
 /**
  * SQLite page cache while a source is being ingested, in KiB (db.ts opens connections with 64 MiB).
@@ -55,14 +57,23 @@ export class SqliteIngestPort implements IngestPort {
       if (!open) return;
       open = false;
       try {
-        if (opts.atomic && this.db.inTransaction) this.db.exec(sql);
+        // Not atomic: the batches written so far stay, as each was written whole; a rollback only ends the scope.
+        if (!opts.atomic) writeGroupOf(this.db).commit();
+        else if (this.db.inTransaction) this.db.exec(sql);
         if (sql === 'ROLLBACK') this.resetCaches();
+      } catch (err) {
+        // a group that could not be committed took the ids its batches created with it
+        this.resetCaches();
+        throw err;
       } finally {
         if (--this.sources === 0) this.db.pragma(`cache_size = ${this.cacheBefore}`);
       }
     };
     try {
-      if (opts.atomic) this.db.exec('BEGIN IMMEDIATE');
+      if (opts.atomic) {
+        writeGroupOf(this.db).commit();
+        this.db.exec('BEGIN IMMEDIATE');
+      }
     } catch (err) {
       open = false;
       if (--this.sources === 0) this.db.pragma(`cache_size = ${this.cacheBefore}`);
@@ -93,15 +104,13 @@ export class SqliteIngestPort implements IngestPort {
     };
   }
 
-  /** One write batch in one transaction (a savepoint inside an atomic scope), fenced first. */
+  /** One write batch, a savepoint of its group's transaction (or of an atomic scope's), fenced first. */
   writeNow(s: SqliteIngestSession, batch: IngestWriteBatch): IngestWriteResult {
     try {
-      return this.db
-        .transaction(() => {
-          this.leases.fence(s.tenantId, s.tenant, batch.lease.token, batch.lease.ttlMs);
-          return s.writeSync(batch);
-        })
-        .immediate();
+      return writeGroupOf(this.db).run(() => {
+        this.leases.fence(s.tenantId, s.tenant, batch.lease.token, batch.lease.ttlMs);
+        return s.writeSync(batch);
+      });
     } catch (err) {
       this.resetCaches();
       throw err;
