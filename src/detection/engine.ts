@@ -239,6 +239,7 @@ export class DetectionEngine {
 
   /** neverBaselineEndpoint's answers (the configuration's list does not change under an engine) */
   private readonly neverByEndpoint = new Map<string, boolean>();
+  private readonly neverByHost = new Map<string, boolean>();
 
   constructor(private readonly cfg: EngineConfig) {}
 
@@ -532,6 +533,17 @@ export class DetectionEngine {
     return never;
   }
 
+  /** neverBaseline of a call's host, remembered per host (bounded): asked for every new call. */
+  private neverBaselineHost(host: string): boolean {
+    let never = this.neverByHost.get(host);
+    if (never === undefined) {
+      never = this.cfg.neverBaseline(host);
+      if (this.neverByHost.size >= NEVER_BASELINE_CACHE) this.neverByHost.clear();
+      this.neverByHost.set(host, never);
+    }
+    return never;
+  }
+
   private expectedSample(st: JobState): string[] {
     const out: string[] = [];
     for (const [endpoint, e] of st.baseline) if (e.inBaseline) out.push(endpoint);
@@ -660,7 +672,7 @@ export class DetectionEngine {
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
-    else if (this.cfg.neverBaseline(host)) {
+    else if (this.neverBaselineHost(host)) {
       // Defence in depth: a risky destination raises a detection even while the job learns, and even
       // if a store or an allowed-endpoints list from before this check lets it in.
       type = NEW_OUTBOUND;

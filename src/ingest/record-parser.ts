@@ -80,7 +80,9 @@ export class RecordParser {
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
   private readonly processes = new ProcessInterner(PROCESSES);
-  private readonly contexts = new ContextInterner(CONTEXTS);
+  private readonly variantIds = new VariantIds(PROCESSES);
+  /** keyed by the job run leg's SeenRun: no key string to build and hash per call */
+  private readonly contexts = new ContextInterner<SeenRun>(CONTEXTS);
 
   constructor(
     format: IngestFormat | 'auto',
@@ -209,7 +211,7 @@ export class RecordParser {
       this.lastJob = job;
       if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
       const vkey = variantKeyOf(ev.process);
-      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${vkey}\u0002${ev.status}`;
+      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${this.variantIds.of(vkey)}\u0002${ev.status}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
         this.templates.remember(this.pending, { job, st, key });
       }
@@ -223,7 +225,7 @@ export class RecordParser {
       // Calls of one job run leg likewise share one context: it would cross once per call, and the
       // main thread would allocate its strings again for each.
       const shared = this.processes.intern(vkey, ev.process);
-      const sharedCtx = this.contexts.intern(`${job}\u0001${run}`, c);
+      const sharedCtx = this.contexts.intern(st, c);
       if (shared !== ev.process || sharedCtx !== c) {
         ev = { ...ev, process: shared, ctx: sharedCtx };
         res = { kind: 'call', event: ev };
@@ -298,16 +300,41 @@ export class ProcessInterner {
 }
 
 /**
- * One JobContext object per job run leg (bounded; cleared when full). `key` narrows the search (the
- * parser's job and run keys, which do not tell an absent job id from an empty one); every field
- * is compared, so contexts that differ in any are never merged.
+ * A small number per process variant key, for the parser's call keys: a key then holds a few digits
+ * where it held the whole variant key (names, paths and hashes of the parent chain, 300 characters
+ * in the benchmark file), so the keys of the runs remembered, which the line templates point at,
+ * take a fraction of the memory and of the hashing. Numbers are never reused: a full map is cleared
+ * and later keys get new numbers, so a repeat may then go unrecognised here (the engine still drops
+ * it), but two variant keys never share a number.
  */
-export class ContextInterner {
-  private readonly byKey = new Map<string, JobContext>();
+export class VariantIds {
+  private readonly ids = new Map<string, number>();
+  private next = 0;
 
   constructor(private readonly max: number) {}
 
-  intern(key: string, c: JobContext): JobContext {
+  of(vkey: string): number {
+    let id = this.ids.get(vkey);
+    if (id === undefined) {
+      if (this.ids.size >= this.max) this.ids.clear();
+      id = this.next++;
+      this.ids.set(vkey, id);
+    }
+    return id;
+  }
+}
+
+/**
+ * One JobContext object per job run leg (bounded; cleared when full). `key` narrows the search (the
+ * parser's state of the job run leg, whose key does not tell an absent job id from an empty one);
+ * every field is compared, so contexts that differ in any are never merged.
+ */
+export class ContextInterner<K = string> {
+  private readonly byKey = new Map<K, JobContext>();
+
+  constructor(private readonly max: number) {}
+
+  intern(key: K, c: JobContext): JobContext {
     const known = this.byKey.get(key);
     if (known !== undefined && sameContext(known, c)) return known;
     if (known === undefined) {
