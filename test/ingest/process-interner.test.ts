@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessInterner } from '../../src/ingest/record-parser.js';
+import { ProcessInterner, VariantIds } from '../../src/ingest/record-parser.js';
 import { variantKeyOf } from '../../src/detection/engine.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 
@@ -56,4 +56,23 @@ test('the interner stays bounded and keeps answering right once full', () => {
   const again = proc({ name: 'tool-9', pid: 77 });
   assert.equal(intern(i, again), made[9]);
   assert.ok((i as unknown as { byKey: Map<string, ProcessInfo> }).byKey.size <= 4);
+});
+
+test('variant numbers: one per variant key, and never one for two keys, not even after the map is cleared', () => {
+  const ids = new VariantIds(3);
+  const keys = ['a', 'b', 'c', 'd', 'e', 'a', 'b', 'f', 'a'];
+  const seen = new Map<number, string>();
+  let last: Record<string, number> = {};
+  const held = (k: string) => (ids as unknown as { ids: Map<string, number> }).ids.has(k);
+  for (const k of keys) {
+    const wasHeld = held(k);
+    const id = ids.of(k);
+    const owner = seen.get(id);
+    assert.ok(owner === undefined || owner === k, `number ${id} given to ${owner} and ${k}`);
+    seen.set(id, k);
+    if (wasHeld) assert.equal(id, last[k], `${k} keeps its number while held`);
+    last = { ...last, [k]: id };
+  }
+  assert.equal(ids.of('f'), last.f, 'a key still held keeps its number');
+  assert.ok((ids as unknown as { ids: Map<string, number> }).ids.size <= 3);
 });
