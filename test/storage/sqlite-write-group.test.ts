@@ -37,9 +37,18 @@ function fixture() {
   return { db, other, seen, group, put, fire, tick: (ms: number) => (clock += ms), close: () => (other.close(), db.close()) };
 }
 
-test('write group: batches are committed together once the group is old enough, not before', () => {
+/** Runs `fn` on a fresh fixture and closes both connections after, whatever happens. */
+function withFixture(fn: (f: ReturnType<typeof fixture>) => void): void {
   const f = fixture();
   try {
+    fn(f);
+  } finally {
+    f.close();
+  }
+}
+
+test('write group: batches are committed together once the group is old enough, not before', () =>
+  withFixture((f) => {
     f.put(1);
     f.tick(150);
     f.put(2);
@@ -52,28 +61,22 @@ test('write group: batches are committed together once the group is old enough, 
     f.put(4);
     f.group.commit();
     assert.equal(f.seen(), '1,2,3,4');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
-test('write group: a quiet source is committed by the timer', () => {
-  const f = fixture();
-  try {
+test('write group: a quiet source is committed by the timer', () =>
+  withFixture((f) => {
     f.put(1);
     assert.equal(f.seen(), '');
     f.fire();
     assert.equal(f.seen(), '1');
     assert.equal(f.group.open, false);
     assert.equal(f.db.inTransaction, false, 'the write lock is let go');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
-test('write group: a failed batch undoes only itself; the batches before it are committed', () => {
-  const f = fixture();
-  try {
+test('write group: a failed batch undoes only itself; the batches before it are committed', () =>
+  withFixture((f) => {
     f.put(1);
     assert.throws(
       () =>
@@ -85,14 +88,11 @@ test('write group: a failed batch undoes only itself; the batches before it are 
     );
     f.group.commit();
     assert.equal(f.seen(), '1');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
-test('write group: inside a transaction it did not open (--strict), a batch is a savepoint of it and the group stays shut', () => {
-  const f = fixture();
-  try {
+test('write group: inside a transaction it did not open (--strict), a batch is a savepoint of it and the group stays shut', () =>
+  withFixture((f) => {
     f.db.exec('BEGIN IMMEDIATE');
     f.put(1);
     assert.equal(f.group.open, false);
@@ -101,14 +101,11 @@ test('write group: inside a transaction it did not open (--strict), a batch is a
     assert.equal(f.db.inTransaction, true, 'the outer transaction is not committed by the group');
     f.db.exec('ROLLBACK');
     assert.equal(f.seen(), '');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
-test('write group: a group SQLite rolled back by itself fails its commit instead of passing for stored', () => {
-  const f = fixture();
-  try {
+test('write group: a group SQLite rolled back by itself fails its commit instead of passing for stored', () =>
+  withFixture((f) => {
     f.put(1);
     f.db.exec('ROLLBACK'); // what SQLite does on a full disk or an I/O error
     assert.throws(() => f.group.commit(), /rolled back by SQLite; its last write batches were not stored/);
@@ -116,23 +113,18 @@ test('write group: a group SQLite rolled back by itself fails its commit instead
     f.put(2);
     f.group.commit();
     assert.equal(f.seen(), '2', 'the next group starts clean');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
-test('write group: a commit the timer could not make fails the next write', () => {
-  const f = fixture();
-  try {
+test('write group: a commit the timer could not make fails the next write', () =>
+  withFixture((f) => {
     f.put(1);
     f.db.exec('ROLLBACK');
     f.fire();
     assert.throws(() => f.put(2), /not stored/);
     assert.equal(f.seen(), '');
-  } finally {
-    f.close();
-  }
-});
+  }),
+);
 
 test('write group: acquiring or releasing an ingest lease commits the open group first (a waiter must not hold the write lock)', async () => {
   const store = SqliteStore.open(join(tmp.dir, 'leases.db'));
