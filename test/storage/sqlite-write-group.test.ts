@@ -108,7 +108,7 @@ test('write group: a group SQLite rolled back by itself fails its commit instead
   withFixture((f) => {
     f.put(1);
     f.db.exec('ROLLBACK'); // what SQLite does on a full disk or an I/O error
-    assert.throws(() => f.group.commit(), /rolled back by SQLite; its last write batches were not stored/);
+    assert.throws(() => f.put(9), /rolled back by SQLite; its last write batches were not stored/, 'not even the next batch on its own');
     assert.equal(f.seen(), '');
     f.put(2);
     f.group.commit();

@@ -52,6 +52,9 @@ export class WriteGroup {
       this.db.exec('BEGIN IMMEDIATE');
       this.openedAt = this.now();
       this.cancelTimer = this.schedule(() => this.commitFromTimer(), this.maxMs);
+    } else if (!this.db.inTransaction) {
+      // rolled back by SQLite under the group: this batch must not be stored as if the group's were
+      this.commit();
     }
     try {
       return this.db.transaction(fn)();
