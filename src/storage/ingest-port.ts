@@ -265,6 +265,12 @@ export interface TenantIngest {
  */
 export interface IngestScope {
   tenant(name: string): Promise<TenantIngest>;
+  /**
+   * Not atomic: commits the writes a backend may still hold in a group (SQLite's, write-group.ts),
+   * so that other connections see them and may write; a backend that commits each write at once
+   * has nothing to do. Atomic: nothing (the scope commits whole).
+   */
+  settle(): Promise<void>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
 }

@@ -45,13 +45,17 @@ async function twoWriters(at: StoreUnderTest) {
   const t = await scope.tenant('acme');
   const engine = new DetectionEngine({ ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 3 });
   const git = proc('git');
-  const batch = (run: number, domains: string[]) =>
-    evaluate(
+  // Each batch is settled: what another process sees once the ingest's write group (SQLite) is
+  // committed, at most 200 ms later; in one thread, that group would block the other connection.
+  const batch = async (run: number, domains: string[]) => {
+    await evaluate(
       t,
       engine,
       domains.map((d, i) => ({ kind: 'call', event: call('acme', 'api', run, TS0 + run * 3_600_000 + i, git, { domain: d, port: 443 }) })),
       { token: lease.token, ttlMs: lease.ttlMs },
     );
+    await scope.settle();
+  };
   const jobStateVersion = async () => (await t.read({ jobs: [], runs: [], observations: [] })).versions.jobStateVersion;
   const flagged = async (run: number) =>
     Number(

@@ -99,6 +99,7 @@ function interceptWrites(store: OpenStore, when: (b: IngestWriteBatch) => boolea
     beginSource: async (o) => {
       const scope = await store.ingest.beginSource(o);
       return {
+        settle: () => scope.settle(),
         commit: () => scope.commit(),
         rollback: () => scope.rollback(),
         tenant: async (name): Promise<TenantIngest> => {

@@ -73,6 +73,9 @@ class PgScope implements IngestScope {
     }
   }
 
+  /** Each write commits by itself (or joins the atomic transaction): nothing is held back. */
+  async settle(): Promise<void> {}
+
   commit(): Promise<void> {
     return this.end('COMMIT');
   }

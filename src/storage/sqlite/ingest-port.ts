@@ -95,6 +95,9 @@ export class SqliteIngestPort implements IngestPort {
     }
     return {
       tenant: async (name) => this.tenantIngest(name, () => open),
+      settle: async () => {
+        if (!opts.atomic) writeGroupOf(this.db).commit();
+      },
       commit: async () => end('COMMIT'),
       rollback: async () => end('ROLLBACK'),
     };
