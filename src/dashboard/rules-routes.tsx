@@ -23,8 +23,6 @@ import { formatCount } from './pages/format.js';
 /** Changes shown on the list page (the rule_audit table holds human-scale edits, read whole). */
 const RECENT_CHANGES = 20;
 
-
-
 async function rulesOf(r: RouteRequest): Promise<RulesService | Reply> {
   if (!r.store.processes) return message(r.ctx, 503, 'Rules unavailable', 'This server was started without the rules service.');
   return r.store.processes.rules();
@@ -46,14 +44,12 @@ async function activeRule(svc: RulesService, r: RouteRequest, ruleId: string): P
   }
 }
 
-const isRule = (x: SuppressionRule | Reply): x is SuppressionRule => !('kind' in x);
-
 /** The rules service and the active rule the path names (r.params[0]), or the reply when either is missing. */
 async function ruleFor(r: RouteRequest): Promise<{ svc: RulesService; rule: SuppressionRule } | Reply> {
   const svc = await rulesOf(r);
   if (isReply(svc)) return svc;
   const rule = await activeRule(svc, r, r.params[0]!);
-  if (!isRule(rule)) return rule;
+  if (isReply(rule)) return rule;
   return { svc, rule };
 }
 
