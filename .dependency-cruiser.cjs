@@ -1,7 +1,8 @@
 /**
  * Architecture rules checked by `npm run lint` (part of `npm test`). A backend is reached only
- * through the ports in src/storage/*.ts and the one picker (src/storage/open-store.ts), so a second
- * backend can replace it without touching the domain.
+ * through the ports in src/storage/*.ts and the two pickers (src/storage/open-store.ts for the store,
+ * src/storage/open-policy-state.ts for the policy state), so a second backend can replace it
+ * without touching the domain.
  */
 const BACKENDS = ['src/storage/sqlite/', 'src/storage/postgres/', 'src/state/redis/'];
 
@@ -10,9 +11,9 @@ module.exports = {
   forbidden: [
     ...BACKENDS.map((backend) => ({
       name: `only-picker-imports-${backend.split('/').at(-2)}`,
-      comment: `${backend} is a backend: only its own modules and src/storage/open-store.ts may import it; everything else goes through a port in src/storage/*.ts`,
+      comment: `${backend} is a backend: only its own modules and the pickers src/storage/open-store.ts and open-policy-state.ts may import it; everything else goes through a port in src/storage/*.ts`,
       severity: 'error',
-      from: { path: '^src/', pathNot: [`^${backend}`, '^src/storage/open-store\\.ts$'] },
+      from: { path: '^src/', pathNot: [`^${backend}`, '^src/storage/open-(store|policy-state)\\.ts$'] },
       to: { path: `^${backend}` },
     })),
     ...BACKENDS.map((backend) => ({

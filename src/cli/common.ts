@@ -1,12 +1,13 @@
 import { Option, type Command } from 'commander';
-import { resolveDbPath, resolveTenant } from '../config/paths.js';
-import { loadConfig, type ConfigFile } from '../config/config-file.js';
+import { resolveConfigPath, resolveDbPath, resolveTenant } from '../config/paths.js';
+import type { ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
 import { existsSync } from 'node:fs';
 import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { out } from './output.js';
-import { explainStoreError, openStore, resolveStoreLocation, StoreMissingError, StoreUnavailableError, type OpenStore, type StoreLocation } from '../storage/open-store.js';
+import { explainStoreError, openStore, StoreMissingError, StoreUnavailableError, type OpenStore } from '../storage/open-store.js';
+import { resolveStoreLocation, type StoreLocation } from '../storage/location.js';
 
 export interface StoreOptions {
   db?: string;
@@ -27,9 +28,12 @@ export function withStoreOptions(cmd: Command, { json = true }: { json?: boolean
   return cmd;
 }
 
-export function loadCliConfig(opts: StoreOptions): ConfigFile {
+export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
+  const path = resolveConfigPath(opts.config);
+  if (path === null) return {};
+  const { loadConfig } = await import('../config/config-file.js');
   try {
-    return loadConfig(opts.config).config;
+    return loadConfig(path).config;
   } catch (err) {
     // Like a policy file: a config that exists but is invalid is rejected input.
     const msg = (err as Error).message;
@@ -96,7 +100,7 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
   } catch (err) {
     throw new UserError(`--tenant: ${(err as Error).message}`);
   }
-  const config = loadCliConfig(opts);
+  const config = await loadCliConfig(opts);
   const location = resolveStoreLocation(opts.db);
   // A missing SQLite file: say so, with how to create one.
   if (mode === 'read' && location.backend === 'sqlite') requireExistingStore(location.target, location.from);

@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I/O, 70 internal (see README).\n');
-  for (const register of await loadCommandRegistrars()) register(program);
+  for (const register of await loadCommandRegistrars(argv.slice(2))) register(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

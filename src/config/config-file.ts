@@ -3,6 +3,7 @@ import { parseDocument, LineCounter } from 'yaml';
 import { z } from 'zod';
 import { parseAllowedEndpoints } from '../detection/allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
+import { resolveConfigPath } from './paths.js';
 
 /** egress-triage.yaml: settings shared by every command. All keys are optional. */
 export const ConfigSchema = z
@@ -16,11 +17,9 @@ export const ConfigSchema = z
   .strict();
 export type ConfigFile = z.infer<typeof ConfigSchema>;
 
-export const DEFAULT_CONFIG_NAME = 'egress-triage.yaml';
-
-/** --config, then EGRESS_TRIAGE_CONFIG, then ./egress-triage.yaml when present. */
+/** The config file at resolveConfigPath(flag, env) (config/paths.ts), or no settings when there is none. */
 export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env): { path: string | null; config: ConfigFile } {
-  const path = flag ?? env.EGRESS_TRIAGE_CONFIG ?? (existsSync(DEFAULT_CONFIG_NAME) ? DEFAULT_CONFIG_NAME : null);
+  const path = resolveConfigPath(flag, env);
   if (!path) return { path: null, config: {} };
   if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
   const text = readFileSync(path, 'utf8');

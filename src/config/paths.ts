@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const DEFAULT_DB_PATH = './.egress-triage/egress.db';
@@ -18,4 +19,15 @@ export function resolveTenant(flag?: string, env: NodeJS.ProcessEnv = process.en
     throw new Error(`invalid tenant "${t}": use letters, digits, ".", "_" or "-" (max 128 chars)`);
   }
   return t;
+}
+
+export const DEFAULT_CONFIG_NAME = 'egress-triage.yaml';
+
+/**
+ * --config, then EGRESS_TRIAGE_CONFIG, then ./egress-triage.yaml when present; null when none applies.
+ * Apart from the parser (config-file.ts) so that a command run without a config file never loads its
+ * YAML and schema libraries.
+ */
+export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  return flag ?? env.EGRESS_TRIAGE_CONFIG ?? (existsSync(DEFAULT_CONFIG_NAME) ? DEFAULT_CONFIG_NAME : null);
 }

@@ -4,7 +4,7 @@ import { policyChangeRecord, summarizePolicyChange } from '../policy/change-summ
 import { formatIssue, loadPolicyFile, PolicyLoadError } from '../policy/load.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createModernSessionResolver, modernSessionSettings, type ModernSessionResolver } from '../policy/session-identity.js';
-import { openPolicyState } from '../storage/open-store.js';
+import { openPolicyState } from '../storage/open-policy-state.js';
 
 export interface RuntimeOptions {
   policyPath: string;

@@ -1,11 +1,8 @@
-import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { DEFAULT_DB_PATH } from '../config/paths.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
 import { openSqlite } from './sqlite/db.js';
-import { PgStore } from './postgres/pg-store.js';
-import { isPostgresUrl, redactUrl } from './postgres/pool.js';
+import type { StoreBackend, StoreLocation } from './location.js';
 import { postgresProblem } from './postgres/errors.js';
 import type { DetectionRepository, IngestLeases } from './store.js';
 import type { SchemaPort } from './schema-port.js';
@@ -13,11 +10,6 @@ import type { IngestPort } from './ingest-port.js';
 import type { InventoryRepository } from './inventory-port.js';
 import type { BaselineEditor } from './baseline-port.js';
 import type { DashboardQueries } from './dashboard-port.js';
-import { PgIngestPort } from './postgres/ingest-port.js';
-import type { PolicyStateBackend } from './policy-state.js';
-import { SqlitePolicyState } from './sqlite/policy-state.js';
-import { PgPolicyState } from './postgres/policy-state.js';
-import { RedisPolicyState, parseRedisStateUrl } from '../state/redis/state.js';
 import type { Suppressor } from '../domain/subject.js';
 import { suppressorFor } from '../rules/suppressor.js';
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
@@ -29,34 +21,12 @@ import type { OverviewReader } from './overview-port.js';
 import { RulesService } from '../rules/service.js';
 
 /**
- * The one place that picks a storage backend: a postgres:// (or postgresql://) URL selects
- * PostgreSQL; anything else is the path of a SQLite file, the embedded default. It also picks the
- * policy-state backend (the store by default, Redis with `--state redis://...`). Nothing outside a
- * backend's folder imports a backend but this module (npm run lint enforces it).
+ * The one place that opens a storage backend for the location resolveStoreLocation gave
+ * (location.ts): PostgreSQL for a postgres:// URL, else a SQLite file, the embedded default. The
+ * policy state has its own picker (open-policy-state.ts). Nothing outside a backend's folder imports
+ * a backend but these two pickers (npm run lint enforces it).
  */
 
-export type StoreBackend = 'sqlite' | 'postgres';
-
-export interface StoreLocation {
-  backend: StoreBackend;
-  /** the resolved SQLite path or the full URL (with its password: never print it) */
-  target: string;
-  /** what to show a person: the path, or the URL without its password */
-  display: string;
-  /** where it came from, for messages */
-  from: '--db' | 'EGRESS_TRIAGE_DB' | 'the default location';
-}
-
-/** --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db */
-export function resolveStoreLocation(flag?: string, env: NodeJS.ProcessEnv = process.env): StoreLocation {
-  const raw = flag ?? (env.EGRESS_TRIAGE_DB || undefined) ?? DEFAULT_DB_PATH;
-  const from = flag !== undefined ? '--db' : env.EGRESS_TRIAGE_DB ? 'EGRESS_TRIAGE_DB' : 'the default location';
-  if (isPostgresUrl(raw)) return { backend: 'postgres', target: raw, display: redactUrl(raw), from };
-  const path = raw === ':memory:' ? raw : resolve(raw);
-  return { backend: 'sqlite', target: path, display: path, from };
-}
-
-/** The store does not exist (a missing SQLite file) or holds no egress-triage schema yet (PostgreSQL). */
 export class StoreMissingError extends Error {
   override name = 'StoreMissingError';
 }
@@ -81,15 +51,24 @@ export function explainStoreError(loc: StoreLocation, err: unknown): never {
   throw err;
 }
 
+/**
+ * The PostgreSQL backend, loaded only for a postgres:// location: its thirty modules and the driver
+ * are most of what a SQLite command would otherwise load for nothing.
+ */
+async function loadPostgres() {
+  const [{ PgStore }, { PgIngestPort }] = await Promise.all([import('./postgres/pg-store.js'), import('./postgres/ingest-port.js')]);
+  return { PgStore, PgIngestPort };
+}
+
 /** The schema of the store at `loc`, for `db status` / `db migrate`; close() when done. */
 export function openSchema(loc: StoreLocation): SchemaPort & { close(): Promise<void> } {
   if (loc.backend === 'postgres') {
     // one connection is all a migrator needs
-    const s = PgStore.connect(loc.target, { pool: { max: 2 } });
+    const store = loadPostgres().then(({ PgStore }) => PgStore.connect(loc.target, { pool: { max: 2 } }));
     return {
-      status: () => s.status().catch((e) => explainStoreError(loc, e)),
-      migrate: () => s.migrate().catch((e) => explainStoreError(loc, e)),
-      close: () => s.close(),
+      status: () => store.then((s) => s.status()).catch((e) => explainStoreError(loc, e)),
+      migrate: () => store.then((s) => s.migrate()).catch((e) => explainStoreError(loc, e)),
+      close: () => store.then((s) => s.close()),
     };
   }
   const schema = new SqliteSchema(loc.target);
@@ -134,6 +113,7 @@ export interface OpenStore {
  */
 export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'read'): Promise<OpenStore> {
   if (loc.backend === 'postgres') {
+    const { PgStore, PgIngestPort } = await loadPostgres();
     const s = PgStore.connect(loc.target);
     try {
       if (mode === 'create') await s.migrate();
@@ -197,36 +177,4 @@ export function isDemoStore(path: string): boolean {
   } finally {
     db?.close();
   }
-}
-
-// ----- policy state -----
-
-export interface OpenPolicyStateOptions {
-  /**
-   * The store: a SQLite path or a postgres:// URL. It holds approvals (and counters, in this
-   * process's memory) without --state, and always the audit.
-   */
-  dbPath: string;
-  /** JSONL audit file; default: next to a SQLite file, none for PostgreSQL (the table only); `false`: none. */
-  auditFile?: string | false;
-  /** `redis://host:port[/db]`: counters and approvals shared by every replica. */
-  stateUrl?: string;
-  clock?: () => number;
-  log?: (line: string) => void;
-}
-
-/** Throws a readable message when `--state` is not a URL this build can use. */
-export function checkStateUrl(url: string): void {
-  parseRedisStateUrl(url);
-}
-
-export function openPolicyState(o: OpenPolicyStateOptions): PolicyStateBackend {
-  if (o.stateUrl !== undefined) checkStateUrl(o.stateUrl);
-  const store: PolicyStateBackend = isPostgresUrl(o.dbPath)
-    ? new PgPolicyState({ url: o.dbPath, auditFile: o.auditFile, clock: o.clock })
-    : new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock });
-  if (o.stateUrl === undefined) return store;
-  // Only the audit of the store is used; on PostgreSQL it needs the store's tables before the first record.
-  const storeReady = store instanceof PgPolicyState ? () => store.ready() : undefined;
-  return new RedisPolicyState({ url: o.stateUrl, audit: store.audit, auditReady: storeReady, closeAudit: () => store.close(), clock: o.clock, log: o.log });
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, runCli, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
-import { resolveStoreLocation } from '../../src/storage/open-store.js';
+import { resolveStoreLocation } from '../../src/storage/location.js';
 
 /** `db status` and `db migrate` on both backends, through the built CLI. */
 

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
-import { openPolicyState } from '../../src/storage/open-store.js';
+import { openPolicyState } from '../../src/storage/open-policy-state.js';
 import { freePort } from '../helpers/free-port.js';
 
 /** `approvals`, `audit` and `gateway` take the policy state's store as --db postgres://... (built CLI, real server). */

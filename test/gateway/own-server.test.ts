@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
-import { openStore, resolveStoreLocation } from '../../src/storage/open-store.js';
+import { openStore } from '../../src/storage/open-store.js';
+import { resolveStoreLocation } from '../../src/storage/location.js';
 import { createEgressTriageServer } from '../../src/mcp/server.js';
 import { ERAS, REVISION, newClient, text, tmpDir } from './helpers.js';
 

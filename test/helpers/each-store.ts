@@ -5,7 +5,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { DETECTIONS, tempDir } from '../helpers.js';
 import { usePostgres } from './postgres.js';
-import { openStore, resolveStoreLocation, type OpenStore, type StoreBackend } from '../../src/storage/open-store.js';
+import { openStore, type OpenStore } from '../../src/storage/open-store.js';
+import { resolveStoreLocation, type StoreBackend } from '../../src/storage/location.js';
 
 /**
  * Runs a test body once on each store backend: `storeTest('name', async (s) => ...)` registers

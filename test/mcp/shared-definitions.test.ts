@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { createEgressTriageServer } from '../../src/mcp/server.js';
 import { definition } from '../../src/mcp/context.js';
-import { openStore, resolveStoreLocation, type OpenStore } from '../../src/storage/open-store.js';
+import { openStore, type OpenStore } from '../../src/storage/open-store.js';
+import { resolveStoreLocation } from '../../src/storage/location.js';
 import { tempDir } from '../helpers.js';
 import { TENANT, buildDemoDb, callOk } from './helpers.js';
 

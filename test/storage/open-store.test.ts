@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { usePostgres } from '../helpers/postgres.js';
-import { openStore, resolveStoreLocation, StoreMissingError, StoreUnavailableError } from '../../src/storage/open-store.js';
+import { openStore, StoreMissingError, StoreUnavailableError } from '../../src/storage/open-store.js';
+import { resolveStoreLocation } from '../../src/storage/location.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());

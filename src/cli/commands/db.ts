@@ -4,7 +4,8 @@ import { formatTable, printJson } from '../common.js';
 import { UserError, storeProblem } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
-import { openSchema, resolveStoreLocation, StoreUnavailableError, type StoreLocation } from '../../storage/open-store.js';
+import { openSchema, StoreUnavailableError } from '../../storage/open-store.js';
+import { resolveStoreLocation, type StoreLocation } from '../../storage/location.js';
 import type { SchemaStatus } from '../../storage/schema-port.js';
 
 interface DbOpts {

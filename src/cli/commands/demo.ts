@@ -5,7 +5,8 @@ import { withPorts, parseIntOption, wantsProgress, printJson, formatTable } from
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
-import { isDemoStore, resolveStoreLocation } from '../../storage/open-store.js';
+import { isDemoStore } from '../../storage/open-store.js';
+import { resolveStoreLocation } from '../../storage/location.js';
 import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';

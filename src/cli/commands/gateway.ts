@@ -3,14 +3,21 @@ import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
-import { runStdioGateway } from '../../gateway/stdio.js';
-import { startHttpGateway } from '../../gateway/http.js';
 import { loadGatewayConfig } from '../../gateway/config.js';
+import type { startHttpGateway as StartHttpGateway } from '../../gateway/http.js';
 import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
-import { checkStateUrl, resolveStoreLocation } from '../../storage/open-store.js';
+import { resolveStoreLocation } from '../../storage/location.js';
+import { checkStateUrl } from '../../storage/open-policy-state.js';
+
+// A gateway loads only its own transport's modules: the stdio gateway, which agents start once per
+// session, never loads the HTTP server and client.
+async function startHttp(o: Parameters<typeof StartHttpGateway>[0]): ReturnType<typeof StartHttpGateway> {
+  const { startHttpGateway } = await import('../../gateway/http.js');
+  return startHttpGateway(o);
+}
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -136,7 +143,7 @@ export function register(program: Command): void {
           const grants = loadGrantsOption(opts.grants);
           let gw;
           try {
-            gw = await startHttpGateway({ upstreams: config.upstreams, dbPath, auditFile, stateUrl, host, port, grants, allowedHosts: opts.allowedHost });
+            gw = await startHttp({ upstreams: config.upstreams, dbPath, auditFile, stateUrl, host, port, grants, allowedHosts: opts.allowedHost });
           } catch (e) {
             throw startError(e);
           }
@@ -159,7 +166,7 @@ export function register(program: Command): void {
           }
           let gw;
           try {
-            gw = await startHttpGateway({ policyPath: opts.policy, dbPath, auditFile, stateUrl, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
+            gw = await startHttp({ policyPath: opts.policy, dbPath, auditFile, stateUrl, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
             throw startError(e);
           }
@@ -176,6 +183,7 @@ export function register(program: Command): void {
         } catch (e) {
           throw new UserError((e as Error).message);
         }
+        const { runStdioGateway } = await import('../../gateway/stdio.js');
         const code = await runStdioGateway({
           policyPath: opts.policy!,
           dbPath,

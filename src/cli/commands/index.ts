@@ -3,23 +3,40 @@ import type { Command } from 'commander';
 /** Each command module registers its subcommands on the root program. */
 export type CommandRegistrar = (program: Command) => void;
 
+interface CommandModule {
+  /** the top-level commands the module registers (test/cli/command-index.test.ts holds them to it) */
+  names: readonly string[];
+  load: () => Promise<{ register: CommandRegistrar }>;
+}
+
 // Order here is the order `--help` lists them.
-export async function loadCommandRegistrars(): Promise<CommandRegistrar[]> {
-  const mods = await Promise.all([
-    import('./ingest.js'),
-    import('./detections.js'),
-    import('./baseline.js'),
-    import('./stats.js'),
-    import('./demo.js'),
-    // ADD COMMAND MODULES BELOW (one line each)
-    import('./analyze.js'),
-    import('./rules.js'),
-    import('./generate.js'),
-    import('./mcp.js'),
-    import('./policy.js'),
-    import('./gateway.js'),
-    import('./db.js'),
-    import('./dashboard.js'),
-  ]);
-  return mods.map((m: { register: CommandRegistrar }) => m.register);
+export const COMMAND_MODULES: readonly CommandModule[] = [
+  { names: ['ingest'], load: () => import('./ingest.js') },
+  { names: ['detections'], load: () => import('./detections.js') },
+  { names: ['baseline'], load: () => import('./baseline.js') },
+  { names: ['stats'], load: () => import('./stats.js') },
+  { names: ['demo'], load: () => import('./demo.js') },
+  // ADD COMMAND MODULES BELOW (one line each)
+  { names: ['analyze'], load: () => import('./analyze.js') },
+  { names: ['rules'], load: () => import('./rules.js') },
+  { names: ['generate'], load: () => import('./generate.js') },
+  { names: ['mcp', 'serve'], load: () => import('./mcp.js') },
+  { names: ['policy', 'approvals', 'audit'], load: () => import('./policy.js') },
+  { names: ['gateway'], load: () => import('./gateway.js') },
+  { names: ['db'], load: () => import('./db.js') },
+  { names: ['dashboard'], load: () => import('./dashboard.js') },
+];
+
+/**
+ * The registrars a command line needs. Loading every command module costs most of a second of CPU
+ * (the MCP SDK, both database drivers, Redis), paid by every run of the CLI; a command needs only
+ * its own module. The root program takes no option with a value, so the first word that is not an
+ * option names the command. Anything else (no command, `help`, a mistyped name) loads them all, so
+ * the root help and commander's "unknown command" see the whole list.
+ */
+export async function loadCommandRegistrars(args: readonly string[]): Promise<CommandRegistrar[]> {
+  const first = args.find((a) => !a.startsWith('-'));
+  const own = COMMAND_MODULES.find((m) => first !== undefined && m.names.includes(first));
+  const mods = await Promise.all((own ? [own] : COMMAND_MODULES).map((m) => m.load()));
+  return mods.map((m) => m.register);
 }

@@ -5,13 +5,13 @@ import { UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
 import { existingStorePath } from '../common.js';
-import { formatIssue, loadPolicyFile, PolicyLoadError } from '../../policy/load.js';
 import { starterPolicy } from '../../policy/init.js';
 import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
-import { checkStateUrl, openPolicyState, resolveStoreLocation } from '../../storage/open-store.js';
-import { listUpstreamTools } from '../../gateway/connect.js';
-import { parseHeader } from './gateway.js';
-import { loadGatewayConfig } from '../../gateway/config.js';
+import { resolveStoreLocation } from '../../storage/location.js';
+import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
+
+// The policy schema, the gateway config and the MCP client are loaded by the subcommands that use
+// them: `audit` and `approvals`, which tests and operators run most, never pay for them.
 
 /**
  * `policy init --config`: every registered upstream at once. They are asked concurrently and fail
@@ -19,6 +19,7 @@ import { loadGatewayConfig } from '../../gateway/config.js';
  * does not is reported, and the command exits 2 if any failed (after writing the others).
  */
 async function initFromConfig(configPath: string, force: boolean): Promise<void> {
+  const [{ loadGatewayConfig }, { listUpstreamTools }] = await Promise.all([import('../../gateway/config.js'), import('../../gateway/connect.js')]);
   let config;
   try {
     config = loadGatewayConfig(configPath);
@@ -47,7 +48,8 @@ async function initFromConfig(configPath: string, force: boolean): Promise<void>
   if (failed.length) throw new UserError(`could not learn ${failed.length} of ${config.upstreams.length} upstream(s): ${failed.join(', ')}`);
 }
 
-function loadOrFail(file: string) {
+async function loadOrFail(file: string) {
+  const { formatIssue, loadPolicyFile, PolicyLoadError } = await import('../../policy/load.js');
   try {
     return loadPolicyFile(file);
   } catch (e) {
@@ -121,8 +123,8 @@ export function register(program: Command): void {
     .command('validate')
     .description('Check a policy file; every error is reported with its path and line (exit 1 if any)')
     .argument('<file>')
-    .action((file: string) => {
-      const p = loadOrFail(file);
+    .action(async (file: string) => {
+      const p = await loadOrFail(file);
       const f = p.engine.file;
       process.stdout.write(
         `${file}: ok (default ${p.engine.default}, ${Object.keys(f.tools ?? {}).length} tool entries, ${(f.hide ?? []).length} hidden)\n`,
@@ -136,8 +138,8 @@ export function register(program: Command): void {
     .requiredOption('--tool <name>', 'tool name')
     .option('--args <json>', 'arguments as a JSON object', '{}')
     .option('--json', 'machine-readable output')
-    .action((file: string, o: { tool: string; args: string; json?: boolean }) => {
-      const p = loadOrFail(file);
+    .action(async (file: string, o: { tool: string; args: string; json?: boolean }) => {
+      const p = await loadOrFail(file);
       let args: unknown;
       try {
         args = JSON.parse(o.args);
@@ -188,6 +190,7 @@ export function register(program: Command): void {
       if (!o.upstream && command.length === 0) throw new UserError('give --upstream URL, "-- <command> [args...]" or --config FILE');
       if (o.upstream && command.length) throw new UserError('give either --upstream or a command, not both');
       if (o.out && existsSync(o.out) && !o.force) throw new UserError(`${o.out} exists (use --force to overwrite)`);
+      const [{ listUpstreamTools }, { parseHeader }] = await Promise.all([import('../../gateway/connect.js'), import('./gateway.js')]);
       let tools;
       try {
         tools = await listUpstreamTools(

@@ -1,7 +1,14 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import copyStreams from 'pg-copy-streams';
+import { createRequire } from 'node:module';
+import type copyStreams from 'pg-copy-streams';
 import type { PgClient } from './pool.js';
+
+// Loaded on first use, with pg itself (pool.ts): a SQLite store's commands never load either.
+const require = createRequire(import.meta.url);
+function copyFrom(sql: string): ReturnType<typeof copyStreams.from> {
+  return (require('pg-copy-streams') as typeof copyStreams).from(sql);
+}
 
 /**
  * Bulk rows into PostgreSQL with `COPY ... FROM STDIN` (text format), through pg-copy-streams, the
@@ -48,5 +55,5 @@ export async function copyRows(c: PgClient, target: string, rows: readonly (read
   // The data is built before the COPY starts: a value that cannot be written throws here, not while
   // the connection waits in COPY mode for data that would never come.
   const data = Buffer.from(copyText(rows), 'utf8');
-  await pipeline(Readable.from([data]), c.query(copyStreams.from(`COPY ${target} FROM STDIN`)));
+  await pipeline(Readable.from([data]), c.query(copyFrom(`COPY ${target} FROM STDIN`)));
 }

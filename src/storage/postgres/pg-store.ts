@@ -1,4 +1,5 @@
-import { createPool, redactUrl, type PgPool, type PgPoolSettings } from './pool.js';
+import { createPool, type PgPool, type PgPoolSettings } from './pool.js';
+import { redactUrl } from '../location.js';
 import { migratePostgres, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';

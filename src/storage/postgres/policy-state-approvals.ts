@@ -1,5 +1,5 @@
-import pg from 'pg';
-import { transaction, type PgPool } from './pool.js';
+import type pg from 'pg';
+import { pgDriver, transaction, type PgPool } from './pool.js';
 import {
   APPROVED_GRACE_MS,
   newPendingApproval,
@@ -183,7 +183,7 @@ export class PgApprovals implements Approvals {
   /** One connection outside the pool LISTENs while anything waits; a failure leaves the polling in charge. */
   private listen(): void {
     if (this.listening || this.closed) return;
-    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 10_000, application_name: 'egress-triage approvals' });
+    const client = new (pgDriver().Client)({ connectionString: this.url, connectionTimeoutMillis: 10_000, application_name: 'egress-triage approvals' });
     this.listener = client;
     client.on('notification', (n) => {
       if (n.payload && this.waiters.has(n.payload)) void this.check(n.payload);

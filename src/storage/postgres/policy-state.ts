@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createPool, redactUrl, type PgPool } from './pool.js';
+import { createPool, type PgPool } from './pool.js';
+import { redactUrl } from '../location.js';
 import { migratePostgres } from './migrations.js';
 import { postgresProblem } from './errors.js';
 import { PgApprovals } from './policy-state-approvals.js';

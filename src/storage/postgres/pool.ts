@@ -1,10 +1,19 @@
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 
 /**
  * Connections to the PostgreSQL store. node-postgres (`pg`) was chosen for its real pool with
  * explicit timeouts, its plain parameterised queries (no ORM, no query builder) and its COPY
  * support through pg-copy-streams; docs/scale-out.md says more.
  */
+
+// Loaded on first use, not at import: pg costs a sixth of a second of CPU, which every CLI run on a
+// SQLite store (and every test that spawns one) would otherwise pay.
+const require = createRequire(import.meta.url);
+let driver: typeof pg | undefined;
+export function pgDriver(): typeof pg {
+  return (driver ??= require('pg') as typeof pg);
+}
 
 export type PgPool = pg.Pool;
 export type PgClient = pg.PoolClient;
@@ -34,27 +43,12 @@ export const DEFAULT_POOL_SETTINGS: Required<PgPoolSettings> = {
 const INT8 = 20;
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === INT8 && format !== 'binary' ? (v: string) => Number(v) : pgDriver().types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
-
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location);
-}
-
-/** The URL without its password, for messages and `db status`. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
-  }
-}
 
 export function createPool(url: string, settings: PgPoolSettings = {}): PgPool {
   const s = { ...DEFAULT_POOL_SETTINGS, ...settings };
-  const pool = new pg.Pool({
+  const pool = new (pgDriver().Pool)({
     connectionString: url,
     max: s.max,
     connectionTimeoutMillis: s.connectionTimeoutMs,

@@ -8,7 +8,8 @@ import { backends } from './backends.js';
 import { writeTenant } from '../../../src/generate/index.js';
 import { runIngest, engineConfigFrom } from '../../../src/cli/commands/ingest.js';
 import { analyzeAnomalousCallsByProcess } from '../../../src/analysis/analyze-by-process.js';
-import { openStore, resolveStoreLocation, type OpenStore } from '../../../src/storage/open-store.js';
+import { openStore, type OpenStore } from '../../../src/storage/open-store.js';
+import { resolveStoreLocation } from '../../../src/storage/location.js';
 import type { AnalyzeInput, AnalyzeResult } from '../../../src/analysis/types.js';
 import { GOLDEN_CALLS, GOLDEN_TENANT } from '../../analysis/golden-cases.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { openPolicyState } from '../../../src/storage/open-store.js';
+import { openPolicyState } from '../../../src/storage/open-policy-state.js';
 import { parseAuditFilter } from '../../../src/policy/audit-filter.js';
 import { CursorError } from '../../../src/storage/detection-cursor.js';
 import type { AuditDecision, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
-import { openPolicyState } from '../../../src/storage/open-store.js';
+import { openPolicyState } from '../../../src/storage/open-policy-state.js';
 import { parseAuditFilter } from '../../../src/policy/audit-filter.js';
 import type { AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
 

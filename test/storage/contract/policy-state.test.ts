@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../helpers.js';
 import { PostgresServer, usePostgres } from '../../helpers/postgres.js';
-import { openPolicyState } from '../../../src/storage/open-store.js';
+import { openPolicyState } from '../../../src/storage/open-policy-state.js';
 import { PgPolicyState } from '../../../src/storage/postgres/policy-state.js';
 import type { ApprovalBinding, AuditRecord, PolicyStateBackend } from '../../../src/storage/policy-state.js';
 import { waitFor } from '../../helpers/wait.js';

@@ -1,0 +1,43 @@
+import { resolve } from 'node:path';
+import { DEFAULT_DB_PATH } from '../config/paths.js';
+
+// Where the store is, and which backend that names. Apart from the pickers (open-store.ts,
+// open-policy-state.ts) so that a command can name its store without loading any backend.
+
+export type StoreBackend = 'sqlite' | 'postgres';
+
+export interface StoreLocation {
+  backend: StoreBackend;
+  /** the resolved SQLite path or the full URL (with its password: never print it) */
+  target: string;
+  /** what to show a person: the path, or the URL without its password */
+  display: string;
+  /** where it came from, for messages */
+  from: '--db' | 'EGRESS_TRIAGE_DB' | 'the default location';
+}
+
+/** --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db */
+export function resolveStoreLocation(flag?: string, env: NodeJS.ProcessEnv = process.env): StoreLocation {
+  const raw = flag ?? (env.EGRESS_TRIAGE_DB || undefined) ?? DEFAULT_DB_PATH;
+  const from = flag !== undefined ? '--db' : env.EGRESS_TRIAGE_DB ? 'EGRESS_TRIAGE_DB' : 'the default location';
+  if (isPostgresUrl(raw)) return { backend: 'postgres', target: raw, display: redactUrl(raw), from };
+  const path = raw === ':memory:' ? raw : resolve(raw);
+  return { backend: 'sqlite', target: path, display: path, from };
+}
+
+/** The store does not exist (a missing SQLite file) or holds no egress-triage schema yet (PostgreSQL). */
+
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+/** The URL without its password, for messages and `db status`. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}
