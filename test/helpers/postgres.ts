@@ -1,5 +1,5 @@
 import { after } from 'node:test';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
@@ -55,6 +55,35 @@ function run(cmd: string, args: string[], opts: SpawnOptions): Promise<{ code: n
   });
 }
 
+/**
+ * A new cluster in `data`. initdb takes about three seconds of CPU, and some fifty test files start a
+ * server each, so within one suite run (scripts/run-tests.mjs sets EGRESS_TRIAGE_TEST_CACHE to a
+ * folder it deletes afterwards) the first initdb is kept as a template and later servers copy it,
+ * ownership and modes included (cp -a). Test processes race for the template: each that finds none
+ * runs initdb itself and offers its result by an atomic rename; one wins, the others use their own.
+ */
+async function initdb(bin: string, data: string, spawnOpts: SpawnOptions): Promise<void> {
+  const cache = process.env.EGRESS_TRIAGE_TEST_CACHE;
+  const template = cache ? join(cache, `postgres-template-${bin.replace(/[^A-Za-z0-9]+/g, '-')}`) : undefined;
+  if (template && existsSync(join(template, 'PG_VERSION'))) {
+    const copy = await run('cp', ['-a', template, data], {});
+    if (copy.code === 0) return;
+    throw new Error(`copying the initdb template ${template} failed (exit ${copy.code}):\n${copy.output}`);
+  }
+  const init = await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], spawnOpts);
+  if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}) in ${data}:\n${init.output}`);
+  if (!template) return;
+  const offered = `${template}.${process.pid}`;
+  const copy = await run('cp', ['-a', data, offered], {});
+  try {
+    if (copy.code === 0) renameSync(offered, template);
+  } catch {
+    // another test process offered its template first: theirs is as good
+  } finally {
+    rmSync(offered, { recursive: true, force: true });
+  }
+}
+
 export class PostgresServer {
   private stopped = false;
   private dbs = 0;
@@ -75,11 +104,12 @@ export class PostgresServer {
     if (user) chownSync(dir, user.uid, user.gid);
     const spawnOpts: SpawnOptions = { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC' }, ...(user ?? {}) };
     const data = join(dir, 'data');
-    const init = await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], spawnOpts);
-    if (init.code !== 0) {
+    try {
+      await initdb(bin, data, spawnOpts);
+    } catch (e) {
       rmSync(dir, { recursive: true, force: true });
       const hint = user ? ` (the server runs as "nobody", which must be able to reach ${dir}: check the permissions of TMPDIR and its parents)` : '';
-      throw new Error(`initdb failed (exit ${init.code}) in ${dir}${hint}:\n${init.output}`);
+      throw new Error(`${(e as Error).message}${hint}`);
     }
     // A port found free can be taken before the server binds it: try a few.
     let lastError = '';
