@@ -25,8 +25,7 @@ export function resolveStoreLocation(flag?: string, env: NodeJS.ProcessEnv = pro
   return { backend: 'sqlite', target: path, display: path, from };
 }
 
-/** The store does not exist (a missing SQLite file) or holds no egress-triage schema yet (PostgreSQL). */
-
+/** True for a postgres:// or postgresql:// URL: the store is PostgreSQL. */
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }

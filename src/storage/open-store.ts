@@ -27,6 +27,7 @@ import { RulesService } from '../rules/service.js';
  * a backend but these two pickers (npm run lint enforces it).
  */
 
+/** The store does not exist (a missing SQLite file) or holds no egress-triage schema yet (PostgreSQL). */
 export class StoreMissingError extends Error {
   override name = 'StoreMissingError';
 }

@@ -64,4 +64,3 @@ export class RedisPolicyState implements PolicyStateBackend {
   }
 }
 
-export { parseRedisStateUrl };
