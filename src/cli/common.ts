@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { resolveConfigPath, resolveDbPath, resolveTenant } from '../config/paths.js';
+import { resolveConfigPath, resolveTenant } from '../config/paths.js';
 import type { ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
 import { existsSync } from 'node:fs';
@@ -48,12 +48,6 @@ export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
  */
 export type StoreMode = 'read' | 'create';
 
-/** Where the store path came from, so a "no store" message can say what to fix. */
-function dbSource(opts: StoreOptions): string {
-  if (opts.db !== undefined) return '--db';
-  if (process.env.EGRESS_TRIAGE_DB) return 'EGRESS_TRIAGE_DB';
-  return 'the default location';
-}
 
 /** A store path that must already exist: a clear NOT_FOUND error naming it and how to create one. */
 export function requireExistingStore(dbPath: string, from: string): void {
@@ -63,13 +57,6 @@ export function requireExistingStore(dbPath: string, from: string): void {
       '(or "egress-triage demo" for a sample)',
     EXIT.NOT_FOUND,
   );
-}
-
-/** --db / EGRESS_TRIAGE_DB / default, resolved, for a command that only reads an existing store. */
-export function existingStorePath(db?: string): string {
-  const path = resolveDbPath(db);
-  requireExistingStore(path, dbSource({ db }));
-  return path;
 }
 
 export interface PortsContext {

@@ -1,16 +1,9 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 
 export const DEFAULT_DB_PATH = './.egress-triage/egress.db';
 export const DEFAULT_TENANT = 'default';
 /** Tenant names: letters, digits, ".", "_" or "-", at most 128 characters. */
 export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-/** --db, then EGRESS_TRIAGE_DB, then ./.egress-triage/egress.db */
-export function resolveDbPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const p = flag ?? env.EGRESS_TRIAGE_DB ?? DEFAULT_DB_PATH;
-  return p === ':memory:' ? p : resolve(p);
-}
 
 /** --tenant, then EGRESS_TRIAGE_TENANT, then "default" */
 export function resolveTenant(flag?: string, env: NodeJS.ProcessEnv = process.env): string {

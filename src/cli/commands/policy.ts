@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
-import { existingStorePath } from '../common.js';
+import { requireExistingStore } from '../common.js';
 import { starterPolicy } from '../../policy/init.js';
 import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
 import { resolveStoreLocation } from '../../storage/location.js';
@@ -105,7 +105,8 @@ async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBac
     return st;
   }
   // Only gateways create the state; a missing store here is a mistyped --db.
-  return openPolicyState({ dbPath: existingStorePath(db), auditFile: false });
+  requireExistingStore(loc.target, loc.from);
+  return openPolicyState({ dbPath: loc.target, auditFile: false });
 }
 
 const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] (default: the store)';
