@@ -15,7 +15,11 @@ after(() => tmp.cleanup());
 
 const hook = tmp.file(
   'record-loads.mjs',
-  `import { register } from 'node:module';
+  // ES modules through a load hook; CommonJS ones (pg and ioredis are required on first use) from
+  // the require cache as the process exits.
+  `import { appendFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+process.on('exit', () => appendFileSync(process.env.RECORD_LOADS_TO, Object.keys(createRequire(import.meta.url).cache).map((p) => 'file://' + p + '\\n').join('')));
 register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(
     `import { appendFileSync } from 'node:fs';
 export async function load(url, context, next) {
@@ -70,4 +74,5 @@ test('a postgres:// store loads the PostgreSQL backend, and only then', () => {
   const r = loadsOf(['stats', '--db', 'postgres://nobody@127.0.0.1:1/none', '--json']);
   assert.equal(r.status, EXIT.IO, r.stderr);
   assert.ok(r.urls.some((u) => /\/dist\/src\/storage\/postgres\/pg-store\.js$/.test(u)), 'pg-store loaded');
+  assert.ok(r.urls.some((u) => /\/node_modules\/pg\//.test(u)), 'the pg driver loaded (recorded from the require cache)');
 });
