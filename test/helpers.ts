@@ -6,7 +6,7 @@ import type { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
 import type { IngestTarget } from '../src/cli/commands/ingest.js';
 import { suppressorFor } from '../src/rules/suppressor.js';
 
-export const CLI = resolve('dist/src/cli/main.js');
+export const CLI = resolve('dist/bundle/cli/main.js');
 
 /** A fresh temp folder; `file` writes a file in it and returns its path. */
 export function tempDir(prefix = 'egress-triage-test-'): { dir: string; file: (name: string, text: string) => string; cleanup: () => void } {

@@ -23,7 +23,7 @@ interface ManifestEntry {
   isEntry?: boolean;
 }
 
-/** dist/web, next to dist/src where this module runs from */
+/** dist/web, two folders up from dist/src/dashboard/ and from the bundle's dist/bundle/cli/ (scripts/bundle-cli.mjs) */
 export const DEFAULT_ASSET_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 const ENTRY = 'main.ts';
 

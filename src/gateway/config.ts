@@ -3,7 +3,7 @@
  *
  *   upstreams:
  *     - name: triage                 # [a-z0-9-]+, served at /s/triage/mcp
- *       command: [node, dist/src/cli/main.js, mcp, --db, demo.db]   # a stdio upstream, or:
+ *       command: [node, dist/bundle/cli/main.js, mcp, --db, demo.db]   # a stdio upstream, or:
  *       # url: http://127.0.0.1:9000/mcp   with optional headers: {Authorization: "Bearer ..."}
  *       policy: policies/triage.yaml
  *

@@ -1,5 +1,5 @@
 /**
- * Drives the real stdio gateway (`node dist/src/cli/main.js gateway --policy P -- node stdio-recorder.js FILE`)
+ * Drives the real stdio gateway (`node dist/bundle/cli/main.js gateway --policy P -- node stdio-recorder.js FILE`)
  * with raw JSON-RPC lines, and reads back what reached the upstream and what was audited.
  */
 import { existsSync, readFileSync } from 'node:fs';

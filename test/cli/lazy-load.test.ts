@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CLI, tempDir } from '../helpers.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 
 // Every CLI run used to load every backend and the MCP SDK before it did anything: most of a second
 // of CPU per run. A command on a SQLite store now loads neither database driver's modules, Redis,
-// the schema library, nor the SDK. The modules a run loads are recorded by a loader hook.
+// the schema library, nor the SDK. The modules a run loads are recorded by a loader hook. The CLI
+// is the bundle (scripts/bundle-cli.mjs): a chunk it loads stands for the modules it holds, which
+// rolldown names in a `// path` comment at the start of each.
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -30,6 +33,15 @@ export async function load(url, context, next) {
 `,
 );
 
+const MODULE_MARK = /^\/\/ ((?:node_modules|dist)\/\S+\.[cm]?js)$/gm;
+
+/** A loaded URL, or for a chunk of the bundle the URLs of the modules it holds. */
+function modulesOf(url: string): string[] {
+  if (!url.startsWith('file:') || !url.includes('/dist/bundle/')) return [url];
+  const held = [...readFileSync(fileURLToPath(url), 'utf8').matchAll(MODULE_MARK)].map((m) => `bundled:/${m[1]}`);
+  return [url, ...held];
+}
+
 /** The module URLs one CLI run loads, with its exit status. */
 function loadsOf(args: string[]): { status: number | null; stderr: string; urls: string[] } {
   const list = join(tmp.dir, `loads-${args[0]}-${Date.now()}.txt`);
@@ -37,7 +49,8 @@ function loadsOf(args: string[]): { status: number | null; stderr: string; urls:
   const env: NodeJS.ProcessEnv = { ...process.env, RECORD_LOADS_TO: list };
   for (const k of ['EGRESS_TRIAGE_DB', 'EGRESS_TRIAGE_TENANT', 'EGRESS_TRIAGE_CONFIG']) delete env[k];
   const r = spawnSync(process.execPath, ['--import', hook, CLI, ...args], { env, encoding: 'utf8' });
-  return { status: r.status, stderr: r.stderr, urls: readFileSync(list, 'utf8').split('\n').filter(Boolean) };
+  const loaded = [...new Set(readFileSync(list, 'utf8').split('\n').filter(Boolean))];
+  return { status: r.status, stderr: r.stderr, urls: loaded.flatMap(modulesOf) };
 }
 
 /** Libraries a SQLite command has no use for: both network drivers, the schema and YAML libraries, the SDK. */

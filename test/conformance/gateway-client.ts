@@ -3,7 +3,7 @@
  *
  * The conformance CLI runs `<this> <scenario-server-url>` once per scenario, with MCP_CONFORMANCE_SCENARIO,
  * MCP_CONFORMANCE_PROTOCOL_VERSION (the revision's wire) and, for some scenarios, MCP_CONFORMANCE_CONTEXT
- * (JSON). This driver starts the real gateway (`node dist/src/cli/main.js gateway --upstream <url>`, a child
+ * (JSON). This driver starts the real gateway (`node dist/bundle/cli/main.js gateway --upstream <url>`, a child
  * process) with a policy that allows every tool and forwards every method a scenario needs, then an SDK v2
  * client connects to the gateway at the scenario's revision and does what the scenario asks of an agent
  * (list, call, answer a question). Every request the scenario server sees therefore comes from the

@@ -39,7 +39,7 @@ export class DocSandbox {
     symlinkSync(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
     mkdirSync(join(dir, '.bin'));
     const shim = join(dir, '.bin', 'egress-triage');
-    writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${join(dir, 'dist/src/cli/main.js')}" "$@"\n`);
+    writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${join(dir, 'dist/bundle/cli/main.js')}" "$@"\n`);
     chmodSync(shim, 0o755);
     writeFileSync(join(dir, '.env'), '');
     return new DocSandbox(dir);

@@ -7,7 +7,7 @@ import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 /** The real CLI; EGRESS_TRIAGE_TEST_CLI can point elsewhere while another module breaks main.js. */
-export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
 export const FIXTURE = fileURLToPath(new URL('./fixtures/echo-server.js', import.meta.url));
 
 export function tmpDir(prefix = 'gw-'): ReturnType<typeof tempDir> & { db: string } {

@@ -5,7 +5,7 @@ import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-
 
 const { storeTest } = eachStore();
 
-const CLI = 'dist/src/cli/main.js';
+const CLI = 'dist/bundle/cli/main.js';
 
 function cli(args: string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } });

@@ -52,7 +52,7 @@ storeTest('demo tenant: no rule can hide the tailscaled impostor, whatever its c
     assert.equal(ts.vpn_evidence.binaries.find((b) => b.sha256 === imp)?.verdict, 'impostor');
     await close();
     // the CLI says why, exits non-zero and changes nothing
-    const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', 'ip_address=45.0.0.0/8', '--yes'], {
+    const r = spawnSync(process.execPath, ['dist/bundle/cli/main.js', 'rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', 'ip_address=45.0.0.0/8', '--yes'], {
       encoding: 'utf8',
       env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' },
     });

@@ -102,7 +102,7 @@ storeTest('CLI rules update prints suppressed / kept / released / handed counts'
   }
   const r = spawnSync(
     process.execPath,
-    ['dist/src/cli/main.js', 'rules', 'update', wide.rule.rule_id, '--db', at.db, '--tenant', T, '--condition', 'process=curl', '--condition', 'owner=acme-corp', '--yes'],
+    ['dist/bundle/cli/main.js', 'rules', 'update', wide.rule.rule_id, '--db', at.db, '--tenant', T, '--condition', 'process=curl', '--condition', 'owner=acme-corp', '--yes'],
     { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } },
   );
   assert.equal(r.status, 0, r.stderr);

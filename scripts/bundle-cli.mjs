@@ -1,0 +1,44 @@
+// Bundles the compiled CLI (dist/src/cli/main.js) and its parse worker into dist/bundle/cli/, the
+// program that package.json's `bin`, the npm scripts and the tests run.
+//
+// Why: Node 20 has no module compile cache, and resolving, reading and linking the ~360 modules a
+// command loads (commander, the MCP SDK, zod with every locale, our own) was most of each run's CPU.
+// One bundle per command path halves it (measured in the closing note of the suite-time work).
+// Dynamic imports stay chunk boundaries, so a command still loads only its own code.
+//
+// Left outside: native and CommonJS drivers, which our code already requires lazily
+// (better-sqlite3, pg, pg-copy-streams, ioredis, stream-json) and playwright-core.
+//
+// Two paths in the code are relative to the module that holds them, and the checks below hold them:
+// - the parse worker, `new URL('./parse-worker.js', import.meta.url)`: every chunk sits in one folder
+//   beside the worker entry;
+// - the dashboard's assets, `new URL('../../web/', import.meta.url)`: dist/bundle/cli/ is as deep
+//   as dist/src/dashboard/, so both reach dist/web/.
+import { build } from 'rolldown';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const out = join(root, 'dist/bundle/cli');
+
+rmSync(out, { recursive: true, force: true });
+await build({
+  cwd: root,
+  input: { main: 'dist/src/cli/main.js', 'parse-worker': 'dist/src/ingest/parse-worker.js' },
+  platform: 'node',
+  external: [/^node:/, 'better-sqlite3', 'pg', 'pg-copy-streams', 'ioredis', /^stream-json(\/|$)/, 'playwright-core'],
+  logLevel: 'warn',
+  output: { dir: out, format: 'esm', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', sourcemap: true },
+});
+
+const problems = [];
+const files = readdirSync(out);
+if (files.some((f) => f.includes('/'))) problems.push('chunks must sit in one folder beside parse-worker.js');
+if (!files.includes('parse-worker.js')) problems.push('no parse-worker.js beside the chunks');
+const assets = new URL('../../web/.vite/manifest.json', pathToFileURL(join(out, 'main.js')));
+if (!existsSync(assets)) problems.push(`the dashboard assets are not at ${fileURLToPath(assets)} (build the web UI first)`);
+if (problems.length) {
+  process.stderr.write(`bundle-cli: ${problems.join('; ')}\n`);
+  process.exit(1);
+}
