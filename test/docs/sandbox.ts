@@ -7,8 +7,26 @@ import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { freePort } from '../helpers/free-port.js';
 
 const CHECKOUT = resolve('.');
-/** What a fresh checkout holds besides node_modules (linked) and dist (copied, so a rebuild stays inside). */
+/** What a fresh checkout holds besides node_modules (see linkNodeModules) and dist (copied, so a rebuild stays inside). */
 const COPIED = ['src', 'web', 'test', 'bench', 'scripts', 'docs', 'dist', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json', '.dependency-cruiser.cjs'];
+
+/**
+ * The checkout's node_modules in the sandbox as hard links (`cp -al`: half a second, no bytes copied),
+ * so every path in it is the sandbox's own. tsc's incremental build info names the files it read by
+ * path relative to dist/, typescript's own lib files by where tsc really runs from: through a symlinked
+ * node_modules those were the checkout's paths, and each `npm run build` in the sandbox (the README
+ * has two) rebuilt everything. Where hard links cannot be made (another file system), a symlink still
+ * works, and only costs the full builds again.
+ */
+function linkNodeModules(from: string, to: string): void {
+  if (spawnSync('cp', ['-al', from, to]).status === 0) {
+    // Vite's lock and temp files are written in place: those must not be the checkout's inodes.
+    for (const own of ['.vite', '.vite-temp']) rmSync(join(to, own), { recursive: true, force: true });
+    return;
+  }
+  rmSync(to, { recursive: true, force: true });
+  symlinkSync(from, to);
+}
 
 export interface RunResult {
   command: string;
@@ -36,7 +54,7 @@ export class DocSandbox {
   static create(): DocSandbox {
     const dir = mkdtempSync(join(tmpdir(), 'egress-triage-docs-'));
     for (const name of COPIED) if (existsSync(join(CHECKOUT, name))) cpSync(join(CHECKOUT, name), join(dir, name), { recursive: true });
-    symlinkSync(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+    linkNodeModules(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
     mkdirSync(join(dir, '.bin'));
     const shim = join(dir, '.bin', 'egress-triage');
     writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${join(dir, 'dist/bundle/cli/main.js')}" "$@"\n`);
