@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeTenant } from '../src/generate/index.js';
 
-const CLI = resolve('dist/src/cli/main.js');
+const CLI = resolve('dist/bundle/cli/main.js');
 const BARE = resolve('dist/bench/bare-parse.js');
 
 interface IngestTotals {

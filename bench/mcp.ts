@@ -26,7 +26,7 @@ import { createEgressTriageServer } from '../src/mcp/server.js';
 import { Rng } from '../src/generate/prng.js';
 import { SCENARIO } from '../src/generate/scenarios.js';
 
-const CLI = resolve('dist/src/cli/main.js');
+const CLI = resolve('dist/bundle/cli/main.js');
 const TENANT = 'bench';
 
 /** Loads `total` open New-Outbound-Network-Call detections straight through the ingest session (rollup kept exact). */

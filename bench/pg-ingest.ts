@@ -22,7 +22,7 @@ import { serverCpuMs } from './postgres-cpu.js';
  * PG_INGEST_BENCH_EVENTS changes the file's size (default 300,000 events).
  */
 
-const CLI = resolve('dist/src/cli/main.js');
+const CLI = resolve('dist/bundle/cli/main.js');
 const ROUNDS = 2;
 
 interface Round {

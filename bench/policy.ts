@@ -3,7 +3,7 @@
  *  - decision latency in-process with 50 tools / 200 rules (p50 <= 20 µs, p99 <= 100 µs);
  *  - stdio gateway overhead on a small tools/call, measured side by side with a direct connection (added p50 <= 0.5 ms);
  *  - HTTP gateway throughput under 50 concurrent sessions (>= 2,000 calls/s, zero lost or misrouted).
- * The gateway is the real CLI process (`node dist/src/cli/main.js gateway ...`); the upstream is the test fixture server.
+ * The gateway is the real CLI process (`node dist/bundle/cli/main.js gateway ...`); the upstream is the test fixture server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { parsePolicy } from '../src/policy/load.js';
 import { SlidingWindowLimiter } from '../src/policy/rate-limiter.js';
 import { hashArgs } from '../src/policy/canonical.js';
 
-const CLI = process.env.EGRESS_TRIAGE_BENCH_CLI ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI = process.env.EGRESS_TRIAGE_BENCH_CLI ?? fileURLToPath(new URL('../bundle/cli/main.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 // POLICY_BENCH_AUDIT_SYNC=false measures batched audit writes instead of the default write-before-answer.
 const BENCH_HTTP_POLICY =
