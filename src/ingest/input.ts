@@ -53,16 +53,19 @@ export interface InputSource {
 export async function openInput(path: string, stdin: Readable = process.stdin): Promise<InputSource> {
   const name = path === '-' ? '<stdin>' : path;
   let consumed = 0;
-  let raw: Readable;
+  let raw: Readable | undefined;
   let size: number | null;
   let first: IteratorResult<Buffer>;
   let iter: AsyncIterator<Buffer>;
   try {
-    raw = path === '-' ? stdin : createReadStream(path, { highWaterMark: 1 << 20 });
+    // stat before the stream opens: a stream whose open failed unwatched raised its own ENOENT, which
+    // could overtake this one as the ingest's error
     size = path === '-' ? null : statSync(path).size;
+    raw = path === '-' ? stdin : createReadStream(path, { highWaterMark: 1 << 20 });
     iter = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     first = await iter.next();
   } catch (err) {
+    if (path !== '-') raw?.destroy();
     throw readFailure(name, err, 0, false);
   }
   const head: Buffer | null = first.done ? null : (first.value as Buffer);

@@ -5,6 +5,7 @@ import { DEFAULT_INGEST_LEASE_TTL_MS, IngestLeaseBusyError, type IngestLease, ty
 import { IngestStateChangedError, type IngestPort, type IngestScope, type SourceRecordWrite, type TenantIngest } from '../storage/ingest-port.js';
 import type { AdapterOutput } from './adapters/types.js';
 import { Worker } from 'node:worker_threads';
+import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { IngestFormat } from './adapters/types.js';
 import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
@@ -28,6 +29,8 @@ export interface IngestOptions<S extends IngestStore = IngestStore> {
   batchSize?: number;
   /** parse in this thread instead of a worker (stdin always is) */
   inThread?: boolean;
+  /** files at least this big are parsed in a worker thread, smaller ones in this thread (default WORKER_FROM_BYTES; 0: every file) */
+  workerFromBytes?: number;
   /** how many individual errors to keep per file (all are counted) */
   maxErrors?: number;
   onProgress?: (p: { source: string; bytes: number; size: number | null; records: number }) => void;
@@ -93,6 +96,15 @@ interface TenantPipe {
 function snapshot(c: EngineCounters): EngineCounters {
   return { ...c, detectionsByType: { ...c.detectionsByType } };
 }
+
+/**
+ * A file smaller than this is parsed in this thread. Starting the parse worker costs about 0.15 s of
+ * CPU (its own Node bootstrap and modules), and the worker only pays off by overlapping parsing with
+ * writing on big files: the CLI's ingest of a 3.9 MB native file took 0.41 s wall / 0.53 s CPU in
+ * this thread against 0.51 s / 0.64 s with the worker (2026-12-02). On disk size: a gzip file this
+ * small parses in this thread too.
+ */
+export const WORKER_FROM_BYTES = 4 << 20;
 
 /** The pending write was evaluated against rules or job state another writer has since changed. */
 const STALE = Symbol('stale');
@@ -225,7 +237,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   /** Parsed batches of one source: from a worker thread for files, in this thread for stdin. */
   private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
     const batchSize = this.opts.batchSize ?? 5_000;
-    if (path === '-' || this.opts.inThread) {
+    if (path === '-' || this.opts.inThread || sizeBelow(path, this.opts.workerFromBytes ?? WORKER_FROM_BYTES)) {
       const o = { format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin, repeatFastPath: this.opts.repeatFastPath };
       for await (const chunk of parseSource(path, o)) yield { ...chunk, ack: () => undefined };
       return;
@@ -423,5 +435,15 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     }
     summary.elapsedMs = Date.now() - started;
     return summary;
+  }
+}
+
+/** True when `path` is a file smaller than `bytes`; anything else (missing, unreadable) is left to openInput to report. */
+function sizeBelow(path: string, bytes: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size < bytes;
+  } catch {
+    return false;
   }
 }

@@ -4,14 +4,14 @@ import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import type { OpenStore } from '../../src/storage/open-store.js';
-import { IngestPipeline, type IngestOptions } from '../../src/ingest/pipeline.js';
+import { IngestPipeline, WORKER_FROM_BYTES, type IngestOptions, type SourceSummary } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { nativeEvent, ndjson, tempDir, type EventSpec } from '../helpers.js';
 import { eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
-const { storeTest } = eachStore();
+const { storeTest, fresh } = eachStore();
 let n = 0;
 
 function fileOf(content: string | Buffer, ext = '.ndjson'): string {
@@ -70,6 +70,41 @@ storeTest('gzip input is recognised by its bytes', async (at) => {
   assert.equal(s.rejected, 0);
   assert.equal(s.detections, 4);
   await store.close();
+});
+
+storeTest('a file parsed in the worker stores and reports exactly what the same file parsed in this thread does', async (at) => {
+  // Files under WORKER_FROM_BYTES (most in this suite) parse in this thread: this is the worker's own check.
+  const events = ndjson(tenantEvents().map(nativeEvent));
+  const lines = events.split('\n');
+  lines.splice(3, 0, '{"id": "cut', '{"timestamp": 5}');
+  const gz = gzipSync(events);
+  const sources = [
+    fileOf(events),
+    fileOf(lines.join('\n')),
+    fileOf(gz.subarray(0, Math.floor(gz.length * 0.6)), '.ndjson.gz'),
+    fileOf(Buffer.from([0, 1, 2, 3, 0, 0, 7])),
+  ];
+  assert.ok(events.length < WORKER_FROM_BYTES);
+  const other = await fresh(at.backend, 'worker');
+  const outcomes = async (u: StoreUnderTest, workerFromBytes: number | undefined) => {
+    const store = await u.open();
+    const summaries: Partial<SourceSummary>[] = [];
+    for (const f of sources) {
+      const { elapsedMs, ...rest } = await pipeline(store, { workerFromBytes }).ingest(f);
+      assert.ok(elapsedMs >= 0);
+      summaries.push(rest);
+    }
+    const missing = await pipeline(store, { workerFromBytes }).ingest(join(tmp.dir, 'missing.ndjson')).catch((e: Error) => `${e.name}: ${e.message}`);
+    await store.close();
+    return { summaries, missing, counts: await counts(u) };
+  };
+  const inThread = await outcomes(at, undefined);
+  const inWorker = await outcomes(other, 0);
+  assert.deepEqual(inWorker, inThread);
+  assert.equal(inThread.summaries[0]!.detections, 4);
+  assert.deepEqual(inThread.summaries.map((x) => x.rejected), [0, 2, 1, 1]);
+  assert.deepEqual(inThread.summaries[2]!.errors!.map((e) => e.reason), ['truncated-input']);
+  assert.match(String(inThread.missing), /missing\.ndjson/);
 });
 
 storeTest('bad records are reported with file:line and field, and skipped without --strict', async (at) => {
