@@ -34,7 +34,7 @@ const LONGEST_FIRST = [
 ].map((name) => join('dist/test', `${name}.test.js`));
 
 const filter = process.argv.slice(2);
-let files = collect('dist/test').sort();
+let files = collect('dist/test');
 const rank = (f) => {
   const i = LONGEST_FIRST.indexOf(f);
   return i === -1 ? LONGEST_FIRST.length : i;

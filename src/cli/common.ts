@@ -48,7 +48,6 @@ export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
  */
 export type StoreMode = 'read' | 'create';
 
-
 /** A store path that must already exist: a clear NOT_FOUND error naming it and how to create one. */
 export function requireExistingStore(dbPath: string, from: string): void {
   if (dbPath === ':memory:' || existsSync(dbPath)) return;

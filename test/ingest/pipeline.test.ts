@@ -88,11 +88,10 @@ storeTest('a file parsed in the worker stores and reports exactly what the same 
   const other = await fresh(at.backend, 'worker');
   const outcomes = async (u: StoreUnderTest, workerFromBytes: number | undefined) => {
     const store = await u.open();
-    const summaries: Partial<SourceSummary>[] = [];
+    const summaries: SourceSummary[] = [];
     for (const f of sources) {
-      const { elapsedMs, ...rest } = await pipeline(store, { workerFromBytes }).ingest(f);
-      assert.ok(elapsedMs >= 0);
-      summaries.push(rest);
+      // everything but the time it took, which differs run to run
+      summaries.push({ ...(await pipeline(store, { workerFromBytes }).ingest(f)), elapsedMs: 0 });
     }
     const missing = await pipeline(store, { workerFromBytes }).ingest(join(tmp.dir, 'missing.ndjson')).catch((e: Error) => `${e.name}: ${e.message}`);
     await store.close();
