@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { parseSource, type SourceChunk } from './record-parser.js';
 import { SourceReadError } from './input.js';
+import { HeapBound, WORKER_HEAP_GROWTH_PERCENT, WORKER_HEAP_SLACK_BYTES } from './heap-growth.js';
 import type { IngestFormat } from './adapters/types.js';
 import type { JobContext } from '../domain/types.js';
 
@@ -36,10 +37,14 @@ async function main(): Promise<void> {
       wake = null;
     }
   });
+  // The worker's live heap is small but it promotes much (line templates, per-run call keys): a looser
+  // bound than the main thread's, so it seldom collects, yet stays far below V8's default (heap-growth.ts).
+  const heap = new HeapBound(WORKER_HEAP_GROWTH_PERCENT, WORKER_HEAP_SLACK_BYTES);
   for await (const chunk of parseSource(w.path, w)) {
     while (inFlight >= w.window) await new Promise<void>((r) => (wake = r));
     inFlight++;
     port.postMessage({ type: 'batch', ...chunk } satisfies WorkerMessage);
+    heap.check();
   }
   port.postMessage({ type: 'done' } satisfies WorkerMessage);
   port.close();

@@ -11,7 +11,7 @@ import type { IngestFormat } from './adapters/types.js';
 import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from './record-parser.js';
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 import { SourceReadError } from './input.js';
-import { limitHeapGrowth } from './heap-growth.js';
+import { HeapBound } from './heap-growth.js';
 
 /** What the pipeline needs of a store: the ingest write contract. */
 export interface IngestStore {
@@ -282,8 +282,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   }
 
   async ingest(path: string, stdin?: NodeJS.ReadableStream): Promise<SourceSummary> {
-    // Before the worker starts, so its heap grows by the same rule (peak RSS budget, heap-growth.ts).
-    limitHeapGrowth();
+    // This thread's garbage, not its live data, is what took peak RSS over budget (heap-growth.ts).
+    const heap = new HeapBound();
     const started = Date.now();
     const startedIso = new Date(started).toISOString();
     const port = this.store.ingest;
@@ -387,6 +387,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           await flushAll();
         }
         sb.ack();
+        heap.check();
         this.opts.onProgress?.({ source: sb.name, bytes: sb.bytes, size: sb.size, records: summary.records });
         if (b.fatal || (strict && summary.rejected > 0)) break;
       }
