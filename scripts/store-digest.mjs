@@ -26,6 +26,7 @@ function digest(file) {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   const all = (sql) => db.prepare(sql).all();
   const map = (sql) => new Map(all(sql).map((r) => [r.id, r.v]));
+  const hasTable = (name) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
   const tenants = map('SELECT id, name AS v FROM tenants');
   const jobs = new Map(all('SELECT id, tenant_id, owner, repo, workflow, job FROM jobs').map((r) => [r.id, `${tenants.get(r.tenant_id)}/${r.owner}/${r.repo}/${r.workflow}/${r.job}`]));
   const runs = new Map(all('SELECT id, job_ref, run_id, run_attempt, gh_job_id FROM runs').map((r) => [r.id, `${jobs.get(r.job_ref)}#${r.run_id}.${r.run_attempt}.${r.gh_job_id ?? ''}`]));
@@ -34,6 +35,7 @@ function digest(file) {
   const processes = map('SELECT id, variant_key AS v FROM processes');
   const types = map('SELECT id, name AS v FROM detection_types');
   const rules = map('SELECT id, rule_uid AS v FROM rules');
+  const samples = hasTable('expected_samples') ? map('SELECT id, sample AS v FROM expected_samples') : new Map();
   const detections = new Map(
     all('SELECT id, run_ref, type_id, endpoint_id, process_id, ext FROM detections').map((r) => [
       r.id,
@@ -51,6 +53,7 @@ function digest(file) {
     process_id: processes,
     type_id: types,
     rule_id: rules,
+    expected_id: samples,
   };
   const out = {};
   const tables = all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").map((r) => r.name);

@@ -18,7 +18,8 @@ export function writeLegacyStore(srcPath: string, destPath: string, version: num
         INSERT INTO jobs (id, tenant_id, owner, repo, workflow, job, completed_runs, open_run)
           SELECT id, tenant_id, owner, repo, workflow, job, completed_runs, open_run FROM src.jobs;
         INSERT INTO runs (id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_sample)
-          SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_sample FROM src.runs;
+          SELECT r.id, r.job_ref, r.run_id, r.run_attempt, r.gh_job_id, r.first_ts, r.last_ts, r.completed, r.learning, coalesce(es.sample, '[]')
+          FROM src.runs r LEFT JOIN src.expected_samples es ON es.id = r.expected_id;
         INSERT INTO endpoints SELECT * FROM src.endpoints;
         INSERT INTO ips SELECT * FROM src.ips;
         INSERT INTO processes SELECT * FROM src.processes;

@@ -15,7 +15,7 @@ import { statusOf } from './rollups.js';
 import { SqliteOverviewRepository } from './overview-repo.js';
 
 export const DETECTION_SELECT = `
-SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
+SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, coalesce(es.sample, '[]') AS expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
        p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, coalesce(ds.status, 0) AS status, ru.rule_uid, d.ext,
        cv.matched_policy, cv.reason
@@ -23,6 +23,7 @@ FROM detections d
 JOIN detection_types t ON t.id = d.type_id
 JOIN jobs j ON j.id = d.job_ref
 JOIN runs r ON r.id = d.run_ref
+LEFT JOIN expected_samples es ON es.id = r.expected_id
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN processes p ON p.id = d.process_id
 LEFT JOIN ips i ON i.id = d.ip_id

@@ -54,8 +54,12 @@ interface Stmts {
   rulesVersion: Statement;
   jobStateVersion: Statement;
   sourceIns: Statement;
+  sampleSel: Statement;
+  sampleIns: Statement;
 }
 
+/** Expected-endpoint samples whose ids a session remembers (cleared when full). */
+const SAMPLE_CACHE = 4_096;
 /** Rows per multi-row observation INSERT: one statement call instead of one per row. */
 const OBS_ROWS = 64;
 /** Rows per multi-row baseline upsert (rows are applied in order, as by single upserts; triggers fire per row). */
@@ -82,6 +86,8 @@ export class SqliteIngestSession {
   private obsInsMany: Statement | null = null;
   private baseUpsertMany: Statement | null = null;
   private readonly jobIds = new Map<string, number>();
+  /** expected-endpoint sample (its JSON text) → its id in expected_samples (core migration 9) */
+  private readonly sampleIds = new Map<string, number>();
   private runInsFull: Statement | null = null;
 
   constructor(
@@ -108,7 +114,7 @@ export class SqliteIngestSession {
       ),
       runByRef: db.prepare('SELECT id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning FROM runs WHERE id = ?'),
       runIns: db.prepare(
-        'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, expected_sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, expected_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       runTouch: db.prepare('UPDATE runs SET first_ts = min(first_ts, ?), last_ts = max(last_ts, ?) WHERE id = ?'),
       runComplete: db.prepare('UPDATE runs SET completed = 1 WHERE id = ?'),
@@ -129,6 +135,8 @@ export class SqliteIngestSession {
       ),
       rulesVersion: db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck(),
       jobStateVersion: db.prepare('SELECT job_state_version FROM tenants WHERE id = ?').pluck(),
+      sampleSel: db.prepare('SELECT id FROM expected_samples WHERE sample = ?').pluck(),
+      sampleIns: db.prepare('INSERT INTO expected_samples (sample) VALUES (?)'),
       sourceIns: db.prepare(
         `INSERT INTO ingest_sources (tenant_id, source, format, started_at, finished_at, lines_read, accepted, rejected, detections)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -147,7 +155,26 @@ export class SqliteIngestSession {
 
   resetCaches(): void {
     this.jobIds.clear();
+    this.sampleIds.clear();
     this.dict.reset();
+  }
+
+  /**
+   * The id of a run's expected-endpoint sample, stored once however many runs share it; null for
+   * none. Samples are never deleted, so a cached id stays valid (a rolled-back one is forgotten by
+   * resetCaches).
+   */
+  private expectedId(expected: readonly string[]): number | null {
+    if (expected.length === 0) return null;
+    const text = JSON.stringify(expected);
+    let id = this.sampleIds.get(text);
+    if (id === undefined) {
+      id = this.s.sampleSel.get(text) as number | undefined;
+      if (id === undefined) id = Number(this.s.sampleIns.run(text).lastInsertRowid);
+      if (this.sampleIds.size >= SAMPLE_CACHE) this.sampleIds.clear();
+      this.sampleIds.set(text, id);
+    }
+    return id;
   }
 
   getJob(owner: string, repo: string, workflow: string, job: string): JobRow {
@@ -187,7 +214,7 @@ export class SqliteIngestSession {
 
   createRun(jobRef: number, runId: string, runAttempt: number, ghJobId: string | null, ts: number, learning: boolean, expected: string[]): number {
     return Number(
-      this.s.runIns.run(jobRef, runId, runAttempt, ghJobId, ts, ts, learning ? 1 : 0, JSON.stringify(expected)).lastInsertRowid,
+      this.s.runIns.run(jobRef, runId, runAttempt, ghJobId, ts, ts, learning ? 1 : 0, this.expectedId(expected)).lastInsertRowid,
     );
   }
 
@@ -323,11 +350,11 @@ export class SqliteIngestSession {
       return id;
     });
     this.runInsFull ??= this.db.prepare(
-      'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_sample) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO runs (job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning, expected_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const runRefs = b.newRuns.map((r) => {
       const id = Number(
-        this.runInsFull!.run(ref(r.jobRef), r.runId, r.runAttempt, r.ghJobId, r.firstTs, r.lastTs, r.completed ? 1 : 0, r.learning ? 1 : 0, JSON.stringify(r.expected))
+        this.runInsFull!.run(ref(r.jobRef), r.runId, r.runAttempt, r.ghJobId, r.firstTs, r.lastTs, r.completed ? 1 : 0, r.learning ? 1 : 0, this.expectedId(r.expected))
           .lastInsertRowid,
       );
       temp.set(r.tempRef, id);
