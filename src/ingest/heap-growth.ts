@@ -48,7 +48,6 @@ function fullCollection(): () => void {
  * the next bound from what survived. Live data is never capped, so larger inputs still fit.
  */
 export class HeapBound {
-  private readonly gc = fullCollection();
   private limit: number;
 
   constructor(
@@ -61,7 +60,8 @@ export class HeapBound {
   /** Collects when the old generation has passed the bound; true when it did. */
   check(): boolean {
     if (oldGenerationBytes() < this.limit) return false;
-    this.gc();
+    // fetched on first need: making the context costs a few ms that a small source never has to pay
+    fullCollection()();
     this.limit = this.next(oldGenerationBytes());
     return true;
   }
