@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
  *
  * Measured on the 5M-event benchmark file (2026-12-03): the main thread's live heap stays at 40-60
  * MiB the whole run, the parse worker's at 15-25 MiB, but V8's default growing factor (up to 4x) let
- * their old spaces reach 230 and 120 MiB, mostly garbage; that, not live data, took peak RSS to 528
+ * their heaps reach 233 and 123 MiB, mostly garbage; that, not live data, took peak RSS to 516
  * MiB. V8's `--heap-growing-percent=30` bounded both, but flags are per process, and the worker,
  * which promotes much short-lived data (line templates, per-run call keys), then ran a full
  * collection every ~0.1 s: 20% of the 5M ingest's wall clock. So each thread bounds its own heap, the

@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { copyFileSync } from 'node:fs';
 import { migrate, openSqlite } from '../../src/storage/sqlite/db.js';
 import { CORE_MIGRATIONS } from '../../src/storage/sqlite/core-migrations.js';
 import { runCli, tempDir } from '../helpers.js';

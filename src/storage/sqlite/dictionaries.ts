@@ -7,6 +7,9 @@ import { processVariantKey } from '../ingest-port.js';
 
 export { processVariantKey };
 
+/** Expected-endpoint samples whose ids are remembered (cleared when full). */
+const SAMPLE_CACHE = 4_096;
+
 /**
  * Get-or-create id caches for value dictionaries. Ids never change once committed, but a rolled
  * back transaction can hand out ids that vanish, so callers reset after a rollback.
@@ -16,6 +19,7 @@ export class Dictionaries {
   private ips = new Map<string, number>();
   private processes = new Map<string, number>();
   private types = new Map<string, number>();
+  private samples = new Map<string, number>();
   private readonly sel: Record<string, Statement>;
   private readonly ins: Record<string, Statement>;
 
@@ -25,6 +29,7 @@ export class Dictionaries {
       ip: db.prepare('SELECT id FROM ips WHERE ip = ?').pluck(),
       process: db.prepare('SELECT id FROM processes WHERE variant_key = ?').pluck(),
       type: db.prepare('SELECT id FROM detection_types WHERE name = ?').pluck(),
+      sample: db.prepare('SELECT id FROM expected_samples WHERE sample = ?').pluck(),
     };
     this.ins = {
       endpoint: db.prepare('INSERT INTO endpoints (endpoint, host, port, is_ip) VALUES (?, ?, ?, ?)'),
@@ -33,6 +38,7 @@ export class Dictionaries {
         'INSERT INTO processes (variant_key, name, norm_name, path, sha256, parent_chain) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       type: db.prepare('INSERT INTO detection_types (name) VALUES (?)'),
+      sample: db.prepare('INSERT INTO expected_samples (sample) VALUES (?)'),
     };
   }
 
@@ -41,6 +47,7 @@ export class Dictionaries {
     this.ips.clear();
     this.processes.clear();
     this.types.clear();
+    this.samples.clear();
   }
 
   endpointId(endpoint: string): number {
@@ -84,6 +91,17 @@ export class Dictionaries {
     id = this.sel.type!.get(name) as number | undefined;
     if (id === undefined) id = Number(this.ins.type!.run(name).lastInsertRowid);
     this.types.set(name, id);
+    return id;
+  }
+
+  /** A run's expected-endpoint sample (its JSON text), stored once however many runs share it (core migration 9). */
+  sampleId(text: string): number {
+    let id = this.samples.get(text);
+    if (id !== undefined) return id;
+    id = this.sel.sample!.get(text) as number | undefined;
+    if (id === undefined) id = Number(this.ins.sample!.run(text).lastInsertRowid);
+    if (this.samples.size >= SAMPLE_CACHE) this.samples.clear();
+    this.samples.set(text, id);
     return id;
   }
 }

@@ -54,12 +54,8 @@ interface Stmts {
   rulesVersion: Statement;
   jobStateVersion: Statement;
   sourceIns: Statement;
-  sampleSel: Statement;
-  sampleIns: Statement;
 }
 
-/** Expected-endpoint samples whose ids a session remembers (cleared when full). */
-const SAMPLE_CACHE = 4_096;
 /** Rows per multi-row observation INSERT: one statement call instead of one per row. */
 const OBS_ROWS = 64;
 /** Rows per multi-row baseline upsert (rows are applied in order, as by single upserts; triggers fire per row). */
@@ -86,8 +82,6 @@ export class SqliteIngestSession {
   private obsInsMany: Statement | null = null;
   private baseUpsertMany: Statement | null = null;
   private readonly jobIds = new Map<string, number>();
-  /** expected-endpoint sample (its JSON text) → its id in expected_samples (core migration 9) */
-  private readonly sampleIds = new Map<string, number>();
   private runInsFull: Statement | null = null;
 
   constructor(
@@ -135,8 +129,6 @@ export class SqliteIngestSession {
       ),
       rulesVersion: db.prepare("SELECT value FROM meta WHERE key = 'rules_version'").pluck(),
       jobStateVersion: db.prepare('SELECT job_state_version FROM tenants WHERE id = ?').pluck(),
-      sampleSel: db.prepare('SELECT id FROM expected_samples WHERE sample = ?').pluck(),
-      sampleIns: db.prepare('INSERT INTO expected_samples (sample) VALUES (?)'),
       sourceIns: db.prepare(
         `INSERT INTO ingest_sources (tenant_id, source, format, started_at, finished_at, lines_read, accepted, rejected, detections)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -155,26 +147,12 @@ export class SqliteIngestSession {
 
   resetCaches(): void {
     this.jobIds.clear();
-    this.sampleIds.clear();
     this.dict.reset();
   }
 
-  /**
-   * The id of a run's expected-endpoint sample, stored once however many runs share it; null for
-   * none. Samples are never deleted, so a cached id stays valid (a rolled-back one is forgotten by
-   * resetCaches).
-   */
+  /** A run's expected-endpoint sample as runs name it: its dictionary id, or null for none. */
   private expectedId(expected: readonly string[]): number | null {
-    if (expected.length === 0) return null;
-    const text = JSON.stringify(expected);
-    let id = this.sampleIds.get(text);
-    if (id === undefined) {
-      id = this.s.sampleSel.get(text) as number | undefined;
-      if (id === undefined) id = Number(this.s.sampleIns.run(text).lastInsertRowid);
-      if (this.sampleIds.size >= SAMPLE_CACHE) this.sampleIds.clear();
-      this.sampleIds.set(text, id);
-    }
-    return id;
+    return expected.length === 0 ? null : this.dict.sampleId(JSON.stringify(expected));
   }
 
   getJob(owner: string, repo: string, workflow: string, job: string): JobRow {
