@@ -3,6 +3,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { DashboardPermission } from '../http/grants.js';
 import { applyPolicyEdit, PolicyEditError, type PolicyEdit } from '../policy/edit.js';
 import { PolicyConflictError, sha256 } from '../policy/holder.js';
+import { FileLockBusyError } from '../policy/file-lock.js';
 import { parsePolicy, PolicyLoadError, type LoadedPolicy } from '../policy/load.js';
 import { summarizePolicyChange } from '../policy/change-summary.js';
 import { COLUMN_LABEL } from '../policy/columns.js';
@@ -81,6 +82,8 @@ function summaryOf(text: string, file: string, next: LoadedPolicy): string {
   }
 }
 
+const BEING_SAVED =
+  'Another process is saving the policy file right now, and it did not finish within two seconds. Nothing was changed: reload the Policy page, check what is in force, and make your change again.';
 const CHANGED_MEANWHILE =
   'The policy file changed on disk after you loaded the page (someone else edited it). Saving now would overwrite their change: reload the Policy page and make your change again.';
 
@@ -140,6 +143,7 @@ export const policyEditRoute: Route = {
       holder.replace(next, req.hash, `dashboard:${r.session.identity}`);
     } catch (e) {
       if (e instanceof PolicyConflictError) return page(<PolicyEditRefusedPage ctx={r.ctx} title="The policy changed meanwhile" d={{ asked: words, message: CHANGED_MEANWHILE }} />, 409);
+      if (e instanceof FileLockBusyError) return page(<PolicyEditRefusedPage ctx={r.ctx} title="The policy is being saved" d={{ asked: words, message: BEING_SAVED }} />, 409);
       throw e;
     }
     // the reload wrote its audit record; a networked store's write is awaited before the page says so

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { loadPolicyFile, parsePolicy, PolicyLoadError, type LoadedPolicy } from './load.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
 import { writeFileAtomicSync } from './write-file.js';
+import { withFileLockSync } from './file-lock.js';
 import type { RateCounters } from '../storage/policy-state.js';
 
 export interface ReloadEvent {
@@ -60,20 +61,26 @@ export class PolicyHolder extends EventEmitter {
    * - the file on disk must still hash to `expectedHash` (what the editor was shown), else
    *   PolicyConflictError and nothing is written;
    * - `text` must be a valid policy, else PolicyLoadError and nothing is written;
-   * - the write is atomic (write-file.ts), so a reader never sees half a file.
+   * - the write is atomic (write-file.ts), so a reader never sees half a file;
+   * - the compare and the write hold the file's lock (file-lock.ts) against other processes doing
+   *   the same, else FileLockBusyError when the lock stays taken.
    * Returns the reload event, or undefined when the text is the version already in force.
    */
   replace(text: string, expectedHash: string, by: string): ReloadEvent | undefined {
-    let onDisk: string | undefined;
-    try {
-      onDisk = readFileSync(this.path, 'utf8');
-    } catch {
-      onDisk = undefined;
-    }
-    const actual = onDisk === undefined ? undefined : sha256(onDisk);
-    if (actual !== expectedHash) throw new PolicyConflictError(expectedHash, actual);
     parsePolicy(text, this.path);
-    writeFileAtomicSync(this.path, text);
+    // Compare and write under the file's lock: another process saving at the same moment cannot
+    // read the same old version and have its change silently overwritten by ours, or ours by its.
+    withFileLockSync(this.path, () => {
+      let onDisk: string | undefined;
+      try {
+        onDisk = readFileSync(this.path, 'utf8');
+      } catch {
+        onDisk = undefined;
+      }
+      const actual = onDisk === undefined ? undefined : sha256(onDisk);
+      if (actual !== expectedHash) throw new PolicyConflictError(expectedHash, actual);
+      writeFileAtomicSync(this.path, text);
+    });
     let event: ReloadEvent | undefined;
     const take = (ev: ReloadEvent) => (event = ev);
     this.prependOnceListener('reload', take);

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { cliResult } from '../helpers.js';
@@ -227,6 +228,29 @@ describe('policy page edits', () => {
       const fromFile = await waitFor(async () => (await policyChanges()).find((c) => c.identity === 'file' && c.reason === 'default allow → deny'), 30_000, 100, 'the reload of the edited file to be audited');
       assert.equal(fromFile.tool, '');
     } finally {
+      await close();
+    }
+  });
+
+  it('a save while another process holds the policy file’s lock is refused (409) after the wait, and nothing is written', async () => {
+    const { page, close } = await newPage(browser);
+    const lock = join(dirname(policyFile), `.${basename(policyFile)}.lock`);
+    try {
+      await signIn(page, ALICE);
+      const tool = page.locator('li[data-tool=list_tenant_github_orgs]');
+      await tool.locator('summary').click();
+      await tool.locator('form.limit input[name=max]').fill('70');
+      await Promise.all([page.waitForURL(/\/policy\/edit$/), tool.getByRole('button', { name: 'Preview the limit' }).click()]);
+      const before = readFileSync(policyFile, 'utf8');
+      // a live process (this test) holds the lock, as another server in the middle of its save would
+      writeFileSync(lock, String(process.pid));
+      const [response] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/policy/edit')), page.getByRole('button', { name: 'Save the policy' }).click()]);
+      assert.equal(response.status(), 409);
+      assert.match(await page.locator('[role=alert]').innerText(), /Another process is saving the policy file right now/);
+      assert.equal(readFileSync(policyFile, 'utf8'), before);
+      assert.equal(readFileSync(lock, 'utf8'), String(process.pid), "the holder's lock is left alone");
+    } finally {
+      rmSync(lock, { force: true });
       await close();
     }
   });
