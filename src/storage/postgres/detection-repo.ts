@@ -14,7 +14,7 @@ import { PgOverviewRepository } from './overview-repo.js';
 
 /** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
 export const DETECTION_SELECT = `
-SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, r.expected_sample,
+SELECT d.id, t.name AS type, j.owner, j.repo, j.workflow, j.job, r.run_id, r.run_attempt, r.gh_job_id, coalesce(es.sample, '[]') AS expected_sample,
        d.ts, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.port, d.protocol,
        p.name AS pname, p.norm_name, p.path, p.sha256, p.parent_chain, d.status, ru.rule_uid, d.ext,
        cv.matched_policy, cv.reason
@@ -22,6 +22,7 @@ FROM detections d
 JOIN detection_types t ON t.id = d.type_id
 JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
 JOIN runs r ON r.tenant_id = d.tenant_id AND r.id = d.run_ref
+LEFT JOIN expected_samples es ON es.tenant_id = d.tenant_id AND es.id = r.expected_id
 JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
 JOIN processes p ON p.tenant_id = d.tenant_id AND p.id = d.process_id
 LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id

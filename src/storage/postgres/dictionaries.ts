@@ -27,6 +27,9 @@ export function endpointMatches(col: string, param: string): string {
   return `${valueKey(col)} = ${valueKey(param)} AND ${col} = ${param}`;
 }
 
+/** Expected-endpoint samples whose ids are remembered (cleared when full, as on SQLite). */
+const SAMPLE_CACHE = 4_096;
+
 /**
  * Get-or-create ids of a tenant's value dictionaries, a whole batch at a time: one INSERT ... ON
  * CONFLICT DO NOTHING and one SELECT per dictionary for the values not cached yet. Committed ids
@@ -37,6 +40,7 @@ export class PgDictionaries {
   private ips = new Map<string, number>();
   private processes = new Map<string, number>();
   private types = new Map<string, number>();
+  private samples = new Map<string, number>();
 
   constructor(readonly tenantId: number) {}
 
@@ -45,6 +49,7 @@ export class PgDictionaries {
     this.ips.clear();
     this.processes.clear();
     this.types.clear();
+    this.samples.clear();
   }
 
   async endpointIds(c: PgClient, values: Iterable<string>): Promise<Map<string, number>> {
@@ -92,6 +97,20 @@ export class PgDictionaries {
       await this.collect(c, 'process variant', byValue('processes', 'variant_key', 2), [this.tenantId, keys], keys, this.processes);
     }
     return this.processes;
+  }
+
+  /**
+   * Ids of runs' expected-endpoint samples (their JSON text), stored once per tenant (migration 13).
+   * The cache is bounded: a tenant's samples keep changing as its baselines grow.
+   */
+  async sampleIds(c: PgClient, texts: Iterable<string>): Promise<Map<string, number>> {
+    const missing = [...new Set(texts)].filter((t) => !this.samples.has(t));
+    if (missing.length) {
+      if (this.samples.size + missing.length > SAMPLE_CACHE) this.samples.clear();
+      await c.query('INSERT INTO expected_samples (tenant_id, sample) SELECT $1, * FROM unnest($2::text[]) ON CONFLICT DO NOTHING', [this.tenantId, missing]);
+      await this.collect(c, 'expected sample', byValue('expected_samples', 'sample', 2), [this.tenantId, missing], missing, this.samples);
+    }
+    return this.samples;
   }
 
   async typeIds(c: PgClient, names: Iterable<string>): Promise<Map<string, number>> {

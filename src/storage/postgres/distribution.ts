@@ -16,6 +16,8 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
   { table: 'detection_types', kind: 'reference', why: 'a fixed vocabulary of about a dozen names shared by all tenants' },
   { table: 'meta', kind: 'reference', why: 'a handful of store-wide settings' },
   { table: 'jobs', kind: 'distributed', why: TENANT_FACT },
+  // before runs, whose rows reference it: Citus distributes a referenced table first
+  { table: 'expected_samples', kind: 'distributed', why: "per-tenant dictionary of runs' expected-endpoint samples, as endpoints" },
   { table: 'runs', kind: 'distributed', why: TENANT_FACT },
   { table: 'endpoints', kind: 'distributed', why: 'per-tenant dictionary written on the ingest hot path: a reference table would make every new value a write on every node' },
   { table: 'ips', kind: 'distributed', why: 'per-tenant dictionary, as endpoints' },

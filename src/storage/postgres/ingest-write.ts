@@ -53,16 +53,19 @@ type RunInsert = Omit<NewRunWrite, 'tempRef'>;
  * Run legs, created when missing (a leg is job, run id, attempt and GitHub job id); returns ids in
  * order, whether each was created (once per leg), and the ids of every leg this statement created.
  */
-async function ensureRuns(c: PgClient, tenantId: number, runs: RunInsert[]): Promise<{ ids: number[]; created: boolean[]; fresh: Set<number> }> {
+async function ensureRuns(c: PgClient, tenantId: number, dict: PgDictionaries, runs: RunInsert[]): Promise<{ ids: number[]; created: boolean[]; fresh: Set<number> }> {
   if (runs.length === 0) return { ids: [], created: [], fresh: new Set() };
+  // a run names its expected-endpoint sample by id (migration 13); none (a learning run) is NULL
+  const samples = runs.map((r) => (r.expected.length === 0 ? null : JSON.stringify(r.expected)));
+  const sampleIds = await dict.sampleIds(c, samples.filter((t): t is string => t !== null));
   const inserted = await c.query<{ id: number; job_ref: number; run_id: string; run_attempt: number; gh_job_id: string | null }>(
-    `INSERT INTO runs (tenant_id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, completed, expected_sample)
-     SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::boolean[], $9::boolean[], $10::text[])
+    `INSERT INTO runs (tenant_id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, learning, completed, expected_id)
+     SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::boolean[], $9::boolean[], $10::bigint[])
      ON CONFLICT DO NOTHING RETURNING id, job_ref, run_id, run_attempt, gh_job_id`,
     [
       tenantId, runs.map((r) => r.jobRef), runs.map((r) => r.runId), runs.map((r) => r.runAttempt), runs.map((r) => r.ghJobId),
       runs.map((r) => r.firstTs), runs.map((r) => r.lastTs), runs.map((r) => r.learning), runs.map((r) => r.completed),
-      runs.map((r) => JSON.stringify(r.expected)),
+      samples.map((t) => (t === null ? null : sampleIds.get(t)!)),
     ],
   );
   const legKey = (jobRef: number, runId: string, attempt: number, gh: string | null) => JSON.stringify([jobRef, runId, attempt, gh ?? '']);
@@ -327,7 +330,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
   const createdJobs = new Set<number>();
   const jobIds = await ensureJobs(c, tenantId, b.newJobs.map((j) => j.key), createdJobs);
   const jobRef = resolver(new Map(b.newJobs.map((j, i) => [j.tempRef, jobIds[i]!])), 'job');
-  const { ids: runIds, fresh } = await ensureRuns(c, tenantId, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
+  const { ids: runIds, fresh } = await ensureRuns(c, tenantId, dict, b.newRuns.map((r) => ({ ...r, jobRef: jobRef(r.jobRef) })));
   const runRef = resolver(new Map(b.newRuns.map((r, i) => [r.tempRef, runIds[i]!])), 'run');
 
   await widenSpans(c, tenantId, b.runSpans.map((s) => ({ ...s, ref: runRef(s.ref) })));
@@ -433,6 +436,7 @@ export async function applyWriteBatch(c: PgClient, ctx: WriteContext, b: IngestW
     const legs = await ensureRuns(
       c,
       tenantId,
+      dict,
       b.imported.map((x, i) => ({
         jobRef: importJobs[i]!, runId: x.run.runId, runAttempt: x.run.runAttempt, ghJobId: x.run.ghJobId,
         firstTs: x.detection.ts, lastTs: x.detection.ts, learning: false, completed: true, expected: x.expected,

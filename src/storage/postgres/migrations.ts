@@ -3,6 +3,7 @@ import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
 import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
 import { ANALYSIS_STAMPS_MIGRATION } from './analysis-stamps.js';
+import { valueKey } from './dictionaries.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -378,6 +379,31 @@ CREATE INDEX processes_by_sha256 ON processes (tenant_id, lower(sha256));
     // carries the hash it replaced besides the new one (policy_hash).
     name: 'policy audit: the previous policy hash of a policy change',
     up: 'ALTER TABLE policy_audit ADD COLUMN previous_policy_hash text;',
+  },
+  {
+    version: 13,
+    // As SQLite's core migration 9: a run's expected endpoints (its job's baseline when it started)
+    // are mostly shared by consecutive runs, so each sample is stored once per tenant and a run names
+    // it by id (NULL: none, as for a learning run). Unique by the SHA-256 of the text, as the other
+    // dictionaries of any length (valueKey in dictionaries.ts).
+    name: 'expected endpoint samples stored once per tenant, runs name theirs by id',
+    up: `
+CREATE TABLE expected_samples (
+  tenant_id bigint NOT NULL,
+  id bigserial NOT NULL,
+  sample text NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX expected_samples_by_value ON expected_samples (tenant_id, (${valueKey('sample')}));
+INSERT INTO expected_samples (tenant_id, sample)
+  SELECT tenant_id, expected_sample FROM runs WHERE expected_sample <> '[]'
+  GROUP BY tenant_id, expected_sample ORDER BY min(id);
+ALTER TABLE runs ADD COLUMN expected_id bigint;
+UPDATE runs r SET expected_id = es.id FROM expected_samples es
+  WHERE es.tenant_id = r.tenant_id AND ${valueKey('es.sample')} = ${valueKey('r.expected_sample')} AND es.sample = r.expected_sample;
+ALTER TABLE runs ADD FOREIGN KEY (tenant_id, expected_id) REFERENCES expected_samples (tenant_id, id);
+ALTER TABLE runs DROP COLUMN expected_sample;
+`,
   },
 ];
 

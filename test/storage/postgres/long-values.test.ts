@@ -114,7 +114,9 @@ test('values longer than a btree row: PostgreSQL stores them and answers as SQLi
 
 test('migration onto a populated store: its data stays, and long values then go in', async () => {
   const url = await (await server()).createDatabase('populated');
-  const before = PG_MIGRATIONS.filter((m) => m.version <= 5);
+  // Filled by today's ingest, which names each run's expected sample by id: migration 13 (that
+  // layout, on runs alone) goes in ahead of 6-12, which the test is about and touches no run column.
+  const before = PG_MIGRATIONS.filter((m) => m.version <= 5 || m.version === 13);
   const pg = PgStore.connect(url);
   try {
     // a store as the release before this migration left it, filled by the ingest of that schema
@@ -127,8 +129,8 @@ test('migration onto a populated store: its data stays, and long values then go 
     await pg.setMeta('learning_runs', '2');
     await pipe.ingest(tmp.file('short.ndjson', nativeFile(false)));
     await pipe.ingest(tmp.file('short-ss.json', stepSecurityFile(false)));
-    const applied = (await pg.pool.query<{ v: number }>('SELECT max(version) AS v FROM schema_migrations')).rows[0]!.v;
-    assert.equal(applied, 5);
+    const applied = (await pg.pool.query<{ v: number }>('SELECT version AS v FROM schema_migrations ORDER BY 1')).rows.map((r) => r.v);
+    assert.deepEqual(applied, [1, 2, 3, 4, 5, 13]);
   } finally {
     await pg.close();
   }
