@@ -1,4 +1,4 @@
-import { endpointOf, splitEndpoint } from '../domain/endpoint.js';
+import { endpointOf, isIpLiteral, splitEndpoint } from '../domain/endpoint.js';
 import { normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
@@ -18,6 +18,7 @@ import {
   type ObservationWrite,
   type RunKey,
   type SourceRecordWrite,
+  type StoredBinary,
   type StoredRun,
 } from '../storage/ingest-port.js';
 import type { AdapterOutput } from '../ingest/adapters/types.js';
@@ -88,6 +89,12 @@ interface RunState {
   endpoints: Set<string> | null;
   /** endpoints of all its allowed observations as stored (suspected impostors' calls too) */
   allowed: Set<string> | null;
+  /**
+   * For endpoints read from the store: the binaries that called each. Completion counts such an
+   * endpoint only if one of them is not a suspected impostor by then, as handleCall counts only the
+   * calls of binaries that are not; an endpoint a live call counted is removed from it.
+   */
+  callers?: Map<string, StoredBinary[]>;
   /** expected sample stored with the run; null when the run was read from the store */
   expected: string[] | null;
 }
@@ -389,7 +396,10 @@ export class DetectionEngine {
       if (req.observations[i] !== r.ref) throw new Error('internal: observations read for another plan');
       const o = res.observations[i]!;
       if (r.keys === null) r.keys = o.keys;
-      r.endpoints ??= o.allowedEndpoints;
+      if (r.endpoints === null) {
+        r.endpoints = new Set(o.allowedEndpoints);
+        r.callers = o.callers;
+      }
       r.allowed ??= o.allowedEndpoints;
     }
     this.planned = [];
@@ -406,9 +416,17 @@ export class DetectionEngine {
   private fromStored(r: StoredRun): RunState {
     return {
       ref: r.ref, runId: r.runId, attempt: r.runAttempt, leg: r.ghJobId ?? '', learning: r.learning, completed: r.completed,
-      firstTs: r.firstTs, lastTs: r.lastTs, keys: r.observations.keys, endpoints: r.observations.allowedEndpoints,
-      allowed: r.observations.allowedEndpoints, expected: null,
+      // a set of its own: handleCall adds an impostor's endpoint to `allowed`, never to `endpoints`
+      firstTs: r.firstTs, lastTs: r.lastTs, keys: r.observations.keys, endpoints: new Set(r.observations.allowedEndpoints),
+      allowed: r.observations.allowedEndpoints, callers: r.observations.callers, expected: null,
     };
+  }
+
+  /** An endpoint of a completing run that counts towards the baseline (see RunState.callers). */
+  private counts(leg: RunState, endpoint: string): boolean {
+    const callers = leg.callers?.get(endpoint);
+    const s = this.suppressor;
+    return callers === undefined || !s.suspected || callers.some((b) => !s.suspected!(b));
   }
 
   /**
@@ -485,7 +503,7 @@ export class DetectionEngine {
     let lastTs = open.lastTs;
     const legs = [...st.legs.values()];
     for (const leg of legs) {
-      for (const e of leg.endpoints!) endpoints.add(e);
+      for (const e of leg.endpoints!) if (this.counts(leg, e)) endpoints.add(e);
       leg.completed = true;
       lastTs = Math.max(lastTs, leg.lastTs);
       this.completing.add(leg);
@@ -658,23 +676,27 @@ export class DetectionEngine {
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
     if (suspect) this.unsuppressPending(variant);
     let countLate = false;
+    // counted by this call: what stored callers of the endpoint were no longer matters
+    if (!blocked && !suspect) run.callers?.delete(endpoint);
     if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
       sets.endpoints.add(endpoint);
       countLate = run.completed;
     }
-    this.evaluate(st, run, ev, endpoint, variant, blocked);
+    this.evaluate(st, run, ev, endpoint, variant, blocked, suspect);
     if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
   }
 
-  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean): void {
+  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean, suspect: boolean): void {
     const c = ev.ctx;
     const ip = ev.ip ?? null;
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
-    else if (this.neverBaselineHost(host)) {
+    else if (suspect || this.neverBaselineHost(host)) {
       // Defence in depth: a risky destination raises a detection even while the job learns, and even
-      // if a store or an allowed-endpoints list from before this check lets it in.
+      // if a store or an allowed-endpoints list from before this check lets it in. So does every call
+      // of a suspected impostor: a renamed binary talking to api.github.com or to an endpoint the job
+      // expects is exactly the exfiltration a baseline or an allow-list must not hide.
       type = NEW_OUTBOUND;
     } else if (!run.learning && st.baseline.get(endpoint)?.inBaseline !== true) {
       if (!this.cfg.allowed.matches(host, ev.port)) type = NEW_OUTBOUND;
@@ -731,6 +753,12 @@ export class DetectionEngine {
       d.write.status = 'new';
       d.write.ruleRef = 0;
     }
+    // imported ones of the same binary, suppressed by a rule or upstream
+    for (const { detection: w } of this.imported) {
+      if (w.status === 'new' || w.process.normName !== v.normName || w.process.sha256 !== v.sha256 || w.process.path !== v.path) continue;
+      w.status = 'new';
+      w.ruleRef = 0;
+    }
   }
 
   private countDetection(c: EngineCounters, type: string, ruleRef: number): void {
@@ -745,9 +773,18 @@ export class DetectionEngine {
     this.pendingCounters.accepted++;
     const { host, port } = splitEndpoint(d.endpoint);
     const variant = toVariant(d.process);
+    const dest = d.host ?? host;
+    // An imported call is evidence like any other: it can flag its binary as a suspected impostor.
+    const suspect =
+      this.suppressor.observe?.({
+        process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
+        host: dest, port: d.port ?? port, isIp: isIpLiteral(dest),
+      }) ?? false;
+    if (suspect) this.unsuppressPending(variant);
     let status = d.status;
-    // An export may carry a suppression made upstream; a risky destination is never silenced here.
-    if (status === 'suppressed' && this.cfg.neverBaseline(d.host ?? host)) status = 'new';
+    // An export may carry a suppression or a resolution made upstream; neither silences a risky
+    // destination or a suspected impostor here: those arrive as new.
+    if (status !== 'new' && (suspect || this.cfg.neverBaseline(dest))) status = 'new';
     let ruleRef = 0;
     if (status === 'new') {
       ruleRef = this.suppressor.match({

@@ -39,6 +39,8 @@ export interface Suppressor {
    * impostor: such a call never teaches the baseline, and its detections are never suppressed.
    */
   observe?(call: CallFacts): boolean;
+  /** True when this binary is a suspected impostor already (stored or flagged by observe). */
+  suspected?(binary: { process: string; sha256: string | null; path: string | null }): boolean;
   /**
    * Resolves when every store write that `observe` started (flagging an impostor, releasing its
    * past suppressions) is stored; rejects when one failed. Ingest awaits it before each write batch.

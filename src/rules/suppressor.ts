@@ -46,6 +46,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       }
       return 0;
     },
+    suspected: (b) => impostors.get(b) !== null,
     observe(call: CallFacts): boolean {
       if (!vpnSignatureFor(call.process)) return false;
       const b = facts(call);

@@ -35,6 +35,29 @@ export interface RunObservations {
   keys: Set<string>;
   /** endpoints of the run's allowed (not blocked) observations */
   allowedEndpoints: Set<string>;
+  /**
+   * The binaries (normalised name, sha256, path) of each allowed endpoint's observations: the engine
+   * counts an endpoint of a reloaded run towards the baseline only if a binary that is not a
+   * suspected impostor called it, as it does for calls it sees itself.
+   */
+  callers: Map<string, StoredBinary[]>;
+}
+
+/** A process as the impostor verdict names its binary (analysis/impostor.ts BinaryRef). */
+export interface StoredBinary {
+  process: string;
+  sha256: string | null;
+  path: string | null;
+}
+
+/** Adds one stored observation to a run's observations (both backends read them alike). */
+export function addStoredObservation(o: RunObservations, endpoint: string, key: string, blocked: boolean, binary: StoredBinary): void {
+  o.keys.add(key);
+  if (blocked) return;
+  o.allowedEndpoints.add(endpoint);
+  const list = o.callers.get(endpoint);
+  if (list) list.push(binary);
+  else o.callers.set(endpoint, [binary]);
 }
 
 /** One stored leg of a job run, with its observations. */

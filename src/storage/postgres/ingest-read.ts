@@ -1,5 +1,6 @@
 import type { PgClient } from './pool.js';
 import {
+  addStoredObservation,
   observationKey,
   type IngestReadRequest,
   type IngestReadResult,
@@ -38,19 +39,17 @@ interface RunRecord {
 const RUN_COLUMNS = 'id, job_ref, run_id, run_attempt, gh_job_id, first_ts, last_ts, completed, learning';
 
 async function observationsOf(c: PgClient, tenantId: number, runRefs: number[]): Promise<Map<number, RunObservations>> {
-  const out = new Map<number, RunObservations>(runRefs.map((r) => [r, { keys: new Set(), allowedEndpoints: new Set() }]));
+  const out = new Map<number, RunObservations>(runRefs.map((r) => [r, { keys: new Set(), allowedEndpoints: new Set(), callers: new Map() }]));
   if (runRefs.length === 0) return out;
-  const rows = await c.query<{ run_ref: number; endpoint: string; variant_key: string; blocked: boolean }>(
-    `SELECT o.run_ref, e.endpoint, p.variant_key, o.blocked FROM observations o
+  const rows = await c.query<{ run_ref: number; endpoint: string; variant_key: string; blocked: boolean; norm_name: string; sha256: string | null; path: string | null }>(
+    `SELECT o.run_ref, e.endpoint, p.variant_key, o.blocked, p.norm_name, p.sha256, p.path FROM observations o
      JOIN endpoints e ON e.tenant_id = o.tenant_id AND e.id = o.endpoint_id
      JOIN processes p ON p.tenant_id = o.tenant_id AND p.id = o.process_id
      WHERE o.tenant_id = $1 AND o.run_ref = ANY($2::bigint[])`,
     [tenantId, runRefs],
   );
   for (const r of rows.rows) {
-    const o = out.get(r.run_ref)!;
-    o.keys.add(observationKey(r.endpoint, r.variant_key, r.blocked));
-    if (!r.blocked) o.allowedEndpoints.add(r.endpoint);
+    addStoredObservation(out.get(r.run_ref)!, r.endpoint, observationKey(r.endpoint, r.variant_key, r.blocked), r.blocked, { process: r.norm_name, sha256: r.sha256, path: r.path });
   }
   return out;
 }

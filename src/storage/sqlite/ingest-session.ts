@@ -12,6 +12,7 @@ import {
 } from '../store.js';
 import {
   IngestStateChangedError,
+  addStoredObservation,
   observationKey,
   processVariantKey,
   type DetectionWrite,
@@ -113,7 +114,7 @@ export class SqliteIngestSession {
       runTouch: db.prepare('UPDATE runs SET first_ts = min(first_ts, ?), last_ts = max(last_ts, ?) WHERE id = ?'),
       runComplete: db.prepare('UPDATE runs SET completed = 1 WHERE id = ?'),
       obsKeys: db.prepare(
-        `SELECT e.endpoint, p.variant_key, o.blocked FROM observations o
+        `SELECT e.endpoint, p.variant_key, o.blocked, p.norm_name, p.sha256, p.path FROM observations o
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id WHERE o.run_ref = ?`,
       ),
       obsAllowedEndpoints: db.prepare(
@@ -204,14 +205,14 @@ export class SqliteIngestSession {
     this.s.runComplete.run(runRef);
   }
 
-  runObservationKeys(runRef: number): { keys: Set<string>; endpoints: Set<string> } {
-    const keys = new Set<string>();
-    const endpoints = new Set<string>();
-    for (const r of this.s.obsKeys.iterate(runRef) as Iterable<{ endpoint: string; variant_key: string; blocked: number }>) {
-      keys.add(observationKey(r.endpoint, r.variant_key, r.blocked === 1));
-      if (r.blocked === 0) endpoints.add(r.endpoint);
+  runObservations(runRef: number): RunObservations {
+    const o: RunObservations = { keys: new Set(), allowedEndpoints: new Set(), callers: new Map() };
+    type Row = { endpoint: string; variant_key: string; blocked: number; norm_name: string; sha256: string | null; path: string | null };
+    for (const r of this.s.obsKeys.iterate(runRef) as Iterable<Row>) {
+      const blocked = r.blocked === 1;
+      addStoredObservation(o, r.endpoint, observationKey(r.endpoint, r.variant_key, blocked), blocked, { process: r.norm_name, sha256: r.sha256, path: r.path });
     }
-    return { keys, endpoints };
+    return o;
   }
 
   runEndpointsAllowed(runRef: number): string[] {
@@ -278,10 +279,6 @@ export class SqliteIngestSession {
     return { ...r, observations: this.runObservations(r.ref) };
   }
 
-  runObservations(runRef: number): RunObservations {
-    const o = this.runObservationKeys(runRef);
-    return { keys: o.keys, allowedEndpoints: o.endpoints };
-  }
 
   /** The read half of the ingest write contract (IngestReadRequest in ingest-port.ts). */
   readSync(req: IngestReadRequest): IngestReadResult {

@@ -71,6 +71,7 @@ for (const backend of backends()) {
         assert.deepEqual(r.observations[0], {
           keys: new Set([observationKey('github.com:443', processVariantKey(CURL), false), observationKey('evil.example:443', processVariantKey(CURL), true)]),
           allowedEndpoints: new Set(['github.com:443']),
+          callers: new Map([['github.com:443', [{ process: 'curl', sha256: CURL.sha256, path: CURL.path }]]]),
         });
         await end(true);
         await lease.release();
