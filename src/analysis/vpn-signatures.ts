@@ -154,19 +154,26 @@ const PACKAGE_MANAGERS = new Set([
 ]);
 const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*|pythonw?|ruby|perl|php[0-9.]*)$/;
 
+/** Where the runner keeps the node it runs JavaScript actions with: `<runner>/externals/node20/bin/node`. */
+const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
+
 /**
  * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how
  * CI actions start VPN daemons: it is how a postinstall script or a dropped payload runs. The runner's
- * own bundled node (`.../actions-runner/.../externals/node*`), which runs JavaScript actions such as
- * OpenVPN connect actions, is not counted.
+ * own bundled node, which runs JavaScript actions such as OpenVPN connect actions, is not counted:
+ * a `node` at the runner's layout (`.../externals/node20/bin/node`) started by Runner.Worker, or the
+ * last link known. The path is the process's own claim, so the exemption is as narrow as the layout:
+ * any other interpreter, a node elsewhere, or one started by anything but the worker counts.
  */
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
-  for (const link of chain) {
+  for (const [i, link] of chain.entries()) {
     const n = normalizeProcessName(link.name);
     if (PACKAGE_MANAGERS.has(n)) return n;
     if (INTERPRETER.test(n)) {
-      const p = (link.path ?? '').replace(/\\/g, '/').toLowerCase();
-      if (p.includes('/actions-runner/') || p.includes('/externals/node')) continue;
+      if (n === 'node' && RUNNER_NODE.test((link.path ?? '').replace(/\\/g, '/').toLowerCase())) {
+        const next = chain[i + 1];
+        if (next === undefined || normalizeProcessName(next.name) === 'runner.worker') continue;
+      }
       return n;
     }
   }

@@ -1,5 +1,5 @@
 import { endpointOf, isIpLiteral, splitEndpoint } from '../domain/endpoint.js';
-import { normalizeProcessName, parentChain } from '../domain/process-name.js';
+import { MAX_PARENT_DEPTH, normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
 import type { BaselineEntry, ProcessVariant } from '../storage/store.js';
@@ -150,7 +150,7 @@ export function variantKeyOf(p: ProcessInfo): string {
   const sha = p.sha256 && p.sha256 !== 'Unknown' ? p.sha256.toLowerCase() : '';
   let chain = '';
   let q = p.parent ?? null;
-  for (let depth = 0; q && depth < 16; depth++) {
+  for (let depth = 0; q && depth < MAX_PARENT_DEPTH; depth++) {
     chain += `${q.name}|${q.path ?? ''}|${q.sha256 ?? ''};`;
     q = q.parent ?? null;
   }

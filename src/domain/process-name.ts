@@ -4,17 +4,35 @@ export function basenameOf(path: string): string {
   return slash >= 0 ? path.slice(slash + 1) : path;
 }
 
-/** Process-name normalisation used for grouping: basename, `.exe` stripped, lower case. */
+/** Names of printable ASCII only: nothing to fold (almost every process name). */
+const PLAIN_ASCII = /^[\x20-\x7e]*$/;
+/** Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other default-ignorables. */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+
+/**
+ * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,
+ * lower case. A name that is not plain ASCII is first folded (NFKC: fullwidth and compatibility
+ * forms) and stripped of invisible characters, so "tailscaled\u200b" or "ｔａｉｌｓｃａｌｅｄ" is
+ * judged as the tailscaled it shows itself as, not as an unknown name no daemon check applies to.
+ */
 export function normalizeProcessName(raw: string): string {
-  let name = basenameOf(raw.trim()).toLowerCase();
+  const folded = PLAIN_ASCII.test(raw) ? raw : raw.normalize('NFKC').replace(INVISIBLE, '');
+  let name = basenameOf(folded.trim()).toLowerCase();
   if (name.endsWith('.exe')) name = name.slice(0, -4);
   return name === '' ? 'unknown' : name;
 }
 
 import type { ParentLink, ProcessInfo } from './types.js';
 
-/** Flattens the recursive parent structure into a nearest-first chain (bounded to avoid cycles). */
-export function parentChain(process: ProcessInfo, maxDepth = 16): ParentLink[] {
+/** Deepest parent chain a record may carry (the adapters reject deeper ones) and every verdict reads. */
+export const MAX_PARENT_DEPTH = 32;
+
+/**
+ * Flattens the recursive parent structure into a nearest-first chain, bounded to avoid cycles. The
+ * bound is the one ingest accepts: a chain cut shorter would hide a package manager deeper in it
+ * from the impostor verdict.
+ */
+export function parentChain(process: ProcessInfo, maxDepth = MAX_PARENT_DEPTH): ParentLink[] {
   const chain: ParentLink[] = [];
   let p = process.parent ?? null;
   while (p && chain.length < maxDepth) {

@@ -406,7 +406,7 @@ export function readHost(
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-export const MAX_PARENT_DEPTH = 32;
+export { MAX_PARENT_DEPTH } from '../../domain/process-name.js';
 
 /** "process" + ".parent" × depth (only built on the error path). */
 export function parentPath(root: string, depth: number): string {

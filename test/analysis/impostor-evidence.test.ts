@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { callContradiction } from '../../src/analysis/impostor.js';
+import { suspiciousParent } from '../../src/analysis/vpn-signatures.js';
+import { MAX_PARENT_DEPTH, normalizeProcessName, parentChain } from '../../src/domain/process-name.js';
+import type { ProcessInfo } from '../../src/domain/types.js';
+
+/**
+ * The evidence the impostor verdict reads, on the shapes a renamed binary would use to slip past it:
+ * a package manager deep in a long parent chain, an interpreter posing as the runner's node, and a
+ * name that shows as a daemon's but is not spelled as one.
+ */
+
+const RUNNER_NODE = '/home/runner/actions-runner/cached/externals/node20/bin/node';
+
+test('the runner’s own node is exempt only at the runner’s layout, started by Runner.Worker', () => {
+  assert.equal(suspiciousParent([{ name: 'node', path: RUNNER_NODE }, { name: 'Runner.Worker' }]), null);
+  assert.equal(suspiciousParent([{ name: 'sudo' }, { name: 'node', path: RUNNER_NODE }, { name: 'Runner.Worker' }]), null);
+  assert.equal(suspiciousParent([{ name: 'node', path: 'C:\\actions-runner\\externals\\node20\\bin\\node.exe' }]), null, 'Windows runner, last link known');
+  // a claimed path anywhere else, another interpreter at a runner-like path, or another parent
+  assert.equal(suspiciousParent([{ name: 'node', path: '/tmp/x/actions-runner/node' }]), 'node');
+  assert.equal(suspiciousParent([{ name: 'python3', path: '/tmp/externals/node/python3' }]), 'python3');
+  assert.equal(suspiciousParent([{ name: 'node', path: RUNNER_NODE }, { name: 'bash' }, { name: 'Runner.Worker' }]), 'node');
+  assert.equal(suspiciousParent([{ name: 'node', path: RUNNER_NODE }, { name: 'npm' }]), 'node');
+});
+
+test('a package manager deep in the longest chain ingest accepts is seen', () => {
+  let p: ProcessInfo = { name: 'npm' };
+  for (let i = 1; i < MAX_PARENT_DEPTH; i++) p = { name: 'sh', parent: p };
+  const impostor: ProcessInfo = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: 'b'.repeat(64), parent: p };
+  const chain = parentChain(impostor);
+  assert.equal(chain.length, MAX_PARENT_DEPTH);
+  assert.equal(chain.at(-1)!.name, 'npm');
+  assert.equal(
+    callContradiction({ process: 'tailscaled', sha256: 'b'.repeat(64), path: '/tmp/.cache/tailscaled', parentChain: chain, host: '45.61.136.14', port: 443, isIp: true, risky: null }),
+    'started through npm',
+  );
+});
+
+test('a name shows as what it is judged as: invisible characters and compatibility forms are folded', () => {
+  assert.equal(normalizeProcessName('tailscaled\u200b'), 'tailscaled');
+  assert.equal(normalizeProcessName('tail\u200dscaled'), 'tailscaled');
+  assert.equal(normalizeProcessName('\u202etailscaled'), 'tailscaled');
+  assert.equal(normalizeProcessName('ｔａｉｌｓｃａｌｅｄ'), 'tailscaled');
+  assert.equal(normalizeProcessName('/usr/sbin/TailScaled.EXE'), 'tailscaled');
+  assert.equal(normalizeProcessName('\u200b'), 'unknown');
+  // other scripts stay as they are (look-alike letters are a different name: docs/analysis.md)
+  assert.equal(normalizeProcessName('tаilscaled'), 'tаilscaled');
+});
