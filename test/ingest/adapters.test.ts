@@ -545,6 +545,12 @@ test('stepsecurity: bad input', () => {
   rejects(a, { ...SS_DETECTION, owner: undefined }, 'missing-context', 'owner');
   rejects(a, { ...SS_DETECTION, workflow_path: undefined }, 'missing-context', 'workflow_path');
   rejects(a, { data: { detections: [SS_DETECTION] } }, 'invalid-value', 'data.detections');
+  // a host that is no DNS name is refused: kept raw, it would slip past the risky-destination check
+  for (const endpoint of ['gist.githubusercontent.com..:443', '*.github.com:443', 'exa mple.com:443', 'bücher.example:443']) {
+    rejects(a, { ...SS_DETECTION, endpoint }, 'invalid-value', 'endpoint');
+  }
+  const spaced = a.parse({ ...SS_DETECTION, endpoint: 'WebHook.Site. :443' }, rc()) as { detection: ImportedDetection };
+  assert.deepEqual([spaced.detection.endpoint, spaced.detection.host], ['webhook.site:443', 'webhook.site']);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -149,8 +149,11 @@ export class StepSecurityAdapter implements RecordAdapter {
       if (asIp !== null) {
         ip = asIp;
       } else if (parts.host !== '') {
-        // imported as is: an odd host (wildcard, unicode) is kept raw rather than rejected
-        host = normalizeDomain(parts.host) ?? parts.host.toLowerCase();
+        // A host that is no DNS name is refused, not kept raw: "webhook.site.." or a wildcard would
+        // slip past the risky-destination check and the rule guards, which compare canonical names.
+        const domain = normalizeDomain(parts.host.trim());
+        if (domain === null) return invalid('endpoint', `"${clip(endpoint)}" names no valid host (a DNS name or an IP address)`);
+        host = domain;
         endpoint = port !== undefined ? `${host}:${port}` : host;
       }
     }
