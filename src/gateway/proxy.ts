@@ -143,7 +143,11 @@ export class PolicyProxy {
   private readonly listens = new Map<Id, boolean>();
   /** 2026-07-28 calls whose session key and requestState are being resolved (before the policy). */
   private readonly preparing = new Map<Id, { cancelled: boolean }>();
-  /** Requests forwarded only because the policy's `forward:` names their method: audited on their answer. */
+  /**
+   * Requests forwarded only because the policy's `forward:` names their method. The upstream has them, so
+   * each gets exactly one audit record however it ends (endForward): answered, cancelled by the client,
+   * the client gone, the gateway shutting down, the upstream gone or unreachable.
+   */
   private readonly policyForwards = new Map<Id, { t0: number; method: string; args: Record<string, unknown>; policyHash: string }>();
   /** passMethods plus the policy's `forward:` list, rebuilt when a reload brings another engine. */
   private extra?: { engine: object; set: ReadonlySet<string> };
@@ -246,6 +250,9 @@ export class PolicyProxy {
             return;
           }
           if (this.listens.delete(rid)) this.openRequests.delete(rid); // a listen stream ends without an answer
+          // The upstream has this request already: its record is written now, and a late answer (still
+          // passed on, as for any cancelled request that is not a tools/call) writes no second one.
+          this.endForward(rid, 'cancelled', 'cancelled by the client');
           const call = this.calls.get(rid);
           if (call) {
             const wasForwarded = call.forwarded;
@@ -701,15 +708,10 @@ export class PolicyProxy {
       if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
       this.openRequests.delete(id);
       this.listens.delete(id); // the upstream ended a listen stream
-      const fwd = this.policyForwards.get(id);
-      if (fwd) {
-        this.policyForwards.delete(id);
+      if (this.policyForwards.has(id)) {
         const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
-        this.audit({
-          tool: `method:${fwd.method}`, args: fwd.args, argsHash: safeHash(this.o.state.hashKey, fwd.args), decision: 'allow', rule: 'forward',
-          reason: m.error !== undefined ? `upstream error ${code ?? '(no code)'}` : undefined, t0: fwd.t0,
-          upstream: m.error !== undefined ? 'rpc_error' : 'ok', policyHash: fwd.policyHash, auditArgs: 'hash',
-        });
+        if (m.error !== undefined) this.endForward(id, 'rpc_error', `upstream error ${code ?? '(no code)'}`);
+        else this.endForward(id, 'ok', undefined);
       }
       if (this.listIds.delete(id) && isObj(m.result) && Array.isArray(m.result.tools)) {
         const engine = this.o.holder.current.engine;
@@ -863,9 +865,21 @@ export class PolicyProxy {
     });
   }
 
+  /** Writes the one audit record of a request forwarded under the policy's `forward:` list; later calls do nothing. */
+  private endForward(id: Id, upstream: UpstreamOutcome, reason: string | undefined): void {
+    const fwd = this.policyForwards.get(id);
+    if (!fwd) return;
+    this.policyForwards.delete(id);
+    this.audit({
+      tool: `method:${fwd.method}`, args: fwd.args, argsHash: safeHash(this.o.state.hashKey, fwd.args), decision: 'allow', rule: 'forward',
+      reason, t0: fwd.t0, upstream, policyHash: fwd.policyHash, auditArgs: 'hash',
+    });
+  }
+
   private answerUnreachable(requestId: Id, message: string): void {
     const call = this.calls.get(requestId);
     if (call) return this.failCall(call, 'unreachable', -32603, message);
+    this.endForward(requestId, 'unreachable', message);
     this.openRequests.delete(requestId);
     this.listIds.delete(requestId);
     this.sendDown({ jsonrpc: '2.0', id: requestId, error: { code: -32603, message } });
@@ -895,6 +909,10 @@ export class PolicyProxy {
       if (side === 'downstream') this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', 'client disconnected');
       else this.failCall(call, side === 'upstream' ? 'crashed' : 'cancelled', -32603, side === 'upstream' ? 'upstream closed or crashed before answering' : 'gateway shutting down');
     }
+    // Forwarded requests end like tools/call does on the same side: the upstream had them, so each is audited.
+    const [outcome, why]: [UpstreamOutcome, string] =
+      side === 'downstream' ? ['cancelled', 'client disconnected'] : side === 'upstream' ? ['crashed', 'upstream closed or crashed before answering'] : ['cancelled', 'gateway shutting down'];
+    for (const id of [...this.policyForwards.keys()]) this.endForward(id, outcome, why);
     for (const id of this.openRequests.keys()) {
       if (side !== 'downstream') this.sendDown({ jsonrpc: '2.0', id, error: { code: -32603, message: 'upstream closed or crashed before answering' } });
     }
