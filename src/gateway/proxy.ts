@@ -16,11 +16,13 @@ import type {
   UpstreamOutcome,
 } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
+import { LineStdioServerTransport, type TransportRefusal } from './stdio-transport.js';
 import {
   claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
 } from './methods.js';
 import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
+import { refusalSubject } from './refusal.js';
 
 /**
  * A policy-enforcing MCP proxy at the JSON-RPC message level.
@@ -180,6 +182,8 @@ export class PolicyProxy {
     upstream.onclose = () => void this.shutdown('upstream');
     downstream.onerror = (e) => this.o.log?.(`downstream error: ${e.message}`);
     upstream.onerror = (e) => this.o.log?.(`upstream error: ${e.message}`);
+    // The stdio reader answers batches, bad JSON and oversize lines itself; they are audited here all the same.
+    if (downstream instanceof LineStdioServerTransport) downstream.onrefused = (r) => this.auditTransportRefusal(r);
     this.o.holder.on('reload', this.onReload);
     await upstream.start();
     await downstream.start();
@@ -287,23 +291,36 @@ export class PolicyProxy {
   }
 
   /**
+   * Audits a message the downstream transport refused and answered itself, so this proxy never saw it
+   * (the stdio reader: a batch, a line that is not JSON, not JSON-RPC 2.0 or over the size limit; the
+   * HTTP gateway: a POST it or the SDK's session transport refused). The transport's answer stands; this
+   * writes the `deny` / `protocol` record docs/policy.md promises for every refused message.
+   */
+  auditTransportRefusal(r: TransportRefusal): void {
+    const m = r.message;
+    this.auditProtocol(m, isObj(m) && typeof m.method === 'string' ? m.method : r.method, r.reason);
+  }
+
+  /**
    * A message the gateway will not forward: answered with a JSON-RPC error when it has a usable id (or
    * null when the id is the problem), dropped when it is a notification. Audited unless it is a stray
    * response, since a refused message may be an attempt to get a call past the policy.
    */
   private refuse(m: Msg, reply: Id | null | undefined, code: number, message: string, method: string | undefined, data?: Record<string, unknown>): void {
-    const t0 = performance.now();
     const strayResponse = reply === undefined && !(isObj(m) && 'method' in m);
     if (strayResponse) return this.o.log?.(message);
-    const p = isObj(m) ? m.params : undefined;
-    const name = method === 'tools/call' && isObj(p) && typeof p.name === 'string' ? p.name : undefined;
-    const args = method === 'tools/call' && isObj(p) && isObj(p.arguments) ? p.arguments : {};
-    const label = method === undefined ? '<invalid message>' : `method:${method.length > 200 ? `${method.slice(0, 200)}…` : method}`;
-    this.audit({
-      tool: name ?? label, args, argsHash: safeHash(this.o.state.hashKey, args), decision: 'deny', rule: 'protocol',
-      reason: message, t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
-    });
+    this.auditProtocol(m, method, message);
     if (reply !== undefined) this.sendDown({ jsonrpc: '2.0', id: reply, error: data ? { code, message, data } : { code, message } }, reply ?? undefined);
+  }
+
+  /** The `deny` / `protocol` record of a refused message (src/gateway/refusal.ts names its subject). */
+  private auditProtocol(m: unknown, method: string | undefined, reason: string): void {
+    const t0 = performance.now();
+    const s = refusalSubject(m, method, reason);
+    this.audit({
+      tool: s.tool, args: s.args, argsHash: safeHash(this.o.state.hashKey, s.args), decision: 'deny', rule: 'protocol',
+      reason: s.reason, t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
+    });
   }
 
   /**

@@ -13,6 +13,18 @@ export interface LineStdioOptions {
   validate?: boolean;
 }
 
+/** A message the transport refused and answered itself, before anyone else saw it: reported for the audit. */
+export interface TransportRefusal {
+  /** the message, when its line parsed as JSON */
+  message?: unknown;
+  /** its method, when only that could be read (from the head of an oversize line) */
+  method?: string;
+  /** why it was refused, as the audit records it */
+  reason: string;
+}
+
+const BATCH = 'Invalid Request: JSON-RPC batches are not supported by this gateway';
+
 /**
  * Server-side stdio transport that reads lines itself instead of using the SDK's, because the SDK's
  * ReadBuffer hands parsed values straight to the schema (a JSON array must be refused here with
@@ -23,6 +35,11 @@ export class LineStdioServerTransport implements Transport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
+  /**
+   * Told of every message refused here, before its answer is sent: these never reach `onmessage`, so the
+   * policy proxy audits them through this (docs/policy.md: every refused message has a record).
+   */
+  onrefused?: (refusal: TransportRefusal) => void;
   private closed = false;
   private readonly reader: JsonLineReader;
   private readonly validate: boolean;
@@ -42,8 +59,9 @@ export class LineStdioServerTransport implements Transport {
   private readonly onErr = (e: Error) => this.onerror?.(e);
 
   private oversize(o: OversizeLine, max: number): void {
-    const { id } = recoverEnvelope(o);
-    this.reject(id ?? null, -32600, `Invalid Request: message of ${o.bytes} bytes exceeds the limit of ${max} bytes`);
+    const { id, method } = recoverEnvelope(o);
+    const message = `Invalid Request: message of ${o.bytes} bytes exceeds the limit of ${max} bytes`;
+    this.reject(id ?? null, -32600, message, { method, reason: message });
   }
 
   private handleLine(line: string): void {
@@ -51,15 +69,19 @@ export class LineStdioServerTransport implements Transport {
     try {
       v = JSON.parse(line);
     } catch {
-      return this.reject(null, -32700, 'Parse error');
+      return this.reject(null, -32700, 'Parse error', { reason: 'Parse error: the line is not valid JSON' });
     }
-    if (Array.isArray(v)) return this.reject(null, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    if (Array.isArray(v)) return this.reject(null, -32600, BATCH, { message: v, reason: BATCH });
     const id = typeof v === 'object' && v !== null ? (v as { id?: unknown }).id : undefined;
-    if (typeof v !== 'object' || v === null || (v as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
-      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request');
+    if (typeof v !== 'object' || v === null) {
+      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request', { message: v, reason: 'Invalid Request: a message must be a JSON object' });
+    }
+    if ((v as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
+      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request', { message: v, reason: 'Invalid Request: "jsonrpc" must be "2.0"' });
     }
     if (this.validate && !isJsonRpcMessage(v)) {
-      return this.reject(isValidId(id) ? id : null, -32600, 'Invalid Request: not a valid JSON-RPC message');
+      const reason = 'Invalid Request: not a valid JSON-RPC message';
+      return this.reject(isValidId(id) ? id : null, -32600, reason, { message: v, reason });
     }
     try {
       this.onmessage?.(v as JSONRPCMessage);
@@ -68,7 +90,13 @@ export class LineStdioServerTransport implements Transport {
     }
   }
 
-  private reject(id: RpcId | null, code: number, message: string): void {
+  /** Answers a refused message; reported first, so a synchronous audit record precedes the answer. */
+  private reject(id: RpcId | null, code: number, message: string, refusal: TransportRefusal): void {
+    try {
+      this.onrefused?.(refusal);
+    } catch (e) {
+      this.onerror?.(e as Error);
+    }
     void this.send({ jsonrpc: '2.0', id, error: { code, message } } as unknown as JSONRPCMessage);
   }
 

@@ -75,3 +75,48 @@ for (const era of ERAS) test(`stdio messages (${REVISION[era]}): batches, malfor
     await g.close();
   }
 });
+
+for (const era of ERAS) test(`stdio messages (${REVISION[era]}): what the stdio reader refuses itself (batches, bad JSON, not JSON-RPC 2.0, oversize) is audited, and answered as before`, async () => {
+  const g = await startGateway(POLICY, { era, args: ['--max-message-bytes', '4KiB'] });
+  try {
+    await g.init();
+    g.send([call('b1', 'secret_x', { cmd: 'rm -rf /' }), { jsonrpc: '2.0', method: 'notifications/initialized' }]);
+    g.send([]);
+    await g.raw('not json\n');
+    await g.raw('{"jsonrpc":"1.0","id":"v1","method":"tools/call","params":{"name":"secret_x","arguments":{}}}\n');
+    await g.raw('{"id":"v2","method":"tools/call","params":{"name":"echo","arguments":{}}}\n');
+    await g.raw('42\n');
+    await g.raw(`{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{"name":"echo","arguments":{"text":"${'x'.repeat(8192)}"}}}\n`);
+    g.send(call('after', 'echo', { text: 'still here' }));
+    assert.equal(resultText(await g.reply('after')), 'still here');
+
+    // The answers are the reader's, unchanged.
+    assert.deepEqual(g.out.filter((m) => m.id === null).map((m) => m.error?.code), [-32600, -32600, -32700, -32600]);
+    for (const id of ['v1', 'v2']) assert.deepEqual((await g.reply(id)).error, { code: -32600, message: 'Invalid Request' });
+    assert.match((await g.reply('big')).error?.message ?? '', /^Invalid Request: message of \d+ bytes exceeds the limit of 4096 bytes$/);
+    assert.equal(g.upstreamCalls().length, 1, 'only the last call reached the upstream');
+
+    const allowed = g.auditFile().find((r) => r.tool === 'echo' && r.decision === 'allow');
+    for (const recs of [g.auditFile(), await g.auditTable()]) {
+      const refused = recs.filter((r) => r.rule === 'protocol');
+      assert.deepEqual(refused.map((r) => [r.tool, r.reason]), [
+        ['<batch>', 'Invalid Request: JSON-RPC batches are not supported by this gateway (2 messages: tools/call "secret_x", notifications/initialized)'],
+        ['<batch>', 'Invalid Request: JSON-RPC batches are not supported by this gateway (0 messages)'],
+        ['<invalid message>', 'Parse error: the line is not valid JSON'],
+        ['secret_x', 'Invalid Request: "jsonrpc" must be "2.0"'],
+        ['echo', 'Invalid Request: "jsonrpc" must be "2.0"'],
+        ['<invalid message>', 'Invalid Request: a message must be a JSON object'],
+        ['method:tools/call', refused[6]?.reason],
+      ]);
+      assert.match(String(refused[6]!.reason), /^Invalid Request: message of \d+ bytes exceeds the limit of 4096 bytes$/);
+      for (const r of refused) {
+        assert.equal(r.decision, 'deny');
+        assert.equal(r.upstream, 'not_forwarded');
+        assert.equal(r.identity, allowed?.identity, 'under the identity of the connection');
+        assert.ok(r.session, 'and a session');
+      }
+    }
+  } finally {
+    await g.close();
+  }
+});

@@ -1,5 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { LineStdioServerTransport } from '../../src/gateway/stdio-transport.js';
 import { InMemoryTransport } from '@modelcontextprotocol/server';
 import { createPolicyGatewayForServer } from '../../src/gateway/in-process.js';
 import { openStore } from '../../src/storage/open-store.js';
@@ -44,6 +49,32 @@ tools:
     assert.match(text(await client.callTool({ name: 'delete_suppression_rule', arguments: { rule_id: 'x' } })), /hidden by policy/);
   } finally {
     await client.close().catch(() => undefined);
+    await gw.close();
+    await store.close();
+    t.cleanup();
+  }
+});
+
+// `egress-triage mcp --policy` reads stdin with the gateway's own line reader, which answers a batch
+// itself: the proxy in front of the built-in server audits that refusal too.
+test('built-in mode on the stdio reader: a batch it refuses is audited', async () => {
+  const t = tmpDir();
+  const store = await openStore(resolveStoreLocation(t.db), 'create');
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\n');
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const gw = await createPolicyGatewayForServer({
+    policyPath: policy, dbPath: t.db, serverFactory: () => createEgressTriageServer({ store, tenant: 'default', dashboardUrl: 'http://dash.local' }),
+    clientTransport: new LineStdioServerTransport(input, output), identity: 'agent-1',
+  });
+  try {
+    input.write('[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping","arguments":{}}}]\n');
+    const [line] = (await once(output, 'data')) as [Buffer];
+    assert.equal(JSON.parse(line.toString()).error.code, -32600);
+    const recs = readFileSync(join(t.dir, 'policy-audit.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.deepEqual(recs.map((r) => [r.identity, r.tool, r.decision, r.rule]), [['agent-1', '<batch>', 'deny', 'protocol']]);
+    assert.match(recs[0].reason, /batches are not supported by this gateway \(1 message: tools\/call "ping"\)$/);
+  } finally {
     await gw.close();
     await store.close();
     t.cleanup();
