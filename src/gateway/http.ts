@@ -6,9 +6,10 @@ import type { PolicyHolder } from '../policy/holder.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
-import { hashArgs } from '../policy/canonical.js';
 import type { Grant } from '../http/grants.js';
-import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest } from '../http/mcp-listener.js';
+import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
+import { appendRefusal, invalidIdReason, onErrorAnswer } from './http-refusals.js';
+import { claimedEra } from './methods.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 import {
   chooseUpstreamTransport,
@@ -331,53 +332,51 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     await proxy.start();
   };
 
-  /** Audits a request whose standard headers disagree with its body: it would have bypassed routing on them. */
-  const auditHeaderMismatch = ({ grant, endpoint: key, body, message }: { grant: Grant | undefined; endpoint: string; body: unknown; message: string }) => {
+  /**
+   * Audits a POST refused before a policy proxy decided it (docs/policy.md: every refused request has a
+   * record). One that names a live session of its identity is audited by that session's proxy, under its
+   * session key; any other under `no-session`, or `modern:<identity>` when it claims 2026-07-28.
+   */
+  const auditRefused = ({ req, grant, endpoint: key, body, message }: PostRefusal) => {
     const up = byName.get(key)!;
-    const b = (typeof body === 'object' && body !== null ? body : {}) as { method?: unknown; params?: { name?: unknown; arguments?: unknown } };
-    const tool = b.method === 'tools/call' && typeof b.params?.name === 'string' ? b.params.name : `method:${String(b.method).slice(0, 200)}`;
-    let argsHash = 'unhashable';
-    try {
-      argsHash = hashArgs(state.hashKey, b.params?.arguments ?? {});
-    } catch {
-      /* left as unhashable */
-    }
-    try {
-      const written = state.audit.append(
-        {
-          ts: new Date().toISOString(),
-          session: sessionKey(up, `modern:${grant?.identity ?? 'anonymous'}`),
-          identity: grant?.identity ?? 'anonymous',
-          tool,
-          args_hash: argsHash,
-          decision: 'deny',
-          rule: 'protocol',
-          reason: message,
-          latency_ms: 0,
-          upstream: 'not_forwarded',
-          policy_hash: holderFor(grant, up).current.hash.slice(0, 16),
-          ...upstreamName(up),
-        },
-        true,
-      );
-      if (written) void Promise.resolve(written).catch((e: Error) => log(`audit failed: ${e.message}`));
-    } catch (e) {
-      log(`audit failed: ${(e as Error).message}`);
-    }
+    const identity = grant?.identity ?? 'anonymous';
+    const sid = req.headers['mcp-session-id'];
+    const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
+    if (s && s.upstream === up && s.identity === identity) return s.proxy.auditTransportRefusal({ message: body, reason: message });
+    const pv = req.headers['mcp-protocol-version'];
+    const modern = claimedEra(body) !== 'legacy' || (typeof pv === 'string' && pv.startsWith('2026-'));
+    appendRefusal(state, {
+      identity, session: sessionKey(up, modern ? `modern:${identity}` : 'no-session'), body, reason: message,
+      policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log,
+    });
+  };
+
+  /** The SDK's session transport answers this POST: what it refuses itself is audited too. */
+  const handBySdk = (s: Session, req: IncomingMessage, res: ServerResponse, body: unknown) => {
+    if (req.method === 'POST') onErrorAnswer(res, (message) => s.proxy.auditTransportRefusal({ message: body, reason: message }));
+    return s.transport.handleRequest(req, res, body);
   };
 
   const onMcp = async ({ req, res, grant, endpoint: key, body, route }: McpRequest) => {
     const identity = grant?.identity ?? 'anonymous';
     const up = byName.get(key)!;
-    if (Array.isArray(body)) return rpcError(res, 400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
+    // Refused here, before any proxy: audited when it is a POST (a GET or DELETE carries no request).
+    const refuse = (status: number, code: number, message: string) => {
+      if (req.method === 'POST') auditRefused({ req, grant, endpoint: key, body, message });
+      return rpcError(res, status, code, message);
+    };
+    if (Array.isArray(body)) return refuse(400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
     if (route?.kind === 'modern') return handleModern(req, res, body as Record<string, unknown>, identity, holderFor(grant, up), up);
+    // Answered on its own POST: the proxy's refusal would carry id null, which the session cannot route back.
+    const badId = invalidIdReason(body);
+    if (badId) return refuse(400, -32600, badId);
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const s = sessions.get(sid);
       // A session lives on the path of the upstream it was opened for.
-      if (!s || s.upstream !== up) return rpcError(res, 404, -32001, 'Session not found');
+      if (!s || s.upstream !== up) return refuse(404, -32001, 'Session not found');
       // A session belongs to the token that opened it.
-      if (s.identity !== identity) return rpcError(res, 403, -32600, 'Session belongs to another identity');
+      if (s.identity !== identity) return refuse(403, -32600, 'Session belongs to another identity');
       if (req.method === 'POST') {
         // A second request with an id in flight is answered on its own POST, never routed by that id.
         if (s.fast.refuseDuplicate(res, body, (m, message) => s.proxy.auditRefusal(m, message))) return;
@@ -385,17 +384,17 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         if (s.fast.tryHandle(req, res, body)) return;
         s.fast.track(res, body);
       }
-      return s.transport.handleRequest(req, res, body);
+      return handBySdk(s, req, res, body);
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
-    if (!isInit) return rpcError(res, 400, -32000, 'Bad Request: No valid session ID provided');
+    if (!isInit) return refuse(400, -32000, 'Bad Request: No valid session ID provided');
     let s: Session;
     try {
       s = await newSession(identity, holderFor(grant, up), up);
     } catch (e) {
       return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
     }
-    return s.transport.handleRequest(req, res, body);
+    return handBySdk(s, req, res, body);
   };
 
   let listener;
@@ -409,7 +408,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       mcpPath: multi ? (p) => { const m = MULTI_PATH.exec(p); return m && byName.has(m[1]!) ? m[1]! : undefined; } : (p) => (p === endpoint ? '' : undefined),
       displayPath: multi ? '/s/{name}/mcp' : endpoint,
       onMcp,
-      onHeaderMismatch: auditHeaderMismatch,
+      onRefused: auditRefused,
       routes: async (req, res, grant, pathname) => {
         if (!pathname.startsWith('/policy/approvals')) return false;
         await approvalsApi(grant, req, res, new URL(req.url ?? '/', 'http://gateway'));

@@ -93,6 +93,9 @@ export type Inbound =
   /** `reply` is the id to answer with (null when the id itself is unusable); absent: say nothing. */
   | { kind: 'refuse'; reply?: RpcId | null; code: number; message: string; method?: string };
 
+/** The refusal of a request whose id MCP does not allow (null, a fraction, an object...), wherever it is refused. */
+export const INVALID_ID_MESSAGE = 'Invalid Request: "id" must be a string or an integer';
+
 const short = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
 
 /**
@@ -116,7 +119,7 @@ export function classifyInbound(m: unknown, extra: ReadonlySet<string> = new Set
       // JSON-RPC treats a request with "id": null as a request, not a notification; MCP forbids it. Floats
       // and integers past 2^53 would come back as a different id. Refuse them all, before any policy.
       if (!isValidId(id)) {
-        return { kind: 'refuse', reply: null, code: -32600, message: 'Invalid Request: "id" must be a string or an integer', method };
+        return { kind: 'refuse', reply: null, code: -32600, message: INVALID_ID_MESSAGE, method };
       }
       if (method === 'tools/call') return { kind: 'call', id };
       if (era === 'modern') {

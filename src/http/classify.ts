@@ -8,8 +8,8 @@
  * compare `Mcp-Name` with `params.name`/`params.uri` (its own handler does that later, a raw relay
  * does not get it). A gateway that routes, logs or rate-limits on the headers would be fooled by a
  * header naming one tool over a body calling another, so for modern requests this module requires
- * all three headers and refuses any disagreement with 400 / -32020, flagged `headerMismatch` so the
- * gateway audits it as an attempted policy bypass.
+ * all three headers and refuses any disagreement with 400 / -32020 (the gateway audits every refusal,
+ * this one as the attempted policy bypass it is).
  */
 import { classifyInboundRequest } from '@modelcontextprotocol/server';
 
@@ -20,7 +20,7 @@ export const HEADER_MISMATCH_CODE = -32020;
 export type PostRoute =
   | { kind: 'legacy' }
   | { kind: 'modern'; method: string; isRequest: boolean }
-  | { kind: 'reject'; status: number; code: number; message: string; headerMismatch: boolean; data?: unknown };
+  | { kind: 'reject'; status: number; code: number; message: string; data?: unknown };
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -53,7 +53,6 @@ const mismatch = (message: string): PostRoute => ({
   status: 400,
   code: HEADER_MISMATCH_CODE,
   message: `Bad Request: the request headers and body disagree: ${message}`,
-  headerMismatch: true,
 });
 
 /** Classifies one parsed POST body with its headers. Pure. */
@@ -74,7 +73,7 @@ export function classifyPost(headers: Headers, body: unknown): PostRoute {
   const c = classifyInboundRequest({ httpMethod: 'POST', protocolVersionHeader: pv, mcpMethodHeader: methodHeader, mcpNameHeader: nameHeader, body });
   if (c.kind === 'legacy') return { kind: 'legacy' };
   // `data` carries what the client needs to recover, e.g. the supported versions of -32022.
-  if (c.kind === 'reject') return { kind: 'reject', status: c.httpStatus, code: c.code, message: c.message, headerMismatch: c.code === HEADER_MISMATCH_CODE, data: c.data };
+  if (c.kind === 'reject') return { kind: 'reject', status: c.httpStatus, code: c.code, message: c.message, data: c.data };
   const msg = c.message as { method: string; id?: unknown; params?: Record<string, unknown> };
   const isRequest = c.messageKind === 'request';
   if (isRequest) {

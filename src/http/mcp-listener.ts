@@ -72,6 +72,15 @@ export function readBody(req: IncomingMessage, max: number): Promise<string> {
   });
 }
 
+/** A POST on an MCP endpoint that passed the guard and was refused: `body` when it parsed. */
+export interface PostRefusal {
+  req: IncomingMessage;
+  grant: Grant | undefined;
+  endpoint: string;
+  body?: unknown;
+  message: string;
+}
+
 /** A request on an MCP endpoint that passed the guard, the body limit and (for POST) classification. */
 export interface McpRequest {
   req: IncomingMessage;
@@ -100,10 +109,12 @@ export interface McpListenerOptions {
   displayPath: string;
   onMcp: (r: McpRequest) => Promise<void>;
   /**
-   * A modern request whose standard headers disagree with its body (already answered 400): the
-   * gateway audits it, since routing on the header would have been a policy bypass.
+   * A POST this layer refuses after the guard let it in: its body too large or not JSON, or refused by
+   * classifyPost (a header that disagrees with the body, which routing on the header would have made a
+   * policy bypass; a revision or version it cannot serve). Called just before the answer is written;
+   * the gateway audits it, as it does every request it refuses (docs/policy.md).
    */
-  onHeaderMismatch?: (r: { grant: Grant | undefined; endpoint: string; body: unknown; message: string }) => void;
+  onRefused?: (r: PostRefusal) => void;
   /**
    * Browser pages (the dashboard): paths it claims pass the Host/Origin check and then skip the bearer
    * token, because a browser signs in once and carries a session cookie that the dashboard checks
@@ -155,22 +166,35 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
       return writeRpcError(res, 405, -32000, 'Method not allowed: use POST, GET or DELETE', null, { allow: 'POST, GET, DELETE' });
     }
     if (method !== 'POST') return o.onMcp({ req, res, grant, endpoint, method });
+    const refused = (message: string, body?: unknown) => {
+      try {
+        o.onRefused?.({ req, grant, endpoint, body, message });
+      } catch (e) {
+        o.log(`refusal hook failed: ${(e as Error).message}`);
+      }
+    };
     let text: string;
     try {
       text = await readBody(req, o.maxBodyBytes);
     } catch (e) {
-      if (e instanceof BodyTooLarge) return writeRpcError(res, 413, -32600, `Request body too large: limit is ${o.maxBodyBytes} bytes`, null, { connection: 'close' });
+      if (e instanceof BodyTooLarge) {
+        const message = `Request body too large: limit is ${o.maxBodyBytes} bytes`;
+        refused(message);
+        return writeRpcError(res, 413, -32600, message, null, { connection: 'close' });
+      }
+      // The client went away mid-body: no request arrived to refuse.
       return writeRpcError(res, 400, -32700, 'Could not read the request body');
     }
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
+      refused('Parse error: the body is not valid JSON');
       return writeRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
     }
     const route = classifyPost(req.headers, body);
     if (route.kind === 'reject') {
-      if (route.headerMismatch) o.onHeaderMismatch?.({ grant, endpoint, body, message: route.message });
+      refused(route.message, body);
       return writeRpcError(res, route.status, route.code, route.message, requestId(body), {}, route.data);
     }
     return o.onMcp({ req, res, grant, endpoint, method, body, route });

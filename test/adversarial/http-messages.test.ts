@@ -33,7 +33,7 @@ interface Attack {
   send(port: number, conn: Conn): Promise<RawReply>;
   /** Asserts the reply of one revision. */
   expect(r: RawReply, era: Era): void;
-  /** The gateway audits this refusal after answering (a notification gets no answer): waited for. */
+  /** The reason of this refusal's audit record, waited for (a notification gets no answer to wait on). */
   audited?: RegExp;
 }
 
@@ -70,11 +70,21 @@ function oversize(port: number, conn: Conn, id: number, chunked: boolean): Promi
   return socketPost(port, body, eraHeaders(conn, body), chunked);
 }
 
+/** An id MCP does not allow: the gateway's refusal on a 2025-11-25 session, the SDK classifier's on 2026-07-28. */
+const BAD_ID = /^Invalid Request: "id" must be a string or an integer$|^Bad Request: the request body is not a valid JSON-RPC message$/;
+
 const ATTACKS: Attack[] = [
-  { label: 'id null, a denied tool', send: (p, c) => call(p, c, null, 'delete_thing', { id: 'x' }), expect: refused(400) },
-  { label: 'id null, an allowed tool', send: (p, c) => call(p, c, null, 'echo', { text: 'null id' }), expect: refused(400) },
-  { label: 'id an object', send: (p, c) => call(p, c, { nested: 1 }, 'echo', { text: 'object id' }), expect: refused(400) },
-  { label: 'id a boolean', send: (p, c) => call(p, c, true, 'echo', { text: 'boolean id' }), expect: refused(400) },
+  { label: 'id null, a denied tool', send: (p, c) => call(p, c, null, 'delete_thing', { id: 'x' }), expect: refused(400, -32600), audited: BAD_ID },
+  { label: 'id null, an allowed tool', send: (p, c) => call(p, c, null, 'echo', { text: 'null id' }), expect: refused(400, -32600), audited: BAD_ID },
+  { label: 'id an object', send: (p, c) => call(p, c, { nested: 1 }, 'echo', { text: 'object id' }), expect: refused(400, -32600), audited: BAD_ID },
+  { label: 'id a boolean', send: (p, c) => call(p, c, true, 'echo', { text: 'boolean id' }), expect: refused(400, -32600), audited: BAD_ID },
+  {
+    label: 'id a fraction',
+    // It once got no answer at all on a 2025-11-25 session: bounded, so a regression fails instead of hanging.
+    send: (p, c) => send(p, c, toolCall(1.5, 'echo', { text: 'fraction id' }), {}, {}, '/mcp', AbortSignal.timeout(10_000)),
+    expect: refused(400, -32600),
+    audited: BAD_ID,
+  },
   {
     label: 'id missing (tools/call as a notification), a denied tool',
     send: (p, c) => call(p, c, undefined, 'delete_thing', { id: 'x' }),
@@ -107,14 +117,15 @@ const ATTACKS: Attack[] = [
     send: (p, c) => call(p, c, 14, 'delete_thing', { id: 'x' }, { 'mcp-name': null }),
     expect: (r, era) => (era === 'modern' ? refused(400, -32020)(r) : refusedOrDenied(r)),
   },
-  { label: 'a batch of one denied call', send: (p, c) => send(p, c, [toolCall(15, 'delete_thing', { id: 'x' })]), expect: refused(400, -32600) },
+  { label: 'a batch of one denied call', send: (p, c) => send(p, c, [toolCall(15, 'delete_thing', { id: 'x' })]), expect: refused(400, -32600), audited: /batch/i },
   {
     label: 'a batch of an allowed and a denied call',
     send: (p, c) => send(p, c, [toolCall(16, 'echo', { text: 'batched' }), toolCall(17, 'delete_thing', { id: 'x' })]),
     expect: refused(400, -32600),
+    audited: /batch/i,
   },
-  { label: 'a body over the limit, with its length declared', send: (p, c) => oversize(p, c, 18, false), expect: tooLarge },
-  { label: 'a body over the limit, chunked without a length', send: (p, c) => oversize(p, c, 19, true), expect: tooLarge },
+  { label: 'a body over the limit, with its length declared', send: (p, c) => oversize(p, c, 18, false), expect: tooLarge, audited: /^Request body too large/ },
+  { label: 'a body over the limit, chunked without a length', send: (p, c) => oversize(p, c, 19, true), expect: tooLarge, audited: /^Request body too large/ },
 ];
 
 for (const era of ERAS) {

@@ -1,0 +1,93 @@
+/**
+ * The HTTP gateway's refusals that no policy proxy decides: the listener's (src/http/mcp-listener.ts),
+ * the gateway's own before a session's proxy (a batch, no or another identity's session, an id MCP
+ * does not allow), and those the SDK's session transport answers itself (a wrong Content-Type or
+ * Accept, an unsupported MCP-Protocol-Version, a body that is not a JSON-RPC message). docs/policy.md
+ * promises a record for every refused request; src/gateway/http.ts routes each one to the session's
+ * proxy when the request names a live session of its identity, and to appendRefusal otherwise.
+ */
+import type { ServerResponse } from 'node:http';
+import { hashArgs } from '../policy/canonical.js';
+import type { PolicyStateBackend } from '../storage/policy-state.js';
+import { isValidId } from './json-lines.js';
+import { INVALID_ID_MESSAGE } from './methods.js';
+import { refusalSubject } from './refusal.js';
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Why a request is refused for its id, or undefined. JSON-RPC counts `"id": null` as a request and MCP
+ * forbids it; a fraction or a number past 2^53 would come back as another id. The proxy refuses these
+ * too, but with id null, which an HTTP session cannot route back to the request's POST: the gateway
+ * answers them on their own POST before the session sees them.
+ */
+export function invalidIdReason(body: unknown): string | undefined {
+  if (!isObj(body) || typeof body.method !== 'string' || !('id' in body) || isValidId(body.id)) return undefined;
+  return INVALID_ID_MESSAGE;
+}
+
+/**
+ * Calls `refused` with the error message of this response when it is an HTTP error (400 and up), just
+ * before it ends: for POSTs handed to the SDK's session transport, which refuses some requests itself
+ * and never hands them on. Its error bodies are small JSON; the first 4 KiB are kept to read the
+ * message from. Anything else passes untouched.
+ */
+export function onErrorAnswer(res: ServerResponse, refused: (message: string) => void): void {
+  const kept: Buffer[] = [];
+  let size = 0;
+  const keep = (chunk: unknown) => {
+    if (res.statusCode < 400 || size >= 4096 || !(typeof chunk === 'string' || chunk instanceof Uint8Array)) return;
+    const b = Buffer.from(chunk);
+    kept.push(b);
+    size += b.length;
+  };
+  const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    keep(chunk);
+    return write(chunk, ...rest);
+  }) as ServerResponse['write'];
+  res.end = ((...args: unknown[]) => {
+    keep(args[0]);
+    if (res.statusCode >= 400) refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode));
+    return end(...args);
+  }) as ServerResponse['end'];
+}
+
+function errorMessage(text: string, status: number): string {
+  try {
+    const v: unknown = JSON.parse(text);
+    const e = isObj(v) && isObj(v.error) ? v.error : undefined;
+    if (typeof e?.message === 'string') return e.message;
+  } catch {
+    // not the JSON-RPC error shape
+  }
+  return `refused with HTTP ${status}`;
+}
+
+/** The `deny` / `protocol` record of a refusal outside any live session. */
+export function appendRefusal(
+  state: PolicyStateBackend,
+  r: { identity: string; session: string; body: unknown; reason: string; policyHash: string; upstreamName?: string; log: (line: string) => void },
+): void {
+  const method = isObj(r.body) && typeof r.body.method === 'string' ? r.body.method : undefined;
+  const s = refusalSubject(r.body, method, r.reason);
+  let argsHash = 'unhashable';
+  try {
+    argsHash = hashArgs(state.hashKey, s.args);
+  } catch {
+    // left as unhashable
+  }
+  try {
+    const written = state.audit.append(
+      {
+        ts: new Date().toISOString(), session: r.session, identity: r.identity, tool: s.tool, args_hash: argsHash, decision: 'deny', rule: 'protocol',
+        reason: s.reason, latency_ms: 0, upstream: 'not_forwarded', policy_hash: r.policyHash.slice(0, 16), ...(r.upstreamName ? { upstreamName: r.upstreamName } : {}),
+      },
+      true,
+    );
+    if (written) void Promise.resolve(written).catch((e: Error) => r.log(`audit failed: ${e.message}`));
+  } catch (e) {
+    r.log(`audit failed: ${(e as Error).message}`);
+  }
+}
