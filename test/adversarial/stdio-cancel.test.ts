@@ -12,7 +12,10 @@ tools:
   try {
     await g.init();
     for (let i = 0; i < 10; i++) {
-      g.send(call(`c${i}`, 'slow', { ms: 200 }));
+      // Slow enough that the late answers are still due when c0 is reused below: once the upstream's
+      // answer to c0 has come (and been dropped), the id is free again, so a 200 ms call raced that
+      // check on a loaded machine.
+      g.send(call(`c${i}`, 'slow', { ms: 5000 }));
       g.send(cancel(`c${i}`));
       g.send(cancel(`c${i}`)); // repeated: harmless
     }
