@@ -16,7 +16,7 @@ export interface ParseError {
 }
 
 /** Errors after which nothing more of the source can be read. */
-const FATAL_REASONS = new Set(['binary-input', 'truncated-input', 'corrupt-input', 'unreadable']);
+const FATAL_REASONS = new Set(['binary-input', 'truncated-input', 'corrupt-input', 'trailing-garbage', 'unreadable']);
 
 /** The result of parsing one batch: store-ready outputs plus what was rejected or repeated. */
 export interface ParsedBatch {
@@ -414,6 +414,13 @@ export async function* parseSource(
     yield { batch, bytes: input.bytesRead(), size: input.size, name: input.name };
     if (batch.fatal) return;
     batch = undefined;
+  }
+  const garbage = input.trailingGarbage();
+  if (garbage !== null) {
+    // every record before it was read and kept; the rest is not gzip data and is not read
+    const message = `data after the end of the gzip data at byte ${garbage} is not gzip: ignored (every record before it was read)`;
+    const error: RecordBatch = { kind: 'error', line: 0, at: `byte ${garbage}`, error: new RecordError('trailing-garbage', null, message) };
+    yield { batch: parser.parseBatch(error), bytes: input.bytesRead(), size: input.size, name: input.name };
   }
 }
 
