@@ -230,9 +230,35 @@ async function* gunzipMembers(
 }
 
 
-/** Looks like binary (non-text) data: NUL bytes in the first 8 KiB. */
+/** Formats that are binary whatever their first bytes look like (a stored zip member is mostly text). */
+const BINARY_MAGIC: Buffer[] = [
+  Buffer.from('\x7fELF', 'latin1'),
+  Buffer.from('PK\x03\x04', 'latin1'),
+  Buffer.from('PK\x05\x06', 'latin1'),
+  Buffer.from('SQLite format 3\0', 'latin1'),
+  Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'),
+  Buffer.from('\xfd7zXZ\0', 'latin1'),
+  Buffer.from('\x28\xb5\x2f\xfd', 'latin1'),
+];
+
+/** How much of the head is judged, and the share of control bytes in it that makes it binary. */
+const BINARY_HEAD_BYTES = 8192;
+const BINARY_CONTROL_SHARE = 0.03;
+
+/**
+ * Looks like binary (non-text) data, on real evidence: a known binary format's magic bytes, or NUL
+ * and other control bytes (not tab, newline, CR, form feed, vertical tab, backspace or ESC) making
+ * at least 3% of the first 8 KiB, and more than one of them. Random bytes have about 10%, an
+ * executable or a database far more, NDJSON none: a stray NUL in one line makes that line a bad
+ * record at its own line, not the whole file binary.
+ */
 export function looksBinary(buf: Buffer): boolean {
-  const n = Math.min(buf.length, 8192);
-  for (let i = 0; i < n; i++) if (buf[i] === 0) return true;
-  return false;
+  for (const magic of BINARY_MAGIC) if (buf.length >= magic.length && buf.subarray(0, magic.length).equals(magic)) return true;
+  const n = Math.min(buf.length, BINARY_HEAD_BYTES);
+  let control = 0;
+  for (let i = 0; i < n; i++) {
+    const b = buf[i]!;
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0b && b !== 0x0c && b !== 0x0d && b !== 0x08 && b !== 0x1b) || b === 0x7f) control++;
+  }
+  return control > 1 && control >= n * BINARY_CONTROL_SHARE;
 }
