@@ -48,6 +48,23 @@ export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
  */
 export type StoreMode = 'read' | 'create';
 
+/**
+ * The store that --db (or EGRESS_TRIAGE_DB) names, for every command that takes --db. An empty value
+ * would be the current folder, and SQLite's ":memory:" a store that vanishes at exit (an ingest that
+ * stores nothing, reads that answer from nothing): both are usage errors.
+ */
+export function storeLocation(flag: string | undefined): StoreLocation {
+  if (flag !== undefined && flag.trim() === '') throw new UserError('--db is empty; give a SQLite file path or a postgres:// URL');
+  const loc = resolveStoreLocation(flag);
+  if (loc.backend === 'sqlite' && loc.target === ':memory:') {
+    throw new UserError(
+      `${loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db'}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +
+        '(nothing ingested would be kept, and reads would answer from an empty store); give a file path',
+    );
+  }
+  return loc;
+}
+
 /** A store path that must already exist: a clear NOT_FOUND error naming it and how to create one. */
 export function requireExistingStore(dbPath: string, from: string): void {
   if (dbPath === ':memory:' || existsSync(dbPath)) return;
@@ -87,7 +104,7 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
     throw new UserError(`--tenant: ${(err as Error).message}`);
   }
   const config = await loadCliConfig(opts);
-  const location = resolveStoreLocation(opts.db);
+  const location = storeLocation(opts.db);
   // A missing SQLite file: say so, with how to create one.
   if (mode === 'read' && location.backend === 'sqlite') requireExistingStore(location.target, location.from);
   let ports: OpenStore;

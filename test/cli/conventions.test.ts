@@ -72,3 +72,36 @@ test('demo replaces only a store it created; --force replaces any other', () => 
   assert.ok(JSON.parse(forced.stdout).ingest.totals.accepted > 0);
   assert.equal(runCli(['demo', '--db', mine, ...args]).status, EXIT.OK, 'after --force it is a demo store');
 });
+
+test('every command that takes --db refuses ":memory:" and an empty --db as usage errors, before doing anything', () => {
+  const policy = join(tmp.dir, 'memory-policy.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\n');
+  const input = join(tmp.dir, 'memory-input.ndjson');
+  writeFileSync(input, '');
+  // what each command needs besides --db to get as far as opening its store
+  const needs: Record<string, string[]> = {
+    ingest: [input],
+    'baseline show': ['--owner', 'a', '--repo', 'b'],
+    'baseline expect': ['--owner', 'a', '--repo', 'b', '--endpoint', 'example.com:443'],
+    'baseline unexpect': ['--owner', 'a', '--repo', 'b', '--endpoint', 'example.com:443'],
+    'rules get': ['x'], 'rules update': ['x'], 'rules delete': ['x'],
+    'approvals approve': ['x'], 'approvals deny': ['x', '--reason', 'no'],
+    'policy explain': [policy, '--tool', 't'],
+    gateway: ['--policy', policy, '--', 'true'],
+  };
+  const withDb = [...allHelp()].filter(([, help]) => /^\s+--db\b/m.test(help)).map(([path]) => path);
+  assert.ok(withDb.length >= 20, withDb.join(', '));
+  for (const path of withDb) {
+    // --db before the rest: after gateway's "--" it would be the upstream command's
+    const args = (db: string) => [...(path ? path.split(' ') : []), '--db', db, ...(needs[path] ?? [])];
+    const mem = runCli(args(':memory:'), { input: '' });
+    assert.equal(mem.status, EXIT.USAGE, `${path}: ${mem.stderr}`);
+    assert.match(mem.stderr, /^egress-triage: --db: ":memory:" is an in-memory SQLite database .*give a file path$/m, path);
+    const empty = runCli(args(''), { input: '' });
+    assert.equal(empty.status, EXIT.USAGE, `${path}: ${empty.stderr}`);
+    assert.match(empty.stderr, /^egress-triage: --db is empty; give a SQLite file path or a postgres:\/\/ URL$/m, path);
+  }
+  const env = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: ':memory:' } });
+  assert.equal(env.status, EXIT.USAGE);
+  assert.match(env.stderr, /^egress-triage: EGRESS_TRIAGE_DB: ":memory:"/m);
+});

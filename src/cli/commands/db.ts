@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { formatTable, printJson } from '../common.js';
+import { formatTable, printJson, storeLocation } from '../common.js';
 import { UserError, storeProblem } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
 import { openSchema, StoreUnavailableError } from '../../storage/open-store.js';
-import { resolveStoreLocation, type StoreLocation } from '../../storage/location.js';
+import type { StoreLocation } from '../../storage/location.js';
 import type { SchemaStatus } from '../../storage/schema-port.js';
 
 interface DbOpts {
@@ -54,7 +54,7 @@ export function register(program: Command): void {
 
   dbOptions(db.command('status').description('Show which schema migrations the store has and which are pending; changes nothing')).action(
     async (opts: DbOpts) => {
-      const loc = resolveStoreLocation(opts.db);
+      const loc = storeLocation(opts.db);
       const s = await withSchema(loc, async (schema) => {
         if (loc.backend === 'sqlite' && loc.target !== ':memory:' && !existsSync(loc.target)) {
           throw new UserError(`no store at ${loc.display} (from ${loc.from}): create it with "egress-triage db migrate --db ${loc.display}" or by ingesting into it`, EXIT.NOT_FOUND);
@@ -68,7 +68,7 @@ export function register(program: Command): void {
 
   dbOptions(db.command('migrate').description('Create the store or bring its schema up to date (safe to run from several processes at once)')).action(
     async (opts: DbOpts) => {
-      const loc = resolveStoreLocation(opts.db);
+      const loc = storeLocation(opts.db);
       const { applied, status } = await withSchema(loc, async (schema) => ({ applied: await schema.migrate(), status: await schema.status() }));
       if (opts.json) return printJson({ backend: loc.backend, db: loc.display, migrated: applied, ...status });
       out(applied.length ? `${loc.backend} store ${loc.display}: applied migration(s) ${applied.join(', ')}\n` : `${loc.backend} store ${loc.display}: already up to date\n`);

@@ -1,12 +1,11 @@
 import { Command } from 'commander';
 import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { withPorts, parseIntOption, wantsProgress, printJson, formatTable } from '../common.js';
+import { withPorts, parseIntOption, wantsProgress, printJson, formatTable, storeLocation } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
 import { isDemoStore } from '../../storage/open-store.js';
-import { resolveStoreLocation } from '../../storage/location.js';
 import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
@@ -34,7 +33,7 @@ export function register(program: Command): void {
     .option('--json', 'print the ingest summary and analysis as JSON')
     .option('--force', 'replace --db even if demo did not create it (its data is deleted)')
     .action(async (opts: DemoOpts) => {
-      const given = resolveStoreLocation(opts.db ?? DEFAULT_DEMO_DB);
+      const given = storeLocation(opts.db ?? DEFAULT_DEMO_DB);
       if (given.backend === 'postgres') {
         throw new UserError(`--db: demo builds a sample store on the embedded SQLite store; give it a file path, not ${given.display}`);
       }

@@ -9,7 +9,7 @@ import { loadGrants, type Grant } from '../../http/grants.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
-import { resolveStoreLocation } from '../../storage/location.js';
+import { storeLocation } from '../common.js';
 import { checkStateUrl } from '../../storage/open-policy-state.js';
 
 // A gateway loads only its own transport's modules: the stdio gateway, which agents start once per
@@ -127,7 +127,7 @@ export function register(program: Command): void {
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       // the store of the policy state: a SQLite path, or a postgres:// URL kept as it is
-      const dbPath = resolveStoreLocation(opts.db).target;
+      const dbPath = storeLocation(opts.db).target;
       const auditFile = opts.auditFile;
       const stateUrl = parseStateOption(opts.state);
       try {

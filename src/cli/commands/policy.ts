@@ -4,10 +4,9 @@ import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
-import { requireExistingStore } from '../common.js';
+import { requireExistingStore, storeLocation } from '../common.js';
 import { starterPolicy } from '../../policy/init.js';
 import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
-import { resolveStoreLocation } from '../../storage/location.js';
 import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
 
 // The policy schema, the gateway config and the MCP client are loaded by the subcommands that use
@@ -93,7 +92,7 @@ async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBac
     return st;
   }
   // The audit JSONL file is only written by gateways; the CLI reads the table.
-  const loc = resolveStoreLocation(db);
+  const loc = storeLocation(db);
   if (loc.backend === 'postgres') {
     const st = openPolicyState({ dbPath: loc.target, auditFile: false });
     try {
