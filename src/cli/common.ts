@@ -150,10 +150,17 @@ export function formatTable(headers: string[], rows: (string | number)[][]): str
 
 export function parseIntOption(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
-    const n = Number(value);
+    // decimal digits only: Number("") and Number(" ") are 0, which turned --learning-runs "" into 0
+    const n = /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${name}: expected an integer between ${min} and ${max}, got "${value}"`);
     return n;
   };
+}
+
+/** --cursor: the opaque next_cursor of a previous page; empty is a usage error, not "the first page". */
+export function parseCursorOption(value: string): string {
+  if (value.trim() === '') throw new UserError('--cursor is empty; give the next_cursor of a previous page, or leave the option out for the first page');
+  return value;
 }
 
 /** A time option through the one time parser (domain/time.ts). Returns epoch ms. */

@@ -23,18 +23,27 @@ const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1
 
 export const TIME_FORMS = 'an RFC 3339 time (2026-11-01T00:00:00Z), a date (2026-11-01), epoch milliseconds, or a relative age (30m, 24h, 7d, 2w)';
 
-/** Epoch ms for `value`, or undefined when it is absent (undefined, null or ""). Throws TimeParseError. */
+/** The largest instant a JavaScript Date holds (±100,000,000 days from 1970): beyond it there is no time to compare. */
+export const MAX_INSTANT_MS = 8_640_000_000_000_000;
+
+/**
+ * Epoch ms for `value`, or undefined when it is absent (undefined or null). An empty or blank string
+ * is not absent: it is refused like any other value that is not a time (every filter refuses an
+ * empty value; a caller that reads empty form fields as "not given" drops them first). So is an
+ * instant beyond what a Date holds. Throws TimeParseError.
+ */
 export function parseInstant(value: string | number | undefined | null, now: number): number | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
+  if (value === undefined || value === null) return undefined;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TimeParseError(`not a finite number; expected ${TIME_FORMS}`);
-    return Math.trunc(value);
+    return inRange(Math.trunc(value), String(value));
   }
+  if (typeof value === 'string' && value.trim() === '') throw new TimeParseError('is empty; give a value or leave the argument out');
   if (typeof value !== 'string') throw new TimeParseError(`expected a string or a number, got ${typeof value}`);
   const v = value.trim();
-  if (/^\d{1,16}$/.test(v)) return Number(v);
+  if (/^\d{1,16}$/.test(v)) return inRange(Number(v), value);
   const rel = RELATIVE.exec(v);
-  if (rel) return now - Math.round(Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]);
+  if (rel) return inRange(now - Math.round(Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]), value);
   const m = ISO.exec(v);
   if (m) {
     const [, y, mo, d, hh, mi, ss, zone] = m;
@@ -48,4 +57,11 @@ export function parseInstant(value: string | number | undefined | null, now: num
     if (!Number.isNaN(t) && realDate && realTime) return t;
   }
   throw new TimeParseError(`"${value}" is not a time; expected ${TIME_FORMS}`);
+}
+
+function inRange(t: number, value: string): number {
+  if (Math.abs(t) > MAX_INSTANT_MS) {
+    throw new TimeParseError(`"${value}" is out of range: a time must lie within ${MAX_INSTANT_MS} ms (about 273,790 years) of 1970`);
+  }
+  return t;
 }

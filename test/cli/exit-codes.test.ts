@@ -78,6 +78,16 @@ storeSuite((store, backend) => {
     expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
     expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
     expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
+    // an empty value is never "not given": a cursor, a time, a number of runs (Number("") was 0)
+    for (const cmd of [['detections', 'list'], ['analyze']]) {
+      expectExit([...cmd, '--db', db, '--cursor', ''], EXIT.USAGE, /^egress-triage: --cursor is empty; give the next_cursor/m);
+      expectExit([...cmd, '--db', db, '--since', ''], EXIT.USAGE, /^egress-triage: --since: is empty; give a value/m);
+      expectExit([...cmd, '--db', db, '--until', ''], EXIT.USAGE, /^egress-triage: --until: is empty; give a value/m);
+    }
+    for (const v of ['', ' ', '1e1', '0x2']) {
+      expectExit(['ingest', '-', '--db', db, '--learning-runs', v], EXIT.USAGE, new RegExp(`--learning-runs: expected an integer .* got "${v}"`), good);
+    }
+    expectExit(['detections', 'list', '--db', db, '--until', '8640000000000001'], EXIT.USAGE, /--until: "8640000000000001" is out of range/);
     expectExit(['rules', 'create', '--db', db, '--condition', 'process=git', '--condition', 'owner=acme'], EXIT.USAGE, /--yes/);
   });
 

@@ -115,6 +115,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         [{ since: 'Nov 1' }, /"Nov 1" is not a time/, /^(--since|since)$/],
         [{ endpoint: 'webhook.site:https' }, /not a number from 0 to 65535/, /^(--endpoint|endpoint)$/],
         [{ status: 'open' }, /expected one of "?new"?/, /^(--status|status)$/],
+        // empty like every other filter, not "no bound" (the QA case: since "" listed everything)
+        [{ since: '' }, /is empty; give a value/, /^(--since|since)$/],
+        [{ until: ' ' }, /is empty; give a value/, /^(--until|until)$/],
+        [{ until: '8640000000000001' }, /"8640000000000001" is out of range/, /^(--until|until)$/],
       ];
       for (const [f, why, arg] of cases) {
         const faces: [string, string][] = [];

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withPorts, withStoreOptions, printJson, parseIntOption, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
 import { AnalysisError, analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
@@ -27,7 +27,7 @@ export function register(program: Command): void {
   addFilterOptions(cmd, ['type', 'status', 'owner', 'repo', 'workflow', 'job', 'since', 'until'], { status: 'new' })
     .option('--min-count <n>', 'omit process groups with fewer detections', parseIntOption('--min-count', 1), 2)
     .option('--limit <n>', 'process groups per page', parseIntOption('--limit', 1, 1000), 50)
-    .option('--cursor <cursor>', 'next_cursor from a previous page')
+    .option('--cursor <cursor>', 'next_cursor from a previous page', parseCursorOption)
     .option('--samples <n>', 'sample detections per process', parseIntOption('--samples', 0, 100), 5)
     .option('--dashboard-url <url>', 'base URL for dashboard links (env EGRESS_TRIAGE_DASHBOARD_URL)');
   // every backend: on PostgreSQL, without a rules service there yet, no rule is suggested (open-store.ts)

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { withPorts, withStoreOptions, printJson, parseIntOption, formatTable, type StoreOptions } from '../common.js';
+import { withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
 import { CursorError } from '../../storage/detection-cursor.js';
@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .description('List detections, newest first');
   addFilterOptions(list, ['type', 'status', 'owner', 'repo', 'workflow', 'job', 'run-id', 'process', 'sha256', 'endpoint', 'since', 'until'], { status: 'all' })
     .option('--limit <n>', 'page size', parseIntOption('--limit', 1, 10_000), 50)
-    .option('--cursor <cursor>', 'next_cursor from a previous page')
+    .option('--cursor <cursor>', 'next_cursor from a previous page', parseCursorOption)
     .option('--dashboard-url <url>', 'dashboard base URL (env EGRESS_TRIAGE_DASHBOARD_URL)');
   withStoreOptions(list).action(async (opts: ListOpts) => {
     // validated before the store is opened: a bad filter is a usage error whatever the store holds
