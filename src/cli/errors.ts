@@ -12,6 +12,18 @@ export class UserError extends Error {
   }
 }
 
+/**
+ * A command stopped by SIGINT or SIGTERM once it had cleaned up (ingest: its scope rolled back and
+ * its leases released). main() then ends the process by that same signal, so the shell sees what
+ * the README documents for a command killed by a signal (128 + signal).
+ */
+export class InterruptedError extends Error {
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}`);
+    this.name = 'InterruptedError';
+  }
+}
+
 /** errno codes that mean the file system or the network refused, not that egress-triage is broken. */
 const IO_CODES = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'EIO', 'EADDRINUSE', 'EADDRNOTAVAIL']);
 

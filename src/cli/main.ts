@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import v8 from 'node:v8';
+import { constants as osConstants } from 'node:os';
 import { Command } from 'commander';
 import { loadCommandRegistrars } from './commands/index.js';
-import { failureOf } from './errors.js';
+import { failureOf, InterruptedError } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { guardOutput, outputFailure } from './output.js';
 import { VERSION } from '../version.js';
@@ -14,6 +15,12 @@ v8.setFlagsFromString('--max-semi-space-size=16');
 const debug = Boolean(process.env.EGRESS_TRIAGE_DEBUG);
 
 function report(err: unknown): number {
+  if (err instanceof InterruptedError) {
+    // cleaned up: now end as the signal would have, without a handler
+    process.removeAllListeners(err.signal);
+    process.kill(process.pid, err.signal);
+    return 128 + osConstants.signals[err.signal];
+  }
   const f = failureOf(err, debug);
   if (f.message !== null) process.stderr.write(`egress-triage: ${f.message}\n`);
   return f.code;

@@ -40,6 +40,13 @@ export interface IngestOptions<S extends IngestStore = IngestStore> {
   leaseTtlMs?: number;
   /** skip known repeats by their text before JSON.parse (default true; false only to compare) */
   repeatFastPath?: boolean;
+  /**
+   * Stops the ingest (the CLI aborts it on SIGINT / SIGTERM): waiting for a lease or for the next
+   * batch ends at once, the source's scope is rolled back as on any error (what earlier batches of a
+   * non-strict source committed stays) and its leases are released, so the next ingest does not
+   * wait for them to expire. ingest() then rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 export type IngestError = ParseError;
@@ -314,6 +321,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       let waited: IngestLeaseEvent | null = null;
       const lease = await port.leases.acquireIngestLease(tenant, holder, {
         ttlMs,
+        ...(this.opts.signal ? { signal: this.opts.signal } : {}),
         // --strict cannot wait in the middle of its one transaction: the holder needs the file to finish.
         wait: !(strict && scope !== null),
         onWait: (e) => {
@@ -368,7 +376,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       await hold(this.opts.tenant);
       scope = await port.beginSource({ atomic: strict });
       for (const t of leases.keys()) this.pipe(t).io = await scope.tenant(t);
-      for await (const sb of this.parsedBatches(path, stdin)) {
+      this.opts.signal?.throwIfAborted();
+      for await (const sb of untilAborted(this.parsedBatches(path, stdin), this.opts.signal)) {
         const b = sb.batch;
         summary.source = sb.name;
         summary.records += b.records;
@@ -446,5 +455,32 @@ function sizeBelow(path: string, bytes: number): boolean {
     return st.isFile() && st.size < bytes;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `batches` until `signal` aborts: then the wait for the next one ends at once with the signal's
+ * reason (a quiet pipe may never send it), and the batches are closed without waiting for that.
+ */
+async function* untilAborted<T>(batches: AsyncGenerator<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  if (!signal) return yield* batches;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      const n = await Promise.race([batches.next(), aborted]);
+      if (n.done) return;
+      yield n.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // after an abort, a next() still pending would hold return() back: close them in the background
+    if (signal.aborted) batches.return(undefined).catch(() => undefined);
+    else await batches.return(undefined);
   }
 }

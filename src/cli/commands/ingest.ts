@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { withPorts, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions, type PortsContext } from '../common.js';
-import { UserError } from '../errors.js';
+import { InterruptedError, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
 import { IngestPipeline, type SourceSummary } from '../../ingest/pipeline.js';
@@ -97,61 +97,93 @@ export async function runIngest(
     : null;
   const started = Date.now();
   let lastRecords = 0;
-  const pipeline = new IngestPipeline(store, {
-    tenant: o.tenant,
-    format: o.format,
-    strict: o.strict,
-    defaults: o.defaults,
-    engine: o.engine,
-    suppressorFor: (s, tenant) => s.ingestSuppressor(tenant, o.riskyDestinations),
-    leaseTtlMs: ingestLeaseTtlMs(process.env),
-    onLeaseEvent: reportLeaseEvent,
-    onProgress: bar
-      ? (p) => {
-          const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
-          const secs = Math.max(0.001, (Date.now() - started) / 1000);
-          lastRecords = p.records;
-          if (bar.getTotal() !== mib(p.size ?? 0)) bar.setTotal(mib(p.size ?? 0));
-          bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
-        }
-      : undefined,
-  });
-  const sources: SourceSummary[] = [];
-  for (const f of files) checkSource(f);
-  for (const f of files) {
-    bar?.start(0, 0, { source: f, records: 0, rate: 0 });
-    try {
-      sources.push(await pipeline.ingest(f));
-    } catch (err) {
-      // Only a source that cannot be opened at all gets here; one that fails mid-way is in its summary.
-      if (err instanceof SourceReadError) throw new UserError(err.message, EXIT.IO);
-      if (err instanceof IngestLeaseError) throw new UserError(err.message, EXIT.IO);
-      throw err;
-    } finally {
-      bar?.stop();
+  // SIGINT / SIGTERM: give the terminal back at once (the bar hid the cursor and turned line wrap
+  // off), then stop the ingest so it rolls back and releases its leases before the process ends by
+  // that signal (main.ts). A second signal meanwhile, or one after the ingest, ends it at once. The
+  // handlers stay until the process ends: removing the last one drops a signal that arrived but was
+  // not yet handled (a Ctrl-C that also ended the input pipe, so the ingest finished just then).
+  const stop = new AbortController();
+  let running = true;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => () => {
+    bar?.stop();
+    if (running && !stop.signal.aborted) {
+      stop.abort(new InterruptedError(signal));
+      return;
     }
-  }
-  const elapsedMs = Date.now() - started;
-  const sum = (k: 'records' | 'accepted' | 'duplicates' | 'rejected' | 'detections' | 'suppressedOnIngest') =>
-    sources.reduce((a, s) => a + s[k], 0);
-  const accepted = sum('accepted');
-  return {
-    sources,
-    totals: {
-      records: sum('records'),
-      accepted,
-      duplicates: sum('duplicates'),
-      rejected: sum('rejected'),
-      detections: sum('detections'),
-      suppressedOnIngest: sum('suppressedOnIngest'),
-      elapsedMs,
-      eventsPerSecond: Math.round(accepted / Math.max(0.001, elapsedMs / 1000)),
-      peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
-      // user + system CPU of the whole process (every thread) since it started: on a shared machine
-      // wall time says little, so the benchmark compares this too
-      cpuMs: cpuMsSinceStart(),
-    },
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
   };
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal('SIGTERM'));
+  try {
+    const result = await ingestSources();
+    // a signal after the last batch: what was read is stored, and the process still ends by it
+    stop.signal.throwIfAborted();
+    return result;
+  } catch (err) {
+    throw stop.signal.aborted ? stop.signal.reason : err;
+  } finally {
+    running = false;
+  }
+
+  async function ingestSources(): Promise<IngestRunResult> {
+    const pipeline = new IngestPipeline(store, {
+      signal: stop.signal,
+      tenant: o.tenant,
+      format: o.format,
+      strict: o.strict,
+      defaults: o.defaults,
+      engine: o.engine,
+      suppressorFor: (s, tenant) => s.ingestSuppressor(tenant, o.riskyDestinations),
+      leaseTtlMs: ingestLeaseTtlMs(process.env),
+      onLeaseEvent: reportLeaseEvent,
+      onProgress: bar
+        ? (p) => {
+            const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+            const secs = Math.max(0.001, (Date.now() - started) / 1000);
+            lastRecords = p.records;
+            if (bar.getTotal() !== mib(p.size ?? 0)) bar.setTotal(mib(p.size ?? 0));
+            bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
+          }
+        : undefined,
+    });
+    const sources: SourceSummary[] = [];
+    for (const f of files) checkSource(f);
+    for (const f of files) {
+      bar?.start(0, 0, { source: f, records: 0, rate: 0 });
+      try {
+        sources.push(await pipeline.ingest(f));
+      } catch (err) {
+        // Only a source that cannot be opened at all gets here; one that fails mid-way is in its summary.
+        if (err instanceof SourceReadError) throw new UserError(err.message, EXIT.IO);
+        if (err instanceof IngestLeaseError) throw new UserError(err.message, EXIT.IO);
+        throw err;
+      } finally {
+        bar?.stop();
+      }
+    }
+    const elapsedMs = Date.now() - started;
+    const sum = (k: 'records' | 'accepted' | 'duplicates' | 'rejected' | 'detections' | 'suppressedOnIngest') =>
+      sources.reduce((a, s) => a + s[k], 0);
+    const accepted = sum('accepted');
+    return {
+      sources,
+      totals: {
+        records: sum('records'),
+        accepted,
+        duplicates: sum('duplicates'),
+        rejected: sum('rejected'),
+        detections: sum('detections'),
+        suppressedOnIngest: sum('suppressedOnIngest'),
+        elapsedMs,
+        eventsPerSecond: Math.round(accepted / Math.max(0.001, elapsedMs / 1000)),
+        peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+        // user + system CPU of the whole process (every thread) since it started: on a shared machine
+        // wall time says little, so the benchmark compares this too
+        cpuMs: cpuMsSinceStart(),
+      },
+    };
+  }
 }
 
 function cpuMsSinceStart(): number {

@@ -1,0 +1,67 @@
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
+
+// SIGINT / SIGTERM during ingest (src/cli/commands/ingest.ts, runIngest; IngestOptions.signal): the
+// lease is released and the terminal restored before the process ends by the signal.
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+const { storeTest } = eachStore();
+
+function records(count: number, from: number): string {
+  const evs: EventSpec[] = [];
+  for (let i = from; i < from + count; i++) evs.push({ run: i % 4, domain: `h${i}.example.com`, process: 'node' });
+  return ndjson(evs.map(nativeEvent));
+}
+
+function cleanEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  for (const k of ['EGRESS_TRIAGE_DB', 'EGRESS_TRIAGE_TENANT', 'EGRESS_TRIAGE_CONFIG']) delete env[k];
+  return env;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  storeTest(`${signal} during ingest releases the ingest lease, keeps what was committed, and ends the process by ${signal}`, async (at) => {
+    // a lease left behind would hold the next ingest for ten minutes, not the default 30 s
+    const env = cleanEnv({ EGRESS_TRIAGE_INGEST_LEASE_MS: '600000' });
+    const child = spawn(process.execPath, [CLI, 'ingest', '-', '--db', at.db], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
+    // a live pipe that goes quiet: the first records are written, then the ingest waits for more
+    child.stdin.write(records(50, 0));
+    await waitFor(async () => Number(await at.value('SELECT count(*) FROM observations').catch(() => 0)) === 50, 20_000, 25, 'the first records stored');
+    assert.equal(Number(await at.value('SELECT count(*) FROM ingest_leases')), 1, 'the ingest holds its lease');
+    child.kill(signal);
+    const end = await exited;
+    child.stdin.destroy();
+    assert.deepEqual(end, { code: null, signal }, stderr);
+    assert.equal(Number(await at.value('SELECT count(*) FROM ingest_leases')), 0, 'the lease was released');
+    const next = runCli(['ingest', '-', '--db', at.db], { input: records(10, 50), env: { EGRESS_TRIAGE_INGEST_LEASE_MS: '600000' } });
+    assert.equal(next.status, EXIT.OK, next.stderr);
+    assert.doesNotMatch(next.stderr, /wait/, 'the next ingest did not wait for a lease');
+    assert.equal(Number(await at.value('SELECT count(*) FROM observations')), 60);
+  });
+}
+
+storeTest('Ctrl-C on a terminal shows the cursor and turns line wrap back on before the process ends', async (at) => {
+  // script(1) gives the ingest a pseudo-terminal, so the progress bar runs; ^C written to it is the
+  // terminal's SIGINT to the foreground job (a quiet pipe into `ingest -`)
+  const cmd = `sleep 60 | '${process.execPath}' '${CLI}' ingest - --db '${at.db}'`;
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: cleanEnv({ TERM: 'xterm' }), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await waitFor(() => out.includes('\x1b[?25l'), 20_000, 25, 'the progress bar on the terminal');
+  child.stdin.write('\x03');
+  const code = await exited;
+  assert.equal(code, 128 + 2, `ended by SIGINT: ${JSON.stringify(out)}`);
+  assert.ok(out.lastIndexOf('\x1b[?25h') > out.lastIndexOf('\x1b[?25l'), `the cursor is shown again: ${JSON.stringify(out)}`);
+  assert.ok(out.includes('\x1b[?7l') && out.lastIndexOf('\x1b[?7h') > out.lastIndexOf('\x1b[?7l'), `line wrap is on again: ${JSON.stringify(out)}`);
+  assert.equal(Number(await at.value('SELECT count(*) FROM ingest_leases')), 0, 'the lease was released');
+});
