@@ -25,7 +25,8 @@ export class InterruptedError extends Error {
 }
 
 /** errno codes that mean the file system or the network refused, not that egress-triage is broken. */
-const IO_CODES = new Set(['EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'EIO', 'EADDRINUSE', 'EADDRNOTAVAIL']);
+// ERR_FS_EISDIR: Node's own code for fs.rm on a directory without `recursive`
+const IO_CODES = new Set(['EACCES', 'EPERM', 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR', 'ENOSPC', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'EIO', 'EADDRINUSE', 'EADDRNOTAVAIL']);
 
 /**
  * SQLite errors that come from the environment (permissions, locks, a file that is not a store),
@@ -46,6 +47,12 @@ export interface Failure {
   code: number;
   /** what to print on stderr after "egress-triage: ", or null when it was already printed */
   message: string | null;
+}
+
+/** A policy file that cannot be used: missing is 3 (NOT_FOUND), unreadable 5 (IO), invalid 1 (REJECTED). */
+export function policyFileExit(e: { readErrno?: string }): number {
+  if (e.readErrno === undefined) return EXIT.REJECTED;
+  return e.readErrno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO;
 }
 
 /** Maps anything a command threw to its exit code and a one-line message (a stack only when debugging). */

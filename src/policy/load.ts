@@ -16,6 +16,8 @@ export class PolicyLoadError extends Error {
   constructor(
     readonly file: string,
     readonly issues: PolicyIssue[],
+    /** set when the file could not be read at all: the system's error code (ENOENT, EISDIR, EACCES) */
+    readonly readErrno?: string,
   ) {
     super(`${file}: invalid policy:\n${issues.map((i) => `  ${formatIssue(file, i)}`).join('\n')}`);
     this.name = 'PolicyLoadError';
@@ -85,7 +87,7 @@ export function loadPolicyFile(path: string): LoadedPolicy {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new PolicyLoadError(path, [{ path: '', message: `cannot read: ${(e as Error).message}` }]);
+    throw new PolicyLoadError(path, [{ path: '', message: `cannot read: ${(e as Error).message}` }], (e as NodeJS.ErrnoException).code ?? 'EIO');
   }
   return parsePolicy(text, path);
 }

@@ -132,6 +132,23 @@ test('5: the file system refused: a directory, a file that is not a store', () =
   writeFileSync(notStore, good);
   expectExit(['stats', '--db', notStore], EXIT.IO, /cannot open store .*events\.ndjson: .*not an intact egress-triage store/);
   assert.equal(readFileSync(notStore, 'utf8'), good, 'the file is left as it was');
+  // demo's --db naming a directory: refused before anything is deleted
+  expectExit(['demo', '--db', dir, '--force'], EXIT.IO, /--db: .*a-directory is a directory; demo writes its store to a file/);
+});
+
+test('3 and 5: a policy file that is missing, or a directory; 1 when it is invalid', () => {
+  const nope = join(tmp.dir, 'no-policy.yaml');
+  const dir = join(tmp.dir, 'policy-dir.yaml');
+  mkdirSync(dir);
+  const bad = join(tmp.dir, 'bad-policy.yaml');
+  writeFileSync(bad, 'version: 1\ntools:\n  x: { action: deny }\n');
+  const store = join(tmp.dir, 'policy-exit.db');
+  expectExit(['ingest', '-', '--db', store], EXIT.OK, null, good);
+  for (const [file, code] of [[nope, EXIT.NOT_FOUND], [dir, EXIT.IO], [bad, EXIT.REJECTED]] as const) {
+    expectExit(['policy', 'validate', file], code, /policy/);
+    expectExit(['policy', 'explain', file, '--tool', 'x'], code, /policy/);
+    expectExit(['serve', '--policy', file, '--db', store], code, /policy/);
+  }
 });
 
 test('5: a read-only store and an unreadable input are reported, not a crash', () => {

@@ -51,8 +51,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 storeTest('Ctrl-C on a terminal shows the cursor and turns line wrap back on before the process ends', async (at) => {
   // script(1) gives the ingest a pseudo-terminal, so the progress bar runs; ^C written to it is the
-  // terminal's SIGINT to the foreground job (a quiet pipe into `ingest -`)
-  const cmd = `sleep 60 | '${process.execPath}' '${CLI}' ingest - --db '${at.db}'`;
+  // terminal's SIGINT to the foreground job (a quiet pipe into `ingest -`). The writer ignores it, so
+  // the input does not end at the same moment (an ingest that finishes first rightly exits 0); it
+  // writes a blank line now and then, and ends by SIGPIPE once the ingest is gone.
+  const cmd = `(trap '' INT; while sleep 0.2; do printf '\\n'; done) | '${process.execPath}' '${CLI}' ingest - --db '${at.db}'`;
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: cleanEnv({ TERM: 'xterm' }), stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));

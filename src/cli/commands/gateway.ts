@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UserError } from '../errors.js';
+import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
@@ -198,7 +198,7 @@ export function register(program: Command): void {
         });
         process.exitCode = code;
       } catch (e) {
-        if (e instanceof PolicyLoadError) throw new UserError(e.message, EXIT.REJECTED);
+        if (e instanceof PolicyLoadError) throw new UserError(e.message, policyFileExit(e));
         if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {

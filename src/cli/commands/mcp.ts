@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { withPorts, withStoreOptions, type PortsContext, type StoreOptions } from '../common.js';
-import { UserError } from '../errors.js';
+import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
@@ -70,7 +70,7 @@ async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   } catch (e) {
     if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
     if ((e as Error)?.name === 'PolicyLoadError' || (e as { issues?: unknown })?.issues !== undefined) {
-      throw new UserError(`--policy: ${(e as Error).message}`, EXIT.REJECTED);
+      throw new UserError(`--policy: ${(e as Error).message}`, policyFileExit(e as { readErrno?: string }));
     }
     if ((e as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new UserError(`--listen: address already in use (${(e as Error).message})`, EXIT.IO);
     if ((e as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL' || (e as NodeJS.ErrnoException)?.code === 'EACCES') {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../errors.js';
+import { policyFileExit, UserError } from '../errors.js';
 import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
 import { requireExistingStore, storeLocation } from '../common.js';
@@ -53,7 +53,7 @@ async function loadOrFail(file: string) {
     return loadPolicyFile(file);
   } catch (e) {
     if (e instanceof PolicyLoadError) {
-      throw new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, 1);
+      throw new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, policyFileExit(e));
     }
     throw e;
   }
