@@ -462,25 +462,40 @@ function sizeBelow(path: string, bytes: number): boolean {
  * `batches` until `signal` aborts: then the wait for the next one ends at once with the signal's
  * reason (a quiet pipe may never send it), and the batches are closed without waiting for that.
  */
-async function* untilAborted<T>(batches: AsyncGenerator<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+export async function* untilAborted<T>(batches: AsyncGenerator<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
   if (!signal) return yield* batches;
-  let onAbort: () => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
   try {
     for (;;) {
       signal.throwIfAborted();
-      const n = await Promise.race([batches.next(), aborted]);
+      const n = await nextOrAbort(batches, signal);
       if (n.done) return;
       yield n.value;
     }
   } finally {
-    signal.removeEventListener('abort', onAbort);
     // after an abort, a next() still pending would hold return() back: close them in the background
     if (signal.aborted) batches.return(undefined).catch(() => undefined);
     else await batches.return(undefined);
   }
+}
+
+/**
+ * The next batch, or the signal's reason once it aborts. A listener per call, removed when the batch
+ * comes: racing one long-lived abort promise instead (Promise.race) leaves a reaction on it per batch,
+ * each holding its batch, until the ingest ends (974 MiB peak on the 5M-event benchmark file).
+ */
+function nextOrAbort<T>(batches: AsyncGenerator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    batches.next().then(
+      (n) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(n);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
