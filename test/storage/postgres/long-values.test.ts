@@ -39,6 +39,8 @@ const LONG_PROCESS = `builder-${noise(1, LONG)}`;
 const LONG_PATH = `/opt/${noise(2, LONG)}/curl`;
 const LONG_ID = `id-${noise(3, LONG)}`;
 const LONG_HOST = `${noise(4, LONG)}.example`;
+/** a DNS name near the longest (253): four labels of 60 characters and `.example` (251) */
+const DNS_LONGEST = `${[5, 6, 7, 8].map((n) => noise(n, 60)).join('.')}.example`;
 
 function call(run: number, domain: string, proc = 'curl', t = 0, path = `/usr/bin/${proc.slice(0, 16)}`): Record<string, unknown> {
   return {
@@ -59,11 +61,13 @@ function nativeFile(long: boolean): string {
 function stepSecurityFile(long: boolean): string {
   const detections = [0, 1, 2].map((i) => ({
     id: i === 0 && long ? LONG_ID : `id-${i}`,
-    detection_id: 'New-Outbound-Network-Call', owner: 'acme', repo: 'web', run_id: 13579 + i, run_attempt: 1, job: 'build', job_id: 24680 + i,
+    detection_id: 'New-Outbound-Network-Call', owner: 'acme', repo: 'web', run_id: 13579 + i + (i === 2 && long ? 100 : 0), run_attempt: 1, job: 'build', job_id: 24680 + i,
     workflow_path: '.github/workflows/build.yml', timestamp: `2026-11-02T10:0${i}:00Z`,
     tool: { name: i === 1 && long ? LONG_PROCESS : 'node', sha256: 'ab', parent: 'npm' },
-    endpoint: i === 2 && long ? `${LONG_HOST}:443` : 'webhook.site:443',
-    expected_outbound_connections: ['github.com:443'],
+    // An endpoint's host is a DNS name (at most 253 characters: a longer one is a rejected record);
+    // the long value rides in the expected endpoints of a run of its own, a dictionary keyed by its SHA-256 too.
+    endpoint: i === 2 && long ? `${DNS_LONGEST}:443` : 'webhook.site:443',
+    expected_outbound_connections: i === 2 && long ? ['github.com:443', `${LONG_HOST}:443`] : ['github.com:443'],
   }));
   return JSON.stringify({ data: { detections } });
 }
