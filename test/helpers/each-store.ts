@@ -43,6 +43,9 @@ import { resolveStoreLocation, type StoreBackend } from '../../src/storage/locat
  *   ingests write it. On PostgreSQL, concurrent ingest processes equal a sequential ingest in
  *   test/storage/postgres/concurrent-ingest (on both backends). Its kill -9 and lease takeover test
  *   runs on both; its bad EGRESS_TRIAGE_INGEST_LEASE_MS test fails before any store is opened.
+ * - test/ingest/binary-input, gzip-members: how a source is read (binary evidence, gzip members) is
+ *   the same code whatever store follows; the store only counts what was accepted (the older
+ *   truncated-gzip and bad-line tests in test/ingest keep running on both);
  * No test is left out on PostgreSQL for a bug (test/mcp/http "serves concurrent calls" runs on both
  * since the snapshot gate, storage/postgres/snapshot-gate.ts).
  * Tests that use the store only for policy state or its audit (gateway, adversarial, state) are
