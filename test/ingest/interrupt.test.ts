@@ -55,7 +55,10 @@ storeTest('Ctrl-C on a terminal shows the cursor and turns line wrap back on bef
   // the input does not end at the same moment (an ingest that finishes first rightly exits 0); it
   // writes a blank line now and then, and ends by SIGPIPE once the ingest is gone.
   const cmd = `(trap '' INT; while sleep 0.2; do printf '\\n'; done) | '${process.execPath}' '${CLI}' ingest - --db '${at.db}'`;
-  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: cleanEnv({ TERM: 'xterm' }), stdio: ['pipe', 'pipe', 'pipe'] });
+  // CI=true (set by .ci/run) turns the progress bar off, terminal or not: this test needs the bar
+  const env = cleanEnv({ TERM: 'xterm' });
+  delete env.CI;
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
