@@ -62,9 +62,15 @@ storeTest('Ctrl-C on a terminal shows the cursor and turns line wrap back on bef
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor(() => out.includes('\x1b[?25l'), 20_000, 25, 'the progress bar on the terminal');
-  child.stdin.write('\x03');
-  const code = await exited;
+  let code: number | null;
+  try {
+    await waitFor(() => out.includes('\x1b[?25l'), 20_000, 25, 'the progress bar on the terminal');
+    child.stdin.write('\x03');
+    code = await exited;
+  } finally {
+    // a failed wait must not leave the terminal and its pipeline running (they would hold the suite)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
   assert.equal(code, 128 + 2, `ended by SIGINT: ${JSON.stringify(out)}`);
   assert.ok(out.lastIndexOf('\x1b[?25h') > out.lastIndexOf('\x1b[?25l'), `the cursor is shown again: ${JSON.stringify(out)}`);
   assert.ok(out.includes('\x1b[?7l') && out.lastIndexOf('\x1b[?7h') > out.lastIndexOf('\x1b[?7l'), `line wrap is on again: ${JSON.stringify(out)}`);
