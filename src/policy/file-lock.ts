@@ -17,10 +17,26 @@ export interface FileLockOptions {
   waitMs?: number;
   /** a lock file older than this is taken over whoever wrote it (holds last milliseconds) */
   staleMs?: number;
+  /** where the wait's time comes from (tests drive it by hand; the default is the real clock) */
+  clock?: LockClock;
 }
 
-const RETRY_MS = 5;
+/** The time a lock waiter reads, and its blocking pause between attempts. */
+export interface LockClock {
+  now(): number;
+  sleep(ms: number): void;
+}
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+const REAL_CLOCK: LockClock = {
+  now: () => Date.now(),
+  // Atomics.wait: the only blocking pause Node has outside a busy loop
+  sleep: (ms) => void Atomics.wait(sleeper, 0, 0, ms),
+};
+
+/** The pause between two attempts to take a held lock. */
+export const LOCK_RETRY_MS = 5;
 
 /**
  * Runs `fn` while holding an exclusive lock on `path` shared by every process of this program: a
@@ -35,7 +51,8 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
  */
 export function withFileLockSync<T>(path: string, fn: () => T, opts: FileLockOptions = {}): T {
   const lock = join(dirname(path), `.${basename(path)}.lock`);
-  const deadline = Date.now() + (opts.waitMs ?? 2000);
+  const clock = opts.clock ?? REAL_CLOCK;
+  const deadline = clock.now() + (opts.waitMs ?? 2000);
   const staleMs = opts.staleMs ?? 30_000;
   let fd: number;
   for (;;) {
@@ -45,14 +62,14 @@ export function withFileLockSync<T>(path: string, fn: () => T, opts: FileLockOpt
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    const holder = readHolder(lock);
+    const holder = readHolder(lock, clock);
     if (holder.stale(staleMs)) {
       // Two waiters may both find it stale; the O_EXCL create above still admits only one of them.
       removeIfSame(lock, holder.ino);
       continue;
     }
-    if (Date.now() >= deadline) throw new FileLockBusyError(path, holder.pid);
-    Atomics.wait(sleeper, 0, 0, RETRY_MS);
+    if (clock.now() >= deadline) throw new FileLockBusyError(path, holder.pid);
+    clock.sleep(LOCK_RETRY_MS);
   }
   try {
     writeSync(fd, String(process.pid));
@@ -76,9 +93,9 @@ interface Holder {
   stale(staleMs: number): boolean;
 }
 
-function readHolder(lock: string): Holder {
+function readHolder(lock: string, clock: LockClock): Holder {
   let ino: number | null = null;
-  let mtimeMs = Date.now();
+  let mtimeMs = clock.now();
   let pid: number | null = null;
   try {
     const st = statSync(lock);
@@ -92,7 +109,7 @@ function readHolder(lock: string): Holder {
   return {
     pid,
     ino,
-    stale: (staleMs) => ino !== null && ((pid !== null && !alive(pid)) || Date.now() - mtimeMs > staleMs),
+    stale: (staleMs) => ino !== null && ((pid !== null && !alive(pid)) || clock.now() - mtimeMs > staleMs),
   };
 }
 

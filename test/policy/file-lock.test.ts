@@ -1,11 +1,11 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tempDir } from '../helpers.js';
-import { FileLockBusyError, withFileLockSync } from '../../src/policy/file-lock.js';
+import { FileLockBusyError, LOCK_RETRY_MS, withFileLockSync, type LockClock } from '../../src/policy/file-lock.js';
 import { sha256 } from '../../src/policy/holder.js';
 
 /**
@@ -50,6 +50,27 @@ function saver(script: string, policy: string, go: string, text: string): { read
   return { ready, done };
 }
 
+/** A clock the test drives: each pause of the waiter moves it on, and may run what the test scheduled. */
+function fakeClock(start: number, onSleep: (now: number) => void = () => undefined): LockClock & { sleeps: number } {
+  let t = start;
+  return {
+    sleeps: 0,
+    now: () => t,
+    sleep(ms) {
+      this.sleeps++;
+      t += ms;
+      onSleep(t);
+    },
+  };
+}
+
+/** The lock file's modification time, on the fake clock's scale. */
+function touch(lock: string, ms: number): void {
+  utimesSync(lock, ms / 1000, ms / 1000);
+}
+
+const T0 = Date.UTC(2026, 11, 3, 12, 0, 0);
+
 describe('withFileLockSync (the policy file lock)', () => {
   it('lets exactly one of several processes saving the same version at once succeed; the others are told it changed', async () => {
     const script = tmp.file('saver.mjs', SAVER);
@@ -71,13 +92,29 @@ describe('withFileLockSync (the policy file lock)', () => {
   it('waits for a live holder, then gives up with FileLockBusyError without running the write', () => {
     const file = tmp.file('held.yaml', V1);
     const lock = tmp.file('.held.yaml.lock', String(process.pid));
+    touch(lock, T0);
+    const clock = fakeClock(T0);
     let ran = false;
     assert.throws(
-      () => withFileLockSync(file, () => (ran = true), { waitMs: 30 }),
+      () => withFileLockSync(file, () => (ran = true), { waitMs: 2000, clock }),
       (e) => e instanceof FileLockBusyError && e.holderPid === process.pid && /another process \(pid \d+\) is writing/.test(e.message),
     );
     assert.equal(ran, false);
+    assert.equal(clock.sleeps, 2000 / LOCK_RETRY_MS, 'it tried again after every pause until the wait was over, and no longer');
     assert.equal(readFileSync(lock, 'utf8'), String(process.pid), "the holder's lock is left alone");
+  });
+
+  it('takes the lock as soon as the holder releases it during the wait', () => {
+    const file = tmp.file('released.yaml', V1);
+    const lock = tmp.file('.released.yaml.lock', String(process.pid));
+    touch(lock, T0);
+    // the holder finishes its write after the waiter's third pause
+    const clock = fakeClock(T0, (now) => {
+      if (now === T0 + 3 * LOCK_RETRY_MS) rmSync(lock);
+    });
+    assert.equal(withFileLockSync(file, () => readFileSync(lock, 'utf8'), { waitMs: 2000, clock }), String(process.pid));
+    assert.equal(clock.sleeps, 3);
+    assert.equal(existsSync(lock), false);
   });
 
   it('takes over a lock whose process is gone, or that is older than staleMs, and releases it after', () => {
@@ -88,11 +125,18 @@ describe('withFileLockSync (the policy file lock)', () => {
     assert.equal(withFileLockSync(file, () => readFileSync(lock, 'utf8'), { waitMs: 0 }), String(process.pid), 'held with our pid while the write runs');
     assert.equal(existsSync(lock), false);
 
+    // a live pid, but the file is older than staleMs on the waiter's clock: a holder that hung
     writeFileSync(lock, String(process.pid));
-    const old = (Date.now() - 60_000) / 1000;
-    utimesSync(lock, old, old);
-    assert.equal(withFileLockSync(file, () => 'written', { waitMs: 0, staleMs: 30_000 }), 'written');
+    touch(lock, T0 - 30_001);
+    assert.equal(withFileLockSync(file, () => 'written', { waitMs: 0, staleMs: 30_000, clock: fakeClock(T0) }), 'written');
     assert.equal(existsSync(lock), false);
+
+    // ...and one exactly staleMs old is still the holder's
+    writeFileSync(lock, String(process.pid));
+    touch(lock, T0 - 30_000);
+    assert.throws(() => withFileLockSync(file, () => 'written', { waitMs: 0, staleMs: 30_000, clock: fakeClock(T0) }), FileLockBusyError);
+    assert.equal(existsSync(lock), true);
+    rmSync(lock);
   });
 
   it('releases the lock when the write throws', () => {
