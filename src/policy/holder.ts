@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { watch, watchFile, unwatchFile, readFileSync, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
-import { loadPolicyFile, parsePolicy, PolicyLoadError, type LoadedPolicy } from './load.js';
+import { loadPolicyFile, parsePolicy, policyReadError, PolicyLoadError, type LoadedPolicy } from './load.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
 import { writeFileAtomicSync } from './write-file.js';
 import { withFileLockSync } from './file-lock.js';
@@ -98,7 +98,7 @@ export class PolicyHolder extends EventEmitter {
     try {
       text = readFileSync(this.path, 'utf8');
     } catch (e) {
-      this.emit('invalid', new PolicyLoadError(this.path, [{ path: '', message: `cannot read: ${(e as Error).message}` }]));
+      this.emit('invalid', policyReadError(this.path, e));
       return false;
     }
     if (sha256(text) === this.current.hash) return false;

@@ -19,7 +19,12 @@ export class PolicyLoadError extends Error {
     /** set when the file could not be read at all: the system's error code (ENOENT, EISDIR, EACCES) */
     readonly readErrno?: string,
   ) {
-    super(`${file}: invalid policy:\n${issues.map((i) => `  ${formatIssue(file, i)}`).join('\n')}`);
+    // A file that cannot be read is not an invalid policy: say what went wrong with the file itself.
+    super(
+      readErrno !== undefined
+        ? `${file}: cannot read the policy file: ${issues.map((i) => i.message).join('; ')}`
+        : `${file}: invalid policy:\n${issues.map((i) => `  ${formatIssue(file, i)}`).join('\n')}`,
+    );
     this.name = 'PolicyLoadError';
   }
 }
@@ -82,12 +87,26 @@ export function parsePolicy(text: string, file = '<policy>'): LoadedPolicy {
   return { engine, hash: createHash('sha256').update(text).digest('hex'), path: file };
 }
 
+/** What the common read failures mean, in words (the rest keep the system's message). */
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a part of the path is not a directory',
+};
+
+/** The PolicyLoadError for a policy file that could not be read (`e`: what readFileSync threw). */
+export function policyReadError(path: string, e: unknown): PolicyLoadError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  return new PolicyLoadError(path, [{ path: '', message: READ_ERRORS[code] ?? (e as Error).message }], code);
+}
+
 export function loadPolicyFile(path: string): LoadedPolicy {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new PolicyLoadError(path, [{ path: '', message: `cannot read: ${(e as Error).message}` }], (e as NodeJS.ErrnoException).code ?? 'EIO');
+    throw policyReadError(path, e);
   }
   return parsePolicy(text, path);
 }

@@ -76,6 +76,8 @@ storeSuite((store, backend) => {
     expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
     expectExit([], EXIT.USAGE, null);
     expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
+    // `ingest "$FILE"` with the variable unset
+    expectExit(['ingest', '', '--db', db], EXIT.USAGE, /^egress-triage: ingest: a source path is empty; give a file, or - for standard input$/m);
     expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
     expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
     // an empty value is never "not given": a cursor, a time, a number of runs (Number("") was 0)
@@ -144,10 +146,16 @@ test('3 and 5: a policy file that is missing, or a directory; 1 when it is inval
   writeFileSync(bad, 'version: 1\ntools:\n  x: { action: deny }\n');
   const store = join(tmp.dir, 'policy-exit.db');
   expectExit(['ingest', '-', '--db', store], EXIT.OK, null, good);
-  for (const [file, code] of [[nope, EXIT.NOT_FOUND], [dir, EXIT.IO], [bad, EXIT.REJECTED]] as const) {
-    expectExit(['policy', 'validate', file], code, /policy/);
-    expectExit(['policy', 'explain', file, '--tool', 'x'], code, /policy/);
-    expectExit(['serve', '--policy', file, '--db', store], code, /policy/);
+  // a file that cannot be read says why, not that the policy in it is invalid
+  const said = [
+    [nope, EXIT.NOT_FOUND, /no-policy\.yaml: cannot read the policy file: no such file$/m],
+    [dir, EXIT.IO, /policy-dir\.yaml: cannot read the policy file: it is a directory$/m],
+    [bad, EXIT.REJECTED, /bad-policy\.yaml:3:\d+: tools\.x/],
+  ] as const;
+  for (const [file, code, message] of said) {
+    expectExit(['policy', 'validate', file], code, message);
+    expectExit(['policy', 'explain', file, '--tool', 'x'], code, message);
+    expectExit(['serve', '--policy', file, '--db', store], code, message);
   }
 });
 

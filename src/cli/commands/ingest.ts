@@ -14,10 +14,14 @@ import type { JobContext } from '../../domain/types.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { OpenStore } from '../../storage/open-store.js';
 import { accessSync, constants, statSync } from 'node:fs';
+import { IngestLeaseError } from '../../storage/store.js';
+import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 
 /** Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory. */
 function checkSource(f: string): void {
   if (f === '-') return;
+  // an unset shell variable (`ingest "$FILE"`): no file is named, which is a wrong command line
+  if (f === '') throw new UserError('ingest: a source path is empty; give a file, or - for standard input', EXIT.USAGE);
   let st;
   try {
     st = statSync(f);
@@ -28,8 +32,6 @@ function checkSource(f: string): void {
   }
   if (st.isDirectory()) throw new UserError(`cannot read ${f}: it is a directory; give the files in it (e.g. ${f}/*.ndjson.gz)`, EXIT.IO);
 }
-import { IngestLeaseError } from '../../storage/store.js';
-import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 
 interface IngestOpts extends StoreOptions {
   format: IngestFormat | 'auto';

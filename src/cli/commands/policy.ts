@@ -53,6 +53,7 @@ async function loadOrFail(file: string) {
     return loadPolicyFile(file);
   } catch (e) {
     if (e instanceof PolicyLoadError) {
+      if (e.readErrno !== undefined) throw new UserError(e.message, policyFileExit(e));
       throw new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, policyFileExit(e));
     }
     throw e;
@@ -117,7 +118,7 @@ function fmtApproval(r: ApprovalRow): string {
 }
 
 export function register(program: Command): void {
-  const policy = program.command('policy').description('Policy files for MCP tool calls: validate, explain, generate');
+  const policy = program.command('policy').description('Policy files for MCP tool calls: validate, explain, init (a starter policy from a server’s tools)');
 
   policy
     .command('validate')
