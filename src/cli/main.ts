@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
   program
     .name('egress-triage')
     .description(
-      'Triage anomalous CI egress: ingest process-attributed network telemetry, learn per-job baselines,\n' +
+      'Triage anomalous CI egress: ingest process-attributed network telemetry, learn per-job baselines, ' +
         'analyse detections by calling process, suppress VPN noise safely, and serve it all over MCP.',
     )
     .version(VERSION)

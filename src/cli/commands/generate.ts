@@ -32,7 +32,7 @@ export function register(program: Command): void {
   program
     .command('generate')
     .description(
-      'Write a deterministic, realistic sample tenant as native NDJSON (normal CI traffic, then VPN daemons,\n' +
+      'Write a deterministic, realistic sample tenant as native NDJSON (normal CI traffic, then VPN daemons, ' +
         'new registries and domains, a renamed tailscaled impostor, a malicious npm postinstall, blocked calls).',
     )
     .option('--runs <n>', 'runs per job (every workflow runs once per round)', String(SCENARIO.defaults.runs))
