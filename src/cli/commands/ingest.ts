@@ -86,17 +86,22 @@ export async function runIngest(
   o: { tenant: string; format: IngestFormat | 'auto'; strict: boolean; defaults: Partial<JobContext>; engine: EngineConfig; progress: boolean; riskyDestinations?: string[] },
 ): Promise<IngestRunResult> {
   await store.setLearningRuns(o.engine.learningRuns);
-  const bar = o.progress
-    ? new cliProgress.SingleBar(
-        {
-          format: ' {source} |{bar}| {percentage}% | {value}/{total} MiB | {records} records | {rate} rec/s | ETA {eta_formatted}',
-          stream: process.stderr,
-          hideCursor: true,
-          clearOnComplete: true,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
+  // one bar per source: a file's size is known, so it shows a percentage and an ETA; a pipe's is
+  // not, so its bar shows what was read without pretending to a total (a 0/0 bar reads as 100%)
+  let bar: cliProgress.SingleBar | null = null;
+  const newBar = (sized: boolean) =>
+    new cliProgress.SingleBar(
+      {
+        format: sized
+          ? ' {source} |{bar}| {percentage}% | {value}/{total} MiB | {records} records | {rate} rec/s | ETA {eta_formatted}'
+          : ' {source} | {value} MiB read | {records} records | {rate} rec/s',
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+  const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
   const started = Date.now();
   let lastRecords = 0;
   // SIGINT / SIGTERM: give the terminal back at once (the bar hid the cursor and turned line wrap
@@ -139,12 +144,12 @@ export async function runIngest(
       suppressorFor: (s, tenant) => s.ingestSuppressor(tenant, o.riskyDestinations),
       leaseTtlMs: ingestLeaseTtlMs(process.env),
       onLeaseEvent: reportLeaseEvent,
-      onProgress: bar
+      onProgress: o.progress
         ? (p) => {
-            const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+            if (!bar) return;
             const secs = Math.max(0.001, (Date.now() - started) / 1000);
             lastRecords = p.records;
-            if (bar.getTotal() !== mib(p.size ?? 0)) bar.setTotal(mib(p.size ?? 0));
+            if (p.size !== null && bar.getTotal() !== mib(p.size)) bar.setTotal(mib(p.size));
             bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
           }
         : undefined,
@@ -152,7 +157,11 @@ export async function runIngest(
     const sources: SourceSummary[] = [];
     for (const f of files) checkSource(f);
     for (const f of files) {
-      bar?.start(0, 0, { source: f, records: 0, rate: 0 });
+      if (o.progress) {
+        const size = f === '-' ? null : statSync(f).size;
+        bar = newBar(size !== null);
+        bar.start(size === null ? 0 : mib(size), 0, { source: f === '-' ? '<stdin>' : f, records: 0, rate: 0 });
+      }
       try {
         sources.push(await pipeline.ingest(f));
       } catch (err) {
