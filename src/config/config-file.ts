@@ -24,7 +24,7 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
   if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
   const text = readFileSync(path, 'utf8');
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = lc.linePos(e.pos[0]);
