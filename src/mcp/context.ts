@@ -125,6 +125,8 @@ export const timeField = (what: string) =>
 
 export const cursorField = z
   .string()
+  // an empty cursor is a client bug (a next_cursor lost on the way), not a request for the first page
+  .min(1, 'cursor is empty: pass the next_cursor of the previous page, or omit cursor for the first page')
   .nullable()
   .optional()
   .describe('Opaque paging cursor: pass the `next_cursor` from the previous page; omit for the first page.');
