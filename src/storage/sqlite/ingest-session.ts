@@ -48,7 +48,6 @@ interface Stmts {
   runTouch: Statement;
   runComplete: Statement;
   obsKeys: Statement;
-  obsAllowedEndpoints: Statement;
   baseSel: Statement;
   baseUpsert: Statement;
   obsIns: Statement;
@@ -116,10 +115,6 @@ export class SqliteIngestSession {
       obsKeys: db.prepare(
         `SELECT e.endpoint, p.variant_key, o.blocked, p.norm_name, p.sha256, p.path FROM observations o
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id WHERE o.run_ref = ?`,
-      ),
-      obsAllowedEndpoints: db.prepare(
-        `SELECT DISTINCT e.endpoint FROM observations o JOIN endpoints e ON e.id = o.endpoint_id
-         WHERE o.run_ref = ? AND o.blocked = 0`,
       ),
       baseSel: db.prepare(
         `SELECT e.endpoint, b.runs_seen, b.in_baseline, b.source FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE b.job_ref = ?`,
@@ -213,10 +208,6 @@ export class SqliteIngestSession {
       addStoredObservation(o, r.endpoint, observationKey(r.endpoint, r.variant_key, blocked), blocked, { process: r.norm_name, sha256: r.sha256, path: r.path });
     }
     return o;
-  }
-
-  runEndpointsAllowed(runRef: number): string[] {
-    return this.s.obsAllowedEndpoints.pluck().all(runRef) as string[];
   }
 
   loadBaseline(jobRef: number): Map<string, BaselineEntry> {
