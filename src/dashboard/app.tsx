@@ -9,6 +9,7 @@ import { loadAssets, readAsset, type Assets } from './assets.js';
 import { clearedSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie, themeCookie, themeOf, THEMES, type Theme } from './cookies.js';
 import { checkCsrf } from './csrf.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { installVisibleText } from './visible-text.js';
 import { SessionStore, type Session } from './session.js';
 import type { PageContext } from './pages/context.js';
 import { SignInPage } from './pages/signin.js';
@@ -54,6 +55,8 @@ export function safeNext(next: string | null | undefined): string {
 }
 
 export function createDashboard(o: DashboardOptions): Dashboard {
+  // telemetry's invisible characters (bidi overrides, zero-width) are drawn by name on every page
+  installVisibleText();
   const assets = o.assets ?? loadAssets();
   const sessions = o.sessions ?? new SessionStore();
   const secure = o.secureCookies ?? false;

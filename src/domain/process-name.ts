@@ -6,8 +6,11 @@ export function basenameOf(path: string): string {
 
 /** Names of printable ASCII only: nothing to fold (almost every process name). */
 const PLAIN_ASCII = /^[\x20-\x7e]*$/;
-/** Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other default-ignorables. */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+/**
+ * Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other
+ * default-ignorables. Global: for replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).
+ */
+export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
 
 /**
  * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,

@@ -1,0 +1,105 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { cliResult, nativeEvent, ndjson, tempDir } from '../helpers.js';
+import { waitFor } from '../helpers/wait.js';
+import { launchBrowser, newPage, postFromPage, signIn } from './browser.js';
+import { startServer, type RunningServer } from './server.js';
+
+/**
+ * The dashboard attacked from both sides, on one `serve --grants --policy` and one Chromium: a
+ * compromised CI job that controls every field of its telemetry (names, paths, hashes, repo, workflow
+ * and job names), an agent whose held call a person must judge, and a reader or a foreign page that
+ * tries to write.
+ */
+
+const WRITER = 'rt-writer-token-0123456789abcdef';
+const READER = 'rt-reader-token-0123456789abcdef';
+const APPROVER = 'rt-approver-token-0123456789abcd';
+const AGENT = 'rt-agent-token-0123456789abcdefg';
+
+const XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>';
+/** U+202E RIGHT-TO-LEFT OVERRIDE: "\u202Edelacsliat" is drawn as "tailscaled". */
+const RLO_NAME = '\u202Edelacsliat';
+const ORG = { owner: `rt-org${XSS}`, repo: 'rt-repo', job: `build${XSS}`, workflow: `.github/workflows/${XSS}.yml` };
+
+let t: ReturnType<typeof tempDir>;
+let server: RunningServer;
+let browser: Browser;
+
+before(async () => {
+  t = tempDir('egress-triage-red-team-');
+  const db = join(t.dir, 'rt.db');
+  const events = [
+    ...[1, 2, 3, 4, 5, 6].map((run) => nativeEvent({ ...ORG, run, domain: 'registry.npmjs.org', process: 'node' })),
+    { ...nativeEvent({ ...ORG, run: 7, domain: 'evil.example', process: XSS, sha256: XSS, parent: XSS }) },
+    nativeEvent({ ...ORG, run: 7, domain: 'spoof.example', process: RLO_NAME, sha256: 'sha-spoof' }),
+  ];
+  const ing = await cliResult(['ingest', t.file('rt.ndjson', ndjson(events)), '--db', db, '--format', 'native']);
+  assert.equal(ing.status, 0, ing.stderr);
+  const grants = t.file(
+    'grants.yaml',
+    [
+      'grants:',
+      `  - { identity: writer, token: ${WRITER}, dashboard: [read, write] }`,
+      `  - { identity: reader, token: ${READER}, dashboard: [read] }`,
+      `  - { identity: approver, token: ${APPROVER}, dashboard: [read, approve] }`,
+      `  - { identity: ci-agent, token: ${AGENT}, dashboard: [] }`,
+      '',
+    ].join('\n'),
+  );
+  const policy = t.file('policy.yaml', 'version: 1\ndefault: allow\ntools:\n  find_repos_using_endpoint: { action: require_approval, approval_timeout: 600 }\n');
+  server = await startServer('serve', ['--db', db, '--policy', policy, '--grants', grants]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  t?.cleanup();
+});
+
+describe('dashboard red team', () => {
+  it('telemetry fields full of markup run no script on any page that shows them', async () => {
+    const { page, dialogs, errors, close } = await newPage(browser);
+    try {
+      await signIn(page, server.base, READER, '/');
+      const runLink = await page.locator('a[href^="/github/"]', { hasText: 'run 1007' }).first().getAttribute('href');
+      assert.ok(runLink, 'the overview links the crafted run');
+      const paths = ['/', '/processes', '/detections', '/destinations', '/baselines', runLink, '/detections?process=' + encodeURIComponent(XSS), '/processes/preview?detection_id=New-Outbound-Network-Call&c.process=' + encodeURIComponent(XSS)];
+      for (const path of paths) {
+        const res = await page.goto(server.base + path);
+        const html = await res!.text();
+        // a preview of that name is refused as a malformed value (400), with the value in its message
+        assert.equal(res?.status(), path.startsWith('/processes/preview') ? 400 : 200, path);
+        assert.ok(!html.includes('<script>alert'), `${path}: the markup is escaped`);
+        assert.equal(await page.locator('img[src="x"]').count(), 0, `${path}: no injected element`);
+        assert.ok((await page.locator('main').innerText()).includes('onerror=alert(2)'), `${path}: shown as text`);
+      }
+      assert.deepEqual(dialogs, []);
+      assert.deepEqual(
+        errors.filter((e) => !/status of 400/.test(e)),
+        [],
+      );
+    } finally {
+      await close();
+    }
+  });
+
+  it('a right-to-left override in a process name is shown, not obeyed: the name cannot pass for another', async () => {
+    const { page, close } = await newPage(browser);
+    try {
+      await signIn(page, server.base, READER, '/detections?endpoint=spoof.example');
+      const row = page.locator('tr[data-id]').first();
+      const text = await row.innerText();
+      assert.ok(!text.includes('\u202E'), `the override character is not drawn as an override: ${JSON.stringify(text)}`);
+      assert.match(text, /U\+202E/, 'it is named where it sits');
+      // the exact value stays where it is data, not text: the link filters by the stored name
+      assert.equal(await row.getAttribute('data-process'), RLO_NAME);
+    } finally {
+      await close();
+    }
+  });
+});
