@@ -15,6 +15,7 @@ import type {
   ReserveResult,
   UpstreamOutcome,
 } from '../storage/policy-state.js';
+import { argsPreview } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
 import { LineStdioServerTransport, type TransportRefusal } from './stdio-transport.js';
 import {
@@ -552,7 +553,7 @@ export class PolicyProxy {
         identity: this.o.identity,
         tool: call.tool,
         argsHash: call.argsHash,
-        argsPreview: preview(call.args),
+        argsPreview: argsPreview(call.args),
         rule: call.decision.rule,
         timeoutMs: call.decision.approvalTimeoutMs,
         ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
@@ -653,7 +654,7 @@ export class PolicyProxy {
   private approvalMessage(call: Call, approvalId: string, expiresAt: number): string {
     const secs = Math.max(1, Math.round((expiresAt - Date.now()) / 1000));
     return (
-      `Policy requires approval for tool "${call.tool}" with arguments ${preview(call.args, 2000)}.\n` +
+      `Policy requires approval for tool "${call.tool}" with arguments ${argsPreview(call.args, 2000)}.\n` +
       `Approval ${approvalId} (rule ${call.decision.rule}); it is denied automatically in ${secs}s.`
     );
   }
@@ -954,11 +955,6 @@ function eraResult<T extends object>(r: T, era: Era | undefined): T {
 
 export function deniedResult(reason: string): { content: { type: 'text'; text: string }[]; isError: true } {
   return { content: [{ type: 'text', text: `${DENIED_PREFIX} ${reason}` }], isError: true };
-}
-
-function preview(args: unknown, max = 4000): string {
-  const s = JSON.stringify(args ?? {});
-  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 function safeHash(key: Buffer, args: unknown): string {

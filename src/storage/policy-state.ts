@@ -90,6 +90,24 @@ export interface ApprovalBinding {
   timeoutMs: number;
 }
 
+/** The approver is shown at most this many characters of a held call's arguments (`args_preview`). */
+export const ARGS_PREVIEW_MAX = 4000;
+
+/** The arguments as the approver sees them: their JSON, cut at `max` characters with "…" after. */
+export function argsPreview(args: unknown, max = ARGS_PREVIEW_MAX): string {
+  const s = JSON.stringify(args ?? {});
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * True when a stored preview was cut: the call carries arguments the approver cannot see. The order
+ * of the keys is the agent's, so it can put whatever matters after 4,000 harmless characters; the
+ * page must say so, not leave it to a "…" at the end of a long block.
+ */
+export function argsPreviewIsCut(preview: string): boolean {
+  return preview.length > ARGS_PREVIEW_MAX;
+}
+
 /** The pending approval a backend files for a binding that has none: every backend's new row. */
 export function newPendingApproval(b: ApprovalBinding, now: number): ApprovalRow {
   return {

@@ -102,4 +102,38 @@ describe('dashboard red team', () => {
       await close();
     }
   });
+
+  it('an agent cannot push the part of its held call that matters past what the approver is shown', async () => {
+    const client = new Client({ name: 'padding-agent', version: '1.0.0' }, { capabilities: {}, supportedProtocolVersions: ['2025-11-25'] });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${AGENT}` } } }));
+    // key order is the agent's: 4,100 harmless characters first, the argument that matters after them
+    const held = client.callTool({ name: 'find_repos_using_endpoint', arguments: { owner: 'a'.repeat(4100), endpoint: 'webhook.site:443' } }, { timeout: 300_000 }).catch(() => undefined);
+    const { page, close } = await newPage(browser);
+    try {
+      await signIn(page, server.base, APPROVER, '/approvals');
+      const row = page.locator('section[aria-labelledby="pending"] tr[data-approval]', { hasText: 'find_repos_using_endpoint' });
+      await waitFor(
+        async () => {
+          await page.goto(`${server.base}/approvals`);
+          return (await row.count()) === 1 || undefined;
+        },
+        30_000,
+        100,
+        'the held call on the Approvals page',
+      );
+      const text = await row.innerText();
+      assert.ok(!text.includes('webhook.site'), 'the endpoint is past what was recorded for the approver');
+      assert.match(text, /cut at 4,000 characters/, `the row says the arguments are not all shown: ${text}`);
+      // the confirm step says it again, right above the button that would run the whole call
+      await row.locator('button', { hasText: 'Approve' }).click();
+      assert.match(await page.locator('main').innerText(), /cut at 4,000 characters/);
+      await page.goto(`${server.base}/approvals`);
+      await row.locator('button', { hasText: 'Deny' }).click();
+      await page.locator('main button[type=submit]', { hasText: 'Deny the call' }).click();
+      await held;
+    } finally {
+      await close();
+      await client.close();
+    }
+  });
 });

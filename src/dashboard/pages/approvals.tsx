@@ -1,4 +1,5 @@
-import type { ApprovalRow } from '../../storage/policy-state.js';
+import { ARGS_PREVIEW_MAX, argsPreviewIsCut, type ApprovalRow } from '../../storage/policy-state.js';
+import { formatCount } from './format.js';
 import { CsrfField, Layout } from './layout.js';
 import type { PageContext } from './context.js';
 import { Time } from './format.js';
@@ -46,6 +47,24 @@ export function argumentsText(preview: string): string {
   } catch {
     return preview;
   }
+}
+
+/**
+ * The arguments of a held call, and, when the gateway cut them, that the rest is not shown: the agent
+ * orders the keys, so what matters can sit past the cut, and approving runs all of it.
+ */
+function Arguments({ preview }: { preview: string }) {
+  return (
+    <>
+      <pre class="args">{argumentsText(preview)}</pre>
+      {argsPreviewIsCut(preview) ? (
+        <p class="field-error" role="note">
+          The arguments were cut at {formatCount(ARGS_PREVIEW_MAX)} characters: the rest is not shown here, and approving runs the call
+          with all of them. Deny it unless you know what the rest holds.
+        </p>
+      ) : null}
+    </>
+  );
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -110,7 +129,7 @@ export function ApprovalsPage({ ctx, d }: { ctx: PageContext; d: ApprovalsData }
                       <span class="muted">{r.id}</span>
                     </td>
                     <td>
-                      <pre class="args">{argumentsText(r.args_preview)}</pre>
+                      <Arguments preview={r.args_preview} />
                     </td>
                     <td>
                       {r.identity}
@@ -204,7 +223,7 @@ export function DecisionSummary({ row, verb, now }: { row: ApprovalRow; verb: 'a
         </dd>
         <dt>Arguments</dt>
         <dd>
-          <pre class="args">{argumentsText(row.args_preview)}</pre>
+          <Arguments preview={row.args_preview} />
         </dd>
         {row.upstream_name ? (
           <>
