@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -134,6 +135,41 @@ describe('dashboard red team', () => {
     } finally {
       await close();
       await client.close();
+    }
+  });
+
+  it('holds: writes need the right permission, the token and this origin; sign-in goes nowhere else', async () => {
+    const reader = await newPage(browser);
+    const writer = await newPage(browser);
+    try {
+      await signIn(reader.page, server.base, READER, '/');
+      await signIn(writer.page, server.base, WRITER, '/');
+      const ep = [['owner', ORG.owner], ['repo', ORG.repo], ['endpoint', 'evil.example:443'], ['confirm', 'yes']] as [string, string][];
+      assert.equal((await postFromPage(reader.page, server.base, '/baselines/expect', ep)).status, 403, 'a reader cannot expect');
+      assert.equal((await postFromPage(reader.page, server.base, '/processes/rules', [['detection_id', 'New-Outbound-Network-Call'], ['c.process', 'node'], ['confirm', 'yes']])).status, 403);
+      assert.equal((await postFromPage(writer.page, server.base, '/approvals/apr_000000000000/approve', [['confirm', 'yes']])).status, 403, 'write is not approve');
+      assert.equal((await postFromPage(writer.page, server.base, '/policy/edit', [['confirm', 'yes']])).status, 403, 'write alone cannot change the policy');
+      const cookie = (await writer.page.context().cookies()).find((c) => c.name === 'et_session')!;
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.sameSite, 'Strict');
+      const forged = (headers: Record<string, string>, body: string) =>
+        fetch(`${server.base}/baselines/expect`, { method: 'POST', redirect: 'manual', headers: { cookie: `et_session=${cookie.value}`, 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+      const body = new URLSearchParams(ep).toString();
+      assert.equal((await forged({ origin: server.base }, body)).status, 403, 'no CSRF token');
+      assert.equal((await forged({}, body)).status, 403, 'no Origin');
+      assert.equal((await forged({ origin: 'http://evil.example' }, body)).status, 403, 'a foreign Origin');
+      // fetch() cannot set Host: a raw request, as a DNS-rebinding page's would arrive
+      const hostStatus = await new Promise<number | undefined>((resolve, reject) =>
+        httpGet(`${server.base}/`, { headers: { host: 'evil.example' } }, (res) => (res.resume(), resolve(res.statusCode))).on('error', reject),
+      );
+      assert.equal(hostStatus, 403, 'a foreign Host');
+      for (const next of ['//evil.example/', '/\\evil.example', 'https://evil.example/', '/\t/evil.example', 'javascript:alert(1)']) {
+        const res = await fetch(`${server.base}/signin`, { method: 'POST', redirect: 'manual', headers: { origin: server.base, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: READER, next }).toString() });
+        assert.equal(res.headers.get('location'), '/', `next=${next}`);
+      }
+    } finally {
+      await reader.close();
+      await writer.close();
     }
   });
 });
