@@ -3,7 +3,8 @@
  *
  * It owns everything that must be identical wherever MCP is served over HTTP: the node:http listener,
  * the guard (Host/Origin against DNS rebinding, then the bearer token), one body limit (413), one
- * JSON-RPC error shape, and the one decision whether a POST is 2025-11-25 (a session) or 2026-07-28
+ * JSON-RPC error shape, the media headers of every POST (src/http/media.ts: 406 and 415 on both
+ * revisions), and the one decision whether a POST is 2025-11-25 (a session) or 2026-07-28
  * (stateless) with its standard headers checked against the body (src/http/classify.ts). What to do
  * with a classified request is the caller's: `serve` runs its own tools, the gateway enforces a policy
  * and forwards. It stays on node:http: the gateway's per-call path was tuned on it, and nothing here
@@ -16,6 +17,7 @@ import { allowedHostNames, checkHostOrigin } from './host-origin.js';
 import { guardRequest, writeRefusal } from './guard.js';
 import { isLoopbackAddress, listenDecision, ListenRefusedError } from './listen.js';
 import { classifyPost, type PostRoute } from './classify.js';
+import { mediaRefusal } from './media.js';
 
 export type Id = string | number;
 
@@ -109,7 +111,8 @@ export interface McpListenerOptions {
   displayPath: string;
   onMcp: (r: McpRequest) => Promise<void>;
   /**
-   * A POST this layer refuses after the guard let it in: its body too large or not JSON, or refused by
+   * A POST this layer refuses after the guard let it in: its body too large or not JSON, its media
+   * headers wrong (src/http/media.ts), or refused by
    * classifyPost (a header that disagrees with the body, which routing on the header would have made a
    * policy bypass; a revision or version it cannot serve). Called just before the answer is written;
    * the gateway audits it, as it does every request it refuses (docs/policy.md).
@@ -186,9 +189,20 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
       return writeRpcError(res, 400, -32700, 'Could not read the request body');
     }
     let body: unknown;
+    let parsed = true;
     try {
       body = JSON.parse(text);
     } catch {
+      parsed = false;
+    }
+    // The media headers are refused before the body's own faults, as the SDK's transport orders them; the
+    // body is read first all the same, so the audit can say which tool the refused request named.
+    const media = mediaRefusal(req.headers);
+    if (media) {
+      refused(media.message, parsed ? body : undefined);
+      return writeRpcError(res, media.status, -32000, media.message, parsed ? requestId(body) : null);
+    }
+    if (!parsed) {
       refused('Parse error: the body is not valid JSON');
       return writeRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
     }

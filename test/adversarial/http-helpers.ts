@@ -95,13 +95,17 @@ export interface RawReply {
 }
 
 /**
- * One POST with exactly these headers. `host: null` sends no Host header at all; otherwise the given
- * value replaces the one node would send. The socket always goes to 127.0.0.1:port.
+ * One POST with exactly these headers. A header set to null is not sent (`host: null`: no Host header at
+ * all, `accept: null`: none of the default Accept); otherwise the given value replaces the one node or
+ * the default would send. The socket always goes to 127.0.0.1:port.
  */
 export function rawPost(port: number, body: unknown, headers: Record<string, string | null> = {}, path = '/mcp', signal?: AbortSignal): Promise<RawReply> {
   const { host, ...rest } = headers;
   const h: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  for (const [k, v] of Object.entries(rest)) if (v !== null) h[k] = v;
+  for (const [k, v] of Object.entries(rest)) {
+    if (v === null) delete h[k];
+    else h[k] = v;
+  }
   if (typeof host === 'string') h.host = host;
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
