@@ -3,14 +3,15 @@
  * the gateway's own before a session's proxy (a batch, no or another identity's session, an id MCP
  * does not allow), and those the SDK's session transport answers itself (a wrong Content-Type or
  * Accept, an unsupported MCP-Protocol-Version, a body that is not a JSON-RPC message). docs/policy.md
- * promises a record for every refused request; src/gateway/http.ts routes each one to the session's
- * proxy when the request names a live session of its identity, and to appendRefusal otherwise.
+ * promises a record for every refused request; src/gateway/http.ts and `serve --policy`
+ * (src/mcp/http.ts) route each one to the session's proxy when the request names a live session of its
+ * identity, and to appendRefusal otherwise, under the session refusalSession names.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hashArgs } from '../policy/canonical.js';
 import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
-import { INVALID_ID_MESSAGE } from './methods.js';
+import { claimedEra, INVALID_ID_MESSAGE } from './methods.js';
 import { refusalSubject } from './refusal.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -63,6 +64,18 @@ function errorMessage(text: string, status: number): string {
     // not the JSON-RPC error shape
   }
   return `refused with HTTP ${status}`;
+}
+
+/**
+ * The session a refusal outside any live session is recorded under: `modern:<identity>` when the
+ * request claims 2026-07-28 (in its body or its MCP-Protocol-Version header), where the identity is
+ * the session; `no-session` otherwise. Any claim other than 2025-11-25's silence counts as modern,
+ * since only the 2026 revisions put a version in the body.
+ */
+export function refusalSession(req: Pick<IncomingMessage, 'headers'>, body: unknown, identity: string): string {
+  const pv = req.headers['mcp-protocol-version'];
+  const modern = claimedEra(body) !== 'legacy' || (typeof pv === 'string' && pv.startsWith('2026-'));
+  return modern ? `modern:${identity}` : 'no-session';
 }
 
 /** The `deny` / `protocol` record of a refusal outside any live session. */

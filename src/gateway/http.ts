@@ -8,8 +8,7 @@ import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import type { Grant } from '../http/grants.js';
 import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
-import { appendRefusal, invalidIdReason, onErrorAnswer } from './http-refusals.js';
-import { claimedEra } from './methods.js';
+import { appendRefusal, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 import {
   chooseUpstreamTransport,
@@ -343,10 +342,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const sid = req.headers['mcp-session-id'];
     const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
     if (s && s.upstream === up && s.identity === identity) return s.proxy.auditTransportRefusal({ message: body, reason: message });
-    const pv = req.headers['mcp-protocol-version'];
-    const modern = claimedEra(body) !== 'legacy' || (typeof pv === 'string' && pv.startsWith('2026-'));
     appendRefusal(state, {
-      identity, session: sessionKey(up, modern ? `modern:${identity}` : 'no-session'), body, reason: message,
+      identity, session: sessionKey(up, refusalSession(req, body, identity)), body, reason: message,
       policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log,
     });
   };

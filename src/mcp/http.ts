@@ -12,6 +12,8 @@ import type { PolicyStateBackend } from '../storage/policy-state.js';
 import type { Dashboard } from '../dashboard/app.js';
 import type { DashboardShared } from '../dashboard/store.js';
 import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
+import { appendRefusal, onErrorAnswer, refusalSession } from '../gateway/http-refusals.js';
+import type { PolicyProxy } from '../gateway/proxy.js';
 
 export { parseListen } from '../http/listen.js';
 
@@ -73,6 +75,8 @@ interface Session {
   identity: string | undefined;
   lastSeen: number;
   closeGateway?: () => Promise<void>;
+  /** the session's policy proxy, which audits what the session's SDK transport refuses */
+  proxy?: PolicyProxy;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -116,6 +120,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     const path = grant?.policy ?? opts.policy?.policyPath;
     return path ? runtimes!.runtimeFor(path) : undefined;
   };
+  /** Who a policy counts and audits: the grant's identity, else --identity, else "local" (as in-process.ts). */
+  const policyIdentity = (grant: Grant | undefined): string => grant?.identity ?? opts.policy?.identity ?? 'local';
   // The authenticated identity, not a flag, is who wrote a rule.
   const serverOptionsFor = (identity: string | undefined): EgressTriageServerOptions => (identity !== undefined ? { ...opts, actor: `mcp:${identity}` } : opts);
 
@@ -156,11 +162,12 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         dbPath: policyDbPath!,
         server,
         clientTransport: transport,
-        identity: grant?.identity ?? opts.policy?.identity,
+        identity: policyIdentity(grant),
         runtime,
         relateDownstream: true,
       });
       entry.closeGateway = () => gw.close();
+      entry.proxy = gw.proxy;
     } else {
       await server.connect(transport);
     }
@@ -177,23 +184,48 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     }
   }
 
+  /**
+   * Audits a POST refused before a policy proxy decided it (docs/policy.md: every refused request has a
+   * record), as the gateway does and with its helpers: one that names a live session of its identity
+   * through that session's proxy, any other under `no-session` or `modern:<identity>`. Without a policy
+   * for this grant there is no policy audit to write to.
+   */
+  function auditRefused(req: IncomingMessage, grant: Grant | undefined, body: unknown, message: string): void {
+    const runtime = runtimeFor(grant);
+    if (!runtime) return;
+    const sid = req.headers['mcp-session-id'];
+    const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
+    if (s?.proxy && s.identity === grant?.identity) return s.proxy.auditTransportRefusal({ message: body, reason: message });
+    const identity = policyIdentity(grant);
+    appendRefusal(runtime.state, { identity, session: refusalSession(req, body, identity), body, reason: message, policyHash: runtime.holder.current.hash, log });
+  }
+
   async function handleMcp({ req, res, grant, method, body, route }: McpRequest): Promise<void> {
+    // Refused here, before any proxy: audited when it is a POST (a GET or DELETE carries no request).
+    const refuse = (status: number, message: string, code = -32000) => {
+      if (method === 'POST') auditRefused(req, grant, body, message);
+      return jsonRpcError(res, status, code, message);
+    };
     if (route?.kind === 'modern') return handleModern(req, res, body, grant);
     const sid = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sid) ? sid[0] : sid;
     if (sessionId) {
       const s = sessions.get(sessionId);
-      if (!s) return jsonRpcError(res, 404, -32001, 'Session not found: it expired or was closed; initialize a new session');
+      if (!s) return refuse(404, 'Session not found: it expired or was closed; initialize a new session', -32001);
       // A session belongs to the token that opened it.
-      if (s.identity !== grant?.identity) return jsonRpcError(res, 403, -32000, 'Forbidden: the session belongs to another identity');
+      if (s.identity !== grant?.identity) return refuse(403, 'Forbidden: the session belongs to another identity');
       s.lastSeen = Date.now();
+      // What the SDK's session transport refuses itself (an unsupported MCP-Protocol-Version, a body that
+      // is not JSON-RPC) never reaches the policy proxy: audited from its answer.
+      if (method === 'POST') onErrorAnswer(res, (message) => auditRefused(req, grant, body, message));
       await s.transport.handleRequest(req, res, body);
       return;
     }
     if (method === 'POST' && isInitializeRequest(body)) {
-      if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down');
-      if (sessions.size + pending.size >= maxSessions) return jsonRpcError(res, 503, -32000, `Too many sessions (limit ${maxSessions}); close one with DELETE`);
+      if (closing) return refuse(503, 'Server is shutting down');
+      if (sessions.size + pending.size >= maxSessions) return refuse(503, `Too many sessions (limit ${maxSessions}); close one with DELETE`);
       const s = await openSession(grant);
+      onErrorAnswer(res, (message) => auditRefused(req, grant, body, message));
       await s.transport.handleRequest(req, res, body);
       if (!s.transport.sessionId) {
         // initialize failed (e.g. bad protocol version): do not keep a half-open session
@@ -202,11 +234,14 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       }
       return;
     }
-    return jsonRpcError(res, 400, -32000, 'Bad Request: missing Mcp-Session-Id header (send initialize first)');
+    return refuse(400, 'Bad Request: missing Mcp-Session-Id header (send initialize first)');
   }
 
   async function handleModern(req: IncomingMessage, res: ServerResponse, body: unknown, grant: Grant | undefined): Promise<void> {
-    if (closing) return jsonRpcError(res, 503, -32000, 'Server is shutting down', requestId(body));
+    if (closing) {
+      auditRefused(req, grant, body, 'Server is shutting down');
+      return jsonRpcError(res, 503, -32000, 'Server is shutting down', requestId(body));
+    }
     // Under a policy, each 2026-07-28 request gets its own policy proxy in front of a server built for it
     // (the gateway's per-request mode): the same runtime, counters, approvals and audit as the sessions.
     const runtime = runtimeFor(grant);
@@ -216,7 +251,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         dbPath: policyDbPath!,
         serverFactory: () => createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolListChanges: true }),
         clientTransport: new RequestResponseTransport(res, body as Record<string, unknown>),
-        identity: grant?.identity ?? opts.policy?.identity,
+        identity: policyIdentity(grant),
         runtime,
         relateDownstream: true,
       });
@@ -237,6 +272,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     mcpPath: (p) => (p === mcpPath ? mcpPath : undefined),
     displayPath: mcpPath,
     onMcp: handleMcp,
+    // The listener's own refusals (body over the limit or not JSON, media types, standard headers).
+    onRefused: ({ req, grant, body, message }) => auditRefused(req, grant, body, message),
     browser: opts.dashboard?.({
       policyState: runtimes?.state,
       excludedPaths: [mcpPath, '/healthz'],

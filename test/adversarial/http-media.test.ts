@@ -77,7 +77,7 @@ test('HTTP gateway (2026-07-28): a POST that is not application/json, or whose c
   }
 });
 
-test('serve --policy (2026-07-28): the same media refusals, and no tool runs', async () => {
+test('serve --policy (2026-07-28): the same media refusals, audited, and no tool runs', async () => {
   const policy = join(tmp.dir, 'serve.yaml');
   writeFileSync(policy, 'version: 1\ndefault: allow\n');
   const db = join(tmp.dir, 'serve.db');
@@ -88,6 +88,7 @@ test('serve --policy (2026-07-28): the same media refusals, and no tool runs', a
     await attack(serve, 'ping', {});
     const calls = (await policyAudit(db)).filter((r) => r.tool === 'ping' && r.decision === 'allow');
     assert.equal(calls.length, 1, 'only the well-formed call ran');
+    await assertAudited(db, 'ping', 'ops');
   } finally {
     await stop(serve);
   }
