@@ -9,6 +9,7 @@ import { PolicyProxy } from './proxy.js';
 import type { Grant } from '../http/grants.js';
 import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
 import { appendRefusal, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
+import { closeUnlessInitialized } from './http-initialize.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 import {
   chooseUpstreamTransport,
@@ -391,6 +392,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     } catch (e) {
       return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
     }
+    // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.
+    closeUnlessInitialized(s.fast, res, requestId(body), () => void s.proxy.close().catch(() => undefined));
     return handBySdk(s, req, res, body);
   };
 
