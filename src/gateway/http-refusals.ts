@@ -78,10 +78,18 @@ export function refusalSession(req: Pick<IncomingMessage, 'headers'>, body: unkn
   return modern ? `modern:${identity}` : 'no-session';
 }
 
-/** The `deny` / `protocol` record of a refusal outside any live session. */
+/**
+ * The `deny` record of a request refused outside any live session: by default rule `protocol`, never
+ * forwarded. A request refused because the upstream could not be reached (the HTTP 502s: its revision
+ * could not be asked, its child could not start) says so instead, as rule `upstream` with the outcome
+ * `unreachable` that a forwarded call failing the same way gets.
+ */
 export function appendRefusal(
   state: PolicyStateBackend,
-  r: { identity: string; session: string; body: unknown; reason: string; policyHash: string; upstreamName?: string; log: (line: string) => void },
+  r: {
+    identity: string; session: string; body: unknown; reason: string; policyHash: string; upstreamName?: string; log: (line: string) => void;
+    unreachable?: boolean;
+  },
 ): void {
   const method = isObj(r.body) && typeof r.body.method === 'string' ? r.body.method : undefined;
   const s = refusalSubject(r.body, method, r.reason);
@@ -94,8 +102,8 @@ export function appendRefusal(
   try {
     const written = state.audit.append(
       {
-        ts: new Date().toISOString(), session: r.session, identity: r.identity, tool: s.tool, args_hash: argsHash, decision: 'deny', rule: 'protocol',
-        reason: s.reason, latency_ms: 0, upstream: 'not_forwarded', policy_hash: r.policyHash.slice(0, 16), ...(r.upstreamName ? { upstreamName: r.upstreamName } : {}),
+        ts: new Date().toISOString(), session: r.session, identity: r.identity, tool: s.tool, args_hash: argsHash, decision: 'deny', rule: r.unreachable ? 'upstream' : 'protocol',
+        reason: s.reason, latency_ms: 0, upstream: r.unreachable ? 'unreachable' : 'not_forwarded', policy_hash: r.policyHash.slice(0, 16), ...(r.upstreamName ? { upstreamName: r.upstreamName } : {}),
       },
       true,
     );

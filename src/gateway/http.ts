@@ -307,8 +307,11 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         translated: () => translatedFor(up).connect(),
       });
     } catch (e) {
+      // Refused before any proxy could decide it: audited like the other refusals, the upstream's state named.
       const unreachable = !(e instanceof EraMismatchError);
-      return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, unreachable ? `${label} unreachable: ${(e as Error).message}` : `${label}: ${(e as Error).message}`, requestId(body));
+      const message = unreachable ? `${label} unreachable: ${(e as Error).message}` : `${label}: ${(e as Error).message}`;
+      appendRefusal(state, { identity, session: sessionKey(up, `modern:${identity}`), body, reason: message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable });
+      return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, message, requestId(body));
     }
     namedErrors(upstream, up.name);
     const downstream = new RequestResponseTransport(res, body);
@@ -390,6 +393,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     try {
       s = await newSession(identity, holderFor(grant, up), up);
     } catch (e) {
+      // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
+      appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log, unreachable: true });
       return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
     }
     // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.
