@@ -27,8 +27,12 @@ async function snapshot(at: StoreUnderTest) {
 
 storeTest('kill -9 mid-ingest leaves committed batches intact; re-running completes without duplicates', async (crashed) => {
   const input = join(crashed.dir, 'big.ndjson');
-  await writeTenant({ runs: 12, seed: 3, events: 400_000 }, input);
-  const child = runCliAsync(['ingest', input, '--db', crashed.db, '--format', 'native']);
+  // About 20 parse batches of 5,000: killed after its first commit, the ingest is still well inside the source.
+  await writeTenant({ runs: 12, seed: 3, events: 100_000 }, input);
+  // The killed writer's lease outlives it; a short one lets the re-run take over in seconds rather than
+  // the default 30 (the takeover itself is test/ingest/concurrent-writers' subject).
+  const lease = { EGRESS_TRIAGE_INGEST_LEASE_MS: '2000' };
+  const child = runCliAsync(['ingest', input, '--db', crashed.db, '--format', 'native'], lease);
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   // wait until some batches are committed, then kill without warning
@@ -55,7 +59,7 @@ storeTest('kill -9 mid-ingest leaves committed batches intact; re-running comple
   assert.equal(mid.orphans, 0);
   assert.equal(mid.rollup, mid.detections);
 
-  const resumed = runCli(['ingest', input, '--db', crashed.db, '--format', 'native', '--json']);
+  const resumed = runCli(['ingest', input, '--db', crashed.db, '--format', 'native', '--json'], { env: lease });
   assert.equal(resumed.status, 0, resumed.stderr);
   const final = await snapshot(crashed);
 
