@@ -62,6 +62,8 @@ storeTest('kill -9 mid-ingest leaves committed batches intact; re-running comple
   const resumed = runCli(['ingest', input, '--db', crashed.db, '--format', 'native', '--json'], { env: lease });
   assert.equal(resumed.status, 0, resumed.stderr);
   const final = await snapshot(crashed);
+  // the kill came mid-source, as the test means it to (the smaller input must not let it finish first)
+  assert.ok(mid.observations < final.observations, `killed after ${mid.observations} of ${final.observations} observations`);
 
   const clean = await fresh(crashed.backend, 'clean');
   const ref = runCli(['ingest', input, '--db', clean.db, '--format', 'native', '--json']);
