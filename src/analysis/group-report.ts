@@ -1,5 +1,5 @@
 import type { JobDictionary, SampleRecord } from '../storage/analysis-port.js';
-import { formatChain } from '../domain/process-name.js';
+import { formatChain, mixedScript } from '../domain/process-name.js';
 import type { ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
 import { addCount, mergeCounts, topCounts, topN, type IdCounter } from './counts.js';
@@ -96,6 +96,13 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
     warnings.push(
       `name impersonation suspected: binary sha256 ${short(imp.sha256)} (${imp.path ?? 'unknown path'}) is named ${name} but ` +
         `${imp.contradicting.slice(0, 3).join('; ')}. Its ${imp.count} detection(s) must stay visible: never suppress "${name}" by name alone.`,
+    );
+  }
+  const script = mixedScript(name);
+  if (script) {
+    warnings.push(
+      `"${name}" mixes Latin and ${script} letters: it is drawn like a Latin name it is not. It is judged as a process of its own, ` +
+        `never as the daemon it may look like: check its binaries before trusting it`,
     );
   }
   if (riskyCount > 0) {

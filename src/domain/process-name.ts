@@ -1,3 +1,5 @@
+import type { ParentLink, ProcessInfo } from './types.js';
+
 /** Last component of a POSIX or Windows path. */
 export function basenameOf(path: string): string {
   const slash = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
@@ -25,7 +27,31 @@ export function normalizeProcessName(raw: string): string {
   return name === '' ? 'unknown' : name;
 }
 
-import type { ParentLink, ProcessInfo } from './types.js';
+/**
+ * Scripts with letters drawn like Latin ones (Cyrillic а, е, о, р, с; Greek ο, ν; Armenian օ; Cherokee
+ * Ꭺ): most of Unicode's confusables for Latin letters come from these. Named, so a warning can say which.
+ */
+const LOOKALIKE_SCRIPTS: readonly (readonly [string, RegExp])[] = [
+  ['Cyrillic', /\p{Script=Cyrillic}/u],
+  ['Greek', /\p{Script=Greek}/u],
+  ['Armenian', /\p{Script=Armenian}/u],
+  ['Cherokee', /\p{Script=Cherokee}/u],
+];
+const LATIN_LETTER = /\p{Script=Latin}/u;
+const OTHER_LETTER = /(?!\p{Script=Latin})\p{L}/u;
+
+/**
+ * The script a (normalised) process name mixes with Latin letters, or null. "tаilscaled" with a
+ * Cyrillic а is not folded into tailscaled (no daemon verdict applies to it, and no rule for the
+ * daemon covers it), so it stays visible; but it is drawn exactly like the daemon's name, and a person
+ * reading it must be told. A name of one script only (all Cyrillic, all Latin) is not mixed.
+ */
+export function mixedScript(name: string): string | null {
+  if (PLAIN_ASCII.test(name) || !LATIN_LETTER.test(name)) return null;
+  for (const [script, re] of LOOKALIKE_SCRIPTS) if (re.test(name)) return script;
+  return OTHER_LETTER.test(name) ? 'non-Latin' : null;
+}
+
 
 /** Deepest parent chain a record may carry (the adapters reject deeper ones) and every verdict reads. */
 export const MAX_PARENT_DEPTH = 32;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { callContradiction } from '../../src/analysis/impostor.js';
 import { suspiciousParent } from '../../src/analysis/vpn-signatures.js';
-import { MAX_PARENT_DEPTH, normalizeProcessName, parentChain } from '../../src/domain/process-name.js';
+import { MAX_PARENT_DEPTH, mixedScript, normalizeProcessName, parentChain } from '../../src/domain/process-name.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 
 /**
@@ -46,4 +46,16 @@ test('a name shows as what it is judged as: invisible characters and compatibili
   assert.equal(normalizeProcessName('\u200b'), 'unknown');
   // other scripts stay as they are (look-alike letters are a different name: docs/analysis.md)
   assert.equal(normalizeProcessName('tаilscaled'), 'tаilscaled');
+});
+
+test('a name that mixes Latin letters with look-alike letters of another script is told apart, and which script', () => {
+  assert.equal(mixedScript(normalizeProcessName('tаilscaled')), 'Cyrillic', 'a Cyrillic а');
+  assert.equal(mixedScript(normalizeProcessName('cloudflarеd')), 'Cyrillic', 'a Cyrillic е, last but one');
+  assert.equal(mixedScript('netbirdο'), 'Greek');
+  assert.equal(mixedScript('zerotier-օne'), 'Armenian');
+  assert.equal(mixedScript('tailscaledᎪ'), 'Cherokee');
+  assert.equal(mixedScript('node日本'), 'non-Latin', 'another script beside Latin letters, named generically');
+  // one script only, or nothing to mix
+  for (const name of ['tailscaled', 'zerotier-one', 'warp-svc', 'таилскейлд', 'ταιλ', '日本', 'café', 'unknown', '123'])
+    assert.equal(mixedScript(normalizeProcessName(name)), null, name);
 });

@@ -131,3 +131,31 @@ storeTest('unknown tenant returns an empty result; bad inputs raise AnalysisErro
     await store.close();
   }
 });
+
+storeTest('a look-alike name (tailscaled with a Cyrillic а) is a group of its own with a warning, and the daemon’s rule covers none of it', async (at) => {
+  const store = await at.open();
+  const L = 'lookalike';
+  const lookalike = { ...tailscaled(true), name: 'tаilscaled', path: '/tmp/.x/tаilscaled', sha256: 'c'.repeat(64) };
+  try {
+    const evs: NetworkCallEvent[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ts = TS0 + i * 3_600_000;
+      evs.push(call(L, 'web', 500 + i, ts, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
+      evs.push(call(L, 'web', 500 + i, ts + 1, lookalike, { domain: `drop${i}.example.net`, port: 443 }));
+    }
+    await ingestCalls(at, store, L, evs);
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: L }, { rules });
+    const look = res.processes.find((p) => p.process === 'tаilscaled');
+    assert.ok(look, `the look-alike is its own group: ${res.processes.map((p) => p.process).join(', ')}`);
+    assert.equal(look.count, 3);
+    assert.equal(look.is_vpn_process_candidate, false, 'no daemon verdict, so no suggested rule');
+    assert.ok(look.warnings.some((w) => /^"tаilscaled" mixes Latin and Cyrillic letters: it is drawn like a Latin name it is not/.test(w)), look.warnings.join('\n'));
+    const daemon = res.processes.find((p) => p.process === 'tailscaled')!;
+    assert.deepEqual(daemon.warnings.filter((w) => /mixes/.test(w)), [], 'the real name is not warned about');
+    const preview = await rules.preview(L, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled' } });
+    assert.equal(preview.would_suppress, 3, 'the daemon’s three calls, none of the look-alike’s');
+  } finally {
+    await store.close();
+  }
+});
