@@ -3,8 +3,9 @@
  * upstream (test/gateway/fixtures/echo-server.ts counts every tools/call that reaches it), and
  * node:http requests whose headers (Host included) are exactly what the test says.
  */
+import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
 import { killChild } from '../mcp/helpers.js';
@@ -353,4 +354,45 @@ export function socketPost(port: number, body: unknown, headers: Record<string, 
     };
     pump();
   });
+}
+
+/** A POST the HTTP layer must refuse, with the answer it must get and the audit record it must leave. */
+export interface RefusalCase {
+  label: string;
+  post(): Promise<RawReply>;
+  status: number;
+  code: number;
+  /** the record: its identity (default alice), tool, reason and session */
+  identity?: string;
+  tool: string;
+  reason: RegExp;
+  session: string;
+}
+
+/** Each refusal, one at a time: its answer, then exactly one new deny/protocol record (written before the answer ended). */
+export async function assertRefusalsAudited(db: string, cases: readonly RefusalCase[]): Promise<void> {
+  for (const c of cases) {
+    const before = (await policyAudit(db)).length;
+    const r = await c.post();
+    assert.equal(r.status, c.status, `${c.label}: ${r.text}`);
+    assert.equal(r.messages.at(-1)?.error?.code, c.code, `${c.label}: ${r.text}`);
+    const recs = (await policyAudit(db)).slice(before);
+    assert.equal(recs.length, 1, `${c.label}: ${JSON.stringify(recs)}`);
+    const [rec] = recs;
+    assert.deepEqual(
+      [rec!.identity, rec!.tool, rec!.decision, rec!.rule, rec!.upstream, rec!.session],
+      [c.identity ?? 'alice', c.tool, 'deny', 'protocol', 'not_forwarded', c.session],
+      c.label,
+    );
+    assert.match(rec!.reason, c.reason, c.label);
+  }
+}
+
+/** A loopback port nothing listens on: bound, then closed. */
+export async function deadPort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
 }

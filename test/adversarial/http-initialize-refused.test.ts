@@ -10,13 +10,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
 import { CLI, FIXTURE, kill, spawnUntil } from '../gateway/helpers.js';
-import { eventually, INIT, rawPost } from './http-helpers.js';
+import { deadPort, eventually, INIT, rawPost } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-init-refused-');
 after(() => tmp.cleanup());
@@ -31,14 +30,6 @@ async function children(pid: number): Promise<number[]> {
   }
 }
 
-/** A port nothing listens on: bound, then closed. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 test('HTTP gateway: an initialize that is refused or answered with an error leaves no upstream child and no session open', async () => {
   const policy = join(tmp.dir, 'policy.yaml');

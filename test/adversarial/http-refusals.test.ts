@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
-import { frame, openSession, policyAudit, rawPost, send, startGateway, startUpstream, stop, toolCall, upstreamCounts, type Proc, type RawReply } from './http-helpers.js';
+import { assertRefusalsAudited, frame, openSession, rawPost, send, startGateway, startUpstream, stop, toolCall, upstreamCounts, type Proc, type RawReply, type RefusalCase } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-refusals-');
 after(() => tmp.cleanup());
@@ -21,18 +21,6 @@ const TOKENS = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-01234567
 const bearer = (who: keyof typeof TOKENS) => ({ authorization: `Bearer ${TOKENS[who]}` });
 const POLICY = 'version: 1\ndefault: allow\ntools:\n  delete_thing: { action: deny, reason: no deleting }\n';
 const ID_REASON = /^Invalid Request: "id" must be a string or an integer$/;
-
-interface Case {
-  label: string;
-  post(): Promise<RawReply>;
-  status: number;
-  code: number;
-  /** the record: its identity, tool, reason and session */
-  identity?: string;
-  tool: string;
-  reason: RegExp;
-  session: string;
-}
 
 async function gateway(era: string): Promise<{ gw: Proc; upstream: Proc; db: string }> {
   const policy = join(tmp.dir, `${era}.yaml`);
@@ -45,23 +33,9 @@ async function gateway(era: string): Promise<{ gw: Proc; upstream: Proc; db: str
   return { gw, upstream, db };
 }
 
-/** Each refusal, one at a time: its answer, then exactly one new record (written before the answer ended). */
-async function check(db: string, upstreamPort: number, cases: Case[]): Promise<void> {
-  for (const c of cases) {
-    const before = (await policyAudit(db)).length;
-    const r = await c.post();
-    assert.equal(r.status, c.status, `${c.label}: ${r.text}`);
-    assert.equal(r.messages.at(-1)?.error?.code, c.code, `${c.label}: ${r.text}`);
-    const recs = (await policyAudit(db)).slice(before);
-    assert.equal(recs.length, 1, `${c.label}: ${JSON.stringify(recs)}`);
-    const [rec] = recs;
-    assert.deepEqual(
-      [rec.identity, rec.tool, rec.decision, rec.rule, rec.upstream, rec.session],
-      [c.identity ?? 'alice', c.tool, 'deny', 'protocol', 'not_forwarded', c.session],
-      c.label,
-    );
-    assert.match(rec.reason, c.reason, c.label);
-  }
+/** Each refusal audited (assertRefusalsAudited), and none reached the upstream. */
+async function check(db: string, upstreamPort: number, cases: RefusalCase[]): Promise<void> {
+  await assertRefusalsAudited(db, cases);
   assert.deepEqual(await upstreamCounts(upstreamPort), {}, 'nothing reached the upstream');
 }
 
@@ -73,7 +47,7 @@ test('HTTP gateway (2025-11-25): every refused POST is answered and audited unde
     const on = { ...bearer('alice'), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' };
     const post = (body: unknown, headers: Record<string, string> = {}) => () => rawPost(gw.port, body, { ...on, ...headers });
     const deleting = (id: unknown) => toolCall(id, 'delete_thing', {});
-    const onSession = (c: Omit<Case, 'session' | 'tool'> & { tool?: string }): Case => ({ tool: 'delete_thing', session: sessionId, ...c });
+    const onSession = (c: Omit<RefusalCase, 'session' | 'tool'> & { tool?: string }): RefusalCase => ({ tool: 'delete_thing', session: sessionId, ...c });
     await check(db, upstream.port, [
       onSession({ label: 'id null', post: post(deleting(null)), status: 400, code: -32600, reason: ID_REASON }),
       // Refused by the proxy with id null before, which no POST could be answered with: it hung.
@@ -101,7 +75,7 @@ test('HTTP gateway (2026-07-28): every refused POST is answered and audited unde
   const { gw, upstream, db } = await gateway('modern');
   try {
     const conn = { era: 'modern' as const };
-    const modern = (label: string, body: unknown, reason: RegExp, tool = 'delete_thing'): Case => ({
+    const modern = (label: string, body: unknown, reason: RegExp, tool = 'delete_thing'): RefusalCase => ({
       label, post: () => send(gw.port, conn, body, bearer('alice')), status: 400, code: -32600, tool, reason, session: 'modern:alice',
     });
     const invalid = /^Bad Request: the request body is not a valid JSON-RPC message$/;

@@ -9,24 +9,15 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
 import { CLI, kill, spawnUntil } from '../gateway/helpers.js';
-import { answer, call, ERAS, INIT, open, policyAudit, rawPost, send, startGateway, startUpstream, stop, toolCall, type Proc } from './http-helpers.js';
+import { answer, call, deadPort, ERAS, INIT, open, policyAudit, rawPost, send, startGateway, startUpstream, stop, toolCall, type Proc } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-unreachable-');
 after(() => tmp.cleanup());
 
-/** A port nothing listens on: bound, then closed. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const fields = (r: Record<string, any>) => [r.identity, r.tool, r.decision, r.rule, r.upstream, r.session];
 

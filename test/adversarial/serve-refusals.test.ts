@@ -14,24 +14,13 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { frame, openSession, policyAudit, rawPost, send, startServe, stop, toolCall, type RawReply } from './http-helpers.js';
+import { assertRefusalsAudited, frame, openSession, policyAudit, rawPost, send, startServe, stop, toolCall, type RawReply, type RefusalCase } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-serve-refusals-');
 after(() => tmp.cleanup());
 
 const TOKENS = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdef' };
 const bearer = (who: keyof typeof TOKENS) => ({ authorization: `Bearer ${TOKENS[who]}` });
-
-interface Case {
-  label: string;
-  post(): Promise<RawReply>;
-  status: number;
-  code: number;
-  identity?: string;
-  tool: string;
-  reason: RegExp;
-  session: string;
-}
 
 test('serve --policy: every refused POST is answered and audited under its identity, on both revisions', async () => {
   const policy = join(tmp.dir, 'policy.yaml');
@@ -48,7 +37,7 @@ test('serve --policy: every refused POST is answered and audited under its ident
     const post = (body: unknown, headers: Record<string, string> = {}) => () => rawPost(serve.port, body, { ...on, ...headers });
     const ping = (id: unknown) => toolCall(id, 'ping', {});
     const modern = { era: 'modern' as const };
-    const cases: Case[] = [
+    const cases: RefusalCase[] = [
       // the listener
       { label: 'not JSON', post: post('{"jsonrpc":'), status: 400, code: -32700, tool: '<invalid message>', reason: /^Parse error: the body is not valid JSON$/, session: sessionId },
       { label: 'a body over 1 MiB', post: post(toolCall(1, 'ping', { pad: 'x'.repeat(1024 * 1024) })), status: 413, code: -32600, tool: '<invalid message>', reason: /^Request body too large/, session: sessionId },
@@ -69,21 +58,7 @@ test('serve --policy: every refused POST is answered and audited under its ident
         status: 400, code: -32700, tool: '<invalid message>', reason: /^Parse error: the body is not valid JSON$/, session: 'modern:alice',
       },
     ];
-    for (const c of cases) {
-      const before = (await policyAudit(db)).length;
-      const r = await c.post();
-      assert.equal(r.status, c.status, `${c.label}: ${r.text}`);
-      assert.equal(r.messages.at(-1)?.error?.code, c.code, `${c.label}: ${r.text}`);
-      const recs = (await policyAudit(db)).slice(before);
-      assert.equal(recs.length, 1, `${c.label}: ${JSON.stringify(recs)}`);
-      const [rec] = recs;
-      assert.deepEqual(
-        [rec.identity, rec.tool, rec.decision, rec.rule, rec.upstream, rec.session],
-        [c.identity ?? 'alice', c.tool, 'deny', 'protocol', 'not_forwarded', c.session],
-        c.label,
-      );
-      assert.match(rec.reason, c.reason, c.label);
-    }
+    await assertRefusalsAudited(db, cases);
     // Nothing refused ran: the only ping the audit allowed is none.
     assert.deepEqual((await policyAudit(db)).filter((r) => r.decision === 'allow'), []);
   } finally {
