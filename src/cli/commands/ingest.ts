@@ -17,9 +17,12 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { IngestLeaseError } from '../../storage/store.js';
 import { ingestLeaseTtlMs, reportLeaseEvent } from '../ingest-lease-settings.js';
 
-/** Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory. */
-function checkSource(f: string): void {
-  if (f === '-') return;
+/**
+ * Refuses a path that cannot be a source before anything is stored: missing, unreadable, a directory.
+ * Returns its size in bytes (null for standard input), for the progress bar.
+ */
+function checkSource(f: string): number | null {
+  if (f === '-') return null;
   // an unset shell variable (`ingest "$FILE"`): no file is named, which is a wrong command line
   if (f === '') throw new UserError('ingest: a source path is empty; give a file, or - for standard input', EXIT.USAGE);
   let st;
@@ -31,6 +34,7 @@ function checkSource(f: string): void {
     throw new UserError(`cannot read ${f}: ${(err as Error).message}`, EXIT.IO);
   }
   if (st.isDirectory()) throw new UserError(`cannot read ${f}: it is a directory; give the files in it (e.g. ${f}/*.ndjson.gz)`, EXIT.IO);
+  return st.size;
 }
 
 interface IngestOpts extends StoreOptions {
@@ -155,10 +159,10 @@ export async function runIngest(
         : undefined,
     });
     const sources: SourceSummary[] = [];
-    for (const f of files) checkSource(f);
-    for (const f of files) {
+    const sizes = files.map(checkSource);
+    for (const [i, f] of files.entries()) {
       if (o.progress) {
-        const size = f === '-' ? null : statSync(f).size;
+        const size = sizes[i]!;
         bar = newBar(size !== null);
         bar.start(size === null ? 0 : mib(size), 0, { source: f === '-' ? '<stdin>' : f, records: 0, rate: 0 });
       }
