@@ -1,5 +1,5 @@
 import { options, type VNode } from 'preact';
-import { INVISIBLE } from '../domain/process-name.js';
+import { INVISIBLE, PLAIN_ASCII } from '../domain/process-name.js';
 
 /**
  * Every text the dashboard draws shows its invisible characters by name. Telemetry is the attacker's:
@@ -15,10 +15,8 @@ import { INVISIBLE } from '../domain/process-name.js';
  * value, so a filter or a form posted from the page still names the very string stored.
  */
 
-const PLAIN = /^[\x20-\x7e]*$/;
-
 export function revealInvisible(text: string): string {
-  if (PLAIN.test(text)) return text;
+  if (PLAIN_ASCII.test(text)) return text;
   return text.replace(INVISIBLE, (c) => (c === '\n' || c === '\t' || c === '\r' ? c : `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟩`));
 }
 

@@ -6,8 +6,8 @@ export function basenameOf(path: string): string {
   return slash >= 0 ? path.slice(slash + 1) : path;
 }
 
-/** Names of printable ASCII only: nothing to fold (almost every process name). */
-const PLAIN_ASCII = /^[\x20-\x7e]*$/;
+/** Printable ASCII only: nothing to fold in a name (almost every process name), nothing invisible in a text. */
+export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other
  * default-ignorables. Global: for replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).

@@ -1,8 +1,7 @@
 import { ARGS_PREVIEW_MAX, argsPreviewIsCut, type ApprovalRow } from '../../storage/policy-state.js';
-import { formatCount } from './format.js';
 import { CsrfField, Layout } from './layout.js';
 import type { PageContext } from './context.js';
-import { Time } from './format.js';
+import { formatCount, Time } from './format.js';
 
 /**
  * The tool calls the policy holds for a human (require_approval), and the latest decisions. Approve and
