@@ -7,7 +7,7 @@ import { DASHBOARD_PERMISSIONS, sha256Hex, type DashboardPermission, type Grant 
 import { BodyTooLarge, readBody } from '../http/mcp-listener.js';
 import { loadAssets, readAsset, type Assets } from './assets.js';
 import { clearedSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie, themeCookie, themeOf, THEMES, type Theme } from './cookies.js';
-import { checkCsrf } from './csrf.js';
+import { checkCsrf, checkOrigin } from './csrf.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { installVisibleText } from './visible-text.js';
 import { SessionStore, type Session } from './session.js';
@@ -90,9 +90,14 @@ export function createDashboard(o: DashboardOptions): Dashboard {
 
   async function signIn(req: IncomingMessage, res: ServerResponse, form: URLSearchParams | undefined): Promise<void> {
     const next = safeNext(form?.get('next'));
-    // A browser always sends Origin on a POST; the HTTP layer checked that it names this server. A
-    // missing one is refused, so no other site can sign a visitor in to an account of its choosing.
-    if (req.headers.origin === undefined) return sendPage(res, 403, <SignInPage d={{ styles: assets.styles, next, error: 'Refused: the request has no Origin header.' }} />);
+    // A browser always sends Origin on a POST: one that is not this dashboard's own (or none) is
+    // refused, so no other page, not even one on another port of this host, can sign a visitor in to
+    // an account of its choosing.
+    const origin = checkOrigin(req);
+    if (!origin.ok) {
+      log(`dashboard sign-in refused: ${origin.message}`);
+      return sendPage(res, 403, <SignInPage d={{ styles: assets.styles, next, error: `Refused: ${origin.message}.` }} />);
+    }
     const token = form?.get('token') ?? '';
     const grant = token ? byHash.get(sha256Hex(token)) : undefined;
     if (!grant) {

@@ -86,6 +86,31 @@ export function checkHostOrigin(headers: { host?: string | string[]; origin?: st
   return { ok: true };
 }
 
+/**
+ * Whether `origin` is the very server a browser addressed with `host`: the same host name and port.
+ * The DNS-rebinding check (checkHostOrigin) compares names only, so a page served from another port
+ * of an allowed host (a dev server on localhost:3000) passes it; a browser form post it makes still
+ * carries its own origin, which this tells apart from the dashboard's. The scheme is not compared:
+ * behind a TLS-terminating proxy the server is reached over http while the browser's origin is https,
+ * and one port serves one scheme. A Host without a port means the default port of the browser's
+ * scheme, as Origin omits it too. Malformed values are never the same origin.
+ */
+export function originIsHost(origin: string | undefined, host: string | undefined): boolean {
+  if (origin === undefined || host === undefined) return false;
+  let o: URL;
+  let h: URL;
+  try {
+    o = new URL(origin);
+    if (o.protocol !== 'http:' && o.protocol !== 'https:') return false;
+    if (hostHeaderName(host) === null) return false;
+    h = new URL(`${o.protocol}//${host}`);
+  } catch {
+    return false;
+  }
+  // URL drops a port that is the scheme's default, from both alike
+  return o.hostname === h.hostname && o.port === h.port;
+}
+
 function deny(reason: Exclude<HostOriginResult, { ok: true }>['reason'], message: string): HostOriginResult {
   return { ok: false, status: 403, reason, message };
 }

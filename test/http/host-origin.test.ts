@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { allowedHostNames, checkHostOrigin, hostHeaderName } from '../../src/http/host-origin.js';
+import { allowedHostNames, checkHostOrigin, hostHeaderName, originIsHost } from '../../src/http/host-origin.js';
 
 const loopback = allowedHostNames('127.0.0.1');
 const reason = (host: string | undefined, origin?: string, allowed = loopback) => {
@@ -63,6 +63,39 @@ test('property: a Host passes only if its canonical name is in the allowed set',
       assert.equal(r.ok, canon !== null && loopback.has(canon), host);
       // Only names that canonicalise to a loopback name get through.
       if (r.ok) assert.ok(['localhost', '127.0.0.1', '[::1]'].includes(canon!), host);
+    }),
+  );
+});
+
+test('originIsHost: the same name and port is the same origin; another port, name or a malformed value is not', () => {
+  assert.equal(originIsHost('http://127.0.0.1:7777', '127.0.0.1:7777'), true);
+  assert.equal(originIsHost('http://LOCALHOST:7777', 'localhost:7777'), true);
+  assert.equal(originIsHost('http://[::1]:7777', '[0:0::1]:7777'), true);
+  // a Host without a port is the default port of the browser's scheme, which Origin omits too
+  assert.equal(originIsHost('https://dash.example.com', 'dash.example.com'), true);
+  assert.equal(originIsHost('https://dash.example.com', 'dash.example.com:443'), true);
+  assert.equal(originIsHost('http://dash.example.com', 'dash.example.com:80'), true);
+  // behind a TLS-terminating proxy the browser's origin is https and the port one the proxy forwards as is
+  assert.equal(originIsHost('https://dash.example.com:8443', 'dash.example.com:8443'), true);
+  // another port of the same host: same site, another origin
+  assert.equal(originIsHost('http://127.0.0.1:3000', '127.0.0.1:7777'), false);
+  assert.equal(originIsHost('http://localhost', 'localhost:7777'), false);
+  assert.equal(originIsHost('https://dash.example.com', 'dash.example.com:80'), false);
+  // another name for the same machine is another origin
+  assert.equal(originIsHost('http://localhost:7777', '127.0.0.1:7777'), false);
+  for (const [o, h] of [[undefined, 'localhost:1'], ['http://localhost:1', undefined], ['null', 'localhost:1'], ['file:///x', 'localhost'], ['http://localhost:1', 'localhost:1@evil.example'], ['http://localhost:1', 'localhost:1/x'], ['not a url', 'localhost']] as const) {
+    assert.equal(originIsHost(o, h), false, `${o} / ${h}`);
+  }
+});
+
+test('originIsHost (property): an origin made from a Host is that Host; changing its port makes it another', () => {
+  const name = fc.oneof(fc.constantFrom('localhost', '127.0.0.1', '[::1]', 'dash.example.com'), fc.domain());
+  fc.assert(
+    fc.property(name, fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65534 }), fc.constantFrom('http:', 'https:'), (n, port, delta, scheme) => {
+      const host = `${n}:${port}`;
+      assert.equal(originIsHost(`${scheme}//${host}`, host), true);
+      const other = ((port - 1 + delta) % 65535) + 1;
+      assert.equal(originIsHost(`${scheme}//${n}:${other}`, host), false);
     }),
   );
 });
