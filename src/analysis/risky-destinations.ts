@@ -147,7 +147,7 @@ export class RiskyDestinations {
         if (m(candidate) && this.matchHost(candidate)) return this.matchHost(candidate);
       }
     }
-    for (const c of this.cidrs) if (m(c.base)) return c.source;
+    for (const c of this.cidrs) if (c.mayMatch(m, p)) return c.source;
     return null;
   }
 
@@ -156,8 +156,9 @@ export class RiskyDestinations {
     return [...this.hosts];
   }
 
-  cidrEntries(): string[] {
-    return this.cidrs.map((c) => c.source);
+  /** The list's IP ranges (single addresses as one-address ranges). */
+  cidrRanges(): readonly IpRange[] {
+    return this.cidrs;
   }
 }
 

@@ -58,7 +58,18 @@ export interface IpRange {
   readonly base: string;
   /** true when `ip`, in any spelling canonicalIp accepts, lies in the range */
   contains(ip: string): boolean;
+  /** true when the two ranges share an address */
+  overlaps(other: IpRange): boolean;
+  /**
+   * Whether some address of the range, in canonical text, satisfies `matches` (a glob over address
+   * text, `pattern` as written): exact for a range of up to 65,536 addresses, which it enumerates.
+   * A larger range answers true (it may) unless the pattern cannot spell an address of its family.
+   */
+  mayMatch(matches: (ip: string) => boolean, pattern: string): boolean;
 }
+
+/** The most addresses mayMatch enumerates: an IPv4 /16. */
+const ENUMERABLE_BITS = 16;
 
 /** Parses a CIDR range or a single address, or returns null when `source` is neither. */
 export function parseIpRange(source: string): IpRange | null {
@@ -78,16 +89,57 @@ export function parseIpRange(source: string): IpRange | null {
     net = ipaddr.parse(base);
     bits = net.kind() === 'ipv4' ? 32 : 128;
   }
-  return {
+  const kind = net.kind();
+  const width = kind === 'ipv4' ? 32 : 128;
+  const contains = (ip: string): boolean => {
+    const c = canonicalIp(ip);
+    if (c === null) return false;
+    const a = ipaddr.parse(c);
+    return a.kind() === kind && a.match(net, bits);
+  };
+  const first = (kind === 'ipv4' ? ipaddr.IPv4 : ipaddr.IPv6).networkAddressFromCIDR(`${net.toString()}/${bits}`);
+  const firstText = addressText(first);
+  const range: IpRange & { bits: number; firstText: string } = {
     source,
-    base: net.kind() === 'ipv6' ? (net as ipaddr.IPv6).toRFC5952String() : net.toString(),
-    contains(ip: string): boolean {
-      const c = canonicalIp(ip);
-      if (c === null) return false;
-      const a = ipaddr.parse(c);
-      return a.kind() === net.kind() && a.match(net, bits);
+    base: addressText(net),
+    bits,
+    firstText,
+    contains,
+    overlaps(other: IpRange): boolean {
+      const o = other as IpRange & { bits: number; firstText: string };
+      // two prefixes share an address exactly when the wider one holds the narrower one's first address
+      return o.bits <= bits ? o.contains(firstText) : contains(o.firstText);
+    },
+    mayMatch(matches: (ip: string) => boolean, pattern: string): boolean {
+      if (!couldSpell(pattern, kind)) return false;
+      if (width - bits > ENUMERABLE_BITS) return true;
+      const bytes = first.toByteArray();
+      for (let n = 0; n < 2 ** (width - bits); n++) {
+        // the last two bytes carry the offset (ENUMERABLE_BITS = 16 keeps it within them)
+        const b = bytes.slice();
+        const low = (b[b.length - 2]! << 8) + b[b.length - 1]! + n;
+        b[b.length - 2] = (low >> 8) & 0xff;
+        b[b.length - 1] = low & 0xff;
+        if (matches(addressText(ipaddr.fromByteArray(b)))) return true;
+      }
+      return false;
     },
   };
+  return range;
+}
+
+function addressText(a: ipaddr.IPv4 | ipaddr.IPv6): string {
+  return a.kind() === 'ipv6' ? (a as ipaddr.IPv6).toRFC5952String() : a.toString();
+}
+
+/**
+ * Whether a glob could match the canonical text of some address of a family: IPv4 text is digits and
+ * dots, IPv6 text (RFC 5952, never dotted: mapped addresses are IPv4) hex digits and colons. A
+ * bracket class counts as any one character.
+ */
+function couldSpell(pattern: string, kind: 'ipv4' | 'ipv6'): boolean {
+  const p = pattern.toLowerCase().replace(/\[[^\]]*\]/g, '?');
+  return kind === 'ipv4' ? /^[0-9.*?]*$/.test(p) : /^[0-9a-f:*?]*$/.test(p);
 }
 
 /** True for loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback). */

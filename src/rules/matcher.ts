@@ -152,7 +152,12 @@ function ipPred(value: string): Pred {
 
 function processPred(value: string): Pred {
   let v = value.trim();
-  if (/\.exe$/i.test(v)) v = v.slice(0, -4);
+  if (/\.exe$/i.test(v)) {
+    // Names are compared with ".exe" stripped (normalizeProcessName: tailscaled.exe is tailscaled), so
+    // a name may carry it, but a pattern may not: "*.exe" would become "*" and match every process.
+    if (/[*?[\]]/.test(v)) invalid('process', value, 'process names are compared without ".exe" (tailscaled.exe is tailscaled), so a pattern cannot pick out .exe binaries; give it without ".exe"');
+    v = v.slice(0, -4);
+  }
   if (/[\\/]/.test(v)) invalid('process', value, 'expected a process name (basename), not a path');
   checkGlob('process', v);
   return globMatcher(v);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
+import { parseIpRange } from '../domain/ip.js';
 import {
   RuleError,
   compileRule,
@@ -293,9 +294,13 @@ export class RulesService {
       }
     }
     if (c.ip_address !== undefined && c.ip_address !== '*' && rule.ip) {
-      for (const e of this.risky.cidrEntries()) {
-        const base = e.split('/')[0]!;
-        if (rule.ip(base)) return `ip_address="${c.ip_address}" covers the never-suppress range ${e}`;
+      // an address or CIDR range by overlap, a glob by the addresses it could match: sharing one
+      // address with a never-suppress range is enough
+      const own = parseIpRange(c.ip_address);
+      for (const e of this.risky.cidrRanges()) {
+        if (own ? own.overlaps(e) : e.mayMatch(rule.ip, c.ip_address)) {
+          return `ip_address="${c.ip_address}" covers addresses of the never-suppress range ${e.source}`;
+        }
       }
     }
     return null;

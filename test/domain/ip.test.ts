@@ -99,3 +99,49 @@ test('one owner of IP parsing: no module outside src/domain/ip.ts imports ipaddr
   walk('src');
   assert.deepEqual(offenders, []);
 });
+
+test('IpRange.overlaps: two ranges share an address exactly when one holds the first address of the other', async () => {
+  const fc = (await import('fast-check')).default;
+  const r = (s: string) => parseIpRange(s)!;
+  assert.equal(r('203.0.113.0/24').overlaps(r('203.0.113.7')), true);
+  assert.equal(r('203.0.113.7').overlaps(r('203.0.113.0/24')), true);
+  assert.equal(r('203.0.113.0/24').overlaps(r('203.0.113.128/25')), true);
+  assert.equal(r('203.0.113.0/24').overlaps(r('203.0.0.0/16')), true, 'a wider rule range holds the risky one');
+  assert.equal(r('203.0.113.77/24').overlaps(r('203.0.113.1')), true, 'a range written with host bits set is its prefix');
+  assert.equal(r('203.0.113.0/24').overlaps(r('203.0.114.0/24')), false);
+  assert.equal(r('2001:db8::/32').overlaps(r('2001:DB8:0:0::9')), true);
+  assert.equal(r('2001:db8::/32').overlaps(r('::ffff:203.0.113.7')), false, 'another family never overlaps');
+  assert.equal(r('203.0.113.0/24').overlaps(r('::ffff:203.0.113.7')), true, 'a mapped address is the IPv4 one');
+  // against brute force over a small space: 10.0.0.0/24 split every way
+  const range = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 24, max: 32 })).map(([a, bits]) => `10.0.0.${a}/${bits}`);
+  fc.assert(
+    fc.property(range, range, (a, b) => {
+      const ra = r(a);
+      const rb = r(b);
+      let shared = false;
+      for (let i = 0; i < 256 && !shared; i++) shared = ra.contains(`10.0.0.${i}`) && rb.contains(`10.0.0.${i}`);
+      assert.equal(ra.overlaps(rb), shared, `${a} / ${b}`);
+      assert.equal(rb.overlaps(ra), shared);
+    }),
+  );
+});
+
+test('IpRange.mayMatch: a glob over address text, exact on ranges up to 65,536 addresses, "may" beyond', async () => {
+  const { globMatcher } = await import('../../src/domain/glob.js');
+  const may = (range: string, glob: string) => parseIpRange(range)!.mayMatch(globMatcher(glob), glob);
+  assert.equal(may('203.0.113.0/24', '203.0.113.1?'), true, 'matches 203.0.113.10-19, not the first address');
+  assert.equal(may('203.0.113.0/24', '203.0.113.255'), true);
+  assert.equal(may('203.0.113.0/24', '203.0.114.*'), false);
+  assert.equal(may('203.0.113.0/24', '*.7'), true);
+  assert.equal(may('10.0.0.0/16', '10.0.255.25?'), true, 'a /16 is enumerated to its last address');
+  assert.equal(may('10.0.0.0/16', '10.1.*'), false);
+  assert.equal(may('2001:db8::/112', '2001:db8::ff?f'), true);
+  assert.equal(may('2001:db8::/112', '2001:db9::*'), false);
+  // wider than /16: cannot enumerate, so any glob that could spell an address of the family may match
+  assert.equal(may('10.0.0.0/8', '11.*'), true);
+  assert.equal(may('2001:db8::/32', '2001:db9::*'), true);
+  // a pattern no address of the family can spell never matches, however wide the range
+  assert.equal(may('10.0.0.0/8', '*.example.com'), false);
+  assert.equal(may('2001:db8::/32', '*.example.com'), false);
+  assert.equal(may('2001:db8::/32', '10.*'), false, 'IPv6 text has no dots');
+});

@@ -52,6 +52,9 @@ test('matcher: globs, CIDR, normalised process names, validation errors', () => 
   err({ host: 'foo[bar' }, /host="foo\[bar": bad glob/);
   err({ endpoint: 'x.com:99999' }, /out of range/);
   err({ process: '/usr/bin/curl' }, /not a path/);
+  // names are compared without .exe, so a pattern ending in it would have matched every process
+  for (const p of ['*.exe', '*.EXE', 'tailscale?.exe', '[a-z]*.exe']) err({ process: p }, /a pattern cannot pick out \.exe binaries/, 'invalid_condition');
+  assert.equal(m({ process: 'TwinGated.EXE' }), true, 'a name with .exe is still that name');
 });
 
 function fixture(): NetworkCallEvent[] {
@@ -161,6 +164,32 @@ storeTest('never-suppress: rules targeting or covering risky destinations are re
     // narrowed so that it excludes the risky host: accepted
     const ok = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', host: 'registry.example.com' } }, 't');
     assert.equal(ok.suppressed, 6);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('never-suppress ranges: a rule address, range or glob sharing any address with one is refused, whatever the data', async (at) => {
+  const store = await at.open();
+  try {
+    await ingestCalls(at, store, T, fixture());
+    const svc = new RulesService(store, { extraRiskyDestinations: ['203.0.113.0/24', '2001:db8:bad::/48'] });
+    const snapshot = await statusCounts(at);
+    for (const ip_address of ['203.0.113.7', '203.0.113.128/25', '203.0.0.0/16', '203.0.113.1?', '::ffff:203.0.113.9', '2001:db8:bad::1', '2001:db8::/32']) {
+      for (const conditions of [{ process: 'tailscaled', ip_address }, { ip_address, repo: 'web' }]) {
+        await assert.rejects(
+          svc.preview(T, { detection_id: NOC, conditions }).then(() => svc.create(T, { detection_id: NOC, conditions }, 't')),
+          (e: unknown) => e instanceof RuleError && e.code === 'refused_risky' && /covers addresses of the never-suppress range/.test(e.message),
+          JSON.stringify(conditions),
+        );
+      }
+    }
+    assert.deepEqual(await statusCounts(at), snapshot);
+    assert.equal((await svc.list(T)).length, 0);
+    // next to the ranges but outside them: accepted
+    for (const ip_address of ['203.0.114.0/24', '203.0.112.*', '100.64.0.0/10', '2001:db8:bae::/48']) {
+      await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address } }, 't');
+    }
   } finally {
     await store.close();
   }
