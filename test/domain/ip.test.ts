@@ -38,12 +38,25 @@ test('every spelling of an address makes the same endpoint key, through every ad
     keys.add(endpointOf(native.domain, native.ip, native.port));
     const det = new StepSecurityAdapter().parse({ id: 'x', endpoint: `[${s}]:443`, timestamp: '2026-11-02T10:00:00Z' }, rc());
     assert.equal(det.kind, 'detection');
-    if (det.kind === 'detection') keys.add(endpointOf(undefined, det.detection.ip, 443));
+    // the endpoint it stores, not one rebuilt from its ip: the import kept the spelling it was given
+    if (det.kind === 'detection') keys.add(det.detection.endpoint);
     keys.add(endpointOf(undefined, s, 443));
   }
   assert.deepEqual([...keys], ['[2001:db8::1]:443']);
   assert.equal(hr('::ffff:140.82.112.9').ip, '140.82.112.9');
   assert.equal(endpointOf(undefined, '::ffff:140.82.112.9', 443), '140.82.112.9:443');
+  const mapped = new StepSecurityAdapter().parse({ id: 'y', endpoint: '[::ffff:203.0.113.7]:443', timestamp: '2026-11-02T10:00:00Z' }, rc());
+  assert.equal(mapped.kind === 'detection' && mapped.detection.endpoint, '203.0.113.7:443');
+});
+
+test('a name whose last label is numeric is an address spelt another way, not a DNS name: refused, never kept as a host', () => {
+  for (const name of ['203.0.113.007', '203.0.113.7.', '1.2.3', '0x7f.0.0.1', '3232235777', 'example.123']) {
+    assert.throws(() => call(new NativeAdapter().parse({ ...nativeBase(), domain: name }, rc())), RecordError, name);
+    assert.throws(() => new StepSecurityAdapter().parse({ id: 'x', endpoint: `${name}:443`, timestamp: '2026-11-02T10:00:00Z' }, rc()), /names no valid host/, name);
+  }
+  for (const name of ['123.example.com', 'x1.example.c0m', '1password.com']) {
+    assert.equal(call(new NativeAdapter().parse({ ...nativeBase(), domain: name }, rc())).domain, name);
+  }
 });
 
 function nativeBase() {

@@ -15,7 +15,7 @@
  *   lack it (stored as ""). A missing tool becomes a process named "Unknown".
  * - Missing context fields fall back to rc.defaults, as in the other formats.
  */
-import { splitEndpoint } from '../../domain/endpoint.js';
+import { endpointOf, splitEndpoint } from '../../domain/endpoint.js';
 import {
   DETECTION_STATUSES,
   NEW_OUTBOUND,
@@ -148,6 +148,9 @@ export class StepSecurityAdapter implements RecordAdapter {
       const asIp = parts.host === '' ? null : normalizeIp(parts.host);
       if (asIp !== null) {
         ip = asIp;
+        // the canonical address, so every spelling of it is one endpoint (and matches rules and filters)
+        if (port !== undefined) endpoint = endpointOf(undefined, ip, port);
+        else endpoint = ip.includes(':') ? `[${ip}]` : ip;
       } else if (parts.host !== '') {
         // A host that is no DNS name is refused, not kept raw: "webhook.site.." or a wildcard would
         // slip past the risky-destination check and the rule guards, which compare canonical names.
