@@ -88,7 +88,8 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
       const back = baselineHref({ owner: req.owner, repo: req.repo, workflow: req.workflow ?? '', job: req.job ?? '' });
       const risky = riskyOf(r);
       try {
-        checkExpectEndpoint(req.endpoint);
+        // the canonical form from here on: what is confirmed is what is stored
+        req.endpoint = checkExpectEndpoint(req.endpoint);
         if (!isConfirmed(form)) {
           // nobody is asked to confirm what cannot happen; the confirmed post meets the service's own guard
           const hit = action === 'expect' ? risky.matchEndpoint(req.endpoint) : null;

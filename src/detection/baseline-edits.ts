@@ -1,6 +1,7 @@
 import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../storage/baseline-port.js';
 import { BaselineError } from '../storage/baseline-port.js';
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
+import { canonicalEndpoint } from '../domain/endpoint.js';
 
 /**
  * `baseline expect` / `unexpect` as a service every face calls (the CLI, the dashboard's Baselines
@@ -27,11 +28,20 @@ export class BaselineEditError extends Error {
   }
 }
 
-/** host:port or [v6]:port: an expectation names one exact endpoint, as the baseline stores it. */
-export function checkExpectEndpoint(endpoint: string): void {
-  if (!/^[^\s:]+:\d{1,5}$/.test(endpoint) && !/^\[[^\]]+\]:\d{1,5}$/.test(endpoint)) {
-    throw new BaselineEditError('invalid_input', `expected host:port (e.g. api.example.com:443), got "${endpoint}"`, 'endpoint');
+/**
+ * host:port or [v6]:port: an expectation names one exact endpoint, in the canonical form the baseline
+ * stores (canonicalEndpoint), which it returns.
+ */
+export function checkExpectEndpoint(endpoint: string): string {
+  const canonical = canonicalEndpoint(endpoint);
+  if (canonical === null) {
+    throw new BaselineEditError(
+      'invalid_input',
+      `expected one exact endpoint, host:port with a DNS name or an IP address and a port 1-65535 (e.g. api.example.com:443 or [2001:db8::1]:443), got "${endpoint}"`,
+      'endpoint',
+    );
   }
+  return canonical;
 }
 
 export function describeTarget(t: ExpectTarget): string {
@@ -40,10 +50,10 @@ export function describeTarget(t: ExpectTarget): string {
 
 /** Marks the endpoint expected in the target's jobs; refused for a risky destination or when no job matches. */
 export async function expectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest, risky: RiskyDestinations): Promise<BaselineEditResult> {
-  checkExpectEndpoint(req.endpoint);
+  const endpoint = checkExpectEndpoint(req.endpoint);
   let r: BaselineEditResult;
   try {
-    r = await editor.markExpected(tenant, req, req.endpoint, risky);
+    r = await editor.markExpected(tenant, req, endpoint, risky);
   } catch (err) {
     if (err instanceof BaselineError && err.code === 'refused_risky') throw new BaselineEditError('refused_risky', err.message, 'endpoint');
     throw err;
@@ -54,10 +64,10 @@ export async function expectEndpoint(editor: BaselineEditor, tenant: string, req
 
 /** Undoes expectEndpoint where the endpoint is expected; refused when it is expected in none of the target's jobs. */
 export async function unexpectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest): Promise<BaselineEditResult> {
-  checkExpectEndpoint(req.endpoint);
-  const r = await editor.unmarkExpected(tenant, req, req.endpoint);
+  const endpoint = checkExpectEndpoint(req.endpoint);
+  const r = await editor.unmarkExpected(tenant, req, endpoint);
   if (r.jobs.length === 0) {
-    throw new BaselineEditError('not_found', `${req.endpoint} is not expected in any job of ${describeTarget(req)} in tenant "${tenant}"`, null);
+    throw new BaselineEditError('not_found', `${endpoint} is not expected in any job of ${describeTarget(req)} in tenant "${tenant}"`, null);
   }
   return r;
 }

@@ -1,4 +1,5 @@
 import { canonicalIp, isIp } from './ip.js';
+import { normalizeDomain } from './dns-name.js';
 
 /**
  * `domain:port` when there is a domain, else `ip:port` (IPv6 in brackets). The IP is put in its
@@ -38,4 +39,27 @@ export function parsePortString(value: unknown): number | null {
   if (!m) return null;
   const n = Number(m[1]);
   return n <= 65535 ? n : null;
+}
+
+/**
+ * The canonical text of one exact endpoint given by a person (`baseline expect`): a DNS name in its
+ * canonical form (lower case, no trailing dot) or a canonical IP, and a port 1-65535 written
+ * plainly, as the store keys calls. Null for anything else: a pattern, a port out of range, a name
+ * that is no DNS name. An endpoint kept as typed would never match a stored call, and would still
+ * report success.
+ */
+export function canonicalEndpoint(text: string): string | null {
+  const m = /^(?:\[([^\]]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  if (m[1] !== undefined) {
+    const ip = canonicalIp(m[1]);
+    return ip === null ? null : endpointOf(undefined, ip, port);
+  }
+  const host = m[2]!;
+  const ip = canonicalIp(host);
+  if (ip !== null) return endpointOf(undefined, ip, port);
+  const name = normalizeDomain(host);
+  return name === null ? null : endpointOf(name, undefined, port);
 }

@@ -94,7 +94,7 @@ test('baseline expect: bad input is refused and changes nothing; good input join
     const before = show();
     const noPort = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'api', '--endpoint', 'api.partner.io']);
     assert.equal(noPort.status, 2);
-    assert.match(noPort.stderr, /--endpoint: expected host:port/);
+    assert.match(noPort.stderr, /--endpoint: expected one exact endpoint, host:port/);
     const noRepo = runCli(['baseline', 'expect', '--db', db, '--owner', 'acme', '--repo', 'nope', '--endpoint', 'api.partner.io:443']);
     assert.equal(noRepo.status, 3);
     assert.match(noRepo.stderr, /no jobs found for acme\/nope/);

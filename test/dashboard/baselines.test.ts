@@ -183,7 +183,7 @@ describe('baselines page', () => {
       await signIn(writer.page, dash.server.base, WRITER_TOKEN, XSS_JOB);
       const bad = await postFromPage(writer.page, dash.server.base, '/baselines/expect', [['owner', 'xss-org'], ['repo', 'xss-repo'], ['endpoint', INJECTION]]);
       assert.equal(bad.status, 400);
-      assert.match(bad.text, /endpoint: expected host:port/);
+      assert.match(bad.text, /endpoint: expected one exact endpoint, host:port/);
       assert.match(bad.text, /got &quot;&lt;img src=x onerror=alert\(1\)(&gt;|>)&quot;/, 'the bad value is escaped');
       assert.doesNotMatch(bad.text, /<img/);
     } finally {

@@ -46,6 +46,32 @@ for (const backend of backends()) {
         await assert.rejects(expectEndpoint(c.baselines, 'acme', { owner: 'acme', repo: 'nope', endpoint: 'a.example:443' }, risky), refused('not_found', null, /no jobs found for acme\/nope/));
         await assert.rejects(unexpectEndpoint(c.baselines, 'acme', { ...API, endpoint: 'never.example:443' }), refused('not_found', null, /is not expected in any job of acme\/api/));
       });
+
+      await t.test('an endpoint is stored in the canonical form calls are keyed by, whatever its spelling', async () => {
+        for (const [typed, canonical] of [
+          ['[::ffff:203.0.113.9]:443', '203.0.113.9:443'],
+          ['[2001:DB8:0::9]:443', '[2001:db8::9]:443'],
+          ['2001:db8::9:443', null],
+          ['Other.Example.com.:443', 'other.example.com:443'],
+          ['x.example.com:0443', 'x.example.com:443'],
+        ] as const) {
+          if (canonical === null) {
+            await assert.rejects(expectEndpoint(c.baselines, 'acme', { ...API, job: 'build', endpoint: typed }, risky), refused('invalid_input', 'endpoint', /one exact endpoint/), typed);
+            continue;
+          }
+          const r = await expectEndpoint(c.baselines, 'acme', { ...API, job: 'build', endpoint: typed }, risky);
+          assert.deepEqual(r.jobs.map((j) => j.job), ['build'], typed);
+          assert.deepEqual(await entry(canonical), ['build:expected:true'], typed);
+          assert.deepEqual(await entry(typed.toLowerCase()), typed.toLowerCase() === canonical ? ['build:expected:true'] : [], typed);
+          await unexpectEndpoint(c.baselines, 'acme', { ...API, job: 'build', endpoint: typed });
+        }
+      });
+
+      await t.test('a pattern, a bad port or a name that is no DNS name is refused: it could never match a call', async () => {
+        for (const typed of ['*.example.com:443', 'other.exa?ple.com:443', '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b.site:443', 'gist.githubusercontent.com%2e:443', 'x.example.com:0', 'x.example.com:70000', '203.0.113.007:443', '[not-an-ip]:443']) {
+          await assert.rejects(expectEndpoint(c.baselines, 'acme', { ...API, endpoint: typed }, risky), refused('invalid_input', 'endpoint', /one exact endpoint/), typed);
+        }
+      });
     } finally {
       await c.close();
     }

@@ -51,7 +51,7 @@ export function register(program: Command): void {
     'Mark an endpoint as expected for a repository\'s jobs: it joins their baselines at once (risky destinations are refused)',
   );
   withStoreOptions(expect).action(async (opts: ExpectOpts) => {
-    checkEndpoint(opts.endpoint);
+    opts.endpoint = checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
       const r = await edit(() => expectEndpoint(ports.baselines, tenant, target(opts), riskyOf(config.risky_destinations)));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
@@ -64,7 +64,7 @@ export function register(program: Command): void {
     'Undo `baseline expect`: the endpoint leaves the baselines it was expected in and is flagged again until re-learned',
   );
   withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
-    checkEndpoint(opts.endpoint);
+    opts.endpoint = checkEndpoint(opts.endpoint);
     await withPorts(opts, async ({ ports, tenant, json }) => {
       const r = await edit(() => unexpectEndpoint(ports.baselines, tenant, target(opts)));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
@@ -85,9 +85,12 @@ function endpointCommand(base: Command, name: string, description: string): Comm
     .option('--job <job>', 'only this job');
 }
 
-/** checked before the store is opened: a malformed endpoint is a usage error whatever the store holds */
-function checkEndpoint(endpoint: string): void {
-  edit(() => checkExpectEndpoint(endpoint));
+/**
+ * Checked before the store is opened (a malformed endpoint is a usage error whatever the store
+ * holds); returns the canonical form, which is what is stored and reported.
+ */
+function checkEndpoint(endpoint: string): string {
+  return edit(() => checkExpectEndpoint(endpoint));
 }
 
 function target(o: ExpectOpts) {

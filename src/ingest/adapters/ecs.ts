@@ -39,6 +39,7 @@
  *   does for packets only its firewall saw.
  * - A `{"context": {...}}` line is accepted as in the harden-runner format.
  */
+import { normalizeDomain } from '../../domain/dns-name.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import type { AdapterOutput, RecordAdapter, RecordContext, ResolvedNames } from './types.js';
 import { ProcessTable } from './ecs-processes.js';
@@ -51,7 +52,6 @@ import {
   makeProcess,
   missing,
   noteOf,
-  normalizeDomain,
   normalizeIp,
   optNonNegInt,
   optString,

@@ -15,6 +15,7 @@
  *   lack it (stored as ""). A missing tool becomes a process named "Unknown".
  * - Missing context fields fall back to rc.defaults, as in the other formats.
  */
+import { normalizeDomain } from '../../domain/dns-name.js';
 import { endpointOf, splitEndpoint } from '../../domain/endpoint.js';
 import {
   DETECTION_STATUSES,
@@ -32,7 +33,6 @@ import {
   isObject,
   makeProcess,
   missing,
-  normalizeDomain,
   normalizeIp,
   optIdString,
   optIp,

@@ -15,6 +15,7 @@ import { TENANT_PATTERN } from '../../config/paths.js';
 import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import { RecordError, type RecordContext } from './types.js';
+import { normalizeDomain } from '../../domain/dns-name.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -332,38 +333,6 @@ export function optIp(value: unknown, field: string): string | undefined {
   }
   if (value === undefined || value === null) return undefined;
   return wrongType(field, 'a string', value);
-}
-
-const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/;
-const HAS_UPPER = /[A-Z]/;
-
-/** A last label of digits only: no top-level domain is numeric (RFC 3696, section 2). */
-const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+$/;
-
-/**
- * Domain → lower case, trailing dot stripped, checked for DNS-ish characters and label lengths.
- * Returns null when invalid. (An IP literal in a domain field is handled by `readHost`.) A name whose
- * last label is numeric is no DNS name but an address written another way ("203.0.113.007", which
- * URL parsers read as 203.0.113.7): kept as a name, it would escape every check on IP ranges.
- */
-export function normalizeDomain(s: string): string | null {
-  let d = s;
-  if (d.charCodeAt(d.length - 1) === 46) d = d.slice(0, -1);
-  if (HAS_UPPER.test(d)) d = d.toLowerCase();
-  if (!DOMAIN_RE.test(d) || d.indexOf('..') >= 0 || !labelsFit(d) || NUMERIC_LAST_LABEL.test(d)) return null;
-  return d;
-}
-
-/** RFC 1035: every label of a DNS name is at most 63 octets (the whole name at most 253). */
-function labelsFit(d: string): boolean {
-  let start = 0;
-  for (;;) {
-    const dot = d.indexOf('.', start);
-    const end = dot < 0 ? d.length : dot;
-    if (end - start > 63) return false;
-    if (dot < 0) return true;
-    start = dot + 1;
-  }
 }
 
 /** Result slots for readHost (module-level to avoid allocating a tuple per record). */
