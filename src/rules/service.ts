@@ -146,6 +146,7 @@ export class RulesService {
   }
 
   async create(tenant: string, input: RuleInput, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    actor = cleanActor(actor);
     const { type, rule } = this.compileInput(input);
     const name = cleanText('name', input.name) ?? defaultName(rule.conditions);
     const description = cleanText('description', input.description) ?? '';
@@ -176,6 +177,7 @@ export class RulesService {
    *  - current new detections the new conditions match are suppressed (`suppressed`).
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    actor = cleanActor(actor);
     const current = await this.mustFind(this.repo, tenant, ruleId);
     const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
     const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions;
@@ -234,6 +236,7 @@ export class RulesService {
 
   /** Soft-deletes the rule. Past suppressions stay unless `restore` is set. */
   async delete(tenant: string, ruleId: string, opts: DeleteOptions = {}, actor: string = defaultActor()): Promise<RuleChangeResult> {
+    actor = cleanActor(actor);
     await this.mustFind(this.repo, tenant, ruleId);
     return this.repo.write(async (tx) => {
       const row = await this.mustFind(tx, tenant, ruleId);
@@ -327,12 +330,32 @@ function endpointHostPattern(v: string): string {
   return i >= 0 ? v.slice(0, i) : v;
 }
 
+/**
+ * Control characters (terminal escapes, BEL, newlines) and bidirectional controls. A rule's name,
+ * description and actor are printed later to terminals (`rules list`, `rules audit`) and pages, and
+ * may come from an agent over MCP: such characters there could clear a screen, forge table rows or
+ * reorder what a person reads.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}]/u;
+
 function cleanText(field: string, v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new RuleError('invalid_input', `${field} must be a string`);
   const t = v.trim();
   if (t.length > 500) throw new RuleError('invalid_input', `${field} is longer than 500 characters`);
+  const bad = UNPRINTABLE.exec(t);
+  if (bad) {
+    const code = `U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new RuleError('invalid_input', `${field} contains the control character ${code} at character ${bad.index + 1}: rule text is shown to people, so control and bidirectional characters are refused`);
+  }
   return t;
+}
+
+/** The actor recorded in the audit: printable text like a name (cleanText), and not empty. */
+function cleanActor(actor: string): string {
+  const a = cleanText('actor', actor);
+  if (!a) throw new RuleError('invalid_input', 'actor is empty: say who makes the change');
+  return a;
 }
 
 function defaultName(c: RuleConditions): string {

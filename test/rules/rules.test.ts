@@ -260,3 +260,29 @@ storeTest('delete --restore hands restored detections to other active rules, nev
     await store.close();
   }
 });
+
+storeTest('rule text shown to people refuses control and bidirectional characters: name, description and actor', async (at) => {
+  const store = await at.open();
+  try {
+    await ingestCalls(at, store, T, fixture());
+    const svc = new RulesService(store);
+    const input = { detection_id: NOC, conditions: { process: 'tailscaled' } };
+    const refusedText = (field: string, code: string) => (e: unknown) =>
+      e instanceof RuleError && e.code === 'invalid_input' && e.message.startsWith(`${field} contains the control character ${code} at character`);
+    await assert.rejects(svc.create(T, { ...input, name: 'evil\u001b[2J\u001b[31mRED' }, 't'), refusedText('name', 'U+001B'));
+    await assert.rejects(svc.create(T, { ...input, name: 'two\nlines' }, 't'), refusedText('name', 'U+000A'));
+    await assert.rejects(svc.create(T, { ...input, description: 'ring\u0007' }, 't'), refusedText('description', 'U+0007'));
+    await assert.rejects(svc.create(T, { ...input, description: 'safe \u202Eexe.hsab' }, 't'), refusedText('description', 'U+202E'));
+    await assert.rejects(svc.create(T, input, 'me\u001b[1m'), refusedText('actor', 'U+001B'));
+    await assert.rejects(svc.create(T, input, '  '), (e: unknown) => e instanceof RuleError && /actor is empty/.test(e.message));
+    assert.equal((await svc.list(T)).length, 0, 'nothing was created');
+    const ok = await svc.create(T, { ...input, name: 'Tailscale mesh — ünïcode is fine', description: 'tab\tin the middle is not' }, 't').catch((e: Error) => e);
+    assert.ok(ok instanceof RuleError && /U\+0009/.test(ok.message), 'a tab is a control character too');
+    const created = await svc.create(T, { ...input, name: 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧' }, 'mcp:alice');
+    await assert.rejects(svc.update(T, created.rule.rule_id, { name: 'x\u009bm' }, 't'), refusedText('name', 'U+009B'));
+    await assert.rejects(svc.delete(T, created.rule.rule_id, {}, 'x\u0000'), refusedText('actor', 'U+0000'));
+    assert.equal((await svc.get(T, created.rule.rule_id)).name, 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧');
+  } finally {
+    await store.close();
+  }
+});
