@@ -27,6 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { PolicyProxy, type ProxyOptions } from './proxy.js';
+import { canonicalToolArgs } from '../mcp/tool-aliases.js';
 import { createPolicyRuntime, modernSessionFor, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
@@ -77,6 +78,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     upstreamName: opts.upstreamName,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],
+    // its own tools' other argument names: a condition on `args.owner` holds for `orgScope` too
+    policyArgs: canonicalToolArgs,
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
     log: (l) => process.stderr.write(`egress-triage policy: ${l}\n`),
     onClose: () => {

@@ -83,6 +83,12 @@ export interface ProxyOptions {
    * mode passes its own server's prompts).
    */
   passMethods?: readonly string[];
+  /**
+   * The arguments of a call as the upstream reads them, for the policy to judge (the audit keeps them
+   * as sent). The built-in mode passes its own tools' (canonicalToolArgs: aliases folded); a generic
+   * upstream's are judged as sent.
+   */
+  policyArgs?: (tool: string, args: Record<string, unknown>) => Record<string, unknown>;
   /** Called once when either side closes; the proxy has already closed the other side. */
   onClose?: () => void;
   log?: (line: string) => void;
@@ -401,7 +407,7 @@ export class PolicyProxy {
     let decision: Decision;
     let argsHash: string;
     try {
-      decision = loaded.engine.decide(name, args);
+      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args);
       argsHash = hashArgs(this.o.state.hashKey, args);
     } catch (e) {
       this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, undefined, undefined, ctx);

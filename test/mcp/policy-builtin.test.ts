@@ -54,3 +54,41 @@ storeTest('mcp --policy on stdio refuses to start with an invalid policy', async
   writeFileSync(bad, 'version: 1\ndefault: sometimes\n');
   await assert.rejects(stdioClient(db, { extraArgs: ['--policy', bad] }));
 });
+
+storeTest('mcp --policy judges arguments as the tools read them: an alias or "owner/name" cannot walk past a condition', async (s) => {
+  const db = await buildDemoDb(s.dir, { events: 4000, runs: 8, db: s.db });
+  const policy = join(s.dir, 'alias-policy.yaml');
+  writeFileSync(
+    policy,
+    `version: 1
+default: allow
+tools:
+  list_anomalous_network_calls:
+    when:
+      - { path: args.owner, op: eq, value: "initech", action: deny, reason: "initech is off-limits" }
+  analyze_anomalous_calls_by_process:
+    when:
+      - { path: args.detection_id, op: eq, value: "Domain-Blocked", action: deny, reason: "blocked calls are for people" }
+  delete_suppression_rule:
+    when:
+      - { path: args.ruleId, op: eq, value: "PROTECTED", action: deny, reason: "protected rule" }
+`,
+  );
+  const { client } = await stdioClient(db, { extraArgs: ['--policy', policy] });
+  try {
+    for (const args of [{ owner: 'initech' }, { orgScope: 'initech' }, { repo: 'initech/api-gateway' }]) {
+      const r = await call(client, 'list_anomalous_network_calls', { ...args, limit: 1 });
+      assert.equal(textOf(r), '[POLICY DENIED] initech is off-limits', JSON.stringify(args));
+    }
+    for (const args of [{ detection_id: 'Domain-Blocked' }, { detectionId: 'Domain-Blocked' }]) {
+      assert.equal(textOf(await call(client, 'analyze_anomalous_calls_by_process', args)), '[POLICY DENIED] blocked calls are for people', JSON.stringify(args));
+    }
+    for (const args of [{ ruleId: 'PROTECTED' }, { rule_id: 'PROTECTED' }]) {
+      assert.equal(textOf(await call(client, 'delete_suppression_rule', { ...args, confirm: true })), '[POLICY DENIED] protected rule', JSON.stringify(args));
+    }
+    // other owners pass, through either name
+    assert.equal((await call(client, 'list_anomalous_network_calls', { orgScope: 'acme-corp', limit: 1 })).isError, undefined);
+  } finally {
+    await client.close();
+  }
+});

@@ -4,6 +4,7 @@ import type { AnalyzeInput } from '../../analysis/types.js';
 import { parseDetectionFilter } from '../../domain/filter.js';
 import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
+import { TOOL_ALIASES } from '../tool-aliases.js';
 import { analyze } from '../services.js';
 
 const processSchema = z.looseObject({
@@ -56,7 +57,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
           page: pageField,
           samples: z.number().int().min(0).max(20).optional().describe('Sample detections per process, 0-20. Defaults to 5.'),
         },
-        { detectionId: 'detection_id', orgScope: 'owner' },
+        TOOL_ALIASES.analyze_anomalous_calls_by_process,
       ),
       outputSchema: z.object({
         tenant: z.string(),

@@ -4,6 +4,7 @@ import { DETECTION_TYPES, DOMAIN_BLOCKED, NEW_OUTBOUND, type Detection, type Det
 import { parseDetectionFilter, type DetectionFilter } from '../../domain/filter.js';
 import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
+import { TOOL_ALIASES } from '../tool-aliases.js';
 
 /** A detection as returned by every list tool: the stored detection plus StepSecurity's compact aliases. */
 export function presentDetection(ctx: ToolContext, d: Detection) {
@@ -163,7 +164,6 @@ async function listPage(ctx: ToolContext, fixedType: string | null, a: FilterArg
   });
 }
 
-const LIST_ALIASES = { orgScope: 'owner' } as const;
 
 const LINK_NOTE =
   ' Every detection has a `dashboard_url`: when you present detections to the user, include a clickable link for each one, not just the first.';
@@ -177,7 +177,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
       description:
         "List New-Outbound-Network-Call detections: a CI job called an endpoint that is not in that job's learned baseline (a common sign of supply-chain exfiltration, or of VPN / mesh daemons). Newest first, paged with `cursor`; filters by status, owner, repo, workflow, job, run, process, endpoint and time. Read-only." +
         LINK_NOTE,
-      inputSchema: strictInput(filterFields, LIST_ALIASES),
+      inputSchema: strictInput(filterFields, TOOL_ALIASES.list_anomalous_network_calls),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     })),
@@ -190,7 +190,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
       description:
         'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`, same filters as list_anomalous_network_calls. Read-only.' +
         LINK_NOTE,
-      inputSchema: strictInput(filterFields, LIST_ALIASES),
+      inputSchema: strictInput(filterFields, TOOL_ALIASES.list_blocked_domain_calls),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     })),
@@ -211,7 +211,7 @@ export function registerDetectionTools(ctx: ToolContext): void {
             .describe(`Detection type to list (case-insensitive), e.g. "New-Outbound-Network-Call". Omit for all types. One of: ${DETECTION_TYPES.join(', ')}.`),
           ...filterFields,
         },
-        { ...LIST_ALIASES, detectionId: 'detection_id' },
+        TOOL_ALIASES.list_detections,
       ),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,

@@ -16,6 +16,7 @@ import {
   definition,
 } from '../context.js';
 import { confirmWithUser } from '../confirm.js';
+import { TOOL_ALIASES } from '../tool-aliases.js';
 import { strictInput } from '../args.js';
 import { rulesService } from '../services.js';
 import { presentDetection } from './detections.js';
@@ -44,8 +45,6 @@ const detectionIdField = z
 
 const ruleIdField = z.string().min(1).describe('Rule id (rule_id from list_suppression_rules), e.g. "r_3f9c..."');
 
-/** StepSecurity's tools say ruleId / detectionId; our results say rule_id / detection_id: accept both. */
-const RULE_ALIASES = { rule_id: 'ruleId', detection_id: 'detectionId' } as const;
 
 const confirmField = z
   .boolean()
@@ -170,7 +169,7 @@ export function registerRuleTools(ctx: ToolContext): void {
     definition('get_suppression_rule', () => ({
       title: 'Get a suppression rule',
       description: 'Get one suppression rule by its rule_id, with its conditions and audit dates. Read-only.',
-      inputSchema: strictInput({ customer: customerField, ruleId: ruleIdField }, RULE_ALIASES),
+      inputSchema: strictInput({ customer: customerField, ruleId: ruleIdField }, TOOL_ALIASES.get_suppression_rule),
       outputSchema: z.object({ tenant: z.string(), rule: ruleSchema }),
       annotations: READ_ONLY,
     })),
@@ -188,7 +187,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       title: 'Preview a suppression rule (exact)',
       description:
         'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
-      inputSchema: strictInput({ customer: customerField, detectionId: detectionIdField, conditions: conditionsField }, RULE_ALIASES),
+      inputSchema: strictInput({ customer: customerField, detectionId: detectionIdField, conditions: conditionsField }, TOOL_ALIASES.preview_suppression_rule),
       outputSchema: z.object({
         tenant: z.string(),
         detection_id: z.string(),
@@ -239,7 +238,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         description: z.string().max(2000).optional().describe('Why this rule is safe: the evidence the user approved.'),
         conditions: conditionsField,
         confirm: confirmField,
-      }, RULE_ALIASES),
+      }, TOOL_ALIASES.create_suppression_rule),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_ADDITIVE,
     })),
@@ -281,7 +280,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         description: z.string().max(2000).optional().describe('New description; omit to keep.'),
         conditions: conditionsField.optional(),
         confirm: confirmField,
-      }, RULE_ALIASES),
+      }, TOOL_ALIASES.update_suppression_rule),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
     })),
@@ -339,7 +338,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         ruleId: ruleIdField,
         restore: z.boolean().optional().describe('true: move the detections this rule suppressed back to new. Default false (they stay suppressed).'),
         confirm: confirmField,
-      }, RULE_ALIASES),
+      }, TOOL_ALIASES.delete_suppression_rule),
       outputSchema: z.object(changeOutput),
       annotations: WRITE_DESTRUCTIVE,
     })),

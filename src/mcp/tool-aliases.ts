@@ -1,0 +1,56 @@
+/**
+ * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
+ * One table, read by the tools' input schemas (strictInput folds an alias into its canonical name)
+ * and by the built-in policy mode (canonicalToolArgs), so a policy condition on `args.owner` holds
+ * when an agent writes `orgScope`: judged on the arguments as sent, the alias walked past it.
+ */
+
+const LIST = { orgScope: 'owner' } as const;
+/** StepSecurity's tools say ruleId / detectionId; our results say rule_id / detection_id: both are accepted. */
+const RULE = { rule_id: 'ruleId', detection_id: 'detectionId' } as const;
+
+export const TOOL_ALIASES = {
+  list_anomalous_network_calls: LIST,
+  list_blocked_domain_calls: LIST,
+  list_detections: { ...LIST, detectionId: 'detection_id' },
+  analyze_anomalous_calls_by_process: { detectionId: 'detection_id', orgScope: 'owner' },
+  get_suppression_rule: RULE,
+  preview_suppression_rule: RULE,
+  create_suppression_rule: RULE,
+  update_suppression_rule: RULE,
+  delete_suppression_rule: RULE,
+} as const satisfies Record<string, Record<string, string>>;
+
+/** Tools whose `repo` may be written `owner/name`, which names the owner as well (domain/filter.ts). */
+const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([
+  'list_anomalous_network_calls',
+  'list_blocked_domain_calls',
+  'list_detections',
+  'analyze_anomalous_calls_by_process',
+]);
+
+/**
+ * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, and a
+ * `repo` written `owner/name` giving `owner` when none is given. What the policy judges. Arguments
+ * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
+ * with the repo's) are left as they are: the tool refuses the call anyway.
+ */
+export function canonicalToolArgs(tool: string, args: Record<string, unknown>): Record<string, unknown> {
+  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  let out = args;
+  const copy = () => (out === args ? (out = { ...args }) : out);
+  for (const [alias, canonical] of Object.entries(aliases ?? {})) {
+    if (!Object.hasOwn(args, alias) || args[canonical] !== undefined) continue;
+    copy()[canonical] = args[alias];
+    delete copy()[alias];
+  }
+  const repo = out.repo;
+  if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {
+    const parts = repo.trim().split('/');
+    if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') {
+      copy().owner = parts[0];
+      copy().repo = parts[1];
+    }
+  }
+  return out;
+}

@@ -1,0 +1,21 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
+
+test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
+  assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'initech', detectionId: 'Domain-Blocked', limit: 5 }), { owner: 'initech', detection_id: 'Domain-Blocked', limit: 5 });
+  assert.deepEqual(canonicalToolArgs('delete_suppression_rule', { rule_id: 'r_1', confirm: true }), { ruleId: 'r_1', confirm: true });
+  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id: 'X', conditions: {} }), { detectionId: 'X', conditions: {} });
+  assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { repo: 'initech/api' }), { owner: 'initech', repo: 'api' });
+  // both names given: left for the tool, which refuses a disagreement
+  assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', orgScope: 'initech' }), { owner: 'acme', orgScope: 'initech' });
+  assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', repo: 'initech/api' }), { owner: 'acme', repo: 'initech/api' });
+  // a tool without aliases, an unknown tool, a rule tool whose repo is no filter: unchanged, and the same object
+  for (const [tool, args] of [['ping', { orgScope: 'x' }], ['not_a_tool', { orgScope: 'x' }], ['create_suppression_rule', { repo: 'a/b' }]] as const) {
+    const a = { ...args };
+    assert.equal(canonicalToolArgs(tool, a), a);
+  }
+  // inherited names are no aliases
+  assert.deepEqual(canonicalToolArgs('toString', { orgScope: 'x' }), { orgScope: 'x' });
+  assert.ok(Object.keys(TOOL_ALIASES).length >= 9);
+});
