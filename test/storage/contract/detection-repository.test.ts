@@ -86,6 +86,11 @@ for (const backend of backends()) {
         const skip = await c.detections.list('acme', {}, 3, p1.nextCursor, 3);
         same(skip.detections, expected('acme', () => true).slice(6, 9), 'offset skips rows after the cursor');
         await assert.rejects(c.detections.list('acme', {}, 3, 'not-a-cursor'), /invalid cursor "not-a-cursor"/);
+        // a forged cursor with numbers past any this store wrote: the same refusal on every backend
+        for (const forged of ['d1:99999999999999999999:1', 'd1:1:99999999999999999999', 'd1:-9007199254740993:1']) {
+          const cursor = Buffer.from(forged).toString('base64url');
+          await assert.rejects(c.detections.list('acme', {}, 3, cursor), new RegExp(`invalid cursor "${cursor}"`), forged);
+        }
       });
 
       const filters: [string, DetectionFilter, (x: FixtureDetection) => boolean][] = [
