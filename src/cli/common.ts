@@ -32,12 +32,14 @@ export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
   const path = resolveConfigPath(opts.config);
   if (path === null) return {};
   const { loadConfig } = await import('../config/config-file.js');
+  const { RiskyCoverageError } = await import('../detection/allowed-endpoints.js');
   try {
     return loadConfig(path).config;
   } catch (err) {
-    // Like a policy file: a config that exists but is invalid is rejected input.
+    // Like a policy file: a config that exists but is invalid is rejected input; one that would allow
+    // a risky destination is refused, as the same entry given by flag is.
     const msg = (err as Error).message;
-    throw new UserError(msg, / does not exist$/.test(msg) ? EXIT.NOT_FOUND : EXIT.REJECTED);
+    throw new UserError(msg, err instanceof RiskyCoverageError ? EXIT.REFUSED : / does not exist$/.test(msg) ? EXIT.NOT_FOUND : EXIT.REJECTED);
   }
 }
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseDocument, LineCounter } from 'yaml';
 import { z } from 'zod';
-import { parseAllowedEndpoints } from '../detection/allowed-endpoints.js';
+import { parseAllowedEndpoints, RiskyCoverageError } from '../detection/allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { resolveConfigPath } from './paths.js';
 
@@ -52,7 +52,9 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
   try {
     parseAllowedEndpoints(parsed.data.allowed_endpoints, 'allowed_endpoints', risky);
   } catch (err) {
-    throw new Error(`${path}${at('allowed_endpoints')}: ${(err as Error).message}`);
+    const message = `${path}${at('allowed_endpoints')}: ${(err as Error).message}`;
+    // a safety refusal stays one, as for the --allowed-endpoints flag (exit 4, not a bad file's 1)
+    throw err instanceof RiskyCoverageError ? new RiskyCoverageError(message) : new Error(message);
   }
   return { path, config: parsed.data };
 }

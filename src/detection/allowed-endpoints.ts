@@ -1,5 +1,5 @@
 import { globMatcher } from '../domain/glob.js';
-import { splitEndpoint } from '../domain/endpoint.js';
+import { canonicalIp } from '../domain/ip.js';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
@@ -13,6 +13,9 @@ export interface AllowedEndpoint {
 }
 
 /** An allowed-endpoints entry that would let a risky destination in: a safety refusal, not a typo. */
+/** `[v6]` or a host / glob without a colon, then an optional `:port` or `:*`. */
+const ENTRY = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9*?._-]+))(?::(\*|\d{1,5}))?$/;
+
 export class RiskyCoverageError extends Error {
   override readonly name = 'RiskyCoverageError';
 }
@@ -30,19 +33,23 @@ export function parseAllowedEndpoints(
   if (!spec) return [];
   const items = (Array.isArray(spec) ? spec : [spec]).flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
   return items.map((raw) => {
-    const { host, port } = splitEndpoint(raw);
-    const portPart = raw.endsWith(':*') ? '*' : port;
-    const hostPart = raw.endsWith(':*') ? raw.slice(0, -2) : host;
-    if (!/^[A-Za-z0-9*?.\-_:\[\]]+$/.test(hostPart) || hostPart === '') {
-      throw new Error(`${where}: invalid entry "${raw}" (expected host[:port], e.g. *.github.com:443)`);
+    const m = ENTRY.exec(raw);
+    const port = m?.[3] === undefined ? 443 : m[3] === '*' ? '*' : Number(m[3]);
+    const v6 = m?.[1] === undefined ? null : canonicalIp(m[1]);
+    // An entry that cannot match a call (a port out of range, a stray colon or bracket) is refused, not
+    // kept as a pattern that silently allows nothing.
+    if (!m || (m[1] !== undefined && v6 === null) || (port !== '*' && (port < 1 || port > 65535))) {
+      throw new Error(`${where}: invalid entry "${raw}" (expected host[:port] with a port 1-65535 or *, e.g. *.github.com:443 or [2001:db8::1]:443)`);
     }
+    // a literal address in its canonical form, as calls are keyed
+    const hostPart = v6 ?? canonicalIp(m[2]!) ?? m[2]!;
     const covered = risky.coveredBy(hostPart);
     if (covered) {
       throw new RiskyCoverageError(
         `${where}: entry "${raw}" covers the risky destination ${covered}; payload-staging / exfiltration hosts can never be allowed (narrow the entry so it excludes ${covered})`,
       );
     }
-    return { raw, host: globMatcher(hostPart.replace(/^\[|\]$/g, '')), port: portPart ?? 443 };
+    return { raw, host: globMatcher(hostPart), port };
   });
 }
 

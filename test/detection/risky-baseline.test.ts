@@ -107,7 +107,7 @@ storeTest('CLI ingest and config: --allowed-endpoints / allowed_endpoints with a
   const cfg = join(at.dir, 'egress-triage.yaml');
   writeFileSync(cfg, 'learning_runs: 1\nallowed_endpoints: "github.com:443 *.githubusercontent.com"\n');
   const c = await cliResult(['ingest', file, '--db', db, '--config', cfg]);
-  assert.notEqual(c.status, 0);
+  assert.equal(c.status, 4, 'the same refusal, and the same exit code, as by flag');
   assert.match(c.stderr, /egress-triage\.yaml:2: allowed_endpoints: entry "\*\.githubusercontent\.com" covers the risky destination gist\.githubusercontent\.com/);
 });
 
