@@ -187,7 +187,7 @@ export class RulesService {
     return this.repo.write(async (tx) => {
       const row = await this.mustFind(tx, tenant, ruleId);
       const before = toRule(row);
-      const matchChanged = type !== row.detectionType || JSON.stringify(rule.conditions) !== JSON.stringify(row.conditions);
+      const matchChanged = type !== row.detectionType || !sameConditions(rule.conditions, row.conditions);
       let expected = 0;
       if (matchChanged) {
         const preview = await this.previewWith(tx, tenant, type, rule, 0);
@@ -198,6 +198,8 @@ export class RulesService {
       let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name ?? row.name, description: description ?? row.description, conditions: rule.conditions }, now);
       const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
       if (matchChanged) Object.assign(moved, await this.reevaluate(tx, row, rule, expected));
+      // the same match: everything the rule suppressed stays suppressed by it
+      else moved.kept = await tx.held(row.tenantId, { status: 1, rule: row.id });
       after = (await tx.ruleByUid(row.tenantId, row.uid)) ?? after;
       const handedTotal = moved.handed.reduce((a, h) => a + h.count, 0);
       const changed = toRule(after);
@@ -337,6 +339,12 @@ function endpointHostPattern(v: string): string {
  * reorder what a person reads.
  */
 const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}]/u;
+
+/** The same conditions, whatever order their keys were given in. */
+function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
+  const key = (c: RuleConditions) => JSON.stringify(Object.entries(c).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return key(a) === key(b);
+}
 
 function cleanText(field: string, v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;

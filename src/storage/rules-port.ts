@@ -129,6 +129,8 @@ export interface RulesWriter extends RulesReader {
   move(tenantId: number, sel: RuleSelection, from: DetectionState, to: DetectionState): Promise<number>;
   /** true when some detection of the tenant is in this state */
   holds(tenantId: number, state: DetectionState): Promise<boolean>;
+  /** how many of the tenant's detections are in `state` (from the rollups) */
+  held(tenantId: number, state: DetectionState): Promise<number>;
   /** records a binary flagged at ingest (idempotent) */
   flagImpostor(tenantId: number, b: SuspectedImpostor): Promise<void>;
   /** moves every suppressed detection of these binaries back to new, whichever rule suppressed it */

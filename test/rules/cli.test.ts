@@ -36,6 +36,7 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     const s0 = await state(at);
     const cases: [string[], RegExp][] = [
       [['rules', 'create', ...base, '--condition', 'proces=tailscaled', '--yes'], /unknown condition key "proces"/],
+      [['rules', 'create', ...base, '--condition', 'process=tailscaled', '--condition', '__proto__=x', '--yes'], /unknown condition key "__proto__"/],
       [['rules', 'create', ...base, '--condition', 'ip_address=100.64.0.0/33', '--yes'], /ip_address="100.64.0.0\/33": malformed CIDR/],
       [['rules', 'create', ...base, '--condition', 'process=tailscaled'], /--yes/],
       [['rules', 'create', ...base, '--condition', 'host=webhook.site', '--yes'], /refused.*webhook\.site/],

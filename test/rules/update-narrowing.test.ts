@@ -48,6 +48,12 @@ storeTest('narrowing a rule releases what it no longer matches, hands it to anot
     assert.equal(u.suppressed, 0);
     assert.deepEqual(await byStatus(at), { [`1|${wide.rule.rule_id}`]: 12, [`1|${h0.rule.rule_id}`]: 4, '0|-': 8 });
     assert.equal(await rollupMismatchesOf(at), 0);
+    // the same conditions again, in another key order, with a new name: nothing moves, and all 12 are kept
+    for (const conditions of [{ process: 'curl', owner: 'acme-corp' }, { owner: 'acme-corp', process: 'curl' }]) {
+      const same = await svc.update(T, wide.rule.rule_id, { conditions, name: `renamed ${Object.keys(conditions)[0]}` }, 't');
+      assert.deepEqual([same.kept, same.suppressed, same.restored, same.handed_to_other_rules], [12, 0, 0, []], JSON.stringify(conditions));
+    }
+    assert.deepEqual(await byStatus(at), { [`1|${wide.rule.rule_id}`]: 12, [`1|${h0.rule.rule_id}`]: 4, '0|-': 8 });
 
     // widening again takes back what the new conditions match from `new` only; h0's keep theirs
     const w = await svc.update(T, wide.rule.rule_id, { conditions: { process: 'curl' } }, 't');

@@ -22,15 +22,16 @@ const anyStore = (cmd: Command) => withStoreOptions(cmd);
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function parseConditions(list: string[] | undefined): RuleConditions {
-  const out: Record<string, string> = {};
+  const out = new Map<string, string>();
   for (const raw of list ?? []) {
     const i = raw.indexOf('=');
     if (i <= 0) throw new UserError(`--condition "${raw}": expected key=value, e.g. --condition process=tailscaled`);
     const k = raw.slice(0, i).trim();
-    if (k in out) throw new UserError(`--condition: key "${k}" given twice`);
-    out[k] = raw.slice(i + 1);
+    if (out.has(k)) throw new UserError(`--condition: key "${k}" given twice`);
+    out.set(k, raw.slice(i + 1));
   }
-  return out as RuleConditions;
+  // own properties whatever the key ("__proto__", "constructor"), so the rule service names an unknown one
+  return Object.fromEntries(out) as RuleConditions;
 }
 
 function service(ctx: PortsContext): RulesService {

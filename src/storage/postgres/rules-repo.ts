@@ -332,6 +332,11 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     return r.rows.length > 0;
   }
 
+  async held(tenantId: number, state: DetectionState): Promise<number> {
+    const r = await this.c.query('SELECT coalesce(sum(n), 0)::bigint AS n FROM detection_rollup WHERE tenant_id = $1 AND status = $2 AND rule_id = $3', [tenantId, state.status, state.rule]);
+    return Number(r.rows[0].n);
+  }
+
   async flagImpostor(tenantId: number, b: SuspectedImpostor): Promise<void> {
     await this.c.query(
       'INSERT INTO suspected_impostors (tenant_id, process, "binary", sha256, path, reason) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',

@@ -170,6 +170,12 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     );
   }
 
+  async held(tenantId: number, state: DetectionState): Promise<number> {
+    return Number(
+      this.db.prepare('SELECT coalesce(sum(n), 0) FROM rollup_process_day WHERE tenant_id = ? AND status = ? AND rule_id = ?').pluck().get(tenantId, state.status, state.rule),
+    );
+  }
+
   async flagImpostor(tenantId: number, b: SuspectedImpostor): Promise<void> {
     this.repo.flagImpostor(tenantId, b);
   }
