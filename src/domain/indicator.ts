@@ -27,6 +27,11 @@ export interface Indicator {
   /** the indicator normalised (trimmed, lower case, canonical IP) */
   norm: string;
   test: (e: IndicatorEndpoint) => boolean;
+  /**
+   * IP and CIDR indicators: whether a call's address (canonical) matches. A call to a domain went to
+   * an address too, and an IOC check by address must find it there, not only in direct-IP endpoints.
+   */
+  ip?: (address: string) => boolean;
 }
 
 function parseCidr(value: string): IpRange {
@@ -44,12 +49,12 @@ export function classifyIndicator(raw: string): Indicator {
   if (v.length > 253 + 8) throw new InventoryError('indicator too long: pass at most 261 characters');
   if (v.includes('/')) {
     const range = parseCidr(v);
-    return { kind: 'cidr', norm: v, test: (e) => e.isIp && range.contains(e.host) };
+    return { kind: 'cidr', norm: v, test: (e) => e.isIp && range.contains(e.host), ip: (a) => range.contains(a) };
   }
   const canon = canonicalIp(v);
   if (canon !== null) {
     // stored hosts are canonical (src/domain/ip.ts), so one comparison covers every spelling
-    return { kind: 'ip', norm: canon, test: (e) => e.isIp && e.host === canon };
+    return { kind: 'ip', norm: canon, test: (e) => e.isIp && e.host === canon, ip: (a) => a === canon };
   }
   if (isGlob(v)) {
     const m = globMatcher(v);

@@ -42,7 +42,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     definition('check_ioc_in_baseline', () => ({
       title: 'Check an indicator of compromise against baselines and calls',
       description:
-        "Check whether an indicator (domain, IP, CIDR, host:port, `*` glob or plain substring) appears in any job's learned baseline or in any recorded call of this tenant, optionally within one owner. A domain matches itself and its subdomains on any port; an IP or CIDR matches direct-IP endpoints. Returns baseline entries (in_baseline=true means the job treats it as normal!), per-repo call summaries and detection counts by status. Read-only.",
+        "Check whether an indicator (domain, IP, CIDR, host:port, `*` glob or plain substring) appears in any job's learned baseline or in any recorded call of this tenant, optionally within one owner. A domain matches itself and its subdomains on any port; an IP or CIDR matches direct-IP endpoints, and also the calls and detections that named a domain but connected to a matching address (listed under that domain's endpoint; baselines are kept by endpoint, so those appear only under the domain). Returns baseline entries (in_baseline=true means the job treats it as normal!), per-repo call summaries and detection counts by status. Read-only.",
       inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization); omit for the whole tenant.'),

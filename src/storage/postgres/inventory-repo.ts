@@ -63,11 +63,31 @@ export class PgInventoryRepository implements InventoryRepository {
     return { kind: c.kind, ids: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 
+  /** The tenant's address ids an IP or CIDR indicator names (capped like endpoints); none for other kinds. */
+  private async matchIps(tid: number | undefined, indicator: string): Promise<EndpointMatch> {
+    const c = classifyIndicator(indicator);
+    if (!c.ip || tid === undefined) return { kind: c.kind, ids: [], truncated: false };
+    const rows = (
+      c.kind === 'ip'
+        ? await this.pool.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1 AND ip = $2', [tid, c.norm])
+        : await this.pool.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1 ORDER BY id', [tid])
+    ).rows;
+    const ids = rows.filter((r) => c.ip!(r.ip)).map((r) => r.id);
+    return { kind: c.kind, ids: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
+  }
+
   async checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport> {
     const tid = await this.tenantId(tenant);
     const m = await this.matchEndpoints(tid, q.indicator);
+    // an IP or CIDR also finds calls and detections that named a domain but went to a matching address
+    const byIp = await this.matchIps(tid, q.indicator);
     const params: unknown[] = [tid ?? -1, m.ids];
     const ownerCond = q.owner !== undefined ? `AND lower(j.owner) = lower($${params.push(q.owner)})` : '';
+    // the baseline is keyed by endpoint only; calls and detections take the addresses as one more parameter
+    const withIps = byIp.ids.length ? [...params, byIp.ids] : params;
+    const ips = `$${withIps.length}::bigint[]`;
+    const obsWhere = byIp.ids.length ? `(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY(${ips}))` : 'o.endpoint_id = ANY($2::bigint[])';
+    const detWhere = byIp.ids.length ? `(d.endpoint_id = ANY($2::bigint[]) OR d.ip_id = ANY(${ips}))` : 'd.endpoint_id = ANY($2::bigint[])';
     const [baseline, calls, det] = await Promise.all([
       this.pool.query<{ owner: string; repo: string; workflow: string; job: string; endpoint: string; runs_seen: number; in_baseline: boolean; source: string; first_ts: number; last_ts: number }>(
         `SELECT j.owner, j.repo, j.workflow, j.job, e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts
@@ -82,22 +102,22 @@ export class PgInventoryRepository implements InventoryRepository {
         `SELECT e.endpoint, j.owner, j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT o.run_ref) FILTER (WHERE o.blocked) AS blocked_runs,
                 array_agg(DISTINCT p.name) AS processes, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          ${OBSERVATION_JOINS} ${NAME_JOINS}
-         WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) ${ownerCond}
+         WHERE o.tenant_id = $1 AND ${obsWhere} ${ownerCond}
          GROUP BY e.endpoint, j.owner, j.repo
          ORDER BY runs DESC, e.endpoint COLLATE "C", j.owner COLLATE "C", j.repo COLLATE "C"`,
-        params,
+        withIps,
       ),
       this.pool.query<{ status: number; n: number }>(
         `SELECT d.status, count(*) AS n FROM detections d JOIN jobs j ON j.tenant_id = d.tenant_id AND j.id = d.job_ref
-         WHERE d.tenant_id = $1 AND d.endpoint_id = ANY($2::bigint[]) ${ownerCond} GROUP BY d.status`,
-        params,
+         WHERE d.tenant_id = $1 AND ${detWhere} ${ownerCond} GROUP BY d.status`,
+        withIps,
       ),
     ]);
     const counts = { new: 0, suppressed: 0, resolved: 0 };
     for (const r of det.rows) counts[(['new', 'suppressed', 'resolved'] as const)[r.status] ?? 'new'] += r.n;
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || byIp.truncated,
       baseline_total: baseline.rows.length,
       baseline: baseline.rows.slice(0, q.limit).map((r) => ({
         owner: r.owner,

@@ -82,11 +82,28 @@ export class SqliteInventoryRepository implements InventoryRepository {
     return ids.length ? ids.join(',') : '-1';
   }
 
+  /**
+   * The ips dictionary ids an IP or CIDR indicator names (capped like endpoints); none for other kinds.
+   * The dictionary is shared by tenants, and unlike endpoints no index tells cheaply which addresses
+   * this tenant used, so a range naming more than the cap is answered for the first ones, truncated.
+   */
+  private matchIps(indicator: string): { ids: number[]; truncated: boolean } {
+    const c = classifyIndicator(indicator);
+    if (!c.ip) return { ids: [], truncated: false };
+    const rows = (c.kind === 'ip' ? this.db.prepare('SELECT id, ip FROM ips WHERE ip = ?').all(c.norm) : this.db.prepare('SELECT id, ip FROM ips ORDER BY id').all()) as { id: number; ip: string }[];
+    const ids = rows.filter((r) => c.ip!(r.ip)).map((r) => r.id);
+    return { ids: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
+  }
+
   /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
   async checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport> {
     const m = this.matchEndpoints(tenant, q.indicator);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
+    // an IP or CIDR also finds calls and detections that named a domain but went to a matching address
+    const byIp = this.matchIps(q.indicator);
+    const obsWhere = byIp.ids.length ? `(o.endpoint_id IN (${ids}) OR o.ip_id IN (${this.idList(byIp.ids)}))` : `o.endpoint_id IN (${ids})`;
+    const detWhere = byIp.ids.length ? `(d.endpoint_id IN (${ids}) OR d.ip_id IN (${this.idList(byIp.ids)}))` : `d.endpoint_id IN (${ids})`;
     const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const baselineRows = this.db
@@ -104,21 +121,21 @@ export class SqliteInventoryRepository implements InventoryRepository {
                 json_group_array(DISTINCT p.name) AS processes, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}
+         WHERE ${obsWhere} AND j.tenant_id = ? ${ownerCond}
          GROUP BY e.endpoint, j.owner, j.repo ORDER BY runs DESC, e.endpoint, j.owner, j.repo`,
       )
       .all(tid, ...ownerParams) as { endpoint: string; owner: string; repo: string; runs: number; blocked_runs: number; processes: string; first_ts: number; last_ts: number }[];
     const det = this.db
       .prepare(
         `SELECT coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) AS status, count(*) AS n FROM detections d ${q.owner !== undefined ? 'JOIN jobs j ON j.id = d.job_ref' : ''}
-         WHERE d.tenant_id = ? AND d.endpoint_id IN (${ids}) ${ownerCond} GROUP BY 1`,
+         WHERE d.tenant_id = ? AND ${detWhere} ${ownerCond} GROUP BY 1`,
       )
       .all(tid, ...ownerParams) as { status: number; n: number }[];
     const counts = { new: 0, suppressed: 0, resolved: 0 };
     for (const r of det) counts[(['new', 'suppressed', 'resolved'] as const)[r.status] ?? 'new'] += r.n;
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || byIp.truncated,
       baseline_total: baselineRows.length,
       baseline: baselineRows.slice(0, q.limit).map((r) => ({
         owner: r.owner,
