@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +10,14 @@ import { suppressorFor } from '../src/rules/suppressor.js';
 export const CLI = resolve('dist/bundle/cli/main.js');
 
 /** A fresh temp folder; `file` writes a file in it and returns its path. */
+/**
+ * A stable stand-in for a binary's sha256, 64 hex digits as ingest requires (anything else is stored
+ * as no hash): `fakeSha('curl')` is what nativeEvent gives curl unless told otherwise.
+ */
+export function fakeSha(name: string): string {
+  return createHash('sha256').update(`sha-${name}`).digest('hex');
+}
+
 export function tempDir(prefix = 'egress-triage-test-'): { dir: string; file: (name: string, text: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return {
@@ -86,7 +95,7 @@ export function nativeEvent(s: EventSpec): Record<string, unknown> {
     process: {
       name: s.process ?? 'curl',
       path: `/usr/bin/${s.process ?? 'curl'}`,
-      sha256: s.sha256 ?? `sha-${s.process ?? 'curl'}`,
+      sha256: s.sha256 ?? fakeSha(s.process ?? 'curl'),
       parent: { name: s.parent ?? 'bash', path: '/usr/bin/bash' },
     },
     status: s.status ?? 'allowed',

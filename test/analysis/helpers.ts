@@ -88,7 +88,7 @@ export function tailscaled(genuine: boolean): ProcessInfo {
 }
 
 export function proc(name: string, sha?: string): ProcessInfo {
-  return { name, path: `/usr/bin/${name}`, sha256: sha ?? name.padEnd(64, '0').slice(0, 64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+  return { name, path: `/usr/bin/${name}`, sha256: sha ?? Buffer.from(name).toString('hex').padEnd(64, '0').slice(0, 64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
 }
 
 export function call(

@@ -592,3 +592,25 @@ test('RFC 3339 parser agrees with Date.parse and rejects non-RFC forms', () => {
   assert.equal(epochToMs(1741946400000), 1741946400000);
   assert.equal(epochToMs(1741946400000000000), 1741946400000);
 });
+
+test('native: a sha256 that is not 64 hex digits is no hash, for the process and its parents, and is counted', () => {
+  const r = rc();
+  const ev = call(
+    new NativeAdapter().parse(
+      nativeRecord({
+        process: {
+          name: 'tailscaled',
+          path: '/tmp/.x/tailscaled',
+          sha256: 'open /tmp/.x/tailscaled: no such file or directory',
+          parent: { name: 'bash', sha256: 'sha256:' + 'AB'.repeat(32), parent: { name: 'sudo', sha256: 'Unknown' } },
+        },
+      }),
+      r,
+    ),
+  );
+  assert.equal(ev.process.sha256, undefined, 'Go error text is no binary identity');
+  assert.equal(ev.process.parent?.sha256, 'ab'.repeat(32), 'a prefixed upper-case digest is a hash, in lower case');
+  assert.equal(ev.process.parent?.parent?.sha256, undefined);
+  assert.deepEqual(r.notes, { 'hash-not-a-hash': 1 });
+  assert.throws(() => new NativeAdapter().parse(nativeRecord({ process: { name: 'curl', sha256: 42 } }), rc()), /process\.sha256/);
+});

@@ -28,6 +28,7 @@ import {
   parseContextLine,
   readHost,
   readPort,
+  readSha256,
   readRfc3339,
   readTenant,
   typeName,
@@ -35,7 +36,7 @@ import {
 } from './validate.js';
 
 /** Reads a native `process` object (recursive parent). `depth` 0 is `process` itself. */
-export function readNativeProcess(value: unknown, depth: number): ProcessInfo {
+export function readNativeProcess(value: unknown, depth: number, rc: RecordContext): ProcessInfo {
   if (!isObject(value)) {
     if (value === undefined || value === null) return missing(parentPath('process', depth));
     return wrongType(parentPath('process', depth), 'an object', value);
@@ -54,12 +55,14 @@ export function readNativeProcess(value: unknown, depth: number): ProcessInfo {
     if (depth >= MAX_PARENT_DEPTH) {
       return invalid(`${parentPath('process', depth)}.parent`, `parent chain deeper than ${MAX_PARENT_DEPTH}`);
     }
-    parent = readNativeProcess(parentRaw, depth + 1);
+    parent = readNativeProcess(parentRaw, depth + 1, rc);
   }
   return makeProcess(
     name,
     typeof path === 'string' && path !== '' ? path : path === undefined ? undefined : optString(path, `${parentPath('process', depth)}.path`),
-    typeof sha === 'string' && sha !== '' ? sha : sha === undefined ? undefined : optString(sha, `${parentPath('process', depth)}.sha256`),
+    // one rule for every format: a value that is not 64 hex digits (Go's error text when the binary
+    // could not be read) is no hash, kept as unknown and counted (readSha256)
+    readSha256(sha, `${parentPath('process', depth)}.sha256`, rc),
     typeof pid === 'number' && (pid | 0) === pid && pid >= 0
       ? pid
       : pid === undefined
@@ -90,7 +93,7 @@ export class NativeAdapter implements RecordAdapter {
     const port = readPort(r.port, 'port');
     const p = r.protocol;
     const protocol = p === 'tcp' || p === 'udp' ? p : p === undefined ? undefined : optProtocol(p, 'protocol');
-    const process = readNativeProcess(procRaw, 0);
+    const process = readNativeProcess(procRaw, 0, rc);
     const s = r.status;
     const status = s === undefined || s === 'allowed' ? 'allowed' : optStatus(s, 'status');
     return {

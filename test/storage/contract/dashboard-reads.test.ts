@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backends } from './backends.js';
-import { cliResult, ndjson, nativeEvent, tempDir, type EventSpec } from '../../helpers.js';
+import { cliResult, fakeSha, ndjson, nativeEvent, tempDir, type EventSpec } from '../../helpers.js';
 import { loadOverview } from '../../../src/dashboard/overview-data.js';
 import type { DashboardStore } from '../../../src/dashboard/store.js';
 
@@ -63,9 +63,9 @@ for (const backend of backends()) {
         assert.deepEqual(
           r.calls.map((x) => [x.endpoint, x.ip, x.port, x.process.name, x.process.path, x.process.sha256, x.process.parent.map((p) => p.name), x.blocked, x.inBaseline]),
           [
-            ['registry.npmjs.org:443', null, 443, 'node', '/usr/bin/node', 'sha-node', ['npm'], false, true],
-            ['new.example:443', '203.0.113.7', 443, 'curl', '/usr/bin/curl', 'sha-curl', ['bash'], false, false],
-            ['evil.example:443', null, 443, 'curl', '/usr/bin/curl', 'sha-curl', ['bash'], true, false],
+            ['registry.npmjs.org:443', null, 443, 'node', '/usr/bin/node', fakeSha('node'), ['npm'], false, true],
+            ['new.example:443', '203.0.113.7', 443, 'curl', '/usr/bin/curl', fakeSha('curl'), ['bash'], false, false],
+            ['evil.example:443', null, 443, 'curl', '/usr/bin/curl', fakeSha('curl'), ['bash'], true, false],
           ],
         );
         assert.deepEqual(r.calls[0]!.detections, []);
