@@ -16,9 +16,27 @@ export interface ToolContext {
   riskyDestinations: string[];
   inventory: InventoryRepository;
   server: McpServer;
+  /** the policy in force when a policy gateway sits in front (see ToolPolicyView) */
+  toolPolicy?: () => ToolPolicyView;
 }
 
-export function makeContext(server: McpServer, opts: { store: OpenStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[] }): ToolContext {
+/**
+ * What the policy in force says about a tool, asked at call time (a hot reload swaps it). The policy
+ * engine (src/policy/engine.ts) is the one owner of these answers and the gateway enforces them; the
+ * server only asks, so that describe_capabilities lists what tools/list lists and flags what every call
+ * would be denied.
+ */
+export interface ToolPolicyView {
+  /** true when tools/list leaves the tool out and a call is refused */
+  isHidden(tool: string): boolean;
+  /** the reason when every call is denied whatever its arguments, else undefined */
+  deniesEveryCall(tool: string): string | undefined;
+}
+
+export function makeContext(
+  server: McpServer,
+  opts: { store: OpenStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[]; toolPolicy?: () => ToolPolicyView },
+): ToolContext {
   return {
     store: opts.store,
     tenant: opts.tenant,
@@ -27,6 +45,7 @@ export function makeContext(server: McpServer, opts: { store: OpenStore; tenant:
     riskyDestinations: opts.riskyDestinations ?? [],
     inventory: opts.store.inventory,
     server,
+    toolPolicy: opts.toolPolicy,
   };
 }
 

@@ -122,6 +122,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   };
   /** Who a policy counts and audits: the grant's identity, else --identity, else "local" (as in-process.ts). */
   const policyIdentity = (grant: Grant | undefined): string => grant?.identity ?? opts.policy?.identity ?? 'local';
+  /** The policy in force under a runtime, read per call: a hot reload changes what the tools report. */
+  const toolPolicyOf = (runtime: PolicyRuntime | undefined) => (runtime ? () => runtime.holder.current.engine : undefined);
   // The authenticated identity, not a flag, is who wrote a rule.
   const serverOptionsFor = (identity: string | undefined): EgressTriageServerOptions => (identity !== undefined ? { ...opts, actor: `mcp:${identity}` } : opts);
 
@@ -136,7 +138,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   const serveModern = toNodeHandler(modern, { maxRequestBodySize: maxBody, onerror: (e) => log(`2026-07-28 request failed: ${e.message}`) });
 
   async function openSession(grant: Grant | undefined): Promise<Session> {
-    const server = createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolListChanges: runtimeFor(grant) !== undefined });
+    const server = createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolPolicy: toolPolicyOf(runtimeFor(grant)) });
     let entry!: Session;
     const transport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -249,7 +251,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       await createPolicyGatewayForServer({
         policyPath: runtime.holder.path,
         dbPath: policyDbPath!,
-        serverFactory: () => createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolListChanges: true }),
+        serverFactory: () => createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolPolicy: toolPolicyOf(runtime) }),
         clientTransport: new RequestResponseTransport(res, body as Record<string, unknown>),
         identity: policyIdentity(grant),
         runtime,

@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/server';
 import type { OpenStore } from '../storage/open-store.js';
 import { VERSION } from '../version.js';
-import { makeContext } from './context.js';
+import { makeContext, type ToolPolicyView } from './context.js';
 import { SERVER_INSTRUCTIONS } from './instructions.js';
 import { CONFIRM_TTL_SECONDS, confirmStateCodec } from './request-state.js';
 import { registerPrompts } from './prompts.js';
@@ -22,11 +22,13 @@ export interface EgressTriageServerOptions {
   /** extra never-suppress destination patterns from the config file (passed to analysis) */
   riskyDestinations?: string[];
   /**
-   * True when a policy gateway sits in front (`--policy`, a grant's policy): a hot reload that changes
-   * the policy's hidden tools changes the tool list the client sees, and the gateway then sends
-   * notifications/tools/list_changed. Without one, the lists are fixed for the life of the process.
+   * Set when a policy gateway sits in front (`--policy`, a grant's policy): the policy in force, read
+   * at each call. describe_capabilities leaves out the tools it hides and flags those it denies
+   * outright, as the gateway does to tools/list and tools/call. It also declares tools.listChanged:
+   * a hot reload that changes the hidden tools changes the tool list the client sees, and the gateway
+   * then sends notifications/tools/list_changed. Without one, the lists are fixed for the life of the process.
    */
-  toolListChanges?: boolean;
+  toolPolicy?: () => ToolPolicyView;
 }
 
 /**
@@ -48,7 +50,7 @@ export function createEgressTriageServer(opts: EgressTriageServerOptions): McpSe
       instructions: SERVER_INSTRUCTIONS,
       // listChanged only where the list can change (the SDK would otherwise declare true): a client
       // told "it changes" keeps a 2026-07-28 subscriptions/listen stream open for nothing.
-      capabilities: { tools: { listChanged: opts.toolListChanges === true }, prompts: { listChanged: false } },
+      capabilities: { tools: { listChanged: opts.toolPolicy !== undefined }, prompts: { listChanged: false } },
       // bounds the work one tools/call can ask of the validator
       maxToolInputElements: 2000,
       // 'private': a hint per client, never for a shared cache in front of several identities

@@ -2,6 +2,7 @@ import type { Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { LineStdioServerTransport } from '../gateway/stdio-transport.js';
 import { createEgressTriageServer, type EgressTriageServerOptions } from './server.js';
+import type { InProcessGateway } from '../gateway/in-process.js';
 
 export interface PolicyOptions {
   /** policy file (YAML/JSON); an invalid file refuses to start */
@@ -32,8 +33,17 @@ export async function runStdioServer(
   // serveStdio serves both protocol revisions on one connection: an `initialize` opening pins a
   // 2025-11-25 server, an enveloped request (or server/discover) a 2026-07-28 one. It builds the
   // server from this factory once the opening message has said which.
-  // under a policy, a hot reload may hide tools (the gateway then sends list_changed)
-  const factory = () => createEgressTriageServer({ ...opts, toolListChanges: opts.policy !== undefined });
+  // Under a policy, the servers read the policy in force from the gateway's runtime (a hot reload may
+  // hide tools, and the gateway then sends list_changed). A tool runs only for a message the gateway
+  // forwarded, so `gw` is set by then.
+  let gw: InProcessGateway | undefined;
+  const toolPolicy = opts.policy
+    ? () => {
+        if (!gw) throw new Error('the policy gateway has not started');
+        return gw.runtime.holder.current.engine;
+      }
+    : undefined;
+  const factory = () => createEgressTriageServer({ ...opts, toolPolicy });
   const onerror = (e: Error) => log(`protocol error: ${e.message}`);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
@@ -42,7 +52,7 @@ export async function runStdioServer(
     const { createPolicyGatewayForServer } = await import('../gateway/in-process.js');
     const transport = new LineStdioServerTransport(process.stdin, process.stdout, { maxMessageBytes: opts.maxMessageBytes });
     let served: StdioServerHandle | undefined;
-    const gw = await createPolicyGatewayForServer({
+    gw = await createPolicyGatewayForServer({
       policyPath: opts.policy.policyPath,
       dbPath: opts.policy.dbPath,
       auditFile: opts.policy.auditFile,
@@ -58,8 +68,9 @@ export async function runStdioServer(
     });
     // The proxy owns the transport callbacks; watch stdin directly for the end of the session.
     process.stdin.once('end', () => resolveClosed());
+    const started = gw;
     close = async () => {
-      await gw.close();
+      await started.close();
       await served?.close();
       resolveClosed();
     };

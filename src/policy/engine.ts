@@ -160,6 +160,28 @@ export class PolicyEngine {
     return this.resolve(tool).hidden;
   }
 
+  /**
+   * The reason every call of `tool` is denied, whatever its arguments, or undefined when some call
+   * could pass (allowed, or held for approval). Walks the same chain as decide(): a `when` condition
+   * whose action is not deny may match some arguments, so the answer is undefined from there on;
+   * deny conditions only ever deny (a match, or a value the condition cannot test), so they are
+   * stepped over. Hidden tools answer with the hide reason. Used to tell an agent up front which
+   * listed tools it cannot use (describe_capabilities), so it need not learn it call by call.
+   */
+  deniesEveryCall(tool: string): string | undefined {
+    const r = this.resolve(tool);
+    if (!r.canonical || r.hidden) return this.decide(tool, {}).reason;
+    for (const e of r.chain) {
+      if (e.when.some((c) => c.action !== 'deny')) return undefined;
+      if (e.action) return e.action === 'deny' ? this.make('deny', e, e.reason, undefined, r, tool).reason : undefined;
+    }
+    return this.defaultReason(tool);
+  }
+
+  private defaultReason(tool: string): string | undefined {
+    return this.default === 'deny' ? `tool "${tool}" is not allowed by policy (default: deny)` : undefined;
+  }
+
   /** Names in `hide` plus a fingerprint of hide globs: used to notice hidden-set changes on reload. */
   hiddenFingerprint(): string {
     return JSON.stringify([...(this.file.hide ?? [])].sort());
@@ -239,7 +261,7 @@ export class PolicyEngine {
     return this.make(
       this.default,
       { rule: 'default' },
-      this.default === 'deny' ? `tool "${tool}" is not allowed by policy (default: deny)` : undefined,
+      this.defaultReason(tool),
       undefined,
       r,
       tool,

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { buildDemoDb, call, callOk, httpClient, killChild, startServe, stdioClient, textOf } from './helpers.js';
+import type { Client } from '@modelcontextprotocol/client';
 import { eachStore } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
 
 const { storeTest } = eachStore();
 
@@ -92,3 +94,71 @@ tools:
     await client.close();
   }
 });
+
+const CATALOG_POLICY = `version: 1
+default: allow
+hide: [delete_suppression_rule, "list_blocked_*"]
+tools:
+  create_suppression_rule:
+    action: deny
+    reason: "Rules are created by people"
+  "preview_*":
+    action: deny
+    reason: "Previews are off"
+  update_suppression_rule:
+    action: require_approval
+  get_suppression_rule:
+    when:
+      - { path: args.ruleId, op: eq, value: "PROTECTED", action: deny, reason: "protected rule" }
+  list_detections:
+    when:
+      - { path: args.status, op: eq, value: "new", action: allow }
+    action: deny
+    reason: "only open detections"
+`;
+
+type Caps = { tools: { name: string; denied_by_policy?: string }[]; safety: string[] };
+
+/** describe_capabilities' catalog against tools/list: the same names, and the denials the policy makes whatever the arguments. */
+async function assertCatalogMatchesPolicy(client: Client): Promise<Caps> {
+  const listed = (await client.listTools()).tools.map((t) => t.name).sort();
+  const caps = await callOk<Caps>(client, 'describe_capabilities');
+  assert.deepEqual(caps.tools.map((t) => t.name).sort(), listed, 'the catalog lists exactly what tools/list lists');
+  for (const gone of ['delete_suppression_rule', 'list_blocked_domain_calls']) assert.ok(!listed.includes(gone), `${gone} is hidden`);
+  const denied = Object.fromEntries(caps.tools.filter((t) => t.denied_by_policy !== undefined).map((t) => [t.name, t.denied_by_policy]));
+  // a conditional deny (get_suppression_rule), approval and an allow condition (list_detections) leave calls that pass
+  assert.deepEqual(denied, { create_suppression_rule: 'Rules are created by people', preview_suppression_rule: 'Previews are off' });
+  assert.ok(caps.safety.some((l) => /policy decides every tool call/.test(l)));
+  // and the flag tells the truth: the call is refused with that reason
+  assert.equal(textOf(await call(client, 'preview_suppression_rule', { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'x' } })), '[POLICY DENIED] Previews are off');
+  return caps;
+}
+
+storeTest(
+  'describe_capabilities under a policy lists what tools/list lists and flags tools denied outright (mcp and serve), following a hot reload',
+  async (s) => {
+    const db = await buildDemoDb(s.dir, { events: 4000, runs: 8, db: s.db });
+    const policy = join(s.dir, 'catalog-policy.yaml');
+    writeFileSync(policy, CATALOG_POLICY);
+    const { client } = await stdioClient(db, { extraArgs: ['--policy', policy] });
+    try {
+      await assertCatalogMatchesPolicy(client);
+      // read per call, so a hot reload that hides another tool reaches the catalog too
+      writeFileSync(policy, `${CATALOG_POLICY.replace('hide: [delete_suppression_rule, ', 'hide: [ping, delete_suppression_rule, ')}`);
+      await waitFor(async () => !(await callOk<Caps>(client, 'describe_capabilities')).tools.some((t) => t.name === 'ping'), 10_000, 25, 'ping to leave the catalog');
+    } finally {
+      await client.close();
+    }
+    writeFileSync(policy, CATALOG_POLICY);
+    const { child, url } = await startServe(db, ['--policy', policy]);
+    try {
+      const a = await httpClient(url);
+      await assertCatalogMatchesPolicy(a.client);
+      await a.client.close();
+    } finally {
+      await killChild(child);
+    }
+  },
+  // the catalog comes from the policy, not the store
+  { only: ['sqlite'] },
+);

@@ -7,7 +7,10 @@ import { strictInput } from '../args.js';
 
 export const SERVER_NAME = 'egress-triage';
 
-/** Static catalog used by describe_capabilities (kept next to the registrations in server.ts). */
+/**
+ * Static catalog of every tool this server registers (kept next to the registrations in server.ts).
+ * describe_capabilities answers with the part of it the policy in force lets the agent see.
+ */
 export const TOOL_CATALOG: { name: string; kind: 'read' | 'write'; summary: string }[] = [
   { name: 'analyze_anomalous_calls_by_process', kind: 'read', summary: 'Group open anomalous calls by calling process, with VPN evidence, impostor checks and an exact suggested rule per process.' },
   { name: 'list_anomalous_network_calls', kind: 'read', summary: 'Paged New-Outbound-Network-Call detections with filters.' },
@@ -95,13 +98,23 @@ export function registerMetaTools(ctx: ToolContext): void {
     definition('describe_capabilities', () => ({
       title: 'Describe capabilities',
       description:
-        'Describe what this server can do: every tool (read or write), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
+        'Describe what this server can do: every tool you can see (read or write; under a policy, tools it hides are left out and tools it denies outright carry denied_by_policy), detection types, suppression-rule condition keys, and the safety rules (confirm gating, never-suppress destinations). Read-only; call it when unsure which tool fits.',
       inputSchema: strictInput({}),
       outputSchema: z.object({
         server: z.string(),
         version: z.string(),
         tenant: z.string(),
-        tools: z.array(z.object({ name: z.string(), kind: z.enum(['read', 'write']), summary: z.string() })),
+        tools: z.array(
+          z.object({
+            name: z.string(),
+            kind: z.enum(['read', 'write']),
+            summary: z.string(),
+            denied_by_policy: z
+              .string()
+              .optional()
+              .describe('Present when the policy in force denies every call of this tool, whatever its arguments: the reason it gives. Do not call it.'),
+          }),
+        ),
         prompts: z.array(z.string()),
         detection_types: z.array(z.string()),
         condition_keys: z.object({ scope: z.array(z.string()), type: z.array(z.string()), all: z.array(z.string()) }),
@@ -109,12 +122,21 @@ export function registerMetaTools(ctx: ToolContext): void {
       }),
       annotations: READ_ONLY,
     })),
-    guard('describe_capabilities', async () =>
-      ok({
+    guard('describe_capabilities', async () => {
+      // The policy gateway leaves hidden tools out of tools/list and refuses them; the catalog must
+      // not advertise more than the agent can call. Read per call: a hot reload may change it.
+      const policy = ctx.toolPolicy?.();
+      const tools = policy
+        ? TOOL_CATALOG.filter((t) => !policy.isHidden(t.name)).map((t) => {
+            const denied = policy.deniesEveryCall(t.name);
+            return denied === undefined ? t : { ...t, denied_by_policy: denied };
+          })
+        : TOOL_CATALOG;
+      return ok({
         server: SERVER_NAME,
         version: VERSION,
         tenant: ctx.tenant,
-        tools: TOOL_CATALOG,
+        tools,
         prompts: ['triage-anomalies', 'investigate-endpoint'],
         detection_types: [...DETECTION_TYPES],
         condition_keys: { scope: [...SCOPE_KEYS], type: [...TYPE_KEYS], all: [...CONDITION_KEYS] },
@@ -124,8 +146,11 @@ export function registerMetaTools(ctx: ToolContext): void {
           'Rules that target, or would also silence, never-suppress destinations (gist.githubusercontent.com, webhook.site, ...) are refused.',
           'A VPN verdict is evidence (hash, parent chain, destinations), not proof: a binary name alone proves nothing.',
           'Preview counts are exact: the same matcher as create.',
+          ...(policy
+            ? ['A policy decides every tool call: a call may also be denied, rate-limited or held for approval because of its arguments ([POLICY DENIED] results).']
+            : []),
         ],
-      }),
-    ),
+      });
+    }),
   );
 }
