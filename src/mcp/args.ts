@@ -17,6 +17,51 @@ import { ToolInputError } from './context.js';
 type Shape = z.ZodRawShape;
 
 /**
+ * `__proto__` as an argument name (or a condition key) is refused like any unknown name, never dropped.
+ * JSON.parse makes it an own key, but the SDK parses tools/call params with a zod record, which skips
+ * that key (assigning it would set the prototype instead), so the call used to run as if it had not
+ * been given: no schema of ours could see it. The server therefore moves every own `__proto__` key in
+ * the arguments to this stand-in name before the SDK parses the request (keepProtoKeys, installed in
+ * server.ts); no schema accepts it, and refusals name it as sent (sentKey). `constructor` and
+ * `prototype` need nothing: they stay own keys, and strict schemas refuse them as unknown.
+ */
+const PROTO_STANDIN = '\u0000__proto__';
+
+/** An argument or condition name as the agent sent it, for refusals (see PROTO_STANDIN). */
+export function sentKey(key: string): string {
+  return key === PROTO_STANDIN ? '__proto__' : key;
+}
+
+/**
+ * Renames each own `__proto__` key in a tools/call request's arguments, at any depth, to PROTO_STANDIN,
+ * in place. Call it on the message as received, before the SDK parses it; anything else is left alone.
+ */
+export function keepProtoKeys(message: unknown): void {
+  if (!isObject(message) || message.method !== 'tools/call' || !isObject(message.params)) return;
+  // iterative, and each object once: a deeply nested or (in-process) cyclic argument cannot overflow the stack
+  const seen = new Set<object>();
+  const todo: unknown[] = [message.params.arguments];
+  while (todo.length > 0) {
+    const v = todo.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      for (const x of v) todo.push(x);
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    if (Object.prototype.hasOwnProperty.call(o, '__proto__')) {
+      const value = Object.getOwnPropertyDescriptor(o, '__proto__')?.value as unknown;
+      delete o['__proto__']; // deletes the own key; the prototype is untouched
+      o[PROTO_STANDIN] = value;
+    }
+    for (const x of Object.values(o)) todo.push(x);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
  * A strict object schema for `shape`. `aliases` maps each alias to its canonical field; the alias field
  * is derived from the canonical one. A canonical field that is required stays required, but may be
  * given through its alias (checked after parsing, so the JSON Schema lists neither as required).
@@ -39,7 +84,7 @@ export function strictInput<S extends Shape>(shape: S, aliases: Record<string, s
     .strictObject(full, {
       error: (iss) =>
         iss.code === 'unrecognized_keys'
-          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${k}"`).join(', ')}: ${valid.length ? `this tool accepts only [${valid.join(', ')}]` : 'this tool takes no arguments'}`
+          ? `unknown argument${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => `"${sentKey(k)}"`).join(', ')}: ${valid.length ? `this tool accepts only [${valid.join(', ')}]` : 'this tool takes no arguments'}`
           : undefined,
     })
     .superRefine((v, ctx) => {

@@ -1,4 +1,5 @@
-import { McpServer } from '@modelcontextprotocol/server';
+import { McpServer, type Transport } from '@modelcontextprotocol/server';
+import { keepProtoKeys } from './args.js';
 import type { OpenStore } from '../storage/open-store.js';
 import { VERSION } from '../version.js';
 import { makeContext, type ToolPolicyView } from './context.js';
@@ -39,12 +40,34 @@ export interface EgressTriageServerOptions {
 export const LIST_TTL_MS = 5 * 60_000;
 
 /**
+ * Our McpServer: it sees every message as the transport delivers it, before the SDK parses it (see
+ * keepProtoKeys in args.ts: the parse loses what a tool's schema must refuse). Every way a server is
+ * served (serveStdio, the HTTP sessions and per-request handler, the policy gateway's in-memory pair,
+ * a library caller) goes through connect().
+ *
+ * The SDK's connect() keeps a handler already set on the transport and calls it with each message,
+ * synchronously, before its own dispatch (Protocol.connect), so setting one here is enough and works
+ * whatever the transport does with the property (the Node HTTP transport forwards it to an inner
+ * one). test/mcp/strict-args.test.ts fails if an SDK upgrade stops calling it.
+ */
+class EgressTriageMcpServer extends McpServer {
+  override async connect(transport: Transport): Promise<void> {
+    const prior = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      keepProtoKeys(message);
+      prior?.(message, extra);
+    };
+    return super.connect(transport);
+  }
+}
+
+/**
  * Builds one MCP server: the factory the SDK calls per stdio connection, per 2025-11-25 HTTP session
  * and per 2026-07-28 HTTP request (an McpServer serves one of them). Stores and services are shared,
  * so building one is cheap; every tool is tenant-scoped to `opts.tenant`.
  */
 export function createEgressTriageServer(opts: EgressTriageServerOptions): McpServer {
-  const server = new McpServer(
+  const server = new EgressTriageMcpServer(
     { name: SERVER_NAME, title: 'egress-triage', version: VERSION },
     {
       instructions: SERVER_INSTRUCTIONS,

@@ -1,11 +1,52 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { TENANT, call, callOk, textOf, useDemoClient } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, tempDir } from '../helpers.js';
+import { TENANT, call, callOk, cleanEnv, textOf, useDemoClient } from './helpers.js';
 import { eachStore } from '../helpers/each-store.js';
+import { waitFor } from '../helpers/wait.js';
+import { ERAS, envelope, type Era } from '../adversarial/stdio-helpers.js';
 
 type Any = Record<string, any>;
 
 const { fresh } = eachStore();
+
+/**
+ * `egress-triage mcp` on `db` driven with raw JSON-RPC lines: an SDK client may drop a `__proto__` key
+ * before sending, so these are written as text. Returns the text of each tools/call answer, in order.
+ */
+async function rawToolCalls(db: string, era: Era, extraArgs: string[], calls: string[]): Promise<{ isError?: boolean; text: string }[]> {
+  const child = spawn(process.execPath, [CLI, 'mcp', '--db', db, '--tenant', TENANT, ...extraArgs], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const answers = new Map<number, Any>();
+  let buf = '';
+  child.stdout.on('data', (c: Buffer) => {
+    buf += c.toString();
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const m = JSON.parse(buf.slice(0, nl)) as Any;
+      buf = buf.slice(nl + 1);
+      if (typeof m.id === 'number') answers.set(m.id, m);
+    }
+  });
+  try {
+    const meta = era === 'modern' ? `,"_meta":${JSON.stringify(envelope())}` : '';
+    if (era === 'legacy') {
+      child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })}\n`);
+      child.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
+    }
+    calls.forEach((params, i) => child.stdin.write(`{"jsonrpc":"2.0","id":${i + 1},"method":"tools/call","params":{${params}${meta}}}\n`));
+    await waitFor(() => calls.every((_, i) => answers.has(i + 1)), 15_000, 25, 'every tools/call answer');
+    return calls.map((_, i) => {
+      const m = answers.get(i + 1)!;
+      assert.equal(m.error, undefined, `a tool result, not a protocol error: ${JSON.stringify(m.error)}`);
+      return { isError: m.result.isError as boolean | undefined, text: (m.result.content as { text: string }[]).map((c) => c.text).join('\n') };
+    });
+  } finally {
+    child.stdin.end();
+    await new Promise((r) => child.once('exit', r));
+  }
+}
 
 for (const backend of ['sqlite', 'postgres'] as const) {
   describe(`MCP tool arguments are strict; StepSecurity names are honoured aliases (real SDK fx.client) [${backend}]`, () => {
@@ -24,6 +65,41 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         await refused(t.name, { detectionld: 'x' }, /unknown argument "detectionld": (this tool accepts only \[[a-zA-Z_, ]+\]|this tool takes no arguments)(, |$)/);
       }
       await refused('list_detections', { status: 'new', pgae: 2, limt: 5 }, /unknown arguments "pgae", "limt": this tool accepts only .*\blimit\b.*\bpage\b/);
+    });
+
+    it('an argument or condition key named __proto__, constructor or prototype is refused like any unknown name (raw JSON-RPC; with and without a policy; both revisions)', async () => {
+      const t = tempDir('egress-mcp-proto-');
+      try {
+        const policy = join(t.dir, 'allow.yaml');
+        writeFileSync(policy, 'version: 1\ndefault: allow\n');
+        for (const era of ERAS) {
+          for (const extra of [[], ['--policy', policy]]) {
+            const where = `${era} ${extra.join(' ') || 'no policy'}`;
+            const [bogus, proto, protoNumber, ctor, prototype, beside, nested] = await rawToolCalls(fx.db, era, extra, [
+              '"name":"list_suppression_rules","arguments":{"bogus":1}',
+              '"name":"list_suppression_rules","arguments":{"__proto__":{"x":1}}',
+              // a value the prototype setter ignores: nothing at all was left of it
+              '"name":"list_suppression_rules","arguments":{"__proto__":5}',
+              '"name":"list_suppression_rules","arguments":{"constructor":1}',
+              '"name":"list_suppression_rules","arguments":{"prototype":{}}',
+              '"name":"list_detections","arguments":{"status":"new","__proto__":{"limit":1}}',
+              '"name":"preview_suppression_rule","arguments":{"conditions":{"process":"tailscaled","__proto__":"x"}}',
+            ]);
+            assert.equal(bogus!.isError, true, where);
+            assert.match(bogus!.text, /unknown argument "bogus": this tool accepts only \[customer\]$/, where);
+            for (const [key, r] of [['__proto__', proto], ['__proto__', protoNumber], ['constructor', ctor], ['prototype', prototype]] as const) {
+              assert.equal(r!.isError, true, `${where}: ${key} accepted: ${r!.text.slice(0, 120)}`);
+              assert.equal(r!.text, bogus!.text.replace('"bogus"', `"${key}"`), `${where}: ${key} gets the same refusal as any unknown argument`);
+            }
+            assert.equal(beside!.isError, true, where);
+            assert.match(beside!.text, /unknown argument "__proto__": this tool accepts only \[.*\blimit\b.*\]$/, where);
+            assert.equal(nested!.isError, true, `${where}: a condition named __proto__ was dropped: ${nested!.text.slice(0, 120)}`);
+            assert.match(nested!.text, /^unknown condition key "__proto__": use only /, where);
+          }
+        }
+      } finally {
+        t.cleanup();
+      }
     });
 
     it('detectionId is honoured: list_detections returns only that type', async () => {

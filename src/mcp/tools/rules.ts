@@ -17,7 +17,7 @@ import {
 } from '../context.js';
 import { confirmWithUser } from '../confirm.js';
 import { TOOL_ALIASES } from '../tool-aliases.js';
-import { strictInput } from '../args.js';
+import { sentKey, strictInput } from '../args.js';
 import { rulesService } from '../services.js';
 import { presentDetection } from './detections.js';
 
@@ -76,7 +76,7 @@ export function checkConditions(raw: Record<string, string>): RuleConditions {
   const unknown = Object.keys(raw).filter((k) => !(CONDITION_KEYS as readonly string[]).includes(k));
   if (unknown.length) {
     throw new ToolInputError(
-      `unknown condition key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: use only ${CONDITION_KEYS.join(', ')} (absent key = wildcard)`,
+      `unknown condition key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${sentKey(k)}"`).join(', ')}: use only ${CONDITION_KEYS.join(', ')} (absent key = wildcard)`,
     );
   }
   for (const [k, v] of Object.entries(raw)) {
