@@ -1,4 +1,5 @@
 import type { IndicatorKind } from '../domain/indicator.js';
+import type { ParentLink } from '../domain/types.js';
 
 /**
  * Read-only inventory of a tenant (IOC lookups, endpoint usage, orgs, runs), as the MCP tools and
@@ -42,6 +43,12 @@ export interface EndpointCall {
   job_id: string | null;
   process: string;
   process_sha256: string | null;
+  /**
+   * The rest of the process variant: one binary run under two parent chains in one run is two calls
+   * (two observations), and without these the two rows would look like duplicates.
+   */
+  process_path: string | null;
+  process_parent_chain: ParentLink[];
   blocked: boolean;
   timestamp: string;
 }
@@ -117,7 +124,7 @@ export interface RunsPage {
 export interface InventoryRepository {
   /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
   checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport>;
-  /** Every (run, endpoint, process) observation of an endpoint tenant-wide, newest first, paged. */
+  /** Every (run, endpoint, process variant, blocked) observation of an endpoint tenant-wide, newest first, paged. */
   findEndpointCalls(tenant: string, q: { endpoint: string; owner?: string; limit: number; cursor?: string | null }): Promise<EndpointCallsPage>;
   /** Per-repo inventory of an endpoint within one owner (org). */
   findReposUsingEndpoint(tenant: string, q: { owner: string; endpoint: string }): Promise<RepoUsageReport>;

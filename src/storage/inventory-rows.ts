@@ -1,4 +1,5 @@
 import type { EndpointCall, RunSummary } from './inventory-port.js';
+import type { ParentLink } from '../domain/types.js';
 
 /**
  * The rows every backend's inventory queries return, and the one mapping of each to the port's
@@ -21,6 +22,9 @@ export interface EndpointCallRow {
   gh_job_id: string | null;
   pname: string;
   sha256: string | null;
+  path: string | null;
+  /** JSON array of ParentLink, as stored */
+  parent_chain: string;
 }
 
 export function toEndpointCall(r: EndpointCallRow): EndpointCall {
@@ -35,6 +39,8 @@ export function toEndpointCall(r: EndpointCallRow): EndpointCall {
     job_id: r.gh_job_id,
     process: r.pname,
     process_sha256: r.sha256,
+    process_path: r.path,
+    process_parent_chain: JSON.parse(r.parent_chain) as ParentLink[],
     blocked: Boolean(r.blocked),
     timestamp: iso(r.first_ts),
   };

@@ -137,6 +137,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const calls = await callOk(client, 'find_endpoint_calls_in_tenant', { endpoint: SCENARIO.npmPostinstall.domain, limit: 2 });
       assert.ok(calls.total_observations > 0);
       assert.ok(calls.observations.every((o: Any) => o.dashboard_url && o.process === 'node'));
+      // each row names its whole process variant, so no two rows of a page look alike
+      assert.ok(calls.observations.every((o: Any) => Array.isArray(o.process_parent_chain) && 'process_path' in o));
+      const wide = await callOk(client, 'find_endpoint_calls_in_tenant', { endpoint: SCENARIO.npmPostinstall.domain, limit: 500 });
+      const seen = wide.observations.map((o: Any) => JSON.stringify({ ...o, timestamp: undefined }));
+      assert.equal(new Set(seen).size, seen.length, 'rows that differ only in timestamp');
       if (calls.next_cursor) {
         const more = await callOk(client, 'find_endpoint_calls_in_tenant', { endpoint: SCENARIO.npmPostinstall.domain, limit: 2, cursor: calls.next_cursor });
         assert.ok(more.count > 0);

@@ -17,6 +17,10 @@ const callItem = z.object({
   job_id: z.string().nullable(),
   process: z.string(),
   process_sha256: z.string().nullable(),
+  process_path: z.string().nullable(),
+  process_parent_chain: z
+    .array(z.object({ name: z.string(), path: z.string().optional(), sha256: z.string().optional() }))
+    .describe('Who started the process, nearest parent first. The same binary started by different parents is a separate row.'),
   blocked: z.boolean(),
   timestamp: z.string(),
   dashboard_url: z.string(),
@@ -105,7 +109,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     definition('find_endpoint_calls_in_tenant', () => ({
       title: 'Find every run that called an endpoint',
       description:
-        'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process), newest first, paged with `cursor`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
+        'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process variant, blocked or not), newest first, paged with `cursor`. A process variant is its name, path, sha256 and parent chain, all in the row: the same binary started by two different parents in one run is two rows, told apart by `process_parent_chain`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
       inputSchema: strictInput({
         customer: customerField,
         endpoint: z.string().min(1).max(261).describe('Endpoint to search for, e.g. "webhook.site", "registry.npmjs.org:443", "8.8.8.8", "198.41.192.0/24".'),

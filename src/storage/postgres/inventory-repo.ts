@@ -164,9 +164,10 @@ export class PgInventoryRepository implements InventoryRepository {
       this.pool.query<{
         first_ts: number; run_ref: number; endpoint_id: number; process_id: number; blocked: boolean; endpoint: string; owner: string; repo: string;
         workflow: string; job: string; run_id: string; run_attempt: number; gh_job_id: string | null; pname: string; sha256: string | null;
+      path: string | null; parent_chain: string;
       }>(
         `SELECT o.first_ts, o.run_ref, o.endpoint_id, o.process_id, o.blocked, e.endpoint, j.owner, j.repo, j.workflow, j.job,
-                r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256
+                r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256, p.path, p.parent_chain
          ${OBSERVATION_JOINS} ${NAME_JOINS} ${where} ${pageCond}
          ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC, o.blocked DESC LIMIT ${limit}`,
         pageParams,

@@ -164,7 +164,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     };
   }
 
-  /** Every (run, endpoint, process) observation of an endpoint tenant-wide, newest first, paged. */
+  /** Every (run, endpoint, process variant, blocked) observation of an endpoint tenant-wide, newest first, paged. */
   async findEndpointCalls(tenant: string, q: { endpoint: string; owner?: string; limit: number; cursor?: string | null }): Promise<EndpointCallsPage> {
     const cur = q.cursor ? decodeCursor(q.cursor, 5) : null;
     const m = this.matchEndpoints(tenant, q.endpoint);
@@ -186,7 +186,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const rows = this.db
       .prepare(
         `SELECT o.first_ts, o.run_ref, o.endpoint_id, o.process_id, o.blocked, e.endpoint, j.owner, j.repo, j.workflow, j.job,
-                r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256
+                r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256, p.path, p.parent_chain
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
          WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond} ${pageCond}
@@ -195,6 +195,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
       .all(tid, ...ownerParams, ...pageParams, q.limit + 1) as {
       first_ts: number; run_ref: number; endpoint_id: number; process_id: number; blocked: number; endpoint: string; owner: string; repo: string;
       workflow: string; job: string; run_id: string; run_attempt: number; gh_job_id: string | null; pname: string; sha256: string | null;
+      path: string | null; parent_chain: string;
     }[];
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];

@@ -123,7 +123,8 @@ for (const backend of backends()) {
         assert.deepEqual([first.kind, first.total, first.distinct_runs, first.next_cursor, first.calls.map(call)], ['endpoint', 5, 5, null, want]);
         assert.deepEqual(
           first.calls[3],
-          { endpoint: 'github.com:443', owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: '102', run_attempt: 1, job_id: 'gh-102a', process: 'python3', process_sha256: 'sha-py', blocked: false, timestamp: at(4) },
+          { endpoint: 'github.com:443', owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: '102', run_attempt: 1, job_id: 'gh-102a', process: 'python3', process_sha256: 'sha-py',
+            process_path: '/usr/bin/python3', process_parent_chain: [{ name: 'bash', path: '/usr/bin/bash' }], blocked: false, timestamp: at(4) },
         );
         for (const limit of [1, 2, 3]) {
           const { pages, totals } = await allCalls(c, { endpoint: 'github.com:443' }, limit);
@@ -293,6 +294,32 @@ for (const backend of backends()) {
       assert.deepEqual(ioc.calls.map((x) => x.processes), [['curl', 'tool,v2']]);
       const repos = await c.inventory.findReposUsingEndpoint('acme', { owner: 'acme', endpoint: 'pkg.example' });
       assert.deepEqual(repos.repos.map((r) => [r.workflows, r.processes, r.matched_endpoints]), [[['Build, test, and deploy'], ['curl', 'tool,v2'], ['pkg.example:443']]]);
+    } finally {
+      await c.close();
+    }
+  });
+}
+
+for (const backend of backends()) {
+  test(`${backend.name}: one binary under two parent chains in one run is two calls, each naming its chain, and paging visits both`, async () => {
+    const store = await backend.create();
+    const c = await store.connect();
+    try {
+      const curl = proc('curl', '/usr/bin/curl', 'sha-curl');
+      const fromNpm = { ...curl, parentChain: [{ name: 'node', path: '/usr/bin/node' }, { name: 'npm', path: '/usr/bin/npm' }] };
+      await seedCalls(c.ingest(), 'acme', ['pkg.example:443'], JOB.build, [curl, fromNpm]);
+      const { pages, totals } = await allCalls(c, { endpoint: 'pkg.example' }, 1);
+      assert.deepEqual(totals, [2, 2]);
+      const rows = pages.flat();
+      // the rows differed in nothing but an internal id: apparent duplicates
+      assert.equal(new Set(rows.map((x) => JSON.stringify(x))).size, 2, 'two rows, told apart');
+      assert.deepEqual(
+        rows.map((x) => [x.process, x.process_path, x.process_sha256, x.process_parent_chain.map((p) => p.name).join('<')]).sort(),
+        [['curl', '/usr/bin/curl', 'sha-curl', 'bash'], ['curl', '/usr/bin/curl', 'sha-curl', 'node<npm']],
+      );
+      const one = await c.inventory.findEndpointCalls('acme', { endpoint: 'pkg.example', limit: 5 });
+      assert.deepEqual([one.total, one.distinct_runs, one.next_cursor], [2, 1, null]);
+      assert.deepEqual(one.calls, rows, 'pages of one visit the same rows in the same order as one page');
     } finally {
       await c.close();
     }
