@@ -102,9 +102,9 @@ export function parseDetectionFilter(raw: RawFilter, opts: ParseFilterOptions): 
   let owner = text(raw.owner, name('owner'));
   let repo = text(raw.repo, name('repo'));
   if (repo !== undefined && repo.includes('/')) {
-    const parts = repo.split('/');
-    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw fail('repo', `expected "name" or "owner/name", got ${show(raw.repo)}`);
-    const [o, r] = parts as [string, string];
+    const split = splitOwnerRepo(repo);
+    if (!split) throw fail('repo', `expected "name" or "owner/name", got ${show(raw.repo)}`);
+    const [o, r] = split;
     if (owner !== undefined && owner.toLowerCase() !== o.toLowerCase()) {
       throw fail('repo', `"${repo}" belongs to owner "${o}", which conflicts with ${name('owner')} "${owner}"; give one owner`);
     }
@@ -163,6 +163,17 @@ function parseTypes(value: unknown, argument: string): DetectionType[] | undefin
   // "A,B" is accepted as well as repeated values: analyze reports detection_id as a comma list.
   const names = list.flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]));
   return [...new Set(names.map((v) => parseDetectionType(v, argument)))];
+}
+
+/**
+ * A repo written `owner/name` split in two, or undefined when it is not exactly that: a bare name,
+ * or a malformed one such as `a/b/c` or `/name`. The one reading of the form, for the filters and
+ * for the policy (mcp/tool-aliases.ts), so both name the same owner.
+ */
+export function splitOwnerRepo(repo: string): [owner: string, name: string] | undefined {
+  const parts = repo.split('/');
+  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return undefined;
+  return parts as [string, string];
 }
 
 /** A trimmed non-empty string, or undefined when absent. */

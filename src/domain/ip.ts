@@ -54,8 +54,10 @@ export function isIp(s: string): boolean {
 export interface IpRange {
   /** as written */
   readonly source: string;
-  /** the canonical text of the range's first address */
-  readonly base: string;
+  /** the prefix length: 32 or 128 for a single address */
+  readonly prefixLength: number;
+  /** the canonical text of the range's first address (host bits cleared) */
+  readonly first: string;
   /** true when `ip`, in any spelling canonicalIp accepts, lies in the range */
   contains(ip: string): boolean;
   /** true when the two ranges share an address */
@@ -99,16 +101,14 @@ export function parseIpRange(source: string): IpRange | null {
   };
   const first = (kind === 'ipv4' ? ipaddr.IPv4 : ipaddr.IPv6).networkAddressFromCIDR(`${net.toString()}/${bits}`);
   const firstText = addressText(first);
-  const range: IpRange & { bits: number; firstText: string } = {
+  return {
     source,
-    base: addressText(net),
-    bits,
-    firstText,
+    prefixLength: bits,
+    first: firstText,
     contains,
     overlaps(other: IpRange): boolean {
-      const o = other as IpRange & { bits: number; firstText: string };
       // two prefixes share an address exactly when the wider one holds the narrower one's first address
-      return o.bits <= bits ? o.contains(firstText) : contains(o.firstText);
+      return other.prefixLength <= bits ? other.contains(firstText) : contains(other.first);
     },
     mayMatch(matches: (ip: string) => boolean, pattern: string): boolean {
       if (!couldSpell(pattern, kind)) return false;
@@ -125,7 +125,6 @@ export function parseIpRange(source: string): IpRange | null {
       return false;
     },
   };
-  return range;
 }
 
 function addressText(a: ipaddr.IPv4 | ipaddr.IPv6): string {

@@ -1,3 +1,5 @@
+import { splitOwnerRepo } from '../domain/filter.js';
+
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
  * One table, read by the tools' input schemas (strictInput folds an alias into its canonical name)
@@ -46,11 +48,8 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
   }
   const repo = out.repo;
   if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {
-    const parts = repo.trim().split('/');
-    if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') {
-      copy().owner = parts[0];
-      copy().repo = parts[1];
-    }
+    const split = splitOwnerRepo(repo.trim());
+    if (split) [copy().owner, copy().repo] = split;
   }
   return out;
 }

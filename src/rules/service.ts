@@ -223,7 +223,7 @@ export class RulesService {
     const handed: { rule_id: string; count: number }[] = [];
     for (const other of await tx.activeRules(tid)) {
       if (other.id === row.id) continue;
-      if (!(await tx.holds(tid, parked))) break;
+      if ((await tx.held(tid, parked)) === 0) break;
       const compiled = compileRule(other.detectionType, other.conditions);
       const n = await tx.move(tid, { kind: 'match', rule: compiled, guarded: true }, parked, { status: 1, rule: other.id });
       if (n > 0) handed.push({ rule_id: other.uid, count: n });

@@ -127,8 +127,6 @@ export interface RulesWriter extends RulesReader {
    * rule's type; `all` among every detection in `from`.
    */
   move(tenantId: number, sel: RuleSelection, from: DetectionState, to: DetectionState): Promise<number>;
-  /** true when some detection of the tenant is in this state */
-  holds(tenantId: number, state: DetectionState): Promise<boolean>;
   /** how many of the tenant's detections are in `state` (from the rollups) */
   held(tenantId: number, state: DetectionState): Promise<number>;
   /** records a binary flagged at ingest (idempotent) */

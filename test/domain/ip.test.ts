@@ -81,13 +81,16 @@ test('a process name of blanks is the Unknown tool', () => {
 
 test('parseIpRange: CIDR and single addresses, matched in any accepted spelling', () => {
   const overlay = parseIpRange('100.64.0.0/10')!;
-  assert.equal(overlay.base, '100.64.0.0');
+  assert.equal(overlay.first, '100.64.0.0');
+  assert.equal(overlay.prefixLength, 10);
+  assert.equal(parseIpRange('100.100.1.2/10')!.first, '100.64.0.0', 'the first address has its host bits cleared');
   assert.ok(overlay.contains('100.100.1.2'));
   assert.ok(overlay.contains('::ffff:100.100.1.2'), 'an IPv4-mapped spelling is the IPv4 address');
   assert.ok(!overlay.contains('100.128.0.1'));
   assert.ok(!overlay.contains('not-an-ip'));
   const v6 = parseIpRange('FD7A:115C:A1E0::/48')!;
-  assert.equal(v6.base, 'fd7a:115c:a1e0::');
+  assert.equal(v6.first, 'fd7a:115c:a1e0::');
+  assert.equal(parseIpRange('140.82.112.9')!.prefixLength, 32);
   assert.ok(v6.contains('fd7a:115c:a1e0:0:0:0:0:1'));
   assert.ok(!v6.contains('100.100.1.2'), 'families never match each other');
   const one = parseIpRange('140.82.112.9')!;

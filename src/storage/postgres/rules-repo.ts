@@ -327,11 +327,6 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     return { possible: ids.length > 0, sql: (p) => `type_id = ANY(${p.add(ids)}::int[])` };
   }
 
-  async holds(tenantId: number, state: DetectionState): Promise<boolean> {
-    const r = await this.c.query('SELECT 1 FROM detection_rollup WHERE tenant_id = $1 AND status = $2 AND rule_id = $3 AND n > 0 LIMIT 1', [tenantId, state.status, state.rule]);
-    return r.rows.length > 0;
-  }
-
   async held(tenantId: number, state: DetectionState): Promise<number> {
     const r = await this.c.query('SELECT coalesce(sum(n), 0)::bigint AS n FROM detection_rollup WHERE tenant_id = $1 AND status = $2 AND rule_id = $3', [tenantId, state.status, state.rule]);
     return Number(r.rows[0].n);

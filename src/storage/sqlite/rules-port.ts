@@ -162,14 +162,6 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return repo.move(pred, from, to);
   }
 
-  async holds(tenantId: number, state: DetectionState): Promise<boolean> {
-    return (
-      this.db
-        .prepare('SELECT 1 FROM rollup_process_day WHERE tenant_id = ? AND status = ? AND rule_id = ? LIMIT 1')
-        .get(tenantId, state.status, state.rule) !== undefined
-    );
-  }
-
   async held(tenantId: number, state: DetectionState): Promise<number> {
     return Number(
       this.db.prepare('SELECT coalesce(sum(n), 0) FROM rollup_process_day WHERE tenant_id = ? AND status = ? AND rule_id = ?').pluck().get(tenantId, state.status, state.rule),
