@@ -89,6 +89,8 @@ export interface ProxyOptions {
    * upstream's are judged as sent.
    */
   policyArgs?: (tool: string, args: Record<string, unknown>) => Record<string, unknown>;
+  /** Top-level arguments the upstream reads ignoring case: conditions on them compare so (PolicyEngine.decide). */
+  caselessArgs?: ReadonlySet<string>;
   /** Called once when either side closes; the proxy has already closed the other side. */
   onClose?: () => void;
   log?: (line: string) => void;
@@ -407,7 +409,7 @@ export class PolicyProxy {
     let decision: Decision;
     let argsHash: string;
     try {
-      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args);
+      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args, this.o.caselessArgs);
       argsHash = hashArgs(this.o.state.hashKey, args);
     } catch (e) {
       this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, undefined, undefined, ctx);

@@ -32,6 +32,17 @@ const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Arguments every built-in tool that takes them reads ignoring case: owner and repo (GitHub names,
+ * domain/filter.ts), and the endpoint or indicator of the inventory tools (domain/indicator.ts
+ * lower-cases it). The built-in policy mode compares conditions on them ignoring case, as if each
+ * said `ignore_case: true`; compared exactly, `owner: "INITECH"` walked past a deny of `initech`.
+ */
+export const CASELESS_ARGS: ReadonlySet<string> = new Set(['owner', 'repo', 'endpoint', 'indicator']);
+
+/** Arguments the tools trim before reading them (domain/filter.ts, domain/indicator.ts). */
+const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 'indicator'] as const;
+
+/**
  * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, and a
  * `repo` written `owner/name` giving `owner` when none is given. What the policy judges. Arguments
  * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
@@ -46,9 +57,14 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
     copy()[canonical] = args[alias];
     delete copy()[alias];
   }
+  // " initech" is read as "initech": the policy must see it so too
+  for (const name of TRIMMED_ARGS) {
+    const v = out[name];
+    if (typeof v === 'string' && v.trim() !== v && v.trim() !== '') copy()[name] = v.trim();
+  }
   const repo = out.repo;
   if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {
-    const split = splitOwnerRepo(repo.trim());
+    const split = splitOwnerRepo(repo);
     if (split) [copy().owner, copy().repo] = split;
   }
   return out;

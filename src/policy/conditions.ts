@@ -64,10 +64,16 @@ export type ConditionTest = (r: PathResult) => Verdict;
 
 const article = (t: string) => (t === 'array' || t === 'object' ? `an ${t}` : `a ${t}`);
 
-export function compileCondition(op: Op, value: unknown): ConditionTest {
+/**
+ * `ignoreCase`: strings are compared in lower case, the condition's and the argument's alike, at any
+ * depth of a list or object (a regex gets the `i` flag). Both sides are folded, so a condition
+ * written in any case matches an argument in any case.
+ */
+export function compileCondition(op: Op, value: unknown, ignoreCase = false): ConditionTest {
   const tested = testedTypes(op, value);
   const testsNull = tested.includes('null');
-  const base = compileOp(op, value);
+  const exact = compileOp(op, ignoreCase && op !== 'regex' ? lowerStrings(value) : value, ignoreCase);
+  const base = ignoreCase && op !== 'regex' ? (p: boolean, v: unknown) => exact(p, lowerStrings(v)) : exact;
   return (r) => {
     if (r.kind === 'blocked') return { expected: `an object at ${r.at}`, got: r.got };
     if (op === 'exists') return base(r.kind === 'value', r.kind === 'value' ? r.value : undefined);
@@ -110,7 +116,7 @@ function testedTypes(op: Op, value: unknown): JsonType[] {
 }
 
 /** The op on a value already known to be of a tested type (or absent). */
-function compileOp(op: Op, value: unknown): (present: boolean, v: unknown) => boolean {
+function compileOp(op: Op, value: unknown, ignoreCase: boolean): (present: boolean, v: unknown) => boolean {
   switch (op) {
     case 'eq':
       // A list or object value may also arrive wrapped ([[1,2]], {"x": {...}}): any nesting matches.
@@ -134,7 +140,7 @@ function compileOp(op: Op, value: unknown): (present: boolean, v: unknown) => bo
     case 'gte':
       return (p, v) => p && (v as number) >= (value as number);
     case 'regex': {
-      const re = new RegExp(value as string, 'u');
+      const re = new RegExp(value as string, ignoreCase ? 'iu' : 'u');
       return (p, v) => p && re.test(v as string);
     }
     case 'contains':
@@ -151,6 +157,14 @@ function compileOp(op: Op, value: unknown): (present: boolean, v: unknown) => bo
 }
 
 const isContainer = (v: unknown): boolean => typeof v === 'object' && v !== null;
+
+/** `v` with every string in it lower-cased (object keys kept: they are names, not values). */
+function lowerStrings(v: unknown): unknown {
+  if (typeof v === 'string') return v.toLowerCase();
+  if (Array.isArray(v)) return v.map(lowerStrings);
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, lowerStrings(x)]));
+  return v;
+}
 
 /** `v` equals `target` or holds it at any depth. */
 function deepContains(v: unknown, target: unknown): boolean {

@@ -19,6 +19,8 @@ interface CompiledCondition extends RuleRef {
   path: string[];
   op: Op;
   test: ConditionTest;
+  /** the same condition with strings compared ignoring case, for arguments the tool reads so (decide) */
+  caselessTest: ConditionTest;
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
@@ -129,19 +131,21 @@ export class PolicyEngine {
         costPath: l.cost_from ? splitArgsPath(l.cost_from) : undefined,
       };
     });
-    const when = (t.when ?? []).map(
-      (c, i): CompiledCondition => ({
+    const when = (t.when ?? []).map((c, i): CompiledCondition => {
+      const test = compileCondition(c.op, c.value, c.ignore_case === true);
+      return {
         rule: `${rule}.when[${i}]`,
         line: lineOf([...base, 'when', i]),
         path: splitArgsPath(c.path),
         op: c.op,
-        test: compileCondition(c.op, c.value),
+        test,
+        caselessTest: c.ignore_case ? test : compileCondition(c.op, c.value, true),
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
         approvalElicitation: c.approval_elicitation,
-      }),
-    );
+      };
+    });
     return {
       key,
       rule,
@@ -207,8 +211,13 @@ export class PolicyEngine {
     return r;
   }
 
-  /** Pure decision for one call. Rate limits are reported, not applied: the limiter does that. */
-  decide(tool: string, args: unknown): Decision {
+  /**
+   * Pure decision for one call. Rate limits are reported, not applied: the limiter does that.
+   * `caselessArgs`: top-level arguments the tool reads ignoring case (built-in mode, from
+   * mcp/tool-aliases.ts); a condition on one of them compares ignoring case, as if it said
+   * `ignore_case: true`, so `owner: "INITECH"` cannot pass a condition written for `initech`.
+   */
+  decide(tool: string, args: unknown, caselessArgs?: ReadonlySet<string>): Decision {
     const r = this.resolve(tool);
     if (!r.canonical) {
       return {
@@ -238,7 +247,8 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
-        const verdict = c.test(resolvePath(args, c.path));
+        const caseless = caselessArgs !== undefined && c.path.length === 1 && caselessArgs.has(c.path[0]!);
+        const verdict = (caseless ? c.caselessTest : c.test)(resolvePath(args, c.path));
         if (typeof verdict === 'object') {
           // Fail closed: a value of a type the condition does not test could still be read by the
           // upstream as one it does (see conditions.ts).

@@ -68,9 +68,14 @@ const conditionSchema = z
     approval_timeout: seconds.optional(),
     /** Let the agent's own client approve (MCP elicitation). Off unless set; see docs/policy.md. */
     approval_elicitation: z.boolean().optional(),
+    /** Compare strings in lower case, both the condition's value and the argument's (conditions.ts). */
+    ignore_case: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const v = c.value;
+    if (c.ignore_case && !comparesStrings(c.op, v)) {
+      ctx.addIssue({ code: 'custom', path: ['ignore_case'], message: `ignore_case compares strings: op "${c.op}" with this value compares none; remove ignore_case` });
+    }
     switch (c.op) {
       case 'in':
       case 'not_in':
@@ -112,6 +117,23 @@ const conditionSchema = z
       ctx.addIssue({ code: 'custom', path: ['reason'], message: 'a deny condition needs a reason (the agent is shown it)' });
     }
   });
+
+/** Whether a condition compares string values, where case can matter. */
+function comparesStrings(op: Op, value: unknown): boolean {
+  switch (op) {
+    case 'regex':
+      return true;
+    case 'eq':
+    case 'neq':
+    case 'contains':
+      return typeof value === 'string';
+    case 'in':
+    case 'not_in':
+      return Array.isArray(value) && value.length > 0 && value.every((x) => typeof x === 'string');
+    default:
+      return false;
+  }
+}
 
 const toolSchema = z
   .strictObject({

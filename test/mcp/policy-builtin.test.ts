@@ -57,7 +57,7 @@ storeTest('mcp --policy on stdio refuses to start with an invalid policy', async
   await assert.rejects(stdioClient(db, { extraArgs: ['--policy', bad] }));
 });
 
-storeTest('mcp --policy judges arguments as the tools read them: an alias or "owner/name" cannot walk past a condition', async (s) => {
+storeTest('mcp --policy judges arguments as the tools read them: an alias, "owner/name", another case or blanks cannot walk past a condition', async (s) => {
   const db = await buildDemoDb(s.dir, { events: 4000, runs: 8, db: s.db });
   const policy = join(s.dir, 'alias-policy.yaml');
   writeFileSync(
@@ -74,11 +74,15 @@ tools:
   delete_suppression_rule:
     when:
       - { path: args.ruleId, op: eq, value: "PROTECTED", action: deny, reason: "protected rule" }
+  find_endpoint_calls_in_tenant:
+    when:
+      - { path: args.endpoint, op: eq, value: "webhook.site", action: deny, reason: "ask a person about webhook.site" }
 `,
   );
   const { client } = await stdioClient(db, { extraArgs: ['--policy', policy] });
   try {
-    for (const args of [{ owner: 'initech' }, { orgScope: 'initech' }, { repo: 'initech/api-gateway' }]) {
+    // ...nor another case or blanks around it: the tools read owner and repo ignoring both
+    for (const args of [{ owner: 'initech' }, { orgScope: 'initech' }, { repo: 'initech/api-gateway' }, { owner: 'INITECH' }, { owner: ' Initech ' }, { repo: 'InItEcH/api-gateway' }]) {
       const r = await call(client, 'list_anomalous_network_calls', { ...args, limit: 1 });
       assert.equal(textOf(r), '[POLICY DENIED] initech is off-limits', JSON.stringify(args));
     }
@@ -88,6 +92,11 @@ tools:
     for (const args of [{ ruleId: 'PROTECTED' }, { rule_id: 'PROTECTED' }]) {
       assert.equal(textOf(await call(client, 'delete_suppression_rule', { ...args, confirm: true })), '[POLICY DENIED] protected rule', JSON.stringify(args));
     }
+    for (const endpoint of ['webhook.site', 'WEBHOOK.site', ' Webhook.Site']) {
+      assert.equal(textOf(await call(client, 'find_endpoint_calls_in_tenant', { endpoint })), '[POLICY DENIED] ask a person about webhook.site', endpoint);
+    }
+    // ruleId is no name: it stays exact
+    assert.notEqual(textOf(await call(client, 'delete_suppression_rule', { ruleId: 'protected', confirm: true })), '[POLICY DENIED] protected rule');
     // other owners pass, through either name
     assert.equal((await call(client, 'list_anomalous_network_calls', { orgScope: 'acme-corp', limit: 1 })).isError, undefined);
   } finally {

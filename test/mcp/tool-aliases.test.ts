@@ -15,6 +15,9 @@ test('canonicalToolArgs: aliases folded into their canonical names, "owner/name"
     const a = { ...args };
     assert.equal(canonicalToolArgs(tool, a), a);
   }
+  // blanks around a name the tools trim are trimmed, before "owner/name" is split; a blank value is left to the tool
+  assert.deepEqual(canonicalToolArgs('list_detections', { repo: ' initech/api ', job: 'deploy\t' }), { owner: 'initech', repo: 'api', job: 'deploy' });
+  assert.deepEqual(canonicalToolArgs('check_ioc_in_baseline', { indicator: ' webhook.site', owner: '  ' }), { indicator: 'webhook.site', owner: '  ' });
   // inherited names are no aliases
   assert.deepEqual(canonicalToolArgs('toString', { orgScope: 'x' }), { orgScope: 'x' });
   assert.ok(Object.keys(TOOL_ALIASES).length >= 9);

@@ -163,3 +163,26 @@ test('a value of the tested type is decided exactly by the op (no blanket denial
     { numRuns: 2000 },
   );
 });
+
+test('ignore_case: a deny on a string value holds for every spelling of it in another case, and only for those', () => {
+  const word = fc.stringMatching(/^[a-zA-Z0-9_-]{1,12}$/);
+  // a random case for each character of a string
+  const recased = (s: string) => fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((up) => [...s].map((ch, i) => (up[i] ? ch.toUpperCase() : ch.toLowerCase())).join(''));
+  fc.assert(
+    fc.property(
+      word.chain((w) => fc.tuple(fc.constant(w), recased(w), recased(w))),
+      word,
+      fc.constantFrom('eq', 'in', 'contains', 'regex'),
+      ([value, written, sent], other, op) => {
+        const condValue = op === 'in' ? [written] : op === 'regex' ? `^${written}$` : written;
+        const engine = parsePolicy(
+          JSON.stringify({ version: 1, tools: { t: { when: [{ path: 'args.x', op, value: condValue, ignore_case: true, action: 'deny', reason: 'r' }] } } }),
+        ).engine;
+        assert.equal(engine.decide('t', { x: sent }).action, 'deny', `${op} ${JSON.stringify(condValue)} on ${sent}`);
+        const hit = op === 'contains' ? other.toLowerCase().includes(value.toLowerCase()) : other.toLowerCase() === value.toLowerCase();
+        assert.equal(engine.decide('t', { x: other }).action, hit ? 'deny' : 'allow', `${op} ${JSON.stringify(condValue)} on ${other}`);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});

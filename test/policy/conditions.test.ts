@@ -94,3 +94,46 @@ test('a list of mixed types in in/not_in is refused when the policy loads', () =
     (e: PolicyLoadError) => e.issues.some((i) => i.path === 'tools.t.when[0].value' && /one type/.test(i.message)),
   );
 });
+
+test('ignore_case: every string comparison folds both sides; it is refused where no string is compared', () => {
+  const cases: [string, unknown, unknown, 'deny' | 'allow'][] = [
+    ['eq', 'Initech', 'INITECH', 'deny'], ['eq', 'initech', 'iNiTeCh', 'deny'], ['eq', 'initech', 'initech2', 'allow'],
+    ['neq', 'Initech', 'initech', 'allow'], ['neq', 'initech', 'acme', 'deny'],
+    ['in', ['Initech', 'umbrella'], 'UMBRELLA', 'deny'], ['not_in', ['acme'], 'ACME', 'allow'], ['not_in', ['acme'], 'initech', 'deny'],
+    ['regex', '^init', 'INITECH', 'deny'], ['contains', 'Tech', 'initech', 'deny'], ['contains', 'tech', ['A', 'INITECH'], 'deny'],
+  ];
+  for (const [op, value, text, want] of cases) {
+    const e = engineWith({ op, value, ignore_case: true });
+    assert.equal(e.decide('t', { text }).action, want, `${op} ${JSON.stringify(value)} on ${JSON.stringify(text)}`);
+  }
+  assert.equal(engineWith({ op: 'eq', value: 'Initech' }).decide('t', { text: 'INITECH' }).action, 'allow', 'exact unless asked');
+  assert.equal(engineWith({ op: 'eq', value: 'initech', ignore_case: true }).decide('t', { text: 5 }).action, 'deny', 'a number is still refused');
+  for (const [op, value] of [['gt', 1], ['eq', 5], ['in', [1, 2]], ['exists', true], ['contains', 5]] as const) {
+    assert.throws(
+      () => engineWith({ op, value, ignore_case: true }),
+      (e: unknown) => e instanceof PolicyLoadError && /ignore_case compares strings/.test(e.message),
+      `${op} ${JSON.stringify(value)}`,
+    );
+  }
+});
+
+test('decide with caseless arguments: a condition on one of them compares ignoring case; other paths stay exact', () => {
+  const policy = parsePolicy(
+    JSON.stringify({
+      version: 1,
+      tools: {
+        t: {
+          when: [
+            { path: 'args.owner', op: 'eq', value: 'Initech', action: 'deny', reason: 'initech' },
+            { path: 'args.job', op: 'eq', value: 'Deploy', action: 'deny', reason: 'deploy' },
+          ],
+        },
+      },
+    }),
+  ).engine;
+  const caseless = new Set(['owner']);
+  for (const owner of ['initech', 'INITECH', 'Initech']) assert.equal(policy.decide('t', { owner }, caseless).reason, 'initech', owner);
+  assert.equal(policy.decide('t', { owner: 'INITECH' }).action, 'allow', 'without the set (a generic upstream) the comparison is exact');
+  assert.equal(policy.decide('t', { job: 'deploy' }, caseless).action, 'allow', 'job is not caseless: workflow and job names are case-sensitive');
+  assert.equal(policy.decide('t', { job: 'Deploy' }, caseless).reason, 'deploy');
+});
