@@ -13,6 +13,7 @@ import type { PolicyStateBackend } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
 import { claimedEra, INVALID_ID_MESSAGE } from './methods.js';
 import { refusalSubject } from './refusal.js';
+import { GuardRefusalTally } from '../http/guard-refusals.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -111,4 +112,44 @@ export function appendRefusal(
   } catch (e) {
     r.log(`audit failed: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The audit side of the guard's refusals (src/http/guard-refusals.ts says why they are tallied): a
+ * tally whose records go into `state`'s audit with decision `deny`, identity `unauthenticated`, the
+ * session `remote:<address>`, tool `<unauthenticated>`, and rule `auth` (401) or `host_origin` (403).
+ * A summary's reason says how many more came in its window. `stop` records what is still counted.
+ */
+export function auditGuardRefusals(
+  state: PolicyStateBackend,
+  o: { policyHash: () => string; log: (line: string) => void; windowMs?: number; now?: () => number },
+): { note: (req: IncomingMessage, r: { status: 401 | 403; kind: string; message: string }) => void; stop: () => void } {
+  const windowMs = o.windowMs ?? 60_000;
+  const tally = new GuardRefusalTally(
+    (r) => {
+      const reason = r.first ? r.message : `${r.message} (${r.count} more from ${r.remote} in the ${Math.round(windowMs / 1000)} s after ${new Date(r.since).toISOString()})`;
+      try {
+        const written = state.audit.append(
+          {
+            ts: new Date(o.now?.() ?? Date.now()).toISOString(), session: `remote:${r.remote}`, identity: 'unauthenticated', tool: '<unauthenticated>', args_hash: hashArgs(state.hashKey, {}),
+            decision: 'deny', rule: r.status === 401 ? 'auth' : 'host_origin', reason, latency_ms: 0, upstream: 'not_forwarded', policy_hash: o.policyHash().slice(0, 16),
+          },
+          true,
+        );
+        if (written) void Promise.resolve(written).catch((e: Error) => o.log(`audit failed: ${e.message}`));
+      } catch (e) {
+        o.log(`audit failed: ${(e as Error).message}`);
+      }
+    },
+    { windowMs, now: o.now },
+  );
+  const timer = setInterval(() => tally.flush(), windowMs);
+  timer.unref();
+  return {
+    note: (req, r) => tally.note({ remote: req.socket.remoteAddress ?? 'unknown', status: r.status, kind: r.kind, message: r.message }),
+    stop: () => {
+      clearInterval(timer);
+      tally.flush(true);
+    },
+  };
 }

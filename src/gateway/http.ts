@@ -8,7 +8,7 @@ import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import type { Grant } from '../http/grants.js';
 import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
-import { appendRefusal, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
+import { appendRefusal, auditGuardRefusals, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
 import { closeUnlessInitialized } from './http-initialize.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
 import {
@@ -402,6 +402,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     return handBySdk(s, req, res, body);
   };
 
+  // 401s and 403s carry no identity: tallied per address into the audit, so a flood cannot fill it
+  const guardRefusals = auditGuardRefusals(state, { policyHash: () => holderFor(undefined, upstreams[0]!).current.hash, log });
   let listener;
   try {
     listener = createMcpListener({
@@ -414,6 +416,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       displayPath: multi ? '/s/{name}/mcp' : endpoint,
       onMcp,
       onRefused: auditRefused,
+      onGuardRefused: guardRefusals.note,
       routes: async (req, res, grant, pathname) => {
         if (!pathname.startsWith('/policy/approvals')) return false;
         await approvalsApi(grant, req, res, new URL(req.url ?? '/', 'http://gateway'));
@@ -422,6 +425,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       log,
     });
   } catch (e) {
+    guardRefusals.stop();
     runtimes.close();
     for (const u of upstreams) u.http?.agent.destroy();
     throw e;
@@ -441,6 +445,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       sessions.clear();
       server.closeAllConnections();
       await listener.close();
+      guardRefusals.stop();
       for (const u of upstreams) {
         u.http?.agent.destroy();
         await u.shared?.close();

@@ -95,15 +95,16 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
 export type AuthResult =
   | { kind: 'open' } // no grants configured: only allowed on loopback (see listenDecision)
   | { kind: 'granted'; grant: Grant }
-  | { kind: 'denied'; message: string };
+  /** `token`: whether a bearer token was given (and is unknown) */
+  | { kind: 'denied'; token: boolean; message: string };
 
 /** Looks up the bearer token of an `Authorization` header. With grants configured, no token is a denial. */
 export function authenticate(authorization: string | undefined, grants: ReadonlyMap<string, Grant>): AuthResult {
   if (grants.size === 0) return { kind: 'open' };
   const m = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
-  if (!m) return { kind: 'denied', message: 'missing bearer token' };
+  if (!m) return { kind: 'denied', token: false, message: 'missing bearer token' };
   const grant = grants.get(sha256Hex(m[1]!));
-  return grant ? { kind: 'granted', grant } : { kind: 'denied', message: 'unknown bearer token' };
+  return grant ? { kind: 'granted', grant } : { kind: 'denied', token: true, message: 'unknown bearer token' };
 }
 
 /** Grants keyed by token hash, for authenticate(). */

@@ -12,12 +12,21 @@ export interface RequestGuard {
 
 export type GuardResult =
   | { ok: true; grant?: Grant }
-  | { ok: false; status: 401 | 403; message: string; headers: Record<string, string> };
+  | {
+      ok: false;
+      status: 401 | 403;
+      /** why, from a fixed list (the message may quote the request's own Host or Origin) */
+      kind: 'missing_token' | 'unknown_token' | HostOriginRefusal['reason'];
+      message: string;
+      headers: Record<string, string>;
+    };
+
+export type HostOriginRefusal = Extract<ReturnType<typeof checkHostOrigin>, { ok: false }>;
 
 /** Host/Origin first (a rebinding page is refused before its token is even looked at), then the bearer token. */
 export function guardRequest(req: Pick<IncomingMessage, 'headers'>, g: RequestGuard): GuardResult {
   const ho = checkHostOrigin(req.headers, g.allowedHosts);
-  if (!ho.ok) return { ok: false, status: ho.status, message: ho.message, headers: {} };
+  if (!ho.ok) return { ok: false, status: ho.status, kind: ho.reason, message: ho.message, headers: {} };
   const auth = authenticate(req.headers.authorization, g.grants);
   switch (auth.kind) {
     case 'open':
@@ -25,7 +34,7 @@ export function guardRequest(req: Pick<IncomingMessage, 'headers'>, g: RequestGu
     case 'granted':
       return { ok: true, grant: auth.grant };
     case 'denied':
-      return { ok: false, status: 401, message: `Unauthorized: ${auth.message}`, headers: { 'www-authenticate': 'Bearer' } };
+      return { ok: false, status: 401, kind: auth.token ? 'unknown_token' : 'missing_token', message: `Unauthorized: ${auth.message}`, headers: { 'www-authenticate': 'Bearer' } };
   }
 }
 

@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { indexGrants, type Grant } from './grants.js';
 import { allowedHostNames, checkHostOrigin } from './host-origin.js';
-import { guardRequest, writeRefusal } from './guard.js';
+import { guardRequest, writeRefusal, type GuardResult } from './guard.js';
 import { isLoopbackAddress, listenDecision, ListenRefusedError } from './listen.js';
 import { classifyPost, type PostRoute } from './classify.js';
 import { mediaRefusal } from './media.js';
@@ -119,6 +119,11 @@ export interface McpListenerOptions {
    */
   onRefused?: (r: PostRefusal) => void;
   /**
+   * A request the guard refused (401, or 403 for its Host or Origin), before its body is read: it
+   * has no identity, so the server tallies these per address (guard-refusals.ts) into its audit.
+   */
+  onGuardRefused?: (req: IncomingMessage, r: Extract<GuardResult, { ok: false }>) => void;
+  /**
    * Browser pages (the dashboard): paths it claims pass the Host/Origin check and then skip the bearer
    * token, because a browser signs in once and carries a session cookie that the dashboard checks
    * itself (src/dashboard/session.ts). Everything else on the listener still needs the bearer token.
@@ -142,6 +147,15 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
   const guard = { allowedHosts: allowedHostNames(o.host, o.allowedHosts), grants: indexGrants(o.grants) };
   let url: string | null = null;
 
+  function refuseUnguarded(req: IncomingMessage, res: ServerResponse, r: Extract<GuardResult, { ok: false }>): void {
+    try {
+      o.onGuardRefused?.(req, r);
+    } catch (e) {
+      o.log(`refusal hook failed: ${(e as Error).message}`);
+    }
+    writeRefusal(res, r);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -149,13 +163,13 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     if (o.browser && o.mcpPath(pathname) === undefined && o.browser.claims(pathname)) {
       // Host/Origin (DNS rebinding) first, as for every route; the dashboard then checks its own session.
       const ho = checkHostOrigin(req.headers, guard.allowedHosts);
-      if (!ho.ok) return writeRefusal(res, { ok: false, status: ho.status, message: ho.message, headers: {} });
+      if (!ho.ok) return refuseUnguarded(req, res, { ok: false, status: ho.status, kind: ho.reason, message: ho.message, headers: {} });
       delete req.headers.authorization;
       return o.browser.handle(req, res, pathname);
     }
     // Host/Origin (DNS rebinding) and bearer token, before any route.
     const verdict = guardRequest(req, guard);
-    if (!verdict.ok) return writeRefusal(res, verdict);
+    if (!verdict.ok) return refuseUnguarded(req, res, verdict);
     const grant = verdict.grant;
     // The agent's token stops here: no tool, route or upstream below ever sees it.
     delete req.headers.authorization;

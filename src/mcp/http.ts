@@ -12,7 +12,7 @@ import type { PolicyStateBackend } from '../storage/policy-state.js';
 import type { Dashboard } from '../dashboard/app.js';
 import type { DashboardShared } from '../dashboard/store.js';
 import { createMcpListener, requestId, writeRpcError as jsonRpcError, type McpRequest } from '../http/mcp-listener.js';
-import { appendRefusal, onErrorAnswer, refusalSession } from '../gateway/http-refusals.js';
+import { appendRefusal, auditGuardRefusals, onErrorAnswer, refusalSession } from '../gateway/http-refusals.js';
 import type { PolicyProxy } from '../gateway/proxy.js';
 
 export { parseListen } from '../http/listen.js';
@@ -263,6 +263,10 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     await serveModern(req, res, body);
   }
 
+  // 401s and 403s carry no identity: tallied per address into the audit (one policy state serves every policy)
+  const auditRuntime = runtimes?.runtimeFor(policyPaths[0]!);
+  const guardRefusals = auditRuntime ? auditGuardRefusals(auditRuntime.state, { policyHash: () => auditRuntime.holder.current.hash, log }) : undefined;
+
   // Host/Origin and bearer token, body limit, era and standard headers: the one HTTP layer shared with
   // the gateway (src/http/mcp-listener.ts). The health route and later ones sit behind the same guard.
   const listener = createMcpListener({
@@ -276,6 +280,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     onMcp: handleMcp,
     // The listener's own refusals (body over the limit or not JSON, media types, standard headers).
     onRefused: ({ req, grant, body, message }) => auditRefused(req, grant, body, message),
+    onGuardRefused: guardRefusals?.note,
     browser: opts.dashboard?.({
       policyState: runtimes?.state,
       excludedPaths: [mcpPath, '/healthz'],
@@ -324,6 +329,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       await Promise.all(all.map(closeSession));
       await modern.close().catch(() => undefined);
       await listener.close();
+      guardRefusals?.stop();
       runtimes?.close();
     },
   };

@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../helpers.js';
-import { CLI, ERAS, HANDLE_KEY, answer, call, eventually, open, policyAudit, runCli, send, startGateway, startServe, startUpstream, stop, upstreamCounts, type Conn, type Era, type Proc } from './http-helpers.js';
+import { CLI, ERAS, HANDLE_KEY, INIT, answer, call, eventually, open, policyAudit, rawPost, runCli, send, startGateway, startServe, startUpstream, stop, upstreamCounts, type Conn, type Era, type Proc } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-auth-');
 after(() => tmp.cleanup());
@@ -125,7 +125,7 @@ test('serve: --actor or --identity with --grants is refused (the token names who
   assert.match(r.stderr, /--actor cannot be combined with --grants/);
 });
 
-for (const era of ERAS) test(`HTTP gateway (${era}): unauthenticated and wrongly authenticated writes reach no upstream and no audit record`, async () => {
+for (const era of ERAS) test(`HTTP gateway (${era}): unauthenticated and wrongly authenticated writes reach no upstream and no call's audit record`, async () => {
   const policy = join(tmp.dir, `gw-${era}.yaml`);
   writeFileSync(policy, 'version: 1\ndefault: allow\ntools:\n  write_thing: { rate_limit: { max: 5, window: 3600, scope: session } }\n');
   const db = join(tmp.dir, `gw-${era}.db`);
@@ -194,5 +194,73 @@ for (const era of ERAS) test(`serve without --policy (${era}): a grant's own pol
     assert.deepEqual(rows.map((r) => [r.identity, r.tool, r.decision]), [['bob', 'create_suppression_rule', 'deny']]);
   } finally {
     await stop(serve);
+  }
+});
+
+/** The `<unauthenticated>` audit rows: [rule, reason] of each, and how many requests they account for. */
+function unauthenticatedRows(rows: Record<string, any>[]): { rows: [string, string][]; counted: Record<string, number> } {
+  const mine = rows.filter((r) => r.tool === '<unauthenticated>');
+  for (const r of mine) {
+    assert.equal(r.identity, 'unauthenticated');
+    assert.equal(r.session, 'remote:127.0.0.1');
+    assert.equal(r.decision, 'deny');
+    assert.equal(r.upstream, 'not_forwarded');
+  }
+  const counted: Record<string, number> = {};
+  for (const r of mine) {
+    const kind = (r.reason as string).replace(/ \(\d+ more .*$/, '');
+    const more = /\((\d+) more from 127\.0\.0\.1 in the 60 s after \S+\)$/.exec(r.reason);
+    counted[kind] = (counted[kind] ?? 0) + (more ? Number(more[1]) : 1);
+  }
+  return { rows: mine.map((r) => [r.rule, r.reason]), counted };
+}
+
+for (const [name, start] of [
+  ['HTTP gateway', async (db: string) => {
+    const policy = join(tmp.dir, 'guess-policy.yaml');
+    writeFileSync(policy, 'version: 1\ndefault: allow\n');
+    const upstream = await startUpstream();
+    const gw = await startGateway(policy, db, upstream.port, ['--listen', '0.0.0.0:0', '--grants', grantsFile()], ENV);
+    return { proc: gw, stopAll: async () => { await stop(gw); await stop(upstream); } };
+  }],
+  ['serve --policy', async (db: string) => {
+    const policy = join(tmp.dir, 'guess-serve-policy.yaml');
+    writeFileSync(policy, 'version: 1\ndefault: allow\n');
+    SqliteStore.open(db).close();
+    const serve = await startServe(db, ['--listen', '0.0.0.0:0', '--grants', grantsFile(), '--policy', policy], ENV);
+    return { proc: serve, stopAll: () => stop(serve) };
+  }],
+] as const) test(`${name}: requests refused without a valid token or from a foreign Host are audited, the first at once and the rest as one tally per address`, async () => {
+  const db = join(tmp.dir, `guess-${name.replace(/\W+/g, '-')}.db`);
+  const { proc, stopAll } = await start(db);
+  let stopped = false;
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await rawPost(proc.port, INIT, bearer(`guess-${i}-0123456789abcdef`))).status);
+    for (let i = 0; i < 3; i++) statuses.push((await rawPost(proc.port, INIT, {})).status);
+    for (let i = 0; i < 2; i++) statuses.push((await rawPost(proc.port, INIT, { ...bearer(ALICE), host: `evil${i}.example:80` })).status);
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 401, 401, 401, 401, 403, 403]);
+    // the first of each kind is on record before the gateway stops
+    const first = await eventually(async () => {
+      const u = unauthenticatedRows(await policyAudit(db));
+      return u.rows.length >= 3 ? u : undefined;
+    }, 'the first refusals on record');
+    assert.deepEqual(first.rows.sort(), [
+      ['auth', 'Unauthorized: missing bearer token'],
+      ['auth', 'Unauthorized: unknown bearer token'],
+      ['host_origin', 'Forbidden: Host "evil0.example" is not one this server answers to (DNS-rebinding protection; see --allowed-host)'],
+    ]);
+    await stopAll();
+    stopped = true;
+    // stopping records the tallies: every refused request is accounted for, in six records, not eleven
+    const all = unauthenticatedRows(await policyAudit(db));
+    assert.equal(all.rows.length, 6, JSON.stringify(all.rows));
+    assert.deepEqual(all.counted, {
+      'Unauthorized: unknown bearer token': 6,
+      'Unauthorized: missing bearer token': 3,
+      'Forbidden: Host "evil0.example" is not one this server answers to (DNS-rebinding protection; see --allowed-host)': 2,
+    });
+  } finally {
+    if (!stopped) await stopAll();
   }
 });
