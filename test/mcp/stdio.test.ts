@@ -159,6 +159,12 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.ok(runs.total_runs > 5);
       const runs2 = await callOk(client, 'list_recent_workflow_runs', { owner: SCENARIO.orgs[0], limit: 5, cursor: runs.next_cursor });
       assert.ok(runs2.runs[0].started_at <= runs.runs[4].started_at);
+      // one repo, by name or as owner/name (its description says both), in any case
+      const repo = runs.runs[0].repo as string;
+      const byName = await callOk(client, 'list_recent_workflow_runs', { owner: SCENARIO.orgs[0], repo, limit: 5 });
+      assert.ok(byName.count > 0 && byName.runs.every((r: Any) => r.repo === repo));
+      const byFull = await callOk(client, 'list_recent_workflow_runs', { owner: SCENARIO.orgs[0], repo: `${SCENARIO.orgs[0]}/${repo}`.toUpperCase(), limit: 5 });
+      assert.deepEqual(byFull.runs, byName.runs);
 
       const rules = await callOk(client, 'list_suppression_rules');
       assert.equal(rules.count, 0);

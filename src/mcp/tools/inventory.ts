@@ -229,7 +229,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).describe('GitHub owner (organization), e.g. "acme-corp".'),
-        repo: z.string().min(1).optional().describe('Repository name (without owner); omit for every repo of the owner.'),
+        repo: z.string().min(1).optional().describe('Restrict to one repository of the owner, "name" or "owner/name" (the same owner), case-insensitive; omit for every repo of the owner.'),
         limit: z.number().int().min(1).max(200).optional().describe('Page size, 1-200. Defaults to 50.'),
         cursor: cursorField,
         page: pageField,
