@@ -26,7 +26,7 @@ export type HostOriginRefusal = Extract<ReturnType<typeof checkHostOrigin>, { ok
 /** Host/Origin first (a rebinding page is refused before its token is even looked at), then the bearer token. */
 export function guardRequest(req: Pick<IncomingMessage, 'headers'>, g: RequestGuard): GuardResult {
   const ho = checkHostOrigin(req.headers, g.allowedHosts);
-  if (!ho.ok) return { ok: false, status: ho.status, kind: ho.reason, message: ho.message, headers: {} };
+  if (!ho.ok) return hostOriginRefusal(ho);
   const auth = authenticate(req.headers.authorization, g.grants);
   switch (auth.kind) {
     case 'open':
@@ -36,6 +36,11 @@ export function guardRequest(req: Pick<IncomingMessage, 'headers'>, g: RequestGu
     case 'denied':
       return { ok: false, status: 401, kind: auth.token ? 'unknown_token' : 'missing_token', message: `Unauthorized: ${auth.message}`, headers: { 'www-authenticate': 'Bearer' } };
   }
+}
+
+/** A failed Host/Origin check as a refusal: the one shape every route (MCP, dashboard) answers and audits. */
+export function hostOriginRefusal(ho: HostOriginRefusal): Extract<GuardResult, { ok: false }> {
+  return { ok: false, status: ho.status, kind: ho.reason, message: ho.message, headers: {} };
 }
 
 /** Writes a refused request as a JSON-RPC error body (id null), the shape MCP clients expect. */

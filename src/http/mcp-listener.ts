@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { indexGrants, type Grant } from './grants.js';
 import { allowedHostNames, checkHostOrigin } from './host-origin.js';
-import { guardRequest, writeRefusal, type GuardResult } from './guard.js';
+import { guardRequest, hostOriginRefusal, writeRefusal, type GuardResult } from './guard.js';
 import { isLoopbackAddress, listenDecision, ListenRefusedError } from './listen.js';
 import { classifyPost, type PostRoute } from './classify.js';
 import { mediaRefusal } from './media.js';
@@ -163,7 +163,7 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     if (o.browser && o.mcpPath(pathname) === undefined && o.browser.claims(pathname)) {
       // Host/Origin (DNS rebinding) first, as for every route; the dashboard then checks its own session.
       const ho = checkHostOrigin(req.headers, guard.allowedHosts);
-      if (!ho.ok) return refuseUnguarded(req, res, { ok: false, status: ho.status, kind: ho.reason, message: ho.message, headers: {} });
+      if (!ho.ok) return refuseUnguarded(req, res, hostOriginRefusal(ho));
       delete req.headers.authorization;
       return o.browser.handle(req, res, pathname);
     }
