@@ -72,8 +72,7 @@ const article = (t: string) => (t === 'array' || t === 'object' ? `an ${t}` : `a
 export function compileCondition(op: Op, value: unknown, ignoreCase = false): ConditionTest {
   const tested = testedTypes(op, value);
   const testsNull = tested.includes('null');
-  const exact = compileOp(op, ignoreCase && op !== 'regex' ? lowerStrings(value) : value, ignoreCase);
-  const base = ignoreCase && op !== 'regex' ? (p: boolean, v: unknown) => exact(p, lowerStrings(v)) : exact;
+  const base = compileOp(op, value, ignoreCase);
   return (r) => {
     if (r.kind === 'blocked') return { expected: `an object at ${r.at}`, got: r.got };
     if (op === 'exists') return base(r.kind === 'value', r.kind === 'value' ? r.value : undefined);
@@ -115,8 +114,23 @@ function testedTypes(op: Op, value: unknown): JsonType[] {
   }
 }
 
-/** The op on a value already known to be of a tested type (or absent). */
-function compileOp(op: Op, value: unknown, ignoreCase: boolean): (present: boolean, v: unknown) => boolean {
+type OpTest = (present: boolean, v: unknown) => boolean;
+
+/**
+ * The op on a value already known to be of a tested type (or absent). The one place case is
+ * handled: a regex gets the `i` flag, every other op compares both sides folded to lower case.
+ */
+function compileOp(op: Op, value: unknown, ignoreCase: boolean): OpTest {
+  if (op === 'regex') {
+    const re = new RegExp(value as string, ignoreCase ? 'iu' : 'u');
+    return (p, v) => p && re.test(v as string);
+  }
+  if (!ignoreCase) return exactOp(op, value);
+  const folded = exactOp(op, lowerStrings(value));
+  return (p, v) => folded(p, lowerStrings(v));
+}
+
+function exactOp(op: Exclude<Op, 'regex'>, value: unknown): OpTest {
   switch (op) {
     case 'eq':
       // A list or object value may also arrive wrapped ([[1,2]], {"x": {...}}): any nesting matches.
@@ -139,10 +153,6 @@ function compileOp(op: Op, value: unknown, ignoreCase: boolean): (present: boole
       return (p, v) => p && (v as number) > (value as number);
     case 'gte':
       return (p, v) => p && (v as number) >= (value as number);
-    case 'regex': {
-      const re = new RegExp(value as string, ignoreCase ? 'iu' : 'u');
-      return (p, v) => p && re.test(v as string);
-    }
     case 'contains':
       if (typeof value === 'string') {
         // An upstream may join a list of strings or run each item: a substring in any item counts.

@@ -19,8 +19,11 @@ interface CompiledCondition extends RuleRef {
   path: string[];
   op: Op;
   test: ConditionTest;
-  /** the same condition with strings compared ignoring case, for arguments the tool reads so (decide) */
-  caselessTest: ConditionTest;
+  /**
+   * The same condition with strings compared ignoring case, for arguments the tool reads so (decide).
+   * Compiled on first use: only the built-in mode asks, and only for the arguments it names.
+   */
+  caselessTest: () => ConditionTest;
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
@@ -139,7 +142,7 @@ export class PolicyEngine {
         path: splitArgsPath(c.path),
         op: c.op,
         test,
-        caselessTest: c.ignore_case ? test : compileCondition(c.op, c.value, true),
+        caselessTest: c.ignore_case ? () => test : once(() => compileCondition(c.op, c.value, true)),
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
@@ -248,7 +251,7 @@ export class PolicyEngine {
     for (const e of r.chain) {
       for (const c of e.when) {
         const caseless = caselessArgs !== undefined && c.path.length === 1 && caselessArgs.has(c.path[0]!);
-        const verdict = (caseless ? c.caselessTest : c.test)(resolvePath(args, c.path));
+        const verdict = (caseless ? c.caselessTest() : c.test)(resolvePath(args, c.path));
         if (typeof verdict === 'object') {
           // Fail closed: a value of a type the condition does not test could still be read by the
           // upstream as one it does (see conditions.ts).
@@ -299,4 +302,10 @@ export class PolicyEngine {
       hidden: false,
     };
   }
+}
+
+/** `make()` on the first call, the same result after. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | null = null;
+  return () => (made ??= { value: make() }).value;
 }
