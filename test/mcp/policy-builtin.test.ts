@@ -5,6 +5,7 @@ import { buildDemoDb, call, callOk, httpClient, killChild, startServe, stdioClie
 import type { Client } from '@modelcontextprotocol/client';
 import { eachStore } from '../helpers/each-store.js';
 import { waitFor } from '../helpers/wait.js';
+import { runCli } from '../helpers.js';
 
 const { storeTest } = eachStore();
 
@@ -102,6 +103,14 @@ tools:
   } finally {
     await client.close();
   }
+  // The store says the same as the answers: every hostile spelling is one denial, by the rule it met.
+  const audit = runCli(['audit', '--db', db, '--json']);
+  assert.equal(audit.status, 0, audit.stderr);
+  const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; rule: string });
+  const decisions = (tool: string) => rows.filter((r) => r.tool === tool).map((r) => `${r.decision} ${r.rule}`);
+  const deny = (rule: string, n: number) => Array.from({ length: n }, () => `deny ${rule}`);
+  assert.deepEqual(decisions('list_anomalous_network_calls'), [...deny('tools.list_anomalous_network_calls.when[0] (line 6)', 6), 'allow default']);
+  assert.deepEqual(decisions('find_endpoint_calls_in_tenant'), deny('tools.find_endpoint_calls_in_tenant.when[0] (line 15)', 3));
 });
 
 const CATALOG_POLICY = `version: 1
