@@ -1,4 +1,4 @@
-import { DETECTION_STATUSES, DETECTION_TYPES, type DetectionStatus, type DetectionType } from './types.js';
+import { DETECTION_STATUSES, DETECTION_TYPES, NEW_OUTBOUND, type DetectionStatus, type DetectionType } from './types.js';
 import { normalizeProcessName } from './process-name.js';
 import { isValidIp } from './endpoint.js';
 import { parseInstant, TimeParseError } from './time.js';
@@ -89,7 +89,7 @@ export function parseDetectionFilter(raw: RawFilter, opts: ParseFilterOptions): 
   const fail = (f: FilterField, why: string, kind?: FilterError['kind']) => new FilterError(name(f), why, kind);
   const out: DetectionFilter = {};
 
-  const types = parseTypes(raw.types, name('types'));
+  const types = parseDetectionTypes(raw.types, name('types'));
   if (types) out.types = types;
   else if (opts.defaultTypes) out.types = [...opts.defaultTypes];
 
@@ -156,11 +156,19 @@ export function parseDetectionType(value: unknown, argument: string): DetectionT
   return t;
 }
 
-function parseTypes(value: unknown, argument: string): DetectionType[] | undefined {
+/** The detection type of a rule: New-Outbound-Network-Call when none is given (absent or empty), else one type in any case. */
+export function ruleDetectionType(value: string | undefined, argument: string): DetectionType {
+  return value === undefined || value === '' ? NEW_OUTBOUND : parseDetectionType(value, argument);
+}
+
+/**
+ * The detection types a filter argument names: one, a list, or "A,B" (analyze reports detection_id
+ * as a comma list), each in any case; undefined when none is given.
+ */
+export function parseDetectionTypes(value: unknown, argument: string): DetectionType[] | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   const list = Array.isArray(value) ? value : [value];
   if (list.length === 0) return undefined;
-  // "A,B" is accepted as well as repeated values: analyze reports detection_id as a comma list.
   const names = list.flatMap((v) => (typeof v === 'string' ? v.split(',') : [v]));
   return [...new Set(names.map((v) => parseDetectionType(v, argument)))];
 }

@@ -1,4 +1,5 @@
-import { splitOwnerRepo } from '../domain/filter.js';
+import { parseDetectionTypes, ruleDetectionType, splitOwnerRepo } from '../domain/filter.js';
+import { normalizeProcessName } from '../domain/process-name.js';
 
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
@@ -32,19 +33,42 @@ const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Arguments every built-in tool that takes them reads ignoring case: owner and repo (GitHub names,
- * domain/filter.ts), and the endpoint or indicator of the inventory tools (domain/indicator.ts
- * lower-cases it). The built-in policy mode compares conditions on them ignoring case, as if each
- * said `ignore_case: true`; compared exactly, `owner: "INITECH"` walked past a deny of `initech`.
+ * Arguments a built-in tool reads through a domain parser, each with that parser, so the policy
+ * judges what the tool will read rather than the text as sent: a deny of process `tailscaled` held
+ * for "tailscaled" but not for "/usr/sbin/tailscaled", "TailScaled.exe" or " tailscaled", which
+ * the tools read as the same process, nor a deny of Domain-Blocked for "domain-blocked" or
+ * "New-Outbound-Network-Call,Domain-Blocked". A value the parser refuses is left as sent: the tool
+ * refuses the call too. Every tool that takes one of these names at the top level reads it so.
  */
-export const CASELESS_ARGS: ReadonlySet<string> = new Set(['owner', 'repo', 'endpoint', 'indicator']);
+const READINGS: Readonly<Record<string, (v: string) => unknown>> = {
+  // the list tools' process filter: basename, ".exe" stripped, NFKC-folded, lower case
+  process: normalizeProcessName,
+  // list_detections and analyze: one type or a comma list of them, in any case; a list of several
+  // stays a list, so a condition that tests one string cannot be checked on it and denies (engine)
+  detection_id: (v) => {
+    const types = parseDetectionTypes(v, 'detection_id');
+    return types === undefined ? v : types.length === 1 ? types[0] : types;
+  },
+  // the rule tools: one type in any case, and New-Outbound-Network-Call when empty
+  detectionId: (v) => ruleDetectionType(v, 'detectionId'),
+};
+
+/**
+ * Arguments every built-in tool that takes them reads ignoring case: owner and repo (GitHub names,
+ * domain/filter.ts), the endpoint or indicator of the inventory tools (domain/indicator.ts
+ * lower-cases it), and those read through READINGS, whose readings a condition may spell in any
+ * case. The built-in policy mode compares conditions on them ignoring case, as if each said
+ * `ignore_case: true`; compared exactly, `owner: "INITECH"` walked past a deny of `initech`.
+ */
+export const CASELESS_ARGS: ReadonlySet<string> = new Set(['owner', 'repo', 'endpoint', 'indicator', ...Object.keys(READINGS)]);
 
 /** Arguments the tools trim before reading them (domain/filter.ts, domain/indicator.ts). */
 const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 'indicator'] as const;
 
 /**
- * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, and a
- * `repo` written `owner/name` giving `owner` when none is given. What the policy judges. Arguments
+ * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, blanks
+ * trimmed, the READINGS applied, and a `repo` written `owner/name` giving `owner` when none is
+ * given. What the policy judges. Arguments
  * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
  * with the repo's) are left as they are: the tool refuses the call anyway.
  */
@@ -61,6 +85,16 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
   for (const name of TRIMMED_ARGS) {
     const v = out[name];
     if (typeof v === 'string' && v.trim() !== v && v.trim() !== '') copy()[name] = v.trim();
+  }
+  for (const [name, read] of Object.entries(READINGS)) {
+    const v = out[name];
+    if (typeof v !== 'string') continue;
+    try {
+      const reading = read(v);
+      if (reading !== v) copy()[name] = reading;
+    } catch {
+      // refused by the tool's own parser: the call fails there, whatever the policy decides
+    }
   }
   const repo = out.repo;
   if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {

@@ -78,6 +78,13 @@ tools:
   find_endpoint_calls_in_tenant:
     when:
       - { path: args.endpoint, op: eq, value: "webhook.site", action: deny, reason: "ask a person about webhook.site" }
+  list_detections:
+    when:
+      - { path: args.process, op: eq, value: "Tailscaled", action: deny, reason: "tailscaled is for people" }
+      - { path: args.detection_id, op: in, value: ["domain-blocked"], action: deny, reason: "blocked calls are for people" }
+  preview_suppression_rule:
+    when:
+      - { path: args.detectionId, op: eq, value: "New-Outbound-Network-Call", action: deny, reason: "no rules over new calls" }
 `,
   );
   const { client } = await stdioClient(db, { extraArgs: ['--policy', policy] });
@@ -96,6 +103,27 @@ tools:
     for (const endpoint of ['webhook.site', 'WEBHOOK.site', ' Webhook.Site']) {
       assert.equal(textOf(await call(client, 'find_endpoint_calls_in_tenant', { endpoint })), '[POLICY DENIED] ask a person about webhook.site', endpoint);
     }
+    // a process name is read as the tools read it: basename, ".exe" and case aside
+    for (const process of ['tailscaled', 'TAILSCALED', ' tailscaled ', '/usr/sbin/tailscaled', 'C:\\Program Files\\Tailscale\\tailscaled.exe']) {
+      assert.equal(textOf(await call(client, 'list_detections', { process, limit: 1 })), '[POLICY DENIED] tailscaled is for people', process);
+    }
+    // a detection type in any case, as the tools read it
+    for (const detection_id of ['Domain-Blocked', 'DOMAIN-BLOCKED', ' domain-blocked', 'Domain-Blocked,domain-blocked']) {
+      assert.equal(textOf(await call(client, 'list_detections', { detection_id, limit: 1 })), '[POLICY DENIED] blocked calls are for people', detection_id);
+    }
+    assert.equal(textOf(await call(client, 'analyze_anomalous_calls_by_process', { detection_id: 'DOMAIN-BLOCKED' })), '[POLICY DENIED] blocked calls are for people');
+    // a comma list of several types is read as a list, which a condition on one string cannot check: denied
+    for (const tool of ['list_detections', 'analyze_anomalous_calls_by_process']) {
+      const r = textOf(await call(client, tool, { detection_id: 'New-Outbound-Network-Call,Domain-Blocked' }));
+      assert.match(r, /^\[POLICY DENIED\] argument args\.detection_id is an array, but tools\.\w+\.when\[\d\] tests a string/, tool);
+    }
+    // the rule tools read an empty detection type as New-Outbound-Network-Call
+    const conditions = { process: 'tailscaled', process_sha256: 'a'.repeat(64) };
+    for (const detectionId of ['New-Outbound-Network-Call', 'new-outbound-network-call', '']) {
+      assert.equal(textOf(await call(client, 'preview_suppression_rule', { detectionId, conditions })), '[POLICY DENIED] no rules over new calls', JSON.stringify(detectionId));
+    }
+    assert.notEqual(textOf(await call(client, 'preview_suppression_rule', { detectionId: 'Domain-Blocked', conditions })), '[POLICY DENIED] no rules over new calls');
+    assert.equal((await call(client, 'list_detections', { process: 'curl', detection_id: 'New-Outbound-Network-Call', limit: 1 })).isError, undefined);
     // ruleId is no name: it stays exact
     assert.notEqual(textOf(await call(client, 'delete_suppression_rule', { ruleId: 'protected', confirm: true })), '[POLICY DENIED] protected rule');
     // other owners pass, through either name
@@ -111,6 +139,7 @@ tools:
   const deny = (rule: string, n: number) => Array.from({ length: n }, () => `deny ${rule}`);
   assert.deepEqual(decisions('list_anomalous_network_calls'), [...deny('tools.list_anomalous_network_calls.when[0] (line 6)', 6), 'allow default']);
   assert.deepEqual(decisions('find_endpoint_calls_in_tenant'), deny('tools.find_endpoint_calls_in_tenant.when[0] (line 15)', 3));
+  assert.deepEqual(decisions('list_detections'), [...deny('tools.list_detections.when[0] (line 18)', 5), ...deny('tools.list_detections.when[1] (line 19)', 5), 'allow default']);
 });
 
 const CATALOG_POLICY = `version: 1

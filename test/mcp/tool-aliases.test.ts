@@ -22,3 +22,21 @@ test('canonicalToolArgs: aliases folded into their canonical names, "owner/name"
   assert.deepEqual(canonicalToolArgs('toString', { orgScope: 'x' }), { orgScope: 'x' });
   assert.ok(Object.keys(TOOL_ALIASES).length >= 9);
 });
+
+test('canonicalToolArgs: process and detection types as the tools read them; what their parsers refuse is left as sent', () => {
+  for (const process of ['tailscaled', 'TailScaled', ' tailscaled\t', '/usr/sbin/tailscaled', 'C:\\Program Files\\Tailscale\\tailscaled.EXE', 'ｔａｉｌｓｃａｌｅｄ']) {
+    assert.deepEqual(canonicalToolArgs('list_detections', { process }), { process: 'tailscaled' }, process);
+  }
+  assert.deepEqual(canonicalToolArgs('list_detections', { detection_id: ' domain-BLOCKED' }), { detection_id: 'Domain-Blocked' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { detectionId: 'domain-blocked,DOMAIN-BLOCKED' }), { detection_id: 'Domain-Blocked' });
+  assert.deepEqual(canonicalToolArgs('analyze_anomalous_calls_by_process', { detection_id: 'domain-blocked,new-outbound-network-call' }), {
+    detection_id: ['Domain-Blocked', 'New-Outbound-Network-Call'],
+  });
+  // the rule tools read an empty type as the default
+  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: {} });
+  assert.deepEqual(canonicalToolArgs('update_suppression_rule', { detectionId: 'domain-blocked' }), { detectionId: 'Domain-Blocked' });
+  // refused by the parsers, so by the tools: unchanged
+  for (const args of [{ detection_id: 'Nope' }, { detection_id: 'Domain-Blocked,Nope' }, { detectionId: 'Nope' }, { process: 42 }]) {
+    assert.deepEqual(canonicalToolArgs('list_detections', { ...args }), Object.hasOwn(args, 'detectionId') ? { detection_id: 'Nope' } : args);
+  }
+});

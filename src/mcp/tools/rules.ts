@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DETECTION_TYPES, NEW_OUTBOUND } from '../../domain/types.js';
+import { ruleDetectionType } from '../../domain/filter.js';
 import { CONDITION_KEYS, type RuleChangeResult, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
 import {
   READ_ONLY,
@@ -63,12 +64,6 @@ async function findRule(ctx: ToolContext, tenant: string, ruleId: string): Promi
   }
 }
 
-function detectionType(v: string | undefined): string {
-  if (v === undefined || v === '') return NEW_OUTBOUND;
-  const t = DETECTION_TYPES.find((x) => x.toLowerCase() === v.toLowerCase());
-  if (!t) throw new ToolInputError(`unknown detection_id "${v}": use one of ${DETECTION_TYPES.join(', ')}`);
-  return t;
-}
 
 /** Rejects unknown condition keys (and empty values) with a message listing the valid keys. */
 export function checkConditions(raw: Record<string, string>): RuleConditions {
@@ -206,7 +201,7 @@ export function registerRuleTools(ctx: ToolContext): void {
     })),
     guard('preview_suppression_rule', async (a: { customer?: string; detectionId?: string; conditions: Record<string, string> }) => {
       const tenant = tenantOf(ctx, a.customer);
-      const input: RuleInput = { detection_id: detectionType(a.detectionId), conditions: checkConditions(a.conditions) };
+      const input: RuleInput = { detection_id: ruleDetectionType(a.detectionId, 'detectionId'), conditions: checkConditions(a.conditions) };
       const p = await (await rulesService(ctx.store, ctx.riskyDestinations)).preview(tenant, input);
       return ok({
         tenant,
@@ -246,7 +241,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       'create_suppression_rule',
       async (a: { customer?: string; detectionId?: string; name: string; description?: string; conditions: Record<string, string>; confirm?: boolean }, extra: ToolExtra) => {
         const tenant = tenantOf(ctx, a.customer);
-        const input: RuleInput = { detection_id: detectionType(a.detectionId), conditions: checkConditions(a.conditions), name: a.name };
+        const input: RuleInput = { detection_id: ruleDetectionType(a.detectionId, 'detectionId'), conditions: checkConditions(a.conditions), name: a.name };
         if (a.description !== undefined) input.description = a.description;
         if (a.confirm !== true) return fail(NOT_CONFIRMED('create_suppression_rule'));
         const svc = await rulesService(ctx.store, ctx.riskyDestinations);
@@ -292,7 +287,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       ) => {
         const tenant = tenantOf(ctx, a.customer);
         const conditions = a.conditions !== undefined ? checkConditions(a.conditions) : undefined;
-        const detId = a.detectionId !== undefined ? detectionType(a.detectionId) : undefined;
+        const detId = a.detectionId !== undefined ? ruleDetectionType(a.detectionId, 'detectionId') : undefined;
         if (conditions === undefined && detId === undefined && a.name === undefined && a.description === undefined) {
           return fail('update_suppression_rule: nothing to change. Pass at least one of name, description, detectionId or conditions. Nothing was changed.');
         }
