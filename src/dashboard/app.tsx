@@ -15,7 +15,7 @@ import type { PageContext } from './pages/context.js';
 import { SignInPage } from './pages/signin.js';
 import { MessagePage } from './pages/message.js';
 import { ROUTES, type Reply, type Route } from './routes.js';
-import type { DashboardStore } from './store.js';
+import type { DashboardStore, SignInRefusedHook } from './store.js';
 
 /**
  * The web dashboard: server-rendered pages on the one HTTP layer (src/http/mcp-listener.ts, which has
@@ -37,6 +37,8 @@ export interface DashboardOptions {
   log?: (line: string) => void;
   /** paths that are not the dashboard's (e.g. /healthz of `serve`) */
   excludedPaths?: readonly string[];
+  /** told of each refused sign-in (store.ts) */
+  onSignInRefused?: SignInRefusedHook;
 }
 
 export interface Dashboard {
@@ -88,6 +90,14 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     return type === 'application/x-www-form-urlencoded' ? new URLSearchParams(text) : undefined;
   }
 
+  function refused(req: IncomingMessage, status: 401 | 403, kind: string, message: string): void {
+    try {
+      o.onSignInRefused?.(req, { status, kind, message });
+    } catch (e) {
+      log(`sign-in refusal hook failed: ${(e as Error).message}`);
+    }
+  }
+
   async function signIn(req: IncomingMessage, res: ServerResponse, form: URLSearchParams | undefined): Promise<void> {
     const next = safeNext(form?.get('next'));
     // A browser always sends Origin on a POST: one that is not this dashboard's own (or none) is
@@ -96,12 +106,18 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     const origin = checkOrigin(req);
     if (!origin.ok) {
       log(`dashboard sign-in refused: ${origin.message}`);
+      // The listener refused a foreign Origin already (host-origin.ts): here it is missing, or not this
+      // dashboard's own where --allowed-host admits more names. A fixed message: the Origin is the
+      // request's own text, and anyone can send it.
+      refused(req, 403, 'signin_origin', 'Forbidden: dashboard sign-in without an Origin, or from another origin');
       return sendPage(res, 403, <SignInPage d={{ styles: assets.styles, next, error: `Refused: ${origin.message}.` }} />);
     }
     const token = form?.get('token') ?? '';
     const grant = token ? byHash.get(sha256Hex(token)) : undefined;
     if (!grant) {
-      log(`dashboard sign-in refused: unknown token`);
+      log(`dashboard sign-in refused: ${token ? 'unknown' : 'no'} token`);
+      if (token) refused(req, 401, 'signin_unknown_token', 'Unauthorized: dashboard sign-in with an unknown token');
+      else refused(req, 401, 'signin_missing_token', 'Unauthorized: dashboard sign-in without a token');
       return sendPage(res, 401, <SignInPage d={{ styles: assets.styles, next, error: 'Unknown token: sign-in refused.' }} />);
     }
     if (grant.dashboard.length === 0) {

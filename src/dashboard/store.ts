@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { OpenStore } from '../storage/open-store.js';
 import type { AnalyzeInput, AnalyzeResult } from '../analysis/types.js';
 import type { RulesService } from '../rules/service.js';
@@ -41,4 +42,9 @@ export interface DashboardShared {
   excludedPaths: string[];
   policyFile?: string;
   policyHolder?: DashboardStore['policyHolder'];
+  /** told of each refused sign-in, so `serve --policy` audits them beside the MCP route's 401s and 403s */
+  onSignInRefused?: SignInRefusedHook;
 }
+
+/** A refused sign-in: `kind` is a fixed name (never text from the request), the key it is tallied under. */
+export type SignInRefusedHook = (req: IncomingMessage, r: { status: 401 | 403; kind: string; message: string }) => void;

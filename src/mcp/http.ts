@@ -287,6 +287,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       policyFile: opts.policy?.policyPath,
       // the Policy page saves through the holder that enforces the file here: in force and audited at once
       policyHolder: opts.policy ? runtimes!.runtimeFor(opts.policy.policyPath).holder : undefined,
+      // a token guessed through the sign-in form is audited like one guessed on the MCP route
+      onSignInRefused: guardRefusals?.note,
     }),
     routes: async (req, res, _grant, path) => {
       if (opts.extraRoutes && (await opts.extraRoutes(req, res))) return true;

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { tempDir } from '../helpers.js';
 import { CLI, ERAS, HANDLE_KEY, INIT, answer, call, eventually, open, policyAudit, rawPost, runCli, send, startGateway, startServe, startUpstream, stop, upstreamCounts, type Conn, type Era, type Proc } from './http-helpers.js';
@@ -262,5 +263,63 @@ for (const [name, start] of [
     });
   } finally {
     if (!stopped) await stopAll();
+  }
+});
+
+/** A sign-in form posted to the dashboard of `serve`, as a browser would (Origin of the page, form body). */
+function signIn(port: number, token: string | null, origin: string | null = `http://127.0.0.1:${port}`): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = token === null ? 'next=%2F' : `token=${encodeURIComponent(token)}&next=%2F`;
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) };
+    if (origin !== null) headers.origin = origin;
+    const req = request({ host: '127.0.0.1', port, path: '/signin', method: 'POST', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('serve --policy: sign-ins the dashboard refuses are audited with the MCP route\'s refusals, tallied per address; a good one is not', async () => {
+  const db = join(tmp.dir, 'guess-signin.db');
+  const policy = join(tmp.dir, 'guess-signin-policy.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\n');
+  SqliteStore.open(db).close();
+  const serve = await startServe(db, ['--listen', '0.0.0.0:0', '--grants', grantsFile(), '--policy', policy], ENV);
+  let stopped = false;
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push(await signIn(serve.port, `guess-${i}-0123456789abcdef`));
+    for (let i = 0; i < 2; i++) statuses.push(await signIn(serve.port, null));
+    statuses.push(await signIn(serve.port, ALICE, 'http://evil.example'));
+    statuses.push(await signIn(serve.port, ALICE, null));
+    statuses.push(await signIn(serve.port, ALICE));
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 401, 401, 403, 403, 303]);
+    const first = await eventually(async () => {
+      const u = unauthenticatedRows(await policyAudit(db));
+      return u.rows.length >= 4 ? u : undefined;
+    }, 'the first refusals on record');
+    // a foreign Origin is refused by the listener's Host/Origin check before the dashboard sees it; a
+    // missing one (no browser leaves it out of a POST) by the dashboard's own
+    assert.deepEqual(first.rows.sort(), [
+      ['auth', 'Unauthorized: dashboard sign-in with an unknown token'],
+      ['auth', 'Unauthorized: dashboard sign-in without a token'],
+      ['host_origin', 'Forbidden: Origin "evil.example" is not allowed (DNS-rebinding protection; see --allowed-host)'],
+      ['host_origin', 'Forbidden: dashboard sign-in without an Origin, or from another origin'],
+    ]);
+    await stop(serve);
+    stopped = true;
+    const all = unauthenticatedRows(await policyAudit(db));
+    assert.deepEqual(all.counted, {
+      'Unauthorized: dashboard sign-in with an unknown token': 5,
+      'Unauthorized: dashboard sign-in without a token': 2,
+      'Forbidden: Origin "evil.example" is not allowed (DNS-rebinding protection; see --allowed-host)': 1,
+      'Forbidden: dashboard sign-in without an Origin, or from another origin': 1,
+    });
+    // Alice's sign-in is no refusal: nothing else is on record
+    assert.equal((await policyAudit(db)).length, all.rows.length);
+  } finally {
+    if (!stopped) await stop(serve);
   }
 });

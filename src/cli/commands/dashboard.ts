@@ -68,6 +68,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
       secureCookies,
       assets,
       excludedPaths: shared.excludedPaths,
+      onSignInRefused: shared.onSignInRefused,
       log,
     });
 }
