@@ -1,5 +1,6 @@
 import { parseDetectionTypes, ruleDetectionType, splitOwnerRepo } from '../domain/filter.js';
 import { normalizeProcessName } from '../domain/process-name.js';
+import { NEW_OUTBOUND } from '../domain/types.js';
 
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
@@ -54,6 +55,18 @@ const READINGS: Readonly<Record<string, (v: string) => unknown>> = {
 };
 
 /**
+ * Arguments a tool reads as a default when they are left out or empty, with that default: a condition
+ * on the type must hold for the call that leaves it out too. analyze analyses New-Outbound-Network-Call
+ * (it reads its default from here); create and preview make a rule of the rule tools' default type
+ * (update keeps the rule's own type, and list_detections lists every type, so neither has one).
+ */
+export const TOOL_DEFAULTS = {
+  analyze_anomalous_calls_by_process: { detection_id: NEW_OUTBOUND },
+  create_suppression_rule: { detectionId: ruleDetectionType(undefined, 'detectionId') },
+  preview_suppression_rule: { detectionId: ruleDetectionType(undefined, 'detectionId') },
+} as const satisfies Record<string, Record<string, string>>;
+
+/**
  * Arguments every built-in tool that takes them reads ignoring case: owner and repo (GitHub names,
  * domain/filter.ts), the endpoint or indicator of the inventory tools (domain/indicator.ts
  * lower-cases it), and those read through READINGS, whose readings a condition may spell in any
@@ -67,8 +80,8 @@ const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 
 
 /**
  * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, blanks
- * trimmed, the READINGS applied, and a `repo` written `owner/name` giving `owner` when none is
- * given. What the policy judges. Arguments
+ * trimmed, the READINGS applied, the TOOL_DEFAULTS filled in, and a `repo` written `owner/name`
+ * giving `owner` when none is given. What the policy judges. Arguments
  * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
  * with the repo's) are left as they are: the tool refuses the call anyway.
  */
@@ -95,6 +108,10 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
     } catch {
       // refused by the tool's own parser: the call fails there, whatever the policy decides
     }
+  }
+  const defaults: Record<string, string> | undefined = Object.hasOwn(TOOL_DEFAULTS, tool) ? TOOL_DEFAULTS[tool as keyof typeof TOOL_DEFAULTS] : undefined;
+  for (const [name, value] of Object.entries(defaults ?? {})) {
+    if (out[name] === undefined || out[name] === '') copy()[name] = value;
   }
   const repo = out.repo;
   if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {

@@ -117,9 +117,9 @@ tools:
       const r = textOf(await call(client, tool, { detection_id: 'New-Outbound-Network-Call,Domain-Blocked' }));
       assert.match(r, /^\[POLICY DENIED\] argument args\.detection_id is an array, but tools\.\w+\.when\[\d\] tests a string/, tool);
     }
-    // the rule tools read an empty detection type as New-Outbound-Network-Call
+    // the rule tools read an empty or missing detection type as New-Outbound-Network-Call
     const conditions = { process: 'tailscaled', process_sha256: 'a'.repeat(64) };
-    for (const detectionId of ['New-Outbound-Network-Call', 'new-outbound-network-call', '']) {
+    for (const detectionId of ['New-Outbound-Network-Call', 'new-outbound-network-call', '', undefined]) {
       assert.equal(textOf(await call(client, 'preview_suppression_rule', { detectionId, conditions })), '[POLICY DENIED] no rules over new calls', JSON.stringify(detectionId));
     }
     assert.notEqual(textOf(await call(client, 'preview_suppression_rule', { detectionId: 'Domain-Blocked', conditions })), '[POLICY DENIED] no rules over new calls');

@@ -11,7 +11,7 @@ test('canonicalToolArgs: aliases folded into their canonical names, "owner/name"
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', orgScope: 'initech' }), { owner: 'acme', orgScope: 'initech' });
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', repo: 'initech/api' }), { owner: 'acme', repo: 'initech/api' });
   // a tool without aliases, an unknown tool, a rule tool whose repo is no filter: unchanged, and the same object
-  for (const [tool, args] of [['ping', { orgScope: 'x' }], ['not_a_tool', { orgScope: 'x' }], ['create_suppression_rule', { repo: 'a/b' }]] as const) {
+  for (const [tool, args] of [['ping', { orgScope: 'x' }], ['not_a_tool', { orgScope: 'x' }], ['update_suppression_rule', { repo: 'a/b' }]] as const) {
     const a = { ...args };
     assert.equal(canonicalToolArgs(tool, a), a);
   }
@@ -35,6 +35,13 @@ test('canonicalToolArgs: process and detection types as the tools read them; wha
   // the rule tools read an empty type as the default
   assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: {} });
   assert.deepEqual(canonicalToolArgs('update_suppression_rule', { detectionId: 'domain-blocked' }), { detectionId: 'Domain-Blocked' });
+  // what a tool reads for a type left out or empty: analyze and the rules it makes, not update or the lists
+  for (const detection_id of [undefined, '']) {
+    assert.deepEqual(canonicalToolArgs('analyze_anomalous_calls_by_process', { detection_id }), { detection_id: 'New-Outbound-Network-Call' });
+    assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id }), { detectionId: 'New-Outbound-Network-Call' });
+  }
+  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', {}), { detectionId: 'New-Outbound-Network-Call' });
+  for (const tool of ['update_suppression_rule', 'list_detections']) assert.deepEqual(canonicalToolArgs(tool, {}), {}, tool);
   // refused by the parsers, so by the tools: unchanged
   for (const args of [{ detection_id: 'Nope' }, { detection_id: 'Domain-Blocked,Nope' }, { detectionId: 'Nope' }, { process: 42 }]) {
     assert.deepEqual(canonicalToolArgs('list_detections', { ...args }), Object.hasOwn(args, 'detectionId') ? { detection_id: 'Nope' } : args);

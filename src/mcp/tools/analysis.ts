@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { DETECTION_TYPES, NEW_OUTBOUND, type DetectionStatus } from '../../domain/types.js';
+import { DETECTION_TYPES, type DetectionStatus } from '../../domain/types.js';
 import type { AnalyzeInput } from '../../analysis/types.js';
 import { parseDetectionFilter } from '../../domain/filter.js';
 import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
-import { TOOL_ALIASES } from '../tool-aliases.js';
+import { TOOL_ALIASES, TOOL_DEFAULTS } from '../tool-aliases.js';
 import { analyze } from '../services.js';
 
 const processSchema = z.looseObject({
@@ -44,7 +44,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
           detection_id: z
             .string()
             .optional()
-            .describe(`Detection type to analyse (case-insensitive). Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`),
+            .describe(`Detection type to analyse (case-insensitive). Defaults to "${TOOL_DEFAULTS.analyze_anomalous_calls_by_process.detection_id}". One of: ${DETECTION_TYPES.join(', ')}.`),
           status: z.enum(['new', 'suppressed', 'resolved', 'all']).optional().describe("Detection status to analyse. Defaults to 'new'."),
           owner: z.string().min(1).optional().describe('Restrict to one GitHub owner (organization), case-insensitive.'),
           repo: z.string().min(1).optional().describe('Restrict to one repository, "name" or "owner/name", case-insensitive.'),
@@ -93,7 +93,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         const tenant = tenantOf(ctx, a.customer);
         const filter = parseDetectionFilter(
           { types: a.detection_id, status: a.status, owner: a.owner, repo: a.repo, workflow: a.workflow, job: a.job, since: a.since, until: a.until },
-          { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [NEW_OUTBOUND], now: Date.now() },
+          { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [TOOL_DEFAULTS.analyze_anomalous_calls_by_process.detection_id], now: Date.now() },
         );
         if (a.page !== undefined && a.cursor) throw new ToolInputError('`page` and `cursor` are two ways to choose a page: pass only one of them');
         const input: AnalyzeInput = { tenant, filter, dashboardUrl: ctx.dashboardUrl };
