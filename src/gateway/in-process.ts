@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { PolicyProxy, type ProxyOptions } from './proxy.js';
-import { CASELESS_ARGS, canonicalToolArgs } from '../mcp/tool-aliases.js';
+import { ARG_READINGS, canonicalToolArgs } from '../mcp/tool-aliases.js';
 import { createPolicyRuntime, modernSessionFor, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
@@ -80,8 +80,8 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     passMethods: ['prompts/get'],
     // its own tools' other argument names: a condition on `args.owner` holds for `orgScope` too
     policyArgs: canonicalToolArgs,
-    // ...and compares owner, repo, endpoint and indicator ignoring case, as the tools read them
-    caselessArgs: CASELESS_ARGS,
+    // ...and compares owner, repo, process, ... ignoring case and read as the tools read them
+    argReadings: ARG_READINGS,
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
     log: (l) => process.stderr.write(`egress-triage policy: ${l}\n`),
     onClose: () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
-import { getPath, type Decision } from '../policy/engine.js';
+import { getPath, type ArgReadings, type Decision } from '../policy/engine.js';
 import { hashArgs } from '../policy/canonical.js';
 import { limitScopeKey } from '../policy/limit-scope.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
@@ -89,8 +89,8 @@ export interface ProxyOptions {
    * upstream's are judged as sent.
    */
   policyArgs?: (tool: string, args: Record<string, unknown>) => Record<string, unknown>;
-  /** Top-level arguments the upstream reads ignoring case: conditions on them compare so (PolicyEngine.decide). */
-  caselessArgs?: ReadonlySet<string>;
+  /** Top-level arguments the upstream reads ignoring case, and how it reads them (ArgReadings, PolicyEngine.decide). */
+  argReadings?: ArgReadings;
   /** Called once when either side closes; the proxy has already closed the other side. */
   onClose?: () => void;
   log?: (line: string) => void;
@@ -409,7 +409,7 @@ export class PolicyProxy {
     let decision: Decision;
     let argsHash: string;
     try {
-      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args, this.o.caselessArgs);
+      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args, this.o.argReadings);
       argsHash = hashArgs(this.o.state.hashKey, args);
     } catch (e) {
       this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, undefined, undefined, ctx);

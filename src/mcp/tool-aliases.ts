@@ -1,6 +1,7 @@
 import { parseDetectionTypes, ruleDetectionType, splitOwnerRepo } from '../domain/filter.js';
 import { normalizeProcessName } from '../domain/process-name.js';
 import { NEW_OUTBOUND } from '../domain/types.js';
+import type { ArgReading, ArgReadings } from '../policy/engine.js';
 
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
@@ -67,13 +68,18 @@ export const TOOL_DEFAULTS = {
 } as const satisfies Record<string, Record<string, string>>;
 
 /**
- * Arguments every built-in tool that takes them reads ignoring case: owner and repo (GitHub names,
- * domain/filter.ts), the endpoint or indicator of the inventory tools (domain/indicator.ts
- * lower-cases it), and those read through READINGS, whose readings a condition may spell in any
- * case. The built-in policy mode compares conditions on them ignoring case, as if each said
- * `ignore_case: true`; compared exactly, `owner: "INITECH"` walked past a deny of `initech`.
+ * Arguments every built-in tool that takes them reads ignoring case, with how it reads them: owner
+ * and repo (GitHub names, domain/filter.ts) and the endpoint or indicator of the inventory tools
+ * (domain/indicator.ts lower-cases it) are trimmed; the others are read through READINGS. The
+ * built-in policy mode compares a condition on one of them ignoring case, as if it said
+ * `ignore_case: true`, after reading the condition's value the same way (ArgReadings in
+ * policy/engine.ts): compared exactly, `owner: "INITECH"` walked past a deny of `initech`, and
+ * read only on the call's side, a deny written `/usr/sbin/tailscaled` would match no call.
  */
-export const CASELESS_ARGS: ReadonlySet<string> = new Set(['owner', 'repo', 'endpoint', 'indicator', ...Object.keys(READINGS)]);
+export const ARG_READINGS: ArgReadings = new Map<string, ArgReading>([
+  ...(['owner', 'repo', 'endpoint', 'indicator'] as const).map((name) => [name, (v: string) => v.trim()] as const),
+  ...Object.entries(READINGS),
+]);
 
 /** Arguments the tools trim before reading them (domain/filter.ts, domain/indicator.ts). */
 const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 'indicator'] as const;

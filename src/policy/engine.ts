@@ -20,10 +20,10 @@ interface CompiledCondition extends RuleRef {
   op: Op;
   test: ConditionTest;
   /**
-   * The same condition with strings compared ignoring case, for arguments the tool reads so (decide).
-   * Compiled on first use: only the built-in mode asks, and only for the arguments it names.
+   * The same condition as it applies to an argument the tool reads through `read` (decide's
+   * ArgReadings). Compiled on first use: only the built-in mode asks, and only for the arguments it names.
    */
-  caselessTest: () => ConditionTest;
+  readTest: (read: ArgReading) => ConditionTest;
   action: Action;
   reason?: string;
   approvalTimeoutMs?: number;
@@ -142,7 +142,7 @@ export class PolicyEngine {
         path: splitArgsPath(c.path),
         op: c.op,
         test,
-        caselessTest: c.ignore_case ? () => test : once(() => compileCondition(c.op, c.value, true)),
+        readTest: readTests(c.op, c.value),
         action: c.action,
         reason: c.reason,
         approvalTimeoutMs: c.approval_timeout !== undefined ? c.approval_timeout * 1000 : undefined,
@@ -216,11 +216,10 @@ export class PolicyEngine {
 
   /**
    * Pure decision for one call. Rate limits are reported, not applied: the limiter does that.
-   * `caselessArgs`: top-level arguments the tool reads ignoring case (built-in mode, from
-   * mcp/tool-aliases.ts); a condition on one of them compares ignoring case, as if it said
-   * `ignore_case: true`, so `owner: "INITECH"` cannot pass a condition written for `initech`.
+   * `readings`: top-level arguments the tool reads ignoring case, and how it reads them (built-in
+   * mode, from mcp/tool-aliases.ts); see ArgReadings.
    */
-  decide(tool: string, args: unknown, caselessArgs?: ReadonlySet<string>): Decision {
+  decide(tool: string, args: unknown, readings?: ArgReadings): Decision {
     const r = this.resolve(tool);
     if (!r.canonical) {
       return {
@@ -250,8 +249,8 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
-        const caseless = caselessArgs !== undefined && c.path.length === 1 && caselessArgs.has(c.path[0]!);
-        const verdict = (caseless ? c.caselessTest() : c.test)(resolvePath(args, c.path));
+        const read = readings !== undefined && c.path.length === 1 ? readings.get(c.path[0]!) : undefined;
+        const verdict = (read !== undefined ? c.readTest(read) : c.test)(resolvePath(args, c.path));
         if (typeof verdict === 'object') {
           // Fail closed: a value of a type the condition does not test could still be read by the
           // upstream as one it does (see conditions.ts).
@@ -304,8 +303,42 @@ export class PolicyEngine {
   }
 }
 
-/** `make()` on the first call, the same result after. */
-function once<T>(make: () => T): () => T {
-  let made: { value: T } | null = null;
-  return () => (made ??= { value: make() }).value;
+/**
+ * How the tool reads one top-level argument, for a condition on it: the argument arrives already read
+ * (the built-in mode's policyArgs), and the condition's value is read the same way before both are
+ * compared ignoring case, as if the condition said `ignore_case: true`. So `owner: "INITECH"` cannot
+ * pass a condition written for `initech`, and a condition written `/usr/sbin/tailscaled` means the
+ * process the tool reads there (`tailscaled`), rather than a text no call can carry any more. `null`:
+ * compared ignoring case only.
+ */
+export type ArgReading = ((value: string) => unknown) | null;
+export type ArgReadings = ReadonlyMap<string, ArgReading>;
+
+/** Ops that compare an argument with the whole value (or each item of a list): the ones whose value is read. */
+const WHOLE_VALUE_OPS: ReadonlySet<Op> = new Set(['eq', 'neq', 'in', 'not_in']);
+
+/** A condition's test for each reading of its argument, compiled when first asked for. */
+function readTests(op: Op, value: unknown): (read: ArgReading) => ConditionTest {
+  const made = new Map<ArgReading, ConditionTest>();
+  return (read) => {
+    let t = made.get(read);
+    if (t === undefined) {
+      const v = read !== null && WHOLE_VALUE_OPS.has(op) ? readValue(value, read) : value;
+      made.set(read, (t = compileCondition(op, v, true)));
+    }
+    return t;
+  };
+}
+
+/** A string value (or each string of a list) as `read` reads it, where that is a string; anything else stays. */
+function readValue(value: unknown, read: (v: string) => unknown): unknown {
+  if (Array.isArray(value)) return value.map((x) => readValue(x, read));
+  if (typeof value !== 'string') return value;
+  try {
+    const r = read(value);
+    return typeof r === 'string' ? r : value;
+  } catch {
+    // a value the tool's parser refuses: no call reads as it, so it stays as written
+    return value;
+  }
 }

@@ -80,7 +80,7 @@ tools:
       - { path: args.endpoint, op: eq, value: "webhook.site", action: deny, reason: "ask a person about webhook.site" }
   list_detections:
     when:
-      - { path: args.process, op: eq, value: "Tailscaled", action: deny, reason: "tailscaled is for people" }
+      - { path: args.process, op: eq, value: "/usr/sbin/TailScaled", action: deny, reason: "tailscaled is for people" }
       - { path: args.detection_id, op: in, value: ["domain-blocked"], action: deny, reason: "blocked calls are for people" }
   preview_suppression_rule:
     when:

@@ -131,9 +131,40 @@ test('decide with caseless arguments: a condition on one of them compares ignori
       },
     }),
   ).engine;
-  const caseless = new Set(['owner']);
+  const caseless = new Map([['owner', null]]);
   for (const owner of ['initech', 'INITECH', 'Initech']) assert.equal(policy.decide('t', { owner }, caseless).reason, 'initech', owner);
-  assert.equal(policy.decide('t', { owner: 'INITECH' }).action, 'allow', 'without the set (a generic upstream) the comparison is exact');
+  assert.equal(policy.decide('t', { owner: 'INITECH' }).action, 'allow', 'without the readings (a generic upstream) the comparison is exact');
   assert.equal(policy.decide('t', { job: 'deploy' }, caseless).action, 'allow', 'job is not caseless: workflow and job names are case-sensitive');
   assert.equal(policy.decide('t', { job: 'Deploy' }, caseless).reason, 'deploy');
+});
+
+test('decide with argument readings: a whole value (eq, neq, in, not_in) is read as the tool reads the argument; a pattern is not', () => {
+  const policy = parsePolicy(
+    JSON.stringify({
+      version: 1,
+      tools: {
+        eq: { when: [{ path: 'args.process', op: 'eq', value: '/usr/sbin/Tailscaled', action: 'deny', reason: 'eq' }] },
+        in: { when: [{ path: 'args.process', op: 'in', value: ['C:/x/OpenVPN', 'bad!'], action: 'deny', reason: 'in' }] },
+        not_in: { when: [{ path: 'args.process', op: 'not_in', value: ['/usr/bin/curl'], action: 'deny', reason: 'not_in' }] },
+        contains: { when: [{ path: 'args.process', op: 'contains', value: '/sbin/', action: 'deny', reason: 'contains' }] },
+        regex: { when: [{ path: 'args.process', op: 'regex', value: '^/usr/', action: 'deny', reason: 'regex' }] },
+      },
+    }),
+  ).engine;
+  // a basename in lower case, refusing "!" (as a parser refuses a value): the call's side arrives already read
+  const basename = (v: string) => {
+    if (v.includes('!')) throw new Error('refused');
+    return v.slice(v.lastIndexOf('/') + 1).toLowerCase();
+  };
+  const readings = new Map([['process', basename]]);
+  assert.equal(policy.decide('eq', { process: 'tailscaled' }, readings).reason, 'eq');
+  assert.equal(policy.decide('eq', { process: 'tailscaled' }).action, 'allow', 'exact without readings');
+  assert.equal(policy.decide('in', { process: 'openvpn' }, readings).reason, 'in');
+  assert.equal(policy.decide('in', { process: 'bad!' }, readings).reason, 'in', 'a value the reading refuses stays as written');
+  assert.equal(policy.decide('not_in', { process: 'curl' }, readings).action, 'allow');
+  assert.equal(policy.decide('not_in', { process: 'wget' }, readings).reason, 'not_in');
+  // patterns are not values: read as written, ignoring case
+  assert.equal(policy.decide('contains', { process: 'tailscaled' }, readings).action, 'allow');
+  assert.equal(policy.decide('contains', { process: '/USR/SBIN/x' }, readings).reason, 'contains');
+  assert.equal(policy.decide('regex', { process: '/USR/bin/x' }, readings).reason, 'regex');
 });
