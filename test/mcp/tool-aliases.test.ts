@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
+import fc from 'fast-check';
+import { ARG_READINGS, canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
+import { parsePolicy } from '../../src/policy/load.js';
 
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
   assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'initech', detectionId: 'Domain-Blocked', limit: 5 }), { owner: 'initech', detection_id: 'Domain-Blocked', limit: 5 });
@@ -46,4 +48,26 @@ test('canonicalToolArgs: process and detection types as the tools read them; wha
   for (const args of [{ detection_id: 'Nope' }, { detection_id: 'Domain-Blocked,Nope' }, { detectionId: 'Nope' }, { process: 42 }]) {
     assert.deepEqual(canonicalToolArgs('list_detections', { ...args }), Object.hasOwn(args, 'detectionId') ? { detection_id: 'Nope' } : args);
   }
+});
+
+test('property: in the built-in mode a deny of a process holds for every spelling the list tools read as that process, and only for those', () => {
+  const engine = parsePolicy(
+    'version: 1\ndefault: allow\ntools:\n  list_detections:\n    when:\n      - { path: args.process, op: eq, value: "/usr/sbin/TailScaled", action: deny, reason: "no" }\n',
+  ).engine;
+  const decide = (process: string) => engine.decide('list_detections', canonicalToolArgs('list_detections', { process }), ARG_READINGS).action;
+  const recase = (s: string, flips: boolean[]) => [...s].map((c, i) => (flips[i % flips.length] ? c.toUpperCase() : c)).join('');
+  const spelling = fc.record({
+    name: fc.constantFrom('tailscaled', 'tailscale', 'tailscaled2', 'openvpn'),
+    flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }),
+    dir: fc.constantFrom('', '/usr/sbin/', '/opt/x/', 'C:\\Program Files\\Tailscale\\', './'),
+    exe: fc.constantFrom('', '.exe', '.EXE'),
+    pad: fc.constantFrom('', ' ', '\t', '  '),
+  });
+  fc.assert(
+    fc.property(spelling, ({ name, flips, dir, exe, pad }) => {
+      const sent = `${pad}${dir}${recase(name, flips)}${exe}${pad}`;
+      assert.equal(decide(sent), name === 'tailscaled' ? 'deny' : 'allow', JSON.stringify(sent));
+    }),
+    { numRuns: 300 },
+  );
 });
