@@ -198,6 +198,14 @@ for (const era of ERAS) test(`serve without --policy (${era}): a grant's own pol
   }
 });
 
+/** The `<unauthenticated>` rows once at least `n` are on record (the first of each kind is written at once). */
+function firstRefusalsOnRecord(db: string, n: number): Promise<ReturnType<typeof unauthenticatedRows>> {
+  return eventually(async () => {
+    const u = unauthenticatedRows(await policyAudit(db));
+    return u.rows.length >= n ? u : undefined;
+  }, 'the first refusals on record');
+}
+
 /** The `<unauthenticated>` audit rows: [rule, reason] of each, and how many requests they account for. */
 function unauthenticatedRows(rows: Record<string, any>[]): { rows: [string, string][]; counted: Record<string, number> } {
   const mine = rows.filter((r) => r.tool === '<unauthenticated>');
@@ -242,10 +250,7 @@ for (const [name, start] of [
     for (let i = 0; i < 2; i++) statuses.push((await rawPost(proc.port, INIT, { ...bearer(ALICE), host: `evil${i}.example:80` })).status);
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 401, 401, 401, 401, 403, 403]);
     // the first of each kind is on record before the gateway stops
-    const first = await eventually(async () => {
-      const u = unauthenticatedRows(await policyAudit(db));
-      return u.rows.length >= 3 ? u : undefined;
-    }, 'the first refusals on record');
+    const first = await firstRefusalsOnRecord(db, 3);
     assert.deepEqual(first.rows.sort(), [
       ['auth', 'Unauthorized: missing bearer token'],
       ['auth', 'Unauthorized: unknown bearer token'],
@@ -296,10 +301,7 @@ test('serve --policy: sign-ins the dashboard refuses are audited with the MCP ro
     statuses.push(await signIn(serve.port, ALICE, null));
     statuses.push(await signIn(serve.port, ALICE));
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 401, 401, 403, 403, 303]);
-    const first = await eventually(async () => {
-      const u = unauthenticatedRows(await policyAudit(db));
-      return u.rows.length >= 4 ? u : undefined;
-    }, 'the first refusals on record');
+    const first = await firstRefusalsOnRecord(db, 4);
     // a foreign Origin is refused by the listener's Host/Origin check before the dashboard sees it; a
     // missing one (no browser leaves it out of a POST) by the dashboard's own
     assert.deepEqual(first.rows.sort(), [
