@@ -1,6 +1,7 @@
 import { DETECTION_STATUSES, DETECTION_TYPES, NEW_OUTBOUND, type DetectionStatus, type DetectionType } from './types.js';
 import { normalizeProcessName } from './process-name.js';
 import { isValidIp } from './endpoint.js';
+import { canonicalIp } from './ip.js';
 import { parseInstant, TimeParseError } from './time.js';
 
 /**
@@ -203,6 +204,19 @@ function instant(value: unknown, argument: string, now: number): number | undefi
     if (e instanceof TimeParseError) throw new FilterError(argument, e.message, 'invalid_time');
     throw e;
   }
+}
+
+/**
+ * An endpoint filter as the list tools read it, written back as text: `host` (any port), `host:port`
+ * or `[ipv6]:port`, the host in lower case without a trailing dot, an IP in its canonical form, the
+ * port a plain number. How the built-in policy mode reads the argument (mcp/tool-aliases.ts), so
+ * `WEBHOOK.SITE.:0443` meets a condition written `webhook.site:443`.
+ */
+export function endpointFilterText(value: string, argument: string): string {
+  const { host, port } = parseEndpoint(value.trim(), argument);
+  const h = canonicalIp(host) ?? host;
+  if (port === undefined) return h;
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
 function parseEndpoint(value: string, argument: string): { host: string; port?: number } {

@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { PolicyProxy, type ProxyOptions } from './proxy.js';
-import { ARG_READINGS, canonicalToolArgs } from '../mcp/tool-aliases.js';
+import { argReadingsFor, canonicalToolArgs } from '../mcp/tool-aliases.js';
 import { createPolicyRuntime, modernSessionFor, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
@@ -81,7 +81,7 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     // its own tools' other argument names: a condition on `args.owner` holds for `orgScope` too
     policyArgs: canonicalToolArgs,
     // ...and compares owner, repo, process, ... ignoring case and read as the tools read them
-    argReadings: ARG_READINGS,
+    argReadings: argReadingsFor,
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,
     log: (l) => process.stderr.write(`egress-triage policy: ${l}\n`),
     onClose: () => {

@@ -89,8 +89,8 @@ export interface ProxyOptions {
    * upstream's are judged as sent.
    */
   policyArgs?: (tool: string, args: Record<string, unknown>) => Record<string, unknown>;
-  /** Top-level arguments the upstream reads ignoring case, and how it reads them (ArgReadings, PolicyEngine.decide). */
-  argReadings?: ArgReadings;
+  /** Top-level arguments a tool of the upstream reads ignoring case, and how it reads them (ArgReadings, PolicyEngine.decide). */
+  argReadings?: (tool: string) => ArgReadings;
   /** Called once when either side closes; the proxy has already closed the other side. */
   onClose?: () => void;
   log?: (line: string) => void;
@@ -409,7 +409,7 @@ export class PolicyProxy {
     let decision: Decision;
     let argsHash: string;
     try {
-      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args, this.o.argReadings);
+      decision = loaded.engine.decide(name, this.o.policyArgs ? this.o.policyArgs(name, args) : args, this.o.argReadings?.(name));
       argsHash = hashArgs(this.o.state.hashKey, args);
     } catch (e) {
       this.deny(m, t0, name, args, 'state_error', 'deny', `policy state error: ${(e as Error).message}`, loaded.hash, undefined, undefined, ctx);

@@ -1,7 +1,7 @@
-import { parseDetectionTypes, ruleDetectionType, splitOwnerRepo } from '../domain/filter.js';
+import { endpointFilterText, parseDetectionTypes, ruleDetectionType, splitOwnerRepo } from '../domain/filter.js';
 import { normalizeProcessName } from '../domain/process-name.js';
 import { NEW_OUTBOUND } from '../domain/types.js';
-import type { ArgReading, ArgReadings } from '../policy/engine.js';
+import { UnreadableValue, type ArgReading, type ArgReadings } from '../policy/engine.js';
 
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
@@ -26,13 +26,11 @@ export const TOOL_ALIASES = {
   delete_suppression_rule: RULE,
 } as const satisfies Record<string, Record<string, string>>;
 
+/** The list tools: their `endpoint` and `process` are filters (domain/filter.ts). */
+const LIST_TOOLS: ReadonlySet<string> = new Set(['list_anomalous_network_calls', 'list_blocked_domain_calls', 'list_detections']);
+
 /** Tools whose `repo` may be written `owner/name`, which names the owner as well (domain/filter.ts). */
-const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([
-  'list_anomalous_network_calls',
-  'list_blocked_domain_calls',
-  'list_detections',
-  'analyze_anomalous_calls_by_process',
-]);
+const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([...LIST_TOOLS, 'analyze_anomalous_calls_by_process', 'list_recent_workflow_runs']);
 
 /**
  * Arguments a built-in tool reads through a domain parser, each with that parser, so the policy
@@ -45,6 +43,9 @@ const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([
 const READINGS: Readonly<Record<string, (v: string) => unknown>> = {
   // the list tools' process filter: basename, ".exe" stripped, NFKC-folded, lower case
   process: normalizeProcessName,
+  // the list tools' endpoint filter: host (any port) or host:port, written one way (endpointFilterText);
+  // the inventory tools read theirs as a search instead (LIST_READINGS keeps this one to the list tools)
+  endpoint: (v) => endpointFilterText(v, 'endpoint'),
   // list_detections and analyze: one type or a comma list of them, in any case; a list of several
   // stays a list, so a condition that tests one string cannot be checked on it and denies (engine)
   detection_id: (v) => {
@@ -68,18 +69,30 @@ export const TOOL_DEFAULTS = {
 } as const satisfies Record<string, Record<string, string>>;
 
 /**
- * Arguments every built-in tool that takes them reads ignoring case, with how it reads them: owner
- * and repo (GitHub names, domain/filter.ts) and the endpoint or indicator of the inventory tools
- * (domain/indicator.ts lower-cases it) are trimmed; the others are read through READINGS. The
- * built-in policy mode compares a condition on one of them ignoring case, as if it said
- * `ignore_case: true`, after reading the condition's value the same way (ArgReadings in
- * policy/engine.ts): compared exactly, `owner: "INITECH"` walked past a deny of `initech`, and
- * read only on the call's side, a deny written `/usr/sbin/tailscaled` would match no call.
+ * Arguments every built-in tool that takes them reads ignoring case, with how it reads them, for
+ * the built-in policy mode (argReadingsFor). Owner, repo and the endpoint or indicator of the
+ * inventory tools are trimmed (GitHub names, domain/filter.ts; domain/indicator.ts lower-cases
+ * the rest); the others are read through READINGS. A condition on one of them is compared ignoring
+ * case, as if it said `ignore_case: true`, after its value is read the same way (ArgReadings in
+ * policy/engine.ts): compared exactly, `owner: "INITECH"` walked past a deny of `initech`, and read
+ * only on the call's side, a deny written `/usr/sbin/tailscaled` would match no call.
  */
-export const ARG_READINGS: ArgReadings = new Map<string, ArgReading>([
-  ...(['owner', 'repo', 'endpoint', 'indicator'] as const).map((name) => [name, (v: string) => v.trim()] as const),
-  ...Object.entries(READINGS),
-]);
+const trim = (v: string) => v.trim();
+const REPO_WITH_OWNER = 'a repository written owner/name is read as its owner (args.owner) and its name (args.repo) here, so write the owner as a condition on args.owner and the repository by its name';
+const COMMON_READINGS: ReadonlyArray<readonly [string, ArgReading]> = [
+  ['owner', trim],
+  // a call's `owner/name` is split in two (canonicalToolArgs), so a condition's cannot be kept whole
+  ['repo', (v) => (splitOwnerRepo(v.trim()) ? new UnreadableValue(REPO_WITH_OWNER) : v.trim())],
+  ['indicator', trim],
+  ...Object.entries(READINGS).filter(([name]) => name !== 'endpoint' && name !== 'process'),
+];
+const LIST_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', READINGS.endpoint!], ['process', READINGS.process!]]);
+const OTHER_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', trim]]);
+
+/** How the built-in tool `tool` reads its arguments, for the policy (ProxyOptions.argReadings). */
+export function argReadingsFor(tool: string): ArgReadings {
+  return LIST_TOOLS.has(tool) ? LIST_READINGS : OTHER_READINGS;
+}
 
 /** Arguments the tools trim before reading them (domain/filter.ts, domain/indicator.ts). */
 const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 'indicator'] as const;
@@ -107,7 +120,7 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
   }
   for (const [name, read] of Object.entries(READINGS)) {
     const v = out[name];
-    if (typeof v !== 'string') continue;
+    if (typeof v !== 'string' || ((name === 'endpoint' || name === 'process') && !LIST_TOOLS.has(tool))) continue;
     try {
       const reading = read(v);
       if (reading !== v) copy()[name] = reading;
@@ -119,10 +132,12 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
   for (const [name, value] of Object.entries(defaults ?? {})) {
     if (out[name] === undefined || out[name] === '') copy()[name] = value;
   }
+  // "owner/name" is read as both, given an owner or not; an owner that disagrees is left to the tool, which refuses it
   const repo = out.repo;
-  if (REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' && out.owner === undefined) {
-    const split = splitOwnerRepo(repo);
-    if (split) [copy().owner, copy().repo] = split;
+  const split = REPO_NAMES_OWNER.has(tool) && typeof repo === 'string' ? splitOwnerRepo(repo) : undefined;
+  if (split && (out.owner === undefined || (typeof out.owner === 'string' && out.owner.toLowerCase() === split[0].toLowerCase()))) {
+    if (out.owner === undefined) copy().owner = split[0];
+    copy().repo = split[1];
   }
   return out;
 }

@@ -58,7 +58,8 @@ export function resolvePath(args: unknown, path: readonly string[]): PathResult 
 }
 
 /** true: the condition applies; false: it does not; otherwise why it cannot be decided. */
-export type Verdict = boolean | { expected: string; got: string };
+/** `unreadable`: the condition's own value cannot be read as the tool reads the argument (engine.ts, UnreadableValue). */
+export type Verdict = boolean | { expected: string; got: string } | { unreadable: string };
 
 export type ConditionTest = (r: PathResult) => Verdict;
 

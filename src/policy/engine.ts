@@ -251,6 +251,9 @@ export class PolicyEngine {
       for (const c of e.when) {
         const read = readings !== undefined && c.path.length === 1 ? readings.get(c.path[0]!) : undefined;
         const verdict = (read !== undefined ? c.readTest(read) : c.test)(resolvePath(args, c.path));
+        if (typeof verdict === 'object' && 'unreadable' in verdict) {
+          return this.make('deny', c, `${c.rule} cannot be checked: ${verdict.unreadable}; the call is denied`, undefined, r, tool);
+        }
         if (typeof verdict === 'object') {
           // Fail closed: a value of a type the condition does not test could still be read by the
           // upstream as one it does (see conditions.ts).
@@ -314,6 +317,15 @@ export class PolicyEngine {
 export type ArgReading = ((value: string) => unknown) | null;
 export type ArgReadings = ReadonlyMap<string, ArgReading>;
 
+/**
+ * What a reading returns for a condition value no call can carry once read, though calls meaning it
+ * can (a repo written `owner/name`, whose owner the built-in mode moves to `args.owner`): such a
+ * condition cannot be checked, so every call it is asked about is denied, with `why`.
+ */
+export class UnreadableValue {
+  constructor(readonly why: string) {}
+}
+
 /** Ops that compare an argument with the whole value (or each item of a list): the ones whose value is read. */
 const WHOLE_VALUE_OPS: ReadonlySet<Op> = new Set(['eq', 'neq', 'in', 'not_in']);
 
@@ -324,7 +336,13 @@ function readTests(op: Op, value: unknown): (read: ArgReading) => ConditionTest 
     let t = made.get(read);
     if (t === undefined) {
       const v = read !== null && WHOLE_VALUE_OPS.has(op) ? readValue(value, read) : value;
-      made.set(read, (t = compileCondition(op, v, true)));
+      const unreadable = v instanceof UnreadableValue ? v : Array.isArray(v) ? v.find((x) => x instanceof UnreadableValue) : undefined;
+      if (unreadable) {
+        // decided as written where the value plays no part (the argument is absent)
+        const absent = compileCondition(op, value, true);
+        t = (r) => (r.kind === 'value' ? { unreadable: unreadable.why } : absent(r));
+      } else t = compileCondition(op, v, true);
+      made.set(read, t);
     }
     return t;
   };
@@ -336,7 +354,7 @@ function readValue(value: unknown, read: (v: string) => unknown): unknown {
   if (typeof value !== 'string') return value;
   try {
     const r = read(value);
-    return typeof r === 'string' ? r : value;
+    return typeof r === 'string' || r instanceof UnreadableValue ? r : value;
   } catch {
     // a value the tool's parser refuses: no call reads as it, so it stays as written
     return value;

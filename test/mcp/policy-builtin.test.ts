@@ -82,6 +82,8 @@ tools:
     when:
       - { path: args.process, op: eq, value: "/usr/sbin/TailScaled", action: deny, reason: "tailscaled is for people" }
       - { path: args.detection_id, op: in, value: ["domain-blocked"], action: deny, reason: "blocked calls are for people" }
+      - { path: args.endpoint, op: regex, value: '^webhook\\.site(:\\d+)?$', action: deny, reason: "ask a person about webhook.site" }
+      - { path: args.repo, op: eq, value: "scraper", action: deny, reason: "scraper is for people" }
   preview_suppression_rule:
     when:
       - { path: args.detectionId, op: eq, value: "New-Outbound-Network-Call", action: deny, reason: "no rules over new calls" }
@@ -117,6 +119,14 @@ tools:
       const r = textOf(await call(client, tool, { detection_id: 'New-Outbound-Network-Call,Domain-Blocked' }));
       assert.match(r, /^\[POLICY DENIED\] argument args\.detection_id is an array, but tools\.\w+\.when\[\d\] tests a string/, tool);
     }
+    // an endpoint filter in any spelling the list tools read as webhook.site, on any port
+    for (const endpoint of ['webhook.site', 'WEBHOOK.SITE.', 'webhook.site.:0443', 'Webhook.Site:443']) {
+      assert.equal(textOf(await call(client, 'list_detections', { endpoint, limit: 1 })), '[POLICY DENIED] ask a person about webhook.site', endpoint);
+    }
+    // a repo written owner/name is read as both, whether the owner is given too or not
+    for (const args of [{ repo: 'scraper' }, { repo: 'globex/scraper' }, { owner: 'globex', repo: 'globex/scraper' }, { owner: 'GLOBEX', repo: ' Globex/Scraper' }]) {
+      assert.equal(textOf(await call(client, 'list_detections', { ...args, limit: 1 })), '[POLICY DENIED] scraper is for people', JSON.stringify(args));
+    }
     // the rule tools read an empty or missing detection type as New-Outbound-Network-Call
     const conditions = { process: 'tailscaled', process_sha256: 'a'.repeat(64) };
     for (const detectionId of ['New-Outbound-Network-Call', 'new-outbound-network-call', '', undefined]) {
@@ -139,7 +149,13 @@ tools:
   const deny = (rule: string, n: number) => Array.from({ length: n }, () => `deny ${rule}`);
   assert.deepEqual(decisions('list_anomalous_network_calls'), [...deny('tools.list_anomalous_network_calls.when[0] (line 6)', 6), 'allow default']);
   assert.deepEqual(decisions('find_endpoint_calls_in_tenant'), deny('tools.find_endpoint_calls_in_tenant.when[0] (line 15)', 3));
-  assert.deepEqual(decisions('list_detections'), [...deny('tools.list_detections.when[0] (line 18)', 5), ...deny('tools.list_detections.when[1] (line 19)', 5), 'allow default']);
+  assert.deepEqual(decisions('list_detections'), [
+    ...deny('tools.list_detections.when[0] (line 18)', 5),
+    ...deny('tools.list_detections.when[1] (line 19)', 5),
+    ...deny('tools.list_detections.when[2] (line 20)', 4),
+    ...deny('tools.list_detections.when[3] (line 21)', 4),
+    'allow default',
+  ]);
 });
 
 const CATALOG_POLICY = `version: 1

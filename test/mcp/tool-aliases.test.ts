@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ARG_READINGS, canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
+import { argReadingsFor, canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
 import { parsePolicy } from '../../src/policy/load.js';
 
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
@@ -54,7 +54,7 @@ test('property: in the built-in mode a deny of a process holds for every spellin
   const engine = parsePolicy(
     'version: 1\ndefault: allow\ntools:\n  list_detections:\n    when:\n      - { path: args.process, op: eq, value: "/usr/sbin/TailScaled", action: deny, reason: "no" }\n',
   ).engine;
-  const decide = (process: string) => engine.decide('list_detections', canonicalToolArgs('list_detections', { process }), ARG_READINGS).action;
+  const decide = (process: string) => engine.decide('list_detections', canonicalToolArgs('list_detections', { process }), argReadingsFor('list_detections')).action;
   const recase = (s: string, flips: boolean[]) => [...s].map((c, i) => (flips[i % flips.length] ? c.toUpperCase() : c)).join('');
   const spelling = fc.record({
     name: fc.constantFrom('tailscaled', 'tailscale', 'tailscaled2', 'openvpn'),
@@ -70,4 +70,42 @@ test('property: in the built-in mode a deny of a process holds for every spellin
     }),
     { numRuns: 300 },
   );
+});
+
+test('canonicalToolArgs: the list tools read endpoint as one host and port, and repo "owner/name" as both, an owner given or not', () => {
+  for (const endpoint of ['webhook.site:443', 'WEBHOOK.SITE.:0443', ' webhook.site.:443 ']) {
+    assert.deepEqual(canonicalToolArgs('list_detections', { endpoint }), { endpoint: 'webhook.site:443' }, endpoint);
+  }
+  assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { endpoint: 'Webhook.Site.' }), { endpoint: 'webhook.site' });
+  assert.deepEqual(canonicalToolArgs('list_blocked_domain_calls', { endpoint: '[2001:DB8:0::1]:443' }), { endpoint: '[2001:db8::1]:443' });
+  // the inventory tools search: trimmed, nothing more; a malformed filter is the tool's to refuse
+  assert.deepEqual(canonicalToolArgs('find_endpoint_calls_in_tenant', { endpoint: ' WEBHOOK.site.' }), { endpoint: 'WEBHOOK.site.' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { endpoint: 'https://x/y' }), { endpoint: 'https://x/y' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'globex', repo: 'globex/scraper' }), { owner: 'globex', repo: 'scraper' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'GLOBEX', repo: 'globex/scraper' }), { owner: 'GLOBEX', repo: 'scraper' });
+  assert.deepEqual(canonicalToolArgs('list_recent_workflow_runs', { owner: 'initech', repo: 'initech/api' }), { owner: 'initech', repo: 'api' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'acme', repo: 'initech/api' }), { owner: 'acme', repo: 'initech/api' });
+});
+
+test('argReadingsFor: a condition on repo written owner/name cannot be checked in the built-in mode, so it denies; endpoint is read per tool', () => {
+  const engine = parsePolicy(
+    `version: 1
+default: allow
+tools:
+  "*":
+    when:
+      - { path: args.repo, op: in, value: ["api", "initech/api"], action: allow }
+      - { path: args.endpoint, op: eq, value: "WEBHOOK.site.:0443", action: deny, reason: "webhook" }
+`,
+  ).engine;
+  const decide = (tool: string, args: Record<string, unknown>) => engine.decide(tool, canonicalToolArgs(tool, args), argReadingsFor(tool));
+  const d = decide('list_detections', { owner: 'initech', repo: 'api' });
+  assert.equal(d.action, 'deny');
+  assert.match(d.reason ?? '', /^tools\["\*"\]\.when\[0\] cannot be checked: a repository written owner\/name is read as its owner \(args\.owner\) and its name/);
+  assert.equal(decide('list_detections', {}).action, 'allow', 'without a repo the condition does not apply');
+  assert.equal(decide('list_detections', { endpoint: 'webhook.site:443' }).reason, 'webhook');
+  assert.equal(decide('list_detections', { endpoint: 'webhook.site' }).action, 'allow', 'a bare host is another filter (any port): see docs/policy.md');
+  // the inventory tools' search is compared as text, ignoring case and blanks only
+  assert.equal(decide('find_endpoint_calls_in_tenant', { endpoint: 'webhook.site:443' }).action, 'allow');
+  assert.equal(decide('find_endpoint_calls_in_tenant', { endpoint: 'WEBHOOK.site.:0443' }).reason, 'webhook');
 });
