@@ -99,8 +99,9 @@ const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 
 
 /**
  * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, blanks
- * trimmed, the READINGS applied, the TOOL_DEFAULTS filled in, and a `repo` written `owner/name`
- * giving `owner` when none is given. What the policy judges. Arguments
+ * trimmed, the READINGS applied, the TOOL_DEFAULTS filled in, an `owner` that `tenantWide: true`
+ * makes the tenant moved to `customer`, and a `repo` written `owner/name` read as both. What the
+ * policy judges. Arguments
  * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
  * with the repo's) are left as they are: the tool refuses the call anyway.
  */
@@ -131,6 +132,11 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
   const defaults: Record<string, string> | undefined = Object.hasOwn(TOOL_DEFAULTS, tool) ? TOOL_DEFAULTS[tool as keyof typeof TOOL_DEFAULTS] : undefined;
   for (const [name, value] of Object.entries(defaults ?? {})) {
     if (out[name] === undefined || out[name] === '') copy()[name] = value;
+  }
+  // StepSecurity's tenantWide: true reads `owner` as the tenant (the list tools' scopeOf): no owner scope at all
+  if (LIST_TOOLS.has(tool) && out.tenantWide === true && out.owner !== undefined) {
+    if (out.customer === undefined) copy().customer = out.owner;
+    delete copy().owner;
   }
   // "owner/name" is read as both, given an owner or not; an owner that disagrees is left to the tool, which refuses it
   const repo = out.repo;

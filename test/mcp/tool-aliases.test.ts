@@ -85,6 +85,10 @@ test('canonicalToolArgs: the list tools read endpoint as one host and port, and 
   assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'GLOBEX', repo: 'globex/scraper' }), { owner: 'GLOBEX', repo: 'scraper' });
   assert.deepEqual(canonicalToolArgs('list_recent_workflow_runs', { owner: 'initech', repo: 'initech/api' }), { owner: 'initech', repo: 'api' });
   assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'acme', repo: 'initech/api' }), { owner: 'acme', repo: 'initech/api' });
+  // tenantWide: true reads owner as the tenant, so the call has no owner scope (a repo's owner still scopes it)
+  assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'acme', tenantWide: true }), { customer: 'acme', tenantWide: true });
+  assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'acme', tenantWide: true, repo: 'initech/api' }), { customer: 'acme', tenantWide: true, owner: 'initech', repo: 'api' });
+  assert.deepEqual(canonicalToolArgs('list_detections', { owner: 'acme', tenantWide: false }), { owner: 'acme', tenantWide: false });
 });
 
 test('argReadingsFor: a condition on repo written owner/name cannot be checked in the built-in mode, so it denies; endpoint is read per tool', () => {
