@@ -100,8 +100,8 @@ export function parseDetectionFilter(raw: RawFilter, opts: ParseFilterOptions): 
   }
   if (status.toLowerCase() !== 'all') out.statuses = [status.toLowerCase() as DetectionStatus];
 
-  let owner = text(raw.owner, name('owner'));
-  let repo = text(raw.repo, name('repo'));
+  let owner = githubName(raw.owner, name('owner'));
+  let repo = githubName(raw.repo, name('repo'));
   if (repo !== undefined && repo.includes('/')) {
     const split = splitOwnerRepo(repo);
     if (!split) throw fail('repo', `expected "name" or "owner/name", got ${show(raw.repo)}`);
@@ -183,6 +183,17 @@ export function splitOwnerRepo(repo: string): [owner: string, name: string] | un
   const parts = repo.split('/');
   if (parts.length !== 2 || parts[0] === '' || parts[1] === '') return undefined;
   return parts as [string, string];
+}
+
+/**
+ * An owner or repo: GitHub names are ASCII, and both stores compare them ignoring ASCII case only,
+ * as the policy does. Anything else is refused: PostgreSQL's lower() folds "İ" to "i" where
+ * JavaScript folds it to "i̇", so "İnitech" read initech's data past a deny of `initech`.
+ */
+function githubName(value: unknown, argument: string): string | undefined {
+  const v = text(value, argument);
+  if (v !== undefined && !/^[\x20-\x7e]+$/.test(v)) throw new FilterError(argument, `expected a GitHub name (ASCII letters, digits, "-", "_", "."), got ${show(value)}`);
+  return v;
 }
 
 /** A trimmed non-empty string, or undefined when absent. */

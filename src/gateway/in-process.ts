@@ -27,7 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { InMemoryTransport, type McpServerFactory, type Transport } from '@modelcontextprotocol/server';
 import { serveStdio, type StdioServerHandle } from '@modelcontextprotocol/server/stdio';
 import { PolicyProxy, type ProxyOptions } from './proxy.js';
-import { argReadingsFor, canonicalToolArgs } from '../mcp/tool-aliases.js';
+import { argReadingsFor, policyArgs } from '../mcp/tool-aliases.js';
 import { createPolicyRuntime, modernSessionFor, type PolicyRuntime } from './runtime.js';
 
 export interface InProcessGatewayOptions {
@@ -79,7 +79,7 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],
     // its own tools' other argument names: a condition on `args.owner` holds for `orgScope` too
-    policyArgs: canonicalToolArgs,
+    policyArgs,
     // ...and compares owner, repo, process, ... ignoring case and read as the tools read them
     argReadings: argReadingsFor,
     relateDownstream: opts.relateDownstream ?? 'handleRequest' in opts.clientTransport,

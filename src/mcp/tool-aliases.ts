@@ -78,20 +78,38 @@ export const TOOL_DEFAULTS = {
  * only on the call's side, a deny written `/usr/sbin/tailscaled` would match no call.
  */
 const trim = (v: string) => v.trim();
-const REPO_WITH_OWNER = 'a repository written owner/name is read as its owner (args.owner) and its name (args.repo) here, so write the owner as a condition on args.owner and the repository by its name';
+const REPO_WITH_OWNER = 'a repository written with "/" names an owner, and a call\'s owner/name is read as its owner (args.owner) and its name (args.repo) here, so write the owner as a condition on args.owner and the repository by its name';
 const COMMON_READINGS: ReadonlyArray<readonly [string, ArgReading]> = [
   ['owner', trim],
-  // a call's `owner/name` is split in two (canonicalToolArgs), so a condition's cannot be kept whole
-  ['repo', (v) => (splitOwnerRepo(v.trim()) ? new UnreadableValue(REPO_WITH_OWNER) : v.trim())],
+  // a call's `owner/name` is split in two (canonicalToolArgs), so no call's repo holds "/": a condition
+  // value or pattern with one could never match, and cannot be checked
+  ['repo', (v) => (v.includes('/') ? new UnreadableValue(REPO_WITH_OWNER) : v.trim())],
   ['indicator', trim],
   ...Object.entries(READINGS).filter(([name]) => name !== 'endpoint' && name !== 'process'),
 ];
 const LIST_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', READINGS.endpoint!], ['process', READINGS.process!]]);
 const OTHER_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', trim]]);
+const byTool = new Map<string, ArgReadings>();
 
-/** How the built-in tool `tool` reads its arguments, for the policy (ProxyOptions.argReadings). */
+/**
+ * How the built-in tool `tool` reads its arguments, for the policy (ProxyOptions.argReadings); an
+ * alias is read as its canonical name is (policyArgs gives it that name's value).
+ */
 export function argReadingsFor(tool: string): ArgReadings {
-  return LIST_TOOLS.has(tool) ? LIST_READINGS : OTHER_READINGS;
+  const base = LIST_TOOLS.has(tool) ? LIST_READINGS : OTHER_READINGS;
+  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  if (!aliases) return base;
+  let m = byTool.get(tool);
+  if (!m) {
+    const own = new Map(base);
+    for (const [alias, canonical] of Object.entries(aliases)) {
+      const read = base.get(canonical);
+      if (read !== undefined) own.set(alias, read);
+      else own.delete(alias);
+    }
+    byTool.set(tool, (m = own));
+  }
+  return m;
 }
 
 /** Arguments the tools trim before reading them (domain/filter.ts, domain/indicator.ts). */
@@ -146,4 +164,21 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
     copy().repo = split[1];
   }
   return out;
+}
+
+/**
+ * What the built-in policy mode judges (ProxyOptions.policyArgs): the arguments as the tool reads
+ * them (canonicalToolArgs), with each alias the tool accepts carrying its canonical argument's
+ * value too, so a condition written on either name sees the call: on `args.detection_id` for the
+ * rule tools, whose own name is `detectionId`, a condition would otherwise never match.
+ */
+export function policyArgs(tool: string, args: Record<string, unknown>): Record<string, unknown> {
+  const out = canonicalToolArgs(tool, args);
+  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  if (!aliases) return out;
+  const mirrored = { ...out };
+  for (const [alias, canonical] of Object.entries(aliases)) {
+    if (out[canonical] !== undefined) mirrored[alias] = out[canonical];
+  }
+  return mirrored;
 }

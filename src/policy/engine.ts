@@ -335,13 +335,15 @@ function readTests(op: Op, value: unknown): (read: ArgReading) => ConditionTest 
   return (read) => {
     let t = made.get(read);
     if (t === undefined) {
-      const v = read !== null && WHOLE_VALUE_OPS.has(op) ? readValue(value, read) : value;
+      // A pattern (contains, regex) is compared as written, but is read too: no call can carry one
+      // the reading finds unreadable either.
+      const v = read !== null ? readValue(value, read) : value;
       const unreadable = v instanceof UnreadableValue ? v : Array.isArray(v) ? v.find((x) => x instanceof UnreadableValue) : undefined;
       if (unreadable) {
         // decided as written where the value plays no part (the argument is absent)
         const absent = compileCondition(op, value, true);
-        t = (r) => (r.kind === 'value' ? { unreadable: unreadable.why } : absent(r));
-      } else t = compileCondition(op, v, true);
+        t = (r) => (r.kind === 'value' ? { unreadable: (unreadable as UnreadableValue).why } : absent(r));
+      } else t = compileCondition(op, WHOLE_VALUE_OPS.has(op) ? v : value, true);
       made.set(read, t);
     }
     return t;

@@ -101,3 +101,14 @@ test('sha256: exact but case-insensitive, wildcards and spaces refused', () => {
   refused({ sha256: 'b2 b2' }, 'sha256', /hex digest/);
   refused({ sha256: ' ' }, 'sha256', /empty/);
 });
+
+test('owner and repo must be ASCII (GitHub names): "İnitech" is refused, since PostgreSQL would fold it to initech and the policy would not', () => {
+  for (const [raw, arg] of [[{ owner: 'İnitech' }, 'owner'], [{ repo: 'İnitech/api' }, 'repo'], [{ repo: 'apı' }, 'repo'], [{ owner: 'acme\u200b' }, 'owner']] as const) {
+    assert.throws(
+      () => parseDetectionFilter(raw, { now: 0 }),
+      (e: unknown) => e instanceof FilterError && e.message.startsWith(`${arg}: expected a GitHub name`),
+      JSON.stringify(raw),
+    );
+  }
+  assert.deepEqual(parseDetectionFilter({ owner: ' Initech ', repo: 'api.v2_x-y' }, { now: 0 }), { owner: 'Initech', repo: 'api.v2_x-y' });
+});

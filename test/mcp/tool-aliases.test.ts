@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { argReadingsFor, canonicalToolArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
+import { argReadingsFor, canonicalToolArgs, policyArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
 import { parsePolicy } from '../../src/policy/load.js';
 
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
@@ -105,11 +105,43 @@ tools:
   const decide = (tool: string, args: Record<string, unknown>) => engine.decide(tool, canonicalToolArgs(tool, args), argReadingsFor(tool));
   const d = decide('list_detections', { owner: 'initech', repo: 'api' });
   assert.equal(d.action, 'deny');
-  assert.match(d.reason ?? '', /^tools\["\*"\]\.when\[0\] cannot be checked: a repository written owner\/name is read as its owner \(args\.owner\) and its name/);
+  assert.match(d.reason ?? '', /^tools\["\*"\]\.when\[0\] cannot be checked: a repository written with "\/" names an owner/);
   assert.equal(decide('list_detections', {}).action, 'allow', 'without a repo the condition does not apply');
+  // a pattern with "/" cannot match a repo read as a name either
+  const pattern = parsePolicy('version: 1\ntools:\n  list_detections:\n    when:\n      - { path: args.repo, op: regex, value: "^initech/", action: deny, reason: no }\n').engine;
+  const p = pattern.decide('list_detections', canonicalToolArgs('list_detections', { owner: 'initech', repo: 'initech/api' }), argReadingsFor('list_detections'));
+  assert.match(p.reason ?? '', /cannot be checked/);
   assert.equal(decide('list_detections', { endpoint: 'webhook.site:443' }).reason, 'webhook');
   assert.equal(decide('list_detections', { endpoint: 'webhook.site' }).action, 'allow', 'a bare host is another filter (any port): see docs/policy.md');
   // the inventory tools' search is compared as text, ignoring case and blanks only
   assert.equal(decide('find_endpoint_calls_in_tenant', { endpoint: 'webhook.site:443' }).action, 'allow');
   assert.equal(decide('find_endpoint_calls_in_tenant', { endpoint: 'WEBHOOK.site.:0443' }).reason, 'webhook');
+});
+
+test('policyArgs: a condition written on an alias name sees the call, read as the canonical name is', () => {
+  const engine = parsePolicy(
+    `version: 1
+default: allow
+tools:
+  create_suppression_rule:
+    when:
+      - { path: args.detection_id, op: eq, value: "domain-blocked", action: deny, reason: "alias" }
+  list_detections:
+    when:
+      - { path: args.orgScope, op: eq, value: "initech", action: deny, reason: "alias" }
+      - { path: args.detectionId, op: eq, value: "Domain-Blocked", action: deny, reason: "alias" }
+  update_suppression_rule:
+    when:
+      - { path: args.rule_id, op: eq, value: "r_1", action: deny, reason: "alias" }
+`,
+  ).engine;
+  const decide = (tool: string, args: Record<string, unknown>) => engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+  assert.equal(decide('create_suppression_rule', { detection_id: 'Domain-Blocked' }), 'alias');
+  assert.equal(decide('create_suppression_rule', { detectionId: 'DOMAIN-BLOCKED' }), 'alias');
+  assert.equal(decide('list_detections', { owner: ' INITECH' }), 'alias');
+  assert.equal(decide('list_detections', { detection_id: 'domain-blocked' }), 'alias');
+  assert.equal(decide('update_suppression_rule', { ruleId: 'r_1' }), 'alias');
+  assert.equal(engine.decide('update_suppression_rule', policyArgs('update_suppression_rule', { ruleId: 'R_1' }), argReadingsFor('update_suppression_rule')).action, 'allow', 'rule ids stay exact');
+  assert.deepEqual(policyArgs('list_detections', { orgScope: 'initech' }), { owner: 'initech', orgScope: 'initech' });
+  assert.deepEqual(policyArgs('ping', { orgScope: 'x' }), { orgScope: 'x' });
 });
