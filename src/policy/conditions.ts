@@ -57,8 +57,11 @@ export function resolvePath(args: unknown, path: readonly string[]): PathResult 
   return cur === undefined ? { kind: 'missing' } : { kind: 'value', value: cur };
 }
 
-/** true: the condition applies; false: it does not; otherwise why it cannot be decided. */
-/** `unreadable`: the condition's own value cannot be read as the tool reads the argument (engine.ts, UnreadableValue). */
+/**
+ * true: the condition applies; false: it does not; otherwise why it cannot be decided: the argument
+ * is of a type the condition does not test, or (`unreadable`) the condition's own value cannot be read
+ * as the tool reads the argument (engine.ts, UnreadableValue).
+ */
 export type Verdict = boolean | { expected: string; got: string } | { unreadable: string };
 
 export type ConditionTest = (r: PathResult) => Verdict;
