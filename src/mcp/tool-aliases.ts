@@ -40,12 +40,7 @@ const REPO_NAMES_OWNER: ReadonlySet<string> = new Set([...LIST_TOOLS, 'analyze_a
  * "New-Outbound-Network-Call,Domain-Blocked". A value the parser refuses is left as sent: the tool
  * refuses the call too. Every tool that takes one of these names at the top level reads it so.
  */
-const READINGS: Readonly<Record<string, (v: string) => unknown>> = {
-  // the list tools' process filter: basename, ".exe" stripped, NFKC-folded, lower case
-  process: normalizeProcessName,
-  // the list tools' endpoint filter: host (any port) or host:port, written one way (endpointFilterText);
-  // the inventory tools read theirs as a search instead (LIST_READINGS keeps this one to the list tools)
-  endpoint: (v) => endpointFilterText(v, 'endpoint'),
+const TYPE_READINGS: Readonly<Record<string, (v: string) => unknown>> = {
   // list_detections and analyze: one type or a comma list of them, in any case; a list of several
   // stays a list, so a condition that tests one string cannot be checked on it and denies (engine)
   detection_id: (v) => {
@@ -55,6 +50,26 @@ const READINGS: Readonly<Record<string, (v: string) => unknown>> = {
   // the rule tools: one type in any case, and New-Outbound-Network-Call when empty
   detectionId: (v) => ruleDetectionType(v, 'detectionId'),
 };
+
+/** ...and those only the list tools read through a parser: their filters (the inventory tools search by `endpoint`). */
+const FILTER_READINGS: Readonly<Record<string, (v: string) => unknown>> = {
+  // basename, ".exe" stripped, NFKC-folded, lower case
+  process: normalizeProcessName,
+  // host (any port) or host:port, written one way
+  endpoint: (v) => endpointFilterText(v, 'endpoint'),
+};
+
+const LIST_CALL_READINGS = { ...TYPE_READINGS, ...FILTER_READINGS };
+
+/** The readings of TYPE_READINGS and FILTER_READINGS that `tool` applies to a call's arguments. */
+function callReadings(tool: string): Readonly<Record<string, (v: string) => unknown>> {
+  return LIST_TOOLS.has(tool) ? LIST_CALL_READINGS : TYPE_READINGS;
+}
+
+/** An entry of a per-tool table, never an inherited property (a tool may be called "toString"). */
+function ofTool<T>(table: Readonly<Record<string, T>>, tool: string): T | undefined {
+  return Object.hasOwn(table, tool) ? table[tool] : undefined;
+}
 
 /**
  * Arguments a tool reads as a default when they are left out or empty, with that default: a condition
@@ -72,10 +87,11 @@ export const TOOL_DEFAULTS = {
  * Arguments every built-in tool that takes them reads ignoring case, with how it reads them, for
  * the built-in policy mode (argReadingsFor). Owner, repo and the endpoint or indicator of the
  * inventory tools are trimmed (GitHub names, domain/filter.ts; domain/indicator.ts lower-cases
- * the rest); the others are read through READINGS. A condition on one of them is compared ignoring
- * case, as if it said `ignore_case: true`, after its value is read the same way (ArgReadings in
- * policy/engine.ts): compared exactly, `owner: "INITECH"` walked past a deny of `initech`, and read
- * only on the call's side, a deny written `/usr/sbin/tailscaled` would match no call.
+ * the rest); the others are read through TYPE_READINGS and FILTER_READINGS. A condition on one of
+ * them is compared ignoring case, as if it said `ignore_case: true`, after its value is read the
+ * same way (ArgReadings in policy/engine.ts): compared exactly, `owner: "INITECH"` walked past a
+ * deny of `initech`, and read only on the call's side, a deny written `/usr/sbin/tailscaled` would
+ * match no call.
  */
 const trim = (v: string) => v.trim();
 const REPO_WITH_OWNER = 'a repository written with "/" names an owner, and a call\'s owner/name is read as its owner (args.owner) and its name (args.repo) here, so write the owner as a condition on args.owner and the repository by its name';
@@ -85,9 +101,9 @@ const COMMON_READINGS: ReadonlyArray<readonly [string, ArgReading]> = [
   // value or pattern with one could never match, and cannot be checked
   ['repo', (v) => (v.includes('/') ? new UnreadableValue(REPO_WITH_OWNER) : v.trim())],
   ['indicator', trim],
-  ...Object.entries(READINGS).filter(([name]) => name !== 'endpoint' && name !== 'process'),
+  ...Object.entries(TYPE_READINGS),
 ];
-const LIST_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', READINGS.endpoint!], ['process', READINGS.process!]]);
+const LIST_READINGS: ArgReadings = new Map([...COMMON_READINGS, ...Object.entries(FILTER_READINGS)]);
 const OTHER_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', trim]]);
 const byTool = new Map<string, ArgReadings>();
 
@@ -97,7 +113,7 @@ const byTool = new Map<string, ArgReadings>();
  */
 export function argReadingsFor(tool: string): ArgReadings {
   const base = LIST_TOOLS.has(tool) ? LIST_READINGS : OTHER_READINGS;
-  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  const aliases = ofTool<Record<string, string>>(TOOL_ALIASES, tool);
   if (!aliases) return base;
   let m = byTool.get(tool);
   if (!m) {
@@ -117,14 +133,13 @@ const TRIMMED_ARGS = ['owner', 'repo', 'workflow', 'job', 'run_id', 'endpoint', 
 
 /**
  * `args` as the built-in tool `tool` reads them: each alias folded into its canonical name, blanks
- * trimmed, the READINGS applied, the TOOL_DEFAULTS filled in, an `owner` that `tenantWide: true`
+ * trimmed, its callReadings applied, the TOOL_DEFAULTS filled in, an `owner` that `tenantWide: true`
  * makes the tenant moved to `customer`, and a `repo` written `owner/name` read as both. What the
- * policy judges. Arguments
- * the tool would refuse (an alias that disagrees with its canonical name, an owner that conflicts
- * with the repo's) are left as they are: the tool refuses the call anyway.
+ * policy judges. Arguments the tool would refuse (an alias that disagrees with its canonical name,
+ * an owner that conflicts with the repo's) are left as they are: the tool refuses the call anyway.
  */
 export function canonicalToolArgs(tool: string, args: Record<string, unknown>): Record<string, unknown> {
-  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  const aliases = ofTool<Record<string, string>>(TOOL_ALIASES, tool);
   let out = args;
   const copy = () => (out === args ? (out = { ...args }) : out);
   for (const [alias, canonical] of Object.entries(aliases ?? {})) {
@@ -137,9 +152,9 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
     const v = out[name];
     if (typeof v === 'string' && v.trim() !== v && v.trim() !== '') copy()[name] = v.trim();
   }
-  for (const [name, read] of Object.entries(READINGS)) {
+  for (const [name, read] of Object.entries(callReadings(tool))) {
     const v = out[name];
-    if (typeof v !== 'string' || ((name === 'endpoint' || name === 'process') && !LIST_TOOLS.has(tool))) continue;
+    if (typeof v !== 'string') continue;
     try {
       const reading = read(v);
       if (reading !== v) copy()[name] = reading;
@@ -147,7 +162,7 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
       // refused by the tool's own parser: the call fails there, whatever the policy decides
     }
   }
-  const defaults: Record<string, string> | undefined = Object.hasOwn(TOOL_DEFAULTS, tool) ? TOOL_DEFAULTS[tool as keyof typeof TOOL_DEFAULTS] : undefined;
+  const defaults = ofTool<Record<string, string>>(TOOL_DEFAULTS, tool);
   for (const [name, value] of Object.entries(defaults ?? {})) {
     if (out[name] === undefined || out[name] === '') copy()[name] = value;
   }
@@ -174,7 +189,7 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
  */
 export function policyArgs(tool: string, args: Record<string, unknown>): Record<string, unknown> {
   const out = canonicalToolArgs(tool, args);
-  const aliases: Record<string, string> | undefined = Object.hasOwn(TOOL_ALIASES, tool) ? TOOL_ALIASES[tool as keyof typeof TOOL_ALIASES] : undefined;
+  const aliases = ofTool<Record<string, string>>(TOOL_ALIASES, tool);
   if (!aliases) return out;
   const mirrored = { ...out };
   for (const [alias, canonical] of Object.entries(aliases)) {
