@@ -23,6 +23,8 @@ import {
 } from '../storage/ingest-port.js';
 import type { AdapterOutput } from '../ingest/adapters/types.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
+import { binaryKey, type BinaryRef } from '../analysis/impostor.js';
+import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
@@ -90,9 +92,11 @@ interface RunState {
   /** endpoints of all its allowed observations as stored (suspected impostors' calls too) */
   allowed: Set<string> | null;
   /**
-   * For endpoints read from the store: the binaries that called each. Completion counts such an
-   * endpoint only if one of them is not a suspected impostor by then, as handleCall counts only the
-   * calls of binaries that are not; an endpoint a live call counted is removed from it.
+   * For endpoints read from the store, and endpoints only binaries named like a VPN daemon counted:
+   * the binaries that called each. Completion counts such an endpoint only if one of them is not a
+   * suspected impostor by then (one can be linked to a flagged binary after its call counted), as
+   * handleCall counts only the calls of binaries that are not; an endpoint a call of any other
+   * binary counted is removed from it (noteCaller).
    */
   callers?: Map<string, StoredBinary[]>;
   /** expected sample stored with the run; null when the run was read from the store */
@@ -216,6 +220,8 @@ export class DetectionEngine {
   private lastJob: JobState | null = null;
   /** committed counts */
   readonly counters: EngineCounters = emptyCounters();
+  /** detections stored suppressed by this engine, per binary (binaryKey), for released() */
+  private readonly suppressedByBinary = new Map<string, number>();
   private suppressor: Suppressor = NO_SUPPRESSION;
   /** the rules version the suppressor was built for */
   private rulesVersion = -1;
@@ -420,6 +426,23 @@ export class DetectionEngine {
       firstTs: r.firstTs, lastTs: r.lastTs, keys: r.observations.keys, endpoints: new Set(r.observations.allowedEndpoints),
       allowed: r.observations.allowedEndpoints, callers: r.observations.callers, expected: null,
     };
+  }
+
+  /**
+   * Who counted `endpoint` for the run (see RunState.callers). A binary with no VPN daemon's name can
+   * never be a suspected impostor: its call counts whatever the callers were. One with such a name
+   * can still be found to be one before the run completes, linked to a flagged binary as the same
+   * file (analysis/impostor-links.ts): it joins the callers, and completion judges them then.
+   */
+  private noteCaller(run: RunState, endpoint: string, variant: ProcessVariant, fresh: boolean): void {
+    if (vpnSignatureFor(variant.normName) === null) {
+      run.callers?.delete(endpoint);
+      return;
+    }
+    const list = run.callers?.get(endpoint);
+    const binary = { process: variant.normName, sha256: variant.sha256, path: variant.path };
+    if (list) list.push(binary);
+    else if (fresh) (run.callers ??= new Map()).set(endpoint, [binary]);
   }
 
   /** An endpoint of a completing run that counts towards the baseline (see RunState.callers). */
@@ -676,11 +699,13 @@ export class DetectionEngine {
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
     if (suspect) this.unsuppressPending(variant);
     let countLate = false;
-    // counted by this call: what stored callers of the endpoint were no longer matters
-    if (!blocked && !suspect) run.callers?.delete(endpoint);
-    if (!blocked && !suspect && !sets.endpoints.has(endpoint)) {
-      sets.endpoints.add(endpoint);
-      countLate = run.completed;
+    if (!blocked && !suspect) {
+      const fresh = !sets.endpoints.has(endpoint);
+      this.noteCaller(run, endpoint, variant, fresh);
+      if (fresh) {
+        sets.endpoints.add(endpoint);
+        countLate = run.completed;
+      }
     }
     this.evaluate(st, run, ev, endpoint, variant, blocked, suspect);
     if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
@@ -758,6 +783,25 @@ export class DetectionEngine {
       if (w.status === 'new' || w.process.normName !== v.normName || w.process.sha256 !== v.sha256 || w.process.path !== v.path) continue;
       w.status = 'new';
       w.ruleRef = 0;
+    }
+  }
+
+  private countSuppressed(v: ProcessVariant): void {
+    const k = binaryKey({ process: v.normName, sha256: v.sha256, path: v.path });
+    this.suppressedByBinary.set(k, (this.suppressedByBinary.get(k) ?? 0) + 1);
+  }
+
+  /**
+   * These binaries' stored detections were moved back to `new` after they were written (the
+   * suppressor's link()): the ones this engine counted as suppressed on ingest are not.
+   */
+  released(binaries: readonly BinaryRef[]): void {
+    for (const b of binaries) {
+      const k = binaryKey(b);
+      const n = this.suppressedByBinary.get(k);
+      if (n === undefined) continue;
+      this.counters.suppressedOnIngest -= n;
+      this.suppressedByBinary.delete(k);
     }
   }
 
@@ -852,10 +896,16 @@ export class DetectionEngine {
     for (const [i, j] of this.newJobs.entries()) j.ref = res.jobRefs[i]!;
     for (const [i, { run }] of this.newRuns.entries()) run.ref = res.runRefs[i]!;
     const c = this.pendingCounters;
-    for (const [i, d] of this.detections.entries()) if (res.detectionsStored[i]) this.countDetection(c, d.write.type, d.ruleRef);
+    for (const [i, d] of this.detections.entries()) {
+      if (!res.detectionsStored[i]) continue;
+      this.countDetection(c, d.write.type, d.ruleRef);
+      if (d.ruleRef) this.countSuppressed(d.write.process);
+    }
     for (const [i, d] of this.imported.entries()) {
-      if (res.importedStored[i]) this.countDetection(c, d.detection.type, d.detection.ruleRef);
-      else c.duplicates++;
+      if (res.importedStored[i]) {
+        this.countDetection(c, d.detection.type, d.detection.ruleRef);
+        if (d.detection.ruleRef) this.countSuppressed(d.detection.process);
+      } else c.duplicates++;
     }
     c.runsCreated += res.importedRunsCreated;
     addCounters(this.counters, c);
@@ -866,6 +916,7 @@ export class DetectionEngine {
       r.keys = null;
       r.endpoints = null;
       r.allowed = null;
+      r.callers = undefined;
     }
     this.clearPending();
     while (this.hot.size > (this.cfg.hotRuns ?? HOT_RUNS)) {

@@ -46,6 +46,14 @@ export interface Suppressor {
    * past suppressions) is stored; rejects when one failed. Ingest awaits it before each write batch.
    */
   settle?(): Promise<void>;
+  /**
+   * After a write batch is stored: when a call since the last link() may have shown a flagged
+   * binary's file under its other identity (a hash, or none, at the same path in one run), asks the
+   * store's verdict, which links the two (analysis/impostor-links.ts); the linked binary is then a
+   * suspected impostor here too, and what rules suppressed of it is moved back to `new`. Resolves
+   * to the binaries so linked.
+   */
+  link?(): Promise<readonly { process: string; sha256: string | null; path: string | null }[]>;
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

@@ -217,7 +217,10 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     for (const p of this.tenants.values()) {
       const all = [...new Set([...p.retired, ...(p.suppressor ? [p.suppressor] : [])])];
       p.retired = [];
-      for (const s of all) await s.settle?.();
+      for (const s of all) {
+        await s.settle?.();
+        p.engine.released((await s.link?.()) ?? []);
+      }
     }
   }
 
@@ -232,6 +235,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       if (!batch) break;
       try {
         p.engine.committed(await p.io!.write(batch));
+        // a --strict source is one transaction: its links wait for the commit, as its flags do
+        if (!this.opts.strict) p.engine.released((await p.suppressor?.link?.()) ?? []);
         break;
       } catch (err) {
         if (!(err instanceof IngestStateChangedError) || n >= MAX_REPLAYS) throw err;
@@ -423,7 +428,11 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           lines: summary.records, accepted: summary.accepted, rejected: summary.rejected, detections: summary.detections,
         });
         await scope.commit();
-        if (strict) await this.settleAfterCommit();
+        if (strict) {
+          await this.settleAfterCommit();
+          // binaries linked after the commit: their detections are new, no longer suppressed
+          summary.suppressedOnIngest = this.totals().suppressedOnIngest - before.suppressedOnIngest;
+        }
       }
     } catch (err) {
       await scope?.rollback();

@@ -36,6 +36,20 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   }
   // binaries flagged since the last settle(), not stored yet
   let flaggedSince: SuspectedImpostor[] = [];
+  // A call since the last link() may have shown a flagged binary's file under its other identity
+  // (analysis/impostor-links.ts): what is a flagged name, and where a flagged hash-less binary lives.
+  let linkDue = false;
+  let flaggedFiles: { names: Set<string>; pathless: Set<string> } | null = null;
+  const files = () =>
+    (flaggedFiles ??= {
+      names: new Set(impostors.list().map((b) => b.process)),
+      pathless: new Set(impostors.list().flatMap((b) => (b.sha256 === null && b.path ? [`${b.process}\u0001${b.path}`] : []))),
+    });
+  const mayBePartner = (b: { process: string; sha256: string | null; path: string | null }) => {
+    const f = files();
+    if (!b.path || !f.names.has(b.process)) return false;
+    return b.sha256 === null || f.pathless.has(`${b.process}\u0001${b.path}`);
+  };
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
   return {
     match(subject: DetectionSubject): number {
@@ -52,10 +66,15 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       const b = facts(call);
       if (impostors.get(b)) return true;
       const reason = callContradiction({ ...b, parentChain: call.parentChain, host: call.host, port: call.port, isIp: call.isIp, risky: risky.matchHost(call.host) });
-      if (!reason) return false;
+      if (!reason) {
+        if (mayBePartner(b)) linkDue = true;
+        return false;
+      }
       const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
       impostors.add(flagged);
       flaggedSince.push(flagged);
+      flaggedFiles = null;
+      linkDue = true;
       return true;
     },
     async settle(): Promise<void> {
@@ -72,6 +91,24 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
         return true;
       });
       if (stored) flaggedSince = flaggedSince.slice(flagged.length);
+    },
+    async link(): Promise<SuspectedImpostor[]> {
+      if (!linkDue) return [];
+      // The store's verdict links what it holds, this write batch included (impostor-links.ts).
+      // Recorded like a flag, so the verdict's change counter moves with it on PostgreSQL, and
+      // released, so what rules suppressed of the file's other identity comes back as new.
+      const linked = await port.write(async (tx) => {
+        const t = tid ?? (await tx.tenantId(tenant));
+        if (t === undefined) return [];
+        const fresh = (await tx.impostors(t)).set.list().filter((b) => impostors.get(b) === null);
+        for (const b of fresh) await tx.flagImpostor(t, b);
+        if (fresh.length > 0) await tx.releaseBinaries(t, new ImpostorSet(fresh));
+        return fresh;
+      });
+      for (const b of linked) impostors.add(b);
+      if (linked.length > 0) flaggedFiles = null;
+      linkDue = false;
+      return linked;
     },
   };
 }

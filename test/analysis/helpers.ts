@@ -186,7 +186,14 @@ export async function rollupMismatchesOf(at: StoreUnderTest): Promise<number> {
  * Drives the real detection engine through the ingest pipeline of any store, learning off (every
  * non-baseline call raises a detection), the tenant's rules suppressing as at ingest.
  */
-export async function ingestCalls(at: StoreUnderTest, store: OpenStore, tenant: string, events: NetworkCallEvent[]): Promise<{ detections: number; suppressedOnIngest: number }> {
+export async function ingestCalls(
+  at: StoreUnderTest,
+  store: OpenStore,
+  tenant: string,
+  events: NetworkCallEvent[],
+  /** lines per write batch (the pipeline's default when not given) */
+  batchSize?: number,
+): Promise<{ detections: number; suppressedOnIngest: number }> {
   const file = join(at.dir, `calls-${++ingested}.ndjson`);
   writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
   const p = new IngestPipeline(store, {
@@ -196,6 +203,7 @@ export async function ingestCalls(at: StoreUnderTest, store: OpenStore, tenant: 
     defaults: {},
     engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 },
     suppressorFor: (s, t) => s.ingestSuppressor(t),
+    ...(batchSize !== undefined ? { batchSize } : {}),
   });
   const r = await p.ingest(file);
   return { detections: r.detections, suppressedOnIngest: r.suppressedOnIngest };

@@ -3,6 +3,7 @@ import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } fro
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 
 /**
@@ -139,7 +140,54 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
     return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, risky: risky.matchHost(x.host) };
   });
   for (const b of suspectedImpostors(evidence)) set.add(b);
+  const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
+  for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
   return { set, processIds: idsOf(procs, set) };
+}
+
+/**
+ * The other identity of a flagged binary's file within a run (analysis/impostor-links.ts), as
+ * SQLite reads it. Reads nothing more unless some flagged binary has a partner at its path. The
+ * runs where a flagged variant called come from its detections, narrowed to its jobs through the
+ * detection groups (detection_rows has no index on the process); the partners seen in those runs
+ * from observations and detections (both keyed by run; imported detections have no observations).
+ */
+async function sameFileLinks(db: Db, tenantId: number, risky: RiskyDestinations, set: ImpostorSet, variants: VariantRow[]): Promise<SuspectedImpostor[]> {
+  const pairs = pathPartners(set, variants);
+  if (pairs.partners.length === 0) return [];
+  const flaggedIds = pairs.flagged.map((v) => v.id);
+  const calls = (
+    await db.query<{ run_ref: number; process_id: number; host: string; port: number | null; is_ip: boolean }>(
+      `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip FROM detection_rows d
+       JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+       WHERE d.tenant_id = $1 AND d.process_id = ANY($2::bigint[])
+         AND d.job_ref IN (SELECT job_ref FROM detection_groups WHERE tenant_id = $1 AND process_id = ANY($2::bigint[]))`,
+      [tenantId, flaggedIds],
+    )
+  ).rows;
+  const runs = [...new Set(calls.map((c) => c.run_ref))];
+  if (runs.length === 0) return [];
+  const partnerIds = pairs.partners.map((v) => v.id);
+  const seen = (
+    await db.query<{ run_ref: number; process_id: number }>(
+      `SELECT run_ref, process_id FROM observations WHERE tenant_id = $1 AND run_ref = ANY($2::bigint[]) AND process_id = ANY($3::bigint[])
+       UNION SELECT run_ref, process_id FROM detection_rows WHERE tenant_id = $1 AND run_ref = ANY($2::bigint[]) AND process_id = ANY($3::bigint[])`,
+      [tenantId, runs, partnerIds],
+    )
+  ).rows;
+  if (seen.length === 0) return [];
+  const labels = new Map(
+    (await db.query<{ id: number; run_id: string; run_attempt: number }>('SELECT id, run_id, run_attempt FROM runs WHERE tenant_id = $1 AND id = ANY($2::bigint[])', [tenantId, runs])).rows.map(
+      (r) => [r.id, `${r.run_id} attempt ${r.run_attempt}`],
+    ),
+  );
+  return sameFileImpostors(
+    set,
+    pairs,
+    calls.map((c) => ({ run: c.run_ref, variant: c.process_id, host: c.host, port: c.port, isIp: c.is_ip, risky: risky.matchHost(c.host) })),
+    seen.map((r) => ({ run: r.run_ref, variant: r.process_id })),
+    (r) => labels.get(r) ?? String(r),
+  );
 }
 
 export type { SuspectedImpostor };

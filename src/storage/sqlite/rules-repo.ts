@@ -5,6 +5,7 @@ import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } fro
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleRecord } from '../rule-row.js';
 import type { RuleMatchCounts } from '../rules-port.js';
@@ -277,7 +278,48 @@ export class SqliteRulesRepo {
       };
     });
     for (const b of suspectedImpostors(evidence)) set.add(b);
+    const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
+    for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
     return { set, processIds: this.processIdsOf(set, procs) };
+  }
+
+  /**
+   * The other identity of a flagged binary's file within a run (analysis/impostor-links.ts). Reads
+   * nothing more unless some flagged binary has a partner at its path: the runs where a flagged
+   * variant called come from its detections (detections_by_process), the partners seen in those
+   * runs from observations and detections (both keyed by run first; imported detections have no
+   * observations).
+   */
+  private sameFileLinks(tenantId: number, set: ImpostorSet, variants: VariantRow[]): SuspectedImpostor[] {
+    const pairs = pathPartners(set, variants);
+    if (pairs.partners.length === 0) return [];
+    const calls = this.db
+      .prepare(
+        `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip FROM detections d JOIN endpoints e ON e.id = d.endpoint_id
+         WHERE d.tenant_id = ? AND d.process_id IN (${pairs.flagged.map((v) => v.id).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, number, string, number | null, number][];
+    const flaggedCalls = calls.map(([run, variant, host, port, isIp]) => ({ run, variant, host, port, isIp: isIp === 1, risky: this.risky.matchHost(host) }));
+    const runs = [...new Set(calls.map((c) => c[0]))];
+    if (runs.length === 0) return [];
+    const partnerIds = pairs.partners.map((v) => v.id).join(',');
+    const runList = runs.join(',');
+    const seen = this.db
+      .prepare(
+        `SELECT run_ref, process_id FROM observations WHERE run_ref IN (${runList}) AND process_id IN (${partnerIds})
+         UNION SELECT run_ref, process_id FROM detections WHERE tenant_id = ? AND run_ref IN (${runList}) AND process_id IN (${partnerIds})`,
+      )
+      .raw()
+      .all(tenantId) as [number, number][];
+    if (seen.length === 0) return [];
+    const labels = new Map(
+      (this.db.prepare(`SELECT id, run_id, run_attempt FROM runs WHERE id IN (${runList})`).raw().all() as [number, string, number][]).map(([id, runId, attempt]) => [
+        id,
+        `${runId} attempt ${attempt}`,
+      ]),
+    );
+    return sameFileImpostors(set, pairs, flaggedCalls, seen.map(([run, variant]) => ({ run, variant })), (r) => labels.get(r) ?? String(r));
   }
 
   /** Records a binary flagged at ingest (idempotent). */

@@ -1,0 +1,107 @@
+import { binaryKey, callContradiction, describeBinary, type BinaryRef, type SuspectedImpostor } from './impostor.js';
+
+/**
+ * One file, two binary identities: a binary is its sha256, or its path when the hash could not be
+ * read. A binary that deletes itself (or is swapped) mid-run shows up as both: its first calls with
+ * its hash, its later ones with the agent's "no such file" instead, keyed by path. Were only one of
+ * the two flagged, a rule on the daemon's name would still hide the other's detections.
+ *
+ * So, within one job run, the file at a path is one binary: when one identity of it contradicted its
+ * daemon in that run, the other identity seen at the same path in the same run is a suspected
+ * impostor too. Only within the run, and only from binaries flagged by their own calls: install paths
+ * are the same on every runner, so linking by path alone (or linking onwards from a linked binary)
+ * would flag the genuine daemon on every runner whose hashing ever failed. These functions are pure;
+ * the stores read the rows they take (SQLite and PostgreSQL rules repositories, computeImpostors /
+ * tenantImpostors).
+ */
+
+/** A stored process variant of a VPN-named binary (one row of the processes dictionary). */
+export interface VariantRow extends BinaryRef {
+  id: number;
+  parentChain: readonly { name: string; path?: string | null }[];
+}
+
+/**
+ * The variants to look at, given the binaries flagged by their own calls: `flagged`, their variants
+ * that have a path; `partners`, variants of the same name at the same path with the other kind of
+ * identity (a hash where the flagged one has none, or none where it has one) that are not flagged
+ * themselves. Both empty when no flagged binary has a partner: the stores then read nothing more.
+ */
+export function pathPartners(
+  flagged: { get(b: BinaryRef): SuspectedImpostor | null },
+  variants: readonly VariantRow[],
+): { flagged: VariantRow[]; partners: VariantRow[] } {
+  const byFile = new Map<string, { flagged: VariantRow[]; partners: VariantRow[] }>();
+  const fileOf = (v: VariantRow, hashed: boolean) => `${v.process}\u0001${v.path}\u0001${hashed ? 'sha' : 'path'}`;
+  for (const v of variants) {
+    if (!v.path || flagged.get(v) === null) continue;
+    const k = fileOf(v, v.sha256 === null);
+    let e = byFile.get(k);
+    if (!e) byFile.set(k, (e = { flagged: [], partners: [] }));
+    e.flagged.push(v);
+  }
+  for (const v of variants) {
+    if (!v.path || flagged.get(v) !== null) continue;
+    byFile.get(fileOf(v, v.sha256 !== null))?.partners.push(v);
+  }
+  const out = { flagged: [] as VariantRow[], partners: [] as VariantRow[] };
+  for (const e of byFile.values()) {
+    if (e.partners.length === 0) continue;
+    out.flagged.push(...e.flagged);
+    out.partners.push(...e.partners);
+  }
+  return out;
+}
+
+/** A call of a flagged variant in one run (from its detections), with the destination's risky entry. */
+export interface RunCall {
+  run: number;
+  variant: number;
+  host: string;
+  port: number | null;
+  isIp: boolean;
+  risky: string | null;
+}
+
+/**
+ * The partners that are the same file as a flagged binary: seen (`partnersSeen`) in a run where a
+ * flagged variant at the same path contradicted its daemon (`flaggedCalls`). `runLabel` names a run
+ * in the reason. One result per binary, with the first link found.
+ */
+export function sameFileImpostors(
+  flagged: { get(b: BinaryRef): SuspectedImpostor | null },
+  pairs: { flagged: readonly VariantRow[]; partners: readonly VariantRow[] },
+  flaggedCalls: Iterable<RunCall>,
+  partnersSeen: Iterable<{ run: number; variant: number }>,
+  runLabel: (run: number) => string,
+): SuspectedImpostor[] {
+  const flaggedById = new Map(pairs.flagged.map((v) => [v.id, v]));
+  const partnerById = new Map(pairs.partners.map((v) => [v.id, v]));
+  /** run → the flagged variants that contradicted their daemon in it */
+  const contradicted = new Map<number, VariantRow[]>();
+  for (const c of flaggedCalls) {
+    const v = flaggedById.get(c.variant);
+    if (!v) continue;
+    const seen = contradicted.get(c.run);
+    if (seen?.includes(v)) continue;
+    if (callContradiction({ ...v, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky }) === null) continue;
+    if (seen) seen.push(v);
+    else contradicted.set(c.run, [v]);
+  }
+  const out = new Map<string, SuspectedImpostor>();
+  for (const s of partnersSeen) {
+    const p = partnerById.get(s.variant);
+    if (!p) continue;
+    const of = contradicted.get(s.run)?.find((v) => v.process === p.process && v.path === p.path);
+    if (!of) continue;
+    const linked: SuspectedImpostor = {
+      process: p.process,
+      sha256: p.sha256,
+      path: p.sha256 ? null : p.path,
+      reason: `same file (${p.path}) as ${describeBinary(of)} in run ${runLabel(s.run)}, which is a suspected impostor: ${flagged.get(of)!.reason}`,
+    };
+    const k = binaryKey(linked);
+    if (!out.has(k)) out.set(k, linked);
+  }
+  return [...out.values()];
+}
