@@ -146,3 +146,16 @@ export function isLoopbackIp(s: string): boolean {
   const c = canonicalIp(s);
   return c !== null && ipaddr.parse(c).range() === 'loopback';
 }
+
+/**
+ * The block of addresses one client commands, as the canonical text of it: an IPv4 address itself
+ * (IPv4-mapped IPv6 included); an IPv6 address's /64, the smallest prefix a network hands one host or
+ * link (RFC 7421), so one machine cannot pass for 2^64 clients. Anything else is returned as given.
+ */
+export function clientBlock(s: string): string {
+  const c = canonicalIp(s);
+  if (c === null || isDottedQuad(c)) return c ?? s;
+  const a = ipaddr.IPv6.parse(c.replace(/%.*$/, ''));
+  const parts = a.parts.slice(0, 4).concat([0, 0, 0, 0]);
+  return `${new ipaddr.IPv6(parts).toRFC5952String()}/64`;
+}

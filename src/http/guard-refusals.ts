@@ -4,9 +4,12 @@
  * operator must still see them: a token being guessed, a page trying DNS rebinding. One audit record
  * per request would let that anyone fill the audit store, so they are tallied by remote address and
  * kind: the first of a window is recorded at once, the rest are counted and recorded as one summary
- * when the window has ended (flush, called on a timer and when the server closes). At most `maxKeys`
- * address-and-kind pairs are tallied apart at once; later ones share the tally of "other addresses".
+ * when the window has ended (flush, called on a timer and when the server closes). An IPv6 client
+ * is tallied by its /64 (clientBlock in domain/ip.ts): one host holds a whole /64 and could otherwise
+ * write a record per address it picks. At most `maxKeys` block-and-kind pairs are tallied apart at
+ * once; later ones share the tally of "other addresses".
  */
+import { clientBlock } from '../domain/ip.js';
 
 export interface GuardRefusal {
   /** the client's address as the socket gives it */
@@ -18,6 +21,8 @@ export interface GuardRefusal {
 }
 
 export interface GuardRefusalRecord extends GuardRefusal {
+  /** the first of a window: the address it came from; a summary: the block tallied (clientBlock) */
+  remote: string;
   /** 1 for the first of a window; for a summary, how many more came after it */
   count: number;
   /** true for the record written at once; false for a window's summary */
@@ -37,6 +42,7 @@ export const OTHER_ADDRESSES = 'other addresses';
 
 interface Window {
   r: GuardRefusal;
+  block: string;
   since: number;
   more: number;
 }
@@ -59,7 +65,8 @@ export class GuardRefusalTally {
   note(refusal: GuardRefusal): void {
     const now = this.now();
     let r = refusal;
-    let key = `${r.remote}\n${r.kind}`;
+    let block = clientBlock(r.remote);
+    let key = `${block}\n${r.kind}`;
     let w = this.windows.get(key);
     if (w && now - w.since >= this.windowMs) {
       this.end(key, w);
@@ -69,6 +76,7 @@ export class GuardRefusalTally {
       this.flush();
       if (this.windows.size >= this.maxKeys) {
         r = { ...r, remote: OTHER_ADDRESSES };
+        block = OTHER_ADDRESSES;
         key = `${OTHER_ADDRESSES}\n${r.kind}`;
         w = this.windows.get(key);
       }
@@ -77,7 +85,7 @@ export class GuardRefusalTally {
       w.more++;
       return;
     }
-    this.windows.set(key, { r, since: now, more: 0 });
+    this.windows.set(key, { r, block, since: now, more: 0 });
     this.write({ ...r, count: 1, first: true, since: now });
   }
 
@@ -89,6 +97,6 @@ export class GuardRefusalTally {
 
   private end(key: string, w: Window): void {
     this.windows.delete(key);
-    if (w.more > 0) this.write({ ...w.r, count: w.more, first: false, since: w.since });
+    if (w.more > 0) this.write({ ...w.r, remote: w.block, count: w.more, first: false, since: w.since });
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp, isLoopbackIp, parseIpRange } from '../../src/domain/ip.js';
+import { canonicalIp, clientBlock, isLoopbackIp, parseIpRange } from '../../src/domain/ip.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { endpointOf } from '../../src/domain/endpoint.js';
@@ -160,4 +160,14 @@ test('IpRange.mayMatch: a glob over address text, exact on ranges up to 65,536 a
   assert.equal(may('10.0.0.0/8', '*.example.com'), false);
   assert.equal(may('2001:db8::/32', '*.example.com'), false);
   assert.equal(may('2001:db8::/32', '10.*'), false, 'IPv6 text has no dots');
+});
+
+test('clientBlock: an IPv4 address itself, mapped or not; an IPv6 address its /64, however written', () => {
+  assert.equal(clientBlock('203.0.113.9'), '203.0.113.9');
+  assert.equal(clientBlock('::ffff:203.0.113.9'), '203.0.113.9');
+  assert.equal(clientBlock('2001:DB8:0:0:1:2:3:4'), '2001:db8::/64');
+  assert.equal(clientBlock('2001:db8:0:7:ffff::1'), '2001:db8:0:7::/64');
+  assert.equal(clientBlock('::1'), '::/64');
+  assert.equal(clientBlock('fe80::1%eth0'), 'fe80::/64');
+  assert.equal(clientBlock('unknown'), 'unknown', 'not an address: as given');
 });

@@ -25,6 +25,30 @@ test('the first refusal of a window is written at once; the rest of the window b
   assert.deepEqual([out.length, out.at(-1)!.first], [5, true]);
 });
 
+test('an IPv6 client is tallied by its /64: addresses picked from one block write one record and one summary', () => {
+  let now = 0;
+  const out: GuardRefusalRecord[] = [];
+  const t = new GuardRefusalTally((r) => out.push(r), { windowMs: 60_000, maxKeys: 8, now: () => now });
+  for (let i = 1; i <= 500; i++) t.note(refusal(`2001:db8:1:2:${i.toString(16)}::${(i * 7).toString(16)}`));
+  t.note(refusal('2001:DB8:1:3::1'));
+  // an IPv4 client, whether the socket gives it plain or IPv4-mapped, is one address
+  t.note(refusal('192.0.2.7'));
+  t.note(refusal('::ffff:192.0.2.7'));
+  t.note(refusal('::ffff:192.0.2.8'));
+  assert.deepEqual(out.map((r) => [r.remote, r.count, r.first]), [
+    ['2001:db8:1:2:1::7', 1, true],
+    ['2001:DB8:1:3::1', 1, true],
+    ['192.0.2.7', 1, true],
+    ['::ffff:192.0.2.8', 1, true],
+  ], 'the first of a window names the address it came from');
+  now += 60_000;
+  t.flush();
+  assert.deepEqual(out.slice(4).map((r) => [r.remote, r.count, r.first]), [
+    ['2001:db8:1:2::/64', 499, false],
+    ['192.0.2.7', 1, false],
+  ], 'a summary names the block it counted');
+});
+
 test('past maxKeys, new addresses share one tally; closing writes every open tally', () => {
   const out: GuardRefusalRecord[] = [];
   const t = new GuardRefusalTally((r) => out.push(r), { windowMs: 60_000, maxKeys: 2, now: () => 0 });
