@@ -15,6 +15,16 @@ import { binaryKey, callContradiction, describeBinary, type BinaryRef, type Susp
  * tenantImpostors).
  */
 
+/**
+ * A path as the file it names: Linux reads the link to a deleted executable (`/proc/PID/exe`) as its
+ * path plus " (deleted)", and producers that take the path from there (Auditbeat's process data)
+ * report it so once the file is gone, which is exactly when the hash cannot be read.
+ */
+export function fileOfPath(path: string): string {
+  return path.endsWith(DELETED) ? path.slice(0, -DELETED.length) : path;
+}
+const DELETED = ' (deleted)';
+
 /** A stored process variant of a VPN-named binary (one row of the processes dictionary). */
 export interface VariantRow extends BinaryRef {
   id: number;
@@ -32,7 +42,7 @@ export function pathPartners(
   variants: readonly VariantRow[],
 ): { flagged: VariantRow[]; partners: VariantRow[] } {
   const byFile = new Map<string, { flagged: VariantRow[]; partners: VariantRow[] }>();
-  const fileOf = (v: VariantRow, hashed: boolean) => `${v.process}\u0001${v.path}\u0001${hashed ? 'sha' : 'path'}`;
+  const fileOf = (v: VariantRow, hashed: boolean) => `${v.process}\u0001${fileOfPath(v.path!)}\u0001${hashed ? 'sha' : 'path'}`;
   for (const v of variants) {
     if (!v.path || flagged.get(v) === null) continue;
     const k = fileOf(v, v.sha256 === null);
@@ -92,13 +102,13 @@ export function sameFileImpostors(
   for (const s of partnersSeen) {
     const p = partnerById.get(s.variant);
     if (!p) continue;
-    const of = contradicted.get(s.run)?.find((v) => v.process === p.process && v.path === p.path);
+    const of = contradicted.get(s.run)?.find((v) => v.process === p.process && fileOfPath(v.path!) === fileOfPath(p.path!));
     if (!of) continue;
     const linked: SuspectedImpostor = {
       process: p.process,
       sha256: p.sha256,
       path: p.sha256 ? null : p.path,
-      reason: `same file (${p.path}) as ${describeBinary(of)} in run ${runLabel(s.run)}, which is a suspected impostor: ${flagged.get(of)!.reason}`,
+      reason: `same file (${fileOfPath(p.path!)}) as ${describeBinary(of)} in run ${runLabel(s.run)}, which is a suspected impostor: ${flagged.get(of)!.reason}`,
     };
     const k = binaryKey(linked);
     if (!out.has(k)) out.set(k, linked);

@@ -1,6 +1,7 @@
 import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
 import { compileRule, matchSubject, type CompiledRule } from './matcher.js';
 import { callContradiction, type SuspectedImpostor } from '../analysis/impostor.js';
+import { fileOfPath } from '../analysis/impostor-links.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { ImpostorSet, neverSuppress } from './guards.js';
@@ -43,12 +44,12 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   const files = () =>
     (flaggedFiles ??= {
       names: new Set(impostors.list().map((b) => b.process)),
-      pathless: new Set(impostors.list().flatMap((b) => (b.sha256 === null && b.path ? [`${b.process}\u0001${b.path}`] : []))),
+      pathless: new Set(impostors.list().flatMap((b) => (b.sha256 === null && b.path ? [`${b.process}\u0001${fileOfPath(b.path)}`] : []))),
     });
   const mayBePartner = (b: { process: string; sha256: string | null; path: string | null }) => {
     const f = files();
     if (!b.path || !f.names.has(b.process)) return false;
-    return b.sha256 === null || f.pathless.has(`${b.process}\u0001${b.path}`);
+    return b.sha256 === null || f.pathless.has(`${b.process}\u0001${fileOfPath(b.path)}`);
   };
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
   return {

@@ -42,6 +42,16 @@ test('the hash-less identity of a file whose hashed calls contradicted the daemo
   assert.deepEqual(out.map(binaryKey), [binaryKey({ process: 'tailscaled', sha256: null, path: '/opt/x/tailscaled' })]);
 });
 
+test('a path read from a deleted executable’s link (" (deleted)") is the same file', () => {
+  const variants = [v(1, X, '/usr/local/bin/tailscaled'), v(2, null, '/usr/local/bin/tailscaled (deleted)')];
+  const flagged: SuspectedImpostor = { ...HASHLESS_FLAG, path: '/usr/local/bin/tailscaled (deleted)' };
+  const out = link([flagged], variants, [evil(7, 2)], [{ run: 7, variant: 1 }]);
+  assert.deepEqual(out.map((b) => b.sha256), [X]);
+  assert.match(out[0]!.reason, /^same file \(\/usr\/local\/bin\/tailscaled\) as tailscaled at \/usr\/local\/bin\/tailscaled \(deleted\) in run/);
+  // a name that only ends like it is another path
+  assert.deepEqual(link([flagged], [v(1, X, '/usr/local/bin/tailscaled(deleted)'), variants[1]!], [evil(7, 2)], [{ run: 7, variant: 1 }]), []);
+});
+
 test('nothing is linked across runs, paths or names, or from a run where the flagged binary did not contradict its daemon', () => {
   const variants = [
     v(1, X, '/usr/local/bin/tailscaled'),
@@ -76,7 +86,7 @@ test('no partner at a flagged binary’s path: the stores read nothing more', ()
  */
 test('property: exactly the other identities of a flagged file in a run where it contradicted the daemon', () => {
   const SHAS = [X, G, null];
-  const PATHS = ['/usr/sbin/tailscaled', '/tmp/tailscaled', null];
+  const PATHS = ['/usr/sbin/tailscaled', '/tmp/tailscaled', '/tmp/tailscaled (deleted)', null];
   const NAMES = ['tailscaled', 'zerotier-one'];
   const variantArb = fc.record({ sha: fc.constantFrom(...SHAS), path: fc.constantFrom(...PATHS), name: fc.constantFrom(...NAMES), npm: fc.boolean() });
   fc.assert(
@@ -101,7 +111,8 @@ test('property: exactly the other identities of a flagged file in a run where it
           if (!p.path || flagged.get(p)) continue;
           const linked = calls.some((c) => {
             const f = variants[c.variant]!;
-            return c.run === s.run && flagged.get(f) !== null && f.process === p.process && f.path === p.path
+            const file = (path: string | null) => path?.replace(/ \(deleted\)$/, '');
+            return c.run === s.run && flagged.get(f) !== null && f.process === p.process && f.path !== null && file(f.path) === file(p.path)
               && (f.sha256 === null) !== (p.sha256 === null) && callContradiction({ ...f, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky }) !== null;
           });
           if (linked) want.add(binaryKey({ process: p.process, sha256: p.sha256, path: p.sha256 ? null : p.path }));

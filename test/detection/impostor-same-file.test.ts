@@ -128,3 +128,22 @@ storeTest('a run that completes after the link, in the same ingest, does not cou
     await store.close();
   }
 });
+
+storeTest('a hash-less binary reported at its deleted path is linked to the hash ingested after it', async (at) => {
+  const store = await at.open();
+  try {
+    await withRule(at, store);
+    // Auditbeat-style: the path read from /proc/PID/exe once the file is gone ends in " (deleted)"
+    const GONE: ProcessInfo = { ...DELETED, path: `${PATH} (deleted)` };
+    await ingestCalls(at, store, T, [contradiction(6, GONE, 30)]);
+    assert.deepEqual(await impostorKeys(store), [`path:${PATH} (deleted)`]);
+    // the file's hashed calls of the same run, in a later ingest (the input was split out of order)
+    const r = await ingestCalls(at, store, T, peers(6, HASHED, 0, 2));
+    assert.equal(r.suppressedOnIngest, 0);
+    assert.deepEqual(await impostorKeys(store), ['f', `path:${PATH} (deleted)`]);
+    assert.deepEqual((await statusBySha(at)).filter((s) => s.sha === X), [{ sha: X, status: 0, n: 2 }]);
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
