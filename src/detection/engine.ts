@@ -704,7 +704,8 @@ export class DetectionEngine {
       this.noteCaller(run, endpoint, variant, fresh);
       if (fresh) {
         sets.endpoints.add(endpoint);
-        countLate = run.completed;
+        // a late call is counted at once: not one that may yet be linked to a suspected impostor
+        countLate = run.completed && !(this.suppressor.mayBeLinked?.({ process: variant.normName, sha256: variant.sha256, path: variant.path }) ?? false);
       }
     }
     this.evaluate(st, run, ev, endpoint, variant, blocked, suspect);

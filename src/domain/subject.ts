@@ -54,6 +54,12 @@ export interface Suppressor {
    * to the binaries so linked.
    */
   link?(): Promise<readonly { process: string; sha256: string | null; path: string | null }[]>;
+  /**
+   * True when this binary runs at a file a suspected impostor was seen at, so link() may yet find it
+   * to be that file's other identity. A late call of a completed run counts towards the baseline at
+   * once; such a binary's does not.
+   */
+  mayBeLinked?(binary: { process: string; sha256: string | null; path: string | null }): boolean;
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

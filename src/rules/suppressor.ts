@@ -1,7 +1,7 @@
 import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
 import { compileRule, matchSubject, type CompiledRule } from './matcher.js';
 import { callContradiction, type SuspectedImpostor } from '../analysis/impostor.js';
-import { fileOfPath } from '../analysis/impostor-links.js';
+import { fileKey, isLink } from '../analysis/impostor-links.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { ImpostorSet, neverSuppress } from './guards.js';
@@ -26,7 +26,8 @@ export async function suppressorFor(store: RulesStore, tenant: string, extraRisk
 export async function suppressorOver(port: RulesPort, tenant: string): Promise<Suppressor> {
   const risky = port.risky;
   const tid = await port.tenantId(tenant);
-  const impostors = tid === undefined ? new ImpostorSet() : (await port.impostors(tid)).set;
+  const verdict = tid === undefined ? { set: new ImpostorSet(), files: [], hashless: [] } : await port.impostors(tid);
+  const impostors = verdict.set;
   const rules: { id: number; rule: CompiledRule }[] = [];
   for (const r of tid === undefined ? [] : await port.activeRules(tid)) {
     try {
@@ -38,20 +39,20 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   // binaries flagged since the last settle(), not stored yet
   let flaggedSince: SuspectedImpostor[] = [];
   // A call since the last link() may have shown a flagged binary's file under its other identity
-  // (analysis/impostor-links.ts): what is a flagged name, and where a flagged hash-less binary lives.
-  let linkDue = false;
-  let flaggedFiles: { names: Set<string>; pathless: Set<string> } | null = null;
-  const files = () =>
-    (flaggedFiles ??= {
-      names: new Set(impostors.list().map((b) => b.process)),
-      pathless: new Set(impostors.list().flatMap((b) => (b.sha256 === null && b.path ? [`${b.process}\u0001${fileOfPath(b.path)}`] : []))),
-    });
-  const mayBePartner = (b: { process: string; sha256: string | null; path: string | null }) => {
-    const f = files();
-    if (!b.path || !f.names.has(b.process)) return false;
-    return b.sha256 === null || f.pathless.has(`${b.process}\u0001${fileOfPath(b.path)}`);
+  // (analysis/impostor-links.ts). The files flagged binaries were seen at: the store's, and those
+  // seen since. Only a call at one of them makes link() ask the store, so a genuine daemon whose
+  // hash cannot be read costs nothing as long as it lives at its own path.
+  // Once per ingest: a link whose release an earlier ingest did not store (it stopped between its
+  // write and link()) is released by the first link() of this one.
+  let linkDue = verdict.files.length > 0;
+  const files = new Set(verdict.files);
+  /** where a daemon-named binary ran with no readable hash: only there can a flagged hash link */
+  const hashless = new Set(verdict.hashless);
+  const seenAt = (b: { process: string; path: string | null }) => {
+    if (b.path) files.add(fileKey(b.process, b.path));
   };
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
+  const callOf = (c: CallFacts) => ({ parentChain: c.parentChain, host: c.host, port: c.port, isIp: c.isIp, risky: risky.matchHost(c.host) });
   return {
     match(subject: DetectionSubject): number {
       if (rules.length === 0) return 0;
@@ -62,19 +63,31 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       return 0;
     },
     suspected: (b) => impostors.get(b) !== null,
+    mayBeLinked: (b) => b.path !== null && files.has(fileKey(b.process, b.path)),
     observe(call: CallFacts): boolean {
       if (!vpnSignatureFor(call.process)) return false;
       const b = facts(call);
-      if (impostors.get(b)) return true;
-      const reason = callContradiction({ ...b, parentChain: call.parentChain, host: call.host, port: call.port, isIp: call.isIp, risky: risky.matchHost(call.host) });
+      const file = b.path ? fileKey(b.process, b.path) : null;
+      if (file !== null && b.sha256 === null) hashless.add(file);
+      const known = impostors.get(b);
+      if (known) {
+        // A flagged hash calling where a hash-less binary ran, or a flagged hash-less binary
+        // contradicting its daemon again, may link the file's other identity in this run.
+        if (file !== null) {
+          files.add(file);
+          if (b.sha256 !== null ? hashless.has(file) : callContradiction({ ...b, ...callOf(call) }) !== null) linkDue = true;
+        }
+        return true;
+      }
+      const reason = callContradiction({ ...b, ...callOf(call) });
       if (!reason) {
-        if (mayBePartner(b)) linkDue = true;
+        if (file !== null && files.has(file)) linkDue = true;
         return false;
       }
       const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
       impostors.add(flagged);
       flaggedSince.push(flagged);
-      flaggedFiles = null;
+      seenAt(b);
       linkDue = true;
       return true;
     },
@@ -101,13 +114,17 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       const linked = await port.write(async (tx) => {
         const t = tid ?? (await tx.tenantId(tenant));
         if (t === undefined) return [];
-        const fresh = (await tx.impostors(t)).set.list().filter((b) => impostors.get(b) === null);
-        for (const b of fresh) await tx.flagImpostor(t, b);
-        if (fresh.length > 0) await tx.releaseBinaries(t, new ImpostorSet(fresh));
-        return fresh;
+        const now = await tx.impostors(t);
+        for (const f of now.files) files.add(f);
+        for (const f of now.hashless) hashless.add(f);
+        // Every binary of the verdict is released, not only those new here: one this suppressor
+        // already knew (loaded linked, or flagged before its partner arrived) may have detections
+        // that were suppressed before it was linked.
+        for (const b of now.set.list()) if (impostors.get(b) === null || isLink(b)) await tx.flagImpostor(t, b);
+        if (now.set.size > 0) await tx.releaseBinaries(t, now.set);
+        return now.set.list();
       });
       for (const b of linked) impostors.add(b);
-      if (linked.length > 0) flaggedFiles = null;
       linkDue = false;
       return linked;
     },

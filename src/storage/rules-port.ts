@@ -95,6 +95,15 @@ export interface RuleAuditWrite {
   affected: number;
 }
 
+/** The tenant's suspected impostors, and the files they were seen at (analysis/impostor-links.ts). */
+export interface Impostors {
+  set: ImpostorSet;
+  /** fileKey of every stored variant of a suspected impostor that has a path */
+  files: readonly string[];
+  /** fileKey of every stored variant of a daemon-named binary with a path and no readable hash */
+  hashless: readonly string[];
+}
+
 /** What can be read, inside or outside a write. */
 export interface RulesReader {
   /** the tenant's id, or undefined when the store has never seen it */
@@ -103,7 +112,7 @@ export interface RulesReader {
    * The tenant's suspected impostors: recorded ones and those the evidence of its detections shows
    * (any type, status or rule). `stampBeforeSnapshot`: see RulesPort.commitStamp.
    */
-  impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<{ set: ImpostorSet }>;
+  impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<Impostors>;
   /** active rules, in creation order */
   activeRules(tenantId: number): Promise<StoredRule[]>;
   ruleByUid(tenantId: number, uid: string): Promise<StoredRule | undefined>;

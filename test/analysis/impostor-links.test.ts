@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { pathPartners, sameFileImpostors, type RunCall, type VariantRow } from '../../src/analysis/impostor-links.js';
+import { fileKey, flaggedFiles, pathPartners, sameFileImpostors, type RunCall, type VariantRow } from '../../src/analysis/impostor-links.js';
 import { binaryKey, callContradiction, type SuspectedImpostor } from '../../src/analysis/impostor.js';
 import { ImpostorSet } from '../../src/rules/guards.js';
 
@@ -52,6 +52,25 @@ test('a path read from a deleted executable’s link (" (deleted)") is the same 
   assert.deepEqual(link([flagged], [v(1, X, '/usr/local/bin/tailscaled(deleted)'), variants[1]!], [evil(7, 2)], [{ run: 7, variant: 1 }]), []);
 });
 
+test('a flagged hash links its file’s hash-less identity in any run it called in; a link links nothing onwards', () => {
+  const flaggedX: SuspectedImpostor = { process: 'tailscaled', sha256: X, path: null, reason: 'started through npm' };
+  const variants = [v(1, X, '/opt/x/tailscaled'), v(2, null, '/opt/x/tailscaled')];
+  // run 4: the hash only called a peer, then the file was gone
+  assert.deepEqual(link([flaggedX], variants, [peer(4, 1)], [{ run: 4, variant: 2 }]).map((b) => b.path), ['/opt/x/tailscaled']);
+  // the same hash-less binary flagged only as a link does not link the genuine hash seen beside it
+  const [linked] = link([flaggedX], variants, [peer(4, 1)], [{ run: 4, variant: 2 }]);
+  const genuine = [v(3, G, '/opt/x/tailscaled'), v(2, null, '/opt/x/tailscaled')];
+  assert.deepEqual(link([linked!], genuine, [evil(5, 2)], [{ run: 5, variant: 3 }]), []);
+});
+
+test('Windows paths name one file whatever their case or long-path prefix', () => {
+  const variants = [v(1, X, 'C:\\x\\TAILSCALED.EXE', 'tailscaled'), v(2, null, '\\\\?\\c:\\x\\tailscaled.exe', 'tailscaled')];
+  const flagged: SuspectedImpostor = { process: 'tailscaled', sha256: null, path: '\\\\?\\c:\\x\\tailscaled.exe', reason: 'risky destination webhook.site' };
+  assert.deepEqual(link([flagged], variants, [evil(2, 2)], [{ run: 2, variant: 1 }]).map((b) => b.sha256), [X]);
+  // POSIX paths keep their case
+  assert.deepEqual(link([{ ...flagged, path: '/x/Tailscaled' }], [v(1, X, '/x/tailscaled'), v(2, null, '/x/Tailscaled')], [evil(2, 2)], [{ run: 2, variant: 1 }]), []);
+});
+
 test('nothing is linked across runs, paths or names, or from a run where the flagged binary did not contradict its daemon', () => {
   const variants = [
     v(1, X, '/usr/local/bin/tailscaled'),
@@ -73,6 +92,14 @@ test('nothing is linked across runs, paths or names, or from a run where the fla
   assert.deepEqual(pathPartners(new ImpostorSet([flaggedX]), twoHashes), { flagged: [], partners: [] });
 });
 
+test('the files flagged binaries were seen at: every path of a flagged hash, the path of a flagged hash-less binary', () => {
+  const flaggedX: SuspectedImpostor = { process: 'tailscaled', sha256: X, path: null, reason: 'started through npm' };
+  const variants = [v(1, X, '/tmp/a/tailscaled'), v(2, X, '/tmp/b/tailscaled (deleted)'), v(3, G, '/usr/sbin/tailscaled'), v(4, null, '/usr/local/bin/tailscaled'), v(5, X, null)];
+  assert.deepEqual(flaggedFiles(new ImpostorSet([flaggedX, HASHLESS_FLAG]), variants).sort(), [
+    fileKey('tailscaled', '/tmp/a/tailscaled'), fileKey('tailscaled', '/tmp/b/tailscaled'), fileKey('tailscaled', '/usr/local/bin/tailscaled'),
+  ].sort());
+});
+
 test('no partner at a flagged binary’s path: the stores read nothing more', () => {
   const variants = [v(1, G, '/usr/sbin/tailscaled'), v(2, null, '/usr/local/bin/tailscaled')];
   assert.deepEqual(pathPartners(new ImpostorSet([HASHLESS_FLAG]), variants), { flagged: [], partners: [] });
@@ -82,7 +109,8 @@ test('no partner at a flagged binary’s path: the stores read nothing more', ()
 /**
  * Property: against a direct reading of the rule over random variants, runs and calls, the linked
  * binaries are exactly the unflagged variants seen in some run where a flagged variant of the same
- * name at the same path, with the other kind of identity, made a call that contradicts its daemon.
+ * name at the same path, with the other kind of identity, called: any call of a flagged hash, a call
+ * that contradicts its daemon of a flagged hash-less binary.
  */
 test('property: exactly the other identities of a flagged file in a run where it contradicted the daemon', () => {
   const SHAS = [X, G, null];
@@ -113,7 +141,8 @@ test('property: exactly the other identities of a flagged file in a run where it
             const f = variants[c.variant]!;
             const file = (path: string | null) => path?.replace(/ \(deleted\)$/, '');
             return c.run === s.run && flagged.get(f) !== null && f.process === p.process && f.path !== null && file(f.path) === file(p.path)
-              && (f.sha256 === null) !== (p.sha256 === null) && callContradiction({ ...f, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky }) !== null;
+              && (f.sha256 === null) !== (p.sha256 === null)
+              && (f.sha256 !== null || callContradiction({ ...f, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky }) !== null);
           });
           if (linked) want.add(binaryKey({ process: p.process, sha256: p.sha256, path: p.sha256 ? null : p.path }));
         }

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { RulesService } from '../../src/rules/service.js';
 import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
-import { call, ingestCalls, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
+import { call, ingestCalls, nativeLine, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
@@ -142,6 +146,61 @@ storeTest('a hash-less binary reported at its deleted path is linked to the hash
     assert.equal(r.suppressedOnIngest, 0);
     assert.deepEqual(await impostorKeys(store), ['f', `path:${PATH} (deleted)`]);
     assert.deepEqual((await statusBySha(at)).filter((s) => s.sha === X), [{ sha: X, status: 0, n: 2 }]);
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('review: a flagged hash that calls in a run after its hash-less identity was stored links it, and the release is not lost', async (at) => {
+  const store = await at.open();
+  try {
+    await withRule(at, store);
+    // the hash is flagged in run 2; run 3's hash-less calls come first (suppressed: nothing links yet)
+    await ingestCalls(at, store, T, [contradiction(2, HASHED, 0)]);
+    assert.equal((await ingestCalls(at, store, T, peers(3, DELETED, 10, 2))).suppressedOnIngest, 2);
+    // then the hash calls in run 3, only like the daemon does: the file is the flagged hash's
+    await ingestCalls(at, store, T, [call(T, 'api', 3, TS0 + 3 * 60_000 + 1, HASHED, { domain: 'controlplane.tailscale.com', port: 443 })]);
+    assert.deepEqual(await impostorKeys(store), ['f', `path:${PATH}`]);
+    assert.deepEqual((await statusBySha(at)).filter((s) => s.sha === 'none'), [{ sha: 'none', status: 0, n: 2 }]);
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('review: a late call of a completed run, at a flagged file, does not teach the baseline before the link', async (at) => {
+  const store = await at.open();
+  try {
+    await withRule(at, store);
+    // run 2: the hash-less identity contradicts; run 3 completes run 2
+    await ingestCalls(at, store, T, [contradiction(2, DELETED, 20), call(T, 'api', 3, TS0 + 3 * 60_000, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
+    // a late call of run 2 by the file's hash, to an endpoint nothing else called
+    await ingestCalls(at, store, T, [call(T, 'api', 2, TS0 + 2 * 60_000 + 5, HASHED, { ip: '198.51.100.9', port: 443 })]);
+    assert.deepEqual(await impostorKeys(store), ['f', `path:${PATH}`]);
+    const learned = (await at.rows(`SELECT e.endpoint FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id ORDER BY e.endpoint`)) as { endpoint: string }[];
+    assert.deepEqual(learned.map((r) => r.endpoint), ['100.64.0.1:41641']);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('review: an ingest that stopped between its write and the link leaves nothing suppressed for the next one to miss', async (at) => {
+  const store = await at.open();
+  try {
+    await withRule(at, store);
+    // the batch is stored, then link() fails (a killed process, a lost connection): the ingest fails
+    const file = join(at.dir, 'stopped.ndjson');
+    writeFileSync(file, [...peers(2, HASHED, 0), contradiction(2, DELETED, 20)].map(nativeLine).join('\n') + '\n');
+    const stopping = new IngestPipeline(store, {
+      tenant: T, format: 'native', strict: false, defaults: {}, engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 },
+      suppressorFor: async (s, t) => ({ ...(await s.ingestSuppressor(t)), link: async () => Promise.reject(new Error('stopped')) }),
+    });
+    await assert.rejects(stopping.ingest(file), /stopped/);
+    assert.deepEqual((await statusBySha(at)).filter((r) => r.sha === X), [{ sha: X, status: 1, n: 3 }], 'the link was not stored');
+    // any later ingest of the tenant releases what the verdict links
+    await ingestCalls(at, store, T, [call(T, 'api', 9, TS0 + 9 * 60_000, tailscaled(true), { ip: '100.64.0.1', port: 41641 })]);
+    assert.deepEqual((await statusBySha(at)).filter((r) => r.sha === X), [{ sha: X, status: 0, n: 3 }]);
     assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();

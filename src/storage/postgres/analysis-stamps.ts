@@ -5,7 +5,10 @@ import type { PgClient, PgPool } from './pool.js';
  * rules port (rules-port.ts commitStamp). What a caller keeps under a stamp (the impostor verdict,
  * a suggested rule's exact impact) is computed from the fine rollup (detection_rollup: every
  * detection's type, status, rule, job, process and endpoint, as counts), the tenant's recorded
- * suspected impostors and the dictionary rows those rows point to, and from nothing else. So every
+ * suspected impostors and the dictionary rows those rows point to, and from nothing else (one
+ * exception: the verdict's same-file links also read observations, detection rows and runs, and ingest
+ * records each link it finds in suspected_impostors after the write that shows it, which bumps the
+ * stamp; an analysis between that write and the record can miss the link). So every
  * statement that changes one of those rows bumps the counter of each tenant it touched, in its own
  * transaction, by a statement-level trigger: whichever code path writes (ingest, rule moves,
  * restores, a hand-written UPDATE), the bump commits with the change or not at all, and a reader

@@ -3,7 +3,7 @@ import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } fro
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
-import { pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
+import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 
 /**
@@ -114,7 +114,7 @@ function idsOf(rows: ProcRow[], set: ImpostorSet): number[] {
  * VPN-named binary's destinations, of any type, status or rule), by the same pure verdict SQLite
  * and the analysis use.
  */
-export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ set: ImpostorSet; processIds: number[] }> {
+export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ set: ImpostorSet; processIds: number[]; files: string[]; hashless: string[] }> {
   const set = new ImpostorSet();
   const recorded = await db.query<{ process: string; sha256: string | null; path: string | null; reason: string }>(
     'SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = $1 ORDER BY process, "binary"',
@@ -127,7 +127,7 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
       [tenantId, [...VPN_PROCESS_NAMES]],
     )
   ).rows;
-  if (procs.length === 0) return { set, processIds: [] };
+  if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
   const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
   const pairs = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean }>(
     `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM detection_rollup r
@@ -142,7 +142,7 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
   for (const b of suspectedImpostors(evidence)) set.add(b);
   const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
   for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
-  return { set, processIds: idsOf(procs, set) };
+  return { set, processIds: idsOf(procs, set), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
 }
 
 /**

@@ -9,6 +9,7 @@ import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleConditions } from '../../rules/types.js';
 import type {
   DetectionState,
+  Impostors,
   NewRule,
   RuleAuditRow,
   RuleAuditWrite,
@@ -53,7 +54,7 @@ export class PgRulesRepo implements RulesPort {
     return tenantStamp(this.pool, tenantId);
   }
 
-  impostors(tenantId: number): Promise<{ set: ImpostorSet }> {
+  impostors(tenantId: number): Promise<Impostors> {
     return reader(this.pool, this.risky).impostors(tenantId);
   }
 
@@ -95,8 +96,9 @@ class PgRulesReader implements RulesReader {
     return (await this.db.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants WHERE name = $1', [tenant])).rows[0]?.tenant_id;
   }
 
-  async impostors(tenantId: number): Promise<{ set: ImpostorSet }> {
-    return { set: (await tenantImpostors(this.db, tenantId, this.risky)).set };
+  async impostors(tenantId: number): Promise<Impostors> {
+    const v = await tenantImpostors(this.db, tenantId, this.risky);
+    return { set: v.set, files: v.files, hashless: v.hashless };
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {

@@ -8,6 +8,7 @@ import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import type { SuspectedImpostor } from '../../analysis/impostor.js';
 import type {
   DetectionState,
+  Impostors,
   NewRule,
   RuleAuditRow,
   RuleAuditWrite,
@@ -47,8 +48,9 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return this.repo.commitStamp();
   }
 
-  async impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<{ set: ImpostorSet }> {
-    return { set: this.repo.impostors(tenantId, stampBeforeSnapshot).set };
+  async impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<Impostors> {
+    const v = this.repo.impostors(tenantId, stampBeforeSnapshot);
+    return { set: v.set, files: v.files, hashless: v.hashless };
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {

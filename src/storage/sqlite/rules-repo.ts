@@ -5,7 +5,7 @@ import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } fro
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
-import { pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
+import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleRecord } from '../rule-row.js';
 import type { RuleMatchCounts } from '../rules-port.js';
@@ -37,6 +37,19 @@ export interface MatchPredicate {
 
 const NO_DIMS = { job: false, process: false, endpoint: false, ip: false };
 
+/** The tenant's suspected impostors (rules-port.ts Impostors), with the process ids of their binaries. */
+export interface ImpostorVerdict {
+  set: ImpostorSet;
+  processIds: number[];
+  files: readonly string[];
+  hashless: readonly string[];
+}
+
+/** A copy a caller may change without changing the cached verdict. */
+function copyVerdict(v: ImpostorVerdict): ImpostorVerdict {
+  return { set: new ImpostorSet(v.set.list()), processIds: [...v.processIds], files: [...v.files], hashless: [...v.hashless] };
+}
+
 /** The port's preview counts before the impostor hits, which the port adds (sqlite/rules-port.ts). */
 export type PreviewCounts = Omit<RuleMatchCounts, 'impostorHits'>;
 
@@ -63,7 +76,7 @@ class RiskyEndpointIndex {
 }
 
 /** Impostor verdicts by connection and tenant, with the commit stamp they were computed at. */
-const IMPOSTOR_CACHES = new WeakMap<SqliteDatabase, Map<number, { key: number; value: { set: ImpostorSet; processIds: number[] } }>>();
+const IMPOSTOR_CACHES = new WeakMap<SqliteDatabase, Map<number, { key: number; value: ImpostorVerdict }>>();
 const WATCHERS = new WeakMap<SqliteDatabase, SqliteDatabase>();
 
 /**
@@ -93,7 +106,7 @@ export function closeCommitWatcher(db: SqliteDatabase): void {
 export class SqliteRulesRepo {
   private readonly riskyIndex: RiskyEndpointIndex;
 
-  private readonly impostorCache: Map<number, { key: number; value: { set: ImpostorSet; processIds: number[] } }>;
+  private readonly impostorCache: Map<number, { key: number; value: ImpostorVerdict }>;
 
   constructor(
     readonly db: SqliteDatabase,
@@ -240,16 +253,16 @@ export class SqliteRulesRepo {
    * caller opened a read-only snapshot and passes the stamp it took just before: the snapshot then sees
    * at least that state, and a later commit changes the stamp, so a reused verdict is never stale.
    */
-  impostors(tenantId: number, stampBeforeSnapshot?: number | null): { set: ImpostorSet; processIds: number[] } {
+  impostors(tenantId: number, stampBeforeSnapshot?: number | null): ImpostorVerdict {
     const stamp = stampBeforeSnapshot !== undefined ? stampBeforeSnapshot : committedStamp(this.db);
     const hit = this.impostorCache.get(tenantId);
-    if (stamp !== null && hit && hit.key === stamp) return { set: new ImpostorSet(hit.value.set.list()), processIds: [...hit.value.processIds] };
+    if (stamp !== null && hit && hit.key === stamp) return copyVerdict(hit.value);
     const value = this.computeImpostors(tenantId);
-    if (stamp !== null) this.impostorCache.set(tenantId, { key: stamp, value: { set: new ImpostorSet(value.set.list()), processIds: [...value.processIds] } });
+    if (stamp !== null) this.impostorCache.set(tenantId, { key: stamp, value: copyVerdict(value) });
     return value;
   }
 
-  private computeImpostors(tenantId: number): { set: ImpostorSet; processIds: number[] } {
+  private computeImpostors(tenantId: number): ImpostorVerdict {
     const names = VPN_PROCESS_NAMES.map(() => '?').join(',');
     const procs = this.db
       .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${names})`)
@@ -260,7 +273,7 @@ export class SqliteRulesRepo {
       .all(tenantId) as SuspectedImpostor[]) {
       set.add(b);
     }
-    if (procs.length === 0) return { set, processIds: [] };
+    if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
     // One parse per binary, not per destination: a mesh daemon has thousands of peers.
     const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
     const pairs = this.db
@@ -280,7 +293,7 @@ export class SqliteRulesRepo {
     for (const b of suspectedImpostors(evidence)) set.add(b);
     const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
     for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
-    return { set, processIds: this.processIdsOf(set, procs) };
+    return { set, processIds: this.processIdsOf(set, procs), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
   }
 
   /**
