@@ -50,8 +50,8 @@ export interface Suppressor {
    * After a write batch is stored: when a call since the last link() may have shown a flagged
    * binary's file under its other identity (a hash, or none, at the same path in one run), asks the
    * store's verdict, which links the two (analysis/impostor-links.ts); the linked binary is then a
-   * suspected impostor here too, and what rules suppressed of it is moved back to `new`. Resolves
-   * to the binaries so linked.
+   * suspected impostor here too. What rules suppressed of any suspected impostor is moved back to
+   * `new`; resolves to the binaries whose detections were so released.
    */
   link?(): Promise<readonly { process: string; sha256: string | null; path: string | null }[]>;
   /**

@@ -48,9 +48,6 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   const files = new Set(verdict.files);
   /** where a daemon-named binary ran with no readable hash: only there can a flagged hash link */
   const hashless = new Set(verdict.hashless);
-  const seenAt = (b: { process: string; path: string | null }) => {
-    if (b.path) files.add(fileKey(b.process, b.path));
-  };
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
   const callOf = (c: CallFacts) => ({ parentChain: c.parentChain, host: c.host, port: c.port, isIp: c.isIp, risky: risky.matchHost(c.host) });
   return {
@@ -87,7 +84,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
       impostors.add(flagged);
       flaggedSince.push(flagged);
-      seenAt(b);
+      if (file !== null) files.add(file);
       linkDue = true;
       return true;
     },
