@@ -114,6 +114,8 @@ test('the change counter moves with every write the cached answers read, per ten
       ['impostor unflag', `DELETE FROM suspected_impostors WHERE tenant_id = ${a}`, 'a'],
       ['rule insert', `INSERT INTO rules (tenant_id, rule_uid, detection_type, name, conditions, severity_action, created_by, created_on, updated_on) VALUES (${a}, 'u', 'T', 'n', '{}', '{}', 'x', 'x', 'x')`, 'a'],
       ['rule soft delete', `UPDATE rules SET deleted_on = 'x' WHERE tenant_id = ${a}`, 'a'],
+      ['observation insert', `INSERT INTO observations VALUES (${a}, 1, 1, 1, false, null, 'tcp', 0)`, 'a'],
+      ['observation delete', `DELETE FROM observations WHERE tenant_id = ${a}`, 'a'],
       ['endpoint appended', `INSERT INTO endpoints (tenant_id, endpoint, host, port, is_ip) VALUES (${a}, 'h:2', 'h', 2, false)`, 'none'],
       ['job run counters', `UPDATE jobs SET completed_runs = 3 WHERE tenant_id = ${a}`, 'none'],
       ['process rewritten', `UPDATE processes SET sha256 = 'x' WHERE tenant_id = ${a}`, 'both'],
@@ -139,5 +141,47 @@ test('the change counter moves with every write the cached answers read, per ten
     assert.equal(await stamp(a), before);
   } finally {
     await c.end();
+  }
+});
+
+test('a warm verdict follows a same-file link that only an observation shows (an ingest stopped before it recorded the link)', async () => {
+  const url = await (await server()).createDatabase('stamp_links');
+  const PATH = '/usr/local/bin/tailscaled';
+  const hashed = { ...TS, path: PATH, sha256: 'f'.repeat(64) };
+  const deleted = { ...TS, path: PATH, sha256: `open ${PATH}: no such file or directory` };
+  // run 3: the hashed binary contradicts the daemon (flagged); run 4: the file's hash-less identity
+  // calls like the daemon, in a run where the hash did not call (so not linked)
+  const events = ndjson([
+    ...learning('api'),
+    ev('api', 3, 1, { domain: 'evil.example.com', port: 443 }, hashed),
+    ...[1, 2].map((i) => ev('api', 4, i, { ip: `100.64.0.${i}`, port: 41641 }, deleted)),
+  ]);
+  const r = await cliResult(['ingest', tmp.file('links.ndjson', events), '--learning-runs', '2', '--tenant', 'acme', '--db', url]);
+  assert.equal(r.status, 0, r.stderr);
+  const store = PgStore.connect(url);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const warm = new RulesService(store);
+    const analyzeWith = (rules: RulesService) => analyzeAnomalousCallsByProcess(store, { tenant: 'acme', status: 'all', minCount: 1, samples: 0 }, { rules });
+    const verdicts = (r: AnalyzeResult) => tailscaled(r).vpn_evidence.binaries.map((b) => `${b.sha256 ?? `path:${b.path}`} ${b.verdict}`).sort();
+    const before = await analyzeWith(warm);
+    assert.deepEqual(verdicts(before), [`${'f'.repeat(64)} impostor`, `path:${PATH} genuine`], 'the hash-less identity is not linked yet');
+    // the write of an ingest that then stopped: the hash-less identity in the run where the hash called
+    const moved = await c.query(
+      `INSERT INTO observations (tenant_id, run_ref, endpoint_id, process_id, blocked, ip_id, protocol, first_ts)
+       SELECT o.tenant_id, r3.id, o.endpoint_id, o.process_id, o.blocked, o.ip_id, o.protocol, o.first_ts
+       FROM observations o JOIN processes p ON p.tenant_id = o.tenant_id AND p.id = o.process_id
+       JOIN runs r3 ON r3.tenant_id = o.tenant_id AND r3.run_id = '1003'
+       WHERE p.sha256 IS NULL AND p.path = $1 LIMIT 1`,
+      [PATH],
+    );
+    assert.equal(moved.rowCount, 1);
+    const fresh = await analyzeWith(new RulesService(store));
+    assert.deepEqual(verdicts(fresh), [`${'f'.repeat(64)} impostor`, `path:${PATH} impostor`], 'a fresh analysis links the file');
+    assert.deepEqual(await analyzeWith(warm), fresh, 'the warm rules service does not answer from before the write');
+  } finally {
+    await c.end();
+    await store.close();
   }
 });

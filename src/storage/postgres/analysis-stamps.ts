@@ -5,10 +5,9 @@ import type { PgClient, PgPool } from './pool.js';
  * rules port (rules-port.ts commitStamp). What a caller keeps under a stamp (the impostor verdict,
  * a suggested rule's exact impact) is computed from the fine rollup (detection_rollup: every
  * detection's type, status, rule, job, process and endpoint, as counts), the tenant's recorded
- * suspected impostors and the dictionary rows those rows point to, and from nothing else (one
- * exception: the verdict's same-file links also read observations, detection rows and runs, and ingest
- * records each link it finds in suspected_impostors after the write that shows it, which bumps the
- * stamp; an analysis between that write and the record can miss the link). So every
+ * suspected impostors and the dictionary rows those rows point to, and from the observations the
+ * verdict's same-file links read (migration 14) beside detection rows, which move with the rollup, and
+ * runs, which only an observation or a detection makes matter. So every
  * statement that changes one of those rows bumps the counter of each tenant it touched, in its own
  * transaction, by a statement-level trigger: whichever code path writes (ingest, rule moves,
  * restores, a hand-written UPDATE), the bump commits with the change or not at all, and a reader
@@ -17,6 +16,13 @@ import type { PgClient, PgPool } from './pool.js';
  *
  * - detection_rollup and suspected_impostors: any INSERT, UPDATE or DELETE (transition tables name
  *   the tenants; detection_rollup's are already captured for the coarse-rollup triggers).
+ * - observations (migration 14): the same. A binary seen at a flagged binary's path is linked from
+ *   its observations alone (analysis/impostor-links.ts); ingest records the link in
+ *   suspected_impostors only after the write that shows it, and an ingest stopped in between leaves
+ *   it unrecorded until the tenant's next ingest. Without this, a warm cache kept the verdict from
+ *   before that write, and an analysis offered a rule covering the linked impostor (rule writes
+ *   compute their own verdict and refused it). Each write batch of an ingest so bumps its tenant
+ *   once, as every SQLite commit moves SQLite's stamp.
  * - rules: any change, as SQLite's stamp moves with every commit (a rule's own row feeds no cached
  *   answer today; its detections move through detection_rollup).
  * - dictionaries (jobs, processes, endpoints, ips): UPDATE of a column a rule or the verdict tests
@@ -79,6 +85,9 @@ CREATE TRIGGER ${t}_stamp_truncate AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXE
 CREATE TRIGGER detection_types_stamp_change AFTER UPDATE OR DELETE ON detection_types FOR EACH STATEMENT EXECUTE FUNCTION analysis_stamp_all();
 CREATE TRIGGER detection_types_stamp_truncate AFTER TRUNCATE ON detection_types FOR EACH STATEMENT EXECUTE FUNCTION analysis_stamp_all();
 `;
+
+/** Migration 14: observations bump their tenants' counters, as the tables of migration 7 do. */
+export const OBSERVATION_STAMPS_MIGRATION = triggersOn('observations', '');
 
 /** The tenant's change counter as committed (0 before its first change). */
 export async function tenantStamp(db: PgPool | PgClient, tenantId: number): Promise<number> {

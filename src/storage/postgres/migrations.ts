@@ -2,7 +2,7 @@ import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
 import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
-import { ANALYSIS_STAMPS_MIGRATION } from './analysis-stamps.js';
+import { ANALYSIS_STAMPS_MIGRATION, OBSERVATION_STAMPS_MIGRATION } from './analysis-stamps.js';
 import { valueKey } from './dictionaries.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
@@ -404,6 +404,11 @@ UPDATE runs r SET expected_id = es.id FROM expected_samples es
 ALTER TABLE runs ADD FOREIGN KEY (tenant_id, expected_id) REFERENCES expected_samples (tenant_id, id);
 ALTER TABLE runs DROP COLUMN expected_sample;
 `,
+  },
+  {
+    version: 14,
+    name: "observations bump their tenant's change counter (a same-file link is read from them)",
+    up: OBSERVATION_STAMPS_MIGRATION,
   },
 ];
 
