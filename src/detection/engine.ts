@@ -445,11 +445,18 @@ export class DetectionEngine {
     else if (fresh) (run.callers ??= new Map()).set(endpoint, [binary]);
   }
 
-  /** An endpoint of a completing run that counts towards the baseline (see RunState.callers). */
+  /**
+   * An endpoint of a completing run that counts towards the baseline (see RunState.callers): one a
+   * caller counted that is no suspected impostor and runs at no file one was seen at. The link that
+   * makes such a binary an impostor is found only after this batch's write (link()), and the run may
+   * complete in the batch that flags its file, so completion fails closed here, as a late call does
+   * (handleCall).
+   */
   private counts(leg: RunState, endpoint: string): boolean {
     const callers = leg.callers?.get(endpoint);
+    if (callers === undefined) return true;
     const s = this.suppressor;
-    return callers === undefined || !s.suspected || callers.some((b) => !s.suspected!(b));
+    return callers.some((b) => !(s.suspected?.(b) ?? false) && !(s.mayBeLinked?.(b) ?? false));
   }
 
   /**

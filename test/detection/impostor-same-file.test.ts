@@ -133,6 +133,21 @@ storeTest('a run that completes after the link, in the same ingest, does not cou
   }
 });
 
+storeTest('a run that completes in the write batch that flags its file does not count the file’s calls towards the baseline', async (at) => {
+  const store = await at.open();
+  try {
+    await withRule(at, store);
+    // one write batch: run 2's hashed calls, the contradiction of its hash-less identity, and run 3's
+    // call that completes run 2 on memory, before link() has stored the link
+    const events = [...peers(2, HASHED, 0, 3), contradiction(2, DELETED, 20), call(T, 'api', 3, TS0 + 3 * 60_000, tailscaled(true), { ip: '100.64.0.1', port: 41641 })];
+    await ingestCalls(at, store, T, events);
+    assert.deepEqual(await impostorKeys(store), ['f', `path:${PATH}`]);
+    assert.deepEqual(await at.rows(`SELECT e.endpoint, b.runs_seen FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id ORDER BY e.endpoint`), [{ endpoint: '100.64.0.1:41641', runs_seen: 1 }]);
+  } finally {
+    await store.close();
+  }
+});
+
 storeTest('a hash-less binary reported at its deleted path is linked to the hash ingested after it', async (at) => {
   const store = await at.open();
   try {
