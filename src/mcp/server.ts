@@ -93,6 +93,6 @@ export function createEgressTriageServer(opts: EgressTriageServerOptions): McpSe
   registerRuleTools(ctx);
   registerInventoryTools(ctx);
   registerMetaTools(ctx);
-  registerPrompts(server, opts.tenant);
+  registerPrompts(server, opts.tenant, opts.toolPolicy);
   return server;
 }

@@ -1,0 +1,76 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { nativeEvent, ndjson, runCli, tempDir } from '../helpers.js';
+import { stdioClient, TENANT } from './helpers.js';
+import { planText } from '../../src/mcp/prompts.js';
+import type { ToolPolicyView } from '../../src/mcp/context.js';
+
+/**
+ * The prompts are plans that name tools. Under a policy (`mcp|serve --policy`) a plan must not name a
+ * tool the policy hides, nor send the agent to one it denies outright: the steps left are numbered
+ * without gaps, and a step that has a tool-free way round says it.
+ */
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+function view(hidden: string[], denied: string[] = []): ToolPolicyView {
+  return { isHidden: (t) => hidden.includes(t), deniesEveryCall: (t) => (denied.includes(t) ? 'denied' : undefined) };
+}
+
+const numbers = (text: string) => [...text.matchAll(/^(\d+)\. /gm)].map((m) => Number(m[1]));
+
+test('planText: steps whose tool is hidden or denied are left out or replaced, and the rest are numbered 1..n', () => {
+  const steps = [
+    { tools: ['a'], text: 'call a' },
+    { tools: ['b'], text: 'call b', instead: 'do it by hand' },
+    { tools: ['c'], text: 'call c' },
+    { tools: [], text: 'think' },
+  ];
+  assert.equal(planText(steps, undefined), '1. call a\n2. call b\n3. call c\n4. think');
+  assert.equal(planText(steps, view(['b'], ['c'])), '1. call a\n2. do it by hand\n3. think');
+  assert.equal(planText(steps, view(['a', 'c'])), '1. call b\n2. think');
+});
+
+test('mcp --policy: the prompts name no hidden tool and send the agent to no tool denied outright', async () => {
+  const db = `${tmp.dir}/store.db`;
+  const ingest = runCli(['ingest', tmp.file('e.ndjson', ndjson([nativeEvent({ tenant: TENANT, run: 1 })])), '--db', db]);
+  assert.equal(ingest.status, 0, ingest.stderr);
+  const policy = tmp.file(
+    'policy.yaml',
+    `version: 1
+default: allow
+hide: [preview_suppression_rule, "find_repos_*"]
+tools:
+  create_suppression_rule:
+    action: deny
+    reason: "people create rules"
+`,
+  );
+  const texts = async (extraArgs: string[]) => {
+    const { client } = await stdioClient(db, { extraArgs });
+    try {
+      const triage = await client.getPrompt({ name: 'triage-anomalies', arguments: { owner: 'acme' } });
+      const investigate = await client.getPrompt({ name: 'investigate-endpoint', arguments: { endpoint: 'webhook.site' } });
+      return [triage, investigate].map((p) => (p.messages[0]!.content as { text: string }).text);
+    } finally {
+      await client.close();
+    }
+  };
+  const [triage, investigate] = await texts(['--policy', policy]);
+  for (const hidden of ['preview_suppression_rule', 'find_repos_using_endpoint', 'create_suppression_rule']) {
+    assert.ok(!triage!.includes(hidden) && !investigate!.includes(hidden), `${hidden} is named:\n${triage}\n${investigate}`);
+  }
+  assert.match(triage!, /Call analyze_anomalous_calls_by_process with owner "acme"/);
+  assert.match(triage!, /suggested_rule\.impact/);
+  assert.match(triage!, /a person can create it \(`egress-triage rules create`\)/);
+  assert.deepEqual(numbers(triage!), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.match(investigate!, /find_endpoint_calls_in_tenant with endpoint "webhook.site"/);
+  assert.deepEqual(numbers(investigate!), [1, 2, 3, 4, 5]);
+  // without a policy every step is there, with its tool
+  const [fullTriage, fullInvestigate] = await texts([]);
+  assert.match(fullTriage!, /call preview_suppression_rule/);
+  assert.match(fullTriage!, /call create_suppression_rule .*confirm: true/);
+  assert.match(fullInvestigate!, /call find_repos_using_endpoint/);
+  assert.deepEqual(numbers(fullInvestigate!), [1, 2, 3, 4, 5, 6]);
+});
