@@ -53,7 +53,11 @@ export class DocSandbox {
 
   static create(): DocSandbox {
     const dir = mkdtempSync(join(tmpdir(), 'egress-triage-docs-'));
-    for (const name of COPIED) if (existsSync(join(CHECKOUT, name))) cpSync(join(CHECKOUT, name), join(dir, name), { recursive: true });
+    // bench/out holds what `npm run bench` generated (gigabytes, ignored by git): no checkout has it
+    const generated = join(CHECKOUT, 'bench', 'out');
+    for (const name of COPIED) {
+      if (existsSync(join(CHECKOUT, name))) cpSync(join(CHECKOUT, name), join(dir, name), { recursive: true, filter: (src) => src !== generated });
+    }
     linkNodeModules(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
     mkdirSync(join(dir, '.bin'));
     const shim = join(dir, '.bin', 'egress-triage');
