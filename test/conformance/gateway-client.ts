@@ -10,12 +10,13 @@
  * gateway: its era probe, its session, its headers, its relaying of questions and answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { tempDir } from '../helpers.js';
-import { CLI, kill } from '../gateway/helpers.js';
-import { TRANSPARENT_POLICY } from './gateway-target.js';
+// Small modules only: this runs once per scenario, dozens at a time (built-cli.ts says why).
+import { CLI, kill } from '../helpers/built-cli.js';
+import { TRANSPARENT_POLICY } from './transparent-policy.js';
 
 type Json = Record<string, unknown>;
 interface ToolCall {
@@ -164,19 +165,20 @@ async function main(): Promise<number> {
     log('usage: MCP_CONFORMANCE_SCENARIO=<scenario> gateway-client <scenario-server-url>');
     return 2;
   }
-  const tmp = tempDir('egress-triage-conformance-client-');
+  const dir = mkdtempSync(join(tmpdir(), 'egress-triage-conformance-client-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   let gateway: ChildProcess | undefined;
   // The CLI ends a client that outlives its timeout with SIGTERM: the gateway must not outlive it.
   process.once('SIGTERM', () => {
     gateway?.kill('SIGTERM');
-    tmp.cleanup();
+    cleanup();
     process.exit(143);
   });
   let release = () => undefined as void;
   try {
     release = await takeSlot();
     log('slot taken');
-    const started = await startGateway(upstream, tmp.dir);
+    const started = await startGateway(upstream, dir);
     gateway = started.child;
     const modern = revision === '2026-07-28';
     const client = new Client(
@@ -204,7 +206,7 @@ async function main(): Promise<number> {
     log('stopping the gateway');
     if (gateway) await kill(gateway);
     release();
-    tmp.cleanup();
+    cleanup();
     log('stopped');
   }
 }

@@ -3,16 +3,8 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { CLI, kill, spawnUntil } from '../gateway/helpers.js';
 import { startFixture, type Fixture } from './runner.js';
+import { TRANSPARENT_POLICY } from './transparent-policy.js';
 
-/**
- * A policy that changes nothing the scenarios can see: every tool allowed, and every method the fixture
- * serves beyond the gateway's default allow-list forwarded (`forward`, see docs/policy.md). The tasks/*
- * methods are left out because the fixture does not serve them either.
- */
-export const TRANSPARENT_POLICY = `version: 1
-default: allow
-forward: [resources/read, resources/subscribe, resources/unsubscribe, prompts/get, completion/complete, logging/setLevel]
-`;
 
 /**
  * The HTTP policy gateway as a conformance target: the fixture upstream as its own process, and the built

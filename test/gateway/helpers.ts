@@ -5,9 +5,10 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { CLI, kill } from '../helpers/built-cli.js';
 
-/** The real CLI; EGRESS_TRIAGE_TEST_CLI can point elsewhere while another module breaks main.js. */
-export const CLI = process.env.EGRESS_TRIAGE_TEST_CLI ?? fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
+/** The real CLI (EGRESS_TRIAGE_TEST_CLI can point elsewhere while another module breaks main.js), and how a child of it ends. */
+export { CLI, kill };
 export const FIXTURE = fileURLToPath(new URL('./fixtures/echo-server.js', import.meta.url));
 
 export function tmpDir(prefix = 'gw-'): ReturnType<typeof tempDir> & { db: string } {
@@ -102,10 +103,3 @@ export function spawnUntil(cmd: string, args: string[], re: RegExp, timeoutMs = 
   });
 }
 
-export function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
