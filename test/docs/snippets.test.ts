@@ -29,6 +29,8 @@ const PROVEN_ELSEWHERE: { pattern: RegExp; why: string; used: boolean }[] = [
   { pattern: /^npm ci --prefix conformance$/, why: '.ci/run installs the conformance tools with it before the suite runs', used: false },
   { pattern: /^npm run conformance$/, why: 'test/conformance/fixture.test.ts and serve.test.ts in this suite run the same scenarios', used: false },
   { pattern: /^npm test$/, why: 'it is this suite; .ci/run runs exactly it', used: false },
+  { pattern: /^npm run build$/, why: '`npm test`, which CI runs, starts with it (and the README\'s `npm run demo` runs it in the sandbox too)', used: false },
+  { pattern: /^npm run lint$/, why: '`npm test`, which CI runs, runs it before the suite', used: false },
   { pattern: /^bash \.ci\/run$/, why: 'CI runs it on every submission', used: false },
   { pattern: /^npm run bench\b/, why: 'benchmarks take minutes and are not part of the suite by design', used: false },
   { pattern: /^npm link$/, why: 'the sandbox puts the same egress-triage shim on PATH without touching the global prefix', used: false },
