@@ -3,7 +3,7 @@ import { keepProtoKeys } from './args.js';
 import type { OpenStore } from '../storage/open-store.js';
 import { VERSION } from '../version.js';
 import { makeContext, type ToolPolicyView } from './context.js';
-import { SERVER_INSTRUCTIONS } from './instructions.js';
+import { serverInstructions } from './instructions.js';
 import { CONFIRM_TTL_SECONDS, confirmStateCodec } from './request-state.js';
 import { registerPrompts } from './prompts.js';
 import { registerAnalysisTools } from './tools/analysis.js';
@@ -70,7 +70,7 @@ export function createEgressTriageServer(opts: EgressTriageServerOptions): McpSe
   const server = new EgressTriageMcpServer(
     { name: SERVER_NAME, title: 'egress-triage', version: VERSION },
     {
-      instructions: SERVER_INSTRUCTIONS,
+      instructions: serverInstructions(opts.toolPolicy?.()),
       // listChanged only where the list can change (the SDK would otherwise declare true): a client
       // told "it changes" keeps a 2026-07-28 subscriptions/listen stream open for nothing.
       capabilities: { tools: { listChanged: opts.toolPolicy !== undefined }, prompts: { listChanged: false } },

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { nativeEvent, ndjson, runCli, tempDir } from '../helpers.js';
 import { stdioClient, TENANT } from './helpers.js';
 import { planText } from '../../src/mcp/prompts.js';
+import { serverInstructions } from '../../src/mcp/instructions.js';
+
+const ANALYZE = 'analyze_anomalous_calls_by_process';
 import type { ToolPolicyView } from '../../src/mcp/context.js';
 
 /**
- * The prompts are plans that name tools. Under a policy (`mcp|serve --policy`) a plan must not name a
+ * The prompts and the server instructions are plans that name tools. Under a policy (`mcp|serve --policy`) a plan must not name a
  * tool the policy hides, nor send the agent to one it denies outright: the steps left are numbered
  * without gaps, and a step that has a tool-free way round says it.
  */
@@ -32,7 +35,7 @@ test('planText: steps whose tool is hidden or denied are left out or replaced, a
   assert.equal(planText(steps, view(['a', 'c'])), '1. call b\n2. think');
 });
 
-test('mcp --policy: the prompts name no hidden tool and send the agent to no tool denied outright', async () => {
+test('mcp --policy: the prompts and the server instructions name no hidden tool and send the agent to no tool denied outright', async () => {
   const db = `${tmp.dir}/store.db`;
   const ingest = runCli(['ingest', tmp.file('e.ndjson', ndjson([nativeEvent({ tenant: TENANT, run: 1 })])), '--db', db]);
   assert.equal(ingest.status, 0, ingest.stderr);
@@ -52,15 +55,17 @@ tools:
     try {
       const triage = await client.getPrompt({ name: 'triage-anomalies', arguments: { owner: 'acme' } });
       const investigate = await client.getPrompt({ name: 'investigate-endpoint', arguments: { endpoint: 'webhook.site' } });
-      return [triage, investigate].map((p) => (p.messages[0]!.content as { text: string }).text);
+      return [triage, investigate].map((p) => (p.messages[0]!.content as { text: string }).text).concat(client.getInstructions() ?? '');
     } finally {
       await client.close();
     }
   };
-  const [triage, investigate] = await texts(['--policy', policy]);
+  const [triage, investigate, instructions] = await texts(['--policy', policy]);
   for (const hidden of ['preview_suppression_rule', 'find_repos_using_endpoint', 'create_suppression_rule']) {
-    assert.ok(!triage!.includes(hidden) && !investigate!.includes(hidden), `${hidden} is named:\n${triage}\n${investigate}`);
+    for (const text of [triage!, investigate!, instructions!]) assert.ok(!text.includes(hidden), `${hidden} is named:\n${text}`);
   }
+  // the server instructions: the writes the policy leaves, approved on the analysis's own impact
+  assert.match(instructions!, /Before ANY write \(update_suppression_rule, delete_suppression_rule\) show the user the rule's impact as the analysis gives it/);
   assert.match(triage!, /Call analyze_anomalous_calls_by_process with owner "acme"/);
   assert.match(triage!, /suggested_rule\.impact/);
   assert.match(triage!, /a person can create it \(`egress-triage rules create`\)/);
@@ -68,9 +73,17 @@ tools:
   assert.match(investigate!, /find_endpoint_calls_in_tenant with endpoint "webhook.site"/);
   assert.deepEqual(numbers(investigate!), [1, 2, 3, 4, 5]);
   // without a policy every step is there, with its tool
-  const [fullTriage, fullInvestigate] = await texts([]);
+  const [fullTriage, fullInvestigate, fullInstructions] = await texts([]);
+  assert.match(fullInstructions!, /Before ANY write \(create_suppression_rule, update_suppression_rule, delete_suppression_rule\) call preview_suppression_rule/);
   assert.match(fullTriage!, /call preview_suppression_rule/);
   assert.match(fullTriage!, /call create_suppression_rule .*confirm: true/);
   assert.match(fullInvestigate!, /call find_repos_using_endpoint/);
   assert.deepEqual(numbers(fullInvestigate!), [1, 2, 3, 4, 5, 6]);
+});
+
+test('serverInstructions: with no write left, the agent is told to hand rules to a person, and names none', () => {
+  const text = serverInstructions(view(['create_suppression_rule', 'update_suppression_rule'], ['delete_suppression_rule', ANALYZE]));
+  assert.match(text, /You cannot change suppression rules under the policy in force/);
+  assert.match(text, /^1\. Start with the list_\* tools\./m);
+  for (const name of ['create_suppression_rule', 'update_suppression_rule', 'delete_suppression_rule', ANALYZE]) assert.ok(!text.includes(name), name);
 });
