@@ -33,6 +33,14 @@ export interface ToolPolicyView {
   deniesEveryCall(tool: string): string | undefined;
 }
 
+/**
+ * True when a plan (a prompt, the server instructions) may send the agent to `tool`: no policy, or
+ * one that neither hides it nor denies every call of it.
+ */
+export function mayCall(policy: ToolPolicyView | undefined, tool: string): boolean {
+  return !policy || (!policy.isHidden(tool) && policy.deniesEveryCall(tool) === undefined);
+}
+
 export function makeContext(
   server: McpServer,
   opts: { store: OpenStore; tenant: string; dashboardUrl: string; actor?: string; riskyDestinations?: string[]; toolPolicy?: () => ToolPolicyView },

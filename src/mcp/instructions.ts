@@ -1,4 +1,4 @@
-import type { ToolPolicyView } from './context.js';
+import { mayCall, type ToolPolicyView } from './context.js';
 
 const ANALYZE = 'analyze_anomalous_calls_by_process';
 const PREVIEW = 'preview_suppression_rule';
@@ -12,7 +12,7 @@ const WRITES = ['create_suppression_rule', 'update_suppression_rule', 'delete_su
  * instructions already sent.
  */
 export function serverInstructions(policy?: ToolPolicyView): string {
-  const usable = (tool: string) => !policy || (!policy.isHidden(tool) && policy.deniesEveryCall(tool) === undefined);
+  const usable = (tool: string) => mayCall(policy, tool);
   const writes = WRITES.filter(usable);
   const start = usable(ANALYZE) ? `Start with ${ANALYZE} (or the list_* tools).` : 'Start with the list_* tools.';
   const approval = usable(PREVIEW)

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/server';
-import { definition, type ToolPolicyView } from './context.js';
+import { definition, mayCall, type ToolPolicyView } from './context.js';
 
 /**
  * One step of a prompt's plan: its text, and the tools it tells the agent to call. Under a policy
@@ -16,8 +16,7 @@ interface Step {
 
 /** The plan's text: usable steps numbered 1..n, each policy-asked when the prompt is got (a reload applies). */
 export function planText(steps: readonly Step[], policy: ToolPolicyView | undefined): string {
-  const usable = (tool: string) => !policy || (!policy.isHidden(tool) && policy.deniesEveryCall(tool) === undefined);
-  const lines = steps.flatMap((s) => (s.tools.every(usable) ? [s.text] : s.instead !== undefined ? [s.instead] : []));
+  const lines = steps.flatMap((s) => (s.tools.every((t) => mayCall(policy, t)) ? [s.text] : s.instead !== undefined ? [s.instead] : []));
   return lines.map((line, i) => `${i + 1}. ${line}`).join('\n');
 }
 
