@@ -6,6 +6,7 @@ import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenan
 import { pageField, strictInput } from '../args.js';
 import { TOOL_ALIASES, TOOL_DEFAULTS } from '../tool-aliases.js';
 import { analyze } from '../services.js';
+import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
 
 const processSchema = z.looseObject({
   process: z.string(),
@@ -30,13 +31,18 @@ const processSchema = z.looseObject({
   sample_detections: z.array(z.looseObject({ id: z.string(), dashboard_url: z.string() })),
 });
 
+const ANALYZE_TEXT: TextPart[] = [
+  'Group ALL open anomalous network-call detections of the tenant (not just one page) by calling process, largest first, paged with `cursor`. Per process: count, distinct endpoints and direct IPs, samples, VPN / mesh-daemon evidence (hash, parent chain, destinations; `is_vpn_process_candidate`), `name_impersonation_suspected` when a binary uses a VPN daemon name but its hash, path or parent chain do not fit, risky destinations a process-wide rule would silence, and a `suggested_rule` with its exact impact (`blocked_reason` non-null: do NOT propose it). Only propose process-wide rules for genuine VPN daemons; other processes need per-destination review.',
+  mention('preview_suppression_rule', 'Next step: preview_suppression_rule with suggested_rule.conditions.'),
+  'Sample detections carry `dashboard_url` links: show them. Read-only.',
+];
+
 export function registerAnalysisTools(ctx: ToolContext): void {
-  ctx.server.registerTool(
+  const tool = ctx.server.registerTool(
     'analyze_anomalous_calls_by_process',
     definition('analyze_anomalous_calls_by_process', () => ({
       title: 'Analyse anomalous calls by calling process',
-      description:
-        'Group ALL open anomalous network-call detections of the tenant (not just one page) by calling process, largest first, paged with `cursor`. Per process: count, distinct endpoints and direct IPs, samples, VPN / mesh-daemon evidence (hash, parent chain, destinations; `is_vpn_process_candidate`), `name_impersonation_suspected` when a binary uses a VPN daemon name but its hash, path or parent chain do not fit, risky destinations a process-wide rule would silence, and a `suggested_rule` with its exact impact (`blocked_reason` non-null: do NOT propose it). Only propose process-wide rules for genuine VPN daemons; other processes need per-destination review. Next step: preview_suppression_rule with suggested_rule.conditions. Sample detections carry `dashboard_url` links: show them. Read-only.',
+      description: fitText(ANALYZE_TEXT, undefined),
       inputSchema: strictInput(
         {
           customer: customerField,
@@ -108,4 +114,5 @@ export function registerAnalysisTools(ctx: ToolContext): void {
       },
     ),
   );
+  followPolicy(tool, ctx, ANALYZE_TEXT);
 }

@@ -5,6 +5,7 @@ import { parseDetectionFilter, type DetectionFilter } from '../../domain/filter.
 import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, timeField, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput } from '../args.js';
 import { TOOL_ALIASES } from '../tool-aliases.js';
+import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
 
 /** A detection as returned by every list tool: the stored detection plus StepSecurity's compact aliases. */
 export function presentDetection(ctx: ToolContext, d: Detection) {
@@ -168,6 +169,12 @@ async function listPage(ctx: ToolContext, fixedType: string | null, a: FilterArg
 const LINK_NOTE =
   ' Every detection has a `dashboard_url`: when you present detections to the user, include a clickable link for each one, not just the first.';
 
+const BLOCKED_TEXT: TextPart[] = [
+  'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`,',
+  mention('list_anomalous_network_calls', 'same filters as list_anomalous_network_calls.', 'filtered by status, owner, repo, workflow, job, run, process, endpoint and time.'),
+  'Read-only.' + LINK_NOTE,
+];
+
 export function registerDetectionTools(ctx: ToolContext): void {
   const s = ctx.server;
   s.registerTool(
@@ -183,19 +190,18 @@ export function registerDetectionTools(ctx: ToolContext): void {
     })),
     guard('list_anomalous_network_calls', (a: FilterArgs) => listPage(ctx, NEW_OUTBOUND, a)),
   );
-  s.registerTool(
+  const blockedTool = s.registerTool(
     'list_blocked_domain_calls',
     definition('list_blocked_domain_calls', () => ({
       title: 'List blocked domain calls',
-      description:
-        'List Domain-Blocked detections: calls the egress policy actively BLOCKED (the call was prevented; anomalous calls happened but were off-baseline). Newest first, paged with `cursor`, same filters as list_anomalous_network_calls. Read-only.' +
-        LINK_NOTE,
+      description: fitText(BLOCKED_TEXT, undefined),
       inputSchema: strictInput(filterFields, TOOL_ALIASES.list_blocked_domain_calls),
       outputSchema: z.object(detectionPageSchema),
       annotations: READ_ONLY,
     })),
     guard('list_blocked_domain_calls', (a: FilterArgs) => listPage(ctx, DOMAIN_BLOCKED, a)),
   );
+  followPolicy(blockedTool, ctx, BLOCKED_TEXT);
   s.registerTool(
     'list_detections',
     definition('list_detections', () => ({

@@ -3,6 +3,18 @@ import { dashboardUrl } from '../../domain/dashboard.js';
 import { parseDetectionFilter } from '../../domain/filter.js';
 import { READ_ONLY, ToolInputError, cursorField, customerField, guard, ok, tenantOf, definition, type ToolContext } from '../context.js';
 import { pageField, strictInput, walkToPage } from '../args.js';
+import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
+
+const REPOS_TEXT: TextPart[] = [
+  'Per-repository inventory of an endpoint within one owner (organization): which repos called it, in how many runs and jobs, from which workflows and processes, and in how many jobs it is part of the learned baseline.',
+  mention(
+    'find_endpoint_calls_in_tenant',
+    'Endpoint syntax as in find_endpoint_calls_in_tenant.',
+    'The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring.',
+  ),
+  mention('list_tenant_github_orgs', 'For a tenant-wide sweep call list_tenant_github_orgs first, then this per owner.'),
+  'Read-only.',
+];
 
 const indicatorKind = z.enum(['ip', 'cidr', 'domain', 'endpoint', 'glob', 'substring']).describe('How the indicator was interpreted');
 
@@ -151,12 +163,11 @@ export function registerInventoryTools(ctx: ToolContext): void {
     }),
   );
 
-  s.registerTool(
+  const reposTool = s.registerTool(
     'find_repos_using_endpoint',
     definition('find_repos_using_endpoint', () => ({
       title: 'Find repositories of an owner that use an endpoint',
-      description:
-        'Per-repository inventory of an endpoint within one owner (organization): which repos called it, in how many runs and jobs, from which workflows and processes, and in how many jobs it is part of the learned baseline. Endpoint syntax as in find_endpoint_calls_in_tenant. For a tenant-wide sweep call list_tenant_github_orgs first, then this per owner. Read-only.',
+      description: fitText(REPOS_TEXT, undefined),
       inputSchema: strictInput({
         customer: customerField,
         owner: z.string().min(1).describe('GitHub owner (organization), e.g. "acme-corp".'),
@@ -189,6 +200,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
       return ok({ tenant, owner: a.owner, endpoint: a.endpoint, kind: r.kind, endpoints_truncated: r.truncated, repo_count: repos.length, repos });
     }),
   );
+  followPolicy(reposTool, ctx, REPOS_TEXT);
 
   s.registerTool(
     'list_tenant_github_orgs',

@@ -4,6 +4,7 @@ import { DETECTION_TYPES } from '../../domain/types.js';
 import { CONDITION_KEYS, SCOPE_KEYS, TYPE_KEYS } from '../../rules/types.js';
 import { READ_ONLY, customerField, guard, ok, tenantOf, definition, type ToolContext } from '../context.js';
 import { strictInput } from '../args.js';
+import { fitText, mention } from '../mentions.js';
 
 export const SERVER_NAME = 'egress-triage';
 
@@ -141,7 +142,13 @@ export function registerMetaTools(ctx: ToolContext): void {
         detection_types: [...DETECTION_TYPES],
         condition_keys: { scope: [...SCOPE_KEYS], type: [...TYPE_KEYS], all: [...CONDITION_KEYS] },
         safety: [
-          'Write tools change nothing unless called with confirm: true, after preview_suppression_rule and explicit user approval.',
+          fitText(
+            [
+              'Write tools change nothing unless called with confirm: true, after',
+              mention('preview_suppression_rule', 'preview_suppression_rule and explicit user approval.', "showing the user the change's exact impact and getting explicit approval."),
+            ],
+            policy,
+          ),
           'When the client supports elicitation, the server also asks the user to confirm every write.',
           'Rules that target, or would also silence, never-suppress destinations (gist.githubusercontent.com, webhook.site, ...) are refused.',
           'A VPN verdict is evidence (hash, parent chain, destinations), not proof: a binary name alone proves nothing.',

@@ -21,6 +21,7 @@ import { TOOL_ALIASES } from '../tool-aliases.js';
 import { sentKey, strictInput } from '../args.js';
 import { rulesService } from '../services.js';
 import { presentDetection } from './detections.js';
+import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
 
 const ruleSchema = z.looseObject({
   rule_id: z.string(),
@@ -44,14 +45,15 @@ const detectionIdField = z
   .optional()
   .describe(`Detection type the rule targets (becomes the rule's \`id\`). Defaults to "${NEW_OUTBOUND}". One of: ${DETECTION_TYPES.join(', ')}.`);
 
-const ruleIdField = z.string().min(1).describe('Rule id (rule_id from list_suppression_rules), e.g. "r_3f9c..."');
+// Field texts name no other tool: the schemas are shared by every server, whatever its policy (mentions.ts).
+const ruleIdField = z.string().min(1).describe('Rule id (the rule_id of an active rule of the tenant), e.g. "r_3f9c..."');
 
 
 const confirmField = z
   .boolean()
   .optional()
   .describe(
-    'Must be true to perform the write. Set it only after you have shown the user the preview_suppression_rule impact and the user explicitly approved. Omitted or false: nothing is changed.',
+    "Must be true to perform the write. Set it only after you have shown the user the change's exact impact and the user explicitly approved. Omitted or false: nothing is changed.",
   );
 
 /** The rule, or null when the tenant has no active rule with that id. */
@@ -121,8 +123,55 @@ function describeRule(detectionId: string, c: RuleConditions): string {
   return `${detectionId} where ${parts.length ? parts.join(', ') : '(everything)'}`;
 }
 
-const NOT_CONFIRMED = (tool: string) =>
-  `${tool} requires confirm: true. Nothing was changed. First call preview_suppression_rule with the same detection_id and conditions, show the user the exact impact (would_suppress, by_process, by_repo, warnings, with dashboard_url links), ask for explicit approval, and only then call ${tool} again with confirm: true.`;
+const PREVIEW = 'preview_suppression_rule';
+
+/** The refusal of a create or update without confirm: true, fitted to the policy in force (mentions.ts). */
+const notConfirmed = (ctx: ToolContext, tool: string): string =>
+  fitText(
+    [
+      `${tool} requires confirm: true. Nothing was changed.`,
+      mention(
+        PREVIEW,
+        `First call ${PREVIEW} with the same detection_id and conditions, show the user the exact impact (would_suppress, by_process, by_repo, warnings, with dashboard_url links),`,
+        "First show the user the rule's exact impact (the analysis's suggested_rule.impact for its suggestion),",
+      ),
+      `ask for explicit approval, and only then call ${tool} again with confirm: true.`,
+    ],
+    ctx.toolPolicy?.(),
+  );
+
+/** The answer when no active rule has the rule_id given. */
+const noSuchRule = (ctx: ToolContext, ruleId: string, tenant: string, after = ''): string =>
+  fitText(
+    [
+      `no suppression rule "${ruleId}" in tenant "${tenant}":`,
+      mention('list_suppression_rules', 'call list_suppression_rules to see the valid rule_id values.', 'check the rule_id.'),
+      after,
+    ],
+    ctx.toolPolicy?.(),
+  );
+
+const PREVIEW_TEXT: TextPart[] = [
+  'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead.',
+  mention('create_suppression_rule', 'Always call this before create_suppression_rule and show the result to the user.', 'Show the result to the user.'),
+  'Read-only.',
+];
+
+const CREATE_TEXT: TextPart[] = [
+  'Create a suppression rule. WRITE: requires confirm: true, which you may set only after',
+  mention(
+    PREVIEW,
+    `calling ${PREVIEW} with the same detection_id and conditions, showing the user the impact and getting explicit approval.`,
+    "showing the user the rule's exact impact and getting explicit approval.",
+  ),
+  'When the client supports elicitation the server also asks the user directly. Creating a rule retroactively suppresses matching open detections; the result reports exactly how many. Rules that target or would also silence risky destinations are refused.',
+];
+
+const UPDATE_TEXT: TextPart[] = [
+  'Change an existing suppression rule: name, description, detection type and/or conditions (conditions replace the old ones entirely). WRITE: requires confirm: true after',
+  mention(PREVIEW, `previewing the new conditions with ${PREVIEW} and getting user approval;`, 'showing the user the exact impact of the new conditions and getting user approval;'),
+  'elicitation is used when available. Past detections are re-evaluated: the result reports exactly how many were newly suppressed and how many restored to new.',
+];
 
 const changeOutput = {
   tenant: z.string(),
@@ -171,17 +220,16 @@ export function registerRuleTools(ctx: ToolContext): void {
     guard('get_suppression_rule', async (a: { customer?: string; ruleId: string }) => {
       const tenant = tenantOf(ctx, a.customer);
       const rule = await findRule(ctx, tenant, a.ruleId);
-      if (!rule) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values`);
+      if (!rule) return fail(noSuchRule(ctx, a.ruleId, tenant));
       return ok({ tenant, rule: rule as unknown as Record<string, unknown> });
     }),
   );
 
-  s.registerTool(
+  const previewTool = s.registerTool(
     'preview_suppression_rule',
     definition('preview_suppression_rule', () => ({
       title: 'Preview a suppression rule (exact)',
-      description:
-        'Show EXACTLY what creating a suppression rule would do, using the same matcher as create: how many open detections it would suppress, broken down by process and repo, sample detections with dashboard_url links, and warnings when it would also cover risky destinations (gist.githubusercontent.com, webhook.site, tunnels, ...). `refused_reason` non-null means create will refuse it: propose a narrower rule instead. Always call this before create_suppression_rule and show the result to the user. Read-only.',
+      description: fitText(PREVIEW_TEXT, undefined),
       inputSchema: strictInput({ customer: customerField, detectionId: detectionIdField, conditions: conditionsField }, TOOL_ALIASES.preview_suppression_rule),
       outputSchema: z.object({
         tenant: z.string(),
@@ -219,13 +267,13 @@ export function registerRuleTools(ctx: ToolContext): void {
       });
     }),
   );
+  followPolicy(previewTool, ctx, PREVIEW_TEXT);
 
-  s.registerTool(
+  const createTool = s.registerTool(
     'create_suppression_rule',
     definition('create_suppression_rule', () => ({
       title: 'Create a suppression rule (write)',
-      description:
-        'Create a suppression rule. WRITE: requires confirm: true, which you may set only after calling preview_suppression_rule with the same detection_id and conditions, showing the user the impact and getting explicit approval. When the client supports elicitation the server also asks the user directly. Creating a rule retroactively suppresses matching open detections; the result reports exactly how many. Rules that target or would also silence risky destinations are refused.',
+      description: fitText(CREATE_TEXT, undefined),
       inputSchema: strictInput({
         customer: customerField,
         detectionId: detectionIdField,
@@ -243,7 +291,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         const tenant = tenantOf(ctx, a.customer);
         const input: RuleInput = { detection_id: ruleDetectionType(a.detectionId, 'detectionId'), conditions: checkConditions(a.conditions), name: a.name };
         if (a.description !== undefined) input.description = a.description;
-        if (a.confirm !== true) return fail(NOT_CONFIRMED('create_suppression_rule'));
+        if (a.confirm !== true) return fail(notConfirmed(ctx, 'create_suppression_rule'));
         const svc = await rulesService(ctx.store, ctx.riskyDestinations);
         const p = await svc.preview(tenant, input);
         if (p.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
@@ -260,13 +308,13 @@ export function registerRuleTools(ctx: ToolContext): void {
       },
     ),
   );
+  followPolicy(createTool, ctx, CREATE_TEXT);
 
-  s.registerTool(
+  const updateTool = s.registerTool(
     'update_suppression_rule',
     definition('update_suppression_rule', () => ({
       title: 'Update a suppression rule (write)',
-      description:
-        'Change an existing suppression rule: name, description, detection type and/or conditions (conditions replace the old ones entirely). WRITE: requires confirm: true after previewing the new conditions with preview_suppression_rule and getting user approval; elicitation is used when available. Past detections are re-evaluated: the result reports exactly how many were newly suppressed and how many restored to new.',
+      description: fitText(UPDATE_TEXT, undefined),
       inputSchema: strictInput({
         customer: customerField,
         ruleId: ruleIdField,
@@ -291,10 +339,10 @@ export function registerRuleTools(ctx: ToolContext): void {
         if (conditions === undefined && detId === undefined && a.name === undefined && a.description === undefined) {
           return fail('update_suppression_rule: nothing to change. Pass at least one of name, description, detectionId or conditions. Nothing was changed.');
         }
-        if (a.confirm !== true) return fail(NOT_CONFIRMED('update_suppression_rule'));
+        if (a.confirm !== true) return fail(notConfirmed(ctx, 'update_suppression_rule'));
         const svc = await rulesService(ctx.store, ctx.riskyDestinations);
         const current = await findRule(ctx, tenant, a.ruleId);
-        if (!current) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values. Nothing was changed.`);
+        if (!current) return fail(noSuchRule(ctx, a.ruleId, tenant, 'Nothing was changed.'));
         const input: RuleInput = {
           detection_id: detId ?? current.id,
           conditions: conditions ?? current.conditions,
@@ -321,6 +369,7 @@ export function registerRuleTools(ctx: ToolContext): void {
       },
     ),
   );
+  followPolicy(updateTool, ctx, UPDATE_TEXT);
 
   s.registerTool(
     'delete_suppression_rule',
@@ -341,12 +390,19 @@ export function registerRuleTools(ctx: ToolContext): void {
       const tenant = tenantOf(ctx, a.customer);
       if (a.confirm !== true) {
         return fail(
-          'delete_suppression_rule requires confirm: true. Nothing was changed. Show the user the rule (get_suppression_rule) and whether its detections will be restored, ask for explicit approval, then call again with confirm: true.',
+          fitText(
+            [
+              'delete_suppression_rule requires confirm: true. Nothing was changed. Show the user the rule',
+              mention('get_suppression_rule', '(get_suppression_rule)'),
+              'and whether its detections will be restored, ask for explicit approval, then call again with confirm: true.',
+            ],
+            ctx.toolPolicy?.(),
+          ),
         );
       }
       const svc = await rulesService(ctx.store, ctx.riskyDestinations);
       const current = await findRule(ctx, tenant, a.ruleId);
-      if (!current) return fail(`no suppression rule "${a.ruleId}" in tenant "${tenant}": call list_suppression_rules to see the valid rule_id values. Nothing was changed.`);
+      if (!current) return fail(noSuchRule(ctx, a.ruleId, tenant, 'Nothing was changed.'));
       const restore = a.restore === true;
       const answer = await confirmWithUser(
         ctx,
