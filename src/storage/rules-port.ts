@@ -140,7 +140,7 @@ export interface RulesWriter extends RulesReader {
   held(tenantId: number, state: DetectionState): Promise<number>;
   /** records a binary flagged at ingest (idempotent) */
   flagImpostor(tenantId: number, b: SuspectedImpostor): Promise<void>;
-  /** moves every suppressed detection of these binaries back to new, whichever rule suppressed it */
+  /** moves every detection of these binaries that is not new back to new: suppressed by any rule, or suppressed or resolved upstream (imported) */
   releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number>;
   audit(row: RuleAuditWrite): Promise<void>;
   /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */

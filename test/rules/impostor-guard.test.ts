@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { writeTenant, SCENARIO } from '../../src/generate/index.js';
 import { runIngest, engineConfigFrom } from '../../src/cli/commands/ingest.js';
@@ -93,6 +94,41 @@ storeTest('ingest: a binary flagged mid-stream gets its earlier suppressions rel
     const third = await ingestCalls(at, store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
     assert.equal(third.suppressedOnIngest, 0);
     assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('ingest: a binary flagged after its detections were imported suppressed or resolved upstream gets them back as new', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'imported';
+    const sha = 'a'.repeat(64);
+    // A StepSecurity export: two direct-IP calls of a tailscaled nothing contradicts yet, one
+    // suppressed upstream (no local rule), one resolved upstream.
+    const exported = (id: string, run: number, flags: Record<string, unknown>) => ({
+      id, detection_id: NOC, owner: 'acme', repo: 'web', run_id: run, run_attempt: 1, job: 'build', job_id: run,
+      workflow_path: '.github/workflows/build.yml', timestamp: `2026-11-02T10:0${run}:00Z`,
+      tool: { name: 'tailscaled', sha256: sha, parent: 'bash' }, endpoint: '45.61.136.14:443', direct_ip_address: '45.61.136.14', ...flags,
+    });
+    const envelope = join(at.dir, 'export.json');
+    writeFileSync(envelope, JSON.stringify({ data: { detections: [
+      exported('ext-1', 1, { is_resolved: false, is_suppressed: true, suppress_rule_id: 'up-1' }),
+      exported('ext-2', 2, { is_resolved: true, is_suppressed: false }),
+    ] } }));
+    const opts = { tenant: T, format: 'auto', strict: false, defaults: {}, engine: engineConfigFrom({}, {}), progress: false } as const;
+    await runIngest(store, [envelope], opts);
+    assert.equal(await countBySha(at, sha, 1), 1);
+    assert.equal(await countBySha(at, sha, 2), 1);
+    // then the same hash fetches from gist.githubusercontent.com: flagged, and nothing of it stays hidden
+    const risky: ProcessInfo = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: sha, parent: { name: 'bash' } };
+    await ingestCalls(at, store, T, [call(T, 'web', 3, TS0, risky, { domain: 'gist.githubusercontent.com', port: 443 })]);
+    assert.equal(await countBySha(at, sha, 1), 0, 'suppressed upstream');
+    assert.equal(await countBySha(at, sha, 2), 0, 'resolved upstream');
+    assert.equal(await countBySha(at, sha, 0), 3);
+    assert.equal(await rollupMismatchesOf(at), 0);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, minCount: 1 }, { rules: new RulesService(store) });
+    assert.equal(res.processes.find((g) => g.process === 'tailscaled')?.count, 3);
   } finally {
     await store.close();
   }

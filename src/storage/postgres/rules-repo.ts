@@ -344,14 +344,15 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   async releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number> {
     const ids = await processIdsOf(this.c, tenantId, binaries);
     if (ids.length === 0) return 0;
-    const rules = await this.c.query<{ rule_id: number }>(
-      'SELECT DISTINCT rule_id FROM detection_rollup WHERE tenant_id = $1 AND status = 1 AND rule_id <> 0 AND process_id = ANY($2::bigint[]) AND n > 0',
+    // every state but new: suppressed by a rule, suppressed or resolved upstream (see the SQLite store's releaseProcesses)
+    const states = await this.c.query<{ status: number; rule_id: number }>(
+      'SELECT DISTINCT status, rule_id FROM detection_rollup WHERE tenant_id = $1 AND status <> 0 AND process_id = ANY($2::bigint[]) AND n > 0',
       [tenantId, ids],
     );
     let moved = 0;
     const types = await this.anyType();
     const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND process_id = ANY(${p.add(ids)}::bigint[])` };
-    for (const { rule_id } of rules.rows) moved += await this.moveWhere(tenantId, pred, { status: 1, rule: rule_id }, { status: 0, rule: 0 });
+    for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tenantId, pred, { status, rule: rule_id }, { status: 0, rule: 0 });
     return moved;
   }
 

@@ -805,21 +805,23 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Moves every suppressed detection of these process ids back to `new`, whichever rule suppressed
-   * it: used when ingest first sees a binary contradict the daemon it is named after. Must run
-   * inside a write transaction. Returns how many moved.
+   * Moves every detection of these process ids that is not `new` back to `new`: suppressed by a
+   * rule, or suppressed or resolved upstream (an imported detection, rule 0). Used when ingest first
+   * sees a binary contradict the daemon it is named after: an imported detection of a suspected
+   * impostor arrives as `new` whatever status its export gave it, and one imported before the binary
+   * was flagged must end the same. Must run inside a write transaction. Returns how many moved.
    */
   releaseProcesses(tenantId: number, processIds: number[]): number {
     if (processIds.length === 0) return 0;
     const rows = this.db
       .prepare(
-        `SELECT DISTINCT type_id, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status = 1 AND rule_id <> 0
+        `SELECT DISTINCT type_id, status, rule_id FROM rollup_process_day WHERE tenant_id = ? AND status <> 0
          AND process_id IN (${processIds.map(Number).join(',')})`,
       )
       .raw()
-      .all(tenantId) as [number, number][];
+      .all(tenantId) as [number, number, number][];
     let moved = 0;
-    for (const [typeId, ruleId] of rows) {
+    for (const [typeId, status, ruleId] of rows) {
       this.fillProcesses(processIds);
       const pred: MatchPredicate = {
         possible: true,
@@ -827,7 +829,7 @@ export class SqliteRulesRepo {
         params: [tenantId, typeId],
         dims: { job: false, process: true, endpoint: false, ip: false },
       };
-      moved += this.move(pred, { status: 1, rule: ruleId }, { status: 0, rule: 0 });
+      moved += this.move(pred, { status, rule: ruleId }, { status: 0, rule: 0 });
     }
     return moved;
   }
