@@ -67,3 +67,27 @@ export function coverageRefusal(covered: readonly CoveredBinary[], risky: { matc
   }
   return null;
 }
+
+/** What unpinnedDaemonNames reads of a compiled rule (rules/matcher.ts CompiledRule). */
+export interface RuleShape {
+  /** the process-name predicate; null when the rule has no process condition */
+  process: ((normName: string) => boolean) | null;
+  /** a process_sha256 condition */
+  sha256: unknown;
+  /** an endpoint or host condition */
+  hasEndpoint: boolean;
+  /** an ip_address condition */
+  hasIp: boolean;
+}
+
+/**
+ * The VPN / mesh daemon names a rule covers by name alone: its process condition matches them, and
+ * neither a process_sha256 nor a destination condition narrows it. Such a rule also silences any
+ * binary renamed to one of those names that has shown no contradicting call yet (one calling only
+ * direct IPs, say): the name proves nothing (the analysis suggests no rule without a hash for the same
+ * reason). Empty when the rule is pinned or names no daemon.
+ */
+export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]): string[] {
+  if (r.process === null || r.sha256 || r.hasEndpoint || r.hasIp) return [];
+  return daemonNames.filter((n) => r.process!(n));
+}

@@ -12,7 +12,8 @@ import {
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
 import { describeBinary } from '../analysis/impostor.js';
-import type { ImpostorSet } from './guards.js';
+import { unpinnedDaemonNames, type ImpostorSet } from './guards.js';
+import { VPN_PROCESS_NAMES } from '../analysis/vpn-signatures.js';
 import {
   NEW_STATE,
   type RuleAuditRow,
@@ -127,6 +128,13 @@ export class RulesService {
     }
     if (impostorCount > 0) warnings.push(`${impostorCount} matching detection(s) come from suspected impostor binaries and must stay visible`);
     if (counts.risky > 0) warnings.push(`${counts.risky} matching detection(s) go to risky destinations and must stay visible`);
+    const byName = unpinnedDaemonNames(rule, VPN_PROCESS_NAMES);
+    if (byName.length > 0) {
+      const names = byName.length > 3 ? `${byName.slice(0, 3).join(', ')} and ${byName.length - 3} more` : byName.join(', ');
+      warnings.push(
+        `the rule covers the VPN daemon name${byName.length > 1 ? 's' : ''} ${names} by name alone: it also silences any binary renamed to ${byName[0]} that has shown no contradicting call yet; add process_sha256 of the genuine binary (the analysis's suggested_rule pins it)`,
+      );
+    }
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
     if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
     if (counts.total === 0 && tid !== undefined) warnings.push('the rule matches no current new detection');

@@ -133,3 +133,25 @@ storeTest('ingest: a binary flagged after its detections were imported suppresse
     await store.close();
   }
 });
+
+storeTest('preview: a rule naming a VPN daemon with no hash and no destination warns that it also hides a renamed binary with no contradiction yet', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'renamed';
+    // a renamed binary that calls only a direct IP: nothing contradicts tailscale yet
+    const renamed: ProcessInfo = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: 'b'.repeat(64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.100.1.1', port: 41641 }), call(T, 'web', 2, TS0 + 1, renamed, { ip: '45.61.136.14', port: 443 })]);
+    const rules = new RulesService(store);
+    const warned = (w: string[]) => w.some((x) => /covers the VPN daemon name tailscaled by name alone: it also silences any binary renamed to tailscaled/.test(x));
+    const byName = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tailscaled' } });
+    assert.ok(warned(byName.warnings), byName.warnings.join('\n'));
+    assert.equal(byName.would_suppress, 2, 'the renamed binary is covered: the warning is about a real gap');
+    for (const pinned of [{ process: 'tailscaled', process_sha256: tailscaled(true).sha256! }, { process: 'tailscaled', ip_address: '100.64.0.0/10' }, { process: 'curl' }]) {
+      assert.ok(!warned((await rules.preview(T, { detection_id: NOC, conditions: pinned })).warnings), JSON.stringify(pinned));
+    }
+    const glob = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tail*', owner: '*' } });
+    assert.ok(glob.warnings.some((x) => /covers the VPN daemon names tailscaled, tailscale, tailscale-ipn by name alone/.test(x)), glob.warnings.join('\n'));
+  } finally {
+    await store.close();
+  }
+});

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compileRule, matchSubject, RuleError } from '../../src/rules/matcher.js';
-import { neverSuppress, ImpostorSet } from '../../src/rules/guards.js';
+import { neverSuppress, ImpostorSet, unpinnedDaemonNames } from '../../src/rules/guards.js';
+import { VPN_PROCESS_NAMES } from '../../src/analysis/vpn-signatures.js';
 import { BUILTIN_RISKY_DESTINATIONS, RiskyDestinations } from '../../src/analysis/risky-destinations.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
 import type { RuleConditions } from '../../src/rules/types.js';
@@ -166,6 +167,27 @@ test('property: the never-suppress guard agrees with a brute-force reference (ri
         const want = refRisky(s.host) ? 'risky' : refImpostor ? 'impostor' : null;
         assert.equal(got?.kind ?? null, want, JSON.stringify(f));
       }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: a preview warns of exactly the VPN daemon names a rule covers by name alone (no hash, no destination narrows it)', () => {
+  const processArb = fc.oneof(globOf([...PROCS, 'cloudflared', 'wg-quick']), fc.constantFrom('*', 'tail*', '*d', 'TAILSCALED', 'wireguard*'));
+  fc.assert(
+    fc.property(conditionsArb, processArb, fc.boolean(), (rnd, process, withProcess) => {
+      const c: RuleConditions = { ...rnd };
+      if (withProcess) c.process = process;
+      let rule;
+      try {
+        rule = compileRule(TYPE, c);
+      } catch (e) {
+        if (e instanceof RuleError) return;
+        throw e;
+      }
+      const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && c[k as keyof RuleConditions] !== '*');
+      const want = c.process === undefined || c.process === '*' || narrowed ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
+      assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
     }),
     { numRuns: 2000 },
   );
