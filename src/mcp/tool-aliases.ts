@@ -2,6 +2,8 @@ import { endpointFilterText, parseDetectionTypes, ruleDetectionType, splitOwnerR
 import { normalizeProcessName } from '../domain/process-name.js';
 import { NEW_OUTBOUND } from '../domain/types.js';
 import { UnreadableValue, type ArgReading, type ArgReadings } from '../policy/engine.js';
+import { conditionReading } from '../rules/matcher.js';
+import { CONDITION_KEYS } from '../rules/types.js';
 
 /**
  * Other names the built-in tools accept for an argument (StepSecurity MCP's spellings), tool by tool.
@@ -105,6 +107,27 @@ const COMMON_READINGS: ReadonlyArray<readonly [string, ArgReading]> = [
 ];
 const LIST_READINGS: ArgReadings = new Map([...COMMON_READINGS, ...Object.entries(FILTER_READINGS)]);
 const OTHER_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', trim]]);
+
+/**
+ * The rule tools that take a rule's `conditions`. The matcher reads each value trimmed, ignoring case
+ * and a process name without `.exe` (conditionReading), and a key left out as `*`: a deny of
+ * `conditions.owner` "*" or "globex" must hold for " * ", "GLOBEX" and a rule that names no owner,
+ * which the tools write as the same rule.
+ */
+const CONDITION_TOOLS: ReadonlySet<string> = new Set(['preview_suppression_rule', 'create_suppression_rule', 'update_suppression_rule']);
+const CONDITION_READINGS: ReadonlyArray<readonly [string, ArgReading]> = CONDITION_KEYS.map((k) => [`conditions.${k}`, (v: string) => conditionReading(k, v)] as const);
+
+/** A rule's conditions as the matcher reads them, every key present; anything but a plain object stays (the tool refuses it). */
+function readConditions(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const out: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  for (const k of CONDITION_KEYS) {
+    const v = out[k];
+    if (v === undefined) out[k] = '*';
+    else if (typeof v === 'string') out[k] = conditionReading(k, v);
+  }
+  return out;
+}
 const byTool = new Map<string, ArgReadings>();
 
 /**
@@ -117,7 +140,7 @@ export function argReadingsFor(tool: string): ArgReadings {
   if (!aliases) return base;
   let m = byTool.get(tool);
   if (!m) {
-    const own = new Map(base);
+    const own = new Map(CONDITION_TOOLS.has(tool) ? [...base, ...CONDITION_READINGS] : base);
     for (const [alias, canonical] of Object.entries(aliases)) {
       const read = base.get(canonical);
       if (read !== undefined) own.set(alias, read);
@@ -161,6 +184,11 @@ export function canonicalToolArgs(tool: string, args: Record<string, unknown>): 
     } catch {
       // refused by the tool's own parser: the call fails there, whatever the policy decides
     }
+  }
+  // update keeps the rule's conditions when it is given none: only conditions sent are read
+  if (CONDITION_TOOLS.has(tool) && out.conditions !== undefined) {
+    const read = readConditions(out.conditions);
+    if (read !== out.conditions) copy().conditions = read;
   }
   const defaults = ofTool<Record<string, string>>(TOOL_DEFAULTS, tool);
   for (const [name, value] of Object.entries(defaults ?? {})) {

@@ -17,6 +17,8 @@ export interface CompiledLimit extends RuleRef {
 
 interface CompiledCondition extends RuleRef {
   path: string[];
+  /** the path joined with "." (`conditions.owner`): the key of its reading in ArgReadings */
+  readKey: string;
   op: Op;
   test: ConditionTest;
   /**
@@ -140,6 +142,7 @@ export class PolicyEngine {
         rule: `${rule}.when[${i}]`,
         line: lineOf([...base, 'when', i]),
         path: splitArgsPath(c.path),
+        readKey: splitArgsPath(c.path).join('.'),
         op: c.op,
         test,
         readTest: readTests(c.op, c.value),
@@ -249,7 +252,7 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
-        const read = readings !== undefined && c.path.length === 1 ? readings.get(c.path[0]!) : undefined;
+        const read = readings?.get(c.readKey);
         const verdict = (read !== undefined ? c.readTest(read) : c.test)(resolvePath(args, c.path));
         if (typeof verdict === 'object' && 'unreadable' in verdict) {
           return this.make('deny', c, `${c.rule} cannot be checked: ${verdict.unreadable}; the call is denied`, undefined, r, tool);
@@ -307,7 +310,7 @@ export class PolicyEngine {
 }
 
 /**
- * How the tool reads one top-level argument, for a condition on it: the argument arrives already read
+ * How the tool reads one argument, for a condition on it: the argument arrives already read
  * (the built-in mode's policyArgs), and the condition's value is read the same way before both are
  * compared ignoring case, as if the condition said `ignore_case: true`. So `owner: "INITECH"` cannot
  * pass a condition written for `initech`, and a condition written `/usr/sbin/tailscaled` means the
@@ -315,6 +318,7 @@ export class PolicyEngine {
  * compared ignoring case only.
  */
 export type ArgReading = ((value: string) => unknown) | null;
+/** Keyed by the argument's path below `args`, joined with "." (`owner`, `conditions.owner`). */
 export type ArgReadings = ReadonlyMap<string, ArgReading>;
 
 /**

@@ -178,6 +178,21 @@ function shaPred(value: string): Pred {
   return (x) => set.has(x.toLowerCase());
 }
 
+/**
+ * A condition value as the matcher reads it, for the built-in policy mode (mcp/tool-aliases.ts), so
+ * that a policy condition on `args.conditions.<key>` judges the rule the tools will write: blanks
+ * trimmed, a value of `*`s alone is `*` (every one matches everything), a process name without
+ * `.exe`, an exact IP in its canonical form. The matcher compares every key ignoring case, so the
+ * policy compares the reading ignoring case too. A value the matcher refuses is returned as it is.
+ */
+export function conditionReading(key: string, value: string): string {
+  const v = value.trim();
+  if (/^\*+$/.test(v)) return '*';
+  if (key === 'process' && /\.exe$/i.test(v) && !isGlob(v)) return v.slice(0, -4);
+  if (key === 'ip_address' && !v.includes('/')) return canonicalIp(v) ?? v;
+  return v;
+}
+
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */
 export function validateConditions(raw: unknown): RuleConditions {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {

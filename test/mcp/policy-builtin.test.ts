@@ -225,3 +225,40 @@ storeTest(
   // the catalog comes from the policy, not the store
   { only: ['sqlite'] },
 );
+
+storeTest(
+  "mcp --policy: a deny on a rule's conditions holds for the blanks, case, '.exe' and left-out keys the rule tools read alike (create and update)",
+  async (s) => {
+    const db = await buildDemoDb(s.dir, { events: 2000, runs: 4, db: s.db });
+    const policy = join(s.dir, 'conditions-policy.yaml');
+    writeFileSync(
+      policy,
+      `version: 1
+default: allow
+tools:
+  "*_suppression_rule":
+    when:
+      - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "Tenant-wide rules need a human" }
+      - { path: args.conditions.owner, op: eq, value: "globex", action: deny, reason: "globex rules are off limits" }
+      - { path: args.conditions.process, op: eq, value: "openvpn", action: deny, reason: "no openvpn rules" }
+`,
+    );
+    const { client } = await stdioClient(db, { extraArgs: ['--policy', policy] });
+    try {
+      const denied = async (tool: string, conditions: Record<string, string>) =>
+        textOf(await call(client, tool, { name: 't', confirm: true, ...(tool === 'update_suppression_rule' ? { rule_id: 'r_1' } : {}), conditions }));
+      for (const tool of ['create_suppression_rule', 'update_suppression_rule']) {
+        assert.equal(await denied(tool, { owner: ' * ', process: 'zzznone' }), '[POLICY DENIED] Tenant-wide rules need a human');
+        assert.equal(await denied(tool, { process: 'zzznone' }), '[POLICY DENIED] Tenant-wide rules need a human', 'no owner is every owner');
+        assert.equal(await denied(tool, { owner: 'GLOBEX ', endpoint: '*' }), '[POLICY DENIED] globex rules are off limits');
+        assert.equal(await denied(tool, { owner: 'acme', process: 'OpenVPN.exe' }), '[POLICY DENIED] no openvpn rules');
+      }
+      // and a rule the policy does not speak of passes to the tool
+      assert.doesNotMatch(await denied('create_suppression_rule', { owner: 'acme', process: 'zzznone' }), /POLICY DENIED/);
+    } finally {
+      await client.close();
+    }
+  },
+  // the decision comes from the policy, not the store
+  { only: ['sqlite'] },
+);

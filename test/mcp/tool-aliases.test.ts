@@ -3,11 +3,15 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { argReadingsFor, canonicalToolArgs, policyArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
 import { parsePolicy } from '../../src/policy/load.js';
+import { CONDITION_KEYS } from '../../src/rules/types.js';
+
+/** A rule's conditions as the matcher reads them when every key is left out: each one `*`. */
+const OPEN = Object.fromEntries(CONDITION_KEYS.map((k) => [k, '*']));
 
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
   assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'initech', detectionId: 'Domain-Blocked', limit: 5 }), { owner: 'initech', detection_id: 'Domain-Blocked', limit: 5 });
   assert.deepEqual(canonicalToolArgs('delete_suppression_rule', { rule_id: 'r_1', confirm: true }), { ruleId: 'r_1', confirm: true });
-  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id: 'X', conditions: {} }), { detectionId: 'X', conditions: {} });
+  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id: 'X', conditions: {} }), { detectionId: 'X', conditions: OPEN });
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { repo: 'initech/api' }), { owner: 'initech', repo: 'api' });
   // both names given: left for the tool, which refuses a disagreement
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', orgScope: 'initech' }), { owner: 'acme', orgScope: 'initech' });
@@ -35,7 +39,7 @@ test('canonicalToolArgs: process and detection types as the tools read them; wha
     detection_id: ['Domain-Blocked', 'New-Outbound-Network-Call'],
   });
   // the rule tools read an empty type as the default
-  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: {} });
+  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: OPEN });
   assert.deepEqual(canonicalToolArgs('update_suppression_rule', { detectionId: 'domain-blocked' }), { detectionId: 'Domain-Blocked' });
   // what a tool reads for a type left out or empty: analyze and the rules it makes, not update or the lists
   for (const detection_id of [undefined, '']) {
@@ -144,4 +148,49 @@ tools:
   assert.equal(engine.decide('update_suppression_rule', policyArgs('update_suppression_rule', { ruleId: 'R_1' }), argReadingsFor('update_suppression_rule')).action, 'allow', 'rule ids stay exact');
   assert.deepEqual(policyArgs('list_detections', { orgScope: 'initech' }), { owner: 'initech', orgScope: 'initech' });
   assert.deepEqual(policyArgs('ping', { orgScope: 'x' }), { orgScope: 'x' });
+});
+
+test('canonicalToolArgs: a rule\'s conditions as the matcher reads them: trimmed, "*"s alone as "*", a process without ".exe", an IP canonical, a key left out as "*"', () => {
+  const read = canonicalToolArgs('create_suppression_rule', {
+    conditions: { owner: ' GLOBEX\t', repo: '**', process: 'OpenVPN.exe', ip_address: '2001:DB8:0:0::1', endpoint: 'Webhook.Site:443' },
+  });
+  assert.deepEqual(read.conditions, { ...OPEN, owner: 'GLOBEX', repo: '*', process: 'OpenVPN', ip_address: '2001:db8::1', endpoint: 'Webhook.Site:443' });
+  // update without conditions keeps the rule's own, which the policy cannot see: nothing is filled in
+  assert.deepEqual(canonicalToolArgs('update_suppression_rule', { ruleId: 'r_1', name: 'n' }), { ruleId: 'r_1', name: 'n' });
+  // what the tool refuses (not an object) is left as sent; other tools' conditions are no rule
+  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { conditions: 'owner=*' }), { conditions: 'owner=*', detectionId: 'New-Outbound-Network-Call' });
+  const other = { conditions: { owner: ' x ' } };
+  assert.equal(canonicalToolArgs('list_detections', other), other);
+});
+
+test('property: in the built-in mode a deny of a rule\'s owner "*" or "globex" or process "openvpn" holds for every spelling the rule tools write as such a rule, and only for those', () => {
+  const engine = parsePolicy(
+    `version: 1
+default: allow
+tools:
+  "*_suppression_rule":
+    when:
+      - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "tenant-wide" }
+      - { path: args.conditions.owner, op: eq, value: "globex", action: deny, reason: "globex" }
+      - { path: args.conditions.process, op: in, value: ["openvpn.exe"], action: deny, reason: "openvpn" }
+`,
+  ).engine;
+  const recase = (s: string, flips: boolean[]) => [...s].map((c, i) => (flips[i % flips.length] ? c.toUpperCase() : c)).join('');
+  const pad = fc.constantFrom('', ' ', '\t', '  ');
+  const arb = fc.record({
+    tool: fc.constantFrom('create_suppression_rule', 'update_suppression_rule', 'preview_suppression_rule'),
+    owner: fc.option(fc.record({ v: fc.constantFrom('*', '**', 'globex', 'acme', 'globex-2'), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), pad }), { nil: undefined }),
+    process: fc.record({ v: fc.constantFrom('openvpn', 'openvpnd', 'curl'), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), exe: fc.constantFrom('', '.exe', '.EXE'), pad }),
+  });
+  fc.assert(
+    fc.property(arb, ({ tool, owner, process }) => {
+      const conditions: Record<string, string> = { process: `${process.pad}${recase(process.v, process.flips)}${process.exe}${process.pad}` };
+      if (owner) conditions.owner = `${owner.pad}${recase(owner.v, owner.flips)}${owner.pad}`;
+      const args = { ruleId: 'r_1', conditions, confirm: true };
+      const got = engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+      const want = !owner || owner.v === '*' || owner.v === '**' ? 'tenant-wide' : owner.v === 'globex' ? 'globex' : process.v === 'openvpn' ? 'openvpn' : undefined;
+      assert.equal(got, want, JSON.stringify({ tool, conditions }));
+    }),
+    { numRuns: 500 },
+  );
 });

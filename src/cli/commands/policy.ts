@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { argReadingsFor, policyArgs } from '../../mcp/tool-aliases.js';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { policyFileExit, UserError } from '../errors.js';
@@ -138,8 +139,9 @@ export function register(program: Command): void {
     .argument('<file>')
     .requiredOption('--tool <name>', 'tool name')
     .option('--args <json>', 'arguments as a JSON object', '{}')
+    .option('--built-in', "judge the arguments as egress-triage's own tools read them, as `mcp|serve --policy` does (aliases, case, blanks, a rule's left-out conditions); without it, as sent, as the stand-alone gateway does")
     .option('--json', 'machine-readable output')
-    .action(async (file: string, o: { tool: string; args: string; json?: boolean }) => {
+    .action(async (file: string, o: { tool: string; args: string; builtIn?: boolean; json?: boolean }) => {
       const p = await loadOrFail(file);
       let args: unknown;
       try {
@@ -148,7 +150,9 @@ export function register(program: Command): void {
         throw new UserError(`--args is not valid JSON: ${(e as Error).message}`);
       }
       if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new UserError('--args must be a JSON object');
-      const d = p.engine.decide(o.tool, args);
+      const d = o.builtIn
+        ? p.engine.decide(o.tool, policyArgs(o.tool, args as Record<string, unknown>), argReadingsFor(o.tool))
+        : p.engine.decide(o.tool, args);
       if (o.json) {
         process.stdout.write(
           JSON.stringify({ tool: o.tool, action: d.action, rule: d.rule, line: d.line ?? null, reason: d.reason ?? null,
