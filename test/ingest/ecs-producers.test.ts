@@ -62,3 +62,16 @@ test('the existing Auditbeat egress fixture still reads as two calls', async () 
   assert.deepEqual(r.errors, []);
   assert.equal(r.calls.length, 2);
 });
+
+test('Packetbeat DNS (resolver as destination, no process) and an internal lookup name the later connections; neither is a call', async () => {
+  const r = await parseFile('test/fixtures/ecs/packetbeat-dns.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'dns-records': 2, 'named-by-dns': 2 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.domain, c.ip, c.port]),
+    [
+      ['curl', 'objects.example-mirror.net', '203.0.113.50', 443],
+      ['curl', 'api.example-status.io', '203.0.113.60', 443],
+    ],
+  );
+});

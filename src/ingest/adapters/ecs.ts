@@ -41,7 +41,7 @@
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
-import type { AdapterOutput, RecordAdapter, RecordContext, ResolvedNames } from './types.js';
+import { RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
 import { ProcessTable } from './ecs-processes.js';
 import {
   ContextBuilder,
@@ -214,6 +214,44 @@ export class EcsAdapter implements RecordAdapter {
   /** process events seen earlier in this source, for Defend's parent references */
   private readonly processes = new ProcessTable();
 
+  /** The tenant and job run leg a document belongs to. */
+  private where(doc: Obj, rc: RecordContext): [string, JobContext] {
+    const labelsTenant = F.tenant.get(doc);
+    const tenant = labelsTenant === undefined ? rc.tenant : readTenant(labelsTenant, 'labels.tenant', rc.tenant);
+    const ctx = this.ctx.build(
+      first(doc, F.owner, F.ghOwner),
+      first(doc, F.repo, F.ghRepository),
+      first(doc, F.workflow, F.ghWorkflow),
+      first(doc, F.job, F.ghJob),
+      first(doc, F.runId, F.ghRunId),
+      first(doc, F.runAttempt, F.ghRunAttempt),
+      first(doc, F.jobId, F.ghJobId),
+      rc.defaults,
+      ECS_FIELDS,
+    );
+    return [tenant, ctx];
+  }
+
+  /** The answers of a lookup that is no call; null when it names no job run, or nothing usable. */
+  private answersOf(doc: Obj, rc: RecordContext): ResolvedNames | null {
+    let where: [string, JobContext];
+    try {
+      where = this.where(doc, rc);
+    } catch (err) {
+      // a document that is no call was never required to name its job: skipped as before
+      if (err instanceof RecordError) return null;
+      throw err;
+    }
+    return this.names(doc, ...where, rc);
+  }
+
+  /** True when the document names its process, itself or through a process event seen earlier. */
+  private namesProcess(doc: Obj): boolean {
+    if (nameOf(F.procName.get(doc), F.procExe.get(doc), 'process').name !== undefined) return true;
+    const id = F.entityId.get(doc);
+    return typeof id === 'string' && this.processes.get(id)?.name !== undefined;
+  }
+
   private process(doc: Obj, blocked: boolean, rc: RecordContext): ProcessInfo {
     const { name: procName, exe } = nameOf(F.procName.get(doc), F.procExe.get(doc), 'process');
     const ownSha = readSha256(F.procSha.get(doc), 'process.hash.sha256', rc);
@@ -286,7 +324,12 @@ export class EcsAdapter implements RecordAdapter {
       noteOf(rc, 'process-events');
       return { kind: 'skip' };
     }
+    const isDns = F.dnsName.get(doc) !== undefined;
     if (isEgress(doc) === false || F.action.get(doc) === 'connection_accepted') {
+      // Not a call; but a lookup's answers name later calls whichever way its packet went (a
+      // lookup to the runner's local resolver stub is `internal`).
+      const names = isDns ? this.answersOf(doc, rc) : null;
+      if (names !== null) return { kind: 'dns', names };
       noteOf(rc, 'skipped-not-egress');
       return { kind: 'skip' };
     }
@@ -303,25 +346,12 @@ export class EcsAdapter implements RecordAdapter {
         destination = false;
       }
     }
-    const isDns = F.dnsName.get(doc) !== undefined;
     if (!destination && !isDns && category !== undefined) {
       noteOf(rc, network ? 'skipped-no-destination' : 'skipped-not-network');
       return { kind: 'skip' };
     }
 
-    const labelsTenant = F.tenant.get(doc);
-    const tenant = labelsTenant === undefined ? rc.tenant : readTenant(labelsTenant, 'labels.tenant', rc.tenant);
-    const ctx = this.ctx.build(
-      first(doc, F.owner, F.ghOwner),
-      first(doc, F.repo, F.ghRepository),
-      first(doc, F.workflow, F.ghWorkflow),
-      first(doc, F.job, F.ghJob),
-      first(doc, F.runId, F.ghRunId),
-      first(doc, F.runAttempt, F.ghRunAttempt),
-      first(doc, F.jobId, F.ghJobId),
-      rc.defaults,
-      ECS_FIELDS,
-    );
+    const [tenant, ctx] = this.where(doc, rc);
     const names = isDns ? this.names(doc, tenant, ctx, rc) : null;
     if (!destination && isDns) {
       if (names !== null) return { kind: 'dns', names };
@@ -335,6 +365,9 @@ export class EcsAdapter implements RecordAdapter {
     const port = readPort(F.dstPort.get(doc), 'destination.port');
     const protocol = ecsProtocol(F.transport.get(doc));
     const status = ecsStatus(doc);
+    // A wire-level lookup (Packetbeat) knows the resolver and the answer, not the process: the
+    // answer names later calls, and the lookup itself is no process's call to report.
+    if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return { kind: 'dns', names };
     const process = this.process(doc, status === 'blocked', rc);
     const event = { tenant, ctx, timestamp, domain, ip, port, protocol, process, status };
     return names === null ? { kind: 'call', event } : { kind: 'call', event, names };
