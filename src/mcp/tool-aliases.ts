@@ -110,23 +110,27 @@ const OTHER_READINGS: ArgReadings = new Map([...COMMON_READINGS, ['endpoint', tr
 
 /**
  * The rule tools that take a rule's `conditions`. The matcher reads each value trimmed, ignoring case
- * and a process name without `.exe` (conditionReading), and a key left out as `*`: a deny of
+ * and a process name without `.exe` (conditionReading), and a key left out as `*` (compared so): a deny of
  * `conditions.owner` "*" or "globex" must hold for " * ", "GLOBEX" and a rule that names no owner,
  * which the tools write as the same rule.
  */
 const CONDITION_TOOLS: ReadonlySet<string> = new Set(['preview_suppression_rule', 'create_suppression_rule', 'update_suppression_rule']);
-const CONDITION_READINGS: ReadonlyArray<readonly [string, ArgReading]> = CONDITION_KEYS.map((k) => [`conditions.${k}`, (v: string) => conditionReading(k, v)] as const);
+// A key left out is compared as `*` (absentAs), but is not written in: `exists` still tells whether it was sent.
+const CONDITION_READINGS: ReadonlyArray<readonly [string, ArgReading]> = CONDITION_KEYS.map(
+  (k) => [`conditions.${k}`, Object.assign((v: string) => conditionReading(k, v), { absentAs: '*' })] as const,
+);
 
-/** A rule's conditions as the matcher reads them, every key present; anything but a plain object stays (the tool refuses it). */
+/** A rule's conditions as the matcher reads them; anything but a plain object stays (the tool refuses it). */
 function readConditions(raw: unknown): unknown {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
-  const out: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  let out: Record<string, unknown> | undefined;
   for (const k of CONDITION_KEYS) {
-    const v = out[k];
-    if (v === undefined) out[k] = '*';
-    else if (typeof v === 'string') out[k] = conditionReading(k, v);
+    const v = (raw as Record<string, unknown>)[k];
+    if (typeof v !== 'string') continue;
+    const read = conditionReading(k, v);
+    if (read !== v) (out ??= { ...(raw as Record<string, unknown>) })[k] = read;
   }
-  return out;
+  return out ?? raw;
 }
 const byTool = new Map<string, ArgReadings>();
 

@@ -253,7 +253,13 @@ export class PolicyEngine {
     for (const e of r.chain) {
       for (const c of e.when) {
         const read = readings?.get(c.readKey);
-        const verdict = (read !== undefined ? c.readTest(read) : c.test)(resolvePath(args, c.path));
+        let arg = resolvePath(args, c.path);
+        // A key the tool reads as a value when it is left out of its object (a rule's condition: `*`)
+        // is compared as that value; `exists` still asks whether it was written.
+        if (arg.kind === 'missing' && read?.absentAs !== undefined && c.op !== 'exists' && c.path.length > 1 && isObjectAt(args, c.path.slice(0, -1))) {
+          arg = { kind: 'value', value: read.absentAs };
+        }
+        const verdict = (read !== undefined ? c.readTest(read) : c.test)(arg);
         if (typeof verdict === 'object' && 'unreadable' in verdict) {
           return this.make('deny', c, `${c.rule} cannot be checked: ${verdict.unreadable}; the call is denied`, undefined, r, tool);
         }
@@ -317,7 +323,7 @@ export class PolicyEngine {
  * process the tool reads there (`tailscaled`), rather than a text no call can carry any more. `null`:
  * compared ignoring case only.
  */
-export type ArgReading = ((value: string) => unknown) | null;
+export type ArgReading = (((value: string) => unknown) & { /** what the tool reads when the key is left out of its object */ absentAs?: string }) | null;
 /** Keyed by the argument's path below `args`, joined with "." (`owner`, `conditions.owner`). */
 export type ArgReadings = ReadonlyMap<string, ArgReading>;
 
@@ -328,6 +334,11 @@ export type ArgReadings = ReadonlyMap<string, ArgReading>;
  */
 export class UnreadableValue {
   constructor(readonly why: string) {}
+}
+
+function isObjectAt(args: unknown, path: readonly string[]): boolean {
+  const r = resolvePath(args, path);
+  return r.kind === 'value' && typeof r.value === 'object' && r.value !== null && !Array.isArray(r.value);
 }
 
 /** Ops that compare an argument with the whole value (or each item of a list): the ones whose value is read. */

@@ -3,15 +3,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { argReadingsFor, canonicalToolArgs, policyArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
 import { parsePolicy } from '../../src/policy/load.js';
-import { CONDITION_KEYS } from '../../src/rules/types.js';
-
-/** A rule's conditions as the matcher reads them when every key is left out: each one `*`. */
-const OPEN = Object.fromEntries(CONDITION_KEYS.map((k) => [k, '*']));
 
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
   assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'initech', detectionId: 'Domain-Blocked', limit: 5 }), { owner: 'initech', detection_id: 'Domain-Blocked', limit: 5 });
   assert.deepEqual(canonicalToolArgs('delete_suppression_rule', { rule_id: 'r_1', confirm: true }), { ruleId: 'r_1', confirm: true });
-  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id: 'X', conditions: {} }), { detectionId: 'X', conditions: OPEN });
+  assert.deepEqual(canonicalToolArgs('create_suppression_rule', { detection_id: 'X', conditions: {} }), { detectionId: 'X', conditions: {} });
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { repo: 'initech/api' }), { owner: 'initech', repo: 'api' });
   // both names given: left for the tool, which refuses a disagreement
   assert.deepEqual(canonicalToolArgs('list_anomalous_network_calls', { owner: 'acme', orgScope: 'initech' }), { owner: 'acme', orgScope: 'initech' });
@@ -39,7 +35,7 @@ test('canonicalToolArgs: process and detection types as the tools read them; wha
     detection_id: ['Domain-Blocked', 'New-Outbound-Network-Call'],
   });
   // the rule tools read an empty type as the default
-  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: OPEN });
+  assert.deepEqual(canonicalToolArgs('preview_suppression_rule', { detection_id: '', conditions: {} }), { detectionId: 'New-Outbound-Network-Call', conditions: {} });
   assert.deepEqual(canonicalToolArgs('update_suppression_rule', { detectionId: 'domain-blocked' }), { detectionId: 'Domain-Blocked' });
   // what a tool reads for a type left out or empty: analyze and the rules it makes, not update or the lists
   for (const detection_id of [undefined, '']) {
@@ -150,13 +146,33 @@ tools:
   assert.deepEqual(policyArgs('ping', { orgScope: 'x' }), { orgScope: 'x' });
 });
 
-test('canonicalToolArgs: a rule\'s conditions as the matcher reads them: trimmed, "*"s alone as "*", a process without ".exe", an IP canonical, a key left out as "*"', () => {
+test('canonicalToolArgs: a rule\'s conditions as the matcher reads them: trimmed, "*"s alone as "*", a process without ".exe", an IP canonical', () => {
   const read = canonicalToolArgs('create_suppression_rule', {
     conditions: { owner: ' GLOBEX\t', repo: '**', process: 'OpenVPN.exe', ip_address: '2001:DB8:0:0::1', endpoint: 'Webhook.Site:443' },
   });
-  assert.deepEqual(read.conditions, { ...OPEN, owner: 'GLOBEX', repo: '*', process: 'OpenVPN', ip_address: '2001:db8::1', endpoint: 'Webhook.Site:443' });
-  // update without conditions keeps the rule's own, which the policy cannot see: nothing is filled in
+  assert.deepEqual(read.conditions, { owner: 'GLOBEX', repo: '*', process: 'OpenVPN', ip_address: '2001:db8::1', endpoint: 'Webhook.Site:443' });
   assert.deepEqual(canonicalToolArgs('update_suppression_rule', { ruleId: 'r_1', name: 'n' }), { ruleId: 'r_1', name: 'n' });
+  // a key left out is compared as "*", but `exists` still says it was not written; conditions left out
+  // of an update (which keeps the rule's own) are not "*"
+  const engine = parsePolicy(
+    `version: 1
+default: allow
+tools:
+  "*_suppression_rule":
+    when:
+      - { path: args.conditions.process_sha256, op: exists, value: false, action: deny, reason: "pin a hash" }
+      - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "tenant-wide" }
+`,
+  ).engine;
+  const decide = (tool: string, args: Record<string, unknown>) => engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+  assert.equal(decide('create_suppression_rule', { conditions: { process: 'x' } }), 'pin a hash');
+  assert.equal(decide('create_suppression_rule', { conditions: { process: 'x', process_sha256: 'a'.repeat(64) } }), 'tenant-wide');
+  assert.equal(decide('create_suppression_rule', { conditions: { process: 'x', process_sha256: 'a'.repeat(64), owner: 'acme' } }), undefined);
+  assert.equal(decide('update_suppression_rule', { ruleId: 'r_1', name: 'n' }), 'pin a hash', 'exists: false holds when conditions are left out');
+  assert.equal(
+    engine.decide('update_suppression_rule', policyArgs('update_suppression_rule', { ruleId: 'r_1', name: 'n', conditions: { process_sha256: 'a'.repeat(64), owner: 'acme' } }), argReadingsFor('update_suppression_rule')).reason,
+    undefined,
+  );
   // what the tool refuses (not an object) is left as sent; other tools' conditions are no rule
   assert.deepEqual(canonicalToolArgs('create_suppression_rule', { conditions: 'owner=*' }), { conditions: 'owner=*', detectionId: 'New-Outbound-Network-Call' });
   const other = { conditions: { owner: ' x ' } };
