@@ -13,6 +13,13 @@ const tmp = tempDir();
 after(() => tmp.cleanup());
 const { storeTest } = eachStore();
 
+test('agent file events ({filetype, timestamp, tool}: a process wrote a file) are skipped and counted, not rejected as calls', async () => {
+  const r = await parseFile('test/fixtures/harden-runner/file-events.log');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'skipped-not-network': 2 });
+  assert.deepEqual(r.calls.map((c) => [c.process.name, c.domain, c.port]), [['node', 'registry.npmjs.org', 443]]);
+});
+
 test('agent records: DNS records name later direct connections; zero Tool, bad hash and zero time are kept and counted', async () => {
   const r = await parseFile(FIXTURE);
   assert.deepEqual(r.errors, []);

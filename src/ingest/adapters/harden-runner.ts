@@ -137,6 +137,11 @@ export class HardenRunnerAdapter implements RecordAdapter {
     if (r.context !== undefined && r.ipAddress === undefined && r.domainName === undefined) {
       return { kind: 'context', ctx: parseContextLine(r.context) };
     }
+    // A FileEvent (apiclient.go: {filetype, timestamp, tool}) says a process wrote a file: no call.
+    if (r.filetype !== undefined && r.domainName === undefined && r.ipAddress === undefined && r.port === undefined) {
+      noteOf(rc, 'skipped-not-network');
+      return { kind: 'skip' };
+    }
     const tenant = r.tenant === undefined ? rc.tenant : readTenant(r.tenant, 'tenant', rc.tenant);
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
     if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx);
