@@ -1,8 +1,5 @@
 import { mayCall, type ToolPolicyView } from './context.js';
-
-const ANALYZE = 'analyze_anomalous_calls_by_process';
-const PREVIEW = 'preview_suppression_rule';
-const WRITES = ['create_suppression_rule', 'update_suppression_rule', 'delete_suppression_rule'] as const;
+import { ANALYZE_TOOL as ANALYZE, PREVIEW_TOOL as PREVIEW, WRITE_TOOLS as WRITES } from './mentions.js';
 
 /**
  * Server instructions sent to the agent at initialize (or in the 2026-07-28 `server/discover` answer):

@@ -14,18 +14,29 @@ export interface Mention {
 
 export type TextPart = string | Mention;
 
+/** The tools whose names the servers' texts (descriptions, prompts, instructions, refusals) mention. */
+export const ANALYZE_TOOL = 'analyze_anomalous_calls_by_process';
+export const PREVIEW_TOOL = 'preview_suppression_rule';
+export const CREATE_TOOL = 'create_suppression_rule';
+export const WRITE_TOOLS = [CREATE_TOOL, 'update_suppression_rule', 'delete_suppression_rule'] as const;
+
 export function mention(tools: string | readonly string[], text: string, otherwise = ''): Mention {
   return { tools: typeof tools === 'string' ? [tools] : tools, text, otherwise };
 }
 
-/** The parts joined by spaces: each mention as itself when the agent may call every tool it names. */
-export function fitText(parts: readonly TextPart[], policy: ToolPolicyView | undefined): string {
+/** The parts as the agent may read them: each mention as itself when it may call every tool it names; empty parts left out. */
+export function fitParts(parts: readonly TextPart[], policy: ToolPolicyView | undefined): string[] {
   const out: string[] = [];
   for (const p of parts) {
     const s = typeof p === 'string' ? p : p.tools.every((t) => mayCall(policy, t)) ? p.text : p.otherwise;
     if (s !== '') out.push(s);
   }
-  return out.join(' ');
+  return out;
+}
+
+/** fitParts joined by spaces: one text. */
+export function fitText(parts: readonly TextPart[], policy: ToolPolicyView | undefined): string {
+  return fitParts(parts, policy).join(' ');
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/server';
-import { definition, mayCall, type ToolPolicyView } from './context.js';
+import { definition, type ToolPolicyView } from './context.js';
+import { ANALYZE_TOOL as ANALYZE, CREATE_TOOL as CREATE, PREVIEW_TOOL as PREVIEW, fitParts, mention } from './mentions.js';
 
 /**
  * One step of a prompt's plan: its text, and the tools it tells the agent to call. Under a policy
@@ -16,13 +17,10 @@ interface Step {
 
 /** The plan's text: usable steps numbered 1..n, each policy-asked when the prompt is got (a reload applies). */
 export function planText(steps: readonly Step[], policy: ToolPolicyView | undefined): string {
-  const lines = steps.flatMap((s) => (s.tools.every((t) => mayCall(policy, t)) ? [s.text] : s.instead !== undefined ? [s.instead] : []));
+  const lines = fitParts(steps.map((s) => mention(s.tools, s.text, s.instead)), policy);
   return lines.map((line, i) => `${i + 1}. ${line}`).join('\n');
 }
 
-const ANALYZE = 'analyze_anomalous_calls_by_process';
-const PREVIEW = 'preview_suppression_rule';
-const CREATE = 'create_suppression_rule';
 
 function triageSteps(owner: string | undefined): Step[] {
   const forOwner = owner ? ` with owner "${owner}"` : '';

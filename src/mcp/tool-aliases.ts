@@ -132,6 +132,7 @@ function readConditions(raw: unknown): unknown {
   }
   return out ?? raw;
 }
+const RULE_READINGS: ArgReadings = new Map([...OTHER_READINGS, ...CONDITION_READINGS]);
 const byTool = new Map<string, ArgReadings>();
 
 /**
@@ -139,12 +140,12 @@ const byTool = new Map<string, ArgReadings>();
  * alias is read as its canonical name is (policyArgs gives it that name's value).
  */
 export function argReadingsFor(tool: string): ArgReadings {
-  const base = LIST_TOOLS.has(tool) ? LIST_READINGS : OTHER_READINGS;
+  const base = LIST_TOOLS.has(tool) ? LIST_READINGS : CONDITION_TOOLS.has(tool) ? RULE_READINGS : OTHER_READINGS;
   const aliases = ofTool<Record<string, string>>(TOOL_ALIASES, tool);
   if (!aliases) return base;
   let m = byTool.get(tool);
   if (!m) {
-    const own = new Map(CONDITION_TOOLS.has(tool) ? [...base, ...CONDITION_READINGS] : base);
+    const own = new Map(base);
     for (const [alias, canonical] of Object.entries(aliases)) {
       const read = base.get(canonical);
       if (read !== undefined) own.set(alias, read);

@@ -138,11 +138,12 @@ export class PolicyEngine {
     });
     const when = (t.when ?? []).map((c, i): CompiledCondition => {
       const test = compileCondition(c.op, c.value, c.ignore_case === true);
+      const path = splitArgsPath(c.path);
       return {
         rule: `${rule}.when[${i}]`,
         line: lineOf([...base, 'when', i]),
-        path: splitArgsPath(c.path),
-        readKey: splitArgsPath(c.path).join('.'),
+        path,
+        readKey: path.join('.'),
         op: c.op,
         test,
         readTest: readTests(c.op, c.value),

@@ -21,7 +21,7 @@ import { TOOL_ALIASES } from '../tool-aliases.js';
 import { sentKey, strictInput } from '../args.js';
 import { rulesService } from '../services.js';
 import { presentDetection } from './detections.js';
-import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
+import { PREVIEW_TOOL as PREVIEW, fitText, followPolicy, mention, type TextPart } from '../mentions.js';
 
 const ruleSchema = z.looseObject({
   rule_id: z.string(),
@@ -122,8 +122,6 @@ function describeRule(detectionId: string, c: RuleConditions): string {
   const parts = Object.entries(c).map(([k, v]) => `${k}=${v}`);
   return `${detectionId} where ${parts.length ? parts.join(', ') : '(everything)'}`;
 }
-
-const PREVIEW = 'preview_suppression_rule';
 
 /** The refusal of a create or update without confirm: true, fitted to the policy in force (mentions.ts). */
 const notConfirmed = (ctx: ToolContext, tool: string): string =>
