@@ -258,6 +258,11 @@ tools:
     } finally {
       await client.close();
     }
+    // what reached the store: that one rule, none of the denied ones
+    const listed = runCli(['rules', 'list', '--db', db, '--tenant', 'demo', '--json']);
+    assert.equal(listed.status, 0, listed.stderr);
+    const rules = (JSON.parse(listed.stdout) as { rules: { conditions: Record<string, string> }[] }).rules;
+    assert.deepEqual(rules.map((r) => r.conditions), [{ owner: 'acme', process: 'zzznone' }]);
   },
   // the decision comes from the policy, not the store
   { only: ['sqlite'] },
