@@ -68,6 +68,11 @@ export class RecordParser {
   private readonly seen = new Map<string, SeenRun>();
   /** the most recently used key of `seen` (re-inserting it would change nothing) */
   private lastJob: string | null = null;
+  /** the context of the last call handled in full, with its tenant, and the keys built from them */
+  private lastCtx: JobContext | null = null;
+  private lastTenant = '';
+  private ctxJob = '';
+  private ctxRun = '';
   /**
    * Native lines with their timestamp value cut out → what the full path made of them. Most
    * telemetry repeats a call with only a new timestamp; such a line is skipped without JSON.parse.
@@ -201,15 +206,29 @@ export class RecordParser {
         }
       }
       const c = ev.ctx;
-      // per leg: the legs of a matrix job (same job and run, own GitHub job id) each keep their calls
-      const job = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.jobId ?? ''}`;
-      const run = `${c.runId}\u0001${c.runAttempt}`;
+      // Consecutive calls of one job run leg share their context object (the adapters' ContextBuilder),
+      // and contexts are never changed: its keys are built once, not per call.
+      if (c !== this.lastCtx || ev.tenant !== this.lastTenant) {
+        // per leg: the legs of a matrix job (same job and run, own GitHub job id) each keep their calls
+        this.ctxJob = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.jobId ?? ''}`;
+        this.ctxRun = `${c.runId}\u0001${c.runAttempt}`;
+        this.lastCtx = c;
+        this.lastTenant = ev.tenant;
+      }
+      const job = this.ctxJob;
+      const run = this.ctxRun;
       let st = this.seen.get(job);
-      if (st) this.seen.delete(job); // re-inserted below: Map order is least recently used first
-      if (!st || st.run !== run) st = { run, keys: new Set() };
-      this.seen.set(job, st);
+      if (!st || st.run !== run) {
+        st = { run, keys: new Set() };
+        // re-inserted: Map order is least recently used first
+        this.seen.delete(job);
+        this.seen.set(job, st);
+        if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
+      } else if (this.lastJob !== job) {
+        this.seen.delete(job);
+        this.seen.set(job, st);
+      }
       this.lastJob = job;
-      if (this.seen.size > RECENT_JOBS) this.seen.delete(this.seen.keys().next().value!);
       const vkey = variantKeyOf(ev.process);
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${this.variantIds.of(vkey)}\u0002${ev.status}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
