@@ -12,6 +12,7 @@ import { parseSource, type ParseError, type ParsedBatch, type SourceChunk } from
 import type { WorkerInput, WorkerMessage } from './parse-worker.js';
 import { SourceReadError } from './input.js';
 import { HeapBound } from './heap-growth.js';
+import { fromColumns } from './call-columns.js';
 
 /** What the pipeline needs of a store: the ingest write contract. */
 export interface IngestStore {
@@ -286,7 +287,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           if (m.read) throw new SourceReadError(m.read.source, m.read.reason, m.read.byte, m.read.detail);
           throw new Error(`${path}: ${m.message}`);
         }
-        yield { batch: m.batch, bytes: m.bytes, size: m.size, name: m.name, ack: () => worker.postMessage({ type: 'ack' }) };
+        yield { batch: fromColumns(m.batch), bytes: m.bytes, size: m.size, name: m.name, ack: () => worker.postMessage({ type: 'ack' }) };
       }
     } finally {
       await worker.terminate();
