@@ -11,7 +11,7 @@ import { checkCsrf, checkOrigin } from './csrf.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { installVisibleText } from './visible-text.js';
 import { SessionStore, type Session } from './session.js';
-import type { PageContext } from './pages/context.js';
+import { OPEN_UNDER_POLICY, permissionNote, type PageContext } from './pages/context.js';
 import { SignInPage } from './pages/signin.js';
 import { MessagePage } from './pages/message.js';
 import { ROUTES, type Reply, type Route } from './routes.js';
@@ -29,6 +29,11 @@ export interface DashboardOptions {
   tenant: string;
   /** the grants file's entries; none = open dashboard (only allowed on loopback, listen.ts) */
   grants: readonly Grant[];
+  /**
+   * A policy governs the agent's tool calls on this server (`serve --policy`): an open dashboard is
+   * then read-only (OPEN_UNDER_POLICY in pages/context.ts).
+   */
+  underPolicy?: boolean;
   /** TLS is in front (--secure-cookies): cookies get Secure */
   secureCookies?: boolean;
   /** the client bundle (default: dist/web of this package) */
@@ -63,6 +68,8 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   const sessions = o.sessions ?? new SessionStore();
   const secure = o.secureCookies ?? false;
   const open = o.grants.length === 0;
+  const openLimit = open && o.underPolicy ? OPEN_UNDER_POLICY : null;
+  const openPermissions: readonly DashboardPermission[] = openLimit ? ['read'] : DASHBOARD_PERMISSIONS;
   const byHash = new Map(o.grants.map((g) => [g.tokenSha256, g]));
   const excluded = new Set(o.excludedPaths ?? []);
   const log = o.log ?? (() => undefined);
@@ -81,7 +88,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
   }
 
   function pageContext(s: Session, theme: Theme, path: string, location: string): PageContext {
-    return { identity: s.identity, permissions: s.permissions, signedIn: !open, csrf: s.csrf, theme, path, location, assets: { script: assets.script, styles: assets.styles } };
+    return { identity: s.identity, permissions: s.permissions, signedIn: !open, csrf: s.csrf, theme, path, location, assets: { script: assets.script, styles: assets.styles }, openLimit };
   }
 
   async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
@@ -161,7 +168,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     const setCookies: string[] = [];
     if (!session && open) {
       // Open dashboard (loopback, no grants): every visitor gets a session anyway, for its CSRF token.
-      session = sessions.create(LOCAL_IDENTITY, DASHBOARD_PERMISSIONS);
+      session = sessions.create(LOCAL_IDENTITY, openPermissions);
       setCookies.push(sessionCookie(session.id, secure));
     }
 
@@ -233,7 +240,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         403,
         <MessagePage ctx={ctx} title="Not allowed">
           <p>
-            The grant of "{session.identity}" does not include the dashboard permission {missing.map((p) => `"${p}"`).join(' and ')} this page needs.
+            {permissionNote(ctx, `The grant of "${session.identity}" does not include the dashboard permission ${missing.map((p) => `"${p}"`).join(' and ')} this page needs.`)}
           </p>
         </MessagePage>,
         headers,

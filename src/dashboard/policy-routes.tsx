@@ -15,6 +15,7 @@ import { PolicyDiff, PolicyEditRefusedPage } from './pages/policy-edit.js';
 import { ConfirmPage } from './pages/confirm.js';
 import type { Reply, Route, RouteRequest } from './routes.js';
 import { message, page } from './replies.js';
+import { permissionNote } from './pages/context.js';
 
 /**
  * The Policy page: the file the server runs (`serve --policy`), read from disk on every request, and
@@ -58,7 +59,7 @@ export const policyRoute: Route = {
     const editNote = !holder
       ? undefined
       : !canEdit(r)
-        ? `Changing the policy needs the dashboard permissions "write" and "approve"; the grant of "${r.session.identity}" has ${r.session.permissions.map((p) => `"${p}"`).join(', ')}.`
+        ? permissionNote(ctx, `Changing the policy needs the dashboard permissions "write" and "approve"; the grant of "${r.session.identity}" has ${r.session.permissions.map((p) => `"${p}"`).join(', ')}.`)
         : !view.valid
           ? 'The file on disk is invalid: fix it there before changing it here (the running server keeps its last valid version).'
           : undefined;

@@ -65,6 +65,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
       },
       tenant: ctx.tenant,
       grants,
+      underPolicy: shared.policyState !== undefined,
       secureCookies,
       assets,
       excludedPaths: shared.excludedPaths,

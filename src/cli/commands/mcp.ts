@@ -159,6 +159,12 @@ export function register(program: Command): void {
             dashboard,
           }),
         );
+        if (opts.policy && grants.length === 0) {
+          process.stderr.write(
+            'egress-triage serve: the dashboard is read-only: without --grants it cannot tell a person from the agent that --policy governs ' +
+              '(decide approvals with "egress-triage approvals approve|deny ID")\n',
+          );
+        }
         await new Promise<void>((resolve) => {
           const stop = (sig: string) => {
             process.stderr.write(`egress-triage serve: ${sig}, shutting down\n`);

@@ -1,6 +1,6 @@
 import { ARGS_PREVIEW_MAX, argsPreviewIsCut, type ApprovalRow } from '../../storage/policy-state.js';
 import { CsrfField, Layout } from './layout.js';
-import type { PageContext } from './context.js';
+import { permissionNote, type PageContext } from './context.js';
 import { formatCount, Time } from './format.js';
 
 /**
@@ -160,7 +160,7 @@ export function ApprovalsPage({ ctx, d }: { ctx: PageContext; d: ApprovalsData }
           </div>
         )}
         {!d.canDecide && d.pending.length > 0 ? (
-          <p class="muted">Your grant may read approvals but not decide them (it needs the dashboard permission "approve").</p>
+          <p class="muted">{permissionNote(ctx, 'Your grant may read approvals but not decide them (it needs the dashboard permission "approve").')}</p>
         ) : null}
       </section>
       <section aria-labelledby="recent">

@@ -3,7 +3,7 @@ import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, Suppress
 import type { ProcessesData, PreviewData } from '../processes-data.js';
 import { binaryRows, nameOnlyRule, narrowingConditions, pagerPages, previewHref, processesHref, ruleParams, sampleRuns, vpnVerdict } from '../processes-view.js';
 import { CsrfField, Layout } from './layout.js';
-import type { PageContext } from './context.js';
+import { permissionNote, type PageContext } from './context.js';
 import { formatCount, Sha, Time } from './format.js';
 import { DetectionTable } from './detection-table.js';
 import { ruleHref } from '../links.js';
@@ -35,7 +35,7 @@ export function Conditions({ c }: { c: RuleConditions }) {
 
 /** The form whose first post asks for confirmation (POST /processes/rules, confirm.ts). */
 function CreateRuleForm({ ctx, input, label }: { ctx: PageContext; input: RuleInput; label: string }) {
-  if (!canWrite(ctx)) return <p class="muted">Creating rules needs the dashboard permission "write".</p>;
+  if (!canWrite(ctx)) return <p class="muted">{permissionNote(ctx, 'Creating rules needs the dashboard permission "write".')}</p>;
   return (
     <form method="post" action="/processes/rules" class="inline">
       <CsrfField ctx={ctx} />
