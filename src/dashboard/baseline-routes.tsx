@@ -25,6 +25,13 @@ const riskyOf = (r: RouteRequest): RiskyDestinations => r.store.risky ?? riskyDe
 
 const param = (q: URLSearchParams, k: string) => (q.get(k) ?? '').trim();
 
+/**
+ * A job name as the form carries it: exactly, blanks and all, or undefined when the form leaves it
+ * out (every workflow or job). Trimmed, the hidden fields of a job named " " or "build " named
+ * every job of the repo, or the job "build" next to it (found by review).
+ */
+const exact = (q: URLSearchParams, k: string) => (q.has(k) ? q.get(k)! : undefined);
+
 export const destinationsRoute: Route = {
   method: 'GET',
   path: /^\/destinations\/?$/,
@@ -83,8 +90,12 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
     async handle(r) {
       if (!r.store.baselines) return message(r.ctx, 503, 'Baselines unavailable', 'This server was started without the baseline editor.');
       const form = r.form ?? new URLSearchParams();
-      const req = { owner: param(form, 'owner'), repo: param(form, 'repo'), workflow: param(form, 'workflow') || undefined, job: param(form, 'job') || undefined, endpoint: param(form, 'endpoint') };
+      const req = { owner: exact(form, 'owner') ?? '', repo: exact(form, 'repo') ?? '', workflow: exact(form, 'workflow'), job: exact(form, 'job'), endpoint: param(form, 'endpoint') };
       if (!req.owner || !req.repo) return message(r.ctx, 400, 'Bad request', 'owner and repo are required');
+      // an empty name is no job's: leaving the field out is what names every one
+      for (const k of ['workflow', 'job'] as const) {
+        if (req[k] === '') return message(r.ctx, 400, 'Bad request', `${k} is empty: leave it out to mean every ${k}`);
+      }
       const back = baselineHref({ owner: req.owner, repo: req.repo, workflow: req.workflow ?? '', job: req.job ?? '' });
       const risky = riskyOf(r);
       try {
@@ -107,7 +118,8 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
                 <code>{req.endpoint}</code> {effect}
               </p>
               <p>
-                {req.owner}/{req.repo} {req.workflow ?? 'every workflow'} {req.job ? `job ${req.job}` : 'every job'}
+                {req.owner}/{req.repo} {req.workflow === undefined ? 'every workflow' : `workflow ${JSON.stringify(req.workflow)}`}{' '}
+                {req.job === undefined ? 'every job' : `job ${JSON.stringify(req.job)}`}
               </p>
             </ConfirmPage>,
           );

@@ -191,3 +191,53 @@ describe('baselines page', () => {
     }
   });
 });
+
+describe('baseline edits name the job exactly', () => {
+  it('a job named " " or "build " gets the endpoint, not every job of the repo or the job "build"; an empty name is refused', async () => {
+    // three jobs of one repo whose names differ only by blanks, as a producer may send them
+    const lines = [
+      ['ci.yml', 'build'],
+      ['ci.yml', 'build '],
+      [' ', ' '],
+    ].flatMap(([workflow, job], i) =>
+      [0, 1].map((r) =>
+        JSON.stringify({
+          owner: 'blank-org', repo: 'api', workflow, job, run_id: String(900 + i * 10 + r), run_attempt: 1,
+          timestamp: `2026-11-0${r + 1}T00:00:0${i}Z`, domain: 'registry.npmjs.org', port: 443, process: { name: 'npm' },
+        }),
+      ),
+    );
+    const file = dash.demo.file('blank-jobs.ndjson', lines.join('\n') + '\n');
+    const ingest = await cliResult(['ingest', file, '--db', dash.demo.db]);
+    assert.equal(ingest.status, 0, ingest.stderr);
+    const expectedIn = async (endpoint: string) => {
+      const b = (await baselineOf('blank-org', 'api')) as { jobs: { workflow: string; job: string; endpoints: { endpoint: string; source: string }[] }[] };
+      return b.jobs.filter((j) => j.endpoints.some((e) => e.endpoint === endpoint && e.source === 'expected')).map((j) => `${j.workflow}|${j.job}`);
+    };
+    const { page, close } = await newPage(dash.browser);
+    try {
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/baselines?owner=blank-org&repo=api');
+      // the hidden fields of each job's form, as the page writes them
+      const forms = await page.locator('form[action="/baselines/expect"]').evaluateAll((fs) =>
+        fs.map((f) => Object.fromEntries(['owner', 'repo', 'workflow', 'job'].map((k) => [k, (f.querySelector(`input[name=${k}]`) as HTMLInputElement).value]))),
+      );
+      const blank = forms.find((f) => f.workflow === ' ' && f.job === ' ');
+      const spaced = forms.find((f) => f.workflow === 'ci.yml' && f.job === 'build ');
+      assert.ok(blank && spaced, JSON.stringify(forms));
+      const post = (f: Record<string, string>, endpoint: string) => postFromPage(page, dash.server.base, '/baselines/expect', [...Object.entries(f), ['endpoint', endpoint], ['confirm', 'yes']]);
+      assert.equal((await post(blank, 'blank.example:443')).status, 200);
+      assert.deepEqual(await expectedIn('blank.example:443'), [' | ']);
+      assert.equal((await post(spaced, 'spaced.example:443')).status, 200);
+      assert.deepEqual(await expectedIn('spaced.example:443'), ['ci.yml|build ']);
+      // the confirm page names the job as it is, blanks shown
+      const ask = await postFromPage(page, dash.server.base, '/baselines/expect', [...Object.entries(spaced), ['endpoint', 'ask.example:443']]);
+      assert.match(ask.text, /job (&quot;|")build (&quot;|")/);
+      const empty = await post({ ...spaced, job: '' }, 'empty.example:443');
+      assert.equal(empty.status, 400);
+      assert.match(empty.text, /job is empty: leave it out to mean every job/);
+      assert.deepEqual(await expectedIn('empty.example:443'), []);
+    } finally {
+      await close();
+    }
+  });
+});
