@@ -56,9 +56,18 @@ const MAX_FORM_BYTES = 64 * 1024;
 /** The identity of an open (loopback, no grants) dashboard. */
 export const LOCAL_IDENTITY = 'local';
 
-/** A `next` after sign-in must be a path on this server, never another origin (`//evil`, `/\evil`). */
+/**
+ * A `next` after sign-in must be a path on this server, never another origin (`//evil`, `/\evil`).
+ * It becomes a Location header, which Node refuses (a 500) for anything but visible ASCII: the
+ * rest is percent-encoded, and what cannot be (a lone surrogate) sends to `/`.
+ */
 export function safeNext(next: string | null | undefined): string {
-  return next && /^\/(?![/\\])[^\s\\]*$/.test(next) ? next : '/';
+  if (!next || !/^\/(?![/\\])[^\s\\]*$/.test(next)) return '/';
+  try {
+    return next.replace(/[^\x21-\x7e]+/g, (s) => encodeURIComponent(s));
+  } catch {
+    return '/';
+  }
 }
 
 export function createDashboard(o: DashboardOptions): Dashboard {

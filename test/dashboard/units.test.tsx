@@ -48,6 +48,10 @@ describe('dashboard pure parts', () => {
     for (const bad of ['//evil.example/', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', '', null, undefined, '/a b']) {
       assert.equal(safeNext(bad), '/', String(bad));
     }
+    // a Location header holds visible ASCII only: the rest is percent-encoded (Node answered 500)
+    assert.equal(safeNext('/detections?job=\u4e2d'), '/detections?job=%E4%B8%AD');
+    assert.equal(safeNext('/a\u0000b'), '/a%00b');
+    assert.equal(safeNext('/\ud800'), '/');
   });
 
   it('sessions end after the idle time and the least recently used is dropped at the cap', () => {
