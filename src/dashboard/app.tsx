@@ -8,6 +8,7 @@ import { BodyTooLarge, readBody } from '../http/mcp-listener.js';
 import { loadAssets, readAsset, type Assets } from './assets.js';
 import { clearedSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie, themeCookie, themeOf, THEMES, type Theme } from './cookies.js';
 import { checkCsrf, checkOrigin } from './csrf.js';
+import { foreignRead } from './fetch-metadata.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { installVisibleText } from './visible-text.js';
 import { SessionStore, type Session } from './session.js';
@@ -169,6 +170,10 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     if (assetFile) {
       const a = await readAsset(assetFile);
       return send(res, 200, a.type, a.body, { 'cache-control': 'public, max-age=31536000, immutable' });
+    }
+
+    if (foreignRead(method, req.headers)) {
+      return send(res, 403, 'text/plain; charset=utf-8', 'Refused: another site may only open a dashboard page as a top-level link, not load or post to it (Fetch Metadata).');
     }
 
     const cookies = parseCookies(req.headers.cookie);

@@ -1,11 +1,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { foreignRead } from '../../src/dashboard/fetch-metadata.js';
 import { cliResult } from '../helpers.js';
 import { waitFor } from '../helpers/wait.js';
 import { demoTenant, startServer, type DemoTenant, type RunningServer } from './server.js';
 
 /**
+ * An open dashboard (loopback, no --grants), served by `serve --policy` here.
+ *
  * `serve --policy` without --grants: the open dashboard cannot tell a person from the agent the policy
  * governs (both are "local" on loopback), so it must not let that agent approve its own held call,
  * nor write what the policy holds back. It is read-only there; the terminal decides approvals.
@@ -88,5 +92,44 @@ describe('serve --policy without --grants', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+/** A GET with the Fetch Metadata headers a browser sets (Node's fetch would send its own). */
+function getWith(path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const u = new URL(path, server.base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('an open dashboard and other sites (Fetch Metadata)', () => {
+  it("another site's page cannot load or start an export; a link from it still opens the page", async () => {
+    const img = await getWith('/detections.csv', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' });
+    assert.equal(img.status, 403);
+    assert.match(img.body, /Fetch Metadata/);
+    const sameSite = await getWith('/processes', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' });
+    assert.equal(sameSite.status, 403, 'another port of 127.0.0.1 is another program');
+    const frame = await getWith('/', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' });
+    assert.equal(frame.status, 403);
+    const link = await getWith('/detections', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', 'sec-fetch-user': '?1' });
+    assert.equal(link.status, 200);
+    assert.equal((await getWith('/detections.csv', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty' })).status, 200);
+    assert.equal((await getWith('/detections.csv', {})).status, 200, 'no headers (curl, an older browser): the other checks alone');
+  });
+
+  it('reads only: a foreign post is left to the Origin and CSRF checks, which explain their refusal', () => {
+    const nav = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' };
+    assert.equal(foreignRead('GET', nav), false);
+    assert.equal(foreignRead('HEAD', { ...nav, 'sec-fetch-dest': 'iframe' }), true);
+    assert.equal(foreignRead('POST', { ...nav, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'empty' }), false);
+    assert.equal(foreignRead('GET', { ...nav, 'sec-fetch-site': 'none', 'sec-fetch-mode': 'cors' }), false, 'typed into the address bar');
   });
 });
