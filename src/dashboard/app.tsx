@@ -145,7 +145,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     redirect(res, next, { 'set-cookie': sessionCookie(s.id, secure) });
   }
 
-  function findRoute(method: string, pathname: string): { route?: Route; params: string[]; pathKnown: boolean } {
+  function findRoute(method: string, pathname: string): { route?: Route; params: string[]; pathKnown: boolean; badEncoding?: true } {
     let pathKnown = false;
     for (const route of ROUTES) {
       const m = route.path.exec(pathname);
@@ -155,7 +155,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
         try {
           return { route, params: m.slice(1).map((p) => decodeURIComponent(p ?? '')), pathKnown };
         } catch {
-          return { params: [], pathKnown };
+          return { params: [], pathKnown, badEncoding: true };
         }
       }
     }
@@ -235,8 +235,18 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       return redirect(res, safeNext(form?.get('return')), { 'set-cookie': [...setCookies, themeCookie(chosen, secure)] });
     }
 
-    const { route, params, pathKnown } = findRoute(method, pathname);
+    const { route, params, pathKnown, badEncoding } = findRoute(method, pathname);
     if (!route) {
+      if (badEncoding) {
+        return sendPage(
+          res,
+          400,
+          <MessagePage ctx={ctx} title="Bad request">
+            <p>The address is not valid percent-encoding: each % must start the UTF-8 bytes of a character, as two hex digits each.</p>
+          </MessagePage>,
+          headers,
+        );
+      }
       if (pathKnown) return send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed', headers);
       return sendPage(
         res,

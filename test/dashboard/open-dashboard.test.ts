@@ -132,4 +132,13 @@ describe('an open dashboard and other sites (Fetch Metadata)', () => {
     assert.equal(foreignRead('POST', { ...nav, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'empty' }), false);
     assert.equal(foreignRead('GET', { ...nav, 'sec-fetch-site': 'none', 'sec-fetch-mode': 'cors' }), false, 'typed into the address bar');
   });
+
+  it('an address that is not valid percent-encoding is a bad request (400), not an unknown method', async () => {
+    for (const path of ['/rules/%E0%A4%A', '/rules/%ZZ', '/rules/%ED%A0%80']) {
+      const r = await getWith(path, {});
+      assert.equal(r.status, 400, path);
+      assert.match(r.body, /not valid percent-encoding/);
+    }
+    assert.equal((await getWith('/rules/no-such-rule', {})).status, 404);
+  });
 });
