@@ -160,6 +160,18 @@ test('native: repo given as owner/repo', () => {
   assert.equal(ev.ctx.repo, 'site');
 });
 
+test('the context every format builds (ContextBuilder): owner, repo or run id "." or ".." is rejected (a dot segment of every run link), other dotted names kept', () => {
+  const a = new NativeAdapter();
+  rejects(a, nativeRecord({ owner: '..' }), 'invalid-value', 'owner');
+  rejects(a, nativeRecord({ repo: '.' }), 'invalid-value', 'repo');
+  rejects(a, nativeRecord({ owner: undefined, repo: '../x' }), 'invalid-value', 'owner');
+  rejects(a, nativeRecord({ run_id: '..' }), 'invalid-value', 'run_id');
+  // from the flags too
+  rejects(a, nativeRecord({ owner: undefined }), 'invalid-value', 'owner', rc({ owner: '..' }));
+  const ev = call(a.parse(nativeRecord({ owner: '.acme', repo: '...', run_id: '1.2' }), rc()));
+  assert.deepEqual([ev.ctx.owner, ev.ctx.repo, ev.ctx.runId], ['.acme', '...', '1.2']);
+});
+
 test('native: IPv6 accepted and lower-cased', () => {
   const ev = call(new NativeAdapter().parse(nativeRecord({ domain: undefined, ip: '2606:4700::6810:1B22' }), rc()));
   assert.equal(ev.ip, '2606:4700::6810:1b22');

@@ -496,6 +496,16 @@ function ctxAttempt(value: unknown, field: string, fallback: number | undefined)
 }
 
 /**
+ * Owner, repo and run id are path segments of every run link (`/github/{owner}/{repo}/actions/runs/{id}`,
+ * src/domain/dashboard.ts), where `.` and `..` are dot segments a browser resolves, however they are
+ * percent-encoded: the dashboard's link would climb out to another page, and a dashboard_url under a
+ * path prefix to another site of the same host. GitHub refuses both as names.
+ */
+function dotSegment(value: string, field: string): void {
+  if (value === '.' || value === '..') invalid(field, `"${value}" is no GitHub name (GitHub refuses . and ..), and in a run link it is a dot segment that leaves the run's page`);
+}
+
+/**
  * Builds JobContext objects, reusing the previous object when a record carries the same context
  * (consecutive events of one job are the norm). Returned contexts are shared: treat them as immutable.
  */
@@ -554,6 +564,9 @@ export class ContextBuilder {
     ) {
       return last;
     }
+    dotSegment(o, f.owner);
+    dotSegment(r, f.repo);
+    dotSegment(rid, f.runId);
     const ctx: JobContext = { owner: o, repo: r, workflow: w, job: j, runId: rid, runAttempt: att, jobId: jid };
     this.last = ctx;
     this.lastRunIdRaw = runId;
