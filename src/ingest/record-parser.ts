@@ -1,6 +1,5 @@
 import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext, ProcessInfo } from '../domain/types.js';
-import { variantKeyOf } from '../detection/engine.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
 import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
@@ -85,7 +84,6 @@ export class RecordParser {
   /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
   private readonly dns = new Map<string, Map<string, string>>();
   private readonly processes = new ProcessInterner(PROCESSES);
-  private readonly variantIds = new VariantIds(PROCESSES);
   /** keyed by the job run leg's SeenRun: no key string to build and hash per call */
   private readonly contexts = new ContextInterner<SeenRun>(CONTEXTS);
 
@@ -229,8 +227,8 @@ export class RecordParser {
         this.seen.set(job, st);
       }
       this.lastJob = job;
-      const vkey = variantKeyOf(ev.process);
-      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${this.variantIds.of(vkey)}\u0002${ev.status}`;
+      const proc = this.processes.intern(ev.process);
+      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${proc.id}\u0002${ev.status}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
         this.templates.remember(this.pending, { job, st, key });
       }
@@ -243,7 +241,7 @@ export class RecordParser {
       // once (structured clone keeps identity), and the engine derives its variant once per object.
       // Calls of one job run leg likewise share one context: it would cross once per call, and the
       // main thread would allocate its strings again for each.
-      const shared = this.processes.intern(vkey, ev.process);
+      const shared = proc.p;
       const sharedCtx = this.contexts.intern(st, c);
       if (shared !== ev.process || sharedCtx !== c) {
         ev = { ...ev, process: shared, ctx: sharedCtx };
@@ -295,51 +293,50 @@ export class RecordParser {
   }
 }
 
+/** Processes of one name an interner holds; more are numbered but not held (see ProcessInterner). */
+const PROCESSES_PER_NAME = 32;
+
 /**
- * One ProcessInfo object per distinct process (bounded; cleared when full). Two processes are the
- * same when they are equal in every field the store and the rules read (name, path, sha256, and
- * those of each parent): a shared object may carry another call's `pid`, which nothing after the
- * adapters reads (the store keeps no pid). `variantKeyOf` only narrows the search: the fields are
- * compared, so processes whose keys collide are never merged.
+ * One ProcessInfo object and one number per distinct process (bounded; cleared when full). Two
+ * processes are the same when they are equal in every field the store and the rules read (name,
+ * path, sha256, and those of each parent): a shared object may carry another call's `pid`, which
+ * nothing after the adapters reads (the store keeps no pid).
+ *
+ * The number stands for the process in the parser's call keys: a key then holds a few digits
+ * where it would hold the names, paths and hashes of the parent chain (300 characters in the
+ * benchmark file), so the keys of the runs remembered, which the line templates point at, take a
+ * fraction of the memory and of the hashing. Numbers are never reused, not even after a clear, so
+ * two processes never share one; a process met again after a clear gets a new number, and a
+ * repeat of it may then go unrecognised here (the engine still drops it).
+ *
+ * Looked up by name, then compared field by field: building and hashing a key of every field (the
+ * engine's variant key) for each call took 0.39 s of the parse worker's 1M-event run (CPU profile,
+ * 2026-12-04). Beyond PROCESSES_PER_NAME processes of one name, a process is numbered but not held,
+ * so a source with thousands of binaries under one name cannot make each lookup scan them all.
  */
 export class ProcessInterner {
-  private readonly byKey = new Map<string, ProcessInfo>();
-
-  constructor(private readonly max: number) {}
-
-  intern(vkey: string, p: ProcessInfo): ProcessInfo {
-    const known = this.byKey.get(vkey);
-    if (known !== undefined && sameProcess(known, p)) return known;
-    if (known === undefined) {
-      if (this.byKey.size >= this.max) this.byKey.clear();
-      this.byKey.set(vkey, p);
-    }
-    return p;
-  }
-}
-
-/**
- * A small number per process variant key, for the parser's call keys: a key then holds a few digits
- * where it held the whole variant key (names, paths and hashes of the parent chain, 300 characters
- * in the benchmark file), so the keys of the runs remembered, which the line templates point at,
- * take a fraction of the memory and of the hashing. Numbers are never reused: a full map is cleared
- * and later keys get new numbers, so a repeat may then go unrecognised here (the engine still drops
- * it), but two variant keys never share a number.
- */
-export class VariantIds {
-  private readonly ids = new Map<string, number>();
+  private readonly byName = new Map<string, { p: ProcessInfo; id: number }[]>();
+  private held = 0;
   private next = 0;
 
   constructor(private readonly max: number) {}
 
-  of(vkey: string): number {
-    let id = this.ids.get(vkey);
-    if (id === undefined) {
-      if (this.ids.size >= this.max) this.ids.clear();
-      id = this.next++;
-      this.ids.set(vkey, id);
+  intern(p: ProcessInfo): { p: ProcessInfo; id: number } {
+    const bucket = this.byName.get(p.name);
+    if (bucket !== undefined) {
+      for (let i = 0; i < bucket.length; i++) if (sameProcess(bucket[i]!.p, p)) return bucket[i]!;
     }
-    return id;
+    const e = { p, id: this.next++ };
+    if (this.held >= this.max) {
+      this.byName.clear();
+      this.held = 0;
+    }
+    const b = this.byName.get(p.name);
+    if (b === undefined) this.byName.set(p.name, [e]);
+    else if (b.length < PROCESSES_PER_NAME) b.push(e);
+    else return e;
+    this.held++;
+    return e;
   }
 }
 
