@@ -173,7 +173,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     }
 
     if (foreignRead(method, req.headers)) {
-      return send(res, 403, 'text/plain; charset=utf-8', 'Refused: another site may only open a dashboard page as a top-level link, not load or post to it (Fetch Metadata).');
+      return send(res, 403, 'text/plain; charset=utf-8', 'Refused: another site may open a dashboard page as a top-level link, but not load it into its own page (Fetch Metadata).');
     }
 
     const cookies = parseCookies(req.headers.cookie);

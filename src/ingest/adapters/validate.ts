@@ -499,7 +499,7 @@ function ctxAttempt(value: unknown, field: string, fallback: number | undefined)
  * Owner, repo and run id are path segments of every run link (`/github/{owner}/{repo}/actions/runs/{id}`,
  * src/domain/dashboard.ts), where `.` and `..` are dot segments a browser resolves, however they are
  * percent-encoded: the dashboard's link would climb out to another page, and a dashboard_url under a
- * path prefix to another site of the same host. GitHub refuses both as names.
+ * path prefix to another application of the same host. GitHub refuses both as names.
  */
 function dotSegment(value: string, field: string): void {
   if (value === '.' || value === '..') invalid(field, `"${value}" is no GitHub name (GitHub refuses . and ..), and in a run link it is a dot segment that leaves the run's page`);
