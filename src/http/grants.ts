@@ -27,8 +27,13 @@ export type DashboardPermission = (typeof DASHBOARD_PERMISSIONS)[number];
  * A grant's dashboard permissions. Without a `dashboard` key a token may read (it can read the same
  * data over MCP), and `admin: true` keeps meaning "decides approvals". `write` and `approve` imply
  * `read`; `dashboard: []` keeps the token out of the dashboard.
+ *
+ * A grant with a policy of its own (`ownPolicy`) gets no dashboard unless its `dashboard` key lists
+ * it: that policy governs only its MCP calls, and a default `read` let an agent whose policy denies
+ * every read sign in and export the whole tenant as CSV, unaudited (found by review).
  */
-export function dashboardPermissions(listed: readonly DashboardPermission[] | undefined, admin: boolean): DashboardPermission[] {
+export function dashboardPermissions(listed: readonly DashboardPermission[] | undefined, admin: boolean, ownPolicy = false): DashboardPermission[] {
+  if (listed === undefined && ownPolicy) return [];
   const set = new Set<DashboardPermission>(listed ?? ['read']);
   if (admin && (listed === undefined || listed.length > 0)) set.add('approve');
   if (set.size > 0) set.add('read');
@@ -87,7 +92,7 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
       tokenSha256: hash!,
       policy: g.policy ? resolve(dirname(path), g.policy) : undefined,
       admin: g.admin ?? false,
-      dashboard: dashboardPermissions(g.dashboard, g.admin ?? false),
+      dashboard: dashboardPermissions(g.dashboard, g.admin ?? false, g.policy !== undefined),
     };
   });
 }

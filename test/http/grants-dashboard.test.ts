@@ -15,10 +15,16 @@ describe('grants: dashboard permissions', () => {
           '  - { identity: ops, token: ops-token-0123456789ab, admin: true }',
           '  - { identity: editor, token: editor-token-012345678, dashboard: [write] }',
           '  - { identity: bot, token: bot-token-0123456789ab, dashboard: [] , admin: true }',
+          // a policy of its own governs the MCP calls only: no dashboard unless listed
+          '  - { identity: ci-agent, token: ci-agent-token-01234567, policy: ./agent.yaml }',
+          '  - { identity: ci-ops, token: ci-ops-token-0123456789, policy: ./agent.yaml, admin: true }',
+          '  - { identity: viewer, token: viewer-token-01234567, policy: ./agent.yaml, dashboard: [read] }',
         ].join('\n'),
       );
       const byId = Object.fromEntries(loadGrants(path).map((g) => [g.identity, g.dashboard]));
-      assert.deepEqual(byId, { agent: ['read'], ops: ['read', 'approve'], editor: ['read', 'write'], bot: [] });
+      assert.deepEqual(byId, {
+        agent: ['read'], ops: ['read', 'approve'], editor: ['read', 'write'], bot: [], 'ci-agent': [], 'ci-ops': [], viewer: ['read'],
+      });
     } finally {
       t.cleanup();
     }
