@@ -1,5 +1,5 @@
 import { options, type VNode } from 'preact';
-import { INVISIBLE, PLAIN_ASCII } from '../domain/process-name.js';
+import { revealInvisible as reveal } from '../domain/reveal-invisible.js';
 
 /**
  * Every text the dashboard draws shows its invisible characters by name. Telemetry is the attacker's:
@@ -16,8 +16,7 @@ import { INVISIBLE, PLAIN_ASCII } from '../domain/process-name.js';
  */
 
 export function revealInvisible(text: string): string {
-  if (PLAIN_ASCII.test(text)) return text;
-  return text.replace(INVISIBLE, (c) => (c === '\n' || c === '\t' || c === '\r' ? c : `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟩`));
+  return reveal(text, true);
 }
 
 function revealChildren(children: unknown): unknown {

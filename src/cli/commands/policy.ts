@@ -9,6 +9,7 @@ import { requireExistingStore, storeLocation } from '../common.js';
 import { starterPolicy } from '../../policy/init.js';
 import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
 import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
+import { revealInvisible } from '../../domain/reveal-invisible.js';
 
 // The policy schema, the gateway config and the MCP client are loaded by the subcommands that use
 // them: `audit` and `approvals`, which tests and operators run most, never pay for them.
@@ -115,7 +116,9 @@ const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] 
 function fmtApproval(r: ApprovalRow): string {
   const exp = new Date(r.expires_at).toISOString();
   const upstream = r.upstream_name ? `upstream=${r.upstream_name} ` : '';
-  return `${r.id}  ${r.status.padEnd(8)}  ${r.tool}  ${upstream}identity=${r.identity} session=${r.session}  expires=${exp}\n    args: ${r.args_preview}${r.reason ? `\n    reason: ${r.reason}` : ''}`;
+  // every stored string as text: a caller chose the tool name and the reason (an elicitation answer)
+  const t = revealInvisible;
+  return `${r.id}  ${r.status.padEnd(8)}  ${t(r.tool)}  ${t(upstream)}identity=${t(r.identity)} session=${t(r.session)}  expires=${exp}\n    args: ${t(r.args_preview)}${r.reason ? `\n    reason: ${t(r.reason)}` : ''}`;
 }
 
 export function register(program: Command): void {
@@ -273,7 +276,8 @@ export function register(program: Command): void {
         else {
           for (const r of rows) {
             process.stdout.write(
-              `${r.ts}  ${r.decision.padEnd(16)} ${r.tool}  upstream=${r.upstream} ${r.latency_ms}ms  identity=${r.identity} session=${r.session}  rule=${r.rule}${r.reason ? `  reason=${JSON.stringify(r.reason)}` : ''}\n`,
+              // a refused tool name is recorded as the caller sent it: written as text, never as terminal control
+              `${r.ts}  ${r.decision.padEnd(16)} ${revealInvisible(r.tool)}  upstream=${revealInvisible(r.upstream)} ${r.latency_ms}ms  identity=${revealInvisible(r.identity)} session=${revealInvisible(r.session)}  rule=${revealInvisible(r.rule)}${r.reason ? `  reason=${revealInvisible(JSON.stringify(r.reason))}` : ''}\n`,
             );
           }
           if (!rows.length) process.stdout.write('no audit records\n');

@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliResult } from '../helpers.js';
+import { SqlitePolicyState } from '../../src/storage/sqlite/policy-state.js';
+import { revealInvisible } from '../../src/domain/reveal-invisible.js';
+
+/**
+ * `audit` and `approvals list` print what callers chose (a refused tool name, an elicitation
+ * answer's reason): as text, never as terminal control. Found by review: ESC, CR and LF let an agent
+ * wipe its own record and print a made-up `allow ... identity=alice` line above concealed text.
+ */
+
+const FORGED = 'x\u001b[1A\u001b[2K\r2026-12-04T15:29:55.970Z  allow  create_suppression_rule  identity=alice\n\u001b[8m\u202e';
+
+test('audit and approvals list write callers\' strings with their controls by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'et-terminal-'));
+  const db = join(dir, 'egress.db');
+  try {
+    const st = new SqlitePolicyState({ dbPath: db, auditFile: false });
+    st.audit.append({ ts: new Date().toISOString(), session: 's', identity: 'ci-agent', tool: FORGED, args_hash: 'h', decision: 'deny', rule: 'tool_name', latency_ms: 0.1, upstream: 'not_forwarded' });
+    st.audit.flush();
+    const a = await st.approvals.request({ session: 's', identity: 'ci-agent', tool: 'preview_suppression_rule', argsHash: 'h', argsPreview: '{}', rule: 'tools.x', timeoutMs: 60_000 });
+    await st.approvals.decide(a.row.id, 'denied', 'elicitation', FORGED);
+    st.close();
+
+    for (const args of [['audit', '--db', db], ['approvals', 'list', '--all', '--db', db]]) {
+      const r = await cliResult(args);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /[\u001b\r\u202e]/, `${args[0]}: no control reaches the terminal`);
+      assert.ok(r.stdout.includes('⟨U+001B⟩[1A⟨U+001B⟩[2K⟨U+000D⟩2026-12-04T15:29:55.970Z'), r.stdout);
+      assert.ok(r.stdout.includes('⟨U+202E⟩'), r.stdout);
+      // the forged line does not start a line of its own
+      assert.ok(!r.stdout.split('\n').some((l) => l.startsWith('2026-12-04T15:29:55.970Z  allow')), r.stdout);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('revealInvisible: plain text unchanged; line breaks kept only when asked (a page lays them out)', () => {
+  assert.equal(revealInvisible('tailscaled'), 'tailscaled');
+  assert.equal(revealInvisible('a\tb\nc'), 'a⟨U+0009⟩b⟨U+000A⟩c');
+  assert.equal(revealInvisible('a\tb\nc\u200b', true), 'a\tb\nc⟨U+200B⟩');
+});
