@@ -4,6 +4,7 @@ import { MessagePage } from './pages/message.js';
 import { ApprovalsPage, DecisionSummary } from './pages/approvals.js';
 import type { Route } from './routes.js';
 import { notFound, page } from './replies.js';
+import { refusedOnSharedStore } from './policy-tenants.js';
 
 /**
  * The approvals page and its decision. A decision is `approvals.decide()` on the very policy state the
@@ -18,8 +19,12 @@ export const approvalsRoute: Route = {
   method: 'GET',
   path: /^\/approvals\/?$/,
   permission: 'read',
-  async handle({ store, ctx, url }) {
+  async handle({ store, ctx, url, tenant }) {
     const approvals = store.policy?.approvals;
+    if (approvals) {
+      const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'Approvals are not shown here');
+      if (refused) return refused;
+    }
     const now = Date.now();
     const [pending, all] = approvals ? await Promise.all([approvals.list({ status: 'pending' }), approvals.list({ status: 'all' })]) : [[], []];
     const decidedId = url.searchParams.get('decided');
@@ -44,10 +49,12 @@ export const decideApprovalRoute: Route = {
   method: 'POST',
   path: /^\/approvals\/([^/]+)\/(approve|deny)$/,
   permission: 'approve',
-  async handle({ params, form, store, ctx, session }) {
+  async handle({ params, form, store, ctx, session, tenant }) {
     const [id, verb] = params as [string, 'approve' | 'deny'];
     const approvals = store.policy?.approvals;
     if (!approvals) return notFound(ctx, 'No approvals here', 'No policy holds calls in this server, so there is nothing to decide.');
+    const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'Approvals are not shown here');
+    if (refused) return refused;
     const row = await approvals.get(id);
     if (!row) return notFound(ctx, 'Approval not found', `There is no approval ${id}.`);
     const conflict = (status: string) =>

@@ -2,14 +2,19 @@ import { AUDIT_PAGE_SIZE, parseAuditFilter } from './audit-filter.js';
 import { AuditPage } from './pages/audit.js';
 import type { Route } from './routes.js';
 import { page } from './replies.js';
+import { refusedOnSharedStore } from './policy-tenants.js';
 
 /** The audit page: the policy state's audit query (the one `egress-triage audit` uses), one page at a time. */
 export const auditRoute: Route = {
   method: 'GET',
   path: /^\/audit\/?$/,
   permission: 'read',
-  async handle({ store, ctx, url }) {
+  async handle({ store, ctx, url, tenant }) {
     const policy = store.policy;
+    if (policy) {
+      const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'The policy audit is not shown here');
+      if (refused) return refused;
+    }
     const parsed = parseAuditFilter(url.searchParams, Date.now());
     if (!parsed.ok) {
       return page(<AuditPage ctx={ctx} d={{ enabled: policy !== undefined, filter: parsed.filter, errors: parsed.errors, records: [], hasNext: false, decidedBy: {} }} />, 400);

@@ -188,4 +188,42 @@ describe('approvals page', () => {
       await client.close().catch(() => undefined);
     }
   });
+
+  // last: it adds a tenant to the store
+  it('on a store another tenant shares, the pages and the decision refuse (approvals carry no tenant); the CLI still decides', async () => {
+    const other = demo.file('globex.ndjson', JSON.stringify({
+      owner: 'globex', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: '1', timestamp: '2026-11-01T00:00:00Z', domain: 'registry.npmjs.org', port: 443, process: { name: 'npm' },
+    }) + '\n');
+    const ing = await cliResult(['ingest', other, '--tenant', 'globex', '--db', db]);
+    assert.equal(ing.status, 0, ing.stderr);
+    const client = await agentClient();
+    const { page, close } = await newPage(browser);
+    try {
+      await signIn(page, ALICE);
+      const held = client.callTool({ name: 'find_repos_using_endpoint', arguments: { owner: 'acme', endpoint: 'shared-store.example' } }, { timeout: 300_000 });
+      const id = await waitFor(
+        async () => (JSON.parse((await cliResult(['approvals', 'list', '--json', '--db', db])).stdout) as { id: string; args_preview: string }[]).find((r) => r.args_preview.includes('shared-store.example'))?.id,
+        30_000, 100, 'the held call in approvals list',
+      );
+      for (const path of ['/approvals', '/audit']) {
+        const res = await page.goto(`${server.base}${path}`);
+        assert.equal(res!.status(), 409, path);
+        assert.match(await page.locator('main').innerText(), /other tenants besides "default" \("globex"\)/);
+        assert.equal(await page.locator('tr[data-approval]').count(), 0);
+      }
+      const status = await page.evaluate(async (path) => {
+        const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+        const r = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'confirm=yes' });
+        return r.status;
+      }, `/approvals/${id}/approve`);
+      assert.equal(status, 409);
+      const decided = await cliResult(['approvals', 'approve', id, '--db', db]);
+      assert.equal(decided.status, 0, decided.stderr);
+      const result = await held;
+      assert.notEqual(result.isError, true, text(result));
+    } finally {
+      await close();
+      await client.close().catch(() => undefined);
+    }
+  });
 });
