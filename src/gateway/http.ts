@@ -94,6 +94,8 @@ interface Session {
   fast: FastServerTransport;
   proxy: PolicyProxy;
   identity: string;
+  /** the token (its hash) that opened it: identities need not be unique, and a grant's policy is per token */
+  token: string | undefined;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -203,7 +205,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const rpcError = (res: ServerResponse, status: number, code: number, message: string, id: string | number | null = null) => writeRpcError(res, status, code, message, id);
   const readBody = (req: IncomingMessage) => readCappedBody(req, MAX_BODY).catch(() => null);
 
-  const newSession = async (identity: string, holder: PolicyHolder, up: Upstream): Promise<Session> => {
+  const newSession = async (identity: string, token: string | undefined, holder: PolicyHolder, up: Upstream): Promise<Session> => {
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => void sessions.set(id, s),
@@ -242,7 +244,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         if (transport.sessionId) sessions.delete(transport.sessionId);
       },
     });
-    const s: Session = { upstream: up, transport, fast, proxy, identity };
+    const s: Session = { upstream: up, transport, fast, proxy, identity, token };
     try {
       await proxy.start();
     } catch (e) {
@@ -376,8 +378,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       const s = sessions.get(sid);
       // A session lives on the path of the upstream it was opened for.
       if (!s || s.upstream !== up) return refuse(404, -32001, 'Session not found');
-      // A session belongs to the token that opened it.
-      if (s.identity !== identity) return refuse(403, -32600, 'Session belongs to another identity');
+      // A session belongs to the token that opened it, not only to its identity (found by review).
+      if (s.token !== grant?.tokenSha256) return refuse(403, -32600, 'Session belongs to another token');
       if (req.method === 'POST') {
         // A second request with an id in flight is answered on its own POST, never routed by that id.
         if (s.fast.refuseDuplicate(res, body, (m, message) => s.proxy.auditRefusal(m, message))) return;
@@ -391,7 +393,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     if (!isInit) return refuse(400, -32000, 'Bad Request: No valid session ID provided');
     let s: Session;
     try {
-      s = await newSession(identity, holderFor(grant, up), up);
+      s = await newSession(identity, grant?.tokenSha256, holderFor(grant, up), up);
     } catch (e) {
       // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
       appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log, unreachable: true });

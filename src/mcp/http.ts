@@ -73,6 +73,11 @@ interface Session {
   server: McpServer;
   /** grant identity that opened the session; undefined when serving without grants */
   identity: string | undefined;
+  /**
+   * the token (its hash) that opened it: a session runs its grant's policy, and identities need not
+   * be unique in a grants file (a token being rotated, or a narrower one beside a wider one)
+   */
+  token: string | undefined;
   lastSeen: number;
   closeGateway?: () => Promise<void>;
   /** the session's policy proxy, which audits what the session's SDK transport refuses */
@@ -151,7 +156,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
       },
       maxRequestBodySize: maxBody,
     });
-    entry = { transport, server, identity: grant?.identity, lastSeen: Date.now() };
+    entry = { transport, server, identity: grant?.identity, token: grant?.tokenSha256, lastSeen: Date.now() };
     pending.add(entry);
     server.server.onclose = () => {
       pending.delete(entry);
@@ -197,7 +202,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     if (!runtime) return;
     const sid = req.headers['mcp-session-id'];
     const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
-    if (s?.proxy && s.identity === grant?.identity) return s.proxy.auditTransportRefusal({ message: body, reason: message });
+    if (s?.proxy && s.token === grant?.tokenSha256) return s.proxy.auditTransportRefusal({ message: body, reason: message });
     const identity = policyIdentity(grant);
     appendRefusal(runtime.state, { identity, session: refusalSession(req, body, identity), body, reason: message, policyHash: runtime.holder.current.hash, log });
   }
@@ -214,8 +219,9 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     if (sessionId) {
       const s = sessions.get(sessionId);
       if (!s) return refuse(404, 'Session not found: it expired or was closed; initialize a new session', -32001);
-      // A session belongs to the token that opened it.
-      if (s.identity !== grant?.identity) return refuse(403, 'Forbidden: the session belongs to another identity');
+      // A session belongs to the token that opened it (not only to its identity: another token of
+      // the same identity may have another policy; found by review).
+      if (s.token !== grant?.tokenSha256) return refuse(403, 'Forbidden: the session belongs to another token');
       s.lastSeen = Date.now();
       // What the SDK's session transport refuses itself (an unsupported MCP-Protocol-Version, a body that
       // is not JSON-RPC) never reaches the policy proxy: audited from its answer.

@@ -21,12 +21,14 @@ after(() => tmp.cleanup());
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdef';
+/** A second token of Alice's identity (one being rotated in): a 2025-11-25 session is the other token's all the same. */
+const ALICE_NEXT = 'alice-next-token-0123456789ab';
 const grantsFile = () => {
   const p = join(tmp.dir, 'grants.yaml');
-  writeFileSync(p, 'grants:\n  - { identity: alice, token_env: ALICE_TOKEN }\n  - { identity: bob, token_env: BOB_TOKEN }\n');
+  writeFileSync(p, 'grants:\n  - { identity: alice, token_env: ALICE_TOKEN }\n  - { identity: bob, token_env: BOB_TOKEN }\n  - { identity: alice, token_env: ALICE_NEXT_TOKEN }\n');
   return p;
 };
-const ENV = { ALICE_TOKEN: ALICE, BOB_TOKEN: BOB };
+const ENV = { ALICE_TOKEN: ALICE, BOB_TOKEN: BOB, ALICE_NEXT_TOKEN: ALICE_NEXT };
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 /**
@@ -94,6 +96,8 @@ for (const era of ERAS) test(`serve with grants on 0.0.0.0 (${era}): no token or
     for (const [label, h] of WRONG_TOKENS) assert.equal((await create(label.replace(/\W+/g, '-'), h)).status, 401, label);
     const bob = await create('bob', bearer(BOB));
     assert.equal(bob.status, BOB_ON_ALICE[era], "Bob cannot use Alice's session; her handle is only a name within his own identity");
+    // nor can another token of her own identity (it may carry another policy)
+    if (era === 'legacy') assert.equal((await create('alice-next', bearer(ALICE_NEXT))).status, 403);
     const ok = await create('alice', bearer(ALICE));
     assert.equal(ok.status, 200);
     const result = answer(ok)!.result;
@@ -143,6 +147,7 @@ for (const era of ERAS) test(`HTTP gateway (${era}): unauthenticated and wrongly
     for (const [label, h] of WRONG_TOKENS) assert.equal((await write(h)).status, 401, label);
     const bob = await write(bearer(BOB));
     assert.equal(bob.status, BOB_ON_ALICE[era]);
+    if (era === 'legacy') assert.equal((await write(bearer(ALICE_NEXT))).status, 403, "another token of Alice's identity");
     // A refused request is not a JSON-RPC batch smuggling route either.
     assert.equal((await send(gw.port, alice.conn!, [{ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'write_thing', arguments: {} } }])).status, 401);
     const ok = await write(bearer(ALICE));
@@ -151,11 +156,12 @@ for (const era of ERAS) test(`HTTP gateway (${era}): unauthenticated and wrongly
     assert.deepEqual(await upstreamCounts(upstream.port), { write_thing: era === 'modern' ? 2 : 1 });
     const rows = await eventually(async () => {
       const r = (await policyAudit(db)).filter((x) => x.tool === 'write_thing');
-      return r.length >= 2 ? r : undefined;
+      return r.length >= (era === 'modern' ? 2 : 3) ? r : undefined;
     }, 'the audit records');
-    // Bob is authenticated: his write on Alice's 2025-11-25 session is refused (403) and audited as his.
-    const bobs = era === 'modern' ? ['bob', 'allow', 'ok'] : ['bob', 'deny', 'not_forwarded'];
-    assert.deepEqual(rows.map((r) => [r.identity, r.decision, r.upstream]).sort(), [bobs, ['alice', 'allow', 'ok']].sort());
+    // Bob is authenticated: his write on Alice's 2025-11-25 session is refused (403) and audited as his;
+    // so is the write of Alice's other token there, under her identity.
+    const refused = era === 'modern' ? [['bob', 'allow', 'ok']] : [['bob', 'deny', 'not_forwarded'], ['alice', 'deny', 'not_forwarded']];
+    assert.deepEqual(rows.map((r) => [r.identity, r.decision, r.upstream]).sort(), [...refused, ['alice', 'allow', 'ok']].sort());
     if (era === 'modern') {
       // The same handle under two identities is two sessions: Bob spent none of Alice's quota.
       const [a, b] = [rows.find((r) => r.identity === 'alice')!, rows.find((r) => r.identity === 'bob')!];

@@ -63,7 +63,7 @@ test('HTTP gateway (2025-11-25): every refused POST is answered and audited unde
       { label: 'no session', post: () => rawPost(gw.port, deleting(10), bearer('alice')), status: 400, code: -32000, tool: 'delete_thing', reason: /No valid session ID/, session: 'no-session' },
       { label: 'an unknown session', post: post(deleting(11), { 'mcp-session-id': 'no-such-session' }), status: 404, code: -32001, tool: 'delete_thing', reason: /^Session not found$/, session: 'no-session' },
       // Bob's record is his own, never written into Alice's session.
-      { label: "another identity's session", post: post(deleting(12), bearer('bob')), status: 403, code: -32600, identity: 'bob', tool: 'delete_thing', reason: /another identity/, session: 'no-session' },
+      { label: "another identity's session", post: post(deleting(12), bearer('bob')), status: 403, code: -32600, identity: 'bob', tool: 'delete_thing', reason: /another token/, session: 'no-session' },
     ]);
   } finally {
     await stop(gw);
