@@ -83,6 +83,12 @@ export interface SourceSummary {
   detectionsByType: Record<string, number>;
   suppressedOnIngest: number;
   runsCreated: number;
+  /**
+   * Tenants other than the ingest's own that records of this source named in their own `tenant`
+   * field, and were written into: said in the summary, never silently (a source meant for one
+   * tenant can otherwise fill another's baselines, or keep its calls out of its own).
+   */
+  otherTenants: string[];
   /** false when --strict rolled the file back */
   stored: boolean;
   elapsedMs: number;
@@ -306,7 +312,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     const summary: SourceSummary = {
       source: path === '-' ? '<stdin>' : path, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
       duplicates: 0, rejected: 0, rejectedByReason: {}, notes: {}, errors: [], detections: 0, detectionsByType: {},
-      suppressedOnIngest: 0, runsCreated: 0, stored: true, elapsedMs: 0,
+      suppressedOnIngest: 0, runsCreated: 0, otherTenants: [], stored: true, elapsedMs: 0,
     };
     let repeats = 0;
     let scope: IngestScope | null = null;
@@ -453,6 +459,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
         }
       }
     }
+    summary.otherTenants = summary.stored ? [...leases.keys()].filter((t) => t !== this.opts.tenant).sort() : [];
     summary.elapsedMs = Date.now() - started;
     return summary;
   }

@@ -221,6 +221,7 @@ export function renderIngestSummary(r: IngestRunResult): string {
     out.push(`  rejected          ${s.rejected}${s.rejected ? '  ' + Object.entries(s.rejectedByReason).map(([k, v]) => `${k}=${v}`).join(' ') : ''}`);
     const notes = Object.entries(s.notes ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
     if (notes) out.push(`  notes             ${notes}`);
+    if (s.otherTenants?.length) out.push(`  other tenants     ${s.otherTenants.join(' ')}  (written there: named by the records' own "tenant" field)`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
     for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`);
