@@ -52,6 +52,15 @@ async function agentClient(era: 'legacy' | 'modern' = 'legacy'): Promise<Client>
   return client;
 }
 
+/** A confirmed decision posted from the page with its own CSRF token, as a script on it could: the status. */
+function confirmedPost(page: Page, path: string): Promise<number> {
+  return page.evaluate(async (p) => {
+    const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
+    const r = await fetch(p, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'confirm=yes' });
+    return r.status;
+  }, path);
+}
+
 const text = (r: { content?: unknown }) => ((r.content as { type: string; text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('\n');
 
 async function signIn(page: Page, token: string): Promise<void> {
@@ -124,11 +133,7 @@ describe('approvals page', () => {
       assert.deepEqual(dialogs, []);
       assert.deepEqual(errors, []);
       // a decided approval cannot be decided again
-      const again = await page.evaluate(async (path) => {
-        const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
-        const r = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'confirm=yes' });
-        return r.status;
-      }, `/approvals/${id2}/approve`);
+      const again = await confirmedPost(page, `/approvals/${id2}/approve`);
       assert.equal(again, 409);
     } finally {
       await close();
@@ -146,11 +151,7 @@ describe('approvals page', () => {
       const id = await pendingRow(page, 'list_tenant_github_orgs');
       assert.equal(await page.locator(`tr[data-approval="${id}"] button`).count(), 0, 'no decision buttons for a reader');
       assert.match(await page.locator('main').innerText(), /needs the dashboard permission "approve"/);
-      const status = await page.evaluate(async (path) => {
-        const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
-        const r = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'confirm=yes' });
-        return r.status;
-      }, `/approvals/${id}/approve`);
+      const status = await confirmedPost(page, `/approvals/${id}/approve`);
       assert.equal(status, 403);
       const rows = JSON.parse((await cliResult(['approvals', 'list', '--json', '--db', db])).stdout) as { id: string; status: string }[];
       assert.equal(rows.find((r) => r.id === id)?.status, 'pending');
@@ -211,11 +212,7 @@ describe('approvals page', () => {
         assert.match(await page.locator('main').innerText(), /other tenants besides "default" \("globex"\)/);
         assert.equal(await page.locator('tr[data-approval]').count(), 0);
       }
-      const status = await page.evaluate(async (path) => {
-        const csrf = document.querySelector('meta[name=csrf-token]')!.getAttribute('content')!;
-        const r = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'confirm=yes' });
-        return r.status;
-      }, `/approvals/${id}/approve`);
+      const status = await confirmedPost(page, `/approvals/${id}/approve`);
       assert.equal(status, 409);
       const decided = await cliResult(['approvals', 'approve', id, '--db', db]);
       assert.equal(decided.status, 0, decided.stderr);
