@@ -20,8 +20,11 @@ local function clock(a)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Drops charges at or before now - win and returns the sum of what is left.
+-- Drops charges at or before now - win and returns the sum of what is left. The sum counts only
+-- charges in the set: with the set gone (expired, idle past its window) nothing is charged, whatever
+-- a sum left behind says.
 local function prune(z, s, now, win)
+  if redis.call('EXISTS', z) == 0 then return 0 end
   local sum = tonumber(redis.call('GET', s) or '0')
   if win >= 0 then
     local cutoff = fmt(now - win)
@@ -53,7 +56,9 @@ local now = clock(ARGV[1])
 local win, max, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local sum = prune(KEYS[1], KEYS[2], now, win)
 if sum + cost > max + 1e-9 then
-  redis.call('SET', KEYS[2], fmt(sum))
+  -- KEEPTTL, here and wherever the sum is rewritten: a plain SET drops the key's expiry, and a sum
+  -- outliving its charges kept a limit at its maximum for good after one denial (found by review)
+  redis.call('SET', KEYS[2], fmt(sum), 'KEEPTTL')
   local retry = -1
   if cost <= max then
     retry = win
@@ -80,7 +85,7 @@ export const REFUND = `${PRELUDE}
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   local sum = tonumber(redis.call('GET', KEYS[2]) or '0') - tonumber(ARGV[2])
   if sum < 1e-9 then sum = math.max(0, sum) end
-  redis.call('SET', KEYS[2], fmt(sum))
+  redis.call('SET', KEYS[2], fmt(sum), 'KEEPTTL')
   return 1
 end
 return 0
@@ -98,7 +103,7 @@ return 1
 /** KEYS: zset, sum. ARGV: now, window. -> used within the window, as a string. */
 export const USED = `${PRELUDE}
 local sum = prune(KEYS[1], KEYS[2], clock(ARGV[1]), tonumber(ARGV[2]))
-redis.call('SET', KEYS[2], fmt(sum))
+redis.call('SET', KEYS[2], fmt(sum), 'KEEPTTL')
 return fmt(sum)
 `;
 
