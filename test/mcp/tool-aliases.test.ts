@@ -4,6 +4,12 @@ import fc from 'fast-check';
 import { argReadingsFor, canonicalToolArgs, policyArgs, TOOL_ALIASES } from '../../src/mcp/tool-aliases.js';
 import { parsePolicy } from '../../src/policy/load.js';
 
+/** The built-in mode's decision on a tool call under `yaml`: the reason that decided it, if any. */
+function builtInReason(yaml: string): (tool: string, args: Record<string, unknown>) => string | undefined {
+  const engine = parsePolicy(yaml).engine;
+  return (tool, args) => engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+}
+
 test('canonicalToolArgs: aliases folded into their canonical names, "owner/name" split, the rest as sent', () => {
   assert.deepEqual(canonicalToolArgs('list_detections', { orgScope: 'initech', detectionId: 'Domain-Blocked', limit: 5 }), { owner: 'initech', detection_id: 'Domain-Blocked', limit: 5 });
   assert.deepEqual(canonicalToolArgs('delete_suppression_rule', { rule_id: 'r_1', confirm: true }), { ruleId: 'r_1', confirm: true });
@@ -154,7 +160,7 @@ test('canonicalToolArgs: a rule\'s conditions as the matcher reads them: trimmed
   assert.deepEqual(canonicalToolArgs('update_suppression_rule', { ruleId: 'r_1', name: 'n' }), { ruleId: 'r_1', name: 'n' });
   // a key left out is compared as "*", but `exists` still says it was not written; conditions left out
   // of an update (which keeps the rule's own) are not "*"
-  const engine = parsePolicy(
+  const decide = builtInReason(
     `version: 1
 default: allow
 tools:
@@ -163,16 +169,12 @@ tools:
       - { path: args.conditions.process_sha256, op: exists, value: false, action: deny, reason: "pin a hash" }
       - { path: args.conditions.owner, op: eq, value: "*", action: deny, reason: "tenant-wide" }
 `,
-  ).engine;
-  const decide = (tool: string, args: Record<string, unknown>) => engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+  );
   assert.equal(decide('create_suppression_rule', { conditions: { process: 'x' } }), 'pin a hash');
   assert.equal(decide('create_suppression_rule', { conditions: { process: 'x', process_sha256: 'a'.repeat(64) } }), 'tenant-wide');
   assert.equal(decide('create_suppression_rule', { conditions: { process: 'x', process_sha256: 'a'.repeat(64), owner: 'acme' } }), undefined);
   assert.equal(decide('update_suppression_rule', { ruleId: 'r_1', name: 'n' }), 'pin a hash', 'exists: false holds when conditions are left out');
-  assert.equal(
-    engine.decide('update_suppression_rule', policyArgs('update_suppression_rule', { ruleId: 'r_1', name: 'n', conditions: { process_sha256: 'a'.repeat(64), owner: 'acme' } }), argReadingsFor('update_suppression_rule')).reason,
-    undefined,
-  );
+  assert.equal(decide('update_suppression_rule', { ruleId: 'r_1', name: 'n', conditions: { process_sha256: 'a'.repeat(64), owner: 'acme' } }), undefined);
   // what the tool refuses (not an object) is left as sent; other tools' conditions are no rule
   assert.deepEqual(canonicalToolArgs('create_suppression_rule', { conditions: 'owner=*' }), { conditions: 'owner=*', detectionId: 'New-Outbound-Network-Call' });
   const other = { conditions: { owner: ' x ' } };
@@ -180,7 +182,7 @@ tools:
 });
 
 test('property: in the built-in mode a deny of a rule\'s owner "*" or "globex" or process "openvpn" holds for every spelling the rule tools write as such a rule, and only for those', () => {
-  const engine = parsePolicy(
+  const decide = builtInReason(
     `version: 1
 default: allow
 tools:
@@ -190,7 +192,7 @@ tools:
       - { path: args.conditions.owner, op: eq, value: "globex", action: deny, reason: "globex" }
       - { path: args.conditions.process, op: in, value: ["openvpn.exe"], action: deny, reason: "openvpn" }
 `,
-  ).engine;
+  );
   const recase = (s: string, flips: boolean[]) => [...s].map((c, i) => (flips[i % flips.length] ? c.toUpperCase() : c)).join('');
   const pad = fc.constantFrom('', ' ', '\t', '  ');
   const arb = fc.record({
@@ -203,7 +205,7 @@ tools:
       const conditions: Record<string, string> = { process: `${process.pad}${recase(process.v, process.flips)}${process.exe}${process.pad}` };
       if (owner) conditions.owner = `${owner.pad}${recase(owner.v, owner.flips)}${owner.pad}`;
       const args = { ruleId: 'r_1', conditions, confirm: true };
-      const got = engine.decide(tool, policyArgs(tool, args), argReadingsFor(tool)).reason;
+      const got = decide(tool, args);
       const want = !owner || owner.v === '*' || owner.v === '**' ? 'tenant-wide' : owner.v === 'globex' ? 'globex' : process.v === 'openvpn' ? 'openvpn' : undefined;
       assert.equal(got, want, JSON.stringify({ tool, conditions }));
     }),
