@@ -123,7 +123,9 @@ export function sameFileImpostors(
   for (const s of partnersSeen) {
     const p = partnerById.get(s.variant);
     if (!p) continue;
-    const of = contradicted.get(s.run)?.find((v) => fileKey(v.process, v.path!) === fileKey(p.process, p.path!));
+    // The other kind of identity only: a flagged hash at this path says nothing about another hash
+    // seen there (a swapped file is two binaries), nor a flagged hash-less one about another.
+    const of = contradicted.get(s.run)?.find((v) => (v.sha256 === null) !== (p.sha256 === null) && fileKey(v.process, v.path!) === fileKey(p.process, p.path!));
     if (!of) continue;
     const linked: SuspectedImpostor = {
       process: p.process,

@@ -90,6 +90,12 @@ test('nothing is linked across runs, paths or names, or from a run where the fla
   const twoHashes = [v(1, X, '/usr/local/bin/tailscaled'), v(5, G, '/usr/local/bin/tailscaled')];
   const flaggedX: SuspectedImpostor = { process: 'tailscaled', sha256: X, path: null, reason: 'started through npm' };
   assert.deepEqual(pathPartners(new ImpostorSet([flaggedX]), twoHashes), { flagged: [], partners: [] });
+  // ... even when a flagged hash-less binary at that path makes the other hash a partner: the flagged
+  // hash calling in the run links its own file's hash-less identity, never the other hash
+  const swapped = [v(1, X, '/tmp/tailscaled'), v(2, null, '/tmp/tailscaled (deleted)'), v(5, G, '/tmp/tailscaled'), v(6, null, '/tmp/tailscaled')];
+  const flaggedPath: SuspectedImpostor = { process: 'tailscaled', sha256: null, path: '/tmp/tailscaled (deleted)', reason: 'own evidence' };
+  assert.deepEqual(link([flaggedX, flaggedPath], swapped, [peer(1, 1)], [{ run: 1, variant: 5 }]), []);
+  assert.deepEqual(link([flaggedX, flaggedPath], swapped, [peer(1, 1)], [{ run: 1, variant: 6 }]).map((b) => b.path), ['/tmp/tailscaled']);
 });
 
 test('the files flagged binaries were seen at: every path of a flagged hash, the path of a flagged hash-less binary', () => {
