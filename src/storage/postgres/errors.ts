@@ -9,6 +9,11 @@ export function postgresProblem(err: unknown): { kind: 'not_found' | 'io'; messa
   if (code === '28P01' || code === '28000') return { kind: 'io', message: `authentication failed (${err.message})` };
   if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code)) return { kind: 'io', message: `cannot reach the server (${code}: ${err.message})` };
   if (/timeout exceeded when trying to connect|Connection terminated/i.test(err.message)) return { kind: 'io', message: `cannot reach the server (${err.message})` };
-  if (code === '57P01' || code === '57P03' || code === '53300') return { kind: 'io', message: `the server refused work (${err.message})` };
+  // the driver's word for a query on a connection the server already ended
+  if (/connection error and is not queryable/i.test(err.message)) return { kind: 'io', message: `lost the connection to the server (${err.message})` };
+  // 57P: operator intervention (shutdown, crash, restart, session ended); 53300: too many connections
+  if (code.startsWith('57P') || code === '53300') return { kind: 'io', message: `the server refused work (${err.message})` };
+  // the session sat idle inside its transaction longer than the pool allows (pool.ts)
+  if (code === '25P03') return { kind: 'io', message: `the server ended the session (${err.message})` };
   return null;
 }

@@ -25,13 +25,51 @@ export class PgIngestPort implements IngestPort {
   async beginSource(opts: { atomic: boolean }): Promise<IngestScope> {
     if (!opts.atomic) return new PgScope(this.pool, null, this.clock);
     const c = await this.pool.connect();
+    const conn = new AtomicConnection(c);
     try {
       await c.query('BEGIN');
     } catch (err) {
-      c.release(err as Error);
+      conn.release(err as Error);
       throw err;
     }
-    return new PgScope(this.pool, c, this.clock);
+    return new PgScope(this.pool, conn, this.clock);
+  }
+}
+
+/**
+ * The one connection of an atomic scope, checked out for as long as its source is read: minutes on
+ * a quiet pipe. When the server ends its session meanwhile (a restart, pg_terminate_backend,
+ * idle_in_transaction_session_timeout), the reason is kept, and the scope's next use fails with it
+ * rather than with the driver's "not queryable": the CLI reports it as the store's failure (exit 5).
+ */
+class AtomicConnection {
+  private lost: Error | null = null;
+  private readonly onError = (err: Error) => {
+    this.lost ??= err;
+  };
+
+  constructor(private readonly c: PgClient) {
+    c.on('error', this.onError);
+  }
+
+  /** The connection, or the error that ended it. */
+  get client(): PgClient {
+    if (this.lost) throw this.lost;
+    return this.c;
+  }
+
+  get isLost(): boolean {
+    return this.lost !== null;
+  }
+
+  /** `err` if the connection was lost meanwhile: the cause, not the driver's "not queryable". */
+  cause(err: unknown): unknown {
+    return this.lost ?? err;
+  }
+
+  release(err?: Error): void {
+    this.c.off('error', this.onError);
+    this.c.release(this.lost ?? err);
   }
 }
 
@@ -42,7 +80,7 @@ class PgScope implements IngestScope {
   constructor(
     private readonly pool: PgPool,
     /** the atomic scope's connection, inside its open transaction; null: one transaction per write */
-    private readonly atomic: PgClient | null,
+    private readonly atomic: AtomicConnection | null,
     private readonly clock: PgLeaseClock,
   ) {}
 
@@ -63,10 +101,12 @@ class PgScope implements IngestScope {
     if (!this.atomic) return;
     let broken: Error | undefined;
     try {
-      await this.atomic.query(sql);
+      await this.atomic.client.query(sql);
     } catch (err) {
-      broken = err as Error;
-      throw err;
+      broken = this.atomic.cause(err) as Error;
+      // a rollback of a transaction whose session the server ended is done: nothing of it was kept
+      if (sql === 'ROLLBACK' && this.atomic.isLost) return;
+      throw broken;
     } finally {
       this.atomic.release(broken);
       if (sql === 'ROLLBACK' || broken) for (const t of this.tenants.values()) t.resetCaches();
@@ -92,7 +132,7 @@ class PgTenantIngest implements TenantIngest {
     readonly tenant: string,
     private readonly tenantId: number,
     private readonly pool: PgPool,
-    private readonly atomic: PgClient | null,
+    private readonly atomic: AtomicConnection | null,
     private readonly clock: PgLeaseClock,
   ) {
     this.dict = new PgDictionaries(tenantId);
@@ -103,7 +143,12 @@ class PgTenantIngest implements TenantIngest {
   }
 
   async read(req: IngestReadRequest): Promise<IngestReadResult> {
-    if (this.atomic) return readIngestState(this.atomic, this.tenantId, req);
+    if (this.atomic) {
+      const a = this.atomic;
+      return readIngestState(a.client, this.tenantId, req).catch((err: unknown) => {
+        throw a.cause(err);
+      });
+    }
     const c = await this.pool.connect();
     try {
       // one snapshot for the whole read
@@ -122,16 +167,21 @@ class PgTenantIngest implements TenantIngest {
   async write(batch: IngestWriteBatch): Promise<IngestWriteResult> {
     const ctx = { tenant: this.tenant, tenantId: this.tenantId, dict: this.dict, clock: this.clock };
     if (this.atomic) {
+      const a = this.atomic;
       // part of the scope's one transaction: a savepoint keeps a failed batch from poisoning it
-      await this.atomic.query('SAVEPOINT batch');
+      await a.client.query('SAVEPOINT batch').catch((err: unknown) => {
+        throw a.cause(err);
+      });
       try {
-        const r = await applyWriteBatch(this.atomic, ctx, batch);
-        await this.atomic.query('RELEASE SAVEPOINT batch');
+        const r = await applyWriteBatch(a.client, ctx, batch);
+        await a.client.query('RELEASE SAVEPOINT batch');
         return r;
       } catch (err) {
-        await this.atomic.query('ROLLBACK TO SAVEPOINT batch');
         this.dict.reset();
-        throw err;
+        const cause = a.cause(err);
+        // on a lost connection there is no savepoint to return to: the whole transaction is gone
+        if (cause === err) await a.client.query('ROLLBACK TO SAVEPOINT batch');
+        throw cause;
       }
     }
     try {

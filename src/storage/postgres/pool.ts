@@ -60,6 +60,11 @@ export function createPool(url: string, settings: PgPoolSettings = {}): PgPool {
   });
   // An idle connection dropped by the server must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
+  // Nor one the server ends while it is checked out between two queries (a --strict ingest waiting
+  // on a quiet pipe, a migration): the pool listens only to idle connections, and an 'error' event
+  // nobody hears ends the process as an internal error. The query in flight, or the next one, fails
+  // instead, which the commands report as the store's failure (postgresProblem, exit 5).
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

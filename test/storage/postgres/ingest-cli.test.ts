@@ -1,8 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { cliResult, nativeEvent, ndjson, tempDir } from '../../helpers.js';
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { CLI, cliResult, nativeEvent, ndjson, tempDir } from '../../helpers.js';
 import { usePostgres } from '../../helpers/postgres.js';
+import { waitFor } from '../../helpers/wait.js';
+import { EXIT } from '../../../src/cli/exit-codes.js';
 
 /**
  * `egress-triage ingest` on PostgreSQL, through the built CLI: rejected records and --strict give
@@ -44,5 +48,45 @@ test('rejected records and --strict: the same summaries and exit codes as on SQL
       outs.push(comparable(r.stdout));
     }
     assert.deepEqual(outs[0], outs[1]);
+  }
+});
+
+test('--strict on a quiet pipe whose connection the server ends: exit 5 with the reason, no stack trace, nothing stored, no lease left', async () => {
+  const db = await (await server()).createDatabase('dropped');
+  const env: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_INGEST_LEASE_MS: '600000' };
+  for (const k of ['EGRESS_TRIAGE_DB', 'EGRESS_TRIAGE_TENANT', 'EGRESS_TRIAGE_CONFIG']) delete env[k];
+  const child = spawn(process.execPath, [CLI, 'ingest', '-', '--db', db, '--strict'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const admin = new pg.Client({ connectionString: db });
+  await admin.connect();
+  try {
+    child.stdin.write(RUNS);
+    // the store is migrated and the lease taken (committed): then the one transaction left open is
+    // the source's, which has written the first batch and waits for more input
+    await waitFor(async () => {
+      const leases = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ingest_leases`).catch(() => null);
+      return leases?.rows[0]?.n === '1';
+    }, 20_000, 25, 'the ingest lease taken');
+    const holder = await waitFor(async () => {
+      const r = await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction' AND pid <> pg_backend_pid()`,
+      );
+      return r.rows[0]?.pid;
+    }, 20_000, 25, 'the --strict transaction open and idle');
+    await admin.query('SELECT pg_terminate_backend($1)', [holder]);
+    // the connection error arrives while the ingest waits on its input: then the input ends
+    await waitFor(async () => (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [holder])).rowCount === 0, 10_000, 25, 'the backend gone');
+    child.stdin.end(ndjson([nativeEvent({ run: 5, domain: 'github.com' })]));
+    const code = await exited;
+    assert.equal(code, EXIT.IO, stderr);
+    assert.match(stderr, /server|connection/i);
+    assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
+    assert.equal(Number((await admin.query('SELECT count(*) AS n FROM jobs')).rows[0].n), 0, '--strict stored nothing');
+    assert.equal(Number((await admin.query('SELECT count(*) AS n FROM ingest_leases')).rows[0].n), 0, 'the lease was released');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await admin.end();
   }
 });
