@@ -36,6 +36,12 @@ function who(s: IngestLeaseState): string {
 export function describeLeaseEvent(e: IngestLeaseEvent): string {
   if (e.kind === 'waiting') {
     const c = e.current;
+    if (e.busy) {
+      return (
+        `tenant "${c.tenant}": waiting for ${who(c)}, writing since ${iso(c.since)}; it is inside a write ` +
+        `transaction (a --strict ingest keeps one open for its whole source), and this ingest goes on when that ends`
+      );
+    }
     const left = Math.max(0, Math.ceil((c.expiresAt - e.now) / 1000));
     return (
       `tenant "${c.tenant}": waiting for ${who(c)}, writing since ${iso(c.since)}; ` +

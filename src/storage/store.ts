@@ -143,7 +143,16 @@ export interface IngestLeaseState {
 
 export type IngestLeaseEvent =
   /** another live holder has the lease: the caller waits */
-  | { kind: 'waiting'; current: IngestLeaseState; now: number }
+  | {
+      kind: 'waiting';
+      current: IngestLeaseState;
+      now: number;
+      /**
+       * the holder is inside a write transaction that holds the lease (a --strict ingest keeps one
+       * open for its whole source): its lease cannot be taken over before that transaction ends
+       */
+      busy?: true;
+    }
   /** the previous holder's lease expired without release: the caller took it over */
   | { kind: 'takeover'; previous: IngestLeaseState; now: number };
 

@@ -98,9 +98,16 @@ export class PgIngestLeases implements IngestLeases {
         const token = randomUUID();
         const outcome = await transaction(this.pool, async (c) => {
           const now = (await c.query<{ now: number }>(`SELECT ${NOW('$1')} AS now`, [this.clock.now()])).rows[0]!.now;
-          const prev = (await c.query<Row>(`SELECT ${COLUMNS} FROM ingest_leases WHERE tenant_id = $1 FOR UPDATE`, [tenantId])).rows[0] ?? null;
+          const prev = (await c.query<Row>(`SELECT ${COLUMNS} FROM ingest_leases WHERE tenant_id = $1 FOR UPDATE SKIP LOCKED`, [tenantId])).rows[0] ?? null;
+          if (!prev) {
+            // A row there but locked: its holder is inside a write (a --strict ingest holds the lock
+            // for its whole source). Waiting for the lock would be silent and deaf to Ctrl-C, so the
+            // lease counts as held, whatever its committed expiry says, and the waiter polls.
+            const locked = (await c.query<Row>(`SELECT ${COLUMNS} FROM ingest_leases WHERE tenant_id = $1`, [tenantId])).rows[0];
+            if (locked) return { took: false as const, current: locked, now, busy: true as const };
+          }
           const d = leaseDecision(prev && { token: prev.token, expiresAt: prev.expires_at }, now);
-          if (d === 'held') return { took: false as const, current: prev!, now };
+          if (d === 'held') return { took: false as const, current: prev!, now, busy: false as const };
           if (prev) {
             await c.query('UPDATE ingest_leases SET token = $2, source = $3, pid = $4, host = $5, since = $6, expires_at = $7, waiting_for = NULL WHERE tenant_id = $1', [
               tenantId, token, holder.source, holder.pid, holder.host, now, now + ttlMs,
@@ -126,7 +133,7 @@ export class PgIngestLeases implements IngestLeases {
         const held = outcome.current;
         if (announced !== held.token) {
           announced = held.token;
-          opts.onWait?.({ kind: 'waiting', current: stateOf(tenant, held), now: outcome.now });
+          opts.onWait?.({ kind: 'waiting', current: stateOf(tenant, held), now: outcome.now, ...(outcome.busy ? { busy: true as const } : {}) });
         }
         if (opts.wait === false) return null;
         // Only a holder of other tenants can be part of a cycle; it says whom it waits for first.
@@ -145,7 +152,9 @@ export class PgIngestLeases implements IngestLeases {
               `it waits for a tenant this ingest of ${holder.source} holds; ingest sources with records of several tenants one at a time`,
           );
         }
-        await this.clock.sleep(nextPollMs({ token: held.token, expiresAt: held.expires_at }, outcome.now, this.pollMs), opts.signal);
+        // a busy holder's committed expiry says nothing: look again after the full poll interval
+        const poll = outcome.busy ? this.pollMs : nextPollMs({ token: held.token, expiresAt: held.expires_at }, outcome.now, this.pollMs);
+        await this.clock.sleep(poll, opts.signal);
       }
     } finally {
       // Given up (deadlock, abort, error): no longer waiting. Taking the lease cleared it already.

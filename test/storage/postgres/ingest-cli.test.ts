@@ -90,3 +90,46 @@ test('--strict on a quiet pipe whose connection the server ends: exit 5 with the
     await admin.end();
   }
 });
+
+test('an ingest waiting for a --strict one says so at once and stops on Ctrl-C; once the --strict one commits, the next takes the lease', async () => {
+  const db = await (await server()).createDatabase('waiter');
+  const env: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_INGEST_LEASE_MS: '600000' };
+  for (const k of ['EGRESS_TRIAGE_DB', 'EGRESS_TRIAGE_TENANT', 'EGRESS_TRIAGE_CONFIG']) delete env[k];
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [CLI, 'ingest', ...args, '--db', db], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = { stderr: '' };
+    child.stderr.on('data', (d) => (out.stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    return { child, out, exited };
+  };
+  const admin = new pg.Client({ connectionString: db });
+  await admin.connect();
+  const later = file('later.ndjson', ndjson([nativeEvent({ run: 7, domain: 'api.github.com', job: 'other' })]));
+  const holder = start(['-', '--strict']);
+  const children = [holder.child];
+  try {
+    holder.child.stdin.write(RUNS);
+    // the --strict ingest's one transaction holds the lease row's lock while it waits for input
+    await waitFor(async () => {
+      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction'`).catch(() => null);
+      return (r?.rowCount ?? 0) > 0 && (await admin.query(`SELECT 1 FROM ingest_leases`)).rowCount === 1;
+    }, 20_000, 25, 'the --strict ingest holding its lease inside its transaction');
+    const waiter = start([later]);
+    children.push(waiter.child);
+    await waitFor(() => /waiting for the ingest of <stdin>/.test(waiter.out.stderr), 20_000, 25, 'the waiting message');
+    assert.match(waiter.out.stderr, /inside a write/, waiter.out.stderr);
+    waiter.child.kill('SIGINT');
+    assert.deepEqual(await waiter.exited, { code: null, signal: 'SIGINT' }, waiter.out.stderr);
+    const next = start([later]);
+    children.push(next.child);
+    await waitFor(() => /waiting for the ingest of <stdin>/.test(next.out.stderr), 20_000, 25, 'the next one waiting');
+    holder.child.stdin.end();
+    assert.deepEqual(await holder.exited, { code: EXIT.OK, signal: null }, holder.out.stderr);
+    assert.deepEqual(await next.exited, { code: EXIT.OK, signal: null }, next.out.stderr);
+    assert.equal(Number((await admin.query('SELECT count(*) AS n FROM jobs')).rows[0].n), 2, 'both sources stored');
+    assert.equal(Number((await admin.query('SELECT count(*) AS n FROM ingest_leases')).rows[0].n), 0);
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await admin.end();
+  }
+});
