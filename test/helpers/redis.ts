@@ -14,7 +14,10 @@ import { freePort } from './free-port.js';
 export interface TestRedis {
   port: number;
   url: string;
-  start(): Promise<void>;
+  /** the server's folder: a `SAVE` writes its snapshot there, and start() loads it, as a restart does */
+  dir: string;
+  /** (Re)starts the server on its port, with `extra` arguments for this start only. */
+  start(extra?: string[]): Promise<void>;
   /** Kills the server (SIGKILL: nothing is saved) and waits until its port refuses connections. */
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -47,8 +50,8 @@ export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   let log = '';
-  const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const start = async (extra: string[] = []) => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
     child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
     const exited = new Promise<never>((_, reject) => child!.once('exit', (c) => reject(new Error(`redis-server exited with ${c}:\n${log}`))));
@@ -67,6 +70,7 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     port,
     url: `redis://127.0.0.1:${port}/0`,
+    dir,
     start,
     kill,
     async stop() {

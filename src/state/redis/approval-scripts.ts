@@ -66,8 +66,21 @@ redis.call('PUBLISH', ARGV[7], ARGV[8])
 return {'ok'}
 `;
 
-/** KEYS: approval. -> 1 when it was approved and is now used. */
+/**
+ * KEYS: approval. ARGV: now. -> its expiry when it was approved, not expired, and is now used; else
+ * false (nil).
+ */
 const CONSUME = `
+local r = redis.call('HMGET', KEYS[1], 'status', 'expires_at')
+if r[1] == 'approved' and tonumber(r[2]) > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'status', 'consumed')
+  return r[2]
+end
+return false
+`;
+
+/** KEYS: approval. Used again after Redis lost that write (approval-journal.ts). -> 1 when it had come back approved. */
+const RECONSUME = `
 if redis.call('HGET', KEYS[1], 'status') == 'approved' then
   redis.call('HSET', KEYS[1], 'status', 'consumed')
   return 1
@@ -89,5 +102,6 @@ export const APPROVAL_SCRIPTS = {
   apr_request: [1, REQUEST],
   apr_decide: [1, DECIDE],
   apr_consume: [1, CONSUME],
+  apr_reconsume: [1, RECONSUME],
   apr_expire: [1, EXPIRE],
 } as const;

@@ -9,6 +9,7 @@ import {
   type Approvals,
 } from '../../storage/policy-state.js';
 import type { RedisConnection } from './connection.js';
+import { noteConsumed } from './approval-journal.js';
 
 const CHANNEL = 'egress-triage:approvals:decided';
 const ALL = 'egress-triage:apr:all';
@@ -98,7 +99,12 @@ export class RedisApprovals implements Approvals {
 
   async consume(id: string): Promise<boolean> {
     this.conn.assertUsable();
-    return Number(await this.conn.run('apr_consume', [`${prefixOf(tagOf(id))}${id}`], [])) === 1;
+    const key = `${prefixOf(tagOf(id))}${id}`;
+    const now = this.now();
+    const expiresAt = (await this.conn.run('apr_consume', [key], [String(now)])) as string | null;
+    if (expiresAt === null) return false;
+    noteConsumed(this.conn.consumed, key, Number(expiresAt), now);
+    return true;
   }
 
   wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome> {

@@ -7,6 +7,7 @@ import { COMMIT, REFUND, RESERVE, RESTORE, USED } from './scripts.js';
 import { APPROVAL_SCRIPTS } from './approval-scripts.js';
 import { HANDLE_LIVE, HANDLE_TOUCH } from './handle-scripts.js';
 import { restoreCharges, type Charge } from './counters.js';
+import { restoreConsumed } from './approval-journal.js';
 
 // ioredis is loaded when a connection is made, not at import: it costs a third of a second of CPU,
 // which every process without --state (each CLI run, each gateway on its own store) would pay.
@@ -35,16 +36,30 @@ export type ScriptName = keyof typeof SCRIPTS;
  *   denied with the reason) instead of waiting or running twice later;
  * - reconnection in the background (every 50-500 ms), so the gateway recovers without a restart;
  * - on every (re)connection, a check that Redis still has our data. A marker key ("epoch") is
- *   written once; when it is gone or changed, Redis restarted without its data, and every replica
- *   puts back the charges it made that are still inside their windows, then waits `recoveryHoldMs`
- *   (denying) so the other replicas can do the same before anything is admitted on the rebuilt counts.
+ *   written once; when it is gone or changed, Redis restarted without its data. A new server process
+ *   (its `run_id`) is a restart too, even with the marker there: reloaded from a snapshot or a short
+ *   append-only file, it lost the writes made after that was saved. After a restart every replica
+ *   puts back the charges it made that are still inside their windows, and marks the approvals it used
+ *   as used again, then waits `recoveryHoldMs` (denying) so the other replicas can do the same before
+ *   anything is admitted on the rebuilt counts. What was seen is remembered only once that worked,
+ *   so a put-back that fails is tried again;
+ * - a check that fails while the connection stays up (out of memory, read-only, a timeout) is tried
+ *   again on a timer: no reconnection would run it, and the replica would deny for good.
  */
 export class RedisConnection {
   readonly redis: Redis;
   readonly journal = new Map<string, Charge>();
+  /** approvals this process used (key → their expiry), to mark them used again after a restart */
+  readonly consumed = new Map<string, number>();
   readonly injected: boolean;
   private key?: Buffer;
   private epoch?: string;
+  /** the server process last checked (INFO run_id); null when the server does not say */
+  private runId?: string | null;
+  private checking = false;
+  private recheck = false;
+  private failedChecks = 0;
+  private retryTimer?: NodeJS.Timeout;
   private usable = false;
   private holdUntil = 0;
   private lastError?: string;
@@ -99,7 +114,9 @@ export class RedisConnection {
   /** Throws the reason calls are denied right now, if they are. */
   assertUsable(): void {
     if (!this.usable) {
-      throw new Error(`Redis at ${this.display} is unreachable (${this.lastError ?? this.redis.status}); calls that need rate-limit or approval state are denied until it is back`);
+      // connected, but the check on connecting failed (it is tried again): not "unreachable"
+      const what = this.redis.status === 'ready' ? 'cannot be used' : 'is unreachable';
+      throw new Error(`Redis at ${this.display} ${what} (${this.lastError ?? this.redis.status}); calls that need rate-limit or approval state are denied until it is back`);
     }
     if (Date.now() < this.holdUntil) {
       throw new Error(`Redis at ${this.display} came back without its data; the gateways are putting their charges back (until ${new Date(this.holdUntil).toISOString()})`);
@@ -111,7 +128,8 @@ export class RedisConnection {
     const m = (e as Error).message ?? String(e);
     if (m.startsWith('Redis at ')) return e as Error;
     // The client's own words for a lost connection ("Stream isn't writeable ...") say less than ours.
-    if (!this.usable || /writeable|Connection is closed|ECONNREFUSED|ECONNRESET/.test(m)) {
+    // A refusal on a live connection (NOPERM, OOM) keeps its own words, also during the check.
+    if (this.redis.status !== 'ready' || /writeable|Connection is closed|ECONNREFUSED|ECONNRESET/.test(m)) {
       this.lastError ??= m;
       this.usable = false;
       return new Error(`Redis at ${this.display} is unreachable (${this.lastError}); calls that need rate-limit or approval state are denied until it is back`);
@@ -129,37 +147,75 @@ export class RedisConnection {
   }
 
   private async onReady(): Promise<void> {
-    try {
-      let fresh = false;
-      if (this.key) await this.redis.set(KEY_HMAC, this.key, 'NX');
-      else {
-        await this.redis.set(KEY_HMAC, randomBytes(32), 'NX');
-        this.key = (await this.redis.getBuffer(KEY_HMAC)) ?? undefined;
-      }
-      const seen = await this.redis.get(KEY_EPOCH);
-      if (seen === null || seen !== this.epoch) {
-        if (seen === null) fresh = (await this.redis.set(KEY_EPOCH, randomBytes(8).toString('hex'), 'NX')) === 'OK';
-        const had = this.epoch !== undefined;
-        this.epoch = (await this.redis.get(KEY_EPOCH)) ?? undefined;
-        if (had) {
-          const n = await restoreCharges(this, this.journal, this.now());
-          this.o.log?.(`${this.display} came back without its data: put back ${n} charge(s) of this process`);
-        }
-        // Whoever finds the state empty waits for the others; a replica joining a live state does not.
-        if (had || fresh) this.holdUntil = Date.now() + this.holdMs;
-      }
-      this.usable = true;
-      if (this.lastError) this.o.log?.(`connected to ${this.display} again`);
-      this.lastError = undefined;
-      const wake = this.readyWaiters.splice(0);
-      // +1: a timer may fire up to a millisecond early, and assertUsable() would still see the hold.
-      const wait = Math.max(0, this.holdUntil - Date.now() + 1);
-      setTimeout(() => wake.forEach((w) => w.resolve()), wait).unref();
-      this.onUsable?.();
-    } catch (e) {
-      this.lastError = (e as Error).message;
-      // The connection retries on its own; the next 'ready' runs this check again.
+    // one check at a time; a 'ready' or a retry arriving meanwhile runs it again afterwards
+    if (this.checking) {
+      this.recheck = true;
+      return;
     }
+    this.checking = true;
+    clearTimeout(this.retryTimer);
+    try {
+      await this.check();
+      this.failedChecks = 0;
+    } catch (e) {
+      this.usable = false;
+      this.lastError = (e as Error).message.replace(`Redis at ${this.display}: `, '');
+      if (!this.closed && this.redis.status === 'ready') {
+        this.retryTimer = setTimeout(() => void this.onReady(), Math.min(100 * 2 ** this.failedChecks++, 2000));
+        this.retryTimer.unref();
+      }
+      // else the connection retries on its own; the next 'ready' runs this check again
+    } finally {
+      this.checking = false;
+    }
+    if (this.recheck) {
+      this.recheck = false;
+      void this.onReady();
+    }
+  }
+
+  private async check(): Promise<void> {
+    let fresh = false;
+    if (this.key) await this.redis.set(KEY_HMAC, this.key, 'NX');
+    else {
+      await this.redis.set(KEY_HMAC, randomBytes(32), 'NX');
+      this.key = (await this.redis.getBuffer(KEY_HMAC)) ?? undefined;
+    }
+    const runId = await this.serverRunId();
+    const seen = await this.redis.get(KEY_EPOCH);
+    if (seen === null) fresh = (await this.redis.set(KEY_EPOCH, randomBytes(8).toString('hex'), 'NX')) === 'OK';
+    const epoch = (await this.redis.get(KEY_EPOCH)) ?? undefined;
+    const known = this.epoch !== undefined;
+    // A server that does not give its run_id could have restarted at any reconnection.
+    const restarted = known && (epoch !== this.epoch || runId === null || runId !== this.runId);
+    if (restarted) {
+      const now = this.now();
+      const charges = await restoreCharges(this, this.journal, now);
+      const used = await restoreConsumed(this, this.consumed, now);
+      this.o.log?.(`${this.display} restarted and lost writes: put back ${charges} charge(s) and ${used} used approval(s) of this process`);
+    }
+    // Remembered only now: had a put-back failed, the next check would find the restart again.
+    this.epoch = epoch;
+    this.runId = runId;
+    // Whoever finds the state empty or restarted waits for the others; a replica joining a live state does not.
+    if (restarted || fresh) this.holdUntil = Date.now() + this.holdMs;
+    this.usable = true;
+    if (this.lastError) this.o.log?.(`connected to ${this.display} again`);
+    this.lastError = undefined;
+    const wake = this.readyWaiters.splice(0);
+    // +1: a timer may fire up to a millisecond early, and assertUsable() would still see the hold.
+    const wait = Math.max(0, this.holdUntil - Date.now() + 1);
+    setTimeout(() => wake.forEach((w) => w.resolve()), wait).unref();
+    this.onUsable?.();
+  }
+
+  /** The server process's run_id (new at every start), or null when INFO is refused (ACLs, a proxy). */
+  private async serverRunId(): Promise<string | null> {
+    const info = await this.redis.info('server').catch((e: Error) => {
+      if (/NOPERM|unknown command/i.test(e.message)) return null;
+      throw e;
+    });
+    return info === null ? null : (/^run_id:([0-9a-f]+)\r?$/m.exec(info)?.[1] ?? null);
   }
 
   /** Called after every successful (re)connection check: approvals re-check their waiters. */
@@ -186,6 +242,7 @@ export class RedisConnection {
   async close(): Promise<void> {
     this.closed = true;
     this.usable = false;
+    clearTimeout(this.retryTimer);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -126,7 +126,8 @@ export class PgApprovals implements Approvals {
   }
 
   private async consumeNow(id: string): Promise<boolean> {
-    const r = await this.pool.query(`UPDATE policy_approvals SET status = 'consumed' WHERE id = $1 AND status = 'approved'`, [id]);
+    // an approval past its deadline is used by nobody, whatever its status still says
+    const r = await this.pool.query(`UPDATE policy_approvals SET status = 'consumed' WHERE id = $1 AND status = 'approved' AND expires_at > $2`, [id, this.now()]);
     return r.rowCount === 1;
   }
 

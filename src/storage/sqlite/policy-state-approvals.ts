@@ -101,9 +101,9 @@ export class SqliteApprovals implements Approvals {
     return row;
   }
 
-  /** Marks an approved approval as used; false when it was not (or no longer) approved. */
+  /** Marks an approved approval as used; false when it was not (or no longer) approved, or it expired. */
   async consume(id: string): Promise<boolean> {
-    return this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved'`).run(id).changes === 1;
+    return this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved' AND expires_at > ?`).run(id, this.now()).changes === 1;
   }
 
   /** Waits until the approval leaves "pending" (decided here, by another process, or expired). */

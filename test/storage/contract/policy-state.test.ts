@@ -384,6 +384,18 @@ for (const backend of everyBackend) {
       );
     });
 
+    it('an approved approval past its deadline is used by nobody, even with nothing in between to mark it expired', async () => {
+      const clock = new Clock();
+      const st = await connect(await backend.create(), clock);
+      const a = (await st.approvals.request(binding({ tool: 'late', timeoutMs: 1000 }))).row;
+      const decided = await st.approvals.decide(a.id, 'approved', 'cli:bob');
+      clock.t = decided.expires_at;
+      assert.equal(await st.approvals.consume(a.id), false);
+      clock.t = decided.expires_at - 1;
+      assert.equal(await st.approvals.consume(a.id), true, 'a millisecond before its deadline it is used once');
+      assert.equal(await st.approvals.consume(a.id), false);
+    });
+
     it('fails closed: a touch on a backend that cannot be reached throws its reason', async () => {
       const st = await connect(await backend.create());
       await st.close();
