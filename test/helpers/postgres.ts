@@ -138,13 +138,16 @@ export class PostgresServer {
     return `postgres://postgres@127.0.0.1:${this.port}/${db}`;
   }
 
-  /** A new, empty database; returns its URL. */
-  async createDatabase(prefix = 'test'): Promise<string> {
+  /**
+   * A new, empty database; returns its URL. The cluster's default locale is C; `locale` gives the
+   * database another one (C.UTF-8: lower() then folds non-ASCII letters, as on most servers).
+   */
+  async createDatabase(prefix = 'test', locale?: 'C.UTF-8'): Promise<string> {
     const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${++this.dbs}`;
     const c = new pg.Client({ connectionString: this.url() });
     await c.connect();
     try {
-      await c.query(`CREATE DATABASE ${name}`);
+      await c.query(`CREATE DATABASE ${name}${locale ? ` TEMPLATE template0 ENCODING 'UTF8' LOCALE '${locale}'` : ''}`);
     } finally {
       await c.end();
     }

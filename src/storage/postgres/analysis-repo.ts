@@ -1,5 +1,6 @@
 import type { DetectionFilter } from '../../domain/filter.js';
 import type { SampleRecord, ScanRow, VariantTotal } from '../analysis-port.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 
 /**
  * The statements of the analysis on PostgreSQL (behind the port, analysis-store.ts). Every one
@@ -32,14 +33,14 @@ export async function scopedJobs(q: Query, tenantId: number, f: DetectionFilter)
   for (const [col, v, nocase] of [['owner', f.owner, true], ['repo', f.repo, true], ['workflow', f.workflow, false], ['job', f.job, false]] as const) {
     if (v === undefined) continue;
     params.push(v);
-    conds.push(nocase ? `lower(${col}) = lower($${params.length})` : `${col} = $${params.length}`);
+    conds.push(nocase ? asciiNocaseEq(col, `$${params.length}`) : `${col} = $${params.length}`);
   }
   if (params.length === 1) return undefined;
   return (await q<[number]>(`SELECT id FROM jobs WHERE ${conds.join(' AND ')}`, params)).map((r) => r[0]);
 }
 
 export async function storedSpelling(q: Query, tenantId: number, col: 'owner' | 'repo', value: string): Promise<string> {
-  const found = await q<[string]>(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = $1 AND lower(${col}) = lower($2) LIMIT 2`, [tenantId, value]);
+  const found = await q<[string]>(`SELECT DISTINCT ${col} FROM jobs WHERE tenant_id = $1 AND ${asciiNocaseEq(col, '$2')} LIMIT 2`, [tenantId, value]);
   return found.length === 1 ? found[0]![0] : value;
 }
 

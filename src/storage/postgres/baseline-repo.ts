@@ -3,6 +3,7 @@ import { PgDictionaries, endpointMatches } from './dictionaries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { assertExpectable } from '../../detection/baseline-guard.js';
 import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../baseline-port.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 
 /**
  * The baseline-edit port (storage/baseline-port.ts) on PostgreSQL. Each edit is one transaction; the
@@ -21,7 +22,7 @@ export class PgBaselineRepository implements BaselineEditor {
     const tenantId = (await c.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants WHERE name = $1 FOR NO KEY UPDATE', [tenant])).rows[0]?.tenant_id;
     if (tenantId === undefined) return { tenantId: -1, jobs: [] };
     const params: unknown[] = [tenantId, t.owner, t.repo];
-    const conds = ['tenant_id = $1', 'lower(owner) = lower($2)', 'lower(repo) = lower($3)'];
+    const conds = ['tenant_id = $1', asciiNocaseEq('owner', '$2'), asciiNocaseEq('repo', '$3')];
     if (t.workflow) conds.push(`workflow = $${params.push(t.workflow)}`);
     if (t.job) conds.push(`job = $${params.push(t.job)}`);
     // FOR UPDATE: the jobs stay as read until the edit commits

@@ -5,6 +5,7 @@ import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimens
 import type { DetectionFilter } from '../../domain/filter.js';
 import { decodeKeyCursor, encodeKeyCursor } from '../dashboard-cursor.js';
 import { destination, type DestinationJobRow } from '../destination-row.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 import {
   boundedCount,
   type BaselineJobsPage,
@@ -80,8 +81,8 @@ export class PgDashboardQueries implements DashboardQueries {
     }
     const p = new Params();
     const jc: string[] = [];
-    if (f.owner !== undefined) jc.push(`lower(owner) = lower(${p.add(f.owner)})`);
-    if (f.repo !== undefined) jc.push(`lower(repo) = lower(${p.add(f.repo)})`);
+    if (f.owner !== undefined) jc.push(asciiNocaseEq('owner', p.add(f.owner)));
+    if (f.repo !== undefined) jc.push(asciiNocaseEq('repo', p.add(f.repo)));
     if (f.workflow !== undefined) jc.push(`workflow = ${p.add(f.workflow)}`);
     if (f.job !== undefined) jc.push(`job = ${p.add(f.job)}`);
     if (jc.length) await ids('job_ref', jc, p, 'jobs');
@@ -155,8 +156,8 @@ export class PgDashboardQueries implements DashboardQueries {
     if (tid === undefined) return { jobs: [], nextCursor: null };
     const p = new Params();
     const conds = [`tenant_id = ${p.add(tid)}`];
-    if (q.owner !== undefined) conds.push(`lower(owner) = lower(${p.add(q.owner)})`);
-    if (q.repo !== undefined) conds.push(`lower(repo) = lower(${p.add(q.repo)})`);
+    if (q.owner !== undefined) conds.push(asciiNocaseEq('owner', p.add(q.owner)));
+    if (q.repo !== undefined) conds.push(asciiNocaseEq('repo', p.add(q.repo)));
     if (after) {
       conds.push(
         `(owner COLLATE "C", repo COLLATE "C", workflow COLLATE "C", job COLLATE "C") > (${p.add(after[0])}, ${p.add(after[1])}, ${p.add(after[2])}, ${p.add(after[3])})`,

@@ -11,6 +11,7 @@ import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-curso
 import type { Detection } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { PgOverviewRepository } from './overview-repo.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 
 /** Every join is within the detection's tenant: dictionaries are per tenant (migrations.ts). */
 export const DETECTION_SELECT = `
@@ -74,8 +75,8 @@ export class PgDetectionRepository implements DetectionRepository {
     if (f.statuses?.length) parts.push(`${a}.status = ANY(${p.add(f.statuses.map((s) => STATUS_CODE[s]))}::smallint[])`);
     // owner and repo compare case-insensitively (GitHub names are); workflow and job exactly.
     const jobConds: string[] = [];
-    if (f.owner !== undefined) jobConds.push(`lower(owner) = lower(${p.add(f.owner)})`);
-    if (f.repo !== undefined) jobConds.push(`lower(repo) = lower(${p.add(f.repo)})`);
+    if (f.owner !== undefined) jobConds.push(asciiNocaseEq('owner', p.add(f.owner)));
+    if (f.repo !== undefined) jobConds.push(asciiNocaseEq('repo', p.add(f.repo)));
     if (f.workflow !== undefined) jobConds.push(`workflow = ${p.add(f.workflow)}`);
     if (f.job !== undefined) jobConds.push(`job = ${p.add(f.job)}`);
     if (jobConds.length) parts.push(`${a}.job_ref IN (SELECT id FROM jobs WHERE tenant_id = ${tid} AND ${jobConds.join(' AND ')})`);
@@ -170,8 +171,8 @@ export class PgDetectionRepository implements DetectionRepository {
     if (tid === undefined) return [];
     const p = new Params();
     const conds = [`tenant_id = ${p.add(tid)}`];
-    if (q.owner !== undefined) conds.push(`lower(owner) = lower(${p.add(q.owner)})`);
-    if (q.repo !== undefined) conds.push(`lower(repo) = lower(${p.add(q.repo)})`);
+    if (q.owner !== undefined) conds.push(asciiNocaseEq('owner', p.add(q.owner)));
+    if (q.repo !== undefined) conds.push(asciiNocaseEq('repo', p.add(q.repo)));
     if (q.workflow !== undefined) conds.push(`workflow = ${p.add(q.workflow)}`);
     if (q.job !== undefined) conds.push(`job = ${p.add(q.job)}`);
     // byte order, as SQLite's BINARY collation sorts, whatever the database's locale

@@ -6,6 +6,7 @@ import type {
 } from '../inventory-port.js';
 import type { PgPool } from './pool.js';
 import { endpointMatches } from './dictionaries.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 
 /**
  * The inventory port (storage/inventory-port.ts) on PostgreSQL, answering exactly as SQLite's does:
@@ -82,7 +83,7 @@ export class PgInventoryRepository implements InventoryRepository {
     // an IP or CIDR also finds calls and detections that named a domain but went to a matching address
     const byIp = await this.matchIps(tid, q.indicator);
     const params: unknown[] = [tid ?? -1, m.ids];
-    const ownerCond = q.owner !== undefined ? `AND lower(j.owner) = lower($${params.push(q.owner)})` : '';
+    const ownerCond = q.owner !== undefined ? `AND ${asciiNocaseEq('j.owner', `$${params.push(q.owner)}`)}` : '';
     // the baseline is keyed by endpoint only; calls and detections take the addresses as one more parameter
     const withIps = byIp.ids.length ? [...params, byIp.ids] : params;
     const ips = `$${withIps.length}::bigint[]`;
@@ -151,7 +152,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const tid = await this.tenantId(tenant);
     const m = await this.matchEndpoints(tid, q.endpoint);
     const params: unknown[] = [tid ?? -1, m.ids];
-    const ownerCond = q.owner !== undefined ? `AND lower(j.owner) = lower($${params.push(q.owner)})` : '';
+    const ownerCond = q.owner !== undefined ? `AND ${asciiNocaseEq('j.owner', `$${params.push(q.owner)}`)}` : '';
     const where = `WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) ${ownerCond}`;
     const pageParams = [...params];
     // keyset on the observation's whole key, newest first: no two observations share it
@@ -195,14 +196,14 @@ export class PgInventoryRepository implements InventoryRepository {
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs, array_agg(DISTINCT j.workflow) AS workflows,
                 array_agg(DISTINCT p.name) AS processes, array_agg(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          ${OBSERVATION_JOINS} ${NAME_JOINS}
-         WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND lower(j.owner) = lower($3)
+         WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND ${asciiNocaseEq('j.owner', '$3')}
          GROUP BY j.repo ORDER BY runs DESC, j.repo COLLATE "C"`,
         params,
       ),
       // jobs of each repo (spelled as stored) whose baseline holds a matched endpoint
       this.pool.query<{ repo: string; n: number }>(
         `SELECT j.repo, count(DISTINCT b.job_ref) AS n FROM baseline b JOIN jobs j ON j.tenant_id = b.tenant_id AND j.id = b.job_ref
-         WHERE b.tenant_id = $1 AND b.endpoint_id = ANY($2::bigint[]) AND lower(j.owner) = lower($3) AND b.in_baseline
+         WHERE b.tenant_id = $1 AND b.endpoint_id = ANY($2::bigint[]) AND ${asciiNocaseEq('j.owner', '$3')} AND b.in_baseline
          GROUP BY j.repo`,
         params,
       ),
@@ -244,8 +245,8 @@ export class PgInventoryRepository implements InventoryRepository {
     const cur = q.cursor ? decodeInventoryCursor(q.cursor, 2) : null;
     const tid = (await this.tenantId(tenant)) ?? -1;
     const params: unknown[] = [tid, q.owner];
-    const conds = ['j.tenant_id = $1', 'lower(j.owner) = lower($2)'];
-    if (q.repo !== undefined) conds.push(`lower(j.repo) = lower($${params.push(q.repo)})`);
+    const conds = ['j.tenant_id = $1', asciiNocaseEq('j.owner', '$2')];
+    if (q.repo !== undefined) conds.push(asciiNocaseEq('j.repo', `$${params.push(q.repo)}`));
     const from = `FROM runs r JOIN jobs j ON j.tenant_id = r.tenant_id AND j.id = r.job_ref WHERE r.tenant_id = $1 AND ${conds.join(' AND ')}`;
     const pageParams = [...params];
     const pageCond = cur ? `AND (r.first_ts, r.id) < ($${pageParams.push(cur[0])}::bigint, $${pageParams.push(cur[1])}::bigint)` : '';

@@ -4,6 +4,7 @@ import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
 import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
 import { ANALYSIS_STAMPS_MIGRATION, OBSERVATION_STAMPS_MIGRATION } from './analysis-stamps.js';
 import { valueKey } from './dictionaries.js';
+import { asciiLower } from './ascii-nocase.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -409,6 +410,13 @@ ALTER TABLE runs DROP COLUMN expected_sample;
     version: 14,
     name: "observations bump their tenant's change counter (a same-file link is read from them)",
     up: OBSERVATION_STAMPS_MIGRATION,
+  },
+  {
+    version: 15,
+    name: 'jobs are found by owner and repo without ASCII case only, whatever the database locale',
+    // lower() on a UTF-8 locale folds other letters too: the index follows the queries (ascii-nocase.ts)
+    up: `DROP INDEX jobs_by_name_nocase;
+CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, ${asciiLower('owner')}, ${asciiLower('repo')});`,
   },
 ];
 

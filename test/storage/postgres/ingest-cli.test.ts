@@ -133,3 +133,24 @@ test('an ingest waiting for a --strict one says so at once and stops on Ctrl-C; 
     await admin.end();
   }
 });
+
+test('owner and repo names match without case in ASCII only, on a UTF-8 database as on SQLite: a look-alike name edits nobody', async () => {
+  const runs = ndjson([1, 2].flatMap((run) => [
+    nativeEvent({ run, domain: 'github.com', owner: 'kelvin', repo: 'web' }),
+    nativeEvent({ run, domain: 'github.com', owner: 'Ärger', repo: 'web' }),
+  ]));
+  const source = file('names.ndjson', runs);
+  const results: unknown[] = [];
+  for (const db of [await (await server()).createDatabase('utf8names', 'C.UTF-8'), join(tmp.dir, 'names.db')]) {
+    const ingested = await cli(['ingest', source, '--db', db]);
+    assert.equal(ingested.status, 0, ingested.stderr);
+    const expect = (owner: string) => cli(['baseline', 'expect', '--owner', owner, '--repo', 'WEB', '--endpoint', 'x.example.com:443', '--db', db]);
+    const kelvinSign = await expect('\u212Aelvin');
+    const folded = await expect('ärger');
+    const ascii = await expect('KELVIN');
+    const show = await cli(['baseline', 'show', '--owner', 'ärger', '--repo', 'web', '--db', db]);
+    results.push([kelvinSign.status, folded.status, ascii.status, show.status]);
+  }
+  // the Kelvin sign and a non-ASCII letter of another case name nobody; ASCII case does not matter
+  assert.deepEqual(results, [[EXIT.NOT_FOUND, EXIT.NOT_FOUND, EXIT.OK, EXIT.NOT_FOUND], [EXIT.NOT_FOUND, EXIT.NOT_FOUND, EXIT.OK, EXIT.NOT_FOUND]]);
+});
