@@ -1,4 +1,4 @@
-import { canonicalIp, parseIpRange, type IpRange } from '../domain/ip.js';
+import { canonicalIp, embeddedIpv4, parseIpRange, type IpRange } from '../domain/ip.js';
 import { splitEndpoint } from '../domain/endpoint.js';
 import { globMatcher, isGlob } from '../domain/glob.js';
 
@@ -102,7 +102,9 @@ export class RiskyDestinations {
     let out: string | null = null;
     const host = rawHost.toLowerCase().replace(/\.$/, '');
     if (canonicalIp(host) !== null) {
-      out = this.cidrs.find((c) => c.contains(host))?.source ?? null;
+      // a NAT64 or 6to4 address reaches the IPv4 host it carries
+      const v4 = embeddedIpv4(host);
+      out = this.cidrs.find((c) => c.contains(host) || (v4 !== null && c.contains(v4)))?.source ?? null;
     } else {
       let h = host;
       for (;;) {

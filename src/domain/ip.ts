@@ -45,6 +45,22 @@ export function canonicalIp(s: string): string | null {
   return a.toRFC5952String();
 }
 
+/**
+ * The IPv4 address an IPv6 address carries to reach it through a translator or tunnel, or null:
+ * NAT64's well-known prefix `64:ff9b::/96` (RFC 6052) holds it in its last 32 bits, 6to4's
+ * `2002::/16` (RFC 3056) in the 32 bits after the prefix. A call to such an address reaches that
+ * IPv4 host, so a list of IPv4 ranges to watch must see it (risky-destinations.ts).
+ */
+export function embeddedIpv4(ip: string): string | null {
+  const c = canonicalIp(ip);
+  if (c === null || c.indexOf(':') < 0) return null;
+  const w = ipaddr.IPv6.parse(c).parts;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  if (w[0] === 0x64 && w[1] === 0xff9b && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0) return v4(w[6]!, w[7]!);
+  if (w[0] === 0x2002) return v4(w[1]!, w[2]!);
+  return null;
+}
+
 /** True when `s` is an IP address in any form canonicalIp accepts. */
 export function isIp(s: string): boolean {
   return canonicalIp(s) !== null;

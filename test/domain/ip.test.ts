@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp, clientBlock, isLoopbackIp, parseIpRange } from '../../src/domain/ip.js';
+import { canonicalIp, clientBlock, embeddedIpv4, isLoopbackIp, parseIpRange } from '../../src/domain/ip.js';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { endpointOf } from '../../src/domain/endpoint.js';
@@ -170,4 +171,17 @@ test('clientBlock: an IPv4 address itself, mapped or not; an IPv6 address its /6
   assert.equal(clientBlock('::1'), '::/64');
   assert.equal(clientBlock('fe80::1%eth0'), 'fe80::/64');
   assert.equal(clientBlock('unknown'), 'unknown', 'not an address: as given');
+});
+
+test('embeddedIpv4: the IPv4 host a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address reaches; a risky IPv4 range sees it through them', () => {
+  assert.equal(embeddedIpv4('64:ff9b::198.51.100.7'), '198.51.100.7');
+  assert.equal(embeddedIpv4('64:FF9B:0:0:0:0:C633:6407'), '198.51.100.7');
+  assert.equal(embeddedIpv4('2002:c633:6407::1'), '198.51.100.7');
+  for (const other of ['198.51.100.7', '::ffff:198.51.100.7', '64:ff9b:1::c633:6407', '2001:db8::c633:6407', 'fe80::1', 'not an ip']) assert.equal(embeddedIpv4(other), null, other);
+  const risky = riskyDestinations(['198.51.100.0/24']);
+  for (const via of ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]', '2002:c633:6407::']) {
+    assert.equal(risky.matchHost(via.replace(/^\[|\]$/g, '')), '198.51.100.0/24', via);
+    assert.equal(risky.coveredBy(via), '198.51.100.0/24', `${via}: a pattern that would expect or allow it is refused`);
+  }
+  assert.equal(risky.matchHost('64:ff9b::203.0.113.7'), null);
 });
