@@ -119,7 +119,7 @@ export class RedisConnection {
       throw new Error(`Redis at ${this.display} ${what} (${this.lastError ?? this.redis.status}); calls that need rate-limit or approval state are denied until it is back`);
     }
     if (Date.now() < this.holdUntil) {
-      throw new Error(`Redis at ${this.display} came back without its data; the gateways are putting their charges back (until ${new Date(this.holdUntil).toISOString()})`);
+      throw new Error(`Redis at ${this.display} is new or restarted without some of its data; the gateways are putting their charges and used approvals back (until ${new Date(this.holdUntil).toISOString()})`);
     }
   }
 
