@@ -3,11 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { PolicyHolder } from '../policy/holder.js';
-import type { PolicyStateBackend } from '../storage/policy-state.js';
+import { decisionReasonProblem, type PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { PolicyProxy } from './proxy.js';
 import type { Grant } from '../http/grants.js';
-import { createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
+import { BodyTooLarge, createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
 import { appendRefusal, auditGuardRefusals, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
 import { closeUnlessInitialized } from './http-initialize.js';
 import { FastClientTransport, FastServerTransport, upstreamHttp } from './fast-http.js';
@@ -99,6 +99,8 @@ interface Session {
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
+/** A decision's body: `{"reason": ...}` with at most MAX_DECISION_REASON characters, however escaped. */
+const MAX_DECISION_BODY = 64 * 1024;
 const MULTI_PATH = /^\/s\/([a-z0-9-]+)\/mcp$/;
 
 /** Says which upstream failed, so a client of several governed servers knows which one is down. */
@@ -203,7 +205,6 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   const rpcError = (res: ServerResponse, status: number, code: number, message: string, id: string | number | null = null) => writeRpcError(res, status, code, message, id);
-  const readBody = (req: IncomingMessage) => readCappedBody(req, MAX_BODY).catch(() => null);
 
   const newSession = async (identity: string, token: string | undefined, holder: PolicyHolder, up: Upstream): Promise<Session> => {
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
@@ -267,11 +268,23 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       }
     }
     if (req.method === 'POST' && parts.length === 4 && (parts[3] === 'approve' || parts[3] === 'deny')) {
-      const body = await readBody(req);
+      // A decision whose request did not arrive whole is no decision (fail closed): too large, or
+      // cut off, it is refused, never taken as an empty body.
+      let body: string;
+      try {
+        body = await readCappedBody(req, MAX_DECISION_BODY);
+      } catch (e) {
+        return e instanceof BodyTooLarge
+          ? json(res, 413, { error: `the body is larger than ${MAX_DECISION_BODY} bytes: nothing was decided` })
+          : json(res, 400, { error: 'the body did not arrive whole: nothing was decided' });
+      }
       let reason: string | undefined;
       try {
-        const b = body ? JSON.parse(body) : {};
-        reason = typeof b.reason === 'string' ? b.reason : undefined;
+        const b: unknown = body.trim() === '' ? {} : JSON.parse(body);
+        if (typeof b !== 'object' || b === null || Array.isArray(b)) return json(res, 400, { error: 'body must be a JSON object' });
+        const problem = decisionReasonProblem((b as { reason?: unknown }).reason);
+        if (problem) return json(res, 400, { error: `${problem}: nothing was decided` });
+        reason = (b as { reason?: string }).reason;
       } catch {
         return json(res, 400, { error: 'body must be JSON' });
       }

@@ -137,6 +137,20 @@ export interface ApprovalOutcome {
 /** How long an approved-but-not-yet-used approval stays usable (e.g. across a gateway restart). */
 export const APPROVED_GRACE_MS = 10 * 60_000;
 
+/**
+ * The longest reason a decision may carry: it is stored, listed, and shown to the agent in the
+ * denial. A longer one is refused, not cut, so nobody decides on words they did not send.
+ */
+export const MAX_DECISION_REASON = 2_000;
+
+/** Why a decision's reason is refused, or null when it may be recorded. */
+export function decisionReasonProblem(reason: unknown): string | null {
+  if (reason === undefined) return null;
+  if (typeof reason !== 'string') return 'reason must be a string';
+  if (reason.length > MAX_DECISION_REASON) return `reason is ${reason.length} characters long; at most ${MAX_DECISION_REASON}`;
+  return null;
+}
+
 export interface Approvals {
   /**
    * Finds a usable approval for this exact binding (approved and unused, or still pending) or files a

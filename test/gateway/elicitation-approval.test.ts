@@ -31,6 +31,10 @@ tools:
       return (JSON.parse(r.stdout) as { id: string; tool: string }[]).find((x) => x.tool === 'write_thing');
     });
     assert.deepEqual(asked, [], 'no elicitation for a tool that did not opt in');
+    // a reason too long to show decides nothing: the call is still held for the deny below
+    const tooLong = await cli(['approvals', 'deny', row.id, '--db', t.db, '--reason', 'n'.repeat(2_001)]);
+    assert.equal(tooLong.code, 2, tooLong.stderr);
+    assert.match(tooLong.stderr, /--reason: reason is 2001 characters long; at most 2000/);
     const denied = await cli(['approvals', 'deny', row.id, '--db', t.db, '--reason', 'human said no']);
     assert.equal(denied.code, 0, denied.stderr);
     const r = await held;

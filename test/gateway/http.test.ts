@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect as netConnect } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { CLI, FIXTURE, cli, kill, spawnUntil, text, tmpDir, waitFor } from './helpers.js';
@@ -96,6 +97,29 @@ tools:
     assert.equal(list.identity, 'alice');
     const agentTry = await fetch(`${base}/policy/approvals/${list.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOK.alice}` } });
     assert.equal(agentTry.status, 403, 'an agent cannot approve its own call');
+    // A decision that did not arrive whole, or carries a reason too long to show, decides nothing.
+    const approve = (body: string) => fetch(`${base}/policy/approvals/${list.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOK.admin}` }, body });
+    const tooLarge = await approve(JSON.stringify({ reason: 'x'.repeat(5 * 1024 * 1024) }));
+    assert.equal(tooLarge.status, 413, await tooLarge.text());
+    const longReason = await approve(JSON.stringify({ reason: 'y'.repeat(2_001) }));
+    assert.equal(longReason.status, 400);
+    assert.match(((await longReason.json()) as { error: string }).error, /reason is 2001 characters long; at most 2000: nothing was decided/);
+    assert.equal((await approve('{"reason": 7}')).status, 400);
+    assert.equal((await approve('[]')).status, 400);
+    const { port } = new URL(base);
+    await new Promise<void>((resolve, reject) => {
+      const sock = netConnect(Number(port), '127.0.0.1', () => {
+        sock.write(
+          `POST /policy/approvals/${list.id}/approve HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TOK.admin}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"reason": "wait, I am still ty',
+          () => sock.destroy(),
+        );
+      });
+      sock.once('close', () => resolve());
+      sock.once('error', reject);
+    });
+    const stillPending = await fetch(`${base}/policy/approvals`, { headers: { authorization: `Bearer ${TOK.admin}` } });
+    assert.deepEqual(((await stillPending.json()) as { approvals: { id: string }[] }).approvals.map((a) => a.id), [list.id], 'nothing was decided');
     const ok = await fetch(`${base}/policy/approvals/${list.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOK.admin}` }, body: '{}' });
     assert.equal(ok.status, 200);
     assert.equal(text(await pendingCall), 'write_thing ok {"owner":"acme"}');

@@ -7,7 +7,7 @@ import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
 import { requireExistingStore, storeLocation } from '../common.js';
 import { starterPolicy } from '../../policy/init.js';
-import type { ApprovalRow, PolicyStateBackend } from '../../storage/policy-state.js';
+import { decisionReasonProblem, type ApprovalRow, type PolicyStateBackend } from '../../storage/policy-state.js';
 import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
 import { revealInvisible } from '../../domain/reveal-invisible.js';
 
@@ -243,6 +243,8 @@ export function register(program: Command): void {
       .option('--state <url>', STATE_HELP)
       .option('--reason <text>', 'shown to the agent (deny) and recorded')
       .action(async (id: string, o: { db?: string; state?: string; reason?: string }) => {
+        const problem = decisionReasonProblem(o.reason);
+        if (problem) throw new UserError(`--reason: ${problem}`);
         const st = await openState(o.db, o.state);
         try {
           const by = `cli:${process.env.USER ?? 'unknown'}`;
