@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
 import { openSqlite } from './sqlite/db.js';
+import { ensureTenant as ensureSqliteTenant } from './sqlite/ingest-session.js';
 import type { StoreBackend, StoreLocation } from './location.js';
 import { postgresProblem } from './postgres/errors.js';
 import type { DetectionRepository, IngestLeases } from './store.js';
@@ -86,6 +87,12 @@ export interface OpenStore {
   leases: IngestLeases;
   /** the ingest write contract (storage/ingest-port.ts) */
   ingest: IngestPort;
+  /**
+   * Records that a tenant uses this store (its row in `tenants`) before any of its data is ingested:
+   * a server whose agent's calls go to the store's policy tables. A dashboard of another tenant then
+   * sees it, and refuses the Approvals and Audit pages, whose rows carry no tenant (policy-tenants.ts).
+   */
+  registerTenant(tenant: string): Promise<void>;
   /** Records the learning window ingest runs with (store-wide): stats counts the jobs still learning by it. */
   setLearningRuns(n: number): Promise<void>;
   /** Marks the store as made by `demo`, so a later demo may replace it without asking. */
@@ -130,6 +137,10 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
     const ingest = new PgIngestPort(s.pool);
     return {
       backend: 'postgres', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: ingest.leases, ingest,
+      registerTenant: async (t) => {
+        const { ensureTenant } = await import('./postgres/tenants.js');
+        await ensureTenant(s.pool, t).catch((e) => explainStoreError(loc, e));
+      },
       setLearningRuns: (n) => s.setMeta('learning_runs', String(n)).catch((e) => explainStoreError(loc, e)),
       markAsDemo: () => s.setMeta(DEMO_MARK, '1').catch((e) => explainStoreError(loc, e)),
       rulesPort: (risky) => s.rulesPort(risky),
@@ -148,6 +159,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
   const s = SqliteStore.open(loc.target);
   return {
     backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,
+    registerTenant: async (t) => void ensureSqliteTenant(s.db, t),
     setLearningRuns: async (n) => s.setMeta('learning_runs', String(n)),
     markAsDemo: async () => s.setMeta(DEMO_MARK, '1'),
     rulesPort: (risky) => s.rulesPort(risky),

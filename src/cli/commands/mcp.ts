@@ -97,6 +97,8 @@ export function register(program: Command): void {
         throw new UserError((e as Error).message);
       }
       await withPorts(opts, async (ctx) => {
+        // the agent's held calls and audit go to the store's policy tables, which carry no tenant
+        if (opts.policy) await ctx.ports.registerTenant(ctx.tenant);
         const { runStdioServer } = await import('../../mcp/stdio.js');
         const handle = await wrapPolicyErrors(() => runStdioServer({ ...serverOptions(opts, ctx), maxMessageBytes }));
         const stop = () => void handle.close();
@@ -129,6 +131,8 @@ export function register(program: Command): void {
         throw new UserError((e as Error).message);
       }
       await withPorts(opts, async (ctx) => {
+        // the agent's held calls and audit go to the store's policy tables, which carry no tenant
+        if (opts.policy) await ctx.ports.registerTenant(ctx.tenant);
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
         const { listenDecision } = await import('../../http/listen.js');
         const { allowedHostNames } = await import('../../http/host-origin.js');
