@@ -17,10 +17,13 @@ function forgetExpired(journal: Map<string, number>, now: number): void {
   for (const [k, exp] of journal) if (exp <= now) journal.delete(k);
 }
 
-/** Marks the journal's unexpired approvals used again; returns how many had come back unused. */
+/**
+ * Marks the journal's unexpired approvals used again, with the script that used them (an approval
+ * that came back "approved" is used once more, by nobody); returns how many had come back unused.
+ */
 export async function restoreConsumed(conn: RedisConnection, journal: Map<string, number>, now: number): Promise<number> {
   forgetExpired(journal, now);
   let n = 0;
-  for (const key of journal.keys()) n += Number(await conn.run('apr_reconsume', [key], []));
+  for (const key of journal.keys()) if ((await conn.run('apr_consume', [key], [String(now)])) !== null) n++;
   return n;
 }

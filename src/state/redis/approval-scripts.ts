@@ -79,15 +79,6 @@ end
 return false
 `;
 
-/** KEYS: approval. Used again after Redis lost that write (approval-journal.ts). -> 1 when it had come back approved. */
-const RECONSUME = `
-if redis.call('HGET', KEYS[1], 'status') == 'approved' then
-  redis.call('HSET', KEYS[1], 'status', 'consumed')
-  return 1
-end
-return 0
-`;
-
 /** KEYS: approval. ARGV: now. A pending approval past its deadline becomes expired. */
 const EXPIRE = `
 local r = redis.call('HMGET', KEYS[1], 'status', 'expires_at')
@@ -102,6 +93,5 @@ export const APPROVAL_SCRIPTS = {
   apr_request: [1, REQUEST],
   apr_decide: [1, DECIDE],
   apr_consume: [1, CONSUME],
-  apr_reconsume: [1, RECONSUME],
   apr_expire: [1, EXPIRE],
 } as const;
