@@ -110,9 +110,12 @@ test('an ingest waiting for a --strict one says so at once and stops on Ctrl-C; 
   try {
     holder.child.stdin.write(RUNS);
     // the --strict ingest's one transaction holds the lease row's lock while it waits for input
+    // the lease first: before the store is migrated, the migration's own transaction is the one open
     await waitFor(async () => {
-      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction'`).catch(() => null);
-      return (r?.rowCount ?? 0) > 0 && (await admin.query(`SELECT 1 FROM ingest_leases`)).rowCount === 1;
+      const leases = await admin.query(`SELECT 1 FROM ingest_leases`).catch(() => null);
+      if (leases?.rowCount !== 1) return false;
+      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction'`);
+      return (r.rowCount ?? 0) > 0;
     }, 20_000, 25, 'the --strict ingest holding its lease inside its transaction');
     const waiter = start([later]);
     children.push(waiter.child);
