@@ -27,9 +27,9 @@ function worker(dbPath: string, id: number, identities: number): Worker {
     const { SqlitePolicyState } = await import(${JSON.stringify(mod)});
     const st = new SqlitePolicyState({ dbPath: ${JSON.stringify(dbPath)}, auditFile: false });
     process.stdout.write('ready\\n');
-    process.stdin.once('data', () => {
+    process.stdin.once('data', async () => {
       let admitted = 0;
-      for (let k = 0; k < ${identities}; k++) if (st.sessionHandles.touch('agent-' + k, 'p${id}', { maxLive: 1, ttlMs: 3600000 }).ok) admitted++;
+      for (let k = 0; k < ${identities}; k++) if ((await st.sessionHandles.touch('agent-' + k, 'p${id}', { maxLive: 1, ttlMs: 3600000 })).ok) admitted++;
       st.close();
       process.stdout.write(JSON.stringify({ admitted }) + '\\n');
       process.exit(0);

@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from './db.js';
+import { realBusyClock, whenUnlocked, type BusyClock } from './busy-retry.js';
 import {
   APPROVED_GRACE_MS,
   newPendingApproval,
@@ -24,6 +25,8 @@ export class SqliteApprovals implements Approvals {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly now: () => number = Date.now,
+    /** writes wait for the file's write lock on a timer, not inside SQLite (busy-retry.ts) */
+    private readonly busy: BusyClock = realBusyClock,
   ) {}
 
   /**
@@ -31,10 +34,10 @@ export class SqliteApprovals implements Approvals {
    * files a new pending one. `state` says which.
    */
   async request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }> {
-    return this.requestNow(b);
+    return whenUnlocked(() => this.requestNow(b), this.busy);
   }
 
-  requestNow(b: ApprovalBinding): { row: ApprovalRow; state: 'approved' | 'pending' | 'new' } {
+  private requestNow(b: ApprovalBinding): { row: ApprovalRow; state: 'approved' | 'pending' | 'new' } {
     const tx = this.db.transaction(() => {
       const now = this.now();
       this.expireStale(now);
@@ -73,7 +76,7 @@ export class SqliteApprovals implements Approvals {
 
   async list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
     const now = this.now();
-    this.db.transaction(() => this.expireStale(now)).immediate();
+    await whenUnlocked(() => this.db.transaction(() => this.expireStale(now)).immediate(), this.busy);
     const status = opts.status ?? 'pending';
     return (
       status === 'all'
@@ -96,14 +99,15 @@ export class SqliteApprovals implements Approvals {
         .run(decision, now, by, reason ?? null, expires, id);
       return this.getNow(id)!;
     });
-    const row = tx.immediate();
+    const row = await whenUnlocked(() => tx.immediate(), this.busy);
     this.notify(id, { status: decision, reason: reason ?? undefined, decidedBy: by });
     return row;
   }
 
   /** Marks an approved approval as used; false when it was not (or no longer) approved, or it expired. */
   async consume(id: string): Promise<boolean> {
-    return this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved' AND expires_at > ?`).run(id, this.now()).changes === 1;
+    const use = this.db.prepare(`UPDATE policy_approvals SET status = 'consumed' WHERE id = ? AND status = 'approved' AND expires_at > ?`);
+    return whenUnlocked(() => use.run(id, this.now()).changes === 1, this.busy);
   }
 
   /** Waits until the approval leaves "pending" (decided here, by another process, or expired). */

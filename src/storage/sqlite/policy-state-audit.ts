@@ -1,11 +1,19 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
+import { FIRST_PAUSE_MS, isBusy, nextPause, POLICY_BUSY_DEADLINE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
 import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
+
+/** A sync append waiting for rows the table refused as busy, by how many rows must be in by then. */
+interface RowWaiter {
+  mark: number;
+  since: number;
+  resolve: () => void;
+}
 
 /**
  * Appends decisions to SQLite and a JSONL file.
@@ -15,33 +23,48 @@ const FLUSH_AT = 256;
  * file append and the row are in the OS (they survive the process being killed, not a power cut).
  * `append(r)` batches (one transaction and one file append per ~50 ms or 256 records) for the last
  * few microseconds per call; `flush()` (called on close and on a signal) writes what is pending.
+ *
+ * When another process holds the store's write lock, rows wait in order and are retried on a timer
+ * (busy-retry.ts), never dropped: a sync append then returns a promise, which resolves once its row
+ * is in, or after POLICY_BUSY_DEADLINE_MS (the record is in the JSONL file; the row still follows).
  */
 export class AuditLog implements AuditSink {
   private buf: AuditRecord[] = [];
   private timer?: NodeJS.Timeout;
   private readonly insert;
+  /** rows the table refused as busy, oldest first: rows appended later go in after them */
+  private waiting: AuditRecord[] = [];
+  /** rows ever put in `waiting`, and how many of those have left it (written, or failed otherwise) */
+  private waited = 0;
+  private left = 0;
+  private waiters: RowWaiter[] = [];
+  private draining = false;
+  /** the current wait has already been reported as past the deadline */
+  private reportedLate = false;
   onError: (e: Error) => void = (e) => process.stderr.write(`egress-triage: audit write failed: ${e.message}\n`);
 
   constructor(
     private readonly db: SqliteDatabase,
     readonly file?: string,
+    private readonly busy: BusyClock = realBusyClock,
   ) {
     const columns = AUDIT_INSERT_COLUMNS.split(', ');
     this.insert = db.prepare(`INSERT INTO policy_audit(${AUDIT_INSERT_COLUMNS}) VALUES (${columns.map(() => '?').join(', ')})`);
     if (file) mkdirSync(dirname(file), { recursive: true });
   }
 
-  append(r: AuditRecord, sync = false): void {
+  append(r: AuditRecord, sync = false): void | Promise<void> {
     this.buf.push(r);
     if (sync) return this.flush();
-    if (this.buf.length >= FLUSH_AT) this.flush();
+    if (this.buf.length >= FLUSH_AT) void this.flush();
     else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
       this.timer.unref();
     }
   }
 
-  flush(): void {
+  /** Writes what is buffered; a promise only when the rows have to wait for the write lock (see the class). */
+  flush(): void | Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.buf.length === 0) return;
@@ -53,14 +76,73 @@ export class AuditLog implements AuditSink {
     } catch (e) {
       this.onError(e as Error);
     }
+    if (!this.db.open) return;
+    if (this.waiting.length === 0) {
+      try {
+        this.insertAll(batch);
+        return;
+      } catch (e) {
+        if (!isBusy(e)) return this.onError(e as Error);
+      }
+    }
+    this.waiting.push(...batch);
+    this.waited += batch.length;
+    const done = new Promise<void>((resolve) => this.waiters.push({ mark: this.waited, since: this.busy.now(), resolve }));
+    void this.drain();
+    return done;
+  }
+
+  private insertAll(batch: readonly AuditRecord[]): void {
+    this.db.transaction(() => {
+      for (const r of batch) this.insert.run(...auditInsertValues(r));
+    }).immediate();
+  }
+
+  /** Retries the waiting rows on a timer until they are in (or fail otherwise, or the store closes). */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    let pause = FIRST_PAUSE_MS;
     try {
-      if (!this.db.open) return;
-      this.db.transaction(() => {
-        for (const r of batch) this.insert.run(...auditInsertValues(r));
-      })();
+      while (this.waiting.length > 0 && this.db.open) {
+        await this.busy.sleep(pause);
+        pause = nextPause(pause);
+        if (!this.db.open) break;
+        this.tryWaiting();
+        this.releaseLate();
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** One attempt at the waiting rows: they leave the queue unless the table is still busy. */
+  private tryWaiting(): void {
+    const rows = this.waiting;
+    try {
+      this.insertAll(rows);
     } catch (e) {
+      if (isBusy(e)) return;
       this.onError(e as Error);
     }
+    this.waiting = [];
+    this.left += rows.length;
+    this.reportedLate = false;
+    this.waiters = this.waiters.filter((w) => (w.mark <= this.left ? (w.resolve(), false) : true));
+  }
+
+  /** Sync appends waiting past the deadline are answered: their record is in the file, their row follows. */
+  private releaseLate(): void {
+    const now = this.busy.now();
+    const late = this.waiters.filter((w) => now - w.since >= POLICY_BUSY_DEADLINE_MS);
+    if (late.length === 0) return;
+    if (!this.reportedLate) {
+      this.reportedLate = true;
+      const where = this.file ? `in ${this.file}` : 'nowhere else (no audit file)';
+      this.onError(new Error(`the store's write lock has been held by another process for ${POLICY_BUSY_DEADLINE_MS / 1000} s: ${this.waiting.length} audit records are ${where} and wait for the table`));
+    }
+    this.waiters = this.waiters.filter((w) => !late.includes(w));
+    for (const w of late) w.resolve();
   }
 
   query(q: AuditQuery): AuditRecord[] {
@@ -69,15 +151,32 @@ export class AuditLog implements AuditSink {
 
   page(f: AuditFilter, limit: number, cursor?: string | null): AuditPage {
     const before = cursor ? decodeAuditCursor(cursor) : null;
-    this.flush();
+    // rows still waiting for the write lock are not in the table yet: the page shows what is
+    void this.flush();
     const params: unknown[] = [];
     const where = auditWhere(f, before, (v) => (params.push(v), '?'));
     const rows = this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where} ORDER BY seq DESC LIMIT ?`).all(...params, limit + 1) as AuditRow[];
     return auditPage(rows, limit);
   }
 
+  /**
+   * Writes what is pending. Rows still waiting for the write lock get one last synchronous wait of
+   * the full deadline: a closing process has no later turn to write them in.
+   */
   close(): void {
-    this.flush();
+    void this.flush();
+    if (this.waiting.length > 0 && this.db.open) {
+      this.db.pragma(`busy_timeout = ${POLICY_BUSY_DEADLINE_MS}`);
+      const n = this.waiting.length;
+      try {
+        this.insertAll(this.waiting);
+      } catch (e) {
+        this.onError(new Error(`${n} audit records could not be written to the table before closing (${(e as Error).message})${this.file ? `; they are in ${this.file}` : ''}`));
+      }
+      this.waiting = [];
+    }
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
   }
 }
 

@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from './db.js';
+import { realBusyClock, whenUnlocked, type BusyClock } from './busy-retry.js';
 import { admitHandle, type HandleLimits, type HandleResult, type SessionHandles } from '../policy-state.js';
 
 /** Every this many touches, rows expired for every identity are deleted (a touch prunes its own identity). */
@@ -19,6 +20,8 @@ export class SqliteSessionHandles implements SessionHandles {
   constructor(
     private readonly db: SqliteDatabase,
     private readonly clock: () => number = Date.now,
+    /** the write waits for the file's write lock on a timer, not inside SQLite (busy-retry.ts) */
+    private readonly busy: BusyClock = realBusyClock,
   ) {
     this.select = db.prepare(`SELECT handle, last_used FROM policy_session_handles WHERE identity = ?`);
     this.upsert = db.prepare(
@@ -34,15 +37,17 @@ export class SqliteSessionHandles implements SessionHandles {
     return new Map(rows.map((r) => [r.handle, r.last_used]));
   }
 
-  touch(identity: string, handle: string, limits: HandleLimits, now = this.clock()): HandleResult {
+  touch(identity: string, handle: string, limits: HandleLimits, at?: number): Promise<HandleResult> {
     const tx = this.db.transaction((): HandleResult => {
+      // read when the lock is held: a touch that waited for it is a use at the time it is recorded
+      const now = at ?? this.clock();
       const { expired, ...result } = admitHandle(this.uses(identity), handle, limits, now);
       for (const h of expired) if (h !== handle || !result.ok) this.remove.run(identity, h);
       if (result.ok) this.upsert.run(identity, handle, now);
       if (++this.touches % SWEEP_EVERY === 0) this.sweepAll.run(now - limits.ttlMs);
       return result;
     });
-    return tx.immediate();
+    return whenUnlocked(() => tx.immediate(), this.busy);
   }
 
   live(identity: string, ttlMs: number, now = this.clock()): string[] {

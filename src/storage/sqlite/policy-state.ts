@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { migrate, openSqlite, type Migration, type SqliteDatabase } from './db.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
+import { POLICY_BUSY_SLICE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
 import { SqliteSessionHandles } from './policy-state-handles.js';
 import { SlidingWindowLimiter } from '../../policy/rate-limiter.js';
 import type { PolicyStateBackend, RateCounters } from '../policy-state.js';
@@ -93,6 +94,8 @@ export interface PolicyStateOptions {
   auditFile?: string | false;
   /** Milliseconds since the epoch; tests inject a fake one. */
   clock?: () => number;
+  /** How writes wait for the file's write lock (busy-retry.ts); tests inject a fake one. */
+  busyClock?: BusyClock;
 }
 
 export function defaultAuditFile(dbPath: string): string | false {
@@ -115,13 +118,16 @@ export class SqlitePolicyState implements PolicyStateBackend {
 
   constructor(private readonly opts: PolicyStateOptions) {
     this.describe = `store ${opts.dbPath}`;
+    // Opened and migrated with the store's full wait; from then on every write waits on a timer (busy-retry.ts).
     this.db = openSqlite(opts.dbPath);
     migrate(this.db, POLICY_MIGRATIONS);
     this.hashKey = loadOrCreateKey(this.db);
-    this.approvals = new SqliteApprovals(this.db, opts.clock);
-    this.sessionHandles = new SqliteSessionHandles(this.db, opts.clock);
+    this.db.pragma(`busy_timeout = ${POLICY_BUSY_SLICE_MS}`);
+    const busy = opts.busyClock ?? realBusyClock;
+    this.approvals = new SqliteApprovals(this.db, opts.clock, busy);
+    this.sessionHandles = new SqliteSessionHandles(this.db, opts.clock, busy);
     const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
-    this.audit = new AuditLog(this.db, file || undefined);
+    this.audit = new AuditLog(this.db, file || undefined, busy);
   }
 
   counters(namespace: string): RateCounters {

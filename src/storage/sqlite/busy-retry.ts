@@ -1,0 +1,57 @@
+/**
+ * Waiting for the SQLite write lock without stopping the process. better-sqlite3 is synchronous:
+ * with a long busy_timeout, a write waits inside SQLite, and the whole event loop with it. The
+ * policy state (the gateway's approvals, session handles and audit table) shares the store file
+ * with ingests and rule changes of other processes, so its connection waits only a short slice
+ * synchronously (POLICY_BUSY_SLICE_MS) and then retries on a timer, up to the same 15 s the store
+ * waits. Other calls, cancellations and notifications go on meanwhile.
+ */
+
+/** What the policy state's connection waits synchronously on each attempt. */
+export const POLICY_BUSY_SLICE_MS = 10;
+/** How long a policy-state write keeps trying before it fails (the store's own busy_timeout). */
+export const POLICY_BUSY_DEADLINE_MS = 15_000;
+/** The first pause between attempts; each pause doubles, up to LONGEST_PAUSE_MS. */
+export const FIRST_PAUSE_MS = 2;
+const LONGEST_PAUSE_MS = 100;
+
+export function nextPause(ms: number): number {
+  return Math.min(ms * 2, LONGEST_PAUSE_MS);
+}
+
+export interface BusyClock {
+  /** milliseconds; only differences are used */
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const realBusyClock: BusyClock = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+/** SQLite's "another connection holds the lock" (better-sqlite3 sets the extended code). */
+export function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'));
+}
+
+/**
+ * Runs `write` (one statement, or one IMMEDIATE transaction: either fails whole when busy, so a
+ * retry repeats nothing) until it does not fail as busy. After `deadlineMs` the last busy error is
+ * thrown, unchanged, so callers that deny on a state error still deny (fail closed) and the CLI
+ * still explains a locked store.
+ */
+export async function whenUnlocked<T>(write: () => T, clock: BusyClock = realBusyClock, deadlineMs = POLICY_BUSY_DEADLINE_MS): Promise<T> {
+  const start = clock.now();
+  let pause = FIRST_PAUSE_MS;
+  for (;;) {
+    try {
+      return write();
+    } catch (e) {
+      if (!isBusy(e) || clock.now() - start >= deadlineMs) throw e;
+    }
+    await clock.sleep(pause);
+    pause = nextPause(pause);
+  }
+}
