@@ -166,11 +166,15 @@ export class SqliteApprovals implements Approvals {
     if (!row) return this.notify(id, { status: 'expired', reason: 'approval record disappeared' });
     if (row.status === 'pending' && row.expires_at <= this.now()) {
       // The poll also enforces the deadline by the injected clock, not only the timer.
+      let changed = 1;
       try {
-        this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'`).run(this.now(), id);
+        changed = this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ? WHERE id = ? AND status = 'pending'`).run(this.now(), id).changes;
       } catch {
         // Fail closed below: an expired pending row is never approved.
       }
+      // Decided in between (by another process, whose clock had not reached the deadline): the
+      // waiter is told what the row now says, not "expired" beside a row that says otherwise.
+      if (changed === 0) return this.check(id);
       return this.notify(id, { status: 'expired' });
     }
     if (row.status === 'pending') return;
