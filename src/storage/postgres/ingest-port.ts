@@ -67,6 +67,15 @@ class AtomicConnection {
     return this.lost ?? err;
   }
 
+  /** Runs `work` on the connection; a failure is reported by its cause (see cause()). */
+  async use<T>(work: (c: PgClient) => Promise<T>): Promise<T> {
+    try {
+      return await work(this.client);
+    } catch (err) {
+      throw this.cause(err);
+    }
+  }
+
   release(err?: Error): void {
     this.c.off('error', this.onError);
     this.c.release(this.lost ?? err);
@@ -144,10 +153,7 @@ class PgTenantIngest implements TenantIngest {
 
   async read(req: IngestReadRequest): Promise<IngestReadResult> {
     if (this.atomic) {
-      const a = this.atomic;
-      return readIngestState(a.client, this.tenantId, req).catch((err: unknown) => {
-        throw a.cause(err);
-      });
+      return this.atomic.use((c) => readIngestState(c, this.tenantId, req));
     }
     const c = await this.pool.connect();
     try {
@@ -169,9 +175,7 @@ class PgTenantIngest implements TenantIngest {
     if (this.atomic) {
       const a = this.atomic;
       // part of the scope's one transaction: a savepoint keeps a failed batch from poisoning it
-      await a.client.query('SAVEPOINT batch').catch((err: unknown) => {
-        throw a.cause(err);
-      });
+      await a.use((c) => c.query('SAVEPOINT batch'));
       try {
         const r = await applyWriteBatch(a.client, ctx, batch);
         await a.client.query('RELEASE SAVEPOINT batch');
