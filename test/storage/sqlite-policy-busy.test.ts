@@ -1,4 +1,6 @@
 import { after, test } from 'node:test';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -62,7 +64,7 @@ async function settledSoon(p: Promise<unknown>): Promise<boolean> {
 
 const busyError = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
 
-test('whenUnlocked: retries only "busy", and after the deadline throws the busy error unchanged', async () => {
+test('whenUnlocked: retries only "busy", and after the deadline throws the busy error unchanged', { timeout: 60_000 }, async () => {
   const c = fastClock();
   let tries = 0;
   assert.equal(await whenUnlocked(() => (++tries < 5 ? (() => { throw busyError(); })() : 'written'), c), 'written');
@@ -75,7 +77,7 @@ test('whenUnlocked: retries only "busy", and after the deadline throws the busy 
   assert.ok(isBusy({ code: 'SQLITE_BUSY_SNAPSHOT' }) && !isBusy({ code: 'SQLITE_LOCKED' }) && !isBusy(null));
 });
 
-test('while another connection holds the write lock, decisions and audit rows wait without stopping the process, then land in order', async () => {
+test('while another connection holds the write lock, decisions and audit rows wait without stopping the process, then land in order', { timeout: 60_000 }, async () => {
   const { st, holder } = store();
   try {
     holder.exec('BEGIN IMMEDIATE');
@@ -102,7 +104,7 @@ test('while another connection holds the write lock, decisions and audit rows wa
   }
 });
 
-test('a lock held past the deadline: the decision fails as busy (callers deny), the audit answers and keeps the row for later', async () => {
+test('a lock held past the deadline: the decision fails as busy (callers deny), the audit answers and keeps the row for later', { timeout: 60_000 }, async () => {
   const c = fastClock();
   const { st, holder } = store(c);
   const errors: string[] = [];
@@ -125,5 +127,77 @@ test('a lock held past the deadline: the decision fails as busy (callers deny), 
     if (holder.inTransaction) holder.exec('ROLLBACK');
     holder.close();
     st.close();
+  }
+});
+
+const tools = (db: Database.Database) => (db.prepare('SELECT tool FROM policy_audit ORDER BY seq').all() as { tool: string }[]).map((r) => r.tool);
+
+test('a row appended after the lock is freed, before the waiting rows are retried, goes in after them', { timeout: 60_000 }, async () => {
+  const { st, holder } = store();
+  try {
+    holder.exec('BEGIN IMMEDIATE');
+    const a = st.audit.append(record('A'), true);
+    holder.exec('COMMIT');
+    // the lock is free now, but A still waits for its retry: B must not go in before it
+    const b = st.audit.append(record('B'), true);
+    await Promise.all([a, b]);
+    assert.deepEqual(tools(holder), ['A', 'B']);
+  } finally {
+    holder.close();
+    st.close();
+  }
+});
+
+test('a row the table refuses takes no other waiting row with it', { timeout: 60_000 }, async () => {
+  const { st, holder } = store();
+  const errors: string[] = [];
+  st.audit.onError = (e) => errors.push(e.message);
+  try {
+    st.audit.append(record('ok-1'), true);
+    holder.exec('BEGIN IMMEDIATE');
+    const waits = [st.audit.append(record('ok-2'), true), st.audit.append(record('ok-3'), true)];
+    // a latency that is not a number is stored as NULL, which the column refuses
+    waits.push(st.audit.append({ ...record('bad'), latency_ms: Number.NaN }, true), st.audit.append(record('ok-4'), true));
+    holder.exec('COMMIT');
+    await Promise.all(waits);
+    assert.deepEqual(tools(holder), ['ok-1', 'ok-2', 'ok-3', 'ok-4']);
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0]!, /NOT NULL constraint failed: policy_audit\.latency_ms/);
+  } finally {
+    if (holder.inTransaction) holder.exec('ROLLBACK');
+    holder.close();
+    st.close();
+  }
+});
+
+test('closing with rows waiting for the lock: close waits for it and writes them', { timeout: 60_000 }, async () => {
+  const dbPath = join(tmp.dir, `busy-${n++}.db`);
+  const st = new SqlitePolicyState({ dbPath, auditFile: false });
+  const errors: string[] = [];
+  st.audit.onError = (e) => errors.push(e.message);
+  // Another process holds the lock, and frees it a moment after this one says it is closing.
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const code = `
+    const Database = require(${JSON.stringify(driver)});
+    const db = new Database(${JSON.stringify(dbPath)});
+    db.exec('BEGIN IMMEDIATE');
+    process.stdout.write('locked\\n');
+    process.stdin.once('data', () => setTimeout(() => { db.exec('COMMIT'); db.close(); process.exit(0); }, 200));
+  `;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const waiting = st.audit.append(record('last'), true);
+    assert.ok(waiting instanceof Promise, 'the row waits for the lock');
+    // handed to the other process before this one blocks in close()
+    await new Promise<void>((resolve, reject) => child.stdin.write('closing\n', (e) => (e ? reject(e) : resolve())));
+    st.close();
+    await waiting;
+    assert.deepEqual(errors, []);
+    const db = new Database(dbPath, { readonly: true });
+    assert.deepEqual(tools(db), ['last']);
+    db.close();
+  } finally {
+    child.kill();
   }
 });

@@ -1,14 +1,14 @@
 /**
  * Waiting for the SQLite write lock without stopping the process. better-sqlite3 is synchronous:
- * with a long busy_timeout, a write waits inside SQLite, and the whole event loop with it. The
- * policy state (the gateway's approvals, session handles and audit table) shares the store file
- * with ingests and rule changes of other processes, so its connection waits only a short slice
- * synchronously (POLICY_BUSY_SLICE_MS) and then retries on a timer, up to the same 15 s the store
- * waits. Other calls, cancellations and notifications go on meanwhile.
+ * with a busy_timeout, a write waits inside SQLite, and the whole event loop with it. The policy
+ * state (the gateway's approvals, session handles and audit table) shares the store file with
+ * ingests and rule changes of other processes, so its connection does not wait inside SQLite at
+ * all (busy_timeout 0): a write that meets the lock is retried on a timer, up to the same 15 s the
+ * store waits, and other calls, cancellations and notifications go on meanwhile. Even a short wait
+ * inside SQLite adds up: with 10 ms per attempt, 30 writes waiting at once kept the event loop busy
+ * all the time (a review's run, 2026-12-04), where failing at once costs microseconds.
  */
 
-/** What the policy state's connection waits synchronously on each attempt. */
-export const POLICY_BUSY_SLICE_MS = 10;
 /** How long a policy-state write keeps trying before it fails (the store's own busy_timeout). */
 export const POLICY_BUSY_DEADLINE_MS = 15_000;
 /** The first pause between attempts; each pause doubles, up to LONGEST_PAUSE_MS. */

@@ -75,8 +75,8 @@ export class SqliteApprovals implements Approvals {
   }
 
   async list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
-    const now = this.now();
-    await whenUnlocked(() => this.db.transaction(() => this.expireStale(now)).immediate(), this.busy);
+    // the time is read when the lock is held: a sweep that waited for it expires what is due by then
+    await whenUnlocked(() => this.db.transaction(() => this.expireStale(this.now())).immediate(), this.busy);
     const status = opts.status ?? 'pending';
     return (
       status === 'all'

@@ -77,19 +77,41 @@ export class AuditLog implements AuditSink {
       this.onError(e as Error);
     }
     if (!this.db.open) return;
-    if (this.waiting.length === 0) {
-      try {
-        this.insertAll(batch);
-        return;
-      } catch (e) {
-        if (!isBusy(e)) return this.onError(e as Error);
-      }
-    }
-    this.waiting.push(...batch);
-    this.waited += batch.length;
+    // behind rows already waiting, a row waits too: rows go into the table in the order they came
+    const rest = this.waiting.length === 0 ? this.write(batch) : batch;
+    if (rest.length === 0) return;
+    this.waiting.push(...rest);
+    this.waited += rest.length;
     const done = new Promise<void>((resolve) => this.waiters.push({ mark: this.waited, since: this.busy.now(), resolve }));
     void this.drain();
     return done;
+  }
+
+  /**
+   * Writes `rows` in order and returns those still to write: none, or every row from the first that
+   * met "busy". One transaction for all; when that fails for another reason, row by row, so a row
+   * that cannot be stored (reported through onError) takes no other row with it.
+   */
+  private write(rows: readonly AuditRecord[]): readonly AuditRecord[] {
+    try {
+      this.insertAll(rows);
+      return [];
+    } catch (e) {
+      if (isBusy(e)) return rows;
+      if (rows.length === 1) {
+        this.onError(e as Error);
+        return [];
+      }
+    }
+    for (let i = 0; i < rows.length; i++) {
+      try {
+        this.insert.run(...auditInsertValues(rows[i]!));
+      } catch (e) {
+        if (isBusy(e)) return rows.slice(i);
+        this.onError(e as Error);
+      }
+    }
+    return [];
   }
 
   private insertAll(batch: readonly AuditRecord[]): void {
@@ -113,21 +135,24 @@ export class AuditLog implements AuditSink {
       }
     } finally {
       this.draining = false;
+      // closed meanwhile: nothing more will be written here, and no caller may wait on it forever
+      if (!this.db.open) this.releaseAll();
     }
   }
 
-  /** One attempt at the waiting rows: they leave the queue unless the table is still busy. */
+  private releaseAll(): void {
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+  }
+
+  /** One attempt at the waiting rows: those written (or failed otherwise) leave the queue. */
   private tryWaiting(): void {
     const rows = this.waiting;
-    try {
-      this.insertAll(rows);
-    } catch (e) {
-      if (isBusy(e)) return;
-      this.onError(e as Error);
-    }
-    this.waiting = [];
-    this.left += rows.length;
-    this.reportedLate = false;
+    const rest = this.write(rows);
+    if (rest.length === rows.length) return;
+    this.waiting = [...rest];
+    this.left += rows.length - rest.length;
+    if (rest.length === 0) this.reportedLate = false;
     this.waiters = this.waiters.filter((w) => (w.mark <= this.left ? (w.resolve(), false) : true));
   }
 
@@ -167,16 +192,13 @@ export class AuditLog implements AuditSink {
     void this.flush();
     if (this.waiting.length > 0 && this.db.open) {
       this.db.pragma(`busy_timeout = ${POLICY_BUSY_DEADLINE_MS}`);
-      const n = this.waiting.length;
-      try {
-        this.insertAll(this.waiting);
-      } catch (e) {
-        this.onError(new Error(`${n} audit records could not be written to the table before closing (${(e as Error).message})${this.file ? `; they are in ${this.file}` : ''}`));
+      const rest = this.write(this.waiting);
+      if (rest.length > 0) {
+        this.onError(new Error(`${rest.length} audit records could not be written to the table before closing: the store stayed locked${this.file ? `; they are in ${this.file}` : ''}`));
       }
       this.waiting = [];
     }
-    for (const w of this.waiters) w.resolve();
-    this.waiters = [];
+    this.releaseAll();
   }
 }
 

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { migrate, openSqlite, type Migration, type SqliteDatabase } from './db.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
-import { POLICY_BUSY_SLICE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
+import { realBusyClock, type BusyClock } from './busy-retry.js';
 import { SqliteSessionHandles } from './policy-state-handles.js';
 import { SlidingWindowLimiter } from '../../policy/rate-limiter.js';
 import type { PolicyStateBackend, RateCounters } from '../policy-state.js';
@@ -122,7 +122,7 @@ export class SqlitePolicyState implements PolicyStateBackend {
     this.db = openSqlite(opts.dbPath);
     migrate(this.db, POLICY_MIGRATIONS);
     this.hashKey = loadOrCreateKey(this.db);
-    this.db.pragma(`busy_timeout = ${POLICY_BUSY_SLICE_MS}`);
+    this.db.pragma('busy_timeout = 0');
     const busy = opts.busyClock ?? realBusyClock;
     this.approvals = new SqliteApprovals(this.db, opts.clock, busy);
     this.sessionHandles = new SqliteSessionHandles(this.db, opts.clock, busy);
