@@ -74,8 +74,9 @@ export interface SourceSummary {
   rejectedByReason: Record<string, number>;
   /**
    * Records read but not stored as calls, or stored with a caveat, by kind: dns-records,
-   * named-by-dns, skipped-not-egress, skipped-no-destination, skipped-not-network, process-events,
-   * hash-not-a-hash, zero-time-took-previous, dns-unusable (docs/ingest-and-baselines.md).
+   * named-by-dns, skipped-not-egress, direction-uncertain, skipped-no-destination, skipped-not-network, process-events,
+   * hash-not-a-hash, zero-time-took-previous, dns-unusable, reverse-dns-name-ignored
+   * (docs/ingest-and-baselines.md).
    */
   notes: Record<string, number>;
   errors: IngestError[];

@@ -2,9 +2,10 @@ import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext, ProcessInfo } from '../domain/types.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { isRfc3339At } from './adapters/validate.js';
-import { RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
+import { askerKey, RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { IDLE_FLUSH_MS, MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
+import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { openInput } from './input.js';
 
 export interface ParseError {
@@ -81,8 +82,8 @@ export class RecordParser {
   private pending: string | null = null;
   /** repeats recognised by the fast path (also counted in ParsedBatch.repeats) */
   fastRepeats = 0;
-  /** per job run: IP → the last domain a DNS answer gave for it (the agent's DNS proxy does the same) */
-  private readonly dns = new Map<string, Map<string, string>>();
+  /** per job run: IP → the names DNS answers gave it (see DnsNames) */
+  private readonly dns = new Map<string, Map<string, DnsNames>>();
   private readonly processes = new ProcessInterner(PROCESSES);
   /** keyed by the job run leg's SeenRun: no key string to build and hash per call */
   private readonly contexts = new ContextInterner<SeenRun>(CONTEXTS);
@@ -196,7 +197,7 @@ export class RecordParser {
       // A call named by a DNS answer depends on what was read before it, not on its line alone.
       const byDns = ev.domain === undefined && ev.ip !== undefined;
       if (byDns) {
-        const named = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!);
+        const named = nameFor(this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!), askerKey(ev.process.pid, ev.process.name));
         if (named !== undefined) {
           ev = { ...ev, domain: named };
           res = { kind: 'call', event: ev };
@@ -285,12 +286,53 @@ export class RecordParser {
     else ips = new Map();
     this.dns.set(key, ips);
     if (this.dns.size > DNS_RUNS) this.dns.delete(this.dns.keys().next().value!);
+    const risky = BUILTIN_RISKY.matchHost(n.domain) !== null;
     for (const ip of n.ips) {
-      ips.delete(ip); // the last answer for an IP wins, and is the newest
-      ips.set(ip, n.domain);
+      const known = ips.get(ip);
+      const e: DnsNames = known ?? { last: n.domain, risky: null, byAsker: null };
+      if (known) ips.delete(ip); // re-inserted: the IP answered last is the newest
+      e.last = n.domain;
+      if (risky) e.risky = n.domain;
+      if (n.asker !== undefined) {
+        e.byAsker ??= new Map();
+        e.byAsker.delete(n.asker);
+        e.byAsker.set(n.asker, n.domain);
+        if (e.byAsker.size > ASKERS_PER_IP) e.byAsker.delete(e.byAsker.keys().next().value!);
+      }
+      ips.set(ip, e);
       if (ips.size > DNS_IPS_PER_RUN) ips.delete(ips.keys().next().value!);
     }
   }
+}
+
+/**
+ * The names DNS answers gave one IP within one job run. Shared addresses answer for many names
+ * (GitHub's 185.199.108.133 for both raw.githubusercontent.com and gist.githubusercontent.com), so
+ * the last answer alone can name a call after another process's lookup: a call to gist, named raw.
+ */
+interface DnsNames {
+  /** the name of the newest answer */
+  last: string;
+  /** the newest answer that was a risky destination, if any */
+  risky: string | null;
+  /** per process that looked the IP up (askerKey): the name it asked for last */
+  byAsker: Map<string, string> | null;
+}
+
+/** Processes remembered per IP and run, for naming their own calls (oldest dropped). */
+const ASKERS_PER_IP = 64;
+
+/** The built-in list only: the parse worker has no configuration; it prefers such a name, no more. */
+const BUILTIN_RISKY = riskyDestinations();
+
+/**
+ * The name for a call to an IP: what its own process asked for when it looked the IP up; failing
+ * that (a Harden-Runner DNS record names no process, or another process asked), a risky name among
+ * the run's answers for it, so a call is never named away from one (fail closed); else the last.
+ */
+function nameFor(names: DnsNames | undefined, asker: string | undefined): string | undefined {
+  if (names === undefined) return undefined;
+  return (asker === undefined ? undefined : names.byAsker?.get(asker)) ?? names.risky ?? names.last;
 }
 
 /** Processes of one name an interner holds; more are numbered but not held (see ProcessInterner). */

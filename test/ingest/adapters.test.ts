@@ -439,6 +439,16 @@ test('ecs: mixed nesting, name from executable, labels fall back to flags, event
   assert.equal(ev.ctx.repo, 'api');
 });
 
+test('ecs: a null value hides no other spelling of its field (nested null beside a dotted key, and the other way round)', () => {
+  const a = new EcsAdapter();
+  const { destination: _d, ...rest } = ECS_NESTED;
+  const dottedBesideNull = call(a.parse({ ...rest, destination: { ip: null, domain: null }, 'destination.ip': '46.4.105.117', 'destination.port': 443 }, rc()));
+  assert.equal(dottedBesideNull.ip, '46.4.105.117');
+  assert.equal(dottedBesideNull.port, 443);
+  const nestedBesideNull = call(a.parse({ ...rest, 'destination.domain': null, destination: { domain: 'webhook.site', port: 443 } }, rc()));
+  assert.equal(nestedBesideNull.domain, 'webhook.site');
+});
+
 test('ecs: non-network event is skipped; bad input', () => {
   const a = new EcsAdapter();
   assert.deepEqual(a.parse({ '@timestamp': '2025-03-14T10:00:00Z', event: { category: ['process'] }, process: { name: 'bash' } }, rc(HR_CTX)), { kind: 'skip' });

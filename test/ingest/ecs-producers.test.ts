@@ -75,3 +75,36 @@ test('Packetbeat DNS (resolver as destination, no process) and an internal looku
     ],
   );
 });
+
+test('a direction that does not say "out" (unknown, external, internal) is a call, counted; only inbound and loopback are skipped', async () => {
+  const r = await parseFile('test/fixtures/ecs/flow-directions.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'direction-uncertain': 3, 'skipped-not-egress': 2 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.domain, c.ip, c.port]),
+    [
+      ['node', 'webhook.site', '46.4.105.116', 443],
+      ['python3', undefined, '203.0.113.70', 443],
+      ['curl', undefined, '169.254.169.254', 80],
+    ],
+  );
+});
+
+test('a shared address is named by what the calling process looked up, never away from a risky name; Sysmon reverse names are not trusted', async () => {
+  const r = await parseFile('test/fixtures/ecs/sysmon-shared-cdn.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'dns-records': 2, 'named-by-dns': 3, 'reverse-dns-name-ignored': 1 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.domain, c.ip]),
+    [
+      // it looked up gist; git's later lookup of raw on the same addresses does not rename its call
+      ['upd.exe', 'gist.githubusercontent.com', '185.199.108.133'],
+      ['git-remote-https.exe', 'raw.githubusercontent.com', '185.199.109.133'],
+      // no lookup of its own: the risky name among the run's answers, not the last one
+      ['pwsh.exe', 'gist.githubusercontent.com', '185.199.110.133'],
+      // Sysmon's reverse name is the address owner's word: stored by the address, unless it is risky
+      ['node.exe', undefined, '203.0.113.90'],
+      ['curl.exe', 'webhook.site', '46.4.105.116'],
+    ],
+  );
+});

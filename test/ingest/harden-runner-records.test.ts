@@ -65,6 +65,20 @@ test('a DNS record names IPs only for the job run it belongs to', async () => {
   assert.deepEqual(r.calls.map((c) => [c.ctx.job, c.domain ?? null]), [['test', null], ['build', 'example.org']]);
 });
 
+test('DNS records give a shared address two names: a direct connection is named by the risky one, not the last', async () => {
+  const f = join(tmp.dir, 'shared-cdn.log');
+  writeFileSync(f, [
+    JSON.stringify({ context: { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: 6 } }),
+    JSON.stringify({ domainName: 'gist.githubusercontent.com.', ipAddress: '185.199.108.133', timestamp: '2026-11-02T10:00:00Z' }),
+    JSON.stringify({ domainName: 'raw.githubusercontent.com.', ipAddress: '185.199.108.133', timestamp: '2026-11-02T10:00:01Z' }),
+    JSON.stringify({ ipAddress: '185.199.108.133', port: '443', timestamp: '2026-11-02T10:00:02Z', tool: { name: 'node', sha256: '' }, status: 'Allowed' }),
+  ].join('\n'));
+  const r = await parseFile(f);
+  assert.deepEqual(r.errors, []);
+  // the agent's record names no process, so which lookup this call followed is unknown
+  assert.deepEqual(r.calls.map((c) => c.domain), ['gist.githubusercontent.com']);
+});
+
 test('Go zero time on the first record has no position to take: rejected as zero-time', async () => {
   const f = join(tmp.dir, 'zero-first.log');
   writeFileSync(f, JSON.stringify({ ipAddress: '140.82.112.3', port: '443', timestamp: '0001-01-01T00:00:00Z', tool: { name: 'git', sha256: '' } }) + '\n');

@@ -9,10 +9,11 @@
  *   process.executable, process.hash.sha256, process.pid
  *   process.parent.{name, executable, hash.sha256, pid}
  *   process.entity_id, process.parent.entity_id, process.Ext.ancestry (Elastic Defend: ids, no names)
- *   destination.domain, destination.ip (fallback: destination.address, IP or domain)
+ *   destination.domain, destination.ip (fallback: destination.address, IP or domain); for a Sysmon
+ *     event 3, destination.domain is a reverse lookup and names the call only when it is risky
  *   destination.port (number or string)
  *   network.transport (tcp/udp; other transports leave protocol unset)
- *   network.direction: only egress / outbound are calls
+ *   network.direction: ingress / inbound are not calls; internal / external / unknown are, and counted
  *   dns.question.name + dns.resolved_ip            → names the IPs of later connections of the job
  *   event.type containing "denied", or event.outcome / event.action mentioning
  *     deny/denied/block/blocked/drop/reject                  → status blocked
@@ -22,9 +23,11 @@
  *     github_run_id, github_run_attempt, github_job_id}; missing ones fall back to rc.defaults.
  *
  * What is kept, skipped and counted (the counts appear under "notes" in the ingest summary):
- * - `network.direction` other than egress / outbound (an Auditbeat inbound sshd socket, `ingress`,
- *   `internal`...) and Defend's `connection_accepted` are not calls: skipped, `skipped-not-egress`.
- *   A document without network.direction is taken as a call.
+ * - `network.direction` ingress / inbound (an Auditbeat inbound sshd socket) and Defend's
+ *   `connection_accepted` are not calls: skipped, `skipped-not-egress`. A document without
+ *   network.direction is taken as a call. One whose direction is `internal`, `external`, `unknown`
+ *   or any other value is taken as a call too, counted as `direction-uncertain`: skipping it could
+ *   drop a real call unseen. Only such a document to a loopback address is skipped as not egress.
  * - A DNS document (dns.question.name + dns.resolved_ip, e.g. Sysmon event 22, Packetbeat, Defend
  *   lookups) yields `{kind: 'dns'}`: the parser names the IPs for later connections of the same job.
  *   When the same document also has a destination, it is both a call and DNS answers.
@@ -40,8 +43,10 @@
  * - A `{"context": {...}}` line is accepted as in the harden-runner format.
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
+import { isLoopbackIp } from '../../domain/ip.js';
+import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
-import { RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
+import { askerKey, RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
 import { ProcessTable } from './ecs-processes.js';
 import {
   ContextBuilder,
@@ -93,16 +98,24 @@ class EcsPath {
 
   private walk(o: Obj, from: number): unknown {
     const row = this.keys[from]!;
+    // A null hides nothing: `{"destination": {"ip": null}, "destination.ip": "…"}` has the address.
+    // It is the answer only when no spelling holds a value.
+    let found: null | undefined;
     for (let to = from + 1; to <= this.n; to++) {
       const v = o[row[to]!];
       if (v === undefined) continue;
+      if (v === null) {
+        found = null;
+        continue;
+      }
       if (to === this.n) return v;
       if (isObject(v)) {
         const r = this.walk(v, to);
-        if (r !== undefined) return r;
+        if (r === null) found = null;
+        else if (r !== undefined) return r;
       }
     }
-    return undefined;
+    return found;
   }
 }
 
@@ -130,6 +143,8 @@ export const F = {
   ancestry: P('process.Ext.ancestry'),
   outcome: P('event.outcome'),
   action: P('event.action'),
+  provider: P('event.provider'),
+  code: P('event.code'),
   type: P('event.type'),
   category: P('event.category'),
   tenant: P('labels.tenant'),
@@ -191,13 +206,29 @@ function hasValue(field: unknown, value: string): boolean {
   return field === value || (Array.isArray(field) && field.includes(value));
 }
 
-/** network.direction: true for egress / outbound, false for any other value, null when absent. */
-function isEgress(doc: Obj): boolean | null {
+/** A Sysmon network connection (event 3), as the `windows` integration maps it. */
+function isSysmonConnection(doc: Obj): boolean {
+  const code = F.code.get(doc);
+  return F.provider.get(doc) === 'Microsoft-Windows-Sysmon' && (code === '3' || code === 3);
+}
+
+/** The built-in list: a reverse name on it flags a call (the adapters have no configuration). */
+const BUILTIN_RISKY = riskyDestinations();
+
+/**
+ * Which way network.direction says the connection went: `out` (egress, outbound), `in` (ingress,
+ * inbound), `uncertain` for any other value, null when absent. `internal` and `external` describe
+ * the connection from a network perimeter's side (both ends inside, or neither), and `unknown` says
+ * nothing: an Auditbeat flow, or a runner with a public address, marks its own outgoing calls so.
+ */
+function directionOf(doc: Obj): 'out' | 'in' | 'uncertain' | null {
   const d = F.direction.get(doc);
   if (d === undefined || d === null || d === '') return null;
   if (typeof d !== 'string') return wrongType('network.direction', 'a string', d);
   const v = d.toLowerCase();
-  return v === 'egress' || v === 'outbound';
+  if (v === 'egress' || v === 'outbound') return 'out';
+  if (v === 'ingress' || v === 'inbound') return 'in';
+  return 'uncertain';
 }
 
 /** process.name, or the basename of process.executable. */
@@ -308,7 +339,14 @@ export class EcsAdapter implements RecordAdapter {
       noteOf(rc, 'dns-unusable');
       return null;
     }
-    return { tenant, ctx, domain, ips };
+    // read as a call reads them (process()), but a bad value only leaves the asker unknown
+    let asker: string | undefined;
+    try {
+      asker = askerKey(optNonNegInt(F.procPid.get(doc), 'process.pid'), nameOf(F.procName.get(doc), F.procExe.get(doc), 'process').name);
+    } catch {
+      asker = undefined;
+    }
+    return asker === undefined ? { tenant, ctx, domain, ips } : { tenant, ctx, domain, ips, asker };
   }
 
   parse(record: unknown, rc: RecordContext): AdapterOutput {
@@ -325,17 +363,20 @@ export class EcsAdapter implements RecordAdapter {
       return { kind: 'skip' };
     }
     const isDns = F.dnsName.get(doc) !== undefined;
-    if (isEgress(doc) === false || F.action.get(doc) === 'connection_accepted') {
-      // Not a call; but a lookup's answers name later calls whichever way its packet went (a
-      // lookup to the runner's local resolver stub is `internal`).
-      const names = isDns ? this.answersOf(doc, rc) : null;
-      if (names !== null) return { kind: 'dns', names };
-      noteOf(rc, 'skipped-not-egress');
-      return { kind: 'skip' };
-    }
+    const direction = directionOf(doc);
+    if (direction === 'in' || F.action.get(doc) === 'connection_accepted') return this.notACall(doc, isDns, rc);
 
     let domainRaw = F.dstDomain.get(doc);
     let ipRaw = F.dstIp.get(doc);
+    // Sysmon's DestinationHostname (mapped to destination.domain) is a reverse lookup of the address,
+    // whose owner writes it: an attacker's server can call itself registry.npmjs.org. Such a call is
+    // stored by its address, named only by what a DNS lookup gave (record-parser.ts), unless the
+    // reverse name is a risky destination: then it flags the call.
+    let reverseName: unknown;
+    if (domainRaw !== undefined && domainRaw !== null && ipRaw !== undefined && ipRaw !== null && isSysmonConnection(doc)) {
+      reverseName = domainRaw;
+      domainRaw = undefined;
+    }
     let destination = true;
     if ((domainRaw === undefined || domainRaw === null) && (ipRaw === undefined || ipRaw === null)) {
       const address = F.dstAddress.get(doc);
@@ -346,6 +387,10 @@ export class EcsAdapter implements RecordAdapter {
         destination = false;
       }
     }
+    // A direction that does not say "out" is taken as a call: skipping it could drop a real egress
+    // call (webhook.site) unseen. Only a connection to this host itself surely is none (a lookup
+    // sent to the local resolver stub).
+    if (direction === 'uncertain' && typeof ipRaw === 'string' && isLoopbackIp(ipRaw)) return this.notACall(doc, isDns, rc);
     if (!destination && !isDns && category !== undefined) {
       noteOf(rc, network ? 'skipped-no-destination' : 'skipped-not-network');
       return { kind: 'skip' };
@@ -360,8 +405,13 @@ export class EcsAdapter implements RecordAdapter {
     }
     const timestamp = readTimestamp(F.timestamp.get(doc), '@timestamp');
     readHost(domainRaw, 'destination.domain', ipRaw, 'destination.ip', 'destination.domain|destination.ip');
-    const domain = hostOut.domain;
+    let domain = hostOut.domain;
     const ip = hostOut.ip;
+    if (reverseName !== undefined) {
+      const named = typeof reverseName === 'string' ? normalizeDomain(reverseName) : null;
+      if (named !== null && BUILTIN_RISKY.matchHost(named) !== null) domain = named;
+      else noteOf(rc, 'reverse-dns-name-ignored');
+    }
     const port = readPort(F.dstPort.get(doc), 'destination.port');
     const protocol = ecsProtocol(F.transport.get(doc));
     const status = ecsStatus(doc);
@@ -369,8 +419,17 @@ export class EcsAdapter implements RecordAdapter {
     // answer names later calls, and the lookup itself is no process's call to report.
     if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return { kind: 'dns', names };
     const process = this.process(doc, status === 'blocked', rc);
+    if (direction === 'uncertain') noteOf(rc, 'direction-uncertain');
     const event = { tenant, ctx, timestamp, domain, ip, port, protocol, process, status };
     return names === null ? { kind: 'call', event } : { kind: 'call', event, names };
+  }
+
+  /** A document that is no call; a lookup's answers among them still name later calls. */
+  private notACall(doc: Obj, isDns: boolean, rc: RecordContext): AdapterOutput {
+    const names = isDns ? this.answersOf(doc, rc) : null;
+    if (names !== null) return { kind: 'dns', names };
+    noteOf(rc, 'skipped-not-egress');
+    return { kind: 'skip' };
   }
 }
 

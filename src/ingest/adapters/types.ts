@@ -55,6 +55,16 @@ export interface ResolvedNames {
   ctx: JobContext;
   domain: string;
   ips: string[];
+  /** the process that looked the name up (askerKey), when the record says which */
+  asker?: string;
+}
+
+/**
+ * One running process, as DNS answers and the calls after them name it: its pid with its name.
+ * Undefined unless both are known (a Harden-Runner DNS record names no process).
+ */
+export function askerKey(pid: number | undefined, name: string | undefined): string | undefined {
+  return pid === undefined || name === undefined ? undefined : `${pid}\u0000${name}`;
 }
 
 /** Converts one already-JSON-parsed record. Throws RecordError on bad input. */
