@@ -295,8 +295,12 @@ export class RecordParser {
       if (risky) e.risky = n.domain;
       if (n.asker !== undefined) {
         e.byAsker ??= new Map();
+        const asked = e.byAsker.get(n.asker);
+        // a process that looked up a risky name keeps it: looking up another name for the same
+        // address afterwards does not rename its calls away from it
+        const name = asked !== undefined && !risky && BUILTIN_RISKY.matchHost(asked) !== null ? asked : n.domain;
         e.byAsker.delete(n.asker);
-        e.byAsker.set(n.asker, n.domain);
+        e.byAsker.set(n.asker, name);
         if (e.byAsker.size > ASKERS_PER_IP) e.byAsker.delete(e.byAsker.keys().next().value!);
       }
       ips.set(ip, e);
@@ -315,7 +319,7 @@ interface DnsNames {
   last: string;
   /** the newest answer that was a risky destination, if any */
   risky: string | null;
-  /** per process that looked the IP up (askerKey): the name it asked for last */
+  /** per process that looked the IP up (askerKey): the name it asked for last, or a risky one it asked for */
   byAsker: Map<string, string> | null;
 }
 
@@ -326,7 +330,8 @@ const ASKERS_PER_IP = 64;
 const BUILTIN_RISKY = riskyDestinations();
 
 /**
- * The name for a call to an IP: what its own process asked for when it looked the IP up; failing
+ * The name for a call to an IP: what its own process asked for when it looked the IP up (a risky
+ * name first); failing
  * that (a Harden-Runner DNS record names no process, or another process asked), a risky name among
  * the run's answers for it, so a call is never named away from one (fail closed); else the last.
  */
