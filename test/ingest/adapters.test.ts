@@ -449,6 +449,18 @@ test('ecs: a null value hides no other spelling of its field (nested null beside
   assert.equal(nestedBesideNull.domain, 'webhook.site');
 });
 
+test('ecs: a name the process chose (URL, TLS server name) names the call only when it is a risky destination', () => {
+  const a = new EcsAdapter();
+  const { destination: _d, ...rest } = ECS_NESTED;
+  const byIp = { ...rest, destination: { ip: '46.4.105.116', port: 443 } };
+  assert.equal(call(a.parse({ ...byIp, url: { domain: 'webhook.site' } }, rc())).domain, 'webhook.site');
+  assert.equal(call(a.parse({ ...byIp, 'tls.client.server_name': 'Gist.GitHubUserContent.com' }, rc())).domain, 'gist.githubusercontent.com');
+  // an attacker's own address with a baselined name in its TLS handshake stays a direct-IP call
+  assert.equal(call(a.parse({ ...byIp, tls: { client: { server_name: 'registry.npmjs.org' } }, server: { domain: 'registry.npmjs.org' } }, rc())).domain, undefined);
+  // a risky name wins over the destination's own
+  assert.equal(call(a.parse({ ...rest, destination: { domain: 'registry.npmjs.org', port: 443 }, url: { domain: 'webhook.site' } }, rc())).domain, 'webhook.site');
+});
+
 test('ecs: non-network event is skipped; bad input', () => {
   const a = new EcsAdapter();
   assert.deepEqual(a.parse({ '@timestamp': '2025-03-14T10:00:00Z', event: { category: ['process'] }, process: { name: 'bash' } }, rc(HR_CTX)), { kind: 'skip' });

@@ -11,6 +11,7 @@
  *   process.entity_id, process.parent.entity_id, process.Ext.ancestry (Elastic Defend: ids, no names)
  *   destination.domain, destination.ip (fallback: destination.address, IP or domain); for a Sysmon
  *     event 3, destination.domain is a reverse lookup and names the call only when it is risky
+ *   url.domain, server.domain, tls.client.server_name: name the call only when risky (the process chose them)
  *   destination.port (number or string)
  *   network.transport (tcp/udp; other transports leave protocol unset)
  *   network.direction: ingress / inbound are not calls; internal / external / unknown are, and counted
@@ -144,6 +145,9 @@ export const F = {
   outcome: P('event.outcome'),
   action: P('event.action'),
   provider: P('event.provider'),
+  urlDomain: P('url.domain'),
+  serverDomain: P('server.domain'),
+  tlsServerName: P('tls.client.server_name'),
   code: P('event.code'),
   type: P('event.type'),
   category: P('event.category'),
@@ -212,8 +216,18 @@ function isSysmonConnection(doc: Obj): boolean {
   return F.provider.get(doc) === 'Microsoft-Windows-Sysmon' && (code === '3' || code === 3);
 }
 
-/** The built-in list: a reverse name on it flags a call (the adapters have no configuration). */
+/** The built-in list: a reverse or chosen name on it flags a call (the adapters have no configuration). */
 const BUILTIN_RISKY = riskyDestinations();
+
+/** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
+function riskyChosenName(doc: Obj): string | null {
+  for (const path of [F.tlsServerName, F.urlDomain, F.serverDomain]) {
+    const v = path.get(doc);
+    const name = typeof v === 'string' ? normalizeDomain(v) : null;
+    if (name !== null && BUILTIN_RISKY.matchHost(name) !== null) return name;
+  }
+  return null;
+}
 
 /**
  * Which way network.direction says the connection went: `out` (egress, outbound), `in` (ingress,
@@ -411,6 +425,13 @@ export class EcsAdapter implements RecordAdapter {
       const named = typeof reverseName === 'string' ? normalizeDomain(reverseName) : null;
       if (named !== null && BUILTIN_RISKY.matchHost(named) !== null) domain = named;
       else noteOf(rc, 'reverse-dns-name-ignored');
+    }
+    // Names the calling process chose (the URL, the TLS server name) are its own word: as the call's
+    // name they could file an attacker's address under a baselined one. They only ever flag.
+    const chosen = riskyChosenName(doc);
+    if (chosen !== null && chosen !== domain) {
+      domain = chosen;
+      noteOf(rc, 'named-by-risky-request-name');
     }
     const port = readPort(F.dstPort.get(doc), 'destination.port');
     const protocol = ecsProtocol(F.transport.get(doc));
