@@ -195,13 +195,16 @@ export class RecordParser {
       if (res.names) this.remember(res.names);
       let ev = res.event;
       // A call named by a DNS answer depends on what was read before it, not on its line alone.
-      const byDns = ev.domain === undefined && ev.ip !== undefined;
+      const byDns = ev.ip !== undefined && this.dns.size > 0;
       if (byDns) {
-        const named = nameFor(this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!), askerKey(ev.process.pid, ev.process.name));
+        const names = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!);
+        const asker = askerKey(ev.process.pid, ev.process.name);
+        const named = ev.domain === undefined ? nameFor(names, asker) : riskyInstead(names, asker, ev.domain);
         if (named !== undefined) {
+          const note = ev.domain === undefined ? 'named-by-dns' : 'renamed-risky-by-dns';
           ev = { ...ev, domain: named };
           res = { kind: 'call', event: ev };
-          out.notes['named-by-dns'] = (out.notes['named-by-dns'] ?? 0) + 1;
+          out.notes[note] = (out.notes[note] ?? 0) + 1;
         }
       }
       const c = ev.ctx;
@@ -338,6 +341,18 @@ const BUILTIN_RISKY = riskyDestinations();
 function nameFor(names: DnsNames | undefined, asker: string | undefined): string | undefined {
   if (names === undefined) return undefined;
   return (asker === undefined ? undefined : names.byAsker?.get(asker)) ?? names.risky ?? names.last;
+}
+
+/**
+ * For a call that came with a name: a risky name the run's answers gave its address, when the call's
+ * own name is not risky and its process did not look the address up itself. A producer's name comes
+ * from its own DNS cache, where the last answer wins (Harden-Runner's agent, Auditbeat): after a
+ * lookup of gist and one of raw on the same address, a call to gist arrives named raw.
+ */
+function riskyInstead(names: DnsNames | undefined, asker: string | undefined, domain: string): string | undefined {
+  if (names?.risky == null || BUILTIN_RISKY.matchHost(domain) !== null) return undefined;
+  if (asker !== undefined && names.byAsker?.has(asker)) return undefined;
+  return names.risky;
 }
 
 /** Processes of one name an interner holds; more are numbered but not held (see ProcessInterner). */

@@ -79,6 +79,28 @@ test('DNS records give a shared address two names: a direct connection is named 
   assert.deepEqual(r.calls.map((c) => c.domain), ['gist.githubusercontent.com']);
 });
 
+test('a connection the agent named after the last answer for its address is named by a risky answer the run had for it', async () => {
+  const f = join(tmp.dir, 'named-after-last.log');
+  const ctx = (run: number) => JSON.stringify({ context: { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: run } });
+  const call = (domainName: string) =>
+    JSON.stringify({ ipAddress: '185.199.108.133', port: '443', domainName, timestamp: '2026-11-02T10:00:02Z', tool: { name: 'node', sha256: '' }, status: 'Allowed' });
+  writeFileSync(f, [
+    ctx(7),
+    JSON.stringify({ domainName: 'gist.githubusercontent.com.', ipAddress: '185.199.108.133', timestamp: '2026-11-02T10:00:00Z' }),
+    JSON.stringify({ domainName: 'raw.githubusercontent.com.', ipAddress: '185.199.108.133', timestamp: '2026-11-02T10:00:01Z' }),
+    // the agent's cache gives the last answer: raw
+    call('raw.githubusercontent.com.'),
+    // another run, where nothing looked gist up: raw is raw
+    ctx(8),
+    JSON.stringify({ domainName: 'raw.githubusercontent.com.', ipAddress: '185.199.108.133', timestamp: '2026-11-02T10:00:01Z' }),
+    call('raw.githubusercontent.com.'),
+  ].join('\n'));
+  const r = await parseFile(f);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.calls.map((c) => [c.ctx.runId, c.domain]), [['7', 'gist.githubusercontent.com'], ['8', 'raw.githubusercontent.com']]);
+  assert.equal(r.notes['renamed-risky-by-dns'], 1);
+});
+
 test('Go zero time on the first record has no position to take: rejected as zero-time', async () => {
   const f = join(tmp.dir, 'zero-first.log');
   writeFileSync(f, JSON.stringify({ ipAddress: '140.82.112.3', port: '443', timestamp: '0001-01-01T00:00:00Z', tool: { name: 'git', sha256: '' } }) + '\n');
