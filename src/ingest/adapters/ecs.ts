@@ -219,12 +219,17 @@ function isSysmonConnection(doc: Obj): boolean {
 /** The built-in list: a reverse or chosen name on it flags a call (the adapters have no configuration). */
 const BUILTIN_RISKY = riskyDestinations();
 
+/** `v` as a canonical host name when it is a risky destination, else null. */
+function riskyName(v: unknown): string | null {
+  const name = typeof v === 'string' ? normalizeDomain(v) : null;
+  return name !== null && BUILTIN_RISKY.matchHost(name) !== null ? name : null;
+}
+
 /** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
 function riskyChosenName(doc: Obj): string | null {
   for (const path of [F.tlsServerName, F.urlDomain, F.serverDomain]) {
-    const v = path.get(doc);
-    const name = typeof v === 'string' ? normalizeDomain(v) : null;
-    if (name !== null && BUILTIN_RISKY.matchHost(name) !== null) return name;
+    const name = riskyName(path.get(doc));
+    if (name !== null) return name;
   }
   return null;
 }
@@ -422,8 +427,8 @@ export class EcsAdapter implements RecordAdapter {
     let domain = hostOut.domain;
     const ip = hostOut.ip;
     if (reverseName !== undefined) {
-      const named = typeof reverseName === 'string' ? normalizeDomain(reverseName) : null;
-      if (named !== null && BUILTIN_RISKY.matchHost(named) !== null) domain = named;
+      const named = riskyName(reverseName);
+      if (named !== null) domain = named;
       else noteOf(rc, 'reverse-dns-name-ignored');
     }
     // Names the calling process chose (the URL, the TLS server name) are its own word: as the call's
