@@ -109,3 +109,28 @@ test('a shared address is named by what the calling process looked up, never awa
     ],
   );
 });
+
+test('Sysmon as Winlogbeat ships it before any pipeline (raw winlog.event_data): the same calls as the mapped events, with hashes and parents from event 1', async () => {
+  const r = await parseFile('test/fixtures/ecs/sysmon-raw.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, {
+    'process-events': 2, 'dns-records': 1, 'named-by-dns': 1, 'reverse-dns-name-ignored': 2, 'skipped-not-egress': 1, 'skipped-not-network': 1,
+  });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.domain, c.ip, c.port, c.protocol, new Date(c.timestamp).toISOString()]),
+    [
+      // curl's own lookup (event 22, QueryResults after its CNAME) names the address; the time is UtcTime
+      ['curl.exe', 'gist.githubusercontent.com', '185.199.108.133', 443, 'tcp', '2026-11-03T09:00:01.400Z'],
+      // Sysmon's reverse name is the address owner's word: stored by the address
+      ['node.exe', undefined, '104.16.2.35', 443, 'tcp', '2026-11-03T09:00:03.000Z'],
+    ],
+  );
+  const curl = r.calls[0]!.process;
+  // event 1 gave the hash (Hashes' SHA256 entry, lower-cased) and the parent, by ProcessGuid
+  assert.equal(curl.path, 'C:\\Windows\\System32\\curl.exe');
+  assert.equal(curl.sha256, '3e5b7d9f1a2c4e6081a3c5e7092b4d6f8a0c2e4f6071829a3b4c5d6e7f809a1b');
+  assert.deepEqual(chain(curl), ['pwsh.exe', 'Unknown']);
+  assert.equal(curl.parent!.sha256, '8f14e45fceea167a5a36dedd4bea2543b2c0f8a1d3e4f5061728394a5b6c7d8e');
+  // no event 1 for node: no hash, and its parents unknown rather than empty
+  assert.equal(r.calls[1]!.process.sha256, undefined);
+});

@@ -9,11 +9,11 @@ after(() => tmp.cleanup());
 /**
  * Through the real CLI into a real store: the ECS records that used to slip past the risky-destination
  * check (a direction other than egress, a shared address named by another process's lookup, a
- * Sysmon reverse name) end as detections of the calling process, at the risky name.
+ * Sysmon reverse name, a Sysmon event read before any pipeline) end as detections of the calling process, at the risky name.
  */
 test('the built CLI stores the risky calls of the ECS fixtures as detections of the process that made them', () => {
   const db = join(tmp.dir, 'ecs-risky.db');
-  const ingest = runCli(['ingest', 'test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'test/fixtures/ecs/flow-directions.ndjson', '--db', db, '--json']);
+  const ingest = runCli(['ingest', 'test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'test/fixtures/ecs/flow-directions.ndjson', 'test/fixtures/ecs/sysmon-raw.ndjson', '--db', db, '--json']);
   assert.equal(ingest.status, 0, ingest.stderr);
   const list = runCli(['detections', 'list', '--db', db, '--json', '--limit', '100']);
   assert.equal(list.status, 0, list.stderr);
@@ -29,5 +29,7 @@ test('the built CLI stores the risky calls of the ECS fixtures as detections of 
     'upd.exe gist.githubusercontent.com:443 185.199.108.133',
     // it looked up nothing; the run's risky answer for the address names it
     'pwsh.exe gist.githubusercontent.com:443 185.199.110.133',
+    // raw Sysmon (no pipeline): its own event 22 names its event 3 connection
+    'curl.exe gist.githubusercontent.com:443 185.199.108.133',
   ].sort());
 });

@@ -42,6 +42,8 @@
  * - A denied event with no process (a firewall log) is kept with the Unknown tool, as Harden-Runner
  *   does for packets only its firewall saw.
  * - A `{"context": {...}}` line is accepted as in the harden-runner format.
+ * - A Sysmon event as Winlogbeat ships it before any ingest pipeline (raw `winlog.event_data`) is read
+ *   through the fields the `windows` integration's pipeline would map (sysmon-raw.ts).
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
 import { isLoopbackIp } from '../../domain/ip.js';
@@ -49,6 +51,7 @@ import { riskyDestinations } from '../../analysis/risky-destinations.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import { askerKey, RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
 import { ProcessTable } from './ecs-processes.js';
+import { sysmonEcsView } from './sysmon-raw.js';
 import {
   ContextBuilder,
   basename,
@@ -370,7 +373,8 @@ export class EcsAdapter implements RecordAdapter {
 
   parse(record: unknown, rc: RecordContext): AdapterOutput {
     if (!isObject(record)) return fail('wrong-type', null, `record must be a JSON object, got ${typeName(record)}`);
-    const doc = record;
+    // a Sysmon event as Winlogbeat ships it before any pipeline: read through the fields it would map
+    const doc = sysmonEcsView(record) ?? record;
     if (doc.context !== undefined && doc['@timestamp'] === undefined) {
       return { kind: 'context', ctx: parseContextLine(doc.context) };
     }
