@@ -4,10 +4,10 @@ import { rulesFromService, type AnalysisRules } from './rules-source.js';
 import { normalizeInput, pageNumber } from './input.js';
 import { decodeCursor, queryFingerprint } from './cursor.js';
 import { VariantAggregates } from './aggregate.js';
-import { choosePage, groupByName, nextCursorString } from './paging.js';
+import { choosePage, groupByName, nextCursorString, type ProcessGroupTotals } from './paging.js';
 import { endpointFacts } from './endpoint-facts.js';
 import { IdCounter } from './counts.js';
-import { buildGroup, type GroupContext, type GroupVariant } from './group-report.js';
+import { buildGroup, mustShowGroup, type GroupContext, type GroupVariant } from './group-report.js';
 import type { AnalyzeInput, AnalyzeResult } from './types.js';
 
 export { AnalysisError } from './input.js';
@@ -93,46 +93,66 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     const variants = await port.variants(scope);
     const { groups: all, total } = groupByName(aggregates.totals(), (v) => variants.norm[v]!);
     result.total_anomalies_scanned = total;
-    const kept = all.filter((g) => g.count >= req.minCount);
-    const chosen = choosePage(kept, req.limit, fingerprint, { page, cursor });
-    result.next_cursor = nextCursorString(chosen.next);
 
-    // ---- 3. details for the page ----
     const dict = await port.endpoints(scope);
     const facts = endpointFacts(dict, rules.risky);
+    // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
     const impostors = await rules.impostors(req.tenant, stamp, { port, scope });
-    const primaryType = types[0]!;
-    const impact = rules.impact;
-    const ctx: GroupContext = {
-      facts,
-      jobs: await port.jobs(scope),
-      // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
-      impostors,
-      detectionType: primaryType,
-      scope: { owner, repo, workflow: filter.workflow, job: filter.job },
-      impact: (conditions) => impact(req.tenant, stamp, primaryType, conditions, impostors),
-      samples: req.samples,
-      dashboardBase: req.dashboardBase,
-      epScratch: new IdCounter(dict.maxId + 1),
-      hostScratch: new IdCounter(dict.hostCount),
-    };
-    for (const g of chosen.page) {
+    const epScratch = new IdCounter(dict.maxId + 1);
+    /** A group's variants with their details (read once: the aggregates keep them). */
+    const detailsOf = async (g: ProcessGroupTotals): Promise<GroupVariant[]> => {
       // one variant at a time: details share the aggregates' scratch counters
       const details: GroupVariant[] = [];
       for (const v of g.variants) {
         const d = await aggregates.detail(v);
         details.push({ variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs });
       }
+      return details;
+    };
+    // The minimum count cuts noise; it never hides a group that holds a call to a risky destination
+    // or a suspected impostor's call (one curl to webhook.site is exactly what must be seen).
+    const mustShow = new Set<ProcessGroupTotals>();
+    for (const g of all) {
+      if (g.count >= req.minCount) continue;
+      const details = await detailsOf(g);
+      if (mustShowGroup(g.name, details, facts, impostors, epScratch)) mustShow.add(g);
+    }
+    const kept = all.filter((g) => g.count >= req.minCount || mustShow.has(g));
+    const chosen = choosePage(kept, req.limit, fingerprint, { page, cursor });
+    result.next_cursor = nextCursorString(chosen.next);
+
+    // ---- 3. details for the page ----
+    const primaryType = types[0]!;
+    const impact = rules.impact;
+    const ctx: GroupContext = {
+      facts,
+      jobs: await port.jobs(scope),
+      impostors,
+      detectionType: primaryType,
+      scope: { owner, repo, workflow: filter.workflow, job: filter.job },
+      impact: (conditions) => impact(req.tenant, stamp, primaryType, conditions, impostors),
+      samples: req.samples,
+      dashboardBase: req.dashboardBase,
+      epScratch,
+      hostScratch: new IdCounter(dict.hostCount),
+    };
+    for (const g of chosen.page) {
+      const details = await detailsOf(g);
       const sampleRows: SampleRecord[] = [];
       if (req.samples > 0) for (const v of g.variants) sampleRows.push(...(await port.samples(scope, v, req.samples)));
       result.processes.push(await buildGroup(ctx, g.name, g.count, details, sampleRows));
     }
     result.processes_returned = result.processes.length;
-    const omitted = all.length - kept.length;
-    const omittedCount = all.filter((g) => g.count < req.minCount).reduce((s, g) => s + g.count, 0);
+    const omittedGroups = all.filter((g) => g.count < req.minCount && !mustShow.has(g));
+    const omitted = omittedGroups.length;
+    const omittedCount = omittedGroups.reduce((s, g) => s + g.count, 0);
+    const shownSmall = [...mustShow].map((g) => g.name);
     result.note =
       `Exact counts over all ${result.total_anomalies_scanned} matching detection(s) in ${all.length} process group(s), not a sample. ` +
-      (omitted ? `${omitted} group(s) with fewer than ${req.minCount} detection(s) (${omittedCount} detection(s)) are omitted. ` : '') +
+      (omitted ? `${omitted} group(s) with fewer than ${req.minCount} detection(s) (${omittedCount} detection(s)) are omitted; none of them calls a risky destination or is a suspected impostor. ` : '') +
+      (shownSmall.length
+        ? `${shownSmall.length} group(s) with fewer than ${req.minCount} detection(s) are shown anyway because they call a risky destination or are suspected impostors: ${shownSmall.join(', ')}. `
+        : '') +
       'VPN verdicts are evidence-based per binary (sha256/path): destinations and parent chain, never the name alone. ' +
       'suggested_rule.impact is computed by the same matcher as rules preview/create.' +
       (result.next_cursor ? ' More groups: pass next_cursor.' : '');

@@ -168,3 +168,13 @@ function reviewNote(facts: EndpointFacts, name: string, id: number): string {
   }
   return `new destination for ${name}: if expected, allow endpoint=${endpoint} scoped to the affected owner/repo rather than silencing every call of ${name}`;
 }
+
+/**
+ * True when a group must be shown whatever the minimum count: one of its calls goes to a risky
+ * destination, or one of its binaries is judged a suspected impostor (by its own calls or by the
+ * tenant's evidence), exactly as the group's report would say.
+ */
+export function mustShowGroup(name: string, variants: readonly GroupVariant[], facts: EndpointFacts, impostors: ImpostorSet, scratch: IdCounter): boolean {
+  for (const v of variants) for (let i = 0; i < v.eps.ids.length; i++) if (facts.isRisky(v.eps.ids[i]!)) return true;
+  return judgeGroup(name, [...variants], facts, impostors, scratch).some((j) => j.verdict.verdict === 'impostor');
+}

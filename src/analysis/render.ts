@@ -47,6 +47,13 @@ export function renderAnalysisTable(result: AnalyzeResult, opts: { width?: numbe
     `${result.total_anomalies_scanned} detection(s) scanned, ${result.processes_returned} process group(s) shown (min count ${result.min_count_filter})` +
       (result.next_cursor ? `; more: --cursor ${result.next_cursor}` : ''),
   );
+  // what the minimum count left out, and what it could not: said here too, not only in the JSON note
+  const small = result.processes.filter((p) => p.count < result.min_count_filter).map((p) => p.process);
+  if (small.length) out.push(`Shown below the minimum count because they call a risky destination or are suspected impostors: ${small.join(', ')}`);
+  const shown = result.processes.reduce((n, p) => n + p.count, 0);
+  if (!result.next_cursor && result.total_anomalies_scanned > shown) {
+    out.push(`${result.total_anomalies_scanned - shown} detection(s) in groups below the minimum count are not shown; none calls a risky destination or is a suspected impostor`);
+  }
   const warnings = result.processes.flatMap((p) => p.warnings.map((w) => `  ! ${p.process}: ${w}`));
   if (warnings.length) out.push('Warnings:', ...warnings);
   return out.join('\n');

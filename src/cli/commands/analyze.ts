@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .description('Group anomalous calls by process: exact counts, VPN verdicts with evidence, safe rule suggestions')
     .option('--detection-id <type>', `alias of --type (StepSecurity's name), repeatable; default ${NEW_OUTBOUND}`, collect);
   addFilterOptions(cmd, ['type', 'status', 'owner', 'repo', 'workflow', 'job', 'since', 'until'], { status: 'new' })
-    .option('--min-count <n>', 'omit process groups with fewer detections', parseIntOption('--min-count', 1), 2)
+    .option('--min-count <n>', 'omit process groups with fewer detections (never one that calls a risky destination or is a suspected impostor)', parseIntOption('--min-count', 1), 2)
     .option('--limit <n>', 'process groups per page', parseIntOption('--limit', 1, 1000), 50)
     .option('--cursor <cursor>', 'next_cursor from a previous page', parseCursorOption)
     .option('--samples <n>', 'sample detections per process', parseIntOption('--samples', 0, 100), 5)

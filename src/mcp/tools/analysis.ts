@@ -46,7 +46,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
       inputSchema: strictInput(
         {
           customer: customerField,
-          minCount: z.number().int().min(1).optional().describe('Hide processes with fewer than this many detections. Defaults to 2.'),
+          minCount: z.number().int().min(1).optional().describe('Hide processes with fewer than this many detections, except one that calls a risky destination or is a suspected impostor. Defaults to 2.'),
           detection_id: z
             .string()
             .optional()
