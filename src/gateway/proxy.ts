@@ -646,6 +646,12 @@ export class PolicyProxy {
       if (call.done) return;
       if (!used) return this.denyCall(call, 'approval_denied', `approval ${req.row.id} was already used by another call`);
       abort.abort(); // stop the elicitation / poll
+      // The policy was reloaded while the call waited: it was held under rules no longer in force
+      // (the tool may be denied now, or approval by the asking client no longer allowed). The
+      // approval is spent above, so a retry is decided afresh under the policy now in force.
+      if (call.policyHash !== this.o.holder.current.hash) {
+        return this.denyCall(call, 'approval_denied', `the policy was reloaded while approval ${req.row.id} was pending: call again to be decided under the policy now in force`);
+      }
       call.auditDecision = 'approved';
       this.forward(call);
       return;
