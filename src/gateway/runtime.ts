@@ -24,12 +24,38 @@ export interface PolicyRuntime {
 }
 
 /**
- * Counters of one policy file. Named by the file's base name, not its full path, so replicas that
- * mount the same policy at different paths still share them; two files only share a counter when
- * their names and rule paths are both equal, which can only make a limit stricter.
+ * Counters of one policy file, named by its base name, not its full path, so replicas that mount the
+ * same policy at different paths still share them (with `--state redis://`).
  */
-function countersFor(state: PolicyStateBackend, path: string) {
-  return state.counters(basename(path));
+function countersFor(state: PolicyStateBackend, path: string, name = basename(path)) {
+  return state.counters(name);
+}
+
+/**
+ * The counter names of the policy files one process serves (absolute paths): each file's base name,
+ * or, for files whose base names collide, the shortest ending of their paths that tells them apart
+ * (`a/policy.yaml`, `b/policy.yaml`). Two files of one process never share a counter: named by the
+ * base name alone, two upstreams' or two grants' `policy.yaml` shared every rule path they had in
+ * common, so one's calls spent the other's quota and one's shorter window pruned charges the
+ * other's longer window still counted (9 calls in 17 s through "3 per hour"). Replicas laid out
+ * alike (one config) get the same names.
+ */
+export function counterNamespaces(paths: readonly string[]): Map<string, string> {
+  const parts = new Map(paths.map((p) => [p, p.split(/[\\/]+/).filter((x) => x !== '')]));
+  const out = new Map<string, string>();
+  for (const [p, segs] of parts) {
+    let n = 1;
+    for (;;) {
+      const tail = segs.slice(-n).join('/');
+      const clash = [...parts].some(([q, other]) => q !== p && other.slice(-n).join('/') === tail);
+      if (!clash || n >= segs.length) {
+        out.set(p, tail);
+        break;
+      }
+      n++;
+    }
+  }
+  return out;
 }
 
 /**
@@ -92,8 +118,9 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
   const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
   const holders = new Map<string, PolicyHolder>();
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage policy: ${l}\n`));
+  const names = counterNamespaces([...loaded.keys()]);
   for (const [abs, policy] of loaded) {
-    const holder = new PolicyHolder(abs, policy, countersFor(state, abs));
+    const holder = new PolicyHolder(abs, policy, countersFor(state, abs, names.get(abs)));
     holders.set(abs, holder);
     holder.setMaxListeners(0); // one reload listener per session
     holder.on('invalid', (e: PolicyLoadError) => {
