@@ -442,7 +442,9 @@ export class PolicyProxy {
             this.deny(m, t0, name, args, l.rule, 'deny', `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`, loaded.hash, argsHash, decision, ctx);
             return;
           }
-          cost = v;
+          // Every call costs at least 1, a fraction rounded up: `limit: 0` (which upstreams often read
+          // as "no limit" or "the default") or `1e-10` must not run uncounted.
+          cost = Math.max(1, Math.ceil(v));
         }
         const scopeKey = limitScopeKey(l.scope, { session: ctx.session, identity: this.o.identity, upstreamName: this.o.upstreamName });
         reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });
