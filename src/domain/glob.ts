@@ -34,7 +34,8 @@ export function isGlob(pattern: string): boolean {
  *   (namespaced names like `admin_users/delete` are common behind aggregating upstreams).
  * - `?` matches exactly one character (one Unicode code point). Nothing else is special: `[`, `{`,
  *   `!` are literal (the policy schema refuses them in patterns so a reader never mistakes them).
- * - Matching ignores case and compatibility forms: both sides go through NFKC and a full case fold.
+ * - Matching ignores case and compatibility forms: both sides go through NFKC and a full case fold,
+ *   with the dotted capital I folded to a plain "i" as a simple case mapping would.
  *   MCP names are case-sensitive, but an upstream may resolve names loosely; matching loosely means a
  *   deny, hide, approval or limit on `delete_repo` also covers `Delete_Repo` and `ｄｅｌｅｔｅ_repo`.
  *   The price: one policy cannot treat two tools that differ only in case differently.
@@ -42,7 +43,9 @@ export function isGlob(pattern: string): boolean {
  * because no matcher can know how an upstream would read them.
  */
 export function toolNameKey(name: string): string {
-  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+  // The full lower case of U+0130 (İ) is "i" + U+0307; an upstream that lower-cases with the simple
+  // mapping (Go, Java, .NET) reads it as "i", so `ADMİN_users` must meet a deny on `admin_users`.
+  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/i\u0307/g, 'i');
 }
 
 /**

@@ -32,6 +32,11 @@ test('case and compatibility forms cannot dodge a deny, hide or limit', () => {
   }
   assert.ok(engine.isHidden('ADMIN_users/delete'));
   assert.equal(engine.decide('Read_File', {}).rule, 'tools.read_file', 'the same entry (and so the same counter) applies');
+  // the dotted capital I (U+0130) and the dotless i (U+0131): an upstream's simple case mapping reads both as i
+  assert.ok(engine.isHidden('ADM\u0130N_users'), 'exact and * entries');
+  assert.ok(engine.isHidden('adm\u0131n_users'));
+  assert.equal(engine.decide('READ_F\u0130LE', {}).rule, 'tools.read_file', 'and the same limit');
+  assert.ok(toolNameMatcher('adm?n_users')('ADM\u0130N_users'), '? is one character: İ folds to one "i"');
 });
 
 test('names with whitespace, invisible or non-NFKC characters are refused whatever the policy says', () => {
