@@ -648,3 +648,20 @@ test('native: a sha256 that is not 64 hex digits is no hash, for the process and
   assert.deepEqual(r.notes, { 'hash-not-a-hash': 1 });
   assert.throws(() => new NativeAdapter().parse(nativeRecord({ process: { name: 'curl', sha256: 42 } }), rc()), /process\.sha256/);
 });
+
+test('ecs: network.direction as an array (any ECS field may be one) decides only when all its values agree', () => {
+  const a = new EcsAdapter();
+  const notes = (network: unknown) => {
+    const ctx = rc();
+    const out = a.parse({ ...ECS_NESTED, network: { transport: 'tcp', direction: network } }, ctx);
+    return [out.kind, ctx.notes];
+  };
+  assert.deepEqual(notes(['egress']), ['call', {}]);
+  assert.deepEqual(notes(['ingress', 'inbound']), ['skip', { 'skipped-not-egress': 1 }]);
+  // contradicting or unknown values: a call, counted as uncertain, never skipped
+  assert.deepEqual(notes(['ingress', 'egress']), ['call', { 'direction-uncertain': 1 }]);
+  assert.deepEqual(notes(['inbound', 'unknown']), ['call', { 'direction-uncertain': 1 }]);
+  assert.deepEqual(notes([]), ['call', {}]);
+  rejects(a, { ...ECS_NESTED, network: { direction: ['egress', 7] } }, 'wrong-type', 'network.direction');
+  rejects(a, { ...ECS_NESTED, network: { direction: { way: 'out' } } }, 'wrong-type', 'network.direction');
+});

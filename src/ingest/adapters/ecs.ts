@@ -14,7 +14,8 @@
  *   url.domain, server.domain, tls.client.server_name: name the call only when risky (the process chose them)
  *   destination.port (number or string)
  *   network.transport (tcp/udp; other transports leave protocol unset)
- *   network.direction: ingress / inbound are not calls; internal / external / unknown are, and counted
+ *   network.direction: ingress / inbound are not calls; internal / external / unknown are, and counted;
+ *     an array decides only when all its values say the same way (else uncertain: a call)
  *   dns.question.name + dns.resolved_ip            → names the IPs of later connections of the job
  *   event.type containing "denied", or event.outcome / event.action mentioning
  *     deny/denied/block/blocked/drop/reject                  → status blocked
@@ -246,7 +247,18 @@ function riskyChosenName(doc: Obj): string | null {
 function directionOf(doc: Obj): 'out' | 'in' | 'uncertain' | null {
   const d = F.direction.get(doc);
   if (d === undefined || d === null || d === '') return null;
-  if (typeof d !== 'string') return wrongType('network.direction', 'a string', d);
+  // Any ECS field may hold an array. Only values that all say the same way decide it: one that says
+  // both, or anything else, is uncertain, so the document is still taken as a call.
+  if (Array.isArray(d)) {
+    if (d.length === 0) return null;
+    const ways = new Set(d.map((x) => (typeof x === 'string' ? directionWord(x) : wrongType('network.direction', 'a string or an array of strings', x))));
+    return ways.size === 1 ? [...ways][0]! : 'uncertain';
+  }
+  if (typeof d !== 'string') return wrongType('network.direction', 'a string or an array of strings', d);
+  return directionWord(d);
+}
+
+function directionWord(d: string): 'out' | 'in' | 'uncertain' {
   const v = d.toLowerCase();
   if (v === 'egress' || v === 'outbound') return 'out';
   if (v === 'ingress' || v === 'inbound') return 'in';
