@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { join } from 'node:path';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import { renderAnalysisTable } from '../../src/analysis/render.js';
 import { RulesService } from '../../src/rules/service.js';
 import { call, ingestCalls, proc, tailscaled, TS0 } from './helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import { eachStore } from '../helpers/each-store.js';
+import { runCli, tempDir } from '../helpers.js';
 
 const { storeTest } = eachStore();
 
@@ -60,4 +63,34 @@ storeTest('a group under the minimum count is shown when it calls a risky destin
   } finally {
     await store.close();
   }
+});
+
+test('the built CLI: one call to webhook.site and one renamed daemon stay in the analyze table and JSON under the default minimum', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+  const line = (run: number, name: string, path: string, sha: string, dest: Record<string, unknown>, parent = { name: 'bash' }) =>
+    JSON.stringify({
+      owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: String(run), run_attempt: 1,
+      timestamp: `2026-11-0${run}T10:00:00Z`, port: 443, process: { name, path, sha256: sha.repeat(64), parent }, ...dest,
+    });
+  const file = tmp.file('calls.ndjson', [
+    line(1, 'tailscaled', '/usr/sbin/tailscaled', 'b', { domain: 'derp1.tailscale.com' }, { name: 'sudo' }),
+    line(2, 'tailscaled', '/usr/sbin/tailscaled', 'b', { domain: 'derp2.tailscale.com' }, { name: 'sudo' }),
+    line(3, 'python3', '/usr/bin/python3', 'c', { domain: 'webhook.site' }),
+    line(4, 'cloudflared', '/tmp/.c/cloudflared', 'e', { domain: 'api.github.com' }, { name: 'node' }),
+    line(5, 'wget', '/usr/bin/wget', 'f', { domain: 'downloads.example.org' }),
+  ].join('\n') + '\n');
+  const db = join(tmp.dir, 'min.db');
+  const ingest = runCli(['ingest', file, '--db', db, '--format', 'native', '--learning-runs', '0']);
+  assert.equal(ingest.status, 0, ingest.stderr);
+  const table = runCli(['analyze', '--db', db]);
+  assert.equal(table.status, 0, table.stderr);
+  assert.match(table.stdout, /^python3 /m);
+  assert.match(table.stdout, /^cloudflared /m);
+  assert.doesNotMatch(table.stdout, /^wget /m);
+  assert.match(table.stdout, /Shown below the minimum count because they call a risky destination or are suspected impostors: cloudflared, python3/);
+  assert.match(table.stdout, /1 detection\(s\) in groups below the minimum count are not shown/);
+  const json = runCli(['analyze', '--db', db, '--json']);
+  assert.equal(json.status, 0, json.stderr);
+  assert.deepEqual((JSON.parse(json.stdout) as { processes: { process: string }[] }).processes.map((p) => p.process), ['tailscaled', 'cloudflared', 'python3']);
 });
