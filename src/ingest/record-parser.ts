@@ -334,9 +334,9 @@ const BUILTIN_RISKY = riskyDestinations();
 
 /**
  * The name for a call to an IP: what its own process asked for when it looked the IP up (a risky
- * name first); failing
- * that (a Harden-Runner DNS record names no process, or another process asked), a risky name among
- * the run's answers for it, so a call is never named away from one (fail closed); else the last.
+ * name first); failing that (a Harden-Runner DNS record names no process, or another process
+ * asked), a risky name among the run's answers for it, so a call is never named away from one
+ * (fail closed); else the last.
  */
 function nameFor(names: DnsNames | undefined, asker: string | undefined): string | undefined {
   if (names === undefined) return undefined;
