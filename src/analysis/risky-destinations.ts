@@ -11,7 +11,7 @@ import { globMatcher, isGlob } from '../domain/glob.js';
  * Every entry matches the host itself and all of its subdomains; a leading "*." is accepted and means
  * the same. Telemetry carries no URL path, so discord.com/api/webhooks is covered by listing
  * discord.com and discordapp.com as a whole. Config entries may also be IPs or CIDR ranges, matched
- * against direct-IP endpoints.
+ * against direct-IP endpoints and against the address a named call went to (matchCall).
  */
 export const BUILTIN_RISKY_DESTINATIONS: readonly string[] = [
   // GitHub-hosted payload staging
@@ -120,6 +120,22 @@ export class RiskyDestinations {
     if (this.cache.size > 100_000) this.cache.clear();
     this.cache.set(rawHost, out);
     return out;
+  }
+
+  /**
+   * The list entry a call falls under: its host's, else its address's. A configured range covers a
+   * named call too: a host under the attacker's control that resolves into the range is reached
+   * there, whatever name it goes by.
+   */
+  matchCall(host: string, ip: string | null | undefined): string | null {
+    const entry = this.matchHost(host);
+    if (entry !== null || !ip || ip === host || this.cidrs.length === 0) return entry;
+    return this.matchHost(ip);
+  }
+
+  /** True when the list holds IP ranges: only then can a call's address make it risky. */
+  get hasRanges(): boolean {
+    return this.cidrs.length > 0;
   }
 
   /** Risky entry for an "host:port" / "ip:port" endpoint, or null. */

@@ -49,7 +49,8 @@ export interface EngineConfig {
   expectedSampleSize: number;
   /**
    * Hosts that never join a baseline however often they are called: exfiltration and payload
-   * staging destinations must keep raising detections (the never-suppress list).
+   * staging destinations must keep raising detections (the never-suppress list). Asked for IP
+   * addresses too: a named call whose address is on the list (a configured range) is treated alike.
    */
   neverBaseline: (host: string) => boolean;
   /**
@@ -581,6 +582,15 @@ export class DetectionEngine {
     return never;
   }
 
+  /**
+   * A named call whose address is on the never-baseline list (a configured risky range). Its
+   * endpoint is counted towards the baseline like any (the baseline knows endpoints, not the
+   * addresses they resolved to), but such a call raises a detection whatever the baseline holds.
+   */
+  private riskyAddress(domain: string | undefined, ip: string | null): boolean {
+    return domain !== undefined && ip !== null && this.neverBaselineHost(ip);
+  }
+
   /** neverBaseline of a call's host, remembered per host (bounded): asked for every new call. */
   private neverBaselineHost(host: string): boolean {
     let never = this.neverByHost.get(host);
@@ -725,7 +735,7 @@ export class DetectionEngine {
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
-    else if (suspect || this.neverBaselineHost(host)) {
+    else if (suspect || this.neverBaselineHost(host) || this.riskyAddress(ev.domain, ip)) {
       // Defence in depth: a risky destination raises a detection even while the job learns, and even
       // if a store or an allowed-endpoints list from before this check lets it in. So does every call
       // of a suspected impostor: a renamed binary talking to api.github.com or to an endpoint the job
@@ -836,7 +846,8 @@ export class DetectionEngine {
     let status = d.status;
     // An export may carry a suppression or a resolution made upstream; neither silences a risky
     // destination or a suspected impostor here: those arrive as new.
-    if (status !== 'new' && (suspect || this.cfg.neverBaseline(dest))) status = 'new';
+    const address = d.ip ?? d.directIp ?? null;
+    if (status !== 'new' && (suspect || this.cfg.neverBaseline(dest) || (address !== null && this.cfg.neverBaseline(address)))) status = 'new';
     let ruleRef = 0;
     if (status === 'new') {
       ruleRef = this.suppressor.match({

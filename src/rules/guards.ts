@@ -10,6 +10,14 @@ import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } fro
 export interface GuardFacts extends BinaryRef {
   /** "host:port" */
   endpoint: string;
+  /** the address the call went to, when known: a configured risky range covers named calls too */
+  ip?: string | null;
+}
+
+/** What the guard reads of the risky list (analysis/risky-destinations.ts). */
+export interface RiskyMatcher {
+  matchEndpoint(endpoint: string): string | null;
+  matchHost(host: string): string | null;
 }
 
 export type GuardRefusal = { kind: 'risky'; entry: string; reason: string } | { kind: 'impostor'; binary: SuspectedImpostor; reason: string };
@@ -37,12 +45,12 @@ export class ImpostorSet {
   }
 }
 
-export function neverSuppress(f: GuardFacts, risky: { matchEndpoint(endpoint: string): string | null }, impostors: ImpostorSet): GuardRefusal | null {
+export function neverSuppress(f: GuardFacts, risky: RiskyMatcher, impostors: ImpostorSet): GuardRefusal | null {
   const entry = risky.matchEndpoint(f.endpoint);
   if (entry) return { kind: 'risky', entry, reason: `${f.endpoint} is the risky destination ${entry}` };
-  const b = impostors.get(f);
-  if (b) return { kind: 'impostor', binary: b, reason: `${describeBinary(b)} is a suspected impostor (${b.reason})` };
-  return null;
+  const range = f.ip ? risky.matchHost(f.ip) : null;
+  if (range) return { kind: 'risky', entry: range, reason: `${f.endpoint} was reached at ${f.ip}, in the risky range ${range}` };
+  return impostorRefusal(f, impostors);
 }
 
 /** A binary a suppression rule would cover, with the risky destinations it is known to call. */
@@ -57,15 +65,22 @@ export interface CoveredBinary extends BinaryRef {
  * suspected of being an impostor), or null. A destination flagged risky that the list does not
  * confirm is still refused: the guard fails closed.
  */
-export function coverageRefusal(covered: readonly CoveredBinary[], risky: { matchEndpoint(endpoint: string): string | null }, impostors: ImpostorSet): GuardRefusal | null {
+export function coverageRefusal(covered: readonly CoveredBinary[], risky: Pick<RiskyMatcher, 'matchEndpoint'>, impostors: ImpostorSet): GuardRefusal | null {
   for (const b of covered) {
     for (const endpoint of b.riskyCalls) {
-      return neverSuppress({ ...b, endpoint }, risky, impostors) ?? { kind: 'risky', entry: endpoint, reason: `${endpoint} is a risky destination` };
+      const entry = risky.matchEndpoint(endpoint);
+      if (entry) return { kind: 'risky', entry, reason: `${endpoint} is the risky destination ${entry}` };
+      return impostorRefusal(b, impostors) ?? { kind: 'risky', entry: endpoint, reason: `${endpoint} is a risky destination` };
     }
-    const imp = impostors.get(b);
-    if (imp) return { kind: 'impostor', binary: imp, reason: `${describeBinary(imp)} is a suspected impostor (${imp.reason})` };
+    const imp = impostorRefusal(b, impostors);
+    if (imp) return imp;
   }
   return null;
+}
+
+function impostorRefusal(b: BinaryRef, impostors: ImpostorSet): GuardRefusal | null {
+  const imp = impostors.get(b);
+  return imp ? { kind: 'impostor', binary: imp, reason: `${describeBinary(imp)} is a suspected impostor (${imp.reason})` } : null;
 }
 
 /** What unpinnedDaemonNames reads of a compiled rule (rules/matcher.ts CompiledRule). */

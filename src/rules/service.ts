@@ -115,7 +115,7 @@ export class RulesService {
     } else if (targeted) {
       refused = targeted;
     } else if (counts.risky > 0) {
-      const hosts = [...new Set(counts.riskySamples.map((s) => s.endpoint))].slice(0, 5).join(', ');
+      const hosts = [...new Set(counts.riskySamples.map((s) => (s.address ? `${s.endpoint} at ${s.address} (in a risky range)` : s.endpoint)))].slice(0, 5).join(', ');
       refused =
         `the rule would also suppress ${counts.risky} detection(s) to risky destinations (${hosts}); ` +
         'narrow it (e.g. add process_sha256, owner/repo, or an endpoint/host condition) so that it excludes them';

@@ -53,7 +53,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   return {
     match(subject: DetectionSubject): number {
       if (rules.length === 0) return 0;
-      if (neverSuppress({ ...facts(subject), endpoint: subject.endpoint }, risky, impostors)) return 0;
+      if (neverSuppress({ ...facts(subject), endpoint: subject.endpoint, ip: subject.ip }, risky, impostors)) return 0;
       for (const { id, rule } of rules) {
         if (matchSubject(rule, subject)) return id;
       }

@@ -7,6 +7,15 @@ export const CONDITION_KEYS = [...SCOPE_KEYS, ...TYPE_KEYS] as const;
 export type ConditionKey = (typeof CONDITION_KEYS)[number];
 export type RuleConditions = Partial<Record<ConditionKey, string>>;
 
+/** Risky detections a rule would match, by destination and process. */
+export interface RiskySample {
+  endpoint: string;
+  /** the address the calls went to, when that alone makes them risky (a configured range) */
+  address?: string;
+  process: string;
+  count: number;
+}
+
 export interface SuppressionRule {
   rule_id: string;
   /** detection type the rule applies to (StepSecurity's field name) */
@@ -36,7 +45,7 @@ export interface RulePreview {
   risky_matches: number;
   /** of those, detections of suspected impostor binaries (a non-zero value means create will refuse) */
   impostor_matches: number;
-  risky_samples: { endpoint: string; process: string; count: number }[];
+  risky_samples: RiskySample[];
   by_process: { process: string; count: number }[];
   by_repo: { owner: string; repo: string; count: number }[];
   sample_detection_ids: string[];

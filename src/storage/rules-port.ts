@@ -1,6 +1,6 @@
 import type { CompiledRule } from '../rules/matcher.js';
 import type { ImpostorSet } from '../rules/guards.js';
-import type { RuleConditions } from '../rules/types.js';
+import type { RiskySample, RuleConditions } from '../rules/types.js';
 import type { SuspectedImpostor } from '../analysis/impostor.js';
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
 
@@ -52,6 +52,12 @@ export type RuleSelection =
   /** all of them, of any type (restore, parking) */
   | { kind: 'all' };
 
+/** A risky sample as a backend reads it: the address is kept only when the risk is by it. */
+export function riskySample(r: { endpoint: string; process: string; address: string | null; count: number | string }): RiskySample {
+  const base = { endpoint: r.endpoint, process: r.process, count: Number(r.count) };
+  return r.address === null ? base : { endpoint: r.endpoint, address: r.address, process: r.process, count: base.count };
+}
+
 /** Exact counts of the currently-new detections a rule matches (rules preview). */
 export interface RuleMatchCounts {
   total: number;
@@ -59,7 +65,7 @@ export interface RuleMatchCounts {
   risky: number;
   byProcess: { process: string; count: number }[];
   byRepo: { owner: string; repo: string; count: number }[];
-  riskySamples: { endpoint: string; process: string; count: number }[];
+  riskySamples: RiskySample[];
   sampleIds: number[];
   /** of those, per suspected impostor binary of the `impostors` given (binaries with none are left out) */
   impostorHits: { binary: SuspectedImpostor; count: number }[];

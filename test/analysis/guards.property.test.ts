@@ -113,3 +113,27 @@ test('the never-suppress guards refuse every risky destination and every flagged
   // fail closed: a destination reported risky that the list does not confirm is still refused
   assert.equal(coverageRefusal([{ process: 'x', sha256: null, path: '/x', riskyCalls: ['unlisted.example:443'] }], risky, new ImpostorSet())?.kind, 'risky');
 });
+
+test('a configured range covers named calls: neverSuppress refuses exactly the calls whose address lies in it, whatever the name', () => {
+  const risky = new RiskyDestinations(['203.0.113.0/24', '2001:db8:bad::/48']);
+  const impostors = new ImpostorSet();
+  const octet = fc.integer({ min: 0, max: 255 });
+  const addr = fc.oneof(
+    fc.tuple(fc.constantFrom(203, 198), fc.constantFrom(0, 51), fc.constantFrom(113, 100, 114), octet).map((p) => p.join('.')),
+    fc.tuple(fc.constantFrom('2001:db8:bad', '2001:db8:bae'), fc.integer({ min: 0, max: 0xffff })).map(([p, x]) => `${p}::${x.toString(16)}`),
+  );
+  const host = fc.constantFrom('cdn.attacker.example', 'api.github.com', 'registry.npmjs.org', 'webhook.site');
+  fc.assert(
+    fc.property(host, addr, fc.constantFrom(443, 8443), (h, ip, port) => {
+      const inRange = ip.startsWith('203.0.113.') || ip.startsWith('2001:db8:bad:');
+      const listed = h === 'webhook.site';
+      const r = neverSuppress({ process: 'curl', sha256: null, path: null, endpoint: `${h}:${port}`, ip }, risky, impostors);
+      assert.equal(r !== null, inRange || listed, `${h} at ${ip}`);
+      if (r && !listed) assert.match(r.reason, new RegExp(`reached at ${ip.replace(/\./g, '\\.')}, in the risky range`));
+      // the address alone decides, not which name the call went by
+      assert.equal(risky.matchCall(h, ip) !== null, inRange || listed);
+      // without an address, only the name can
+      assert.equal(neverSuppress({ process: 'curl', sha256: null, path: null, endpoint: `${h}:${port}` }, risky, impostors) !== null, listed);
+    }),
+  );
+});

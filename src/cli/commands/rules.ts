@@ -87,7 +87,7 @@ function printPreview(p: RulePreview): void {
   ];
   if (p.by_process.length) out.push('', formatTable(['process', 'count'], p.by_process.slice(0, 15).map((x) => [x.process, x.count])));
   if (p.by_repo.length) out.push('', formatTable(['repo', 'count'], p.by_repo.slice(0, 15).map((x) => [`${x.owner}/${x.repo}`, x.count])));
-  if (p.risky_samples.length) out.push('', 'RISKY detections this rule would hide:', formatTable(['endpoint', 'process', 'count'], p.risky_samples.map((x) => [x.endpoint, x.process, x.count])));
+  if (p.risky_samples.length) out.push('', 'RISKY detections this rule would hide:', formatTable(['endpoint', 'process', 'count'], p.risky_samples.map((x) => [x.address ? `${x.endpoint} at ${x.address}` : x.endpoint, x.process, x.count])));
   for (const w of p.warnings) out.push(`warning: ${w}`);
   out.push(p.refused_reason ? `REFUSED: ${p.refused_reason}` : 'create would accept this rule');
   process.stdout.write(out.join('\n') + '\n');

@@ -235,7 +235,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         conditions: z.record(z.string(), z.string()),
         would_suppress: z.number(),
         risky_matches: z.number(),
-        risky_samples: z.array(z.object({ endpoint: z.string(), process: z.string(), count: z.number() })),
+        risky_samples: z.array(z.object({ endpoint: z.string(), address: z.string().optional(), process: z.string(), count: z.number() })),
         by_process: z.array(z.object({ process: z.string(), count: z.number() })),
         by_repo: z.array(z.object({ owner: z.string(), repo: z.string(), count: z.number() })),
         sample_detections: z.array(z.looseObject({ id: z.string(), dashboard_url: z.string() })),

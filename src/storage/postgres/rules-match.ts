@@ -69,15 +69,16 @@ export async function rulePredicate(db: Db, tenantId: number, typeId: number | u
   };
 }
 
-/** The predicate minus the given endpoint and process ids (the never-suppress guard). */
-export function excluding(pred: PgPredicate, endpointIds: number[], processIds: number[]): PgPredicate {
-  if (!pred.possible || (endpointIds.length === 0 && processIds.length === 0)) return pred;
+/** The predicate minus the given endpoint, process and address ids (the never-suppress guard). */
+export function excluding(pred: PgPredicate, endpointIds: number[], processIds: number[], ipIds: number[] = []): PgPredicate {
+  if (!pred.possible || (endpointIds.length === 0 && processIds.length === 0 && ipIds.length === 0)) return pred;
   return {
     possible: true,
     sql: (p) => {
       const parts = [pred.sql(p)];
       if (endpointIds.length) parts.push(`NOT (endpoint_id = ANY(${p.add(endpointIds)}::bigint[]))`);
       if (processIds.length) parts.push(`NOT (process_id = ANY(${p.add(processIds)}::bigint[]))`);
+      if (ipIds.length) parts.push(`NOT (ip_id = ANY(${p.add(ipIds)}::bigint[]))`);
       return parts.join(' AND ');
     },
   };
@@ -87,6 +88,16 @@ export function excluding(pred: PgPredicate, endpointIds: number[], processIds: 
 export async function riskyEndpointIds(db: Db, tenantId: number, risky: RiskyDestinations): Promise<number[]> {
   const rows = (await db.query<{ id: number; host: string }>('SELECT id, host FROM endpoints WHERE tenant_id = $1', [tenantId])).rows;
   return rows.filter((e) => risky.matchHost(e.host)).map((e) => e.id);
+}
+
+/**
+ * The tenant's address ids in the list's IP ranges: a detection there is risky whatever name its
+ * call went by. None without ranges (the built-in list has none), and then no query.
+ */
+export async function riskyIpIds(db: Db, tenantId: number, risky: RiskyDestinations): Promise<number[]> {
+  if (!risky.hasRanges) return [];
+  const rows = (await db.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1', [tenantId])).rows;
+  return rows.filter((x) => risky.matchHost(x.ip)).map((x) => x.id);
 }
 
 interface ProcRow {

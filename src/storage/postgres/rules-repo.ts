@@ -1,7 +1,7 @@
 import { transaction, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
 import { tenantStamp } from './analysis-stamps.js';
-import { ensureTypeId, excluding, Params, processIdsOf, riskyEndpointIds, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
+import { ensureTypeId, excluding, Params, processIdsOf, riskyEndpointIds, riskyIpIds, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
 import { binaryKey, type SuspectedImpostor } from '../../analysis/impostor.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import type { CompiledRule } from '../../rules/matcher.js';
@@ -21,6 +21,7 @@ import type {
   RulesWriter,
   StoredRule,
 } from '../rules-port.js';
+import { riskySample } from '../rules-port.js';
 import { storedRule, type RuleRecord } from '../rule-row.js';
 
 type Db = PgPool | PgClient;
@@ -120,11 +121,14 @@ class PgRulesReader implements RulesReader {
     const pred = await rulePredicate(this.db, tenantId, await typeIdOf(this.db, type), rule);
     if (!pred.possible) return out;
     const riskyIds = await riskyEndpointIds(this.db, tenantId, this.risky);
+    const riskyIps = await riskyIpIds(this.db, tenantId, this.risky);
     const where = (p: Params) => `tenant_id = ${p.add(tenantId)} AND status = 0 AND rule_id = 0 AND ${pred.sql(p)}`;
+    // risky by destination, or by the address a named call went to (a configured range)
+    const riskyRow = (p: Params) => `(endpoint_id = ANY(${p.add(riskyIds)}::bigint[]) OR ip_id = ANY(${p.add(riskyIps)}::bigint[]))`;
     const p = new Params();
     const rows = (
       await this.db.query<{ job_ref: number; process_id: number; risky: boolean; n: number }>(
-        `SELECT job_ref, process_id, endpoint_id = ANY(${p.add(riskyIds)}::bigint[]) AS risky, sum(n)::bigint AS n
+        `SELECT job_ref, process_id, ${riskyRow(p)} AS risky, sum(n)::bigint AS n
          FROM detection_rollup WHERE ${where(p)} GROUP BY 1, 2, 3`,
         p.values,
       )
@@ -138,16 +142,21 @@ class PgRulesReader implements RulesReader {
     if (breakdown && rows.length > 0) await this.breakdown(tenantId, rows, out);
     if (out.risky > 0) {
       const q = new Params();
+      // the address too when the call is risky by it alone (its destination is not on the list)
       out.riskySamples = (
-        await this.db.query<{ endpoint: string; process: string; count: number }>(
-          `SELECT e.endpoint, p.norm_name AS process, sum(r.n)::bigint AS count
-           FROM (SELECT endpoint_id, process_id, n FROM detection_rollup WHERE ${where(q)} AND endpoint_id = ANY(${q.add(riskyIds)}::bigint[])) r
-           JOIN endpoints e ON e.tenant_id = ${q.add(tenantId)} AND e.id = r.endpoint_id
-           JOIN processes p ON p.tenant_id = e.tenant_id AND p.id = r.process_id
-           GROUP BY e.endpoint, p.norm_name ORDER BY count DESC, e.endpoint COLLATE "C" LIMIT 20`,
+        await this.db.query<{ endpoint: string; process: string; address: string | null; count: number }>(
+          `SELECT * FROM (
+             SELECT e.endpoint, p.norm_name AS process,
+               CASE WHEN r.endpoint_id = ANY(${q.add(riskyIds)}::bigint[]) THEN NULL ELSE i.ip END AS address, sum(r.n)::bigint AS count
+             FROM (SELECT endpoint_id, process_id, ip_id, n FROM detection_rollup WHERE ${where(q)} AND ${riskyRow(q)}) r
+             JOIN endpoints e ON e.tenant_id = ${q.add(tenantId)} AND e.id = r.endpoint_id
+             JOIN processes p ON p.tenant_id = e.tenant_id AND p.id = r.process_id
+             LEFT JOIN ips i ON i.tenant_id = e.tenant_id AND i.id = r.ip_id
+             GROUP BY 1, 2, 3) s
+           ORDER BY count DESC, endpoint COLLATE "C", address COLLATE "C" NULLS FIRST LIMIT 20`,
           q.values,
         )
-      ).rows;
+      ).rows.map(riskySample);
     }
     const sampleLimit = opts.countsOnly ? 0 : opts.sampleLimit;
     if (sampleLimit > 0 && out.total > 0) {
@@ -277,7 +286,7 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       pred = await rulePredicate(this.c, tenantId, await ensureTypeId(this.c, sel.rule.type), sel.rule);
       if (sel.guarded && pred.possible) {
         const imp = await tenantImpostors(this.c, tenantId, this.risky);
-        pred = excluding(pred, await riskyEndpointIds(this.c, tenantId, this.risky), imp.processIds);
+        pred = excluding(pred, await riskyEndpointIds(this.c, tenantId, this.risky), imp.processIds, await riskyIpIds(this.c, tenantId, this.risky));
       }
     }
     return this.moveWhere(tenantId, pred, from, to);

@@ -8,7 +8,7 @@ import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleRecord } from '../rule-row.js';
-import type { RuleMatchCounts } from '../rules-port.js';
+import { riskySample, type RuleMatchCounts } from '../rules-port.js';
 
 /**
  * SQL side of suppression rules. A compiled rule is evaluated over the dictionary tables (the
@@ -57,7 +57,7 @@ export type PreviewCounts = Omit<RuleMatchCounts, 'impostorHits'>;
 const COLS = /\b(tenant_id|type_id|job_ref|process_id|endpoint_id|ip_id)\b/g;
 
 
-const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_impostors'] as const;
+const TEMPS = ['rm_jobs', 'rm_procs', 'rm_eps', 'rm_ips', 'rm_risky', 'rm_risky_ips', 'rm_impostors'] as const;
 type Temp = (typeof TEMPS)[number];
 
 /** Risky endpoint ids, computed incrementally over the shared (append-only) endpoint dictionary. */
@@ -69,6 +69,26 @@ class RiskyEndpointIndex {
     const rows = db.prepare('SELECT id, host FROM endpoints WHERE id > ? ORDER BY id').raw().all(this.maxId) as [number, string][];
     for (const [id, host] of rows) {
       if (this.risky.matchHost(host)) this.ids.add(id);
+      this.maxId = id;
+    }
+    return this.ids;
+  }
+}
+
+/**
+ * Address ids in the list's IP ranges, computed incrementally over the shared (append-only) address
+ * dictionary: a detection there is risky whatever name its call went by. Empty, and never read,
+ * when the list has no ranges (the built-in list has none).
+ */
+class RiskyIpIndex {
+  private maxId = 0;
+  readonly ids = new Set<number>();
+  constructor(private readonly risky: RiskyDestinations) {}
+  refresh(db: SqliteDatabase): Set<number> {
+    if (!this.risky.hasRanges) return this.ids;
+    const rows = db.prepare('SELECT id, ip FROM ips WHERE id > ? ORDER BY id').raw().all(this.maxId) as [number, string][];
+    for (const [id, ip] of rows) {
+      if (this.risky.matchHost(ip)) this.ids.add(id);
       this.maxId = id;
     }
     return this.ids;
@@ -105,6 +125,7 @@ export function closeCommitWatcher(db: SqliteDatabase): void {
 
 export class SqliteRulesRepo {
   private readonly riskyIndex: RiskyEndpointIndex;
+  private readonly riskyIps: RiskyIpIndex;
 
   private readonly impostorCache: Map<number, { key: number; value: ImpostorVerdict }>;
 
@@ -113,6 +134,7 @@ export class SqliteRulesRepo {
     readonly risky: RiskyDestinations,
   ) {
     this.riskyIndex = new RiskyEndpointIndex(risky);
+    this.riskyIps = new RiskyIpIndex(risky);
     // per connection, not per repository: services are built per call (analyze, each MCP tool call)
     let cache = IMPOSTOR_CACHES.get(db);
     if (!cache) IMPOSTOR_CACHES.set(db, (cache = new Map()));
@@ -154,12 +176,14 @@ export class SqliteRulesRepo {
     return n;
   }
 
-  /** Loads the risky endpoint ids into temp.rm_risky and returns them. */
-  loadRisky(): Set<number> {
+  /**
+   * Loads the risky endpoint ids into temp.rm_risky and the risky address ids into
+   * temp.rm_risky_ips; returns whether there are any of the latter.
+   */
+  loadRisky(): boolean {
     this.ensureTemps();
-    const ids = this.riskyIndex.refresh(this.db);
-    this.fill('rm_risky', ids);
-    return ids;
+    this.fill('rm_risky', this.riskyIndex.refresh(this.db));
+    return this.fill('rm_risky_ips', this.riskyIps.refresh(this.db)) > 0;
   }
 
   riskyEndpointIds(): Set<number> {
@@ -222,6 +246,19 @@ export class SqliteRulesRepo {
    */
   excludeRisky(pred: MatchPredicate): MatchPredicate {
     if (!pred.possible) return pred;
+    return this.excludeRiskyIps(this.excludeRiskyEndpoints(pred));
+  }
+
+  /** The predicate minus detections at addresses in the list's ranges, whatever their endpoint. */
+  private excludeRiskyIps(pred: MatchPredicate): MatchPredicate {
+    if (!pred.possible) return pred;
+    this.ensureTemps();
+    if (this.fill('rm_risky_ips', this.riskyIps.refresh(this.db)) === 0) return pred;
+    // the ip dimension keeps every path of `move` on the fine rollups, which key by address
+    return { ...pred, sql: `${pred.sql} AND ip_id NOT IN (SELECT id FROM temp.rm_risky_ips)`, dims: { ...pred.dims, ip: true } };
+  }
+
+  private excludeRiskyEndpoints(pred: MatchPredicate): MatchPredicate {
     const risky = this.riskyEndpointIds();
     if (risky.size === 0) return pred;
     let ids: number[];
@@ -399,17 +436,21 @@ export class SqliteRulesRepo {
   previewCounts(pred: MatchPredicate, sampleLimit = 10, countsOnly = false): PreviewCounts {
     const out: PreviewCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [] };
     if (!pred.possible) return out;
-    this.loadRisky();
-    const byEndpoint = !pred.dims.job && !pred.dims.ip;
-    const byJob = !pred.dims.endpoint && !pred.dims.ip;
+    // Risky addresses are known only to the fine rollups (the coarse ones have no address).
+    const byAddress = this.loadRisky();
+    const byEndpoint = !pred.dims.job && !pred.dims.ip && !byAddress;
+    const byJob = !pred.dims.endpoint && !pred.dims.ip && !byAddress;
+    const riskyRow = byAddress
+      ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
+      : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
     // The coarse rollups key by (status, rule); the fine ones give new = every detection - held.
-    const fine = { from: `${fineNew('job_ref, process_id, endpoint_id', pred.sql)} AS f WHERE true`, params: [...pred.params, ...pred.params] };
+    const fine = { from: `${fineNew('job_ref, process_id, endpoint_id, ip_id', pred.sql)} AS f WHERE true`, params: [...pred.params, ...pred.params] };
     // totals and risky samples: from the endpoint rollup when the predicate tests nothing it lacks
     const source = byEndpoint ? { from: `rollup_process_endpoint WHERE ${pred.sql} AND status = 0 AND rule_id = 0`, params: pred.params } : fine;
     const totals = (): [number, number] =>
       this.db
         .prepare(
-          `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN endpoint_id IN (SELECT id FROM temp.rm_risky) THEN n ELSE 0 END), 0)
+          `SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN ${riskyRow} THEN n ELSE 0 END), 0)
            FROM ${source.from}`,
         )
         .raw()
@@ -432,7 +473,7 @@ export class SqliteRulesRepo {
     } else {
       rows = this.db
         .prepare(
-          `SELECT job_ref, process_id, endpoint_id IN (SELECT id FROM temp.rm_risky) AS risky, sum(n) AS n
+          `SELECT job_ref, process_id, ${riskyRow} AS risky, sum(n) AS n
            FROM ${fine.from} GROUP BY job_ref, process_id, risky HAVING sum(n) <> 0`,
         )
         .raw()
@@ -469,16 +510,19 @@ export class SqliteRulesRepo {
     out.byProcess = [...byProc].map(([process, count]) => ({ process, count })).sort((a, b) => b.count - a.count || cmp(a.process, b.process));
     out.byRepo = [...byRepo.values()].sort((a, b) => b.count - a.count || cmp(`${a.owner}/${a.repo}`, `${b.owner}/${b.repo}`));
     if (out.risky > 0) {
+      // the address too when the call is risky by it alone (its destination is not on the list)
+      const ipCol = byAddress ? 'ip_id' : 'NULL AS ip_id';
       out.riskySamples = (
         this.db
           .prepare(
-            `SELECT e.endpoint, p.norm_name AS process, sum(r.n) AS count FROM (SELECT endpoint_id, process_id, n FROM ${source.from}) r
-             JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id
-             WHERE r.endpoint_id IN (SELECT id FROM temp.rm_risky)
-             GROUP BY e.endpoint, p.norm_name HAVING count <> 0 ORDER BY count DESC, e.endpoint LIMIT 20`,
+            `SELECT e.endpoint, p.norm_name AS process, CASE WHEN r.endpoint_id IN (SELECT id FROM temp.rm_risky) THEN NULL ELSE i.ip END AS address,
+               sum(r.n) AS count
+             FROM (SELECT endpoint_id, process_id, ${ipCol}, n FROM ${source.from} AND ${riskyRow}) r
+             JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id LEFT JOIN ips i ON i.id = r.ip_id
+             GROUP BY e.endpoint, p.norm_name, address HAVING count <> 0 ORDER BY count DESC, e.endpoint, address LIMIT 20`,
           )
-          .all(...source.params) as { endpoint: string; process: string; count: number }[]
-      );
+          .all(...source.params) as { endpoint: string; process: string; address: string | null; count: number }[]
+      ).map(riskySample);
     }
     if (sampleLimit > 0) {
       out.sampleIds = this.db

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RulesService, RuleError } from '../../src/rules/service.js';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { call, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+import type { OpenStore } from '../../src/storage/open-store.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
+
+/**
+ * A configured risky range covers the calls that reach it under a name too: the attacker's host
+ * `cdn.attacker.example` resolves into 203.0.113.0/24. Such a call raises a detection in every run,
+ * whatever the baseline holds (the baseline counts endpoints, not the addresses they resolved to),
+ * and no rule, at ingest or over stored detections, silences it. Without the range, the same data
+ * is ordinary (the last step shows the range is what protects it).
+ */
+
+const T = 'ranges';
+const NOC = 'New-Outbound-Network-Call';
+const RANGE = ['203.0.113.0/24'];
+const ATTACKER = { domain: 'cdn.attacker.example', ip: '203.0.113.5', port: 443 };
+const BENIGN = { domain: 'api.example.com', ip: '198.51.100.1', port: 443 };
+
+function runs(from: number, to: number): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  for (let run = from; run <= to; run++) {
+    const ts = TS0 + run * 3_600_000;
+    evs.push(call(T, 'api', run, ts, proc('curl'), ATTACKER));
+    evs.push(call(T, 'api', run, ts + 1, proc('curl'), BENIGN));
+  }
+  return evs;
+}
+
+let files = 0;
+/** Ingests as the CLI does with `risky_destinations` configured: the engine and the ingest suppressor both get the list. */
+async function ingest(at: StoreUnderTest, store: OpenStore, events: NetworkCallEvent[], extra: string[]): Promise<void> {
+  const file = join(at.dir, `range-${++files}.ndjson`);
+  writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
+  const risky = riskyDestinations(extra);
+  await new IngestPipeline(store, {
+    tenant: T, format: 'native', strict: false, defaults: {},
+    // no learning runs, and an endpoint joins the baseline after two runs
+    engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 2, neverBaseline: (h) => risky.matchHost(h) !== null },
+    suppressorFor: (s, t) => s.ingestSuppressor(t, extra),
+  }).ingest(file);
+}
+
+async function byHost(at: StoreUnderTest): Promise<Record<string, string>> {
+  const rows = (await at.rows(
+    `SELECT e.host AS host, d.status AS status, count(*) AS n FROM ${detectionsView(at.backend)} AS d JOIN endpoints e ON e.id = d.endpoint_id
+     GROUP BY e.host, d.status ORDER BY e.host, d.status`,
+  )) as { host: string; status: number; n: number }[];
+  const out: Record<string, string> = {};
+  for (const r of rows) out[r.host] = `${out[r.host] ? `${out[r.host]} ` : ''}${Number(r.n)}x${Number(r.status)}`;
+  return out;
+}
+
+async function baselined(at: StoreUnderTest, host: string): Promise<number> {
+  const rows = (await at.rows(`SELECT count(*) AS n FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.host = '${host}'`)) as { n: number }[];
+  return Number(rows[0]!.n);
+}
+
+storeTest('a named call into a configured risky range raises a detection in every run, and no rule silences it at ingest, on create, or on restore', async (at) => {
+  const store = await at.open();
+  try {
+    await ingest(at, store, runs(1, 4), RANGE);
+    // both endpoints joined the baseline after two runs, yet every run raises the range's call
+    assert.equal(await baselined(at, 'cdn.attacker.example'), 1);
+    assert.equal(await baselined(at, 'api.example.com'), 1);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
+
+    const svc = new RulesService(store, { extraRiskyDestinations: RANGE });
+    // by name, by process, by scope: each would hide the range's calls, so each is refused
+    for (const conditions of [{ host: 'cdn.attacker.example' }, { process: 'curl' }, { repo: 'api' }]) {
+      const p = await svc.preview(T, { detection_id: NOC, conditions });
+      assert.equal(p.risky_matches, 4, JSON.stringify(conditions));
+      assert.deepEqual(p.risky_samples, [{ endpoint: 'cdn.attacker.example:443', address: '203.0.113.5', process: 'curl', count: 4 }]);
+      assert.match(p.refused_reason ?? '', /cdn\.attacker\.example:443 at 203\.0\.113\.5 \(in a risky range\)/);
+      await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky');
+    }
+    assert.deepEqual(await byHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
+
+    // Rules made where the range was not configured (another working directory): they hide it...
+    const unaware = new RulesService(store);
+    const byName = await unaware.create(T, { detection_id: NOC, conditions: { host: 'cdn.attacker.example' } }, 't');
+    assert.equal(byName.suppressed, 4);
+    const byProcess = await unaware.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    assert.equal(byProcess.suppressed, 2);
+    // ...but a restore where it is configured hands the calls to no other rule: they come back new
+    const restored = await svc.delete(T, byName.rule.rule_id, { restore: true }, 't');
+    assert.equal(restored.restored, 4);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '4x0' });
+
+    // and at ingest the process rule, which matches it, leaves the range's call of a new run new
+    await ingest(at, store, runs(5, 5), RANGE);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
+    assert.equal(await rollupMismatchesOf(at), 0);
+
+    // without the range the name is an ordinary host, in the baseline: the next run's call raises nothing
+    await ingest(at, store, runs(6, 6), []);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
+  } finally {
+    await store.close();
+  }
+});
