@@ -118,7 +118,8 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
     throw new UserError(`cannot open store ${location.display}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
   }
   try {
-    return await fn({ ports, tenant, location, config, json: Boolean(opts.json) });
+    const remembered = await rememberedRisky(ports, config);
+    return await fn({ ports, tenant, location, config: remembered, json: Boolean(opts.json) });
   } catch (err) {
     if (err instanceof UserError) throw err;
     let e = err;
@@ -131,6 +132,25 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
   } finally {
     await ports.close();
   }
+}
+
+/**
+ * The config with the risky destinations the store remembers (rules/risky-memory.ts): the ones this
+ * config names are remembered first, so every later command on the store judges by them too.
+ */
+async function rememberedRisky(ports: OpenStore, config: ConfigFile): Promise<ConfigFile> {
+  const { rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
+  let r;
+  try {
+    r = await rememberRiskyDestinations(ports, config.risky_destinations);
+  } catch (err) {
+    throw err instanceof StoredRiskyListError ? new UserError(err.message, EXIT.REJECTED) : err;
+  }
+  if (r.added.length > 0) {
+    const released = r.released > 0 ? `; ${r.released} detection(s) that rules had suppressed are new again` : '';
+    process.stderr.write(`egress-triage: the store now remembers the risky destination(s) ${r.added.join(', ')} for every command${released}\n`);
+  }
+  return r.list.length === 0 ? config : { ...config, risky_destinations: r.list };
 }
 
 export function printJson(value: unknown): void {

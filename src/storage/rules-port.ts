@@ -126,6 +126,8 @@ export interface RulesReader {
   matchCounts(tenantId: number, type: string, rule: CompiledRule, opts: RuleMatchOptions): Promise<RuleMatchCounts>;
   /** the audit trail of the tenant's rule changes (of one rule when `uid` is given), newest first */
   auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]>;
+  /** the risky destinations the store remembers (rules/risky-memory.ts), oldest first */
+  riskyEntries(): Promise<string[]>;
 }
 
 /** What a write transaction can do on top of reading. */
@@ -149,6 +151,13 @@ export interface RulesWriter extends RulesReader {
   /** moves every detection of these binaries that is not new back to new: suppressed by any rule, or suppressed or resolved upstream (imported) */
   releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number>;
   audit(row: RuleAuditWrite): Promise<void>;
+  /** remembers these risky destinations (normalised entries); returns those that were new */
+  rememberRisky(entries: readonly string[], at: string): Promise<string[]>;
+  /**
+   * Moves every detection, of every tenant, that a rule suppressed and that the port's risky list
+   * now covers (by destination, or by address for a range) back to new; returns how many moved.
+   */
+  releaseRisky(): Promise<number>;
   /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */
   bumpRulesVersion(): Promise<void>;
 }

@@ -418,6 +418,15 @@ ALTER TABLE runs DROP COLUMN expected_sample;
     up: `DROP INDEX jobs_by_name_nocase;
 CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, ${asciiLower('owner')}, ${asciiLower('repo')});`,
   },
+  {
+    version: 16,
+    // store-wide, as a config is: a command run where that config is not found still never silences them
+    name: 'risky destinations remembered by the store (rules/risky-memory.ts)',
+    up: `CREATE TABLE risky_destinations (
+  entry text PRIMARY KEY,
+  added_at timestamptz NOT NULL
+);`,
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

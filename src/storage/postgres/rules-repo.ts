@@ -75,6 +75,10 @@ export class PgRulesRepo implements RulesPort {
     return reader(this.pool, this.risky).auditLog(tenantId, uid);
   }
 
+  riskyEntries(): Promise<string[]> {
+    return reader(this.pool, this.risky).riskyEntries();
+  }
+
   async write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T> {
     return transaction(this.pool, async (c) => {
       await c.query("SELECT value FROM meta WHERE key = 'rules_version' FOR UPDATE");
@@ -228,6 +232,10 @@ class PgRulesReader implements RulesReader {
       .filter((h) => h.count > 0);
   }
 
+  async riskyEntries(): Promise<string[]> {
+    return (await this.db.query<{ entry: string }>('SELECT entry FROM risky_destinations ORDER BY added_at, entry COLLATE "C"')).rows.map((r) => r.entry);
+  }
+
   async auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]> {
     const r = await this.db.query<{ rule_uid: string; action: string; actor: string; at: string; before_json: string | null; after_json: string | null; affected: number }>(
       `SELECT rule_uid, action, actor, at, before_json, after_json, affected FROM rule_audit
@@ -362,6 +370,36 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     const types = await this.anyType();
     const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND process_id = ANY(${p.add(ids)}::bigint[])` };
     for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tenantId, pred, { status, rule: rule_id }, { status: 0, rule: 0 });
+    return moved;
+  }
+
+  async rememberRisky(entries: readonly string[], at: string): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const r = await this.c.query<{ entry: string }>(
+      'INSERT INTO risky_destinations (entry, added_at) SELECT unnest($1::text[]), $2 ON CONFLICT (entry) DO NOTHING RETURNING entry',
+      [[...entries], at],
+    );
+    const added = new Set(r.rows.map((x) => x.entry));
+    return entries.filter((e) => added.has(e));
+  }
+
+  /** See the SQLite store's releaseRisky: rule suppressions the list now covers go back to new, per tenant. */
+  async releaseRisky(): Promise<number> {
+    let moved = 0;
+    const types = await this.anyType();
+    for (const { tenant_id: tid } of (await this.c.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants ORDER BY tenant_id')).rows) {
+      const eps = await riskyEndpointIds(this.c, tid, this.risky);
+      const ips = await riskyIpIds(this.c, tid, this.risky);
+      if (eps.length === 0 && ips.length === 0) continue;
+      const risky = (p: Params) => `(endpoint_id = ANY(${p.add(eps)}::bigint[]) OR ip_id = ANY(${p.add(ips)}::bigint[]))`;
+      const q = new Params();
+      const rules = await this.c.query<{ rule_id: number }>(
+        `SELECT DISTINCT rule_id FROM detection_rollup WHERE tenant_id = ${q.add(tid)} AND status = 1 AND rule_id > 0 AND n > 0 AND ${risky(q)}`,
+        q.values,
+      );
+      const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky(p)}` };
+      for (const { rule_id } of rules.rows) moved += await this.moveWhere(tid, pred, { status: 1, rule: Number(rule_id) }, { status: 0, rule: 0 });
+    }
     return moved;
   }
 

@@ -278,6 +278,18 @@ UPDATE runs SET expected_id = (SELECT id FROM expected_samples WHERE sample = ru
 ALTER TABLE runs DROP COLUMN expected_sample;
 `,
   },
+  {
+    version: 10,
+    // Every risky destination a config has named, kept with the store, so a command run where that
+    // config is not found still never silences them (rules/risky-memory.ts).
+    name: 'risky destinations remembered by the store',
+    up: `
+CREATE TABLE risky_destinations (
+  entry TEXT PRIMARY KEY,
+  added_at TEXT NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 /**

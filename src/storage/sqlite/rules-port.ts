@@ -74,6 +74,10 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return { ...counts, impostorHits };
   }
 
+  async riskyEntries(): Promise<string[]> {
+    return this.db.prepare('SELECT entry FROM risky_destinations ORDER BY added_at, entry').pluck().all() as string[];
+  }
+
   async auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]> {
     const rows = this.db
       .prepare(
@@ -176,6 +180,15 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
 
   async releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number> {
     return this.repo.releaseProcesses(tenantId, this.repo.processIdsOf(binaries));
+  }
+
+  async rememberRisky(entries: readonly string[], at: string): Promise<string[]> {
+    const ins = this.db.prepare('INSERT OR IGNORE INTO risky_destinations (entry, added_at) VALUES (?, ?)');
+    return entries.filter((e) => ins.run(e, at).changes === 1);
+  }
+
+  async releaseRisky(): Promise<number> {
+    return this.repo.releaseRisky();
   }
 
   async audit(row: RuleAuditWrite): Promise<void> {

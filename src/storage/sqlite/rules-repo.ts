@@ -878,6 +878,28 @@ export class SqliteRulesRepo {
     return moved;
   }
 
+  /**
+   * Moves the detections that rules suppressed and that the risky list covers (by destination, or
+   * by address for a range), of every tenant, back to new; returns how many moved.
+   */
+  releaseRisky(): number {
+    const byAddress = this.loadRisky();
+    const risky = byAddress
+      ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
+      : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
+    const held = this.db
+      .prepare(`SELECT DISTINCT tenant_id, type_id, rule_id FROM detection_rollup_held WHERE status = 1 AND rule_id > 0 AND ${risky}`)
+      .raw()
+      .all() as [number, number, number][];
+    let moved = 0;
+    for (const [tenantId, typeId, ruleId] of held) {
+      // the ip dimension keeps every step on the fine rollups, which hold both columns tested
+      const pred: MatchPredicate = { possible: true, sql: `tenant_id = ? AND type_id = ? AND ${risky}`, params: [tenantId, typeId], dims: { job: false, process: false, endpoint: true, ip: true } };
+      moved += this.move(pred, { status: 1, rule: ruleId }, { status: 0, rule: 0 });
+    }
+    return moved;
+  }
+
   activeRules(tenantId: number): RuleRow[] {
     return this.db
       .prepare('SELECT * FROM rules WHERE tenant_id = ? AND deleted_on IS NULL ORDER BY id')

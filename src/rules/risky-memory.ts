@@ -1,0 +1,54 @@
+import { riskyDestinations } from '../analysis/risky-destinations.js';
+import type { RulesStore } from '../storage/rules-port.js';
+
+/**
+ * The store remembers every risky destination a config has named (egress-triage.yaml
+ * `risky_destinations`), and every command judges risk by the built-in list plus all of them. A
+ * config is read from the working directory of each command, so without this a rule created from
+ * another directory (or by an MCP server started elsewhere) would see none of them, and could
+ * silence the very calls the config was written to keep in sight. The list only grows: an entry
+ * is never forgotten because a later config leaves it out.
+ *
+ * When an entry is first remembered, the detections that rules suppressed before and that it now
+ * covers come back as new, in the same transaction: a crash cannot leave an entry remembered and
+ * its detections still hidden.
+ */
+export interface RememberedRisky {
+  /** the extra list to judge with: every remembered entry, oldest first */
+  list: string[];
+  /** entries this call remembered for the first time */
+  added: string[];
+  /** rule suppressions that those entries made new again */
+  released: number;
+}
+
+/** An entry the store remembers that does not parse (a store edited by hand): judged as nothing, it would fail open. */
+export class StoredRiskyListError extends Error {}
+
+/** One entry as remembered: entries are compared without case and surrounding blanks. */
+export function riskyEntryKey(entry: string): string {
+  return entry.trim().toLowerCase();
+}
+
+export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], now: Date = new Date()): Promise<RememberedRisky> {
+  const stored = await store.rulesPort(riskyDestinations()).riskyEntries();
+  const known = new Set(stored);
+  const fresh = [...new Set(configured.map(riskyEntryKey))].filter((e) => e !== '' && !known.has(e));
+  const list = [...stored, ...fresh];
+  let risky;
+  try {
+    risky = riskyDestinations(list);
+  } catch (err) {
+    // an entry the store holds that no longer parses: fail closed, saying where it came from
+    throw new StoredRiskyListError(`the risky destinations the store remembers: ${(err as Error).message}`);
+  }
+  if (fresh.length === 0) return { list, added: [], released: 0 };
+  return store.rulesPort(risky).write(async (tx) => {
+    const added = await tx.rememberRisky(fresh, now.toISOString());
+    if (added.length === 0) return { list, added, released: 0 };
+    const released = await tx.releaseRisky();
+    // running ingests rebuild their suppressor before their next write
+    await tx.bumpRulesVersion();
+    return { list, added, released };
+  });
+}

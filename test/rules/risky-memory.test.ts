@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { RulesService, RuleError } from '../../src/rules/service.js';
+import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import { call, ingestCalls, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { runCli, tempDir } from '../helpers.js';
+import { EXIT } from '../../src/cli/exit-codes.js';
+
+const { storeTest } = eachStore();
+
+/**
+ * The risky destinations a config names are remembered by the store: a command that does not find
+ * that config (another working directory, an MCP server started elsewhere) still judges by them.
+ * When an entry is first remembered, what rules suppressed of it comes back as new.
+ */
+
+const T = 'memory';
+const NOC = 'New-Outbound-Network-Call';
+
+function calls(): NetworkCallEvent[] {
+  const evs: NetworkCallEvent[] = [];
+  for (let run = 1; run <= 3; run++) {
+    const ts = TS0 + run * 3_600_000;
+    evs.push(call(T, 'api', run, ts, proc('curl'), { domain: 'drop.exfil.example', ip: '198.51.100.20', port: 443 }));
+    evs.push(call(T, 'api', run, ts + 1, proc('curl'), { domain: 'api.example.com', ip: '198.51.100.1', port: 443 }));
+  }
+  return evs;
+}
+
+async function byHost(at: StoreUnderTest): Promise<Record<string, string>> {
+  const rows = (await at.rows(
+    `SELECT e.host AS host, d.status AS status, count(*) AS n FROM ${detectionsView(at.backend)} AS d JOIN endpoints e ON e.id = d.endpoint_id
+     GROUP BY e.host, d.status ORDER BY e.host, d.status`,
+  )) as { host: string; status: number; n: number }[];
+  const out: Record<string, string> = {};
+  for (const r of rows) out[r.host] = `${out[r.host] ? `${out[r.host]} ` : ''}${Number(r.n)}x${Number(r.status)}`;
+  return out;
+}
+
+storeTest('a configured risky destination is remembered by the store: its rule suppressions come back new once, and a command without the config refuses to hide it', async (at) => {
+  const store = await at.open();
+  try {
+    await ingestCalls(at, store, T, calls());
+    // a rule made before anyone configured the destination hides all of curl's calls
+    const before = await new RulesService(store).create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    assert.equal(before.suppressed, 6);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x1' });
+    const v0 = Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'"));
+
+    // the first command with the config: remembered (normalised), and the hidden calls are new again
+    const first = await rememberRiskyDestinations(store, [' *.Exfil.example ']);
+    assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3 });
+    assert.deepEqual(await byHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
+    assert.equal(await rollupMismatchesOf(at), 0);
+    // ingest processes are told to rebuild their suppressor
+    assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
+
+    // once remembered, nothing more: the same config again, or none at all
+    assert.deepEqual(await rememberRiskyDestinations(store, ['*.exfil.example']), { list: ['*.exfil.example'], added: [], released: 0 });
+    const without = await rememberRiskyDestinations(store);
+    assert.deepEqual(without, { list: ['*.exfil.example'], added: [], released: 0 });
+    assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
+
+    // a service judging by the remembered list (no config of its own) refuses rules that would hide it
+    const svc = new RulesService(store, { extraRiskyDestinations: without.list });
+    for (const conditions of [{ process: 'curl' }, { host: 'drop.exfil.example' }]) {
+      await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky');
+    }
+    // and a restore re-applies the older rule without hiding them again
+    const restored = await svc.delete(T, before.rule.rule_id, { restore: true }, 't');
+    assert.equal(restored.restored, 3);
+    assert.deepEqual(await byHost(at), { 'api.example.com': '3x0', 'drop.exfil.example': '3x0' });
+
+    // a later config adds to the list; it never drops an entry
+    assert.deepEqual((await rememberRiskyDestinations(store, ['203.0.113.0/24'])).list, ['*.exfil.example', '203.0.113.0/24']);
+    assert.deepEqual((await rememberRiskyDestinations(store, [])).list, ['*.exfil.example', '203.0.113.0/24']);
+  } finally {
+    await store.close();
+  }
+});
+
+test('CLI: a rule created in a directory without the config is refused when the store remembers the destination the config named', () => {
+  const t = tempDir();
+  try {
+    const withConfig = join(t.dir, 'repo');
+    const elsewhere = join(t.dir, 'elsewhere');
+    mkdirSync(withConfig);
+    mkdirSync(elsewhere);
+    writeFileSync(join(withConfig, 'egress-triage.yaml'), 'risky_destinations: ["*.exfil.example"]\n');
+    const file = join(withConfig, 'calls.ndjson');
+    writeFileSync(file, calls().map(nativeLine).join('\n') + '\n');
+    const db = join(t.dir, 'store.db');
+
+    const ingest = runCli(['ingest', file, '--db', db, '--tenant', T, '--learning-runs', '0'], { cwd: withConfig });
+    assert.equal(ingest.status, 0, ingest.stderr);
+    assert.match(ingest.stderr, /the store now remembers the risky destination\(s\) \*\.exfil\.example for every command/);
+
+    const create = runCli(['rules', 'create', '--db', db, '--tenant', T, '--yes', '--condition', 'process=curl'], { cwd: elsewhere });
+    assert.equal(create.status, EXIT.REFUSED, create.stderr);
+    assert.match(create.stderr, /rule refused: the rule would also suppress 3 detection\(s\) to risky destinations \(drop\.exfil\.example:443\)/);
+    assert.doesNotMatch(create.stderr, /now remembers/);
+    const list = runCli(['detections', 'list', '--db', db, '--tenant', T, '--status', 'suppressed', '--json'], { cwd: elsewhere });
+    assert.equal(list.status, 0, list.stderr);
+    assert.equal((JSON.parse(list.stdout) as { detections: unknown[] }).detections.length, 0);
+  } finally {
+    t.cleanup();
+  }
+});
