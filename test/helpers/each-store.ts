@@ -184,3 +184,17 @@ async function postgresRows<T>(url: string, sql: string, params: unknown[]): Pro
 export function detectionsView(backend: StoreBackend): string {
   return backend === 'sqlite' ? DETECTIONS : 'detections';
 }
+
+/**
+ * The store's detections per destination host, as "<count>x<status>" joined by spaces in status order
+ * (0 new, 1 suppressed, 2 resolved): `{ 'webhook.site': '2x0 1x1' }`.
+ */
+export async function statusByHost(s: StoreUnderTest): Promise<Record<string, string>> {
+  const rows = (await s.rows(
+    `SELECT e.host AS host, d.status AS status, count(*) AS n FROM ${detectionsView(s.backend)} AS d JOIN endpoints e ON e.id = d.endpoint_id
+     GROUP BY e.host, d.status ORDER BY e.host, d.status`,
+  )) as { host: string; status: number; n: number }[];
+  const out: Record<string, string> = {};
+  for (const r of rows) out[r.host] = `${out[r.host] ? `${out[r.host]} ` : ''}${Number(r.n)}x${Number(r.status)}`;
+  return out;
+}

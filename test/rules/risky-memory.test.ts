@@ -6,7 +6,7 @@ import { RulesService, RuleError } from '../../src/rules/service.js';
 import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
 import { call, ingestCalls, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
-import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { eachStore, statusByHost } from '../helpers/each-store.js';
 import { runCli, tempDir } from '../helpers.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 
@@ -31,16 +31,6 @@ function calls(): NetworkCallEvent[] {
   return evs;
 }
 
-async function byHost(at: StoreUnderTest): Promise<Record<string, string>> {
-  const rows = (await at.rows(
-    `SELECT e.host AS host, d.status AS status, count(*) AS n FROM ${detectionsView(at.backend)} AS d JOIN endpoints e ON e.id = d.endpoint_id
-     GROUP BY e.host, d.status ORDER BY e.host, d.status`,
-  )) as { host: string; status: number; n: number }[];
-  const out: Record<string, string> = {};
-  for (const r of rows) out[r.host] = `${out[r.host] ? `${out[r.host]} ` : ''}${Number(r.n)}x${Number(r.status)}`;
-  return out;
-}
-
 storeTest('a configured risky destination is remembered by the store: its rule suppressions come back new once, and a command without the config refuses to hide it', async (at) => {
   const store = await at.open();
   try {
@@ -48,13 +38,13 @@ storeTest('a configured risky destination is remembered by the store: its rule s
     // a rule made before anyone configured the destination hides all of curl's calls
     const before = await new RulesService(store).create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
     assert.equal(before.suppressed, 6);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x1' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x1' });
     const v0 = Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'"));
 
     // the first command with the config: remembered (normalised), and the hidden calls are new again
     const first = await rememberRiskyDestinations(store, [' *.Exfil.example ']);
     assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3 });
-    assert.deepEqual(await byHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
     // ingest processes are told to rebuild their suppressor
     assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
@@ -73,7 +63,7 @@ storeTest('a configured risky destination is remembered by the store: its rule s
     // and a restore re-applies the older rule without hiding them again
     const restored = await svc.delete(T, before.rule.rule_id, { restore: true }, 't');
     assert.equal(restored.restored, 3);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '3x0', 'drop.exfil.example': '3x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x0', 'drop.exfil.example': '3x0' });
 
     // a later config adds to the list; it never drops an entry
     assert.deepEqual((await rememberRiskyDestinations(store, ['203.0.113.0/24'])).list, ['*.exfil.example', '203.0.113.0/24']);

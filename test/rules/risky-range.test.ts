@@ -8,7 +8,7 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { call, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
-import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { eachStore, statusByHost, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
 
@@ -50,16 +50,6 @@ async function ingest(at: StoreUnderTest, store: OpenStore, events: NetworkCallE
   }).ingest(file);
 }
 
-async function byHost(at: StoreUnderTest): Promise<Record<string, string>> {
-  const rows = (await at.rows(
-    `SELECT e.host AS host, d.status AS status, count(*) AS n FROM ${detectionsView(at.backend)} AS d JOIN endpoints e ON e.id = d.endpoint_id
-     GROUP BY e.host, d.status ORDER BY e.host, d.status`,
-  )) as { host: string; status: number; n: number }[];
-  const out: Record<string, string> = {};
-  for (const r of rows) out[r.host] = `${out[r.host] ? `${out[r.host]} ` : ''}${Number(r.n)}x${Number(r.status)}`;
-  return out;
-}
-
 async function baselined(at: StoreUnderTest, host: string): Promise<number> {
   const rows = (await at.rows(`SELECT count(*) AS n FROM baseline b JOIN endpoints e ON e.id = b.endpoint_id WHERE e.host = '${host}'`)) as { n: number }[];
   return Number(rows[0]!.n);
@@ -72,7 +62,7 @@ storeTest('a named call into a configured risky range raises a detection in ever
     // both endpoints joined the baseline after two runs, yet every run raises the range's call
     assert.equal(await baselined(at, 'cdn.attacker.example'), 1);
     assert.equal(await baselined(at, 'api.example.com'), 1);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
 
     const svc = new RulesService(store, { extraRiskyDestinations: RANGE });
     // by name, by process, by scope: each would hide the range's calls, so each is refused
@@ -83,7 +73,7 @@ storeTest('a named call into a configured risky range raises a detection in ever
       assert.match(p.refused_reason ?? '', /cdn\.attacker\.example:443 at 203\.0\.113\.5 \(in a risky range\)/);
       await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky');
     }
-    assert.deepEqual(await byHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x0', 'cdn.attacker.example': '4x0' });
 
     // Rules made where the range was not configured (another working directory): they hide it...
     const unaware = new RulesService(store);
@@ -94,16 +84,16 @@ storeTest('a named call into a configured risky range raises a detection in ever
     // ...but a restore where it is configured hands the calls to no other rule: they come back new
     const restored = await svc.delete(T, byName.rule.rule_id, { restore: true }, 't');
     assert.equal(restored.restored, 4);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '4x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '4x0' });
 
     // and at ingest the process rule, which matches it, leaves the range's call of a new run new
     await ingest(at, store, runs(5, 5), RANGE);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
 
     // without the range the name is an ordinary host, in the baseline: the next run's call raises nothing
     await ingest(at, store, runs(6, 6), []);
-    assert.deepEqual(await byHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
   } finally {
     await store.close();
   }
