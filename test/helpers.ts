@@ -125,5 +125,6 @@ export function sqliteIngestTarget(store: SqliteStore): IngestTarget {
     ingest: store.ingest,
     setLearningRuns: async (n) => store.setMeta('learning_runs', String(n)),
     ingestSuppressor: (tenant, extra) => suppressorFor(store, tenant, extra),
+    rulesPort: (risky) => store.rulesPort(risky),
   };
 }

@@ -147,8 +147,11 @@ async function rememberedRisky(ports: OpenStore, config: ConfigFile): Promise<Co
     throw err instanceof StoredRiskyListError ? new UserError(err.message, EXIT.REJECTED) : err;
   }
   if (r.added.length > 0) {
-    const released = r.released > 0 ? `; ${r.released} detection(s) that rules had suppressed are new again` : '';
+    const released = r.released > 0 ? `; ${r.released} detection(s) that were suppressed or resolved are new again` : '';
     process.stderr.write(`egress-triage: the store now remembers the risky destination(s) ${r.added.join(', ')} for every command${released}\n`);
+  }
+  if (r.unremembered.length > 0) {
+    process.stderr.write(`egress-triage: the store is read-only, so it cannot remember the risky destination(s) ${r.unremembered.join(', ')}; this command judges by them all the same\n`);
   }
   return r.list.length === 0 ? config : { ...config, risky_destinations: r.list };
 }

@@ -178,6 +178,15 @@ function derivedOf(p: ProcessInfo): { key: string; variant: ProcessVariant } {
   return d;
 }
 
+/** Marks the observation key of a call that went to an address in a configured risky range. */
+const RISKY_ADDRESS_KEY = '\u0003risky-address';
+/**
+ * The external id of such a call's detection: a run can hold it next to a detection of the same
+ * endpoint and process at another address, and a repeat of it, in this ingest or a later one, is
+ * still one detection (the natural key holds the external id).
+ */
+export const RISKY_ADDRESS_DETECTION = 'risky-address';
+
 /** Endpoints whose neverBaseline answer an engine remembers. */
 const NEVER_BASELINE_CACHE = 65_536;
 
@@ -251,7 +260,7 @@ export class DetectionEngine {
   /** runs of the last plan() whose observations were asked for, parallel to its request */
   private planned: RunState[] = [];
 
-  /** neverBaselineEndpoint's answers (the configuration's list does not change under an engine) */
+  /** neverBaselineEndpoint's answers (cleared when the suppressor is replaced: the list can grow with the rules) */
   private readonly neverByEndpoint = new Map<string, boolean>();
   private readonly neverByHost = new Map<string, boolean>();
 
@@ -272,6 +281,9 @@ export class DetectionEngine {
   setSuppressor(s: Suppressor, rulesVersion: number): void {
     this.suppressor = s;
     this.rulesVersion = rulesVersion;
+    // the never-baseline list may have grown with the rules (rules/risky-memory.ts): ask it again
+    this.neverByEndpoint.clear();
+    this.neverByHost.clear();
   }
 
   /**
@@ -688,15 +700,26 @@ export class DetectionEngine {
     const vkey = derived.key;
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
+    const ip = ev.ip ?? null;
+    const riskyAddress = !blocked && this.riskyAddress(ev.domain, ip);
     this.pendingCounters.accepted++;
     if (sets.keys.has(okey)) {
-      this.pendingCounters.duplicates++;
+      // A call the run made before, now to an address in a configured risky range: its host may
+      // resolve there only later in the run. It is evaluated once more, as a detection of its own.
+      const again = okey + RISKY_ADDRESS_KEY;
+      if (!riskyAddress || sets.keys.has(again)) {
+        this.pendingCounters.duplicates++;
+        return;
+      }
+      sets.keys.add(again);
+      const v = derived.variant;
+      this.evaluate(st, run, ev, endpoint, v, blocked, this.suppressor.suspected?.({ process: v.normName, sha256: v.sha256, path: v.path }) ?? false);
       return;
     }
     sets.keys.add(okey);
+    if (riskyAddress) sets.keys.add(okey + RISKY_ADDRESS_KEY);
     if (!blocked) run.allowed!.add(endpoint);
     const variant = derived.variant;
-    const ip = ev.ip ?? null;
     const verdict = ev.matchedPolicy === undefined && ev.reason === undefined ? undefined : { matchedPolicy: ev.matchedPolicy, reason: ev.reason };
     this.observations.push({
       runRef: run.ref, endpoint, ip, process: variant, variantKey: vkey, blocked, protocol: ev.protocol ?? null, ts: ev.timestamp, verdict,
@@ -776,7 +799,8 @@ export class DetectionEngine {
         ts: ev.timestamp,
         status: ruleRef ? 'suppressed' : 'new',
         ruleRef,
-        externalId: '',
+        // apart from a detection of the same call at another address (handleCall)
+        externalId: this.riskyAddress(ev.domain, ip) ? RISKY_ADDRESS_DETECTION : '',
       },
     });
   }

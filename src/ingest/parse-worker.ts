@@ -19,6 +19,7 @@ export interface WorkerInput {
   batchSize: number;
   window: number;
   repeatFastPath?: boolean;
+  riskyDestinations?: readonly string[];
 }
 
 export type WorkerMessage =

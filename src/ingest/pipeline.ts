@@ -42,6 +42,12 @@ export interface IngestOptions<S extends IngestStore = IngestStore> {
   /** skip known repeats by their text before JSON.parse (default true; false only to compare) */
   repeatFastPath?: boolean;
   /**
+   * The extra risky destinations (config and store, rules/risky-memory.ts). The parser keeps a
+   * named call that went to an address in one of their ranges apart from the same call elsewhere,
+   * and prefers their names when DNS answers name an address (record-parser.ts).
+   */
+  riskyDestinations?: readonly string[];
+  /**
    * Stops the ingest (the CLI aborts it on SIGINT / SIGTERM): waiting for a lease or for the next
    * batch ends at once, the source's scope is rolled back as on any error (what earlier batches of a
    * non-strict source committed stays) and its leases are released, so the next ingest does not
@@ -259,13 +265,16 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   private async *parsedBatches(path: string, stdin?: NodeJS.ReadableStream): AsyncGenerator<SourceBatch> {
     const batchSize = this.opts.batchSize ?? 5_000;
     if (path === '-' || this.opts.inThread || sizeBelow(path, this.opts.workerFromBytes ?? WORKER_FROM_BYTES)) {
-      const o = { format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin, repeatFastPath: this.opts.repeatFastPath };
+      const o = {
+        format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, stdin, repeatFastPath: this.opts.repeatFastPath,
+        riskyDestinations: this.opts.riskyDestinations,
+      };
       for await (const chunk of parseSource(path, o)) yield { ...chunk, ack: () => undefined };
       return;
     }
     const data: WorkerInput = {
       path, format: this.opts.format, tenant: this.opts.tenant, defaults: this.opts.defaults, batchSize, window: 2,
-      repeatFastPath: this.opts.repeatFastPath,
+      repeatFastPath: this.opts.repeatFastPath, riskyDestinations: this.opts.riskyDestinations,
     };
     // A capped young generation keeps the parser's heap small next to the main thread's (peak RSS budget).
     const worker = new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 16 } });

@@ -5,7 +5,7 @@ import { isRfc3339At } from './adapters/validate.js';
 import { askerKey, RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { IDLE_FLUSH_MS, MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
-import { riskyDestinations } from '../analysis/risky-destinations.js';
+import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
 import { openInput } from './input.js';
 
 export interface ParseError {
@@ -87,6 +87,8 @@ export class RecordParser {
   private readonly processes = new ProcessInterner(PROCESSES);
   /** keyed by the job run leg's SeenRun: no key string to build and hash per call */
   private readonly contexts = new ContextInterner<SeenRun>(CONTEXTS);
+  /** the built-in list plus the extra one, for DNS naming and for risky addresses */
+  private readonly risky: RiskyDestinations;
 
   constructor(
     format: IngestFormat | 'auto',
@@ -95,8 +97,11 @@ export class RecordParser {
     private readonly defaults: Partial<JobContext>,
     /** recognise repeats by their text before JSON.parse (off only to check it changes nothing) */
     private readonly repeatFastPath = true,
+    /** the extra risky destinations (pipeline.ts IngestOptions.riskyDestinations) */
+    riskyExtra: readonly string[] = [],
   ) {
     this.adapter = format === 'auto' ? null : adapterFor(format);
+    this.risky = riskyExtra.length === 0 ? BUILTIN_RISKY : riskyDestinations(riskyExtra);
     this.rc = { source, line: 0, tenant, defaults: { ...defaults }, notes: {} };
   }
 
@@ -199,7 +204,7 @@ export class RecordParser {
       if (byDns) {
         const names = this.dns.get(runKey(ev.tenant, ev.ctx))?.get(ev.ip!);
         const asker = askerKey(ev.process.pid, ev.process.name);
-        const named = ev.domain === undefined ? nameFor(names, asker) : riskyInstead(names, asker, ev.domain);
+        const named = ev.domain === undefined ? nameFor(names, asker) : riskyInstead(names, asker, ev.domain, this.risky);
         if (named !== undefined) {
           const note = ev.domain === undefined ? 'named-by-dns' : 'renamed-risky-by-dns';
           ev = { ...ev, domain: named };
@@ -232,7 +237,11 @@ export class RecordParser {
       }
       this.lastJob = job;
       const proc = this.processes.intern(ev.process);
-      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${proc.id}\u0002${ev.status}`;
+      // A named call that went to an address in a configured risky range is kept apart from the same
+      // call elsewhere: its host may resolve there only later in the run, and that call must reach
+      // the engine (detection/engine.ts riskyAddress).
+      const riskyAddress = this.risky.hasRanges && ev.domain !== undefined && ev.ip !== undefined && this.risky.matchHost(ev.ip) !== null;
+      const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${proc.id}\u0002${ev.status}${riskyAddress ? '\u0002risky-address' : ''}`;
       if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
         this.templates.remember(this.pending, { job, st, key });
       }
@@ -289,7 +298,7 @@ export class RecordParser {
     else ips = new Map();
     this.dns.set(key, ips);
     if (this.dns.size > DNS_RUNS) this.dns.delete(this.dns.keys().next().value!);
-    const risky = BUILTIN_RISKY.matchHost(n.domain) !== null;
+    const risky = this.risky.matchHost(n.domain) !== null;
     for (const ip of n.ips) {
       const known = ips.get(ip);
       const e: DnsNames = known ?? { last: n.domain, risky: null, byAsker: null };
@@ -301,7 +310,7 @@ export class RecordParser {
         const asked = e.byAsker.get(n.asker);
         // a process that looked up a risky name keeps it: looking up another name for the same
         // address afterwards does not rename its calls away from it
-        const name = asked !== undefined && !risky && BUILTIN_RISKY.matchHost(asked) !== null ? asked : n.domain;
+        const name = asked !== undefined && !risky && this.risky.matchHost(asked) !== null ? asked : n.domain;
         e.byAsker.delete(n.asker);
         e.byAsker.set(n.asker, name);
         if (e.byAsker.size > ASKERS_PER_IP) e.byAsker.delete(e.byAsker.keys().next().value!);
@@ -329,7 +338,7 @@ interface DnsNames {
 /** Processes remembered per IP and run, for naming their own calls (oldest dropped). */
 const ASKERS_PER_IP = 64;
 
-/** The built-in list only: the parse worker has no configuration; it prefers such a name, no more. */
+/** The list a parser judges by when given no extra one: it prefers such a name, no more. */
 const BUILTIN_RISKY = riskyDestinations();
 
 /**
@@ -349,8 +358,8 @@ function nameFor(names: DnsNames | undefined, asker: string | undefined): string
  * from its own DNS cache, where the last answer wins (Harden-Runner's agent, Auditbeat): after a
  * lookup of gist and one of raw on the same address, a call to gist arrives named raw.
  */
-function riskyInstead(names: DnsNames | undefined, asker: string | undefined, domain: string): string | undefined {
-  if (names?.risky == null || BUILTIN_RISKY.matchHost(domain) !== null) return undefined;
+function riskyInstead(names: DnsNames | undefined, asker: string | undefined, domain: string, risky: RiskyDestinations): string | undefined {
+  if (names?.risky == null || risky.matchHost(domain) !== null) return undefined;
   if (asker !== undefined && names.byAsker?.has(asker)) return undefined;
   return names.risky;
 }
@@ -480,10 +489,11 @@ export async function* parseSource(
     batchSize: number;
     stdin?: NodeJS.ReadableStream;
     repeatFastPath?: boolean;
+    riskyDestinations?: readonly string[];
   },
 ): AsyncGenerator<SourceChunk> {
   const input = await openInput(path, o.stdin as never);
-  const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true);
+  const parser = new RecordParser(o.format, input.name, o.tenant, o.defaults, o.repeatFastPath ?? true, o.riskyDestinations);
   let batch: ParsedBatch | undefined;
   for await (const records of readRecords(input.stream, o.batchSize, MAX_LINE_BYTES, PARSE_STEP, input.live ? IDLE_FLUSH_MS : null)) {
     batch = parser.parseBatch(records, batch);

@@ -1,5 +1,6 @@
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesStore } from '../storage/rules-port.js';
+import { isReadOnlyStoreError } from '../storage/read-only.js';
 
 /**
  * The store remembers every risky destination a config has named (egress-triage.yaml
@@ -18,8 +19,10 @@ export interface RememberedRisky {
   list: string[];
   /** entries this call remembered for the first time */
   added: string[];
-  /** rule suppressions that those entries made new again */
+  /** detections that those entries made new again */
   released: number;
+  /** configured entries a read-only store could not remember (judged by all the same) */
+  unremembered: string[];
 }
 
 /** An entry the store remembers that does not parse (a store edited by hand): judged as nothing, it would fail open. */
@@ -30,25 +33,40 @@ export function riskyEntryKey(entry: string): string {
   return entry.trim().toLowerCase();
 }
 
-export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], now: Date = new Date()): Promise<RememberedRisky> {
+/**
+ * The list to judge by, without writing: what the store remembers, then the configured entries it
+ * does not (for a store that cannot be written, see rememberRiskyDestinations).
+ */
+export async function rememberedRiskyList(store: RulesStore, configured: readonly string[] = []): Promise<{ list: string[]; fresh: string[] }> {
   const stored = await store.rulesPort(riskyDestinations()).riskyEntries();
   const known = new Set(stored);
   const fresh = [...new Set(configured.map(riskyEntryKey))].filter((e) => e !== '' && !known.has(e));
   const list = [...stored, ...fresh];
-  let risky;
   try {
-    risky = riskyDestinations(list);
+    riskyDestinations(list);
   } catch (err) {
     // an entry the store holds that no longer parses: fail closed, saying where it came from
     throw new StoredRiskyListError(`the risky destinations the store remembers: ${(err as Error).message}`);
   }
-  if (fresh.length === 0) return { list, added: [], released: 0 };
-  return store.rulesPort(risky).write(async (tx) => {
-    const added = await tx.rememberRisky(fresh, now.toISOString());
-    if (added.length === 0) return { list, added, released: 0 };
-    const released = await tx.releaseRisky();
-    // running ingests rebuild their suppressor before their next write
-    await tx.bumpRulesVersion();
-    return { list, added, released };
-  });
+  return { list, fresh };
+}
+
+export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], now: Date = new Date()): Promise<RememberedRisky> {
+  const { list, fresh } = await rememberedRiskyList(store, configured);
+  if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [] };
+  try {
+    return await store.rulesPort(riskyDestinations(list)).write(async (tx) => {
+      const added = await tx.rememberRisky(fresh, now.toISOString());
+      if (added.length === 0) return { list, added, released: 0, unremembered: [] };
+      const released = await tx.releaseRisky();
+      // running ingests rebuild their suppressor before their next write
+      await tx.bumpRulesVersion();
+      return { list, added, released, unremembered: [] };
+    });
+  } catch (err) {
+    // A store no one can write here (a read-only file, a standby): the caller judges by the entries
+    // all the same, and whatever would write through it fails on its own write.
+    if (isReadOnlyStoreError(err)) return { list, added: [], released: 0, unremembered: fresh };
+    throw err;
+  }
 }

@@ -154,8 +154,9 @@ export interface RulesWriter extends RulesReader {
   /** remembers these risky destinations (normalised entries); returns those that were new */
   rememberRisky(entries: readonly string[], at: string): Promise<string[]>;
   /**
-   * Moves every detection, of every tenant, that a rule suppressed and that the port's risky list
-   * now covers (by destination, or by address for a range) back to new; returns how many moved.
+   * Moves every detection, of every tenant, that the port's risky list covers (by destination, or by
+   * address for a range) and that is not new back to new: suppressed by a rule, or suppressed or
+   * resolved upstream (imported). Returns how many moved.
    */
   releaseRisky(): Promise<number>;
   /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */

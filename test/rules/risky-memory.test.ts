@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { RulesService, RuleError } from '../../src/rules/service.js';
 import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import { riskyRefreshing } from '../../src/cli/commands/ingest.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import type { RulesStore } from '../../src/storage/rules-port.js';
 import { call, ingestCalls, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import { eachStore, statusByHost } from '../helpers/each-store.js';
@@ -43,16 +47,16 @@ storeTest('a configured risky destination is remembered by the store: its rule s
 
     // the first command with the config: remembered (normalised), and the hidden calls are new again
     const first = await rememberRiskyDestinations(store, [' *.Exfil.example ']);
-    assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3 });
+    assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3, unremembered: [] });
     assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
     // ingest processes are told to rebuild their suppressor
     assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
 
     // once remembered, nothing more: the same config again, or none at all
-    assert.deepEqual(await rememberRiskyDestinations(store, ['*.exfil.example']), { list: ['*.exfil.example'], added: [], released: 0 });
+    assert.deepEqual(await rememberRiskyDestinations(store, ['*.exfil.example']), { list: ['*.exfil.example'], added: [], released: 0, unremembered: [] });
     const without = await rememberRiskyDestinations(store);
-    assert.deepEqual(without, { list: ['*.exfil.example'], added: [], released: 0 });
+    assert.deepEqual(without, { list: ['*.exfil.example'], added: [], released: 0, unremembered: [] });
     assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
 
     // a service judging by the remembered list (no config of its own) refuses rules that would hide it
@@ -99,4 +103,64 @@ test('CLI: a rule created in a directory without the config is refused when the 
   } finally {
     t.cleanup();
   }
+});
+
+storeTest('an ingest already running judges by an entry another command makes the store remember, from its next write on', async (at) => {
+  const store = await at.open();
+  try {
+    const file = (from: number, to: number) => {
+      const f = join(at.dir, `run-${from}.ndjson`);
+      writeFileSync(f, calls().filter((e) => Number(e.ctx.runId) >= from && Number(e.ctx.runId) <= to).map(nativeLine).join('\n') + '\n');
+      return f;
+    };
+    await new RulesService(store).create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    // one pipeline, as one `ingest` of several files, with no risky_destinations of its own
+    const pipeline = new IngestPipeline(store, { tenant: T, format: 'native', strict: false, defaults: {}, ...riskyRefreshing({ ...DEFAULT_ENGINE_CONFIG, learningRuns: 0 }, []) });
+    await pipeline.ingest(file(1, 1));
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '1x1', 'drop.exfil.example': '1x1' });
+    // meanwhile another command's config names the destination
+    assert.equal((await rememberRiskyDestinations(store, ['*.exfil.example'])).released, 1);
+    await pipeline.ingest(file(2, 3));
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a newly remembered entry also releases what an imported export had suppressed or resolved upstream', async (at) => {
+  const store = await at.open();
+  try {
+    const record = (id: string, endpoint: string, over: Record<string, unknown>) => ({
+      id, detection_id: NOC, owner: 'acme', repo: 'web', run_id: 7, run_attempt: 1, job: 'build', job_id: 70,
+      workflow_path: '.github/workflows/build.yml', timestamp: '2026-11-02T10:00:00Z', tool: { name: 'curl', sha256: 'a'.repeat(64), parent: 'bash' },
+      endpoint, direct_ip_address: '', expected_outbound_connections: [], is_resolved: false, is_suppressed: false, suppress_rule_id: '', ...over,
+    });
+    const f = join(at.dir, 'export.json');
+    writeFileSync(f, JSON.stringify({ data: { detections: [
+      record('x1', 'drop.exfil.example:443', { is_suppressed: true, suppress_rule_id: 'upstream-rule' }),
+      record('x2', 'up.exfil.example:443', { is_resolved: true }),
+      record('x3', 'api.example.com:443', { is_suppressed: true, suppress_rule_id: 'upstream-rule' }),
+    ] } }));
+    await new IngestPipeline(store, { tenant: T, format: 'stepsecurity', strict: true, defaults: {}, ...riskyRefreshing(DEFAULT_ENGINE_CONFIG, []) }).ingest(f);
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '1x1', 'drop.exfil.example': '1x1', 'up.exfil.example': '1x2' });
+    assert.deepEqual((await rememberRiskyDestinations(store, ['*.exfil.example'])).released, 2);
+    assert.deepEqual(await statusByHost(at), { 'api.example.com': '1x1', 'drop.exfil.example': '1x0', 'up.exfil.example': '1x0' });
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a store that cannot be written judges by the configured entries all the same, and says it could not remember them', async () => {
+  const readOnly = Object.assign(new Error('attempt to write a readonly database'), { code: 'SQLITE_READONLY' });
+  const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+  const storeFailing = (err: Error): RulesStore => ({
+    rulesPort: () => ({ riskyEntries: async () => ['webhook.example'], write: async () => { throw err; } }) as unknown as ReturnType<RulesStore['rulesPort']>,
+  });
+  assert.deepEqual(await rememberRiskyDestinations(storeFailing(readOnly), ['*.exfil.example']), {
+    list: ['webhook.example', '*.exfil.example'], added: [], released: 0, unremembered: ['*.exfil.example'],
+  });
+  // any other failure is the command's failure
+  await assert.rejects(rememberRiskyDestinations(storeFailing(busy), ['*.exfil.example']), /database is locked/);
 });

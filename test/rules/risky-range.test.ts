@@ -8,7 +8,7 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { call, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
-import { eachStore, statusByHost, type StoreUnderTest } from '../helpers/each-store.js';
+import { detectionsView, eachStore, statusByHost, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
 
@@ -38,7 +38,7 @@ function runs(from: number, to: number): NetworkCallEvent[] {
 
 let files = 0;
 /** Ingests as the CLI does with `risky_destinations` configured: the engine and the ingest suppressor both get the list. */
-async function ingest(at: StoreUnderTest, store: OpenStore, events: NetworkCallEvent[], extra: string[]): Promise<void> {
+async function ingest(at: StoreUnderTest, store: OpenStore, events: NetworkCallEvent[], extra: string[], o: { worker?: boolean } = {}): Promise<void> {
   const file = join(at.dir, `range-${++files}.ndjson`);
   writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
   const risky = riskyDestinations(extra);
@@ -47,7 +47,18 @@ async function ingest(at: StoreUnderTest, store: OpenStore, events: NetworkCallE
     // no learning runs, and an endpoint joins the baseline after two runs
     engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 2, neverBaseline: (h) => risky.matchHost(h) !== null },
     suppressorFor: (s, t) => s.ingestSuppressor(t, extra),
+    riskyDestinations: extra,
+    // the parse worker even for a small file, or this thread
+    workerFromBytes: o.worker ? 0 : Number.MAX_SAFE_INTEGER,
   }).ingest(file);
+}
+
+async function byAddress(at: StoreUnderTest, host: string): Promise<Record<string, string>> {
+  const rows = (await at.rows(
+    `SELECT i.ip AS ip, d.status AS status, count(*) AS n FROM ${detectionsView(at.backend)} AS d JOIN ips i ON i.id = d.ip_id
+     JOIN endpoints e ON e.id = d.endpoint_id WHERE e.host = '${host}' GROUP BY i.ip, d.status ORDER BY i.ip, d.status`,
+  )) as { ip: string; status: number; n: number }[];
+  return Object.fromEntries(rows.map((r) => [r.ip, `${Number(r.n)}x${Number(r.status)}`]));
 }
 
 async function baselined(at: StoreUnderTest, host: string): Promise<number> {
@@ -94,6 +105,42 @@ storeTest('a named call into a configured risky range raises a detection in ever
     // without the range the name is an ordinary host, in the baseline: the next run's call raises nothing
     await ingest(at, store, runs(6, 6), []);
     assert.deepEqual(await statusByHost(at), { 'api.example.com': '2x1', 'cdn.attacker.example': '5x0' });
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a host that resolves into the range only later in a run: that call is a detection of its own at the risky address, once, and no rule hides it', async (at) => {
+  const store = await at.open();
+  try {
+    // each run reaches the attacker's host at an ordinary address first, then inside the range
+    const reResolving = (from: number, to: number): NetworkCallEvent[] => {
+      const evs: NetworkCallEvent[] = [];
+      for (let run = from; run <= to; run++) {
+        const ts = TS0 + run * 3_600_000;
+        evs.push(call(T, 'api', run, ts, proc('curl'), { ...ATTACKER, ip: '198.51.100.9' }));
+        evs.push(call(T, 'api', run, ts + 1, proc('curl'), ATTACKER));
+        evs.push(call(T, 'api', run, ts + 2, proc('curl'), ATTACKER));
+      }
+      return evs;
+    };
+    await ingest(at, store, reResolving(1, 3), RANGE, { worker: true });
+    // the ordinary address raised until the endpoint joined the baseline; the range's call every run
+    assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x0', '203.0.113.5': '3x0' });
+    // the same calls again, parsed in this thread: nothing new
+    await ingest(at, store, reResolving(1, 3), RANGE);
+    assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x0', '203.0.113.5': '3x0' });
+
+    const svc = new RulesService(store, { extraRiskyDestinations: RANGE });
+    const p = await svc.preview(T, { detection_id: NOC, conditions: { host: 'cdn.attacker.example' } });
+    assert.equal(p.risky_matches, 3);
+    await assert.rejects(svc.create(T, { detection_id: NOC, conditions: { host: 'cdn.attacker.example' } }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky');
+    // a rule on the ordinary address alone is fine, and the range's calls stay new under it at ingest
+    const narrow = await svc.create(T, { detection_id: NOC, conditions: { ip_address: '198.51.100.9' } }, 't');
+    assert.equal(narrow.suppressed, 2);
+    await ingest(at, store, reResolving(4, 4), RANGE);
+    assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x1', '203.0.113.5': '4x0' });
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
   }

@@ -4,7 +4,7 @@ import { withPorts, withStoreOptions, printJson, parseIntOption, wantsProgress, 
 import { InterruptedError, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
-import { IngestPipeline, type SourceSummary } from '../../ingest/pipeline.js';
+import { IngestPipeline, type IngestOptions, type SourceSummary } from '../../ingest/pipeline.js';
 import { SourceReadError } from '../../ingest/input.js';
 import { INGEST_FORMATS, type IngestFormat } from '../../ingest/adapters/types.js';
 import { AllowedEndpoints, parseAllowedEndpoints, RiskyCoverageError } from '../../detection/allowed-endpoints.js';
@@ -12,6 +12,7 @@ import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../detection/engine
 import type { ConfigFile } from '../../config/config-file.js';
 import type { JobContext } from '../../domain/types.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
+import { rememberRiskyDestinations } from '../../rules/risky-memory.js';
 import type { OpenStore } from '../../storage/open-store.js';
 import { accessSync, constants, statSync } from 'node:fs';
 import { IngestLeaseError } from '../../storage/store.js';
@@ -81,7 +82,27 @@ export interface IngestRunResult {
 }
 
 /** What ingest needs of the store: the picker's ports (storage/open-store.ts), on either backend. */
-export type IngestTarget = Pick<OpenStore, 'ingest' | 'setLearningRuns' | 'ingestSuppressor'>;
+export type IngestTarget = Pick<OpenStore, 'ingest' | 'setLearningRuns' | 'ingestSuppressor' | 'rulesPort'>;
+
+/**
+ * The engine, suppressor and parser settings of an ingest that judge by the risky list: what the
+ * store remembers plus the config's (`configured`, rules/risky-memory.ts), read again whenever the
+ * rules change. Remembering an entry bumps their version, so an ingest already running judges by
+ * an entry another command adds from its next write on, and evaluates that write again if it was
+ * pending. The parser keeps the list it started with.
+ */
+export function riskyRefreshing(engine: EngineConfig, configured: readonly string[] | undefined): Pick<IngestOptions<IngestTarget>, 'engine' | 'suppressorFor' | 'riskyDestinations'> {
+  let risky = riskyDestinations(configured);
+  return {
+    engine: { ...engine, neverBaseline: (host) => engine.neverBaseline(host) || risky.matchHost(host) !== null },
+    riskyDestinations: configured,
+    suppressorFor: async (s, tenant) => {
+      const { list } = await rememberRiskyDestinations(s, configured);
+      risky = riskyDestinations(list);
+      return s.ingestSuppressor(tenant, list);
+    },
+  };
+}
 
 /** Shared by `ingest` and `demo`. Shows a progress bar on a TTY. */
 export async function runIngest(
@@ -144,8 +165,7 @@ export async function runIngest(
       format: o.format,
       strict: o.strict,
       defaults: o.defaults,
-      engine: o.engine,
-      suppressorFor: (s, tenant) => s.ingestSuppressor(tenant, o.riskyDestinations),
+      ...riskyRefreshing(o.engine, o.riskyDestinations),
       leaseTtlMs: ingestLeaseTtlMs(process.env),
       onLeaseEvent: reportLeaseEvent,
       onProgress: o.progress

@@ -383,7 +383,7 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     return entries.filter((e) => added.has(e));
   }
 
-  /** See the SQLite store's releaseRisky: rule suppressions the list now covers go back to new, per tenant. */
+  /** See the SQLite store's releaseRisky: what is not new and the list now covers goes back to new, per tenant. */
   async releaseRisky(): Promise<number> {
     let moved = 0;
     const types = await this.anyType();
@@ -393,12 +393,13 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       if (eps.length === 0 && ips.length === 0) continue;
       const risky = (p: Params) => `(endpoint_id = ANY(${p.add(eps)}::bigint[]) OR ip_id = ANY(${p.add(ips)}::bigint[]))`;
       const q = new Params();
-      const rules = await this.c.query<{ rule_id: number }>(
-        `SELECT DISTINCT rule_id FROM detection_rollup WHERE tenant_id = ${q.add(tid)} AND status = 1 AND rule_id > 0 AND n > 0 AND ${risky(q)}`,
+      // every state but new, as releaseBinaries
+      const states = await this.c.query<{ status: number; rule_id: number }>(
+        `SELECT DISTINCT status, rule_id FROM detection_rollup WHERE tenant_id = ${q.add(tid)} AND status <> 0 AND n > 0 AND ${risky(q)}`,
         q.values,
       );
       const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky(p)}` };
-      for (const { rule_id } of rules.rows) moved += await this.moveWhere(tid, pred, { status: 1, rule: Number(rule_id) }, { status: 0, rule: 0 });
+      for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tid, pred, { status: Number(status), rule: Number(rule_id) }, { status: 0, rule: 0 });
     }
     return moved;
   }

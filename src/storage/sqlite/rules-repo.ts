@@ -879,8 +879,9 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Moves the detections that rules suppressed and that the risky list covers (by destination, or
-   * by address for a range), of every tenant, back to new; returns how many moved.
+   * Moves the detections that the risky list covers (by destination, or by address for a range), of
+   * every tenant, that are not new back to new: suppressed by a rule, or suppressed or resolved
+   * upstream (imported), as releaseProcesses does for impostors. Returns how many moved.
    */
   releaseRisky(): number {
     const byAddress = this.loadRisky();
@@ -888,14 +889,14 @@ export class SqliteRulesRepo {
       ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
       : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
     const held = this.db
-      .prepare(`SELECT DISTINCT tenant_id, type_id, rule_id FROM detection_rollup_held WHERE status = 1 AND rule_id > 0 AND ${risky}`)
+      .prepare(`SELECT DISTINCT tenant_id, type_id, status, rule_id FROM detection_rollup_held WHERE status <> 0 AND ${risky}`)
       .raw()
-      .all() as [number, number, number][];
+      .all() as [number, number, number, number][];
     let moved = 0;
-    for (const [tenantId, typeId, ruleId] of held) {
+    for (const [tenantId, typeId, status, ruleId] of held) {
       // the ip dimension keeps every step on the fine rollups, which hold both columns tested
       const pred: MatchPredicate = { possible: true, sql: `tenant_id = ? AND type_id = ? AND ${risky}`, params: [tenantId, typeId], dims: { job: false, process: false, endpoint: true, ip: true } };
-      moved += this.move(pred, { status: 1, rule: ruleId }, { status: 0, rule: 0 });
+      moved += this.move(pred, { status, rule: ruleId }, { status: 0, rule: 0 });
     }
     return moved;
   }
