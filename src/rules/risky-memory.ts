@@ -1,4 +1,4 @@
-import { riskyDestinations } from '../analysis/risky-destinations.js';
+import { BUILTIN_RISKY_DESTINATIONS, riskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesStore } from '../storage/rules-port.js';
 import { isReadOnlyStoreError } from '../storage/read-only.js';
 
@@ -27,6 +27,35 @@ export interface RememberedRisky {
 
 /** An entry the store remembers that does not parse (a store edited by hand): judged as nothing, it would fail open. */
 export class StoredRiskyListError extends Error {}
+
+/** Why an entry cannot be forgotten: it is built in, or the store does not remember it. */
+export class ForgetRiskyError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'built-in' | 'not-remembered',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Forgets one remembered entry (`egress-triage risky forget`): from then on no command judges by it
+ * unless its own config names it, which makes the store remember it again. Detections it made new
+ * stay new; rules that match them suppress them only from their next ingest or re-application.
+ */
+export async function forgetRiskyDestination(store: RulesStore, entry: string): Promise<void> {
+  const key = riskyEntryKey(entry);
+  if (BUILTIN_RISKY_DESTINATIONS.includes(key.replace(/^\*\./, ''))) {
+    throw new ForgetRiskyError(`${entry} is on the built-in list: it is always risky and cannot be forgotten`, 'built-in');
+  }
+  const forgotten = await store.rulesPort(riskyDestinations()).write(async (tx) => {
+    if (!(await tx.forgetRisky(key))) return false;
+    // running ingests rebuild their suppressor, with the shorter list
+    await tx.bumpRulesVersion();
+    return true;
+  });
+  if (!forgotten) throw new ForgetRiskyError(`the store does not remember ${entry}: \`egress-triage risky list\` shows what it remembers`, 'not-remembered');
+}
 
 /** One entry as remembered: entries are compared without case and surrounding blanks. */
 export function riskyEntryKey(entry: string): string {

@@ -153,6 +153,8 @@ export interface RulesWriter extends RulesReader {
   audit(row: RuleAuditWrite): Promise<void>;
   /** remembers these risky destinations (normalised entries); returns those that were new */
   rememberRisky(entries: readonly string[], at: string): Promise<string[]>;
+  /** forgets a remembered risky destination (a normalised entry); false when it was not remembered */
+  forgetRisky(entry: string): Promise<boolean>;
   /**
    * Moves every detection, of every tenant, that the port's risky list covers (by destination, or by
    * address for a range) and that is not new back to new: suppressed by a rule, or suppressed or

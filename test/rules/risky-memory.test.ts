@@ -164,3 +164,52 @@ test('a store that cannot be written judges by the configured entries all the sa
   // any other failure is the command's failure
   await assert.rejects(rememberRiskyDestinations(storeFailing(busy), ['*.exfil.example']), /database is locked/);
 });
+
+test('CLI: risky list shows the built-in and remembered entries; risky forget asks for --yes, refuses built-in and unknown entries, and warns when the config brings one back', () => {
+  const t = tempDir();
+  try {
+    const db = join(t.dir, 'store.db');
+    const cfg = join(t.dir, 'cfg.yaml');
+    writeFileSync(join(t.dir, 'calls.ndjson'), calls().map(nativeLine).join('\n') + '\n');
+    assert.equal(runCli(['ingest', join(t.dir, 'calls.ndjson'), '--db', db, '--tenant', T]).status, 0);
+    writeFileSync(cfg, 'risky_destinations: ["*.exfil.example", "203.0.113.0/24"]\n');
+    const list = (config?: string) => {
+      const r = runCli(['risky', 'list', '--db', db, '--json', ...(config ? ['--config', config] : [])]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { built_in: string[]; remembered: string[] };
+    };
+    const first = list(cfg);
+    assert.deepEqual(first.remembered, ['*.exfil.example', '203.0.113.0/24']);
+    assert.ok(first.built_in.includes('webhook.site') && first.built_in.includes('gist.githubusercontent.com'));
+    // without the config, the store still has them
+    assert.deepEqual(list().remembered, ['*.exfil.example', '203.0.113.0/24']);
+    const table = runCli(['risky', 'list', '--db', db]);
+    assert.match(table.stdout, /^built in \(\d+\): gist\.github\.com, /m);
+    assert.match(table.stdout, /^remembered by the store \(2\): \*\.exfil\.example, 203\.0\.113\.0\/24$/m);
+
+    const forget = (entry: string, ...more: string[]) => runCli(['risky', 'forget', entry, '--db', db, ...more]);
+    const noYes = forget('203.0.113.0/24');
+    assert.equal(noYes.status, EXIT.USAGE);
+    assert.match(noYes.stderr, /re-run with --yes to confirm \(nothing was changed\)/);
+    assert.equal(forget('webhook.site', '--yes').status, EXIT.REFUSED);
+    assert.equal(forget('*.WEBHOOK.site', '--yes').status, EXIT.REFUSED);
+    const unknown = forget('nothing.example', '--yes');
+    assert.equal(unknown.status, EXIT.NOT_FOUND);
+    assert.match(unknown.stderr, /the store does not remember nothing\.example/);
+    assert.deepEqual(list().remembered, ['*.exfil.example', '203.0.113.0/24']);
+
+    const done = forget(' 203.0.113.0/24 ', '--yes', '--json');
+    assert.equal(done.status, 0, done.stderr);
+    assert.deepEqual(JSON.parse(done.stdout), { forgotten: '203.0.113.0/24', named_by_config: false });
+    assert.deepEqual(list().remembered, ['*.exfil.example']);
+    // run with the config that names it: forgotten now, and said to come back with that config
+    const back = forget('*.exfil.example', '--yes', '--config', cfg);
+    assert.equal(back.status, 0, back.stderr);
+    assert.match(back.stderr, /the config this command read names \*\.exfil\.example: the next command run with it remembers it again/);
+    // (that run remembered the config's other entry again first)
+    assert.deepEqual(list().remembered, ['203.0.113.0/24']);
+    assert.deepEqual(list(cfg).remembered, ['203.0.113.0/24', '*.exfil.example']);
+  } finally {
+    t.cleanup();
+  }
+});

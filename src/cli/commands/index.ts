@@ -19,6 +19,7 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
   // ADD COMMAND MODULES BELOW (one line each)
   { names: ['analyze'], load: () => import('./analyze.js') },
   { names: ['rules'], load: () => import('./rules.js') },
+  { names: ['risky'], load: () => import('./risky.js') },
   { names: ['generate'], load: () => import('./generate.js') },
   { names: ['mcp', 'serve'], load: () => import('./mcp.js') },
   { names: ['policy', 'approvals', 'audit'], load: () => import('./policy.js') },

@@ -383,6 +383,10 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     return entries.filter((e) => added.has(e));
   }
 
+  async forgetRisky(entry: string): Promise<boolean> {
+    return ((await this.c.query('DELETE FROM risky_destinations WHERE entry = $1', [entry])).rowCount ?? 0) === 1;
+  }
+
   /** See the SQLite store's releaseRisky: what is not new and the list now covers goes back to new, per tenant. */
   async releaseRisky(): Promise<number> {
     let moved = 0;

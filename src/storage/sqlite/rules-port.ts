@@ -187,6 +187,10 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return entries.filter((e) => ins.run(e, at).changes === 1);
   }
 
+  async forgetRisky(entry: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM risky_destinations WHERE entry = ?').run(entry).changes === 1;
+  }
+
   async releaseRisky(): Promise<number> {
     return this.repo.releaseRisky();
   }

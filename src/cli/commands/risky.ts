@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import { out } from '../output.js';
+import { loadCliConfig, withPorts, withStoreOptions, printJson, type StoreOptions } from '../common.js';
+import { UserError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
+import { BUILTIN_RISKY_DESTINATIONS } from '../../analysis/risky-destinations.js';
+import { ForgetRiskyError, forgetRiskyDestination, riskyEntryKey } from '../../rules/risky-memory.js';
+
+/**
+ * `risky list` and `risky forget`: the risky destinations the store remembers (rules/risky-memory.ts).
+ * Every command on the store judges by them next to the built-in list; forgetting one is the only
+ * way to shorten that list, so it asks for --yes like any write that can make detections hideable.
+ */
+export function register(program: Command): void {
+  const risky = program.command('risky').description('The risky destinations the store remembers from configs (never suppressed)');
+
+  withStoreOptions(risky.command('list').description('List the built-in risky destinations and those the store remembers')).action(async (opts: StoreOptions) => {
+    // withPorts has remembered the config's entries first, so they are listed too
+    await withPorts(opts, ({ config, json }) => {
+      const remembered = config.risky_destinations ?? [];
+      if (json) return printJson({ built_in: BUILTIN_RISKY_DESTINATIONS, remembered });
+      out(`built in (${BUILTIN_RISKY_DESTINATIONS.length}): ${BUILTIN_RISKY_DESTINATIONS.join(', ')}\n`);
+      out(`remembered by the store (${remembered.length}): ${remembered.length ? remembered.join(', ') : 'none'}\n`);
+    });
+  });
+
+  withStoreOptions(risky.command('forget <entry>').description('Stop judging by a remembered risky destination (a config that names it adds it again)'))
+    .option('--yes', 'confirm the write')
+    .action(async (entry: string, opts: StoreOptions & { yes?: boolean }) => {
+      if (!opts.yes) throw new UserError(`forgetting ${entry} lets rules hide calls to it again: re-run with --yes to confirm (nothing was changed)`);
+      await withPorts(opts, async ({ ports, json }) => {
+        try {
+          await forgetRiskyDestination(ports, entry);
+        } catch (err) {
+          if (err instanceof ForgetRiskyError) throw new UserError(err.message, err.reason === 'built-in' ? EXIT.REFUSED : EXIT.NOT_FOUND);
+          throw err;
+        }
+        const key = riskyEntryKey(entry);
+        // a config that names it makes the next command run with it remember it again
+        const configNames = ((await loadCliConfig(opts)).risky_destinations ?? []).some((e) => riskyEntryKey(e) === key);
+        if (json) return printJson({ forgotten: key, named_by_config: configNames });
+        out(`forgot ${key}\n`);
+        if (configNames) process.stderr.write(`egress-triage: the config this command read names ${key}: the next command run with it remembers it again\n`);
+      });
+    });
+}
