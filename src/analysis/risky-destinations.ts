@@ -102,9 +102,11 @@ export class RiskyDestinations {
     let out: string | null = null;
     const host = rawHost.toLowerCase().replace(/\.$/, '');
     if (canonicalIp(host) !== null) {
-      // a NAT64 or 6to4 address reaches the IPv4 host it carries
+      // a NAT64, 6to4 or Teredo address reaches the IPv4 host it carries (embeddedIpv4); a range
+      // written in NAT64 form covers the IPv4 hosts it translates to
       const v4 = embeddedIpv4(host);
-      out = this.cidrs.find((c) => c.contains(host) || (v4 !== null && c.contains(v4)))?.source ?? null;
+      const nat64 = host.indexOf(':') < 0 ? `64:ff9b::${host}` : null;
+      out = this.cidrs.find((c) => c.contains(host) || (v4 !== null && c.contains(v4)) || (nat64 !== null && c.contains(nat64)))?.source ?? null;
     } else {
       let h = host;
       for (;;) {

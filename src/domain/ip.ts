@@ -46,18 +46,30 @@ export function canonicalIp(s: string): string | null {
 }
 
 /**
- * The IPv4 address an IPv6 address carries to reach it through a translator or tunnel, or null:
- * NAT64's well-known prefix `64:ff9b::/96` (RFC 6052) holds it in its last 32 bits, 6to4's
- * `2002::/16` (RFC 3056) in the 32 bits after the prefix. A call to such an address reaches that
- * IPv4 host, so a list of IPv4 ranges to watch must see it (risky-destinations.ts).
+ * The IPv4 address an IPv6 address carries to reach it through a translator or tunnel, or null. A
+ * call to such an address reaches that IPv4 host, so a list of IPv4 ranges to watch must see it
+ * (risky-destinations.ts). Read, in its last 32 bits unless said otherwise, from:
+ * - NAT64's well-known prefix `64:ff9b::/96` (RFC 6052);
+ * - NAT64's local-use prefix `64:ff9b:1::/48` (RFC 8215), taken as a /96 inside it, the form
+ *   translators use: an operator's shorter prefix puts the address elsewhere, and then this may
+ *   name an unrelated IPv4 address, which only makes a range match more (fail closed);
+ * - SIIT's IPv4-translated `::ffff:0:0/96` (RFC 2765) and the deprecated IPv4-compatible `::/96`
+ *   (`::a.b.c.d`, first octet not 0, so `::1` is none);
+ * - 6to4's `2002::/16` (RFC 3056), in the 32 bits after the prefix;
+ * - Teredo's `2001::/32` (RFC 4380): the client's public address, its last 32 bits inverted.
  */
 export function embeddedIpv4(ip: string): string | null {
   const c = canonicalIp(ip);
   if (c === null || c.indexOf(':') < 0) return null;
   const w = ipaddr.IPv6.parse(c).parts;
   const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-  if (w[0] === 0x64 && w[1] === 0xff9b && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0) return v4(w[6]!, w[7]!);
+  const zero = (from: number, to: number) => w.slice(from, to).every((x) => x === 0);
+  if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return v4(w[6]!, w[7]!);
+  if (w[0] === 0x64 && w[1] === 0xff9b && w[2] === 1 && zero(3, 6)) return v4(w[6]!, w[7]!);
+  if (zero(0, 4) && w[4] === 0xffff && w[5] === 0) return v4(w[6]!, w[7]!);
+  if (zero(0, 6) && w[6]! >= 0x100) return v4(w[6]!, w[7]!);
   if (w[0] === 0x2002) return v4(w[1]!, w[2]!);
+  if (w[0] === 0x2001 && w[1] === 0) return v4(~w[6]! & 0xffff, ~w[7]! & 0xffff);
   return null;
 }
 

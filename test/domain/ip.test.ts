@@ -173,13 +173,23 @@ test('clientBlock: an IPv4 address itself, mapped or not; an IPv6 address its /6
   assert.equal(clientBlock('unknown'), 'unknown', 'not an address: as given');
 });
 
-test('embeddedIpv4: the IPv4 host a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address reaches; a risky IPv4 range sees it through them', () => {
+test('embeddedIpv4: the IPv4 host a NAT64, SIIT, IPv4-compatible, 6to4 or Teredo address reaches; a risky IPv4 range sees it through them', () => {
   assert.equal(embeddedIpv4('64:ff9b::198.51.100.7'), '198.51.100.7');
   assert.equal(embeddedIpv4('64:FF9B:0:0:0:0:C633:6407'), '198.51.100.7');
+  assert.equal(embeddedIpv4('64:ff9b:1::c633:6407'), '198.51.100.7', 'local-use NAT64 (RFC 8215), as a /96');
+  assert.equal(embeddedIpv4('::ffff:0:198.51.100.7'), '198.51.100.7', 'SIIT IPv4-translated');
+  assert.equal(embeddedIpv4('::c633:6407'), '198.51.100.7', 'IPv4-compatible');
   assert.equal(embeddedIpv4('2002:c633:6407::1'), '198.51.100.7');
-  for (const other of ['198.51.100.7', '::ffff:198.51.100.7', '64:ff9b:1::c633:6407', '2001:db8::c633:6407', 'fe80::1', 'not an ip']) assert.equal(embeddedIpv4(other), null, other);
+  // Teredo: server 65.54.227.120, client 198.51.100.7 behind its NAT (the last 32 bits inverted)
+  assert.equal(embeddedIpv4('2001:0:4136:e378:8000:63bf:39cc:9bf8'), '198.51.100.7');
+  for (const other of ['198.51.100.7', '::ffff:198.51.100.7', '::1', '::', '::ff', '2001:db8::c633:6407', '64:ff9b:2::c633:6407', 'fe80::1', 'not an ip']) {
+    assert.equal(embeddedIpv4(other), null, other);
+  }
+  // a range written in NAT64 form covers the IPv4 hosts it translates to
+  assert.equal(riskyDestinations(['64:ff9b::198.51.100.0/120']).matchHost('198.51.100.7'), '64:ff9b::198.51.100.0/120');
+  assert.equal(riskyDestinations(['64:ff9b::198.51.100.0/120']).matchHost('198.51.101.7'), null);
   const risky = riskyDestinations(['198.51.100.0/24']);
-  for (const via of ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]', '2002:c633:6407::']) {
+  for (const via of ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]', '2002:c633:6407::', '64:ff9b:1::c633:6407', '::ffff:0:c633:6407', '::c633:6407', '::198.51.100.7', '2001:0:4136:e378:8000:63bf:39cc:9bf8']) {
     assert.equal(risky.matchHost(via.replace(/^\[|\]$/g, '')), '198.51.100.0/24', via);
     assert.equal(risky.coveredBy(via), '198.51.100.0/24', `${via}: a pattern that would expect or allow it is refused`);
   }
