@@ -102,7 +102,7 @@ export class RecordParser {
   ) {
     this.adapter = format === 'auto' ? null : adapterFor(format);
     this.risky = riskyExtra.length === 0 ? BUILTIN_RISKY : riskyDestinations(riskyExtra);
-    this.rc = { source, line: 0, tenant, defaults: { ...defaults }, notes: {} };
+    this.rc = { source, line: 0, tenant, defaults: { ...defaults }, notes: {}, risky: this.risky };
   }
 
   get format(): IngestFormat | null {

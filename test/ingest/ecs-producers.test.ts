@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { parseFile } from './parse-helper.js';
+import { tempDir } from '../helpers.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 
 // Shapes: elastic/endpoint-package network sample_event.json (Defend), elastic/beats auditbeat
@@ -133,4 +135,22 @@ test('Sysmon as Winlogbeat ships it before any pipeline (raw winlog.event_data):
   assert.equal(curl.parent!.sha256, '8f14e45fceea167a5a36dedd4bea2543b2c0f8a1d3e4f5061728394a5b6c7d8e');
   // no event 1 for node: no hash, and its parents unknown rather than empty
   assert.equal(r.calls[1]!.process.sha256, undefined);
+});
+
+test('a configured risky name flags an ECS call as the built-in ones do: a Sysmon reverse name or a TLS server name on the list names the call', async () => {
+  const base = JSON.parse(readFileSync('test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'utf8').split('\n')[3]!) as Record<string, unknown>;
+  const reverse = { ...base, destination: { ip: '198.51.100.20', port: 443, domain: 'c2.exfil.example' } };
+  const tls = { ...base, destination: { ip: '198.51.100.21', port: 443 }, tls: { client: { server_name: 'drop.exfil.example' } } };
+  const t = tempDir();
+  try {
+    const file = t.file('calls.ndjson', [reverse, tls].map((d) => JSON.stringify(d)).join('\n') + '\n');
+    const plain = await parseFile(file, {}, 'ecs');
+    assert.deepEqual(plain.calls.map((c) => [c.domain, c.ip]), [[undefined, '198.51.100.20'], [undefined, '198.51.100.21']]);
+    assert.deepEqual(plain.notes, { 'reverse-dns-name-ignored': 1 });
+    const configured = await parseFile(file, {}, 'ecs', ['*.exfil.example']);
+    assert.deepEqual(configured.calls.map((c) => [c.domain, c.ip]), [['c2.exfil.example', '198.51.100.20'], ['drop.exfil.example', '198.51.100.21']]);
+    assert.deepEqual(configured.notes, { 'named-by-risky-request-name': 1 });
+  } finally {
+    t.cleanup();
+  }
 });

@@ -11,9 +11,15 @@ export interface Parsed {
 }
 
 /** Reads and parses a whole source in this thread, as the ingest worker does, without a store. */
-export async function parseFile(path: string, defaults: Partial<JobContext> = {}, format: 'auto' | 'ecs' | 'harden-runner' = 'auto'): Promise<Parsed> {
+export async function parseFile(
+  path: string,
+  defaults: Partial<JobContext> = {},
+  format: 'auto' | 'ecs' | 'harden-runner' = 'auto',
+  /** extra risky destinations, as a config's reach the parser (pipeline.ts) */
+  riskyDestinations?: string[],
+): Promise<Parsed> {
   const r: Parsed = { outputs: [], calls: [], errors: [], notes: {}, records: 0 };
-  for await (const chunk of parseSource(path, { format, tenant: 'default', defaults, batchSize: 50 })) {
+  for await (const chunk of parseSource(path, { format, tenant: 'default', defaults, batchSize: 50, riskyDestinations })) {
     const b = chunk.batch;
     r.outputs.push(...b.outputs);
     r.errors.push(...b.errors);

@@ -220,19 +220,19 @@ function isSysmonConnection(doc: Obj): boolean {
   return F.provider.get(doc) === 'Microsoft-Windows-Sysmon' && (code === '3' || code === 3);
 }
 
-/** The built-in list: a reverse or chosen name on it flags a call (the adapters have no configuration). */
+/** The list when the parser gives none (RecordContext.risky): a reverse or chosen name on it flags a call. */
 const BUILTIN_RISKY = riskyDestinations();
 
 /** `v` as a canonical host name when it is a risky destination, else null. */
-function riskyName(v: unknown): string | null {
+function riskyName(v: unknown, rc: RecordContext): string | null {
   const name = typeof v === 'string' ? normalizeDomain(v) : null;
-  return name !== null && BUILTIN_RISKY.matchHost(name) !== null ? name : null;
+  return name !== null && (rc.risky ?? BUILTIN_RISKY).matchHost(name) !== null ? name : null;
 }
 
 /** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
-function riskyChosenName(doc: Obj): string | null {
+function riskyChosenName(doc: Obj, rc: RecordContext): string | null {
   for (const path of [F.tlsServerName, F.urlDomain, F.serverDomain]) {
-    const name = riskyName(path.get(doc));
+    const name = riskyName(path.get(doc), rc);
     if (name !== null) return name;
   }
   return null;
@@ -443,13 +443,13 @@ export class EcsAdapter implements RecordAdapter {
     let domain = hostOut.domain;
     const ip = hostOut.ip;
     if (reverseName !== undefined) {
-      const named = riskyName(reverseName);
+      const named = riskyName(reverseName, rc);
       if (named !== null) domain = named;
       else noteOf(rc, 'reverse-dns-name-ignored');
     }
     // Names the calling process chose (the URL, the TLS server name) are its own word: as the call's
     // name they could file an attacker's address under a baselined one. They only ever flag.
-    const chosen = riskyChosenName(doc);
+    const chosen = riskyChosenName(doc, rc);
     if (chosen !== null && chosen !== domain) {
       domain = chosen;
       noteOf(rc, 'named-by-risky-request-name');

@@ -18,6 +18,11 @@ export interface RecordContext {
    * sockets skipped, hashes that are not hashes...). The parser moves them into the ingest summary.
    */
   notes: Record<string, number>;
+  /**
+   * The risky list to flag names by (built in plus the extra one, record-parser.ts); the built-in
+   * list when absent.
+   */
+  risky?: { matchHost(host: string): string | null };
 }
 
 /**
