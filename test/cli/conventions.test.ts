@@ -36,7 +36,7 @@ function allHelp(prefix: string[] = [], into = new Map<string, string>()): Map<s
 // Commands whose output is data a script might read.
 const DATA_COMMANDS = [
   'ingest', 'detections list', 'baseline show', 'baseline expect', 'stats', 'demo', 'generate', 'analyze',
-  'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit',
+  'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit', 'risky list', 'risky forget',
   'policy explain', 'approvals list', 'audit',
 ];
 
@@ -88,7 +88,7 @@ test('every command that takes --db refuses ":memory:" and an empty --db as usag
     'baseline show': ['--owner', 'a', '--repo', 'b'],
     'baseline expect': ['--owner', 'a', '--repo', 'b', '--endpoint', 'example.com:443'],
     'baseline unexpect': ['--owner', 'a', '--repo', 'b', '--endpoint', 'example.com:443'],
-    'rules get': ['x'], 'rules update': ['x'], 'rules delete': ['x'],
+    'rules get': ['x'], 'rules update': ['x'], 'rules delete': ['x'], 'risky forget': ['x'],
     'approvals approve': ['x'], 'approvals deny': ['x', '--reason', 'no'],
     'policy explain': [policy, '--tool', 't'],
     gateway: ['--policy', policy, '--', 'true'],

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { out } from '../output.js';
-import { loadCliConfig, withPorts, withStoreOptions, printJson, type StoreOptions } from '../common.js';
+import { loadCliConfig, storeLocation, withPorts, withStoreOptions, printJson, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { BUILTIN_RISKY_DESTINATIONS } from '../../analysis/risky-destinations.js';
@@ -27,6 +27,8 @@ export function register(program: Command): void {
   withStoreOptions(risky.command('forget <entry>').description('Stop judging by a remembered risky destination (a config that names it adds it again)'))
     .option('--yes', 'confirm the write')
     .action(async (entry: string, opts: StoreOptions & { yes?: boolean }) => {
+      // a store location that cannot be one is the first thing said, as by every command (common.ts)
+      storeLocation(opts.db);
       if (!opts.yes) throw new UserError(`forgetting ${entry} lets rules hide calls to it again: re-run with --yes to confirm (nothing was changed)`);
       await withPorts(opts, async ({ ports, json }) => {
         try {
