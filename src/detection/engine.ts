@@ -185,7 +185,7 @@ const RISKY_ADDRESS_KEY = '\u0003risky-address';
  * endpoint and process at another address, and a repeat of it, in this ingest or a later one, is
  * still one detection (the natural key holds the external id).
  */
-export const RISKY_ADDRESS_DETECTION = 'risky-address';
+const RISKY_ADDRESS_DETECTION = 'risky-address';
 
 /** Endpoints whose neverBaseline answer an engine remembers. */
 const NEVER_BASELINE_CACHE = 65_536;
@@ -701,7 +701,8 @@ export class DetectionEngine {
     const blocked = ev.status === 'blocked';
     const okey = observationKey(endpoint, vkey, blocked);
     const ip = ev.ip ?? null;
-    const riskyAddress = !blocked && this.riskyAddress(ev.domain, ip);
+    const atRiskyAddress = this.riskyAddress(ev.domain, ip);
+    const riskyAddress = !blocked && atRiskyAddress;
     this.pendingCounters.accepted++;
     if (sets.keys.has(okey)) {
       // A call the run made before, now to an address in a configured risky range: its host may
@@ -713,7 +714,7 @@ export class DetectionEngine {
       }
       sets.keys.add(again);
       const v = derived.variant;
-      this.evaluate(st, run, ev, endpoint, v, blocked, this.suppressor.suspected?.({ process: v.normName, sha256: v.sha256, path: v.path }) ?? false);
+      this.evaluate(st, run, ev, endpoint, v, blocked, this.suppressor.suspected?.({ process: v.normName, sha256: v.sha256, path: v.path }) ?? false, atRiskyAddress);
       return;
     }
     sets.keys.add(okey);
@@ -748,17 +749,18 @@ export class DetectionEngine {
         countLate = run.completed && !(this.suppressor.mayBeLinked?.({ process: variant.normName, sha256: variant.sha256, path: variant.path }) ?? false);
       }
     }
-    this.evaluate(st, run, ev, endpoint, variant, blocked, suspect);
+    this.evaluate(st, run, ev, endpoint, variant, blocked, suspect, atRiskyAddress);
     if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
   }
 
-  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean, suspect: boolean): void {
+  /** `atRiskyAddress`: riskyAddress(ev.domain, ev.ip), as handleCall found it. */
+  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean, suspect: boolean, atRiskyAddress: boolean): void {
     const c = ev.ctx;
     const ip = ev.ip ?? null;
     let type: string | null = null;
     const host = ev.domain ?? ev.ip ?? '';
     if (blocked) type = DOMAIN_BLOCKED;
-    else if (suspect || this.neverBaselineHost(host) || this.riskyAddress(ev.domain, ip)) {
+    else if (suspect || this.neverBaselineHost(host) || atRiskyAddress) {
       // Defence in depth: a risky destination raises a detection even while the job learns, and even
       // if a store or an allowed-endpoints list from before this check lets it in. So does every call
       // of a suspected impostor: a renamed binary talking to api.github.com or to an endpoint the job
@@ -800,7 +802,7 @@ export class DetectionEngine {
         status: ruleRef ? 'suppressed' : 'new',
         ruleRef,
         // apart from a detection of the same call at another address (handleCall)
-        externalId: this.riskyAddress(ev.domain, ip) ? RISKY_ADDRESS_DETECTION : '',
+        externalId: atRiskyAddress ? RISKY_ADDRESS_DETECTION : '',
       },
     });
   }

@@ -66,7 +66,7 @@ export function riskyEntryKey(entry: string): string {
  * The list to judge by, without writing: what the store remembers, then the configured entries it
  * does not (for a store that cannot be written, see rememberRiskyDestinations).
  */
-export async function rememberedRiskyList(store: RulesStore, configured: readonly string[] = []): Promise<{ list: string[]; fresh: string[] }> {
+async function rememberedRiskyList(store: RulesStore, configured: readonly string[] = []): Promise<{ list: string[]; fresh: string[] }> {
   const stored = await store.rulesPort(riskyDestinations()).riskyEntries();
   const known = new Set(stored);
   const fresh = [...new Set(configured.map(riskyEntryKey))].filter((e) => e !== '' && !known.has(e));

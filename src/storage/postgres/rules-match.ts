@@ -100,6 +100,16 @@ export async function riskyIpIds(db: Db, tenantId: number, risky: RiskyDestinati
   return rows.filter((x) => risky.matchHost(x.ip)).map((x) => x.id);
 }
 
+/**
+ * The tenant's risky endpoint and address ids (riskyEndpointIds, riskyIpIds), with the test of a
+ * row (detection or rollup) against them.
+ */
+export async function riskyIdsOf(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ endpoints: number[]; ips: number[]; row: (p: Params) => string }> {
+  const endpoints = await riskyEndpointIds(db, tenantId, risky);
+  const ips = await riskyIpIds(db, tenantId, risky);
+  return { endpoints, ips, row: (p) => `(endpoint_id = ANY(${p.add(endpoints)}::bigint[]) OR ip_id = ANY(${p.add(ips)}::bigint[]))` };
+}
+
 interface ProcRow {
   id: number;
   norm_name: string;

@@ -1,27 +1,27 @@
 import { transaction, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
 import { tenantStamp } from './analysis-stamps.js';
-import { ensureTypeId, excluding, Params, processIdsOf, riskyEndpointIds, riskyIpIds, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
+import { ensureTypeId, excluding, Params, processIdsOf, riskyIdsOf, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
 import { binaryKey, type SuspectedImpostor } from '../../analysis/impostor.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import type { CompiledRule } from '../../rules/matcher.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleConditions } from '../../rules/types.js';
-import type {
-  DetectionState,
-  Impostors,
-  NewRule,
-  RuleAuditRow,
-  RuleAuditWrite,
-  RuleMatchCounts,
-  RuleMatchOptions,
-  RuleSelection,
-  RulesPort,
-  RulesReader,
-  RulesWriter,
-  StoredRule,
+import {
+  riskySample,
+  type DetectionState,
+  type Impostors,
+  type NewRule,
+  type RuleAuditRow,
+  type RuleAuditWrite,
+  type RuleMatchCounts,
+  type RuleMatchOptions,
+  type RuleSelection,
+  type RulesPort,
+  type RulesReader,
+  type RulesWriter,
+  type StoredRule,
 } from '../rules-port.js';
-import { riskySample } from '../rules-port.js';
 import { storedRule, type RuleRecord } from '../rule-row.js';
 
 type Db = PgPool | PgClient;
@@ -124,15 +124,13 @@ class PgRulesReader implements RulesReader {
     const out: RuleMatchCounts = { total: 0, risky: 0, byProcess: [], byRepo: [], riskySamples: [], sampleIds: [], impostorHits: [] };
     const pred = await rulePredicate(this.db, tenantId, await typeIdOf(this.db, type), rule);
     if (!pred.possible) return out;
-    const riskyIds = await riskyEndpointIds(this.db, tenantId, this.risky);
-    const riskyIps = await riskyIpIds(this.db, tenantId, this.risky);
+    const risky = await riskyIdsOf(this.db, tenantId, this.risky);
     const where = (p: Params) => `tenant_id = ${p.add(tenantId)} AND status = 0 AND rule_id = 0 AND ${pred.sql(p)}`;
     // risky by destination, or by the address a named call went to (a configured range)
-    const riskyRow = (p: Params) => `(endpoint_id = ANY(${p.add(riskyIds)}::bigint[]) OR ip_id = ANY(${p.add(riskyIps)}::bigint[]))`;
     const p = new Params();
     const rows = (
       await this.db.query<{ job_ref: number; process_id: number; risky: boolean; n: number }>(
-        `SELECT job_ref, process_id, ${riskyRow(p)} AS risky, sum(n)::bigint AS n
+        `SELECT job_ref, process_id, ${risky.row(p)} AS risky, sum(n)::bigint AS n
          FROM detection_rollup WHERE ${where(p)} GROUP BY 1, 2, 3`,
         p.values,
       )
@@ -151,8 +149,8 @@ class PgRulesReader implements RulesReader {
         await this.db.query<{ endpoint: string; process: string; address: string | null; count: number }>(
           `SELECT * FROM (
              SELECT e.endpoint, p.norm_name AS process,
-               CASE WHEN r.endpoint_id = ANY(${q.add(riskyIds)}::bigint[]) THEN NULL ELSE i.ip END AS address, sum(r.n)::bigint AS count
-             FROM (SELECT endpoint_id, process_id, ip_id, n FROM detection_rollup WHERE ${where(q)} AND ${riskyRow(q)}) r
+               CASE WHEN r.endpoint_id = ANY(${q.add(risky.endpoints)}::bigint[]) THEN NULL ELSE i.ip END AS address, sum(r.n)::bigint AS count
+             FROM (SELECT endpoint_id, process_id, ip_id, n FROM detection_rollup WHERE ${where(q)} AND ${risky.row(q)}) r
              JOIN endpoints e ON e.tenant_id = ${q.add(tenantId)} AND e.id = r.endpoint_id
              JOIN processes p ON p.tenant_id = e.tenant_id AND p.id = r.process_id
              LEFT JOIN ips i ON i.tenant_id = e.tenant_id AND i.id = r.ip_id
@@ -294,7 +292,8 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       pred = await rulePredicate(this.c, tenantId, await ensureTypeId(this.c, sel.rule.type), sel.rule);
       if (sel.guarded && pred.possible) {
         const imp = await tenantImpostors(this.c, tenantId, this.risky);
-        pred = excluding(pred, await riskyEndpointIds(this.c, tenantId, this.risky), imp.processIds, await riskyIpIds(this.c, tenantId, this.risky));
+        const risky = await riskyIdsOf(this.c, tenantId, this.risky);
+        pred = excluding(pred, risky.endpoints, imp.processIds, risky.ips);
       }
     }
     return this.moveWhere(tenantId, pred, from, to);
@@ -392,17 +391,15 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     let moved = 0;
     const types = await this.anyType();
     for (const { tenant_id: tid } of (await this.c.query<{ tenant_id: number }>('SELECT tenant_id FROM tenants ORDER BY tenant_id')).rows) {
-      const eps = await riskyEndpointIds(this.c, tid, this.risky);
-      const ips = await riskyIpIds(this.c, tid, this.risky);
-      if (eps.length === 0 && ips.length === 0) continue;
-      const risky = (p: Params) => `(endpoint_id = ANY(${p.add(eps)}::bigint[]) OR ip_id = ANY(${p.add(ips)}::bigint[]))`;
+      const risky = await riskyIdsOf(this.c, tid, this.risky);
+      if (risky.endpoints.length === 0 && risky.ips.length === 0) continue;
       const q = new Params();
       // every state but new, as releaseBinaries
       const states = await this.c.query<{ status: number; rule_id: number }>(
-        `SELECT DISTINCT status, rule_id FROM detection_rollup WHERE tenant_id = ${q.add(tid)} AND status <> 0 AND n > 0 AND ${risky(q)}`,
+        `SELECT DISTINCT status, rule_id FROM detection_rollup WHERE tenant_id = ${q.add(tid)} AND status <> 0 AND n > 0 AND ${risky.row(q)}`,
         q.values,
       );
-      const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky(p)}` };
+      const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky.row(p)}` };
       for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tid, pred, { status: Number(status), rule: Number(rule_id) }, { status: 0, rule: 0 });
     }
     return moved;

@@ -440,9 +440,7 @@ export class SqliteRulesRepo {
     const byAddress = this.loadRisky();
     const byEndpoint = !pred.dims.job && !pred.dims.ip && !byAddress;
     const byJob = !pred.dims.endpoint && !pred.dims.ip && !byAddress;
-    const riskyRow = byAddress
-      ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
-      : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
+    const riskyRow = riskyRowSql(byAddress);
     // The coarse rollups key by (status, rule); the fine ones give new = every detection - held.
     const fine = { from: `${fineNew('job_ref, process_id, endpoint_id, ip_id', pred.sql)} AS f WHERE true`, params: [...pred.params, ...pred.params] };
     // totals and risky samples: from the endpoint rollup when the predicate tests nothing it lacks
@@ -885,9 +883,7 @@ export class SqliteRulesRepo {
    */
   releaseRisky(): number {
     const byAddress = this.loadRisky();
-    const risky = byAddress
-      ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
-      : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
+    const risky = riskyRowSql(byAddress);
     const held = this.db
       .prepare(`SELECT DISTINCT tenant_id, type_id, status, rule_id FROM detection_rollup_held WHERE status <> 0 AND ${risky}`)
       .raw()
@@ -942,6 +938,16 @@ export class SqliteRulesRepo {
  * Rows (cols, n) of the new detections of each fine key matching `where`: every detection of the key
  * (detection_rollup) and, with n negated, its held ones. Sum n over them; pass where's params twice.
  */
+/**
+ * A row (detection or fine rollup) is risky: its endpoint is in temp.rm_risky, or, when the list has
+ * ranges that some address falls in (`byAddress`, loadRisky), its address is in temp.rm_risky_ips.
+ */
+function riskyRowSql(byAddress: boolean): string {
+  return byAddress
+    ? '(endpoint_id IN (SELECT id FROM temp.rm_risky) OR ip_id IN (SELECT id FROM temp.rm_risky_ips))'
+    : 'endpoint_id IN (SELECT id FROM temp.rm_risky)';
+}
+
 function fineNew(cols: string, where: string): string {
   return `(SELECT ${cols}, n FROM detection_rollup WHERE ${where} UNION ALL SELECT ${cols}, -n AS n FROM detection_rollup_held WHERE ${where})`;
 }
