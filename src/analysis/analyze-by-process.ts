@@ -7,7 +7,7 @@ import { VariantAggregates } from './aggregate.js';
 import { choosePage, groupByName, nextCursorString, type ProcessGroupTotals } from './paging.js';
 import { endpointFacts } from './endpoint-facts.js';
 import { IdCounter } from './counts.js';
-import { buildGroup, mustShowGroup, type GroupContext, type GroupVariant } from './group-report.js';
+import { buildGroup, mustShowGroup, riskyAddressesByVariant, type GroupContext, type GroupVariant } from './group-report.js';
 import type { AnalyzeInput, AnalyzeResult } from './types.js';
 
 export { AnalysisError } from './input.js';
@@ -99,13 +99,17 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     // the set the rule guards use: the whole tenant's evidence, whatever this call's filters
     const impostors = await rules.impostors(req.tenant, stamp, { port, scope });
     const epScratch = new IdCounter(dict.maxId + 1);
+    const riskyAt = riskyAddressesByVariant(await port.riskyAddressCalls(scope, rules.risky), facts);
     /** A group's variants with their details (read once: the aggregates keep them). */
     const detailsOf = async (g: ProcessGroupTotals): Promise<GroupVariant[]> => {
       // one variant at a time: details share the aggregates' scratch counters
       const details: GroupVariant[] = [];
       for (const v of g.variants) {
         const d = await aggregates.detail(v);
-        details.push({ variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps, first: d.first, last: d.last, jobs: d.jobs });
+        details.push({
+          variant: v, sha256: variants.sha256[v] ?? null, path: variants.path[v] ?? null, parents: variants.parents[v]!, n: d.n, eps: d.eps,
+          first: d.first, last: d.last, jobs: d.jobs, riskyAt: riskyAt.get(v),
+        });
       }
       return details;
     };

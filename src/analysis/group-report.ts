@@ -1,4 +1,4 @@
-import type { JobDictionary, SampleRecord } from '../storage/analysis-port.js';
+import type { JobDictionary, RiskyAddressRow, SampleRecord } from '../storage/analysis-port.js';
 import { formatChain, mixedScript } from '../domain/process-name.js';
 import type { ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
@@ -7,7 +7,7 @@ import type { EndpointFacts } from './endpoint-facts.js';
 import { pickSamples, sampleDetection } from './samples.js';
 import { buildSuggestion, type RuleImpact } from './suggestion.js';
 import type { ProcessGroup } from './types.js';
-import { binaryKeyOf, judgeGroup, vpnEvidence, type VariantEvidence } from './verdict.js';
+import { binaryKeyOf, judgeGroup, vpnEvidence, type RiskyAddressCall, type VariantEvidence } from './verdict.js';
 
 /**
  * One process group of the result, composed from plain data: its variants' details, the verdicts,
@@ -76,6 +76,15 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
       addCount(riskyEps, dict.endpoint[id]!, n);
     }
   }
+  // named calls that reached an address in a configured risky range are just as risky
+  const riskyAt = new Map<number, RiskyAddressCall>();
+  for (const v of variants) {
+    for (const r of v.riskyAt ?? []) {
+      riskyCount += r.n;
+      addCount(riskyEps, `${dict.endpoint[r.endpoint]!} at ${r.ip}`, r.n);
+      if (!riskyAt.has(r.endpoint)) riskyAt.set(r.endpoint, r);
+    }
+  }
   const directIps = hosts.take();
   const epName = (id: number) => dict.endpoint[id]!;
 
@@ -124,7 +133,7 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
   const review: ProcessGroup['review'] = [];
   if (!candidate) {
     for (const [id, n] of topCounts(eps, 20, epName)) {
-      review.push({ endpoint: dict.endpoint[id]!, count: n, rationale: reviewNote(facts, name, id) });
+      review.push({ endpoint: dict.endpoint[id]!, count: n, rationale: reviewNote(facts, name, id, riskyAt.get(id)) });
     }
   }
 
@@ -158,11 +167,12 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
 }
 
 /** What to do about one destination of a process that is no VPN daemon (or shows no daemon evidence). */
-function reviewNote(facts: EndpointFacts, name: string, id: number): string {
+function reviewNote(facts: EndpointFacts, name: string, id: number, at: RiskyAddressCall | undefined): string {
   const endpoint = facts.endpoint(id);
   const host = facts.host(id);
   const r = facts.risky.matchHost(host);
   if (r) return `RISKY: ${r} is a known payload-staging / exfiltration destination; investigate the runs, never suppress`;
+  if (at) return `RISKY: ${host} was reached at ${at.ip}, in the risky range ${at.entry}; investigate the runs, never suppress`;
   if (facts.isIp(id)) {
     return `direct IP call (no DNS lookup) from ${name}: identify who owns ${host} before allowing it; if expected, allow endpoint=${endpoint} for the affected repos`;
   }
@@ -171,10 +181,32 @@ function reviewNote(facts: EndpointFacts, name: string, id: number): string {
 
 /**
  * True when a group must be shown whatever the minimum count: one of its calls goes to a risky
- * destination, or one of its binaries is judged a suspected impostor (by its own calls or by the
- * tenant's evidence), exactly as the group's report would say.
+ * destination (by name, or by the address it reached in a configured range), or one of its
+ * binaries is judged a suspected impostor (by its own calls or by the tenant's evidence), exactly as
+ * the group's report would say.
  */
 export function mustShowGroup(name: string, variants: readonly GroupVariant[], facts: EndpointFacts, impostors: ImpostorSet, scratch: IdCounter): boolean {
-  for (const v of variants) for (let i = 0; i < v.eps.ids.length; i++) if (facts.isRisky(v.eps.ids[i]!)) return true;
+  for (const v of variants) {
+    if (v.riskyAt?.length) return true;
+    for (let i = 0; i < v.eps.ids.length; i++) if (facts.isRisky(v.eps.ids[i]!)) return true;
+  }
   return judgeGroup(name, [...variants], facts, impostors, scratch).some((j) => j.verdict.verdict === 'impostor');
+}
+
+/**
+ * The calls that reached an address in a configured risky range (the port's riskyAddressCalls), by
+ * variant, with the range's entry; a destination already risky by its name is counted as such.
+ */
+export function riskyAddressesByVariant(rows: readonly RiskyAddressRow[], facts: EndpointFacts): Map<number, RiskyAddressCall[]> {
+  const out = new Map<number, RiskyAddressCall[]>();
+  for (const r of rows) {
+    if (facts.isRisky(r.endpoint)) continue;
+    const entry = facts.risky.matchHost(r.ip);
+    // the backend's ranges are these: an address it returned that no range covers is no risk to report
+    if (entry === null) continue;
+    let list = out.get(r.variant);
+    if (!list) out.set(r.variant, (list = []));
+    list.push({ endpoint: r.endpoint, ip: r.ip, entry, n: r.n });
+  }
+  return out;
 }

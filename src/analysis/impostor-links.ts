@@ -83,7 +83,7 @@ export function pathPartners(
   return out;
 }
 
-/** A call of a flagged variant in one run (from its detections), with the destination's risky entry. */
+/** A call of a flagged variant in one run (from its detections), with the risky entry of its destination or address. */
 export interface RunCall {
   run: number;
   variant: number;
@@ -91,6 +91,8 @@ export interface RunCall {
   port: number | null;
   isIp: boolean;
   risky: string | null;
+  /** the address that put the call under `risky` (a configured range), when its name is not risky itself */
+  riskyAt?: string | null;
 }
 
 /**
@@ -115,7 +117,7 @@ export function sameFileImpostors(
     if (!v) continue;
     const seen = contradicted.get(c.run);
     if (seen?.includes(v)) continue;
-    if (v.sha256 === null && callContradiction({ ...v, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky }) === null) continue;
+    if (v.sha256 === null && callContradiction({ ...v, host: c.host, port: c.port, isIp: c.isIp, risky: c.risky, riskyAt: c.riskyAt }) === null) continue;
     if (seen) seen.push(v);
     else contradicted.set(c.run, [v]);
   }

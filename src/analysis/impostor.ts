@@ -26,6 +26,8 @@ export interface CallEvidence extends BinaryRef {
   isIp: boolean;
   /** the risky-list entry the destination falls under, or null */
   risky: string | null;
+  /** the address that put the call under `risky` (a configured range), when its name is not risky itself */
+  riskyAt?: string | null;
 }
 
 export interface SuspectedImpostor extends BinaryRef {
@@ -41,7 +43,7 @@ export function binaryKey(b: BinaryRef): string {
 export function callContradiction(c: CallEvidence): string | null {
   const sig = vpnSignatureFor(c.process);
   if (!sig) return null;
-  if (c.risky) return `risky destination ${c.host}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
+  if (c.risky) return `risky destination ${c.host}${c.riskyAt ? ` at ${c.riskyAt}` : ''}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
   if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
@@ -58,6 +60,17 @@ export function suspectedImpostors(calls: Iterable<CallEvidence>): SuspectedImpo
     if (reason) out.set(k, { process: c.process, sha256: c.sha256, path: c.sha256 ? null : c.path, reason });
   }
   return [...out.values()];
+}
+
+/**
+ * The risky entry a call falls under: its destination's, or else that of the address it reached, as a
+ * configured risky range covers named calls too (rules/guards.ts neverSuppress judges the same way).
+ */
+export function riskyOfCall(risky: { matchHost(host: string): string | null }, host: string, ip: string | null): { risky: string | null; riskyAt: string | null } {
+  const byName = risky.matchHost(host);
+  if (byName !== null || ip === null || ip === host) return { risky: byName, riskyAt: null };
+  const byAddress = risky.matchHost(ip);
+  return { risky: byAddress, riskyAt: byAddress === null ? null : ip };
 }
 
 export function describeBinary(b: BinaryRef): string {

@@ -24,6 +24,17 @@ export interface VariantEvidence {
   n: number;
   /** detections per destination */
   eps: Counts;
+  /** calls of this variant into a configured risky range under a name that is not risky itself */
+  riskyAt?: readonly RiskyAddressCall[];
+}
+
+/** Detections of one variant to one destination that reached an address in a risky range. */
+export interface RiskyAddressCall {
+  endpoint: number;
+  ip: string;
+  /** the range's entry in the risky list */
+  entry: string;
+  n: number;
 }
 
 /** One executable claiming the name: its sha256, or its path when the hash is unknown. */
@@ -40,7 +51,7 @@ export interface JudgedBinary {
   verdict: BinaryVerdict;
   /** the binary's variants */
   variants: number[];
-  /** risky destinations ("host:port") this binary called in view */
+  /** risky destinations ("host:port", or "host:port at ip" for one reached in a risky range) this binary called in view */
   riskyCalls: string[];
 }
 
@@ -85,6 +96,11 @@ export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: strin
     if (s.length === 0 && !facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
   }
   for (const variant of b.variants) {
+    for (const r of variant.riskyAt ?? []) {
+      const at = `${facts.endpoint(r.endpoint)} at ${r.ip}`;
+      riskyCalls.push(at);
+      addCount(contra, `risky destination ${at} (${r.entry})`, r.n);
+    }
     const bad = suspiciousParent(variant.parents);
     if (bad) addCount(contra, `started through ${bad}: ${name} < ${formatChain(variant.parents)}`, variant.n);
   }

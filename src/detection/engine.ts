@@ -713,8 +713,10 @@ export class DetectionEngine {
         return;
       }
       sets.keys.add(again);
-      const v = derived.variant;
-      this.evaluate(st, run, ev, endpoint, v, blocked, this.suppressor.suspected?.({ process: v.normName, sha256: v.sha256, path: v.path }) ?? false, atRiskyAddress);
+      // the address is evidence about the binary too: a daemon's name reaching a risky range is an impostor's
+      const suspect = this.observeCall(derived.variant, ev);
+      if (suspect) this.unsuppressPending(derived.variant);
+      this.evaluate(st, run, ev, endpoint, derived.variant, blocked, suspect, atRiskyAddress);
       return;
     }
     sets.keys.add(okey);
@@ -731,11 +733,7 @@ export class DetectionEngine {
       if (run.ref > 0) this.dirtyRuns.add(run);
     }
     // A suspected impostor's calls never teach the baseline (its detections stay visible too).
-    const suspect =
-      this.suppressor.observe?.({
-        process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
-        host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain,
-      }) ?? false;
+    const suspect = this.observeCall(variant, ev);
     // A late event of an already completed run counts towards the baseline straight away, but only
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
     if (suspect) this.unsuppressPending(variant);
@@ -751,6 +749,16 @@ export class DetectionEngine {
     }
     this.evaluate(st, run, ev, endpoint, variant, blocked, suspect, atRiskyAddress);
     if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
+  }
+
+  /** Shows the call to the suppressor's impostor verdict; true when its binary is a suspected impostor. */
+  private observeCall(variant: ProcessVariant, ev: NetworkCallEvent): boolean {
+    return (
+      this.suppressor.observe?.({
+        process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
+        host: ev.domain ?? ev.ip ?? '', port: ev.port, isIp: !ev.domain, ip: ev.ip ?? null,
+      }) ?? false
+    );
   }
 
   /** `atRiskyAddress`: riskyAddress(ev.domain, ev.ip), as handleCall found it. */
@@ -866,7 +874,7 @@ export class DetectionEngine {
     const suspect =
       this.suppressor.observe?.({
         process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
-        host: dest, port: d.port ?? port, isIp: isIpLiteral(dest),
+        host: dest, port: d.port ?? port, isIp: isIpLiteral(dest), ip: d.ip ?? d.directIp ?? null,
       }) ?? false;
     if (suspect) this.unsuppressPending(variant);
     let status = d.status;

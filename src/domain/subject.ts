@@ -29,6 +29,8 @@ export interface CallFacts {
   host: string;
   port: number | null;
   isIp: boolean;
+  /** the address the call went to, when known: a configured risky range covers named calls too */
+  ip: string | null;
 }
 
 /** Returns the internal id of the first active rule that suppresses the subject, or 0. */

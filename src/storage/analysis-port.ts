@@ -65,6 +65,21 @@ export interface SampleRecord {
   sha256: string | null;
 }
 
+/** Detections of the scope that reached an address in a configured risky range: per variant, endpoint and address. */
+export interface RiskyAddressRow {
+  variant: VariantRef;
+  endpoint: EndpointRef;
+  ip: string;
+  n: number;
+}
+
+/** What a backend reads of the risky list to find the addresses in its ranges (analysis/risky-destinations.ts). */
+export interface RiskyRanges {
+  /** false: the list holds no IP range, and no address is risky beyond its destination's name */
+  readonly hasRanges: boolean;
+  matchHost(host: string): string | null;
+}
+
 /** Process variants by ref. Append-only: a ref never changes meaning, so callers may cache by ref. */
 export interface VariantDictionary {
   name: string[];
@@ -140,6 +155,13 @@ export interface AnalysisAggregates {
   scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): Promise<void>;
   /** The newest `limit` matching detections of one variant, newest first (ts, then id). */
   samples(scope: AnalysisScope, variant: VariantRef, limit: number): Promise<SampleRecord[]>;
+
+  /**
+   * The scope's detections whose recorded address falls in a range of `risky`, whatever name the
+   * call went by (a configured range covers named calls too), counted per variant, endpoint and
+   * address, exactly. Empty, with no read, when the list holds no range.
+   */
+  riskyAddressCalls(scope: AnalysisScope, risky: RiskyRanges): Promise<RiskyAddressRow[]>;
 
   /** The process variants the scope's refs name (SQLite: the shared dictionary; PostgreSQL: the tenant's). */
   variants(scope: AnalysisScope): Promise<VariantDictionary>;

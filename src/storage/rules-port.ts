@@ -158,7 +158,8 @@ export interface RulesWriter extends RulesReader {
   /**
    * Moves every detection, of every tenant, that the port's risky list covers (by destination, or by
    * address for a range) and that is not new back to new: suppressed by a rule, or suppressed or
-   * resolved upstream (imported). Returns how many moved.
+   * resolved upstream (imported); and so is every such detection of a binary that the list makes a
+   * suspected impostor (a daemon's name that called what the list covers). Returns how many moved.
    */
   releaseRisky(): Promise<number>;
   /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */

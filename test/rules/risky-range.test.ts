@@ -5,7 +5,10 @@ import { RulesService, RuleError } from '../../src/rules/service.js';
 import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
-import { call, nativeLine, proc, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
+import { call, GENUINE_SHA, nativeLine, proc, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
+import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
+import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import type { AnalyzeInput, AnalyzeResult } from '../../src/analysis/types.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
 import { detectionsView, eachStore, statusByHost, type StoreUnderTest } from '../helpers/each-store.js';
@@ -141,6 +144,160 @@ storeTest('a host that resolves into the range only later in a run: that call is
     await ingest(at, store, reResolving(4, 4), RANGE);
     assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x1', '203.0.113.5': '4x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+/** The analysis of the tenant, with the rules layer as a command where the range is configured (or not) builds it. */
+async function analyze(store: OpenStore, extra: string[], input: Partial<AnalyzeInput> = {}): Promise<AnalyzeResult> {
+  return analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, ...input }, { rules: new RulesService(store, { extraRiskyDestinations: extra }) });
+}
+
+storeTest('the analysis flags a named call into the range as risky: its group is shown whatever the minimum count, with the address', async (at) => {
+  const store = await at.open();
+  try {
+    // in repo web, one curl call to the attacker's host inside the range; in repo api, one ordinary
+    // curl call later, and three of node
+    const evs = [call(T, 'web', 1, TS0, proc('curl'), ATTACKER), call(T, 'api', 1, TS0 + 10, proc('curl'), { domain: 'd.example.com', ip: '198.51.100.3', port: 443 })];
+    for (const [i, domain] of ['a.example.com', 'b.example.com', 'c.example.com'].entries()) {
+      evs.push(call(T, 'api', 1, TS0 + 1 + i, proc('node'), { domain, ip: '198.51.100.2', port: 443 }));
+    }
+    await ingest(at, store, evs, RANGE);
+
+    // minimum count 3: curl (2 calls, 1 in web) is under it wherever it shows
+    for (const input of [{}, { repo: 'web', since: TS0 }, { owner: 'acme', until: TS0 + 1 }]) {
+      const res = await analyze(store, RANGE, { minCount: 3, ...input });
+      const curl = res.processes.find((p) => p.process === 'curl');
+      assert.ok(curl, `${JSON.stringify(input)}: the curl group is shown: ${res.note}`);
+      assert.equal(curl.risky_destinations_suppressed_by_process_rule, 1);
+      assert.deepEqual(curl.risky_destination_samples, ['cdn.attacker.example:443 at 203.0.113.5']);
+      assert.ok(curl.warnings.some((w) => w.includes('1 detection(s) go to risky destinations (cdn.attacker.example:443 at 203.0.113.5)')), curl.warnings.join('\n'));
+      assert.equal(
+        curl.review.find((r) => r.endpoint === 'cdn.attacker.example:443')?.rationale,
+        'RISKY: cdn.attacker.example was reached at 203.0.113.5, in the risky range 203.0.113.0/24; investigate the runs, never suppress',
+      );
+      assert.match(res.note, /shown anyway because they call a risky destination or are suspected impostors: curl\./);
+    }
+    // scopes that leave the range's call out (a later window, another repo): curl is an ordinary group again
+    for (const input of [{ since: TS0 + 1 }, { repo: 'api' }]) {
+      const res = await analyze(store, RANGE, { minCount: 3, ...input });
+      assert.equal(res.processes.find((p) => p.process === 'curl'), undefined, JSON.stringify(input));
+      assert.match(res.note, /1 group\(s\) with fewer than 3 detection\(s\) \(1 detection\(s\)\) are omitted/);
+    }
+
+    // without the range the same call is an ordinary one
+    const unaware = await analyze(store, [], { minCount: 3 });
+    assert.equal(unaware.processes.find((p) => p.process === 'curl'), undefined);
+    assert.match(unaware.note, /1 group\(s\) with fewer than 3 detection\(s\) \(2 detection\(s\)\) are omitted/);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest("a daemon's name reaching the range is a suspected impostor: in the analysis, in the rule guards, and flagged at ingest", async (at) => {
+  const store = await at.open();
+  try {
+    const ts = TS0;
+    const daemon = tailscaled(true);
+    // the genuine daemon's hash and path, its control plane at an address inside the range, a peer
+    const evs = [
+      call(T, 'api', 1, ts, daemon, { domain: 'controlplane.tailscale.com', ip: '203.0.113.9', port: 443 }),
+      call(T, 'api', 1, ts + 1, daemon, { ip: '100.64.0.7', port: 41641 }),
+    ];
+    // ingested where the range is not configured: nothing flags the binary then
+    await ingest(at, store, evs, []);
+    const before = await analyze(store, []);
+    assert.deepEqual(before.processes.find((p) => p.process === 'tailscaled')?.binaries.map((b) => b.genuine), [true]);
+
+    // the store's verdict, computed where the range is configured, finds it from the detections' addresses
+    const res = await analyze(store, RANGE);
+    const g = res.processes.find((p) => p.process === 'tailscaled')!;
+    assert.deepEqual(g.binaries.map((b) => b.genuine), [false]);
+    assert.equal(g.name_impersonation_suspected, true);
+    assert.equal(g.is_vpn_process_candidate, false);
+    assert.ok(
+      g.vpn_evidence.contradicting.some((c) => c.startsWith('risky destination controlplane.tailscale.com:443 at 203.0.113.9 (203.0.113.0/24)')),
+      g.vpn_evidence.contradicting.join('\n'),
+    );
+    // a rule over the daemon's other destination would hide a suspected impostor's calls: refused
+    const svc = new RulesService(store, { extraRiskyDestinations: RANGE });
+    const peerOnly = { process: 'tailscaled', process_sha256: GENUINE_SHA, ip_address: '100.64.0.7' };
+    await assert.rejects(svc.create(T, { detection_id: NOC, conditions: peerOnly }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_impostor');
+    assert.ok(await new RulesService(store).create(T, { detection_id: NOC, conditions: peerOnly }, 't'), 'without the range the binary is genuine');
+
+    // the store remembering the range (as every command does where a config names it) brings back
+    // what that rule hid of the binary the range makes an impostor
+    const remembered = await rememberRiskyDestinations(store, RANGE);
+    assert.deepEqual([remembered.added, remembered.released], [RANGE, 1]);
+    assert.deepEqual(await statusByHost(at), { '100.64.0.7': '1x0', 'controlplane.tailscale.com': '1x0' });
+
+    // an ingest where the range is configured flags a binary itself, as it sees the call: here the
+    // daemon's next build, installed at another path (nothing links it to the flagged file), in two
+    // runs; a suspected impostor's calls never teach the baseline, so curl's call to the same peer in
+    // the run after still raises a detection
+    const upgraded = { ...daemon, sha256: 'c'.repeat(64), path: '/opt/tailscale/tailscaled' };
+    const PEER = { ip: '100.64.0.8', port: 41641 };
+    const later: NetworkCallEvent[] = [];
+    for (const run of [2, 3]) {
+      later.push(call(T, 'api', run, ts + run * 3_600_000, upgraded, { domain: 'controlplane.tailscale.com', ip: '203.0.113.9', port: 443 }));
+      later.push(call(T, 'api', run, ts + run * 3_600_000 + 1, upgraded, PEER));
+    }
+    later.push(call(T, 'api', 4, ts + 4 * 3_600_000, proc('curl'), PEER));
+    await ingest(at, store, later, RANGE);
+    assert.equal((await statusByHost(at))['100.64.0.8'], '3x0');
+    const flagged = (await at.rows('SELECT process, sha256, reason FROM suspected_impostors')) as { process: string; sha256: string; reason: string }[];
+    assert.deepEqual(
+      flagged.map((f) => [f.process, f.sha256, f.reason]),
+      [['tailscaled', 'c'.repeat(64), 'risky destination controlplane.tailscale.com at 203.0.113.9 (203.0.113.0/24)']],
+    );
+    assert.deepEqual((await analyze(store, RANGE)).processes.find((p) => p.process === 'tailscaled')?.binaries.map((b) => b.genuine), [false, false]);
+
+    // a build whose control plane resolves into the range only later in its run is flagged by that
+    // call, at once: its calls to a peer teach the baseline nothing, and curl's call there raises
+    const another = { ...daemon, sha256: 'd'.repeat(64), path: '/srv/tailscaled' };
+    const PEER2 = { ip: '100.64.0.9', port: 41641 };
+    const reResolving: NetworkCallEvent[] = [];
+    for (const run of [5, 6]) {
+      const at0 = ts + run * 3_600_000;
+      reResolving.push(call(T, 'api', run, at0, another, { domain: 'controlplane.tailscale.com', ip: '198.51.100.20', port: 443 }));
+      reResolving.push(call(T, 'api', run, at0 + 1, another, { domain: 'controlplane.tailscale.com', ip: '203.0.113.9', port: 443 }));
+      reResolving.push(call(T, 'api', run, at0 + 2, another, PEER2));
+    }
+    reResolving.push(call(T, 'api', 7, ts + 7 * 3_600_000, proc('curl'), PEER2));
+    await ingest(at, store, reResolving, RANGE);
+    assert.equal((await statusByHost(at))['100.64.0.9'], '3x0');
+    const flaggedNow = (await at.rows('SELECT sha256 FROM suspected_impostors ORDER BY sha256')) as { sha256: string }[];
+    assert.deepEqual(flaggedNow.map((f) => f.sha256), ['c'.repeat(64), 'd'.repeat(64)]);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest("a daemon's file that reached the range without a readable hash links the hash it shows in the same run", async (at) => {
+  const store = await at.open();
+  try {
+    const daemon = tailscaled(true);
+    // one run: the file at the daemon's path, its hash unread, reaches the control plane inside the
+    // range; then the same file with its hash read calls a peer
+    await ingest(
+      at,
+      store,
+      [
+        call(T, 'api', 1, TS0, { ...daemon, sha256: undefined }, { domain: 'controlplane.tailscale.com', ip: '203.0.113.9', port: 443 }),
+        call(T, 'api', 1, TS0 + 1, daemon, { ip: '100.64.0.7', port: 41641 }),
+      ],
+      RANGE,
+    );
+    const flagged = (await at.rows('SELECT sha256, reason FROM suspected_impostors')) as { sha256: string | null; reason: string }[];
+    // the hash-less binary by its own call; the hash as the same file (its reason names the path)
+    assert.deepEqual(
+      flagged.map((f) => [f.sha256, f.sha256 === null ? f.reason : f.reason.includes('/usr/sbin/tailscaled')]).sort((a, b) => String(a[0] ?? '').localeCompare(String(b[0] ?? ''))),
+      [
+        [null, 'risky destination controlplane.tailscale.com at 203.0.113.9 (203.0.113.0/24)'],
+        [GENUINE_SHA, true],
+      ],
+    );
   } finally {
     await store.close();
   }

@@ -63,7 +63,8 @@ function fixture(): NetworkCallEvent[] {
     const ts = TS0 + i * 7_200_000;
     const repo = ['web', 'api', 'lib'][i % 3]!;
     evs.push(call(T, repo, 500 + i, ts, tailscaled(true), { ip: `100.64.1.${i}`, port: 41641 }));
-    evs.push(call(T, repo, 500 + i, ts + 1, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
+    // the control plane at one of its own addresses: the default one is in the documentation range some tests configure as risky
+    evs.push(call(T, repo, 500 + i, ts + 1, tailscaled(true), { domain: 'controlplane.tailscale.com', ip: '192.200.0.101', port: 443 }));
     evs.push(call(T, repo, 500 + i, ts + 2, proc('curl'), { domain: 'api.example.com', port: 443 }));
     evs.push(call(T, repo, 500 + i, ts + 3, proc('node'), { domain: i % 4 === 0 ? 'webhook.site' : 'registry.example.com', port: 443 }));
   }

@@ -209,3 +209,30 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
     id, variant, owner, repo, workflow, job, runId, ghJobId, endpoint, host, ip, directIp, ts, sha256,
   }));
 }
+
+/**
+ * The filter's detections at these address ids, counted per (process, endpoint, address): the
+ * calls that reached a configured risky range (analysis-port.ts riskyAddressCalls).
+ */
+export async function riskyAddressCounts(q: Query, f: PgScanFilter, ipIds: readonly number[]): Promise<[processId: number, endpointId: number, ip: string, n: number][]> {
+  if (ipIds.length === 0 || f.typeIds.length === 0 || f.statuses.length === 0 || f.jobIds?.length === 0) return [];
+  const { conds, params } = common(f, 'd');
+  params.push(ipIds);
+  conds.push(`d.ip_id = ANY($${params.length}::bigint[])`);
+  if (f.since !== undefined) {
+    params.push(f.since);
+    conds.push(`d.ts >= $${params.length}`);
+  }
+  if (f.until !== undefined) {
+    params.push(f.until);
+    conds.push(`d.ts < $${params.length}`);
+  }
+  const rows = await q<[number, number, string, number]>(
+    `SELECT d.process_id, d.endpoint_id, i.ip, count(*)::bigint FROM detections d
+       JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
+      WHERE ${conds.join(' AND ')} GROUP BY d.process_id, d.endpoint_id, i.ip`,
+    params,
+    false,
+  );
+  return rows.map(([p, e, ip, n]) => [Number(p), Number(e), ip, Number(n)]);
+}

@@ -8,6 +8,8 @@ import type {
   BreakdownRow,
   EndpointDictionary,
   JobDictionary,
+  RiskyAddressRow,
+  RiskyRanges,
   SampleRecord,
   ScanRow,
   ScopeResult,
@@ -18,6 +20,7 @@ import type {
 import type { PgClient, PgPool } from './pool.js';
 import { PgAnalysisDictionaries } from './analysis-dictionaries.js';
 import * as repo from './analysis-repo.js';
+import { riskyIpIds } from './rules-match.js';
 import { SnapshotGate } from './snapshot-gate.js';
 
 /**
@@ -157,6 +160,13 @@ export class PgAnalysisStore implements AnalysisAggregates {
 
   scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): Promise<void> {
     return repo.scan(this.q, own(scope).scan, onRows);
+  }
+
+  async riskyAddressCalls(scope: AnalysisScope, risky: RiskyRanges): Promise<RiskyAddressRow[]> {
+    if (!risky.hasRanges) return [];
+    const s = own(scope).scan;
+    const ids = await riskyIpIds(this.snapshot.getStore()?.client ?? this.pool, s.tenantId, risky);
+    return (await repo.riskyAddressCounts(this.q, s, ids)).map(([variant, endpoint, ip, n]) => ({ variant, endpoint, ip, n }));
   }
 
   samples(scope: AnalysisScope, variant: VariantRef, limit: number): Promise<SampleRecord[]> {

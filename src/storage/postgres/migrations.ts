@@ -427,6 +427,13 @@ CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, ${asciiLower('owner')}, ${a
   added_at timestamptz NOT NULL
 );`,
   },
+  {
+    version: 17,
+    // a configured risky range covers named calls: the analysis and the impostor verdict find the
+    // detections that reached one by their recorded address, not by a scan of the tenant
+    name: 'detections found by the address they reached',
+    up: 'CREATE INDEX detections_by_ip ON detection_rows (tenant_id, ip_id);',
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

@@ -1,7 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, riskyOfCall, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -94,7 +94,7 @@ export async function riskyEndpointIds(db: Db, tenantId: number, risky: RiskyDes
  * The tenant's address ids in the list's IP ranges: a detection there is risky whatever name its
  * call went by. None without ranges (the built-in list has none), and then no query.
  */
-export async function riskyIpIds(db: Db, tenantId: number, risky: RiskyDestinations): Promise<number[]> {
+export async function riskyIpIds(db: Db, tenantId: number, risky: Pick<RiskyDestinations, 'hasRanges' | 'matchHost'>): Promise<number[]> {
   if (!risky.hasRanges) return [];
   const rows = (await db.query<{ id: number; ip: string }>('SELECT id, ip FROM ips WHERE tenant_id = $1', [tenantId])).rows;
   return rows.filter((x) => risky.matchHost(x.ip)).map((x) => x.id);
@@ -160,6 +160,22 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
     const p = byId.get(x.process_id)!;
     return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, risky: risky.matchHost(x.host) };
   });
+  // A call into a configured risky range is evidence too, named or not: its detection keeps the
+  // address (detections_by_ip). Read only when the list holds ranges.
+  const ips = await riskyIpIds(db, tenantId, risky);
+  if (ips.length > 0) {
+    const atRisk = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean; ip: string }>(
+      `SELECT DISTINCT d.process_id, e.host, e.port, e.is_ip, i.ip FROM detection_rows d
+       JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+       JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
+       WHERE d.tenant_id = $1 AND d.ip_id = ANY($2::bigint[]) AND d.process_id = ANY($3::bigint[])`,
+      [tenantId, ips, procs.map((p) => p.id)],
+    );
+    for (const x of atRisk.rows) {
+      const p = byId.get(x.process_id)!;
+      evidence.push({ process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, ...riskyOfCall(risky, x.host, x.ip) });
+    }
+  }
   for (const b of suspectedImpostors(evidence)) set.add(b);
   const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
   for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
@@ -178,9 +194,10 @@ async function sameFileLinks(db: Db, tenantId: number, risky: RiskyDestinations,
   if (pairs.partners.length === 0) return [];
   const flaggedIds = pairs.flagged.map((v) => v.id);
   const calls = (
-    await db.query<{ run_ref: number; process_id: number; host: string; port: number | null; is_ip: boolean }>(
-      `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip FROM detection_rows d
+    await db.query<{ run_ref: number; process_id: number; host: string; port: number | null; is_ip: boolean; ip: string | null }>(
+      `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip, i.ip FROM detection_rows d
        JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+       LEFT JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id
        WHERE d.tenant_id = $1 AND d.process_id = ANY($2::bigint[])
          AND d.job_ref IN (SELECT job_ref FROM detection_groups WHERE tenant_id = $1 AND process_id = ANY($2::bigint[]))`,
       [tenantId, flaggedIds],
@@ -205,7 +222,7 @@ async function sameFileLinks(db: Db, tenantId: number, risky: RiskyDestinations,
   return sameFileImpostors(
     set,
     pairs,
-    calls.map((c) => ({ run: c.run_ref, variant: c.process_id, host: c.host, port: c.port, isIp: c.is_ip, risky: risky.matchHost(c.host) })),
+    calls.map((c) => ({ run: c.run_ref, variant: c.process_id, host: c.host, port: c.port, isIp: c.is_ip, ...riskyOfCall(risky, c.host, c.ip) })),
     seen.map((r) => ({ run: r.run_ref, variant: r.process_id })),
     (r) => labels.get(r) ?? String(r),
   );

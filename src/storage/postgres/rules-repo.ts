@@ -401,6 +401,10 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       );
       const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky.row(p)}` };
       for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tid, pred, { status: Number(status), rule: Number(rule_id) }, { status: 0, rule: 0 });
+      // The list can make a daemon-named binary a suspected impostor (it called a destination the
+      // list now covers): what rules hid of its other calls comes back too.
+      const verdict = await tenantImpostors(this.c, tid, this.risky);
+      if (verdict.set.size > 0) moved += await this.releaseBinaries(tid, verdict.set);
     }
     return moved;
   }

@@ -303,3 +303,32 @@ export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: num
   );
   return (processId, limit) => stmt.all(f.tenantId, processId, ...params, ...jobParams, limit) as SampleRow[];
 }
+
+/**
+ * The filter's detections at these address ids, counted per (process, endpoint, address): the
+ * calls that reached a configured risky range (analysis-port.ts riskyAddressCalls).
+ */
+export function riskyAddressCounts(db: SqliteDatabase, f: ScanFilter, ipIds: readonly number[]): [processId: number, endpointId: number, ip: string, n: number][] {
+  if (ipIds.length === 0 || f.typeIds.length === 0 || f.statuses.length === 0) return [];
+  const parts = ['d.tenant_id = ?', 'd.ip_id IN (SELECT value FROM json_each(?))', inList('d.type_id', f.typeIds), inList(statusOf('d'), f.statuses)];
+  const params: unknown[] = [f.tenantId, JSON.stringify(ipIds)];
+  if (f.since !== undefined) {
+    parts.push('d.ts >= ?');
+    params.push(f.since);
+  }
+  if (f.until !== undefined) {
+    parts.push('d.ts < ?');
+    params.push(f.until);
+  }
+  if (f.jobFilterSql) {
+    parts.push(`d.job_ref IN (${f.jobFilterSql.sql})`);
+    params.push(...f.jobFilterSql.params);
+  }
+  return db
+    .prepare(
+      `SELECT d.process_id, d.endpoint_id, i.ip, count(*) FROM detections d INDEXED BY detections_by_ip JOIN ips i ON i.id = d.ip_id
+       WHERE ${parts.join(' AND ')} GROUP BY d.process_id, d.endpoint_id, d.ip_id`,
+    )
+    .raw()
+    .all(...params) as [number, number, string, number][];
+}

@@ -7,6 +7,8 @@ import type {
   BreakdownRow,
   EndpointDictionary,
   JobDictionary,
+  RiskyAddressRow,
+  RiskyRanges,
   SampleRecord,
   ScanRow,
   ScopeResult,
@@ -20,6 +22,7 @@ import {
   coarseVariantTotals,
   allTypeIds,
   jobScopeSql,
+  riskyAddressCounts,
   sampleReader,
   scanDetections,
   storedSpelling,
@@ -30,6 +33,7 @@ import {
   type ScanFilter,
 } from './analysis-repo.js';
 import { endpointDict, jobDict, processDict } from './dictionary-cache.js';
+import { RiskyIpIndex } from './risky-ips.js';
 
 /**
  * The analysis-aggregates port over the embedded store. Refs are the dictionary tables' row ids
@@ -121,6 +125,13 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
 
   async scan(scope: AnalysisScope, onRows: (rows: readonly ScanRow[]) => void): Promise<void> {
     scanDetections(this.db, own(scope).scan, onRows);
+  }
+
+  async riskyAddressCalls(scope: AnalysisScope, risky: RiskyRanges): Promise<RiskyAddressRow[]> {
+    if (!risky.hasRanges) return [];
+    // read afresh each time: an ingest rolled back gives its address ids out again, to other addresses
+    const ids = new RiskyIpIndex(risky).refresh(this.db);
+    return riskyAddressCounts(this.db, own(scope).scan, [...ids]).map(([variant, endpoint, ip, n]) => ({ variant, endpoint, ip, n }));
   }
 
   async samples(scope: AnalysisScope, variant: VariantRef, limit: number): Promise<SampleRecord[]> {

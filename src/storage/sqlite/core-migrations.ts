@@ -290,6 +290,13 @@ CREATE TABLE risky_destinations (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 11,
+    // A configured risky range covers named calls: the analysis and the impostor verdict find the
+    // detections that reached one by their recorded address, not by a scan of the tenant.
+    name: 'detections found by the address they reached',
+    up: 'CREATE INDEX detections_by_ip ON detections (tenant_id, ip_id);',
+  },
 ];
 
 /**

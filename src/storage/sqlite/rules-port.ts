@@ -192,7 +192,14 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
   }
 
   async releaseRisky(): Promise<number> {
-    return this.repo.releaseRisky();
+    let moved = this.repo.releaseRisky();
+    // The list can make a daemon-named binary a suspected impostor (it called a destination the list
+    // now covers): what rules hid of its other calls comes back too. Computed afresh: in the transaction.
+    for (const tenantId of this.repo.tenantIds()) {
+      const verdict = this.repo.impostors(tenantId);
+      if (verdict.processIds.length > 0) moved += this.repo.releaseProcesses(tenantId, verdict.processIds);
+    }
+    return moved;
   }
 
   async audit(row: RuleAuditWrite): Promise<void> {

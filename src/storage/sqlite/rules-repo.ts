@@ -1,9 +1,10 @@
 import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
 import { COARSE_TABLES, statusOf } from './rollups.js';
+import { RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, riskyOfCall, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -75,28 +76,8 @@ class RiskyEndpointIndex {
   }
 }
 
-/**
- * Address ids in the list's IP ranges, computed incrementally over the shared (append-only) address
- * dictionary: a detection there is risky whatever name its call went by. Empty, and never read,
- * when the list has no ranges (the built-in list has none).
- */
-class RiskyIpIndex {
-  private maxId = 0;
-  readonly ids = new Set<number>();
-  constructor(private readonly risky: RiskyDestinations) {}
-  refresh(db: SqliteDatabase): Set<number> {
-    if (!this.risky.hasRanges) return this.ids;
-    const rows = db.prepare('SELECT id, ip FROM ips WHERE id > ? ORDER BY id').raw().all(this.maxId) as [number, string][];
-    for (const [id, ip] of rows) {
-      if (this.risky.matchHost(ip)) this.ids.add(id);
-      this.maxId = id;
-    }
-    return this.ids;
-  }
-}
-
 /** Impostor verdicts by connection and tenant, with the commit stamp they were computed at. */
-const IMPOSTOR_CACHES = new WeakMap<SqliteDatabase, Map<number, { key: number; value: ImpostorVerdict }>>();
+const IMPOSTOR_CACHES = new WeakMap<SqliteDatabase, Map<string, { key: number; value: ImpostorVerdict }>>();
 const WATCHERS = new WeakMap<SqliteDatabase, SqliteDatabase>();
 
 /**
@@ -127,7 +108,9 @@ export class SqliteRulesRepo {
   private readonly riskyIndex: RiskyEndpointIndex;
   private readonly riskyIps: RiskyIpIndex;
 
-  private readonly impostorCache: Map<number, { key: number; value: ImpostorVerdict }>;
+  private readonly impostorCache: Map<string, { key: number; value: ImpostorVerdict }>;
+  /** the risky list's part of an impostor cache key: the verdict depends on it (risky destinations and ranges) */
+  private readonly riskyKey: string;
 
   constructor(
     readonly db: SqliteDatabase,
@@ -135,10 +118,15 @@ export class SqliteRulesRepo {
   ) {
     this.riskyIndex = new RiskyEndpointIndex(risky);
     this.riskyIps = new RiskyIpIndex(risky);
+    this.riskyKey = risky.entries.join('\n');
     // per connection, not per repository: services are built per call (analyze, each MCP tool call)
     let cache = IMPOSTOR_CACHES.get(db);
     if (!cache) IMPOSTOR_CACHES.set(db, (cache = new Map()));
     this.impostorCache = cache;
+  }
+
+  tenantIds(): number[] {
+    return this.db.prepare('SELECT id FROM tenants ORDER BY id').pluck().all() as number[];
   }
 
   tenantId(tenant: string): number | undefined {
@@ -292,10 +280,11 @@ export class SqliteRulesRepo {
    */
   impostors(tenantId: number, stampBeforeSnapshot?: number | null): ImpostorVerdict {
     const stamp = stampBeforeSnapshot !== undefined ? stampBeforeSnapshot : committedStamp(this.db);
-    const hit = this.impostorCache.get(tenantId);
+    const cacheKey = `${tenantId}\n${this.riskyKey}`;
+    const hit = this.impostorCache.get(cacheKey);
     if (stamp !== null && hit && hit.key === stamp) return copyVerdict(hit.value);
     const value = this.computeImpostors(tenantId);
-    if (stamp !== null) this.impostorCache.set(tenantId, { key: stamp, value: copyVerdict(value) });
+    if (stamp !== null) this.impostorCache.set(cacheKey, { key: stamp, value: copyVerdict(value) });
     return value;
   }
 
@@ -327,6 +316,23 @@ export class SqliteRulesRepo {
         host, port, isIp: isIp === 1, risky: this.risky.matchHost(host),
       };
     });
+    // A call into a configured risky range is evidence too, named or not: its detection keeps the
+    // address (detections_by_ip). Read only when the list holds ranges.
+    const riskyIps = this.riskyIps.refresh(this.db);
+    if (riskyIps.size > 0) {
+      const atRisk = this.db
+        .prepare(
+          `SELECT DISTINCT d.process_id, e.host, e.port, e.is_ip, i.ip FROM detections d INDEXED BY detections_by_ip
+           JOIN endpoints e ON e.id = d.endpoint_id JOIN ips i ON i.id = d.ip_id
+           WHERE d.tenant_id = ? AND d.ip_id IN (SELECT value FROM json_each(?)) AND d.process_id IN (${procs.map((p) => p.id).join(',')})`,
+        )
+        .raw()
+        .all(tenantId, JSON.stringify([...riskyIps])) as [number, string, number | null, number, string][];
+      for (const [pid, host, port, isIp, ip] of atRisk) {
+        const p = byId.get(pid)!;
+        evidence.push({ process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host, port, isIp: isIp === 1, ...riskyOfCall(this.risky, host, ip) });
+      }
+    }
     for (const b of suspectedImpostors(evidence)) set.add(b);
     const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
     for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
@@ -345,12 +351,13 @@ export class SqliteRulesRepo {
     if (pairs.partners.length === 0) return [];
     const calls = this.db
       .prepare(
-        `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip FROM detections d JOIN endpoints e ON e.id = d.endpoint_id
+        `SELECT DISTINCT d.run_ref, d.process_id, e.host, e.port, e.is_ip, i.ip FROM detections d JOIN endpoints e ON e.id = d.endpoint_id
+         LEFT JOIN ips i ON i.id = d.ip_id
          WHERE d.tenant_id = ? AND d.process_id IN (${pairs.flagged.map((v) => v.id).join(',')})`,
       )
       .raw()
-      .all(tenantId) as [number, number, string, number | null, number][];
-    const flaggedCalls = calls.map(([run, variant, host, port, isIp]) => ({ run, variant, host, port, isIp: isIp === 1, risky: this.risky.matchHost(host) }));
+      .all(tenantId) as [number, number, string, number | null, number, string | null][];
+    const flaggedCalls = calls.map(([run, variant, host, port, isIp, ip]) => ({ run, variant, host, port, isIp: isIp === 1, ...riskyOfCall(this.risky, host, ip) }));
     const runs = [...new Set(calls.map((c) => c[0]))];
     if (runs.length === 0) return [];
     const partnerIds = pairs.partners.map((v) => v.id).join(',');
