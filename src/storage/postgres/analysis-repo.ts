@@ -56,6 +56,18 @@ function common(f: PgScanFilter, alias = ''): { conds: string[]; params: unknown
   return { conds, params };
 }
 
+/** The filter's time window as conditions on the detections aliased `alias`, with their parameters. */
+function addWindow(f: PgScanFilter, alias: string, conds: string[], params: unknown[]): void {
+  if (f.since !== undefined) {
+    params.push(f.since);
+    conds.push(`${alias}.ts >= $${params.length}`);
+  }
+  if (f.until !== undefined) {
+    params.push(f.until);
+    conds.push(`${alias}.ts < $${params.length}`);
+  }
+}
+
 /** Per variant: exact count and first / last day with a match (coarse day rollup). */
 export async function coarseTotals(q: Query, f: PgScanFilter): Promise<VariantTotal[]> {
   const rows = await q<[number, number, number, number]>(
@@ -182,14 +194,7 @@ export async function samples(q: Query, f: PgScanFilter, processId: number, limi
   const { conds, params } = common(f, 'd');
   params.push(processId);
   conds.push(`d.process_id = $${params.length}`);
-  if (f.since !== undefined) {
-    params.push(f.since);
-    conds.push(`d.ts >= $${params.length}`);
-  }
-  if (f.until !== undefined) {
-    params.push(f.until);
-    conds.push(`d.ts < $${params.length}`);
-  }
+  addWindow(f, 'd', conds, params);
   params.push(limit);
   const ids = (await q<[number]>(`SELECT d.id FROM detections d WHERE ${conds.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT $${params.length}`, params, false)).map((r) => r[0]);
   if (ids.length === 0) return [];
@@ -219,14 +224,7 @@ export async function riskyAddressCounts(q: Query, f: PgScanFilter, ipIds: reado
   const { conds, params } = common(f, 'd');
   params.push(ipIds);
   conds.push(`d.ip_id = ANY($${params.length}::bigint[])`);
-  if (f.since !== undefined) {
-    params.push(f.since);
-    conds.push(`d.ts >= $${params.length}`);
-  }
-  if (f.until !== undefined) {
-    params.push(f.until);
-    conds.push(`d.ts < $${params.length}`);
-  }
+  addWindow(f, 'd', conds, params);
   const rows = await q<[number, number, string, number]>(
     `SELECT d.process_id, d.endpoint_id, i.ip, count(*)::bigint FROM detections d
        JOIN ips i ON i.tenant_id = d.tenant_id AND i.id = d.ip_id

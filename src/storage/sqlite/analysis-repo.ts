@@ -279,21 +279,8 @@ export interface SampleRow {
 
 /** A reader of the newest `limit` detections of one process variant matching the filter, newest first. */
 export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: number, limit: number) => SampleRow[] {
-  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${f.typeIds.join(',')})`, `coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) IN (${f.statuses.join(',')})`];
-  const params: unknown[] = [];
-  if (f.since !== undefined) {
-    parts.push('d.ts >= ?');
-    params.push(f.since);
-  }
-  if (f.until !== undefined) {
-    parts.push('d.ts < ?');
-    params.push(f.until);
-  }
-  let jobParams: unknown[] = [];
-  if (f.jobFilterSql) {
-    parts.push(`d.job_ref IN (${f.jobFilterSql.sql})`);
-    jobParams = f.jobFilterSql.params;
-  }
+  const scoped = windowAndJobs(f, 'd');
+  const parts = ['d.tenant_id = ?', 'd.process_id = ?', `d.type_id IN (${f.typeIds.join(',')})`, `coalesce((SELECT ds.status FROM detection_status ds WHERE ds.id = d.id), 0) IN (${f.statuses.join(',')})`, ...scoped.parts];
   const stmt = db.prepare(
     `SELECT d.id, j.owner, j.repo, j.workflow, j.job, r.run_id, r.gh_job_id, e.endpoint, e.host, e.is_ip, i.ip, d.direct_ip, d.ts, p.sha256, d.process_id
        FROM detections d INDEXED BY detections_by_process
@@ -301,7 +288,26 @@ export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: num
        JOIN processes p ON p.id = d.process_id LEFT JOIN ips i ON i.id = d.ip_id
        WHERE ${parts.join(' AND ')} ORDER BY d.ts DESC, d.id DESC LIMIT ?`,
   );
-  return (processId, limit) => stmt.all(f.tenantId, processId, ...params, ...jobParams, limit) as SampleRow[];
+  return (processId, limit) => stmt.all(f.tenantId, processId, ...scoped.params, limit) as SampleRow[];
+}
+
+/** The window and job scope of a filter, as conditions on the detections aliased `alias` and their parameters, in order. */
+function windowAndJobs(f: ScanFilter, alias: string): { parts: string[]; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (f.since !== undefined) {
+    parts.push(`${alias}.ts >= ?`);
+    params.push(f.since);
+  }
+  if (f.until !== undefined) {
+    parts.push(`${alias}.ts < ?`);
+    params.push(f.until);
+  }
+  if (f.jobFilterSql) {
+    parts.push(`${alias}.job_ref IN (${f.jobFilterSql.sql})`);
+    params.push(...f.jobFilterSql.params);
+  }
+  return { parts, params };
 }
 
 /**
@@ -310,20 +316,9 @@ export function sampleReader(db: SqliteDatabase, f: ScanFilter): (processId: num
  */
 export function riskyAddressCounts(db: SqliteDatabase, f: ScanFilter, ipIds: readonly number[]): [processId: number, endpointId: number, ip: string, n: number][] {
   if (ipIds.length === 0 || f.typeIds.length === 0 || f.statuses.length === 0) return [];
-  const parts = ['d.tenant_id = ?', 'd.ip_id IN (SELECT value FROM json_each(?))', inList('d.type_id', f.typeIds), inList(statusOf('d'), f.statuses)];
-  const params: unknown[] = [f.tenantId, JSON.stringify(ipIds)];
-  if (f.since !== undefined) {
-    parts.push('d.ts >= ?');
-    params.push(f.since);
-  }
-  if (f.until !== undefined) {
-    parts.push('d.ts < ?');
-    params.push(f.until);
-  }
-  if (f.jobFilterSql) {
-    parts.push(`d.job_ref IN (${f.jobFilterSql.sql})`);
-    params.push(...f.jobFilterSql.params);
-  }
+  const scoped = windowAndJobs(f, 'd');
+  const parts = ['d.tenant_id = ?', 'd.ip_id IN (SELECT value FROM json_each(?))', inList('d.type_id', f.typeIds), inList(statusOf('d'), f.statuses), ...scoped.parts];
+  const params: unknown[] = [f.tenantId, JSON.stringify(ipIds), ...scoped.params];
   return db
     .prepare(
       `SELECT d.process_id, d.endpoint_id, i.ip, count(*) FROM detections d INDEXED BY detections_by_ip JOIN ips i ON i.id = d.ip_id
