@@ -77,6 +77,8 @@ export interface RiskyAddressRow {
 export interface RiskyRanges {
   /** false: the list holds no IP range, and no address is risky beyond its destination's name */
   readonly hasRanges: boolean;
+  /** the list's entries, built-in ones included: equal entries, equal judgement */
+  readonly entries: readonly string[];
   matchHost(host: string): string | null;
 }
 

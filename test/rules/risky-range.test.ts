@@ -246,10 +246,12 @@ storeTest("a daemon's name reaching the range is a suspected impostor: in the an
     later.push(call(T, 'api', 4, ts + 4 * 3_600_000, proc('curl'), PEER));
     await ingest(at, store, later, RANGE);
     assert.equal((await statusByHost(at))['100.64.0.8'], '3x0');
+    // (the first build was flagged when the store remembered the range, from its stored calls)
     const flagged = (await at.rows('SELECT process, sha256, reason FROM suspected_impostors')) as { process: string; sha256: string; reason: string }[];
+    const reason = 'risky destination controlplane.tailscale.com at 203.0.113.9 (203.0.113.0/24)';
     assert.deepEqual(
-      flagged.map((f) => [f.process, f.sha256, f.reason]),
-      [['tailscaled', 'c'.repeat(64), 'risky destination controlplane.tailscale.com at 203.0.113.9 (203.0.113.0/24)']],
+      flagged.map((f) => [f.process, f.sha256, f.reason]).sort(),
+      [['tailscaled', GENUINE_SHA, reason], ['tailscaled', 'c'.repeat(64), reason]],
     );
     assert.deepEqual((await analyze(store, RANGE)).processes.find((p) => p.process === 'tailscaled')?.binaries.map((b) => b.genuine), [false, false]);
 
@@ -268,7 +270,7 @@ storeTest("a daemon's name reaching the range is a suspected impostor: in the an
     await ingest(at, store, reResolving, RANGE);
     assert.equal((await statusByHost(at))['100.64.0.9'], '3x0');
     const flaggedNow = (await at.rows('SELECT sha256 FROM suspected_impostors ORDER BY sha256')) as { sha256: string }[];
-    assert.deepEqual(flaggedNow.map((f) => f.sha256), ['c'.repeat(64), 'd'.repeat(64)]);
+    assert.deepEqual(flaggedNow.map((f) => f.sha256), [GENUINE_SHA, 'c'.repeat(64), 'd'.repeat(64)]);
   } finally {
     await store.close();
   }
@@ -298,6 +300,34 @@ storeTest("a daemon's file that reached the range without a readable hash links 
         [GENUINE_SHA, true],
       ],
     );
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a range remembered after the fact judges calls that left no detection too: the daemon that reached it while its endpoint was in the baseline', async (at) => {
+  const store = await at.open();
+  try {
+    const daemon = tailscaled(true);
+    const evs: NetworkCallEvent[] = [];
+    // the control plane joins the baseline after two runs at an ordinary address; in run 3 it
+    // resolves into what will be the range, and raises nothing then
+    for (const [run, ip] of [[1, '192.200.0.101'], [2, '192.200.0.101'], [3, '203.0.113.9']] as const) {
+      const ts = TS0 + run * 3_600_000;
+      evs.push(call(T, 'api', run, ts, daemon, { domain: 'controlplane.tailscale.com', ip, port: 443 }));
+      evs.push(call(T, 'api', run, ts + 1, daemon, { ip: `100.64.0.${run}`, port: 41641 }));
+    }
+    await ingest(at, store, evs, []);
+    assert.deepEqual(await byAddress(at, 'controlplane.tailscale.com'), { '192.200.0.101': '2x0' });
+    const peers = await new RulesService(store).create(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: GENUINE_SHA, ip_address: '100.64.0.*' } }, 't');
+    assert.equal(peers.suppressed, 3);
+
+    const remembered = await rememberRiskyDestinations(store, RANGE);
+    assert.equal(remembered.released, 3);
+    const flagged = (await at.rows('SELECT sha256, reason FROM suspected_impostors')) as { sha256: string; reason: string }[];
+    assert.deepEqual(flagged.map((f) => [f.sha256, f.reason]), [[GENUINE_SHA, 'risky destination controlplane.tailscale.com at 203.0.113.9 (203.0.113.0/24)']]);
+    assert.deepEqual((await analyze(store, RANGE, { status: 'all' })).processes.find((p) => p.process === 'tailscaled')?.binaries.map((b) => b.genuine), [false]);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
   }

@@ -142,12 +142,7 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
     [tenantId],
   );
   for (const b of recorded.rows) set.add(b);
-  const procs = (
-    await db.query<ProcRow & { parent_chain: string }>(
-      'SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])',
-      [tenantId, [...VPN_PROCESS_NAMES]],
-    )
-  ).rows;
+  const procs = await daemonProcesses(db, tenantId);
   if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
   const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
   const pairs = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean }>(
@@ -180,6 +175,40 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
   const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
   for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
   return { set, processIds: idsOf(procs, set), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
+}
+
+/** The tenant's processes named like a VPN / mesh daemon. */
+async function daemonProcesses(db: Db, tenantId: number): Promise<(ProcRow & { parent_chain: string })[]> {
+  return (
+    await db.query<ProcRow & { parent_chain: string }>(
+      'SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])',
+      [tenantId, [...VPN_PROCESS_NAMES]],
+    )
+  ).rows;
+}
+
+/**
+ * The tenant's daemon-named binaries whose observed calls went where the list covers (`ids`, from
+ * riskyIdsOf), by name or by address: calls that left no detection count too (a learning run, an
+ * endpoint in the baseline). Read when the store first remembers an entry (see the SQLite store's).
+ */
+export async function observedImpostors(db: Db, tenantId: number, risky: RiskyDestinations, ids: { endpoints: number[]; ips: number[] }): Promise<SuspectedImpostor[]> {
+  const procs = await daemonProcesses(db, tenantId);
+  if (procs.length === 0) return [];
+  const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+  const rows = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean; ip: string | null }>(
+    `SELECT DISTINCT o.process_id, e.host, e.port, e.is_ip, i.ip FROM observations o
+     JOIN endpoints e ON e.tenant_id = o.tenant_id AND e.id = o.endpoint_id
+     LEFT JOIN ips i ON i.tenant_id = o.tenant_id AND i.id = o.ip_id
+     WHERE o.tenant_id = $1 AND o.process_id = ANY($2::bigint[]) AND (o.endpoint_id = ANY($3::bigint[]) OR o.ip_id = ANY($4::bigint[]))`,
+    [tenantId, procs.map((p) => p.id), ids.endpoints, ids.ips],
+  );
+  return suspectedImpostors(
+    rows.rows.map((x) => {
+      const p = byId.get(x.process_id)!;
+      return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, ...riskyOfCall(risky, x.host, x.ip) };
+    }),
+  );
 }
 
 /**

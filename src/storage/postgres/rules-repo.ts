@@ -1,7 +1,7 @@
 import { transaction, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
 import { tenantStamp } from './analysis-stamps.js';
-import { ensureTypeId, excluding, Params, processIdsOf, riskyIdsOf, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
+import { ensureTypeId, excluding, observedImpostors, Params, processIdsOf, riskyIdsOf, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
 import { binaryKey, type SuspectedImpostor } from '../../analysis/impostor.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import type { CompiledRule } from '../../rules/matcher.js';
@@ -402,7 +402,9 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
       const pred: PgPredicate = { possible: true, sql: (p) => `${types.sql(p)} AND ${risky.row(p)}` };
       for (const { status, rule_id } of states.rows) moved += await this.moveWhere(tid, pred, { status: Number(status), rule: Number(rule_id) }, { status: 0, rule: 0 });
       // The list can make a daemon-named binary a suspected impostor (it called a destination the
-      // list now covers): what rules hid of its other calls comes back too.
+      // list now covers, maybe in calls that left no detection: those are flagged here): what rules
+      // hid of its other calls comes back too.
+      for (const b of await observedImpostors(this.c, tid, this.risky, risky)) await this.flagImpostor(tid, b);
       const verdict = await tenantImpostors(this.c, tid, this.risky);
       if (verdict.set.size > 0) moved += await this.releaseBinaries(tid, verdict.set);
     }

@@ -33,7 +33,7 @@ import {
   type ScanFilter,
 } from './analysis-repo.js';
 import { endpointDict, jobDict, processDict } from './dictionary-cache.js';
-import { RiskyIpIndex } from './risky-ips.js';
+import { riskyIpIndexOf } from './risky-ips.js';
 
 /**
  * The analysis-aggregates port over the embedded store. Refs are the dictionary tables' row ids
@@ -129,8 +129,7 @@ export class SqliteAnalysisStore implements AnalysisAggregates {
 
   async riskyAddressCalls(scope: AnalysisScope, risky: RiskyRanges): Promise<RiskyAddressRow[]> {
     if (!risky.hasRanges) return [];
-    // read afresh each time: an ingest rolled back gives its address ids out again, to other addresses
-    const ids = new RiskyIpIndex(risky).refresh(this.db);
+    const ids = riskyIpIndexOf(this.db, risky).refresh(this.db);
     return riskyAddressCounts(this.db, own(scope).scan, [...ids]).map(([variant, endpoint, ip, n]) => ({ variant, endpoint, ip, n }));
   }
 

@@ -293,9 +293,15 @@ CREATE TABLE risky_destinations (
   {
     version: 11,
     // A configured risky range covers named calls: the analysis and the impostor verdict find the
-    // detections that reached one by their recorded address, not by a scan of the tenant.
+    // detections that reached one by their recorded address, not by a scan of the tenant. A store
+    // that was ANALYZEd gets statistics for it at once, as in migration 8: without them the planner
+    // takes it for perfectly selective and lists detections through it, then sorts (30x slower on a
+    // 100k-detection store).
     name: 'detections found by the address they reached',
-    up: 'CREATE INDEX detections_by_ip ON detections (tenant_id, ip_id);',
+    up: (db) => {
+      db.exec('CREATE INDEX detections_by_ip ON detections (tenant_id, ip_id);');
+      if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").get()) db.exec('ANALYZE detections_by_ip;');
+    },
   },
 ];
 

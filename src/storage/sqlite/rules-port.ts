@@ -194,8 +194,10 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
   async releaseRisky(): Promise<number> {
     let moved = this.repo.releaseRisky();
     // The list can make a daemon-named binary a suspected impostor (it called a destination the list
-    // now covers): what rules hid of its other calls comes back too. Computed afresh: in the transaction.
+    // now covers, maybe in calls that left no detection: those are flagged here): what rules hid of
+    // its other calls comes back too. Computed afresh: in the transaction.
     for (const tenantId of this.repo.tenantIds()) {
+      for (const b of this.repo.observedImpostors(tenantId)) this.repo.flagImpostor(tenantId, b);
       const verdict = this.repo.impostors(tenantId);
       if (verdict.processIds.length > 0) moved += this.repo.releaseProcesses(tenantId, verdict.processIds);
     }

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
 import { COARSE_TABLES, statusOf } from './rollups.js';
-import { RiskyIpIndex } from './risky-ips.js';
+import { riskyIpIndexOf, type RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, riskyOfCall, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
@@ -117,7 +117,7 @@ export class SqliteRulesRepo {
     readonly risky: RiskyDestinations,
   ) {
     this.riskyIndex = new RiskyEndpointIndex(risky);
-    this.riskyIps = new RiskyIpIndex(risky);
+    this.riskyIps = riskyIpIndexOf(db, risky);
     this.riskyKey = risky.entries.join('\n');
     // per connection, not per repository: services are built per call (analyze, each MCP tool call)
     let cache = IMPOSTOR_CACHES.get(db);
@@ -289,10 +289,7 @@ export class SqliteRulesRepo {
   }
 
   private computeImpostors(tenantId: number): ImpostorVerdict {
-    const names = VPN_PROCESS_NAMES.map(() => '?').join(',');
-    const procs = this.db
-      .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${names})`)
-      .all(...VPN_PROCESS_NAMES) as { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[];
+    const procs = this.daemonProcesses();
     const set = new ImpostorSet();
     for (const b of this.db
       .prepare('SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = ? ORDER BY process, binary')
@@ -337,6 +334,42 @@ export class SqliteRulesRepo {
     const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
     for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
     return { set, processIds: this.processIdsOf(set, procs), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
+  }
+
+  /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
+  private daemonProcesses(): { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[] {
+    return this.db
+      .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${VPN_PROCESS_NAMES.map(() => '?').join(',')})`)
+      .all(...VPN_PROCESS_NAMES) as { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[];
+  }
+
+  /**
+   * The daemon-named binaries of the tenant whose observed calls went where the list covers, by name
+   * or by address: calls that left no detection count too (a learning run, an endpoint in the
+   * baseline). Read when the store first remembers an entry: ingest flags such calls as it sees them
+   * from then on, and a flag is kept (suspected_impostors).
+   */
+  observedImpostors(tenantId: number): SuspectedImpostor[] {
+    const procs = this.daemonProcesses();
+    const eps = this.riskyIndex.refresh(this.db);
+    const ips = this.riskyIps.refresh(this.db);
+    if (procs.length === 0 || (eps.size === 0 && ips.size === 0)) return [];
+    const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT o.process_id, e.host, e.port, e.is_ip, i.ip FROM observations o
+         JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref JOIN endpoints e ON e.id = o.endpoint_id LEFT JOIN ips i ON i.id = o.ip_id
+         WHERE j.tenant_id = ? AND o.process_id IN (${procs.map((p) => p.id).join(',')})
+           AND (o.endpoint_id IN (SELECT value FROM json_each(?)) OR o.ip_id IN (SELECT value FROM json_each(?)))`,
+      )
+      .raw()
+      .all(tenantId, JSON.stringify([...eps]), JSON.stringify([...ips])) as [number, string, number | null, number, string | null][];
+    return suspectedImpostors(
+      rows.map(([pid, host, port, isIp, ip]) => {
+        const p = byId.get(pid)!;
+        return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host, port, isIp: isIp === 1, ...riskyOfCall(this.risky, host, ip) };
+      }),
+    );
   }
 
   /**
