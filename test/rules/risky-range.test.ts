@@ -223,6 +223,11 @@ storeTest("a daemon's name reaching the range is a suspected impostor: in the an
     // a rule over the daemon's other destination would hide a suspected impostor's calls: refused
     const svc = new RulesService(store, { extraRiskyDestinations: RANGE });
     const peerOnly = { process: 'tailscaled', process_sha256: GENUINE_SHA, ip_address: '100.64.0.7' };
+    // the preview too, on the connection that judged the binary genuine without the range just before
+    // (a verdict is kept per tenant and list)
+    const p = await svc.preview(T, { detection_id: NOC, conditions: peerOnly });
+    assert.equal(p.impostor_matches, 1);
+    assert.match(p.refused_reason ?? '', /suspected impostor/);
     await assert.rejects(svc.create(T, { detection_id: NOC, conditions: peerOnly }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_impostor');
     assert.ok(await new RulesService(store).create(T, { detection_id: NOC, conditions: peerOnly }, 't'), 'without the range the binary is genuine');
 
