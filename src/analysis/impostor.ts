@@ -73,6 +73,31 @@ export function riskyOfCall(risky: { matchHost(host: string): string | null }, h
   return { risky: byAddress, riskyAt: byAddress === null ? null : ip };
 }
 
+/** A stored process named like a daemon, as both stores' dictionaries give it (its parent chain as JSON text). */
+export interface StoredDaemonProcess {
+  id: number;
+  norm_name: string;
+  path: string | null;
+  sha256: string | null;
+  parent_chain: string;
+}
+
+/**
+ * Call evidence about stored daemon-named processes: each parent chain parsed once, not per
+ * destination (a mesh daemon has thousands of peers), and each call judged for risk by its
+ * destination or the address it reached (riskyOfCall).
+ */
+export function storedCallEvidence(procs: readonly StoredDaemonProcess[], risky: { matchHost(host: string): string | null }) {
+  const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+  return {
+    byId,
+    call(processId: number, host: string, port: number | null, isIp: boolean, ip: string | null): CallEvidence {
+      const p = byId.get(processId)!;
+      return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host, port, isIp, ...riskyOfCall(risky, host, ip) };
+    },
+  };
+}
+
 export function describeBinary(b: BinaryRef): string {
   return `${b.process} ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : `at ${b.path ?? 'an unknown path'}`}`;
 }

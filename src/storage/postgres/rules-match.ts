@@ -1,7 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, riskyOfCall, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -144,17 +144,15 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
   for (const b of recorded.rows) set.add(b);
   const procs = await daemonProcesses(db, tenantId);
   if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
-  const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+  const stored = storedCallEvidence(procs, risky);
   const pairs = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean }>(
     `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM detection_rollup r
      JOIN endpoints e ON e.tenant_id = r.tenant_id AND e.id = r.endpoint_id
      WHERE r.tenant_id = $1 AND r.process_id = ANY($2::bigint[])`,
     [tenantId, procs.map((p) => p.id)],
   );
-  const evidence: CallEvidence[] = pairs.rows.map((x) => {
-    const p = byId.get(x.process_id)!;
-    return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, risky: risky.matchHost(x.host) };
-  });
+  // a rollup keeps no address: these are judged by destination
+  const evidence: CallEvidence[] = pairs.rows.map((x) => stored.call(x.process_id, x.host, x.port, x.is_ip, null));
   // A call into a configured risky range is evidence too, named or not: its detection keeps the
   // address (detections_by_ip). Read only when the list holds ranges.
   const ips = await riskyIpIds(db, tenantId, risky);
@@ -166,13 +164,10 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
        WHERE d.tenant_id = $1 AND d.ip_id = ANY($2::bigint[]) AND d.process_id = ANY($3::bigint[])`,
       [tenantId, ips, procs.map((p) => p.id)],
     );
-    for (const x of atRisk.rows) {
-      const p = byId.get(x.process_id)!;
-      evidence.push({ process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, ...riskyOfCall(risky, x.host, x.ip) });
-    }
+    for (const x of atRisk.rows) evidence.push(stored.call(x.process_id, x.host, x.port, x.is_ip, x.ip));
   }
   for (const b of suspectedImpostors(evidence)) set.add(b);
-  const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
+  const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: stored.byId.get(p.id)!.chain }));
   for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
   return { set, processIds: idsOf(procs, set), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
 }
@@ -195,7 +190,7 @@ async function daemonProcesses(db: Db, tenantId: number): Promise<(ProcRow & { p
 export async function observedImpostors(db: Db, tenantId: number, risky: RiskyDestinations, ids: { endpoints: number[]; ips: number[] }): Promise<SuspectedImpostor[]> {
   const procs = await daemonProcesses(db, tenantId);
   if (procs.length === 0) return [];
-  const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+  const stored = storedCallEvidence(procs, risky);
   const rows = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean; ip: string | null }>(
     `SELECT DISTINCT o.process_id, e.host, e.port, e.is_ip, i.ip FROM observations o
      JOIN endpoints e ON e.tenant_id = o.tenant_id AND e.id = o.endpoint_id
@@ -203,12 +198,7 @@ export async function observedImpostors(db: Db, tenantId: number, risky: RiskyDe
      WHERE o.tenant_id = $1 AND o.process_id = ANY($2::bigint[]) AND (o.endpoint_id = ANY($3::bigint[]) OR o.ip_id = ANY($4::bigint[]))`,
     [tenantId, procs.map((p) => p.id), ids.endpoints, ids.ips],
   );
-  return suspectedImpostors(
-    rows.rows.map((x) => {
-      const p = byId.get(x.process_id)!;
-      return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host: x.host, port: x.port, isIp: x.is_ip, ...riskyOfCall(risky, x.host, x.ip) };
-    }),
-  );
+  return suspectedImpostors(rows.rows.map((x) => stored.call(x.process_id, x.host, x.port, x.is_ip, x.ip)));
 }
 
 /**

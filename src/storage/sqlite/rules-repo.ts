@@ -4,7 +4,7 @@ import { COARSE_TABLES, statusOf } from './rollups.js';
 import { riskyIpIndexOf, type RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, riskyOfCall, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type StoredDaemonProcess, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -297,8 +297,7 @@ export class SqliteRulesRepo {
       set.add(b);
     }
     if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
-    // One parse per binary, not per destination: a mesh daemon has thousands of peers.
-    const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+    const stored = storedCallEvidence(procs, this.risky);
     const pairs = this.db
       .prepare(
         `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
@@ -306,13 +305,8 @@ export class SqliteRulesRepo {
       )
       .raw()
       .all(tenantId) as [number, string, number | null, number][];
-    const evidence: CallEvidence[] = pairs.map(([pid, host, port, isIp]) => {
-      const p = byId.get(pid)!;
-      return {
-        process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain,
-        host, port, isIp: isIp === 1, risky: this.risky.matchHost(host),
-      };
-    });
+    // a rollup keeps no address: these are judged by destination
+    const evidence: CallEvidence[] = pairs.map(([pid, host, port, isIp]) => stored.call(pid, host, port, isIp === 1, null));
     // A call into a configured risky range is evidence too, named or not: its detection keeps the
     // address (detections_by_ip). Read only when the list holds ranges.
     const riskyIps = this.riskyIps.refresh(this.db);
@@ -325,22 +319,19 @@ export class SqliteRulesRepo {
         )
         .raw()
         .all(tenantId, JSON.stringify([...riskyIps])) as [number, string, number | null, number, string][];
-      for (const [pid, host, port, isIp, ip] of atRisk) {
-        const p = byId.get(pid)!;
-        evidence.push({ process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host, port, isIp: isIp === 1, ...riskyOfCall(this.risky, host, ip) });
-      }
+      for (const [pid, host, port, isIp, ip] of atRisk) evidence.push(stored.call(pid, host, port, isIp === 1, ip));
     }
     for (const b of suspectedImpostors(evidence)) set.add(b);
-    const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: byId.get(p.id)!.chain }));
+    const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: stored.byId.get(p.id)!.chain }));
     for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
     return { set, processIds: this.processIdsOf(set, procs), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
   }
 
   /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
-  private daemonProcesses(): { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[] {
+  private daemonProcesses(): StoredDaemonProcess[] {
     return this.db
       .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${VPN_PROCESS_NAMES.map(() => '?').join(',')})`)
-      .all(...VPN_PROCESS_NAMES) as { id: number; norm_name: string; path: string | null; sha256: string | null; parent_chain: string }[];
+      .all(...VPN_PROCESS_NAMES) as StoredDaemonProcess[];
   }
 
   /**
@@ -354,7 +345,7 @@ export class SqliteRulesRepo {
     const eps = this.riskyIndex.refresh(this.db);
     const ips = this.riskyIps.refresh(this.db);
     if (procs.length === 0 || (eps.size === 0 && ips.size === 0)) return [];
-    const byId = new Map(procs.map((p) => [p.id, { ...p, chain: JSON.parse(p.parent_chain) as { name: string }[] }]));
+    const stored = storedCallEvidence(procs, this.risky);
     const rows = this.db
       .prepare(
         `SELECT DISTINCT o.process_id, e.host, e.port, e.is_ip, i.ip FROM observations o
@@ -364,12 +355,7 @@ export class SqliteRulesRepo {
       )
       .raw()
       .all(tenantId, JSON.stringify([...eps]), JSON.stringify([...ips])) as [number, string, number | null, number, string | null][];
-    return suspectedImpostors(
-      rows.map(([pid, host, port, isIp, ip]) => {
-        const p = byId.get(pid)!;
-        return { process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: p.chain, host, port, isIp: isIp === 1, ...riskyOfCall(this.risky, host, ip) };
-      }),
-    );
+    return suspectedImpostors(rows.map(([pid, host, port, isIp, ip]) => stored.call(pid, host, port, isIp === 1, ip)));
   }
 
   /**
