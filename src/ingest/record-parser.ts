@@ -78,8 +78,8 @@ export class RecordParser {
    * telemetry repeats a call with only a new timestamp; such a line is skipped without JSON.parse.
    */
   private readonly templates = new LineTemplates<LineTemplate>(TEMPLATES);
-  /** the native line being handled by the full path, remembered as a template if it is a call */
-  private pending: string | null = null;
+  /** the native line being handled by the full path (the templates' last match), remembered as a template if it is a call */
+  private pending = false;
   /** repeats recognised by the fast path (also counted in ParsedBatch.repeats) */
   fastRepeats = 0;
   /** per job run: IP → the names DNS answers gave it (see DnsNames) */
@@ -119,16 +119,21 @@ export class RecordParser {
       out.errors.push(toError(`${src}:${batch.at ?? batch.line}`, batch.error));
       out.fatal = FATAL_REASONS.has(batch.error.reason);
     } else if (batch.kind === 'lines') {
-      const { lines, firstLine } = batch;
-      for (let i = 0; i < lines.length && !out.fatal; i++) {
-        const text = lines[i]!;
+      const { bufs, starts, ends, firstLine } = batch;
+      const fastPath = this.repeatFastPath;
+      for (let i = 0; i < bufs.length && !out.fatal; i++) {
+        const buf = bufs[i]!;
+        const from = starts[i]!;
+        const to = ends[i]!;
         out.records++;
-        this.pending = null;
-        if (text.length === 0 || text.trim() === '') continue;
-        if (this.repeatFastPath && this.adapter?.format === 'native' && this.knownRepeat(text)) {
+        this.pending = false;
+        if (from === to) continue;
+        if (fastPath && this.adapter?.format === 'native' && this.knownRepeat(buf, from, to)) {
           out.repeats++;
           continue;
         }
+        const text = buf.toString('utf8', from, to);
+        if (text.trim() === '') continue;
         const lineNo = firstLine + i;
         let value: unknown;
         try {
@@ -139,7 +144,7 @@ export class RecordParser {
         }
         this.rc.line = lineNo;
         this.handle(value, `${src}:${lineNo}`, out);
-        this.pending = null;
+        this.pending = false;
       }
     } else {
       for (let i = 0; i < batch.values.length && !out.fatal; i++) {
@@ -175,7 +180,7 @@ export class RecordParser {
     }
     let res: AdapterOutput;
     // a line is a template only if reading it noted nothing (notes count every record, repeats too)
-    const notesBefore = this.pending === null ? 0 : noteTotal(out.notes);
+    const notesBefore = this.pending ? noteTotal(out.notes) : 0;
     try {
       res = a.parse(value, this.rc);
     } catch (err) {
@@ -242,8 +247,8 @@ export class RecordParser {
       // the engine (detection/engine.ts riskyAddress).
       const riskyAddress = this.risky.hasRanges && ev.domain !== undefined && ev.ip !== undefined && this.risky.matchHost(ev.ip) !== null;
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${proc.id}\u0002${ev.status}${riskyAddress ? '\u0002risky-address' : ''}`;
-      if (this.pending !== null && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
-        this.templates.remember(this.pending, { job, st, key });
+      if (this.pending && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
+        this.templates.rememberLast({ job, st, key });
       }
       if (st.keys.has(key)) {
         out.repeats++;
@@ -265,21 +270,24 @@ export class RecordParser {
   }
 
   /**
-   * True when `text` is a repeat that the full path would drop: it equals a line already validated
-   * (same job run, same call) except for a plain timestamp value, that value is a valid RFC 3339
-   * time, and that job run is still the one remembered for the job. The cut-out span is always the
-   * whole content of one JSON string value (the template parsed as JSON, and the value holds no
-   * quote or backslash), so the line parses to the template's record with that one string changed;
-   * the native adapter reads nothing else from it. Anything else takes the full path, which reports
-   * errors with their line. Also notes the line's template for handle() (this.pending).
+   * True when buf[from, to) is a repeat that the full path would drop: it equals a line already
+   * validated (same job run, same call) except for a plain timestamp value, that value is a valid
+   * RFC 3339 time, and that job run is still the one remembered for the job. The cut-out span is
+   * always the whole content of one JSON string value (the template parsed as JSON, and the value
+   * holds no quote or backslash), so the line parses to the template's record with that one string
+   * changed; the native adapter reads nothing else from it. Anything else takes the full path, which
+   * reports errors with their line. Also leaves the line's cut with the templates for handle()
+   * (this.pending).
    */
-  private knownRepeat(text: string): boolean {
-    this.pending = text;
-    const t = this.templates.match(text);
-    if (t === undefined) return false;
+  private knownRepeat(buf: Buffer, from: number, to: number): boolean {
+    this.pending = true;
     const tt = this.templates;
-    if (this.seen.get(t.job) !== t.st || !t.st.keys.has(t.key) || !isRfc3339At(text, tt.cutStart, tt.cutEnd)) return false;
-    this.pending = null;
+    const t = tt.match(buf, from, to);
+    if (t === undefined) return false;
+    if (this.seen.get(t.job) !== t.st || !t.st.keys.has(t.key)) return false;
+    const time = tt.cutValue();
+    if (!isRfc3339At(time, 0, time.length)) return false;
+    this.pending = false;
     this.fastRepeats++;
     // the same bookkeeping as the full path: this job is now the most recently used
     if (this.lastJob !== t.job) {

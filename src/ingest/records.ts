@@ -1,5 +1,4 @@
 import { StringDecoder } from 'node:string_decoder';
-import { isAscii } from 'node:buffer';
 import { Readable, pipeline } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
@@ -16,18 +15,21 @@ export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
 export type RecordBatch =
   /**
-   * NDJSON: raw lines, parsed by the consumer. `more`: a piece of a batch (readRecords' `step`),
-   * whose next lines follow at once; the batch ends with a piece without it.
+   * NDJSON: raw lines, parsed by the consumer. Line i is the bytes of bufs[i] from starts[i] to
+   * ends[i], without its newline: still undecoded, because most telemetry lines repeat an earlier
+   * one but for their time, and the consumer tells such a line from its bytes without ever making
+   * a string of it (record-parser.ts, line-templates.ts). `more`: a piece of a batch (readRecords'
+   * `step`), whose next lines follow at once; the batch ends with a piece without it.
    */
-  | { kind: 'lines'; firstLine: number; lines: string[]; more?: true }
+  | { kind: 'lines'; firstLine: number; bufs: Buffer[]; starts: number[]; ends: number[]; more?: true }
   /** a JSON document (array or {"data":{"detections":[...]}}): already parsed elements */
   | { kind: 'values'; firstIndex: number; values: unknown[]; path: string }
   /** `at`: where, when more precise than a line ("3:17" line:column, or "byte 123") */
   | { kind: 'error'; line: number; at?: string; error: RecordError };
 
 /**
- * Splits decoded input into record batches without ever holding more than one chunk plus one
- * line in memory. Recognises NDJSON vs a JSON document from the first bytes.
+ * Splits input into record batches without ever holding more than one chunk plus one line in
+ * memory. Recognises NDJSON vs a JSON document from the first bytes.
  */
 export async function* readRecords(
   stream: AsyncIterable<Buffer>,
@@ -43,7 +45,6 @@ export async function* readRecords(
   idleFlushMs: number | null = null,
 ): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
-  const decoder = new StringDecoder('utf8');
   let first: IteratorResult<Buffer>;
   try {
     first = await it.next();
@@ -60,8 +61,8 @@ export async function* readRecords(
     yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is binary, not NDJSON or JSON text') };
     return;
   }
-  const headText = decoder.write(head);
-  const jsonDoc = documentKind(headText);
+  // decoded only to tell NDJSON from a document: NDJSON lines stay bytes until parsed (RecordBatch)
+  const jsonDoc = documentKind(new StringDecoder('utf8').write(head));
   async function* rest(): AsyncGenerator<Buffer> {
     yield head;
     for (;;) {
@@ -75,71 +76,99 @@ export async function* readRecords(
     return;
   }
 
-  let carry = '';
+  // An unfinished line: the bytes read of it so far, joined once its newline comes.
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
   let lineNo = 0;
-  let batch: string[] = [];
+  let bufs: Buffer[] = [];
+  let starts: number[] = [];
+  let ends: number[] = [];
   let batchStart = 1;
   /** lines of the current batch already handed on as pieces */
   let handedOn = 0;
   let skippingLongLine = false;
   const flushBatch = function* (): Generator<RecordBatch> {
     // a batch whose lines all went out as pieces still ends, with an empty last piece
-    if (batch.length || handedOn) yield { kind: 'lines', firstLine: batchStart, lines: batch };
-    batch = [];
+    if (bufs.length || handedOn) yield { kind: 'lines', firstLine: batchStart, bufs, starts, ends };
+    bufs = [];
+    starts = [];
+    ends = [];
     handedOn = 0;
     batchStart = lineNo + 1;
   };
   const flushPiece = function* (): Generator<RecordBatch> {
-    yield { kind: 'lines', firstLine: batchStart, lines: batch, more: true };
-    handedOn += batch.length;
-    batchStart += batch.length;
-    batch = [];
+    yield { kind: 'lines', firstLine: batchStart, bufs, starts, ends, more: true };
+    handedOn += bufs.length;
+    batchStart += bufs.length;
+    bufs = [];
+    starts = [];
+    ends = [];
   };
   const tooLong = (line: number): RecordBatch => ({
     kind: 'error',
     line,
     error: new RecordError('line-too-long', null, `line longer than ${maxLineBytes} bytes`),
   });
-  const take = function* (text: string): Generator<RecordBatch> {
-    const parts = text.split('\n');
-    parts[0] = carry + parts[0];
-    carry = parts.pop()!;
-    for (const p of parts) {
+  const take = function* (buf: Buffer): Generator<RecordBatch> {
+    let s = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, s);
+      if (nl === -1) break;
       lineNo++;
+      let lb = buf;
+      let ls = s;
+      let le = nl;
+      if (carryBytes > 0 || carry.length > 0) {
+        if (!skippingLongLine && carryBytes + (nl - s) <= maxLineBytes) {
+          lb = Buffer.concat([...carry, buf.subarray(s, nl)]);
+          ls = 0;
+          le = lb.length;
+        } else le = ls + carryBytes + (nl - s);
+        carry = [];
+        carryBytes = 0;
+      }
+      s = nl + 1;
       if (skippingLongLine) {
         // the end of a line already reported as too long
         skippingLongLine = false;
         batchStart = lineNo + 1;
         continue;
       }
-      if (overLimit(p, maxLineBytes)) {
+      if (le - ls > maxLineBytes) {
         // a whole over-long line inside the chunks read so far: the carry check did not see it
         yield* flushBatch();
         yield tooLong(lineNo);
         batchStart = lineNo + 1;
         continue;
       }
-      batch.push(p);
-      if (handedOn + batch.length >= batchSize) yield* flushBatch();
-      else if (batch.length >= step) yield* flushPiece();
+      bufs.push(lb);
+      starts.push(ls);
+      ends.push(le);
+      if (handedOn + bufs.length >= batchSize) yield* flushBatch();
+      else if (bufs.length >= step) yield* flushPiece();
     }
-    if (!skippingLongLine && overLimit(carry, maxLineBytes)) {
+    if (skippingLongLine || s === buf.length) return;
+    if (carryBytes + (buf.length - s) > maxLineBytes) {
       // An unfinished line already over the limit: report it now and drop the rest of it up to its
       // newline, so it is never buffered whole.
       yield* flushBatch();
       yield tooLong(lineNo + 1);
       skippingLongLine = true;
+      carry = [];
+      carryBytes = 0;
+      return;
     }
-    if (skippingLongLine) carry = '';
+    carry.push(buf.subarray(s));
+    carryBytes += buf.length - s;
   };
-  yield* take(headText);
+  yield* take(head);
   for (;;) {
     let n: IteratorResult<Buffer>;
     try {
       const next = it.next();
       // A live input hands on what it has once it has been quiet for idleFlushMs (see the parameter).
       let timer: NodeJS.Timeout | undefined;
-      const first = idleFlushMs !== null && (batch.length || handedOn)
+      const first = idleFlushMs !== null && (bufs.length || handedOn)
         ? await Promise.race([next, new Promise<typeof IDLE>((resolve) => (timer = setTimeout(resolve, idleFlushMs, IDLE)))])
         : await next;
       clearTimeout(timer);
@@ -154,18 +183,14 @@ export async function* readRecords(
       return;
     }
     if (n.done) break;
-    const buf = n.value as Buffer;
-    for (let at = 0; at < buf.length; at += DECODE_PIECE_BYTES) {
-      const piece = at === 0 && buf.length <= DECODE_PIECE_BYTES ? buf : buf.subarray(at, Math.min(buf.length, at + DECODE_PIECE_BYTES));
-      // Pure-ASCII pieces (the common case) skip UTF-8 decoding: latin1 makes compact one-byte strings.
-      yield* take(isAscii(piece) && !decoderHasPending(decoder) ? piece.toString('latin1') : decoder.write(piece));
-    }
+    yield* take(n.value as Buffer);
   }
-  const tail = decoder.end();
-  if (tail) yield* take(tail);
-  if (carry && !skippingLongLine) {
+  if (carryBytes > 0 && !skippingLongLine) {
     lineNo++;
-    batch.push(carry);
+    const last = Buffer.concat(carry);
+    bufs.push(last);
+    starts.push(0);
+    ends.push(last.length);
   }
   yield* flushBatch();
 }
@@ -175,13 +200,6 @@ function readFailed(err: unknown, line: number): RecordBatch {
   if (!(err instanceof SourceReadError)) throw err;
   const message = `${SourceReadError.describe(err.reason, err.byte, err.detail)}; nothing after it was read`;
   return { kind: 'error', line, error: new RecordError(err.reason, null, message) };
-}
-
-/** True when a line is longer than `max` bytes in UTF-8 (cheap: the byte count only when it can matter). */
-function overLimit(line: string, max: number): boolean {
-  if (line.length > max) return true;
-  // a UTF-16 unit is at most 3 UTF-8 bytes
-  return line.length * 3 > max && Buffer.byteLength(line, 'utf8') > max;
 }
 
 /**
@@ -208,23 +226,9 @@ function documentKind(headText: string): 'array' | 'envelope' | null {
   return null;
 }
 
-/**
- * Read chunks are decoded in pieces of at most this many bytes. Lines are slices of the decoded
- * text and keep it alive until they are parsed; a piece this small is allocated in V8's young
- * generation and dies there, where a whole 1 MiB chunk went straight to the old generation
- * (large-object space) and was freed only by full collections, which the ingest's bounded heap
- * growth (heap-growth.ts) makes frequent. See "ingest" in docs/benchmarks.md.
- */
-const DECODE_PIECE_BYTES = 64 * 1024;
-
 /** How long a live input may stay quiet before the lines read so far are handed on. */
 export const IDLE_FLUSH_MS = 200;
 const IDLE = Symbol('idle');
-
-/** StringDecoder keeps a partial multi-byte character between chunks; only then must we use it. */
-function decoderHasPending(d: StringDecoder): boolean {
-  return (d as unknown as { lastNeed?: number }).lastNeed ? true : false;
-}
 
 /** Documents up to this size are kept whole while streaming, so a syntax error gets an exact line:column. */
 const EXACT_POSITION_CHARS = 16 * 1024 * 1024;

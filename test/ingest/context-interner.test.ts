@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ContextInterner, RecordParser } from '../../src/ingest/record-parser.js';
 import type { JobContext } from '../../src/domain/types.js';
 import { nativeEvent } from '../helpers.js';
+import { linesBatch } from '../helpers/ndjson-lines.js';
 
 function ctx(o: Partial<JobContext> = {}): JobContext {
   return { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', runId: '1', runAttempt: 1, jobId: '61', ...o };
@@ -43,7 +44,7 @@ test('a parsed batch holds one context object per job run leg, with the values o
     line(2, '71', 6, 'f.example'),
   ];
   const p = new RecordParser('native', 'mem', 'default', {});
-  const b = p.parseBatch({ kind: 'lines', firstLine: 1, lines });
+  const b = p.parseBatch(linesBatch(lines));
   assert.equal(b.errors.length, 0);
   const calls = b.outputs.map((o) => (o.kind === 'call' ? o.event : assert.fail(o.kind)));
   assert.equal(calls.length, 6);

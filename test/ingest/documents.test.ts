@@ -7,6 +7,7 @@ import { readRecords, type RecordBatch } from '../../src/ingest/records.js';
 import { RecordParser } from '../../src/ingest/record-parser.js';
 import { runCli, tempDir, nativeEvent } from '../helpers.js';
 import { eachStore } from '../helpers/each-store.js';
+import { lineTexts } from '../helpers/ndjson-lines.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -97,7 +98,7 @@ async function collect(it: AsyncIterable<RecordBatch>) {
   const lines = new Map<number, string>();
   const tooLong: number[] = [];
   for await (const b of it) {
-    if (b.kind === 'lines') b.lines.forEach((l, i) => lines.set(b.firstLine + i, l));
+    if (b.kind === 'lines') lineTexts(b).forEach((l, i) => lines.set(b.firstLine + i, l));
     else if (b.kind === 'error') tooLong.push(b.line);
   }
   return { lines, tooLong };

@@ -9,6 +9,7 @@ import { openInput } from '../../src/ingest/input.js';
 import { writeTenant } from '../../src/generate/index.js';
 import { tempDir } from '../helpers.js';
 import { waitFor } from '../helpers/wait.js';
+import { lineTexts } from '../helpers/ndjson-lines.js';
 
 /*
  * NDJSON lines are handed on, and parsed, in pieces of a batch as they are read (so their raw text
@@ -49,10 +50,11 @@ async function batchesOf(it: AsyncIterable<RecordBatch>): Promise<{ batches: Who
       continue;
     }
     pieces++;
-    largestPiece = Math.max(largestPiece, b.lines.length);
+    const lines = lineTexts(b);
+    largestPiece = Math.max(largestPiece, lines.length);
     if (open) assert.equal(b.firstLine, open.firstLine + open.lines.length, 'pieces follow each other');
     else open = { kind: 'lines', firstLine: b.firstLine, lines: [] };
-    open.lines.push(...b.lines);
+    open.lines.push(...lines);
     if (!b.more) {
       batches.push(open);
       open = null;
@@ -71,11 +73,11 @@ test('pieces of at most `step` lines join to exactly the batches read whole, at 
       fc.boolean(),
       fc.integer({ min: 1, max: 9 }),
       async (lengths, cutSeeds, multiByte, step) => {
-        // "é" is two UTF-8 bytes: some land across the boundaries of the 64 KiB decode pieces
+        // "é" is two UTF-8 bytes: some land across the boundaries of the read chunks
         const lineOf = (i: number, len: number) => (multiByte && i % 3 === 0 ? 'é'.repeat(len >> 1) + 'x'.repeat(len & 1) : String.fromCharCode(97 + (i % 26)).repeat(len));
         const text = lengths.map((len, i) => lineOf(i, len)).join('\n') + '\n';
         const buf = Buffer.from(text);
-        // few cuts: chunks are often larger than a decode piece
+        // few cuts: chunks often hold many lines
         const cuts = cutSeeds.map((s) => s % (buf.length + 1));
         const whole = await batchesOf(readRecords(stream(chunked(buf, cuts)), 10, LIMIT));
         const inPieces = await batchesOf(readRecords(stream(chunked(buf, cuts)), 10, LIMIT, step));
@@ -106,7 +108,7 @@ test('a quiet input ends its batch even when every line of it already went out a
     }
   }
   assert.deepEqual(
-    seen.map((b) => (b.kind === 'lines' ? [b.firstLine, b.lines, b.more ?? false] : b.kind)),
+    seen.map((b) => (b.kind === 'lines' ? [b.firstLine, lineTexts(b), b.more ?? false] : b.kind)),
     [
       [1, ['a', 'b', 'c'], true],
       [4, [], false],

@@ -9,6 +9,7 @@ import { readRecords } from '../../src/ingest/records.js';
 import { openInput } from '../../src/ingest/input.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { writeTenant } from '../../src/generate/index.js';
+import fc from 'fast-check';
 import { tempDir } from '../helpers.js';
 import { storeState } from './store-state.js';
 
@@ -40,6 +41,9 @@ async function tenantWithRepeats(): Promise<{ file: string; bad: number[]; repea
     [withTs(later).replace('"port":443', '"port":-1'), true], // same key fields but a bad port
     [withTs(later).replace('"status":"allowed"', '"status":"maybe"'), true],
     ['{"timestamp":"bad",' + withTs(later).slice(1), false], // duplicate key: JSON keeps the last
+    // the first value holds an escaped quote: not a template, so the broken line after it is read in full
+    ['{"timestamp":"a\\"b",' + withTs(later).slice(1), false],
+    [`{"timestamp":"${later}"b",` + withTs(later).slice(1), true],
     [withTs(later.replace('Z', '+00:00')), false],
     // a job name beyond Latin-1, then its repeat
     [withTs(later).replace('"job":"', '"job":"名'), false],
@@ -97,4 +101,59 @@ test('a store ingested with the repeat fast path equals one ingested without it'
   assert.equal(a.rejected, bad.length);
   assert.deepEqual(a.errors.map((e) => e.location), bad.map((n) => `${file}:${n}`));
   assert.deepEqual(storeState(join(tmp.dir, 'fast.db')), storeState(join(tmp.dir, 'full.db')));
+});
+
+/** Parses `bytes` (an NDJSON source) with the fast path on or off, in 7-byte chunks. */
+async function parseBytes(bytes: Buffer, fast: boolean) {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
+  }
+  const p = new RecordParser('native', 'mem', 'default', {}, fast);
+  const batches = [];
+  for await (const rb of readRecords(chunks(), 50)) batches.push(p.parseBatch(rb));
+  return { batches, fastRepeats: p.fastRepeats };
+}
+
+test('property: lines read as bytes are recognised as repeats exactly when the full path drops them', async () => {
+  const line = JSON.stringify({
+    owner: 'o', repo: 'r', workflow: 'w.yml', job: 'build', run_id: '7', run_attempt: 1, job_id: '61',
+    timestamp: '2026-10-21T00:01:56.478Z', domain: 'api.github.com', ip: '140.82.112.5', port: 443, protocol: 'tcp',
+    process: { name: 'curl', path: '/usr/bin/curl', sha256: 'a'.repeat(64), pid: 3 }, status: 'allowed',
+  });
+  const base = Buffer.from(line);
+  const cut = base.indexOf('"timestamp":"') + '"timestamp":"'.length;
+  const cutEnd = base.indexOf('"', cut);
+  // a line: the known one with another time value (any bytes), and maybe one byte changed elsewhere
+  // (a non-ASCII byte, a quote, a backslash, a CR, a byte of a multi-byte character...)
+  const mutated = fc.record({
+    time: fc.oneof(
+      fc.constantFrom('2026-10-21T00:01:57Z', '2026-10-21T00:01:58.1+02:00', '2026-13-01T00:00:00Z', '0001-01-01T00:00:00Z', '', 'x'),
+      fc.uint8Array({ maxLength: 30 }).map((a) => Buffer.from(a).toString('latin1')),
+    ),
+    timeBytes: fc.option(fc.uint8Array({ minLength: 1, maxLength: 30 }), { nil: undefined }),
+    at: fc.option(fc.nat(), { nil: undefined }),
+    byte: fc.constantFrom(0x22, 0x5c, 0x0d, 0x20, 0x7b, 0x80, 0xc3, 0xe5, 0xff, 0x41, 0x30),
+    crlf: fc.boolean(),
+  }).map(({ time, timeBytes, at, byte, crlf }) => {
+    const t = timeBytes ? Buffer.from(timeBytes) : Buffer.from(time, 'latin1');
+    let b = Buffer.concat([base.subarray(0, cut), t.filter((x) => x !== 0x0a), base.subarray(cutEnd)]);
+    if (at !== undefined) {
+      b = Buffer.from(b);
+      b[at % b.length] = byte;
+    }
+    return crlf ? Buffer.concat([b, Buffer.from('\r')]) : b;
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(mutated, { minLength: 1, maxLength: 12 }), async (lines) => {
+      const bytes = Buffer.concat([base, ...lines].flatMap((l) => [l, Buffer.from('\n')]));
+      const fast = await parseBytes(bytes, true);
+      const full = await parseBytes(bytes, false);
+      assert.deepEqual(fast.batches, full.batches);
+    }),
+    { numRuns: 400, seed: 20261205 },
+  );
+  // and the property is not vacuous: plain repeats take the fast path
+  const later = line.replace('56.478Z', '57.001Z');
+  assert.equal((await parseBytes(Buffer.from(`${line}\n${later}\n`), true)).fastRepeats, 1);
+  assert.equal((await parseBytes(Buffer.from(`${line}\r\n${later}\r\n`), true)).fastRepeats, 1);
 });
