@@ -1,5 +1,7 @@
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
-import type { BoundedCount, Destination, DestinationJob } from '../storage/dashboard-port.js';
+import type { BoundedCount, CallAddress, Destination, DestinationJob } from '../storage/dashboard-port.js';
+import { riskyOfCall } from '../analysis/impostor.js';
+import { splitEndpoint } from '../domain/endpoint.js';
 import type { BaselineView } from '../storage/store.js';
 import type { RuleAuditRow } from '../storage/rules-port.js';
 
@@ -16,18 +18,37 @@ export function countLabel(c: BoundedCount): string {
 }
 
 export interface DestinationRow extends Destination {
-  /** the risky-list entry the host falls under, or null */
+  /** the risky-list entry the host falls under, or else the one an address it was reached at falls under, or null */
   risky: string | null;
+  /** that address, when the entry is a range the host's calls reached rather than the host itself */
+  riskyAt: string | null;
   jobs: (DestinationJob & { anomalous: boolean })[];
   /** jobs (of those listed) where the endpoint is not in the baseline */
   anomalousJobs: number;
 }
 
-export function destinationRows(ds: Destination[], risky: RiskyDestinations): DestinationRow[] {
+/**
+ * `addresses`: what the store's callAddresses gave for these destinations (any job). A named
+ * destination is risky when an address its calls reached is in a risky range, as the analysis
+ * and the impostor verdict judge a call (analysis/impostor.ts riskyOfCall).
+ */
+export function destinationRows(ds: Destination[], risky: RiskyDestinations, addresses: readonly CallAddress[] = []): DestinationRow[] {
   return ds.map((d) => {
     const jobs = d.jobs.map((j) => ({ ...j, anomalous: !j.inBaseline }));
-    return { ...d, risky: risky.matchHost(d.host), jobs, anomalousJobs: jobs.filter((j) => j.anomalous).length };
+    const at = riskyOf(risky, d.host, addresses.filter((a) => a.endpoint === d.endpoint));
+    return { ...d, ...at, jobs, anomalousJobs: jobs.filter((j) => j.anomalous).length };
   });
+}
+
+/** The host's risky entry, or else the first address (in order) whose entry is a range. */
+function riskyOf(risky: RiskyDestinations, host: string, addresses: readonly CallAddress[]): { risky: string | null; riskyAt: string | null } {
+  const byName = risky.matchHost(host);
+  if (byName !== null || !risky.hasRanges) return { risky: byName, riskyAt: null };
+  for (const a of addresses) {
+    const r = riskyOfCall(risky, host, a.ip);
+    if (r.risky !== null) return r;
+  }
+  return { risky: null, riskyAt: null };
 }
 
 export interface BaselineJobRow {
@@ -36,19 +57,31 @@ export interface BaselineJobRow {
   inBaseline: number;
   pending: number;
   expected: number;
-  /** each entry with whether it is risky (a risky entry can only be un-expected, never expected) */
-  endpoints: (BaselineView['endpoints'][number] & { risky: string | null })[];
+  /**
+   * Each entry with whether it is risky (a risky entry can only be un-expected, never expected),
+   * and the risky range the job's calls to it reached, if any (`riskyAt`: the address, `riskyRange`:
+   * the entry). Such calls raise a detection whatever the baseline says (detection/engine.ts).
+   */
+  endpoints: (BaselineView['endpoints'][number] & { risky: string | null; riskyAt: string | null; riskyRange: string | null })[];
 }
 
-export function baselineJobRows(jobs: BaselineView[], risky: RiskyDestinations): BaselineJobRow[] {
-  return jobs.map((j) => ({
-    job: j,
-    state: j.learning ? 'learning' : 'stable',
-    inBaseline: j.endpoints.filter((e) => e.inBaseline).length,
-    pending: j.endpoints.filter((e) => !e.inBaseline).length,
-    expected: j.endpoints.filter((e) => e.source === 'expected' && e.inBaseline).length,
-    endpoints: j.endpoints.map((e) => ({ ...e, risky: risky.matchEndpoint(e.endpoint) })),
-  }));
+/** `addresses`: what the store's callAddresses gave for these jobs' entries, per job. */
+export function baselineJobRows(jobs: BaselineView[], risky: RiskyDestinations, addresses: readonly CallAddress[] = []): BaselineJobRow[] {
+  return jobs.map((j) => {
+    const mine = addresses.filter((a) => a.job !== null && a.job.owner === j.owner && a.job.repo === j.repo && a.job.workflow === j.workflow && a.job.job === j.job);
+    return {
+      job: j,
+      state: j.learning ? 'learning' : 'stable',
+      inBaseline: j.endpoints.filter((e) => e.inBaseline).length,
+      pending: j.endpoints.filter((e) => !e.inBaseline).length,
+      expected: j.endpoints.filter((e) => e.source === 'expected' && e.inBaseline).length,
+      endpoints: j.endpoints.map((e) => {
+        const byName = risky.matchEndpoint(e.endpoint);
+        const at = byName === null ? riskyOf(risky, splitEndpoint(e.endpoint).host, mine.filter((a) => a.endpoint === e.endpoint)) : null;
+        return { ...e, risky: byName, riskyAt: at?.riskyAt ?? null, riskyRange: at?.riskyAt ? at.risky : null };
+      }),
+    };
+  });
 }
 
 /** One field a rule change changed, before and after (JSON text; null when absent). */

@@ -10,6 +10,9 @@ import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-des
 import { BaselineEditError, checkExpectEndpoint, expectEndpoint, unexpectEndpoint } from '../detection/baseline-edits.js';
 import { baselineHref } from './links.js';
 import { carriedFields, isConfirmed } from './confirm.js';
+import { isIpLiteral, splitEndpoint } from '../domain/endpoint.js';
+import type { BaselineView } from '../storage/store.js';
+import type { CallAddress } from '../storage/dashboard-port.js';
 
 /**
  * The Destinations and Baselines pages, read through the DashboardQueries port, and expect /
@@ -32,6 +35,18 @@ const param = (q: URLSearchParams, k: string) => (q.get(k) ?? '').trim();
  */
 const exact = (q: URLSearchParams, k: string) => (q.has(k) ? q.get(k)! : undefined);
 
+/**
+ * The addresses these jobs' calls to their named baseline entries reached, when the risky list has
+ * ranges to judge them by (views.ts baselineJobRows). A server without the dashboard queries has none
+ * to read, and the page then judges entries by name only.
+ */
+async function addressesOf(r: RouteRequest, views: readonly BaselineView[], risky: RiskyDestinations): Promise<CallAddress[]> {
+  if (!risky.hasRanges || !r.store.dashboard || views.length === 0) return [];
+  const endpoints = [...new Set(views.flatMap((v) => v.endpoints.map((e) => e.endpoint)).filter((e) => !isIpLiteral(splitEndpoint(e).host)))];
+  if (endpoints.length === 0) return [];
+  return r.store.dashboard.callAddresses(r.tenant, { endpoints, jobs: views.map((v) => ({ owner: v.owner, repo: v.repo, workflow: v.workflow, job: v.job })) });
+}
+
 export const destinationsRoute: Route = {
   method: 'GET',
   path: /^\/destinations\/?$/,
@@ -42,7 +57,11 @@ export const destinationsRoute: Route = {
     try {
       const p = await r.store.dashboard.destinations(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, jobsPerDestination: JOBS_PER_DESTINATION });
       const nextHref = p.nextCursor ? `/destinations?${new URLSearchParams({ cursor: p.nextCursor })}` : null;
-      return page(<DestinationsPage ctx={r.ctx} d={{ rows: destinationRows(p.destinations, riskyOf(r)), nextHref, paged: cursor !== null }} />);
+      const risky = riskyOf(r);
+      // a named destination is risky too when its calls reached a risky range (views.ts)
+      const named = p.destinations.filter((d) => !d.isIp).map((d) => d.endpoint);
+      const addresses = risky.hasRanges && named.length ? await r.store.dashboard.callAddresses(r.tenant, { endpoints: named }) : [];
+      return page(<DestinationsPage ctx={r.ctx} d={{ rows: destinationRows(p.destinations, risky, addresses), nextHref, paged: cursor !== null }} />);
     } catch (e) {
       if (e instanceof CursorError) return message(r.ctx, 400, 'Bad request', `cursor: ${e.message}`);
       throw e;
@@ -64,7 +83,7 @@ export const baselinesRoute: Route = {
       if (!filter.owner || !filter.repo) return message(r.ctx, 400, 'Bad request', 'workflow and job need owner and repo too');
       const views = await r.store.detections.baselines(r.tenant, { owner: filter.owner, repo: filter.repo, workflow: filter.workflow || undefined, job: filter.job || undefined });
       const status = views.length === 0 ? 404 : 200;
-      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(views, risky), filter, nextHref: null, paged: false, canWrite }} />, status);
+      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(views, risky, await addressesOf(r, views, risky)), filter, nextHref: null, paged: false, canWrite }} />, status);
     }
     if (!r.store.dashboard) return message(r.ctx, 503, 'Baselines unavailable', 'This server was started without the dashboard queries.');
     const cursor = q.get('cursor') || null;
@@ -74,7 +93,7 @@ export const baselinesRoute: Route = {
       if (filter.owner) next.set('owner', filter.owner);
       if (filter.repo) next.set('repo', filter.repo);
       if (p.nextCursor) next.set('cursor', p.nextCursor);
-      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(p.jobs, risky), filter, nextHref: p.nextCursor ? `/baselines?${next}` : null, paged: cursor !== null, canWrite }} />);
+      return page(<BaselinesPage ctx={r.ctx} d={{ rows: baselineJobRows(p.jobs, risky, await addressesOf(r, p.jobs, risky)), filter, nextHref: p.nextCursor ? `/baselines?${next}` : null, paged: cursor !== null, canWrite }} />);
     } catch (e) {
       if (e instanceof CursorError) return message(r.ctx, 400, 'Bad request', `cursor: ${e.message}`);
       throw e;

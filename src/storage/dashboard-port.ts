@@ -77,6 +77,25 @@ export interface DestinationsPage {
   nextCursor: string | null;
 }
 
+/** A job, by its key. */
+export interface DashboardJobKey {
+  owner: string;
+  repo: string;
+  workflow: string;
+  job: string;
+}
+
+/**
+ * An address a tenant's calls to an endpoint went to, as the store keeps them: the first call of
+ * each job run, process and endpoint (observations), and every detection.
+ */
+export interface CallAddress {
+  endpoint: string;
+  ip: string;
+  /** the job that called it; null when the query was not per job */
+  job: DashboardJobKey | null;
+}
+
 export interface BaselineJobsPage {
   jobs: BaselineView[];
   nextCursor: string | null;
@@ -87,6 +106,12 @@ export interface DashboardQueries {
   detectionWindow(tenant: string, q: DetectionWindowQuery): Promise<DetectionWindow>;
   /** Every endpoint the tenant's jobs called (observed calls, risky ones included), in endpoint order. */
   destinations(tenant: string, q: { limit: number; cursor?: string | null; jobsPerDestination: number }): Promise<DestinationsPage>;
+  /**
+   * The addresses the tenant's calls to these endpoints went to, each once (per job, with `jobs`:
+   * then only those jobs' calls), in (endpoint, ip) order. For judging a page's destinations and
+   * baseline entries against address ranges of the risky list (dashboard-data/views.ts).
+   */
+  callAddresses(tenant: string, q: { endpoints: readonly string[]; jobs?: readonly DashboardJobKey[] }): Promise<CallAddress[]>;
   /** The tenant's jobs in (owner, repo, workflow, job) order, each with its baseline state and entries. */
   baselineJobs(tenant: string, q: { limit: number; cursor?: string | null; owner?: string; repo?: string }): Promise<BaselineJobsPage>;
 }

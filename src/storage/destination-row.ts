@@ -1,4 +1,4 @@
-import type { Destination, DestinationJob } from './dashboard-port.js';
+import type { CallAddress, Destination, DestinationJob } from './dashboard-port.js';
 
 /**
  * A destination as every backend's query returns it (one row per endpoint and job of observed
@@ -48,4 +48,19 @@ export function destination(
     jobsTotal: rows.length,
     lastSeen: new Date(Math.max(...rows.map((r) => Number(r.last_ts)))).toISOString(),
   };
+}
+
+/** One address row of callAddresses, as both backends read it (owner null when not per job). */
+export interface CallAddressRow {
+  owner: string | null;
+  repo: string | null;
+  workflow: string | null;
+  job: string | null;
+  endpoint: string;
+  ip: string;
+}
+
+export function callAddress(r: CallAddressRow): CallAddress {
+  const job = r.owner === null ? null : { owner: r.owner, repo: r.repo!, workflow: r.workflow!, job: r.job! };
+  return { endpoint: r.endpoint, ip: r.ip, job };
 }

@@ -36,6 +36,32 @@ test('baseline jobs: state, counts of baselined, pending and expected entries, r
   assert.deepEqual(row!.endpoints.map((x) => x.risky), [null, null, 'webhook.site']);
 });
 
+test('a named destination or baseline entry whose calls reached a configured risky range is flagged at that address, and only then', () => {
+  const ranged = riskyDestinations(['203.0.113.0/24']);
+  const job = { owner: 'a', repo: 'r', workflow: 'w', job: 'j' };
+  const other = { ...job, job: 'k' };
+  const at = (endpoint: string, ip: string, j: typeof job | null = null) => ({ endpoint, ip, job: j });
+  const d = (endpoint: string): Destination => ({ endpoint, host: endpoint.split(':')[0]!, port: 443, isIp: false, jobsTotal: 0, lastSeen: '', jobs: [] });
+  const addresses = [at('cdn.x:443', '198.51.100.9'), at('cdn.x:443', '203.0.113.5'), at('cdn.y:443', '198.51.100.10')];
+  const [x, y] = destinationRows([d('cdn.x:443'), d('cdn.y:443')], ranged, addresses);
+  assert.deepEqual([x!.risky, x!.riskyAt], ['203.0.113.0/24', '203.0.113.5']);
+  assert.deepEqual([y!.risky, y!.riskyAt], [null, null]);
+  // the built-in list has no range: the addresses change nothing
+  assert.deepEqual(destinationRows([d('cdn.x:443')], risky, addresses).map((r) => [r.risky, r.riskyAt]), [[null, null]]);
+  // a risky name keeps its own entry, the address aside
+  assert.deepEqual(destinationRows([d('webhook.site:443')], ranged, [at('webhook.site:443', '203.0.113.5')]).map((r) => [r.risky, r.riskyAt]), [['webhook.site', null]]);
+
+  const e = (endpoint: string) => ({ endpoint, runsSeen: 3, inBaseline: true, source: 'learned', firstSeen: '', lastSeen: '' });
+  const view = { ...job, completedRuns: 3, learning: false, endpoints: [e('cdn.x:443'), e('cdn.y:443'), e('webhook.site:443')] };
+  // only this job's calls count: cdn.y reached the range in another job
+  const perJob = [at('cdn.x:443', '203.0.113.7', job), at('cdn.y:443', '203.0.113.8', other), at('cdn.y:443', '198.51.100.10', job)];
+  const [row] = baselineJobRows([view], ranged, perJob);
+  assert.deepEqual(
+    row!.endpoints.map((x) => [x.endpoint, x.risky, x.riskyAt, x.riskyRange]),
+    [['cdn.x:443', null, '203.0.113.7', '203.0.113.0/24'], ['cdn.y:443', null, null, null], ['webhook.site:443', 'webhook.site', null, null]],
+  );
+});
+
 test('rule history: what each change changed, field by field', () => {
   const rule = { rule_id: 'r1', id: 'New-Outbound-Network-Call', name: 'n', description: '', conditions: { process: 'tailscaled' }, created_on: 'x', updated_on: 'x' };
   const h = ruleHistory([

@@ -11,6 +11,7 @@ import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
 import type { AnalyzeInput, AnalyzeResult } from '../../src/analysis/types.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
+import { baselineJobRows, destinationRows } from '../../src/dashboard-data/views.js';
 import { detectionsView, eachStore, statusByHost, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
@@ -144,6 +145,48 @@ storeTest('a host that resolves into the range only later in a run: that call is
     await ingest(at, store, reResolving(4, 4), RANGE);
     assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x1', '203.0.113.5': '4x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
+
+    // The dashboard flags the destination and the job's baseline entry by the address too: the
+    // observation keeps the first (ordinary) address of each run, the detections the range's.
+    const endpoint = 'cdn.attacker.example:443';
+    const addresses = await store.dashboard.callAddresses(T, { endpoints: [endpoint, 'api.example.com:443'] });
+    assert.deepEqual(addresses, [
+      { endpoint, ip: '198.51.100.9', job: null },
+      { endpoint, ip: '203.0.113.5', job: null },
+    ]);
+    const dests = (await store.dashboard.destinations(T, { limit: 50, jobsPerDestination: 5 })).destinations;
+    const dest = (risky: string[]) => destinationRows(dests, riskyDestinations(risky), addresses).find((d) => d.endpoint === endpoint)!;
+    assert.deepEqual([dest(RANGE).risky, dest(RANGE).riskyAt], ['203.0.113.0/24', '203.0.113.5']);
+    assert.deepEqual([dest([]).risky, dest([]).riskyAt], [null, null]);
+    const jobs = (await store.dashboard.baselineJobs(T, { limit: 10 })).jobs;
+    const keys = jobs.map((j) => ({ owner: j.owner, repo: j.repo, workflow: j.workflow, job: j.job }));
+    const perJob = await store.dashboard.callAddresses(T, { endpoints: [endpoint], jobs: keys });
+    assert.deepEqual(perJob.map((a) => [a.ip, a.job]), [['198.51.100.9', keys[0]], ['203.0.113.5', keys[0]]]);
+    const entry = baselineJobRows(jobs, riskyDestinations(RANGE), perJob)[0]!.endpoints.find((e) => e.endpoint === endpoint)!;
+    assert.equal(entry.inBaseline, true, 'the endpoint joined the baseline, its calls in the range raise all the same');
+    assert.deepEqual([entry.risky, entry.riskyAt, entry.riskyRange], [null, '203.0.113.5', '203.0.113.0/24']);
+    // another job's calls are not this one's, and another tenant sees none
+    assert.deepEqual(await store.dashboard.callAddresses(T, { endpoints: [endpoint], jobs: [{ ...keys[0]!, job: 'other' }] }), []);
+    assert.deepEqual(await store.dashboard.callAddresses('someone-else', { endpoints: [endpoint] }), []);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a range configured after the ingest: the dashboard flags a baselined host by the address its calls reached, which no detection holds', async (at) => {
+  const store = await at.open();
+  try {
+    // without the range: two runs at an ordinary address (detections, then the baseline), two in the range
+    const evs: NetworkCallEvent[] = [];
+    for (let run = 1; run <= 4; run++) evs.push(call(T, 'api', run, TS0 + run * 3_600_000, proc('curl'), { ...ATTACKER, ip: run <= 2 ? '198.51.100.9' : '203.0.113.5' }));
+    await ingest(at, store, evs, []);
+    assert.deepEqual(await byAddress(at, 'cdn.attacker.example'), { '198.51.100.9': '2x0' });
+    const endpoint = 'cdn.attacker.example:443';
+    const addresses = await store.dashboard.callAddresses(T, { endpoints: [endpoint] });
+    assert.deepEqual(addresses.map((a) => a.ip), ['198.51.100.9', '203.0.113.5']);
+    const dests = (await store.dashboard.destinations(T, { limit: 50, jobsPerDestination: 5 })).destinations;
+    const row = destinationRows(dests, riskyDestinations(RANGE), addresses).find((d) => d.endpoint === endpoint)!;
+    assert.deepEqual([row.risky, row.riskyAt], ['203.0.113.0/24', '203.0.113.5']);
   } finally {
     await store.close();
   }

@@ -99,6 +99,13 @@ function JobSection({ ctx, row, canWrite }: { ctx: PageContext; row: BaselineJob
                       <div>
                         <span class="badge danger">RISKY</span> <span class="muted">matches {e.risky}: can never be expected</span>
                       </div>
+                    ) : e.riskyAt ? (
+                      <div data-risky-at={e.riskyAt}>
+                        <span class="badge danger">RISKY</span>{' '}
+                        <span class="muted">
+                          reached at {e.riskyAt}, in the risky range {e.riskyRange}: its calls there are always raised, whatever this baseline says
+                        </span>
+                      </div>
                     ) : null}
                   </th>
                   <td class="num">{formatCount(e.runsSeen)}</td>

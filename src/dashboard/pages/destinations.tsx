@@ -20,7 +20,14 @@ function DestinationCells({ d }: { d: DestinationRow }) {
       <code>{d.endpoint}</code>
       {d.risky ? (
         <div>
-          <span class="badge danger">RISKY</span> <span class="muted">matches {d.risky}: never expected, never suppressed</span>
+          <span class="badge danger">RISKY</span>{' '}
+          {d.riskyAt ? (
+            <span class="muted">
+              reached at {d.riskyAt}, in the risky range {d.risky}: its calls there are always raised, never suppressed
+            </span>
+          ) : (
+            <span class="muted">matches {d.risky}: never expected, never suppressed</span>
+          )}
         </div>
       ) : null}
       <div class="muted">

@@ -4,11 +4,13 @@ import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimension, type DimensionIds, type DriverColumn } from '../detection-window.js';
 import type { DetectionFilter } from '../../domain/filter.js';
 import { decodeKeyCursor, encodeKeyCursor } from '../dashboard-cursor.js';
-import { destination, type DestinationJobRow } from '../destination-row.js';
+import { callAddress, destination, type CallAddressRow, type DestinationJobRow } from '../destination-row.js';
 import { asciiNocaseEq } from './ascii-nocase.js';
 import {
   boundedCount,
   type BaselineJobsPage,
+  type CallAddress,
+  type DashboardJobKey,
   type DashboardQueries,
   type DestinationsPage,
   type DetectionWindow,
@@ -148,6 +150,44 @@ export class PgDashboardQueries implements DashboardQueries {
     const destinations = page.map((e) => destination(e, jobs.filter((j) => Number(j.endpoint_id) === Number(e.id)), q.jobsPerDestination));
     const last = page[page.length - 1]!;
     return { destinations, nextCursor: eps.length > q.limit ? encodeKeyCursor('dst', [last.endpoint]) : null };
+  }
+
+  async callAddresses(tenant: string, q: { endpoints: readonly string[]; jobs?: readonly DashboardJobKey[] }): Promise<CallAddress[]> {
+    const tid = await this.detections.tenantId(tenant);
+    if (tid === undefined || q.endpoints.length === 0 || q.jobs?.length === 0) return [];
+    const eps = (await this.pool.query<{ id: string }>('SELECT id FROM endpoints WHERE tenant_id = $1 AND endpoint = ANY($2::text[])', [tid, [...q.endpoints]])).rows.map((r) => r.id);
+    if (eps.length === 0) return [];
+    let jobIds: string[] | null = null;
+    if (q.jobs) {
+      jobIds = (
+        await this.pool.query<{ id: string }>(
+          `SELECT j.id FROM jobs j JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS k(owner, repo, workflow, job)
+             ON j.owner = k.owner AND j.repo = k.repo AND j.workflow = k.workflow AND j.job = k.job
+           WHERE j.tenant_id = $1`,
+          [tid, q.jobs.map((j) => j.owner), q.jobs.map((j) => j.repo), q.jobs.map((j) => j.workflow), q.jobs.map((j) => j.job)],
+        )
+      ).rows.map((r) => r.id);
+      if (jobIds.length === 0) return [];
+    }
+    const perJob = jobIds !== null;
+    const byJob = perJob ? ' AND job_ref = ANY($3::bigint[])' : '';
+    // observations keep the first call of a run per process; detections keep every anomalous call,
+    // and every call at a risky range's address raises one (detection/engine.ts)
+    const rows = (
+      await this.pool.query<CallAddressRow>(
+        `SELECT ${perJob ? 'j.owner, j.repo, j.workflow, j.job' : 'NULL AS owner, NULL AS repo, NULL AS workflow, NULL AS job'}, e.endpoint, i.ip
+         FROM (SELECT r.job_ref, o.endpoint_id, o.ip_id FROM observations o JOIN runs r ON r.tenant_id = o.tenant_id AND r.id = o.run_ref
+                WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND o.ip_id IS NOT NULL${perJob ? ' AND r.job_ref = ANY($3::bigint[])' : ''}
+               UNION
+               SELECT job_ref, endpoint_id, ip_id FROM detections WHERE tenant_id = $1 AND endpoint_id = ANY($2::bigint[]) AND ip_id <> 0${byJob}) x
+         JOIN endpoints e ON e.tenant_id = $1 AND e.id = x.endpoint_id
+         JOIN ips i ON i.tenant_id = $1 AND i.id = x.ip_id${perJob ? ' JOIN jobs j ON j.tenant_id = $1 AND j.id = x.job_ref' : ''}
+         GROUP BY ${perJob ? 'j.id, j.owner, j.repo, j.workflow, j.job, ' : ''}e.endpoint, i.ip
+         ORDER BY e.endpoint COLLATE "C", i.ip COLLATE "C"${perJob ? ', j.owner COLLATE "C", j.repo COLLATE "C", j.workflow COLLATE "C", j.job COLLATE "C"' : ''}`,
+        perJob ? [tid, eps, jobIds] : [tid, eps],
+      )
+    ).rows;
+    return rows.map(callAddress);
   }
 
   async baselineJobs(tenant: string, q: { limit: number; cursor?: string | null; owner?: string; repo?: string }): Promise<BaselineJobsPage> {

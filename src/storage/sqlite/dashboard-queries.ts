@@ -4,10 +4,12 @@ import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { assembleWindow, chooseDriver, MAX_DRIVER_IDS, windowScan, withoutDimension, type DimensionIds, type DriverColumn } from '../detection-window.js';
 import type { DetectionFilter } from '../../domain/filter.js';
 import { decodeKeyCursor, encodeKeyCursor } from '../dashboard-cursor.js';
-import { destination, type DestinationJobRow } from '../destination-row.js';
+import { callAddress, destination, type CallAddressRow, type DestinationJobRow } from '../destination-row.js';
 import {
   boundedCount,
   type BaselineJobsPage,
+  type CallAddress,
+  type DashboardJobKey,
   type DashboardQueries,
   type DestinationsPage,
   type DetectionWindow,
@@ -122,6 +124,37 @@ export class SqliteDashboardQueries implements DashboardQueries {
     const destinations = page.map((e) => destination(e, jobs.filter((j) => j.endpoint_id === e.id), q.jobsPerDestination));
     const last = page[page.length - 1]!;
     return { destinations, nextCursor: eps.length > q.limit ? encodeKeyCursor('dst', [last.endpoint]) : null };
+  }
+
+  async callAddresses(tenant: string, q: { endpoints: readonly string[]; jobs?: readonly DashboardJobKey[] }): Promise<CallAddress[]> {
+    const tid = this.detections.tenantId(tenant);
+    if (tid === undefined || q.endpoints.length === 0 || q.jobs?.length === 0) return [];
+    const list = (n: number) => Array.from({ length: n }, () => '?').join(',');
+    const eps = this.db.prepare(`SELECT id FROM endpoints WHERE endpoint IN (${list(q.endpoints.length)})`).pluck().all(...q.endpoints) as number[];
+    if (eps.length === 0) return [];
+    let jobIds: number[] | null = null;
+    if (q.jobs) {
+      const one = this.db.prepare('SELECT id FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?').pluck();
+      jobIds = q.jobs.map((j) => one.get(tid, j.owner, j.repo, j.workflow, j.job) as number | undefined).filter((id): id is number => id !== undefined);
+      if (jobIds.length === 0) return [];
+    }
+    const byJob = jobIds === null ? '' : ` AND job_ref IN (${list(jobIds.length)})`;
+    const jobParams = jobIds ?? [];
+    // observations keep the first call of a run per process; detections keep every anomalous call,
+    // and every call at a risky range's address raises one (detection/engine.ts)
+    const rows = this.db
+      .prepare(
+        `SELECT ${jobIds === null ? 'NULL AS owner, NULL AS repo, NULL AS workflow, NULL AS job' : 'j.owner, j.repo, j.workflow, j.job'}, e.endpoint, i.ip
+         FROM (SELECT r.job_ref, o.endpoint_id, o.ip_id FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs jt ON jt.id = r.job_ref
+                WHERE o.endpoint_id IN (${list(eps.length)}) AND o.ip_id IS NOT NULL AND jt.tenant_id = ?${byJob}
+               UNION
+               SELECT job_ref, endpoint_id, ip_id FROM detections WHERE tenant_id = ? AND endpoint_id IN (${list(eps.length)}) AND ip_id <> 0${byJob}) x
+         JOIN endpoints e ON e.id = x.endpoint_id JOIN ips i ON i.id = x.ip_id${jobIds === null ? '' : ' JOIN jobs j ON j.id = x.job_ref'}
+         GROUP BY ${jobIds === null ? '' : 'x.job_ref, '}e.endpoint, i.ip
+         ORDER BY e.endpoint, i.ip${jobIds === null ? '' : ', j.owner, j.repo, j.workflow, j.job'}`,
+      )
+      .all(...eps, tid, ...jobParams, tid, ...eps, ...jobParams) as CallAddressRow[];
+    return rows.map(callAddress);
   }
 
   async baselineJobs(tenant: string, q: { limit: number; cursor?: string | null; owner?: string; repo?: string }): Promise<BaselineJobsPage> {

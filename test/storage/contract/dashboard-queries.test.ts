@@ -166,6 +166,20 @@ for (const backend of backends()) {
         await assert.rejects(c.dashboard.destinations('acme', { limit: 3, cursor: 'garbage', jobsPerDestination: 1 }), CursorError);
       });
 
+      await t.test('call addresses: each address a tenant\'s calls to an endpoint reached, once, per job when asked, never another tenant\'s', async () => {
+        const cp = 'controlplane.tailscale.com:443';
+        const all = await c.dashboard.callAddresses('acme', { endpoints: [cp, '203.0.113.5:443', 'github.com:443', 'nowhere.example:1'] });
+        assert.deepEqual(all, [
+          { endpoint: '203.0.113.5:443', ip: '203.0.113.5', job: null },
+          { endpoint: cp, ip: '192.0.2.10', job: null },
+        ]);
+        assert.deepEqual(await c.dashboard.callAddresses('acme', { endpoints: [cp], jobs: [JOBS.api!, JOBS.web!] }), [{ endpoint: cp, ip: '192.0.2.10', job: JOBS.api }]);
+        assert.deepEqual(await c.dashboard.callAddresses('acme', { endpoints: [cp], jobs: [JOBS.web!] }), []);
+        assert.deepEqual(await c.dashboard.callAddresses('acme', { endpoints: [cp], jobs: [] }), []);
+        assert.deepEqual(await c.dashboard.callAddresses('globex', { endpoints: [cp, '203.0.113.5:443'] }), [], 'the endpoint dictionary is shared on SQLite; the calls are not');
+        assert.deepEqual(await c.dashboard.callAddresses('nobody', { endpoints: [cp] }), []);
+      });
+
       await t.test('baseline jobs: state and entries per job, paged in name order, owner and repo case-insensitive', async () => {
         const all = await c.detections.baselines('acme', {});
         const got = [];
