@@ -118,8 +118,9 @@ export async function* readRecords(
       let lb = buf;
       let ls = s;
       let le = nl;
-      if (carryBytes > 0 || carry.length > 0) {
-        if (!skippingLongLine && carryBytes + (nl - s) <= maxLineBytes) {
+      // (a line being skipped as too long keeps no carry)
+      if (carryBytes > 0) {
+        if (carryBytes + (nl - s) <= maxLineBytes) {
           lb = Buffer.concat([...carry, buf.subarray(s, nl)]);
           ls = 0;
           le = lb.length;
