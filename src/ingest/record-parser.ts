@@ -241,13 +241,18 @@ export class RecordParser {
         this.seen.set(job, st);
       }
       this.lastJob = job;
+      const clears = this.processes.clears;
       const proc = this.processes.intern(ev.process);
+      // The templates stand for call keys by process number: one the full path would number anew
+      // (after a clear, or a process not held) must not be matched by them, or the fast path would
+      // drop a line the full path keeps.
+      if (this.processes.clears !== clears) this.templates.clear();
       // A named call that went to an address in a configured risky range is kept apart from the same
       // call elsewhere: its host may resolve there only later in the run, and that call must reach
       // the engine (detection/engine.ts riskyAddress).
       const riskyAddress = this.risky.hasRanges && ev.domain !== undefined && ev.ip !== undefined && this.risky.matchHost(ev.ip) !== null;
       const key = `${endpointOf(ev.domain, ev.ip, ev.port)}\u0002${proc.id}\u0002${ev.status}${riskyAddress ? '\u0002risky-address' : ''}`;
-      if (this.pending && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
+      if (this.pending && proc.held && !byDns && a.format === 'native' && noteTotal(out.notes) === notesBefore) {
         this.templates.rememberLast({ job, st, key });
       }
       if (st.keys.has(key)) {
@@ -394,26 +399,33 @@ const PROCESSES_PER_NAME = 32;
  * so a source with thousands of binaries under one name cannot make each lookup scan them all.
  */
 export class ProcessInterner {
-  private readonly byName = new Map<string, { p: ProcessInfo; id: number }[]>();
+  private readonly byName = new Map<string, { p: ProcessInfo; id: number; held: boolean }[]>();
   private held = 0;
   private next = 0;
+  /**
+   * How many times the interner was cleared. A number handed out before a clear is never handed
+   * out again, so whatever remembered a call key by it (the line templates) must be forgotten too.
+   */
+  clears = 0;
 
   constructor(private readonly max: number) {}
 
-  intern(p: ProcessInfo): { p: ProcessInfo; id: number } {
+  /** `held`: the process will get this number again (false beyond PROCESSES_PER_NAME of its name). */
+  intern(p: ProcessInfo): { p: ProcessInfo; id: number; held: boolean } {
     const bucket = this.byName.get(p.name);
     if (bucket !== undefined) {
       for (let i = 0; i < bucket.length; i++) if (sameProcess(bucket[i]!.p, p)) return bucket[i]!;
     }
-    const e = { p, id: this.next++ };
+    const e = { p, id: this.next++, held: true };
     if (this.held >= this.max) {
       this.byName.clear();
       this.held = 0;
+      this.clears++;
     }
     const b = this.byName.get(p.name);
     if (b === undefined) this.byName.set(p.name, [e]);
     else if (b.length < PROCESSES_PER_NAME) b.push(e);
-    else return e;
+    else return { p, id: e.id, held: false };
     this.held++;
     return e;
   }

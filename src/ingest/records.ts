@@ -76,9 +76,20 @@ export async function* readRecords(
     return;
   }
 
-  // An unfinished line: the bytes read of it so far, joined once its newline comes.
-  let carry: Buffer[] = [];
+  // An unfinished line: the bytes read of it so far, copied into one buffer that doubles as it fills
+  // (read chunks may be tiny: a view of each would cost far more than its bytes).
+  let carry: Buffer | null = null;
   let carryBytes = 0;
+  const keep = (b: Buffer, from: number, to: number): void => {
+    const n = to - from;
+    if (carry === null || carryBytes + n > carry.length) {
+      const grown = Buffer.allocUnsafe(Math.max(256, 2 * (carryBytes + n)));
+      if (carry !== null) carry.copy(grown, 0, 0, carryBytes);
+      carry = grown;
+    }
+    b.copy(carry, carryBytes, from, to);
+    carryBytes += n;
+  };
   let lineNo = 0;
   let bufs: Buffer[] = [];
   let starts: number[] = [];
@@ -121,11 +132,13 @@ export async function* readRecords(
       // (a line being skipped as too long keeps no carry)
       if (carryBytes > 0) {
         if (carryBytes + (nl - s) <= maxLineBytes) {
-          lb = Buffer.concat([...carry, buf.subarray(s, nl)]);
+          keep(buf, s, nl);
+          lb = carry!;
           ls = 0;
-          le = lb.length;
+          le = carryBytes;
         } else le = ls + carryBytes + (nl - s);
-        carry = [];
+        // the line owns that buffer now: the next carry starts a new one
+        carry = null;
         carryBytes = 0;
       }
       s = nl + 1;
@@ -155,12 +168,11 @@ export async function* readRecords(
       yield* flushBatch();
       yield tooLong(lineNo + 1);
       skippingLongLine = true;
-      carry = [];
+      carry = null;
       carryBytes = 0;
       return;
     }
-    carry.push(buf.subarray(s));
-    carryBytes += buf.length - s;
+    keep(buf, s, buf.length);
   };
   yield* take(head);
   for (;;) {
@@ -188,10 +200,9 @@ export async function* readRecords(
   }
   if (carryBytes > 0 && !skippingLongLine) {
     lineNo++;
-    const last = Buffer.concat(carry);
-    bufs.push(last);
+    bufs.push(carry!);
     starts.push(0);
-    ends.push(last.length);
+    ends.push(carryBytes);
   }
   yield* flushBatch();
 }

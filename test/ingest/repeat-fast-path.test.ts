@@ -103,10 +103,10 @@ test('a store ingested with the repeat fast path equals one ingested without it'
   assert.deepEqual(storeState(join(tmp.dir, 'fast.db')), storeState(join(tmp.dir, 'full.db')));
 });
 
-/** Parses `bytes` (an NDJSON source) with the fast path on or off, in 7-byte chunks. */
-async function parseBytes(bytes: Buffer, fast: boolean) {
+/** Parses `bytes` (an NDJSON source) with the fast path on or off, in chunks of `chunk` bytes. */
+async function parseBytes(bytes: Buffer, fast: boolean, chunk = 7) {
   async function* chunks(): AsyncGenerator<Buffer> {
-    for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
+    for (let at = 0; at < bytes.length; at += chunk) yield bytes.subarray(at, at + chunk);
   }
   const p = new RecordParser('native', 'mem', 'default', {}, fast);
   const batches = [];
@@ -156,4 +156,26 @@ test('property: lines read as bytes are recognised as repeats exactly when the f
   const later = line.replace('56.478Z', '57.001Z');
   assert.equal((await parseBytes(Buffer.from(`${line}\n${later}\n`), true)).fastRepeats, 1);
   assert.equal((await parseBytes(Buffer.from(`${line}\r\n${later}\r\n`), true)).fastRepeats, 1);
+});
+
+test('a process the parser no longer holds (more than it keeps of one name, or after it forgot them all) is read as the full path reads it', async () => {
+  const line = (sha: string, t: number, name = 'curl') => JSON.stringify({
+    owner: 'o', repo: 'r', workflow: 'w.yml', job: 'build', run_id: '7', run_attempt: 1, job_id: '61',
+    timestamp: new Date(Date.UTC(2026, 9, 21) + t * 1000).toISOString(), domain: 'api.github.com', ip: '140.82.112.5', port: 443, protocol: 'tcp',
+    process: { name, path: `/usr/bin/${name}`, sha256: sha, pid: 3 }, status: 'allowed',
+  });
+  const sha = (i: number) => i.toString(16).padStart(64, '0');
+  // 33 binaries named curl (32 are held), then each again with a new time
+  const many = [...Array.from({ length: 33 }, (_, i) => line(sha(i), i)), ...Array.from({ length: 33 }, (_, i) => line(sha(i), 100 + i))];
+  // 4,097 distinct processes (the parser forgets them all at 4,096), then the first ones again
+  const names = Array.from({ length: 4_097 }, (_, i) => line(sha(i), i, `p${i}`));
+  const forgot = [...names, ...names.slice(0, 40).map((_, i) => line(sha(i), 5_000 + i, `p${i}`))];
+  for (const lines of [many, forgot]) {
+    const bytes = Buffer.from(lines.join('\n') + '\n');
+    const fast = await parseBytes(bytes, true, 4_093);
+    const full = await parseBytes(bytes, false, 4_093);
+    assert.deepEqual(fast.batches, full.batches);
+  }
+  // the 32 held ones are still recognised from their bytes
+  assert.equal((await parseBytes(Buffer.from(many.join('\n') + '\n'), true)).fastRepeats, 32);
 });

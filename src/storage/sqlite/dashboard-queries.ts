@@ -129,8 +129,9 @@ export class SqliteDashboardQueries implements DashboardQueries {
   async callAddresses(tenant: string, q: { endpoints: readonly string[]; jobs?: readonly DashboardJobKey[] }): Promise<CallAddress[]> {
     const tid = this.detections.tenantId(tenant);
     if (tid === undefined || q.endpoints.length === 0 || q.jobs?.length === 0) return [];
-    const list = (n: number) => Array.from({ length: n }, () => '?').join(',');
-    const eps = this.db.prepare(`SELECT id FROM endpoints WHERE endpoint IN (${list(q.endpoints.length)})`).pluck().all(...q.endpoints) as number[];
+    // Lists go in as one JSON array each (json_each): a page's jobs can hold more endpoints than
+    // SQLite takes bound variables (32,766).
+    const eps = this.db.prepare('SELECT id FROM endpoints WHERE endpoint IN (SELECT value FROM json_each(?))').pluck().all(JSON.stringify(q.endpoints)) as number[];
     if (eps.length === 0) return [];
     let jobIds: number[] | null = null;
     if (q.jobs) {
@@ -138,22 +139,23 @@ export class SqliteDashboardQueries implements DashboardQueries {
       jobIds = q.jobs.map((j) => one.get(tid, j.owner, j.repo, j.workflow, j.job) as number | undefined).filter((id): id is number => id !== undefined);
       if (jobIds.length === 0) return [];
     }
-    const byJob = jobIds === null ? '' : ` AND job_ref IN (${list(jobIds.length)})`;
-    const jobParams = jobIds ?? [];
+    const perJob = jobIds !== null;
+    const byJob = perJob ? ' AND job_ref IN (SELECT value FROM json_each(@jobs))' : '';
     // observations keep the first call of a run per process; detections keep every anomalous call,
     // and every call at a risky range's address raises one (detection/engine.ts)
     const rows = this.db
       .prepare(
-        `SELECT ${jobIds === null ? 'NULL AS owner, NULL AS repo, NULL AS workflow, NULL AS job' : 'j.owner, j.repo, j.workflow, j.job'}, e.endpoint, i.ip
+        `SELECT ${perJob ? 'j.owner, j.repo, j.workflow, j.job' : 'NULL AS owner, NULL AS repo, NULL AS workflow, NULL AS job'}, e.endpoint, i.ip
          FROM (SELECT r.job_ref, o.endpoint_id, o.ip_id FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs jt ON jt.id = r.job_ref
-                WHERE o.endpoint_id IN (${list(eps.length)}) AND o.ip_id IS NOT NULL AND jt.tenant_id = ?${byJob}
+                WHERE o.endpoint_id IN (SELECT value FROM json_each(@eps)) AND o.ip_id IS NOT NULL AND jt.tenant_id = @tid${byJob}
                UNION
-               SELECT job_ref, endpoint_id, ip_id FROM detections WHERE tenant_id = ? AND endpoint_id IN (${list(eps.length)}) AND ip_id <> 0${byJob}) x
-         JOIN endpoints e ON e.id = x.endpoint_id JOIN ips i ON i.id = x.ip_id${jobIds === null ? '' : ' JOIN jobs j ON j.id = x.job_ref'}
-         GROUP BY ${jobIds === null ? '' : 'x.job_ref, '}e.endpoint, i.ip
-         ORDER BY e.endpoint, i.ip${jobIds === null ? '' : ', j.owner, j.repo, j.workflow, j.job'}`,
+               SELECT job_ref, endpoint_id, ip_id FROM detections
+                WHERE tenant_id = @tid AND endpoint_id IN (SELECT value FROM json_each(@eps)) AND ip_id <> 0${byJob}) x
+         JOIN endpoints e ON e.id = x.endpoint_id JOIN ips i ON i.id = x.ip_id${perJob ? ' JOIN jobs j ON j.id = x.job_ref' : ''}
+         GROUP BY ${perJob ? 'x.job_ref, ' : ''}e.endpoint, i.ip
+         ORDER BY e.endpoint, i.ip${perJob ? ', j.owner, j.repo, j.workflow, j.job' : ''}`,
       )
-      .all(...eps, tid, ...jobParams, tid, ...eps, ...jobParams) as CallAddressRow[];
+      .all({ tid, eps: JSON.stringify(eps), ...(perJob ? { jobs: JSON.stringify(jobIds) } : {}) }) as CallAddressRow[];
     return rows.map(callAddress);
   }
 
