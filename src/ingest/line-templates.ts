@@ -4,13 +4,13 @@
  * its bytes is far cheaper than decoding it and JSON.parse. Only the bytes outside the cut must
  * match exactly; the caller validates the new timestamp value itself.
  *
- * Bytes, not decoded text: a repeat is then never made a string at all. The 1M-event benchmark
- * file's parser spent about half its time and most of its garbage on the strings of lines it then
- * dropped as repeats (docs/benchmarks.md, "ingest"). Equal bytes decode to equal text, and the cut
- * is plain ASCII, so matching bytes is matching the text the full path parsed.
+ * Bytes, not decoded text: a repeat is then never made a string at all (709,596 of the 1,002,905
+ * lines of the 1M-event benchmark file; the parser alone took 10-20% less CPU: docs/benchmarks.md,
+ * "ingest"). Equal bytes decode to equal text, and the cut is plain ASCII, so matching bytes is
+ * matching the text the full path parsed.
  *
- * Bounded: two generations of at most `max` lines each; the older one is dropped when the newer
- * fills up, so recently used lines survive and memory stays flat.
+ * Bounded: two generations of at most `max` lines each, each line at most MAX_TEMPLATE_BYTES; the
+ * older one is dropped when the newer fills up, so recently used lines survive and memory stays flat.
  */
 
 /** `"timestamp":"` */
@@ -21,16 +21,61 @@ const HASH_BEFORE = 24;
 const HASH_AFTER = 64;
 const QUOTE = 0x22;
 
+/** A remembered line: where its bytes before and after the cut are in its generation's arena. */
 interface Entry<T> {
-  pre: Buffer;
-  post: Buffer;
+  pre: number;
+  preLen: number;
+  post: number;
+  postLen: number;
   value: T;
 }
 
+/**
+ * Lines longer than this are not remembered (they take the full path every time): a template is a
+ * copy of its line, and telemetry lines are well under a kilobyte.
+ */
+const MAX_TEMPLATE_BYTES = 16 * 1024;
+/** An arena's first size; it doubles as needed, and keeps its size when recycled. */
+const ARENA_BYTES = 1 << 20;
+
+/**
+ * One generation of templates, their bytes copied into one arena. A generation's arena is reused by
+ * the generation after next once its templates are dropped, so remembering lines makes no garbage:
+ * with a small Buffer per template (293,309 on the 1M-event benchmark file), dead templates' memory
+ * waited for full collections and the parse worker held 40 MiB of it at its peak, against 14 MiB
+ * before (2026-12-05).
+ */
+class Generation<T> {
+  readonly buckets = new Map<number, Entry<T>[]>();
+  count = 0;
+  used = 0;
+
+  constructor(public arena: Buffer) {}
+
+  /** Copies buf[from, to) into the arena; returns where it starts there. */
+  append(buf: Buffer, from: number, to: number): number {
+    const n = to - from;
+    if (this.used + n > this.arena.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(2 * this.arena.length, this.used + n));
+      this.arena.copy(grown, 0, 0, this.used);
+      this.arena = grown;
+    }
+    const at = this.used;
+    buf.copy(this.arena, at, from, to);
+    this.used += n;
+    return at;
+  }
+
+  reset(): void {
+    this.buckets.clear();
+    this.count = 0;
+    this.used = 0;
+  }
+}
+
 export class LineTemplates<T> {
-  private young = new Map<number, Entry<T>[]>();
-  private old = new Map<number, Entry<T>[]>();
-  private youngCount = 0;
+  private young = new Generation<T>(Buffer.allocUnsafeSlow(ARENA_BYTES));
+  private old = new Generation<T>(Buffer.allocUnsafeSlow(ARENA_BYTES));
   // The line last passed to match() and its cut, for cutValue() and rememberLast(); null once used.
   private buf: Buffer | null = null;
   private lineStart = 0;
@@ -44,8 +89,8 @@ export class LineTemplates<T> {
   private foundIn: Buffer | null = null;
   private foundFrom = 0;
   private foundAt = -1;
-  /** the bytes before the cut of the last line remembered, shared with the next one when equal */
-  private lastPre: Buffer | null = null;
+  /** the bytes before the cut of the young generation's last template (in its arena), shared with the next one when equal */
+  private lastPre: { at: number; len: number } | null = null;
 
   constructor(private readonly max: number) {}
 
@@ -92,30 +137,37 @@ export class LineTemplates<T> {
   /** Remembers the line last given to match(), if it cut one, as standing for `value`. */
   rememberLast(value: T): void {
     const buf = this.buf;
-    if (buf === null || !plainTime(buf, this.start, this.end)) return;
+    if (buf === null || this.lineEnd - this.lineStart > MAX_TEMPLATE_BYTES || !plainTime(buf, this.start, this.end)) return;
     this.buf = null;
-    // Copies: views of the line would keep its whole read chunk alive. The bytes before the
-    // timestamp name the job run, which the calls remembered one after another mostly share.
+    const g = this.young;
+    // The bytes before the timestamp name the job run, which the calls remembered one after another
+    // mostly share: stored once for them.
     const preLen = this.start - this.lineStart;
     const last = this.lastPre;
-    const pre = last !== null && last.length === preLen && buf.compare(last, 0, preLen, this.lineStart, this.start) === 0
-      ? last
-      : (this.lastPre = copyOf(buf, this.lineStart, this.start));
-    const e: Entry<T> = { pre, post: copyOf(buf, this.end, this.lineEnd), value };
-    const bucket = this.young.get(this.hash);
+    let pre: number;
+    if (last !== null && last.len === preLen && buf.compare(g.arena, last.at, last.at + preLen, this.lineStart, this.start) === 0) pre = last.at;
+    else {
+      pre = g.append(buf, this.lineStart, this.start);
+      this.lastPre = { at: pre, len: preLen };
+    }
+    const post = g.append(buf, this.end, this.lineEnd);
+    const e: Entry<T> = { pre, preLen, post, postLen: this.lineEnd - this.end, value };
+    const bucket = g.buckets.get(this.hash);
     if (bucket) bucket.push(e);
-    else this.young.set(this.hash, [e]);
-    if (++this.youngCount >= this.max) {
-      this.old = this.young;
-      this.young = new Map();
-      this.youngCount = 0;
+    else g.buckets.set(this.hash, [e]);
+    if (++g.count >= this.max) {
+      // the old generation's templates go; its arena takes the next ones
+      const recycled = this.old;
+      recycled.reset();
+      this.old = g;
+      this.young = recycled;
+      this.lastPre = null;
     }
   }
 
   clear(): void {
-    this.young.clear();
-    this.old.clear();
-    this.youngCount = 0;
+    this.young.reset();
+    this.old.reset();
     this.buf = null;
     this.lastPre = null;
   }
@@ -150,15 +202,16 @@ function plainTime(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
-function find<T>(m: Map<number, Entry<T>[]>, hash: number, buf: Buffer, from: number, to: number, start: number, end: number): T | undefined {
-  const bucket = m.get(hash);
+function find<T>(g: Generation<T>, hash: number, buf: Buffer, from: number, to: number, start: number, end: number): T | undefined {
+  const bucket = g.buckets.get(hash);
   if (bucket === undefined) return undefined;
+  const arena = g.arena;
   for (let i = bucket.length - 1; i >= 0; i--) {
     const e = bucket[i]!;
     // Equal lengths first; then one native memory compare each side.
     if (
-      e.pre.length === start - from && e.post.length === to - end &&
-      buf.compare(e.post, 0, e.post.length, end, to) === 0 && buf.compare(e.pre, 0, e.pre.length, from, start) === 0
+      e.preLen === start - from && e.postLen === to - end &&
+      buf.compare(arena, e.post, e.post + e.postLen, end, to) === 0 && buf.compare(arena, e.pre, e.pre + e.preLen, from, start) === 0
     ) return e.value;
   }
   return undefined;
@@ -176,10 +229,4 @@ function hashAround(buf: Buffer, from: number, to: number, start: number, end: n
   const stop = Math.min(to, end + HASH_AFTER);
   for (let i = end; i < stop; i++) h = (Math.imul(h, 31) + buf[i]!) | 0;
   return h;
-}
-
-function copyOf(buf: Buffer, from: number, to: number): Buffer {
-  const out = Buffer.allocUnsafe(to - from);
-  buf.copy(out, 0, from, to);
-  return out;
 }

@@ -178,4 +178,10 @@ test('a process the parser no longer holds (more than it keeps of one name, or a
   }
   // the 32 held ones are still recognised from their bytes
   assert.equal((await parseBytes(Buffer.from(many.join('\n') + '\n'), true)).fastRepeats, 32);
+  // a line too long to remember is read in full each time, to the same result
+  const long = (t: number) => line(sha(1), t).replace('"status"', `"pad":"${'x'.repeat(20_000)}","status"`);
+  const bytes = Buffer.from([long(1), long(2), long(3)].join('\n') + '\n');
+  const fast = await parseBytes(bytes, true, 4_093);
+  assert.deepEqual(fast.batches, (await parseBytes(bytes, false, 4_093)).batches);
+  assert.deepEqual([fast.fastRepeats, fast.batches.reduce((n, b) => n + b.repeats, 0)], [0, 2]);
 });
