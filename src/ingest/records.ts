@@ -10,6 +10,9 @@ const { parser } = require('stream-json') as { parser: (o?: object) => NodeJS.Re
 const { pick } = require('stream-json/filters/Pick') as { pick: (o: object) => NodeJS.ReadWriteStream };
 const { streamArray } = require('stream-json/streamers/StreamArray') as { streamArray: () => NodeJS.ReadWriteStream };
 
+/** The UTF-8 byte order mark. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
 /** Longest line we accept; longer lines are rejected without being buffered whole. */
 export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
@@ -46,17 +49,30 @@ export async function* readRecords(
 ): AsyncGenerator<RecordBatch> {
   const it = stream[Symbol.asyncIterator]();
   let first: IteratorResult<Buffer>;
+  let head: Buffer;
   try {
     first = await it.next();
     while (!first.done && first.value.length === 0) first = await it.next();
+    if (first.done) return;
+    head = first.value as Buffer;
+    // a pipe may hand the first bytes on one at a time: a byte order mark split across reads is one
+    while (head.length < BOM.length && BOM.subarray(0, head.length).equals(head)) {
+      const n = await it.next();
+      if (n.done) break;
+      head = Buffer.concat([head, n.value as Buffer]);
+    }
+    // A UTF-8 byte order mark (Windows editors write one) is not part of the first record.
+    if (head.subarray(0, BOM.length).equals(BOM)) head = head.subarray(BOM.length);
+    // the mark may be all the first reads held: what follows it tells NDJSON from a document
+    while (head.length === 0) {
+      const n = await it.next();
+      if (n.done) return;
+      head = n.value as Buffer;
+    }
   } catch (err) {
     yield readFailed(err, 1);
     return;
   }
-  if (first.done) return;
-  let head = first.value as Buffer;
-  // A UTF-8 byte order mark (Windows editors write one) is not part of the first record.
-  if (head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) head = head.subarray(3);
   if (looksBinary(head)) {
     yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is binary, not NDJSON or JSON text') };
     return;

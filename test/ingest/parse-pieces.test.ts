@@ -153,3 +153,19 @@ test('only standard input is live: the batches of a file never depend on how fas
   assert.equal((await openInput(file)).live, false);
   assert.equal((await openInput('-', stdin)).live, true);
 });
+
+test('a byte order mark split across the first reads is still no part of the first record', async () => {
+  const read = async (bytes: Buffer, size: number) => {
+    const out: unknown[] = [];
+    for await (const b of readRecords(stream(chunked(bytes, Array.from({ length: bytes.length }, (_, i) => i * size))), 10)) {
+      out.push(b.kind === 'lines' ? lineTexts(b) : b.kind === 'values' ? b.values : b.kind);
+    }
+    return out;
+  };
+  const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+  for (const size of [1, 2, 3, 4, 64]) {
+    assert.deepEqual(await read(Buffer.concat([bom, Buffer.from('{"a":1}\n{"b":2}\n')]), size), [['{"a":1}', '{"b":2}']], `NDJSON in ${size}-byte reads`);
+    assert.deepEqual(await read(Buffer.concat([bom, Buffer.from('[{"a":1}]')]), size), [[{ a: 1 }]], `a document in ${size}-byte reads`);
+  }
+  assert.deepEqual(await read(bom, 1), [], 'the mark alone is an empty source');
+});
