@@ -33,15 +33,16 @@ export interface DestinationRow extends Destination {
  * and the impostor verdict judge a call (analysis/impostor.ts riskyOfCall).
  */
 export function destinationRows(ds: Destination[], risky: RiskyDestinations, addresses: readonly CallAddress[] = []): DestinationRow[] {
+  const byEndpoint = groupBy(addresses, (a) => a.endpoint);
   return ds.map((d) => {
     const jobs = d.jobs.map((j) => ({ ...j, anomalous: !j.inBaseline }));
-    const at = riskyOf(risky, d.host, addresses.filter((a) => a.endpoint === d.endpoint));
+    const at = riskyOf(risky, d.host, byEndpoint.get(d.endpoint));
     return { ...d, ...at, jobs, anomalousJobs: jobs.filter((j) => j.anomalous).length };
   });
 }
 
-/** The host's risky entry, or else the first address (in order) whose entry is a range. */
-function riskyOf(risky: RiskyDestinations, host: string, addresses: readonly CallAddress[]): { risky: string | null; riskyAt: string | null } {
+/** The host's risky entry, or else the first address (in order) whose entry is a range (analysis/impostor.ts riskyOfCall). */
+function riskyOf(risky: RiskyDestinations, host: string, addresses: readonly CallAddress[] = []): { risky: string | null; riskyAt: string | null } {
   const byName = risky.matchHost(host);
   if (byName !== null || !risky.hasRanges) return { risky: byName, riskyAt: null };
   for (const a of addresses) {
@@ -50,6 +51,21 @@ function riskyOf(risky: RiskyDestinations, host: string, addresses: readonly Cal
   }
   return { risky: null, riskyAt: null };
 }
+
+/** The items of `xs` by key, in their order: a page's addresses are looked up per row, not scanned. */
+function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = m.get(k);
+    if (list) list.push(x);
+    else m.set(k, [x]);
+  }
+  return m;
+}
+
+const jobEndpointKey = (j: { owner: string; repo: string; workflow: string; job: string }, endpoint: string) =>
+  `${j.owner}\u0001${j.repo}\u0001${j.workflow}\u0001${j.job}\u0001${endpoint}`;
 
 export interface BaselineJobRow {
   job: BaselineView;
@@ -67,21 +83,22 @@ export interface BaselineJobRow {
 
 /** `addresses`: what the store's callAddresses gave for these jobs' entries, per job. */
 export function baselineJobRows(jobs: BaselineView[], risky: RiskyDestinations, addresses: readonly CallAddress[] = []): BaselineJobRow[] {
-  return jobs.map((j) => {
-    const mine = addresses.filter((a) => a.job !== null && a.job.owner === j.owner && a.job.repo === j.repo && a.job.workflow === j.workflow && a.job.job === j.job);
-    return {
-      job: j,
-      state: j.learning ? 'learning' : 'stable',
-      inBaseline: j.endpoints.filter((e) => e.inBaseline).length,
-      pending: j.endpoints.filter((e) => !e.inBaseline).length,
-      expected: j.endpoints.filter((e) => e.source === 'expected' && e.inBaseline).length,
-      endpoints: j.endpoints.map((e) => {
-        const byName = risky.matchEndpoint(e.endpoint);
-        const at = byName === null ? riskyOf(risky, splitEndpoint(e.endpoint).host, mine.filter((a) => a.endpoint === e.endpoint)) : null;
-        return { ...e, risky: byName, riskyAt: at?.riskyAt ?? null, riskyRange: at?.riskyAt ? at.risky : null };
-      }),
-    };
-  });
+  const byJobEndpoint = groupBy(
+    addresses.filter((a) => a.job !== null),
+    (a) => jobEndpointKey(a.job!, a.endpoint),
+  );
+  return jobs.map((j) => ({
+    job: j,
+    state: j.learning ? 'learning' : 'stable',
+    inBaseline: j.endpoints.filter((e) => e.inBaseline).length,
+    pending: j.endpoints.filter((e) => !e.inBaseline).length,
+    expected: j.endpoints.filter((e) => e.source === 'expected' && e.inBaseline).length,
+    endpoints: j.endpoints.map((e) => {
+      const byName = risky.matchEndpoint(e.endpoint);
+      const at = byName === null ? riskyOf(risky, splitEndpoint(e.endpoint).host, byJobEndpoint.get(jobEndpointKey(j, e.endpoint))) : null;
+      return { ...e, risky: byName, riskyAt: at?.riskyAt ?? null, riskyRange: at?.riskyAt ? at.risky : null };
+    }),
+  }));
 }
 
 /** One field a rule change changed, before and after (JSON text; null when absent). */

@@ -177,7 +177,7 @@ export class PgDashboardQueries implements DashboardQueries {
       await this.pool.query<CallAddressRow>(
         `SELECT ${perJob ? 'j.owner, j.repo, j.workflow, j.job' : 'NULL AS owner, NULL AS repo, NULL AS workflow, NULL AS job'}, e.endpoint, i.ip
          FROM (SELECT r.job_ref, o.endpoint_id, o.ip_id FROM observations o JOIN runs r ON r.tenant_id = o.tenant_id AND r.id = o.run_ref
-                WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND o.ip_id IS NOT NULL${perJob ? ' AND r.job_ref = ANY($3::bigint[])' : ''}
+                WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND o.ip_id IS NOT NULL${byJob}
                UNION
                SELECT job_ref, endpoint_id, ip_id FROM detections WHERE tenant_id = $1 AND endpoint_id = ANY($2::bigint[]) AND ip_id <> 0${byJob}) x
          JOIN endpoints e ON e.tenant_id = $1 AND e.id = x.endpoint_id
