@@ -1,6 +1,6 @@
 import { canonicalIp, embeddedIpv4, parseIpRange, type IpRange } from '../domain/ip.js';
 import { splitEndpoint } from '../domain/endpoint.js';
-import { globMatcher, isGlob } from '../domain/glob.js';
+import { globMatcher, hostGlobReachesUnder, isGlob } from '../domain/glob.js';
 
 /**
  * Destinations that must never be silenced by a suppression rule: payload staging and exfiltration
@@ -161,7 +161,7 @@ export class RiskyDestinations {
     if (!isGlob(p)) return this.matchHost(p);
     const m = globMatcher(p);
     for (const e of this.hosts) {
-      if (m(e) || m(`x.${e}`)) return e;
+      if (m(e) || m(`x.${e}`) || hostGlobReachesUnder(p, e)) return e;
       for (const fill of ['', 'x', e, `.${e}`, `x.${e}`]) {
         const candidate = p.replace(/\*/g, fill).replace(/\?/g, 'x');
         if (m(candidate) && this.matchHost(candidate)) return this.matchHost(candidate);

@@ -149,10 +149,14 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
   return out;
 }
 
-const PACKAGE_MANAGERS = new Set([
-  'npm', 'npx', 'yarn', 'pnpm', 'pnpx', 'bun', 'bunx', 'pip', 'pip3', 'pipx', 'poetry', 'uv', 'gem', 'bundle', 'bundler', 'composer', 'cargo',
-]);
-const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*|pythonw?|ruby|perl|php[0-9.]*)$/;
+/**
+ * Package managers and interpreters by normalised name. The agent records the executable a symlink
+ * resolves to, so versioned names are what CI hosts really show: Ubuntu's ruby is ruby3.0, its pip
+ * may be pip3.12, perl is perl5.34.0.
+ */
+const PACKAGE_MANAGER =
+  /^(npm|npx|yarn|yarnpkg|pnpm|pnpx|corepack|bun|bunx|pip[0-9.]*|pipx|pipenv|poetry|pdm|uv|uvx|conda|mamba|micromamba|easy_install[0-9.-]*|gem[0-9.]*|bundle|bundler|composer|cargo)$/;
+const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*w?|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|pwsh|powershell|lua[0-9.]*|luajit)$/;
 
 /** Where the runner keeps the node it runs JavaScript actions with: `<runner>/externals/node20/bin/node`. */
 const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
@@ -168,7 +172,7 @@ const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
   for (const [i, link] of chain.entries()) {
     const n = normalizeProcessName(link.name);
-    if (PACKAGE_MANAGERS.has(n)) return n;
+    if (PACKAGE_MANAGER.test(n)) return n;
     if (INTERPRETER.test(n)) {
       if (n === 'node' && RUNNER_NODE.test((link.path ?? '').replace(/\\/g, '/').toLowerCase())) {
         const next = chain[i + 1];

@@ -7,15 +7,19 @@
 const DOMAIN_RE = /^[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?$/;
 const HAS_UPPER = /[A-Z]/;
 
-/** A last label of digits only: no top-level domain is numeric (RFC 3696, section 2). */
-const NUMERIC_LAST_LABEL = /(?:^|\.)[0-9]+$/;
+/**
+ * A last label that makes the name an IPv4 address to URL parsers and inet_aton: digits only (no
+ * top-level domain is numeric, RFC 3696 section 2), or hexadecimal after 0x (the WHATWG URL
+ * standard's "ends in a number": "45.61.136.0xe" and "0x2d.0x3d.0x88.0x0e" are 45.61.136.14).
+ */
+const NUMERIC_LAST_LABEL = /(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$/;
 
 /**
  * Domain → lower case, trailing dot stripped, checked for DNS-ish characters and label lengths.
  * Returns null when invalid. (An IP literal in a domain field is handled by the adapters' readHost.)
  * A name whose last label is numeric is no DNS name but an address written another way
- * ("203.0.113.007", which URL parsers read as 203.0.113.7): kept as a name, it would escape every
- * check on IP ranges.
+ * ("203.0.113.007", which URL parsers read as 203.0.113.7; "203.0.113.0x7" likewise): kept as a
+ * name, it would escape every check on IP ranges.
  */
 export function normalizeDomain(s: string): string | null {
   let d = s;

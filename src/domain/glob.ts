@@ -16,6 +16,37 @@ export function globMatcher(pattern: string): (value: string) => boolean {
   return (v) => !v.includes('/') && m(v);
 }
 
+/**
+ * Whether a host glob (globMatcher's: `*` any run, `?` one character, case-insensitive) matches
+ * some name under `host`, `<anything>.host`. Decided exactly, by reading the pattern backwards
+ * against `.host` (what precedes it is free): trying sample fills misses patterns such as
+ * `???????????.site`, which matches abc.webhook.site.
+ */
+const ANY = '\u0000';
+
+export function hostGlobReachesUnder(pattern: string, host: string): boolean {
+  const p = pattern.toLowerCase();
+  // ANY stands for the label's last character (any character matches it): a name under the host
+  // has one, so ".webhook.site" itself is not counted
+  const tail = `${ANY}.${host.toLowerCase()}`;
+  const n = tail.length;
+  // cur[j]: the pattern's last i characters match the tail's last j characters, for the i before this one
+  let cur: boolean[] = new Array<boolean>(n + 1).fill(false);
+  cur[0] = true;
+  for (let i = 1; i <= p.length; i++) {
+    const c = p[p.length - i]!;
+    const next: boolean[] = new Array<boolean>(n + 1).fill(false);
+    for (let j = 0; j <= n; j++) {
+      if (c === '*') next[j] = cur[j]! || (j > 0 && next[j - 1]!);
+      else if (j > 0 && (c === '?' || c === tail[n - j] || (j === n && c !== '.'))) next[j] = cur[j - 1]!;
+    }
+    // the whole tail matched: the rest of the pattern matches whatever comes before it
+    if (next[n]) return true;
+    cur = next;
+  }
+  return false;
+}
+
 /** Globs for file paths: `*` stops at "/", `**` crosses it. */
 export function globPathMatcher(pattern: string): (value: string) => boolean {
   if (pattern === '*') return () => true;

@@ -56,7 +56,8 @@ export function canonicalIp(s: string): string | null {
  * - SIIT's IPv4-translated `::ffff:0:0/96` (RFC 2765) and the deprecated IPv4-compatible `::/96`
  *   (`::a.b.c.d`, first octet not 0, so `::1` is none);
  * - 6to4's `2002::/16` (RFC 3056), in the 32 bits after the prefix;
- * - Teredo's `2001::/32` (RFC 4380): the client's public address, its last 32 bits inverted.
+ * - Teredo's `2001::/32` (RFC 4380): the client's public address, its last 32 bits inverted;
+ * - ISATAP's interface identifier `0:5efe` or `200:5efe` under any prefix (RFC 5214).
  */
 export function embeddedIpv4(ip: string): string | null {
   const c = canonicalIp(ip);
@@ -70,6 +71,8 @@ export function embeddedIpv4(ip: string): string | null {
   if (zero(0, 6) && w[6]! >= 0x100) return v4(w[6]!, w[7]!);
   if (w[0] === 0x2002) return v4(w[1]!, w[2]!);
   if (w[0] === 0x2001 && w[1] === 0) return v4(~w[6]! & 0xffff, ~w[7]! & 0xffff);
+  // ISATAP (RFC 5214): under any /64, the interface identifier 0000:5efe (or 0200:5efe) and the IPv4 address
+  if ((w[4] === 0 || w[4] === 0x200) && w[5] === 0x5efe) return v4(w[6]!, w[7]!);
   return null;
 }
 

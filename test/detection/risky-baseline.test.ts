@@ -69,6 +69,11 @@ test('coveredBy: every pattern that could match a risky host names it; patterns 
     ['abc*.webhook.site', 'webhook.site'],
     ['*.webhook.site', 'webhook.site'],
     ['?ebhook.site', 'webhook.site'],
+    // fixed-length patterns: each `?` one character, so no sample fill hits the subdomain they match
+    ['???????????.site', 'webhook.site'],
+    ['a??????????.site', 'webhook.site'],
+    ['??????.oastify.c?m', 'oastify.com'],
+    ['*?.webhook.site', 'webhook.site'],
     ['*.com', ''],
     // Harden-Runner's usual example covers gist.github.com, so it is refused too
     ['*.github.com', 'gist.github.com'],
@@ -80,7 +85,7 @@ test('coveredBy: every pattern that could match a risky host names it; patterns 
     assert.ok(got, `${p} must be refused`);
     if (want) assert.equal(got, want, p);
   }
-  for (const p of ['objects.githubusercontent.com', 'api.github.com', 'registry.npmjs.org', 'github.com', '*.npmjs.org', 'site.example.com', '140.82.112.3', '*.corp.example']) {
+  for (const p of ['objects.githubusercontent.com', 'api.github.com', 'registry.npmjs.org', 'github.com', '*.npmjs.org', 'site.example.com', '140.82.112.3', '*.corp.example', '??????????.sitex', 'a???.example.com', '???.sit?.example']) {
     assert.equal(r.coveredBy(p), null, `${p} covers no risky destination`);
   }
   const withCidr = new RiskyDestinations(['45.0.0.0/8']);

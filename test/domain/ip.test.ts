@@ -51,11 +51,11 @@ test('every spelling of an address makes the same endpoint key, through every ad
 });
 
 test('a name whose last label is numeric is an address spelt another way, not a DNS name: refused, never kept as a host', () => {
-  for (const name of ['203.0.113.007', '203.0.113.7.', '1.2.3', '0x7f.0.0.1', '3232235777', 'example.123']) {
+  for (const name of ['203.0.113.007', '203.0.113.7.', '1.2.3', '0x7f.0.0.1', '3232235777', 'example.123', '45.61.136.0xe', '0x2d.0x3d.0x88.0x0e', '0X2D.0X3D.0X88.0X0E', 'example.0x', 'a.0xff.']) {
     assert.throws(() => call(new NativeAdapter().parse({ ...nativeBase(), domain: name }, rc())), RecordError, name);
     assert.throws(() => new StepSecurityAdapter().parse({ id: 'x', endpoint: `${name}:443`, timestamp: '2026-11-02T10:00:00Z' }, rc()), /names no valid host/, name);
   }
-  for (const name of ['123.example.com', 'x1.example.c0m', '1password.com']) {
+  for (const name of ['123.example.com', 'x1.example.c0m', '1password.com', '0x1.example.com', 'example.0xg', 'example.x0e']) {
     assert.equal(call(new NativeAdapter().parse({ ...nativeBase(), domain: name }, rc())).domain, name);
   }
 });
@@ -182,6 +182,11 @@ test('embeddedIpv4: the IPv4 host a NAT64, SIIT, IPv4-compatible, 6to4 or Teredo
   assert.equal(embeddedIpv4('2002:c633:6407::1'), '198.51.100.7');
   // Teredo: server 65.54.227.120, client 198.51.100.7 behind its NAT (the last 32 bits inverted)
   assert.equal(embeddedIpv4('2001:0:4136:e378:8000:63bf:39cc:9bf8'), '198.51.100.7');
+  // ISATAP (RFC 5214): any prefix, the interface identifier 0:5efe or 200:5efe, then the IPv4 address
+  assert.equal(embeddedIpv4('fe80::5efe:c633:6407'), '198.51.100.7');
+  assert.equal(embeddedIpv4('::5efe:2d3d:8816'), '45.61.136.22');
+  assert.equal(embeddedIpv4('2001:db8:1:2:200:5efe:198.51.100.7'), '198.51.100.7');
+  assert.equal(embeddedIpv4('2001:db8:1:2:300:5efe:c633:6407'), null, 'not an ISATAP identifier');
   for (const other of ['198.51.100.7', '::ffff:198.51.100.7', '::1', '::', '::ff', '2001:db8::c633:6407', '64:ff9b:2::c633:6407', 'fe80::1', 'not an ip']) {
     assert.equal(embeddedIpv4(other), null, other);
   }
@@ -189,7 +194,7 @@ test('embeddedIpv4: the IPv4 host a NAT64, SIIT, IPv4-compatible, 6to4 or Teredo
   assert.equal(riskyDestinations(['64:ff9b::198.51.100.0/120']).matchHost('198.51.100.7'), '64:ff9b::198.51.100.0/120');
   assert.equal(riskyDestinations(['64:ff9b::198.51.100.0/120']).matchHost('198.51.101.7'), null);
   const risky = riskyDestinations(['198.51.100.0/24']);
-  for (const via of ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]', '2002:c633:6407::', '64:ff9b:1::c633:6407', '::ffff:0:c633:6407', '::c633:6407', '::198.51.100.7', '2001:0:4136:e378:8000:63bf:39cc:9bf8']) {
+  for (const via of ['64:ff9b::198.51.100.7', '[64:ff9b::c633:6407]', '2002:c633:6407::', '64:ff9b:1::c633:6407', '::ffff:0:c633:6407', '::c633:6407', '::198.51.100.7', '2001:0:4136:e378:8000:63bf:39cc:9bf8', 'fe80::5efe:c633:6407', '2001:db8::200:5efe:c633:6407']) {
     assert.equal(risky.matchHost(via.replace(/^\[|\]$/g, '')), '198.51.100.0/24', via);
     assert.equal(risky.coveredBy(via), '198.51.100.0/24', `${via}: a pattern that would expect or allow it is refused`);
   }
