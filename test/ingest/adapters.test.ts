@@ -625,6 +625,19 @@ test('RFC 3339 parser agrees with Date.parse and rejects non-RFC forms', () => {
   assert.equal(epochToMs(1741946400), 1741946400000);
   assert.equal(epochToMs(1741946400000), 1741946400000);
   assert.equal(epochToMs(1741946400000000000), 1741946400000);
+  // past year 9999 an epoch is no date: stored, it broke every later listing of the tenant
+  assert.equal(epochToMs(253402300799999e6), 253402300799999, 'the last instant of 9999, in nanoseconds');
+  for (const n of [253402300800001e6, 1e30, 9e21, Number.MAX_VALUE]) assert.ok(Number.isNaN(epochToMs(n)), String(n));
+});
+
+test('an epoch timestamp past year 9999 is rejected at its field, in every format that reads epochs', () => {
+  const invalidTime = (field: string) => (e: unknown) => e instanceof RecordError && e.reason === 'invalid-value' && e.field === field;
+  for (const t of [1e30, '9000000000000000000000', 253402300800001e6]) {
+    assert.throws(() => new HardenRunnerAdapter().parse(hrRecord({ timestamp: t }), rc(HR_CTX)), invalidTime('timestamp'), String(t));
+    assert.throws(() => new EcsAdapter().parse({ ...ECS_NESTED, '@timestamp': t }, rc()), invalidTime('@timestamp'), String(t));
+  }
+  // the native format takes RFC 3339 strings only
+  assert.throws(() => new NativeAdapter().parse(nativeRecord({ timestamp: '9000000000000000000000' }), rc()), (e: unknown) => e instanceof RecordError && e.field === 'timestamp');
 });
 
 test('native: a sha256 that is not 64 hex digits is no hash, for the process and its parents, and is counted', () => {

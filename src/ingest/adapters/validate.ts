@@ -278,11 +278,14 @@ function rfc3339(s: string, from: number, to: number, compute: boolean): number 
  */
 export function epochToMs(n: number): number {
   if (!Number.isFinite(n) || n < 0) return NaN;
-  if (n < 1e11) return Math.round(n * 1000);
-  if (n < 1e14) return Math.round(n);
-  if (n < 1e17) return Math.round(n / 1000);
-  return Math.round(n / 1e6);
+  const ms = n < 1e11 ? Math.round(n * 1000) : n < 1e14 ? Math.round(n) : n < 1e17 ? Math.round(n / 1000) : Math.round(n / 1e6);
+  // Past the last instant an RFC 3339 timestamp can name, a time is no date at all: stored, it
+  // would make every later reader of the tenant fail to print it.
+  return ms <= MAX_TIMESTAMP_MS ? ms : NaN;
 }
+
+/** 9999-12-31T23:59:59.999Z: the last instant a four-digit RFC 3339 year can name. */
+export const MAX_TIMESTAMP_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** Strict: an RFC 3339 string only (native format). */
 export function readRfc3339(value: unknown, field: string): number {
