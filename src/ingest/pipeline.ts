@@ -304,6 +304,10 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           if (m.read) throw new SourceReadError(m.read.source, m.read.reason, m.read.byte, m.read.detail);
           throw new Error(`${path}: ${m.message}`);
         }
+        // Back to the event loop before each batch: the worker's messages are taken one after another
+        // in one turn of it (each ack brings the next while the batch is written), and a SIGINT or
+        // SIGTERM waits for the loop's poll phase, so it would not be seen before the source ended.
+        await new Promise<void>((r) => setImmediate(r));
         yield { batch: fromColumns(m.batch), bytes: m.bytes, size: m.size, name: m.name, ack: () => worker.postMessage({ type: 'ack' }) };
       }
     } finally {
