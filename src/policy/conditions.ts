@@ -1,5 +1,6 @@
 import type { Op } from './schema.js';
 import { deepEqual } from './canonical.js';
+import { toolNameKey } from '../domain/glob.js';
 
 /**
  * Argument conditions, typed and fail-closed.
@@ -55,6 +56,39 @@ export function resolvePath(args: unknown, path: readonly string[]): PathResult 
     cur = (cur as Record<string, unknown>)[seg];
   }
   return cur === undefined ? { kind: 'missing' } : { kind: 'value', value: cur };
+}
+
+/**
+ * The first object along a condition's path that holds, beside the key the path names, a key that
+ * differs from it only in case or compatibility form ("Owner", "OWNER", "\u212Aey" for "key"), with
+ * every such key. The policy reads keys exactly, but Go's encoding/json (and .NET, Java binders set to
+ * ignore case) match them loosely, the last one winning: `{"owner":"acme","OWNER":"globex"}` would be
+ * judged on acme and run on globex, and `{"Owner":"*"}` would pass a condition on args.owner
+ * unseen. Such a call cannot be judged as every upstream reads it, so it is denied.
+ */
+export function caseTwinKeys(args: unknown, path: readonly string[]): { at: string; keys: string[] } | null {
+  let cur: unknown = args;
+  for (let i = 0; i < path.length; i++) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return null;
+    const seg = path[i]!;
+    const want = foldKey(seg);
+    let twins: string[] | null = null;
+    for (const k of Object.keys(cur)) {
+      if (k !== seg && foldKey(k) === want) (twins ??= []).push(k);
+    }
+    if (twins !== null) {
+      const obj = cur as Record<string, unknown>;
+      return { at: ['args', ...path.slice(0, i)].join('.'), keys: Object.prototype.hasOwnProperty.call(obj, seg) ? [seg, ...twins] : twins };
+    }
+    if (!Object.prototype.hasOwnProperty.call(cur, seg)) return null;
+    cur = (cur as Record<string, unknown>)[seg];
+  }
+  return null;
+}
+
+/** A key as a loose upstream compares it: lower case, and for other than plain ASCII the tool-name fold. */
+function foldKey(k: string): string {
+  return /^[\x20-\x7e]*$/.test(k) ? k.toLowerCase() : toolNameKey(k);
 }
 
 /**

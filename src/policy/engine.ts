@@ -1,5 +1,5 @@
 import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
-import { compileCondition, resolvePath, type ConditionTest } from './conditions.js';
+import { caseTwinKeys, compileCondition, resolvePath, type ConditionTest } from './conditions.js';
 import { isCanonicalToolName, isToolNameGlob, toolNameKey, toolNameMatcher } from '../domain/glob.js';
 
 /** Where a rule came from, for explain output and audit records. */
@@ -253,6 +253,18 @@ export class PolicyEngine {
     }
     for (const e of r.chain) {
       for (const c of e.when) {
+        const twins = caseTwinKeys(args, c.path);
+        if (twins !== null) {
+          const where = `args.${c.path.join('.')}`;
+          return this.make(
+            'deny',
+            c,
+            `${twins.at} has keys that differ only in case (${twins.keys.map((k) => JSON.stringify(k)).join(', ')}), and ${c.rule} tests ${where}: an upstream that reads keys loosely could take any of them, so the call is denied`,
+            undefined,
+            r,
+            tool,
+          );
+        }
         const read = readings?.get(c.readKey);
         let arg = resolvePath(args, c.path);
         // A key the tool reads as a value when it is left out of its object (a rule's condition: `*`)

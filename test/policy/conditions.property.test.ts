@@ -186,3 +186,28 @@ test('ignore_case: a deny on a string value holds for every spelling of it in an
     { numRuns: 300 },
   );
 });
+
+test('a deny on args.owner is never passed by spelling the key in another case, whatever else the call carries (fast-check)', () => {
+  const engine = parsePolicy(
+    JSON.stringify({ version: 1, tools: { t: { action: 'allow', when: [{ path: 'args.owner', op: 'eq', value: 'evil', action: 'deny', reason: 'no' }] } } }),
+  ).engine;
+  // what a case-insensitive upstream (Go's encoding/json: the last matching key wins) would read
+  const looseRead = (args: Record<string, unknown>): unknown => {
+    let v: unknown;
+    for (const k of Object.keys(args)) if (k.toLowerCase() === 'owner') v = args[k];
+    return v;
+  };
+  const spelling = fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }).map((up) => [...'owner'].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  const entry = fc.tuple(fc.oneof(spelling, fc.constantFrom('repo', 'title')), fc.constantFrom('evil', 'acme', 'x'));
+  fc.assert(
+    fc.property(fc.array(entry, { maxLength: 5 }), (entries) => {
+      const args: Record<string, unknown> = {};
+      for (const [k, v] of entries) args[k] = v;
+      const d = engine.decide('t', args);
+      if (looseRead(args) === 'evil' || args.owner === 'evil') assert.equal(d.action, 'deny', JSON.stringify(args));
+      const spellings = Object.keys(args).filter((k) => k.toLowerCase() === 'owner');
+      if (spellings.length === 1 && spellings[0] === 'owner' && args.owner !== 'evil') assert.equal(d.action, 'allow', JSON.stringify(args));
+    }),
+    { numRuns: 2000 },
+  );
+});

@@ -168,3 +168,30 @@ test('decide with argument readings: a whole value (eq, neq, in, not_in) is read
   assert.equal(policy.decide('contains', { process: '/USR/SBIN/x' }, readings).reason, 'contains');
   assert.equal(policy.decide('regex', { process: '/USR/bin/x' }, readings).reason, 'regex');
 });
+
+test('argument keys that differ only in case from a condition\'s key are denied: a loose upstream could read any of them', () => {
+  const e = engineWith({ path: 'args.owner', op: 'eq', value: '*' });
+  assert.equal(e.decide('t', { owner: '*' }).action, 'deny', 'the condition itself');
+  assert.equal(e.decide('t', { owner: 'acme' }).action, 'allow');
+  const hidden = e.decide('t', { Owner: '*' });
+  assert.equal(hidden.action, 'deny', 'a key in another case is not passed unseen');
+  assert.match(hidden.reason!, /args has keys that differ only in case \("Owner"\), and tools\.t\.when\[0\] tests args\.owner/);
+  const both = e.decide('t', { owner: 'acme', OWNER: '*' });
+  assert.equal(both.action, 'deny');
+  assert.match(both.reason!, /\("owner", "OWNER"\)/);
+  // compatibility forms fold too: U+212A KELVIN SIGN is a K to Go's case folding
+  const kelvin = engineWith({ path: 'args.key', op: 'eq', value: 'x' });
+  assert.equal(kelvin.decide('t', { '\u212Aey': 'x' }).action, 'deny');
+  // an allow-list condition: only acme may pass, and a twin key cannot smuggle another owner in
+  const only = engineWith({ path: 'args.owner', op: 'neq', value: 'acme' });
+  assert.equal(only.decide('t', { owner: 'acme' }).action, 'allow');
+  assert.equal(only.decide('t', { owner: 'acme', OWNER: 'globex' }).action, 'deny');
+  // along a nested path, at the level where the twin is
+  const nested = engineWith({ path: 'args.repo.owner', op: 'eq', value: 'evil' });
+  assert.equal(nested.decide('t', { repo: { owner: 'ok', Owner: 'evil' } }).action, 'deny');
+  assert.match(nested.decide('t', { repo: { owner: 'ok', Owner: 'evil' } }).reason!, /args\.repo has keys/);
+  assert.equal(nested.decide('t', { Repo: { owner: 'evil' } }).action, 'deny');
+  // keys off every condition's path are the tool's business
+  assert.equal(e.decide('t', { owner: 'acme', Title: 'a', title: 'b' }).action, 'allow');
+  assert.equal(nested.decide('t', { repo: { owner: 'ok', name: 'x', Name: 'y' } }).action, 'allow');
+});
