@@ -1,4 +1,5 @@
 import type { AnalyzeResult, ProcessGroup } from './types.js';
+import { revealInvisible } from '../domain/reveal-invisible.js';
 
 function trunc(s: string, n: number): string {
   return s.length <= n ? s : s.slice(0, n - 1) + '…';
@@ -28,14 +29,15 @@ export function suggestionLabel(p: ProcessGroup): string {
 export function renderAnalysisTable(result: AnalyzeResult, opts: { width?: number } = {}): string {
   const width = opts.width ?? 80;
   const headers = ['process', 'count', 'endpoints', 'direct IPs', 'repos', 'VPN verdict', 'suggested rule / reason'];
+  // process names and what quotes them are the telemetry's text: control characters written by name
   const rows = result.processes.map((p) => [
-    p.process,
+    revealInvisible(p.process),
     String(p.count),
     String(p.distinct_endpoints),
     String(p.distinct_direct_ips),
     String(p.distinct_repos),
     verdictLabel(p),
-    trunc(suggestionLabel(p), width),
+    trunc(revealInvisible(suggestionLabel(p)), width),
   ]);
   const numeric = [false, true, true, true, true, false, false];
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -48,13 +50,13 @@ export function renderAnalysisTable(result: AnalyzeResult, opts: { width?: numbe
       (result.next_cursor ? `; more: --cursor ${result.next_cursor}` : ''),
   );
   // what the minimum count left out, and what it could not: said here too, not only in the JSON note
-  const small = result.processes.filter((p) => p.count < result.min_count_filter).map((p) => p.process);
+  const small = result.processes.filter((p) => p.count < result.min_count_filter).map((p) => revealInvisible(p.process));
   if (small.length) out.push(`Shown below the minimum count because they call a risky destination or are suspected impostors: ${small.join(', ')}`);
   const shown = result.processes.reduce((n, p) => n + p.count, 0);
   if (!result.next_cursor && result.total_anomalies_scanned > shown) {
     out.push(`${result.total_anomalies_scanned - shown} detection(s) in groups below the minimum count are not shown; none calls a risky destination or is a suspected impostor`);
   }
-  const warnings = result.processes.flatMap((p) => p.warnings.map((w) => `  ! ${p.process}: ${w}`));
+  const warnings = result.processes.flatMap((p) => p.warnings.map((w) => revealInvisible(`  ! ${p.process}: ${w}`)));
   if (warnings.length) out.push('Warnings:', ...warnings);
   return out.join('\n');
 }

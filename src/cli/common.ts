@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { revealInvisible } from '../domain/reveal-invisible.js';
 import { resolveConfigPath, resolveTenant } from '../config/paths.js';
 import type { ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
@@ -160,9 +161,13 @@ export function printJson(value: unknown): void {
   out(JSON.stringify(value, null, 2) + '\n');
 }
 
-/** Plain aligned table; numbers right-aligned. */
+/**
+ * Plain aligned table; numbers right-aligned. Cells hold stored text, which is the telemetry's (an
+ * attacker's): control and format characters are written by name (revealInvisible), so a process
+ * name cannot split a row, forge a line, or send escape sequences to the terminal.
+ */
 export function formatTable(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => String(c)))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => revealInvisible(String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
   const line = (r: string[]) =>

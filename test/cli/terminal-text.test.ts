@@ -45,3 +45,36 @@ test('revealInvisible: plain text unchanged; line breaks kept only when asked (a
   assert.equal(revealInvisible('a\tb\nc'), 'a⟨U+0009⟩b⟨U+000A⟩c');
   assert.equal(revealInvisible('a\tb\nc\u200b', true), 'a\tb\nc⟨U+200B⟩');
 });
+
+test('ingest errors, detections list and analyze write the telemetry\'s text with its controls by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'et-terminal-'));
+  const db = join(dir, 'egress.db');
+  try {
+    const ctx = { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', timestamp: '2026-11-02T10:15:02.120Z', port: 443, status: 'blocked' };
+    const lines = [
+      // a rejected record whose message quotes the bad value: a forged report line and an escape
+      { ...ctx, run_id: '1', domain: 'x\n  ! fake.ndjson:99: forged\u001b[31mRED', process: { name: 'curl' } },
+      // a stored process name that would clear the screen and split its row
+      { ...ctx, run_id: '1', domain: 'evil.example', process: { name: 'cu\u001b[2J\nrl' } },
+    ];
+    const file = join(dir, 'inj.ndjson');
+    (await import('node:fs')).writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const ingest = await cliResult(['ingest', file, '--db', db]);
+    assert.equal(ingest.status, 1, `one record rejected: ${ingest.stderr}`);
+    const runs = [
+      ['ingest', ingest.stdout + ingest.stderr],
+      ['detections list', (await cliResult(['detections', 'list', '--db', db])).stdout],
+      ['analyze', (await cliResult(['analyze', '--db', db, '--detection-id', 'Domain-Blocked', '--min-count', '1'])).stdout],
+    ] as const;
+    for (const [what, text] of runs) {
+      assert.doesNotMatch(text, /[\u001b\r]/, `${what}: no control reaches the terminal`);
+      assert.ok(!text.split('\n').some((l) => l.startsWith('  ! fake.ndjson:99') || l.startsWith('rl')), `${what}: no forged line:\n${text}`);
+    }
+    assert.ok(runs[0][1].includes('⟨U+000A⟩  ! fake.ndjson:99: forged⟨U+001B⟩[31mRED'), runs[0][1]);
+    assert.ok(runs[1][1].includes('cu⟨U+001B⟩[2J⟨U+000A⟩rl'), runs[1][1]);
+    // analyze groups by the normalised name, which drops invisible characters (process-name.ts)
+    assert.ok(runs[2][1].includes('cu[2jrl'), runs[2][1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

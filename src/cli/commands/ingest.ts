@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { revealInvisible } from '../../domain/reveal-invisible.js';
 import cliProgress from 'cli-progress';
 import { withPorts, withStoreOptions, printJson, parseIntOption, wantsProgress, type StoreOptions, type PortsContext } from '../common.js';
 import { InterruptedError, UserError } from '../errors.js';
@@ -244,7 +245,8 @@ export function renderIngestSummary(r: IngestRunResult): string {
     if (s.otherTenants?.length) out.push(`  other tenants     ${s.otherTenants.join(' ')}  (written there: named by the records' own "tenant" field)`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
-    for (const e of s.errors.slice(0, 10)) out.push(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`);
+    // a rejected record's message quotes its text: written by name, control characters cannot forge report lines
+    for (const e of s.errors.slice(0, 10)) out.push(revealInvisible(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`));
     if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
   }
   const t = r.totals;
