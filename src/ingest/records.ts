@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import { Readable, pipeline } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { createRequire } from 'node:module';
 import { RecordError } from './adapters/types.js';
 import { looksBinary, SourceReadError } from './input.js';
@@ -269,6 +269,8 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   const decoder = new StringDecoder('utf8');
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const b of stream) {
+      // past a syntax error nothing more is parsed: stop reading, and `fed` stays where it was found
+      if (syntax.failure !== null) break;
       fed += b.length;
       if (kept !== null) {
         const t = decoder.write(b);
@@ -281,7 +283,8 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   }
   // pipeline() (not pipe()) so an error in any stage ends the iteration below instead of being
   // thrown as an unhandled 'error' event.
-  const stages: NodeJS.ReadWriteStream[] = [parser()];
+  const syntax = new HeldSyntaxError();
+  const stages: NodeJS.ReadWriteStream[] = [syntax];
   if (kind === 'envelope') stages.push(pick({ filter: 'data.detections' }));
   stages.push(streamArray());
   const last = (pipeline as unknown as (...s: unknown[]) => NodeJS.ReadableStream)(Readable.from(counted()), ...stages, () => undefined);
@@ -289,6 +292,7 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
   let values: unknown[] = [];
   let firstIndex = 0;
   let next = 0;
+  let failure: unknown = null;
   try {
     for await (const { key, value } of arr) {
       if (values.length === 0) firstIndex = key;
@@ -300,6 +304,12 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
       }
     }
   } catch (err) {
+    failure = err;
+  }
+  // the parser's own error first: the later stages may fail only because its tokens stopped
+  if (syntax.failure !== null && !(failure instanceof SourceReadError)) failure = syntax.failure;
+  if (failure !== null) {
+    const err = failure;
     if (values.length) yield { kind: 'values', firstIndex, values, path };
     values = [];
     if (err instanceof SourceReadError) {
@@ -336,6 +346,36 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
 }
 
 const WRONG_SHAPE = 'the document is JSON but neither an array of records nor a {"data":{"detections":[...]}} envelope';
+
+/**
+ * stream-json's parser, its syntax error held (failure) instead of raised: the tokens it made before
+ * the error still reach the later stages, which then end. Raised in the pipeline, the error tore down
+ * every stage at once, and the complete elements parsed from the same read chunk as the bad byte were
+ * lost: two exports written one after the other stored none of the first.
+ */
+class HeldSyntaxError extends Transform {
+  failure: Error | null = null;
+  private readonly inner = parser();
+
+  constructor() {
+    super({ readableObjectMode: true });
+    this.inner.on('data', (token: unknown) => this.push(token));
+    this.inner.on('error', (err: Error) => (this.failure ??= err));
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.failure !== null) return done();
+    this.inner.write(chunk, () => done());
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.failure !== null) return done();
+    const end = () => done();
+    this.inner.once('end', end);
+    this.inner.once('error', end);
+    this.inner.end();
+  }
+}
 
 function hasDetections(text: string): boolean {
   try {

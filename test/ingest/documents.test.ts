@@ -63,8 +63,12 @@ storeTest('the text summary is printed for a broken document too', async ({ db }
 
 storeTest('an NDJSON file whose first line starts with "[" gets a clear error, not a crash', async ({ db }) => {
   const f = file('[1,2\n{"ipAddress":"140.82.112.3","port":"443","timestamp":"2026-11-02T10:00:00Z","tool":{"name":"git","sha256":""}}\n', '.ndjson');
+  // read as a document: its two complete elements are records of no format, then the break at 2:1
   const { out } = ingest(db, [f], HR_CTX);
-  assert.equal(out.sources[0]!.errors[0]!.location, `${f}:2:1`);
+  assert.match(out.sources[0]!.errors[0]!.message, /cannot tell the format from the first record/);
+  const typed = ingest(db, [f], [...HR_CTX, '--format', 'harden-runner']).out.sources[0]!;
+  assert.deepEqual(typed.errors.map((e) => e.location), [`${f}: [0]`, `${f}: [1]`, `${f}:2:1`]);
+  assert.match(typed.errors[2]!.message, /malformed JSON document: expected ','; the 2 element\(s\) before it were read/);
   // NDJSON whose lines are whole arrays stays NDJSON: each line is a record
   const lines = file('[1]\n[2]\n', '.ndjson');
   const r2 = ingest(db, [lines], HR_CTX).out.sources[0]!;
@@ -205,4 +209,54 @@ storeTest('fuzz: a sample of mutated documents through the real CLI, all in one 
   for (let i = 0; i < 24; i++) files.push(file(mutate(BASES[i % BASES.length]!, rnd)));
   const { out } = ingest(db, files, HR_CTX);
   assert.deepEqual(out.sources.map((s) => s.source), files);
+});
+
+/** The values and the error readRecords gives for a JSON document read in these chunks. */
+async function documentOutcome(text: string, cuts: number[]) {
+  const values: unknown[] = [];
+  const errors: { line: number; at?: string; message: string }[] = [];
+  for await (const b of readRecords(chunked(text, cuts), 7)) {
+    if (b.kind === 'values') {
+      assert.equal(b.firstIndex, values.length, 'values come in order, none skipped');
+      values.push(...b.values);
+    } else if (b.kind === 'error') errors.push({ line: b.line, at: b.at, message: b.error.message });
+  }
+  return { values, errors };
+}
+
+test('every complete element before a syntax error is kept, however the document is chunked (two exports one after the other, a stray byte)', async () => {
+  const exportOf = (ids: string[]) => JSON.stringify({ data: { detections: ids.map((id) => ({ id, endpoint: `${id}.example.com:443`, timestamp: '2026-11-02T10:00:00Z' })) } }, null, 1);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 40 }),
+      fc.constantFrom('envelope', 'array'),
+      fc.constantFrom('again', 'x', ',', ']', '\u0000'),
+      fc.array(fc.nat(), { maxLength: 6 }),
+      async (count, kind, tail, cutSeeds) => {
+        const ids = Array.from({ length: count }, (_, i) => `d${i}`);
+        // written over several lines, as exports are (a one-line document is read as an NDJSON line)
+        const doc = kind === 'envelope' ? exportOf(ids) : JSON.stringify(ids.map((id) => ({ id })), null, 1);
+        const text = `${doc}\n${tail === 'again' ? doc : tail}`;
+        const cuts = cutSeeds.map((s) => s % (Buffer.byteLength(text) + 1));
+        const { values, errors } = await documentOutcome(text, cuts);
+        assert.deepEqual(values.map((v) => (v as { id: string }).id), ids, 'all the first document\'s elements');
+        assert.equal(errors.length, 1, JSON.stringify(errors));
+        assert.equal(errors[0]!.line, count);
+        assert.match(errors[0]!.message, new RegExp(`malformed JSON document.*; the ${count} element\\(s\\) before it were read`));
+        const lines = doc.split('\n').length;
+        assert.equal(errors[0]!.at, `${lines + 1}:1`, 'the error is placed where the second part starts');
+      },
+    ),
+    { numRuns: 150, seed: 20261205 },
+  );
+});
+
+storeTest('two StepSecurity exports written one after the other: the first one\'s detections are stored, the error says where the second starts', async ({ db }) => {
+  const one = readFileSync('test/fixtures/stepsecurity/detections.json', 'utf8');
+  const f = file(one.trimEnd() + '\n' + one);
+  const s = ingest(db, [f]).out.sources[0]!;
+  const expected = (JSON.parse(one) as { data: { detections: unknown[] } }).data.detections.length;
+  assert.equal(s.accepted, expected);
+  assert.equal(s.rejected, 1);
+  assert.match(s.errors[0]!.message, new RegExp(`the ${expected} element\\(s\\) before it were read`));
 });
