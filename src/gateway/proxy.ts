@@ -271,7 +271,10 @@ export class PolicyProxy {
             const wasForwarded = call.forwarded;
             this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
             this.droppedIds.add(rid);
-            if (!wasForwarded) return; // the upstream never saw this call
+            if (!wasForwarded) {
+              this.withdrawIfOrphaned(call.approvalId, 'withdrawn: the client cancelled the call');
+              return; // the upstream never saw this call
+            }
           }
         }
         this.sendUp(m);
@@ -552,6 +555,17 @@ export class PolicyProxy {
     this.sendUp(call.msg, call.id);
   }
 
+  /**
+   * A held call its client cancelled: its pending approval is withdrawn, unless another call of this
+   * connection still waits on it. The client said it no longer wants the call; approving it anyway
+   * would hand the agent a pass to spend on a later identical call whenever it chose.
+   */
+  private withdrawIfOrphaned(approvalId: string | undefined, why: string): void {
+    if (approvalId === undefined) return;
+    for (const other of this.calls.values()) if (!other.done && other.approvalId === approvalId) return;
+    this.o.state.approvals.withdraw(approvalId, why).catch((e: Error) => this.o.log?.(`could not withdraw approval ${approvalId}: ${e.message}`));
+  }
+
   private async awaitApproval(call: Call): Promise<void> {
     const abort = (call.abort = new AbortController());
     const st = this.o.state.approvals;
@@ -571,7 +585,11 @@ export class PolicyProxy {
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
     }
-    if (call.done) return; // cancelled while the approval was being filed
+    if (call.done) {
+      // cancelled while the approval was being filed
+      if (req.state !== 'approved') this.withdrawIfOrphaned(req.row.id, 'withdrawn: the client cancelled the call');
+      return;
+    }
     call.approvalId = req.row.id;
     let outcome: ApprovalOutcome;
     if (req.state === 'approved') outcome = { status: 'approved', decidedBy: req.row.decided_by ?? undefined };
@@ -940,6 +958,8 @@ export class PolicyProxy {
     if (this.closed) return;
     // Fail what is in flight first, while the downstream can still receive the answers.
     for (const call of [...this.calls.values()]) {
+      // A client that goes away leaves its pending approvals as they are: approved meanwhile, the same
+      // call asked again after a restart goes through once (docs/policy.md, "Approvals").
       if (side === 'downstream') this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', 'client disconnected');
       else this.failCall(call, side === 'upstream' ? 'crashed' : 'cancelled', -32603, side === 'upstream' ? 'upstream closed or crashed before answering' : 'gateway shutting down');
     }

@@ -166,6 +166,13 @@ export interface Approvals {
   consume(id: string): Promise<boolean>;
   /** Waits until the approval leaves "pending" (decided by any process, or expired). */
   wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome>;
+  /**
+   * Withdraws a pending approval whose call is gone (cancelled by its client, or the client went
+   * away): it expires at once, with `reason`. Left pending, a person could approve a call that no
+   * longer waits, and the agent could spend that approval on a later identical call whenever it
+   * chose. False when the approval was no longer pending.
+   */
+  withdraw(id: string, reason: string): Promise<boolean>;
 }
 
 // ------------------------------------------------------------------ audit

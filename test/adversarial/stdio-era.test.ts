@@ -152,7 +152,7 @@ tools:
   }
 });
 
-test('stdio 2026-07-28: a held call (client cannot be asked) can be cancelled; its approval is not left usable by a later call', async () => {
+test('stdio 2026-07-28: a held call (client cannot be asked) can be cancelled; its approval is withdrawn, not left for a later call', async () => {
   const g = await startGateway('version: 1\ntools:\n  write_thing: { action: require_approval, approval_timeout: 60, rate_limit: { max: 1, window: 600 } }\n', { era: 'modern' });
   try {
     await g.init();
@@ -164,8 +164,18 @@ test('stdio 2026-07-28: a held call (client cannot be asked) can be cancelled; i
     g.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'held', reason: 'user gave up' } });
     await g.barrier();
     assert.ok(!g.out.some((m) => m.id === 'held'), 'a cancelled request gets no answer');
-    // Approving the row afterwards runs nothing by itself; the quota came back for a new call.
-    await cli(['approvals', 'approve', row.id, '--db', g.db]);
+    // The approval went with the call: nobody can approve it any more, so no later identical call
+    // can spend it (an agent filing requests and withdrawing them would collect passes).
+    const rows = async () => JSON.parse((await cli(['approvals', 'list', '--all', '--db', g.db, '--json'])).stdout) as { id: string; tool: string; status: string; reason: string | null }[];
+    const withdrawn = await waitFor(async () => (await rows()).find((x) => x.id === row.id && x.status === 'expired'));
+    assert.equal(withdrawn.reason, 'withdrawn: the client cancelled the call');
+    const approve = await cli(['approvals', 'approve', row.id, '--db', g.db]);
+    assert.notEqual(approve.code, 0);
+    assert.match(approve.stderr, /is expired, not pending/);
+    // the same call again is held for a new approval (the quota came back), and nothing runs
+    g.send(call('later', 'write_thing', { owner: 'acme' }));
+    const next = await waitFor(async () => (await rows()).find((x) => x.tool === 'write_thing' && x.status === 'pending'));
+    assert.notEqual(next.id, row.id);
     await g.barrier();
     assert.equal(g.upstreamCalls().length, 0);
     assert.deepEqual(g.auditFile().filter((r) => r.tool === 'write_thing').map((r) => r.decision), ['approval_cancelled']);

@@ -89,9 +89,18 @@ end
 return 0
 `;
 
+/** KEYS: approval. ARGV: now, reason, channel, id. A pending approval whose call is gone expires now. */
+const WITHDRAW = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'expired', 'decided_at', ARGV[1], 'reason', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`;
+
 export const APPROVAL_SCRIPTS = {
   apr_request: [1, REQUEST],
   apr_decide: [1, DECIDE],
   apr_consume: [1, CONSUME],
   apr_expire: [1, EXPIRE],
+  apr_withdraw: [1, WITHDRAW],
 } as const;

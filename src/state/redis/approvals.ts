@@ -97,6 +97,15 @@ export class RedisApprovals implements Approvals {
     return (await this.get(id))!;
   }
 
+  async withdraw(id: string, reason: string): Promise<boolean> {
+    this.conn.assertUsable();
+    if (!/^apr_[0-9a-f]{16}$/.test(id)) return false;
+    const done = (await this.conn.run('apr_withdraw', [`${prefixOf(tagOf(id))}${id}`], [String(this.now()), reason, CHANNEL, id])) as number;
+    if (done !== 1) return false;
+    this.check(id); // a waiter in this process need not wait for the message
+    return true;
+  }
+
   async consume(id: string): Promise<boolean> {
     this.conn.assertUsable();
     const key = `${prefixOf(tagOf(id))}${id}`;

@@ -125,6 +125,15 @@ export class PgApprovals implements Approvals {
     return row;
   }
 
+  async withdraw(id: string, reason: string): Promise<boolean> {
+    const withdrawn = await this.guard(async () => {
+      const r = await this.pool.query(`UPDATE policy_approvals SET status = 'expired', decided_at = $1, reason = $2 WHERE id = $3 AND status = 'pending'`, [this.now(), reason, id]);
+      return r.rowCount === 1;
+    });
+    if (withdrawn) this.notify(id, { status: 'expired', reason });
+    return withdrawn;
+  }
+
   private async consumeNow(id: string): Promise<boolean> {
     // an approval past its deadline is used by nobody, whatever its status still says
     const r = await this.pool.query(`UPDATE policy_approvals SET status = 'consumed' WHERE id = $1 AND status = 'approved' AND expires_at > $2`, [id, this.now()]);

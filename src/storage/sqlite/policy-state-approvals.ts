@@ -110,6 +110,13 @@ export class SqliteApprovals implements Approvals {
     return whenUnlocked(() => use.run(id, this.now()).changes === 1, this.busy);
   }
 
+  async withdraw(id: string, reason: string): Promise<boolean> {
+    const expire = this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ?, reason = ? WHERE id = ? AND status = 'pending'`);
+    const withdrawn = await whenUnlocked(() => expire.run(this.now(), reason, id).changes === 1, this.busy);
+    if (withdrawn) this.notify(id, { status: 'expired', reason });
+    return withdrawn;
+  }
+
   /** Waits until the approval leaves "pending" (decided here, by another process, or expired). */
   wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome> {
     return new Promise((resolve) => {

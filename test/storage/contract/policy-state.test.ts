@@ -384,6 +384,28 @@ for (const backend of everyBackend) {
       );
     });
 
+    it('withdraws a pending approval once: no one can decide it, it is not found again, and a waiter on another connection learns it', async () => {
+      const location = await backend.create();
+      const gateway = await connect(location);
+      const cli = await connect(location);
+      const { row } = await gateway.approvals.request(binding({ tool: 'withdrawn' }));
+      const waiting = cli.approvals.wait(row.id);
+      assert.equal(await gateway.approvals.withdraw(row.id, 'withdrawn: the client cancelled the call'), true);
+      assert.equal((await waiting).status, 'expired');
+      assert.equal(await gateway.approvals.withdraw(row.id, 'again'), false, 'once');
+      await assert.rejects(cli.approvals.decide(row.id, 'approved', 'cli:bob'), /is expired, not pending/);
+      const read = await cli.approvals.get(row.id);
+      assert.deepEqual([read?.status, read?.reason], ['expired', 'withdrawn: the client cancelled the call']);
+      const again = await gateway.approvals.request(binding({ tool: 'withdrawn' }));
+      assert.equal(again.state, 'new');
+      assert.notEqual(again.row.id, row.id);
+      // a decided approval is not withdrawn: it belongs to the call it was decided for
+      await cli.approvals.decide(again.row.id, 'approved', 'cli:bob');
+      assert.equal(await gateway.approvals.withdraw(again.row.id, 'late'), false);
+      assert.equal(await gateway.approvals.consume(again.row.id), true);
+      assert.equal(await gateway.approvals.withdraw('apr_0000000000000000', 'none'), false, 'an unknown id');
+    });
+
     it('an approved approval past its deadline is used by nobody, even with nothing in between to mark it expired', async () => {
       const clock = new Clock();
       const st = await connect(await backend.create(), clock);
