@@ -1,3 +1,4 @@
+import { admitHttpSession, httpSessionSettings } from '../policy/http-sessions.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
@@ -96,6 +97,8 @@ interface Session {
   identity: string;
   /** the token (its hash) that opened it: identities need not be unique, and a grant's policy is per token */
   token: string | undefined;
+  /** ms of its last request: a session idle for the policy's handle TTL is closed (policy/http-sessions.ts) */
+  lastUsed: number;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -174,6 +177,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const holderFor = (grant: Grant | undefined, up: Upstream): PolicyHolder => runtimes.runtimeFor((multi ? undefined : grant?.policy) ?? up.policyPath).holder;
   const state = runtimes.runtimeFor(upstreams[0]!.policyPath).state;
   const sessions = new Map<string, Session>();
+  /** initializes in progress per identity (http-sessions.ts admitHttpSession) */
+  const opening = new Map<string, number>();
   const endpoint = o.path ?? '/mcp';
   // Every session and request to one URL upstream shares one keep-alive agent: no new connection per call.
   for (const u of upstreams) {
@@ -206,10 +211,13 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   };
   const rpcError = (res: ServerResponse, status: number, code: number, message: string, id: string | number | null = null) => writeRpcError(res, status, code, message, id);
 
-  const newSession = async (identity: string, token: string | undefined, holder: PolicyHolder, up: Upstream): Promise<Session> => {
+  const newSession = async (identity: string, token: string | undefined, holder: PolicyHolder, up: Upstream, onRegistered?: () => void): Promise<Session> => {
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => void sessions.set(id, s),
+      onsessioninitialized: (id) => {
+        sessions.set(id, s);
+        onRegistered?.();
+      },
       // DELETE ends the session: a request that still names it gets 404, not the closed transport.
       onsessionclosed: (id) => {
         sessions.delete(id);
@@ -245,7 +253,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         if (transport.sessionId) sessions.delete(transport.sessionId);
       },
     });
-    const s: Session = { upstream: up, transport, fast, proxy, identity, token };
+    const s: Session = { upstream: up, transport, fast, proxy, identity, token, lastUsed: Date.now() };
     try {
       await proxy.start();
     } catch (e) {
@@ -393,6 +401,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       if (!s || s.upstream !== up) return refuse(404, -32001, 'Session not found');
       // A session belongs to the token that opened it, not only to its identity (found by review).
       if (s.token !== grant?.tokenSha256) return refuse(403, -32600, 'Session belongs to another token');
+      s.lastUsed = Date.now();
       if (req.method === 'POST') {
         // A second request with an id in flight is answered on its own POST, never routed by that id.
         if (s.fast.refuseDuplicate(res, body, (m, message) => s.proxy.auditRefusal(m, message))) return;
@@ -404,17 +413,48 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     }
     const isInit = req.method === 'POST' && typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'initialize';
     if (!isInit) return refuse(400, -32000, 'Bad Request: No valid session ID provided');
-    let s: Session;
-    try {
-      s = await newSession(identity, grant?.tokenSha256, holderFor(grant, up), up);
-    } catch (e) {
-      // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
-      appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log, unreachable: true });
-      return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
+    const holder = holderFor(grant, up);
+    const admission = admitHttpSession(
+      [...sessions.entries()].map(([id, x]) => ({ id, identity: x.identity, lastUsed: x.lastUsed })),
+      identity,
+      httpSessionSettings(holder.current.engine.file),
+      Date.now(),
+      opening.get(identity) ?? 0,
+    );
+    for (const id of admission.close) {
+      const idle = sessions.get(id);
+      sessions.delete(id);
+      log(`closed MCP session ${id} of ${JSON.stringify(idle?.identity)}: idle for the policy's session TTL`);
+      void idle?.proxy.close().catch(() => undefined);
     }
-    // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.
-    closeUnlessInitialized(s.fast, res, requestId(body), () => void s.proxy.close().catch(() => undefined));
-    return handBySdk(s, req, res, body);
+    if (!admission.admit) return refuse(429, -32000, admission.reason);
+    // Counted until the session is registered (or fails). The SDK registers it within the initialize's
+    // own handling today, so a burst cannot slip between check and registration; counted anyway, so an
+    // await added on that path later could not let one through.
+    opening.set(identity, (opening.get(identity) ?? 0) + 1);
+    let counted = true;
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
+      const n = (opening.get(identity) ?? 1) - 1;
+      if (n > 0) opening.set(identity, n);
+      else opening.delete(identity);
+    };
+    try {
+      let s: Session;
+      try {
+        s = await newSession(identity, grant?.tokenSha256, holder, up, uncount);
+      } catch (e) {
+        // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
+        appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log, unreachable: true });
+        return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
+      }
+      // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.
+      closeUnlessInitialized(s.fast, res, requestId(body), () => void s.proxy.close().catch(() => undefined));
+      return await handBySdk(s, req, res, body);
+    } finally {
+      uncount();
+    }
   };
 
   // 401s and 403s carry no identity: tallied per address into the audit, so a flood cannot fill it

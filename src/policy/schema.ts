@@ -186,6 +186,11 @@ export const policyFileSchema = z.strictObject({
       max_handles: z.number().int().min(1).max(MAX_HANDLES_LIMIT).optional(),
       /** Seconds a handle stays live after its last call; never shorter than a session-scoped window. */
       handle_ttl: seconds.optional(),
+      /**
+       * Open 2025-11-25 HTTP sessions one identity may hold on a gateway process; a session idle for
+       * `handle_ttl` is closed (src/policy/http-sessions.ts).
+       */
+      max_http_sessions: z.number().int().min(1).max(MAX_HANDLES_LIMIT).optional(),
     })
     .optional(),
   /** Extra MCP methods forwarded to the upstream (each audited); see FORWARDABLE_METHODS. */

@@ -385,3 +385,38 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
   assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
   t.cleanup();
 });
+
+test('HTTP gateway: an identity holds at most sessions.max_http_sessions open 2025-11-25 sessions, even in a burst; ending one frees its slot', async () => {
+  const t = tmpDir();
+  t.file('p.yaml', 'version: 1\ndefault: allow\nsessions: { max_http_sessions: 2 }\n');
+  const grants = t.file('grants.yaml', `grants:\n  - { identity: alice, token: ${TOK.alice} }\n  - { identity: bob, token: ${TOK.bob} }\n`);
+  // a command upstream: each session starts its own child, so opening one takes real time, during which
+  // the next initializes of a burst arrive
+  const config = t.file('gateway.yaml', `upstreams:\n  - name: fx\n    command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(FIXTURE)}]\n    policy: p.yaml\n`);
+  const gw = await spawnUntil(process.execPath, [CLI, 'gateway', '--config', config, '--db', t.db, '--listen', '127.0.0.1:0', '--grants', grants], /listening on (http:\/\/\S+\/s\/fx\/mcp)/);
+  const url = gw.match[1]!;
+  const clients: Client[] = [];
+  try {
+    const a1 = await connect(url, TOK.alice);
+    const a2 = await connect(url, TOK.alice);
+    clients.push(a1, a2);
+    await assert.rejects(connect(url, TOK.alice), /session refused: identity \W*alice\W* already holds 2 open MCP sessions on this gateway \(policy sessions\.max_http_sessions: 2\)/);
+    assert.equal(text(await a2.callTool({ name: 'echo', arguments: { text: 'still here' } })), 'still here', 'the open sessions are untouched');
+    // ten initializes at once: the cap holds for those still being opened too
+    const burst = await Promise.allSettled(Array.from({ length: 10 }, () => connect(url, TOK.bob)));
+    const opened = burst.filter((r): r is PromiseFulfilledResult<Client> => r.status === 'fulfilled').map((r) => r.value);
+    clients.push(...opened);
+    assert.equal(opened.length, 2, burst.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('\n'));
+    // ending a session (HTTP DELETE) frees its slot at once
+    await (a1 as unknown as { _transport: StreamableHTTPClientTransport })._transport.terminateSession();
+    const a3 = await connect(url, TOK.alice);
+    clients.push(a3);
+    assert.equal(text(await a3.callTool({ name: 'echo', arguments: { text: 'new' } })), 'new');
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await kill(gw.child);
+  }
+  const refused = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { identity: string; reason?: string });
+  assert.equal(refused.filter((r) => /session refused/.test(r.reason ?? '')).length, 1 + 8, 'every refused initialize is audited');
+  t.cleanup();
+});
