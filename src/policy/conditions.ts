@@ -66,24 +66,41 @@ export function resolvePath(args: unknown, path: readonly string[]): PathResult 
  * judged on acme and run on globex, and `{"Owner":"*"}` would pass a condition on args.owner
  * unseen. Such a call cannot be judged as every upstream reads it, so it is denied.
  */
-export function caseTwinKeys(args: unknown, path: readonly string[]): { at: string; keys: string[] } | null {
+export function caseTwinKeys(args: unknown, path: readonly string[], folds: KeyFolds = new WeakMap()): { at: string; keys: string[] } | null {
   let cur: unknown = args;
   for (let i = 0; i < path.length; i++) {
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return null;
+    if (cur === null || typeof cur !== 'object') return null;
     const seg = path[i]!;
-    const want = foldKey(seg);
-    let twins: string[] | null = null;
-    for (const k of Object.keys(cur)) {
-      if (k !== seg && foldKey(k) === want) (twins ??= []).push(k);
+    // lists are entered by index, as resolvePath does; an index has no case
+    if (Array.isArray(cur)) {
+      if (!/^(0|[1-9]\d*)$/.test(seg)) return null;
+      cur = cur[Number(seg)];
+      continue;
     }
-    if (twins !== null) {
-      const obj = cur as Record<string, unknown>;
-      return { at: ['args', ...path.slice(0, i)].join('.'), keys: Object.prototype.hasOwnProperty.call(obj, seg) ? [seg, ...twins] : twins };
-    }
+    const spellings = foldedKeys(cur as Record<string, unknown>, folds).get(foldKey(seg));
+    if (spellings !== undefined && (spellings.length > 1 || spellings[0] !== seg)) return { at: ['args', ...path.slice(0, i)].join('.'), keys: spellings };
     if (!Object.prototype.hasOwnProperty.call(cur, seg)) return null;
     cur = (cur as Record<string, unknown>)[seg];
   }
   return null;
+}
+
+/** Each object's keys by their folded form, built once per decision however many conditions read it. */
+export type KeyFolds = WeakMap<object, Map<string, string[]>>;
+
+function foldedKeys(obj: Record<string, unknown>, folds: KeyFolds): Map<string, string[]> {
+  let m = folds.get(obj);
+  if (m === undefined) {
+    m = new Map();
+    for (const k of Object.keys(obj)) {
+      const f = foldKey(k);
+      const list = m.get(f);
+      if (list) list.push(k);
+      else m.set(f, [k]);
+    }
+    folds.set(obj, m);
+  }
+  return m;
 }
 
 /** A key as a loose upstream compares it: lower case, and for other than plain ASCII the tool-name fold. */

@@ -1,5 +1,5 @@
 import type { Action, Op, PolicyFile, Scope, ToolEntry } from './schema.js';
-import { caseTwinKeys, compileCondition, resolvePath, type ConditionTest } from './conditions.js';
+import { caseTwinKeys, compileCondition, resolvePath, type ConditionTest, type KeyFolds } from './conditions.js';
 import { isCanonicalToolName, isToolNameGlob, toolNameKey, toolNameMatcher } from '../domain/glob.js';
 
 /** Where a rule came from, for explain output and audit records. */
@@ -251,9 +251,10 @@ export class PolicyEngine {
         hidden: true,
       };
     }
+    let folds: KeyFolds | undefined;
     for (const e of r.chain) {
       for (const c of e.when) {
-        const twins = caseTwinKeys(args, c.path);
+        const twins = caseTwinKeys(args, c.path, (folds ??= new WeakMap()));
         if (twins !== null) {
           const where = `args.${c.path.join('.')}`;
           return this.make(

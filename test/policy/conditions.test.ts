@@ -191,6 +191,13 @@ test('argument keys that differ only in case from a condition\'s key are denied:
   assert.equal(nested.decide('t', { repo: { owner: 'ok', Owner: 'evil' } }).action, 'deny');
   assert.match(nested.decide('t', { repo: { owner: 'ok', Owner: 'evil' } }).reason!, /args\.repo has keys/);
   assert.equal(nested.decide('t', { Repo: { owner: 'evil' } }).action, 'deny');
+  // through a list, entered by index as the condition's path is
+  const listed = engineWith({ path: 'args.items.0.owner', op: 'eq', value: 'evil' });
+  assert.equal(listed.decide('t', { items: [{ owner: 'evil' }] }).action, 'deny');
+  assert.equal(listed.decide('t', { items: [{ owner: 'ok', OWNER: 'evil' }] }).action, 'deny');
+  assert.equal(listed.decide('t', { items: [{ Owner: 'evil' }] }).action, 'deny');
+  assert.match(listed.decide('t', { items: [{ Owner: 'evil' }] }).reason!, /args\.items\.0 has keys that differ only in case \("Owner"\)/);
+  assert.equal(listed.decide('t', { items: [{ owner: 'ok' }, { OWNER: 'evil' }] }).action, 'allow', 'another element is not on the path');
   // keys off every condition's path are the tool's business
   assert.equal(e.decide('t', { owner: 'acme', Title: 'a', title: 'b' }).action, 'allow');
   assert.equal(nested.decide('t', { repo: { owner: 'ok', name: 'x', Name: 'y' } }).action, 'allow');
