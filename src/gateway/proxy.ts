@@ -587,7 +587,7 @@ export class PolicyProxy {
     }
     if (call.done) {
       // cancelled while the approval was being filed
-      if (req.state !== 'approved') this.withdrawIfOrphaned(req.row.id, 'withdrawn: the client cancelled the call');
+      this.withdrawIfOrphaned(req.row.id, 'withdrawn: the client cancelled the call');
       return;
     }
     call.approvalId = req.row.id;

@@ -167,10 +167,10 @@ export interface Approvals {
   /** Waits until the approval leaves "pending" (decided by any process, or expired). */
   wait(id: string, signal?: AbortSignal): Promise<ApprovalOutcome>;
   /**
-   * Withdraws a pending approval whose call is gone (cancelled by its client, or the client went
-   * away): it expires at once, with `reason`. Left pending, a person could approve a call that no
-   * longer waits, and the agent could spend that approval on a later identical call whenever it
-   * chose. False when the approval was no longer pending.
+   * Withdraws the approval of a call its client cancelled: pending, or approved but not yet used (a
+   * decision that came between the cancel and this), it expires at once with `reason`. Left as it
+   * was, the agent could spend it on a later identical call whenever it chose. False when it was
+   * neither (used, denied, expired, or unknown).
    */
   withdraw(id: string, reason: string): Promise<boolean>;
 }

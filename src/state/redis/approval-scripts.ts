@@ -89,9 +89,13 @@ end
 return 0
 `;
 
-/** KEYS: approval. ARGV: now, reason, channel, id. A pending approval whose call is gone expires now. */
+/**
+ * KEYS: approval. ARGV: now, reason, channel, id. A pending, or approved but unused, approval whose
+ * call is gone expires now.
+ */
 const WITHDRAW = `
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'pending' and status ~= 'approved' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'decided_at', ARGV[1], 'reason', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1

@@ -126,10 +126,15 @@ export class PgApprovals implements Approvals {
   }
 
   async withdraw(id: string, reason: string): Promise<boolean> {
-    const withdrawn = await this.guard(async () => {
-      const r = await this.pool.query(`UPDATE policy_approvals SET status = 'expired', decided_at = $1, reason = $2 WHERE id = $3 AND status = 'pending'`, [this.now(), reason, id]);
-      return r.rowCount === 1;
-    });
+    const withdrawn = await this.guard(() =>
+      transaction(this.pool, async (c) => {
+        // approved but not yet used too: a decision that came between the cancel and this must not outlive the call
+        const r = await c.query(`UPDATE policy_approvals SET status = 'expired', decided_at = $1, reason = $2 WHERE id = $3 AND status IN ('pending','approved')`, [this.now(), reason, id]);
+        // waiters on other processes are woken as by a decision (delivered on COMMIT)
+        if (r.rowCount === 1) await c.query('SELECT pg_notify($1, $2)', [APPROVAL_CHANNEL, id]);
+        return r.rowCount === 1;
+      }),
+    );
     if (withdrawn) this.notify(id, { status: 'expired', reason });
     return withdrawn;
   }

@@ -111,7 +111,8 @@ export class SqliteApprovals implements Approvals {
   }
 
   async withdraw(id: string, reason: string): Promise<boolean> {
-    const expire = this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ?, reason = ? WHERE id = ? AND status = 'pending'`);
+    // approved but not yet used too: a decision that came between the cancel and this must not outlive the call
+    const expire = this.db.prepare(`UPDATE policy_approvals SET status = 'expired', decided_at = ?, reason = ? WHERE id = ? AND status IN ('pending','approved')`);
     const withdrawn = await whenUnlocked(() => expire.run(this.now(), reason, id).changes === 1, this.busy);
     if (withdrawn) this.notify(id, { status: 'expired', reason });
     return withdrawn;

@@ -399,10 +399,20 @@ for (const backend of everyBackend) {
       const again = await gateway.approvals.request(binding({ tool: 'withdrawn' }));
       assert.equal(again.state, 'new');
       assert.notEqual(again.row.id, row.id);
-      // a decided approval is not withdrawn: it belongs to the call it was decided for
+      // approved between the cancel and the withdrawal: withdrawn all the same, so no later call spends it
       await cli.approvals.decide(again.row.id, 'approved', 'cli:bob');
-      assert.equal(await gateway.approvals.withdraw(again.row.id, 'late'), false);
-      assert.equal(await gateway.approvals.consume(again.row.id), true);
+      assert.equal(await gateway.approvals.withdraw(again.row.id, 'withdrawn: the client cancelled the call'), true);
+      assert.equal(await gateway.approvals.consume(again.row.id), false);
+      assert.equal((await gateway.approvals.request(binding({ tool: 'withdrawn' }))).state, 'new');
+      // used or denied: nothing to withdraw
+      const third = (await gateway.approvals.request(binding({ tool: 'used' }))).row;
+      await cli.approvals.decide(third.id, 'approved', 'cli:bob');
+      assert.equal(await gateway.approvals.consume(third.id), true);
+      assert.equal(await gateway.approvals.withdraw(third.id, 'late'), false);
+      const fourth = (await gateway.approvals.request(binding({ tool: 'denied' }))).row;
+      await cli.approvals.decide(fourth.id, 'denied', 'cli:bob');
+      assert.equal(await gateway.approvals.withdraw(fourth.id, 'late'), false);
+      assert.equal((await cli.approvals.get(fourth.id))?.status, 'denied');
       assert.equal(await gateway.approvals.withdraw('apr_0000000000000000', 'none'), false, 'an unknown id');
     });
 
