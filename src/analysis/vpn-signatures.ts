@@ -156,7 +156,8 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
  */
 const PACKAGE_MANAGER =
   /^(npm|npx|yarn|yarnpkg|pnpm|pnpx|corepack|bun|bunx|pip[0-9.]*|pipx|pipenv|poetry|pdm|uv|uvx|conda|mamba|micromamba|easy_install[0-9.-]*|gem[0-9.]*|bundle|bundler|composer|cargo)$/;
-const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*w?|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|pwsh|powershell|lua[0-9.]*|luajit)$/;
+// Not PowerShell: it is the default shell of `run:` steps on Windows runners, as bash is on Linux.
+const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*w?|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|lua[0-9.]*|luajit)$/;
 
 /** Where the runner keeps the node it runs JavaScript actions with: `<runner>/externals/node20/bin/node`. */
 const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;

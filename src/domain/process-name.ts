@@ -14,21 +14,15 @@ export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
  */
 export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
 
-const DELETED = ' (deleted)';
-
 /**
- * Process-name normalisation used for grouping and for every verdict: basename, `.exe` and a
- * trailing ` (deleted)` stripped, lower case. A name that is not plain ASCII is first folded (NFKC: fullwidth and compatibility
+ * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,
+ * lower case. A name that is not plain ASCII is first folded (NFKC: fullwidth and compatibility
  * forms) and stripped of invisible characters, so "tailscaled\u200b" or "ｔａｉｌｓｃａｌｅｄ" is
  * judged as the tailscaled it shows itself as, not as an unknown name no daemon check applies to.
  */
 export function normalizeProcessName(raw: string): string {
   const folded = PLAIN_ASCII.test(raw) ? raw : raw.normalize('NFKC').replace(INVISIBLE, '');
-  let trimmed = folded.trim();
-  // Linux names a running executable whose file was removed "<path> (deleted)": a payload that
-  // deletes itself after starting is still the binary it was, and is judged as that.
-  if (trimmed.endsWith(DELETED)) trimmed = trimmed.slice(0, -DELETED.length).trimEnd();
-  let name = basenameOf(trimmed).toLowerCase();
+  let name = basenameOf(folded.trim()).toLowerCase();
   if (name.endsWith('.exe')) name = name.slice(0, -4);
   return name === '' ? 'unknown' : name;
 }

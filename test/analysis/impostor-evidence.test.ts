@@ -25,25 +25,15 @@ test('the runner’s own node is exempt only at the runner’s layout, started b
 });
 
 test('versioned and less common package managers and interpreters count, as the agent records the executable a symlink resolves to', () => {
-  for (const name of ['ruby3.0', 'perl5.34.0', 'pip3.12', 'pip3.11', 'python3.12', 'pythonw', 'php8.2', 'gem3.0', 'uvx', 'corepack', 'yarnpkg', 'pipenv', 'pdm', 'conda', 'mamba', 'micromamba', 'easy_install-3.8', 'pwsh', 'powershell.exe', 'lua5.4', 'luajit']) {
+  for (const name of ['ruby3.0', 'perl5.34.0', 'pip3.12', 'pip3.11', 'python3.12', 'pythonw', 'php8.2', 'gem3.0', 'uvx', 'corepack', 'yarnpkg', 'pipenv', 'pdm', 'conda', 'mamba', 'micromamba', 'easy_install-3.8', 'lua5.4', 'luajit']) {
     assert.equal(suspiciousParent([{ name }, { name: 'bash' }]), normalizeProcessName(name), name);
     assert.equal(suspiciousParent([{ name: 'sudo' }, { name: `/usr/bin/${name}` }]), normalizeProcessName(name), `${name} deeper, by path`);
   }
   // what CI actions really start daemons with stays clean
-  for (const name of ['sudo', 'bash', 'sh', 'systemd', 'Runner.Worker', 'tailscale', 'rubyist', 'pipe', 'python-config', 'gemini']) {
+  // PowerShell is the default shell of run: steps on Windows runners, as bash is on Linux
+  for (const name of ['sudo', 'bash', 'sh', 'systemd', 'Runner.Worker', 'tailscale', 'rubyist', 'pipe', 'python-config', 'gemini', 'pwsh', 'powershell.exe']) {
     assert.equal(suspiciousParent([{ name }]), null, name);
   }
-});
-
-test('a binary deleted after it started is judged under its own name', () => {
-  // /proc/<pid>/exe of a deleted file reads "<path> (deleted)": a dropped payload that removes itself
-  assert.equal(normalizeProcessName('tailscaled (deleted)'), 'tailscaled');
-  assert.equal(normalizeProcessName('/tmp/.x/tailscaled (deleted)'), 'tailscaled');
-  assert.equal(
-    callContradiction({ process: normalizeProcessName('tailscaled (deleted)'), sha256: null, path: '/tmp/.x/tailscaled', parentChain: [], host: 'exfil.attacker.example', port: 443, isIp: false, risky: null }),
-    "domain outside tailscale's signature: exfil.attacker.example",
-  );
-  assert.equal(normalizeProcessName('my (deleted) tool'), 'my (deleted) tool', 'only the suffix');
 });
 
 test('a package manager deep in the longest chain ingest accepts is seen', () => {
