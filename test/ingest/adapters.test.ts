@@ -636,6 +636,12 @@ test('an epoch timestamp past year 9999 is rejected at its field, in every forma
     assert.throws(() => new HardenRunnerAdapter().parse(hrRecord({ timestamp: t }), rc(HR_CTX)), invalidTime('timestamp'), String(t));
     assert.throws(() => new EcsAdapter().parse({ ...ECS_NESTED, '@timestamp': t }, rc()), invalidTime('@timestamp'), String(t));
   }
+  // an offset can carry a four-digit year past either end
+  for (const t of ['9999-12-31T23:59:59-01:00', '0000-01-01T00:00:00+01:00']) {
+    assert.throws(() => new HardenRunnerAdapter().parse(hrRecord({ timestamp: t }), rc(HR_CTX)), invalidTime('timestamp'), t);
+    assert.throws(() => new NativeAdapter().parse(nativeRecord({ timestamp: t }), rc()), invalidTime('timestamp'), t);
+  }
+  assert.equal(call(new NativeAdapter().parse(nativeRecord({ timestamp: '9999-12-31T23:59:59+01:00' }), rc())).timestamp, Date.UTC(9999, 11, 31, 22, 59, 59));
   // the native format takes RFC 3339 strings only
   assert.throws(() => new NativeAdapter().parse(nativeRecord({ timestamp: '9000000000000000000000' }), rc()), (e: unknown) => e instanceof RecordError && e.field === 'timestamp');
 });

@@ -265,11 +265,16 @@ function rfc3339(s: string, from: number, to: number, compute: boolean): number 
     return NaN;
   }
   if (i !== to) return NaN;
-  if (!compute) return 0;
+  // Only the first and the last year can leave the range once an offset is applied (year 0000 is
+  // before it whatever the offset): every other year is checked by its shape alone.
+  if (!compute && y > 0 && y < 9999) return 0;
   let t: number;
   if (y >= 100) t = Date.UTC(y, mo - 1, d, h, mi, sec, ms);
   else t = Date.UTC(y + 400, mo - 1, d, h, mi, sec, ms) - MS_400Y;
-  return t - offsetMin * 60_000;
+  t -= offsetMin * 60_000;
+  // 9999-12-31T23:59:59-01:00 is in year 10000: no date a reader can print (see epochToMs)
+  if (t > MAX_TIMESTAMP_MS || t < MIN_TIMESTAMP_MS) return NaN;
+  return compute ? t : 0;
 }
 
 /**
@@ -286,6 +291,8 @@ export function epochToMs(n: number): number {
 
 /** 9999-12-31T23:59:59.999Z: the last instant a four-digit RFC 3339 year can name. */
 export const MAX_TIMESTAMP_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** 0001-01-01T00:00:00Z (Go's zero time, which ingest handles apart): the first such instant. */
+export const MIN_TIMESTAMP_MS = -62_135_596_800_000;
 
 /** Strict: an RFC 3339 string only (native format). */
 export function readRfc3339(value: unknown, field: string): number {
