@@ -56,6 +56,8 @@ test('ingest errors, detections list and analyze write the telemetry\'s text wit
       { ...ctx, run_id: '1', domain: 'x\n  ! fake.ndjson:99: forged\u001b[31mRED', process: { name: 'curl' } },
       // a stored process name that would clear the screen and split its row
       { ...ctx, run_id: '1', domain: 'evil.example', process: { name: 'cu\u001b[2J\nrl' } },
+      // a job name that would do the same in `baseline show`'s heading
+      { ...ctx, job: 'te\u001b[2J\nst', run_id: '1', domain: 'evil.example', process: { name: 'curl' } },
     ];
     const file = join(dir, 'inj.ndjson');
     (await import('node:fs')).writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -65,6 +67,7 @@ test('ingest errors, detections list and analyze write the telemetry\'s text wit
       ['ingest', ingest.stdout + ingest.stderr],
       ['detections list', (await cliResult(['detections', 'list', '--db', db])).stdout],
       ['analyze', (await cliResult(['analyze', '--db', db, '--detection-id', 'Domain-Blocked', '--min-count', '1'])).stdout],
+      ['baseline show', (await cliResult(['baseline', 'show', '--owner', 'acme', '--repo', 'api', '--all', '--db', db])).stdout],
     ] as const;
     for (const [what, text] of runs) {
       assert.doesNotMatch(text, /[\u001b\r]/, `${what}: no control reaches the terminal`);
@@ -74,6 +77,7 @@ test('ingest errors, detections list and analyze write the telemetry\'s text wit
     assert.ok(runs[1][1].includes('cu⟨U+001B⟩[2J⟨U+000A⟩rl'), runs[1][1]);
     // analyze groups by the normalised name, which drops invisible characters (process-name.ts)
     assert.ok(runs[2][1].includes('cu[2jrl'), runs[2][1]);
+    assert.ok(runs[3][1].includes('job te⟨U+001B⟩[2J⟨U+000A⟩st'), runs[3][1]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { revealInvisible } from '../../domain/reveal-invisible.js';
 import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -38,7 +39,8 @@ export function register(program: Command): void {
       if (json) return printJson({ tenant, jobs: views });
       for (const v of views) {
         const state = v.learning ? `learning (${v.completedRuns} completed runs)` : `${v.completedRuns} completed runs`;
-        process.stdout.write(`${v.owner}/${v.repo}  ${v.workflow}  job ${v.job}: ${state}\n`);
+        // job names are the telemetry's text: written by name, their control characters cannot forge lines
+        process.stdout.write(revealInvisible(`${v.owner}/${v.repo}  ${v.workflow}  job ${v.job}: ${state}`) + '\n');
         const eps = opts.all ? v.endpoints : v.endpoints.filter((e) => e.inBaseline);
         const rows = eps.map((e) => [e.endpoint, e.runsSeen, e.inBaseline ? e.source : 'pending', e.lastSeen.slice(0, 10)]);
         process.stdout.write(formatTable(['endpoint', 'runs', 'state', 'last seen'], rows).replace(/^/gm, '  ') + '\n\n');
