@@ -133,6 +133,9 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Why the approval of a call its client cancelled is withdrawn (listed with the expired row). */
+const CANCEL_WITHDRAWAL = 'withdrawn: the client cancelled the call';
+
 export class PolicyProxy {
   /** The audit write the next answer waits for (only a networked store has one). */
   private auditWrite?: Promise<void>;
@@ -272,7 +275,7 @@ export class PolicyProxy {
             this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
             this.droppedIds.add(rid);
             if (!wasForwarded) {
-              this.withdrawIfOrphaned(call.approvalId, 'withdrawn: the client cancelled the call');
+              this.withdrawIfOrphaned(call.approvalId, CANCEL_WITHDRAWAL);
               return; // the upstream never saw this call
             }
           }
@@ -556,8 +559,8 @@ export class PolicyProxy {
   }
 
   /**
-   * A held call its client cancelled: its pending approval is withdrawn, unless another call of this
-   * connection still waits on it. The client said it no longer wants the call; approving it anyway
+   * A held call its client cancelled: its pending approval is withdrawn (CANCEL_WITHDRAWAL), unless
+   * another call of this connection still waits on it. The client said it no longer wants the call; approving it anyway
    * would hand the agent a pass to spend on a later identical call whenever it chose.
    */
   private withdrawIfOrphaned(approvalId: string | undefined, why: string): void {
@@ -587,7 +590,7 @@ export class PolicyProxy {
     }
     if (call.done) {
       // cancelled while the approval was being filed
-      this.withdrawIfOrphaned(req.row.id, 'withdrawn: the client cancelled the call');
+      this.withdrawIfOrphaned(req.row.id, CANCEL_WITHDRAWAL);
       return;
     }
     call.approvalId = req.row.id;

@@ -1,6 +1,7 @@
 import type { Op } from './schema.js';
 import { deepEqual } from './canonical.js';
 import { toolNameKey } from '../domain/glob.js';
+import { PLAIN_ASCII } from '../domain/process-name.js';
 
 /**
  * Argument conditions, typed and fail-closed.
@@ -43,6 +44,9 @@ export type PathResult =
   /** The path went through a value that is not an object (or an array indexed by name). */
   | { kind: 'blocked'; at: string; got: string };
 
+/** A path segment that names a list element: lists are entered by index only. */
+const LIST_INDEX = /^(0|[1-9]\d*)$/;
+
 /** Follows `args.a.b.0`: objects by own key, arrays by index only. */
 export function resolvePath(args: unknown, path: readonly string[]): PathResult {
   let cur: unknown = args;
@@ -50,7 +54,7 @@ export function resolvePath(args: unknown, path: readonly string[]): PathResult 
     const seg = path[i]!;
     if (cur === null || cur === undefined) return { kind: 'missing' };
     const t = jsonType(cur);
-    const indexable = t === 'object' || (t === 'array' && /^(0|[1-9]\d*)$/.test(seg));
+    const indexable = t === 'object' || (t === 'array' && LIST_INDEX.test(seg));
     if (!indexable) return { kind: 'blocked', at: ['args', ...path.slice(0, i)].join('.'), got: t === 'array' ? 'an array' : `a ${t}` };
     if (!Object.prototype.hasOwnProperty.call(cur, seg)) return { kind: 'missing' };
     cur = (cur as Record<string, unknown>)[seg];
@@ -73,7 +77,7 @@ export function caseTwinKeys(args: unknown, path: readonly string[], folds: KeyF
     const seg = path[i]!;
     // lists are entered by index, as resolvePath does; an index has no case
     if (Array.isArray(cur)) {
-      if (!/^(0|[1-9]\d*)$/.test(seg)) return null;
+      if (!LIST_INDEX.test(seg)) return null;
       cur = cur[Number(seg)];
       continue;
     }
@@ -105,7 +109,7 @@ function foldedKeys(obj: Record<string, unknown>, folds: KeyFolds): Map<string, 
 
 /** A key as a loose upstream compares it: lower case, and for other than plain ASCII the tool-name fold. */
 function foldKey(k: string): string {
-  return /^[\x20-\x7e]*$/.test(k) ? k.toLowerCase() : toolNameKey(k);
+  return PLAIN_ASCII.test(k) ? k.toLowerCase() : toolNameKey(k);
 }
 
 /**
