@@ -160,8 +160,11 @@ export class RiskyDestinations {
     if (p === '') return null;
     if (!isGlob(p)) return this.matchHost(p);
     const m = globMatcher(p);
+    // The reason names the entry the pattern is most plainly about: one it matches itself before one
+    // it reaches below (`discord*` matches discord.com, and also reaches discord.gist.github.com).
+    for (const e of this.hosts) if (m(e)) return e;
+    for (const e of this.hosts) if (m(`x.${e}`) || hostGlobReachesUnder(p, e)) return e;
     for (const e of this.hosts) {
-      if (m(e) || m(`x.${e}`) || hostGlobReachesUnder(p, e)) return e;
       for (const fill of ['', 'x', e, `.${e}`, `x.${e}`]) {
         const candidate = p.replace(/\*/g, fill).replace(/\?/g, 'x');
         if (m(candidate) && this.matchHost(candidate)) return this.matchHost(candidate);

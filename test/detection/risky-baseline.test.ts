@@ -77,6 +77,9 @@ test('coveredBy: every pattern that could match a risky host names it; patterns 
     ['*.com', ''],
     // Harden-Runner's usual example covers gist.github.com, so it is refused too
     ['*.github.com', 'gist.github.com'],
+    // named by the entry they reach, not by a filled candidate under another entry (discordgist.github.com)
+    ['discord*', 'discord.com'],
+    ['requestbin.ne*', 'requestbin.net'],
     // an IP-looking glob also matches host names such as 140.82.webhook.site
     ['140.82.*', ''],
   ];
