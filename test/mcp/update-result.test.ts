@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { RulesService } from '../../src/rules/service.js';
 import { call as event, ingestCalls, proc, TS0 } from '../analysis/helpers.js';
-import { callOk, stdioClient } from './helpers.js';
+import { call, callOk, stdioClient, textOf } from './helpers.js';
 import { eachStore } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
@@ -28,6 +28,34 @@ storeTest('MCP update_suppression_rule reports kept, released and handed-over co
       assert.equal(r.restored, 2);
       assert.equal(r.suppressed, 0);
       assert.match(r.note, /8 kept, 2 released to new, 2 handed to other rules/);
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await close();
+  }
+});
+
+storeTest('MCP update_suppression_rule renames a rule made before its risky evidence arrived, and still refuses new conditions that would cover it', async (at) => {
+  const store = await at.open();
+  let closed: Promise<void> | undefined;
+  const close = () => (closed ??= store.close());
+  const T = 'mcprename';
+  try {
+    const svc = new RulesService(store);
+    await ingestCalls(at, store, T, [event(T, 'api', 100, TS0, proc('curl'), { domain: 'h0.example.com', port: 443 }, 'acme-corp')]);
+    const rule = await svc.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'curl' } }, 't');
+    // the evidence arrives after the rule: the guard keeps it new
+    await ingestCalls(at, store, T, [event(T, 'api', 101, TS0 + 1000, proc('curl'), { domain: 'webhook.site', port: 443 }, 'acme-corp')]);
+    await close();
+    const { client } = await stdioClient(at.db, { tenant: T });
+    try {
+      const r = await callOk(client, 'update_suppression_rule', { ruleId: rule.rule.rule_id, name: 'curl noise', confirm: true });
+      assert.equal(r.rule.name, 'curl noise');
+      assert.equal(r.kept, 1);
+      const refused = await call(client, 'update_suppression_rule', { ruleId: rule.rule.rule_id, conditions: { process: 'curl', owner: 'acme-corp' }, confirm: true });
+      assert.equal(refused.isError, true);
+      assert.match(textOf(refused), /Refused, nothing was changed: .*risky destinations \(webhook\.site:443\)/);
     } finally {
       await client.close();
     }

@@ -347,12 +347,17 @@ export function registerRuleTools(ctx: ToolContext): void {
           name: a.name ?? current.name,
           description: a.description ?? current.description,
         };
-        const p = await svc.preview(tenant, input);
-        if (p.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
+        // A new name or description moves nothing, so only a change of what the rule matches is judged
+        // (RulesService.update does the same): a rule made before its risky or impostor evidence arrived
+        // suppresses none of it, and a rename must not be refused for what the guards already keep visible.
+        const matchChanges = conditions !== undefined || detId !== undefined;
+        const p = matchChanges ? await svc.preview(tenant, input) : null;
+        if (p?.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
+        const impact = p ? `With the new conditions, ${impactText(p)}.` : 'Its conditions stay as they are, and so does what it suppresses.';
         const answer = await confirmWithUser(
           ctx,
           extra,
-          `Update suppression rule ${current.rule_id} ("${current.name}") in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. With the new conditions, ${impactText(p)}.`,
+          `Update suppression rule ${current.rule_id} ("${current.name}") in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. ${impact}`,
           { tool: 'update_suppression_rule', args: a },
         );
         if (answer.kind === 'ask') return answer.result;
