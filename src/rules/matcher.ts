@@ -118,13 +118,15 @@ function endpointPred(value: string): Pred {
   if (portPart !== null && !PORTLIKE.test(portPart)) invalid(key, value, `port "${portPart}" is not a number or glob`);
   if (portPart !== null && /^\d+$/.test(portPart) && Number(portPart) > 65535) invalid(key, value, `port ${portPart} is out of range`);
   checkGlob(key, value);
+  // A bracketed host is an IPv6 address, compared in canonical form as stored endpoints are
+  // (`[2001:DB8::1]` is 2001:db8::1, `[::ffff:8.8.8.8]` is 8.8.8.8): written otherwise it never matched,
+  // and a rule that silently matches nothing misleads whoever relies on it.
+  const hm = v6 ? bracketHostPred(value, hostPart) : globMatcher(hostPart);
   if (portPart === null) {
     // No port in the pattern: compare the host only (any port).
-    const m = globMatcher(hostPart);
-    return (ep) => m(splitEndpoint(ep).host);
+    return (ep) => hm(splitEndpoint(ep).host);
   }
   if (v6) {
-    const hm = globMatcher(hostPart);
     const pm = globMatcher(portPart);
     return (ep) => {
       const s = splitEndpoint(ep);
@@ -132,6 +134,16 @@ function endpointPred(value: string): Pred {
     };
   }
   return globMatcher(value);
+}
+
+function bracketHostPred(value: string, hostPart: string): Pred {
+  if (!isGlob(hostPart)) {
+    const canon = canonicalIp(hostPart);
+    if (canon === null) invalid('endpoint', value, `"[${hostPart}]" is not an IP address (brackets hold IPv6 addresses, as in [2001:db8::1]:443)`);
+    return (h) => h === canon || canonicalIp(h) === canon;
+  }
+  if (!/^[0-9a-fA-F.:*?]+$/.test(hostPart)) invalid('endpoint', value, `"[${hostPart}]" is not an IPv6 address or address glob`);
+  return globMatcher(hostPart);
 }
 
 function ipPred(value: string): Pred {
@@ -181,13 +193,13 @@ function shaPred(value: string): Pred {
 /**
  * A condition value as the matcher reads it, for the built-in policy mode (mcp/tool-aliases.ts), so
  * that a policy condition on `args.conditions.<key>` judges the rule the tools will write: blanks
- * trimmed, a value of `*`s alone is `*` (every one matches everything), a process name without
+ * trimmed, a value that names nothing is `*` (namesNothing: `**`, `?*`, `*.*`), a process name without
  * `.exe`, an exact IP in its canonical form. The matcher compares every key ignoring case, so the
  * policy compares the reading ignoring case too. A value the matcher refuses is returned as it is.
  */
 export function conditionReading(key: string, value: string): string {
   const v = value.trim();
-  if (/^\*+$/.test(v)) return '*';
+  if (namesNothing(key, v)) return '*';
   if (key === 'process' && /\.exe$/i.test(v) && !isGlob(v)) return v.slice(0, -4);
   if (key === 'ip_address' && !v.includes('/')) return canonicalIp(v) ?? v;
   return v;
@@ -303,7 +315,22 @@ export function matchSubject(r: CompiledRule, s: DetectionSubject): boolean {
   );
 }
 
-/** True when the rule has at least one condition that is not a wildcard. */
+/**
+ * Whether a condition value names nothing: `*`, any other pattern without a letter or a digit (`?*`
+ * and `*?` match every value, `*.*` every dotted host, `???` every value of that length), or an
+ * ip_address range of prefix 0 (every address of a family). Such a condition says nothing about which
+ * owner, process or destination a rule is about, so the guards and the policy read it as `*`: judged
+ * as written, `owner=?*` passed the "no condition" guard and a policy deny of owner `*` while
+ * suppressing every owner's detections. An exact value is always a name, whatever its characters.
+ */
+export function namesNothing(key: string, value: string): boolean {
+  const v = value.trim();
+  if (v === '*') return true;
+  if (key === 'ip_address' && /\/0+$/.test(v)) return true;
+  return isGlob(v) && !/[\p{L}\p{N}]/u.test(v);
+}
+
+/** True when the rule has at least one condition that names something (namesNothing). */
 export function hasEffectiveCondition(c: RuleConditions): boolean {
-  return Object.values(c).some((v) => v !== undefined && v !== '*');
+  return Object.entries(c).some(([k, v]) => v !== undefined && !namesNothing(k, v));
 }

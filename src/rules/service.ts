@@ -111,7 +111,7 @@ export class RulesService {
     const impostorCount = impostorHits.reduce((a, h) => a + h.count, 0);
     let refused: string | null = null;
     if (!hasEffectiveCondition(rule.conditions)) {
-      refused = 'the rule has no condition other than "*": it would silence every detection of this type; add a process, process_sha256, endpoint, host, ip_address or scope condition';
+      refused = 'the rule has no condition other than "*" or a pattern that names nothing ("?*", "*.*", a /0 range): it would silence every detection of this type; add a process, process_sha256, endpoint, host, ip_address or scope condition';
     } else if (targeted) {
       refused = targeted;
     } else if (counts.risky > 0) {
@@ -156,7 +156,8 @@ export class RulesService {
   async create(tenant: string, input: RuleInput, actor: string = defaultActor()): Promise<RuleChangeResult> {
     actor = cleanActor(actor);
     const { type, rule } = this.compileInput(input);
-    const name = cleanText('name', input.name) ?? defaultName(rule.conditions);
+    // a blank name is no name: the rule gets the default one, as when none is given
+    const name = cleanText('name', input.name) || defaultName(rule.conditions);
     const description = cleanText('description', input.description) ?? '';
     return this.repo.write(async (tx) => {
       const tid = await tx.ensureTenant(tenant);
@@ -186,6 +187,9 @@ export class RulesService {
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
     actor = cleanActor(actor);
+    if (input.detection_id === undefined && input.conditions === undefined && input.name === undefined && input.description === undefined) {
+      throw new RuleError('invalid_input', 'nothing to change: give a new name, description, detection type or conditions');
+    }
     const current = await this.mustFind(this.repo, tenant, ruleId);
     const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
     const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions;
@@ -203,7 +207,7 @@ export class RulesService {
         expected = preview.would_suppress;
       }
       const now = new Date().toISOString();
-      let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name ?? row.name, description: description ?? row.description, conditions: rule.conditions }, now);
+      let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name || row.name, description: description ?? row.description, conditions: rule.conditions }, now);
       const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
       if (matchChanged) Object.assign(moved, await this.reevaluate(tx, row, rule, expected));
       // the same match: everything the rule suppressed stays suppressed by it

@@ -197,7 +197,7 @@ tools:
   const pad = fc.constantFrom('', ' ', '\t', '  ');
   const arb = fc.record({
     tool: fc.constantFrom('create_suppression_rule', 'update_suppression_rule', 'preview_suppression_rule'),
-    owner: fc.option(fc.record({ v: fc.constantFrom('*', '**', 'globex', 'acme', 'globex-2'), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), pad }), { nil: undefined }),
+    owner: fc.option(fc.record({ v: fc.constantFrom('*', '**', '?*', '*?', '*.*', '?', 'globex', 'acme', 'globex-2', '?lobex'), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), pad }), { nil: undefined }),
     process: fc.record({ v: fc.constantFrom('openvpn', 'openvpnd', 'curl'), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), exe: fc.constantFrom('', '.exe', '.EXE'), pad }),
   });
   fc.assert(
@@ -206,7 +206,8 @@ tools:
       if (owner) conditions.owner = `${owner.pad}${recase(owner.v, owner.flips)}${owner.pad}`;
       const args = { ruleId: 'r_1', conditions, confirm: true };
       const got = decide(tool, args);
-      const want = !owner || owner.v === '*' || owner.v === '**' ? 'tenant-wide' : owner.v === 'globex' ? 'globex' : process.v === 'openvpn' ? 'openvpn' : undefined;
+      // a pattern without a letter or digit names no owner: read as "*" (namesNothing)
+      const want = !owner || !/[a-z]/.test(owner.v) ? 'tenant-wide' : owner.v === 'globex' ? 'globex' : process.v === 'openvpn' ? 'openvpn' : undefined;
       assert.equal(got, want, JSON.stringify({ tool, conditions }));
     }),
     { numRuns: 500 },

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compileRule, matchSubject, RuleError } from '../../src/rules/matcher.js';
+import { compileRule, conditionReading, hasEffectiveCondition, matchSubject, RuleError } from '../../src/rules/matcher.js';
 import { neverSuppress, ImpostorSet, unpinnedDaemonNames } from '../../src/rules/guards.js';
 import { VPN_PROCESS_NAMES } from '../../src/analysis/vpn-signatures.js';
 import { BUILTIN_RISKY_DESTINATIONS, RiskyDestinations } from '../../src/analysis/risky-destinations.js';
@@ -151,6 +151,56 @@ test('property: the rule matcher agrees with a brute-force reference on random r
     }),
     { numRuns: 2000 },
   );
+});
+
+test('property: a condition without a letter or digit names nothing, and a rule of such conditions is too broad (create and preview refuse it)', () => {
+  const KEYS = ['owner', 'repo', 'job', 'process', 'host', 'endpoint', 'ip_address'] as const;
+  // a pattern of wildcards and separators only; at least one wildcard, so it is a pattern and not a name
+  const patternArb = fc
+    .tuple(fc.array(fc.constantFrom('*', '?', '.', '-', '_'), { maxLength: 5 }), fc.constantFrom('*', '?'), fc.array(fc.constantFrom('*', '?', '.', '-'), { maxLength: 5 }))
+    .map(([a, w, b]) => [...a, w, ...b].join('').replace(/\*{3,}/g, '**'));
+  // owners as GitHub has them: no "/" (a scope pattern with "/" is a path pattern)
+  const valuesArb = fc.array(fc.string({ minLength: 1, maxLength: 12 }).filter((v) => !v.includes('/')), { minLength: 1, maxLength: 20 });
+  fc.assert(
+    fc.property(fc.subarray([...KEYS], { minLength: 1 }), patternArb, valuesArb, (keys, pattern, values) => {
+      const conditions: RuleConditions = Object.fromEntries(keys.map((k) => [k, pattern]));
+      let rule;
+      try {
+        rule = compileRule(TYPE, conditions);
+      } catch (err) {
+        assert.ok(err instanceof RuleError && err.code === 'invalid_condition', String(err));
+        return;
+      }
+      for (const k of keys) assert.equal(conditionReading(k, ` ${pattern} `), '*', `${k}=${pattern}`);
+      assert.equal(hasEffectiveCondition(rule.conditions), false, JSON.stringify(conditions));
+      // why: with "*" and "?" alone (no separator) it matches every value at least as long as its "?"s
+      if (/^[*?]+$/.test(pattern) && pattern.includes('*') && rule.owner) {
+        const min = pattern.replace(/\*/g, '').length;
+        for (const v of values) if (v.length >= min) assert.ok(rule.owner(v), `owner=${pattern} on ${JSON.stringify(v)}`);
+      }
+      // one letter or digit anywhere makes it name something
+      assert.equal(hasEffectiveCondition({ ...rule.conditions, owner: `${pattern}a` }), true);
+    }),
+    { numRuns: 1000 },
+  );
+  for (const range of ['0.0.0.0/0', '::/0']) assert.equal(hasEffectiveCondition({ ip_address: range }), false, range);
+  assert.equal(hasEffectiveCondition({ ip_address: '10.0.0.0/8' }), true);
+});
+
+test('a bracketed endpoint host is an IP address, compared in canonical form; anything else in brackets is refused', () => {
+  const subject = (endpoint: string, ip: string): DetectionSubject => ({
+    type: TYPE, owner: 'acme', repo: 'api', workflow: WORKFLOWS[0]!, job: 'build', endpoint, host: ip, port: 443, ip, process: 'curl', processSha256: null, processPath: '/usr/bin/curl',
+  } as DetectionSubject);
+  const v4 = subject('8.8.8.8:443', '8.8.8.8');
+  const v6 = subject('[2001:db8::1]:443', '2001:db8::1');
+  assert.equal(matchSubject(compileRule(TYPE, { endpoint: '[::ffff:8.8.8.8]:443' }), v4), true);
+  assert.equal(matchSubject(compileRule(TYPE, { endpoint: '[2001:DB8:0:0::1]:443' }), v6), true);
+  assert.equal(matchSubject(compileRule(TYPE, { endpoint: '[2001:0db8:0000:0000:0000:0000:0000:0001]' }), v6), true);
+  assert.equal(matchSubject(compileRule(TYPE, { endpoint: '[2001:db8::*]:4?3' }), v6), true);
+  assert.equal(matchSubject(compileRule(TYPE, { endpoint: '[2001:db8::2]:443' }), v6), false);
+  for (const bad of ['[zz]:443', '[example.com]:443', '[2001:db8::g]']) {
+    assert.throws(() => compileRule(TYPE, { endpoint: bad }), (e: unknown) => e instanceof RuleError && e.code === 'invalid_condition' && /not an IP/.test(e.message), bad);
+  }
 });
 
 test('property: the never-suppress guard agrees with a brute-force reference (risky suffixes, impostor binaries)', () => {

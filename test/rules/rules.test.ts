@@ -153,7 +153,11 @@ storeTest('never-suppress: rules targeting or covering risky destinations are re
     ]) {
       await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'refused_risky', JSON.stringify(conditions));
     }
-    await assert.rejects(svc.create(T, { detection_id: NOC, conditions: { owner: '*' } }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'too_broad');
+    // and every pattern that names no owner, alone or beside other conditions that name nothing
+    for (const conditions of [{ owner: '*' }, { owner: '?*' }, { owner: '*?' }, { process: '*?', host: '*.*' }, { repo: '???' }, { ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }]) {
+      await assert.rejects(svc.create(T, { detection_id: NOC, conditions }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'too_broad', JSON.stringify(conditions));
+      assert.equal((await svc.preview(T, { detection_id: NOC, conditions })).refused_reason?.startsWith('the rule has no condition'), true, JSON.stringify(conditions));
+    }
     await assert.rejects(svc.create(T, { detection_id: 'Nope', conditions: { process: 'x' } }, 't'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_detection_type');
     const p = await svc.preview(T, { detection_id: NOC, conditions: { process: 'node' } });
     assert.equal(p.risky_matches, 2);
@@ -283,6 +287,13 @@ storeTest('rule text shown to people refuses control and bidirectional character
     await assert.rejects(svc.update(T, created.rule.rule_id, { name: 'x\u009bm' }, 't'), refusedText('name', 'U+009B'));
     await assert.rejects(svc.delete(T, created.rule.rule_id, {}, 'x\u0000'), refusedText('actor', 'U+0000'));
     assert.equal((await svc.get(T, created.rule.rule_id)).name, 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧');
+    // a blank name keeps the rule's name (on create: the default one); an update that changes nothing is refused, and audits nothing
+    assert.equal((await svc.update(T, created.rule.rule_id, { name: '  ' }, 't')).rule.name, 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧');
+    const audits = (await svc.audit(T, created.rule.rule_id)).length;
+    await assert.rejects(svc.update(T, created.rule.rule_id, {}, 't'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_input' && /nothing to change/.test(e.message));
+    assert.equal((await svc.audit(T, created.rule.rule_id)).length, audits, 'a refused update audits nothing');
+    const blank = await svc.create(T, { ...input, conditions: { ...input.conditions, owner: 'acme-corp' }, name: ' ' }, 't');
+    assert.match(blank.rule.name, /^suppress /);
   } finally {
     await store.close();
   }
