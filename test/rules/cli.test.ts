@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nativeEvent, ndjson, runCli, type EventSpec } from '../helpers.js';
 import { spawnSync } from 'node:child_process';
 import { call, ingestCalls, proc, tailscaled, TS0 } from '../analysis/helpers.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
@@ -40,6 +45,7 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
       [['rules', 'create', ...base, '--condition', 'ip_address=100.64.0.0/33', '--yes'], /ip_address="100.64.0.0\/33": malformed CIDR/],
       [['rules', 'create', ...base, '--condition', 'process=tailscaled'], /--yes/],
       [['rules', 'create', ...base, '--condition', 'host=webhook.site', '--yes'], /refused.*webhook\.site/],
+      [['rules', 'create', ...base, '--condition', 'owner=?*', '--yes'], /no condition other than "\*" or a pattern that names nothing/],
       [['analyze', ...base, '--since', 'last tuesday'], /--since/],
     ];
     for (const [args, re] of cases) {
@@ -65,5 +71,28 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     assert.match(del.out, /restored 2/);
   } finally {
     await close();
+  }
+});
+
+test('CLI: the ingest summary counts detections raised, and says how many an existing rule suppressed on arrival', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-triage-raised-'));
+  try {
+    const db = join(dir, 'store.db');
+    // two learning runs, then curl reaches a new host in each later run
+    const evs = (from: number, to: number) => {
+      const out: EventSpec[] = [];
+      for (let r = from; r < to; r++) out.push({ run: r, domain: 'github.com', process: 'git' }, ...(r >= 2 ? [{ run: r, domain: `h${r}.example.com`, process: 'curl' }] : []));
+      return ndjson(out.map(nativeEvent));
+    };
+    const first = runCli(['ingest', '-', '--db', db, '--learning-runs', '2'], { input: evs(0, 4) });
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr + first.stdout, /total: \d+ events in .*, 2 detections raised, 0 rejected/);
+    const rule = runCli(['rules', 'create', '--db', db, '--condition', 'process=curl', '--yes']);
+    assert.equal(rule.status, 0, rule.stderr);
+    const second = runCli(['ingest', '-', '--db', db, '--learning-runs', '2'], { input: evs(4, 7) });
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr + second.stdout, /total: \d+ events in .*, 3 detections raised \(3 suppressed by existing rules\), 0 rejected/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

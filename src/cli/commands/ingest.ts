@@ -250,7 +250,10 @@ export function renderIngestSummary(r: IngestRunResult): string {
     if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
   }
   const t = r.totals;
-  out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${t.detections} new detections, ${t.rejected} rejected`);
+  // "raised", not "new": a detection an existing rule suppressed on arrival is raised but not new
+  const suppressed = r.sources.reduce((n, s) => n + (s.suppressedOnIngest ?? 0), 0);
+  const raised = `${t.detections} detections raised${suppressed ? ` (${suppressed} suppressed by existing rules)` : ''}`;
+  out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${raised}, ${t.rejected} rejected`);
   return out.join('\n');
 }
 
