@@ -190,7 +190,7 @@ test('CLI: risky list shows the built-in and remembered entries; risky forget as
     const forget = (entry: string, ...more: string[]) => runCli(['risky', 'forget', entry, '--db', db, ...more]);
     const noYes = forget('203.0.113.0/24');
     assert.equal(noYes.status, EXIT.USAGE);
-    assert.match(noYes.stderr, /re-run with --yes to confirm \(nothing was changed\)/);
+    assert.match(noYes.stderr, /lets rules of every tenant in this store hide calls to it again: re-run with --yes to confirm \(nothing was changed\)/);
     assert.equal(forget('webhook.site', '--yes').status, EXIT.REFUSED);
     assert.equal(forget('*.WEBHOOK.site', '--yes').status, EXIT.REFUSED);
     const unknown = forget('nothing.example', '--yes');
@@ -205,6 +205,7 @@ test('CLI: risky list shows the built-in and remembered entries; risky forget as
     // run with the config that names it: forgotten now, and said to come back with that config
     const back = forget('*.exfil.example', '--yes', '--config', cfg);
     assert.equal(back.status, 0, back.stderr);
+    assert.equal(back.stdout, 'forgot *.exfil.example (for every tenant in this store)\n');
     assert.match(back.stderr, /the config this command read names \*\.exfil\.example: the next command run with it remembers it again/);
     // (that run remembered the config's other entry again first)
     assert.deepEqual(list().remembered, ['203.0.113.0/24']);

@@ -29,7 +29,8 @@ export function register(program: Command): void {
     .action(async (entry: string, opts: StoreOptions & { yes?: boolean }) => {
       // a store location that cannot be one is the first thing said, as by every command (common.ts)
       storeLocation(opts.db);
-      if (!opts.yes) throw new UserError(`forgetting ${entry} lets rules hide calls to it again: re-run with --yes to confirm (nothing was changed)`);
+      // the list is the store's, not a tenant's: say so before and after, since no rule audit records it
+      if (!opts.yes) throw new UserError(`forgetting ${entry} lets rules of every tenant in this store hide calls to it again: re-run with --yes to confirm (nothing was changed)`);
       await withPorts(opts, async ({ ports, json }) => {
         try {
           await forgetRiskyDestination(ports, entry);
@@ -41,7 +42,7 @@ export function register(program: Command): void {
         // a config that names it makes the next command run with it remember it again
         const configNames = ((await loadCliConfig(opts)).risky_destinations ?? []).some((e) => riskyEntryKey(e) === key);
         if (json) return printJson({ forgotten: key, named_by_config: configNames });
-        out(`forgot ${key}\n`);
+        out(`forgot ${key} (for every tenant in this store)\n`);
         if (configNames) process.stderr.write(`egress-triage: the config this command read names ${key}: the next command run with it remembers it again\n`);
       });
     });
