@@ -1,4 +1,5 @@
 import { CONDITION_KEYS, type RuleConditions, type RuleInput, type SuppressionRule } from '../rules/types.js';
+import { sameConditions } from '../rules/matcher.js';
 import { ruleHistory } from '../dashboard-data/views.js';
 import type { RuleAuditRow } from '../storage/rules-port.js';
 import { CONDITION_PREFIX, RuleFormError } from './processes-view.js';
@@ -31,13 +32,6 @@ const label = (field: string) => FIELD_LABEL[field] ?? field;
 
 // never change after create, and the history row already says who: listing them would be noise
 const NOT_LISTED = new Set(['rule_id', 'created_by', 'severity_action']);
-
-/** Two condition sets hold the same keys and values (order does not matter). */
-export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
-  const ka = Object.keys(a).sort();
-  const kb = Object.keys(b).sort();
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k as keyof RuleConditions] === b[k as keyof RuleConditions]);
-}
 
 /** The per-key differences of two condition sets, in CONDITION_KEYS order. */
 export function conditionChanges(before: RuleConditions | null, after: RuleConditions | null): ReadableChange[] {

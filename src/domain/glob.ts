@@ -47,10 +47,15 @@ export function hostGlobReachesUnder(pattern: string, host: string): boolean {
   return false;
 }
 
-/** Globs for file paths: `*` stops at "/", `**` crosses it. */
+/**
+ * Globs for file paths: `*` stops at "/", `**` crosses it; `?` one character. Nothing else is a
+ * pattern, as in globMatcher: picomatch's negation (`!zz/*`), braces, extglobs and classes matched
+ * every workflow while the pattern read as a name to the too-broad guard and the policy.
+ */
 export function globPathMatcher(pattern: string): (value: string) => boolean {
   if (pattern === '*') return () => true;
-  return picomatch(pattern, { dot: true, nocase: true });
+  const escaped = pattern.replace(/[\[\]{}()!+@]/g, '\\$&');
+  return picomatch(escaped, { dot: true, nocase: true, noextglob: true, nobrace: true, nonegate: true });
 }
 
 export function isGlob(pattern: string): boolean {

@@ -1,4 +1,6 @@
 import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } from '../analysis/impostor.js';
+import { namesNothing } from './matcher.js';
+import type { RuleConditions } from './types.js';
 
 /**
  * The never-suppress guard as one pure decision: a detection to a risky destination, or of a
@@ -89,11 +91,10 @@ export interface RuleShape {
   process: ((normName: string) => boolean) | null;
   /** a process_sha256 condition */
   sha256: unknown;
-  /** an endpoint or host condition */
-  hasEndpoint: boolean;
-  /** an ip_address condition */
-  hasIp: boolean;
+  conditions: RuleConditions;
 }
+
+const DESTINATION_KEYS = ['endpoint', 'host', 'ip_address'] as const;
 
 /**
  * The VPN / mesh daemon names a rule covers by name alone: its process condition matches them, and
@@ -103,6 +104,8 @@ export interface RuleShape {
  * reason). Empty when the rule is pinned or names no daemon.
  */
 export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]): string[] {
-  if (r.process === null || r.sha256 || r.hasEndpoint || r.hasIp) return [];
+  // a destination condition that names nothing (`*:*`, `0.0.0.0/0`) narrows nothing
+  const narrowed = DESTINATION_KEYS.some((k) => r.conditions[k] !== undefined && !namesNothing(k, r.conditions[k]!));
+  if (r.process === null || r.sha256 || narrowed) return [];
   return daemonNames.filter((n) => r.process!(n));
 }

@@ -205,6 +205,13 @@ export function conditionReading(key: string, value: string): string {
   return v;
 }
 
+/** Two condition sets hold the same keys and values, whatever order their keys were given in. */
+export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k as ConditionKey] === b[k as ConditionKey]);
+}
+
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */
 export function validateConditions(raw: unknown): RuleConditions {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -237,6 +244,20 @@ export function validateDetectionType(type: unknown): string {
     );
   }
   return type;
+}
+
+/**
+ * A stored rule compiled, or null when it no longer compiles (a rule written before a check that now
+ * refuses its value, such as `endpoint=[abc]:443`): such a rule matches nothing rather than everything,
+ * and must not stop ingest or another rule's change from moving detections.
+ */
+export function compileStoredRule(type: string, conditions: RuleConditions): CompiledRule | null {
+  try {
+    return compileRule(type, conditions);
+  } catch (err) {
+    if (err instanceof RuleError) return null;
+    throw err;
+  }
 }
 
 /** Compiles validated conditions. Throws RuleError naming the key on any malformed value. */

@@ -5,7 +5,9 @@ import { parseIpRange } from '../domain/ip.js';
 import {
   RuleError,
   compileRule,
+  compileStoredRule,
   hasEffectiveCondition,
+  sameConditions,
   validateConditions,
   validateDetectionType,
   type CompiledRule,
@@ -187,29 +189,30 @@ export class RulesService {
    */
   async update(tenant: string, ruleId: string, input: Partial<RuleInput>, actor: string = defaultActor()): Promise<RuleChangeResult> {
     actor = cleanActor(actor);
-    if (input.detection_id === undefined && input.conditions === undefined && input.name === undefined && input.description === undefined) {
-      throw new RuleError('invalid_input', 'nothing to change: give a new name, description, detection type or conditions');
-    }
+    // a blank name keeps the rule's name, so it changes nothing by itself
+    const name = cleanText('name', input.name) || undefined;
+    const description = cleanText('description', input.description);
+    if (changesNothing(input)) throw new RuleError('invalid_input', 'nothing to change: give a new name, description, detection type or conditions');
     const current = await this.mustFind(this.repo, tenant, ruleId);
     const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
-    const conditions = input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions;
-    const rule = compileRule(type, conditions);
-    const name = cleanText('name', input.name);
-    const description = cleanText('description', input.description);
+    // Only a new match is compiled: a rename must work on a stored rule that no longer compiles (compileStoredRule).
+    const asked = input.detection_id !== undefined || input.conditions !== undefined;
+    const rule = asked ? compileRule(type, input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions) : null;
     return this.repo.write(async (tx) => {
       const row = await this.mustFind(tx, tenant, ruleId);
       const before = toRule(row);
-      const matchChanged = type !== row.detectionType || !sameConditions(rule.conditions, row.conditions);
+      const changedMatch = rule !== null && (type !== row.detectionType || !sameConditions(rule.conditions, row.conditions)) ? rule : null;
       let expected = 0;
-      if (matchChanged) {
-        const preview = await this.previewWith(tx, tenant, type, rule, 0);
+      if (changedMatch) {
+        const preview = await this.previewWith(tx, tenant, type, changedMatch, 0);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
         expected = preview.would_suppress;
       }
       const now = new Date().toISOString();
-      let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name || row.name, description: description ?? row.description, conditions: rule.conditions }, now);
+      const conditions = rule?.conditions ?? row.conditions;
+      let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name ?? row.name, description: description ?? row.description, conditions }, now);
       const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
-      if (matchChanged) Object.assign(moved, await this.reevaluate(tx, row, rule, expected));
+      if (changedMatch) Object.assign(moved, await this.reevaluate(tx, row, changedMatch, expected));
       // the same match: everything the rule suppressed stays suppressed by it
       else moved.kept = await tx.held(row.tenantId, { status: 1, rule: row.id });
       after = (await tx.ruleByUid(row.tenantId, row.uid)) ?? after;
@@ -236,7 +239,8 @@ export class RulesService {
     for (const other of await tx.activeRules(tid)) {
       if (other.id === row.id) continue;
       if ((await tx.held(tid, parked)) === 0) break;
-      const compiled = compileRule(other.detectionType, other.conditions);
+      const compiled = compileStoredRule(other.detectionType, other.conditions);
+      if (!compiled) continue;
       const n = await tx.move(tid, { kind: 'match', rule: compiled, guarded: true }, parked, { status: 1, rule: other.id });
       if (n > 0) handed.push({ rule_id: other.uid, count: n });
     }
@@ -272,8 +276,10 @@ export class RulesService {
   private async reapplyActiveRules(tx: RulesWriter, tenantId: number): Promise<number> {
     let moved = 0;
     for (const r of await tx.activeRules(tenantId)) {
+      const rule = compileStoredRule(r.detectionType, r.conditions);
+      if (!rule) continue;
       // As at ingest, never-suppress destinations and suspected impostors stay new even under an older rule.
-      moved += await tx.move(tenantId, { kind: 'match', rule: compileRule(r.detectionType, r.conditions), guarded: true }, NEW_STATE, { status: 1, rule: r.id });
+      moved += await tx.move(tenantId, { kind: 'match', rule, guarded: true }, NEW_STATE, { status: 1, rule: r.id });
     }
     return moved;
   }
@@ -352,12 +358,6 @@ function endpointHostPattern(v: string): string {
  */
 const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}]/u;
 
-/** The same conditions, whatever order their keys were given in. */
-function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
-  const key = (c: RuleConditions) => JSON.stringify(Object.entries(c).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-  return key(a) === key(b);
-}
-
 function cleanText(field: string, v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new RuleError('invalid_input', `${field} must be a string`);
@@ -369,6 +369,12 @@ function cleanText(field: string, v: unknown): string | undefined {
     throw new RuleError('invalid_input', `${field} contains the control character ${code} at character ${bad.index + 1}: rule text is shown to people, so control and bidirectional characters are refused`);
   }
   return t;
+}
+
+/** An update that would change nothing: no field given, or only a blank name (which keeps the name). */
+export function changesNothing(input: Partial<RuleInput>): boolean {
+  const blankName = input.name === undefined || (typeof input.name === 'string' && input.name.trim() === '');
+  return input.detection_id === undefined && input.conditions === undefined && blankName && input.description === undefined;
 }
 
 /** The actor recorded in the audit: printable text like a name (cleanText), and not empty. */

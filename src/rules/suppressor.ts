@@ -1,5 +1,5 @@
 import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
-import { compileRule, matchSubject, type CompiledRule } from './matcher.js';
+import { compileStoredRule, matchSubject, type CompiledRule } from './matcher.js';
 import { callContradiction, riskyOfCall, type SuspectedImpostor } from '../analysis/impostor.js';
 import { fileKey, isLink } from '../analysis/impostor-links.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
@@ -30,11 +30,8 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   const impostors = verdict.set;
   const rules: { id: number; rule: CompiledRule }[] = [];
   for (const r of tid === undefined ? [] : await port.activeRules(tid)) {
-    try {
-      rules.push({ id: r.id, rule: compileRule(r.detectionType, r.conditions) });
-    } catch {
-      // A stored rule that no longer compiles matches nothing rather than everything.
-    }
+    const rule = compileStoredRule(r.detectionType, r.conditions);
+    if (rule) rules.push({ id: r.id, rule });
   }
   // binaries flagged since the last settle(), not stored yet
   let flaggedSince: SuspectedImpostor[] = [];

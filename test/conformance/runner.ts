@@ -136,7 +136,9 @@ export async function runClientScenarios(
   } finally {
     rmSync(slots, { recursive: true, force: true });
   }
-  const status = runs.find((r) => r.status !== 0)?.status ?? 0;
+  // a CLI killed by a signal has no status (null): that is a failure, not a pass
+  const failed = runs.find((r) => r.status !== 0);
+  const status = failed ? failed.status : 0;
   const output = runs.map((r) => r.output).join('\n');
   const summary = summarizeRun(outDir, revision, { leg: 'client', completedMarker: client.completedMarker });
   const ran = new Set(summary.scenarios.map((s) => s.scenario));

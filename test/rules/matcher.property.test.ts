@@ -187,6 +187,23 @@ test('property: a condition without a letter or digit names nothing, and a rule 
   assert.equal(hasEffectiveCondition({ ip_address: '10.0.0.0/8' }), true);
 });
 
+test('in a scope or workflow pattern only "*" and "?" are wildcards: negation, braces, extglobs and classes are literal text', () => {
+  const wf = '.github/workflows/ci.yml';
+  for (const [key, pattern, value] of [
+    ['owner', '!zz/*', 'acme'],
+    ['repo', '!zz/*', 'api'],
+    ['workflow', '!zz*', wf],
+    ['workflow', '**/!(zz)', wf],
+    ['workflow', '**{a,}', wf],
+    ['workflow', '.github/workflows/[a-z]i.yml', wf],
+  ] as const) {
+    const rule = compileRule(TYPE, { [key]: pattern });
+    assert.equal(rule[key]!(value), false, `${key}=${pattern} on ${value}`);
+  }
+  assert.equal(compileRule(TYPE, { workflow: '.github/workflows/{ci}.yml' }).workflow!('.github/workflows/{ci}.yml'), true, 'braces are the characters');
+  assert.equal(compileRule(TYPE, { workflow: '**/c?.yml' }).workflow!(wf), true, 'the wildcards still work');
+});
+
 test('a bracketed endpoint host is an IP address, compared in canonical form; anything else in brackets is refused', () => {
   const subject = (endpoint: string, ip: string): DetectionSubject => ({
     type: TYPE, owner: 'acme', repo: 'api', workflow: WORKFLOWS[0]!, job: 'build', endpoint, host: ip, port: 443, ip, process: 'curl', processSha256: null, processPath: '/usr/bin/curl',
@@ -235,12 +252,17 @@ test('property: a preview warns of exactly the VPN daemon names a rule covers by
         if (e instanceof RuleError) return;
         throw e;
       }
-      const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && c[k as keyof RuleConditions] !== '*');
+      const names = (v: string) => v !== '*' && (!/[*?]/.test(v) || /[a-z0-9]/i.test(v)) && !/\/0$/.test(v);
+      const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
       const want = c.process === undefined || c.process === '*' || narrowed ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
       assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
     }),
     { numRuns: 2000 },
   );
+  // a destination condition that names nothing narrows nothing
+  for (const extra of [{ ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }, { host: '*.*' }]) {
+    assert.deepEqual(unpinnedDaemonNames(compileRule(TYPE, { process: 'tailscaled', ...extra }), VPN_PROCESS_NAMES), ['tailscaled'], JSON.stringify(extra));
+  }
 });
 
 test('property: create, on a real SQLite store, never suppresses a risky destination or a suspected impostor, and suppresses exactly what it matches', async () => {

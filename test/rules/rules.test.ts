@@ -288,12 +288,39 @@ storeTest('rule text shown to people refuses control and bidirectional character
     await assert.rejects(svc.delete(T, created.rule.rule_id, {}, 'x\u0000'), refusedText('actor', 'U+0000'));
     assert.equal((await svc.get(T, created.rule.rule_id)).name, 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧');
     // a blank name keeps the rule's name (on create: the default one); an update that changes nothing is refused, and audits nothing
-    assert.equal((await svc.update(T, created.rule.rule_id, { name: '  ' }, 't')).rule.name, 'Tailscale mesh — ünïcode is fine 👩‍👩‍👧');
+    const kept = await svc.update(T, created.rule.rule_id, { name: '  ', description: 'mesh' }, 't');
+    assert.deepEqual([kept.rule.name, kept.rule.description], ['Tailscale mesh — ünïcode is fine 👩‍👩‍👧', 'mesh']);
     const audits = (await svc.audit(T, created.rule.rule_id)).length;
-    await assert.rejects(svc.update(T, created.rule.rule_id, {}, 't'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_input' && /nothing to change/.test(e.message));
+    for (const nothing of [{}, { name: ' ' }]) {
+      await assert.rejects(svc.update(T, created.rule.rule_id, nothing, 't'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_input' && /nothing to change/.test(e.message));
+    }
     assert.equal((await svc.audit(T, created.rule.rule_id)).length, audits, 'a refused update audits nothing');
     const blank = await svc.create(T, { ...input, conditions: { ...input.conditions, owner: 'acme-corp' }, name: ' ' }, 't');
     assert.match(blank.rule.name, /^suppress /);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a stored rule that no longer compiles matches nothing, and blocks neither another rule\'s delete and update nor its own rename', async (at) => {
+  const store = await at.open();
+  try {
+    await ingestCalls(at, store, T, fixture());
+    const svc = new RulesService(store);
+    const curl = await svc.create(T, { detection_id: NOC, conditions: { process: 'curl' } }, 't');
+    const legacy = await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', owner: 'acme-corp' } }, 't');
+    // as an older version stored it: a bracketed host that is no IP address, refused since
+    await at.rows('UPDATE rules SET conditions = ? WHERE rule_uid = ?', [JSON.stringify({ endpoint: '[abc]:443', process: 'tailscaled' }), legacy.rule.rule_id]);
+    const renamed = await svc.update(T, legacy.rule.rule_id, { name: 'old mesh rule' }, 't');
+    assert.equal(renamed.rule.name, 'old mesh rule');
+    assert.deepEqual(renamed.rule.conditions, { endpoint: '[abc]:443', process: 'tailscaled' });
+    // re-applying the active rules (delete --restore) and handing detections over (update) skip it
+    const narrowed = await svc.update(T, curl.rule.rule_id, { conditions: { process: 'curl', repo: 'web' } }, 't');
+    assert.ok(curl.suppressed > 0);
+    assert.equal(narrowed.kept! + narrowed.restored, curl.suppressed);
+    const deleted = await svc.delete(T, curl.rule.rule_id, { restore: true }, 't');
+    assert.equal(deleted.restored, narrowed.kept);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
   }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions, type PortsContext } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { RulesService, RuleError, defaultActor } from '../../rules/service.js';
+import { RulesService, RuleError, changesNothing, defaultActor } from '../../rules/service.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
 
@@ -176,6 +176,10 @@ export function register(program: Command): void {
         name: opts.name,
         description: opts.description,
       };
+      // nothing to change is said before asking for --yes, as the service would refuse it anyway
+      if (changesNothing(input)) {
+        throw new UserError('nothing to change: give --name, --description, --detection-id or --condition', EXIT.USAGE);
+      }
       if (!opts.yes) {
         const cur = await run(() => svc.get(ctx.tenant, id));
         if (input.conditions) await run(() => svc.preview(ctx.tenant, { detection_id: input.detection_id ?? cur.id, conditions: input.conditions! }));

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DETECTION_TYPES, NEW_OUTBOUND } from '../../domain/types.js';
 import { ruleDetectionType } from '../../domain/filter.js';
 import { CONDITION_KEYS, type RuleChangeResult, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
+import { sameConditions } from '../../rules/matcher.js';
 import {
   READ_ONLY,
   WRITE_ADDITIVE,
@@ -350,7 +351,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         // A new name or description moves nothing, so only a change of what the rule matches is judged
         // (RulesService.update does the same): a rule made before its risky or impostor evidence arrived
         // suppresses none of it, and a rename must not be refused for what the guards already keep visible.
-        const matchChanges = conditions !== undefined || detId !== undefined;
+        const matchChanges = (conditions !== undefined && !sameConditions(conditions, current.conditions)) || (detId !== undefined && detId !== current.id);
         const p = matchChanges ? await svc.preview(tenant, input) : null;
         if (p?.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
         const impact = p ? `With the new conditions, ${impactText(p)}.` : 'Its conditions stay as they are, and so does what it suppresses.';
