@@ -248,12 +248,13 @@ export function validateDetectionType(type: unknown): string {
 
 /**
  * A stored rule compiled, or null when it no longer compiles (a rule written before a check that now
- * refuses its value, such as `endpoint=[abc]:443`): such a rule matches nothing rather than everything,
- * and must not stop ingest or another rule's change from moving detections.
+ * refuses its value, such as `endpoint=[abc]:443`) or names nothing (written before the too-broad
+ * guard knew `owner=?*` for a catch-all): such a rule matches nothing rather than everything, and must
+ * not stop ingest or another rule's change from moving detections.
  */
 export function compileStoredRule(type: string, conditions: RuleConditions): CompiledRule | null {
   try {
-    return compileRule(type, conditions);
+    return hasEffectiveCondition(conditions) ? compileRule(type, conditions) : null;
   } catch (err) {
     if (err instanceof RuleError) return null;
     throw err;

@@ -321,6 +321,14 @@ storeTest('a stored rule that no longer compiles matches nothing, and blocks nei
     const deleted = await svc.delete(T, curl.rule.rule_id, { restore: true }, 't');
     assert.equal(deleted.restored, narrowed.kept);
     assert.equal(await rollupMismatchesOf(at), 0);
+    // a catch-all stored before the guard knew it (owner=?*) suppresses nothing from then on
+    const catchAll = await svc.create(T, { detection_id: NOC, conditions: { process: 'node', owner: 'acme-corp' } }, 't');
+    await at.rows('UPDATE rules SET conditions = ? WHERE rule_uid = ?', [JSON.stringify({ owner: '?*' }), catchAll.rule.rule_id]);
+    const before = await statusCounts(at);
+    await ingestCalls(at, store, T, [call(T, 'web', 900, TS0 + 100 * 7_200_000, proc('curl'), { domain: 'new.example.com', port: 443 })]);
+    const after = await statusCounts(at);
+    assert.equal((after['0/0'] ?? 0) - (before['0/0'] ?? 0), 1, 'the new detection stays new');
+    assert.equal(after['1/1'], before['1/1']);
   } finally {
     await store.close();
   }
