@@ -446,7 +446,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         s = await newSession(identity, grant?.tokenSha256, holder, up, uncount);
       } catch (e) {
         // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
-        appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log, unreachable: true });
+        appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable: true });
         return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
       }
       // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.
