@@ -250,6 +250,10 @@ tools:
       for (const tool of ['create_suppression_rule', 'update_suppression_rule']) {
         assert.equal(await denied(tool, { owner: ' * ', process: 'zzznone' }), '[POLICY DENIED] Tenant-wide rules need a human');
         assert.equal(await denied(tool, { process: 'zzznone' }), '[POLICY DENIED] Tenant-wide rules need a human', 'no owner is every owner');
+        // a pattern that names no owner is every owner too, however it is spelled
+        for (const owner of ['?*', '*?', ' ** ', '*.*']) {
+          assert.equal(await denied(tool, { owner, process: 'zzznone' }), '[POLICY DENIED] Tenant-wide rules need a human', owner);
+        }
         assert.equal(await denied(tool, { owner: 'GLOBEX ', endpoint: '*' }), '[POLICY DENIED] globex rules are off limits');
         assert.equal(await denied(tool, { owner: 'acme', process: 'OpenVPN.exe' }), '[POLICY DENIED] no openvpn rules');
       }
