@@ -4,7 +4,7 @@ import { MessagePage } from './pages/message.js';
 import { ApprovalsPage, DecisionSummary } from './pages/approvals.js';
 import type { Route } from './routes.js';
 import { notFound, page } from './replies.js';
-import { refusedOnSharedStore } from './policy-tenants.js';
+import { heldFor, refusedOnSharedStore } from './policy-tenants.js';
 
 /**
  * The approvals page and its decision. A decision is `approvals.decide()` on the very policy state the
@@ -26,9 +26,13 @@ export const approvalsRoute: Route = {
       if (refused) return refused;
     }
     const now = Date.now();
-    const [pending, all] = approvals ? await Promise.all([approvals.list({ status: 'pending' }), approvals.list({ status: 'all' })]) : [[], []];
+    // only this tenant's held calls: the policy state may be shared with other tenants' servers (one Redis)
+    const [pending, all] = approvals
+      ? await Promise.all([approvals.list({ status: 'pending', tenant }), approvals.list({ status: 'all', tenant })])
+      : [[], []];
     const decidedId = url.searchParams.get('decided');
-    const decided = decidedId && approvals ? await approvals.get(decidedId) : undefined;
+    const found = decidedId && approvals ? await approvals.get(decidedId) : undefined;
+    const decided = found && heldFor(found, tenant) ? found : undefined;
     return page(
       <ApprovalsPage
         ctx={ctx}
@@ -55,8 +59,10 @@ export const decideApprovalRoute: Route = {
     if (!approvals) return notFound(ctx, 'No approvals here', 'No policy holds calls in this server, so there is nothing to decide.');
     const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'Approvals are not shown here');
     if (refused) return refused;
-    const row = await approvals.get(id);
-    if (!row) return notFound(ctx, 'Approval not found', `There is no approval ${id}.`);
+    const found = await approvals.get(id);
+    // another tenant's held call (or a gateway's) is not this dashboard's to show or decide
+    const row = found && heldFor(found, tenant) ? found : undefined;
+    if (!row) return notFound(ctx, 'Approval not found', `There is no approval ${id} for tenant "${tenant}".`);
     const conflict = (status: string) =>
       page(
         <MessagePage ctx={ctx} title="Already decided">

@@ -44,6 +44,8 @@ export interface InProcessGatewayOptions {
   relateDownstream?: boolean;
   modernSession?: ProxyOptions['modernSession'];
   upstreamName?: string;
+  /** The tenant of the server behind the gateway: its held calls are recorded as that tenant's. */
+  tenant?: string;
 }
 
 export interface InProcessGateway {
@@ -76,6 +78,7 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     // Without a resolver of its own, a 2026-07-28 session is the identity plus the request's session handle, capped.
     modernSession: opts.modernSession ?? modernSessionFor(runtime, opts.identity ?? 'local'),
     upstreamName: opts.upstreamName,
+    tenant: opts.tenant,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.
     passMethods: ['prompts/get'],
     // its own tools' other argument names: a condition on `args.owner` holds for `orgScope` too

@@ -4,7 +4,7 @@
  * A 2026-07-28 call held for approval is answered with an `input_required` result asking the client
  * for the approval (an `elicitation/create` form); the client retries with a NEW request carrying the
  * answer in `inputResponses` and our `requestState`. That state comes back from the client, so it is
- * HMAC-sealed (the SDK's codec) and binds the exact tool, canonical arguments, identity, upstream,
+ * HMAC-sealed (the SDK's codec) and binds the exact tool, canonical arguments, identity, upstream, tenant,
  * policy and approval it was minted for, with its own expiry. When the upstream itself answers `input_required`,
  * its `requestState` travels inside ours (`up`), because a retry only carries one state and
  * `inputResponses` are per round: our verdict must survive the upstream's rounds.
@@ -28,6 +28,12 @@ export interface GatewayState {
    * policy file, so without it a state (an approval) won at one would be spent at the other
    */
   upstream?: string;
+  /**
+   * the tenant of the server that minted it (`mcp` / `serve`): tenants' servers may share the state
+   * key and the policy state (one Redis), so without it an approval won in one tenant would be spent
+   * by the same call in another
+   */
+  tenant?: string;
   /** hash of the policy in force when the state was minted: a reload invalidates it */
   policy: string;
   /** the approval this state asks about or, with `approved`, the one already granted and used */

@@ -15,7 +15,7 @@ import type {
   ReserveResult,
   UpstreamOutcome,
 } from '../storage/policy-state.js';
-import { argsPreview } from '../storage/policy-state.js';
+import { argsPreview, filedFor } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
 import { LineStdioServerTransport, type TransportRefusal } from './stdio-transport.js';
 import {
@@ -65,6 +65,8 @@ export interface ProxyOptions {
   modernSession?: (meta: Record<string, unknown> | undefined) => ModernSession | Promise<ModernSession>;
   /** Written into every audit record as `upstreamName` (multi-upstream gateway). */
   upstreamName?: string;
+  /** The tenant of the server the proxy guards (`mcp` / `serve`), recorded and bound on its approvals; none for a stand-alone gateway. */
+  tenant?: string;
   /** Rate-limit "client" scope key: the authenticated identity. */
   identity: string;
   /**
@@ -424,8 +426,8 @@ export class PolicyProxy {
     const gw = ctx.gw;
     if (gw) {
       // A retry: our state must have been minted for exactly this call, under this policy.
-      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity || gw.upstream !== this.o.upstreamName) {
-        this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments, identity or upstream)', loaded.hash, argsHash, ctx);
+      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity || gw.upstream !== this.o.upstreamName || gw.tenant !== this.o.tenant) {
+        this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments, identity, upstream or tenant)', loaded.hash, argsHash, ctx);
         return;
       }
       if (gw.policy !== loaded.hash) {
@@ -584,6 +586,7 @@ export class PolicyProxy {
         rule: call.decision.rule,
         timeoutMs: call.decision.approvalTimeoutMs,
         ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
+        ...(this.o.tenant !== undefined ? { tenant: this.o.tenant } : {}),
       });
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
@@ -619,7 +622,7 @@ export class PolicyProxy {
     let state: string;
     try {
       state = await mintState({
-        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, policy: call.policyHash, approvalId, exp: expiresAt,
+        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, tenant: this.o.tenant, policy: call.policyHash, approvalId, exp: expiresAt,
       });
     } catch (e) {
       return this.denyCall(call, 'deny', `approval state error: ${(e as Error).message}`);
@@ -636,6 +639,12 @@ export class PolicyProxy {
     const a = approvalAnswer(isObj(call.msg.params) ? call.msg.params.inputResponses : undefined);
     let outcome: ApprovalOutcome;
     try {
+      // The state names the approval; the row itself must be this call's before it is answered or
+      // spent (defence in depth: the state is bound to the call, the row is checked as well).
+      const filed = await st.get(approvalId);
+      if (call.done) return;
+      if (!filed) return this.denyCall(call, 'approval_denied', `approval ${approvalId} does not exist`);
+      if (!filedFor(filed, { tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstreamName: this.o.upstreamName, tenant: this.o.tenant })) return this.denyCall(call, 'approval_denied', `approval ${approvalId} was filed for another call`);
       if (a.answer !== 'none') {
         // Already decided elsewhere (or used): the row says what happened.
         await st.decide(approvalId, a.answer === 'approve' ? 'approved' : 'denied', 'elicitation', a.reason).catch(() => undefined);
@@ -801,7 +810,7 @@ export class PolicyProxy {
   private relayUpstreamQuestion(call: Call, m: Msg, res: Record<string, unknown>): void {
     const approved = call.auditDecision === 'approved';
     mintState({
-      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, policy: call.policyHash,
+      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, tenant: this.o.tenant, policy: call.policyHash,
       approvalId: approved ? call.approvalId : undefined, approved: approved || undefined,
       up: typeof res.requestState === 'string' ? res.requestState : undefined,
       exp: Date.now() + call.decision.approvalTimeoutMs,

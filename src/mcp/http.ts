@@ -170,6 +170,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         server,
         clientTransport: transport,
         identity: policyIdentity(grant),
+        tenant: opts.tenant,
         runtime,
         relateDownstream: true,
       });
@@ -260,6 +261,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
         serverFactory: () => createEgressTriageServer({ ...serverOptionsFor(grant?.identity), toolPolicy: toolPolicyOf(runtime) }),
         clientTransport: new RequestResponseTransport(res, body as Record<string, unknown>),
         identity: policyIdentity(grant),
+        tenant: opts.tenant,
         runtime,
         relateDownstream: true,
       });

@@ -58,6 +58,7 @@ export async function runStdioServer(
       auditFile: opts.policy.auditFile,
       stateUrl: opts.policy.stateUrl,
       identity: opts.policy.identity,
+      tenant: opts.tenant,
       // the server side of the gateway's in-memory pair
       server: {
         connect: async (serverSide) => {

@@ -72,6 +72,13 @@ export interface ApprovalRow {
   /** The registered upstream the held call is for (multi-upstream gateway); null for a single
    *  upstream, and on rows filed before upstream names were recorded. */
   upstream_name: string | null;
+  /**
+   * The tenant whose server held the call (`mcp` / `serve` with a policy); null for a stand-alone
+   * gateway, which has none, and on rows filed before tenants were recorded. A dashboard lists and
+   * decides only its own tenant's: policy state shared by several tenants' servers (one Redis behind
+   * two stores) would otherwise show one tenant's approver another's held writes (found by review).
+   */
+  tenant: string | null;
 }
 
 export interface ApprovalBinding {
@@ -84,6 +91,11 @@ export interface ApprovalBinding {
    * tool never lets the same-named tool of another upstream through.
    */
   upstreamName?: string;
+  /**
+   * The tenant whose server holds the call. Part of the binding as well: an approval given in one
+   * tenant never lets another tenant's same call through, even where both share one policy state.
+   */
+  tenant?: string;
   /** What the human is shown. Kept in the state backend only, never in the audit log. */
   argsPreview: string;
   rule: string;
@@ -108,6 +120,18 @@ export function argsPreviewIsCut(preview: string): boolean {
   return preview.length > ARGS_PREVIEW_MAX;
 }
 
+/**
+ * True when a stored approval was filed for this call: the same tool, arguments, identity, upstream
+ * and tenant (not the session: a 2026-07-28 retry may carry another one). Checked before an approval
+ * named by a client's retry is answered or spent, besides the signed state that names it.
+ */
+export function filedFor(row: ApprovalRow, b: Pick<ApprovalBinding, 'tool' | 'argsHash' | 'identity' | 'upstreamName' | 'tenant'>): boolean {
+  return (
+    row.tool === b.tool && row.args_hash === b.argsHash && row.identity === b.identity &&
+    row.upstream_name === (b.upstreamName ?? null) && row.tenant === (b.tenant || null)
+  );
+}
+
 /** The pending approval a backend files for a binding that has none: every backend's new row. */
 export function newPendingApproval(b: ApprovalBinding, now: number): ApprovalRow {
   return {
@@ -125,6 +149,8 @@ export function newPendingApproval(b: ApprovalBinding, now: number): ApprovalRow
     decided_by: null,
     reason: null,
     upstream_name: b.upstreamName ?? null,
+    // '' is no tenant, as Redis (which stores no empty field) reads it back
+    tenant: b.tenant || null,
   };
 }
 
@@ -151,6 +177,12 @@ export function decisionReasonProblem(reason: unknown): string | null {
   return null;
 }
 
+export interface ApprovalListOptions {
+  status?: ApprovalStatus | 'all';
+  /** Only the rows held by this tenant's server (ApprovalRow.tenant); absent: every row. */
+  tenant?: string;
+}
+
 export interface Approvals {
   /**
    * Finds a usable approval for this exact binding (approved and unused, or still pending) or files a
@@ -159,7 +191,7 @@ export interface Approvals {
    */
   request(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }>;
   get(id: string): Promise<ApprovalRow | undefined>;
-  list(opts?: { status?: ApprovalStatus | 'all' }): Promise<ApprovalRow[]>;
+  list(opts?: ApprovalListOptions): Promise<ApprovalRow[]>;
   /** A human decision. Rejects with a readable message when the approval is unknown or no longer pending. */
   decide(id: string, decision: 'approved' | 'denied', by: string, reason?: string): Promise<ApprovalRow>;
   /** Marks an approved approval as used; false when it was not (or no longer) approved. */

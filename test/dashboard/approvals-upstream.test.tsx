@@ -13,7 +13,7 @@ const NOW = Date.UTC(2026, 11, 2, 7, 0, 0);
 const row = (upstream: string | null): ApprovalRow => ({
   id: 'apr_1', created_at: NOW - 1000, expires_at: NOW + 60_000, status: 'pending', session: 's'.repeat(20), identity: 'ci-agent',
   tool: 'delete_repo', args_hash: 'h', args_preview: '{"repo":"x"}', rule: 'hold-deletes', decided_at: null, decided_by: null, reason: null,
-  upstream_name: upstream,
+  upstream_name: upstream, tenant: 'acme',
 });
 
 describe('approvals page: the upstream a held call is for', () => {

@@ -3,6 +3,7 @@ import { withPorts, withStoreOptions, type PortsContext } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import type { Grant } from '../../http/grants.js';
+import { loadGrantsOption } from '../grants-option.js';
 import type { Dashboard } from '../../dashboard/app.js';
 import type { DashboardShared } from '../../dashboard/store.js';
 import type { PolicyStateBackend } from '../../storage/policy-state.js';
@@ -58,7 +59,8 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
           analyze: (input) => analyze(ctx.ports, { ...input, extraRiskyDestinations: risky }, risky),
           rules: () => rulesService(ctx.ports, risky),
         },
-        pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending' })).length : undefined,
+        // this tenant's only, as the Approvals page lists them (policy-tenants.ts heldFor)
+        pendingApprovals: shared.policyState ? async () => (await shared.policyState!.approvals.list({ status: 'pending', tenant: ctx.tenant })).length : undefined,
         policy: shared.policyState,
         policyFile: shared.policyFile,
         policyHolder: shared.policyHolder,
@@ -85,23 +87,15 @@ export function register(program: Command): void {
       await withPorts(opts, async (ctx) => {
         const { parseListen, listenDecision, ListenRefusedError } = await import('../../http/listen.js');
         const { allowedHostNames } = await import('../../http/host-origin.js');
-        const { loadGrants } = await import('../../http/grants.js');
         const { createMcpListener } = await import('../../http/mcp-listener.js');
         let addr: { host: string; port: number };
-        let grants: Grant[] = [];
         try {
           addr = parseListen(opts.listen ?? '127.0.0.1:8787');
           allowedHostNames(addr.host, opts.allowedHost ?? []);
-          if (opts.grants) {
-            try {
-              grants = loadGrants(opts.grants);
-            } catch (e) {
-              throw new Error(`--grants ${(e as Error).message}`);
-            }
-          }
         } catch (e) {
           throw new UserError((e as Error).message);
         }
+        const grants = await loadGrantsOption(opts.grants);
         const decision = listenDecision(addr.host, grants.length);
         if (!decision.ok) throw new UserError(`--listen: ${decision.message}`, EXIT.REFUSED);
         const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);

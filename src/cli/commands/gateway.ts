@@ -5,7 +5,7 @@ import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
 import { loadGatewayConfig } from '../../gateway/config.js';
 import type { startHttpGateway as StartHttpGateway } from '../../gateway/http.js';
-import { loadGrants, type Grant } from '../../http/grants.js';
+import { loadGrantsOption } from '../grants-option.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
@@ -77,15 +77,6 @@ export function parseStateOption(url: string | undefined): string | undefined {
 export const STATE_OPTION_HELP =
   'share rate-limit counters and approvals with other replicas in Redis, redis://host:port[/db] (default: counters in this process, approvals in the store; the audit always stays in the store)';
 
-function loadGrantsOption(path: string | undefined): Grant[] {
-  if (!path) return [];
-  try {
-    return loadGrants(path);
-  } catch (e) {
-    throw new UserError(`--grants ${(e as Error).message}`);
-  }
-}
-
 /** An HTTP gateway that could not start: policy and state errors keep their own exit codes. */
 function startError(e: unknown): Error {
   if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) return e;
@@ -140,7 +131,7 @@ export function register(program: Command): void {
             throw new UserError((e as Error).message);
           }
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
-          const grants = loadGrantsOption(opts.grants);
+          const grants = await loadGrantsOption(opts.grants);
           let gw;
           try {
             gw = await startHttp({ upstreams: config.upstreams, dbPath, auditFile, stateUrl, host, port, grants, allowedHosts: opts.allowedHost });
@@ -157,7 +148,7 @@ export function register(program: Command): void {
           if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
           if (opts.upstreamRevision !== undefined) throw new UserError('--upstream-revision is for a stdio upstream ("-- <command>")');
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
-          const grants = loadGrantsOption(opts.grants);
+          const grants = await loadGrantsOption(opts.grants);
           const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));
           if (opts.upstreamTokenEnv) {
             const t = process.env[opts.upstreamTokenEnv];

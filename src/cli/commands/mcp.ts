@@ -4,7 +4,7 @@ import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
-import type { Grant } from '../../http/grants.js';
+import { loadGrantsOption } from '../grants-option.js';
 import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
 import { dashboardFactory, SECURE_COOKIES_HELP } from './dashboard.js';
@@ -56,14 +56,6 @@ function serverOptions(opts: McpCliOptions, ctx: PortsContext) {
   };
 }
 
-function prefixed<T>(flag: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw new Error(`${flag} ${(e as Error).message}`);
-  }
-}
-
 async function wrapPolicyErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -97,7 +89,7 @@ export function register(program: Command): void {
         throw new UserError((e as Error).message);
       }
       await withPorts(opts, async (ctx) => {
-        // the agent's held calls and audit go to the store's policy tables, which carry no tenant
+        // the policy audit carries no tenant: the dashboard's shared-store check must count this one
         if (opts.policy) await ctx.ports.registerTenant(ctx.tenant);
         const { runStdioServer } = await import('../../mcp/stdio.js');
         const handle = await wrapPolicyErrors(() => runStdioServer({ ...serverOptions(opts, ctx), maxMessageBytes }));
@@ -131,21 +123,21 @@ export function register(program: Command): void {
         throw new UserError((e as Error).message);
       }
       await withPorts(opts, async (ctx) => {
-        // the agent's held calls and audit go to the store's policy tables, which carry no tenant
-        if (opts.policy) await ctx.ports.registerTenant(ctx.tenant);
         const { startHttpServer, parseListen } = await import('../../mcp/http.js');
         const { listenDecision } = await import('../../http/listen.js');
         const { allowedHostNames } = await import('../../http/host-origin.js');
-        const { loadGrants } = await import('../../http/grants.js');
         let addr: { host: string; port: number };
-        let grants: Grant[] = [];
         try {
           addr = parseListen(opts.listen ?? '127.0.0.1:8787');
           allowedHostNames(addr.host, opts.allowedHost ?? []);
-          if (opts.grants) grants = prefixed('--grants', () => loadGrants(opts.grants!));
         } catch (e) {
           throw new UserError((e as Error).message);
         }
+        const grants = await loadGrantsOption(opts.grants);
+        // The policy audit carries no tenant: the dashboard's shared-store check must count this tenant
+        // whenever any policy audits calls here, a grant's own included (a grants-only tenant was
+        // invisible to it: found by review).
+        if (opts.policy || grants.some((g) => g.policy !== undefined)) await ctx.ports.registerTenant(ctx.tenant);
         if (grants.length > 0 && opts.actor) throw new UserError('--actor cannot be combined with --grants: rule changes are recorded as mcp:<identity> of the bearer token');
         if (grants.length > 0 && opts.identity) throw new UserError('--identity cannot be combined with --grants: the bearer token names the identity');
         const decision = listenDecision(addr.host, grants.length);

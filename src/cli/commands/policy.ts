@@ -116,9 +116,11 @@ const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] 
 function fmtApproval(r: ApprovalRow): string {
   const exp = new Date(r.expires_at).toISOString();
   const upstream = r.upstream_name ? `upstream=${r.upstream_name} ` : '';
+  // the administrator decides for every tenant of the store: say whose server held the call
+  const tenant = r.tenant !== null ? `tenant=${r.tenant} ` : '';
   // every stored string as text: a caller chose the tool name and the reason (an elicitation answer)
   const t = revealInvisible;
-  return `${r.id}  ${r.status.padEnd(8)}  ${t(r.tool)}  ${t(upstream)}identity=${t(r.identity)} session=${t(r.session)}  expires=${exp}\n    args: ${t(r.args_preview)}${r.reason ? `\n    reason: ${t(r.reason)}` : ''}`;
+  return `${r.id}  ${r.status.padEnd(8)}  ${t(r.tool)}  ${t(tenant)}${t(upstream)}identity=${t(r.identity)} session=${t(r.session)}  expires=${exp}\n    args: ${t(r.args_preview)}${r.reason ? `\n    reason: ${t(r.reason)}` : ''}`;
 }
 
 export function register(program: Command): void {

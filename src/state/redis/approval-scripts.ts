@@ -1,6 +1,6 @@
 /**
  * Lua for approvals. An approval is a hash; the approvals of one binding (session, tool, argument
- * hash; identity and upstream name are compared inside) share a hash tag and an index, so
+ * hash; identity, upstream name and tenant are compared inside) share a hash tag and an index, so
  * finding-or-filing is one script on one Cluster slot and two replicas can never file two approvals for the same held call. Decisions publish the id, which
  * wakes the waiting call on whichever replica holds it.
  */
@@ -12,14 +12,15 @@ local function live(s) return s == 'pending' or s == 'approved' end
 
 /**
  * KEYS: index. ARGV: now, session, identity, tool, argsHash, preview, rule, timeoutMs, newId, keyPrefix,
- * keepMs, upstreamName ('' for none: an approval filed before upstream names has no such field).
+ * keepMs, upstreamName ('' for none: an approval filed before upstream names has no such field),
+ * tenant ('' for none: a stand-alone gateway's, or one filed before tenants were recorded).
  */
 const REQUEST = `${PRELUDE}
 local now = tonumber(ARGV[1])
 local best, bestState, bestCreated
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local k = ARGV[10] .. id
-  local r = redis.call('HMGET', k, 'status', 'expires_at', 'session', 'tool', 'args_hash', 'created_at', 'identity', 'upstream_name')
+  local r = redis.call('HMGET', k, 'status', 'expires_at', 'session', 'tool', 'args_hash', 'created_at', 'identity', 'upstream_name', 'tenant')
   if not r[1] then
     redis.call('ZREM', KEYS[1], id)
   else
@@ -28,7 +29,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       redis.call('HSET', k, 'status', 'expired', 'decided_at', ARGV[1])
       status = 'expired'
     end
-    if live(status) and r[3] == ARGV[2] and r[7] == ARGV[3] and r[4] == ARGV[4] and r[5] == ARGV[5] and (r[8] or '') == ARGV[12] then
+    if live(status) and r[3] == ARGV[2] and r[7] == ARGV[3] and r[4] == ARGV[4] and r[5] == ARGV[5] and (r[8] or '') == ARGV[12] and (r[9] or '') == ARGV[13] then
       local created = tonumber(r[6])
       if not best or (status == 'approved' and bestState ~= 'approved') or (status == bestState and created < bestCreated) then
         best, bestState, bestCreated = id, status, created
@@ -41,6 +42,7 @@ local k = ARGV[10] .. ARGV[9]
 redis.call('HSET', k, 'id', ARGV[9], 'created_at', ARGV[1], 'expires_at', fmt(now + tonumber(ARGV[8])), 'status', 'pending',
   'session', ARGV[2], 'identity', ARGV[3], 'tool', ARGV[4], 'args_hash', ARGV[5], 'args_preview', ARGV[6], 'rule', ARGV[7])
 if ARGV[12] ~= '' then redis.call('HSET', k, 'upstream_name', ARGV[12]) end
+if ARGV[13] ~= '' then redis.call('HSET', k, 'tenant', ARGV[13]) end
 redis.call('PEXPIRE', k, math.floor(tonumber(ARGV[8]) + tonumber(ARGV[11])))
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[9])
 redis.call('PEXPIRE', KEYS[1], math.floor(tonumber(ARGV[8]) + tonumber(ARGV[11])))

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import {
   APPROVED_GRACE_MS,
   type ApprovalBinding,
+  type ApprovalListOptions,
   type ApprovalOutcome,
   type ApprovalRow,
   type ApprovalStatus,
@@ -15,6 +16,8 @@ const CHANNEL = 'egress-triage:approvals:decided';
 const ALL = 'egress-triage:apr:all';
 /** Decided and used approvals stay listable (and auditable by id) this long. */
 const KEEP_MS = 7 * 86_400_000;
+/** Ids read from the index per round trip of list(). */
+const LIST_PAGE = 1000;
 
 const tagOf = (id: string) => id.slice(4, 12);
 const prefixOf = (tag: string) => `egress-triage:apr:{${tag}}:`;
@@ -48,7 +51,7 @@ export class RedisApprovals implements Approvals {
     const now = this.now();
     const out = (await this.conn.run('apr_request', [`${prefixOf(tag)}idx`], [
       String(now), b.session, b.identity, b.tool, b.argsHash, b.argsPreview, b.rule, String(b.timeoutMs), newId, prefixOf(tag), String(KEEP_MS),
-      b.upstreamName ?? '',
+      b.upstreamName ?? '', b.tenant ?? '',
     ])) as [string, string];
     const [state, id] = out;
     if (state === 'new') await this.conn.redis.zadd(ALL, now, id).catch(() => undefined);
@@ -67,17 +70,22 @@ export class RedisApprovals implements Approvals {
     }
   }
 
-  async list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
+  async list(opts: ApprovalListOptions = {}): Promise<ApprovalRow[]> {
     this.conn.assertUsable();
     const status = opts.status ?? 'pending';
     try {
       await this.conn.redis.zremrangebyscore(ALL, '-inf', this.now() - KEEP_MS - 86_400_000);
-      const ids = await this.conn.redis.zrevrange(ALL, 0, 1999);
+      // Newest first, page by page, until 500 match: the index holds every tenant's approvals of the
+      // last days, so a first page alone could be all another tenant's (as SQL's WHERE ... LIMIT 500).
       const rows: ApprovalRow[] = [];
-      for (const id of ids) {
-        const r = await this.get(id);
-        if (r && (status === 'all' || r.status === status)) rows.push(r);
-        if (rows.length >= 500) break;
+      for (let from = 0; rows.length < 500; from += LIST_PAGE) {
+        const ids = await this.conn.redis.zrevrange(ALL, from, from + LIST_PAGE - 1);
+        for (const id of ids) {
+          const r = await this.get(id);
+          if (r && (status === 'all' || r.status === status) && (opts.tenant === undefined || r.tenant === opts.tenant)) rows.push(r);
+          if (rows.length >= 500) break;
+        }
+        if (ids.length < LIST_PAGE) break;
       }
       return rows;
     } catch (e) {
@@ -222,6 +230,7 @@ export class RedisApprovals implements Approvals {
       decided_by: h.decided_by ?? null,
       reason: h.reason ?? null,
       upstream_name: h.upstream_name ?? null,
+      tenant: h.tenant ?? null,
     };
   }
 

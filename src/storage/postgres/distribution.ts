@@ -48,7 +48,7 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
     kind: 'local',
     why: 'the gateway-wide argument-hash key: policy state belongs to no tenant, and a coordinator table needs no shard key',
   },
-  { table: 'policy_approvals', kind: 'local', why: 'gateway-wide approvals, keyed by approval id (no tenant); small, and never joined with tenant tables' },
+  { table: 'policy_approvals', kind: 'local', why: 'gateway-wide approvals, keyed by approval id (the tenant that held one is a plain column, no shard key); small, and never joined with tenant tables' },
   { table: 'policy_session_handles', kind: 'local', why: 'gateway-wide: which session handles each authenticated identity holds (no tenant); tiny, and locked per identity' },
   { table: 'policy_audit', kind: 'local', why: 'gateway-wide audit, one row per tool call: as a reference table every call would be a write on every node' },
   { table: 'schema_migrations', kind: 'local', why: "the coordinator's record of applied migrations; migrations run on the coordinator" },

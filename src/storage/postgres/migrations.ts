@@ -434,6 +434,13 @@ CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, ${asciiLower('owner')}, ${a
     name: 'detections found by the address they reached',
     up: 'CREATE INDEX detections_by_ip ON detection_rows (tenant_id, ip_id);',
   },
+  {
+    version: 18,
+    // As SQLite's policy migration 105: the tenant whose server held the call (ApprovalRow.tenant);
+    // NULL on rows filed before, and on a stand-alone gateway's.
+    name: 'policy approvals: the tenant whose server held each call',
+    up: 'ALTER TABLE policy_approvals ADD COLUMN tenant text;',
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

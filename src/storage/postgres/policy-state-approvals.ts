@@ -4,6 +4,7 @@ import {
   APPROVED_GRACE_MS,
   newPendingApproval,
   type ApprovalBinding,
+  type ApprovalListOptions,
   type ApprovalOutcome,
   type ApprovalRow,
   type ApprovalStatus,
@@ -14,7 +15,7 @@ import {
 export const APPROVAL_CHANNEL = 'egress_triage_approvals';
 const POLL_MS = 200;
 
-const COLUMNS = 'id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, decided_at, decided_by, reason, upstream_name';
+const COLUMNS = 'id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, decided_at, decided_by, reason, upstream_name, tenant';
 
 /**
  * Approvals in the PostgreSQL store, with the semantics of the SQLite ones (sqlite/policy-state-
@@ -45,7 +46,7 @@ export class PgApprovals implements Approvals {
     return this.guard(() => this.getNow(id));
   }
 
-  list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
+  list(opts: ApprovalListOptions = {}): Promise<ApprovalRow[]> {
     return this.guard(() => this.listNow(opts));
   }
 
@@ -69,22 +70,23 @@ export class PgApprovals implements Approvals {
   private async requestNow(b: ApprovalBinding): Promise<{ row: ApprovalRow; state: 'approved' | 'pending' | 'new' }> {
     return transaction(this.pool, async (c) => {
       const now = this.now();
-      // Serialises requests for one binding, so two replicas filing the same call share one approval.
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null])]);
+      // Serialises requests for one binding, so two replicas filing the same call share one approval
+      // (a tenant only when there is one: a stand-alone gateway keeps the key replicas of the version before took).
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null, ...(b.tenant ? [b.tenant] : [])])]);
       await expireStale(c, now);
       const existing = await c.query<ApprovalRow>(
         `SELECT ${COLUMNS} FROM policy_approvals WHERE session = $1 AND identity = $2 AND tool = $3 AND args_hash = $4
-           AND upstream_name IS NOT DISTINCT FROM $6 AND status IN ('approved','pending') AND expires_at > $5
+           AND upstream_name IS NOT DISTINCT FROM $6 AND tenant IS NOT DISTINCT FROM $7 AND status IN ('approved','pending') AND expires_at > $5
            ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
-        [b.session, b.identity, b.tool, b.argsHash, now, b.upstreamName ?? null],
+        [b.session, b.identity, b.tool, b.argsHash, now, b.upstreamName ?? null, b.tenant || null],
       );
       const found = existing.rows[0];
       if (found) return { row: found, state: found.status as 'approved' | 'pending' };
       const row = newPendingApproval(b, now);
       await c.query(
-        `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [row.id, row.created_at, row.expires_at, row.status, row.session, row.identity, row.tool, row.args_hash, row.args_preview, row.rule, row.upstream_name],
+        `INSERT INTO policy_approvals (id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name, tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [row.id, row.created_at, row.expires_at, row.status, row.session, row.identity, row.tool, row.args_hash, row.args_preview, row.rule, row.upstream_name, row.tenant],
       );
       return { row, state: 'new' as const };
     });
@@ -94,14 +96,15 @@ export class PgApprovals implements Approvals {
     return (await this.pool.query<ApprovalRow>(`SELECT ${COLUMNS} FROM policy_approvals WHERE id = $1`, [id])).rows[0];
   }
 
-  private async listNow(opts: { status?: ApprovalStatus | 'all' }): Promise<ApprovalRow[]> {
+  private async listNow(opts: ApprovalListOptions): Promise<ApprovalRow[]> {
     await expireStale(this.pool, this.now());
     const status = opts.status ?? 'pending';
-    const r =
-      status === 'all'
-        ? await this.pool.query<ApprovalRow>(`SELECT ${COLUMNS} FROM policy_approvals ORDER BY created_at DESC LIMIT 500`)
-        : await this.pool.query<ApprovalRow>(`SELECT ${COLUMNS} FROM policy_approvals WHERE status = $1 ORDER BY created_at DESC LIMIT 500`, [status]);
-    return r.rows;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (status !== 'all') where.push(`status = $${params.push(status)}`);
+    if (opts.tenant !== undefined) where.push(`tenant = $${params.push(opts.tenant)}`);
+    const sql = `SELECT ${COLUMNS} FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT 500`;
+    return (await this.pool.query<ApprovalRow>(sql, params)).rows;
   }
 
   private async decideNow(id: string, decision: 'approved' | 'denied', by: string, reason?: string): Promise<ApprovalRow> {

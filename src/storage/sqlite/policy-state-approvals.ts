@@ -4,6 +4,7 @@ import {
   APPROVED_GRACE_MS,
   newPendingApproval,
   type ApprovalBinding,
+  type ApprovalListOptions,
   type ApprovalOutcome,
   type ApprovalRow,
   type ApprovalStatus,
@@ -43,16 +44,16 @@ export class SqliteApprovals implements Approvals {
       this.expireStale(now);
       const existing = this.db
         .prepare(
-          `SELECT * FROM policy_approvals WHERE session = ? AND identity = ? AND tool = ? AND args_hash = ? AND upstream_name IS ?
+          `SELECT * FROM policy_approvals WHERE session = ? AND identity = ? AND tool = ? AND args_hash = ? AND upstream_name IS ? AND tenant IS ?
              AND status IN ('approved','pending') AND expires_at > ? ORDER BY status = 'approved' DESC, created_at LIMIT 1`,
         )
-        .get(b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null, now) as ApprovalRow | undefined;
+        .get(b.session, b.identity, b.tool, b.argsHash, b.upstreamName ?? null, b.tenant || null, now) as ApprovalRow | undefined;
       if (existing) return { row: existing, state: existing.status as 'approved' | 'pending' };
       const row = newPendingApproval(b, now);
       this.db
         .prepare(
-          `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name)
-           VALUES (@id, @created_at, @expires_at, @status, @session, @identity, @tool, @args_hash, @args_preview, @rule, @upstream_name)`,
+          `INSERT INTO policy_approvals(id, created_at, expires_at, status, session, identity, tool, args_hash, args_preview, rule, upstream_name, tenant)
+           VALUES (@id, @created_at, @expires_at, @status, @session, @identity, @tool, @args_hash, @args_preview, @rule, @upstream_name, @tenant)`,
         )
         .run(row);
       return { row, state: 'new' as const };
@@ -74,15 +75,22 @@ export class SqliteApprovals implements Approvals {
     return this.db.prepare('SELECT * FROM policy_approvals WHERE id = ?').get(id) as ApprovalRow | undefined;
   }
 
-  async list(opts: { status?: ApprovalStatus | 'all' } = {}): Promise<ApprovalRow[]> {
+  async list(opts: ApprovalListOptions = {}): Promise<ApprovalRow[]> {
     // the time is read when the lock is held: a sweep that waited for it expires what is due by then
     await whenUnlocked(() => this.db.transaction(() => this.expireStale(this.now())).immediate(), this.busy);
     const status = opts.status ?? 'pending';
-    return (
-      status === 'all'
-        ? this.db.prepare('SELECT * FROM policy_approvals ORDER BY created_at DESC LIMIT 500').all()
-        : this.db.prepare('SELECT * FROM policy_approvals WHERE status = ? ORDER BY created_at DESC LIMIT 500').all(status)
-    ) as ApprovalRow[];
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (status !== 'all') {
+      where.push('status = ?');
+      params.push(status);
+    }
+    if (opts.tenant !== undefined) {
+      where.push('tenant = ?');
+      params.push(opts.tenant);
+    }
+    const sql = `SELECT * FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT 500`;
+    return this.db.prepare(sql).all(...params) as ApprovalRow[];
   }
 
   /** A human decision. Throws with a readable message when the approval is unknown or no longer pending. */

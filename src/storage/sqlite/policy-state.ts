@@ -86,6 +86,13 @@ export const POLICY_MIGRATIONS: Migration[] = [
     // carries the hash it replaced besides the new one (policy_hash).
     up: `ALTER TABLE policy_audit ADD COLUMN previous_policy_hash TEXT;`,
   },
+  {
+    version: 105,
+    name: 'policy_approvals_tenant',
+    // The tenant whose server held the call (ApprovalRow.tenant). Rows filed before stay NULL, as do a
+    // stand-alone gateway's: no dashboard lists them.
+    up: `ALTER TABLE policy_approvals ADD COLUMN tenant TEXT;`,
+  },
 ];
 
 export interface PolicyStateOptions {

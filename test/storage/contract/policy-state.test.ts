@@ -384,6 +384,42 @@ for (const backend of everyBackend) {
       );
     });
 
+    it('approvals record the tenant whose server held them; the tenant is part of the binding, and list() filters by it', async () => {
+      const location = await backend.create();
+      const alphaServer = await connect(location);
+      const betaServer = await connect(location);
+      const cli = await connect(location);
+      const alpha = await alphaServer.approvals.request(binding({ tenant: 'alpha' }));
+      assert.deepEqual([alpha.state, alpha.row.tenant], ['new', 'alpha']);
+      assert.equal((await cli.approvals.get(alpha.row.id))?.tenant, 'alpha', 'read back by another connection');
+      const beta = await betaServer.approvals.request(binding({ tenant: 'beta' }));
+      assert.equal(beta.state, 'new', "the same call in another tenant is another binding: it never shares alpha's approval");
+      const gateway = await cli.approvals.request(binding());
+      assert.deepEqual([gateway.state, gateway.row.tenant], ['new', null], 'a stand-alone gateway records no tenant');
+      await cli.approvals.decide(alpha.row.id, 'approved', 'cli:bob');
+      assert.equal((await betaServer.approvals.request(binding({ tenant: 'beta' }))).state, 'pending', "alpha's approval lets no beta call through");
+      assert.equal((await alphaServer.approvals.request(binding({ tenant: 'alpha' }))).state, 'approved');
+      const ids = async (opts: Parameters<typeof cli.approvals.list>[0]) => (await cli.approvals.list(opts)).map((r) => r.id).sort();
+      assert.deepEqual(await ids({ status: 'pending', tenant: 'beta' }), [beta.row.id]);
+      assert.deepEqual(await ids({ status: 'all', tenant: 'alpha' }), [alpha.row.id]);
+      assert.deepEqual(await ids({ status: 'pending', tenant: 'alpha' }), [], "alpha's only call is approved");
+      assert.deepEqual(await ids({ status: 'all', tenant: 'gamma' }), []);
+      assert.deepEqual(await ids({ status: 'all' }), [alpha.row.id, beta.row.id, gateway.row.id].sort(), 'no tenant given: every row (the administrator\'s view)');
+    });
+
+    it("a tenant's older approval is listed however many newer ones other tenants filed", async () => {
+      const clock = new Clock();
+      const st = await connect(await backend.create(), clock);
+      const own = await st.approvals.request(binding({ tenant: 'alpha', argsHash: 'alpha-call' }));
+      // more than the 2,000 newest ids Redis's shared index was read for before, all newer than alpha's
+      for (let i = 0; i < 2_100; i++) {
+        clock.t += 1;
+        await st.approvals.request(binding({ tenant: 'beta', argsHash: `beta-${i}` }));
+      }
+      assert.deepEqual((await st.approvals.list({ status: 'pending', tenant: 'alpha' })).map((r) => r.id), [own.row.id]);
+      assert.equal((await st.approvals.list({ status: 'pending', tenant: 'beta' })).length, 500, 'at most 500, as before');
+    });
+
     it('withdraws a pending approval once: no one can decide it, it is not found again, and a waiter on another connection learns it', async () => {
       const location = await backend.create();
       const gateway = await connect(location);
