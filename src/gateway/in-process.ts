@@ -57,7 +57,7 @@ export interface InProcessGateway {
 export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions): Promise<InProcessGateway> {
   if (!opts.serverFactory === !opts.server) throw new Error('createPolicyGatewayForServer: pass exactly one of serverFactory and server');
   const ownRuntime = !opts.runtime;
-  const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile, stateUrl: opts.stateUrl });
+  const runtime = opts.runtime ?? createPolicyRuntime({ policyPath: opts.policyPath, dbPath: opts.dbPath, auditFile: opts.auditFile, stateUrl: opts.stateUrl, tenant: opts.tenant });
   try {
     await runtime.state.ready();
   } catch (e) {
@@ -76,7 +76,7 @@ export async function createPolicyGatewayForServer(opts: InProcessGatewayOptions
     session: () => opts.sessionId ?? opts.clientTransport.sessionId ?? fallbackSession,
     identity: opts.identity ?? 'local',
     // Without a resolver of its own, a 2026-07-28 session is the identity plus the request's session handle, capped.
-    modernSession: opts.modernSession ?? modernSessionFor(runtime, opts.identity ?? 'local'),
+    modernSession: opts.modernSession ?? modernSessionFor(runtime, opts.identity ?? 'local', opts.tenant),
     upstreamName: opts.upstreamName,
     tenant: opts.tenant,
     // egress-triage's own prompts are fixed templates over its own tools: safe to serve unpoliced.

@@ -14,6 +14,12 @@ export interface RuntimeOptions {
   stateUrl?: string;
   /** Watch the policy file for changes (default true). */
   watch?: boolean;
+  /**
+   * The tenant of the server the policy guards (`mcp` / `serve`); none for a stand-alone gateway.
+   * Its rate-limit counters are the tenant's own: two tenants' servers sharing one Redis with a
+   * policy file of the same name do not spend each other's quotas.
+   */
+  tenant?: string;
   log?: (line: string) => void;
 }
 
@@ -27,8 +33,9 @@ export interface PolicyRuntime {
  * Counters of one policy file, named by its base name, not its full path, so replicas that mount the
  * same policy at different paths still share them (with `--state redis://`).
  */
-function countersFor(state: PolicyStateBackend, path: string, name = basename(path)) {
-  return state.counters(name);
+function countersFor(state: PolicyStateBackend, path: string, name = basename(path), tenant?: string) {
+  // NUL never occurs in a path: a tenant's namespace is never a gateway's file name
+  return state.counters(tenant === undefined ? name : `${tenant}\u0000${name}`);
 }
 
 /**
@@ -82,7 +89,7 @@ function auditReload(state: PolicyStateBackend, file: string, ev: ReloadEvent, l
 export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
   const loaded = loadPolicyFile(resolve(o.policyPath));
   const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
-  const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, o.policyPath));
+  const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, o.policyPath, undefined, o.tenant));
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   holder.on('invalid', (e: PolicyLoadError) => {
     log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
@@ -120,7 +127,7 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage policy: ${l}\n`));
   const names = counterNamespaces([...loaded.keys()]);
   for (const [abs, policy] of loaded) {
-    const holder = new PolicyHolder(abs, policy, countersFor(state, abs, names.get(abs)));
+    const holder = new PolicyHolder(abs, policy, countersFor(state, abs, names.get(abs), o.tenant));
     holders.set(abs, holder);
     holder.setMaxListeners(0); // one reload listener per session
     holder.on('invalid', (e: PolicyLoadError) => {
@@ -148,6 +155,12 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
  * request's session handle, at most the policy's `sessions.max_handles` live ones (docs/policy.md). The
  * settings are read per call, so a policy reload applies to the next call.
  */
-export function modernSessionFor(runtime: Pick<PolicyRuntime, 'holder' | 'state'>, identity: string): ModernSessionResolver {
-  return createModernSessionResolver({ identity, state: runtime.state, settings: () => modernSessionSettings(runtime.holder.current.engine.file) });
+export function modernSessionFor(runtime: Pick<PolicyRuntime, 'holder' | 'state'>, identity: string, tenant?: string): ModernSessionResolver {
+  return createModernSessionResolver({
+    identity,
+    // a tenant's identities hold their own handles (see RuntimeOptions.tenant)
+    handleOwner: tenant === undefined ? undefined : JSON.stringify([tenant, identity]),
+    state: runtime.state,
+    settings: () => modernSessionSettings(runtime.holder.current.engine.file),
+  });
 }

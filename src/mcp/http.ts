@@ -119,7 +119,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
   if (policyPaths.length > 0 && !policyDbPath) throw new Error('a grant names a policy, but no policy state DB was given');
   const runtimes: PolicyRuntimeSet | undefined =
     policyPaths.length > 0
-      ? createPolicyRuntimeSet({ policyPaths, dbPath: policyDbPath!, auditFile: opts.policy?.auditFile, stateUrl: opts.policy?.stateUrl ?? opts.policyStateUrl, log })
+      ? createPolicyRuntimeSet({ policyPaths, dbPath: policyDbPath!, auditFile: opts.policy?.auditFile, stateUrl: opts.policy?.stateUrl ?? opts.policyStateUrl, log, tenant: opts.tenant })
       : undefined;
   const runtimeFor = (grant: Grant | undefined): PolicyRuntime | undefined => {
     const path = grant?.policy ?? opts.policy?.policyPath;

@@ -98,6 +98,11 @@ export function overCapReason(identity: string, s: ModernSessionSettings, r: Ext
  */
 export function createModernSessionResolver(o: {
   identity: string;
+  /**
+   * Whose handles the cap counts, when not the identity alone: a tenant's server names the tenant too,
+   * so two tenants' identities of one name, on one shared policy state, do not share a cap.
+   */
+  handleOwner?: string;
   state: PolicyStateBackend;
   settings: ModernSessionSettings | (() => ModernSessionSettings);
   now?: () => number;
@@ -106,7 +111,7 @@ export function createModernSessionResolver(o: {
     const s = typeof o.settings === 'function' ? o.settings() : o.settings;
     let r: HandleResult;
     try {
-      r = await o.state.sessionHandles.touch(o.identity, handle, { maxLive: s.maxHandles, ttlMs: s.handleTtlMs }, o.now?.());
+      r = await o.state.sessionHandles.touch(o.handleOwner ?? o.identity, handle, { maxLive: s.maxHandles, ttlMs: s.handleTtlMs }, o.now?.());
     } catch (e) {
       return { ok: false, reason: `policy state error: ${(e as Error).message}` };
     }

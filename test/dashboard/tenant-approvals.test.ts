@@ -33,7 +33,12 @@ before(async () => {
   redis = await startRedis();
   grants = tmp.file('grants.yaml', `grants:\n  - { identity: approver, token: ${APPROVER}, dashboard: [read, approve] }\n  - { identity: agent, token: ${AGENT}, dashboard: [] }\n`);
   // a 2026-07-28 client that can be asked is asked (approval_elicitation); the SDK client below cannot
-  policy = tmp.file('policy.yaml', 'version: 1\ndefault: allow\ntools:\n  find_repos_using_endpoint: { action: require_approval, approval_timeout: 600, approval_elicitation: true }\n');
+  policy = tmp.file(
+    'policy.yaml',
+    'version: 1\ndefault: allow\nsessions: { max_handles: 1 }\ntools:\n' +
+      '  find_repos_using_endpoint: { action: require_approval, approval_timeout: 600, approval_elicitation: true }\n' +
+      '  list_tenant_github_orgs: { rate_limit: { max: 1, window: 3600, scope: client } }\n',
+  );
   // one state key for both, as replicas behind one URL are told to share it
   const env = { EGRESS_TRIAGE_REQUEST_STATE_KEY: 'shared-request-state-key-0123456789abcdef' };
   const serve = (tenant: 'alpha' | 'beta') =>
@@ -117,18 +122,21 @@ describe('one Redis policy state behind two tenants\' servers', () => {
 });
 
 /** A 2026-07-28 tools/call as it goes on the wire, from the agent: the JSON-RPC answer. */
-async function modernCall(base: string, id: number, args: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Record<string, any>> {
+async function modernCall(
+  base: string, id: number, args: Record<string, unknown>, extra: Record<string, unknown> = {}, tool = 'find_repos_using_endpoint', meta: Record<string, unknown> = {},
+): Promise<Record<string, any>> {
   const res = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: {
       authorization: `Bearer ${AGENT}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'find_repos_using_endpoint',
+      'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool,
     },
     body: JSON.stringify({
       jsonrpc: '2.0', id, method: 'tools/call',
       params: {
-        name: 'find_repos_using_endpoint', arguments: args, ...extra,
+        name: tool, arguments: args, ...extra,
         _meta: {
+          ...meta,
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientInfo': { name: 'raw-agent', version: '1' },
           'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } },
@@ -160,6 +168,22 @@ describe('a 2026-07-28 retry carries a signed state naming its tenant', () => {
     const ran = await modernCall(alpha.base, 3, args, { requestState: state });
     assert.equal(ran.result?.resultType, 'complete', JSON.stringify(ran));
     assert.notEqual(ran.result.isError, true, JSON.stringify(ran));
+  });
+});
+
+describe("one Redis behind two tenants' servers: quotas and session handles", () => {
+  it("a tenant's rate limit and session-handle cap are its own, though both servers' identity and policy file have one name", async () => {
+    const orgs = (base: string, id: number, meta: Record<string, unknown> = {}) => modernCall(base, id, {}, {}, 'list_tenant_github_orgs', meta);
+    const denied = (r: Record<string, any>) => JSON.stringify(r).includes('[POLICY DENIED]');
+    assert.equal(denied(await orgs(alpha.base, 1)), false);
+    assert.equal(denied(await orgs(beta.base, 2)), false, "alpha's call did not spend beta's quota (max 1 per client)");
+    assert.match(JSON.stringify(await orgs(alpha.base, 3)), /\[POLICY DENIED\].*rate limit/, "alpha's second call is over alpha's own quota");
+
+    const handle = (h: string) => ({ 'egress-triage/session': h });
+    const ping = (base: string, id: number, h: string) => modernCall(base, id, {}, {}, 'ping', handle(h));
+    assert.equal(denied(await ping(alpha.base, 4, 'alpha-handle')), false);
+    assert.equal(denied(await ping(beta.base, 5, 'beta-handle')), false, "alpha's live handle does not fill beta's cap (max_handles 1)");
+    assert.match(JSON.stringify(await ping(alpha.base, 6, 'alpha-second')), /session handle refused/, "alpha's own cap holds");
   });
 });
 
