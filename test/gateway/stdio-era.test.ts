@@ -145,7 +145,7 @@ test('stdio gateway --upstream-revision: a known revision is not asked for; a wr
     wrong.stdout.on('data', (d: Buffer) => void (out += d.toString()));
     const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'x', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
     wrong.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 'w', method: 'tools/call', params: { name: 'echo', arguments: { text: 'hi' }, _meta: meta } }) + '\n');
-    const line = await waitFor(() => out.split('\n').find((l) => l.includes('"id":"w"')), 10_000, 25, 'the answer to the call');
+    const line = await waitFor(() => out.split('\n').find((l) => l.includes('"id":"w"')), 30_000, 25, 'the answer to the call');
     const answer = JSON.parse(line) as { error?: { code: number; message: string } };
     assert.equal(answer.error?.code, -32603);
     assert.match(answer.error!.message, /could not tell which protocol revision the upstream speaks \(the upstream was set to speak 2025-11-25 but the 2025-11-25 upstream refused initialize.*Unsupported protocol version/);
