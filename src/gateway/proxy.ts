@@ -645,13 +645,15 @@ export class PolicyProxy {
       if (call.done) return;
       if (!filed) return this.denyCall(call, 'approval_denied', `approval ${approvalId} does not exist`);
       if (!filedFor(filed, { tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstreamName: this.o.upstreamName, tenant: this.o.tenant })) return this.denyCall(call, 'approval_denied', `approval ${approvalId} was filed for another call`);
+      let row = filed;
       if (a.answer !== 'none') {
-        // Already decided elsewhere (or used): the row says what happened.
+        // Already decided elsewhere (or used): the row read after the attempt says what happened.
         await st.decide(approvalId, a.answer === 'approve' ? 'approved' : 'denied', 'elicitation', a.reason).catch(() => undefined);
+        const decided = await st.get(approvalId);
+        if (call.done) return;
+        if (!decided) return this.denyCall(call, 'approval_denied', `approval ${approvalId} does not exist`);
+        row = decided;
       }
-      const row = await st.get(approvalId);
-      if (call.done) return;
-      if (!row) return this.denyCall(call, 'approval_denied', `approval ${approvalId} does not exist`);
       if (row.status === 'consumed') return this.denyCall(call, 'approval_denied', `approval ${approvalId} was already used by another call`);
       if (row.status === 'pending') outcome = await st.wait(approvalId, call.abort!.signal);
       else if (row.status === 'approved') outcome = { status: 'approved', decidedBy: row.decided_by ?? undefined };

@@ -6,6 +6,7 @@ import { runCli, tempDir } from '../helpers.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 import { startServer, type RunningServer } from './server.js';
+import { rawPost } from '../mcp/helpers.js';
 
 /**
  * Tenants apart on the Approvals page, with real `serve` processes (found by review):
@@ -125,13 +126,9 @@ describe('one Redis policy state behind two tenants\' servers', () => {
 async function modernCall(
   base: string, id: number, args: Record<string, unknown>, extra: Record<string, unknown> = {}, tool = 'find_repos_using_endpoint', meta: Record<string, unknown> = {},
 ): Promise<Record<string, any>> {
-  const res = await fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${AGENT}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool,
-    },
-    body: JSON.stringify({
+  const res = await rawPost(
+    new URL(`${base}/mcp`),
+    JSON.stringify({
       jsonrpc: '2.0', id, method: 'tools/call',
       params: {
         name: tool, arguments: args, ...extra,
@@ -143,8 +140,9 @@ async function modernCall(
         },
       },
     }),
-  });
-  const text = await res.text();
+    { authorization: `Bearer ${AGENT}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': tool },
+  );
+  const text = res.body;
   return JSON.parse(text.startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '{}')) as Record<string, any>;
 }
 

@@ -7,7 +7,6 @@ import {
   type ApprovalListOptions,
   type ApprovalOutcome,
   type ApprovalRow,
-  type ApprovalStatus,
   type Approvals,
 } from '../policy-state.js';
 
