@@ -53,6 +53,27 @@ const cache = mkdtempSync(join(tmpdir(), 'egress-triage-test-cache-'));
 process.env.EGRESS_TRIAGE_TEST = '1';
 process.env.EGRESS_TRIAGE_TEST_CACHE = cache;
 process.on('exit', () => rmSync(cache, { recursive: true, force: true }));
+// Ctrl-C or a CI timeout: still run the exit hooks above and below.
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+
+/**
+ * One PostgreSQL server for every test file of the run: each file borrows it (usePostgres in
+ * test/helpers/postgres.ts) and drops its own databases when done. Starting and stopping a server per
+ * file cost about 0.8 s of CPU each, some sixty times a run. Sized for four files at their busiest.
+ * Without PostgreSQL installed none is started, and the files that need it say how to install it.
+ */
+const { PostgresServer, SHARED_SERVER_ENV, postgresBinDir } = await import('../dist/test/helpers/postgres.js');
+let binDir = null;
+try {
+  binDir = postgresBinDir();
+} catch {
+  // no server binaries: nothing to share
+}
+if (binDir) {
+  // start() stops it when this process exits
+  const server = await PostgresServer.start({ maxConnections: 300, sharedBuffers: '128MB' });
+  process.env[SHARED_SERVER_ENV] = `${server.port} ${server.dir}`;
+}
 run({ files, concurrency: 4 })
   .on('test:fail', (t) => {
     // as `node --test` counts it: a failing test marked todo fails nothing

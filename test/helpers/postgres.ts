@@ -3,13 +3,15 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { freePort } from './free-port.js';
 
 /**
- * A real PostgreSQL server for the tests of one test file (one process): initdb into a temp folder,
- * started on a free loopback port with its unix socket in that folder, one fresh database per
- * caller, stopped and deleted when the file's tests end.
+ * A real PostgreSQL server for the tests: initdb into a temp folder, started on a free loopback port
+ * with its unix socket in that folder, one fresh database per caller. In a whole-suite run
+ * (scripts/run-tests.mjs) every test file borrows one server the runner started (EGRESS_TRIAGE_TEST_PG)
+ * and drops its own databases when its tests end; run alone, a file starts its own and stops it.
  *
  * initdb refuses to run as root (CI runs as root), so the server then runs as the unprivileged
  * user `nobody`, owning the temp folder. Durability is off (fsync, full_page_writes): a test
@@ -84,19 +86,39 @@ async function initdb(bin: string, data: string, spawnOpts: SpawnOptions): Promi
   }
 }
 
+/** Where scripts/run-tests.mjs tells its test files about the server they share: "PORT DIR". */
+export const SHARED_SERVER_ENV = 'EGRESS_TRIAGE_TEST_PG';
+
 export class PostgresServer {
   private stopped = false;
   private dbs = 0;
+  /** Databases this process created on a borrowed server: it drops them instead of stopping the server. */
+  private readonly created: string[] = [];
+  /**
+   * Database names carry the pid and this, so files sharing a server never collide, even when a
+   * later process gets the pid of one whose databases are still being dropped.
+   */
+  private readonly token = randomBytes(3).toString('hex');
 
   private constructor(
     readonly dir: string,
     readonly port: number,
     private readonly bin: string,
     private readonly spawnOpts: SpawnOptions,
+    private readonly borrowed = false,
   ) {}
 
+  /** The server the runner started, as announced in EGRESS_TRIAGE_TEST_PG; null when there is none. */
+  static borrow(env: NodeJS.ProcessEnv = process.env): PostgresServer | null {
+    const announced = env[SHARED_SERVER_ENV];
+    if (!announced) return null;
+    const m = /^(\d+) (\/.+)$/.exec(announced);
+    if (!m) throw new Error(`${SHARED_SERVER_ENV} must be "PORT DIR", got "${announced}"`);
+    return new PostgresServer(m[2]!, Number(m[1]), postgresBinDir(env), {}, true);
+  }
+
   /** initdb + start. The caller stops it (usePostgres() does so after the file's tests). */
-  static async start(opts: { sharedBuffers?: string; extra?: string[] } = {}): Promise<PostgresServer> {
+  static async start(opts: { sharedBuffers?: string; maxConnections?: number; extra?: string[] } = {}): Promise<PostgresServer> {
     const bin = postgresBinDir();
     const user = serverUser();
     const dir = mkdtempSync(join(tmpdir(), 'egress-triage-pg-'));
@@ -117,7 +139,7 @@ export class PostgresServer {
       const port = await freePort();
       const options = [
         `-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", '-c fsync=off', '-c full_page_writes=off',
-        '-c synchronous_commit=off', `-c shared_buffers=${opts.sharedBuffers ?? '32MB'}`, ...(opts.extra ?? []), '-c max_connections=60', '-c max_locks_per_transaction=256',
+        '-c synchronous_commit=off', `-c shared_buffers=${opts.sharedBuffers ?? '32MB'}`, ...(opts.extra ?? []), `-c max_connections=${opts.maxConnections ?? 60}`, '-c max_locks_per_transaction=256',
       ].join(' ');
       const started = await run(join(bin, 'pg_ctl'), ['start', '-w', '-t', '120', '-D', data, '-l', join(dir, 'server.log'), '-o', options], spawnOpts);
       if (started.code === 0) {
@@ -143,7 +165,7 @@ export class PostgresServer {
    * database another one (C.UTF-8: lower() then folds non-ASCII letters, as on most servers).
    */
   async createDatabase(prefix = 'test', locale?: 'C.UTF-8'): Promise<string> {
-    const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${++this.dbs}`;
+    const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${this.token}_${++this.dbs}`;
     const c = new pg.Client({ connectionString: this.url() });
     await c.connect();
     try {
@@ -151,19 +173,34 @@ export class PostgresServer {
     } finally {
       await c.end();
     }
+    if (this.borrowed) this.created.push(name);
     return this.url(name);
   }
 
+  /** Stops the server and deletes its folder; a borrowed server is left running, without this process's databases. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.borrowed) return this.dropCreated();
     await run(join(this.bin, 'pg_ctl'), ['stop', '-w', '-m', 'fast', '-D', join(this.dir, 'data')], this.spawnOpts);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Last resort when the process exits without the after() hook having run. */
+  /** FORCE: a test's pool or CLI child may still hold a connection; the database goes anyway. */
+  private async dropCreated(): Promise<void> {
+    if (this.created.length === 0) return;
+    const c = new pg.Client({ connectionString: this.url() });
+    await c.connect();
+    try {
+      for (const name of this.created.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  }
+
+  /** Last resort when the process exits without the after() hook having run (a borrowed server: the runner's). */
   private stopSync(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.borrowed) return;
     this.stopped = true;
     spawnSync(join(this.bin, 'pg_ctl'), ['stop', '-w', '-m', 'immediate', '-D', join(this.dir, 'data')], { ...this.spawnOpts, stdio: 'ignore' });
     rmSync(this.dir, { recursive: true, force: true });
@@ -173,12 +210,13 @@ export class PostgresServer {
 let shared: Promise<PostgresServer> | null = null;
 
 /**
- * The server of this test process, started on first use and stopped after the calling file's tests.
+ * The server of this test process: the runner's, or one started on first use. Either way stop()
+ * runs after the calling file's tests (it drops this file's databases from a borrowed one).
  * Call at the top level of a test file; each test then takes its own database with createDatabase().
  */
 export function usePostgres(): () => Promise<PostgresServer> {
   after(async () => {
     if (shared) await (await shared.catch(() => null))?.stop();
   });
-  return () => (shared ??= PostgresServer.start());
+  return () => (shared ??= Promise.resolve().then(() => PostgresServer.borrow() ?? PostgresServer.start()));
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import pg from 'pg';
-import { PostgresServer, postgresBinDir, usePostgres } from '../../helpers/postgres.js';
+import { PostgresServer, SHARED_SERVER_ENV, postgresBinDir, usePostgres } from '../../helpers/postgres.js';
 
 const server = usePostgres();
 
@@ -41,4 +41,32 @@ test('stop() shuts the server down and removes its folder', async () => {
   assert.equal(existsSync(own.dir), false);
   const c = new pg.Client({ connectionString: own.url(), connectionTimeoutMillis: 2000 });
   await assert.rejects(c.connect());
+});
+
+test('a borrowed server (the suite runner\'s) outlives stop(), which drops the databases this process made, connections and all', async () => {
+  const own = await PostgresServer.start();
+  try {
+    const borrowed = PostgresServer.borrow({ ...process.env, [SHARED_SERVER_ENV]: `${own.port} ${own.dir}` });
+    assert.ok(borrowed);
+    const url = await borrowed.createDatabase('borrowed');
+    const name = new URL(url).pathname.slice(1);
+    // a test's pool may still hold a connection when its file ends
+    const holder = new pg.Client({ connectionString: url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    await borrowed.stop();
+    const admin = new pg.Client({ connectionString: own.url() });
+    await admin.connect();
+    try {
+      assert.equal((await admin.query('SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [name])).rows[0].n, 0, 'its database is gone');
+      assert.equal((await admin.query('SELECT 1 AS one')).rows[0].one, 1, 'the server still answers');
+    } finally {
+      await admin.end();
+    }
+    await holder.end().catch(() => undefined);
+  } finally {
+    await own.stop();
+  }
+  assert.equal(PostgresServer.borrow({}), null, 'no announced server: nothing to borrow');
+  assert.throws(() => PostgresServer.borrow({ [SHARED_SERVER_ENV]: 'nonsense' }), /must be "PORT DIR", got "nonsense"/);
 });

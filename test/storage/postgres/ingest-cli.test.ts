@@ -71,7 +71,7 @@ test('--strict on a quiet pipe whose connection the server ends: exit 5 with the
     }, 20_000, 25, 'the ingest lease taken');
     const holder = await waitFor(async () => {
       const r = await admin.query<{ pid: number }>(
-        `SELECT pid FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction' AND pid <> pg_backend_pid()`,
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'egress-triage' AND state = 'idle in transaction' AND pid <> pg_backend_pid()`,
       );
       return r.rows[0]?.pid;
     }, 20_000, 25, 'the --strict transaction open and idle');
@@ -114,7 +114,7 @@ test('an ingest waiting for a --strict one says so at once and stops on Ctrl-C; 
     await waitFor(async () => {
       const leases = await admin.query(`SELECT 1 FROM ingest_leases`).catch(() => null);
       if (leases?.rowCount !== 1) return false;
-      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'egress-triage' AND state = 'idle in transaction'`);
+      const r = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'egress-triage' AND state = 'idle in transaction'`);
       return (r.rowCount ?? 0) > 0;
     }, 20_000, 25, 'the --strict ingest holding its lease inside its transaction');
     const waiter = start([later]);

@@ -16,13 +16,13 @@ test('an aborted statement is cancelled on the server, and the connection stays 
       const running = queryWithSignal(pool, c, 'SELECT pg_sleep(60)', [], ac.signal);
       // abort once the server is really running it
       for (const deadline = Date.now() + 20_000; ; ) {
-        const n = (await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'")).rows[0].n;
+        const n = (await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)' AND state = 'active'")).rows[0].n;
         if (n === 1) break;
         assert.ok(Date.now() < deadline, 'the statement never started');
       }
       ac.abort(new Error('client gave up'));
       await assert.rejects(running, /client gave up/);
-      const still = (await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'")).rows[0].n;
+      const still = (await pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)' AND state = 'active'")).rows[0].n;
       assert.equal(still, 0, 'nothing left running on the server');
       assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);
     } finally {
