@@ -25,7 +25,7 @@ const READER = resolve('dist/test/ingest/invariant-reader.js');
 let lines: string[] = [];
 before(() => {
   const input = join(tmp.dir, 'tenant.ndjson');
-  const g = runCli(['generate', '--runs', '14', '--seed', '9', '--events', '60000', '--out', input]);
+  const g = runCli(['generate', '--runs', '14', '--seed', '9', '--events', '30000', '--out', input]);
   assert.equal(g.status, 0, g.stderr);
   lines = readFileSync(input, 'utf8').split('\n').filter((l) => l !== '');
 });
