@@ -71,26 +71,7 @@ storeSuite((store, backend) => {
     expectExit(['stats', '--db', db, '--config', badConfig], EXIT.REJECTED, /bad-config\.yaml:2:1: Flow sequence in block collection must be sufficiently indented and end with a \]$/m);
   });
 
-  test('2: usage errors, commander parse errors included', () => {
-    expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
-    expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
-    expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
-    expectExit([], EXIT.USAGE, null);
-    expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
-    // `ingest "$FILE"` with the variable unset
-    expectExit(['ingest', '', '--db', db], EXIT.USAGE, /^egress-triage: ingest: a source path is empty; give a file, or - for standard input$/m);
-    expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
-    expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
-    // an empty value is never "not given": a cursor, a time, a number of runs (Number("") was 0)
-    for (const cmd of [['detections', 'list'], ['analyze']]) {
-      expectExit([...cmd, '--db', db, '--cursor', ''], EXIT.USAGE, /^egress-triage: --cursor is empty; give the next_cursor/m);
-      expectExit([...cmd, '--db', db, '--since', ''], EXIT.USAGE, /^egress-triage: --since: is empty; give a value/m);
-      expectExit([...cmd, '--db', db, '--until', ''], EXIT.USAGE, /^egress-triage: --until: is empty; give a value/m);
-    }
-    for (const v of ['', ' ', '1e1', '0x2']) {
-      expectExit(['ingest', '-', '--db', db, '--learning-runs', v], EXIT.USAGE, new RegExp(`--learning-runs: expected an integer .* got "${v}"`), good);
-    }
-    expectExit(['detections', 'list', '--db', db, '--until', '8640000000000001'], EXIT.USAGE, /--until: "8640000000000001" is out of range/);
+  test('2: a rule without --yes is previewed, not created', () => {
     expectExit(['rules', 'create', '--db', db, '--condition', 'process=git', '--condition', 'owner=acme'], EXIT.USAGE, /--yes/);
   });
 
@@ -106,6 +87,31 @@ storeSuite((store, backend) => {
     // demo's own store is a SQLite file: it refuses to replace one it did not create
     if (backend === 'sqlite') expectExit(['demo', '--db', db, '--events', '1000', '--runs', '6'], EXIT.REFUSED, /not created by demo/);
   });
+});
+
+// Once, not per backend: a usage error is refused before any store is opened, so the store here is a
+// PostgreSQL URL nothing listens at (opening it would exit 5, IO).
+test('2: usage errors, commander parse errors included, are refused before any store is opened', () => {
+  const db = 'postgres://postgres@127.0.0.1:1/unreachable';
+  expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
+  expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
+  expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
+  expectExit([], EXIT.USAGE, null);
+  expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
+  // `ingest "$FILE"` with the variable unset
+  expectExit(['ingest', '', '--db', db], EXIT.USAGE, /^egress-triage: ingest: a source path is empty; give a file, or - for standard input$/m);
+  expectExit(['detections', 'list', '--db', db, '--limit', '0'], EXIT.USAGE, /--limit/);
+  expectExit(['analyze', '--db', db, '--since', 'soon'], EXIT.USAGE, /--since/);
+  // an empty value is never "not given": a cursor, a time, a number of runs (Number("") was 0)
+  for (const cmd of [['detections', 'list'], ['analyze']]) {
+    expectExit([...cmd, '--db', db, '--cursor', ''], EXIT.USAGE, /^egress-triage: --cursor is empty; give the next_cursor/m);
+    expectExit([...cmd, '--db', db, '--since', ''], EXIT.USAGE, /^egress-triage: --since: is empty; give a value/m);
+    expectExit([...cmd, '--db', db, '--until', ''], EXIT.USAGE, /^egress-triage: --until: is empty; give a value/m);
+  }
+  for (const v of ['', ' ', '1e1', '0x2']) {
+    expectExit(['ingest', '-', '--db', db, '--learning-runs', v], EXIT.USAGE, new RegExp(`--learning-runs: expected an integer .* got "${v}"`), good);
+  }
+  expectExit(['detections', 'list', '--db', db, '--until', '8640000000000001'], EXIT.USAGE, /--until: "8640000000000001" is out of range/);
 });
 
 // a missing SQLite file (PostgreSQL's missing database or schema: test/cli/db.test.ts, test/storage/open-store.test.ts)

@@ -108,7 +108,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       for (const r of scoped) assert.equal(r.conditions.owner, 'globex');
     });
 
-    it('bad filters are refused by every face, naming the argument', async () => {
+    // Once: a bad filter is refused before the store is read (the CLI faces are given a PostgreSQL URL
+    // nothing listens at, which they would fail to open with exit 5), so the backend changes nothing.
+    if (backend === 'sqlite') it('bad filters are refused by every face, naming the argument', async () => {
+      const unopened = 'postgres://postgres@127.0.0.1:1/unreachable';
       const cases: [Filter, RegExp, RegExp][] = [
         [{ type: 'Foo' }, /unknown detection type "Foo": use one of New-Outbound-Network-Call/, /^(--type|--detection-id|detection_id)$/],
         [{ owner: 'acme-corp', repo: 'globex/scraper' }, /belongs to owner "globex", which conflicts with/, /^(--repo|repo)$/],
@@ -122,11 +125,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       ];
       for (const [f, why, arg] of cases) {
         const faces: [string, string][] = [];
-        const list = runCli(['detections', 'list', '--db', fx.db, '--tenant', TENANT, ...cliArgs(f, '--type')]);
+        const list = runCli(['detections', 'list', '--db', unopened, '--tenant', TENANT, ...cliArgs(f, '--type')]);
         assert.equal(list.status, 2, `detections list ${JSON.stringify(f)}: ${list.stderr}`);
         faces.push(['cli list', list.stderr]);
         if (f.endpoint === undefined) {
-          const an = runCli(['analyze', '--db', fx.db, '--tenant', TENANT, ...cliArgs(f, '--detection-id')]);
+          const an = runCli(['analyze', '--db', unopened, '--tenant', TENANT, ...cliArgs(f, '--detection-id')]);
           assert.equal(an.status, 2, `analyze ${JSON.stringify(f)}: ${an.stderr}`);
           faces.push(['cli analyze', an.stderr]);
           const r = await call(fx.client, 'analyze_anomalous_calls_by_process', mcpArgs(f));
