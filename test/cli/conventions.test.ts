@@ -47,6 +47,18 @@ test('every command and subcommand has --help; every data command has --json', (
   assert.match(help.get('')!, /Exit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I\/O, 70 internal/);
 });
 
+test('--help of every command that reads the store says it takes a PostgreSQL URL', () => {
+  const help = everyHelp();
+  const readers = [
+    'stats', 'detections list', 'baseline show', 'baseline expect', 'baseline unexpect', 'ingest', 'analyze',
+    'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit', 'mcp', 'serve',
+  ];
+  for (const c of readers) {
+    assert.ok(help.has(c), c);
+    assert.match(help.get(c)!.replace(/\s+/g, ' '), /--db <location> store: a SQLite file, or a postgres:\/\/user:password@host:port\/database URL/, c);
+  }
+});
+
 test('demo replaces only a store it created; --force replaces any other', () => {
   const own = join(tmp.dir, 'own.db');
   const args = ['--events', '1000', '--runs', '6', '--json'];
