@@ -10,6 +10,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
 import { killChild } from '../mcp/helpers.js';
 import { REVISION, type Era } from '../gateway/helpers.js';
+import { readPolicyAudit } from '../helpers/policy-audit.js';
 
 export { ERAS, REVISION, type Era } from '../gateway/helpers.js';
 
@@ -178,10 +179,8 @@ export async function upstreamCounts(upstreamPort: number): Promise<Record<strin
 }
 
 /** Policy audit records of a state DB (`egress-triage audit --json`). */
-export async function policyAudit(db: string): Promise<Record<string, any>[]> {
-  const r = await runCli(['audit', '--db', db, '--json']);
-  if (r.code !== 0) throw new Error(`audit failed: ${r.stderr}`);
-  return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : [];
+export function policyAudit(db: string): Promise<Record<string, any>[]> {
+  return readPolicyAudit(db);
 }
 
 /** Polls until `fn` returns a value (audit writes are batched); fails after a bounded deadline. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI, cli, tmpDir, waitFor, type Era } from '../gateway/helpers.js';
+import { readPolicyAudit } from '../helpers/policy-audit.js';
 
 export { ERAS, REVISION, type Era } from '../gateway/helpers.js';
 
@@ -128,11 +129,7 @@ export async function startGateway(policyYaml: string, o: { args?: string[]; env
     upstream: () => readJsonl(record),
     upstreamCalls: () => g.upstream().filter((m) => m.method === 'tools/call'),
     auditFile: () => readJsonl(join(t.dir, 'policy-audit.jsonl')),
-    async auditTable() {
-      const r = await cli(['audit', '--db', t.db, '--json', '--limit', '100000']);
-      if (r.code !== 0) throw new Error(r.stderr);
-      return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    },
+    auditTable: () => readPolicyAudit(t.db, 100_000),
     async barrier() {
       const id = `barrier-${++pingSeq}`;
       g.send({ jsonrpc: '2.0', id, method: era === 'modern' ? 'tools/list' : 'ping' });
