@@ -19,8 +19,10 @@ function subcommands(help: string): string[] {
     .filter((n): n is string => n !== undefined && n !== 'help');
 }
 
-/** The --help text of every command path, nested ones included, found by walking --help itself. */
-/** Every command's --help, read once for the whole file (a CLI process per command). */
+/**
+ * The --help text of every command path, nested ones included, found by walking --help itself; read once
+ * for the whole file (a CLI process per command). Each must exit 0 and start with its usage line.
+ */
 let helpOnce: Map<string, string> | undefined;
 const everyHelp = () => (helpOnce ??= allHelp());
 
