@@ -54,7 +54,7 @@ process.env.EGRESS_TRIAGE_TEST = '1';
 process.env.EGRESS_TRIAGE_TEST_CACHE = cache;
 process.on('exit', () => rmSync(cache, { recursive: true, force: true }));
 // Ctrl-C or a CI timeout: still run the exit hooks above and below.
-for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) process.once(signal, () => process.exit(code));
 
 /**
  * One PostgreSQL server for every test file of the run: each file borrows it (usePostgres in
