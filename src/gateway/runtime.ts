@@ -30,10 +30,11 @@ export interface PolicyRuntime {
 }
 
 /**
- * Counters of one policy file, named by its base name, not its full path, so replicas that mount the
- * same policy at different paths still share them (with `--state redis://`).
+ * Counters of one policy file, named by its base name (or the shortest path tail that tells several
+ * files apart, counterNamespaces), not its full path, so replicas that mount the same policy at
+ * different paths still share them (with `--state redis://`); a tenant's server names its tenant too.
  */
-function countersFor(state: PolicyStateBackend, path: string, name = basename(path), tenant?: string) {
+function countersFor(state: PolicyStateBackend, name: string, tenant?: string) {
   // NUL never occurs in a path: a tenant's namespace is never a gateway's file name
   return state.counters(tenant === undefined ? name : `${tenant}\u0000${name}`);
 }
@@ -89,7 +90,7 @@ function auditReload(state: PolicyStateBackend, file: string, ev: ReloadEvent, l
 export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
   const loaded = loadPolicyFile(resolve(o.policyPath));
   const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
-  const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, o.policyPath, undefined, o.tenant));
+  const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, basename(o.policyPath), o.tenant));
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   holder.on('invalid', (e: PolicyLoadError) => {
     log(`policy reload rejected, previous version stays in force:\n${e.issues.map((i) => `  ${formatIssue(e.file, i)}`).join('\n')}`);
@@ -127,7 +128,7 @@ export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & {
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage policy: ${l}\n`));
   const names = counterNamespaces([...loaded.keys()]);
   for (const [abs, policy] of loaded) {
-    const holder = new PolicyHolder(abs, policy, countersFor(state, abs, names.get(abs), o.tenant));
+    const holder = new PolicyHolder(abs, policy, countersFor(state, names.get(abs) ?? basename(abs), o.tenant));
     holders.set(abs, holder);
     holder.setMaxListeners(0); // one reload listener per session
     holder.on('invalid', (e: PolicyLoadError) => {
