@@ -119,7 +119,7 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
     throw new UserError(`cannot open store ${location.display}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
   }
   try {
-    const remembered = await rememberedRisky(ports, config);
+    const remembered = await rememberedRisky(ports, config, resolveConfigPath(opts.config));
     return await fn({ ports, tenant, location, config: remembered, json: Boolean(opts.json) });
   } catch (err) {
     if (err instanceof UserError) throw err;
@@ -139,11 +139,11 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
  * The config with the risky destinations the store remembers (rules/risky-memory.ts): the ones this
  * config names are remembered first, so every later command on the store judges by them too.
  */
-async function rememberedRisky(ports: OpenStore, config: ConfigFile): Promise<ConfigFile> {
-  const { rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
+async function rememberedRisky(ports: OpenStore, config: ConfigFile, configPath: string | null): Promise<ConfigFile> {
+  const { configActor, rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
   let r;
   try {
-    r = await rememberRiskyDestinations(ports, config.risky_destinations);
+    r = await rememberRiskyDestinations(ports, config.risky_destinations, configActor(configPath));
   } catch (err) {
     throw err instanceof StoredRiskyListError ? new UserError(err.message, EXIT.REJECTED) : err;
   }

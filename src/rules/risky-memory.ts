@@ -1,6 +1,8 @@
+import { resolve } from 'node:path';
 import { BUILTIN_RISKY_DESTINATIONS, riskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesStore } from '../storage/rules-port.js';
 import { isReadOnlyStoreError } from '../storage/read-only.js';
+import { cleanActor, defaultActor } from './service.js';
 
 /**
  * The store remembers every risky destination a config has named (egress-triage.yaml
@@ -43,13 +45,15 @@ export class ForgetRiskyError extends Error {
  * unless its own config names it, which makes the store remember it again. Detections it made new
  * stay new; rules that match them suppress them only from their next ingest or re-application.
  */
-export async function forgetRiskyDestination(store: RulesStore, entry: string): Promise<void> {
+export async function forgetRiskyDestination(store: RulesStore, entry: string, actor: string, now: Date = new Date()): Promise<void> {
   const key = riskyEntryKey(entry);
   if (BUILTIN_RISKY_DESTINATIONS.includes(key.replace(/^\*\./, ''))) {
     throw new ForgetRiskyError(`${entry} is on the built-in list: it is always risky and cannot be forgotten`, 'built-in');
   }
+  const who = cleanActor(actor);
   const forgotten = await store.rulesPort(riskyDestinations()).write(async (tx) => {
-    if (!(await tx.forgetRisky(key))) return false;
+    // the audit row is written with the delete, in its transaction (storage/rules-port.ts)
+    if (!(await tx.forgetRisky(key, now.toISOString(), who))) return false;
     // running ingests rebuild their suppressor, with the shorter list
     await tx.bumpRulesVersion();
     return true;
@@ -80,12 +84,21 @@ async function rememberedRiskyList(store: RulesStore, configured: readonly strin
   return { list, fresh };
 }
 
-export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], now: Date = new Date()): Promise<RememberedRisky> {
+/** Who the risky audit names for entries a command's config brings in: the OS user, and the config by its full path. */
+export function configActor(configPath: string | null): string {
+  return configPath === null ? defaultActor() : `${defaultActor()} with config ${resolve(configPath)}`;
+}
+
+/**
+ * `actor` is who the risky audit names for an entry this call remembers first: the config that named
+ * it, when the caller knows its path.
+ */
+export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], actor: string = defaultActor(), now: Date = new Date()): Promise<RememberedRisky> {
   const { list, fresh } = await rememberedRiskyList(store, configured);
   if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [] };
   try {
     return await store.rulesPort(riskyDestinations(list)).write(async (tx) => {
-      const added = await tx.rememberRisky(fresh, now.toISOString());
+      const added = await tx.rememberRisky(fresh, now.toISOString(), actor);
       if (added.length === 0) return { list, added, released: 0, unremembered: [] };
       const released = await tx.releaseRisky();
       // running ingests rebuild their suppressor before their next write

@@ -377,8 +377,8 @@ export function changesNothing(input: Partial<RuleInput>): boolean {
   return input.detection_id === undefined && input.conditions === undefined && blankName && input.description === undefined;
 }
 
-/** The actor recorded in the audit: printable text like a name (cleanText), and not empty. */
-function cleanActor(actor: string): string {
+/** The actor recorded in an audit (rules, risky list): printable text like a name (cleanText), and not empty. */
+export function cleanActor(actor: string): string {
   const a = cleanText('actor', actor);
   if (!a) throw new RuleError('invalid_input', 'actor is empty: say who makes the change');
   return a;

@@ -90,6 +90,21 @@ export interface RuleAuditRow {
   affected: number;
 }
 
+/**
+ * One change to the store-wide risky list (rules/risky-memory.ts). The list is the store's, not a
+ * tenant's, so its audit is too: every tenant's rules are judged by it.
+ */
+export interface RiskyAuditRow {
+  entry: string;
+  /** remember: a config named it first; forget: `risky forget` dropped it */
+  action: 'remember' | 'forget';
+  actor: string;
+  at: string;
+}
+
+/** The actor of an entry remembered before the risky-list audit existed (each backend's migration fills it in). */
+export const UNRECORDED_ACTOR = 'unknown (remembered before the risky-list audit)';
+
 export interface RuleAuditWrite {
   tenantId: number;
   uid: string;
@@ -128,6 +143,8 @@ export interface RulesReader {
   auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]>;
   /** the risky destinations the store remembers (rules/risky-memory.ts), oldest first */
   riskyEntries(): Promise<string[]>;
+  /** every change to that list, newest first */
+  riskyAudit(): Promise<RiskyAuditRow[]>;
 }
 
 /** What a write transaction can do on top of reading. */
@@ -151,10 +168,16 @@ export interface RulesWriter extends RulesReader {
   /** moves every detection of these binaries that is not new back to new: suppressed by any rule, or suppressed or resolved upstream (imported) */
   releaseBinaries(tenantId: number, binaries: ImpostorSet): Promise<number>;
   audit(row: RuleAuditWrite): Promise<void>;
-  /** remembers these risky destinations (normalised entries); returns those that were new */
-  rememberRisky(entries: readonly string[], at: string): Promise<string[]>;
-  /** forgets a remembered risky destination (a normalised entry); false when it was not remembered */
-  forgetRisky(entry: string): Promise<boolean>;
+  /**
+   * Remembers these risky destinations (normalised entries); returns those that were new. Each new
+   * one gets its risky-audit row in the same transaction.
+   */
+  rememberRisky(entries: readonly string[], at: string, actor: string): Promise<string[]>;
+  /**
+   * Forgets a remembered risky destination (a normalised entry), with its risky-audit row in the
+   * same transaction; false (and no row) when it was not remembered.
+   */
+  forgetRisky(entry: string, at: string, actor: string): Promise<boolean>;
   /**
    * Moves every detection, of every tenant, that the port's risky list covers (by destination, or by
    * address for a range) and that is not new back to new: suppressed by a rule, or suppressed or

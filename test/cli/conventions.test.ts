@@ -38,7 +38,7 @@ function allHelp(prefix: string[] = [], into = new Map<string, string>()): Map<s
 // Commands whose output is data a script might read.
 const DATA_COMMANDS = [
   'ingest', 'detections list', 'baseline show', 'baseline expect', 'stats', 'demo', 'generate', 'analyze',
-  'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit', 'risky list', 'risky forget',
+  'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit', 'risky list', 'risky forget', 'risky audit',
   'policy explain', 'approvals list', 'audit',
 ];
 

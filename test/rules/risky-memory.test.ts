@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RulesService, RuleError } from '../../src/rules/service.js';
-import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import { ForgetRiskyError, forgetRiskyDestination, rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 import { riskyRefreshing } from '../../src/cli/commands/ingest.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
@@ -72,6 +74,38 @@ storeTest('a configured risky destination is remembered by the store: its rule s
     // a later config adds to the list; it never drops an entry
     assert.deepEqual((await rememberRiskyDestinations(store, ['203.0.113.0/24'])).list, ['*.exfil.example', '203.0.113.0/24']);
     assert.deepEqual((await rememberRiskyDestinations(store, [])).list, ['*.exfil.example', '203.0.113.0/24']);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('every change to the risky list has its audit row, written in the change\'s own transaction: who, what, when; a forget that changes nothing writes none', async (at) => {
+  const store = await at.open();
+  try {
+    const riskyAudit = () => store.rulesPort(riskyDestinations()).riskyAudit();
+    const t1 = new Date('2026-12-05T10:00:00.000Z');
+    await rememberRiskyDestinations(store, ['*.exfil.example', '203.0.113.0/24'], 'cli:ana with config /srv/egress-triage.yaml', t1);
+    // already remembered: no second row
+    await rememberRiskyDestinations(store, ['*.exfil.example'], 'cli:bob', new Date('2026-12-05T10:30:00.000Z'));
+    await forgetRiskyDestination(store, ' 203.0.113.0/24 ', ' cli:carol ', new Date('2026-12-05T11:00:00.000Z'));
+    await assert.rejects(forgetRiskyDestination(store, '203.0.113.0/24', 'cli:carol'), (e: unknown) => e instanceof ForgetRiskyError && e.reason === 'not-remembered');
+    await assert.rejects(forgetRiskyDestination(store, 'webhook.site', 'cli:carol'), (e: unknown) => e instanceof ForgetRiskyError && e.reason === 'built-in');
+    // an actor that cannot be shown as it is refused before anything is written
+    await assert.rejects(forgetRiskyDestination(store, '*.exfil.example', '  '), (e: unknown) => e instanceof RuleError && e.code === 'invalid_input');
+    await assert.rejects(forgetRiskyDestination(store, '*.exfil.example', 'cli:x\u202e'), (e: unknown) => e instanceof RuleError && e.code === 'invalid_input');
+    assert.deepEqual(await riskyAudit(), [
+      { entry: '203.0.113.0/24', action: 'forget', actor: 'cli:carol', at: '2026-12-05T11:00:00.000Z' },
+      { entry: '203.0.113.0/24', action: 'remember', actor: 'cli:ana with config /srv/egress-triage.yaml', at: '2026-12-05T10:00:00.000Z' },
+      { entry: '*.exfil.example', action: 'remember', actor: 'cli:ana with config /srv/egress-triage.yaml', at: '2026-12-05T10:00:00.000Z' },
+    ]);
+
+    // no change without its row: when the row cannot be written, the entry stays remembered
+    await at.rows('DROP TABLE risky_audit');
+    await assert.rejects(forgetRiskyDestination(store, '*.exfil.example', 'cli:dave'));
+    assert.deepEqual(await store.rulesPort(riskyDestinations()).riskyEntries(), ['*.exfil.example']);
+    // nor an entry remembered without its row
+    await assert.rejects(rememberRiskyDestinations(store, ['drop.example'], 'cli:dave'));
+    assert.deepEqual(await store.rulesPort(riskyDestinations()).riskyEntries(), ['*.exfil.example']);
   } finally {
     await store.close();
   }
@@ -210,6 +244,33 @@ test('CLI: risky list shows the built-in and remembered entries; risky forget as
     // (that run remembered the config's other entry again first)
     assert.deepEqual(list().remembered, ['203.0.113.0/24']);
     assert.deepEqual(list(cfg).remembered, ['203.0.113.0/24', '*.exfil.example']);
+
+    // every change above is in the risky audit, newest first: the config that brought each entry in
+    // (by the full path), the forgets by their actor; the refused and unknown forgets left nothing
+    const user = userInfo().username;
+    assert.equal(forget('203.0.113.0/24', '--yes', '--actor', ' ').status, EXIT.USAGE);
+    const named = forget('203.0.113.0/24', '--yes', '--actor', 'ticket SEC-12 (ana)');
+    assert.equal(named.status, 0, named.stderr);
+    const audit = runCli(['risky', 'audit', '--db', db, '--json']);
+    assert.equal(audit.status, 0, audit.stderr);
+    const rows = JSON.parse(audit.stdout) as { entry: string; action: string; actor: string; at: string }[];
+    assert.deepEqual(
+      rows.map(({ entry, action, actor }) => [action, entry, actor]),
+      [
+        ['forget', '203.0.113.0/24', 'ticket SEC-12 (ana)'],
+        ['remember', '*.exfil.example', `cli:${user} with config ${cfg}`],
+        ['forget', '*.exfil.example', `cli:${user}`],
+        ['remember', '203.0.113.0/24', `cli:${user} with config ${cfg}`],
+        ['forget', '203.0.113.0/24', `cli:${user}`],
+        ['remember', '203.0.113.0/24', `cli:${user} with config ${cfg}`],
+        ['remember', '*.exfil.example', `cli:${user} with config ${cfg}`],
+      ],
+    );
+    for (const r of rows) assert.ok(!Number.isNaN(Date.parse(r.at)) && r.at.endsWith('Z'), r.at);
+    const auditTable = runCli(['risky', 'audit', '--db', db]);
+    assert.equal(auditTable.status, 0, auditTable.stderr);
+    assert.match(auditTable.stdout, /^at +action +entry +actor\n/);
+    assert.match(auditTable.stdout, /\n\S+Z +forget +203\.0\.113\.0\/24 +ticket SEC-12 \(ana\)\n/);
   } finally {
     t.cleanup();
   }

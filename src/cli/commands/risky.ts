@@ -1,13 +1,14 @@
 import { Command } from 'commander';
 import { out } from '../output.js';
-import { loadCliConfig, storeLocation, withPorts, withStoreOptions, printJson, type StoreOptions } from '../common.js';
+import { formatTable, loadCliConfig, storeLocation, withPorts, withStoreOptions, printJson, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { BUILTIN_RISKY_DESTINATIONS } from '../../analysis/risky-destinations.js';
+import { BUILTIN_RISKY_DESTINATIONS, riskyDestinations } from '../../analysis/risky-destinations.js';
 import { ForgetRiskyError, forgetRiskyDestination, riskyEntryKey } from '../../rules/risky-memory.js';
+import { defaultActor, RuleError } from '../../rules/service.js';
 
 /**
- * `risky list` and `risky forget`: the risky destinations the store remembers (rules/risky-memory.ts).
+ * `risky list`, `risky forget` and `risky audit`: the risky destinations the store remembers (rules/risky-memory.ts).
  * Every command on the store judges by them next to the built-in list; forgetting one is the only
  * way to shorten that list, so it asks for --yes like any write that can make detections hideable.
  */
@@ -26,16 +27,18 @@ export function register(program: Command): void {
 
   withStoreOptions(risky.command('forget <entry>').description('Stop judging by a remembered risky destination (a config that names it adds it again)'))
     .option('--yes', 'confirm the write')
-    .action(async (entry: string, opts: StoreOptions & { yes?: boolean }) => {
+    .option('--actor <who>', 'who is making the change, for the risky audit (default cli:<os user>)')
+    .action(async (entry: string, opts: StoreOptions & { yes?: boolean; actor?: string }) => {
       // a store location that cannot be one is the first thing said, as by every command (common.ts)
       storeLocation(opts.db);
-      // the list is the store's, not a tenant's: say so before and after, since no rule audit records it
+      // the list is the store's, not a tenant's: say so before and after (the risky audit records it)
       if (!opts.yes) throw new UserError(`forgetting ${entry} lets rules of every tenant in this store hide calls to it again: re-run with --yes to confirm (nothing was changed)`);
       await withPorts(opts, async ({ ports, json }) => {
         try {
-          await forgetRiskyDestination(ports, entry);
+          await forgetRiskyDestination(ports, entry, opts.actor ?? defaultActor());
         } catch (err) {
           if (err instanceof ForgetRiskyError) throw new UserError(err.message, err.reason === 'built-in' ? EXIT.REFUSED : EXIT.NOT_FOUND);
+          if (err instanceof RuleError) throw new UserError(`--actor: ${err.message}`);
           throw err;
         }
         const key = riskyEntryKey(entry);
@@ -46,4 +49,15 @@ export function register(program: Command): void {
         if (configNames) process.stderr.write(`egress-triage: the config this command read names ${key}: the next command run with it remembers it again\n`);
       });
     });
+
+  withStoreOptions(risky.command('audit').description('Who changed the remembered risky destinations, and when (newest first; the list is the store\'s, for every tenant)')).action(
+    async (opts: StoreOptions) => {
+      await withPorts(opts, async ({ ports, json }) => {
+        const rows = await ports.rulesPort(riskyDestinations()).riskyAudit();
+        if (json) return printJson(rows);
+        if (rows.length === 0) return out('the risky list has not changed\n');
+        out(formatTable(['at', 'action', 'entry', 'actor'], rows.map((r) => [r.at, r.action, r.entry, r.actor])) + '\n');
+      });
+    },
+  );
 }

@@ -16,6 +16,7 @@ export const TABLE_PLACEMENT: TablePlacement[] = [
   { table: 'detection_types', kind: 'reference', why: 'a fixed vocabulary of about a dozen names shared by all tenants' },
   { table: 'meta', kind: 'reference', why: 'a handful of store-wide settings' },
   { table: 'risky_destinations', kind: 'reference', why: 'the store-wide risky list (rules/risky-memory.ts): a few entries, read by every rules and analysis call, written when a config names a new one' },
+  { table: 'risky_audit', kind: 'reference', why: 'who changed the store-wide risky list, and when: a row per entry remembered or forgotten, read by `risky audit`' },
   { table: 'jobs', kind: 'distributed', why: TENANT_FACT },
   // before runs, whose rows reference it: Citus distributes a referenced table first
   { table: 'expected_samples', kind: 'distributed', why: "per-tenant dictionary of runs' expected-endpoint samples, as endpoints" },

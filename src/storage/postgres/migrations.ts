@@ -5,6 +5,7 @@ import { DETECTION_GROUPS_MIGRATION } from './detection-groups.js';
 import { ANALYSIS_STAMPS_MIGRATION, OBSERVATION_STAMPS_MIGRATION } from './analysis-stamps.js';
 import { valueKey } from './dictionaries.js';
 import { asciiLower } from './ascii-nocase.js';
+import { UNRECORDED_ACTOR } from '../rules-port.js';
 
 /** A versioned schema change, applied once, in its own transaction. */
 export interface PgMigration {
@@ -440,6 +441,22 @@ CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, ${asciiLower('owner')}, ${a
     // NULL on rows filed before, and on a stand-alone gateway's.
     name: 'policy approvals: the tenant whose server held each call',
     up: 'ALTER TABLE policy_approvals ADD COLUMN tenant text;',
+  },
+  {
+    version: 19,
+    // As SQLite's migration 12: who changed the store-wide risky list, and when; entries remembered
+    // before get their row with the time they were remembered and no actor.
+    name: 'risky-list audit (store-wide)',
+    up: `CREATE TABLE risky_audit (
+  id bigserial PRIMARY KEY,
+  entry text NOT NULL,
+  action text NOT NULL CHECK (action IN ('remember', 'forget')),
+  actor text NOT NULL,
+  at text NOT NULL
+);
+INSERT INTO risky_audit (entry, action, actor, at)
+  SELECT entry, 'remember', '${UNRECORDED_ACTOR}', to_char(added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+  FROM risky_destinations ORDER BY added_at, entry COLLATE "C";`,
   },
 ];
 

@@ -13,6 +13,7 @@ import {
   type Impostors,
   type NewRule,
   type RuleAuditRow,
+  type RiskyAuditRow,
   type RuleAuditWrite,
   type RuleMatchCounts,
   type RuleMatchOptions,
@@ -77,6 +78,10 @@ export class PgRulesRepo implements RulesPort {
 
   riskyEntries(): Promise<string[]> {
     return reader(this.pool, this.risky).riskyEntries();
+  }
+
+  riskyAudit(): Promise<RiskyAuditRow[]> {
+    return reader(this.pool, this.risky).riskyAudit();
   }
 
   async write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T> {
@@ -234,6 +239,10 @@ class PgRulesReader implements RulesReader {
     return (await this.db.query<{ entry: string }>('SELECT entry FROM risky_destinations ORDER BY added_at, entry COLLATE "C"')).rows.map((r) => r.entry);
   }
 
+  async riskyAudit(): Promise<RiskyAuditRow[]> {
+    return (await this.db.query<RiskyAuditRow>('SELECT entry, action, actor, at FROM risky_audit ORDER BY id DESC')).rows;
+  }
+
   async auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]> {
     const r = await this.db.query<{ rule_uid: string; action: string; actor: string; at: string; before_json: string | null; after_json: string | null; affected: number }>(
       `SELECT rule_uid, action, actor, at, before_json, after_json, affected FROM rule_audit
@@ -372,18 +381,26 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
     return moved;
   }
 
-  async rememberRisky(entries: readonly string[], at: string): Promise<string[]> {
+  async rememberRisky(entries: readonly string[], at: string, actor: string): Promise<string[]> {
     if (entries.length === 0) return [];
     const r = await this.c.query<{ entry: string }>(
       'INSERT INTO risky_destinations (entry, added_at) SELECT unnest($1::text[]), $2 ON CONFLICT (entry) DO NOTHING RETURNING entry',
       [[...entries], at],
     );
-    const added = new Set(r.rows.map((x) => x.entry));
-    return entries.filter((e) => added.has(e));
+    const inserted = new Set(r.rows.map((x) => x.entry));
+    const added = entries.filter((e) => inserted.has(e));
+    for (const e of added) await this.riskyAuditRow(e, 'remember', at, actor);
+    return added;
   }
 
-  async forgetRisky(entry: string): Promise<boolean> {
-    return ((await this.c.query('DELETE FROM risky_destinations WHERE entry = $1', [entry])).rowCount ?? 0) === 1;
+  async forgetRisky(entry: string, at: string, actor: string): Promise<boolean> {
+    if (((await this.c.query('DELETE FROM risky_destinations WHERE entry = $1', [entry])).rowCount ?? 0) !== 1) return false;
+    await this.riskyAuditRow(entry, 'forget', at, actor);
+    return true;
+  }
+
+  private async riskyAuditRow(entry: string, action: RiskyAuditRow['action'], at: string, actor: string): Promise<void> {
+    await this.c.query('INSERT INTO risky_audit (entry, action, actor, at) VALUES ($1, $2, $3, $4)', [entry, action, actor, at]);
   }
 
   /** See the SQLite store's releaseRisky: what is not new and the list now covers goes back to new, per tenant. */

@@ -1,4 +1,5 @@
 import type { Migration } from './db.js';
+import { UNRECORDED_ACTOR } from '../rules-port.js';
 
 /**
  * Core schema. Value dictionaries (endpoints, ips, processes, detection types) are shared by all
@@ -302,6 +303,24 @@ CREATE TABLE risky_destinations (
       db.exec('CREATE INDEX detections_by_ip ON detections (tenant_id, ip_id);');
       if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").get()) db.exec('ANALYZE detections_by_ip;');
     },
+  },
+  {
+    version: 12,
+    // Forgetting a risky destination lets every tenant's rules hide calls to it again: who did it, and
+    // when, is kept. Entries remembered before this version get their row, with the time they were
+    // remembered and no actor, since none was recorded.
+    name: 'risky-list audit (store-wide)',
+    up: `
+CREATE TABLE risky_audit (
+  id INTEGER PRIMARY KEY,
+  entry TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('remember', 'forget')),
+  actor TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+INSERT INTO risky_audit (entry, action, actor, at)
+  SELECT entry, 'remember', '${UNRECORDED_ACTOR}', added_at FROM risky_destinations ORDER BY added_at, entry;
+`,
   },
 ];
 

@@ -11,6 +11,7 @@ import type {
   Impostors,
   NewRule,
   RuleAuditRow,
+  RiskyAuditRow,
   RuleAuditWrite,
   RuleMatchCounts,
   RuleMatchOptions,
@@ -76,6 +77,10 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
 
   async riskyEntries(): Promise<string[]> {
     return this.db.prepare('SELECT entry FROM risky_destinations ORDER BY added_at, entry').pluck().all() as string[];
+  }
+
+  async riskyAudit(): Promise<RiskyAuditRow[]> {
+    return this.db.prepare('SELECT entry, action, actor, at FROM risky_audit ORDER BY id DESC').all() as RiskyAuditRow[];
   }
 
   async auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]> {
@@ -182,13 +187,21 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return this.repo.releaseProcesses(tenantId, this.repo.processIdsOf(binaries));
   }
 
-  async rememberRisky(entries: readonly string[], at: string): Promise<string[]> {
+  async rememberRisky(entries: readonly string[], at: string, actor: string): Promise<string[]> {
     const ins = this.db.prepare('INSERT OR IGNORE INTO risky_destinations (entry, added_at) VALUES (?, ?)');
-    return entries.filter((e) => ins.run(e, at).changes === 1);
+    const added = entries.filter((e) => ins.run(e, at).changes === 1);
+    for (const e of added) this.riskyAuditRow(e, 'remember', at, actor);
+    return added;
   }
 
-  async forgetRisky(entry: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM risky_destinations WHERE entry = ?').run(entry).changes === 1;
+  async forgetRisky(entry: string, at: string, actor: string): Promise<boolean> {
+    if (this.db.prepare('DELETE FROM risky_destinations WHERE entry = ?').run(entry).changes !== 1) return false;
+    this.riskyAuditRow(entry, 'forget', at, actor);
+    return true;
+  }
+
+  private riskyAuditRow(entry: string, action: RiskyAuditRow['action'], at: string, actor: string): void {
+    this.db.prepare('INSERT INTO risky_audit (entry, action, actor, at) VALUES (?, ?, ?, ?)').run(entry, action, actor, at);
   }
 
   async releaseRisky(): Promise<number> {
