@@ -4,7 +4,7 @@ import { MessagePage } from './pages/message.js';
 import { ApprovalsPage, DecisionSummary } from './pages/approvals.js';
 import type { Route } from './routes.js';
 import { notFound, page } from './replies.js';
-import { heldFor, refusedOnSharedStore } from './policy-tenants.js';
+import { heldFor } from './policy-tenants.js';
 
 /**
  * The approvals page and its decision. A decision is `approvals.decide()` on the very policy state the
@@ -21,10 +21,6 @@ export const approvalsRoute: Route = {
   permission: 'read',
   async handle({ store, ctx, url, tenant }) {
     const approvals = store.policy?.approvals;
-    if (approvals) {
-      const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'Approvals are not shown here');
-      if (refused) return refused;
-    }
     const now = Date.now();
     // only this tenant's held calls: the policy state may be shared with other tenants' servers (one Redis)
     const [pending, all] = approvals
@@ -57,8 +53,6 @@ export const decideApprovalRoute: Route = {
     const [id, verb] = params as [string, 'approve' | 'deny'];
     const approvals = store.policy?.approvals;
     if (!approvals) return notFound(ctx, 'No approvals here', 'No policy holds calls in this server, so there is nothing to decide.');
-    const refused = await refusedOnSharedStore({ store, ctx, tenant }, 'Approvals are not shown here');
-    if (refused) return refused;
     const found = await approvals.get(id);
     // another tenant's held call (or a gateway's) is not this dashboard's to show or decide
     const row = found && heldFor(found, tenant) ? found : undefined;

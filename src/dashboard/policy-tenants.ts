@@ -1,6 +1,5 @@
-import type { Reply, RouteRequest } from './routes.js';
+import type { RouteRequest } from './routes.js';
 import type { ApprovalRow } from '../storage/policy-state.js';
-import { message } from './replies.js';
 
 /**
  * True when the approval was held by this tenant's server. A dashboard shows and decides no other:
@@ -13,26 +12,17 @@ export function heldFor(row: Pick<ApprovalRow, 'tenant'>, tenant: string): boole
 }
 
 /**
- * The policy audit is kept per store, not per tenant: its rows do not say which tenant's agent made
- * the call. A dashboard serves one tenant, so on a store that holds others it cannot tell its
- * tenant's audited calls from theirs. Until the rows carry their tenant, the Audit page refuses
- * there (fail closed), and so do the Approvals page and its decisions (approvals record their
- * tenant, heldFor, but the page goes by the same check); the store's administrator decides with
- * `egress-triage approvals` on the store itself.
+ * The audit records a dashboard shows. Each record names the tenant whose server made the decision
+ * (AuditRecord.tenant). On a store that holds no other tenant, the page shows the whole audit, as
+ * before tenants were recorded. On one that does, it shows its own tenant's records only: not
+ * another's, and not those with no tenant (a stand-alone gateway's, and those written before tenants
+ * were recorded), which the store's administrator reads with `egress-triage audit`.
  */
-export async function otherTenants(r: Pick<RouteRequest, 'store' | 'tenant'>): Promise<string[]> {
-  return (await r.store.detections.tenants()).filter((t) => t !== r.tenant);
+export async function auditScope(r: Pick<RouteRequest, 'store' | 'tenant'>): Promise<{ tenant?: string; otherTenants: string[] }> {
+  const others = await otherTenants(r);
+  return others.length === 0 ? { otherTenants: [] } : { tenant: r.tenant, otherTenants: others };
 }
 
-export async function refusedOnSharedStore(r: Pick<RouteRequest, 'store' | 'tenant' | 'ctx'>, title: string): Promise<Reply | null> {
-  const others = await otherTenants(r);
-  if (others.length === 0) return null;
-  const shown = others.slice(0, 5).map((t) => `"${t}"`).join(', ') + (others.length > 5 ? `, and ${others.length - 5} more` : '');
-  return message(
-    r.ctx,
-    409,
-    title,
-    `This store holds other tenants besides "${r.tenant}" (${shown}), and its policy audit does not record which tenant each call came from (nor do approvals filed before tenants were), ` +
-      'so this dashboard cannot tell its own from theirs. Decide held calls with "egress-triage approvals list|approve|deny" on the store, or give each tenant a store of its own.',
-  );
+async function otherTenants(r: Pick<RouteRequest, 'store' | 'tenant'>): Promise<string[]> {
+  return (await r.store.detections.tenants()).filter((t) => t !== r.tenant);
 }

@@ -89,7 +89,7 @@ function auditReload(state: PolicyStateBackend, file: string, ev: ReloadEvent, l
  */
 export function createPolicyRuntime(o: RuntimeOptions): PolicyRuntime {
   const loaded = loadPolicyFile(resolve(o.policyPath));
-  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
+  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log, tenant: o.tenant });
   const holder = new PolicyHolder(o.policyPath, loaded, countersFor(state, basename(o.policyPath), o.tenant));
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage gateway: ${l}\n`));
   holder.on('invalid', (e: PolicyLoadError) => {
@@ -123,7 +123,7 @@ export interface PolicyRuntimeSet {
 export function createPolicyRuntimeSet(o: Omit<RuntimeOptions, 'policyPath'> & { policyPaths: string[] }): PolicyRuntimeSet {
   const loaded = new Map(o.policyPaths.map((p) => [resolve(p), undefined as ReturnType<typeof loadPolicyFile> | undefined]));
   for (const abs of loaded.keys()) loaded.set(abs, loadPolicyFile(abs));
-  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log });
+  const state = openPolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, stateUrl: o.stateUrl, log: o.log, tenant: o.tenant });
   const holders = new Map<string, PolicyHolder>();
   const log = o.log ?? ((l: string) => process.stderr.write(`egress-triage policy: ${l}\n`));
   const names = counterNamespaces([...loaded.keys()]);

@@ -24,6 +24,7 @@ export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: u
   if (f.decision !== undefined) parts.push(`decision = ${bind(f.decision)}`);
   if (f.identity !== undefined) parts.push(`identity = ${bind(f.identity)}`);
   if (f.upstreamName !== undefined) parts.push(`upstream_name = ${bind(f.upstreamName)}`);
+  if (f.tenant !== undefined) parts.push(`tenant = ${bind(f.tenant)}`);
   // ts is an ISO string written by toISOString (fixed width, UTC): text order is time order
   if (f.since !== undefined) parts.push(`ts >= ${bind(f.since)}`);
   if (f.until !== undefined) parts.push(`ts < ${bind(f.until)}`);
@@ -31,9 +32,9 @@ export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: u
   return parts.length ? `WHERE ${parts.join(' AND ')}` : '';
 }
 
-export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name, previous_policy_hash';
+export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name, previous_policy_hash, tenant';
 
-export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_hash' | 'approval_id' | 'upstreamName' | 'previous_policy_hash'> {
+export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_hash' | 'approval_id' | 'upstreamName' | 'previous_policy_hash' | 'tenant'> {
   seq: number;
   args: string | null;
   reason: string | null;
@@ -41,6 +42,7 @@ export interface AuditRow extends Omit<AuditRecord, 'args' | 'reason' | 'policy_
   approval_id: string | null;
   upstream_name: string | null;
   previous_policy_hash: string | null;
+  tenant: string | null;
 }
 
 export function auditEntry(r: AuditRow): AuditEntry {
@@ -62,6 +64,7 @@ export function auditEntry(r: AuditRow): AuditEntry {
   if (r.approval_id !== null) out.approval_id = r.approval_id;
   if (r.upstream_name !== null) out.upstreamName = r.upstream_name;
   if (r.previous_policy_hash !== null) out.previous_policy_hash = r.previous_policy_hash;
+  if (r.tenant !== null) out.tenant = r.tenant;
   return out;
 }
 
@@ -77,8 +80,17 @@ export const AUDIT_INSERT_COLUMNS = AUDIT_COLUMNS.replace(/^seq, /, '');
 export function auditInsertValues(r: AuditRecord): unknown[] {
   return [
     r.ts, r.session, r.identity, r.tool, r.args_hash, r.args === undefined ? null : JSON.stringify(r.args), r.decision, r.rule,
-    r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null, r.upstreamName ?? null, r.previous_policy_hash ?? null,
+    r.reason ?? null, r.latency_ms, r.upstream, r.policy_hash ?? null, r.approval_id ?? null, r.upstreamName ?? null, r.previous_policy_hash ?? null, r.tenant ?? null,
   ];
+}
+
+/**
+ * A record as a tenant's sink writes it: every writer (a call's decision, a protocol refusal, a guard
+ * refusal, a policy change) goes through the sink of its server's policy state, so the tenant is
+ * stamped in one place. A record that names its tenant keeps it.
+ */
+export function stampTenant(r: AuditRecord, tenant: string | undefined): AuditRecord {
+  return tenant === undefined || r.tenant !== undefined ? r : { ...r, tenant };
 }
 
 export function auditPage(rows: AuditRow[], limit: number): { records: AuditEntry[]; nextCursor: string | null } {

@@ -20,6 +20,8 @@ export interface OpenPolicyStateOptions {
   stateUrl?: string;
   clock?: () => number;
   log?: (line: string) => void;
+  /** The tenant of the server (`mcp`, `serve`): stamped on every audit record it writes. */
+  tenant?: string;
 }
 
 /** Throws a readable message when `--state` is not a URL this build can use. */
@@ -30,8 +32,8 @@ export function checkStateUrl(url: string): void {
 export function openPolicyState(o: OpenPolicyStateOptions): PolicyStateBackend {
   if (o.stateUrl !== undefined) checkStateUrl(o.stateUrl);
   const store: PolicyStateBackend = isPostgresUrl(o.dbPath)
-    ? new PgPolicyState({ url: o.dbPath, auditFile: o.auditFile, clock: o.clock })
-    : new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock });
+    ? new PgPolicyState({ url: o.dbPath, auditFile: o.auditFile, clock: o.clock, tenant: o.tenant })
+    : new SqlitePolicyState({ dbPath: o.dbPath, auditFile: o.auditFile, clock: o.clock, tenant: o.tenant });
   if (o.stateUrl === undefined) return store;
   // Only the audit of the store is used; on PostgreSQL it needs the store's tables before the first record.
   const storeReady = store instanceof PgPolicyState ? () => store.ready() : undefined;

@@ -90,7 +90,7 @@ export interface OpenStore {
   /**
    * Records that a tenant uses this store (its row in `tenants`) before any of its data is ingested:
    * a server whose agent's calls go to the store's policy tables. A dashboard of another tenant then
-   * sees it, and refuses the Audit page, whose rows carry no tenant, and the Approvals page (policy-tenants.ts).
+   * sees it, and shows only its own tenant's records on the Audit page (policy-tenants.ts).
    */
   registerTenant(tenant: string): Promise<void>;
   /** Records the learning window ingest runs with (store-wide): stats counts the jobs still learning by it. */

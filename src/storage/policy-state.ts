@@ -252,6 +252,12 @@ export interface AuditRecord {
   upstreamName?: string;
   /** policy_change only: the hash of the policy that `policy_hash` replaced. */
   previous_policy_hash?: string;
+  /**
+   * The tenant whose server made the decision (`mcp` or `serve`): its sink stamps it on every record
+   * (audit-page.ts stampTenant). None for a stand-alone gateway, and on records written before it was
+   * recorded (SQLite policy migration 106, PostgreSQL migration 20).
+   */
+  tenant?: string;
 }
 
 export interface AuditQuery {
@@ -263,6 +269,8 @@ export interface AuditQuery {
   upstreamName?: string;
   /** Only the calls of this authenticated identity. */
   identity?: string;
+  /** Only the records of this tenant's servers (`tenant`). */
+  tenant?: string;
   /** Only records before this time (exclusive), ISO like `ts`. */
   until?: string;
   limit?: number;
@@ -277,6 +285,8 @@ export interface AuditFilter {
   identity?: string;
   /** the registered upstream (`upstreamName`) */
   upstreamName?: string;
+  /** the records of this tenant's servers (`tenant`) */
+  tenant?: string;
   /** inclusive */
   since?: string;
   /** exclusive */

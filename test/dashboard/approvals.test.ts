@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
+import Database from 'better-sqlite3';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { cliResult } from '../helpers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -191,33 +192,51 @@ describe('approvals page', () => {
   });
 
   // last: it adds a tenant to the store
-  it('on a store another tenant shares, the pages and the decision refuse (approvals carry no tenant); the CLI still decides', async () => {
+  it("on a store another tenant shares, the pages show and decide this tenant's held calls and audit only; the rest stays with the CLI", async () => {
     const other = demo.file('globex.ndjson', JSON.stringify({
       owner: 'globex', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: '1', timestamp: '2026-11-01T00:00:00Z', domain: 'registry.npmjs.org', port: 443, process: { name: 'npm' },
     }) + '\n');
     const ing = await cliResult(['ingest', other, '--tenant', 'globex', '--db', db]);
     assert.equal(ing.status, 0, ing.stderr);
+    // what another tenant's server and a stand-alone gateway write to the same store's audit
+    const raw = new Database(db);
+    try {
+      const ins = raw.prepare(
+        "INSERT INTO policy_audit (ts, session, identity, tool, args_hash, decision, rule, latency_ms, upstream, tenant) VALUES (?, 's', 'someone', ?, 'h', 'allow', 'default', 1, 'ok', ?)",
+      );
+      ins.run(new Date().toISOString(), 'globex_only_tool', 'globex');
+      ins.run(new Date().toISOString(), 'gateway_only_tool', null);
+    } finally {
+      raw.close();
+    }
     const client = await agentClient();
-    const { page, close } = await newPage(browser);
+    const { page, errors, close } = await newPage(browser);
     try {
       await signIn(page, ALICE);
       const held = client.callTool({ name: 'find_repos_using_endpoint', arguments: { owner: 'acme', endpoint: 'shared-store.example' } }, { timeout: 300_000 });
-      const id = await waitFor(
-        async () => (JSON.parse((await cliResult(['approvals', 'list', '--json', '--db', db])).stdout) as { id: string; args_preview: string }[]).find((r) => r.args_preview.includes('shared-store.example'))?.id,
-        30_000, 100, 'the held call in approvals list',
-      );
-      for (const path of ['/approvals', '/audit']) {
-        const res = await page.goto(`${server.base}${path}`);
-        assert.equal(res!.status(), 409, path);
-        assert.match(await page.locator('main').innerText(), /other tenants besides "default" \("globex"\)/);
-        assert.equal(await page.locator('tr[data-approval]').count(), 0);
-      }
-      const status = await confirmedPost(page, `/approvals/${id}/approve`);
-      assert.equal(status, 409);
-      const decided = await cliResult(['approvals', 'approve', id, '--db', db]);
-      assert.equal(decided.status, 0, decided.stderr);
+      const id = await pendingRow(page, 'find_repos_using_endpoint');
+      assert.ok((await page.locator(`tr[data-approval="${id}"]`).innerText()).includes('shared-store.example'));
+      await page.locator(`tr[data-approval="${id}"]`).getByRole('button', { name: /^Approve/ }).click();
+      await Promise.all([page.waitForURL(/\/approvals\?decided=/), page.getByRole('button', { name: 'Approve and run the call' }).click()]);
       const result = await held;
       assert.notEqual(result.isError, true, text(result));
+
+      const res = await page.goto(`${server.base}/audit`);
+      assert.equal(res!.status(), 200);
+      assert.match(await page.locator('[data-scope=tenant]').innerText(), /one other tenant: only the decisions of default's servers are shown/);
+      const tools = await page.locator('tbody tr td:nth-child(3)').allInnerTexts();
+      assert.ok(tools.includes('find_repos_using_endpoint'), tools.join(', '));
+      assert.ok(!tools.some((t) => /globex_only_tool|gateway_only_tool/.test(t)), tools.join(', '));
+      assert.deepEqual(await axeViolations(page), []);
+      assert.deepEqual(errors, []);
+
+      // the store's administrator reads every tenant's, each named
+      const all = (await cliResult(['audit', '--db', db])).stdout;
+      assert.match(all, /approved +find_repos_using_endpoint .* tenant=default identity=ci-agent/);
+      assert.match(all, /allow +globex_only_tool .* tenant=globex identity=someone/);
+      assert.match(all, /allow +gateway_only_tool .* 1ms {2}identity=someone/);
+      const globex = (await cliResult(['audit', '--tenant', 'globex', '--json', '--db', db])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; tenant?: string });
+      assert.deepEqual(globex.map((r) => [r.tool, r.tenant]), [['globex_only_tool', 'globex']]);
     } finally {
       await close();
       await client.close().catch(() => undefined);

@@ -13,7 +13,7 @@ import { rawPost } from '../mcp/helpers.js';
  * - two tenants' servers, each on a store of its own, share one Redis policy state (`--state`): each
  *   dashboard lists, counts and decides only its own tenant's held calls;
  * - a tenant whose only policy comes from a grant is recorded on the store like one with `--policy`,
- *   so the dashboard of another tenant on that store refuses its Approvals page (409);
+ *   and its server audits for it: the dashboard of another tenant on that store does not show its calls;
  * Plain HTTP, as a browser would post (Origin, session cookie, CSRF token): the pages themselves are
  * driven in Chromium by approvals.test.ts.
  */
@@ -186,7 +186,7 @@ describe("one Redis behind two tenants' servers: quotas and session handles", ()
 });
 
 describe('a tenant whose only policy comes from a grant', () => {
-  it('is recorded on the store as its server starts, so another tenant\'s dashboard there refuses approvals (409)', async () => {
+  it("is recorded on the store as its server starts, so another tenant's dashboard there shows only its own tenant's audit", async () => {
     const grantPolicy = tmp.file('gamma-grants.yaml', `grants:\n  - { identity: agent, token: ${AGENT}, dashboard: [], policy: ./policy.yaml }\n`);
     const gamma = await startServer('serve', ['--db', stores.alpha, '--tenant', 'gamma', '--grants', grantPolicy]);
     try {
@@ -196,9 +196,23 @@ describe('a tenant whose only policy comes from a grant', () => {
       } finally {
         db.close();
       }
-      const page = await get(alpha.base, await signIn(alpha.base), '/approvals');
-      assert.equal(page.status, 409);
-      assert.match(page.html, /other tenants besides &quot;alpha&quot; \(&quot;gamma&quot;\)|other tenants besides "alpha" \("gamma"\)/);
+      // gamma's agent makes a call its policy allows: audited for gamma, on alpha's store
+      const agent = new Client({ name: 'gamma-agent', version: '1.0.0' }, { capabilities: {}, supportedProtocolVersions: ['2025-11-25'] });
+      await agent.connect(new StreamableHTTPClientTransport(new URL(`${gamma.base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${AGENT}` } } }));
+      try {
+        await agent.callTool({ name: 'get_my_tenant', arguments: {} });
+      } finally {
+        await agent.close();
+      }
+      const audited = runCli(['audit', '--tenant', 'gamma', '--json', '--db', stores.alpha]);
+      assert.equal(audited.status, 0, audited.stderr);
+      assert.ok(audited.stdout.trim().split('\n').some((l) => (JSON.parse(l) as { tool: string; tenant?: string }).tool === 'get_my_tenant'), audited.stdout);
+      const cookie = await signIn(alpha.base);
+      const page = await get(alpha.base, cookie, '/audit');
+      assert.equal(page.status, 200);
+      assert.match(page.html, /data-scope="tenant"/);
+      assert.doesNotMatch(page.html, /get_my_tenant/, "gamma's call is not on alpha's Audit page");
+      assert.equal((await get(alpha.base, cookie, '/approvals')).status, 200);
     } finally {
       await gamma.stop();
     }

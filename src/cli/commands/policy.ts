@@ -268,20 +268,21 @@ export function register(program: Command): void {
     .option('--tool <name>', 'only this tool')
     .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled | policy_change')
     .option('--session <id>', 'only this session')
+    .option('--tenant <name>', "only the decisions of this tenant's servers (mcp, serve)")
     .option('--limit <n>', 'most recent N records', '1000')
     .option('--json', 'JSON lines output')
-    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; limit: string; json?: boolean }) => {
+    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: string; json?: boolean }) => {
       const limit = Number(o.limit);
       if (!Number.isInteger(limit) || limit <= 0) throw new UserError('--limit must be a positive integer');
       const st = await openState(o.db);
       try {
-        const rows = await st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, limit });
+        const rows = await st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, tenant: o.tenant, limit });
         if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else {
           for (const r of rows) {
             process.stdout.write(
               // a refused tool name is recorded as the caller sent it: written as text, never as terminal control
-              `${r.ts}  ${r.decision.padEnd(16)} ${revealInvisible(r.tool)}  upstream=${revealInvisible(r.upstream)} ${r.latency_ms}ms  identity=${revealInvisible(r.identity)} session=${revealInvisible(r.session)}  rule=${revealInvisible(r.rule)}${r.reason ? `  reason=${revealInvisible(JSON.stringify(r.reason))}` : ''}\n`,
+              `${r.ts}  ${r.decision.padEnd(16)} ${revealInvisible(r.tool)}  upstream=${revealInvisible(r.upstream)} ${r.latency_ms}ms  ${r.tenant !== undefined ? `tenant=${revealInvisible(r.tenant)} ` : ''}identity=${revealInvisible(r.identity)} session=${revealInvisible(r.session)}  rule=${revealInvisible(r.rule)}${r.reason ? `  reason=${revealInvisible(JSON.stringify(r.reason))}` : ''}\n`,
             );
           }
           if (!rows.length) process.stdout.write('no audit records\n');

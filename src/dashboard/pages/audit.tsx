@@ -16,6 +16,8 @@ export interface AuditData {
   hasNext: boolean;
   /** who decided each approval on this page (approval id -> decided_by) */
   decidedBy: Record<string, string>;
+  /** on a store that holds other tenants (how many), only this tenant's records are shown */
+  scope?: { tenant: string; others: number };
 }
 
 const DECISION_TONE: Record<string, string> = {
@@ -98,6 +100,12 @@ export function AuditPage({ ctx, d }: { ctx: PageContext; d: AuditData }) {
       {!d.enabled ? (
         <p class="notice">
           No policy runs in this server. Its decisions appear here when <code>serve --policy FILE</code> runs.
+        </p>
+      ) : null}
+      {d.enabled && d.scope ? (
+        <p class="notice" data-scope="tenant">
+          This store holds {d.scope.others === 1 ? 'one other tenant' : `${d.scope.others} other tenants`}: only the decisions of <code>{d.scope.tenant}</code>'s servers are shown. Those of a
+          stand-alone gateway, and those recorded before decisions named their tenant, are read with <code>egress-triage audit</code> on the store.
         </p>
       ) : null}
       <Filters d={d} />

@@ -458,6 +458,14 @@ INSERT INTO risky_audit (entry, action, actor, at)
   SELECT entry, 'remember', '${UNRECORDED_ACTOR}', to_char(added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
   FROM risky_destinations ORDER BY added_at, entry COLLATE "C";`,
   },
+  {
+    version: 20,
+    // As SQLite's policy migration 106: the tenant whose server made each decision (AuditRecord.tenant);
+    // NULL on rows written before, and on a stand-alone gateway's.
+    name: 'policy audit: the tenant whose server made each decision',
+    up: `ALTER TABLE policy_audit ADD COLUMN tenant text;
+CREATE INDEX policy_audit_tenant ON policy_audit (tenant, seq);`,
+  },
 ];
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PgPool } from './pool.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -26,11 +26,14 @@ export class PgAuditLog implements AuditSink {
   constructor(
     private readonly pool: PgPool,
     readonly file?: string,
+    /** the tenant of the server writing through this sink, stamped on every record (stampTenant) */
+    private readonly tenant?: string,
   ) {
     if (file) mkdirSync(dirname(file), { recursive: true });
   }
 
-  append(r: AuditRecord, sync = false): Promise<void> | void {
+  append(record: AuditRecord, sync = false): Promise<void> | void {
+    const r = stampTenant(record, this.tenant);
     try {
       // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
       if (this.file) appendFileSync(this.file, JSON.stringify(r) + '\n');
@@ -84,6 +87,7 @@ export class PgAuditLog implements AuditSink {
     if (q.session) add('session =', q.session);
     if (q.upstreamName) add('upstream_name =', q.upstreamName);
     if (q.identity) add('identity =', q.identity);
+    if (q.tenant !== undefined) add('tenant =', q.tenant);
     if (q.until) add('ts <', q.until);
     params.push(q.limit ?? 1000, q.offset ?? 0);
     const r = await this.pool.query<AuditRow>(

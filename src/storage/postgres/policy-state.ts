@@ -16,6 +16,8 @@ export interface PgPolicyStateOptions {
   auditFile?: string | false;
   /** Milliseconds since the epoch; tests inject a fake one. */
   clock?: () => number;
+  /** The tenant of the server (`mcp`, `serve`): stamped on its audit records. */
+  tenant?: string;
   approvalPollMs?: number;
   /** give up on a connection after this long (default 5 s): a down server denies calls, it does not hold them */
   connectionTimeoutMs?: number;
@@ -41,7 +43,7 @@ export class PgPolicyState implements PolicyStateBackend {
     this.describe = `store ${redactUrl(o.url)}`;
     this.pool = createPool(o.url, { max: 5, connectionTimeoutMs: o.connectionTimeoutMs ?? 5_000, statementTimeoutMs: 30_000 });
     this.approvals = new PgApprovals(this.pool, o.url, o.clock, (e) => this.explain(e), o.approvalPollMs);
-    this.audit = new PgAuditLog(this.pool, o.auditFile || undefined);
+    this.audit = new PgAuditLog(this.pool, o.auditFile || undefined, o.tenant);
     this.sessionHandles = new PgSessionHandles(this.pool, o.clock, (e) => this.explain(e));
   }
 

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
 import { FIRST_PAUSE_MS, isBusy, nextPause, POLICY_BUSY_DEADLINE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -47,6 +47,8 @@ export class AuditLog implements AuditSink {
     private readonly db: SqliteDatabase,
     readonly file?: string,
     private readonly busy: BusyClock = realBusyClock,
+    /** the tenant of the server writing through this sink, stamped on every record (stampTenant) */
+    private readonly tenant?: string,
   ) {
     const columns = AUDIT_INSERT_COLUMNS.split(', ');
     this.insert = db.prepare(`INSERT INTO policy_audit(${AUDIT_INSERT_COLUMNS}) VALUES (${columns.map(() => '?').join(', ')})`);
@@ -54,7 +56,7 @@ export class AuditLog implements AuditSink {
   }
 
   append(r: AuditRecord, sync = false): void | Promise<void> {
-    this.buf.push(r);
+    this.buf.push(stampTenant(r, this.tenant));
     if (sync) return this.flush();
     if (this.buf.length >= FLUSH_AT) void this.flush();
     else if (!this.timer) {
@@ -228,6 +230,10 @@ export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
   if (q.identity) {
     where.push('identity = ?');
     params.push(q.identity);
+  }
+  if (q.tenant !== undefined) {
+    where.push('tenant = ?');
+    params.push(q.tenant);
   }
   if (q.until) {
     where.push('ts < ?');

@@ -93,6 +93,17 @@ export const POLICY_MIGRATIONS: Migration[] = [
     // stand-alone gateway's: no dashboard lists them.
     up: `ALTER TABLE policy_approvals ADD COLUMN tenant TEXT;`,
   },
+  {
+    version: 106,
+    name: 'policy_audit_tenant',
+    // The tenant whose server made the decision (AuditRecord.tenant): a dashboard on a store that
+    // holds other tenants shows its own tenant's records. Rows written before stay NULL, as do a
+    // stand-alone gateway's: no such dashboard shows them.
+    up: `
+      ALTER TABLE policy_audit ADD COLUMN tenant TEXT;
+      CREATE INDEX policy_audit_tenant ON policy_audit(tenant, seq);
+    `,
+  },
 ];
 
 export interface PolicyStateOptions {
@@ -103,6 +114,8 @@ export interface PolicyStateOptions {
   clock?: () => number;
   /** How writes wait for the file's write lock (busy-retry.ts); tests inject a fake one. */
   busyClock?: BusyClock;
+  /** The tenant of the server (`mcp`, `serve`): stamped on its audit records. */
+  tenant?: string;
 }
 
 export function defaultAuditFile(dbPath: string): string | false {
@@ -134,7 +147,7 @@ export class SqlitePolicyState implements PolicyStateBackend {
     this.approvals = new SqliteApprovals(this.db, opts.clock, busy);
     this.sessionHandles = new SqliteSessionHandles(this.db, opts.clock, busy);
     const file = opts.auditFile === undefined ? defaultAuditFile(opts.dbPath) : opts.auditFile;
-    this.audit = new AuditLog(this.db, file || undefined, busy);
+    this.audit = new AuditLog(this.db, file || undefined, busy, opts.tenant);
   }
 
   counters(namespace: string): RateCounters {

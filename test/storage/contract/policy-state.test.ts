@@ -176,6 +176,27 @@ for (const backend of stores) {
       assert.deepEqual(readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l)), recs);
     });
 
+    it("a tenant's server stamps its tenant on every record it audits; query and page filter by it", async () => {
+      const location = await backend.create();
+      const alpha = openPolicyState({ dbPath: location, auditFile: false, tenant: 'alpha' });
+      const beta = openPolicyState({ dbPath: location, auditFile: false, tenant: 'beta' });
+      open.push(alpha, beta);
+      await Promise.all([alpha.ready(), beta.ready()]);
+      const gateway = await connect(location);
+      await alpha.audit.append(record({ ts: '2026-12-01T10:00:00.000Z', tool: 'a1' }), true);
+      await beta.audit.append(record({ ts: '2026-12-01T10:01:00.000Z', tool: 'b1' }), true);
+      // a stand-alone gateway has no tenant; a record that names its tenant keeps it
+      await gateway.audit.append(record({ ts: '2026-12-01T10:02:00.000Z', tool: 'g1' }), true);
+      alpha.audit.append(record({ ts: '2026-12-01T10:03:00.000Z', tool: 'a2', tenant: 'named' }));
+      await alpha.audit.flush();
+      const tools = (rows: AuditRecord[]) => rows.map((r) => `${r.tool}:${r.tenant ?? '-'}`);
+      assert.deepEqual(tools(await gateway.audit.query({})), ['a1:alpha', 'b1:beta', 'g1:-', 'a2:named']);
+      assert.deepEqual(tools(await gateway.audit.query({ tenant: 'alpha' })), ['a1:alpha']);
+      assert.deepEqual(tools(await gateway.audit.query({ tenant: 'beta', tool: 'b1' })), ['b1:beta']);
+      assert.deepEqual(tools((await gateway.audit.page({ tenant: 'beta' }, 10)).records), ['b1:beta']);
+      assert.deepEqual(tools((await gateway.audit.page({ tenant: 'nobody' }, 10)).records), []);
+    });
+
     it('a sync append is written before it returns (or resolves)', async () => {
       const location = await backend.create();
       const gateway = await connect(location);
