@@ -32,9 +32,10 @@ export function invalidIdReason(body: unknown): string | undefined {
  * Calls `refused` with the error message of this response when it is an HTTP error (400 and up), just
  * before it ends: for POSTs handed to the SDK's session transport, which refuses some requests itself
  * and never hands them on. Its error bodies are small JSON; the first 4 KiB are kept to read the
- * message from. Anything else passes untouched.
+ * message from. When `refused` returns a promise (its audit record still being written), the answer
+ * ends once it settles, as every other refusal waits for its record. Anything else passes untouched.
  */
-export function onErrorAnswer(res: ServerResponse, refused: (message: string) => void): void {
+export function onErrorAnswer(res: ServerResponse, refused: (message: string) => Promise<void> | void): void {
   const kept: Buffer[] = [];
   let size = 0;
   const keep = (chunk: unknown) => {
@@ -51,8 +52,11 @@ export function onErrorAnswer(res: ServerResponse, refused: (message: string) =>
   }) as ServerResponse['write'];
   res.end = ((...args: unknown[]) => {
     keep(args[0]);
-    if (res.statusCode >= 400) refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode));
-    return end(...args);
+    if (res.statusCode < 400) return end(...args);
+    const written = refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode));
+    if (!written) return end(...args);
+    void written.then(() => end(...args));
+    return res;
   }) as ServerResponse['end'];
 }
 
@@ -91,7 +95,7 @@ export function appendRefusal(
     identity: string; session: string; body: unknown; reason: string; policyHash: string; upstreamName?: string; log: (line: string) => void;
     unreachable?: boolean;
   },
-): void {
+): Promise<void> | void {
   const method = isObj(r.body) && typeof r.body.method === 'string' ? r.body.method : undefined;
   const s = refusalSubject(r.body, method, r.reason);
   let argsHash = 'unhashable';
@@ -108,7 +112,8 @@ export function appendRefusal(
       },
       true,
     );
-    if (written) void Promise.resolve(written).catch((e: Error) => r.log(`audit failed: ${e.message}`));
+    // settles once the record is written (or its failure logged): the answer waits for it
+    if (written) return Promise.resolve(written).catch((e: Error) => r.log(`audit failed: ${e.message}`));
   } catch (e) {
     r.log(`audit failed: ${(e as Error).message}`);
   }

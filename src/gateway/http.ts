@@ -333,7 +333,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       // Refused before any proxy could decide it: audited like the other refusals, the upstream's state named.
       const unreachable = !(e instanceof EraMismatchError);
       const message = unreachable ? `${label} unreachable: ${(e as Error).message}` : `${label}: ${(e as Error).message}`;
-      appendRefusal(state, { identity, session: sessionKey(up, `modern:${identity}`), body, reason: message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable });
+      await appendRefusal(state, { identity, session: sessionKey(up, `modern:${identity}`), body, reason: message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable });
       return rpcError(res, unreachable ? 502 : 400, unreachable ? -32603 : -32600, message, requestId(body));
     }
     namedErrors(upstream, up.name);
@@ -363,13 +363,13 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
    * record). One that names a live session of its identity is audited by that session's proxy, under its
    * session key; any other under `no-session`, or `modern:<identity>` when it claims 2026-07-28.
    */
-  const auditRefused = ({ req, grant, endpoint: key, body, message }: PostRefusal) => {
+  const auditRefused = ({ req, grant, endpoint: key, body, message }: PostRefusal): Promise<void> | void => {
     const up = byName.get(key)!;
     const identity = grant?.identity ?? 'anonymous';
     const sid = req.headers['mcp-session-id'];
     const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
     if (s && s.upstream === up && s.identity === identity) return s.proxy.auditTransportRefusal({ message: body, reason: message });
-    appendRefusal(state, {
+    return appendRefusal(state, {
       identity, session: sessionKey(up, refusalSession(req, body, identity)), body, reason: message,
       policyHash: holderFor(grant, up).current.hash, upstreamName: up.name, log,
     });
@@ -385,8 +385,8 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const identity = grant?.identity ?? 'anonymous';
     const up = byName.get(key)!;
     // Refused here, before any proxy: audited when it is a POST (a GET or DELETE carries no request).
-    const refuse = (status: number, code: number, message: string) => {
-      if (req.method === 'POST') auditRefused({ req, grant, endpoint: key, body, message });
+    const refuse = async (status: number, code: number, message: string) => {
+      if (req.method === 'POST') await auditRefused({ req, grant, endpoint: key, body, message });
       return rpcError(res, status, code, message);
     };
     if (Array.isArray(body)) return refuse(400, -32600, 'Invalid Request: JSON-RPC batches are not supported by this gateway');
@@ -446,7 +446,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
         s = await newSession(identity, grant?.tokenSha256, holder, up, uncount);
       } catch (e) {
         // The upstream (a command) could not start: no proxy to audit it, so it is audited here.
-        appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable: true });
+        await appendRefusal(state, { identity, session: sessionKey(up, 'no-session'), body, reason: (e as Error).message, policyHash: holder.current.hash, upstreamName: up.name, log, unreachable: true });
         return rpcError(res, 502, -32603, (e as Error).message, requestId(body));
       }
       // Refused or failed, the session would keep its upstream child (or upstream session) open for nobody.

@@ -313,9 +313,14 @@ export class PolicyProxy {
    * HTTP gateway: a POST it or the SDK's session transport refused). The transport's answer stands; this
    * writes the `deny` / `protocol` record docs/policy.md promises for every refused message.
    */
-  auditTransportRefusal(r: TransportRefusal): void {
+  /**
+   * Audits a request its transport refused; the returned promise (a networked store's write) settles
+   * once the record is written or its failure logged, so whoever answers the refusal can wait for it.
+   */
+  auditTransportRefusal(r: TransportRefusal): Promise<void> | undefined {
     const m = r.message;
     this.auditProtocol(m, isObj(m) && typeof m.method === 'string' ? m.method : r.method, r.reason);
+    return this.auditWrite;
   }
 
   /**

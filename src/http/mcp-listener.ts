@@ -114,10 +114,11 @@ export interface McpListenerOptions {
    * A POST this layer refuses after the guard let it in: its body too large or not JSON, its media
    * headers wrong (src/http/media.ts), or refused by
    * classifyPost (a header that disagrees with the body, which routing on the header would have made a
-   * policy bypass; a revision or version it cannot serve). Called just before the answer is written;
-   * the gateway audits it, as it does every request it refuses (docs/policy.md).
+   * policy bypass; a revision or version it cannot serve). Called before the answer is written, which
+   * waits for the promise it returns: the gateway audits the refusal, as it does every request it
+   * refuses (docs/policy.md), and its record is in before the client hears of it.
    */
-  onRefused?: (r: PostRefusal) => void;
+  onRefused?: (r: PostRefusal) => Promise<void> | void;
   /**
    * A request the guard refused (401, or 403 for its Host or Origin), before its body is read: it
    * has no identity, so the server tallies these per address (guard-refusals.ts) into its audit.
@@ -183,9 +184,9 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
       return writeRpcError(res, 405, -32000, 'Method not allowed: use POST, GET or DELETE', null, { allow: 'POST, GET, DELETE' });
     }
     if (method !== 'POST') return o.onMcp({ req, res, grant, endpoint, method });
-    const refused = (message: string, body?: unknown) => {
+    const refused = async (message: string, body?: unknown) => {
       try {
-        o.onRefused?.({ req, grant, endpoint, body, message });
+        await o.onRefused?.({ req, grant, endpoint, body, message });
       } catch (e) {
         o.log(`refusal hook failed: ${(e as Error).message}`);
       }
@@ -196,7 +197,7 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     } catch (e) {
       if (e instanceof BodyTooLarge) {
         const message = `Request body too large: limit is ${o.maxBodyBytes} bytes`;
-        refused(message);
+        await refused(message);
         return writeRpcError(res, 413, -32600, message, null, { connection: 'close' });
       }
       // The client went away mid-body: no request arrived to refuse.
@@ -213,16 +214,16 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     // body is read first all the same, so the audit can say which tool the refused request named.
     const media = mediaRefusal(req.headers);
     if (media) {
-      refused(media.message, parsed ? body : undefined);
+      await refused(media.message, parsed ? body : undefined);
       return writeRpcError(res, media.status, -32000, media.message, parsed ? requestId(body) : null);
     }
     if (!parsed) {
-      refused('Parse error: the body is not valid JSON');
+      await refused('Parse error: the body is not valid JSON');
       return writeRpcError(res, 400, -32700, 'Parse error: the body is not valid JSON');
     }
     const route = classifyPost(req.headers, body);
     if (route.kind === 'reject') {
-      refused(route.message, body);
+      await refused(route.message, body);
       return writeRpcError(res, route.status, route.code, route.message, requestId(body), {}, route.data);
     }
     return o.onMcp({ req, res, grant, endpoint, method, body, route });

@@ -198,20 +198,20 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
    * through that session's proxy, any other under `no-session` or `modern:<identity>`. Without a policy
    * for this grant there is no policy audit to write to.
    */
-  function auditRefused(req: IncomingMessage, grant: Grant | undefined, body: unknown, message: string): void {
+  function auditRefused(req: IncomingMessage, grant: Grant | undefined, body: unknown, message: string): Promise<void> | void {
     const runtime = runtimeFor(grant);
     if (!runtime) return;
     const sid = req.headers['mcp-session-id'];
     const s = typeof sid === 'string' ? sessions.get(sid) : undefined;
     if (s?.proxy && s.token === grant?.tokenSha256) return s.proxy.auditTransportRefusal({ message: body, reason: message });
     const identity = policyIdentity(grant);
-    appendRefusal(runtime.state, { identity, session: refusalSession(req, body, identity), body, reason: message, policyHash: runtime.holder.current.hash, log });
+    return appendRefusal(runtime.state, { identity, session: refusalSession(req, body, identity), body, reason: message, policyHash: runtime.holder.current.hash, log });
   }
 
   async function handleMcp({ req, res, grant, method, body, route }: McpRequest): Promise<void> {
     // Refused here, before any proxy: audited when it is a POST (a GET or DELETE carries no request).
-    const refuse = (status: number, message: string, code = -32000) => {
-      if (method === 'POST') auditRefused(req, grant, body, message);
+    const refuse = async (status: number, message: string, code = -32000) => {
+      if (method === 'POST') await auditRefused(req, grant, body, message);
       return jsonRpcError(res, status, code, message);
     };
     if (route?.kind === 'modern') return handleModern(req, res, body, grant);
@@ -248,7 +248,7 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
 
   async function handleModern(req: IncomingMessage, res: ServerResponse, body: unknown, grant: Grant | undefined): Promise<void> {
     if (closing) {
-      auditRefused(req, grant, body, 'Server is shutting down');
+      await auditRefused(req, grant, body, 'Server is shutting down');
       return jsonRpcError(res, 503, -32000, 'Server is shutting down', requestId(body));
     }
     // Under a policy, each 2026-07-28 request gets its own policy proxy in front of a server built for it
