@@ -53,7 +53,7 @@ export async function confirmWithUser(
   about: { tool: string; args: unknown },
 ): Promise<ConfirmOutcome> {
   if (!clientSupportsElicitation(ctx, extra)) return { kind: 'not-asked' };
-  const expected: ConfirmState = { tool: about.tool, args: argsDigest(about.args), actor: ctx.actor };
+  const expected: ConfirmState = { tool: about.tool, args: argsDigest(about.args), actor: ctx.actor, tenant: ctx.tenant };
   const answer = inputResponse(extra.mcpReq.inputResponses, CONFIRM_KEY);
   const state = extra.mcpReq.requestState<ConfirmState>();
   if (answer.kind === 'missing' || !sameConfirmState(state, expected)) {

@@ -17,6 +17,11 @@ export interface ConfirmState {
   args: string;
   /** the rule-audit actor (`mcp` or `mcp:<identity>`) */
   actor: string;
+  /**
+   * The tenant of the server that asked: replicas of several tenants may share one key
+   * (EGRESS_TRIAGE_REQUEST_STATE_KEY), and a confirmation given in one is never one in another.
+   */
+  tenant: string;
 }
 
 /** Environment variable holding the HMAC key (at least 32 bytes) that every replica behind one URL must share. */
@@ -54,5 +59,5 @@ export function argsDigest(args: unknown): string {
 }
 
 export function sameConfirmState(a: ConfirmState | undefined, b: ConfirmState): boolean {
-  return a !== undefined && a.tool === b.tool && a.args === b.args && a.actor === b.actor;
+  return a !== undefined && a.tool === b.tool && a.args === b.args && a.actor === b.actor && a.tenant === b.tenant;
 }

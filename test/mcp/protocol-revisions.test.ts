@@ -348,12 +348,12 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       assert.equal(created.body.result.structuredContent.rule.created_by, 'mcp:alice');
     });
 
-    it('2026-07-28 across replicas: a confirmation retry on another process counts only with the shared EGRESS_TRIAGE_REQUEST_STATE_KEY', async () => {
+    it("2026-07-28 across replicas: a confirmation retry on another process counts only with the shared EGRESS_TRIAGE_REQUEST_STATE_KEY, and only in the tenant that asked", async () => {
       const db = freshDb();
-      const start = async (key: string): Promise<URL> => {
+      const start = async (key: string, tenant = TENANT): Promise<URL> => {
         const child = spawn(
           process.execPath,
-          [CLI, 'serve', '--db', db, '--tenant', TENANT, '--listen', '127.0.0.1:0', '--dashboard-url', 'https://dash.example'],
+          [CLI, 'serve', '--db', db, '--tenant', tenant, '--listen', '127.0.0.1:0', '--dashboard-url', 'https://dash.example'],
           { env: cleanEnv({ EGRESS_TRIAGE_REQUEST_STATE_KEY: key }), stdio: ['pipe', 'pipe', 'pipe'] },
         );
         servers.push(child);
@@ -368,7 +368,7 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
         });
       };
       const shared = 'k'.repeat(40);
-      const [a, b, other] = await Promise.all([start(shared), start(shared), start('o'.repeat(40))]);
+      const [a, b, other, otherTenant] = await Promise.all([start(shared), start(shared), start('o'.repeat(40)), start(shared, 'globex')]);
       const an = (await modernCall(a, 1, 'analyze_anomalous_calls_by_process', { limit: 50 })).body.result.structuredContent;
       const vpn = an.processes.find((p: Any) => p.is_vpn_process_candidate && !p.name_impersonation_suspected && p.suggested_rule?.blocked_reason === null);
       const args = { detectionId: vpn.suggested_rule.detection_id, conditions: vpn.suggested_rule.conditions, name: 'across replicas', confirm: true };
@@ -376,6 +376,9 @@ describe('MCP protocol revisions 2026-07-28 and 2025-11-25 (SDK v2 clients)', ()
       const retry = { inputResponses: { confirm: { action: 'accept', content: { confirm: true } } }, requestState: asked.body.result.requestState };
       const elsewhere = await modernCall(other, 3, 'create_suppression_rule', args, retry);
       assert.equal(elsewhere.body.error?.code, -32602, 'a replica with another key cannot read the state');
+      // another tenant's server behind the same key reads the state, and asks its own question
+      const inGlobex = await modernCall(otherTenant, 5, 'create_suppression_rule', args, retry);
+      assert.equal(inGlobex.body.result?.resultType, 'input_required', JSON.stringify(inGlobex.body));
       const created = await modernCall(b, 4, 'create_suppression_rule', args, retry);
       assert.equal(created.body.result.structuredContent.confirmed_via, 'elicitation');
     });
