@@ -311,11 +311,9 @@ export class PolicyProxy {
    * Audits a message the downstream transport refused and answered itself, so this proxy never saw it
    * (the stdio reader: a batch, a line that is not JSON, not JSON-RPC 2.0 or over the size limit; the
    * HTTP gateway: a POST it or the SDK's session transport refused). The transport's answer stands; this
-   * writes the `deny` / `protocol` record docs/policy.md promises for every refused message.
-   */
-  /**
-   * Audits a request its transport refused; the returned promise (a networked store's write) settles
-   * once the record is written or its failure logged, so whoever answers the refusal can wait for it.
+   * writes the `deny` / `protocol` record docs/policy.md promises for every refused message. The
+   * returned promise (a networked store's write) settles once the record is written or its failure
+   * logged, so whoever answers the refusal over HTTP can wait for it.
    */
   auditTransportRefusal(r: TransportRefusal): Promise<void> | undefined {
     const m = r.message;
