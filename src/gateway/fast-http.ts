@@ -90,18 +90,21 @@ export class FastServerTransport implements Transport {
    * JSON-RPC error; returns true then. Handed on, it would take over the id's route (this transport
    * and the SDK's both route an answer by its id): the refusal meant for the duplicate would end the
    * first request's POST, and the first call's own answer would reach the duplicate's. `refused`
-   * gets the message, for the audit.
+   * gets the message, for the audit; the answer waits for the promise it returns (the record).
    */
-  refuseDuplicate(res: ServerResponse, body: unknown, refused: (m: Msg, message: string) => void): boolean {
+  refuseDuplicate(res: ServerResponse, body: unknown, refused: (m: Msg, message: string) => Promise<void> | void): boolean {
     if (!isObj(body) || typeof body.method !== 'string') return false;
     const id = body.id;
     if (typeof id !== 'string' && typeof id !== 'number') return false;
     if (!this.pending.has(id) && !this.sdkOpen.has(id)) return false;
     const message = `Invalid Request: id ${JSON.stringify(id)} is already in use by a request in flight`;
-    refused(body as Msg, message);
-    res
-      .writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.inner.sessionId ?? '' })
-      .end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32600, message } }));
+    const answer = () =>
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.inner.sessionId ?? '' })
+        .end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32600, message } }));
+    const written = refused(body as Msg, message);
+    if (written) void written.then(answer, answer);
+    else answer();
     return true;
   }
 

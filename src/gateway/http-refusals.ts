@@ -33,7 +33,9 @@ export function invalidIdReason(body: unknown): string | undefined {
  * before it ends: for POSTs handed to the SDK's session transport, which refuses some requests itself
  * and never hands them on. Its error bodies are small JSON; the first 4 KiB are kept to read the
  * message from. When `refused` returns a promise (its audit record still being written), the answer
- * ends once it settles, as every other refusal waits for its record. Anything else passes untouched.
+ * is held until it settles, as every other refusal waits for its record: its writes too, not only its
+ * end, since the SDK's adapter writes the whole body (with its Content-Length) before it ends, and a
+ * client has its answer then. Anything else passes untouched.
  */
 export function onErrorAnswer(res: ServerResponse, refused: (message: string) => Promise<void> | void): void {
   const kept: Buffer[] = [];
@@ -46,16 +48,25 @@ export function onErrorAnswer(res: ServerResponse, refused: (message: string) =>
   };
   const write = res.write.bind(res) as (...a: unknown[]) => boolean;
   const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+  /** an error answer's writes, held until its record is written (the headers go out with the first) */
+  const held: unknown[][] = [];
   res.write = ((chunk: unknown, ...rest: unknown[]) => {
     keep(chunk);
-    return write(chunk, ...rest);
+    if (res.statusCode < 400) return write(chunk, ...rest);
+    held.push([chunk, ...rest]);
+    return true;
   }) as ServerResponse['write'];
   res.end = ((...args: unknown[]) => {
     keep(args[0]);
     if (res.statusCode < 400) return end(...args);
+    const send = () => {
+      for (const w of held) write(...w);
+      return end(...args);
+    };
     const written = refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode));
-    if (!written) return end(...args);
-    void written.then(() => end(...args));
+    if (!written) return send();
+    // a failed write is already logged by whoever returned the promise: the answer goes out either way
+    void written.then(send, send);
     return res;
   }) as ServerResponse['end'];
 }

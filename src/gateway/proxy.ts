@@ -303,8 +303,9 @@ export class PolicyProxy {
   }
 
   /** Audits a message the transport refused and answered itself (a duplicate id on an HTTP session). */
-  auditRefusal(m: Msg, message: string): void {
+  auditRefusal(m: Msg, message: string): Promise<void> | undefined {
     this.refuse(m, undefined, -32600, message, typeof m.method === 'string' ? m.method : undefined);
+    return this.auditWrite;
   }
 
   /**

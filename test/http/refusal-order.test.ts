@@ -4,6 +4,8 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMcpListener, type PostRefusal } from '../../src/http/mcp-listener.js';
 import { onErrorAnswer } from '../../src/gateway/http-refusals.js';
+import { FastServerTransport } from '../../src/gateway/fast-http.js';
+import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -55,8 +57,11 @@ test("an error the SDK's transport answers itself ends only after its audit hook
       heard.push(message);
       return new Promise<void>((done) => (release = done));
     });
-    res.writeHead(400, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: unsupported protocol version' } }));
+    // as the SDK's adapter (@hono/node-server) answers: the whole body with its length, then end()
+    const body = JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: unsupported protocol version' } });
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.write(body);
+    res.end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
@@ -70,6 +75,50 @@ test("an error the SDK's transport answers itself ends only after its audit hook
     assert.equal(res.status, 400);
     assert.match(await res.text(), /unsupported protocol version/);
   } finally {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('a request whose id is in flight on the session is refused on its own POST only after its record is written', async () => {
+  const fast = new FastServerTransport({ sessionId: 'sid' } as unknown as NodeStreamableHTTPServerTransport);
+  let release: () => void = () => undefined;
+  const refused: string[] = [];
+  let tracked = false;
+  let second: IncomingMessage | undefined;
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString())).on('end', () => {
+      const body = JSON.parse(text) as unknown;
+      if (req.headers['x-first']) {
+        fast.track(res, body); // in flight: never answered here
+        tracked = true;
+        return;
+      }
+      second = req;
+      fast.refuseDuplicate(res, body, (_m, message) => {
+        refused.push(message);
+        return new Promise<void>((done) => (release = done));
+      });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'x' } });
+  const first = new AbortController();
+  try {
+    void fetch(url, { method: 'POST', headers: { 'x-first': '1' }, body: call, signal: first.signal }).catch(() => undefined);
+    await waitFor(async () => tracked || undefined, 10_000, 5, 'the first request in flight');
+    const answer = fetch(url, { method: 'POST', body: call });
+    await waitFor(async () => refused.length === 1 || undefined, 10_000, 5, 'the refusal hook');
+    await turns();
+    assert.equal(second!.socket.bytesWritten, 0, 'the refusal waits for its record');
+    release();
+    const res = await answer;
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /id 7 is already in use by a request in flight/);
+  } finally {
+    first.abort();
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }

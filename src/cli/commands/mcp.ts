@@ -89,7 +89,8 @@ export function register(program: Command): void {
         throw new UserError((e as Error).message);
       }
       await withPorts(opts, async (ctx) => {
-        // the policy audit carries no tenant: the dashboard's shared-store check must count this one
+        // a tenant whose calls this store's policy audits is one of its tenants: another tenant's
+        // dashboard then shows only its own records (dashboard/policy-tenants.ts)
         if (opts.policy) await ctx.ports.registerTenant(ctx.tenant);
         const { runStdioServer } = await import('../../mcp/stdio.js');
         const handle = await wrapPolicyErrors(() => runStdioServer({ ...serverOptions(opts, ctx), maxMessageBytes }));
@@ -134,9 +135,9 @@ export function register(program: Command): void {
           throw new UserError((e as Error).message);
         }
         const grants = await loadGrantsOption(opts.grants);
-        // The policy audit carries no tenant: the dashboard's shared-store check must count this tenant
-        // whenever any policy audits calls here, a grant's own included (a grants-only tenant was
-        // invisible to it: found by review).
+        // A tenant whose calls this store's policy audits is one of its tenants, a grant's own policy
+        // included (a grants-only tenant was invisible: found by review): another tenant's dashboard
+        // then shows only its own records (dashboard/policy-tenants.ts).
         if (opts.policy || grants.some((g) => g.policy !== undefined)) await ctx.ports.registerTenant(ctx.tenant);
         if (grants.length > 0 && opts.actor) throw new UserError('--actor cannot be combined with --grants: rule changes are recorded as mcp:<identity> of the bearer token');
         if (grants.length > 0 && opts.identity) throw new UserError('--identity cannot be combined with --grants: the bearer token names the identity');
