@@ -1,5 +1,5 @@
 import { CursorError } from './detection-cursor.js';
-import type { AuditEntry, AuditFilter, AuditRecord } from './policy-state.js';
+import type { AuditEntry, AuditFilter, AuditQuery, AuditRecord } from './policy-state.js';
 
 /**
  * The backend-independent half of AuditSink.page: the cursor (the `seq` of the last record of the
@@ -23,6 +23,7 @@ export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: u
   if (f.tool !== undefined) parts.push(`tool = ${bind(f.tool)}`);
   if (f.decision !== undefined) parts.push(`decision = ${bind(f.decision)}`);
   if (f.identity !== undefined) parts.push(`identity = ${bind(f.identity)}`);
+  if (f.session !== undefined) parts.push(`session = ${bind(f.session)}`);
   if (f.upstreamName !== undefined) parts.push(`upstream_name = ${bind(f.upstreamName)}`);
   if (f.tenant !== undefined) parts.push(`tenant = ${bind(f.tenant)}`);
   // ts is an ISO string written by toISOString (fixed width, UTC): text order is time order
@@ -30,6 +31,24 @@ export function auditWhere(f: AuditFilter, beforeSeq: number | null, bind: (v: u
   if (f.until !== undefined) parts.push(`ts < ${bind(f.until)}`);
   if (beforeSeq !== null) parts.push(`seq < ${bind(beforeSeq)}`);
   return parts.length ? `WHERE ${parts.join(' AND ')}` : '';
+}
+
+/**
+ * The filter of an AuditQuery (AuditSink.query, read by the CLI's `audit` and the tests): a field left
+ * empty filters nothing, as it always has there; the tenant is the exception, since the records
+ * without one (a stand-alone gateway's) are asked for with no tenant at all, never with ''.
+ */
+export function queryFilter(q: AuditQuery): AuditFilter {
+  const f: AuditFilter = {};
+  if (q.tool) f.tool = q.tool;
+  if (q.decision) f.decision = q.decision as AuditFilter['decision'];
+  if (q.identity) f.identity = q.identity;
+  if (q.session) f.session = q.session;
+  if (q.upstreamName) f.upstreamName = q.upstreamName;
+  if (q.tenant !== undefined) f.tenant = q.tenant;
+  if (q.since) f.since = q.since;
+  if (q.until) f.until = q.until;
+  return f;
 }
 
 export const AUDIT_COLUMNS = 'seq, ts, session, identity, tool, args_hash, args, decision, rule, reason, latency_ms, upstream, policy_hash, approval_id, upstream_name, previous_policy_hash, tenant';

@@ -283,6 +283,8 @@ export interface AuditFilter {
   tool?: string;
   decision?: AuditDecision;
   identity?: string;
+  /** the MCP session (`session`) */
+  session?: string;
   /** the registered upstream (`upstreamName`) */
   upstreamName?: string;
   /** the records of this tenant's servers (`tenant`) */

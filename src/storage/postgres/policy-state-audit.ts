@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PgPool } from './pool.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, stampTenant, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -75,23 +75,11 @@ export class PgAuditLog implements AuditSink {
 
   async query(q: AuditQuery): Promise<AuditRecord[]> {
     await this.flush();
-    const where: string[] = [];
     const params: unknown[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      where.push(`${sql} $${params.length}`);
-    };
-    if (q.since) add('ts >=', q.since);
-    if (q.tool) add('tool =', q.tool);
-    if (q.decision) add('decision =', q.decision);
-    if (q.session) add('session =', q.session);
-    if (q.upstreamName) add('upstream_name =', q.upstreamName);
-    if (q.identity) add('identity =', q.identity);
-    if (q.tenant !== undefined) add('tenant =', q.tenant);
-    if (q.until) add('ts <', q.until);
+    const where = auditWhere(queryFilter(q), null, (v) => (params.push(v), `$${params.length}`));
     params.push(q.limit ?? 1000, q.offset ?? 0);
     const r = await this.pool.query<AuditRow>(
-      `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
+      `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where} ORDER BY seq DESC LIMIT $${params.length - 1} OFFSET $${params.length}`,
       params,
     );
     return r.rows.reverse().map(auditRecord);

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
 import { FIRST_PAUSE_MS, isBusy, nextPause, POLICY_BUSY_DEADLINE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, stampTenant, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -205,41 +205,8 @@ export class AuditLog implements AuditSink {
 }
 
 export function queryAudit(db: SqliteDatabase, q: AuditQuery): AuditRecord[] {
-  const where: string[] = [];
   const params: unknown[] = [];
-  if (q.since) {
-    where.push('ts >= ?');
-    params.push(q.since);
-  }
-  if (q.tool) {
-    where.push('tool = ?');
-    params.push(q.tool);
-  }
-  if (q.decision) {
-    where.push('decision = ?');
-    params.push(q.decision);
-  }
-  if (q.session) {
-    where.push('session = ?');
-    params.push(q.session);
-  }
-  if (q.upstreamName) {
-    where.push('upstream_name = ?');
-    params.push(q.upstreamName);
-  }
-  if (q.identity) {
-    where.push('identity = ?');
-    params.push(q.identity);
-  }
-  if (q.tenant !== undefined) {
-    where.push('tenant = ?');
-    params.push(q.tenant);
-  }
-  if (q.until) {
-    where.push('ts < ?');
-    params.push(q.until);
-  }
-  const sql = `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ? OFFSET ?`;
-  params.push(q.limit ?? 1000, q.offset ?? 0);
-  return (db.prepare(sql).all(...params) as AuditRow[]).reverse().map(auditRecord);
+  const where = auditWhere(queryFilter(q), null, (v) => (params.push(v), '?'));
+  const sql = `SELECT ${AUDIT_COLUMNS} FROM policy_audit ${where} ORDER BY seq DESC LIMIT ? OFFSET ?`;
+  return (db.prepare(sql).all(...params, q.limit ?? 1000, q.offset ?? 0) as AuditRow[]).reverse().map(auditRecord);
 }
