@@ -3,6 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
+import { afterRecord } from './http-refusals.js';
 
 /**
  * The per-call hot path of the HTTP gateway, kept off the SDK's Web-standard adapters.
@@ -102,9 +103,7 @@ export class FastServerTransport implements Transport {
       res
         .writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': this.inner.sessionId ?? '' })
         .end(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32600, message } }));
-    const written = refused(body as Msg, message);
-    if (written) void written.then(answer, answer);
-    else answer();
+    afterRecord(refused(body as Msg, message), answer);
     return true;
   }
 

@@ -63,12 +63,19 @@ export function onErrorAnswer(res: ServerResponse, refused: (message: string) =>
       for (const w of held) write(...w);
       return end(...args);
     };
-    const written = refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode));
-    if (!written) return send();
-    // a failed write is already logged by whoever returned the promise: the answer goes out either way
-    void written.then(send, send);
+    afterRecord(refused(errorMessage(Buffer.concat(kept).toString('utf8'), res.statusCode)), send);
     return res;
   }) as ServerResponse['end'];
+}
+
+/**
+ * Sends a refusal's answer once its audit record is written (`written` settles), at once when the
+ * record was written synchronously: a client never holds a refusal the audit does not. A failed write
+ * is already logged by whoever returned the promise, so the answer goes out either way.
+ */
+export function afterRecord(written: Promise<void> | void, send: () => unknown): void {
+  if (written) void written.then(send, send);
+  else send();
 }
 
 function errorMessage(text: string, status: number): string {

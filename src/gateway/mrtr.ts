@@ -45,6 +45,14 @@ export interface GatewayState {
   exp: number;
 }
 
+/** What a state is bound to: one call (tool and arguments) of one identity, at one upstream, in one tenant. */
+export type StateBinding = Pick<GatewayState, 'tool' | 'argsHash' | 'identity' | 'upstream' | 'tenant'>;
+
+/** True when `s` was minted for the call `b` describes: every field of the binding, none left out. */
+export function boundTo(s: GatewayState, b: StateBinding): boolean {
+  return s.tool === b.tool && s.argsHash === b.argsHash && s.identity === b.identity && s.upstream === b.upstream && s.tenant === b.tenant;
+}
+
 /** Longest life of any state; each state carries its own (shorter) expiry on top. */
 const MAX_TTL_SECONDS = 24 * 3600;
 

@@ -21,7 +21,7 @@ import { LineStdioServerTransport, type TransportRefusal } from './stdio-transpo
 import {
   claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
 } from './methods.js';
-import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, mintState, openState, type GatewayState } from './mrtr.js';
+import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, boundTo, mintState, openState, type GatewayState, type StateBinding } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
 import { refusalSubject } from './refusal.js';
 
@@ -430,7 +430,7 @@ export class PolicyProxy {
     const gw = ctx.gw;
     if (gw) {
       // A retry: our state must have been minted for exactly this call, under this policy.
-      if (gw.tool !== name || gw.argsHash !== argsHash || gw.identity !== this.o.identity || gw.upstream !== this.o.upstreamName || gw.tenant !== this.o.tenant) {
+      if (!boundTo(gw, this.binding(name, argsHash))) {
         this.refuseState(m, t0, name, args, 'requestState refused: it was issued for another call (a different tool, arguments, identity, upstream or tenant)', loaded.hash, argsHash, ctx);
         return;
       }
@@ -626,7 +626,7 @@ export class PolicyProxy {
     let state: string;
     try {
       state = await mintState({
-        tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, tenant: this.o.tenant, policy: call.policyHash, approvalId, exp: expiresAt,
+        ...this.binding(call.tool, call.argsHash), policy: call.policyHash, approvalId, exp: expiresAt,
       });
     } catch (e) {
       return this.denyCall(call, 'deny', `approval state error: ${(e as Error).message}`);
@@ -816,7 +816,7 @@ export class PolicyProxy {
   private relayUpstreamQuestion(call: Call, m: Msg, res: Record<string, unknown>): void {
     const approved = call.auditDecision === 'approved';
     mintState({
-      tool: call.tool, argsHash: call.argsHash, identity: this.o.identity, upstream: this.o.upstreamName, tenant: this.o.tenant, policy: call.policyHash,
+      ...this.binding(call.tool, call.argsHash), policy: call.policyHash,
       approvalId: approved ? call.approvalId : undefined, approved: approved || undefined,
       up: typeof res.requestState === 'string' ? res.requestState : undefined,
       exp: Date.now() + call.decision.approvalTimeoutMs,
@@ -827,6 +827,11 @@ export class PolicyProxy {
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /** What this proxy binds a requestState to for a call (mrtr.ts boundTo checks it on the retry). */
+  private binding(tool: string, argsHash: string): StateBinding {
+    return { tool, argsHash, identity: this.o.identity, upstream: this.o.upstreamName, tenant: this.o.tenant };
+  }
 
   private deny(
     m: Msg, t0: number, tool: string, args: Record<string, unknown>, rule: string, decision: AuditDecision,
