@@ -761,6 +761,13 @@ export class PolicyProxy {
     if (isResponse) {
       const call = this.calls.get(id);
       if (call) {
+        if (!call.forwarded) {
+          // Held by the policy (an approval, the counters): the upstream never had this call, so this is
+          // no answer to it. Passed on, it would reach the agent as the call's result and be audited as
+          // allowed and run, while the call is still waiting for its decision.
+          this.o.log?.(`dropped a response from the upstream to ${JSON.stringify(id)}: that call was not forwarded to it`);
+          return;
+        }
         const isErr = m.error !== undefined;
         const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
         const res = isObj(m.result) ? m.result : undefined;
@@ -776,7 +783,11 @@ export class PolicyProxy {
         return;
       }
       if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
-      this.openRequests.delete(id);
+      if (!this.openRequests.delete(id)) {
+        // No request of the agent's is open under this id: an answer it never asked for, or a second one.
+        this.o.log?.(`dropped a response from the upstream to ${JSON.stringify(id)}: no request under that id is open`);
+        return;
+      }
       this.listens.delete(id); // the upstream ended a listen stream
       if (this.policyForwards.has(id)) {
         const code = isObj(m.error) && typeof m.error.code === 'number' ? m.error.code : undefined;
