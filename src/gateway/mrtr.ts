@@ -36,9 +36,11 @@ export interface GatewayState {
   tenant?: string;
   /** hash of the policy in force when the state was minted: a reload invalidates it */
   policy: string;
-  /** the approval this state asks about or, with `approved`, the one already granted and used */
+  /**
+   * the approval this state asks about, or the one filed approved for this retry of an approved call
+   * (proxy.ts roundApproval): either is spent once
+   */
   approvalId?: string;
-  approved?: boolean;
   /** the upstream's own requestState, handed back to it on the retry */
   up?: string;
   /** expiry, ms since the epoch */

@@ -518,15 +518,10 @@ export class PolicyProxy {
 
   private admit(call: Call): void {
     this.calls.set(call.id, call);
-    if (call.decision.action === 'require_approval' && !call.ctx.gw?.approved) void this.awaitApproval(call);
-    else {
-      // Granted in an earlier round of this very call (our signed state says so, bound to these args).
-      if (call.ctx.gw?.approved) {
-        call.auditDecision = 'approved';
-        call.approvalId = call.ctx.gw.approvalId;
-      }
-      this.forward(call);
-    }
+    // A retry of an approved call's round carries the approval filed for it (roundApproval), which
+    // awaitApproval spends like any other: once.
+    if (call.decision.action === 'require_approval') void this.awaitApproval(call);
+    else this.forward(call);
   }
 
   /** Ends a reservation: refund when the upstream provably did not run the call, commit otherwise. */
@@ -821,20 +816,43 @@ export class PolicyProxy {
 
   /**
    * The upstream asks the 2026-07-28 client something itself: its requestState travels inside ours,
-   * with the approval already granted for this call, so the retry is bound to this call and our
-   * verdict survives the upstream's rounds (inputResponses are per round).
+   * bound to this call, so our verdict survives the upstream's rounds (inputResponses are per round).
+   * A call a human approved carries into the retry an approval of its own, filed approved for that
+   * one retry and spent by it: the human approved one run of the call, so the state cannot be
+   * replayed to run the tool again with other answers, in this process or any other sharing the state.
    */
   private relayUpstreamQuestion(call: Call, m: Msg, res: Record<string, unknown>): void {
-    const approved = call.auditDecision === 'approved';
-    mintState({
-      ...this.binding(call.tool, call.argsHash), policy: call.policyHash,
-      approvalId: approved ? call.approvalId : undefined, approved: approved || undefined,
-      up: typeof res.requestState === 'string' ? res.requestState : undefined,
-      exp: Date.now() + call.decision.approvalTimeoutMs,
-    }).then(
-      (state) => this.sendDown({ ...m, result: { ...res, requestState: state } }),
-      (e: Error) => this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code: -32603, message: `approval state error: ${e.message}` } }),
-    );
+    const fail = (e: Error) => this.sendDown({ jsonrpc: '2.0', id: call.id, error: { code: -32603, message: `approval state error: ${e.message}` } });
+    (call.auditDecision === 'approved' ? this.roundApproval(call) : Promise.resolve(undefined))
+      .then((approvalId) =>
+        mintState({
+          ...this.binding(call.tool, call.argsHash), policy: call.policyHash, approvalId,
+          up: typeof res.requestState === 'string' ? res.requestState : undefined,
+          exp: Date.now() + call.decision.approvalTimeoutMs,
+        }),
+      )
+      .then((state) => this.sendDown({ ...m, result: { ...res, requestState: state } }), fail);
+  }
+
+  /**
+   * Files the approval the retry of an approved call spends: a new row (its session is its own, so no
+   * other call's pending or approved row is found and taken instead), approved at once, used once.
+   */
+  private async roundApproval(call: Call): Promise<string> {
+    const st = this.o.state.approvals;
+    const filed = await st.request({
+      session: `round of ${call.approvalId ?? 'an approval'} ${randomUUID()}`,
+      identity: this.o.identity,
+      tool: call.tool,
+      argsHash: call.argsHash,
+      argsPreview: argsPreview(call.args),
+      rule: call.decision.rule,
+      timeoutMs: call.decision.approvalTimeoutMs,
+      ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
+      ...(this.o.tenant !== undefined ? { tenant: this.o.tenant } : {}),
+    });
+    await st.decide(filed.row.id, 'approved', 'gateway', `the next round of approved call ${call.approvalId ?? ''}: the upstream asked the client a question`.trim());
+    return filed.row.id;
   }
 
   // ---------------------------------------------------------------- plumbing
