@@ -158,7 +158,7 @@ export class PolicyProxy {
   /** Open 2026-07-28 `subscriptions/listen` streams: id -> whether the client asked for tool list changes. */
   private readonly listens = new Map<Id, boolean>();
   /** 2026-07-28 calls whose session key and requestState are being resolved (before the policy). */
-  private readonly preparing = new Map<Id, { cancelled: boolean }>();
+  private readonly preparing = new Map<Id, { cancelled: boolean; tool: string; args: Record<string, unknown>; t0: number }>();
   /**
    * Requests forwarded only because the policy's `forward:` names their method. The upstream has them, so
    * each gets exactly one audit record however it ends (endForward): answered, cancelled by the client,
@@ -378,7 +378,7 @@ export class PolicyProxy {
     if (!(first instanceof Promise) && p.requestState === undefined) return decide(first, undefined, false);
     // Otherwise the session key and our requestState are resolved asynchronously; the id stays taken
     // meanwhile, and a cancellation ends the call there (audited, never forwarded).
-    const slot = { cancelled: false };
+    const slot = { cancelled: false, tool: name, args, t0 };
     this.preparing.set(id, slot);
     void (async () => {
       let r: ModernSession | Error;
@@ -1019,6 +1019,16 @@ export class PolicyProxy {
     const [outcome, why]: [UpstreamOutcome, string] =
       side === 'downstream' ? ['cancelled', 'client disconnected'] : side === 'upstream' ? ['crashed', 'upstream closed or crashed before answering'] : ['cancelled', 'gateway shutting down'];
     for (const id of [...this.policyForwards.keys()]) this.endForward(id, outcome, why);
+    // 2026-07-28 calls whose session handle or requestState was still being resolved: never decided,
+    // never forwarded, and audited here, since their resolution finds the proxy closed and stops.
+    for (const [id, slot] of this.preparing) {
+      this.audit({
+        tool: slot.tool, args: slot.args, argsHash: safeHash(this.o.state.hashKey, slot.args), decision: 'deny', rule: 'cancelled',
+        reason: `${why} before the policy decided`, t0: slot.t0, upstream: 'not_forwarded', policyHash: this.o.holder.current.hash, auditArgs: 'hash',
+      });
+      if (side !== 'downstream') this.sendDown({ jsonrpc: '2.0', id, error: { code: -32603, message: `${why} before the policy decided` } });
+    }
+    this.preparing.clear();
     for (const id of this.openRequests.keys()) {
       if (side !== 'downstream') this.sendDown({ jsonrpc: '2.0', id, error: { code: -32603, message: 'upstream closed or crashed before answering' } });
     }

@@ -174,3 +174,33 @@ test('in-process mode: "upstream" limits are keyed by the upstream name, across 
   }
   t.cleanup();
 });
+
+// A 2026-07-28 call whose session key is still being resolved (session handles are stored: I/O) when
+// the client goes away: it was never decided nor forwarded, and it still gets its one audit record.
+test('2026-07-28: a call still waiting for its session key when the client disconnects is audited as cancelled, never forwarded', async () => {
+  const t = tmpDir();
+  const policy = t.file('p.yaml', 'version: 1\ndefault: allow\n');
+  let release!: (s: { ok: true; key: string }) => void;
+  const sessionKey = new Promise<{ ok: true; key: string }>((r) => (release = r));
+  const ran: string[] = [];
+  const server = new McpServer({ name: 'inproc', version: '1' });
+  server.registerTool('hello', { inputSchema: { name: z.string() } }, async ({ name }) => (ran.push(name), { content: [{ type: 'text', text: `hello ${name}` }] }));
+  const [clientSide, serverFacing] = InMemoryTransport.createLinkedPair();
+  const gw = await createPolicyGatewayForServer({ policyPath: policy, dbPath: t.db, serverFactory: () => server, clientTransport: serverFacing, identity: 'tester', modernSession: () => sessionKey, auditFile: false });
+  try {
+    await clientSide.start();
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    await clientSide.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'hello', arguments: { name: 'late' }, _meta: meta } });
+    await clientSide.close();
+    release({ ok: true, key: 'k' });
+    const records = await waitFor(async () => {
+      const r = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim();
+      return r ? r.split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; rule: string; reason: string; upstream: string }) : undefined;
+    });
+    assert.deepEqual(records.map((r) => [r.tool, r.decision, r.rule, r.reason, r.upstream]), [['hello', 'deny', 'cancelled', 'client disconnected before the policy decided', 'not_forwarded']]);
+    assert.deepEqual(ran, []);
+  } finally {
+    await gw.close();
+    t.cleanup();
+  }
+});
