@@ -1,5 +1,6 @@
 import { canonicalIp, embeddedIpv4, parseIpRange, type IpRange } from '../domain/ip.js';
 import { splitEndpoint } from '../domain/endpoint.js';
+import { normalizeDomain } from '../domain/dns-name.js';
 import { globMatcher, hostGlobReachesUnder, isGlob } from '../domain/glob.js';
 
 /**
@@ -63,6 +64,19 @@ export const BUILTIN_RISKY_DESTINATIONS: readonly string[] = [
   'api.ipify.org',
 ];
 
+/**
+ * The host an entry that is not a CIDR range names, in lower case: a `*.` prefix, a path
+ * ("discord.com/api/webhooks": the path is invisible in telemetry) and a port go, as the list
+ * matches hosts; an IPv6 address may be bracketed with a port ("[2001:db8::1]:443"), an IPv4 address
+ * or a name written with one ("203.0.113.7:443"). Null when the entry has no such shape.
+ */
+function entryHost(e: string): string | null {
+  const { host, port } = splitEndpoint(e.replace(/^\*\./, '').replace(/\/.*$/, ''));
+  if (port !== null && port > 65535) return null;
+  // what is left with a colon is an IPv6 address, or no host at all ("exfil.example.net:*")
+  return host.includes(':') && canonicalIp(host) === null ? null : host;
+}
+
 /** Compiled risky list: hosts (suffix match) plus optional IPs / CIDR ranges from config. */
 export class RiskyDestinations {
   private readonly hosts: Set<string>;
@@ -77,21 +91,25 @@ export class RiskyDestinations {
     for (const raw of all) {
       const e = raw.trim().toLowerCase();
       if (!e) continue;
-      if (e.includes('/') && !/^[a-z0-9.-]+\/[a-z]/.test(e)) {
+      // a prefix length after the slash makes it a range; anything else after it is a URL path
+      if (/^[^/]+\/\d+$/.test(e)) {
         const range = parseIpRange(e);
         if (!range) throw new Error(`risky_destinations: "${raw}" is neither a host nor a valid CIDR range`);
         this.cidrs.push(range);
         continue;
       }
-      const single = canonicalIp(e) !== null ? parseIpRange(e) : null;
+      const host = entryHost(e);
+      const single = host !== null && canonicalIp(host) !== null ? parseIpRange(host) : null;
       if (single) {
         this.cidrs.push(single);
         continue;
       }
-      // "discord.com/api/webhooks" style entries: the path is invisible in telemetry, keep the host.
-      const host = e.replace(/^\*\./, '').replace(/\/.*$/, '').replace(/:\d+$/, '');
-      if (!/^[a-z0-9_.-]+$/.test(host)) throw new Error(`risky_destinations: "${raw}" is not a host name, IP or CIDR range`);
-      this.hosts.add(host);
+      // Checked and spelt as every call's name is (domain/dns-name.ts): an entry kept in another
+      // spelling ("exfil.example.net." with its root dot, "a..b.com") would be listed as protected
+      // and match no call.
+      const name = host === null ? null : normalizeDomain(host);
+      if (name === null) throw new Error(`risky_destinations: "${raw}" is not a host name, IP or CIDR range`);
+      this.hosts.add(name);
     }
   }
 

@@ -99,7 +99,17 @@ function storeFailure(loc: StoreLocation, err: unknown): unknown {
  * Opens the store for a command through the backend picker (storage/open-store.ts), a SQLite file
  * or a PostgreSQL URL, and closes it afterwards, whatever happens.
  */
-export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) => Promise<T> | T, mode: StoreMode = 'read'): Promise<T> {
+export async function withPorts<T>(
+  opts: StoreOptions,
+  fn: (ctx: PortsContext) => Promise<T> | T,
+  mode: StoreMode = 'read',
+  /**
+   * A remembered risky entry that no longer parses fails every command closed, but the ones that
+   * manage the list and judge by none of it (`risky forget`, `risky audit`) must still run: without
+   * them, only hand-edited SQL could remove the entry.
+   */
+  o: { unparsedRiskyListOk?: boolean } = {},
+): Promise<T> {
   let tenant: string;
   try {
     tenant = resolveTenant(opts.tenant);
@@ -119,7 +129,7 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
     throw new UserError(`cannot open store ${location.display}: ${storeProblem(err) ?? (err as Error).message}`, EXIT.IO);
   }
   try {
-    const remembered = await rememberedRisky(ports, config, resolveConfigPath(opts.config));
+    const remembered = await rememberedRisky(ports, config, resolveConfigPath(opts.config), o.unparsedRiskyListOk === true);
     return await fn({ ports, tenant, location, config: remembered, json: Boolean(opts.json) });
   } catch (err) {
     if (err instanceof UserError) throw err;
@@ -139,13 +149,15 @@ export async function withPorts<T>(opts: StoreOptions, fn: (ctx: PortsContext) =
  * The config with the risky destinations the store remembers (rules/risky-memory.ts): the ones this
  * config names are remembered first, so every later command on the store judges by them too.
  */
-async function rememberedRisky(ports: OpenStore, config: ConfigFile, configPath: string | null): Promise<ConfigFile> {
+async function rememberedRisky(ports: OpenStore, config: ConfigFile, configPath: string | null, unparsedOk: boolean): Promise<ConfigFile> {
   const { configActor, rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
   let r;
   try {
     r = await rememberRiskyDestinations(ports, config.risky_destinations, configActor(configPath));
   } catch (err) {
-    throw err instanceof StoredRiskyListError ? new UserError(err.message, EXIT.REJECTED) : err;
+    if (!(err instanceof StoredRiskyListError)) throw err;
+    if (unparsedOk) return config;
+    throw new UserError(err.message, EXIT.REJECTED);
   }
   if (r.added.length > 0) {
     const released = r.released > 0 ? `; ${r.released} detection(s) that were suppressed or resolved are new again` : '';

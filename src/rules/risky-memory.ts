@@ -78,10 +78,22 @@ async function rememberedRiskyList(store: RulesStore, configured: readonly strin
   try {
     riskyDestinations(list);
   } catch (err) {
-    // an entry the store holds that no longer parses: fail closed, saying where it came from
-    throw new StoredRiskyListError(`the risky destinations the store remembers: ${(err as Error).message}`);
+    // An entry the store holds that no longer parses (an earlier version took spellings it matched
+    // nothing with, such as "203.0.113.7:443."): fail closed, saying where it came from and how to remove it.
+    const bad = stored.find((e) => !parses(e));
+    const how = bad === undefined ? '' : `; remove it with \`egress-triage risky forget '${bad.replaceAll("'", "'\\''")}' --yes\`, then name it again in a config in a form it takes`;
+    throw new StoredRiskyListError(`the risky destinations the store remembers: ${(err as Error).message}${how}`);
   }
   return { list, fresh };
+}
+
+function parses(entry: string): boolean {
+  try {
+    riskyDestinations([entry]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Who the risky audit names for entries a command's config brings in: the OS user, and the config by its full path. */

@@ -137,3 +137,41 @@ test('a configured range covers named calls: neverSuppress refuses exactly the c
     }),
   );
 });
+
+/**
+ * Property: an entry of the risky list either guards the destination it names, however it is spelt
+ * (case, a root dot, `*.`, a port, a path, IPv6 brackets), or is refused at once. Accepted and kept
+ * in another spelling, it was listed as protected and matched no call (`exfil.example.net.`,
+ * `203.0.113.7:443`), so a rule could hide the calls it was meant to guard.
+ */
+test('a risky entry guards what it names in every spelling it is accepted in, or is refused', () => {
+  const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
+  const name = fc.tuple(fc.array(label, { minLength: 1, maxLength: 3 }), fc.constantFrom('net', 'example', 'site', 'io')).map(([ls, tld]) => [...ls, tld].join('.'));
+  const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((o) => o.join('.'));
+  const v6 = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }).map((w) => w.map((x) => x.toString(16)).join(':'));
+  const target = fc.oneof(name.map((h) => ({ host: h, kind: 'name' as const })), v4.map((h) => ({ host: h, kind: 'v4' as const })), v6.map((h) => ({ host: h, kind: 'v6' as const })));
+  const spelling = fc.record({ upper: fc.boolean(), rootDot: fc.boolean(), star: fc.boolean(), port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }), path: fc.boolean(), blank: fc.boolean() });
+  fc.assert(
+    fc.property(target, spelling, ({ host, kind }, s) => {
+      let e = host;
+      if (s.rootDot && kind === 'name') e += '.';
+      if (s.star && kind === 'name') e = `*.${e}`;
+      if (s.port !== undefined) e = kind === 'v6' ? `[${e}]:${s.port}` : `${e}:${s.port}`;
+      if (s.path) e += '/api/webhooks';
+      if (s.upper) e = e.toUpperCase();
+      if (s.blank) e = ` ${e} `;
+      let risky: RiskyDestinations;
+      try {
+        risky = new RiskyDestinations([e]);
+      } catch {
+        // refused loudly: allowed only for shapes the list documents as no host (none of these are)
+        return false;
+      }
+      return risky.matchHost(host) !== null && risky.matchHost(host.toUpperCase()) !== null && (kind !== 'name' || risky.matchHost(`x.${host}.`) !== null);
+    }),
+  );
+  // what names no host is refused, never kept as an entry that matches nothing
+  for (const bad of ['exfil.example.net:*', 'exfil.example.net:443.', 'a..b.com', '203.0.113.007', '203.0.113.7.', '[2001:db8::1', 'exfil.example.net:99999']) {
+    assert.throws(() => new RiskyDestinations([bad]), /is not a host name, IP or CIDR range/, bad);
+  }
+});

@@ -275,3 +275,44 @@ test('CLI: risky list shows the built-in and remembered entries; risky forget as
     t.cleanup();
   }
 });
+
+test('CLI: a configured entry with a root dot or a port guards its destination; one an earlier version stored in a spelling now refused fails closed and can still be forgotten', async () => {
+  const t = tempDir();
+  try {
+    const db = join(t.dir, 'store.db');
+    const evs: NetworkCallEvent[] = [];
+    for (let run = 1; run <= 2; run++) {
+      const ts = TS0 + run * 3_600_000;
+      evs.push(call(T, 'api', run, ts, proc('curl'), { domain: 'exfil.example.net', ip: '198.51.100.7', port: 443 }));
+      evs.push(call(T, 'api', run, ts + 1, proc('curl'), { ip: '203.0.113.7', port: 443 }));
+      // a benign-looking name at the risky address is reached there all the same
+      evs.push(call(T, 'api', run, ts + 2, proc('curl'), { domain: 'cdn.attacker.example', ip: '203.0.113.7', port: 443 }));
+    }
+    writeFileSync(join(t.dir, 'calls.ndjson'), evs.map(nativeLine).join('\n') + '\n');
+    writeFileSync(join(t.dir, 'egress-triage.yaml'), 'risky_destinations: ["exfil.example.net.", "203.0.113.7:443"]\n');
+    const inDir = (args: string[]) => runCli(args, { cwd: t.dir });
+    assert.equal(inDir(['ingest', 'calls.ndjson', '--db', db, '--tenant', T, '--learning-runs', '0']).status, 0);
+    const create = inDir(['rules', 'create', '--db', db, '--tenant', T, '--yes', '--condition', 'process=curl']);
+    assert.equal(create.status, EXIT.REFUSED, create.stderr);
+    assert.match(create.stderr, /203\.0\.113\.7:443, cdn\.attacker\.example:443 at 203\.0\.113\.7 \(in a risky range\), exfil\.example\.net:443/);
+    const expect = inDir(['baseline', 'expect', '--db', db, '--tenant', T, '--owner', 'acme', '--repo', 'api', '--endpoint', 'exfil.example.net:443']);
+    assert.equal(expect.status, EXIT.REFUSED, expect.stderr);
+    assert.match(expect.stderr, /risky/, 'a remembered risky destination never joins a baseline');
+
+    // A store an earlier version wrote an entry into that this one refuses: every command that
+    // judges fails closed and names the way out, which still works.
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(db);
+    raw.prepare('INSERT INTO risky_destinations (entry, added_at) VALUES (?, ?)').run('203.0.113.9.', '2026-11-01T00:00:00.000Z');
+    raw.close();
+    const stats = runCli(['stats', '--db', db]);
+    assert.equal(stats.status, EXIT.REJECTED);
+    assert.match(stats.stderr, /^egress-triage: the risky destinations the store remembers: risky_destinations: "203\.0\.113\.9\." is not a host name, IP or CIDR range; remove it with `egress-triage risky forget '203\.0\.113\.9\.' --yes`/m);
+    assert.equal(runCli(['risky', 'audit', '--db', db]).status, 0);
+    const forget = runCli(['risky', 'forget', '203.0.113.9.', '--db', db, '--yes']);
+    assert.equal(forget.status, 0, forget.stderr);
+    assert.equal(runCli(['stats', '--db', db]).status, 0);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -47,7 +47,7 @@ export function register(program: Command): void {
         if (json) return printJson({ forgotten: key, named_by_config: configNames });
         out(`forgot ${key} (for every tenant in this store)\n`);
         if (configNames) process.stderr.write(`egress-triage: the config this command read names ${key}: the next command run with it remembers it again\n`);
-      });
+      }, 'read', { unparsedRiskyListOk: true });
     });
 
   withStoreOptions(risky.command('audit').description('Who changed the remembered risky destinations, and when (newest first; the list is the store\'s, for every tenant)')).action(
@@ -57,7 +57,7 @@ export function register(program: Command): void {
         if (json) return printJson(rows);
         if (rows.length === 0) return out('the risky list has not changed\n');
         out(formatTable(['at', 'action', 'entry', 'actor'], rows.map((r) => [r.at, r.action, r.entry, r.actor])) + '\n');
-      });
+      }, 'read', { unparsedRiskyListOk: true });
     },
   );
 }
