@@ -174,7 +174,7 @@ export class RulesService {
       const created = toRule(row);
       await tx.audit({ tenantId: tid, uid: row.uid, action: 'create', actor, at: now, before: null, after: created, affected: suppressed });
       await tx.bumpRulesVersion();
-      return { rule: created, suppressed, restored: 0 };
+      return { rule: created, suppressed, restored: 0, warnings: preview.warnings };
     });
   }
 

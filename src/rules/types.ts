@@ -67,4 +67,10 @@ export interface RuleChangeResult {
    */
   kept?: number;
   handed_to_other_rules?: { rule_id: string; count: number }[];
+  /**
+   * create only: the warnings the rule's preview gives (RulePreview.warnings), so a rule created
+   * without a preview first (`rules create --yes`) still says what it risks, such as a VPN daemon
+   * covered by name alone.
+   */
+  warnings?: string[];
 }

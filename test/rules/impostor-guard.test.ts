@@ -151,6 +151,14 @@ storeTest('preview: a rule naming a VPN daemon with no hash and no destination w
     }
     const glob = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tail*', owner: '*' } });
     assert.ok(glob.warnings.some((x) => /covers the VPN daemon names tailscaled, tailscale, tailscale-ipn by name alone/.test(x)), glob.warnings.join('\n'));
+    // created without a preview first (`--yes`), the rule still says what it risks
+    const made = spawnSync(process.execPath, ['dist/bundle/cli/main.js', 'rules', 'create', '--db', at.db, '--tenant', T, '--condition', 'process=tailscaled', '--yes', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' },
+    });
+    assert.equal(made.status, 0, made.stderr);
+    assert.match(made.stderr, /^egress-triage: warning: the rule covers the VPN daemon name tailscaled by name alone: it also silences any binary renamed to tailscaled/m);
+    assert.ok(warned((JSON.parse(made.stdout) as { warnings: string[] }).warnings));
   } finally {
     await store.close();
   }

@@ -150,6 +150,8 @@ export function register(program: Command): void {
         requireYes(opts, `this rule would suppress ${p.would_suppress} detection(s); it`);
       }
       const r = await run(() => svc.create(ctx.tenant, input, opts.actor ?? defaultActor()));
+      // said on stderr with --json too: a script reading the rule still leaves its warnings in a log
+      for (const w of r.warnings ?? []) process.stderr.write(`egress-triage: warning: ${w}\n`);
       if (ctx.json) return printJson(r);
       printRule(r.rule);
       process.stdout.write(`suppressed ${r.suppressed} detection(s)\n`);
