@@ -24,7 +24,7 @@ const JOBS_PER_DESTINATION = 20;
 
 
 // without the configured list the built-in one still guards (fail closed: never no list)
-const riskyOf = (r: RouteRequest): RiskyDestinations => r.store.risky ?? riskyDestinations();
+const riskyOf = async (r: RouteRequest): Promise<RiskyDestinations> => (r.store.risky ? await r.store.risky() : riskyDestinations());
 
 const param = (q: URLSearchParams, k: string) => (q.get(k) ?? '').trim();
 
@@ -57,7 +57,7 @@ export const destinationsRoute: Route = {
     try {
       const p = await r.store.dashboard.destinations(r.tenant, { limit: DEFAULT_PAGE_SIZE, cursor, jobsPerDestination: JOBS_PER_DESTINATION });
       const nextHref = p.nextCursor ? `/destinations?${new URLSearchParams({ cursor: p.nextCursor })}` : null;
-      const risky = riskyOf(r);
+      const risky = await riskyOf(r);
       // a named destination is risky too when its calls reached a risky range (views.ts)
       const named = p.destinations.filter((d) => !d.isIp).map((d) => d.endpoint);
       const addresses = risky.hasRanges && named.length ? await r.store.dashboard.callAddresses(r.tenant, { endpoints: named }) : [];
@@ -77,7 +77,7 @@ export const baselinesRoute: Route = {
     const q = r.url.searchParams;
     const filter = { owner: param(q, 'owner'), repo: param(q, 'repo'), workflow: param(q, 'workflow'), job: param(q, 'job') };
     const canWrite = r.session.permissions.includes('write');
-    const risky = riskyOf(r);
+    const risky = await riskyOf(r);
     if (filter.workflow || filter.job) {
       // one job (the run page's link): the exact query `baseline show` makes
       if (!filter.owner || !filter.repo) return message(r.ctx, 400, 'Bad request', 'workflow and job need owner and repo too');
@@ -116,7 +116,7 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
         if (req[k] === '') return message(r.ctx, 400, 'Bad request', `${k} is empty: leave it out to mean every ${k}`);
       }
       const back = baselineHref({ owner: req.owner, repo: req.repo, workflow: req.workflow ?? '', job: req.job ?? '' });
-      const risky = riskyOf(r);
+      const risky = await riskyOf(r);
       try {
         // the canonical form from here on: what is confirmed is what is stored
         req.endpoint = checkExpectEndpoint(req.endpoint);

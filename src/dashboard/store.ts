@@ -19,8 +19,12 @@ import type { PolicyHolder } from '../policy/holder.js';
 /** The ports the dashboard reads (and later writes) through: never SQL, always an OpenStore's ports. */
 export type DashboardStore = Pick<OpenStore, 'detections' | 'runCalls' | 'overview' | 'dashboard'> &
   Partial<Pick<OpenStore, 'baselines'>> & {
-  /** the risky list of the server's config (built in plus risky_destinations): destinations and baselines pages */
-  risky?: RiskyDestinations;
+  /**
+   * The risky list to judge by now (built in, what the store remembers, the server's config), read
+   * for each request of the destinations and baselines pages: an entry another command makes the
+   * store remember is guarded from the next request on, not from a restart.
+   */
+  risky?: () => Promise<RiskyDestinations>;
   /** pending approvals of the running policy gateway; undefined when no policy holds calls */
   pendingApprovals?: () => Promise<number>;
   /** the analysis and rules of the processes page */

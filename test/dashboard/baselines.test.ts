@@ -241,3 +241,28 @@ describe('baseline edits name the job exactly', () => {
     }
   });
 });
+
+describe('the risky list the edits judge by', () => {
+  it('an entry another command makes the store remember while the dashboard runs is refused from the next request on', async () => {
+    const endpoint = 'drop.later-exfil.example:443';
+    const config = dash.demo.file('later-risky.yaml', 'risky_destinations: ["*.later-exfil.example"]\n');
+    const remembered = await cliResult(['stats', '--db', dash.demo.db, '--config', config]);
+    assert.equal(remembered.status, 0, remembered.stderr);
+    assert.match(remembered.stderr, /the store now remembers the risky destination\(s\) \*\.later-exfil\.example/);
+    const before = await baselineOf('acme-corp', 'mobile-app');
+    const { page, close } = await newPage(dash.browser);
+    try {
+      await signIn(page, dash.server.base, WRITER_TOKEN, '/baselines?owner=acme-corp&repo=mobile-app');
+      const fields: [string, string][] = [['owner', 'acme-corp'], ['repo', 'mobile-app'], ['endpoint', endpoint]];
+      const asked = await postFromPage(page, dash.server.base, '/baselines/expect', fields);
+      assert.equal(asked.status, 422, asked.text);
+      assert.match(asked.text, /drop\.later-exfil\.example:443 is the risky destination later-exfil\.example: it can never be expected/);
+      const confirmed = await postFromPage(page, dash.server.base, '/baselines/expect', [...fields, ['confirm', 'yes']]);
+      assert.equal(confirmed.status, 422, 'the write itself judges by the same list');
+    } finally {
+      await close();
+      assert.equal((await cliResult(['risky', 'forget', '*.later-exfil.example', '--yes', '--db', dash.demo.db])).status, 0);
+    }
+    assert.deepEqual(await baselineOf('acme-corp', 'mobile-app'), before, 'nothing changed in the store');
+  });
+});

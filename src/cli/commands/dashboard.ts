@@ -44,6 +44,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
   const log = (l: string) => process.stderr.write(`egress-triage dashboard: ${l}\n`);
   const { analyze, rulesService } = await import('../../mcp/services.js');
   const { riskyDestinations } = await import('../../analysis/risky-destinations.js');
+  const { rememberRiskyDestinations } = await import('../../rules/risky-memory.js');
   const risky = ctx.config.risky_destinations ?? [];
   return (shared: DashboardShared): Dashboard =>
     createDashboard({
@@ -53,7 +54,7 @@ export async function dashboardFactory(ctx: PortsContext, grants: readonly Grant
         overview: ctx.ports.overview,
         dashboard: ctx.ports.dashboard,
         baselines: ctx.ports.baselines,
-        risky: riskyDestinations(risky),
+        risky: async () => riskyDestinations((await rememberRiskyDestinations(ctx.ports, risky)).list),
         // the same analysis and rules service instances as MCP's tools (one guard, one risky-endpoint cache)
         processes: {
           analyze: (input) => analyze(ctx.ports, { ...input, extraRiskyDestinations: risky }, risky),
