@@ -15,7 +15,7 @@ import type {
   ReserveResult,
   UpstreamOutcome,
 } from '../storage/policy-state.js';
-import { argsPreview, filedFor } from '../storage/policy-state.js';
+import { argsPreview, filedFor, type ApprovalBinding } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
 import { LineStdioServerTransport, type TransportRefusal } from './stdio-transport.js';
 import {
@@ -576,17 +576,7 @@ export class PolicyProxy {
     if (call.ctx.gw?.approvalId) return this.answeredApproval(call, call.ctx.gw.approvalId);
     let req;
     try {
-      req = await st.request({
-        session: call.ctx.session,
-        identity: this.o.identity,
-        tool: call.tool,
-        argsHash: call.argsHash,
-        argsPreview: argsPreview(call.args),
-        rule: call.decision.rule,
-        timeoutMs: call.decision.approvalTimeoutMs,
-        ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
-        ...(this.o.tenant !== undefined ? { tenant: this.o.tenant } : {}),
-      });
+      req = await st.request(this.approvalBinding(call, call.ctx.session));
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
     }
@@ -840,22 +830,22 @@ export class PolicyProxy {
    */
   private async roundApproval(call: Call): Promise<string> {
     const st = this.o.state.approvals;
-    const filed = await st.request({
-      session: `round of ${call.approvalId ?? 'an approval'} ${randomUUID()}`,
-      identity: this.o.identity,
-      tool: call.tool,
-      argsHash: call.argsHash,
-      argsPreview: argsPreview(call.args),
-      rule: call.decision.rule,
-      timeoutMs: call.decision.approvalTimeoutMs,
-      ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
-      ...(this.o.tenant !== undefined ? { tenant: this.o.tenant } : {}),
-    });
+    const filed = await st.request(this.approvalBinding(call, `round of ${call.approvalId ?? 'an approval'} ${randomUUID()}`));
     await st.decide(filed.row.id, 'approved', 'gateway', `the next round of approved call ${call.approvalId ?? ''}: the upstream asked the client a question`.trim());
     return filed.row.id;
   }
 
   // ---------------------------------------------------------------- plumbing
+
+  /** What an approval of a call is filed for: the call, its identity, upstream and tenant, under `session`. */
+  private approvalBinding(call: Call, session: string): ApprovalBinding {
+    return {
+      session, identity: this.o.identity, tool: call.tool, argsHash: call.argsHash, argsPreview: argsPreview(call.args), rule: call.decision.rule,
+      timeoutMs: call.decision.approvalTimeoutMs,
+      ...(this.o.upstreamName !== undefined ? { upstreamName: this.o.upstreamName } : {}),
+      ...(this.o.tenant !== undefined ? { tenant: this.o.tenant } : {}),
+    };
+  }
 
   /** What this proxy binds a requestState to for a call (mrtr.ts boundTo checks it on the retry). */
   private binding(tool: string, argsHash: string): StateBinding {
