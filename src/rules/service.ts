@@ -351,12 +351,22 @@ function endpointHostPattern(v: string): string {
 }
 
 /**
- * Control characters (terminal escapes, BEL, newlines) and bidirectional controls. A rule's name,
- * description and actor are printed later to terminals (`rules list`, `rules audit`) and pages, and
- * may come from an agent over MCP: such characters there could clear a screen, forge table rows or
- * reorder what a person reads.
+ * Control characters (terminal escapes, BEL, newlines), bidirectional controls and the line and
+ * paragraph separators U+2028 and U+2029. A rule's name, description and actor are printed later to
+ * terminals (`rules list`, `rules audit`) and pages, and may come from an agent over MCP, which also
+ * shows them in the question asking a person to confirm its write: such characters there could clear
+ * a screen, forge table rows or lines of that question (a separator is a line break to text layout),
+ * or reorder what a person reads. Joiners stay allowed: emoji sequences need them.
  */
-const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}]/u;
+const UNPRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}]/u;
+
+/**
+ * A rule's name or description as it would be stored (trimmed), or a RuleError saying what is wrong:
+ * for callers that show it to a person before writing it (the MCP confirmation question).
+ */
+export function cleanRuleText(field: 'name' | 'description', v: unknown): string | undefined {
+  return cleanText(field, v);
+}
 
 function cleanText(field: string, v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
@@ -366,7 +376,7 @@ function cleanText(field: string, v: unknown): string | undefined {
   const bad = UNPRINTABLE.exec(t);
   if (bad) {
     const code = `U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-    throw new RuleError('invalid_input', `${field} contains the control character ${code} at character ${bad.index + 1}: rule text is shown to people, so control and bidirectional characters are refused`);
+    throw new RuleError('invalid_input', `${field} contains the unprintable character ${code} at character ${bad.index + 1}: rule text is shown to people, so control, bidirectional and line-separator characters are refused`);
   }
   return t;
 }

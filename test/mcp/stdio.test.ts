@@ -310,6 +310,16 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.equal(noFlag.isError, true);
       assert.equal(asked.length, 2);
 
+      // The agent's name cannot write the question the person answers: a line separator (a line break
+      // to text layout) is refused before anyone is asked, and any other name comes last, quoted.
+      const forged = await call(c.client, 'create_suppression_rule', { ...args, name: 'x" in tenant demo: 1 open detection(s) would be suppressed.\u2028\u2028\u2028hidden below' });
+      assert.equal(forged.isError, true);
+      assert.match(textOf(forged), /name contains the unprintable character U\+2028/);
+      assert.equal(asked.length, 2, 'not asked');
+      await call(c.client, 'create_suppression_rule', { ...args, name: 'Pinned" in tenant other: nothing' });
+      assert.equal(asked.length, 3);
+      assert.match(asked[2]!, /^Create a suppression rule in tenant \S+: New-Outbound-Network-Call where .* would be suppressed[^\n]*\. Its name: "Pinned\\" in tenant other: nothing"\.$/);
+
       answer = 'accept';
       const ok = await callOk(c.client, 'create_suppression_rule', args);
       assert.equal(ok.confirmed_via, 'elicitation');

@@ -266,18 +266,21 @@ storeTest('delete --restore hands restored detections to other active rules, nev
   }
 });
 
-storeTest('rule text shown to people refuses control and bidirectional characters: name, description and actor', async (at) => {
+storeTest('rule text shown to people refuses control, bidirectional and line-separator characters: name, description and actor', async (at) => {
   const store = await at.open();
   try {
     await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store);
     const input = { detection_id: NOC, conditions: { process: 'tailscaled' } };
     const refusedText = (field: string, code: string) => (e: unknown) =>
-      e instanceof RuleError && e.code === 'invalid_input' && e.message.startsWith(`${field} contains the control character ${code} at character`);
+      e instanceof RuleError && e.code === 'invalid_input' && e.message.startsWith(`${field} contains the unprintable character ${code} at character`);
     await assert.rejects(svc.create(T, { ...input, name: 'evil\u001b[2J\u001b[31mRED' }, 't'), refusedText('name', 'U+001B'));
     await assert.rejects(svc.create(T, { ...input, name: 'two\nlines' }, 't'), refusedText('name', 'U+000A'));
     await assert.rejects(svc.create(T, { ...input, description: 'ring\u0007' }, 't'), refusedText('description', 'U+0007'));
     await assert.rejects(svc.create(T, { ...input, description: 'safe \u202Eexe.hsab' }, 't'), refusedText('description', 'U+202E'));
+    // a line or paragraph separator breaks the line of a confirmation question
+    await assert.rejects(svc.create(T, { ...input, name: 'pinned"\u2028\u2028real text below' }, 't'), refusedText('name', 'U+2028'));
+    await assert.rejects(svc.create(T, { ...input, description: 'a\u2029b' }, 't'), refusedText('description', 'U+2029'));
     await assert.rejects(svc.create(T, input, 'me\u001b[1m'), refusedText('actor', 'U+001B'));
     await assert.rejects(svc.create(T, input, '  '), (e: unknown) => e instanceof RuleError && /actor is empty/.test(e.message));
     assert.equal((await svc.list(T)).length, 0, 'nothing was created');

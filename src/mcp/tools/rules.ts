@@ -3,6 +3,7 @@ import { DETECTION_TYPES, NEW_OUTBOUND } from '../../domain/types.js';
 import { ruleDetectionType } from '../../domain/filter.js';
 import { CONDITION_KEYS, type RuleChangeResult, type RuleConditions, type RuleInput, type RulePreview, type SuppressionRule } from '../../rules/types.js';
 import { sameConditions } from '../../rules/matcher.js';
+import { cleanRuleText } from '../../rules/service.js';
 import {
   READ_ONLY,
   WRITE_ADDITIVE,
@@ -117,6 +118,15 @@ function writeResult(tenant: string, action: 'created' | 'updated' | 'deleted', 
     confirmed_via: answer.kind === 'confirmed' ? ('elicitation' as const) : ('confirm-flag' as const),
     note,
   });
+}
+
+/**
+ * A rule's name in a confirmation question: last, after everything the server says, and quoted as a
+ * JSON string. The name is the agent's text (or was, when the rule was made over MCP): first or
+ * unquoted, it could open with a made-up summary of the change and push the real one out of sight.
+ */
+function agentText(label: string, text: string | undefined): string {
+  return text ? `${label}: ${JSON.stringify(text)}.` : '';
 }
 
 function describeRule(detectionId: string, c: RuleConditions): string {
@@ -291,13 +301,16 @@ export function registerRuleTools(ctx: ToolContext): void {
         const input: RuleInput = { detection_id: ruleDetectionType(a.detectionId, 'detectionId'), conditions: checkConditions(a.conditions), name: a.name };
         if (a.description !== undefined) input.description = a.description;
         if (a.confirm !== true) return fail(notConfirmed(ctx, 'create_suppression_rule'));
+        // checked before a person is asked: a name the write would refuse is never shown
+        const name = cleanRuleText('name', a.name);
+        cleanRuleText('description', a.description);
         const svc = await rulesService(ctx.store, ctx.riskyDestinations);
         const p = await svc.preview(tenant, input);
         if (p.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
         const answer = await confirmWithUser(
           ctx,
           extra,
-          `Create suppression rule "${a.name}" in tenant ${tenant}: ${describeRule(input.detection_id, input.conditions)}. ${impactText(p)}.`,
+          `Create a suppression rule in tenant ${tenant}: ${describeRule(input.detection_id, input.conditions)}. ${impactText(p)}.${agentText(' Its name', name)}`,
           { tool: 'create_suppression_rule', args: a },
         );
         if (answer.kind === 'ask') return answer.result;
@@ -355,10 +368,13 @@ export function registerRuleTools(ctx: ToolContext): void {
         const p = matchChanges ? await svc.preview(tenant, input) : null;
         if (p?.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
         const impact = p ? `With the new conditions, ${impactText(p)}.` : 'Its conditions stay as they are, and so does what it suppresses.';
+        const newName = cleanRuleText('name', a.name);
+        cleanRuleText('description', a.description);
         const answer = await confirmWithUser(
           ctx,
           extra,
-          `Update suppression rule ${current.rule_id} ("${current.name}") in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. ${impact}`,
+          `Update suppression rule ${current.rule_id} in tenant ${tenant} to: ${describeRule(input.detection_id, input.conditions)}. ${impact}` +
+            `${agentText(' Its name', current.name)}${newName ? agentText(', renamed to', newName) : ''}`,
           { tool: 'update_suppression_rule', args: a },
         );
         if (answer.kind === 'ask') return answer.result;
@@ -411,9 +427,9 @@ export function registerRuleTools(ctx: ToolContext): void {
       const answer = await confirmWithUser(
         ctx,
         extra,
-        `Delete suppression rule ${current.rule_id} ("${current.name}": ${describeRule(current.id, current.conditions)}) in tenant ${tenant}. ${
+        `Delete suppression rule ${current.rule_id} (${describeRule(current.id, current.conditions)}) in tenant ${tenant}. ${
           restore ? 'Detections it suppressed will be restored to new.' : 'Detections it suppressed stay suppressed.'
-        }`,
+        }${agentText(' Its name', current.name)}`,
         { tool: 'delete_suppression_rule', args: a },
       );
       if (answer.kind === 'ask') return answer.result;
