@@ -35,6 +35,9 @@ export interface PageParams {
   before: string | null;
 }
 
+/** The query parameters pageParams reads. */
+export const PAGE_PARAMS = ['limit', 'after', 'before'] as const;
+
 export function pageParams(q: URLSearchParams): PageParams {
   const raw = q.get('limit');
   let limit = DEFAULT_PAGE_SIZE;
@@ -48,8 +51,16 @@ export function pageParams(q: URLSearchParams): PageParams {
   return { limit, after, before };
 }
 
-/** The Detections page's filter: every status unless one is asked for, as `detections list`. */
-export function detectionFilterParams(q: URLSearchParams, now: number): DetectionFilter {
+/**
+ * The Detections page's filter: every status unless one is asked for, as `detections list`. A
+ * parameter that is neither a filter nor one of `alsoKnown` (the page's paging) is refused: a misspelt
+ * filter (`proces=`) read as none would show, or export, the whole tenant as if it were the selection.
+ */
+export function detectionFilterParams(q: URLSearchParams, now: number, alsoKnown: readonly string[] = []): DetectionFilter {
+  const known = [...Object.values(DETECTION_PARAMS), ...alsoKnown];
+  for (const k of new Set(q.keys())) {
+    if (!known.includes(k)) throw new FilterError(k, `is not a filter here; the filters are ${Object.values(DETECTION_PARAMS).join(', ')}`);
+  }
   const raw: RawFilter = {};
   for (const [field, param] of Object.entries(DETECTION_PARAMS) as [FilterField, string][]) {
     const values = q.getAll(param).filter((v) => v !== '');

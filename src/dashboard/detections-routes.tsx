@@ -1,5 +1,6 @@
 import { FilterError } from '../domain/filter.js';
-import { DETECTION_COUNT_BOUND, detectionFilterParams, pageParams } from '../dashboard-data/params.js';
+import { DETECTION_COUNT_BOUND, detectionFilterParams, PAGE_PARAMS, pageParams } from '../dashboard-data/params.js';
+import { CursorError } from '../storage/detection-cursor.js';
 import { detectionsCsv } from '../dashboard-data/detections-export.js';
 import { DetectionsPage } from './pages/detections.js';
 import { csvFilename, formValues, splitTypes } from './detections-view.js';
@@ -20,13 +21,16 @@ export const detectionsRoute: Route = {
     const q = splitTypes(url.searchParams);
     const values = formValues(q);
     try {
-      const filter = detectionFilterParams(q, Date.now());
+      const filter = detectionFilterParams(q, Date.now(), PAGE_PARAMS);
       const p = pageParams(q);
       const w = await store.dashboard.detectionWindow(tenant, { filter, limit: p.limit, after: p.after, before: p.before, countUpTo: DETECTION_COUNT_BOUND });
       return page(<DetectionsPage ctx={ctx} d={{ tenant, values, filter, page: p, window: w, error: null }} />);
     } catch (e) {
-      if (!(e instanceof FilterError)) throw e;
-      return page(<DetectionsPage ctx={ctx} d={{ tenant, values, filter: null, page: null, window: null, error: { field: e.argument, reason: e.reason } }} />, 400);
+      // a cursor that is not one this page wrote (edited, or from another filter) is the request's fault
+      const error =
+        e instanceof FilterError ? { field: e.argument, reason: e.reason } : e instanceof CursorError ? { field: q.get('after') ? 'after' : 'before', reason: e.message } : null;
+      if (!error) throw e;
+      return page(<DetectionsPage ctx={ctx} d={{ tenant, values, filter: null, page: null, window: null, error }} />, 400);
     }
   },
 };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 import { baselineJobRows, countLabel, destinationRows, ruleHistory } from '../../src/dashboard-data/views.js';
-import { auditFilterParams, detectionFilterParams, detectionFilterQuery, pageParams } from '../../src/dashboard-data/params.js';
+import { auditFilterParams, detectionFilterParams, PAGE_PARAMS, detectionFilterQuery, pageParams } from '../../src/dashboard-data/params.js';
 import { parseDetectionFilter, FilterError } from '../../src/domain/filter.js';
 import type { Destination } from '../../src/storage/dashboard-port.js';
 
@@ -83,6 +83,10 @@ test('page parameters: the CLI parser under query-parameter names, and back to a
   assert.deepEqual(detectionFilterParams(detectionFilterQuery(parseDetectionFilter({ endpoint: '[2001:db8::1]:443', status: 'new' }, { now: NOW })), NOW), parseDetectionFilter({ endpoint: '[2001:db8::1]:443', status: 'new' }, { now: NOW }));
   assert.throws(() => detectionFilterParams(new URLSearchParams('endpoint=http://x/'), NOW), (e: unknown) => e instanceof FilterError && e.argument === 'endpoint');
   assert.throws(() => detectionFilterParams(new URLSearchParams('owner=a&owner=b'), NOW), /owner: given 2 times/);
+  // a misspelt filter is refused, not read as none (which selects the whole tenant); paging only where given
+  assert.throws(() => detectionFilterParams(new URLSearchParams('proces=tailscaled'), NOW), (e: unknown) => e instanceof FilterError && e.argument === 'proces' && /is not a filter here; the filters are type, status, owner/.test(e.reason));
+  assert.throws(() => detectionFilterParams(new URLSearchParams('process=a&after=x'), NOW), (e: unknown) => e instanceof FilterError && e.argument === 'after');
+  assert.deepEqual(detectionFilterParams(new URLSearchParams('process=a&after=x&limit=5'), NOW, PAGE_PARAMS), detectionFilterParams(new URLSearchParams('process=a'), NOW));
   assert.deepEqual(pageParams(new URLSearchParams('')), { limit: 50, after: null, before: null });
   assert.throws(() => pageParams(new URLSearchParams('limit=0')), /limit/);
   assert.throws(() => pageParams(new URLSearchParams('after=a&before=b')), /not both/);

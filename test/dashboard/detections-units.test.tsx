@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderToString } from 'preact-render-to-string';
-import { detectionFilterParams } from '../../src/dashboard-data/params.js';
+import { detectionFilterParams, PAGE_PARAMS } from '../../src/dashboard-data/params.js';
 import { csvFilename, csvHref, formValues, newerHref, olderHref, splitTypes } from '../../src/dashboard/detections-view.js';
 import { DetectionsPage, type DetectionsData } from '../../src/dashboard/pages/detections.js';
 import { processHref } from '../../src/dashboard/links.js';
@@ -21,13 +21,14 @@ describe('detections page pure parts', () => {
     q.append('type', 'New-Outbound-Network-Call');
     const f = detectionFilterParams(q, NOW);
     for (const href of [olderHref(f, { limit: 50 }, 'CUR1'), newerHref(f, { limit: 50 }, 'CUR2'), csvHref(f)]) {
-      assert.deepEqual(detectionFilterParams(parse(href), NOW), f, href);
+      assert.deepEqual(detectionFilterParams(parse(href), NOW, PAGE_PARAMS), f, href);
     }
     assert.equal(parse(olderHref(f, { limit: 50 }, 'CUR1')).get('after'), 'CUR1');
     assert.equal(parse(newerHref(f, { limit: 20 }, 'CUR2')).get('before'), 'CUR2');
     assert.equal(parse(newerHref(f, { limit: 20 }, 'CUR2')).get('limit'), '20');
     assert.equal(parse(olderHref(f, { limit: 50 }, 'CUR1')).get('limit'), null, 'the default page size is left out');
     const csv = parse(csvHref(f));
+    assert.deepEqual(detectionFilterParams(csv, NOW), f, 'the export link carries nothing the export does not read');
     assert.ok(csv.get('after') === null && csv.get('before') === null && csv.get('limit') === null, 'the export walks every page');
     assert.ok(csvHref(f).startsWith('/detections.csv?'));
     assert.equal(csvHref(detectionFilterParams(new URLSearchParams(), NOW)), '/detections.csv');

@@ -76,6 +76,20 @@ describe('detections page', () => {
     assert.match(await csv.text(), /unknown detection type/);
   });
 
+  it('answers a misspelt filter and an edited cursor with 400, never the whole tenant or a 500', async () => {
+    const res = await page.goto(`${server.base}/detections?proces=tailscaled`);
+    assert.equal(res!.status(), 400);
+    assert.match(await page.locator('[data-field=filter-error]').innerText(), /proces.*is not a filter here/);
+    assert.equal(await rows().count(), 0);
+    const csv = await fetch(`${server.base}/detections.csv?proces=tailscaled`);
+    assert.equal(csv.status, 400, 'the export does not fall back to every detection');
+    for (const cursor of ['after=abc', 'before=abc']) {
+      const edited = await page.goto(`${server.base}/detections?${cursor}`);
+      assert.equal(edited!.status(), 400, cursor);
+      assert.match(await page.locator('[data-field=filter-error]').innerText(), new RegExp(cursor.split('=')[0]!));
+    }
+  });
+
   it('exports the filtered rows as a CSV download with its header', async () => {
     await page.goto(`${server.base}/detections?process=tailscaled&limit=500`);
     const shown = (await attr('data-id')).sort();
