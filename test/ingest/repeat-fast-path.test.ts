@@ -45,6 +45,8 @@ async function tenantWithRepeats(): Promise<{ file: string; bad: number[]; repea
     ['{"timestamp":"a\\"b",' + withTs(later).slice(1), false],
     [`{"timestamp":"${later}"b",` + withTs(later).slice(1), true],
     [withTs(later.replace('Z', '+00:00')), false],
+    [withTs('0001-01-01T00:00:00+01:00'), true], // year 1, but before the first instant a store keeps
+    [withTs('0001-01-01T01:00:00+01:00'), false], // the first instant itself
     // a job name beyond Latin-1, then its repeat
     [withTs(later).replace('"job":"', '"job":"名'), false],
     [withTs(new Date(Date.parse(ts) + 2000).toISOString()).replace('"job":"', '"job":"名'), false],

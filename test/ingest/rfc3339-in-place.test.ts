@@ -16,7 +16,10 @@ const nearTime = fc.oneof(
     const s = d.toISOString();
     return s.slice(0, i) + c + s.slice(i + 1);
   }),
-  fc.constantFrom('2026-11-01T10:00:00+01:00', '2026-11-01 10:00:00.5-0130', '2024-02-29T00:00:00Z', '2023-02-29T00:00:00Z', '2026-11-01T10:00:00', '2026-11-01T10:00:60.123456789z'),
+  fc.constantFrom('2026-11-01T10:00:00+01:00', '2026-11-01 10:00:00.5-0130', '2024-02-29T00:00:00Z', '2023-02-29T00:00:00Z', '2026-11-01T10:00:00', '2026-11-01T10:00:60.123456789z',
+    // the ends of the range, where an offset moves a time out of it (or back in)
+    '0001-01-01T00:00:00+01:00', '0001-01-01T00:59:59+01:00', '0001-01-01T01:00:00+01:00', '0001-01-01T00:00:00-01:00', '0000-12-31T23:00:00-01:00',
+    '9999-12-31T23:59:59-01:00', '9999-12-31T23:59:59+01:00'),
   fc.string({ unit: fc.constantFrom(...ALPHABET), minLength: 18, maxLength: 42 }),
 );
 const around = fc.string({ unit: fc.constantFrom(...ALPHABET), maxLength: 8 });
