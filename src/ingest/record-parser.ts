@@ -366,14 +366,17 @@ function nameFor(names: DnsNames | undefined, asker: string | undefined): string
 }
 
 /**
- * For a call that came with a name: a risky name the run's answers gave its address, when the call's
- * own name is not risky and its process did not look the address up itself. A producer's name comes
- * from its own DNS cache, where the last answer wins (Harden-Runner's agent, Auditbeat): after a
- * lookup of gist and one of raw on the same address, a call to gist arrives named raw.
+ * For a call that came with a name that is not risky: the risky name its own process asked for when
+ * it looked the address up; when it did not look it up itself, a risky name the run's answers gave
+ * the address. A producer's name comes from its own DNS cache, where the last answer wins
+ * (Harden-Runner's agent, Auditbeat, Elastic Defend): after one process's lookup of gist and another's
+ * of raw on the same address, the first one's call to gist arrives named raw. A process whose own
+ * lookup was not risky keeps the name it came with.
  */
 function riskyInstead(names: DnsNames | undefined, asker: string | undefined, domain: string, risky: RiskyDestinations): string | undefined {
   if (names?.risky == null || risky.matchHost(domain) !== null) return undefined;
-  if (asker !== undefined && names.byAsker?.has(asker)) return undefined;
+  const own = asker === undefined ? undefined : names.byAsker?.get(asker);
+  if (own !== undefined) return risky.matchHost(own) !== null ? own : undefined;
   return names.risky;
 }
 

@@ -112,6 +112,33 @@ test('a shared address is named by what the calling process looked up, never awa
   );
 });
 
+test('a process that looked up a risky name keeps it when the producer names its call after another process\'s later lookup', async () => {
+  // Elastic Defend / Packetbeat name a connection from the host's DNS cache, where the last answer
+  // wins: node looked up gist, git then looked up raw on the same address, and node's call arrives
+  // named raw. Its own lookup says where it went.
+  const t = tempDir();
+  try {
+    const labels = { owner: 'acme', repo: 'api', workflow: 'ci.yml', job: 'build', run_id: '1' };
+    const ev = (ts: string, rest: Record<string, unknown>) => JSON.stringify({ '@timestamp': `2026-11-02T10:00:0${ts}Z`, event: { category: ['network'] }, labels, ...rest });
+    const lookup = (ts: string, name: string, pid: number, q: string) => ev(ts, { process: { name, pid }, dns: { question: { name: q }, resolved_ip: ['185.199.108.133'] } });
+    const connect = (ts: string, name: string, pid: number, domain?: string) =>
+      ev(ts, { process: { name, pid }, destination: { ...(domain ? { domain } : {}), ip: '185.199.108.133', port: 443 }, network: { direction: 'egress' } });
+    const file = t.file('cache-named.ndjson', [
+      lookup('1', 'node', 500, 'gist.githubusercontent.com'),
+      lookup('2', 'git-remote-https', 600, 'raw.githubusercontent.com'),
+      connect('3', 'node', 500, 'raw.githubusercontent.com'),
+      // git's own lookup was raw: its call named raw stays raw
+      connect('4', 'git-remote-https', 600, 'raw.githubusercontent.com'),
+    ].join('\n') + '\n');
+    const r = await parseFile(file);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.calls.map((c) => [c.process.name, c.domain]), [['node', 'gist.githubusercontent.com'], ['git-remote-https', 'raw.githubusercontent.com']]);
+    assert.equal(r.notes['renamed-risky-by-dns'], 1);
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('Sysmon as Winlogbeat ships it before any pipeline (raw winlog.event_data): the same calls as the mapped events, with hashes and parents from event 1', async () => {
   const r = await parseFile('test/fixtures/ecs/sysmon-raw.ndjson');
   assert.deepEqual(r.errors, []);
