@@ -220,6 +220,11 @@ test('native: bad input is rejected with reason and field path', () => {
   rejects(a, nativeRecord({ protocol: 'icmp' }), 'invalid-value', 'protocol');
   rejects(a, nativeRecord({ status: 'Dropped' }), 'invalid-value', 'status');
   rejects(a, nativeRecord({ run_attempt: 0 }), 'invalid-value', 'run_attempt');
+  // a number past 2^53 is not the id that was written (9007199254740993 reads as ...992): two runs would merge
+  rejects(a, nativeRecord({ run_id: 9007199254740993 }), 'invalid-value', 'run_id');
+  rejects(a, nativeRecord({ job_id: 2 ** 60 }), 'invalid-value', 'job_id');
+  assert.equal(a.parse(nativeRecord({ run_id: '9007199254740993' }), rc()).kind, 'call', 'as a string it is kept exactly');
+  rejects(a, nativeRecord({ run_attempt: 1e30 }), 'invalid-value', 'run_attempt');
   rejects(a, nativeRecord({ process: { name: 'node', pid: -4 } }), 'invalid-value', 'process.pid');
   rejects(a, nativeRecord({ tenant: 'no spaces allowed' }), 'invalid-value', 'tenant');
   // missing context: absent from the record and from the defaults

@@ -154,8 +154,10 @@ export function optStatus(value: unknown, field: string): CallStatus {
 export function optIdString(value: unknown, field: string): string | undefined {
   if (typeof value === 'string') return value === '' ? undefined : value;
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 0) return String(value);
-    return invalid(field, `expected a non-negative integer id, got ${value}`);
+    // Past 2^53 a JSON number is no longer the id that was written: 9007199254740993 reads as
+    // ...992, and two runs would be stored as one. A string keeps any id exactly.
+    if (Number.isSafeInteger(value) && value >= 0) return String(value);
+    return invalid(field, `expected a non-negative integer id of at most 2^53 - 1 (${Number.MAX_SAFE_INTEGER}), got ${value}; larger ids must be given as strings`);
   }
   if (value === undefined || value === null) return undefined;
   return wrongType(field, 'a string or number', value);
@@ -494,15 +496,19 @@ function ctxString(value: unknown, field: string, fallback: string | undefined):
   return wrongType(field, 'a string', value);
 }
 
+/** The largest run attempt taken: nine digits, in a number or a string alike. */
+const MAX_RUN_ATTEMPT = 999_999_999;
+
 function ctxAttempt(value: unknown, field: string, fallback: number | undefined): number {
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 1) return value;
-    return invalid(field, `run attempt must be an integer >= 1, got ${value}`);
+    // the same bound as the string form below: 1e30 is an integer, and no run attempt
+    if (Number.isInteger(value) && value >= 1 && value <= MAX_RUN_ATTEMPT) return value;
+    return invalid(field, `run attempt must be an integer from 1 to ${MAX_RUN_ATTEMPT}, got ${value}`);
   }
   if (value === undefined || value === null || value === '') return fallback ?? 1;
   if (typeof value === 'string') {
     if (/^[1-9]\d{0,8}$/.test(value)) return Number(value);
-    return invalid(field, `run attempt must be an integer >= 1, got "${clip(value)}"`);
+    return invalid(field, `run attempt must be an integer from 1 to ${MAX_RUN_ATTEMPT}, got "${clip(value)}"`);
   }
   return wrongType(field, 'an integer', value);
 }
