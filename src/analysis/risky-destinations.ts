@@ -99,6 +99,8 @@ export class RiskyDestinations {
         continue;
       }
       const host = entryHost(e);
+      // an address followed by anything but a prefix length ("203.0.113.0/24/x") may mean a range: not guessed
+      if (host !== null && e.includes('/') && canonicalIp(host) !== null) throw new Error(`risky_destinations: "${raw}" is neither a host nor a valid CIDR range`);
       const single = host !== null && canonicalIp(host) !== null ? parseIpRange(host) : null;
       if (single) {
         this.cidrs.push(single);

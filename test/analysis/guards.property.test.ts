@@ -157,7 +157,8 @@ test('a risky entry guards what it names in every spelling it is accepted in, or
       if (s.rootDot && kind === 'name') e += '.';
       if (s.star && kind === 'name') e = `*.${e}`;
       if (s.port !== undefined) e = kind === 'v6' ? `[${e}]:${s.port}` : `${e}:${s.port}`;
-      if (s.path) e += '/api/webhooks';
+      // a path is taken after a name ("discord.com/api/webhooks"); after an address it is refused, as no range
+      if (s.path && kind === 'name') e += '/api/webhooks';
       if (s.upper) e = e.toUpperCase();
       if (s.blank) e = ` ${e} `;
       let risky: RiskyDestinations;
@@ -173,5 +174,8 @@ test('a risky entry guards what it names in every spelling it is accepted in, or
   // what names no host is refused, never kept as an entry that matches nothing
   for (const bad of ['exfil.example.net:*', 'exfil.example.net:443.', 'a..b.com', '203.0.113.007', '203.0.113.7.', '[2001:db8::1', 'exfil.example.net:99999']) {
     assert.throws(() => new RiskyDestinations([bad]), /is not a host name, IP or CIDR range/, bad);
+  }
+  for (const bad of ['203.0.113.0/24/x', '203.0.113.7/api', '10.0.0.0/33']) {
+    assert.throws(() => new RiskyDestinations([bad]), /is neither a host nor a valid CIDR range/, bad);
   }
 });
