@@ -26,6 +26,8 @@ export type GuardRefusal = { kind: 'risky'; entry: string; reason: string } | { 
 
 export class ImpostorSet {
   private readonly byKey = new Map<string, SuspectedImpostor>();
+  /** flagged binaries by their sha256 (lower case), whatever name they were flagged under */
+  private readonly byHash = new Map<string, SuspectedImpostor>();
   constructor(binaries: Iterable<SuspectedImpostor> = []) {
     for (const b of binaries) this.add(b);
   }
@@ -34,10 +36,26 @@ export class ImpostorSet {
     const k = binaryKey(b);
     if (this.byKey.has(k)) return false;
     this.byKey.set(k, b);
+    if (b.sha256 && !this.byHash.has(b.sha256.toLowerCase())) this.byHash.set(b.sha256.toLowerCase(), b);
     return true;
   }
+  /**
+   * The flag of this binary: its own, or that of the same file (sha256) flagged under another name.
+   * A file is one binary whatever it is called: flagged as `tailscale`, its copy run as `tailscaled`
+   * must not pass for a genuine daemon, take a suggested rule, or stay suppressed.
+   */
   get(b: BinaryRef): SuspectedImpostor | null {
-    return this.byKey.get(binaryKey(b)) ?? null;
+    const flag = this.flagOf(b);
+    if (flag === null || binaryKey(flag) === binaryKey(b)) return flag;
+    return { process: b.process, sha256: b.sha256, path: b.path, reason: `the same file (sha256) as ${describeBinary(flag)}, flagged: ${flag.reason}` };
+  }
+  /** The member of the set this binary is flagged by (itself, or its file under another name), or null. */
+  flagOf(b: BinaryRef): SuspectedImpostor | null {
+    return this.byKey.get(binaryKey(b)) ?? (b.sha256 ? this.byHash.get(b.sha256.toLowerCase()) : undefined) ?? null;
+  }
+  /** The sha256 values (lower case) of the flagged binaries: every process with one of them is the same file. */
+  hashes(): string[] {
+    return [...this.byHash.keys()];
   }
   get size(): number {
     return this.byKey.size;

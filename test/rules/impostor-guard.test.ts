@@ -163,3 +163,28 @@ storeTest('preview: a rule naming a VPN daemon with no hash and no destination w
     await store.close();
   }
 });
+
+storeTest('one file is one binary whatever it is called: flagged as tailscale, its copy run as tailscaled is no genuine daemon, takes no rule, and its suppressed detections come back', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'samefile';
+    const H = 'f'.repeat(64);
+    const as = (name: string): ProcessInfo => ({ name, path: `/usr/local/bin/${name}`, sha256: H, parent: { name: 'sudo', parent: { name: 'bash', parent: { name: 'Runner.Worker' } } } });
+    // the file runs as tailscaled and calls only the control plane: nothing contradicts it yet
+    await ingestCalls(at, store, T, [1, 2].map((run) => call(T, 'web', run, TS0 + run, as('tailscaled'), { domain: 'controlplane.tailscale.com', port: 443 })));
+    const rules = new RulesService(store);
+    const early = await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: H } }, 't');
+    assert.equal(early.suppressed, 2, 'before any evidence, a pinned rule may hide it');
+    // the same file, run as tailscale, calls webhook.site: the file is an impostor, under both names
+    await ingestCalls(at, store, T, [call(T, 'web', 3, TS0 + 3, as('tailscale'), { domain: 'webhook.site', port: 443 })]);
+    assert.equal(await countBySha(at, H, 0), 3, 'the copy named tailscaled is released to new with the one named tailscale');
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, minCount: 1 }, { rules: new RulesService(store) });
+    const daemon = res.processes.find((g) => g.process === 'tailscaled')!;
+    assert.equal(daemon.vpn_evidence.binaries.find((b) => b.sha256 === H)?.verdict, 'impostor');
+    assert.notEqual(daemon.suggested_rule?.blocked_reason ?? 'no rule', null, 'no rule is suggested for it');
+    const again = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: H } });
+    assert.match(again.refused_reason ?? '', /suspected impostor/);
+  } finally {
+    await store.close();
+  }
+});

@@ -230,7 +230,8 @@ test('property: the never-suppress guard agrees with a brute-force reference (ri
       const set = new ImpostorSet(flagged.map((b) => ({ ...b, path: b.sha256 ? null : b.path, reason: 'test' })));
       for (const [s, path] of subjects) {
         const f = { process: s.process, sha256: s.processSha256, path, endpoint: s.endpoint };
-        const refImpostor = flagged.some((b) => b.process === f.process && (b.sha256 ? b.sha256 === f.sha256 : f.sha256 === null && b.path === f.path));
+        // a hash is one file under any name; a hash-less binary is its name at its path
+        const refImpostor = flagged.some((b) => (b.sha256 ? b.sha256 === f.sha256 : b.process === f.process && f.sha256 === null && b.path === f.path));
         const got = neverSuppress(f, risky, set);
         const want = refRisky(s.host) ? 'risky' : refImpostor ? 'impostor' : null;
         assert.equal(got?.kind ?? null, want, JSON.stringify(f));

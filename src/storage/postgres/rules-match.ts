@@ -121,13 +121,17 @@ interface ProcRow {
 export async function processIdsOf(db: Db, tenantId: number, set: ImpostorSet): Promise<number[]> {
   if (set.size === 0) return [];
   const names = [...new Set(set.list().map((b) => b.process))];
-  const rows = (await db.query<ProcRow>('SELECT id, norm_name, path, sha256 FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])', [tenantId, names])).rows;
+  // by name, and by hash under any name (ImpostorSet.get: one file is one binary whatever it is called)
+  const rows = (
+    await db.query<ProcRow>('SELECT id, norm_name, path, sha256 FROM processes WHERE tenant_id = $1 AND (norm_name = ANY($2::text[]) OR lower(sha256) = ANY($3::text[]))', [
+      tenantId, names, set.hashes(),
+    ])
+  ).rows;
   return idsOf(rows, set);
 }
 
 function idsOf(rows: ProcRow[], set: ImpostorSet): number[] {
-  const keys = new Set(set.list().map(binaryKey));
-  return rows.filter((p) => keys.has(binaryKey({ process: p.norm_name, sha256: p.sha256, path: p.path }))).map((p) => p.id);
+  return rows.filter((p) => set.get({ process: p.norm_name, sha256: p.sha256, path: p.path }) !== null).map((p) => p.id);
 }
 
 /**

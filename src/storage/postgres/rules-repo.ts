@@ -206,13 +206,15 @@ class PgRulesReader implements RulesReader {
     const names = [...new Set(set.list().map((b) => b.process))];
     const procs = (
       await this.db.query<{ id: number; norm_name: string; path: string | null; sha256: string | null }>(
-        'SELECT id, norm_name, path, sha256 FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])',
-        [tenantId, names],
+        // by name, and by hash under any name (ImpostorSet.get: one file is one binary whatever it is called)
+        'SELECT id, norm_name, path, sha256 FROM processes WHERE tenant_id = $1 AND (norm_name = ANY($2::text[]) OR lower(sha256) = ANY($3::text[]))',
+        [tenantId, names, set.hashes()],
       )
     ).rows;
     const binaryOf = new Map<number, SuspectedImpostor>();
     for (const p of procs) {
-      const b = set.get({ process: p.norm_name, sha256: p.sha256, path: p.path });
+      // counted under the binary the set holds, as SQLite counts them (its copies under other names included)
+      const b = set.flagOf({ process: p.norm_name, sha256: p.sha256, path: p.path });
       if (b) binaryOf.set(p.id, b);
     }
     if (binaryOf.size === 0) return [];
