@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { loadCommandRegistrars } from './commands/index.js';
 import { failureOf, InterruptedError } from './errors.js';
 import { EXIT } from './exit-codes.js';
-import { guardOutput, outputFailure } from './output.js';
+import { guardOutput, outputFailure, outputSettled } from './output.js';
 import { VERSION } from '../version.js';
 
 // Ingest allocates many short-lived objects: 16 MiB semi-spaces cut young-generation scavenges
@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err);
   }
+  await outputSettled();
   const outErr = outputFailure();
   if (outErr) return report(Object.assign(new Error(`cannot write output: ${outErr.message}`), { code: (outErr as NodeJS.ErrnoException).code ?? 'EIO' }));
   return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;

@@ -25,6 +25,23 @@ export function outputClosed(): boolean {
   return closed;
 }
 
+/**
+ * Resolves once what was written to stdout is out, or has failed: a device or file that refuses the
+ * bytes (`> /dev/full`) reports it through an 'error' event a tick after the write, too late for the
+ * exit code unless the command waits for it here.
+ */
+export function outputSettled(): Promise<void> {
+  return new Promise((resolve) => {
+    const next = () => setImmediate(resolve);
+    if (closed || process.stdout.destroyed) return next();
+    try {
+      process.stdout.write('', next);
+    } catch {
+      next();
+    }
+  });
+}
+
 /** A stdout failure other than a closed reader (e.g. disk full), if one happened. */
 export function outputFailure(): Error | null {
   return failure;

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
@@ -83,4 +83,14 @@ test('demo ends quietly when stdout is closed early', async () => {
   const r = await withClosedStdout(['demo', '--db', join(tmp.dir, 'demo.db'), '--events', '2000', '--runs', '6']);
   assert.equal(r.code, EXIT.OK, r.stderr);
   assert.equal(r.stderr, '');
+});
+
+// A full device is no closed reader: the data was lost, and the exit code says so. Its error comes a
+// tick after the write, so the command must wait for it before it ends.
+test('output refused by the device (/dev/full) ends with EXIT.IO and says why, for every data command', () => {
+  for (const args of [['stats'], ['stats', '--json'], ['detections', 'list', '--json'], ['analyze', '--json'], ['rules', 'list']]) {
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" ${args.join(' ')} --db "${db}" > /dev/full`], { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } });
+    assert.equal(r.status, EXIT.IO, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^egress-triage: cannot write output: ENOSPC/m, args.join(' '));
+  }
 });
