@@ -128,7 +128,8 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
       else {
         const st = await s.status();
         if (st.applied.length === 0) throw new StoreMissingError(`no egress-triage schema in ${loc.display} (from ${loc.from}): run "egress-triage db migrate --db URL" first`);
-        if (st.pending.length) await s.migrate();
+        // read as SQLite reads it: a newer build's schema is refused by readers too (migrate() says why)
+        if (st.pending.length || st.unknown.length) await s.migrate();
       }
     } catch (err) {
       await s.close();

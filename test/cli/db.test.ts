@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, runCli, tempDir } from '../helpers.js';
@@ -100,4 +100,44 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
 test('db is listed in --help with its exit codes', () => {
   assert.match(runCli(['--help']).stdout, /\bdb\b.*schema/);
   assert.match(runCli(['db', 'migrate', '--help']).stdout, /postgres:\/\/[\s\S]*Exit codes: 0 ok, 3 no such store or database, 5/);
+});
+
+/** Records a schema version no build of today knows, as a newer egress-triage would. */
+async function fromTheFuture(db: string, version: number): Promise<void> {
+  if (db.startsWith('postgres://')) {
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: db });
+    await c.connect();
+    try {
+      await c.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from a newer egress-triage')", [version]);
+    } finally {
+      await c.end();
+    }
+    return;
+  }
+  const { default: Database } = await import('better-sqlite3');
+  const d = new Database(db);
+  d.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from a newer egress-triage', '2030-01-01')").run(version);
+  d.close();
+}
+
+test('a store a newer egress-triage migrated is refused by every command that would write it, exit 5, and left as it was; db status names the versions', async () => {
+  const sqlite = join(tmp.dir, 'newer.db');
+  const pgUrl = await (await server()).createDatabase('newer');
+  for (const db of [sqlite, pgUrl]) {
+    assert.equal(runCli(['db', 'migrate', '--db', db]).status, 0);
+    const status = json(runCli(['db', 'status', '--db', db, '--json']));
+    const future = Math.max(...status.applied.map((a) => a.version)) + 1;
+    await fromTheFuture(db, future);
+    const before = db === sqlite ? readFileSync(sqlite) : null;
+    for (const args of [['db', 'migrate'], ['stats'], ['rules', 'list']]) {
+      const r = runCli([...args, '--db', db]);
+      assert.equal(r.status, 5, `${args.join(' ')} on ${db}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`the store was migrated by a newer egress-triage \\(schema version ${future}; this one knows up to ${future - 1}\\)`), args.join(' '));
+    }
+    if (before) assert.ok(readFileSync(sqlite).equals(before), 'the SQLite file is untouched');
+    const after = runCli(['db', 'status', '--db', db, '--json']);
+    assert.equal(after.status, 0, after.stderr);
+    assert.deepEqual((JSON.parse(after.stdout) as { unknown: number[] }).unknown, [future]);
+  }
 });

@@ -1,3 +1,4 @@
+import { refuseNewerSchema } from '../schema-version.js';
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
@@ -514,6 +515,7 @@ export async function migratePostgres(pool: PgPool, migrations: readonly PgMigra
         applied_at timestamptz NOT NULL DEFAULT now()
       )`);
       const done = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      refuseNewerSchema([...done], migrations.map((m) => m.version));
       for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
         if (done.has(m.version)) continue;
         await c.query('BEGIN');

@@ -1,3 +1,4 @@
+import { refuseNewerSchema } from '../schema-version.js';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -36,6 +37,7 @@ export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase
   return db;
 }
 
+
 /**
  * Applies pending migrations, each in its own IMMEDIATE transaction so two processes
  * starting at once cannot both apply the same version.
@@ -46,6 +48,10 @@ export function migrate(db: SqliteDatabase, migrations: readonly Migration[]): n
     name TEXT NOT NULL,
     applied_at TEXT NOT NULL
   )`);
+  refuseNewerSchema(
+    db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[],
+    migrations.map((m) => m.version),
+  );
   const applied: number[] = [];
   const sorted = [...migrations].sort((a, b) => a.version - b.version);
   for (const m of sorted) {
