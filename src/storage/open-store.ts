@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
-import { openSqlite } from './sqlite/db.js';
+import { openSqlite, refuseForeignDatabase, sqliteFileKind } from './sqlite/db.js';
 import { ensureTenant as ensureSqliteTenant } from './sqlite/ingest-session.js';
 import type { StoreBackend, StoreLocation } from './location.js';
 import { postgresProblem } from './postgres/errors.js';
@@ -115,6 +115,21 @@ export interface OpenStore {
 }
 
 /**
+ * An existing file that is no store is not made one by a command that only reads (an empty file is
+ * answered as no store), nor by any command when it is another application's database.
+ */
+function refuseNonStore(loc: StoreLocation, mode: 'read' | 'create'): void {
+  refuseForeignDatabase(loc.target, loc.display);
+  let empty = false;
+  try {
+    empty = sqliteFileKind(loc.target).kind === 'empty';
+  } catch {
+    // not a SQLite file, or unreadable: SqliteStore.open reports it as it does today
+  }
+  if (empty && mode === 'read') throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from}): the file is empty`);
+}
+
+/**
  * Opens the store. mode 'create' (commands that put data in) creates and migrates it; 'read' wants
  * an existing store and throws StoreMissingError otherwise, so a mistyped location is not answered
  * with an empty store.
@@ -157,6 +172,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
   if (mode === 'read' && loc.target !== ':memory:' && !existsSync(loc.target)) {
     throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from})`);
   }
+  if (loc.target !== ':memory:' && existsSync(loc.target)) refuseNonStore(loc, mode);
   const s = SqliteStore.open(loc.target);
   return {
     backend: 'sqlite', display: loc.display, detections: s.detections, inventory: s.inventory, baselines: s.baselines, leases: s.leases, ingest: s.ingest,

@@ -4,6 +4,11 @@
  * this one cannot tell. Versions come in families of a hundred (core 1-99, policy state 100-199):
  * only a recorded version above the highest this build knows of the same family is newer.
  */
+/** A database of another application, where no store is made (sqlite/db.ts sqliteFileKind). */
+export class ForeignDatabaseError extends Error {
+  override name = 'ForeignDatabaseError';
+}
+
 export class StoreNewerError extends Error {
   override name = 'StoreNewerError';
 }

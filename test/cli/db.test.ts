@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, runCli, tempDir } from '../helpers.js';
@@ -140,4 +140,29 @@ test('a store a newer egress-triage migrated is refused by every command that wo
     assert.equal(after.status, 0, after.stderr);
     assert.deepEqual((JSON.parse(after.stdout) as { unknown: number[] }).unknown, [future]);
   }
+});
+
+test('an existing file that is no store is not made one: an empty file is no store to a reader; another application\'s database is refused to every command, unchanged', async () => {
+  const { default: Database } = await import('better-sqlite3');
+  const empty = join(tmp.dir, 'empty.db');
+  writeFileSync(empty, '');
+  const read = runCli(['stats', '--db', empty]);
+  assert.equal(read.status, 3, read.stderr);
+  assert.match(read.stderr, /no store at .*empty\.db \(from --db\): the file is empty/);
+  assert.equal(readFileSync(empty).length, 0, 'a reader leaves it empty');
+  const gen = join(tmp.dir, 'few.ndjson');
+  assert.equal(runCli(['generate', '--events', '300', '--runs', '3', '--out', gen]).status, 0);
+  assert.equal(runCli(['ingest', gen, '--db', empty]).status, 0, 'a writer makes its store in an empty file (mktemp)');
+
+  const foreign = join(tmp.dir, 'other-app.db');
+  const d = new Database(foreign);
+  d.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5)");
+  d.close();
+  const before = readFileSync(foreign);
+  for (const args of [['stats'], ['analyze', '--json'], ['ingest', gen], ['db', 'migrate']]) {
+    const r = runCli([...args, '--db', foreign]);
+    assert.equal(r.status, 5, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, /other-app\.db is a SQLite database of something else \(tables invoices\), not an egress-triage store/, args[0]);
+  }
+  assert.ok(readFileSync(foreign).equals(before), 'the other application\'s database is untouched');
 });

@@ -1,6 +1,6 @@
-import { refuseNewerSchema } from '../schema-version.js';
+import { ForeignDatabaseError, refuseNewerSchema } from '../schema-version.js';
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type SqliteDatabase = Database.Database;
@@ -37,6 +37,38 @@ export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase
   return db;
 }
 
+
+/**
+ * What an existing file at `path` is, read without changing it: an egress-triage store, an empty
+ * file (or a database with no table: a store can be made there), or another application's SQLite
+ * database, whose tables are named. A store is never made inside another application's database:
+ * migrating it there would add two dozen tables to a file someone else owns.
+ */
+export function sqliteFileKind(path: string): { kind: 'store' | 'empty' } | { kind: 'foreign'; tables: string[] } {
+  if (statSync(path).size === 0) return { kind: 'empty' };
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").pluck().all() as string[];
+    if (tables.length === 0) return { kind: 'empty' };
+    return tables.includes('schema_migrations') ? { kind: 'store' } : { kind: 'foreign', tables };
+  } finally {
+    db.close();
+  }
+}
+
+/** Throws ForeignDatabaseError when `path` is another application's SQLite database; anything else passes. */
+export function refuseForeignDatabase(path: string, display = path): void {
+  let what;
+  try {
+    what = sqliteFileKind(path);
+  } catch {
+    // no SQLite file at all, or unreadable: opening it reports that as it always has
+    return;
+  }
+  if (what.kind !== 'foreign') return;
+  const named = what.tables.slice(0, 5).join(', ') + (what.tables.length > 5 ? `, and ${what.tables.length - 5} more` : '');
+  throw new ForeignDatabaseError(`${display} is a SQLite database of something else (tables ${named}), not an egress-triage store: give the path of a store, or of a new file; nothing was changed`);
+}
 
 /**
  * Applies pending migrations, each in its own IMMEDIATE transaction so two processes

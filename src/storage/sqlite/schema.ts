@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { openSqlite, migrate } from './db.js';
+import { openSqlite, migrate, refuseForeignDatabase } from './db.js';
 import { CORE_MIGRATIONS } from './core-migrations.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 
@@ -35,6 +35,7 @@ export class SqliteSchema implements SchemaPort {
   }
 
   async migrate(): Promise<number[]> {
+    if (this.path !== ':memory:' && existsSync(this.path)) refuseForeignDatabase(this.path);
     const db = openSqlite(this.path);
     try {
       return migrate(db, CORE_MIGRATIONS);
