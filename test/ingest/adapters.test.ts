@@ -590,6 +590,10 @@ test('stepsecurity: bad input', () => {
   }
   const spaced = a.parse({ ...SS_DETECTION, endpoint: 'WebHook.Site. :443' }, rc()) as { detection: ImportedDetection };
   assert.deepEqual([spaced.detection.endpoint, spaced.detection.host], ['webhook.site:443', 'webhook.site']);
+  // a type in another case is the type; one no filter, rule or analysis knows is refused, not stored apart
+  const cased = a.parse({ ...SS_DETECTION, detection_id: ' new-outbound-network-CALL ' }, rc()) as { detection: ImportedDetection };
+  assert.equal(cased.detection.type, 'New-Outbound-Network-Call');
+  rejects(a, { ...SS_DETECTION, detection_id: 'Exfil-Whatever' }, 'invalid-value', 'detection_id');
 });
 
 // ---------------------------------------------------------------------------------------------

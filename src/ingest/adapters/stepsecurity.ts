@@ -19,6 +19,7 @@ import { normalizeDomain } from '../../domain/dns-name.js';
 import { endpointOf, splitEndpoint } from '../../domain/endpoint.js';
 import {
   DETECTION_STATUSES,
+  DETECTION_TYPES,
   NEW_OUTBOUND,
   type DetectionStatus,
   type ProcessInfo,
@@ -98,10 +99,18 @@ function readExpected(value: unknown): string[] {
   return out;
 }
 
+/**
+ * The detection type in its one spelling, matched without case; an unknown one is refused. Stored as
+ * sent, `New-Outbound-Network-call` or a made-up type was a type of its own: no filter, rule or
+ * analysis names it, so a risky call imported under it was shown nowhere but in `detections list`.
+ */
 function readType(r: Obj): string {
   const raw = r.detection_id ?? r.type ?? r.detection_type;
   const field = r.detection_id !== undefined ? 'detection_id' : r.type !== undefined ? 'type' : 'detection_type';
-  return optString(raw, field) ?? NEW_OUTBOUND;
+  const given = optString(raw, field);
+  if (given === undefined) return NEW_OUTBOUND;
+  const known = DETECTION_TYPES.find((t) => t.toLowerCase() === given.trim().toLowerCase());
+  return known ?? invalid(field, `unknown detection type "${clip(given)}": one of ${DETECTION_TYPES.join(', ')}`);
 }
 
 export class StepSecurityAdapter implements RecordAdapter {
