@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
-import { openSqlite, refuseForeignDatabase, sqliteFileKind } from './sqlite/db.js';
+import { openSqlite, refuseForeignDatabase } from './sqlite/db.js';
 import { ensureTenant as ensureSqliteTenant } from './sqlite/ingest-session.js';
 import type { StoreBackend, StoreLocation } from './location.js';
 import { postgresProblem } from './postgres/errors.js';
@@ -119,14 +119,8 @@ export interface OpenStore {
  * answered as no store), nor by any command when it is another application's database.
  */
 function refuseNonStore(loc: StoreLocation, mode: 'read' | 'create'): void {
-  refuseForeignDatabase(loc.target, loc.display);
-  let empty = false;
-  try {
-    empty = sqliteFileKind(loc.target).kind === 'empty';
-  } catch {
-    // not a SQLite file, or unreadable: SqliteStore.open reports it as it does today
-  }
-  if (empty && mode === 'read') throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from}): the file is empty`);
+  // one look at the file: not a SQLite file, or unreadable, is left to SqliteStore.open to report
+  if (refuseForeignDatabase(loc.target, loc.display) === 'empty' && mode === 'read') throw new StoreMissingError(`no store at ${loc.display} (from ${loc.from}): the file is empty`);
 }
 
 /**

@@ -1,9 +1,3 @@
-/**
- * Refuses a store that a newer egress-triage migrated past what this one knows: written to by this
- * one, it would get rows its newer schema does not expect, and read by it, columns may mean what
- * this one cannot tell. Versions come in families of a hundred (core 1-99, policy state 100-199):
- * only a recorded version above the highest this build knows of the same family is newer.
- */
 /** A database of another application, where no store is made (sqlite/db.ts sqliteFileKind). */
 export class ForeignDatabaseError extends Error {
   override name = 'ForeignDatabaseError';
@@ -13,6 +7,12 @@ export class StoreNewerError extends Error {
   override name = 'StoreNewerError';
 }
 
+/**
+ * Refuses a store that a newer egress-triage migrated past what this one knows: written to by this
+ * one, it would get rows its newer schema does not expect, and read by it, columns may mean what
+ * this one cannot tell. Versions come in families of a hundred (core 1-99, policy state 100-199):
+ * only a recorded version above the highest this build knows of the same family is newer.
+ */
 export function refuseNewerSchema(recorded: readonly number[], known: readonly number[]): void {
   if (known.length === 0) return;
   const family = Math.floor(Math.min(...known) / 100);

@@ -1,7 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -131,7 +131,7 @@ export async function processIdsOf(db: Db, tenantId: number, set: ImpostorSet): 
 }
 
 function idsOf(rows: ProcRow[], set: ImpostorSet): number[] {
-  return rows.filter((p) => set.get({ process: p.norm_name, sha256: p.sha256, path: p.path }) !== null).map((p) => p.id);
+  return rows.filter((p) => set.flagOf({ process: p.norm_name, sha256: p.sha256, path: p.path }) !== null).map((p) => p.id);
 }
 
 /**

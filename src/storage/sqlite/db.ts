@@ -37,7 +37,6 @@ export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase
   return db;
 }
 
-
 /**
  * What an existing file at `path` is, read without changing it: an egress-triage store, an empty
  * file (or a database with no table: a store can be made there), or another application's SQLite
@@ -56,16 +55,19 @@ export function sqliteFileKind(path: string): { kind: 'store' | 'empty' } | { ki
   }
 }
 
-/** Throws ForeignDatabaseError when `path` is another application's SQLite database; anything else passes. */
-export function refuseForeignDatabase(path: string, display = path): void {
+/**
+ * Throws ForeignDatabaseError when `path` is another application's SQLite database; otherwise says
+ * what it is, or null when it is no SQLite file or cannot be read (opening it reports that as it
+ * always has).
+ */
+export function refuseForeignDatabase(path: string, display = path): 'store' | 'empty' | null {
   let what;
   try {
     what = sqliteFileKind(path);
   } catch {
-    // no SQLite file at all, or unreadable: opening it reports that as it always has
-    return;
+    return null;
   }
-  if (what.kind !== 'foreign') return;
+  if (what.kind !== 'foreign') return what.kind;
   const named = what.tables.slice(0, 5).join(', ') + (what.tables.length > 5 ? `, and ${what.tables.length - 5} more` : '');
   throw new ForeignDatabaseError(`${display} is a SQLite database of something else (tables ${named}), not an egress-triage store: give the path of a store, or of a new file; nothing was changed`);
 }

@@ -411,7 +411,7 @@ export class SqliteRulesRepo {
     type Row = { id: number; norm_name: string; path: string | null; sha256: string | null };
     const names = [...new Set(set.list().map((b) => b.process))];
     const hashes = set.hashes();
-    // by name, and by hash under any name (ImpostorSet.get): the daemon-named `procs` the caller may
+    // by name, and by hash under any name (ImpostorSet.flagOf): the daemon-named `procs` the caller may
     // pass hold no copy of the file under a name that is no daemon's, so those are read here
     const byHash = hashes.length
       ? (this.db.prepare(`SELECT id, norm_name, path, sha256 FROM processes WHERE sha256 COLLATE NOCASE IN (${hashes.map(() => '?').join(',')})`).all(...hashes) as Row[])
@@ -420,7 +420,7 @@ export class SqliteRulesRepo {
       ...(procs ?? (this.db.prepare(`SELECT id, norm_name, path, sha256 FROM processes WHERE norm_name IN (${names.map(() => '?').join(',')})`).all(...names) as Row[])),
       ...byHash,
     ];
-    return [...new Set(rows.filter((p) => set.get({ process: p.norm_name, sha256: p.sha256, path: p.path }) !== null).map((p) => p.id))];
+    return [...new Set(rows.filter((p) => set.flagOf({ process: p.norm_name, sha256: p.sha256, path: p.path }) !== null).map((p) => p.id))];
   }
 
   /** Puts these process ids in temp.rm_procs (for a hand-built predicate with dims.process). */
