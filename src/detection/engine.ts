@@ -102,6 +102,20 @@ interface RunState {
   callers?: Map<string, StoredBinary[]>;
   /** expected sample stored with the run; null when the run was read from the store */
   expected: string[] | null;
+  /**
+   * Calls of binaries that may yet be flagged as suspected impostors (Suppressor.canFlag) that raised
+   * nothing, by binary (binaryKey), kept as long as the run's keys are. Should the binary be flagged later
+   * in the run, they are raised then (raiseQuiet): a repeat of such a call after the flag is the
+   * same call to the run's keys (and the parser's repeat fast path drops it before it gets here).
+   */
+  quiet?: Map<string, QuietCall[]>;
+}
+
+interface QuietCall {
+  st: JobState;
+  ev: NetworkCallEvent;
+  endpoint: string;
+  variant: ProcessVariant;
 }
 
 interface JobState {
@@ -226,6 +240,8 @@ export class DetectionEngine {
   private readonly lateRuns = new Map<string, RunState>();
   /** runs whose key sets are in memory, least recently used first */
   private readonly hot = new Set<RunState>();
+  /** the runs holding quiet calls of each binary (RunState.quiet) */
+  private readonly quietRuns = new Map<string, Set<RunState>>();
   /** the job of the last event (consecutive events are mostly of one job) */
   private lastJob: JobState | null = null;
   /** committed counts */
@@ -303,6 +319,7 @@ export class DetectionEngine {
     this.jobs.clear();
     this.lateRuns.clear();
     this.hot.clear();
+    this.quietRuns.clear();
   }
 
   private clearPending(): void {
@@ -715,7 +732,7 @@ export class DetectionEngine {
       sets.keys.add(again);
       // the address is evidence about the binary too: a daemon's name reaching a risky range is an impostor's
       const suspect = this.observeCall(derived.variant, ev);
-      if (suspect) this.unsuppressPending(derived.variant);
+      if (suspect) this.suspected(derived.variant);
       this.evaluate(st, run, ev, endpoint, derived.variant, blocked, suspect, atRiskyAddress);
       return;
     }
@@ -736,7 +753,7 @@ export class DetectionEngine {
     const suspect = this.observeCall(variant, ev);
     // A late event of an already completed run counts towards the baseline straight away, but only
     // after it has been evaluated: counted first, it could promote itself and raise nothing.
-    if (suspect) this.unsuppressPending(variant);
+    if (suspect) this.suspected(variant);
     let countLate = false;
     if (!blocked && !suspect) {
       const fresh = !sets.endpoints.has(endpoint);
@@ -747,8 +764,51 @@ export class DetectionEngine {
         countLate = run.completed && !(this.suppressor.mayBeLinked?.({ process: variant.normName, sha256: variant.sha256, path: variant.path }) ?? false);
       }
     }
-    this.evaluate(st, run, ev, endpoint, variant, blocked, suspect, atRiskyAddress);
+    const raised = this.evaluate(st, run, ev, endpoint, variant, blocked, suspect, atRiskyAddress);
+    if (!raised && (this.suppressor.canFlag?.(variant.normName) ?? false)) this.keepQuiet(run, { st, ev, endpoint, variant });
     if (countLate) this.promote(st, endpoint, run.learning, ev.timestamp);
+  }
+
+  /** A call of a suspected impostor: what of its binary was suppressed or quiet is raised. */
+  private suspected(v: ProcessVariant): void {
+    this.unsuppressPending(v);
+    this.raiseQuiet(v);
+  }
+
+  private keepQuiet(run: RunState, q: QuietCall): void {
+    const k = binaryKey({ process: q.variant.normName, sha256: q.variant.sha256, path: q.variant.path });
+    const quiet = (run.quiet ??= new Map());
+    const calls = quiet.get(k);
+    if (calls) calls.push(q);
+    else quiet.set(k, [q]);
+    let runs = this.quietRuns.get(k);
+    if (!runs) this.quietRuns.set(k, (runs = new Set()));
+    runs.add(run);
+  }
+
+  /**
+   * A binary just seen to be a suspected impostor: the calls it made earlier in runs still in memory,
+   * and that raised nothing, are raised now, as every call of a suspected impostor is (evaluate).
+   */
+  private raiseQuiet(v: ProcessVariant): void {
+    if (this.quietRuns.size === 0) return;
+    const k = binaryKey({ process: v.normName, sha256: v.sha256, path: v.path });
+    const runs = this.quietRuns.get(k);
+    if (!runs) return;
+    this.quietRuns.delete(k);
+    for (const run of runs) {
+      const calls = run.quiet?.get(k);
+      run.quiet?.delete(k);
+      for (const q of calls ?? []) this.evaluate(q.st, run, q.ev, q.endpoint, q.variant, false, true, false);
+    }
+  }
+
+  /** The run's keys leave memory, and its quiet calls with them. */
+  private dropKeys(run: RunState): void {
+    run.keys = null;
+    if (!run.quiet) return;
+    for (const vkey of run.quiet.keys()) this.quietRuns.get(vkey)?.delete(run);
+    run.quiet = undefined;
   }
 
   /** Shows the call to the suppressor's impostor verdict; true when its binary is a suspected impostor. */
@@ -761,8 +821,8 @@ export class DetectionEngine {
     );
   }
 
-  /** `atRiskyAddress`: riskyAddress(ev.domain, ev.ip), as handleCall found it. */
-  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean, suspect: boolean, atRiskyAddress: boolean): void {
+  /** `atRiskyAddress`: riskyAddress(ev.domain, ev.ip), as handleCall found it. True when it raised a detection. */
+  private evaluate(st: JobState, run: RunState, ev: NetworkCallEvent, endpoint: string, variant: ProcessVariant, blocked: boolean, suspect: boolean, atRiskyAddress: boolean): boolean {
     const c = ev.ctx;
     const ip = ev.ip ?? null;
     let type: string | null = null;
@@ -777,7 +837,7 @@ export class DetectionEngine {
     } else if (!run.learning && st.baseline.get(endpoint)?.inBaseline !== true) {
       if (!this.cfg.allowed.matches(host, ev.port)) type = NEW_OUTBOUND;
     }
-    if (!type) return;
+    if (!type) return false;
     const subject: DetectionSubject = {
       type,
       owner: c.owner,
@@ -813,6 +873,7 @@ export class DetectionEngine {
         externalId: atRiskyAddress ? RISKY_ADDRESS_DETECTION : '',
       },
     });
+    return true;
   }
 
   /**
@@ -876,7 +937,7 @@ export class DetectionEngine {
         process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
         host: dest, port: d.port ?? port, isIp: isIpLiteral(dest), ip: d.ip ?? d.directIp ?? null,
       }) ?? false;
-    if (suspect) this.unsuppressPending(variant);
+    if (suspect) this.suspected(variant);
     let status = d.status;
     // An export may carry a suppression or a resolution made upstream; neither silences a risky
     // destination or a suspected impostor here: those arrive as new.
@@ -966,7 +1027,7 @@ export class DetectionEngine {
     for (const r of this.completing) {
       if (this.isLate(r)) continue;
       this.hot.delete(r);
-      r.keys = null;
+      this.dropKeys(r);
       r.endpoints = null;
       r.allowed = null;
       r.callers = undefined;
@@ -976,7 +1037,7 @@ export class DetectionEngine {
       // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
       const cold = this.hot.values().next().value!;
       this.hot.delete(cold);
-      cold.keys = null;
+      this.dropKeys(cold);
     }
   }
 

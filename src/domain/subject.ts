@@ -41,6 +41,12 @@ export interface Suppressor {
    * impostor: such a call never teaches the baseline, and its detections are never suppressed.
    */
   observe?(call: CallFacts): boolean;
+  /**
+   * True when observe() can flag a binary of this name: the engine keeps such a binary's calls that
+   * raised nothing while their run is in memory, to raise them should the binary be flagged later in
+   * the run. Absent: no binary is ever flagged.
+   */
+  canFlag?(process: string): boolean;
   /** True when this binary is a suspected impostor already (stored or flagged by observe). */
   suspected?(binary: { process: string; sha256: string | null; path: string | null }): boolean;
   /**

@@ -57,6 +57,8 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       return 0;
     },
     suspected: (b) => impostors.get(b) !== null,
+    // observe() flags only a binary named like a VPN daemon
+    canFlag: (process) => vpnSignatureFor(process) !== null,
     mayBeLinked: (b) => b.path !== null && files.has(fileKey(b.process, b.path)),
     observe(call: CallFacts): boolean {
       if (!vpnSignatureFor(call.process)) return false;

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import type { ProcessInfo } from '../../src/domain/types.js';
+import { call, nativeLine, tailscaled, TS0 } from '../analysis/helpers.js';
+import { detectionsView, eachStore } from '../helpers/each-store.js';
+
+const { storeTest } = eachStore();
+
+/**
+ * Every call of a suspected impostor raises a detection, even to an endpoint the job's baseline holds
+ * (engine.ts, evaluate). A binary can be flagged only part-way through a run, though, by its first
+ * call outside its daemon's signature. Its calls before that raised nothing, and a repeat of one of
+ * them after the flag is the same call of the run: the parser and the engine drop it. Such a call is
+ * raised when the flag is raised.
+ */
+
+/** named tailscaled, another binary: looks like the daemon until it calls outside its signature */
+const LATE: ProcessInfo = { name: 'tailscaled', path: '/usr/local/bin/tailscaled', sha256: 'e'.repeat(64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+const PEER = { ip: '100.64.0.1', port: 41641 };
+
+for (const batchSize of [undefined, 1]) {
+  const batches = batchSize === undefined ? 'one write batch' : 'a write batch per line';
+  storeTest(`a binary flagged part-way through a run raises its earlier quiet calls of the run, repeated after the flag or not (${batches})`, async (at) => {
+    const T = 'quiet';
+    const genuine = tailscaled(true);
+    const events = [
+      // run 1 learns the peer
+      call(T, 'web', 1, TS0, genuine, PEER),
+      // run 2: the other binary reaches the learned peer (nothing to raise yet), so does the real daemon,
+      // then the other binary calls out of the daemon's signature, and reaches the peer again
+      call(T, 'web', 2, TS0 + 10, LATE, PEER),
+      call(T, 'web', 2, TS0 + 11, genuine, PEER),
+      call(T, 'web', 2, TS0 + 12, LATE, { domain: 'evil.example.com', port: 443 }),
+      call(T, 'web', 2, TS0 + 13, LATE, PEER),
+    ];
+    const file = join(at.dir, 'calls.ndjson');
+    writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
+    const store = await at.open();
+    try {
+      const p = new IngestPipeline(store, {
+        tenant: T,
+        format: 'native',
+        strict: false,
+        defaults: {},
+        engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 1 },
+        suppressorFor: (s, t) => s.ingestSuppressor(t),
+        ...(batchSize !== undefined ? { batchSize } : {}),
+      });
+      const r = await p.ingest(file);
+      assert.equal(r.detections, 2, 'the flagging call and the earlier call to the peer');
+    } finally {
+      await store.close();
+    }
+    const rows = await at.rows<{ sha256: string; host: string; status: number }>(
+      `SELECT p.sha256 AS sha256, e.host AS host, d.status AS status FROM ${detectionsView(at.backend)} d
+       JOIN processes p ON p.id = d.process_id JOIN endpoints e ON e.id = d.endpoint_id ORDER BY e.host`,
+    );
+    assert.deepEqual(
+      rows.map((x) => ({ sha256: x.sha256, host: x.host, status: Number(x.status) })),
+      [
+        { sha256: LATE.sha256, host: '100.64.0.1', status: 0 },
+        { sha256: LATE.sha256, host: 'evil.example.com', status: 0 },
+      ],
+      'the genuine daemon raised nothing; the flagged binary raised both its calls',
+    );
+  });
+}
