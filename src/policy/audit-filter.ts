@@ -5,13 +5,13 @@ import { AUDIT_DECISIONS, type AuditFilter } from '../storage/policy-state.js';
 /**
  * The one parser of audit filters (the dashboard's Audit page; any face that filters policy
  * decisions). Raw values in, a validated AuditFilter or a FilterError naming the argument out.
- * - tool, identity, upstream: exact, case-sensitive (tool names and identities are);
+ * - tool, identity, upstream, session, tenant: exact, case-sensitive (tool names and identities are);
  * - decision: one of AUDIT_DECISIONS;
  * - since (inclusive) / until (exclusive): ISO times or ages ("2h", "7d") of domain/time.ts,
  *   handed to the store as ISO strings (the audit keeps ISO `ts`, which sort as text).
  */
 
-export type AuditFilterField = 'tool' | 'decision' | 'identity' | 'upstream' | 'since' | 'until';
+export type AuditFilterField = 'tool' | 'decision' | 'identity' | 'upstream' | 'session' | 'tenant' | 'since' | 'until';
 
 export function parseAuditFilter(
   raw: Partial<Record<AuditFilterField, unknown>>,
@@ -33,6 +33,10 @@ export function parseAuditFilter(
   if (identity !== undefined) out.identity = identity;
   const upstream = text('upstream');
   if (upstream !== undefined) out.upstreamName = upstream;
+  const session = text('session');
+  if (session !== undefined) out.session = session;
+  const tenant = text('tenant');
+  if (tenant !== undefined) out.tenant = tenant;
   const decision = text('decision');
   if (decision !== undefined) {
     const d = AUDIT_DECISIONS.find((x) => x === decision.toLowerCase());

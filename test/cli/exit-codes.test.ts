@@ -112,6 +112,16 @@ test('2: usage errors, commander parse errors included, are refused before any s
     expectExit(['ingest', '-', '--db', db, '--learning-runs', v], EXIT.USAGE, new RegExp(`--learning-runs: expected an integer .* got "${v}"`), good);
   }
   expectExit(['detections', 'list', '--db', db, '--until', '8640000000000001'], EXIT.USAGE, /--until: "8640000000000001" is out of range/);
+  // an empty filter value would widen the answer to everything: `--status "$S"` with S unset
+  expectExit(['detections', 'list', '--db', db, '--status', ''], EXIT.USAGE, /^egress-triage: --status: is empty; give a value or leave the option out$/m);
+  expectExit(['analyze', '--db', db, '--owner', ' '], EXIT.USAGE, /^egress-triage: --owner: is empty/m);
+  expectExit(['analyze', '--db', db, '--detection-id', ''], EXIT.USAGE, /^egress-triage: --detection-id: is empty/m);
+  // audit reads its options through the shared parsers too
+  for (const v of ['1e3', '0', '99999999999999']) expectExit(['audit', '--db', db, '--limit', v], EXIT.USAGE, /^egress-triage: --limit: expected an integer between 1 and 1000000/m);
+  expectExit(['audit', '--db', db, '--decision', 'bogus'], EXIT.USAGE, /^egress-triage: --decision: expected one of allow, deny/m);
+  expectExit(['audit', '--db', db, '--since', ''], EXIT.USAGE, /^egress-triage: --since: is empty/m);
+  expectExit(['audit', '--db', db, '--since', 'Nov 1'], EXIT.USAGE, /^egress-triage: --since: "Nov 1" is not a time/m);
+  expectExit(['audit', '--db', db, '--tool', ''], EXIT.USAGE, /^egress-triage: --tool: is empty/m);
 });
 
 // a missing SQLite file (PostgreSQL's missing database or schema: test/cli/db.test.ts, test/storage/open-store.test.ts)

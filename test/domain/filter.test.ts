@@ -88,11 +88,12 @@ test('property: any path, case or .exe spelling of a process normalises to the s
   );
 });
 
-test('the audit --since option uses the same time parser (no Date.parse leniency)', async () => {
-  const { parseSince } = await import('../../src/cli/commands/policy.js');
-  assert.equal(parseSince('1.5h', NOW), new Date(NOW - 5_400_000).toISOString());
-  assert.equal(parseSince('2026-11-01T10:00:00', NOW), '2026-11-01T10:00:00.000Z');
-  assert.throws(() => parseSince('Nov 1', NOW), /--since: "Nov 1" is not a time/);
+test('the audit command\'s --since uses the same time parser (no Date.parse leniency)', async () => {
+  const { parseAuditFilter } = await import('../../src/policy/audit-filter.js');
+  const since = (v: string) => parseAuditFilter({ since: v }, { now: NOW, names: { since: '--since' } }).since;
+  assert.equal(since('1.5h'), new Date(NOW - 5_400_000).toISOString());
+  assert.equal(since('2026-11-01T10:00:00'), '2026-11-01T10:00:00.000Z');
+  assert.throws(() => since('Nov 1'), /--since: "Nov 1" is not a time/);
 });
 
 test('sha256: exact but case-insensitive, wildcards and spaces refused', () => {

@@ -3,11 +3,12 @@ import { argReadingsFor, policyArgs } from '../../mcp/tool-aliases.js';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { policyFileExit, UserError } from '../errors.js';
-import { parseInstant } from '../../domain/time.js';
 import { EXIT } from '../exit-codes.js';
-import { requireExistingStore, storeLocation } from '../common.js';
+import { parseIntOption, refuseEmptyOptions, requireExistingStore, storeLocation } from '../common.js';
+import { parseAuditFilter } from '../../policy/audit-filter.js';
+import { FilterError } from '../../domain/filter.js';
 import { starterPolicy } from '../../policy/init.js';
-import { decisionReasonProblem, type ApprovalRow, type PolicyStateBackend } from '../../storage/policy-state.js';
+import { decisionReasonProblem, type ApprovalRow, type AuditFilter, type PolicyStateBackend } from '../../storage/policy-state.js';
 import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
 import { revealInvisible } from '../../domain/reveal-invisible.js';
 
@@ -62,16 +63,8 @@ async function loadOrFail(file: string) {
   }
 }
 
-/** "2h", "30m", "7d", "45s" or an ISO timestamp -> ISO timestamp, via the one time parser (domain/time.ts). */
-export function parseSince(s: string, now = Date.now()): string {
-  try {
-    const t = parseInstant(s, now);
-    if (t === undefined) throw new Error('is empty; give a time or a duration like 30m, 2h, 7d');
-    return new Date(t).toISOString();
-  } catch (e) {
-    throw new UserError(`--since: ${(e as Error).message}`);
-  }
-}
+/** The most records one `audit` prints: the rows are held in memory before they are written. */
+const AUDIT_LIMIT_MAX = 1_000_000;
 
 /**
  * The policy state the gateways use: the store, or with `--state redis://...` the shared Redis (where
@@ -269,14 +262,21 @@ export function register(program: Command): void {
     .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled | policy_change')
     .option('--session <id>', 'only this session')
     .option('--tenant <name>', "only the decisions of this tenant's servers (mcp, serve)")
-    .option('--limit <n>', 'most recent N records', '1000')
-    .option('--json', 'JSON lines output')
-    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: string; json?: boolean }) => {
-      const limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit <= 0) throw new UserError('--limit must be a positive integer');
+    .option('--limit <n>', `most recent N records (1 to ${AUDIT_LIMIT_MAX})`, parseIntOption('--limit', 1, AUDIT_LIMIT_MAX), 1000)
+    .option('--json', 'JSON lines output: one record per line, none when nothing matches')
+    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: number; json?: boolean }) => {
+      const flags = { since: '--since', tool: '--tool', decision: '--decision', session: '--session', tenant: '--tenant' } as const;
+      refuseEmptyOptions(o, flags);
+      let filter: AuditFilter;
+      try {
+        filter = parseAuditFilter(o, { now: Date.now(), names: flags });
+      } catch (e) {
+        if (e instanceof FilterError) throw new UserError(e.message);
+        throw e;
+      }
       const st = await openState(o.db);
       try {
-        const rows = await st.audit.query({ since: o.since ? parseSince(o.since) : undefined, tool: o.tool, decision: o.decision, session: o.session, tenant: o.tenant, limit });
+        const rows = await st.audit.query({ ...filter, limit: o.limit });
         if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else {
           for (const r of rows) {
