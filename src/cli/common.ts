@@ -30,9 +30,11 @@ export function withStoreOptions(cmd: Command, { json = true }: { json?: boolean
 }
 
 export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
+  // `--config "$CFG"` with the variable unset would otherwise run on no config, or on ./egress-triage.yaml
+  if (opts.config !== undefined && opts.config.trim() === '') throw new UserError('--config: is empty; give a config file path, or leave --config out');
   const path = resolveConfigPath(opts.config);
   if (path === null) return {};
-  const { loadConfig } = await import('../config/config-file.js');
+  const { ConfigReadError, loadConfig } = await import('../config/config-file.js');
   const { RiskyCoverageError } = await import('../detection/allowed-endpoints.js');
   try {
     return loadConfig(path).config;
@@ -40,6 +42,7 @@ export async function loadCliConfig(opts: StoreOptions): Promise<ConfigFile> {
     // Like a policy file: a config that exists but is invalid is rejected input; one that would allow
     // a risky destination is refused, as the same entry given by flag is.
     const msg = (err as Error).message;
+    if (err instanceof ConfigReadError) throw new UserError(msg, EXIT.IO);
     throw new UserError(msg, err instanceof RiskyCoverageError ? EXIT.REFUSED : / does not exist$/.test(msg) ? EXIT.NOT_FOUND : EXIT.REJECTED);
   }
 }

@@ -17,12 +17,23 @@ export const ConfigSchema = z
   .strict();
 export type ConfigFile = z.infer<typeof ConfigSchema>;
 
+/** A config file that exists but cannot be read (a directory, no permission): an I/O failure, not bad content. */
+export class ConfigReadError extends Error {
+  override name = 'ConfigReadError';
+}
+
 /** The config file at resolveConfigPath(flag, env) (config/paths.ts), or no settings when there is none. */
 export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env): { path: string | null; config: ConfigFile } {
   const path = resolveConfigPath(flag, env);
   if (!path) return { path: null, config: {} };
   if (!existsSync(path)) throw new Error(`config file ${path} does not exist`);
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigReadError(`config file ${path}: ${err.code === 'EISDIR' ? 'is a directory; give the config file in it' : `cannot be read (${err.code ?? err.message})`}`);
+  }
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length) {

@@ -285,10 +285,17 @@ export class RulesService {
   }
 
   /** Audit trail of a tenant's rule changes, newest first. */
+  /**
+   * The rule-change log of a tenant, or of one rule. A rule id no record names is not found (as in
+   * get()): every rule has its create record, which outlives the rule's deletion.
+   */
   async audit(tenant: string, ruleId?: string): Promise<RuleAuditRow[]> {
     const tid = await this.repo.tenantId(tenant);
-    if (tid === undefined) return [];
-    return this.repo.auditLog(tid, ruleId);
+    const rows = tid === undefined ? [] : await this.repo.auditLog(tid, ruleId);
+    if (ruleId !== undefined && rows.length === 0) {
+      throw new RuleError('not_found', `no rule "${ruleId}" in tenant "${tenant}", active or deleted: run \`rules list\` to see rule ids`);
+    }
+    return rows;
   }
 
   compileInput(input: RuleInput): { type: string; rule: CompiledRule } {

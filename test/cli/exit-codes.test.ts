@@ -78,6 +78,7 @@ storeSuite((store, backend) => {
   test('3: a missing config file, rule or repository', () => {
     expectExit(['stats', '--db', db, '--config', join(tmp.dir, 'no-config.yaml')], EXIT.NOT_FOUND, /no-config\.yaml does not exist/);
     expectExit(['rules', 'get', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no active rule "no-such-rule"/);
+    expectExit(['rules', 'audit', 'no-such-rule', '--db', db], EXIT.NOT_FOUND, /no rule "no-such-rule" in tenant "default", active or deleted/);
     expectExit(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'nope'], EXIT.NOT_FOUND, /no jobs found/);
   });
 
@@ -112,6 +113,7 @@ test('2: usage errors, commander parse errors included, are refused before any s
     expectExit(['ingest', '-', '--db', db, '--learning-runs', v], EXIT.USAGE, new RegExp(`--learning-runs: expected an integer .* got "${v}"`), good);
   }
   expectExit(['detections', 'list', '--db', db, '--until', '8640000000000001'], EXIT.USAGE, /--until: "8640000000000001" is out of range/);
+  expectExit(['stats', '--db', db, '--config', ''], EXIT.USAGE, /^egress-triage: --config: is empty; give a config file path/m);
   // an empty filter value would widen the answer to everything: `--status "$S"` with S unset
   expectExit(['detections', 'list', '--db', db, '--status', ''], EXIT.USAGE, /^egress-triage: --status: is empty; give a value or leave the option out$/m);
   expectExit(['analyze', '--db', db, '--owner', ' '], EXIT.USAGE, /^egress-triage: --owner: is empty/m);
@@ -153,6 +155,8 @@ test('5: the file system refused: a directory, a file that is not a store', () =
   assert.equal(readFileSync(notStore, 'utf8'), good, 'the file is left as it was');
   // demo's --db naming a directory: refused before anything is deleted
   expectExit(['demo', '--db', dir, '--force'], EXIT.IO, /--db: .*a-directory is a directory; demo writes its store to a file/);
+  // a config file that is a directory: named, an I/O failure (it was exit 1 with EISDIR and no path)
+  expectExit(['stats', '--db', join(tmp.dir, 'no-store.db'), '--config', dir], EXIT.IO, /^egress-triage: config file .*a-directory: is a directory; give the config file in it$/m);
 });
 
 test('3 and 5: a policy file that is missing, or a directory; 1 when it is invalid', () => {
