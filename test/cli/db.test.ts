@@ -159,7 +159,7 @@ test('an existing file that is no store is not made one: an empty file is no sto
   d.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices (total) VALUES (12.5)");
   d.close();
   const before = readFileSync(foreign);
-  for (const args of [['stats'], ['analyze', '--json'], ['ingest', gen], ['db', 'migrate']]) {
+  for (const args of [['stats'], ['analyze', '--json'], ['ingest', gen], ['db', 'migrate'], ['audit'], ['approvals', 'list']]) {
     const r = runCli([...args, '--db', foreign]);
     assert.equal(r.status, 5, `${args[0]}: ${r.stderr}`);
     assert.match(r.stderr, /other-app\.db is a SQLite database of something else \(tables invoices\), not an egress-triage store/, args[0]);

@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { migrate, openSqlite, type Migration, type SqliteDatabase } from './db.js';
+import { migrate, openSqlite, refuseForeignDatabase, type Migration, type SqliteDatabase } from './db.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
 import { realBusyClock, type BusyClock } from './busy-retry.js';
@@ -138,6 +139,8 @@ export class SqlitePolicyState implements PolicyStateBackend {
 
   constructor(private readonly opts: PolicyStateOptions) {
     this.describe = `store ${opts.dbPath}`;
+    // Another application's database is refused before anything is added to it, as the store does (schema.ts).
+    if (opts.dbPath !== ':memory:' && existsSync(opts.dbPath)) refuseForeignDatabase(opts.dbPath);
     // Opened and migrated with the store's full wait; from then on every write waits on a timer (busy-retry.ts).
     this.db = openSqlite(opts.dbPath);
     migrate(this.db, POLICY_MIGRATIONS);
