@@ -111,7 +111,11 @@ export async function withPorts<T>(
    * manage the list and judge by none of it (`risky forget`, `risky audit`) must still run: without
    * them, only hand-edited SQL could remove the entry.
    */
-  o: { unparsedRiskyListOk?: boolean } = {},
+  o: {
+    unparsedRiskyListOk?: boolean;
+    /** the command answers about the tenant's data: a tenant the store has no data for gets a note (noteUnknownTenant) */
+    aboutTenant?: boolean;
+  } = {},
 ): Promise<T> {
   let tenant: string;
   try {
@@ -133,6 +137,7 @@ export async function withPorts<T>(
   }
   try {
     const remembered = await rememberedRisky(ports, config, resolveConfigPath(opts.config), o.unparsedRiskyListOk === true);
+    if (o.aboutTenant) await noteUnknownTenant(ports, tenant);
     return await fn({ ports, tenant, location, config: remembered, json: Boolean(opts.json) });
   } catch (err) {
     if (err instanceof UserError) throw err;
@@ -146,6 +151,19 @@ export async function withPorts<T>(
   } finally {
     await ports.close();
   }
+}
+
+/**
+ * A reader asked about a tenant the store has no data for: says so on stderr, with the tenants it
+ * has. The answer itself (no detections, an empty table) stands, but a mistyped --tenant must not
+ * read as "all clear".
+ */
+async function noteUnknownTenant(ports: OpenStore, tenant: string): Promise<void> {
+  const known = await ports.detections.tenants();
+  if (known.includes(tenant)) return;
+  const some = known.slice(0, 10).map((t) => JSON.stringify(t)).join(', ') + (known.length > 10 ? `, and ${known.length - 10} more` : '');
+  const has = known.length === 0 ? 'it holds no tenant yet' : `its tenants: ${some}`;
+  process.stderr.write(`egress-triage: note: the store has no data for tenant "${tenant}" (${has}); --tenant or EGRESS_TRIAGE_TENANT names another\n`);
 }
 
 /**

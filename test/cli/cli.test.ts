@@ -54,8 +54,18 @@ test('detections list, stats and baseline show read the store', () => {
     assert.deepEqual(stats.detections, [{ type: 'New-Outbound-Network-Call', status: 'new', count: 2 }]);
     const base = runCli(['baseline', 'show', '--db', db, '--owner', 'acme', '--repo', 'api', '--json']);
     assert.equal(JSON.parse(base.stdout).jobs[0].endpoints[0].endpoint, 'github.com:443');
+    assert.equal(list.stderr, '', 'the tenant has data: no note');
+    // a mistyped tenant answers nothing, and says it is no tenant of the store rather than "all clear"
+    const note = /^egress-triage: note: the store has no data for tenant "nobody" \(its tenants: "default"\); --tenant or EGRESS_TRIAGE_TENANT names another$/m;
     const other = runCli(['stats', '--db', db, '--tenant', 'nobody', '--json']);
+    assert.equal(other.status, 0, other.stderr);
     assert.equal(JSON.parse(other.stdout).runs, 0);
+    assert.match(other.stderr, note);
+    for (const cmd of [['detections', 'list'], ['analyze'], ['rules', 'list']]) {
+      const r = runCli([...cmd, '--db', db, '--tenant', 'nobody', '--json']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, note, cmd.join(' '));
+    }
   });
 
 test('bad input gets a clear error and a non-zero exit', () => {

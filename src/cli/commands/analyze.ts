@@ -58,6 +58,6 @@ export function register(program: Command): void {
       }
       if (json) return printJson(result);
       process.stdout.write(renderAnalysisTable(result) + '\n');
-    });
+    }, 'read', { aboutTenant: true });
   });
 }

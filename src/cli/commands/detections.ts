@@ -39,6 +39,6 @@ export function register(program: Command): void {
       ]);
       process.stdout.write(formatTable(['id', 'time (UTC)', 'type', 'status', 'repo', 'job', 'process', 'endpoint'], rows) + '\n');
       process.stdout.write(`${detections.length} of ${page.total} detections${page.nextCursor ? `; next page: --cursor ${page.nextCursor}` : ''}\n`);
-    });
+    }, 'read', { aboutTenant: true });
   });
 }

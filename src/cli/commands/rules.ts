@@ -53,7 +53,7 @@ async function run<T>(fn: () => Promise<T>): Promise<T> {
 
 function ruleExitCode(code: RuleError['code']): number {
   if (code === 'not_found') return EXIT.NOT_FOUND;
-  if (code === 'too_broad' || code === 'refused_risky' || code === 'refused_impostor') return EXIT.REFUSED;
+  if (code === 'too_broad' || code === 'refused_risky' || code === 'refused_impostor' || code === 'duplicate') return EXIT.REFUSED;
   return EXIT.USAGE;
 }
 
@@ -112,7 +112,7 @@ export function register(program: Command): void {
       if (ctx.json) return printJson({ tenant: ctx.tenant, rules: list });
       if (list.length === 0) return void process.stdout.write(`no rules in tenant "${ctx.tenant}"\n`);
       process.stdout.write(formatTable(['rule_id', 'detection', 'name', 'conditions', 'created'], list.map((r) => [r.rule_id, r.id, r.name, conditionsText(r.conditions), r.created_on.slice(0, 19)])) + '\n');
-    });
+    }, 'read', { aboutTenant: true });
   });
 
   anyStore(rules.command('get').argument('<rule-id>').description('Show one rule')).action(async (id: string, opts: RuleOpts) => {
@@ -133,7 +133,7 @@ export function register(program: Command): void {
       const p = await run(() => service(ctx).preview(ctx.tenant, { detection_id: opts.detectionId!, conditions: parseConditions(opts.condition) }));
       if (ctx.json) return printJson(p);
       printPreview(p);
-    });
+    }, 'read', { aboutTenant: true });
   });
 
   anyStore(

@@ -15,6 +15,6 @@ export function register(program: Command): void {
           `baseline endpoints ${s.baselineEndpoints}, active rules ${s.rules}\n\n`,
       );
       out(formatTable(['detection type', 'status', 'count'], s.detections.map((d) => [d.type, d.status, d.count])) + '\n');
-    });
+    }, 'read', { aboutTenant: true });
   });
 }
