@@ -30,7 +30,7 @@ async function rulesOf(r: RouteRequest): Promise<RulesService | Reply> {
 
 const isReply = <T extends object>(x: T | Reply): x is Reply => 'kind' in x;
 
-const isRefusal = (e: RuleError) => e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor';
+const isRefusal = (e: RuleError) => e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor' || e.code === 'duplicate';
 const refusalReason = (e: RuleError) => e.message.replace(/^rule refused: /, '');
 
 /** The active rule, or the 404 page (with its history when it was deleted). */
@@ -39,7 +39,12 @@ async function activeRule(svc: RulesService, r: RouteRequest, ruleId: string): P
     return await svc.get(r.tenant, ruleId);
   } catch (e) {
     if (!(e instanceof RuleError && e.code === 'not_found')) throw e;
-    const history = historyEntries(await svc.audit(r.tenant, ruleId));
+    // a rule id no record names (never created) has no history: the same 404
+    const unknown = (e2: unknown) => {
+      if (e2 instanceof RuleError && e2.code === 'not_found') return [];
+      throw e2;
+    };
+    const history = historyEntries(await svc.audit(r.tenant, ruleId).catch(unknown));
     return page(<RuleGonePage ctx={r.ctx} ruleId={ruleId} tenant={r.tenant} history={history} />, 404);
   }
 }

@@ -23,6 +23,7 @@ export type RuleErrorCode =
   | 'refused_risky'
   | 'refused_impostor'
   | 'not_found'
+  | 'duplicate'
   | 'invalid_input';
 
 export class RuleError extends Error {
@@ -210,6 +211,19 @@ export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
   const ka = Object.keys(a).sort();
   const kb = Object.keys(b).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k as ConditionKey] === b[k as ConditionKey]);
+}
+
+/**
+ * Two condition sets that match the same detections by their spelling alone: the same keys, whatever
+ * their order, and values equal as the matcher reads them (conditionReading), a process_sha256 set
+ * without case or member order. Values that differ otherwise (globs against exact values) are not
+ * compared by meaning: this errs towards "different".
+ */
+export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
+  const read = (k: string, v: string) => (k === 'process_sha256' ? v.trim().toLowerCase().split('|').sort().join('|') : conditionReading(k, v));
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && read(k, a[k as ConditionKey]!) === read(k, b[k as ConditionKey]!));
 }
 
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */

@@ -8,6 +8,7 @@ import {
   compileStoredRule,
   hasEffectiveCondition,
   sameConditions,
+  sameMatch,
   validateConditions,
   validateDetectionType,
   type CompiledRule,
@@ -165,6 +166,11 @@ export class RulesService {
       const tid = await tx.ensureTenant(tenant);
       const preview = await this.previewWith(tx, tenant, type, rule, 0);
       if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
+      // A second identical rule would suppress nothing and only blur the audit trail. Refusing it also
+      // makes a replayed confirmation of a create (an MCP client sending the same answer again) harmless.
+      // After the guards: a rule that hides a risky call or an impostor is refused for that first.
+      const same = (await tx.activeRules(tid)).find((r) => r.detectionType === type && sameMatch(r.conditions, rule.conditions));
+      if (same) throw new RuleError('duplicate', `rule refused: the active rule ${same.uid} ("${same.name}") has the same detection type and conditions; nothing was created`);
       const now = new Date().toISOString();
       const row = await tx.insertRule({ tenantId: tid, uid: randomUUID(), detectionType: type, name, description, conditions: rule.conditions, createdBy: actor, at: now });
       const suppressed = await tx.move(tid, { kind: 'match', rule, guarded: false }, NEW_STATE, { status: 1, rule: row.id });
