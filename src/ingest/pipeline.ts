@@ -443,6 +443,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
         await scope.rollback();
         for (const p of this.tenants.values()) p.engine.reset();
         summary.stored = false;
+        // nothing of it is stored, so nothing of it counts: the repeats the parser dropped included
+        Object.assign(summary, { accepted: 0, duplicates: 0, detections: 0, detectionsByType: {}, suppressedOnIngest: 0, runsCreated: 0 });
       } else {
         const p = this.pipe(this.opts.tenant);
         await this.flush(p, leases.get(this.opts.tenant)!, {
