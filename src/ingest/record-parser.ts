@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext, ProcessInfo } from '../domain/types.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
@@ -133,6 +134,12 @@ export class RecordParser {
           continue;
         }
         const text = buf.toString('utf8', from, to);
+        if (text.includes('\uFFFD') && !isUtf8(buf.subarray(from, to))) {
+          // Read with U+FFFD in place of each byte sequence that is not UTF-8, and said so in the
+          // summary. Such a line is never a template (pending), so every one comes here and is counted.
+          out.notes['invalid-utf8'] = (out.notes['invalid-utf8'] ?? 0) + 1;
+          this.pending = false;
+        }
         if (text.trim() === '') continue;
         const lineNo = firstLine + i;
         let value: unknown;
