@@ -242,6 +242,8 @@ export class DetectionEngine {
   private readonly hot = new Set<RunState>();
   /** the runs holding quiet calls of each binary (RunState.quiet) */
   private readonly quietRuns = new Map<string, Set<RunState>>();
+  /** the binaries (binaryKey) with quiet calls, by sha256: a flagged hash is a suspected impostor under any name */
+  private readonly quietByHash = new Map<string, Set<string>>();
   /** the job of the last event (consecutive events are mostly of one job) */
   private lastJob: JobState | null = null;
   /** committed counts */
@@ -320,6 +322,7 @@ export class DetectionEngine {
     this.lateRuns.clear();
     this.hot.clear();
     this.quietRuns.clear();
+    this.quietByHash.clear();
   }
 
   private clearPending(): void {
@@ -776,7 +779,8 @@ export class DetectionEngine {
   }
 
   private keepQuiet(run: RunState, q: QuietCall): void {
-    const k = binaryKey({ process: q.variant.normName, sha256: q.variant.sha256, path: q.variant.path });
+    const v = q.variant;
+    const k = binaryKey({ process: v.normName, sha256: v.sha256, path: v.path });
     const quiet = (run.quiet ??= new Map());
     const calls = quiet.get(k);
     if (calls) calls.push(q);
@@ -784,30 +788,50 @@ export class DetectionEngine {
     let runs = this.quietRuns.get(k);
     if (!runs) this.quietRuns.set(k, (runs = new Set()));
     runs.add(run);
+    if (v.sha256 !== null) {
+      let same = this.quietByHash.get(v.sha256);
+      if (!same) this.quietByHash.set(v.sha256, (same = new Set()));
+      same.add(k);
+    }
   }
 
   /**
    * A binary just seen to be a suspected impostor: the calls it made earlier in runs still in memory,
-   * and that raised nothing, are raised now, as every call of a suspected impostor is (evaluate).
+   * and that raised nothing, are raised now, as every call of a suspected impostor is (evaluate). So
+   * are those of the same file under another name (the same sha256): the flag is the file's.
    */
   private raiseQuiet(v: ProcessVariant): void {
     if (this.quietRuns.size === 0) return;
-    const k = binaryKey({ process: v.normName, sha256: v.sha256, path: v.path });
-    const runs = this.quietRuns.get(k);
-    if (!runs) return;
-    this.quietRuns.delete(k);
-    for (const run of runs) {
-      const calls = run.quiet?.get(k);
-      run.quiet?.delete(k);
-      for (const q of calls ?? []) this.evaluate(q.st, run, q.ev, q.endpoint, q.variant, false, true, false);
+    const keys = new Set([binaryKey({ process: v.normName, sha256: v.sha256, path: v.path })]);
+    if (v.sha256 !== null) {
+      for (const k of this.quietByHash.get(v.sha256) ?? []) keys.add(k);
+      this.quietByHash.delete(v.sha256);
+    }
+    for (const k of keys) {
+      const runs = this.quietRuns.get(k);
+      if (!runs) continue;
+      this.quietRuns.delete(k);
+      for (const run of runs) {
+        const calls = run.quiet?.get(k);
+        run.quiet?.delete(k);
+        for (const q of calls ?? []) this.evaluate(q.st, run, q.ev, q.endpoint, q.variant, false, true, false);
+      }
     }
   }
 
-  /** The run's keys leave memory, and its quiet calls with them. */
+  /**
+   * A completed run's keys leave memory, and its quiet calls with them: its calls were written, and
+   * a flag after that is no longer a repeat in the same run. A run still open keeps its quiet calls
+   * when only its keys are evicted (they are few: calls of daemon-named binaries that raised nothing).
+   */
   private dropKeys(run: RunState): void {
     run.keys = null;
     if (!run.quiet) return;
-    for (const vkey of run.quiet.keys()) this.quietRuns.get(vkey)?.delete(run);
+    for (const k of run.quiet.keys()) {
+      const runs = this.quietRuns.get(k);
+      runs?.delete(run);
+      if (runs?.size === 0) this.quietRuns.delete(k);
+    }
     run.quiet = undefined;
   }
 
@@ -1037,7 +1061,7 @@ export class DetectionEngine {
       // Keys go (they are most of the memory); the run's few endpoints stay for its completion.
       const cold = this.hot.values().next().value!;
       this.hot.delete(cold);
-      this.dropKeys(cold);
+      cold.keys = null;
     }
   }
 

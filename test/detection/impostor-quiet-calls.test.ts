@@ -3,9 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
-import type { ProcessInfo } from '../../src/domain/types.js';
+import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
 import { call, nativeLine, tailscaled, TS0 } from '../analysis/helpers.js';
-import { detectionsView, eachStore } from '../helpers/each-store.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
 
@@ -68,3 +68,53 @@ for (const batchSize of [undefined, 1]) {
     );
   });
 }
+
+/** Ingests `events` with one learning run, `batchSize` lines per write batch and `hotRuns` runs' keys in memory. */
+async function ingestWith(at: StoreUnderTest, events: NetworkCallEvent[], o: { batchSize?: number; hotRuns?: number } = {}): Promise<number> {
+  const file = join(at.dir, 'calls.ndjson');
+  writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
+  const store = await at.open();
+  try {
+    const p = new IngestPipeline(store, {
+      tenant: 'quiet',
+      format: 'native',
+      strict: false,
+      defaults: {},
+      engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 1, promoteAfterRuns: 1, ...(o.hotRuns !== undefined ? { hotRuns: o.hotRuns } : {}) },
+      suppressorFor: (s, t) => s.ingestSuppressor(t),
+      ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    });
+    return (await p.ingest(file)).detections;
+  } finally {
+    await store.close();
+  }
+}
+
+storeTest('the same file flagged under another daemon name raises its quiet calls under the first (a flag is the file\'s, by its hash)', async (at) => {
+  const T = 'quiet';
+  const other: ProcessInfo = { ...LATE, name: 'tailscale' };
+  const detections = await ingestWith(at, [
+    call(T, 'web', 1, TS0, tailscaled(true), PEER),
+    call(T, 'web', 2, TS0 + 10, LATE, PEER),
+    call(T, 'web', 2, TS0 + 12, other, { domain: 'evil.example.com', port: 443 }),
+    call(T, 'web', 2, TS0 + 13, LATE, PEER),
+  ]);
+  assert.equal(detections, 2, 'the flagging call, and the earlier call of the file under its other name');
+});
+
+storeTest('an open run keeps its quiet calls when its keys leave memory for other jobs\' runs', async (at) => {
+  const T = 'quiet';
+  const detections = await ingestWith(
+    at,
+    [
+      call(T, 'web', 1, TS0, tailscaled(true), PEER),
+      call(T, 'web', 2, TS0 + 10, LATE, PEER),
+      // another job's run takes the one place for keys in memory
+      call(T, 'docs', 7, TS0 + 11, tailscaled(true), { ip: '100.64.0.9', port: 41641 }),
+      call(T, 'web', 2, TS0 + 12, LATE, { domain: 'evil.example.com', port: 443 }),
+    ],
+    { batchSize: 1, hotRuns: 1 },
+  );
+  assert.equal(detections, 2, 'the flagging call and the earlier call to the peer');
+});
+
