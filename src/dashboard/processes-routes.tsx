@@ -3,7 +3,7 @@ import { message, page } from './replies.js';
 import type { PageContext } from './pages/context.js';
 import type { RuleInput } from '../rules/types.js';
 import { AnalysisError } from '../analysis/input.js';
-import { RuleError } from '../rules/matcher.js';
+import { isRuleRefusal, RuleError } from '../rules/matcher.js';
 import { isConfirmed, carriedFields } from './confirm.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { PreviewSummary, ProcessesPage, RuleCreatedPage, RulePreviewPage, RuleRefusedPage, Conditions } from './pages/processes.js';
@@ -29,11 +29,10 @@ const isReply = (x: ProcessesServices | Reply): x is Reply => 'kind' in x;
 
 /** Bad input in a link or form: 400, saying what. */
 function badInput(ctx: PageContext, e: unknown): Reply | undefined {
-  if (e instanceof RuleFormError || e instanceof AnalysisError || (e instanceof RuleError && !isRefusal(e))) return message(ctx, 400, 'Bad request', (e as Error).message);
+  if (e instanceof RuleFormError || e instanceof AnalysisError || (e instanceof RuleError && !isRuleRefusal(e))) return message(ctx, 400, 'Bad request', (e as Error).message);
   return undefined;
 }
 
-const isRefusal = (e: RuleError) => e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor';
 
 const processesRoute: Route = {
   method: 'GET',
@@ -114,7 +113,7 @@ const createRoute: Route = {
       const result = await createRule(svc, r.tenant, input, `dashboard:${r.session.identity}`);
       return page(<RuleCreatedPage ctx={r.ctx} r={result} />);
     } catch (e) {
-      if (e instanceof RuleError && isRefusal(e)) return page(<RuleRefusedPage ctx={r.ctx} input={input} reason={e.message.replace(/^rule refused: /, '')} />, 422);
+      if (e instanceof RuleError && isRuleRefusal(e)) return page(<RuleRefusedPage ctx={r.ctx} input={input} reason={e.message.replace(/^rule refused: /, '')} />, 422);
       const bad = badInput(r.ctx, e);
       if (bad) return bad;
       throw e;

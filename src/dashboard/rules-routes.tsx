@@ -3,7 +3,7 @@ import { message, page } from './replies.js';
 import type { PageContext } from './pages/context.js';
 import type { RulesService } from '../rules/service.js';
 import type { SuppressionRule } from '../rules/types.js';
-import { RuleError } from '../rules/matcher.js';
+import { isRuleRefusal, RuleError } from '../rules/matcher.js';
 import { carriedFields, isConfirmed } from './confirm.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { PreviewSummary } from './pages/processes.js';
@@ -30,7 +30,6 @@ async function rulesOf(r: RouteRequest): Promise<RulesService | Reply> {
 
 const isReply = <T extends object>(x: T | Reply): x is Reply => 'kind' in x;
 
-const isRefusal = (e: RuleError) => e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor' || e.code === 'duplicate';
 const refusalReason = (e: RuleError) => e.message.replace(/^rule refused: /, '');
 
 /** The active rule, or the 404 page (with its history when it was deleted). */
@@ -139,7 +138,7 @@ const editRoute: Route = {
       if (e instanceof RuleError) {
         if (e.code === 'not_found') return message(r.ctx, 404, 'Rule not found', e.message);
         // the service's refusals and its verdict on the values typed (invalid condition, type, text)
-        return refused(isRefusal(e) ? refusalReason(e) : e.message);
+        return refused(isRuleRefusal(e) ? refusalReason(e) : e.message);
       }
       throw e;
     }

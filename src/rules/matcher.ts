@@ -26,6 +26,11 @@ export type RuleErrorCode =
   | 'duplicate'
   | 'invalid_input';
 
+/** The codes of a rule the service understood and refused (a guard, or a duplicate), not a malformed one. */
+export function isRuleRefusal(e: RuleError): boolean {
+  return e.code === 'too_broad' || e.code === 'refused_risky' || e.code === 'refused_impostor' || e.code === 'duplicate';
+}
+
 export class RuleError extends Error {
   constructor(
     readonly code: RuleErrorCode,

@@ -290,9 +290,8 @@ export class RulesService {
     return moved;
   }
 
-  /** Audit trail of a tenant's rule changes, newest first. */
   /**
-   * The rule-change log of a tenant, or of one rule. A rule id no record names is not found (as in
+   * The rule-change log of a tenant, or of one rule, newest first. A rule id no record names is not found (as in
    * get()): every rule has its create record, which outlives the rule's deletion.
    */
   async audit(tenant: string, ruleId?: string): Promise<RuleAuditRow[]> {

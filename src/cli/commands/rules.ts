@@ -3,6 +3,7 @@ import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions,
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { RulesService, RuleError, changesNothing, defaultActor } from '../../rules/service.js';
+import { isRuleRefusal } from '../../rules/matcher.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
 
@@ -46,15 +47,14 @@ async function run<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof RuleError) throw new UserError(err.message, ruleExitCode(err.code));
+    if (err instanceof RuleError) throw new UserError(err.message, ruleExitCode(err));
     throw err;
   }
 }
 
-function ruleExitCode(code: RuleError['code']): number {
-  if (code === 'not_found') return EXIT.NOT_FOUND;
-  if (code === 'too_broad' || code === 'refused_risky' || code === 'refused_impostor' || code === 'duplicate') return EXIT.REFUSED;
-  return EXIT.USAGE;
+function ruleExitCode(e: RuleError): number {
+  if (e.code === 'not_found') return EXIT.NOT_FOUND;
+  return isRuleRefusal(e) ? EXIT.REFUSED : EXIT.USAGE;
 }
 
 function conditionsText(c: RuleConditions): string {
