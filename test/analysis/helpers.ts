@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
-import { DetectionEngine, DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { DetectionEngine, DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../src/detection/engine.js';
 import { suppressorFor } from '../../src/rules/suppressor.js';
 import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
 import type { Suppressor } from '../../src/domain/subject.js';
@@ -193,6 +193,8 @@ export async function ingestCalls(
   events: NetworkCallEvent[],
   /** lines per write batch (the pipeline's default when not given) */
   batchSize?: number,
+  /** engine settings over the ones above (learning, hot runs) */
+  engine: Partial<EngineConfig> = {},
 ): Promise<{ detections: number; suppressedOnIngest: number }> {
   const file = join(at.dir, `calls-${++ingested}.ndjson`);
   writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
@@ -201,7 +203,7 @@ export async function ingestCalls(
     format: 'native',
     strict: false,
     defaults: {},
-    engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000 },
+    engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1_000_000, ...engine },
     suppressorFor: (s, t) => s.ingestSuppressor(t),
     ...(batchSize !== undefined ? { batchSize } : {}),
   });
