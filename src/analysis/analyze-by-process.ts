@@ -123,7 +123,8 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
     }
     const kept = all.filter((g) => g.count >= req.minCount || mustShow.has(g));
     const chosen = choosePage(kept, req.limit, fingerprint, { page, cursor });
-    result.next_cursor = nextCursorString(chosen.next);
+    // the clock of relative times, when the face read any: absolute windows keep cursors that do not depend on when they were asked
+    result.next_cursor = nextCursorString(chosen.next && req.now !== undefined ? { ...chosen.next, n: req.now } : chosen.next);
 
     // ---- 3. details for the page ----
     const primaryType = types[0]!;

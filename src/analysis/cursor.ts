@@ -13,6 +13,12 @@ export interface PageCursor {
   p: string;
   /** fingerprint of the query */
   f: string;
+  /**
+   * The instant the query's relative times ("24h") were read against (ms). A face reads them against
+   * it again for the next page (cursorClock), so the same arguments give the same window: read
+   * against the clock of each call, the window moves and the fingerprint no longer matches.
+   */
+  n?: number;
 }
 
 const PREFIX = 'pg1.';
@@ -28,6 +34,20 @@ export function queryFingerprint(req: Pick<AnalysisRequest, 'tenant' | 'types' |
 
 export function encodeCursor(c: PageCursor): string {
   return PREFIX + Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+/**
+ * The instant a cursor's query read its relative times against, or undefined (no cursor, one without
+ * it, or one that does not decode: decodeCursor reports that with the query's own checks).
+ */
+export function cursorClock(raw: unknown): number | undefined {
+  if (typeof raw !== 'string' || !raw.startsWith(PREFIX)) return undefined;
+  try {
+    const n = (JSON.parse(Buffer.from(raw.slice(PREFIX.length), 'base64url').toString('utf8')) as { n?: unknown } | null)?.n;
+    return typeof n === 'number' && Number.isSafeInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function decodeCursor(raw: string, fingerprint: string): PageCursor {

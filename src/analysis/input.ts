@@ -30,6 +30,8 @@ export interface AnalysisRequest {
   limit: number;
   samples: number;
   cursor: string | null;
+  /** the instant the face read relative times against, when it gave one (the cursor carries it) */
+  now: number | undefined;
   dashboardBase: string;
 }
 
@@ -88,6 +90,7 @@ export function normalizeInput(input: AnalyzeInput): AnalysisRequest {
     limit,
     samples,
     cursor: input.cursor ? input.cursor : null,
+    now: input.now,
     dashboardBase,
   };
 }

@@ -59,6 +59,11 @@ export function parseInstant(value: string | number | undefined | null, now: num
   throw new TimeParseError(`"${value}" is not a time; expected ${TIME_FORMS}`);
 }
 
+/** True for a relative age ("24h", "7d"): its instant depends on the clock it is read against. */
+export function isRelativeTime(value: unknown): boolean {
+  return typeof value === 'string' && RELATIVE.test(value.trim());
+}
+
 function inRange(t: number, value: string): number {
   if (Math.abs(t) > MAX_INSTANT_MS) {
     throw new TimeParseError(`"${value}" is out of range: a time must lie within ${MAX_INSTANT_MS} ms (about 273,790 years) of 1970`);

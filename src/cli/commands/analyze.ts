@@ -6,6 +6,8 @@ import { AnalysisError, analyzeAnomalousCallsByProcess } from '../../analysis/an
 import { renderAnalysisTable } from '../../analysis/render.js';
 import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
+import { cursorClock } from '../../analysis/cursor.js';
+import { isRelativeTime } from '../../domain/time.js';
 
 export { renderAnalysisTable } from '../../analysis/render.js';
 
@@ -32,7 +34,9 @@ export function register(program: Command): void {
     .option('--dashboard-url <url>', 'base URL for dashboard links (env EGRESS_TRIAGE_DASHBOARD_URL)');
   // every backend: on PostgreSQL, without a rules service there yet, no rule is suggested (open-store.ts)
   withStoreOptions(cmd).action(async (opts: AnalyzeOpts) => {
-    const filter = filterFromOptions(opts, { status: 'new', types: [NEW_OUTBOUND] }, opts.detectionId?.length ? '--detection-id' : '--type');
+    // a next page reads relative times ("--since 24h") against the first page's clock: the same window
+    const now = isRelativeTime(opts.since) || isRelativeTime(opts.until) ? (cursorClock(opts.cursor) ?? Date.now()) : undefined;
+    const filter = filterFromOptions(opts, { status: 'new', types: [NEW_OUTBOUND], ...(now !== undefined ? { now } : {}) }, opts.detectionId?.length ? '--detection-id' : '--type');
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
       let result;
       try {
@@ -42,6 +46,7 @@ export function register(program: Command): void {
           {
             tenant,
             filter,
+            ...(now !== undefined ? { now } : {}),
             minCount: opts.minCount,
             limit: opts.limit,
             cursor: opts.cursor ?? null,

@@ -7,6 +7,8 @@ import { pageField, strictInput } from '../args.js';
 import { TOOL_ALIASES, TOOL_DEFAULTS } from '../tool-aliases.js';
 import { analyze } from '../services.js';
 import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
+import { cursorClock } from '../../analysis/cursor.js';
+import { isRelativeTime } from '../../domain/time.js';
 
 const processSchema = z.looseObject({
   process: z.string(),
@@ -97,12 +99,15 @@ export function registerAnalysisTools(ctx: ToolContext): void {
         samples?: number;
       }) => {
         const tenant = tenantOf(ctx, a.customer);
+        // a next page reads relative times ("24h") against the first page's clock: the same window
+        const now = isRelativeTime(a.since) || isRelativeTime(a.until) ? (cursorClock(a.cursor) ?? Date.now()) : undefined;
         const filter = parseDetectionFilter(
           { types: a.detection_id, status: a.status, owner: a.owner, repo: a.repo, workflow: a.workflow, job: a.job, since: a.since, until: a.until },
-          { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [TOOL_DEFAULTS.analyze_anomalous_calls_by_process.detection_id], now: Date.now() },
+          { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [TOOL_DEFAULTS.analyze_anomalous_calls_by_process.detection_id], now: now ?? Date.now() },
         );
         if (a.page !== undefined && a.cursor) throw new ToolInputError('`page` and `cursor` are two ways to choose a page: pass only one of them');
         const input: AnalyzeInput = { tenant, filter, dashboardUrl: ctx.dashboardUrl };
+        if (now !== undefined) input.now = now;
         if (ctx.riskyDestinations.length) input.extraRiskyDestinations = ctx.riskyDestinations;
         if (a.minCount !== undefined) input.minCount = a.minCount;
         if (a.limit !== undefined) input.limit = a.limit;
