@@ -3,6 +3,7 @@ import { revealInvisible } from '../domain/reveal-invisible.js';
 import { resolveConfigPath, resolveTenant } from '../config/paths.js';
 import type { ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
+import { dashboardUrlProblem, resolveDashboardUrl } from '../domain/dashboard.js';
 import { existsSync } from 'node:fs';
 import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
@@ -218,6 +219,23 @@ export function parseIntOption(name: string, min = 0, max = Number.MAX_SAFE_INTE
     if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`${name}: expected an integer between ${min} and ${max}, got "${value}"`);
     return n;
   };
+}
+
+/**
+ * The base of every dashboard link a command prints: --dashboard-url, then EGRESS_TRIAGE_DASHBOARD_URL,
+ * then the config file's dashboard_url, then the local dashboard. One that is no http(s) URL is refused,
+ * naming where it came from (a config file's is rejected input, exit 1; the others are usage errors).
+ */
+export function dashboardUrlFor(flag: string | undefined, config: ConfigFile): string {
+  const env = process.env.EGRESS_TRIAGE_DASHBOARD_URL;
+  const [value, from, code] =
+    flag !== undefined ? [flag, '--dashboard-url', EXIT.USAGE]
+    : env !== undefined ? [env, 'EGRESS_TRIAGE_DASHBOARD_URL', EXIT.USAGE]
+    : [config.dashboard_url, 'dashboard_url in the config file', EXIT.REJECTED];
+  if (value === undefined) return resolveDashboardUrl(undefined, {});
+  const problem = dashboardUrlProblem(value);
+  if (problem) throw new UserError(`${from}: ${problem}`, code);
+  return resolveDashboardUrl(value, {});
 }
 
 /**

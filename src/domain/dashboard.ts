@@ -1,6 +1,21 @@
 /** Default base: the local dashboard served by `egress-triage serve`. */
 export const DEFAULT_DASHBOARD_URL = 'http://127.0.0.1:8787';
 
+/**
+ * Why `value` cannot be the dashboard's base URL, or null when it can: an absolute http(s) URL. Every
+ * dashboard_url is built on it, and people and agents follow those links (a `javascript:` one runs).
+ */
+export function dashboardUrlProblem(value: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return `${JSON.stringify(value)} is not a URL; give the dashboard's base URL, like ${DEFAULT_DASHBOARD_URL}`;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `${JSON.stringify(value)} is not an http or https URL; give the dashboard's base URL, like ${DEFAULT_DASHBOARD_URL}`;
+  return null;
+}
+
 export function resolveDashboardUrl(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   return (flag ?? env.EGRESS_TRIAGE_DASHBOARD_URL ?? DEFAULT_DASHBOARD_URL).replace(/\/+$/, '');
 }

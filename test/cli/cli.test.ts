@@ -68,6 +68,29 @@ test('detections list, stats and baseline show read the store', () => {
     }
   });
 
+  test('dashboard links are built on an http(s) base only, from the flag, then the environment, then the config file', () => {
+    const links = (args: string[], env: Record<string, string> = {}) => {
+      const r = runCli(['detections', 'list', '--db', db, '--json', '--limit', '1', ...args], { env });
+      return { r, url: r.status === 0 ? (JSON.parse(r.stdout).detections[0].dashboard_url as string) : '' };
+    };
+    const config = join(tmp.dir, `dash-${store().backend}.yaml`);
+    writeFileSync(config, 'dashboard_url: https://from-config.example\n');
+    assert.match(links(['--config', config], { EGRESS_TRIAGE_DASHBOARD_URL: 'https://from-env.example' }).url, /^https:\/\/from-env\.example\/github\//);
+    assert.match(links(['--config', config]).url, /^https:\/\/from-config\.example\/github\//);
+    assert.match(links(['--config', config, '--dashboard-url', 'http://flag.example/'], { EGRESS_TRIAGE_DASHBOARD_URL: 'https://from-env.example' }).url, /^http:\/\/flag\.example\/github\//);
+    // a link people and agents follow must not run script
+    const flag = links(['--dashboard-url', 'javascript:alert(1)//']);
+    assert.equal(flag.r.status, 2, flag.r.stderr);
+    assert.match(flag.r.stderr, /^egress-triage: --dashboard-url: "javascript:alert\(1\)\/\/" is not an http or https URL/m);
+    const env = runCli(['analyze', '--db', db, '--json'], { env: { EGRESS_TRIAGE_DASHBOARD_URL: 'not a url' } });
+    assert.equal(env.status, 2, env.stderr);
+    assert.match(env.stderr, /^egress-triage: EGRESS_TRIAGE_DASHBOARD_URL: "not a url" is not a URL/m);
+    writeFileSync(config, 'dashboard_url: "javascript:alert(1)"\n');
+    const cfg = links(['--config', config]);
+    assert.equal(cfg.r.status, 1, cfg.r.stderr);
+    assert.match(cfg.r.stderr, /^egress-triage: dashboard_url in the config file: "javascript:alert\(1\)" is not an http or https URL/m);
+  });
+
 test('bad input gets a clear error and a non-zero exit', () => {
     const missing = runCli(['ingest', join(tmp.dir, 'nope.ndjson'), '--db', db]);
     assert.equal(missing.status, 3);

@@ -1,10 +1,9 @@
 import { Command } from 'commander';
-import { withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, type StoreOptions } from '../common.js';
+import { dashboardUrlFor, withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
 import { AnalysisError, analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
 import { renderAnalysisTable } from '../../analysis/render.js';
-import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import { cursorClock } from '../../analysis/cursor.js';
 import { isRelativeTime } from '../../domain/time.js';
@@ -51,7 +50,7 @@ export function register(program: Command): void {
             limit: opts.limit,
             cursor: opts.cursor ?? null,
             samples: opts.samples,
-            dashboardUrl: resolveDashboardUrl(opts.dashboardUrl ?? process.env.EGRESS_TRIAGE_DASHBOARD_URL ?? config.dashboard_url),
+            dashboardUrl: dashboardUrlFor(opts.dashboardUrl, config),
             extraRiskyDestinations: config.risky_destinations,
           },
           { rules },

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { existsSync, rmSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { withPorts, parseIntOption, wantsProgress, printJson, formatTable, storeLocation } from '../common.js';
+import { dashboardUrlFor, withPorts, parseIntOption, wantsProgress, printJson, formatTable, storeLocation } from '../common.js';
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
@@ -10,7 +10,6 @@ import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
 import { renderAnalysisTable } from '../../analysis/render.js';
-import { resolveDashboardUrl } from '../../domain/dashboard.js';
 
 export const DEFAULT_DEMO_DB = './.egress-triage/demo.db';
 interface DemoOpts {
@@ -67,7 +66,7 @@ export function register(program: Command): void {
       );
       await withPorts({ db, tenant: 'default' }, async ({ ports, config, tenant }) => {
         const analysis = await analyzeAnomalousCallsByProcess(ports, {
-          tenant, limit: 15, dashboardUrl: resolveDashboardUrl(undefined), extraRiskyDestinations: config.risky_destinations,
+          tenant, limit: 15, dashboardUrl: dashboardUrlFor(undefined, config), extraRiskyDestinations: config.risky_destinations,
         });
         if (opts.json) return printJson({ db, generated: gen, ingest, analysis });
         log(renderIngestSummary(ingest) + '\n');

@@ -1,9 +1,9 @@
 import { Command } from 'commander';
-import { withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, formatTable, type StoreOptions } from '../common.js';
+import { dashboardUrlFor, withPorts, withStoreOptions, printJson, parseIntOption, parseCursorOption, formatTable, type StoreOptions } from '../common.js';
 import { UserError } from '../errors.js';
 import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '../filter-options.js';
 import { CursorError } from '../../storage/detection-cursor.js';
-import { dashboardUrl, resolveDashboardUrl } from '../../domain/dashboard.js';
+import { dashboardUrl } from '../../domain/dashboard.js';
 
 interface ListOpts extends StoreOptions, FilterOptionValues {
   limit: number;
@@ -24,7 +24,7 @@ export function register(program: Command): void {
     // validated before the store is opened: a bad filter is a usage error whatever the store holds
     const filter = filterFromOptions(opts, { status: 'all' });
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
-      const base = resolveDashboardUrl(opts.dashboardUrl ?? config.dashboard_url);
+      const base = dashboardUrlFor(opts.dashboardUrl, config);
       let page;
       try {
         page = await ports.detections.list(tenant, filter, opts.limit, opts.cursor);

@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
-import { withPorts, withStoreOptions, type PortsContext, type StoreOptions } from '../common.js';
+import { dashboardUrlFor, withPorts, withStoreOptions, type PortsContext, type StoreOptions } from '../common.js';
 import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { resolveDashboardUrl } from '../../domain/dashboard.js';
 import type { ConfigFile } from '../../config/config-file.js';
 import { loadGrantsOption } from '../grants-option.js';
 import { parseStateOption, STATE_OPTION_HELP } from './gateway.js';
@@ -21,10 +20,6 @@ interface McpCliOptions extends StoreOptions {
   maxMessageBytes?: string;
   state?: string;
   secureCookies?: boolean;
-}
-
-function dashboardBase(opts: McpCliOptions, config: ConfigFile): string {
-  return resolveDashboardUrl(opts.dashboardUrl ?? process.env.EGRESS_TRIAGE_DASHBOARD_URL ?? config.dashboard_url);
 }
 
 function common(cmd: Command): Command {
@@ -49,7 +44,7 @@ function serverOptions(opts: McpCliOptions, ctx: PortsContext) {
   return {
     store: ctx.ports,
     tenant: ctx.tenant,
-    dashboardUrl: dashboardBase(opts, ctx.config),
+    dashboardUrl: dashboardUrlFor(opts.dashboardUrl, ctx.config),
     actor: opts.actor,
     riskyDestinations: ctx.config.risky_destinations,
     policy: policyOptions(opts, ctx.location.target),
