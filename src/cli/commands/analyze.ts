@@ -5,8 +5,7 @@ import { addFilterOptions, filterFromOptions, type FilterOptionValues } from '..
 import { AnalysisError, analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
 import { renderAnalysisTable } from '../../analysis/render.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
-import { cursorClock } from '../../analysis/cursor.js';
-import { isRelativeTime } from '../../domain/time.js';
+import { relativeClock } from '../../analysis/cursor.js';
 
 export { renderAnalysisTable } from '../../analysis/render.js';
 
@@ -34,7 +33,7 @@ export function register(program: Command): void {
   // every backend: on PostgreSQL, without a rules service there yet, no rule is suggested (open-store.ts)
   withStoreOptions(cmd).action(async (opts: AnalyzeOpts) => {
     // a next page reads relative times ("--since 24h") against the first page's clock: the same window
-    const now = isRelativeTime(opts.since) || isRelativeTime(opts.until) ? (cursorClock(opts.cursor) ?? Date.now()) : undefined;
+    const now = relativeClock(opts.since, opts.until, opts.cursor);
     const filter = filterFromOptions(opts, { status: 'new', types: [NEW_OUTBOUND], ...(now !== undefined ? { now } : {}) }, opts.detectionId?.length ? '--detection-id' : '--type');
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
       let result;

@@ -7,8 +7,7 @@ import { pageField, strictInput } from '../args.js';
 import { TOOL_ALIASES, TOOL_DEFAULTS } from '../tool-aliases.js';
 import { analyze } from '../services.js';
 import { fitText, followPolicy, mention, type TextPart } from '../mentions.js';
-import { cursorClock } from '../../analysis/cursor.js';
-import { isRelativeTime } from '../../domain/time.js';
+import { relativeClock } from '../../analysis/cursor.js';
 
 const processSchema = z.looseObject({
   process: z.string(),
@@ -100,7 +99,7 @@ export function registerAnalysisTools(ctx: ToolContext): void {
       }) => {
         const tenant = tenantOf(ctx, a.customer);
         // a next page reads relative times ("24h") against the first page's clock: the same window
-        const now = isRelativeTime(a.since) || isRelativeTime(a.until) ? (cursorClock(a.cursor) ?? Date.now()) : undefined;
+        const now = relativeClock(a.since, a.until, a.cursor);
         const filter = parseDetectionFilter(
           { types: a.detection_id, status: a.status, owner: a.owner, repo: a.repo, workflow: a.workflow, job: a.job, since: a.since, until: a.until },
           { names: { types: 'detection_id' }, defaultStatus: 'new', defaultTypes: [TOOL_DEFAULTS.analyze_anomalous_calls_by_process.detection_id], now: now ?? Date.now() },
