@@ -32,10 +32,10 @@ export function tempDir(prefix = 'egress-triage-test-'): { dir: string; file: (n
 }
 
 /** Runs the built CLI synchronously with a clean environment (no inherited store/tenant). */
-export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
+export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
   const env: NodeJS.ProcessEnv = { ...process.env, EGRESS_TRIAGE_DB: '', EGRESS_TRIAGE_TENANT: '', EGRESS_TRIAGE_CONFIG: '', ...opts.env };
   for (const k of Object.keys(env)) if (env[k] === '') delete env[k];
-  return spawnSync(process.execPath, [CLI, ...args], { input: opts.input, env, cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
+  return spawnSync(process.execPath, [CLI, ...args], { input: opts.input, env, cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20, timeout: opts.timeoutMs });
 }
 
 /**

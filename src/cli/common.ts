@@ -4,7 +4,7 @@ import { resolveConfigPath, resolveTenant } from '../config/paths.js';
 import type { ConfigFile } from '../config/config-file.js';
 import { parseInstant } from '../domain/time.js';
 import { dashboardUrlProblem, resolveDashboardUrl } from '../domain/dashboard.js';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { out } from './output.js';
@@ -69,7 +69,26 @@ export function storeLocation(flag: string | undefined): StoreLocation {
         '(nothing ingested would be kept, and reads would answer from an empty store); give a file path',
     );
   }
+  if (loc.backend === 'sqlite') refuseNonFile(loc);
   return loc;
+}
+
+/**
+ * A store is a regular file (or a path not yet made). A directory, a named pipe, a device or a socket
+ * is refused before anything opens it: SQLite reported a directory or /dev/null as "disk I/O error",
+ * `db status` read /dev/null as a store with every migration pending, and on a named pipe it waited
+ * for a writer for ever.
+ */
+function refuseNonFile(loc: StoreLocation): void {
+  let st;
+  try {
+    st = statSync(loc.target);
+  } catch {
+    return; // missing (created or reported as no store later) or unreadable (opening it says why)
+  }
+  if (st.isFile()) return;
+  const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a named pipe' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+  throw new UserError(`${loc.from}: ${loc.display} is ${kind}, not a store file: give the path of a store, or of a new file`, EXIT.IO);
 }
 
 /** A store path that must already exist: a clear NOT_FOUND error naming it and how to create one. */

@@ -154,7 +154,25 @@ test('5: the file system refused: a directory, a file that is not a store', () =
   expectExit(['stats', '--db', notStore], EXIT.IO, /cannot open store .*events\.ndjson: .*not an intact egress-triage store/);
   assert.equal(readFileSync(notStore, 'utf8'), good, 'the file is left as it was');
   // demo's --db naming a directory: refused before anything is deleted
-  expectExit(['demo', '--db', dir, '--force'], EXIT.IO, /--db: .*a-directory is a directory; demo writes its store to a file/);
+  expectExit(['demo', '--db', dir, '--force'], EXIT.IO, /^egress-triage: --db: .*a-directory is a directory, not a store file: give the path of a store, or of a new file$/m);
+  // a store path that is no file: refused, named, by reads and writes alike (a named pipe hung
+  // `db status`, /dev/null read as a store with every migration pending, a directory was "disk I/O error")
+  const fifo = join(tmp.dir, 'a-pipe');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
+  const notFile = (args: string[], path: string, kind: string, from = '--db', env: NodeJS.ProcessEnv = {}) => {
+    const r = runCli(args, { timeoutMs: 30_000, env });
+    const what = `${args.join(' ')} -> ${r.status} ${r.signal ?? ''}\n${r.stderr}`;
+    assert.equal(r.status, EXIT.IO, what);
+    assert.equal(r.stderr, `egress-triage: ${from}: ${path} is ${kind}, not a store file: give the path of a store, or of a new file\n`, what);
+    assert.equal(r.stdout, '', what);
+  };
+  notFile(['db', 'status', '--db', fifo], fifo, 'a named pipe');
+  notFile(['stats'], fifo, 'a named pipe', 'EGRESS_TRIAGE_DB', { EGRESS_TRIAGE_DB: fifo });
+  notFile(['audit', '--db', fifo], fifo, 'a named pipe');
+  notFile(['db', 'status', '--db', '/dev/null'], '/dev/null', 'a device');
+  notFile(['ingest', '-', '--db', '/dev/null'], '/dev/null', 'a device');
+  notFile(['db', 'migrate', '--db', dir], dir, 'a directory');
+  notFile(['rules', 'list', '--db', dir], dir, 'a directory');
   // a config file that is a directory: named, an I/O failure (it was exit 1 with EISDIR and no path)
   expectExit(['stats', '--db', join(tmp.dir, 'no-store.db'), '--config', dir], EXIT.IO, /^egress-triage: config file .*a-directory: is a directory; give the config file in it$/m);
 });

@@ -37,9 +37,6 @@ export function register(program: Command): void {
         throw new UserError(`--db: demo builds a sample store on the embedded SQLite store; give it a file path, not ${given.display}`);
       }
       const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
-      if (existsSync(db) && statSync(db).isDirectory()) {
-        throw new UserError(`--db: ${db} is a directory; demo writes its store to a file: give a file path`, EXIT.IO);
-      }
       if (existsSync(db) && !opts.force && !isDemoStore(db)) {
         throw new UserError(
           `${db} exists and was not created by demo: refusing to delete it. Give another --db, or --force to replace it`,
