@@ -19,7 +19,11 @@ export class UserError extends Error {
  * the README documents for a command killed by a signal (128 + signal).
  */
 export class InterruptedError extends Error {
-  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+  /** report: what the interrupted work leaves behind, said on stderr before the process ends by the signal */
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    readonly report?: string,
+  ) {
     super(`interrupted by ${signal}`);
     this.name = 'InterruptedError';
   }

@@ -16,6 +16,7 @@ const debug = Boolean(process.env.EGRESS_TRIAGE_DEBUG);
 
 function report(err: unknown): number {
   if (err instanceof InterruptedError) {
+    if (err.report) process.stderr.write(`egress-triage: ${err.report}\n`);
     // cleaned up: now end as the signal would have, without a handler
     process.removeAllListeners(err.signal);
     process.kill(process.pid, err.signal);

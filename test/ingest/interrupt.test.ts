@@ -1,10 +1,11 @@
-import { after } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
 import { eachStore } from '../helpers/each-store.js';
 import { waitFor } from '../helpers/wait.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
+import { interruptionReport } from '../../src/cli/commands/ingest.js';
 
 // SIGINT / SIGTERM during ingest (src/cli/commands/ingest.ts, runIngest; IngestOptions.signal): the
 // lease is released and the terminal restored before the process ends by the signal.
@@ -41,6 +42,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const end = await exited;
     child.stdin.destroy();
     assert.deepEqual(end, { code: null, signal }, stderr);
+    // it says what it leaves behind: nothing else on stderr, no stack trace
+    assert.equal(
+      stderr,
+      `egress-triage: ingest stopped by ${signal} while reading <stdin>, after 50 records of it: what was committed of it stays stored, ` +
+        'the batch in progress was rolled back; running the same ingest again stores nothing twice\n',
+    );
     assert.equal(Number(await at.value('SELECT count(*) FROM ingest_leases')), 0, 'the lease was released');
     const next = runCli(['ingest', '-', '--db', at.db], { input: records(10, 50), env: { EGRESS_TRIAGE_INGEST_LEASE_MS: '600000' } });
     assert.equal(next.status, EXIT.OK, next.stderr);
@@ -75,4 +82,19 @@ storeTest('Ctrl-C on a terminal shows the cursor and turns line wrap back on bef
   assert.ok(out.lastIndexOf('\x1b[?25h') > out.lastIndexOf('\x1b[?25l'), `the cursor is shown again: ${JSON.stringify(out)}`);
   assert.ok(out.includes('\x1b[?7l') && out.lastIndexOf('\x1b[?7h') > out.lastIndexOf('\x1b[?7l'), `line wrap is on again: ${JSON.stringify(out)}`);
   assert.equal(Number(await at.value('SELECT count(*) FROM ingest_leases')), 0, 'the lease was released');
+});
+
+test('the report of an interrupted ingest says what is stored: whole sources, the one cut short, --strict', () => {
+  const reading = { source: 'b.ndjson', records: 1 };
+  assert.equal(
+    interruptionReport('SIGINT', { sourcesDone: 2, sources: 3, reading, strict: false }),
+    'ingest stopped by SIGINT while reading b.ndjson, after 1 record of it: what was committed of it stays stored, the batch in progress was rolled back; ' +
+      'the 2 sources before it are stored in full; running the same ingest again stores nothing twice',
+  );
+  assert.equal(
+    interruptionReport('SIGTERM', { sourcesDone: 1, sources: 2, reading: { source: 'c.ndjson', records: 5000 }, strict: true }),
+    'ingest stopped by SIGTERM while reading c.ndjson, after 5000 records of it: nothing of it is stored (--strict); the 1 source before it is stored in full; ' +
+      'running the same ingest again stores nothing twice',
+  );
+  assert.equal(interruptionReport('SIGINT', { sourcesDone: 2, sources: 2, reading, strict: false }), 'ingest stopped by SIGINT after its last source: everything read is stored');
 });

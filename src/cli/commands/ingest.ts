@@ -148,13 +148,19 @@ export async function runIngest(
   };
   process.on('SIGINT', onSignal('SIGINT'));
   process.on('SIGTERM', onSignal('SIGTERM'));
+  // where the ingest was, for the report of an interruption: sources stored in full, and the one being read
+  const shown = (f: string) => (f === '-' ? '<stdin>' : f);
+  let sourcesDone = 0;
+  let reading = { source: files.length ? shown(files[0]!) : '', records: 0 };
   try {
     const result = await ingestSources();
     // a signal after the last batch: what was read is stored, and the process still ends by it
     stop.signal.throwIfAborted();
     return result;
   } catch (err) {
-    throw stop.signal.aborted ? stop.signal.reason : err;
+    if (!stop.signal.aborted) throw err;
+    const signal = (stop.signal.reason as InterruptedError).signal;
+    throw new InterruptedError(signal, interruptionReport(signal, { sourcesDone, sources: files.length, reading, strict: o.strict }));
   } finally {
     running = false;
   }
@@ -169,19 +175,19 @@ export async function runIngest(
       ...riskyRefreshing(o.engine, o.riskyDestinations),
       leaseTtlMs: ingestLeaseTtlMs(process.env),
       onLeaseEvent: reportLeaseEvent,
-      onProgress: o.progress
-        ? (p) => {
-            if (!bar) return;
-            const secs = Math.max(0.001, (Date.now() - started) / 1000);
-            lastRecords = p.records;
-            if (p.size !== null && bar.getTotal() !== mib(p.size)) bar.setTotal(mib(p.size));
-            bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
-          }
-        : undefined,
+      onProgress: (p) => {
+        reading = { source: p.source, records: p.records };
+        if (!bar) return;
+        const secs = Math.max(0.001, (Date.now() - started) / 1000);
+        lastRecords = p.records;
+        if (p.size !== null && bar.getTotal() !== mib(p.size)) bar.setTotal(mib(p.size));
+        bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
+      },
     });
     const sources: SourceSummary[] = [];
     const sizes = files.map(checkSource);
     for (const [i, f] of files.entries()) {
+      reading = { source: shown(f), records: 0 };
       if (o.progress) {
         const size = sizes[i]!;
         bar = newBar(size !== null);
@@ -189,6 +195,7 @@ export async function runIngest(
       }
       try {
         sources.push(await pipeline.ingest(f));
+        sourcesDone++;
       } catch (err) {
         // Only a source that cannot be opened at all gets here; one that fails mid-way is in its summary.
         if (err instanceof SourceReadError) throw new UserError(err.message, EXIT.IO);
@@ -220,6 +227,28 @@ export async function runIngest(
       },
     };
   }
+}
+
+/**
+ * What an interrupted ingest leaves in the store, said before the process ends by the signal: the
+ * sources read in full are stored; of the one being read, what was committed before the signal stays
+ * (all of it rolled back under --strict), and the batch in progress is rolled back. Calls and
+ * detections have natural keys, so the same ingest run again stores nothing twice.
+ */
+export function interruptionReport(
+  signal: 'SIGINT' | 'SIGTERM',
+  at: { sourcesDone: number; sources: number; reading: { source: string; records: number }; strict: boolean },
+): string {
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  if (at.sourcesDone >= at.sources) return `ingest stopped by ${signal} after its last source: everything read is stored`;
+  const before = at.sourcesDone ? `; the ${plural(at.sourcesDone, 'source')} before it ${at.sourcesDone === 1 ? 'is' : 'are'} stored in full` : '';
+  const kept = at.strict
+    ? 'nothing of it is stored (--strict)'
+    : 'what was committed of it stays stored, the batch in progress was rolled back';
+  return (
+    `ingest stopped by ${signal} while reading ${at.reading.source}, after ${plural(at.reading.records, 'record')} of it: ${kept}${before}; ` +
+    'running the same ingest again stores nothing twice'
+  );
 }
 
 function cpuMsSinceStart(): number {
