@@ -22,10 +22,19 @@ export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
  */
 export function normalizeProcessName(raw: string): string {
   const folded = PLAIN_ASCII.test(raw) ? raw : raw.normalize('NFKC').replace(INVISIBLE, '');
-  let name = basenameOf(folded.trim()).toLowerCase();
-  if (name.endsWith('.exe')) name = name.slice(0, -4);
+  // To a fixed point: a name stored normalised is read back and normalised again (the engine, the
+  // verdicts, the rule matcher), and the store selects daemon names by the stored value. One pass left
+  // "tailscaled.exe.exe" as "tailscaled.exe" and "tailscaled .exe" as "tailscaled ", judged as
+  // tailscaled by the ones and by no daemon check by the other, so the store missed the impostor.
+  let name = folded;
+  for (let before = ''; name !== before; ) {
+    before = name;
+    name = basenameOf(name.trim()).toLowerCase();
+    if (name.endsWith('.exe')) name = name.slice(0, -4);
+  }
   return name === '' ? 'unknown' : name;
 }
+
 
 /**
  * Scripts with letters drawn like Latin ones (Cyrillic а, е, о, р, с; Greek ο, ν; Armenian օ; Cherokee

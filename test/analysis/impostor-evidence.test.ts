@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { callContradiction } from '../../src/analysis/impostor.js';
 import { suspiciousParent } from '../../src/analysis/vpn-signatures.js';
 import { MAX_PARENT_DEPTH, mixedScript, normalizeProcessName, parentChain } from '../../src/domain/process-name.js';
@@ -70,4 +71,27 @@ test('a name that mixes Latin letters with look-alike letters of another script 
   // one script only, or nothing to mix
   for (const name of ['tailscaled', 'zerotier-one', 'warp-svc', 'таилскейлд', 'ταιλ', '日本', 'café', 'unknown', '123'])
     assert.equal(mixedScript(normalizeProcessName(name)), null, name);
+});
+
+test('normalising a normalised name changes nothing: a second ".exe", spaces around it, a folded form', () => {
+  for (const [raw, name] of [
+    ['tailscaled.exe.exe', 'tailscaled'],
+    ['TailScaled.EXE.exe', 'tailscaled'],
+    ['tailscaled .exe', 'tailscaled'],
+    ['/usr/sbin/ tailscaled', 'tailscaled'],
+    ['tailscaled.exe\u3000.exe', 'tailscaled'],
+    ['a..exe', 'a.'],
+    [' .exe', 'unknown'],
+  ] as const) {
+    assert.equal(normalizeProcessName(raw), name, JSON.stringify(raw));
+  }
+  // the store keeps normalizeProcessName(raw) and every reader normalises it again (engine, verdicts, matcher)
+  const piece = fc.constantFrom('tailscaled', 'Node', '.exe', '.EXE', ' ', '\t', '\u00a0', '\u3000', '\u1680', '/', '\\', '\u200b', 'ｅｘｅ', '．', '.', 'x');
+  fc.assert(
+    fc.property(fc.array(fc.oneof(piece, fc.string({ unit: 'binary', maxLength: 4 })), { maxLength: 8 }), (parts) => {
+      const once = normalizeProcessName(parts.join(''));
+      assert.equal(normalizeProcessName(once), once, JSON.stringify(parts));
+    }),
+    { numRuns: 3000 },
+  );
 });

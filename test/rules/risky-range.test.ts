@@ -380,3 +380,45 @@ storeTest('a range remembered after the fact judges calls that left no detection
     await store.close();
   }
 });
+
+storeTest('a daemon name spelled with a second ".exe" is the daemon for the store\'s own verdict too: what a rule hid of the impostor comes back, and its next call is raised', async (at) => {
+  const store = await at.open();
+  try {
+    // One pass of the old normalisation stored "tailscaled.exe.exe" as "tailscaled.exe": ingest and the
+    // analysis read it as tailscaled, the store's daemon checks as no daemon, so the rule below kept
+    // hiding the binary's calls after the range made it an impostor.
+    const renamed = { ...tailscaled(true), name: 'tailscaled.exe.exe', path: '/usr/sbin/tailscaled.exe.exe', sha256: 'e'.repeat(64) };
+    const ts = TS0 + 3_600_000;
+    await ingest(at, store, [
+      call(T, 'api', 1, ts, proc('curl'), BENIGN),
+      call(T, 'api', 2, ts + 3_600_000, renamed, { ip: '203.0.113.5', port: 41641 }),
+      call(T, 'api', 2, ts + 3_600_000 + 1, renamed, { domain: 'controlplane.tailscale.com', ip: '198.51.100.7', port: 443 }),
+    ], []);
+    const created = await new RulesService(store).create(T, { detection_id: NOC, conditions: { process_sha256: 'e'.repeat(64) } }, 't');
+    assert.equal(created.suppressed, 2, 'without the range nothing contradicts the binary');
+    const remembered = await rememberRiskyDestinations(store, RANGE);
+    assert.deepEqual([remembered.added, remembered.released], [RANGE, 2]);
+    await ingest(at, store, [call(T, 'api', 3, ts + 2 * 3_600_000, renamed, { domain: 'derp1.tailscale.com', ip: '198.51.100.8', port: 443 })], RANGE);
+    assert.deepEqual(await statusByHost(at), { '203.0.113.5': '1x0', 'api.example.com': '1x0', 'controlplane.tailscale.com': '1x0', 'derp1.tailscale.com': '1x0' });
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('a store written with the single-pass process names gets them normalised again by its migration', async (at) => {
+  let store = await at.open();
+  try {
+    const renamed = { ...tailscaled(true), name: 'tailscaled.exe.exe', sha256: 'e'.repeat(64) };
+    await ingest(at, store, [call(T, 'api', 1, TS0, renamed, BENIGN), call(T, 'api', 1, TS0 + 1, proc('curl'), BENIGN), call(T, 'api', 1, TS0 + 2, proc('a..exe'), BENIGN)], []);
+  } finally {
+    await store.close();
+  }
+  // as the old normalisation left them (and one it would leave alone as well)
+  await at.rows("UPDATE processes SET norm_name = 'tailscaled.exe' WHERE name = 'tailscaled.exe.exe'");
+  await at.rows("UPDATE processes SET norm_name = ? WHERE name = 'curl'", ['\u3000curl .exe\u00a0.exe']);
+  await at.rows('DELETE FROM schema_migrations WHERE version = ?', [at.backend === 'sqlite' ? 13 : 21]);
+  store = await at.open();
+  await store.close();
+  const names = (await at.rows('SELECT name, norm_name FROM processes ORDER BY name')) as { name: string; norm_name: string }[];
+  assert.deepEqual(names.map((r) => [r.name, r.norm_name]), [['a..exe', 'a.'], ['curl', 'curl'], ['tailscaled.exe.exe', 'tailscaled']]);
+});

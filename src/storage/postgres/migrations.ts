@@ -15,6 +15,9 @@ export interface PgMigration {
   up: string;
 }
 
+/** JavaScript's white space and line terminators (what String.prototype.trim removes), as a regex class. */
+const JS_SPACE = '[\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]';
+
 /**
  * The PostgreSQL schema. It holds the same facts as the SQLite store (the SQLite backend's
  * core-migrations.ts, versions 1-6 as of this writing), laid out to be distributed by tenant:
@@ -467,7 +470,18 @@ INSERT INTO risky_audit (entry, action, actor, at)
     up: `ALTER TABLE policy_audit ADD COLUMN tenant text;
 CREATE INDEX policy_audit_tenant ON policy_audit (tenant, seq);`,
   },
+  {
+    version: 21,
+    // As SQLite's migration 13: normalizeProcessName now runs to a fixed point. A stored name is one
+    // pass of it, so what a second pass would take is left: leading white space, then every trailing
+    // run of white space and ".exe" (a stored name is a lower-case base name already). White space is
+    // JavaScript's trim() set, written out for the regular expression.
+    name: 'process names normalised to a fixed point ("tailscaled.exe.exe" is tailscaled)',
+    up: `UPDATE processes SET norm_name = coalesce(nullif(regexp_replace(regexp_replace(norm_name, '^${JS_SPACE}+', ''), '(${JS_SPACE}|\\.exe)+$', ''), ''), 'unknown')
+WHERE norm_name ~ '^${JS_SPACE}|(${JS_SPACE}|\\.exe)$';`,
+  },
 ];
+
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */
 const MIGRATION_LOCK = 0x65677472; // "egtr"

@@ -1,5 +1,6 @@
 import type { Migration } from './db.js';
 import { UNRECORDED_ACTOR } from '../rules-port.js';
+import { normalizeProcessName } from '../../domain/process-name.js';
 
 /**
  * Core schema. Value dictionaries (endpoints, ips, processes, detection types) are shared by all
@@ -321,6 +322,21 @@ CREATE TABLE risky_audit (
 INSERT INTO risky_audit (entry, action, actor, at)
   SELECT entry, 'remember', '${UNRECORDED_ACTOR}', added_at FROM risky_destinations ORDER BY added_at, entry;
 `,
+  },
+  {
+    version: 13,
+    // normalizeProcessName now runs to a fixed point. A name stored by its old single pass, such as
+    // "tailscaled.exe" from "tailscaled.exe.exe", was judged as tailscaled where it was read and
+    // normalised again, but the store's own daemon checks select the stored name as it is and missed
+    // it. Normalising a stored name again gives what the new function gives for the raw name.
+    name: 'process names normalised to a fixed point ("tailscaled.exe.exe" is tailscaled)',
+    up: (db) => {
+      const update = db.prepare('UPDATE processes SET norm_name = ? WHERE id = ?');
+      for (const p of db.prepare('SELECT id, norm_name FROM processes').all() as { id: number; norm_name: string }[]) {
+        const name = normalizeProcessName(p.norm_name);
+        if (name !== p.norm_name) update.run(name, p.id);
+      }
+    },
   },
 ];
 
