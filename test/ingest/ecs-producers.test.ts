@@ -181,3 +181,28 @@ test('a configured risky name flags an ECS call as the built-in ones do: a Sysmo
     t.cleanup();
   }
 });
+
+test('a risky name listed in an array (ECS lets any field hold one) names the call: url.domain, server.domain, tls.client.server_name', async () => {
+  const base = JSON.parse(readFileSync('test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'utf8').split('\n')[3]!) as Record<string, unknown>;
+  const docs = [
+    { ...base, destination: { ip: '46.4.105.116', port: 443 }, url: { domain: ['cdn.example.com', 'webhook.site'] } },
+    { ...base, destination: { ip: '46.4.105.117', port: 443 }, server: { domain: ['gist.githubusercontent.com'] } },
+    { ...base, destination: { ip: '46.4.105.118', port: 8443 }, tls: { client: { server_name: [42, 'WEBHOOK.SITE.'] } } },
+    // nothing risky in it: the call stays filed under its address
+    { ...base, destination: { ip: '46.4.105.119', port: 443 }, url: { domain: ['cdn.example.com'] } },
+  ];
+  const t = tempDir();
+  try {
+    const r = await parseFile(t.file('arrays.ndjson', docs.map((d) => JSON.stringify(d)).join('\n') + '\n'), {}, 'ecs');
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.calls.map((c) => [c.domain, c.ip]), [
+      ['webhook.site', '46.4.105.116'],
+      ['gist.githubusercontent.com', '46.4.105.117'],
+      ['webhook.site', '46.4.105.118'], // another port: not a repeat of the first call
+      [undefined, '46.4.105.119'],
+    ]);
+    assert.deepEqual(r.notes, { 'named-by-risky-request-name': 3 });
+  } finally {
+    t.cleanup();
+  }
+});

@@ -223,8 +223,19 @@ function isSysmonConnection(doc: Obj): boolean {
 /** The list when the parser gives none (RecordContext.risky): a reverse or chosen name on it flags a call. */
 const BUILTIN_RISKY = riskyDestinations();
 
-/** `v` as a canonical host name when it is a risky destination, else null. */
+/**
+ * `v` as a canonical host name when it is a risky destination, else null. Any ECS field may hold an
+ * array: each string in it is read, so a risky name is not missed for being listed (an array once
+ * left the call filed under its bare address, which a rule may hide).
+ */
 function riskyName(v: unknown, rc: RecordContext): string | null {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const name = typeof x === 'string' ? riskyName(x, rc) : null;
+      if (name !== null) return name;
+    }
+    return null;
+  }
   const name = typeof v === 'string' ? normalizeDomain(v) : null;
   return name !== null && (rc.risky ?? BUILTIN_RISKY).matchHost(name) !== null ? name : null;
 }
