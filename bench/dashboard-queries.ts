@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { bulkLoad } from './analysis.js';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { encodeDetectionCursor } from '../src/storage/detection-cursor.js';
+import { detectionQueryKey, encodeDetectionCursor } from '../src/storage/detection-cursor.js';
 import { detectionsCsv } from '../src/dashboard-data/detections-export.js';
 import { parseDetectionFilter, type DetectionFilter } from '../src/domain/filter.js';
 import type { DashboardQueries } from '../src/storage/dashboard-port.js';
@@ -70,7 +70,8 @@ export async function runDashboardQueriesBench(): Promise<Record<string, unknown
     const now = Date.parse('2026-11-01T00:00:00Z');
     const filter = (raw: Parameters<typeof parseDetectionFilter>[0]): DetectionFilter => parseDetectionFilter(raw, { now });
     const deep = db.prepare('SELECT ts, id FROM detections WHERE tenant_id = ? ORDER BY ts DESC, id DESC LIMIT 1 OFFSET ?').get(tid, Math.floor(built.detections / 2)) as { ts: number; id: number };
-    const deepCursor = encodeDetectionCursor(deep.ts, deep.id);
+    // the unfiltered window's cursor: a cursor only pages the query that issued it
+    const deepCursor = encodeDetectionCursor(deep.ts, deep.id, detectionQueryKey('bench', {}));
     const bare = db.prepare('SELECT * FROM detections WHERE tenant_id = ? ORDER BY ts DESC, id DESC LIMIT 50');
 
     const sqlite = await measureAll(q, async () => bare.all(tid), filter, deepCursor, overviewReads(store));

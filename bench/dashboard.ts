@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bulkLoad } from './analysis.js';
 import { SqliteStore } from '../src/storage/sqlite/sqlite-store.js';
-import { encodeDetectionCursor } from '../src/storage/detection-cursor.js';
+import { detectionQueryKey, encodeDetectionCursor } from '../src/storage/detection-cursor.js';
 import { cliResult, ndjson, nativeEvent, tempDir } from '../test/helpers.js';
 import type { Page } from 'playwright-core';
 import { launchBrowser, newPage } from '../test/dashboard/browser.js';
@@ -45,7 +45,8 @@ function cursorAt(db: string, n: number): string {
   try {
     const tid = store.detections.tenantId(TENANT)!;
     const row = store.db.prepare('SELECT ts, id FROM detections WHERE tenant_id = ? ORDER BY ts DESC, id DESC LIMIT 1 OFFSET ?').get(tid, n) as { ts: number; id: number };
-    return encodeDetectionCursor(row.ts, row.id);
+    // the unfiltered Detections page's cursor: a cursor only pages the query that issued it
+    return encodeDetectionCursor(row.ts, row.id, detectionQueryKey(TENANT, {}));
   } finally {
     store.close();
   }

@@ -1,4 +1,4 @@
-import { CursorError, decodeDetectionCursor, encodeDetectionCursor } from './detection-cursor.js';
+import { CursorError, decodeDetectionCursor, detectionQueryKey, encodeDetectionCursor } from './detection-cursor.js';
 import type { DetectionWindowQuery } from './dashboard-port.js';
 import type { DetectionFilter } from '../domain/filter.js';
 
@@ -13,12 +13,15 @@ export interface WindowScan {
   /** 'older': (ts, id) < cursor, descending; 'newer': (ts, id) > cursor, ascending */
   dir: 'older' | 'newer';
   cursor: { ts: number; id: number } | null;
+  /** the query's key (detectionQueryKey): the page's cursors carry it */
+  key: string;
 }
 
-export function windowScan(q: Pick<DetectionWindowQuery, 'after' | 'before'>): WindowScan {
+export function windowScan(tenant: string, q: Pick<DetectionWindowQuery, 'after' | 'before' | 'filter'>): WindowScan {
   if (q.after && q.before) throw new CursorError('give either a cursor to page older (after) or one to page newer (before), not both');
-  if (q.before) return { dir: 'newer', cursor: decodeDetectionCursor(q.before) };
-  return { dir: 'older', cursor: q.after ? decodeDetectionCursor(q.after) : null };
+  const key = detectionQueryKey(tenant, q.filter);
+  if (q.before) return { dir: 'newer', cursor: decodeDetectionCursor(q.before, key), key };
+  return { dir: 'older', cursor: q.after ? decodeDetectionCursor(q.after, key) : null, key };
 }
 
 export function assembleWindow<R extends { ts: number; id: number }>(
@@ -32,7 +35,7 @@ export function assembleWindow<R extends { ts: number; id: number }>(
   const newest = page[0];
   const oldest = page[page.length - 1];
   if (!newest || !oldest) return { page, nextCursor: null, prevCursor: null };
-  const key = (r: R) => encodeDetectionCursor(r.ts, r.id);
+  const key = (r: R) => encodeDetectionCursor(r.ts, r.id, scan.key);
   if (scan.dir === 'older') {
     // something newer exists exactly when this page started below a cursor
     return { page, nextCursor: more ? key(oldest) : null, prevCursor: scan.cursor ? key(newest) : null };

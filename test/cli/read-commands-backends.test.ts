@@ -85,6 +85,13 @@ test('detections list: a bad cursor is a usage error on both backends', async ()
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /^egress-triage: --cursor: invalid cursor "bm90LWEtY3Vyc29y"/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    // the next_cursor of one listing, handed to another: refused, not a page that skips matches
+    const first = await cli(['detections', 'list', '--db', db, '--json', '--limit', '1', '--process', 'tailscaled']);
+    const cursor = JSON.parse(first.stdout).next_cursor as string;
+    const other = await cli(['detections', 'list', '--db', db, '--endpoint', 'webhook.site', '--cursor', cursor]);
+    assert.equal(other.status, 2, other.stderr);
+    assert.equal(other.stdout, '');
+    assert.match(other.stderr, /^egress-triage: --cursor: cursor "[\w-]+" was issued for another query \(the tenant or a filter differs\): pass the next_cursor of the previous page of this same query/);
   }
 });
 

@@ -7,7 +7,7 @@ import {
   type DetectionRepository,
   type TenantStats,
 } from '../store.js';
-import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
+import { decodeDetectionCursor, detectionQueryKey, encodeDetectionCursor } from '../detection-cursor.js';
 import type { Detection } from '../../domain/types.js';
 import { rowToDetection, type DetectionRow } from '../detection-row.js';
 import { PgOverviewRepository } from './overview-repo.js';
@@ -116,7 +116,8 @@ export class PgDetectionRepository implements DetectionRepository {
    * machine at 1M detections, 165-228 ms on a busy one (EXPLAIN (ANALYZE, SUMMARY); docs/dashboard-data.md).
    */
   async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null, offset = 0): Promise<DetectionPage> {
-    const cur = cursor ? decodeDetectionCursor(cursor) : null;
+    const key = detectionQueryKey(tenant, f);
+    const cur = cursor ? decodeDetectionCursor(cursor, key) : null;
     const tid = await this.tenantId(tenant);
     if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
     const p = new Params();
@@ -130,7 +131,7 @@ export class PgDetectionRepository implements DetectionRepository {
     return {
       detections: page.map((r) => rowToDetection(tenant, r)),
       total,
-      nextCursor: rows.length > limit && last ? encodeDetectionCursor(Number(last.ts), Number(last.id)) : null,
+      nextCursor: rows.length > limit && last ? encodeDetectionCursor(Number(last.ts), Number(last.id), key) : null,
     };
   }
 

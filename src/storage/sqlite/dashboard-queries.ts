@@ -33,7 +33,7 @@ export class SqliteDashboardQueries implements DashboardQueries {
   ) {}
 
   async detectionWindow(tenant: string, q: DetectionWindowQuery): Promise<DetectionWindow> {
-    const scan = windowScan(q);
+    const scan = windowScan(tenant, q);
     const tid = this.detections.tenantId(tenant);
     const none = { detections: [], count: q.countUpTo ? boundedCount(0, q.countUpTo) : null, nextCursor: null, prevCursor: null };
     if (tid === undefined) return none;

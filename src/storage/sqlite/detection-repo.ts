@@ -1,6 +1,6 @@
 import type { SqliteDatabase } from './db.js';
 // The cursor is shared by every backend: one format, one error class (CursorError).
-import { decodeDetectionCursor, encodeDetectionCursor } from '../detection-cursor.js';
+import { decodeDetectionCursor, detectionQueryKey, encodeDetectionCursor } from '../detection-cursor.js';
 import {
   STATUS_CODE,
   type BaselineView,
@@ -112,7 +112,8 @@ export class SqliteDetectionRepository implements DetectionRepository {
 
   async list(tenant: string, f: DetectionFilter, limit: number, cursor?: string | null, offset = 0): Promise<DetectionPage> {
     const tid = this.tenantId(tenant);
-    const cur = cursor ? decodeDetectionCursor(cursor) : null;
+    const key = detectionQueryKey(tenant, f);
+    const cur = cursor ? decodeDetectionCursor(cursor, key) : null;
     if (tid === undefined) return { detections: [], total: 0, nextCursor: null };
     const w = this.where(tid, f);
     const total = this.total(tid, f);
@@ -130,7 +131,7 @@ export class SqliteDetectionRepository implements DetectionRepository {
     return {
       detections: page.map((r) => rowToDetection(tenant, r)),
       total,
-      nextCursor: rows.length > limit && last ? encodeDetectionCursor(last.ts, last.id) : null,
+      nextCursor: rows.length > limit && last ? encodeDetectionCursor(last.ts, last.id, key) : null,
     };
   }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { detectionQueryKey } from '../../../src/storage/detection-cursor.js';
 import { backends, type Connection } from './backends.js';
 import { BASELINE, COMPLETED, DETECTIONS, JOBS, T0, VERDICT, seed, seedTenant, type FixtureDetection } from './fixture.js';
 import type { DetectionFilter } from '../../../src/storage/store.js';
@@ -87,10 +88,22 @@ for (const backend of backends()) {
         same(skip.detections, expected('acme', () => true).slice(6, 9), 'offset skips rows after the cursor');
         await assert.rejects(c.detections.list('acme', {}, 3, 'not-a-cursor'), /invalid cursor "not-a-cursor"/);
         // a forged cursor with numbers past any this store wrote: the same refusal on every backend
-        for (const forged of ['d1:99999999999999999999:1', 'd1:1:99999999999999999999', 'd1:-9007199254740993:1']) {
+        const key = detectionQueryKey('acme', {});
+        for (const forged of [`d2:99999999999999999999:1:${key}`, `d2:1:99999999999999999999:${key}`, `d2:-9007199254740993:1:${key}`]) {
           const cursor = Buffer.from(forged).toString('base64url');
           await assert.rejects(c.detections.list('acme', {}, 3, cursor), new RegExp(`invalid cursor "${cursor}"`), forged);
         }
+        // a cursor pages only its own query: handed to another filter it would skip every match newer
+        // than its position (a reviewer's agent lost a webhook.site detection so); the time window
+        // and the case of owner and repo are not part of it
+        const first = await c.detections.list('acme', { process: 'tailscaled', owner: 'acme' }, 1);
+        assert.ok(first.nextCursor);
+        for (const other of [{ host: 'webhook.site', owner: 'acme' }, { process: 'tailscaled' }, {}]) {
+          await assert.rejects(c.detections.list('acme', other, 3, first.nextCursor), /was issued for another query \(the tenant or a filter differs\)/, JSON.stringify(other));
+        }
+        await assert.rejects(c.detections.list('globex', { process: 'tailscaled', owner: 'acme' }, 3, first.nextCursor), /another query/);
+        const rest = await c.detections.list('acme', { process: 'tailscaled', owner: 'ACME', since: T0, until: T0 + 100 * H }, 50, first.nextCursor);
+        same([...first.detections, ...rest.detections], expected('acme', (x) => x.process.name === 'tailscaled'), 'the rest of the same query');
       });
 
       const filters: [string, DetectionFilter, (x: FixtureDetection) => boolean][] = [
