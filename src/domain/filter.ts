@@ -3,6 +3,7 @@ import { normalizeProcessName } from './process-name.js';
 import { isValidIp } from './endpoint.js';
 import { canonicalIp } from './ip.js';
 import { parseInstant, TimeParseError } from './time.js';
+import { canonicalSha256, notADigest } from './digest.js';
 
 /**
  * The one detection filter parser. Every face (CLI `detections list` and `analyze`, the MCP list and
@@ -17,8 +18,8 @@ import { parseInstant, TimeParseError } from './time.js';
  * - workflow, job, run id: exact, case-sensitive (workflow files and job names are).
  * - process: normalised like the stored name (basename, `.exe` stripped, lower case), so
  *   `/usr/sbin/tailscaled`, `TAILSCALED.exe` and `tailscaled` select the same detections.
- * - sha256: the process binary's digest, exact but case-insensitive (lower-cased here), with the
- *   characters a rule's process_sha256 accepts (rules/matcher.ts); wildcards are refused.
+ * - sha256: the process binary's whole digest (domain/digest.ts), case-insensitive (lower-cased
+ *   here); a shortened one or a pattern is refused.
  * - endpoint: `host:port`, `[v6]:port`, or a bare host / IP. A bare host matches that host on ANY port
  *   (a filter used to investigate should never hide calls on an unexpected port); host is lower-cased.
  *   Wildcards, URLs and paths are refused rather than silently matching nothing.
@@ -132,8 +133,9 @@ export function parseDetectionFilter(raw: RawFilter, opts: ParseFilterOptions): 
 
   const sha256 = text(raw.sha256, name('sha256'));
   if (sha256 !== undefined) {
-    if (!/^[A-Za-z0-9:_.+-]+$/.test(sha256)) throw fail('sha256', `expected a hex digest such as the process_sha256 of a detection, got ${show(raw.sha256)}`);
-    out.sha256 = sha256.toLowerCase();
+    const digest = canonicalSha256(sha256);
+    if (digest === null) throw fail('sha256', `${notADigest(sha256)}, such as the process_sha256 of a detection; got ${show(raw.sha256)}`);
+    out.sha256 = digest;
   }
 
   const endpoint = text(raw.endpoint, name('endpoint'));

@@ -2,9 +2,10 @@ import picomatch from 'picomatch';
 import { globMatcher, globPathMatcher, isGlob } from '../domain/glob.js';
 import { splitEndpoint } from '../domain/endpoint.js';
 import type { DetectionSubject } from '../domain/subject.js';
-import { isDetectionType, DETECTION_TYPES } from '../domain/types.js';
+import { DETECTION_TYPES } from '../domain/types.js';
 import { CONDITION_KEYS, type ConditionKey, type RuleConditions } from './types.js';
 import { canonicalIp, parseIpRange } from '../domain/ip.js';
+import { canonicalSha256, notADigest } from '../domain/digest.js';
 
 /**
  * The one matcher. A rule's conditions compile into per-dimension predicates over plain values.
@@ -186,13 +187,12 @@ function processPred(value: string): Pred {
  * genuine binary per version, and one rule must cover them all while naming each exactly.
  */
 function shaPred(value: string): Pred {
-  const parts = value.split('|');
-  for (const part of parts) {
-    if (!/^[A-Za-z0-9:_.+-]+$/.test(part)) {
-      invalid('process_sha256', value, 'expected a hex sha256 digest, or several separated by "|" (any of them)');
-    }
+  const set = new Set<string>();
+  for (const part of value.split('|')) {
+    const digest = canonicalSha256(part);
+    if (digest === null) invalid('process_sha256', value, `${notADigest(part)}; several are separated by "|" (any of them)`);
+    set.add(digest);
   }
-  const set = new Set(parts.map((p) => p.toLowerCase()));
   return (x) => set.has(x.toLowerCase());
 }
 
@@ -225,7 +225,7 @@ export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
  * compared by meaning: this errs towards "different".
  */
 export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
-  const read = (k: string, v: string) => (k === 'process_sha256' ? v.trim().toLowerCase().split('|').sort().join('|') : conditionReading(k, v));
+  const read = (k: string, v: string) => (k === 'process_sha256' ? v.trim().split('|').map((p) => canonicalSha256(p) ?? p.toLowerCase()).sort().join('|') : conditionReading(k, v));
   const ka = Object.keys(a).sort();
   const kb = Object.keys(b).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && read(k, a[k as ConditionKey]!) === read(k, b[k as ConditionKey]!));
@@ -256,13 +256,15 @@ export function validateConditions(raw: unknown): RuleConditions {
 }
 
 export function validateDetectionType(type: unknown): string {
-  if (typeof type !== 'string' || !isDetectionType(type)) {
+  // case-insensitive, as every filter reads a type: "domain-blocked" is Domain-Blocked
+  const canonical = typeof type === 'string' ? DETECTION_TYPES.find((t) => t.toLowerCase() === type.trim().toLowerCase()) : undefined;
+  if (canonical === undefined) {
     throw new RuleError(
       'invalid_detection_type',
       `unknown detection type "${String(type)}": use one of ${DETECTION_TYPES.join(', ')}`,
     );
   }
-  return type;
+  return canonical;
 }
 
 /**

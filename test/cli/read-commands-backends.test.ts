@@ -169,5 +169,9 @@ test('detections list --sha256: the binary digest, case-insensitive, the same on
   assert.ok(s.detections.every((d) => d.tool.sha256 === sha));
   const bad = await cli(['detections', 'list', '--db', sqlite, '--sha256', 'ab*']);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^egress-triage: --sha256: expected a hex digest/);
+  assert.match(bad.stderr, /^egress-triage: --sha256: expected a sha256 digest \(64 hex characters\)/);
+  // the 12 characters the tables show would list nothing: refused, saying so
+  const short = await cli(['detections', 'list', '--db', sqlite, '--sha256', sha.slice(0, 12)]);
+  assert.equal(short.status, 2);
+  assert.match(short.stderr, /^egress-triage: --sha256: expected the whole sha256 digest \(64 hex characters\), got 12/);
 });

@@ -76,9 +76,9 @@ test('rule history: what each change changed, field by field', () => {
 });
 
 test('page parameters: the CLI parser under query-parameter names, and back to a query string', () => {
-  const q = new URLSearchParams('type=domain-blocked&type=New-Outbound-Network-Call&owner=ACME&process=/usr/bin/curl&sha256=AB12&endpoint=github.com:443&since=2026-11-30T00:00:00Z');
+  const q = new URLSearchParams('type=domain-blocked&type=New-Outbound-Network-Call&owner=ACME&process=/usr/bin/curl&sha256=AB12cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd&endpoint=github.com:443&since=2026-11-30T00:00:00Z');
   const f = detectionFilterParams(q, NOW);
-  assert.deepEqual(f, parseDetectionFilter({ types: ['domain-blocked', 'New-Outbound-Network-Call'], owner: 'ACME', process: '/usr/bin/curl', sha256: 'AB12', endpoint: 'github.com:443', since: '2026-11-30T00:00:00Z' }, { now: NOW }));
+  assert.deepEqual(f, parseDetectionFilter({ types: ['domain-blocked', 'New-Outbound-Network-Call'], owner: 'ACME', process: '/usr/bin/curl', sha256: 'AB12cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd', endpoint: 'github.com:443', since: '2026-11-30T00:00:00Z' }, { now: NOW }));
   assert.deepEqual(detectionFilterParams(detectionFilterQuery(f), NOW), f, 'round trip');
   assert.deepEqual(detectionFilterParams(detectionFilterQuery(parseDetectionFilter({ endpoint: '[2001:db8::1]:443', status: 'new' }, { now: NOW })), NOW), parseDetectionFilter({ endpoint: '[2001:db8::1]:443', status: 'new' }, { now: NOW }));
   assert.throws(() => detectionFilterParams(new URLSearchParams('endpoint=http://x/'), NOW), (e: unknown) => e instanceof FilterError && e.argument === 'endpoint');

@@ -97,9 +97,13 @@ test('the audit command\'s --since uses the same time parser (no Date.parse leni
 });
 
 test('sha256: exact but case-insensitive, wildcards and spaces refused', () => {
-  assert.deepEqual(parse({ sha256: ' B2B2ab ' }), { sha256: 'b2b2ab' });
-  refused({ sha256: 'b2*' }, 'sha256', /hex digest/);
-  refused({ sha256: 'b2 b2' }, 'sha256', /hex digest/);
+  const digest = 'b2'.repeat(32);
+  assert.deepEqual(parse({ sha256: ` ${digest.toUpperCase()} ` }), { sha256: digest });
+  assert.deepEqual(parse({ sha256: `sha256:${digest}` }), { sha256: digest });
+  refused({ sha256: 'b2*' }, 'sha256', /expected a sha256 digest \(64 hex characters\)/);
+  refused({ sha256: 'b2 b2' }, 'sha256', /expected a sha256 digest/);
+  // the 12 characters a table shows match nothing stored: refused, saying why
+  refused({ sha256: 'B2b2b2b2b2b2' }, 'sha256', /expected the whole sha256 digest \(64 hex characters\), got 12: tables shorten digests/);
   refused({ sha256: ' ' }, 'sha256', /empty/);
 });
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RulesService, RuleError } from '../../src/rules/service.js';
-import { compileRule, matchSubject } from '../../src/rules/matcher.js';
+import { compileRule, matchSubject, validateDetectionType } from '../../src/rules/matcher.js';
 import { call, ingestCalls, proc, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
@@ -55,6 +55,14 @@ test('matcher: globs, CIDR, normalised process names, validation errors', () => 
   // names are compared without .exe, so a pattern ending in it would have matched every process
   for (const p of ['*.exe', '*.EXE', 'tailscale?.exe', '[a-z]*.exe']) err({ process: p }, /a pattern cannot pick out \.exe binaries/, 'invalid_condition');
   assert.equal(m({ process: 'TwinGated.EXE' }), true, 'a name with .exe is still that name');
+  // a store keeps whole digests only: a shortened one (as tables print it) would match nothing in silence
+  err({ process_sha256: 'c'.repeat(12) }, /process_sha256="c{12}": expected the whole sha256 digest \(64 hex characters\), got 12/, 'invalid_condition');
+  err({ process_sha256: `${'c'.repeat(64)}|d` }, /expected the whole sha256 digest \(64 hex characters\), got 1: .*; several are separated by "\|"/);
+  err({ process_sha256: 'sha-curl' }, /expected a sha256 digest \(64 hex characters\)/);
+  assert.equal(m({ process_sha256: `sha256:${'C'.repeat(64)}` }), true, 'the sha256: prefix a digest may carry');
+  // the detection type reads as every filter reads it, without case
+  assert.equal(validateDetectionType('domain-BLOCKED'), 'Domain-Blocked');
+  assert.throws(() => validateDetectionType('Domain Blocked'), /unknown detection type "Domain Blocked"/);
 });
 
 function fixture(): NetworkCallEvent[] {

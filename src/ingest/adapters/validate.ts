@@ -11,6 +11,7 @@
  * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
  */
 import { basenameOf } from '../../domain/process-name.js';
+import { canonicalSha256 } from '../../domain/digest.js';
 import { TENANT_PATTERN } from '../../config/paths.js';
 import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
@@ -417,8 +418,6 @@ export function makeProcess(
 /** The Harden-Runner agent's name for a tool it could not attribute (firewall-only packets). */
 export const UNKNOWN_TOOL = 'Unknown';
 
-const SHA256_RE = /^(?:sha256:)?([0-9a-fA-F]{64})$/;
-
 /**
  * An executable hash: 64 hex digits (a `sha256:` prefix, as on container image ids, is allowed),
  * returned in lower case. Anything else is no hash: the Harden-Runner agent puts Go's error text
@@ -431,8 +430,8 @@ export function readSha256(value: unknown, field: string, rc: RecordContext): st
   if (typeof value !== 'string') return wrongType(field, 'a string', value);
   // hot path: a lower-case hex digest is returned as is, without a regex or a copy
   if (value.length === 64 && isLowerHex(value)) return value;
-  const m = SHA256_RE.exec(value);
-  if (m) return m[1]!.toLowerCase();
+  const digest = canonicalSha256(value);
+  if (digest !== null) return digest;
   noteOf(rc, 'hash-not-a-hash');
   return undefined;
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backends, type Connection } from './backends.js';
-import { BASELINE, DETECTIONS, JOBS, T0, seed, type FixtureDetection } from './fixture.js';
+import { BASELINE, DETECTIONS, JOBS, PYTHON_SHA, T0, seed, type FixtureDetection } from './fixture.js';
 import { parseDetectionFilter, type RawFilter } from '../../../src/domain/filter.js';
 import { CursorError } from '../../../src/storage/detection-cursor.js';
 import { detectionsCsv } from '../../../src/dashboard-data/detections-export.js';
@@ -59,7 +59,7 @@ const FILTERS: [string, RawFilter, (x: FixtureDetection) => boolean][] = [
   ['repo owner/name', { repo: 'acme/web' }, (x) => x.job === JOBS.web],
   ['workflow and job', { workflow: '.github/workflows/ci.yml', job: 'build' }, (x) => x.job === JOBS.api],
   ['process by path', { process: '/usr/sbin/tailscaled' }, (x) => x.process.name === 'tailscaled'],
-  ['sha256, case-insensitive', { sha256: 'SHA-PY' }, (x) => x.process.sha256 === 'sha-py'],
+  ['sha256, case-insensitive', { sha256: PYTHON_SHA.toUpperCase() }, (x) => x.process.sha256 === PYTHON_SHA],
   ['endpoint host on any port', { endpoint: 'github.com' }, (x) => x.host === 'github.com'],
   ['endpoint host:port', { endpoint: 'github.com:8443' }, (x) => x.endpoint === 'github.com:8443'],
   ['time', { since: new Date(T0 + 3 * H).toISOString(), until: new Date(T0 + 8 * H).toISOString() }, (x) => x.ts >= T0 + 3 * H && x.ts < T0 + 8 * H],
@@ -103,7 +103,7 @@ for (const backend of backends()) {
       await t.test('tenant isolation and cursor errors', async () => {
         const g = await c.dashboard.detectionWindow('globex', { filter: parseDetectionFilter({ owner: 'globex' }, { now: NOW }), limit: 50 });
         assert.deepEqual(g.detections.map(show), expected('globex', () => true).map(showX));
-        assert.deepEqual((await c.dashboard.detectionWindow('globex', { filter: parseDetectionFilter({ sha256: 'sha-py' }, { now: NOW }), limit: 50 })).detections, []);
+        assert.deepEqual((await c.dashboard.detectionWindow('globex', { filter: parseDetectionFilter({ sha256: PYTHON_SHA }, { now: NOW }), limit: 50 })).detections, []);
         await assert.rejects(c.dashboard.detectionWindow('acme', { filter: {}, limit: 2, after: 'garbage' }), CursorError);
         const p = await c.dashboard.detectionWindow('acme', { filter: {}, limit: 2 });
         await assert.rejects(c.dashboard.detectionWindow('acme', { filter: {}, limit: 2, after: p.nextCursor, before: p.nextCursor }), /not both/);

@@ -35,7 +35,9 @@ export function proc(name: string, path: string, sha: string): ProcessVariant {
 
 const CURL = proc('curl', '/usr/bin/curl', 'sha-curl');
 const TAILSCALED = proc('tailscaled', '/usr/sbin/tailscaled', 'sha-ts');
-const PYTHON = proc('python3', '/usr/bin/python3', 'sha-py');
+// a whole digest: the filter takes only those (domain/digest.ts)
+export const PYTHON_SHA = '7e57a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1';
+const PYTHON = proc('python3', '/usr/bin/python3', PYTHON_SHA);
 
 export const JOBS: Record<string, JobKey> = {
   api: { owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build' },
