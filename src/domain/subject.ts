@@ -68,6 +68,18 @@ export interface Suppressor {
    * once; such a binary's does not.
    */
   mayBeLinked?(binary: { process: string; sha256: string | null; path: string | null }): boolean;
+  /**
+   * What settle() and link() moved back to `new` since the last call: how many stored detections
+   * (suppressed or resolved before), and the binaries whose flag or link moved them, with why. Ingest
+   * says it in its summary: a binary flagged now can bring back a whole rule's worth of detections.
+   */
+  takeReleases?(): Releases;
+}
+
+/** Detections a suspected impostor's flag moved back to `new`, and the binaries flagged (ingest summary). */
+export interface Releases {
+  released: number;
+  binaries: { process: string; sha256: string | null; path: string | null; reason: string }[];
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

@@ -1,5 +1,5 @@
 import type { JobContext } from '../domain/types.js';
-import type { Suppressor } from '../domain/subject.js';
+import type { Releases, Suppressor } from '../domain/subject.js';
 import { addCounters, DetectionEngine, type EngineConfig, type EngineCounters } from '../detection/engine.js';
 import { DEFAULT_INGEST_LEASE_TTL_MS, IngestLeaseBusyError, type IngestLease, type IngestLeaseEvent } from '../storage/store.js';
 import { IngestStateChangedError, type IngestPort, type IngestScope, type SourceRecordWrite, type TenantIngest } from '../storage/ingest-port.js';
@@ -90,6 +90,13 @@ export interface SourceSummary {
   detections: number;
   detectionsByType: Record<string, number>;
   suppressedOnIngest: number;
+  /**
+   * Stored detections (suppressed or resolved before this source) moved back to `new` because a
+   * binary of this source turned out to be a suspected impostor, and those binaries with why: a
+   * flagged daemon hash can bring back every detection a rule hid of it.
+   */
+  releasedOnIngest: number;
+  suspectedImpostors: Releases['binaries'];
   runsCreated: number;
   /**
    * Tenants other than the ingest's own that records of this source named in their own `tenant`
@@ -142,6 +149,8 @@ const MAX_REPLAYS = 20;
  */
 export class IngestPipeline<S extends IngestStore = IngestStore> {
   private readonly tenants = new Map<string, TenantPipe>();
+  /** what suspected impostors' flags moved back to `new` during the current source */
+  private releases: Releases = { released: 0, binaries: [] };
 
   constructor(
     private readonly store: S,
@@ -224,8 +233,22 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
    * there it waits for the commit (settleAfterCommit).
    */
   private async settle(p: TenantPipe, s: Suppressor): Promise<void> {
-    if (!this.opts.strict) return s.settle?.();
-    if (!p.retired.includes(s)) p.retired.push(s);
+    if (this.opts.strict) {
+      if (!p.retired.includes(s)) p.retired.push(s);
+      return;
+    }
+    await s.settle?.();
+    this.collectReleases(s);
+  }
+
+  /** What the suppressor's last store writes moved back to `new`, for the source's summary. */
+  private collectReleases(s: Suppressor | undefined): void {
+    const r = s?.takeReleases?.();
+    if (!r || r.released === 0) return;
+    this.releases.released += r.released;
+    for (const b of r.binaries) {
+      if (!this.releases.binaries.some((x) => x.process === b.process && x.sha256 === b.sha256 && x.path === b.path)) this.releases.binaries.push(b);
+    }
   }
 
   private async settleAfterCommit(): Promise<void> {
@@ -235,6 +258,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       for (const s of all) {
         await s.settle?.();
         p.engine.released((await s.link?.()) ?? []);
+        this.collectReleases(s);
       }
     }
   }
@@ -251,7 +275,10 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       try {
         p.engine.committed(await p.io!.write(batch));
         // a --strict source is one transaction: its links wait for the commit, as its flags do
-        if (!this.opts.strict) p.engine.released((await p.suppressor?.link?.()) ?? []);
+        if (!this.opts.strict) {
+          p.engine.released((await p.suppressor?.link?.()) ?? []);
+          this.collectReleases(p.suppressor);
+        }
         break;
       } catch (err) {
         if (!(err instanceof IngestStateChangedError) || n >= MAX_REPLAYS) throw err;
@@ -327,8 +354,9 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     const summary: SourceSummary = {
       source: path === '-' ? '<stdin>' : path, format: this.opts.format === 'auto' ? null : this.opts.format, records: 0, accepted: 0,
       duplicates: 0, rejected: 0, rejectedByReason: {}, notes: {}, errors: [], detections: 0, detectionsByType: {},
-      suppressedOnIngest: 0, runsCreated: 0, otherTenants: [], stored: true, elapsedMs: 0,
+      suppressedOnIngest: 0, releasedOnIngest: 0, suspectedImpostors: [], runsCreated: 0, otherTenants: [], stored: true, elapsedMs: 0,
     };
+    this.releases = { released: 0, binaries: [] };
     let repeats = 0;
     let scope: IngestScope | null = null;
 
@@ -457,6 +485,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
           // binaries linked after the commit: their detections are new, no longer suppressed
           summary.suppressedOnIngest = this.totals().suppressedOnIngest - before.suppressedOnIngest;
         }
+        summary.releasedOnIngest = this.releases.released;
+        summary.suspectedImpostors = this.releases.binaries;
       }
     } catch (err) {
       await scope?.rollback();

@@ -1,4 +1,4 @@
-import type { CallFacts, DetectionSubject, Suppressor } from '../domain/subject.js';
+import type { CallFacts, DetectionSubject, Releases, Suppressor } from '../domain/subject.js';
 import { compileStoredRule, matchSubject, type CompiledRule } from './matcher.js';
 import { callContradiction, riskyOfCall, type SuspectedImpostor } from '../analysis/impostor.js';
 import { fileKey, isLink } from '../analysis/impostor-links.js';
@@ -35,6 +35,13 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   }
   // binaries flagged since the last settle(), not stored yet
   let flaggedSince: SuspectedImpostor[] = [];
+  // what settle() and link() moved back to new since the last takeReleases()
+  let releases: Releases = { released: 0, binaries: [] };
+  const noteReleased = (n: number, binaries: readonly SuspectedImpostor[]) => {
+    if (n === 0) return;
+    releases.released += n;
+    for (const b of binaries) releases.binaries.push({ process: b.process, sha256: b.sha256, path: b.path, reason: b.reason });
+  };
   // A call since the last link() may have shown a flagged binary's file under its other identity
   // (analysis/impostor-links.ts). The files flagged binaries were seen at: the store's, and those
   // seen since. Only a call at one of them makes link() ask the store, so a genuine daemon whose
@@ -95,31 +102,40 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       const stored = await port.write(async (tx) => {
         // before the tenant's first write nothing of it is stored: the flags wait for the next settle
         const t = tid ?? (await tx.tenantId(tenant));
-        if (t === undefined) return false;
+        if (t === undefined) return null;
         for (const b of flagged) await tx.flagImpostor(t, b);
-        await tx.releaseBinaries(t, new ImpostorSet(flagged));
-        return true;
+        return tx.releaseBinaries(t, new ImpostorSet(flagged));
       });
-      if (stored) flaggedSince = flaggedSince.slice(flagged.length);
+      if (stored !== null) {
+        flaggedSince = flaggedSince.slice(flagged.length);
+        noteReleased(stored, flagged);
+      }
+    },
+    takeReleases(): Releases {
+      const taken = releases;
+      releases = { released: 0, binaries: [] };
+      return taken;
     },
     async link(): Promise<SuspectedImpostor[]> {
       if (!linkDue) return [];
       // The store's verdict links what it holds, this write batch included (impostor-links.ts).
       // Recorded like a flag, so the verdict's change counter moves with it on PostgreSQL, and
       // released, so what rules suppressed of the file's other identity comes back as new.
-      const linked = await port.write(async (tx) => {
+      const { linked, released, fresh } = await port.write(async (tx) => {
         const t = tid ?? (await tx.tenantId(tenant));
-        if (t === undefined) return [];
+        if (t === undefined) return { linked: [], released: 0, fresh: [] };
         const now = await tx.impostors(t);
         for (const f of now.files) files.add(f);
         for (const f of now.hashless) hashless.add(f);
         // Every binary of the verdict is released, not only those new here: one this suppressor
         // already knew (loaded linked, or flagged before its partner arrived) may have detections
         // that were suppressed before it was linked.
-        for (const b of now.set.list()) if (impostors.get(b) === null || isLink(b)) await tx.flagImpostor(t, b);
-        if (now.set.size > 0) await tx.releaseBinaries(t, now.set);
-        return now.set.list();
+        const fresh = now.set.list().filter((b) => impostors.get(b) === null || isLink(b));
+        for (const b of fresh) await tx.flagImpostor(t, b);
+        return { linked: now.set.list(), released: now.set.size > 0 ? await tx.releaseBinaries(t, now.set) : 0, fresh };
       });
+      // the binaries linked here moved them, or else ones whose release an earlier ingest left owing
+      noteReleased(released, fresh.length ? fresh : linked);
       for (const b of linked) impostors.add(b);
       linkDue = false;
       return linked;

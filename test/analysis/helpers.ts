@@ -9,7 +9,7 @@ import type { Suppressor } from '../../src/domain/subject.js';
 import type { AdapterOutput } from '../../src/ingest/adapters/types.js';
 import type { SqliteIngestSession } from '../../src/storage/sqlite/ingest-session.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
-import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { IngestPipeline, type SourceSummary } from '../../src/ingest/pipeline.js';
 import type { StoreUnderTest } from '../helpers/each-store.js';
 
 /**
@@ -195,7 +195,7 @@ export async function ingestCalls(
   batchSize?: number,
   /** engine settings over the ones above (learning, hot runs) */
   engine: Partial<EngineConfig> = {},
-): Promise<{ detections: number; suppressedOnIngest: number }> {
+): Promise<Pick<SourceSummary, 'detections' | 'suppressedOnIngest' | 'releasedOnIngest' | 'suspectedImpostors'>> {
   const file = join(at.dir, `calls-${++ingested}.ndjson`);
   writeFileSync(file, events.map(nativeLine).join('\n') + '\n');
   const p = new IngestPipeline(store, {
@@ -208,7 +208,7 @@ export async function ingestCalls(
     ...(batchSize !== undefined ? { batchSize } : {}),
   });
   const r = await p.ingest(file);
-  return { detections: r.detections, suppressedOnIngest: r.suppressedOnIngest };
+  return { detections: r.detections, suppressedOnIngest: r.suppressedOnIngest, releasedOnIngest: r.releasedOnIngest, suspectedImpostors: r.suspectedImpostors };
 }
 let ingested = 0;
 

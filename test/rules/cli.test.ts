@@ -97,3 +97,26 @@ test('CLI: the ingest summary counts detections raised, and says how many an exi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('CLI ingest says how many stored detections a newly flagged binary brought back, which binary, and why', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-released-'));
+  try {
+    const db = join(dir, 'store.db');
+    const daemon = { process: 'tailscaled', sha256: 'c'.repeat(64) };
+    const peers: EventSpec[] = [1, 2, 3].map((run) => ({ run, ip: `100.64.0.${run}`, port: 41641, protocol: 'udp', ...daemon }));
+    assert.equal(runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: ndjson(peers.map(nativeEvent)) }).status, 0);
+    const rule = cli(['rules', 'create', '--db', db, '--condition', `process_sha256=${'c'.repeat(64)}`, '--yes']);
+    assert.equal(rule.code, 0, rule.err);
+    assert.match(rule.out, /suppressed 3 /);
+    // the same hash now fetches from a domain outside Tailscale's signature: flagged at ingest
+    const exfil = ndjson([nativeEvent({ run: 4, domain: 'drop.attacker.example', port: 443, ...daemon })]);
+    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: exfil });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}new again {9}3 stored detection\(s\) that were suppressed or resolved: suspected impostor tailscaled cccccccccccc \(.*drop\.attacker\.example.*\)$/m);
+    assert.match(r.stdout, /^total: 1 events .*, 1 detections raised, 3 stored detections new again \(suspected impostors\), 0 rejected$/m);
+    const j = JSON.parse(runCli(['ingest', '-', '--db', db, '--json', '--learning-runs', '0'], { input: exfil }).stdout);
+    assert.deepEqual([j.totals.releasedOnIngest, j.sources[0].releasedOnIngest, j.sources[0].suspectedImpostors], [0, 0, []], 'nothing left to release');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -83,6 +83,10 @@ storeTest('ingest: a binary flagged mid-stream gets its earlier suppressions rel
     // then it fetches from a domain outside Tailscale's signature: flagged, its past suppressions released
     const second = await ingestCalls(at, store, T, [call(T, 'web', 9, TS0 + 9, LATE, { domain: 'evil.example.com', port: 443 }), call(T, 'web', 9, TS0 + 10, LATE, { ip: '100.64.0.9', port: 41641 })]);
     assert.equal(second.suppressedOnIngest, 0);
+    // and the summary says so: which binary, why, and how many stored detections are new again
+    assert.equal(second.releasedOnIngest, 3);
+    assert.deepEqual(second.suspectedImpostors.map((b) => [b.process, b.sha256]), [['tailscaled', LATE.sha256]]);
+    assert.match(second.suspectedImpostors[0]!.reason, /evil\.example\.com/);
     assert.equal((await countBySha(at, LATE.sha256!, 1)), 0);
     assert.equal((await countBySha(at, LATE.sha256!, 0)), 5);
     assert.equal((await countBySha(at, tailscaled(true).sha256!, 1)), 1, 'the genuine binary stays suppressed');
@@ -93,6 +97,7 @@ storeTest('ingest: a binary flagged mid-stream gets its earlier suppressions rel
     // the flag is stored: a new ingest process knows it before any contradicting call
     const third = await ingestCalls(at, store, T, [call(T, 'web', 12, TS0 + 12, LATE, { ip: '100.64.0.12', port: 41641 })]);
     assert.equal(third.suppressedOnIngest, 0);
+    assert.deepEqual([third.releasedOnIngest, third.suspectedImpostors], [0, []], 'nothing was left to release');
     assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
@@ -122,7 +127,9 @@ storeTest('ingest: a binary flagged after its detections were imported suppresse
     assert.equal(await countBySha(at, sha, 2), 1);
     // then the same hash fetches from gist.githubusercontent.com: flagged, and nothing of it stays hidden
     const risky: ProcessInfo = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: sha, parent: { name: 'bash' } };
-    await ingestCalls(at, store, T, [call(T, 'web', 3, TS0, risky, { domain: 'gist.githubusercontent.com', port: 443 })]);
+    const flagged = await ingestCalls(at, store, T, [call(T, 'web', 3, TS0, risky, { domain: 'gist.githubusercontent.com', port: 443 })]);
+    assert.equal(flagged.releasedOnIngest, 2, 'the suppressed and the resolved one');
+    assert.deepEqual(flagged.suspectedImpostors.map((b) => b.sha256), [sha]);
     assert.equal(await countBySha(at, sha, 1), 0, 'suppressed upstream');
     assert.equal(await countBySha(at, sha, 2), 0, 'resolved upstream');
     assert.equal(await countBySha(at, sha, 0), 3);

@@ -79,7 +79,7 @@ export function engineConfigFrom(opts: { learningRuns?: number; promoteAfter?: n
 
 export interface IngestRunResult {
   sources: SourceSummary[];
-  totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; elapsedMs: number; eventsPerSecond: number; peakRssMiB: number; cpuMs: number };
+  totals: { records: number; accepted: number; duplicates: number; rejected: number; detections: number; suppressedOnIngest: number; releasedOnIngest: number; elapsedMs: number; eventsPerSecond: number; peakRssMiB: number; cpuMs: number };
 }
 
 /** What ingest needs of the store: the picker's ports (storage/open-store.ts), on either backend. */
@@ -206,7 +206,7 @@ export async function runIngest(
       }
     }
     const elapsedMs = Date.now() - started;
-    const sum = (k: 'records' | 'accepted' | 'duplicates' | 'rejected' | 'detections' | 'suppressedOnIngest') =>
+    const sum = (k: 'records' | 'accepted' | 'duplicates' | 'rejected' | 'detections' | 'suppressedOnIngest' | 'releasedOnIngest') =>
       sources.reduce((a, s) => a + s[k], 0);
     const accepted = sum('accepted');
     return {
@@ -218,6 +218,7 @@ export async function runIngest(
         rejected: sum('rejected'),
         detections: sum('detections'),
         suppressedOnIngest: sum('suppressedOnIngest'),
+        releasedOnIngest: sum('releasedOnIngest'),
         elapsedMs,
         eventsPerSecond: Math.round(accepted / Math.max(0.001, elapsedMs / 1000)),
         peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -274,6 +275,11 @@ export function renderIngestSummary(r: IngestRunResult): string {
     if (s.otherTenants?.length) out.push(`  other tenants     ${s.otherTenants.join(' ')}  (written there: named by the records' own "tenant" field)`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
+    if (s.releasedOnIngest) {
+      // said, not left to be found: a daemon hash flagged now brings back what a rule hid of it
+      const who = s.suspectedImpostors.map((b) => `${b.process} ${b.sha256 ? b.sha256.slice(0, 12) : (b.path ?? 'no hash')} (${b.reason})`).join('; ');
+      out.push(revealInvisible(`  new again         ${s.releasedOnIngest} stored detection(s) that were suppressed or resolved: suspected impostor ${who}`));
+    }
     // a rejected record's message quotes its text: written by name, control characters cannot forge report lines
     for (const e of s.errors.slice(0, 10)) out.push(revealInvisible(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`));
     if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
@@ -282,7 +288,8 @@ export function renderIngestSummary(r: IngestRunResult): string {
   // "raised", not "new": a detection an existing rule suppressed on arrival is raised but not new
   const suppressed = r.sources.reduce((n, s) => n + (s.suppressedOnIngest ?? 0), 0);
   const raised = `${t.detections} detections raised${suppressed ? ` (${suppressed} suppressed by existing rules)` : ''}`;
-  out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${raised}, ${t.rejected} rejected`);
+  const again = t.releasedOnIngest ? `, ${t.releasedOnIngest} stored detections new again (suspected impostors)` : '';
+  out.push(`total: ${t.accepted} events in ${(t.elapsedMs / 1000).toFixed(2)} s (${t.eventsPerSecond} events/s), ${raised}${again}, ${t.rejected} rejected`);
   return out.join('\n');
 }
 
