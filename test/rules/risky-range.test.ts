@@ -422,3 +422,28 @@ storeTest('a store written with the single-pass process names gets them normalis
   const names = (await at.rows('SELECT name, norm_name FROM processes ORDER BY name')) as { name: string; norm_name: string }[];
   assert.deepEqual(names.map((r) => [r.name, r.norm_name]), [['a..exe', 'a.'], ['curl', 'curl'], ['tailscaled.exe.exe', 'tailscaled']]);
 });
+
+storeTest('an address or a range looked up in the inventory finds the calls that named a domain but went there, as check_ioc_in_baseline does', async (at) => {
+  const store = await at.open();
+  try {
+    await ingest(at, store, [
+      call(T, 'api', 1, TS0, proc('curl'), ATTACKER),
+      call(T, 'api', 1, TS0 + 1, proc('curl'), BENIGN),
+      call(T, 'web', 2, TS0 + 3_600_000, proc('node'), { ip: '203.0.113.77', port: 8443 }),
+    ], []);
+    for (const indicator of ['203.0.113.5', '203.0.113.0/24']) {
+      const calls = await store.inventory.findEndpointCalls(T, { endpoint: indicator, limit: 10 });
+      const want = indicator.includes('/') ? ['203.0.113.77:8443', 'cdn.attacker.example:443'] : ['cdn.attacker.example:443'];
+      assert.deepEqual(calls.calls.map((c) => c.endpoint).sort(), want, indicator);
+      assert.equal(calls.total, want.length, indicator);
+      const repos = await store.inventory.findReposUsingEndpoint(T, { owner: 'acme', endpoint: indicator });
+      assert.deepEqual(repos.repos.map((r) => [r.repo, r.matched_endpoints]), indicator.includes('/') ? [['api', ['cdn.attacker.example:443']], ['web', ['203.0.113.77:8443']]] : [['api', ['cdn.attacker.example:443']]], indicator);
+      const ioc = await store.inventory.checkIocInBaseline(T, { indicator, limit: 10 });
+      assert.equal(ioc.calls_total, want.length, `check_ioc_in_baseline agrees for ${indicator}`);
+    }
+    // a name still finds only itself
+    assert.deepEqual((await store.inventory.findEndpointCalls(T, { endpoint: 'api.example.com', limit: 10 })).calls.map((c) => c.endpoint), ['api.example.com:443']);
+  } finally {
+    await store.close();
+  }
+});

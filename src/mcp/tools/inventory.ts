@@ -10,7 +10,7 @@ const REPOS_TEXT: TextPart[] = [
   mention(
     'find_endpoint_calls_in_tenant',
     'Endpoint syntax as in find_endpoint_calls_in_tenant.',
-    'The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring.',
+    'The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring; an IP or CIDR also finds the calls that named a domain but connected to a matching address.',
   ),
   mention('list_tenant_github_orgs', 'For a tenant-wide sweep call list_tenant_github_orgs first, then this per owner.'),
   'Read-only.',
@@ -121,7 +121,7 @@ export function registerInventoryTools(ctx: ToolContext): void {
     definition('find_endpoint_calls_in_tenant', () => ({
       title: 'Find every run that called an endpoint',
       description:
-        'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process variant, blocked or not), newest first, paged with `cursor`. A process variant is its name, path, sha256 and parent chain, all in the row: the same binary started by two different parents in one run is two rows, told apart by `process_parent_chain`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
+        'Find every workflow-run observation of an endpoint across all owners of this tenant: one row per (run, endpoint, process variant, blocked or not), newest first, paged with `cursor`. A process variant is its name, path, sha256 and parent chain, all in the row: the same binary started by two different parents in one run is two rows, told apart by `process_parent_chain`. The endpoint may be a domain (covers subdomains, any port), host:port, IP, CIDR, `*` glob or substring; an IP or CIDR also finds the calls that named a domain but connected to a matching address. Use it to answer "did anyone in our tenant contact X?". Each row has a `dashboard_url`; show one link per row. Read-only.',
       inputSchema: strictInput({
         customer: customerField,
         endpoint: z.string().min(1).max(261).describe('Endpoint to search for, e.g. "webhook.site", "registry.npmjs.org:443", "8.8.8.8", "198.41.192.0/24".'),

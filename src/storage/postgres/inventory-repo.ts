@@ -151,9 +151,12 @@ export class PgInventoryRepository implements InventoryRepository {
     const cur = q.cursor ? decodeInventoryCursor(q.cursor, 5) : null;
     const tid = await this.tenantId(tenant);
     const m = await this.matchEndpoints(tid, q.endpoint);
+    // an IP or CIDR also finds the calls that named a domain but went to a matching address
+    const byIp = await this.matchIps(tid, q.endpoint);
     const params: unknown[] = [tid ?? -1, m.ids];
     const ownerCond = q.owner !== undefined ? `AND ${asciiNocaseEq('j.owner', `$${params.push(q.owner)}`)}` : '';
-    const where = `WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) ${ownerCond}`;
+    const obsMatch = byIp.ids.length ? `(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY($${params.push(byIp.ids)}::bigint[]))` : 'o.endpoint_id = ANY($2::bigint[])';
+    const where = `WHERE o.tenant_id = $1 AND ${obsMatch} ${ownerCond}`;
     const pageParams = [...params];
     // keyset on the observation's whole key, newest first: no two observations share it
     const pageCond = cur
@@ -178,7 +181,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const last = page[page.length - 1];
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || byIp.truncated,
       total: agg.rows[0]!.n,
       distinct_runs: agg.rows[0]!.runs,
       calls: page.map(toEndpointCall),
@@ -190,15 +193,19 @@ export class PgInventoryRepository implements InventoryRepository {
   async findReposUsingEndpoint(tenant: string, q: { owner: string; endpoint: string }): Promise<RepoUsageReport> {
     const tid = await this.tenantId(tenant);
     const m = await this.matchEndpoints(tid, q.endpoint);
+    const byIp = await this.matchIps(tid, q.endpoint);
     const params = [tid ?? -1, m.ids, q.owner];
+    // the calls that named a domain but went to a matching address too; the baseline is keyed by endpoint only
+    const callParams = byIp.ids.length ? [...params, byIp.ids] : params;
+    const obsMatch = byIp.ids.length ? '(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY($4::bigint[]))' : 'o.endpoint_id = ANY($2::bigint[])';
     const [rows, inBaseline] = await Promise.all([
       this.pool.query<{ repo: string; runs: number; jobs: number; workflows: string[]; processes: string[]; endpoints: string[]; first_ts: number; last_ts: number }>(
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs, array_agg(DISTINCT j.workflow) AS workflows,
                 array_agg(DISTINCT p.name) AS processes, array_agg(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          ${OBSERVATION_JOINS} ${NAME_JOINS}
-         WHERE o.tenant_id = $1 AND o.endpoint_id = ANY($2::bigint[]) AND ${asciiNocaseEq('j.owner', '$3')}
+         WHERE o.tenant_id = $1 AND ${obsMatch} AND ${asciiNocaseEq('j.owner', '$3')}
          GROUP BY j.repo ORDER BY runs DESC, j.repo COLLATE "C"`,
-        params,
+        callParams,
       ),
       // jobs of each repo (spelled as stored) whose baseline holds a matched endpoint
       this.pool.query<{ repo: string; n: number }>(
@@ -211,7 +218,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const baselineJobs = new Map(inBaseline.rows.map((r) => [r.repo, r.n]));
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || byIp.truncated,
       repos: rows.rows.map((r) => ({
         owner: q.owner,
         repo: r.repo,

@@ -95,6 +95,20 @@ export class SqliteInventoryRepository implements InventoryRepository {
     return { ids: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 
+  /**
+   * The observations an endpoint indicator selects: its endpoints, and for an IP or CIDR the calls
+   * that named a domain but went to a matching address too (an investigator looking up an address
+   * must see the named calls that reached it, as check_ioc_in_baseline and rules do).
+   */
+  private observationMatch(endpointIds: number[], indicator: string): { sql: string; truncated: boolean } {
+    const ids = this.idList(endpointIds);
+    const byIp = this.matchIps(indicator);
+    return {
+      sql: byIp.ids.length ? `(o.endpoint_id IN (${ids}) OR o.ip_id IN (${this.idList(byIp.ids)}))` : `o.endpoint_id IN (${ids})`,
+      truncated: byIp.truncated,
+    };
+  }
+
   /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
   async checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport> {
     const m = this.matchEndpoints(tenant, q.indicator);
@@ -169,11 +183,11 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const cur = q.cursor ? decodeCursor(q.cursor, 5) : null;
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
-    const ids = this.idList(m.endpointIds);
+    const obsWhere = this.observationMatch(m.endpointIds, q.endpoint);
     const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const base = `FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
-      WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond}`;
+      WHERE ${obsWhere.sql} AND j.tenant_id = ? ${ownerCond}`;
     const agg = this.db.prepare(`SELECT count(*) AS n, count(DISTINCT o.run_ref) AS runs ${base}`).get(tid, ...ownerParams) as { n: number; runs: number };
     let pageCond = '';
     const pageParams: (string | number)[] = [];
@@ -189,7 +203,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
                 r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256, p.path, p.parent_chain
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? ${ownerCond} ${pageCond}
+         WHERE ${obsWhere.sql} AND j.tenant_id = ? ${ownerCond} ${pageCond}
          ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC, o.blocked DESC LIMIT ?`,
       )
       .all(tid, ...ownerParams, ...pageParams, q.limit + 1) as {
@@ -201,7 +215,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const last = page[page.length - 1];
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || obsWhere.truncated,
       total: agg.n,
       distinct_runs: agg.runs,
       calls: page.map(toEndpointCall),
@@ -214,6 +228,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
+    const obsWhere = this.observationMatch(m.endpointIds, q.endpoint);
     const rows = this.db
       .prepare(
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs,
@@ -221,7 +236,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
                 json_group_array(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE o.endpoint_id IN (${ids}) AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
+         WHERE ${obsWhere.sql} AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
          GROUP BY j.repo ORDER BY runs DESC, j.repo`,
       )
       .all(tid, q.owner) as { repo: string; runs: number; jobs: number; workflows: string; processes: string; endpoints: string; first_ts: number; last_ts: number }[];
@@ -231,7 +246,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     );
     return {
       kind: m.kind,
-      truncated: m.truncated,
+      truncated: m.truncated || obsWhere.truncated,
       repos: rows.map((r) => ({
         owner: q.owner,
         repo: r.repo,
