@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { Command } from 'commander';
 import { loadCommandRegistrars } from './commands/index.js';
 import { failureOf, InterruptedError } from './errors.js';
+import { refuseEmptyValues } from './empty-values.js';
 import { EXIT } from './exit-codes.js';
 import { guardOutput, outputFailure, outputSettled } from './output.js';
 import { VERSION } from '../version.js';
@@ -40,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
     // Parse errors (unknown option, missing argument) become CommanderErrors mapped to EXIT.USAGE;
     // subcommands inherit both settings.
     .exitOverride()
+    // an empty option or argument is a usage error on every command, before it does anything
+    .hook('preAction', (_program, action) => refuseEmptyValues(action))
     .configureOutput({ outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I/O, 70 internal (see README).\n');
   for (const register of await loadCommandRegistrars(argv.slice(2))) register(program);

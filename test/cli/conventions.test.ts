@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { runCli, tempDir } from '../helpers.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
 
@@ -124,4 +124,23 @@ test('every command that takes --db refuses ":memory:" and an empty --db as usag
   const env = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: ':memory:' } });
   assert.equal(env.status, EXIT.USAGE);
   assert.match(env.stderr, /^egress-triage: EGRESS_TRIAGE_DB: ":memory:"/m);
+});
+
+test('an empty option or argument is a usage error naming it, on every command, before anything is done (an empty value is never "not given")', () => {
+  const db = join(tmp.dir, 'empty-values.db');
+  const cases: [string[], string][] = [
+    [['generate', '--runs', '6', '--out', ''], '--out: is empty; give a value or leave the option out'],
+    [['policy', 'validate', ' '], '<file>: is empty; give a value'],
+    [['rules', 'get', '', '--db', db], '<rule-id>: is empty; give a value'],
+    [['approvals', 'approve', '', '--db', db], '<id>: is empty; give a value'],
+    [['risky', 'forget', '', '--yes', '--db', db], '<entry>: is empty; give a value'],
+    [['ingest', '--allowed-endpoints', '', '-', '--db', db], '--allowed-endpoints: is empty; give a value or leave the option out'],
+  ];
+  for (const [args, message] of cases) {
+    const r = runCli(args, { input: '' });
+    assert.equal(r.status, EXIT.USAGE, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, `egress-triage: ${message}\n`, args.join(' '));
+  }
+  // nothing was created by any of them
+  assert.equal(existsSync(db), false);
 });

@@ -46,7 +46,8 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
       [['rules', 'create', ...base, '--condition', 'process=tailscaled'], /--yes/],
       [['rules', 'create', ...base, '--condition', 'host=webhook.site', '--yes'], /refused.*webhook\.site/],
       [['rules', 'create', ...base, '--condition', 'owner=?*', '--yes'], /no condition other than "\*" or a pattern that names nothing/],
-      [['rules', 'update', 'no-such-rule', ...base, '--name', ' '], /nothing to change: give --name/],
+      [['rules', 'update', 'no-such-rule', ...base, '--name', ' '], /^egress-triage: --name: is empty; give a value or leave the option out$/m],
+      [['rules', 'update', 'no-such-rule', ...base], /nothing to change: give --name/],
       [['analyze', ...base, '--since', 'last tuesday'], /--since/],
     ];
     for (const [args, re] of cases) {
