@@ -1,5 +1,6 @@
 import type { Grant } from '../http/grants.js';
 import { UserError } from './errors.js';
+import { EXIT } from './exit-codes.js';
 
 /**
  * The grants of `--grants FILE` (serve, dashboard, gateway), or none when the option is left out.
@@ -16,6 +17,8 @@ export async function loadGrantsOption(path: string | undefined): Promise<Grant[
   try {
     return loadGrants(path);
   } catch (e) {
-    throw new UserError(`--grants ${(e as Error).message}`);
+    // as for a policy file: missing is 3, unreadable (a directory, no permission) 5, invalid a usage error
+    const errno = (e as { readErrno?: string }).readErrno;
+    throw new UserError(`--grants ${(e as Error).message}`, errno === undefined ? EXIT.USAGE : errno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);
   }
 }

@@ -32,7 +32,15 @@ export interface GatewayConfig {
   upstreams: UpstreamConfig[];
 }
 
-export class GatewayConfigError extends Error {}
+export class GatewayConfigError extends Error {
+  /** the errno of a file that could not be read (absent: it was read, and is invalid) */
+  constructor(
+    message: string,
+    readonly readErrno?: string,
+  ) {
+    super(message);
+  }
+}
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,62})$/;
 
@@ -59,7 +67,8 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new GatewayConfigError(`${path}: cannot read the gateway config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new GatewayConfigError(`${path}: cannot read the gateway config: ${code ?? (e as Error).message}`, code ?? 'EIO');
   }
   return parseGatewayConfig(text, path);
 }

@@ -70,7 +70,8 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
     raw = parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`);
+    // the errno rides along, so a missing file is told from an unreadable one (exit 3 and 5)
+    throw Object.assign(new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`), { readErrno: code ?? 'EIO' });
   }
   const res = fileSchema.safeParse(raw);
   if (!res.success) {

@@ -196,6 +196,23 @@ test('3 and 5: a policy file that is missing, or a directory; 1 when it is inval
     expectExit(['policy', 'explain', file, '--tool', 'x'], code, message);
     expectExit(['serve', '--policy', file, '--db', store], code, message);
   }
+  // the other files a server reads: a grants file and a gateway config, missing or a directory
+  for (const [file, code] of [[nope, EXIT.NOT_FOUND], [dir, EXIT.IO]] as const) {
+    const name = file === nope ? /no-policy\.yaml/ : /policy-dir\.yaml/;
+    const grants = expectExit(['serve', '--grants', file, '--db', store], code, /^egress-triage: --grants .*: cannot read the grants file: (ENOENT|EISDIR)$/m);
+    assert.match(grants.stderr, name);
+    const config = expectExit(['gateway', '--config', file, '--db', store], code, /^egress-triage: .*: cannot read the gateway config: (ENOENT|EISDIR)$/m);
+    assert.match(config.stderr, name);
+  }
+  // an upstream that is no http(s) URL: refused before the gateway starts
+  const policy = join(tmp.dir, 'allow.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\n');
+  for (const url of ['javascript:alert(1)', 'ftp://example.com/mcp', 'not a url']) {
+    // bounded: a gateway that took the URL would listen until killed
+    const r = runCli(['gateway', '--policy', policy, '--db', store, '--upstream', url, '--listen', '127.0.0.1:0'], { timeoutMs: 20_000 });
+    assert.equal(r.status, EXIT.USAGE, `${url}: ${r.signal ?? ''} ${r.stderr}`);
+    assert.equal(r.stderr, `egress-triage: --upstream: "${url}" is not an http:// or https:// URL of an MCP endpoint\n`);
+  }
 });
 
 test('5: a read-only store and an unreadable input are reported, not a crash', () => {

@@ -3,7 +3,7 @@ import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
-import { loadGatewayConfig } from '../../gateway/config.js';
+import { GatewayConfigError, loadGatewayConfig } from '../../gateway/config.js';
 import type { startHttpGateway as StartHttpGateway } from '../../gateway/http.js';
 import { loadGrantsOption } from '../grants-option.js';
 import { parseListen as parseListenAddress } from '../../http/listen.js';
@@ -128,7 +128,9 @@ export function register(program: Command): void {
           try {
             config = loadGatewayConfig(opts.config);
           } catch (e) {
-            throw new UserError((e as Error).message);
+            // missing is 3, unreadable 5 (as --policy); an invalid config stays a usage error
+            const errno = e instanceof GatewayConfigError ? e.readErrno : undefined;
+            throw new UserError((e as Error).message, errno === undefined ? EXIT.USAGE : errno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);
           }
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
           const grants = await loadGrantsOption(opts.grants);
@@ -147,6 +149,10 @@ export function register(program: Command): void {
         if (opts.upstream) {
           if (command.length) throw new UserError('give either --upstream URL or "-- <command>", not both');
           if (opts.upstreamRevision !== undefined) throw new UserError('--upstream-revision is for a stdio upstream ("-- <command>")');
+          // as a --config file's url: http(s) only (javascript: or ftp:// started a gateway that could only fail)
+          if (!URL.canParse(opts.upstream) || !/^https?:$/.test(new URL(opts.upstream).protocol)) {
+            throw new UserError(`--upstream: "${opts.upstream}" is not an http:// or https:// URL of an MCP endpoint`);
+          }
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
           const grants = await loadGrantsOption(opts.grants);
           const headers: Record<string, string> = Object.fromEntries(opts.upstreamHeader.map(parseHeader));
