@@ -13,6 +13,10 @@ export function dashboardUrlProblem(value: string): string | null {
     return `${JSON.stringify(value)} is not a URL; give the dashboard's base URL, like ${DEFAULT_DASHBOARD_URL}`;
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return `${JSON.stringify(value)} is not an http or https URL; give the dashboard's base URL, like ${DEFAULT_DASHBOARD_URL}`;
+  // links are built by appending a path: a query or fragment would swallow it, and credentials would
+  // be copied into every link an agent shows
+  if (u.search || u.hash || value.includes('#')) return `${JSON.stringify(value)} has a query or fragment; give the dashboard's base URL only, like ${DEFAULT_DASHBOARD_URL}`;
+  if (u.username || u.password) return `${JSON.stringify(value)} holds credentials, which every link would repeat; give the dashboard's base URL without them`;
   return null;
 }
 
