@@ -499,7 +499,8 @@ export function emptySummary(plan: TenantPlan): GenerateSummary {
     jobs: plan.jobs.length,
     workflows: plan.workflows.length,
     repos: plan.repos.length,
-    orgs: plan.orgs.length,
+    // the orgs that have a repo: a tiny tenant plans four but fills only the first ones
+    orgs: new Set(plan.repos.map((r) => r.owner)).size,
     seed: plan.seed,
     firstTimestamp: null,
     lastTimestamp: null,

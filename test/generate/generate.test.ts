@@ -328,3 +328,11 @@ test('tenant option adds a tenant field to every line', () => {
   assert.ok(lines.length > 0);
   for (const l of lines) assert.equal((JSON.parse(l) as Ev).tenant, 'Demo "T"');
 });
+
+test('a tiny tenant counts the orgs it has repos in, not the ones it planned (demo --events 1000 said "2 repos of 4 orgs")', () => {
+  const tiny = collect({ runs: 6, seed: 1, events: 1000 });
+  const evs = tiny.lines.map((l) => JSON.parse(l) as Ev);
+  assert.equal(tiny.summary.orgs, new Set(evs.map((e) => e.owner)).size);
+  assert.equal(tiny.summary.repos, new Set(evs.map((e) => `${e.owner}/${e.repo}`)).size);
+  assert.ok(tiny.summary.orgs <= tiny.summary.repos, JSON.stringify(tiny.summary));
+});
