@@ -78,7 +78,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const an = await callOk(b.client, 'analyze_anomalous_calls_by_process', { limit: 50 });
       const vpn = an.processes.find((p: Any) => p.is_vpn_process_candidate && !p.name_impersonation_suspected && p.suggested_rule?.blocked_reason === null);
       assert.ok(vpn);
-      const args = { name: `${vpn.process} (http)`, conditions: vpn.suggested_rule.conditions, confirm: true };
+      // the suggestion's own fields pass through as they are
+      const args = { name: `${vpn.process} (http)`, conditions: vpn.suggested_rule.conditions, severity_action: vpn.suggested_rule.severity_action, confirm: true };
       const no = await call(b.client, 'create_suppression_rule', args);
       assert.equal(no.isError, true);
       assert.match(textOf(no), /declined/);

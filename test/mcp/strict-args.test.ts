@@ -153,8 +153,12 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const p = await callOk(fx.client, 'preview_suppression_rule', { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
       const q = await callOk(fx.client, 'preview_suppression_rule', { detectionId: 'New-Outbound-Network-Call', conditions: { process: 'netbird' } });
       assert.equal(p.would_suppress, q.would_suppress);
+      // a suggestion's severity_action passes through (the only action there is); another is refused
+      await refused('create_suppression_rule', {
+        detection_id: 'New-Outbound-Network-Call', name: 'netbird', conditions: { process: 'netbird', owner: 'initech' }, severity_action: { type: 'escalate' }, confirm: true,
+      }, /severity_action/);
       const created = await callOk(fx.client, 'create_suppression_rule', {
-        detection_id: 'New-Outbound-Network-Call', name: 'netbird', conditions: { process: 'netbird', owner: 'initech' }, confirm: true,
+        detection_id: 'New-Outbound-Network-Call', name: 'netbird', conditions: { process: 'netbird', owner: 'initech' }, severity_action: { type: 'ignore' }, confirm: true,
       });
       const id = created.rule.rule_id as string;
       assert.equal((await callOk(fx.client, 'get_suppression_rule', { rule_id: id })).rule.rule_id, id);

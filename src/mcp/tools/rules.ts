@@ -289,6 +289,8 @@ export function registerRuleTools(ctx: ToolContext): void {
         name: z.string().min(1).max(200).describe('Short human-readable rule name, e.g. "Tailscale daemon (genuine)".'),
         description: z.string().max(2000).optional().describe('Why this rule is safe: the evidence the user approved.'),
         conditions: conditionsField,
+        // the suggestion and StepSecurity's rule carry it, so a suggested rule passes through as it is
+        severity_action: z.object({ type: z.literal('ignore') }).strict().optional().describe('The only action a rule has: {"type": "ignore"}. Optional.'),
         confirm: confirmField,
       }, TOOL_ALIASES.create_suppression_rule),
       outputSchema: z.object(changeOutput),
