@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { existsSync, rmSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, rmSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { dashboardUrlFor, withPorts, parseIntOption, wantsProgress, printJson, formatTable, storeLocation } from '../common.js';
 import { UserError } from '../errors.js';
