@@ -257,20 +257,6 @@ export function dashboardUrlFor(flag: string | undefined, config: ConfigFile): s
   return resolveDashboardUrl(value, {});
 }
 
-/**
- * Options given with an empty value are usage errors, not "option left out": an unset shell variable
- * (`--status "$S"`) would otherwise widen a filter to everything without a word. `flags` maps each
- * option's key in commander's values to its spelling.
- */
-export function refuseEmptyOptions(given: object, flags: Record<string, string>): void {
-  for (const [key, flag] of Object.entries(flags)) {
-    const v = (given as Record<string, unknown>)[key];
-    for (const x of Array.isArray(v) ? v : [v]) {
-      if (typeof x === 'string' && x.trim() === '') throw new UserError(`${flag}: is empty; give a value or leave the option out`);
-    }
-  }
-}
-
 /** --cursor: the opaque next_cursor of a previous page; empty is a usage error, not "the first page". */
 export function parseCursorOption(value: string): string {
   if (value.trim() === '') throw new UserError('--cursor is empty; give the next_cursor of a previous page, or leave the option out for the first page');

@@ -11,7 +11,8 @@ const OWN_EMPTY_ARGUMENT: Record<string, string> = { ingest: 'files', gateway: '
 
 /**
  * An empty value is never "not given" (README): every option and argument given as "" (or blanks)
- * is a usage error naming it, before the command does anything. Without this `rules get ""` was
+ * is a usage error naming it, before the command does anything: an unset shell variable
+ * (`--status "$S"`) would otherwise widen a filter to everything without a word. Without this `rules get ""` was
  * not found, `generate --out ""` an I/O error, and `ingest --allowed-endpoints ""` allowed nothing
  * in silence. Runs as a preAction hook (main.ts) on the command about to run.
  */

@@ -3,7 +3,6 @@ import { DETECTION_STATUSES, DETECTION_TYPES, type DetectionStatus, type Detecti
 import { FilterError, parseDetectionFilter, type DetectionFilter, type FilterField, type RawFilter } from '../domain/filter.js';
 import { TIME_FORMS } from '../domain/time.js';
 import { UserError } from './errors.js';
-import { refuseEmptyOptions } from './common.js';
 
 /**
  * The detection filter options, registered the same way on every command that filters detections.
@@ -87,7 +86,6 @@ export function filterFromOptions(
   defaults: { status: DetectionStatus | 'all'; types?: DetectionType[]; now?: number },
   typeOption = '--type',
 ): DetectionFilter {
-  refuseEmptyOptions(opts, { ...NAMES, type: '--type', detectionId: '--detection-id' });
   const raw: RawFilter = {
     types: [...(opts.type ?? []), ...(opts.detectionId ?? [])],
     status: opts.status,

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
-import { parseIntOption, refuseEmptyOptions, requireExistingStore, storeLocation } from '../common.js';
+import { parseIntOption, requireExistingStore, storeLocation } from '../common.js';
 import { parseAuditFilter } from '../../policy/audit-filter.js';
 import { FilterError } from '../../domain/filter.js';
 import { starterPolicy } from '../../policy/init.js';
@@ -266,7 +266,6 @@ export function register(program: Command): void {
     .option('--json', 'JSON lines output: one record per line, none when nothing matches')
     .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: number; json?: boolean }) => {
       const flags = { since: '--since', tool: '--tool', decision: '--decision', session: '--session', tenant: '--tenant' } as const;
-      refuseEmptyOptions(o, flags);
       let filter: AuditFilter;
       try {
         filter = parseAuditFilter(o, { now: Date.now(), names: flags });
