@@ -55,10 +55,18 @@ export interface Failure {
   message: string | null;
 }
 
-/** A policy file that cannot be used: missing is 3 (NOT_FOUND), unreadable 5 (IO), invalid 1 (REJECTED). */
+/**
+ * A file a command was given that cannot be used: missing is 3 (NOT_FOUND), unreadable 5 (IO; a
+ * directory, no permission); read but invalid is `invalid`.
+ */
+export function fileExit(readErrno: string | undefined, invalid: number): number {
+  if (readErrno === undefined) return invalid;
+  return readErrno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO;
+}
+
+/** A policy file that cannot be used: as fileExit, and invalid is 1 (REJECTED). */
 export function policyFileExit(e: { readErrno?: string }): number {
-  if (e.readErrno === undefined) return EXIT.REJECTED;
-  return e.readErrno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO;
+  return fileExit(e.readErrno, EXIT.REJECTED);
 }
 
 /** Maps anything a command threw to its exit code and a one-line message (a stack only when debugging). */

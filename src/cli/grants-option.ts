@@ -1,5 +1,5 @@
 import type { Grant } from '../http/grants.js';
-import { UserError } from './errors.js';
+import { fileExit, UserError } from './errors.js';
 import { EXIT } from './exit-codes.js';
 
 /**
@@ -17,8 +17,7 @@ export async function loadGrantsOption(path: string | undefined): Promise<Grant[
   try {
     return loadGrants(path);
   } catch (e) {
-    // as for a policy file: missing is 3, unreadable (a directory, no permission) 5, invalid a usage error
-    const errno = (e as { readErrno?: string }).readErrno;
-    throw new UserError(`--grants ${(e as Error).message}`, errno === undefined ? EXIT.USAGE : errno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);
+    // as for a policy file, but an invalid grants file is a usage error
+    throw new UserError(`--grants ${(e as Error).message}`, fileExit((e as { readErrno?: string }).readErrno, EXIT.USAGE));
   }
 }

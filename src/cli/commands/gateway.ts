@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { policyFileExit, UserError } from '../errors.js';
+import { fileExit, policyFileExit, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
@@ -128,9 +128,8 @@ export function register(program: Command): void {
           try {
             config = loadGatewayConfig(opts.config);
           } catch (e) {
-            // missing is 3, unreadable 5 (as --policy); an invalid config stays a usage error
-            const errno = e instanceof GatewayConfigError ? e.readErrno : undefined;
-            throw new UserError((e as Error).message, errno === undefined ? EXIT.USAGE : errno === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);
+            // as --policy, but an invalid config stays a usage error
+            throw new UserError((e as Error).message, fileExit(e instanceof GatewayConfigError ? e.readErrno : undefined, EXIT.USAGE));
           }
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
           const grants = await loadGrantsOption(opts.grants);
