@@ -77,6 +77,16 @@ export class PgInventoryRepository implements InventoryRepository {
     return { kind: c.kind, ids: ids.slice(0, MAX_ENDPOINT_IDS), truncated: ids.length > MAX_ENDPOINT_IDS };
   }
 
+  /**
+   * The rows of `alias` (observations or detections) an indicator selects: its endpoints (the bigint[]
+   * parameter `endpoints`), and for an IP or CIDR (`addresses`, from matchIps; null when it names
+   * none) the calls that named a domain but went to a matching address too.
+   */
+  private endpointOrAddress(alias: 'o' | 'd', endpoints: string, addresses: string | null): string {
+    const byEndpoint = `${alias}.endpoint_id = ANY(${endpoints}::bigint[])`;
+    return addresses === null ? byEndpoint : `(${byEndpoint} OR ${alias}.ip_id = ANY(${addresses}::bigint[]))`;
+  }
+
   async checkIocInBaseline(tenant: string, q: { indicator: string; owner?: string; limit: number }): Promise<IocReport> {
     const tid = await this.tenantId(tenant);
     const m = await this.matchEndpoints(tid, q.indicator);
@@ -86,9 +96,9 @@ export class PgInventoryRepository implements InventoryRepository {
     const ownerCond = q.owner !== undefined ? `AND ${asciiNocaseEq('j.owner', `$${params.push(q.owner)}`)}` : '';
     // the baseline is keyed by endpoint only; calls and detections take the addresses as one more parameter
     const withIps = byIp.ids.length ? [...params, byIp.ids] : params;
-    const ips = `$${withIps.length}::bigint[]`;
-    const obsWhere = byIp.ids.length ? `(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY(${ips}))` : 'o.endpoint_id = ANY($2::bigint[])';
-    const detWhere = byIp.ids.length ? `(d.endpoint_id = ANY($2::bigint[]) OR d.ip_id = ANY(${ips}))` : 'd.endpoint_id = ANY($2::bigint[])';
+    const ips = byIp.ids.length ? `$${withIps.length}` : null;
+    const obsWhere = this.endpointOrAddress('o', '$2', ips);
+    const detWhere = this.endpointOrAddress('d', '$2', ips);
     const [baseline, calls, det] = await Promise.all([
       this.pool.query<{ owner: string; repo: string; workflow: string; job: string; endpoint: string; runs_seen: number; in_baseline: boolean; source: string; first_ts: number; last_ts: number }>(
         `SELECT j.owner, j.repo, j.workflow, j.job, e.endpoint, b.runs_seen, b.in_baseline, b.source, b.first_ts, b.last_ts
@@ -155,7 +165,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const byIp = await this.matchIps(tid, q.endpoint);
     const params: unknown[] = [tid ?? -1, m.ids];
     const ownerCond = q.owner !== undefined ? `AND ${asciiNocaseEq('j.owner', `$${params.push(q.owner)}`)}` : '';
-    const obsMatch = byIp.ids.length ? `(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY($${params.push(byIp.ids)}::bigint[]))` : 'o.endpoint_id = ANY($2::bigint[])';
+    const obsMatch = this.endpointOrAddress('o', '$2', byIp.ids.length ? `$${params.push(byIp.ids)}` : null);
     const where = `WHERE o.tenant_id = $1 AND ${obsMatch} ${ownerCond}`;
     const pageParams = [...params];
     // keyset on the observation's whole key, newest first: no two observations share it
@@ -197,7 +207,7 @@ export class PgInventoryRepository implements InventoryRepository {
     const params = [tid ?? -1, m.ids, q.owner];
     // the calls that named a domain but went to a matching address too; the baseline is keyed by endpoint only
     const callParams = byIp.ids.length ? [...params, byIp.ids] : params;
-    const obsMatch = byIp.ids.length ? '(o.endpoint_id = ANY($2::bigint[]) OR o.ip_id = ANY($4::bigint[]))' : 'o.endpoint_id = ANY($2::bigint[])';
+    const obsMatch = this.endpointOrAddress('o', '$2', byIp.ids.length ? '$4' : null);
     const [rows, inBaseline] = await Promise.all([
       this.pool.query<{ repo: string; runs: number; jobs: number; workflows: string[]; processes: string[]; endpoints: string[]; first_ts: number; last_ts: number }>(
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs, array_agg(DISTINCT j.workflow) AS workflows,

@@ -96,17 +96,13 @@ export class SqliteInventoryRepository implements InventoryRepository {
   }
 
   /**
-   * The observations an endpoint indicator selects: its endpoints, and for an IP or CIDR the calls
-   * that named a domain but went to a matching address too (an investigator looking up an address
-   * must see the named calls that reached it, as check_ioc_in_baseline and rules do).
+   * The rows of `alias` (observations or detections) an indicator selects: its endpoints, and for an
+   * IP or CIDR (ipIds from matchIps) the calls that named a domain but went to a matching address
+   * too: an investigator looking up an address must see the named calls that reached it.
    */
-  private observationMatch(endpointIds: number[], indicator: string): { sql: string; truncated: boolean } {
+  private endpointOrAddress(alias: 'o' | 'd', endpointIds: number[], ipIds: number[]): string {
     const ids = this.idList(endpointIds);
-    const byIp = this.matchIps(indicator);
-    return {
-      sql: byIp.ids.length ? `(o.endpoint_id IN (${ids}) OR o.ip_id IN (${this.idList(byIp.ids)}))` : `o.endpoint_id IN (${ids})`,
-      truncated: byIp.truncated,
-    };
+    return ipIds.length ? `(${alias}.endpoint_id IN (${ids}) OR ${alias}.ip_id IN (${this.idList(ipIds)}))` : `${alias}.endpoint_id IN (${ids})`;
   }
 
   /** Baseline entries and observed calls matching an indicator, optionally within one owner. */
@@ -116,8 +112,8 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const ids = this.idList(m.endpointIds);
     // an IP or CIDR also finds calls and detections that named a domain but went to a matching address
     const byIp = this.matchIps(q.indicator);
-    const obsWhere = byIp.ids.length ? `(o.endpoint_id IN (${ids}) OR o.ip_id IN (${this.idList(byIp.ids)}))` : `o.endpoint_id IN (${ids})`;
-    const detWhere = byIp.ids.length ? `(d.endpoint_id IN (${ids}) OR d.ip_id IN (${this.idList(byIp.ids)}))` : `d.endpoint_id IN (${ids})`;
+    const obsWhere = this.endpointOrAddress('o', m.endpointIds, byIp.ids);
+    const detWhere = this.endpointOrAddress('d', m.endpointIds, byIp.ids);
     const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const baselineRows = this.db
@@ -183,11 +179,12 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const cur = q.cursor ? decodeCursor(q.cursor, 5) : null;
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
-    const obsWhere = this.observationMatch(m.endpointIds, q.endpoint);
+    const byIp = this.matchIps(q.endpoint);
+    const obsWhere = this.endpointOrAddress('o', m.endpointIds, byIp.ids);
     const ownerCond = q.owner !== undefined ? 'AND j.owner = ? COLLATE NOCASE' : '';
     const ownerParams = q.owner !== undefined ? [q.owner] : [];
     const base = `FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
-      WHERE ${obsWhere.sql} AND j.tenant_id = ? ${ownerCond}`;
+      WHERE ${obsWhere} AND j.tenant_id = ? ${ownerCond}`;
     const agg = this.db.prepare(`SELECT count(*) AS n, count(DISTINCT o.run_ref) AS runs ${base}`).get(tid, ...ownerParams) as { n: number; runs: number };
     let pageCond = '';
     const pageParams: (string | number)[] = [];
@@ -203,7 +200,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
                 r.run_id, r.run_attempt, r.gh_job_id, p.name AS pname, p.sha256, p.path, p.parent_chain
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE ${obsWhere.sql} AND j.tenant_id = ? ${ownerCond} ${pageCond}
+         WHERE ${obsWhere} AND j.tenant_id = ? ${ownerCond} ${pageCond}
          ORDER BY o.first_ts DESC, o.run_ref DESC, o.endpoint_id DESC, o.process_id DESC, o.blocked DESC LIMIT ?`,
       )
       .all(tid, ...ownerParams, ...pageParams, q.limit + 1) as {
@@ -215,7 +212,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const last = page[page.length - 1];
     return {
       kind: m.kind,
-      truncated: m.truncated || obsWhere.truncated,
+      truncated: m.truncated || byIp.truncated,
       total: agg.n,
       distinct_runs: agg.runs,
       calls: page.map(toEndpointCall),
@@ -228,7 +225,8 @@ export class SqliteInventoryRepository implements InventoryRepository {
     const m = this.matchEndpoints(tenant, q.endpoint);
     const tid = this.tenantId(tenant) ?? -1;
     const ids = this.idList(m.endpointIds);
-    const obsWhere = this.observationMatch(m.endpointIds, q.endpoint);
+    const byIp = this.matchIps(q.endpoint);
+    const obsWhere = this.endpointOrAddress('o', m.endpointIds, byIp.ids);
     const rows = this.db
       .prepare(
         `SELECT j.repo, count(DISTINCT o.run_ref) AS runs, count(DISTINCT j.id) AS jobs,
@@ -236,7 +234,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
                 json_group_array(DISTINCT e.endpoint) AS endpoints, min(o.first_ts) AS first_ts, max(o.first_ts) AS last_ts
          FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
          JOIN endpoints e ON e.id = o.endpoint_id JOIN processes p ON p.id = o.process_id
-         WHERE ${obsWhere.sql} AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
+         WHERE ${obsWhere} AND j.tenant_id = ? AND j.owner = ? COLLATE NOCASE
          GROUP BY j.repo ORDER BY runs DESC, j.repo`,
       )
       .all(tid, q.owner) as { repo: string; runs: number; jobs: number; workflows: string; processes: string; endpoints: string; first_ts: number; last_ts: number }[];
@@ -246,7 +244,7 @@ export class SqliteInventoryRepository implements InventoryRepository {
     );
     return {
       kind: m.kind,
-      truncated: m.truncated || obsWhere.truncated,
+      truncated: m.truncated || byIp.truncated,
       repos: rows.map((r) => ({
         owner: q.owner,
         repo: r.repo,
