@@ -130,13 +130,23 @@ function compile(sig: VpnSignature): CompiledSignature {
   return c;
 }
 
-/** What a destination says about a daemon claim: the signals it supports, or null. */
+/**
+ * What a destination says about a daemon claim: the signals it supports (none: an empty list).
+ *
+ * A domain is judged by name alone when the daemon has a control plane of its own (its signature
+ * names domains): its port then vouches for nothing. Otherwise a binary named tailscaled that calls
+ * `exfil.example.net:3478` had a supporting signal and no contradiction, was judged genuine, and got
+ * a suggested rule pinned to its hash. Only daemons that reach a server of the user's choosing by
+ * name (OpenVPN, WireGuard: no domains of their own) are vouched for by their port, as
+ * `vpn.corp.example:1194` must be.
+ */
 export function signatureSignals(sig: VpnSignature, host: string, port: number | null, isIp: boolean): string[] {
   const c = compile(sig);
   const out: string[] = [];
   if (!isIp) {
     const d = c.domains.find((x) => x.m(host));
     if (d) out.push(`${sig.daemon} domain ${d.glob}`);
+    else if (c.domains.length) return out;
   } else if (c.cidrs.length) {
     const r = c.cidrs.find((x) => x.contains(host));
     if (r) out.push(`${sig.daemon} address range ${r.source}`);

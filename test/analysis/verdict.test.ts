@@ -39,6 +39,18 @@ for (const sig of VPN_SIGNATURES) {
       assert.equal(offDomain.verdict, 'impostor');
       assert.ok(offDomain.contradicting.some((c) => c.startsWith(`domain outside ${sig.daemon}'s signature: downloads.example.org:443`)), offDomain.contradicting.join());
 
+      // a foreign domain on the daemon's own port: vouched for by the port only where the daemon has
+      // no control plane of its own (OpenVPN and WireGuard reach a server the user names)
+      const ownPort = sig.ports[0] ?? sig.portRanges[0]![0];
+      const onPort = judge(name, [ok, { ...ok, host: 'exfil.example.net', port: ownPort }], risky)[0]!.verdict;
+      if (sig.domains.length) {
+        assert.equal(onPort.verdict, 'impostor', `${name}: ${JSON.stringify(onPort)}`);
+        assert.ok(onPort.contradicting.some((c) => c.startsWith(`domain outside ${sig.daemon}'s signature: exfil.example.net:${ownPort}`)), onPort.contradicting.join());
+      } else {
+        assert.equal(onPort.verdict, 'genuine', `${name}: ${JSON.stringify(onPort)}`);
+        assert.ok(onPort.supporting.some((s) => s.startsWith(`${sig.daemon} port ${ownPort}`)), onPort.supporting.join());
+      }
+
       // a risky destination
       const exfil = judge(name, [ok, { ...ok, host: 'webhook.site', port: 443 }], risky);
       assert.equal(exfil[0]!.verdict.verdict, 'impostor');
@@ -104,6 +116,10 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
   assert.equal(callContradiction({ ...base, host: 'evil.example.com' }), "domain outside twingate's signature: evil.example.com");
   assert.equal(callContradiction({ ...base, host: 'relay.twingate.com', parentChain: [{ name: 'python3' }] }), 'started through python3');
   assert.equal(callContradiction({ ...base, host: '203.0.113.1', isIp: true, port: 30500 }), null);
+  // a relay port does not vouch for a domain of no relay
+  assert.equal(callContradiction({ ...base, host: 'evil.example.com', port: 30500 }), "domain outside twingate's signature: evil.example.com");
+  assert.equal(callContradiction({ ...base, process: 'tailscaled', host: 'derp.evil.example.com', port: 3478 }), "domain outside tailscale's signature: derp.evil.example.com");
+  assert.equal(callContradiction({ ...base, process: 'openvpn', host: 'vpn.corp.example', port: 1194 }), null);
   assert.equal(callContradiction({ ...base, process: 'curl', host: 'webhook.site', risky: 'webhook.site' }), null);
   const calls = [
     { ...base, host: 'relay.twingate.com' },

@@ -159,3 +159,33 @@ storeTest('a look-alike name (tailscaled with a Cyrillic а) is a group of its o
     await store.close();
   }
 });
+
+storeTest("a renamed binary that reaches its own server on the daemon's STUN port is an impostor: no suggestion, no rule over its hash", async (at) => {
+  const store = await at.open();
+  try {
+    // the genuine parent chain and the control plane: only the destination's name gives it away
+    const renamed = { ...tailscaled(true), sha256: IMPOSTOR_SHA, path: '/usr/local/bin/tailscaled' };
+    const evs: NetworkCallEvent[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ts = TS0 + i * 3_600_000;
+      evs.push(call(T, 'web', 300 + i, ts, renamed, { domain: 'controlplane.tailscale.com', port: 443 }));
+      evs.push(call(T, 'web', 300 + i, ts + 1, renamed, { domain: 'derp1.exfil.example.net', port: 3478 }));
+    }
+    await ingestCalls(at, store, T, evs);
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T }, { rules });
+    const ts = res.processes.find((p) => p.process === 'tailscaled')!;
+    const bin = ts.vpn_evidence.binaries.find((b) => b.sha256 === IMPOSTOR_SHA)!;
+    assert.equal(bin.verdict, 'impostor', JSON.stringify(bin));
+    assert.ok(bin.contradicting.some((c) => c.includes("domain outside tailscale's signature: derp1.exfil.example.net:3478")), bin.contradicting.join());
+    assert.equal(ts.name_impersonation_suspected, true);
+    assert.equal(ts.is_vpn_process_candidate, false);
+    assert.equal(ts.suggested_rule, null);
+    await assert.rejects(
+      rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled', process_sha256: IMPOSTOR_SHA } }, 'test'),
+      (e: unknown) => e instanceof RuleError && e.code === 'refused_impostor',
+    );
+  } finally {
+    await store.close();
+  }
+});
