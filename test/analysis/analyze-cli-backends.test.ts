@@ -49,9 +49,10 @@ test('analyze --db postgres://: the same analysis as on SQLite, paged by cursor,
     let sCursor: string | null = null;
     let pCursor: string | null = null;
     let pagesSeen = 0;
+    // pages of 4 groups: 3-4 pages per listing of this tenant (pages of 2 took twice the processes)
     do {
-      const s = await analyze(sqlite, [...args, '--limit', '2', ...(sCursor ? ['--cursor', sCursor] : [])]);
-      const p = await analyze(pgUrl, [...args, '--limit', '2', ...(pCursor ? ['--cursor', pCursor] : [])]);
+      const s = await analyze(sqlite, [...args, '--limit', '4', ...(sCursor ? ['--cursor', sCursor] : [])]);
+      const p = await analyze(pgUrl, [...args, '--limit', '4', ...(pCursor ? ['--cursor', pCursor] : [])]);
       assert.ok(s.total_anomalies_scanned > 0);
       suggested += s.processes.filter((g) => g.suggested_rule).length;
       assert.deepEqual(withoutIds(p), withoutIds(s), args.join(' '));
