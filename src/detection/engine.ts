@@ -1,4 +1,5 @@
 import { endpointOf, isIpLiteral, splitEndpoint } from '../domain/endpoint.js';
+import { githubNameKey } from '../domain/github-name.js';
 import { MAX_PARENT_DEPTH, normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
@@ -207,8 +208,9 @@ const NEVER_BASELINE_CACHE = 65_536;
 /** How many runs keep their observation keys in memory between write batches. */
 const HOT_RUNS = 256;
 
+/** A job's identity in memory: owner and repo without ASCII case, as the stores look jobs up (github-name.ts). */
 function jobKeyString(owner: string, repo: string, workflow: string, job: string): string {
-  return `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+  return `${githubNameKey(owner)}\u0001${githubNameKey(repo)}\u0001${workflow}\u0001${job}`;
 }
 
 function sameJob(a: JobKey, c: NetworkCallEvent['ctx']): boolean {

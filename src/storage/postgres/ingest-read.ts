@@ -1,4 +1,5 @@
 import type { PgClient } from './pool.js';
+import { asciiNocaseEq } from './ascii-nocase.js';
 import {
   addStoredObservation,
   observationKey,
@@ -61,22 +62,23 @@ function storedRun(r: RunRecord, observations: RunObservations): StoredRun {
   };
 }
 
-/** Jobs by natural key (null where not stored), each with its id. */
+/**
+ * Jobs by natural key (null where not stored), each with its id. Owner and repo match without ASCII
+ * case, as the engine keys jobs (domain/github-name.ts); where a store made before that holds one
+ * job under two spellings, the older one goes on.
+ */
 export async function findJobs(c: PgClient, tenantId: number, keys: JobKey[]): Promise<({ id: number; completed_runs: number; open_run: number | null } | null)[]> {
   if (keys.length === 0) return [];
-  const rows = await c.query<{ id: number; owner: string; repo: string; workflow: string; job: string; completed_runs: number; open_run: number | null }>(
-    `SELECT j.id, j.owner, j.repo, j.workflow, j.job, j.completed_runs, j.open_run FROM jobs j
-     JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS k (owner, repo, workflow, job)
-       ON j.owner = k.owner AND j.repo = k.repo AND j.workflow = k.workflow AND j.job = k.job
-     WHERE j.tenant_id = $1`,
+  const rows = await c.query<{ i: number; id: number; completed_runs: number; open_run: number | null }>(
+    `SELECT DISTINCT ON (k.i) k.i::int AS i, j.id, j.completed_runs, j.open_run FROM jobs j
+     JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS k (owner, repo, workflow, job, i)
+       ON ${asciiNocaseEq('j.owner', 'k.owner')} AND ${asciiNocaseEq('j.repo', 'k.repo')} AND j.workflow = k.workflow AND j.job = k.job
+     WHERE j.tenant_id = $1
+     ORDER BY k.i, j.id`,
     [tenantId, keys.map((k) => k.owner), keys.map((k) => k.repo), keys.map((k) => k.workflow), keys.map((k) => k.job)],
   );
-  const byKey = new Map(rows.rows.map((r) => [jobKeyString(r), r]));
-  return keys.map((k) => byKey.get(jobKeyString(k)) ?? null);
-}
-
-export function jobKeyString(k: JobKey): string {
-  return JSON.stringify([k.owner, k.repo, k.workflow, k.job]);
+  const byIndex = new Map(rows.rows.map((r) => [r.i - 1, r]));
+  return keys.map((_, i) => byIndex.get(i) ?? null);
 }
 
 export async function readIngestState(c: PgClient, tenantId: number, req: IngestReadRequest): Promise<IngestReadResult> {

@@ -2,6 +2,7 @@ import type { PgClient } from './pool.js';
 import type { PgDictionaries } from './dictionaries.js';
 import { fenceIngestLease, type PgLeaseClock } from './ingest-leases.js';
 import { findJobs, readVersions } from './ingest-read.js';
+import { githubNameKey } from '../../domain/github-name.js';
 import {
   IngestStateChangedError,
   processVariantKey,
@@ -34,13 +35,25 @@ function resolver(map: Map<number, number>, what: string) {
   };
 }
 
-/** Jobs by natural key, created when missing; returns their ids in order. */
+/**
+ * Jobs by natural key, created when missing; returns their ids in order. A job is found without
+ * ASCII case in owner and repo (findJobs), so only keys no spelling of which is stored are inserted,
+ * each once, as first spelled.
+ */
 async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[], created?: Set<number>): Promise<number[]> {
   if (keys.length === 0) return [];
+  const found = await findJobs(c, tenantId, keys);
+  const missing = new Map<string, JobKey>();
+  for (const [i, k] of keys.entries()) {
+    const folded = JSON.stringify([githubNameKey(k.owner), githubNameKey(k.repo), k.workflow, k.job]);
+    if (found[i] === null && !missing.has(folded)) missing.set(folded, k);
+  }
+  if (missing.size === 0) return found.map((j) => j!.id);
+  const add = [...missing.values()];
   const inserted = await c.query<{ id: number }>(
     `INSERT INTO jobs (tenant_id, owner, repo, workflow, job) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
      ON CONFLICT DO NOTHING RETURNING id`,
-    [tenantId, keys.map((k) => k.owner), keys.map((k) => k.repo), keys.map((k) => k.workflow), keys.map((k) => k.job)],
+    [tenantId, add.map((k) => k.owner), add.map((k) => k.repo), add.map((k) => k.workflow), add.map((k) => k.job)],
   );
   for (const r of inserted.rows) created?.add(Number(r.id));
   return (await findJobs(c, tenantId, keys)).map((j) => j!.id);

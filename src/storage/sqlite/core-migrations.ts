@@ -338,6 +338,14 @@ INSERT INTO risky_audit (entry, action, actor, at)
       }
     },
   },
+  {
+    version: 14,
+    // Ingest finds a job by owner and repo without ASCII case (domain/github-name.ts): one job
+    // reported as Acme/Web and as acme/web was two jobs, and the second spelling's learning runs took
+    // new endpoints into its baseline without a detection.
+    name: 'jobs found by owner and repo without case',
+    up: 'CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, owner COLLATE NOCASE, repo COLLATE NOCASE, workflow, job);',
+  },
 ];
 
 /**

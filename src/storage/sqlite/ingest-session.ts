@@ -26,6 +26,7 @@ import {
   type StoredRun,
 } from '../ingest-port.js';
 import type { Protocol } from '../../domain/types.js';
+import { githubNameKey } from '../../domain/github-name.js';
 
 export const DAY_MS = 86_400_000;
 
@@ -92,10 +93,18 @@ export class SqliteIngestSession {
     this.dict = new Dictionaries(db);
     this.detections = new DetectionWriter(db);
     this.s = {
+      // Owner and repo without ASCII case, as the engine keys jobs (domain/github-name.ts); where a
+      // store made before that holds one job under two spellings, the older one goes on.
       jobSel: db.prepare(
-        'SELECT id, completed_runs, open_run FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?',
+        `SELECT id, completed_runs, open_run FROM jobs
+         WHERE tenant_id = ? AND owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND workflow = ? AND job = ? ORDER BY id LIMIT 1`,
       ),
-      jobId: db.prepare('SELECT id FROM jobs WHERE tenant_id = ? AND owner = ? AND repo = ? AND workflow = ? AND job = ?').pluck(),
+      jobId: db
+        .prepare(
+          `SELECT id FROM jobs
+           WHERE tenant_id = ? AND owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND workflow = ? AND job = ? ORDER BY id LIMIT 1`,
+        )
+        .pluck(),
       jobIns: db.prepare('INSERT INTO jobs (tenant_id, owner, repo, workflow, job) VALUES (?, ?, ?, ?, ?)'),
       jobSet: db.prepare('UPDATE jobs SET completed_runs = ?, open_run = ? WHERE id = ?'),
       // a run row is one leg of a matrix job: keyed by the GitHub job id too ('' when unknown)
@@ -257,7 +266,7 @@ export class SqliteIngestSession {
 
   /** A job's id (ids never change; a rolled-back job is forgotten by resetCaches). */
   private jobId(owner: string, repo: string, workflow: string, job: string): number | undefined {
-    const k = `${owner}\u0001${repo}\u0001${workflow}\u0001${job}`;
+    const k = `${githubNameKey(owner)}\u0001${githubNameKey(repo)}\u0001${workflow}\u0001${job}`;
     let id = this.jobIds.get(k);
     if (id === undefined) {
       id = this.s.jobId.get(this.tenantId, owner, repo, workflow, job) as number | undefined;
