@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { getPath, type ArgReadings, type Decision } from '../policy/engine.js';
-import { hashArgs } from '../policy/canonical.js';
+import { MAX_ARGS_DEPTH, MAX_TOOL_NAME_LENGTH, hashArgs, nestedDeeperThan } from '../policy/canonical.js';
 import { limitScopeKey } from '../policy/limit-scope.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
 import type {
@@ -23,7 +23,7 @@ import {
 } from './methods.js';
 import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, boundTo, mintState, openState, type GatewayState, type StateBinding } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
-import { refusalSubject } from './refusal.js';
+import { clip, refusalSubject } from './refusal.js';
 
 /**
  * A policy-enforcing MCP proxy at the JSON-RPC message level.
@@ -415,6 +415,16 @@ export class PolicyProxy {
     const rawArgs = isObj(p) ? p.arguments : undefined;
     if (typeof name !== 'string' || name.length === 0 || (rawArgs !== undefined && !isObj(rawArgs))) {
       this.deny(m, t0, typeof name === 'string' ? name : '<invalid>', {}, 'invalid_params', 'deny', 'tools/call params are invalid (need a string "name" and an object "arguments")', loaded.hash, undefined, undefined, ctx);
+      return;
+    }
+    // Refused before anything reads them, and audited without them: what the audit could not write
+    // would leave no record of the call (canonical.ts).
+    if (name.length > MAX_TOOL_NAME_LENGTH) {
+      this.deny(m, t0, `${clip(name, 64)} (${name.length} characters)`, {}, 'invalid_params', 'deny', `tools/call params are invalid: a tool name is at most ${MAX_TOOL_NAME_LENGTH} characters, this one has ${name.length}`, loaded.hash, undefined, undefined, ctx);
+      return;
+    }
+    if (rawArgs !== undefined && nestedDeeperThan(rawArgs, MAX_ARGS_DEPTH)) {
+      this.deny(m, t0, name, {}, 'invalid_params', 'deny', `tools/call params are invalid: arguments nest deeper than ${MAX_ARGS_DEPTH} levels`, loaded.hash, undefined, undefined, ctx);
       return;
     }
     const args = (rawArgs ?? {}) as Record<string, unknown>;

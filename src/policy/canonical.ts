@@ -1,5 +1,29 @@
 import { createHmac } from 'node:crypto';
 
+/**
+ * The most a tool call may nest its arguments, and the longest tool name it may give. Far beyond
+ * what a tool takes (MCP names tools in 1-128 characters), far below what breaks the audit: a call
+ * whose arguments nested 4,300 objects deep was hashed and decided, then could not be written as JSON
+ * (JSON.stringify runs out of stack near 4,100), so its record vanished; arrays 2,100 deep broke the
+ * hash. A name as long as a message (16 MiB) filled the policy's name cache and the audit table.
+ */
+export const MAX_ARGS_DEPTH = 256;
+export const MAX_TOOL_NAME_LENGTH = 256;
+
+/** True when `value` nests objects or arrays deeper than `max` levels. Iterative: any depth is safe to ask about. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /** JSON with object keys sorted at every level, so equal arguments always hash the same. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
