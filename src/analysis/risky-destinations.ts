@@ -60,8 +60,9 @@ export const BUILTIN_RISKY_DESTINATIONS: readonly string[] = [
   'api.telegram.org',
   'discord.com',
   'discordapp.com',
-  // public-IP discovery, typical first step of a dropper (flagged by StepSecurity)
-  'api.ipify.org',
+  // public-IP discovery, typical first step of a dropper (api.ipify.org is flagged by StepSecurity;
+  // api4, api6 and api64 are the same service, so the whole domain)
+  'ipify.org',
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { parseIpRange, type IpRange } from '../domain/ip.js';
 import { globMatcher } from '../domain/glob.js';
-import { normalizeProcessName } from '../domain/process-name.js';
+import { CHAIN_CUT, normalizeProcessName } from '../domain/process-name.js';
 
 /**
  * Known VPN / mesh daemons and the network signature of each (DOMAIN.md, "VPN / mesh daemons").
@@ -183,6 +183,8 @@ const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
   for (const [i, link] of chain.entries()) {
     const n = normalizeProcessName(link.name);
+    // links beyond the cut were never seen: what they hide cannot be ruled out (process-name.ts)
+    if (n === CHAIN_CUT) return CHAIN_CUT;
     if (PACKAGE_MANAGER.test(n)) return n;
     if (INTERPRETER.test(n)) {
       if (n === 'node' && RUNNER_NODE.test((link.path ?? '').replace(/\\/g, '/').toLowerCase())) {

@@ -62,8 +62,18 @@ export function mixedScript(name: string): string | null {
 }
 
 
-/** Deepest parent chain a record may carry (the adapters reject deeper ones) and every verdict reads. */
+/** Most parent links a process keeps: the adapters cut a deeper chain (CHAIN_CUT), every verdict reads them all. */
 export const MAX_PARENT_DEPTH = 32;
+
+/**
+ * The last link of a parent chain cut at MAX_PARENT_DEPTH: it stands for the links not kept. They
+ * cannot be judged, so a daemon-named binary with such a chain is a suspected impostor
+ * (suspiciousParent): otherwise 32 `sh` between an npm postinstall and a renamed tailscaled hid the
+ * npm from the verdict, and the record was kept, or (in the adapters that refused such chains) a
+ * call was dropped because its sender chose a deep chain. A real daemon runs a few links below the
+ * runner. A process that names itself so is judged the same way, which fails closed.
+ */
+export const CHAIN_CUT = '<parent chain cut: more links than 32>';
 
 /**
  * Flattens the recursive parent structure into a nearest-first chain, bounded to avoid cycles. The

@@ -135,3 +135,8 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     assert.ok(more.some((b) => b.sha256 === SHA));
   }
 });
+
+test('the built-in risky list covers the public-IP service on every one of its hosts', () => {
+  for (const host of ['api.ipify.org', 'api4.ipify.org', 'api6.ipify.org', 'api64.ipify.org', 'ipify.org']) assert.equal(risky.matchHost(host), 'ipify.org', host);
+  assert.equal(risky.matchHost('notipify.org'), null);
+});

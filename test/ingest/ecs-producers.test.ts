@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseFile } from './parse-helper.js';
 import { tempDir } from '../helpers.js';
-import type { ProcessInfo } from '../../src/domain/types.js';
+import type { NetworkCallEvent, ProcessInfo } from '../../src/domain/types.js';
 
 // Shapes: elastic/endpoint-package network sample_event.json (Defend), elastic/beats auditbeat
 // system/socket _meta/data.json, elastic/integrations windows sysmon_operational pipeline tests.
@@ -95,9 +95,11 @@ test('a direction that does not say "out" (unknown, external, internal) is a cal
 test('a shared address is named by what the calling process looked up, never away from a risky name; Sysmon reverse names are not trusted', async () => {
   const r = await parseFile('test/fixtures/ecs/sysmon-shared-cdn.ndjson');
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.notes, { 'dns-records': 3, 'named-by-dns': 3, 'reverse-dns-name-ignored': 1 });
+  // upd.exe's lookup of gist is a call of its own (test/ingest/risky-lookups.test.ts)
+  assert.deepEqual(r.notes, { 'dns-records': 2, 'risky-lookup': 1, 'named-by-dns': 3, 'reverse-dns-name-ignored': 1 });
+  assert.deepEqual(lookups(r.calls), [['upd.exe', 'gist.githubusercontent.com']]);
   assert.deepEqual(
-    r.calls.map((c) => [c.process.name, c.domain, c.ip]),
+    connections(r.calls).map((c) => [c.process.name, c.domain, c.ip]),
     [
       // it looked up gist: neither git's lookup of raw on the same addresses nor its own lookup of
       // raw afterwards renames its call
@@ -132,7 +134,8 @@ test('a process that looked up a risky name keeps it when the producer names its
     ].join('\n') + '\n');
     const r = await parseFile(file);
     assert.deepEqual(r.errors, []);
-    assert.deepEqual(r.calls.map((c) => [c.process.name, c.domain]), [['node', 'gist.githubusercontent.com'], ['git-remote-https', 'raw.githubusercontent.com']]);
+    assert.deepEqual(connections(r.calls).map((c) => [c.process.name, c.domain]), [['node', 'gist.githubusercontent.com'], ['git-remote-https', 'raw.githubusercontent.com']]);
+    assert.deepEqual(lookups(r.calls), [['node', 'gist.githubusercontent.com']]);
     assert.equal(r.notes['renamed-risky-by-dns'], 1);
   } finally {
     t.cleanup();
@@ -143,10 +146,13 @@ test('Sysmon as Winlogbeat ships it before any pipeline (raw winlog.event_data):
   const r = await parseFile('test/fixtures/ecs/sysmon-raw.ndjson');
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.notes, {
-    'process-events': 2, 'dns-records': 1, 'named-by-dns': 1, 'reverse-dns-name-ignored': 2, 'skipped-not-egress': 1, 'skipped-not-network': 1,
+    'process-events': 2, 'risky-lookup': 1, 'named-by-dns': 1, 'reverse-dns-name-ignored': 2, 'skipped-not-egress': 1, 'skipped-not-network': 1,
   });
+  // curl's lookup of gist is a call of its own (test/ingest/risky-lookups.test.ts)
+  assert.deepEqual(lookups(r.calls), [['curl.exe', 'gist.githubusercontent.com']]);
+  const calls = connections(r.calls);
   assert.deepEqual(
-    r.calls.map((c) => [c.process.name, c.domain, c.ip, c.port, c.protocol, new Date(c.timestamp).toISOString()]),
+    calls.map((c) => [c.process.name, c.domain, c.ip, c.port, c.protocol, new Date(c.timestamp).toISOString()]),
     [
       // curl's own lookup (event 22, QueryResults after its CNAME) names the address; the time is UtcTime
       ['curl.exe', 'gist.githubusercontent.com', '185.199.108.133', 443, 'tcp', '2026-11-03T09:00:01.400Z'],
@@ -154,14 +160,14 @@ test('Sysmon as Winlogbeat ships it before any pipeline (raw winlog.event_data):
       ['node.exe', undefined, '104.16.2.35', 443, 'tcp', '2026-11-03T09:00:03.000Z'],
     ],
   );
-  const curl = r.calls[0]!.process;
+  const curl = calls[0]!.process;
   // event 1 gave the hash (Hashes' SHA256 entry, lower-cased) and the parent, by ProcessGuid
   assert.equal(curl.path, 'C:\\Windows\\System32\\curl.exe');
   assert.equal(curl.sha256, '3e5b7d9f1a2c4e6081a3c5e7092b4d6f8a0c2e4f6071829a3b4c5d6e7f809a1b');
   assert.deepEqual(chain(curl), ['pwsh.exe', 'Unknown']);
   assert.equal(curl.parent!.sha256, '8f14e45fceea167a5a36dedd4bea2543b2c0f8a1d3e4f5061728394a5b6c7d8e');
   // no event 1 for node: no hash, and its parents unknown rather than empty
-  assert.equal(r.calls[1]!.process.sha256, undefined);
+  assert.equal(calls[1]!.process.sha256, undefined);
 });
 
 test('a configured risky name flags an ECS call as the built-in ones do: a Sysmon reverse name or a TLS server name on the list names the call', async () => {
@@ -206,3 +212,13 @@ test('a risky name listed in an array (ECS lets any field hold one) names the ca
     t.cleanup();
   }
 });
+
+/** The lookups of risky names, which are calls to the name on UDP 53: [process, name]. */
+function lookups(calls: NetworkCallEvent[]): [string, string | undefined][] {
+  return calls.filter((c) => c.port === 53 && c.protocol === 'udp').map((c) => [c.process.name, c.domain]);
+}
+
+/** Every other call. */
+function connections(calls: NetworkCallEvent[]): NetworkCallEvent[] {
+  return calls.filter((c) => !(c.port === 53 && c.protocol === 'udp'));
+}

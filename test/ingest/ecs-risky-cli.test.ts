@@ -9,7 +9,8 @@ after(() => tmp.cleanup());
 /**
  * Through the real CLI into a real store: the ECS records that used to slip past the risky-destination
  * check (a direction other than egress, a shared address named by another process's lookup, a
- * Sysmon reverse name, a Sysmon event read before any pipeline) end as detections of the calling process, at the risky name.
+ * Sysmon reverse name, a Sysmon event read before any pipeline) end as detections of the calling process, at the risky name;
+ * so do their lookups of a risky name.
  */
 test('the built CLI stores the risky calls of the ECS fixtures as detections of the process that made them', () => {
   const db = join(tmp.dir, 'ecs-risky.db');
@@ -31,5 +32,8 @@ test('the built CLI stores the risky calls of the ECS fixtures as detections of 
     'pwsh.exe gist.githubusercontent.com:443 185.199.110.133',
     // raw Sysmon (no pipeline): its own event 22 names its event 3 connection
     'curl.exe gist.githubusercontent.com:443 185.199.108.133',
+    // and each lookup of gist is a contact of its own (test/ingest/risky-lookups.test.ts)
+    'upd.exe gist.githubusercontent.com:53 null',
+    'curl.exe gist.githubusercontent.com:53 null',
   ].sort());
 });

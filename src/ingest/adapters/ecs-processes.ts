@@ -9,7 +9,7 @@
 import type { ProcessInfo } from '../../domain/types.js';
 import type { RecordContext } from './types.js';
 import type { F as Fields } from './ecs.js';
-import { MAX_PARENT_DEPTH, UNKNOWN_TOOL, basename, makeProcess, optNonNegInt, optString, readSha256, type Obj } from './validate.js';
+import { MAX_PARENT_DEPTH, UNKNOWN_TOOL, basename, chainCut, makeProcess, optNonNegInt, optString, readSha256, type Obj } from './validate.js';
 
 export const MAX_PROCESSES = 16_384;
 
@@ -54,7 +54,7 @@ export class ProcessTable {
    * The parent chain for ancestor ids (nearest first), continued through remembered parents. The
    * first ancestor not remembered ends the chain as one "Unknown" link: unknown, not empty.
    */
-  chain(ids: readonly string[]): ProcessInfo {
+  chain(ids: readonly string[], rc: RecordContext): ProcessInfo {
     const links: (KnownProcess | null)[] = [];
     const seen = new Set<string>();
     let i = 0;
@@ -70,7 +70,9 @@ export class ProcessTable {
       i++;
       next = i < ids.length ? ids[i] : p.parentId;
     }
-    let parent: ProcessInfo | null = null;
+    // ancestors past the last link kept: it stands for them (chainCut)
+    let parent: ProcessInfo | null = links.length === MAX_PARENT_DEPTH && next !== undefined && !seen.has(next) ? chainCut(rc) : null;
+    if (parent !== null) links.pop();
     for (let k = links.length - 1; k >= 0; k--) {
       const l = links[k]!;
       parent = l === null

@@ -32,7 +32,8 @@
  *   drop a real call unseen. Only such a document to a loopback address is skipped as not egress.
  * - A DNS document (dns.question.name + dns.resolved_ip, e.g. Sysmon event 22, Packetbeat, Defend
  *   lookups) yields `{kind: 'dns'}`: the parser names the IPs for later connections of the same job.
- *   When the same document also has a destination, it is both a call and DNS answers.
+ *   When the same document also has a destination, it is both a call and DNS answers; a lookup of
+ *   a risky name is always a call too (riskyLookup).
  * - A document with no destination in the network category (auditd `config_change`, a DNS event
  *   with no answer) is skipped, `skipped-no-destination`; one of another category, `skipped-not-network`.
  *   One with no destination and no event.category is rejected as missing its destination.
@@ -48,8 +49,7 @@
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
 import { isLoopbackIp } from '../../domain/ip.js';
-import { riskyDestinations } from '../../analysis/risky-destinations.js';
-import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
+import type { CallStatus, JobContext, NetworkCallEvent, ProcessInfo, Protocol } from '../../domain/types.js';
 import { askerKey, RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
 import { ProcessTable } from './ecs-processes.js';
 import { sysmonEcsView } from './sysmon-raw.js';
@@ -73,6 +73,8 @@ import {
   readTimestamp,
   typeName,
   UNKNOWN_TOOL,
+  DNS_PORT,
+  riskyListOf,
   wrongType,
   type ContextFieldNames,
   type Obj,
@@ -221,7 +223,6 @@ function isSysmonConnection(doc: Obj): boolean {
 }
 
 /** The list when the parser gives none (RecordContext.risky): a reverse or chosen name on it flags a call. */
-const BUILTIN_RISKY = riskyDestinations();
 
 /**
  * `v` as a canonical host name when it is a risky destination, else null. Any ECS field may hold an
@@ -237,7 +238,7 @@ function riskyName(v: unknown, rc: RecordContext): string | null {
     return null;
   }
   const name = typeof v === 'string' ? normalizeDomain(v) : null;
-  return name !== null && (rc.risky ?? BUILTIN_RISKY).matchHost(name) !== null ? name : null;
+  return name !== null && riskyListOf(rc).matchHost(name) !== null ? name : null;
 }
 
 /** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
@@ -322,6 +323,23 @@ export class EcsAdapter implements RecordAdapter {
   }
 
   /** True when the document names its process, itself or through a process event seen earlier. */
+  /**
+   * A lookup of a risky name is a contact with it: DNS-callback services (oastify, interact.sh, ...)
+   * take data as the name itself, so no connection need follow. The lookup is reported as a call to
+   * the name on UDP 53 by the process that asked (the Unknown tool when the document names none, as
+   * Packetbeat's), never suppressed like any call to a risky destination, and evidence against a
+   * daemon-named asker. Its answers, if any, still name later calls. Null for any other lookup.
+   */
+  private riskyLookup(doc: Obj, tenant: string, ctx: JobContext, names: ResolvedNames | null, rc: RecordContext): AdapterOutput | null {
+    const domain = riskyName(F.dnsName.get(doc), rc);
+    if (domain === null) return null;
+    noteOf(rc, 'risky-lookup');
+    const timestamp = readTimestamp(F.timestamp.get(doc), '@timestamp');
+    const process = this.namesProcess(doc) ? this.process(doc, false, rc) : makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
+    const event: NetworkCallEvent = { tenant, ctx, timestamp, domain, port: DNS_PORT, protocol: 'udp', process, status: 'allowed' };
+    return names === null ? { kind: 'call', event } : { kind: 'call', event, names };
+  }
+
   private namesProcess(doc: Obj): boolean {
     if (nameOf(F.procName.get(doc), F.procExe.get(doc), 'process').name !== undefined) return true;
     const id = F.entityId.get(doc);
@@ -364,7 +382,7 @@ export class EcsAdapter implements RecordAdapter {
       if (parentId !== undefined && parentId !== selfId && ids[0] !== parentId) ids.unshift(parentId);
       const self = known ?? (selfId === undefined ? undefined : this.processes.get(selfId));
       if (ids.length === 0 && self?.parentId !== undefined) ids.push(self.parentId);
-      if (ids.length > 0) parent = this.processes.chain(ids);
+      if (ids.length > 0) parent = this.processes.chain(ids, rc);
     }
     return makeProcess(name, exe ?? known?.executable, sha, pid, parent);
   }
@@ -445,6 +463,8 @@ export class EcsAdapter implements RecordAdapter {
     const [tenant, ctx] = this.where(doc, rc);
     const names = isDns ? this.names(doc, tenant, ctx, rc) : null;
     if (!destination && isDns) {
+      const lookup = this.riskyLookup(doc, tenant, ctx, names, rc);
+      if (lookup !== null) return lookup;
       if (names !== null) return { kind: 'dns', names };
       noteOf(rc, 'skipped-no-destination');
       return { kind: 'skip' };
@@ -470,7 +490,7 @@ export class EcsAdapter implements RecordAdapter {
     const status = ecsStatus(doc);
     // A wire-level lookup (Packetbeat) knows the resolver and the answer, not the process: the
     // answer names later calls, and the lookup itself is no process's call to report.
-    if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return { kind: 'dns', names };
+    if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return this.riskyLookup(doc, tenant, ctx, names, rc) ?? { kind: 'dns', names };
     const process = this.process(doc, status === 'blocked', rc);
     if (direction === 'uncertain') noteOf(rc, 'direction-uncertain');
     const event = { tenant, ctx, timestamp, domain, ip, port, protocol, process, status };
@@ -480,6 +500,11 @@ export class EcsAdapter implements RecordAdapter {
   /** A document that is no call; a lookup's answers among them still name later calls. */
   private notACall(doc: Obj, isDns: boolean, rc: RecordContext): AdapterOutput {
     const names = isDns ? this.answersOf(doc, rc) : null;
+    if (isDns) {
+      const [tenant, ctx] = this.where(doc, rc);
+      const lookup = this.riskyLookup(doc, tenant, ctx, names, rc);
+      if (lookup !== null) return lookup;
+    }
     if (names !== null) return { kind: 'dns', names };
     noteOf(rc, 'skipped-not-egress');
     return { kind: 'skip' };

@@ -21,7 +21,7 @@
  *   It yields `{kind: 'context'}`. Records may also carry the same snake_case context keys inline.
  * - A DNSRecord yields `{kind: 'dns'}`: the parser uses it to name the IP for later connections of
  *   the same job that have no domain, as the agent's DNS proxy does. A connection whose IP no DNS
- *   answer named stays a direct-IP call.
+ *   answer named stays a direct-IP call. A DNSRecord of a risky name is a call too (dnsRecord).
  * - `status` "Dropped" (or "Blocked") → blocked; absent → allowed. `matched_policy` and `reason`
  *   are kept on the call.
  * - `tool.name` "Unknown" (firewall-only packets) is kept as a process named "Unknown"; so is the
@@ -40,6 +40,7 @@ import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
   MAX_PARENT_DEPTH,
+  chainCut,
   clip,
   fail,
   hostOut,
@@ -56,6 +57,8 @@ import {
   readHost,
   readSha256,
   UNKNOWN_TOOL,
+  DNS_PORT,
+  riskyListOf,
   readPort,
   readTenant,
   readTimestamp,
@@ -82,9 +85,10 @@ export function readTool(value: unknown, root: string, depth: number, rc: Record
   if (typeof parentRaw === 'string') {
     if (parentRaw !== '') parent = makeProcess(parentRaw, undefined, undefined, undefined, null);
   } else if (parentRaw !== undefined && parentRaw !== null) {
-    if (depth >= MAX_PARENT_DEPTH) return invalid(`${here}.parent`, `parent chain deeper than ${MAX_PARENT_DEPTH}`);
     if (!isObject(parentRaw)) return wrongType(`${here}.parent`, 'an object, a string or null', parentRaw);
-    parent = readTool(parentRaw, root, depth + 1, rc);
+    // the last link kept stands for the rest when there is more (chainCut)
+    const deeper = parentRaw.parent !== undefined && parentRaw.parent !== null && parentRaw.parent !== '';
+    parent = depth + 1 >= MAX_PARENT_DEPTH && deeper ? chainCut(rc) : readTool(parentRaw, root, depth + 1, rc);
   }
   const path = value.path;
   const pid = value.pid;
@@ -144,7 +148,7 @@ export class HardenRunnerAdapter implements RecordAdapter {
     }
     const tenant = r.tenant === undefined ? rc.tenant : readTenant(r.tenant, 'tenant', rc.tenant);
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
-    if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx);
+    if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx, rc);
     const timestamp = this.time(r.timestamp, rc);
     readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
     const domain = hostOut.domain;
@@ -161,8 +165,13 @@ export class HardenRunnerAdapter implements RecordAdapter {
     };
   }
 
-  /** A DNSRecord: `domainName` resolved to `ipAddress`; both are required. */
-  private dnsRecord(r: Obj, tenant: string, ctx: JobContext): AdapterOutput {
+  /**
+   * A DNSRecord: `domainName` resolved to `ipAddress`; both are required. A lookup of a risky name is
+   * also a contact with it (DNS-callback services take data as the name itself): reported as a call to
+   * the name on UDP 53 by the Unknown tool (the record names no process), never suppressed, as the
+   * ECS adapter reports one (ecs.ts riskyLookup).
+   */
+  private dnsRecord(r: Obj, tenant: string, ctx: JobContext, rc: RecordContext): AdapterOutput {
     const t = readTimestamp(r.timestamp, 'timestamp');
     if (!isNoTime(t)) this.lastTime = t;
     readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
@@ -170,7 +179,11 @@ export class HardenRunnerAdapter implements RecordAdapter {
     const ip = hostOut.ip;
     if (domain === undefined) return missing('domainName');
     if (ip === undefined) return missing('ipAddress');
-    return { kind: 'dns', names: { tenant, ctx, domain, ips: [ip] } };
+    const names = { tenant, ctx, domain, ips: [ip] };
+    if (riskyListOf(rc).matchHost(domain) === null) return { kind: 'dns', names };
+    noteOf(rc, 'risky-lookup');
+    const process = makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
+    return { kind: 'call', event: { tenant, ctx, timestamp: this.time(r.timestamp, rc), domain, port: DNS_PORT, protocol: 'udp', process, status: 'allowed' }, names };
   }
 }
 

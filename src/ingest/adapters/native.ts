@@ -14,6 +14,7 @@ import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
   MAX_PARENT_DEPTH,
+  chainCut,
   fail,
   hostOut,
   invalid,
@@ -52,10 +53,9 @@ export function readNativeProcess(value: unknown, depth: number, rc: RecordConte
   const parentRaw = value.parent;
   let parent: ProcessInfo | null = null;
   if (parentRaw !== undefined && parentRaw !== null) {
-    if (depth >= MAX_PARENT_DEPTH) {
-      return invalid(`${parentPath('process', depth)}.parent`, `parent chain deeper than ${MAX_PARENT_DEPTH}`);
-    }
-    parent = readNativeProcess(parentRaw, depth + 1, rc);
+    // the last link kept stands for the rest when there is more (chainCut)
+    const deeper = isObject(parentRaw) && parentRaw.parent !== undefined && parentRaw.parent !== null;
+    parent = depth + 1 >= MAX_PARENT_DEPTH && deeper ? chainCut(rc) : readNativeProcess(parentRaw, depth + 1, rc);
   }
   return makeProcess(
     name,

@@ -10,13 +10,14 @@
  *
  * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
  */
-import { basenameOf } from '../../domain/process-name.js';
+import { CHAIN_CUT, basenameOf } from '../../domain/process-name.js';
 import { canonicalSha256 } from '../../domain/digest.js';
 import { TENANT_PATTERN } from '../../config/paths.js';
 import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import { RecordError, type RecordContext } from './types.js';
 import { normalizeDomain } from '../../domain/dns-name.js';
+import { riskyDestinations } from '../../analysis/risky-destinations.js';
 
 export type Obj = Record<string, unknown>;
 
@@ -448,6 +449,26 @@ function isLowerHex(s: string): boolean {
 export function noteOf(rc: RecordContext, key: string): void {
   rc.notes[key] = (rc.notes[key] ?? 0) + 1;
 }
+
+/**
+ * What stands for the parent links past MAX_PARENT_DEPTH: the chain keeps its nearest 31 links and
+ * then this one (CHAIN_CUT), counted as `parent-chain-cut`. The record is kept: refusing it dropped
+ * the call of whoever chose a deep chain, and judging it by 32 links hid what lay beyond.
+ */
+export function chainCut(rc: RecordContext): ProcessInfo {
+  noteOf(rc, 'parent-chain-cut');
+  return makeProcess(CHAIN_CUT, undefined, undefined, undefined, null);
+}
+
+const BUILTIN_RISKY = riskyDestinations();
+
+/** The risky list a record is read against: the ingest's (built in plus configured), else the built-in one. */
+export function riskyListOf(rc: RecordContext): { matchHost(host: string): string | null } {
+  return rc.risky ?? BUILTIN_RISKY;
+}
+
+/** Where a lookup of a risky name is reported to go (a call to the name on UDP 53): the DNS port. */
+export const DNS_PORT = 53;
 
 /** Basename of an executable path, for when only the path is known. */
 export const basename = basenameOf;
