@@ -222,8 +222,6 @@ function isSysmonConnection(doc: Obj): boolean {
   return F.provider.get(doc) === 'Microsoft-Windows-Sysmon' && (code === '3' || code === 3);
 }
 
-/** The list when the parser gives none (RecordContext.risky): a reverse or chosen name on it flags a call. */
-
 /**
  * `v` as a canonical host name when it is a risky destination, else null. Any ECS field may hold an
  * array: each string in it is read, so a risky name is not missed for being listed (an array once
@@ -322,7 +320,6 @@ export class EcsAdapter implements RecordAdapter {
     return this.names(doc, ...where, rc);
   }
 
-  /** True when the document names its process, itself or through a process event seen earlier. */
   /**
    * A lookup of a risky name is a contact with it: DNS-callback services (oastify, interact.sh, ...)
    * take data as the name itself, so no connection need follow. The lookup is reported as a call to
@@ -340,6 +337,7 @@ export class EcsAdapter implements RecordAdapter {
     return names === null ? { kind: 'call', event } : { kind: 'call', event, names };
   }
 
+  /** True when the document names its process, itself or through a process event seen earlier. */
   private namesProcess(doc: Obj): boolean {
     if (nameOf(F.procName.get(doc), F.procExe.get(doc), 'process').name !== undefined) return true;
     const id = F.entityId.get(doc);
@@ -489,7 +487,8 @@ export class EcsAdapter implements RecordAdapter {
     const protocol = ecsProtocol(F.transport.get(doc));
     const status = ecsStatus(doc);
     // A wire-level lookup (Packetbeat) knows the resolver and the answer, not the process: the
-    // answer names later calls, and the lookup itself is no process's call to report.
+    // answer names later calls, and the lookup itself is no process's call to report, unless it
+    // asked for a risky name (riskyLookup).
     if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return this.riskyLookup(doc, tenant, ctx, names, rc) ?? { kind: 'dns', names };
     const process = this.process(doc, status === 'blocked', rc);
     if (direction === 'uncertain') noteOf(rc, 'direction-uncertain');

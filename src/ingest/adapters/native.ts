@@ -17,7 +17,6 @@ import {
   chainCut,
   fail,
   hostOut,
-  invalid,
   isObject,
   makeProcess,
   missing,
