@@ -314,8 +314,11 @@ for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): hot reload appli
     assert.ok(!(await g.client.listTools({ cursor: '0' })).tools.some((x) => x.name === 'echo'));
 
     write('version: 1\ndefault: allow\nhide: [echo\n'); // broken YAML
-    await waitFor(() => g.stderr().includes('reload rejected') || undefined, 8000);
-    assert.match(g.stderr(), /p\.yaml:\d+:\d+: /);
+    // The watcher may read the file between its truncation and its new bytes (writeFileSync is no
+    // atomic replace): that empty file is rejected too, without a position. The whole broken file is
+    // rejected with its line and column.
+    await waitFor(() => /p\.yaml:\d+:\d+: /.test(g.stderr()) || undefined, 8000);
+    assert.match(g.stderr(), /reload rejected/);
     assert.match(text(await g.client.callTool({ name: 'echo', arguments: { text: 'c' } })), DENIED, 'old policy stays in force');
 
     write('version: 1\ndefault: allow\ntools:\n  echo: { action: deny, reason: "now denied by rule" }\n');
