@@ -1,5 +1,5 @@
 import { endpointOf, isIpLiteral, splitEndpoint } from '../domain/endpoint.js';
-import { githubNameKey } from '../domain/github-name.js';
+import { jobIdentity } from '../domain/github-name.js';
 import { MAX_PARENT_DEPTH, normalizeProcessName, parentChain } from '../domain/process-name.js';
 import { DOMAIN_BLOCKED, NEW_OUTBOUND, type ImportedDetection, type NetworkCallEvent, type ProcessInfo } from '../domain/types.js';
 import { NO_SUPPRESSION, type DetectionSubject, type Suppressor } from '../domain/subject.js';
@@ -208,11 +208,6 @@ const NEVER_BASELINE_CACHE = 65_536;
 /** How many runs keep their observation keys in memory between write batches. */
 const HOT_RUNS = 256;
 
-/** A job's identity in memory: owner and repo without ASCII case, as the stores look jobs up (github-name.ts). */
-function jobKeyString(owner: string, repo: string, workflow: string, job: string): string {
-  return `${githubNameKey(owner)}\u0001${githubNameKey(repo)}\u0001${workflow}\u0001${job}`;
-}
-
 function sameJob(a: JobKey, c: NetworkCallEvent['ctx']): boolean {
   return a.job === c.job && a.repo === c.repo && a.owner === c.owner && a.workflow === c.workflow;
 }
@@ -363,7 +358,7 @@ export class DetectionEngine {
       // most events follow one of the same job run leg: nothing new to ask for
       if (prev !== null && sameLeg(prev, c)) continue;
       prev = c;
-      const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
+      const jk = jobIdentity(c.owner, c.repo, c.workflow, c.job);
       const st = this.jobs.get(jk);
       const rk = `${jk}\u0001${c.runId}\u0001${c.runAttempt}`;
       if (!st) {
@@ -423,14 +418,14 @@ export class DetectionEngine {
     }
     for (const [i, k] of req.jobs.entries()) {
       const j = res.jobs[i]!;
-      const jk = jobKeyString(k.owner, k.repo, k.workflow, k.job);
+      const jk = jobIdentity(k.owner, k.repo, k.workflow, k.job);
       if (this.jobs.has(jk)) continue;
       this.readJobs.set(jk, j && { ref: j.ref, completedRuns: j.completedRuns, openLegs: j.openLegs, baseline: j.baseline });
     }
     for (const [i, k] of req.runs.entries()) {
-      const rk = `${jobKeyString(k.owner, k.repo, k.workflow, k.job)}\u0001${k.runId}\u0001${k.runAttempt}`;
+      const rk = `${jobIdentity(k.owner, k.repo, k.workflow, k.job)}\u0001${k.runId}\u0001${k.runAttempt}`;
       if (this.known.has(rk)) continue;
-      const st = this.jobs.get(jobKeyString(k.owner, k.repo, k.workflow, k.job));
+      const st = this.jobs.get(jobIdentity(k.owner, k.repo, k.workflow, k.job));
       this.known.set(rk, res.runs[i]!.map((r) => this.liveRun(st, r)));
     }
     for (const [i, r] of this.planned.entries()) {
@@ -517,7 +512,7 @@ export class DetectionEngine {
   private job(c: NetworkCallEvent['ctx'], at: number): JobState {
     const last = this.lastJob;
     if (last !== null && sameJob(last.key, c)) return last;
-    const jk = jobKeyString(c.owner, c.repo, c.workflow, c.job);
+    const jk = jobIdentity(c.owner, c.repo, c.workflow, c.job);
     let st = this.jobs.get(jk);
     if (st) {
       this.lastJob = st;
@@ -574,7 +569,7 @@ export class DetectionEngine {
       this.completing.add(leg);
     }
     // A late event of this run in the same write batch finds its legs here, key sets and all.
-    const rk = `${jobKeyString(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${open.runId}\u0001${open.attempt}`;
+    const rk = `${jobIdentity(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${open.runId}\u0001${open.attempt}`;
     this.known.set(rk, legs);
     for (const endpoint of endpoints) this.promote(st, endpoint, open.learning, lastTs);
     st.completedRuns += 1;
@@ -668,7 +663,7 @@ export class DetectionEngine {
       st.legs.set(leg, run);
       return run;
     }
-    const rk = `${jobKeyString(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${runId}\u0001${attempt}`;
+    const rk = `${jobIdentity(st.key.owner, st.key.repo, st.key.workflow, st.key.job)}\u0001${runId}\u0001${attempt}`;
     const lateKey = `${rk}\u0001${leg}`;
     const cached = this.lateRuns.get(lateKey);
     if (cached) return cached;

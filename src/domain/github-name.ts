@@ -11,5 +11,13 @@ export function githubNameKey(name: string): string {
   return HAS_UPPER.test(name) ? name.replace(UPPER, (m) => m.toLowerCase()) : name;
 }
 
+/**
+ * A job's identity as one string: owner and repo folded (githubNameKey), workflow and job as they
+ * are. The engine's job map and both stores' per-ingest job caches key by it, so they agree.
+ */
+export function jobIdentity(owner: string, repo: string, workflow: string, job: string): string {
+  return `${githubNameKey(owner)}\u0001${githubNameKey(repo)}\u0001${workflow}\u0001${job}`;
+}
+
 const HAS_UPPER = /[A-Z]/;
 const UPPER = /[A-Z]+/g;

@@ -2,7 +2,7 @@ import type { PgClient } from './pool.js';
 import type { PgDictionaries } from './dictionaries.js';
 import { fenceIngestLease, type PgLeaseClock } from './ingest-leases.js';
 import { findJobs, readVersions } from './ingest-read.js';
-import { githubNameKey } from '../../domain/github-name.js';
+import { jobIdentity } from '../../domain/github-name.js';
 import {
   IngestStateChangedError,
   processVariantKey,
@@ -45,7 +45,7 @@ async function ensureJobs(c: PgClient, tenantId: number, keys: JobKey[], created
   const found = await findJobs(c, tenantId, keys);
   const missing = new Map<string, JobKey>();
   for (const [i, k] of keys.entries()) {
-    const folded = JSON.stringify([githubNameKey(k.owner), githubNameKey(k.repo), k.workflow, k.job]);
+    const folded = jobIdentity(k.owner, k.repo, k.workflow, k.job);
     if (found[i] === null && !missing.has(folded)) missing.set(folded, k);
   }
   if (missing.size === 0) return found.map((j) => j!.id);

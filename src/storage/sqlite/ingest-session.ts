@@ -26,7 +26,7 @@ import {
   type StoredRun,
 } from '../ingest-port.js';
 import type { Protocol } from '../../domain/types.js';
-import { githubNameKey } from '../../domain/github-name.js';
+import { jobIdentity } from '../../domain/github-name.js';
 
 export const DAY_MS = 86_400_000;
 
@@ -266,7 +266,7 @@ export class SqliteIngestSession {
 
   /** A job's id (ids never change; a rolled-back job is forgotten by resetCaches). */
   private jobId(owner: string, repo: string, workflow: string, job: string): number | undefined {
-    const k = `${githubNameKey(owner)}\u0001${githubNameKey(repo)}\u0001${workflow}\u0001${job}`;
+    const k = jobIdentity(owner, repo, workflow, job);
     let id = this.jobIds.get(k);
     if (id === undefined) {
       id = this.s.jobId.get(this.tenantId, owner, repo, workflow, job) as number | undefined;
