@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext, ProcessInfo } from '../domain/types.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
-import { isRfc3339At } from './adapters/validate.js';
+import { BUILTIN_RISKY, isRfc3339At } from './adapters/validate.js';
 import { askerKey, RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
 import { IDLE_FLUSH_MS, MAX_LINE_BYTES, readRecords, type RecordBatch } from './records.js';
 import { LineTemplates } from './line-templates.js';
@@ -357,9 +357,6 @@ interface DnsNames {
 
 /** Processes remembered per IP and run, for naming their own calls (oldest dropped). */
 const ASKERS_PER_IP = 64;
-
-/** The list a parser judges by when given no extra one: it prefers such a name, no more. */
-const BUILTIN_RISKY = riskyDestinations();
 
 /**
  * The name for a call to an IP: what its own process asked for when it looked the IP up (a risky

@@ -460,7 +460,8 @@ export function chainCut(rc: RecordContext): ProcessInfo {
   return makeProcess(CHAIN_CUT, undefined, undefined, undefined, null);
 }
 
-const BUILTIN_RISKY = riskyDestinations();
+/** The built-in risky list, compiled once: what a parser and an adapter judge by when given no extra one. */
+export const BUILTIN_RISKY = riskyDestinations();
 
 /** The risky list a record is read against: the ingest's (built in plus configured), else the built-in one. */
 export function riskyListOf(rc: RecordContext): { matchHost(host: string): string | null } {
