@@ -29,7 +29,7 @@ await build({
   cwd: root,
   input: { main: 'dist/src/cli/main.js', 'parse-worker': 'dist/src/ingest/parse-worker.js' },
   platform: 'node',
-  external: [/^node:/, 'better-sqlite3', 'pg', 'pg-copy-streams', 'ioredis', /^stream-json(\/|$)/, 'playwright-core'],
+  external: [/^node:/, /^unhomoglyph(\/|$)/, 'better-sqlite3', 'pg', 'pg-copy-streams', 'ioredis', /^stream-json(\/|$)/, 'playwright-core'],
   logLevel: 'warn',
   output: { dir: out, format: 'esm', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', sourcemap: true },
 });

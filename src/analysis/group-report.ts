@@ -1,5 +1,6 @@
 import type { JobDictionary, RiskyAddressRow, SampleRecord } from '../storage/analysis-port.js';
 import { formatChain, mixedScript } from '../domain/process-name.js';
+import { lookalikeReason } from './impostor.js';
 import type { ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
 import { addCount, mergeCounts, topCounts, topN, type IdCounter } from './counts.js';
@@ -107,8 +108,13 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
         `${imp.contradicting.slice(0, 3).join('; ')}. Its ${imp.count} detection(s) must stay visible: never suppress "${name}" by name alone.`,
     );
   }
+  const like = lookalikeReason(name);
   const script = mixedScript(name);
-  if (script) {
+  if (like) {
+    warnings.push(
+      `${like}: every binary of "${name}" is a suspected impostor of ${evidence.daemon}, and no rule hides its detections`,
+    );
+  } else if (script) {
     warnings.push(
       `"${name}" mixes Latin and ${script} letters: it is drawn like a Latin name it is not. It is judged as a process of its own, ` +
         `never as the daemon it may look like: check its binaries before trusting it`,

@@ -1,4 +1,5 @@
-import { signatureSignals, suspiciousParent, vpnSignatureFor } from './vpn-signatures.js';
+import { daemonLookalike, signatureSignals, suspiciousParent, vpnSignatureFor } from './vpn-signatures.js';
+import { normalizeProcessName } from '../domain/process-name.js';
 
 /**
  * The suspected-impostor verdict as pure functions over plain data. The analysis, the rule guards
@@ -43,11 +44,30 @@ export function binaryKey(b: BinaryRef): string {
 export function callContradiction(c: CallEvidence): string | null {
   const sig = vpnSignatureFor(c.process);
   if (!sig) return null;
+  const like = lookalikeReason(c.process);
+  if (like) return like;
   if (c.risky) return `risky destination ${c.host}${c.riskyAt ? ` at ${c.riskyAt}` : ''}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
   if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
   return null;
+}
+
+/**
+ * Why a name is a renamed binary by its name alone: it is drawn like a daemon's name without being it
+ * (vpn-signatures.ts daemonLookalike). Null for every other name.
+ */
+export function lookalikeReason(processName: string): string | null {
+  const name = normalizeProcessName(processName);
+  const like = daemonLookalike(name);
+  return like === null ? null : `named "${name}", drawn like ${like} but not it (${unlike(name, like)})`;
+}
+
+/** The characters that tell a look-alike name from the name it is drawn like, each with its code point. */
+function unlike(name: string, like: string): string {
+  const own = new Set(like);
+  const odd = [...new Set([...name].filter((ch) => !own.has(ch)))];
+  return odd.map((ch) => `${ch} U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`).join(', ') || 'its letters differ';
 }
 
 /** The suspected impostors among the binaries of these calls. */

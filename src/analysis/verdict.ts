@@ -1,6 +1,7 @@
 import type { ParentLink } from '../domain/types.js';
 import { formatChain } from '../domain/process-name.js';
 import type { ImpostorSet } from '../rules/guards.js';
+import { lookalikeReason } from './impostor.js';
 import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
 import type { EndpointFacts } from './endpoint-facts.js';
 import { suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
@@ -83,6 +84,9 @@ export function groupBinaries(variants: VariantEvidence[]): Binary[] {
 export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[]): void {
   const support = new Map<string, number>();
   const contra = new Map<string, number>();
+  // a look-alike of the daemon's name: every call of it contradicts the daemon, whatever it reached
+  const like = lookalikeReason(name);
+  if (like) addCount(contra, like, b.count);
   for (let i = 0; i < eps.ids.length; i++) {
     const id = eps.ids[i]!;
     const n = eps.n[i]!;

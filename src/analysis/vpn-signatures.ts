@@ -1,6 +1,7 @@
 import { parseIpRange, type IpRange } from '../domain/ip.js';
 import { globMatcher } from '../domain/glob.js';
 import { CHAIN_CUT, normalizeProcessName } from '../domain/process-name.js';
+import { drawnLike } from '../domain/lookalike.js';
 
 /**
  * Known VPN / mesh daemons and the network signature of each (DOMAIN.md, "VPN / mesh daemons").
@@ -90,6 +91,17 @@ export const VPN_SIGNATURES: readonly VpnSignature[] = [
 /** Every normalised VPN daemon name (the issue's list plus the Windows/macOS forms). */
 export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) => s.names);
 
+/**
+ * The names among `stored` (a store's distinct process names) that claim a daemon: its own names and
+ * every look-alike of one (vpnSignatureFor). The stores select daemon-named processes by these, so a
+ * binary named "tɑilscaled" is judged with the daemon's.
+ */
+export function daemonClaimingNames(stored: Iterable<string>): string[] {
+  const out = new Set<string>(VPN_PROCESS_NAMES);
+  for (const n of stored) if (vpnSignatureFor(n) !== null) out.add(n);
+  return [...out];
+}
+
 const byName = new Map<string, VpnSignature>();
 for (const s of VPN_SIGNATURES) for (const n of s.names) byName.set(n, s);
 
@@ -100,10 +112,34 @@ for (const s of VPN_SIGNATURES) for (const n of s.names) byName.set(n, s);
 const looked = new Map<string, VpnSignature | null>();
 const LOOKED_MAX = 4_096;
 
+/**
+ * The daemon's name a (normalised) process name is drawn like without being it: "tɑilscaled" (Latin
+ * alpha), "taılscaled" (dotless i), "tai1scaled", "tаilscaled" (Cyrillic а); null for a daemon's own
+ * name and for every name drawn like none (lookalike.ts).
+ */
+export function daemonLookalike(name: string): string | null {
+  if (byName.has(name)) return null;
+  let like = lookalikes.get(name);
+  if (like === undefined) {
+    like = drawnLike(name, VPN_PROCESS_NAMES);
+    if (lookalikes.size >= LOOKED_MAX) lookalikes.clear();
+    lookalikes.set(name, like);
+  }
+  return like;
+}
+const lookalikes = new Map<string, string | null>();
+
+/**
+ * The signature of the daemon a process name claims: its own, or the one it is drawn like. A look-alike
+ * name is judged as the daemon it shows itself as, and every call of it contradicts that daemon
+ * (callContradiction, judgeBinary): a renamed binary that a person reads as tailscaled is a suspected
+ * impostor of it, never a process of its own that a rule over its name could silence.
+ */
 export function vpnSignatureFor(processName: string): VpnSignature | null {
   let s = looked.get(processName);
   if (s === undefined) {
-    s = byName.get(normalizeProcessName(processName)) ?? null;
+    const name = normalizeProcessName(processName);
+    s = byName.get(name) ?? byName.get(daemonLookalike(name) ?? '') ?? null;
     if (looked.size >= LOOKED_MAX) looked.clear();
     looked.set(processName, s);
   }

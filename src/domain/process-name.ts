@@ -50,10 +50,10 @@ const LATIN_LETTER = /\p{Script=Latin}/u;
 const OTHER_LETTER = /(?!\p{Script=Latin})\p{L}/u;
 
 /**
- * The script a (normalised) process name mixes with Latin letters, or null. "tаilscaled" with a
- * Cyrillic а is not folded into tailscaled (no daemon verdict applies to it, and no rule for the
- * daemon covers it), so it stays visible; but it is drawn exactly like the daemon's name, and a person
- * reading it must be told. A name of one script only (all Cyrillic, all Latin) is not mixed.
+ * The script a (normalised) process name mixes with Latin letters, or null. Such a name is drawn like
+ * a Latin name it is not, and a person reading it must be told. (One drawn like a VPN daemon's name,
+ * "tаilscaled" with a Cyrillic а, is more: a suspected impostor of the daemon, analysis/impostor.ts.)
+ * A name of one script only (all Cyrillic, all Latin) is not mixed.
  */
 export function mixedScript(name: string): string | null {
   if (PLAIN_ASCII.test(name) || !LATIN_LETTER.test(name)) return null;

@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RiskyDestinations } from '../../src/analysis/risky-destinations.js';
-import { VPN_SIGNATURES, type VpnSignature } from '../../src/analysis/vpn-signatures.js';
+import { createRequire } from 'node:module';
+import fc from 'fast-check';
+import { VPN_PROCESS_NAMES, VPN_SIGNATURES, vpnSignatureFor, type VpnSignature } from '../../src/analysis/vpn-signatures.js';
+import { normalizeProcessName } from '../../src/domain/process-name.js';
+import { skeleton } from '../../src/domain/lookalike.js';
 import { vpnEvidence } from '../../src/analysis/verdict.js';
 import { callContradiction, suspectedImpostors } from '../../src/analysis/impostor.js';
 import { ImpostorSet } from '../../src/rules/guards.js';
@@ -72,6 +76,47 @@ for (const sig of VPN_SIGNATURES) {
     }
   });
 }
+
+/** Every character Unicode's confusables (the data behind lookalike.ts) draw like one of `text`'s, by that character. */
+function confusablesOf(text: string): Map<string, string[]> {
+  const keys = Object.keys(createRequire(import.meta.url)('unhomoglyph/data.json') as Record<string, string>);
+  const out = new Map<string, string[]>();
+  for (const ch of new Set(text)) out.set(ch, keys.filter((k) => k !== ch && skeleton(k) === skeleton(ch)));
+  return out;
+}
+
+test('any daemon name with one letter swapped for a confusable one is judged as that daemon, and every call of it contradicts it', () => {
+  const alts = confusablesOf(VPN_PROCESS_NAMES.join(''));
+  assert.ok((alts.get('a') ?? []).includes('\u0251') && (alts.get('i') ?? []).includes('\u0131') && (alts.get('l') ?? []).includes('1'), 'Latin alpha, dotless i and the digit 1 are confusables');
+  const bySig = new Map(VPN_SIGNATURES.flatMap((s) => s.names.map((n) => [n, s] as const)));
+  fc.assert(
+    fc.property(fc.constantFrom(...VPN_PROCESS_NAMES), fc.nat(), fc.nat(), (daemon, i, j) => {
+      const at = i % daemon.length;
+      const choices = alts.get(daemon[at]!) ?? [];
+      fc.pre(choices.length > 0);
+      const renamed = daemon.slice(0, at) + choices[j % choices.length]! + daemon.slice(at + 1);
+      const name = normalizeProcessName(renamed);
+      // folded back to the daemon's own name (NFKC), or made plainly unlike it (lower case): judged as what it shows
+      fc.pre(name !== daemon && skeleton(name) === skeleton(daemon) && !VPN_PROCESS_NAMES.includes(name));
+      const sig = bySig.get(daemon)!;
+      assert.equal(vpnSignatureFor(renamed)?.daemon, sig.daemon, renamed);
+      const ok = signatureCall(sig);
+      const v = judge(name, [ok], risky)[0]!.verdict;
+      assert.equal(v.verdict, 'impostor', `${renamed}: ${JSON.stringify(v)}`);
+      assert.ok(v.contradicting.some((c) => c.startsWith(`named "${name}", drawn like `)), v.contradicting.join());
+      const reason = callContradiction({ process: name, sha256: SHA, path: ok.path, parentChain: [], host: ok.host, port: ok.port, isIp: false, risky: null });
+      assert.match(reason ?? '', /drawn like/, renamed);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test('names drawn like no daemon stay as they are: no daemon verdict', () => {
+  for (const name of ['node', 'curl', 'tailscale-update', 'tailscaied', 'openvpn2', 'netbirds', 'wg0', 'npm']) {
+    assert.equal(vpnSignatureFor(name), null, name);
+    assert.equal(callContradiction({ process: name, sha256: SHA, path: null, parentChain: [], host: 'webhook.site', port: 443, isIp: false, risky: 'webhook.site' }), null, name);
+  }
+});
 
 test('binaries split by hash (path when unknown), most detections first; the runner\'s own node is no suspicious parent', () => {
   const ts: PlainCall = { sha256: 'a'.repeat(64), path: '/usr/sbin/tailscaled', host: 'controlplane.tailscale.com', port: 443 };

@@ -132,29 +132,54 @@ storeTest('unknown tenant returns an empty result; bad inputs raise AnalysisErro
   }
 });
 
-storeTest('a look-alike name (tailscaled with a Cyrillic а) is a group of its own with a warning, and the daemon’s rule covers none of it', async (at) => {
-  const store = await at.open();
+storeTest('a look-alike of a daemon’s name (Latin ɑ, Cyrillic а) is a suspected impostor of it by its name alone: no suggestion, no rule hides it', async (at) => {
+  let store = await at.open();
   const L = 'lookalike';
-  const lookalike = { ...tailscaled(true), name: 'tаilscaled', path: '/tmp/.x/tаilscaled', sha256: 'c'.repeat(64) };
+  // the daemon's own parent chain, control plane and port: only the name's letters give them away
+  const alpha = { ...tailscaled(true), name: 'tɑilscaled', path: '/usr/sbin/tɑilscaled', sha256: 'c'.repeat(64) };
+  const cyrillic = { ...tailscaled(true), name: 'tаilscaled', path: '/usr/sbin/tаilscaled', sha256: 'd'.repeat(64) };
   try {
     const evs: NetworkCallEvent[] = [];
     for (let i = 0; i < 3; i++) {
       const ts = TS0 + i * 3_600_000;
       evs.push(call(L, 'web', 500 + i, ts, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
-      evs.push(call(L, 'web', 500 + i, ts + 1, lookalike, { domain: `drop${i}.example.net`, port: 443 }));
+      evs.push(call(L, 'web', 500 + i, ts + 1, alpha, { domain: 'controlplane.tailscale.com', port: 443 }));
+      evs.push(call(L, 'web', 500 + i, ts + 2, cyrillic, { domain: 'controlplane.tailscale.com', port: 443 }));
     }
     await ingestCalls(at, store, L, evs);
+    const flagged = (await at.column<string>('SELECT reason FROM suspected_impostors ORDER BY reason')).sort();
+    assert.deepEqual(flagged, [
+      'named "tɑilscaled", drawn like tailscaled but not it (ɑ U+0251)',
+      'named "tаilscaled", drawn like tailscaled but not it (а U+0430)',
+    ].sort(), 'ingest flags each look-alike at its first call');
+    // a store written before look-alikes were judged has no such flags: its evidence must flag them again
+    await store.close();
+    await at.rows('DELETE FROM suspected_impostors');
+    store = await at.open();
     const rules = new RulesService(store);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: L }, { rules });
-    const look = res.processes.find((p) => p.process === 'tаilscaled');
-    assert.ok(look, `the look-alike is its own group: ${res.processes.map((p) => p.process).join(', ')}`);
-    assert.equal(look.count, 3);
-    assert.equal(look.is_vpn_process_candidate, false, 'no daemon verdict, so no suggested rule');
-    assert.ok(look.warnings.some((w) => /^"tаilscaled" mixes Latin and Cyrillic letters: it is drawn like a Latin name it is not/.test(w)), look.warnings.join('\n'));
+    for (const [name, ch] of [['tɑilscaled', 'ɑ U+0251'], ['tаilscaled', 'а U+0430']] as const) {
+      const look = res.processes.find((p) => p.process === name);
+      assert.ok(look, `${name} is a group of its own: ${res.processes.map((p) => p.process).join(', ')}`);
+      assert.equal(look.count, 3, 'every call of a suspected impostor is raised, even to the control plane');
+      assert.equal(look.is_vpn_process_candidate, false);
+      assert.equal(look.name_impersonation_suspected, true);
+      assert.equal(look.suggested_rule, null);
+      assert.deepEqual(look.vpn_evidence.binaries.map((b) => b.verdict), ['impostor']);
+      assert.ok(
+        look.warnings.some((w) => w.startsWith(`named "${name}", drawn like tailscaled but not it (${ch}): every binary of "${name}" is a suspected impostor of tailscale`)),
+        look.warnings.join('\n'),
+      );
+      const preview = await rules.preview(L, { detection_id: 'New-Outbound-Network-Call', conditions: { process: name } });
+      assert.equal(preview.impostor_matches, 3, `each of ${name}'s detections is an impostor's`);
+      assert.match(preview.refused_reason ?? '', /suspected impostor/);
+      await assert.rejects(rules.create(L, { detection_id: 'New-Outbound-Network-Call', conditions: { process: name } }), RuleError);
+    }
     const daemon = res.processes.find((p) => p.process === 'tailscaled')!;
-    assert.deepEqual(daemon.warnings.filter((w) => /mixes/.test(w)), [], 'the real name is not warned about');
+    assert.deepEqual(daemon.warnings.filter((w) => /drawn like|mixes/.test(w)), [], 'the real name is not warned about');
+    assert.equal(daemon.is_vpn_process_candidate, true);
     const preview = await rules.preview(L, { detection_id: 'New-Outbound-Network-Call', conditions: { process: 'tailscaled' } });
-    assert.equal(preview.would_suppress, 3, 'the daemon’s three calls, none of the look-alike’s');
+    assert.equal(preview.would_suppress, 3, 'the daemon’s three calls, none of the look-alikes’');
   } finally {
     await store.close();
   }

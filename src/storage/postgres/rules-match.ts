@@ -2,7 +2,7 @@ import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
-import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 
@@ -178,10 +178,11 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
 
 /** The tenant's processes named like a VPN / mesh daemon. */
 async function daemonProcesses(db: Db, tenantId: number): Promise<(ProcRow & { parent_chain: string })[]> {
+  const stored = await db.query<{ norm_name: string }>('SELECT DISTINCT norm_name FROM processes WHERE tenant_id = $1', [tenantId]);
   return (
     await db.query<ProcRow & { parent_chain: string }>(
       'SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE tenant_id = $1 AND norm_name = ANY($2::text[])',
-      [tenantId, [...VPN_PROCESS_NAMES]],
+      [tenantId, daemonClaimingNames(stored.rows.map((r) => r.norm_name))],
     )
   ).rows;
 }

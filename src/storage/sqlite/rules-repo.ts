@@ -5,7 +5,7 @@ import { riskyIpIndexOf, type RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { binaryKey, riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type StoredDaemonProcess, type SuspectedImpostor } from '../../analysis/impostor.js';
-import { VPN_PROCESS_NAMES } from '../../analysis/vpn-signatures.js';
+import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleRecord } from '../rule-row.js';
@@ -329,9 +329,10 @@ export class SqliteRulesRepo {
 
   /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
   private daemonProcesses(): StoredDaemonProcess[] {
+    const names = daemonClaimingNames(this.db.prepare('SELECT DISTINCT norm_name FROM processes').pluck().all() as string[]);
     return this.db
-      .prepare(`SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (${VPN_PROCESS_NAMES.map(() => '?').join(',')})`)
-      .all(...VPN_PROCESS_NAMES) as StoredDaemonProcess[];
+      .prepare('SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(names)) as StoredDaemonProcess[];
   }
 
   /**
