@@ -111,6 +111,14 @@ test('any daemon name with one letter swapped for a confusable one is judged as 
   );
 });
 
+test('a daemon name with a combining mark on a letter is drawn like it too', () => {
+  for (const name of ['tailscaléd', 'tailscale\u0301d', 'ópenvpn', 'wiregüard']) {
+    const norm = normalizeProcessName(name);
+    assert.ok(vpnSignatureFor(name), name);
+    assert.match(callContradiction({ process: norm, sha256: SHA, path: null, parentChain: [], host: 'login.tailscale.com', port: 443, isIp: false, risky: null }) ?? '', /drawn like/, name);
+  }
+});
+
 test('names drawn like no daemon stay as they are: no daemon verdict', () => {
   for (const name of ['node', 'curl', 'tailscale-update', 'tailscaied', 'openvpn2', 'netbirds', 'wg0', 'npm']) {
     assert.equal(vpnSignatureFor(name), null, name);
