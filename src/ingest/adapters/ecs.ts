@@ -74,7 +74,9 @@ import {
   typeName,
   UNKNOWN_TOOL,
   DNS_PORT,
+  riskyInName,
   riskyListOf,
+  unusableDestination,
   wrongType,
   type ContextFieldNames,
   type Obj,
@@ -235,8 +237,11 @@ function riskyName(v: unknown, rc: RecordContext): string | null {
     }
     return null;
   }
-  const name = typeof v === 'string' ? normalizeDomain(v) : null;
-  return name !== null && riskyListOf(rc).matchHost(name) !== null ? name : null;
+  if (typeof v !== 'string' || v === '') return null;
+  const name = normalizeDomain(v);
+  // a name that is no DNS name is read leniently (riskyInName): anomalous already, it fails closed
+  if (name === null) return riskyInName(v, rc);
+  return riskyListOf(rc).matchHost(name) !== null ? name : null;
 }
 
 /** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
@@ -390,7 +395,7 @@ export class EcsAdapter implements RecordAdapter {
     const q = F.dnsName.get(doc);
     const raw = F.dnsIps.get(doc);
     if (typeof q !== 'string' || q === '' || raw === undefined || raw === null) return null;
-    const domain = normalizeDomain(q);
+    const domain = normalizeDomain(q) ?? riskyInName(q, rc);
     const ips: string[] = [];
     for (const v of Array.isArray(raw) ? raw : [raw]) {
       const ip = typeof v === 'string' ? normalizeIp(v) : null;
@@ -468,8 +473,8 @@ export class EcsAdapter implements RecordAdapter {
       return { kind: 'skip' };
     }
     const timestamp = readTimestamp(F.timestamp.get(doc), '@timestamp');
-    readHost(domainRaw, 'destination.domain', ipRaw, 'destination.ip', 'destination.domain|destination.ip');
-    let domain = hostOut.domain;
+    readHost(domainRaw, 'destination.domain', ipRaw, 'destination.ip', 'destination.domain|destination.ip', rc);
+    let domain = hostOut.domainUnusable ? unusableDestination(domainRaw, rc) : hostOut.domain;
     const ip = hostOut.ip;
     if (reverseName !== undefined) {
       const named = riskyName(reverseName, rc);

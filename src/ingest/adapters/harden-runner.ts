@@ -58,7 +58,9 @@ import {
   readSha256,
   UNKNOWN_TOOL,
   DNS_PORT,
+  riskyInName,
   riskyListOf,
+  unusableDestination,
   readPort,
   readTenant,
   readTimestamp,
@@ -150,8 +152,8 @@ export class HardenRunnerAdapter implements RecordAdapter {
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
     if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx, rc);
     const timestamp = this.time(r.timestamp, rc);
-    readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
-    const domain = hostOut.domain;
+    readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress', rc);
+    const domain = hostOut.domainUnusable ? unusableDestination(r.domainName, rc) : hostOut.domain;
     const ip = hostOut.ip;
     const port = readPort(r.port, 'port');
     const protocol = r.protocol === undefined ? undefined : optProtocol(r.protocol, 'protocol');
@@ -174,9 +176,16 @@ export class HardenRunnerAdapter implements RecordAdapter {
   private dnsRecord(r: Obj, tenant: string, ctx: JobContext, rc: RecordContext): AdapterOutput {
     const t = readTimestamp(r.timestamp, 'timestamp');
     if (!isNoTime(t)) this.lastTime = t;
-    readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress');
-    const domain = hostOut.domain;
+    readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress', rc);
     const ip = hostOut.ip;
+    const domain = hostOut.domainUnusable ? riskyInName(r.domainName as string, rc) : hostOut.domain;
+    if (domain === null) {
+      // a name that is no DNS name and falls under no risky entry names no address: the address's
+      // later connections are direct-IP calls, as after a lookup the agent missed
+      noteOf(rc, 'dns-unusable');
+      return { kind: 'skip' };
+    }
+    if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     if (domain === undefined) return missing('domainName');
     if (ip === undefined) return missing('ipAddress');
     const names = { tenant, ctx, domain, ips: [ip] };

@@ -28,6 +28,7 @@ import {
   parseContextLine,
   readHost,
   readPort,
+  unusableDestination,
   readSha256,
   readRfc3339,
   readTenant,
@@ -86,8 +87,8 @@ export class NativeAdapter implements RecordAdapter {
     const tenant = r.tenant === undefined ? rc.tenant : readTenant(r.tenant, 'tenant', rc.tenant);
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
     const timestamp = readRfc3339(r.timestamp, 'timestamp');
-    readHost(r.domain, 'domain', r.ip, 'ip', 'domain|ip');
-    const domain = hostOut.domain;
+    readHost(r.domain, 'domain', r.ip, 'ip', 'domain|ip', rc);
+    const domain = hostOut.domainUnusable ? unusableDestination(r.domain, rc) : hostOut.domain;
     const ip = hostOut.ip;
     const port = readPort(r.port, 'port');
     const p = r.protocol;

@@ -352,11 +352,16 @@ export function optIp(value: unknown, field: string): string | undefined {
 }
 
 /** Result slots for readHost (module-level to avoid allocating a tuple per record). */
-export const hostOut: { domain: string | undefined; ip: string | undefined } = { domain: undefined, ip: undefined };
+export const hostOut: { domain: string | undefined; ip: string | undefined; domainUnusable: boolean } = { domain: undefined, ip: undefined, domainUnusable: false };
 
 /**
  * Reads a domain and an ip field into `hostOut`; at least one must be present.
  * An IP literal found in the domain field is treated as the ip (a direct-IP call).
+ * A domain that is no valid DNS name beside a valid ip leaves only the ip, and sets
+ * `hostOut.domainUnusable` for the caller to name the call (unusableDestination): refusing the record
+ * dropped the call, so a process could keep its call out of every detection by asking for a name with
+ * a space or a 64-character label (a resolver passes any bytes). Without an ip such a domain is
+ * refused, unless it holds a risky name (riskyInName), which then names the call.
  * `eitherField` names the pair in the "neither present" error, e.g. "domain|ip".
  */
 export function readHost(
@@ -365,9 +370,11 @@ export function readHost(
   ipValue: unknown,
   ipField: string,
   eitherField: string,
+  rc: RecordContext,
 ): void {
   let domain: string | undefined;
   let ip = optIp(ipValue, ipField);
+  hostOut.domainUnusable = false;
   if (typeof domainValue === 'string') {
     if (domainValue !== '') {
       const last = domainValue.charCodeAt(domainValue.length - 1);
@@ -378,15 +385,16 @@ export function readHost(
         if (d !== null) domain = d;
         else {
           const asIp = domainValue.indexOf(':') >= 0 ? normalizeIp(domainValue) : null;
-          if (asIp === null) invalid(domainField, `not a valid domain name: "${clip(domainValue)}"`);
-          ip ??= asIp;
+          if (asIp === null && ip === undefined && riskyInName(domainValue, rc) === null) invalid(domainField, `not a valid domain name: "${clip(domainValue)}"`);
+          if (asIp === null) hostOut.domainUnusable = true;
+          ip ??= asIp ?? undefined;
         }
       }
     }
   } else if (domainValue !== undefined && domainValue !== null) {
     wrongType(domainField, 'a string', domainValue);
   }
-  if (domain === undefined && ip === undefined) {
+  if (domain === undefined && ip === undefined && !hostOut.domainUnusable) {
     fail('missing-field', eitherField, 'at least one of the domain and the ip must be present');
   }
   hostOut.domain = domain;
@@ -466,6 +474,38 @@ export const BUILTIN_RISKY = riskyDestinations();
 /** The risky list a record is read against: the ingest's (built in plus configured), else the built-in one. */
 export function riskyListOf(rc: RecordContext): { matchHost(host: string): string | null } {
   return rc.risky ?? BUILTIN_RISKY;
+}
+
+const MAX_DNS_LABELS = 127;
+
+/**
+ * The risky entry a name that is no valid DNS name falls under, read leniently: folded (NFKC, lower
+ * case), cut into labels at every character a DNS name cannot hold, and each run of consecutive labels
+ * matched. "x!y.webhook.site", "webhook.site\u0000", "webhook..site" and a fullwidth "ｗｅｂｈｏｏｋ.ｓｉｔｅ"
+ * all fall under webhook.site: such a name is already anomalous, and reading it as a risky one fails
+ * closed. Null when no run of its labels is risky.
+ */
+export function riskyInName(raw: string, rc: RecordContext): string | null {
+  // A DNS name has at most 255 octets and 127 labels: only the first 1,024 characters and 127 labels of a
+  // longer one are read, so a name of megabytes costs no more than a real one (every run of labels is
+  // read, quadratic in the labels kept).
+  const labels = raw.slice(0, 1024).normalize('NFKC').toLowerCase().split(/[^a-z0-9_-]+/).filter((l) => l !== '').slice(0, MAX_DNS_LABELS);
+  const risky = riskyListOf(rc);
+  // each prefix's suffixes (matchHost walks them): every run of consecutive labels
+  for (let end = labels.length; end > 0; end--) {
+    const entry = risky.matchHost(labels.slice(0, end).join('.'));
+    if (entry !== null) return entry;
+  }
+  return null;
+}
+
+/**
+ * After readHost left out a destination name that is no DNS name: noted, and the call is named by
+ * the risky entry the name falls under (riskyInName), else it stays a direct-IP call to its address.
+ */
+export function unusableDestination(raw: unknown, rc: RecordContext): string | undefined {
+  noteOf(rc, 'domain-unusable');
+  return typeof raw === 'string' ? (riskyInName(raw, rc) ?? undefined) : undefined;
 }
 
 /** Where a lookup of a risky name is reported to go (a call to the name on UDP 53): the DNS port. */
