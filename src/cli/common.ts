@@ -191,7 +191,7 @@ async function noteUnknownTenant(ports: OpenStore, tenant: string): Promise<void
  * config names are remembered first, so every later command on the store judges by them too.
  */
 async function rememberedRisky(ports: OpenStore, config: ConfigFile, configPath: string | null, unparsedOk: boolean): Promise<ConfigFile> {
-  const { configActor, rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
+  const { configActor, rejudgedMessage, rememberRiskyDestinations, StoredRiskyListError } = await import('../rules/risky-memory.js');
   let r;
   try {
     r = await rememberRiskyDestinations(ports, config.risky_destinations, configActor(configPath));
@@ -200,6 +200,8 @@ async function rememberedRisky(ports: OpenStore, config: ConfigFile, configPath:
     if (unparsedOk) return config;
     throw new UserError(err.message, EXIT.REJECTED);
   }
+  const rejudged = rejudgedMessage(r.rejudged);
+  if (rejudged !== null) process.stderr.write(rejudged);
   if (r.added.length > 0) {
     const released = r.released > 0 ? `; ${r.released} detection(s) that were suppressed or resolved are new again` : '';
     process.stderr.write(`egress-triage: the store now remembers the risky destination(s) ${r.added.join(', ')} for every command${released}\n`);

@@ -3,6 +3,7 @@ import { BUILTIN_RISKY_DESTINATIONS, riskyDestinations } from '../analysis/risky
 import type { RulesStore } from '../storage/rules-port.js';
 import { isReadOnlyStoreError } from '../storage/read-only.js';
 import { cleanActor, defaultActor } from './service.js';
+import { rejudgeStoredBinaries } from './verdict-revision.js';
 
 /**
  * The store remembers every risky destination a config has named (egress-triage.yaml
@@ -25,6 +26,11 @@ export interface RememberedRisky {
   released: number;
   /** configured entries a read-only store could not remember (judged by all the same) */
   unremembered: string[];
+  /**
+   * detections of binaries that this version's impostor verdict flags and an older one did not, made
+   * new again when the store was judged by the older one (rules/verdict-revision.ts)
+   */
+  rejudged: number;
 }
 
 /** An entry the store remembers that does not parse (a store edited by hand): judged as nothing, it would fail open. */
@@ -107,20 +113,37 @@ export function configActor(configPath: string | null): string {
  */
 export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], actor: string = defaultActor(), now: Date = new Date()): Promise<RememberedRisky> {
   const { list, fresh } = await rememberedRiskyList(store, configured);
-  if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [] };
+  const port = store.rulesPort(riskyDestinations(list));
+  // By the entries the store remembered before this command: what the fresh ones bring back is
+  // theirs to release and report (releaseRisky, below).
+  let rejudged = 0;
   try {
-    return await store.rulesPort(riskyDestinations(list)).write(async (tx) => {
+    rejudged = await rejudgeStoredBinaries(store.rulesPort(riskyDestinations(list.filter((e) => !fresh.includes(e)))));
+  } catch (err) {
+    // read-only: every verdict is computed afresh by this version all the same, only the stored statuses lag
+    if (!isReadOnlyStoreError(err)) throw err;
+  }
+  if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [], rejudged };
+  try {
+    return await port.write(async (tx) => {
       const added = await tx.rememberRisky(fresh, now.toISOString(), actor);
-      if (added.length === 0) return { list, added, released: 0, unremembered: [] };
+      if (added.length === 0) return { list, added, released: 0, unremembered: [], rejudged };
       const released = await tx.releaseRisky();
       // running ingests rebuild their suppressor before their next write
       await tx.bumpRulesVersion();
-      return { list, added, released, unremembered: [] };
+      return { list, added, released, unremembered: [], rejudged };
     });
   } catch (err) {
     // A store no one can write here (a read-only file, a standby): the caller judges by the entries
     // all the same, and whatever would write through it fails on its own write.
-    if (isReadOnlyStoreError(err)) return { list, added: [], released: 0, unremembered: fresh };
+    if (isReadOnlyStoreError(err)) return { list, added: [], released: 0, unremembered: fresh, rejudged };
     throw err;
   }
+}
+
+/** What a command says on stderr when the store was judged anew (RememberedRisky.rejudged). */
+export function rejudgedMessage(n: number): string | null {
+  return n > 0
+    ? `egress-triage: this version judges stored binaries by a newer impostor verdict: ${n} detection(s) of suspected impostors that were suppressed or resolved are new again\n`
+    : null;
 }

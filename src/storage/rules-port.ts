@@ -143,6 +143,10 @@ export interface RulesReader {
   auditLog(tenantId: number, uid?: string): Promise<RuleAuditRow[]>;
   /** the risky destinations the store remembers (rules/risky-memory.ts), oldest first */
   riskyEntries(): Promise<string[]>;
+  /** every tenant's id */
+  tenantIds(): Promise<number[]>;
+  /** the impostor verdict's revision the store was last judged by (rules/verdict-revision.ts); 0 when never */
+  verdictRevision(): Promise<number>;
   /** every change to that list, newest first */
   riskyAudit(): Promise<RiskyAuditRow[]>;
 }
@@ -187,6 +191,8 @@ export interface RulesWriter extends RulesReader {
   releaseRisky(): Promise<number>;
   /** tells ingest processes that rules changed (they rebuild their suppressor before their next write) */
   bumpRulesVersion(): Promise<void>;
+  /** records the verdict revision the store is now judged by */
+  setVerdictRevision(revision: number): Promise<void>;
 }
 
 export interface RulesPort extends RulesReader {

@@ -49,16 +49,16 @@ storeTest('a configured risky destination is remembered by the store: its rule s
 
     // the first command with the config: remembered (normalised), and the hidden calls are new again
     const first = await rememberRiskyDestinations(store, [' *.Exfil.example ']);
-    assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3, unremembered: [] });
+    assert.deepEqual(first, { list: ['*.exfil.example'], added: ['*.exfil.example'], released: 3, unremembered: [], rejudged: 0 });
     assert.deepEqual(await statusByHost(at), { 'api.example.com': '3x1', 'drop.exfil.example': '3x0' });
     assert.equal(await rollupMismatchesOf(at), 0);
     // ingest processes are told to rebuild their suppressor
     assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
 
     // once remembered, nothing more: the same config again, or none at all
-    assert.deepEqual(await rememberRiskyDestinations(store, ['*.exfil.example']), { list: ['*.exfil.example'], added: [], released: 0, unremembered: [] });
+    assert.deepEqual(await rememberRiskyDestinations(store, ['*.exfil.example']), { list: ['*.exfil.example'], added: [], released: 0, unremembered: [], rejudged: 0 });
     const without = await rememberRiskyDestinations(store);
-    assert.deepEqual(without, { list: ['*.exfil.example'], added: [], released: 0, unremembered: [] });
+    assert.deepEqual(without, { list: ['*.exfil.example'], added: [], released: 0, unremembered: [], rejudged: 0 });
     assert.equal(Number(await at.value("SELECT value FROM meta WHERE key = 'rules_version'")), v0 + 1);
 
     // a service judging by the remembered list (no config of its own) refuses rules that would hide it
@@ -190,10 +190,11 @@ test('a store that cannot be written judges by the configured entries all the sa
   const readOnly = Object.assign(new Error('attempt to write a readonly database'), { code: 'SQLITE_READONLY' });
   const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
   const storeFailing = (err: Error): RulesStore => ({
-    rulesPort: () => ({ riskyEntries: async () => ['webhook.example'], write: async () => { throw err; } }) as unknown as ReturnType<RulesStore['rulesPort']>,
+    // judged by an older verdict, so the command tries to judge it again too (rules/verdict-revision.ts)
+    rulesPort: () => ({ riskyEntries: async () => ['webhook.example'], verdictRevision: async () => 0, write: async () => { throw err; } }) as unknown as ReturnType<RulesStore['rulesPort']>,
   });
   assert.deepEqual(await rememberRiskyDestinations(storeFailing(readOnly), ['*.exfil.example']), {
-    list: ['webhook.example', '*.exfil.example'], added: [], released: 0, unremembered: ['*.exfil.example'],
+    list: ['webhook.example', '*.exfil.example'], added: [], released: 0, unremembered: ['*.exfil.example'], rejudged: 0,
   });
   // any other failure is the command's failure
   await assert.rejects(rememberRiskyDestinations(storeFailing(busy), ['*.exfil.example']), /database is locked/);

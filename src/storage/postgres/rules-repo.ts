@@ -84,6 +84,14 @@ export class PgRulesRepo implements RulesPort {
     return reader(this.pool, this.risky).riskyAudit();
   }
 
+  tenantIds(): Promise<number[]> {
+    return reader(this.pool, this.risky).tenantIds();
+  }
+
+  verdictRevision(): Promise<number> {
+    return reader(this.pool, this.risky).verdictRevision();
+  }
+
   async write<T>(fn: (tx: RulesWriter) => Promise<T>): Promise<T> {
     return transaction(this.pool, async (c) => {
       await c.query("SELECT value FROM meta WHERE key = 'rules_version' FOR UPDATE");
@@ -235,6 +243,14 @@ class PgRulesReader implements RulesReader {
       .list()
       .map((b) => ({ binary: b, count: byBinary.get(binaryKey(b)) ?? 0 }))
       .filter((h) => h.count > 0);
+  }
+
+  async tenantIds(): Promise<number[]> {
+    return (await this.db.query<{ tenant_id: string }>('SELECT tenant_id FROM tenants ORDER BY tenant_id')).rows.map((r) => Number(r.tenant_id));
+  }
+
+  async verdictRevision(): Promise<number> {
+    return Number((await this.db.query<{ value: string }>("SELECT value FROM meta WHERE key = 'verdict_revision'")).rows[0]?.value ?? 0);
   }
 
   async riskyEntries(): Promise<string[]> {
@@ -439,6 +455,10 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
 
   async bumpRulesVersion(): Promise<void> {
     await this.c.query("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'rules_version'");
+  }
+
+  async setVerdictRevision(revision: number): Promise<void> {
+    await this.c.query("INSERT INTO meta (key, value) VALUES ('verdict_revision', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(revision)]);
   }
 }
 

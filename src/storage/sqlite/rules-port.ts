@@ -79,6 +79,18 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
     return this.db.prepare('SELECT entry FROM risky_destinations ORDER BY added_at, entry').pluck().all() as string[];
   }
 
+  async tenantIds(): Promise<number[]> {
+    return this.db.prepare('SELECT id FROM tenants ORDER BY id').pluck().all() as number[];
+  }
+
+  async verdictRevision(): Promise<number> {
+    return Number(this.db.prepare("SELECT value FROM meta WHERE key = 'verdict_revision'").pluck().get() ?? 0);
+  }
+
+  async setVerdictRevision(revision: number): Promise<void> {
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('verdict_revision', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(revision));
+  }
+
   async riskyAudit(): Promise<RiskyAuditRow[]> {
     return this.db.prepare('SELECT entry, action, actor, at FROM risky_audit ORDER BY id DESC').all() as RiskyAuditRow[];
   }

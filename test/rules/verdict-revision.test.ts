@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
+import { compileRule } from '../../src/rules/matcher.js';
+import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
+import { rejudgeStoredBinaries, VERDICT_REVISION } from '../../src/rules/verdict-revision.js';
+import { NEW_STATE } from '../../src/storage/rules-port.js';
+import type { NetworkCallEvent } from '../../src/domain/types.js';
+import { call, ingestCalls, tailscaled, TS0 } from '../analysis/helpers.js';
+import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { runCli } from '../helpers.js';
+
+/**
+ * A store judged by an older impostor verdict: a rule that version let hide a binary this one flags
+ * (a look-alike of a daemon's name) must not keep hiding it. The first command of this version on the
+ * store makes those detections new again, once, and says so.
+ */
+
+const { storeTest } = eachStore();
+const T = 'upgrade';
+const TYPE = 'New-Outbound-Network-Call';
+const LOOKALIKE = 'tɑilscaled';
+
+/** A store as an older version left it: the look-alike's three detections suppressed by a rule over its name, nothing flagged. */
+async function olderStore(at: StoreUnderTest): Promise<void> {
+  let store = await at.open();
+  try {
+    const alpha = { ...tailscaled(true), name: LOOKALIKE, path: `/usr/sbin/${LOOKALIKE}`, sha256: 'c'.repeat(64) };
+    const evs: NetworkCallEvent[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ts = TS0 + i * 3_600_000;
+      evs.push(call(T, 'web', 700 + i, ts, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }));
+      evs.push(call(T, 'web', 700 + i, ts + 1, alpha, { domain: 'controlplane.tailscale.com', port: 443 }));
+    }
+    await ingestCalls(at, store, T, evs);
+  } finally {
+    await store.close();
+  }
+  // the older verdict flagged nothing and judged no revision
+  await at.rows('DELETE FROM suspected_impostors');
+  await at.rows("DELETE FROM meta WHERE key = 'verdict_revision'");
+  store = await at.open();
+  try {
+    // what `rules create process=tɑilscaled` did then: its guard knew no look-alike, so nothing held it back
+    await store.rulesPort(riskyDestinations()).write(async (tx) => {
+      const tenantId = (await tx.tenantId(T))!;
+      const rule = await tx.insertRule({ tenantId, uid: 'r-old', detectionType: TYPE, name: 'old', description: '', conditions: { process: LOOKALIKE }, createdBy: 'test', at: new Date().toISOString() });
+      const moved = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process: LOOKALIKE }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id });
+      assert.equal(moved, 3, 'the older version suppressed the look-alike’s three detections');
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+async function lookalikeStatuses(at: StoreUnderTest): Promise<number[]> {
+  return at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.norm_name = ? ORDER BY d.status`, [LOOKALIKE]);
+}
+
+storeTest('the first judgement by this version makes new again what a rule hid of a binary an older verdict did not flag, once', async (at) => {
+  await olderStore(at);
+  assert.deepEqual(await lookalikeStatuses(at), [1, 1, 1]);
+  const store = await at.open();
+  try {
+    const port = store.rulesPort(riskyDestinations());
+    assert.equal(await port.verdictRevision(), 0);
+    assert.equal(await rejudgeStoredBinaries(port), 3);
+    assert.deepEqual(await lookalikeStatuses(at), [0, 0, 0]);
+    assert.equal(await port.verdictRevision(), VERDICT_REVISION);
+    assert.equal(await rejudgeStoredBinaries(port), 0, 'judged once');
+    // the genuine daemon's detections were never touched
+    const genuine = await at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.norm_name = 'tailscaled'`);
+    assert.ok(genuine.every((s) => s === 0));
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('every command reaches it through the risky-list step, and the CLI says how many came back', async (at) => {
+  await olderStore(at);
+  const store = await at.open();
+  try {
+    const r = await rememberRiskyDestinations(store, []);
+    assert.equal(r.rejudged, 3);
+    assert.equal((await rememberRiskyDestinations(store, [])).rejudged, 0);
+  } finally {
+    await store.close();
+  }
+  assert.deepEqual(await lookalikeStatuses(at), [0, 0, 0]);
+
+  // the same store state again, through the built CLI
+  await at.rows(`UPDATE meta SET value = '0' WHERE key = 'verdict_revision'`);
+  const s2 = await at.open();
+  try {
+    await s2.rulesPort(riskyDestinations()).write(async (tx) => {
+      const tenantId = (await tx.tenantId(T))!;
+      const rule = (await tx.activeRules(tenantId))[0]!;
+      await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process: LOOKALIKE }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id });
+    });
+  } finally {
+    await s2.close();
+  }
+  const stats = runCli(['stats', '--db', at.db, '--tenant', T]);
+  assert.equal(stats.status, 0, stats.stderr);
+  assert.match(stats.stderr, /judges stored binaries by a newer impostor verdict: 3 detection\(s\) of suspected impostors that were suppressed or resolved are new again/);
+  assert.deepEqual(await lookalikeStatuses(at), [0, 0, 0]);
+  const again = runCli(['stats', '--db', at.db, '--tenant', T]);
+  assert.doesNotMatch(again.stderr, /newer impostor verdict/);
+});
