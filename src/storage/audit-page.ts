@@ -103,6 +103,39 @@ export function auditInsertValues(r: AuditRecord): unknown[] {
   ];
 }
 
+/** Characters of JSONL a file sink appends at once, at most (unless one record alone is longer). */
+export const JSONL_PIECE_CHARS = 16 * 1024 * 1024;
+
+/**
+ * The JSONL lines of audit records, in pieces of at most `pieceChars` characters (at least one whole
+ * record each), for a file sink to append one at a time. One string for a whole batch could pass V8's
+ * longest string (about 512 MiB: 256 records of calls near the 4 MiB message limit, with
+ * `audit_args: plain`), and then no line of the batch was written. A record that cannot be serialised
+ * is written without its arguments, saying why, so its line is never missing either.
+ */
+export function* jsonlPieces(records: readonly AuditRecord[], pieceChars = JSONL_PIECE_CHARS): Generator<string> {
+  let piece: string[] = [];
+  let size = 0;
+  for (const r of records) {
+    let line: string;
+    try {
+      line = JSON.stringify(r) + '\n';
+    } catch (e) {
+      const { args: _dropped, ...rest } = r;
+      const why = `arguments not written to this file: ${(e as Error).message}`;
+      line = JSON.stringify({ ...rest, reason: r.reason ? `${r.reason}; ${why}` : why }) + '\n';
+    }
+    if (size > 0 && size + line.length > pieceChars) {
+      yield piece.join('');
+      piece = [];
+      size = 0;
+    }
+    piece.push(line);
+    size += line.length;
+  }
+  if (size > 0) yield piece.join('');
+}
+
 /**
  * A record as a tenant's sink writes it: every writer (a call's decision, a protocol refusal, a guard
  * refusal, a policy change) goes through the sink of its server's policy state, so the tenant is

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { PgPool } from './pool.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, jsonlPieces, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -36,7 +36,7 @@ export class PgAuditLog implements AuditSink {
     const r = stampTenant(record, this.tenant);
     try {
       // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
-      if (this.file) appendFileSync(this.file, JSON.stringify(r) + '\n');
+      if (this.file) for (const piece of jsonlPieces([r])) appendFileSync(this.file, piece);
     } catch (e) {
       this.onError(e as Error);
     }

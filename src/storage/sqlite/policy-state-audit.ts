@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { SqliteDatabase } from './db.js';
 import { FIRST_PAUSE_MS, isBusy, nextPause, POLICY_BUSY_DEADLINE_MS, realBusyClock, type BusyClock } from './busy-retry.js';
 import type { AuditFilter, AuditPage, AuditQuery, AuditRecord, AuditSink } from '../policy-state.js';
-import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
+import { AUDIT_COLUMNS, AUDIT_INSERT_COLUMNS, auditInsertValues, auditPage, auditRecord, auditWhere, decodeAuditCursor, jsonlPieces, queryFilter, stampTenant, type AuditRow } from '../audit-page.js';
 
 const FLUSH_MS = 50;
 const FLUSH_AT = 256;
@@ -74,7 +74,7 @@ export class AuditLog implements AuditSink {
     this.buf = [];
     try {
       // Opened per write on purpose: a rotated file (moved away and recreated) gets the next record.
-      if (this.file) appendFileSync(this.file, batch.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      if (this.file) for (const piece of jsonlPieces(batch)) appendFileSync(this.file, piece);
     } catch (e) {
       this.onError(e as Error);
     }
