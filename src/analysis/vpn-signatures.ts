@@ -98,7 +98,11 @@ export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) =
  */
 export function daemonClaimingNames(stored: Iterable<string>): string[] {
   const out = new Set<string>(VPN_PROCESS_NAMES);
-  for (const n of stored) if (vpnSignatureFor(n) !== null) out.add(n);
+  // judged afresh, past the bounded caches: a store's names are many, and would evict ingest's
+  for (const n of stored) {
+    const name = normalizeProcessName(n);
+    if (byName.has(name) || drawnLike(name, VPN_PROCESS_NAMES) !== null) out.add(n);
+  }
   return [...out];
 }
 
