@@ -116,6 +116,12 @@ export class RiskyDestinations {
     }
   }
 
+  /** The names the list holds (each covers itself and every name under it), not its address ranges. */
+  get hostNames(): readonly string[] {
+    return (this.names ??= [...this.hosts]);
+  }
+  private names?: readonly string[];
+
   /** The list entry a host (domain or IP literal) falls under, or null. */
   matchHost(rawHost: string): string | null {
     const cached = this.cache.get(rawHost);

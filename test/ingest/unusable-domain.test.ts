@@ -6,6 +6,7 @@ import { HardenRunnerAdapter } from '../../src/ingest/adapters/harden-runner.js'
 import { NativeAdapter } from '../../src/ingest/adapters/native.js';
 import { RecordError, type AdapterOutput, type RecordContext } from '../../src/ingest/adapters/types.js';
 import { runCli, tempDir } from '../helpers.js';
+import { riskyDestinations } from '../../src/analysis/risky-destinations.js';
 
 /**
  * A call whose destination name is no valid DNS name, beside a valid address: kept as a direct-IP
@@ -57,7 +58,14 @@ for (const [format, parse] of Object.entries(formats)) {
   });
 }
 
-const RISKY_UNUSABLE = ['x!y.webhook.site', 'webhook.site\u0000', 'webhook..site', 'exfil data.webhook.site', 'webhook.site/x', '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b.\uff53\uff49\uff54\uff45'];
+const RISKY_UNUSABLE = [
+  'x!y.webhook.site', 'webhook.site\u0000', 'exfil data.webhook.site', 'webhook.site/x', 'webhook.site:443', 'https://webhook.site/token',
+  '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b\uff0e\uff53\uff49\uff54\uff45',
+  // the first time it appears inside another name, then on its own
+  'xwebhook.site x.webhook.site',
+  // padding before or after, of any length, hides nothing
+  `${'a'.repeat(1100)}.webhook.site`, `${'a.'.repeat(200)}x!y.webhook.site`, `webhook.site/${'x'.repeat(100_000)}`, `${'\u3382'.repeat(64)}.webhook.site`,
+];
 
 for (const [format, parse] of Object.entries(formats)) {
   test(`${format}: an unusable destination name that holds a risky one is a call to the risky destination, with or without an address`, () => {
@@ -98,6 +106,22 @@ test('an unusable lookup name that holds a risky one is a risky lookup, and name
   assert.deepEqual([ec.event.domain, ec.event.port, ec.event.process.name], ['oastify.com', 53, 'curl']);
   assert.equal(ec.names?.domain, 'oastify.com');
   assert.equal(ecs.notes['risky-lookup'], 1);
+});
+
+test('a risky name inside another name is no risky name: notwebhook.site, webhook.sites', () => {
+  for (const domain of ['x!notwebhook.site', 'webhook.sites/x', 'x!webhook.site-x']) {
+    const ctx = rc();
+    const out = formats.native!(domain, '203.0.113.9', ctx) as Extract<AdapterOutput, { kind: 'call' }>;
+    assert.deepEqual([out.event.domain, out.event.ip], [undefined, '203.0.113.9'], domain);
+  }
+});
+
+test('an unusable name holding an address in a configured risky range is no risky name: the address is judged as an address', () => {
+  const ranged = { ...rc(), risky: riskyDestinations(['203.0.113.0/24']) };
+  assert.throws(() => formats.native!('203.0.113.7/x', undefined, ranged), RecordError, 'no name and no address: refused as before');
+  const ctx = { ...rc(), risky: riskyDestinations(['203.0.113.0/24']) };
+  const out = formats.native!('203.0.113.7/x', '203.0.113.7', ctx) as Extract<AdapterOutput, { kind: 'call' }>;
+  assert.deepEqual([out.event.domain, out.event.ip], [undefined, '203.0.113.7']);
 });
 
 test('harden-runner: a DNSRecord whose name is unusable names no address: skipped, noted', () => {

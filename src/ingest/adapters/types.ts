@@ -22,7 +22,7 @@ export interface RecordContext {
    * The risky list to flag names by (built in plus the extra one, record-parser.ts); the built-in
    * list when absent.
    */
-  risky?: { matchHost(host: string): string | null };
+  risky?: { matchHost(host: string): string | null; readonly hostNames: readonly string[] };
 }
 
 /**

@@ -472,31 +472,36 @@ export function chainCut(rc: RecordContext): ProcessInfo {
 export const BUILTIN_RISKY = riskyDestinations();
 
 /** The risky list a record is read against: the ingest's (built in plus configured), else the built-in one. */
-export function riskyListOf(rc: RecordContext): { matchHost(host: string): string | null } {
+export function riskyListOf(rc: RecordContext): NonNullable<RecordContext['risky']> {
   return rc.risky ?? BUILTIN_RISKY;
 }
 
-const MAX_DNS_LABELS = 127;
-
 /**
- * The risky entry a name that is no valid DNS name falls under, read leniently: folded (NFKC, lower
- * case), cut into labels at every character a DNS name cannot hold, and each run of consecutive labels
- * matched. "x!y.webhook.site", "webhook.site\u0000", "webhook..site" and a fullwidth "ｗｅｂｈｏｏｋ.ｓｉｔｅ"
- * all fall under webhook.site: such a name is already anomalous, and reading it as a risky one fails
- * closed. Null when no run of its labels is risky.
+ * The risky name a name that is no valid DNS name holds, read leniently: folded (NFKC, lower case),
+ * and each name on the risky list looked for anywhere in it with no letter, digit, `_` or `-` on
+ * either side. "x!y.webhook.site" (a label a resolver passes on to webhook.site's servers),
+ * "webhook.site/x" and "webhook.site\u0000" (a path or a byte a producer left in the field), a
+ * fullwidth "ｗｅｂｈｏｏｋ．ｓｉｔｅ", and any of them after or before a megabyte of padding, all hold
+ * webhook.site: such a name is anomalous already, and reading it as a risky one fails closed.
+ * Address ranges on the list are not looked for (a name holds no address to judge). Linear in the
+ * name's length for each name on the list: no regular expression runs over it.
  */
 export function riskyInName(raw: string, rc: RecordContext): string | null {
-  // A DNS name has at most 255 octets and 127 labels: only the first 1,024 characters and 127 labels of a
-  // longer one are read, so a name of megabytes costs no more than a real one (every run of labels is
-  // read, quadratic in the labels kept).
-  const labels = raw.slice(0, 1024).normalize('NFKC').toLowerCase().split(/[^a-z0-9_-]+/).filter((l) => l !== '').slice(0, MAX_DNS_LABELS);
-  const risky = riskyListOf(rc);
-  // each prefix's suffixes (matchHost walks them): every run of consecutive labels
-  for (let end = labels.length; end > 0; end--) {
-    const entry = risky.matchHost(labels.slice(0, end).join('.'));
-    if (entry !== null) return entry;
-  }
+  const folded = raw.normalize('NFKC').toLowerCase();
+  for (const name of riskyListOf(rc).hostNames) if (holdsName(folded, name)) return name;
   return null;
+}
+
+/** `name` in `s` with no name character (a-z, 0-9, `_`, `-`) right before or after it. */
+function holdsName(s: string, name: string): boolean {
+  for (let at = s.indexOf(name); at >= 0; at = s.indexOf(name, at + 1)) {
+    if (!isNameChar(s.charCodeAt(at - 1)) && !isNameChar(s.charCodeAt(at + name.length))) return true;
+  }
+  return false;
+}
+
+function isNameChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45;
 }
 
 /**
