@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { BUILTIN_RISKY_DESTINATIONS, riskyDestinations } from '../analysis/risky-destinations.js';
 import type { RulesStore } from '../storage/rules-port.js';
-import { isReadOnlyStoreError } from '../storage/read-only.js';
+import { isReadOnlyStoreError, isWriteRefusedForNow } from '../storage/read-only.js';
 import { cleanActor, defaultActor } from './service.js';
 import { rejudgeStoredBinaries } from './verdict-revision.js';
 
@@ -120,8 +120,9 @@ export async function rememberRiskyDestinations(store: RulesStore, configured: r
   try {
     rejudged = await rejudgeStoredBinaries(store.rulesPort(riskyDestinations(list.filter((e) => !fresh.includes(e)))));
   } catch (err) {
-    // read-only: every verdict is computed afresh by this version all the same, only the stored statuses lag
-    if (!isReadOnlyStoreError(err)) throw err;
+    // Read-only, busy, or a role that may only read: every verdict of this command is still this
+    // version's, only the stored statuses lag, until a command that can write judges the store.
+    if (!isReadOnlyStoreError(err) && !isWriteRefusedForNow(err)) throw err;
   }
   if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [], rejudged };
   try {

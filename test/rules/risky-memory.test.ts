@@ -198,6 +198,11 @@ test('a store that cannot be written judges by the configured entries all the sa
   });
   // any other failure is the command's failure
   await assert.rejects(rememberRiskyDestinations(storeFailing(busy), ['*.exfil.example']), /database is locked/);
+  // but judging the store again by a newer verdict waits for a later command when it is busy, or the role may only read
+  const denied = Object.assign(new Error('permission denied for table meta'), { code: '42501' });
+  for (const err of [busy, denied]) {
+    assert.deepEqual(await rememberRiskyDestinations(storeFailing(err), []), { list: ['webhook.example'], added: [], released: 0, unremembered: [], rejudged: 0 });
+  }
 });
 
 test('CLI: risky list shows the built-in and remembered entries; risky forget asks for --yes, refuses built-in and unknown entries, and warns when the config brings one back', () => {

@@ -5,7 +5,7 @@ import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
 import { rejudgeStoredBinaries, VERDICT_REVISION } from '../../src/rules/verdict-revision.js';
 import { NEW_STATE } from '../../src/storage/rules-port.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
-import { call, ingestCalls, tailscaled, TS0 } from '../analysis/helpers.js';
+import { call, ingestCalls, tailscaled, TS0, GENUINE_SHA } from '../analysis/helpers.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 import { runCli } from '../helpers.js';
 
@@ -40,9 +40,14 @@ async function olderStore(at: StoreUnderTest): Promise<void> {
   await at.rows("DELETE FROM meta WHERE key = 'verdict_revision'");
   store = await at.open();
   try {
-    // what `rules create process=tɑilscaled` did then: its guard knew no look-alike, so nothing held it back
+    // what `rules create process=tɑilscaled` did then: its guard knew no look-alike, so nothing held it back;
+    // and a rule pinned to the genuine daemon's hash, which must keep what it suppressed
     await store.rulesPort(riskyDestinations()).write(async (tx) => {
       const tenantId = (await tx.tenantId(T))!;
+      const pinned = { process: 'tailscaled', process_sha256: GENUINE_SHA };
+      const daemonRule = await tx.insertRule({ tenantId, uid: 'r-daemon', detectionType: TYPE, name: 'daemon', description: '', conditions: pinned, createdBy: 'test', at: new Date().toISOString() });
+      const held = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, pinned), guarded: true }, NEW_STATE, { status: 1, rule: daemonRule.id });
+      assert.equal(held, 3, 'the genuine daemon’s three detections are suppressed by its pinned rule');
       const rule = await tx.insertRule({ tenantId, uid: 'r-old', detectionType: TYPE, name: 'old', description: '', conditions: { process: LOOKALIKE }, createdBy: 'test', at: new Date().toISOString() });
       const moved = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process: LOOKALIKE }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id });
       assert.equal(moved, 3, 'the older version suppressed the look-alike’s three detections');
@@ -67,9 +72,9 @@ storeTest('the first judgement by this version makes new again what a rule hid o
     assert.deepEqual(await lookalikeStatuses(at), [0, 0, 0]);
     assert.equal(await port.verdictRevision(), VERDICT_REVISION);
     assert.equal(await rejudgeStoredBinaries(port), 0, 'judged once');
-    // the genuine daemon's detections were never touched
+    // the genuine daemon's detections stay as its pinned rule left them
     const genuine = await at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.norm_name = 'tailscaled'`);
-    assert.ok(genuine.every((s) => s === 0));
+    assert.deepEqual(genuine, [1, 1, 1]);
   } finally {
     await store.close();
   }
