@@ -113,12 +113,12 @@ export function configActor(configPath: string | null): string {
  */
 export async function rememberRiskyDestinations(store: RulesStore, configured: readonly string[] = [], actor: string = defaultActor(), now: Date = new Date()): Promise<RememberedRisky> {
   const { list, fresh } = await rememberedRiskyList(store, configured);
-  const port = store.rulesPort(riskyDestinations(list));
   // By the entries the store remembered before this command: what the fresh ones bring back is
   // theirs to release and report (releaseRisky, below).
+  const remembered = store.rulesPort(riskyDestinations(fresh.length === 0 ? list : list.filter((e) => !fresh.includes(e))));
   let rejudged = 0;
   try {
-    rejudged = await rejudgeStoredBinaries(store.rulesPort(riskyDestinations(list.filter((e) => !fresh.includes(e)))));
+    rejudged = await rejudgeStoredBinaries(remembered);
   } catch (err) {
     // Read-only, busy, or a role that may only read: every verdict of this command is still this
     // version's, only the stored statuses lag, until a command that can write judges the store.
@@ -126,7 +126,7 @@ export async function rememberRiskyDestinations(store: RulesStore, configured: r
   }
   if (fresh.length === 0) return { list, added: [], released: 0, unremembered: [], rejudged };
   try {
-    return await port.write(async (tx) => {
+    return await store.rulesPort(riskyDestinations(list)).write(async (tx) => {
       const added = await tx.rememberRisky(fresh, now.toISOString(), actor);
       if (added.length === 0) return { list, added, released: 0, unremembered: [], rejudged };
       const released = await tx.releaseRisky();

@@ -76,7 +76,6 @@ import {
   DNS_PORT,
   riskyInName,
   riskyListOf,
-  unusableDestination,
   wrongType,
   type ContextFieldNames,
   type Obj,
@@ -474,7 +473,8 @@ export class EcsAdapter implements RecordAdapter {
     }
     const timestamp = readTimestamp(F.timestamp.get(doc), '@timestamp');
     readHost(domainRaw, 'destination.domain', ipRaw, 'destination.ip', 'destination.domain|destination.ip', rc);
-    let domain = hostOut.domainUnusable ? unusableDestination(domainRaw, rc) : hostOut.domain;
+    let domain = hostOut.domain;
+    if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     const ip = hostOut.ip;
     if (reverseName !== undefined) {
       const named = riskyName(reverseName, rc);

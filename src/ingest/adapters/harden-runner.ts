@@ -58,9 +58,7 @@ import {
   readSha256,
   UNKNOWN_TOOL,
   DNS_PORT,
-  riskyInName,
   riskyListOf,
-  unusableDestination,
   readPort,
   readTenant,
   readTimestamp,
@@ -153,7 +151,8 @@ export class HardenRunnerAdapter implements RecordAdapter {
     if (r.port === undefined && r.tool === undefined && r.status === undefined) return this.dnsRecord(r, tenant, ctx, rc);
     const timestamp = this.time(r.timestamp, rc);
     readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress', rc);
-    const domain = hostOut.domainUnusable ? unusableDestination(r.domainName, rc) : hostOut.domain;
+    const domain = hostOut.domain;
+    if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     const ip = hostOut.ip;
     const port = readPort(r.port, 'port');
     const protocol = r.protocol === undefined ? undefined : optProtocol(r.protocol, 'protocol');
@@ -178,8 +177,8 @@ export class HardenRunnerAdapter implements RecordAdapter {
     if (!isNoTime(t)) this.lastTime = t;
     readHost(r.domainName, 'domainName', r.ipAddress, 'ipAddress', 'domainName|ipAddress', rc);
     const ip = hostOut.ip;
-    const domain = hostOut.domainUnusable ? riskyInName(r.domainName as string, rc) : hostOut.domain;
-    if (domain === null) {
+    const domain = hostOut.domain;
+    if (hostOut.domainUnusable && domain === undefined) {
       // a name that is no DNS name and falls under no risky entry names no address: the address's
       // later connections are direct-IP calls, as after a lookup the agent missed
       noteOf(rc, 'dns-unusable');

@@ -20,6 +20,7 @@ import {
   isObject,
   makeProcess,
   missing,
+  noteOf,
   optNonNegInt,
   optProtocol,
   optStatus,
@@ -28,7 +29,6 @@ import {
   parseContextLine,
   readHost,
   readPort,
-  unusableDestination,
   readSha256,
   readRfc3339,
   readTenant,
@@ -88,7 +88,8 @@ export class NativeAdapter implements RecordAdapter {
     const ctx = this.ctx.build(r.owner, r.repo, r.workflow, r.job, r.run_id, r.run_attempt, r.job_id, rc.defaults);
     const timestamp = readRfc3339(r.timestamp, 'timestamp');
     readHost(r.domain, 'domain', r.ip, 'ip', 'domain|ip', rc);
-    const domain = hostOut.domainUnusable ? unusableDestination(r.domain, rc) : hostOut.domain;
+    const domain = hostOut.domain;
+    if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     const ip = hostOut.ip;
     const port = readPort(r.port, 'port');
     const p = r.protocol;

@@ -357,11 +357,10 @@ export const hostOut: { domain: string | undefined; ip: string | undefined; doma
 /**
  * Reads a domain and an ip field into `hostOut`; at least one must be present.
  * An IP literal found in the domain field is treated as the ip (a direct-IP call).
- * A domain that is no valid DNS name beside a valid ip leaves only the ip, and sets
- * `hostOut.domainUnusable` for the caller to name the call (unusableDestination): refusing the record
- * dropped the call, so a process could keep its call out of every detection by asking for a name with
- * a space or a 64-character label (a resolver passes any bytes). Without an ip such a domain is
- * refused, unless it holds a risky name (riskyInName), which then names the call.
+ * A domain that is no valid DNS name sets `hostOut.domainUnusable` (for the caller's note) and leaves
+ * the risky name it holds as the domain (riskyInName), else only the ip: refusing the record dropped
+ * the call, so a process could keep its call out of every detection by asking for a name with a space
+ * or a 64-character label (a resolver passes any bytes). With neither, such a domain is refused.
  * `eitherField` names the pair in the "neither present" error, e.g. "domain|ip".
  */
 export function readHost(
@@ -385,8 +384,11 @@ export function readHost(
         if (d !== null) domain = d;
         else {
           const asIp = domainValue.indexOf(':') >= 0 ? normalizeIp(domainValue) : null;
-          if (asIp === null && ip === undefined && riskyInName(domainValue, rc) === null) invalid(domainField, `not a valid domain name: "${clip(domainValue)}"`);
-          if (asIp === null) hostOut.domainUnusable = true;
+          if (asIp === null) {
+            domain = riskyInName(domainValue, rc) ?? undefined;
+            if (domain === undefined && ip === undefined) invalid(domainField, `not a valid domain name: "${clip(domainValue)}"`);
+            hostOut.domainUnusable = true;
+          }
           ip ??= asIp ?? undefined;
         }
       }
@@ -394,7 +396,7 @@ export function readHost(
   } else if (domainValue !== undefined && domainValue !== null) {
     wrongType(domainField, 'a string', domainValue);
   }
-  if (domain === undefined && ip === undefined && !hostOut.domainUnusable) {
+  if (domain === undefined && ip === undefined) {
     fail('missing-field', eitherField, 'at least one of the domain and the ip must be present');
   }
   hostOut.domain = domain;
@@ -502,15 +504,6 @@ function holdsName(s: string, name: string): boolean {
 
 function isNameChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 95 || c === 45;
-}
-
-/**
- * After readHost left out a destination name that is no DNS name: noted, and the call is named by
- * the risky entry the name falls under (riskyInName), else it stays a direct-IP call to its address.
- */
-export function unusableDestination(raw: unknown, rc: RecordContext): string | undefined {
-  noteOf(rc, 'domain-unusable');
-  return typeof raw === 'string' ? (riskyInName(raw, rc) ?? undefined) : undefined;
 }
 
 /** Where a lookup of a risky name is reported to go (a call to the name on UDP 53): the DNS port. */
