@@ -1,15 +1,16 @@
 import { coverageRefusal, type ImpostorSet } from '../rules/guards.js';
 import type { RuleConditions } from '../rules/types.js';
-import { uniq } from './counts.js';
+import { cmp, uniq } from './counts.js';
 import type { RiskyDestinations } from './risky-destinations.js';
 import type { BinaryVerdict, SuggestedRule } from './types.js';
 import type { JudgedBinary } from './verdict.js';
-import { vpnSignatureFor } from './vpn-signatures.js';
+import { portOnly, vpnSignatureFor } from './vpn-signatures.js';
 
 /**
  * The suggested suppression rule of a process group and its guards: pure, from the group's binary
  * verdicts. Only a VPN / mesh daemon with genuine binaries gets one; it is narrowed to the genuine
- * binaries' hashes, and refused when it would cover a risky destination or a suspected impostor.
+ * binaries' hashes (and, for a daemon whose port is its whole signature, to its busiest server), and
+ * refused when it would cover a risky destination or a suspected impostor.
  */
 
 /** Hashes one process_sha256 condition can list: 7 digests and their separators fit its 512 characters. */
@@ -45,6 +46,13 @@ export interface Suggestion {
 }
 
 const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
+
+/** The servers the binaries reached, with their detections summed, most first (ties by name). */
+function serversOf(judged: readonly JudgedBinary[]): [string, number][] {
+  const n = new Map<string, number>();
+  for (const j of judged) for (const [e, c] of j.servers) n.set(e, (n.get(e) ?? 0) + c);
+  return [...n].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
+}
 const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
 
 /** Pure but for the impact, which the rules layer computes (awaited: it may read a store). */
@@ -73,6 +81,11 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   const main = covered[0] ?? genuine[0]!;
   const conditions: RuleConditions = { process: name };
   if (covered.length) conditions.process_sha256 = covered.map((v) => v.sha256!).join('|');
+  // A daemon whose port is its whole signature is narrowed to its busiest server too: a renamed binary
+  // calling its own server on that port is judged just as genuine, and only the user can tell whose
+  // server it is. The rule then names it, and a call to any other server stays visible.
+  const servers = portOnly(sig) ? serversOf(input.judged.filter((j) => covered.includes(j.verdict))) : [];
+  if (servers.length) conditions.endpoint = servers[0]![0];
   conditions.owner = input.scope.owner ?? '*';
   conditions.repo = input.scope.repo ?? '*';
   conditions.workflow = input.scope.workflow ?? '*';
@@ -85,6 +98,13 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       : `${name} binary ${describe(main)} matches ${sig.daemon}'s signature `) +
     `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
     (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
+    (servers.length
+      ? `; ${sig.daemon} reaches a server you choose, so its port is all its signature shows: the rule is narrowed to the server ` +
+        `${servers[0]![0]} (${servers[0]![1]}), check that it is yours` +
+        (servers.length > 1
+          ? `; other servers need their own rule: ${servers.slice(1, 6).map(([e, n]) => `endpoint=${e} (${n})`).join(', ')}${servers.length > 6 ? ` and ${servers.length - 6} more` : ''}`
+          : '')
+      : '') +
     (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
     (others.length
       ? `; other genuine binaries need their own rule: ${others.map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`

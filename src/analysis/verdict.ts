@@ -4,7 +4,7 @@ import type { ImpostorSet } from '../rules/guards.js';
 import { lookalikeReason } from './impostor.js';
 import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
 import type { EndpointFacts } from './endpoint-facts.js';
-import { suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
+import { portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
 import type { BinaryVerdict, VpnEvidence } from './types.js';
 
 /**
@@ -54,6 +54,11 @@ export interface JudgedBinary {
   variants: number[];
   /** risky destinations ("host:port", or "host:port at ip" for one reached in a risky range) this binary called in view */
   riskyCalls: string[];
+  /**
+   * For a daemon whose port is its whole signature (portOnly): the destinations that supported it,
+   * with their detections, most first. Empty for every other daemon.
+   */
+  servers: [endpoint: string, n: number][];
 }
 
 export function binaryKeyOf(v: { sha256: string | null; path: string | null }): string {
@@ -81,8 +86,12 @@ export function groupBinaries(variants: VariantEvidence[]): Binary[] {
  * Verdict for one binary of a VPN-named group. `eps` is the binary's detections per destination
  * (its variants' counts merged).
  */
-export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[]): void {
+export function judgeBinary(
+  facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[],
+  servers: [endpoint: string, n: number][] = [],
+): void {
   const support = new Map<string, number>();
+  const serversToo = portOnly(sig);
   const contra = new Map<string, number>();
   // a look-alike of the daemon's name: every call of it contradicts the daemon, whatever it reached
   const like = lookalikeReason(name);
@@ -97,6 +106,7 @@ export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: strin
     }
     const s = facts.signalsFor(sig, id);
     for (let k = 0; k < s.length; k++) addCount(support, s[k]!, n);
+    if (serversToo && s.length > 0) servers.push([facts.endpoint(id), n]);
     if (s.length === 0 && !facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
   }
   for (const variant of b.variants) {
@@ -114,6 +124,7 @@ export function judgeBinary(facts: EndpointFacts, sig: VpnSignature, name: strin
     v.contradicting.push(`binary ${b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : 'with unknown hash'} is seen only with such traffic (${b.count})`);
   }
   v.verdict = contra.size > 0 ? 'impostor' : support.size > 0 ? 'genuine' : 'unverified';
+  servers.sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]));
 }
 
 /**
@@ -129,16 +140,17 @@ export function judgeGroup(name: string, variants: VariantEvidence[], facts: End
     const path = topN(b.paths, 1, (k) => k ?? '')[0]?.[0] ?? null;
     const v: BinaryVerdict = { sha256: b.sha256, path, count: b.count, verdict: 'unverified', supporting: [], contradicting: [] };
     const riskyCalls: string[] = [];
+    const servers: [string, number][] = [];
     if (sig) {
       const eps = mergeCounts(b.variants.map((x) => x.eps), scratch);
-      judgeBinary(facts, sig, name, b, eps, v, riskyCalls);
+      judgeBinary(facts, sig, name, b, eps, v, riskyCalls, servers);
       const flagged = impostors.get({ process: name, sha256: b.sha256, path });
       if (flagged && v.verdict !== 'impostor') {
         v.verdict = 'impostor';
         v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
       }
     }
-    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls });
+    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers });
   }
   out.sort((a, b) => b.verdict.count - a.verdict.count || cmp(a.key, b.key));
   return out;

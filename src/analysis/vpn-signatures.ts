@@ -88,8 +88,21 @@ export const VPN_SIGNATURES: readonly VpnSignature[] = [
   },
 ];
 
+/**
+ * A daemon that reaches only servers its user chooses (OpenVPN, WireGuard): it has no domains or
+ * address ranges of its own, so its port is its whole signature. A renamed binary that calls its own
+ * server on that port looks just like it; what tells them apart is whose server it is, which only
+ * the user knows (suggestion.ts narrows such a daemon's rule to the servers seen).
+ */
+export function portOnly(sig: VpnSignature): boolean {
+  return sig.domains.length === 0 && sig.cidrs.length === 0;
+}
+
 /** Every normalised VPN daemon name (the issue's list plus the Windows/macOS forms). */
 export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) => s.names);
+
+/** The names of the daemons whose port is their whole signature (portOnly). */
+export const PORT_ONLY_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.filter(portOnly).flatMap((s) => s.names);
 
 /**
  * The names among `stored` (a store's distinct process names) that claim a daemon: its own names and

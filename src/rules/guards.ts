@@ -122,8 +122,22 @@ const DESTINATION_KEYS = ['endpoint', 'host', 'ip_address'] as const;
  * reason). Empty when the rule is pinned or names no daemon.
  */
 export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]): string[] {
-  // a destination condition that names nothing (`*:*`, `0.0.0.0/0`) narrows nothing
-  const narrowed = DESTINATION_KEYS.some((k) => r.conditions[k] !== undefined && !namesNothing(k, r.conditions[k]!));
-  if (r.process === null || r.sha256 || narrowed) return [];
+  if (r.process === null || r.sha256 || namesDestination(r)) return [];
   return daemonNames.filter((n) => r.process!(n));
+}
+
+/**
+ * The names of daemons whose port is their whole signature (OpenVPN, WireGuard: `portOnlyNames`) that
+ * a rule covers with no destination condition. Pinned to a hash or not, such a rule silences the
+ * binary's calls to any server on that port, the user's or another's: a renamed binary calling its
+ * own server there is judged just as genuine. Empty when the rule names a destination.
+ */
+export function serverlessDaemonNames(r: RuleShape, portOnlyNames: readonly string[]): string[] {
+  if (r.process === null || namesDestination(r)) return [];
+  return portOnlyNames.filter((n) => r.process!(n));
+}
+
+/** Whether the rule narrows by destination: a condition that names nothing (`*:*`, `0.0.0.0/0`) does not. */
+function namesDestination(r: RuleShape): boolean {
+  return DESTINATION_KEYS.some((k) => r.conditions[k] !== undefined && !namesNothing(k, r.conditions[k]!));
 }

@@ -15,8 +15,8 @@ import {
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
 import { describeBinary } from '../analysis/impostor.js';
-import { unpinnedDaemonNames, type ImpostorSet } from './guards.js';
-import { VPN_PROCESS_NAMES } from '../analysis/vpn-signatures.js';
+import { serverlessDaemonNames, unpinnedDaemonNames, type ImpostorSet } from './guards.js';
+import { PORT_ONLY_PROCESS_NAMES, VPN_PROCESS_NAMES } from '../analysis/vpn-signatures.js';
 import {
   NEW_STATE,
   type RuleAuditRow,
@@ -136,6 +136,13 @@ export class RulesService {
       const names = byName.length > 3 ? `${byName.slice(0, 3).join(', ')} and ${byName.length - 3} more` : byName.join(', ');
       warnings.push(
         `the rule covers the VPN daemon name${byName.length > 1 ? 's' : ''} ${names} by name alone: it also silences any binary renamed to ${byName[0]} that has shown no contradicting call yet; add process_sha256 of the genuine binary (the analysis's suggested_rule pins it)`,
+      );
+    }
+    const serverless = serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES);
+    if (serverless.length > 0) {
+      warnings.push(
+        `${serverless.join(', ')} reach${serverless.length > 1 ? '' : 'es'} a server you choose, so ${serverless.length > 1 ? 'their port is all their' : 'its port is all its'} signature shows: ` +
+          `without an endpoint condition the rule silences ${serverless.length > 1 ? 'their' : 'its'} calls to any server on that port, yours or another's; add endpoint=<your server>:<port>`,
       );
     }
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);

@@ -5,6 +5,7 @@ import { buildSuggestion, MAX_RULE_HASHES, type RuleImpact, type SuggestionInput
 import type { JudgedBinary } from '../../src/analysis/verdict.js';
 import type { RuleConditions } from '../../src/rules/types.js';
 import { ImpostorSet } from '../../src/rules/guards.js';
+import { compileRule, matchEndpoint } from '../../src/rules/matcher.js';
 import { judge, type PlainCall } from './plain-group.js';
 
 /** Suggestion building and its refusals, from plain data: the impact is a recorded function, no store. */
@@ -89,4 +90,32 @@ test('refused by the never-suppress guard even when a verdict wrongly says genui
   assert.match(i.suggested!.blocked_reason!, /must stay visible: tailscaled sha256 aaaaaaaaaaaa is a suspected impostor \(started through npm\)/);
   // and without either, the same binary is fine
   assert.equal((await suggest('tailscaled', [good!])).suggested!.blocked_reason, null);
+});
+
+test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowed to its busiest server too; the others are named', async () => {
+  for (const [name, port] of [['openvpn', 1194], ['wg-quick', 51820], ['wireguard-go', 51820]] as const) {
+    const calls: PlainCall[] = [
+      { sha256: sha('a'), path: `/usr/sbin/${name}`, host: 'vpn.acme.example', port, n: 5 },
+      { sha256: sha('a'), path: `/usr/sbin/${name}`, host: '2001:db8::7', port, isIp: true, n: 2 },
+      // a direct IP on another port supports nothing and contradicts nothing: the rule leaves it visible
+      { sha256: sha('a'), path: `/usr/sbin/${name}`, host: '198.51.100.9', port: 443, isIp: true, n: 1 },
+      // a renamed binary calling its own server on the daemon's port looks just as genuine
+      { sha256: sha('b'), path: `/tmp/${name}`, host: 'c2.evil.example', port, n: 3 },
+    ];
+    const judged = judge(name, calls, risky);
+    assert.deepEqual(judged.map((j) => j.verdict.verdict), ['genuine', 'genuine'], name);
+    const s = await suggest(name, judged);
+    assert.equal(s.reason, null);
+    assert.deepEqual(s.suggested!.conditions, {
+      process: name, process_sha256: `${sha('a')}|${sha('b')}`, endpoint: 'vpn.acme.example:' + port, owner: '*', repo: '*', workflow: '*', job: '*',
+    }, name);
+    assert.match(s.suggested!.rationale, new RegExp(`narrowed to the server vpn\\.acme\\.example:${port} \\(5\\), check that it is yours`));
+    assert.match(s.suggested!.rationale, new RegExp(`other servers need their own rule: endpoint=c2\\.evil\\.example:${port} \\(3\\), endpoint=\\[2001:db8::7\\]:${port} \\(2\\)\\.`));
+    // each named server is a valid endpoint condition that matches the stored endpoint
+    for (const e of [`c2.evil.example:${port}`, `[2001:db8::7]:${port}`]) assert.ok(matchEndpoint(compileRule(TYPE, { endpoint: e }), e), e);
+  }
+  // a daemon with a control plane of its own is judged by it, and keeps no endpoint condition
+  const ts1 = await suggest('tailscaled', judge('tailscaled', [ts(sha('a'), { n: 4 })], risky));
+  assert.equal(ts1.suggested!.conditions.endpoint, undefined);
+  assert.doesNotMatch(ts1.suggested!.rationale, /server/);
 });

@@ -195,3 +195,36 @@ storeTest('one file is one binary whatever it is called: flagged as tailscale, i
     await store.close();
   }
 });
+
+storeTest('OpenVPN, whose port is its whole signature: the suggested rule names its busiest server, so a renamed binary calling its own server on 1194 stays visible; a rule with no server says so', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'vpn-port';
+    const openvpn = (sha: string, path: string): ProcessInfo => ({ name: 'openvpn', path, sha256: sha, parent: { name: 'sudo', parent: { name: 'bash', parent: { name: 'Runner.Worker' } } } });
+    const genuine = openvpn('a'.repeat(64), '/usr/sbin/openvpn');
+    const renamed = openvpn('b'.repeat(64), '/tmp/openvpn');
+    const events = [
+      ...[1, 2, 3, 4].map((r) => call(T, 'deploy', r, TS0 + r, genuine, { domain: 'vpn.acme.example', port: 1194 })),
+      ...[5, 6].map((r) => call(T, 'deploy', r, TS0 + r, renamed, { domain: 'c2.evil.example', port: 1194 })),
+    ];
+    await ingestCalls(at, store, T, events);
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, minCount: 1 }, { rules });
+    const g = res.processes.find((x) => x.process === 'openvpn')!;
+    assert.deepEqual(g.vpn_evidence.binaries.map((b) => b.verdict), ['genuine', 'genuine'], 'the port alone cannot tell them apart');
+    const s = g.suggested_rule!;
+    assert.equal(s.blocked_reason, null);
+    assert.equal(s.conditions.endpoint, 'vpn.acme.example:1194');
+    assert.equal(s.impact.would_suppress, 4);
+    assert.match(s.rationale, /other servers need their own rule: endpoint=c2\.evil\.example:1194 \(2\)/);
+    assert.ok(!(await rules.preview(T, { detection_id: NOC, conditions: s.conditions })).warnings.some((w) => /reaches a server you choose/.test(w)));
+    const made = await rules.create(T, { detection_id: NOC, conditions: s.conditions }, 't');
+    assert.equal(made.suppressed, 4);
+    assert.equal(await countBySha(at, 'b'.repeat(64), 0), 2, "the other server's calls stay new");
+    // pinned to a hash but to no server: the rule would silence the binary's calls to any server on 1194
+    const pinned = await rules.preview(T, { detection_id: NOC, conditions: { process: 'openvpn', process_sha256: 'b'.repeat(64) } });
+    assert.ok(pinned.warnings.some((w) => /^openvpn reaches a server you choose, so its port is all its signature shows: without an endpoint condition the rule silences its calls to any server on that port/.test(w)), pinned.warnings.join('\n'));
+  } finally {
+    await store.close();
+  }
+});

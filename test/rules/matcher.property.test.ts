@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compileRule, conditionReading, hasEffectiveCondition, matchSubject, RuleError } from '../../src/rules/matcher.js';
-import { neverSuppress, ImpostorSet, unpinnedDaemonNames } from '../../src/rules/guards.js';
-import { VPN_PROCESS_NAMES } from '../../src/analysis/vpn-signatures.js';
+import { neverSuppress, ImpostorSet, serverlessDaemonNames, unpinnedDaemonNames } from '../../src/rules/guards.js';
+import { PORT_ONLY_PROCESS_NAMES, VPN_PROCESS_NAMES } from '../../src/analysis/vpn-signatures.js';
 import { BUILTIN_RISKY_DESTINATIONS, RiskyDestinations } from '../../src/analysis/risky-destinations.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
 import type { RuleConditions } from '../../src/rules/types.js';
@@ -241,8 +241,8 @@ test('property: the never-suppress guard agrees with a brute-force reference (ri
   );
 });
 
-test('property: a preview warns of exactly the VPN daemon names a rule covers by name alone (no hash, no destination narrows it)', () => {
-  const processArb = fc.oneof(globOf([...PROCS, 'cloudflared', 'wg-quick']), fc.constantFrom('*', 'tail*', '*d', 'TAILSCALED', 'wireguard*'));
+test('property: a preview warns of exactly the VPN daemon names a rule covers by name alone (no hash, no destination narrows it), and of the port-only daemons it covers with no destination', () => {
+  const processArb = fc.oneof(globOf([...PROCS, 'cloudflared', 'wg-quick', 'openvpn']), fc.constantFrom('*', 'tail*', '*d', 'TAILSCALED', 'wireguard*'));
   fc.assert(
     fc.property(conditionsArb, processArb, fc.boolean(), (rnd, process, withProcess) => {
       const c: RuleConditions = { ...rnd };
@@ -258,13 +258,19 @@ test('property: a preview warns of exactly the VPN daemon names a rule covers by
       const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
       const want = c.process === undefined || c.process === '*' || narrowed ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
       assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
+      // a daemon whose port is its whole signature needs a destination whether or not a hash pins it
+      const toServer = ['endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
+      const wantServerless = c.process === undefined || c.process === '*' || toServer ? [] : PORT_ONLY_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
+      assert.deepEqual(serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES), wantServerless, JSON.stringify(c));
     }),
     { numRuns: 2000 },
   );
   // a destination condition that names nothing narrows nothing
   for (const extra of [{ ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }, { host: '*.*' }]) {
     assert.deepEqual(unpinnedDaemonNames(compileRule(TYPE, { process: 'tailscaled', ...extra }), VPN_PROCESS_NAMES), ['tailscaled'], JSON.stringify(extra));
+    assert.deepEqual(serverlessDaemonNames(compileRule(TYPE, { process: 'openvpn', process_sha256: 'a'.repeat(64), ...extra }), PORT_ONLY_PROCESS_NAMES), ['openvpn'], JSON.stringify(extra));
   }
+  assert.deepEqual(PORT_ONLY_PROCESS_NAMES, ['openvpn', 'wireguard', 'wireguard-go', 'wg-quick']);
 });
 
 test('property: create, on a real SQLite store, never suppresses a risky destination or a suspected impostor, and suppresses exactly what it matches', async () => {
