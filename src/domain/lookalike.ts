@@ -25,11 +25,128 @@ function withoutMarks(s: string, marks: RegExp): string {
   return s.normalize('NFD').replace(marks, '');
 }
 
+function data(): Record<string, string> {
+  return (confusables ??= createRequire(import.meta.url)('unhomoglyph/data.json') as Record<string, string>);
+}
+
+/** One character's skeleton: what the data maps it to, marks dropped, in lower case. */
+function piece(ch: string): string {
+  const map = data();
+  return withoutMarks(Object.hasOwn(map, ch) ? map[ch]! : ch, MARKS).toLowerCase();
+}
+
 function mapped(s: string): string {
-  confusables ??= createRequire(import.meta.url)('unhomoglyph/data.json') as Record<string, string>;
+  const map = data();
   let out = '';
-  for (const ch of withoutMarks(s, NONSPACING)) out += Object.hasOwn(confusables, ch) ? confusables[ch] : ch;
+  for (const ch of withoutMarks(s, NONSPACING)) out += Object.hasOwn(map, ch) ? map[ch] : ch;
   return withoutMarks(out, MARKS).toLowerCase();
+}
+
+/**
+ * What NFKC made of a character the data draws otherwise, as names are compared (lower case,
+ * nonspacing marks dropped), with the skeletons that character had: a stored name holds the image,
+ * and may have held the character. Halfwidth ￨ (drawn like l) became the box-drawing │, drawn like
+ * nothing; lunate Ϲ (C) became σ; ẚ (a) became "aʾ"; long ſ (f) became s. Names are folded by NFKC
+ * (normalizeProcessName), so without this reading "tai￨scaled" was stored as "tai│scaled" and drawn
+ * like no daemon (100 of the 11,799 one-letter swaps of a daemon's name, 2026-12-06).
+ */
+let images: Map<string, string[]> | null = null;
+
+function nfkcImages(): Map<string, string[]> {
+  if (images) return images;
+  const readings = new Map<string, string[]>();
+  for (const ch of Object.keys(data())) {
+    const image = withoutMarks(ch.normalize('NFKC').toLowerCase(), NONSPACING);
+    const was = mapped(ch);
+    if (image === '' || image === ch || was === mapped(image)) continue;
+    const list = readings.get(image) ?? [];
+    if (!list.includes(was)) list.push(was);
+    readings.set(image, list);
+  }
+  return (images = readings);
+}
+
+/** What the NFKC readings can do for one list of names: only readings that occur in one of their skeletons. */
+interface ListReadings {
+  /** each name with its lower-case skeleton */
+  targets: [name: string, skeleton: string][];
+  readings: Map<string, string[]>;
+  /** readings of blank images (spacing ˛ became a space and a mark): a name is trimmed, so they stand at its ends */
+  blanks: string[];
+  /** by the first character of an image, the length of the longest image it starts (in characters) */
+  longest: Map<string, number>;
+}
+
+function listReadings(names: readonly string[]): ListReadings {
+  const targets = names.map((n): [string, string] => [n, mapped(n)]);
+  const all = nfkcImages();
+  const readings = new Map<string, string[]>();
+  const blanks: string[] = [];
+  const longest = new Map<string, number>();
+  for (const [image, list] of all) {
+    const useful = list.filter((was) => was !== '' && targets.some(([, t]) => t.includes(was)));
+    if (useful.length === 0) continue;
+    // inside a name the blank is still there; at its ends, trimming took it
+    if (image.trim() === '') blanks.push(...useful);
+    readings.set(image, useful);
+    const chars = [...image];
+    longest.set(chars[0]!, Math.max(longest.get(chars[0]!) ?? 0, chars.length));
+  }
+  return { targets, readings, blanks, longest };
+}
+
+/**
+ * The name of the list that some reading of `name` (its skeleton `lower`) spells: each character read
+ * as itself, or a run of characters read as the character NFKC made it from (nfkcImages). Only for a
+ * name holding such a run, and only against names of a length some reading has (spells).
+ */
+function byReading(name: string, lower: string, r: ListReadings): string | undefined {
+  for (const was of r.blanks) {
+    const hit = r.targets.find(([n, t]) => n !== name && (t === was + lower || t === lower + was));
+    if (hit) return hit[0];
+  }
+  const chars = [...withoutMarks(name, NONSPACING)];
+  // at each position, the readings of the runs that start there
+  const runs: [length: number, was: string][][] = chars.map((_, i) => {
+    const out: [number, string][] = [];
+    let run = '';
+    const longest = r.longest.get(chars[i]!) ?? 0;
+    for (let n = 1; n <= longest && i + n <= chars.length; n++) {
+      run += chars[i + n - 1];
+      for (const was of r.readings.get(run) ?? []) out.push([n, was]);
+    }
+    return out;
+  });
+  if (runs.every((x) => x.length === 0)) return undefined;
+  const own = chars.map(piece);
+  // the shortest and longest reading: a name's list holds few names of its length, most often none
+  const lo = own.map(() => Infinity);
+  const hi = own.map(() => -1);
+  lo.push(Infinity);
+  hi.push(-1);
+  lo[0] = hi[0] = 0;
+  for (let i = 0; i < own.length; i++) {
+    for (const [n, len] of [[1, own[i]!.length] as const, ...runs[i]!.map(([n, was]) => [n, was.length] as const)]) {
+      lo[i + n] = Math.min(lo[i + n]!, lo[i]! + len);
+      hi[i + n] = Math.max(hi[i + n]!, hi[i]! + len);
+    }
+  }
+  const [min, max] = [lo[own.length]!, hi[own.length]!];
+  return r.targets.find(([n, t]) => n !== name && t.length >= min && t.length <= max && spells(own, runs, t))?.[0];
+}
+
+/** Breadth first over positions in the name and in the target, so every choice is tried once. */
+function spells(own: string[], runs: [number, string][][], target: string): boolean {
+  // at[i]: the lengths of target prefixes some reading of the first i characters spells
+  const at: Set<number>[] = Array.from({ length: own.length + 1 }, () => new Set<number>());
+  at[0]!.add(0);
+  for (let i = 0; i < own.length; i++) {
+    for (const j of at[i]!) {
+      if (target.startsWith(own[i]!, j)) at[i + 1]!.add(j + own[i]!.length);
+      for (const [n, was] of runs[i]!) if (target.startsWith(was, j)) at[i + n]!.add(j + was.length);
+    }
+  }
+  return at[own.length]!.has(target.length);
 }
 
 /** The two skeletons of a (lower-case) name: of its lower-case and of its upper-case form. */
@@ -38,8 +155,12 @@ export function skeletons(name: string): [lower: string, upper: string] {
 }
 
 const byList = new WeakMap<readonly string[], [Map<string, string>, Map<string, string>]>();
+const readingsByList = new WeakMap<readonly string[], ListReadings>();
 
-/** The name of `names` that `name` is drawn like but is not, or null (the first such, in list order). */
+/**
+ * The name of `names` that `name` is drawn like but is not, or null (the first such, in list order):
+ * by its skeletons, or by reading a character NFKC changed as the one it changed (nfkcImages).
+ */
 export function drawnLike(name: string, names: readonly string[]): string | null {
   let maps = byList.get(names);
   if (!maps) {
@@ -51,6 +172,12 @@ export function drawnLike(name: string, names: readonly string[]): string | null
     byList.set(names, maps);
   }
   const [lower, upper] = skeletons(name);
-  const like = maps[0].get(lower) ?? maps[1].get(upper);
+  let like = maps[0].get(lower) ?? maps[1].get(upper);
+  // the readings of NFKC's images, tried only for a name that is none of the names and their look-alikes
+  if (like === undefined && !names.includes(name)) {
+    let r = readingsByList.get(names);
+    if (!r) readingsByList.set(names, (r = listReadings(names)));
+    like = byReading(name, lower, r);
+  }
   return like === undefined || like === name ? null : like;
 }

@@ -4,6 +4,7 @@ import { compileRule } from '../../src/rules/matcher.js';
 import { rememberRiskyDestinations } from '../../src/rules/risky-memory.js';
 import { rejudgeStoredBinaries, VERDICT_REVISION } from '../../src/rules/verdict-revision.js';
 import { NEW_STATE } from '../../src/storage/rules-port.js';
+import { normalizeProcessName } from '../../src/domain/process-name.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import { call, ingestCalls, tailscaled, TS0, GENUINE_SHA } from '../analysis/helpers.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
@@ -21,10 +22,10 @@ const TYPE = 'New-Outbound-Network-Call';
 const LOOKALIKE = 'tɑilscaled';
 
 /** A store as an older version left it: the look-alike's three detections suppressed by a rule over its name, nothing flagged. */
-async function olderStore(at: StoreUnderTest): Promise<void> {
+async function olderStore(at: StoreUnderTest, lookalike = LOOKALIKE, revision: number | null = null): Promise<void> {
   let store = await at.open();
   try {
-    const alpha = { ...tailscaled(true), name: LOOKALIKE, path: `/usr/sbin/${LOOKALIKE}`, sha256: 'c'.repeat(64) };
+    const alpha = { ...tailscaled(true), name: lookalike, path: `/usr/sbin/${lookalike}`, sha256: 'c'.repeat(64) };
     const evs: NetworkCallEvent[] = [];
     for (let i = 0; i < 3; i++) {
       const ts = TS0 + i * 3_600_000;
@@ -38,6 +39,7 @@ async function olderStore(at: StoreUnderTest): Promise<void> {
   // the older verdict flagged nothing and judged no revision
   await at.rows('DELETE FROM suspected_impostors');
   await at.rows("DELETE FROM meta WHERE key = 'verdict_revision'");
+  if (revision !== null) await at.rows(`INSERT INTO meta (key, value) VALUES ('verdict_revision', '${revision}')`);
   store = await at.open();
   try {
     // what `rules create process=tɑilscaled` did then: its guard knew no look-alike, so nothing held it back;
@@ -48,8 +50,8 @@ async function olderStore(at: StoreUnderTest): Promise<void> {
       const daemonRule = await tx.insertRule({ tenantId, uid: 'r-daemon', detectionType: TYPE, name: 'daemon', description: '', conditions: pinned, createdBy: 'test', at: new Date().toISOString() });
       const held = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, pinned), guarded: true }, NEW_STATE, { status: 1, rule: daemonRule.id });
       assert.equal(held, 3, 'the genuine daemon’s three detections are suppressed by its pinned rule');
-      const rule = await tx.insertRule({ tenantId, uid: 'r-old', detectionType: TYPE, name: 'old', description: '', conditions: { process: LOOKALIKE }, createdBy: 'test', at: new Date().toISOString() });
-      const moved = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process: LOOKALIKE }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id });
+      const rule = await tx.insertRule({ tenantId, uid: 'r-old', detectionType: TYPE, name: 'old', description: '', conditions: { process: normalizeProcessName(lookalike) }, createdBy: 'test', at: new Date().toISOString() });
+      const moved = await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process: normalizeProcessName(lookalike) }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id });
       assert.equal(moved, 3, 'the older version suppressed the look-alike’s three detections');
     });
   } finally {
@@ -57,9 +59,26 @@ async function olderStore(at: StoreUnderTest): Promise<void> {
   }
 }
 
-async function lookalikeStatuses(at: StoreUnderTest): Promise<number[]> {
-  return at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.norm_name = ? ORDER BY d.status`, [LOOKALIKE]);
+async function lookalikeStatuses(at: StoreUnderTest, lookalike = LOOKALIKE): Promise<number[]> {
+  return at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.norm_name = ? ORDER BY d.status`, [lookalike]);
 }
+
+storeTest('revision 3: a name NFKC stored as drawn like no daemon ("tai│scaled", once "tai￨scaled") is judged again, and what a rule hid of it is new', async (at) => {
+  // ingested by this version, the halfwidth name is stored as NFKC folds it
+  const stored = 'tai│scaled';
+  await olderStore(at, 'tai￨scaled', 2);
+  assert.deepEqual(await lookalikeStatuses(at, stored), [1, 1, 1]);
+  const store = await at.open();
+  try {
+    const port = store.rulesPort(riskyDestinations());
+    assert.equal(await port.verdictRevision(), 2);
+    assert.equal(await rejudgeStoredBinaries(port), 3);
+    assert.deepEqual(await lookalikeStatuses(at, stored), [0, 0, 0]);
+    assert.equal(await port.verdictRevision(), 3);
+  } finally {
+    await store.close();
+  }
+});
 
 storeTest('the first judgement by this version makes new again what a rule hid of a binary an older verdict did not flag, once', async (at) => {
   await olderStore(at);
