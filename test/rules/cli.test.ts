@@ -68,6 +68,18 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     assert.equal(an.code, 0, an.err);
     assert.match(an.out, /tailscaled/);
     assert.match(an.out, /process\s+count\s+endpoints\s+direct IPs\s+repos\s+VPN verdict/);
+    // a mistyped tenant: the rule is made as asked, with a note that the tenant has no data, and a
+    // change to a rule of the right tenant finds no rule there, with the same note
+    const note = (t: string) => new RegExp(`^egress-triage: note: the store has no data for tenant "${t}" \\(its tenants: "default"\\); --tenant or EGRESS_TRIAGE_TENANT names another$`, 'm');
+    for (const change of [['update', c.rule.rule_id, '--name', 'x'], ['delete', c.rule.rule_id, '--yes']]) {
+      const r = cli(['rules', ...change, '--db', at.db, '--tenant', 'dflt']);
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, note('dflt'), change.join(' '));
+    }
+    const mistyped = cli(['rules', 'create', '--db', at.db, '--tenant', 'defualt', '--condition', 'process=curl', '--condition', 'host=api.github.com', '--yes']);
+    assert.equal(mistyped.code, 0, mistyped.err);
+    assert.match(mistyped.err, note('defualt'));
+    assert.doesNotMatch(created.err, /note:/, 'the tenant has data: no note');
     const del = cli(['rules', 'delete', ...base, c.rule.rule_id, '--restore', '--yes']);
     assert.equal(del.code, 0, del.err);
     assert.match(del.out, /restored 2/);

@@ -155,7 +155,7 @@ export function register(program: Command): void {
       if (ctx.json) return printJson(r);
       printRule(r.rule);
       process.stdout.write(`suppressed ${r.suppressed} detection(s)\n`);
-    });
+    }, 'read', { aboutTenant: true });
   });
 
   anyStore(
@@ -195,7 +195,7 @@ export function register(program: Command): void {
         `suppressed ${r.suppressed} more detection(s); kept ${r.kept ?? 0}; released ${r.restored} to new` +
           `; handed ${handed.reduce((a, h) => a + h.count, 0)} to other rules${handed.length ? ` (${handed.map((h) => `${h.rule_id}: ${h.count}`).join(', ')})` : ''}\n`,
       );
-    });
+    }, 'read', { aboutTenant: true });
   });
 
   anyStore(
@@ -216,7 +216,7 @@ export function register(program: Command): void {
       const r = await run(() => svc.delete(ctx.tenant, id, { restore: Boolean(opts.restore) }, opts.actor ?? defaultActor()));
       if (ctx.json) return printJson(r);
       process.stdout.write(`deleted rule ${r.rule.rule_id}${opts.restore ? `; restored ${r.restored} detection(s) to new` : '; past suppressions kept'}\n`);
-    });
+    }, 'read', { aboutTenant: true });
   });
 
   anyStore(rules.command('audit').argument('[rule-id]').description('Audit log of rule changes (who, when, before/after)')).action(
