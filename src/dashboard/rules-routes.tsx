@@ -98,7 +98,7 @@ const editRoute: Route = {
       if (edit.changes.length === 0) return refused('the form holds the rule as it is: there is nothing to change');
       if (!isConfirmed(form)) {
         // The first post: the exact effect, from the preview update re-checks inside its transaction.
-        const preview = edit.matchChanged ? await svc.preview(r.tenant, { detection_id: edit.input.detection_id ?? rule.id, conditions: edit.input.conditions ?? rule.conditions }) : null;
+        const preview = edit.matchChanged ? await svc.preview(r.tenant, { detection_id: edit.input.detection_id ?? rule.id, conditions: edit.input.conditions ?? rule.conditions }, { exceptRule: rule.rule_id }) : null;
         if (preview?.refused_reason) return refused(preview.refused_reason);
         return page(
           <ConfirmPage

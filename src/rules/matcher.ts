@@ -221,14 +221,20 @@ export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
 /**
  * Two condition sets that match the same detections by their spelling alone: the same keys, whatever
  * their order, and values equal as the matcher reads them (conditionReading), a process_sha256 set
- * without case or member order. Values that differ otherwise (globs against exact values) are not
- * compared by meaning: this errs towards "different".
+ * without case or member order. A key whose value names nothing (`owner: *`) is no condition, as an
+ * absent key is (a suggested rule spells its scope out). Values that differ otherwise (globs against
+ * exact values) are not compared by meaning: this errs towards "different".
  */
 export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
   const read = (k: string, v: string) => (k === 'process_sha256' ? v.trim().split('|').map((p) => canonicalSha256(p) ?? p.toLowerCase()).sort().join('|') : conditionReading(k, v));
-  const ka = Object.keys(a).sort();
-  const kb = Object.keys(b).sort();
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && read(k, a[k as ConditionKey]!) === read(k, b[k as ConditionKey]!));
+  const effective = (c: RuleConditions) =>
+    Object.entries(c)
+      .map(([k, v]) => [k, read(k, v!)] as const)
+      .filter(([, v]) => v !== '*')
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  const ea = effective(a);
+  const eb = effective(b);
+  return ea.length === eb.length && ea.every(([k, v], i) => k === eb[i]![0] && v === eb[i]![1]);
 }
 
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */

@@ -75,9 +75,10 @@ export class RulesService {
     return toRule(await this.mustFind(this.repo, tenant, ruleId));
   }
 
-  async preview(tenant: string, input: RuleInput): Promise<RulePreview> {
+  /** `opts.exceptRule`: the id of the rule an update would change, which its new conditions may repeat. */
+  async preview(tenant: string, input: RuleInput, opts: { exceptRule?: string } = {}): Promise<RulePreview> {
     const { type, rule } = this.compileInput(input);
-    return this.previewCompiled(tenant, type, rule);
+    return (await this.previewWith(this.repo, tenant, type, rule, 10, { except: opts.exceptRule })).preview;
   }
 
   /**
@@ -91,17 +92,22 @@ export class RulesService {
     sampleLimit = 10,
     opts: { countsOnly?: boolean; impostors?: ImpostorSet } = {},
   ): Promise<RulePreview> {
-    return this.previewWith(this.repo, tenant, type, rule, sampleLimit, opts);
+    return (await this.previewWith(this.repo, tenant, type, rule, sampleLimit, opts)).preview;
   }
 
+  /**
+   * The preview, and the active rule it would duplicate (`except`: the rule an update changes). A
+   * duplicate is refused like a guard's refusal, so a preview says "create would refuse" exactly
+   * when create refuses, and an analysis never suggests a rule that is already in force.
+   */
   private async previewWith(
     r: RulesReader,
     tenant: string,
     type: string,
     rule: CompiledRule,
     sampleLimit: number,
-    opts: { countsOnly?: boolean; impostors?: ImpostorSet } = {},
-  ): Promise<RulePreview> {
+    opts: { countsOnly?: boolean; impostors?: ImpostorSet; except?: string } = {},
+  ): Promise<{ preview: RulePreview; same: StoredRule | undefined }> {
     const targeted = this.targetsRisky(rule);
     const tid = await r.tenantId(tenant);
     const warnings: string[] = [];
@@ -145,10 +151,17 @@ export class RulesService {
           `without an endpoint condition the rule silences ${serverless.length > 1 ? 'their' : 'its'} calls to any server on that port, yours or another's; add endpoint=<your server>:<port>`,
       );
     }
+    // A second identical rule would suppress nothing and only blur the audit trail. Refusing it also
+    // makes a replayed confirmation of a create (an MCP client sending the same answer again) harmless.
+    // After the guards: a rule that hides a risky call or an impostor is refused for that first.
+    const same = refused === null && tid !== undefined
+      ? (await r.activeRules(tid)).find((x) => x.uid !== opts.except && x.detectionType === type && sameMatch(x.conditions, rule.conditions))
+      : undefined;
+    if (same) refused = `the active rule ${same.uid} ("${same.name}") has the same detection type and conditions`;
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
     if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
     if (counts.total === 0 && tid !== undefined) warnings.push('the rule matches no current new detection');
-    return {
+    const preview: RulePreview = {
       detection_id: type,
       conditions: rule.conditions,
       would_suppress: counts.total,
@@ -161,6 +174,7 @@ export class RulesService {
       warnings,
       refused_reason: refused,
     };
+    return { preview, same };
   }
 
   async create(tenant: string, input: RuleInput, actor: string = defaultActor()): Promise<RuleChangeResult> {
@@ -171,13 +185,9 @@ export class RulesService {
     const description = cleanText('description', input.description) ?? '';
     return this.repo.write(async (tx) => {
       const tid = await tx.ensureTenant(tenant);
-      const preview = await this.previewWith(tx, tenant, type, rule, 0);
+      const { preview, same } = await this.previewWith(tx, tenant, type, rule, 0);
+      if (same) throw new RuleError('duplicate', `rule refused: ${preview.refused_reason}; nothing was created`);
       if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
-      // A second identical rule would suppress nothing and only blur the audit trail. Refusing it also
-      // makes a replayed confirmation of a create (an MCP client sending the same answer again) harmless.
-      // After the guards: a rule that hides a risky call or an impostor is refused for that first.
-      const same = (await tx.activeRules(tid)).find((r) => r.detectionType === type && sameMatch(r.conditions, rule.conditions));
-      if (same) throw new RuleError('duplicate', `rule refused: the active rule ${same.uid} ("${same.name}") has the same detection type and conditions; nothing was created`);
       const now = new Date().toISOString();
       const row = await tx.insertRule({ tenantId: tid, uid: randomUUID(), detectionType: type, name, description, conditions: rule.conditions, createdBy: actor, at: now });
       const suppressed = await tx.move(tid, { kind: 'match', rule, guarded: false }, NEW_STATE, { status: 1, rule: row.id });
@@ -217,7 +227,8 @@ export class RulesService {
       const changedMatch = rule !== null && (type !== row.detectionType || !sameConditions(rule.conditions, row.conditions)) ? rule : null;
       let expected = 0;
       if (changedMatch) {
-        const preview = await this.previewWith(tx, tenant, type, changedMatch, 0);
+        const { preview, same } = await this.previewWith(tx, tenant, type, changedMatch, 0, { except: row.uid });
+        if (same) throw new RuleError('duplicate', `rule refused: ${preview.refused_reason}; nothing was changed`);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
         expected = preview.would_suppress;
       }

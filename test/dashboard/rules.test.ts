@@ -208,6 +208,14 @@ describe('rules page', () => {
       const unknown = await postFromPage(page, server.base, `/rules/${ids.tailscaled}/edit`, [['c.process', 'tailscaled'], ['c.bogus', '1']]);
       assert.equal(unknown.status, 422);
       assert.match(unknown.text, /unknown rule condition &quot;bogus&quot;|unknown rule condition "bogus"/);
+      // the rule's own match spelt otherwise (.exe on the name, a hash in capitals, a scope of "*") is no twin of itself: to the confirm step
+      const held = (JSON.parse(await cli(['rules', 'get', ids.tailscaled, '--json'])) as { conditions: Record<string, string> }).conditions;
+      const respelt = await postFromPage(page, server.base, `/rules/${ids.tailscaled}/edit`, [
+        ...Object.entries(held).map(([k, v]): [string, string] => [`c.${k}`, k === 'process' ? `${v}.exe` : k === 'process_sha256' ? v.toUpperCase() : v]),
+        ['c.repo', '*'],
+      ]);
+      assert.equal(respelt.status, 200, respelt.text.slice(0, 400));
+      assert.doesNotMatch(respelt.text, /same detection type and conditions/);
       assert.deepEqual(scriptErrors(errors), []);
     } finally {
       await close();

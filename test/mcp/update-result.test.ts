@@ -28,6 +28,12 @@ storeTest('MCP update_suppression_rule reports kept, released and handed-over co
       assert.equal(r.restored, 2);
       assert.equal(r.suppressed, 0);
       assert.match(r.note, /8 kept, 2 released to new, 2 handed to other rules/);
+      // the same match spelt otherwise is no twin of the rule itself; another rule's match is refused, named
+      const respelt = await callOk(client, 'update_suppression_rule', { ruleId: h1.rule.rule_id, conditions: { endpoint: 'h1.example.com:443', owner: '*' }, confirm: true });
+      assert.deepEqual(respelt.rule.conditions, { endpoint: 'h1.example.com:443', owner: '*' });
+      const twin = await call(client, 'update_suppression_rule', { ruleId: h1.rule.rule_id, conditions: { owner: 'acme-corp', process: 'curl' }, confirm: true });
+      assert.equal(twin.isError, true);
+      assert.match(textOf(twin), new RegExp(`Refused, nothing was changed: the active rule ${wide.rule.rule_id} \\(.*\\) has the same detection type and conditions`));
     } finally {
       await client.close();
     }

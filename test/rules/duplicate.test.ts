@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { RulesService } from '../../src/rules/service.js';
 import { RuleError } from '../../src/rules/matcher.js';
+import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import { call, GENUINE_SHA, ingestCalls, tailscaled, TS0 } from '../analysis/helpers.js';
 import { eachStore } from '../helpers/each-store.js';
 import { EXIT } from '../../src/cli/exit-codes.js';
@@ -27,13 +28,27 @@ storeTest('a second rule with the same type and conditions is refused, whatever 
     await assert.rejects(again, (e: unknown) => e instanceof RuleError && e.code === 'duplicate' && e.message.includes(first.rule.rule_id));
     assert.equal((await rules.list(T)).length, 1);
     assert.equal((await rules.audit(T)).length, 1, 'one create in the audit log');
+    // a preview says create would refuse it, and names the rule
+    const p = await rules.preview(T, { detection_id: 'New-Outbound-Network-Call', conditions });
+    assert.equal(p.refused_reason, `the active rule ${first.rule.rule_id} ("mesh") has the same detection type and conditions`);
     // another detection type is another rule
-    await rules.create(T, { detection_id: 'Domain-Blocked', conditions }, 't');
+    const other = await rules.create(T, { detection_id: 'Domain-Blocked', conditions }, 't');
     assert.equal((await rules.list(T)).length, 2);
+    // an update cannot make one rule the twin of another; one that keeps its own conditions is no twin of itself
+    await assert.rejects(
+      rules.update(T, other.rule.rule_id, { detection_id: 'New-Outbound-Network-Call' }, 't'),
+      (e: unknown) => e instanceof RuleError && e.code === 'duplicate' && e.message.includes(first.rule.rule_id) && e.message.endsWith('nothing was changed'),
+    );
+    const same = await rules.update(T, first.rule.rule_id, { conditions: { process: 'tailscaled', process_sha256: GENUINE_SHA.toUpperCase() }, name: 'mesh, renamed' }, 't');
+    assert.equal(same.rule.name, 'mesh, renamed');
+    // an analysis of what the rule already suppressed suggests no second copy of it
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 10, minCount: 1, status: 'suppressed' }, { rules });
+    const g = res.processes.find((x) => x.process === 'tailscaled')!;
+    assert.equal(g.suggested_rule!.blocked_reason, `the active rule ${first.rule.rule_id} ("mesh, renamed") has the same detection type and conditions`);
   } finally {
     await store.close();
   }
   const cli = runCli(['rules', 'create', '--db', at.db, '--tenant', T, '--condition', 'process=tailscaled', '--condition', `process_sha256=${GENUINE_SHA}`, '--yes']);
   assert.equal(cli.status, EXIT.REFUSED, cli.stderr);
-  assert.match(cli.stderr, /^egress-triage: rule refused: the active rule \S+ \("mesh"\) has the same detection type and conditions; nothing was created$/m);
+  assert.match(cli.stderr, /^egress-triage: rule refused: the active rule \S+ \("mesh, renamed"\) has the same detection type and conditions; nothing was created$/m);
 });

@@ -367,7 +367,7 @@ export function registerRuleTools(ctx: ToolContext): void {
         // (RulesService.update does the same): a rule made before its risky or impostor evidence arrived
         // suppresses none of it, and a rename must not be refused for what the guards already keep visible.
         const matchChanges = (conditions !== undefined && !sameConditions(conditions, current.conditions)) || (detId !== undefined && detId !== current.id);
-        const p = matchChanges ? await svc.preview(tenant, input) : null;
+        const p = matchChanges ? await svc.preview(tenant, input, { exceptRule: current.rule_id }) : null;
         if (p?.refused_reason) return fail(`Refused, nothing was changed: ${p.refused_reason}`);
         const impact = p ? `With the new conditions, ${impactText(p)}.` : 'Its conditions stay as they are, and so does what it suppresses.';
         const newName = cleanRuleText('name', a.name);
