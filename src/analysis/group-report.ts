@@ -8,7 +8,7 @@ import type { EndpointFacts } from './endpoint-facts.js';
 import { pickSamples, sampleDetection } from './samples.js';
 import { buildSuggestion, type RuleImpact } from './suggestion.js';
 import type { ProcessGroup } from './types.js';
-import { binaryKeyOf, judgeGroup, vpnEvidence, type RiskyAddressCall, type VariantEvidence } from './verdict.js';
+import { binaryKeyOf, judgeGroup, serversApart, vpnEvidence, type RiskyAddressCall, type VariantEvidence } from './verdict.js';
 
 /**
  * One process group of the result, composed from plain data: its variants' details, the verdicts,
@@ -106,6 +106,13 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
     warnings.push(
       `name impersonation suspected: binary sha256 ${short(imp.sha256)} (${imp.path ?? 'unknown path'}) is named ${name} but ` +
         `${imp.contradicting.slice(0, 3).join('; ')}. Its ${imp.count} detection(s) must stay visible: never suppress "${name}" by name alone.`,
+    );
+  }
+  const apart = serversApart(judged);
+  if (apart) {
+    warnings.push(
+      `its binaries reach different servers on ${evidence.daemon}'s port, which proves none of them: ${apart}. ` +
+        'A renamed binary calling its own server looks the same: check that each server is yours before suppressing it',
     );
   }
   const like = lookalikeReason(name);

@@ -76,16 +76,19 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   }
   // Every genuine binary with a hash goes into one rule (an upgraded daemon has one per version);
   // a condition value holds at most MAX_RULE_HASHES of them, the most frequent first.
-  const hashed = genuine.filter((v) => v.sha256 !== null);
+  // A daemon whose port is its whole signature is narrowed to its busiest server too, and to the
+  // binaries that reached it: a renamed binary calling its own server on that port is judged just as
+  // genuine, and only the user can tell whose server it is. The rule then names it, and a call to any
+  // other server, or by a binary that never reached this one, stays visible.
+  const servers = portOnly(sig) ? serversOf(input.judged.filter((j) => j.verdict.verdict === 'genuine')) : [];
+  const server = servers[0]?.[0];
+  const reached = (v: BinaryVerdict) => server === undefined || input.judged.some((j) => j.verdict === v && j.servers.some(([e]) => e === server));
+  const hashed = genuine.filter((v) => v.sha256 !== null && reached(v));
   const covered = hashed.slice(0, MAX_RULE_HASHES);
   const main = covered[0] ?? genuine[0]!;
   const conditions: RuleConditions = { process: name };
   if (covered.length) conditions.process_sha256 = covered.map((v) => v.sha256!).join('|');
-  // A daemon whose port is its whole signature is narrowed to its busiest server too: a renamed binary
-  // calling its own server on that port is judged just as genuine, and only the user can tell whose
-  // server it is. The rule then names it, and a call to any other server stays visible.
-  const servers = portOnly(sig) ? serversOf(input.judged.filter((j) => covered.includes(j.verdict))) : [];
-  if (servers.length) conditions.endpoint = servers[0]![0];
+  if (server !== undefined) conditions.endpoint = server;
   conditions.owner = input.scope.owner ?? '*';
   conditions.repo = input.scope.repo ?? '*';
   conditions.workflow = input.scope.workflow ?? '*';
@@ -102,7 +105,7 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       ? `; ${sig.daemon} reaches a server you choose, so its port is all its signature shows: the rule is narrowed to the server ` +
         `${servers[0]![0]} (${servers[0]![1]}), check that it is yours` +
         (servers.length > 1
-          ? `; other servers need their own rule: ${servers.slice(1, 6).map(([e, n]) => `endpoint=${e} (${n})`).join(', ')}${servers.length > 6 ? ` and ${servers.length - 6} more` : ''}`
+          ? `; it also reached ${servers.slice(1, 6).map(([e, n]) => `endpoint=${e} (${n})`).join(', ')}${servers.length > 6 ? ` and ${servers.length - 6} more` : ''}: a rule of their own only for those that are yours`
           : '')
       : '') +
     (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +

@@ -156,6 +156,22 @@ export function judgeGroup(name: string, variants: VariantEvidence[], facts: End
   return out;
 }
 
+/**
+ * For a daemon whose port is its whole signature: genuine binaries that reached no server in common
+ * with the first (most detections), described with their servers, or null. Two installed versions of
+ * one daemon reach the same server; a binary with servers of its own may be a renamed one calling its
+ * own, and the port cannot tell.
+ */
+export function serversApart(judged: readonly JudgedBinary[]): string | null {
+  const g = judged.filter((j) => j.verdict.verdict === 'genuine' && j.servers.length > 0);
+  const first = new Set(g[0]?.servers.map(([e]) => e));
+  const apart = g.slice(1).filter((j) => !j.servers.some(([e]) => first.has(e)));
+  if (apart.length === 0) return null;
+  const describe = (j: JudgedBinary) =>
+    `sha256 ${j.verdict.sha256?.slice(0, 12) ?? 'unknown'} (${j.verdict.path ?? 'unknown path'}) to ${j.servers.slice(0, 3).map(([e]) => e).join(', ')}${j.servers.length > 3 ? ', ...' : ''}`;
+  return [g[0]!, ...apart].slice(0, 4).map(describe).join('; ');
+}
+
 /** The group's VPN evidence (vpn_evidence of the result). */
 export function vpnEvidence(name: string, judged: JudgedBinary[]): VpnEvidence {
   const sig = vpnSignatureFor(name);

@@ -1,5 +1,6 @@
 import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } from '../analysis/impostor.js';
 import { namesNothing } from './matcher.js';
+import { parseIpRange } from '../domain/ip.js';
 import type { RuleConditions } from './types.js';
 
 /**
@@ -133,8 +134,29 @@ export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]
  * own server there is judged just as genuine. Empty when the rule names a destination.
  */
 export function serverlessDaemonNames(r: RuleShape, portOnlyNames: readonly string[]): string[] {
-  if (r.process === null || namesDestination(r)) return [];
+  if (r.process === null || namesServer(r)) return [];
   return portOnlyNames.filter((n) => r.process!(n));
+}
+
+/**
+ * Whether the rule names servers: an endpoint or host whose host is written out (no glob), an
+ * address, or a range no wider than /24 (IPv4) or /64 (IPv6). `*:1194`, `*.com` or `0.0.0.0/1` name
+ * any server on the port.
+ */
+export function namesServer(r: Pick<RuleShape, 'conditions'>): boolean {
+  const { endpoint, host, ip_address: ip } = r.conditions;
+  const literal = (h: string) => h !== '' && !/[*?[\]]/.test(h);
+  if (endpoint !== undefined) {
+    const v = endpoint.trim();
+    const v6 = /^\[([^\]]*)\]/.exec(v);
+    if (literal(v6 ? v6[1]! : v.includes(':') ? v.slice(0, v.lastIndexOf(':')) : v)) return true;
+  }
+  if (host !== undefined && literal(host.trim())) return true;
+  if (ip !== undefined) {
+    const range = parseIpRange(ip.trim());
+    if (range !== null && range.prefixLength >= (range.first.includes(':') ? 64 : 24)) return true;
+  }
+  return false;
 }
 
 /** Whether the rule narrows by destination: a condition that names nothing (`*:*`, `0.0.0.0/0`) does not. */

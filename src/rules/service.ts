@@ -15,7 +15,7 @@ import {
 } from './matcher.js';
 import type { RuleChangeResult, RuleConditions, RuleInput, RulePreview, SuppressionRule } from './types.js';
 import { describeBinary } from '../analysis/impostor.js';
-import { serverlessDaemonNames, unpinnedDaemonNames, type ImpostorSet } from './guards.js';
+import { namesServer, serverlessDaemonNames, unpinnedDaemonNames, type ImpostorSet } from './guards.js';
 import { PORT_ONLY_PROCESS_NAMES, VPN_PROCESS_NAMES } from '../analysis/vpn-signatures.js';
 import {
   NEW_STATE,
@@ -144,11 +144,15 @@ export class RulesService {
         `the rule covers the VPN daemon name${byName.length > 1 ? 's' : ''} ${names} by name alone: it also silences any binary renamed to ${byName[0]} that has shown no contradicting call yet; add process_sha256 of the genuine binary (the analysis's suggested_rule pins it)`,
       );
     }
-    const serverless = serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES);
+    // by the names it covers, and by the processes it matches today (a rule of hashes alone names none)
+    const serverless = [...new Set([
+      ...serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES),
+      ...(namesServer(rule) ? [] : counts.byProcess.map((p) => p.process).filter((p) => PORT_ONLY_PROCESS_NAMES.includes(p))),
+    ])];
     if (serverless.length > 0) {
       warnings.push(
         `${serverless.join(', ')} reach${serverless.length > 1 ? '' : 'es'} a server you choose, so ${serverless.length > 1 ? 'their port is all their' : 'its port is all its'} signature shows: ` +
-          `without an endpoint condition the rule silences ${serverless.length > 1 ? 'their' : 'its'} calls to any server on that port, yours or another's; add endpoint=<your server>:<port>`,
+          `without an endpoint condition naming a server the rule silences ${serverless.length > 1 ? 'their' : 'its'} calls to any server on that port, yours or another's; add endpoint=<your server>:<port>`,
       );
     }
     // A second identical rule would suppress nothing and only blur the audit trail. Refusing it also

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RiskyDestinations } from '../../src/analysis/risky-destinations.js';
 import { buildSuggestion, MAX_RULE_HASHES, type RuleImpact, type SuggestionInput } from '../../src/analysis/suggestion.js';
-import type { JudgedBinary } from '../../src/analysis/verdict.js';
+import { serversApart, type JudgedBinary } from '../../src/analysis/verdict.js';
 import type { RuleConditions } from '../../src/rules/types.js';
 import { ImpostorSet } from '../../src/rules/guards.js';
 import { compileRule, matchEndpoint } from '../../src/rules/matcher.js';
@@ -106,14 +106,33 @@ test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowe
     assert.deepEqual(judged.map((j) => j.verdict.verdict), ['genuine', 'genuine'], name);
     const s = await suggest(name, judged);
     assert.equal(s.reason, null);
+    // only the binary that reached the server is pinned: the renamed one never did
     assert.deepEqual(s.suggested!.conditions, {
-      process: name, process_sha256: `${sha('a')}|${sha('b')}`, endpoint: 'vpn.acme.example:' + port, owner: '*', repo: '*', workflow: '*', job: '*',
+      process: name, process_sha256: sha('a'), endpoint: 'vpn.acme.example:' + port, owner: '*', repo: '*', workflow: '*', job: '*',
     }, name);
     assert.match(s.suggested!.rationale, new RegExp(`narrowed to the server vpn\\.acme\\.example:${port} \\(5\\), check that it is yours`));
-    assert.match(s.suggested!.rationale, new RegExp(`other servers need their own rule: endpoint=c2\\.evil\\.example:${port} \\(3\\), endpoint=\\[2001:db8::7\\]:${port} \\(2\\)\\.`));
+    assert.match(s.suggested!.rationale, new RegExp(`it also reached endpoint=c2\\.evil\\.example:${port} \\(3\\), endpoint=\\[2001:db8::7\\]:${port} \\(2\\): a rule of their own only for those that are yours`));
+    assert.match(s.suggested!.rationale, new RegExp(`other genuine binaries need their own rule: process_sha256=${sha('b')} \\(3\\)`));
+    // the binaries reached no server in common: said, with each binary's servers
+    assert.equal(serversApart(judged), `sha256 ${sha('a').slice(0, 12)} (/usr/sbin/${name}) to vpn.acme.example:${port}, [2001:db8::7]:${port}; sha256 ${sha('b').slice(0, 12)} (/tmp/${name}) to c2.evil.example:${port}`);
     // each named server is a valid endpoint condition that matches the stored endpoint
     for (const e of [`c2.evil.example:${port}`, `[2001:db8::7]:${port}`]) assert.ok(matchEndpoint(compileRule(TYPE, { endpoint: e }), e), e);
   }
+  // the renamed binary's server the busiest: the rule names that server and that binary's path, for the user to check
+  const busy = await suggest('openvpn', judge('openvpn', [
+    { sha256: sha('a'), path: '/usr/sbin/openvpn', host: 'vpn.acme.example', port: 1194, n: 2 },
+    { sha256: sha('b'), path: '/tmp/openvpn', host: 'c2.evil.example', port: 1194, n: 9 },
+  ], risky));
+  assert.equal(busy.suggested!.conditions.process_sha256, sha('b'));
+  assert.equal(busy.suggested!.conditions.endpoint, 'c2.evil.example:1194');
+  assert.match(busy.suggested!.rationale, /^openvpn binary sha256 bbbbbbbbbbbb \(\/tmp\/openvpn\) matches .* narrowed to the server c2\.evil\.example:1194 \(9\), check that it is yours/);
+  // two versions of the daemon at one server: one rule for both, no warning
+  const upgraded = judge('openvpn', [
+    { sha256: sha('a'), path: '/usr/sbin/openvpn', host: 'vpn.acme.example', port: 1194, n: 2 },
+    { sha256: sha('c'), path: '/usr/sbin/openvpn', host: 'vpn.acme.example', port: 1194, n: 1 },
+  ], risky);
+  assert.equal((await suggest('openvpn', upgraded)).suggested!.conditions.process_sha256, `${sha('a')}|${sha('c')}`);
+  assert.equal(serversApart(upgraded), null);
   // a daemon with a control plane of its own is judged by it, and keeps no endpoint condition
   const ts1 = await suggest('tailscaled', judge('tailscaled', [ts(sha('a'), { n: 4 })], risky));
   assert.equal(ts1.suggested!.conditions.endpoint, undefined);

@@ -216,14 +216,21 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
     assert.equal(s.blocked_reason, null);
     assert.equal(s.conditions.endpoint, 'vpn.acme.example:1194');
     assert.equal(s.impact.would_suppress, 4);
-    assert.match(s.rationale, /other servers need their own rule: endpoint=c2\.evil\.example:1194 \(2\)/);
+    assert.equal(s.conditions.process_sha256, 'a'.repeat(64), 'only the binary that reached the server is pinned');
+    assert.match(s.rationale, /it also reached endpoint=c2\.evil\.example:1194 \(2\): a rule of their own only for those that are yours/);
+    assert.ok(g.warnings.some((w) => w.startsWith("its binaries reach different servers on openvpn's port, which proves none of them: sha256 aaaaaaaaaaaa (/usr/sbin/openvpn) to vpn.acme.example:1194; sha256 bbbbbbbbbbbb (/tmp/openvpn) to c2.evil.example:1194.")), g.warnings.join('\n'));
     assert.ok(!(await rules.preview(T, { detection_id: NOC, conditions: s.conditions })).warnings.some((w) => /reaches a server you choose/.test(w)));
+    assert.ok(!(await rules.preview(T, { detection_id: NOC, conditions: { process_sha256: 'a'.repeat(64), endpoint: 'vpn.acme.example:1194' } })).warnings.some((w) => /reaches a server you choose/.test(w)));
     const made = await rules.create(T, { detection_id: NOC, conditions: s.conditions }, 't');
     assert.equal(made.suppressed, 4);
     assert.equal(await countBySha(at, 'b'.repeat(64), 0), 2, "the other server's calls stay new");
     // pinned to a hash but to no server: the rule would silence the binary's calls to any server on 1194
-    const pinned = await rules.preview(T, { detection_id: NOC, conditions: { process: 'openvpn', process_sha256: 'b'.repeat(64) } });
-    assert.ok(pinned.warnings.some((w) => /^openvpn reaches a server you choose, so its port is all its signature shows: without an endpoint condition the rule silences its calls to any server on that port/.test(w)), pinned.warnings.join('\n'));
+    const serverless = /^openvpn reaches a server you choose, so its port is all its signature shows: without an endpoint condition naming a server the rule silences its calls to any server on that port/;
+    // pinned to a hash, to any server on the port, or to a hash alone (which names no process, but matches openvpn's calls)
+    for (const conditions of [{ process: 'openvpn', process_sha256: 'b'.repeat(64) }, { process: 'openvpn', endpoint: '*:1194' }, { process_sha256: 'b'.repeat(64) }]) {
+      const p = await rules.preview(T, { detection_id: NOC, conditions });
+      assert.ok(p.warnings.some((w) => serverless.test(w)), `${JSON.stringify(conditions)}: ${p.warnings.join('\n')}`);
+    }
   } finally {
     await store.close();
   }

@@ -258,8 +258,13 @@ test('property: a preview warns of exactly the VPN daemon names a rule covers by
       const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
       const want = c.process === undefined || c.process === '*' || narrowed ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
       assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
-      // a daemon whose port is its whole signature needs a destination whether or not a hash pins it
-      const toServer = ['endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
+      // a daemon whose port is its whole signature needs a server whether or not a hash pins it: a
+      // host written out (no * or ?), an address, or a range of /24 or narrower
+      const written = (h: string) => !/[*?]/.test(h);
+      const toServer =
+        (c.endpoint !== undefined && written(c.endpoint.split(':')[0]!)) ||
+        (c.host !== undefined && written(c.host)) ||
+        (c.ip_address !== undefined && (/^[\d.]+$/.test(c.ip_address) || /\/(2[4-9]|3[0-2])$/.test(c.ip_address)));
       const wantServerless = c.process === undefined || c.process === '*' || toServer ? [] : PORT_ONLY_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
       assert.deepEqual(serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES), wantServerless, JSON.stringify(c));
     }),
@@ -269,6 +274,14 @@ test('property: a preview warns of exactly the VPN daemon names a rule covers by
   for (const extra of [{ ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }, { host: '*.*' }]) {
     assert.deepEqual(unpinnedDaemonNames(compileRule(TYPE, { process: 'tailscaled', ...extra }), VPN_PROCESS_NAMES), ['tailscaled'], JSON.stringify(extra));
     assert.deepEqual(serverlessDaemonNames(compileRule(TYPE, { process: 'openvpn', process_sha256: 'a'.repeat(64), ...extra }), PORT_ONLY_PROCESS_NAMES), ['openvpn'], JSON.stringify(extra));
+  }
+  // nor does one that names any server on the port, or a wide range; a server written out does
+  for (const [extra, warned] of [
+    [{ endpoint: '*:1194' }, true], [{ endpoint: '*.com:1194' }, true], [{ host: '*.example.com' }, true], [{ ip_address: '0.0.0.0/1' }, true],
+    [{ ip_address: '2001:db8::/32' }, true], [{ endpoint: 'vpn.acme.example:1194' }, false], [{ endpoint: '[2001:db8::7]:1194' }, false],
+    [{ host: 'vpn.acme.example' }, false], [{ ip_address: '203.0.113.0/24' }, false], [{ ip_address: '2001:db8::/64' }, false],
+  ] as const) {
+    assert.deepEqual(serverlessDaemonNames(compileRule(TYPE, { process: 'openvpn', ...extra }), PORT_ONLY_PROCESS_NAMES), warned ? ['openvpn'] : [], JSON.stringify(extra));
   }
   assert.deepEqual(PORT_ONLY_PROCESS_NAMES, ['openvpn', 'wireguard', 'wireguard-go', 'wg-quick']);
 });
