@@ -134,6 +134,7 @@ export async function analyzeAnomalousCallsByProcess(store: AnalysisStore, input
       jobs: await port.jobs(scope),
       impostors,
       detectionType: primaryType,
+      otherTypes: types.slice(1),
       scope: { owner, repo, workflow: filter.workflow, job: filter.job },
       impact: (conditions) => impact(req.tenant, stamp, primaryType, conditions, impostors),
       samples: req.samples,

@@ -27,6 +27,8 @@ export interface GroupContext {
   jobs: JobDictionary;
   impostors: ImpostorSet;
   detectionType: string;
+  /** the other detection types analysed: a rule holds one type, so the suggestion says they need their own */
+  otherTypes: readonly string[];
   scope: { owner?: string; repo?: string; workflow?: string; job?: string };
   /** the rule's exact effect (rules preview); null: no rules layer on this store, no suggestion */
   impact: (conditions: RuleConditions) => Promise<RuleImpact>;
@@ -137,6 +139,7 @@ export async function buildGroup(ctx: GroupContext, name: string, count: number,
     name,
     judged,
     detectionType: ctx.detectionType,
+    otherTypes: ctx.otherTypes,
     scope: ctx.scope,
     risky: facts.risky,
     impostors: ctx.impostors,

@@ -31,6 +31,8 @@ export interface SuggestionInput {
   judged: JudgedBinary[];
   /** the detection type the rule is for */
   detectionType: string;
+  /** the other detection types analysed with it (a rule holds one type) */
+  otherTypes?: readonly string[];
   /** the query's scope, as stored: a suggestion is scoped like the query */
   scope: { owner?: string; repo?: string; workflow?: string; job?: string };
   risky: Pick<RiskyDestinations, 'matchEndpoint'>;
@@ -107,6 +109,9 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
         (servers.length > 1
           ? `; it also reached ${servers.slice(1, 6).map(([e, n]) => `endpoint=${e} (${n})`).join(', ')}${servers.length > 6 ? ` and ${servers.length - 6} more` : ''}: a rule of their own only for those that are yours`
           : '')
+      : '') +
+    (input.otherTypes?.length
+      ? `; it covers ${input.detectionType} detections only: a rule holds one type, so ${input.otherTypes.join(', ')} detections of the group need a rule of their own with the same conditions`
       : '') +
     (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
     (others.length

@@ -138,3 +138,11 @@ test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowe
   assert.equal(ts1.suggested!.conditions.endpoint, undefined);
   assert.doesNotMatch(ts1.suggested!.rationale, /server/);
 });
+
+test('a rule holds one detection type: analysed with others, the suggestion says they need a rule of their own', async () => {
+  const judged = judge('tailscaled', [ts(sha('a'))], risky);
+  const s = await suggest('tailscaled', judged, { otherTypes: ['Domain-Blocked'] });
+  assert.equal(s.suggested!.detection_id, TYPE);
+  assert.match(s.suggested!.rationale, /it covers New-Outbound-Network-Call detections only: a rule holds one type, so Domain-Blocked detections of the group need a rule of their own with the same conditions/);
+  assert.doesNotMatch((await suggest('tailscaled', judged)).suggested!.rationale, /a rule holds one type/);
+});
