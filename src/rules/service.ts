@@ -230,11 +230,13 @@ export class RulesService {
       const before = toRule(row);
       const changedMatch = rule !== null && (type !== row.detectionType || !sameConditions(rule.conditions, row.conditions)) ? rule : null;
       let expected = 0;
+      let warnings: string[] | undefined;
       if (changedMatch) {
         const { preview, same } = await this.previewWith(tx, tenant, type, changedMatch, 0, { except: row.uid });
         if (same) throw new RuleError('duplicate', `rule refused: ${preview.refused_reason}; nothing was changed`);
         if (preview.refused_reason) throw new RuleError(this.refusalCode(preview), `rule refused: ${preview.refused_reason}`);
         expected = preview.would_suppress;
+        warnings = preview.warnings;
       }
       const now = new Date().toISOString();
       const conditions = rule?.conditions ?? row.conditions;
@@ -248,7 +250,7 @@ export class RulesService {
       const changed = toRule(after);
       await tx.audit({ tenantId: row.tenantId, uid: row.uid, action: 'update', actor, at: now, before, after: changed, affected: moved.suppressed + moved.restored + handedTotal });
       await tx.bumpRulesVersion();
-      return { rule: changed, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed };
+      return { rule: changed, suppressed: moved.suppressed, restored: moved.restored, kept: moved.kept, handed_to_other_rules: moved.handed, ...(warnings ? { warnings } : {}) };
     });
   }
 

@@ -68,9 +68,9 @@ export interface RuleChangeResult {
   kept?: number;
   handed_to_other_rules?: { rule_id: string; count: number }[];
   /**
-   * create only: the warnings the rule's preview gives (RulePreview.warnings), so a rule created
-   * without a preview first (`rules create --yes`) still says what it risks, such as a VPN daemon
-   * covered by name alone.
+   * create, and update with new conditions: the warnings the rule's preview gives
+   * (RulePreview.warnings), so a rule written without a preview first (`rules create --yes`, `rules
+   * update --yes`) still says what it risks, such as a VPN daemon covered by name alone.
    */
   warnings?: string[];
 }

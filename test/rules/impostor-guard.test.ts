@@ -231,6 +231,14 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
       const p = await rules.preview(T, { detection_id: NOC, conditions });
       assert.ok(p.warnings.some((w) => serverless.test(w)), `${JSON.stringify(conditions)}: ${p.warnings.join('\n')}`);
     }
+    // the suggested rule updated without a preview first (`--yes`) to drop its server: the update says what it risks
+    const widened = spawnSync(process.execPath, ['dist/bundle/cli/main.js', 'rules', 'update', made.rule.rule_id, '--db', at.db, '--tenant', T, '--condition', 'process=openvpn', '--condition', `process_sha256=${'a'.repeat(64)}`, '--yes', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' },
+    });
+    assert.equal(widened.status, 0, widened.stderr);
+    assert.match(widened.stderr, /^egress-triage: warning: openvpn reaches a server you choose/m);
+    assert.ok((JSON.parse(widened.stdout) as { warnings: string[] }).warnings.some((w) => serverless.test(w)));
   } finally {
     await store.close();
   }

@@ -188,6 +188,7 @@ export function register(program: Command): void {
         requireYes(opts, 'update');
       }
       const r = await run(() => svc.update(ctx.tenant, id, input, opts.actor ?? defaultActor()));
+      for (const w of r.warnings ?? []) process.stderr.write(`egress-triage: warning: ${w}\n`);
       if (ctx.json) return printJson(r);
       printRule(r.rule);
       const handed = r.handed_to_other_rules ?? [];
