@@ -220,13 +220,21 @@ export function sameConditions(a: RuleConditions, b: RuleConditions): boolean {
 
 /**
  * Two condition sets that match the same detections by their spelling alone: the same keys, whatever
- * their order, and values equal as the matcher reads them (conditionReading), a process_sha256 set
- * without case or member order. A key whose value names nothing (`owner: *`) is no condition, as an
- * absent key is (a suggested rule spells its scope out). Values that differ otherwise (globs against
+ * their order, and values equal as the matcher reads them: without case, a process name without
+ * `.exe`, an exact IP in its canonical form, a process_sha256 set without case or member order. A
+ * key whose value is `*` is no condition, as an absent key is (a suggested rule spells its scope
+ * out); any other value is one, even a pattern that names nothing (`???` matches three characters,
+ * and a `file` condition makes a rule match nothing). Values that differ otherwise (globs against
  * exact values) are not compared by meaning: this errs towards "different".
  */
 export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
-  const read = (k: string, v: string) => (k === 'process_sha256' ? v.trim().split('|').map((p) => canonicalSha256(p) ?? p.toLowerCase()).sort().join('|') : conditionReading(k, v));
+  const read = (k: string, raw: string) => {
+    const v = raw.trim();
+    if (k === 'process_sha256') return v.split('|').map((p) => canonicalSha256(p) ?? p.toLowerCase()).sort().join('|');
+    if (k === 'process' && /\.exe$/i.test(v) && !isGlob(v)) return v.slice(0, -4).toLowerCase();
+    if (k === 'ip_address' && !v.includes('/')) return canonicalIp(v) ?? v.toLowerCase();
+    return v.toLowerCase();
+  };
   const effective = (c: RuleConditions) =>
     Object.entries(c)
       .map(([k, v]) => [k, read(k, v!)] as const)

@@ -41,6 +41,11 @@ storeTest('a second rule with the same type and conditions is refused, whatever 
     );
     const same = await rules.update(T, first.rule.rule_id, { conditions: { process: 'tailscaled', process_sha256: GENUINE_SHA.toUpperCase() }, name: 'mesh, renamed' }, 't');
     assert.equal(same.rule.name, 'mesh, renamed');
+    // a condition that names nothing is still a condition: "??" matches two characters, a file condition nothing
+    for (const [first2, second] of [[{ process: 'wget', file: '??' }, { process: 'wget' }], [{ process: 'curl', ip_address: '*.*.*.*' }, { process: 'curl' }], [{ process: 'npm', owner: '???' }, { process: 'npm', owner: '*' }]] as const) {
+      await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { ...first2 } }, 't');
+      await rules.create(T, { detection_id: 'New-Outbound-Network-Call', conditions: { ...second } }, 't');
+    }
     // an analysis of what the rule already suppressed suggests no second copy of it
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 10, minCount: 1, status: 'suppressed' }, { rules });
     const g = res.processes.find((x) => x.process === 'tailscaled')!;
