@@ -48,6 +48,7 @@ export interface Suggestion {
 }
 
 const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
+const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
 
 /** The servers the binaries reached, with their detections summed, most first (ties by name). */
 function serversOf(judged: readonly JudgedBinary[]): [string, number][] {
@@ -55,7 +56,6 @@ function serversOf(judged: readonly JudgedBinary[]): [string, number][] {
   for (const j of judged) for (const [e, c] of j.servers) n.set(e, (n.get(e) ?? 0) + c);
   return [...n].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
 }
-const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
 
 /** Pure but for the impact, which the rules layer computes (awaited: it may read a store). */
 export async function buildSuggestion(input: SuggestionInput): Promise<Suggestion> {
@@ -81,8 +81,10 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   // A daemon whose port is its whole signature is narrowed to its busiest server too, and to the
   // binaries that reached it: a renamed binary calling its own server on that port is judged just as
   // genuine, and only the user can tell whose server it is. The rule then names it, and a call to any
-  // other server, or by a binary that never reached this one, stays visible.
-  const servers = portOnly(sig) ? serversOf(input.judged.filter((j) => j.verdict.verdict === 'genuine')) : [];
+  // other server, or by a binary that never reached this one, stays visible. The server is chosen
+  // among the binaries a rule can pin (one without a hash could only be covered by name).
+  const pinnable = input.judged.filter((j) => j.verdict.verdict === 'genuine' && j.verdict.sha256 !== null);
+  const servers = portOnly(sig) ? serversOf(pinnable.length ? pinnable : input.judged.filter((j) => j.verdict.verdict === 'genuine')) : [];
   const server = servers[0]?.[0];
   const reached = (v: BinaryVerdict) => server === undefined || input.judged.some((j) => j.verdict === v && j.servers.some(([e]) => e === server));
   const hashed = genuine.filter((v) => v.sha256 !== null && reached(v));

@@ -133,6 +133,14 @@ test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowe
   ], risky);
   assert.equal((await suggest('openvpn', upgraded)).suggested!.conditions.process_sha256, `${sha('a')}|${sha('c')}`);
   assert.equal(serversApart(upgraded), null);
+  // the busiest server reached only by a binary without a hash: the server is chosen among those a rule can pin
+  const hashless = await suggest('openvpn', judge('openvpn', [
+    { sha256: null, path: '/usr/sbin/openvpn', host: 'vpn1.acme.example', port: 1194, n: 5 },
+    { sha256: sha('c'), path: '/usr/local/sbin/openvpn', host: 'vpn2.acme.example', port: 1194, n: 2 },
+  ], risky));
+  assert.equal(hashless.suggested!.blocked_reason, null);
+  assert.equal(hashless.suggested!.conditions.endpoint, 'vpn2.acme.example:1194');
+  assert.equal(hashless.suggested!.conditions.process_sha256, sha('c'));
   // a daemon with a control plane of its own is judged by it, and keeps no endpoint condition
   const ts1 = await suggest('tailscaled', judge('tailscaled', [ts(sha('a'), { n: 4 })], risky));
   assert.equal(ts1.suggested!.conditions.endpoint, undefined);
