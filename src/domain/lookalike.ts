@@ -29,11 +29,26 @@ function data(): Record<string, string> {
   return (confusables ??= createRequire(import.meta.url)('unhomoglyph/data.json') as Record<string, string>);
 }
 
-/** One character's skeleton: what the data maps it to, marks dropped, in lower case. */
-function piece(ch: string): string {
-  const map = data();
-  return withoutMarks(Object.hasOwn(map, ch) ? map[ch]! : ch, MARKS).toLowerCase();
+/**
+ * The skeletons one character of a (lower-case) name may be read as: of the character and of its
+ * capital (a capital I is drawn like l), each what the data maps it to, marks dropped, in lower case.
+ * Remembered per character: a name's reading asks for each of its characters.
+ */
+function pieces(ch: string): readonly string[] {
+  let p = piecesOf.get(ch);
+  if (p === undefined) {
+    const map = data();
+    const one = (c: string) => withoutMarks(Object.hasOwn(map, c) ? map[c]! : c, MARKS).toLowerCase();
+    const lower = one(ch);
+    // a capital may be two characters (ß is SS)
+    const upper = [...ch.toUpperCase()].map(one).join('');
+    p = upper === lower ? [lower] : [lower, upper];
+    if (piecesOf.size >= 65_536) piecesOf.clear();
+    piecesOf.set(ch, p);
+  }
+  return p;
 }
+const piecesOf = new Map<string, readonly string[]>();
 
 function mapped(s: string): string {
   const map = data();
@@ -44,11 +59,12 @@ function mapped(s: string): string {
 
 /**
  * What NFKC made of a character the data draws otherwise, as names are compared (lower case,
- * nonspacing marks dropped), with the skeletons that character had: a stored name holds the image,
- * and may have held the character. Halfwidth ￨ (drawn like l) became the box-drawing │, drawn like
- * nothing; lunate Ϲ (C) became σ; ẚ (a) became "aʾ"; long ſ (f) became s. Names are folded by NFKC
- * (normalizeProcessName), so without this reading "tai￨scaled" was stored as "tai│scaled" and drawn
- * like no daemon (100 of the 11,799 one-letter swaps of a daemon's name, 2026-12-06).
+ * nonspacing marks dropped), with the skeletons that character had (of it and of its capital): a
+ * stored name holds the image, and may have held the character. Halfwidth ￨ (drawn like l) became
+ * the box-drawing │, drawn like nothing; lunate Ϲ (C) became σ; ẚ (a) became "aʾ"; long ſ (f)
+ * became s. Names are folded by NFKC (normalizeProcessName), so without this reading "tai￨scaled" was
+ * stored as "tai│scaled" and drawn like no daemon (100 of the 11,799 one-letter swaps of a daemon's
+ * name, 2026-12-06).
  */
 let images: Map<string, string[]> | null = null;
 
@@ -57,33 +73,46 @@ function nfkcImages(): Map<string, string[]> {
   const readings = new Map<string, string[]>();
   for (const ch of Object.keys(data())) {
     const image = withoutMarks(ch.normalize('NFKC').toLowerCase(), NONSPACING);
-    const was = mapped(ch);
-    if (image === '' || image === ch || was === mapped(image)) continue;
-    const list = readings.get(image) ?? [];
-    if (!list.includes(was)) list.push(was);
-    readings.set(image, list);
+    if (image === '' || image === ch) continue;
+    const seen = mapped(image);
+    for (const was of new Set([mapped(ch), mapped(ch.toUpperCase())])) {
+      if (was === seen) continue;
+      const list = readings.get(image) ?? [];
+      if (!list.includes(was)) list.push(was);
+      readings.set(image, list);
+    }
   }
   return (images = readings);
 }
 
-/** What the NFKC readings can do for one list of names: only readings that occur in one of their skeletons. */
+/** What the readings can do for one list of names: only readings that occur in one of their skeletons. */
 interface ListReadings {
-  /** each name with its lower-case skeleton */
+  /** each name with each of its skeletons (lower- and upper-case form) */
   targets: [name: string, skeleton: string][];
   readings: Map<string, string[]>;
-  /** readings of blank images (spacing ˛ became a space and a mark): a name is trimmed, so they stand at its ends */
-  blanks: string[];
+  /**
+   * A character whose image is blank (spacing ˛ became a space and a mark) left nothing at either end
+   * of a name, which is trimmed: each skeleton without such a reading at its start or end, with its name.
+   */
+  trimmed: Map<string, string>;
   /** by the first character of an image, the length of the longest image it starts (in characters) */
   longest: Map<string, number>;
+  /**
+   * The most characters with a skeleton a name can have and still spell a target: every reading
+   * spells at least one character for each run of at most `run` characters, and a target has at most
+   * `target` characters.
+   */
+  most: number;
 }
 
 function listReadings(names: readonly string[]): ListReadings {
-  const targets = names.map((n): [string, string] => [n, mapped(n)]);
-  const all = nfkcImages();
+  const targets: [string, string][] = [];
+  for (const n of names) for (const sk of new Set(skeletons(n))) targets.push([n, sk]);
   const readings = new Map<string, string[]>();
   const blanks: string[] = [];
   const longest = new Map<string, number>();
-  for (const [image, list] of all) {
+  let run = 1;
+  for (const [image, list] of nfkcImages()) {
     const useful = list.filter((was) => was !== '' && targets.some(([, t]) => t.includes(was)));
     if (useful.length === 0) continue;
     // inside a name the blank is still there; at its ends, trimming took it
@@ -91,48 +120,77 @@ function listReadings(names: readonly string[]): ListReadings {
     readings.set(image, useful);
     const chars = [...image];
     longest.set(chars[0]!, Math.max(longest.get(chars[0]!) ?? 0, chars.length));
+    run = Math.max(run, chars.length);
   }
-  return { targets, readings, blanks, longest };
+  const trimmed = new Map<string, string>();
+  for (const [n, t] of targets) {
+    for (const was of blanks) {
+      if (t.startsWith(was) && !trimmed.has(t.slice(was.length))) trimmed.set(t.slice(was.length), n);
+      if (t.endsWith(was) && !trimmed.has(t.slice(0, -was.length))) trimmed.set(t.slice(0, -was.length), n);
+    }
+  }
+  return { targets, readings, trimmed, longest, most: run * Math.max(0, ...targets.map(([, t]) => t.length)) };
 }
 
 /**
- * The name of the list that some reading of `name` (its skeleton `lower`) spells: each character read
- * as itself, or a run of characters read as the character NFKC made it from (nfkcImages). Only for a
- * name holding such a run, and only against names of a length some reading has (spells).
+ * The name of the list that some reading of `name` (its lower-case skeleton `lower`) spells: each
+ * character read as itself or as its capital, or a run of characters read as the character NFKC made
+ * it from (nfkcImages). Only for a name holding such a reading, and only against names of a length
+ * some reading has (spells).
  */
 function byReading(name: string, lower: string, r: ListReadings): string | undefined {
-  for (const was of r.blanks) {
-    const hit = r.targets.find(([n, t]) => n !== name && (t === was + lower || t === lower + was));
-    if (hit) return hit[0];
-  }
+  const trimmed = r.trimmed.get(lower);
+  if (trimmed !== undefined && trimmed !== name) return trimmed;
   const chars = [...withoutMarks(name, NONSPACING)];
-  // at each position, the readings of the runs that start there
+  // a long name spells no short one: said before the runs are looked for, so its length costs little
+  const own: (readonly string[])[] = [];
+  let spelled = 0;
+  for (const ch of chars) {
+    const p = pieces(ch);
+    if (!p.includes('') && ++spelled > r.most) return undefined;
+    own.push(p);
+  }
+  // at each position, the readings that start there: the character's capital, and the runs of images
+  let any = false;
   const runs: [length: number, was: string][][] = chars.map((_, i) => {
-    const out: [number, string][] = [];
+    const out: [number, string][] = own[i]!.slice(1).map((p): [number, string] => [1, p]);
     let run = '';
     const longest = r.longest.get(chars[i]!) ?? 0;
     for (let n = 1; n <= longest && i + n <= chars.length; n++) {
       run += chars[i + n - 1];
       for (const was of r.readings.get(run) ?? []) out.push([n, was]);
     }
+    if (out.length) any = true;
     return out;
   });
-  if (runs.every((x) => x.length === 0)) return undefined;
-  const own = chars.map(piece);
-  // the shortest and longest reading: a name's list holds few names of its length, most often none
-  const lo = own.map(() => Infinity);
-  const hi = own.map(() => -1);
-  lo.push(Infinity);
-  hi.push(-1);
-  lo[0] = hi[0] = 0;
-  for (let i = 0; i < own.length; i++) {
-    for (const [n, len] of [[1, own[i]!.length] as const, ...runs[i]!.map(([n, was]) => [n, was.length] as const)]) {
-      lo[i + n] = Math.min(lo[i + n]!, lo[i]! + len);
-      hi[i + n] = Math.max(hi[i + n]!, hi[i]! + len);
+  if (!any) return undefined;
+  const first = own.map((p) => p[0]!);
+  // before the first position a reading can change and after the last, every reading spells the same
+  let from = chars.length;
+  let to = -1;
+  runs.forEach((rs, i) => {
+    for (const [n] of rs) {
+      from = Math.min(from, i);
+      to = Math.max(to, i + n - 1);
     }
+  });
+  const head = first.slice(0, from).join('');
+  const tail = first.slice(to + 1).join('');
+  const candidates = r.targets.filter(([n, t]) => n !== name && t.startsWith(head) && t.endsWith(tail));
+  if (candidates.length === 0) return undefined;
+  // the shortest and longest reading: a name's list holds few names of its length, most often none
+  const lo = [0, ...chars.map(() => Infinity)];
+  const hi = [0, ...chars.map(() => -1)];
+  const reach = (i: number, n: number, len: number) => {
+    lo[i + n] = Math.min(lo[i + n]!, lo[i]! + len);
+    hi[i + n] = Math.max(hi[i + n]!, hi[i]! + len);
+  };
+  for (let i = 0; i < chars.length; i++) {
+    reach(i, 1, first[i]!.length);
+    for (const [n, was] of runs[i]!) reach(i, n, was.length);
   }
-  const [min, max] = [lo[own.length]!, hi[own.length]!];
-  return r.targets.find(([n, t]) => n !== name && t.length >= min && t.length <= max && spells(own, runs, t))?.[0];
+  const [min, max] = [lo[chars.length]!, hi[chars.length]!];
+  return candidates.find(([, t]) => t.length >= min && t.length <= max && spells(first, runs, t))?.[0];
 }
 
 /** Breadth first over positions in the name and in the target, so every choice is tried once. */

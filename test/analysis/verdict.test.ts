@@ -116,6 +116,28 @@ test('any daemon name with one letter swapped for a confusable one is judged as 
   );
 });
 
+test('a daemon name with two letters swapped for confusable ones is judged as that daemon, whatever the two (case, script, NFKC)', () => {
+  const alts = confusablesOf(VPN_PROCESS_NAMES.join(''));
+  const bySig = new Map(VPN_SIGNATURES.flatMap((s) => s.names.map((n) => [n, s.daemon] as const)));
+  fc.assert(
+    fc.property(fc.constantFrom(...VPN_PROCESS_NAMES), fc.nat(), fc.nat(), fc.nat(), fc.nat(), (daemon, i, j, a, b) => {
+      const [x, y] = [i % daemon.length, j % daemon.length];
+      fc.pre(x !== y);
+      const ax = alts.get(daemon[x]!) ?? [];
+      const ay = alts.get(daemon[y]!) ?? [];
+      fc.pre(ax.length > 0 && ay.length > 0);
+      const chars = [...daemon];
+      chars[x] = ax[a % ax.length]!;
+      chars[y] = ay[b % ay.length]!;
+      const renamed = chars.join('');
+      // e.g. "ta|￨scaled" (stored "ta|│scaled"), "tɑ|lscaled": one drawn like l only as a capital, one only once folded
+      assert.equal(vpnSignatureFor(renamed)?.daemon, bySig.get(daemon), `${renamed} (${[...renamed].map((c) => c.codePointAt(0)!.toString(16)).join(' ')})`);
+    }),
+    { numRuns: 3000, maxSkipsPerRun: 1000 },
+  );
+  for (const renamed of ['ta|￨scaled', 'tɑ|lscaled', 'tẚ1lscaled', 'tałlsϹaled']) assert.equal(vpnSignatureFor(renamed)?.daemon, 'tailscale', renamed);
+});
+
 test('every one-letter swap whose character name folding (NFKC) changes is still judged as the daemon: folded back to its name, or drawn like it', () => {
   const alts = confusablesOf(VPN_PROCESS_NAMES.join(''));
   let swaps = 0;
