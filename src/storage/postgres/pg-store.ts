@@ -1,4 +1,4 @@
-import { createPool, type PgPool, type PgPoolSettings } from './pool.js';
+import { createPool, writeMeta, type PgPool, type PgPoolSettings } from './pool.js';
 import { redactUrl } from '../location.js';
 import { migratePostgres, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
@@ -70,7 +70,7 @@ export class PgStore implements SchemaPort {
 
   /** A store-wide setting (the meta table), as SqliteStore.setMeta: `learning_runs`, read by stats. */
   async setMeta(key: string, value: string): Promise<void> {
-    await this.pool.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+    await writeMeta(this.pool, key, value);
   }
 
   async close(): Promise<void> {

@@ -96,6 +96,11 @@ export async function queryWithSignal<R extends pg.QueryResultRow>(
   }
 }
 
+/** Sets a store-wide setting (the meta table), on the pool or inside a transaction: `learning_runs`, `verdict_revision`. */
+export async function writeMeta(db: PgPool | PgClient, key: string, value: string): Promise<void> {
+  await db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+}
+
 /**
  * One transaction on one connection: COMMIT when fn resolves, ROLLBACK when it throws. A connection
  * whose ROLLBACK failed is destroyed rather than returned to the pool.

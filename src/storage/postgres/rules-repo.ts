@@ -1,4 +1,4 @@
-import { transaction, type PgClient, type PgPool } from './pool.js';
+import { transaction, writeMeta, type PgClient, type PgPool } from './pool.js';
 import { ensureTenant } from './tenants.js';
 import { tenantStamp } from './analysis-stamps.js';
 import { ensureTypeId, excluding, observedImpostors, Params, processIdsOf, riskyIdsOf, rulePredicate, tenantImpostors, typeIdOf, type PgPredicate } from './rules-match.js';
@@ -458,7 +458,7 @@ class PgRulesWriter extends PgRulesReader implements RulesWriter {
   }
 
   async setVerdictRevision(revision: number): Promise<void> {
-    await this.c.query("INSERT INTO meta (key, value) VALUES ('verdict_revision', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [String(revision)]);
+    await writeMeta(this.c, 'verdict_revision', String(revision));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './db.js';
+import { writeMeta, type SqliteDatabase } from './db.js';
 import { ensureTenant } from './ingest-session.js';
 import { SqliteRulesRepo, type MatchPredicate, type RuleRow } from './rules-repo.js';
 import type { CompiledRule } from '../../rules/matcher.js';
@@ -88,7 +88,7 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
   }
 
   async setVerdictRevision(revision: number): Promise<void> {
-    this.db.prepare("INSERT INTO meta (key, value) VALUES ('verdict_revision', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(revision));
+    writeMeta(this.db, 'verdict_revision', String(revision));
   }
 
   async riskyAudit(): Promise<RiskyAuditRow[]> {

@@ -1,4 +1,4 @@
-import { openSqlite, migrate, type SqliteDatabase } from './db.js';
+import { openSqlite, migrate, writeMeta, type SqliteDatabase } from './db.js';
 import { closeCommitWatcher } from './rules-repo.js';
 import { CORE_MIGRATIONS } from './core-migrations.js';
 import { SqliteIngestSession } from './ingest-session.js';
@@ -64,7 +64,7 @@ export class SqliteStore {
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    writeMeta(this.db, key, value);
   }
 
   close(): void {
