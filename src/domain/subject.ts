@@ -69,14 +69,15 @@ export interface Suppressor {
    */
   mayBeLinked?(binary: { process: string; sha256: string | null; path: string | null }): boolean;
   /**
-   * What settle() and link() moved back to `new` since the last call: how many stored detections
-   * (suppressed or resolved before), and the binaries whose flag or link moved them, with why. Ingest
-   * says it in its summary: a binary flagged now can bring back a whole rule's worth of detections.
+   * What settle() and link() did since the last call: every binary they flagged or linked, with why,
+   * and how many stored detections (suppressed or resolved before) they moved back to `new`. Ingest
+   * says both in its summary: a renamed binary is named the moment it is suspected, and a binary
+   * flagged now can bring back a whole rule's worth of detections.
    */
   takeReleases?(): Releases;
 }
 
-/** Detections a suspected impostor's flag moved back to `new`, and the binaries flagged (ingest summary). */
+/** The binaries flagged as suspected impostors, and the detections their flags moved back to `new` (ingest summary). */
 export interface Releases {
   released: number;
   binaries: { process: string; sha256: string | null; path: string | null; reason: string }[];

@@ -92,10 +92,11 @@ export interface SourceSummary {
   suppressedOnIngest: number;
   /**
    * Stored detections (suppressed or resolved before this source) moved back to `new` because a
-   * binary of this source turned out to be a suspected impostor, and those binaries with why: a
-   * flagged daemon hash can bring back every detection a rule hid of it.
+   * binary of this source turned out to be a suspected impostor: a flagged daemon hash can bring back
+   * every detection a rule hid of it.
    */
   releasedOnIngest: number;
+  /** The binaries this source showed to be suspected impostors (flagged or linked), with why. */
   suspectedImpostors: Releases['binaries'];
   runsCreated: number;
   /**
@@ -241,10 +242,10 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     this.collectReleases(s);
   }
 
-  /** What the suppressor's last store writes moved back to `new`, for the source's summary. */
+  /** What the suppressor's last store writes flagged and moved back to `new`, for the source's summary. */
   private collectReleases(s: Suppressor | undefined): void {
     const r = s?.takeReleases?.();
-    if (!r || r.released === 0) return;
+    if (!r) return;
     this.releases.released += r.released;
     for (const b of r.binaries) {
       if (!this.releases.binaries.some((x) => x.process === b.process && x.sha256 === b.sha256 && x.path === b.path)) this.releases.binaries.push(b);

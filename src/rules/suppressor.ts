@@ -35,10 +35,9 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   }
   // binaries flagged since the last settle(), not stored yet
   let flaggedSince: SuspectedImpostor[] = [];
-  // what settle() and link() moved back to new since the last takeReleases()
+  // what settle() and link() flagged, and moved back to new, since the last takeReleases()
   let releases: Releases = { released: 0, binaries: [] };
   const noteReleased = (n: number, binaries: readonly SuspectedImpostor[]) => {
-    if (n === 0) return;
     releases.released += n;
     for (const b of binaries) releases.binaries.push({ process: b.process, sha256: b.sha256, path: b.path, reason: b.reason });
   };
@@ -121,9 +120,9 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       // The store's verdict links what it holds, this write batch included (impostor-links.ts).
       // Recorded like a flag, so the verdict's change counter moves with it on PostgreSQL, and
       // released, so what rules suppressed of the file's other identity comes back as new.
-      const { linked, released, fresh } = await port.write(async (tx) => {
+      const { linked, released, fresh, unknown } = await port.write(async (tx) => {
         const t = tid ?? (await tx.tenantId(tenant));
-        if (t === undefined) return { linked: [], released: 0, fresh: [] };
+        if (t === undefined) return { linked: [], released: 0, fresh: [], unknown: [] };
         const now = await tx.impostors(t);
         for (const f of now.files) files.add(f);
         for (const f of now.hashless) hashless.add(f);
@@ -132,10 +131,16 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
         // that were suppressed before it was linked.
         const fresh = now.set.list().filter((b) => impostors.get(b) === null || isLink(b));
         for (const b of fresh) await tx.flagImpostor(t, b);
-        return { linked: now.set.list(), released: now.set.size > 0 ? await tx.releaseBinaries(t, now.set) : 0, fresh };
+        return {
+          linked: now.set.list(),
+          released: now.set.size > 0 ? await tx.releaseBinaries(t, now.set) : 0,
+          fresh,
+          // suspected only now: a link recorded again, or a copy of a hash already flagged, is no news
+          unknown: now.set.list().filter((b) => impostors.get(b) === null),
+        };
       });
-      // the binaries linked here moved them, or else ones whose release an earlier ingest left owing
-      noteReleased(released, fresh.length ? fresh : linked);
+      // what was released is explained by the binaries linked here, or else by those an earlier ingest left owing
+      noteReleased(released, released === 0 ? unknown : fresh.length ? fresh : linked);
       for (const b of linked) impostors.add(b);
       linkDue = false;
       return linked;

@@ -111,6 +111,25 @@ test('CLI: the ingest summary counts detections raised, and says how many an exi
   }
 });
 
+test('CLI ingest names a binary it flags as a suspected impostor, with why, even when no rule had hidden anything of it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-flagged-'));
+  try {
+    const db = join(dir, 'store.db');
+    // a look-alike of tailscaled (Latin alpha) at tailscale's own control plane: only its name gives it away
+    const alpha = { process: 'tɑilscaled', sha256: 'd'.repeat(64) };
+    const calls = ndjson([1, 2].map((run) => nativeEvent({ run, domain: 'controlplane.tailscale.com', port: 443, ...alpha })));
+    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: calls });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}impostors {9}tɑilscaled dddddddddddd \(named "tɑilscaled", drawn like tailscaled but not it .*\): suspected, kept visible whatever the rules$/m);
+    assert.doesNotMatch(r.stdout, /new again/);
+    // flagged once: a later source that shows nothing new about it says nothing of it
+    const again = JSON.parse(runCli(['ingest', '-', '--db', db, '--json', '--learning-runs', '0'], { input: ndjson([nativeEvent({ run: 3, domain: 'controlplane.tailscale.com', port: 443, ...alpha })]) }).stdout);
+    assert.deepEqual([again.sources[0].detections, again.sources[0].suspectedImpostors], [1, []]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('CLI ingest says how many stored detections a newly flagged binary brought back, which binary, and why', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'egress-released-'));
   try {

@@ -183,14 +183,42 @@ storeTest('one file is one binary whatever it is called: flagged as tailscale, i
     const early = await rules.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: H } }, 't');
     assert.equal(early.suppressed, 2, 'before any evidence, a pinned rule may hide it');
     // the same file, run as tailscale, calls webhook.site: the file is an impostor, under both names
-    await ingestCalls(at, store, T, [call(T, 'web', 3, TS0 + 3, as('tailscale'), { domain: 'webhook.site', port: 443 })]);
+    const flagged = await ingestCalls(at, store, T, [call(T, 'web', 3, TS0 + 3, as('tailscale'), { domain: 'webhook.site', port: 443 })]);
     assert.equal(await countBySha(at, H, 0), 3, 'the copy named tailscaled is released to new with the one named tailscale');
+    // the summary names the binary its call flagged (its copy has the same hash: the same binary)
+    assert.deepEqual(flagged.suspectedImpostors.map((b) => [b.process, b.sha256]), [['tailscale', H]]);
+    // a later source at the same file shows nothing new: it names no binary again
+    const later = await ingestCalls(at, store, T, [call(T, 'web', 4, TS0 + 4, as('tailscaled'), { domain: 'controlplane.tailscale.com', port: 443 })]);
+    assert.deepEqual([later.detections, later.releasedOnIngest, later.suspectedImpostors], [1, 0, []]);
     const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, minCount: 1 }, { rules: new RulesService(store) });
     const daemon = res.processes.find((g) => g.process === 'tailscaled')!;
     assert.equal(daemon.vpn_evidence.binaries.find((b) => b.sha256 === H)?.verdict, 'impostor');
     assert.notEqual(daemon.suggested_rule?.blocked_reason ?? 'no rule', null, 'no rule is suggested for it');
     const again = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tailscaled', process_sha256: H } });
     assert.match(again.refused_reason ?? '', /suspected impostor/);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('ingest names a hash-less copy the same file links to a flagged binary once, in the source that linked it', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'linked';
+    const H = '9'.repeat(64);
+    const at_ = (sha256: string | null): ProcessInfo => ({ name: 'tailscaled', path: '/opt/tools/tailscaled', sha256: sha256 ?? undefined, parent: { name: 'sudo', parent: { name: 'bash' } } });
+    const first = await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, at_(H), { domain: 'webhook.site', port: 443 })]);
+    assert.deepEqual(first.suspectedImpostors.map((b) => [b.process, b.sha256]), [['tailscaled', H]]);
+    // the same file in the same run, its hash unread this time, at tailscale's own control plane: linked, and said
+    const second = await ingestCalls(at, store, T, [call(T, 'web', 1, TS0 + 2, at_(null), { domain: 'controlplane.tailscale.com', port: 443 })]);
+    assert.deepEqual(second.suspectedImpostors.map((b) => [b.process, b.sha256, b.path]), [['tailscaled', null, '/opt/tools/tailscaled']]);
+    assert.match(second.suspectedImpostors[0]!.reason, /^same file/);
+    // every later source at that file records the link again; it names it no more
+    for (const [i, host] of ['login.tailscale.com', 'log.tailscale.com'].entries()) {
+      const later = await ingestCalls(at, store, T, [call(T, 'web', 1, TS0 + 3 + i, at_(null), { domain: host, port: 443 })]);
+      assert.deepEqual([later.detections, later.releasedOnIngest, later.suspectedImpostors], [1, 0, []], host);
+    }
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
   }
@@ -239,6 +267,39 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
     assert.equal(widened.status, 0, widened.stderr);
     assert.match(widened.stderr, /^egress-triage: warning: openvpn reaches a server you choose/m);
     assert.ok((JSON.parse(widened.stdout) as { warnings: string[] }).warnings.some((w) => serverless.test(w)));
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('ingest: a look-alike name that NFKC stores as drawn like no daemon ("tai￨scaled", stored "tai│scaled") is flagged at its first call, and a rule made before it hides none of it', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'nfkc';
+    const rules = new RulesService(store);
+    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })]);
+    // a rule written before the look-alike was ever seen, broad enough to match its stored name
+    const broad = await rules.create(T, { detection_id: NOC, conditions: { process: 'tai*' } }, 't');
+    assert.equal(broad.suppressed, 1, 'the genuine daemon');
+    const sha = 'e'.repeat(64);
+    // halfwidth ￨ (U+FFE8, drawn like l): NFKC folds it into the box-drawing │ (U+2502)
+    const halfwidth: ProcessInfo = { name: 'tai\uFFE8scaled', path: '/usr/sbin/tai\uFFE8scaled', sha256: sha, parent: { name: 'sudo', parent: { name: 'bash' } } };
+    // its first calls reach tailscale's own control plane, so nothing but the name gives it away
+    const first = await ingestCalls(at, store, T, [2, 3].map((run) => call(T, 'web', run, TS0 + run, halfwidth, { domain: 'controlplane.tailscale.com', port: 443 })));
+    assert.equal(first.detections, 2);
+    assert.equal(first.suppressedOnIngest, 0, 'the rule over tai* takes none of the look-alike’s calls');
+    assert.deepEqual(first.suspectedImpostors.map((b) => [b.process, b.sha256]), [['tai\u2502scaled', sha]]);
+    assert.match(first.suspectedImpostors[0]!.reason, /drawn like tailscaled/);
+    assert.equal(await countBySha(at, sha, 0), 2);
+    // no rule can take it: not by its stored name, not by its hash
+    for (const conditions of [{ process: 'tai\u2502scaled' }, { process_sha256: sha }]) {
+      await assert.rejects(rules.create(T, { detection_id: NOC, conditions }, 't'), /suspected impostor/, JSON.stringify(conditions));
+    }
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, limit: 100, minCount: 1 }, { rules });
+    const group = res.processes.find((g) => g.process === 'tai\u2502scaled');
+    assert.equal(group?.vpn_evidence.binaries.find((b) => b.sha256 === sha)?.verdict, 'impostor');
+    assert.equal(group?.suggested_rule, null);
+    assert.equal(await rollupMismatchesOf(at), 0);
   } finally {
     await store.close();
   }

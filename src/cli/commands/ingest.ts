@@ -275,10 +275,12 @@ export function renderIngestSummary(r: IngestRunResult): string {
     if (s.otherTenants?.length) out.push(`  other tenants     ${s.otherTenants.join(' ')}  (written there: named by the records' own "tenant" field)`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
+    // said, not left to be found: a renamed binary, and what a rule hid of a daemon hash flagged now
+    const who = s.suspectedImpostors.map((b) => `${b.process} ${b.sha256 ? b.sha256.slice(0, 12) : (b.path ?? 'no hash')} (${b.reason})`).join('; ');
     if (s.releasedOnIngest) {
-      // said, not left to be found: a daemon hash flagged now brings back what a rule hid of it
-      const who = s.suspectedImpostors.map((b) => `${b.process} ${b.sha256 ? b.sha256.slice(0, 12) : (b.path ?? 'no hash')} (${b.reason})`).join('; ');
       out.push(revealInvisible(`  new again         ${s.releasedOnIngest} stored detection(s) that were suppressed or resolved: suspected impostor ${who}`));
+    } else if (who) {
+      out.push(revealInvisible(`  impostors         ${who}: suspected, kept visible whatever the rules`));
     }
     // a rejected record's message quotes its text: written by name, control characters cannot forge report lines
     for (const e of s.errors.slice(0, 10)) out.push(revealInvisible(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`));
