@@ -52,8 +52,13 @@ const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? '
 
 /** The servers the binaries reached, with their detections summed, most first (ties by name). */
 function serversOf(judged: readonly JudgedBinary[]): [string, number][] {
+  return mergedDesc(judged.map((j) => j.servers));
+}
+
+/** Endpoint counts of several binaries summed, most first (ties by endpoint). */
+function mergedDesc(lists: readonly (readonly [string, number][])[]): [string, number][] {
   const n = new Map<string, number>();
-  for (const j of judged) for (const [e, c] of j.servers) n.set(e, (n.get(e) ?? 0) + c);
+  for (const list of lists) for (const [e, c] of list) n.set(e, (n.get(e) ?? 0) + c);
   return [...n].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
 }
 
@@ -97,6 +102,10 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   conditions.repo = input.scope.repo ?? '*';
   conditions.workflow = input.scope.workflow ?? '*';
   conditions.job = input.scope.job ?? '*';
+  const coveredJudged = input.judged.filter((j) => covered.includes(j.verdict));
+  // What the rule silences that no part of the signature explains (a rule naming a server takes none of it)
+  const unexplained = server === undefined ? mergedDesc(coveredJudged.map((j) => j.unexplained)) : [];
+  const unexplainedN = unexplained.reduce((n, [, c]) => n + c, 0);
   const others = genuine.filter((v) => !covered.includes(v));
   const excluded = [...impostors, ...unverified];
   const rationale =
@@ -105,6 +114,11 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       : `${name} binary ${describe(main)} matches ${sig.daemon}'s signature `) +
     `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
     (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
+    (unexplainedN
+      ? `; it also silences ${unexplainedN} detection(s) at ${unexplained.length} address(es) that ${sig.daemon}'s signature does not explain ` +
+        `(${unexplained.slice(0, 3).map(([e, n]) => `${e} (${n})`).join(', ')}${unexplained.length > 3 ? ', ...' : ''}): ` +
+        `its peers can look like that, and so can a renamed binary that made one call inside the signature, so check them before creating it`
+      : '') +
     (servers.length
       ? `; ${sig.daemon} reaches a server you choose, so its port is all its signature shows: the rule is narrowed to the server ` +
         `${servers[0]![0]} (${servers[0]![1]}), check that it is yours` +
@@ -129,7 +143,6 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   if (!blocked) {
     // Never-suppress over what this view saw of the covered binaries. The verdicts already keep such
     // binaries out of the rule; this holds even if a verdict were wrong.
-    const coveredJudged = input.judged.filter((j) => covered.includes(j.verdict));
     const refusal = coverageRefusal(
       coveredJudged.map((j) => ({ process: name, sha256: j.verdict.sha256, path: j.verdict.path, riskyCalls: j.riskyCalls })),
       input.risky,

@@ -59,6 +59,13 @@ export interface JudgedBinary {
    * with their detections, most first. Empty for every other daemon.
    */
   servers: [endpoint: string, n: number][];
+  /**
+   * Direct-IP destinations that neither support nor contradict the daemon (no signal: a port and an
+   * address outside its signature), with their detections, most first. A daemon's peers are often
+   * such addresses, so they prove nothing either way; but a rule over the binary silences them too,
+   * and a renamed binary that made one call inside the signature looks exactly like this.
+   */
+  unexplained: [endpoint: string, n: number][];
 }
 
 export function binaryKeyOf(v: { sha256: string | null; path: string | null }): string {
@@ -89,6 +96,7 @@ export function groupBinaries(variants: VariantEvidence[]): Binary[] {
 export function judgeBinary(
   facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[],
   servers: [endpoint: string, n: number][] = [],
+  unexplained: [endpoint: string, n: number][] = [],
 ): void {
   const support = new Map<string, number>();
   const serversToo = portOnly(sig);
@@ -107,7 +115,10 @@ export function judgeBinary(
     const s = facts.signalsFor(sig, id);
     for (let k = 0; k < s.length; k++) addCount(support, s[k]!, n);
     if (serversToo && s.length > 0) servers.push([facts.endpoint(id), n]);
-    if (s.length === 0 && !facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
+    if (s.length === 0) {
+      if (!facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
+      else unexplained.push([facts.endpoint(id), n]);
+    }
   }
   for (const variant of b.variants) {
     for (const r of variant.riskyAt ?? []) {
@@ -125,6 +136,7 @@ export function judgeBinary(
   }
   v.verdict = contra.size > 0 ? 'impostor' : support.size > 0 ? 'genuine' : 'unverified';
   servers.sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]));
+  unexplained.sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]));
 }
 
 /**
@@ -141,16 +153,17 @@ export function judgeGroup(name: string, variants: VariantEvidence[], facts: End
     const v: BinaryVerdict = { sha256: b.sha256, path, count: b.count, verdict: 'unverified', supporting: [], contradicting: [] };
     const riskyCalls: string[] = [];
     const servers: [string, number][] = [];
+    const unexplained: [string, number][] = [];
     if (sig) {
       const eps = mergeCounts(b.variants.map((x) => x.eps), scratch);
-      judgeBinary(facts, sig, name, b, eps, v, riskyCalls, servers);
+      judgeBinary(facts, sig, name, b, eps, v, riskyCalls, servers, unexplained);
       const flagged = impostors.get({ process: name, sha256: b.sha256, path });
       if (flagged && v.verdict !== 'impostor') {
         v.verdict = 'impostor';
         v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
       }
     }
-    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers });
+    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers, unexplained });
   }
   out.sort((a, b) => b.verdict.count - a.verdict.count || cmp(a.key, b.key));
   return out;

@@ -154,3 +154,26 @@ test('a rule holds one detection type: analysed with others, the suggestion says
   assert.match(s.suggested!.rationale, /it covers New-Outbound-Network-Call detections only: a rule holds one type, so Domain-Blocked detections of the group need a rule of their own with the same conditions/);
   assert.doesNotMatch((await suggest('tailscaled', judged)).suggested!.rationale, /a rule holds one type/);
 });
+
+test('a rule over a binary says what it silences that the signature does not explain: a renamed binary with one call inside it looks just so', async () => {
+  const zt = (host: string, port: number, n = 1, s = sha('z')): PlainCall => ({ sha256: s, path: '/usr/sbin/zerotier-one', host, port, n });
+  // one call on ZeroTier's port, then direct IPs on ports ZeroTier does not use
+  const renamed = judge('zerotier-one', [zt('198.51.100.66', 9993), zt('203.0.113.5', 443, 4), zt('203.0.113.9', 8080, 2), zt('203.0.113.5', 22), zt('192.0.2.1', 443)], risky);
+  assert.equal(renamed[0]!.verdict.verdict, 'genuine', 'nothing contradicts it: direct IPs prove nothing either way');
+  assert.deepEqual(renamed[0]!.unexplained, [['203.0.113.5:443', 4], ['203.0.113.9:8080', 2], ['192.0.2.1:443', 1], ['203.0.113.5:22', 1]]);
+  const s = await suggest('zerotier-one', renamed);
+  assert.match(
+    s.suggested!.rationale,
+    /; it also silences 8 detection\(s\) at 4 address\(es\) that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): its peers can look like that, and so can a renamed binary that made one call inside the signature, so check them before creating it/,
+  );
+  // two versions: what both silence is summed; a binary the rule leaves out adds nothing
+  const two = judge('zerotier-one', [zt('198.51.100.66', 9993, 3), zt('203.0.113.5', 443, 2), zt('198.51.100.67', 9993, 1, sha('y')), zt('203.0.113.5', 443, 1, sha('y')), zt('gist.githubusercontent.com', 443, 1, sha('x'))], risky);
+  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /also silences 3 detection\(s\) at 1 address\(es\) that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\)/);
+  // every call inside the signature: nothing to say
+  const real = await suggest('zerotier-one', judge('zerotier-one', [zt('198.51.100.66', 9993, 5), zt('198.51.100.70', 9993)], risky));
+  assert.doesNotMatch(real.suggested!.rationale, /also silences/);
+  // a rule that names a server (OpenVPN) takes none of the other addresses: nothing to say either
+  const ovpn = await suggest('openvpn', judge('openvpn', [{ sha256: sha('o'), path: '/usr/sbin/openvpn', host: '198.51.100.9', port: 1194, n: 3 }, { sha256: sha('o'), path: '/usr/sbin/openvpn', host: '203.0.113.5', port: 443 }], risky));
+  assert.equal(ovpn.suggested!.conditions.endpoint, '198.51.100.9:1194');
+  assert.doesNotMatch(ovpn.suggested!.rationale, /also silences/);
+});
