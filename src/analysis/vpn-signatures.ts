@@ -19,6 +19,13 @@ export interface VpnSignature {
   portRanges: [number, number][];
   /** address ranges of peers / anycast front ends */
   cidrs: string[];
+  /**
+   * Ports a range is reached on besides `ports` and `portRanges` (WARP's DNS-over-HTTPS addresses
+   * on 443 and 853). An address in a range vouches for the daemon only on one of its ports: a range
+   * such as 100.64.0.0/10 also holds other services (Alibaba Cloud's metadata endpoint is
+   * 100.100.100.200:80), and a renamed binary calling one there is no peer of a mesh.
+   */
+  rangePorts?: Record<string, number[]>;
 }
 
 export const VPN_SIGNATURES: readonly VpnSignature[] = [
@@ -69,6 +76,7 @@ export const VPN_SIGNATURES: readonly VpnSignature[] = [
     ports: [2408, 500, 1701, 4500],
     portRanges: [],
     cidrs: ['162.159.193.0/24', '162.159.36.1/32', '162.159.46.1/32'],
+    rangePorts: { '162.159.36.1/32': [443, 853], '162.159.46.1/32': [443, 853] },
   },
   {
     daemon: 'openvpn',
@@ -166,7 +174,7 @@ export function vpnSignatureFor(processName: string): VpnSignature | null {
 interface CompiledSignature {
   sig: VpnSignature;
   domains: { glob: string; m: (v: string) => boolean }[];
-  cidrs: IpRange[];
+  cidrs: { range: IpRange; ports: readonly number[] }[];
 }
 
 const compiled = new Map<string, CompiledSignature>();
@@ -176,7 +184,7 @@ function compile(sig: VpnSignature): CompiledSignature {
     c = {
       sig,
       domains: sig.domains.map((g) => ({ glob: g, m: globMatcher(g) })),
-      cidrs: sig.cidrs.map((s) => parseIpRange(s)!),
+      cidrs: sig.cidrs.map((s) => ({ range: parseIpRange(s)!, ports: sig.rangePorts?.[s] ?? [] })),
     };
     compiled.set(sig.daemon, c);
   }
@@ -200,15 +208,16 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
     const d = c.domains.find((x) => x.m(host));
     if (d) out.push(`${sig.daemon} domain ${d.glob}`);
     else if (c.domains.length) return out;
-  } else if (c.cidrs.length) {
-    const r = c.cidrs.find((x) => x.contains(host));
-    if (r) out.push(`${sig.daemon} address range ${r.source}`);
   }
-  if (port !== null) {
-    if (sig.ports.includes(port)) out.push(`${sig.daemon} port ${port}`);
-    const range = sig.portRanges.find(([a, b]) => port >= a && port <= b);
-    if (range) out.push(`${sig.daemon} port range ${range[0]}-${range[1]}`);
+  const onPort = port !== null && sig.ports.includes(port);
+  const inPortRange = port === null ? undefined : sig.portRanges.find(([a, b]) => port >= a && port <= b);
+  if (isIp && c.cidrs.length) {
+    const r = c.cidrs.find((x) => x.range.contains(host));
+    // in a range, on a port of the daemon's (or of the range's, or none known)
+    if (r && (port === null || onPort || inPortRange !== undefined || r.ports.includes(port))) out.push(`${sig.daemon} address range ${r.range.source}`);
   }
+  if (onPort) out.push(`${sig.daemon} port ${port}`);
+  if (inPortRange) out.push(`${sig.daemon} port range ${inPortRange[0]}-${inPortRange[1]}`);
   return out;
 }
 

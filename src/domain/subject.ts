@@ -80,7 +80,8 @@ export interface Suppressor {
 /** The binaries flagged as suspected impostors, and the detections their flags moved back to `new` (ingest summary). */
 export interface Releases {
   released: number;
-  binaries: { process: string; sha256: string | null; path: string | null; reason: string }[];
+  /** each with the tenant it was flagged in: a source can write into several (records' own `tenant`) */
+  binaries: { tenant: string; process: string; sha256: string | null; path: string | null; reason: string }[];
 }
 
 export const NO_SUPPRESSION: Suppressor = { match: () => 0 };

@@ -205,6 +205,19 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     }
   }
 
+  /**
+   * Forgets what a rolled-back source left in memory: the engine's state, and the suppressors with
+   * the flags they owe. Those flags came from records that are not stored, so they are neither stored
+   * nor told under the next source; its first batch loads a suppressor afresh (the reset engine asks
+   * for one).
+   */
+  private discard(p: TenantPipe): void {
+    p.engine.reset();
+    p.window = [];
+    p.retired = [];
+    p.suppressor = undefined;
+  }
+
   /** Evaluates the pending write of a tenant again from scratch, after another writer changed its state. */
   private async replay(p: TenantPipe): Promise<void> {
     for (let n = 0; ; n++) {
@@ -248,7 +261,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     if (!r) return;
     this.releases.released += r.released;
     for (const b of r.binaries) {
-      if (!this.releases.binaries.some((x) => x.process === b.process && x.sha256 === b.sha256 && x.path === b.path)) this.releases.binaries.push(b);
+      if (!this.releases.binaries.some((x) => x.tenant === b.tenant && x.process === b.process && x.sha256 === b.sha256 && x.path === b.path)) this.releases.binaries.push(b);
     }
   }
 
@@ -470,7 +483,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       const failedStrict = strict && summary.rejected > 0;
       if (failedStrict) {
         await scope.rollback();
-        for (const p of this.tenants.values()) p.engine.reset();
+        for (const p of this.tenants.values()) this.discard(p);
         summary.stored = false;
         // nothing of it is stored, so nothing of it counts: the repeats the parser dropped included
         Object.assign(summary, { accepted: 0, duplicates: 0, detections: 0, detectionsByType: {}, suppressedOnIngest: 0, runsCreated: 0 });
@@ -491,10 +504,7 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
       }
     } catch (err) {
       await scope?.rollback();
-      for (const p of this.tenants.values()) {
-        p.engine.reset();
-        p.window = [];
-      }
+      for (const p of this.tenants.values()) this.discard(p);
       throw err;
     } finally {
       clearInterval(heartbeat);

@@ -39,7 +39,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   let releases: Releases = { released: 0, binaries: [] };
   const noteReleased = (n: number, binaries: readonly SuspectedImpostor[]) => {
     releases.released += n;
-    for (const b of binaries) releases.binaries.push({ process: b.process, sha256: b.sha256, path: b.path, reason: b.reason });
+    for (const b of binaries) releases.binaries.push({ tenant, process: b.process, sha256: b.sha256, path: b.path, reason: b.reason });
   };
   // A call since the last link() may have shown a flagged binary's file under its other identity
   // (analysis/impostor-links.ts). The files flagged binaries were seen at: the store's, and those

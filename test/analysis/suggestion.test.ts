@@ -164,16 +164,34 @@ test('a rule over a binary says what it silences that the signature does not exp
   const s = await suggest('zerotier-one', renamed);
   assert.match(
     s.suggested!.rationale,
-    /; it also silences 8 detection\(s\) at 4 address\(es\) that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): its peers can look like that, and so can a renamed binary that made one call inside the signature, so check them before creating it/,
+    /; of the detections in this view, 8 at 4 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): a rule over this binary silences such calls too, and a renamed binary that made one call inside the signature looks just like this, so check them before creating it/,
   );
   // two versions: what both silence is summed; a binary the rule leaves out adds nothing
   const two = judge('zerotier-one', [zt('198.51.100.66', 9993, 3), zt('203.0.113.5', 443, 2), zt('198.51.100.67', 9993, 1, sha('y')), zt('203.0.113.5', 443, 1, sha('y')), zt('gist.githubusercontent.com', 443, 1, sha('x'))], risky);
-  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /also silences 3 detection\(s\) at 1 address\(es\) that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\)/);
+  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /of the detections in this view, 3 at 1 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\): a rule over these binaries/);
   // every call inside the signature: nothing to say
   const real = await suggest('zerotier-one', judge('zerotier-one', [zt('198.51.100.66', 9993, 5), zt('198.51.100.70', 9993)], risky));
-  assert.doesNotMatch(real.suggested!.rationale, /also silences/);
+  assert.doesNotMatch(real.suggested!.rationale, /does not explain/);
   // a rule that names a server (OpenVPN) takes none of the other addresses: nothing to say either
   const ovpn = await suggest('openvpn', judge('openvpn', [{ sha256: sha('o'), path: '/usr/sbin/openvpn', host: '198.51.100.9', port: 1194, n: 3 }, { sha256: sha('o'), path: '/usr/sbin/openvpn', host: '203.0.113.5', port: 443 }], risky));
   assert.equal(ovpn.suggested!.conditions.endpoint, '198.51.100.9:1194');
-  assert.doesNotMatch(ovpn.suggested!.rationale, /also silences/);
+  assert.doesNotMatch(ovpn.suggested!.rationale, /does not explain/);
+});
+
+test('an address in a daemon\'s range vouches for it only on its ports: a renamed tailscaled at 100.100.100.200:80 (a cloud metadata endpoint inside 100.64.0.0/10) is not genuine by it', async () => {
+  const t = (host: string, port: number, n = 1): PlainCall => ({ sha256: sha('m'), path: '/tmp/tailscaled', host, port, n });
+  const [metadata] = judge('tailscaled', [t('100.100.100.200', 80, 2), t('100.70.1.1', 4444)], risky);
+  assert.equal(metadata!.verdict.verdict, 'unverified', 'nothing supports it: no rule is suggested');
+  assert.deepEqual(metadata!.unexplained, [['100.100.100.200:80', 2], ['100.70.1.1:4444', 1]]);
+  assert.match((await suggest('tailscaled', [metadata!])).reason!, /no binary named tailscaled shows tailscale's network signature/);
+  // with one call on a port of tailscale's, it is genuine by that call alone, and the rest is said
+  const [mixed] = judge('tailscaled', [t('100.100.100.200', 80, 2), t('100.70.1.1', 4444), t('203.0.113.9', 3478)], risky);
+  assert.deepEqual([mixed!.verdict.verdict, mixed!.verdict.supporting], ['genuine', ['tailscale port 3478 (1)']]);
+  assert.match((await suggest('tailscaled', [mixed!])).suggested!.rationale, /3 at 2 endpoint\(s\) are direct-IP calls that tailscale's signature does not explain \(100\.100\.100\.200:80 \(2\), 100\.70\.1\.1:4444 \(1\)\)/);
+  // a peer on tailscale's port: range and port both vouch; WARP's DNS-over-HTTPS addresses on 443 too
+  assert.deepEqual(judge('tailscaled', [t('100.64.0.7', 41641)], risky)[0]!.verdict.supporting, ['tailscale address range 100.64.0.0/10 (1)', 'tailscale port 41641 (1)']);
+  const doh = judge('warp-svc', [{ sha256: sha('w'), path: '/usr/bin/warp-svc', host: '162.159.36.1', port: 443 }], risky)[0]!;
+  assert.deepEqual([doh.verdict.verdict, doh.verdict.supporting, doh.unexplained], ['genuine', ['cloudflare-warp address range 162.159.36.1/32 (1)'], []]);
+  const warpOdd = judge('warp-svc', [{ sha256: sha('w'), path: '/usr/bin/warp-svc', host: '162.159.193.4', port: 443 }], risky)[0]!;
+  assert.deepEqual([warpOdd.verdict.verdict, warpOdd.unexplained], ['unverified', [['162.159.193.4:443', 1]]]);
 });

@@ -117,14 +117,43 @@ test('CLI ingest names a binary it flags as a suspected impostor, with why, even
     const db = join(dir, 'store.db');
     // a look-alike of tailscaled (Latin alpha) at tailscale's own control plane: only its name gives it away
     const alpha = { process: 'tɑilscaled', sha256: 'd'.repeat(64) };
-    const calls = ndjson([1, 2].map((run) => nativeEvent({ run, domain: 'controlplane.tailscale.com', port: 443, ...alpha })));
-    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: calls });
+    const calls = [1, 2].map((run) => nativeEvent({ run, domain: 'controlplane.tailscale.com', port: 443, ...alpha }));
+    // a hash-less one whose path is written to read as the end of its entry and as another line
+    const forged = nativeEvent({ run: 3, domain: 'controlplane.tailscale.com', port: 443, process: 'taiIscaled' });
+    (forged.process as Record<string, unknown>).sha256 = '';
+    (forged.process as Record<string, unknown>).path = '/tmp/x: fine; "tailscaled" ok\n  new again         0 stored detection(s)';
+    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: ndjson([...calls, forged]) });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^ {2}impostors {9}tɑilscaled dddddddddddd \(named "tɑilscaled", drawn like tailscaled but not it .*\): suspected, kept visible whatever the rules$/m);
-    assert.doesNotMatch(r.stdout, /new again/);
+    const lines = r.stdout.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('  impostors '));
+    assert.deepEqual(lines.slice(at, at + 3).map((l) => l.replace(/: named .*/, ': named ...')), [
+      '  impostors         2 binaries suspected, kept visible whatever the rules:',
+      '    - "tɑilscaled" sha256 dddddddddddd: named ...',
+      '    - "taiiscaled" "/tmp/x: fine; \\"tailscaled\\" ok\\n  new again         0 stored detection(s)" (no hash): named ...',
+    ]);
+    assert.match(lines[at + 1]!, /: named "tɑilscaled", drawn like tailscaled but not it /);
+    assert.doesNotMatch(r.stdout, /^ {2}new again/m);
     // flagged once: a later source that shows nothing new about it says nothing of it
     const again = JSON.parse(runCli(['ingest', '-', '--db', db, '--json', '--learning-runs', '0'], { input: ndjson([nativeEvent({ run: 3, domain: 'controlplane.tailscale.com', port: 443, ...alpha })]) }).stdout);
     assert.deepEqual([again.sources[0].detections, again.sources[0].suspectedImpostors], [1, []]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CLI ingest: one source flags the same binary in two tenants, and each flag is told with its tenant', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-flagged-tenants-'));
+  try {
+    const db = join(dir, 'store.db');
+    const renamed = { process: 'tailscaled', sha256: 'e'.repeat(64), domain: 'webhook.site', port: 443 };
+    const input = ndjson([nativeEvent({ run: 1, ...renamed }), nativeEvent({ run: 1, tenant: 'other', ...renamed })]);
+    const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}impostors {9}2 binaries suspected, kept visible whatever the rules:\n {4}- "tailscaled" sha256 eeeeeeeeeeee in tenant (default|other): risky destination webhook\.site\n {4}- "tailscaled" sha256 eeeeeeeeeeee in tenant (default|other): risky destination webhook\.site$/m);
+    assert.match(r.stdout, /in tenant default/);
+    assert.match(r.stdout, /in tenant other/);
+    const j = JSON.parse(runCli(['ingest', '-', '--db', join(dir, 'two.db'), '--json', '--learning-runs', '0'], { input }).stdout);
+    assert.deepEqual(j.sources[0].suspectedImpostors.map((b: { tenant: string }) => b.tenant).sort(), ['default', 'other']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -144,7 +173,7 @@ test('CLI ingest says how many stored detections a newly flagged binary brought 
     const exfil = ndjson([nativeEvent({ run: 4, domain: 'drop.attacker.example', port: 443, ...daemon })]);
     const r = runCli(['ingest', '-', '--db', db, '--learning-runs', '0'], { input: exfil });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^ {2}new again {9}3 stored detection\(s\) that were suppressed or resolved: suspected impostor tailscaled cccccccccccc \(.*drop\.attacker\.example.*\)$/m);
+    assert.match(r.stdout, /^ {2}impostors {9}1 binary suspected, kept visible whatever the rules:\n {4}- "tailscaled" sha256 cccccccccccc: .*drop\.attacker\.example.*\n {2}new again {9}3 stored detection\(s\) of suspected impostors that were suppressed or resolved$/m);
     assert.match(r.stdout, /^total: 1 events .*, 1 detections raised, 3 stored detections new again \(suspected impostors\), 0 rejected$/m);
     const j = JSON.parse(runCli(['ingest', '-', '--db', db, '--json', '--learning-runs', '0'], { input: exfil }).stdout);
     assert.deepEqual([j.totals.releasedOnIngest, j.sources[0].releasedOnIngest, j.sources[0].suspectedImpostors], [0, 0, []], 'nothing left to release');

@@ -7,7 +7,9 @@ import { runIngest, engineConfigFrom } from '../../src/cli/commands/ingest.js';
 import { RulesService } from '../../src/rules/service.js';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
-import { call, ingestCalls, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
+import { call, ingestCalls, nativeLine, proc, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
 const { storeTest } = eachStore();
@@ -219,6 +221,36 @@ storeTest('ingest names a hash-less copy the same file links to a flagged binary
       assert.deepEqual([later.detections, later.releasedOnIngest, later.suspectedImpostors], [1, 0, []], host);
     }
     assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('--strict: a flag raised by a source that is rolled back is neither stored nor told under the next source', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'strict';
+    const H = '8'.repeat(64);
+    const renamed: ProcessInfo = { name: 'tailscaled', path: '/tmp/tailscaled', sha256: H, parent: { name: 'bash' } };
+    const curl = proc('curl');
+    const bad = join(at.dir, 'bad.ndjson');
+    // the exfiltration call is in the first parsed batch, the bad record in a later one
+    writeFileSync(bad, [
+      call(T, 'web', 1, TS0, renamed, { domain: 'gist.githubusercontent.com', port: 443 }),
+      ...[1, 2, 3].map((i) => call(T, 'web', 1, TS0 + i, curl, { domain: `h${i}.example.com`, port: 443 })),
+    ].map(nativeLine).join('\n') + '\n{"bad":1}\n');
+    const clean = join(at.dir, 'clean.ndjson');
+    writeFileSync(clean, nativeLine(call(T, 'web', 2, TS0 + 10, curl, { domain: 'api.github.com', port: 443 })) + '\n');
+    const p = new IngestPipeline(store, {
+      tenant: T, format: 'native', strict: true, defaults: {}, batchSize: 2,
+      engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0 },
+      suppressorFor: (s, t) => s.ingestSuppressor(t),
+    });
+    const first = await p.ingest(bad);
+    assert.deepEqual([first.stored, first.rejected, first.suspectedImpostors], [false, 1, []]);
+    const second = await p.ingest(clean);
+    assert.deepEqual([second.stored, second.detections, second.suspectedImpostors], [true, 1, []]);
+    assert.equal(await at.value('SELECT count(*) FROM suspected_impostors'), 0, 'nothing of the rolled-back source is stored');
   } finally {
     await store.close();
   }

@@ -262,6 +262,14 @@ export function ingestExitCode(r: IngestRunResult): number {
   return r.sources.some((s) => s.rejected > 0 || !s.stored) ? EXIT.REJECTED : EXIT.OK;
 }
 
+const MAX_IMPOSTOR_LINES = 10;
+
+/** A flagged binary of the summary: its name and path as JSON strings, the tenant when the source wrote into several. */
+function describeFlagged(b: SourceSummary['suspectedImpostors'][number], tenant: string | null): string {
+  const id = b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : `${JSON.stringify(b.path ?? '')} (no hash)`;
+  return `${JSON.stringify(b.process)} ${id}${tenant !== null ? ` in tenant ${tenant}` : ''}: ${b.reason}`;
+}
+
 export function renderIngestSummary(r: IngestRunResult): string {
   const out: string[] = [];
   for (const s of r.sources) {
@@ -275,13 +283,15 @@ export function renderIngestSummary(r: IngestRunResult): string {
     if (s.otherTenants?.length) out.push(`  other tenants     ${s.otherTenants.join(' ')}  (written there: named by the records' own "tenant" field)`);
     const types = Object.entries(s.detectionsByType).map(([k, v]) => `${k}=${v}`).join(' ');
     out.push(`  detections        ${s.detections}${types ? '  ' + types : ''}${s.suppressedOnIngest ? `  (${s.suppressedOnIngest} suppressed by existing rules)` : ''}`);
-    // said, not left to be found: a renamed binary, and what a rule hid of a daemon hash flagged now
-    const who = s.suspectedImpostors.map((b) => `${b.process} ${b.sha256 ? b.sha256.slice(0, 12) : (b.path ?? 'no hash')} (${b.reason})`).join('; ');
-    if (s.releasedOnIngest) {
-      out.push(revealInvisible(`  new again         ${s.releasedOnIngest} stored detection(s) that were suppressed or resolved: suspected impostor ${who}`));
-    } else if (who) {
-      out.push(revealInvisible(`  impostors         ${who}: suspected, kept visible whatever the rules`));
+    // Said, not left to be found: a renamed binary, and what a rule hid of a daemon hash flagged now.
+    // One binary a line, its name and path quoted: they are the attacker's text, and must not read
+    // as another entry or as the end of this one.
+    if (s.suspectedImpostors.length) {
+      out.push(`  impostors         ${s.suspectedImpostors.length} binar${s.suspectedImpostors.length === 1 ? 'y' : 'ies'} suspected, kept visible whatever the rules:`);
+      for (const b of s.suspectedImpostors.slice(0, MAX_IMPOSTOR_LINES)) out.push(revealInvisible(`    - ${describeFlagged(b, s.otherTenants?.length ? b.tenant : null)}`));
+      if (s.suspectedImpostors.length > MAX_IMPOSTOR_LINES) out.push(`    - ... ${s.suspectedImpostors.length - MAX_IMPOSTOR_LINES} more (use --json for all of them)`);
     }
+    if (s.releasedOnIngest) out.push(`  new again         ${s.releasedOnIngest} stored detection(s) of suspected impostors that were suppressed or resolved`);
     // a rejected record's message quotes its text: written by name, control characters cannot forge report lines
     for (const e of s.errors.slice(0, 10)) out.push(revealInvisible(`  ! ${e.location}: ${e.field && !e.message.startsWith(e.field + ':') ? e.field + ': ' : ''}${e.message}`));
     if (s.rejected > 10) out.push(`  ! ... ${s.rejected - Math.min(10, s.errors.length)} more rejected records (use --json for the first ${s.errors.length})`);
