@@ -44,6 +44,9 @@ test('revealInvisible: plain text unchanged; line breaks kept only when asked (a
   assert.equal(revealInvisible('tailscaled'), 'tailscaled');
   assert.equal(revealInvisible('a\tb\nc'), 'a⟨U+0009⟩b⟨U+000A⟩c');
   assert.equal(revealInvisible('a\tb\nc\u200b', true), 'a\tb\nc⟨U+200B⟩');
+  // line and paragraph separators break a line in text layout: by name, even when line breaks are kept
+  assert.equal(revealInvisible('a\u2028b\u2029c'), 'a⟨U+2028⟩b⟨U+2029⟩c');
+  assert.equal(revealInvisible('a\u2028b', true), 'a⟨U+2028⟩b');
 });
 
 test('ingest errors, detections list and analyze write the telemetry\'s text with its controls by name', async () => {
