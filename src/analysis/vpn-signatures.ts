@@ -213,8 +213,9 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
   const inPortRange = port === null ? undefined : sig.portRanges.find(([a, b]) => port >= a && port <= b);
   if (isIp && c.cidrs.length) {
     const r = c.cidrs.find((x) => x.range.contains(host));
-    // in a range, on a port of the daemon's (or of the range's, or none known)
-    if (r && (port === null || onPort || inPortRange !== undefined || r.ports.includes(port))) out.push(`${sig.daemon} address range ${r.range.source}`);
+    // in a range, on a port of the daemon's or of the range's: a call whose port is unknown (an
+    // imported detection may lack it) is not shown to be on one
+    if (r && (onPort || inPortRange !== undefined || (port !== null && r.ports.includes(port)))) out.push(`${sig.daemon} address range ${r.range.source}`);
   }
   if (onPort) out.push(`${sig.daemon} port ${port}`);
   if (inPortRange) out.push(`${sig.daemon} port range ${inPortRange[0]}-${inPortRange[1]}`);

@@ -192,6 +192,9 @@ test('an address in a daemon\'s range vouches for it only on its ports: a rename
   assert.deepEqual(judge('tailscaled', [t('100.64.0.7', 41641)], risky)[0]!.verdict.supporting, ['tailscale address range 100.64.0.0/10 (1)', 'tailscale port 41641 (1)']);
   const doh = judge('warp-svc', [{ sha256: sha('w'), path: '/usr/bin/warp-svc', host: '162.159.36.1', port: 443 }], risky)[0]!;
   assert.deepEqual([doh.verdict.verdict, doh.verdict.supporting, doh.unexplained], ['genuine', ['cloudflare-warp address range 162.159.36.1/32 (1)'], []]);
+  // a port nobody recorded is no port of tailscale's
+  const unknownPort = judge('tailscaled', [{ ...t('100.64.0.7', 0), port: null }], risky)[0]!;
+  assert.deepEqual([unknownPort.verdict.verdict, unknownPort.verdict.supporting, unknownPort.unexplained.length], ['unverified', [], 1]);
   const warpOdd = judge('warp-svc', [{ sha256: sha('w'), path: '/usr/bin/warp-svc', host: '162.159.193.4', port: 443 }], risky)[0]!;
   assert.deepEqual([warpOdd.verdict.verdict, warpOdd.unexplained], ['unverified', [['162.159.193.4:443', 1]]]);
 });
