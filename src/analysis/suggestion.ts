@@ -78,7 +78,7 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       suggested: null,
       reason: impostors.length
         ? `every binary named ${name} contradicts ${sig.daemon}'s signature: name impersonation suspected, no rule is suggested`
-        : `no binary named ${name} shows ${sig.daemon}'s network signature (ports, control-plane domains, peer ranges): the name alone proves nothing`,
+        : `no binary named ${name} shows ${sig.daemon}'s network signature (its ports, control-plane domains, or address ranges on its ports): the name alone proves nothing`,
     };
   }
   // Every genuine binary with a hash goes into one rule (an upgraded daemon has one per version);
@@ -114,12 +114,12 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       : `${name} binary ${describe(main)} matches ${sig.daemon}'s signature `) +
     `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
     (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
-    // Counted over the view (its window, repos and types), which is all the verdict saw: the rule
-    // takes those of its own type, and any such call outside the view.
+    // Counted over the view (its window, repos and every type analysed), which is all the verdict
+    // saw: a rule takes those of its own type, and any such call outside the view.
     (unexplainedN
       ? `; of the detections in this view, ${unexplainedN} at ${unexplained.length} endpoint(s) are direct-IP calls that ${sig.daemon}'s signature does not explain ` +
         `(${unexplained.slice(0, 3).map(([e, n]) => `${e} (${n})`).join(', ')}${unexplained.length > 3 ? ', ...' : ''}): ` +
-        `a rule over ${covered.length > 1 ? 'these binaries' : 'this binary'} silences such calls too, and a renamed binary that made one call inside the signature looks just like this, so check them before creating it`
+        `rules with these conditions silence such calls too (each of its own detection type), and a renamed binary that made one call inside the signature looks just like this, so check them before creating it`
       : '') +
     (servers.length
       ? `; ${sig.daemon} reaches a server you choose, so its port is all its signature shows: the rule is narrowed to the server ` +

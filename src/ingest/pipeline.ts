@@ -255,6 +255,14 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     this.collectReleases(s);
   }
 
+  /**
+   * The binaries flagged (and stored) so far while reading the current source: what an interrupted
+   * ingest must still tell (the source never gets its summary).
+   */
+  flaggedInSource(): readonly Releases['binaries'][number][] {
+    return this.releases.binaries;
+  }
+
   /** What the suppressor's last store writes flagged and moved back to `new`, for the source's summary. */
   private collectReleases(s: Suppressor | undefined): void {
     const r = s?.takeReleases?.();

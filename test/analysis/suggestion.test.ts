@@ -164,11 +164,11 @@ test('a rule over a binary says what it silences that the signature does not exp
   const s = await suggest('zerotier-one', renamed);
   assert.match(
     s.suggested!.rationale,
-    /; of the detections in this view, 8 at 4 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): a rule over this binary silences such calls too, and a renamed binary that made one call inside the signature looks just like this, so check them before creating it/,
+    /; of the detections in this view, 8 at 4 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): rules with these conditions silence such calls too \(each of its own detection type\), and a renamed binary that made one call inside the signature looks just like this, so check them before creating it/,
   );
   // two versions: what both silence is summed; a binary the rule leaves out adds nothing
   const two = judge('zerotier-one', [zt('198.51.100.66', 9993, 3), zt('203.0.113.5', 443, 2), zt('198.51.100.67', 9993, 1, sha('y')), zt('203.0.113.5', 443, 1, sha('y')), zt('gist.githubusercontent.com', 443, 1, sha('x'))], risky);
-  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /of the detections in this view, 3 at 1 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\): a rule over these binaries/);
+  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /of the detections in this view, 3 at 1 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\): rules with these conditions silence such calls too/);
   // every call inside the signature: nothing to say
   const real = await suggest('zerotier-one', judge('zerotier-one', [zt('198.51.100.66', 9993, 5), zt('198.51.100.70', 9993)], risky));
   assert.doesNotMatch(real.suggested!.rationale, /does not explain/);

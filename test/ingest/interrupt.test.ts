@@ -97,4 +97,28 @@ test('the report of an interrupted ingest says what is stored: whole sources, th
       'running the same ingest again stores nothing twice',
   );
   assert.equal(interruptionReport('SIGINT', { sourcesDone: 2, sources: 2, reading, strict: false }), 'ingest stopped by SIGINT after its last source: everything read is stored');
+  // the binaries flagged before the signal are stored: said, as the summary would have (names quoted, controls by name)
+  const flagged = [
+    { tenant: 'default', process: 'tailscaled', sha256: 'a'.repeat(64), path: null, reason: 'risky destination webhook.site' },
+    { tenant: 'default', process: 'tailscaled', sha256: null, path: '/tmp/x\n"y', reason: 'started through npm' },
+  ];
+  assert.equal(
+    interruptionReport('SIGINT', { sourcesDone: 2, sources: 2, reading, strict: false, flagged }),
+    'ingest stopped by SIGINT after its last source: everything read is stored; flagged and stored before the signal: 2 suspected impostor binaries, ' +
+      'kept visible whatever the rules ("tailscaled" sha256 aaaaaaaaaaaa: risky destination webhook.site; "tailscaled" "/tmp/x\\n\\"y" (no hash): started through npm; ' +
+      '`egress-triage analyze` shows them)',
+  );
+});
+
+storeTest('SIGINT after an impostor was flagged: the report names it, since the summary that would have is never printed', async (at) => {
+  const child = spawn(process.execPath, [CLI, 'ingest', '-', '--db', at.db, '--learning-runs', '0'], { env: cleanEnv({}), stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
+  child.stdin.write(ndjson([nativeEvent({ run: 1, process: 'tailscaled', sha256: 'b'.repeat(64), domain: 'webhook.site' })]));
+  await waitFor(async () => Number(await at.value('SELECT count(*) FROM suspected_impostors').catch(() => 0)) === 1, 20_000, 25, 'the flag stored');
+  child.kill('SIGINT');
+  assert.equal(await exited, 'SIGINT', stderr);
+  child.stdin.destroy();
+  assert.match(stderr, /; flagged and stored before the signal: 1 suspected impostor binary, kept visible whatever the rules \("tailscaled" sha256 bbbbbbbbbbbb: risky destination webhook\.site; `egress-triage analyze` shows them\)\n$/);
 });

@@ -152,6 +152,9 @@ export async function runIngest(
   const shown = (f: string) => (f === '-' ? '<stdin>' : f);
   let sourcesDone = 0;
   let reading = { source: files.length ? shown(files[0]!) : '', records: 0 };
+  const sources: SourceSummary[] = [];
+  // the binaries flagged while reading the current source (IngestPipeline.flaggedInSource)
+  let flaggedNow: () => readonly FlaggedBinary[] = () => [];
   try {
     const result = await ingestSources();
     // a signal after the last batch: what was read is stored, and the process still ends by it
@@ -160,7 +163,9 @@ export async function runIngest(
   } catch (err) {
     if (!stop.signal.aborted) throw err;
     const signal = (stop.signal.reason as InterruptedError).signal;
-    throw new InterruptedError(signal, interruptionReport(signal, { sourcesDone, sources: files.length, reading, strict: o.strict }));
+    // flags are stored as they are raised: an interrupted ingest still tells them, as its summary would have
+    const flagged = uniqueFlagged([...sources.flatMap((s) => s.suspectedImpostors), ...flaggedNow()]);
+    throw new InterruptedError(signal, interruptionReport(signal, { sourcesDone, sources: files.length, reading, strict: o.strict, flagged }));
   } finally {
     running = false;
   }
@@ -184,7 +189,7 @@ export async function runIngest(
         bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
       },
     });
-    const sources: SourceSummary[] = [];
+    flaggedNow = () => pipeline.flaggedInSource();
     const sizes = files.map(checkSource);
     for (const [i, f] of files.entries()) {
       reading = { source: shown(f), records: 0 };
@@ -238,17 +243,23 @@ export async function runIngest(
  */
 export function interruptionReport(
   signal: 'SIGINT' | 'SIGTERM',
-  at: { sourcesDone: number; sources: number; reading: { source: string; records: number }; strict: boolean },
+  at: { sourcesDone: number; sources: number; reading: { source: string; records: number }; strict: boolean; flagged?: readonly FlaggedBinary[] },
 ): string {
   const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  if (at.sourcesDone >= at.sources) return `ingest stopped by ${signal} after its last source: everything read is stored`;
+  const flagged = at.flagged?.length
+    ? revealInvisible(
+        `; flagged and stored before the signal: ${at.flagged.length} suspected impostor binar${at.flagged.length === 1 ? 'y' : 'ies'}, kept visible whatever the rules ` +
+          `(${at.flagged.slice(0, 3).map((b) => describeFlagged(b, null)).join('; ')}${at.flagged.length > 3 ? '; ...' : ''}; \`egress-triage analyze\` shows them)`,
+      )
+    : '';
+  if (at.sourcesDone >= at.sources) return `ingest stopped by ${signal} after its last source: everything read is stored${flagged}`;
   const before = at.sourcesDone ? `; the ${plural(at.sourcesDone, 'source')} before it ${at.sourcesDone === 1 ? 'is' : 'are'} stored in full` : '';
   const kept = at.strict
     ? 'nothing of it is stored (--strict)'
     : 'what was committed of it stays stored, the batch in progress was rolled back';
   return (
     `ingest stopped by ${signal} while reading ${at.reading.source}, after ${plural(at.reading.records, 'record')} of it: ${kept}${before}; ` +
-    'running the same ingest again stores nothing twice'
+    `running the same ingest again stores nothing twice${flagged}`
   );
 }
 
@@ -264,8 +275,18 @@ export function ingestExitCode(r: IngestRunResult): number {
 
 const MAX_IMPOSTOR_LINES = 10;
 
+type FlaggedBinary = SourceSummary['suspectedImpostors'][number];
+
+function uniqueFlagged(list: readonly FlaggedBinary[]): FlaggedBinary[] {
+  const seen = new Set<string>();
+  return list.filter((b) => {
+    const k = JSON.stringify([b.tenant, b.process, b.sha256, b.path]);
+    return !seen.has(k) && (seen.add(k), true);
+  });
+}
+
 /** A flagged binary of the summary: its name and path as JSON strings, the tenant when the source wrote into several. */
-function describeFlagged(b: SourceSummary['suspectedImpostors'][number], tenant: string | null): string {
+function describeFlagged(b: FlaggedBinary, tenant: string | null): string {
   const id = b.sha256 ? `sha256 ${b.sha256.slice(0, 12)}` : `${JSON.stringify(b.path ?? '')} (no hash)`;
   return `${JSON.stringify(b.process)} ${id}${tenant !== null ? ` in tenant ${tenant}` : ''}: ${b.reason}`;
 }
