@@ -72,15 +72,15 @@ export function refuseForeignDatabase(path: string, display = path): 'store' | '
   throw new ForeignDatabaseError(`${display} is a SQLite database of something else (tables ${named}), not an egress-triage store: give the path of a store, or of a new file; nothing was changed`);
 }
 
-/**
- * Applies pending migrations, each in its own IMMEDIATE transaction so two processes
- * starting at once cannot both apply the same version.
- */
 /** Sets a store-wide setting (the meta table): `learning_runs`, `verdict_revision`. */
 export function writeMeta(db: SqliteDatabase, key: string, value: string): void {
   db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
 }
 
+/**
+ * Applies pending migrations, each in its own IMMEDIATE transaction so two processes
+ * starting at once cannot both apply the same version.
+ */
 export function migrate(db: SqliteDatabase, migrations: readonly Migration[]): number[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
