@@ -1,5 +1,5 @@
 import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } from '../analysis/impostor.js';
-import { namesNothing } from './matcher.js';
+import { endpointHostPattern, namesNothing } from './matcher.js';
 import { parseIpRange } from '../domain/ip.js';
 import type { RuleConditions } from './types.js';
 
@@ -146,11 +146,7 @@ export function serverlessDaemonNames(r: RuleShape, portOnlyNames: readonly stri
 export function namesServer(r: Pick<RuleShape, 'conditions'>): boolean {
   const { endpoint, host, ip_address: ip } = r.conditions;
   const literal = (h: string) => h !== '' && !/[*?[\]]/.test(h);
-  if (endpoint !== undefined) {
-    const v = endpoint.trim();
-    const v6 = /^\[([^\]]*)\]/.exec(v);
-    if (literal(v6 ? v6[1]! : v.includes(':') ? v.slice(0, v.lastIndexOf(':')) : v)) return true;
-  }
+  if (endpoint !== undefined && literal(endpointHostPattern(endpoint.trim()))) return true;
   if (host !== undefined && literal(host.trim())) return true;
   if (ip !== undefined) {
     const range = parseIpRange(ip.trim());

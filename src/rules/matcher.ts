@@ -106,6 +106,14 @@ function hostPred(key: string, value: string): Pred {
   return globMatcher(value);
 }
 
+/** The host part of an endpoint condition ("*.site:4*" -> "*.site", "[::1]:443" -> "::1"). */
+export function endpointHostPattern(v: string): string {
+  const v6 = /^\[([^\]]+)\]/.exec(v);
+  if (v6) return v6[1]!;
+  const i = v.lastIndexOf(':');
+  return i >= 0 ? v.slice(0, i) : v;
+}
+
 function endpointPred(value: string): Pred {
   const key = 'endpoint';
   const v6 = /^\[([^\]]+)\](?::(.+))?$/.exec(value);

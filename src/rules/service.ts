@@ -6,6 +6,7 @@ import {
   RuleError,
   compileRule,
   compileStoredRule,
+  endpointHostPattern,
   hasEffectiveCondition,
   sameConditions,
   sameMatch,
@@ -376,14 +377,6 @@ export class RulesService {
     if (!row) throw new RuleError('not_found', `no active rule "${ruleId}" in tenant "${tenant}": run \`rules list\` to see rule ids`);
     return row;
   }
-}
-
-/** The host part of an endpoint condition ("*.site:4*" -> "*.site", "[::1]:443" -> "::1"). */
-function endpointHostPattern(v: string): string {
-  const v6 = /^\[([^\]]+)\]/.exec(v);
-  if (v6) return v6[1]!;
-  const i = v.lastIndexOf(':');
-  return i >= 0 ? v.slice(0, i) : v;
 }
 
 /**
