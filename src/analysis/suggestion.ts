@@ -3,7 +3,7 @@ import type { RuleConditions } from '../rules/types.js';
 import { cmp, uniq } from './counts.js';
 import type { RiskyDestinations } from './risky-destinations.js';
 import type { BinaryVerdict, SuggestedRule } from './types.js';
-import type { JudgedBinary } from './verdict.js';
+import { describeVerdict, type JudgedBinary } from './verdict.js';
 import { portOnly, vpnSignatureFor } from './vpn-signatures.js';
 
 /**
@@ -48,7 +48,6 @@ export interface Suggestion {
 }
 
 const short = (s: string | null) => (s ? s.slice(0, 12) : 'unknown');
-const describe = (v: BinaryVerdict) => `sha256 ${short(v.sha256)} (${v.path ?? 'unknown path'})`;
 
 /** The servers the binaries reached, with their detections summed, most first (ties by name). */
 function serversOf(judged: readonly JudgedBinary[]): [string, number][] {
@@ -110,8 +109,8 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   const excluded = [...impostors, ...unverified];
   const rationale =
     (covered.length > 1
-      ? `${covered.length} ${name} binaries (${covered.map(describe).join(', ')}: one per installed version) match ${sig.daemon}'s signature `
-      : `${name} binary ${describe(main)} matches ${sig.daemon}'s signature `) +
+      ? `${covered.length} ${name} binaries (${covered.map(describeVerdict).join(', ')}: one per installed version) match ${sig.daemon}'s signature `
+      : `${name} binary ${describeVerdict(main)} matches ${sig.daemon}'s signature `) +
     `(${(covered.length > 1 ? uniq(covered.flatMap((v) => v.supporting.slice(0, 2))) : main.supporting).slice(0, 4).join('; ')}) and nothing contradicts ${covered.length > 1 ? 'them' : 'it'}` +
     (covered.length ? `; the rule is narrowed to ${covered.length > 1 ? 'these hashes' : 'this hash'} so any other binary using the name stays visible` : '') +
     // Counted over the view (its window, repos and every type analysed), which is all the verdict

@@ -68,6 +68,11 @@ export interface JudgedBinary {
   unexplained: [endpoint: string, n: number][];
 }
 
+/** A judged binary as its rationale and warnings name it: its short hash and its path. */
+export function describeVerdict(v: BinaryVerdict): string {
+  return `sha256 ${v.sha256 ? v.sha256.slice(0, 12) : 'unknown'} (${v.path ?? 'unknown path'})`;
+}
+
 export function binaryKeyOf(v: { sha256: string | null; path: string | null }): string {
   return v.sha256 ? `sha:${v.sha256}` : `path:${v.path ?? ''}`;
 }
@@ -181,7 +186,7 @@ export function serversApart(judged: readonly JudgedBinary[]): string | null {
   const apart = g.slice(1).filter((j) => !j.servers.some(([e]) => first.has(e)));
   if (apart.length === 0) return null;
   const describe = (j: JudgedBinary) =>
-    `sha256 ${j.verdict.sha256?.slice(0, 12) ?? 'unknown'} (${j.verdict.path ?? 'unknown path'}) to ${j.servers.slice(0, 3).map(([e]) => e).join(', ')}${j.servers.length > 3 ? ', ...' : ''}`;
+    `${describeVerdict(j.verdict)} to ${j.servers.slice(0, 3).map(([e]) => e).join(', ')}${j.servers.length > 3 ? ', ...' : ''}`;
   return [g[0]!, ...apart].slice(0, 4).map(describe).join('; ');
 }
 
