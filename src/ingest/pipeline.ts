@@ -256,8 +256,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
   }
 
   /**
-   * The binaries flagged (and stored) so far while reading the current source: what an interrupted
-   * ingest must still tell (the source never gets its summary).
+   * The binaries flagged (and stored) so far while reading a source that has not finished: what an
+   * interrupted ingest must still tell (that source never gets its summary). Empty between sources.
    */
   flaggedInSource(): readonly Releases['binaries'][number][] {
     return this.releases.binaries;
@@ -527,6 +527,8 @@ export class IngestPipeline<S extends IngestStore = IngestStore> {
     }
     summary.otherTenants = summary.stored ? [...leases.keys()].filter((t) => t !== this.opts.tenant).sort() : [];
     summary.elapsedMs = Date.now() - started;
+    // told in the summary now: flaggedInSource() is about a source not finished
+    this.releases = { released: 0, binaries: [] };
     return summary;
   }
 }

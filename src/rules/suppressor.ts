@@ -136,7 +136,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
           released: now.set.size > 0 ? await tx.releaseBinaries(t, now.set) : 0,
           fresh,
           // suspected only now: a link recorded again, or a copy of a hash already flagged, is no news
-          unknown: now.set.list().filter((b) => impostors.get(b) === null),
+          unknown: fresh.filter((b) => impostors.get(b) === null),
         };
       });
       // what was released is explained by the binaries linked here, or else by those an earlier ingest left owing

@@ -164,7 +164,7 @@ export async function runIngest(
     if (!stop.signal.aborted) throw err;
     const signal = (stop.signal.reason as InterruptedError).signal;
     // flags are stored as they are raised: an interrupted ingest still tells them, as its summary would have
-    const flagged = uniqueFlagged([...sources.flatMap((s) => s.suspectedImpostors), ...flaggedNow()]);
+    const flagged = [...sources.flatMap((s) => s.suspectedImpostors), ...flaggedNow()];
     throw new InterruptedError(signal, interruptionReport(signal, { sourcesDone, sources: files.length, reading, strict: o.strict, flagged }));
   } finally {
     running = false;
@@ -276,14 +276,6 @@ export function ingestExitCode(r: IngestRunResult): number {
 const MAX_IMPOSTOR_LINES = 10;
 
 type FlaggedBinary = SourceSummary['suspectedImpostors'][number];
-
-function uniqueFlagged(list: readonly FlaggedBinary[]): FlaggedBinary[] {
-  const seen = new Set<string>();
-  return list.filter((b) => {
-    const k = JSON.stringify([b.tenant, b.process, b.sha256, b.path]);
-    return !seen.has(k) && (seen.add(k), true);
-  });
-}
 
 /** A flagged binary of the summary: its name and path as JSON strings, the tenant when the source wrote into several. */
 function describeFlagged(b: FlaggedBinary, tenant: string | null): string {
