@@ -87,7 +87,10 @@ function nfkcImages(): Map<string, string[]> {
 
 /** What the readings can do for one list of names: only readings that occur in one of their skeletons. */
 interface ListReadings {
-  /** each name with each of its skeletons (lower- and upper-case form) */
+  /**
+   * each name with each of its skeletons (lower- and upper-case form), and with each trimmed skeleton
+   * (below): a name may have lost a blank reading at one end and hold other readings too
+   */
   targets: [name: string, skeleton: string][];
   readings: Map<string, string[]>;
   /**
@@ -129,7 +132,9 @@ function listReadings(names: readonly string[]): ListReadings {
       if (t.endsWith(was) && !trimmed.has(t.slice(0, -was.length))) trimmed.set(t.slice(0, -was.length), n);
     }
   }
-  return { targets, readings, trimmed, longest, most: run * Math.max(0, ...targets.map(([, t]) => t.length)) };
+  const most = run * Math.max(0, ...targets.map(([, t]) => t.length));
+  for (const [t, n] of trimmed) targets.push([n, t]);
+  return { targets, readings, trimmed, longest, most };
 }
 
 /**
