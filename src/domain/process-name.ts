@@ -10,9 +10,12 @@ export function basenameOf(path: string): string {
 export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other
- * default-ignorables. Global: for replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).
+ * default-ignorables, and the two graphic characters whose glyph is blank, which no Unicode property marks: U+2800
+ * (Braille pattern blank) and U+1D159 (musical null notehead). "tailscaled\u2800" prints as "tailscaled " and was judged
+ * as no daemon, so no daemon check held a rule back from hiding it. Global: for replace() only. The dashboard shows them
+ * by name (src/dashboard/visible-text.ts).
  */
-export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}]/gu;
 
 /**
  * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,

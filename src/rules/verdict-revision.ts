@@ -4,10 +4,11 @@ import type { RulesPort } from '../storage/rules-port.js';
  * The revision of the suspected-impostor verdict (analysis/impostor.ts) this version judges by. It
  * goes up whenever a change can flag a binary that an older version did not: 1, a daemon's port no
  * longer vouching for a foreign domain (6c4e688); 2, names drawn like a daemon's (look-alikes); 3, a
- * name NFKC stored as drawn like none, read as the character it was folded from ("tai│scaled"). A
+ * name NFKC stored as drawn like none, read as the character it was folded from ("tai│scaled"); 4, a
+ * name holding a character drawn blank (U+2800, U+1D159) read as the name it shows ("tailscaled\u2800"). A
  * store remembers the revision it was last judged by (its meta `verdict_revision`; none before 2).
  */
-export const VERDICT_REVISION = 3;
+export const VERDICT_REVISION = 4;
 
 /**
  * Brings a store judged by an older verdict up to this one: every detection that a rule (or the

@@ -57,6 +57,11 @@ test('a name shows as what it is judged as: invisible characters and compatibili
   assert.equal(normalizeProcessName('ｔａｉｌｓｃａｌｅｄ'), 'tailscaled');
   assert.equal(normalizeProcessName('/usr/sbin/TailScaled.EXE'), 'tailscaled');
   assert.equal(normalizeProcessName('\u200b'), 'unknown');
+  // graphic characters drawn blank, which no Unicode property marks: "tailscaled\u2800" prints as "tailscaled "
+  assert.equal(normalizeProcessName('tailscaled\u2800'), 'tailscaled');
+  assert.equal(normalizeProcessName('tail\u2800scaled'), 'tailscaled');
+  assert.equal(normalizeProcessName('\u{1D159}tailscaled'), 'tailscaled');
+  assert.equal(normalizeProcessName('\u2800'), 'unknown');
   // other scripts stay as they are (look-alike letters are a different name: docs/analysis.md)
   assert.equal(normalizeProcessName('tаilscaled'), 'tаilscaled');
 });

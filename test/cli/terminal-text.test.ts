@@ -47,6 +47,9 @@ test('revealInvisible: plain text unchanged; line breaks kept only when asked (a
   // line and paragraph separators break a line in text layout: by name, even when line breaks are kept
   assert.equal(revealInvisible('a\u2028b\u2029c'), 'a⟨U+2028⟩b⟨U+2029⟩c');
   assert.equal(revealInvisible('a\u2028b', true), 'a⟨U+2028⟩b');
+  // drawn blank: "tailscaled\u2800" would print as "tailscaled "
+  assert.equal(revealInvisible('tailscaled\u2800'), 'tailscaled⟨U+2800⟩');
+  assert.equal(revealInvisible('\u{1D159}x', true), '⟨U+1D159⟩x');
 });
 
 test('ingest errors, detections list and analyze write the telemetry\'s text with its controls by name', async () => {
