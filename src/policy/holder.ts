@@ -29,6 +29,29 @@ export class PolicyConflictError extends Error {
 
 export const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
+/** How long the watcher waits after the last change it saw before it reads the file, in milliseconds. */
+const DEBOUNCE_MS = 30;
+
+/**
+ * How long a changed file must read the same before it is put in force, in milliseconds. A file
+ * written in place (`cat > policy.yaml`, an editor that does not save by renaming) can be read half
+ * written, and its first part can be a valid policy without the entries after the cut: a tool denied
+ * there falls to `default` (allow unless set) until the rest is written. Read twice this far apart, a
+ * write still under way shows as a difference, and the version in force stays until the file settles.
+ * A writer that stops longer than this in the middle of the file is not told apart; saving by rename
+ * (as the dashboard does) never shows half a file.
+ */
+export const SETTLE_MS = 100;
+
+/** Runs `fn` once after `ms` unless cancelled; tests pass their own to run the watcher's steps by hand. */
+export type Schedule = (fn: () => void, ms: number) => () => void;
+
+const unrefTimeout: Schedule = (fn, ms) => {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+};
+
 /**
  * The policy in force plus its rate-limit counters. Hot reload swaps the engine atomically
  * (calls already decided keep their decision); counters stay with the holder, keyed by rule path,
@@ -41,13 +64,15 @@ export class PolicyHolder extends EventEmitter {
   current: LoadedPolicy;
   readonly limiter: RateCounters;
   private watcher?: FSWatcher;
-  private debounce?: NodeJS.Timeout;
+  /** cancels the watcher's next step (its debounce, or the read that checks the file has settled) */
+  private cancelStep?: () => void;
   private polling = false;
 
   constructor(
     readonly path: string,
     initial?: LoadedPolicy,
     counters?: RateCounters,
+    private readonly schedule: Schedule = unrefTimeout,
   ) {
     super();
     this.path = resolve(path);
@@ -92,15 +117,47 @@ export class PolicyHolder extends EventEmitter {
     return event;
   }
 
-  /** Re-reads the file now. Returns true when a new version was put in force. */
+  /** Re-reads the file now and puts it in force as it reads. Returns true when a new version was put in force. */
   reload(by = 'file'): boolean {
-    let text: string;
+    const text = this.read();
+    return text !== undefined && this.put(text, by);
+  }
+
+  /**
+   * What the watcher does on a change: once the file has been quiet DEBOUNCE_MS it is read, and a
+   * new text is put in force only when a read SETTLE_MS later gives the same text; a change in
+   * between starts the wait again (a file still being written).
+   */
+  fileChanged(): void {
+    this.step(() => this.settle(undefined), DEBOUNCE_MS);
+  }
+
+  private step(fn: () => void, ms: number): void {
+    this.cancelStep?.();
+    this.cancelStep = this.schedule(() => {
+      this.cancelStep = undefined;
+      fn();
+    }, ms);
+  }
+
+  private settle(before: string | undefined): void {
+    const text = this.read();
+    if (text === undefined || sha256(text) === this.current.hash) return;
+    if (text !== before) this.step(() => this.settle(text), SETTLE_MS);
+    else this.put(text, 'file');
+  }
+
+  /** The file's text, or undefined when it cannot be read (reported as 'invalid'; the version in force stays). */
+  private read(): string | undefined {
     try {
-      text = readFileSync(this.path, 'utf8');
+      return readFileSync(this.path, 'utf8');
     } catch (e) {
       this.emit('invalid', policyReadError(this.path, e));
-      return false;
+      return undefined;
     }
+  }
+
+  private put(text: string, by: string): boolean {
     if (sha256(text) === this.current.hash) return false;
     let next: LoadedPolicy;
     try {
@@ -127,11 +184,7 @@ export class PolicyHolder extends EventEmitter {
    */
   watch(pollMs = 1000): this {
     if (this.watcher || this.polling) return this;
-    const schedule = () => {
-      if (this.debounce) clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload(), 30);
-      this.debounce.unref();
-    };
+    const schedule = () => this.fileChanged();
     try {
       const name = basename(this.path);
       this.watcher = watch(dirname(this.path), { persistent: false }, (_ev, f) => {
@@ -151,6 +204,7 @@ export class PolicyHolder extends EventEmitter {
     this.watcher = undefined;
     if (this.polling) unwatchFile(this.path);
     this.polling = false;
-    if (this.debounce) clearTimeout(this.debounce);
+    this.cancelStep?.();
+    this.cancelStep = undefined;
   }
 }
