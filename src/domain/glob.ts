@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { INVISIBLE } from './process-name.js';
 
 /**
  * Case-insensitive `*` wildcard matching for hosts, endpoints and process names.
@@ -85,17 +86,16 @@ export function toolNameKey(name: string): string {
 }
 
 /**
- * True for a name an upstream can only read one way: non-empty, NFKC-stable, and free of whitespace,
- * control, format, surrogate and default-ignorable characters (zero-width joiners, variation
- * selectors, soft hyphens). `" delete"`, `"delete\u200b"` and `"ｄelete"` are not canonical.
+ * True for a name an upstream can only read one way, and a person reads as it is: non-empty,
+ * NFKC-stable, and free of whitespace and of every character INVISIBLE names (control, format,
+ * surrogate and default-ignorable characters: zero-width joiners, variation selectors, soft hyphens;
+ * characters drawn blank; private-use and unassigned code points). `" delete"`, `"delete\u200b"`,
+ * `"delete\u2800"` and `"ｄelete"` are not canonical.
  */
 export function isCanonicalToolName(name: string): boolean {
-  return (
-    name.length > 0 &&
-    name === name.normalize('NFKC') &&
-    !/[\p{White_Space}\p{Cc}\p{Cf}\p{Cs}\p{Default_Ignorable_Code_Point}]/u.test(name)
-  );
+  return name.length > 0 && name === name.normalize('NFKC') && !NOT_IN_TOOL_NAMES.test(name);
 }
+const NOT_IN_TOOL_NAMES = new RegExp(`[\\p{White_Space}${INVISIBLE.source.slice(1, -1)}]`, 'u');
 
 /** Wildcards in a tool-name pattern: `*` and `?` only. */
 export function isToolNameGlob(pattern: string): boolean {

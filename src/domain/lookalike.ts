@@ -222,9 +222,21 @@ const readingsByList = new WeakMap<readonly string[], ListReadings>();
 
 /**
  * The name of `names` that `name` is drawn like but is not, or null (the first such, in list order):
- * by its skeletons, or by reading a character NFKC changed as the one it changed (nfkcImages).
+ * by its skeletons, or by reading a character NFKC changed as the one it changed (nfkcImages), as
+ * written or with the spaces inside it taken out.
  */
 export function drawnLike(name: string, names: readonly string[]): string | null {
+  const like = drawnLikeAsWritten(name, names);
+  if (like !== null || !INNER_SPACE.test(name)) return like;
+  // A space inside a name splits it without telling it apart, the more so one that NFKC made of a
+  // hair or thin space: "tail\u200ascaled" is stored as "tail scaled". The names have none.
+  const squeezed = name.replace(INNER_SPACES, '');
+  return names.includes(squeezed) ? squeezed : drawnLikeAsWritten(squeezed, names);
+}
+const INNER_SPACE = /\s/u;
+const INNER_SPACES = /\s/gu;
+
+function drawnLikeAsWritten(name: string, names: readonly string[]): string | null {
   let maps = byList.get(names);
   if (!maps) {
     maps = [new Map(), new Map()];

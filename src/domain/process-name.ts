@@ -10,12 +10,13 @@ export function basenameOf(path: string): string {
 export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Characters that change a name without showing: controls, format characters (zero-width space, joiners, bidi marks), other
- * default-ignorables, and the two graphic characters whose glyph is blank, which no Unicode property marks: U+2800
- * (Braille pattern blank) and U+1D159 (musical null notehead). "tailscaled\u2800" prints as "tailscaled " and was judged
- * as no daemon, so no daemon check held a rule back from hiding it. Global: for replace() only. The dashboard shows them
- * by name (src/dashboard/visible-text.ts).
+ * default-ignorables; the two graphic characters whose glyph is blank, which no Unicode property marks: U+2800 (Braille
+ * pattern blank) and U+1D159 (musical null notehead); and code points that have a glyph only in a font that chooses to
+ * give them one: private use, unassigned, lone surrogates. "tailscaled\u2800" and "tailscaled\uE000" print as
+ * "tailscaled " or "tailscaled" and were judged as no daemon, so no daemon check held a rule back from hiding them.
+ * Global: for replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).
  */
-export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}]/gu;
+export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}\p{Co}\p{Cn}\p{Cs}]/gu;
 
 /**
  * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,
@@ -24,14 +25,16 @@ export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{
  * judged as the tailscaled it shows itself as, not as an unknown name no daemon check applies to.
  */
 export function normalizeProcessName(raw: string): string {
-  const folded = PLAIN_ASCII.test(raw) ? raw : raw.normalize('NFKC').replace(INVISIBLE, '');
   // To a fixed point: a name stored normalised is read back and normalised again (the engine, the
   // verdicts, the rule matcher), and the store selects daemon names by the stored value. One pass left
   // "tailscaled.exe.exe" as "tailscaled.exe" and "tailscaled .exe" as "tailscaled ", judged as
-  // tailscaled by the ones and by no daemon check by the other, so the store missed the impostor.
-  let name = folded;
+  // tailscaled by the ones and by no daemon check by the other, so the store missed the impostor. The
+  // fold is inside the loop: a mark after a stripped character ("tailscale\u2800\u0301d") composes
+  // with the letter before it only in the next NFKC.
+  let name = raw;
   for (let before = ''; name !== before; ) {
     before = name;
+    if (!PLAIN_ASCII.test(name)) name = name.normalize('NFKC').replace(INVISIBLE, '');
     name = basenameOf(name.trim()).toLowerCase();
     if (name.endsWith('.exe')) name = name.slice(0, -4);
   }

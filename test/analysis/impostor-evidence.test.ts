@@ -62,6 +62,13 @@ test('a name shows as what it is judged as: invisible characters and compatibili
   assert.equal(normalizeProcessName('tail\u2800scaled'), 'tailscaled');
   assert.equal(normalizeProcessName('\u{1D159}tailscaled'), 'tailscaled');
   assert.equal(normalizeProcessName('\u2800'), 'unknown');
+  // code points drawn only by a font that chooses to: private use, unassigned, a lone surrogate
+  for (const odd of ['\uE000', '\u{F0000}', '\u0378', '\uFFFF', '\uFDD0', '\u{1D455}', '\uD800']) {
+    assert.equal(normalizeProcessName(`tailscaled${odd}`), 'tailscaled', JSON.stringify(odd));
+    assert.equal(normalizeProcessName(`tail${odd}scaled`), 'tailscaled', JSON.stringify(odd));
+  }
+  // a mark after a stripped character composes with the letter before it, in one call
+  assert.equal(normalizeProcessName('tailscale\u2800\u0301d'), 'tailscal\u00e9d');
   // other scripts stay as they are (look-alike letters are a different name: docs/analysis.md)
   assert.equal(normalizeProcessName('tаilscaled'), 'tаilscaled');
 });

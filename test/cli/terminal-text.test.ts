@@ -50,6 +50,7 @@ test('revealInvisible: plain text unchanged; line breaks kept only when asked (a
   // drawn blank: "tailscaled\u2800" would print as "tailscaled "
   assert.equal(revealInvisible('tailscaled\u2800'), 'tailscaled⟨U+2800⟩');
   assert.equal(revealInvisible('\u{1D159}x', true), '⟨U+1D159⟩x');
+  assert.equal(revealInvisible('tailscaled\uE000'), 'tailscaled⟨U+E000⟩');
 });
 
 test('ingest errors, detections list and analyze write the telemetry\'s text with its controls by name', async () => {

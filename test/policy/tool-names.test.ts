@@ -49,6 +49,8 @@ test('names with whitespace, invisible or non-NFKC characters are refused whatev
   }
   assert.ok(isCanonicalToolName('admin_users/delete'));
   assert.ok(isCanonicalToolName('ツール'));
+  // drawn blank, or by no font that does not choose to: a person would read "read_file"
+  for (const odd of ['\u2800', '\u{1D159}', '\uE000', '\u0378']) assert.ok(!isCanonicalToolName(`read_file${odd}`), JSON.stringify(odd));
   assert.ok(!isCanonicalToolName('ﾂｰﾙ'), 'half-width katakana is not NFKC-stable');
 });
 

@@ -7,12 +7,16 @@ import { ANALYSIS_STAMPS_MIGRATION, OBSERVATION_STAMPS_MIGRATION } from './analy
 import { valueKey } from './dictionaries.js';
 import { asciiLower } from './ascii-nocase.js';
 import { UNRECORDED_ACTOR } from '../rules-port.js';
+import { normalizeProcessName } from '../../domain/process-name.js';
 
-/** A versioned schema change, applied once, in its own transaction. */
+/**
+ * A versioned schema change, applied once, in its own transaction: SQL, or a function given the
+ * migrating client inside that transaction (for what only this program's code can compute).
+ */
 export interface PgMigration {
   version: number;
   name: string;
-  up: string;
+  up: string | ((c: PgClient) => Promise<void>);
 }
 
 /** JavaScript's white space and line terminators (what String.prototype.trim removes), as a regex class. */
@@ -480,6 +484,35 @@ CREATE INDEX policy_audit_tenant ON policy_audit (tenant, seq);`,
     up: `UPDATE processes SET norm_name = coalesce(nullif(regexp_replace(regexp_replace(norm_name, '^${JS_SPACE}+', ''), '(${JS_SPACE}|\\.exe)+$', ''), ''), 'unknown')
 WHERE norm_name ~ '^${JS_SPACE}|(${JS_SPACE}|\\.exe)$';`,
   },
+  {
+    version: 22,
+    // As SQLite's core migration 15: normalizeProcessName now also strips characters drawn blank,
+    // private-use and unassigned code points and lone surrogates, and folds again after it strips.
+    // No SQL can say which code points those are (Unicode properties), so the names are normalised
+    // by the function itself; only names with a character outside printable ASCII can change.
+    name: 'process names without characters drawn blank, private-use or unassigned ("tailscaled\\u2800" is tailscaled)',
+    up: async (c) => {
+      const rows = (await c.query<{ tenant_id: string; id: string; norm_name: string }>("SELECT tenant_id, id, norm_name FROM processes WHERE norm_name ~ '[^ -~]'")).rows;
+      for (const p of rows) {
+        const name = normalizeProcessName(p.norm_name);
+        if (name !== p.norm_name) await c.query('UPDATE processes SET norm_name = $1 WHERE tenant_id = $2 AND id = $3', [name, p.tenant_id, p.id]);
+      }
+      // a flag is found by the binary's name (a hash-less binary by nothing else): under the old name
+      // it would no longer meet the binary it flags
+      const flags = (await c.query<{ tenant_id: string; process: string; binary: string }>(`SELECT tenant_id, process, "binary" FROM suspected_impostors WHERE process ~ '[^ -~]'`)).rows;
+      for (const f of flags) {
+        const name = normalizeProcessName(f.process);
+        if (name === f.process) continue;
+        await c.query(
+          `INSERT INTO suspected_impostors (tenant_id, process, "binary", sha256, path, reason)
+           SELECT tenant_id, $1, "binary", sha256, path, reason FROM suspected_impostors WHERE tenant_id = $2 AND process = $3 AND "binary" = $4
+           ON CONFLICT DO NOTHING`,
+          [name, f.tenant_id, f.process, f.binary],
+        );
+        await c.query('DELETE FROM suspected_impostors WHERE tenant_id = $1 AND process = $2 AND "binary" = $3', [f.tenant_id, f.process, f.binary]);
+      }
+    },
+  },
 ];
 
 
@@ -534,7 +567,8 @@ export async function migratePostgres(pool: PgPool, migrations: readonly PgMigra
         if (done.has(m.version)) continue;
         await c.query('BEGIN');
         try {
-          await c.query(m.up);
+          if (typeof m.up === 'string') await c.query(m.up);
+          else await m.up(c);
           await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
           await c.query('COMMIT');
         } catch (err) {

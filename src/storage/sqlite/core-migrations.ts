@@ -1,4 +1,4 @@
-import type { Migration } from './db.js';
+import type { Migration, SqliteDatabase } from './db.js';
 import { UNRECORDED_ACTOR } from '../rules-port.js';
 import { normalizeProcessName } from '../../domain/process-name.js';
 
@@ -330,13 +330,7 @@ INSERT INTO risky_audit (entry, action, actor, at)
     // normalised again, but the store's own daemon checks select the stored name as it is and missed
     // it. Normalising a stored name again gives what the new function gives for the raw name.
     name: 'process names normalised to a fixed point ("tailscaled.exe.exe" is tailscaled)',
-    up: (db) => {
-      const update = db.prepare('UPDATE processes SET norm_name = ? WHERE id = ?');
-      for (const p of db.prepare('SELECT id, norm_name FROM processes').all() as { id: number; norm_name: string }[]) {
-        const name = normalizeProcessName(p.norm_name);
-        if (name !== p.norm_name) update.run(name, p.id);
-      }
-    },
+    up: (db) => normaliseStoredNames(db, 'SELECT id, norm_name FROM processes'),
   },
   {
     version: 14,
@@ -346,7 +340,41 @@ INSERT INTO risky_audit (entry, action, actor, at)
     name: 'jobs found by owner and repo without case',
     up: 'CREATE INDEX jobs_by_name_nocase ON jobs (tenant_id, owner COLLATE NOCASE, repo COLLATE NOCASE, workflow, job);',
   },
+  {
+    version: 15,
+    // normalizeProcessName now also strips characters drawn blank (U+2800, U+1D159), private-use and
+    // unassigned code points and lone surrogates, and folds again after it strips. A name stored before
+    // ("tailscaled\u2800") was judged as tailscaled where it was read and normalised again, but no
+    // filter could name it any more (filters are normalised) and the store's own daemon checks select
+    // the stored name as it is. Only names with a character outside printable ASCII can change.
+    name: 'process names without characters drawn blank, private-use or unassigned ("tailscaled\\u2800" is tailscaled)',
+    up: (db) => {
+      normaliseStoredNames(db, "SELECT id, norm_name FROM processes WHERE norm_name GLOB '*[^ -~]*'");
+      // a flag is found by the binary's name (a hash-less binary by nothing else): under the old name
+      // it would no longer meet the binary it flags
+      const flags = db.prepare("SELECT tenant_id, process, binary FROM suspected_impostors WHERE process GLOB '*[^ -~]*'").all() as { tenant_id: number; process: string; binary: string }[];
+      const copy = db.prepare(
+        'INSERT OR IGNORE INTO suspected_impostors (tenant_id, process, binary, sha256, path, reason) SELECT tenant_id, ?, binary, sha256, path, reason FROM suspected_impostors WHERE tenant_id = ? AND process = ? AND binary = ?',
+      );
+      const drop = db.prepare('DELETE FROM suspected_impostors WHERE tenant_id = ? AND process = ? AND binary = ?');
+      for (const f of flags) {
+        const name = normalizeProcessName(f.process);
+        if (name === f.process) continue;
+        copy.run(name, f.tenant_id, f.process, f.binary);
+        drop.run(f.tenant_id, f.process, f.binary);
+      }
+    },
+  },
 ];
+
+/** Each stored process name (`select`: id and norm_name) set to what normalizeProcessName makes of it now. */
+function normaliseStoredNames(db: SqliteDatabase, select: string): void {
+  const update = db.prepare('UPDATE processes SET norm_name = ? WHERE id = ?');
+  for (const p of db.prepare(select).all() as { id: number; norm_name: string }[]) {
+    const name = normalizeProcessName(p.norm_name);
+    if (name !== p.norm_name) update.run(name, p.id);
+  }
+}
 
 /**
  * Version 4: concurrent writers (contract in ../store.ts).
