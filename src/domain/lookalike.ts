@@ -223,18 +223,34 @@ const readingsByList = new WeakMap<readonly string[], ListReadings>();
 /**
  * The name of `names` that `name` is drawn like but is not, or null (the first such, in list order):
  * by its skeletons, or by reading a character NFKC changed as the one it changed (nfkcImages), as
- * written or with the spaces inside it taken out.
+ * written or with its spaces and separators taken out.
  */
 export function drawnLike(name: string, names: readonly string[]): string | null {
+  if (names.includes(name)) return null;
   const like = drawnLikeAsWritten(name, names);
-  if (like !== null || !INNER_SPACE.test(name)) return like;
-  // A space inside a name splits it without telling it apart, the more so one that NFKC made of a
-  // hair or thin space: "tail\u200ascaled" is stored as "tail scaled". The names have none.
-  const squeezed = name.replace(INNER_SPACES, '');
-  return names.includes(squeezed) ? squeezed : drawnLikeAsWritten(squeezed, names);
+  if (like !== null) return like;
+  // Split or joined otherwise than the name it shows: a space inside a name does not tell it apart,
+  // the more so one NFKC made of a hair or thin space ("tail\u200ascaled" is stored as "tail scaled"),
+  // and a dash can be dropped (a soft hyphen, stripped as invisible, draws as one: "wg\u00adquick" is
+  // stored as "wgquick") or drawn by another character ("wgーquick"). So a name is also compared with
+  // every space and separator taken out of it and of the names.
+  const squeezed = name.replace(SEPARATORS, '');
+  if (squeezed === '') return null;
+  let bare = bareNames.get(names);
+  if (!bare) {
+    const of = new Map<string, string>();
+    for (const n of names) {
+      const b = n.replace(SEPARATORS, '');
+      if (!of.has(b)) of.set(b, n);
+    }
+    bareNames.set(names, (bare = { of, list: [...of.keys()] }));
+  }
+  return bare.of.get(squeezed) ?? bare.of.get(drawnLikeAsWritten(squeezed, bare.list) ?? '') ?? null;
 }
-const INNER_SPACE = /\s/u;
-const INNER_SPACES = /\s/gu;
+/** White space, dashes, and the marks that join or split a name (underscore, dot, middle dots, the katakana long mark). */
+const SEPARATORS = /[\s\p{Pd}_.\u00b7\u2027\u30fb\u30fc]/gu;
+/** Each list's names without separators: the name each stands for, and the list of them (its identity is drawnLike's cache key). */
+const bareNames = new WeakMap<readonly string[], { of: Map<string, string>; list: string[] }>();
 
 function drawnLikeAsWritten(name: string, names: readonly string[]): string | null {
   let maps = byList.get(names);

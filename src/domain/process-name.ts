@@ -14,7 +14,9 @@ export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
  * pattern blank) and U+1D159 (musical null notehead); and code points that have a glyph only in a font that chooses to
  * give them one: private use, unassigned, lone surrogates. "tailscaled\u2800" and "tailscaled\uE000" print as
  * "tailscaled " or "tailscaled" and were judged as no daemon, so no daemon check held a rule back from hiding them.
- * Global: for replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).
+ * Which code points are unassigned is the running Node's Unicode version (its ICU): an older one folds out a character a
+ * newer version assigned, which judges a name by more of the daemon checks, never by fewer. Global: for replace() only.
+ * The dashboard shows them by name (src/dashboard/visible-text.ts).
  */
 export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}\p{Co}\p{Cn}\p{Cs}]/gu;
 

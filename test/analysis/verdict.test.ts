@@ -159,13 +159,25 @@ test('every daemon name with two letters swapped for confusable ones is judged a
   for (const renamed of ['ta|￨scaled', 'tɑ|lscaled', 'tẚ1lscaled', 'tałlsϹaled', '˛pneꞳtension']) assert.equal(vpnSignatureFor(renamed)?.daemon, 'tailscale', renamed);
 });
 
-test('a daemon name split by a space, a hair or thin space among them, is judged as that daemon: an impostor by its name', () => {
+test('a daemon name split or joined otherwise (a space, a hair or thin space, a dash dropped or drawn by another character) is judged as that daemon: an impostor by its name', () => {
   for (const [raw, daemon] of [
     ['tail scaled', 'tailscale'],
     ['tail\u200ascaled', 'tailscale'],
     ['zerotier\u2009-one', 'zerotier'],
     ['cloud\u3000flared', 'cloudflared'],
     ['t\u0251il scaled', 'tailscale'],
+    // a soft hyphen is stripped as invisible, and a terminal draws it as a dash
+    ['wg\u00adquick', 'wireguard'],
+    ['warp\u00adsvc', 'cloudflare-warp'],
+    ['wgquick', 'wireguard'],
+    ['wg quick', 'wireguard'],
+    ['warp svc', 'cloudflare-warp'],
+    ['twingate connector', 'twingate'],
+    ['tailscale_ipn', 'tailscale'],
+    ['wgーquick', 'wireguard'],
+    ['warp‧svc', 'cloudflare-warp'],
+    ['zerotier-one-x64', 'zerotier'],
+    ['w\u0261 quick', 'wireguard'],
   ] as const) {
     const name = normalizeProcessName(raw);
     assert.equal(vpnSignatureFor(raw)?.daemon, daemon, `${raw} (${codePoints(raw)})`);
@@ -173,8 +185,12 @@ test('a daemon name split by a space, a hair or thin space among them, is judged
     assert.equal(v.verdict, 'impostor', `${raw}: ${JSON.stringify(v)}`);
     assert.ok(v.contradicting.some((c) => c.startsWith(`named "${name}", drawn like `)), v.contradicting.join());
   }
-  // a longer name is another name, spaces or not
-  for (const other of ['tail scaled update', 'tailscaled helper', 'open vpn client']) assert.equal(vpnSignatureFor(other), null, other);
+  // a longer name is another name, spaces or not; so are the names of other programs with spaces
+  for (const other of ['tail scaled update', 'tailscaled helper', 'open vpn client', 'google chrome helper', 'code helper', 'openvpn connect', 'netbird ui', 'cloudflare warp']) {
+    assert.equal(vpnSignatureFor(other), null, other);
+  }
+  // a daemon's own names are themselves, not look-alikes of one another
+  for (const own of VPN_PROCESS_NAMES) assert.equal(vpnSignatureFor(own)?.names.includes(own), true, own);
 });
 
 test('every one-letter swap whose character name folding (NFKC) changes is still judged as the daemon: folded back to its name, or drawn like it', () => {

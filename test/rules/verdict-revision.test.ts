@@ -80,39 +80,45 @@ storeTest('revision 3: a name NFKC stored as drawn like no daemon ("tai│scaled
   }
 });
 
-storeTest('revision 4: a name an older version stored with a character drawn blank ("tailscaled\\u2800") is judged as the tailscaled it shows, and what a rule hid of it is new', async (at) => {
-  const blank = 'tailscaled\u2800';
-  const sha = 'd'.repeat(64);
-  let store = await at.open();
-  try {
-    // a renamed binary that prints as "tailscaled " and calls a domain outside tailscale's signature
-    const bin = { ...tailscaled(true), name: blank, path: `/tmp/.cache/${blank}`, sha256: sha };
-    await ingestCalls(at, store, T, [0, 1, 2].map((i) => call(T, 'web', 800 + i, TS0 + i * 3_600_000, bin, { domain: 'relay.example.net', port: 443 })));
-  } finally {
-    await store.close();
-  }
-  // as revision 3 left it: the name kept its blank, judged as no daemon, nothing flagged, and a rule hid its calls
-  await at.rows(`UPDATE processes SET norm_name = '${blank}' WHERE sha256 = '${sha}'`);
-  await at.rows('DELETE FROM suspected_impostors');
-  await at.rows("DELETE FROM meta WHERE key = 'verdict_revision'");
-  await at.rows("INSERT INTO meta (key, value) VALUES ('verdict_revision', '3')");
-  const statuses = () => at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = '${sha}' ORDER BY d.status`);
-  store = await at.open();
-  try {
-    const port = store.rulesPort(riskyDestinations());
-    await port.write(async (tx) => {
-      const tenantId = (await tx.tenantId(T))!;
-      const rule = await tx.insertRule({ tenantId, uid: 'r-blank', detectionType: TYPE, name: 'old', description: '', conditions: { process_sha256: sha }, createdBy: 'test', at: new Date().toISOString() });
-      assert.equal(await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process_sha256: sha }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id }), 3);
-    });
-    assert.deepEqual(await statuses(), [1, 1, 1]);
-    assert.equal(await rejudgeStoredBinaries(port), 3);
-    assert.deepEqual(await statuses(), [0, 0, 0]);
-    assert.equal(await port.verdictRevision(), VERDICT_REVISION);
-  } finally {
-    await store.close();
-  }
-});
+for (const [stored, judgedBefore, sha] of [
+  // revision 4: a character drawn blank
+  ['tailscaled\u2800', 3, 'd'.repeat(64)],
+  // revision 5: a private-use code point; a name a space splits (NFKC stored "tail\u200ascaled" so)
+  ['tailscaled\uE000', 4, 'e'.repeat(64)],
+  ['tail scaled', 4, 'f'.repeat(64)],
+] as const) {
+  storeTest(`revision ${judgedBefore + 1}: "${stored.replace(/[^ -~]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`)}", stored by a version judged by revision ${judgedBefore}, is judged as the tailscaled it shows, and what a rule hid of it is new`, async (at) => {
+    let store = await at.open();
+    try {
+      // a renamed binary that a person reads as tailscaled, calling a domain outside tailscale's signature
+      const bin = { ...tailscaled(true), name: stored, path: `/tmp/.cache/${stored}`, sha256: sha };
+      await ingestCalls(at, store, T, [0, 1, 2].map((i) => call(T, 'web', 800 + i, TS0 + i * 3_600_000, bin, { domain: 'relay.example.net', port: 443 })));
+    } finally {
+      await store.close();
+    }
+    // as that version left it: the name as it stored it, judged as no daemon, nothing flagged, and a rule hid its calls
+    await at.rows(`UPDATE processes SET norm_name = '${stored}' WHERE sha256 = '${sha}'`);
+    await at.rows('DELETE FROM suspected_impostors');
+    await at.rows("DELETE FROM meta WHERE key = 'verdict_revision'");
+    await at.rows(`INSERT INTO meta (key, value) VALUES ('verdict_revision', '${judgedBefore}')`);
+    const statuses = () => at.column<number>(`SELECT d.status FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id WHERE p.sha256 = '${sha}' ORDER BY d.status`);
+    store = await at.open();
+    try {
+      const port = store.rulesPort(riskyDestinations());
+      await port.write(async (tx) => {
+        const tenantId = (await tx.tenantId(T))!;
+        const rule = await tx.insertRule({ tenantId, uid: 'r-old', detectionType: TYPE, name: 'old', description: '', conditions: { process_sha256: sha }, createdBy: 'test', at: new Date().toISOString() });
+        assert.equal(await tx.move(tenantId, { kind: 'match', rule: compileRule(TYPE, { process_sha256: sha }), guarded: false }, NEW_STATE, { status: 1, rule: rule.id }), 3);
+      });
+      assert.deepEqual(await statuses(), [1, 1, 1]);
+      assert.equal(await rejudgeStoredBinaries(port), 3);
+      assert.deepEqual(await statuses(), [0, 0, 0]);
+      assert.equal(await port.verdictRevision(), VERDICT_REVISION);
+    } finally {
+      await store.close();
+    }
+  });
+}
 
 storeTest('the first judgement by this version makes new again what a rule hid of a binary an older verdict did not flag, once', async (at) => {
   await olderStore(at);
