@@ -5,9 +5,11 @@ import type { RulesPort } from '../storage/rules-port.js';
  * goes up whenever a change can flag a binary that an older version did not: 1, a daemon's port no
  * longer vouching for a foreign domain (6c4e688); 2, names drawn like a daemon's (look-alikes); 3, a
  * name NFKC stored as drawn like none, read as the character it was folded from ("tai│scaled"); 4, a
- * name holding a character drawn blank (U+2800, U+1D159) read as the name it shows ("tailscaled\u2800"); 5,
- * private-use and unassigned code points read the same way ("tailscaled\uE000"), and a name split or
- * joined otherwise than a daemon's is drawn like it ("tail scaled", "wgquick"). A store remembers the revision it was last judged by (its meta `verdict_revision`; none before 2).
+ * name holding a character drawn blank (U+2800, U+1D159) read as the name it shows
+ * ("tailscaled\u2800"); 5, private-use and unassigned code points read the same way
+ * ("tailscaled\uE000"), and a name split or joined otherwise than a daemon's drawn like it ("tail
+ * scaled", "wgquick"). A store remembers the revision it was last judged by (its meta
+ * `verdict_revision`; none before 2).
  */
 export const VERDICT_REVISION = 5;
 
