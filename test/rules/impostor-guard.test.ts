@@ -304,6 +304,41 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
   }
 });
 
+storeTest('ingest: names that print as tailscaled (a hair space inside, a Braille blank or a private-use character after it) are flagged at their first call, and a rule made before them hides none of it', async (at) => {
+  const store = await at.open();
+  try {
+    const T = 'printed';
+    const rules = new RulesService(store);
+    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })]);
+    const broad = await rules.create(T, { detection_id: NOC, conditions: { process: 'tai*' } }, 't');
+    assert.equal(broad.suppressed, 1, 'the genuine daemon');
+    // stored as "tail scaled": a look-alike by its name alone, even on tailscale's own control plane
+    const split: ProcessInfo = { name: 'tail\u200ascaled', path: '/usr/sbin/tail\u200ascaled', sha256: '1'.repeat(64), parent: { name: 'bash' } };
+    // stored as "tailscaled": judged as tailscaled, and its call outside the signature contradicts it
+    const blank: ProcessInfo = { name: 'tailscaled\u2800', path: '/tmp/.x/tailscaled\u2800', sha256: '2'.repeat(64), parent: { name: 'bash' } };
+    const pua: ProcessInfo = { name: 'tailscaled\uE000', path: '/tmp/.x/tailscaled\uE000', sha256: '3'.repeat(64), parent: { name: 'bash' } };
+    const r = await ingestCalls(at, store, T, [
+      call(T, 'web', 2, TS0 + 2, split, { domain: 'controlplane.tailscale.com', port: 443 }),
+      call(T, 'web', 3, TS0 + 3, blank, { domain: 'relay.example.net', port: 443 }),
+      call(T, 'web', 4, TS0 + 4, pua, { domain: 'relay.example.net', port: 443 }),
+    ]);
+    assert.equal(r.detections, 3);
+    assert.equal(r.suppressedOnIngest, 0, 'the rule over tai* takes none of their calls');
+    assert.deepEqual(r.suspectedImpostors.map((b) => [b.process, b.sha256]).sort(), [
+      ['tail scaled', '1'.repeat(64)],
+      ['tailscaled', '2'.repeat(64)],
+      ['tailscaled', '3'.repeat(64)],
+    ]);
+    for (const sha of ['1', '2', '3']) assert.equal(await countBySha(at, sha.repeat(64), 0), 1, `${sha}: new`);
+    for (const sha of ['1', '2', '3']) {
+      await assert.rejects(rules.create(T, { detection_id: NOC, conditions: { process_sha256: sha.repeat(64) } }, 't'), /suspected impostor/, sha);
+    }
+    assert.equal(await rollupMismatchesOf(at), 0);
+  } finally {
+    await store.close();
+  }
+});
+
 storeTest('ingest: a look-alike name that NFKC stores as drawn like no daemon ("tai￨scaled", stored "tai│scaled") is flagged at its first call, and a rule made before it hides none of it', async (at) => {
   const store = await at.open();
   try {
