@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { INVISIBLE } from './process-name.js';
+import { INVISIBLE_CLASS } from './process-name.js';
 
 /**
  * Case-insensitive `*` wildcard matching for hosts, endpoints and process names.
@@ -95,7 +95,7 @@ export function toolNameKey(name: string): string {
 export function isCanonicalToolName(name: string): boolean {
   return name.length > 0 && name === name.normalize('NFKC') && !NOT_IN_TOOL_NAMES.test(name);
 }
-const NOT_IN_TOOL_NAMES = new RegExp(`[\\p{White_Space}${INVISIBLE.source.slice(1, -1)}]`, 'u');
+const NOT_IN_TOOL_NAMES = new RegExp(`[\\p{White_Space}${INVISIBLE_CLASS}]`, 'u');
 
 /** Wildcards in a tool-name pattern: `*` and `?` only. */
 export function isToolNameGlob(pattern: string): boolean {

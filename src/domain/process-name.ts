@@ -15,10 +15,12 @@ export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
  * give them one: private use, unassigned, lone surrogates. "tailscaled\u2800" and "tailscaled\uE000" print as
  * "tailscaled " or "tailscaled" and were judged as no daemon, so no daemon check held a rule back from hiding them.
  * Which code points are unassigned is the running Node's Unicode version (its ICU): an older one folds out a character a
- * newer version assigned, which judges a name by more of the daemon checks, never by fewer. Global: for replace() only.
- * The dashboard shows them by name (src/dashboard/visible-text.ts).
+ * newer version assigned, which judges a name by more of the daemon checks, never by fewer. INVISIBLE_CLASS is the set
+ * as the body of a character class, for the sets built on it (reveal-invisible.ts, glob.ts); INVISIBLE is global: for
+ * replace() only. The dashboard shows them by name (src/dashboard/visible-text.ts).
  */
-export const INVISIBLE = /[\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}\p{Co}\p{Cn}\p{Cs}]/gu;
+export const INVISIBLE_CLASS = String.raw`\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\u{1D159}\p{Co}\p{Cn}\p{Cs}`;
+export const INVISIBLE = new RegExp(`[${INVISIBLE_CLASS}]`, 'gu');
 
 /**
  * Process-name normalisation used for grouping and for every verdict: basename, `.exe` stripped,

@@ -1,4 +1,4 @@
-import { INVISIBLE, PLAIN_ASCII } from './process-name.js';
+import { INVISIBLE_CLASS, PLAIN_ASCII } from './process-name.js';
 
 /**
  * INVISIBLE, and the line and paragraph separators U+2028 and U+2029: they show nothing, and text
@@ -6,7 +6,7 @@ import { INVISIBLE, PLAIN_ASCII } from './process-name.js';
  * could print a line of its own. Not in INVISIBLE, which also folds process names: revealing them
  * must not change how a name is stored.
  */
-const REVEALED = new RegExp(`${INVISIBLE.source.slice(0, -1)}\\p{Zl}\\p{Zp}]`, 'gu');
+const REVEALED = new RegExp(`[${INVISIBLE_CLASS}\\p{Zl}\\p{Zp}]`, 'gu');
 
 /**
  * `text` with each invisible character (controls, bidi and other format characters, default-
