@@ -1,4 +1,4 @@
-import { ForeignDatabaseError, StoreNewerError } from '../storage/schema-version.js';
+import { ForeignDatabaseError, StoreDamagedError, StoreNewerError } from '../storage/schema-version.js';
 import { CommanderError } from 'commander';
 import { EXIT } from './exit-codes.js';
 
@@ -38,7 +38,7 @@ const IO_CODES = new Set(['EACCES', 'EPERM', 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR
  * explained for the user; null for anything else, which is a bug.
  */
 export function storeProblem(err: unknown): string | null {
-  if (err instanceof StoreNewerError || err instanceof ForeignDatabaseError) return err.message;
+  if (err instanceof StoreNewerError || err instanceof ForeignDatabaseError || err instanceof StoreDamagedError) return err.message;
   if (!(err instanceof Error) || err.name !== 'SqliteError') return null;
   const code = String((err as NodeJS.ErrnoException).code ?? '');
   if (code.startsWith('SQLITE_READONLY')) return `it is read-only (${err.message}): check the permissions of the file and of its directory`;

@@ -139,6 +139,7 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
         if (st.applied.length === 0) throw new StoreMissingError(`no egress-triage schema in ${loc.display} (from ${loc.from}): run "egress-triage db migrate --db URL" first`);
         // read as SQLite reads it: a newer build's schema is refused by readers too (migrate() says why)
         if (st.pending.length || st.unknown.length) await s.migrate();
+        else await s.refuseDamaged();
       }
     } catch (err) {
       await s.close();

@@ -23,3 +23,24 @@ export function refuseNewerSchema(recorded: readonly number[], known: readonly n
     `the store was migrated by a newer egress-triage (schema version ${newer[newer.length - 1]}; this one knows up to ${highest}): use that version or a later one; nothing was changed`,
   );
 }
+
+/** A store whose applied migrations made tables it no longer has: changed by hand or by another tool. */
+export class StoreDamagedError extends Error {
+  override name = 'StoreDamagedError';
+}
+
+/**
+ * Refuses a store that lacks a table its schema version promises. Without this, the first query
+ * that names the table fails as "no such table", which the CLI must answer as a bug of its own
+ * (exit 70): the error alone cannot tell our SQL from a damaged file. Only tables are checked, once
+ * per open: a dropped index costs speed, not answers, and a dropped column is a far rarer edit.
+ */
+export function refuseDamagedStore(present: Iterable<string>, expected: readonly string[], version: number): void {
+  const have = new Set(present);
+  const missing = expected.filter((t) => !have.has(t));
+  if (missing.length === 0) return;
+  const tables = `table${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  throw new StoreDamagedError(
+    `it is damaged: ${tables} ${missing.length > 1 ? 'are' : 'is'} missing, though its schema (version ${version}) made ${missing.length > 1 ? 'them' : 'it'}. Restore the store from a backup, or ingest into a new one; nothing was changed`,
+  );
+}

@@ -1,4 +1,4 @@
-import { refuseNewerSchema } from '../schema-version.js';
+import { refuseDamagedStore, refuseNewerSchema } from '../schema-version.js';
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
@@ -515,6 +515,28 @@ WHERE norm_name ~ '^${JS_SPACE}|(${JS_SPACE}|\\.exe)$';`,
   },
 ];
 
+/**
+ * Every table and view PG_MIGRATIONS leave once all are applied: what an open store must have
+ * (refuseDamagedStore). test/storage/damaged-store.test.ts keeps it equal to what they make.
+ */
+export const PG_TABLES: readonly string[] = [
+  'analysis_stamps', 'baseline', 'call_verdicts', 'detection_groups', 'detection_rollup', 'detection_rows', 'detection_types',
+  'detections', 'endpoints', 'expected_samples', 'ingest_leases', 'ingest_sources', 'ips', 'jobs', 'meta', 'observations',
+  'policy_approvals', 'policy_audit', 'policy_meta', 'policy_session_handles', 'processes', 'risky_audit', 'risky_destinations',
+  'rollup_process_day', 'rollup_process_endpoint', 'rollup_process_job', 'rule_audit', 'rules', 'runs', 'suspected_impostors',
+  'tenants',
+];
+
+/** The tables and views of the schema the pool's connections use (the URL's search_path). */
+export async function tableNames(pool: PgPool): Promise<string[]> {
+  const r = await pool.query<{ name: string }>('SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()');
+  return r.rows.map((x) => x.name);
+}
+
+/** Refuses a fully migrated store that lacks one of PG_TABLES (schema-version.ts refuseDamagedStore). */
+export async function refuseDamagedPgStore(pool: PgPool): Promise<void> {
+  refuseDamagedStore(await tableNames(pool), PG_TABLES, Math.max(...PG_MIGRATIONS.map((m) => m.version)));
+}
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */
 const MIGRATION_LOCK = 0x65677472; // "egtr"

@@ -1,6 +1,6 @@
 import { createPool, writeMeta, type PgPool, type PgPoolSettings } from './pool.js';
 import { redactUrl } from '../location.js';
-import { migratePostgres, schemaStatus } from './migrations.js';
+import { migratePostgres, refuseDamagedPgStore, schemaStatus } from './migrations.js';
 import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';
 import { PgRunCallsRepository } from './run-calls-repo.js';
@@ -64,8 +64,16 @@ export class PgStore implements SchemaPort {
     return schemaStatus(this.pool);
   }
 
-  migrate(): Promise<number[]> {
-    return migratePostgres(this.pool);
+  /** Applies what is pending, then refuses a store that lacks a table its schema made. */
+  async migrate(): Promise<number[]> {
+    const applied = await migratePostgres(this.pool);
+    await this.refuseDamaged();
+    return applied;
+  }
+
+  /** Throws StoreDamagedError when a table or view the migrations made is gone. */
+  refuseDamaged(): Promise<void> {
+    return refuseDamagedPgStore(this.pool);
   }
 
   /** A store-wide setting (the meta table), as SqliteStore.setMeta: `learning_runs`, read by stats. */

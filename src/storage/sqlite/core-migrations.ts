@@ -367,6 +367,17 @@ INSERT INTO risky_audit (entry, action, actor, at)
   },
 ];
 
+/**
+ * Every table CORE_MIGRATIONS leave once all are applied: what an open store must have
+ * (refuseDamagedStore). test/storage/damaged-store.test.ts keeps it equal to what they make.
+ */
+export const CORE_TABLES: readonly string[] = [
+  'baseline', 'call_verdicts', 'detection_rollup', 'detection_rollup_held', 'detection_status', 'detection_types', 'detections',
+  'endpoints', 'expected_samples', 'ingest_leases', 'ingest_sources', 'ips', 'jobs', 'meta', 'observations', 'processes',
+  'risky_audit', 'risky_destinations', 'rollup_process_day', 'rollup_process_endpoint', 'rollup_process_job', 'rule_audit',
+  'rules', 'runs', 'suspected_impostors', 'tenants',
+];
+
 /** Each stored process name (`select`: id and norm_name) set to what normalizeProcessName makes of it now. */
 function normaliseStoredNames(db: SqliteDatabase, select: string): void {
   const update = db.prepare('UPDATE processes SET norm_name = ? WHERE id = ?');

@@ -47,7 +47,7 @@ export function sqliteFileKind(path: string): { kind: 'store' | 'empty' } | { ki
   if (statSync(path).size === 0) return { kind: 'empty' };
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").pluck().all() as string[];
+    const tables = tableNames(db);
     if (tables.length === 0) return { kind: 'empty' };
     return tables.includes('schema_migrations') ? { kind: 'store' } : { kind: 'foreign', tables };
   } finally {
@@ -70,6 +70,16 @@ export function refuseForeignDatabase(path: string, display = path): 'store' | '
   if (what.kind !== 'foreign') return what.kind;
   const named = what.tables.slice(0, 5).join(', ') + (what.tables.length > 5 ? `, and ${what.tables.length - 5} more` : '');
   throw new ForeignDatabaseError(`${display} is a SQLite database of something else (tables ${named}), not an egress-triage store: give the path of a store, or of a new file; nothing was changed`);
+}
+
+/** The names of the file's own tables (SQLite's internal ones left out). */
+export function tableNames(db: SqliteDatabase): string[] {
+  return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").pluck().all() as string[];
+}
+
+/** The schema version a family of migrations leaves. */
+export function highestVersion(migrations: readonly { version: number }[]): number {
+  return Math.max(...migrations.map((m) => m.version));
 }
 
 /** Sets a store-wide setting (the meta table): `learning_runs`, `verdict_revision`. */

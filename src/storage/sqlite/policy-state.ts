@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { migrate, openSqlite, refuseForeignDatabase, type Migration, type SqliteDatabase } from './db.js';
+import { highestVersion, migrate, openSqlite, refuseForeignDatabase, tableNames, type Migration, type SqliteDatabase } from './db.js';
+import { refuseDamagedStore } from '../schema-version.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
 import { realBusyClock, type BusyClock } from './busy-retry.js';
@@ -107,6 +108,9 @@ export const POLICY_MIGRATIONS: Migration[] = [
   },
 ];
 
+/** Every table POLICY_MIGRATIONS leave (refuseDamagedStore; kept true by test/storage/damaged-store.test.ts). */
+export const POLICY_TABLES: readonly string[] = ['policy_approvals', 'policy_audit', 'policy_meta', 'policy_session_handles'];
+
 export interface PolicyStateOptions {
   dbPath: string;
   /** JSONL audit file; default `<dbdir>/policy-audit.jsonl`; `false` disables the file. */
@@ -143,7 +147,13 @@ export class SqlitePolicyState implements PolicyStateBackend {
     if (opts.dbPath !== ':memory:' && existsSync(opts.dbPath)) refuseForeignDatabase(opts.dbPath);
     // Opened and migrated with the store's full wait; from then on every write waits on a timer (busy-retry.ts).
     this.db = openSqlite(opts.dbPath);
-    migrate(this.db, POLICY_MIGRATIONS);
+    try {
+      migrate(this.db, POLICY_MIGRATIONS);
+      refuseDamagedStore(tableNames(this.db), POLICY_TABLES, highestVersion(POLICY_MIGRATIONS));
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.hashKey = loadOrCreateKey(this.db);
     this.db.pragma('busy_timeout = 0');
     const busy = opts.busyClock ?? realBusyClock;

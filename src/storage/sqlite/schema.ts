@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
-import { openSqlite, migrate, refuseForeignDatabase } from './db.js';
-import { CORE_MIGRATIONS } from './core-migrations.js';
+import { highestVersion, openSqlite, migrate, refuseForeignDatabase, tableNames } from './db.js';
+import { refuseDamagedStore } from '../schema-version.js';
+import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 
 /**
@@ -38,7 +39,9 @@ export class SqliteSchema implements SchemaPort {
     if (this.path !== ':memory:' && existsSync(this.path)) refuseForeignDatabase(this.path);
     const db = openSqlite(this.path);
     try {
-      return migrate(db, CORE_MIGRATIONS);
+      const applied = migrate(db, CORE_MIGRATIONS);
+      refuseDamagedStore(tableNames(db), CORE_TABLES, highestVersion(CORE_MIGRATIONS));
+      return applied;
     } finally {
       db.close();
     }

@@ -1,6 +1,7 @@
-import { openSqlite, migrate, writeMeta, type SqliteDatabase } from './db.js';
+import { highestVersion, openSqlite, migrate, tableNames, writeMeta, type SqliteDatabase } from './db.js';
 import { closeCommitWatcher } from './rules-repo.js';
-import { CORE_MIGRATIONS } from './core-migrations.js';
+import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
+import { refuseDamagedStore } from '../schema-version.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
@@ -54,7 +55,13 @@ export class SqliteStore {
 
   static open(path: string): SqliteStore {
     const db = openSqlite(path);
-    migrate(db, CORE_MIGRATIONS);
+    try {
+      migrate(db, CORE_MIGRATIONS);
+      refuseDamagedStore(tableNames(db), CORE_TABLES, highestVersion(CORE_MIGRATIONS));
+    } catch (err) {
+      db.close();
+      throw err;
+    }
     return new SqliteStore(db, path);
   }
 
