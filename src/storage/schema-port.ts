@@ -4,6 +4,8 @@ export interface SchemaStatus {
   pending: { version: number; name: string }[];
   /** versions recorded in the store that this build does not know: a newer build migrated it */
   unknown: number[];
+  /** tables the applied migrations made that are gone (a damaged store); checked only once nothing is pending */
+  missing: string[];
 }
 
 export interface SchemaPort {

@@ -29,6 +29,12 @@ export class StoreDamagedError extends Error {
   override name = 'StoreDamagedError';
 }
 
+/** The tables of `expected` that are not among `present`, in `expected`'s order. */
+export function missingTables(present: Iterable<string>, expected: readonly string[]): string[] {
+  const have = new Set(present);
+  return expected.filter((t) => !have.has(t));
+}
+
 /**
  * Refuses a store that lacks a table its schema version promises. Without this, the first query
  * that names the table fails as "no such table", which the CLI must answer as a bug of its own
@@ -36,8 +42,7 @@ export class StoreDamagedError extends Error {
  * per open: a dropped index costs speed, not answers, and a dropped column is a far rarer edit.
  */
 export function refuseDamagedStore(present: Iterable<string>, expected: readonly string[], version: number): void {
-  const have = new Set(present);
-  const missing = expected.filter((t) => !have.has(t));
+  const missing = missingTables(present, expected);
   if (missing.length === 0) return;
   const tables = `table${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
   throw new StoreDamagedError(

@@ -17,6 +17,7 @@ interface StatusJson {
   backend: string;
   db: string;
   upToDate: boolean;
+  missing: string[];
   applied: { version: number }[];
   pending: { version: number }[];
   migrated?: number[];
@@ -47,7 +48,7 @@ test('SQLite: status on a missing store is "not found"; migrate creates it; stat
   assert.equal(m.backend, 'sqlite');
   assert.ok(m.migrated!.length >= 6);
   const s = json(runCli(['db', 'status', '--json'], { env: { EGRESS_TRIAGE_DB: db } }));
-  assert.deepEqual([s.upToDate, s.pending, s.applied.map((a) => a.version)], [true, [], m.migrated]);
+  assert.deepEqual([s.upToDate, s.pending, s.applied.map((a) => a.version), s.missing], [true, [], m.migrated, []]);
   assert.match(runCli(['db', 'migrate', '--db', db]).stdout, /already up to date/);
 });
 
@@ -63,7 +64,7 @@ test('PostgreSQL: status shows everything pending, migrate applies it, a second 
   const m = json(runCli(['db', 'migrate', '--db', url, '--json']));
   assert.deepEqual(m.migrated, before.pending.map((p) => p.version));
   const after = json(runCli(['db', 'status', '--db', url, '--json']));
-  assert.deepEqual([after.upToDate, after.pending], [true, []]);
+  assert.deepEqual([after.upToDate, after.pending, after.missing], [true, [], []]);
   assert.deepEqual(json(runCli(['db', 'migrate', '--db', url, '--json'])).migrated, []);
 });
 

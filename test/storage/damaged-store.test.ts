@@ -58,6 +58,12 @@ storeTest('a store missing a table: every command that opens it exits 5 naming t
     assert.doesNotMatch(r.stderr, /internal error|^\s+at /m, args.join(' '));
   }
   assert.equal(Number(await at.value<number>('SELECT count(*) FROM runs')), Number(runsBefore), 'the refused ingest stored nothing');
+  // db status reports it, and changes nothing either
+  const status = runCli(['db', 'status', '--db', at.db]);
+  assert.equal(status.status, EXIT.OK, status.stderr);
+  assert.match(status.stdout, /: damaged: table\(s\) risky_audit missing/);
+  const json = JSON.parse(runCli(['db', 'status', '--db', at.db, '--json']).stdout) as { upToDate: boolean; missing: string[]; pending: unknown[] };
+  assert.deepEqual([json.upToDate, json.missing, json.pending], [false, ['risky_audit'], []]);
   if (fileBefore) assert.deepEqual(readFileSync(at.db), fileBefore, 'the SQLite file is unchanged');
 });
 

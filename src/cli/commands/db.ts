@@ -39,7 +39,13 @@ async function withSchema<T>(loc: StoreLocation, fn: (s: ReturnType<typeof openS
 }
 
 function printStatus(loc: StoreLocation, s: SchemaStatus): void {
-  const state = s.unknown.length ? 'newer than this egress-triage' : s.pending.length ? `${s.pending.length} migration(s) pending` : 'up to date';
+  const state = s.unknown.length
+    ? 'newer than this egress-triage'
+    : s.pending.length
+      ? `${s.pending.length} migration(s) pending`
+      : s.missing.length
+        ? `damaged: table(s) ${s.missing.join(', ')} missing, though its migrations made them; every other command refuses it (exit 5): restore it from a backup`
+        : 'up to date';
   out(`${loc.backend} store ${loc.display}: ${state}\n`);
   const rows: (string | number)[][] = [
     ...s.applied.map((m) => [m.version, m.name, s.unknown.includes(m.version) ? 'unknown to this build' : `applied ${m.appliedAt}`]),
@@ -61,7 +67,7 @@ export function register(program: Command): void {
         }
         return schema.status();
       });
-      if (opts.json) return printJson({ backend: loc.backend, db: loc.display, upToDate: s.pending.length === 0 && s.unknown.length === 0, ...s });
+      if (opts.json) return printJson({ backend: loc.backend, db: loc.display, upToDate: s.pending.length === 0 && s.unknown.length === 0 && s.missing.length === 0, ...s });
       printStatus(loc, s);
     },
   );

@@ -1,6 +1,7 @@
 import { createPool, writeMeta, type PgPool, type PgPoolSettings } from './pool.js';
 import { redactUrl } from '../location.js';
-import { migratePostgres, refuseDamagedPgStore, schemaStatus } from './migrations.js';
+import { migratePostgres, PG_TABLES, refuseDamagedPgStore, schemaStatus, tableNames } from './migrations.js';
+import { missingTables } from '../schema-version.js';
 import { PgDetectionRepository } from './detection-repo.js';
 import { PgInventoryRepository } from './inventory-repo.js';
 import { PgRunCallsRepository } from './run-calls-repo.js';
@@ -60,8 +61,11 @@ export class PgStore implements SchemaPort {
     return new PgRulesRepo(this.pool, risky);
   }
 
-  status(): Promise<SchemaStatus> {
-    return schemaStatus(this.pool);
+  /** As SqliteSchema.status: `missing` names the tables a fully migrated store has lost. */
+  async status(): Promise<SchemaStatus> {
+    const st = await schemaStatus(this.pool);
+    const whole = st.applied.length > 0 && st.pending.length === 0 && st.unknown.length === 0;
+    return { ...st, missing: whole ? missingTables(await tableNames(this.pool), PG_TABLES) : [] };
   }
 
   /** Applies what is pending, then refuses a store that lacks a table its schema made. */

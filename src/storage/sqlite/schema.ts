@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { highestVersion, openSqlite, migrate, refuseForeignDatabase, tableNames } from './db.js';
-import { refuseDamagedStore } from '../schema-version.js';
+import { missingTables, refuseDamagedStore } from '../schema-version.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
 
@@ -15,7 +15,7 @@ export class SqliteSchema implements SchemaPort {
   async status(): Promise<SchemaStatus> {
     const all = [...CORE_MIGRATIONS].sort((a, b) => a.version - b.version);
     if (this.path !== ':memory:' && !existsSync(this.path)) {
-      return { applied: [], pending: all.map((m) => ({ version: m.version, name: m.name })), unknown: [] };
+      return { applied: [], pending: all.map((m) => ({ version: m.version, name: m.name })), unknown: [], missing: [] };
     }
     const db = openSqlite(this.path, { readonly: true });
     try {
@@ -25,10 +25,13 @@ export class SqliteSchema implements SchemaPort {
         : [];
       const done = new Set(rows.map((r) => r.version));
       const known = new Set(all.map((m) => m.version));
+      const pending = all.filter((m) => !done.has(m.version)).map((m) => ({ version: m.version, name: m.name }));
+      const unknown = rows.map((r) => r.version).filter((v) => !known.has(v));
       return {
         applied: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at })),
-        pending: all.filter((m) => !done.has(m.version)).map((m) => ({ version: m.version, name: m.name })),
-        unknown: rows.map((r) => r.version).filter((v) => !known.has(v)),
+        pending,
+        unknown,
+        missing: rows.length && !pending.length && !unknown.length ? missingTables(tableNames(db), CORE_TABLES) : [],
       };
     } finally {
       db.close();
