@@ -36,16 +36,29 @@ export function missingTables(present: Iterable<string>, expected: readonly stri
 }
 
 /**
- * Refuses a store that lacks a table its schema version promises. Without this, the first query
- * that names the table fails as "no such table", which the CLI must answer as a bug of its own
- * (exit 70): the error alone cannot tell our SQL from a damaged file. Only tables are checked, once
- * per open: a dropped index costs speed, not answers, and a dropped column is a far rarer edit.
+ * Refuses a store that lacks a table its schema promises. Without this, the first query that
+ * names the table fails as "no such table", which the CLI must answer as a bug of its own (exit
+ * 70): the error alone cannot tell our SQL from a damaged file. Checked once per open, after the
+ * pending migrations (which change nothing a lost table held). Only tables are checked: a dropped
+ * index costs speed, not answers, and a dropped column is a far rarer edit.
  */
-export function refuseDamagedStore(present: Iterable<string>, expected: readonly string[], version: number): void {
+export function refuseDamagedStore(present: Iterable<string>, expected: readonly string[]): void {
   const missing = missingTables(present, expected);
   if (missing.length === 0) return;
-  const tables = `table${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  const one = missing.length === 1;
   throw new StoreDamagedError(
-    `it is damaged: ${tables} ${missing.length > 1 ? 'are' : 'is'} missing, though its schema (version ${version}) made ${missing.length > 1 ? 'them' : 'it'}. Restore the store from a backup, or ingest into a new one; nothing was changed`,
+    `it is damaged: table${one ? '' : 's'} ${missing.join(', ')} ${one ? 'is' : 'are'} missing, though the migrations recorded in it made ${one ? 'it' : 'them'}. Restore it from a backup`,
+  );
+}
+
+/**
+ * A pending migration that failed because a table it reads or changes is gone: the store is
+ * damaged, not this build, so it is said as such (exit 5) rather than as an internal error. The
+ * migration was rolled back. `lost` is the table the database named, if it did.
+ */
+export function refuseMigrationOnLostTable(m: { version: number; name: string }, lost: string | undefined, tables: readonly string[]): void {
+  if (lost === undefined || !tables.includes(lost)) return;
+  throw new StoreDamagedError(
+    `it is damaged: migration ${m.version} (${m.name}) needs table ${lost}, which is missing; the migration was rolled back. Restore the store from a backup`,
   );
 }

@@ -44,7 +44,7 @@ function printStatus(loc: StoreLocation, s: SchemaStatus): void {
     : s.pending.length
       ? `${s.pending.length} migration(s) pending`
       : s.missing.length
-        ? `damaged: table(s) ${s.missing.join(', ')} missing, though its migrations made them; every other command refuses it (exit 5): restore it from a backup`
+        ? `damaged: ${s.missing.length === 1 ? `table ${s.missing[0]} is` : `tables ${s.missing.join(', ')} are`} missing, though its migrations made ${s.missing.length === 1 ? 'it' : 'them'}; commands that need ${s.missing.length === 1 ? 'it' : 'them'} refuse the store (exit 5): restore it from a backup`
         : 'up to date';
   out(`${loc.backend} store ${loc.display}: ${state}\n`);
   const rows: (string | number)[][] = [

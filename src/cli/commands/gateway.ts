@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { fileExit, policyFileExit, UserError } from '../errors.js';
+import { fileExit, policyFileExit, storeProblem, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
@@ -81,6 +81,9 @@ export const STATE_OPTION_HELP =
 function startError(e: unknown): Error {
   if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) return e;
   if (e instanceof ListenRefusedError) return new UserError(e.message, EXIT.REFUSED);
+  // the store of approvals and audit cannot be used (damaged, read-only, locked, not a store)
+  const store = storeProblem(e);
+  if (store) return new UserError(`--db: the store of approvals and audit: ${store}`, EXIT.IO);
   const errno = (e as NodeJS.ErrnoException).code;
   return new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
 }

@@ -1,4 +1,4 @@
-import { refuseDamagedStore, refuseNewerSchema } from '../schema-version.js';
+import { refuseDamagedStore, refuseMigrationOnLostTable, refuseNewerSchema } from '../schema-version.js';
 import type { PgClient, PgPool } from './pool.js';
 import { COARSE_ROLLUPS_MIGRATION } from './analysis-rollups.js';
 import { LONG_KEYS_MIGRATION } from './long-keys-migration.js';
@@ -527,15 +527,22 @@ export const PG_TABLES: readonly string[] = [
   'tenants',
 ];
 
-/** The tables and views of the schema the pool's connections use (the URL's search_path). */
+/**
+ * The tables and views a query names without a schema would find: resolved through the whole
+ * search_path, as the store's queries resolve them. Read from pg_class, not information_schema,
+ * which hides what the role has no privilege on: a reader without grants on the policy tables
+ * would see a damaged store where it only has a narrow one.
+ */
 export async function tableNames(pool: PgPool): Promise<string[]> {
-  const r = await pool.query<{ name: string }>('SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()');
+  const r = await pool.query<{ name: string }>(
+    "SELECT relname AS name FROM pg_class WHERE relkind IN ('r', 'p', 'v', 'm') AND pg_table_is_visible(oid) AND relnamespace <> 'pg_catalog'::regnamespace",
+  );
   return r.rows.map((x) => x.name);
 }
 
 /** Refuses a fully migrated store that lacks one of PG_TABLES (schema-version.ts refuseDamagedStore). */
 export async function refuseDamagedPgStore(pool: PgPool): Promise<void> {
-  refuseDamagedStore(await tableNames(pool), PG_TABLES, Math.max(...PG_MIGRATIONS.map((m) => m.version)));
+  refuseDamagedStore(await tableNames(pool), PG_TABLES);
 }
 
 /** Any fixed number: every egress-triage migrator on one database takes the same advisory lock. */
@@ -595,6 +602,8 @@ export async function migratePostgres(pool: PgPool, migrations: readonly PgMigra
           await c.query('COMMIT');
         } catch (err) {
           await c.query('ROLLBACK');
+          const lost = /^relation "([^"]+)" does not exist$/.exec((err as Error).message)?.[1];
+          refuseMigrationOnLostTable(m, lost, PG_TABLES);
           throw new Error(`PostgreSQL migration ${m.version} (${m.name}) failed and was rolled back: ${(err as Error).message}`);
         }
         applied.push(m.version);

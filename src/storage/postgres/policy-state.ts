@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createPool, type PgPool } from './pool.js';
 import { redactUrl } from '../location.js';
-import { migratePostgres } from './migrations.js';
+import { migratePostgres, refuseDamagedPgStore } from './migrations.js';
 import { postgresProblem } from './errors.js';
 import { PgApprovals } from './policy-state-approvals.js';
 import { PgAuditLog } from './policy-state-audit.js';
@@ -70,6 +70,7 @@ export class PgPolicyState implements PolicyStateBackend {
     this.starting ??= (async () => {
       try {
         await migratePostgres(this.pool);
+        await refuseDamagedPgStore(this.pool);
         // ON CONFLICT keeps the first key when two replicas start at once.
         await this.pool.query(`INSERT INTO policy_meta (key, value) VALUES ('args_hmac_key', $1) ON CONFLICT (key) DO NOTHING`, [randomBytes(32)]);
         const r = await this.pool.query<{ value: Buffer }>(`SELECT value FROM policy_meta WHERE key = 'args_hmac_key'`);

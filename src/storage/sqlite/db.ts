@@ -1,4 +1,4 @@
-import { ForeignDatabaseError, refuseNewerSchema } from '../schema-version.js';
+import { ForeignDatabaseError, refuseMigrationOnLostTable, refuseNewerSchema } from '../schema-version.js';
 import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -77,11 +77,6 @@ export function tableNames(db: SqliteDatabase): string[] {
   return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").pluck().all() as string[];
 }
 
-/** The schema version a family of migrations leaves. */
-export function highestVersion(migrations: readonly { version: number }[]): number {
-  return Math.max(...migrations.map((m) => m.version));
-}
-
 /** Sets a store-wide setting (the meta table): `learning_runs`, `verdict_revision`. */
 export function writeMeta(db: SqliteDatabase, key: string, value: string): void {
   db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
@@ -89,9 +84,10 @@ export function writeMeta(db: SqliteDatabase, key: string, value: string): void 
 
 /**
  * Applies pending migrations, each in its own IMMEDIATE transaction so two processes
- * starting at once cannot both apply the same version.
+ * starting at once cannot both apply the same version. `tables`: what the whole family makes, so a
+ * migration that fails on one of them gone is said to meet a damaged store.
  */
-export function migrate(db: SqliteDatabase, migrations: readonly Migration[]): number[] {
+export function migrate(db: SqliteDatabase, migrations: readonly Migration[], tables: readonly string[] = []): number[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -116,7 +112,15 @@ export function migrate(db: SqliteDatabase, migrations: readonly Migration[]): n
       );
       return true;
     });
-    if (run.immediate()) applied.push(m.version);
+    let done: boolean;
+    try {
+      done = run.immediate();
+    } catch (err) {
+      // a table the store's schema made is gone (`tables`): the store is damaged, not this build
+      refuseMigrationOnLostTable(m, /^no such table: (\S+)$/.exec((err as Error).message)?.[1], tables);
+      throw err;
+    }
+    if (done) applied.push(m.version);
   }
   return applied;
 }

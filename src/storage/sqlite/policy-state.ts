@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { highestVersion, migrate, openSqlite, refuseForeignDatabase, tableNames, type Migration, type SqliteDatabase } from './db.js';
+import { migrate, openSqlite, refuseForeignDatabase, tableNames, type Migration, type SqliteDatabase } from './db.js';
 import { refuseDamagedStore } from '../schema-version.js';
 import { SqliteApprovals } from './policy-state-approvals.js';
 import { AuditLog } from './policy-state-audit.js';
@@ -148,8 +148,8 @@ export class SqlitePolicyState implements PolicyStateBackend {
     // Opened and migrated with the store's full wait; from then on every write waits on a timer (busy-retry.ts).
     this.db = openSqlite(opts.dbPath);
     try {
-      migrate(this.db, POLICY_MIGRATIONS);
-      refuseDamagedStore(tableNames(this.db), POLICY_TABLES, highestVersion(POLICY_MIGRATIONS));
+      migrate(this.db, POLICY_MIGRATIONS, POLICY_TABLES);
+      refuseDamagedStore(tableNames(this.db), POLICY_TABLES);
     } catch (err) {
       this.db.close();
       throw err;

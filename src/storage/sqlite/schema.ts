@@ -1,8 +1,19 @@
 import { existsSync } from 'node:fs';
-import { highestVersion, openSqlite, migrate, refuseForeignDatabase, tableNames } from './db.js';
+import { openSqlite, migrate, refuseForeignDatabase, tableNames, type SqliteDatabase } from './db.js';
+import { POLICY_MIGRATIONS, POLICY_TABLES } from './policy-state.js';
 import { missingTables, refuseDamagedStore } from '../schema-version.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
+
+/**
+ * The tables a migrated SQLite store must have: the core's, and the policy state's once its
+ * migrations were all applied to the file (a server with a policy ran on it). PostgreSQL makes both
+ * in one family, so there a lost policy table is refused by every command too.
+ */
+export function storeTables(db: SqliteDatabase): readonly string[] {
+  const policy = db.prepare('SELECT count(*) FROM schema_migrations WHERE version >= 100 AND version < 200').pluck().get() as number;
+  return policy >= POLICY_MIGRATIONS.length ? [...CORE_TABLES, ...POLICY_TABLES] : CORE_TABLES;
+}
 
 /**
  * The core schema of a SQLite store file, for `db status` and `db migrate`. status() opens the file
@@ -31,7 +42,7 @@ export class SqliteSchema implements SchemaPort {
         applied: rows.map((r) => ({ version: r.version, name: r.name, appliedAt: r.applied_at })),
         pending,
         unknown,
-        missing: rows.length && !pending.length && !unknown.length ? missingTables(tableNames(db), CORE_TABLES) : [],
+        missing: rows.length && !pending.length && !unknown.length ? missingTables(tableNames(db), storeTables(db)) : [],
       };
     } finally {
       db.close();
@@ -42,8 +53,8 @@ export class SqliteSchema implements SchemaPort {
     if (this.path !== ':memory:' && existsSync(this.path)) refuseForeignDatabase(this.path);
     const db = openSqlite(this.path);
     try {
-      const applied = migrate(db, CORE_MIGRATIONS);
-      refuseDamagedStore(tableNames(db), CORE_TABLES, highestVersion(CORE_MIGRATIONS));
+      const applied = migrate(db, CORE_MIGRATIONS, CORE_TABLES);
+      refuseDamagedStore(tableNames(db), storeTables(db));
       return applied;
     } finally {
       db.close();

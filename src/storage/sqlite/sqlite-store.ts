@@ -1,6 +1,7 @@
-import { highestVersion, openSqlite, migrate, tableNames, writeMeta, type SqliteDatabase } from './db.js';
+import { openSqlite, migrate, tableNames, writeMeta, type SqliteDatabase } from './db.js';
 import { closeCommitWatcher } from './rules-repo.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
+import { storeTables } from './schema.js';
 import { refuseDamagedStore } from '../schema-version.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
@@ -56,8 +57,8 @@ export class SqliteStore {
   static open(path: string): SqliteStore {
     const db = openSqlite(path);
     try {
-      migrate(db, CORE_MIGRATIONS);
-      refuseDamagedStore(tableNames(db), CORE_TABLES, highestVersion(CORE_MIGRATIONS));
+      migrate(db, CORE_MIGRATIONS, CORE_TABLES);
+      refuseDamagedStore(tableNames(db), storeTables(db));
     } catch (err) {
       db.close();
       throw err;
