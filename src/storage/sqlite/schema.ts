@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { openSqlite, migrate, refuseForeignDatabase, tableNames, type SqliteDatabase } from './db.js';
-import { POLICY_MIGRATIONS, POLICY_TABLES } from './policy-state.js';
+import { POLICY_MIGRATIONS, POLICY_TABLES } from './policy-migrations.js';
 import { missingTables, refuseDamagedStore } from '../schema-version.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
 import type { SchemaPort, SchemaStatus } from '../schema-port.js';
@@ -10,9 +10,14 @@ import type { SchemaPort, SchemaStatus } from '../schema-port.js';
  * migrations were all applied to the file (a server with a policy ran on it). PostgreSQL makes both
  * in one family, so there a lost policy table is refused by every command too.
  */
-export function storeTables(db: SqliteDatabase): readonly string[] {
+function storeTables(db: SqliteDatabase): readonly string[] {
   const policy = db.prepare('SELECT count(*) FROM schema_migrations WHERE version >= 100 AND version < 200').pluck().get() as number;
   return policy >= POLICY_MIGRATIONS.length ? [...CORE_TABLES, ...POLICY_TABLES] : CORE_TABLES;
+}
+
+/** Refuses a migrated SQLite store that lacks one of storeTables (schema-version.ts refuseDamagedStore). */
+export function refuseDamagedSqliteStore(db: SqliteDatabase): void {
+  refuseDamagedStore(tableNames(db), storeTables(db));
 }
 
 /**
@@ -54,7 +59,7 @@ export class SqliteSchema implements SchemaPort {
     const db = openSqlite(this.path);
     try {
       const applied = migrate(db, CORE_MIGRATIONS, CORE_TABLES);
-      refuseDamagedStore(tableNames(db), storeTables(db));
+      refuseDamagedSqliteStore(db);
       return applied;
     } finally {
       db.close();

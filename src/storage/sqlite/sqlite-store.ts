@@ -1,8 +1,7 @@
-import { openSqlite, migrate, tableNames, writeMeta, type SqliteDatabase } from './db.js';
+import { openSqlite, migrate, writeMeta, type SqliteDatabase } from './db.js';
 import { closeCommitWatcher } from './rules-repo.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
-import { storeTables } from './schema.js';
-import { refuseDamagedStore } from '../schema-version.js';
+import { refuseDamagedSqliteStore } from './schema.js';
 import { SqliteIngestSession } from './ingest-session.js';
 import { SqliteDetectionRepository } from './detection-repo.js';
 import { SqliteBaselineRepository } from './baseline-repo.js';
@@ -58,7 +57,7 @@ export class SqliteStore {
     const db = openSqlite(path);
     try {
       migrate(db, CORE_MIGRATIONS, CORE_TABLES);
-      refuseDamagedStore(tableNames(db), storeTables(db));
+      refuseDamagedSqliteStore(db);
     } catch (err) {
       db.close();
       throw err;

@@ -11,7 +11,7 @@ import { waitFor } from '../../helpers/wait.js';
 import { freePort } from '../../helpers/free-port.js';
 import { startRedis, type TestRedis } from '../../helpers/redis.js';
 import { migrate, openSqlite } from '../../../src/storage/sqlite/db.js';
-import { POLICY_MIGRATIONS } from '../../../src/storage/sqlite/policy-state.js';
+import { POLICY_MIGRATIONS } from '../../../src/storage/sqlite/policy-migrations.js';
 import { RedisPolicyState } from '../../../src/state/redis/state.js';
 import { createPool } from '../../../src/storage/postgres/pool.js';
 import { migratePostgres, PG_MIGRATIONS } from '../../../src/storage/postgres/migrations.js';
