@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { writeTenant, SCENARIO } from '../../src/generate/index.js';
 import { runIngest, engineConfigFrom } from '../../src/cli/commands/ingest.js';
 import { RulesService } from '../../src/rules/service.js';
+import type { OpenStore } from '../../src/storage/open-store.js';
 import { analyzeAnomalousCallsByProcess } from '../../src/analysis/analyze-by-process.js';
 import type { ProcessInfo } from '../../src/domain/types.js';
 import { call, ingestCalls, nativeLine, proc, rollupMismatchesOf, tailscaled, TS0 } from '../analysis/helpers.js';
@@ -304,14 +305,24 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
   }
 });
 
+/**
+ * The genuine tailscaled's first call in tenant T, then a rule over `tai*` that hides it: written
+ * before any look-alike was seen, and broad enough to match a look-alike's stored name. Returns the
+ * rules service it was made with.
+ */
+async function genuineBehindBroadRule(at: StoreUnderTest, store: OpenStore, T: string): Promise<RulesService> {
+  const rules = new RulesService(store);
+  await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })]);
+  const broad = await rules.create(T, { detection_id: NOC, conditions: { process: 'tai*' } }, 't');
+  assert.equal(broad.suppressed, 1, 'the genuine daemon');
+  return rules;
+}
+
 storeTest('ingest: names that print as tailscaled (a hair space inside, a Braille blank or a private-use character after it) are flagged at their first call, and a rule made before them hides none of it', async (at) => {
   const store = await at.open();
   try {
     const T = 'printed';
-    const rules = new RulesService(store);
-    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })]);
-    const broad = await rules.create(T, { detection_id: NOC, conditions: { process: 'tai*' } }, 't');
-    assert.equal(broad.suppressed, 1, 'the genuine daemon');
+    const rules = await genuineBehindBroadRule(at, store, T);
     // stored as "tail scaled": a look-alike by its name alone, even on tailscale's own control plane
     const split: ProcessInfo = { name: 'tail\u200ascaled', path: '/usr/sbin/tail\u200ascaled', sha256: '1'.repeat(64), parent: { name: 'bash' } };
     // stored as "tailscaled": judged as tailscaled, and its call outside the signature contradicts it
@@ -343,11 +354,7 @@ storeTest('ingest: a look-alike name that NFKC stores as drawn like no daemon ("
   const store = await at.open();
   try {
     const T = 'nfkc';
-    const rules = new RulesService(store);
-    await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 })]);
-    // a rule written before the look-alike was ever seen, broad enough to match its stored name
-    const broad = await rules.create(T, { detection_id: NOC, conditions: { process: 'tai*' } }, 't');
-    assert.equal(broad.suppressed, 1, 'the genuine daemon');
+    const rules = await genuineBehindBroadRule(at, store, T);
     const sha = 'e'.repeat(64);
     // halfwidth ￨ (U+FFE8, drawn like l): NFKC folds it into the box-drawing │ (U+2502)
     const halfwidth: ProcessInfo = { name: 'tai\uFFE8scaled', path: '/usr/sbin/tai\uFFE8scaled', sha256: sha, parent: { name: 'sudo', parent: { name: 'bash' } } };
