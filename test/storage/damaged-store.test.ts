@@ -85,8 +85,18 @@ storeTest('a store that lost a policy table: the policy commands, a gateway and 
   const made = runCli(['mcp', '--policy', policy, '--db', at.db], { input: '' });
   assert.equal(made.status, 0, made.stderr);
   await at.rows('DROP TABLE policy_audit');
-  for (const args of [['audit'], ['approvals', 'list'], ['detections', 'list'], ['mcp', '--policy', policy], ['gateway', '--policy', policy, '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '127.0.0.1:0']]) {
+  for (const args of [['audit'], ['approvals', 'list'], ['detections', 'list'], ['mcp', '--policy', policy]]) {
     assertDamaged(runCli([...args, '--db', at.db], { input: '', timeoutMs: 30_000 }), 'policy_audit', args.join(' '));
+  }
+  // both gateways name the store, as the store commands do: a user running several must know which to restore
+  const gateways = [
+    ['gateway', '--db', at.db, '--policy', policy, '--upstream', 'http://127.0.0.1:9/mcp', '--listen', '127.0.0.1:0'],
+    ['gateway', '--db', at.db, '--policy', policy, '--', process.execPath, '-e', ''],
+  ];
+  for (const args of gateways) {
+    const r = runCli(args, { input: '', timeoutMs: 30_000 });
+    assertDamaged(r, 'policy_audit', args.join(' '));
+    assert.ok(r.stderr.startsWith(`egress-triage: --db ${at.db}: the store of approvals and audit: it is damaged`), r.stderr);
   }
   const json = JSON.parse(runCli(['db', 'status', '--db', at.db, '--json']).stdout) as { missing: string[] };
   assert.deepEqual(json.missing, ['policy_audit']);

@@ -10,6 +10,7 @@ import { parseListen as parseListenAddress } from '../../http/listen.js';
 import { resolveMaxMessageBytes } from '../../mcp/message-limit.js';
 import { PolicyStateUnavailableError } from '../../storage/policy-state.js';
 import { storeLocation } from '../common.js';
+import type { StoreLocation } from '../../storage/location.js';
 import { checkStateUrl } from '../../storage/open-policy-state.js';
 
 // A gateway loads only its own transport's modules: the stdio gateway, which agents start once per
@@ -77,13 +78,21 @@ export function parseStateOption(url: string | undefined): string | undefined {
 export const STATE_OPTION_HELP =
   'share rate-limit counters and approvals with other replicas in Redis, redis://host:port[/db] (default: counters in this process, approvals in the store; the audit always stays in the store)';
 
+/**
+ * The store of approvals and audit cannot be used (damaged, read-only, locked, not a store): named,
+ * as every store command names it, so a gateway among several says which store to restore.
+ */
+function storeError(e: unknown, store: StoreLocation): UserError | null {
+  const problem = storeProblem(e);
+  return problem === null ? null : new UserError(`--db ${store.display}: the store of approvals and audit: ${problem}`, EXIT.IO);
+}
+
 /** An HTTP gateway that could not start: policy and state errors keep their own exit codes. */
-function startError(e: unknown): Error {
+function startError(e: unknown, store: StoreLocation): Error {
   if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) return e;
   if (e instanceof ListenRefusedError) return new UserError(e.message, EXIT.REFUSED);
-  // the store of approvals and audit cannot be used (damaged, read-only, locked, not a store)
-  const store = storeProblem(e);
-  if (store) return new UserError(`--db: the store of approvals and audit: ${store}`, EXIT.IO);
+  const unusable = storeError(e, store);
+  if (unusable) return unusable;
   const errno = (e as NodeJS.ErrnoException).code;
   return new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
 }
@@ -121,7 +130,8 @@ export function register(program: Command): void {
     .argument('[command...]', 'stdio upstream command after "--"')
     .action(async (command: string[], opts: GatewayOpts) => {
       // the store of the policy state: a SQLite path, or a postgres:// URL kept as it is
-      const dbPath = storeLocation(opts.db).target;
+      const store = storeLocation(opts.db);
+      const dbPath = store.target;
       const auditFile = opts.auditFile;
       const stateUrl = parseStateOption(opts.state);
       try {
@@ -140,7 +150,7 @@ export function register(program: Command): void {
           try {
             gw = await startHttp({ upstreams: config.upstreams, dbPath, auditFile, stateUrl, host, port, grants, allowedHosts: opts.allowedHost });
           } catch (e) {
-            throw startError(e);
+            throw startError(e, store);
           }
           for (const u of config.upstreams) process.stderr.write(`egress-triage gateway: listening on ${gw.urlFor(u.name)} -> ${u.url ?? u.command!.join(' ')}\n`);
           await untilSignal();
@@ -167,7 +177,7 @@ export function register(program: Command): void {
           try {
             gw = await startHttp({ policyPath: opts.policy, dbPath, auditFile, stateUrl, upstreamUrl: opts.upstream, host, port, grants, allowedHosts: opts.allowedHost, upstreamHeaders: headers });
           } catch (e) {
-            throw startError(e);
+            throw startError(e, store);
           }
           process.stderr.write(`egress-triage gateway: listening on ${gw.url} -> ${opts.upstream}\n`);
           await untilSignal();
@@ -199,6 +209,8 @@ export function register(program: Command): void {
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, policyFileExit(e));
         if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
+        const unusable = storeError(e, store);
+        if (unusable) throw unusable;
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {
           throw new UserError(`cannot start the upstream command "${command[0]}": ${err.code ?? err.message}`, err.code === 'ENOENT' ? EXIT.NOT_FOUND : EXIT.IO);

@@ -3,6 +3,7 @@ import { createPool, type PgPool } from './pool.js';
 import { redactUrl } from '../location.js';
 import { migratePostgres, refuseDamagedPgStore } from './migrations.js';
 import { postgresProblem } from './errors.js';
+import { StoreDamagedError, StoreNewerError } from '../schema-version.js';
 import { PgApprovals } from './policy-state-approvals.js';
 import { PgAuditLog } from './policy-state-audit.js';
 import { PgSessionHandles } from './policy-state-handles.js';
@@ -77,6 +78,9 @@ export class PgPolicyState implements PolicyStateBackend {
         this.key = r.rows[0]!.value;
       } catch (e) {
         this.starting = undefined;
+        // A store this build must not use (damaged, or migrated by a newer one) is no outage: it is
+        // reported as the store's problem, naming the store, as on SQLite.
+        if (e instanceof StoreDamagedError || e instanceof StoreNewerError) throw e;
         throw new PolicyStateUnavailableError(`policy state: ${this.explain(e).message}`, '--db');
       }
     })();
