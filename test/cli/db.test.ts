@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, runCli, tempDir } from '../helpers.js';
@@ -50,6 +50,8 @@ test('SQLite: status on a missing store is "not found"; migrate creates it; stat
   const s = json(runCli(['db', 'status', '--json'], { env: { EGRESS_TRIAGE_DB: db } }));
   assert.deepEqual([s.upToDate, s.pending, s.applied.map((a) => a.version), s.missing], [true, [], m.migrated, []]);
   assert.match(runCli(['db', 'migrate', '--db', db]).stdout, /already up to date/);
+  // reading a WAL database makes -wal and -shm files: the commands that made them remove them
+  assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.startsWith('store.db')), ['store.db'], 'db migrate and db status leave nothing beside the store');
 });
 
 test('PostgreSQL: status shows everything pending, migrate applies it, a second migrate applies nothing', async () => {
@@ -166,4 +168,7 @@ test('an existing file that is no store is not made one: an empty file is no sto
     assert.match(r.stderr, /other-app\.db is a SQLite database of something else \(tables invoices\), not an egress-triage store/, args[0]);
   }
   assert.ok(readFileSync(foreign).equals(before), 'the other application\'s database is untouched');
+  runCli(['db', 'status', '--db', foreign]);
+  assert.ok(readFileSync(foreign).equals(before), 'db status leaves it in its own journal mode');
+  assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.startsWith('other-app.db')), ['other-app.db'], 'and makes no file beside it');
 });

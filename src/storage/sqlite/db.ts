@@ -38,6 +38,33 @@ export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase
 }
 
 /**
+ * Runs `read` on an existing file through a connection that changes nothing and leaves nothing beside
+ * it. Reading a WAL database makes its -wal and -shm files, and a read-only connection cannot remove
+ * them when it closes: `db status`, which changes nothing, left two files next to the store. A
+ * read-write connection removes them when it is the last to close. It sets no pragma (journal_mode
+ * would convert another application's database); SQLite itself opens it read-only where the file is
+ * not writable, and where the folder is not (no -wal can be made) it is read again read-only.
+ */
+export function readSqlite<T>(path: string, read: (db: SqliteDatabase) => T): T {
+  const attempt = (readonly: boolean): T => {
+    const db = new Database(path, { readonly, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 15000');
+      return read(db);
+    } finally {
+      db.close();
+    }
+  };
+  try {
+    return attempt(false);
+  } catch (e) {
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY')) return attempt(true);
+    throw e;
+  }
+}
+
+/**
  * What an existing file at `path` is, read without changing it: an egress-triage store, an empty
  * file (or a database with no table: a store can be made there), or another application's SQLite
  * database, whose tables are named. A store is never made inside another application's database:
@@ -45,14 +72,11 @@ export function openSqlite(path: string, opts: OpenOptions = {}): SqliteDatabase
  */
 export function sqliteFileKind(path: string): { kind: 'store' | 'empty' } | { kind: 'foreign'; tables: string[] } {
   if (statSync(path).size === 0) return { kind: 'empty' };
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
+  return readSqlite(path, (db) => {
     const tables = tableNames(db);
     if (tables.length === 0) return { kind: 'empty' };
     return tables.includes('schema_migrations') ? { kind: 'store' } : { kind: 'foreign', tables };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { openSqlite, migrate, refuseForeignDatabase, tableNames, type SqliteDatabase } from './db.js';
+import { openSqlite, migrate, readSqlite, refuseForeignDatabase, tableNames, type SqliteDatabase } from './db.js';
 import { POLICY_MIGRATIONS, POLICY_TABLES } from './policy-migrations.js';
 import { missingTables, refuseDamagedStore } from '../schema-version.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
@@ -21,8 +21,8 @@ export function refuseDamagedSqliteStore(db: SqliteDatabase): void {
 }
 
 /**
- * The core schema of a SQLite store file, for `db status` and `db migrate`. status() opens the file
- * read-only and never creates it. Policy-state migrations (100-199) are applied by the policy
+ * The core schema of a SQLite store file, for `db status` and `db migrate`. status() reads the file
+ * without changing it (readSqlite) and never creates it. Policy-state migrations (100-199) are applied by the policy
  * state when it opens, not here.
  */
 export class SqliteSchema implements SchemaPort {
@@ -33,8 +33,7 @@ export class SqliteSchema implements SchemaPort {
     if (this.path !== ':memory:' && !existsSync(this.path)) {
       return { applied: [], pending: all.map((m) => ({ version: m.version, name: m.name })), unknown: [], missing: [] };
     }
-    const db = openSqlite(this.path, { readonly: true });
-    try {
+    return readSqlite(this.path, (db) => {
       const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
       const rows = has
         ? (db.prepare('SELECT version, name, applied_at FROM schema_migrations WHERE version < 100 ORDER BY version').all() as { version: number; name: string; applied_at: string }[])
@@ -49,9 +48,7 @@ export class SqliteSchema implements SchemaPort {
         unknown,
         missing: rows.length && !pending.length && !unknown.length ? missingTables(tableNames(db), storeTables(db)) : [],
       };
-    } finally {
-      db.close();
-    }
+    });
   }
 
   async migrate(): Promise<number[]> {
