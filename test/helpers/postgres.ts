@@ -163,13 +163,16 @@ export class PostgresServer {
   /**
    * A new, empty database; returns its URL. The cluster's default locale is C; `locale` gives the
    * database another one (C.UTF-8: lower() then folds non-ASCII letters, as on most servers).
+   * FILE_COPY: PostgreSQL 15's default strategy copies the template through the WAL, about 130 ms of
+   * server CPU a database against 16 ms (measured 2026-12-07; a run makes some two hundred). Its
+   * cost, a checkpoint, is small with fsync off.
    */
   async createDatabase(prefix = 'test', locale?: 'C.UTF-8'): Promise<string> {
     const name = `${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${this.token}_${++this.dbs}`;
     const c = new pg.Client({ connectionString: this.url() });
     await c.connect();
     try {
-      await c.query(`CREATE DATABASE ${name}${locale ? ` TEMPLATE template0 ENCODING 'UTF8' LOCALE '${locale}'` : ''}`);
+      await c.query(`CREATE DATABASE ${name}${locale ? ` TEMPLATE template0 ENCODING 'UTF8' LOCALE '${locale}'` : ''} STRATEGY FILE_COPY`);
     } finally {
       await c.end();
     }
