@@ -66,8 +66,10 @@ test('demo replaces only a store it created; --force replaces any other', () => 
   const args = ['--events', '1000', '--runs', '6', '--json'];
   const first = runCli(['demo', '--db', own, ...args]);
   assert.equal(first.status, EXIT.OK, first.stderr);
+  assert.doesNotMatch(first.stderr, /replacing/, 'a new store replaces nothing');
   const again = runCli(['demo', '--db', own, ...args]);
   assert.equal(again.status, EXIT.OK, `demo replaces its own store: ${again.stderr}`);
+  assert.match(again.stderr, /^egress-triage: note: replacing .*own\.db \(made by an earlier demo; its detections, rules and audit are deleted\)$/m, 'and says so');
 
   const mine = join(tmp.dir, 'mine.db');
   const ing = runCli(['ingest', '-', '--db', mine], { input: readFileSync(join(tmp.dir, 'demo-events.ndjson.gz')) });
@@ -87,6 +89,7 @@ test('demo replaces only a store it created; --force replaces any other', () => 
 
   const forced = runCli(['demo', '--db', mine, '--force', ...args]);
   assert.equal(forced.status, EXIT.OK, forced.stderr);
+  assert.match(forced.stderr, /^egress-triage: note: replacing .*mine\.db \(with --force; everything in it is deleted\)$/m);
   assert.ok(JSON.parse(forced.stdout).ingest.totals.accepted > 0);
   assert.equal(runCli(['demo', '--db', mine, ...args]).status, EXIT.OK, 'after --force it is a demo store');
 });

@@ -43,6 +43,12 @@ export function register(program: Command): void {
           EXIT.REFUSED,
         );
       }
+      // Said before it happens: rules or approvals made on an earlier demo store while trying the
+      // tool go with it, and a user who forgot demo owns the file should not find them gone silently.
+      if (existsSync(db)) {
+        const what = opts.force && !isDemoStore(db) ? 'with --force; everything in it is deleted' : 'made by an earlier demo; its detections, rules and audit are deleted';
+        process.stderr.write(`egress-triage: note: replacing ${relative(process.cwd(), db) || db} (${what})\n`);
+      }
       for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
       mkdirSync(dirname(db), { recursive: true });
       const events = join(dirname(db), 'demo-events.ndjson.gz');
