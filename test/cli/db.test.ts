@@ -168,7 +168,9 @@ test('an existing file that is no store is not made one: an empty file is no sto
     assert.match(r.stderr, /other-app\.db is a SQLite database of something else \(tables invoices\), not an egress-triage store/, args[0]);
   }
   assert.ok(readFileSync(foreign).equals(before), 'the other application\'s database is untouched');
-  runCli(['db', 'status', '--db', foreign]);
+  const status = runCli(['db', 'status', '--db', foreign]);
+  assert.equal(status.status, 5, 'db status refuses it too, not listing its tables as pending migrations');
+  assert.match(status.stderr, /other-app\.db is a SQLite database of something else \(tables invoices\)/);
   assert.ok(readFileSync(foreign).equals(before), 'db status leaves it in its own journal mode');
   assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.startsWith('other-app.db')), ['other-app.db'], 'and makes no file beside it');
 });

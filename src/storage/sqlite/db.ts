@@ -72,11 +72,16 @@ export function readSqlite<T>(path: string, read: (db: SqliteDatabase) => T): T 
  */
 export function sqliteFileKind(path: string): { kind: 'store' | 'empty' } | { kind: 'foreign'; tables: string[] } {
   if (statSync(path).size === 0) return { kind: 'empty' };
-  return readSqlite(path, (db) => {
+  // Read-only, unlike readSqlite: a read-write connection would roll back another application's hot
+  // journal. What it leaves beside a store, the store's own connection removes when it closes.
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
     const tables = tableNames(db);
     if (tables.length === 0) return { kind: 'empty' };
     return tables.includes('schema_migrations') ? { kind: 'store' } : { kind: 'foreign', tables };
-  });
+  } finally {
+    db.close();
+  }
 }
 
 /**

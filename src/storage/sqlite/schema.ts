@@ -22,8 +22,8 @@ export function refuseDamagedSqliteStore(db: SqliteDatabase): void {
 
 /**
  * The core schema of a SQLite store file, for `db status` and `db migrate`. status() reads the file
- * without changing it (readSqlite) and never creates it. Policy-state migrations (100-199) are applied by the policy
- * state when it opens, not here.
+ * without changing it (readSqlite) and never creates it. Policy-state migrations (100-199) are
+ * applied by the policy state when it opens, not here.
  */
 export class SqliteSchema implements SchemaPort {
   constructor(private readonly path: string) {}
@@ -33,6 +33,9 @@ export class SqliteSchema implements SchemaPort {
     if (this.path !== ':memory:' && !existsSync(this.path)) {
       return { applied: [], pending: all.map((m) => ({ version: m.version, name: m.name })), unknown: [], missing: [] };
     }
+    // Another application's database is refused, as by every other command: its tables are no
+    // pending migrations of ours, and it is never opened read-write.
+    if (this.path !== ':memory:') refuseForeignDatabase(this.path);
     return readSqlite(this.path, (db) => {
       const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
       const rows = has
