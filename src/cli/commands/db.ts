@@ -38,13 +38,19 @@ async function withSchema<T>(loc: StoreLocation, fn: (s: ReturnType<typeof openS
   }
 }
 
+/** A damaged store's state line: which tables are gone, and what that means for the other commands. */
+function damagedState(missing: string[]): string {
+  const [tables, them] = missing.length === 1 ? [`table ${missing[0]} is`, 'it'] : [`tables ${missing.join(', ')} are`, 'them'];
+  return `damaged: ${tables} missing, though its migrations made ${them}; commands that need ${them} refuse the store (exit 5): restore it from a backup`;
+}
+
 function printStatus(loc: StoreLocation, s: SchemaStatus): void {
   const state = s.unknown.length
     ? 'newer than this egress-triage'
     : s.pending.length
       ? `${s.pending.length} migration(s) pending`
       : s.missing.length
-        ? `damaged: ${s.missing.length === 1 ? `table ${s.missing[0]} is` : `tables ${s.missing.join(', ')} are`} missing, though its migrations made ${s.missing.length === 1 ? 'it' : 'them'}; commands that need ${s.missing.length === 1 ? 'it' : 'them'} refuse the store (exit 5): restore it from a backup`
+        ? damagedState(s.missing)
         : 'up to date';
   out(`${loc.backend} store ${loc.display}: ${state}\n`);
   const rows: (string | number)[][] = [

@@ -37,7 +37,9 @@ export function register(program: Command): void {
         throw new UserError(`--db: demo builds a sample store on the embedded SQLite store; give it a file path, not ${given.display}`);
       }
       const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
-      if (existsSync(db) && !opts.force && !isDemoStore(db)) {
+      const exists = existsSync(db);
+      const madeByDemo = exists && isDemoStore(db);
+      if (exists && !opts.force && !madeByDemo) {
         throw new UserError(
           `${db} exists and was not created by demo: refusing to delete it. Give another --db, or --force to replace it`,
           EXIT.REFUSED,
@@ -45,8 +47,8 @@ export function register(program: Command): void {
       }
       // Said before it happens: rules or approvals made on an earlier demo store while trying the
       // tool go with it, and a user who forgot demo owns the file should not find them gone silently.
-      if (existsSync(db)) {
-        const what = opts.force && !isDemoStore(db) ? 'with --force; everything in it is deleted' : 'made by an earlier demo; its detections, rules and audit are deleted';
+      if (exists) {
+        const what = madeByDemo ? 'made by an earlier demo; its detections, rules and audit are deleted' : 'with --force; everything in it is deleted';
         process.stderr.write(`egress-triage: note: replacing ${relative(process.cwd(), db) || db} (${what})\n`);
       }
       for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
