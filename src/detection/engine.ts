@@ -459,8 +459,9 @@ export class DetectionEngine {
   }
 
   /**
-   * Who counted `endpoint` for the run (see RunState.callers). A binary with no VPN daemon's name can
-   * never be a suspected impostor: its call counts whatever the callers were. One with such a name
+   * Who counted `endpoint` for the run (see RunState.callers). A binary with no VPN daemon's name is
+   * never flagged by its calls, and one whose file is flagged already does not get here (a suspect
+   * call counts nothing): its call counts whatever the callers were. One with such a name
    * can still be found to be one before the run completes, linked to a flagged binary as the same
    * file (analysis/impostor-links.ts): it joins the callers, and completion judges them then.
    */

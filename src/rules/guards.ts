@@ -54,6 +54,10 @@ export class ImpostorSet {
   flagOf(b: BinaryRef): SuspectedImpostor | null {
     return this.byKey.get(binaryKey(b)) ?? (b.sha256 ? this.byHash.get(b.sha256.toLowerCase()) : undefined) ?? null;
   }
+  /** True when a flagged binary has this sha256: a process with it is that file, whatever its name. */
+  flagsHash(sha256: string): boolean {
+    return this.byHash.size > 0 && this.byHash.has(sha256.toLowerCase());
+  }
   /** The sha256 values (lower case) of the flagged binaries: every process with one of them is the same file. */
   hashes(): string[] {
     return [...this.byHash.keys()];

@@ -67,7 +67,10 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
     canFlag: (process) => vpnSignatureFor(process) !== null,
     mayBeLinked: (b) => b.path !== null && files.has(fileKey(b.process, b.path)),
     observe(call: CallFacts): boolean {
-      if (!vpnSignatureFor(call.process)) return false;
+      // Only a daemon's name can be flagged by its calls, but a flag is the file's (ImpostorSet.get):
+      // the flagged hash run as `curl` is the same binary, and its calls to the job's baseline or
+      // allowed endpoints must raise, and teach nothing, as they do under the daemon's name.
+      if (!vpnSignatureFor(call.process)) return call.processSha256 !== null && impostors.flagsHash(call.processSha256);
       const b = facts(call);
       const file = b.path ? fileKey(b.process, b.path) : null;
       if (file !== null && b.sha256 === null) hashless.add(file);

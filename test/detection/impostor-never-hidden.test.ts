@@ -55,6 +55,34 @@ describe('a suspected impostor is never hidden', () => {
     assert.deepEqual(detections(db).filter((d) => d.endpoint === 'api.github.com:443'), [{ process: 'tailscaled', sha: 'b', endpoint: 'api.github.com:443', status: 'new' }]);
   });
 
+  it('by running the flagged file under a name that is no daemon\'s: its calls raise, and teach the baseline nothing', () => {
+    const db = join(tmp.dir, 'other-name.db');
+    // the impostor's file (its sha256) run as curl, from a shell like the genuine curl
+    const AS_CURL = { ...IMPOSTOR, name: 'curl', path: '/usr/bin/curl', parent: CURL.parent };
+    const flags = ['--learning-runs', '1', '--promote-after', '1', '--allowed-endpoints', 'api.example.org:443'];
+    ingest(db, [line(CURL, { domain: 'github.com', port: 443 })], ...flags);
+    const run = ++runId;
+    ingest(db, [
+      // flagged: started through node
+      line(IMPOSTOR, { domain: 'controlplane.tailscale.com', port: 443 }, run),
+      // to the job's learned baseline, and to an allowed endpoint
+      line(AS_CURL, { domain: 'github.com', port: 443 }, run, 1),
+      line(AS_CURL, { domain: 'api.example.org', port: 443 }, run, 2),
+    ], ...flags);
+    // A destination only the flagged file called must not join the baseline when its run completes,
+    // here in memory, as the next run of the job begins in the same ingest (a run read back from the
+    // store judges its callers again: test/detection/impostor-split-ingest).
+    const next = ++runId;
+    ingest(db, [line(AS_CURL, { domain: 'drop.example.net', port: 443 }, next), line(CURL, { domain: 'drop.example.net', port: 443 }, next + 1)], ...flags);
+    assert.deepEqual(detections(db).map((d) => [d.process, d.sha, d.endpoint, d.status]), [
+      ['curl', 'b', 'api.example.org:443', 'new'],
+      ['tailscaled', 'b', 'controlplane.tailscale.com:443', 'new'],
+      ['curl', 'b', 'drop.example.net:443', 'new'],
+      ['curl', 'c', 'drop.example.net:443', 'new'],
+      ['curl', 'b', 'github.com:443', 'new'],
+    ]);
+  });
+
   it('by Harden-Runner allowed endpoints, or while the job is still learning', () => {
     const db = join(tmp.dir, 'allowed.db');
     const run = ++runId;

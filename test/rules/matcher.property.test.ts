@@ -235,6 +235,12 @@ test('property: the never-suppress guard agrees with a brute-force reference (ri
         const got = neverSuppress(f, risky, set);
         const want = refRisky(s.host) ? 'risky' : refImpostor ? 'impostor' : null;
         assert.equal(got?.kind ?? null, want, JSON.stringify(f));
+        // what ingest asks of a process under any name, a daemon's or not (suppressor.ts observe)
+        if (f.sha256 !== null) {
+          const refHash = flagged.some((b) => b.sha256?.toLowerCase() === f.sha256!.toLowerCase());
+          assert.equal(set.flagsHash(f.sha256), refHash, `flagsHash ${f.sha256}`);
+          assert.equal(set.flagsHash(f.sha256.toUpperCase()), refHash, `flagsHash ${f.sha256.toUpperCase()}`);
+        }
       }
     }),
     { numRuns: 2000 },
