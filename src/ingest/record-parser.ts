@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { endpointOf } from '../domain/endpoint.js';
 import type { JobContext, ProcessInfo } from '../domain/types.js';
+import { jobIdentity } from '../domain/github-name.js';
 import { adapterFor, detectFormat } from './adapters/detect-format.js';
 import { BUILTIN_RISKY, isRfc3339At } from './adapters/validate.js';
 import { askerKey, RecordError, type AdapterOutput, type IngestFormat, type RecordAdapter, type RecordContext, type ResolvedNames } from './adapters/types.js';
@@ -229,7 +230,7 @@ export class RecordParser {
       // and contexts are never changed: its keys are built once, not per call.
       if (c !== this.lastCtx || ev.tenant !== this.lastTenant) {
         // per leg: the legs of a matrix job (same job and run, own GitHub job id) each keep their calls
-        this.ctxJob = `${ev.tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.jobId ?? ''}`;
+        this.ctxJob = `${ev.tenant}\u0001${jobIdentity(c.owner, c.repo, c.workflow, c.job)}\u0001${c.jobId ?? ''}`;
         this.ctxRun = `${c.runId}\u0001${c.runAttempt}`;
         this.lastCtx = c;
         this.lastTenant = ev.tenant;
@@ -481,9 +482,13 @@ function sameProcess(a: ProcessInfo, b: ProcessInfo): boolean {
   return (x ?? null) === (y ?? null);
 }
 
-/** One job run: DNS answers name IPs only within the run they were seen in. */
+/**
+ * One job run: DNS answers name IPs only within the run they were seen in. Its job is the store's
+ * (owner and repo without ASCII case, jobIdentity): `Acme` in the answer's context and `acme` in the
+ * connection's are one job run, and the call must be named as the store keeps it.
+ */
 function runKey(tenant: string, c: JobContext): string {
-  return `${tenant}\u0001${c.owner}\u0001${c.repo}\u0001${c.workflow}\u0001${c.job}\u0001${c.runId}\u0001${c.runAttempt}\u0001${c.jobId ?? ''}`;
+  return `${tenant}\u0001${jobIdentity(c.owner, c.repo, c.workflow, c.job)}\u0001${c.runId}\u0001${c.runAttempt}\u0001${c.jobId ?? ''}`;
 }
 
 function noteTotal(notes: Record<string, number>): number {

@@ -222,3 +222,24 @@ function lookups(calls: NetworkCallEvent[]): [string, string | undefined][] {
 function connections(calls: NetworkCallEvent[]): NetworkCallEvent[] {
   return calls.filter((c) => !(c.port === 53 && c.protocol === 'udp'));
 }
+
+test('an answer names the connection of its job run however the owner and repo are cased (one job, as stored); a Defend accept given as an array is skipped', async () => {
+  const labels = (owner: string, repo: string) => ({ owner, repo, workflow: 'ci.yml', job: 'e', run_id: '1' });
+  const docs = [
+    { '@timestamp': '2026-11-02T11:00:00Z', labels: labels('Acme', 'API'), event: { category: ['network'] }, dns: { question: { name: 'good.example.com' }, resolved_ip: ['5.6.7.8'] } },
+    { '@timestamp': '2026-11-02T11:00:01Z', labels: labels('acme', 'api'), event: { category: ['network'] }, destination: { ip: '5.6.7.8', port: 443 }, process: { name: 'curl' } },
+    // another job: the answer is not its run's
+    { '@timestamp': '2026-11-02T11:00:02Z', labels: { ...labels('acme', 'api'), job: 'f' }, event: { category: ['network'] }, destination: { ip: '5.6.7.8', port: 443 }, process: { name: 'curl' } },
+    // ECS lets any keyword hold an array: an accepted connection is inbound however it is written
+    { '@timestamp': '2026-11-02T11:00:03Z', labels: labels('acme', 'api'), event: { category: ['network'], action: ['connection_accepted'] }, destination: { ip: '10.0.0.2', port: 22 }, process: { name: 'sshd' } },
+  ];
+  const t = tempDir();
+  try {
+    const r = await parseFile(t.file('cased.ndjson', docs.map((d) => JSON.stringify(d)).join('\n') + '\n'), {}, 'ecs');
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.calls.map((c) => [c.ctx.job, c.domain, c.ip]), [['e', 'good.example.com', '5.6.7.8'], ['f', undefined, '5.6.7.8']]);
+    assert.deepEqual(r.notes, { 'dns-records': 1, 'named-by-dns': 1, 'skipped-not-egress': 1 });
+  } finally {
+    t.cleanup();
+  }
+});

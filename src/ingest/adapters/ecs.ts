@@ -430,7 +430,8 @@ export class EcsAdapter implements RecordAdapter {
     }
     const isDns = F.dnsName.get(doc) !== undefined;
     const direction = directionOf(doc);
-    if (direction === 'in' || F.action.get(doc) === 'connection_accepted') return this.notACall(doc, isDns, rc);
+    // an array, as ECS allows for any keyword (network.direction and event.type are read the same way)
+    if (direction === 'in' || hasValue(F.action.get(doc), 'connection_accepted')) return this.notACall(doc, isDns, rc);
 
     let domainRaw = F.dstDomain.get(doc);
     let ipRaw = F.dstIp.get(doc);
