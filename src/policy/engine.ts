@@ -252,6 +252,21 @@ export class PolicyEngine {
       };
     }
     let folds: KeyFolds | undefined;
+    // A rate limit's cost is read from the arguments as exactly as a condition's value, and for the
+    // same reason: beside `limit: 1`, a `Limit: 1000` could be what the upstream reads and works for.
+    for (const l of r.limits) {
+      if (!l.costPath) continue;
+      const twins = caseTwinKeys(args, l.costPath, (folds ??= new WeakMap()));
+      if (twins === null) continue;
+      return this.make(
+        'deny',
+        l,
+        `${twins.at} has keys that differ only in case (${twins.keys.map((k) => JSON.stringify(k)).join(', ')}), and ${l.rule} counts args.${l.costPath.join('.')} against its rate limit: an upstream that reads keys loosely could take any of them, so the call is denied`,
+        undefined,
+        r,
+        tool,
+      );
+    }
     for (const e of r.chain) {
       for (const c of e.when) {
         const twins = caseTwinKeys(args, c.path, (folds ??= new WeakMap()));

@@ -26,3 +26,25 @@ test('stdio gateway: a call costs at least 1 whatever its cost_from argument say
     await g.close();
   }
 });
+
+test('stdio gateway: a cost_from argument beside a key that differs only in case (or NFKC form) is denied, not charged for the key it reads', async () => {
+  const g = await startGateway('version: 1\ndefault: allow\ntools:\n  echo:\n    rate_limit: { max: 100, window: 3600, cost_from: args.opts.limit }\n');
+  try {
+    await g.init();
+    const run = async (id: number, args: Record<string, unknown>) => {
+      g.send(call(id, 'echo', { text: 'x', ...args }));
+      return resultText(await g.reply(id));
+    };
+    // an upstream that matches keys loosely (Go's encoding/json: the last match wins) would do 1000
+    for (const [id, opts] of [[1, { limit: 1, Limit: 1000 }], [2, { limit: 1, 'ＬＩＭＩＴ': 1000 }], [3, { Limit: 1 }]] as const) {
+      assert.match(await run(id, { opts }), /^\[POLICY DENIED\] args\.opts has keys that differ only in case \(.*\), and tools\.echo\.rate_limit counts args\.opts\.limit/, JSON.stringify(opts));
+    }
+    // and along the path to it
+    assert.match(await run(4, { opts: { limit: 1 }, OPTS: { limit: 1000 } }), /^\[POLICY DENIED\] args has keys that differ only in case \("opts", "OPTS"\)/);
+    // a cost written once is charged as before
+    assert.equal(await run(5, { opts: { limit: 99 } }), 'x');
+    assert.match(await run(6, { opts: { limit: 2 } }), /^\[POLICY DENIED\] .*rate limit/);
+  } finally {
+    await g.close();
+  }
+});
