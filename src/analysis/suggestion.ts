@@ -1,4 +1,5 @@
 import { coverageRefusal, type ImpostorSet } from '../rules/guards.js';
+import { RuleError, validateConditions } from '../rules/matcher.js';
 import type { RuleConditions } from '../rules/types.js';
 import { cmp, uniq } from './counts.js';
 import type { RiskyDestinations } from './risky-destinations.js';
@@ -61,6 +62,28 @@ function mergedDesc(lists: readonly (readonly [string, number][])[]): [string, n
   return [...n].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0]));
 }
 
+/**
+ * Why the query's scope cannot scope a rule, or null. The filters are exact; a rule condition is a
+ * pattern (`*`, `?`) that drops surrounding blanks and refuses inner ones: a rule scoped to job
+ * `b?ild` would also take job `build`, and one to `build linux` cannot be written (it used to fail
+ * the whole analysis as an internal error).
+ */
+function unscopable(scope: SuggestionInput['scope']): string | null {
+  for (const key of ['owner', 'repo', 'workflow', 'job'] as const) {
+    const v = scope[key];
+    if (v === undefined) continue;
+    if (/[*?]/.test(v)) return `${key} "${v}" holds * or ?, which a rule condition reads as a wildcard, so a rule scoped to it would reach beyond this view`;
+    if (v.trim() !== v) return `${key} "${v}" begins or ends with a blank, which a rule condition drops`;
+    try {
+      validateConditions({ [key]: v });
+    } catch (e) {
+      if (e instanceof RuleError) return e.message;
+      throw e;
+    }
+  }
+  return null;
+}
+
 /** Pure but for the impact, which the rules layer computes (awaited: it may read a store). */
 export async function buildSuggestion(input: SuggestionInput): Promise<Suggestion> {
   const { name } = input;
@@ -79,6 +102,10 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
         ? `every binary named ${name} contradicts ${sig.daemon}'s signature: name impersonation suspected, no rule is suggested`
         : `no binary named ${name} shows ${sig.daemon}'s network signature (its ports, control-plane domains, or address ranges on its ports): the name alone proves nothing`,
     };
+  }
+  const unscoped = unscopable(input.scope);
+  if (unscoped) {
+    return { suggested: null, reason: `no rule is suggested for this view: ${unscoped}; analyse a wider view, or write a rule of your own` };
   }
   // Every genuine binary with a hash goes into one rule (an upgraded daemon has one per version);
   // a condition value holds at most MAX_RULE_HASHES of them, the most frequent first.

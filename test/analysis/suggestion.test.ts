@@ -198,3 +198,27 @@ test('an address in a daemon\'s range vouches for it only on its ports: a rename
   const warpOdd = judge('warp-svc', [{ sha256: sha('w'), path: '/usr/bin/warp-svc', host: '162.159.193.4', port: 443 }], risky)[0]!;
   assert.deepEqual([warpOdd.verdict.verdict, warpOdd.unexplained], ['unverified', [['162.159.193.4:443', 1]]]);
 });
+
+test('no suggestion for a view no rule can be scoped to: a job or workflow with a wildcard character, a blank, or a control character', async () => {
+  const judged = judge('tailscaled', [ts(sha('a'))], risky);
+  const cases: [SuggestionInput['scope'], RegExp][] = [
+    // a rule reads ? and * as wildcards: job=b?ild would also take job build
+    [{ job: 'b?ild' }, /job "b\?ild" holds \* or \?, which a rule condition reads as a wildcard/],
+    [{ workflow: '.github/workflows/*.yml' }, /workflow ".github\/workflows\/\*.yml" holds \* or \?/],
+    // GitHub job names hold blanks; rule conditions cannot (the analysis failed with exit 70)
+    [{ job: 'build linux' }, /condition job="build linux": whitespace and control characters are not allowed/],
+    [{ job: 'test (3.11)', owner: 'acme' }, /condition job="test \(3.11\)": whitespace/],
+    [{ job: ' build' }, /job " build" begins or ends with a blank, which a rule condition drops/],
+  ];
+  for (const [scope, why] of cases) {
+    const s = await suggest('tailscaled', judged, { scope });
+    assert.equal(s.suggested, null, JSON.stringify(scope));
+    assert.match(s.reason!, /^no rule is suggested for this view: /);
+    assert.match(s.reason!, why, JSON.stringify(scope));
+    assert.deepEqual(s.asked, [], 'no impact is asked for a rule that cannot be written');
+  }
+  // an exact name is a rule condition as it stands
+  const plain = await suggest('tailscaled', judged, { scope: { job: 'build-linux', workflow: '.github/workflows/ci.yml' } });
+  assert.equal(plain.reason, null);
+  assert.equal(plain.suggested!.conditions.job, 'build-linux');
+});

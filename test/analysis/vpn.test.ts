@@ -214,3 +214,27 @@ storeTest("a renamed binary that reaches its own server on the daemon's STUN por
     await store.close();
   }
 });
+
+storeTest('a view of a job whose name holds a blank (GitHub matrix names do) is analysed, with no rule suggested for it, instead of failing', async (at) => {
+  const store = await at.open();
+  try {
+    const evs: NetworkCallEvent[] = [];
+    for (let run = 1; run <= 3; run++) {
+      evs.push(call(T, 'api', run, TS0 + run * 60_000, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }, 'acme', 'test (3.11)'));
+      evs.push(call(T, 'api', run, TS0 + run * 60_000 + 1, tailscaled(true), { ip: `100.64.0.${run}`, port: 41641 }, 'acme', 'test (3.11)'));
+    }
+    await ingestCalls(at, store, T, evs);
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, filter: { types: ['New-Outbound-Network-Call'], statuses: ['new'], job: 'test (3.11)' }, minCount: 1 }, { rules });
+    const ts = res.processes.find((p) => p.process === 'tailscaled')!;
+    assert.equal(ts.count, 6);
+    assert.equal(ts.vpn_evidence.binaries[0]!.verdict, 'genuine');
+    assert.equal(ts.suggested_rule, null);
+    assert.match(ts.no_suggestion_reason!, /no rule is suggested for this view: condition job="test \(3\.11\)": whitespace/);
+    // the whole tenant's view still gets its rule
+    const all = await analyzeAnomalousCallsByProcess(store, { tenant: T, minCount: 1 }, { rules });
+    assert.equal(all.processes.find((p) => p.process === 'tailscaled')!.suggested_rule?.conditions.job, '*');
+  } finally {
+    await store.close();
+  }
+});
