@@ -8,6 +8,8 @@ import type { AnalyzeInput, ProcessGroup } from '../../src/analysis/types.js';
 import type { OpenStore } from '../../src/storage/open-store.js';
 import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
 
+const asciiFold = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
 const { storeTest } = eachStore();
 
 const T = 'rand';
@@ -44,8 +46,9 @@ async function brute(at: StoreUnderTest, input: AnalyzeInput): Promise<{ total: 
       count: xs.length,
       distinct_endpoints: epCount.size,
       distinct_direct_ips: new Set(xs.filter((x) => x.is_ip).map((x) => x.host)).size,
-      distinct_repos: new Set(xs.map((x) => `${x.owner}/${x.repo}`)).size,
-      distinct_owners: new Set(xs.map((x) => x.owner)).size,
+      // GitHub names without ASCII case, as the filters read them
+      distinct_repos: new Set(xs.map((x) => `${asciiFold(x.owner)}/${asciiFold(x.repo)}`)).size,
+      distinct_owners: new Set(xs.map((x) => asciiFold(x.owner))).size,
       first_seen: new Date(Math.min(...xs.map((x) => x.ts))).toISOString(),
       last_seen: new Date(Math.max(...xs.map((x) => x.ts))).toISOString(),
       risky_destinations_suppressed_by_process_rule: xs.filter((x) => risky.matchHost(x.host)).length,

@@ -238,3 +238,21 @@ storeTest('a view of a job whose name holds a blank (GitHub matrix names do) is 
     await store.close();
   }
 });
+
+storeTest('one owner and repository spelled in two cases (jobs apart by their job name) count once in distinct_owners and distinct_repos', async (at) => {
+  const store = await at.open();
+  try {
+    await ingestCalls(at, store, T, [
+      call(T, 'API', 1, TS0, proc('curl'), { domain: 'x1.example.com', port: 443 }, 'Acme', 'build'),
+      call(T, 'api', 3, TS0 + 60_000, proc('curl'), { domain: 'x3.example.com', port: 443 }, 'acme', 'Build'),
+      call(T, 'web', 4, TS0 + 120_000, proc('curl'), { domain: 'x4.example.com', port: 443 }, 'ACME', 'build'),
+    ]);
+    const rules = new RulesService(store);
+    const res = await analyzeAnomalousCallsByProcess(store, { tenant: T, minCount: 1 }, { rules });
+    const curl = res.processes.find((p) => p.process === 'curl')!;
+    assert.equal(curl.count, 3);
+    assert.deepEqual([curl.distinct_owners, curl.distinct_repos], [1, 2]);
+  } finally {
+    await store.close();
+  }
+});

@@ -1,4 +1,5 @@
 import type { ParentLink } from '../../domain/types.js';
+import { githubNameKey } from '../../domain/github-name.js';
 import type { EndpointDictionary, JobDictionary, VariantDictionary } from '../analysis-port.js';
 
 /**
@@ -78,9 +79,11 @@ export class PgAnalysisDictionaries {
       const owners = new Map<string, number>();
       const repos = new Map<string, number>();
       for (const [id, owner, repo] of await q<[number, string, string]>('SELECT id, owner, repo FROM jobs WHERE tenant_id = $1 ORDER BY id', [tenantId])) {
-        let o = owners.get(owner);
-        if (o === undefined) owners.set(owner, (o = owners.size));
-        const rk = `${owner}/${repo}`;
+        // one owner or repository however its spellings are cased (githubNameKey), as on SQLite
+        const ok = githubNameKey(owner);
+        let o = owners.get(ok);
+        if (o === undefined) owners.set(ok, (o = owners.size));
+        const rk = `${ok}/${githubNameKey(repo)}`;
         let r = repos.get(rk);
         if (r === undefined) repos.set(rk, (r = repos.size));
         d.ownerIdx[id] = o;

@@ -1,4 +1,5 @@
 import type { SqliteDatabase } from './db.js';
+import { githubNameKey } from '../../domain/github-name.js';
 import type { ParentLink } from '../../domain/types.js';
 import type { EndpointDictionary } from '../analysis-port.js';
 
@@ -12,7 +13,8 @@ export type EndpointDict = EndpointDictionary;
 
 /**
  * A tenant's jobs. Rows are append-only and owner/repo never change, so the cache is incremental too.
- * ownerIdx / repoIdx are dense per-tenant ids of the owner and the owner/repo pair.
+ * ownerIdx / repoIdx are dense per-tenant ids of the owner and the owner/repo pair, without ASCII
+ * case (githubNameKey): `Acme/API` and `acme/api` are one repository, as every filter reads them.
  */
 export interface JobDict {
   owner: string[];
@@ -111,12 +113,14 @@ export function jobDict(db: SqliteDatabase, tenantId: number): JobDict {
   for (const [id, owner, repo] of rows) {
     j.owner[id] = owner;
     j.repo[id] = repo;
-    let o = j.ownerMap.get(owner);
+    // one owner or repository however its spellings are cased, as filters and job identity read them
+    const ok = githubNameKey(owner);
+    let o = j.ownerMap.get(ok);
     if (o === undefined) {
       o = j.ownerMap.size;
-      j.ownerMap.set(owner, o);
+      j.ownerMap.set(ok, o);
     }
-    const rk = `${owner}/${repo}`;
+    const rk = `${ok}/${githubNameKey(repo)}`;
     let r = j.repoMap.get(rk);
     if (r === undefined) {
       r = j.repoMap.size;
