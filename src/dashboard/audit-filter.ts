@@ -1,9 +1,11 @@
+import { FilterError } from '../domain/filter.js';
+import { parseAuditFilter as parseFilter } from '../policy/audit-filter.js';
 import { AUDIT_DECISIONS, type AuditQuery } from '../storage/policy-state.js';
 
 /**
  * The audit page's filter, parsed from its query string: plain data in, a port query (or the field
- * errors to show beside the form) out. Times are ISO (a date, or a date and time; UTC unless a zone
- * is given) or a duration back from now (30m, 2h, 7d), like `egress-triage audit --since`.
+ * errors to show beside the form) out. Times are read as `egress-triage audit --since` reads them
+ * (domain/time.ts: an RFC 3339 time or date, epoch ms, or an age back from now: 30m, 2h, 7d).
  */
 
 // the port's list: every decision a record can carry, policy changes included
@@ -25,22 +27,19 @@ export type AuditFilterResult =
   | { ok: true; filter: AuditFilter; query: AuditQuery }
   | { ok: false; filter: AuditFilter; errors: Partial<Record<keyof AuditFilter, string>> };
 
-const DURATION = /^(\d+)\s*(m|h|d)$/;
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
-
-/** An ISO time or a duration back from `now`, as the ISO string the audit stores; undefined when unreadable. */
-export function parseAuditTime(s: string, now: number): string | undefined {
-  const d = DURATION.exec(s);
-  if (d) return new Date(now - Number(d[1]) * UNIT_MS[d[2] as keyof typeof UNIT_MS]).toISOString();
-  const m = ISO.exec(s);
-  if (!m) return undefined;
-  const zoned = m[1] === undefined ? `${s}T00:00Z` : m[4] === undefined ? `${s.replace(' ', 'T')}Z` : s.replace(' ', 'T');
-  const t = Date.parse(zoned);
-  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+/**
+ * One time field, read by the one audit filter parser (policy/audit-filter.ts, domain/time.ts), as
+ * the ISO string the audit stores, or the error to show beside the field. A parser of its own here
+ * took `since=200000000d` to a Date past its range and failed the page with a 500.
+ */
+function auditTime(field: 'since' | 'until', value: string, now: number): { iso?: string; error?: string } {
+  try {
+    return { iso: parseFilter({ [field]: value }, { now })[field] };
+  } catch (e) {
+    if (e instanceof FilterError) return { error: e.message };
+    throw e;
+  }
 }
-
-const TIME_HELP = 'use an ISO time (2026-12-01 or 2026-12-01T10:00Z) or a duration back from now (30m, 2h, 7d)';
 
 export function parseAuditFilter(params: URLSearchParams, now: number): AuditFilterResult {
   const get = (k: string) => (params.get(k) ?? '').trim();
@@ -63,10 +62,10 @@ export function parseAuditFilter(params: URLSearchParams, now: number): AuditFil
   if (filter.decision && !(AUDIT_DECISIONS as readonly string[]).includes(filter.decision)) {
     errors.decision = `decision must be one of ${AUDIT_DECISIONS.join(', ')}`;
   }
-  const since = filter.since ? parseAuditTime(filter.since, now) : undefined;
-  if (filter.since && !since) errors.since = `since: ${TIME_HELP}`;
-  const until = filter.until ? parseAuditTime(filter.until, now) : undefined;
-  if (filter.until && !until) errors.until = `until: ${TIME_HELP}`;
+  const since = filter.since ? auditTime('since', filter.since, now) : {};
+  if (since.error) errors.since = since.error;
+  const until = filter.until ? auditTime('until', filter.until, now) : {};
+  if (until.error) errors.until = until.error;
   if (Object.keys(errors).length) return { ok: false, filter, errors };
   return {
     ok: true,
@@ -76,8 +75,8 @@ export function parseAuditFilter(params: URLSearchParams, now: number): AuditFil
       decision: filter.decision || undefined,
       identity: filter.identity || undefined,
       upstreamName: filter.upstream || undefined,
-      since,
-      until,
+      since: since.iso,
+      until: until.iso,
       // one more than a page: whether there is a next page
       limit: AUDIT_PAGE_SIZE + 1,
       offset: (filter.page - 1) * AUDIT_PAGE_SIZE,

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { auditHref, parseAuditFilter, parseAuditTime } from '../../src/dashboard/audit-filter.js';
+import { auditHref, parseAuditFilter } from '../../src/dashboard/audit-filter.js';
 import { argumentsText, timeLeft } from '../../src/dashboard/pages/approvals.js';
 import { policyView } from '../../src/dashboard/policy-view.js';
 
@@ -25,14 +25,23 @@ describe('approvals page helpers', () => {
 });
 
 describe('audit filter', () => {
-  it('reads ISO times (UTC unless zoned) and durations back from now', () => {
-    assert.equal(parseAuditTime('2026-12-01', NOW), '2026-12-01T00:00:00.000Z');
-    assert.equal(parseAuditTime('2026-12-01T10:30', NOW), '2026-12-01T10:30:00.000Z');
-    assert.equal(parseAuditTime('2026-12-01 10:30:05', NOW), '2026-12-01T10:30:05.000Z');
-    assert.equal(parseAuditTime('2026-12-01T10:30+02:00', NOW), '2026-12-01T08:30:00.000Z');
-    assert.equal(parseAuditTime('2h', NOW), '2026-12-02T10:00:00.000Z');
-    assert.equal(parseAuditTime('7d', NOW), '2026-11-25T12:00:00.000Z');
-    for (const bad of ['yesterday', '2026-13-45', '2h30m', '12']) assert.equal(parseAuditTime(bad, NOW), undefined, bad);
+  it('reads times as the CLI does (ISO, UTC unless zoned; ages back from now); one out of range is a field error, not a failed page', () => {
+    const since = (v: string) => {
+      const r = parseAuditFilter(new URLSearchParams({ since: v }), NOW);
+      return r.ok ? r.query.since : `error: ${r.errors.since}`;
+    };
+    assert.equal(since('2026-12-01'), '2026-12-01T00:00:00.000Z');
+    assert.equal(since('2026-12-01T10:30'), '2026-12-01T10:30:00.000Z');
+    assert.equal(since('2026-12-01 10:30:05'), '2026-12-01T10:30:05.000Z');
+    assert.equal(since('2026-12-01T10:30+02:00'), '2026-12-01T08:30:00.000Z');
+    assert.equal(since('2h'), '2026-12-02T10:00:00.000Z');
+    assert.equal(since('7d'), '2026-11-25T12:00:00.000Z');
+    for (const bad of ['yesterday', '2026-13-45', '2h30m']) assert.match(since(bad)!, /^error: since: ".*" is not a time; expected an RFC 3339 time/, bad);
+    // a Date holds ±100,000,000 days: these took the page to a 500 (RangeError: Invalid time value)
+    for (const far of ['200000000d', '4000000000h', '9007199254740993m']) assert.match(since(far)!, /^error: since: ".*" is (out of range|not a time)/, far);
+    const r = parseAuditFilter(new URLSearchParams('until=200000000d'), NOW);
+    assert.ok(!r.ok);
+    assert.match(r.errors.until!, /^until: "200000000d" is out of range/);
   });
 
   it('turns the query string into one page of the port query', () => {
