@@ -583,18 +583,25 @@ export async function writeTenant(
   const stats = emptySummary(plan);
   let sink: Writable;
   let done: Promise<void> = Promise.resolve();
-  let gzipError: Promise<never> | null = null;
+  // Rejects when our file, or the gzip stream in front of it, fails. Behind gzip the file's error
+  // (a folder that does not exist) reaches no one else: the writer waited for a drain that never
+  // came, the event loop emptied, and `generate` exited 0 having written nothing.
+  let failed: Promise<never> | null = null;
   if (typeof out === 'string') {
     const file = createWriteStream(out, { highWaterMark: 4 << 20 });
+    const streams: Writable[] = [file];
     if (out.endsWith('.gz')) {
       const gz = createGzip({ level: hooks.gzipLevel ?? 3 });
       gz.pipe(file);
-      gzipError = new Promise((_, reject) => gz.once('error', reject));
-      gzipError.catch(() => undefined);
+      streams.push(gz);
       sink = gz;
     } else {
       sink = file;
     }
+    failed = new Promise((_, reject) => {
+      for (const st of streams) st.once('error', reject);
+    });
+    failed.catch(() => undefined);
     done = finished(file, 'close');
     done.catch(() => undefined);
   } else {
@@ -625,7 +632,7 @@ export async function writeTenant(
       : sink.write(chunk.subarray(0, off));
     buf = (pool.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES)) as FastBuffer;
     off = 0;
-    if (!ok) await waitDrain(sink);
+    if (!ok) await (failed ? Promise.race([waitDrain(sink), failed]) : waitDrain(sink));
     if (errored) throw errored;
     hooks.onProgress?.(stats.events, plan.estimatedEvents);
   };
@@ -652,7 +659,7 @@ export async function writeTenant(
   }
   if (typeof out === 'string') {
     sink.end();
-    await (gzipError ? Promise.race([done, gzipError]) : done);
+    await (failed ? Promise.race([done, failed]) : done);
   }
   return stats;
 }

@@ -147,3 +147,13 @@ test('an empty option or argument is a usage error naming it, on every command, 
   // nothing was created by any of them
   assert.equal(existsSync(db), false);
 });
+
+test('generate into a folder that does not exist fails with exit 5 naming the file, gzipped or not (behind gzip it exited 0 having written nothing)', () => {
+  for (const name of ['x.ndjson', 'x.ndjson.gz']) {
+    const out = join(tmp.dir, 'no-such-folder', name);
+    const r = runCli(['generate', '--runs', '1', '--out', out]);
+    assert.equal(r.status, EXIT.IO, `${name}: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `egress-triage: cannot write ${out}: ENOENT: no such file or directory, open '${out}'\n`, name);
+  }
+});
