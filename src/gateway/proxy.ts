@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
-import { getPath, type ArgReadings, type Decision } from '../policy/engine.js';
+import { limitCost, type ArgReadings, type Decision } from '../policy/engine.js';
 import { MAX_ARGS_DEPTH, MAX_TOOL_NAME_LENGTH, hashArgs, nestedDeeperThan } from '../policy/canonical.js';
 import { limitScopeKey } from '../policy/limit-scope.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
@@ -457,16 +457,11 @@ export class PolicyProxy {
     if (decision.limits.length) {
       const reqs: LimitRequest[] = [];
       for (const l of decision.limits) {
-        let cost = 1;
-        if (l.costPath) {
-          const v = getPath(args, l.costPath).value;
-          if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-            this.deny(m, t0, name, args, l.rule, 'deny', `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`, loaded.hash, argsHash, decision, ctx);
-            return;
-          }
-          // Every call costs at least 1, a fraction rounded up: `limit: 0` (which upstreams often read
-          // as "no limit" or "the default") or `1e-10` must not run uncounted.
-          cost = Math.max(1, Math.ceil(v));
+        // decide() has denied a call whose cost cannot be counted; should it not have, it is denied here
+        const cost = limitCost(l, args);
+        if (typeof cost === 'string') {
+          this.deny(m, t0, name, args, l.rule, 'deny', cost, loaded.hash, argsHash, decision, ctx);
+          return;
         }
         const scopeKey = limitScopeKey(l.scope, { session: ctx.session, identity: this.o.identity, upstreamName: this.o.upstreamName });
         reqs.push({ key: `${l.rule}\u0000${scopeKey}`, max: l.max, windowMs: l.windowMs, cost });

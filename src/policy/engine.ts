@@ -84,6 +84,19 @@ export function getPath(args: unknown, path: readonly string[]): { present: bool
 
 const splitArgsPath = (p: string) => p.split('.').slice(1);
 
+/**
+ * What a call costs against a rate limit: 1, or its `cost_from` argument, rounded up and at least 1
+ * (`limit: 0`, which upstreams often read as "no limit", or `1e-10` must not run uncounted). A
+ * string says why the argument cannot be counted, and the call is denied: decide() does so, so
+ * `policy explain` and the gateway agree.
+ */
+export function limitCost(l: CompiledLimit, args: unknown): number | string {
+  if (!l.costPath) return 1;
+  const v = getPath(args, l.costPath).value;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return `argument args.${l.costPath.join('.')} must be a non-negative number (it is counted against a rate limit)`;
+  return Math.max(1, Math.ceil(v));
+}
+
 export class PolicyEngine {
   readonly default: 'allow' | 'deny';
   readonly callTimeoutMs: number;
@@ -257,7 +270,11 @@ export class PolicyEngine {
     for (const l of r.limits) {
       if (!l.costPath) continue;
       const twins = caseTwinKeys(args, l.costPath, (folds ??= new WeakMap()));
-      if (twins === null) continue;
+      if (twins === null) {
+        const cost = limitCost(l, args);
+        if (typeof cost === 'string') return this.make('deny', l, cost, undefined, r, tool);
+        continue;
+      }
       return this.make(
         'deny',
         l,

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, resultText, startGateway } from './stdio-helpers.js';
+import { runCli, tempDir } from '../helpers.js';
 
 test('stdio gateway: a call costs at least 1 whatever its cost_from argument says (0, a fraction); the rest is rounded up', async () => {
   const g = await startGateway('version: 1\ndefault: allow\ntools:\n  echo:\n    rate_limit: { max: 5, window: 3600, cost_from: args.limit }\n');
@@ -46,5 +47,29 @@ test('stdio gateway: a cost_from argument beside a key that differs only in case
     assert.match(await run(6, { opts: { limit: 2 } }), /^\[POLICY DENIED\] .*rate limit/);
   } finally {
     await g.close();
+  }
+});
+
+test('policy explain decides a call whose cost_from cannot be counted as the gateway does: denied, naming the argument', async () => {
+  const yaml = 'version: 1\ndefault: allow\ntools:\n  echo:\n    rate_limit: { max: 100, window: 3600, cost_from: args.n }\n';
+  const t = tempDir('adv-explain-cost-');
+  const g = await startGateway(yaml);
+  try {
+    const file = t.file('policy.yaml', yaml);
+    await g.init();
+    let id = 0;
+    for (const args of [{ n: -5 }, {}, { n: '3' }, { n: 1, N: 9 }, { n: 1 }]) {
+      const explained = runCli(['policy', 'explain', file, '--tool', 'echo', '--args', JSON.stringify(args), '--json']);
+      assert.equal(explained.status, 0, explained.stderr);
+      const d = JSON.parse(explained.stdout) as { action: string; reason: string | null };
+      g.send(call(++id, 'echo', { text: 'x', ...args }));
+      const answer = resultText(await g.reply(id));
+      if (d.action === 'deny') assert.equal(answer, `[POLICY DENIED] ${d.reason}`, JSON.stringify(args));
+      else assert.equal(answer, 'x', JSON.stringify(args));
+      assert.equal(d.action, JSON.stringify(args) === '{"n":1}' ? 'allow' : 'deny', JSON.stringify(args));
+    }
+  } finally {
+    await g.close();
+    t.cleanup();
   }
 });

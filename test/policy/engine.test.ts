@@ -110,13 +110,15 @@ tools:
   "read_*": { action: require_approval, rate_limit: { max: 3, window: 1, scope: client } }
   "*": { action: allow, rate_limit: { max: 100, window: 60, scope: global, cost_from: args.n } }
 `);
-  const exact = engine.decide('read_one', {});
+  // every call here is counted by the "*" limit's cost_from: args.n (without it, it is denied)
+  const exact = engine.decide('read_one', { n: 1 });
   assert.equal(exact.action, 'allow');
   assert.equal(exact.limits.length, 2);
   assert.deepEqual(exact.limits.map((l) => l.scope), ['client', 'global']);
   assert.deepEqual(exact.limits[1]!.costPath, ['n']);
-  assert.equal(engine.decide('read_two', {}).action, 'require_approval');
-  assert.equal(engine.decide('write', {}).rule, 'tools["*"]');
+  assert.equal(engine.decide('read_two', { n: 1 }).action, 'require_approval');
+  assert.equal(engine.decide('write', { n: 1 }).rule, 'tools["*"]');
+  assert.deepEqual([engine.decide('write', {}).action, engine.decide('write', {}).rule], ['deny', 'tools["*"].rate_limit']);
   assert.equal(engine.decide('admin_drop', {}).rule, 'hide');
   assert.ok(engine.isHidden('admin_x') && !engine.isHidden('read_one'));
 });
