@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseDocument, LineCounter } from 'yaml';
 import { z } from 'zod';
 import { parseAllowedEndpoints, RiskyCoverageError } from '../detection/allowed-endpoints.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { resolveConfigPath } from './paths.js';
+import { readYamlText } from './yaml-file.js';
 
 /** egress-triage.yaml: settings shared by every command. All keys are optional. */
 export const ConfigSchema = z
@@ -34,26 +34,15 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
     const err = e as NodeJS.ErrnoException;
     throw new ConfigReadError(`config file ${path}: ${err.code === 'EISDIR' ? 'is a directory; give the config file in it' : `cannot be read (${err.code ?? err.message})`}`);
   }
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const pos = lc.linePos(e.pos[0]);
-    throw new Error(`${path}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`);
-  }
-  const parsed = ConfigSchema.safeParse(doc.toJS() ?? {});
+  const file = readYamlText(text, path);
+  const parsed = ConfigSchema.safeParse(file.value ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
-    const line = node?.range ? `:${lc.linePos(node.range[0]).line}` : '';
-    throw new Error(`${path}${line}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`${path}${file.lineOf(issue.path)}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   // Checked here, not only at ingest, so a config that would allow a risky destination fails every
   // command that reads it, with its line.
-  const at = (key: string) => {
-    const node = doc.get(key, true) as { range?: [number, number, number] } | undefined;
-    return node?.range ? `:${lc.linePos(node.range[0]).line}` : '';
-  };
+  const at = (key: string) => file.lineOf([key]);
   let risky;
   try {
     risky = riskyDestinations(parsed.data.risky_destinations);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { issuePath, readYamlText } from '../config/yaml-file.js';
 import { z } from 'zod';
 
 /** A bearer token and what it grants. Only the token's SHA-256 is kept in memory. */
@@ -65,17 +65,21 @@ export const sha256Hex = (s: string) => createHash('sha256').update(s).digest('h
  *     - { identity: bob, token_env: BOB_TOKEN, dashboard: [read, write] }
  */
 export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): Grant[] {
-  let raw: unknown;
+  let text: string;
   try {
-    raw = parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // the errno rides along, so a missing file is told from an unreadable one (exit 3 and 5)
     throw Object.assign(new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`), { readErrno: code ?? 'EIO' });
   }
-  const res = fileSchema.safeParse(raw);
+  // Read apart from parsing: a YAML error's code (BAD_INDENT) was taken for an errno, and a syntax
+  // error reported as a file that cannot be read (exit 5), with no line.
+  const file = readYamlText(text, path);
+  const res = fileSchema.safeParse(file.value);
   if (!res.success) {
-    throw new Error(`${path}: invalid grants file: ${res.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const i = res.error.issues[0]!;
+    throw new Error(`${path}${file.lineOf(i.path)}: invalid grants file: ${issuePath(i.path)}: ${i.message}`);
   }
   const seen = new Set<string>();
   return res.data.grants.map((g, i) => {

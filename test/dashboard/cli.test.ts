@@ -27,7 +27,7 @@ describe('egress-triage dashboard', () => {
     const grants = t.file('grants.yaml', 'grants:\n  - { identity: a, token: aaaaaaaaaaaaaaaaaaaa, dashboard: [read, root] }\n');
     const r = runCli(['dashboard', '--db', db, '--grants', grants]);
     assert.equal(r.status, EXIT.USAGE);
-    assert.equal(r.stderr, `egress-triage: --grants ${grants}: invalid grants file: grants.0.dashboard.1: use read, write or approve\n`);
+    assert.equal(r.stderr, `egress-triage: --grants ${grants}:2: invalid grants file: grants[0].dashboard[1]: use read, write or approve\n`);
   });
 
   it('says when there is no store (NOT_FOUND)', () => {

@@ -34,7 +34,7 @@ describe('grants: dashboard permissions', () => {
     const t = tempDir();
     try {
       const path = t.file('grants.yaml', 'grants:\n  - { identity: a, token: a-token-0123456789abcd, dashboard: [read, admin] }\n');
-      assert.throws(() => loadGrants(path), /invalid grants file: grants\.0\.dashboard\.1: use read, write or approve/);
+      assert.throws(() => loadGrants(path), /grants\.yaml:2: invalid grants file: grants\[0\]\.dashboard\[1\]: use read, write or approve/);
     } finally {
       t.cleanup();
     }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isLoopbackAddress, listenDecision, parseListen } from '../../src/http/listen.js';
 import { authenticate, indexGrants, loadGrants, sha256Hex, type Grant } from '../../src/http/grants.js';
+import { tempDir } from '../helpers.js';
 import { allowedHostNames } from '../../src/http/host-origin.js';
 import { guardRequest } from '../../src/http/guard.js';
 
@@ -55,4 +56,19 @@ test('guard: Host/Origin is checked before the token (403 before 401)', () => {
 
 test('loadGrants: an unreadable file is a one-line error naming it', () => {
   assert.throws(() => loadGrants('/nonexistent/grants.yaml'), /^Error: \/nonexistent\/grants\.yaml: cannot read the grants file: ENOENT$/);
+});
+
+test('loadGrants: a YAML error is a rejected file with its line and column, not a file that cannot be read; a wrong shape names its line and path', () => {
+  const t = tempDir();
+  try {
+    const bad = t.file('syntax.yaml', 'grants:\n  - [1\n');
+    // BAD_INDENT, the YAML error's code, was taken for an errno: "cannot read the grants file" (exit 5)
+    assert.throws(() => loadGrants(bad), (e: Error & { readErrno?: string }) => e.readErrno === undefined && /^.*syntax\.yaml:3:1: Flow sequence in block collection must be sufficiently indented/.test(e.message));
+    const shape = t.file('shape.yaml', 'grants:\n  - identity: a\n    token: short\n');
+    assert.throws(() => loadGrants(shape), /shape\.yaml:3: invalid grants file: grants\[0\]\.token: Too small/);
+    const scalar = t.file('scalar.yaml', 'just text\n');
+    assert.throws(() => loadGrants(scalar), /scalar\.yaml:1: invalid grants file: \(root\): Invalid input: expected object, received string/);
+  } finally {
+    t.cleanup();
+  }
 });
