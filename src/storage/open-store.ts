@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import { SqliteSchema } from './sqlite/schema.js';
 import { openSqlite, refuseForeignDatabase } from './sqlite/db.js';
@@ -188,17 +189,24 @@ export async function openStore(loc: StoreLocation, mode: 'read' | 'create' = 'r
 /** meta row that marks a store as demo's own */
 const DEMO_MARK = 'demo_store';
 
+/** The events file `demo` writes beside its store and ingests (cli/commands/demo.ts). */
+export const DEMO_EVENTS_FILE = 'demo-events.ndjson.gz';
+
 /**
- * True only for a readable SQLite store that `demo` created (markAsDemo); anything else, another
- * store or any other file, is not. Opened read-only: a file that is not a store is left untouched.
+ * For a readable SQLite store that `demo` created (markAsDemo): the sources ingested into it besides
+ * demo's own events file, newest first (a user who pointed EGRESS_TRIAGE_DB at it, as demo suggests,
+ * and ingested their own telemetry). Null for anything else, another store or any other file. Opened
+ * read-only: a file that is not a store is left untouched.
  */
-export function isDemoStore(path: string): boolean {
+export function demoStoreSources(path: string): { others: string[] } | null {
   let db;
   try {
     db = openSqlite(path, { readonly: true, busyTimeoutMs: 1000 });
-    return db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(DEMO_MARK) === '1';
+    if (db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(DEMO_MARK) !== '1') return null;
+    const sources = db.prepare('SELECT source FROM ingest_sources ORDER BY id DESC').pluck().all() as string[];
+    return { others: [...new Set(sources.filter((s) => basename(s) !== DEMO_EVENTS_FILE))] };
   } catch {
-    return false;
+    return null;
   } finally {
     db?.close();
   }

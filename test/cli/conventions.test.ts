@@ -70,6 +70,21 @@ test('demo replaces only a store it created; --force replaces any other', () => 
   const again = runCli(['demo', '--db', own, ...args]);
   assert.equal(again.status, EXIT.OK, `demo replaces its own store: ${again.stderr}`);
   assert.match(again.stderr, /^egress-triage: note: replacing .*own\.db \(made by an earlier demo; its detections, rules and audit are deleted\)$/m, 'and says so');
+  // demo's "Try next" points EGRESS_TRIAGE_DB at its store: what the user ingests there later is theirs
+  const theirs = join(tmp.dir, 'their-telemetry.ndjson');
+  writeFileSync(theirs, readFileSync(join(tmp.dir, 'demo-events.ndjson.gz')));
+  const added = runCli(['ingest', theirs, '--db', own]);
+  assert.equal(added.status, EXIT.OK, added.stderr);
+  const kept = readFileSync(own);
+  const keptAt = statSync(own).mtimeMs;
+  const protectedStore = runCli(['demo', '--db', own, ...args]);
+  assert.equal(protectedStore.status, EXIT.REFUSED, protectedStore.stderr);
+  assert.match(protectedStore.stderr, /^egress-triage: .*own\.db was created by demo, but later ingests wrote into it \(.*their-telemetry\.ndjson\): refusing to delete their data\. Give another --db, or --force to replace it$/m);
+  assert.ok(readFileSync(own).equals(kept), 'the store is untouched');
+  assert.equal(statSync(own).mtimeMs, keptAt);
+  const replaced = runCli(['demo', '--db', own, '--force', ...args]);
+  assert.equal(replaced.status, EXIT.OK, replaced.stderr);
+  assert.equal(runCli(['demo', '--db', own, ...args]).status, EXIT.OK, 'demo made it again: its own to replace');
 
   const mine = join(tmp.dir, 'mine.db');
   const ing = runCli(['ingest', '-', '--db', mine], { input: readFileSync(join(tmp.dir, 'demo-events.ndjson.gz')) });

@@ -5,7 +5,7 @@ import { dashboardUrlFor, withPorts, parseIntOption, wantsProgress, printJson, f
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { out } from '../output.js';
-import { isDemoStore } from '../../storage/open-store.js';
+import { DEMO_EVENTS_FILE, demoStoreSources } from '../../storage/open-store.js';
 import { runIngest, engineConfigFrom, renderIngestSummary } from './ingest.js';
 import { writeTenant } from '../../generate/index.js';
 import { analyzeAnomalousCallsByProcess } from '../../analysis/analyze-by-process.js';
@@ -38,10 +38,20 @@ export function register(program: Command): void {
       }
       const db = resolve(opts.db ?? DEFAULT_DEMO_DB);
       const exists = existsSync(db);
-      const madeByDemo = exists && isDemoStore(db);
+      const demo = exists ? demoStoreSources(db) : null;
+      const madeByDemo = demo !== null;
       if (exists && !opts.force && !madeByDemo) {
         throw new UserError(
           `${db} exists and was not created by demo: refusing to delete it. Give another --db, or --force to replace it`,
+          EXIT.REFUSED,
+        );
+      }
+      // demo's "Try next" points EGRESS_TRIAGE_DB at its store: telemetry ingested there later is
+      // the user's, and is not deleted without --force (rules and approvals made there are the tryout's)
+      if (demo?.others.length && !opts.force) {
+        const named = demo.others.slice(0, 3).join(', ') + (demo.others.length > 3 ? `, and ${demo.others.length - 3} more` : '');
+        throw new UserError(
+          `${db} was created by demo, but later ingests wrote into it (${named}): refusing to delete their data. Give another --db, or --force to replace it`,
           EXIT.REFUSED,
         );
       }
@@ -53,7 +63,7 @@ export function register(program: Command): void {
       }
       for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
       mkdirSync(dirname(db), { recursive: true });
-      const events = join(dirname(db), 'demo-events.ndjson.gz');
+      const events = join(dirname(db), DEMO_EVENTS_FILE);
       const log = (s: string) => {
         if (!opts.json) out(s + '\n');
       };
