@@ -80,6 +80,17 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     assert.equal(mistyped.code, 0, mistyped.err);
     assert.match(mistyped.err, note('defualt'));
     assert.doesNotMatch(created.err, /note:/, 'the tenant has data: no note');
+    // a new name moves no detection: no --yes asked; a change of what it matches still asks
+    const renamed = cli(['rules', 'update', c.rule.rule_id, ...base, '--name', 'mesh peers', '--json']);
+    assert.equal(renamed.code, 0, renamed.err);
+    assert.deepEqual([JSON.parse(renamed.out).rule.name, JSON.parse(renamed.out).suppressed, JSON.parse(renamed.out).restored], ['mesh peers', 0, 0]);
+    const rematch = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=tailscaled']);
+    assert.equal(rematch.code, 2, rematch.err);
+    assert.match(rematch.err, /update changes stored detections: re-run with --yes to confirm \(nothing was changed\)/);
+    // a bad cursor is said as the option that carried it
+    const cursor = cli(['analyze', ...base, '--cursor', 'garbage']);
+    assert.equal(cursor.code, 2, cursor.err);
+    assert.match(cursor.err, /^egress-triage: --cursor: invalid cursor: unrecognised format/m);
     const del = cli(['rules', 'delete', ...base, c.rule.rule_id, '--restore', '--yes']);
     assert.equal(del.code, 0, del.err);
     assert.match(del.out, /restored 2/);

@@ -55,7 +55,8 @@ export function register(program: Command): void {
           { rules },
         );
       } catch (err) {
-        if (err instanceof AnalysisError) throw new UserError(err.message);
+        // a cursor is only ever wrong as the option that carried it: say which
+        if (err instanceof AnalysisError) throw new UserError(err.code === 'invalid_cursor' ? `--cursor: ${err.message}` : err.message);
         if (err instanceof Error && /risky_destinations/.test(err.message)) throw new UserError(err.message);
         throw err;
       }

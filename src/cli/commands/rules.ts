@@ -182,7 +182,9 @@ export function register(program: Command): void {
       if (changesNothing(input)) {
         throw new UserError('nothing to change: give --name, --description, --detection-id or --condition', EXIT.USAGE);
       }
-      if (!opts.yes) {
+      // a new name or description moves no detection: only a change of what the rule matches asks for --yes
+      const rematches = input.conditions !== undefined || input.detection_id !== undefined;
+      if (!opts.yes && rematches) {
         const cur = await run(() => svc.get(ctx.tenant, id));
         if (input.conditions) await run(() => svc.preview(ctx.tenant, { detection_id: input.detection_id ?? cur.id, conditions: input.conditions! }));
         requireYes(opts, 'update');
