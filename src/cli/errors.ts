@@ -69,6 +69,16 @@ export function policyFileExit(e: { readErrno?: string }): number {
   return fileExit(e.readErrno, EXIT.REJECTED);
 }
 
+/**
+ * The store of approvals and audit cannot be used (damaged, read-only, locked, not a store): named,
+ * as every store command names it, so a gateway among several (or `audit`, `approvals`) says which
+ * store to restore. Null for any other error.
+ */
+export function policyStoreError(e: unknown, store: { display: string }): UserError | null {
+  const problem = storeProblem(e);
+  return problem === null ? null : new UserError(`--db ${store.display}: the store of approvals and audit: ${problem}`, EXIT.IO);
+}
+
 /** Maps anything a command threw to its exit code and a one-line message (a stack only when debugging). */
 export function failureOf(err: unknown, debug = false): Failure {
   if (err instanceof CommanderError) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { fileExit, policyFileExit, storeProblem, UserError } from '../errors.js';
+import { fileExit, policyFileExit, policyStoreError, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { ListenRefusedError } from '../../http/listen.js';
 import { PolicyLoadError } from '../../policy/load.js';
@@ -78,20 +78,11 @@ export function parseStateOption(url: string | undefined): string | undefined {
 export const STATE_OPTION_HELP =
   'share rate-limit counters and approvals with other replicas in Redis, redis://host:port[/db] (default: counters in this process, approvals in the store; the audit always stays in the store)';
 
-/**
- * The store of approvals and audit cannot be used (damaged, read-only, locked, not a store): named,
- * as every store command names it, so a gateway among several says which store to restore.
- */
-function storeError(e: unknown, store: StoreLocation): UserError | null {
-  const problem = storeProblem(e);
-  return problem === null ? null : new UserError(`--db ${store.display}: the store of approvals and audit: ${problem}`, EXIT.IO);
-}
-
 /** An HTTP gateway that could not start: policy and state errors keep their own exit codes. */
 function startError(e: unknown, store: StoreLocation): Error {
   if (e instanceof PolicyLoadError || e instanceof PolicyStateUnavailableError) return e;
   if (e instanceof ListenRefusedError) return new UserError(e.message, EXIT.REFUSED);
-  const unusable = storeError(e, store);
+  const unusable = policyStoreError(e, store);
   if (unusable) return unusable;
   const errno = (e as NodeJS.ErrnoException).code;
   return new UserError((e as Error).message, errno === 'EADDRINUSE' || errno === 'EADDRNOTAVAIL' || errno === 'EACCES' ? EXIT.IO : EXIT.USAGE);
@@ -209,7 +200,7 @@ export function register(program: Command): void {
       } catch (e) {
         if (e instanceof PolicyLoadError) throw new UserError(e.message, policyFileExit(e));
         if (e instanceof PolicyStateUnavailableError) throw new UserError(`${e.flag}: ${e.message}`, EXIT.IO);
-        const unusable = storeError(e, store);
+        const unusable = policyStoreError(e, store);
         if (unusable) throw unusable;
         const err = e as NodeJS.ErrnoException;
         if (typeof err.syscall === 'string' && err.syscall.startsWith('spawn')) {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { argReadingsFor, policyArgs } from '../../mcp/tool-aliases.js';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { policyFileExit, UserError } from '../errors.js';
+import { policyFileExit, policyStoreError, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { parseIntOption, requireExistingStore, storeLocation } from '../common.js';
 import { parseAuditFilter } from '../../policy/audit-filter.js';
@@ -95,13 +95,22 @@ async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBac
       await st.ready();
     } catch (e) {
       await st.close();
-      throw new UserError((e as Error).message, EXIT.IO);
+      throw policyStoreError(e, loc) ?? new UserError((e as Error).message, EXIT.IO);
     }
     return st;
   }
   // Only gateways create the state; a missing store here is a mistyped --db.
   requireExistingStore(loc.target, loc.from);
-  return openPolicyState({ dbPath: loc.target, auditFile: false });
+  let st: PolicyStateBackend | undefined;
+  try {
+    // a file that is no store (or a damaged one) fails here, on SQLite as the state opens
+    st = openPolicyState({ dbPath: loc.target, auditFile: false });
+    await st.ready();
+  } catch (e) {
+    await st?.close();
+    throw policyStoreError(e, loc) ?? e;
+  }
+  return st;
 }
 
 const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] (default: the store)';
