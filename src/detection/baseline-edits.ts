@@ -45,7 +45,7 @@ export function checkExpectEndpoint(endpoint: string): string {
 }
 
 export function describeTarget(t: ExpectTarget): string {
-  return `${t.owner}/${t.repo}${t.workflow ? ' ' + t.workflow : ''}${t.job ? ' job ' + t.job : ''}`;
+  return `${t.owner}/${t.repo}${t.workflow ? ' workflow ' + t.workflow : ''}${t.job ? ' job ' + t.job : ''}`;
 }
 
 /** Marks the endpoint expected in the target's jobs; refused for a risky destination or when no job matches. */

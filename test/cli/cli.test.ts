@@ -130,6 +130,21 @@ test('baseline expect: bad input is refused and changes nothing; good input join
     const after = JSON.parse(show()).jobs[0].endpoints.find((e: { endpoint: string }) => e.endpoint === 'api.partner.io:443');
     assert.equal(after.source, 'expected');
   });
+
+test('baseline show reads --repo owner/name as every filter does, and says which filter matched no job', () => {
+    const show = (...args: string[]) => runCli(['baseline', 'show', '--db', db, '--json', ...args]);
+    const plain = show('--owner', 'acme', '--repo', 'api');
+    assert.equal(plain.status, 0, plain.stderr);
+    const qualified = show('--owner', 'acme', '--repo', 'acme/api');
+    assert.equal(qualified.status, 0, qualified.stderr);
+    assert.equal(qualified.stdout, plain.stdout);
+    const conflict = show('--owner', 'globex', '--repo', 'acme/api');
+    assert.equal(conflict.status, 2);
+    assert.match(conflict.stderr, /^egress-triage: --repo: "acme\/api" belongs to owner "acme", which conflicts with --owner "globex"; give one owner$/m);
+    const none = show('--owner', 'acme', '--repo', 'api', '--workflow', 'nosuch.yml', '--job', 'build');
+    assert.equal(none.status, 3);
+    assert.match(none.stderr, /^egress-triage: no jobs found for acme\/api workflow nosuch\.yml job build in tenant "default"$/m);
+  });
 });
 
 storeTest('without --db, the store is EGRESS_TRIAGE_DB', async (at) => {

@@ -4,7 +4,8 @@ import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions 
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
-import { BaselineEditError, checkExpectEndpoint, expectEndpoint, unexpectEndpoint } from '../../detection/baseline-edits.js';
+import { BaselineEditError, checkExpectEndpoint, describeTarget, expectEndpoint, unexpectEndpoint } from '../../detection/baseline-edits.js';
+import { filterFromOptions } from '../filter-options.js';
 
 interface ShowOpts extends StoreOptions {
   owner: string;
@@ -33,9 +34,11 @@ export function register(program: Command): void {
     .option('--job <job>', 'only this job')
     .option('--all', 'also list endpoints seen but not yet in the baseline');
   withStoreOptions(show).action(async (opts: ShowOpts) => {
+    // before the store is opened: a bad filter is a usage error whatever the store holds
+    const scope = jobScope(opts);
     await withPorts(opts, async ({ ports, tenant, json }) => {
-      const views = await ports.detections.baselines(tenant, { owner: opts.owner, repo: opts.repo, workflow: opts.workflow, job: opts.job });
-      if (views.length === 0) throw new UserError(`no jobs found for ${opts.owner}/${opts.repo} in tenant "${tenant}"`, EXIT.NOT_FOUND);
+      const views = await ports.detections.baselines(tenant, scope);
+      if (views.length === 0) throw new UserError(`no jobs found for ${describeTarget(scope)} in tenant "${tenant}"`, EXIT.NOT_FOUND);
       if (json) return printJson({ tenant, jobs: views });
       for (const v of views) {
         const state = v.learning ? `learning (${v.completedRuns} completed runs)` : `${v.completedRuns} completed runs`;
@@ -54,10 +57,11 @@ export function register(program: Command): void {
   );
   withStoreOptions(expect).action(async (opts: ExpectOpts) => {
     opts.endpoint = checkEndpoint(opts.endpoint);
+    const t = target(opts);
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
-      const r = await edit(() => expectEndpoint(ports.baselines, tenant, target(opts), riskyOf(config.risky_destinations)));
+      const r = await edit(() => expectEndpoint(ports.baselines, tenant, t, riskyOf(config.risky_destinations)));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
-      process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
+      process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${t.owner}/${t.repo}\n`);
     });
   });
   const unexpect = endpointCommand(
@@ -67,10 +71,11 @@ export function register(program: Command): void {
   );
   withStoreOptions(unexpect).action(async (opts: ExpectOpts) => {
     opts.endpoint = checkEndpoint(opts.endpoint);
+    const t = target(opts);
     await withPorts(opts, async ({ ports, tenant, json }) => {
-      const r = await edit(() => unexpectEndpoint(ports.baselines, tenant, target(opts)));
+      const r = await edit(() => unexpectEndpoint(ports.baselines, tenant, t));
       if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
-      process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${opts.owner}/${opts.repo}\n`);
+      process.stdout.write(`${opts.endpoint} is no longer expected in ${r.jobs.length} job(s) of ${t.owner}/${t.repo}\n`);
     });
   });
 }
@@ -96,7 +101,17 @@ function checkEndpoint(endpoint: string): string {
 }
 
 function target(o: ExpectOpts) {
-  return { owner: o.owner, repo: o.repo, workflow: o.workflow, job: o.job, endpoint: o.endpoint };
+  return { ...jobScope(o), endpoint: o.endpoint };
+}
+
+/**
+ * The jobs --owner, --repo, --workflow and --job name, read as every filter reads them (`--repo
+ * owner/name` included; domain/filter.ts): `--owner initech --repo initech/api-gateway` looked for a
+ * repository named "initech/api-gateway".
+ */
+function jobScope(o: { owner: string; repo: string; workflow?: string; job?: string }): { owner: string; repo: string; workflow?: string; job?: string } {
+  const f = filterFromOptions({ owner: o.owner, repo: o.repo, workflow: o.workflow, job: o.job }, { status: 'all' });
+  return { owner: f.owner!, repo: f.repo!, ...(f.workflow !== undefined ? { workflow: f.workflow } : {}), ...(f.job !== undefined ? { job: f.job } : {}) };
 }
 
 const EXIT_OF = { invalid_input: EXIT.USAGE, refused_risky: EXIT.REFUSED, not_found: EXIT.NOT_FOUND } as const;
