@@ -84,6 +84,11 @@ export function getPath(args: unknown, path: readonly string[]): { present: bool
 
 const splitArgsPath = (p: string) => p.split('.').slice(1);
 
+/** Why a call whose arguments hold case twins on a path the policy reads (`why`) is denied. */
+function twinsReason(twins: { at: string; keys: string[] }, why: string): string {
+  return `${twins.at} has keys that differ only in case (${twins.keys.map((k) => JSON.stringify(k)).join(', ')}), and ${why}: an upstream that reads keys loosely could take any of them, so the call is denied`;
+}
+
 /**
  * What a call costs against a rate limit: 1, or its `cost_from` argument, rounded up and at least 1
  * (`limit: 0`, which upstreams often read as "no limit", or `1e-10` must not run uncounted). A
@@ -270,34 +275,17 @@ export class PolicyEngine {
     for (const l of r.limits) {
       if (!l.costPath) continue;
       const twins = caseTwinKeys(args, l.costPath, (folds ??= new WeakMap()));
-      if (twins === null) {
-        const cost = limitCost(l, args);
-        if (typeof cost === 'string') return this.make('deny', l, cost, undefined, r, tool);
-        continue;
+      if (twins !== null) {
+        const why = `${l.rule} counts args.${l.costPath.join('.')} against its rate limit`;
+        return this.make('deny', l, twinsReason(twins, why), undefined, r, tool);
       }
-      return this.make(
-        'deny',
-        l,
-        `${twins.at} has keys that differ only in case (${twins.keys.map((k) => JSON.stringify(k)).join(', ')}), and ${l.rule} counts args.${l.costPath.join('.')} against its rate limit: an upstream that reads keys loosely could take any of them, so the call is denied`,
-        undefined,
-        r,
-        tool,
-      );
+      const cost = limitCost(l, args);
+      if (typeof cost === 'string') return this.make('deny', l, cost, undefined, r, tool);
     }
     for (const e of r.chain) {
       for (const c of e.when) {
         const twins = caseTwinKeys(args, c.path, (folds ??= new WeakMap()));
-        if (twins !== null) {
-          const where = `args.${c.path.join('.')}`;
-          return this.make(
-            'deny',
-            c,
-            `${twins.at} has keys that differ only in case (${twins.keys.map((k) => JSON.stringify(k)).join(', ')}), and ${c.rule} tests ${where}: an upstream that reads keys loosely could take any of them, so the call is denied`,
-            undefined,
-            r,
-            tool,
-          );
-        }
+        if (twins !== null) return this.make('deny', c, twinsReason(twins, `${c.rule} tests args.${c.path.join('.')}`), undefined, r, tool);
         const read = readings?.get(c.readKey);
         let arg = resolvePath(args, c.path);
         // A key the tool reads as a value when it is left out of its object (a rule's condition: `*`)

@@ -78,39 +78,33 @@ async function openState(db?: string, stateUrl?: string): Promise<PolicyStateBac
       throw new UserError(`--state ${(e as Error).message}`);
     }
     // Approvals only: the store is not needed (and is not created).
-    const st = openPolicyState({ dbPath: ':memory:', auditFile: false, stateUrl });
-    try {
-      await st.ready();
-    } catch (e) {
-      await st.close();
-      throw new UserError(`--state: ${(e as Error).message}`, EXIT.IO);
-    }
-    return st;
+    return readyState(
+      () => openPolicyState({ dbPath: ':memory:', auditFile: false, stateUrl }),
+      (e) => new UserError(`--state: ${(e as Error).message}`, EXIT.IO),
+    );
   }
   // The audit JSONL file is only written by gateways; the CLI reads the table.
   const loc = storeLocation(db);
-  if (loc.backend === 'postgres') {
-    const st = openPolicyState({ dbPath: loc.target, auditFile: false });
-    try {
-      await st.ready();
-    } catch (e) {
-      await st.close();
-      throw policyStoreError(e, loc) ?? new UserError((e as Error).message, EXIT.IO);
-    }
-    return st;
-  }
-  // Only gateways create the state; a missing store here is a mistyped --db.
-  requireExistingStore(loc.target, loc.from);
+  // Only gateways create the state; a missing SQLite store here is a mistyped --db.
+  if (loc.backend !== 'postgres') requireExistingStore(loc.target, loc.from);
+  // A store that cannot be used (no store, damaged, newer) is named; on SQLite it fails as the state opens.
+  return readyState(
+    () => openPolicyState({ dbPath: loc.target, auditFile: false }),
+    (e) => policyStoreError(e, loc) ?? (loc.backend === 'postgres' ? new UserError((e as Error).message, EXIT.IO) : e),
+  );
+}
+
+/** Opens a policy state and waits until it can answer; on failure it is closed and `explain` says why. */
+async function readyState(open: () => PolicyStateBackend, explain: (e: unknown) => unknown): Promise<PolicyStateBackend> {
   let st: PolicyStateBackend | undefined;
   try {
-    // a file that is no store (or a damaged one) fails here, on SQLite as the state opens
-    st = openPolicyState({ dbPath: loc.target, auditFile: false });
+    st = open();
     await st.ready();
+    return st;
   } catch (e) {
     await st?.close();
-    throw policyStoreError(e, loc) ?? e;
+    throw explain(e);
   }
-  return st;
 }
 
 const STATE_HELP = 'shared policy state of the gateways, redis://host:port[/db] (default: the store)';
