@@ -253,6 +253,9 @@ export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
   return ea.length === eb.length && ea.every(([k, v], i) => k === eb[i]![0] && v === eb[i]![1]);
 }
 
+/** The condition keys whose values may hold an ASCII space: GitHub job and workflow names do. */
+const SPACED_KEYS: ReadonlySet<string> = new Set(['job', 'workflow']);
+
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */
 export function validateConditions(raw: unknown): RuleConditions {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -270,8 +273,13 @@ export function validateConditions(raw: unknown): RuleConditions {
     const value = v.trim();
     if (value === '') throw new RuleError('invalid_condition', `condition ${k}: value is empty; use "*" for any value or drop the key`);
     if (value.length > 512) throw new RuleError('invalid_condition', `condition ${k}: value is longer than 512 characters`);
-    // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u001f\u007f\s]/.test(value)) throw new RuleError('invalid_condition', `condition ${k}="${value}": whitespace and control characters are not allowed`);
+    // A job or workflow name holds spaces (a matrix leg is `test (3.11)`), so these two keys take an
+    // ASCII space inside the value; no key takes any other blank, which could pass for a space.
+    const refused = SPACED_KEYS.has(k) ? /[\u0000-\u001f\u007f]|(?! )\s/ : /[\u0000-\u001f\u007f\s]/;
+    if (refused.test(value)) {
+      const what = SPACED_KEYS.has(k) ? 'control characters and blanks other than a space are' : 'whitespace and control characters are';
+      throw new RuleError('invalid_condition', `condition ${k}="${value}": ${what} not allowed`);
+    }
     out[k as ConditionKey] = value;
   }
   return out;

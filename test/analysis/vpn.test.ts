@@ -215,13 +215,15 @@ storeTest("a renamed binary that reaches its own server on the daemon's STUN por
   }
 });
 
-storeTest('a view of a job whose name holds a blank (GitHub matrix names do) is analysed, with no rule suggested for it, instead of failing', async (at) => {
+storeTest('a view of a job whose name holds a space (GitHub matrix names do) gets a rule scoped to that job, which hides its detections and no other leg\'s', async (at) => {
   const store = await at.open();
   try {
     const evs: NetworkCallEvent[] = [];
     for (let run = 1; run <= 3; run++) {
-      evs.push(call(T, 'api', run, TS0 + run * 60_000, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }, 'acme', 'test (3.11)'));
-      evs.push(call(T, 'api', run, TS0 + run * 60_000 + 1, tailscaled(true), { ip: `100.64.0.${run}`, port: 41641 }, 'acme', 'test (3.11)'));
+      for (const job of ['test (3.11)', 'test (3.12)']) {
+        evs.push(call(T, 'api', run, TS0 + run * 60_000, tailscaled(true), { domain: 'controlplane.tailscale.com', port: 443 }, 'acme', job));
+        evs.push(call(T, 'api', run, TS0 + run * 60_000 + 1, tailscaled(true), { ip: `100.64.0.${run}`, port: 41641 }, 'acme', job));
+      }
     }
     await ingestCalls(at, store, T, evs);
     const rules = new RulesService(store);
@@ -229,11 +231,14 @@ storeTest('a view of a job whose name holds a blank (GitHub matrix names do) is 
     const ts = res.processes.find((p) => p.process === 'tailscaled')!;
     assert.equal(ts.count, 6);
     assert.equal(ts.vpn_evidence.binaries[0]!.verdict, 'genuine');
-    assert.equal(ts.suggested_rule, null);
-    assert.match(ts.no_suggestion_reason!, /no rule is suggested for this view: condition job="test \(3\.11\)": whitespace/);
-    // the whole tenant's view still gets its rule
-    const all = await analyzeAnomalousCallsByProcess(store, { tenant: T, minCount: 1 }, { rules });
-    assert.equal(all.processes.find((p) => p.process === 'tailscaled')!.suggested_rule?.conditions.job, '*');
+    assert.equal(ts.no_suggestion_reason, null);
+    const rule = ts.suggested_rule!;
+    assert.equal(rule.conditions.job, 'test (3.11)');
+    await rules.create(T, { detection_id: rule.detection_id, conditions: rule.conditions }, 'test');
+    const left = await analyzeAnomalousCallsByProcess(store, { tenant: T, minCount: 1 }, { rules });
+    const other = left.processes.find((p) => p.process === 'tailscaled')!;
+    assert.equal(other.count, 6, 'the other leg keeps its detections');
+    assert.deepEqual(other.sample_detections.map((d) => d.job).filter((j) => j !== 'test (3.12)'), []);
   } finally {
     await store.close();
   }

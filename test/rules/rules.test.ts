@@ -49,6 +49,15 @@ test('matcher: globs, CIDR, normalised process names, validation errors', () => 
   err({ ip_address: '100.64.0.0/33' }, /ip_address="100.64.0.0\/33": malformed CIDR/, 'invalid_condition');
   err({ host: '' }, /host: value is empty/);
   err({ endpoint: 'a b:443' }, /whitespace/);
+  err({ owner: 'ac me' }, /condition owner="ac me": whitespace and control characters are not allowed/);
+  // a GitHub job or workflow name holds spaces (matrix legs: `test (3.11)`); no other blank passes for one
+  assert.equal(m({ job: 'test (3.11)' }, { job: 'Test (3.11)' }), true);
+  assert.equal(m({ job: 'test (3.11)' }, { job: 'test (3.12)' }), false);
+  assert.equal(m({ job: 'test (3.1?)' }, { job: 'test (3.12)' }), true);
+  assert.equal(m({ workflow: '.github/workflows/ci test.yml' }, { workflow: '.github/workflows/ci test.yml' }), true);
+  for (const blank of ['\t', '\u00a0', '\u2009', '\u3000']) {
+    err({ job: `test${blank}(3.11)` }, /condition job=".*": control characters and blanks other than a space are not allowed/, 'invalid_condition');
+  }
   err({ host: 'foo[bar' }, /host="foo\[bar": bad glob/);
   err({ endpoint: 'x.com:99999' }, /out of range/);
   err({ process: '/usr/bin/curl' }, /not a path/);
