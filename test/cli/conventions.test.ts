@@ -39,7 +39,7 @@ function allHelp(prefix: string[] = [], into = new Map<string, string>()): Map<s
 const DATA_COMMANDS = [
   'ingest', 'detections list', 'baseline show', 'baseline expect', 'stats', 'demo', 'generate', 'analyze',
   'rules list', 'rules get', 'rules preview', 'rules create', 'rules update', 'rules delete', 'rules audit', 'risky list', 'risky forget', 'risky audit',
-  'policy explain', 'approvals list', 'audit',
+  'policy explain', 'policy validate', 'approvals list', 'approvals approve', 'approvals deny', 'audit',
 ];
 
 test('every command and subcommand has --help; every data command has --json', () => {

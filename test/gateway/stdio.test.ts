@@ -230,7 +230,12 @@ tools:
 
     const p2 = a.client.callTool({ name: 'write_thing', arguments: { owner: 'other' } }, { timeout: 30_000 });
     const row2 = await pending('write_thing');
-    await cli(['approvals', 'deny', row2.id, '--db', t.db, '--reason', 'not this owner']);
+    const denied = await cli(['approvals', 'deny', row2.id, '--db', t.db, '--reason', 'not this owner', '--json']);
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.deepEqual(
+      (({ id, status, tool, reason }) => ({ id, status, tool, reason }))(JSON.parse(denied.stdout) as { id: string; status: string; tool: string; reason: string }),
+      { id: row2.id, status: 'denied', tool: 'write_thing', reason: 'not this owner' },
+    );
     const r2 = await p2;
     assert.equal(r2.isError, true);
     assert.match(text(r2), /^\[POLICY DENIED\] approval apr_\w+ was denied by cli:\S+: not this owner/);
@@ -344,6 +349,18 @@ test('CLI: policy validate exit codes, explain, init from annotations', async ()
   assert.match(v.stderr, /bad\.yaml:4:\d+: tools\.y\.action/);
   const good = t.file('good.yaml', 'version: 1\ntools:\n  x:\n    action: allow\n    when:\n      - { path: args.n, op: gte, value: 10, action: require_approval, approval_timeout: 60 }\n');
   assert.equal((await cli(['policy', 'validate', good])).code, 0);
+  // --json: the verdict as data, an invalid file's errors with path and line, the same exit codes
+  const vj = await cli(['policy', 'validate', bad, '--json']);
+  assert.equal(vj.code, 1);
+  const vd = JSON.parse(vj.stdout) as { valid: boolean; errors: { path: string; line: number; col: number; message: string }[] };
+  assert.equal(vd.valid, false);
+  assert.deepEqual(vd.errors.map((x) => [x.path, x.line]), [['tools.x.reason', 3], ['tools.y.action', 4]]);
+  assert.ok(vd.errors.every((x) => typeof x.col === 'number' && x.message.length > 0));
+  const gj = await cli(['policy', 'validate', good, '--json']);
+  assert.equal(gj.code, 0);
+  assert.deepEqual(JSON.parse(gj.stdout), { file: good, valid: true, default: 'allow', tool_entries: 1, hidden: 0 });
+  const missing = await cli(['policy', 'validate', t.file('x.yaml', '') + '.missing', '--json']);
+  assert.equal([missing.code, missing.stdout].join(), '3,', 'a file that cannot be read is no verdict: not found, as without --json');
   const e = await cli(['policy', 'explain', good, '--tool', 'x', '--args', '{"n":12}']);
   assert.match(e.stdout, /decision: require_approval/);
   assert.match(e.stdout, /rule: +tools\.x\.when\[0\] \(.*good\.yaml:6\)/);

@@ -63,6 +63,26 @@ async function loadOrFail(file: string) {
   }
 }
 
+/**
+ * `policy validate --json`: the verdict is the data, so an invalid policy is a document too (its
+ * errors, each with path, line and column), and the exit code still says it (1). A file that cannot
+ * be read is no verdict: it fails as without --json.
+ */
+async function validateAsJson(file: string): Promise<void> {
+  const { loadPolicyFile, PolicyLoadError } = await import('../../policy/load.js');
+  let doc: Record<string, unknown>;
+  try {
+    const p = loadPolicyFile(file);
+    const f = p.engine.file;
+    doc = { file, valid: true, default: p.engine.default, tool_entries: Object.keys(f.tools ?? {}).length, hidden: (f.hide ?? []).length };
+  } catch (e) {
+    if (!(e instanceof PolicyLoadError) || e.readErrno !== undefined) return void (await loadOrFail(file));
+    doc = { file, valid: false, errors: e.issues.map((i) => ({ path: i.path, line: i.line ?? null, col: i.col ?? null, message: i.message })) };
+    process.exitCode = policyFileExit(e);
+  }
+  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+}
+
 /** The most records one `audit` prints: the rows are held in memory before they are written. */
 const AUDIT_LIMIT_MAX = 1_000_000;
 
@@ -126,7 +146,9 @@ export function register(program: Command): void {
     .command('validate')
     .description('Check a policy file; every error is reported with its path and line (exit 1 if any)')
     .argument('<file>')
-    .action(async (file: string) => {
+    .option('--json', 'machine-readable output: the verdict, and an invalid file\'s errors with their path and line (still exit 1)')
+    .action(async (file: string, o: { json?: boolean }) => {
+      if (o.json) return validateAsJson(file);
       const p = await loadOrFail(file);
       const f = p.engine.file;
       process.stdout.write(
@@ -240,14 +262,15 @@ export function register(program: Command): void {
       .option('--db <path>', 'the store: a SQLite path or postgres://... URL')
       .option('--state <url>', STATE_HELP)
       .option('--reason <text>', 'shown to the agent (deny) and recorded')
-      .action(async (id: string, o: { db?: string; state?: string; reason?: string }) => {
+      .option('--json', 'machine-readable output: the decided approval, as `approvals list --json` shows it')
+      .action(async (id: string, o: { db?: string; state?: string; reason?: string; json?: boolean }) => {
         const problem = decisionReasonProblem(o.reason);
         if (problem) throw new UserError(`--reason: ${problem}`);
         const st = await openState(o.db, o.state);
         try {
           const by = `cli:${process.env.USER ?? 'unknown'}`;
           const row = await st.approvals.decide(id, verb === 'approve' ? 'approved' : 'denied', by, o.reason);
-          process.stdout.write(`${row.id} ${row.status} (${row.tool})\n`);
+          process.stdout.write(o.json ? JSON.stringify(row, null, 2) + '\n' : `${row.id} ${row.status} (${row.tool})\n`);
         } catch (e) {
           throw new UserError((e as Error).message, /^no approval/.test((e as Error).message) ? EXIT.NOT_FOUND : EXIT.USAGE);
         } finally {
