@@ -4,6 +4,7 @@ import { parseAllowedEndpoints, RiskyCoverageError } from '../detection/allowed-
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { resolveConfigPath } from './paths.js';
 import { readYamlText } from './yaml-file.js';
+import { readErrno, readErrorText } from './read-error.js';
 
 /** egress-triage.yaml: settings shared by every command. All keys are optional. */
 export const ConfigSchema = z
@@ -31,8 +32,7 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new ConfigReadError(`config file ${path}: ${err.code === 'EISDIR' ? 'is a directory; give the config file in it' : `cannot be read (${err.code ?? err.message})`}`);
+    throw new ConfigReadError(`config file ${path}: ${readErrno(e) === 'EISDIR' ? 'is a directory; give the config file in it' : `cannot be read: ${readErrorText(e)}`}`);
   }
   const file = readYamlText(text, path);
   const parsed = ConfigSchema.safeParse(file.value ?? {});

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { readErrno, readErrorText } from '../config/read-error.js';
 
 export interface UpstreamConfig {
   name: string;
@@ -67,8 +68,7 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new GatewayConfigError(`${path}: cannot read the gateway config: ${code ?? (e as Error).message}`, code ?? 'EIO');
+    throw new GatewayConfigError(`${path}: cannot read the gateway config: ${readErrorText(e)}`, readErrno(e));
   }
   return parseGatewayConfig(text, path);
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readErrno, readErrorText } from '../config/read-error.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { issuePath, readYamlText } from '../config/yaml-file.js';
@@ -69,9 +70,8 @@ export function loadGrants(path: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
     // the errno rides along, so a missing file is told from an unreadable one (exit 3 and 5)
-    throw Object.assign(new Error(`${path}: cannot read the grants file: ${code ? code : (e as Error).message}`), { readErrno: code ?? 'EIO' });
+    throw Object.assign(new Error(`${path}: cannot read the grants file: ${readErrorText(e)}`), { readErrno: readErrno(e) });
   }
   // Read apart from parsing: a YAML error's code (BAD_INDENT) was taken for an errno, and a syntax
   // error reported as a file that cannot be read (exit 5), with no line.

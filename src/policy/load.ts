@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { readErrno, readErrorText } from '../config/read-error.js';
 import { createHash } from 'node:crypto';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { policyFileSchema } from './schema.js';
@@ -87,18 +88,9 @@ export function parsePolicy(text: string, file = '<policy>'): LoadedPolicy {
   return { engine, hash: createHash('sha256').update(text).digest('hex'), path: file };
 }
 
-/** What the common read failures mean, in words (the rest keep the system's message). */
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EISDIR: 'it is a directory',
-  EACCES: 'permission denied',
-  ENOTDIR: 'a part of the path is not a directory',
-};
-
 /** The PolicyLoadError for a policy file that could not be read (`e`: what readFileSync threw). */
 export function policyReadError(path: string, e: unknown): PolicyLoadError {
-  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-  return new PolicyLoadError(path, [{ path: '', message: READ_ERRORS[code] ?? (e as Error).message }], code);
+  return new PolicyLoadError(path, [{ path: '', message: readErrorText(e) }], readErrno(e));
 }
 
 export function loadPolicyFile(path: string): LoadedPolicy {

@@ -199,9 +199,9 @@ test('3 and 5: a policy file that is missing, or a directory; 1 when it is inval
   // the other files a server reads: a grants file and a gateway config, missing or a directory
   for (const [file, code] of [[nope, EXIT.NOT_FOUND], [dir, EXIT.IO]] as const) {
     const name = file === nope ? /no-policy\.yaml/ : /policy-dir\.yaml/;
-    const grants = expectExit(['serve', '--grants', file, '--db', store], code, /^egress-triage: --grants .*: cannot read the grants file: (ENOENT|EISDIR)$/m);
+    const grants = expectExit(['serve', '--grants', file, '--db', store], code, /^egress-triage: --grants .*: cannot read the grants file: (no such file|it is a directory)$/m);
     assert.match(grants.stderr, name);
-    const config = expectExit(['gateway', '--config', file, '--db', store], code, /^egress-triage: .*: cannot read the gateway config: (ENOENT|EISDIR)$/m);
+    const config = expectExit(['gateway', '--config', file, '--db', store], code, /^egress-triage: .*: cannot read the gateway config: (no such file|it is a directory)$/m);
     assert.match(config.stderr, name);
   }
   // an upstream that is no http(s) URL: refused before the gateway starts

@@ -55,7 +55,7 @@ test('guard: Host/Origin is checked before the token (403 before 401)', () => {
 });
 
 test('loadGrants: an unreadable file is a one-line error naming it', () => {
-  assert.throws(() => loadGrants('/nonexistent/grants.yaml'), /^Error: \/nonexistent\/grants\.yaml: cannot read the grants file: ENOENT$/);
+  assert.throws(() => loadGrants('/nonexistent/grants.yaml'), /^Error: \/nonexistent\/grants\.yaml: cannot read the grants file: no such file$/);
 });
 
 test('loadGrants: a YAML error is a rejected file with its line and column, not a file that cannot be read; a wrong shape names its line and path', () => {
