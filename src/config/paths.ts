@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { clip } from '../domain/clip.js';
 
 export const DEFAULT_DB_PATH = './.egress-triage/egress.db';
 export const DEFAULT_TENANT = 'default';
@@ -9,7 +10,7 @@ export const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function resolveTenant(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   const t = (flag ?? env.EGRESS_TRIAGE_TENANT ?? DEFAULT_TENANT).trim();
   if (!TENANT_PATTERN.test(t)) {
-    throw new Error(`invalid tenant "${t}": use letters, digits, ".", "_" or "-" (max 128 chars)`);
+    throw new Error(`invalid tenant "${clip(t)}"${t.length > 60 ? ` (${t.length} characters)` : ''}: use letters, digits, ".", "_" or "-" (max 128 chars)`);
   }
   return t;
 }

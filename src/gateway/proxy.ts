@@ -23,7 +23,8 @@ import {
 } from './methods.js';
 import { APPROVAL_INPUT_KEY, approvalAnswer, approvalElicitation, approvalQuestion, boundTo, mintState, openState, type GatewayState, type StateBinding } from './mrtr.js';
 import { quotaComesBack } from './quota.js';
-import { clip, refusalSubject } from './refusal.js';
+import { refusalSubject } from './refusal.js';
+import { clip } from '../domain/clip.js';
 
 /**
  * A policy-enforcing MCP proxy at the JSON-RPC message level.

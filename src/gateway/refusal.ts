@@ -4,11 +4,12 @@
  * reads the same in the audit whichever layer answered it.
  */
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { clip } from '../domain/clip.js';
 
-export function clip(s: string, max = 200): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
+/** Method and tool names are quoted in the audit up to this length. */
+const NAME_CLIP = 200;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface RefusalSubject {
   /** the tool a `tools/call` names, else `method:<name>`, `<batch>` or `<invalid message>` */
@@ -27,7 +28,7 @@ export function refusalSubject(m: unknown, method: string | undefined, reason: s
   if (Array.isArray(m)) return { tool: '<batch>', args: {}, reason: `${reason} ${batchSummary(m)}` };
   const p = isObj(m) ? m.params : undefined;
   if (method === 'tools/call' && isObj(p) && typeof p.name === 'string') return { tool: p.name, args: isObj(p.arguments) ? p.arguments : {}, reason };
-  return { tool: method === undefined ? '<invalid message>' : `method:${clip(method)}`, args: {}, reason };
+  return { tool: method === undefined ? '<invalid message>' : `method:${clip(method, NAME_CLIP)}`, args: {}, reason };
 }
 
 /** What a refused batch asked for, e.g. `(2 messages: tools/call "delete_repo", ping)`: the first ten. */
@@ -35,7 +36,7 @@ function batchSummary(members: unknown[]): string {
   const what = members.slice(0, 10).map((x) => {
     if (!isObj(x) || typeof x.method !== 'string') return isObj(x) && ('result' in x || 'error' in x) ? 'a response' : 'not a message';
     const p = x.params;
-    return x.method === 'tools/call' && isObj(p) && typeof p.name === 'string' ? `tools/call ${JSON.stringify(clip(p.name))}` : clip(x.method);
+    return x.method === 'tools/call' && isObj(p) && typeof p.name === 'string' ? `tools/call ${JSON.stringify(clip(p.name, NAME_CLIP))}` : clip(x.method, NAME_CLIP);
   });
   return `(${members.length} message${members.length === 1 ? '' : 's'}${what.length ? `: ${what.join(', ')}` : ''}${members.length > 10 ? ', …' : ''})`;
 }

@@ -101,6 +101,10 @@ test('bad input gets a clear error and a non-zero exit', () => {
     const badTenant = runCli(['stats', '--db', db, '--tenant', 'a b']);
     assert.equal(badTenant.status, 2);
     assert.match(badTenant.stderr, /--tenant/);
+    // a long value is named by its start and its length, not echoed whole
+    const longTenant = runCli(['stats', '--db', db, '--tenant', `${'t'.repeat(5000)} x`]);
+    assert.equal(longTenant.status, 2);
+    assert.equal(longTenant.stderr, `egress-triage: --tenant: invalid tenant "${'t'.repeat(60)}…" (5002 characters): use letters, digits, ".", "_" or "-" (max 128 chars)\n`);
     const badCursor = runCli(['detections', 'list', '--db', db, '--cursor', 'zzz']);
     assert.equal(badCursor.status, 2);
     assert.match(badCursor.stderr, /--cursor: invalid cursor/);

@@ -36,12 +36,12 @@
  * - The agent reports no protocol; an optional `protocol` field is honoured if present.
  */
 import type { CallStatus, JobContext, ProcessInfo } from '../../domain/types.js';
+import { clip } from '../../domain/clip.js';
 import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
   MAX_PARENT_DEPTH,
   chainCut,
-  clip,
   fail,
   hostOut,
   invalid,

@@ -16,6 +16,7 @@
  * - Missing context fields fall back to rc.defaults, as in the other formats.
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
+import { clip } from '../../domain/clip.js';
 import { endpointOf, splitEndpoint } from '../../domain/endpoint.js';
 import {
   DETECTION_STATUSES,
@@ -28,7 +29,6 @@ import { readTool } from './harden-runner.js';
 import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
-  clip,
   fail,
   invalid,
   isObject,

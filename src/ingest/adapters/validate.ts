@@ -11,6 +11,7 @@
  * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
  */
 import { CHAIN_CUT, basenameOf } from '../../domain/process-name.js';
+import { clip } from '../../domain/clip.js';
 import { canonicalSha256 } from '../../domain/digest.js';
 import { TENANT_PATTERN } from '../../config/paths.js';
 import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
@@ -179,9 +180,6 @@ export function readTenant(value: unknown, field: string, fallback: string): str
   return value;
 }
 
-export function clip(s: string, max = 60): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Timestamps
