@@ -1,4 +1,4 @@
-import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../storage/baseline-port.js';
+import type { BaselineEditResult, BaselineEditor, ExpectResult, ExpectTarget } from '../storage/baseline-port.js';
 import { BaselineError } from '../storage/baseline-port.js';
 import type { RiskyDestinations } from '../analysis/risky-destinations.js';
 import { canonicalEndpoint } from '../domain/endpoint.js';
@@ -49,16 +49,16 @@ export function describeTarget(t: ExpectTarget): string {
 }
 
 /** Marks the endpoint expected in the target's jobs; refused for a risky destination or when no job matches. */
-export async function expectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest, risky: RiskyDestinations): Promise<BaselineEditResult> {
+export async function expectEndpoint(editor: BaselineEditor, tenant: string, req: BaselineEditRequest, risky: RiskyDestinations): Promise<ExpectResult> {
   const endpoint = checkExpectEndpoint(req.endpoint);
-  let r: BaselineEditResult;
+  let r: ExpectResult;
   try {
     r = await editor.markExpected(tenant, req, endpoint, risky);
   } catch (err) {
     if (err instanceof BaselineError && err.code === 'refused_risky') throw new BaselineEditError('refused_risky', err.message, 'endpoint');
     throw err;
   }
-  if (r.jobs.length === 0) throw new BaselineEditError('not_found', `no jobs found for ${describeTarget(req)} in tenant "${tenant}"`, null);
+  if (r.jobs.length === 0 && r.learned.length === 0) throw new BaselineEditError('not_found', `no jobs found for ${describeTarget(req)} in tenant "${tenant}"`, null);
   return r;
 }
 

@@ -18,6 +18,15 @@ export interface BaselineEditResult {
   jobs: { workflow: string; job: string }[];
 }
 
+/**
+ * What `expect` did: the jobs where the endpoint is now expected, and those whose baseline already
+ * held it by learning. Those are left as learned: marking them expected would let `unexpect` take
+ * from the baseline what runs had taught it.
+ */
+export interface ExpectResult extends BaselineEditResult {
+  learned: { workflow: string; job: string }[];
+}
+
 /** A baseline write that is refused (a risky destination) or names nothing. */
 export class BaselineError extends Error {
   constructor(
@@ -32,10 +41,11 @@ export class BaselineError extends Error {
 export interface BaselineEditor {
   /**
    * Marks an endpoint as expected for every matching job: it joins the baseline at once, so later
-   * runs do not flag it. Past detections are left as they are. Every backend refuses a risky
+   * runs do not flag it. Past detections are left as they are. Where learning already put it in a
+   * job's baseline, the entry stays learned (ExpectResult.learned). Every backend refuses a risky
    * destination with BaselineError('refused_risky') before writing anything (detection/baseline-guard.ts).
    */
-  markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<BaselineEditResult>;
+  markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<ExpectResult>;
   /**
    * Undoes markExpected: where the endpoint is expected it leaves the baseline and its run count
    * restarts at 0, so it raises detections again until learned anew or expected again. Learned

@@ -60,8 +60,11 @@ export function register(program: Command): void {
     const t = target(opts);
     await withPorts(opts, async ({ ports, tenant, json, config }) => {
       const r = await edit(() => expectEndpoint(ports.baselines, tenant, t, riskyOf(config.risky_destinations)));
-      if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs });
+      if (json) return printJson({ tenant, endpoint: opts.endpoint, jobs: r.jobs, already_learned: r.learned });
       process.stdout.write(`${opts.endpoint} is now expected in ${r.jobs.length} job(s) of ${t.owner}/${t.repo}\n`);
+      if (r.learned.length) {
+        process.stdout.write(`${r.learned.length} other job(s) had already learned it: left as learned, so unexpect will not take it from them\n`);
+      }
     });
   });
   const unexpect = endpointCommand(

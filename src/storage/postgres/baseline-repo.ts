@@ -2,7 +2,7 @@ import { transaction, type PgClient, type PgPool } from './pool.js';
 import { PgDictionaries, endpointMatches } from './dictionaries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { assertExpectable } from '../../detection/baseline-guard.js';
-import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../baseline-port.js';
+import type { BaselineEditResult, BaselineEditor, ExpectResult, ExpectTarget } from '../baseline-port.js';
 import { asciiNocaseEq } from './ascii-nocase.js';
 
 /**
@@ -30,22 +30,30 @@ export class PgBaselineRepository implements BaselineEditor {
     return { tenantId, jobs };
   }
 
-  async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<BaselineEditResult> {
+  async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<ExpectResult> {
     // before any statement: a refused edit writes nothing, not even the endpoint's dictionary entry
     assertExpectable(endpoint, risky);
     return transaction(this.pool, async (c) => {
       const { tenantId, jobs } = await this.jobsOf(c, tenant, t);
-      if (jobs.length === 0) return { jobs: [] };
+      if (jobs.length === 0) return { jobs: [], learned: [] };
       const ep = endpoint.toLowerCase();
       const endpointId = (await new PgDictionaries(tenantId).endpointIds(c, [ep])).get(ep)!;
       const now = Date.now();
-      await c.query(
-        `INSERT INTO baseline (tenant_id, job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source)
-         SELECT $1, job_ref, $3, 0, $4, $4, true, 'expected' FROM unnest($2::bigint[]) AS job_ref
-         ON CONFLICT (tenant_id, job_ref, endpoint_id) DO UPDATE SET in_baseline = true, source = 'expected'`,
-        [tenantId, jobs.map((j) => j.id), endpointId, now],
+      // an entry learning put in the baseline is left learned (not updated, so not returned)
+      const marked = new Set(
+        (
+          await c.query<{ job_ref: string | number }>(
+            `INSERT INTO baseline (tenant_id, job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source)
+             SELECT $1, job_ref, $3, 0, $4, $4, true, 'expected' FROM unnest($2::bigint[]) AS job_ref
+             ON CONFLICT (tenant_id, job_ref, endpoint_id) DO UPDATE SET in_baseline = true, source = 'expected'
+             WHERE NOT (baseline.source = 'learned' AND baseline.in_baseline)
+             RETURNING job_ref`,
+            [tenantId, jobs.map((j) => j.id), endpointId, now],
+          )
+        ).rows.map((r) => Number(r.job_ref)),
       );
-      return { jobs: jobs.map((j) => ({ workflow: j.workflow, job: j.job })) };
+      const name = (j: { workflow: string; job: string }) => ({ workflow: j.workflow, job: j.job });
+      return { jobs: jobs.filter((j) => marked.has(Number(j.id))).map(name), learned: jobs.filter((j) => !marked.has(Number(j.id))).map(name) };
     });
   }
 

@@ -2,7 +2,7 @@ import type { SqliteDatabase } from './db.js';
 import { Dictionaries } from './dictionaries.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
 import { assertExpectable } from '../../detection/baseline-guard.js';
-import type { BaselineEditResult, BaselineEditor, ExpectTarget } from '../baseline-port.js';
+import type { BaselineEditResult, BaselineEditor, ExpectResult, ExpectTarget } from '../baseline-port.js';
 
 /** The baseline-edit port (storage/baseline-port.ts) on SQLite. */
 export class SqliteBaselineRepository implements BaselineEditor {
@@ -25,19 +25,23 @@ export class SqliteBaselineRepository implements BaselineEditor {
     return this.db.prepare(`SELECT id, workflow, job FROM jobs WHERE ${conds.join(' AND ')} ORDER BY workflow, job, id`).all(...params) as { id: number; workflow: string; job: string }[];
   }
 
-  async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<BaselineEditResult> {
+  async markExpected(tenant: string, t: ExpectTarget, endpoint: string, risky?: RiskyDestinations): Promise<ExpectResult> {
     assertExpectable(endpoint, risky);
     return this.db.transaction(() => {
       const jobs = this.jobsOf(tenant, t);
-      if (jobs.length === 0) return { jobs: [] };
+      if (jobs.length === 0) return { jobs: [], learned: [] };
       const endpointId = new Dictionaries(this.db).endpointId(endpoint.toLowerCase());
       const now = Date.now();
+      // an entry learning put in the baseline is left learned (no change, so no row counts)
       const up = this.db.prepare(
         `INSERT INTO baseline (job_ref, endpoint_id, runs_seen, first_ts, last_ts, in_baseline, source) VALUES (?, ?, 0, ?, ?, 1, 'expected')
-         ON CONFLICT (job_ref, endpoint_id) DO UPDATE SET in_baseline = 1, source = 'expected'`,
+         ON CONFLICT (job_ref, endpoint_id) DO UPDATE SET in_baseline = 1, source = 'expected'
+         WHERE NOT (baseline.source = 'learned' AND baseline.in_baseline = 1)`,
       );
-      for (const j of jobs) up.run(j.id, endpointId, now, now);
-      return { jobs: jobs.map((j) => ({ workflow: j.workflow, job: j.job })) };
+      const name = (j: { workflow: string; job: string }) => ({ workflow: j.workflow, job: j.job });
+      const r: ExpectResult = { jobs: [], learned: [] };
+      for (const j of jobs) (up.run(j.id, endpointId, now, now).changes > 0 ? r.jobs : r.learned).push(name(j));
+      return r;
     }).immediate();
   }
 

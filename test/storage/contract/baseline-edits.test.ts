@@ -43,7 +43,7 @@ for (const backend of backends()) {
       await t.test('expect: the endpoint joins the baseline of every job of the repo (any spelling of its names) at once', async () => {
         const v0 = await versions(c, 'acme');
         const r = await c.baselines.markExpected('acme', { owner: 'ACME', repo: 'API' }, 'Cdn.Example.com:443');
-        assert.deepEqual(r, { jobs: BOTH_API_JOBS });
+        assert.deepEqual(r, { jobs: BOTH_API_JOBS, learned: [] });
         for (const job of ['build', 'test']) {
           assert.deepEqual((await entries(c, 'acme', job)).find((e) => e[0] === 'cdn.example.com:443'), ['cdn.example.com:443', 0, true, 'expected'], job);
         }
@@ -78,7 +78,7 @@ for (const backend of backends()) {
 
       await t.test('expect narrowed to one job turns a learned entry expected; unexpect restarts its count and leaves learned entries alone', async () => {
         assert.deepEqual((await entries(c, 'acme', 'build')).find((e) => e[0] === 'api.github.com:443'), ['api.github.com:443', 1, false, 'learned']);
-        assert.deepEqual(await c.baselines.markExpected('acme', BUILD, 'api.github.com:443'), { jobs: [BOTH_API_JOBS[0]] });
+        assert.deepEqual(await c.baselines.markExpected('acme', BUILD, 'api.github.com:443'), { jobs: [BOTH_API_JOBS[0]], learned: [] });
         assert.deepEqual((await entries(c, 'acme', 'build')).find((e) => e[0] === 'api.github.com:443'), ['api.github.com:443', 1, true, 'expected']);
         assert.deepEqual((await entries(c, 'acme', 'test')).find((e) => e[0] === 'api.github.com:443'), undefined, 'the other job is untouched');
 
@@ -94,14 +94,22 @@ for (const backend of backends()) {
         assert.deepEqual(await entries(c, 'acme', 'build'), learned);
         assert.equal((await versions(c, 'acme')).jobStateVersion, v1.jobStateVersion, 'an edit that changes nothing leaves the version');
 
+        // an entry learning put in the baseline stays learned: expect adds nothing, so unexpect cannot take what runs taught
+        const [taught, seen] = learned.find((e) => e[2] && e[3] === 'learned')!;
+        const v2 = await versions(c, 'acme');
+        assert.deepEqual(await c.baselines.markExpected('acme', BUILD, taught), { jobs: [], learned: [BOTH_API_JOBS[0]] });
+        assert.equal((await versions(c, 'acme')).jobStateVersion, v2.jobStateVersion, 'nothing changed');
+        assert.deepEqual(await c.baselines.unmarkExpected('acme', BUILD, taught), { jobs: [] });
+        assert.deepEqual((await entries(c, 'acme', 'build')).find((e) => e[0] === taught), [taught, seen, true, 'learned']);
+
         assert.deepEqual(await c.baselines.unmarkExpected('acme', { owner: 'acme', repo: 'api' }, 'cdn.example.com:443'), { jobs: BOTH_API_JOBS });
         assert.deepEqual((await entries(c, 'acme', 'test')).find((e) => e[0] === 'cdn.example.com:443'), ['cdn.example.com:443', 0, false, 'learned']);
       });
 
       await t.test('a target naming no job changes nothing, and an unknown tenant is not created', async () => {
-        assert.deepEqual(await c.baselines.markExpected('acme', { owner: 'acme', repo: 'nope' }, 'cdn.example.com:443'), { jobs: [] });
-        assert.deepEqual(await c.baselines.markExpected('acme', { ...BUILD, job: 'Build' }, 'cdn.example.com:443'), { jobs: [] }, 'job names are exact');
-        assert.deepEqual(await c.baselines.markExpected('nobody', BUILD, 'cdn.example.com:443'), { jobs: [] });
+        assert.deepEqual(await c.baselines.markExpected('acme', { owner: 'acme', repo: 'nope' }, 'cdn.example.com:443'), { jobs: [], learned: [] });
+        assert.deepEqual(await c.baselines.markExpected('acme', { ...BUILD, job: 'Build' }, 'cdn.example.com:443'), { jobs: [], learned: [] }, 'job names are exact');
+        assert.deepEqual(await c.baselines.markExpected('nobody', BUILD, 'cdn.example.com:443'), { jobs: [], learned: [] });
         assert.deepEqual(await c.baselines.unmarkExpected('nobody', BUILD, 'cdn.example.com:443'), { jobs: [] });
         assert.deepEqual(await c.detections.tenants(), ['acme', 'globex']);
       });
@@ -131,7 +139,7 @@ for (const backend of backends()) {
       await t.test("edits of one tenant never touch another's baselines or version", async () => {
         assert.deepEqual(await c.detections.baselines('globex', {}), globexBefore);
         assert.deepEqual(await versions(c, 'globex'), globexVersion);
-        assert.deepEqual(await c.baselines.markExpected('globex', BUILD, 'cdn.example.com:443'), { jobs: [BOTH_API_JOBS[0]] });
+        assert.deepEqual(await c.baselines.markExpected('globex', BUILD, 'cdn.example.com:443'), { jobs: [BOTH_API_JOBS[0]], learned: [] });
         assert.deepEqual((await entries(c, 'acme', 'build')).find((e) => e[0] === 'cdn.example.com:443'), ['cdn.example.com:443', 0, false, 'learned']);
       });
     } finally {
