@@ -247,6 +247,8 @@ test('CLI: risky list shows the built-in and remembered entries; risky forget as
     assert.equal(back.status, 0, back.stderr);
     assert.equal(back.stdout, 'forgot *.exfil.example (for every tenant in this store)\n');
     assert.match(back.stderr, /the config this command read names \*\.exfil\.example: the next command run with it remembers it again/);
+    // no list change lifts a flag (one may rest on more than the contradiction it records): said
+    assert.match(back.stderr, /binaries it showed to be suspected impostors stay flagged, and detections it made new stay new; to judge without them, ingest the telemetry again into a new store/);
     // (that run remembered the config's other entry again first)
     assert.deepEqual(list().remembered, ['203.0.113.0/24']);
     assert.deepEqual(list(cfg).remembered, ['203.0.113.0/24', '*.exfil.example']);

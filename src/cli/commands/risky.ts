@@ -46,6 +46,10 @@ export function register(program: Command): void {
         const configNames = ((await loadCliConfig(opts)).risky_destinations ?? []).some((e) => riskyEntryKey(e) === key);
         if (json) return printJson({ forgotten: key, named_by_config: configNames });
         out(`forgot ${key} (for every tenant in this store)\n`);
+        // fail closed: a flag may rest on more than the one contradiction it records, so no list change lifts it
+        process.stderr.write(
+          'egress-triage: binaries it showed to be suspected impostors stay flagged, and detections it made new stay new; to judge without them, ingest the telemetry again into a new store\n',
+        );
         if (configNames) process.stderr.write(`egress-triage: the config this command read names ${key}: the next command run with it remembers it again\n`);
       }, 'read', { unparsedRiskyListOk: true });
     });
