@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { parseIpRange, type IpRange } from '../domain/ip.js';
 import { globMatcher } from '../domain/glob.js';
 import { CHAIN_CUT, normalizeProcessName } from '../domain/process-name.js';
@@ -243,6 +244,21 @@ const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
  * last link known. The path is the process's own claim, so the exemption is as narrow as the layout:
  * any other interpreter, a node elsewhere, or one started by anything but the worker counts.
  */
+/**
+ * The temporary directory a binary runs from, or null. No installer puts a VPN daemon where anyone
+ * can write and nothing outlives a reboot (the Tailscale action copies tailscaled to /usr/local/bin,
+ * packages install to /usr/bin or /usr/sbin, Windows to Program Files); a dropped payload runs from
+ * there. The path is the binary's own, as the monitor read it: `/tmp/.x/tailscaled`, or
+ * `C:\\Users\\runneradmin\\AppData\\Local\\Temp\\tailscaled.exe`.
+ */
+export function temporaryDirectory(path: string | null | undefined): string | null {
+  if (!path) return null;
+  const p = posix.normalize(path.replace(/\\/g, '/')).toLowerCase();
+  const m = TEMP_DIR.exec(p);
+  return m ? m[0] : null;
+}
+const TEMP_DIR = /^(?:\/private)?\/tmp\/|^\/var\/tmp\/|^\/dev\/shm\/|^\/private\/var\/folders\/|^[a-z]:\/(?:windows\/)?temp\/|^[a-z]:\/users\/[^/]+\/appdata\/local\/temp\//;
+
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
   for (const [i, link] of chain.entries()) {
     const n = normalizeProcessName(link.name);

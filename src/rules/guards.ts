@@ -1,6 +1,7 @@
 import { binaryKey, describeBinary, type BinaryRef, type SuspectedImpostor } from '../analysis/impostor.js';
-import { endpointHostPattern, namesNothing } from './matcher.js';
+import { endpointHostPattern } from './matcher.js';
 import { parseIpRange } from '../domain/ip.js';
+import { vpnSignatureFor, type VpnSignature } from '../analysis/vpn-signatures.js';
 import type { RuleConditions } from './types.js';
 
 /**
@@ -117,18 +118,37 @@ export interface RuleShape {
   conditions: RuleConditions;
 }
 
-const DESTINATION_KEYS = ['endpoint', 'host', 'ip_address'] as const;
-
 /**
  * The VPN / mesh daemon names a rule covers by name alone: its process condition matches them, and
- * neither a process_sha256 nor a destination condition narrows it. Such a rule also silences any
+ * neither a process_sha256 nor a destination condition narrows it (pinsDestination: a range as wide
+ * as half the Internet does not). Such a rule also silences any
  * binary renamed to one of those names that has shown no contradicting call yet (one calling only
  * direct IPs, say): the name proves nothing (the analysis suggests no rule without a hash for the same
  * reason). Empty when the rule is pinned or names no daemon.
  */
 export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]): string[] {
-  if (r.process === null || r.sha256 || namesDestination(r)) return [];
-  return daemonNames.filter((n) => r.process!(n));
+  if (r.process === null || r.sha256) return [];
+  return daemonNames.filter((n) => r.process!(n) && !pinsDestination(r, vpnSignatureFor(n)));
+}
+
+/**
+ * Whether the rule's destination narrows a daemon's calls so far that a renamed binary is not
+ * silenced wherever it calls: it names a server (namesServer: a written-out host, an address, a
+ * range no wider than /24 or /64), or a range or host pattern inside the daemon's own signature
+ * (`100.64.0.0/10`, `*.tailscale.com` for tailscaled). `0.0.0.0/1`, `ip_address=1*` or `*:41641`
+ * do not: they take any server, the one a renamed binary calls on the daemon's port too.
+ */
+function pinsDestination(r: RuleShape, sig: VpnSignature | null): boolean {
+  if (namesServer(r)) return true;
+  if (sig === null) return false;
+  const { endpoint, host, ip_address: ip } = r.conditions;
+  const range = ip === undefined ? null : parseIpRange(ip.trim());
+  if (range !== null && sig.cidrs.some((c) => {
+    const own = parseIpRange(c)!;
+    return range.prefixLength >= own.prefixLength && own.contains(range.first);
+  })) return true;
+  const own = (h: string) => sig.domains.some((d) => d === h.toLowerCase());
+  return (host !== undefined && own(host.trim())) || (endpoint !== undefined && own(endpointHostPattern(endpoint.trim())));
 }
 
 /**
@@ -159,7 +179,3 @@ export function namesServer(r: Pick<RuleShape, 'conditions'>): boolean {
   return false;
 }
 
-/** Whether the rule narrows by destination: a condition that names nothing (`*:*`, `0.0.0.0/0`) does not. */
-function namesDestination(r: RuleShape): boolean {
-  return DESTINATION_KEYS.some((k) => r.conditions[k] !== undefined && !namesNothing(k, r.conditions[k]!));
-}

@@ -100,7 +100,7 @@ test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowe
       // a direct IP on another port supports nothing and contradicts nothing: the rule leaves it visible
       { sha256: sha('a'), path: `/usr/sbin/${name}`, host: '198.51.100.9', port: 443, isIp: true, n: 1 },
       // a renamed binary calling its own server on the daemon's port looks just as genuine
-      { sha256: sha('b'), path: `/tmp/${name}`, host: 'c2.evil.example', port, n: 3 },
+      { sha256: sha('b'), path: `/home/runner/.local/bin/${name}`, host: 'c2.evil.example', port, n: 3 },
     ];
     const judged = judge(name, calls, risky);
     assert.deepEqual(judged.map((j) => j.verdict.verdict), ['genuine', 'genuine'], name);
@@ -114,18 +114,18 @@ test('a daemon whose port is its whole signature (OpenVPN, WireGuard) is narrowe
     assert.match(s.suggested!.rationale, new RegExp(`it also reached endpoint=c2\\.evil\\.example:${port} \\(3\\), endpoint=\\[2001:db8::7\\]:${port} \\(2\\): a rule of their own only for those that are yours`));
     assert.match(s.suggested!.rationale, new RegExp(`other genuine binaries need their own rule: process_sha256=${sha('b')} \\(3\\)`));
     // the binaries reached no server in common: said, with each binary's servers
-    assert.equal(serversApart(judged), `sha256 ${sha('a').slice(0, 12)} (/usr/sbin/${name}) to vpn.acme.example:${port}, [2001:db8::7]:${port}; sha256 ${sha('b').slice(0, 12)} (/tmp/${name}) to c2.evil.example:${port}`);
+    assert.equal(serversApart(judged), `sha256 ${sha('a').slice(0, 12)} (/usr/sbin/${name}) to vpn.acme.example:${port}, [2001:db8::7]:${port}; sha256 ${sha('b').slice(0, 12)} (/home/runner/.local/bin/${name}) to c2.evil.example:${port}`);
     // each named server is a valid endpoint condition that matches the stored endpoint
     for (const e of [`c2.evil.example:${port}`, `[2001:db8::7]:${port}`]) assert.ok(matchEndpoint(compileRule(TYPE, { endpoint: e }), e), e);
   }
   // the renamed binary's server the busiest: the rule names that server and that binary's path, for the user to check
   const busy = await suggest('openvpn', judge('openvpn', [
     { sha256: sha('a'), path: '/usr/sbin/openvpn', host: 'vpn.acme.example', port: 1194, n: 2 },
-    { sha256: sha('b'), path: '/tmp/openvpn', host: 'c2.evil.example', port: 1194, n: 9 },
+    { sha256: sha('b'), path: '/home/runner/.local/bin/openvpn', host: 'c2.evil.example', port: 1194, n: 9 },
   ], risky));
   assert.equal(busy.suggested!.conditions.process_sha256, sha('b'));
   assert.equal(busy.suggested!.conditions.endpoint, 'c2.evil.example:1194');
-  assert.match(busy.suggested!.rationale, /^openvpn binary sha256 bbbbbbbbbbbb \(\/tmp\/openvpn\) matches .* narrowed to the server c2\.evil\.example:1194 \(9\), check that it is yours/);
+  assert.match(busy.suggested!.rationale, /^openvpn binary sha256 bbbbbbbbbbbb \(\/home\/runner\/\.local\/bin\/openvpn\) matches .* narrowed to the server c2\.evil\.example:1194 \(9\), check that it is yours/);
   // two versions of the daemon at one server: one rule for both, no warning
   const upgraded = judge('openvpn', [
     { sha256: sha('a'), path: '/usr/sbin/openvpn', host: 'vpn.acme.example', port: 1194, n: 2 },
@@ -179,7 +179,7 @@ test('a rule over a binary says what it silences that the signature does not exp
 });
 
 test('an address in a daemon\'s range vouches for it only on its ports: a renamed tailscaled at 100.100.100.200:80 (a cloud metadata endpoint inside 100.64.0.0/10) is not genuine by it', async () => {
-  const t = (host: string, port: number, n = 1): PlainCall => ({ sha256: sha('m'), path: '/tmp/tailscaled', host, port, n });
+  const t = (host: string, port: number, n = 1): PlainCall => ({ sha256: sha('m'), path: '/home/runner/.local/bin/tailscaled', host, port, n });
   const [metadata] = judge('tailscaled', [t('100.100.100.200', 80, 2), t('100.70.1.1', 4444)], risky);
   assert.equal(metadata!.verdict.verdict, 'unverified', 'nothing supports it: no rule is suggested');
   assert.deepEqual(metadata!.unexplained, [['100.100.100.200:80', 2], ['100.70.1.1:4444', 1]]);

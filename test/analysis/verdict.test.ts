@@ -296,11 +296,25 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
   assert.equal(callContradiction({ ...base, process: 'tailscaled', host: 'derp.evil.example.com', port: 3478 }), "domain outside tailscale's signature: derp.evil.example.com");
   assert.equal(callContradiction({ ...base, process: 'openvpn', host: 'vpn.corp.example', port: 1194 }), null);
   assert.equal(callContradiction({ ...base, process: 'curl', host: 'webhook.site', risky: 'webhook.site' }), null);
+  // a daemon run from a temporary directory: where a dropped payload runs, and no installer puts one
+  const fromTemp = (path: string) => callContradiction({ ...base, path, host: 'relay.twingate.com' });
+  for (const [path, dir] of [
+    ['/tmp/.x/twingated', '/tmp/'], ['/TMP/twingated', '/tmp/'], ['/var/tmp/twingated', '/var/tmp/'], ['/dev/shm/twingated', '/dev/shm/'],
+    ['/usr/bin/../../tmp/twingated', '/tmp/'], ['//tmp//twingated', '/tmp/'], ['/private/tmp/twingated', '/private/tmp/'],
+    ['/private/var/folders/xy/T/twingated', '/private/var/folders/'], ['C:\\Windows\\Temp\\twingated.exe', 'c:/windows/temp/'],
+    ['C:\\Users\\runneradmin\\AppData\\Local\\Temp\\twingated.exe', 'c:/users/runneradmin/appdata/local/temp/'],
+  ] as const) {
+    assert.equal(fromTemp(path), `runs from ${dir}, a temporary directory no installer puts twingate in`, path);
+  }
+  for (const path of ['/usr/bin/twingated', '/usr/local/bin/twingated', '/opt/hostedtoolcache/twingate/1.0/x64/twingated', '/home/runner/tmp/twingated', '/tmpfs/twingated', 'C:\\Program Files\\Twingate\\twingated.exe', null]) {
+    assert.equal(fromTemp(path as string), null, String(path));
+  }
+  assert.equal(callContradiction({ ...base, process: 'curl', path: '/tmp/curl', host: 'relay.twingate.com' }), null, 'only a daemon\'s name is judged');
   const calls = [
     { ...base, host: 'relay.twingate.com' },
     { ...base, host: 'evil.example.com' },
     { ...base, host: 'webhook.site', risky: 'webhook.site' },
-    { ...base, sha256: null, path: '/tmp/twingated', host: 'relay.twingate.com' },
+    { ...base, sha256: null, path: '/opt/twingate/twingated', host: 'relay.twingate.com' },
   ];
   const flagged = suspectedImpostors(calls);
   assert.deepEqual(flagged, [{ process: 'twingated', sha256: SHA, path: null, reason: "domain outside twingate's signature: evil.example.com" }]);

@@ -39,7 +39,7 @@ describe('processes page', () => {
       assert.equal(await ts.locator('[data-field=count]').innerText(), '205');
       const impostor = ts.locator('tr[data-verdict=impostor]');
       assert.equal(await impostor.count(), 1);
-      assert.match(await impostor.innerText(), /IMPOSTOR[\s\S]*\/tmp\/\.cache\/tailscaled[\s\S]*Against: started through node/);
+      assert.match(await impostor.innerText(), /IMPOSTOR[\s\S]*\/tmp\/\.cache\/tailscaled[\s\S]*Against: runs from \/tmp\/, a temporary directory no installer puts tailscale in: \/tmp\/\.cache\/tailscaled \(6\); started through node/);
       assert.match(await ts.locator('tr[data-verdict=genuine]').innerText(), /Genuine[\s\S]*\/usr\/sbin\/tailscaled\s[\s\S]*199/);
       assert.match(await ts.locator('[data-field=risky]').innerText(), /gist\.githubusercontent\.com:443/);
       assert.equal(await ts.locator('[data-field=suggestion] [data-field=would-suppress]').innerText(), '199');

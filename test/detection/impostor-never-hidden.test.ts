@@ -83,6 +83,31 @@ describe('a suspected impostor is never hidden', () => {
     ]);
   });
 
+  it("by the analysis' own suggestion: a binary of the daemon's name run from a temporary directory is an impostor, even when its calls fit the daemon", () => {
+    const db = join(tmp.dir, 'temp-dir.db');
+    // started from a shell as the genuine one could be, calling a direct IP on tailscale's own port
+    const DROPPED = { name: 'tailscaled', path: '/tmp/.x/tailscaled', sha256: 'd'.repeat(64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+    const lines: string[] = [];
+    for (let r = 1; r <= 7; r++) lines.push(line(CURL, { domain: 'github.com', port: 443 }, 900 + r));
+    for (const r of [6, 7]) {
+      lines.push(line(GENUINE, { domain: 'controlplane.tailscale.com', port: 443 }, 900 + r, 1));
+      lines.push(line(GENUINE, { ip: `100.101.102.10${r}`, port: 41641 }, 900 + r, 2));
+    }
+    lines.push(line(DROPPED, { ip: '45.61.136.14', port: 41641 }, 907, 3));
+    ingest(db, lines);
+    const a = runCli(['analyze', '--db', db, '--json']);
+    assert.equal(a.status, 0, a.stderr);
+    const g = (JSON.parse(a.stdout) as { processes: { process: string; name_impersonation_suspected: boolean; suggested_rule: { conditions: Record<string, string> } | null }[] }).processes.find((p) => p.process === 'tailscaled')!;
+    assert.equal(g.name_impersonation_suspected, true);
+    assert.equal(g.suggested_rule!.conditions.process_sha256, 'a'.repeat(64), 'only the genuine binary is pinned');
+    const both = runCli(['rules', 'create', '--db', db, '--condition', 'process=tailscaled', '--condition', `process_sha256=${'a'.repeat(64)}|${'d'.repeat(64)}`, '--yes']);
+    assert.equal(both.status, 4, both.stderr);
+    assert.match(both.stderr, /runs from \/tmp\/, a temporary directory no installer puts tailscale in/);
+    const made = runCli(['rules', 'create', '--db', db, ...Object.entries(g.suggested_rule!.conditions).flatMap(([k, v]) => ['--condition', `${k}=${v}`]), '--yes']);
+    assert.equal(made.status, 0, made.stderr);
+    assert.deepEqual(detections(db).filter((d) => d.status === 'new').map((d) => [d.sha, d.endpoint]), [['d', '45.61.136.14:41641']]);
+  });
+
   it('by Harden-Runner allowed endpoints, or while the job is still learning', () => {
     const db = join(tmp.dir, 'allowed.db');
     const run = ++runId;

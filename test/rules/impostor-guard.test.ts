@@ -148,16 +148,24 @@ storeTest('preview: a rule naming a VPN daemon with no hash and no destination w
   const store = await at.open();
   try {
     const T = 'renamed';
-    // a renamed binary that calls only a direct IP: nothing contradicts tailscale yet
-    const renamed: ProcessInfo = { name: 'tailscaled', path: '/tmp/.cache/tailscaled', sha256: 'b'.repeat(64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
+    // a renamed binary that calls only a direct IP, from no temporary directory: nothing contradicts tailscale yet
+    const renamed: ProcessInfo = { name: 'tailscaled', path: '/home/runner/.local/bin/tailscaled', sha256: 'b'.repeat(64), parent: { name: 'bash', parent: { name: 'Runner.Worker' } } };
     await ingestCalls(at, store, T, [call(T, 'web', 1, TS0, tailscaled(true), { ip: '100.100.1.1', port: 41641 }), call(T, 'web', 2, TS0 + 1, renamed, { ip: '45.61.136.14', port: 443 })]);
     const rules = new RulesService(store);
     const warned = (w: string[]) => w.some((x) => /covers the VPN daemon name tailscaled by name alone: it also silences any binary renamed to tailscaled/.test(x));
     const byName = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tailscaled' } });
     assert.ok(warned(byName.warnings), byName.warnings.join('\n'));
     assert.equal(byName.would_suppress, 2, 'the renamed binary is covered: the warning is about a real gap');
-    for (const pinned of [{ process: 'tailscaled', process_sha256: tailscaled(true).sha256! }, { process: 'tailscaled', ip_address: '100.64.0.0/10' }, { process: 'curl' }]) {
+    for (const pinned of [
+      { process: 'tailscaled', process_sha256: tailscaled(true).sha256! }, { process: 'tailscaled', ip_address: '100.64.0.0/10' }, { process: 'curl' },
+      { process: 'tailscaled', host: '*.tailscale.com' }, { process: 'tailscaled', ip_address: '203.0.113.0/24' }, { process: 'tailscaled', endpoint: 'derp1.tailscale.com:443' },
+    ]) {
       assert.ok(!warned((await rules.preview(T, { detection_id: NOC, conditions: pinned })).warnings), JSON.stringify(pinned));
+    }
+    // a destination that takes any server takes the renamed binary's too: half the Internet, an address glob, the daemon's port
+    for (const wide of [{ ip_address: '0.0.0.0/1' }, { ip_address: '1*' }, { endpoint: '*:41641' }, { ip_address: '100.0.0.0/8' }, { host: '*.com' }]) {
+      const p = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tailscaled', ...wide } });
+      assert.ok(warned(p.warnings), `${JSON.stringify(wide)}: ${p.warnings.join('\n')}`);
     }
     const glob = await rules.preview(T, { detection_id: NOC, conditions: { process: 'tail*', owner: '*' } });
     assert.ok(glob.warnings.some((x) => /covers the VPN daemon names tailscaled, tailscale, tailscale-ipn by name alone/.test(x)), glob.warnings.join('\n'));
@@ -263,7 +271,7 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
     const T = 'vpn-port';
     const openvpn = (sha: string, path: string): ProcessInfo => ({ name: 'openvpn', path, sha256: sha, parent: { name: 'sudo', parent: { name: 'bash', parent: { name: 'Runner.Worker' } } } });
     const genuine = openvpn('a'.repeat(64), '/usr/sbin/openvpn');
-    const renamed = openvpn('b'.repeat(64), '/tmp/openvpn');
+    const renamed = openvpn('b'.repeat(64), '/home/runner/.local/bin/openvpn');
     const events = [
       ...[1, 2, 3, 4].map((r) => call(T, 'deploy', r, TS0 + r, genuine, { domain: 'vpn.acme.example', port: 1194 })),
       ...[5, 6].map((r) => call(T, 'deploy', r, TS0 + r, renamed, { domain: 'c2.evil.example', port: 1194 })),
@@ -279,7 +287,7 @@ storeTest('OpenVPN, whose port is its whole signature: the suggested rule names 
     assert.equal(s.impact.would_suppress, 4);
     assert.equal(s.conditions.process_sha256, 'a'.repeat(64), 'only the binary that reached the server is pinned');
     assert.match(s.rationale, /it also reached endpoint=c2\.evil\.example:1194 \(2\): a rule of their own only for those that are yours/);
-    assert.ok(g.warnings.some((w) => w.startsWith("its binaries reach different servers on openvpn's port, which proves none of them: sha256 aaaaaaaaaaaa (/usr/sbin/openvpn) to vpn.acme.example:1194; sha256 bbbbbbbbbbbb (/tmp/openvpn) to c2.evil.example:1194.")), g.warnings.join('\n'));
+    assert.ok(g.warnings.some((w) => w.startsWith("its binaries reach different servers on openvpn's port, which proves none of them: sha256 aaaaaaaaaaaa (/usr/sbin/openvpn) to vpn.acme.example:1194; sha256 bbbbbbbbbbbb (/home/runner/.local/bin/openvpn) to c2.evil.example:1194.")), g.warnings.join('\n'));
     assert.ok(!(await rules.preview(T, { detection_id: NOC, conditions: s.conditions })).warnings.some((w) => /reaches a server you choose/.test(w)));
     assert.ok(!(await rules.preview(T, { detection_id: NOC, conditions: { process_sha256: 'a'.repeat(64), endpoint: 'vpn.acme.example:1194' } })).warnings.some((w) => /reaches a server you choose/.test(w)));
     const made = await rules.create(T, { detection_id: NOC, conditions: s.conditions }, 't');
