@@ -18,6 +18,6 @@ export async function loadGrantsOption(path: string | undefined): Promise<Grant[
     return loadGrants(path);
   } catch (e) {
     // as for a policy file, but an invalid grants file is a usage error
-    throw new UserError(`--grants ${(e as Error).message}`, fileExit((e as { readErrno?: string }).readErrno, EXIT.USAGE));
+    throw new UserError(`--grants ${(e as Error).message}`, fileExit((e as { readErrno?: string }).readErrno, EXIT.REJECTED));
   }
 }

@@ -5,6 +5,7 @@ import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { resolveConfigPath } from './paths.js';
 import { readYamlText } from './yaml-file.js';
 import { readErrno, readErrorText } from './read-error.js';
+import { dashboardUrlProblem } from '../domain/dashboard.js';
 
 /** egress-triage.yaml: settings shared by every command. All keys are optional. */
 export const ConfigSchema = z
@@ -43,6 +44,9 @@ export function loadConfig(flag?: string, env: NodeJS.ProcessEnv = process.env):
   // Checked here, not only at ingest, so a config that would allow a risky destination fails every
   // command that reads it, with its line.
   const at = (key: string) => file.lineOf([key]);
+  // and a dashboard_url no link can be built on, which only the commands that print links met
+  const urlProblem = parsed.data.dashboard_url === undefined ? null : dashboardUrlProblem(parsed.data.dashboard_url);
+  if (urlProblem) throw new Error(`${path}${at('dashboard_url')}: dashboard_url: ${urlProblem}`);
   let risky;
   try {
     risky = riskyDestinations(parsed.data.risky_destinations);

@@ -88,7 +88,11 @@ test('detections list, stats and baseline show read the store', () => {
     writeFileSync(config, 'dashboard_url: "javascript:alert(1)"\n');
     const cfg = links(['--config', config]);
     assert.equal(cfg.r.status, 1, cfg.r.stderr);
-    assert.match(cfg.r.stderr, /^egress-triage: dashboard_url in the config file: "javascript:alert\(1\)" is not an http or https URL/m);
+    assert.ok(cfg.r.stderr.startsWith(`egress-triage: ${config}:1: dashboard_url: "javascript:alert(1)" is not an http or https URL`), cfg.r.stderr);
+    // checked as the file is read, with its line, by every command that reads it, not only those that print links
+    const stats = runCli(['stats', '--db', db, '--config', config]);
+    assert.equal(stats.status, 1, stats.stderr);
+    assert.ok(stats.stderr.startsWith(`egress-triage: ${config}:1: dashboard_url: `), stats.stderr);
   });
 
 test('bad input gets a clear error and a non-zero exit', () => {

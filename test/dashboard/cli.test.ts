@@ -23,10 +23,10 @@ describe('egress-triage dashboard', () => {
     assert.match(r.stderr, /^egress-triage: --listen: refusing to listen on non-loopback address 0\.0\.0\.0 without bearer tokens/);
   });
 
-  it('names the grant and value of an unknown dashboard permission (USAGE)', () => {
+  it('names the grant and value of an unknown dashboard permission (REJECTED, as any invalid file)', () => {
     const grants = t.file('grants.yaml', 'grants:\n  - { identity: a, token: aaaaaaaaaaaaaaaaaaaa, dashboard: [read, root] }\n');
     const r = runCli(['dashboard', '--db', db, '--grants', grants]);
-    assert.equal(r.status, EXIT.USAGE);
+    assert.equal(r.status, EXIT.REJECTED);
     assert.equal(r.stderr, `egress-triage: --grants ${grants}:2: invalid grants file: grants[0].dashboard[1]: use read, write or approve\n`);
   });
 

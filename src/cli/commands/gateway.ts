@@ -132,8 +132,8 @@ export function register(program: Command): void {
           try {
             config = loadGatewayConfig(opts.config);
           } catch (e) {
-            // as --policy, but an invalid config stays a usage error
-            throw new UserError((e as Error).message, fileExit(e instanceof GatewayConfigError ? e.readErrno : undefined, EXIT.USAGE));
+            // as --policy: an invalid file is rejected input (exit 1), one that cannot be read is not found or I/O
+            throw new UserError((e as Error).message, fileExit(e instanceof GatewayConfigError ? e.readErrno : undefined, EXIT.REJECTED));
           }
           const { host, port } = parseListen(opts.listen ?? '127.0.0.1:8787');
           const grants = await loadGrantsOption(opts.grants);

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { argReadingsFor, policyArgs } from '../../mcp/tool-aliases.js';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
-import { policyFileExit, policyStoreError, UserError } from '../errors.js';
+import { fileExit, policyFileExit, policyStoreError, UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { parseIntOption, requireExistingStore, storeLocation } from '../common.js';
 import { parseAuditFilter } from '../../policy/audit-filter.js';
@@ -18,15 +18,15 @@ import { revealInvisible } from '../../domain/reveal-invisible.js';
 /**
  * `policy init --config`: every registered upstream at once. They are asked concurrently and fail
  * independently: each that answers gets its starter policy at the path the config names, each that
- * does not is reported, and the command exits 2 if any failed (after writing the others).
+ * does not is reported, and the command exits 5 (I/O) if any failed (after writing the others).
  */
 async function initFromConfig(configPath: string, force: boolean): Promise<void> {
-  const [{ loadGatewayConfig }, { listUpstreamTools }] = await Promise.all([import('../../gateway/config.js'), import('../../gateway/connect.js')]);
+  const [{ GatewayConfigError, loadGatewayConfig }, { listUpstreamTools }] = await Promise.all([import('../../gateway/config.js'), import('../../gateway/connect.js')]);
   let config;
   try {
     config = loadGatewayConfig(configPath);
   } catch (e) {
-    throw new UserError((e as Error).message);
+    throw new UserError((e as Error).message, fileExit(e instanceof GatewayConfigError ? e.readErrno : undefined, EXIT.REJECTED));
   }
   const existing = config.upstreams.filter((u) => existsSync(u.policy));
   if (existing.length && !force) throw new UserError(`${existing.map((u) => u.policy).join(', ')} exist(s) (use --force to overwrite)`);
@@ -47,7 +47,8 @@ async function initFromConfig(configPath: string, force: boolean): Promise<void>
     writeFileSync(u.policy, starterPolicy(r.value, `upstream "${u.name}" (${u.url ?? u.command!.join(' ')})`));
     process.stderr.write(`${u.name}: wrote ${u.policy} (${r.value.length} tools)\n`);
   });
-  if (failed.length) throw new UserError(`could not learn ${failed.length} of ${config.upstreams.length} upstream(s): ${failed.join(', ')}`);
+  // a server that cannot be reached is the system refusing, as a store's server is (exit 5)
+  if (failed.length) throw new UserError(`could not learn ${failed.length} of ${config.upstreams.length} upstream(s): ${failed.join(', ')}`, EXIT.IO);
 }
 
 async function loadOrFail(file: string) {
@@ -227,7 +228,7 @@ export function register(program: Command): void {
             : { command: command[0]!, args: command.slice(1) },
         );
       } catch (e) {
-        throw new UserError(`cannot list tools from the server: ${(e as Error).message}`);
+        throw new UserError(`cannot list tools from the server: ${(e as Error).message}`, EXIT.IO);
       }
       const text = starterPolicy(tools, o.upstream ?? command.join(' '));
       if (o.out) {
