@@ -224,14 +224,15 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
 }
 
 /**
- * Package managers and interpreters by normalised name. The agent records the executable a symlink
- * resolves to, so versioned names are what CI hosts really show: Ubuntu's ruby is ruby3.0, its pip
- * may be pip3.12, perl is perl5.34.0.
+ * Package managers, build tools and interpreters by normalised name. The agent records the executable a
+ * symlink resolves to, so versioned names are what CI hosts really show: Ubuntu's ruby is ruby3.0, its
+ * pip may be pip3.12, perl is perl5.34.0. Build tools run plugins from the registry as a package
+ * manager runs install scripts: a Maven, Gradle, NuGet or Go module can start a binary as easily.
  */
 const PACKAGE_MANAGER =
-  /^(npm|npx|yarn|yarnpkg|pnpm|pnpx|corepack|bun|bunx|pip[0-9.]*|pipx|pipenv|poetry|pdm|uv|uvx|conda|mamba|micromamba|easy_install[0-9.-]*|gem[0-9.]*|bundle|bundler|composer|cargo)$/;
+  /^(npm|npx|yarn|yarnpkg|pnpm|pnpx|corepack|bun|bunx|pip[0-9.]*|pipx|pipenv|poetry|pdm|uv|uvx|conda|mamba|micromamba|easy_install[0-9.-]*|gem[0-9.]*|bundle|bundler|composer|cargo|mvn|mvnw|gradle|gradlew|sbt|ant|nuget|dotnet|msbuild|go)$/;
 // Not PowerShell: it is the default shell of `run:` steps on Windows runners, as bash is on Linux.
-const INTERPRETER = /^(node|nodejs|deno|python[0-9.]*w?|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|lua[0-9.]*|luajit)$/;
+const INTERPRETER = /^(node|node[0-9]+|nodejs|deno|python[0-9.]*w?|pypy[0-9.]*|ruby[0-9.]*|jruby|perl[0-9.]*|php[0-9.]*|php-fpm[0-9.]*|php-cgi|lua[0-9.]*|luajit|java)$/;
 
 /** Where the runner keeps the node it runs JavaScript actions with: `<runner>/externals/node20/bin/node`. */
 const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;

@@ -26,7 +26,8 @@ test('the runner’s own node is exempt only at the runner’s layout, started b
 });
 
 test('versioned and less common package managers and interpreters count, as the agent records the executable a symlink resolves to', () => {
-  for (const name of ['ruby3.0', 'perl5.34.0', 'pip3.12', 'pip3.11', 'python3.12', 'pythonw', 'php8.2', 'gem3.0', 'uvx', 'corepack', 'yarnpkg', 'pipenv', 'pdm', 'conda', 'mamba', 'micromamba', 'easy_install-3.8', 'lua5.4', 'luajit']) {
+  for (const name of ['ruby3.0', 'perl5.34.0', 'pip3.12', 'pip3.11', 'python3.12', 'pythonw', 'php8.2', 'gem3.0', 'uvx', 'corepack', 'yarnpkg', 'pipenv', 'pdm', 'conda', 'mamba', 'micromamba', 'easy_install-3.8', 'lua5.4', 'luajit',
+    'java', 'mvn', 'gradle', 'sbt', 'dotnet', 'msbuild', 'nuget', 'go', 'go.exe', 'pypy3', 'php-fpm8.2', 'node20', 'jruby']) {
     assert.equal(suspiciousParent([{ name }, { name: 'bash' }]), normalizeProcessName(name), name);
     assert.equal(suspiciousParent([{ name: 'sudo' }, { name: `/usr/bin/${name}` }]), normalizeProcessName(name), `${name} deeper, by path`);
   }
