@@ -79,6 +79,13 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     const mistyped = cli(['rules', 'create', '--db', at.db, '--tenant', 'defualt', '--condition', 'process=curl', '--condition', 'host=api.github.com', '--yes']);
     assert.equal(mistyped.code, 0, mistyped.err);
     assert.match(mistyped.err, note('defualt'));
+    // as text: what the rule is, without an empty description or an update time that is its creation
+    assert.match(mistyped.out, /^rule_id: {5}\S+\ndetection: {3}New-Outbound-Network-Call\nname: {8}.+\nconditions: {2}process=curl host=api\.github\.com\ncreated: {5}\S+ by cli:\S+\nsuppressed 0 detection\(s\)\n$/);
+    const described = cli(['rules', 'get', c.rule.rule_id, ...base]);
+    assert.doesNotMatch(described.out, /^(description|updated):/m);
+    const renamedText = cli(['rules', 'update', c.rule.rule_id, ...base, '--description', 'mesh peers of the deploy jobs']);
+    assert.equal(renamedText.code, 0, renamedText.err);
+    assert.match(renamedText.out, /^description: mesh peers of the deploy jobs\n[\s\S]*^updated: {5}\S+\n/m);
     assert.doesNotMatch(created.err, /note:/, 'the tenant has data: no note');
     // a new name moves no detection: no --yes asked; a change of what it matches still asks
     const renamed = cli(['rules', 'update', c.rule.rule_id, ...base, '--name', 'mesh peers', '--json']);

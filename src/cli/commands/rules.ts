@@ -63,16 +63,17 @@ function conditionsText(c: RuleConditions): string {
     .join(' ');
 }
 
+/** A rule as text: an empty description and an update time that is the creation time say nothing, and are left out (--json keeps every field). */
 function printRule(r: SuppressionRule): void {
   process.stdout.write(
     [
       `rule_id:     ${r.rule_id}`,
       `detection:   ${r.id}`,
       `name:        ${r.name}`,
-      `description: ${r.description}`,
+      ...(r.description ? [`description: ${r.description}`] : []),
       `conditions:  ${conditionsText(r.conditions)}`,
       `created:     ${r.created_on} by ${r.created_by}`,
-      `updated:     ${r.updated_on}`,
+      ...(r.updated_on !== r.created_on ? [`updated:     ${r.updated_on}`] : []),
     ].join('\n') + '\n',
   );
 }
