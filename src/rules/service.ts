@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
-import { parseIpRange } from '../domain/ip.js';
+import { ipv4Images, parseIpRange } from '../domain/ip.js';
 import {
   RuleError,
   compileRule,
@@ -355,11 +355,14 @@ export class RulesService {
     }
     if (c.ip_address !== undefined && c.ip_address !== '*' && rule.ip) {
       // an address or CIDR range by overlap, a glob by the addresses it could match: sharing one
-      // address with a never-suppress range is enough
+      // address with a never-suppress range is enough, in any spelling a transition prefix gives it
+      // (64:ff9b::2d3d:880e is 45.61.136.14 through NAT64, as ingest and the suppressor read it)
       const own = parseIpRange(c.ip_address);
       for (const e of this.risky.cidrRanges()) {
-        if (own ? own.overlaps(e) : e.mayMatch(rule.ip, c.ip_address)) {
-          return `ip_address="${c.ip_address}" covers addresses of the never-suppress range ${e.source}`;
+        for (const r of [e, ...ipv4Images(e)]) {
+          if (own ? own.overlaps(r) : r.mayMatch(rule.ip, c.ip_address)) {
+            return `ip_address="${c.ip_address}" covers addresses of the never-suppress range ${e.source}${r === e ? '' : ` (as ${r.source})`}`;
+          }
         }
       }
     }

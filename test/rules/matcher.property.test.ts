@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compileRule, conditionReading, hasEffectiveCondition, matchSubject, RuleError } from '../../src/rules/matcher.js';
 import { neverSuppress, ImpostorSet, serverlessDaemonNames, unpinnedDaemonNames } from '../../src/rules/guards.js';
-import { PORT_ONLY_PROCESS_NAMES, VPN_PROCESS_NAMES } from '../../src/analysis/vpn-signatures.js';
+import { PORT_ONLY_PROCESS_NAMES, VPN_PROCESS_NAMES, VPN_SIGNATURES } from '../../src/analysis/vpn-signatures.js';
+import { parseIpRange } from '../../src/domain/ip.js';
 import { BUILTIN_RISKY_DESTINATIONS, RiskyDestinations } from '../../src/analysis/risky-destinations.js';
 import type { DetectionSubject } from '../../src/domain/subject.js';
 import type { RuleConditions } from '../../src/rules/types.js';
@@ -247,7 +248,7 @@ test('property: the never-suppress guard agrees with a brute-force reference (ri
   );
 });
 
-test('property: a preview warns of exactly the VPN daemon names a rule covers by name alone (no hash, no destination narrows it), and of the port-only daemons it covers with no destination', () => {
+test('property: a preview warns of exactly the VPN daemon names a rule covers by name alone (no hash, no destination that names a server or stays in the daemon\'s signature), and of the port-only daemons it covers with no destination', () => {
   const processArb = fc.oneof(globOf([...PROCS, 'cloudflared', 'wg-quick', 'openvpn']), fc.constantFrom('*', 'tail*', '*d', 'TAILSCALED', 'wireguard*'));
   fc.assert(
     fc.property(conditionsArb, processArb, fc.boolean(), (rnd, process, withProcess) => {
@@ -260,24 +261,31 @@ test('property: a preview warns of exactly the VPN daemon names a rule covers by
         if (e instanceof RuleError) return;
         throw e;
       }
-      const names = (v: string) => v !== '*' && (!/[*?]/.test(v) || /[a-z0-9]/i.test(v)) && !/\/0$/.test(v);
-      const narrowed = ['process_sha256', 'endpoint', 'host', 'ip_address'].some((k) => c[k as keyof RuleConditions] !== undefined && names(c[k as keyof RuleConditions]!));
-      const want = c.process === undefined || c.process === '*' || narrowed ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
-      assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
-      // a daemon whose port is its whole signature needs a server whether or not a hash pins it: a
-      // host written out (no * or ?), an address, or a range of /24 or narrower
+      // a server named: a host written out (no * or ?), an address, or a range of /24 or narrower
       const written = (h: string) => !/[*?]/.test(h);
       const toServer =
         (c.endpoint !== undefined && written(c.endpoint.split(':')[0]!)) ||
         (c.host !== undefined && written(c.host)) ||
         (c.ip_address !== undefined && (/^[\d.]+$/.test(c.ip_address) || /\/(2[4-9]|3[0-2])$/.test(c.ip_address)));
+      // or a destination inside the daemon's own signature: one of its ranges, or one of its domain patterns as written
+      const inSignature = (name: string) => {
+        const sig = VPN_SIGNATURES.find((s) => s.names.includes(name))!;
+        const range = c.ip_address === undefined ? null : parseIpRange(c.ip_address);
+        const ownRange = range !== null && sig.cidrs.some((x) => parseIpRange(x)!.prefixLength <= range.prefixLength && parseIpRange(x)!.contains(range.first));
+        const ownHost = [c.host, c.endpoint?.split(':')[0]].some((h) => h !== undefined && sig.domains.includes(h.toLowerCase()));
+        return ownRange || ownHost;
+      };
+      const pinned = c.process_sha256 !== undefined || toServer;
+      const want = c.process === undefined || c.process === '*' || pinned ? [] : VPN_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n) && !inSignature(n));
+      assert.deepEqual(unpinnedDaemonNames(rule, VPN_PROCESS_NAMES), want, JSON.stringify(c));
+      // a daemon whose port is its whole signature needs a server whether or not a hash pins it
       const wantServerless = c.process === undefined || c.process === '*' || toServer ? [] : PORT_ONLY_PROCESS_NAMES.filter((n) => glob(c.process!.replace(/\.exe$/i, ''), n));
       assert.deepEqual(serverlessDaemonNames(rule, PORT_ONLY_PROCESS_NAMES), wantServerless, JSON.stringify(c));
     }),
     { numRuns: 2000 },
   );
-  // a destination condition that names nothing narrows nothing
-  for (const extra of [{ ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }, { host: '*.*' }]) {
+  // a destination condition that names nothing narrows nothing, nor one that takes any server: half the Internet, an address glob, the daemon's port
+  for (const extra of [{ ip_address: '0.0.0.0/0' }, { endpoint: '*:*' }, { host: '*.*' }, { ip_address: '0.0.0.0/1' }, { ip_address: '1*' }, { endpoint: '*:41641' }]) {
     assert.deepEqual(unpinnedDaemonNames(compileRule(TYPE, { process: 'tailscaled', ...extra }), VPN_PROCESS_NAMES), ['tailscaled'], JSON.stringify(extra));
     assert.deepEqual(serverlessDaemonNames(compileRule(TYPE, { process: 'openvpn', process_sha256: 'a'.repeat(64), ...extra }), PORT_ONLY_PROCESS_NAMES), ['openvpn'], JSON.stringify(extra));
   }

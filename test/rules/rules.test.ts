@@ -197,7 +197,10 @@ storeTest('never-suppress ranges: a rule address, range or glob sharing any addr
     await ingestCalls(at, store, T, fixture());
     const svc = new RulesService(store, { extraRiskyDestinations: ['203.0.113.0/24', '2001:db8:bad::/48'] });
     const snapshot = await statusCounts(at);
-    for (const ip_address of ['203.0.113.7', '203.0.113.128/25', '203.0.0.0/16', '203.0.113.1?', '::ffff:203.0.113.9', '2001:db8:bad::1', '2001:db8::/32']) {
+    // ...and the same addresses through a transition prefix, as ingest reads them: NAT64 (well-known and
+    // local-use), IPv4-compatible, 6to4, a range or glob over them
+    const transition = ['64:ff9b::cb00:7107', '64:ff9b::/96', '64:ff9b:1::cb00:7109', '::cb00:7107', '2002:cb00:7107::1', '2002::/16', '64:ff9b::cb00:71*'];
+    for (const ip_address of ['203.0.113.7', '203.0.113.128/25', '203.0.0.0/16', '203.0.113.1?', '::ffff:203.0.113.9', '2001:db8:bad::1', '2001:db8::/32', ...transition]) {
       for (const conditions of [{ process: 'tailscaled', ip_address }, { ip_address, repo: 'web' }]) {
         await assert.rejects(
           svc.preview(T, { detection_id: NOC, conditions }).then(() => svc.create(T, { detection_id: NOC, conditions }, 't')),
@@ -209,7 +212,7 @@ storeTest('never-suppress ranges: a rule address, range or glob sharing any addr
     assert.deepEqual(await statusCounts(at), snapshot);
     assert.equal((await svc.list(T)).length, 0);
     // next to the ranges but outside them: accepted
-    for (const ip_address of ['203.0.114.0/24', '203.0.112.*', '100.64.0.0/10', '2001:db8:bae::/48']) {
+    for (const ip_address of ['203.0.114.0/24', '203.0.112.*', '100.64.0.0/10', '2001:db8:bae::/48', '64:ff9b::cb00:7207', '2002:cb00:7207::/48']) {
       await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address } }, 't');
     }
   } finally {
