@@ -45,7 +45,7 @@ test('a baseline edit waits for an open ingest transaction instead of deadlockin
       await ti.write(batch(lease.token, lease.ttlMs, v, { jobStates: [{ ref: read.jobs[0]!.ref, completedRuns: 1, openRun: null }] }));
       await scope.commit();
       committed = true;
-      assert.deepEqual(await edit, { jobs: [{ workflow: '.github/workflows/ci.yml', job: 'build' }] });
+      assert.deepEqual(await edit, { jobs: [{ workflow: '.github/workflows/ci.yml', job: 'build' }], learned: [] });
       const after = await port.beginSource({ atomic: false });
       const now = (await (await after.tenant('acme')).read({ jobs: [], runs: [], observations: [] })).versions;
       await after.rollback();
