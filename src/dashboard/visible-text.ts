@@ -11,8 +11,9 @@ import { revealInvisible as reveal } from '../domain/reveal-invisible.js';
  * format or default-ignorable character (the set normalizeProcessName strips) is drawn as
  * "⟨U+202E⟩" where it sits; tab and line breaks stay (policy text, arguments).
  *
- * Only text is changed, never attributes: form fields, data-* and link targets keep the exact stored
- * value, so a filter or a form posted from the page still names the very string stored.
+ * Text is changed, and the attributes that are text for a person (`aria-label`, read out by a screen
+ * reader, and `title`, a tooltip); never the others: form fields, data-* and link targets keep the
+ * exact stored value, so a filter or a form posted from the page still names the very string stored.
  */
 
 export function revealInvisible(text: string): string {
@@ -24,6 +25,9 @@ function revealChildren(children: unknown): unknown {
   if (Array.isArray(children)) return children.map(revealChildren);
   return children;
 }
+
+/** Attributes a person reads (or hears): revealed as text is. */
+const PERSON_READ_ATTRIBUTES = ['aria-label', 'title'] as const;
 
 let installed = false;
 
@@ -38,8 +42,9 @@ export function installVisibleText(): void {
   const previous = options.vnode;
   options.vnode = (vnode: VNode) => {
     if (typeof vnode.type === 'string') {
-      const props = vnode.props as { children?: unknown };
+      const props = vnode.props as Record<string, unknown> & { children?: unknown };
       if (props.children !== undefined) props.children = revealChildren(props.children);
+      for (const a of PERSON_READ_ATTRIBUTES) if (typeof props[a] === 'string') props[a] = revealInvisible(props[a]);
     }
     previous?.(vnode);
   };

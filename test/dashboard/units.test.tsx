@@ -115,3 +115,26 @@ describe('dashboard pure parts', () => {
     assert.match(html, /<span class="value">3<\/span><span class="label">jobs with a baseline<\/span>/);
   });
 });
+
+describe('invisible characters in what a person reads', () => {
+  it('are revealed in text, aria-label and title, and kept exactly in form values and data attributes', async () => {
+    const { installVisibleText } = await import('../../src/dashboard/visible-text.js');
+    installVisibleText();
+    const name = '\u202Edelacsliat';
+    const html = renderToString(
+      <form aria-label={`Expect an endpoint in ${name}`}>
+        <input type="hidden" name="job" value={name} />
+        <button type="submit" title={`tail\u200bscaled`} data-process={name} aria-label={`Approve ${name}`}>
+          {name}
+        </button>
+      </form>,
+    );
+    assert.match(html, /<form aria-label="Expect an endpoint in ⟨U\+202E⟩delacsliat">/);
+    assert.match(html, /title="tail⟨U\+200B⟩scaled"/);
+    assert.match(html, /aria-label="Approve ⟨U\+202E⟩delacsliat"/);
+    assert.match(html, />⟨U\+202E⟩delacsliat<\/button>/);
+    // posted and filtered values stay the stored string
+    assert.ok(html.includes(`value="${name}"`), html);
+    assert.ok(html.includes(`data-process="${name}"`), html);
+  });
+});
