@@ -162,7 +162,21 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     return { params: [], pathKnown };
   }
 
+  /**
+   * A page that fails is the dashboard's own 500, with its security headers, not the listener's
+   * JSON-RPC error for the MCP endpoint. The cause goes to the server log, never to the page.
+   */
   async function handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    try {
+      await answer(req, res, pathname);
+    } catch (e) {
+      log(`dashboard ${req.method ?? 'GET'} ${pathname} failed: ${(e as Error).stack ?? (e as Error).message}`);
+      if (res.headersSent) return void res.destroy();
+      send(res, 500, 'text/plain; charset=utf-8', 'Internal error: the dashboard could not answer this request; the server log says why.');
+    }
+  }
+
+  async function answer(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const url = new URL(req.url ?? '/', 'http://dashboard.invalid');
 

@@ -138,3 +138,29 @@ describe('invisible characters in what a person reads', () => {
     assert.ok(html.includes(`data-process="${name}"`), html);
   });
 });
+
+describe('a page that fails', () => {
+  it('is the dashboard\'s own 500, with its security headers and no cause on the page (the cause goes to the log)', async () => {
+    const { createServer } = await import('node:http');
+    const { createDashboard } = await import('../../src/dashboard/app.js');
+    // a store whose every read fails, as a damaged or vanished one does
+    const failing = (): unknown => new Proxy({}, { get: () => () => { throw new Error('disk on fire at /secret/path'); } });
+    const store = new Proxy({}, { get: (_t, k) => (k === 'then' ? undefined : failing()) }) as unknown as DashboardStore;
+    const logged: string[] = [];
+    const dash = createDashboard({ store, tenant: 'default', grants: [], log: (l) => logged.push(l) });
+    const server = createServer((req, res) => void dash.handle(req, res, new URL(req.url ?? '/', 'http://x').pathname));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as { port: number };
+      const r = await fetch(`http://127.0.0.1:${port}/`);
+      const body = await r.text();
+      assert.equal(r.status, 500);
+      assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY');
+      assert.equal(body, 'Internal error: the dashboard could not answer this request; the server log says why.');
+      assert.ok(logged.some((l) => l.startsWith('dashboard GET / failed: Error: disk on fire')), logged.join('\n'));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
