@@ -160,9 +160,10 @@ export function parseIpRange(source: string): IpRange | null {
 
 /**
  * The IPv6 ranges that carry the addresses of an IPv4 range by a transition prefix, as embeddedIpv4
- * reads them back: NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), IPv4-compatible (::/96)
- * and 6to4 (2002::/16). Empty for an IPv6 range. Teredo and ISATAP are left out: their IPv4 address
- * sits beside bits a range cannot fix (a server address, any /64), so no prefix holds it.
+ * reads them back: NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), IPv4-compatible (::/96),
+ * SIIT (::ffff:0:0/96) and 6to4 (2002::/16). Empty for an IPv6 range. Teredo and ISATAP are left
+ * out: their IPv4 address sits beside bits a range cannot fix (a server address, any /64), so no
+ * prefix holds it.
  */
 export function ipv4Images(range: IpRange): IpRange[] {
   if (range.first.includes(':')) return [];
@@ -171,9 +172,14 @@ export function ipv4Images(range: IpRange): IpRange[] {
   const hex = (hi: number, lo: number) => ((hi << 8) | lo).toString(16);
   // in hex: written dotted, `::203.0.113.0` would read as the IPv4 address itself
   const low = `${hex(a, b)}:${hex(c, d)}`;
-  return [`64:ff9b::${low}/${96 + p}`, `64:ff9b:1::${low}/${96 + p}`, `::${low}/${96 + p}`, `2002:${low}::/${16 + p}`]
+  return [`64:ff9b::${low}/${96 + p}`, `64:ff9b:1::${low}/${96 + p}`, `::${low}/${96 + p}`, `::ffff:0:${low}/${96 + p}`, `2002:${low}::/${16 + p}`]
     .map((s) => parseIpRange(s))
     .filter((r): r is IpRange => r !== null);
+}
+
+/** Whether mayMatch answers a range exactly (it enumerates at most 65,536 addresses) rather than "it may". */
+export function isEnumerable(range: IpRange): boolean {
+  return (range.first.includes(':') ? 128 : 32) - range.prefixLength <= ENUMERABLE_BITS;
 }
 
 function addressText(a: ipaddr.IPv4 | ipaddr.IPv6): string {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { riskyDestinations, type RiskyDestinations } from '../analysis/risky-destinations.js';
-import { ipv4Images, parseIpRange } from '../domain/ip.js';
+import { ipv4Images, isEnumerable, parseIpRange } from '../domain/ip.js';
 import {
   RuleError,
   compileRule,
@@ -359,8 +359,11 @@ export class RulesService {
       // (64:ff9b::2d3d:880e is 45.61.136.14 through NAT64, as ingest and the suppressor read it)
       const own = parseIpRange(c.ip_address);
       for (const e of this.risky.cidrRanges()) {
+        // A glob is tried on a transition spelling only where it can be enumerated: a 6to4 image is a
+        // /48 at least, and "may match" there would refuse every IPv6 glob (2606:4700:*) for one
+        // IPv4 entry. A wide image is judged on the stored calls, as ingest reads them.
         for (const r of [e, ...ipv4Images(e)]) {
-          if (own ? own.overlaps(r) : r.mayMatch(rule.ip, c.ip_address)) {
+          if (own ? own.overlaps(r) : (r === e || isEnumerable(r)) && r.mayMatch(rule.ip, c.ip_address)) {
             return `ip_address="${c.ip_address}" covers addresses of the never-suppress range ${e.source}${r === e ? '' : ` (as ${r.source})`}`;
           }
         }

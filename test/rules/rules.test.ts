@@ -199,7 +199,7 @@ storeTest('never-suppress ranges: a rule address, range or glob sharing any addr
     const snapshot = await statusCounts(at);
     // ...and the same addresses through a transition prefix, as ingest reads them: NAT64 (well-known and
     // local-use), IPv4-compatible, 6to4, a range or glob over them
-    const transition = ['64:ff9b::cb00:7107', '64:ff9b::/96', '64:ff9b:1::cb00:7109', '::cb00:7107', '2002:cb00:7107::1', '2002::/16', '64:ff9b::cb00:71*'];
+    const transition = ['64:ff9b::cb00:7107', '64:ff9b::/96', '64:ff9b:1::cb00:7109', '::cb00:7107', '::ffff:0:cb00:7107', '2002:cb00:7107::1', '2002::/16', '64:ff9b::cb00:71*'];
     for (const ip_address of ['203.0.113.7', '203.0.113.128/25', '203.0.0.0/16', '203.0.113.1?', '::ffff:203.0.113.9', '2001:db8:bad::1', '2001:db8::/32', ...transition]) {
       for (const conditions of [{ process: 'tailscaled', ip_address }, { ip_address, repo: 'web' }]) {
         await assert.rejects(
@@ -215,6 +215,13 @@ storeTest('never-suppress ranges: a rule address, range or glob sharing any addr
     for (const ip_address of ['203.0.114.0/24', '203.0.112.*', '100.64.0.0/10', '2001:db8:bae::/48', '64:ff9b::cb00:7207', '2002:cb00:7207::/48']) {
       await svc.create(T, { detection_id: NOC, conditions: { process: 'tailscaled', ip_address } }, 't');
     }
+    // with IPv4 entries only, an IPv6 glob elsewhere is no transition spelling of them: a 6to4 image
+    // is a /48, too wide to enumerate, and "it may match" would refuse every IPv6 glob
+    const v4Only = new RulesService(store, { extraRiskyDestinations: ['203.0.113.9'] });
+    for (const ip_address of ['2606:4700:*', 'fe80::*']) {
+      assert.equal((await v4Only.preview(T, { detection_id: NOC, conditions: { process: 'curl', ip_address } })).refused_reason, null, ip_address);
+    }
+    assert.match((await v4Only.preview(T, { detection_id: NOC, conditions: { process: 'curl', ip_address: '64:ff9b::cb00:71*' } })).refused_reason ?? '', /never-suppress range 203\.0\.113\.9 \(as 64:ff9b::cb00:7109\/128\)/);
   } finally {
     await store.close();
   }
