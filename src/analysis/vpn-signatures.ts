@@ -254,11 +254,21 @@ const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
  */
 export function temporaryDirectory(path: string | null | undefined): string | null {
   if (!path) return null;
-  const p = posix.normalize(path.replace(/\\/g, '/')).toLowerCase();
-  const m = TEMP_DIR.exec(p);
+  let p = path.replace(/\\/g, '/').toLowerCase();
+  // Windows names one file many ways: the \\?\ and \??\ prefixes, a UNC share of a drive
+  // (\\host\C$\), a device path (\Device\HarddiskVolume3\); each is a drive root here
+  p = p.replace(/^\/\/[?.]\/(?:unc\/[^/]+\/([a-z])\$\/)?/, (_m, d: string | undefined) => (d ? `${d}:/` : ''));
+  p = p.replace(/^\/\?\?\//, '');
+  p = p.replace(/^\/\/[^/]+\/([a-z])\$\//, '$1:/');
+  p = p.replace(/^\/device\/harddiskvolume\d+\//, 'c:/');
+  p = posix.normalize(p);
+  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p);
   return m ? m[0] : null;
 }
-const TEMP_DIR = /^(?:\/private)?\/tmp\/|^\/var\/tmp\/|^\/dev\/shm\/|^\/private\/var\/folders\/|^[a-z]:\/(?:windows\/)?temp\/|^[a-z]:\/users\/[^/]+\/appdata\/local\/temp\//;
+const TEMP_DIR =
+  /^(?:\/private)?\/tmp\/|^(?:\/private)?\/var\/tmp\/|^\/dev\/shm\/|^\/run\/shm\/|^(?:\/private)?\/var\/folders\/|^[a-z]:\/(?:windows\/)?(?:system)?temp\//;
+/** Any account's temporary folder, at any depth (a service account's is under C:\Windows\ServiceProfiles), 8.3 names too. */
+const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/temp\//;
 
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
   for (const [i, link] of chain.entries()) {

@@ -303,6 +303,15 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     ['/usr/bin/../../tmp/twingated', '/tmp/'], ['//tmp//twingated', '/tmp/'], ['/private/tmp/twingated', '/private/tmp/'],
     ['/private/var/folders/xy/T/twingated', '/private/var/folders/'], ['C:\\Windows\\Temp\\twingated.exe', 'c:/windows/temp/'],
     ['C:\\Users\\runneradmin\\AppData\\Local\\Temp\\twingated.exe', 'c:/users/runneradmin/appdata/local/temp/'],
+    // the other spellings of the same places: macOS's $TMPDIR as it is written, Linux's /run/shm, and
+    // Windows' prefixes, shares, device paths, service accounts' folders and 8.3 names
+    ['/var/folders/ab/cd/T/twingated', '/var/folders/'], ['/private/var/tmp/twingated', '/private/var/tmp/'], ['/run/shm/twingated', '/run/shm/'],
+    ['\\\\?\\C:\\Users\\runneradmin\\AppData\\Local\\Temp\\t.exe', 'c:/users/runneradmin/appdata/local/temp/'],
+    ['\\??\\C:\\Windows\\Temp\\t.exe', 'c:/windows/temp/'], ['\\\\localhost\\C$\\Windows\\Temp\\t.exe', 'c:/windows/temp/'],
+    ['\\\\?\\UNC\\srv\\D$\\Windows\\Temp\\t.exe', 'd:/windows/temp/'], ['\\Device\\HarddiskVolume3\\Windows\\Temp\\t.exe', 'c:/windows/temp/'],
+    ['C:\\Windows\\SystemTemp\\t.exe', 'c:/windows/systemtemp/'],
+    ['C:\\Windows\\ServiceProfiles\\NetworkService\\AppData\\Local\\Temp\\t.exe', 'c:/windows/serviceprofiles/networkservice/appdata/local/temp/'],
+    ['C:\\Users\\RUNNER~1\\APPDAT~1\\Local\\Temp\\t.exe', 'c:/users/runner~1/appdat~1/local/temp/'],
   ] as const) {
     assert.equal(fromTemp(path), `runs from ${dir}, a temporary directory no installer puts twingate in`, path);
   }
