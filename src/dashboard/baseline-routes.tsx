@@ -143,8 +143,10 @@ function editRoute(action: 'expect' | 'unexpect'): Route {
             </ConfirmPage>,
           );
         }
-        const res = action === 'expect' ? await expectEndpoint(r.store.baselines, r.tenant, req, risky) : await unexpectEndpoint(r.store.baselines, r.tenant, req);
-        return page(<BaselineEditedPage ctx={r.ctx} d={{ action, endpoint: req.endpoint, jobs: res.jobs, backHref: back }} />);
+        const res: { jobs: { workflow: string; job: string }[]; learned?: { workflow: string; job: string }[] } =
+          action === 'expect' ? await expectEndpoint(r.store.baselines, r.tenant, req, risky) : await unexpectEndpoint(r.store.baselines, r.tenant, req);
+        const learned = res.learned;
+        return page(<BaselineEditedPage ctx={r.ctx} d={{ action, endpoint: req.endpoint, jobs: res.jobs, learned, backHref: back }} />);
       } catch (e) {
         if (e instanceof BaselineEditError) {
           if (e.code === 'refused_risky') return page(<BaselineRefusedPage ctx={r.ctx} endpoint={req.endpoint} reason={e.message} backHref={back} />, 422);

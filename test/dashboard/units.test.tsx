@@ -164,3 +164,16 @@ describe('a page that fails', () => {
     }
   });
 });
+
+describe('baseline changed page', () => {
+  it('says which jobs had already learned the endpoint an expect left alone', async () => {
+    const { BaselineEditedPage } = await import('../../src/dashboard/pages/baselines.js');
+    const html = renderToString(
+      <BaselineEditedPage ctx={ctx} d={{ action: 'expect', endpoint: 'api.github.com:443', jobs: [], learned: [{ workflow: 'ci.yml', job: 'a' }, { workflow: 'ci.yml', job: 'b' }], backHref: '/baselines' }} />,
+    );
+    assert.match(html, /<code>api\.github\.com:443<\/code> is now expected in 0 job\(s\)\./);
+    assert.match(html, /2 other job\(s\) had already learned it from their runs: left as learned, so undoing the expect will not take it\s+from them\./);
+    const plain = renderToString(<BaselineEditedPage ctx={ctx} d={{ action: 'expect', endpoint: 'x.example:443', jobs: [{ workflow: 'ci.yml', job: 'a' }], learned: [], backHref: '/baselines' }} />);
+    assert.doesNotMatch(plain, /already learned/);
+  });
+});

@@ -168,6 +168,8 @@ export interface BaselineEditedData {
   action: 'expect' | 'unexpect';
   endpoint: string;
   jobs: { workflow: string; job: string }[];
+  /** expect: the jobs whose runs had already put it in their baseline, left as learned */
+  learned?: { workflow: string; job: string }[];
   backHref: string;
 }
 
@@ -179,6 +181,12 @@ export function BaselineEditedPage({ ctx, d }: { ctx: PageContext; d: BaselineEd
       <p class="notice" role="status">
         <code>{d.endpoint}</code> is {verb} in {formatCount(d.jobs.length)} job(s).
       </p>
+      {d.learned?.length ? (
+        <p>
+          {formatCount(d.learned.length)} other job(s) had already learned it from their runs: left as learned, so undoing the expect will not take it
+          from them.
+        </p>
+      ) : null}
       <p>
         <a href={d.backHref}>Back to the baseline</a>
       </p>
