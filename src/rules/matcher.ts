@@ -276,9 +276,12 @@ export function validateConditions(raw: unknown): RuleConditions {
     // A job or workflow name holds spaces (a matrix leg is `test (3.11)`), so these two keys take an
     // ASCII space inside the value; no key takes any other blank, which could pass for a space.
     const refused = SPACED_KEYS.has(k) ? /[\u0000-\u001f\u007f]|(?! )\s/ : /[\u0000-\u001f\u007f\s]/;
-    if (refused.test(value)) {
+    const bad = refused.exec(value);
+    if (bad) {
       const what = SPACED_KEYS.has(k) ? 'control characters and blanks other than a space are' : 'whitespace and control characters are';
-      throw new RuleError('invalid_condition', `condition ${k}="${value}": ${what} not allowed`);
+      // named by code point: a no-break space or a tab prints as a space
+      const at = `U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at character ${bad.index + 1}`;
+      throw new RuleError('invalid_condition', `condition ${k}="${value}": ${what} not allowed (${at})`);
     }
     out[k as ConditionKey] = value;
   }
