@@ -80,7 +80,7 @@ export interface SourceSummary {
   rejectedByReason: Record<string, number>;
   /**
    * Records read but not stored as calls, or stored with a caveat, by kind: dns-records,
-   * named-by-dns, skipped-not-egress, direction-uncertain, skipped-no-destination, skipped-not-network, process-events,
+   * blank-lines, named-by-dns, skipped-not-egress, direction-uncertain, skipped-no-destination, skipped-not-network, process-events,
    * hash-not-a-hash, zero-time-took-previous, dns-unusable, domain-unusable, reverse-dns-name-ignored, named-by-risky-request-name,
    * renamed-risky-by-dns, parent-chain-cut, risky-lookup
    * (docs/ingest-and-baselines.md).

@@ -129,7 +129,11 @@ export class RecordParser {
         const to = ends[i]!;
         out.records++;
         this.pending = false;
-        if (from === to) continue;
+        // a blank line is read, so counted among the records, and said, so the summary adds up
+        if (from === to) {
+          out.notes['blank-lines'] = (out.notes['blank-lines'] ?? 0) + 1;
+          continue;
+        }
         if (fastPath && this.adapter?.format === 'native' && this.knownRepeat(buf, from, to)) {
           out.repeats++;
           continue;
@@ -141,7 +145,10 @@ export class RecordParser {
           out.notes['invalid-utf8'] = (out.notes['invalid-utf8'] ?? 0) + 1;
           this.pending = false;
         }
-        if (text.trim() === '') continue;
+        if (text.trim() === '') {
+          out.notes['blank-lines'] = (out.notes['blank-lines'] ?? 0) + 1;
+          continue;
+        }
         const lineNo = firstLine + i;
         let value: unknown;
         try {

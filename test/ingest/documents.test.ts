@@ -86,6 +86,13 @@ storeTest('a UTF-8 byte order mark before the first record is accepted (NDJSON a
   assert.ok(out.sources[1]!.accepted > 0);
 });
 
+storeTest('blank lines in NDJSON are read, counted among the records and said as a note, so the summary adds up', async ({ db }) => {
+  const [a, b] = readFileSync('test/fixtures/harden-runner/agent.log', 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const nd = file(`${a}\n\n   \n${b}\r\n\t\n`, '.log');
+  const s = ingest(db, [nd], HR_CTX).out.sources[0]! as unknown as { records: number; accepted: number; duplicates: number; rejected: number; notes: Record<string, number> };
+  assert.deepEqual([s.records, s.accepted + s.duplicates, s.rejected, s.notes['blank-lines']], [5, 2, 0, 3]);
+});
+
 async function* chunked(text: string, cuts: number[]): AsyncGenerator<Buffer> {
   const buf = Buffer.from(text);
   let at = 0;
