@@ -238,14 +238,6 @@ const INTERPRETER = /^(node|node[0-9]+|nodejs|deno|python[0-9.]*w?|pypy[0-9.]*|r
 const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
 
 /**
- * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how
- * CI actions start VPN daemons: it is how a postinstall script or a dropped payload runs. The runner's
- * own bundled node, which runs JavaScript actions such as OpenVPN connect actions, is not counted:
- * a `node` at the runner's layout (`.../externals/node20/bin/node`) started by Runner.Worker, or the
- * last link known. The path is the process's own claim, so the exemption is as narrow as the layout:
- * any other interpreter, a node elsewhere, or one started by anything but the worker counts.
- */
-/**
  * The temporary directory a binary runs from, or null. No installer puts a VPN daemon where anyone
  * can write and nothing outlives a reboot (the Tailscale action copies tailscaled to /usr/local/bin,
  * packages install to /usr/bin or /usr/sbin, Windows to Program Files); a dropped payload runs from
@@ -270,6 +262,14 @@ const TEMP_DIR =
 /** Any account's temporary folder, at any depth (a service account's is under C:\Windows\ServiceProfiles), 8.3 names too. */
 const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/temp\//;
 
+/**
+ * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how
+ * CI actions start VPN daemons: it is how a postinstall script or a dropped payload runs. The runner's
+ * own bundled node, which runs JavaScript actions such as OpenVPN connect actions, is not counted:
+ * a `node` at the runner's layout (`.../externals/node20/bin/node`) started by Runner.Worker, or the
+ * last link known. The path is the process's own claim, so the exemption is as narrow as the layout:
+ * any other interpreter, a node elsewhere, or one started by anything but the worker counts.
+ */
 export function suspiciousParent(chain: { name: string; path?: string | null }[]): string | null {
   for (const [i, link] of chain.entries()) {
     const n = normalizeProcessName(link.name);

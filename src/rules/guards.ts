@@ -121,10 +121,10 @@ export interface RuleShape {
 /**
  * The VPN / mesh daemon names a rule covers by name alone: its process condition matches them, and
  * neither a process_sha256 nor a destination condition narrows it (pinsDestination: a range as wide
- * as half the Internet does not). Such a rule also silences any
- * binary renamed to one of those names that has shown no contradicting call yet (one calling only
- * direct IPs, say): the name proves nothing (the analysis suggests no rule without a hash for the same
- * reason). Empty when the rule is pinned or names no daemon.
+ * as half the Internet does not). Such a rule also silences any binary renamed to one of those names
+ * that has shown no contradicting call yet (one calling only direct IPs, say): the name proves nothing
+ * (the analysis suggests no rule without a hash for the same reason). Empty when the rule is pinned
+ * or names no daemon.
  */
 export function unpinnedDaemonNames(r: RuleShape, daemonNames: readonly string[]): string[] {
   if (r.process === null || r.sha256) return [];
