@@ -243,3 +243,24 @@ test('an answer names the connection of its job run however the owner and repo a
     t.cleanup();
   }
 });
+
+test('a field written both dotted and nested with different values is refused, not read one way: either could be a risky destination', async () => {
+  const t = tempDir('egress-triage-ecs-twins-');
+  try {
+    const labels = { owner: 'o', repo: 'r', workflow: 'w.yml', job: 'j', run_id: '1' };
+    const doc = (at: number, extra: object) =>
+      JSON.stringify({ '@timestamp': `2026-11-02T10:00:0${at}Z`, event: { category: 'network' }, destination: { ip: '1.1.1.1', port: 443, domain: 'x.example' }, process: { name: 'curl' }, labels, ...extra });
+    const file = t.file('twins.ndjson', [
+      doc(1, { 'destination.domain': 'webhook.site' }),
+      doc(2, { 'destination.domain': 'x.example' }),
+      // a null in one spelling hides nothing, as before
+      JSON.stringify({ '@timestamp': '2026-11-02T10:00:03Z', event: { category: 'network' }, destination: { ip: null, port: 443 }, 'destination.ip': '1.1.1.2', process: { name: 'curl' }, labels }),
+    ].join('\n') + '\n');
+    const r = await parseFile(file, {}, 'ecs');
+    assert.deepEqual(r.errors.map((e) => [e.location.replace(/^.*:(\d+)$/, '$1'), e.reason, e.field]), [['1', 'conflicting-field', 'destination.domain']]);
+    assert.match(r.errors[0]!.message, /destination\.domain is written two ways with different values \("x\.example" and "webhook\.site"\)/);
+    assert.deepEqual(r.calls.map((c) => [c.domain ?? null, c.ip]), [['x.example', '1.1.1.1'], [null, '1.1.1.2']]);
+  } finally {
+    t.cleanup();
+  }
+});

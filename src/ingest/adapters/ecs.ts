@@ -48,6 +48,7 @@
  *   through the fields the `windows` integration's pipeline would map (sysmon-raw.ts).
  */
 import { normalizeDomain } from '../../domain/dns-name.js';
+import { clip } from '../../domain/clip.js';
 import { isLoopbackIp } from '../../domain/ip.js';
 import type { CallStatus, JobContext, NetworkCallEvent, ProcessInfo, Protocol } from '../../domain/types.js';
 import { askerKey, RecordError, type AdapterOutput, type RecordAdapter, type RecordContext, type ResolvedNames } from './types.js';
@@ -100,31 +101,49 @@ class EcsPath {
     }
   }
 
+  /**
+   * The field's value, whichever way the document spells it. Two spellings with different values
+   * (`{"destination": {"domain": "x.example"}, "destination.domain": "webhook.site"}`) are refused:
+   * Elasticsearch indexes both as one field holding both values, and taking either one would drop
+   * the other unseen, a risky destination among them.
+   */
   get(o: Obj): unknown {
-    return this.walk(o, 0);
+    const found: unknown[] = [];
+    const none = this.walk(o, 0, found);
+    if (found.length === 0) return none;
+    const first = found[0];
+    for (let i = 1; i < found.length; i++) {
+      const v = found[i];
+      if (v !== first && JSON.stringify(v) !== JSON.stringify(first)) {
+        throw new RecordError('conflicting-field', this.name, `${this.name} is written two ways with different values (${show(first)} and ${show(v)}): taking one would drop the other unseen`);
+      }
+    }
+    return first;
   }
 
-  private walk(o: Obj, from: number): unknown {
+  /** Pushes every non-null value a spelling holds into `found`; returns null when one holds null, else undefined. */
+  private walk(o: Obj, from: number, found: unknown[]): null | undefined {
     const row = this.keys[from]!;
     // A null hides nothing: `{"destination": {"ip": null}, "destination.ip": "…"}` has the address.
     // It is the answer only when no spelling holds a value.
-    let found: null | undefined;
+    let none: null | undefined;
     for (let to = from + 1; to <= this.n; to++) {
       const v = o[row[to]!];
       if (v === undefined) continue;
       if (v === null) {
-        found = null;
+        none = null;
         continue;
       }
-      if (to === this.n) return v;
-      if (isObject(v)) {
-        const r = this.walk(v, to);
-        if (r === null) found = null;
-        else if (r !== undefined) return r;
-      }
+      if (to === this.n) found.push(v);
+      else if (isObject(v) && this.walk(v, to, found) === null) none = null;
     }
-    return found;
+    return none;
   }
+}
+
+/** A value as a message quotes it: as JSON (a string in its quotes), clipped. */
+function show(v: unknown): string {
+  return clip(JSON.stringify(v) ?? String(v));
 }
 
 const P = (name: string) => new EcsPath(name);
