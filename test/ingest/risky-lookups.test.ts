@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EcsAdapter } from '../../src/ingest/adapters/ecs.js';
 import { HardenRunnerAdapter } from '../../src/ingest/adapters/harden-runner.js';
+import { RecordError } from '../../src/ingest/adapters/types.js';
 import type { AdapterOutput, RecordContext } from '../../src/ingest/adapters/types.js';
 import type { NetworkCallEvent } from '../../src/domain/types.js';
 import { cliResult } from '../helpers.js';
@@ -37,6 +38,14 @@ test('Harden-Runner: a DNSRecord of a risky name is a call by the Unknown tool t
   assert.deepEqual(ev.names, { tenant: 'default', ctx: ev.ctx, domain: 'zxhmaww.abc123.oastify.com', ips: ['54.77.139.23'] });
   assert.deepEqual(ctx.notes, { 'risky-lookup': 1 });
   assert.equal(hr.parse({ domainName: 'github.com.', ipAddress: '140.82.112.3', timestamp: '2026-11-02T11:00:02Z' }, ctx).kind, 'dns');
+  // unanswered (no ipAddress, or an empty one): a lookup of a risky name is the contact all the same,
+  // and names no address; of any other name it is still a record missing its answer
+  for (const answer of [{}, { ipAddress: '' }]) {
+    const lone = lookupCall(hr.parse({ domainName: 'data123.x.oastify.com.', timestamp: '2026-11-02T11:00:03Z', ...answer }, ctx));
+    assert.deepEqual([lone.domain, lone.port, lone.process.name, lone.names], ['data123.x.oastify.com', 53, 'Unknown', undefined], JSON.stringify(answer));
+  }
+  assert.deepEqual(ctx.notes, { 'risky-lookup': 3 });
+  assert.throws(() => hr.parse({ domainName: 'github.com.', timestamp: '2026-11-02T11:00:04Z' }, ctx), (e: unknown) => e instanceof RecordError && e.field === 'ipAddress');
 });
 
 test('ECS: a lookup of a risky name is a call by the asking process (Sysmon 22), or by the Unknown tool (no process), answered or not', () => {

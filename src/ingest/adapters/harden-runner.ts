@@ -167,8 +167,8 @@ export class HardenRunnerAdapter implements RecordAdapter {
   }
 
   /**
-   * A DNSRecord: `domainName` resolved to `ipAddress`; both are required. A lookup of a risky name is
-   * also a contact with it (DNS-callback services take data as the name itself): reported as a call to
+   * A DNSRecord: `domainName` resolved to `ipAddress`; both are required, but for a risky name, whose
+   * lookup is a call whether it was answered or not. A lookup of a risky name is also a contact with it (DNS-callback services take data as the name itself): reported as a call to
    * the name on UDP 53 by the Unknown tool (the record names no process), never suppressed, as the
    * ECS adapter reports one (ecs.ts riskyLookup).
    */
@@ -186,12 +186,16 @@ export class HardenRunnerAdapter implements RecordAdapter {
     }
     if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     if (domain === undefined) return missing('domainName');
-    if (ip === undefined) return missing('ipAddress');
-    const names = { tenant, ctx, domain, ips: [ip] };
-    if (riskyListOf(rc).matchHost(domain) === null) return { kind: 'dns', names };
+    const risky = riskyListOf(rc).matchHost(domain) !== null;
+    // an unanswered lookup names no address, but of a risky name it is the contact itself (a DNS
+    // callback carries its data in the name, answered or not)
+    if (ip === undefined && !risky) return missing('ipAddress');
+    const names = ip === undefined ? undefined : { tenant, ctx, domain, ips: [ip] };
+    if (!risky) return { kind: 'dns', names: names! };
     noteOf(rc, 'risky-lookup');
     const process = makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
-    return { kind: 'call', event: { tenant, ctx, timestamp: this.time(r.timestamp, rc), domain, port: DNS_PORT, protocol: 'udp', process, status: 'allowed' }, names };
+    const event = { tenant, ctx, timestamp: this.time(r.timestamp, rc), domain, port: DNS_PORT, protocol: 'udp' as const, process, status: 'allowed' as const };
+    return names ? { kind: 'call', event, names } : { kind: 'call', event };
   }
 }
 
