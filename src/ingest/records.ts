@@ -242,6 +242,9 @@ function documentKind(headText: string): 'array' | 'envelope' | null {
   if (c !== 91 /* [ */ && c !== 123 /* { */) return null;
   const nl = trimmed.indexOf('\n');
   const firstLine = nl === -1 ? trimmed : trimmed.slice(0, nl);
+  // The StepSecurity API answers compact JSON: its envelope on one line is the whole input, a
+  // document of detections, not one NDJSON line (over 4 MiB it was dropped as a line too long)
+  if (c === 123 && (nl === -1 || trimmed.slice(nl + 1).trim() === '') && isEnvelopeLine(firstLine)) return 'envelope';
   if (nl !== -1 || c === 91) {
     try {
       JSON.parse(firstLine);
@@ -253,6 +256,20 @@ function documentKind(headText: string): 'array' | 'envelope' | null {
   }
   return null;
 }
+
+/**
+ * The first line of the input opens `{"data": {"detections": [...]}}`: as a whole value when the first
+ * read holds all of it, or by its start when the line runs on past that read.
+ */
+function isEnvelopeLine(line: string): boolean {
+  try {
+    const v = JSON.parse(line) as { data?: { detections?: unknown } } | null;
+    return typeof v === 'object' && v !== null && typeof v.data === 'object' && v.data !== null && Array.isArray(v.data.detections);
+  } catch {
+    return ENVELOPE_START.test(line);
+  }
+}
+const ENVELOPE_START = /^\{\s*"data"\s*:\s*\{\s*"detections"\s*:\s*\[/;
 
 /** How long a live input may stay quiet before the lines read so far are handed on. */
 export const IDLE_FLUSH_MS = 200;

@@ -86,6 +86,19 @@ storeTest('a UTF-8 byte order mark before the first record is accepted (NDJSON a
   assert.ok(out.sources[1]!.accepted > 0);
 });
 
+storeTest('a StepSecurity envelope on one line (as the API answers) is a document of detections, not one NDJSON line, whatever its size', async ({ db }) => {
+  const det = (JSON.parse(readFileSync('test/fixtures/stepsecurity/detections.json', 'utf8')) as { data: { detections: Record<string, unknown>[] } }).data.detections;
+  // with a bad detection: its error is at its place in the document, not at line 1
+  const small = file(JSON.stringify({ data: { detections: [det[0], { ...det[1], endpoint: 'no host here' }] } }));
+  const s = ingest(db, [small]).out.sources[0]! as unknown as { format: string; records: number; accepted: number; rejected: number; errors: { location: string }[] };
+  assert.deepEqual([s.format, s.records, s.accepted, s.rejected, s.errors.map((e) => e.location)], ['stepsecurity', 2, 1, 1, [`${small}: data.detections[1]`]]);
+  // past the 4 MiB line limit (it was one line too long, and every detection in it dropped)
+  const many = Array.from({ length: 9000 }, (_, i) => ({ ...det[i % det.length], id: `b${i}`, run_id: 100_000 + i }));
+  const big = file(JSON.stringify({ data: { detections: many } }));
+  const b = ingest(db, [big]).out.sources[0]! as unknown as { records: number; accepted: number; rejected: number };
+  assert.deepEqual([b.records, b.accepted, b.rejected], [9000, 9000, 0]);
+});
+
 storeTest('blank lines in NDJSON are read, counted among the records and said as a note, so the summary adds up', async ({ db }) => {
   const [a, b] = readFileSync('test/fixtures/harden-runner/agent.log', 'utf8').split('\n').filter((l) => l.trim() !== '');
   const nd = file(`${a}\n\n   \n${b}\r\n\t\n`, '.log');
