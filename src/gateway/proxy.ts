@@ -211,6 +211,15 @@ export class PolicyProxy {
   // ---------------------------------------------------------------- agent -> server
 
   private fromDown(m: Msg): void {
+    // Nothing deeper than any policy reads is passed on: serialising such a message overflowed the
+    // stack in the 2026-07-28 HTTP transport and took the gateway down with every caller's calls. A
+    // call's arguments have their own limit and denial (handleCall), so they are left to it here.
+    if (nestedPastArguments(m)) {
+      const id = isObj(m) && isValidId(m.id) ? m.id : undefined;
+      const method = isObj(m) && typeof m.method === 'string' ? m.method : undefined;
+      // the refusal's audit reads a shallow stand-in: the message itself is too deep to hash
+      return this.refuse({ jsonrpc: '2.0', id, method } as Msg, id ?? (method !== undefined && isObj(m) && 'id' in m ? null : undefined), -32600, `Invalid Request: the message nests deeper than ${MAX_ARGS_DEPTH} levels`, method);
+    }
     let era: Era = this.era ?? 'legacy';
     if (isObj(m) && typeof m.method === 'string' && isValidId(m.id)) {
       // A request names its revision; the connection keeps the one its first request named.
@@ -959,7 +968,14 @@ export class PolicyProxy {
       if (requestId !== undefined) this.answerUnreachable(requestId, 'gateway is closing');
       return;
     }
-    this.o.upstream.send(m as unknown as JSONRPCMessage).catch((e: Error) => {
+    // a transport that throws rather than rejects fails this request, never the gateway
+    let sent: Promise<void>;
+    try {
+      sent = this.o.upstream.send(m as unknown as JSONRPCMessage);
+    } catch (e) {
+      sent = Promise.reject(e as Error);
+    }
+    sent.catch((e: Error) => {
       if (requestId === undefined) return this.o.log?.(`upstream send failed: ${e.message}`);
       this.answerUnreachable(requestId, `upstream unreachable: ${e.message}`);
     });
@@ -1057,4 +1073,14 @@ function safeHash(key: Buffer, args: unknown): string {
   } catch {
     return 'unhashable';
   }
+}
+
+/** True when a message nests deeper than MAX_ARGS_DEPTH outside a tools/call's arguments (which handleCall judges). */
+function nestedPastArguments(m: Msg): boolean {
+  if (!isObj(m)) return false;
+  if (m.method === 'tools/call' && isObj(m.params) && 'arguments' in m.params) {
+    const { arguments: _args, ...params } = m.params;
+    return nestedDeeperThan({ ...m, params }, MAX_ARGS_DEPTH);
+  }
+  return nestedDeeperThan(m, MAX_ARGS_DEPTH);
 }

@@ -316,8 +316,9 @@ export const answer = (r: RawReply): Record<string, any> | undefined => r.messag
  * Status 0: the connection was reset before any answer could be read (the server closed with our
  * unread bytes in its buffer, which makes the kernel reset it).
  */
+/** `body` as JSON, or a Buffer sent as it is (a body the test process could not serialise itself). */
 export function socketPost(port: number, body: unknown, headers: Record<string, string>, chunked = false): Promise<RawReply> {
-  const payload = Buffer.from(JSON.stringify(body));
+  const payload = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
   const head = [
     'POST /mcp HTTP/1.1',
     `host: 127.0.0.1:${port}`,

@@ -70,6 +70,24 @@ function oversize(port: number, conn: Conn, id: number, chunked: boolean): Promi
   return socketPost(port, body, eraHeaders(conn, body), chunked);
 }
 
+/** Where 6,000 nested arrays go in the body: a small body, far deeper than any policy reads. */
+const DEEP = (): unknown => '\u0000deep';
+
+/** Posts `msg` with its DEEP() placeholder written out as text (the test's own JSON.stringify would overflow too). */
+function deep(port: number, conn: Conn, msg: unknown): Promise<RawReply> {
+  const shallow = frame(conn.era, msg);
+  const text = JSON.stringify(shallow).replace(JSON.stringify(DEEP()), `${'['.repeat(6000)}${']'.repeat(6000)}`);
+  return socketPost(port, Buffer.from(text), eraHeaders(conn, shallow));
+}
+
+/** Refused as an invalid request, whatever the status the revision answers it with. */
+const refusedDeep = (r: RawReply) => {
+  const a = answer(r);
+  assert.equal(a?.result, undefined, r.text.slice(0, 300));
+  assert.equal(a?.error?.code, -32600, r.text.slice(0, 300));
+  assert.match(a?.error?.message ?? '', /nests deeper than 256 levels/);
+};
+
 /** An id MCP does not allow: the gateway's refusal on a 2025-11-25 session, the SDK classifier's on 2026-07-28. */
 const BAD_ID = /^Invalid Request: "id" must be a string or an integer$|^Bad Request: the request body is not a valid JSON-RPC message$/;
 
@@ -123,6 +141,19 @@ const ATTACKS: Attack[] = [
     send: (p, c) => send(p, c, [toolCall(16, 'echo', { text: 'batched' }), toolCall(17, 'delete_thing', { id: 'x' })]),
     expect: refused(400, -32600),
     audited: /batch/i,
+  },
+  {
+    // a 12 KB body: serialising it for the upstream overflowed the stack and took the gateway down
+    label: 'a tools/list with a field nested 6,000 levels deep',
+    send: (p, c) => deep(p, c, { jsonrpc: '2.0', id: 21, method: 'tools/list', params: { x: DEEP() } }),
+    expect: refusedDeep,
+    audited: /^Invalid Request: the message nests deeper than 256 levels/,
+  },
+  {
+    label: 'an allowed tools/call with flat arguments and a field nested 6,000 levels deep beside them',
+    send: (p, c) => deep(p, c, { ...toolCall(22, 'echo', { text: 'flat' }), params: { name: 'echo', arguments: { text: 'flat' }, x: DEEP() } }),
+    expect: refusedDeep,
+    audited: /^Invalid Request: the message nests deeper than 256 levels/,
   },
   { label: 'a body over the limit, with its length declared', send: (p, c) => oversize(p, c, 18, false), expect: tooLarge, audited: /^Request body too large/ },
   { label: 'a body over the limit, chunked without a length', send: (p, c) => oversize(p, c, 19, true), expect: tooLarge, audited: /^Request body too large/ },
