@@ -177,6 +177,9 @@ export function decisionReasonProblem(reason: unknown): string | null {
   return null;
 }
 
+/** The most approvals one list returns, newest first, on every backend (`approvals list` says when it is reached). */
+export const APPROVALS_LIST_MAX = 500;
+
 export interface ApprovalListOptions {
   status?: ApprovalStatus | 'all';
   /** Only the rows held by this tenant's server (ApprovalRow.tenant); absent: every row. */

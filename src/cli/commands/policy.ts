@@ -8,7 +8,7 @@ import { parseIntOption, requireExistingStore, storeLocation } from '../common.j
 import { parseAuditFilter } from '../../policy/audit-filter.js';
 import { FilterError } from '../../domain/filter.js';
 import { starterPolicy } from '../../policy/init.js';
-import { decisionReasonProblem, type ApprovalRow, type AuditFilter, type PolicyStateBackend } from '../../storage/policy-state.js';
+import { APPROVALS_LIST_MAX, decisionReasonProblem, type ApprovalRow, type AuditFilter, type PolicyStateBackend } from '../../storage/policy-state.js';
 import { checkStateUrl, openPolicyState } from '../../storage/open-policy-state.js';
 import { revealInvisible } from '../../domain/reveal-invisible.js';
 
@@ -251,6 +251,10 @@ export function register(program: Command): void {
         const rows = await st.approvals.list({ status: o.all ? 'all' : 'pending' });
         if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         else process.stdout.write(rows.length ? rows.map(fmtApproval).join('\n') + '\n' : 'no pending approvals\n');
+        // the list stops at the newest APPROVALS_LIST_MAX: say so, or older held calls go unseen
+        if (rows.length >= APPROVALS_LIST_MAX) {
+          process.stderr.write(`egress-triage: only the newest ${APPROVALS_LIST_MAX} are shown; older ones may be ${o.all ? 'listed' : 'pending'} too (each expires at its approval_timeout)\n`);
+        }
       } finally {
         await st.close();
       }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
+  APPROVALS_LIST_MAX,
   APPROVED_GRACE_MS,
   type ApprovalBinding,
   type ApprovalListOptions,
@@ -75,15 +76,15 @@ export class RedisApprovals implements Approvals {
     const status = opts.status ?? 'pending';
     try {
       await this.conn.redis.zremrangebyscore(ALL, '-inf', this.now() - KEEP_MS - 86_400_000);
-      // Newest first, page by page, until 500 match: the index holds every tenant's approvals of the
+      // Newest first, page by page, until APPROVALS_LIST_MAX match: the index holds every tenant's approvals of the
       // last days, so a first page alone could be all another tenant's (as SQL's WHERE ... LIMIT 500).
       const rows: ApprovalRow[] = [];
-      for (let from = 0; rows.length < 500; from += LIST_PAGE) {
+      for (let from = 0; rows.length < APPROVALS_LIST_MAX; from += LIST_PAGE) {
         const ids = await this.conn.redis.zrevrange(ALL, from, from + LIST_PAGE - 1);
         for (const id of ids) {
           const r = await this.get(id);
           if (r && (status === 'all' || r.status === status) && (opts.tenant === undefined || r.tenant === opts.tenant)) rows.push(r);
-          if (rows.length >= 500) break;
+          if (rows.length >= APPROVALS_LIST_MAX) break;
         }
         if (ids.length < LIST_PAGE) break;
       }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { pgDriver, transaction, type PgPool } from './pool.js';
 import {
+  APPROVALS_LIST_MAX,
   APPROVED_GRACE_MS,
   newPendingApproval,
   type ApprovalBinding,
@@ -102,7 +103,7 @@ export class PgApprovals implements Approvals {
     const params: unknown[] = [];
     if (status !== 'all') where.push(`status = $${params.push(status)}`);
     if (opts.tenant !== undefined) where.push(`tenant = $${params.push(opts.tenant)}`);
-    const sql = `SELECT ${COLUMNS} FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT 500`;
+    const sql = `SELECT ${COLUMNS} FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ${APPROVALS_LIST_MAX}`;
     return (await this.pool.query<ApprovalRow>(sql, params)).rows;
   }
 

@@ -1,6 +1,7 @@
 import type { SqliteDatabase } from './db.js';
 import { realBusyClock, whenUnlocked, type BusyClock } from './busy-retry.js';
 import {
+  APPROVALS_LIST_MAX,
   APPROVED_GRACE_MS,
   newPendingApproval,
   type ApprovalBinding,
@@ -88,7 +89,7 @@ export class SqliteApprovals implements Approvals {
       where.push('tenant = ?');
       params.push(opts.tenant);
     }
-    const sql = `SELECT * FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT 500`;
+    const sql = `SELECT * FROM policy_approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ${APPROVALS_LIST_MAX}`;
     return this.db.prepare(sql).all(...params) as ApprovalRow[];
   }
 
