@@ -212,7 +212,8 @@ export function createHttpApp(opts: HttpAppOptions): HttpApp {
     // Refused here, before any proxy: audited when it is a POST (a GET or DELETE carries no request).
     const refuse = async (status: number, message: string, code = -32000) => {
       if (method === 'POST') await auditRefused(req, grant, body, message);
-      return jsonRpcError(res, status, code, message);
+      // answered under the request's id, as every other refusal is (null when it has none)
+      return jsonRpcError(res, status, code, message, method === 'POST' ? requestId(body) : null);
     };
     if (route?.kind === 'modern') return handleModern(req, res, body, grant);
     const sid = req.headers['mcp-session-id'];

@@ -367,6 +367,8 @@ export interface RefusalCase {
   tool: string;
   reason: RegExp;
   session: string;
+  /** the id the answer must carry (the request's own), when set */
+  id?: number;
 }
 
 /** Each refusal, one at a time: its answer, then exactly one new deny/protocol record (written before the answer ended). */
@@ -376,6 +378,7 @@ export async function assertRefusalsAudited(db: string, cases: readonly RefusalC
     const r = await c.post();
     assert.equal(r.status, c.status, `${c.label}: ${r.text}`);
     assert.equal(r.messages.at(-1)?.error?.code, c.code, `${c.label}: ${r.text}`);
+    if (c.id !== undefined) assert.equal(r.messages.at(-1)?.id, c.id, `${c.label}: answered under the request's id: ${r.text}`);
     const recs = (await policyAudit(db)).slice(before);
     assert.equal(recs.length, 1, `${c.label}: ${JSON.stringify(recs)}`);
     const [rec] = recs;

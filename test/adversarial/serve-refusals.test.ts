@@ -46,10 +46,10 @@ test('serve --policy: every refused POST is answered and audited under its ident
         status: 400, code: -32020, tool: 'ping', reason: /headers and body disagree/, session: 'modern:alice',
       },
       // serve's session routing
-      { label: 'no session', post: () => rawPost(serve.port, ping(3), bearer('alice')), status: 400, code: -32000, tool: 'ping', reason: /missing Mcp-Session-Id/, session: 'no-session' },
-      { label: 'an unknown session', post: post(ping(4), { 'mcp-session-id': 'no-such-session' }), status: 404, code: -32001, tool: 'ping', reason: /^Session not found/, session: 'no-session' },
+      { label: 'no session', post: () => rawPost(serve.port, ping(3), bearer('alice')), status: 400, code: -32000, tool: 'ping', reason: /missing Mcp-Session-Id/, session: 'no-session', id: 3 },
+      { label: 'an unknown session', post: post(ping(4), { 'mcp-session-id': 'no-such-session' }), status: 404, code: -32001, tool: 'ping', reason: /^Session not found/, session: 'no-session', id: 4 },
       // Bob's record is his own, never written into Alice's session.
-      { label: "another identity's session", post: post(ping(5), bearer('bob')), status: 403, code: -32000, identity: 'bob', tool: 'ping', reason: /another token/, session: 'no-session' },
+      { label: "another identity's session", post: post(ping(5), bearer('bob')), status: 403, code: -32000, identity: 'bob', tool: 'ping', reason: /another token/, session: 'no-session', id: 5 },
       // the SDK's session transport
       { label: 'an unsupported MCP-Protocol-Version', post: post(ping(6), { 'mcp-protocol-version': '2099-01-01' }), status: 400, code: -32000, tool: 'ping', reason: /Unsupported protocol version/, session: sessionId },
       { label: 'jsonrpc 1.0', post: post({ ...ping(7), jsonrpc: '1.0' }), status: 400, code: -32700, tool: 'ping', reason: /^Parse error: Invalid JSON-RPC message$/, session: sessionId },
