@@ -236,7 +236,16 @@ export function createMcpListener(o: McpListenerOptions): McpListener {
     });
   });
   server.keepAliveTimeout = 30_000;
-  server.on('clientError', (_e, socket) => socket.destroy());
+  // A request Node cannot parse gets an answer, not a dropped connection: a link past the 16 KiB
+  // header limit (a page's filter on a long stored name) showed the browser an empty reply.
+  server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || e.code === 'ECONNRESET') return void socket.destroy();
+    const [status, text] =
+      e.code === 'HPE_HEADER_OVERFLOW'
+        ? ['431 Request Header Fields Too Large', 'the request address and headers are longer than 16 KiB']
+        : ['400 Bad Request', 'the request is not valid HTTP'];
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: text/plain; charset=utf-8\r\nx-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: ${text.length + 1}\r\n\r\n${text}\n`);
+  });
 
   return {
     server,

@@ -123,3 +123,20 @@ test('a request whose id is in flight on the session is refused on its own POST 
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
+
+test('a request past the 16 KiB header limit (a link on a very long stored name) gets 431, not a dropped connection', async () => {
+  const listener = createMcpListener({
+    host: '127.0.0.1', port: 0, grants: [], maxBodyBytes: 1 << 20, displayPath: '/mcp',
+    mcpPath: (p) => (p === '/mcp' ? 'only' : undefined),
+    onMcp: async ({ res }) => void res.end('{}'),
+    log: () => undefined,
+  });
+  const url = await listener.listen();
+  try {
+    const res = await fetch(`${new URL(url).origin}/detections?process=${'x'.repeat(20_000)}`);
+    assert.equal(res.status, 431);
+    assert.equal(await res.text(), 'the request address and headers are longer than 16 KiB\n');
+  } finally {
+    await listener.close();
+  }
+});
