@@ -253,8 +253,11 @@ export function sameMatch(a: RuleConditions, b: RuleConditions): boolean {
   return ea.length === eb.length && ea.every(([k, v], i) => k === eb[i]![0] && v === eb[i]![1]);
 }
 
-/** The condition keys whose values may hold an ASCII space: GitHub job and workflow names do. */
-const SPACED_KEYS: ReadonlySet<string> = new Set(['job', 'workflow']);
+/**
+ * The condition keys whose values may hold an ASCII space: GitHub job and workflow names do, and so do
+ * process names (macOS runners run `Google Chrome Helper`).
+ */
+const SPACED_KEYS: ReadonlySet<string> = new Set(['job', 'workflow', 'process']);
 
 /** Validates and normalises raw conditions (trims values, rejects unknown keys / empty values). */
 export function validateConditions(raw: unknown): RuleConditions {

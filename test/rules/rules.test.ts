@@ -55,6 +55,9 @@ test('matcher: globs, CIDR, normalised process names, validation errors', () => 
   assert.equal(m({ job: 'test (3.11)' }, { job: 'test (3.12)' }), false);
   assert.equal(m({ job: 'test (3.1?)' }, { job: 'test (3.12)' }), true);
   assert.equal(m({ workflow: '.github/workflows/ci test.yml' }, { workflow: '.github/workflows/ci test.yml' }), true);
+  // a process name too (macOS runners): exactly that name, and never the daemon it may look like
+  assert.equal(m({ process: 'Google Chrome Helper' }, { process: 'google chrome helper' }), true);
+  assert.equal(m({ process: 'tail scaled' }, { process: 'tailscaled' }), false);
   for (const [blank, name] of [['\t', 'U+0009'], ['\u00a0', 'U+00A0'], ['\u2009', 'U+2009'], ['\u3000', 'U+3000']]) {
     err({ job: `test${blank}(3.11)` }, new RegExp(`condition job=".*": control characters and blanks other than a space are not allowed \\(${name.replace('+', '\\+')} at character 5\\)$`), 'invalid_condition');
   }
