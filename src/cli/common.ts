@@ -63,6 +63,11 @@ export type StoreMode = 'read' | 'create';
 export function storeLocation(flag: string | undefined): StoreLocation {
   if (flag !== undefined && flag.trim() === '') throw new UserError('--db is empty; give a SQLite file path or a postgres:// URL');
   const loc = resolveStoreLocation(flag);
+  // a URL of another scheme would be taken as a relative path (`mysql://x` made a folder `mysql:`)
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(flag ?? process.env.EGRESS_TRIAGE_DB ?? '');
+  if (loc.backend === 'sqlite' && scheme) {
+    throw new UserError(`${loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db'}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
+  }
   if (loc.backend === 'sqlite' && loc.target === ':memory:') {
     throw new UserError(
       `${loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db'}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +

@@ -142,6 +142,14 @@ test('every command that takes --db refuses ":memory:" and an empty --db as usag
   const env = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: ':memory:' } });
   assert.equal(env.status, EXIT.USAGE);
   assert.match(env.stderr, /^egress-triage: EGRESS_TRIAGE_DB: ":memory:"/m);
+  // a URL of a scheme no store has is refused, not taken as a relative path (a folder `mysql:` appeared)
+  const mysql = runCli(['stats', '--db', 'mysql://x'], { cwd: tmp.dir });
+  assert.equal(mysql.status, EXIT.USAGE);
+  assert.equal(mysql.stderr, 'egress-triage: --db: mysql:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL\n');
+  const sqliteUrl = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: 'sqlite:///tmp/x.db' } });
+  assert.equal(sqliteUrl.status, EXIT.USAGE);
+  assert.match(sqliteUrl.stderr, /^egress-triage: EGRESS_TRIAGE_DB: sqlite:\/\/ is no store egress-triage knows/m);
+  assert.equal(existsSync(join(tmp.dir, 'mysql:')), false);
 });
 
 test('an empty option or argument is a usage error naming it, on every command, before anything is done (an empty value is never "not given")', () => {
