@@ -73,6 +73,11 @@ export async function* readRecords(
     yield readFailed(err, 1);
     return;
   }
+  // Windows PowerShell 5.1's `>` writes UTF-16 with its byte order mark: text, but not UTF-8
+  if (head.length >= 2 && ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff))) {
+    yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is UTF-16 text, not UTF-8: convert it first (iconv -f UTF-16 -t UTF-8, or Out-File -Encoding utf8)') };
+    return;
+  }
   if (looksBinary(head)) {
     yield { kind: 'error', line: 1, error: new RecordError('binary-input', null, 'input is binary, not NDJSON or JSON text') };
     return;

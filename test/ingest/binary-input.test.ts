@@ -63,3 +63,13 @@ readingTest('real binaries are still rejected as binary: random bytes, an execut
   }
   assert.equal(Number(await at.value('SELECT count(*) FROM observations')), 0);
 });
+
+readingTest('UTF-16 text (what Windows PowerShell 5.1 redirects to a file) is refused with how to convert it, not called binary', async (at) => {
+  const text = ndjson([nativeEvent({ run: 1, domain: 'a.example.com', process: 'node' })]);
+  for (const bom of [[0xff, 0xfe], [0xfe, 0xff]]) {
+    const body = bom[0] === 0xff ? Buffer.from(text, 'utf16le') : Buffer.from(text, 'utf16le').swap16();
+    const s = ingest(at.db, fileOf(Buffer.concat([Buffer.from(bom), body]), '.ndjson'), EXIT.REJECTED);
+    assert.deepEqual([s.accepted, s.rejected], [0, 1]);
+    assert.match(s.errors[0]!.message, /^input is UTF-16 text, not UTF-8: convert it first \(iconv -f UTF-16 -t UTF-8/);
+  }
+});
