@@ -253,7 +253,7 @@ export function register(program: Command): void {
         else process.stdout.write(rows.length ? rows.map(fmtApproval).join('\n') + '\n' : 'no pending approvals\n');
         // the list stops at the newest APPROVALS_LIST_MAX: say so, or older held calls go unseen
         if (rows.length >= APPROVALS_LIST_MAX) {
-          process.stderr.write(`egress-triage: only the newest ${APPROVALS_LIST_MAX} are shown; older ones may be ${o.all ? 'listed' : 'pending'} too (each expires at its approval_timeout)\n`);
+          process.stderr.write(`egress-triage: only the newest ${APPROVALS_LIST_MAX} are shown; ${o.all ? 'older ones are left out' : 'older ones may be pending too (each expires at its approval_timeout)'}\n`);
         }
       } finally {
         await st.close();

@@ -167,10 +167,10 @@ export class HardenRunnerAdapter implements RecordAdapter {
   }
 
   /**
-   * A DNSRecord: `domainName` resolved to `ipAddress`; both are required, but for a risky name, whose
-   * lookup is a call whether it was answered or not. A lookup of a risky name is also a contact with it (DNS-callback services take data as the name itself): reported as a call to
-   * the name on UDP 53 by the Unknown tool (the record names no process), never suppressed, as the
-   * ECS adapter reports one (ecs.ts riskyLookup).
+   * A DNSRecord: `domainName` resolved to `ipAddress`; both are required, except for a risky name. A
+   * lookup of a risky name is a contact with it, answered or not (DNS-callback services take data as
+   * the name itself): reported as a call to the name on UDP 53 by the Unknown tool (the record names
+   * no process), never suppressed, as the ECS adapter reports one (ecs.ts riskyLookup).
    */
   private dnsRecord(r: Obj, tenant: string, ctx: JobContext, rc: RecordContext): AdapterOutput {
     const t = readTimestamp(r.timestamp, 'timestamp');
