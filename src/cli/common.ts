@@ -62,6 +62,11 @@ export type StoreMode = 'read' | 'create';
  */
 export function storeLocation(flag: string | undefined): StoreLocation {
   if (flag !== undefined && flag.trim() === '') throw new UserError('--db is empty; give a SQLite file path or a postgres:// URL');
+  // set but empty is not unset: it would fall back to the default store in silence, as --db "" does not
+  const env = process.env.EGRESS_TRIAGE_DB;
+  if (flag === undefined && env !== undefined && env.trim() === '') {
+    throw new UserError('EGRESS_TRIAGE_DB is empty; give a SQLite file path or a postgres:// URL, or unset it for the default store');
+  }
   const loc = resolveStoreLocation(flag);
   // a URL of another scheme would be taken as a relative path (`mysql://x` made a folder `mysql:`)
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(flag ?? process.env.EGRESS_TRIAGE_DB ?? '');

@@ -146,6 +146,10 @@ test('every command that takes --db refuses ":memory:" and an empty --db as usag
   const mysql = runCli(['stats', '--db', 'mysql://x'], { cwd: tmp.dir });
   assert.equal(mysql.status, EXIT.USAGE);
   assert.equal(mysql.stderr, 'egress-triage: --db: mysql:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL\n');
+  // set but empty is refused as --db "" is, not taken as unset (runCli leaves out what is '', so ' ')
+  const blankEnv = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: ' ' }, cwd: tmp.dir });
+  assert.equal(blankEnv.status, EXIT.USAGE);
+  assert.equal(blankEnv.stderr, 'egress-triage: EGRESS_TRIAGE_DB is empty; give a SQLite file path or a postgres:// URL, or unset it for the default store\n');
   const sqliteUrl = runCli(['stats'], { env: { EGRESS_TRIAGE_DB: 'sqlite:///tmp/x.db' } });
   assert.equal(sqliteUrl.status, EXIT.USAGE);
   assert.match(sqliteUrl.stderr, /^egress-triage: EGRESS_TRIAGE_DB: sqlite:\/\/ is no store egress-triage knows/m);
