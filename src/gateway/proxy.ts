@@ -589,8 +589,19 @@ export class PolicyProxy {
     const abort = (call.abort = new AbortController());
     const st = this.o.state.approvals;
     if (call.ctx.gw?.approvalId) return this.answeredApproval(call, call.ctx.gw.approvalId);
+    const askClient = call.decision.elicitation && isObj(call.ctx.caps.elicitation);
     let req;
     try {
+      // A 2026-07-28 question ends its call at once and gives its rate-limit unit back, so nothing else
+      // bounds how many approvals one identity can leave pending: past MAX_PENDING_QUESTIONS, it asks
+      // no more until a person decides some or they expire.
+      if (askClient && call.ctx.era === 'modern') {
+        const own = (await st.list({ status: 'pending', tenant: this.o.tenant || undefined })).filter((r) => r.identity === this.o.identity).length;
+        if (call.done) return;
+        if (own >= MAX_PENDING_QUESTIONS) {
+          return this.denyCall(call, 'deny', `${own} approvals of ${this.o.identity} are already pending (at most ${MAX_PENDING_QUESTIONS}): a person must decide them, or they must expire, before it can ask for more`);
+        }
+      }
       req = await st.request(this.approvalBinding(call, call.ctx.session));
     } catch (e) {
       return this.denyCall(call, 'deny', `policy state error: ${(e as Error).message}`);
@@ -607,7 +618,6 @@ export class PolicyProxy {
       // Only where the policy opts in: the client that asked for the call is the one that answers. A
       // client that cannot be asked (no elicitation capability) is not: the call waits for a human
       // deciding elsewhere (CLI, HTTP API), as it always has.
-      const askClient = call.decision.elicitation && isObj(call.ctx.caps.elicitation);
       if (askClient && call.ctx.era === 'modern') return this.askOverMrtr(call, req.row.id, req.row.expires_at);
       const waits: Promise<ApprovalOutcome>[] = [st.wait(req.row.id, abort.signal)];
       if (askClient) waits.push(this.elicit(call, req.row.id, req.row.expires_at));
@@ -1084,3 +1094,6 @@ function nestedPastArguments(m: Msg): boolean {
   }
   return nestedDeeperThan(m, MAX_ARGS_DEPTH);
 }
+
+/** Approvals one identity may leave pending through 2026-07-28 questions (awaitApproval). */
+export const MAX_PENDING_QUESTIONS = 32;
