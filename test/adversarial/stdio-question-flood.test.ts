@@ -34,7 +34,7 @@ test('stdio (2026-07-28): approval questions nobody answers stop at the per-iden
     }
     const pending = JSON.parse((await cli(['approvals', 'list', '--db', g.db, '--json'])).stdout) as unknown[];
     assert.equal(pending.length, MAX_PENDING_QUESTIONS);
-    const audit = (await cli(['audit', '--db', g.db, '--json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { decision: string; reason: string });
+    const audit = (await cli(['audit', '--db', g.db, '--jsonl'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { decision: string; reason: string });
     assert.equal(audit.filter((a) => a.decision === 'deny' && /already pending/.test(a.reason)).length, 2);
     assert.equal(g.upstreamCalls().filter((m) => m.params?.name === 'write_thing').length, 0, 'nothing ran');
   } finally {

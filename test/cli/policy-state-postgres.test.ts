@@ -33,7 +33,7 @@ describe('policy state commands on a PostgreSQL store', () => {
       assert.equal(approve.stdout, `${row.id} approved (write)\n`);
       assert.equal((await gw.approvals.get(row.id))?.status, 'approved');
 
-      const audit = runCli(['audit', '--db', url, '--json', '--decision', 'deny']);
+      const audit = runCli(['audit', '--db', url, '--jsonl', '--decision', 'deny']);
       assert.equal(audit.status, 0, audit.stderr);
       assert.deepEqual(audit.stdout.trim().split('\n').map((l) => JSON.parse(l).tool), ['write']);
     } finally {

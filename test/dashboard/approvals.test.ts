@@ -127,7 +127,7 @@ describe('approvals page', () => {
         rows.filter((r) => r.id === id || r.id === id2).map((r) => [r.id, r.status, r.decided_by]).sort(),
         [[id, 'consumed', 'dashboard:alice'], [id2, 'denied', 'dashboard:alice']].sort(),
       );
-      const audit = (await cliResult(['audit', '--json', '--db', db])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; approval_id?: string; reason?: string });
+      const audit = (await cliResult(['audit', '--jsonl', '--db', db])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { decision: string; approval_id?: string; reason?: string });
       assert.ok(audit.some((r) => r.decision === 'approved' && r.approval_id === id));
       assert.ok(audit.some((r) => r.decision === 'approval_denied' && r.approval_id === id2 && /dashboard:alice/.test(r.reason ?? '')));
 
@@ -235,7 +235,7 @@ describe('approvals page', () => {
       assert.match(all, /approved +find_repos_using_endpoint .* tenant=default identity=ci-agent/);
       assert.match(all, /allow +globex_only_tool .* tenant=globex identity=someone/);
       assert.match(all, /allow +gateway_only_tool .* 1ms {2}identity=someone/);
-      const globex = (await cliResult(['audit', '--tenant', 'globex', '--json', '--db', db])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; tenant?: string });
+      const globex = (await cliResult(['audit', '--tenant', 'globex', '--jsonl', '--db', db])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; tenant?: string });
       assert.deepEqual(globex.map((r) => [r.tool, r.tenant]), [['globex_only_tool', 'globex']]);
     } finally {
       await close();

@@ -86,7 +86,7 @@ interface AuditLine {
   previous_policy_hash?: string;
 }
 async function policyChanges(): Promise<AuditLine[]> {
-  const r = await cliResult(['audit', '--json', '--decision', 'policy_change', '--db', demo.db]);
+  const r = await cliResult(['audit', '--jsonl', '--decision', 'policy_change', '--db', demo.db]);
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l) as AuditLine) : [];
 }

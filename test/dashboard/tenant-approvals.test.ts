@@ -204,7 +204,7 @@ describe('a tenant whose only policy comes from a grant', () => {
       } finally {
         await agent.close();
       }
-      const audited = runCli(['audit', '--tenant', 'gamma', '--json', '--db', stores.alpha]);
+      const audited = runCli(['audit', '--tenant', 'gamma', '--jsonl', '--db', stores.alpha]);
       assert.equal(audited.status, 0, audited.stderr);
       assert.ok(audited.stdout.trim().split('\n').some((l) => (JSON.parse(l) as { tool: string; tenant?: string }).tool === 'get_my_tenant'), audited.stdout);
       const cookie = await signIn(alpha.base);

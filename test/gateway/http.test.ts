@@ -136,7 +136,7 @@ tools:
     await kill(gw.child);
     await kill(up.child);
   }
-  const audit = (await cli(['audit', '--db', t.db, '--json', '--tool', 'add'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const audit = (await cli(['audit', '--db', t.db, '--jsonl', '--tool', 'add'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual([...new Set(audit.map((a) => a.identity))].sort(), ['alice', 'bob']);
   t.cleanup();
 });
@@ -296,7 +296,7 @@ tools:
     await kill(gw.child);
     await kill(up.child);
   }
-  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const audit = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
   const denied = audit.filter((r) => r.tool === 'list_suppression_rules');
   assert.deepEqual(denied.map((r) => [r.identity, r.decision]).sort(), [['alice', 'deny'], ['bob', 'deny']]);
   const modernCall = audit.find((r) => r.tool === 'get_my_tenant' && r.identity === 'alice');
@@ -379,7 +379,7 @@ test('HTTP gateway: a 2026-07-28 request whose Mcp-Name, Mcp-Method or MCP-Proto
     await kill(gw.child);
     await kill(up.child);
   }
-  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const audit = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
   const refused = audit.filter((r) => r.rule === 'protocol' && r.tool === 'create_suppression_rule');
   assert.equal(refused.length, 6, JSON.stringify(audit));
   assert.ok(refused.every((r) => r.decision === 'deny' && r.tool === 'create_suppression_rule' && r.upstream === 'not_forwarded' && /headers and body disagree/.test(r.reason)));
@@ -416,7 +416,7 @@ test('HTTP gateway: an identity holds at most sessions.max_http_sessions open 20
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await kill(gw.child);
   }
-  const refused = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { identity: string; reason?: string });
+  const refused = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { identity: string; reason?: string });
   assert.equal(refused.filter((r) => /session refused/.test(r.reason ?? '')).length, 1 + 8, 'every refused initialize is audited');
   t.cleanup();
 });

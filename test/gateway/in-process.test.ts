@@ -129,7 +129,7 @@ test('in-process mode (2026-07-28): "session" limits use the modernSession key; 
     await c.client.close().catch(() => undefined);
     await c.gw.close();
   }
-  const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(audit.map((r) => `${String(r.session)}:${String(r.decision)}`), [
     'agent-7/A:allow', 'agent-7/A:rate_limited', 'agent-7/B:allow', 'agent-7:deny',
     '["agent-7","C"]:allow', '["agent-7","C"]:rate_limited', '["agent-7","D"]:allow', 'agent-7:deny', '["agent-7"]:allow',
@@ -194,7 +194,7 @@ test('2026-07-28: a call still waiting for its session key when the client disco
     await clientSide.close();
     release({ ok: true, key: 'k' });
     const records = await waitFor(async () => {
-      const r = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim();
+      const r = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim();
       return r ? r.split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; rule: string; reason: string; upstream: string }) : undefined;
     });
     assert.deepEqual(records.map((r) => [r.tool, r.decision, r.rule, r.reason, r.upstream]), [['hello', 'deny', 'cancelled', 'client disconnected before the policy decided', 'not_forwarded']]);

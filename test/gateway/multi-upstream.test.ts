@@ -80,7 +80,7 @@ test('one gateway process serves three registered upstreams (two stdio, one HTTP
     await kill(upHttp.child);
   }
   // The audit says which upstream each call was for.
-  const audit = (await cli(['audit', '--db', t.db, '--json', '--limit', '1000'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const audit = (await cli(['audit', '--db', t.db, '--jsonl', '--limit', '1000'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
   const upstreamOf = (r: { session: string }) => r.session.split('/')[0];
   const add = audit.filter((r) => r.tool === 'add');
   assert.deepEqual(add.map((r) => [upstreamOf(r), r.decision]).sort(), [['echo-http', 'allow'], ['echo-http', 'allow'], ['echo-stdio', 'deny']]);

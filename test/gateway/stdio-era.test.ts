@@ -66,7 +66,7 @@ for (const down of ERAS) {
       } finally {
         await client.close();
       }
-      const audit = await cli(['audit', '--db', t.db, '--json']);
+      const audit = await cli(['audit', '--db', t.db, '--jsonl']);
       assert.equal(audit.code, 0, audit.stderr);
       const recs = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual(recs.filter((r) => r.tool === 'write_thing').map((r) => [r.decision, r.upstream]), [['deny', 'not_forwarded']]);
@@ -107,7 +107,7 @@ tools:
   } finally {
     await client.close();
   }
-  const audit = await cli(['audit', '--db', t.db, '--json']);
+  const audit = await cli(['audit', '--db', t.db, '--jsonl']);
   const recs = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(recs.filter((r) => r.tool === 'write_thing').map((r) => [r.decision, r.upstream]), [['approved', 'ok']]);
   t.cleanup();

@@ -60,7 +60,7 @@ tools:
     await client.close();
   }
   await waitFor(() => transport.pid === null || undefined, 5000).catch(() => undefined);
-  const audit = await cli(['audit', '--db', t.db, '--json']);
+  const audit = await cli(['audit', '--db', t.db, '--jsonl']);
   assert.equal(audit.code, 0, audit.stderr);
   const recs = audit.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const byTool = (n: string) => recs.filter((r) => r.tool === n);
@@ -81,8 +81,14 @@ tools:
   assert.ok(jsonl.includes('"secret_tool"'));
   assert.ok(!jsonl.includes('hunter2'), 'argument values never reach the JSONL audit');
   assert.ok(!audit.stdout.includes('hunter2'));
-  const filtered = await cli(['audit', '--db', t.db, '--json', '--decision', 'rate_limited', '--since', '1h']);
+  const filtered = await cli(['audit', '--db', t.db, '--jsonl', '--decision', 'rate_limited', '--since', '1h']);
   assert.equal(filtered.stdout.trim().split('\n').length, 1);
+  // --json is one document, as every command's: the same records as an array, [] when none matches
+  const doc = await cli(['audit', '--db', t.db, '--json']);
+  assert.deepEqual(JSON.parse(doc.stdout), recs);
+  const none = await cli(['audit', '--db', t.db, '--json', '--tool', 'no_such_tool']);
+  assert.deepEqual([none.code, JSON.parse(none.stdout)], [0, []]);
+  assert.equal((await cli(['audit', '--db', t.db, '--json', '--jsonl'])).code, 2);
   t.cleanup();
 });
 
@@ -190,7 +196,7 @@ for (const era of ERAS) test(`stdio gateway (${REVISION[era]}): concurrency, no 
   }
   const want = ['fail_rpc:rpc_error', 'slow:timeout', 'slow:cancelled', 'slow:ok', 'crash:crashed'];
   const outcomes = await waitFor(async () => {
-    const audit = (await cli(['audit', '--db', t.db, '--json'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const audit = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const o = audit.filter((a) => a.tool === 'slow' || a.tool === 'fail_rpc' || a.tool === 'crash').map((a) => `${a.tool}:${a.upstream}`);
     return want.every((w) => o.includes(w)) ? o : undefined;
   }).catch(() => [] as string[]);

@@ -142,7 +142,7 @@ tools:
     await client.close();
   }
   // The store says the same as the answers: every hostile spelling is one denial, by the rule it met.
-  const audit = runCli(['audit', '--db', db, '--json']);
+  const audit = runCli(['audit', '--db', db, '--jsonl']);
   assert.equal(audit.status, 0, audit.stderr);
   const rows = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; rule: string });
   const decisions = (tool: string) => rows.filter((r) => r.tool === tool).map((r) => `${r.decision} ${r.rule}`);

@@ -60,7 +60,7 @@ export async function startReplicas(policyText: string, identities: number): Pro
         return c;
       },
       async audit(replica) {
-        const r = await cli(['audit', '--db', dbs[replica]!, '--json', '--limit', '100000']);
+        const r = await cli(['audit', '--db', dbs[replica]!, '--jsonl', '--limit', '100000']);
         if (r.code !== 0) throw new Error(`audit failed: ${r.stderr}`);
         return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : [];
       },

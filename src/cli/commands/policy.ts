@@ -294,8 +294,10 @@ export function register(program: Command): void {
     .option('--session <id>', 'only this session')
     .option('--tenant <name>', "only the decisions of this tenant's servers (mcp, serve)")
     .option('--limit <n>', `most recent N records (1 to ${AUDIT_LIMIT_MAX})`, parseIntOption('--limit', 1, AUDIT_LIMIT_MAX), 1000)
-    .option('--json', 'JSON lines output: one record per line, none when nothing matches')
-    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: number; json?: boolean }) => {
+    .option('--json', 'machine-readable output: one JSON document, an array of the records (empty when nothing matches)')
+    .option('--jsonl', 'JSON lines: one record per line, nothing when nothing matches (for line-by-line tools)')
+    .action(async (o: { db?: string; since?: string; tool?: string; decision?: string; session?: string; tenant?: string; limit: number; json?: boolean; jsonl?: boolean }) => {
+      if (o.json && o.jsonl) throw new UserError('give --json or --jsonl, not both');
       const flags = { since: '--since', tool: '--tool', decision: '--decision', session: '--session', tenant: '--tenant' } as const;
       let filter: AuditFilter;
       try {
@@ -307,7 +309,8 @@ export function register(program: Command): void {
       const st = await openState(o.db);
       try {
         const rows = await st.audit.query({ ...filter, limit: o.limit });
-        if (o.json) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+        if (o.json) process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+        else if (o.jsonl) process.stdout.write(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else {
           for (const r of rows) {
             process.stdout.write(
