@@ -68,14 +68,15 @@ export function storeLocation(flag: string | undefined): StoreLocation {
     throw new UserError('EGRESS_TRIAGE_DB is empty; give a SQLite file path or a postgres:// URL, or unset it for the default store');
   }
   const loc = resolveStoreLocation(flag);
+  const named = loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db';
   // a URL of another scheme would be taken as a relative path (`mysql://x` made a folder `mysql:`)
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(flag ?? process.env.EGRESS_TRIAGE_DB ?? '');
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(flag ?? env ?? '');
   if (loc.backend === 'sqlite' && scheme) {
-    throw new UserError(`${loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db'}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
+    throw new UserError(`${named}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
   }
   if (loc.backend === 'sqlite' && loc.target === ':memory:') {
     throw new UserError(
-      `${loc.from === 'EGRESS_TRIAGE_DB' ? 'EGRESS_TRIAGE_DB' : '--db'}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +
+      `${named}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +
         '(nothing ingested would be kept, and reads would answer from an empty store); give a file path',
     );
   }

@@ -131,7 +131,7 @@ export class RecordParser {
         this.pending = false;
         // a blank line is read, so counted among the records, and said, so the summary adds up
         if (from === to) {
-          out.notes['blank-lines'] = (out.notes['blank-lines'] ?? 0) + 1;
+          noteBlankLine(out);
           continue;
         }
         if (fastPath && this.adapter?.format === 'native' && this.knownRepeat(buf, from, to)) {
@@ -146,7 +146,7 @@ export class RecordParser {
           this.pending = false;
         }
         if (text.trim() === '') {
-          out.notes['blank-lines'] = (out.notes['blank-lines'] ?? 0) + 1;
+          noteBlankLine(out);
           continue;
         }
         const lineNo = firstLine + i;
@@ -557,3 +557,7 @@ export async function* parseSource(
  * collection, instead of living (and being promoted) until its whole batch is read.
  */
 const PARSE_STEP = 256;
+
+function noteBlankLine(out: ParsedBatch): void {
+  out.notes['blank-lines'] = (out.notes['blank-lines'] ?? 0) + 1;
+}

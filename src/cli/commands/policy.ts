@@ -51,37 +51,48 @@ async function initFromConfig(configPath: string, force: boolean): Promise<void>
   if (failed.length) throw new UserError(`could not learn ${failed.length} of ${config.upstreams.length} upstream(s): ${failed.join(', ')}`, EXIT.IO);
 }
 
-async function loadOrFail(file: string) {
+/**
+ * The policy file loaded, or the load error of one that was read but is invalid (its issues are
+ * `policy validate`'s verdict). A file that cannot be read is no verdict: thrown as a UserError.
+ */
+async function loadPolicy(file: string) {
   const { formatIssue, loadPolicyFile, PolicyLoadError } = await import('../../policy/load.js');
   try {
-    return loadPolicyFile(file);
+    return { loaded: loadPolicyFile(file) };
   } catch (e) {
-    if (e instanceof PolicyLoadError) {
-      if (e.readErrno !== undefined) throw new UserError(e.message, policyFileExit(e));
-      throw new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, policyFileExit(e));
-    }
-    throw e;
+    if (!(e instanceof PolicyLoadError)) throw e;
+    if (e.readErrno !== undefined) throw new UserError(e.message, policyFileExit(e));
+    const said = new UserError(`${e.issues.length} error(s) in ${file}:\n${e.issues.map((i) => formatIssue(file, i)).join('\n')}`, policyFileExit(e));
+    return { invalid: e, said };
   }
 }
 
+async function loadOrFail(file: string) {
+  const r = await loadPolicy(file);
+  if (r.loaded === undefined) throw r.said;
+  return r.loaded;
+}
+
 /**
- * `policy validate --json`: the verdict is the data, so an invalid policy is a document too (its
- * errors, each with path, line and column), and the exit code still says it (1). A file that cannot
- * be read is no verdict: it fails as without --json.
+ * `policy validate`. With --json the verdict is the data, so an invalid policy is a document too (its
+ * errors, each with path, line and column), and the exit code still says it (1).
  */
-async function validateAsJson(file: string): Promise<void> {
-  const { loadPolicyFile, PolicyLoadError } = await import('../../policy/load.js');
-  let doc: Record<string, unknown>;
-  try {
-    const p = loadPolicyFile(file);
-    const f = p.engine.file;
-    doc = { file, valid: true, default: p.engine.default, tool_entries: Object.keys(f.tools ?? {}).length, hidden: (f.hide ?? []).length };
-  } catch (e) {
-    if (!(e instanceof PolicyLoadError) || e.readErrno !== undefined) return void (await loadOrFail(file));
-    doc = { file, valid: false, errors: e.issues.map((i) => ({ path: i.path, line: i.line ?? null, col: i.col ?? null, message: i.message })) };
-    process.exitCode = policyFileExit(e);
+async function validatePolicy(file: string, json: boolean): Promise<void> {
+  const r = await loadPolicy(file);
+  if (r.loaded === undefined) {
+    if (!json) throw r.said;
+    const errors = r.invalid.issues.map((i) => ({ path: i.path, line: i.line ?? null, col: i.col ?? null, message: i.message }));
+    process.stdout.write(JSON.stringify({ file, valid: false, errors }, null, 2) + '\n');
+    process.exitCode = policyFileExit(r.invalid);
+    return;
   }
-  process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  const { engine } = r.loaded;
+  const summary = { default: engine.default, tool_entries: Object.keys(engine.file.tools ?? {}).length, hidden: (engine.file.hide ?? []).length };
+  process.stdout.write(
+    json
+      ? JSON.stringify({ file, valid: true, ...summary }, null, 2) + '\n'
+      : `${file}: ok (default ${summary.default}, ${summary.tool_entries} tool entries, ${summary.hidden} hidden)\n`,
+  );
 }
 
 /** The most records one `audit` prints: the rows are held in memory before they are written. */
@@ -148,14 +159,7 @@ export function register(program: Command): void {
     .description('Check a policy file; every error is reported with its path and line (exit 1 if any)')
     .argument('<file>')
     .option('--json', 'machine-readable output: the verdict, and an invalid file\'s errors with their path and line (still exit 1)')
-    .action(async (file: string, o: { json?: boolean }) => {
-      if (o.json) return validateAsJson(file);
-      const p = await loadOrFail(file);
-      const f = p.engine.file;
-      process.stdout.write(
-        `${file}: ok (default ${p.engine.default}, ${Object.keys(f.tools ?? {}).length} tool entries, ${(f.hide ?? []).length} hidden)\n`,
-      );
-    });
+    .action((file: string, o: { json?: boolean }) => validatePolicy(file, o.json === true));
 
   policy
     .command('explain')

@@ -186,12 +186,11 @@ export class HardenRunnerAdapter implements RecordAdapter {
     }
     if (hostOut.domainUnusable) noteOf(rc, 'domain-unusable');
     if (domain === undefined) return missing('domainName');
-    const risky = riskyListOf(rc).matchHost(domain) !== null;
     // an unanswered lookup names no address, but of a risky name it is the contact itself (a DNS
     // callback carries its data in the name, answered or not)
-    if (ip === undefined && !risky) return missing('ipAddress');
+    const risky = riskyListOf(rc).matchHost(domain) !== null;
     const names = ip === undefined ? undefined : { tenant, ctx, domain, ips: [ip] };
-    if (!risky) return { kind: 'dns', names: names! };
+    if (!risky) return names ? { kind: 'dns', names } : missing('ipAddress');
     noteOf(rc, 'risky-lookup');
     const process = makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
     const event = { tenant, ctx, timestamp: this.time(r.timestamp, rc), domain, port: DNS_PORT, protocol: 'udp' as const, process, status: 'allowed' as const };

@@ -180,7 +180,6 @@ export function readTenant(value: unknown, field: string, fallback: string): str
   return value;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Timestamps
 

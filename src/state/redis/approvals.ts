@@ -76,8 +76,9 @@ export class RedisApprovals implements Approvals {
     const status = opts.status ?? 'pending';
     try {
       await this.conn.redis.zremrangebyscore(ALL, '-inf', this.now() - KEEP_MS - 86_400_000);
-      // Newest first, page by page, until APPROVALS_LIST_MAX match: the index holds every tenant's approvals of the
-      // last days, so a first page alone could be all another tenant's (as SQL's WHERE ... LIMIT 500).
+      // Newest first, page by page, until APPROVALS_LIST_MAX match: the index holds every tenant's
+      // approvals of the last days, so a first page alone could be all another tenant's (as SQL's
+      // WHERE ... LIMIT does).
       const rows: ApprovalRow[] = [];
       for (let from = 0; rows.length < APPROVALS_LIST_MAX; from += LIST_PAGE) {
         const ids = await this.conn.redis.zrevrange(ALL, from, from + LIST_PAGE - 1);
