@@ -254,13 +254,20 @@ export function temporaryDirectory(path: string | null | undefined): string | nu
   p = p.replace(/^\/\/[^/]+\/([a-z])\$\//, '$1:/');
   p = p.replace(/^\/device\/harddiskvolume\d+\//, 'c:/');
   p = posix.normalize(p);
-  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p);
+  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p) ?? RUNNER_TEMP.exec(p);
   return m ? m[0] : null;
 }
 const TEMP_DIR =
   /^(?:\/private)?\/tmp\/|^(?:\/private)?\/var\/tmp\/|^\/dev\/shm\/|^\/run\/shm\/|^(?:\/private)?\/var\/folders\/|^[a-z]:\/(?:windows\/)?(?:system)?temp\//;
 /** Any account's temporary folder, at any depth (a service account's is under C:\Windows\ServiceProfiles), 8.3 names too. */
 const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/temp\//;
+/**
+ * The Actions runner's own temporary folder (RUNNER_TEMP), emptied after every job: step scripts and
+ * downloads land there, so a payload can run from it as from /tmp. Hosted Linux and macOS runners
+ * have it at `<home>/work/_temp`, Windows ones at `D:\\a\\_temp`, self-hosted runners at
+ * `<runner>/_work/_temp`, and a job in a container sees it at `/__w/_temp`.
+ */
+const RUNNER_TEMP = /^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_temp\//;
 
 /**
  * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how

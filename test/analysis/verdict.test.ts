@@ -312,10 +312,18 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     ['C:\\Windows\\SystemTemp\\t.exe', 'c:/windows/systemtemp/'],
     ['C:\\Windows\\ServiceProfiles\\NetworkService\\AppData\\Local\\Temp\\t.exe', 'c:/windows/serviceprofiles/networkservice/appdata/local/temp/'],
     ['C:\\Users\\RUNNER~1\\APPDAT~1\\Local\\Temp\\t.exe', 'c:/users/runner~1/appdat~1/local/temp/'],
+    // the runner's own temporary folder (RUNNER_TEMP) on hosted Linux, macOS and Windows runners, a
+    // self-hosted runner, and a job in a container
+    ['/home/runner/work/_temp/x/twingated', '/home/runner/work/_temp/'], ['/Users/runner/work/_temp/twingated', '/users/runner/work/_temp/'],
+    ['D:\\a\\_temp\\t.exe', 'd:/a/_temp/'], ['/opt/actions-runner/_work/_temp/twingated', '/opt/actions-runner/_work/_temp/'],
+    ['C:\\actions-runner\\_work\\_temp\\t.exe', 'c:/actions-runner/_work/_temp/'], ['/__w/_temp/twingated', '/__w/_temp/'],
   ] as const) {
     assert.equal(fromTemp(path), `runs from ${dir}, a temporary directory no installer puts twingate in`, path);
   }
-  for (const path of ['/usr/bin/twingated', '/usr/local/bin/twingated', '/opt/hostedtoolcache/twingate/1.0/x64/twingated', '/home/runner/tmp/twingated', '/tmpfs/twingated', 'C:\\Program Files\\Twingate\\twingated.exe', null]) {
+  for (const path of ['/usr/bin/twingated', '/usr/local/bin/twingated', '/opt/hostedtoolcache/twingate/1.0/x64/twingated', '/home/runner/tmp/twingated', '/tmpfs/twingated', 'C:\\Program Files\\Twingate\\twingated.exe', null,
+    // the workspace, the runner's tool folder, and folders only named like its temporary one
+    '/home/runner/work/repo/repo/bin/twingated', '/home/runner/_work/_tool/twingate/1.0/twingated', '/home/runner/work/_tempest/twingated',
+    '/home/runner/work/x_temp/twingated', 'D:\\b\\_temp\\t.exe', 'D:\\a\\repo\\_temp\\t.exe']) {
     assert.equal(fromTemp(path as string), null, String(path));
   }
   assert.equal(callContradiction({ ...base, process: 'curl', path: '/tmp/curl', host: 'relay.twingate.com' }), null, 'only a daemon\'s name is judged');
