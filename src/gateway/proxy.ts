@@ -630,7 +630,8 @@ export class PolicyProxy {
    * 2026-07-28: the call ends now with an `input_required` result asking for the approval; the
    * client's retry (a new request) carries the answer and our signed state. The approval row stays
    * pending meanwhile, so a human can still decide it from the CLI or the HTTP API. Nothing ran: the
-   * quota comes back, and the round is not audited (the outcome of the retry is).
+   * quota comes back. The round is audited (`approval_requested`), and so is the retry with its
+   * outcome: an agent that tries a tool and never answers still leaves a record of the attempt.
    */
   private async askOverMrtr(call: Call, approvalId: string, expiresAt: number): Promise<void> {
     let state: string;
@@ -642,7 +643,7 @@ export class PolicyProxy {
       return this.denyCall(call, 'deny', `approval state error: ${(e as Error).message}`);
     }
     if (call.done) return;
-    this.finish(call, 'allow', 'not_forwarded', undefined, undefined, false);
+    this.finish(call, 'approval_requested', 'not_forwarded', `asked the client to approve ${approvalId}; the retry that answers is audited with its outcome`);
     this.sendDown({ jsonrpc: '2.0', id: call.id, result: approvalQuestion(this.approvalMessage(call, approvalId, expiresAt), state) });
   }
 

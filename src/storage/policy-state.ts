@@ -220,10 +220,16 @@ export type AuditDecision =
   | 'approval_denied'
   | 'approval_expired'
   | 'approval_cancelled'
+  /**
+   * A 2026-07-28 round that ended by asking the client to approve (an `input_required` result):
+   * nothing was forwarded. The retry that carries the answer is a call of its own, audited with its
+   * outcome; an agent that never retries leaves this record, so no attempt goes unrecorded.
+   */
+  | 'approval_requested'
   /** Not a call: the policy in force was replaced (a dashboard edit, or the file changed on disk). */
   | 'policy_change';
 
-export const AUDIT_DECISIONS: readonly AuditDecision[] = ['allow', 'deny', 'rate_limited', 'approved', 'approval_denied', 'approval_expired', 'approval_cancelled', 'policy_change'];
+export const AUDIT_DECISIONS: readonly AuditDecision[] = ['allow', 'deny', 'rate_limited', 'approved', 'approval_denied', 'approval_expired', 'approval_cancelled', 'approval_requested', 'policy_change'];
 
 export type UpstreamOutcome =
   | 'ok'

@@ -89,7 +89,11 @@ tools:
     const rows = JSON.parse((await cli(['approvals', 'list', '--db', t.db, '--json', '--all'])).stdout) as { tool: string; status: string; decided_by: string }[];
     assert.deepEqual(rows.map((r) => `${r.tool}:${r.status}:${r.decided_by}`).sort(), ['ask:consumed:elicitation', 'ask:consumed:gateway', 'write_thing:consumed:elicitation', 'write_thing:denied:elicitation']);
     const audit = (await cli(['audit', '--db', t.db, '--jsonl'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; decision: string; upstream: string });
-    assert.deepEqual(audit.map((r) => `${r.tool}:${r.decision}:${r.upstream}`), ['write_thing:approved:ok', 'write_thing:approval_denied:not_forwarded', 'ask:approved:ok', 'ask:approved:ok']);
+    assert.deepEqual(audit.map((r) => `${r.tool}:${r.decision}:${r.upstream}`), [
+      'write_thing:approval_requested:not_forwarded', 'write_thing:approved:ok',
+      'write_thing:approval_requested:not_forwarded', 'write_thing:approval_denied:not_forwarded',
+      'ask:approval_requested:not_forwarded', 'ask:approved:ok', 'ask:approved:ok',
+    ]);
   } finally {
     await g.client.close();
     t.cleanup();

@@ -109,7 +109,11 @@ tools:
   }
   const audit = await cli(['audit', '--db', t.db, '--jsonl']);
   const recs = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(recs.filter((r) => r.tool === 'write_thing').map((r) => [r.decision, r.upstream]), [['approved', 'ok']]);
+  // the round that asked is audited, and so is the retry that answered
+  assert.deepEqual(recs.filter((r) => r.tool === 'write_thing').map((r) => [r.decision, r.upstream]), [['approval_requested', 'not_forwarded'], ['approved', 'ok']]);
+  const [question, approved] = recs.filter((r) => r.tool === 'write_thing');
+  assert.equal(question!.approval_id, approved!.approval_id, 'both records name the one approval');
+  assert.match(String(question!.reason), /^asked the client to approve apr_\w+; the retry that answers is audited with its outcome$/);
   t.cleanup();
 });
 

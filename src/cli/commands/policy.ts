@@ -294,7 +294,7 @@ export function register(program: Command): void {
     .option('--db <path>', 'the store: a SQLite path or postgres://... URL')
     .option('--since <when>', 'ISO time or duration (30m, 2h, 7d)')
     .option('--tool <name>', 'only this tool')
-    .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled | policy_change')
+    .option('--decision <d>', 'allow | deny | rate_limited | approved | approval_denied | approval_expired | approval_cancelled | approval_requested | policy_change')
     .option('--session <id>', 'only this session')
     .option('--tenant <name>', "only the decisions of this tenant's servers (mcp, serve)")
     .option('--limit <n>', `most recent N records (1 to ${AUDIT_LIMIT_MAX})`, parseIntOption('--limit', 1, AUDIT_LIMIT_MAX), 1000)
