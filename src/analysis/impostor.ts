@@ -1,4 +1,4 @@
-import { daemonLookalike, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
+import { daemonLookalike, inMemoryExecutable, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
 import { normalizeProcessName } from '../domain/process-name.js';
 
 /**
@@ -10,7 +10,7 @@ import { normalizeProcessName } from '../domain/process-name.js';
  * unknown (the analysis groups binaries the same way). It is a suspected impostor when its name is a
  * known VPN / mesh daemon and ANY of its calls contradicts that daemon: a risky destination, a
  * domain outside the daemon's signature, a parent chain through a package manager or interpreter, or
- * a binary run from a temporary directory.
+ * a binary run from a temporary directory or from memory.
  * The verdict is monotone: more evidence can flag a binary, never clear it.
  */
 
@@ -51,13 +51,18 @@ export function callContradiction(c: CallEvidence): string | null {
   if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
-  return temporaryDirectoryReason(sig.daemon, c.path);
+  return runsFromReason(sig.daemon, c.path);
 }
 
-/** Why a daemon's binary at `path` is a suspected impostor by where it runs from, or null (vpn-signatures.ts temporaryDirectory). */
-export function temporaryDirectoryReason(daemon: string, path: string | null | undefined): string | null {
+/**
+ * Why a daemon's binary at `path` is a suspected impostor by where it runs from, or null: a temporary
+ * directory, or memory (vpn-signatures.ts temporaryDirectory, inMemoryExecutable).
+ */
+export function runsFromReason(daemon: string, path: string | null | undefined): string | null {
   const temp = temporaryDirectory(path);
-  return temp === null ? null : `runs from ${temp}, a temporary directory no installer puts ${daemon} in`;
+  if (temp !== null) return `runs from ${temp}, a temporary directory no installer puts ${daemon} in`;
+  const memory = inMemoryExecutable(path);
+  return memory === null ? null : `runs from ${memory}, with no file of its own: no installer runs ${daemon} that way`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ParentLink } from '../domain/types.js';
 import { formatChain } from '../domain/process-name.js';
 import type { ImpostorSet } from '../rules/guards.js';
-import { lookalikeReason, temporaryDirectoryReason } from './impostor.js';
+import { lookalikeReason, runsFromReason } from './impostor.js';
 import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
 import type { EndpointFacts } from './endpoint-facts.js';
 import { portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
@@ -133,7 +133,7 @@ export function judgeBinary(
     }
     const bad = suspiciousParent(variant.parents);
     if (bad) addCount(contra, `started through ${bad}: ${name} < ${formatChain(variant.parents)}`, variant.n);
-    const temp = temporaryDirectoryReason(sig.daemon, variant.path);
+    const temp = runsFromReason(sig.daemon, variant.path);
     if (temp) addCount(contra, `${temp}: ${variant.path}`, variant.n);
   }
   v.supporting = topN(support, 10, (k) => k).map(([s, n]) => `${s} (${n})`);

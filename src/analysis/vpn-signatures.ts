@@ -231,8 +231,10 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
  */
 const PACKAGE_MANAGER =
   /^(npm|npx|yarn|yarnpkg|pnpm|pnpx|corepack|bun|bunx|pip[0-9.]*|pipx|pipenv|poetry|pdm|uv|uvx|conda|mamba|micromamba|easy_install[0-9.-]*|gem[0-9.]*|bundle|bundler|composer|cargo|mvn|mvnw|gradle|gradlew|sbt|ant|nuget|dotnet|msbuild|go)$/;
-// Not PowerShell: it is the default shell of `run:` steps on Windows runners, as bash is on Linux.
-const INTERPRETER = /^(node|node[0-9]+|nodejs|deno|python[0-9.]*w?|pypy[0-9.]*|ruby[0-9.]*|jruby|perl[0-9.]*|php[0-9.]*|php-fpm[0-9.]*|php-cgi|lua[0-9.]*|luajit|java)$/;
+// Not PowerShell nor cmd: they are the shells of `run:` steps on Windows runners, as bash is on Linux.
+// Windows Script Host, mshta and AppleScript are interpreters no step starts a daemon through.
+const INTERPRETER =
+  /^(node|node[0-9]+|nodejs|deno|python[0-9.]*w?|pypy[0-9.]*|ruby[0-9.]*|jruby|perl[0-9.]*|php[0-9.]*|php-fpm[0-9.]*|php-cgi|lua[0-9.]*|luajit|java|wscript|cscript|mshta|osascript|rscript|julia|tclsh[0-9.]*|wish[0-9.]*)$/;
 
 /** Where the runner keeps the node it runs JavaScript actions with: `<runner>/externals/node20/bin/node`. */
 const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
@@ -254,11 +256,11 @@ export function temporaryDirectory(path: string | null | undefined): string | nu
   p = p.replace(/^\/\/[^/]+\/([a-z])\$\//, '$1:/');
   p = p.replace(/^\/device\/harddiskvolume\d+\//, 'c:/');
   p = posix.normalize(p);
-  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p) ?? RUNNER_TEMP.exec(p);
+  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p) ?? RUNNER_TEMP.exec(p) ?? CONTAINER_TEMP.exec(p);
   return m ? m[0] : null;
 }
 const TEMP_DIR =
-  /^(?:\/private)?\/tmp\/|^(?:\/private)?\/var\/tmp\/|^\/dev\/shm\/|^\/run\/shm\/|^(?:\/private)?\/var\/folders\/|^[a-z]:\/(?:windows\/)?(?:system)?temp\//;
+  /^(?:\/private)?\/tmp\/|^(?:\/private)?\/var\/tmp\/|^\/dev\/shm\/|^\/run\/shm\/|^\/run\/user\/\d+\/|^(?:\/private)?\/var\/folders\/|^[a-z]:\/(?:windows\/)?(?:system)?temp\//;
 /** Any account's temporary folder, at any depth (a service account's is under C:\Windows\ServiceProfiles), 8.3 names too. */
 const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/temp\//;
 /**
@@ -268,6 +270,21 @@ const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/
  * `<runner>/_work/_temp`, and a job in a container sees it at `/__w/_temp`.
  */
 const RUNNER_TEMP = /^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_temp\//;
+/** A container's own temporary folders as its host names them (Docker's and containerd's overlay mounts). */
+const CONTAINER_TEMP = /^(?:[^/]*\/)*?merged\/(?:tmp|var\/tmp|dev\/shm)\//;
+
+/**
+ * What an executable that has no file of its own runs from, or null: a memfd (`/memfd:x (deleted)`,
+ * as Linux reads /proc/PID/exe of a program run from memory) or an open file descriptor
+ * (`/proc/self/fd/3`, `/dev/fd/3`). That is how fileless payloads run; no installer runs a daemon so.
+ */
+export function inMemoryExecutable(path: string | null | undefined): 'a memfd' | 'a file descriptor' | null {
+  if (!path) return null;
+  const p = path.toLowerCase();
+  if (p.startsWith('/memfd:')) return 'a memfd';
+  return FILE_DESCRIPTOR.test(p) ? 'a file descriptor' : null;
+}
+const FILE_DESCRIPTOR = /^\/proc\/(?:self|thread-self|\d+)\/fd\/|^\/dev\/fd\//;
 
 /**
  * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how

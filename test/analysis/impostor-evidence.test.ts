@@ -27,13 +27,15 @@ test('the runner’s own node is exempt only at the runner’s layout, started b
 
 test('versioned and less common package managers and interpreters count, as the agent records the executable a symlink resolves to', () => {
   for (const name of ['ruby3.0', 'perl5.34.0', 'pip3.12', 'pip3.11', 'python3.12', 'pythonw', 'php8.2', 'gem3.0', 'uvx', 'corepack', 'yarnpkg', 'pipenv', 'pdm', 'conda', 'mamba', 'micromamba', 'easy_install-3.8', 'lua5.4', 'luajit',
-    'java', 'mvn', 'gradle', 'sbt', 'dotnet', 'msbuild', 'nuget', 'go', 'go.exe', 'pypy3', 'php-fpm8.2', 'node20', 'jruby']) {
+    'java', 'mvn', 'gradle', 'sbt', 'dotnet', 'msbuild', 'nuget', 'go', 'go.exe', 'pypy3', 'php-fpm8.2', 'node20', 'jruby',
+    // script hosts no step starts a daemon through
+    'wscript.exe', 'cscript.exe', 'mshta.exe', 'osascript', 'Rscript', 'julia', 'tclsh8.6', 'wish']) {
     assert.equal(suspiciousParent([{ name }, { name: 'bash' }]), normalizeProcessName(name), name);
     assert.equal(suspiciousParent([{ name: 'sudo' }, { name: `/usr/bin/${name}` }]), normalizeProcessName(name), `${name} deeper, by path`);
   }
   // what CI actions really start daemons with stays clean
   // PowerShell is the default shell of run: steps on Windows runners, as bash is on Linux
-  for (const name of ['sudo', 'bash', 'sh', 'systemd', 'Runner.Worker', 'tailscale', 'rubyist', 'pipe', 'python-config', 'gemini', 'pwsh', 'powershell.exe']) {
+  for (const name of ['sudo', 'bash', 'sh', 'systemd', 'Runner.Worker', 'tailscale', 'rubyist', 'pipe', 'python-config', 'gemini', 'pwsh', 'powershell.exe', 'cmd.exe']) {
     assert.equal(suspiciousParent([{ name }]), null, name);
   }
 });

@@ -317,13 +317,25 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     ['/home/runner/work/_temp/x/twingated', '/home/runner/work/_temp/'], ['/Users/runner/work/_temp/twingated', '/users/runner/work/_temp/'],
     ['D:\\a\\_temp\\t.exe', 'd:/a/_temp/'], ['/opt/actions-runner/_work/_temp/twingated', '/opt/actions-runner/_work/_temp/'],
     ['C:\\actions-runner\\_work\\_temp\\t.exe', 'c:/actions-runner/_work/_temp/'], ['/__w/_temp/twingated', '/__w/_temp/'],
+    // a user's runtime folder, and a container's temporary folders as the host names them
+    ['/run/user/1001/twingated', '/run/user/1001/'], ['/var/lib/docker/overlay2/0f3c/merged/tmp/twingated', '/var/lib/docker/overlay2/0f3c/merged/tmp/'],
+    ['/run/containerd/io.containerd.runtime.v2.task/k8s.io/ab/rootfs/../merged/dev/shm/t', '/run/containerd/io.containerd.runtime.v2.task/k8s.io/ab/merged/dev/shm/'],
   ] as const) {
     assert.equal(fromTemp(path), `runs from ${dir}, a temporary directory no installer puts twingate in`, path);
+  }
+  // run from memory: a memfd, or an open file descriptor
+  for (const [path, from] of [
+    ['/memfd:twingated (deleted)', 'a memfd'], ['/memfd:', 'a memfd'], ['/proc/self/fd/3', 'a file descriptor'], ['/proc/4242/fd/7', 'a file descriptor'],
+    ['/proc/thread-self/fd/9', 'a file descriptor'], ['/dev/fd/3', 'a file descriptor'],
+  ] as const) {
+    assert.equal(fromTemp(path), `runs from ${from}, with no file of its own: no installer runs twingate that way`, path);
   }
   for (const path of ['/usr/bin/twingated', '/usr/local/bin/twingated', '/opt/hostedtoolcache/twingate/1.0/x64/twingated', '/home/runner/tmp/twingated', '/tmpfs/twingated', 'C:\\Program Files\\Twingate\\twingated.exe', null,
     // the workspace, the runner's tool folder, and folders only named like its temporary one
     '/home/runner/work/repo/repo/bin/twingated', '/home/runner/_work/_tool/twingate/1.0/twingated', '/home/runner/work/_tempest/twingated',
-    '/home/runner/work/x_temp/twingated', 'D:\\b\\_temp\\t.exe', 'D:\\a\\repo\\_temp\\t.exe']) {
+    '/home/runner/work/x_temp/twingated', 'D:\\b\\_temp\\t.exe', 'D:\\a\\repo\\_temp\\t.exe',
+    // a container's installed binary, a user runtime folder's lookalike, /proc's own files
+    '/var/lib/docker/overlay2/0f3c/merged/usr/bin/twingated', '/run/users/twingated', '/proc/self/exe', '/usr/lib/memfd:x', '/devfd/3']) {
     assert.equal(fromTemp(path as string), null, String(path));
   }
   assert.equal(callContradiction({ ...base, process: 'curl', path: '/tmp/curl', host: 'relay.twingate.com' }), null, 'only a daemon\'s name is judged');
