@@ -1,3 +1,5 @@
+import { domainToASCII } from 'node:url';
+
 /**
  * The one owner of DNS-name validation and canonical form: every adapter reading a destination
  * name, and every command taking one (baseline expect), goes through normalizeDomain, so a name is
@@ -22,12 +24,53 @@ const NUMERIC_LAST_LABEL = /(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$/;
  * name, it would escape every check on IP ranges.
  */
 export function normalizeDomain(s: string): string | null {
+  const d = canonicalAscii(s);
+  if (d !== null) return d;
+  // Spelt as a URL parser reads a host: the client that made the call resolved this name.
+  const mapped = hostAsUrlParsersRead(s);
+  return mapped === null ? null : canonicalAscii(mapped);
+}
+
+function canonicalAscii(s: string): string | null {
   let d = s;
   if (d.charCodeAt(d.length - 1) === 46) d = d.slice(0, -1);
   if (HAS_UPPER.test(d)) d = d.toLowerCase();
   if (!DOMAIN_RE.test(d) || d.indexOf('..') >= 0 || !labelsFit(d) || NUMERIC_LAST_LABEL.test(d)) return null;
   return d;
 }
+
+/**
+ * A name written as URL parsers (WHATWG, UTS #46) still read it, in the ASCII form they resolve:
+ * `webhook。site` (an ideographic full stop), `web<U+00AD>hook.site` (a soft hyphen, which they drop),
+ * `webhook%2esite` (a percent-escape) and `ＷＥＢＨＯＯＫ．site` are all webhook.site to curl, browsers
+ * and Node, and `münchen.example` is `xn--mnchen-3ya.example`. Read as written they matched no risky
+ * name, and a call to webhook.site was stored as a direct-IP call that an address rule could hide.
+ * Only for a name with a character outside ASCII or a percent-escape, and none of the characters that
+ * end a URL's host (a parser would read the host as the part before them); null when it maps to nothing.
+ */
+function hostAsUrlParsersRead(s: string): string | null {
+  if (!MAY_MAP.test(s) || URL_DELIMITER.test(s)) return null;
+  const ascii = domainToASCII(s);
+  return ascii === '' ? null : ascii;
+}
+const MAY_MAP = /[^\x00-\x7f]|%/;
+const URL_DELIMITER = /[/\\?#@:[\]\s]/;
+
+/**
+ * `s` folded the way a URL parser folds a host, for finding a name inside text that is no DNS name
+ * (ingest's riskyInName): compatibility forms (NFKC: fullwidth letters), lower case, every full stop
+ * an IDNA parser reads as a dot, no invisible characters (UTS #46 maps them to nothing), and
+ * percent-escapes of ASCII decoded.
+ */
+export function foldedAsHost(s: string): string {
+  let f = s.normalize('NFKC').toLowerCase();
+  if (f.indexOf('%') >= 0) f = f.replace(/%([0-7][0-9a-f])/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return f.replace(IDEOGRAPHIC_STOPS, '.').replace(IGNORABLE, '');
+}
+/** U+3002 and its halfwidth form (NFKC leaves them), and U+FF0E should a caller skip NFKC. */
+const IDEOGRAPHIC_STOPS = /[\u3002\uff61\uff0e]/g;
+/** Default-ignorable code points UTS #46 maps to nothing: soft hyphen, zero-width marks, joiners, bidi controls, variation selectors, BOM. */
+const IGNORABLE = /[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]/g;
 
 /** RFC 1035: every label of a DNS name is at most 63 octets (the whole name at most 253). */
 function labelsFit(d: string): boolean {

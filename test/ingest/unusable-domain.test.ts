@@ -20,7 +20,7 @@ const tmp = tempDir();
 after(() => tmp.cleanup());
 
 const CTX = { owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', runId: '7', runAttempt: 1 };
-const UNUSABLE = ['exfil data.evil.example', `${'a'.repeat(64)}.evil.example`, 'wébhook.example', 'evil.example/x', 'bad..example'];
+const UNUSABLE = ['exfil data.evil.example', `${'a'.repeat(64)}.evil.example`, 'wé bhook.example', 'evil.example/x', 'bad..example', 'evil%2', 'evil%00.example'];
 
 function rc(): RecordContext {
   return { source: 'odd.ndjson', line: 1, tenant: 'default', defaults: CTX, notes: {} };
@@ -60,7 +60,10 @@ for (const [format, parse] of Object.entries(formats)) {
 
 const RISKY_UNUSABLE = [
   'x!y.webhook.site', 'webhook.site\u0000', 'exfil data.webhook.site', 'webhook.site/x', 'webhook.site:443', 'https://webhook.site/token',
-  '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b\uff0e\uff53\uff49\uff54\uff45',
+  // fullwidth, beside a character no host holds (alone, it is a host: URL_SPELLINGS)
+  '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b\uff0e\uff53\uff49\uff54\uff45/',
+  // what URL parsers fold in a host, inside text that is no host
+  'https://webhook\u3002site/x', 'x!y.web\u00adhook.site', 'webhook%2esite/x', 'x!y.webhook\uff61site', 'https://web\u200bhook.site/',
   // the first time it appears inside another name, then on its own
   'xwebhook.site x.webhook.site',
   // padding before or after, of any length, hides nothing
@@ -106,6 +109,44 @@ test('an unusable lookup name that holds a risky one is a risky lookup, and name
   assert.deepEqual([ec.event.domain, ec.event.port, ec.event.process.name], ['oastify.com', 53, 'curl']);
   assert.equal(ec.names?.domain, 'oastify.com');
   assert.equal(ecs.notes['risky-lookup'], 1);
+});
+
+/**
+ * Names as URL parsers read a host (WHATWG, UTS #46), which is how the client that made the call
+ * resolved them: an ideographic full stop is a dot, a soft hyphen or zero-width space is nothing, a
+ * percent-escape is its character, and a name outside ASCII is its punycode form. Read as written,
+ * these were unusable, and a call to webhook.site was stored as a call to its address alone.
+ */
+const URL_SPELLINGS: [string, string][] = [
+  ['webhook\u3002site', 'webhook.site'], ['webhook\uff61site', 'webhook.site'], ['web\u00adhook.site', 'webhook.site'],
+  ['webhook%2esite', 'webhook.site'], ['%77ebhook.site', 'webhook.site'], ['web\u200bhook.site', 'webhook.site'],
+  ['\uff37\uff25\uff22\uff28\uff2f\uff2f\uff2b\uff0esite', 'webhook.site'], ['gist\u3002githubusercontent.com', 'gist.githubusercontent.com'],
+  ['m\u00fcnchen.example', 'xn--mnchen-3ya.example'], ['w\u00e9bhook.example', 'xn--wbhook-bva.example'],
+];
+
+for (const [format, parse] of Object.entries(formats)) {
+  test(`${format}: a destination name is read as URL parsers read a host: IDNA's dots and invisible characters, percent-escapes, punycode`, () => {
+    for (const [written, read] of URL_SPELLINGS) {
+      for (const ip of ['46.4.105.116', undefined]) {
+        const ctx = rc();
+        const out = parse(written, ip, ctx);
+        assert.equal(out.kind, 'call', `${JSON.stringify(written)}: ${JSON.stringify(out)}`);
+        assert.equal((out as Extract<AdapterOutput, { kind: 'call' }>).event.domain, read, JSON.stringify(written));
+        assert.deepEqual(ctx.notes, {}, JSON.stringify(written));
+      }
+    }
+  });
+}
+
+test('a risky destination configured by its Unicode name or its punycode is the same one, however the call spells it', () => {
+  for (const entry of ['m\u00fcnchen.example', 'xn--mnchen-3ya.example']) {
+    const ctx = { ...rc(), risky: riskyDestinations([entry]) };
+    for (const written of ['m\u00fcnchen.example', 'xn--mnchen-3ya.example', 'M\u00dcNCHEN.example']) {
+      const out = formats.native!(written, '203.0.113.9', ctx) as Extract<AdapterOutput, { kind: 'call' }>;
+      assert.equal(out.event.domain, 'xn--mnchen-3ya.example', `${entry} / ${written}`);
+      assert.equal(ctx.risky.matchHost(out.event.domain), 'xn--mnchen-3ya.example', `${entry} / ${written}`);
+    }
+  }
 });
 
 test('a risky name inside another name is no risky name: notwebhook.site, webhook.sites', () => {

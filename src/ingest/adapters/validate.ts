@@ -17,7 +17,7 @@ import { TENANT_PATTERN } from '../../config/paths.js';
 import { canonicalIp, isDottedQuad } from '../../domain/ip.js';
 import type { CallStatus, JobContext, ProcessInfo, Protocol } from '../../domain/types.js';
 import { RecordError, type RecordContext } from './types.js';
-import { normalizeDomain } from '../../domain/dns-name.js';
+import { foldedAsHost, normalizeDomain } from '../../domain/dns-name.js';
 import { riskyDestinations } from '../../analysis/risky-destinations.js';
 
 export type Obj = Record<string, unknown>;
@@ -476,17 +476,18 @@ export function riskyListOf(rc: RecordContext): NonNullable<RecordContext['risky
 }
 
 /**
- * The risky name a name that is no valid DNS name holds, read leniently: folded (NFKC, lower case),
- * and each name on the risky list looked for anywhere in it with no letter, digit, `_` or `-` on
+ * The risky name a name that is no valid DNS name holds, read leniently: folded as a URL parser folds
+ * a host (dns-name.ts foldedAsHost: NFKC, lower case, IDNA's full stops, no invisible characters,
+ * percent-escapes decoded), and each name on the risky list looked for anywhere in it with no letter, digit, `_` or `-` on
  * either side. "x!y.webhook.site" (a label a resolver passes on to webhook.site's servers),
  * "webhook.site/x" and "webhook.site\u0000" (a path or a byte a producer left in the field), a
  * fullwidth "ｗｅｂｈｏｏｋ．ｓｉｔｅ", and any of them after or before a megabyte of padding, all hold
  * webhook.site: such a name is anomalous already, and reading it as a risky one fails closed.
  * Address ranges on the list are not looked for (a name holds no address to judge). Linear in the
- * name's length for each name on the list: no regular expression runs over it.
+ * name's length for each name on the list: only single-character classes are replaced over it.
  */
 export function riskyInName(raw: string, rc: RecordContext): string | null {
-  const folded = raw.normalize('NFKC').toLowerCase();
+  const folded = foldedAsHost(raw);
   for (const name of riskyListOf(rc).hostNames) if (holdsName(folded, name)) return name;
   return null;
 }
