@@ -57,6 +57,10 @@ test('ECS: a lookup of a risky name is a call by the asking process (Sysmon 22),
     [{ ...base, event: { code: '22', provider: 'Microsoft-Windows-Sysmon', category: ['network'] }, dns: { question: { name: 'c2VjcmV0.x1y2z3.oastify.com' } }, process: { pid: 6012, name: 'nslookup.exe' } }, 'nslookup.exe'],
     // Packetbeat: the wire, a resolver as destination, no process
     [{ ...base, event: { category: ['network'], type: ['protocol'] }, network: { protocol: 'dns', direction: 'egress', transport: 'udp' }, destination: { ip: '10.0.0.2', port: 53 }, dns: { question: { name: 'webhook.site' }, resolved_ip: ['46.4.105.116'] } }, 'Unknown'],
+    // a query the asking process sent to a resolver (Defend, Packetbeat with process enrichment):
+    // it was stored only as the process's call to the resolver, and the contact with the name was lost
+    [{ ...base, event: { category: ['network'], type: ['protocol'] }, network: { protocol: 'dns', direction: 'egress', transport: 'udp' }, destination: { ip: '8.8.8.8', port: 53 }, dns: { question: { name: 'c2exfil.oastify.com' } }, process: { pid: 7, name: 'node', executable: '/usr/bin/node' } }, 'node'],
+    [{ ...base, event: { category: ['network'], type: ['protocol'] }, network: { protocol: 'dns', direction: 'egress', transport: 'udp' }, destination: { ip: '8.8.8.8', port: 53 }, dns: { question: { name: 'gist.githubusercontent.com' }, resolved_ip: ['185.199.108.133'] }, process: { pid: 7, name: 'node' } }, 'node'],
   ];
   for (const [doc, asker] of cases) {
     const ctx = rc();

@@ -33,7 +33,8 @@
  * - A DNS document (dns.question.name + dns.resolved_ip, e.g. Sysmon event 22, Packetbeat, Defend
  *   lookups) yields `{kind: 'dns'}`: the parser names the IPs for later connections of the same job.
  *   When the same document also has a destination, it is both a call and DNS answers; a lookup of
- *   a risky name is always a call too (riskyLookup).
+ *   a risky name is always a call to that name (riskyLookup), also when the document's destination
+ *   is the resolver the query went to.
  * - A document with no destination in the network category (auditd `config_change`, a DNS event
  *   with no answer) is skipped, `skipped-no-destination`; one of another category, `skipped-not-network`.
  *   One with no destination and no event.category is rejected as missing its destination.
@@ -515,6 +516,13 @@ export class EcsAdapter implements RecordAdapter {
     // answer names later calls, and the lookup itself is no process's call to report, unless it
     // asked for a risky name (riskyLookup).
     if (names !== null && status !== 'blocked' && !this.namesProcess(doc)) return this.riskyLookup(doc, tenant, ctx, names, rc) ?? { kind: 'dns', names };
+    // A query a process sent to its resolver: asking for a risky name is the contact that matters (the
+    // name carries the data), so the document is that call, as a lookup without a destination is.
+    // Stored as the call to the resolver, a rule or baseline over the resolver hid it.
+    if (isDns && status !== 'blocked') {
+      const lookup = this.riskyLookup(doc, tenant, ctx, names, rc);
+      if (lookup !== null) return lookup;
+    }
     const process = this.process(doc, status === 'blocked', rc);
     if (direction === 'uncertain') noteOf(rc, 'direction-uncertain');
     const event = { tenant, ctx, timestamp, domain, ip, port, protocol, process, status };
