@@ -2,8 +2,14 @@ import type { ParentLink, ProcessInfo } from './types.js';
 
 /** Last component of a POSIX or Windows path. */
 export function basenameOf(path: string): string {
-  const slash = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
-  return slash >= 0 ? path.slice(slash + 1) : path;
+  // Trailing separators end no name: "stage2\" is a legal Linux file name, and read as a directory
+  // it left an empty name, which made a named binary the Unknown tool (packets only a firewall saw),
+  // there for any rule on Unknown to hide. A name of nothing but separators is a name of its own.
+  let end = path.length;
+  while (end > 0 && (path.charCodeAt(end - 1) === 47 || path.charCodeAt(end - 1) === 92)) end--;
+  if (end === 0) return path;
+  const slash = Math.max(path.lastIndexOf('/', end - 1), path.lastIndexOf('\\', end - 1));
+  return path.slice(slash + 1, end);
 }
 
 /** Printable ASCII only: nothing to fold in a name (almost every process name), nothing invisible in a text. */

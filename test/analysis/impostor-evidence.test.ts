@@ -60,6 +60,12 @@ test('a name shows as what it is judged as: invisible characters and compatibili
   assert.equal(normalizeProcessName('ｔａｉｌｓｃａｌｅｄ'), 'tailscaled');
   assert.equal(normalizeProcessName('/usr/sbin/TailScaled.EXE'), 'tailscaled');
   assert.equal(normalizeProcessName('\u200b'), 'unknown');
+  // a trailing separator ends no name: a named binary is never the Unknown tool
+  assert.equal(normalizeProcessName('stage2\\'), 'stage2');
+  assert.equal(normalizeProcessName('/opt/x/stage2//'), 'stage2');
+  assert.equal(normalizeProcessName('C:\\t\\TAILSCALED.exe\\'), 'tailscaled');
+  assert.equal(normalizeProcessName('\\'), '\\');
+  assert.equal(normalizeProcessName(''), 'unknown');
   // graphic characters drawn blank, which no Unicode property marks: "tailscaled\u2800" prints as "tailscaled "
   assert.equal(normalizeProcessName('tailscaled\u2800'), 'tailscaled');
   assert.equal(normalizeProcessName('tail\u2800scaled'), 'tailscaled');
