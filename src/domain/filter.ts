@@ -204,6 +204,8 @@ function text(value: unknown, argument: string): string | undefined {
   if (typeof value !== 'string') throw new FilterError(argument, `expected a string, got ${show(value)}`);
   const v = value.trim();
   if (v === '') throw new FilterError(argument, 'is empty; give a value or leave the argument out');
+  // no stored value holds one (ingest refuses it), and PostgreSQL refuses it in a query
+  if (v.includes('\u0000')) throw new FilterError(argument, `holds a NUL character (U+0000) at character ${v.indexOf('\u0000') + 1}, which no stored value holds`);
   return v;
 }
 

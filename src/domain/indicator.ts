@@ -47,6 +47,8 @@ export function classifyIndicator(raw: string): Indicator {
   const v = raw.trim().toLowerCase();
   if (v === '') throw new InventoryError('empty indicator: pass a domain, IP, CIDR, host:port or a substring');
   if (v.length > 253 + 8) throw new InventoryError('indicator too long: pass at most 261 characters');
+  // no stored endpoint holds one, and PostgreSQL refuses it in a query (an internal error, found by review)
+  if (v.includes('\u0000')) throw new InventoryError('the indicator holds a NUL character (U+0000), which no endpoint holds');
   if (v.includes('/')) {
     const range = parseCidr(v);
     return { kind: 'cidr', norm: v, test: (e) => e.isIp && range.contains(e.host), ip: (a) => range.contains(a) };

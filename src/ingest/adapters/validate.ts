@@ -73,9 +73,36 @@ export function readString(value: unknown, field: string): string {
 
 /** Optional string: undefined/null/"" → undefined. */
 export function optString(value: unknown, field: string): string | undefined {
-  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'string') return value === '' ? undefined : noNul(value, field);
   if (value === undefined || value === null) return undefined;
   return wrongType(field, 'a string', value);
+}
+
+/**
+ * `value`, refused when it holds U+0000. No name, path or id holds one (file systems and GitHub
+ * refuse it), and PostgreSQL cannot store it in text: one such record stopped a PostgreSQL ingest
+ * with an internal error where SQLite stored it. Refused as a bad record on both, the rest goes on.
+ * Destination names are read apart (readHost): a risky name with a NUL beside it is still that call.
+ */
+export function noNul(value: string, field: string): string {
+  const at = value.indexOf('\u0000');
+  if (at < 0) return value;
+  return invalid(field, `holds a NUL character (U+0000) at character ${at + 1}: no name, path or id holds one`);
+}
+
+/**
+ * The longest job identity values stored, in UTF-8 bytes. Both stores key jobs by owner, repo,
+ * workflow and job, and a PostgreSQL index entry holds at most about 2.7 kB: a longer key stopped a
+ * PostgreSQL ingest with an internal error. GitHub's own names are far shorter (an owner 39
+ * characters, a repository 100); a job name holds its matrix values, so it gets room.
+ */
+export const MAX_KEY_BYTES = { owner: 256, repo: 256, workflow: 1000, job: 1000, runId: 128, jobId: 128 } as const;
+
+function fitsKey(value: string, field: string, maxBytes: number): void {
+  // at most 3 UTF-8 bytes per UTF-16 unit: only a long value is measured
+  if (value.length * 3 <= maxBytes) return;
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > maxBytes) invalid(field, `is ${bytes} bytes long; a job's ${field} may be at most ${maxBytes} bytes (UTF-8)`);
 }
 
 /** Optional non-negative integer (number, or a string of digits). */
@@ -155,7 +182,7 @@ export function optStatus(value: unknown, field: string): CallStatus {
 
 /** Identifier that may be a JSON number or string (run_id, job_id, detection id) → string. */
 export function optIdString(value: unknown, field: string): string | undefined {
-  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'string') return value === '' ? undefined : noNul(value, field);
   if (typeof value === 'number') {
     // Past 2^53 a JSON number is no longer the id that was written: 9007199254740993 reads as
     // ...992, and two runs would be stored as one. A string keeps any id exactly.
@@ -418,6 +445,8 @@ export function makeProcess(
   parent: ProcessInfo | null,
 ): ProcessInfo {
   // Fixed shape (all keys present) keeps these objects monomorphic on the hot path.
+  noNul(name, 'process name');
+  if (path !== undefined) noNul(path, 'process path');
   // A name of blanks names nothing: it is the agent's Unknown tool.
   const n = name.charCodeAt(0) <= 32 || name.charCodeAt(name.length - 1) <= 32 ? (name.trim() === '' ? UNKNOWN_TOOL : name) : name;
   return { name: n, path, sha256, pid, parent };
@@ -545,7 +574,7 @@ export const SNAKE_FIELDS: ContextFieldNames = {
 };
 
 function ctxString(value: unknown, field: string, fallback: string | undefined): string {
-  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'string' && value !== '') return noNul(value, field);
   if (value === undefined || value === null || value === '') {
     if (fallback !== undefined && fallback !== '') return fallback;
     return fail('missing-context', field, 'CI context field is missing (set it in the record, a context line or a flag)');
@@ -642,6 +671,12 @@ export class ContextBuilder {
     dotSegment(o, f.owner);
     dotSegment(r, f.repo);
     dotSegment(rid, f.runId);
+    fitsKey(o, f.owner, MAX_KEY_BYTES.owner);
+    fitsKey(r, f.repo, MAX_KEY_BYTES.repo);
+    fitsKey(w, f.workflow, MAX_KEY_BYTES.workflow);
+    fitsKey(j, f.job, MAX_KEY_BYTES.job);
+    fitsKey(rid, f.runId, MAX_KEY_BYTES.runId);
+    if (jid !== undefined) fitsKey(jid, f.jobId, MAX_KEY_BYTES.jobId);
     const ctx: JobContext = { owner: o, repo: r, workflow: w, job: j, runId: rid, runAttempt: att, jobId: jid };
     this.last = ctx;
     this.lastRunIdRaw = runId;
