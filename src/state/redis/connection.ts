@@ -7,6 +7,7 @@ import { COMMIT, REFUND, RESERVE, RESTORE, USED } from './scripts.js';
 import { APPROVAL_SCRIPTS } from './approval-scripts.js';
 import { HANDLE_LIVE, HANDLE_TOUCH } from './handle-scripts.js';
 import { restoreCharges, type Charge } from './counters.js';
+import { LostDataError } from './lost-data.js';
 import { restoreConsumed } from './approval-journal.js';
 
 // ioredis is loaded when a connection is made, not at import: it costs a third of a second of CPU,
@@ -15,6 +16,8 @@ const require = createRequire(import.meta.url);
 
 const KEY_HMAC = 'egress-triage:args-hmac-key';
 const KEY_EPOCH = 'egress-triage:epoch';
+/** How often an idle replica reads the marker key: well within the default recovery hold of 2 s. */
+const MARKER_CHECK_MS = 500;
 
 export interface ConnectionOptions {
   address: RedisAddress;
@@ -64,7 +67,9 @@ export class RedisConnection {
   private holdUntil = 0;
   private lastError?: string;
   private closed = false;
-  private readonly readyWaiters: { resolve: () => void }[] = [];
+  private readonly readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** a reason this Redis can never hold the state (no such database, keys evicted): calls are denied, ready() fails at once */
+  private fatal?: string;
   private readonly holdMs: number;
 
   constructor(private readonly o: ConnectionOptions) {
@@ -91,6 +96,31 @@ export class RedisConnection {
     });
     this.redis.on('ready', () => void this.onReady());
     this.redis.connect().catch((e: Error) => (this.lastError = e.message));
+    this.markerTimer = setInterval(() => void this.watchMarker(), MARKER_CHECK_MS);
+    this.markerTimer.unref();
+  }
+
+  private readonly markerTimer: NodeJS.Timeout;
+
+  /**
+   * A replica that admits nothing would not learn from its calls that Redis lost its data while
+   * connected (runAdmitting), and would not put its charges back while another one holds for it:
+   * the marker key is read on a timer too, well within the recovery hold.
+   */
+  private async watchMarker(): Promise<void> {
+    if (!this.usable || this.checking || this.closed) return;
+    const epoch = await this.redis.get(KEY_EPOCH).catch(() => undefined);
+    if (epoch === undefined || epoch === this.epoch || !this.usable) return;
+    this.lostData();
+  }
+
+  /** The marker key is gone or changed on a live connection: deny, and recover as after a restart (check). */
+  private lostData(): void {
+    if (!this.usable) return;
+    this.usable = false;
+    this.lastError = 'its data was lost while connected (the marker key is gone: FLUSHALL, FLUSHDB or an eviction)';
+    this.o.log?.(`${this.display} lost its data while connected; calls that need policy state are denied while the charges are put back`);
+    void this.onReady();
   }
 
   get display(): string {
@@ -113,6 +143,7 @@ export class RedisConnection {
 
   /** Throws the reason calls are denied right now, if they are. */
   assertUsable(): void {
+    if (this.fatal !== undefined) throw new Error(this.fatal);
     if (!this.usable) {
       // connected, but the check on connecting failed (it is tried again): not "unreachable"
       const what = this.redis.status === 'ready' ? 'cannot be used' : 'is unreachable';
@@ -146,6 +177,32 @@ export class RedisConnection {
     }
   }
 
+  /**
+   * Runs a script that admits (a charge), in one round trip with a read of the marker key: a Redis
+   * that lost its data while connected (FLUSHALL, FLUSHDB, a key evicted) raises no reconnection, so
+   * the check on connecting never ran, and every counter started again from zero. Finding the marker
+   * gone or changed, the call is refused and the same recovery as after a restart runs (charges put
+   * back, a hold). A flush between the two commands is found by the next call.
+   */
+  async runAdmitting(name: ScriptName, keys: string[], args: string[]): Promise<unknown> {
+    const p = this.redis.pipeline().get(KEY_EPOCH);
+    (p as unknown as Record<string, (...a: string[]) => unknown>)[`et_${name}`]!.call(p, ...keys, ...args);
+    let out: [Error | null, unknown][] | null;
+    try {
+      out = await p.exec();
+    } catch (e) {
+      throw this.explain(e);
+    }
+    const [[epochErr, epoch] = [null, null], [err, result] = [null, null]] = out ?? [];
+    if (epochErr) throw this.explain(epochErr);
+    if (epoch !== this.epoch) {
+      this.lostData();
+      throw new LostDataError(`Redis at ${this.display} lost its data while connected (FLUSHALL, FLUSHDB or an evicted key); the gateways are putting their charges back, and calls that need rate-limit or approval state are denied until then`, err ? undefined : result);
+    }
+    if (err) throw this.explain(err);
+    return result;
+  }
+
   private async onReady(): Promise<void> {
     // one check at a time; a 'ready' or a retry arriving meanwhile runs it again afterwards
     if (this.checking) {
@@ -160,7 +217,7 @@ export class RedisConnection {
     } catch (e) {
       this.usable = false;
       this.lastError = (e as Error).message.replace(`Redis at ${this.display}: `, '');
-      if (!this.closed && this.redis.status === 'ready') {
+      if (!this.closed && this.redis.status === 'ready' && this.fatal === undefined) {
         this.retryTimer = setTimeout(() => void this.onReady(), Math.min(100 * 2 ** this.failedChecks++, 2000));
         this.retryTimer.unref();
       }
@@ -176,6 +233,8 @@ export class RedisConnection {
 
   private async check(): Promise<void> {
     let fresh = false;
+    await this.selectOwnDatabase();
+    await this.refuseEviction();
     if (this.key) await this.redis.set(KEY_HMAC, this.key, 'NX');
     else {
       await this.redis.set(KEY_HMAC, randomBytes(32), 'NX');
@@ -209,6 +268,50 @@ export class RedisConnection {
     this.onUsable?.();
   }
 
+  /**
+   * The client selects the URL's database on connecting, and when the server has no such one (its
+   * `databases` setting, 16 by default) it carried on in database 0, sharing another deployment's
+   * counters and approvals without a word. Selected again here, a refusal is final.
+   */
+  private async selectOwnDatabase(): Promise<void> {
+    try {
+      await this.redis.select(this.o.address.db);
+    } catch (e) {
+      const m = (e as Error).message;
+      if (/DB index is out of range|invalid DB index/i.test(m)) this.fail(`Redis at ${this.display} has no database ${this.o.address.db} (${m}); give a database its "databases" setting allows, such as /0`);
+      throw e;
+    }
+  }
+
+  /**
+   * A Redis that evicts keys under memory pressure (any maxmemory-policy but noeviction) can drop a
+   * counter, or the marker key, and admit calls past their limits: refused. When the setting cannot be
+   * read (CONFIG refused by ACLs, a managed service), said once on the log.
+   */
+  private async refuseEviction(): Promise<void> {
+    let policy: string | null = null;
+    try {
+      const r = (await this.redis.call('CONFIG', 'GET', 'maxmemory-policy')) as string[];
+      policy = r[1] ?? null;
+    } catch (e) {
+      if (!this.evictionUnknownSaid) this.o.log?.(`cannot read maxmemory-policy of ${this.display} (${(e as Error).message}): it must be noeviction, or counters may be evicted and over-admit`);
+      this.evictionUnknownSaid = true;
+      return;
+    }
+    if (policy !== null && policy !== 'noeviction') {
+      this.fail(`Redis at ${this.display} evicts keys under memory pressure (maxmemory-policy ${policy}): a rate-limit counter or an approval could vanish and calls be admitted past their limits; set maxmemory-policy noeviction`);
+    }
+  }
+  private evictionUnknownSaid = false;
+
+  /** This Redis can never hold the state: every waiter and every later call is refused with why. */
+  private fail(reason: string): never {
+    this.fatal = reason;
+    this.usable = false;
+    for (const w of this.readyWaiters.splice(0)) w.reject(new PolicyStateUnavailableError(reason));
+    throw new Error(reason);
+  }
+
   /** The server process's run_id (new at every start), or null when INFO is refused (ACLs, a proxy). */
   private async serverRunId(): Promise<string | null> {
     const info = await this.redis.info('server').catch((e: Error) => {
@@ -223,6 +326,7 @@ export class RedisConnection {
 
   /** Resolves once connected, checked, and out of any recovery hold; rejects after connectWaitMs. */
   ready(): Promise<void> {
+    if (this.fatal !== undefined) return Promise.reject(new PolicyStateUnavailableError(this.fatal));
     if (this.usable && Date.now() >= this.holdUntil) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const ms = this.o.connectWaitMs ?? 10_000;
@@ -232,6 +336,10 @@ export class RedisConnection {
         resolve: () => {
           clearTimeout(t);
           resolve();
+        },
+        reject: (e: Error) => {
+          clearTimeout(t);
+          reject(e);
         },
       };
       if (this.usable) setTimeout(w.resolve, Math.max(0, this.holdUntil - Date.now() + 1)).unref();
@@ -243,6 +351,7 @@ export class RedisConnection {
     this.closed = true;
     this.usable = false;
     clearTimeout(this.retryTimer);
+    clearInterval(this.markerTimer);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { LimitRequest, RateCounters, Reservation, ReserveResult } from '../../storage/policy-state.js';
 import type { RedisConnection } from './connection.js';
+import { LostDataError } from './lost-data.js';
 
 interface Charge {
   z: string;
@@ -63,7 +64,15 @@ export class RedisCounters implements RateCounters {
       for (const r of order) {
         const { z, s } = this.keysOf(r.key);
         const member = `${this.rid}.${++this.seq}|${r.cost}`;
-        const out = (await this.conn.run('reserve', [z, s], [this.conn.nowArg(), wire(r.windowMs), String(r.max), String(r.cost), member])) as string[] | number[];
+        let out: string[] | number[];
+        try {
+          out = (await this.conn.runAdmitting('reserve', [z, s], [this.conn.nowArg(), wire(r.windowMs), String(r.max), String(r.cost), member])) as string[] | number[];
+        } catch (e) {
+          // charged on the emptied counter all the same: given back, the call being denied
+          const ran = e instanceof LostDataError ? (e.result as string[] | undefined) : undefined;
+          if (ran !== undefined && Number(ran[0]) === 1) res.charges.push({ z, s, member, cost: r.cost, t: Number(ran[1]), windowMs: r.windowMs, committed: false });
+          throw e;
+        }
         if (Number(out[0]) !== 1) {
           await this.refund(res);
           const retry = Number(out[2]);
