@@ -74,6 +74,10 @@ export function storeLocation(flag: string | undefined): StoreLocation {
   if (loc.backend === 'sqlite' && scheme) {
     throw new UserError(`${named}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
   }
+  // the driver parses it only on connecting, where a bad one was an internal error (exit 70)
+  if (loc.backend === 'postgres' && !URL.canParse(loc.target)) {
+    throw new UserError(`${named}: ${loc.display} is no valid URL; write postgres://user@host:port/database`);
+  }
   if (loc.backend === 'sqlite' && loc.target === ':memory:') {
     throw new UserError(
       `${named}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +

@@ -30,13 +30,18 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-/** The URL without its password, for messages and `db status`. */
+/**
+ * The URL without its password, for messages and `db status`: the one in its user part and the one
+ * the driver also takes as a query parameter (`?password=`), however the parameter is cased or escaped.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***');
     return u.toString();
   } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
+    // unparsable: every part that could hold it goes
+    return url.replace(/:[^:@/]*@/, ':***@').replace(/([?&](?:%70|p)(?:%61|a)(?:%73|s)(?:%73|s)(?:%77|w)(?:%6f|o)(?:%72|r)(?:%64|d)=)[^&#]*/gi, '$1***');
   }
 }

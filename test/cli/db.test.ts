@@ -33,6 +33,18 @@ test('the store location picks the backend: a postgres URL is PostgreSQL, anythi
   assert.equal(resolveStoreLocation('postgresql://db/et').backend, 'postgres');
   assert.equal(resolveStoreLocation(undefined, { EGRESS_TRIAGE_DB: 'postgres://db/et' }).from, 'EGRESS_TRIAGE_DB');
   assert.equal(resolveStoreLocation('postgres://u:pw@db/et').display, 'postgres://u:***@db/et', 'the password is never shown');
+  // the driver takes it as a query parameter too, in any case or escape
+  for (const [url, shown] of [
+    ['postgres://u@db/et?password=S3cret', 'postgres://u@db/et?password=***'],
+    ['postgres://u@db/et?sslmode=disable&PassWord=S3cret', 'postgres://u@db/et?sslmode=disable&PassWord=***'],
+    ['postgres://u@db/et?%70assword=S3cret', 'postgres://u@db/et?password=***'],
+    ['postgres://u:pw@db/et?password=S3cret', 'postgres://u:***@db/et?password=***'],
+    // a URL the parser refuses is masked as text
+    ['postgres://u@[db/et?password=S3cret&x=1', 'postgres://u@[db/et?password=***&x=1'],
+  ]) {
+    assert.equal(resolveStoreLocation(url).display, shown, url);
+    assert.ok(!resolveStoreLocation(url).display.includes('S3cret'), url);
+  }
   const file = resolveStoreLocation('./postgres.db');
   assert.deepEqual([file.backend, file.target.endsWith('/postgres.db')], ['sqlite', true]);
   assert.equal(resolveStoreLocation(undefined, {}).backend, 'sqlite', 'SQLite stays the default');
@@ -98,6 +110,20 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
   assert.equal(nodb.status, 3);
   assert.match(nodb.stderr, /database "no_such_db" does not exist: create it first/);
   assert.ok(!/\n\s+at /.test(nodb.stderr), 'no stack trace');
+  // TLS asked of a server without it, a socket folder with no server, a URL the driver cannot parse:
+  // each was an internal error (exit 70) or "not found"
+  const tls = runCli(['db', 'status', '--db', `${s.url('egress')}?sslmode=require&password=S3cret`]);
+  assert.equal(tls.status, 5, tls.stderr);
+  assert.match(tls.stderr, /cannot make a TLS connection \(The server does not support SSL connections\); check sslmode in the URL/);
+  assert.ok(!tls.stderr.includes('S3cret'), 'the password parameter is masked');
+  const socket = runCli(['db', 'status', '--db', `${s.url('egress')}?host=/tmp/no-such-socket-folder`]);
+  assert.equal(socket.status, 5, socket.stderr);
+  assert.match(socket.stderr, /cannot reach the server \(ENOENT/);
+  for (const url of ['postgres://u@127.0.0.1:99999/et', 'postgresql://u@[::1:55432/et']) {
+    const bad = runCli(['db', 'status', '--db', url]);
+    assert.equal(bad.status, 2, `${url}: ${bad.stderr}`);
+    assert.match(bad.stderr, /^egress-triage: --db: .* is no valid URL; write postgres:\/\/user@host:port\/database\n$/);
+  }
 });
 
 test('db is listed in --help with its exit codes', () => {
