@@ -7,10 +7,12 @@ export interface RedisAddress {
   display: string;
 }
 
-export function parseRedisStateUrl(s: string): RedisAddress {
+export function parseRedisStateUrl(raw: string): RedisAddress {
+  // what the refusals quote: a password in the URL is never echoed
+  const s = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^@/?#]*?):[^@/?#]*@/i, '$1:***@');
   let u: URL;
   try {
-    u = new URL(s);
+    u = new URL(raw);
   } catch {
     throw new Error(`"${s}" is not a URL; expected redis://host:port[/db]`);
   }
