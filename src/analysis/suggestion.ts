@@ -118,7 +118,15 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   const servers = portOnly(sig) ? serversOf(pinnable.length ? pinnable : input.judged.filter((j) => j.verdict.verdict === 'genuine')) : [];
   const server = servers[0]?.[0];
   const reached = (v: BinaryVerdict) => server === undefined || input.judged.some((j) => j.verdict === v && j.servers.some(([e]) => e === server));
-  const hashed = genuine.filter((v) => v.sha256 !== null && reached(v));
+  const reachedHashed = genuine.filter((v) => v.sha256 !== null && reached(v));
+  // A daemon with servers of its own (domains, address ranges): a binary only its port vouches for
+  // is just what a renamed binary calling its own server on that port looks like, so it joins the
+  // rule only when no binary is vouched for by the daemon's servers, and then only the busiest one.
+  // Before, every such binary went in as "one per installed version", and a rule created from the
+  // suggestion silenced a renamed tailscaled's calls to its attacker on port 41641.
+  const byServers = new Set(input.judged.filter((j) => j.vouchedByServers).map((j) => j.verdict));
+  const hashed = portOnly(sig) ? reachedHashed : reachedHashed.some((v) => byServers.has(v)) ? reachedHashed.filter((v) => byServers.has(v)) : reachedHashed.slice(0, 1);
+  const unvouched = reachedHashed.filter((v) => !hashed.includes(v));
   const covered = hashed.slice(0, MAX_RULE_HASHES);
   const main = covered[0] ?? genuine[0]!;
   const conditions: RuleConditions = { process: name };
@@ -158,8 +166,12 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       ? `; it covers ${input.detectionType} detections only: a rule holds one type, so ${input.otherTypes.join(', ')} detections of the group need a rule of their own with the same conditions`
       : '') +
     (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
-    (others.length
-      ? `; other genuine binaries need their own rule: ${others.map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
+    (unvouched.length
+      ? `; not in the rule: ${unvouched.map((v) => `${describeVerdict(v)} (${v.count})`).join(', ')}: only ${sig.daemon}'s port vouches for ${unvouched.length > 1 ? 'them' : 'it'}, ` +
+        `never one of its domains or address ranges, and a renamed binary calling its own server on that port looks the same; check ${unvouched.length > 1 ? 'them' : 'it'} before a rule of your own covers ${unvouched.length > 1 ? 'them' : 'it'}`
+      : '') +
+    (others.filter((v) => !unvouched.includes(v)).length
+      ? `; other genuine binaries need their own rule: ${others.filter((v) => !unvouched.includes(v)).map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
       : '') +
     '.';
   let blocked: string | null = null;

@@ -4,7 +4,7 @@ import type { ImpostorSet } from '../rules/guards.js';
 import { lookalikeReason, runsFromReason } from './impostor.js';
 import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
 import type { EndpointFacts } from './endpoint-facts.js';
-import { portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
+import { namesOwnServer, portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
 import type { BinaryVerdict, VpnEvidence } from './types.js';
 
 /**
@@ -60,6 +60,12 @@ export interface JudgedBinary {
    */
   servers: [endpoint: string, n: number][];
   /**
+   * True when a destination of the daemon's own (one of its domains, or an address in one of its
+   * ranges) supports the binary, not its port alone: a renamed binary calling its own server on
+   * tailscaled's port 41641 is supported by the port as well as the daemon is (suggestion.ts).
+   */
+  vouchedByServers: boolean;
+  /**
    * Direct-IP destinations that neither support nor contradict the daemon (no signal: a port and an
    * address outside its signature), with their detections, most first. A daemon's peers are often
    * such addresses, so they prove nothing either way; but a rule over the binary silences them too,
@@ -102,7 +108,8 @@ export function judgeBinary(
   facts: EndpointFacts, sig: VpnSignature, name: string, b: Binary, eps: Counts, v: BinaryVerdict, riskyCalls: string[],
   servers: [endpoint: string, n: number][] = [],
   unexplained: [endpoint: string, n: number][] = [],
-): void {
+): { vouchedByServers: boolean } {
+  let vouchedByServers = false;
   const support = new Map<string, number>();
   const serversToo = portOnly(sig);
   const contra = new Map<string, number>();
@@ -118,7 +125,10 @@ export function judgeBinary(
       continue;
     }
     const s = facts.signalsFor(sig, id);
-    for (let k = 0; k < s.length; k++) addCount(support, s[k]!, n);
+    for (let k = 0; k < s.length; k++) {
+      addCount(support, s[k]!, n);
+      if (!vouchedByServers && namesOwnServer(sig, s[k]!)) vouchedByServers = true;
+    }
     if (serversToo && s.length > 0) servers.push([facts.endpoint(id), n]);
     if (s.length === 0) {
       if (!facts.isIp(id)) addCount(contra, `domain outside ${sig.daemon}'s signature: ${facts.endpoint(id)}`, n);
@@ -144,6 +154,7 @@ export function judgeBinary(
   v.verdict = contra.size > 0 ? 'impostor' : support.size > 0 ? 'genuine' : 'unverified';
   servers.sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]));
   unexplained.sort((x, y) => y[1] - x[1] || cmp(x[0], y[0]));
+  return { vouchedByServers: vouchedByServers && v.verdict === 'genuine' };
 }
 
 /**
@@ -161,16 +172,18 @@ export function judgeGroup(name: string, variants: VariantEvidence[], facts: End
     const riskyCalls: string[] = [];
     const servers: [string, number][] = [];
     const unexplained: [string, number][] = [];
+    let vouchedByServers = false;
     if (sig) {
       const eps = mergeCounts(b.variants.map((x) => x.eps), scratch);
-      judgeBinary(facts, sig, name, b, eps, v, riskyCalls, servers, unexplained);
+      vouchedByServers = judgeBinary(facts, sig, name, b, eps, v, riskyCalls, servers, unexplained).vouchedByServers;
       const flagged = impostors.get({ process: name, sha256: b.sha256, path });
       if (flagged && v.verdict !== 'impostor') {
         v.verdict = 'impostor';
         v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
+        vouchedByServers = false;
       }
     }
-    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers, unexplained });
+    out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers, vouchedByServers, unexplained });
   }
   out.sort((a, b) => b.verdict.count - a.verdict.count || cmp(a.key, b.key));
   return out;

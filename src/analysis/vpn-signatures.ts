@@ -224,6 +224,14 @@ export function signatureSignals(sig: VpnSignature, host: string, port: number |
 }
 
 /**
+ * True for a signal (signatureSignals) that names one of the daemon's own servers, by domain or by
+ * address range, and not its port alone.
+ */
+export function namesOwnServer(sig: VpnSignature, signal: string): boolean {
+  return signal.startsWith(`${sig.daemon} domain `) || signal.startsWith(`${sig.daemon} address range `);
+}
+
+/**
  * Package managers, build tools and interpreters by normalised name. The agent records the executable a
  * symlink resolves to, so versioned names are what CI hosts really show: Ubuntu's ruby is ruby3.0, its
  * pip may be pip3.12, perl is perl5.34.0. Build tools run plugins from the registry as a package

@@ -166,9 +166,13 @@ test('a rule over a binary says what it silences that the signature does not exp
     s.suggested!.rationale,
     /; of the detections in this view, 8 at 4 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(4\), 203\.0\.113\.9:8080 \(2\), 192\.0\.2\.1:443 \(1\), \.\.\.\): rules with these conditions silence such calls too \(each of its own detection type\), and a renamed binary that made one call inside the signature looks just like this, so check them before creating it/,
   );
-  // two versions: what both silence is summed; a binary the rule leaves out adds nothing
+  // two binaries only ZeroTier's port vouches for: the busiest is the rule's, the other is named and
+  // left out (a renamed binary looks the same), and adds nothing to what the rule silences
   const two = judge('zerotier-one', [zt('198.51.100.66', 9993, 3), zt('203.0.113.5', 443, 2), zt('198.51.100.67', 9993, 1, sha('y')), zt('203.0.113.5', 443, 1, sha('y')), zt('gist.githubusercontent.com', 443, 1, sha('x'))], risky);
-  assert.match((await suggest('zerotier-one', two)).suggested!.rationale, /of the detections in this view, 3 at 1 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(3\)\): rules with these conditions silence such calls too/);
+  const twoRule = (await suggest('zerotier-one', two)).suggested!;
+  assert.equal(twoRule.conditions.process_sha256, sha('z'));
+  assert.match(twoRule.rationale, /of the detections in this view, 2 at 1 endpoint\(s\) are direct-IP calls that zerotier's signature does not explain \(203\.0\.113\.5:443 \(2\)\): rules with these conditions silence such calls too/);
+  assert.match(twoRule.rationale, /; not in the rule: sha256 yyyyyyyyyyyy \(\/usr\/sbin\/zerotier-one\) \(2\): only zerotier's port vouches for it, never one of its domains or address ranges/);
   // every call inside the signature: nothing to say
   const real = await suggest('zerotier-one', judge('zerotier-one', [zt('198.51.100.66', 9993, 5), zt('198.51.100.70', 9993)], risky));
   assert.doesNotMatch(real.suggested!.rationale, /does not explain/);
@@ -176,6 +180,28 @@ test('a rule over a binary says what it silences that the signature does not exp
   const ovpn = await suggest('openvpn', judge('openvpn', [{ sha256: sha('o'), path: '/usr/sbin/openvpn', host: '198.51.100.9', port: 1194, n: 3 }, { sha256: sha('o'), path: '/usr/sbin/openvpn', host: '203.0.113.5', port: 443 }], risky));
   assert.equal(ovpn.suggested!.conditions.endpoint, '198.51.100.9:1194');
   assert.doesNotMatch(ovpn.suggested!.rationale, /does not explain/);
+});
+
+test('a second binary only the daemon\'s port vouches for stays out of the rule: a renamed tailscaled calling its own server on 41641 (found by review)', async () => {
+  const genuine = (extra: Partial<PlainCall>) => ts(sha('a'), { path: '/usr/local/bin/tailscaled', ...extra });
+  const renamed = (extra: Partial<PlainCall>) => ts(sha('b'), { path: '/home/runner/.local/bin/tailscaled', parents: [{ name: 'bash' }, { name: 'Runner.Worker' }], ...extra });
+  const judged = judge('tailscaled', [
+    genuine({ host: 'controlplane.tailscale.com', port: 443, n: 2 }), genuine({ host: '100.64.1.9', port: 41641, isIp: true, n: 3 }),
+    // the renamed one has more detections than the daemon, and every one of them on tailscale's port
+    renamed({ host: '45.61.136.14', port: 41641, isIp: true, n: 9 }),
+  ], risky);
+  assert.deepEqual(judged.map((j) => [j.verdict.sha256, j.verdict.verdict, j.vouchedByServers]), [[sha('b'), 'genuine', false], [sha('a'), 'genuine', true]]);
+  const s = await suggest('tailscaled', judged);
+  assert.equal(s.suggested!.conditions.process_sha256, sha('a'), 'only the binary the daemon\'s servers vouch for');
+  assert.match(s.suggested!.rationale, /; not in the rule: sha256 bbbbbbbbbbbb \(\/home\/runner\/\.local\/bin\/tailscaled\) \(9\): only tailscale's port vouches for it, never one of its domains or address ranges, and a renamed binary calling its own server on that port looks the same; check it before a rule of your own covers it/);
+  // two installed versions each reaching tailscale's own servers are both the rule's
+  const upgraded = judge('tailscaled', [genuine({ n: 4 }), ts(sha('c'), { host: '100.64.2.2', port: 41641, isIp: true, n: 2 })], risky);
+  assert.equal((await suggest('tailscaled', upgraded)).suggested!.conditions.process_sha256, `${sha('a')}|${sha('c')}`);
+  // none vouched for by a server: only the busiest binary, the other named
+  const portOnly = judge('tailscaled', [ts(sha('d'), { host: '198.51.100.7', port: 41641, isIp: true, n: 5 }), ts(sha('e'), { host: '203.0.113.7', port: 41641, isIp: true, n: 1 })], risky);
+  const p = (await suggest('tailscaled', portOnly)).suggested!;
+  assert.equal(p.conditions.process_sha256, sha('d'));
+  assert.match(p.rationale, /not in the rule: sha256 eeeeeeeeeeee .*only tailscale's port vouches for it/);
 });
 
 test('an address in a daemon\'s range vouches for it only on its ports: a renamed tailscaled at 100.100.100.200:80 (a cloud metadata endpoint inside 100.64.0.0/10) is not genuine by it', async () => {
