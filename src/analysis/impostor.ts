@@ -1,5 +1,6 @@
 import { daemonLookalike, inMemoryExecutable, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
 import { normalizeProcessName } from '../domain/process-name.js';
+import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
 /**
  * The suspected-impostor verdict as pure functions over plain data. The analysis, the rule guards
@@ -30,6 +31,8 @@ export interface CallEvidence extends BinaryRef {
   risky: string | null;
   /** the address that put the call under `risky` (a configured range), when its name is not risky itself */
   riskyAt?: string | null;
+  /** the type of an imported detection (StepSecurity), when the evidence is one */
+  detectionType?: string;
 }
 
 export interface SuspectedImpostor extends BinaryRef {
@@ -47,8 +50,10 @@ export function callContradiction(c: CallEvidence): string | null {
   if (!sig) return null;
   const like = lookalikeReason(c.process);
   if (like) return like;
+  if (c.detectionType !== undefined && NEVER_DAEMON_TYPES.has(c.detectionType)) return `a ${c.detectionType} detection: ${sig.daemon} does no such thing`;
   if (c.risky) return `risky destination ${c.host}${c.riskyAt ? ` at ${c.riskyAt}` : ''}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
-  if (!c.isIp && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
+  // a detection with no destination (a secret in a build log) says nothing about where it calls
+  if (!c.isIp && c.host !== '' && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
   return runsFromReason(sig.daemon, c.path);

@@ -6,6 +6,7 @@ import type { RiskyDestinations } from './risky-destinations.js';
 import type { BinaryVerdict, SuggestedRule } from './types.js';
 import { describeVerdict, type JudgedBinary } from './verdict.js';
 import { portOnly, vpnSignatureFor } from './vpn-signatures.js';
+import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
 /**
  * The suggested suppression rule of a process group and its guards: pure, from the group's binary
@@ -94,6 +95,9 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   const unverified = verdicts.filter((v) => v.verdict === 'unverified');
   if (!sig) {
     return { suggested: null, reason: `${name} is not a VPN/mesh daemon: a process-wide rule would hide everything else it calls; review each destination (see review)` };
+  }
+  if (NEVER_DAEMON_TYPES.has(input.detectionType)) {
+    return { suggested: null, reason: `a ${input.detectionType} detection is no noise of ${sig.daemon}'s: no daemon does that, so no rule is suggested; review each one` };
   }
   if (genuine.length === 0) {
     return {

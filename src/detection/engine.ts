@@ -957,7 +957,7 @@ export class DetectionEngine {
     const suspect =
       this.suppressor.observe?.({
         process: variant.normName, processSha256: variant.sha256, processPath: variant.path, parentChain: variant.parentChain,
-        host: dest, port: d.port ?? port, isIp: isIpLiteral(dest), ip: d.ip ?? d.directIp ?? null,
+        host: dest, port: d.port ?? port, isIp: isIpLiteral(dest), ip: d.ip ?? d.directIp ?? null, detectionType: d.type,
       }) ?? false;
     if (suspect) this.suspected(variant);
     let status = d.status;

@@ -31,6 +31,8 @@ export interface CallFacts {
   isIp: boolean;
   /** the address the call went to, when known: a configured risky range covers named calls too */
   ip: string | null;
+  /** the detection type an imported detection was filed under (a call seen by ingest has none) */
+  detectionType?: string;
 }
 
 /** Returns the internal id of the first active rule that suppresses the subject, or 0. */

@@ -21,6 +21,13 @@ export const DETECTION_TYPES = [
   'Privileged-Container',
 ] as const;
 export type DetectionType = (typeof DETECTION_TYPES)[number];
+/**
+ * Detection types that are a behaviour, not a destination: no VPN / mesh daemon opens a reverse
+ * shell, makes a call the monitor calls suspicious, reads the runner's memory or overwrites the
+ * source. A daemon-named binary with one of them is a suspected impostor, and no rule is suggested
+ * for them (analysis/impostor.ts, analysis/suggestion.ts).
+ */
+export const NEVER_DAEMON_TYPES: ReadonlySet<string> = new Set<DetectionType>(['Reverse-Shell', 'Suspicious-Network-Call', 'Runner-Worker-Memory-Read', 'Source-Code-Overwritten']);
 export const NEW_OUTBOUND = 'New-Outbound-Network-Call' satisfies DetectionType;
 export const DOMAIN_BLOCKED = 'Domain-Blocked' satisfies DetectionType;
 

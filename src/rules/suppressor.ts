@@ -52,7 +52,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   /** where a daemon-named binary ran with no readable hash: only there can a flagged hash link */
   const hashless = new Set(verdict.hashless);
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
-  const callOf = (c: CallFacts) => ({ parentChain: c.parentChain, host: c.host, port: c.port, isIp: c.isIp, ...riskyOfCall(risky, c.host, c.ip) });
+  const callOf = (c: CallFacts) => ({ parentChain: c.parentChain, host: c.host, port: c.port, isIp: c.isIp, detectionType: c.detectionType, ...riskyOfCall(risky, c.host, c.ip) });
   return {
     match(subject: DetectionSubject): number {
       if (rules.length === 0) return 0;

@@ -60,6 +60,17 @@ test('no suggestion: a name that is no daemon, a daemon without signature eviden
   assert.deepEqual([curl.asked, silent.asked, fake.asked], [[], [], []]);
 });
 
+test('no suggestion for a detection type that is a behaviour no daemon has, however genuine its binary looks', async () => {
+  const judged = judge('tailscaled', [ts(sha('a'), { host: '100.64.1.1', port: 41641, isIp: true })], risky);
+  for (const type of ['Reverse-Shell', 'Suspicious-Network-Call', 'Runner-Worker-Memory-Read', 'Source-Code-Overwritten']) {
+    const s = await suggest('tailscaled', judged, { detectionType: type });
+    assert.equal(s.suggested, null, type);
+    assert.equal(s.reason, `a ${type} detection is no noise of tailscale's: no daemon does that, so no rule is suggested; review each one`);
+    assert.deepEqual(s.asked, [], type);
+  }
+  assert.notEqual((await suggest('tailscaled', judged, { detectionType: 'HTTPS-Outbound-Network-Call' })).suggested, null);
+});
+
 test('refused: a genuine binary without a hash (alone, or next to other binaries)', async () => {
   const alone = await suggest('tailscaled', judge('tailscaled', [ts(null)], risky));
   assert.match(alone.suggested!.blocked_reason!, /has no sha256: a name-only rule would also silence any future binary named tailscaled/);
