@@ -586,9 +586,12 @@ test('stepsecurity: bad input', () => {
   rejects(a, { ...SS_DETECTION, workflow_path: undefined }, 'missing-context', 'workflow_path');
   rejects(a, { data: { detections: [SS_DETECTION] } }, 'invalid-value', 'data.detections');
   // a host that is no DNS name is refused: kept raw, it would slip past the risky-destination check
-  for (const endpoint of ['gist.githubusercontent.com..:443', '*.github.com:443', 'exa mple.com:443', 'bücher.example:443']) {
+  for (const endpoint of ['gist.githubusercontent.com..:443', '*.github.com:443', 'exa mple.com:443', 'b\u00fc cher.example:443']) {
     rejects(a, { ...SS_DETECTION, endpoint }, 'invalid-value', 'endpoint');
   }
+  // a name outside ASCII is its punycode, as URL parsers resolve it
+  const idn = a.parse({ ...SS_DETECTION, endpoint: 'b\u00fccher.example:443' }, rc()) as { detection: ImportedDetection };
+  assert.deepEqual([idn.detection.endpoint, idn.detection.host], ['xn--bcher-kva.example:443', 'xn--bcher-kva.example']);
   const spaced = a.parse({ ...SS_DETECTION, endpoint: 'WebHook.Site. :443' }, rc()) as { detection: ImportedDetection };
   assert.deepEqual([spaced.detection.endpoint, spaced.detection.host], ['webhook.site:443', 'webhook.site']);
   // a type in another case is the type; one no filter, rule or analysis knows is refused, not stored apart

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admitted, startReplicas, text } from './replicas.js';
+import { admitted, recoverThenCount, startReplicas, text } from './replicas.js';
 
 const POLICY = `version: 1
 default: allow
@@ -42,24 +42,9 @@ test('Redis stopped and restarted without its data mid-run: calls are denied wit
 
     // Same port, no data: the replicas reconnect on their own (no restart) and rebuild the counts.
     await r.redis.start();
-    let after = 0;
-    for (const [i, c] of cs.entries()) {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const reasons: string[] = [];
-        if (await admitted(c, 'echo', { text: `back-${i}` }, reasons)) {
-          after++;
-          break;
-        }
-        // Denied while reconnecting or while the replicas put their charges back; a rate-limit denial would fail below.
-        assert.match(reasons[0]!, /policy state error: Redis at /);
-        assert.ok(Date.now() < deadline, `replica ${i} did not recover: ${reasons[0]}`);
-        await new Promise((res) => setTimeout(res, 100));
-      }
-    }
-    assert.equal(after, 3);
-    const rest = await Promise.all(cs.flatMap((c, i) => [0, 1, 2].map((k) => admitted(c, 'echo', { text: `rest-${i}-${k}` }))));
-    assert.equal(rest.filter(Boolean).length, 1, 'the 6 charges made before the restart still count: only 10 in all');
+    const { recovered, rest } = await recoverThenCount(cs, 'echo');
+    assert.equal(recovered, 3);
+    assert.equal(rest, 1, 'the 6 charges made before the restart still count: only 10 in all');
     assert.equal(JSON.parse(text(await cs[0]!.callTool({ name: 'stats', arguments: {} }))).echo, 10);
   } finally {
     await r.close();

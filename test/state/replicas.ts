@@ -79,6 +79,31 @@ export async function startReplicas(policyText: string, identities: number): Pro
   }
 }
 
+/**
+ * After Redis lost its data: calls each replica until one is admitted (denials meanwhile must be
+ * policy-state errors, never a rate limit), then makes three more calls on each. Returns how many of
+ * those 3 × replicas calls were admitted: what the rebuilt counts still allowed.
+ */
+export async function recoverThenCount(cs: readonly Client[], tool: string): Promise<{ recovered: number; rest: number }> {
+  let recovered = 0;
+  for (const [i, c] of cs.entries()) {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const reasons: string[] = [];
+      if (await admitted(c, tool, { text: `back-${i}` }, reasons)) {
+        recovered++;
+        break;
+      }
+      // denied while reconnecting or while the replicas put their charges back; a rate-limit denial fails here
+      if (!/policy state error: Redis at /.test(reasons[0]!)) throw new Error(`replica ${i} was denied for another reason: ${reasons[0]}`);
+      if (Date.now() >= deadline) throw new Error(`replica ${i} did not recover: ${reasons[0]}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+  const rest = await Promise.all(cs.flatMap((c, i) => [0, 1, 2].map((k) => admitted(c, tool, { text: `rest-${i}-${k}` }))));
+  return { recovered, rest: rest.filter(Boolean).length };
+}
+
 /** True when the upstream answered the call, false when the policy denied it (the reason goes to `reasons`). */
 export async function admitted(c: Client, tool: string, args: Record<string, unknown>, reasons?: string[]): Promise<boolean> {
   const r = await c.callTool({ name: tool, arguments: args });
