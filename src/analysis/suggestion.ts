@@ -128,8 +128,11 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   // rule only when no binary is vouched for by the daemon's servers, and then only the busiest one.
   // Before, every such binary went in as "one per installed version", and a rule created from the
   // suggestion silenced a renamed tailscaled's calls to its attacker on port 41641.
+  // Any genuine binary counts, with a hash or without: a daemon the servers vouch for whose hash could
+  // not be read leaves the port-only binaries out as well (the rule is then blocked for want of a hash).
   const byServers = new Set(input.judged.filter((j) => j.vouchedByServers).map((j) => j.verdict));
-  const hashed = portOnly(sig) ? reachedHashed : reachedHashed.some((v) => byServers.has(v)) ? reachedHashed.filter((v) => byServers.has(v)) : reachedHashed.slice(0, 1);
+  const anyByServers = genuine.some((v) => byServers.has(v));
+  const hashed = portOnly(sig) ? reachedHashed : anyByServers ? reachedHashed.filter((v) => byServers.has(v)) : reachedHashed.slice(0, 1);
   const unvouched = reachedHashed.filter((v) => !hashed.includes(v));
   const covered = hashed.slice(0, MAX_RULE_HASHES);
   const main = covered[0] ?? genuine[0]!;

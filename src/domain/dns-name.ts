@@ -58,19 +58,29 @@ const URL_DELIMITER = /[/\\?#@:[\]\s]/;
 
 /**
  * `s` folded the way a URL parser folds a host, for finding a name inside text that is no DNS name
- * (ingest's riskyInName): compatibility forms (NFKC: fullwidth letters), lower case, every full stop
- * an IDNA parser reads as a dot, no invisible characters (UTS #46 maps them to nothing), and
- * percent-escapes of ASCII decoded.
+ * (ingest's riskyInName): percent-escapes decoded (as UTF-8, so `%e3%80%82` is an ideographic full
+ * stop), compatibility forms (NFKC: fullwidth letters), lower case, every full stop an IDNA parser
+ * reads as a dot, and no default-ignorable code point (UTS #46 maps them to nothing).
  */
 export function foldedAsHost(s: string): string {
-  let f = s.normalize('NFKC').toLowerCase();
-  if (f.indexOf('%') >= 0) f = f.replace(/%([0-7][0-9a-f])/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  let f = s;
+  if (f.indexOf('%') >= 0) f = f.replace(PERCENT_RUN, decodeRun);
+  f = f.normalize('NFKC').toLowerCase();
   return f.replace(IDEOGRAPHIC_STOPS, '.').replace(IGNORABLE, '');
+}
+const PERCENT_RUN = /(?:%[0-9a-f]{2})+/gi;
+/** A run of escapes as UTF-8; bytes that are none stay as written. */
+function decodeRun(run: string): string {
+  try {
+    return decodeURIComponent(run);
+  } catch {
+    return run;
+  }
 }
 /** U+3002 and its halfwidth form (NFKC leaves them), and U+FF0E should a caller skip NFKC. */
 const IDEOGRAPHIC_STOPS = /[\u3002\uff61\uff0e]/g;
-/** Default-ignorable code points UTS #46 maps to nothing: soft hyphen, zero-width marks, joiners, bidi controls, variation selectors, BOM. */
-const IGNORABLE = /[\u00ad\u034f\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]/g;
+/** What UTS #46 maps to nothing: Unicode's default-ignorable code points (soft hyphen, zero-width marks, variation selectors, ...). */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 
 /** RFC 1035: every label of a DNS name is at most 63 octets (the whole name at most 253). */
 function labelsFit(d: string): boolean {

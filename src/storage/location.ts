@@ -41,7 +41,20 @@ export function redactUrl(url: string): string {
     for (const key of [...u.searchParams.keys()]) if (key.toLowerCase() === 'password') u.searchParams.set(key, '***');
     return u.toString();
   } catch {
-    // unparsable: every part that could hold it goes
-    return url.replace(/:[^:@/]*@/, ':***@').replace(/([?&](?:%70|p)(?:%61|a)(?:%73|s)(?:%73|s)(?:%77|w)(?:%6f|o)(?:%72|r)(?:%64|d)=)[^&#]*/gi, '$1***');
+    // unparsable, often for a password holding "/", ":" or "#": every part that could hold it goes
+    return maskUserinfo(url).replace(/([?&](?:%70|p)(?:%61|a)(?:%73|s)(?:%73|s)(?:%77|w)(?:%6f|o)(?:%72|r)(?:%64|d)=)[^&#]*/gi, '$1***');
   }
+}
+
+/**
+ * A URL's password masked as text, for one no parser takes: all between the user name and the last
+ * "@" goes (a password may hold "/", ":", "@" or "#"; masking too much is harmless).
+ */
+export function maskUserinfo(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@/i.exec(url);
+  if (!m) return url;
+  const userinfo = m[2]!;
+  const colon = userinfo.indexOf(':');
+  if (colon < 0 && !/[/?#]/.test(userinfo)) return url;
+  return `${m[1]}${colon < 0 ? '' : userinfo.slice(0, colon)}:***@${url.slice(m[0].length)}`;
 }

@@ -205,6 +205,13 @@ test('a second binary only the daemon\'s port vouches for stays out of the rule:
   const s = await suggest('tailscaled', judged);
   assert.equal(s.suggested!.conditions.process_sha256, sha('a'), 'only the binary the daemon\'s servers vouch for');
   assert.match(s.suggested!.rationale, /; not in the rule: sha256 bbbbbbbbbbbb \(\/home\/runner\/\.local\/bin\/tailscaled\) \(9\): only tailscale's port vouches for it, never one of its domains or address ranges, and a renamed binary calling its own server on that port looks the same; check it before a rule of your own covers it/);
+  // the daemon the servers vouch for has no readable hash: the port-only binary stays out all the same,
+  // and the rule is blocked for want of a hash (found by the diff review)
+  const hashless = judge('tailscaled', [ts(null, { n: 20 }), renamed({ host: '45.61.136.14', port: 41641, isIp: true, n: 3 })], risky);
+  const h = await suggest('tailscaled', hashless);
+  assert.equal(h.suggested!.conditions.process_sha256, undefined);
+  assert.match(h.suggested!.blocked_reason!, /has no sha256/);
+  assert.match(h.suggested!.rationale, /not in the rule: sha256 bbbbbbbbbbbb .*only tailscale's port vouches for it/);
   // two installed versions each reaching tailscale's own servers are both the rule's
   const upgraded = judge('tailscaled', [genuine({ n: 4 }), ts(sha('c'), { host: '100.64.2.2', port: 41641, isIp: true, n: 2 })], risky);
   assert.equal((await suggest('tailscaled', upgraded)).suggested!.conditions.process_sha256, `${sha('a')}|${sha('c')}`);

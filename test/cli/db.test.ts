@@ -41,6 +41,9 @@ test('the store location picks the backend: a postgres URL is PostgreSQL, anythi
     ['postgres://u:pw@db/et?password=S3cret', 'postgres://u:***@db/et?password=***'],
     // a URL the parser refuses is masked as text
     ['postgres://u@[db/et?password=S3cret&x=1', 'postgres://u@[db/et?password=***&x=1'],
+    // a password holding "/", ":" or "#" is what makes a URL unparsable: it goes whole (found by the diff review)
+    ['postgres://admin:S3cret/x@db.example/app', 'postgres://admin:***@db.example/app'],
+    ['postgres://admin:hun:S3cret@db.example:54x/app', 'postgres://admin:***@db.example:54x/app'],
   ]) {
     assert.equal(resolveStoreLocation(url).display, shown, url);
     assert.ok(!resolveStoreLocation(url).display.includes('S3cret'), url);

@@ -64,6 +64,8 @@ const RISKY_UNUSABLE = [
   '\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b\uff0e\uff53\uff49\uff54\uff45/',
   // what URL parsers fold in a host, inside text that is no host
   'https://webhook\u3002site/x', 'x!y.web\u00adhook.site', 'webhook%2esite/x', 'x!y.webhook\uff61site', 'https://web\u200bhook.site/',
+  // escapes of a full stop outside ASCII, and ignorable code points outside the BMP (found by the diff review)
+  'webhook%e3%80%82site/x', 'webhook%EF%BC%8Esite/x', 'web\u{E0100}hook.site/x', 'web\u{1BCA0}hook.site/x',
   // the first time it appears inside another name, then on its own
   'xwebhook.site x.webhook.site',
   // padding before or after, of any length, hides nothing

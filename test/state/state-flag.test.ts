@@ -25,7 +25,7 @@ test('--state: a URL that is not redis:// is a usage error; an unreachable Redis
     assert.equal(approvals.code, 2);
     assert.match(approvals.stderr, /the database must be a number/);
     // refused, and its password never echoed
-    for (const url of ['redis://:S3cret@127.0.0.1:6379/0', 'redis://user:S3cret@127.0.0.1:6379/0', 'redis://:S3cret@[::1/0']) {
+    for (const url of ['redis://:S3cret@127.0.0.1:6379/0', 'redis://user:S3cret@127.0.0.1:6379/0', 'redis://:S3cret@[::1/0', 'redis://:S3cret/x@10.0.0.5:6379/0', 'redis://user:p#S3cret@10.0.0.5:6379/0']) {
       const creds = await cli(['approvals', 'list', '--state', url]);
       assert.equal(creds.code, 2, url);
       assert.match(creds.stderr, /:\*\*\*@/, url);

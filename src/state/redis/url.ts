@@ -1,3 +1,4 @@
+import { maskUserinfo } from '../../storage/location.js';
 /** `redis://host:port[/db]`, the value of `--state`. Anything else is refused with the reason. */
 export interface RedisAddress {
   host: string;
@@ -9,7 +10,7 @@ export interface RedisAddress {
 
 export function parseRedisStateUrl(raw: string): RedisAddress {
   // what the refusals quote: a password in the URL is never echoed
-  const s = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^@/?#]*?):[^@/?#]*@/i, '$1:***@');
+  const s = maskUserinfo(raw);
   let u: URL;
   try {
     u = new URL(raw);
