@@ -87,6 +87,47 @@ function unlike(name: string, like: string): string {
   return odd.map((ch) => `${ch} U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`).join(', ') || 'its letters differ';
 }
 
+/** A call made under a name that is no daemon's, by a file whose sha256 is known. */
+export interface OtherNameCall {
+  sha256: string;
+  /** the name it ran under */
+  process: string;
+  host: string;
+  /** the risky-list entry the call falls under, or null (riskyOfCall) */
+  risky: string | null;
+}
+
+/** Why a daemon-named binary is a suspected impostor by what its file did under another name. */
+export function otherNameReason(c: OtherNameCall): string {
+  return `the same file (sha256 ${c.sha256.slice(0, 12)}) called the risky destination ${c.host} as ${c.process}`;
+}
+
+/**
+ * Daemon-named binaries whose file, run under another name, called a risky destination (found by
+ * review): `/usr/local/bin/tailscaled` fetched from webhook.site as `python3`, then called its
+ * attacker as `tailscaled`, and was judged genuine, because a flag is per name and a name that is
+ * no daemon's is never flagged. A hash is the file, whatever it is called. Only the daemon-named
+ * binaries of such a file are flagged: flagging every hash that ever called a risky destination
+ * would make a curl's or python's other detections unsuppressible.
+ */
+export function sameFileOtherNameImpostors(daemons: readonly BinaryRef[], calls: Iterable<OtherNameCall>): SuspectedImpostor[] {
+  const byHash = new Map<string, OtherNameCall>();
+  for (const c of calls) if (c.risky !== null && !byHash.has(c.sha256.toLowerCase())) byHash.set(c.sha256.toLowerCase(), c);
+  const out: SuspectedImpostor[] = [];
+  for (const d of daemons) {
+    const c = d.sha256 === null ? undefined : byHash.get(d.sha256.toLowerCase());
+    if (c) out.push({ process: d.process, sha256: d.sha256, path: null, reason: otherNameReason(c) });
+  }
+  return out;
+}
+
+/** The daemon-named processes with a readable hash, as binaries (one per name and hash). */
+export function hashedDaemons(procs: readonly { norm_name: string; sha256: string | null }[]): BinaryRef[] {
+  const out = new Map<string, BinaryRef>();
+  for (const p of procs) if (p.sha256) out.set(`${p.norm_name}\u0001${p.sha256.toLowerCase()}`, { process: p.norm_name, sha256: p.sha256, path: null });
+  return [...out.values()];
+}
+
 /** The suspected impostors among the binaries of these calls. */
 export function suspectedImpostors(calls: Iterable<CallEvidence>): SuspectedImpostor[] {
   const out = new Map<string, SuspectedImpostor>();

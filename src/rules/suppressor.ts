@@ -1,6 +1,6 @@
 import type { CallFacts, DetectionSubject, Releases, Suppressor } from '../domain/subject.js';
 import { compileStoredRule, matchSubject, type CompiledRule } from './matcher.js';
-import { callContradiction, riskyOfCall, type SuspectedImpostor } from '../analysis/impostor.js';
+import { callContradiction, otherNameReason, riskyOfCall, sameFileOtherNameImpostors, type BinaryRef, type OtherNameCall, type SuspectedImpostor } from '../analysis/impostor.js';
 import { fileKey, isLink } from '../analysis/impostor-links.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
@@ -26,7 +26,7 @@ export async function suppressorFor(store: RulesStore, tenant: string, extraRisk
 export async function suppressorOver(port: RulesPort, tenant: string): Promise<Suppressor> {
   const risky = port.risky;
   const tid = await port.tenantId(tenant);
-  const verdict = tid === undefined ? { set: new ImpostorSet(), files: [], hashless: [] } : await port.impostors(tid);
+  const verdict = tid === undefined ? { set: new ImpostorSet(), files: [], hashless: [], hashedDaemons: [] } : await port.impostors(tid);
   const impostors = verdict.set;
   const rules: { id: number; rule: CompiledRule }[] = [];
   for (const r of tid === undefined ? [] : await port.activeRules(tid)) {
@@ -52,6 +52,24 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   /** where a daemon-named binary ran with no readable hash: only there can a flagged hash link */
   const hashless = new Set(verdict.hashless);
   const facts = (s: { process: string; processSha256: string | null; processPath: string | null }) => ({ process: s.process, sha256: s.processSha256, path: s.processPath });
+  // A file is its hash, whatever it runs as: a risky call by a daemon's file under another name flags
+  // the daemon-named binaries of that file (analysis/impostor.ts sameFileOtherNameImpostors), those
+  // the store holds and those this ingest sees, in either order.
+  const daemonsByHash = new Map<string, BinaryRef[]>();
+  const noteDaemon = (b: BinaryRef) => {
+    const h = b.sha256!.toLowerCase();
+    const known = daemonsByHash.get(h);
+    if (!known) daemonsByHash.set(h, [b]);
+    else if (!known.some((k) => k.process === b.process)) known.push(b);
+  };
+  for (const b of verdict.hashedDaemons) noteDaemon(b);
+  const riskyByHash = new Map<string, OtherNameCall>();
+  const flag = (flagged: SuspectedImpostor, file: string | null) => {
+    impostors.add(flagged);
+    flaggedSince.push(flagged);
+    if (file !== null) files.add(file);
+    linkDue = true;
+  };
   const callOf = (c: CallFacts) => ({ parentChain: c.parentChain, host: c.host, port: c.port, isIp: c.isIp, detectionType: c.detectionType, ...riskyOfCall(risky, c.host, c.ip) });
   return {
     match(subject: DetectionSubject): number {
@@ -70,8 +88,21 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       // Only a daemon's name can be flagged by its calls, but a flag is the file's (ImpostorSet.get):
       // the flagged hash run as `curl` is the same binary, and its calls to the job's baseline or
       // allowed endpoints must raise, and teach nothing, as they do under the daemon's name.
-      if (!vpnSignatureFor(call.process)) return call.processSha256 !== null && impostors.flagsHash(call.processSha256);
+      if (!vpnSignatureFor(call.process)) {
+        if (call.processSha256 === null) return false;
+        const h = call.processSha256.toLowerCase();
+        if (!riskyByHash.has(h)) {
+          const r = riskyOfCall(risky, call.host, call.ip).risky;
+          if (r !== null) {
+            const c: OtherNameCall = { sha256: h, process: call.process, host: call.host, risky: r };
+            riskyByHash.set(h, c);
+            for (const d of sameFileOtherNameImpostors(daemonsByHash.get(h) ?? [], [c])) if (!impostors.get(d)) flag(d, null);
+          }
+        }
+        return impostors.flagsHash(call.processSha256);
+      }
       const b = facts(call);
+      if (b.sha256 !== null) noteDaemon({ process: b.process, sha256: b.sha256, path: null });
       const file = b.path ? fileKey(b.process, b.path) : null;
       if (file !== null && b.sha256 === null) hashless.add(file);
       const known = impostors.get(b);
@@ -84,16 +115,13 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
         }
         return true;
       }
-      const reason = callContradiction({ ...b, ...callOf(call) });
+      const other = b.sha256 === null ? undefined : riskyByHash.get(b.sha256.toLowerCase());
+      const reason = other !== undefined ? otherNameReason(other) : callContradiction({ ...b, ...callOf(call) });
       if (!reason) {
         if (file !== null && files.has(file)) linkDue = true;
         return false;
       }
-      const flagged = { ...b, path: b.sha256 ? null : b.path, reason };
-      impostors.add(flagged);
-      flaggedSince.push(flagged);
-      if (file !== null) files.add(file);
-      linkDue = true;
+      flag({ ...b, path: b.sha256 ? null : b.path, reason }, file);
       return true;
     },
     async settle(): Promise<void> {

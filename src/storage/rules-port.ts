@@ -1,3 +1,4 @@
+import type { BinaryRef } from '../analysis/impostor.js';
 import type { CompiledRule } from '../rules/matcher.js';
 import type { ImpostorSet } from '../rules/guards.js';
 import type { RiskySample, RuleConditions } from '../rules/types.js';
@@ -123,6 +124,8 @@ export interface Impostors {
   files: readonly string[];
   /** fileKey of every stored variant of a daemon-named binary with a path and no readable hash */
   hashless: readonly string[];
+  /** the stored daemon-named binaries with a readable hash: ingest flags them when their file makes a risky call under another name */
+  hashedDaemons: readonly BinaryRef[];
 }
 
 /** What can be read, inside or outside a write. */

@@ -1,7 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, suspectedImpostors, type BinaryRef, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -139,7 +139,7 @@ function idsOf(rows: ProcRow[], set: ImpostorSet): number[] {
  * VPN-named binary's destinations, of any type, status or rule), by the same pure verdict SQLite
  * and the analysis use.
  */
-export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ set: ImpostorSet; processIds: number[]; files: string[]; hashless: string[] }> {
+export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDestinations): Promise<{ set: ImpostorSet; processIds: number[]; files: string[]; hashless: string[]; hashedDaemons: BinaryRef[] }> {
   const set = new ImpostorSet();
   const recorded = await db.query<{ process: string; sha256: string | null; path: string | null; reason: string }>(
     'SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = $1 ORDER BY process, "binary"',
@@ -147,7 +147,7 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
   );
   for (const b of recorded.rows) set.add(b);
   const procs = await daemonProcesses(db, tenantId);
-  if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
+  if (procs.length === 0) return { set, processIds: [], files: [], hashless: [], hashedDaemons: [] };
   const stored = storedCallEvidence(procs, risky);
   const pairs = await db.query<{ process_id: number; host: string; port: number | null; is_ip: boolean }>(
     `SELECT DISTINCT r.process_id, e.host, e.port, e.is_ip FROM detection_rollup r
@@ -171,9 +171,38 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
     for (const x of atRisk.rows) evidence.push(stored.call(x.process_id, x.host, x.port, x.is_ip, x.ip));
   }
   for (const b of suspectedImpostors(evidence)) set.add(b);
+  for (const b of await otherNameImpostors(db, tenantId, risky, procs)) set.add(b);
   const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: stored.byId.get(p.id)!.chain }));
   for (const b of await sameFileLinks(db, tenantId, risky, set, variants)) set.add(b);
-  return { set, processIds: idsOf(procs, set), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
+  return { set, processIds: idsOf(procs, set), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants), hashedDaemons: hashedDaemons(procs) };
+}
+
+/**
+ * Daemon-named binaries whose file made a risky call under another name in this tenant
+ * (analysis/impostor.ts sameFileOtherNameImpostors), as the SQLite store reads them.
+ */
+async function otherNameImpostors(db: Db, tenantId: number, risky: RiskyDestinations, procs: readonly (ProcRow & { parent_chain: string })[]): Promise<SuspectedImpostor[]> {
+  const hashes = [...new Set(procs.flatMap((p) => (p.sha256 ? [p.sha256.toLowerCase()] : [])))];
+  if (hashes.length === 0) return [];
+  const others = await db.query<{ id: number; norm_name: string; sha256: string }>(
+    'SELECT id, norm_name, sha256 FROM processes WHERE tenant_id = $1 AND lower(sha256) = ANY($2::text[]) AND NOT (id = ANY($3::bigint[]))',
+    [tenantId, hashes, procs.map((p) => p.id)],
+  );
+  if (others.rows.length === 0) return [];
+  const byId = new Map(others.rows.map((o) => [Number(o.id), o]));
+  const calls = await db.query<{ process_id: number; host: string }>(
+    `SELECT DISTINCT r.process_id, e.host FROM detection_rollup r
+     JOIN endpoints e ON e.tenant_id = r.tenant_id AND e.id = r.endpoint_id
+     WHERE r.tenant_id = $1 AND r.process_id = ANY($2::bigint[])`,
+    [tenantId, [...byId.keys()]],
+  );
+  return sameFileOtherNameImpostors(
+    procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path })),
+    calls.rows.map((c) => {
+      const o = byId.get(Number(c.process_id))!;
+      return { sha256: o.sha256, process: o.norm_name, host: c.host, risky: risky.matchHost(c.host) };
+    }),
+  );
 }
 
 /** The tenant's processes named like a VPN / mesh daemon. */

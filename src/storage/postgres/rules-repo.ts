@@ -116,7 +116,7 @@ class PgRulesReader implements RulesReader {
 
   async impostors(tenantId: number): Promise<Impostors> {
     const v = await tenantImpostors(this.db, tenantId, this.risky);
-    return { set: v.set, files: v.files, hashless: v.hashless };
+    return { set: v.set, files: v.files, hashless: v.hashless, hashedDaemons: v.hashedDaemons };
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {

@@ -51,7 +51,7 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
 
   async impostors(tenantId: number, stampBeforeSnapshot?: number | null): Promise<Impostors> {
     const v = this.repo.impostors(tenantId, stampBeforeSnapshot);
-    return { set: v.set, files: v.files, hashless: v.hashless };
+    return { set: v.set, files: v.files, hashless: v.hashless, hashedDaemons: v.hashedDaemons };
   }
 
   async activeRules(tenantId: number): Promise<StoredRule[]> {

@@ -4,7 +4,7 @@ import { COARSE_TABLES, statusOf } from './rollups.js';
 import { riskyIpIndexOf, type RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, riskyOfCall, storedCallEvidence, suspectedImpostors, type CallEvidence, type StoredDaemonProcess, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, suspectedImpostors, type CallEvidence, type BinaryRef, type StoredDaemonProcess, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -44,11 +44,12 @@ export interface ImpostorVerdict {
   processIds: number[];
   files: readonly string[];
   hashless: readonly string[];
+  hashedDaemons: readonly BinaryRef[];
 }
 
 /** A copy a caller may change without changing the cached verdict. */
 function copyVerdict(v: ImpostorVerdict): ImpostorVerdict {
-  return { set: new ImpostorSet(v.set.list()), processIds: [...v.processIds], files: [...v.files], hashless: [...v.hashless] };
+  return { set: new ImpostorSet(v.set.list()), processIds: [...v.processIds], files: [...v.files], hashless: [...v.hashless], hashedDaemons: [...v.hashedDaemons] };
 }
 
 /** The port's preview counts before the impostor hits, which the port adds (sqlite/rules-port.ts). */
@@ -296,7 +297,7 @@ export class SqliteRulesRepo {
       .all(tenantId) as SuspectedImpostor[]) {
       set.add(b);
     }
-    if (procs.length === 0) return { set, processIds: [], files: [], hashless: [] };
+    if (procs.length === 0) return { set, processIds: [], files: [], hashless: [], hashedDaemons: [] };
     const stored = storedCallEvidence(procs, this.risky);
     const pairs = this.db
       .prepare(
@@ -322,9 +323,38 @@ export class SqliteRulesRepo {
       for (const [pid, host, port, isIp, ip] of atRisk) evidence.push(stored.call(pid, host, port, isIp === 1, ip));
     }
     for (const b of suspectedImpostors(evidence)) set.add(b);
+    for (const b of this.otherNameImpostors(tenantId, procs)) set.add(b);
     const variants = procs.map((p): VariantRow => ({ id: p.id, process: p.norm_name, sha256: p.sha256, path: p.path, parentChain: stored.byId.get(p.id)!.chain }));
     for (const b of this.sameFileLinks(tenantId, set, variants)) set.add(b);
-    return { set, processIds: this.processIdsOf(set, procs), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants) };
+    return { set, processIds: this.processIdsOf(set, procs), files: flaggedFiles(set, variants), hashless: hashlessFiles(variants), hashedDaemons: hashedDaemons(procs) };
+  }
+
+  /**
+   * Daemon-named binaries whose file made a risky call under another name in this tenant
+   * (analysis/impostor.ts sameFileOtherNameImpostors). Reads nothing more unless another name shares
+   * a daemon's hash; a risky call always leaves a detection, so the rollup has it.
+   */
+  private otherNameImpostors(tenantId: number, procs: readonly StoredDaemonProcess[]): SuspectedImpostor[] {
+    const hashes = [...new Set(procs.flatMap((p) => (p.sha256 ? [p.sha256.toLowerCase()] : [])))];
+    if (hashes.length === 0) return [];
+    const others = this.db
+      .prepare(`SELECT id, norm_name, sha256 FROM processes WHERE lower(sha256) IN (SELECT value FROM json_each(?)) AND id NOT IN (${procs.map((p) => p.id).join(',')})`)
+      .raw()
+      .all(JSON.stringify(hashes)) as [number, string, string][];
+    if (others.length === 0) return [];
+    const byId = new Map(others.map(([id, name, sha]) => [id, { name, sha }]));
+    const calls = this.db
+      .prepare(
+        `SELECT DISTINCT r.process_id, e.host FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
+         WHERE r.tenant_id = ? AND r.process_id IN (${others.map(([id]) => id).join(',')})`,
+      )
+      .raw()
+      .all(tenantId) as [number, string][];
+    const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
+    return sameFileOtherNameImpostors(
+      daemons,
+      calls.map(([pid, host]) => ({ sha256: byId.get(pid)!.sha, process: byId.get(pid)!.name, host, risky: this.risky.matchHost(host) })),
+    );
   }
 
   /** The processes named like a VPN / mesh daemon (the shared dictionary's). */

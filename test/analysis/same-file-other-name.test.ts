@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cliResult } from '../helpers.js';
+import { eachStore } from '../helpers/each-store.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
+import { RiskyDestinations } from '../../src/analysis/risky-destinations.js';
+
+/**
+ * A file is its hash, whatever it runs as (found by review): `/usr/local/bin/tailscaled` with hash E
+ * fetched from webhook.site as `python3`, then called its attacker on port 41641 as `tailscaled`, and
+ * was judged genuine: a flag was per name, and a name that is no daemon's is never flagged. The
+ * suggested rule pinned E, and a rule pinned to E made before the webhook.site call kept hiding it.
+ * Now the daemon-named binaries of such a file are suspected impostors, in either order, at ingest
+ * (the store's and the source's) and in every store's verdict.
+ */
+
+const { storeTest } = eachStore();
+
+const E = 'e'.repeat(64);
+const G = 'a'.repeat(64);
+const rec = (run: number, name: string, sha: string, ip: string, port: number, domain?: string) =>
+  JSON.stringify({
+    owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: String(run), run_attempt: 1,
+    timestamp: `2026-11-02T10:${String(run).padStart(2, '0')}:00Z`, ip, port, protocol: 'tcp', status: 'allowed',
+    process: { name, path: '/usr/local/bin/tailscaled', sha256: sha, parent: { name: 'sudo' } }, ...(domain ? { domain } : {}),
+  });
+
+async function ingest(at: { dir: string; db: string }, name: string, lines: string[]) {
+  const file = join(at.dir, name);
+  writeFileSync(file, lines.join('\n') + '\n');
+  const r = await cliResult(['ingest', file, '--db', at.db, '--learning-runs', '2', '--promote-after', '1000', '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { sources: { releasedOnIngest: number; suspectedImpostors: { process: string; sha256: string; reason: string }[] }[] }).sources[0]!;
+}
+
+const base = [1, 2].map((run) => rec(run, 'tailscaled', G, '192.200.0.101', 443, 'controlplane.tailscale.com'));
+const REASON = `the same file (sha256 ${E.slice(0, 12)}) called the risky destination webhook.site as python3`;
+
+storeTest('the same file under another name: a risky call as python3 flags it as tailscaled, the risky call first in one source', async (at) => {
+  await ingest(at, 'base.ndjson', base);
+  // in one source: the webhook.site call first, then the daemon's name
+  const one = await ingest(at, 'one.ndjson', [
+    rec(20, 'python3', E, '46.4.105.116', 443, 'webhook.site'),
+    rec(21, 'tailscaled', E, '100.64.1.9', 41641),
+    rec(22, 'tailscaled', E, '45.61.136.14', 41641),
+  ]);
+  assert.deepEqual(one.suspectedImpostors.map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, REASON]]);
+  const a = await cliResult(['analyze', '--db', at.db, '--min-count', '1', '--json']);
+  assert.equal(a.status, 0, a.stderr);
+  const ts = (JSON.parse(a.stdout) as { processes: { process: string; vpn_evidence: { binaries: { sha256: string; verdict: string; contradicting: string[] }[] } }[] }).processes.find((p) => p.process === 'tailscaled')!;
+  const e = ts.vpn_evidence.binaries.find((b) => b.sha256 === E)!;
+  assert.equal(e.verdict, 'impostor');
+  assert.ok(e.contradicting.some((c) => c.includes(REASON)), JSON.stringify(e.contradicting));
+  const pinned = await cliResult(['rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', `process_sha256=${E}`, '--yes']);
+  assert.equal(pinned.status, 4, `${pinned.stdout}${pinned.stderr}`);
+});
+
+storeTest('the same file under another name, the other order: a rule pinned the daemon first, and the later risky call as python3 brings its detections back', async (at) => {
+  await ingest(at, 'base.ndjson', base);
+  await ingest(at, 'daemon.ndjson', [rec(21, 'tailscaled', E, '100.64.1.9', 41641), rec(22, 'tailscaled', E, '45.61.136.14', 41641)]);
+  const rule = await cliResult(['rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', `process_sha256=${E}`, '--yes', '--json']);
+  assert.equal(rule.status, 0, rule.stderr);
+  const hidden = await cliResult(['detections', 'list', '--db', at.db, '--status', 'new', '--json']);
+  assert.deepEqual((JSON.parse(hidden.stdout) as { detections: unknown[] }).detections, [], 'the rule hid the daemon\'s detections');
+  const later = await ingest(at, 'later.ndjson', [rec(30, 'python3', E, '46.4.105.116', 443, 'webhook.site')]);
+  assert.deepEqual(later.suspectedImpostors.map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, REASON]]);
+  assert.equal(later.releasedOnIngest, 2);
+  const back = await cliResult(['detections', 'list', '--db', at.db, '--status', 'new', '--json']);
+  const endpoints = (JSON.parse(back.stdout) as { detections: { endpoint: string }[] }).detections.map((d) => d.endpoint).sort();
+  assert.deepEqual(endpoints, ['100.64.1.9:41641', '45.61.136.14:41641', 'webhook.site:443']);
+});
+
+storeTest('the same file under another name in a store whose ingest flagged nothing (an older version wrote it): the store\'s own verdict flags it', async (at) => {
+  const store = await at.open();
+  try {
+    const file = join(at.dir, 'unflagged.ndjson');
+    writeFileSync(file, [...base, rec(20, 'python3', E, '46.4.105.116', 443, 'webhook.site'), rec(21, 'tailscaled', E, '100.64.1.9', 41641)].join('\n') + '\n');
+    // no suppressor: nothing observes the calls at ingest, as before this check existed
+    const p = new IngestPipeline(store, { tenant: 'default', format: 'native', strict: false, defaults: {}, engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 2, promoteAfterRuns: 1000 } });
+    assert.deepEqual((await p.ingest(file)).suspectedImpostors, []);
+    const port = store.rulesPort(new RiskyDestinations());
+    const tid = (await port.tenantId('default'))!;
+    const v = await port.impostors(tid);
+    assert.deepEqual(v.set.list().map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, REASON]]);
+    assert.deepEqual(v.hashedDaemons.map((b) => [b.process, b.sha256]).sort(), [['tailscaled', G], ['tailscaled', E]]);
+  } finally {
+    await store.close();
+  }
+});
