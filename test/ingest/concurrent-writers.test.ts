@@ -119,9 +119,14 @@ for (const [i, kind] of (['job', 0.5, 0.3] as const).entries()) {
     const reader = start([db, String(LEARNING_RUNS)], {}, READER);
     // Both start at once: which one writes first is up to the store.
     const procs = new Map([first, second].map((f) => [f, start(ingestArgs(f, db))]));
-    await Promise.all([...procs.values()].map((p) => p.exited));
-    for (const p of procs.values()) assert.equal(p.child.exitCode, 0, p.stderr);
-    reader.child.stdin.end();
+    try {
+      await Promise.all([...procs.values()].map((p) => p.exited));
+      for (const p of procs.values()) assert.equal(p.child.exitCode, 0, p.stderr);
+    } finally {
+      // the reader stops when its stdin ends: left running after a failed ingest, it kept this file,
+      // and the whole suite, from ever ending
+      reader.child.stdin.end();
+    }
     assert.equal(await reader.exited, 0, reader.stderr);
     const report = JSON.parse(reader.stdout) as { polls: number; snapshotsWithJobs: number; violations: unknown[]; violationCount: number };
     assert.ok(report.snapshotsWithJobs > 0, 'the reader saw the ingests at work');
