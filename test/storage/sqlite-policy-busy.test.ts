@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { tempDir } from '../helpers.js';
 import { waitFor } from '../helpers/wait.js';
 import { SqlitePolicyState } from '../../src/storage/sqlite/policy-state.js';
-import { isBusy, whenUnlocked, POLICY_BUSY_DEADLINE_MS, type BusyClock } from '../../src/storage/sqlite/busy-retry.js';
+import { isBusy, whenUnlocked, untilUnlockedSync, POLICY_BUSY_DEADLINE_MS, type BusyClock } from '../../src/storage/sqlite/busy-retry.js';
 import type { AuditRecord } from '../../src/storage/policy-state.js';
 
 /**
@@ -75,6 +75,20 @@ test('whenUnlocked: retries only "busy", and after the deadline throws the busy 
   await assert.rejects(whenUnlocked(() => { throw busyError(); }, c), (e) => isBusy(e));
   assert.ok(c.now() - before >= POLICY_BUSY_DEADLINE_MS, 'gave up only after the deadline');
   assert.ok(isBusy({ code: 'SQLITE_BUSY_SNAPSHOT' }) && !isBusy({ code: 'SQLITE_LOCKED' }) && !isBusy(null));
+});
+
+test('untilUnlockedSync (opening a store): retries only "busy", pausing each time, and after the deadline throws the busy error unchanged', () => {
+  let t = 0;
+  const pauses: number[] = [];
+  const clock = { now: () => t, sleep: (ms: number) => { pauses.push(ms); t += ms; } };
+  let tries = 0;
+  assert.equal(untilUnlockedSync(() => (++tries < 4 ? (() => { throw busyError(); })() : 'opened'), clock), 'opened');
+  assert.deepEqual([tries, pauses], [4, [2, 4, 8]]);
+  const other = new Error('file is not a database');
+  assert.throws(() => untilUnlockedSync(() => { throw other; }, clock), (e) => e === other, 'any other error at once');
+  const before = t;
+  assert.throws(() => untilUnlockedSync(() => { throw busyError(); }, clock), (e) => isBusy(e));
+  assert.ok(t - before >= POLICY_BUSY_DEADLINE_MS, 'gave up only after the deadline');
 });
 
 test('while another connection holds the write lock, decisions and audit rows wait without stopping the process, then land in order', { timeout: 60_000 }, async () => {

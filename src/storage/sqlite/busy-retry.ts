@@ -55,3 +55,29 @@ export async function whenUnlocked<T>(write: () => T, clock: BusyClock = realBus
     pause = nextPause(pause);
   }
 }
+
+/** A pause that blocks the thread, for code that runs before any event loop work (opening a store). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * whenUnlocked for synchronous code: runs `attempt` until it does not fail as busy, pausing between
+ * attempts (blocking), and throws the last busy error after `deadlineMs`. For opening a store: a
+ * busy error SQLite returns without waiting (a brand-new file is still in rollback-journal mode,
+ * where two connections upgrading their locks at once would deadlock, so one is refused at once
+ * instead of waiting its busy_timeout) is worth the same patience as a lock held.
+ */
+export function untilUnlockedSync<T>(attempt: () => T, clock: { now: () => number; sleep: (ms: number) => void } = { now: () => performance.now(), sleep: sleepSync }, deadlineMs = POLICY_BUSY_DEADLINE_MS): T {
+  const start = clock.now();
+  let pause = FIRST_PAUSE_MS;
+  for (;;) {
+    try {
+      return attempt();
+    } catch (e) {
+      if (!isBusy(e) || clock.now() - start >= deadlineMs) throw e;
+    }
+    clock.sleep(pause);
+    pause = nextPause(pause);
+  }
+}

@@ -1,3 +1,4 @@
+import { untilUnlockedSync } from './busy-retry.js';
 import { openSqlite, migrate, writeMeta, type SqliteDatabase } from './db.js';
 import { closeCommitWatcher } from './rules-repo.js';
 import { CORE_MIGRATIONS, CORE_TABLES } from './core-migrations.js';
@@ -54,15 +55,19 @@ export class SqliteStore {
   }
 
   static open(path: string): SqliteStore {
-    const db = openSqlite(path);
-    try {
-      migrate(db, CORE_MIGRATIONS, CORE_TABLES);
-      refuseDamagedSqliteStore(db);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
-    return new SqliteStore(db, path);
+    // Opening is idempotent (pragmas, migrations in IMMEDIATE transactions), so a busy refusal is
+    // retried whole: one of two ingests creating a new store at once was refused (a fresh-clone run).
+    return untilUnlockedSync(() => {
+      const db = openSqlite(path);
+      try {
+        migrate(db, CORE_MIGRATIONS, CORE_TABLES);
+        refuseDamagedSqliteStore(db);
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+      return new SqliteStore(db, path);
+    });
   }
 
   /** Row-level access for tools and tests that build a store directly; `ingest` goes through `ingest`. */
