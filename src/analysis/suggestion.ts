@@ -147,7 +147,9 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
   // What the rule silences that no part of the signature explains (a rule naming a server takes none of it)
   const unexplained = server === undefined ? mergedDesc(coveredJudged.map((j) => j.unexplained)) : [];
   const unexplainedN = unexplained.reduce((n, [, c]) => n + c, 0);
-  const others = genuine.filter((v) => !covered.includes(v));
+  // genuine binaries past the rule's hash limit, or without a hash (the port-only ones are said apart)
+  const others = genuine.filter((v) => !covered.includes(v) && !unvouched.includes(v));
+  const them = unvouched.length > 1 ? 'them' : 'it';
   const excluded = [...impostors, ...unverified];
   const rationale =
     (covered.length > 1
@@ -174,11 +176,11 @@ export async function buildSuggestion(input: SuggestionInput): Promise<Suggestio
       : '') +
     (excluded.length ? `; excluded: ${excluded.map((v) => `${short(v.sha256)} (${v.verdict}, ${v.count})`).join(', ')}` : '') +
     (unvouched.length
-      ? `; not in the rule: ${unvouched.map((v) => `${describeVerdict(v)} (${v.count})`).join(', ')}: only ${sig.daemon}'s port vouches for ${unvouched.length > 1 ? 'them' : 'it'}, ` +
-        `never one of its domains or address ranges, and a renamed binary calling its own server on that port looks the same; check ${unvouched.length > 1 ? 'them' : 'it'} before a rule of your own covers ${unvouched.length > 1 ? 'them' : 'it'}`
+      ? `; not in the rule: ${unvouched.map((v) => `${describeVerdict(v)} (${v.count})`).join(', ')}: only ${sig.daemon}'s port vouches for ${them}, ` +
+        `never one of its domains or address ranges, and a renamed binary calling its own server on that port looks the same; check ${them} before a rule of your own covers ${them}`
       : '') +
-    (others.filter((v) => !unvouched.includes(v)).length
-      ? `; other genuine binaries need their own rule: ${others.filter((v) => !unvouched.includes(v)).map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
+    (others.length
+      ? `; other genuine binaries need their own rule: ${others.map((v) => `${v.sha256 ? `process_sha256=${v.sha256}` : `path ${v.path ?? '?'} (no sha256)`} (${v.count})`).join(', ')}`
       : '') +
     '.';
   let blocked: string | null = null;
