@@ -188,6 +188,43 @@ test('a configured risky name flags an ECS call as the built-in ones do: a Sysmo
   }
 });
 
+test('the host of url.full or url.original, or a destination.address name beside destination.ip, flags the call when risky; a path, a query or an address names nothing', async () => {
+  const base = JSON.parse(readFileSync('test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'utf8').split('\n')[3]!) as Record<string, unknown>;
+  // a port each: calls to one name and port of one process are repeats, kept once per run
+  let port = 8000;
+  const at = (ip: string, extra: Record<string, unknown>) => ({ ...base, destination: { ip, port: port++ }, ...extra });
+  const docs = [
+    at('46.4.105.120', { url: { full: 'https://WEBHOOK.site/3f2a?token=x' } }),
+    at('46.4.105.121', { url: { original: ['/upload', 'https://user@gist.githubusercontent.com:443/raw/x'] } }),
+    // a proxy log's CONNECT target: no scheme, read leniently
+    at('46.4.105.122', { url: { original: 'webhook.site:443' } }),
+    at('46.4.105.123', { url: { full: '//webhook.site/x' } }),
+    { ...base, destination: { ip: '46.4.105.124', port: 9000, address: 'webhook.site' } },
+    // none of these is where the call went: filed under the address, nothing noted
+    at('46.4.105.125', { url: { full: 'https://cdn.example.com/?next=webhook.site', original: '/webhook.site/x' } }),
+    at('46.4.105.126', { url: { full: 'https://webhook.site@cdn.example.com/' } }),
+    { ...base, destination: { ip: '46.4.105.127', port: 9001, address: '46.4.105.127' } },
+  ];
+  const t = tempDir();
+  try {
+    const r = await parseFile(t.file('urls.ndjson', docs.map((d) => JSON.stringify(d)).join('\n') + '\n'), {}, 'ecs');
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.calls.map((c) => [c.domain, c.ip]), [
+      ['webhook.site', '46.4.105.120'],
+      ['gist.githubusercontent.com', '46.4.105.121'],
+      ['webhook.site', '46.4.105.122'],
+      ['webhook.site', '46.4.105.123'],
+      ['webhook.site', '46.4.105.124'],
+      [undefined, '46.4.105.125'],
+      [undefined, '46.4.105.126'],
+      [undefined, '46.4.105.127'],
+    ]);
+    assert.deepEqual(r.notes, { 'named-by-risky-request-name': 5 });
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a risky name listed in an array (ECS lets any field hold one) names the call: url.domain, server.domain, tls.client.server_name', async () => {
   const base = JSON.parse(readFileSync('test/fixtures/ecs/sysmon-shared-cdn.ndjson', 'utf8').split('\n')[3]!) as Record<string, unknown>;
   const docs = [

@@ -11,7 +11,8 @@
  *   process.entity_id, process.parent.entity_id, process.Ext.ancestry (Elastic Defend: ids, no names)
  *   destination.domain, destination.ip (fallback: destination.address, IP or domain); for a Sysmon
  *     event 3, destination.domain is a reverse lookup and names the call only when it is risky
- *   url.domain, server.domain, tls.client.server_name: name the call only when risky (the process chose them)
+ *   url.domain, server.domain, tls.client.server_name, the host of url.full / url.original, and
+ *     destination.address beside destination.ip: name the call only when risky (the process chose them)
  *   destination.port (number or string)
  *   network.transport (tcp/udp; other transports leave protocol unset)
  *   network.direction: ingress / inbound are not calls; internal / external / unknown are, and counted;
@@ -173,6 +174,8 @@ export const F = {
   action: P('event.action'),
   provider: P('event.provider'),
   urlDomain: P('url.domain'),
+  urlFull: P('url.full'),
+  urlOriginal: P('url.original'),
   serverDomain: P('server.domain'),
   tlsServerName: P('tls.client.server_name'),
   code: P('event.code'),
@@ -263,13 +266,53 @@ function riskyName(v: unknown, rc: RecordContext): string | null {
   return riskyListOf(rc).matchHost(name) !== null ? name : null;
 }
 
-/** A risky destination named by url.domain, server.domain or tls.client.server_name, if any. */
+/**
+ * A risky destination named by url.domain, server.domain, tls.client.server_name, the host of
+ * url.full or url.original, or a destination.address beside destination.ip, if any: each is the
+ * process's or the producer's word for where the call went, read only to flag it.
+ */
 function riskyChosenName(doc: Obj, rc: RecordContext): string | null {
   for (const path of [F.tlsServerName, F.urlDomain, F.serverDomain]) {
     const name = riskyName(path.get(doc), rc);
     if (name !== null) return name;
   }
+  const address = riskyName(F.dstAddress.get(doc), rc);
+  if (address !== null) return address;
+  for (const path of [F.urlFull, F.urlOriginal]) {
+    const name = riskyUrlHost(path.get(doc), rc);
+    if (name !== null) return name;
+  }
   return null;
+}
+
+/**
+ * The risky destination a URL (or an array of them) goes to: its host as a URL parser reads it
+ * (userinfo, path and query are not where it goes, so `https://cdn.example/?to=webhook.site` names
+ * nothing), and a path alone names none. Anything else no parser reads as a URL with a host, such as
+ * a proxy log's bare `webhook.site:443`, is read leniently like a name (riskyInName): anomalous
+ * already, it fails closed.
+ */
+function riskyUrlHost(v: unknown, rc: RecordContext): string | null {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const name = riskyUrlHost(x, rc);
+      if (name !== null) return name;
+    }
+    return null;
+  }
+  if (typeof v !== 'string' || v === '') return null;
+  // a path alone (Packetbeat's url.original is the request target) names no host
+  if (v.startsWith('/') && !v.startsWith('//')) return null;
+  let host: string | null = null;
+  try {
+    const u = new URL(v.startsWith('//') ? `http:${v}` : v);
+    // only a URL with a network host: `webhook.site:443` parses with the scheme "webhook.site:"
+    if (u.host !== '' && (u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'ws:' || u.protocol === 'wss:' || u.protocol === 'ftp:')) host = u.hostname;
+  } catch {
+    host = null;
+  }
+  // an address host is no name (normalizeDomain refuses it) and holds none of the list's names
+  return host === null ? riskyInName(v, rc) : riskyName(host, rc);
 }
 
 /**
