@@ -9,7 +9,7 @@ import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { out } from './output.js';
 import { explainStoreError, openStore, StoreMissingError, StoreUnavailableError, type OpenStore } from '../storage/open-store.js';
-import { resolveStoreLocation, type StoreLocation } from '../storage/location.js';
+import { postgresUrlProblem, resolveStoreLocation, type StoreLocation } from '../storage/location.js';
 
 export interface StoreOptions {
   db?: string;
@@ -75,9 +75,8 @@ export function storeLocation(flag: string | undefined): StoreLocation {
     throw new UserError(`${named}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
   }
   // the driver parses it only on connecting, where a bad one was an internal error (exit 70)
-  if (loc.backend === 'postgres' && !URL.canParse(loc.target)) {
-    throw new UserError(`${named}: ${loc.display} is no valid URL; write postgres://user@host:port/database`);
-  }
+  const problem = loc.backend === 'postgres' ? postgresUrlProblem(loc.target) : null;
+  if (problem !== null) throw new UserError(`${named}: ${loc.display}: ${problem}`);
   if (loc.backend === 'sqlite' && loc.target === ':memory:') {
     throw new UserError(
       `${named}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +

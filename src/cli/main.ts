@@ -7,6 +7,7 @@ import { failureOf, InterruptedError } from './errors.js';
 import { refuseEmptyValues } from './empty-values.js';
 import { EXIT } from './exit-codes.js';
 import { guardOutput, outputFailure, outputSettled } from './output.js';
+import { failIfUnfinished } from './unfinished.js';
 import { VERSION } from '../version.js';
 
 // Ingest allocates many short-lived objects: 16 MiB semi-spaces cut young-generation scavenges
@@ -62,7 +63,7 @@ guardOutput();
 process.on('uncaughtException', (err) => process.exit(report(err)));
 process.on('unhandledRejection', (err) => process.exit(report(err)));
 
-main(process.argv).then(
+const run = main(process.argv).then(
   (code) => {
     process.exitCode = code;
   },
@@ -70,3 +71,4 @@ main(process.argv).then(
     process.exitCode = report(err);
   },
 );
+failIfUnfinished(run);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_DB_PATH } from '../config/paths.js';
 
@@ -57,4 +58,33 @@ export function maskUserinfo(url: string): string {
   const colon = userinfo.indexOf(':');
   if (colon < 0 && !/[/?#]/.test(userinfo)) return url;
   return `${m[1]}${colon < 0 ? '' : userinfo.slice(0, colon)}:***@${url.slice(m[0].length)}`;
+}
+
+const SSL_MODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']);
+/** Query parameters naming files the driver reads as it parses the URL. */
+const FILE_PARAMS = ['sslcert', 'sslkey', 'sslrootcert'];
+/** Query parameters the driver reads as whole numbers of seconds or counts. */
+const WHOLE_NUMBER_PARAMS = ['connect_timeout', 'keepalives', 'keepalives_idle'];
+
+/**
+ * What is wrong with a PostgreSQL URL's settings, or null. The driver reads them only on connecting,
+ * and takes some it cannot use in silence: `?port=abc` made a connection that never started, and the
+ * command ended with nothing said, `?connect_timeout=abc` no time-out at all; a missing `?sslcert=`
+ * file was a bare ENOENT that named no setting.
+ */
+export function postgresUrlProblem(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a valid URL; write postgres://user@host:port/database';
+  }
+  for (const [key, value] of u.searchParams) {
+    const k = key.toLowerCase();
+    if (k === 'port' && !(/^\d{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535)) return `?${key}=${value} is no port: give a number from 1 to 65535`;
+    if (WHOLE_NUMBER_PARAMS.includes(k) && !/^\d{1,9}$/.test(value)) return `?${key}=${value} is not a whole number`;
+    if (k === 'sslmode' && !SSL_MODES.has(value)) return `?${key}=${value} is no SSL mode: use one of ${[...SSL_MODES].join(', ')}`;
+    if (FILE_PARAMS.includes(key) && !existsSync(value)) return `?${key}=${value}: no such file`;
+  }
+  return null;
 }

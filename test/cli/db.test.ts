@@ -125,8 +125,26 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
   for (const url of ['postgres://u@127.0.0.1:99999/et', 'postgresql://u@[::1:55432/et']) {
     const bad = runCli(['db', 'status', '--db', url]);
     assert.equal(bad.status, 2, `${url}: ${bad.stderr}`);
-    assert.match(bad.stderr, /^egress-triage: --db: .* is no valid URL; write postgres:\/\/user@host:port\/database\n$/);
+    assert.match(bad.stderr, /^egress-triage: --db: .*: not a valid URL; write postgres:\/\/user@host:port\/database\n$/);
   }
+  // Settings the driver reads only on connecting: `?port=abc` started no connection, and the command
+  // ended with exit 0 and nothing said; `?connect_timeout=abc` meant no time-out.
+  for (const [query, said] of [
+    ['port=abc', '?port=abc is no port: give a number from 1 to 65535'],
+    ['port=0', '?port=0 is no port: give a number from 1 to 65535'],
+    ['connect_timeout=abc&password=S3cret', '?connect_timeout=abc is not a whole number'],
+    ['keepalives_idle=-1', '?keepalives_idle=-1 is not a whole number'],
+    ['sslmode=on', '?sslmode=on is no SSL mode: use one of disable, prefer, require, verify-ca, verify-full, no-verify'],
+    ['sslmode=verify-full&sslrootcert=/no/such/ca.pem', '?sslrootcert=/no/such/ca.pem: no such file'],
+  ]) {
+    const bad = runCli(['db', 'status', '--db', `${s.url('egress')}?${query}`]);
+    assert.equal(bad.status, 2, `${query}: ${bad.stderr}`);
+    assert.ok(bad.stderr.endsWith(`: ${said}\n`), bad.stderr);
+    assert.ok(!bad.stderr.includes('S3cret'), 'the password parameter is masked');
+  }
+  // well-formed settings are the driver's, and reach the server
+  const good = runCli(['db', 'status', '--db', `${s.url('postgres')}?connect_timeout=5&sslmode=disable&keepalives=1`]);
+  assert.equal(good.status, 0, good.stderr);
 });
 
 test('db is listed in --help with its exit codes', () => {
