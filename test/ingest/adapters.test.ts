@@ -472,7 +472,8 @@ test('ecs: non-network event is skipped; bad input', () => {
   assert.deepEqual(a.parse({ '@timestamp': '2025-03-14T10:00:00Z', event: { category: ['process'] }, process: { name: 'bash' } }, rc(HR_CTX)), { kind: 'skip' });
   rejects(a, { ...ECS_NESTED, '@timestamp': undefined }, 'missing-field', '@timestamp');
   rejects(a, { ...ECS_NESTED, '@timestamp': '14/03/2025' }, 'invalid-value', '@timestamp');
-  rejects(a, { ...ECS_NESTED, process: { pid: 3 } }, 'missing-field', 'process.name');
+  // no name and no executable: the Unknown tool (an Auditbeat flow of a process it did not see start)
+  assert.equal(call(a.parse({ ...ECS_NESTED, process: { pid: 3 } }, rc(HR_CTX))).process.name, 'Unknown');
   rejects(a, { ...ECS_NESTED, process: { name: 5 } }, 'wrong-type', 'process.name');
   rejects(a, { ...ECS_NESTED, process: { name: 'curl', parent: { name: {} } } }, 'wrong-type', 'process.parent.name');
   // a network event with no destination is skipped (and counted), not rejected

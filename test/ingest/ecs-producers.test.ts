@@ -78,6 +78,51 @@ test('Packetbeat DNS (resolver as destination, no process) and an internal looku
   );
 });
 
+test('an Auditbeat flow of a process Auditbeat did not see start (only process.pid, or no process) is a call by the Unknown tool, counted, not rejected', async () => {
+  const r = await parseFile('test/fixtures/ecs/auditbeat-flow-no-process.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'process-unknown': 2, 'process-name-from-executable': 1 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.process.path, c.domain, c.ip, c.port]),
+    [
+      ['Unknown', undefined, 'webhook.site', '46.4.105.116', 443],
+      ['Unknown', undefined, undefined, '203.0.113.77', 8443],
+      // comm, cut to 15 bytes: the executable names it
+      ['git-remote-https', '/usr/lib/git-core/git-remote-https', undefined, '140.82.112.3', 443],
+    ],
+  );
+});
+
+test('an auditd process is named by its executable, not by the comm it can set itself or that the kernel cut to 15 bytes', async () => {
+  const r = await parseFile('test/fixtures/ecs/auditd-comm.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'process-name-from-executable': 2 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.process.path, c.ip]),
+    [
+      // calling itself curl from /tmp: a rule on curl no longer covers it
+      ['payload', '/tmp/.cache/payload', '198.51.100.20'],
+      ['twingate-connector', '/usr/bin/twingate-connector', '3.33.229.51'],
+      // no executable: the name given
+      ['node', undefined, '104.16.2.35'],
+    ],
+  );
+});
+
+test('Elastic Defend on Linux: a lookup sent to the local resolver stub, with no network.direction, names later calls and is none itself; a loopback connection is none', async () => {
+  const r = await parseFile('test/fixtures/ecs/defend-linux-dns.ndjson');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.notes, { 'dns-records': 1, 'named-by-dns': 1, 'skipped-not-egress': 1, 'risky-lookup': 1 });
+  assert.deepEqual(
+    r.calls.map((c) => [c.process.name, c.domain, c.ip, c.port, c.protocol]),
+    [
+      ['curl', 'objects.example-mirror.net', '203.0.113.50', 443, 'tcp'],
+      // a lookup of a risky name stays a contact with it, wherever the query went
+      ['node', 'gist.githubusercontent.com', undefined, 53, 'udp'],
+    ],
+  );
+});
+
 test('a direction that does not say "out" (unknown, external, internal) is a call, counted; only inbound and loopback are skipped', async () => {
   const r = await parseFile('test/fixtures/ecs/flow-directions.ndjson');
   assert.deepEqual(r.errors, []);

@@ -9,7 +9,7 @@
 import type { ProcessInfo } from '../../domain/types.js';
 import type { RecordContext } from './types.js';
 import type { F as Fields } from './ecs.js';
-import { MAX_PARENT_DEPTH, UNKNOWN_TOOL, basename, chainCut, makeProcess, optNonNegInt, optString, readSha256, type Obj } from './validate.js';
+import { MAX_PARENT_DEPTH, UNKNOWN_TOOL, chainCut, executableName, makeProcess, optNonNegInt, optString, readSha256, type Obj } from './validate.js';
 
 export const MAX_PROCESSES = 16_384;
 
@@ -34,7 +34,7 @@ export class ProcessTable {
     const id = optString(f.entityId.get(doc), 'process.entity_id');
     if (id === undefined) return;
     const executable = optString(f.procExe.get(doc), 'process.executable');
-    const name = optString(f.procName.get(doc), 'process.name') ?? (executable ? basename(executable) : undefined);
+    const name = executableName(optString(f.procName.get(doc), 'process.name'), executable);
     if (!name) return;
     const ancestry = f.ancestry.get(doc);
     const first = Array.isArray(ancestry) && typeof ancestry[0] === 'string' && ancestry[0] !== '' ? ancestry[0] : undefined;

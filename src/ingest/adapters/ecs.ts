@@ -5,7 +5,7 @@
  *
  * Fields read (nested objects, dotted flat keys like `"process.name": "curl"`, or any mix of the two):
  *   @timestamp (RFC 3339 or epoch millis)          → timestamp
- *   process.name | basename(process.executable)    → process.name
+ *   basename(process.executable) | process.name    → process.name (the name given may be a comm)
  *   process.executable, process.hash.sha256, process.pid
  *   process.parent.{name, executable, hash.sha256, pid}
  *   process.entity_id, process.parent.entity_id, process.Ext.ancestry (Elastic Defend: ids, no names)
@@ -30,7 +30,8 @@
  *   `connection_accepted` are not calls: skipped, `skipped-not-egress`. A document without
  *   network.direction is taken as a call. One whose direction is `internal`, `external`, `unknown`
  *   or any other value is taken as a call too, counted as `direction-uncertain`: skipping it could
- *   drop a real call unseen. Only such a document to a loopback address is skipped as not egress.
+ *   drop a real call unseen. A document to a loopback address is skipped as not egress, whatever its
+ *   direction or with none.
  * - A DNS document (dns.question.name + dns.resolved_ip, e.g. Sysmon event 22, Packetbeat, Defend
  *   lookups) yields `{kind: 'dns'}`: the parser names the IPs for later connections of the same job.
  *   When the same document also has a destination, it is both a call and DNS answers; a lookup of
@@ -44,7 +45,7 @@
  *   and hashes (`process-events`). An ancestor not seen before in the source is stored as one
  *   "Unknown" link: the chain is unknown, not empty.
  * - A denied event with no process (a firewall log) is kept with the Unknown tool, as Harden-Runner
- *   does for packets only its firewall saw.
+ *   does for packets only its firewall saw; so is any call naming no process (`process-unknown`).
  * - A `{"context": {...}}` line is accepted as in the harden-runner format.
  * - A Sysmon event as Winlogbeat ships it before any ingest pipeline (raw `winlog.event_data`) is read
  *   through the fields the `windows` integration's pipeline would map (sysmon-raw.ts).
@@ -63,6 +64,7 @@ import {
   hostOut,
   isObject,
   makeProcess,
+  executableName,
   missing,
   noteOf,
   normalizeIp,
@@ -342,11 +344,12 @@ function directionWord(d: string): 'out' | 'in' | 'uncertain' {
   return 'uncertain';
 }
 
-/** process.name, or the basename of process.executable. */
-function nameOf(nameRaw: unknown, exeRaw: unknown, prefix: string): { name: string | undefined; exe: string | undefined } {
+/** A process's name and executable (executableName: the executable's basename when known). */
+function nameOf(nameRaw: unknown, exeRaw: unknown, prefix: string, rc?: RecordContext): { name: string | undefined; exe: string | undefined } {
   const exe = optString(exeRaw, `${prefix}.executable`);
-  let name = optString(nameRaw, `${prefix}.name`);
-  if (name === undefined && exe !== undefined) name = basename(exe) || undefined;
+  const given = optString(nameRaw, `${prefix}.name`);
+  const name = executableName(given, exe);
+  if (rc !== undefined && given !== undefined && name !== given) noteOf(rc, 'process-name-from-executable');
   return { name, exe };
 }
 
@@ -412,16 +415,18 @@ export class EcsAdapter implements RecordAdapter {
   }
 
   private process(doc: Obj, blocked: boolean, rc: RecordContext): ProcessInfo {
-    const { name: procName, exe } = nameOf(F.procName.get(doc), F.procExe.get(doc), 'process');
+    const { name: procName, exe } = nameOf(F.procName.get(doc), F.procExe.get(doc), 'process', rc);
     const ownSha = readSha256(F.procSha.get(doc), 'process.hash.sha256', rc);
     // Defend gives no hash on network events: look the process up only when something is missing.
     const entityId = procName !== undefined && ownSha !== undefined ? undefined : optString(F.entityId.get(doc), 'process.entity_id');
     const known = entityId === undefined ? undefined : this.processes.get(entityId);
     const name = procName ?? known?.name;
     if (name === undefined) {
-      // A firewall log knows the packet, not the process: the agent's Unknown tool.
-      if (blocked) return makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
-      return missing('process.name');
+      // A firewall log knows the packet, not the process: the agent's Unknown tool. So does an
+      // Auditbeat flow of a process whose start it did not see (system/socket state.go writes only
+      // process.pid then, or no process at all): rejecting it lost the call, webhook.site or not.
+      if (!blocked) noteOf(rc, 'process-unknown');
+      return makeProcess(UNKNOWN_TOOL, undefined, undefined, undefined, null);
     }
     const sha = ownSha ?? known?.sha256;
     const pid = optNonNegInt(F.procPid.get(doc), 'process.pid') ?? known?.pid;
@@ -518,9 +523,10 @@ export class EcsAdapter implements RecordAdapter {
       }
     }
     // A direction that does not say "out" is taken as a call: skipping it could drop a real egress
-    // call (webhook.site) unseen. Only a connection to this host itself surely is none (a lookup
-    // sent to the local resolver stub).
-    if (direction === 'uncertain' && typeof ipRaw === 'string' && isLoopbackIp(ipRaw)) return this.notACall(doc, isDns, rc);
+    // call (webhook.site) unseen. Only a connection to this host itself surely is none, whatever the
+    // direction says or whether it says anything: a lookup sent to the local resolver stub (Defend's
+    // Linux lookup_result to 127.0.0.53 carries no network.direction), a job's local database.
+    if (typeof ipRaw === 'string' && isLoopbackIp(ipRaw)) return this.notACall(doc, isDns, rc);
     if (!destination && !isDns && category !== undefined) {
       noteOf(rc, network ? 'skipped-no-destination' : 'skipped-not-network');
       return { kind: 'skip' };

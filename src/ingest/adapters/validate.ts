@@ -456,6 +456,18 @@ export function makeProcess(
 export const UNKNOWN_TOOL = 'Unknown';
 
 /**
+ * A process's name: the basename of its executable when known, as Harden-Runner names a tool
+ * (step-security/agent eventhandler.go: filepath.Base of the executable), else the name given.
+ * ECS `process.name` can be the kernel's comm (Auditbeat's auditd module, go-libaudit coalesce.go):
+ * cut to 15 bytes (`twingate-connec`) and set by the process itself, so a binary in /tmp could call
+ * itself `curl`, and a rule on `curl` hid it.
+ */
+export function executableName(name: string | undefined, executable: string | undefined): string | undefined {
+  const base = executable === undefined ? '' : basenameOf(executable);
+  return base !== '' ? base : name;
+}
+
+/**
  * An executable hash: 64 hex digits (a `sha256:` prefix, as on container image ids, is allowed),
  * returned in lower case. Anything else is no hash: the Harden-Runner agent puts Go's error text
  * there when it cannot read the binary ("open /usr/bin/pip: no such file or directory"), and
