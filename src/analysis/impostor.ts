@@ -1,4 +1,4 @@
-import { daemonLookalike, inMemoryExecutable, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
+import { daemonLookalike, inMemoryExecutable, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
 import { normalizeProcessName } from '../domain/process-name.js';
 import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
@@ -61,11 +61,14 @@ export function callContradiction(c: CallEvidence): string | null {
 
 /**
  * Why a daemon's binary at `path` is a suspected impostor by where it runs from, or null: a temporary
- * directory, or memory (vpn-signatures.ts temporaryDirectory, inMemoryExecutable).
+ * directory, a folder the job or any user writes, or memory (vpn-signatures.ts temporaryDirectory,
+ * jobWritableDirectory, inMemoryExecutable).
  */
 export function runsFromReason(daemon: string, path: string | null | undefined): string | null {
   const temp = temporaryDirectory(path);
   if (temp !== null) return `runs from ${temp}, a temporary directory no installer puts ${daemon} in`;
+  const writable = jobWritableDirectory(path);
+  if (writable !== null) return `runs from ${writable.dir}, ${writable.what}, where no installer puts ${daemon}`;
   const memory = inMemoryExecutable(path);
   return memory === null ? null : `runs from ${memory}, with no file of its own: no installer runs ${daemon} that way`;
 }

@@ -256,6 +256,42 @@ const RUNNER_NODE = /\/externals\/node\d+\/bin\/node(\.exe)?$/;
  */
 export function temporaryDirectory(path: string | null | undefined): string | null {
   if (!path) return null;
+  const p = comparablePath(path);
+  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p) ?? RUNNER_TEMP.exec(p) ?? CONTAINER_TEMP.exec(p);
+  return m ? m[0] : null;
+}
+
+/**
+ * The folder a binary runs from when it is one the job or any user writes and no installer uses,
+ * other than a temporary one (temporaryDirectory), with what it is; or null:
+ * - an action's folder (`<work>/_actions/owner/repo/ref/`): where a compromised JavaScript action's
+ *   own files are, its payload included (the tj-actions/changed-files route);
+ * - a package's folder (`node_modules/`): where a postinstall script's download lands;
+ * - the world-writable lock and crash folders (`/run/lock/`, `/var/lock/`, `/var/crash/`);
+ * - a user's cache (`~/.cache/`, macOS's `~/Library/Caches/`).
+ * The workspace itself is not among them: a job may build or download a daemon there and run it.
+ */
+export function jobWritableDirectory(path: string | null | undefined): { dir: string; what: string } | null {
+  if (!path) return null;
+  const p = comparablePath(path);
+  for (const [re, what] of JOB_WRITABLE) {
+    const m = re.exec(p);
+    if (m) return { dir: m[0], what };
+  }
+  return null;
+}
+const JOB_WRITABLE: readonly (readonly [RegExp, string])[] = [
+  [/^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_actions\//, "the runner's folder of actions"],
+  [/^(?:[^/]*\/)*?node_modules\//, "a package's folder"],
+  [/^\/run\/lock\/|^\/var\/lock\/|^\/var\/crash\//, 'a folder any user writes'],
+  [/^\/home\/[^/]+\/\.cache\/|^\/root\/\.cache\/|^\/users\/[^/]+\/library\/caches\/|^[a-z]:\/users\/[^/]+\/\.cache\//, "a user's cache"],
+];
+
+/**
+ * A path as these checks compare it: forward slashes, lower case, normalised, Windows' other names
+ * for one file reduced to its drive path.
+ */
+function comparablePath(path: string): string {
   let p = path.replace(/\\/g, '/').toLowerCase();
   // Windows names one file many ways: the \\?\ and \??\ prefixes, a UNC share of a drive
   // (\\host\C$\), a device path (\Device\HarddiskVolume3\); each is a drive root here
@@ -263,9 +299,7 @@ export function temporaryDirectory(path: string | null | undefined): string | nu
   p = p.replace(/^\/\?\?\//, '');
   p = p.replace(/^\/\/[^/]+\/([a-z])\$\//, '$1:/');
   p = p.replace(/^\/device\/harddiskvolume\d+\//, 'c:/');
-  p = posix.normalize(p);
-  const m = TEMP_DIR.exec(p) ?? WINDOWS_USER_TEMP.exec(p) ?? RUNNER_TEMP.exec(p) ?? CONTAINER_TEMP.exec(p);
-  return m ? m[0] : null;
+  return posix.normalize(p);
 }
 const TEMP_DIR =
   /^(?:\/private)?\/tmp\/|^(?:\/private)?\/var\/tmp\/|^\/dev\/shm\/|^\/run\/shm\/|^\/run\/user\/\d+\/|^(?:\/private)?\/var\/folders\/|^[a-z]:\/(?:windows\/)?(?:system)?temp\//;

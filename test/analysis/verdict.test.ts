@@ -323,6 +323,22 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
   ] as const) {
     assert.equal(fromTemp(path), `runs from ${dir}, a temporary directory no installer puts twingate in`, path);
   }
+  // folders the job or any user writes, where no installer puts a daemon: an action's own folder (a
+  // compromised action's payload), a package's, the world-writable lock and crash folders, a cache
+  for (const [path, dir, what] of [
+    ['/home/runner/work/_actions/evil-org/changed-files/v45/dist/twingated', '/home/runner/work/_actions/', "the runner's folder of actions"],
+    ['D:\\a\\_actions\\x\\y\\v1\\t.exe', 'd:/a/_actions/', "the runner's folder of actions"],
+    ['/__w/_actions/x/y/v1/twingated', '/__w/_actions/', "the runner's folder of actions"],
+    ['/opt/actions-runner/_work/_actions/x/y/v1/twingated', '/opt/actions-runner/_work/_actions/', "the runner's folder of actions"],
+    ['/home/runner/work/api/api/node_modules/.cache/twingated', '/home/runner/work/api/api/node_modules/', "a package's folder"],
+    ['/usr/lib/node_modules/x/bin/twingated', '/usr/lib/node_modules/', "a package's folder"],
+    ['/run/lock/twingated', '/run/lock/', 'a folder any user writes'], ['/var/lock/twingated', '/var/lock/', 'a folder any user writes'],
+    ['/var/crash/twingated', '/var/crash/', 'a folder any user writes'],
+    ['/home/runner/.cache/twingated', '/home/runner/.cache/', "a user's cache"], ['/root/.cache/x/twingated', '/root/.cache/', "a user's cache"],
+    ['/Users/runner/Library/Caches/twingated', '/users/runner/library/caches/', "a user's cache"],
+  ] as const) {
+    assert.equal(fromTemp(path), `runs from ${dir}, ${what}, where no installer puts twingate`, path);
+  }
   // run from memory: a memfd, or an open file descriptor
   for (const [path, from] of [
     ['/memfd:twingated (deleted)', 'a memfd'], ['/memfd:', 'a memfd'], ['/proc/self/fd/3', 'a file descriptor'], ['/proc/4242/fd/7', 'a file descriptor'],
@@ -334,6 +350,8 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     // the workspace, the runner's tool folder, and folders only named like its temporary one
     '/home/runner/work/repo/repo/bin/twingated', '/home/runner/_work/_tool/twingate/1.0/twingated', '/home/runner/work/_tempest/twingated',
     '/home/runner/work/x_temp/twingated', 'D:\\b\\_temp\\t.exe', 'D:\\a\\repo\\_temp\\t.exe',
+    // folders only named like those above
+    '/home/runner/work/repo/repo/_actions_cache/twingated', '/opt/node_modules_x/twingated', '/run/locksmith/twingated', '/home/runner/.cachex/twingated',
     // a container's installed binary, a user runtime folder's lookalike, /proc's own files
     '/var/lib/docker/overlay2/0f3c/merged/usr/bin/twingated', '/run/users/twingated', '/proc/self/exe', '/usr/lib/memfd:x', '/devfd/3']) {
     assert.equal(fromTemp(path as string), null, String(path));
