@@ -615,6 +615,9 @@ test('detectFormat recognises each format', () => {
   assert.equal(detectFormat(SS_DETECTION), 'stepsecurity');
   assert.equal(detectFormat({ data: { detections: [] } }), 'stepsecurity');
   assert.equal(detectFormat([SS_DETECTION]), 'stepsecurity');
+  // a detection with no endpoint, by its own detection id and the API's state flags
+  assert.equal(detectFormat({ id: 'd-1', detection_id: 'Secret-In-Build-Log', is_resolved: false }), 'stepsecurity');
+  assert.equal(detectFormat({ detection_id: 'x' }), null);
   assert.equal(detectFormat({ hello: 'world' }), null);
   assert.equal(detectFormat('text'), null);
   assert.equal(detectFormat(null), null);

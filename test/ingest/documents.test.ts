@@ -99,6 +99,12 @@ storeTest('a StepSecurity envelope on one line (as the API answers) is a documen
   assert.deepEqual([b.records, b.accepted, b.rejected], [9000, 9000, 0]);
 });
 
+storeTest('StepSecurity detections as NDJSON are read as such when the first has no endpoint (a secret in a build log): the call to webhook.site after it is kept', async ({ db }) => {
+  const { out } = ingest(db, ['test/fixtures/stepsecurity/detections.ndjson']);
+  const s = out.sources[0]! as unknown as { format: string; records: number; accepted: number; rejected: number };
+  assert.deepEqual([s.format, s.records, s.accepted, s.rejected], ['stepsecurity', 2, 2, 0]);
+});
+
 storeTest('blank lines in NDJSON are read, counted among the records and said as a note, so the summary adds up', async ({ db }) => {
   const [a, b] = readFileSync('test/fixtures/harden-runner/agent.log', 'utf8').split('\n').filter((l) => l.trim() !== '');
   const nd = file(`${a}\n\n   \n${b}\r\n\t\n`, '.log');

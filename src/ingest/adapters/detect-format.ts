@@ -18,6 +18,7 @@ function has(o: Record<string, unknown>, key: string): boolean {
  * - `{"data": {"detections": [...]}}` (or `{"detections": [...]}`) → stepsecurity (envelope);
  * - a context line `{"context": {...}}` → harden-runner, unless it says `"format": "<fmt>"`;
  * - `endpoint` plus any of `tool` / `detection_id` / `is_suppressed` / `is_resolved` → stepsecurity;
+ * - a string `detection_id` plus `is_suppressed` or `is_resolved` → stepsecurity (a detection with no endpoint);
  * - `ipAddress` / `domainName` / `tool` → harden-runner;
  * - `@timestamp`, a `destination` object or a `destination.*` dotted key → ecs;
  * - a `process` object plus `domain` or `ip` (plus `owner` or `port`) → native;
@@ -45,6 +46,10 @@ export function detectFormat(firstRecord: unknown): IngestFormat | null {
   ) {
     return 'stepsecurity';
   }
+  // A detection of a kind with no destination (a secret in a build log) has no endpoint: its own
+  // detection_id with the API's state flags still says what it is. Refused as an unknown format, it
+  // took the network detections after it down with it.
+  if (typeof r.detection_id === 'string' && (has(r, 'is_suppressed') || has(r, 'is_resolved'))) return 'stepsecurity';
   if (has(r, 'ipAddress') || has(r, 'domainName') || (isObject(r.tool) && !has(r, 'process'))) return 'harden-runner';
   if (has(r, '@timestamp') || isObject(r.destination)) return 'ecs';
   for (const k in r) if (k.startsWith('destination.')) return 'ecs';
