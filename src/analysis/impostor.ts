@@ -1,5 +1,5 @@
 import { daemonLookalike, inMemoryExecutable, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
-import { normalizeProcessName } from '../domain/process-name.js';
+import { containerImageOf, normalizeProcessName } from '../domain/process-name.js';
 import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
 /**
@@ -61,8 +61,8 @@ export function callContradiction(c: CallEvidence): string | null {
 
 /**
  * Why a daemon's binary at `path` is a suspected impostor by where it runs from, or null: a temporary
- * directory, a folder the job or any user writes, or memory (vpn-signatures.ts temporaryDirectory,
- * jobWritableDirectory, inMemoryExecutable).
+ * directory, a folder the job or any user writes, memory (vpn-signatures.ts temporaryDirectory,
+ * jobWritableDirectory, inMemoryExecutable), or a container image (domain/process-name.ts).
  */
 export function runsFromReason(daemon: string, path: string | null | undefined): string | null {
   const temp = temporaryDirectory(path);
@@ -70,7 +70,9 @@ export function runsFromReason(daemon: string, path: string | null | undefined):
   const writable = jobWritableDirectory(path);
   if (writable !== null) return `runs from ${writable.dir}, ${writable.what}, where no installer puts ${daemon}`;
   const memory = inMemoryExecutable(path);
-  return memory === null ? null : `runs from ${memory}, with no file of its own: no installer runs ${daemon} that way`;
+  if (memory !== null) return `runs from ${memory}, with no file of its own: no installer runs ${daemon} that way`;
+  const image = containerImageOf(path);
+  return image === null ? null : `runs in the container image ${image}: the monitor named the image, not a binary it hashed, so nothing shows it is ${daemon}`;
 }
 
 /**

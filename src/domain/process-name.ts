@@ -12,6 +12,19 @@ export function basenameOf(path: string): string {
   return path.slice(slash + 1, end);
 }
 
+/**
+ * The path a process is stored with when the monitor named a container's image instead of a binary:
+ * Harden-Runner sends a call from a container as `tool: {name: <image>, sha256: <image>}`
+ * (step-security/agent eventhandler.go, handleNetworkEvent). No file was hashed: whatever the image
+ * is called, nothing says what runs in it.
+ */
+export const CONTAINER_IMAGE_PATH_PREFIX = 'container-image:';
+
+/** The image of a container-image path (CONTAINER_IMAGE_PATH_PREFIX), or null. */
+export function containerImageOf(path: string | null | undefined): string | null {
+  return path?.startsWith(CONTAINER_IMAGE_PATH_PREFIX) ? path.slice(CONTAINER_IMAGE_PATH_PREFIX.length) : null;
+}
+
 /** Printable ASCII only: nothing to fold in a name (almost every process name), nothing invisible in a text. */
 export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 /**

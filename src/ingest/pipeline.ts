@@ -82,7 +82,7 @@ export interface SourceSummary {
    * Records read but not stored as calls, or stored with a caveat, by kind: dns-records,
    * blank-lines, named-by-dns, skipped-not-egress, direction-uncertain, skipped-no-destination, skipped-not-network, process-events,
    * hash-not-a-hash, zero-time-took-previous, dns-unusable, domain-unusable, reverse-dns-name-ignored, named-by-risky-request-name,
-   * renamed-risky-by-dns, parent-chain-cut, risky-lookup, process-unknown, process-name-from-executable
+   * renamed-risky-by-dns, parent-chain-cut, risky-lookup, process-unknown, process-name-from-executable, container-image
    * (docs/ingest-and-baselines.md).
    */
   notes: Record<string, number>;

@@ -356,6 +356,9 @@ test('impostor evidence per call: risky, off-signature domain, suspicious parent
     '/var/lib/docker/overlay2/0f3c/merged/usr/bin/twingated', '/run/users/twingated', '/proc/self/exe', '/usr/lib/memfd:x', '/devfd/3']) {
     assert.equal(fromTemp(path as string), null, String(path));
   }
+  // a container: the monitor named its image, no binary it hashed
+  assert.equal(fromTemp('container-image:attacker/twingated'), 'runs in the container image attacker/twingated: the monitor named the image, not a binary it hashed, so nothing shows it is twingate');
+  assert.equal(fromTemp('/opt/container-image:x/twingated'), null);
   assert.equal(callContradiction({ ...base, process: 'curl', path: '/tmp/curl', host: 'relay.twingate.com' }), null, 'only a daemon\'s name is judged');
   const calls = [
     { ...base, host: 'relay.twingate.com' },

@@ -108,6 +108,21 @@ describe('a suspected impostor is never hidden', () => {
     assert.deepEqual(detections(db).filter((d) => d.status === 'new').map((d) => [d.sha, d.endpoint]), [['d', '45.61.136.14:41641']]);
   });
 
+  it("by a container whose image is named like the daemon: Harden-Runner names the image, not a binary it hashed", () => {
+    const db = join(tmp.dir, 'container.db');
+    const r = runCli(['ingest', 'test/fixtures/harden-runner/container-tools.log', '--db', db, '--format', 'harden-runner', '--learning-runs', '0', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const src = (JSON.parse(r.stdout) as { sources: { notes: Record<string, number>; suspectedImpostors: { process: string; path: string | null; sha256: string | null; reason: string }[] }[] }).sources[0]!;
+    assert.equal(src.notes['container-image'], 4);
+    assert.deepEqual(src.suspectedImpostors.map((b) => [b.process, b.path, b.sha256]), [['tailscaled', 'container-image:attacker/tailscaled', null]]);
+    assert.match(src.suspectedImpostors[0]!.reason, /runs in the container image attacker\/tailscaled: the monitor named the image, not a binary it hashed/);
+    // its calls fit tailscale's signature; a rule on the name is still refused
+    const rule = runCli(['rules', 'create', '--db', db, '--condition', 'process=tailscaled', '--yes']);
+    assert.equal(rule.status, 4, rule.stderr);
+    // an image ID is no file's hash: no binary is pinned by it
+    assert.deepEqual(detections(db).map((d) => d.sha), ['', '', '', '']);
+  });
+
   it('by Harden-Runner allowed endpoints, or while the job is still learning', () => {
     const db = join(tmp.dir, 'allowed.db');
     const run = ++runId;

@@ -308,9 +308,15 @@ test('harden-runner: container tool and epoch timestamps', () => {
   const r = rc(HR_CTX);
   const ev = call(a.parse(hrRecord({ tool: { name: 'ghcr.io/acme/builder:1.2', sha256: 'ghcr.io/acme/builder:1.2', parent: null }, timestamp: 1741946400 }), r));
   assert.equal(ev.process.name, 'ghcr.io/acme/builder:1.2');
-  // the image name the agent puts in sha256 for a container is no hash: unknown, and counted
+  // the image name the agent puts in sha256 for a container is no hash: unknown; the image is the path
   assert.equal(ev.process.sha256, undefined);
-  assert.deepEqual(r.notes, { 'hash-not-a-hash': 1 });
+  assert.equal(ev.process.path, 'container-image:ghcr.io/acme/builder:1.2');
+  assert.deepEqual(r.notes, { 'container-image': 1 });
+  // an image ID is no file's hash either
+  const id = `sha256:${'4b'.repeat(32)}`;
+  assert.equal(call(a.parse(hrRecord({ tool: { name: id, sha256: id, parent: null } }), rc(HR_CTX))).process.sha256, undefined);
+  // a tool whose name merely differs from its hash is a binary as before
+  assert.equal(call(a.parse(hrRecord({ tool: { name: 'curl', sha256: 'open /usr/bin/curl: no such file', parent: null } }), rc(HR_CTX))).process.path, undefined);
   assert.equal(ev.timestamp, 1741946400000);
   assert.equal(call(a.parse(hrRecord({ timestamp: 1741946400123 }), rc(HR_CTX))).timestamp, 1741946400123);
   assert.equal(call(a.parse(hrRecord({ timestamp: '1741946400' }), rc(HR_CTX))).timestamp, 1741946400000);

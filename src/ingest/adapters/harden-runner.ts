@@ -37,6 +37,7 @@
  */
 import type { CallStatus, JobContext, ProcessInfo } from '../../domain/types.js';
 import { clip } from '../../domain/clip.js';
+import { CONTAINER_IMAGE_PATH_PREFIX } from '../../domain/process-name.js';
 import type { AdapterOutput, RecordAdapter, RecordContext } from './types.js';
 import {
   ContextBuilder,
@@ -92,6 +93,13 @@ export function readTool(value: unknown, root: string, depth: number, rc: Record
   }
   const path = value.path;
   const pid = value.pid;
+  // A call from a container: the agent names its image twice, as the tool and as its checksum. An
+  // image ID (`sha256:…`) is no file's hash, and `attacker/tailscaled` is no tailscaled binary.
+  if (typeof name === 'string' && name !== '' && value.sha256 === name && !/^[0-9a-f]{64}$/i.test(name)) {
+    noteOf(rc, 'container-image');
+    const p = pid === undefined ? undefined : optNonNegInt(pid, `${here}.pid`);
+    return makeProcess(name, `${CONTAINER_IMAGE_PATH_PREFIX}${name}`, undefined, p, parent);
+  }
   return makeProcess(
     typeof name === 'string' && name !== '' ? name : UNKNOWN_TOOL,
     path === undefined ? undefined : optString(path, `${here}.path`),
