@@ -10,8 +10,9 @@ import { NEVER_DAEMON_TYPES } from '../domain/types.js';
  * A binary is one executable claiming a process name: its sha256, or its path when the hash is
  * unknown (the analysis groups binaries the same way). It is a suspected impostor when its name is a
  * known VPN / mesh daemon and ANY of its calls contradicts that daemon: a risky destination, a
- * domain outside the daemon's signature, a parent chain through a package manager or interpreter, or
- * a binary run from a temporary directory or from memory.
+ * domain outside the daemon's signature, a parent chain through a package manager or interpreter, a
+ * binary run from a temporary or job-writable folder, from memory or in a container image; or its
+ * file did one of those under another name.
  * The verdict is monotone: more evidence can flag a binary, never clear it.
  */
 
@@ -92,36 +93,98 @@ function unlike(name: string, like: string): string {
   return odd.map((ch) => `${ch} U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`).join(', ') || 'its letters differ';
 }
 
-/** A call made under a name that is no daemon's, by a file whose sha256 is known. */
-export interface OtherNameCall {
+/**
+ * What a file did under a name that is no daemon's that no daemon's file does: `what` completes
+ * "the same file (sha256 …) … as <process>".
+ */
+export interface OtherNameEvidence {
   sha256: string;
   /** the name it ran under */
   process: string;
-  host: string;
-  /** the risky-list entry the call falls under, or null (riskyOfCall) */
-  risky: string | null;
+  what: string;
 }
 
-/** Why a daemon-named binary is a suspected impostor by what its file did under another name. */
-export function otherNameReason(c: OtherNameCall): string {
-  return `the same file (sha256 ${c.sha256.slice(0, 12)}) called the risky destination ${c.host} as ${c.process}`;
+/** A binary run under a name that is no daemon's, by a file whose sha256 is known. */
+export interface OtherNameBinary {
+  sha256: string;
+  process: string;
+  path: string | null;
+  parentChain: readonly { name: string; path?: string | null }[];
 }
 
 /**
- * Daemon-named binaries whose file, run under another name, called a risky destination (found by
+ * Where the binary ran from, or how it was started, when that is how a payload runs and no daemon
+ * does: a temporary or job-writable folder, memory, a package manager or interpreter as parent (the
+ * checks a daemon-named binary gets, runsFromReason and suspiciousParent). Null otherwise.
+ */
+export function otherNameBinaryEvidence(b: OtherNameBinary): OtherNameEvidence | null {
+  const dir = temporaryDirectory(b.path) ?? jobWritableDirectory(b.path)?.dir ?? inMemoryExecutable(b.path);
+  if (dir !== null) return { sha256: b.sha256, process: b.process, what: `ran from ${dir}` };
+  const parent = suspiciousParent([...b.parentChain]);
+  return parent === null ? null : { sha256: b.sha256, process: b.process, what: `was started through ${parent}` };
+}
+
+/** The evidence a call to a risky destination is, under a name that is no daemon's. */
+export function otherNameRiskyCall(sha256: string, process: string, host: string): OtherNameEvidence {
+  return { sha256, process, what: `called the risky destination ${host}` };
+}
+
+/** Why a daemon-named binary is a suspected impostor by what its file did under another name. */
+export function otherNameReason(e: OtherNameEvidence): string {
+  return `the same file (sha256 ${e.sha256.slice(0, 12)}) ${e.what} as ${e.process}`;
+}
+
+/**
+ * Daemon-named binaries whose file, run under another name, did what no daemon's file does (found by
  * review): `/usr/local/bin/tailscaled` fetched from webhook.site as `python3`, then called its
  * attacker as `tailscaled`, and was judged genuine, because a flag is per name and a name that is
- * no daemon's is never flagged. A hash is the file, whatever it is called. Only the daemon-named
- * binaries of such a file are flagged: flagging every hash that ever called a risky destination
- * would make a curl's or python's other detections unsuppressible.
+ * no daemon's is never flagged; so was a file first run from /tmp by npm as `update-helper`, then as
+ * tailscaled from /usr/local/bin. A hash is the file, whatever it is called. Only the daemon-named
+ * binaries of such a file are flagged: flagging every hash that ever called a risky destination or
+ * ran from /tmp would make a curl's or python's other detections unsuppressible.
  */
-export function sameFileOtherNameImpostors(daemons: readonly BinaryRef[], calls: Iterable<OtherNameCall>): SuspectedImpostor[] {
-  const byHash = new Map<string, OtherNameCall>();
-  for (const c of calls) if (c.risky !== null && !byHash.has(c.sha256.toLowerCase())) byHash.set(c.sha256.toLowerCase(), c);
+export function sameFileOtherNameImpostors(daemons: readonly BinaryRef[], evidence: Iterable<OtherNameEvidence>): SuspectedImpostor[] {
+  const byHash = new Map<string, OtherNameEvidence>();
+  for (const e of evidence) if (!byHash.has(e.sha256.toLowerCase())) byHash.set(e.sha256.toLowerCase(), e);
   const out: SuspectedImpostor[] = [];
   for (const d of daemons) {
-    const c = d.sha256 === null ? undefined : byHash.get(d.sha256.toLowerCase());
-    if (c) out.push({ process: d.process, sha256: d.sha256, path: null, reason: otherNameReason(c) });
+    const e = d.sha256 === null ? undefined : byHash.get(d.sha256.toLowerCase());
+    if (e) out.push({ process: d.process, sha256: d.sha256, path: null, reason: otherNameReason(e) });
+  }
+  return out;
+}
+
+/** A stored process that shares a daemon-named binary's hash under another name. */
+export interface StoredOtherName {
+  id: number;
+  norm_name: string;
+  sha256: string;
+  path: string | null;
+  parent_chain: string;
+}
+
+/**
+ * What stored processes sharing a daemon's hash did under their other names (both stores read it so):
+ * each call of theirs to a risky destination, from the tenant's detections, then where each ran
+ * from and how it was started, for those the tenant's detections show ran in it.
+ */
+export function storedOtherNameEvidence(
+  others: readonly StoredOtherName[],
+  calls: readonly { processId: number; host: string }[],
+  risky: { matchHost(host: string): string | null },
+): OtherNameEvidence[] {
+  const byId = new Map(others.map((o) => [o.id, o]));
+  const ran = new Set<StoredOtherName>();
+  const out: OtherNameEvidence[] = [];
+  for (const c of calls) {
+    const o = byId.get(c.processId);
+    if (o === undefined) continue;
+    ran.add(o);
+    if (risky.matchHost(c.host) !== null) out.push(otherNameRiskyCall(o.sha256, o.norm_name, c.host));
+  }
+  for (const o of ran) {
+    const e = otherNameBinaryEvidence({ sha256: o.sha256, process: o.norm_name, path: o.path, parentChain: JSON.parse(o.parent_chain) as { name: string }[] });
+    if (e !== null) out.push(e);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import type { CallFacts, DetectionSubject, Releases, Suppressor } from '../domain/subject.js';
 import { compileStoredRule, matchSubject, type CompiledRule } from './matcher.js';
-import { callContradiction, otherNameReason, riskyOfCall, sameFileOtherNameImpostors, type BinaryRef, type OtherNameCall, type SuspectedImpostor } from '../analysis/impostor.js';
+import { callContradiction, otherNameBinaryEvidence, otherNameReason, otherNameRiskyCall, riskyOfCall, sameFileOtherNameImpostors, type BinaryRef, type OtherNameEvidence, type SuspectedImpostor } from '../analysis/impostor.js';
 import { fileKey, isLink } from '../analysis/impostor-links.js';
 import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
@@ -63,7 +63,21 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
     else if (!known.some((k) => k.process === b.process)) known.push(b);
   };
   for (const b of verdict.hashedDaemons) noteDaemon(b);
-  const riskyByHash = new Map<string, OtherNameCall>();
+  /** per hash: the first thing its file did under a name that is no daemon's that no daemon's file does */
+  const evidenceByHash = new Map<string, OtherNameEvidence>();
+  /**
+   * The binary evidence of a process under another name (where it ran from, how it started), judged
+   * once per process: the engine derives one parent chain per process object and passes it with
+   * each of its calls (a regex over the path per call was measurable).
+   */
+  const binaryJudged = new WeakMap<object, { path: string | null; sha256: string; evidence: OtherNameEvidence | null }>();
+  const binaryEvidence = (call: CallFacts, h: string): OtherNameEvidence | null => {
+    const known = binaryJudged.get(call.parentChain);
+    if (known !== undefined && known.path === call.processPath && known.sha256 === h) return known.evidence;
+    const evidence = otherNameBinaryEvidence({ sha256: h, process: call.process, path: call.processPath, parentChain: call.parentChain });
+    binaryJudged.set(call.parentChain, { path: call.processPath, sha256: h, evidence });
+    return evidence;
+  };
   const flag = (flagged: SuspectedImpostor, file: string | null) => {
     impostors.add(flagged);
     flaggedSince.push(flagged);
@@ -91,12 +105,11 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       if (!vpnSignatureFor(call.process)) {
         if (call.processSha256 === null) return false;
         const h = call.processSha256.toLowerCase();
-        if (!riskyByHash.has(h)) {
-          const r = riskyOfCall(risky, call.host, call.ip).risky;
-          if (r !== null) {
-            const c: OtherNameCall = { sha256: h, process: call.process, host: call.host, risky: r };
-            riskyByHash.set(h, c);
-            for (const d of sameFileOtherNameImpostors(daemonsByHash.get(h) ?? [], [c])) if (!impostors.get(d)) flag(d, null);
+        if (!evidenceByHash.has(h)) {
+          const e = riskyOfCall(risky, call.host, call.ip).risky !== null ? otherNameRiskyCall(h, call.process, call.host) : binaryEvidence(call, h);
+          if (e !== null) {
+            evidenceByHash.set(h, e);
+            for (const d of sameFileOtherNameImpostors(daemonsByHash.get(h) ?? [], [e])) if (!impostors.get(d)) flag(d, null);
           }
         }
         return impostors.flagsHash(call.processSha256);
@@ -115,7 +128,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
         }
         return true;
       }
-      const other = b.sha256 === null ? undefined : riskyByHash.get(b.sha256.toLowerCase());
+      const other = b.sha256 === null ? undefined : evidenceByHash.get(b.sha256.toLowerCase());
       const reason = other !== undefined ? otherNameReason(other) : callContradiction({ ...b, ...callOf(call) });
       if (!reason) {
         if (file !== null && files.has(file)) linkDue = true;

@@ -89,3 +89,49 @@ storeTest('the same file under another name in a store whose ingest flagged noth
     await store.close();
   }
 });
+
+/** A record of a binary with its own path and parent chain (the file E under any name). */
+const ran = (run: number, name: string, path: string, parent: object, ip: string, port: number, domain?: string) =>
+  JSON.stringify({
+    owner: 'acme', repo: 'api', workflow: '.github/workflows/ci.yml', job: 'build', run_id: String(run), run_attempt: 1,
+    timestamp: `2026-11-02T10:${String(run).padStart(2, '0')}:00Z`, ip, port, protocol: 'tcp', status: 'allowed',
+    process: { name, path, sha256: E, parent }, ...(domain ? { domain } : {}),
+  });
+const BY_NPM = { name: 'node', parent: { name: 'npm', parent: { name: 'bash' } } };
+const BY_SYSTEMD = { name: 'systemd' };
+// Found by review: E ran first from /tmp, started by npm, as update-helper; then as tailscaled from
+// /usr/local/bin, started by systemd (sudo systemd-run leaves no other parent), calling its server on
+// tailscale's port and tailscale's own control plane. Only a risky call counted as the file's evidence.
+const helperFromTmp = ran(20, 'update-helper', '/tmp/.x/update-helper', BY_NPM, '45.61.136.14', 443, 'c2.attacker.example');
+const daemonAfter = [
+  ran(21, 'tailscaled', '/usr/local/bin/tailscaled', BY_SYSTEMD, '192.200.0.101', 443, 'controlplane.tailscale.com'),
+  ran(21, 'tailscaled', '/usr/local/bin/tailscaled', BY_SYSTEMD, '45.61.136.14', 41641),
+];
+
+storeTest('the same file under another name: run from /tmp, or started by npm, as another name flags it as tailscaled, at ingest and in the store\'s verdict', async (at) => {
+  await ingest(at, 'base.ndjson', base);
+  const one = await ingest(at, 'one.ndjson', [helperFromTmp, ...daemonAfter]);
+  const FROM_TMP = `the same file (sha256 ${E.slice(0, 12)}) ran from /tmp/ as update-helper`;
+  assert.deepEqual(one.suspectedImpostors.map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, FROM_TMP]]);
+  const pinned = await cliResult(['rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--condition', `process_sha256=${G}|${E}`, '--yes']);
+  assert.equal(pinned.status, 4, `${pinned.stdout}${pinned.stderr}`);
+  // the store's verdict, with no ingest having flagged it: a path that is no temporary one, started by npm
+  const store = await at.open();
+  try {
+    const file = join(at.dir, 'unflagged.ndjson');
+    writeFileSync(file, [ran(30, 'update-helper', '/usr/local/lib/x/update-helper', BY_NPM, '45.61.136.15', 443, 'c3.attacker.example'), ...daemonAfter.map((l) => l.replace('"run_id":"21"', '"run_id":"31"'))].join('\n') + '\n');
+    const p = new IngestPipeline(store, { tenant: 'other', format: 'native', strict: false, defaults: {}, engine: { ...DEFAULT_ENGINE_CONFIG, learningRuns: 0, promoteAfterRuns: 1000 } });
+    assert.deepEqual((await p.ingest(file)).suspectedImpostors, []);
+    const port = store.rulesPort(new RiskyDestinations());
+    const v = await port.impostors((await port.tenantId('other'))!);
+    assert.deepEqual(v.set.list().map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, `the same file (sha256 ${E.slice(0, 12)}) was started through node as update-helper`]]);
+  } finally {
+    await store.close();
+  }
+});
+
+storeTest('the same file under another name that ran as any program does (from /usr/bin, started by bash) flags nothing', async (at) => {
+  await ingest(at, 'base.ndjson', base);
+  const one = await ingest(at, 'one.ndjson', [ran(20, 'update-helper', '/usr/bin/update-helper', { name: 'bash', parent: { name: 'Runner.Worker' } }, '45.61.136.14', 443, 'c2.attacker.example'), ...daemonAfter]);
+  assert.deepEqual(one.suspectedImpostors, []);
+});

@@ -1,7 +1,7 @@
 import type { PgClient, PgPool } from './pool.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, suspectedImpostors, type BinaryRef, type CallEvidence, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, storedOtherNameEvidence, suspectedImpostors, type BinaryRef, type CallEvidence, type StoredOtherName, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -178,30 +178,31 @@ export async function tenantImpostors(db: Db, tenantId: number, risky: RiskyDest
 }
 
 /**
- * Daemon-named binaries whose file made a risky call under another name in this tenant
+ * Daemon-named binaries whose file did under another name in this tenant what no daemon's file does
  * (analysis/impostor.ts sameFileOtherNameImpostors), as the SQLite store reads them.
  */
 async function otherNameImpostors(db: Db, tenantId: number, risky: RiskyDestinations, procs: readonly (ProcRow & { parent_chain: string })[]): Promise<SuspectedImpostor[]> {
   const hashes = [...new Set(procs.flatMap((p) => (p.sha256 ? [p.sha256.toLowerCase()] : [])))];
   if (hashes.length === 0) return [];
-  const others = await db.query<{ id: number; norm_name: string; sha256: string }>(
-    'SELECT id, norm_name, sha256 FROM processes WHERE tenant_id = $1 AND lower(sha256) = ANY($2::text[]) AND NOT (id = ANY($3::bigint[]))',
+  const others = await db.query<StoredOtherName>(
+    'SELECT id, norm_name, sha256, path, parent_chain FROM processes WHERE tenant_id = $1 AND lower(sha256) = ANY($2::text[]) AND NOT (id = ANY($3::bigint[]))',
     [tenantId, hashes, procs.map((p) => p.id)],
   );
   if (others.rows.length === 0) return [];
-  const byId = new Map(others.rows.map((o) => [Number(o.id), o]));
+  // as the SQLite store: what the tenant's detections show ran under the other names
   const calls = await db.query<{ process_id: number; host: string }>(
     `SELECT DISTINCT r.process_id, e.host FROM detection_rollup r
      JOIN endpoints e ON e.tenant_id = r.tenant_id AND e.id = r.endpoint_id
      WHERE r.tenant_id = $1 AND r.process_id = ANY($2::bigint[])`,
-    [tenantId, [...byId.keys()]],
+    [tenantId, others.rows.map((o) => o.id)],
   );
   return sameFileOtherNameImpostors(
     procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path })),
-    calls.rows.map((c) => {
-      const o = byId.get(Number(c.process_id))!;
-      return { sha256: o.sha256, process: o.norm_name, host: c.host, risky: risky.matchHost(c.host) };
-    }),
+    storedOtherNameEvidence(
+      others.rows.map((o) => ({ ...o, id: Number(o.id) })),
+      calls.rows.map((c) => ({ processId: Number(c.process_id), host: c.host })),
+      risky,
+    ),
   );
 }
 

@@ -4,7 +4,7 @@ import { COARSE_TABLES, statusOf } from './rollups.js';
 import { riskyIpIndexOf, type RiskyIpIndex } from './risky-ips.js';
 import { matchEndpoint, matchIp, matchJob, matchProcess, type CompiledRule } from '../../rules/matcher.js';
 import type { RiskyDestinations } from '../../analysis/risky-destinations.js';
-import { binaryKey, hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, suspectedImpostors, type CallEvidence, type BinaryRef, type StoredDaemonProcess, type SuspectedImpostor } from '../../analysis/impostor.js';
+import { binaryKey, hashedDaemons, riskyOfCall, sameFileOtherNameImpostors, storedCallEvidence, storedOtherNameEvidence, suspectedImpostors, type CallEvidence, type BinaryRef, type StoredDaemonProcess, type StoredOtherName, type SuspectedImpostor } from '../../analysis/impostor.js';
 import { daemonClaimingNames } from '../../analysis/vpn-signatures.js';
 import { flaggedFiles, hashlessFiles, pathPartners, sameFileImpostors, type VariantRow } from '../../analysis/impostor-links.js';
 import { ImpostorSet } from '../../rules/guards.js';
@@ -330,31 +330,31 @@ export class SqliteRulesRepo {
   }
 
   /**
-   * Daemon-named binaries whose file made a risky call under another name in this tenant
-   * (analysis/impostor.ts sameFileOtherNameImpostors). Reads nothing more unless another name shares
-   * a daemon's hash; a risky call always leaves a detection, so the rollup has it.
+   * Daemon-named binaries whose file, under another name in this tenant, made a risky call, ran from
+   * a temporary or job-writable folder or from memory, or was started by a package manager or an
+   * interpreter (analysis/impostor.ts sameFileOtherNameImpostors). Reads nothing more unless another
+   * name shares a daemon's hash; a risky call always leaves a detection, so the rollup has it.
    */
   private otherNameImpostors(tenantId: number, procs: readonly StoredDaemonProcess[]): SuspectedImpostor[] {
     const hashes = [...new Set(procs.flatMap((p) => (p.sha256 ? [p.sha256.toLowerCase()] : [])))];
     if (hashes.length === 0) return [];
     const others = this.db
-      .prepare(`SELECT id, norm_name, sha256 FROM processes WHERE lower(sha256) IN (SELECT value FROM json_each(?)) AND id NOT IN (${procs.map((p) => p.id).join(',')})`)
-      .raw()
-      .all(JSON.stringify(hashes)) as [number, string, string][];
+      .prepare(
+        `SELECT id, norm_name, sha256, path, parent_chain FROM processes
+         WHERE lower(sha256) IN (SELECT value FROM json_each(?)) AND id NOT IN (${procs.map((p) => p.id).join(',')})`,
+      )
+      .all(JSON.stringify(hashes)) as StoredOtherName[];
     if (others.length === 0) return [];
-    const byId = new Map(others.map(([id, name, sha]) => [id, { name, sha }]));
+    // the processes dictionary is shared by the tenants: only what ran in this one (its detections) counts
     const calls = this.db
       .prepare(
         `SELECT DISTINCT r.process_id, e.host FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
-         WHERE r.tenant_id = ? AND r.process_id IN (${others.map(([id]) => id).join(',')})`,
+         WHERE r.tenant_id = ? AND r.process_id IN (${others.map((o) => o.id).join(',')})`,
       )
       .raw()
       .all(tenantId) as [number, string][];
     const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
-    return sameFileOtherNameImpostors(
-      daemons,
-      calls.map(([pid, host]) => ({ sha256: byId.get(pid)!.sha, process: byId.get(pid)!.name, host, risky: this.risky.matchHost(host) })),
-    );
+    return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), this.risky));
   }
 
   /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
