@@ -265,6 +265,11 @@ test('the host of url.full or url.original, or a destination.address name beside
       [undefined, '46.4.105.127'],
     ]);
     assert.deepEqual(r.notes, { 'named-by-risky-request-name': 5 });
+    // through a local proxy: to a loopback address, but naming a risky destination, it is that contact
+    const proxied = await parseFile(t.file('proxied.ndjson', JSON.stringify({ ...base, destination: { ip: '127.0.0.1', port: 3128 }, url: { full: 'https://webhook.site/x' } }) + '\n'), {}, 'ecs');
+    assert.deepEqual(proxied.calls.map((c) => [c.domain, c.ip, c.port]), [['webhook.site', '127.0.0.1', 3128]]);
+    const local = await parseFile(t.file('local.ndjson', JSON.stringify({ ...base, destination: { ip: '127.0.0.1', port: 3128 }, url: { full: 'https://registry.npmjs.org/x' } }) + '\n'), {}, 'ecs');
+    assert.deepEqual([local.calls, local.notes], [[], { 'skipped-not-egress': 1 }]);
   } finally {
     t.cleanup();
   }

@@ -525,8 +525,12 @@ export class EcsAdapter implements RecordAdapter {
     // A direction that does not say "out" is taken as a call: skipping it could drop a real egress
     // call (webhook.site) unseen. Only a connection to this host itself surely is none, whatever the
     // direction says or whether it says anything: a lookup sent to the local resolver stub (Defend's
-    // Linux lookup_result to 127.0.0.53 carries no network.direction), a job's local database.
-    if (typeof ipRaw === 'string' && isLoopbackIp(ipRaw)) return this.notACall(doc, isDns, rc);
+    // Linux lookup_result to 127.0.0.53 carries no network.direction), a job's local database. Unless
+    // it names a risky destination: a request through a local proxy (Packetbeat's url.full) is the
+    // calling process's contact with it, which the proxy's own connection no longer shows.
+    if (typeof ipRaw === 'string' && isLoopbackIp(ipRaw) && riskyName(domainRaw, rc) === null && riskyChosenName(doc, rc) === null) {
+      return this.notACall(doc, isDns, rc);
+    }
     if (!destination && !isDns && category !== undefined) {
       noteOf(rc, network ? 'skipped-no-destination' : 'skipped-not-network');
       return { kind: 'skip' };
