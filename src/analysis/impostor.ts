@@ -1,5 +1,5 @@
-import { daemonLookalike, inMemoryExecutable, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
-import { containerImageOf, normalizeProcessName } from '../domain/process-name.js';
+import { daemonLookalike, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
+import { containerImageOf, inMemoryExecutable, normalizeProcessName } from '../domain/process-name.js';
 import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
 /**
@@ -165,24 +165,24 @@ export interface StoredOtherName {
 
 /**
  * What stored processes sharing a daemon's hash did under their other names (both stores read it so):
- * each call of theirs to a risky destination, from the tenant's detections, then where each ran
- * from and how it was started, for those the tenant's detections show ran in it.
+ * each call of theirs to a risky destination, from the tenant's detections (a risky call always
+ * leaves one), then where each that ran in the tenant (`ran`: any call of it stored, detection or
+ * not) ran from and how it was started.
  */
 export function storedOtherNameEvidence(
   others: readonly StoredOtherName[],
   calls: readonly { processId: number; host: string }[],
+  ran: ReadonlySet<number>,
   risky: { matchHost(host: string): string | null },
 ): OtherNameEvidence[] {
   const byId = new Map(others.map((o) => [o.id, o]));
-  const ran = new Set<StoredOtherName>();
   const out: OtherNameEvidence[] = [];
   for (const c of calls) {
     const o = byId.get(c.processId);
-    if (o === undefined) continue;
-    ran.add(o);
-    if (risky.matchHost(c.host) !== null) out.push(otherNameRiskyCall(o.sha256, o.norm_name, c.host));
+    if (o !== undefined && risky.matchHost(c.host) !== null) out.push(otherNameRiskyCall(o.sha256, o.norm_name, c.host));
   }
-  for (const o of ran) {
+  for (const o of others) {
+    if (!ran.has(o.id)) continue;
     const e = otherNameBinaryEvidence({ sha256: o.sha256, process: o.norm_name, path: o.path, parentChain: JSON.parse(o.parent_chain) as { name: string }[] });
     if (e !== null) out.push(e);
   }

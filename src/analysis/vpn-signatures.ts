@@ -315,18 +315,6 @@ const RUNNER_TEMP = /^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_temp\//;
 /** A container's own temporary folders as its host names them (Docker's and containerd's overlay mounts). */
 const CONTAINER_TEMP = /^(?:[^/]*\/)*?merged\/(?:tmp|var\/tmp|dev\/shm)\//;
 
-/**
- * What an executable that has no file of its own runs from, or null: a memfd (`/memfd:x (deleted)`,
- * as Linux reads /proc/PID/exe of a program run from memory) or an open file descriptor
- * (`/proc/self/fd/3`, `/dev/fd/3`). That is how fileless payloads run; no installer runs a daemon so.
- */
-export function inMemoryExecutable(path: string | null | undefined): 'a memfd' | 'a file descriptor' | null {
-  if (!path) return null;
-  const p = path.toLowerCase();
-  if (p.startsWith('/memfd:')) return 'a memfd';
-  return FILE_DESCRIPTOR.test(p) ? 'a file descriptor' : null;
-}
-const FILE_DESCRIPTOR = /^\/proc\/(?:self|thread-self|\d+)\/fd\/|^\/dev\/fd\//;
 
 /**
  * A parent chain through a package manager (npm, pip, yarn, ...) or a language interpreter is not how

@@ -199,7 +199,11 @@ function couldSpell(pattern: string, kind: 'ipv4' | 'ipv6'): boolean {
 /** True for loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback). */
 export function isLoopbackIp(s: string): boolean {
   const c = canonicalIp(s);
-  return c !== null && ipaddr.parse(c).range() === 'loopback';
+  if (c === null) return false;
+  // canonical IPv4 (an IPv4-mapped address included) is plain dotted decimal: loopback is 127/8, told
+  // without parsing (the ECS reader asks this of every document's address)
+  if (isDottedQuad(c)) return c.startsWith('127.');
+  return ipaddr.parse(c).range() === 'loopback';
 }
 
 /**

@@ -25,6 +25,19 @@ export function containerImageOf(path: string | null | undefined): string | null
   return path?.startsWith(CONTAINER_IMAGE_PATH_PREFIX) ? path.slice(CONTAINER_IMAGE_PATH_PREFIX.length) : null;
 }
 
+/**
+ * What an executable that has no file of its own runs from, or null: a memfd (`/memfd:x (deleted)`,
+ * as Linux reads /proc/PID/exe of a program run from memory) or an open file descriptor
+ * (`/proc/self/fd/3`, `/dev/fd/3`). That is how fileless payloads run; no installer runs a daemon so.
+ */
+export function inMemoryExecutable(path: string | null | undefined): 'a memfd' | 'a file descriptor' | null {
+  if (!path) return null;
+  const p = path.toLowerCase();
+  if (p.startsWith('/memfd:')) return 'a memfd';
+  return FILE_DESCRIPTOR.test(p) ? 'a file descriptor' : null;
+}
+const FILE_DESCRIPTOR = /^\/proc\/(?:self|thread-self|\d+)\/fd\/|^\/dev\/fd\//;
+
 /** Printable ASCII only: nothing to fold in a name (almost every process name), nothing invisible in a text. */
 export const PLAIN_ASCII = /^[\x20-\x7e]*$/;
 /**

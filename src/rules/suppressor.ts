@@ -56,13 +56,20 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
   // the daemon-named binaries of that file (analysis/impostor.ts sameFileOtherNameImpostors), those
   // the store holds and those this ingest sees, in either order.
   const daemonsByHash = new Map<string, BinaryRef[]>();
+  let loaded = false;
   const noteDaemon = (b: BinaryRef) => {
     const h = b.sha256!.toLowerCase();
     const known = daemonsByHash.get(h);
+    if (known?.some((k) => k.process === b.process)) return;
     if (!known) daemonsByHash.set(h, [b]);
-    else if (!known.some((k) => k.process === b.process)) known.push(b);
+    else known.push(b);
+    // A daemon-named binary new to the store: its file may have done under another name, in an
+    // earlier ingest, what no daemon's file does. Only the store knows (its verdict reads the other
+    // names' runs), so link() asks it after this batch is written.
+    if (loaded) linkDue = true;
   };
   for (const b of verdict.hashedDaemons) noteDaemon(b);
+  loaded = true;
   /** per hash: the first thing its file did under a name that is no daemon's that no daemon's file does */
   const evidenceByHash = new Map<string, OtherNameEvidence>();
   /**

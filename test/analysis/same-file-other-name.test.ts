@@ -135,3 +135,17 @@ storeTest('the same file under another name that ran as any program does (from /
   const one = await ingest(at, 'one.ndjson', [ran(20, 'update-helper', '/usr/bin/update-helper', { name: 'bash', parent: { name: 'Runner.Worker' } }, '45.61.136.14', 443, 'c2.attacker.example'), ...daemonAfter]);
   assert.deepEqual(one.suspectedImpostors, []);
 });
+
+storeTest('the same file under another name, in an earlier ingest and raising nothing (an allowed endpoint): the daemon-named binary of that file is flagged when it comes', async (at) => {
+  await ingest(at, 'base.ndjson', base);
+  const file = join(at.dir, 'helper.ndjson');
+  // run from /tmp by npm as update-helper, calling only what the job allows: no detection of it
+  writeFileSync(file, ran(20, 'update-helper', '/tmp/.x/update-helper', BY_NPM, '104.16.2.35', 443, 'registry.npmjs.org') + '\n');
+  const first = await cliResult(['ingest', file, '--db', at.db, '--learning-runs', '2', '--promote-after', '1000', '--allowed-endpoints', 'registry.npmjs.org:443', '--json']);
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal((JSON.parse(first.stdout) as { sources: { detections: number }[] }).sources[0]!.detections, 0);
+  const later = await ingest(at, 'daemon.ndjson', daemonAfter);
+  assert.deepEqual(later.suspectedImpostors.map((b) => [b.process, b.sha256, b.reason]), [['tailscaled', E, `the same file (sha256 ${E.slice(0, 12)}) ran from /tmp/ as update-helper`]]);
+  const rule = await cliResult(['rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--yes']);
+  assert.equal(rule.status, 4, `${rule.stdout}${rule.stderr}`);
+});

@@ -113,14 +113,23 @@ describe('a suspected impostor is never hidden', () => {
     const r = runCli(['ingest', 'test/fixtures/harden-runner/container-tools.log', '--db', db, '--format', 'harden-runner', '--learning-runs', '0', '--json']);
     assert.equal(r.status, 0, r.stderr);
     const src = (JSON.parse(r.stdout) as { sources: { notes: Record<string, number>; suspectedImpostors: { process: string; path: string | null; sha256: string | null; reason: string }[] }[] }).sources[0]!;
-    assert.equal(src.notes['container-image'], 4);
-    assert.deepEqual(src.suspectedImpostors.map((b) => [b.process, b.path, b.sha256]), [['tailscaled', 'container-image:attacker/tailscaled', null]]);
+    // five containers; the agent's Unknown tool (a packet only its firewall saw) is none
+    assert.equal(src.notes['container-image'], 5);
+    // named by the image's repository, with or without registry, tag and digest
+    assert.deepEqual(src.suspectedImpostors.map((b) => [b.process, b.path, b.sha256]), [
+      ['tailscaled', 'container-image:attacker/tailscaled', null],
+      ['tailscaled', `container-image:registry.example/attacker/tailscaled:latest@sha256:${'9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'}`, null],
+    ]);
     assert.match(src.suspectedImpostors[0]!.reason, /runs in the container image attacker\/tailscaled: the monitor named the image, not a binary it hashed/);
     // its calls fit tailscale's signature; a rule on the name is still refused
     const rule = runCli(['rules', 'create', '--db', db, '--condition', 'process=tailscaled', '--yes']);
     assert.equal(rule.status, 4, rule.stderr);
     // an image ID is no file's hash: no binary is pinned by it
-    assert.deepEqual(detections(db).map((d) => d.sha), ['', '', '', '']);
+    assert.deepEqual(detections(db).map((d) => [d.process, d.endpoint, d.sha]), [
+      ['Unknown', '45.148.10.81:8443', ''], ['tailscaled', '45.61.136.14:41641', ''], ['tailscaled', 'controlplane.tailscale.com:443', ''],
+      ['tailscaled', 'derp1.tailscale.com:443', ''], [`sha256:${'4b09bf1f4dd4a7b2c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f9a1b3c5d7e9f0a2b4'}`, 'github.com:443', ''],
+      ['node', 'registry.npmjs.org:443', ''],
+    ]);
   });
 
   it('by Harden-Runner allowed endpoints, or while the job is still learning', () => {

@@ -307,7 +307,8 @@ test('harden-runner: container tool and epoch timestamps', () => {
   const a = new HardenRunnerAdapter();
   const r = rc(HR_CTX);
   const ev = call(a.parse(hrRecord({ tool: { name: 'ghcr.io/acme/builder:1.2', sha256: 'ghcr.io/acme/builder:1.2', parent: null }, timestamp: 1741946400 }), r));
-  assert.equal(ev.process.name, 'ghcr.io/acme/builder:1.2');
+  // named as the image's repository is: no registry, tag or digest
+  assert.equal(ev.process.name, 'builder');
   // the image name the agent puts in sha256 for a container is no hash: unknown; the image is the path
   assert.equal(ev.process.sha256, undefined);
   assert.equal(ev.process.path, 'container-image:ghcr.io/acme/builder:1.2');
@@ -315,6 +316,8 @@ test('harden-runner: container tool and epoch timestamps', () => {
   // an image ID is no file's hash either
   const id = `sha256:${'4b'.repeat(32)}`;
   assert.equal(call(a.parse(hrRecord({ tool: { name: id, sha256: id, parent: null } }), rc(HR_CTX))).process.sha256, undefined);
+  // the agent's Unknown tool is no container, however it is cased
+  for (const unknown of ['Unknown', 'unknown']) assert.equal(call(a.parse(hrRecord({ tool: { name: unknown, sha256: unknown } }), rc(HR_CTX))).process.path, undefined);
   // a tool whose name merely differs from its hash is a binary as before
   assert.equal(call(a.parse(hrRecord({ tool: { name: 'curl', sha256: 'open /usr/bin/curl: no such file', parent: null } }), rc(HR_CTX))).process.path, undefined);
   assert.equal(ev.timestamp, 1741946400000);
@@ -471,6 +474,18 @@ test('ecs: a name the process chose (URL, TLS server name) names the call only w
   assert.equal(call(a.parse({ ...byIp, tls: { client: { server_name: 'registry.npmjs.org' } }, server: { domain: 'registry.npmjs.org' } }, rc())).domain, undefined);
   // a risky name wins over the destination's own
   assert.equal(call(a.parse({ ...rest, destination: { domain: 'registry.npmjs.org', port: 443 }, url: { domain: 'webhook.site' } }, rc())).domain, 'webhook.site');
+});
+
+test('ecs: a process is named by its executable, except one run from memory (no file name), and a replaced file keeps its name', () => {
+  const a = new EcsAdapter();
+  const named = (process: object) => {
+    const p = call(a.parse({ ...ECS_NESTED, process }, rc(HR_CTX))).process;
+    return [p.name, p.path];
+  };
+  assert.deepEqual(named({ name: 'tailscaled', executable: '/memfd:tailscaled (deleted)' }), ['tailscaled', '/memfd:tailscaled (deleted)']);
+  assert.deepEqual(named({ name: 'tailscaled', executable: '/proc/self/fd/3' }), ['tailscaled', '/proc/self/fd/3']);
+  assert.deepEqual(named({ name: 'tailscaled', executable: '/usr/sbin/tailscaled (deleted)' }), ['tailscaled', '/usr/sbin/tailscaled (deleted)']);
+  assert.deepEqual(named({ name: 'curl', executable: '/tmp/.x/payload' }), ['payload', '/tmp/.x/payload']);
 });
 
 test('ecs: non-network event is skipped; bad input', () => {

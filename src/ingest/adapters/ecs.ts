@@ -263,8 +263,10 @@ function riskyName(v: unknown, rc: RecordContext): string | null {
   }
   if (typeof v !== 'string' || v === '') return null;
   const name = normalizeDomain(v);
-  // a name that is no DNS name is read leniently (riskyInName): anomalous already, it fails closed
-  if (name === null) return riskyInName(v, rc);
+  // A name that is no DNS name is read leniently (riskyInName): anomalous already, it fails closed.
+  // An address is no name, and holds none: spared the fold (Defend writes every destination.ip
+  // again as destination.address; folding each doubled the time to read a document).
+  if (name === null) return normalizeIp(v) !== null ? null : riskyInName(v, rc);
   return riskyListOf(rc).matchHost(name) !== null ? name : null;
 }
 
@@ -278,7 +280,9 @@ function riskyChosenName(doc: Obj, rc: RecordContext): string | null {
     const name = riskyName(path.get(doc), rc);
     if (name !== null) return name;
   }
-  const address = riskyName(F.dstAddress.get(doc), rc);
+  const addressRaw = F.dstAddress.get(doc);
+  // mostly destination.ip again (Elastic Defend): an address names nothing
+  const address = addressRaw === F.dstIp.get(doc) ? null : riskyName(addressRaw, rc);
   if (address !== null) return address;
   for (const path of [F.urlFull, F.urlOriginal]) {
     const name = riskyUrlHost(path.get(doc), rc);

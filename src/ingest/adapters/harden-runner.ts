@@ -94,11 +94,13 @@ export function readTool(value: unknown, root: string, depth: number, rc: Record
   const path = value.path;
   const pid = value.pid;
   // A call from a container: the agent names its image twice, as the tool and as its checksum. An
-  // image ID (`sha256:…`) is no file's hash, and `attacker/tailscaled` is no tailscaled binary.
-  if (typeof name === 'string' && name !== '' && value.sha256 === name && !/^[0-9a-f]{64}$/i.test(name)) {
+  // image ID (`sha256:…`) is no file's hash, and `attacker/tailscaled:latest` is no tailscaled
+  // binary; it is named as the image's repository is (`tailscaled`), so the daemon checks judge it.
+  // The agent's own Unknown tool (`{"name": "Unknown", "sha256": "Unknown"}`) is no container.
+  if (typeof name === 'string' && name !== '' && value.sha256 === name && name.toLowerCase() !== UNKNOWN_TOOL.toLowerCase() && !/^[0-9a-f]{64}$/i.test(name)) {
     noteOf(rc, 'container-image');
     const p = pid === undefined ? undefined : optNonNegInt(pid, `${here}.pid`);
-    return makeProcess(name, `${CONTAINER_IMAGE_PATH_PREFIX}${name}`, undefined, p, parent);
+    return makeProcess(imageName(name), `${CONTAINER_IMAGE_PATH_PREFIX}${name}`, undefined, p, parent);
   }
   return makeProcess(
     typeof name === 'string' && name !== '' ? name : UNKNOWN_TOOL,
@@ -107,6 +109,20 @@ export function readTool(value: unknown, root: string, depth: number, rc: Record
     pid === undefined ? undefined : optNonNegInt(pid, `${here}.pid`),
     parent,
   );
+}
+
+/**
+ * A container image reference as a process name: its repository's last part, without the registry,
+ * the tag or the digest (`ghcr.io/acme/tailscaled:1.2@sha256:…` → `tailscaled`); an image ID
+ * (`sha256:…`) as it is.
+ */
+export function imageName(image: string): string {
+  if (/^sha256:[0-9a-f]{64}$/i.test(image)) return image;
+  const noDigest = image.split('@')[0]!;
+  const last = noDigest.slice(noDigest.lastIndexOf('/') + 1);
+  const colon = last.indexOf(':');
+  const name = colon < 0 ? last : last.slice(0, colon);
+  return name === '' ? image : name;
 }
 
 function hrStatus(value: unknown): CallStatus {

@@ -10,7 +10,7 @@
  *
  * No zod here on purpose: the native adapter runs once per event on the ingest hot path.
  */
-import { CHAIN_CUT, basenameOf } from '../../domain/process-name.js';
+import { CHAIN_CUT, basenameOf, inMemoryExecutable } from '../../domain/process-name.js';
 import { clip } from '../../domain/clip.js';
 import { canonicalSha256 } from '../../domain/digest.js';
 import { TENANT_PATTERN } from '../../config/paths.js';
@@ -463,9 +463,15 @@ export const UNKNOWN_TOOL = 'Unknown';
  * itself `curl`, and a rule on `curl` hid it.
  */
 export function executableName(name: string | undefined, executable: string | undefined): string | undefined {
-  const base = executable === undefined ? '' : basenameOf(executable);
+  // A program run from memory has no file name (`/memfd:x (deleted)`, `/proc/self/fd/3`): the name
+  // given is all there is, and the path still says where it ran from (impostor.ts runsFromReason).
+  if (executable === undefined || (name !== undefined && inMemoryExecutable(executable) !== null)) return name;
+  // Linux marks the executable of a process whose file was replaced or removed (a daemon upgraded
+  // under it) " (deleted)": it is still that file's name
+  const base = basenameOf(executable.endsWith(DELETED) ? executable.slice(0, -DELETED.length) : executable);
   return base !== '' ? base : name;
 }
+const DELETED = ' (deleted)';
 
 /**
  * An executable hash: 64 hex digits (a `sha256:` prefix, as on container image ids, is allowed),

@@ -189,7 +189,7 @@ async function otherNameImpostors(db: Db, tenantId: number, risky: RiskyDestinat
     [tenantId, hashes, procs.map((p) => p.id)],
   );
   if (others.rows.length === 0) return [];
-  // as the SQLite store: what the tenant's detections show ran under the other names
+  // the risky calls, as the SQLite store reads them; the processes are the tenant's own, each seen in it
   const calls = await db.query<{ process_id: number; host: string }>(
     `SELECT DISTINCT r.process_id, e.host FROM detection_rollup r
      JOIN endpoints e ON e.tenant_id = r.tenant_id AND e.id = r.endpoint_id
@@ -201,6 +201,7 @@ async function otherNameImpostors(db: Db, tenantId: number, risky: RiskyDestinat
     storedOtherNameEvidence(
       others.rows.map((o) => ({ ...o, id: Number(o.id) })),
       calls.rows.map((c) => ({ processId: Number(c.process_id), host: c.host })),
+      new Set(others.rows.map((o) => Number(o.id))),
       risky,
     ),
   );

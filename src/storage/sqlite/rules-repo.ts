@@ -345,7 +345,7 @@ export class SqliteRulesRepo {
       )
       .all(JSON.stringify(hashes)) as StoredOtherName[];
     if (others.length === 0) return [];
-    // the processes dictionary is shared by the tenants: only what ran in this one (its detections) counts
+    // the processes dictionary is shared by the tenants: only what ran in this one counts
     const calls = this.db
       .prepare(
         `SELECT DISTINCT r.process_id, e.host FROM rollup_process_endpoint r JOIN endpoints e ON e.id = r.endpoint_id
@@ -353,8 +353,23 @@ export class SqliteRulesRepo {
       )
       .raw()
       .all(tenantId) as [number, string][];
+    // Which ran here: a call of theirs may have left no detection (an allowed endpoint, a learning
+    // run). Observations have no index by process, but this runs only when another name shares a
+    // daemon's hash, and the store's verdict is kept until the store changes.
+    const ran = new Set<number>(calls.map(([id]) => id));
+    const unseen = others.filter((o) => !ran.has(o.id)).map((o) => o.id);
+    if (unseen.length > 0) {
+      const seen = this.db
+        .prepare(
+          `SELECT DISTINCT o.process_id FROM observations o JOIN runs r ON r.id = o.run_ref JOIN jobs j ON j.id = r.job_ref
+           WHERE j.tenant_id = ? AND o.process_id IN (${unseen.join(',')})`,
+        )
+        .pluck()
+        .all(tenantId) as number[];
+      for (const id of seen) ran.add(id);
+    }
     const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
-    return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), this.risky));
+    return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), ran, this.risky));
   }
 
   /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
