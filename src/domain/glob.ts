@@ -82,7 +82,10 @@ export function isGlob(pattern: string): boolean {
 export function toolNameKey(name: string): string {
   // The full lower case of U+0130 (İ) is "i" + U+0307; an upstream that lower-cases with the simple
   // mapping (Go, Java, .NET) reads it as "i", so `ADMİN_users` must meet a deny on `admin_users`.
-  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/i\u0307/g, 'i');
+  // ẞ (U+1E9E) is upper case already, so upper-casing leaves it and lower-casing makes it ß, where
+  // "straße" became "strasse": both fold to "ss", as a full case fold does (and an upstream that
+  // lower-cases finds `straße_delete` for `STRAẞE_DELETE`).
+  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/i\u0307/g, 'i').replace(/ß/g, 'ss');
 }
 
 /**

@@ -303,6 +303,7 @@ export class FastClientTransport implements Transport {
         const type = mediaType(res.headers['content-type'] as string | undefined);
         if (status < 200 || status >= 300) {
           const chunks: Buffer[] = [];
+          limitBody(res);
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             this.inflight.delete(req);
@@ -329,7 +330,10 @@ export class FastClientTransport implements Transport {
               this.resume(message, stream);
             },
           );
-          res.on('error', (e) => this.onerror?.(e));
+          res.on('error', (e) => {
+            this.inflight.delete(req);
+            this.onerror?.(e);
+          });
           return;
         }
         if (type !== 'application/json') {
@@ -339,6 +343,7 @@ export class FastClientTransport implements Transport {
           return;
         }
         const chunks: Buffer[] = [];
+        limitBody(res);
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           this.inflight.delete(req);
@@ -450,19 +455,45 @@ export function sseMessage(ev: string): unknown {
 }
 
 /**
- * Reads an SSE response: `onEvent` gets the text of each event as soon as its blank line arrives, and
- * the unterminated rest, if any, when the response ends; `onEnd` runs after that.
+ * The most one upstream message may take: a JSON body, or one SSE event. An upstream that sends more
+ * (an event with no end) has its response ended with an error; it held the gateway's memory and, with
+ * each chunk scanned again from the start, its CPU, for every client and every other upstream.
  */
-export function readSseEvents(res: IncomingMessage, onEvent: (ev: string) => void, onEnd: () => void): void {
+export const MAX_UPSTREAM_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Ends `res` with an error once its body passes `max` bytes (a JSON answer, not an SSE stream). */
+export function limitBody(res: IncomingMessage, max = MAX_UPSTREAM_MESSAGE_BYTES): void {
+  let seen = 0;
+  res.on('data', (c: Buffer | string) => {
+    seen += c.length;
+    if (seen > max) res.destroy(new Error(`upstream sent a message of more than ${max / 1048576} MiB: its response was closed`));
+  });
+}
+
+/**
+ * Reads an SSE response: `onEvent` gets the text of each event as soon as its blank line arrives, and
+ * the unterminated rest, if any, when the response ends; `onEnd` runs after that. An event longer
+ * than `maxEventChars` ends the response with an error (`res` emits it).
+ */
+export function readSseEvents(res: IncomingMessage, onEvent: (ev: string) => void, onEnd: () => void, maxEventChars = MAX_UPSTREAM_MESSAGE_BYTES): void {
   res.setEncoding('utf8');
   let buf = '';
+  // where the search for the next event's end resumes: each chunk is scanned once, not the whole buffer again
+  let from = 0;
   res.on('data', (c: string) => {
     buf += c;
     let i: number;
-    while ((i = eventEnd(buf)) >= 0) {
+    while ((i = eventEnd(buf, from)) >= 0) {
       const ev = buf.slice(0, i);
       buf = buf.slice(i).replace(/^(\r?\n){2}|^\r\r/, '');
+      from = 0;
       onEvent(ev);
+    }
+    // a blank line may straddle two chunks: its first three characters are searched again
+    from = Math.max(0, buf.length - 3);
+    if (buf.length > maxEventChars) {
+      buf = '';
+      res.destroy(new Error(`upstream sent an SSE event of more than ${maxEventChars / 1048576} MiB: its stream was closed`));
     }
   });
   res.on('end', () => {
@@ -472,9 +503,9 @@ export function readSseEvents(res: IncomingMessage, onEvent: (ev: string) => voi
 }
 
 /** Index just past the end of the first complete SSE event in buf (before its blank line), or -1. */
-function eventEnd(buf: string): number {
-  const a = buf.indexOf('\n\n');
-  const b = buf.indexOf('\r\n\r\n');
+function eventEnd(buf: string, from: number): number {
+  const a = buf.indexOf('\n\n', from);
+  const b = buf.indexOf('\r\n\r\n', from);
   if (a < 0) return b;
   if (b < 0) return a;
   return Math.min(a, b);

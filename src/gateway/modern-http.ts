@@ -14,7 +14,7 @@
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { SUBSCRIPTION_ID_META_KEY, type JSONRPCMessage, type Transport, type TransportSendOptions } from '@modelcontextprotocol/server';
-import { mediaType, readSseEvents, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
+import { limitBody, mediaType, readSseEvents, sseMessage, UpstreamHttpError, type UpstreamHttp } from './fast-http.js';
 import { MODERN_REVISION } from '../http/classify.js';
 
 type Id = string | number;
@@ -210,10 +210,14 @@ function post(
           }
         };
         readSseEvents(res, one, done);
-        res.on('error', (e) => onError(e));
+        res.on('error', (e) => {
+          done();
+          onError(e);
+        });
         return;
       }
       const chunks: Buffer[] = [];
+      limitBody(res);
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (e) => {
         done();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage, Transport } from '@modelcontextprotocol/server';
 import { limitCost, type ArgReadings, type Decision } from '../policy/engine.js';
-import { MAX_ARGS_DEPTH, MAX_TOOL_NAME_LENGTH, hashArgs, nestedDeeperThan } from '../policy/canonical.js';
+import { MAX_ARGS_DEPTH, MAX_TOOL_NAME_LENGTH, auditedToolName, hashArgs, nestedDeeperThan } from '../policy/canonical.js';
 import { limitScopeKey } from '../policy/limit-scope.js';
 import type { PolicyHolder, ReloadEvent } from '../policy/holder.js';
 import type {
@@ -17,6 +17,7 @@ import type {
 } from '../storage/policy-state.js';
 import { argsPreview, filedFor, type ApprovalBinding } from '../storage/policy-state.js';
 import { isValidId } from './json-lines.js';
+import { RecentIds } from './recent-ids.js';
 import { LineStdioServerTransport, type TransportRefusal } from './stdio-transport.js';
 import {
   claimedEra, classifyInbound, CLIENT_CAPABILITIES_KEY, metaOf, MODERN_PASS_REQUESTS, MODERN_REVISION, PASS_REQUESTS, SUBSCRIPTION_ID_KEY, type Era,
@@ -146,7 +147,14 @@ export class PolicyProxy {
   /** Ids of downstream requests forwarded and not yet answered (besides tools/call), for routing. */
   private readonly openRequests = new Map<Id, string>();
   private readonly listIds = new Set<Id>();
-  private readonly droppedIds = new Set<Id>();
+  /**
+   * Ids of forwarded requests the gateway gave up on (cancelled, timed out) whose late answer is to be
+   * dropped. An upstream need not answer a cancelled request, and SDK servers do not, so these are
+   * bounded (RecentIds): remembered for ever, one client's cancels filled the gateway's memory.
+   */
+  private readonly droppedIds = new RecentIds();
+  /** Ids of forwarded requests (not tools/call, not tools/list) the client cancelled: a late answer is passed on. Bounded as droppedIds. */
+  private readonly cancelledOpen = new RecentIds();
   private readonly ownRequests = new Map<Id, (m: Msg) => void>();
   /** Requests the upstream sent to the client and not yet answered: the only responses forwarded up. */
   private readonly upstreamRequests = new Set<Id>();
@@ -248,7 +256,7 @@ export class PolicyProxy {
         // A second request under an id still in flight would take over the first one's answer (and
         // leave the first call unaudited), and one under the id of a call that was cancelled or timed
         // out could be handed that call's late answer: refuse both.
-        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id) || this.preparing.has(c.id)) {
+        if (this.calls.has(c.id) || this.openRequests.has(c.id) || this.droppedIds.has(c.id) || this.cancelledOpen.has(c.id) || this.preparing.has(c.id)) {
           return this.refuse(m, c.id, -32600, `Invalid Request: id ${JSON.stringify(c.id)} is already in use by a request in flight`, m.method);
         }
         if (c.kind === 'call') {
@@ -278,6 +286,13 @@ export class PolicyProxy {
             return;
           }
           if (this.listens.delete(rid)) this.openRequests.delete(rid); // a listen stream ends without an answer
+          // Any other forwarded request: the upstream need not answer it now (nor does an SDK server), so
+          // it is no longer open, and what is kept of it is bounded. A late answer is still passed on,
+          // but to a tools/list, whose hidden tools it would have to be filtered of: that is dropped.
+          else if (this.openRequests.delete(rid)) {
+            if (this.listIds.delete(rid)) this.droppedIds.add(rid);
+            else this.cancelledOpen.add(rid);
+          }
           // The upstream has this request already: its record is written now, and a late answer (still
           // passed on, as for any cancelled request that is not a tools/call) writes no second one.
           this.endForward(rid, 'cancelled', 'cancelled by the client');
@@ -285,7 +300,8 @@ export class PolicyProxy {
           if (call) {
             const wasForwarded = call.forwarded;
             this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
-            this.droppedIds.add(rid);
+            // only a forwarded call can have a late answer to drop
+            if (wasForwarded) this.droppedIds.add(rid);
             if (!wasForwarded) {
               this.withdrawIfOrphaned(call.approvalId, CANCEL_WITHDRAWAL);
               return; // the upstream never saw this call
@@ -430,7 +446,7 @@ export class PolicyProxy {
     // Refused before anything reads them, and audited without them: what the audit could not write
     // would leave no record of the call (canonical.ts).
     if (name.length > MAX_TOOL_NAME_LENGTH) {
-      this.deny(m, t0, `${clip(name, 64)} (${name.length} characters)`, {}, 'invalid_params', 'deny', `tools/call params are invalid: a tool name is at most ${MAX_TOOL_NAME_LENGTH} characters, this one has ${name.length}`, loaded.hash, undefined, undefined, ctx);
+      this.deny(m, t0, auditedToolName(name), {}, 'invalid_params', 'deny', `tools/call params are invalid: a tool name is at most ${MAX_TOOL_NAME_LENGTH} characters, this one has ${name.length}`, loaded.hash, undefined, undefined, ctx);
       return;
     }
     if (rawArgs !== undefined && nestedDeeperThan(rawArgs, MAX_ARGS_DEPTH)) {
@@ -794,6 +810,7 @@ export class PolicyProxy {
         return;
       }
       if (this.droppedIds.delete(id)) return; // late answer to a call we already failed or that was cancelled
+      if (this.cancelledOpen.delete(id)) return this.sendDown(m); // its record was written at the cancel
       if (!this.openRequests.delete(id)) {
         // No request of the agent's is open under this id: an answer it never asked for, or a second one.
         this.o.log?.(`dropped a response from the upstream to ${JSON.stringify(id)}: no request under that id is open`);

@@ -5,6 +5,7 @@
  */
 
 import { clip } from '../domain/clip.js';
+import { auditedToolName } from '../policy/canonical.js';
 
 /** Method and tool names are quoted in the audit up to this length. */
 const NAME_CLIP = 200;
@@ -27,7 +28,8 @@ export interface RefusalSubject {
 export function refusalSubject(m: unknown, method: string | undefined, reason: string): RefusalSubject {
   if (Array.isArray(m)) return { tool: '<batch>', args: {}, reason: `${reason} ${batchSummary(m)}` };
   const p = isObj(m) ? m.params : undefined;
-  if (method === 'tools/call' && isObj(p) && typeof p.name === 'string') return { tool: p.name, args: isObj(p.arguments) ? p.arguments : {}, reason };
+  // a name past the longest a call may give is recorded by its head and length, as the policy path does
+  if (method === 'tools/call' && isObj(p) && typeof p.name === 'string') return { tool: auditedToolName(p.name), args: isObj(p.arguments) ? p.arguments : {}, reason };
   return { tool: method === undefined ? '<invalid message>' : `method:${clip(method, NAME_CLIP)}`, args: {}, reason };
 }
 

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { clip } from '../domain/clip.js';
 
 /**
  * The most a tool call may nest its arguments, and the longest tool name it may give. Far beyond
@@ -9,6 +10,11 @@ import { createHmac } from 'node:crypto';
  */
 export const MAX_ARGS_DEPTH = 256;
 export const MAX_TOOL_NAME_LENGTH = 256;
+
+/** A tool name as the audit records it: whole up to MAX_TOOL_NAME_LENGTH, else its head and its length. */
+export function auditedToolName(name: string): string {
+  return name.length <= MAX_TOOL_NAME_LENGTH ? name : `${clip(name, 64)} (${name.length} characters)`;
+}
 
 /** True when `value` nests objects or arrays deeper than `max` levels. Iterative: any depth is safe to ask about. */
 export function nestedDeeperThan(value: unknown, max: number): boolean {

@@ -55,6 +55,12 @@ tools:
     assert.equal(g.upstreamCalls().length, 0);
     const recs = g.auditFile().filter((r) => r.tool === 'echo');
     assert.deepEqual(recs.map((r) => r.decision), ['approval_cancelled', 'approval_cancelled', 'approval_cancelled'], 'each admitted again: the slot came back');
+    // No late answer can come to a call the upstream never had: its id is not kept (ids kept for every
+    // cancel of a held call, megabytes long each, filled the gateway's memory), and may be used again.
+    g.send({ jsonrpc: '2.0', id: 'h0', method: 'tools/list', params: {} });
+    const again = await g.reply('h0');
+    assert.equal(again.error, undefined, JSON.stringify(again));
+    assert.ok(Array.isArray((again.result as { tools?: unknown[] }).tools));
   } finally {
     await g.close();
   }

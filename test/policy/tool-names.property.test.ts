@@ -43,3 +43,19 @@ test('a pattern built from a name by replacing any parts with * or ? still match
     { numRuns: 2000 },
   );
 });
+
+test('every character folds to the key of its lower and upper case (an upstream may resolve names by either): ẞ meets ß and "ss"', () => {
+  // the whole of Unicode's letters that have cases lie below U+20000; checked exhaustively, not sampled
+  const odd: string[] = [];
+  for (let cp = 0; cp < 0x20000; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    const ch = String.fromCodePoint(cp);
+    const key = toolNameKey(`x${ch}`);
+    for (const other of [ch.toLowerCase(), ch.toUpperCase()]) {
+      if (other !== ch && toolNameKey(`x${other}`) !== key) odd.push(`U+${cp.toString(16).toUpperCase()} ${ch} vs ${other}`);
+    }
+  }
+  assert.deepEqual(odd, []);
+  assert.equal(toolNameKey('STRAẞE_DELETE'), toolNameKey('straße_delete'));
+  assert.equal(toolNameKey('STRAẞE_DELETE'), toolNameKey('STRASSE_DELETE'));
+});
