@@ -177,11 +177,18 @@ export function storedOtherNameEvidence(
 ): OtherNameEvidence[] {
   const byId = new Map(others.map((o) => [o.id, o]));
   const out: OtherNameEvidence[] = [];
+  // The first evidence of a hash names it in the reason: taken in an order of names, not of the rows
+  // a store happened to return (two stores worded one verdict two ways).
+  const byName = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+  const named: { o: StoredOtherName; host: string }[] = [];
   for (const c of calls) {
     const o = byId.get(c.processId);
-    if (o !== undefined && risky.matchHost(c.host) !== null) out.push(otherNameRiskyCall(o.sha256, o.norm_name, c.host));
+    if (o !== undefined) named.push({ o, host: c.host });
   }
-  for (const o of others) {
+  for (const n of named.sort(byName((x) => `${x.o.norm_name}\u0000${x.host}`))) {
+    if (risky.matchHost(n.host) !== null) out.push(otherNameRiskyCall(n.o.sha256, n.o.norm_name, n.host));
+  }
+  for (const o of [...others].sort(byName((x) => `${x.norm_name}\u0000${x.path ?? ''}\u0000${x.parent_chain}`))) {
     if (!ran.has(o.id)) continue;
     const e = otherNameBinaryEvidence({ sha256: o.sha256, process: o.norm_name, path: o.path, parentChain: JSON.parse(o.parent_chain) as { name: string }[] });
     if (e !== null) out.push(e);

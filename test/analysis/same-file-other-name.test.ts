@@ -149,3 +149,31 @@ storeTest('the same file under another name, in an earlier ingest and raising no
   const rule = await cliResult(['rules', 'create', '--db', at.db, '--condition', 'process=tailscaled', '--yes']);
   assert.equal(rule.status, 4, `${rule.stdout}${rule.stderr}`);
 });
+
+storeTest('another tenant\'s daemon of the same file judges nothing here: its hash flags no binary of this tenant, and this tenant\'s rules stay its own', async (at) => {
+  const inTenant = async (tenant: string, name: string, lines: string[]) => {
+    const file = join(at.dir, name);
+    writeFileSync(file, lines.join('\n') + '\n');
+    const r = await cliResult(['ingest', file, '--db', at.db, '--tenant', tenant, '--learning-runs', '0', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { sources: { suspectedImpostors: unknown[] }[] }).sources[0]!;
+  };
+  // tenant B runs the file as its daemon; tenant A runs the same file from /tmp under another name
+  await inTenant('B', 'b.ndjson', daemonAfter);
+  const a = await inTenant('A', 'a.ndjson', [helperFromTmp]);
+  assert.deepEqual(a.suspectedImpostors, [], 'A never ran a tailscaled');
+  const rule = await cliResult(['rules', 'create', '--db', at.db, '--tenant', 'A', '--condition', 'process=update-helper', '--yes']);
+  assert.equal(rule.status, 0, `${rule.stdout}${rule.stderr}`);
+  const b = await cliResult(['analyze', '--db', at.db, '--tenant', 'B', '--min-count', '1', '--json']);
+  const ts = (JSON.parse(b.stdout) as { processes: { process: string; name_impersonation_suspected: boolean }[] }).processes.find((p) => p.process === 'tailscaled')!;
+  assert.equal(ts.name_impersonation_suspected, false, 'nor does A\'s run judge B\'s tailscaled');
+});
+
+storeTest('the reason a file under other names gives is worded the same on every store: its first name, then its first risky destination, in order', async (at) => {
+  const names = ['python3', 'curl'];
+  const hosts = ['webhook.site', 'abc.ngrok.io'];
+  const lines = names.flatMap((n, i) => hosts.map((h, j) => ran(40 + i, n, `/usr/bin/${n}`, { name: 'bash' }, `46.4.105.${10 * i + j}`, 443, h)));
+  await ingest(at, 'others.ndjson', lines);
+  const later = await ingest(at, 'daemon.ndjson', daemonAfter.map((l) => l.replace('"run_id":"21"', '"run_id":"45"')));
+  assert.deepEqual(later.suspectedImpostors.map((b) => b.reason), [`the same file (sha256 ${E.slice(0, 12)}) called the risky destination abc.ngrok.io as curl`]);
+});

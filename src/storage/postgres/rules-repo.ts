@@ -168,7 +168,7 @@ class PgRulesReader implements RulesReader {
              JOIN processes p ON p.tenant_id = e.tenant_id AND p.id = r.process_id
              LEFT JOIN ips i ON i.tenant_id = e.tenant_id AND i.id = r.ip_id
              GROUP BY 1, 2, 3) s
-           ORDER BY count DESC, endpoint COLLATE "C", address COLLATE "C" NULLS FIRST LIMIT 20`,
+           ORDER BY count DESC, endpoint COLLATE "C", address COLLATE "C" NULLS FIRST, process COLLATE "C" LIMIT 20`,
           q.values,
         )
       ).rows.map(riskySample);

@@ -290,7 +290,7 @@ export class SqliteRulesRepo {
   }
 
   private computeImpostors(tenantId: number): ImpostorVerdict {
-    const procs = this.daemonProcesses();
+    const procs = this.daemonProcesses(tenantId);
     const set = new ImpostorSet();
     for (const b of this.db
       .prepare('SELECT process, sha256, path, reason FROM suspected_impostors WHERE tenant_id = ? ORDER BY process, binary')
@@ -353,11 +353,42 @@ export class SqliteRulesRepo {
       )
       .raw()
       .all(tenantId) as [number, string][];
-    // Which ran here: a call of theirs may have left no detection (an allowed endpoint, a learning
-    // run). Observations have no index by process, but this runs only when another name shares a
-    // daemon's hash, and the store's verdict is kept until the store changes.
-    const ran = new Set<number>(calls.map(([id]) => id));
-    const unseen = others.filter((o) => !ran.has(o.id)).map((o) => o.id);
+    const ran = this.ranInTenant(tenantId, others.map((o) => o.id), calls.map(([id]) => id));
+    const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
+    return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), ran, this.risky));
+  }
+
+  /**
+   * The tenant's processes named like a VPN / mesh daemon. The processes dictionary is shared by the
+   * tenants: another tenant's daemon must not judge this one's binaries (its hash made this tenant's
+   * /tmp binary flag a tailscaled this tenant never ran, and refused this tenant's rules), as the
+   * PostgreSQL store, whose dictionary is per tenant, never did.
+   */
+  private daemonProcesses(tenantId: number): StoredDaemonProcess[] {
+    const names = daemonClaimingNames(this.db.prepare('SELECT DISTINCT norm_name FROM processes').pluck().all() as string[]);
+    const all = this.db
+      .prepare('SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(names)) as StoredDaemonProcess[];
+    if (all.length === 0) return all;
+    const detected = this.db
+      .prepare(`SELECT DISTINCT process_id FROM rollup_process_endpoint WHERE tenant_id = ? AND process_id IN (${all.map((p) => p.id).join(',')})`)
+      .pluck()
+      .all(tenantId) as number[];
+    const ran = this.ranInTenant(tenantId, all.map((p) => p.id), detected);
+    return all.filter((p) => ran.has(p.id));
+  }
+
+  /**
+   * Which of these processes ran in the tenant: those with a detection in it (`detected`), and those
+   * whose calls left none (an allowed endpoint, a learning run), from its observations. In a store of
+   * one tenant every process is its own. Observations have no index by process: this reads them only
+   * in a store of several tenants, for the few processes a verdict asks about, and the verdict is
+   * kept until the store changes.
+   */
+  private ranInTenant(tenantId: number, ids: readonly number[], detected: Iterable<number>): Set<number> {
+    if ((this.db.prepare('SELECT count(*) FROM tenants').pluck().get() as number) <= 1) return new Set(ids);
+    const ran = new Set<number>(detected);
+    const unseen = ids.filter((id) => !ran.has(id));
     if (unseen.length > 0) {
       const seen = this.db
         .prepare(
@@ -368,16 +399,7 @@ export class SqliteRulesRepo {
         .all(tenantId) as number[];
       for (const id of seen) ran.add(id);
     }
-    const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
-    return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), ran, this.risky));
-  }
-
-  /** The processes named like a VPN / mesh daemon (the shared dictionary's). */
-  private daemonProcesses(): StoredDaemonProcess[] {
-    const names = daemonClaimingNames(this.db.prepare('SELECT DISTINCT norm_name FROM processes').pluck().all() as string[]);
-    return this.db
-      .prepare('SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (SELECT value FROM json_each(?))')
-      .all(JSON.stringify(names)) as StoredDaemonProcess[];
+    return ran;
   }
 
   /**
@@ -387,7 +409,7 @@ export class SqliteRulesRepo {
    * from then on, and a flag is kept (suspected_impostors).
    */
   observedImpostors(tenantId: number): SuspectedImpostor[] {
-    const procs = this.daemonProcesses();
+    const procs = this.daemonProcesses(tenantId);
     const eps = this.riskyIndex.refresh(this.db);
     const ips = this.riskyIps.refresh(this.db);
     if (procs.length === 0 || (eps.size === 0 && ips.size === 0)) return [];
@@ -595,7 +617,7 @@ export class SqliteRulesRepo {
                sum(r.n) AS count
              FROM (SELECT endpoint_id, process_id, ${ipCol}, n FROM ${source.from} AND ${riskyRow}) r
              JOIN endpoints e ON e.id = r.endpoint_id JOIN processes p ON p.id = r.process_id LEFT JOIN ips i ON i.id = r.ip_id
-             GROUP BY e.endpoint, p.norm_name, address HAVING count <> 0 ORDER BY count DESC, e.endpoint, address LIMIT 20`,
+             GROUP BY e.endpoint, p.norm_name, address HAVING count <> 0 ORDER BY count DESC, e.endpoint, address, p.norm_name LIMIT 20`,
           )
           .all(...source.params) as { endpoint: string; process: string; address: string | null; count: number }[]
       ).map(riskySample);
