@@ -174,6 +174,13 @@ export class FastServerTransport implements Transport {
       });
     }
     res.write(sseEvent(m));
+    // A client that does not read its stream: the gateway would keep all that the upstream sends for
+    // it (1.8 GB in 25 s of an upstream's progress notices). Past one message's worth, the stream is
+    // closed, as the client's going away would close it.
+    if (res.writableLength > MAX_UPSTREAM_MESSAGE_BYTES) {
+      this.pending.delete(key as Id);
+      res.destroy();
+    }
   }
 
   /** The session ended: answer whatever is still open so no client waits forever. */
@@ -224,6 +231,10 @@ export class FastClientTransport implements Transport {
   private ready = false;
   private closed = false;
   private readonly inflight = new Set<import('node:http').ClientRequest>();
+  /** The POST of each request in flight, by its id, so a call the gateway gives up on can free its connection (abandon). */
+  private readonly byId = new Map<Id, import('node:http').ClientRequest>();
+  /** POSTs closed by abandon(): their ending is no upstream error to report. */
+  private readonly abandoned = new WeakSet<import('node:http').ClientRequest>();
   /**
    * While a message that arrived on the SSE answer to one of our POSTs is being delivered, the id of the
    * request that POST carried: the message belongs to that call, so the proxy can put it on that call's
@@ -260,6 +271,21 @@ export class FastClientTransport implements Transport {
 
   terminateSession(): Promise<void> {
     return this.inner.terminateSession();
+  }
+
+  /**
+   * Closes the POST of a request the gateway gave up on (cancelled by its client, timed out). An
+   * upstream need not answer a cancelled request, and an SDK server does not: its stream stayed open,
+   * holding one of the connections every session shares, until 256 cancels by one client left no
+   * connection for any other (found by review). No late answer comes after this.
+   */
+  abandon(requestId: Id): void {
+    const req = this.byId.get(requestId);
+    if (!req) return;
+    this.byId.delete(requestId);
+    this.inflight.delete(req);
+    this.abandoned.add(req);
+    req.destroy();
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
@@ -332,7 +358,7 @@ export class FastClientTransport implements Transport {
           );
           res.on('error', (e) => {
             this.inflight.delete(req);
-            this.onerror?.(e);
+            if (!this.abandoned.has(req)) this.onerror?.(e);
           });
           return;
         }
@@ -359,12 +385,19 @@ export class FastClientTransport implements Transport {
         });
         res.on('error', (e) => {
           this.inflight.delete(req);
-          reject(e);
+          if (this.abandoned.has(req)) resolve();
+          else reject(e);
         });
       });
       this.inflight.add(req);
+      this.byId.set(requestId, req);
+      req.once('close', () => {
+        if (this.byId.get(requestId) === req) this.byId.delete(requestId);
+      });
       req.on('error', (e: NodeJS.ErrnoException) => {
         this.inflight.delete(req);
+        // given up on by the gateway, whose answer to the client is already on its way
+        if (this.abandoned.has(req)) return resolve();
         if (answered) return this.onerror?.(e);
         // A kept-alive socket the server closed just as we reused it: the request never got there.
         if (retry && req.reusedSocket && e.code === 'ECONNRESET' && !this.closed) {

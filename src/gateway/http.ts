@@ -232,11 +232,14 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const session: Transport = http ? initializeRefusalAsAnswer(http) : new StdioUpstreamTransport({ command: up.command![0]!, args: up.command!.slice(1), env: childEnv() });
     // A 2026-07-28-only upstream refuses this session's initialize: the switch then answers it from
     // server/discover and translates the session (LegacyOverModern). A 2025-11-25 upstream's answer passes as is.
-    const upstream: Transport = new EraSwitch(namedErrors(session, up.name), { log: up.name ? (l) => log(`${up.name}: ${l}`) : log });
+    const upstream = new EraSwitch(namedErrors(session, up.name), { log: up.name ? (l) => log(`${up.name}: ${l}`) : log });
     const fast = new FastServerTransport(transport);
     const proxy = new PolicyProxy({
       downstream: fast,
       upstream,
+      // only where the switch passes requests through under their own ids (an upstream of the same
+      // revision); a translating adapter issues ids of its own, and closing another request is worse
+      abandonUpstream: http ? (id) => upstream.passesIdsThrough && http.abandon(id) : undefined,
       holder,
       state,
       session: () => sessionKey(up, transport.sessionId ?? 'uninitialized'),

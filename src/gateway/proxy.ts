@@ -53,6 +53,11 @@ export const DENIED_PREFIX = '[POLICY DENIED]';
 export interface ProxyOptions {
   downstream: Transport;
   upstream: Transport;
+  /**
+   * Frees what the upstream holds for a request the proxy gave up on (cancelled by its client, timed
+   * out) under the id the proxy sent it with: an HTTP upstream's POST and its shared connection.
+   */
+  abandonUpstream?: (id: string | number) => void;
   holder: PolicyHolder;
   state: PolicyStateBackend;
   /**
@@ -157,7 +162,8 @@ export class PolicyProxy {
   private readonly cancelledOpen = new RecentIds();
   private readonly ownRequests = new Map<Id, (m: Msg) => void>();
   /** Requests the upstream sent to the client and not yet answered: the only responses forwarded up. */
-  private readonly upstreamRequests = new Set<Id>();
+  /** Bounded as droppedIds: an upstream can send requests the client never answers, each id megabytes long. */
+  private readonly upstreamRequests = new RecentIds();
   private readonly passMethods: ReadonlySet<string>;
   private clientCaps: Record<string, unknown> = {};
   private initialized = false;
@@ -292,6 +298,8 @@ export class PolicyProxy {
           else if (this.openRequests.delete(rid)) {
             if (this.listIds.delete(rid)) this.droppedIds.add(rid);
             else this.cancelledOpen.add(rid);
+            // over HTTP its POST is closed, freeing the connection: no late answer comes then
+            this.abandonUp(rid);
           }
           // The upstream has this request already: its record is written now, and a late answer (still
           // passed on, as for any cancelled request that is not a tools/call) writes no second one.
@@ -301,7 +309,10 @@ export class PolicyProxy {
             const wasForwarded = call.forwarded;
             this.finish(call, call.forwarded ? call.auditDecision : 'approval_cancelled', 'cancelled', undefined);
             // only a forwarded call can have a late answer to drop
-            if (wasForwarded) this.droppedIds.add(rid);
+            if (wasForwarded) {
+              this.droppedIds.add(rid);
+              this.abandonUp(rid);
+            }
             if (!wasForwarded) {
               this.withdrawIfOrphaned(call.approvalId, CANCEL_WITHDRAWAL);
               return; // the upstream never saw this call
@@ -584,6 +595,7 @@ export class PolicyProxy {
       if (call.done) return;
       this.sendUp({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.id, reason: 'policy gateway timeout' } });
       this.droppedIds.add(call.id);
+      this.abandonUp(call.id);
       this.failCall(call, 'timeout', -32001, `upstream did not answer tools/call within ${timeoutMs / 1000}s`);
     }, timeoutMs);
     call.timer.unref?.();
@@ -989,6 +1001,11 @@ export class PolicyProxy {
     } catch (e) {
       this.o.log?.(`audit failed: ${(e as Error).message}`);
     }
+  }
+
+  /** Frees what the upstream holds for a request given up on (ProxyOptions.abandonUpstream); over stdio nothing. */
+  private abandonUp(id: Id): void {
+    this.o.abandonUpstream?.(id);
   }
 
   private sendUp(m: Msg, requestId?: Id): void {

@@ -106,12 +106,25 @@ export class LineStdioServerTransport implements Transport {
     this.input.on('error', this.onErr);
   }
 
+  /**
+   * While the agent does not read what it was sent, nothing more is read from it: an agent that sent
+   * calls and never read their answers made the gateway buffer every answer (1.7 GB for 400 answers of
+   * 1 MB) until it ran out of memory. One wait for the output to drain, shared by every send meanwhile.
+   */
+  private draining: Promise<void> | null = null;
+
   send(message: JSONRPCMessage): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      if (this.output.write(JSON.stringify(message) + '\n')) resolve();
-      else this.output.once('drain', () => resolve());
+    if (this.closed) return Promise.resolve();
+    if (this.output.write(JSON.stringify(message) + '\n')) return this.draining ?? Promise.resolve();
+    this.draining ??= new Promise((resolve) => {
+      this.input.pause();
+      this.output.once('drain', () => {
+        this.draining = null;
+        if (!this.closed) this.input.resume();
+        resolve();
+      });
     });
+    return this.draining;
   }
 
   async close(): Promise<void> {

@@ -50,3 +50,21 @@ test('a refused tools/call is audited with its tool name clipped past the longes
   assert.equal(s.tool, `${'d'.repeat(64)}… (5000000 characters)`);
   assert.equal(refusalSubject({ method: 'tools/call', params: { name: 'delete_repo' } }, 'tools/call', 'x').tool, 'delete_repo');
 });
+
+test('stdio: while the agent reads nothing of what it was sent, nothing more is read from it; reading again resumes both', async () => {
+  const { LineStdioServerTransport } = await import('../../src/gateway/stdio-transport.js');
+  const input = new PassThrough();
+  const output = new PassThrough({ highWaterMark: 1024 });
+  const t = new LineStdioServerTransport(input, output);
+  await t.start();
+  const big = { jsonrpc: '2.0', id: 1, result: { text: 'x'.repeat(4096) } } as never;
+  const first = t.send(big);
+  assert.equal(input.isPaused(), true, 'the agent\'s input is paused while its output is full');
+  const second = t.send(big);
+  // one wait shared by every send meanwhile, not one drain listener each
+  assert.equal(output.listenerCount('drain'), 1);
+  output.resume(); // the agent reads
+  await Promise.all([first, second]);
+  assert.equal(input.isPaused(), false);
+  await t.close();
+});

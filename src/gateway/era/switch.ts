@@ -93,6 +93,11 @@ export class EraSwitch implements Transport {
   /** The revision the upstream was found to speak, once decided. */
   upstreamEra?: Era;
 
+  /** True once decided on sending to the upstream as it is: requests keep their own ids there. */
+  get passesIdsThrough(): boolean {
+    return this.phase.kind === 'decided' && this.phase.via === this.upstream;
+  }
+
   async start(): Promise<void> {
     this.upstream.onmessage = (m) => this.fromUpstream(m as unknown as Msg);
     this.upstream.onclose = () => this.upstreamClosed();
