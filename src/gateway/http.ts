@@ -321,9 +321,31 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     return up.era;
   };
 
+  /**
+   * Open 2026-07-28 `subscriptions/listen` streams per identity. Each holds a connection to the
+   * upstream from the pool every client shares, and has no time-out: one client's 300 listens left
+   * no connection for any other (found by review). Capped as its sessions are (sessions.max_http_sessions).
+   */
+  const listening = new Map<string, number>();
+
   /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
   const handleModern = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
     const label = up.name ? `upstream "${up.name}"` : 'upstream';
+    if (body.method === 'subscriptions/listen') {
+      const open = listening.get(identity) ?? 0;
+      const max = httpSessionSettings(holder.current.engine.file).maxOpen;
+      if (open >= max) {
+        const message = `Too many open subscriptions/listen streams: ${JSON.stringify(identity)} has ${open}, the most the policy allows (sessions.max_http_sessions: ${max}); close one first`;
+        await appendRefusal(state, { identity, session: sessionKey(up, `modern:${identity}`), body, reason: message, policyHash: holder.current.hash, upstreamName: up.name, log });
+        return rpcError(res, 429, -32000, message, requestId(body));
+      }
+      listening.set(identity, open + 1);
+      res.once('close', () => {
+        const n = (listening.get(identity) ?? 1) - 1;
+        if (n > 0) listening.set(identity, n);
+        else listening.delete(identity);
+      });
+    }
     let upstream: Transport;
     try {
       upstream = chooseUpstreamTransport({

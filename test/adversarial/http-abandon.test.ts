@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
 import { answer, call, open, send, startGateway, startUpstream, stop, toolCall, type Proc } from './http-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const tmp = tempDir('egress-adv-abandon-');
 after(() => tmp.cleanup());
@@ -45,6 +46,54 @@ test('HTTP gateway (2025-11-25): 300 calls cancelled by one session, whose upstr
     // not answered by the call's time-out: the upstream had a connection for it
     assert.ok(Date.now() - t0 < 15_000, `answered after ${Date.now() - t0} ms`);
   } finally {
+    await stop(gw);
+    await stop(upstream);
+  }
+});
+
+/** Opens a 2026-07-28 subscriptions/listen stream; resolves with its status once acknowledged (or refused). */
+async function listen(port: number, id: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}/mcp`, {
+    method: 'POST',
+    signal,
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' },
+    body: JSON.stringify({
+      jsonrpc: '2.0', id, method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } },
+    }),
+  });
+  if (res.status !== 200) return { status: res.status, text: await res.text() };
+  const reader = res.body!.getReader();
+  let seen = '';
+  while (!seen.includes('notifications/subscriptions/acknowledged')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += Buffer.from(value).toString('utf8');
+  }
+  return { status: res.status, text: seen };
+}
+
+test('HTTP gateway (2026-07-28): open subscriptions/listen streams are capped per identity as sessions are; closing one lets the next in', async () => {
+  const policy = join(tmp.dir, 'listen.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\nsessions:\n  max_http_sessions: 2\n');
+  const db = join(tmp.dir, 'listen.db');
+  const upstream = await startUpstream();
+  let gw: Proc | undefined;
+  const streams = [new AbortController(), new AbortController(), new AbortController()];
+  try {
+    gw = await startGateway(policy, db, upstream.port);
+    for (const [i, ac] of streams.slice(0, 2).entries()) assert.equal((await listen(gw.port, `l${i}`, ac.signal)).status, 200);
+    const third = await listen(gw.port, 'l2', streams[2]!.signal);
+    assert.equal(third.status, 429, third.text);
+    const refusal = (JSON.parse(third.text) as { error: { code: number; message: string } }).error;
+    assert.equal(refusal.code, -32000);
+    assert.match(refusal.message, /^Too many open subscriptions\/listen streams: "anonymous" has 2, the most the policy allows \(sessions.max_http_sessions: 2\)/);
+    streams[0]!.abort();
+    const again = new AbortController();
+    streams.push(again);
+    await waitFor(async () => ((await listen(gw!.port, 'l3', again.signal)).status === 200 ? true : undefined), 10_000, 50, 'a listen after one closed');
+  } finally {
+    for (const ac of streams) ac.abort();
     await stop(gw);
     await stop(upstream);
   }
