@@ -620,15 +620,15 @@ export class PolicyProxy {
     const askClient = call.decision.elicitation && isObj(call.ctx.caps.elicitation);
     let req;
     try {
-      // A 2026-07-28 question ends its call at once and gives its rate-limit unit back, so nothing else
+      // A 2026-07-28 question ends its call at once and gives its rate-limit unit back, and a held
+      // 2025-11-25 call stays held after its client goes away (each one waited on, polled, for its
+      // whole approval timeout: 12,000 held by one client slowed every session), so nothing else
       // bounds how many approvals one identity can leave pending: past MAX_PENDING_QUESTIONS, it asks
       // no more until a person decides some or they expire.
-      if (askClient && call.ctx.era === 'modern') {
-        const own = (await st.list({ status: 'pending', tenant: this.o.tenant || undefined })).filter((r) => r.identity === this.o.identity).length;
-        if (call.done) return;
-        if (own >= MAX_PENDING_QUESTIONS) {
-          return this.denyCall(call, 'deny', `${own} approvals of ${this.o.identity} are already pending (at most ${MAX_PENDING_QUESTIONS}): a person must decide them, or they must expire, before it can ask for more`);
-        }
+      const own = (await st.list({ status: 'pending', tenant: this.o.tenant || undefined })).filter((r) => r.identity === this.o.identity).length;
+      if (call.done) return;
+      if (own >= MAX_PENDING_QUESTIONS) {
+        return this.denyCall(call, 'deny', `${own} approvals of ${this.o.identity} are already pending (at most ${MAX_PENDING_QUESTIONS}): a person must decide them, or they must expire, before it can ask for more`);
       }
       req = await st.request(this.approvalBinding(call, call.ctx.session));
     } catch (e) {

@@ -41,3 +41,23 @@ test('stdio (2026-07-28): approval questions nobody answers stop at the per-iden
     await g.close();
   }
 });
+
+test('stdio (2025-11-25): held calls stop at the same per-identity cap of pending approvals; the calls past it are denied at once, not held', async () => {
+  // no rate limit: a held call stays held, each one waited on until a person decides or it expires
+  const g = await startGateway(POLICY.replace('    rate_limit: { max: 3, window: 3600, scope: client }\n', ''), { era: 'legacy' });
+  try {
+    await g.init();
+    for (let i = 0; i < MAX_PENDING_QUESTIONS; i++) {
+      g.send({ jsonrpc: '2.0', id: `h${i}`, method: 'tools/call', params: { name: 'write_thing', arguments: { owner: `o${i}` } } });
+    }
+    await g.barrier();
+    // held calls file their approvals as they come: all of them are pending before the next is decided
+    const { waitFor } = await import('../helpers/wait.js');
+    await waitFor(async () => ((JSON.parse((await cli(['approvals', 'list', '--db', g.db, '--json'])).stdout) as unknown[]).length === MAX_PENDING_QUESTIONS ? true : undefined), 20_000, 50, 'the approvals to be filed');
+    g.send({ jsonrpc: '2.0', id: 'past', method: 'tools/call', params: { name: 'write_thing', arguments: { owner: 'one-more' } } });
+    assert.match(resultText(await g.reply('past')), new RegExp(`^\\[POLICY DENIED\\] ${MAX_PENDING_QUESTIONS} approvals of \\S+ are already pending \\(at most ${MAX_PENDING_QUESTIONS}\\)`));
+    assert.equal(g.upstreamCalls().filter((m) => m.params?.name === 'write_thing').length, 0, 'nothing ran');
+  } finally {
+    await g.close();
+  }
+});
