@@ -6,7 +6,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { PolicyHolder } from '../policy/holder.js';
 import { decisionReasonProblem, type PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
-import { PolicyProxy } from './proxy.js';
+import { MAX_INFLIGHT_CALLS_PER_IDENTITY, PolicyProxy, type InflightSlots } from './proxy.js';
 import type { Grant } from '../http/grants.js';
 import { BodyTooLarge, createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
 import { appendRefusal, auditGuardRefusals, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
@@ -240,6 +240,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       // only where the switch passes requests through under their own ids (an upstream of the same
       // revision); a translating adapter issues ids of its own, and closing another request is worse
       abandonUpstream: http ? (id) => upstream.passesIdsThrough && http.abandon(id) : undefined,
+      inflight: slotsOf(identity),
       holder,
       state,
       session: () => sessionKey(up, transport.sessionId ?? 'uninitialized'),
@@ -327,6 +328,27 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
    * no connection for any other (found by review). Capped as its sessions are (sessions.max_http_sessions).
    */
   const listening = new Map<string, number>();
+  /** Each identity's in-flight call slots, shared by its sessions and 2026-07-28 requests (proxy.ts InflightSlots). */
+  const inflight = new Map<string, InflightSlots>();
+  const slotsOf = (identity: string): InflightSlots => {
+    let slots = inflight.get(identity);
+    if (!slots) {
+      let n = 0;
+      slots = {
+        max: MAX_INFLIGHT_CALLS_PER_IDENTITY,
+        take: () => {
+          if (n >= MAX_INFLIGHT_CALLS_PER_IDENTITY) return false;
+          n++;
+          return true;
+        },
+        give: () => {
+          n = Math.max(0, n - 1);
+        },
+      };
+      inflight.set(identity, slots);
+    }
+    return slots;
+  };
 
   /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
   const handleModern = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
@@ -366,6 +388,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     const proxy = new PolicyProxy({
       downstream,
       upstream,
+      inflight: slotsOf(identity),
       holder,
       state,
       // No MCP session in 2026-07-28: the "session" scope counts against the identity plus the request's

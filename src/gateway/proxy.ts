@@ -58,6 +58,8 @@ export interface ProxyOptions {
    * out) under the id the proxy sent it with: an HTTP upstream's POST and its shared connection.
    */
   abandonUpstream?: (id: string | number) => void;
+  /** The identity's in-flight call slots, shared by its proxies (an HTTP gateway's); none: unbounded. */
+  inflight?: InflightSlots;
   holder: PolicyHolder;
   state: PolicyStateBackend;
   /**
@@ -136,6 +138,20 @@ interface Call {
   abort?: AbortController;
   auditDecision: AuditDecision;
   approvalId?: string;
+  /** It holds one of its identity's in-flight slots (ProxyOptions.inflight) until it ends. */
+  slot?: boolean;
+}
+
+/**
+ * How many calls an identity may have forwarded and unanswered at once, across its sessions and
+ * requests (ProxyOptions.inflight). Each holds a connection to the upstream from the pool every
+ * client shares (256): one client's 256 slow calls, none cancelled, left the others none until
+ * the call time-out (5 minutes by default).
+ */
+export interface InflightSlots {
+  take(): boolean;
+  give(): void;
+  readonly max: number;
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -579,6 +595,12 @@ export class PolicyProxy {
   }
 
   private forward(call: Call): void {
+    if (this.o.inflight) {
+      if (!this.o.inflight.take()) {
+        return this.denyCall(call, 'deny', `${this.o.inflight.max} calls of ${this.o.identity} are already in flight upstream (at most ${this.o.inflight.max}): it must wait for some to end`);
+      }
+      call.slot = true;
+    }
     call.forwarded = true;
     if (call.ctx.era === 'modern' && isObj(call.msg.params)) {
       // Our requestState and our answer are ours alone: the upstream gets back only its own state and
@@ -951,6 +973,10 @@ export class PolicyProxy {
   private finish(call: Call, decision: AuditDecision, upstream: UpstreamOutcome, reason: string | undefined, rpcErrorCode?: number, audited = true): boolean {
     if (call.done) return false;
     call.done = true;
+    if (call.slot) {
+      call.slot = false;
+      this.o.inflight?.give();
+    }
     if (call.timer) clearTimeout(call.timer);
     call.abort?.abort();
     this.calls.delete(call.id);
@@ -1132,3 +1158,5 @@ function nestedPastArguments(m: Msg): boolean {
 
 /** Approvals one identity may leave pending through 2026-07-28 questions (awaitApproval). */
 export const MAX_PENDING_QUESTIONS = 32;
+/** An HTTP gateway's in-flight calls per identity (InflightSlots): a quarter of the upstream pool. */
+export const MAX_INFLIGHT_CALLS_PER_IDENTITY = 64;

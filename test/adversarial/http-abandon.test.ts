@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
-import { answer, call, open, send, startGateway, startUpstream, stop, toolCall, type Proc } from './http-helpers.js';
+import { answer, call, eventually, open, send, startGateway, startUpstream, stop, toolCall, upstreamCounts, type Proc } from './http-helpers.js';
+import { MAX_INFLIGHT_CALLS_PER_IDENTITY } from '../../src/gateway/proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
 const tmp = tempDir('egress-adv-abandon-');
@@ -94,6 +95,36 @@ test('HTTP gateway (2026-07-28): open subscriptions/listen streams are capped pe
     await waitFor(async () => ((await listen(gw!.port, 'l3', again.signal)).status === 200 ? true : undefined), 10_000, 50, 'a listen after one closed');
   } finally {
     for (const ac of streams) ac.abort();
+    await stop(gw);
+    await stop(upstream);
+  }
+});
+
+test('HTTP gateway (2025-11-25): an identity\'s calls in flight upstream are capped across its sessions; the next is denied at once, and served again once one ends', async () => {
+  const policy = join(tmp.dir, 'inflight.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\n');
+  const db = join(tmp.dir, 'inflight.db');
+  const upstream = await startUpstream();
+  let gw: Proc | undefined;
+  const held: { ac: AbortController; sent: Promise<unknown> }[] = [];
+  try {
+    gw = await startGateway(policy, db, upstream.port);
+    // two sessions of one identity share the cap
+    const [a, b] = [(await open('legacy', gw.port)).conn!, (await open('legacy', gw.port)).conn!];
+    for (let i = 0; i < MAX_INFLIGHT_CALLS_PER_IDENTITY; i++) {
+      const ac = new AbortController();
+      held.push({ ac, sent: send(gw.port, i % 2 ? a : b, toolCall(2000 + i, 'slow', { ms: 600_000 }), {}, {}, '/mcp', ac.signal).catch(() => undefined) });
+    }
+    await eventually(async () => ((await upstreamCounts(upstream.port)).slow === MAX_INFLIGHT_CALLS_PER_IDENTITY ? true : undefined), 'every held call to reach the upstream', 20_000);
+    const past = answer(await call(gw.port, b, 1, 'echo', { text: 'one more' }));
+    assert.match(JSON.stringify(past?.result), new RegExp(`${MAX_INFLIGHT_CALLS_PER_IDENTITY} calls of anonymous are already in flight upstream \\(at most ${MAX_INFLIGHT_CALLS_PER_IDENTITY}\\)`), JSON.stringify(past));
+    // one ends (its client cancels it): its slot comes back
+    await send(gw.port, a, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 2001, reason: 'done waiting' } });
+    const again = answer(await call(gw.port, b, 2, 'echo', { text: 'served again' }));
+    assert.match(JSON.stringify(again?.result), /served again/, JSON.stringify(again));
+  } finally {
+    for (const h of held) h.ac.abort();
+    await Promise.all(held.map((h) => h.sent));
     await stop(gw);
     await stop(upstream);
   }
