@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { RecentIds } from '../../src/gateway/recent-ids.js';
-import { readSseEvents } from '../../src/gateway/fast-http.js';
+import { limitBody, readSseEvents } from '../../src/gateway/fast-http.js';
 import { refusalSubject } from '../../src/gateway/refusal.js';
 
 test('the ids a connection gave up on are bounded in number and in total length, oldest forgotten first', () => {
@@ -67,4 +67,22 @@ test('stdio: while the agent reads nothing of what it was sent, nothing more is 
   await Promise.all([first, second]);
   assert.equal(input.isPaused(), false);
   await t.close();
+});
+
+test('an upstream JSON answer past the size limit ends its response with an error; one within it is read whole', async () => {
+  const read = (chunks: string[], max: number) =>
+    new Promise<{ bytes: number; error: string | null }>((resolve) => {
+      const res = new PassThrough() as unknown as IncomingMessage;
+      let bytes = 0;
+      limitBody(res, max);
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ bytes, error: null }));
+      res.on('error', (e) => resolve({ bytes, error: e.message }));
+      for (const c of chunks) (res as unknown as PassThrough).write(c);
+      (res as unknown as PassThrough).end();
+    });
+  assert.deepEqual(await read(['x'.repeat(600), 'x'.repeat(400)], 1000), { bytes: 1000, error: null });
+  const over = await read(['x'.repeat(600), 'x'.repeat(600), 'x'.repeat(600)], 1000);
+  assert.match(over.error ?? '', /upstream sent a message of more than .* MiB: its response was closed/);
+  assert.ok(over.bytes <= 1200, `read ${over.bytes} bytes past the limit`);
 });
