@@ -275,14 +275,14 @@ function riskyName(v: unknown, rc: RecordContext): string | null {
  * url.full or url.original, or a destination.address beside destination.ip, if any: each is the
  * process's or the producer's word for where the call went, read only to flag it.
  */
-function riskyChosenName(doc: Obj, rc: RecordContext): string | null {
+function riskyChosenName(doc: Obj, rc: RecordContext, dstIp: unknown): string | null {
   for (const path of [F.tlsServerName, F.urlDomain, F.serverDomain]) {
     const name = riskyName(path.get(doc), rc);
     if (name !== null) return name;
   }
   const addressRaw = F.dstAddress.get(doc);
-  // mostly destination.ip again (Elastic Defend): an address names nothing
-  const address = addressRaw === F.dstIp.get(doc) ? null : riskyName(addressRaw, rc);
+  // mostly destination.ip again (Elastic Defend; `dstIp` as the document gives it): an address names nothing
+  const address = addressRaw === dstIp ? null : riskyName(addressRaw, rc);
   if (address !== null) return address;
   for (const path of [F.urlFull, F.urlOriginal]) {
     const name = riskyUrlHost(path.get(doc), rc);
@@ -507,6 +507,7 @@ export class EcsAdapter implements RecordAdapter {
 
     let domainRaw = F.dstDomain.get(doc);
     let ipRaw = F.dstIp.get(doc);
+    const ipGiven = ipRaw;
     // Sysmon's DestinationHostname (mapped to destination.domain) is a reverse lookup of the address,
     // whose owner writes it: an attacker's server can call itself registry.npmjs.org. Such a call is
     // stored by its address, named only by what a DNS lookup gave (record-parser.ts), unless the
@@ -532,7 +533,7 @@ export class EcsAdapter implements RecordAdapter {
     // Linux lookup_result to 127.0.0.53 carries no network.direction), a job's local database. Unless
     // it names a risky destination: a request through a local proxy (Packetbeat's url.full) is the
     // calling process's contact with it, which the proxy's own connection no longer shows.
-    if (typeof ipRaw === 'string' && isLoopbackIp(ipRaw) && riskyName(domainRaw, rc) === null && riskyChosenName(doc, rc) === null) {
+    if (typeof ipRaw === 'string' && isLoopbackIp(ipRaw) && riskyName(domainRaw, rc) === null && riskyChosenName(doc, rc, ipGiven) === null) {
       return this.notACall(doc, isDns, rc);
     }
     if (!destination && !isDns && category !== undefined) {
@@ -561,7 +562,7 @@ export class EcsAdapter implements RecordAdapter {
     }
     // Names the calling process chose (the URL, the TLS server name) are its own word: as the call's
     // name they could file an attacker's address under a baselined one. They only ever flag.
-    const chosen = riskyChosenName(doc, rc);
+    const chosen = riskyChosenName(doc, rc, ipGiven);
     if (chosen !== null && chosen !== domain) {
       domain = chosen;
       noteOf(rc, 'named-by-risky-request-name');

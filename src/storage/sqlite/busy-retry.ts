@@ -43,17 +43,30 @@ export function isBusy(e: unknown): boolean {
  * still explains a locked store.
  */
 export async function whenUnlocked<T>(write: () => T, clock: BusyClock = realBusyClock, deadlineMs = POLICY_BUSY_DEADLINE_MS): Promise<T> {
-  const start = clock.now();
-  let pause = FIRST_PAUSE_MS;
+  const pauseAfter = busyBackoff(clock.now, deadlineMs);
   for (;;) {
     try {
       return write();
     } catch (e) {
-      if (!isBusy(e) || clock.now() - start >= deadlineMs) throw e;
+      await clock.sleep(pauseAfter(e));
     }
-    await clock.sleep(pause);
-    pause = nextPause(pause);
   }
+}
+
+/**
+ * The retry rule both loops share: after a failed attempt, the pause before the next one (doubling
+ * from FIRST_PAUSE_MS), or the error itself thrown when it is no busy refusal or `deadlineMs` has
+ * passed since the first attempt.
+ */
+function busyBackoff(now: () => number, deadlineMs: number): (e: unknown) => number {
+  const start = now();
+  let pause = FIRST_PAUSE_MS;
+  return (e) => {
+    if (!isBusy(e) || now() - start >= deadlineMs) throw e;
+    const current = pause;
+    pause = nextPause(pause);
+    return current;
+  };
 }
 
 /** A pause that blocks the thread, for code that runs before any event loop work (opening a store). */
@@ -69,15 +82,12 @@ export function sleepSync(ms: number): void {
  * instead of waiting its busy_timeout) is worth the same patience as a lock held.
  */
 export function untilUnlockedSync<T>(attempt: () => T, clock: { now: () => number; sleep: (ms: number) => void } = { now: () => performance.now(), sleep: sleepSync }, deadlineMs = POLICY_BUSY_DEADLINE_MS): T {
-  const start = clock.now();
-  let pause = FIRST_PAUSE_MS;
+  const pauseAfter = busyBackoff(clock.now, deadlineMs);
   for (;;) {
     try {
       return attempt();
     } catch (e) {
-      if (!isBusy(e) || clock.now() - start >= deadlineMs) throw e;
+      clock.sleep(pauseAfter(e));
     }
-    clock.sleep(pause);
-    pause = nextPause(pause);
   }
 }

@@ -353,7 +353,7 @@ export class SqliteRulesRepo {
       )
       .raw()
       .all(tenantId) as [number, string][];
-    const ran = this.ranInTenant(tenantId, others.map((o) => o.id), calls.map(([id]) => id));
+    const ran = this.ranInTenant(tenantId, others.map((o) => o.id), () => calls.map(([id]) => id));
     const daemons = procs.map((p) => ({ process: p.norm_name, sha256: p.sha256, path: p.path }));
     return sameFileOtherNameImpostors(daemons, storedOtherNameEvidence(others, calls.map(([processId, host]) => ({ processId, host })), ran, this.risky));
   }
@@ -370,24 +370,25 @@ export class SqliteRulesRepo {
       .prepare('SELECT id, norm_name, path, sha256, parent_chain FROM processes WHERE norm_name IN (SELECT value FROM json_each(?))')
       .all(JSON.stringify(names)) as StoredDaemonProcess[];
     if (all.length === 0) return all;
-    const detected = this.db
-      .prepare(`SELECT DISTINCT process_id FROM rollup_process_endpoint WHERE tenant_id = ? AND process_id IN (${all.map((p) => p.id).join(',')})`)
-      .pluck()
-      .all(tenantId) as number[];
+    const detected = () =>
+      this.db
+        .prepare(`SELECT DISTINCT process_id FROM rollup_process_endpoint WHERE tenant_id = ? AND process_id IN (${all.map((p) => p.id).join(',')})`)
+        .pluck()
+        .all(tenantId) as number[];
     const ran = this.ranInTenant(tenantId, all.map((p) => p.id), detected);
     return all.filter((p) => ran.has(p.id));
   }
 
   /**
-   * Which of these processes ran in the tenant: those with a detection in it (`detected`), and those
-   * whose calls left none (an allowed endpoint, a learning run), from its observations. In a store of
-   * one tenant every process is its own. Observations have no index by process: this reads them only
+   * Which of these processes ran in the tenant: those with a detection in it (`detected`, read only
+   * when needed), and those whose calls left none (an allowed endpoint, a learning run), from its
+   * observations. In a store of one tenant every process is its own, and nothing is read. Observations have no index by process: this reads them only
    * in a store of several tenants, for the few processes a verdict asks about, and the verdict is
    * kept until the store changes.
    */
-  private ranInTenant(tenantId: number, ids: readonly number[], detected: Iterable<number>): Set<number> {
+  private ranInTenant(tenantId: number, ids: readonly number[], detected: () => Iterable<number>): Set<number> {
     if ((this.db.prepare('SELECT count(*) FROM tenants').pluck().get() as number) <= 1) return new Set(ids);
-    const ran = new Set<number>(detected);
+    const ran = new Set<number>(detected());
     const unseen = ids.filter((id) => !ran.has(id));
     if (unseen.length > 0) {
       const seen = this.db
