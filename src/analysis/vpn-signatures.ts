@@ -280,8 +280,14 @@ export function jobWritableDirectory(path: string | null | undefined): { dir: st
   }
   return null;
 }
+/**
+ * The Actions runner's work folder, as a regex source matching from the path's start: `<home>/work/`
+ * on hosted Linux and macOS runners, `D:\\a\\` on hosted Windows ones, `<runner>/_work/` on
+ * self-hosted ones, `/__w/` in a job's container. Its `_temp` and `_actions` folders are checked below.
+ */
+const RUNNER_WORK = String.raw`^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)`;
 const JOB_WRITABLE: readonly (readonly [RegExp, string])[] = [
-  [/^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_actions\//, "the runner's folder of actions"],
+  [new RegExp(`${RUNNER_WORK}_actions\\/`), "the runner's folder of actions"],
   [/^(?:[^/]*\/)*?node_modules\//, "a package's folder"],
   [/^\/run\/lock\/|^\/var\/lock\/|^\/var\/crash\//, 'a folder any user writes'],
   [/^\/home\/[^/]+\/\.cache\/|^\/root\/\.cache\/|^\/users\/[^/]+\/library\/caches\/|^[a-z]:\/users\/[^/]+\/\.cache\//, "a user's cache"],
@@ -311,7 +317,7 @@ const WINDOWS_USER_TEMP = /^[a-z]:\/(?:[^/]+\/)*?(?:appdata|appdat~\d+)\/local\/
  * have it at `<home>/work/_temp`, Windows ones at `D:\\a\\_temp`, self-hosted runners at
  * `<runner>/_work/_temp`, and a job in a container sees it at `/__w/_temp`.
  */
-const RUNNER_TEMP = /^(?:[a-z]:\/a\/|(?:[^/]*\/)*?(?:work|_work|__w)\/)_temp\//;
+const RUNNER_TEMP = new RegExp(`${RUNNER_WORK}_temp\\/`);
 /** A container's own temporary folders as its host names them (Docker's and containerd's overlay mounts). */
 const CONTAINER_TEMP = /^(?:[^/]*\/)*?merged\/(?:tmp|var\/tmp|dev\/shm)\//;
 
