@@ -7,6 +7,7 @@ import type { PolicyHolder } from '../policy/holder.js';
 import { decisionReasonProblem, type PolicyStateBackend } from '../storage/policy-state.js';
 import { createPolicyRuntimeSet, modernSessionFor } from './runtime.js';
 import { MAX_INFLIGHT_CALLS_PER_IDENTITY, PolicyProxy, type InflightSlots } from './proxy.js';
+import { IdentityCounts } from './identity-counts.js';
 import type { Grant } from '../http/grants.js';
 import { BodyTooLarge, createMcpListener, readBody as readCappedBody, requestId, writeRpcError, type McpRequest, type PostRefusal } from '../http/mcp-listener.js';
 import { appendRefusal, auditGuardRefusals, invalidIdReason, onErrorAnswer, refusalSession } from './http-refusals.js';
@@ -178,7 +179,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
   const state = runtimes.runtimeFor(upstreams[0]!.policyPath).state;
   const sessions = new Map<string, Session>();
   /** initializes in progress per identity (http-sessions.ts admitHttpSession) */
-  const opening = new Map<string, number>();
+  const opening = new IdentityCounts();
   const endpoint = o.path ?? '/mcp';
   // Every session and request to one URL upstream shares one keep-alive agent: no new connection per call.
   for (const u of upstreams) {
@@ -327,46 +328,26 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
    * upstream from the pool every client shares, and has no time-out: one client's 300 listens left
    * no connection for any other (found by review). Capped as its sessions are (sessions.max_http_sessions).
    */
-  const listening = new Map<string, number>();
-  /** Each identity's in-flight call slots, shared by its sessions and 2026-07-28 requests (proxy.ts InflightSlots). */
-  const inflight = new Map<string, InflightSlots>();
-  const slotsOf = (identity: string): InflightSlots => {
-    let slots = inflight.get(identity);
-    if (!slots) {
-      let n = 0;
-      slots = {
-        max: MAX_INFLIGHT_CALLS_PER_IDENTITY,
-        take: () => {
-          if (n >= MAX_INFLIGHT_CALLS_PER_IDENTITY) return false;
-          n++;
-          return true;
-        },
-        give: () => {
-          n = Math.max(0, n - 1);
-        },
-      };
-      inflight.set(identity, slots);
-    }
-    return slots;
-  };
+  const listening = new IdentityCounts();
+  /** Each identity's calls in flight upstream, shared by its sessions and 2026-07-28 requests (proxy.ts InflightSlots). */
+  const inflight = new IdentityCounts();
+  const slotsOf = (identity: string): InflightSlots => ({
+    max: MAX_INFLIGHT_CALLS_PER_IDENTITY,
+    take: () => inflight.addUnder(identity, MAX_INFLIGHT_CALLS_PER_IDENTITY),
+    give: () => inflight.remove(identity),
+  });
 
   /** 2026-07-28: one proxy for this one POST, forwarded without a session. */
   const handleModern = async (req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>, identity: string, holder: PolicyHolder, up: Upstream) => {
     const label = up.name ? `upstream "${up.name}"` : 'upstream';
     if (body.method === 'subscriptions/listen') {
-      const open = listening.get(identity) ?? 0;
       const max = httpSessionSettings(holder.current.engine.file).maxOpen;
-      if (open >= max) {
-        const message = `Too many open subscriptions/listen streams: ${JSON.stringify(identity)} has ${open}, the most the policy allows (sessions.max_http_sessions: ${max}); close one first`;
+      if (!listening.addUnder(identity, max)) {
+        const message = `Too many open subscriptions/listen streams: ${JSON.stringify(identity)} has ${listening.of(identity)}, the most the policy allows (sessions.max_http_sessions: ${max}); close one first`;
         await appendRefusal(state, { identity, session: sessionKey(up, `modern:${identity}`), body, reason: message, policyHash: holder.current.hash, upstreamName: up.name, log });
         return rpcError(res, 429, -32000, message, requestId(body));
       }
-      listening.set(identity, open + 1);
-      res.once('close', () => {
-        const n = (listening.get(identity) ?? 1) - 1;
-        if (n > 0) listening.set(identity, n);
-        else listening.delete(identity);
-      });
+      res.once('close', () => listening.remove(identity));
     }
     let upstream: Transport;
     try {
@@ -467,7 +448,7 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
       identity,
       httpSessionSettings(holder.current.engine.file),
       Date.now(),
-      opening.get(identity) ?? 0,
+      opening.of(identity),
     );
     for (const id of admission.close) {
       const idle = sessions.get(id);
@@ -479,14 +460,12 @@ export async function startHttpGateway(o: HttpGatewayOptions): Promise<HttpGatew
     // Counted until the session is registered (or fails). The SDK registers it within the initialize's
     // own handling today, so a burst cannot slip between check and registration; counted anyway, so an
     // await added on that path later could not let one through.
-    opening.set(identity, (opening.get(identity) ?? 0) + 1);
+    opening.add(identity);
     let counted = true;
     const uncount = () => {
       if (!counted) return;
       counted = false;
-      const n = (opening.get(identity) ?? 1) - 1;
-      if (n > 0) opening.set(identity, n);
-      else opening.delete(identity);
+      opening.remove(identity);
     };
     try {
       let s: Session;
