@@ -8,7 +8,7 @@
  *       policy: policies/triage.yaml
  *
  * Relative `policy` paths are resolved against the config file's folder, so the file works from
- * anywhere. Every problem is reported as `file:line: where: what` (the CLI exits 2).
+ * anywhere. Every problem is reported as `file:line: where: what` (the CLI exits 1).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -52,7 +52,8 @@ const upstreamSchema = z
     url: z
       .string()
       .url()
-      .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
+      // zod runs this even when .url() failed: URL.canParse first, or `new URL` throws past the schema
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
       .optional(),
     headers: z.record(z.string(), z.string()).optional(),
     policy: z.string().min(1),

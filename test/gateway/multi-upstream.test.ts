@@ -101,6 +101,8 @@ test('gateway --config: a bad config file is refused with its file and line, exi
     ['upstreams:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n    command: [x]\n    policy: p.yaml\n', /gateway\.yaml:2: upstreams\[0\]: give exactly one of command \(stdio\) or url/],
     ['upstreams:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n    policy: p.yaml\n  - name: a\n    command: [x]\n    policy: p.yaml\n', /gateway\.yaml:5: upstreams\[1\]\.name: "a" is registered twice/],
     ['upstreams:\n  - name: a\n    url: ftp://x/mcp\n    policy: p.yaml\n', /gateway\.yaml:3: upstreams\[0\]\.url: must be an http/],
+    // not a URL at all: the protocol check must not throw past the schema ("egress-triage: Invalid URL", no file or field)
+    ['upstreams:\n  - name: a\n    url: x\n    policy: p.yaml\n', /gateway\.yaml:3: upstreams\[0\]\.url: /],
     ['upstreams: [\n', /gateway\.yaml:\d+: /],
   ];
   for (const [yaml, re] of cases) {
