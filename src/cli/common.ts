@@ -155,7 +155,8 @@ export async function withPorts<T>(
   try {
     tenant = resolveTenant(opts.tenant);
   } catch (err) {
-    throw new UserError(`--tenant: ${(err as Error).message}`);
+    // name where the value came from: an exported EGRESS_TRIAGE_TENANT is no --tenant the user typed
+    throw new UserError(`${opts.tenant !== undefined ? '--tenant' : 'EGRESS_TRIAGE_TENANT'}: ${(err as Error).message}`);
   }
   const config = await loadCliConfig(opts);
   const location = storeLocation(opts.db);

@@ -156,6 +156,15 @@ test('every command that takes --db refuses ":memory:" and an empty --db as usag
   assert.equal(existsSync(join(tmp.dir, 'mysql:')), false);
 });
 
+test('a bad tenant from the environment names EGRESS_TRIAGE_TENANT, not a --tenant that was never given', () => {
+  // a bad tenant from the environment names the variable, not a --tenant that was never given
+  const badTenantEnv = runCli(['stats'], { env: { EGRESS_TRIAGE_TENANT: 'a b' }, cwd: tmp.dir });
+  assert.equal(badTenantEnv.status, EXIT.USAGE);
+  assert.match(badTenantEnv.stderr, /^egress-triage: EGRESS_TRIAGE_TENANT: invalid tenant "a b"/m);
+  const badTenantFlag = runCli(['stats', '--tenant', 'a b'], { env: { EGRESS_TRIAGE_TENANT: 'ok' }, cwd: tmp.dir });
+  assert.match(badTenantFlag.stderr, /^egress-triage: --tenant: invalid tenant "a b"/m);
+});
+
 test('an empty option or argument is a usage error naming it, on every command, before anything is done (an empty value is never "not given")', () => {
   const db = join(tmp.dir, 'empty-values.db');
   const cases: [string[], string][] = [
