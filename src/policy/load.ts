@@ -61,7 +61,10 @@ export function parsePolicy(text: string, file = '<policy>'): LoadedPolicy {
   const issues: PolicyIssue[] = [];
   for (const e of doc.errors) {
     const pos = lc.linePos(e.pos[0]);
-    issues.push({ path: '', line: pos.line, col: pos.col, message: e.message.split('\n')[0] });
+    const message = e.message.split('\n')[0]!;
+    // the YAML parser can report one flaw twice at one place ("{{{"): list it once
+    if (issues.some((i) => i.line === pos.line && i.col === pos.col && i.message === message)) continue;
+    issues.push({ path: '', line: pos.line, col: pos.col, message });
   }
   if (issues.length) throw new PolicyLoadError(file, issues);
   const data = doc.toJS({ maxAliasCount: 100 });

@@ -171,6 +171,11 @@ test('YAML syntax errors and duplicate keys carry lines', () => {
     (e: PolicyLoadError) => e.issues.some((i) => i.line === 4),
   );
   assert.throws(() => parsePolicy('version: 2\n'), /version/);
+  // one flaw the YAML parser reports twice at the same place is listed once
+  assert.throws(
+    () => parsePolicy('{{{', 'x.yaml'),
+    (e: PolicyLoadError) => new Set(e.issues.map((i) => `${i.line}:${i.col}: ${i.message}`)).size === e.issues.length,
+  );
 });
 
 test('decision p99 stays in the microsecond range with 50 tools / 200 rules', () => {
