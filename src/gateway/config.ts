@@ -76,10 +76,12 @@ export function loadGatewayConfig(path: string): GatewayConfig {
 
 export function parseGatewayConfig(text: string, path: string): GatewayConfig {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
+  // prettyErrors off: the message is the flaw alone; its place is said once, as file:line:col
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
-    throw new GatewayConfigError(`${path}:${lc.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
+    const pos = lc.linePos(e.pos[0]);
+    throw new GatewayConfigError(`${path}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`);
   }
   const lineOf = (p: readonly PropertyKey[]): string => {
     // The deepest node that exists on the path carries the line (a missing key: its parent's).

@@ -103,7 +103,8 @@ test('gateway --config: a bad config file is refused with its file and line, exi
     ['upstreams:\n  - name: a\n    url: ftp://x/mcp\n    policy: p.yaml\n', /gateway\.yaml:3: upstreams\[0\]\.url: must be an http/],
     // not a URL at all: the protocol check must not throw past the schema ("egress-triage: Invalid URL", no file or field)
     ['upstreams:\n  - name: a\n    url: x\n    policy: p.yaml\n', /gateway\.yaml:3: upstreams\[0\]\.url: /],
-    ['upstreams: [\n', /gateway\.yaml:\d+: /],
+    // its place once, as file:line:col, not again as the YAML parser's " at line 2, column 1:"
+    ['upstreams: [\n', /gateway\.yaml:\d+:\d+: Flow sequence[^\n]*end with a \]\n/],
   ];
   for (const [yaml, re] of cases) {
     const file = t.file('gateway.yaml', yaml);
