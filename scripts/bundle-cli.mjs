@@ -39,7 +39,7 @@ const entries = readdirSync(out, { withFileTypes: true });
 if (entries.some((e) => e.isDirectory())) problems.push('chunks must sit in one folder beside parse-worker.js');
 if (!entries.some((e) => e.name === 'parse-worker.js')) problems.push('no parse-worker.js beside the chunks');
 const assets = new URL('../../web/.vite/manifest.json', pathToFileURL(join(out, 'main.js')));
-if (!existsSync(assets)) problems.push(`the dashboard assets are not at ${fileURLToPath(assets)} (build the web UI first)`);
+if (!existsSync(assets)) problems.push(`the dashboard assets are not at ${fileURLToPath(assets)} (build the web UI first: npx vite build --config web/vite.config.mjs, or npm run build for everything)`);
 if (problems.length) {
   process.stderr.write(`bundle-cli: ${problems.join('; ')}\n`);
   process.exit(1);
