@@ -124,6 +124,9 @@ test('2: usage errors, commander parse errors included, are refused before any s
   expectExit(['audit', '--db', db, '--since', ''], EXIT.USAGE, /^egress-triage: --since: is empty/m);
   expectExit(['audit', '--db', db, '--since', 'Nov 1'], EXIT.USAGE, /^egress-triage: --since: "Nov 1" is not a time/m);
   expectExit(['audit', '--db', db, '--tool', ''], EXIT.USAGE, /^egress-triage: --tool: is empty/m);
+  // the built-in gateway's options say how --policy is enforced: without it they would be ignored
+  expectExit(['mcp', '--db', db, '--state', 'redis://127.0.0.1:1'], EXIT.USAGE, /^egress-triage: --state: only with --policy/m);
+  expectExit(['serve', '--db', db, '--identity', 'ci', '--audit-file', 'a.jsonl'], EXIT.USAGE, /^egress-triage: --audit-file, --identity: only with --policy/m);
 });
 
 // a missing SQLite file (PostgreSQL's missing database or schema: test/cli/db.test.ts, test/storage/open-store.test.ts)

@@ -33,6 +33,19 @@ function common(cmd: Command): Command {
     .addOption(new Option('--actor <name>', 'recorded as created_by of rules written through MCP (default "mcp")'));
 }
 
+/**
+ * --audit-file, --identity and --state only say how the built-in gateway enforces --policy. Given
+ * without it, the server would start with nothing enforced, audited or shared while its command
+ * line says otherwise: that is refused (exit 2), never ignored.
+ */
+function requirePolicyForItsOptions(opts: McpCliOptions): void {
+  if (opts.policy) return;
+  const given = (['auditFile', 'identity', 'state'] as const).filter((k) => opts[k] !== undefined);
+  if (given.length === 0) return;
+  const flags = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  throw new UserError(`${flags.join(', ')}: only with --policy (without a policy nothing is enforced or audited)`);
+}
+
 function policyOptions(opts: McpCliOptions, dbPath: string) {
   if (!opts.policy) return undefined;
   return { policyPath: opts.policy, dbPath, auditFile: opts.auditFile, identity: opts.identity, stateUrl: parseStateOption(opts.state) };
@@ -74,6 +87,7 @@ export function register(program: Command): void {
   common(mcp)
     .addOption(new Option('--max-message-bytes <size>', 'largest JSON-RPC message read from stdin, e.g. 16MiB (env EGRESS_TRIAGE_MAX_MESSAGE_BYTES; default 16MiB)'))
     .action(async (opts: McpCliOptions) => {
+      requirePolicyForItsOptions(opts);
       const { resolveMaxMessageBytes } = await import('../../mcp/message-limit.js');
       const { confirmStateCodec } = await import('../../mcp/request-state.js');
       let maxMessageBytes: number;
@@ -112,6 +126,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option('--secure-cookies', SECURE_COOKIES_HELP))
     .action(async (opts: McpCliOptions) => {
+      requirePolicyForItsOptions(opts);
       const { confirmStateCodec } = await import('../../mcp/request-state.js');
       try {
         confirmStateCodec();
