@@ -47,6 +47,12 @@ async function main(argv: string[]): Promise<number> {
     .configureOutput({ outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I/O, 70 internal (see README).\n');
   for (const register of await loadCommandRegistrars(argv.slice(2))) register(program);
+  // `help nosuch`: commander prints the whole help (exit 2) but never says the name is unknown
+  const [word, topic] = argv.slice(2);
+  if (word === 'help' && topic !== undefined && !program.commands.some((c) => c.name() === topic || c.aliases().includes(topic))) {
+    process.stderr.write(`egress-triage: help: unknown command '${topic}'\n(run with --help for usage)\n`);
+    return EXIT.USAGE;
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {

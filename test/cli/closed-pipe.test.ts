@@ -93,4 +93,10 @@ test('output refused by the device (/dev/full) ends with EXIT.IO and says why, f
     assert.equal(r.status, EXIT.IO, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^egress-triage: cannot write output: ENOSPC/m, args.join(' '));
   }
+  // generate writes its events itself, to stdout or to --out: the same message names what it could not write
+  for (const [args, what] of [[['generate', '--events', '2000'], 'output'], [['generate', '--events', '2000', '--out', '/dev/full'], '/dev/full']] as const) {
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" ${args.join(' ')} > /dev/full`], { encoding: 'utf8' });
+    assert.equal(r.status, EXIT.IO, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^egress-triage: cannot write ${what}: ENOSPC`, 'm'), args.join(' '));
+  }
 });

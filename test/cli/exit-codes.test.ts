@@ -97,6 +97,8 @@ test('2: usage errors, commander parse errors included, are refused before any s
   expectExit(['stats', '--db', db, '--bogus'], EXIT.USAGE, /^egress-triage: unknown option '--bogus'/m);
   expectExit(['rules', 'get', '--db', db], EXIT.USAGE, /missing required argument 'rule-id'/);
   expectExit(['nosuch'], EXIT.USAGE, /unknown command 'nosuch'/);
+  expectExit(['help', 'nosuch'], EXIT.USAGE, /^egress-triage: help: unknown command 'nosuch'$/m);
+  assert.equal(runCli(['help', 'rules']).status, EXIT.OK);
   expectExit([], EXIT.USAGE, null);
   expectExit(['ingest', '--format', 'xml', '--db', db], EXIT.USAGE, /xml/, '');
   // `ingest "$FILE"` with the variable unset

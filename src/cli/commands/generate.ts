@@ -88,8 +88,9 @@ export function register(program: Command): void {
         bar?.stop();
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EPIPE') return; // downstream closed (e.g. `| head`): not an error
-        if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR') {
-          throw new UserError(`cannot write ${flags.out}: ${(err as Error).message}`, EXIT.IO);
+        // any system error of the write (a full disk, a missing folder): said as every command says it
+        if (code !== undefined && /^E[A-Z]+$/.test(code)) {
+          throw new UserError(`cannot write ${flags.out ?? 'output'}: ${(err as Error).message}`, EXIT.IO);
         }
         throw err;
       }
