@@ -57,6 +57,9 @@ export type { RulesStore } from '../storage/rules-port.js';
  * of the port: validation, the never-suppress check, the rule row, the retroactive status move, the
  * audit row and the rules_version bump commit together or not at all.
  */
+/** The preview's warning for a rule that would suppress nothing now (an update keeping suppressions drops it). */
+const NO_NEW_MATCH = 'the rule matches no current new detection';
+
 export class RulesService {
   readonly repo: RulesPort;
   readonly risky: RiskyDestinations;
@@ -165,7 +168,7 @@ export class RulesService {
     if (same) refused = `the active rule ${same.uid} ("${same.name}") has the same detection type and conditions`;
     if (rule.impossible) warnings.push(`condition "${rule.impossible}" never matches network detections`);
     if (tid === undefined) warnings.push(`tenant "${tenant}" has no data`);
-    if (counts.total === 0 && tid !== undefined) warnings.push('the rule matches no current new detection');
+    if (counts.total === 0 && tid !== undefined) warnings.push(NO_NEW_MATCH);
     const preview: RulePreview = {
       detection_id: type,
       conditions: rule.conditions,
@@ -244,6 +247,8 @@ export class RulesService {
       let after = await tx.updateRule(row.tenantId, row.id, { detectionType: type, name: name ?? row.name, description: description ?? row.description, conditions }, now);
       const moved = { suppressed: 0, kept: 0, restored: 0, handed: [] as { rule_id: string; count: number }[] };
       if (changedMatch) Object.assign(moved, await this.reevaluate(tx, row, changedMatch, expected));
+      // the preview counts new detections only: a rule that keeps suppressions of its own matches them
+      if (moved.kept > 0) warnings = warnings?.filter((w) => w !== NO_NEW_MATCH);
       // the same match: everything the rule suppressed stays suppressed by it
       else moved.kept = await tx.held(row.tenantId, { status: 1, rule: row.id });
       after = (await tx.ruleByUid(row.tenantId, row.uid)) ?? after;

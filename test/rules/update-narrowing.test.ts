@@ -43,6 +43,8 @@ storeTest('narrowing a rule releases what it no longer matches, hands it to anot
     const u = await svc.update(T, wide.rule.rule_id, { conditions: { process: 'curl', owner: 'acme-corp' } }, 't');
     // acme-corp: 12 kept; globex: 12 no longer match; of those, h0 (i % 3 == 0 and i even: 4) go to h0's rule
     assert.equal(u.kept, 12);
+    // it matches no new detection, but it keeps 12 suppressions of its own: no "matches nothing" warning
+    assert.deepEqual(u.warnings, []);
     assert.deepEqual(u.handed_to_other_rules, [{ rule_id: h0.rule.rule_id, count: 4 }]);
     assert.equal(u.restored, 8);
     assert.equal(u.suppressed, 0);
