@@ -338,7 +338,8 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
       yield readFailed(err, next);
       return;
     }
-    const where = kept !== null ? syntaxPosition(kept.join('') + decoder.end()) : null;
+    const text = kept !== null ? kept.join('') + decoder.end() : null;
+    const where = text !== null ? syntaxPosition(text) : null;
     if (kept !== null && where === null) {
       // valid JSON, wrong shape (e.g. an object without data.detections)
       yield {
@@ -356,7 +357,8 @@ async function* readJsonDocument(stream: AsyncIterable<Buffer>, kind: 'array' | 
       kind: 'error',
       line: next,
       at,
-      error: new RecordError('malformed-json', null, `${what}: ${errorText(err)}; ${read}`),
+      // a cut-off file (a copy or an upload that stopped) says so, not only which token it lacks
+      error: new RecordError('malformed-json', null, `${what}: ${text !== null && endsEarly(text) ? `it ends early (${errorText(err)})` : errorText(err)}; ${read}`),
     };
     return;
   }
@@ -414,6 +416,17 @@ function errorText(err: unknown): string {
 }
 
 /** "line:column" (1-based) of the first JSON syntax error in `text`, or null when it parses. */
+/** True when the JSON text is only cut short: its first syntax error is at its end. */
+function endsEarly(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return false;
+  } catch (err) {
+    const m = /position (\d+)/.exec((err as Error).message);
+    return m === null || Number(m[1]) >= text.trimEnd().length;
+  }
+}
+
 export function syntaxPosition(text: string): string | null {
   try {
     JSON.parse(text);

@@ -57,7 +57,7 @@ storeTest('the text summary is printed for a broken document too', async ({ db }
   const res = runCli(['ingest', bad, '--db', db]);
   assert.notEqual(res.status, 70, res.stderr);
   assert.doesNotMatch(res.stderr, STACK);
-  assert.match(res.stdout, new RegExp(`! ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:11: malformed JSON document`));
+  assert.match(res.stdout, new RegExp(`! ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:11: malformed JSON document: it ends early \\(expected ','\\); no element was read`));
   assert.match(res.stdout, /^total: /m);
 });
 
