@@ -229,6 +229,8 @@ export class FastClientTransport implements Transport {
   onclose?: () => void;
   private initId?: Id;
   private ready = false;
+  /** notifications/initialized on its way to the upstream (settled either way once it has been sent) */
+  private initializing?: Promise<void>;
   private closed = false;
   private readonly inflight = new Set<import('node:http').ClientRequest>();
   /** The POST of each request in flight, by its id, so a call the gateway gives up on can free its connection (abandon). */
@@ -292,8 +294,19 @@ export class FastClientTransport implements Transport {
     const m = message as unknown as Msg;
     const isRequest = typeof m.method === 'string' && m.id !== undefined && m.id !== null;
     if (isRequest && m.method === 'initialize') this.initId = m.id as Id;
+    // A request sent while notifications/initialized is on its way waits for it, then takes the fast
+    // path: sent through the SDK's transport instead, it could not be abandoned, and a client that
+    // cancelled it right after its handshake left its upstream POST open (found by a test).
+    if (isRequest && !this.ready && this.initializing && !options?.resumptionToken) await this.initializing;
     if (!isRequest || !this.ready || this.closed || options?.resumptionToken) {
-      await this.inner.send(message, options);
+      const sent = this.inner.send(message, options);
+      if (m.method === 'notifications/initialized') {
+        this.initializing = sent.then(
+          () => undefined,
+          () => undefined,
+        );
+      }
+      await sent;
       if (m.method === 'notifications/initialized') this.ready = true;
       return;
     }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from '../helpers.js';
-import { answer, call, eventually, open, send, startGateway, startUpstream, stop, toolCall, upstreamCounts, type Proc } from './http-helpers.js';
+import { answer, call, eventually, open, send, startGateway, startScriptedUpstream, startUpstream, stop, toolCall, upstreamCounts, type Proc } from './http-helpers.js';
 import { MAX_INFLIGHT_CALLS_PER_IDENTITY } from '../../src/gateway/proxy.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -122,5 +122,37 @@ test('HTTP gateway (2025-11-25): an identity\'s calls in flight upstream are cap
     await Promise.all(held.map((h) => h.sent));
     await stop(gw);
     await stop(upstream);
+  }
+});
+
+test('HTTP gateway (2025-11-25): a tools/list or prompts/list its client cancels while the upstream holds it has its upstream POST closed (abandon)', async () => {
+  const policy = join(tmp.dir, 'lists.yaml');
+  writeFileSync(policy, 'version: 1\ndefault: allow\n');
+  const db = join(tmp.dir, 'lists.db');
+  // holds every list request: no answer, its POST open, as an SDK server leaves a cancelled request's
+  const up = await startScriptedUpstream((m) => m.method === 'tools/list' || m.method === 'prompts/list');
+  let gw: Proc | undefined;
+  const held: { ac: AbortController; sent: Promise<unknown> }[] = [];
+  try {
+    gw = await startGateway(policy, db, up.port);
+    const a = (await open('legacy', gw.port)).conn!;
+    // tools/list: its late answer would be dropped (droppedIds); prompts/list: passed on (cancelledOpen). Both are
+    // abandoned. The first is sent right after the handshake: it must take the path that can abandon it.
+    for (const [id, method] of [[11, 'tools/list'], [12, 'prompts/list']] as const) {
+      const ac = new AbortController();
+      held.push({ ac, sent: send(gw.port, a, { jsonrpc: '2.0', id, method, params: {} }, {}, {}, '/mcp', ac.signal).catch(() => undefined) });
+      await eventually(async () => (up.received.some((m) => m.id === id && m.method === method) ? true : undefined), `${method} to reach the upstream`);
+      assert.equal(up.closedEarly.has(id), false);
+      await send(gw.port, a, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'changed my mind' } });
+      await eventually(async () => (up.closedEarly.has(id) ? true : undefined), `the gateway to close the upstream POST of the cancelled ${method}`);
+    }
+    // the session goes on
+    const r = await send(gw.port, a, { jsonrpc: '2.0', id: 13, method: 'ping' });
+    assert.deepEqual(answer(r)?.result, {}, r.text);
+  } finally {
+    for (const h of held) h.ac.abort();
+    await Promise.all(held.map((h) => h.sent));
+    await stop(gw);
+    await up.close();
   }
 });

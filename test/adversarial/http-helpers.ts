@@ -4,7 +4,7 @@
  * node:http requests whose headers (Host included) are exactly what the test says.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer as createHttpServer, request, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
@@ -398,4 +398,56 @@ export async function deadPort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
+}
+
+// ------------------------------------------------------------------ a scripted upstream
+
+export interface ScriptedUpstream {
+  port: number;
+  /** every JSON-RPC message POSTed to it, in order */
+  received: Record<string, any>[];
+  /** ids of requests whose POST the gateway closed before this upstream had ended its answer */
+  closedEarly: Set<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * A 2025-11-25 Streamable HTTP upstream written by hand, in the test process, for what an SDK server
+ * cannot be made to do (hold a tools/list, flood a stream): `initialize` opens session "scripted",
+ * notifications and responses get 202, a GET 405 (no server stream), DELETE 200. Every other request
+ * goes to `onRequest`, which returns true when it took the request (to answer on `res` as it likes, or
+ * never); any other request gets `{}` as JSON.
+ */
+export async function startScriptedUpstream(onRequest: (m: Record<string, any>, res: ServerResponse) => boolean): Promise<ScriptedUpstream> {
+  const received: Record<string, any>[] = [];
+  const closedEarly = new Set<unknown>();
+  const server = createHttpServer((req, res) => {
+    if (req.method === 'GET') return void res.writeHead(405).end();
+    if (req.method === 'DELETE') return void res.writeHead(200).end();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const m = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, any>;
+      received.push(m);
+      const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'scripted' }).end(JSON.stringify(body));
+      if (m.method === 'initialize') {
+        return json({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params?.protocolVersion ?? '2025-06-18', capabilities: { tools: {}, prompts: {} }, serverInfo: { name: 'scripted', version: '1' } } });
+      }
+      if (m.id === undefined || m.method === undefined) return void res.writeHead(202).end();
+      res.once('close', () => {
+        if (!res.writableFinished) closedEarly.add(m.id);
+      });
+      if (!onRequest(m, res)) json({ jsonrpc: '2.0', id: m.id, result: {} });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as { port: number }).port,
+    received,
+    closedEarly,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
