@@ -136,6 +136,9 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
     ['keepalives_idle=-1', '?keepalives_idle=-1 is not a whole number'],
     ['sslmode=on', '?sslmode=on is no SSL mode: use one of disable, prefer, require, verify-ca, verify-full, no-verify'],
     ['sslmode=verify-full&sslrootcert=/no/such/ca.pem', '?sslrootcert=/no/such/ca.pem: no such file'],
+    // each file the driver reads as it parses the URL, not only the CA: a client certificate and its key
+    ['sslmode=require&sslcert=/no/such/client.crt', '?sslcert=/no/such/client.crt: no such file'],
+    ['sslmode=require&sslkey=/no/such/client.key', '?sslkey=/no/such/client.key: no such file'],
   ]) {
     const bad = runCli(['db', 'status', '--db', `${s.url('egress')}?${query}`]);
     assert.equal(bad.status, 2, `${query}: ${bad.stderr}`);
