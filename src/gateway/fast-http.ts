@@ -260,6 +260,16 @@ export class FastClientTransport implements Transport {
     return this.inner.sessionId;
   }
 
+  /**
+   * The SDK's transport ends a request when its `requestSignal` aborts, which is how a 2026-07-28 call
+   * is cancelled (LegacyOverModern asks this). Hidden, a 2025-11-25 session translated for a
+   * 2026-07-28-only upstream sent a notifications/cancelled the upstream ignores: a cancelled call ran
+   * on, its POST open (found by a test).
+   */
+  get hasPerRequestStream(): boolean | undefined {
+    return this.inner.hasPerRequestStream;
+  }
+
   start(): Promise<void> {
     return this.inner.start();
   }
