@@ -3,7 +3,7 @@ import v8 from 'node:v8';
 import { constants as osConstants } from 'node:os';
 import { Command } from 'commander';
 import { loadCommandRegistrars } from './commands/index.js';
-import { failureOf, InterruptedError } from './errors.js';
+import { failureOf, InterruptedError, UserError } from './errors.js';
 import { refuseEmptyValues } from './empty-values.js';
 import { EXIT } from './exit-codes.js';
 import { guardOutput, outputFailure, outputSettled } from './output.js';
@@ -60,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
   }
   await outputSettled();
   const outErr = outputFailure();
-  if (outErr) return report(Object.assign(new Error(`cannot write output: ${outErr.message}`), { code: (outErr as NodeJS.ErrnoException).code ?? 'EIO' }));
+  // Output that could not be written is an I/O failure whatever its errno: a socket stdout that ran
+  // out of kernel buffers (ENOBUFS, seen once under heavy output) was mapped to 70, internal error.
+  if (outErr) return report(new UserError(`cannot write output: ${outErr.message}`, EXIT.IO));
   return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
 }
 

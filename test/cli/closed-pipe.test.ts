@@ -100,3 +100,14 @@ test('output refused by the device (/dev/full) ends with EXIT.IO and says why, f
     assert.match(r.stderr, new RegExp(`^egress-triage: cannot write ${what}: ENOSPC`, 'm'), args.join(' '));
   }
 });
+
+// Any errno of a failed write is I/O: ENOBUFS (a socket stdout out of kernel buffers, seen once from the
+// stdio gateway under heavy output) was no code the error mapping knew, and ended with 70, internal error.
+// Here every write to stdout fails with it (a preloaded module; the kernel's own is hard to provoke).
+test('output refused with an errno the error mapping does not list (ENOBUFS) still ends with EXIT.IO, no stack trace', () => {
+  const preload = join(tmp.dir, 'enobufs.mjs');
+  writeFileSync(preload, "process.stdout._write = (chunk, enc, cb) => cb(Object.assign(new Error('write ENOBUFS'), { code: 'ENOBUFS', errno: -105, syscall: 'write' }));\n");
+  const r = spawnSync(process.execPath, ['--import', preload, CLI, 'stats', '--db', db], { encoding: 'utf8', env: { ...process.env, EGRESS_TRIAGE_CONFIG: '' } });
+  assert.equal(r.status, EXIT.IO, r.stderr);
+  assert.equal(r.stderr, 'egress-triage: cannot write output: write ENOBUFS\n');
+});
