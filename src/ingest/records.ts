@@ -415,7 +415,6 @@ function errorText(err: unknown): string {
   return m.replace(/^Parser cannot parse input: /, '');
 }
 
-/** "line:column" (1-based) of the first JSON syntax error in `text`, or null when it parses. */
 /** True when the JSON text is only cut short: its first syntax error is at its end. */
 function endsEarly(text: string): boolean {
   try {
@@ -427,6 +426,7 @@ function endsEarly(text: string): boolean {
   }
 }
 
+/** "line:column" (1-based) of the first JSON syntax error in `text`, or null when it parses. */
 export function syntaxPosition(text: string): string | null {
   try {
     JSON.parse(text);
