@@ -1,4 +1,4 @@
-import { daemonLookalike, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, vpnSignatureFor } from './vpn-signatures.js';
+import { daemonClaim, daemonLookalike, jobWritableDirectory, signatureSignals, suspiciousParent, temporaryDirectory, type VpnSignature } from './vpn-signatures.js';
 import { containerImageOf, inMemoryExecutable, normalizeProcessName } from '../domain/process-name.js';
 import { NEVER_DAEMON_TYPES } from '../domain/types.js';
 
@@ -12,7 +12,8 @@ import { NEVER_DAEMON_TYPES } from '../domain/types.js';
  * known VPN / mesh daemon and ANY of its calls contradicts that daemon: a risky destination, a
  * domain outside the daemon's signature, a parent chain through a package manager or interpreter, a
  * binary run from a temporary or job-writable folder, from memory or in a container image; or its
- * file did one of those under another name.
+ * file did one of those under another name. A name that extends a daemon's ("tailscaled-helper")
+ * is judged by the same checks but the daemon's signature (extensionContradiction).
  * The verdict is monotone: more evidence can flag a binary, never clear it.
  */
 
@@ -45,16 +46,52 @@ export function binaryKey(b: BinaryRef): string {
   return `${b.process}\u0001${b.sha256 ? `sha:${b.sha256.toLowerCase()}` : `path:${b.path ?? ''}`}`;
 }
 
-/** Why this call contradicts the daemon its binary is named after; null when it does not (or the name is no daemon's). */
+/**
+ * Why this call contradicts the daemon its binary is named after; null when it does not (or the name
+ * claims no daemon, vpn-signatures.ts daemonClaim).
+ */
 export function callContradiction(c: CallEvidence): string | null {
-  const sig = vpnSignatureFor(c.process);
-  if (!sig) return null;
+  const claim = daemonClaim(c.process);
+  if (!claim) return null;
+  if (claim.extends !== null) {
+    const why = extensionContradiction(claim.sig, c);
+    return why === null ? null : `named ${normalizeProcessName(c.process)}, after ${claim.extends}: ${why}`;
+  }
+  const sig = claim.sig;
   const like = lookalikeReason(c.process);
   if (like) return like;
-  if (c.detectionType !== undefined && NEVER_DAEMON_TYPES.has(c.detectionType)) return `a ${c.detectionType} detection: ${sig.daemon} does no such thing`;
-  if (c.risky) return `risky destination ${c.host}${c.riskyAt ? ` at ${c.riskyAt}` : ''}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
+  const never = neverDaemonCall(sig, c);
+  if (never) return never;
   // a detection with no destination (a secret in a build log) says nothing about where it calls
   if (!c.isIp && c.host !== '' && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
+  return binaryContradiction(sig, c);
+}
+
+/**
+ * Why a binary whose name extends a daemon's ("tailscaled-helper", "cloudflared-linux-amd64") is a
+ * suspected impostor, or null. It is judged as the daemon's binary is, by what no daemon's binary
+ * does: a risky call or a detection no daemon raises, a package manager or interpreter as parent, a
+ * temporary, job-writable or in-memory executable, a container image. Not by where else it calls:
+ * such a name is as often another program of the vendor's, or a release's file name installed as it
+ * was downloaded, whose destinations the daemon's signature does not describe. So a release-named
+ * cloudflared in /usr/local/bin stays unflagged, and the same file run from the job's temp folder is
+ * a suspected impostor that no rule over `cloudflared*` hides. A risky call counts as it does for the
+ * daemon's own name: such a binary is judged with the daemon's, no longer as another name of its
+ * file (sameFileOtherNameImpostors), so its risky call still flags its file's copy run as the daemon.
+ */
+function extensionContradiction(sig: VpnSignature, c: CallEvidence): string | null {
+  return neverDaemonCall(sig, c) ?? binaryContradiction(sig, c);
+}
+
+/** A call no daemon makes, wherever its binary runs from: a detection type no daemon raises, a risky destination. */
+function neverDaemonCall(sig: VpnSignature, c: CallEvidence): string | null {
+  if (c.detectionType !== undefined && NEVER_DAEMON_TYPES.has(c.detectionType)) return `a ${c.detectionType} detection: ${sig.daemon} does no such thing`;
+  if (c.risky) return `risky destination ${c.host}${c.riskyAt ? ` at ${c.riskyAt}` : ''}${c.risky !== c.host ? ` (${c.risky})` : ''}`;
+  return null;
+}
+
+/** How the binary was started or where it runs from, when no installed daemon is started or runs so. */
+function binaryContradiction(sig: VpnSignature, c: CallEvidence): string | null {
   const parent = suspiciousParent([...c.parentChain]);
   if (parent) return `started through ${parent}`;
   return runsFromReason(sig.daemon, c.path);

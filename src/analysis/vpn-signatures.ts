@@ -114,28 +114,54 @@ export const VPN_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.flatMap((s) =
 export const PORT_ONLY_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.filter(portOnly).flatMap((s) => s.names);
 
 /**
- * The names among `stored` (a store's distinct process names) that claim a daemon: its own names and
- * every look-alike of one (vpnSignatureFor). The stores select daemon-named processes by these, so a
- * binary named "tɑilscaled" is judged with the daemon's.
+ * The names among `stored` (a store's distinct process names) that claim a daemon (daemonClaim): its
+ * own names, every look-alike of one, and every name that extends one. The stores select daemon-named
+ * processes by these, so a binary named "tɑilscaled" or "tailscaled-helper" is judged with the
+ * daemon's.
  */
 export function daemonClaimingNames(stored: Iterable<string>): string[] {
   const out = new Set<string>(VPN_PROCESS_NAMES);
   // judged afresh, past the bounded caches: a store's names are many, and would evict ingest's
   for (const n of stored) {
     const name = normalizeProcessName(n);
-    if (byName.has(name) || drawnLike(name, VPN_PROCESS_NAMES) !== null) out.add(n);
+    if (byName.has(name) || extendedDaemonName(name) !== null || drawnLike(name, VPN_PROCESS_NAMES) !== null) out.add(n);
   }
   return [...out];
 }
 
 const byName = new Map<string, VpnSignature>();
 for (const s of VPN_SIGNATURES) for (const n of s.names) byName.set(n, s);
+/** Longest first: "zerotier-one-x" extends zerotier-one, not zerotier. */
+const NAMES_LONGEST_FIRST = [...VPN_PROCESS_NAMES].sort((a, b) => b.length - a.length);
+
+/**
+ * The daemon's name a (normalised) process name extends, or null: the name begins with a daemon's
+ * name and goes on ("tailscaled-helper", "tailscaled.old", "tailscaled2", "cloudflared-linux-amd64",
+ * and the kernel's 15-byte cut "twingate-connec"). A rule's glob over the daemon's name
+ * (`process=tailscaled*`) covers such a name too, so a payload renamed so would pass under a rule
+ * written for the daemon unless it is judged. A daemon's own name is no extension of another
+ * ("tailscaled" is tailscale's daemon, not an extension of "tailscale").
+ */
+export function extendedDaemonName(name: string): string | null {
+  if (byName.has(name)) return null;
+  return NAMES_LONGEST_FIRST.find((n) => name.length > n.length && name.startsWith(n)) ?? null;
+}
+
+/**
+ * What a process name claims of a VPN / mesh daemon: the daemon's signature, and the daemon's name it
+ * extends (extendedDaemonName) when it is not the daemon's own name nor drawn like it.
+ */
+export interface DaemonClaim {
+  sig: VpnSignature;
+  /** "tailscaled" for "tailscaled-helper"; null for a daemon's own name or a look-alike of one */
+  extends: string | null;
+}
 
 /**
  * Names already looked up (bounded). Ingest asks once per new call, with the few process names a
  * tenant has: normalising the name each time was a measurable part of the ingest's main thread.
  */
-const looked = new Map<string, VpnSignature | null>();
+const looked = new Map<string, DaemonClaim | null>();
 const LOOKED_MAX = 4_096;
 
 /**
@@ -162,14 +188,26 @@ const lookalikes = new Map<string, string | null>();
  * impostor of it, never a process of its own that a rule over its name could silence.
  */
 export function vpnSignatureFor(processName: string): VpnSignature | null {
-  let s = looked.get(processName);
-  if (s === undefined) {
+  const claim = daemonClaim(processName);
+  return claim !== null && claim.extends === null ? claim.sig : null;
+}
+
+/**
+ * The daemon a process name claims (DaemonClaim): by its own name, a look-alike of it
+ * (vpnSignatureFor), or a name that extends it (extendedDaemonName). Null for every other name: no
+ * call of such a binary is judged against a daemon.
+ */
+export function daemonClaim(processName: string): DaemonClaim | null {
+  let c = looked.get(processName);
+  if (c === undefined) {
     const name = normalizeProcessName(processName);
-    s = byName.get(name) ?? byName.get(daemonLookalike(name) ?? '') ?? null;
+    const own = byName.get(name) ?? byName.get(daemonLookalike(name) ?? '');
+    const extended = own === undefined ? extendedDaemonName(name) : null;
+    c = own !== undefined ? { sig: own, extends: null } : extended !== null ? { sig: byName.get(extended)!, extends: extended } : null;
     if (looked.size >= LOOKED_MAX) looked.clear();
-    looked.set(processName, s);
+    looked.set(processName, c);
   }
-  return s;
+  return c;
 }
 
 interface CompiledSignature {

@@ -25,7 +25,7 @@ import {
 import type { AdapterOutput } from '../ingest/adapters/types.js';
 import { AllowedEndpoints } from './allowed-endpoints.js';
 import { binaryKey, type BinaryRef } from '../analysis/impostor.js';
-import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
+import { daemonClaim } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 
 /**
@@ -459,14 +459,14 @@ export class DetectionEngine {
   }
 
   /**
-   * Who counted `endpoint` for the run (see RunState.callers). A binary with no VPN daemon's name is
+   * Who counted `endpoint` for the run (see RunState.callers). A binary whose name claims no VPN daemon is
    * never flagged by its calls, and one whose file is flagged already does not get here (a suspect
    * call counts nothing): its call counts whatever the callers were. One with such a name
    * can still be found to be one before the run completes, linked to a flagged binary as the same
    * file (analysis/impostor-links.ts): it joins the callers, and completion judges them then.
    */
   private noteCaller(run: RunState, endpoint: string, variant: ProcessVariant, fresh: boolean): void {
-    if (vpnSignatureFor(variant.normName) === null) {
+    if (daemonClaim(variant.normName) === null) {
       run.callers?.delete(endpoint);
       return;
     }

@@ -2,7 +2,7 @@ import type { CallFacts, DetectionSubject, Releases, Suppressor } from '../domai
 import { compileStoredRule, matchSubject, type CompiledRule } from './matcher.js';
 import { callContradiction, otherNameBinaryEvidence, otherNameReason, otherNameRiskyCall, riskyOfCall, sameFileOtherNameImpostors, type BinaryRef, type OtherNameEvidence, type SuspectedImpostor } from '../analysis/impostor.js';
 import { fileKey, isLink } from '../analysis/impostor-links.js';
-import { vpnSignatureFor } from '../analysis/vpn-signatures.js';
+import { daemonClaim } from '../analysis/vpn-signatures.js';
 import { riskyDestinations } from '../analysis/risky-destinations.js';
 import { ImpostorSet, neverSuppress } from './guards.js';
 import type { RulesPort, RulesStore } from '../storage/rules-port.js';
@@ -102,14 +102,14 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       return 0;
     },
     suspected: (b) => impostors.get(b) !== null,
-    // observe() flags only a binary named like a VPN daemon
-    canFlag: (process) => vpnSignatureFor(process) !== null,
+    // observe() flags only a binary whose name claims a VPN daemon (its own, a look-alike, an extension)
+    canFlag: (process) => daemonClaim(process) !== null,
     mayBeLinked: (b) => b.path !== null && files.has(fileKey(b.process, b.path)),
     observe(call: CallFacts): boolean {
-      // Only a daemon's name can be flagged by its calls, but a flag is the file's (ImpostorSet.get):
+      // Only a name claiming a daemon can be flagged by its calls, but a flag is the file's (ImpostorSet.get):
       // the flagged hash run as `curl` is the same binary, and its calls to the job's baseline or
       // allowed endpoints must raise, and teach nothing, as they do under the daemon's name.
-      if (!vpnSignatureFor(call.process)) {
+      if (!daemonClaim(call.process)) {
         if (call.processSha256 === null) return false;
         const h = call.processSha256.toLowerCase();
         if (!evidenceByHash.has(h)) {

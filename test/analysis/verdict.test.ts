@@ -241,10 +241,15 @@ test('a daemon name with a combining mark on a letter, a stroke through one, or 
   }
 });
 
-test('names drawn like no daemon stay as they are: no daemon verdict', () => {
-  for (const name of ['node', 'curl', 'tailscale-update', 'openvpn2', 'netbirds', 'wg0', 'npm']) {
+test('names drawn like no daemon stay as they are: no daemon verdict; one that extends a daemon\'s name is judged as an extension, never as drawn like it', () => {
+  const risky = (name: string) => callContradiction({ process: name, sha256: SHA, path: null, parentChain: [], host: 'webhook.site', port: 443, isIp: false, risky: 'webhook.site' });
+  for (const name of ['node', 'curl', 'wg0', 'npm']) {
     assert.equal(vpnSignatureFor(name), null, name);
-    assert.equal(callContradiction({ process: name, sha256: SHA, path: null, parentChain: [], host: 'webhook.site', port: 443, isIp: false, risky: 'webhook.site' }), null, name);
+    assert.equal(risky(name), null, name);
+  }
+  for (const [name, daemon] of [['tailscale-update', 'tailscale'], ['openvpn2', 'openvpn'], ['netbirds', 'netbird']]) {
+    assert.equal(vpnSignatureFor(name!), null, name);
+    assert.equal(risky(name!), `named ${name}, after ${daemon}: risky destination webhook.site`);
   }
 });
 
