@@ -8,10 +8,11 @@ import type { RulesPort } from '../storage/rules-port.js';
  * name holding a character drawn blank (U+2800, U+1D159) read as the name it shows
  * ("tailscaled\u2800"); 5, private-use and unassigned code points read the same way
  * ("tailscaled\uE000"), and a name split or joined otherwise than a daemon's drawn like it ("tail
- * scaled", "wgquick"). A store remembers the revision it was last judged by (its meta
- * `verdict_revision`; none before 2).
+ * scaled", "wgquick"); 6, a name that extends a daemon's ("tailscaled-helper") judged by the
+ * daemon's binary evidence (its path, its parents), which a rule over the daemon's glob covered. A
+ * store remembers the revision it was last judged by (its meta `verdict_revision`; none before 2).
  */
-export const VERDICT_REVISION = 5;
+export const VERDICT_REVISION = 6;
 
 /**
  * Brings a store judged by an older verdict up to this one: every detection that a rule (or the
