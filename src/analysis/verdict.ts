@@ -4,7 +4,7 @@ import type { ImpostorSet } from '../rules/guards.js';
 import { lookalikeReason, runsFromReason } from './impostor.js';
 import { addCount, cmp, mergeCounts, topN, uniq, type Counts, type IdCounter } from './counts.js';
 import type { EndpointFacts } from './endpoint-facts.js';
-import { namesOwnServer, portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
+import { daemonClaim, namesOwnServer, portOnly, suspiciousParent, vpnSignatureFor, type VpnSignature } from './vpn-signatures.js';
 import type { BinaryVerdict, VpnEvidence } from './types.js';
 
 /**
@@ -161,10 +161,14 @@ export function judgeBinary(
  * Verdicts of every binary of a group, most detections first (ties by key). Names that are no
  * daemon's leave every binary unverified. A binary the tenant's other evidence flags (another status,
  * window or repo, or a call seen at ingest that left no detection) is an impostor here too, so the
- * analysis and the rule guards always agree.
+ * analysis and the rule guards always agree. A name that extends a daemon's ("tailscaled-helper") is
+ * no daemon's here, no signature vouches for it, but a binary of it the tenant's verdict flags
+ * (impostor.ts callContradiction) is an impostor: the group is shown whatever the minimum count, and
+ * says why no rule hides it.
  */
 export function judgeGroup(name: string, variants: VariantEvidence[], facts: EndpointFacts, impostors: ImpostorSet, scratch: IdCounter): JudgedBinary[] {
   const sig = vpnSignatureFor(name);
+  const extension = sig === null && daemonClaim(name) !== null;
   const out: JudgedBinary[] = [];
   for (const b of groupBinaries(variants)) {
     const path = topN(b.paths, 1, (k) => k ?? '')[0]?.[0] ?? null;
@@ -181,6 +185,12 @@ export function judgeGroup(name: string, variants: VariantEvidence[], facts: End
         v.verdict = 'impostor';
         v.contradicting.push(`flagged from the tenant's other evidence: ${flagged.reason}`);
         vouchedByServers = false;
+      }
+    } else if (extension) {
+      const flagged = impostors.get({ process: name, sha256: b.sha256, path });
+      if (flagged) {
+        v.verdict = 'impostor';
+        v.contradicting.push(`flagged by the tenant's verdict: ${flagged.reason}`);
       }
     }
     out.push({ key: b.key, verdict: v, variants: b.variants.map((x) => x.variant), riskyCalls, servers, vouchedByServers, unexplained });

@@ -135,6 +135,18 @@ storeTest('preview and create (CLI): a glob over a daemon\'s name is refused whi
   }
   const visible = (prefix: string) => cases.filter((c) => c.visible && c.p.name.startsWith(prefix)).length;
 
+  // the analysis agrees: a group with a suspected impostor is shown whatever the minimum count, and says why
+  const analysis = await cliResult(['analyze', '--db', at.db, '--min-count', '1000', '--json']);
+  assert.equal(analysis.status, 0, analysis.stderr);
+  const groups = (JSON.parse(analysis.stdout) as { processes: { process: string; vpn_evidence: { contradicting: string[] } }[] }).processes;
+  assert.deepEqual(groups.map((g) => g.process).sort(), ['cloudflared-linux-amd64', 'tailscaled', 'tailscaled-helper', 'tailscaled.old', 'tailscaled2']);
+  assert.ok(
+    groups.find((g) => g.process === 'tailscaled.old')!.vpn_evidence.contradicting.includes(
+      "flagged by the tenant's verdict: named tailscaled.old, after tailscaled: runs from /tmp/, a temporary directory no installer puts tailscale in",
+    ),
+    JSON.stringify(groups),
+  );
+
   const preview = await cliResult(['rules', 'preview', '--db', at.db, '--condition', 'process=tailscaled*', '--json']);
   assert.equal(preview.status, 0, preview.stderr);
   const p = JSON.parse(preview.stdout) as { impostor_matches: number; refused_reason: string | null };
