@@ -4,7 +4,7 @@
  * node:http requests whose headers (Host included) are exactly what the test says.
  */
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, request, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, request, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer } from 'node:net';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI as GATEWAY_CLI, FIXTURE } from '../gateway/helpers.js';
@@ -440,11 +440,14 @@ export async function startScriptedUpstream(onRequest: (m: Record<string, any>, 
       if (!onRequest(m, res)) json({ jsonrpc: '2.0', id: m.id, result: {} });
     });
   });
+  return { ...(await listenOnLoopback(server)), received, closedEarly };
+}
+
+/** Listens on a free loopback port; close() ends open connections too, so no held request keeps it up. */
+export async function listenOnLoopback(server: Server): Promise<{ port: number; close(): Promise<void> }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     port: (server.address() as { port: number }).port,
-    received,
-    closedEarly,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -19,7 +19,7 @@ import * as z from 'zod/v4';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { McpServer, createMcpHandler } from '@modelcontextprotocol/server';
 import { tempDir } from '../helpers.js';
-import { answer, eventually, open, send, startGateway, stop, toolCall, type Proc } from './http-helpers.js';
+import { answer, eventually, listenOnLoopback, open, send, startGateway, stop, toolCall, type Proc } from './http-helpers.js';
 
 const tmp = tempDir('egress-adv-translated-cancel-');
 after(() => tmp.cleanup());
@@ -41,15 +41,14 @@ async function modernOnlyUpstream() {
   }, { legacy: 'reject' });
   const node = toNodeHandler(handler);
   const server = createServer((req, res) => void node(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const listening = await listenOnLoopback(server);
   return {
-    port: (server.address() as { port: number }).port,
+    port: listening.port,
     holding,
     ended,
     close: async () => {
       await handler.close();
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await listening.close();
     },
   };
 }
