@@ -51,10 +51,14 @@ export function binaryKey(b: BinaryRef): string {
  * claims no daemon, vpn-signatures.ts daemonClaim).
  */
 export function callContradiction(c: CallEvidence): string | null {
+  return contradiction(c);
+}
+
+function contradiction(c: CallEvidence, started?: StartContradictions): string | null {
   const claim = daemonClaim(c.process);
   if (!claim) return null;
   if (claim.extends !== null) {
-    const why = extensionContradiction(claim.sig, c);
+    const why = extensionContradiction(claim.sig, c, started);
     return why === null ? null : `named ${normalizeProcessName(c.process)}, after ${claim.extends}: ${why}`;
   }
   const sig = claim.sig;
@@ -64,7 +68,7 @@ export function callContradiction(c: CallEvidence): string | null {
   if (never) return never;
   // a detection with no destination (a secret in a build log) says nothing about where it calls
   if (!c.isIp && c.host !== '' && signatureSignals(sig, c.host, c.port, false).length === 0) return `domain outside ${sig.daemon}'s signature: ${c.host}`;
-  return binaryContradiction(sig, c);
+  return binaryContradiction(sig, c, started);
 }
 
 /**
@@ -79,8 +83,8 @@ export function callContradiction(c: CallEvidence): string | null {
  * daemon's own name: such a binary is judged with the daemon's, no longer as another name of its
  * file (sameFileOtherNameImpostors), so its risky call still flags its file's copy run as the daemon.
  */
-function extensionContradiction(sig: VpnSignature, c: CallEvidence): string | null {
-  return neverDaemonCall(sig, c) ?? binaryContradiction(sig, c);
+function extensionContradiction(sig: VpnSignature, c: CallEvidence, started?: StartContradictions): string | null {
+  return neverDaemonCall(sig, c) ?? binaryContradiction(sig, c, started);
 }
 
 /** A call no daemon makes, wherever its binary runs from: a detection type no daemon raises, a risky destination. */
@@ -91,11 +95,31 @@ function neverDaemonCall(sig: VpnSignature, c: CallEvidence): string | null {
 }
 
 /** How the binary was started or where it runs from, when no installed daemon is started or runs so. */
-function binaryContradiction(sig: VpnSignature, c: CallEvidence): string | null {
-  const parent = suspiciousParent([...c.parentChain]);
-  if (parent) return `started through ${parent}`;
-  return runsFromReason(sig.daemon, c.path);
+function binaryContradiction(sig: VpnSignature, c: CallEvidence, started?: StartContradictions): string | null {
+  if (started === undefined) return startContradiction(sig.daemon, c.parentChain, c.path);
+  let byPath = started.get(c.parentChain);
+  if (byPath === undefined) started.set(c.parentChain, (byPath = new Map()));
+  const key = `${sig.daemon}\u0000${c.path ?? '\u0000'}`;
+  let why = byPath.get(key);
+  if (why === undefined) byPath.set(key, (why = startContradiction(sig.daemon, c.parentChain, c.path)));
+  return why;
 }
+
+function startContradiction(daemon: string, parentChain: CallEvidence['parentChain'], path: string | null | undefined): string | null {
+  const parent = suspiciousParent([...parentChain]);
+  if (parent) return `started through ${parent}`;
+  return runsFromReason(daemon, path);
+}
+
+/**
+ * binaryContradiction's answers within one judgement of many calls, by parent chain array (the same
+ * array for every call of one stored variant, storedCallEvidence) and then daemon and path: how a
+ * binary was started and where it runs from do not change from call to call, and a store's evidence
+ * is one call per variant and destination (129,026 of the genuine tailscaled's in the 10M benchmark
+ * store, where judging each call's start and path again was a third of `rules create`'s CPU). A
+ * chain array must not be changed while its calls are judged (CallEvidence's is read-only).
+ */
+type StartContradictions = WeakMap<CallEvidence['parentChain'], Map<string, string | null>>;
 
 /**
  * Why a daemon's binary at `path` is a suspected impostor by where it runs from, or null: a temporary
@@ -243,10 +267,11 @@ export function hashedDaemons(procs: readonly { norm_name: string; sha256: strin
 /** The suspected impostors among the binaries of these calls. */
 export function suspectedImpostors(calls: Iterable<CallEvidence>): SuspectedImpostor[] {
   const out = new Map<string, SuspectedImpostor>();
+  const started: StartContradictions = new WeakMap();
   for (const c of calls) {
     const k = binaryKey(c);
     if (out.has(k)) continue;
-    const reason = callContradiction(c);
+    const reason = contradiction(c, started);
     if (reason) out.set(k, { process: c.process, sha256: c.sha256, path: c.sha256 ? null : c.path, reason });
   }
   return [...out.values()];
