@@ -1,6 +1,6 @@
 import { writeMeta, type SqliteDatabase } from './db.js';
 import { ensureTenant } from './ingest-session.js';
-import { SqliteRulesRepo, type MatchPredicate, type RuleRow } from './rules-repo.js';
+import { beganWrite, endedWrite, SqliteRulesRepo, type MatchPredicate, type RuleRow } from './rules-repo.js';
 import type { CompiledRule } from '../../rules/matcher.js';
 import { ImpostorSet } from '../../rules/guards.js';
 import type { RuleConditions } from '../../rules/types.js';
@@ -124,12 +124,15 @@ export class SqliteRulesPort implements RulesPort, RulesWriter {
       const nested = db.inTransaction;
       db.exec(nested ? 'SAVEPOINT rules_write' : 'BEGIN IMMEDIATE');
       try {
+        if (!nested) beganWrite(db);
         const out = await fn(this);
         db.exec(nested ? 'RELEASE rules_write' : 'COMMIT');
         return out;
       } catch (err) {
         if (db.inTransaction) db.exec(nested ? 'ROLLBACK TO rules_write; RELEASE rules_write' : 'ROLLBACK');
         throw err;
+      } finally {
+        if (!nested) endedWrite(db);
       }
     };
     if (db.inTransaction) return run();

@@ -90,9 +90,47 @@ const WATCHERS = new WeakMap<SqliteDatabase, SqliteDatabase>();
  */
 function committedStamp(db: SqliteDatabase): number | null {
   if (db.inTransaction || db.memory) return null;
+  return watcherStamp(db);
+}
+
+function watcherStamp(db: SqliteDatabase): number {
   let w = WATCHERS.get(db);
   if (!w) WATCHERS.set(db, (w = new Database(db.name, { readonly: true, fileMustExist: true })));
   return w.pragma('data_version', { simple: true }) as number;
+}
+
+/** The commit stamp at which the connection's open write transaction began, and its total_changes() then. */
+const WRITE_BASES = new WeakMap<SqliteDatabase, { stamp: number; changes: number }>();
+
+function totalChanges(db: SqliteDatabase): number {
+  return db.prepare('SELECT total_changes()').pluck().get() as number;
+}
+
+/**
+ * Call right after BEGIN IMMEDIATE (SqliteRulesPort.write). The transaction holds the write lock, so
+ * no other connection commits while it is open: until it writes, it sees exactly the store at the
+ * commit stamp read now, and a verdict cached at that stamp is its verdict too. A preview followed by
+ * a create in one process (an MCP session, the dashboard) then judges the store's binaries once: at
+ * 10M detections that judgement was a fifth of `rules create`'s CPU (docs/benchmarks.md).
+ */
+export function beganWrite(db: SqliteDatabase): void {
+  if (db.memory || !db.inTransaction) return;
+  WRITE_BASES.set(db, { stamp: watcherStamp(db), changes: totalChanges(db) });
+}
+
+/** Call when the write transaction begun by beganWrite commits or rolls back. */
+export function endedWrite(db: SqliteDatabase): void {
+  WRITE_BASES.delete(db);
+}
+
+/**
+ * The stamp the open write transaction began at, while it has changed no row (total_changes() counts
+ * its temp tables too, which only makes this say null more often); null otherwise.
+ */
+function unchangedWriteStamp(db: SqliteDatabase): number | null {
+  const base = WRITE_BASES.get(db);
+  if (base === undefined || !db.inTransaction) return null;
+  return totalChanges(db) === base.changes ? base.stamp : null;
 }
 
 /**
@@ -276,11 +314,12 @@ export class SqliteRulesRepo {
    * The tenant's suspected impostors. The verdict is a pure function of the committed rows, and every
    * analyze, preview and create needs it: it is reused while no commit has happened since. Inside a
    * transaction (whose own uncommitted writes may flag a binary) it is computed afresh, unless the
-   * caller opened a read-only snapshot and passes the stamp it took just before: the snapshot then sees
-   * at least that state, and a later commit changes the stamp, so a reused verdict is never stale.
+   * caller opened a read-only snapshot and passes the stamp it took just before (the snapshot then sees
+   * at least that state, and a later commit changes the stamp, so a reused verdict is never stale), or
+   * the transaction is a rules write that has changed nothing yet (beganWrite).
    */
   impostors(tenantId: number, stampBeforeSnapshot?: number | null): ImpostorVerdict {
-    const stamp = stampBeforeSnapshot !== undefined ? stampBeforeSnapshot : committedStamp(this.db);
+    const stamp = stampBeforeSnapshot !== undefined ? stampBeforeSnapshot : (committedStamp(this.db) ?? unchangedWriteStamp(this.db));
     const cacheKey = `${tenantId}\n${this.riskyKey}`;
     const hit = this.impostorCache.get(cacheKey);
     if (stamp !== null && hit && hit.key === stamp) return copyVerdict(hit.value);
