@@ -12,8 +12,9 @@ import { NEVER_DAEMON_TYPES } from '../domain/types.js';
  * known VPN / mesh daemon and ANY of its calls contradicts that daemon: a risky destination, a
  * domain outside the daemon's signature, a parent chain through a package manager or interpreter, a
  * binary run from a temporary or job-writable folder, from memory or in a container image; or its
- * file did one of those under another name. A name that extends a daemon's ("tailscaled-helper")
- * is judged by the same checks but the daemon's signature (extensionContradiction).
+ * file did one of those under another name. A name that extends or contains a daemon's
+ * ("tailscaled-helper", "my-tailscaled") is judged by the same checks but the daemon's signature
+ * (extensionContradiction).
  * The verdict is monotone: more evidence can flag a binary, never clear it.
  */
 
@@ -57,9 +58,9 @@ export function callContradiction(c: CallEvidence): string | null {
 function contradiction(c: CallEvidence, started?: StartContradictions): string | null {
   const claim = daemonClaim(c.process);
   if (!claim) return null;
-  if (claim.extends !== null) {
+  if (claim.within !== null) {
     const why = extensionContradiction(claim.sig, c, started);
-    return why === null ? null : `named ${normalizeProcessName(c.process)}, after ${claim.extends}: ${why}`;
+    return why === null ? null : `named ${normalizeProcessName(c.process)}, after ${claim.within}: ${why}`;
   }
   const sig = claim.sig;
   const like = lookalikeReason(c.process);
@@ -72,14 +73,16 @@ function contradiction(c: CallEvidence, started?: StartContradictions): string |
 }
 
 /**
- * Why a binary whose name extends a daemon's ("tailscaled-helper", "cloudflared-linux-amd64") is a
- * suspected impostor, or null. It is judged as the daemon's binary is, by what no daemon's binary
- * does: a risky call or a detection no daemon raises, a package manager or interpreter as parent, a
- * temporary, job-writable or in-memory executable, a container image. Not by where else it calls:
- * such a name is as often another program of the vendor's, or a release's file name installed as it
- * was downloaded, whose destinations the daemon's signature does not describe. So a release-named
- * cloudflared in /usr/local/bin stays unflagged, and the same file run from the job's temp folder is
- * a suspected impostor that no rule over `cloudflared*` hides. A risky call counts as it does for the
+ * Why a binary whose name extends or contains a daemon's ("tailscaled-helper",
+ * "cloudflared-linux-amd64", "my-tailscaled", "nm-openvpn-service") is a suspected impostor, or
+ * null. It is judged as the daemon's binary is, by what no daemon's binary does: a risky call or a
+ * detection no daemon raises, a package manager or interpreter as parent, a temporary, job-writable
+ * or in-memory executable, a container image. Not by where else it calls: such a name is as often
+ * another program of the vendor's, a release's file name installed as it was downloaded, or another
+ * project's program built around the daemon (NetworkManager's OpenVPN plugin), whose destinations
+ * the daemon's signature does not describe. So a release-named cloudflared in /usr/local/bin stays
+ * unflagged, and the same file run from the job's temp folder is a suspected impostor that no rule
+ * over `cloudflared*` (or `*tailscaled*` over a `my-tailscaled`) hides. A risky call counts as it does for the
  * daemon's own name: such a binary is judged with the daemon's, no longer as another name of its
  * file (sameFileOtherNameImpostors), so its risky call still flags its file's copy run as the daemon.
  */

@@ -161,10 +161,10 @@ export function judgeBinary(
  * Verdicts of every binary of a group, most detections first (ties by key). Names that are no
  * daemon's leave every binary unverified. A binary the tenant's other evidence flags (another status,
  * window or repo, or a call seen at ingest that left no detection) is an impostor here too, so the
- * analysis and the rule guards always agree. A name that extends a daemon's ("tailscaled-helper") is
- * no daemon's here, no signature vouches for it, but a binary of it the tenant's verdict flags
- * (impostor.ts callContradiction) is an impostor: the group is shown whatever the minimum count, and
- * says why no rule hides it.
+ * analysis and the rule guards always agree. A name that extends or contains a daemon's
+ * ("tailscaled-helper", "my-tailscaled") is no daemon's here, no signature vouches for it, but a
+ * binary of it the tenant's verdict flags (impostor.ts callContradiction) is an impostor: the group is
+ * shown whatever the minimum count, and says why no rule hides it.
  */
 export function judgeGroup(name: string, variants: VariantEvidence[], facts: EndpointFacts, impostors: ImpostorSet, scratch: IdCounter): JudgedBinary[] {
   const sig = vpnSignatureFor(name);

@@ -115,16 +115,16 @@ export const PORT_ONLY_PROCESS_NAMES: readonly string[] = VPN_SIGNATURES.filter(
 
 /**
  * The names among `stored` (a store's distinct process names) that claim a daemon (daemonClaim): its
- * own names, every look-alike of one, and every name that extends one. The stores select daemon-named
- * processes by these, so a binary named "tɑilscaled" or "tailscaled-helper" is judged with the
- * daemon's.
+ * own names, every look-alike of one, and every name that extends or contains one. The stores select
+ * daemon-named processes by these, so a binary named "tɑilscaled", "tailscaled-helper" or
+ * "my-tailscaled" is judged with the daemon's.
  */
 export function daemonClaimingNames(stored: Iterable<string>): string[] {
   const out = new Set<string>(VPN_PROCESS_NAMES);
   // judged afresh, past the bounded caches: a store's names are many, and would evict ingest's
   for (const n of stored) {
     const name = normalizeProcessName(n);
-    if (byName.has(name) || extendedDaemonName(name) !== null || drawnLike(name, VPN_PROCESS_NAMES) !== null) out.add(n);
+    if (byName.has(name) || containedDaemonName(name) !== null || drawnLike(name, VPN_PROCESS_NAMES) !== null) out.add(n);
   }
   return [...out];
 }
@@ -148,13 +148,30 @@ export function extendedDaemonName(name: string): string | null {
 }
 
 /**
+ * The daemon's name a (normalised) process name holds anywhere without being it, or null: the name it
+ * extends (extendedDaemonName) first, else the longest daemon's name inside it ("my-tailscaled",
+ * "x-tailscaled", "run_tailscaled", "xtailscaledx", "networkmanager-openvpn"). A rule's glob with a
+ * leading star (`process=*tailscaled*`) covers such a name as `tailscaled*` covers an extension, so a
+ * payload renamed so would pass under it unless it is judged. Short daemon names sit inside
+ * legitimate programs' names (NetworkManager's `nm-openvpn-service`, `wireguard-tools`): such a name
+ * is judged only by binary evidence (impostor.ts extensionContradiction), never by where it calls.
+ */
+export function containedDaemonName(name: string): string | null {
+  if (byName.has(name)) return null;
+  return extendedDaemonName(name) ?? NAMES_LONGEST_FIRST.find((n) => name.length > n.length && name.includes(n)) ?? null;
+}
+
+/**
  * What a process name claims of a VPN / mesh daemon: the daemon's signature, and the daemon's name it
- * extends (extendedDaemonName) when it is not the daemon's own name nor drawn like it.
+ * extends or contains (containedDaemonName) when it is not the daemon's own name nor drawn like it.
  */
 export interface DaemonClaim {
   sig: VpnSignature;
-  /** "tailscaled" for "tailscaled-helper"; null for a daemon's own name or a look-alike of one */
-  extends: string | null;
+  /**
+   * "tailscaled" for "tailscaled-helper" and for "my-tailscaled": the daemon's name this longer name
+   * holds; null for a daemon's own name or a look-alike of one
+   */
+  within: string | null;
 }
 
 /**
@@ -189,21 +206,21 @@ const lookalikes = new Map<string, string | null>();
  */
 export function vpnSignatureFor(processName: string): VpnSignature | null {
   const claim = daemonClaim(processName);
-  return claim !== null && claim.extends === null ? claim.sig : null;
+  return claim !== null && claim.within === null ? claim.sig : null;
 }
 
 /**
  * The daemon a process name claims (DaemonClaim): by its own name, a look-alike of it
- * (vpnSignatureFor), or a name that extends it (extendedDaemonName). Null for every other name: no
- * call of such a binary is judged against a daemon.
+ * (vpnSignatureFor), or a name that extends or contains it (containedDaemonName). Null for every other
+ * name: no call of such a binary is judged against a daemon.
  */
 export function daemonClaim(processName: string): DaemonClaim | null {
   let c = looked.get(processName);
   if (c === undefined) {
     const name = normalizeProcessName(processName);
     const own = byName.get(name) ?? byName.get(daemonLookalike(name) ?? '');
-    const extended = own === undefined ? extendedDaemonName(name) : null;
-    c = own !== undefined ? { sig: own, extends: null } : extended !== null ? { sig: byName.get(extended)!, extends: extended } : null;
+    const within = own === undefined ? containedDaemonName(name) : null;
+    c = own !== undefined ? { sig: own, within: null } : within !== null ? { sig: byName.get(within)!, within } : null;
     if (looked.size >= LOOKED_MAX) looked.clear();
     looked.set(processName, c);
   }

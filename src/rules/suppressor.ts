@@ -102,7 +102,7 @@ export async function suppressorOver(port: RulesPort, tenant: string): Promise<S
       return 0;
     },
     suspected: (b) => impostors.get(b) !== null,
-    // observe() flags only a binary whose name claims a VPN daemon (its own, a look-alike, an extension)
+    // observe() flags only a binary whose name claims a VPN daemon (its own, a look-alike, one extending or containing it)
     canFlag: (process) => daemonClaim(process) !== null,
     mayBeLinked: (b) => b.path !== null && files.has(fileKey(b.process, b.path)),
     observe(call: CallFacts): boolean {

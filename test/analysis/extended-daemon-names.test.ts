@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { RiskyDestinations } from '../../src/analysis/risky-destinations.js';
-import { daemonClaim, daemonClaimingNames, extendedDaemonName, VPN_PROCESS_NAMES, VPN_SIGNATURES, vpnSignatureFor, type VpnSignature } from '../../src/analysis/vpn-signatures.js';
-import { callContradiction, suspectedImpostors, type CallEvidence } from '../../src/analysis/impostor.js';
+import { daemonClaim, daemonClaimingNames, extendedDaemonName, VPN_PROCESS_NAMES, VPN_SIGNATURES, vpnSignatureFor } from '../../src/analysis/vpn-signatures.js';
+import { callContradiction } from '../../src/analysis/impostor.js';
 import { ImpostorSet, neverSuppress } from '../../src/rules/guards.js';
 import { normalizeProcessName } from '../../src/domain/process-name.js';
+import { call, CLEAN_PARENTS, INSTALLED_PATHS, PAYLOAD_PARENTS, PAYLOAD_PATHS, refused, risky, SHA, signatureDestination } from './daemon-binary-evidence.js';
 
 /**
  * A name that extends a VPN daemon's (`tailscaled-helper`, `tailscaled.old`, `tailscaled2`) is what a
@@ -14,42 +14,6 @@ import { normalizeProcessName } from '../../src/domain/process-name.js';
  * the daemon's binary evidence (where it runs from, how it was started, its file), not by the daemon's
  * signature: a release-named cloudflared in /usr/local/bin stays unflagged.
  */
-
-const risky = new RiskyDestinations();
-const SHA = 'c'.repeat(64);
-
-/** Where a payload runs from: no installer puts a daemon there. */
-const PAYLOAD_PATHS = [
-  '/home/runner/work/_temp/1a2b/NAME',
-  '/tmp/NAME',
-  '/dev/shm/NAME',
-  '/memfd:NAME (deleted)',
-  '/proc/self/fd/3',
-  '/home/runner/work/_actions/some/action/v1/dist/NAME',
-  '/home/runner/work/api/api/node_modules/.bin/NAME',
-  '/home/runner/.cache/NAME',
-  'C:\\Users\\runneradmin\\AppData\\Local\\Temp\\NAME.exe',
-  'container-image:ghcr.io/someone/NAME',
-];
-/** Where an installed binary runs from (the workspace too: a job may build a daemon there). */
-const INSTALLED_PATHS = ['/usr/local/bin/NAME', '/usr/bin/NAME', '/usr/sbin/NAME', '/opt/NAME/bin/NAME', '/home/runner/work/api/api/bin/NAME', null];
-const CLEAN_PARENTS = [[{ name: 'sudo' }, { name: 'bash' }, { name: 'Runner.Worker' }], [{ name: 'bash' }], []];
-const PAYLOAD_PARENTS = [[{ name: 'npm' }], [{ name: 'sh' }, { name: 'node' }, { name: 'npm' }], [{ name: 'python3' }], [{ name: 'pip3.12' }]];
-
-/** A destination inside the daemon's signature: a control-plane domain, else an address on its port. */
-function signatureDestination(sig: VpnSignature): { host: string; port: number; isIp: boolean } {
-  if (sig.domains.length) return { host: sig.domains[0]!.replace(/^\*\./, 'relay1.'), port: 443, isIp: false };
-  return { host: '203.0.113.9', port: sig.ports[0] ?? sig.portRanges[0]![0], isIp: true };
-}
-
-function call(process: string, path: string | null, parentChain: { name: string }[], dest: { host: string; port: number; isIp: boolean }): CallEvidence {
-  return { process, sha256: SHA, path, parentChain, ...dest, risky: risky.matchHost(dest.host) };
-}
-
-/** The guard's answer on one call of a binary, judged only by that call (as ingest judges a first call). */
-function refused(c: CallEvidence): boolean {
-  return neverSuppress({ process: c.process, sha256: c.sha256, path: c.path, endpoint: `${c.host}:${c.port}` }, risky, new ImpostorSet(suspectedImpostors([c]))) !== null;
-}
 
 /**
  * A name that extends a daemon's: the daemon's name and a suffix, and no daemon's name itself (nor
@@ -83,8 +47,8 @@ test('which names extend a daemon\'s: its name and more, never a daemon\'s own n
   for (const [name, daemon] of cases) assert.equal(extendedDaemonName(name), daemon, name);
   // the stores select these names with the daemon's (and other names not)
   assert.deepEqual(daemonClaimingNames(['tailscaled-helper', 'curl', 'cloudflared-linux-amd64']).filter((n) => !VPN_PROCESS_NAMES.includes(n)), ['tailscaled-helper', 'cloudflared-linux-amd64']);
-  assert.equal(daemonClaim('Tailscaled.OLD.exe')?.extends, 'tailscaled');
-  assert.equal(daemonClaim('tailscaled')?.extends, null);
+  assert.equal(daemonClaim('Tailscaled.OLD.exe')?.within, 'tailscaled');
+  assert.equal(daemonClaim('tailscaled')?.within, null);
 });
 
 test('a name that extends a daemon\'s, run from a payload\'s folder or started as a payload is, is a suspected impostor, with why', () => {
