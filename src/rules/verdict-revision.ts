@@ -9,10 +9,12 @@ import type { RulesPort } from '../storage/rules-port.js';
  * ("tailscaled\u2800"); 5, private-use and unassigned code points read the same way
  * ("tailscaled\uE000"), and a name split or joined otherwise than a daemon's drawn like it ("tail
  * scaled", "wgquick"); 6, a name that extends a daemon's ("tailscaled-helper") judged by the
- * daemon's binary evidence (its path, its parents), which a rule over the daemon's glob covered. A
- * store remembers the revision it was last judged by (its meta `verdict_revision`; none before 2).
+ * daemon's binary evidence (its path, its parents), which a rule over the daemon's glob covered; 7, a
+ * name that contains a daemon's elsewhere ("my-tailscaled", "run_tailscaled") judged the same way,
+ * which a rule over `*tailscaled*` covered. A store remembers the revision it was last judged by (its
+ * meta `verdict_revision`; none before 2).
  */
-export const VERDICT_REVISION = 6;
+export const VERDICT_REVISION = 7;
 
 /**
  * Brings a store judged by an older verdict up to this one: every detection that a rule (or the

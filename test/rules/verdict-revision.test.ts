@@ -88,6 +88,8 @@ for (const [stored, judgedBefore, sha] of [
   ['tail scaled', 4, 'f'.repeat(64)],
   // revision 6: a name that extends a daemon's, run from /tmp (a rule over `tailscaled*` covered it)
   ['tailscaled-helper', 5, '9'.repeat(64)],
+  // revision 7: a name that contains a daemon's elsewhere (a rule over `*tailscaled*` covered it)
+  ['my-tailscaled', 6, '8'.repeat(64)],
 ] as const) {
   storeTest(`revision ${judgedBefore + 1}: "${stored.replace(/[^ -~]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`)}", stored by a version judged by revision ${judgedBefore}, is judged as the tailscaled it shows, and what a rule hid of it is new`, async (at) => {
     let store = await at.open();
