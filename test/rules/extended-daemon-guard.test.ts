@@ -7,7 +7,8 @@ import type { ProcessInfo } from '../../src/domain/types.js';
 import { call, ingestCalls, nativeLine, rollupMismatchesOf, TS0 } from '../analysis/helpers.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
-import { detectionsView, eachStore, type StoreUnderTest } from '../helpers/each-store.js';
+import { detectionsView, eachStore } from '../helpers/each-store.js';
+import { binaryKeyOf, statusByBinary } from './binary-statuses.js';
 
 /**
  * Found by review: a rule over a glob of a daemon's name (`process=tailscaled*`, `cloudflared*`) also
@@ -59,16 +60,7 @@ function calls(tenant: string, cases: readonly Case[], firstRun: number) {
   return cases.map((c, i) => call(tenant, 'api', firstRun + i, TS0 + (firstRun + i) * 1000, c.p, { domain: 'update.example.org', port: 443 }));
 }
 
-/** Status and rule of each detection, by binary (name and hash: one file may run under two names). The store holds one tenant. */
-async function statusByBinary(at: StoreUnderTest): Promise<Map<string, { status: number; rule: number }[]>> {
-  const rows = await at.rows<{ norm_name: string; sha256: string; status: number; rule_id: number }>(
-    `SELECT p.norm_name, p.sha256, d.status, d.rule_id FROM ${detectionsView(at.backend)} d JOIN processes p ON p.id = d.process_id`,
-  );
-  const out = new Map<string, { status: number; rule: number }[]>();
-  for (const r of rows) out.set(`${r.norm_name} ${r.sha256}`, [...(out.get(`${r.norm_name} ${r.sha256}`) ?? []), { status: r.status, rule: r.rule_id }]);
-  return out;
-}
-const key = (c: Case) => `${c.p.name} ${c.p.sha256}`;
+const key = (c: Case) => binaryKeyOf(c.p);
 
 storeTest('ingest and restore: a rule over a daemon\'s glob never hides a binary whose name extends the daemon\'s and whose path or parent says payload; the installed release name stays hidden', async (at) => {
   const store = await at.open();
