@@ -82,9 +82,10 @@ function contradiction(c: CallEvidence, started?: StartContradictions): string |
  * project's program built around the daemon (NetworkManager's OpenVPN plugin), whose destinations
  * the daemon's signature does not describe. So a release-named cloudflared in /usr/local/bin stays
  * unflagged, and the same file run from the job's temp folder is a suspected impostor that no rule
- * over `cloudflared*` (or `*tailscaled*` over a `my-tailscaled`) hides. A risky call counts as it does for the
- * daemon's own name: such a binary is judged with the daemon's, no longer as another name of its
- * file (sameFileOtherNameImpostors), so its risky call still flags its file's copy run as the daemon.
+ * over `cloudflared*` (or `*tailscaled*` over a `my-tailscaled`) hides. A risky call counts as it
+ * does for the daemon's own name: such a binary is judged with the daemon's, no longer as another
+ * name of its file (sameFileOtherNameImpostors), so its risky call still flags its file's copy run as
+ * the daemon.
  */
 function extensionContradiction(sig: VpnSignature, c: CallEvidence, started?: StartContradictions): string | null {
   return neverDaemonCall(sig, c) ?? binaryContradiction(sig, c, started);

@@ -153,8 +153,9 @@ export function extendedDaemonName(name: string): string | null {
  * "x-tailscaled", "run_tailscaled", "xtailscaledx", "networkmanager-openvpn"). A rule's glob with a
  * leading star (`process=*tailscaled*`) covers such a name as `tailscaled*` covers an extension, so a
  * payload renamed so would pass under it unless it is judged. Short daemon names sit inside
- * legitimate programs' names (NetworkManager's `nm-openvpn-service`, `wireguard-tools`): such a name
- * is judged only by binary evidence (impostor.ts extensionContradiction), never by where it calls.
+ * legitimate programs' names (NetworkManager's `nm-openvpn-service`, `nm-wireguard-service`): such a
+ * name is judged only by binary evidence (impostor.ts extensionContradiction), never by where it
+ * calls.
  */
 export function containedDaemonName(name: string): string | null {
   if (byName.has(name)) return null;
