@@ -6,7 +6,7 @@ import { loadCommandRegistrars } from './commands/index.js';
 import { failureOf, InterruptedError, UserError } from './errors.js';
 import { refuseEmptyValues } from './empty-values.js';
 import { EXIT } from './exit-codes.js';
-import { guardOutput, outputFailure, outputSettled } from './output.js';
+import { guardOutput, out, outputFailure, outputSettled } from './output.js';
 import { failIfUnfinished } from './unfinished.js';
 import { VERSION } from '../version.js';
 
@@ -44,7 +44,12 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     // an empty option or argument is a usage error on every command, before it does anything
     .hook('preAction', (_program, action) => refuseEmptyValues(action))
-    .configureOutput({ outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`) })
+    // Help and version text go through out(), as data output does: a closed reader ends them quietly,
+    // and a device that refuses them (`--help > /dev/full`) is the I/O failure checked below.
+    .configureOutput({
+      writeOut: (text) => out(text),
+      outputError: (msg, write) => write(`egress-triage: ${msg.replace(/^error: /, '')}`),
+    })
     .addHelpText('after', '\nExit codes: 0 ok, 1 input rejected, 2 usage, 3 not found, 4 refused, 5 I/O, 70 internal (see README).\n');
   for (const register of await loadCommandRegistrars(argv.slice(2))) register(program);
   // `help nosuch`: commander prints the whole help (exit 2) but never says the name is unknown
@@ -56,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    return report(err);
+    const code = report(err);
+    // --help and --version end through a CommanderError with code 0: their text must still be out
+    if (code !== EXIT.OK) return code;
   }
   await outputSettled();
   const outErr = outputFailure();

@@ -101,6 +101,16 @@ test('output refused by the device (/dev/full) ends with EXIT.IO and says why, f
   }
 });
 
+// Help and version text are output too: commander ends them with code 0, which must not hide that
+// the text never arrived. A closed reader is still quiet (the first test's --help cases).
+test('help and version refused by the device (/dev/full) end with EXIT.IO and one line on stderr', () => {
+  for (const args of [['--help'], ['--version'], ['help'], ['help', 'rules'], ['rules', '--help'], ['rules', 'create', '--help']]) {
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" ${args.join(' ')} > /dev/full`], { encoding: 'utf8' });
+    assert.equal(r.status, EXIT.IO, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^egress-triage: cannot write output: ENOSPC[^\n]*\n$/, args.join(' '));
+  }
+});
+
 // Any errno of a failed write is I/O: ENOBUFS (a socket stdout out of kernel buffers, seen once from the
 // stdio gateway under heavy output) was no code the error mapping knew, and ended with 70, internal error.
 // Here every write to stdout fails with it (a preloaded module; the kernel's own is hard to provoke).
