@@ -29,7 +29,8 @@ export function starterPolicy(tools: readonly ToolInfo[], source: string, now = 
     }
     seen.add(toolNameKey(t.name));
     const a = t.annotations ?? {};
-    const desc = t.description ? ` (${t.description.split('\n')[0]!.slice(0, 80)})` : '';
+    const summary = t.description ? descriptionSummary(t.description) : '';
+    const desc = summary ? ` (${summary})` : '';
     if (a.readOnlyHint === true) {
       out.push(`  # read-only (readOnlyHint: true)${desc}: allowed, 60 calls a minute per session.`);
       out.push(`  ${q(t.name)}:`, '    action: allow', '    rate_limit: { max: 60, window: 60 }');
@@ -48,6 +49,25 @@ export function starterPolicy(tools: readonly ToolInfo[], source: string, now = 
   out.push('  # A global ceiling across every tool and session of this gateway.');
   out.push('  "*":', '    rate_limit: { max: 600, window: 60, scope: global }');
   return out.join('\n') + '\n';
+}
+
+const SUMMARY_MAX = 80;
+
+/**
+ * The first line of a tool's description, at most SUMMARY_MAX characters: a longer one is cut at the
+ * last word that fits and ends with an ellipsis, so the reviewer never reads a truncated word as a
+ * different one ("the ru" of "the rule").
+ */
+export function descriptionSummary(description: string): string {
+  const line = description.split(/\r?\n/)[0]!.trim();
+  const chars = [...line];
+  if (chars.length <= SUMMARY_MAX) return line;
+  const room = chars.slice(0, SUMMARY_MAX - 1).join('');
+  const space = room.search(/\s\S*$/);
+  // the room already ends at a word's end when the next character is a space; a single word longer
+  // than the room has no boundary to cut at: it is cut, and the ellipsis says so
+  const kept = /\s/.test(chars[SUMMARY_MAX - 1]!) || space <= 0 ? room : room.slice(0, space);
+  return `${kept.replace(/[\s,;:.(-]+$/, '')}…`;
 }
 
 function keyProblem(name: string, seen: ReadonlySet<string>): string | undefined {
