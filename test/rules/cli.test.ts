@@ -35,6 +35,7 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
       call('default', 'web', 1, TS0, tailscaled(true), { ip: '100.64.0.1', port: 41641 }),
       call('default', 'web', 1, TS0 + 1, tailscaled(true), { ip: '100.64.0.2', port: 41641 }),
       call('default', 'web', 1, TS0 + 2, proc('curl'), { domain: 'webhook.site', port: 443 }),
+      call('default', 'web', 1, TS0 + 3, proc('git'), { domain: 'example.org', port: 443 }),
     ]);
     await close();
     const base = ['--db', at.db, '--tenant', 'default'];
@@ -91,9 +92,25 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     const renamed = cli(['rules', 'update', c.rule.rule_id, ...base, '--name', 'mesh peers', '--json']);
     assert.equal(renamed.code, 0, renamed.err);
     assert.deepEqual([JSON.parse(renamed.out).rule.name, JSON.parse(renamed.out).suppressed, JSON.parse(renamed.out).restored], ['mesh peers', 0, 0]);
+    const s1 = await state(at);
     const rematch = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=tailscaled']);
     assert.equal(rematch.code, 2, rematch.err);
-    assert.match(rematch.err, /update changes stored detections: re-run with --yes to confirm \(nothing was changed\)/);
+    // it says what the update would do, as create without --yes does
+    const wouldDo = (n: number, match: string) =>
+      new RegExp(`^egress-triage: the updated rule \\(New-Outbound-Network-Call: ${match}\\) would suppress ${n} more detection\\(s\\), and what it suppresses now that it no longer matches goes to another matching rule or back to new; the update changes stored detections: re-run with --yes to confirm \\(nothing was changed\\)\n$`);
+    assert.match(rematch.err, wouldDo(0, 'process=tailscaled'));
+    const toGit = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=git']);
+    assert.equal(toGit.code, 2, toGit.err);
+    assert.match(toGit.err, wouldDo(1, 'process=git'));
+    // an update the guards refuse says so at once (exit 4), not "re-run with --yes" and then refuse
+    const toCurl = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=curl']);
+    assert.equal(toCurl.code, 4, toCurl.err);
+    assert.match(toCurl.err, /^egress-triage: rule refused: the rule would also suppress 1 detection\(s\) to risky destinations \(webhook\.site:443\)/);
+    // the same match again moves nothing, and says so
+    const same = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=tailscaled', '--condition', 'ip_address=100.64.0.0/10']);
+    assert.equal(same.code, 2, same.err);
+    assert.match(same.err, /^egress-triage: update keeps what the rule matches, so no detection moves: re-run with --yes to confirm \(nothing was changed\)$/m);
+    assert.equal(await state(at), s1, 'no update without --yes changed anything');
     // a bad cursor is said as the option that carried it
     const cursor = cli(['analyze', ...base, '--cursor', 'garbage']);
     assert.equal(cursor.code, 2, cursor.err);

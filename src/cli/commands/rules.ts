@@ -3,7 +3,7 @@ import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions,
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { RulesService, RuleError, changesNothing, defaultActor } from '../../rules/service.js';
-import { isRuleRefusal } from '../../rules/matcher.js';
+import { isRuleRefusal, sameConditions } from '../../rules/matcher.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
 
@@ -187,8 +187,17 @@ export function register(program: Command): void {
       const rematches = input.conditions !== undefined || input.detection_id !== undefined;
       if (!opts.yes && rematches) {
         const cur = await run(() => svc.get(ctx.tenant, id));
-        if (input.conditions) await run(() => svc.preview(ctx.tenant, { detection_id: input.detection_id ?? cur.id, conditions: input.conditions! }));
-        requireYes(opts, 'update');
+        const next = { detection_id: input.detection_id ?? cur.id, conditions: input.conditions ?? cur.conditions };
+        // judged as the update judges it: only a changed match is previewed and can be refused
+        if (next.detection_id === cur.id && sameConditions(next.conditions, cur.conditions)) {
+          throw new UserError('update keeps what the rule matches, so no detection moves: re-run with --yes to confirm (nothing was changed)');
+        }
+        const p = await run(() => svc.preview(ctx.tenant, next, { exceptRule: cur.rule_id }));
+        if (p.refused_reason) throw new UserError(`rule refused: ${p.refused_reason}`, EXIT.REFUSED);
+        requireYes(
+          opts,
+          `the updated rule (${p.detection_id}: ${conditionsText(p.conditions)}) would suppress ${p.would_suppress} more detection(s), and what it suppresses now that it no longer matches goes to another matching rule or back to new; the update`,
+        );
       }
       const r = await run(() => svc.update(ctx.tenant, id, input, opts.actor ?? defaultActor()));
       for (const w of r.warnings ?? []) process.stderr.write(`egress-triage: warning: ${w}\n`);
