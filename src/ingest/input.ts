@@ -38,7 +38,10 @@ export interface InputSource {
   name: string;
   /** compressed or raw byte size when known (files), for progress */
   size: number | null;
-  /** raw bytes consumed so far, for progress */
+  /**
+   * raw bytes consumed so far, for progress: of gzip data, only what was inflated, since one 1 MiB
+   * read of it can hold most of a file's records (a bar at 83% from the first batch on)
+   */
   bytesRead(): number;
   /** decoded (decompressed) bytes */
   stream: AsyncIterable<Buffer>;
@@ -94,12 +97,13 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
   const gz = head !== null && head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
   let stream: AsyncIterable<Buffer> = replay();
   let trailing: number | null = null;
+  let held = () => 0;
   if (gz) {
     const members = gunzipMembers(name, replay(), () => consumed, (byte) => {
       trailing = byte;
       // nothing more is read: close the file now rather than when it is collected
       if (path !== '-') raw?.destroy();
-    });
+    }, (unused) => (held = unused));
     stream = (async function* () {
       try {
         yield* members;
@@ -108,10 +112,12 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
       }
     })();
   }
-  return { name, size, bytesRead: () => consumed, stream, live: path === '-', trailingGarbage: () => trailing };
+  return { name, size, bytesRead: () => consumed - held(), stream, live: path === '-', trailingGarbage: () => trailing };
 }
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** gzip data is handed to zlib this many bytes at a time, the step of its progress */
+const FEED_SLICE = 16 << 10;
 
 /**
  * Decompresses gzip members one after the other, as `gzip -d` does: each member's header is read
@@ -128,8 +134,13 @@ async function* gunzipMembers(
   src: AsyncIterator<Buffer>,
   consumed: () => number,
   trailing: (byte: number) => void,
+  unused: (held: () => number) => void,
 ): AsyncGenerator<Buffer> {
   let pending: Buffer = EMPTY;
+  /** bytes of the read buffer being inflated that zlib has not taken yet; null between deflate streams */
+  let feedLeft: number | null = null;
+  // what was read but not yet decoded: the header, trailer or padding bytes in hand, or deflate data not inflated yet
+  unused(() => feedLeft ?? pending.length);
   /** reads on until `pending` holds n bytes; false when the input ends first */
   const fill = async (n: number): Promise<boolean> => {
     while (pending.length < n) {
@@ -188,20 +199,26 @@ async function* gunzipMembers(
       try {
         let buf = pending;
         pending = EMPTY;
-        for (;;) {
-          if (buf.length) {
+        feeding: for (;;) {
+          // in slices: a write's callback comes once zlib has inflated it and its output is on its
+          // way, so the bytes taken so far follow the records decoded, not the reads ahead of them
+          for (let at = 0; at < buf.length; at += FEED_SLICE) {
+            const slice = buf.subarray(at, at + FEED_SLICE);
+            feedLeft = buf.length - at;
             const before = inflate.bytesWritten;
-            await new Promise<void>((resolve, reject) => inflate.write(buf, (err) => (err ? reject(err) : resolve())));
+            await new Promise<void>((resolve, reject) => inflate.write(slice, (err) => (err ? reject(err) : resolve())));
             // zlib consumes less than it was given only once the deflate data ended (Node's zlib.js says so too)
             const used = inflate.bytesWritten - before;
-            if (used < buf.length) {
-              after = buf.subarray(used);
-              break;
+            feedLeft = buf.length - at - used;
+            if (used < slice.length) {
+              after = buf.subarray(at + used);
+              break feeding;
             }
           }
           const r = await src.next();
           if (r.done) break;
           buf = r.value;
+          feedLeft = buf.length;
         }
         // a deflate stream that did not end fails here with zlib's "unexpected end of file"
         inflate.end();
@@ -222,6 +239,7 @@ async function* gunzipMembers(
     }
     await feeding;
     pending = after;
+    feedLeft = null;
     if (!(await fill(8))) throw cutOff();
     if (pending.readUInt32LE(0) !== crc >>> 0) throw corrupt('CRC-32 of the decompressed data does not match the member trailer');
     if (pending.readUInt32LE(4) !== size) throw corrupt('length of the decompressed data does not match the member trailer');

@@ -2,7 +2,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { CLI, nativeEvent, ndjson, tempDir, type EventSpec } from '../helpers.js';
+import { CLI, nativeEvent, ndjson, runCli, tempDir, type EventSpec } from '../helpers.js';
+import { statSync } from 'node:fs';
 
 // The ingest progress bar as a terminal shows it (src/cli/commands/ingest.ts). script(1) gives the
 // CLI a pseudo-terminal, which turns the bar on; everything it drew is in script's output. A store
@@ -47,4 +48,21 @@ test('a pipe: the bar shows what was read, with no percentage or ETA, since the 
   assert.match(drawn[0]!, /^ <stdin> \| 0 MiB read \| 0 records/);
   assert.match(drawn.at(-1)!, /^ <stdin> \| [\d.]+ MiB read \| 2000 records/);
   assert.ok(drawn.every((f) => !/%|ETA/.test(f)), `no percentage of an unknown total: ${JSON.stringify(drawn)}`);
+});
+
+test('a gzip file: the bar follows the records decoded and ends at 100% of the file', () => {
+  // a realistic tenant: one 1 MiB read of it holds most of its records, so a bar of bytes read sat
+  // at 83% from its first batch on
+  const gz = join(tmp.dir, 'tenant.ndjson.gz');
+  const gen = runCli(['generate', '--runs', '20', '--seed', '1', '--out', gz]);
+  assert.equal(gen.status, 0, gen.stderr);
+  const total = Number(/generated ([\d,]+) events/.exec(gen.stderr + gen.stdout)![1]!.replaceAll(',', ''));
+  const mib = (Math.round((statSync(gz).size / 1048576) * 10) / 10).toString().replace('.', '\\.');
+  const drawn = frames(onTerminal(`'${process.execPath}' '${CLI}' ingest '${gz}' --db '${join(tmp.dir, 'gzip.db')}'`));
+  assert.match(drawn.at(-1)!, new RegExp(`\\| 100% \\| ${mib}/${mib} MiB \\| ${total} records`), 'the last frame');
+  for (const f of drawn) {
+    const [, pct, records] = /\| (\d+)% \| [\d.]+\/[\d.]+ MiB \| (\d+) records/.exec(f)!;
+    // compressed bytes and records advance together, within a step of the bar and the data's unevenness
+    assert.ok(Math.abs(Number(pct) - (100 * Number(records)) / total) <= 10, `${pct}% at ${records} of ${total} records: ${f}`);
+  }
 });

@@ -119,14 +119,16 @@ export async function runIngest(
     new cliProgress.SingleBar(
       {
         format: sized
-          ? ' {source} |{bar}| {percentage}% | {value}/{total} MiB | {records} records | {rate} rec/s | ETA {eta_formatted}'
-          : ' {source} | {value} MiB read | {records} records | {rate} rec/s',
+          ? ' {source} |{bar}| {percentage}% | {read}/{size} MiB | {records} records | {rate} rec/s | ETA {eta_formatted}'
+          : ' {source} | {read} MiB read | {records} records | {rate} rec/s',
         stream: process.stderr,
         hideCursor: true,
         clearOnComplete: true,
       },
       cliProgress.Presets.shades_classic,
     );
+  // The bar counts bytes, and shows MiB: a percentage of MiB rounded to tenths was up to 8 points
+  // behind on a 1.2 MiB file.
   const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
   const started = Date.now();
   let lastRecords = 0;
@@ -185,8 +187,8 @@ export async function runIngest(
         if (!bar) return;
         const secs = Math.max(0.001, (Date.now() - started) / 1000);
         lastRecords = p.records;
-        if (p.size !== null && bar.getTotal() !== mib(p.size)) bar.setTotal(mib(p.size));
-        bar.update(mib(p.bytes), { source: p.source, records: p.records, rate: Math.round(lastRecords / secs) });
+        if (p.size !== null && bar.getTotal() !== p.size) bar.setTotal(p.size);
+        bar.update(p.bytes, { source: p.source, read: mib(p.bytes), size: mib(p.size ?? 0), records: p.records, rate: Math.round(lastRecords / secs) });
       },
     });
     flaggedNow = () => pipeline.flaggedInSource();
@@ -196,7 +198,7 @@ export async function runIngest(
       if (o.progress) {
         const size = sizes[i]!;
         bar = newBar(size !== null);
-        bar.start(size === null ? 0 : mib(size), 0, { source: f === '-' ? '<stdin>' : f, records: 0, rate: 0 });
+        bar.start(size ?? 0, 0, { source: f === '-' ? '<stdin>' : f, read: 0, size: mib(size ?? 0), records: 0, rate: 0 });
       }
       try {
         sources.push(await pipeline.ingest(f));
