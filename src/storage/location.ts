@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_DB_PATH } from '../config/paths.js';
 
@@ -85,6 +85,35 @@ export function postgresUrlProblem(url: string): string | null {
     if (WHOLE_NUMBER_PARAMS.includes(k) && !/^\d{1,9}$/.test(value)) return `?${key}=${value} is not a whole number`;
     if (k === 'sslmode' && !SSL_MODES.has(value)) return `?${key}=${value} is no SSL mode: use one of ${[...SSL_MODES].join(', ')}`;
     if (FILE_PARAMS.includes(key) && !existsSync(value)) return `?${key}=${value}: no such file`;
+  }
+  return null;
+}
+
+/** What each file parameter holds, for the message that asks for it. */
+const FILE_PARAM_HOLDS: Record<string, string> = { sslcert: 'the client certificate', sslkey: 'the client key', sslrootcert: 'the CA certificate' };
+
+/**
+ * A file parameter of a PostgreSQL URL that names a directory, or null; a missing file is
+ * postgresUrlProblem's. The driver reads these files as it parses the URL: `?sslrootcert=` naming a
+ * directory was a bare "EISDIR: illegal operation on a directory", with no word of the parameter.
+ * Other kinds are left to the driver: a pipe can be a real certificate (`sslrootcert=<(vault ...)`).
+ */
+export function postgresUrlFileProblem(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  for (const [key, value] of u.searchParams) {
+    if (!FILE_PARAMS.includes(key)) continue;
+    let dir = false;
+    try {
+      dir = statSync(value).isDirectory();
+    } catch {
+      continue;
+    }
+    if (dir) return `?${key}=${value} is a directory; give the file of ${FILE_PARAM_HOLDS[key]!} in it`;
   }
   return null;
 }

@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, runCli, tempDir } from '../helpers.js';
@@ -144,6 +144,15 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
     assert.equal(bad.status, 2, `${query}: ${bad.stderr}`);
     assert.ok(bad.stderr.endsWith(`: ${said}\n`), bad.stderr);
     assert.ok(!bad.stderr.includes('S3cret'), 'the password parameter is masked');
+  }
+  // a file parameter naming a directory: the driver's bare EISDIR named neither the parameter nor the path
+  const folder = join(tmp.dir, 'certs');
+  mkdirSync(folder);
+  for (const key of ['sslrootcert', 'sslcert', 'sslkey']) {
+    const dir = runCli(['db', 'status', '--db', `${s.url('egress')}?sslmode=require&${key}=${folder}&password=S3cret`]);
+    assert.equal(dir.status, 5, `${key}: ${dir.stderr}`);
+    assert.match(dir.stderr, new RegExp(`^egress-triage: --db: \\S+: \\?${key}=${folder} is a directory; give the file of the (CA certificate|client certificate|client key) in it\n$`));
+    assert.ok(!dir.stderr.includes('S3cret'), 'the password parameter is masked');
   }
   // well-formed settings are the driver's, and reach the server
   const good = runCli(['db', 'status', '--db', `${s.url('postgres')}?connect_timeout=5&sslmode=disable&keepalives=1`]);
