@@ -1,25 +1,29 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { freePort } from '../helpers/free-port.js';
 
 const CHECKOUT = resolve('.');
-/** What a fresh checkout holds besides node_modules (see linkNodeModules) and dist (copied, so a rebuild stays inside). */
-const COPIED = ['src', 'web', 'test', 'bench', 'scripts', 'docs', 'dist', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json', '.dependency-cruiser.cjs'];
+/** What a fresh checkout holds besides node_modules (see linkNodeModules) and dist (see DocSandbox.create). */
+const SHARED = ['src', 'web', 'test', 'bench', 'scripts', 'docs', 'README.md', 'package.json', 'package-lock.json', 'tsconfig.json', '.dependency-cruiser.cjs'];
+/** What `npm run bench` generated (gigabytes, ignored by git): no checkout has it. */
+const GENERATED = join('bench', 'out');
 
 /**
- * The checkout's node_modules in the sandbox as hard links (`cp -al`: half a second, no bytes copied),
- * so every path in it is the sandbox's own. tsc's incremental build info names the files it read by
- * path relative to dist/, typescript's own lib files by where tsc really runs from: through a symlinked
- * node_modules those were the checkout's paths, and each `npm run build` in the sandbox (the README
- * has two) rebuilt everything. Where hard links cannot be made (another file system), a symlink still
- * works, and only costs the full builds again.
+ * For a sandbox that builds, the checkout's node_modules as hard links (`cp -al`: half a second, no
+ * bytes copied), so every path in it is the sandbox's own. tsc's incremental build info names the
+ * files it read by path relative to dist/, typescript's own lib files by where tsc really runs from:
+ * through a symlinked node_modules those were the checkout's paths, and each `npm run build` in the
+ * sandbox (the README has two) rebuilt everything. Where hard links cannot be made (another file
+ * system), a symlink still works, and only costs the full builds again. A sandbox that does not
+ * build gets the symlink: the links of some 6,000 entries and their removal cost about 1.5 s of
+ * system CPU per sandbox, for nothing that only reads the packages.
  */
-function linkNodeModules(from: string, to: string): void {
-  if (spawnSync('cp', ['-al', from, to]).status === 0) {
+function linkNodeModules(from: string, to: string, builds: boolean): void {
+  if (builds && spawnSync('cp', ['-al', from, to]).status === 0) {
     // Vite's lock and temp files are written in place: those must not be the checkout's inodes.
     for (const own of ['.vite', '.vite-temp']) rmSync(join(to, own), { recursive: true, force: true });
     return;
@@ -51,20 +55,51 @@ export class DocSandbox {
     this.dir = dir;
   }
 
-  static create(): DocSandbox {
+  /**
+   * `builds`: the snippets run a build (`npm run demo` does), which writes dist/ in place, so dist/ is
+   * copied; otherwise dist/ is hard-linked like the rest. Copying the checkout cost about 3 s of system
+   * CPU per sandbox on the 2-core project machine (some 2,200 files, dist/ two thirds of them) and
+   * hard links 0.03 s; close() fails the test if a snippet wrote into a file it shares with the checkout.
+   */
+  static create(opts: { builds: boolean }): DocSandbox {
     const dir = mkdtempSync(join(tmpdir(), 'egress-triage-docs-'));
-    // bench/out holds what `npm run bench` generated (gigabytes, ignored by git): no checkout has it
-    const generated = join(CHECKOUT, 'bench', 'out');
-    for (const name of COPIED) {
-      if (existsSync(join(CHECKOUT, name))) cpSync(join(CHECKOUT, name), join(dir, name), { recursive: true, filter: (src) => src !== generated });
-    }
-    linkNodeModules(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+    const sb = new DocSandbox(dir);
+    const linked = [...SHARED, ...(opts.builds ? [] : ['dist'])].filter((name) => existsSync(join(CHECKOUT, name)));
+    sb.linkOrCopy(linked);
+    // `cp -a` keeps modification times, which `npm run build` compares: a copy newer than its sources
+    // made tsc type-check the whole project again, 9-13 s of CPU
+    if (opts.builds) sb.copy('dist');
+    linkNodeModules(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'), opts.builds);
     mkdirSync(join(dir, '.bin'));
     const shim = join(dir, '.bin', 'egress-triage');
     writeFileSync(shim, `#!/bin/sh\nexec "${process.execPath}" "${join(dir, 'dist/bundle/cli/main.js')}" "$@"\n`);
     chmodSync(shim, 0o755);
     writeFileSync(join(dir, '.env'), '');
-    return new DocSandbox(dir);
+    return sb;
+  }
+
+  /** Files hard-linked from the checkout, with their modification times, for close() to check. */
+  private readonly shared = new Map<string, number>();
+
+  /** Hard-links these checkout paths into the sandbox, or copies them where links cannot be made (another file system). */
+  private linkOrCopy(names: string[]): void {
+    if (spawnSync('cp', ['-al', '-t', this.dir, ...names], { cwd: CHECKOUT }).status !== 0) {
+      for (const name of names) this.copy(name);
+      return;
+    }
+    rmSync(join(this.dir, GENERATED), { recursive: true, force: true });
+    const walk = (p: string): void => {
+      const st = statSync(p);
+      if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n));
+      else this.shared.set(p, st.mtimeMs);
+    };
+    for (const name of names) walk(join(this.dir, name));
+  }
+
+  private copy(name: string): void {
+    const generated = join(CHECKOUT, GENERATED);
+    rmSync(join(this.dir, name), { recursive: true, force: true });
+    cpSync(join(CHECKOUT, name), join(this.dir, name), { recursive: true, preserveTimestamps: true, filter: (src) => src !== generated });
   }
 
   /** The environment a reader's shell has: no egress-triage settings inherited, the CLI on PATH. */
@@ -179,7 +214,10 @@ export class DocSandbox {
           }),
       ),
     );
+    // A write into a hard-linked file wrote into the checkout too: say which, so the snippet is fixed.
+    const touched = [...this.shared].filter(([p, mtime]) => existsSync(p) && statSync(p).mtimeMs !== mtime).map(([p]) => relative(this.dir, p));
     rmSync(this.dir, { recursive: true, force: true });
+    if (touched.length) throw new Error(`snippets wrote into files the sandbox shares with the checkout by hard link (so into the checkout): ${touched.join(', ')}`);
   }
 }
 

@@ -145,9 +145,20 @@ async function runYaml(sb: DocSandbox, f: Fence): Promise<void> {
   loadConfig(join(sb.dir, file));
 }
 
+/**
+ * Whether a file's snippets run npm or npx (beyond the commands proven elsewhere): `npm run demo`
+ * builds, which writes dist/ in place, so its sandbox needs dist/ as its own copy, not hard links.
+ */
+function runsBuild(file: string): boolean {
+  return readFences(file)
+    .flatMap((f) => (['sh', 'bash', 'shell'].includes(f.lang) ? shellCommands(f.text) : f.lang === 'text' ? transcriptCommands(f.text).map((t) => t.command) : []))
+    .flatMap((c) => c.split(/\s+&&\s+|\s*[;|]\s*/))
+    .some((c) => /^(npm|npx)\s/.test(c.trim()) && !PROVEN_ELSEWHERE.some((e) => e.pattern.test(c.trim())));
+}
+
 for (const file of DOCS) {
   test(`every snippet in ${file} runs as written`, { timeout: 600_000 }, async () => {
-    const sb = DocSandbox.create();
+    const sb = DocSandbox.create({ builds: runsBuild(file) });
     try {
       for (const f of readFences(file)) {
         if (['sh', 'bash', 'shell'].includes(f.lang)) for (const c of shellCommands(f.text)) await runCommand(sb, f, c);
