@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cliResult, ndjson, nativeEvent, tempDir } from '../helpers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -27,30 +28,70 @@ export interface DemoTenant {
 /**
  * A small demo tenant (the demo generator, seed 1) plus one run whose process and endpoint are named
  * INJECTION, ingested by the real CLI after enough clean runs that it raises a detection.
+ *
+ * Within one suite run (EGRESS_TRIAGE_TEST_CACHE, as for the PostgreSQL template) the first file to
+ * make a tenant of a size keeps it, and later files copy it: a dozen dashboard files asked for two
+ * sizes, about 1.6 s of CPU each time (the demo, then the injection's ingest). Each file still gets
+ * its own copy to change. Files race for the cache as for the initdb template: each that finds none
+ * makes its own and offers it by an atomic rename; one wins, the others keep theirs.
  */
 export async function demoTenant(o: { runs?: number; events?: number } = {}): Promise<DemoTenant> {
   const t = tempDir('egress-triage-dash-');
   const db = join(t.dir, 'demo.db');
-  const made = await cliResult(['demo', '--db', db, '--runs', String(o.runs ?? 8), '--events', String(o.events ?? 5000), '--json']);
+  const runs = o.runs ?? 8;
+  const events = o.events ?? 5000;
+  const cache = process.env.EGRESS_TRIAGE_TEST_CACHE;
+  const kept = cache ? join(cache, `dashboard-demo-${runs}-${events}`) : undefined;
+  let demo: string;
+  if (kept && existsSync(join(kept, 'demo.json'))) {
+    for (const f of readdirSync(kept)) copyFileSync(join(kept, f), join(t.dir, f));
+    demo = readFileSync(join(t.dir, 'demo.json'), 'utf8');
+  } else {
+    demo = await makeDemoTenant(t, db, runs, events);
+    if (kept) offer(t.dir, kept);
+  }
+  return {
+    dir: t.dir,
+    db,
+    demo: JSON.parse(demo) as DemoTenant['demo'],
+    injection: { owner: INJECTION_RUN.owner, repo: INJECTION_RUN.repo, runId: '1007', jobId: String(5000 + 7) },
+    file: t.file,
+    cleanup: t.cleanup,
+  };
+}
+
+const INJECTION_RUN = { owner: 'xss-org', repo: 'xss-repo', job: 'build' };
+
+/** Makes the tenant in `db` with the real CLI; returns the `demo --json` output (also written to demo.json). */
+async function makeDemoTenant(t: ReturnType<typeof tempDir>, db: string, runs: number, events: number): Promise<string> {
+  const made = await cliResult(['demo', '--db', db, '--runs', String(runs), '--events', String(events), '--json']);
   if (made.status !== 0) throw new Error(`demo failed (${made.status}): ${made.stderr}`);
   // Five learning runs of a job, then a run calling the injection-named endpoint from an
   // injection-named process: a New-Outbound-Network-Call detection on it.
-  const spec = { owner: 'xss-org', repo: 'xss-repo', job: 'build' };
-  const events = [
+  const spec = INJECTION_RUN;
+  const evs = [
     ...[1, 2, 3, 4, 5, 6].map((run) => nativeEvent({ ...spec, run, domain: 'registry.npmjs.org', process: 'node' })),
     nativeEvent({ ...spec, run: 7, domain: 'registry.npmjs.org', process: 'node' }),
     nativeEvent({ ...spec, run: 7, domain: 'x.example', port: 443, process: INJECTION, parent: INJECTION }),
   ];
-  const ing = await cliResult(['ingest', t.file('xss.ndjson', ndjson(events)), '--db', db, '--format', 'native']);
+  const ing = await cliResult(['ingest', t.file('xss.ndjson', ndjson(evs)), '--db', db, '--format', 'native']);
   if (ing.status !== 0) throw new Error(`ingest failed (${ing.status}): ${ing.stderr}`);
-  return {
-    dir: t.dir,
-    db,
-    demo: JSON.parse(made.stdout) as DemoTenant['demo'],
-    injection: { owner: spec.owner, repo: spec.repo, runId: '1007', jobId: String(5000 + 7) },
-    file: t.file,
-    cleanup: t.cleanup,
-  };
+  t.file('demo.json', made.stdout);
+  return made.stdout;
+}
+
+/** Offers the tenant's files (the store as the CLI left it, closed, and demo.json) as the cached one. */
+function offer(dir: string, kept: string): void {
+  const offered = `${kept}.${process.pid}`;
+  try {
+    mkdirSync(offered);
+    for (const f of readdirSync(dir)) if (f === 'demo.json' || f.startsWith('demo.db')) copyFileSync(join(dir, f), join(offered, f));
+    renameSync(offered, kept);
+  } catch {
+    // another test process offered its tenant first: theirs is the same
+  } finally {
+    rmSync(offered, { recursive: true, force: true });
+  }
 }
 
 export interface RunningServer {
