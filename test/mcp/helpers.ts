@@ -9,6 +9,7 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { DEFAULT_ENGINE_CONFIG } from '../../src/detection/engine.js';
 import { writeTenant } from '../../src/generate/index.js';
 import { CLI, tempDir } from '../helpers.js';
+import { copyCachedStore, offerStore } from '../helpers/demo-cache.js';
 import { before, after } from 'node:test';
 
 export const TENANT = 'demo';
@@ -19,6 +20,15 @@ export const TENANT = 'demo';
  */
 export async function buildDemoDb(dir: string, opts: { events?: number; runs?: number; db?: string } = {}): Promise<string> {
   const dbPath = opts.db ?? join(dir, 'egress.db');
+  // the same tenant for every file of a suite run that asks for this size (test/helpers/demo-cache.ts)
+  const key = `mcp_demo_${opts.events ?? 12_000}_${opts.runs ?? 12}`;
+  if (await copyCachedStore(key, dbPath)) return dbPath;
+  await ingestDemoTenant(dir, dbPath, opts);
+  await offerStore(key, dbPath);
+  return dbPath;
+}
+
+async function ingestDemoTenant(dir: string, dbPath: string, opts: { events?: number; runs?: number }): Promise<void> {
   const file = join(dir, 'demo.ndjson');
   await writeTenant({ seed: 1, events: opts.events ?? 12_000, runs: opts.runs ?? 12 }, file);
   const store = await openStore(resolveStoreLocation(dbPath, {}), 'create');
@@ -35,7 +45,6 @@ export async function buildDemoDb(dir: string, opts: { events?: number; runs?: n
   } finally {
     await store.close();
   }
-  return dbPath;
 }
 
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
