@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { formatSummary } from './summary.js';
-import { runProblems, runServerScenarios, startFixture } from './runner.js';
+import { retriedNote, runProblems, runServerScenarios, startFixture } from './runner.js';
 import { REVISIONS, assertToolsInstalled } from './tools.js';
 
 /**
@@ -21,6 +21,8 @@ test('the fixture upstream passes the conformance server scenarios of both revis
       await t.test(`--requirements ${revision}`, async () => {
         const run = await runServerScenarios('fixture', fixture.url, revision, join(out.dir, revision));
         t.diagnostic(formatSummary('fixture', run.summary));
+        const retried = retriedNote(run);
+        if (retried) t.diagnostic(retried);
         assert.deepEqual(runProblems(run), []);
       });
     }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { expectedFailingScenarios, formatSummary } from './summary.js';
-import { runProblems, runServerScenarios } from './runner.js';
+import { retriedNote, runProblems, runServerScenarios } from './runner.js';
 import { startGatewayTarget } from './gateway-target.js';
 import { REVISIONS, assertToolsInstalled, expectedFailuresFile } from './tools.js';
 
@@ -28,6 +28,8 @@ test('the policy gateway in front of the fixture passes the conformance server s
         );
         const run = await runServerScenarios('gateway', gateway.url, revision, join(out.dir, revision));
         t.diagnostic(formatSummary('gateway', run.summary));
+        const retried = retriedNote(run);
+        if (retried) t.diagnostic(retried);
         assert.deepEqual(runProblems(run), []);
       });
     }

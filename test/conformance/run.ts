@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatSummary } from './summary.js';
-import { runClientScenarios, runProblems, runServerScenarios, startFixture, type ConformanceRun, type Fixture } from './runner.js';
+import { retriedNote, runClientScenarios, runProblems, runServerScenarios, startFixture, type ConformanceRun, type Fixture } from './runner.js';
 import { GATEWAY_CLIENT } from './gateway-client-target.js';
 import { startGatewayTarget } from './gateway-target.js';
 import { startServeTarget } from './serve-target.js';
@@ -31,6 +31,8 @@ async function main(): Promise<number> {
   let failed = false;
   const report = (name: string, outDir: string, run: ConformanceRun) => {
     process.stdout.write(`${formatSummary(name, run.summary)}\n  checks.json files: ${relative(ROOT, outDir)}/\n`);
+    const retried = retriedNote(run);
+    if (retried) process.stdout.write(`  ${retried}\n`);
     for (const problem of runProblems(run)) {
       failed = true;
       process.stdout.write(`  ${problem}\n`);

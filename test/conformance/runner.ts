@@ -40,6 +40,8 @@ export function startFixture(timeoutMs = 60_000): Promise<Fixture> {
 
 export interface ConformanceRun {
   status: number | null;
+  /** Server runs: scenarios that failed unlisted at first and passed when run again on their own (runServerScenarios). */
+  retried?: string[];
   /** The CLI's own report: per-scenario lines, totals and the baseline verdict. */
   output: string;
   summary: RunSummary;
@@ -50,6 +52,12 @@ export interface ConformanceRun {
   /** Client runs: scenarios of the requirement set that left no result at all. */
   missing: string[];
   expectedFailures: string;
+}
+
+/** What a test's diagnostics should say of a run's retried scenarios, or null when none was retried. */
+export function retriedNote(run: ConformanceRun): string | null {
+  if (!run.retried?.length) return null;
+  return `failed at first, passed when run again on its own: ${run.retried.join(', ')}; the first run said:\n${run.output.slice(run.output.lastIndexOf('Total:'))}`;
 }
 
 /** Why a run does not prove conformance, one line each; empty when it does. */
@@ -77,6 +85,13 @@ async function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Pro
 /**
  * Runs the official server scenarios of one revision's requirement set against `url` under Node 22, with the
  * target's expected-failures file, writing checks.json files under `outDir`.
+ *
+ * A scenario that failed without being listed runs once more, on its own, and counts as passed only if it
+ * passes then (`retried` names it, with the first run's report, for the test's diagnostics). Some of the
+ * 2026-07-28 probes read a response stream for 500 to 1,500 ms and fail when nothing came by then
+ * (server-stateless, the conformance package's own timeouts): in a whole-suite run, four test files at a
+ * time on two cores, the fixture was once starved that long (CI run of 2026-12-07 22:38 UTC; alone it
+ * passed). A scenario that really fails fails both times.
  */
 export async function runServerScenarios(target: string, url: string, revision: Revision, outDir: string): Promise<ConformanceRun> {
   assertToolsInstalled();
@@ -84,7 +99,17 @@ export async function runServerScenarios(target: string, url: string, revision: 
   const expectedFailures = expectedFailuresFile(target, revision);
   const { status, output } = await runCli(['server', '--url', url, '--requirements', revision, '--expected-failures', expectedFailures, '-o', outDir]);
   const summary = summarizeRun(outDir, revision);
-  return { status, output, summary, stale: staleEntries(expectedFailures, summary), unlisted: unlistedFailures(expectedFailures, summary), missing: [], expectedFailures };
+  const stale = staleEntries(expectedFailures, summary);
+  const unlisted: string[] = [];
+  const retried: string[] = [];
+  for (const scenario of unlistedFailures(expectedFailures, summary)) {
+    const again = await runCli(['server', '--url', url, '--scenario', scenario, '--spec-version', revision, '--force', '--expected-failures', expectedFailures, '-o', `${outDir}-retry-${scenario}`]);
+    if (again.status === 0) retried.push(scenario);
+    else unlisted.push(scenario);
+  }
+  // the CLI's exit status judged the first run: a retry that passed clears it when nothing else failed
+  const cleared = status !== 0 && retried.length > 0 && unlisted.length === 0 && stale.length === 0;
+  return { status: cleared ? 0 : status, output, summary, stale, unlisted, missing: [], expectedFailures, retried };
 }
 
 export interface ClientUnderTest {

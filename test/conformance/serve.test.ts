@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tempDir } from '../helpers.js';
 import { formatSummary } from './summary.js';
-import { runProblems, runServerScenarios } from './runner.js';
+import { retriedNote, runProblems, runServerScenarios } from './runner.js';
 import { startServeTarget } from './serve-target.js';
 import { REVISIONS, assertToolsInstalled } from './tools.js';
 
@@ -23,6 +23,8 @@ test('egress-triage serve passes the conformance server scenarios of both revisi
       await t.test(`--requirements ${revision}`, async () => {
         const run = await runServerScenarios('serve', serve.url, revision, join(out.dir, revision));
         t.diagnostic(formatSummary('serve', run.summary));
+        const retried = retriedNote(run);
+        if (retried) t.diagnostic(retried);
         assert.deepEqual(runProblems(run), []);
       });
     }
