@@ -111,7 +111,8 @@ function totalChanges(db: SqliteDatabase): number {
  * no other connection commits while it is open: until it writes, it sees exactly the store at the
  * commit stamp read now, and a verdict cached at that stamp is its verdict too. A preview followed by
  * a create in one process (an MCP session, the dashboard) then judges the store's binaries once: at
- * 10M detections that judgement was a fifth of `rules create`'s CPU (docs/benchmarks.md).
+ * 10M detections that judgement was still a quarter of `rules create`'s CPU once
+ * suspectedImpostors judged each variant's start once (CPU profile, 2026-12-07; docs/benchmarks.md).
  */
 export function beganWrite(db: SqliteDatabase): void {
   if (db.memory || !db.inTransaction) return;
