@@ -9,7 +9,7 @@ import { UserError, storeProblem } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { out } from './output.js';
 import { explainStoreError, openStore, StoreMissingError, StoreUnavailableError, type OpenStore } from '../storage/open-store.js';
-import { postgresUrlFileProblem, postgresUrlProblem, resolveStoreLocation, type StoreLocation } from '../storage/location.js';
+import { postgresUrlProblem, resolveStoreLocation, type StoreLocation } from '../storage/location.js';
 
 export interface StoreOptions {
   db?: string;
@@ -74,12 +74,10 @@ export function storeLocation(flag: string | undefined): StoreLocation {
   if (loc.backend === 'sqlite' && scheme) {
     throw new UserError(`${named}: ${scheme[1]}:// is no store egress-triage knows; give a SQLite file path or a postgres:// URL`);
   }
-  // the driver parses it only on connecting, where a bad one was an internal error (exit 70)
+  // the driver parses it only on connecting, where a bad one was an internal error (exit 70); a file it
+  // names that is there but unusable is the environment's doing, as for any file given (exit 5)
   const problem = loc.backend === 'postgres' ? postgresUrlProblem(loc.target) : null;
-  if (problem !== null) throw new UserError(`${named}: ${loc.display}: ${problem}`);
-  // a file it names that is there but unusable is the environment's doing, as for any file given (exit 5)
-  const fileProblem = loc.backend === 'postgres' ? postgresUrlFileProblem(loc.target) : null;
-  if (fileProblem !== null) throw new UserError(`${named}: ${loc.display}: ${fileProblem}`, EXIT.IO);
+  if (problem !== null) throw new UserError(`${named}: ${loc.display}: ${problem.message}`, problem.kind === 'file' ? EXIT.IO : EXIT.USAGE);
   if (loc.backend === 'sqlite' && loc.target === ':memory:') {
     throw new UserError(
       `${named}: ":memory:" is an in-memory SQLite database that is gone when the command ends ` +

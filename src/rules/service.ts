@@ -210,6 +210,26 @@ export class RulesService {
   }
 
   /**
+   * Whether update() with this input would change what the rule matches, judged exactly as update()
+   * judges it: the compiled new conditions against the stored ones. The CLI asks before it previews,
+   * so a spelling the compiler reads as the same (`process=tailscaled.exe` for a stored `tailscaled`)
+   * neither previews a change nor asks to confirm one that update() would not make.
+   */
+  async wouldChangeMatch(tenant: string, ruleId: string, input: Partial<RuleInput>): Promise<boolean> {
+    const current = await this.mustFind(this.repo, tenant, ruleId);
+    const { type, rule } = this.askedMatch(current, input);
+    return rule !== null && changesMatch(current, type, rule);
+  }
+
+  /** The detection type and compiled conditions an update asks for; no rule when it asks for no new match. */
+  private askedMatch(current: StoredRule, input: Partial<RuleInput>): { type: string; rule: CompiledRule | null } {
+    const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
+    // Only a new match is compiled: a rename must work on a stored rule that no longer compiles (compileStoredRule).
+    const asked = input.detection_id !== undefined || input.conditions !== undefined;
+    return { type, rule: asked ? compileRule(type, input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions) : null };
+  }
+
+  /**
    * Changes a rule. Name/description changes move nothing. New conditions are validated and checked
    * like a create, then the rule keeps exactly what they match:
    *  - its former suppressions that the new conditions still match stay suppressed by it (`kept`);
@@ -224,15 +244,11 @@ export class RulesService {
     const name = cleanText('name', input.name) || undefined;
     const description = cleanText('description', input.description);
     if (changesNothing(input)) throw new RuleError('invalid_input', 'nothing to change: give a new name, description, detection type or conditions');
-    const current = await this.mustFind(this.repo, tenant, ruleId);
-    const type = input.detection_id !== undefined ? validateDetectionType(input.detection_id) : current.detectionType;
-    // Only a new match is compiled: a rename must work on a stored rule that no longer compiles (compileStoredRule).
-    const asked = input.detection_id !== undefined || input.conditions !== undefined;
-    const rule = asked ? compileRule(type, input.conditions !== undefined ? validateConditions(input.conditions) : current.conditions) : null;
+    const { type, rule } = this.askedMatch(await this.mustFind(this.repo, tenant, ruleId), input);
     return this.repo.write(async (tx) => {
       const row = await this.mustFind(tx, tenant, ruleId);
       const before = toRule(row);
-      const changedMatch = rule !== null && (type !== row.detectionType || !sameConditions(rule.conditions, row.conditions)) ? rule : null;
+      const changedMatch = rule !== null && changesMatch(row, type, rule) ? rule : null;
       let expected = 0;
       let warnings: string[] | undefined;
       if (changedMatch) {
@@ -453,4 +469,9 @@ export function toRule(r: StoredRule): SuppressionRule {
     created_on: r.createdOn,
     updated_on: r.updatedOn,
   };
+}
+
+/** A compiled match differs from a stored rule's: another detection type, or other conditions. */
+function changesMatch(row: StoredRule, type: string, rule: CompiledRule): boolean {
+  return type !== row.detectionType || !sameConditions(rule.conditions, row.conditions);
 }

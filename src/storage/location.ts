@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_DB_PATH } from '../config/paths.js';
 
@@ -66,54 +66,42 @@ const FILE_PARAMS = ['sslcert', 'sslkey', 'sslrootcert'];
 /** Query parameters the driver reads as whole numbers of seconds or counts. */
 const WHOLE_NUMBER_PARAMS = ['connect_timeout', 'keepalives', 'keepalives_idle'];
 
+/** What each file parameter holds, for the message that asks for it. */
+const FILE_PARAM_HOLDS: Record<string, string> = { sslcert: 'the client certificate', sslkey: 'the client key', sslrootcert: 'the CA certificate' };
+
 /**
  * What is wrong with a PostgreSQL URL's settings, or null. The driver reads them only on connecting,
  * and takes some it cannot use in silence: `?port=abc` made a connection that never started, and the
  * command ended with nothing said, `?connect_timeout=abc` no time-out at all; a missing `?sslcert=`
  * file was a bare ENOENT that named no setting.
+ *
+ * `usage` is a URL written wrong; `file` a file it names that is there but unusable, the environment's
+ * doing as for any file given: a directory. The driver reads these files as it parses the URL, and
+ * `?sslrootcert=` naming a directory was a bare "EISDIR: illegal operation on a directory", with no
+ * word of the parameter. Other kinds are left to the driver: a pipe can be a real certificate
+ * (`sslrootcert=<(vault ...)`). The first problem in the URL's order is the one told.
  */
-export function postgresUrlProblem(url: string): string | null {
+export function postgresUrlProblem(url: string): { kind: 'usage' | 'file'; message: string } | null {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return 'not a valid URL; write postgres://user@host:port/database';
+    return { kind: 'usage', message: 'not a valid URL; write postgres://user@host:port/database' };
   }
+  const usage = (message: string) => ({ kind: 'usage' as const, message });
   for (const [key, value] of u.searchParams) {
     const k = key.toLowerCase();
-    if (k === 'port' && !(/^\d{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535)) return `?${key}=${value} is no port: give a number from 1 to 65535`;
-    if (WHOLE_NUMBER_PARAMS.includes(k) && !/^\d{1,9}$/.test(value)) return `?${key}=${value} is not a whole number`;
-    if (k === 'sslmode' && !SSL_MODES.has(value)) return `?${key}=${value} is no SSL mode: use one of ${[...SSL_MODES].join(', ')}`;
-    if (FILE_PARAMS.includes(key) && !existsSync(value)) return `?${key}=${value}: no such file`;
-  }
-  return null;
-}
-
-/** What each file parameter holds, for the message that asks for it. */
-const FILE_PARAM_HOLDS: Record<string, string> = { sslcert: 'the client certificate', sslkey: 'the client key', sslrootcert: 'the CA certificate' };
-
-/**
- * A file parameter of a PostgreSQL URL that names a directory, or null; a missing file is
- * postgresUrlProblem's. The driver reads these files as it parses the URL: `?sslrootcert=` naming a
- * directory was a bare "EISDIR: illegal operation on a directory", with no word of the parameter.
- * Other kinds are left to the driver: a pipe can be a real certificate (`sslrootcert=<(vault ...)`).
- */
-export function postgresUrlFileProblem(url: string): string | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return null;
-  }
-  for (const [key, value] of u.searchParams) {
+    if (k === 'port' && !(/^\d{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535)) return usage(`?${key}=${value} is no port: give a number from 1 to 65535`);
+    if (WHOLE_NUMBER_PARAMS.includes(k) && !/^\d{1,9}$/.test(value)) return usage(`?${key}=${value} is not a whole number`);
+    if (k === 'sslmode' && !SSL_MODES.has(value)) return usage(`?${key}=${value} is no SSL mode: use one of ${[...SSL_MODES].join(', ')}`);
     if (!FILE_PARAMS.includes(key)) continue;
-    let dir = false;
+    let dir: boolean;
     try {
       dir = statSync(value).isDirectory();
     } catch {
-      continue;
+      return usage(`?${key}=${value}: no such file`);
     }
-    if (dir) return `?${key}=${value} is a directory; give the file of ${FILE_PARAM_HOLDS[key]!} in it`;
+    if (dir) return { kind: 'file', message: `?${key}=${value} is a directory; give the file of ${FILE_PARAM_HOLDS[key]!} in it` };
   }
   return null;
 }

@@ -106,11 +106,15 @@ storeTest('CLI: bad input gets a clear error, a non-zero exit and changes nothin
     const toCurl = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=curl']);
     assert.equal(toCurl.code, 4, toCurl.err);
     assert.match(toCurl.err, /^egress-triage: rule refused: the rule would also suppress 1 detection\(s\) to risky destinations \(webhook\.site:443\)/);
-    // the same match again moves nothing, and says so
-    const same = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'process=tailscaled', '--condition', 'ip_address=100.64.0.0/10']);
-    assert.equal(same.code, 2, same.err);
-    assert.match(same.err, /^egress-triage: update keeps what the rule matches, so no detection moves: re-run with --yes to confirm \(nothing was changed\)$/m);
     assert.equal(await state(at), s1, 'no update without --yes changed anything');
+    // the same match written again (keys in another order, a blank around a value) moves nothing: no
+    // preview, no --yes, and the rule keeps every detection it suppressed
+    const same = cli(['rules', 'update', c.rule.rule_id, ...base, '--condition', 'ip_address=100.64.0.0/10 ', '--condition', 'process=tailscaled', '--json']);
+    assert.equal(same.code, 0, same.err);
+    const sameOut = JSON.parse(same.out);
+    assert.deepEqual([sameOut.rule.conditions, sameOut.suppressed, sameOut.restored, sameOut.kept], [{ process: 'tailscaled', ip_address: '100.64.0.0/10' }, 0, 0, 2]);
+    const [before, after] = [JSON.parse(s1), JSON.parse(await state(at))];
+    assert.deepEqual(after[0], before[0], 'no detection moved');
     // a bad cursor is said as the option that carried it
     const cursor = cli(['analyze', ...base, '--cursor', 'garbage']);
     assert.equal(cursor.code, 2, cursor.err);

@@ -3,7 +3,7 @@ import { withPorts, withStoreOptions, printJson, formatTable, type StoreOptions,
 import { UserError } from '../errors.js';
 import { EXIT } from '../exit-codes.js';
 import { RulesService, RuleError, changesNothing, defaultActor } from '../../rules/service.js';
-import { isRuleRefusal, sameConditions } from '../../rules/matcher.js';
+import { isRuleRefusal } from '../../rules/matcher.js';
 import { NEW_OUTBOUND } from '../../domain/types.js';
 import type { RuleConditions, RulePreview, SuppressionRule } from '../../rules/types.js';
 
@@ -183,15 +183,11 @@ export function register(program: Command): void {
       if (changesNothing(input)) {
         throw new UserError('nothing to change: give --name, --description, --detection-id or --condition', EXIT.USAGE);
       }
-      // a new name or description moves no detection: only a change of what the rule matches asks for --yes
-      const rematches = input.conditions !== undefined || input.detection_id !== undefined;
-      if (!opts.yes && rematches) {
+      // Only a change of what the rule matches moves detections, so only it asks for --yes: a new name
+      // or description, or the same match written again (judged as the update judges it), does not.
+      if (!opts.yes && (await run(() => svc.wouldChangeMatch(ctx.tenant, id, input)))) {
         const cur = await run(() => svc.get(ctx.tenant, id));
         const next = { detection_id: input.detection_id ?? cur.id, conditions: input.conditions ?? cur.conditions };
-        // judged as the update judges it: only a changed match is previewed and can be refused
-        if (next.detection_id === cur.id && sameConditions(next.conditions, cur.conditions)) {
-          throw new UserError('update keeps what the rule matches, so no detection moves: re-run with --yes to confirm (nothing was changed)');
-        }
         const p = await run(() => svc.preview(ctx.tenant, next, { exceptRule: cur.rule_id }));
         if (p.refused_reason) throw new UserError(`rule refused: ${p.refused_reason}`, EXIT.REFUSED);
         requireYes(
