@@ -16,7 +16,7 @@ export async function sameDataOnBothStores(
   const g = runCli(['generate', '--runs', '8', '--seed', String(o.seed), '--events', String(o.events), '--out', input]);
   assert.equal(g.status, 0, g.stderr);
   const sqlite = join(dir, 'store.db');
-  const pgUrl = await server.createDatabase(o.database);
+  const pgUrl = await server.createStoreDatabase(o.database);
   for (const db of [sqlite, pgUrl]) {
     const r = await cliResult(['ingest', input, '--db', db, '--format', 'native', '--learning-runs', String(o.learningRuns)]);
     assert.equal(r.status, 0, r.stderr);

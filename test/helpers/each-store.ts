@@ -10,9 +10,11 @@ import { resolveStoreLocation, type StoreBackend } from '../../src/storage/locat
 
 /**
  * Runs a test body once on each store backend: `storeTest('name', async (s) => ...)` registers
- * "name [sqlite]" and "name [postgres]". Each run gets a fresh, empty store: a new SQLite file, or a
- * new database of the one PostgreSQL server this test file starts (usePostgres, on first use; a
- * missing PostgreSQL fails the test with how to install it, it never skips). The body reaches the
+ * "name [sqlite]" and "name [postgres]". Each run gets a fresh store with no data: a new SQLite file
+ * (not made until the first open), or a new database, already migrated (createStoreDatabase), of the
+ * one PostgreSQL server this test file starts (usePostgres, on first use; a missing PostgreSQL fails
+ * the test with how to install it, it never skips). Tests of migrations or of an empty database take
+ * a database of their own (createDatabase). The body reaches the
  * store through the ports (`s.open()`), through the CLI (`--db s.db`, or `s.env`), or, for the checks
  * only raw rows can make, through `s.rows()` with SQL for the backend at hand (`s.backend`).
  *
@@ -101,7 +103,7 @@ export function eachStore(): {
   async function fresh(backend: StoreBackend, label = 'test'): Promise<StoreUnderTest> {
     const dir = join(tmp.dir, `${backend}-${++n}`);
     mkdirSync(dir);
-    const db = backend === 'sqlite' ? join(dir, 'store.db') : await (await server()).createDatabase(label);
+    const db = backend === 'sqlite' ? join(dir, 'store.db') : await (await server()).createStoreDatabase(label);
     const rows = <T>(sql: string, params: unknown[] = []): Promise<T[]> => (backend === 'sqlite' ? sqliteRows<T>(db, sql, params) : postgresRows<T>(db, sql, params));
     const column = async <T>(sql: string, params?: unknown[]) => (await rows<Record<string, unknown>>(sql, params)).map((r) => Object.values(r)[0] as T);
     return {

@@ -108,7 +108,7 @@ export function backends(): Backend[] {
     {
       name: 'postgres',
       async create() {
-        const location = await (await pg()).createDatabase('contract');
+        const location = await (await pg()).createStoreDatabase('contract');
         return { location, connect: () => openConnection(location) };
       },
     },
