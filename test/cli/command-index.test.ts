@@ -24,9 +24,16 @@ test('a command line loads only the module of its command', async () => {
   }
 });
 
-test('no command, help, or an unknown word loads every command, in help order', async () => {
+test('no command, help alone or of an unknown word, or an unknown word loads every command, in help order', async () => {
   const all = COMMAND_MODULES.flatMap((m) => m.names);
-  for (const args of [[], ['--help'], ['help', 'ingest'], ['ingets', 'a.ndjson'], ['-V']]) {
+  for (const args of [[], ['--help'], ['help'], ['help', 'ingets'], ['ingets', 'a.ndjson'], ['-V', 'ingets']]) {
     assert.deepEqual(registered(await loadCommandRegistrars(args)), all, args.join(' '));
   }
+});
+
+test('help of a command loads its module only; the version alone loads none', async () => {
+  for (const m of COMMAND_MODULES) {
+    for (const name of m.names) assert.deepEqual(registered(await loadCommandRegistrars(['help', name])), [...m.names], `help ${name}`);
+  }
+  for (const v of ['-V', '--version']) assert.deepEqual(registered(await loadCommandRegistrars([v])), [], v);
 });

@@ -32,12 +32,15 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
  * The registrars a command line needs. Loading every command module costs most of a second of CPU
  * (the MCP SDK, both database drivers, Redis), paid by every run of the CLI; a command needs only
  * its own module. The root program takes no option with a value, so the first word that is not an
- * option names the command. Anything else (no command, `help`, a mistyped name) loads them all, so
- * the root help and commander's "unknown command" see the whole list.
+ * option names the command, and `help rules` needs rules' module as `rules --help` does. The version
+ * alone needs none. Anything else (no command, `help` alone, a mistyped name) loads them all, so the
+ * root help and commander's "unknown command" see the whole list.
  */
 export async function loadCommandRegistrars(args: readonly string[]): Promise<CommandRegistrar[]> {
-  const first = args.find((a) => !a.startsWith('-'));
-  const own = COMMAND_MODULES.find((m) => first !== undefined && m.names.includes(first));
+  if (args.length === 1 && (args[0] === '-V' || args[0] === '--version')) return [];
+  const words = args.filter((a) => !a.startsWith('-'));
+  const named = words[0] === 'help' ? words[1] : words[0];
+  const own = COMMAND_MODULES.find((m) => named !== undefined && m.names.includes(named));
   const mods = await Promise.all((own ? [own] : COMMAND_MODULES).map((m) => m.load()));
   return mods.map((m) => m.register);
 }
