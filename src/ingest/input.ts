@@ -103,10 +103,11 @@ export async function openInput(path: string, stdin: Readable = process.stdin): 
       trailing = byte;
       // nothing more is read: close the file now rather than when it is collected
       if (path !== '-') raw?.destroy();
-    }, (unused) => (held = unused));
+    });
+    held = members.held;
     stream = (async function* () {
       try {
-        yield* members;
+        yield* members.stream;
       } catch (err) {
         throw readFailure(name, err, consumed, true);
       }
@@ -129,121 +130,126 @@ const FEED_SLICE = 16 << 10;
  * ignored (as gzip and zlib do); anything else is trailing garbage, reported through `trailing`
  * with its byte position, after every member before it was decompressed.
  */
-async function* gunzipMembers(
+function gunzipMembers(
   name: string,
   src: AsyncIterator<Buffer>,
   consumed: () => number,
   trailing: (byte: number) => void,
-  unused: (held: () => number) => void,
-): AsyncGenerator<Buffer> {
+): { stream: AsyncGenerator<Buffer>; held: () => number } {
   let pending: Buffer = EMPTY;
   /** bytes of the read buffer being inflated that zlib has not taken yet; null between deflate streams */
   let feedLeft: number | null = null;
-  // what was read but not yet decoded: the header, trailer or padding bytes in hand, or deflate data not inflated yet
-  unused(() => feedLeft ?? pending.length);
-  /** reads on until `pending` holds n bytes; false when the input ends first */
-  const fill = async (n: number): Promise<boolean> => {
-    while (pending.length < n) {
-      const r = await src.next();
-      if (r.done) return false;
-      pending = pending.length ? Buffer.concat([pending, r.value]) : r.value;
-    }
-    return true;
+  return {
+    stream: members(),
+    // what was read but not yet decoded: the header, trailer or padding bytes in hand, or deflate data not inflated yet
+    held: () => feedLeft ?? pending.length,
   };
-  const cutOff = () => new SourceReadError(name, 'truncated-input', consumed(), 'unexpected end of file');
-  const corrupt = (detail: string) => new SourceReadError(name, 'corrupt-input', consumed() - pending.length, detail);
-  for (let first = true; ; first = false) {
-    if (!first) {
-      for (;;) {
-        if (!(await fill(1))) return;
-        let z = 0;
-        while (z < pending.length && pending[z] === 0) z++;
-        pending = pending.subarray(z);
-        if (pending.length) break;
-      }
-      if (!(await fill(2)) || pending[0] !== 0x1f || pending[1] !== 0x8b) {
-        trailing(consumed() - pending.length);
-        return;
-      }
-    }
-    // the member header (RFC 1952 2.3): ID1 ID2 CM FLG MTIME(4) XFL OS, then the optional fields FLG names
-    if (!(await fill(10))) throw cutOff();
-    if (pending[2] !== 8) throw corrupt(`unknown compression method ${pending[2]}`);
-    const flg = pending[3]!;
-    if (flg & 0xe0) throw corrupt('reserved header flags set');
-    let p = 10;
-    if (flg & 4) {
-      if (!(await fill(p + 2))) throw cutOff();
-      p += 2 + pending.readUInt16LE(p);
-      if (!(await fill(p))) throw cutOff();
-    }
-    for (const field of [8, 16]) {
-      if (!(flg & field)) continue;
-      for (;;) {
-        const z = pending.indexOf(0, p);
-        if (z !== -1) {
-          p = z + 1;
-          break;
-        }
-        if (!(await fill(pending.length + 1))) throw cutOff();
-      }
-    }
-    if (flg & 2) p += 2;
-    if (!(await fill(p))) throw cutOff();
-    pending = pending.subarray(p);
 
-    const inflate = createInflateRaw();
-    /** the bytes read after this member's deflate data (its trailer and what follows) */
-    let after: Buffer = EMPTY;
-    const feeding = (async () => {
-      try {
-        let buf = pending;
-        pending = EMPTY;
-        feeding: for (;;) {
-          // in slices: a write's callback comes once zlib has inflated it and its output is on its
-          // way, so the bytes taken so far follow the records decoded, not the reads ahead of them
-          for (let at = 0; at < buf.length; at += FEED_SLICE) {
-            const slice = buf.subarray(at, at + FEED_SLICE);
-            feedLeft = buf.length - at;
-            const before = inflate.bytesWritten;
-            await new Promise<void>((resolve, reject) => inflate.write(slice, (err) => (err ? reject(err) : resolve())));
-            // zlib consumes less than it was given only once the deflate data ended (Node's zlib.js says so too)
-            const used = inflate.bytesWritten - before;
-            feedLeft = buf.length - at - used;
-            if (used < slice.length) {
-              after = buf.subarray(at + used);
-              break feeding;
-            }
-          }
-          const r = await src.next();
-          if (r.done) break;
-          buf = r.value;
-          feedLeft = buf.length;
+  async function* members(): AsyncGenerator<Buffer> {
+    /** reads on until `pending` holds n bytes; false when the input ends first */
+    const fill = async (n: number): Promise<boolean> => {
+      while (pending.length < n) {
+        const r = await src.next();
+        if (r.done) return false;
+        pending = pending.length ? Buffer.concat([pending, r.value]) : r.value;
+      }
+      return true;
+    };
+    const cutOff = () => new SourceReadError(name, 'truncated-input', consumed(), 'unexpected end of file');
+    const corrupt = (detail: string) => new SourceReadError(name, 'corrupt-input', consumed() - pending.length, detail);
+    for (let first = true; ; first = false) {
+      if (!first) {
+        for (;;) {
+          if (!(await fill(1))) return;
+          let z = 0;
+          while (z < pending.length && pending[z] === 0) z++;
+          pending = pending.subarray(z);
+          if (pending.length) break;
         }
-        // a deflate stream that did not end fails here with zlib's "unexpected end of file"
-        inflate.end();
-      } catch (err) {
-        inflate.destroy(err as Error);
+        if (!(await fill(2)) || pending[0] !== 0x1f || pending[1] !== 0x8b) {
+          trailing(consumed() - pending.length);
+          return;
+        }
       }
-    })();
-    let crc = 0;
-    let size = 0;
-    try {
-      for await (const out of inflate as AsyncIterable<Buffer>) {
-        crc = crc32(out, crc);
-        size = (size + out.length) >>> 0;
-        yield out;
+      // the member header (RFC 1952 2.3): ID1 ID2 CM FLG MTIME(4) XFL OS, then the optional fields FLG names
+      if (!(await fill(10))) throw cutOff();
+      if (pending[2] !== 8) throw corrupt(`unknown compression method ${pending[2]}`);
+      const flg = pending[3]!;
+      if (flg & 0xe0) throw corrupt('reserved header flags set');
+      let p = 10;
+      if (flg & 4) {
+        if (!(await fill(p + 2))) throw cutOff();
+        p += 2 + pending.readUInt16LE(p);
+        if (!(await fill(p))) throw cutOff();
       }
-    } finally {
-      inflate.destroy();
+      for (const field of [8, 16]) {
+        if (!(flg & field)) continue;
+        for (;;) {
+          const z = pending.indexOf(0, p);
+          if (z !== -1) {
+            p = z + 1;
+            break;
+          }
+          if (!(await fill(pending.length + 1))) throw cutOff();
+        }
+      }
+      if (flg & 2) p += 2;
+      if (!(await fill(p))) throw cutOff();
+      pending = pending.subarray(p);
+
+      const inflate = createInflateRaw();
+      /** the bytes read after this member's deflate data (its trailer and what follows) */
+      let after: Buffer = EMPTY;
+      const feeding = (async () => {
+        try {
+          let buf = pending;
+          pending = EMPTY;
+          feeding: for (;;) {
+            // in slices: a write's callback comes once zlib has inflated it and its output is on its
+            // way, so the bytes taken so far follow the records decoded, not the reads ahead of them
+            for (let at = 0; at < buf.length; at += FEED_SLICE) {
+              const slice = buf.subarray(at, at + FEED_SLICE);
+              feedLeft = buf.length - at;
+              const before = inflate.bytesWritten;
+              await new Promise<void>((resolve, reject) => inflate.write(slice, (err) => (err ? reject(err) : resolve())));
+              // zlib consumes less than it was given only once the deflate data ended (Node's zlib.js says so too)
+              const used = inflate.bytesWritten - before;
+              feedLeft = buf.length - at - used;
+              if (used < slice.length) {
+                after = buf.subarray(at + used);
+                break feeding;
+              }
+            }
+            const r = await src.next();
+            if (r.done) break;
+            buf = r.value;
+            feedLeft = buf.length;
+          }
+          // a deflate stream that did not end fails here with zlib's "unexpected end of file"
+          inflate.end();
+        } catch (err) {
+          inflate.destroy(err as Error);
+        }
+      })();
+      let crc = 0;
+      let size = 0;
+      try {
+        for await (const out of inflate as AsyncIterable<Buffer>) {
+          crc = crc32(out, crc);
+          size = (size + out.length) >>> 0;
+          yield out;
+        }
+      } finally {
+        inflate.destroy();
+      }
+      await feeding;
+      pending = after;
+      feedLeft = null;
+      if (!(await fill(8))) throw cutOff();
+      if (pending.readUInt32LE(0) !== crc >>> 0) throw corrupt('CRC-32 of the decompressed data does not match the member trailer');
+      if (pending.readUInt32LE(4) !== size) throw corrupt('length of the decompressed data does not match the member trailer');
+      pending = pending.subarray(8);
     }
-    await feeding;
-    pending = after;
-    feedLeft = null;
-    if (!(await fill(8))) throw cutOff();
-    if (pending.readUInt32LE(0) !== crc >>> 0) throw corrupt('CRC-32 of the decompressed data does not match the member trailer');
-    if (pending.readUInt32LE(4) !== size) throw corrupt('length of the decompressed data does not match the member trailer');
-    pending = pending.subarray(8);
   }
 }
 
