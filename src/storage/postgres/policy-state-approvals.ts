@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { pgDriver, transaction, type PgPool } from './pool.js';
+import { driverUrl, pgDriver, transaction, type PgPool } from './pool.js';
 import {
   APPROVALS_LIST_MAX,
   APPROVED_GRACE_MS,
@@ -201,7 +201,7 @@ export class PgApprovals implements Approvals {
   /** One connection outside the pool LISTENs while anything waits; a failure leaves the polling in charge. */
   private listen(): void {
     if (this.listening || this.closed) return;
-    const client = new (pgDriver().Client)({ connectionString: this.url, connectionTimeoutMillis: 10_000, application_name: 'egress-triage approvals' });
+    const client = new (pgDriver().Client)({ connectionString: driverUrl(this.url), connectionTimeoutMillis: 10_000, application_name: 'egress-triage approvals' });
     this.listener = client;
     client.on('notification', (n) => {
       if (n.payload && this.waiters.has(n.payload)) void this.check(n.payload);

@@ -46,10 +46,34 @@ const types = {
     oid === INT8 && format !== 'binary' ? (v: string) => Number(v) : pgDriver().types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
+/** The SSL modes node-postgres 8 verifies as `verify-full` unless the URL asks for libpq's meaning. */
+const VERIFIED_AS_FULL = new Set(['prefer', 'require', 'verify-ca']);
+
+/**
+ * The URL as the driver is given it. node-postgres 8 checks the server's certificate and host name for
+ * `sslmode=prefer`, `require` and `verify-ca` exactly as for `verify-full` (pg-connection-string), and
+ * says so in a ten-line "SECURITY WARNING" that every command naming one printed on stderr before its
+ * own output. Given `verify-full`, which is what it does either way, it says nothing; docs/scale-out.md
+ * tells the user instead. With `uselibpqcompat=true` the driver reads the modes as libpq does and warns
+ * of nothing: that URL is left as written.
+ */
+export function driverUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  const mode = u.searchParams.get('sslmode');
+  if (mode === null || !VERIFIED_AS_FULL.has(mode) || u.searchParams.get('uselibpqcompat') === 'true') return url;
+  u.searchParams.set('sslmode', 'verify-full');
+  return u.toString();
+}
+
 export function createPool(url: string, settings: PgPoolSettings = {}): PgPool {
   const s = { ...DEFAULT_POOL_SETTINGS, ...settings };
   const pool = new (pgDriver().Pool)({
-    connectionString: url,
+    connectionString: driverUrl(url),
     max: s.max,
     connectionTimeoutMillis: s.connectionTimeoutMs,
     idleTimeoutMillis: s.idleTimeoutMs,
