@@ -103,5 +103,9 @@ export function postgresUrlProblem(url: string): { kind: 'usage' | 'file'; messa
     }
     if (dir) return { kind: 'file', message: `?${key}=${value} is a directory; give the file of ${FILE_PARAM_HOLDS[key]!} in it` };
   }
+  // libpq's verify-ca checks the chain only, so the driver wants the CA named (it refused at connect time, exit 5)
+  if (u.searchParams.get('uselibpqcompat') === 'true' && u.searchParams.get('sslmode') === 'verify-ca' && !u.searchParams.has('sslrootcert')) {
+    return usage('?sslmode=verify-ca with uselibpqcompat=true needs ?sslrootcert=, the CA the server\'s certificate must chain to (or use sslmode=verify-full)');
+  }
   return null;
 }

@@ -143,6 +143,8 @@ test('PostgreSQL: an unreachable server, or a database that does not exist, is a
     // each file the driver reads as it parses the URL, not only the CA: a client certificate and its key
     ['sslmode=require&sslcert=/no/such/client.crt', '?sslcert=/no/such/client.crt: no such file'],
     ['sslmode=require&sslkey=/no/such/client.key', '?sslkey=/no/such/client.key: no such file'],
+    // libpq's verify-ca checks the chain to a CA the URL must name (the driver refused it on connecting, exit 5)
+    ['sslmode=verify-ca&uselibpqcompat=true', "?sslmode=verify-ca with uselibpqcompat=true needs ?sslrootcert=, the CA the server's certificate must chain to (or use sslmode=verify-full)"],
   ]) {
     const bad = runCli(['db', 'status', '--db', `${s.url('egress')}?${query}`]);
     assert.equal(bad.status, 2, `${query}: ${bad.stderr}`);
