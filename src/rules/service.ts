@@ -212,8 +212,8 @@ export class RulesService {
   /**
    * Whether update() with this input would change what the rule matches, judged exactly as update()
    * judges it: the compiled new conditions against the stored ones. The CLI asks before it previews,
-   * so a spelling the compiler reads as the same (`process=tailscaled.exe` for a stored `tailscaled`)
-   * neither previews a change nor asks to confirm one that update() would not make.
+   * so the same conditions written again (keys in another order, blanks around a value) neither
+   * preview a change nor ask to confirm one that update() would not make.
    */
   async wouldChangeMatch(tenant: string, ruleId: string, input: Partial<RuleInput>): Promise<boolean> {
     const current = await this.mustFind(this.repo, tenant, ruleId);
