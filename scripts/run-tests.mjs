@@ -78,9 +78,8 @@ if (binDir) {
   // start() stops it when this process exits
   const server = await PostgresServer.start({ maxConnections: 300, sharedBuffers: '128MB' });
   process.env[SHARED_SERVER_ENV] = `${server.port} ${server.dir}`;
-  // Its CPU is no test process's: said at the end, so the suite's cost can be split (it is a few
-  // minutes of the suite's CPU on two cores, which is why test stores are copied pre-migrated).
-  // (before the hook start() added, which stops it)
+  // Its CPU is no test process's, so no timing of a test file counts it: said at the end (122-137 s
+  // of a whole-suite run on 2026-12-08). Prepended: the exit hook start() added stops the server.
   process.prependListener('exit', () => {
     const s = server.cpuSeconds();
     if (s !== null) process.stdout.write(`ℹ shared PostgreSQL server CPU ${s.toFixed(1)} s\n`);
